@@ -1,0 +1,67 @@
+// The ContainerRuntime interface: what the agent's reconciler needs from the
+// runtime core. native.ts implements it over the N-API addon (agent/native);
+// fake.ts implements it in memory for unit tests.
+
+export interface ContainerResources {
+  /** CPU limit in millicores: becomes a CFS quota (and a proportional weight). */
+  cpuMillis: number;
+  /** Memory limit in bytes (no swap beyond it). */
+  memoryBytes: number;
+  /** Most processes and threads in the container. */
+  pids: number;
+}
+
+export interface ContainerSpec {
+  /** Unique on the node; [A-Za-z0-9_.-], 1..64 characters. Names the cgroup and state. */
+  id: string;
+  /** Absolute path of the root filesystem directory. */
+  rootfs: string;
+  command: string[];
+  env: Record<string, string>;
+  /** Absolute path inside the container; "/" by default. */
+  workingDir?: string;
+  hostname: string;
+  resources: ContainerResources;
+  /** stdout and stderr of the container are appended to this host file. */
+  logPath: string;
+}
+
+export interface ContainerExit {
+  /** Exit status when the process exited normally, else 128 + signal. */
+  exitCode: number;
+  /** The signal that ended it, 0 when it exited normally. */
+  signal: number;
+  /** The kernel's OOM killer killed a process of the container. */
+  oomKilled: boolean;
+  finishedAt: Date;
+}
+
+export interface ContainerHandle {
+  id: string;
+  /** Host PID of the container's init (PID 1 inside). */
+  pid: number;
+  startedAt: Date;
+  /** Resolves once the container's init has exited and been reaped. */
+  exited: Promise<ContainerExit>;
+}
+
+export type CgroupMode = "v1" | "v2";
+
+export interface ContainerRuntime {
+  readonly cgroupMode: CgroupMode;
+  /** Creates cgroups and namespaces, pivots into the rootfs and execs the command. */
+  start(spec: ContainerSpec): Promise<ContainerHandle>;
+  /** Sends a signal to the container's init. A container that already exited is not an error. */
+  kill(id: string, signal: NodeJS.Signals | number): Promise<void>;
+  /** SIGTERM, then SIGKILL to every process of the container after the grace period. */
+  stop(id: string, graceSeconds: number): Promise<ContainerExit>;
+  /** Removes what an exited container left (its cgroups). Throws when it still runs. */
+  remove(id: string): Promise<void>;
+  /** Containers started by this runtime that have not been removed. */
+  list(): ContainerHandle[];
+  /**
+   * Kills and removes containers a previous agent run left behind (their
+   * cgroups under this runtime's parent cgroup). Returns their ids.
+   */
+  cleanupStale(): Promise<string[]>;
+}

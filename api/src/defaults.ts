@@ -1,0 +1,17 @@
+// Defaults applied to what users leave out of a manifest.
+import type { ResourceRequest, Resources, RestartPolicy } from "./schemas";
+import { parseBytes, parseCpuMillis } from "./quantity";
+
+export const DEFAULT_NAMESPACE = "default";
+export const DEFAULT_RESOURCES: Resources = { cpuMillis: 100, memoryBytes: 128 * 2 ** 20, pids: 1024 };
+export const DEFAULT_RESTART_POLICY: RestartPolicy = "Always";
+export const DEFAULT_STOP_GRACE_SECONDS = 10;
+
+/** The normalized resources of a request, defaults filled in. */
+export function normalizeResources(req: ResourceRequest | undefined): Resources {
+  return {
+    cpuMillis: req?.cpu !== undefined ? parseCpuMillis(req.cpu) : DEFAULT_RESOURCES.cpuMillis,
+    memoryBytes: req?.memory !== undefined ? parseBytes(req.memory) : DEFAULT_RESOURCES.memoryBytes,
+    pids: req?.pids ?? DEFAULT_RESOURCES.pids,
+  };
+}

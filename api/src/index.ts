@@ -1,0 +1,4 @@
+export * from "./schemas";
+export * from "./errors";
+export * from "./quantity";
+export * from "./defaults";

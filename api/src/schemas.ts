@@ -1,0 +1,235 @@
+// One TypeBox schema per resource. These drive the HTTP API's validation, the
+// OpenAPI document, the CLI's client-side validation and the TypeScript types.
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
+
+export const API_VERSION = "grove/v1";
+export const KINDS = ["App", "Instance", "Node"] as const;
+export type Kind = (typeof KINDS)[number];
+
+/** DNS-1123 label: lower-case alphanumerics and '-', at most 63 characters. */
+export const NAME_PATTERN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/** A CPU quantity: "500m", "2", "0.5", or a number of cores. */
+export const CPU_PATTERN = "^([0-9]+m|[0-9]+(\\.[0-9]{1,3})?)$";
+/** A byte quantity: 67108864, "64Mi", "1Gi", "500M", "128k". */
+export const BYTES_PATTERN = "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|K|M|G|T)?$";
+
+const Name = Type.String({ pattern: NAME_PATTERN, minLength: 1, maxLength: 63 });
+const LabelMap = Type.Record(Type.String({ minLength: 1, maxLength: 253 }), Type.String({ maxLength: 253 }));
+
+export const ObjectMeta = Type.Object(
+  {
+    name: Name,
+    namespace: Type.Optional(Name),
+    labels: Type.Optional(LabelMap),
+    uid: Type.Optional(Type.String()),
+    resourceVersion: Type.Optional(Type.String({ description: "etcd mod revision of the object" })),
+    generation: Type.Optional(Type.Integer()),
+    creationTimestamp: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+export type ObjectMeta = Static<typeof ObjectMeta>;
+
+/** Quantities as users write them. */
+export const ResourceRequest = Type.Object(
+  {
+    cpu: Type.Optional(
+      Type.Union([Type.String({ pattern: CPU_PATTERN }), Type.Number({ exclusiveMinimum: 0 })], {
+        description: 'CPU: "250m" (millicores) or cores ("0.5", 2)',
+      }),
+    ),
+    memory: Type.Optional(
+      Type.Union([Type.String({ pattern: BYTES_PATTERN }), Type.Integer({ minimum: 1 })], {
+        description: 'memory limit: "64Mi", "1Gi" or bytes',
+      }),
+    ),
+    pids: Type.Optional(Type.Integer({ minimum: 1, maximum: 4194304, description: "most processes and threads" })),
+  },
+  { additionalProperties: false },
+);
+export type ResourceRequest = Static<typeof ResourceRequest>;
+
+/** Normalized resources as the control plane and agents use them. */
+export const Resources = Type.Object(
+  {
+    cpuMillis: Type.Integer({ minimum: 0 }),
+    memoryBytes: Type.Integer({ minimum: 0 }),
+    pids: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type Resources = Static<typeof Resources>;
+
+export const RestartPolicy = Type.Union([Type.Literal("Always"), Type.Literal("OnFailure"), Type.Literal("Never")]);
+export type RestartPolicy = Static<typeof RestartPolicy>;
+
+export const AppSpec = Type.Object(
+  {
+    rootfs: Type.String({
+      pattern: "^[a-z0-9][a-z0-9._-]*$",
+      maxLength: 128,
+      description: "name of a root filesystem in the agent's rootfs directory (e.g. busybox)",
+    }),
+    command: Type.Array(Type.String(), { minItems: 1, description: "argv of the process" }),
+    env: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }), Type.String())),
+    workingDir: Type.Optional(Type.String({ pattern: "^/" })),
+    instances: Type.Integer({ minimum: 0, maximum: 10000 }),
+    resources: Type.Optional(ResourceRequest),
+    restartPolicy: Type.Optional(RestartPolicy),
+    stopGracePeriodSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
+  },
+  { additionalProperties: false },
+);
+export type AppSpec = Static<typeof AppSpec>;
+
+export const AppStatus = Type.Object({
+  observedGeneration: Type.Optional(Type.Integer()),
+  instances: Type.Optional(Type.Integer()),
+  running: Type.Optional(Type.Integer()),
+  pending: Type.Optional(Type.Integer()),
+});
+export type AppStatus = Static<typeof AppStatus>;
+
+function resource<K extends string, S extends TSchema, St extends TSchema>(kind: K, spec: S, status: St) {
+  return Type.Object(
+    {
+      apiVersion: Type.Literal(API_VERSION),
+      kind: Type.Literal(kind),
+      metadata: ObjectMeta,
+      spec,
+      status: Type.Optional(status),
+    },
+    { additionalProperties: false, $id: kind },
+  );
+}
+
+export const App = resource("App", AppSpec, AppStatus);
+export type App = Static<typeof App>;
+
+export const InstanceState = Type.Union([
+  Type.Literal("Pending"),
+  Type.Literal("Starting"),
+  Type.Literal("Running"),
+  Type.Literal("Exited"),
+  Type.Literal("Failed"),
+  Type.Literal("OOMKilled"),
+]);
+export type InstanceState = Static<typeof InstanceState>;
+export const TERMINAL_STATES: readonly InstanceState[] = ["Exited", "Failed", "OOMKilled"];
+
+export const InstanceSpec = Type.Object(
+  {
+    app: Name,
+    appUid: Type.String(),
+    index: Type.Integer({ minimum: 0 }),
+    rootfs: Type.String(),
+    command: Type.Array(Type.String()),
+    env: Type.Optional(Type.Record(Type.String(), Type.String())),
+    workingDir: Type.Optional(Type.String()),
+    resources: Resources,
+    restartPolicy: RestartPolicy,
+    stopGracePeriodSeconds: Type.Integer({ minimum: 0 }),
+    /** How many instances of this index ended before this one (replacements). */
+    restarts: Type.Integer({ minimum: 0 }),
+    /** The node this instance is bound to; set once by the scheduler. */
+    nodeName: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+export type InstanceSpec = Static<typeof InstanceSpec>;
+
+export const PlacementExplain = Type.Object({
+  nodesConsidered: Type.Integer(),
+  rejected: Type.Record(Type.String(), Type.Integer(), { description: "filter name -> nodes it rejected" }),
+  scores: Type.Optional(Type.Record(Type.String(), Type.Number())),
+  chosen: Type.Optional(Type.String()),
+});
+export type PlacementExplain = Static<typeof PlacementExplain>;
+
+export const InstanceStatus = Type.Object({
+  state: InstanceState,
+  reason: Type.Optional(Type.String()),
+  message: Type.Optional(Type.String()),
+  nodeName: Type.Optional(Type.String()),
+  exitCode: Type.Optional(Type.Integer()),
+  signal: Type.Optional(Type.Integer()),
+  pid: Type.Optional(Type.Integer()),
+  scheduledAt: Type.Optional(Type.String()),
+  startedAt: Type.Optional(Type.String()),
+  finishedAt: Type.Optional(Type.String()),
+  explain: Type.Optional(PlacementExplain),
+});
+export type InstanceStatus = Static<typeof InstanceStatus>;
+
+export const Instance = resource("Instance", InstanceSpec, InstanceStatus);
+export type Instance = Static<typeof Instance>;
+
+export const NodeCondition = Type.Object({
+  type: Type.String(),
+  status: Type.Union([Type.Literal("True"), Type.Literal("False"), Type.Literal("Unknown")]),
+  reason: Type.Optional(Type.String()),
+  message: Type.Optional(Type.String()),
+  lastTransitionTime: Type.Optional(Type.String()),
+});
+export type NodeCondition = Static<typeof NodeCondition>;
+
+export const NodeSpec = Type.Object(
+  {
+    unschedulable: Type.Optional(Type.Boolean({ description: "cordoned: no new instances are placed here" })),
+  },
+  { additionalProperties: false },
+);
+export type NodeSpec = Static<typeof NodeSpec>;
+
+export const NodeStatus = Type.Object({
+  capacity: Type.Optional(Resources),
+  allocatable: Type.Optional(Resources),
+  allocated: Type.Optional(Resources),
+  addresses: Type.Optional(Type.Array(Type.String())),
+  conditions: Type.Optional(Type.Array(NodeCondition)),
+  lastHeartbeatTime: Type.Optional(Type.String()),
+  agentVersion: Type.Optional(Type.String()),
+  kernel: Type.Optional(Type.String()),
+  cgroupMode: Type.Optional(Type.String()),
+});
+export type NodeStatus = Static<typeof NodeStatus>;
+
+export const Node = resource("Node", NodeSpec, NodeStatus);
+export type Node = Static<typeof Node>;
+
+export type AnyResource = App | Instance | Node;
+
+export const SCHEMAS = { App, Instance, Node } as const;
+
+export function listSchema<S extends TSchema>(kind: string, item: S) {
+  return Type.Object({
+    apiVersion: Type.Literal(API_VERSION),
+    kind: Type.Literal(`${kind}List`),
+    metadata: Type.Object({ resourceVersion: Type.String() }),
+    items: Type.Array(item),
+  });
+}
+
+export interface List<T> {
+  apiVersion: typeof API_VERSION;
+  kind: string;
+  metadata: { resourceVersion: string };
+  items: T[];
+}
+
+export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "ERROR";
+/** One line of a watch stream (newline-delimited JSON). */
+export interface WatchEvent<T> {
+  type: WatchEventType;
+  object: T;
+}
+
+/** Which kinds live in a namespace. Nodes are cluster-scoped. */
+export function isNamespaced(kind: Kind): boolean {
+  return kind !== "Node";
+}
+
+/** The URL collection name of a kind ("App" -> "apps"). */
+export function pluralOf(kind: Kind): string {
+  return kind.toLowerCase() + "s";
+}

@@ -1,0 +1,90 @@
+// The Store: the small interface the control plane keeps its desired state
+// behind. The etcd implementation is etcd-store.ts; nothing else in the control
+// plane talks to etcd directly.
+//
+// Revisions are etcd revisions as decimal strings (they are 64-bit). An object's
+// resourceVersion is the mod revision of its key.
+
+export interface KeyValue<T> {
+  key: string;
+  value: T;
+  /** etcd mod revision of the key: the object's resourceVersion. */
+  modRevision: string;
+}
+
+export interface ListResult<T> {
+  items: KeyValue<T>[];
+  /** The store revision the list was read at; watch from revision + 1. */
+  revision: string;
+}
+
+export type WatchEvent<T> =
+  | { type: "put"; key: string; value: T; modRevision: string; created: boolean }
+  | { type: "delete"; key: string; prevValue: T | undefined; modRevision: string };
+
+export interface WatchHandlers<T> {
+  /** Called in revision order, once per event, never twice for the same revision. */
+  onEvent(event: WatchEvent<T>): void;
+  /**
+   * Called when events were lost (the resume revision was compacted): the
+   * watch has relisted and `items` is the full current state under the prefix
+   * at `revision`. Consumers must replace their cache with it.
+   */
+  onRelist?(items: KeyValue<T>[], revision: string): void;
+  /** Called with an error the watch cannot recover from (it has stopped). */
+  onError?(err: Error): void;
+}
+
+export interface Watch {
+  /** The revision the next delivered event will be at least at. */
+  readonly resumeRevision: string;
+  close(): Promise<void>;
+}
+
+/** One operation of an atomic transaction. */
+export type TxnCompare =
+  /** The key's mod revision equals this ("0" means the key must not exist). */
+  { key: string; modRevision: string };
+export type TxnOp<T> = { type: "put"; key: string; value: T } | { type: "delete"; key: string };
+
+export interface TxnResult {
+  succeeded: boolean;
+  /** The store revision after the transaction (when it succeeded). */
+  revision: string;
+}
+
+export interface Store {
+  get<T>(key: string): Promise<KeyValue<T> | undefined>;
+  list<T>(prefix: string): Promise<ListResult<T>>;
+  /** Creates the key; throws GroveError AlreadyExists when it exists. Returns the new mod revision. */
+  create<T>(key: string, value: T): Promise<string>;
+  /**
+   * Replaces the key when its mod revision still equals `expectedModRevision`;
+   * throws GroveError Conflict when it changed and NotFound when it is gone.
+   */
+  update<T>(key: string, value: T, expectedModRevision: string): Promise<string>;
+  /** Deletes the key (only at that mod revision when given); throws NotFound / Conflict. */
+  delete(key: string, expectedModRevision?: string): Promise<void>;
+  /** All compares must hold, then all ops apply atomically. */
+  txn<T>(compares: TxnCompare[], ops: TxnOp<T>[]): Promise<TxnResult>;
+  /**
+   * Watches every key under the prefix starting at `fromRevision` (inclusive).
+   * The wrapper keeps its own resume revision (last event's mod revision + 1)
+   * across reconnects and relists when etcd reports it compacted.
+   */
+  watch<T>(prefix: string, fromRevision: string, handlers: WatchHandlers<T>): Promise<Watch>;
+  /** Resolves when the store answers; rejects with GroveError StoreUnavailable otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Key layout, all under /grove/. */
+export const Keys = {
+  prefix: "/grove/",
+  object: (plural: string, namespace: string | undefined, name: string) =>
+    namespace ? `/grove/${plural}/${namespace}/${name}` : `/grove/${plural}/${name}`,
+  collection: (plural: string, namespace?: string) =>
+    namespace ? `/grove/${plural}/${namespace}/` : `/grove/${plural}/`,
+  /** Heartbeats live apart from Node objects so they do not bump node revisions. */
+  heartbeat: (node: string) => `/grove/heartbeats/${node}`,
+} as const;

@@ -1,0 +1,12 @@
+// Original file: grove.proto
+
+
+export interface Registered {
+  'nodeName'?: (string);
+  'heartbeatIntervalMs'?: (number);
+}
+
+export interface Registered__Output {
+  'nodeName': (string);
+  'heartbeatIntervalMs': (number);
+}
