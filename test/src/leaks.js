@@ -1,0 +1,64 @@
+// Suite-level leak check: what integration tests may create on the host
+// (cgroups under the grove parents, mounts, network namespaces) is
+// snapshotted before the suite and compared after it.
+"use strict";
+const fs = require("node:fs");
+const path = require("node:path");
+
+const CGROUP_ROOTS = ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"];
+
+function groveCgroups() {
+  const out = [];
+  for (const root of CGROUP_ROOTS) {
+    let entries = [];
+    try {
+      entries = fs.readdirSync(root, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory() || !e.name.startsWith("grove")) continue;
+      const dir = path.join(root, e.name);
+      out.push(dir);
+      try {
+        for (const c of fs.readdirSync(dir, { withFileTypes: true })) if (c.isDirectory()) out.push(path.join(dir, c.name));
+      } catch {
+        /* raced with removal */
+      }
+    }
+  }
+  return out.sort();
+}
+
+function groveMounts() {
+  return fs
+    .readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4])
+    .filter((p) => p && /grove/.test(p))
+    .sort();
+}
+
+function netns() {
+  try {
+    return fs.readdirSync("/run/netns").filter((n) => n.startsWith("grove")).sort();
+  } catch {
+    return [];
+  }
+}
+
+function snapshot() {
+  return { cgroups: groveCgroups(), mounts: groveMounts(), netns: netns() };
+}
+
+function diff(before, after) {
+  const problems = [];
+  for (const k of Object.keys(after)) {
+    const was = new Set(before[k]);
+    const added = after[k].filter((x) => !was.has(x));
+    if (added.length) problems.push(`${k}: ${added.join(", ")}`);
+  }
+  return problems;
+}
+
+module.exports = { snapshot, diff, SNAPSHOT_FILE: path.join(require("node:os").tmpdir(), `grove-leaks-${process.getuid()}.json`) };
