@@ -1,0 +1,296 @@
+// The typed HTTP client of the /v1 API. Error bodies become GroveErrors with the server's
+// stable code; failures to reach the server at all become ClientErrors.
+import { ERROR_CODES, GroveError, type ErrorBody, type ErrorCode, type FieldError } from "./errors";
+import {
+  isNamespaced,
+  pluralOf,
+  type App,
+  type Instance,
+  type Kind,
+  type List,
+  type Node,
+  type WatchEvent,
+} from "./schemas";
+import { DEFAULT_NAMESPACE } from "./defaults";
+
+/** The object type of each kind. */
+export type ResourceOf<K extends Kind> = K extends "App" ? App : K extends "Instance" ? Instance : Node;
+
+export interface GroveClientOptions {
+  /** Base URL, e.g. http://127.0.0.1:7443 */
+  server: string;
+  token: string;
+  /** Per-request timeout (not applied to the body of a watch). Default 30 s. */
+  timeoutMs?: number;
+}
+
+export type ClientErrorCode = "Unreachable" | "Timeout" | "BadResponse";
+
+/** The request never got an API answer: connection refused, DNS, timeout, or a non-API response. */
+export class ClientError extends Error {
+  constructor(
+    readonly code: ClientErrorCode,
+    message: string,
+    readonly url: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "ClientError";
+  }
+}
+
+export interface ApplyResult<T> {
+  object: T;
+  /** True when the server created the object (201), false when it replaced it (200). */
+  created: boolean;
+}
+
+export interface Health {
+  healthy: boolean;
+  ready: boolean;
+}
+
+export interface ListOptions {
+  /** The namespace of a namespaced kind; `allNamespaces` lists them all. Ignored for nodes. */
+  namespace?: string;
+  allNamespaces?: boolean;
+}
+
+export interface WatchOptions extends ListOptions {
+  /** Stream changes after this revision; without it the server first sends ADDED for every object. */
+  resourceVersion?: string;
+}
+
+/** An open watch: iterate the events; close() ends the iteration and the connection. */
+export interface WatchStream<T> extends AsyncIterable<WatchEvent<T>> {
+  close(): void;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+export class GroveClient {
+  readonly server: string;
+  private readonly token: string;
+  private readonly timeoutMs: number;
+
+  constructor(options: GroveClientOptions) {
+    this.server = options.server.replace(/\/+$/, "");
+    this.token = options.token;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  async list<K extends Kind>(kind: K, options: ListOptions = {}): Promise<List<ResourceOf<K>>> {
+    return (await this.request("GET", this.collectionPath(kind, options))).body as List<ResourceOf<K>>;
+  }
+
+  async get<K extends Kind>(kind: K, name: string, namespace?: string): Promise<ResourceOf<K>> {
+    return (await this.request("GET", this.objectPath(kind, name, namespace))).body as ResourceOf<K>;
+  }
+
+  /** Creates or replaces (PUT). A set metadata.resourceVersion must match the stored one (else Conflict). */
+  async apply<T extends App | Node>(object: T): Promise<ApplyResult<T>> {
+    const kind = object.kind as Kind;
+    const res = await this.request("PUT", this.objectPath(kind, object.metadata.name, object.metadata.namespace), object);
+    return { object: res.body as T, created: res.status === 201 };
+  }
+
+  /** Deletes and returns the deleted object. */
+  async delete<K extends Kind>(kind: K, name: string, namespace?: string): Promise<ResourceOf<K>> {
+    return (await this.request("DELETE", this.objectPath(kind, name, namespace))).body as ResourceOf<K>;
+  }
+
+  /** /healthz and /readyz; an unreachable server throws ClientError. */
+  async health(): Promise<Health> {
+    const probe = async (p: string) => (await this.fetch("GET", p, undefined, false)).ok;
+    const [healthy, ready] = await Promise.all([probe("/healthz"), probe("/readyz")]);
+    return { healthy, ready };
+  }
+
+  async watch<K extends Kind>(kind: K, options: WatchOptions = {}): Promise<WatchStream<ResourceOf<K>>> {
+    const query = new URLSearchParams({ watch: "1" });
+    if (options.resourceVersion !== undefined) query.set("resourceVersion", options.resourceVersion);
+    const controller = new AbortController();
+    const url = `${this.collectionPath(kind, options)}?${query.toString()}`;
+    const res = await this.fetch("GET", url, undefined, true, controller);
+    if (!res.ok) throw await toGroveError(res, this.server + url);
+    if (!res.body) throw new ClientError("BadResponse", `watch response from ${this.server} has no body`, this.server + url);
+    return new NdjsonWatch<ResourceOf<K>>(res.body, controller, this.server + url);
+  }
+
+  collectionPath(kind: Kind, options: ListOptions = {}): string {
+    if (!isNamespaced(kind) || options.allNamespaces) return `/v1/${pluralOf(kind)}`;
+    return `/v1/namespaces/${encodeURIComponent(options.namespace ?? DEFAULT_NAMESPACE)}/${pluralOf(kind)}`;
+  }
+
+  objectPath(kind: Kind, name: string, namespace?: string): string {
+    const base = isNamespaced(kind)
+      ? `/v1/namespaces/${encodeURIComponent(namespace ?? DEFAULT_NAMESPACE)}/${pluralOf(kind)}`
+      : `/v1/${pluralOf(kind)}`;
+    return `${base}/${encodeURIComponent(name)}`;
+  }
+
+  private async request(method: string, p: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+    const res = await this.fetch(method, p, body, true);
+    if (!res.ok) throw await toGroveError(res, this.server + p);
+    const text = await res.text();
+    try {
+      return { status: res.status, body: JSON.parse(text) };
+    } catch {
+      throw new ClientError(
+        "BadResponse",
+        `${method} ${this.server}${p}: the server answered ${res.status} with a body that is not JSON`,
+        this.server + p,
+      );
+    }
+  }
+
+  private async fetch(
+    method: string,
+    p: string,
+    body: unknown,
+    auth: boolean,
+    controller?: AbortController,
+  ): Promise<Response> {
+    const url = this.server + p;
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (auth) headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    // Plain requests time out as a whole; a watch only until its headers arrive, since its body
+    // streams for as long as the caller keeps it open (close() aborts it).
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    let signal: AbortSignal;
+    if (controller) {
+      timer = setTimeout(() => {
+        timedOut = true;
+        controller.abort();
+      }, this.timeoutMs);
+      signal = controller.signal;
+    } else {
+      signal = AbortSignal.timeout(this.timeoutMs);
+    }
+    try {
+      return await fetch(url, {
+        method,
+        headers,
+        signal,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+    } catch (err) {
+      throw unreachable(timedOut ? new DOMException("timed out", "TimeoutError") : err, this.server, url, this.timeoutMs);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** connection refused, DNS, TLS, timeout -> ClientError with the underlying code in the message. */
+function unreachable(err: unknown, server: string, url: string, timeoutMs: number): ClientError {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string; errors?: { code?: string }[] } };
+  if (e.name === "TimeoutError") {
+    return new ClientError("Timeout", `cannot reach the control plane at ${server}: no answer within ${timeoutMs} ms`, url, {
+      cause: err,
+    });
+  }
+  const code = e.cause?.code ?? e.cause?.errors?.[0]?.code;
+  const detail = code ?? e.cause?.message ?? e.message ?? String(err);
+  return new ClientError("Unreachable", `cannot reach the control plane at ${server}: ${detail}`, url, { cause: err });
+}
+
+const HINTS: Partial<Record<ErrorCode, string>> = {
+  StoreUnavailable: "the control plane is up but its store (etcd) is unavailable; writes and reads will fail until etcd is back",
+  Unauthorized: "the control plane rejected the token; check GROVE_TOKEN or the token in ~/.grove/config.json",
+};
+
+const STATUS_CODES: Record<number, ErrorCode> = {
+  400: "BadRequest",
+  401: "Unauthorized",
+  404: "NotFound",
+  409: "Conflict",
+  410: "Gone",
+  503: "StoreUnavailable",
+};
+
+/** Maps a non-2xx response to a GroveError: the body's code when it is one of ours, else from the status. */
+export async function toGroveError(res: Response, url: string): Promise<GroveError> {
+  const text = await res.text().catch(() => "");
+  let body: Partial<ErrorBody> | undefined;
+  try {
+    body = JSON.parse(text) as Partial<ErrorBody>;
+  } catch {
+    body = undefined;
+  }
+  const known = typeof body?.code === "string" && Object.prototype.hasOwnProperty.call(ERROR_CODES, body.code);
+  const code: ErrorCode = known ? (body?.code as ErrorCode) : (STATUS_CODES[res.status] ?? "Internal");
+  const serverMessage =
+    typeof body?.message === "string" && body.message !== ""
+      ? body.message
+      : `HTTP ${res.status} ${res.statusText} from ${url}${text && !body ? `: ${text.slice(0, 200)}` : ""}`;
+  const hint = HINTS[code];
+  const message = hint ? `${hint} (${serverMessage})` : serverMessage;
+  const details = Array.isArray(body?.details) ? (body.details as FieldError[]) : undefined;
+  return new GroveError(code, message, details);
+}
+
+/** Newline-delimited JSON WatchEvents read from a response body. */
+class NdjsonWatch<T> implements WatchStream<T> {
+  private closed = false;
+
+  constructor(
+    private readonly body: ReadableStream<Uint8Array>,
+    private readonly controller: AbortController,
+    private readonly url: string,
+  ) {}
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.controller.abort();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<WatchEvent<T>> {
+    const reader = this.body.getReader();
+    const decoder = new TextDecoder();
+    let buffered = "";
+    try {
+      for (;;) {
+        let chunk: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          chunk = await reader.read();
+        } catch (err) {
+          if (this.closed) return;
+          throw new ClientError("Unreachable", `watch ${this.url} broke: ${(err as Error).message}`, this.url, { cause: err });
+        }
+        if (chunk.done) {
+          buffered += decoder.decode();
+          if (buffered.trim() !== "") yield this.parse(buffered);
+          return;
+        }
+        buffered += decoder.decode(chunk.value, { stream: true });
+        let newline: number;
+        while ((newline = buffered.indexOf("\n")) >= 0) {
+          const line = buffered.slice(0, newline);
+          buffered = buffered.slice(newline + 1);
+          if (line.trim() === "") continue; // keep-alive
+          yield this.parse(line);
+          if (this.closed) return;
+        }
+      }
+    } finally {
+      this.close();
+      try {
+        reader.releaseLock();
+      } catch {
+        // a read may still be settling after the abort; the stream is cancelled either way
+      }
+    }
+  }
+
+  private parse(line: string): WatchEvent<T> {
+    try {
+      return JSON.parse(line) as WatchEvent<T>;
+    } catch {
+      throw new ClientError("BadResponse", `watch ${this.url} sent a line that is not JSON: ${line.slice(0, 200)}`, this.url);
+    }
+  }
+}

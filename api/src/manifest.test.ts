@@ -1,0 +1,182 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { dottedPath, formatProblem, loadManifests, ManifestError, parseManifestText } from "./manifest";
+
+const HELLO = `apiVersion: grove/v1
+kind: App
+metadata:
+  name: hello
+spec:
+  rootfs: busybox
+  instances: 3
+  command: ["sh", "-c", "sleep 1000"]
+  resources:
+    cpu: 250m
+    memory: 64Mi
+`;
+
+function problemsOf(text: string, file = "m.yaml"): string[] {
+  return parseManifestText(text, file).problems.map(formatProblem);
+}
+
+describe("parseManifestText", () => {
+  it("accepts a valid App and keeps it whole", () => {
+    const { objects, problems } = parseManifestText(HELLO, "hello.yaml");
+    expect(problems).toEqual([]);
+    expect(objects).toHaveLength(1);
+    expect(objects[0]?.object.metadata.name).toBe("hello");
+    expect(objects[0]?.object.spec).toMatchObject({ instances: 3, resources: { cpu: "250m", memory: "64Mi" } });
+    expect(objects[0]?.line).toBe(1);
+  });
+
+  it("reports a wrong type at the value's line and column", () => {
+    const text = HELLO.replace("instances: 3", 'instances: "3"');
+    expect(problemsOf(text, "examples/hello.yaml")).toEqual(["examples/hello.yaml:7:14: spec.instances: Expected integer"]);
+  });
+
+  it("reports a missing field at its nearest existing parent", () => {
+    const text = HELLO.replace("  rootfs: busybox\n", "");
+    expect(problemsOf(text)).toEqual(["m.yaml:6:3: spec.rootfs: required field is missing"]);
+  });
+
+  it("reports a missing spec at the document", () => {
+    const text = "apiVersion: grove/v1\nkind: App\nmetadata:\n  name: x\n";
+    expect(problemsOf(text)).toEqual(["m.yaml:1:1: spec: required field is missing"]);
+  });
+
+  it("reports unknown fields at the key", () => {
+    const text = HELLO.replace("  rootfs: busybox", "  rootfs: busybox\n  replicas: 2");
+    expect(problemsOf(text)).toEqual(["m.yaml:7:3: spec.replicas: unknown field"]);
+  });
+
+  it("reports array elements with an index", () => {
+    const text = HELLO.replace('command: ["sh", "-c", "sleep 1000"]', "command:\n    - sh\n    - 7");
+    expect(problemsOf(text)).toEqual(["m.yaml:10:7: spec.command[1]: Expected string"]);
+  });
+
+  it("explains bad quantities with the quantity parser's words", () => {
+    const text = HELLO.replace("cpu: 250m", "cpu: lots").replace("memory: 64Mi", "memory: 64MB");
+    const problems = problemsOf(text);
+    expect(problems).toHaveLength(2);
+    expect(problems[0]).toMatch(/^m\.yaml:10:10: spec\.resources\.cpu: invalid cpu quantity "lots"/);
+    expect(problems[1]).toMatch(/^m\.yaml:11:13: spec\.resources\.memory: invalid byte quantity "64MB"/);
+  });
+
+  it("rejects zero quantities that match the pattern", () => {
+    const text = HELLO.replace("cpu: 250m", "cpu: 0m");
+    expect(problemsOf(text)).toEqual(['m.yaml:10:10: spec.resources.cpu: must be at least 1m, got "0m"']);
+  });
+
+  it("reports YAML syntax errors with line and column", () => {
+    const text = "apiVersion: grove/v1\nkind: App\nmetadata:\n  name: [hello\n";
+    const problems = problemsOf(text);
+    expect(problems.length).toBeGreaterThan(0);
+    expect(problems[0]).toMatch(/^m\.yaml:\d+:\d+: /);
+    expect(problems[0]).not.toContain("\n");
+  });
+
+  it("positions a nested-mapping syntax error at the value it starts in", () => {
+    const text = "apiVersion: grove/v1\nkind: App\nmetadata:\n  name: a\n   bad: indent: here\n";
+    expect(problemsOf(text)[0]).toBe("m.yaml:4:9: Nested mappings are not allowed in compact mappings");
+  });
+
+  it("names the known kinds for an unknown kind", () => {
+    const text = HELLO.replace("kind: App", "kind: Foo");
+    expect(problemsOf(text)).toEqual(['m.yaml:2:7: kind: unknown kind "Foo" (known kinds: App, Instance, Node)']);
+  });
+
+  it("names the supported apiVersion", () => {
+    const text = HELLO.replace("grove/v1", "apps/v1");
+    expect(problemsOf(text)).toEqual(['m.yaml:1:13: apiVersion: unsupported apiVersion "apps/v1" (supported: grove/v1)']);
+  });
+
+  it("rejects Instance manifests with a reason", () => {
+    const text = HELLO.replace("kind: App", "kind: Instance");
+    const [problem] = problemsOf(text);
+    expect(problem).toMatch(/^m\.yaml:2:7: kind: kind Instance cannot be submitted: Instances are created by the control plane/);
+  });
+
+  it("accepts a Node manifest (labels, cordon)", () => {
+    const text = "apiVersion: grove/v1\nkind: Node\nmetadata:\n  name: n1\n  labels: {zone: a}\nspec:\n  unschedulable: true\n";
+    const { objects, problems } = parseManifestText(text, "n.yaml");
+    expect(problems).toEqual([]);
+    expect(objects[0]?.object.kind).toBe("Node");
+  });
+
+  it("rejects a document that is not a mapping", () => {
+    expect(problemsOf("- a\n- b\n")).toEqual([
+      "m.yaml:1:1: a manifest document must be a mapping with apiVersion, kind, metadata and spec",
+    ]);
+  });
+
+  it("skips empty documents and handles several", () => {
+    const text = `${HELLO}---\n${HELLO.replace("name: hello", "name: world")}---\n`;
+    const { objects, problems } = parseManifestText(text, "m.yaml");
+    expect(problems).toEqual([]);
+    expect(objects.map((o) => [o.object.metadata.name, o.documentIndex, o.line])).toEqual([
+      ["hello", 0, 1],
+      ["world", 1, 13],
+    ]);
+  });
+
+  it("positions problems in later documents against the whole file", () => {
+    const text = `${HELLO}---\n${HELLO.replace("instances: 3", "instances: -1")}`;
+    expect(problemsOf(text)).toEqual(["m.yaml:19:14: spec.instances: Expected integer to be greater or equal to 0"]);
+  });
+
+  it("parses JSON manifests with positions", () => {
+    const text = '{\n  "apiVersion": "grove/v1",\n  "kind": "App",\n  "metadata": {"name": "j"},\n  "spec": {"rootfs": "busybox", "command": ["x"], "instances": true}\n}\n';
+    expect(problemsOf(text, "a.json")).toEqual(["a.json:5:64: spec.instances: Expected integer"]);
+  });
+});
+
+describe("dottedPath", () => {
+  it("renders pointers readably", () => {
+    expect(dottedPath("/spec/instances")).toBe("spec.instances");
+    expect(dottedPath("/spec/command/0")).toBe("spec.command[0]");
+    expect(dottedPath("/metadata/labels/grove.io~1zone")).toBe('metadata.labels["grove.io/zone"]');
+  });
+});
+
+describe("loadManifests", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-manifest-"));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("loads a directory's manifests in name order, ignoring other files", () => {
+    fs.writeFileSync(path.join(dir, "b.yaml"), HELLO.replace("name: hello", "name: bbb"));
+    fs.writeFileSync(path.join(dir, "a.yml"), HELLO.replace("name: hello", "name: aaa"));
+    fs.writeFileSync(path.join(dir, "README.md"), "# not a manifest: [");
+    const objects = loadManifests(dir);
+    expect(objects.map((o) => o.object.metadata.name)).toEqual(["aaa", "bbb"]);
+    expect(objects[0]?.file).toBe(path.join(dir, "a.yml"));
+  });
+
+  it("accepts nothing when a later document is bad, and lists every problem", () => {
+    const file = path.join(dir, "two.yaml");
+    fs.writeFileSync(file, `${HELLO}---\n${HELLO.replace("kind: App", "kind: Foo")}`);
+    fs.writeFileSync(path.join(dir, "z.yaml"), HELLO.replace("rootfs: busybox", "rootfs: Busy Box"));
+    let caught: unknown;
+    try {
+      loadManifests(dir);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ManifestError);
+    const lines = (caught as ManifestError).lines();
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toBe(`${file}:14:7: kind: unknown kind "Foo" (known kinds: App, Instance, Node)`);
+    expect(lines[1]).toMatch(/z\.yaml:6:11: spec\.rootfs: Expected string to match/);
+  });
+
+  it("reports a missing path", () => {
+    expect(() => loadManifests(path.join(dir, "nope.yaml"))).toThrow(/nope\.yaml: cannot read: no such file or directory/);
+  });
+
+  it("reports an empty directory", () => {
+    expect(() => loadManifests(dir)).toThrow(/no manifests found/);
+  });
+});
