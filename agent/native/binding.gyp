@@ -1,0 +1,21 @@
+{
+  "targets": [
+    {
+      "target_name": "grove_native",
+      "sources": [
+        "src/error.c",
+        "src/util.c",
+        "src/cgroup.c",
+        "src/container.c",
+        "src/addon.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags": ["-Wall", "-Wextra", "-fvisibility=hidden"],
+      "cflags_c": ["-std=gnu11"],
+      "cflags_cc": ["-std=gnu++17", "-fexceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags!": ["-fno-exceptions"]
+    }
+  ]
+}

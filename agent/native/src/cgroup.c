@@ -1,0 +1,481 @@
+#include "cgroup.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+
+#define CFS_PERIOD_US 100000
+
+/* Controllers Grove needs on v1; cpuacct is joined when mounted, never required. */
+static const char *const v1_required[] = { "memory", "cpu", "pids" };
+static const char *const v1_optional[] = { "cpuacct" };
+#define N_ELEMENTS(a) (sizeof (a) / sizeof ((a)[0]))
+
+void
+grove_string_list_free (char **list, size_t count)
+{
+  if (list == NULL)
+    return;
+  for (size_t i = 0; i < count; i++)
+    free (list[i]);
+  free (list);
+}
+
+int
+grove_cgroup_detect (const char *root, grove_cgroup_mode_t *mode, grove_error_t *err)
+{
+  struct statfs st;
+
+  if (statfs (root, &st) < 0)
+    return grove_error_set (err, errno, "statfs %s", root);
+  *mode = st.f_type == CGROUP2_SUPER_MAGIC ? GROVE_CGROUP_V2 : GROVE_CGROUP_V1;
+  return 0;
+}
+
+const struct grove_cgroup_ops *
+grove_cgroup_ops_for (grove_cgroup_mode_t mode)
+{
+  return mode == GROVE_CGROUP_V2 ? &grove_cgroup_v2_ops : &grove_cgroup_v1_ops;
+}
+
+/* <base>[/<parent>[/<id>]] */
+static int
+cgroup_path (char **out, const char *base, const grove_cgroup_t *cg, int with_id, grove_error_t *err)
+{
+  if (with_id && cg->id != NULL)
+    return grove_asprintf (out, err, "%s/%s/%s", base, cg->parent, cg->id);
+  return grove_asprintf (out, err, "%s/%s", base, cg->parent);
+}
+
+static int
+write_in (const char *dir, const char *file, const char *value, grove_error_t *err)
+{
+  cleanup_free char *path = NULL;
+  if (grove_asprintf (&path, err, "%s/%s", dir, file) < 0)
+    return -1;
+  return grove_write_file (path, value, err);
+}
+
+static int
+write_in_if_exists (const char *dir, const char *file, const char *value, grove_error_t *err)
+{
+  cleanup_free char *path = NULL;
+  if (grove_asprintf (&path, err, "%s/%s", dir, file) < 0)
+    return -1;
+  return grove_write_file_if_exists (path, value, err) < 0 ? -1 : 0;
+}
+
+/* Reads "<key> N" from a flat-keyed file such as memory.events. */
+static int
+read_keyed (const char *path, const char *key, int64_t *value, grove_error_t *err)
+{
+  cleanup_free char *buf = NULL;
+  size_t klen = strlen (key);
+
+  if (grove_read_file (path, &buf, err) < 0)
+    return -1;
+  for (char *line = buf; line != NULL && *line != '\0';)
+    {
+      char *next = strchr (line, '\n');
+      if (next != NULL)
+        *next++ = '\0';
+      if (strncmp (line, key, klen) == 0 && line[klen] == ' ')
+        {
+          *value = strtoll (line + klen + 1, NULL, 10);
+          return 0;
+        }
+      line = next;
+    }
+  return grove_error_set (err, 0, "no `%s` in %s", key, path);
+}
+
+/* Signals the pids listed in <dir>/cgroup.procs; with SIGKILL, repeats until the
+ * list is empty (a process forking while we read is caught by the next pass). */
+static int
+kill_procs (const char *dir, int sig, int *signalled, grove_error_t *err)
+{
+  cleanup_free char *procs = NULL;
+  int total = 0;
+
+  if (grove_asprintf (&procs, err, "%s/cgroup.procs", dir) < 0)
+    return -1;
+  for (int pass = 0; pass < 500; pass++)
+    {
+      cleanup_free char *buf = NULL;
+      int seen = 0;
+      struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+      if (grove_read_file (procs, &buf, err) < 0)
+        {
+          if (err->errnum == ENOENT)
+            break;
+          return -1;
+        }
+      for (char *p = buf; *p != '\0';)
+        {
+          char *end;
+          long pid = strtol (p, &end, 10);
+          if (end == p)
+            break;
+          p = end;
+          while (*p == '\n')
+            p++;
+          if (pid <= 0)
+            continue;
+          seen++;
+          if (kill ((pid_t) pid, sig) == 0 && pass == 0)
+            total++;
+        }
+      if (seen == 0 || sig != SIGKILL)
+        break;
+      nanosleep (&ts, NULL);
+    }
+  if (signalled != NULL)
+    *signalled = total;
+  return 0;
+}
+
+static int
+list_children (const char *dir, char ***ids, size_t *count, grove_error_t *err)
+{
+  cleanup_dir DIR *d = opendir (dir);
+  struct dirent *de;
+
+  if (d == NULL)
+    {
+      if (errno == ENOENT)
+        return 0;
+      return grove_error_set (err, errno, "opendir %s", dir);
+    }
+  while ((de = readdir (d)) != NULL)
+    {
+      int dup = 0;
+      char **nids;
+      if (de->d_type != DT_DIR || strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      for (size_t i = 0; i < *count; i++)
+        if (strcmp ((*ids)[i], de->d_name) == 0)
+          dup = 1;
+      if (dup)
+        continue;
+      nids = realloc (*ids, (*count + 1) * sizeof (char *));
+      if (nids == NULL)
+        return grove_error_set (err, ENOMEM, "list %s", dir);
+      *ids = nids;
+      (*ids)[*count] = strdup (de->d_name);
+      if ((*ids)[*count] == NULL)
+        return grove_error_set (err, ENOMEM, "list %s", dir);
+      (*count)++;
+    }
+  return 0;
+}
+
+/* cpu.shares as Kubernetes computes it: 1024 per CPU, at least 2. */
+static int64_t
+cpu_shares (int64_t millis)
+{
+  int64_t shares = millis * 1024 / 1000;
+  return shares < 2 ? 2 : shares;
+}
+
+/* ---- v1 ---------------------------------------------------------------- */
+
+static int
+v1_controller_mounted (const char *root, const char *controller)
+{
+  char path[4096];
+  struct stat st;
+  snprintf (path, sizeof (path), "%s/%s", root, controller);
+  return stat (path, &st) == 0 && S_ISDIR (st.st_mode);
+}
+
+static int
+v1_mkdirs (const grove_cgroup_t *cg, const char *controller, char **out, grove_error_t *err)
+{
+  cleanup_free char *base = NULL;
+  cleanup_free char *parent = NULL;
+
+  if (grove_asprintf (&base, err, "%s/%s", cg->root, controller) < 0)
+    return -1;
+  if (cgroup_path (&parent, base, cg, 0, err) < 0 || grove_mkdir (parent, 0755, err) < 0)
+    return -1;
+  if (cgroup_path (out, base, cg, 1, err) < 0)
+    return -1;
+  return grove_mkdir (*out, 0755, err);
+}
+
+static int
+v1_setup (const grove_cgroup_t *cg, const grove_resources_t *res, grove_error_t *err)
+{
+  cleanup_free char *memory = NULL;
+  cleanup_free char *cpu = NULL;
+  cleanup_free char *pids = NULL;
+  char value[64];
+
+  if (v1_mkdirs (cg, "memory", &memory, err) < 0 || v1_mkdirs (cg, "cpu", &cpu, err) < 0
+      || v1_mkdirs (cg, "pids", &pids, err) < 0)
+    return -1;
+  for (size_t i = 0; i < N_ELEMENTS (v1_optional); i++)
+    if (v1_controller_mounted (cg->root, v1_optional[i]))
+      {
+        cleanup_free char *opt = NULL;
+        if (v1_mkdirs (cg, v1_optional[i], &opt, err) < 0)
+          return -1;
+      }
+
+  if (res->memory_bytes > 0)
+    {
+      snprintf (value, sizeof (value), "%" PRId64, res->memory_bytes);
+      if (write_in (memory, "memory.limit_in_bytes", value, err) < 0)
+        return -1;
+      /* memsw (memory + swap) exists only with swap accounting; same value = no swap. */
+      if (write_in_if_exists (memory, "memory.memsw.limit_in_bytes", value, err) < 0)
+        return -1;
+    }
+  if (res->cpu_millis > 0)
+    {
+      snprintf (value, sizeof (value), "%d", CFS_PERIOD_US);
+      if (write_in (cpu, "cpu.cfs_period_us", value, err) < 0)
+        return -1;
+      snprintf (value, sizeof (value), "%" PRId64, res->cpu_millis * (CFS_PERIOD_US / 1000));
+      if (write_in (cpu, "cpu.cfs_quota_us", value, err) < 0)
+        return -1;
+      snprintf (value, sizeof (value), "%" PRId64, cpu_shares (res->cpu_millis));
+      if (write_in (cpu, "cpu.shares", value, err) < 0)
+        return -1;
+    }
+  if (res->pids > 0)
+    snprintf (value, sizeof (value), "%" PRId64, res->pids);
+  else
+    snprintf (value, sizeof (value), "max");
+  return write_in (pids, "pids.max", value, err);
+}
+
+static int
+v1_enter (const grove_cgroup_t *cg, pid_t pid, grove_error_t *err)
+{
+  char value[32];
+  snprintf (value, sizeof (value), "%d", (int) pid);
+
+  for (size_t i = 0; i < N_ELEMENTS (v1_required) + N_ELEMENTS (v1_optional); i++)
+    {
+      int optional = i >= N_ELEMENTS (v1_required);
+      const char *controller = optional ? v1_optional[i - N_ELEMENTS (v1_required)] : v1_required[i];
+      cleanup_free char *base = NULL;
+      cleanup_free char *dir = NULL;
+
+      if (optional && !v1_controller_mounted (cg->root, controller))
+        continue;
+      if (grove_asprintf (&base, err, "%s/%s", cg->root, controller) < 0
+          || cgroup_path (&dir, base, cg, 1, err) < 0 || write_in (dir, "cgroup.procs", value, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+static int
+v1_kill (const grove_cgroup_t *cg, int sig, int *signalled, grove_error_t *err)
+{
+  cleanup_free char *base = NULL;
+  cleanup_free char *dir = NULL;
+
+  /* Every process of the container is in its pids cgroup. */
+  if (grove_asprintf (&base, err, "%s/pids", cg->root) < 0 || cgroup_path (&dir, base, cg, 1, err) < 0)
+    return -1;
+  return kill_procs (dir, sig, signalled, err);
+}
+
+static int
+v1_remove (const grove_cgroup_t *cg, grove_error_t *err)
+{
+  for (size_t i = 0; i < N_ELEMENTS (v1_required) + N_ELEMENTS (v1_optional); i++)
+    {
+      const char *controller
+          = i < N_ELEMENTS (v1_required) ? v1_required[i] : v1_optional[i - N_ELEMENTS (v1_required)];
+      cleanup_free char *base = NULL;
+      cleanup_free char *dir = NULL;
+
+      if (grove_asprintf (&base, err, "%s/%s", cg->root, controller) < 0
+          || cgroup_path (&dir, base, cg, 1, err) < 0 || grove_rmdir (dir, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+static int
+v1_list (const grove_cgroup_t *cg, char ***ids, size_t *count, grove_error_t *err)
+{
+  *ids = NULL;
+  *count = 0;
+  for (size_t i = 0; i < N_ELEMENTS (v1_required); i++)
+    {
+      cleanup_free char *base = NULL;
+      cleanup_free char *dir = NULL;
+      if (grove_asprintf (&base, err, "%s/%s", cg->root, v1_required[i]) < 0
+          || cgroup_path (&dir, base, cg, 0, err) < 0 || list_children (dir, ids, count, err) < 0)
+        {
+          grove_string_list_free (*ids, *count);
+          *ids = NULL;
+          *count = 0;
+          return -1;
+        }
+    }
+  return 0;
+}
+
+static int
+v1_oom_kills (const grove_cgroup_t *cg, int64_t *count, grove_error_t *err)
+{
+  cleanup_free char *base = NULL;
+  cleanup_free char *dir = NULL;
+  cleanup_free char *path = NULL;
+
+  if (grove_asprintf (&base, err, "%s/memory", cg->root) < 0 || cgroup_path (&dir, base, cg, 1, err) < 0
+      || grove_asprintf (&path, err, "%s/memory.oom_control", dir) < 0)
+    return -1;
+  return read_keyed (path, "oom_kill", count, err);
+}
+
+const struct grove_cgroup_ops grove_cgroup_v1_ops = {
+  .setup = v1_setup,
+  .enter = v1_enter,
+  .kill = v1_kill,
+  .remove = v1_remove,
+  .list = v1_list,
+  .oom_kills = v1_oom_kills,
+};
+
+/* ---- v2 ---------------------------------------------------------------- */
+
+static int
+v2_setup (const grove_cgroup_t *cg, const grove_resources_t *res, grove_error_t *err)
+{
+  static const char controllers[] = "+memory +cpu +pids";
+  cleanup_free char *parent = NULL;
+  cleanup_free char *dir = NULL;
+  grove_error_t ignored;
+  char value[64];
+
+  if (cgroup_path (&parent, cg->root, cg, 0, err) < 0 || grove_mkdir (parent, 0755, err) < 0)
+    return -1;
+  /* The root usually delegates these already (systemd does); a refusal here shows
+   * up as a failed write to the parent's subtree_control below. */
+  write_in (cg->root, "cgroup.subtree_control", controllers, &ignored);
+  if (write_in (parent, "cgroup.subtree_control", controllers, err) < 0)
+    return -1;
+  if (cgroup_path (&dir, cg->root, cg, 1, err) < 0 || grove_mkdir (dir, 0755, err) < 0)
+    return -1;
+
+  if (res->memory_bytes > 0)
+    {
+      snprintf (value, sizeof (value), "%" PRId64, res->memory_bytes);
+      if (write_in (dir, "memory.max", value, err) < 0)
+        return -1;
+      /* Absent when the kernel has no swap accounting. */
+      if (write_in_if_exists (dir, "memory.swap.max", "0", err) < 0)
+        return -1;
+    }
+  if (res->cpu_millis > 0)
+    {
+      int64_t shares = cpu_shares (res->cpu_millis);
+      /* The shares -> weight mapping runc and the kubelet use: [2, 262144] -> [1, 10000]. */
+      int64_t weight = 1 + ((shares - 2) * 9999) / 262142;
+      if (weight > 10000)
+        weight = 10000;
+      snprintf (value, sizeof (value), "%" PRId64 " %d", res->cpu_millis * (CFS_PERIOD_US / 1000), CFS_PERIOD_US);
+      if (write_in (dir, "cpu.max", value, err) < 0)
+        return -1;
+      snprintf (value, sizeof (value), "%" PRId64, weight);
+      if (write_in (dir, "cpu.weight", value, err) < 0)
+        return -1;
+    }
+  if (res->pids > 0)
+    snprintf (value, sizeof (value), "%" PRId64, res->pids);
+  else
+    snprintf (value, sizeof (value), "max");
+  return write_in (dir, "pids.max", value, err);
+}
+
+static int
+v2_enter (const grove_cgroup_t *cg, pid_t pid, grove_error_t *err)
+{
+  cleanup_free char *dir = NULL;
+  char value[32];
+
+  snprintf (value, sizeof (value), "%d", (int) pid);
+  if (cgroup_path (&dir, cg->root, cg, 1, err) < 0)
+    return -1;
+  return write_in (dir, "cgroup.procs", value, err);
+}
+
+static int
+v2_kill (const grove_cgroup_t *cg, int sig, int *signalled, grove_error_t *err)
+{
+  cleanup_free char *dir = NULL;
+
+  if (cgroup_path (&dir, cg->root, cg, 1, err) < 0)
+    return -1;
+  /* cgroup.kill (5.14+) kills the whole subtree atomically, forks included. */
+  if (sig == SIGKILL && write_in_if_exists (dir, "cgroup.kill", "1", err) < 0 && err->errnum != ENOENT)
+    return -1;
+  return kill_procs (dir, sig, signalled, err);
+}
+
+static int
+v2_remove (const grove_cgroup_t *cg, grove_error_t *err)
+{
+  cleanup_free char *dir = NULL;
+  if (cgroup_path (&dir, cg->root, cg, 1, err) < 0)
+    return -1;
+  return grove_rmdir (dir, err);
+}
+
+static int
+v2_list (const grove_cgroup_t *cg, char ***ids, size_t *count, grove_error_t *err)
+{
+  cleanup_free char *dir = NULL;
+  *ids = NULL;
+  *count = 0;
+  if (cgroup_path (&dir, cg->root, cg, 0, err) < 0)
+    return -1;
+  if (list_children (dir, ids, count, err) < 0)
+    {
+      grove_string_list_free (*ids, *count);
+      *ids = NULL;
+      *count = 0;
+      return -1;
+    }
+  return 0;
+}
+
+static int
+v2_oom_kills (const grove_cgroup_t *cg, int64_t *count, grove_error_t *err)
+{
+  cleanup_free char *dir = NULL;
+  cleanup_free char *path = NULL;
+  if (cgroup_path (&dir, cg->root, cg, 1, err) < 0 || grove_asprintf (&path, err, "%s/memory.events", dir) < 0)
+    return -1;
+  return read_keyed (path, "oom_kill", count, err);
+}
+
+const struct grove_cgroup_ops grove_cgroup_v2_ops = {
+  .setup = v2_setup,
+  .enter = v2_enter,
+  .kill = v2_kill,
+  .remove = v2_remove,
+  .list = v2_list,
+  .oom_kills = v2_oom_kills,
+};

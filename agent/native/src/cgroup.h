@@ -1,0 +1,69 @@
+/* cgroup drivers: one table of functions for v1 (and hybrid hosts, which use
+ * the v1 controllers), one for the unified v2 hierarchy. A container's cgroup
+ * is <root>/<parent>/<id> (v2) or <root>/<controller>/<parent>/<id> (v1). */
+#ifndef GROVE_CGROUP_H
+#define GROVE_CGROUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum
+{
+  GROVE_CGROUP_V1 = 1,
+  GROVE_CGROUP_V2 = 2,
+} grove_cgroup_mode_t;
+
+typedef struct grove_cgroup_s
+{
+  grove_cgroup_mode_t mode;
+  const char *root;   /* "/sys/fs/cgroup", or a fake tree in tests */
+  const char *parent; /* "grove" */
+  const char *id;     /* container id; NULL means the parent cgroup itself */
+} grove_cgroup_t;
+
+typedef struct grove_resources_s
+{
+  int64_t cpu_millis;   /* <= 0: no CPU limit */
+  int64_t memory_bytes; /* <= 0: no memory limit */
+  int64_t pids;         /* <= 0: no pids limit */
+} grove_resources_t;
+
+struct grove_cgroup_ops
+{
+  /* Creates parent and container cgroups and writes the limits. */
+  int (*setup) (const grove_cgroup_t *cg, const grove_resources_t *res, grove_error_t *err);
+  /* Moves pid into the container cgroups. */
+  int (*enter) (const grove_cgroup_t *cg, pid_t pid, grove_error_t *err);
+  /* Signals every process of the cgroup; with SIGKILL repeats until it is empty.
+   * *signalled counts the processes signalled. A missing cgroup counts 0. */
+  int (*kill) (const grove_cgroup_t *cg, int sig, int *signalled, grove_error_t *err);
+  /* Removes the cgroup (cg->id NULL: the parent); a missing one is not an error. */
+  int (*remove) (const grove_cgroup_t *cg, grove_error_t *err);
+  /* Names of the child cgroups of the parent (malloc'd array of malloc'd strings). */
+  int (*list) (const grove_cgroup_t *cg, char ***ids, size_t *count, grove_error_t *err);
+  /* The kernel OOM killer's kill count for the cgroup. */
+  int (*oom_kills) (const grove_cgroup_t *cg, int64_t *count, grove_error_t *err);
+};
+
+extern const struct grove_cgroup_ops grove_cgroup_v1_ops;
+extern const struct grove_cgroup_ops grove_cgroup_v2_ops;
+
+const struct grove_cgroup_ops *grove_cgroup_ops_for (grove_cgroup_mode_t mode);
+
+/* statfs(root): cgroup2 magic means v2, anything else (tmpfs of a v1/hybrid host) v1. */
+int grove_cgroup_detect (const char *root, grove_cgroup_mode_t *mode, grove_error_t *err);
+
+void grove_string_list_free (char **list, size_t count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

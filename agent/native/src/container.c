@@ -1,0 +1,504 @@
+#include "container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+#define CHILD_STACK_SIZE (256 * 1024)
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* The devices every container gets, bind-mounted from the host. */
+static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
+#define N_DEV (sizeof (dev_nodes) / sizeof (dev_nodes[0]))
+
+static const char *const dev_links[][2] = {
+  { "/proc/self/fd", "fd" },
+  { "/proc/self/fd/0", "stdin" },
+  { "/proc/self/fd/1", "stdout" },
+  { "/proc/self/fd/2", "stderr" },
+};
+#define N_LINKS (sizeof (dev_links) / sizeof (dev_links[0]))
+
+/* What the child reports on the error pipe before it _exits. */
+struct child_error
+{
+  int errnum;
+  char msg[1000];
+};
+
+/* Everything the child needs, prepared before clone(): between clone and
+ * execve the child only makes system calls (no malloc, no stdio, no locks). */
+struct child_args
+{
+  int sync_fd; /* read end: one byte once the parent placed us in the cgroups */
+  int err_fd;  /* write end, O_CLOEXEC: EOF at the parent means exec succeeded */
+  int log_fd;
+  int null_fd;
+  const char *rootfs;
+  const char *proc_path;
+  const char *dev_path;
+  char *dev_targets[N_DEV];
+  char *link_paths[N_LINKS];
+  const char *hostname;
+  const char *cwd;
+  const char *argv0;
+  char **candidates; /* NULL-terminated list of paths to try for argv[0] */
+  char *const *argv;
+  char *const *envp;
+};
+
+/* ---- child side: async-signal-safe only -------------------------------- */
+
+static size_t
+safe_append (char *dst, size_t pos, size_t cap, const char *src)
+{
+  while (src != NULL && *src != '\0' && pos + 1 < cap)
+    dst[pos++] = *src++;
+  dst[pos] = '\0';
+  return pos;
+}
+
+__attribute__ ((noreturn)) static void
+child_fail (struct child_args *a, int errnum, const char *what, const char *path)
+{
+  struct child_error ce;
+  size_t pos = 0;
+  ssize_t n;
+
+  memset (&ce, 0, sizeof (ce));
+  ce.errnum = errnum;
+  pos = safe_append (ce.msg, pos, sizeof (ce.msg), what);
+  if (path != NULL)
+    {
+      pos = safe_append (ce.msg, pos, sizeof (ce.msg), " ");
+      safe_append (ce.msg, pos, sizeof (ce.msg), path);
+    }
+  do
+    n = write (a->err_fd, &ce, sizeof (ce));
+  while (n < 0 && errno == EINTR);
+  _exit (127);
+}
+
+/* /proc and /dev must be real directories: a symlink could point the mount
+ * at the host (CVE-2023-28642, CVE-2026-41579). A missing one is created. */
+static void
+child_prepare_dir (struct child_args *a, const char *path, int mode)
+{
+  struct stat st;
+  if (lstat (path, &st) == 0)
+    {
+      if (S_ISLNK (st.st_mode))
+        child_fail (a, ELOOP, "refusing to mount over symlink", path);
+      if (!S_ISDIR (st.st_mode))
+        child_fail (a, ENOTDIR, "mount target", path);
+      return;
+    }
+  if (errno != ENOENT)
+    child_fail (a, errno, "lstat", path);
+  if (mkdir (path, (mode_t) mode) < 0)
+    child_fail (a, errno, "mkdir", path);
+}
+
+static void
+child_setup_dev (struct child_args *a)
+{
+  child_prepare_dir (a, a->dev_path, 0755);
+  if (mount ("tmpfs", a->dev_path, "tmpfs", MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, "mode=755,size=65536k") < 0)
+    child_fail (a, errno, "mount tmpfs on", a->dev_path);
+  for (size_t i = 0; i < N_DEV; i++)
+    {
+      char host[64];
+      size_t pos = safe_append (host, 0, sizeof (host), "/dev/");
+      int fd;
+
+      safe_append (host, pos, sizeof (host), dev_nodes[i]);
+      fd = open (a->dev_targets[i], O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0666);
+      if (fd < 0)
+        child_fail (a, errno, "create", a->dev_targets[i]);
+      close (fd);
+      if (mount (host, a->dev_targets[i], NULL, MS_BIND, NULL) < 0)
+        child_fail (a, errno, "bind-mount device on", a->dev_targets[i]);
+    }
+  for (size_t i = 0; i < N_LINKS; i++)
+    if (symlink (dev_links[i][0], a->link_paths[i]) < 0)
+      child_fail (a, errno, "symlink", a->link_paths[i]);
+}
+
+static void
+child_loopback_up (struct child_args *a)
+{
+  struct ifreq ifr;
+  int fd = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+  if (fd < 0)
+    child_fail (a, errno, "socket for", "lo");
+  memset (&ifr, 0, sizeof (ifr));
+  safe_append (ifr.ifr_name, 0, sizeof (ifr.ifr_name), "lo");
+  if (ioctl (fd, SIOCGIFFLAGS, &ifr) < 0)
+    child_fail (a, errno, "SIOCGIFFLAGS", "lo");
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl (fd, SIOCSIFFLAGS, &ifr) < 0)
+    child_fail (a, errno, "SIOCSIFFLAGS", "lo");
+  close (fd);
+}
+
+static int
+child_main (void *arg)
+{
+  struct child_args *a = arg;
+  struct sigaction dfl;
+  sigset_t none;
+  char byte;
+  ssize_t n;
+  int exec_errno = ENOENT;
+  char cwd_buf[4096];
+
+  /* Node ignores SIGPIPE and handles others; the workload starts from defaults.
+   * The parent blocked all signals around clone() so no Node handler runs here. */
+  memset (&dfl, 0, sizeof (dfl));
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      sigaction (sig, &dfl, NULL);
+  sigemptyset (&none);
+  sigprocmask (SIG_SETMASK, &none, NULL);
+  /* Not dumpable until execve: nothing in the container may open our memory
+   * (/proc/1/mem, /proc/1/exe: this is still a copy of node). */
+  prctl (PR_SET_DUMPABLE, 0, 0, 0, 0);
+
+  do
+    n = read (a->sync_fd, &byte, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1)
+    _exit (126); /* the parent gave up (it could not set up the cgroups) */
+  close (a->sync_fd);
+
+  if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+    child_fail (a, errno, "make rprivate", "/");
+  if (mount (a->rootfs, a->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+    child_fail (a, errno, "bind-mount rootfs", a->rootfs);
+
+  child_prepare_dir (a, a->proc_path, 0555);
+  if (mount ("proc", a->proc_path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    child_fail (a, errno, "mount proc on", a->proc_path);
+  child_setup_dev (a);
+
+  if (chdir (a->rootfs) < 0)
+    child_fail (a, errno, "chdir", a->rootfs);
+  /* pivot_root(".", ".") stacks the old root under the new one; detaching "."
+   * then drops it without needing a put_old directory (as runc does). */
+  if (syscall (SYS_pivot_root, ".", ".") < 0)
+    child_fail (a, errno, "pivot_root", a->rootfs);
+  if (umount2 (".", MNT_DETACH) < 0)
+    child_fail (a, errno, "detach old root of", a->rootfs);
+  if (chdir ("/") < 0)
+    child_fail (a, errno, "chdir", "/");
+
+  if (sethostname (a->hostname, strlen (a->hostname)) < 0)
+    child_fail (a, errno, "sethostname", a->hostname);
+  child_loopback_up (a);
+
+  if (chdir (a->cwd) < 0)
+    child_fail (a, errno, "chdir", a->cwd);
+  /* A cwd outside the root shows up as ENOENT or "(unreachable)" (CVE-2024-21626). */
+  if (syscall (SYS_getcwd, cwd_buf, sizeof (cwd_buf)) < 0)
+    child_fail (a, errno, "getcwd after chdir", a->cwd);
+  if (cwd_buf[0] != '/')
+    child_fail (a, EPERM, "working directory escapes the root:", a->cwd);
+
+  if (dup2 (a->null_fd, 0) < 0 || dup2 (a->log_fd, 1) < 0 || dup2 (a->log_fd, 2) < 0)
+    child_fail (a, errno, "dup2 stdio", NULL);
+  /* Close every inherited descriptor (Node's epoll, eventfds, sockets...) but
+   * the O_CLOEXEC error pipe, which execve closes. */
+  if (a->err_fd > 3 && syscall (SYS_close_range, 3, a->err_fd - 1, 0) < 0)
+    child_fail (a, errno, "close_range", NULL);
+  if (syscall (SYS_close_range, a->err_fd + 1, ~0U, 0) < 0)
+    child_fail (a, errno, "close_range", NULL);
+
+  for (char **c = a->candidates; *c != NULL; c++)
+    {
+      execve (*c, a->argv, a->envp);
+      /* Like execvp: remember a more telling error than ENOENT, keep searching. */
+      if (errno != ENOENT && errno != ENOTDIR)
+        exec_errno = errno;
+    }
+  child_fail (a, exec_errno, "exec", a->argv0);
+}
+
+/* ---- parent side ------------------------------------------------------- */
+
+struct prepared
+{
+  struct child_args a;
+  char *proc_path;
+  char *dev_path;
+  char **candidates;
+};
+
+static void
+prepared_free (struct prepared *p)
+{
+  free (p->proc_path);
+  free (p->dev_path);
+  for (size_t i = 0; i < N_DEV; i++)
+    free (p->a.dev_targets[i]);
+  for (size_t i = 0; i < N_LINKS; i++)
+    free (p->a.link_paths[i]);
+  if (p->candidates != NULL)
+    for (char **c = p->candidates; *c != NULL; c++)
+      free (*c);
+  free (p->candidates);
+}
+
+static void
+closep_pair (int (*fds)[2])
+{
+  grove_closep (&(*fds)[0]);
+  grove_closep (&(*fds)[1]);
+}
+#define cleanup_pipe __attribute__ ((cleanup (closep_pair)))
+#define cleanup_prepared __attribute__ ((cleanup (prepared_free)))
+
+/* The paths execve will try: argv[0] itself when it has a '/', else each PATH entry. */
+static int
+exec_candidates (const grove_container_config_t *cfg, char ***out, grove_error_t *err)
+{
+  const char *cmd = cfg->argv[0];
+  const char *path = DEFAULT_PATH;
+  size_t count = 1, i = 0;
+  char **list;
+
+  if (strchr (cmd, '/') != NULL)
+    {
+      list = calloc (2, sizeof (char *));
+      if (list == NULL || (list[0] = strdup (cmd)) == NULL)
+        {
+          free (list);
+          return grove_error_set (err, ENOMEM, "exec %s", cmd);
+        }
+      *out = list;
+      return 0;
+    }
+  for (char *const *e = cfg->envp; *e != NULL; e++)
+    if (strncmp (*e, "PATH=", 5) == 0)
+      path = *e + 5;
+  for (const char *p = path; *p != '\0'; p++)
+    if (*p == ':')
+      count++;
+  list = calloc (count + 1, sizeof (char *));
+  if (list == NULL)
+    return grove_error_set (err, ENOMEM, "exec %s", cmd);
+  for (const char *p = path;;)
+    {
+      const char *end = strchr (p, ':');
+      size_t len = end != NULL ? (size_t) (end - p) : strlen (p);
+      if (len > 0 && asprintf (&list[i], "%.*s/%s", (int) len, p, cmd) >= 0)
+        i++;
+      if (end == NULL)
+        break;
+      p = end + 1;
+    }
+  *out = list;
+  return 0;
+}
+
+static int
+prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t *err)
+{
+  if (grove_asprintf (&p->proc_path, err, "%s/proc", cfg->rootfs) < 0
+      || grove_asprintf (&p->dev_path, err, "%s/dev", cfg->rootfs) < 0)
+    return -1;
+  for (size_t i = 0; i < N_DEV; i++)
+    if (grove_asprintf (&p->a.dev_targets[i], err, "%s/%s", p->dev_path, dev_nodes[i]) < 0)
+      return -1;
+  for (size_t i = 0; i < N_LINKS; i++)
+    if (grove_asprintf (&p->a.link_paths[i], err, "%s/%s", p->dev_path, dev_links[i][1]) < 0)
+      return -1;
+  if (exec_candidates (cfg, &p->candidates, err) < 0)
+    return -1;
+  p->a.rootfs = cfg->rootfs;
+  p->a.proc_path = p->proc_path;
+  p->a.dev_path = p->dev_path;
+  p->a.hostname = cfg->hostname;
+  p->a.cwd = cfg->cwd != NULL ? cfg->cwd : "/";
+  p->a.argv0 = cfg->argv[0];
+  p->a.candidates = p->candidates;
+  p->a.argv = cfg->argv;
+  p->a.envp = cfg->envp;
+  return 0;
+}
+
+static void
+reap (pid_t pid)
+{
+  while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+}
+
+int
+grove_container_start (const grove_container_config_t *cfg, grove_container_t *out, grove_error_t *err)
+{
+  cleanup_prepared struct prepared p;
+  cleanup_pipe int sync_pipe[2] = { -1, -1 };
+  cleanup_pipe int err_pipe[2] = { -1, -1 };
+  cleanup_close int log_fd = -1;
+  cleanup_close int null_fd = -1;
+  const struct grove_cgroup_ops *ops = grove_cgroup_ops_for (cfg->cgroup->mode);
+  struct child_error ce;
+  sigset_t all, old;
+  void *stack;
+  pid_t pid;
+  int pidfd;
+  ssize_t n;
+
+  memset (&p, 0, sizeof (p));
+  if (cfg->argv == NULL || cfg->argv[0] == NULL || cfg->argv[0][0] == '\0')
+    return grove_error_set (err, EINVAL, "start: empty command");
+  if (prepare (cfg, &p, err) < 0)
+    return -1;
+
+  log_fd = open (cfg->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+  if (log_fd < 0)
+    return grove_error_set (err, errno, "open log %s", cfg->log_path);
+  null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null_fd < 0)
+    return grove_error_set (err, errno, "open /dev/null");
+  if (pipe2 (sync_pipe, O_CLOEXEC) < 0 || pipe2 (err_pipe, O_CLOEXEC) < 0)
+    return grove_error_set (err, errno, "pipe2");
+
+  p.a.sync_fd = sync_pipe[0];
+  p.a.err_fd = err_pipe[1];
+  p.a.log_fd = log_fd;
+  p.a.null_fd = null_fd;
+
+  stack = mmap (NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED)
+    return grove_error_set (err, errno, "mmap child stack");
+
+  /* No Node signal handler may run in the child before it resets them. */
+  sigfillset (&all);
+  pthread_sigmask (SIG_SETMASK, &all, &old);
+  pid = clone (child_main, (char *) stack + CHILD_STACK_SIZE,
+               CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD, &p.a);
+  {
+    int saved = errno;
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
+    /* The child has its own copy of the address space (no CLONE_VM). */
+    munmap (stack, CHILD_STACK_SIZE);
+    errno = saved;
+  }
+  if (pid < 0)
+    return grove_error_set (err, errno, "clone container init for %s", cfg->rootfs);
+
+  grove_closep (&sync_pipe[0]);
+  sync_pipe[0] = -1;
+  grove_closep (&err_pipe[1]);
+  err_pipe[1] = -1;
+
+  pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
+  if (pidfd < 0)
+    {
+      int saved = errno;
+      kill (pid, SIGKILL);
+      reap (pid);
+      return grove_error_set (err, saved, "pidfd_open %d", (int) pid);
+    }
+  fcntl (pidfd, F_SETFD, FD_CLOEXEC);
+
+  /* Into the cgroups before the child runs a single step of its own. */
+  if (ops->enter (cfg->cgroup, pid, err) < 0)
+    {
+      kill (pid, SIGKILL);
+      reap (pid);
+      close (pidfd);
+      return -1;
+    }
+  do
+    n = write (sync_pipe[1], "x", 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1)
+    {
+      int saved = errno;
+      kill (pid, SIGKILL);
+      reap (pid);
+      close (pidfd);
+      return grove_error_set (err, saved, "release container init %d", (int) pid);
+    }
+
+  do
+    n = read (err_pipe[0], &ce, sizeof (ce));
+  while (n < 0 && errno == EINTR);
+  if (n > 0)
+    {
+      reap (pid);
+      close (pidfd);
+      ce.msg[sizeof (ce.msg) - 1] = '\0';
+      return grove_error_set (err, ce.errnum, "%s", ce.msg);
+    }
+
+  out->pid = pid;
+  out->pidfd = pidfd;
+  return 0;
+}
+
+int
+grove_container_wait (pid_t pid, const grove_cgroup_t *cg, grove_exit_t *result, grove_error_t *err)
+{
+  int status = 0;
+  int64_t ooms = 0;
+  grove_error_t ignored;
+
+  while (waitpid (pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return grove_error_set (err, errno, "waitpid %d", (int) pid);
+
+  if (WIFEXITED (status))
+    {
+      result->exit_code = WEXITSTATUS (status);
+      result->signal = 0;
+    }
+  else
+    {
+      result->signal = WIFSIGNALED (status) ? WTERMSIG (status) : 0;
+      result->exit_code = 128 + result->signal;
+    }
+  /* A missing counter (old kernel, removed cgroup) means "not OOM killed". */
+  result->oom_killed = grove_cgroup_ops_for (cg->mode)->oom_kills (cg, &ooms, &ignored) == 0 && ooms > 0;
+  return 0;
+}
+
+int
+grove_pidfd_signal (int pidfd, int sig, grove_error_t *err)
+{
+  if (syscall (SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0)
+    return 1;
+  if (errno == ESRCH)
+    return 0;
+  return grove_error_set (err, errno, "pidfd_send_signal %d", sig);
+}

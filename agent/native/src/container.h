@@ -1,0 +1,55 @@
+/* Starting a container and waiting for its init. */
+#ifndef GROVE_CONTAINER_H
+#define GROVE_CONTAINER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct grove_container_config_s
+{
+  const char *rootfs;   /* absolute host path */
+  char *const *argv;    /* NULL-terminated; argv[0] is resolved through PATH when it has no '/' */
+  char *const *envp;    /* NULL-terminated "KEY=value" */
+  const char *cwd;      /* inside the container */
+  const char *hostname;
+  const char *log_path; /* host file: stdout and stderr, opened O_APPEND */
+  const grove_cgroup_t *cgroup; /* set up already; the child joins it before it runs */
+} grove_container_config_t;
+
+typedef struct grove_container_s
+{
+  pid_t pid;
+  int pidfd; /* O_CLOEXEC pidfd of the init: signals cannot hit a recycled pid */
+} grove_container_t;
+
+typedef struct grove_exit_s
+{
+  int exit_code; /* status, or 128 + signal */
+  int signal;    /* 0 when it exited normally */
+  int oom_killed;
+} grove_exit_t;
+
+/* Clones the init into new pid, mount, uts, ipc and net namespaces, joins it to
+ * cfg->cgroup, and returns once it has exec'd the command (or fails with the
+ * child's error, e.g. "exec /bin/nosuch: No such file or directory"). */
+int grove_container_start (const grove_container_config_t *cfg, grove_container_t *out, grove_error_t *err);
+
+/* Blocks in waitpid(pid) (this pid only: never -1, Node reaps its own children),
+ * then reads the cgroup's OOM kill count. */
+int grove_container_wait (pid_t pid, const grove_cgroup_t *cg, grove_exit_t *result, grove_error_t *err);
+
+/* pidfd_send_signal; returns 1 when sent, 0 when the process is gone (ESRCH). */
+int grove_pidfd_signal (int pidfd, int sig, grove_error_t *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

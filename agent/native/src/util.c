@@ -1,0 +1,144 @@
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void
+grove_freep (void *p)
+{
+  free (*(void **) p);
+}
+
+void
+grove_closep (int *fd)
+{
+  if (*fd >= 0)
+    {
+      int saved = errno;
+      close (*fd);
+      errno = saved;
+    }
+}
+
+void
+grove_closedirp (DIR **dir)
+{
+  if (*dir != NULL)
+    closedir (*dir);
+}
+
+static int
+write_file (const char *path, const char *data, int missing_ok, grove_error_t *err)
+{
+  cleanup_close int fd = open (path, O_WRONLY | O_CLOEXEC);
+  size_t len = strlen (data);
+  ssize_t n;
+
+  if (fd < 0)
+    {
+      if (missing_ok && errno == ENOENT)
+        return 0;
+      return grove_error_set (err, errno, "open %s", path);
+    }
+  do
+    n = write (fd, data, len);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return grove_error_set (err, errno, "write `%s` to %s", data, path);
+  if ((size_t) n != len)
+    return grove_error_set (err, EIO, "short write to %s", path);
+  return 1;
+}
+
+int
+grove_write_file (const char *path, const char *data, grove_error_t *err)
+{
+  return write_file (path, data, 0, err) < 0 ? -1 : 0;
+}
+
+int
+grove_write_file_if_exists (const char *path, const char *data, grove_error_t *err)
+{
+  return write_file (path, data, 1, err);
+}
+
+int
+grove_read_file (const char *path, char **out, grove_error_t *err)
+{
+  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
+  cleanup_free char *buf = NULL;
+  size_t len = 0, cap = 0;
+
+  if (fd < 0)
+    return grove_error_set (err, errno, "open %s", path);
+  for (;;)
+    {
+      ssize_t n;
+      if (cap - len < 4096)
+        {
+          char *nbuf = realloc (buf, cap + 8192);
+          if (nbuf == NULL)
+            return grove_error_set (err, ENOMEM, "read %s", path);
+          buf = nbuf;
+          cap += 8192;
+        }
+      n = read (fd, buf + len, cap - len - 1);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return grove_error_set (err, errno, "read %s", path);
+      if (n == 0)
+        break;
+      len += (size_t) n;
+    }
+  buf[len] = '\0';
+  *out = buf;
+  buf = NULL;
+  return 0;
+}
+
+int
+grove_mkdir (const char *path, int mode, grove_error_t *err)
+{
+  if (mkdir (path, (mode_t) mode) < 0 && errno != EEXIST)
+    return grove_error_set (err, errno, "mkdir %s", path);
+  return 0;
+}
+
+int
+grove_rmdir (const char *path, grove_error_t *err)
+{
+  for (int attempt = 0;; attempt++)
+    {
+      struct timespec ts = { 0, 20 * 1000 * 1000 };
+      if (rmdir (path) == 0 || errno == ENOENT)
+        return 0;
+      if (errno != EBUSY || attempt >= 100)
+        return grove_error_set (err, errno, "rmdir %s", path);
+      nanosleep (&ts, NULL);
+    }
+}
+
+int
+grove_asprintf (char **out, grove_error_t *err, const char *fmt, ...)
+{
+  va_list ap;
+  int n;
+
+  va_start (ap, fmt);
+  n = vasprintf (out, fmt, ap);
+  va_end (ap);
+  if (n < 0)
+    {
+      *out = NULL;
+      return grove_error_set (err, ENOMEM, "format %s", fmt);
+    }
+  return 0;
+}

@@ -1,0 +1,41 @@
+/* Small helpers: scoped cleanup and whole-file reads and writes. */
+#ifndef GROVE_UTIL_H
+#define GROVE_UTIL_H
+
+#include <dirent.h>
+#include <stddef.h>
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+void grove_freep (void *p);
+void grove_closep (int *fd);
+void grove_closedirp (DIR **dir);
+
+#define cleanup_free __attribute__ ((cleanup (grove_freep)))
+#define cleanup_close __attribute__ ((cleanup (grove_closep)))
+#define cleanup_dir __attribute__ ((cleanup (grove_closedirp)))
+
+/* Writes data to an existing file (cgroup control files are never created). */
+int grove_write_file (const char *path, const char *data, grove_error_t *err);
+/* Like grove_write_file, but a missing file is not an error: returns 0 then, 1 when written. */
+int grove_write_file_if_exists (const char *path, const char *data, grove_error_t *err);
+/* Reads a whole (small) file into a NUL-terminated malloc'd buffer. */
+int grove_read_file (const char *path, char **out, grove_error_t *err);
+/* mkdir that accepts an existing directory. */
+int grove_mkdir (const char *path, int mode, grove_error_t *err);
+/* rmdir that accepts a missing directory and retries EBUSY for about two seconds
+ * (a cgroup stays busy while the kernel finishes tearing down its last tasks). */
+int grove_rmdir (const char *path, grove_error_t *err);
+/* asprintf that reports failure through err. */
+int grove_asprintf (char **out, grove_error_t *err, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
