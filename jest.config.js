@@ -2,7 +2,10 @@
 // `integration` (test/: real etcd, the real addon on the real kernel).
 /** @type {import('jest').Config} */
 const transform = { "^.+\\.ts$": ["ts-jest", { isolatedModules: true, tsconfig: "<rootDir>/tsconfig.jest.json" }] };
-const moduleNameMapper = { "^@grove/(proto|api|control-plane|agent|sim)$": "<rootDir>/$1/src" };
+const moduleNameMapper = {
+  "^@grove/control-plane/scheduler$": "<rootDir>/control-plane/src/scheduler",
+  "^@grove/(proto|api|control-plane|agent|sim)$": "<rootDir>/$1/src",
+};
 module.exports = {
   projects: [
     {

@@ -1,0 +1,195 @@
+// The scheduler loop: places unbound instances on nodes with the pure
+// placement library and commits each pass's bindings in one etcd transaction
+// guarded by the revisions of the nodes (and instances) it used, so two
+// passes can never book the same capacity twice. Instances that fit nowhere
+// stay Pending with the reason ("memory: insufficient on 1 of 1 nodes").
+import type { Logger } from "pino";
+import type { Instance, Node, Resources } from "@grove/api";
+import { Keys, type Store, type TxnCompare, type TxnOp } from "../store/store";
+import { defaultProfile, placeBatch, seededRng, type NodeView, type PlacementRequest } from "../scheduler";
+import { Informer, objectKey } from "./informer";
+import { isTerminal } from "./app-controller";
+import { WorkQueue } from "./work-queue";
+import { nodeIsReady } from "./node-lifecycle";
+
+const PASS_KEY = "pass";
+
+function zero(): Resources {
+  return { cpuMillis: 0, memoryBytes: 0, pids: 0 };
+}
+
+function add(a: Resources, b: Resources): Resources {
+  return { cpuMillis: a.cpuMillis + b.cpuMillis, memoryBytes: a.memoryBytes + b.memoryBytes, pids: a.pids + b.pids };
+}
+
+function sameResources(a: Resources | undefined, b: Resources): boolean {
+  return !!a && a.cpuMillis === b.cpuMillis && a.memoryBytes === b.memoryBytes && a.pids === b.pids;
+}
+
+/** Strips the server-filled resourceVersion before an object is written. */
+function stored<T extends { metadata: { resourceVersion?: string } }>(obj: T): T {
+  const { resourceVersion: _rv, ...metadata } = obj.metadata;
+  return { ...obj, metadata } as T;
+}
+
+/** What every node has allocated: the sum of its bound, unfinished instances. */
+export function allocations(instances: readonly Instance[]): Map<string, Resources> {
+  const out = new Map<string, Resources>();
+  for (const inst of instances) {
+    const node = inst.spec.nodeName;
+    if (!node || isTerminal(inst)) continue;
+    out.set(node, add(out.get(node) ?? zero(), inst.spec.resources));
+  }
+  return out;
+}
+
+export class SchedulerController {
+  private readonly queue: WorkQueue;
+  private passes = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly nodes: Informer<Node>,
+    private readonly instances: Informer<Instance>,
+    private readonly logger: Logger,
+    private readonly seed = 1,
+  ) {
+    this.queue = new WorkQueue({ name: "scheduler", sync: () => this.schedulePass(), logger, baseDelayMs: 100 });
+    // Any change may make room or need placing; one pass handles them all.
+    nodes.on(() => this.queue.add(PASS_KEY));
+    instances.on((ev) => {
+      const i = ev.object;
+      if (ev.type === "deleted" || !i.spec.nodeName || isTerminal(i)) this.queue.add(PASS_KEY);
+    });
+  }
+
+  trigger(): void {
+    this.queue.add(PASS_KEY);
+  }
+
+  stop(): void {
+    this.queue.stop();
+  }
+
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  /** One pass: place every unbound, unfinished instance. Throws to retry. */
+  async schedulePass(): Promise<void> {
+    const all = this.instances.list();
+    const pending = all
+      .filter((i) => !i.spec.nodeName && !isTerminal(i))
+      .sort((a, b) => (a.metadata.creationTimestamp ?? "").localeCompare(b.metadata.creationTimestamp ?? ""));
+    const nodes = this.nodes.list();
+    const used = allocations(all);
+    if (pending.length === 0) {
+      await this.refreshAllocated(nodes, used);
+      return;
+    }
+
+    const views: NodeView[] = nodes.map((n) => ({
+      name: n.metadata.name,
+      ready: nodeIsReady(n),
+      unschedulable: n.spec.unschedulable === true,
+      allocatable: n.status?.allocatable ?? zero(),
+      allocated: used.get(n.metadata.name) ?? zero(),
+      labels: n.metadata.labels ?? {},
+    }));
+    const reqs: PlacementRequest[] = pending.map((i) => ({
+      id: objectKey(i),
+      app: i.spec.app,
+      namespace: i.metadata.namespace ?? "default",
+      resources: i.spec.resources,
+    }));
+    const results = placeBatch(reqs, views, defaultProfile(), seededRng(this.seed + this.passes++));
+
+    const now = new Date().toISOString();
+    const compares: TxnCompare[] = [];
+    const ops: TxnOp<unknown>[] = [];
+    // Nodes whose recorded allocation is stale are rewritten in the same
+    // transaction as the bindings.
+    const touchedNodes = new Map<string, Resources>();
+    for (const n of nodes) {
+      const want = used.get(n.metadata.name) ?? zero();
+      if (!sameResources(n.status?.allocated, want)) touchedNodes.set(n.metadata.name, want);
+    }
+    let placed = 0;
+    const unplaced: Array<{ inst: Instance; reason: string; explain: (typeof results)[number]["explain"] }> = [];
+
+    pending.forEach((inst, k) => {
+      const res = results[k];
+      if (!res) return;
+      if (!res.nodeName) {
+        unplaced.push({ inst, reason: res.reason ?? "no node fits", explain: res.explain });
+        return;
+      }
+      const node = res.nodeName;
+      placed++;
+      touchedNodes.set(node, add(touchedNodes.get(node) ?? used.get(node) ?? zero(), inst.spec.resources));
+      compares.push({
+        key: Keys.object("instances", inst.metadata.namespace, inst.metadata.name),
+        modRevision: inst.metadata.resourceVersion ?? "0",
+      });
+      const bound: Instance = {
+        ...inst,
+        spec: { ...inst.spec, nodeName: node },
+        status: {
+          state: "Pending",
+          reason: "Scheduled",
+          message: `assigned to node ${node}`,
+          nodeName: node,
+          scheduledAt: now,
+          explain: res.explain,
+        },
+      };
+      ops.push({ type: "put", key: Keys.object("instances", inst.metadata.namespace, inst.metadata.name), value: stored(bound) });
+    });
+
+    for (const [name, allocated] of touchedNodes) {
+      const node = this.nodes.get(name);
+      if (!node) continue;
+      compares.push({ key: Keys.object("nodes", undefined, name), modRevision: node.metadata.resourceVersion ?? "0" });
+      ops.push({
+        type: "put",
+        key: Keys.object("nodes", undefined, name),
+        value: stored({ ...node, status: { ...node.status, allocated } }),
+      });
+    }
+
+    if (ops.length > 0) {
+      const r = await this.store.txn(compares, ops);
+      if (!r.succeeded) {
+        // A node or instance changed under us: the informers will catch up and
+        // this key is retried with backoff.
+        throw new Error("placement transaction lost a race with another writer; retrying");
+      }
+      if (placed > 0) this.logger.info({ placed }, "placed instances");
+    }
+
+    for (const { inst, reason, explain } of unplaced) {
+      const st = inst.status;
+      if (st?.reason === "Unschedulable" && st.message === reason) continue; // nothing new to say
+      const key = Keys.object("instances", inst.metadata.namespace, inst.metadata.name);
+      const next: Instance = { ...inst, status: { state: "Pending", reason: "Unschedulable", message: reason, explain } };
+      const r = await this.store.txn([{ key, modRevision: inst.metadata.resourceVersion ?? "0" }], [
+        { type: "put", key, value: stored(next) },
+      ]);
+      if (!r.succeeded) throw new Error("instance changed while recording why it is unschedulable; retrying");
+      this.logger.info({ instance: objectKey(inst), reason }, "instance unschedulable");
+    }
+  }
+
+  /** Keeps each Node's status.allocated equal to what is bound to it. */
+  private async refreshAllocated(nodes: Node[], used: Map<string, Resources>): Promise<void> {
+    for (const node of nodes) {
+      const want = used.get(node.metadata.name) ?? zero();
+      if (sameResources(node.status?.allocated, want)) continue;
+      const key = Keys.object("nodes", undefined, node.metadata.name);
+      const r = await this.store.txn([{ key, modRevision: node.metadata.resourceVersion ?? "0" }], [
+        { type: "put", key, value: stored({ ...node, status: { ...node.status, allocated: want } }) },
+      ]);
+      if (!r.succeeded) throw new Error(`node ${node.metadata.name} changed while updating its allocation; retrying`);
+    }
+  }
+}

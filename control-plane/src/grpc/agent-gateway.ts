@@ -1,0 +1,308 @@
+// The gRPC adapter for agents. Each agent holds one Connect stream: it
+// registers its node, then heartbeats and reports instance status; we send it
+// its node's whole desired instance set whenever that set changes
+// (level-triggered), and again on every reconnect.
+import { timingSafeEqual } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import {
+  API_VERSION,
+  GroveError,
+  type Instance,
+  type InstanceState as ApiInstanceState,
+  type InstanceStatus as ApiInstanceStatus,
+  type Node,
+} from "@grove/api";
+import {
+  AGENT_TOKEN_METADATA,
+  loadGroveProto,
+  type AgentMessage__Output,
+  type ControlMessage,
+  type InstanceSpec,
+  type InstanceStatus__Output,
+  type Register__Output,
+} from "@grove/proto";
+import type { Repository } from "../resources/repository";
+import { Keys, type Store } from "../store/store";
+import { Informer } from "../controllers/informer";
+import { isTerminal } from "../controllers/app-controller";
+import { readyCondition, withReady, type Heartbeat } from "../controllers/node-lifecycle";
+
+export const HEARTBEAT_INTERVAL_MS = 5_000;
+
+type Stream = grpc.ServerDuplexStream<AgentMessage__Output, ControlMessage>;
+
+interface Session {
+  node: string;
+  stream: Stream;
+  lastSent: string;
+}
+
+const STATE_FROM_PROTO: Record<string, ApiInstanceState | undefined> = {
+  PENDING: "Pending",
+  STARTING: "Starting",
+  RUNNING: "Running",
+  EXITED: "Exited",
+  FAILED: "Failed",
+  OOM_KILLED: "OOMKilled",
+};
+
+function tokenMatches(given: string, want: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(want);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function msToIso(ms: string | number): string | undefined {
+  const n = Number(ms);
+  return n > 0 ? new Date(n).toISOString() : undefined;
+}
+
+/** The instances a node should run: bound to it and not finished. */
+export function desiredFor(node: string, instances: readonly Instance[]): InstanceSpec[] {
+  return instances
+    .filter((i) => i.spec.nodeName === node && !isTerminal(i))
+    .sort((a, b) => (a.metadata.uid ?? "").localeCompare(b.metadata.uid ?? ""))
+    .map((i) => ({
+      uid: i.metadata.uid ?? "",
+      namespace: i.metadata.namespace ?? "default",
+      name: i.metadata.name,
+      app: i.spec.app,
+      rootfs: i.spec.rootfs,
+      command: i.spec.command,
+      env: i.spec.env ?? {},
+      workingDir: i.spec.workingDir ?? "/",
+      resources: {
+        cpuMillis: i.spec.resources.cpuMillis,
+        memoryBytes: i.spec.resources.memoryBytes,
+        pids: i.spec.resources.pids,
+      },
+      hostname: i.metadata.name,
+      stopGraceSeconds: i.spec.stopGracePeriodSeconds,
+    }));
+}
+
+/** Applies an agent's status report to an Instance's status; undefined = nothing to change. */
+export function applyReport(inst: Instance, report: InstanceStatus__Output): ApiInstanceStatus | undefined {
+  const state = STATE_FROM_PROTO[report.state];
+  if (!state) return undefined;
+  const cur = inst.status;
+  // A finished instance stays finished: late or repeated reports cannot revive it.
+  if (cur && isTerminal(inst)) return undefined;
+  const next: ApiInstanceStatus = {
+    ...cur,
+    state,
+    nodeName: inst.spec.nodeName,
+    reason: report.reason || (state === "OOMKilled" ? "OOMKilled" : state),
+    message: report.message || undefined,
+  };
+  if (report.pid) next.pid = report.pid;
+  const started = msToIso(report.startedAtMs);
+  if (started) next.startedAt = started;
+  if (state === "Exited" || state === "Failed" || state === "OOMKilled") {
+    next.exitCode = report.exitCode;
+    if (report.signal) next.signal = report.signal;
+    next.finishedAt = msToIso(report.finishedAtMs) ?? new Date().toISOString();
+  }
+  if (!next.message) delete next.message;
+  if (
+    cur &&
+    cur.state === next.state &&
+    cur.pid === next.pid &&
+    cur.reason === next.reason &&
+    cur.message === next.message &&
+    cur.exitCode === next.exitCode
+  ) {
+    return undefined;
+  }
+  return next;
+}
+
+export class AgentGateway {
+  private readonly sessions = new Map<string, Session>();
+  private server: grpc.Server | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly repo: Repository,
+    private readonly instances: Informer<Instance>,
+    private readonly agentToken: string,
+    private readonly logger: Logger,
+  ) {
+    instances.on((ev) => {
+      const nodes = new Set<string>();
+      if (ev.object.spec.nodeName) nodes.add(ev.object.spec.nodeName);
+      if (ev.type === "updated" && ev.old.spec.nodeName) nodes.add(ev.old.spec.nodeName);
+      for (const n of nodes) this.pushDesired(n);
+    });
+  }
+
+  /** Listens on host:port (port 0 picks one); resolves with the bound port. */
+  async listen(host: string, port: number): Promise<number> {
+    const proto = loadGroveProto();
+    const server = new grpc.Server({
+      "grpc.keepalive_time_ms": 10_000,
+      "grpc.keepalive_timeout_ms": 5_000,
+      "grpc.keepalive_permit_without_calls": 1,
+      "grpc.http2.min_ping_interval_without_data_ms": 5_000,
+    });
+    server.addService(proto.grove.v1.AgentService.service, { Connect: (call: Stream) => this.onConnect(call) });
+    const bound = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
+    this.server = server;
+    return bound;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sessions.values()) s.stream.end();
+    this.sessions.clear();
+    const server = this.server;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, 2000);
+      server.tryShutdown(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  connectedNodes(): string[] {
+    return [...this.sessions.keys()];
+  }
+
+  private onConnect(call: Stream): void {
+    const given = call.metadata.get(AGENT_TOKEN_METADATA)[0];
+    if (typeof given !== "string" || !tokenMatches(given, this.agentToken)) {
+      call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: "invalid or missing agent token" });
+      return;
+    }
+    let session: Session | undefined;
+    let chain = Promise.resolve();
+    call.on("data", (msg: AgentMessage__Output) => {
+      // Messages of one stream are handled strictly in order.
+      chain = chain.then(async () => {
+        try {
+          if (msg.register) session = await this.onRegister(call, msg.register);
+          else if (!session) throw new GroveError("BadRequest", "the first message on the stream must be register");
+          else if (msg.heartbeat) await this.onHeartbeat(session.node);
+          else if (msg.status) await this.onStatus(session.node, msg.status);
+        } catch (err) {
+          this.logger.warn({ err, node: session?.node }, "agent message failed; closing the stream");
+          // The agent re-registers with every status it holds, so nothing it
+          // reported is lost when we could not record it now.
+          const code = session ? grpc.status.UNAVAILABLE : grpc.status.INVALID_ARGUMENT;
+          call.emit("error", { code, details: err instanceof Error ? err.message : String(err) });
+        }
+      });
+    });
+    const done = () => {
+      if (session && this.sessions.get(session.node)?.stream === call) {
+        this.sessions.delete(session.node);
+        this.logger.info({ node: session.node }, "agent disconnected");
+      }
+    };
+    call.on("end", () => {
+      done();
+      call.end();
+    });
+    call.on("error", done);
+    call.on("cancelled", done);
+  }
+
+  private async onRegister(call: Stream, reg: Register__Output): Promise<Session> {
+    const info = reg.node;
+    if (!info || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(info.name) || info.name.length > 63) {
+      throw new GroveError("BadRequest", `invalid node name "${info?.name ?? ""}"`);
+    }
+    const name = info.name;
+    const res = (r: { cpuMillis: string; memoryBytes: string; pids: string } | null) => ({
+      cpuMillis: Number(r?.cpuMillis ?? 0),
+      memoryBytes: Number(r?.memoryBytes ?? 0),
+      pids: Number(r?.pids ?? 0),
+    });
+    const now = new Date();
+    const ready = readyCondition(true, "AgentConnected", "the agent is connected and heartbeating", now);
+    const existing = await this.repo.get("Node", undefined, name).catch((err: unknown) => {
+      if (err instanceof GroveError && err.code === "NotFound") return undefined;
+      throw err;
+    });
+    const status = {
+      capacity: res(info.capacity),
+      allocatable: res(info.allocatable),
+      addresses: info.addresses,
+      agentVersion: info.agentVersion,
+      kernel: info.kernel,
+      cgroupMode: info.cgroupMode,
+      lastHeartbeatTime: now.toISOString(),
+    };
+    if (!existing) {
+      const node: Node = {
+        apiVersion: API_VERSION,
+        kind: "Node",
+        metadata: { name, labels: { ...info.labels } },
+        spec: {},
+        status: { ...status, conditions: [ready] },
+      };
+      await this.repo.create(node);
+    } else {
+      await this.repo.updateStatus("Node", existing, (n) => {
+        const node = n as Node;
+        const updated = withReady({ ...node, status: { ...node.status, ...status } }, ready);
+        node.status = updated.status;
+        node.metadata.labels = { ...(node.metadata.labels ?? {}), ...info.labels };
+      });
+    }
+    await this.onHeartbeat(name);
+
+    const old = this.sessions.get(name);
+    if (old && old.stream !== call) old.stream.end();
+    const session: Session = { node: name, stream: call, lastSent: "" };
+    this.sessions.set(name, session);
+    this.logger.info({ node: name, reported: reg.instances.length }, "agent registered");
+    call.write({ registered: { nodeName: name, heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS } });
+    for (const st of reg.instances) await this.onStatus(name, st);
+    this.pushDesired(name, true);
+    return session;
+  }
+
+  private async onHeartbeat(node: string): Promise<void> {
+    const beat: Heartbeat = { time: new Date().toISOString() };
+    const key = Keys.heartbeat(node);
+    const cur = await this.store.get<Heartbeat>(key);
+    await this.store.txn([{ key, modRevision: cur?.modRevision ?? "0" }], [{ type: "put", key, value: beat }]);
+  }
+
+  private async onStatus(node: string, report: InstanceStatus__Output): Promise<void> {
+    const inst = this.instances.get(`${report.namespace}/${report.name}`);
+    if (!inst || inst.metadata.uid !== report.uid || inst.spec.nodeName !== node) return; // gone or replaced
+    if (!applyReport(inst, report)) return;
+    try {
+      await this.repo.updateStatus("Instance", inst, (i) => {
+        const cur = i as Instance;
+        if (cur.metadata.uid !== report.uid) return;
+        const next = applyReport(cur, report);
+        if (next) cur.status = next;
+      });
+    } catch (err) {
+      if (err instanceof GroveError && err.code === "NotFound") return;
+      throw err;
+    }
+  }
+
+  private pushDesired(node: string, force = false): void {
+    const session = this.sessions.get(node);
+    if (!session) return;
+    const desired = desiredFor(node, this.instances.list());
+    const fingerprint = JSON.stringify(desired);
+    if (!force && fingerprint === session.lastSent) return;
+    session.lastSent = fingerprint;
+    session.stream.write({ desired: { instances: desired } });
+  }
+}

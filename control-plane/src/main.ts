@@ -1,0 +1,67 @@
+// grove-server's command line.
+import { Command, InvalidArgumentError } from "commander";
+import pino from "pino";
+import { startControlPlane } from "./server";
+
+function hostPort(flag: string) {
+  return (value: string): { host: string; port: number } => {
+    const m = /^(.*):(\d+)$/.exec(value);
+    if (!m || !m[1]) throw new InvalidArgumentError(`${flag} takes HOST:PORT, got "${value}"`);
+    return { host: m[1].replace(/^\[(.*)\]$/, "$1"), port: Number(m[2]) };
+  };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command("grove-server")
+    .description("Grove control plane: HTTP API, scheduler, controllers and the agents' gRPC endpoint")
+    .option("--data-dir <dir>", "state: tokens, embedded etcd data", process.env.GROVE_DATA_DIR ?? "/var/lib/grove")
+    .option("--listen <host:port>", "HTTP API address", hostPort("--listen"), { host: "127.0.0.1", port: 7480 })
+    .option("--grpc-listen <host:port>", "address agents dial", hostPort("--grpc-listen"), {
+      host: "127.0.0.1",
+      port: 7481,
+    })
+    .option("--etcd-endpoints <urls>", "comma-separated external etcd client URLs (default: start an embedded etcd)")
+    .option("--etcd-port <port>", "client port of the embedded etcd", (v) => Number(v), 2479)
+    .option("--log-level <level>", "trace, debug, info, warn, error", "info");
+  program.parse(argv);
+  const o = program.opts<{
+    dataDir: string;
+    listen: { host: string; port: number };
+    grpcListen: { host: string; port: number };
+    etcdEndpoints?: string;
+    etcdPort: number;
+    logLevel: string;
+  }>();
+  const logger = pino({ name: "grove-server", level: o.logLevel });
+  try {
+    const cp = await startControlPlane({
+      dataDir: o.dataDir,
+      etcdEndpoints: o.etcdEndpoints ? o.etcdEndpoints.split(",").map((s) => s.trim()).filter(Boolean) : [],
+      etcdPort: o.etcdPort,
+      httpHost: o.listen.host,
+      httpPort: o.listen.port,
+      grpcHost: o.grpcListen.host,
+      grpcPort: o.grpcListen.port,
+      logger,
+    });
+    let stopping = false;
+    const shutdown = (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal: sig }, "shutting down");
+      cp.close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => shutdown("SIGTERM"));
+    process.on("SIGINT", () => shutdown("SIGINT"));
+  } catch (err) {
+    logger.fatal({ err }, "grove-server failed to start");
+    process.exitCode = 1;
+    setTimeout(() => process.exit(1), 100).unref();
+  }
+}

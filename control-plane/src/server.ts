@@ -1,0 +1,135 @@
+// grove-server assembled: store (embedded or external etcd), informers,
+// controllers, the HTTP API and the gRPC endpoint for agents.
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import pino, { type Logger } from "pino";
+import type { App, Instance, Node } from "@grove/api";
+import { EmbeddedEtcd } from "./etcd/embedded-etcd";
+import { createStore } from "./store/etcd-store";
+import { Keys, type Store } from "./store/store";
+import { Repository } from "./resources/repository";
+import { buildHttpServer } from "./http/server";
+import { Informer } from "./controllers/informer";
+import { AppController } from "./controllers/app-controller";
+import { SchedulerController } from "./controllers/scheduler-controller";
+import { NodeLifecycleController } from "./controllers/node-lifecycle";
+import { AgentGateway } from "./grpc/agent-gateway";
+
+export interface ControlPlaneOptions {
+  dataDir: string;
+  /** External etcd endpoints; when empty an embedded etcd is started under dataDir. */
+  etcdEndpoints?: string[];
+  /** Client port of the embedded etcd (0 picks a free one). */
+  etcdPort?: number;
+  httpHost?: string;
+  httpPort?: number;
+  grpcHost?: string;
+  grpcPort?: number;
+  logger?: Logger;
+}
+
+export interface ControlPlane {
+  httpUrl: string;
+  grpcAddress: string;
+  adminToken: string;
+  agentToken: string;
+  etcdEndpoints: string[];
+  store: Store;
+  close(): Promise<void>;
+}
+
+/** Reads a secret from dataDir, creating it (mode 0600) at first start. */
+export function ensureToken(dataDir: string, file: string): string {
+  const p = path.join(dataDir, file);
+  try {
+    const t = fs.readFileSync(p, "utf8").trim();
+    if (t) return t;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  const token = randomBytes(32).toString("hex");
+  fs.writeFileSync(p, token + "\n", { mode: 0o600 });
+  return token;
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const logger = opts.logger ?? pino({ name: "grove-server" });
+  fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  const adminToken = ensureToken(opts.dataDir, "admin-token");
+  const agentToken = ensureToken(opts.dataDir, "agent-token");
+
+  const cleanups: Array<() => Promise<void>> = [];
+  const close = async () => {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        logger.warn({ err }, "shutdown step failed");
+      }
+    }
+  };
+
+  try {
+    let endpoints = opts.etcdEndpoints ?? [];
+    if (endpoints.length === 0) {
+      const etcd = new EmbeddedEtcd({
+        dataDir: opts.dataDir,
+        clientPort: opts.etcdPort ?? 2479,
+        logger: logger.child({ component: "etcd" }),
+      });
+      await etcd.start();
+      cleanups.push(() => etcd.stop());
+      endpoints = etcd.endpoints;
+      logger.info({ endpoints }, "embedded etcd is up");
+    }
+    const store = createStore(endpoints, { logger: logger.child({ component: "store" }) });
+    cleanups.push(() => store.close());
+    const repo = new Repository(store);
+
+    const apps = new Informer<App>(store, Keys.collection("apps"), logger);
+    const instances = new Informer<Instance>(store, Keys.collection("instances"), logger);
+    const nodes = new Informer<Node>(store, Keys.collection("nodes"), logger);
+
+    const appController = new AppController(repo, apps, instances, logger.child({ component: "app-controller" }));
+    const scheduler = new SchedulerController(store, nodes, instances, logger.child({ component: "scheduler" }));
+    const lifecycle = new NodeLifecycleController(store, nodes, logger.child({ component: "node-lifecycle" }));
+    const gateway = new AgentGateway(store, repo, instances, agentToken, logger.child({ component: "agents" }));
+    cleanups.push(async () => {
+      appController.stop();
+      scheduler.stop();
+      lifecycle.stop();
+    });
+    cleanups.push(() => Promise.all([apps.stop(), instances.stop(), nodes.stop()]).then(() => undefined));
+
+    await Promise.all([apps.start(), instances.start(), nodes.start()]);
+    appController.resyncAll();
+    scheduler.trigger();
+    lifecycle.start();
+
+    const grpcPort = await gateway.listen(opts.grpcHost ?? "127.0.0.1", opts.grpcPort ?? 7481);
+    cleanups.push(() => gateway.close());
+
+    const http = await buildHttpServer({ repo, store, adminToken, logger: logger.child({ component: "http" }) });
+    const httpHost = opts.httpHost ?? "127.0.0.1";
+    await http.listen({ host: httpHost, port: opts.httpPort ?? 7480 });
+    cleanups.push(() => http.close());
+    const addr = http.server.address();
+    const httpPort = typeof addr === "object" && addr ? addr.port : (opts.httpPort ?? 7480);
+
+    const cp: ControlPlane = {
+      httpUrl: `http://${httpHost.includes(":") ? `[${httpHost}]` : httpHost}:${httpPort}`,
+      grpcAddress: `${opts.grpcHost ?? "127.0.0.1"}:${grpcPort}`,
+      adminToken,
+      agentToken,
+      etcdEndpoints: endpoints,
+      store,
+      close,
+    };
+    logger.info({ http: cp.httpUrl, grpc: cp.grpcAddress }, "grove-server is up");
+    return cp;
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}

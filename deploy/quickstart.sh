@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Grove quickstart: a one-node cluster on this machine.
+#
+#   deploy/quickstart.sh              install what is missing, start grove-server
+#                                     (embedded etcd) and one grove-agent in the
+#                                     background, apply examples/hello.yaml and
+#                                     show its instances
+#   deploy/quickstart.sh down [--keep-data]
+#                                     stop all of it and remove what it created
+#   deploy/quickstart.sh status       show what is running
+#
+# Everything lives under $GROVE_HOME (default: .grove in the repository):
+# server/ (tokens, etcd data), agent/ (state, container logs), rootfs/, logs/,
+# run/ (pid files). The CLI's config goes to ~/.grove/config.json.
+# Running it again is harmless: what already runs is left running.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+GROVE_HOME="${GROVE_HOME:-$REPO/.grove}"
+HTTP_ADDR="${GROVE_HTTP_ADDR:-127.0.0.1:7480}"
+GRPC_ADDR="${GROVE_GRPC_ADDR:-127.0.0.1:7481}"
+ETCD_PORT="${GROVE_ETCD_PORT:-2479}"
+NODE_NAME="${GROVE_NODE_NAME:-$(hostname | tr 'A-Z_' 'a-z-' | cut -c1-63)}"
+CGROUP_PARENT="${GROVE_CGROUP_PARENT:-grove}"
+CLI_CONFIG="${GROVE_CONFIG:-$HOME/.grove/config.json}"
+RUN="$GROVE_HOME/run"
+LOGS="$GROVE_HOME/logs"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+stop_pidfile() { # pidfile name
+  local pf="$1" name="$2"
+  if alive "$pf"; then
+    local pid; pid="$(cat "$pf")"
+    say "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  fi
+  rm -f "$pf"
+}
+
+remove_cgroups() {
+  # Leftovers of containers (the agent removes them itself on a clean stop).
+  local base dir
+  for base in /sys/fs/cgroup/memory /sys/fs/cgroup/cpu /sys/fs/cgroup/pids /sys/fs/cgroup/unified /sys/fs/cgroup; do
+    dir="$base/$CGROUP_PARENT"
+    [ -d "$dir" ] || continue
+    find "$dir" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    rmdir "$dir" 2>/dev/null || true
+  done
+}
+
+down() {
+  local keep=0
+  [ "${1:-}" = "--keep-data" ] && keep=1
+  stop_pidfile "$RUN/agent.pid" grove-agent
+  stop_pidfile "$RUN/server.pid" grove-server
+  remove_cgroups
+  # Mounts of containers live in their own mount namespaces; nothing of
+  # theirs is left on the host once their processes are gone.
+  if [ -f "$CLI_CONFIG" ] && grep -q "\"http://$HTTP_ADDR\"" "$CLI_CONFIG"; then rm -f "$CLI_CONFIG"; fi
+  if [ "$keep" = 1 ]; then
+    say "stopped; data kept in $GROVE_HOME"
+  else
+    rm -rf "$GROVE_HOME"
+    say "stopped and removed $GROVE_HOME"
+  fi
+}
+
+status() {
+  alive "$RUN/server.pid" && echo "grove-server: running (pid $(cat "$RUN/server.pid"))" || echo "grove-server: stopped"
+  alive "$RUN/agent.pid" && echo "grove-agent:  running (pid $(cat "$RUN/agent.pid"))" || echo "grove-agent:  stopped"
+}
+
+install_deps() {
+  "$REPO/deploy/setup.sh"
+  cd "$REPO"
+  say "building (TypeScript and the native runtime addon)"
+  npm run --silent build
+}
+
+wait_http() {
+  for _ in $(seq 1 150); do
+    if node -e "fetch('http://$HTTP_ADDR/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"; then
+      return 0
+    fi
+    alive "$RUN/server.pid" || { tail -n 30 "$LOGS/server.log" >&2; die "grove-server exited; see $LOGS/server.log"; }
+    sleep 0.2
+  done
+  die "grove-server did not answer on http://$HTTP_ADDR; see $LOGS/server.log"
+}
+
+up() {
+  [ "$(id -u)" = 0 ] || die "run as root: the agent creates cgroups and namespaces"
+  install_deps
+  mkdir -p "$RUN" "$LOGS" "$GROVE_HOME/server" "$GROVE_HOME/agent" "$GROVE_HOME/rootfs"
+  say "root filesystem: busybox"
+  "$REPO/deploy/make-rootfs.sh" "$GROVE_HOME/rootfs/busybox" >/dev/null
+
+  if alive "$RUN/server.pid"; then
+    say "grove-server already running (pid $(cat "$RUN/server.pid"))"
+  else
+    say "starting grove-server (embedded etcd on 127.0.0.1:$ETCD_PORT, API on http://$HTTP_ADDR)"
+    setsid node "$REPO/control-plane/bin/grove-server.js" --data-dir "$GROVE_HOME/server" \
+      --listen "$HTTP_ADDR" --grpc-listen "$GRPC_ADDR" --etcd-port "$ETCD_PORT" \
+      >>"$LOGS/server.log" 2>&1 </dev/null &
+    echo $! >"$RUN/server.pid"
+  fi
+  wait_http
+
+  mkdir -p "$(dirname "$CLI_CONFIG")"
+  umask 077
+  printf '{\n  "server": "http://%s",\n  "token": "%s"\n}\n' "$HTTP_ADDR" "$(cat "$GROVE_HOME/server/admin-token")" >"$CLI_CONFIG"
+  umask 022
+  say "CLI config written to $CLI_CONFIG"
+
+  if alive "$RUN/agent.pid"; then
+    say "grove-agent already running (pid $(cat "$RUN/agent.pid"))"
+  else
+    say "starting grove-agent (node $NODE_NAME)"
+    setsid node "$REPO/agent/bin/grove-agent.js" --server "$GRPC_ADDR" \
+      --token-file "$GROVE_HOME/server/agent-token" --node-name "$NODE_NAME" \
+      --state-dir "$GROVE_HOME/agent" --rootfs-dir "$GROVE_HOME/rootfs" --cgroup-parent "$CGROUP_PARENT" \
+      >>"$LOGS/agent.log" 2>&1 </dev/null &
+    echo $! >"$RUN/agent.pid"
+  fi
+
+  cd "$REPO"
+  say "waiting for node $NODE_NAME to be Ready"
+  for _ in $(seq 1 150); do
+    node api/bin/grove.js get nodes -o json 2>/dev/null | node -e '
+      let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);
+      process.exit(j.items.some(n=>(n.status.conditions||[]).some(c=>c.type==="Ready"&&c.status==="True"))?0:1)}catch{process.exit(1)}})' && break
+    alive "$RUN/agent.pid" || { tail -n 30 "$LOGS/agent.log" >&2; die "grove-agent exited; see $LOGS/agent.log"; }
+    sleep 0.2
+  done
+
+  say "grove apply -f examples/hello.yaml --wait"
+  node api/bin/grove.js apply -f examples/hello.yaml --wait --timeout 120s
+  say "grove get instances"
+  node api/bin/grove.js get instances
+  cat <<EOF
+
+Grove is running. From $REPO try:
+  npx grove get apps
+  npx grove get instances
+  npx grove describe app hello
+  npx grove delete -f examples/hello.yaml
+Logs: $LOGS   Stop everything: deploy/quickstart.sh down
+EOF
+}
+
+case "${1:-up}" in
+  up) up ;;
+  down) shift; down "$@" ;;
+  status) status ;;
+  *) die "usage: deploy/quickstart.sh [up|down [--keep-data]|status]" ;;
+esac

@@ -1,0 +1,185 @@
+// Processes the integration tests start: the real grove-server (with its
+// embedded etcd or an external one) and grove-agent binaries, run from the
+// built workspace. Each is stopped by the PID we got when we started it.
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as readline from "node:readline";
+
+export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
+export const BIN = {
+  server: path.join(REPO_ROOT, "control-plane", "bin", "grove-server.js"),
+  agent: path.join(REPO_ROOT, "agent", "bin", "grove-agent.js"),
+  cli: path.join(REPO_ROOT, "api", "bin", "grove.js"),
+};
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
+}
+
+export interface Started {
+  proc: ChildProcess;
+  pid: number;
+  /** Every line the process wrote (stdout and stderr), for failure messages. */
+  output: string[];
+  exited: Promise<number | null>;
+  stop(timeoutMs?: number): Promise<void>;
+  kill9(): Promise<void>;
+}
+
+/** Starts `node script args` and resolves when a log line matches `ready`. */
+export function startNode(
+  script: string,
+  args: string[],
+  ready: (line: string) => boolean,
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; name: string },
+): Promise<Started & { readyLine: string }> {
+  const proc = spawn(process.execPath, [script, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...opts.env },
+  });
+  const output: string[] = [];
+  const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
+  let exitedNow = false;
+  void exited.then(() => (exitedNow = true));
+  const stop = async (timeoutMs = 10_000) => {
+    if (exitedNow || proc.pid === undefined) return;
+    process.kill(proc.pid, "SIGTERM");
+    const t = setTimeout(() => {
+      if (!exitedNow && proc.pid !== undefined) process.kill(proc.pid, "SIGKILL");
+    }, timeoutMs);
+    await exited;
+    clearTimeout(t);
+  };
+  const kill9 = async () => {
+    if (exitedNow || proc.pid === undefined) return;
+    process.kill(proc.pid, "SIGKILL");
+    await exited;
+  };
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const timer = setTimeout(() => {
+      if (done) return;
+      done = true;
+      void stop().then(() =>
+        reject(new Error(`${opts.name} did not become ready in time; output:\n${output.slice(-40).join("\n")}`)),
+      );
+    }, opts.timeoutMs ?? 30_000);
+    const onLine = (line: string) => {
+      output.push(line);
+      if (process.env.GROVE_TEST_VERBOSE) process.stderr.write(`[${opts.name}] ${line}\n`);
+      if (!done && ready(line)) {
+        done = true;
+        clearTimeout(timer);
+        resolve({ proc, pid: proc.pid as number, output, exited, stop, kill9, readyLine: line });
+      }
+    };
+    readline.createInterface({ input: proc.stdout! }).on("line", onLine);
+    readline.createInterface({ input: proc.stderr! }).on("line", onLine);
+    void exited.then((code) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      reject(new Error(`${opts.name} exited with ${code} before it was ready; output:\n${output.join("\n")}`));
+    });
+  });
+}
+
+export interface ServerProcess extends Started {
+  url: string;
+  grpcAddress: string;
+  adminToken: string;
+  agentToken: string;
+  dataDir: string;
+}
+
+function parseJsonLine(line: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startServer(opts: { dataDir: string; etcdEndpoints?: string[] }): Promise<ServerProcess> {
+  const args = ["--data-dir", opts.dataDir, "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--etcd-port", "0"];
+  if (opts.etcdEndpoints?.length) args.push("--etcd-endpoints", opts.etcdEndpoints.join(","));
+  const s = await startNode(BIN.server, args, (l) => parseJsonLine(l)?.msg === "grove-server is up", {
+    name: "grove-server",
+    timeoutMs: 60_000,
+  });
+  const up = parseJsonLine(s.readyLine) as { http: string; grpc: string };
+  return {
+    ...s,
+    url: up.http,
+    grpcAddress: up.grpc,
+    adminToken: fs.readFileSync(path.join(opts.dataDir, "admin-token"), "utf8").trim(),
+    agentToken: fs.readFileSync(path.join(opts.dataDir, "agent-token"), "utf8").trim(),
+    dataDir: opts.dataDir,
+  };
+}
+
+export interface AgentOptions {
+  server: ServerProcess;
+  nodeName: string;
+  stateDir: string;
+  rootfsDir: string;
+  cgroupParent: string;
+  labels?: Record<string, string>;
+}
+
+export async function startAgent(o: AgentOptions): Promise<Started> {
+  const args = [
+    "--server",
+    o.server.grpcAddress,
+    "--token",
+    o.server.agentToken,
+    "--node-name",
+    o.nodeName,
+    "--state-dir",
+    o.stateDir,
+    "--rootfs-dir",
+    o.rootfsDir,
+    "--cgroup-parent",
+    o.cgroupParent,
+  ];
+  for (const [k, v] of Object.entries(o.labels ?? {})) args.push("--label", `${k}=${v}`);
+  return startNode(BIN.agent, args, (l) => parseJsonLine(l)?.msg === "agent registered", {
+    name: `grove-agent ${o.nodeName}`,
+    timeoutMs: 30_000,
+  });
+}
+
+/** Polls `fn` until it returns a truthy value or the time is up. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Runs the `grove` CLI; resolves with its exit code and output. */
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [BIN.cli, ...args], { env: { ...process.env, ...env }, cwd: REPO_ROOT });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    p.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
