@@ -1,0 +1,135 @@
+// NativeRuntime's TypeScript layer against a recording stand-in for the addon:
+// validation happens before any native call, and bookkeeping is right. The
+// real addon is exercised in test/src/runtime.test.ts.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
+import { NativeRuntime } from "./native";
+import type { NativeBinding, NativeExit } from "./native-binding";
+import { loadNativeBinding } from "./native-binding";
+import type { ContainerSpec } from "./types";
+
+class RecordingBinding implements NativeBinding {
+  calls: string[] = [];
+  onExit: ((exit: NativeExit) => void) | undefined;
+  startError: Error | undefined;
+  signals: number[] = [];
+  closed: number[] = [];
+  detectCgroupMode(): "v1" | "v2" {
+    return "v1";
+  }
+  async setupCgroup(_m: string, _r: string, parent: string, id: string): Promise<void> {
+    this.calls.push(`setup ${parent}/${id}`);
+  }
+  async removeCgroup(_m: string, _r: string, parent: string, id: string | null): Promise<void> {
+    this.calls.push(`remove ${parent}/${id ?? ""}`);
+  }
+  async killCgroup(_m: string, _r: string, _p: string, id: string, signal: number): Promise<number> {
+    this.calls.push(`killCgroup ${id} ${signal}`);
+    this.onExit?.({ exitCode: 128 + signal, signal, oomKilled: false });
+    return 1;
+  }
+  async listCgroups(): Promise<string[]> {
+    return ["old-1", "live"];
+  }
+  async oomKills(): Promise<number> {
+    return 0;
+  }
+  async start(options: { argv: string[]; env: string[] }, onExit: (exit: NativeExit) => void): Promise<{ pid: number; pidfd: number }> {
+    this.calls.push(`start ${options.argv.join(" ")} env=${options.env.join(",")}`);
+    if (this.startError) throw this.startError;
+    this.onExit = onExit;
+    return { pid: 4242, pidfd: 77 };
+  }
+  pidfdSignal(_fd: number, signal: number): boolean {
+    this.signals.push(signal);
+    return true;
+  }
+  closeFd(fd: number): void {
+    this.closed.push(fd);
+  }
+}
+
+let rootfs: string;
+beforeAll(() => {
+  rootfs = fs.mkdtempSync(path.join(os.tmpdir(), "grove-native-ts-"));
+});
+afterAll(() => fs.rmSync(rootfs, { recursive: true, force: true }));
+
+function spec(over: Partial<ContainerSpec> = {}): ContainerSpec {
+  return {
+    id: "live",
+    rootfs,
+    command: ["sleep", "60"],
+    env: { A: "1" },
+    hostname: "live",
+    resources: { cpuMillis: 100, memoryBytes: 1 << 26, pids: 16 },
+    logPath: path.join(rootfs, "log"),
+    ...over,
+  };
+}
+
+describe("NativeRuntime (TypeScript layer)", () => {
+  it("rejects invalid specs before touching the addon", async () => {
+    const b = new RecordingBinding();
+    const rt = new NativeRuntime({ binding: b, cgroupParent: "grove-unit" });
+    await expect(rt.start(spec({ id: "bad/id" }))).rejects.toMatchObject({ code: "INVALID_SPEC" });
+    await expect(rt.start(spec({ rootfs: path.join(rootfs, "nope") }))).rejects.toMatchObject({ code: "INVALID_SPEC" });
+    await expect(rt.start(spec({ command: [] }))).rejects.toMatchObject({ code: "INVALID_SPEC" });
+    expect(b.calls).toEqual([]);
+  });
+
+  it("refuses an invalid parent cgroup name", () => {
+    expect(() => new NativeRuntime({ binding: new RecordingBinding(), cgroupParent: "../etc" })).toThrow(/container id/);
+  });
+
+  it("starts, tracks, stops with SIGTERM then SIGKILL, and removes", async () => {
+    const b = new RecordingBinding();
+    const rt = new NativeRuntime({ binding: b, cgroupParent: "grove-unit" });
+    const h = await rt.start(spec());
+    expect(h.pid).toBe(4242);
+    expect(b.calls).toEqual(["setup grove-unit/live", "start sleep 60 env=A=1"]);
+    await expect(rt.start(spec())).rejects.toMatchObject({ code: "CONTAINER_EXISTS" });
+    await expect(rt.remove("live")).rejects.toMatchObject({ code: "CONTAINER_RUNNING" });
+
+    const exit = await rt.stop("live", 0);
+    expect(b.signals).toEqual([15, 9]);
+    expect(b.calls).toContain("killCgroup live 9");
+    expect(exit).toMatchObject({ exitCode: 137, signal: 9, oomKilled: false });
+    expect(b.closed).toEqual([77]);
+    await rt.kill("live", "SIGTERM"); // exited: not an error, no signal sent
+    expect(b.signals).toEqual([15, 9]);
+    await rt.remove("live");
+    expect(rt.list()).toEqual([]);
+  });
+
+  it("removes the cgroup when the start fails and reports START_FAILED", async () => {
+    const b = new RecordingBinding();
+    b.startError = Object.assign(new Error("exec /bin/nosuch: No such file or directory"), { code: "ENOENT", errno: 2 });
+    const rt = new NativeRuntime({ binding: b, cgroupParent: "grove-unit" });
+    await expect(rt.start(spec())).rejects.toMatchObject({
+      code: "START_FAILED",
+      errno: "ENOENT",
+      message: "exec /bin/nosuch: No such file or directory",
+    });
+    expect(b.calls.at(-1)).toBe("remove grove-unit/live");
+    expect(rt.list()).toEqual([]);
+  });
+
+  it("cleanupStale kills and removes cgroups it does not own", async () => {
+    const b = new RecordingBinding();
+    const rt = new NativeRuntime({ binding: b, cgroupParent: "grove-unit" });
+    await rt.start(spec());
+    expect(await rt.cleanupStale()).toEqual(["old-1"]);
+    expect(b.calls).toContain("killCgroup old-1 9");
+    expect(b.calls).toContain("remove grove-unit/old-1");
+    expect(b.calls).not.toContain("remove grove-unit/live");
+  });
+});
+
+describe("loadNativeBinding", () => {
+  it("says how to build the addon when it is missing", () => {
+    expect(() => loadNativeBinding("/nonexistent/grove_native.node")).toThrow(/npm run build:native -w @grove\/agent/);
+  });
+});

@@ -1,0 +1,104 @@
+// Argument checks done in TypeScript before anything reaches the native core
+// (the native side then only defends against crashes, not against bad input).
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { constants as osConstants } from "node:os";
+
+import { RuntimeError } from "./errors";
+import type { ContainerSpec } from "./types";
+
+export const CONTAINER_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+const HOSTNAME_PATTERN = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,62}[A-Za-z0-9])?$/;
+const ENV_KEY_PATTERN = /^[^=\0]+$/;
+
+function invalid(message: string): never {
+  throw new RuntimeError("INVALID_SPEC", message);
+}
+
+export function validateId(id: unknown): asserts id is string {
+  if (typeof id !== "string" || !CONTAINER_ID_PATTERN.test(id) || id === "." || id === "..") {
+    invalid(`container id ${JSON.stringify(id)} must match ${CONTAINER_ID_PATTERN} and not be "." or ".."`);
+  }
+}
+
+function noNul(what: string, value: string): void {
+  if (value.includes("\0")) invalid(`${what} contains a NUL byte`);
+}
+
+function positiveInteger(what: string, value: unknown): void {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
+    invalid(`${what} must be a positive integer, got ${String(value)}`);
+  }
+}
+
+export interface ValidateOptions {
+  /** Check that rootfs is an existing directory (off for the fake runtime). */
+  checkFilesystem: boolean;
+}
+
+/** Throws RuntimeError INVALID_SPEC naming the first problem found. */
+export function validateSpec(spec: ContainerSpec, opts: ValidateOptions): void {
+  if (spec === null || typeof spec !== "object") invalid("spec must be an object");
+  validateId(spec.id);
+
+  if (typeof spec.rootfs !== "string" || !path.isAbsolute(spec.rootfs)) {
+    invalid(`rootfs ${JSON.stringify(spec.rootfs)} must be an absolute path`);
+  }
+  noNul("rootfs", spec.rootfs);
+  if (path.resolve(spec.rootfs) === "/") invalid("rootfs must not be the host's /");
+  if (opts.checkFilesystem) {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(spec.rootfs);
+    } catch {
+      invalid(`rootfs ${spec.rootfs} does not exist`);
+    }
+    if (!st.isDirectory()) invalid(`rootfs ${spec.rootfs} is not a directory`);
+  }
+
+  if (!Array.isArray(spec.command) || spec.command.length === 0) invalid("command must be a non-empty array");
+  spec.command.forEach((arg, i) => {
+    if (typeof arg !== "string") invalid(`command[${i}] must be a string`);
+    noNul(`command[${i}]`, arg);
+  });
+  if (spec.command[0] === "") invalid("command[0] must not be empty");
+
+  if (spec.env === null || typeof spec.env !== "object") invalid("env must be an object");
+  for (const [key, value] of Object.entries(spec.env)) {
+    if (!ENV_KEY_PATTERN.test(key)) invalid(`env key ${JSON.stringify(key)} must be non-empty without "="`);
+    if (typeof value !== "string") invalid(`env ${key} must be a string`);
+    noNul(`env ${key}`, value);
+  }
+
+  if (spec.workingDir !== undefined) {
+    if (typeof spec.workingDir !== "string" || !spec.workingDir.startsWith("/")) {
+      invalid(`workingDir ${JSON.stringify(spec.workingDir)} must be an absolute path`);
+    }
+    noNul("workingDir", spec.workingDir);
+  }
+
+  if (typeof spec.hostname !== "string" || !HOSTNAME_PATTERN.test(spec.hostname)) {
+    invalid(`hostname ${JSON.stringify(spec.hostname)} must be 1..64 letters, digits, "." or "-"`);
+  }
+
+  if (spec.resources === null || typeof spec.resources !== "object") invalid("resources must be an object");
+  positiveInteger("resources.cpuMillis", spec.resources.cpuMillis);
+  positiveInteger("resources.memoryBytes", spec.resources.memoryBytes);
+  positiveInteger("resources.pids", spec.resources.pids);
+
+  if (typeof spec.logPath !== "string" || !path.isAbsolute(spec.logPath)) {
+    invalid(`logPath ${JSON.stringify(spec.logPath)} must be an absolute path`);
+  }
+  noNul("logPath", spec.logPath);
+}
+
+/** "SIGTERM" | 15 -> 15; throws INVALID_SPEC for unknown names or numbers. */
+export function signalNumber(signal: NodeJS.Signals | number): number {
+  if (typeof signal === "number") {
+    if (!Number.isInteger(signal) || signal < 0 || signal > 64) invalid(`signal ${signal} is out of range`);
+    return signal;
+  }
+  const n = (osConstants.signals as Record<string, number | undefined>)[signal];
+  if (n === undefined) invalid(`unknown signal ${JSON.stringify(signal)}`);
+  return n;
+}
