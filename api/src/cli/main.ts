@@ -1,0 +1,37 @@
+// Entry point of the `grove` binary (bin/grove.js).
+import * as os from "node:os";
+import { CommanderError } from "commander";
+import { GroveClient } from "../client";
+import { buildProgram, type CliDeps } from "./program";
+
+export function defaultDeps(): CliDeps {
+  return {
+    out: (line) => process.stdout.write(line + "\n"),
+    err: (line) => process.stderr.write(line + "\n"),
+    env: process.env,
+    home: os.homedir(),
+    makeClient: (config) => new GroveClient({ server: config.server, token: config.token }),
+    now: () => Date.now(),
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  };
+}
+
+/** Runs the CLI and returns its exit code; errors are printed, never thrown. */
+export async function run(argv: readonly string[], deps: CliDeps): Promise<number> {
+  const program = buildProgram(deps);
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return 0;
+  } catch (err) {
+    // Commander has already printed its own usage errors (and help, which exits 0).
+    if (err instanceof CommanderError) return err.exitCode;
+    const message = err instanceof Error ? err.message : String(err);
+    deps.err(`error: ${message}`);
+    return 1;
+  }
+}
+
+/** `argv` as Node gives it: [node, script, ...args]. */
+export async function main(argv: string[]): Promise<void> {
+  process.exitCode = await run(argv.slice(2), defaultDeps());
+}

@@ -1,0 +1,359 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { GroveError } from "../errors";
+import type { App, Instance, Kind, Node, WatchEvent } from "../schemas";
+import { run } from "./main";
+import type { CliClient, CliDeps } from "./program";
+import { app, FIXED_NOW, instance } from "./render/testing";
+
+type AnyObject = App | Instance | Node;
+
+/** An in-memory control plane that records what the CLI asked of it. */
+class FakeClient {
+  readonly objects = new Map<string, AnyObject>();
+  readonly calls: string[] = [];
+  watchEvents: WatchEvent<AnyObject>[] = [];
+  private uid = 0;
+
+  private key(kind: Kind, name: string, namespace?: string): string {
+    return kind === "Node" ? `Node//${name}` : `${kind}/${namespace ?? "default"}/${name}`;
+  }
+
+  put(object: AnyObject): void {
+    this.objects.set(this.key(object.kind as Kind, object.metadata.name, object.metadata.namespace), object);
+  }
+
+  async list(kind: Kind, options: { namespace?: string; allNamespaces?: boolean } = {}) {
+    this.calls.push(`list ${kind} ${options.allNamespaces || kind === "Node" ? "*" : options.namespace}`);
+    const items = [...this.objects.values()].filter(
+      (o) => o.kind === kind && (kind === "Node" || options.allNamespaces || o.metadata.namespace === options.namespace),
+    );
+    return { apiVersion: "grove/v1", kind: `${kind}List`, metadata: { resourceVersion: "41" }, items };
+  }
+
+  async get(kind: Kind, name: string, namespace?: string) {
+    this.calls.push(`get ${kind} ${namespace ?? "-"} ${name}`);
+    const found = this.objects.get(this.key(kind, name, namespace));
+    if (!found) throw new GroveError("NotFound", `${kind} "${name}" not found`);
+    return found;
+  }
+
+  async apply(object: App | Node) {
+    this.calls.push(`apply ${object.kind} ${object.metadata.namespace ?? "-"} ${object.metadata.name}`);
+    const key = this.key(object.kind as Kind, object.metadata.name, object.metadata.namespace);
+    const existing = this.objects.get(key);
+    const stored = { ...object, metadata: { ...object.metadata, uid: existing?.metadata.uid ?? `uid-${++this.uid}` } };
+    this.objects.set(key, stored as AnyObject);
+    return { object: stored, created: !existing };
+  }
+
+  async delete(kind: Kind, name: string, namespace?: string) {
+    this.calls.push(`delete ${kind} ${namespace ?? "-"} ${name}`);
+    const key = this.key(kind, name, namespace);
+    const found = this.objects.get(key);
+    if (!found) throw new GroveError("NotFound", `${kind} "${name}" not found`);
+    this.objects.delete(key);
+    return found;
+  }
+
+  async watch(kind: Kind, options: { resourceVersion?: string }) {
+    this.calls.push(`watch ${kind} from ${options.resourceVersion}`);
+    const events = this.watchEvents;
+    return {
+      closed: false,
+      close() {
+        this.closed = true;
+      },
+      async *[Symbol.asyncIterator]() {
+        yield* events;
+      },
+    };
+  }
+}
+
+const HELLO = `apiVersion: grove/v1
+kind: App
+metadata:
+  name: hello
+spec:
+  rootfs: busybox
+  command: ["sleep", "1000"]
+  instances: 2
+`;
+
+describe("grove CLI", () => {
+  let dir: string;
+  let client: FakeClient;
+  let out: string[];
+  let err: string[];
+  let now: number;
+  let onSleep: () => void;
+  let env: NodeJS.ProcessEnv;
+
+  const deps = (): CliDeps => ({
+    out: (l) => out.push(l),
+    err: (l) => err.push(l),
+    env,
+    home: dir,
+    makeClient: () => client as unknown as CliClient,
+    now: () => now,
+    sleep: async (ms) => {
+      now += ms;
+      onSleep();
+    },
+  });
+  const grove = (...args: string[]) => run(args, deps());
+  const write = (name: string, text: string) => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, text);
+    return file;
+  };
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-cli-"));
+    client = new FakeClient();
+    out = [];
+    err = [];
+    now = FIXED_NOW;
+    onSleep = () => undefined;
+    env = { GROVE_SERVER: "http://127.0.0.1:7443", GROVE_TOKEN: "t" };
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  describe("argument parsing", () => {
+    it("rejects a missing kind with commander's message and exit code 1", async () => {
+      expect(await grove("get")).toBe(1);
+      expect(err.join("\n")).toMatch(/error: missing required argument 'kind'/);
+      expect(client.calls).toEqual([]);
+    });
+
+    it("rejects an unknown output format", async () => {
+      expect(await grove("get", "apps", "-o", "xml")).toBe(1);
+      expect(err.join("\n")).toMatch(/argument 'xml' is invalid\. Allowed choices are table, wide, yaml, json/);
+    });
+
+    it("rejects an unknown kind, naming the known ones", async () => {
+      expect(await grove("get", "pods")).toBe(1);
+      expect(err).toEqual([
+        'error: unknown kind "pods" (known kinds: App, Instance, Node; also written app(s), instance(s)/inst, node(s))',
+      ]);
+    });
+
+    it("requires -f for apply", async () => {
+      expect(await grove("apply")).toBe(1);
+      expect(err.join("\n")).toMatch(/required option '-f, --filename <path\.\.\.>' not specified/);
+    });
+
+    it("prints help and exits 0", async () => {
+      expect(await grove("--help")).toBe(0);
+      expect(out.join("\n")).toMatch(/Usage: grove \[options\] \[command\]/);
+    });
+
+    it("reads connection flags before or after the command and says when nothing is configured", async () => {
+      env = {};
+      expect(await grove("get", "apps")).toBe(1);
+      expect(err).toEqual(["error: no control plane configured: run deploy/quickstart.sh or set GROVE_SERVER and GROVE_TOKEN"]);
+      err = [];
+      expect(await grove("--server", "http://x:1", "get", "apps", "--token", "t", "-n", "team-a")).toBe(0);
+      expect(client.calls).toEqual(["list App team-a"]);
+    });
+  });
+
+  describe("apply", () => {
+    it("reports created, unchanged and configured", async () => {
+      const file = write("hello.yaml", HELLO);
+      expect(await grove("apply", "-f", file)).toBe(0);
+      expect(await grove("apply", "-f", file)).toBe(0);
+      write("hello.yaml", HELLO.replace("instances: 2", "instances: 3"));
+      expect(await grove("apply", "-f", file)).toBe(0);
+      expect(out).toEqual(["app/hello created", "app/hello unchanged", "app/hello configured"]);
+      expect(client.calls.filter((c) => c.startsWith("apply"))).toEqual([
+        "apply App default hello",
+        "apply App default hello",
+      ]);
+    });
+
+    it("puts apps without a namespace into -n's namespace and never sends status", async () => {
+      const file = write("hello.yaml", HELLO + "status:\n  running: 9\n");
+      expect(await grove("apply", "-f", file, "-n", "team-a")).toBe(0);
+      const stored = client.objects.get("App/team-a/hello") as App;
+      expect(stored.metadata.namespace).toBe("team-a");
+      expect(stored.status).toBeUndefined();
+    });
+
+    it("prints every manifest problem and sends nothing", async () => {
+      write("a.yaml", HELLO.replace("instances: 2", "instances: two"));
+      write("b.yaml", `${HELLO.replace("name: hello", "name: ok")}---\n${HELLO.replace("kind: App", "kind: Instance")}`);
+      expect(await grove("apply", "-f", dir)).toBe(1);
+      expect(client.calls).toEqual([]);
+      expect(err[0]).toMatch(/^error: 2 problems in manifests:/);
+      const text = err.join("\n");
+      expect(text).toContain(`${path.join(dir, "a.yaml")}:8:14: spec.instances: Expected integer`);
+      expect(text).toContain(`${path.join(dir, "b.yaml")}:11:7: kind: kind Instance cannot be submitted`);
+    });
+
+    it("--wait prints progress until every instance runs", async () => {
+      const file = write("hello.yaml", HELLO);
+      let round = 0;
+      onSleep = () => {
+        round++;
+        const a = client.objects.get("App/default/hello") as App;
+        const uid = a.metadata.uid as string;
+        client.put(instance("hello-0", { appUid: uid }, { state: "Running" }));
+        client.put(
+          instance("hello-1", { appUid: uid, index: 1 }, round < 2 ? { state: "Starting" } : { state: "Running" }),
+        );
+      };
+      expect(await grove("apply", "-f", file, "--wait")).toBe(0);
+      expect(out).toEqual([
+        "app/hello created",
+        "app/hello: 0/2 running",
+        "app/hello: 1/2 running (hello-1 Starting)",
+        "app/hello: 2/2 running",
+      ]);
+    });
+
+    it("--wait times out naming what blocks the app", async () => {
+      const file = write("hello.yaml", HELLO);
+      onSleep = () => {
+        const uid = (client.objects.get("App/default/hello") as App).metadata.uid as string;
+        client.put(
+          instance("hello-0", { appUid: uid }, { state: "Pending", explain: { nodesConsidered: 1, rejected: { memory: 1 } } }),
+        );
+      };
+      expect(await grove("apply", "-f", file, "--wait", "--timeout", "3s")).toBe(1);
+      expect(err).toEqual([
+        "error: timed out after 3s waiting for app/hello: hello-0 Pending: memory: insufficient on 1 of 1 nodes",
+      ]);
+      expect(now - FIXED_NOW).toBe(3000);
+    });
+
+    it("rejects a bad --timeout before sending anything", async () => {
+      expect(await grove("apply", "-f", write("hello.yaml", HELLO), "--wait", "--timeout", "soon")).toBe(1);
+      expect(err).toEqual(['error: invalid duration "soon": use e.g. 30s, 2m, 1h or 500ms']);
+      expect(client.calls).toEqual([]);
+    });
+  });
+
+  describe("get", () => {
+    beforeEach(() => {
+      client.put({ ...app("hello", 2), status: { running: 1 } });
+      client.put(app("other", 1, { namespace: "team-a" }));
+    });
+
+    it("prints a table for the namespace", async () => {
+      expect(await grove("get", "apps")).toBe(0);
+      expect(out).toEqual(["NAME    INSTANCES   RUNNING   AGE", "hello   2           1         30s"]);
+    });
+
+    it("adds a NAMESPACE column with -A", async () => {
+      expect(await grove("get", "app", "-A")).toBe(0);
+      expect(out[0]).toMatch(/^NAMESPACE +NAME +INSTANCES/);
+      expect(out.slice(1).map((l) => l.split(/ +/).slice(0, 2).join(" "))).toEqual(["default hello", "team-a other"]);
+    });
+
+    it("prints exactly {items} for -o json of a list", async () => {
+      expect(await grove("get", "apps", "-o", "json")).toBe(0);
+      expect(out).toHaveLength(1);
+      expect(out[0]).toBe(JSON.stringify({ items: [client.objects.get("App/default/hello")] }, null, 2));
+    });
+
+    it("prints the object itself for one name, also as KIND/NAME", async () => {
+      expect(await grove("get", "app/hello", "-o", "json")).toBe(0);
+      expect(JSON.parse(out[0] as string)).toEqual(client.objects.get("App/default/hello"));
+      out = [];
+      expect(await grove("get", "app", "hello", "-o", "yaml")).toBe(0);
+      expect(out[0]).toMatch(/^apiVersion: grove\/v1\nkind: App\nmetadata:\n {2}name: hello/);
+    });
+
+    it("fails with the server's NotFound message for a missing name", async () => {
+      expect(await grove("get", "app", "nope")).toBe(1);
+      expect(err).toEqual(['error: App "nope" not found']);
+    });
+
+    it("says when there is nothing to list", async () => {
+      expect(await grove("get", "inst")).toBe(0);
+      expect(out).toEqual([]);
+      expect(err).toEqual(["No instances found in namespace default."]);
+    });
+
+    it("-w prints the table, then a row per change, from the list's revision", async () => {
+      client.watchEvents = [
+        { type: "MODIFIED", object: { ...app("hello", 3), status: { running: 2 } } },
+        { type: "DELETED", object: { ...app("hello", 3), status: { running: 3 } } },
+      ];
+      expect(await grove("get", "apps", "-w")).toBe(0);
+      expect(out).toEqual([
+        "NAME    INSTANCES   RUNNING   AGE",
+        "hello   2           1         30s",
+        "hello   3           2         30s",
+        "hello   3           3         30s",
+      ]);
+      expect(client.calls).toEqual(["list App default", "watch App from 41"]);
+    });
+
+    it("-w -o json prints one event per line", async () => {
+      const event: WatchEvent<AnyObject> = { type: "ADDED", object: app("new", 1) };
+      client.watchEvents = [event];
+      expect(await grove("get", "apps", "-w", "-o", "json")).toBe(0);
+      expect(out[out.length - 1]).toBe(JSON.stringify(event));
+    });
+
+    it("-w stops with an error on an ERROR event", async () => {
+      client.watchEvents = [{ type: "ERROR", object: { code: "Gone", message: "revision compacted" } as unknown as App }];
+      expect(await grove("get", "apps", "-w")).toBe(1);
+      expect(err).toEqual(["error: watch ended by the server: revision compacted"]);
+    });
+  });
+
+  describe("describe", () => {
+    it("shows an app with its instances and the placement of pending ones", async () => {
+      client.put({ ...app("hello", 1), metadata: { ...app("hello", 1).metadata, uid: "u-1" } });
+      client.put(instance("hello-0", {}, { state: "Pending", explain: { nodesConsidered: 1, rejected: { memory: 1 } } }));
+      client.put(instance("other-0", { app: "other" }, { state: "Running" }));
+      expect(await grove("describe", "app", "hello")).toBe(0);
+      const text = out.join("\n");
+      expect(text).toMatch(/^Name: +hello$/m);
+      expect(text).toContain("hello-0: Pending: memory: insufficient on 1 of 1 nodes");
+      expect(text).not.toContain("other-0");
+    });
+
+    it("needs a name", async () => {
+      expect(await grove("describe", "node")).toBe(1);
+      expect(err).toEqual(["error: describe needs a name: grove describe node NAME"]);
+    });
+  });
+
+  describe("delete", () => {
+    it("deletes by kind and name", async () => {
+      client.put(app("hello", 1));
+      expect(await grove("delete", "app", "hello")).toBe(0);
+      expect(out).toEqual(["app/hello deleted"]);
+      expect(client.objects.size).toBe(0);
+    });
+
+    it("fails on a missing object unless --ignore-not-found", async () => {
+      expect(await grove("delete", "app", "nope")).toBe(1);
+      expect(err).toEqual(["error: app/nope not found in namespace default"]);
+      err = [];
+      expect(await grove("delete", "node/n9", "--ignore-not-found")).toBe(0);
+      expect(err).toEqual([]);
+      expect(out).toEqual([]);
+    });
+
+    it("deletes what manifests describe, continuing past missing ones", async () => {
+      const file = write("two.yaml", `${HELLO}---\n${HELLO.replace("name: hello", "name: gone")}`);
+      client.put(app("hello", 1));
+      expect(await grove("delete", "-f", file)).toBe(1);
+      expect(out).toEqual(["app/hello deleted"]);
+      expect(err).toEqual(["error: app/gone not found in namespace default"]);
+      expect(await grove("delete", "-f", file, "--ignore-not-found")).toBe(0);
+    });
+
+    it("refuses both -f and a kind", async () => {
+      expect(await grove("delete", "app", "x", "-f", write("h.yaml", HELLO))).toBe(1);
+      expect(err).toEqual(["error: give either -f FILE or KIND NAME, not both"]);
+    });
+  });
+});

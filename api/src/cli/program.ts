@@ -1,0 +1,354 @@
+// The `grove` command line: commander wiring plus the four verbs. Everything it touches
+// from outside (output, environment, the client, the clock) comes in through CliDeps, so
+// tests drive it with a fake client and no network.
+import { Command, Option } from "commander";
+import { isDeepStrictEqual } from "node:util";
+import * as YAML from "yaml";
+import type { GroveClient } from "../client";
+import { resolveConfig, type ConnectionFlags, type ResolvedConfig } from "../config";
+import { GroveError } from "../errors";
+import { loadManifests } from "../manifest";
+import { TERMINAL_STATES, type App, type Instance, type Kind, type Node } from "../schemas";
+import { parseDuration, parseKindArg, refOf, UsageError } from "./kinds";
+import { describeApp, describeInstance, describeNode, placementSummary } from "./render/describe";
+import { columnWidths, formatRow, renderObjects, tableHeaders, tableRow, type TableOptions } from "./render/table";
+
+/** The part of the client the CLI uses. */
+export type CliClient = Pick<GroveClient, "list" | "get" | "apply" | "delete" | "watch">;
+
+export interface CliDeps {
+  /** Writes one line (a newline is added) to standard output. */
+  out(line: string): void;
+  /** Writes one line to standard error. */
+  err(line: string): void;
+  env: NodeJS.ProcessEnv;
+  home: string;
+  makeClient(config: ResolvedConfig): CliClient;
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+type AnyObject = App | Instance | Node;
+const OUTPUTS = ["table", "wide", "yaml", "json"] as const;
+type OutputFormat = (typeof OUTPUTS)[number];
+const WAIT_POLL_MS = 1000;
+
+interface Context {
+  config: ResolvedConfig;
+  client: CliClient;
+}
+
+function connect(cmd: Command, deps: CliDeps): Context {
+  const flags = cmd.optsWithGlobals<ConnectionFlags>();
+  const config = resolveConfig(flags, deps.env, deps.home);
+  return { config, client: deps.makeClient(config) };
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof GroveError && err.code === "NotFound";
+}
+
+/** Drops what the server owns: status is never sent back. */
+function forSubmission<T extends App | Node>(object: T, namespace: string): T {
+  const { status: _status, ...rest } = object as T & { status?: unknown };
+  const metadata = { ...rest.metadata };
+  if (object.kind === "App" && !metadata.namespace) metadata.namespace = namespace;
+  return { ...rest, metadata } as T;
+}
+
+function sameIntent(existing: AnyObject, wanted: App | Node): boolean {
+  return (
+    isDeepStrictEqual(existing.spec, wanted.spec) &&
+    isDeepStrictEqual(existing.metadata.labels ?? {}, wanted.metadata.labels ?? {})
+  );
+}
+
+export function buildProgram(deps: CliDeps): Command {
+  const program = new Command("grove")
+    .description("Grove: run apps on a cluster of Linux nodes")
+    .option("--server <url>", "control plane URL (overrides GROVE_SERVER and the config file)")
+    .option("--token <token>", "bearer token (overrides GROVE_TOKEN and the config file)")
+    .option("--config <file>", "config file (default $GROVE_CONFIG or ~/.grove/config.json)")
+    .option("-n, --namespace <namespace>", "namespace (default from GROVE_NAMESPACE, the config file, or \"default\")")
+    .showHelpAfterError("(add --help for usage)")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => deps.out(s.replace(/\n$/, "")),
+      writeErr: (s) => deps.err(s.replace(/\n$/, "")),
+    });
+
+  program
+    .command("apply")
+    .description("create or update the objects in manifest files")
+    .requiredOption("-f, --filename <path...>", "a manifest file or a directory of them (*.yaml, *.yml, *.json)")
+    .option("--wait", "wait until every applied app has all its instances running")
+    .option("--timeout <duration>", "how long --wait waits (e.g. 60s, 5m)", "60s")
+    .action(async (opts: { filename: string[]; wait?: boolean; timeout: string }, cmd: Command) => {
+      const timeoutMs = parseDuration(opts.timeout);
+      // Validate every document before anything is sent.
+      const manifests = loadManifests(opts.filename);
+      const { config, client } = connect(cmd, deps);
+      const applied: App[] = [];
+      for (const { object } of manifests) {
+        const wanted = forSubmission(object, config.namespace);
+        const kind = wanted.kind as Kind;
+        const ref = refOf(kind, wanted.metadata.name);
+        const existing = await client.get(kind, wanted.metadata.name, wanted.metadata.namespace).catch((err: unknown) => {
+          if (isNotFound(err)) return undefined;
+          throw err;
+        });
+        let result: AnyObject;
+        if (existing && sameIntent(existing, wanted)) {
+          result = existing;
+          deps.out(`${ref} unchanged`);
+        } else {
+          const { object: stored, created } = await client.apply(wanted);
+          result = stored;
+          const changed = created || !existing || !sameIntent(existing, stored);
+          deps.out(`${ref} ${created ? "created" : changed ? "configured" : "unchanged"}`);
+        }
+        if (result.kind === "App") applied.push(result);
+      }
+      if (opts.wait && applied.length > 0) await waitForApps(client, applied, timeoutMs, deps);
+    });
+
+  program
+    .command("get")
+    .description("list objects, or show one")
+    .argument("<kind>", "app(s), instance(s)/inst or node(s); or KIND/NAME")
+    .argument("[name]", "one object's name")
+    .addOption(new Option("-o, --output <format>", "output format").choices(OUTPUTS).default("table"))
+    .option("-w, --watch", "after listing, stream changes")
+    .option("-A, --all-namespaces", "list across all namespaces")
+    .action(
+      async (
+        kindArg: string,
+        nameArg: string | undefined,
+        opts: { output: OutputFormat; watch?: boolean; allNamespaces?: boolean },
+        cmd: Command,
+      ) => {
+        const { kind, name } = kindAndName(kindArg, nameArg);
+        const { config, client } = connect(cmd, deps);
+        const all = Boolean(opts.allNamespaces) && name === undefined;
+        const table: TableOptions = {
+          wide: opts.output === "wide",
+          showNamespace: all && kind !== "Node",
+          now: deps.now(),
+        };
+        if (name !== undefined && !opts.watch) {
+          const object = await client.get(kind, name, config.namespace);
+          printObjects(deps, kind, [object], opts.output, table, true);
+          return;
+        }
+        const list = await client.list(kind, { namespace: config.namespace, allNamespaces: all });
+        const items = (list.items as AnyObject[]).filter((o) => name === undefined || o.metadata.name === name);
+        if (name !== undefined && items.length === 0) {
+          throw new GroveError("NotFound", `${refOf(kind, name)} not found${scopeOf(kind, config, false)}`);
+        }
+        const resourceVersion = list.metadata.resourceVersion;
+        const widths = columnWidths([tableHeaders(kind, table), ...items.map((o) => tableRow(kind, o, table))]);
+        if (items.length === 0 && (opts.output === "table" || opts.output === "wide")) {
+          deps.err(`No ${kind.toLowerCase()}s found${scopeOf(kind, config, all)}.`);
+          if (opts.watch) deps.out(formatRow(tableHeaders(kind, table), widths));
+        } else {
+          printObjects(deps, kind, items, opts.output, table, name !== undefined, widths);
+        }
+        if (!opts.watch) return;
+        const watch = await client.watch(kind, { namespace: config.namespace, allNamespaces: all, resourceVersion });
+        for await (const event of watch) {
+          if (event.type === "ERROR") {
+            watch.close();
+            const body = event.object as unknown as { code?: string; message?: string };
+            throw new Error(`watch ended by the server: ${body.message ?? JSON.stringify(event.object)}`);
+          }
+          const object = event.object as AnyObject;
+          if (name !== undefined && object.metadata.name !== name) continue;
+          if (opts.output === "json") deps.out(JSON.stringify(event));
+          else if (opts.output === "yaml") deps.out(`---\n${YAML.stringify(event).trimEnd()}`);
+          else deps.out(formatRow(tableRow(kind, object, { ...table, now: deps.now() }), widths));
+        }
+      },
+    );
+
+  program
+    .command("describe")
+    .description("show one object in detail, with its instances and placement")
+    .argument("<kind>", "app, instance or node; or KIND/NAME")
+    .argument("[name]", "the object's name")
+    .action(async (kindArg: string, nameArg: string | undefined, _opts: unknown, cmd: Command) => {
+      const { kind, name } = kindAndName(kindArg, nameArg);
+      if (name === undefined) throw new UsageError(`describe needs a name: grove describe ${kind.toLowerCase()} NAME`);
+      const { config, client } = connect(cmd, deps);
+      const now = deps.now();
+      let lines: string[];
+      if (kind === "App") {
+        const app = await client.get("App", name, config.namespace);
+        const instances = await client.list("Instance", { namespace: app.metadata.namespace ?? config.namespace });
+        lines = describeApp(
+          app,
+          instances.items.filter((i) => i.spec.app === name),
+          now,
+        );
+      } else if (kind === "Instance") {
+        lines = describeInstance(await client.get("Instance", name, config.namespace), now);
+      } else {
+        const node = await client.get("Node", name);
+        const instances = await client.list("Instance", { allNamespaces: true });
+        lines = describeNode(
+          node,
+          instances.items.filter((i) => (i.status?.nodeName ?? i.spec.nodeName) === name),
+          now,
+        );
+      }
+      for (const line of lines) deps.out(line);
+    });
+
+  program
+    .command("delete")
+    .description("delete objects named on the command line or in manifest files")
+    .argument("[kind]", "app, instance or node; or KIND/NAME")
+    .argument("[name]", "the object's name")
+    .option("-f, --filename <path...>", "delete the objects these manifests describe")
+    .option("--ignore-not-found", "treat objects that do not exist as deleted")
+    .action(
+      async (
+        kindArg: string | undefined,
+        nameArg: string | undefined,
+        opts: { filename?: string[]; ignoreNotFound?: boolean },
+        cmd: Command,
+      ) => {
+        let targets: { kind: Kind; name: string; namespace?: string }[];
+        if (opts.filename) {
+          if (kindArg !== undefined) throw new UsageError("give either -f FILE or KIND NAME, not both");
+          targets = loadManifests(opts.filename).map(({ object }) => ({
+            kind: object.kind as Kind,
+            name: object.metadata.name,
+            namespace: object.metadata.namespace,
+          }));
+        } else {
+          if (kindArg === undefined) throw new UsageError("nothing to delete: give KIND NAME or -f FILE");
+          const { kind, name } = kindAndName(kindArg, nameArg);
+          if (name === undefined) throw new UsageError(`delete needs a name: grove delete ${kind.toLowerCase()} NAME`);
+          targets = [{ kind, name }];
+        }
+        const { config, client } = connect(cmd, deps);
+        const failures: string[] = [];
+        for (const t of targets) {
+          const namespace = t.namespace ?? config.namespace;
+          const ref = refOf(t.kind, t.name);
+          try {
+            await client.delete(t.kind, t.name, namespace);
+            deps.out(`${ref} deleted`);
+          } catch (err) {
+            if (!isNotFound(err)) throw err;
+            if (!opts.ignoreNotFound) failures.push(`${ref} not found${scopeOf(t.kind, { namespace }, false)}`);
+          }
+        }
+        if (failures.length === 1) throw new GroveError("NotFound", failures[0] as string);
+        if (failures.length > 1) throw new GroveError("NotFound", `${failures.length} objects not found:\n${failures.join("\n")}`);
+      },
+    );
+
+  return program;
+}
+
+function kindAndName(kindArg: string, nameArg: string | undefined): { kind: Kind; name?: string } {
+  const { kind, name } = parseKindArg(kindArg);
+  if (name !== undefined && nameArg !== undefined) {
+    throw new UsageError(`give the name once: "${kindArg}" already names ${name}`);
+  }
+  const chosen = name ?? nameArg;
+  return chosen === undefined ? { kind } : { kind, name: chosen };
+}
+
+function scopeOf(kind: Kind, config: { namespace: string }, all: boolean): string {
+  if (kind === "Node") return "";
+  return all ? " in any namespace" : ` in namespace ${config.namespace}`;
+}
+
+function printObjects(
+  deps: CliDeps,
+  kind: Kind,
+  objects: readonly AnyObject[],
+  output: OutputFormat,
+  table: TableOptions,
+  single: boolean,
+  widths?: number[],
+): void {
+  switch (output) {
+    case "json":
+      deps.out(JSON.stringify(single ? objects[0] : { items: objects }, null, 2));
+      return;
+    case "yaml":
+      deps.out(YAML.stringify(single ? objects[0] : { items: objects }).trimEnd());
+      return;
+    case "table":
+    case "wide":
+      if (widths) {
+        deps.out(formatRow(tableHeaders(kind, table), widths));
+        for (const o of objects) deps.out(formatRow(tableRow(kind, o, table), widths));
+      } else {
+        for (const line of renderObjects(kind, objects, table)) deps.out(line);
+      }
+  }
+}
+
+/** Polls each app's instances until as many run as it asks for, printing progress as it changes. */
+export async function waitForApps(client: CliClient, apps: readonly App[], timeoutMs: number, deps: CliDeps): Promise<void> {
+  const deadline = deps.now() + timeoutMs;
+  const waiting = new Map(apps.map((a) => [`${a.metadata.namespace}/${a.metadata.name}`, a]));
+  const lastProgress = new Map<string, string>();
+  const blockers = new Map<string, string>();
+  for (;;) {
+    const namespaces = new Set([...waiting.values()].map((a) => a.metadata.namespace));
+    for (const namespace of namespaces) {
+      const list = await client.list("Instance", { namespace });
+      for (const [key, app] of waiting) {
+        if (app.metadata.namespace !== namespace) continue;
+        const mine = list.items.filter(
+          (i) => i.spec.app === app.metadata.name && (!app.metadata.uid || i.spec.appUid === app.metadata.uid),
+        );
+        const running = mine.filter((i) => i.status?.state === "Running").length;
+        const want = app.spec.instances;
+        const ref = refOf("App", app.metadata.name);
+        if (running === want) {
+          deps.out(`${ref}: ${running}/${want} running`);
+          waiting.delete(key);
+          continue;
+        }
+        const progress = `${ref}: ${running}/${want} running`;
+        const stuck = mine.find((i) => i.status?.state !== "Running");
+        const blocker = stuck ? instanceBlocker(stuck) : undefined;
+        if (blocker) blockers.set(key, blocker);
+        else blockers.delete(key);
+        const line = blocker ? `${progress} (${blocker})` : progress;
+        if (lastProgress.get(key) !== line) {
+          deps.out(line);
+          lastProgress.set(key, line);
+        }
+      }
+    }
+    if (waiting.size === 0) return;
+    const remaining = deadline - deps.now();
+    if (remaining <= 0) {
+      const summary = [...waiting.entries()].map(([key, app]) => {
+        const blocker = blockers.get(key);
+        return `${refOf("App", app.metadata.name)}${blocker ? `: ${blocker}` : ""}`;
+      });
+      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${summary.join("; ")}`);
+    }
+    await deps.sleep(Math.min(WAIT_POLL_MS, remaining));
+  }
+}
+
+/** Why an instance is not running, in a few words. */
+function instanceBlocker(inst: Instance): string {
+  const status = inst.status;
+  const placement = placementSummary(status);
+  const state = status?.state ?? "Pending";
+  const detail = status?.reason ?? status?.message;
+  const terminal = (TERMINAL_STATES as readonly string[]).includes(state);
+  const base = placement && state === "Pending" ? placement : detail ? `${state}: ${detail}` : state;
+  const exit = terminal && status?.exitCode !== undefined ? `, exit code ${status.exitCode}` : "";
+  return `${inst.metadata.name} ${base}${exit}`;
+}
