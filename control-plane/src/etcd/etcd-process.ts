@@ -1,0 +1,109 @@
+// Small helpers for running an etcd member as a child process: its command
+// line, free loopback ports, health checks and reading the tail of its log.
+
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as net from "node:net";
+
+export interface EtcdArgsOptions {
+  name: string;
+  dataDir: string;
+  clientPort: number;
+  peerPort: number;
+  host?: string;
+  /** Backend quota; etcd's default is 2 GiB. */
+  quotaBackendBytes?: number;
+}
+
+/** The etcd 3.4 command line for a single-member cluster on loopback. */
+export function etcdArgs(o: EtcdArgsOptions): string[] {
+  const host = o.host ?? "127.0.0.1";
+  const clientUrl = `http://${host}:${o.clientPort}`;
+  const peerUrl = `http://${host}:${o.peerPort}`;
+  const args = [
+    `--name=${o.name}`,
+    `--data-dir=${o.dataDir}`,
+    `--listen-client-urls=${clientUrl}`,
+    `--advertise-client-urls=${clientUrl}`,
+    `--listen-peer-urls=${peerUrl}`,
+    `--initial-advertise-peer-urls=${peerUrl}`,
+    `--initial-cluster=${o.name}=${peerUrl}`,
+    "--initial-cluster-state=new",
+    `--initial-cluster-token=${o.name}-${o.clientPort}`,
+    "--logger=zap",
+    "--log-outputs=stderr",
+  ];
+  if (o.quotaBackendBytes !== undefined) args.push(`--quota-backend-bytes=${o.quotaBackendBytes}`);
+  return args;
+}
+
+/** Asks the kernel for a free TCP port on the host (bind port 0, read it, close). */
+export function findFreePort(host = "127.0.0.1"): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once("error", reject);
+    srv.listen(0, host, () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => (port ? resolve(port) : reject(new Error("could not find a free port"))));
+    });
+  });
+}
+
+/** One GET of etcd's /health; true when it reports healthy. Never throws. */
+export function checkHealth(clientUrl: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get(`${clientUrl}/health`, { timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => {
+        try {
+          resolve(res.statusCode === 200 && (JSON.parse(body) as { health?: unknown }).health === "true");
+        } catch {
+          resolve(false);
+        }
+      });
+      res.on("error", () => resolve(false));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", () => resolve(false));
+  });
+}
+
+/**
+ * Polls /health until it answers healthy. Rejects when `timeoutMs` passes or
+ * `gaveUp()` says to stop (e.g. the process exited).
+ */
+export async function waitForHealthy(
+  clientUrl: string,
+  timeoutMs: number,
+  gaveUp: () => string | undefined = () => undefined,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const why = gaveUp();
+    if (why) throw new Error(why);
+    if (await checkHealth(clientUrl, 1000)) return;
+    if (Date.now() > deadline) throw new Error(`etcd at ${clientUrl} not healthy after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The last `maxBytes` of a file as text ("" if missing); for error messages. */
+export function tailFile(path: string, maxBytes = 2000): string {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(path, "r");
+    const size = fs.fstatSync(fd).size;
+    const len = Math.min(size, maxBytes);
+    const buf = Buffer.alloc(len);
+    fs.readSync(fd, buf, 0, len, size - len);
+    return buf.toString("utf8");
+  } catch {
+    return "";
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}

@@ -1,0 +1,6 @@
+// The placement library: pure, shared by the control plane and sim/.
+export * from "./types";
+export * from "./rng";
+export * from "./filters";
+export * from "./scorers";
+export * from "./place";

@@ -1,0 +1,478 @@
+// The Store on etcd (v3 API through the etcd3 client).
+//
+// - Values are JSON. Every write is one etcd transaction guarded by a revision
+//   compare; a failed compare reads the key in the same transaction so we can
+//   tell NotFound from Conflict without a second round trip.
+// - Calls carry a short deadline and no client-side retries: when etcd is gone
+//   the API answers 503 (StoreUnavailable) within seconds instead of hanging,
+//   and a write whose outcome is unknown is not silently replayed.
+// - Watches own their resume revision (see watch-resume.ts) and relist when
+//   etcd drops them (compaction).
+
+import { Etcd3, type IOptions, type IKeyValue, type IRequestOp, type ICompare, type IWatchResponse } from "etcd3";
+import type {
+  KeyValue,
+  ListResult,
+  Store,
+  TxnCompare,
+  TxnOp,
+  TxnResult,
+  Watch,
+  WatchEvent,
+  WatchHandlers,
+} from "./store";
+import { Keys } from "./store";
+import { alreadyExists, conflict, isConnectivityError, mapEtcdError, notFound, storeUnavailable } from "./etcd-errors";
+import { ResumeTracker, backoffDelay, parseRevision } from "./watch-resume";
+
+/** The subset of a pino logger the store uses. */
+export interface StoreLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface EtcdStoreOptions {
+  /** Deadline of every unary call (ms). Default 5000. */
+  callTimeoutMs?: number;
+  /** gRPC keepalive ping interval (ms); detects half-open TCP. Default 10000 (etcd rejects < 5000). */
+  keepaliveTimeMs?: number;
+  /** How long a keepalive ping may go unanswered (ms). Default 5000. */
+  keepaliveTimeoutMs?: number;
+  /** Watch re-establishment backoff: first delay and cap (ms). Defaults 100 and 5000. */
+  watchBackoffBaseMs?: number;
+  watchBackoffMaxMs?: number;
+  logger?: StoreLogger;
+}
+
+const silentLogger: StoreLogger = { info() {}, warn() {}, error() {} };
+
+type FaultPolicy = NonNullable<NonNullable<IOptions["faultHandling"]>["global"]>;
+
+/**
+ * A policy that runs the call once. etcd3's defaults retry three times and
+ * open a per-host circuit breaker for 5 s after three failures; we would
+ * rather fail fast (the caller decides) and talk to etcd again the moment it
+ * is back.
+ */
+function runOncePolicy(): FaultPolicy {
+  const noEvent = () => ({ dispose() {} });
+  const policy = {
+    onSuccess: noEvent,
+    onFailure: noEvent,
+    execute<T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> {
+      return Promise.resolve().then(() => fn({ signal: signal ?? new AbortController().signal }));
+    },
+  };
+  return policy as unknown as FaultPolicy;
+}
+
+type WatchBackoff = NonNullable<NonNullable<IOptions["faultHandling"]>["watchBackoff"]>;
+
+/**
+ * etcd3's own watch-stream reconnect delay. We drop etcd3 watchers on
+ * disconnect and re-create them on our own backoff, so etcd3's timer only
+ * finds an empty stream; keep it short (its default grows to 30 s and keeps
+ * the process alive after close()).
+ */
+function shortConstantBackoff(): WatchBackoff {
+  const backoff = { duration: 100, next: () => backoff };
+  return backoff as unknown as WatchBackoff;
+}
+
+const enc = (s: string) => Buffer.from(s, "utf8");
+
+/** The smallest key greater than every key with this prefix (etcd range_end). */
+export function prefixRangeEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix, "utf8");
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i] = end[i]! + 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]); // prefix of all 0xff: to the end of the keyspace
+}
+
+function decodeValue<T>(kv: IKeyValue): T {
+  const text = kv.value.toString("utf8");
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new Error(`value at ${kv.key.toString("utf8")} is not JSON: ${(err as Error).message}`);
+  }
+}
+
+function toKeyValue<T>(kv: IKeyValue): KeyValue<T> {
+  return { key: kv.key.toString("utf8"), value: decodeValue<T>(kv), modRevision: String(kv.mod_revision) };
+}
+
+function putOp(key: string, value: unknown): IRequestOp {
+  return { request_put: { key: enc(key), value: enc(JSON.stringify(value)) } };
+}
+
+/** A compare from the Store's TxnCompare: "0" means the key must not exist. */
+export function toEtcdCompare(c: TxnCompare): ICompare {
+  const rev = parseRevision(c.modRevision);
+  if (rev === 0n) return { key: enc(c.key), target: "Version", result: "Equal", version: 0 };
+  return { key: enc(c.key), target: "Mod", result: "Equal", mod_revision: c.modRevision };
+}
+
+/** Converts one etcd watch response into Store events (keys decoded, values parsed). */
+export function toWatchEvents<T>(res: Pick<IWatchResponse, "events">): WatchEvent<T>[] {
+  return (res.events ?? []).map((ev): WatchEvent<T> => {
+    const key = ev.kv.key.toString("utf8");
+    const modRevision = String(ev.kv.mod_revision);
+    if (ev.type === "Delete") {
+      return { type: "delete", key, modRevision, prevValue: ev.prev_kv ? decodeValue<T>(ev.prev_kv) : undefined };
+    }
+    return { type: "put", key, modRevision, value: decodeValue<T>(ev.kv), created: String(ev.kv.version) === "1" };
+  });
+}
+
+export class EtcdStore implements Store {
+  private readonly client: Etcd3;
+  private readonly callTimeoutMs: number;
+  private readonly log: StoreLogger;
+  private readonly watches = new Set<EtcdWatch<unknown>>();
+  private closed = false;
+
+  constructor(
+    readonly endpoints: string[],
+    private readonly opts: EtcdStoreOptions = {},
+  ) {
+    if (endpoints.length === 0) throw new Error("EtcdStore needs at least one endpoint");
+    this.callTimeoutMs = opts.callTimeoutMs ?? 5000;
+    this.log = opts.logger ?? silentLogger;
+    this.client = new Etcd3({
+      hosts: endpoints,
+      dialTimeout: this.callTimeoutMs,
+      // Unary calls get a deadline; watch streams must not (it would end them).
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + this.callTimeoutMs) }),
+      grpcOptions: {
+        "grpc.keepalive_time_ms": opts.keepaliveTimeMs ?? 10_000,
+        "grpc.keepalive_timeout_ms": opts.keepaliveTimeoutMs ?? 5_000,
+        // etcd's enforcement policy refuses pings without an active stream.
+        "grpc.keepalive_permit_without_calls": 0,
+      },
+      faultHandling: { global: runOncePolicy(), host: () => runOncePolicy(), watchBackoff: shortConstantBackoff() },
+    });
+  }
+
+  /** Runs one etcd call, mapping failures to GroveErrors. */
+  private async call<R>(what: string, fn: () => Promise<R>): Promise<R> {
+    if (this.closed) throw storeUnavailable(this.endpoints, "the store client is closed");
+    try {
+      return await fn();
+    } catch (err) {
+      const mapped = mapEtcdError(err, this.endpoints);
+      if (mapped.code === "Internal") mapped.message = `${what}: ${mapped.message}`;
+      throw mapped;
+    }
+  }
+
+  async get<T>(key: string): Promise<KeyValue<T> | undefined> {
+    const res = await this.call(`get ${key}`, () => this.client.kv.range({ key: enc(key) }));
+    const kv = res.kvs[0];
+    return kv ? toKeyValue<T>(kv) : undefined;
+  }
+
+  async list<T>(prefix: string): Promise<ListResult<T>> {
+    const res = await this.call(`list ${prefix}`, () =>
+      this.client.kv.range({ key: enc(prefix), range_end: prefixRangeEnd(prefix) }),
+    );
+    return { items: res.kvs.map((kv) => toKeyValue<T>(kv)), revision: String(res.header.revision) };
+  }
+
+  async create<T>(key: string, value: T): Promise<string> {
+    const res = await this.call(`create ${key}`, () =>
+      this.client.kv.txn({
+        compare: [{ key: enc(key), target: "Create", result: "Equal", create_revision: 0 }],
+        success: [putOp(key, value)],
+      }),
+    );
+    if (!res.succeeded) throw alreadyExists(key);
+    return String(res.header.revision);
+  }
+
+  async update<T>(key: string, value: T, expectedModRevision: string): Promise<string> {
+    const res = await this.call(`update ${key}`, () =>
+      this.client.kv.txn({
+        compare: [{ key: enc(key), target: "Mod", result: "Equal", mod_revision: expectedModRevision }],
+        success: [putOp(key, value)],
+        failure: [{ request_range: { key: enc(key) } }],
+      }),
+    );
+    if (!res.succeeded) throw this.compareFailure(key, expectedModRevision, res.responses);
+    return String(res.header.revision);
+  }
+
+  async delete(key: string, expectedModRevision?: string): Promise<void> {
+    if (expectedModRevision === undefined) {
+      const res = await this.call(`delete ${key}`, () => this.client.kv.deleteRange({ key: enc(key) }));
+      if (String(res.deleted) === "0") throw notFound(key);
+      return;
+    }
+    const res = await this.call(`delete ${key}`, () =>
+      this.client.kv.txn({
+        compare: [{ key: enc(key), target: "Mod", result: "Equal", mod_revision: expectedModRevision }],
+        success: [{ request_delete_range: { key: enc(key) } }],
+        failure: [{ request_range: { key: enc(key) } }],
+      }),
+    );
+    if (!res.succeeded) throw this.compareFailure(key, expectedModRevision, res.responses);
+  }
+
+  /** A failed mod-revision compare: the failure branch read the key. */
+  private compareFailure(key: string, expected: string, responses: { response_range?: { kvs: IKeyValue[] } }[]) {
+    const current = responses[0]?.response_range?.kvs[0];
+    return current ? conflict(key, expected, String(current.mod_revision)) : notFound(key);
+  }
+
+  async txn<T>(compares: TxnCompare[], ops: TxnOp<T>[]): Promise<TxnResult> {
+    const res = await this.call("txn", () =>
+      this.client.kv.txn({
+        compare: compares.map(toEtcdCompare),
+        success: ops.map((op) =>
+          op.type === "put" ? putOp(op.key, op.value) : { request_delete_range: { key: enc(op.key) } },
+        ),
+      }),
+    );
+    return { succeeded: res.succeeded, revision: String(res.header.revision) };
+  }
+
+  async watch<T>(prefix: string, fromRevision: string, handlers: WatchHandlers<T>): Promise<Watch> {
+    if (this.closed) throw storeUnavailable(this.endpoints, "the store client is closed");
+    let from = fromRevision;
+    if (parseRevision(fromRevision) === 0n) {
+      // "From now": pin it to a concrete revision so the resume revision is ours from the start.
+      from = (parseRevision((await this.list(prefix)).revision) + 1n).toString();
+    }
+    const watch = new EtcdWatch<T>(prefix, from, handlers, {
+      openWatcher: (startRevision) =>
+        this.client.watch().prefix(prefix).withPreviousKV().startRevision(startRevision).watcher(),
+      endpoints: this.endpoints,
+      log: this.log,
+      connectTimeoutMs: this.callTimeoutMs,
+      backoffBaseMs: this.opts.watchBackoffBaseMs ?? 100,
+      backoffMaxMs: this.opts.watchBackoffMaxMs ?? 5000,
+      relist: () => this.list<T>(prefix),
+      onClosed: () => this.watches.delete(watch as EtcdWatch<unknown>),
+    });
+    this.watches.add(watch as EtcdWatch<unknown>);
+    try {
+      await watch.start();
+    } catch (err) {
+      await watch.close();
+      throw err;
+    }
+    return watch;
+  }
+
+  async ping(): Promise<void> {
+    await this.call("ping", () => this.client.kv.range({ key: enc(Keys.prefix), limit: 1, keys_only: true }));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all([...this.watches].map((w) => w.close()));
+    this.closed = true;
+    this.client.close();
+  }
+}
+
+/** The part of an etcd3 Watcher the wrapper uses (a fake in unit tests). */
+export interface WatcherLike {
+  on(event: "connected", fn: (res: IWatchResponse) => void): unknown;
+  on(event: "data", fn: (res: IWatchResponse) => void): unknown;
+  on(event: "disconnected" | "error", fn: (err: Error) => void): unknown;
+  removeAllListeners(event: "data"): unknown;
+  cancel(): Promise<void>;
+}
+
+export interface EtcdWatchDeps<T> {
+  /** Attaches a new etcd watcher on the prefix starting at this revision. */
+  openWatcher(startRevision: string): WatcherLike;
+  endpoints: readonly string[];
+  log: StoreLogger;
+  connectTimeoutMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  relist(): Promise<ListResult<T>>;
+  onClosed(): void;
+}
+
+/**
+ * One Store watch. It drives etcd3 watchers but never lets the client resume
+ * on its own: on a disconnect the etcd3 watcher is dropped and a new one is
+ * made from our resume revision after a backoff; when etcd cancels a watcher
+ * (compaction) we relist and watch from the list revision + 1.
+ */
+export class EtcdWatch<T> implements Watch {
+  private readonly tracker: ResumeTracker;
+  private current: WatcherLike | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private attempt = 0;
+  private closed = false;
+  private firstConnect: { resolve(): void; reject(err: Error): void } | undefined;
+
+  constructor(
+    private readonly prefix: string,
+    fromRevision: string,
+    private readonly handlers: WatchHandlers<T>,
+    private readonly deps: EtcdWatchDeps<T>,
+  ) {
+    this.tracker = new ResumeTracker(fromRevision);
+  }
+
+  get resumeRevision(): string {
+    return this.tracker.resumeRevision;
+  }
+
+  /** Resolves once etcd accepted the first watcher; StoreUnavailable if it does not in time. */
+  start(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timeout = setTimeout(() => {
+        this.firstConnect = undefined;
+        reject(storeUnavailable(this.deps.endpoints, `watch on ${this.prefix} not established within ${this.deps.connectTimeoutMs} ms`));
+      }, this.deps.connectTimeoutMs);
+      this.firstConnect = {
+        resolve: () => {
+          clearTimeout(timeout);
+          resolve();
+        },
+        reject: (err) => {
+          clearTimeout(timeout);
+          reject(err);
+        },
+      };
+      this.open();
+    });
+  }
+
+  private open(): void {
+    if (this.closed) return;
+    const watcher = this.deps.openWatcher(this.tracker.resumeRevision);
+    this.current = watcher;
+    const mine = () => this.current === watcher && !this.closed;
+    watcher.on("connected", () => {
+      if (!mine()) return;
+      this.attempt = 0;
+      const first = this.firstConnect;
+      this.firstConnect = undefined;
+      first?.resolve();
+    });
+    watcher.on("data", (res: IWatchResponse) => {
+      if (mine()) this.deliver(res);
+    });
+    watcher.on("disconnected", (err: Error) => {
+      if (!mine()) return;
+      this.deps.log.warn(
+        { prefix: this.prefix, resumeRevision: this.resumeRevision, err: err?.message },
+        "etcd watch disconnected; re-watching from our resume revision",
+      );
+      this.drop(watcher, true);
+      this.schedule(() => this.open());
+    });
+    watcher.on("error", (err: Error) => {
+      if (!mine()) return;
+      // etcd cancelled the watch: the resume revision was compacted (etcd3
+      // does not pass compact_revision on), or some other server-side cancel.
+      // Either way events may be lost: relist.
+      this.deps.log.warn(
+        { prefix: this.prefix, resumeRevision: this.resumeRevision, err: err?.message },
+        "etcd cancelled the watch (compacted?); relisting",
+      );
+      this.drop(watcher, false); // etcd3 already removed it from its stream
+      void this.relist();
+    });
+  }
+
+  private deliver(res: IWatchResponse): void {
+    let events: WatchEvent<T>[];
+    try {
+      events = this.tracker.accept(toWatchEvents<T>(res));
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    for (const event of events) {
+      try {
+        this.handlers.onEvent(event);
+      } catch (err) {
+        this.deps.log.error({ prefix: this.prefix, key: event.key, err: (err as Error).message }, "watch handler threw");
+      }
+    }
+  }
+
+  private async relist(): Promise<void> {
+    if (this.closed) return;
+    try {
+      const list = await this.deps.relist();
+      if (this.closed) return;
+      this.tracker.relisted(list.revision);
+      try {
+        this.handlers.onRelist?.(list.items, list.revision);
+      } catch (err) {
+        this.deps.log.error({ prefix: this.prefix, err: (err as Error).message }, "watch relist handler threw");
+      }
+      this.open();
+    } catch (err) {
+      if (isConnectivityError(err)) {
+        this.schedule(() => void this.relist());
+        return;
+      }
+      this.fail(err as Error);
+    }
+  }
+
+  private schedule(fn: () => void): void {
+    if (this.closed) return;
+    const delay = backoffDelay(this.attempt++, this.deps.backoffBaseMs, this.deps.backoffMaxMs);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      fn();
+    }, delay);
+  }
+
+  /**
+   * Forgets an etcd3 watcher. After a disconnect it must also be detached from
+   * etcd3's stream manager (synchronous while disconnected), or etcd3 would
+   * re-subscribe it from the header revision on reconnect.
+   */
+  private drop(watcher: WatcherLike, detach: boolean): void {
+    if (this.current === watcher) this.current = undefined;
+    watcher.removeAllListeners("data");
+    watcher.on("error", () => undefined); // a late cancel must not crash the process
+    if (detach) void watcher.cancel().catch(() => undefined);
+  }
+
+  private fail(err: Error): void {
+    if (this.closed) return;
+    const first = this.firstConnect;
+    this.firstConnect = undefined;
+    void this.close();
+    if (first) first.reject(err);
+    else this.handlers.onError?.(err);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.deps.onClosed();
+    const watcher = this.current;
+    this.current = undefined;
+    if (!watcher) return;
+    watcher.removeAllListeners("data");
+    watcher.on("error", () => undefined);
+    // Cancelling waits for etcd's confirmation; do not hang close() on a dead etcd.
+    await Promise.race([watcher.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
+  }
+}
+
+/** Makes the Store for these etcd endpoints (e.g. ["http://127.0.0.1:2379"]). */
+export function createStore(endpoints: string[], opts: EtcdStoreOptions = {}): EtcdStore {
+  return new EtcdStore(endpoints, opts);
+}

@@ -1,0 +1,75 @@
+// The watch wrapper's own resume bookkeeping, kept apart from I/O so it can be
+// tested without etcd.
+//
+// Why not trust the etcd3 client: it resumes from the last *header* revision
+// + 1, but a watch's create response and catch-up batches carry the current
+// store revision, so a stream that drops mid catch-up would resume past events
+// it never delivered. Like the Go client we resume from the last delivered
+// *event's* mod revision + 1, and drop anything at or below it when a
+// reconnect replays events we already have.
+
+/** Anything carrying an etcd mod revision (decimal string, 64-bit). */
+export interface Revisioned {
+  modRevision: string;
+}
+
+export function parseRevision(revision: string): bigint {
+  if (!/^\d+$/.test(revision)) throw new Error(`not an etcd revision: ${JSON.stringify(revision)}`);
+  return BigInt(revision);
+}
+
+export class ResumeTracker {
+  /** The lowest revision we still need: last delivered event's revision + 1. */
+  private next: bigint;
+
+  /** @param fromRevision the first revision to deliver (inclusive), e.g. list revision + 1 */
+  constructor(fromRevision: string) {
+    this.next = parseRevision(fromRevision);
+  }
+
+  /** Where a (re)created etcd watch must start. */
+  get resumeRevision(): string {
+    return this.next.toString();
+  }
+
+  /** The last revision whose events were all delivered ("0" if none yet). */
+  get lastDeliveredRevision(): string {
+    return (this.next > 0n ? this.next - 1n : 0n).toString();
+  }
+
+  /**
+   * Takes the events of one etcd watch response (etcd never splits one
+   * revision across responses) and returns those not delivered yet, in order;
+   * advances the resume revision past the last returned event. Events below
+   * the resume revision (replays after a reconnect) and events going backwards
+   * within the batch are dropped.
+   */
+  accept<E extends Revisioned>(events: readonly E[]): E[] {
+    const out: E[] = [];
+    let floor = this.next;
+    let last: bigint | undefined;
+    for (const event of events) {
+      const rev = parseRevision(event.modRevision);
+      if (rev < floor) continue;
+      out.push(event);
+      floor = rev; // same revision may repeat (one txn, several keys); lower may not
+      last = rev;
+    }
+    if (last !== undefined) this.next = last + 1n;
+    return out;
+  }
+
+  /** After a relist read at `revision`: the watch continues at revision + 1. */
+  relisted(revision: string): void {
+    const rev = parseRevision(revision);
+    // A relist never moves us backwards: events up to `next - 1` were delivered.
+    if (rev + 1n > this.next) this.next = rev + 1n;
+  }
+}
+
+/** Exponential backoff without jitter: base * 2^attempt, capped. attempt starts at 0. */
+export function backoffDelay(attempt: number, baseMs = 100, maxMs = 5000): number {
+  if (attempt < 0) return baseMs;
+  const exp = Math.min(attempt, 30);
+  return Math.min(maxMs, baseMs * 2 ** exp);
+}
