@@ -1,0 +1,296 @@
+import * as grpc from "@grpc/grpc-js";
+import {
+  AGENT_TOKEN_METADATA,
+  loadGroveProto,
+  type AgentMessage__Output,
+  type ControlMessage,
+  type DesiredInstances__Output,
+  type InstanceStatus,
+  type NodeInfo,
+} from "@grove/proto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Reconciler } from "../reconcile/reconciler";
+import { FakeRuntime } from "../runtime";
+import { ControlPlaneConnection, type DesiredStateSink } from "./client";
+
+type ServerStream = grpc.ServerDuplexStream<AgentMessage__Output, ControlMessage>;
+
+/** One Connect stream as the test's control plane saw it. */
+interface SeenStream {
+  token: string | undefined;
+  messages: AgentMessage__Output[];
+  call: ServerStream;
+  closed: boolean;
+}
+
+// A real grpc-js server on 127.0.0.1, port 0, playing the control plane.
+class TestControlPlane {
+  readonly streams: SeenStream[] = [];
+  /** What to do when a stream's Register arrives. */
+  onRegister: (s: SeenStream) => void = (s) => s.call.write({ registered: { nodeName: "n1", heartbeatIntervalMs: 40 } });
+  private readonly server = new grpc.Server();
+  port = 0;
+
+  async listen(port = 0): Promise<void> {
+    const proto = loadGroveProto();
+    this.server.addService(proto.grove.v1.AgentService.service, {
+      Connect: (call: ServerStream) => {
+        const token = call.metadata.get(AGENT_TOKEN_METADATA)[0];
+        const seen: SeenStream = { token: token === undefined ? undefined : String(token), messages: [], call, closed: false };
+        this.streams.push(seen);
+        call.on("data", (m: AgentMessage__Output) => {
+          seen.messages.push(m);
+          if (m.register && seen.messages.length === 1) this.onRegister(seen);
+        });
+        call.on("error", () => (seen.closed = true));
+        call.on("end", () => {
+          seen.closed = true;
+          call.end();
+        });
+        call.on("cancelled", () => (seen.closed = true));
+      },
+    });
+    this.port = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      ),
+    );
+  }
+
+  close(): Promise<void> {
+    this.server.forceShutdown();
+    return Promise.resolve();
+  }
+}
+
+class RecordingSink implements DesiredStateSink {
+  readonly received: DesiredInstances__Output[] = [];
+  current: InstanceStatus[] = [];
+  setDesired(desired: DesiredInstances__Output): void {
+    this.received.push(desired);
+  }
+  statuses(): InstanceStatus[] {
+    return this.current.map((s) => ({ ...s }));
+  }
+}
+
+const node: NodeInfo = {
+  name: "n1",
+  capacity: { cpuMillis: 4000, memoryBytes: 8 * 2 ** 30, pids: 4_194_304 },
+  allocatable: { cpuMillis: 3900, memoryBytes: (8 * 2 ** 30) - (256 * 2 ** 20), pids: 4_194_304 },
+  labels: { zone: "a" },
+  addresses: ["10.0.0.5"],
+  agentVersion: "0.1.0",
+  os: "linux",
+  kernel: "6.1.0",
+  cgroupMode: "v2",
+};
+
+async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe("ControlPlaneConnection", () => {
+  let server: TestControlPlane;
+  let sink: RecordingSink;
+  let connection: ControlPlaneConnection | undefined;
+
+  beforeEach(async () => {
+    server = new TestControlPlane();
+    await server.listen();
+    sink = new RecordingSink();
+  });
+
+  afterEach(async () => {
+    connection?.stop();
+    connection = undefined;
+    await server.close();
+  });
+
+  function connect(): ControlPlaneConnection {
+    connection = new ControlPlaneConnection({
+      address: `127.0.0.1:${server.port}`,
+      token: "s3cret",
+      nodeInfo: () => node,
+      reconciler: sink,
+      reconnectInitialDelayMs: 20,
+      reconnectMaxDelayMs: 100,
+    });
+    connection.start();
+    return connection;
+  }
+
+  it("sends Register first, with the token, node facts and the reconciler's statuses", async () => {
+    sink.current = [{ uid: "u1", namespace: "default", name: "web-0", state: "RUNNING", pid: 42, startedAtMs: 1000 }];
+    const conn = connect();
+    const stream = await waitFor("a stream", () => server.streams[0]);
+    await waitFor("a message", () => stream.messages.length > 0);
+
+    expect(stream.token).toBe("s3cret");
+    const first = stream.messages[0];
+    expect(first?.msg).toBe("register");
+    expect(first?.register?.node).toMatchObject({
+      name: "n1",
+      capacity: { cpuMillis: "4000", memoryBytes: String(8 * 2 ** 30), pids: "4194304" },
+      labels: { zone: "a" },
+      addresses: ["10.0.0.5"],
+      kernel: "6.1.0",
+      cgroupMode: "v2",
+    });
+    expect(first?.register?.instances).toEqual([
+      expect.objectContaining({ uid: "u1", state: "RUNNING", pid: 42, startedAtMs: "1000" }),
+    ]);
+    await waitFor("registered", () => conn.registered);
+  });
+
+  it("heartbeats at the interval Registered names and forwards status reports", async () => {
+    const conn = connect();
+    const stream = await waitFor("a stream", () => server.streams[0]);
+    await waitFor("registered", () => conn.registered);
+    conn.reportStatus({ uid: "u1", state: "EXITED", exitCode: 0, reason: "Completed" });
+    await waitFor("two heartbeats", () => stream.messages.filter((m) => m.heartbeat).length >= 2);
+
+    const status = stream.messages.find((m) => m.status)?.status;
+    expect(status).toMatchObject({ uid: "u1", state: "EXITED", reason: "Completed" });
+    expect(Number(stream.messages.find((m) => m.heartbeat)?.heartbeat?.sentAtMs)).toBeGreaterThan(0);
+  });
+
+  it("feeds every DesiredInstances to the reconciler", async () => {
+    server.onRegister = (s) => {
+      s.call.write({ registered: { nodeName: "n1", heartbeatIntervalMs: 1000 } });
+      s.call.write({ desired: { revision: 7, instances: [{ uid: "u1", name: "web-0", rootfs: "busybox", command: ["sleep", "1"] }] } });
+      s.call.write({ desired: { revision: 8, instances: [] } });
+    };
+    connect();
+    await waitFor("two desired sets", () => sink.received.length === 2);
+
+    expect(sink.received[0]).toMatchObject({ revision: "7", instances: [{ uid: "u1", name: "web-0", rootfs: "busybox", command: ["sleep", "1"] }] });
+    expect(sink.received[1]).toEqual({ revision: "8", instances: [] });
+  });
+
+  it("reconnects after the control plane ends the stream and registers again with current statuses", async () => {
+    const conn = connect();
+    const first = await waitFor("a stream", () => server.streams[0]);
+    await waitFor("registered", () => conn.registered);
+    expect(first.messages[0]?.register?.instances).toEqual([]);
+
+    // The control plane goes away; a status produced meanwhile is not lost.
+    first.call.end();
+    await waitFor("the agent to notice", () => !conn.registered);
+    conn.reportStatus({ uid: "u9", state: "FAILED", reason: "Error" });
+    sink.current = [{ uid: "u9", state: "FAILED", reason: "Error", exitCode: 2 }];
+
+    const second = await waitFor("a second stream", () => server.streams[1]);
+    await waitFor("its Register", () => second.messages.length > 0);
+    expect(second.messages[0]?.msg).toBe("register");
+    expect(second.messages[0]?.register?.instances).toEqual([
+      expect.objectContaining({ uid: "u9", state: "FAILED", reason: "Error", exitCode: 2 }),
+    ]);
+    expect(second.token).toBe("s3cret");
+    await waitFor("registered again", () => conn.registered);
+  });
+
+  it("keeps retrying while the control plane is unreachable and registers once it is back", async () => {
+    const port = server.port;
+    await server.close();
+    const conn = connect();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(conn.registered).toBe(false);
+
+    server = new TestControlPlane();
+    await server.listen(port);
+    await waitFor("registered", () => conn.registered);
+    expect(server.streams.at(-1)?.messages[0]?.msg).toBe("register");
+  });
+});
+
+describe("ControlPlaneConnection with the Reconciler and FakeRuntime", () => {
+  let server: TestControlPlane;
+  let stateDir: string;
+  let runtime: FakeRuntime;
+  let reconciler: Reconciler;
+  let connection: ControlPlaneConnection;
+
+  beforeEach(async () => {
+    server = new TestControlPlane();
+    await server.listen();
+    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-agent-e2e-"));
+    runtime = new FakeRuntime();
+    reconciler = new Reconciler({
+      runtime,
+      rootfsDir: "/var/lib/grove/rootfs",
+      stateDir,
+      resyncIntervalMs: 0,
+      onStatus: (s) => connection.reportStatus(s),
+    });
+    connection = new ControlPlaneConnection({
+      address: `127.0.0.1:${server.port}`,
+      token: "s3cret",
+      nodeInfo: () => ({ ...node, cgroupMode: runtime.cgroupMode }),
+      reconciler,
+      reconnectInitialDelayMs: 20,
+      reconnectMaxDelayMs: 100,
+    });
+    await reconciler.start();
+  });
+
+  afterEach(async () => {
+    connection.stop();
+    reconciler.close();
+    await server.close();
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  const statusesOn = (s: SeenStream) => s.messages.flatMap((m) => (m.status ? [m.status] : []));
+
+  it("runs what the control plane sends, reports it, and re-registers a finished instance after a reconnect", async () => {
+    server.onRegister = (s) => {
+      s.call.write({ registered: { nodeName: "n1", heartbeatIntervalMs: 1000 } });
+      s.call.write({
+        desired: {
+          revision: 3,
+          instances: [
+            {
+              uid: "u1",
+              namespace: "default",
+              name: "web-0",
+              rootfs: "busybox",
+              command: ["/bin/httpd", "-f"],
+              env: { PORT: "8080" },
+              workingDir: "/",
+              resources: { cpuMillis: 100, memoryBytes: 64 * 2 ** 20, pids: 32 },
+              stopGraceSeconds: 1,
+            },
+          ],
+        },
+      });
+    };
+    connection.start();
+    const first = await waitFor("a stream", () => server.streams[0]);
+    await waitFor("RUNNING", () => statusesOn(first).some((st) => st.state === "RUNNING"));
+    expect(statusesOn(first).map((st) => st.state)).toEqual(["STARTING", "RUNNING"]);
+    expect(runtime.get("u1")?.spec).toMatchObject({ rootfs: "/var/lib/grove/rootfs/busybox", hostname: "web-0" });
+
+    // The stream drops, then the container is OOM-killed while disconnected.
+    first.call.end();
+    await waitFor("disconnect", () => !connection.registered);
+    runtime.oom("u1");
+
+    const second = await waitFor("a second stream", () => server.streams[1]);
+    await waitFor("its Register", () => second.messages[0]);
+    expect(second.messages[0]?.register?.instances).toEqual([
+      expect.objectContaining({ uid: "u1", state: "OOM_KILLED", reason: "OOMKilled", signal: 9 }),
+    ]);
+    // Still desired, never restarted.
+    await reconciler.idle();
+    expect(runtime.calls.filter((c) => c.op === "start")).toHaveLength(1);
+  });
+});

@@ -1,0 +1,197 @@
+// The agent's end of AgentService.Connect: one bidirectional stream to the
+// control plane, re-opened forever with exponential backoff.
+//
+// Per stream (a "session"): Register first, carrying the node's facts and
+// the status of every instance the reconciler knows (so nothing reported
+// while disconnected is lost); then status reports as they happen, and a
+// heartbeat at the interval the Registered answer asks for. Every
+// DesiredInstances goes straight to the reconciler, which keeps converging
+// (and keeps containers running) whether or not a stream is up.
+import * as grpc from "@grpc/grpc-js";
+import { pino, type Logger } from "pino";
+import {
+  AGENT_TOKEN_METADATA,
+  loadGroveProto,
+  type AgentMessage,
+  type AgentServiceClient,
+  type ControlMessage__Output,
+  type DesiredInstances__Output,
+  type InstanceStatus,
+  type NodeInfo,
+} from "@grove/proto";
+
+/** What the connection needs from the reconciler. */
+export interface DesiredStateSink {
+  setDesired(desired: DesiredInstances__Output): void;
+  statuses(): InstanceStatus[];
+}
+
+export interface ControlPlaneConnectionOptions {
+  /** host:port of the control plane's gRPC listener. */
+  address: string;
+  /** Join token, sent as x-grove-agent-token metadata on every stream. */
+  token: string;
+  /** Called on every (re)connect, so the Register carries current facts. */
+  nodeInfo: () => NodeInfo;
+  reconciler: DesiredStateSink;
+  logger?: Logger;
+  /** Insecure unless given (TLS comes later). */
+  credentials?: grpc.ChannelCredentials;
+  /** Heartbeat interval until (or unless) Registered names one. */
+  defaultHeartbeatIntervalMs?: number;
+  /** Reconnect backoff: first delay, doubling up to the max, with ±20 % jitter. */
+  reconnectInitialDelayMs?: number;
+  reconnectMaxDelayMs?: number;
+  random?: () => number;
+  channelOptions?: grpc.ChannelOptions;
+}
+
+type Session = {
+  id: number;
+  call: grpc.ClientDuplexStream<AgentMessage, ControlMessage__Output>;
+  heartbeat?: NodeJS.Timeout;
+  registered: boolean;
+  ended: boolean;
+};
+
+const DEFAULT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  // Notice a dead control plane (or a dead path to it) without waiting for TCP.
+  "grpc.keepalive_time_ms": 20_000,
+  "grpc.keepalive_timeout_ms": 10_000,
+  "grpc.keepalive_permit_without_calls": 1,
+  // The channel's own reconnect backoff, kept in step with the stream's.
+  "grpc.initial_reconnect_backoff_ms": 250,
+  "grpc.max_reconnect_backoff_ms": 5_000,
+};
+
+export class ControlPlaneConnection {
+  private readonly client: AgentServiceClient;
+  private readonly log: Logger;
+  private readonly random: () => number;
+  private session: Session | undefined;
+  private sessionCounter = 0;
+  private failedAttempts = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private running = false;
+
+  constructor(private readonly options: ControlPlaneConnectionOptions) {
+    this.log = options.logger ?? pino({ level: "silent" });
+    this.random = options.random ?? Math.random;
+    const proto = loadGroveProto();
+    this.client = new proto.grove.v1.AgentService(
+      options.address,
+      options.credentials ?? grpc.credentials.createInsecure(),
+      { ...DEFAULT_CHANNEL_OPTIONS, ...options.channelOptions },
+    );
+  }
+
+  /** True while a stream is open and the control plane has answered Registered. */
+  get registered(): boolean {
+    return this.session?.registered ?? false;
+  }
+
+  /** Opens the first stream; reconnects on its own from then on. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.connect();
+  }
+
+  /** Ends the stream and stops reconnecting; containers are not touched. */
+  stop(): void {
+    this.running = false;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    const session = this.session;
+    if (session) {
+      this.endSession(session, "agent stopping");
+      session.call.end();
+      session.call.cancel();
+    }
+    this.client.close();
+  }
+
+  /**
+   * Sends a status report when a stream is up. Otherwise it is dropped here:
+   * the reconciler still holds it and the next Register carries it.
+   */
+  reportStatus(status: InstanceStatus): void {
+    const session = this.session;
+    if (!session || session.ended) return;
+    session.call.write({ status });
+  }
+
+  private connect(): void {
+    this.reconnectTimer = undefined;
+    if (!this.running) return;
+    const metadata = new grpc.Metadata();
+    metadata.set(AGENT_TOKEN_METADATA, this.options.token);
+    const call = this.client.Connect(metadata);
+    const session: Session = { id: ++this.sessionCounter, call, registered: false, ended: false };
+    this.session = session;
+
+    call.on("data", (message: ControlMessage__Output) => this.onMessage(session, message));
+    call.on("error", (error: grpc.ServiceError) => {
+      this.endSession(session, `${grpc.status[error.code] ?? error.code}: ${error.details || error.message}`);
+    });
+    call.on("end", () => this.endSession(session, "stream ended by the control plane"));
+
+    let instances: InstanceStatus[];
+    try {
+      instances = this.options.reconciler.statuses();
+      call.write({ register: { node: this.options.nodeInfo(), instances } });
+    } catch (error) {
+      call.cancel();
+      this.endSession(session, `could not build Register: ${error instanceof Error ? error.message : String(error)}`);
+      return;
+    }
+    this.log.debug({ session: session.id, instances: instances.length }, "stream opened; Register sent");
+  }
+
+  private onMessage(session: Session, message: ControlMessage__Output): void {
+    if (session.ended) return;
+    if (message.registered) {
+      const interval = message.registered.heartbeatIntervalMs || this.options.defaultHeartbeatIntervalMs || 5_000;
+      session.registered = true;
+      this.failedAttempts = 0;
+      if (session.heartbeat) clearInterval(session.heartbeat);
+      session.heartbeat = setInterval(() => {
+        if (!session.ended) session.call.write({ heartbeat: { sentAtMs: Date.now() } });
+      }, interval);
+      this.log.info(
+        { address: this.options.address, nodeName: message.registered.nodeName, heartbeatIntervalMs: interval },
+        "registered with the control plane",
+      );
+    } else if (message.desired) {
+      this.log.debug(
+        { revision: message.desired.revision, instances: message.desired.instances.length },
+        "desired instances received",
+      );
+      this.options.reconciler.setDesired(message.desired);
+    }
+  }
+
+  private endSession(session: Session, reason: string): void {
+    if (session.ended) return;
+    session.ended = true;
+    if (session.heartbeat) clearInterval(session.heartbeat);
+    if (this.session === session) this.session = undefined;
+    if (!this.running) return;
+    // Make sure our half is closed too, whichever side failed.
+    session.call.cancel();
+    const delay = this.nextDelay();
+    this.failedAttempts++;
+    const logFields = { address: this.options.address, reason, reconnectInMs: delay };
+    if (session.registered) this.log.warn(logFields, "lost the control plane stream; reconnecting");
+    else this.log.info(logFields, "could not register with the control plane; retrying");
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private nextDelay(): number {
+    const initial = this.options.reconnectInitialDelayMs ?? 250;
+    const max = this.options.reconnectMaxDelayMs ?? 5_000;
+    const base = Math.min(max, initial * 2 ** Math.min(this.failedAttempts, 30));
+    const jittered = base * (0.8 + 0.4 * this.random());
+    return Math.round(Math.min(max, Math.max(initial, jittered)));
+  }
+}

@@ -1,0 +1,25 @@
+// @grove/agent's library surface: the reconciler, the control-plane
+// connection, the host facts readers and the container runtimes.
+export { Reconciler, StatusReason, isPlainName, type ReconcilerOptions } from "./reconcile/reconciler";
+export { WorkQueue, type WorkQueueOptions } from "./reconcile/work-queue";
+export {
+  ControlPlaneConnection,
+  type ControlPlaneConnectionOptions,
+  type DesiredStateSink,
+} from "./grpc/client";
+export {
+  DEFAULT_RESERVE,
+  agentVersion,
+  allocatableOf,
+  discoverAddresses,
+  readHostFacts,
+  readPidsLimit,
+  toNodeInfo,
+  type HostFacts,
+  type HostReserve,
+  type HostResources,
+  type NodeIdentity,
+  type ReadHostFactsOptions,
+} from "./host";
+export { main, parseArgs, type AgentConfig } from "./main";
+export * from "./runtime";

@@ -1,0 +1,91 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { CommanderError } from "commander";
+import { parseArgs } from "./main";
+
+const argv = (...args: string[]) => ["node", "grove-agent", ...args];
+
+function parse(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const errors: string[] = [];
+  try {
+    return { config: parseArgs(argv(...args), { env, writeErr: (s) => errors.push(s), writeOut: () => undefined }), errors };
+  } catch (error) {
+    if (error instanceof CommanderError) return { error, errors };
+    throw error;
+  }
+}
+
+describe("parseArgs", () => {
+  it("fills in the documented defaults", () => {
+    const { config } = parse(["--server", "cp.example:7443", "--token", "t0k"]);
+    expect(config).toEqual({
+      server: "cp.example:7443",
+      token: "t0k",
+      nodeName: os.hostname(),
+      stateDir: "/var/lib/grove-agent",
+      rootfsDir: "/var/lib/grove/rootfs",
+      labels: {},
+      addresses: [],
+      cgroupParent: "grove",
+      logLevel: "info",
+    });
+  });
+
+  it("takes the server and token from the environment", () => {
+    const { config } = parse([], { GROVE_AGENT_SERVER: "10.0.0.1:7443", GROVE_AGENT_TOKEN: "from-env" });
+    expect(config).toMatchObject({ server: "10.0.0.1:7443", token: "from-env" });
+  });
+
+  it("reads and trims --token-file", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-main-"));
+    try {
+      fs.writeFileSync(path.join(dir, "token"), "file-token\n");
+      const { config } = parse(["--server", "[::1]:7443", "--token-file", path.join(dir, "token")], { GROVE_AGENT_TOKEN: "ignored" });
+      expect(config).toMatchObject({ server: "[::1]:7443", token: "file-token" });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("collects repeatable labels and addresses and resolves directories", () => {
+    const { config } = parse([
+      "--server=cp:1",
+      "--token=t",
+      "--label", "zone=eu-1a",
+      "--label", "disk=ssd",
+      "--label", "empty=",
+      "--address", "10.0.0.5",
+      "--address", "fd00::5",
+      "--node-name", "n7",
+      "--state-dir", "relative/state",
+      "--cgroup-parent", "grove-test",
+      "--log-level", "debug",
+    ]);
+    expect(config).toMatchObject({
+      labels: { zone: "eu-1a", disk: "ssd", empty: "" },
+      addresses: ["10.0.0.5", "fd00::5"],
+      nodeName: "n7",
+      stateDir: path.resolve("relative/state"),
+      cgroupParent: "grove-test",
+      logLevel: "debug",
+    });
+  });
+
+  const usageErrors: Array<[string[], RegExp, NodeJS.ProcessEnv?]> = [
+    [["--token", "t"], /--server <host:port> is required/],
+    [["--server", "cp:7443"], /join token is required/],
+    [["--server", "cp", "--token", "t"], /expected HOST:PORT/],
+    [["--token", "t"], /not HOST:PORT/, { GROVE_AGENT_SERVER: "no-port" }],
+    [["--server", "cp:1", "--token", "t", "--token-file", "/x"], /not both/],
+    [["--server", "cp:1", "--token-file", "/nonexistent/grove-token"], /cannot read --token-file/],
+    [["--server", "cp:1", "--token", "t", "--label", "=v"], /expected key=value/],
+    [["--server", "cp:1", "--token", "t", "--address", "eth0"], /expected an IP address/],
+    [["--server", "cp:1", "--token", "t", "--log-level", "loud"], /expected one of/],
+  ];
+  it.each(usageErrors)("rejects %j", (args, message, env = {}) => {
+    const { error, errors } = parse(args, env);
+    expect(error).toBeInstanceOf(CommanderError);
+    expect(errors.join("")).toMatch(message);
+  });
+});

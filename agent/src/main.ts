@@ -1,0 +1,239 @@
+// grove-agent: registers this node with the control plane and runs the
+// instances it is sent. bin/grove-agent.js calls main(process.argv).
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { pino, type Logger } from "pino";
+import { ControlPlaneConnection } from "./grpc/client";
+import { agentVersion, readHostFacts, toNodeInfo } from "./host";
+import { Reconciler } from "./reconcile/reconciler";
+import { NativeRuntime } from "./runtime";
+
+export interface AgentConfig {
+  /** host:port of the control plane's gRPC listener. */
+  server: string;
+  token: string;
+  nodeName: string;
+  stateDir: string;
+  rootfsDir: string;
+  labels: Record<string, string>;
+  /** Replace the discovered node addresses when non-empty. */
+  addresses: string[];
+  cgroupParent: string;
+  logLevel: string;
+}
+
+/** How long shutdown waits for containers to stop before giving up on them. */
+export const SHUTDOWN_TIMEOUT_MS = 90_000;
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+export interface ParseArgsOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Where usage errors and help go (stderr/stdout by default). */
+  writeOut?: (text: string) => void;
+  writeErr?: (text: string) => void;
+}
+
+/**
+ * Parses grove-agent's command line (argv as in process.argv). Throws a
+ * CommanderError on a usage error or --help/--version.
+ */
+export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {}): AgentConfig {
+  const env = options.env ?? process.env;
+  const program: Command = new Command("grove-agent")
+    .description("Grove node agent: runs the instances the control plane places on this node")
+    .version(agentVersion())
+    .exitOverride()
+    .configureOutput({
+      writeOut: options.writeOut ?? ((s) => process.stdout.write(s)),
+      writeErr: options.writeErr ?? ((s) => process.stderr.write(s)),
+    })
+    .option("--server <host:port>", "control plane gRPC address (env GROVE_AGENT_SERVER)", parseServer, env.GROVE_AGENT_SERVER)
+    .option("--token <token>", "join token (env GROVE_AGENT_TOKEN)")
+    .option("--token-file <path>", "file holding the join token")
+    .option("--node-name <name>", "name this node registers under", os.hostname())
+    .option("--state-dir <dir>", "agent state: container logs and runtime state", "/var/lib/grove-agent")
+    .option("--rootfs-dir <dir>", "directory holding the root filesystems instances name", "/var/lib/grove/rootfs")
+    .option("--label <key=value>", "node label (repeatable)", collectLabel, {} as Record<string, string>)
+    .option("--address <ip>", "node address to advertise instead of the discovered ones (repeatable)", collectAddress, [] as string[])
+    .option("--cgroup-parent <name>", "parent cgroup of every container", "grove")
+    .option("--log-level <level>", `one of ${LOG_LEVELS.join(", ")}`, parseLogLevel, "info");
+  program.parse([...argv]);
+
+  const opts = program.opts<{
+    server?: string;
+    token?: string;
+    tokenFile?: string;
+    nodeName: string;
+    stateDir: string;
+    rootfsDir: string;
+    label: Record<string, string>;
+    address: string[];
+    cgroupParent: string;
+    logLevel: string;
+  }>();
+
+  if (!opts.server) program.error("error: --server <host:port> is required (or set GROVE_AGENT_SERVER)");
+  const server = parseServerOrFail(program, opts.server);
+  if (opts.token !== undefined && opts.tokenFile !== undefined) program.error("error: give --token or --token-file, not both");
+  let token = opts.token ?? env.GROVE_AGENT_TOKEN;
+  if (opts.tokenFile !== undefined) {
+    try {
+      token = fs.readFileSync(opts.tokenFile, "utf8").trim();
+    } catch (error) {
+      program.error(`error: cannot read --token-file: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  if (!token) program.error("error: a join token is required (--token, --token-file or GROVE_AGENT_TOKEN)");
+  if (!opts.nodeName) program.error("error: --node-name must not be empty");
+
+  return {
+    server,
+    token,
+    nodeName: opts.nodeName,
+    stateDir: path.resolve(opts.stateDir),
+    rootfsDir: path.resolve(opts.rootfsDir),
+    labels: opts.label,
+    addresses: opts.address,
+    cgroupParent: opts.cgroupParent,
+    logLevel: opts.logLevel,
+  };
+}
+
+/** The agent's entry point; sets process.exitCode rather than throwing. */
+export async function main(argv: readonly string[]): Promise<void> {
+  let config: AgentConfig;
+  try {
+    config = parseArgs(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode;
+      return;
+    }
+    throw error;
+  }
+
+  const log = pino({ name: "grove-agent", level: config.logLevel });
+  if (typeof process.getuid === "function" && process.getuid() !== 0) {
+    log.fatal("grove-agent must run as root: it creates cgroups, namespaces and mounts for its containers");
+    process.exitCode = 1;
+    return;
+  }
+  try {
+    await run(config, log);
+  } catch (error) {
+    log.fatal({ err: error }, "grove-agent failed");
+    process.exitCode = 1;
+  }
+}
+
+async function run(config: AgentConfig, log: Logger): Promise<void> {
+  const runtime = new NativeRuntime({ cgroupParent: config.cgroupParent });
+  let connection: ControlPlaneConnection | undefined = undefined;
+  const reconciler = new Reconciler({
+    runtime,
+    rootfsDir: config.rootfsDir,
+    stateDir: config.stateDir,
+    logger: log.child({ component: "reconciler" }),
+    onStatus: (status) => connection?.reportStatus(status),
+  });
+  const version = agentVersion();
+  connection = new ControlPlaneConnection({
+    address: config.server,
+    token: config.token,
+    reconciler,
+    logger: log.child({ component: "control-plane-connection" }),
+    nodeInfo: () =>
+      toNodeInfo(readHostFacts({ addresses: config.addresses }), {
+        name: config.nodeName,
+        labels: config.labels,
+        cgroupMode: runtime.cgroupMode,
+        agentVersion: version,
+      }),
+  });
+
+  await reconciler.start();
+  connection.start();
+  log.info(
+    { server: config.server, node: config.nodeName, cgroupMode: runtime.cgroupMode, version },
+    "grove-agent started",
+  );
+
+  const signal = await nextSignal();
+  // A second signal means "now": skip the orderly stop.
+  const forceExit = (again: NodeJS.Signals) => {
+    log.warn({ signal: again }, "second signal; exiting without waiting for containers");
+    process.exit(1);
+  };
+  process.once("SIGTERM", forceExit);
+  process.once("SIGINT", forceExit);
+
+  // Walking skeleton: containers do not outlive the agent yet, so stop them
+  // all (reporting their final status while the stream is still up).
+  log.info({ signal }, "shutting down: stopping every container");
+  const stopped = await withTimeout(reconciler.shutdown(), SHUTDOWN_TIMEOUT_MS);
+  if (!stopped) log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, "some containers did not stop in time; leaving them");
+  connection.stop();
+  reconciler.close();
+  log.info("grove-agent stopped");
+  process.exit(stopped ? 0 : 1);
+}
+
+function nextSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals) => {
+      process.off("SIGTERM", on);
+      process.off("SIGINT", on);
+      resolve(signal);
+    };
+    process.on("SIGTERM", on);
+    process.on("SIGINT", on);
+  });
+}
+
+async function withTimeout(work: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([work.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const SERVER_PATTERN = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+function parseServer(value: string): string {
+  const match = SERVER_PATTERN.exec(value);
+  const port = Number(match?.[2]);
+  if (!match || port < 1 || port > 65535) throw new InvalidArgumentError("expected HOST:PORT");
+  return value;
+}
+
+/** The env default bypasses commander's parser, so validate it here too. */
+function parseServerOrFail(program: Command, value: string): string {
+  try {
+    return parseServer(value);
+  } catch {
+    return program.error(`error: server address ${JSON.stringify(value)} is not HOST:PORT`);
+  }
+}
+
+function collectLabel(value: string, labels: Record<string, string>): Record<string, string> {
+  const eq = value.indexOf("=");
+  if (eq <= 0) throw new InvalidArgumentError("expected key=value");
+  return { ...labels, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+function collectAddress(value: string, addresses: string[]): string[] {
+  if (net.isIP(value) === 0) throw new InvalidArgumentError("expected an IP address");
+  return [...addresses, value];
+}
+
+function parseLogLevel(value: string): string {
+  if (!LOG_LEVELS.includes(value)) throw new InvalidArgumentError(`expected one of ${LOG_LEVELS.join(", ")}`);
+  return value;
+}

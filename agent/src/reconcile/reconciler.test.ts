@@ -1,0 +1,373 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { InstanceSpec__Output, InstanceStatus } from "@grove/proto";
+import type {
+  CgroupMode,
+  ContainerExit,
+  ContainerHandle,
+  ContainerRuntime,
+  ContainerSpec,
+} from "../runtime/types";
+import { isPlainName, Reconciler } from "./reconciler";
+
+// A small in-memory runtime, local to this test: it records every call,
+// lets a test end a container the way the kernel would (exit code, signal,
+// OOM), make start/stop fail, hold a start open, and it fails loudly when
+// the reconciler overlaps two operations on the same container.
+class TestRuntime implements ContainerRuntime {
+  readonly cgroupMode: CgroupMode = "v2";
+  readonly calls: string[] = [];
+  readonly started: ContainerSpec[] = [];
+  readonly startErrors = new Map<string, Error>();
+  stopFailures = 0;
+  staleIds: string[] = [];
+  overlap: string | undefined;
+  private nextPid = 1000;
+  private readonly containers = new Map<
+    string,
+    { handle: ContainerHandle; exit?: ContainerExit; resolve: (e: ContainerExit) => void }
+  >();
+  private readonly busy = new Set<string>();
+  private readonly startGates = new Map<string, Promise<void>>();
+
+  /** The next start of `id` waits until the returned function is called. */
+  holdStart(id: string): () => void {
+    let release!: () => void;
+    this.startGates.set(id, new Promise<void>((r) => (release = r)));
+    return release;
+  }
+
+  async start(spec: ContainerSpec): Promise<ContainerHandle> {
+    return this.exclusive(spec.id, `start ${spec.id}`, async () => {
+      await this.startGates.get(spec.id);
+      const failure = this.startErrors.get(spec.id);
+      if (failure) throw failure;
+      if (this.containers.has(spec.id)) throw new Error(`container ${spec.id} exists`);
+      this.started.push(spec);
+      let resolve!: (e: ContainerExit) => void;
+      const exited = new Promise<ContainerExit>((r) => (resolve = r));
+      const handle: ContainerHandle = { id: spec.id, pid: this.nextPid++, startedAt: new Date(1_700_000_000_000), exited };
+      this.containers.set(spec.id, { handle, resolve });
+      return handle;
+    });
+  }
+
+  /** Ends a running container as the kernel would. */
+  exit(id: string, how: Partial<Omit<ContainerExit, "finishedAt">>): ContainerExit {
+    const c = this.containers.get(id);
+    if (!c || c.exit) throw new Error(`container ${id} is not running`);
+    c.exit = { exitCode: how.exitCode ?? 0, signal: how.signal ?? 0, oomKilled: how.oomKilled ?? false, finishedAt: new Date(1_700_000_100_000) };
+    c.resolve(c.exit);
+    return c.exit;
+  }
+
+  async kill(): Promise<void> {}
+
+  async stop(id: string, graceSeconds: number): Promise<ContainerExit> {
+    return this.exclusive(id, `stop ${id} ${graceSeconds}`, async () => {
+      if (this.stopFailures > 0) {
+        this.stopFailures--;
+        throw new Error("EBUSY: cgroup.kill");
+      }
+      const c = this.containers.get(id);
+      if (!c) throw new Error(`no container ${id}`);
+      return c.exit ?? this.exit(id, { exitCode: 143, signal: 15 });
+    });
+  }
+
+  async remove(id: string): Promise<void> {
+    return this.exclusive(id, `remove ${id}`, async () => {
+      const c = this.containers.get(id);
+      if (c && !c.exit) throw new Error(`container ${id} is running`);
+      this.containers.delete(id);
+    });
+  }
+
+  list(): ContainerHandle[] {
+    return [...this.containers.values()].map((c) => c.handle);
+  }
+
+  async cleanupStale(): Promise<string[]> {
+    this.calls.push("cleanupStale");
+    return this.staleIds;
+  }
+
+  running(): string[] {
+    return [...this.containers.entries()].filter(([, c]) => !c.exit).map(([id]) => id);
+  }
+
+  private async exclusive<T>(id: string, call: string, fn: () => Promise<T>): Promise<T> {
+    if (this.busy.has(id)) this.overlap ??= `${call} while another operation on ${id} was running`;
+    this.busy.add(id);
+    this.calls.push(call);
+    try {
+      await new Promise((r) => setImmediate(r));
+      return await fn();
+    } finally {
+      this.busy.delete(id);
+    }
+  }
+}
+
+function spec(uid: string, overrides: Partial<InstanceSpec__Output> = {}): InstanceSpec__Output {
+  return {
+    uid,
+    namespace: "default",
+    name: `web-${uid}`,
+    app: "web",
+    rootfs: "busybox",
+    command: ["/bin/sh", "-c", "sleep 1000"],
+    env: { PORT: "8080" },
+    workingDir: "/srv",
+    resources: { cpuMillis: "250", memoryBytes: "67108864", pids: "64" },
+    hostname: "",
+    stopGraceSeconds: 7,
+    ...overrides,
+  };
+}
+
+function desired(...specs: InstanceSpec__Output[]) {
+  return { instances: specs, revision: "1" };
+}
+
+describe("Reconciler", () => {
+  let runtime: TestRuntime;
+  let reports: InstanceStatus[];
+  let stateDir: string;
+  let reconciler: Reconciler;
+
+  beforeEach(async () => {
+    runtime = new TestRuntime();
+    reports = [];
+    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-reconciler-"));
+    reconciler = new Reconciler({
+      runtime,
+      rootfsDir: "/var/lib/grove/rootfs",
+      stateDir,
+      onStatus: (s) => reports.push(s),
+      retryBaseDelayMs: 5,
+      retryMaxDelayMs: 20,
+      resyncIntervalMs: 0,
+    });
+  });
+
+  afterEach(() => {
+    reconciler.close();
+    fs.rmSync(stateDir, { recursive: true, force: true });
+    expect(runtime.overlap).toBeUndefined();
+  });
+
+  /** Lets exit callbacks run, then waits for the queue to drain. */
+  async function settle(): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    await reconciler.idle();
+  }
+
+  const statesOf = (uid: string) => reports.filter((r) => r.uid === uid).map((r) => r.state);
+
+  it("cleans up stale containers and creates the log directory on start", async () => {
+    runtime.staleIds = ["old-1"];
+    await reconciler.start();
+    expect(runtime.calls).toEqual(["cleanupStale"]);
+    expect(fs.statSync(path.join(stateDir, "logs")).isDirectory()).toBe(true);
+    expect(reconciler.statuses()).toEqual([]);
+  });
+
+  it("starts a desired instance with the spec's settings and reports STARTING then RUNNING", async () => {
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u1")));
+    await settle();
+
+    expect(runtime.started).toEqual([
+      {
+        id: "u1",
+        rootfs: "/var/lib/grove/rootfs/busybox",
+        command: ["/bin/sh", "-c", "sleep 1000"],
+        env: { PORT: "8080" },
+        workingDir: "/srv",
+        hostname: "web-u1",
+        resources: { cpuMillis: 250, memoryBytes: 67108864, pids: 64 },
+        logPath: path.join(stateDir, "logs", "u1.log"),
+      },
+    ]);
+    expect(statesOf("u1")).toEqual(["STARTING", "RUNNING"]);
+    expect(reports[1]).toMatchObject({ uid: "u1", namespace: "default", name: "web-u1", pid: 1000, startedAtMs: 1_700_000_000_000 });
+    expect(reconciler.statuses()).toEqual([reports[1]]);
+  });
+
+  it("uses the spec's hostname when the control plane sets one", async () => {
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u1", { hostname: "api-0", workingDir: "" })));
+    await settle();
+    expect(runtime.started[0]?.hostname).toBe("api-0");
+    expect(runtime.started[0]).not.toHaveProperty("workingDir");
+  });
+
+  it("acts on a desired set received before start()", async () => {
+    reconciler.setDesired(desired(spec("u1")));
+    await settle();
+    expect(runtime.started).toHaveLength(0);
+    await reconciler.start();
+    await settle();
+    expect(runtime.running()).toEqual(["u1"]);
+  });
+
+  it("stops with the grace period, then removes, an instance that leaves the desired set", async () => {
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u1"), spec("u2")));
+    await settle();
+    reconciler.setDesired(desired(spec("u2")));
+    await settle();
+
+    expect(runtime.calls.filter((c) => c.split(" ")[1] === "u1")).toEqual(["start u1", "stop u1 7", "remove u1"]);
+    expect(runtime.running()).toEqual(["u2"]);
+    expect(runtime.list().map((h) => h.id)).toEqual(["u2"]);
+    expect(reports.filter((r) => r.uid === "u1").at(-1)).toMatchObject({ state: "EXITED", reason: "Stopped", exitCode: 143, signal: 15 });
+    expect(reconciler.statuses().map((s) => s.uid)).toEqual(["u2"]);
+  });
+
+  it.each([
+    [{ exitCode: 0 }, { state: "EXITED", exitCode: 0, signal: 0, reason: "Completed" }],
+    [{ exitCode: 3 }, { state: "FAILED", exitCode: 3, signal: 0, reason: "Error", message: "exited with code 3" }],
+    [{ exitCode: 137, signal: 9 }, { state: "FAILED", exitCode: 137, signal: 9, message: "killed by signal 9" }],
+    [{ exitCode: 137, signal: 9, oomKilled: true }, { state: "OOM_KILLED", exitCode: 137, reason: "OOMKilled" }],
+  ])("maps exit %j to %j and removes the container", async (how, expected) => {
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u1")));
+    await settle();
+    runtime.exit("u1", how);
+    await settle();
+
+    const last = reports.at(-1);
+    expect(last).toMatchObject({ uid: "u1", pid: 1000, startedAtMs: 1_700_000_000_000, finishedAtMs: 1_700_000_100_000, ...expected });
+    expect(statesOf("u1")).toEqual(["STARTING", "RUNNING", expected.state]);
+    expect(runtime.calls).toContain("remove u1");
+    expect(runtime.list()).toEqual([]);
+  });
+
+  it("never restarts a finished instance and keeps its status until its uid leaves the desired set", async () => {
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u1")));
+    await settle();
+    runtime.exit("u1", { exitCode: 1 });
+    await settle();
+    const final = reports.at(-1);
+
+    reconciler.setDesired(desired(spec("u1")));
+    await settle();
+    reconciler.setDesired({ instances: [spec("u1")], revision: "2" });
+    await settle();
+
+    expect(runtime.started).toHaveLength(1);
+    expect(reconciler.statuses()).toEqual([final]);
+    expect(reports).toHaveLength(3);
+
+    reconciler.setDesired(desired());
+    await settle();
+    expect(reconciler.statuses()).toEqual([]);
+    expect(runtime.calls.filter((c) => c.startsWith("stop"))).toEqual([]);
+  });
+
+  it("reports FAILED/StartFailed with the runtime's message when start throws, and does not retry", async () => {
+    runtime.startErrors.set("u1", new Error("pivot_root /var/lib/grove/rootfs/busybox: EINVAL"));
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u1")));
+    await settle();
+    reconciler.setDesired(desired(spec("u1")));
+    await settle();
+
+    expect(statesOf("u1")).toEqual(["STARTING", "FAILED"]);
+    expect(reports.at(-1)).toMatchObject({ reason: "StartFailed", message: "pivot_root /var/lib/grove/rootfs/busybox: EINVAL" });
+    expect(runtime.calls.filter((c) => c.startsWith("start"))).toEqual(["start u1"]);
+    expect(reconciler.statuses()).toEqual([reports.at(-1)]);
+  });
+
+  it.each(["..", "../etc", "a/b", "/busybox", ".", ""])("refuses rootfs %j with InvalidRootfs", async (rootfs) => {
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u1", { rootfs })));
+    await settle();
+    expect(runtime.started).toEqual([]);
+    expect(reports).toEqual([expect.objectContaining({ uid: "u1", state: "FAILED", reason: "InvalidRootfs" })]);
+  });
+
+  it("refuses a uid that cannot be a container id (it names the log file)", async () => {
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("../../etc/cron.d/x")));
+    await settle();
+    expect(runtime.started).toEqual([]);
+    expect(reports).toEqual([expect.objectContaining({ state: "FAILED", reason: "InvalidUid" })]);
+  });
+
+  it("is idempotent: the same desired set again changes nothing", async () => {
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u1"), spec("u2")));
+    await settle();
+    const callsBefore = [...runtime.calls];
+    const reportsBefore = reports.length;
+    for (let i = 0; i < 3; i++) reconciler.setDesired(desired(spec("u2"), spec("u1")));
+    await settle();
+    expect(runtime.calls).toEqual(callsBefore);
+    expect(reports).toHaveLength(reportsBefore);
+  });
+
+  it("retries a failing stop with backoff until it succeeds", async () => {
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u1")));
+    await settle();
+    runtime.stopFailures = 2;
+    reconciler.setDesired(desired());
+    await settle();
+
+    expect(runtime.calls.filter((c) => c.startsWith("stop"))).toEqual(["stop u1 7", "stop u1 7", "stop u1 7"]);
+    expect(runtime.calls.at(-1)).toBe("remove u1");
+    expect(runtime.list()).toEqual([]);
+    expect(reconciler.statuses()).toEqual([]);
+  });
+
+  it("stops an instance removed while it was starting, after the start finishes, never concurrently", async () => {
+    await reconciler.start();
+    const release = runtime.holdStart("u1");
+    reconciler.setDesired(desired(spec("u1")));
+    await new Promise((r) => setTimeout(r, 10));
+    reconciler.setDesired(desired());
+    await new Promise((r) => setTimeout(r, 10));
+    expect(runtime.calls).toEqual(["cleanupStale", "start u1"]);
+    release();
+    await settle();
+
+    expect(runtime.calls).toEqual(["cleanupStale", "start u1", "stop u1 7", "remove u1"]);
+    expect(statesOf("u1")).toEqual(["STARTING", "RUNNING", "EXITED"]);
+    expect(reconciler.statuses()).toEqual([]);
+  });
+
+  it("statuses() holds running and finished instances, for the Register after a reconnect", async () => {
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u1"), spec("u2"), spec("u3", { rootfs: "../x" })));
+    await settle();
+    runtime.exit("u2", { oomKilled: true, exitCode: 137, signal: 9 });
+    await settle();
+
+    const byUid = Object.fromEntries(reconciler.statuses().map((s) => [s.uid, s.state]));
+    expect(byUid).toEqual({ u1: "RUNNING", u2: "OOM_KILLED", u3: "FAILED" });
+  });
+
+  it("shutdown() stops and removes every container and starts nothing more", async () => {
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u1"), spec("u2", { stopGraceSeconds: 0 })));
+    await settle();
+    await reconciler.shutdown();
+    expect(runtime.list()).toEqual([]);
+    expect(runtime.calls).toEqual(expect.arrayContaining(["stop u1 7", "stop u2 0", "remove u1", "remove u2"]));
+    reconciler.setDesired(desired(spec("u3")));
+    await settle();
+    expect(runtime.started.map((s) => s.id)).toEqual(["u1", "u2"]);
+  });
+});
+
+describe("isPlainName", () => {
+  it("accepts single path components only", () => {
+    expect(["busybox", "alpine-3.20", "a..b", ".hidden"].every(isPlainName)).toBe(true);
+    expect(["", ".", "..", "a/b", "/a", "a\\b", "a\0b"].some(isPlainName)).toBe(false);
+  });
+});
