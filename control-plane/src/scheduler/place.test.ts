@@ -1,0 +1,210 @@
+import fc from "fast-check";
+import type { Resources } from "@grove/api";
+import { DEFAULT_PROFILE, defaultProfile, describeRejections, place, placeBatch } from "./place";
+import { mulberry32 } from "./rng";
+import { spread } from "./scorers";
+import type { NodeView, PlacementRequest, Profile } from "./types";
+
+const GiB = 1024 ** 3;
+const res = (cpuMillis: number, memoryBytes: number, pids = 0): Resources => ({ cpuMillis, memoryBytes, pids });
+const node = (name: string, over: Partial<NodeView> = {}): NodeView => ({
+  name,
+  ready: true,
+  unschedulable: false,
+  allocatable: res(4000, 8 * GiB, 1000),
+  allocated: res(0, 0, 0),
+  labels: {},
+  ...over,
+});
+const req = (id: string, r: Resources): PlacementRequest => ({ id, app: "web", namespace: "default", resources: r });
+
+describe("place", () => {
+  test("places on the only fitting node and explains the choice", () => {
+    const result = place(req("a", res(500, GiB, 10)), [node("n1")], DEFAULT_PROFILE, mulberry32(1));
+    expect(result.nodeName).toBe("n1");
+    expect(result.reason).toBeUndefined();
+    expect(result.explain).toEqual({
+      nodesConsidered: 1,
+      rejected: {},
+      chosen: "n1",
+      scores: { "bin-pack": (500 / 4000 + 1 / 8) / 2, total: (500 / 4000 + 1 / 8) / 2 },
+    });
+  });
+
+  test('says "memory: insufficient on 1 of 1 nodes" when memory does not fit', () => {
+    const result = place(req("a", res(500, 9 * GiB)), [node("n1")], DEFAULT_PROFILE, mulberry32(1));
+    expect(result.nodeName).toBeUndefined();
+    expect(result.reason).toBe("memory: insufficient on 1 of 1 nodes");
+    expect(result.explain).toEqual({ nodesConsidered: 1, rejected: { "memory-fit": 1 } });
+  });
+
+  test("joins several reasons, most rejections first", () => {
+    const nodes = [
+      node("n1", { ready: false }),
+      node("n2", { allocated: res(3900, 0) }),
+      node("n3", { allocated: res(3900, 0) }),
+    ];
+    const result = place(req("a", res(500, GiB)), nodes, DEFAULT_PROFILE, mulberry32(1));
+    expect(result.reason).toBe("cpu: insufficient on 2 of 3 nodes; node-ready: not ready on 1 of 3 nodes");
+    expect(result.explain.rejected).toEqual({ "node-ready": 1, "cpu-fit": 2 });
+  });
+
+  test("a node is counted once, by the first filter that rejects it", () => {
+    const nodes = [node("n1", { ready: false, unschedulable: true, allocated: res(4000, 8 * GiB, 1000) })];
+    const result = place(req("a", res(1, 1, 1)), nodes, DEFAULT_PROFILE, mulberry32(1));
+    expect(result.reason).toBe("node-ready: not ready on 1 of 1 nodes");
+    expect(result.explain.rejected).toEqual({ "node-ready": 1 });
+  });
+
+  test("cordoned and pids-exhausted nodes have their own reasons", () => {
+    const nodes = [node("n1", { unschedulable: true }), node("n2", { allocated: res(0, 0, 1000) })];
+    expect(place(req("a", res(1, 1, 1)), nodes, DEFAULT_PROFILE, mulberry32(1)).reason).toBe(
+      "node-schedulable: cordoned on 1 of 2 nodes; pids: insufficient on 1 of 2 nodes",
+    );
+  });
+
+  test("no nodes at all", () => {
+    const result = place(req("a", res(1, 1)), [], DEFAULT_PROFILE, mulberry32(1));
+    expect(result).toEqual({ explain: { nodesConsidered: 0, rejected: {} }, reason: "no nodes registered" });
+  });
+
+  test("bin-pack prefers the fuller feasible node; spread the emptier", () => {
+    const nodes = [node("empty"), node("half", { allocated: res(2000, 4 * GiB) }), node("full", { allocated: res(3800, 0) })];
+    const r = req("a", res(500, GiB));
+    expect(place(r, nodes, DEFAULT_PROFILE, mulberry32(1)).nodeName).toBe("half");
+    const spreadProfile: Profile = { name: "spread", filters: DEFAULT_PROFILE.filters, scorers: [spread] };
+    expect(place(r, nodes, spreadProfile, mulberry32(1)).nodeName).toBe("empty");
+  });
+
+  test("ties are broken by the seeded rng, independently of input order", () => {
+    const nodes = ["a", "b", "c", "d"].map((n) => node(n));
+    const r = req("x", res(100, GiB));
+    const chosen = new Set<string>();
+    for (let seed = 0; seed < 50; seed++) {
+      const one = place(r, nodes, DEFAULT_PROFILE, mulberry32(seed)).nodeName!;
+      const reversed = place(r, [...nodes].reverse(), DEFAULT_PROFILE, mulberry32(seed)).nodeName!;
+      expect(reversed).toBe(one);
+      chosen.add(one);
+    }
+    expect(chosen.size).toBe(4); // every tied node gets picked for some seed
+  });
+
+  test("defaultProfile() is the default profile", () => {
+    expect(defaultProfile()).toBe(DEFAULT_PROFILE);
+    expect(DEFAULT_PROFILE.scorers.map((s) => s.name)).toEqual(["bin-pack"]);
+  });
+});
+
+test("describeRejections keeps first-seen order among equal counts", () => {
+  const m = new Map([
+    ["b: x", 1],
+    ["a: y", 1],
+    ["c: z", 3],
+  ]);
+  expect(describeRejections(m, 5)).toBe("c: z on 3 of 5 nodes; b: x on 1 of 5 nodes; a: y on 1 of 5 nodes");
+});
+
+describe("placeBatch", () => {
+  test("accounts each placement before placing the next", () => {
+    const nodes = [node("n1"), node("n2")];
+    const reqs = ["a", "b", "c"].map((id) => req(id, res(100, 5 * GiB)));
+    const results = placeBatch(reqs, nodes, DEFAULT_PROFILE, mulberry32(7));
+    const placed = results.map((r) => r.nodeName);
+    expect(new Set(placed.slice(0, 2))).toEqual(new Set(["n1", "n2"]));
+    expect(placed[2]).toBeUndefined();
+    expect(results[2]!.reason).toBe("memory: insufficient on 2 of 2 nodes");
+    // The inputs are untouched.
+    expect(nodes[0]!.allocated).toEqual(res(0, 0, 0));
+    expect(nodes[1]!.allocated).toEqual(res(0, 0, 0));
+  });
+
+  test("bin-packs a batch onto as few nodes as fit", () => {
+    const nodes = [node("n1"), node("n2"), node("n3")];
+    const reqs = Array.from({ length: 8 }, (_, i) => req(`r${i}`, res(500, GiB)));
+    const placed = placeBatch(reqs, nodes, DEFAULT_PROFILE, mulberry32(3)).map((r) => r.nodeName);
+    expect(new Set(placed).size).toBe(1); // 8 x (500m, 1 GiB) fills exactly one 4-CPU/8-GiB node
+  });
+});
+
+// ---- properties ----
+
+const resourcesArb = (max: number) =>
+  fc.record({ cpuMillis: fc.integer({ min: 0, max }), memoryBytes: fc.integer({ min: 0, max }), pids: fc.integer({ min: 0, max: 50 }) });
+
+const nodesArb = fc.uniqueArray(
+  fc.record({
+    name: fc.stringMatching(/^[a-z][a-z0-9-]{0,8}$/),
+    ready: fc.boolean(),
+    unschedulable: fc.boolean(),
+    allocatable: resourcesArb(10_000),
+    allocated: resourcesArb(8_000),
+    labels: fc.constant({} as Record<string, string>),
+  }),
+  { selector: (n) => n.name, maxLength: 8 },
+);
+
+const reqsArb = fc.array(
+  fc.record({ id: fc.string(), app: fc.constant("app"), namespace: fc.constant("ns"), resources: resourcesArb(4_000) }),
+  { maxLength: 30 },
+);
+
+const KEYS = ["cpuMillis", "memoryBytes", "pids"] as const;
+
+test("property: placeBatch never overcommits a node and only uses ready, schedulable nodes", () => {
+  fc.assert(
+    fc.property(nodesArb, reqsArb, fc.integer(), (nodes, reqs, seed) => {
+      const results = placeBatch(reqs, nodes, DEFAULT_PROFILE, mulberry32(seed));
+      expect(results).toHaveLength(reqs.length);
+      const added = new Map(nodes.map((n) => [n.name, res(0, 0, 0)]));
+      results.forEach((r, i) => {
+        if (r.nodeName === undefined) return;
+        const a = added.get(r.nodeName)!;
+        for (const k of KEYS) a[k] += reqs[i]!.resources[k];
+      });
+      for (const n of nodes) {
+        const a = added.get(n.name)!;
+        if (KEYS.every((k) => a[k] === 0)) continue;
+        expect(n.ready && !n.unschedulable).toBe(true);
+        for (const k of KEYS) expect(n.allocated[k] + a[k]).toBeLessThanOrEqual(n.allocatable[k]);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test("property: an unplaced request fits no node at that point, and its reason counts every node", () => {
+  fc.assert(
+    fc.property(nodesArb, reqsArb, fc.integer(), (nodes, reqs, seed) => {
+      const results = placeBatch(reqs, nodes, DEFAULT_PROFILE, mulberry32(seed));
+      const used = new Map(nodes.map((n) => [n.name, { ...n.allocated }]));
+      results.forEach((r, i) => {
+        const rq = reqs[i]!;
+        if (r.nodeName !== undefined) {
+          const u = used.get(r.nodeName)!;
+          for (const k of KEYS) u[k] += rq.resources[k];
+          return;
+        }
+        for (const n of nodes) {
+          const u = used.get(n.name)!;
+          const fits = n.ready && !n.unschedulable && KEYS.every((k) => u[k] + rq.resources[k] <= n.allocatable[k]);
+          expect(fits).toBe(false);
+        }
+        const rejected = Object.values(r.explain.rejected).reduce((s, c) => s + c, 0);
+        expect(rejected).toBe(nodes.length);
+        expect(r.reason).toBeTruthy();
+      });
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test("property: the same seed gives the same placements", () => {
+  fc.assert(
+    fc.property(nodesArb, reqsArb, fc.integer(), (nodes, reqs, seed) => {
+      const a = placeBatch(reqs, nodes, DEFAULT_PROFILE, mulberry32(seed));
+      const b = placeBatch(reqs, nodes, DEFAULT_PROFILE, mulberry32(seed));
+      expect(b).toEqual(a);
+    }),
+    { numRuns: 200 },
+  );
+});
