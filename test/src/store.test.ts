@@ -16,12 +16,20 @@ interface Obj {
 let dir: string;
 let etcd: EmbeddedEtcd;
 let store: EtcdStore;
+/** Messages the store logged at warn level (to see which recovery path ran). */
+const warnings: string[] = [];
+const logger = { info() {}, error() {}, warn: (_obj: object, msg?: string) => void warnings.push(msg ?? "") };
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "store-test-"));
   etcd = new EmbeddedEtcd({ dataDir: dir, port: 0, restartBackoffBaseMs: 100, stopTimeoutMs: 5000 });
   await etcd.start();
-  store = createStore(etcd.endpoints, { callTimeoutMs: 2000, watchBackoffBaseMs: 50, watchBackoffMaxMs: 500 });
+  store = createStore(etcd.endpoints, {
+    callTimeoutMs: 2000,
+    watchBackoffBaseMs: 50,
+    watchBackoffMaxMs: 500,
+    logger,
+  });
 });
 
 afterAll(async () => {
@@ -235,6 +243,9 @@ test("store calls fail fast with StoreUnavailable while etcd is down; the watch 
     await new Promise((r) => setTimeout(r, 500));
     expect(events.map((e) => e.key)).toEqual([0, 1, 2, 3, 4, 5, 6].map((i) => `${prefix}k${i}`));
     expect(new Set(events.map((e) => e.modRevision)).size).toBe(7);
+    // It got there by re-watching from its own resume revision, not by relisting.
+    expect(warnings.some((w) => w.startsWith("etcd watch disconnected"))).toBe(true);
+    expect(warnings.some((w) => w.includes("relisting"))).toBe(false);
   } finally {
     await watch.close();
   }
@@ -257,6 +268,7 @@ test("a watch from a compacted revision relists the current items and continues"
   });
   try {
     await until(() => relists.length === 1, 10000, "relist");
+    expect(warnings.some((w) => w.includes("relisting"))).toBe(true);
     expect(relists[0]!.items.map((i) => [i.key, i.value.n])).toEqual([[`${prefix}a`, 2]]);
     expect(BigInt(relists[0]!.revision)).toBeGreaterThanOrEqual(BigInt(revision));
     expect(events).toEqual([]); // compacted history is not replayed
@@ -280,6 +292,8 @@ test("with etcd stopped, every call rejects with StoreUnavailable within a few s
       await s.create<Obj>("/grove/t/down", { n: 1 });
       await etcd2.stop();
       expect(etcd2.pid).toBeUndefined();
+      await new Promise((r) => setTimeout(r, 500));
+      expect(etcd2.restarts).toBe(0); // a requested stop is not "died unexpectedly"
       const calls: [string, () => Promise<unknown>][] = [
         ["ping", () => s.ping()],
         ["get", () => s.get("/grove/t/down")],

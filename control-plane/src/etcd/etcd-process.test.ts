@@ -1,0 +1,43 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { etcdArgs, tailFile, waitForHealthy } from "./etcd-process";
+
+test("etcdArgs: a one-member cluster on loopback with separate client and peer ports", () => {
+  const args = etcdArgs({ name: "grove", dataDir: "/d/etcd", clientPort: 12379, peerPort: 12380 });
+  expect(args).toEqual(
+    expect.arrayContaining([
+      "--name=grove",
+      "--data-dir=/d/etcd",
+      "--listen-client-urls=http://127.0.0.1:12379",
+      "--advertise-client-urls=http://127.0.0.1:12379",
+      "--listen-peer-urls=http://127.0.0.1:12380",
+      "--initial-advertise-peer-urls=http://127.0.0.1:12380",
+      "--initial-cluster=grove=http://127.0.0.1:12380",
+      "--initial-cluster-state=new",
+    ]),
+  );
+  expect(args.some((a) => a.startsWith("--quota-backend-bytes"))).toBe(false);
+  expect(etcdArgs({ name: "g", dataDir: "/d", clientPort: 1, peerPort: 2, quotaBackendBytes: 1024 })).toContain(
+    "--quota-backend-bytes=1024",
+  );
+});
+
+test("tailFile returns the end of a file, or empty when it is missing", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "etcd-process-test-"));
+  try {
+    const file = path.join(dir, "log");
+    fs.writeFileSync(file, "a".repeat(100) + "THE END");
+    expect(tailFile(file, 7)).toBe("THE END");
+    expect(tailFile(file)).toHaveLength(107);
+    expect(tailFile(path.join(dir, "missing"))).toBe("");
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("waitForHealthy stops as soon as the caller gives up", async () => {
+  await expect(waitForHealthy("http://127.0.0.1:1", 10_000, () => "etcd exited (code 1)")).rejects.toThrow(
+    "etcd exited (code 1)",
+  );
+});
