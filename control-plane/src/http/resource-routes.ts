@@ -1,0 +1,246 @@
+// The REST shape shared by every kind: list (and watch), get, create (POST),
+// apply (PUT) and delete, with the body checks that JSON Schema cannot express
+// (kind, apiVersion, and that the body names the object the URL names).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { Type, type TSchema } from "@sinclair/typebox";
+import { API_VERSION, GroveError, KINDS, NAME_PATTERN, isNamespaced, pluralOf, type Kind } from "@grove/api";
+import { isKind, type Repository, type ResourceOf } from "../resources/repository";
+import { streamWatch, type WatchRegistry } from "./watch-stream";
+import { ErrorBodyRef, listRef, resourceRef } from "./schemas";
+
+export interface RouteContext {
+  repo: Repository;
+  watches: WatchRegistry;
+}
+
+export interface ResourceRouteOptions<K extends Kind> {
+  kind: K;
+  /** POST on the collection (users create objects of this kind). */
+  create: boolean;
+  /** PUT on an object (users apply objects of this kind). */
+  apply: boolean;
+  /** Checks beyond the schema, run on every submitted object before it is validated. */
+  check?: (body: Record<string, unknown>) => void;
+}
+
+interface Params {
+  namespace?: string;
+  name?: string;
+}
+
+interface CollectionQuery {
+  watch?: string;
+  resourceVersion?: string;
+}
+
+const NameParam = Type.String({ pattern: NAME_PATTERN, maxLength: 63 });
+const Revision = Type.String({ pattern: "^[0-9]+$", description: "a store revision (decimal)" });
+
+/** URLs of a kind: the collection in one namespace, across namespaces, and one object. */
+export function resourceUrls(kind: Kind): { collection: string; all: string; object: string } {
+  const plural = pluralOf(kind);
+  if (!isNamespaced(kind)) return { collection: `/v1/${plural}`, all: `/v1/${plural}`, object: `/v1/${plural}/:name` };
+  return {
+    collection: `/v1/namespaces/:namespace/${plural}`,
+    all: `/v1/${plural}`,
+    object: `/v1/namespaces/:namespace/${plural}/:name`,
+  };
+}
+
+export function registerResourceRoutes<K extends Kind>(
+  app: FastifyInstance,
+  ctx: RouteContext,
+  opts: ResourceRouteOptions<K>,
+): void {
+  const { kind } = opts;
+  const urls = resourceUrls(kind);
+  const namespaced = isNamespaced(kind);
+  const tags = [pluralOf(kind)];
+  const errors = { "4xx": ErrorBodyRef, "5xx": ErrorBodyRef };
+  const nsParams = Type.Object({ namespace: NameParam });
+  const objParams = namespaced
+    ? Type.Object({ namespace: NameParam, name: NameParam })
+    : Type.Object({ name: NameParam });
+  const listQuery = Type.Object({
+    watch: Type.Optional(
+      Type.String({ enum: ["1", "true", "0", "false"], description: "stream WatchEvents as NDJSON" }),
+    ),
+    resourceVersion: Type.Optional(Revision),
+  });
+
+  const listOrWatch = async (req: FastifyRequest, reply: FastifyReply) => {
+    const ns = (req.params as Params).namespace;
+    const q = req.query as CollectionQuery;
+    if (q.watch === "1" || q.watch === "true") {
+      await streamWatch(reply, {
+        repo: ctx.repo,
+        registry: ctx.watches,
+        kind,
+        namespace: ns,
+        resourceVersion: q.resourceVersion,
+      });
+      return reply;
+    }
+    const list = await ctx.repo.list(kind, ns);
+    return {
+      apiVersion: API_VERSION,
+      kind: `${kind}List`,
+      metadata: { resourceVersion: list.resourceVersion },
+      items: list.items,
+    };
+  };
+  const listSchema = (params?: TSchema) => ({
+    tags,
+    summary: `List ${pluralOf(kind)}, or watch them with ?watch=1 (application/x-ndjson WatchEvents)`,
+    ...(params ? { params } : {}),
+    querystring: listQuery,
+    response: { 200: listRef(kind), ...errors },
+  });
+
+  if (namespaced) app.get(urls.collection, { schema: listSchema(nsParams) }, listOrWatch);
+  app.get(urls.all, { schema: listSchema() }, listOrWatch);
+
+  app.get(
+    urls.object,
+    {
+      schema: { tags, summary: `Get one ${kind}`, params: objParams, response: { 200: resourceRef(kind), ...errors } },
+    },
+    async (req) => {
+      const p = req.params as Params;
+      return ctx.repo.get(kind, p.namespace, p.name!);
+    },
+  );
+
+  app.delete(
+    urls.object,
+    {
+      schema: {
+        tags,
+        summary: `Delete one ${kind} (only at ?resourceVersion= when given); answers the deleted object`,
+        params: objParams,
+        querystring: Type.Object({ resourceVersion: Type.Optional(Revision) }),
+        response: { 200: resourceRef(kind), ...errors },
+      },
+    },
+    async (req) => {
+      const p = req.params as Params;
+      const q = req.query as { resourceVersion?: string };
+      return ctx.repo.delete(kind, p.namespace, p.name!, q.resourceVersion);
+    },
+  );
+
+  if (opts.create) {
+    if (!namespaced) throw new Error(`POST is only wired for namespaced kinds, not ${kind}`);
+    app.post(
+      urls.collection,
+      {
+        schema: {
+          tags,
+          summary: `Create a ${kind} (409 AlreadyExists when it exists)`,
+          params: nsParams,
+          body: resourceRef(kind),
+          response: { 201: resourceRef(kind), ...errors },
+        },
+        preValidation: async (req) => {
+          prepareBody(kind, req, { allowResourceVersion: false });
+          opts.check?.(req.body as Record<string, unknown>);
+        },
+      },
+      async (req, reply) => {
+        const created = await ctx.repo.create(req.body as ResourceOf<K>);
+        return reply.code(201).header("x-grove-apply-result", "created").send(created);
+      },
+    );
+  }
+
+  if (opts.apply) {
+    app.put(
+      urls.object,
+      {
+        schema: {
+          tags,
+          summary:
+            `Apply a ${kind}: create it (201) or replace its spec and labels (200); ` +
+            "a metadata.resourceVersion must be the stored one (409 Conflict). " +
+            "The x-grove-apply-result header says created, configured or unchanged.",
+          params: objParams,
+          body: resourceRef(kind),
+          response: { 200: resourceRef(kind), 201: resourceRef(kind), ...errors },
+        },
+        preValidation: async (req) => {
+          prepareBody(kind, req, { allowResourceVersion: true });
+          opts.check?.(req.body as Record<string, unknown>);
+        },
+      },
+      async (req, reply) => {
+        const { object, result } = await ctx.repo.apply(req.body as ResourceOf<K>);
+        return reply
+          .code(result === "created" ? 201 : 200)
+          .header("x-grove-apply-result", result)
+          .send(object);
+      },
+    );
+  }
+}
+
+/**
+ * Checks what the schema cannot (kind, apiVersion, the URL's name and
+ * namespace), fills the namespace in from the URL, and drops what only the
+ * server sets (uid, generation, creationTimestamp, status).
+ */
+function prepareBody(kind: Kind, req: FastifyRequest, opts: { allowResourceVersion: boolean }): void {
+  const body = req.body;
+  if (!isObject(body)) throw new GroveError("BadRequest", `the body must be a ${kind} object in JSON`);
+  if (body.kind === undefined)
+    throw new GroveError("BadRequest", "kind is required", [{ path: "/kind", message: "is required" }]);
+  if (typeof body.kind !== "string" || !isKind(body.kind)) {
+    throw new GroveError(
+      "UnknownKind",
+      `unknown kind ${JSON.stringify(body.kind)}: known kinds are ${KINDS.join(", ")}`,
+      [{ path: "/kind", message: `must be one of ${KINDS.join(", ")}` }],
+    );
+  }
+  if (body.kind !== kind) {
+    throw new GroveError("BadRequest", `this URL takes a ${kind}, the body is a ${body.kind}`, [
+      { path: "/kind", message: `must be ${kind}` },
+    ]);
+  }
+  if (body.apiVersion !== API_VERSION) {
+    throw new GroveError("BadRequest", `apiVersion must be ${API_VERSION}, got ${JSON.stringify(body.apiVersion)}`, [
+      { path: "/apiVersion", message: `must be ${API_VERSION}` },
+    ]);
+  }
+  const meta = body.metadata;
+  if (!isObject(meta)) return; // the schema reports it
+  const params = req.params as Params;
+  if (params.name !== undefined && meta.name !== params.name) {
+    throw new GroveError(
+      "BadRequest",
+      `metadata.name ${JSON.stringify(meta.name)} does not match the URL's name "${params.name}"`,
+      [{ path: "/metadata/name", message: `must be "${params.name}" as in the URL` }],
+    );
+  }
+  if (isNamespaced(kind)) {
+    if (meta.namespace === undefined) meta.namespace = params.namespace;
+    else if (meta.namespace !== params.namespace) {
+      throw new GroveError(
+        "BadRequest",
+        `metadata.namespace ${JSON.stringify(meta.namespace)} does not match the URL's namespace "${params.namespace}"`,
+        [{ path: "/metadata/namespace", message: `must be "${params.namespace}" as in the URL` }],
+      );
+    }
+  } else if (meta.namespace !== undefined) {
+    throw new GroveError("BadRequest", `${kind} is cluster-scoped: metadata.namespace must not be set`, [
+      { path: "/metadata/namespace", message: "must not be set" },
+    ]);
+  }
+  delete meta.uid;
+  delete meta.generation;
+  delete meta.creationTimestamp;
+  if (!opts.allowResourceVersion) delete meta.resourceVersion;
+  delete body.status;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}

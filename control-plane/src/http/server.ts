@@ -1,0 +1,75 @@
+// The HTTP API of the control plane: /v1 resources, health, OpenAPI and docs.
+// A thin adapter over the Repository; errors are mapped to statuses in one
+// place (errors.ts).
+import Fastify, { type FastifyInstance } from "fastify";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type { Logger } from "pino";
+import { API_VERSION } from "@grove/api";
+import type { Repository } from "../resources/repository";
+import type { Store } from "../store/store";
+import { registerAppRoutes } from "./apps";
+import { installBearerAuth } from "./auth";
+import { installErrorHandling } from "./errors";
+import { registerHealthRoutes } from "./health";
+import { registerInstanceRoutes } from "./instances";
+import { registerNodeRoutes } from "./nodes";
+import type { RouteContext } from "./resource-routes";
+import { addSharedSchemas } from "./schemas";
+import { WatchRegistry } from "./watch-stream";
+
+export interface HttpServerOptions {
+  repo: Repository;
+  store: Store;
+  /** Every /v1 request must carry `Authorization: Bearer <adminToken>`. */
+  adminToken: string;
+  /** A pino logger, or false (the default) for none. */
+  logger?: Logger | false;
+}
+
+export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
+    ajv: {
+      // Reject what does not match instead of quietly fixing it: no type
+      // coercion, no removal of unknown fields, and every problem at once.
+      customOptions: { coerceTypes: false, removeAdditional: false, allErrors: true },
+    },
+  }) as unknown as FastifyInstance;
+
+  installErrorHandling(app);
+  installBearerAuth(app, opts.adminToken);
+  addSharedSchemas(app);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.0.3",
+      info: {
+        title: "Grove API",
+        version: API_VERSION,
+        description:
+          "Desired state of a Grove cluster. Every object carries metadata.resourceVersion (the store's " +
+          "mod revision); writes that name a stale one answer 409 Conflict.",
+      },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      security: [{ bearer: [] }],
+    },
+    refResolver: {
+      // Name components after the schemas' $id (App, AppList, ErrorBody) rather than def-N.
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === "string" ? json.$id : `def-${i}`),
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs" });
+  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+
+  const watches = new WatchRegistry();
+  const ctx: RouteContext = { repo: opts.repo, watches };
+  registerHealthRoutes(app, opts.store);
+  registerAppRoutes(app, ctx);
+  registerInstanceRoutes(app, ctx);
+  registerNodeRoutes(app, ctx);
+
+  // Open watch streams would hold close() until every client left.
+  app.addHook("preClose", async () => watches.closeAll());
+  return app;
+}

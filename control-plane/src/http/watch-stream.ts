@@ -1,0 +1,129 @@
+// Watch streams: GET <collection>?watch=1 answers newline-delimited JSON
+// WatchEvents for as long as the client keeps the connection open.
+//
+// Without a resourceVersion the stream starts with ADDED for every current
+// object, then follows the changes after that list. With one it follows the
+// changes after it. When the store cannot resume (the revision was compacted)
+// the stream sends one ERROR event with code Gone and ends: the client lists
+// again, as with Kubernetes' 410.
+import type { ServerResponse } from "node:http";
+import type { FastifyReply } from "fastify";
+import type { ErrorBody, Kind, WatchEvent } from "@grove/api";
+import type { Repository, ResourceOf } from "../resources/repository";
+import type { Watch } from "../store/store";
+import { errorResponse } from "./errors";
+
+/** A client that lets this much output pile up unread is dropped (it relists when it comes back). */
+const MAX_BUFFERED_BYTES = 16 * 2 ** 20;
+
+/** Open streams, so that shutdown can end them instead of waiting for clients. */
+export class WatchRegistry {
+  private readonly open = new Set<() => void>();
+
+  add(end: () => void): void {
+    this.open.add(end);
+  }
+
+  remove(end: () => void): void {
+    this.open.delete(end);
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  closeAll(): void {
+    for (const end of [...this.open]) end();
+  }
+}
+
+export interface WatchRequest<K extends Kind> {
+  repo: Repository;
+  registry: WatchRegistry;
+  kind: K;
+  /** undefined: every namespace (or a cluster-scoped kind). */
+  namespace: string | undefined;
+  /** Stream the changes after this revision; undefined: list first. */
+  resourceVersion: string | undefined;
+}
+
+type StreamEvent<T> = WatchEvent<T> | { type: "ERROR"; object: ErrorBody };
+
+export async function streamWatch<K extends Kind>(reply: FastifyReply, w: WatchRequest<K>): Promise<void> {
+  let initial: ResourceOf<K>[] = [];
+  let after = w.resourceVersion;
+  if (after === undefined) {
+    const list = await w.repo.list(w.kind, w.namespace);
+    initial = list.items;
+    after = list.resourceVersion;
+  }
+
+  // Both are set once, after handlers that read them already exist.
+  const conn: { raw?: ServerResponse; watch?: Watch } = {};
+  const pending: string[] = [];
+  let ended = false;
+
+  const send = (ev: StreamEvent<ResourceOf<K>>) => {
+    if (ended) return;
+    const line = JSON.stringify(ev) + "\n";
+    if (!conn.raw) {
+      pending.push(line);
+      return;
+    }
+    conn.raw.write(line);
+    if (conn.raw.writableLength > MAX_BUFFERED_BYTES) {
+      reply.log.warn({ kind: w.kind }, "watch client is not reading; dropping it");
+      end();
+    }
+  };
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    w.registry.remove(end);
+    void conn.watch?.close().catch((err: unknown) => reply.log.warn({ err }, "closing a store watch failed"));
+    conn.raw?.end();
+  };
+
+  // Start following before answering, so a store that is down still gets a
+  // proper 503 instead of an empty 200 stream. Events that arrive before the
+  // headers are out wait in `pending`.
+  const watch = await w.repo.watch(w.kind, w.namespace, String(BigInt(after) + 1n), {
+    onEvent: (ev) => send(ev),
+    onRelist: () => {
+      send({
+        type: "ERROR",
+        object: {
+          code: "Gone",
+          message: `resourceVersion ${after} is too old (the store compacted its history): list again and watch from the list's resourceVersion`,
+        },
+      });
+      end();
+    },
+    onError: (err) => {
+      send({ type: "ERROR", object: errorResponse(err).body });
+      end();
+    },
+  });
+  conn.watch = watch;
+  // The stream may have ended before the watch was known to end(); close it now then.
+  if (ended) void watch.close().catch(() => undefined);
+
+  reply.hijack();
+  const raw = reply.raw;
+  conn.raw = raw;
+  raw.writeHead(200, {
+    "content-type": "application/x-ndjson",
+    "cache-control": "no-cache",
+    "x-content-type-options": "nosniff",
+  });
+  // Send the headers now: a watch of an empty collection writes nothing else for a while.
+  raw.flushHeaders();
+  for (const object of initial) raw.write(JSON.stringify({ type: "ADDED", object }) + "\n");
+  for (const line of pending.splice(0)) raw.write(line);
+  if (ended) {
+    raw.end();
+    return;
+  }
+  w.registry.add(end);
+  raw.on("close", end);
+}
