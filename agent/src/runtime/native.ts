@@ -84,14 +84,13 @@ export class NativeRuntime implements ContainerRuntime {
     let resolveExit!: (exit: ContainerExit) => void;
     const exited = new Promise<ContainerExit>((resolve) => (resolveExit = resolve));
     // The waiter may report before start() resolves (a command that exits at once).
-    let entry: Entry | undefined;
-    let early: NativeExit | undefined;
+    const pending: { entry?: Entry; early?: NativeExit } = {};
     const onExit = (raw: NativeExit): void => {
-      if (entry === undefined) {
-        early = raw;
+      if (pending.entry === undefined) {
+        pending.early = raw;
         return;
       }
-      this.settle(entry, raw, resolveExit);
+      this.settle(pending.entry, raw, resolveExit);
     };
 
     let started;
@@ -116,14 +115,15 @@ export class NativeRuntime implements ContainerRuntime {
       throw wrapNative(err, "START_FAILED");
     }
 
-    entry = {
+    const entry: Entry = {
       handle: { id, pid: started.pid, startedAt: new Date(), exited },
       pidfd: started.pidfd,
       exit: undefined,
     };
+    pending.entry = entry;
     this.containers.set(id, entry);
+    if (pending.early !== undefined) this.settle(entry, pending.early, resolveExit);
     await this.writeState(spec, entry.handle);
-    if (early !== undefined) this.settle(entry, early, resolveExit);
     return entry.handle;
   }
 
