@@ -1,7 +1,7 @@
 // Two projects: `unit` (next to the code; no network, etcd or root) and
 // `integration` (test/: real etcd, the real addon on the real kernel).
 /** @type {import('jest').Config} */
-const transform = { "^.+\\.ts$": ["ts-jest", { isolatedModules: true, tsconfig: "<rootDir>/tsconfig.jest.json" }] };
+const transform = { "^.+\\.ts$": ["ts-jest", { tsconfig: "<rootDir>/tsconfig.jest.json" }] };
 const moduleNameMapper = {
   "^@grove/control-plane/scheduler$": "<rootDir>/control-plane/src/scheduler",
   "^@grove/(proto|api|control-plane|agent|sim)$": "<rootDir>/$1/src",
@@ -23,7 +23,7 @@ module.exports = {
       transform,
       moduleNameMapper,
       testEnvironment: "node",
-      testTimeout: 120000,
+      setupFilesAfterEnv: ["<rootDir>/test/src/jest-setup.ts"],
       globalSetup: "<rootDir>/test/src/global-setup.js",
       globalTeardown: "<rootDir>/test/src/global-teardown.js",
     },

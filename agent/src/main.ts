@@ -178,6 +178,10 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
   if (!stopped) log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, "some containers did not stop in time; leaving them");
   connection.stop();
   reconciler.close();
+  if (stopped) {
+    // The parent cgroup is ours too; leave nothing behind on a clean stop.
+    await runtime.removeParentCgroup().catch((err: unknown) => log.warn({ err }, "could not remove the parent cgroup"));
+  }
   log.info("grove-agent stopped");
   process.exit(stopped ? 0 : 1);
 }

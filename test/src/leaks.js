@@ -61,4 +61,4 @@ function diff(before, after) {
   return problems;
 }
 
-module.exports = { snapshot, diff, SNAPSHOT_FILE: path.join(require("node:os").tmpdir(), `grove-leaks-${process.getuid()}.json`) };
+module.exports = { snapshot, diff, SNAPSHOT_FILE: path.join(require("node:os").tmpdir(), `grove-leaks-${process.pid}.json`) };

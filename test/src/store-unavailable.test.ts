@@ -42,7 +42,8 @@ describe("etcd unreachable", () => {
     const out = await runCli(["get", "apps"], {
       GROVE_SERVER: server.url,
       GROVE_TOKEN: server.adminToken,
-      GROVE_CONFIG: path.join(dir, "none.json"),
+      HOME: dir,
+      GROVE_CONFIG: "",
     });
     expect(out.code).not.toBe(0);
     expect(out.stderr).toMatch(/store is down|store .*unreachable/i);

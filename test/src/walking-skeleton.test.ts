@@ -60,7 +60,7 @@ describe("walking skeleton: grove apply runs a limited, isolated process on an a
       cgroupParent: CGROUP_PARENT,
     });
     client = new GroveClient({ server: server.url, token: server.adminToken });
-    env = { GROVE_SERVER: server.url, GROVE_TOKEN: server.adminToken, GROVE_CONFIG: path.join(dir, "no-config.json") };
+    env = { GROVE_SERVER: server.url, GROVE_TOKEN: server.adminToken, HOME: dir, GROVE_CONFIG: "" };
     await waitFor("the node to be Ready", async () => {
       const n = await client.get("Node", NODE);
       return n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
@@ -137,7 +137,12 @@ describe("walking skeleton: grove apply runs a limited, isolated process on an a
 
   test("a fork bomb stops at the pids limit and the node stays healthy", async () => {
     await client.apply(
-      app("forkbomb", ["/bin/sh", "-c", "while true; do sleep 600 & done"], { resources: { pids: 20, memory: "64Mi" } }),
+      // A subshell forks until the kernel refuses (busybox sh then exits), and
+      // PID 1 execs (no fork needed) so the container stays up at the limit.
+      app("forkbomb", ["/bin/sh", "-c", "(while true; do sleep 600 & done) 2>/dev/null; exec sleep 600"], {
+        resources: { pids: 20, memory: "64Mi" },
+        restartPolicy: "Never",
+      }),
     );
     const inst = await waitState("forkbomb", "Running");
     const uid = inst.metadata.uid!;

@@ -7,7 +7,14 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as readline from "node:readline";
 
-export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
+/** The repository root: the nearest directory above with a package.json that has workspaces. */
+export const REPO_ROOT = ((): string => {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const pj = path.join(dir, "package.json");
+    if (fs.existsSync(pj) && "workspaces" in (JSON.parse(fs.readFileSync(pj, "utf8")) as object)) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no repository root above ${__dirname}`);
+  }
+})();
 export const BIN = {
   server: path.join(REPO_ROOT, "control-plane", "bin", "grove-server.js"),
   agent: path.join(REPO_ROOT, "agent", "bin", "grove-agent.js"),
@@ -145,7 +152,7 @@ export async function startAgent(o: AgentOptions): Promise<Started> {
     o.cgroupParent,
   ];
   for (const [k, v] of Object.entries(o.labels ?? {})) args.push("--label", `${k}=${v}`);
-  return startNode(BIN.agent, args, (l) => parseJsonLine(l)?.msg === "agent registered", {
+  return startNode(BIN.agent, args, (l) => parseJsonLine(l)?.msg === "registered with the control plane", {
     name: `grove-agent ${o.nodeName}`,
     timeoutMs: 30_000,
   });

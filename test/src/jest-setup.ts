@@ -1,0 +1,2 @@
+// Integration tests start real processes: give hooks and tests time.
+jest.setTimeout(120_000);
