@@ -19,7 +19,15 @@ function procSys(files: Record<string, string>): string {
 }
 
 const iface = (address: string, family: "IPv4" | "IPv6", internal: boolean): os.NetworkInterfaceInfo =>
-  ({ address, family, internal, netmask: "", mac: "00:00:00:00:00:00", cidr: null, ...(family === "IPv6" ? { scopeid: 0 } : {}) }) as os.NetworkInterfaceInfo;
+  ({
+    address,
+    family,
+    internal,
+    netmask: "",
+    mac: "00:00:00:00:00:00",
+    cidr: null,
+    ...(family === "IPv6" ? { scopeid: 0 } : {}),
+  }) as os.NetworkInterfaceInfo;
 
 describe("host facts", () => {
   const dirs: string[] = [];
@@ -45,12 +53,18 @@ describe("host facts", () => {
   });
 
   it("subtracts the reserve and never goes below zero", () => {
-    expect(allocatableOf({ cpuMillis: 4000, memoryBytes: 8 * 2 ** 30, pids: 1000 }, { ...DEFAULT_RESERVE, pids: 100 })).toEqual({
+    expect(
+      allocatableOf({ cpuMillis: 4000, memoryBytes: 8 * 2 ** 30, pids: 1000 }, { ...DEFAULT_RESERVE, pids: 100 }),
+    ).toEqual({
       cpuMillis: 3900,
-      memoryBytes: (8 * 2 ** 30) - 256 * 1024 * 1024,
+      memoryBytes: 8 * 2 ** 30 - 256 * 1024 * 1024,
       pids: 900,
     });
-    expect(allocatableOf({ cpuMillis: 50, memoryBytes: 1, pids: 0 }, DEFAULT_RESERVE)).toEqual({ cpuMillis: 0, memoryBytes: 0, pids: 0 });
+    expect(allocatableOf({ cpuMillis: 50, memoryBytes: 1, pids: 0 }, DEFAULT_RESERVE)).toEqual({
+      cpuMillis: 0,
+      memoryBytes: 0,
+      pids: 0,
+    });
   });
 
   it("reads capacity from the OS and lets addresses and the reserve be overridden", () => {
@@ -61,7 +75,11 @@ describe("host facts", () => {
       addresses: ["203.0.113.9"],
       networkInterfaces: { eth0: [iface("10.0.0.5", "IPv4", false)] },
     });
-    expect(facts.capacity).toEqual({ cpuMillis: os.availableParallelism() * 1000, memoryBytes: os.totalmem(), pids: 5000 });
+    expect(facts.capacity).toEqual({
+      cpuMillis: os.availableParallelism() * 1000,
+      memoryBytes: os.totalmem(),
+      pids: 5000,
+    });
     expect(facts.allocatable).toEqual({
       cpuMillis: Math.max(0, os.availableParallelism() * 1000 - 500),
       memoryBytes: os.totalmem() - DEFAULT_RESERVE.memoryBytes,
@@ -70,7 +88,10 @@ describe("host facts", () => {
     expect(facts.addresses).toEqual(["203.0.113.9"]);
     expect(facts.kernel).toBe(os.release());
 
-    const discovered = readHostFacts({ procSysDir: dirs.at(-1), networkInterfaces: { eth0: [iface("10.0.0.5", "IPv4", false)] } });
+    const discovered = readHostFacts({
+      procSysDir: dirs.at(-1),
+      networkInterfaces: { eth0: [iface("10.0.0.5", "IPv4", false)] },
+    });
     expect(discovered.addresses).toEqual(["10.0.0.5"]);
   });
 

@@ -2,11 +2,7 @@
 // connection, the host facts readers and the container runtimes.
 export { Reconciler, StatusReason, isPlainName, type ReconcilerOptions } from "./reconcile/reconciler";
 export { WorkQueue, type WorkQueueOptions } from "./reconcile/work-queue";
-export {
-  ControlPlaneConnection,
-  type ControlPlaneConnectionOptions,
-  type DesiredStateSink,
-} from "./grpc/client";
+export { ControlPlaneConnection, type ControlPlaneConnectionOptions, type DesiredStateSink } from "./grpc/client";
 export {
   DEFAULT_RESERVE,
   agentVersion,

@@ -9,7 +9,10 @@ const argv = (...args: string[]) => ["node", "grove-agent", ...args];
 function parse(args: string[], env: NodeJS.ProcessEnv = {}) {
   const errors: string[] = [];
   try {
-    return { config: parseArgs(argv(...args), { env, writeErr: (s) => errors.push(s), writeOut: () => undefined }), errors };
+    return {
+      config: parseArgs(argv(...args), { env, writeErr: (s) => errors.push(s), writeOut: () => undefined }),
+      errors,
+    };
   } catch (error) {
     if (error instanceof CommanderError) return { error, errors };
     throw error;
@@ -41,7 +44,9 @@ describe("parseArgs", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-main-"));
     try {
       fs.writeFileSync(path.join(dir, "token"), "file-token\n");
-      const { config } = parse(["--server", "[::1]:7443", "--token-file", path.join(dir, "token")], { GROVE_AGENT_TOKEN: "ignored" });
+      const { config } = parse(["--server", "[::1]:7443", "--token-file", path.join(dir, "token")], {
+        GROVE_AGENT_TOKEN: "ignored",
+      });
       expect(config).toMatchObject({ server: "[::1]:7443", token: "file-token" });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -52,15 +57,24 @@ describe("parseArgs", () => {
     const { config } = parse([
       "--server=cp:1",
       "--token=t",
-      "--label", "zone=eu-1a",
-      "--label", "disk=ssd",
-      "--label", "empty=",
-      "--address", "10.0.0.5",
-      "--address", "fd00::5",
-      "--node-name", "n7",
-      "--state-dir", "relative/state",
-      "--cgroup-parent", "grove-test",
-      "--log-level", "debug",
+      "--label",
+      "zone=eu-1a",
+      "--label",
+      "disk=ssd",
+      "--label",
+      "empty=",
+      "--address",
+      "10.0.0.5",
+      "--address",
+      "fd00::5",
+      "--node-name",
+      "n7",
+      "--state-dir",
+      "relative/state",
+      "--cgroup-parent",
+      "grove-test",
+      "--log-level",
+      "debug",
     ]);
     expect(config).toMatchObject({
       labels: { zone: "eu-1a", disk: "ssd", empty: "" },

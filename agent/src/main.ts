@@ -51,14 +51,24 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       writeOut: options.writeOut ?? ((s) => process.stdout.write(s)),
       writeErr: options.writeErr ?? ((s) => process.stderr.write(s)),
     })
-    .option("--server <host:port>", "control plane gRPC address (env GROVE_AGENT_SERVER)", parseServer, env.GROVE_AGENT_SERVER)
+    .option(
+      "--server <host:port>",
+      "control plane gRPC address (env GROVE_AGENT_SERVER)",
+      parseServer,
+      env.GROVE_AGENT_SERVER,
+    )
     .option("--token <token>", "join token (env GROVE_AGENT_TOKEN)")
     .option("--token-file <path>", "file holding the join token")
     .option("--node-name <name>", "name this node registers under", os.hostname())
     .option("--state-dir <dir>", "agent state: container logs and runtime state", "/var/lib/grove-agent")
     .option("--rootfs-dir <dir>", "directory holding the root filesystems instances name", "/var/lib/grove/rootfs")
     .option("--label <key=value>", "node label (repeatable)", collectLabel, {} as Record<string, string>)
-    .option("--address <ip>", "node address to advertise instead of the discovered ones (repeatable)", collectAddress, [] as string[])
+    .option(
+      "--address <ip>",
+      "node address to advertise instead of the discovered ones (repeatable)",
+      collectAddress,
+      [] as string[],
+    )
     .option("--cgroup-parent <name>", "parent cgroup of every container", "grove")
     .option("--log-level <level>", `one of ${LOG_LEVELS.join(", ")}`, parseLogLevel, "info");
   program.parse([...argv]);
@@ -78,7 +88,8 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
 
   if (!opts.server) program.error("error: --server <host:port> is required (or set GROVE_AGENT_SERVER)");
   const server = parseServerOrFail(program, opts.server);
-  if (opts.token !== undefined && opts.tokenFile !== undefined) program.error("error: give --token or --token-file, not both");
+  if (opts.token !== undefined && opts.tokenFile !== undefined)
+    program.error("error: give --token or --token-file, not both");
   let token = opts.token ?? env.GROVE_AGENT_TOKEN;
   if (opts.tokenFile !== undefined) {
     try {

@@ -44,10 +44,15 @@ describe("GroveClient", () => {
     res.end(JSON.stringify(body));
   };
   const client = () => new GroveClient({ server: base + "/", token: "s3cret" });
-  const failure = async (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
+  const failure = async (p: Promise<unknown>): Promise<unknown> =>
+    p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
 
   it("sends the bearer token to the namespaced path and tells created from replaced", async () => {
-    handler = (req, res, body) => json(res, req.url?.endsWith("/hello") && seen.length === 1 ? 201 : 200, JSON.parse(body));
+    handler = (req, res, body) =>
+      json(res, req.url?.endsWith("/hello") && seen.length === 1 ? 201 : 200, JSON.parse(body));
     const first = await client().apply(APP);
     const second = await client().apply(APP);
     expect(first).toEqual({ object: APP, created: true });
@@ -57,7 +62,8 @@ describe("GroveClient", () => {
   });
 
   it("uses cluster-scoped and all-namespace paths", async () => {
-    handler = (_req, res) => json(res, 200, { apiVersion: "grove/v1", kind: "List", metadata: { resourceVersion: "7" }, items: [] });
+    handler = (_req, res) =>
+      json(res, 200, { apiVersion: "grove/v1", kind: "List", metadata: { resourceVersion: "7" }, items: [] });
     await client().list("Node", { namespace: "ignored" });
     await client().list("App", { allNamespaces: true });
     await client().list("Instance", { namespace: "team-a" });
@@ -82,8 +88,11 @@ describe("GroveClient", () => {
 
   it("maps 409 Conflict and keeps the server's message and details", async () => {
     const details = [{ path: "/metadata/resourceVersion", message: "stale" }];
-    handler = (_req, res) => json(res, 409, { code: "Conflict", message: "resourceVersion 3 is stale (now 5)", details });
-    const err = (await failure(client().apply({ ...APP, metadata: { ...APP.metadata, resourceVersion: "3" } }))) as GroveError;
+    handler = (_req, res) =>
+      json(res, 409, { code: "Conflict", message: "resourceVersion 3 is stale (now 5)", details });
+    const err = (await failure(
+      client().apply({ ...APP, metadata: { ...APP.metadata, resourceVersion: "3" } }),
+    )) as GroveError;
     expect(err).toBeInstanceOf(GroveError);
     expect(err.code).toBe("Conflict");
     expect(err.status).toBe(409);

@@ -90,7 +90,11 @@ export class GroveClient {
   /** Creates or replaces (PUT). A set metadata.resourceVersion must match the stored one (else Conflict). */
   async apply<T extends App | Node>(object: T): Promise<ApplyResult<T>> {
     const kind = object.kind as Kind;
-    const res = await this.request("PUT", this.objectPath(kind, object.metadata.name, object.metadata.namespace), object);
+    const res = await this.request(
+      "PUT",
+      this.objectPath(kind, object.metadata.name, object.metadata.namespace),
+      object,
+    );
     return { object: res.body as T, created: res.status === 201 };
   }
 
@@ -113,7 +117,8 @@ export class GroveClient {
     const url = `${this.collectionPath(kind, options)}?${query.toString()}`;
     const res = await this.fetch("GET", url, undefined, true, controller);
     if (!res.ok) throw await toGroveError(res, this.server + url);
-    if (!res.body) throw new ClientError("BadResponse", `watch response from ${this.server} has no body`, this.server + url);
+    if (!res.body)
+      throw new ClientError("BadResponse", `watch response from ${this.server} has no body`, this.server + url);
     return new NdjsonWatch<ResourceOf<K>>(res.body, controller, this.server + url);
   }
 
@@ -177,7 +182,12 @@ export class GroveClient {
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
     } catch (err) {
-      throw unreachable(timedOut ? new DOMException("timed out", "TimeoutError") : err, this.server, url, this.timeoutMs);
+      throw unreachable(
+        timedOut ? new DOMException("timed out", "TimeoutError") : err,
+        this.server,
+        url,
+        this.timeoutMs,
+      );
     } finally {
       clearTimeout(timer);
     }
@@ -186,11 +196,20 @@ export class GroveClient {
 
 /** connection refused, DNS, TLS, timeout -> ClientError with the underlying code in the message. */
 function unreachable(err: unknown, server: string, url: string, timeoutMs: number): ClientError {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string; errors?: { code?: string }[] } };
+  const e = err as {
+    name?: string;
+    message?: string;
+    cause?: { code?: string; message?: string; errors?: { code?: string }[] };
+  };
   if (e.name === "TimeoutError") {
-    return new ClientError("Timeout", `cannot reach the control plane at ${server}: no answer within ${timeoutMs} ms`, url, {
-      cause: err,
-    });
+    return new ClientError(
+      "Timeout",
+      `cannot reach the control plane at ${server}: no answer within ${timeoutMs} ms`,
+      url,
+      {
+        cause: err,
+      },
+    );
   }
   const code = e.cause?.code ?? e.cause?.errors?.[0]?.code;
   const detail = code ?? e.cause?.message ?? e.message ?? String(err);
@@ -198,7 +217,8 @@ function unreachable(err: unknown, server: string, url: string, timeoutMs: numbe
 }
 
 const HINTS: Partial<Record<ErrorCode, string>> = {
-  StoreUnavailable: "the control plane is up but its store (etcd) is unavailable; writes and reads will fail until etcd is back",
+  StoreUnavailable:
+    "the control plane is up but its store (etcd) is unavailable; writes and reads will fail until etcd is back",
   Unauthorized: "the control plane rejected the token; check GROVE_TOKEN or the token in ~/.grove/config.json",
 };
 
@@ -259,7 +279,9 @@ class NdjsonWatch<T> implements WatchStream<T> {
           chunk = await reader.read();
         } catch (err) {
           if (this.closed) return;
-          throw new ClientError("Unreachable", `watch ${this.url} broke: ${(err as Error).message}`, this.url, { cause: err });
+          throw new ClientError("Unreachable", `watch ${this.url} broke: ${(err as Error).message}`, this.url, {
+            cause: err,
+          });
         }
         if (chunk.done) {
           buffered += decoder.decode();
@@ -290,7 +312,11 @@ class NdjsonWatch<T> implements WatchStream<T> {
     try {
       return JSON.parse(line) as WatchEvent<T>;
     } catch {
-      throw new ClientError("BadResponse", `watch ${this.url} sent a line that is not JSON: ${line.slice(0, 200)}`, this.url);
+      throw new ClientError(
+        "BadResponse",
+        `watch ${this.url} sent a line that is not JSON: ${line.slice(0, 200)}`,
+        this.url,
+      );
     }
   }
 }

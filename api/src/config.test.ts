@@ -31,7 +31,11 @@ describe("resolveConfig", () => {
   it("lets the environment override the file and flags override both", () => {
     writeHomeConfig({ server: "http://file:1", token: "file-token", namespace: "file-ns" });
     const env = { GROVE_SERVER: "http://env:2", GROVE_TOKEN: "env-token", GROVE_NAMESPACE: "env-ns" };
-    expect(resolveConfig({}, env, home)).toMatchObject({ server: "http://env:2", token: "env-token", namespace: "env-ns" });
+    expect(resolveConfig({}, env, home)).toMatchObject({
+      server: "http://env:2",
+      token: "env-token",
+      namespace: "env-ns",
+    });
     expect(resolveConfig({ server: "http://flag:3", namespace: "flag-ns" }, env, home)).toMatchObject({
       server: "http://flag:3",
       token: "env-token",
@@ -64,12 +68,16 @@ describe("resolveConfig", () => {
   });
 
   it("names what is missing when only one of server and token is set", () => {
-    expect(() => resolveConfig({}, { GROVE_SERVER: "http://x:1" }, home)).toThrow(/no token configured for http:\/\/x:1/);
+    expect(() => resolveConfig({}, { GROVE_SERVER: "http://x:1" }, home)).toThrow(
+      /no token configured for http:\/\/x:1/,
+    );
     expect(() => resolveConfig({}, { GROVE_TOKEN: "t" }, home)).toThrow(/no control plane server configured/);
   });
 
   it("rejects servers that are not http(s) URLs", () => {
-    expect(() => resolveConfig({ server: "10.0.0.1:7443", token: "t" }, {}, home)).toThrow(/invalid control plane server/);
+    expect(() => resolveConfig({ server: "10.0.0.1:7443", token: "t" }, {}, home)).toThrow(
+      /invalid control plane server/,
+    );
     expect(() => resolveConfig({ server: "ftp://x", token: "t" }, {}, home)).toThrow(/only http:\/\/ and https:\/\//);
   });
 });

@@ -74,11 +74,7 @@ function given(v: string | undefined): string | undefined {
   return t ? t : undefined;
 }
 
-export function resolveConfig(
-  flags: ConnectionFlags,
-  env: NodeJS.ProcessEnv,
-  home: string,
-): ResolvedConfig {
+export function resolveConfig(flags: ConnectionFlags, env: NodeJS.ProcessEnv, home: string): ResolvedConfig {
   const explicitPath = given(flags.config) ?? given(env.GROVE_CONFIG);
   const configPath = explicitPath ?? defaultConfigPath(home);
   const file = readConfigFile(configPath, explicitPath !== undefined);
@@ -88,8 +84,12 @@ export function resolveConfig(
   const namespace = given(flags.namespace) ?? given(env.GROVE_NAMESPACE) ?? given(file?.namespace) ?? DEFAULT_NAMESPACE;
 
   if (!server && !token) throw new ConfigError(NO_CONTROL_PLANE_MESSAGE);
-  if (!server) throw new ConfigError(`no control plane server configured (token found): set GROVE_SERVER, --server or "server" in ${configPath}`);
-  if (!token) throw new ConfigError(`no token configured for ${server}: set GROVE_TOKEN, --token or "token" in ${configPath}`);
+  if (!server)
+    throw new ConfigError(
+      `no control plane server configured (token found): set GROVE_SERVER, --server or "server" in ${configPath}`,
+    );
+  if (!token)
+    throw new ConfigError(`no token configured for ${server}: set GROVE_TOKEN, --token or "token" in ${configPath}`);
 
   let url: URL;
   try {

@@ -32,7 +32,9 @@ describe("parseManifestText", () => {
 
   it("reports a wrong type at the value's line and column", () => {
     const text = HELLO.replace("instances: 3", 'instances: "3"');
-    expect(problemsOf(text, "examples/hello.yaml")).toEqual(["examples/hello.yaml:7:14: spec.instances: Expected integer"]);
+    expect(problemsOf(text, "examples/hello.yaml")).toEqual([
+      "examples/hello.yaml:7:14: spec.instances: Expected integer",
+    ]);
   });
 
   it("reports a missing field at its nearest existing parent", () => {
@@ -88,17 +90,22 @@ describe("parseManifestText", () => {
 
   it("names the supported apiVersion", () => {
     const text = HELLO.replace("grove/v1", "apps/v1");
-    expect(problemsOf(text)).toEqual(['m.yaml:1:13: apiVersion: unsupported apiVersion "apps/v1" (supported: grove/v1)']);
+    expect(problemsOf(text)).toEqual([
+      'm.yaml:1:13: apiVersion: unsupported apiVersion "apps/v1" (supported: grove/v1)',
+    ]);
   });
 
   it("rejects Instance manifests with a reason", () => {
     const text = HELLO.replace("kind: App", "kind: Instance");
     const [problem] = problemsOf(text);
-    expect(problem).toMatch(/^m\.yaml:2:7: kind: kind Instance cannot be submitted: Instances are created by the control plane/);
+    expect(problem).toMatch(
+      /^m\.yaml:2:7: kind: kind Instance cannot be submitted: Instances are created by the control plane/,
+    );
   });
 
   it("accepts a Node manifest (labels, cordon)", () => {
-    const text = "apiVersion: grove/v1\nkind: Node\nmetadata:\n  name: n1\n  labels: {zone: a}\nspec:\n  unschedulable: true\n";
+    const text =
+      "apiVersion: grove/v1\nkind: Node\nmetadata:\n  name: n1\n  labels: {zone: a}\nspec:\n  unschedulable: true\n";
     const { objects, problems } = parseManifestText(text, "n.yaml");
     expect(problems).toEqual([]);
     expect(objects[0]?.object.kind).toBe("Node");
@@ -126,7 +133,8 @@ describe("parseManifestText", () => {
   });
 
   it("parses JSON manifests with positions", () => {
-    const text = '{\n  "apiVersion": "grove/v1",\n  "kind": "App",\n  "metadata": {"name": "j"},\n  "spec": {"rootfs": "busybox", "command": ["x"], "instances": true}\n}\n';
+    const text =
+      '{\n  "apiVersion": "grove/v1",\n  "kind": "App",\n  "metadata": {"name": "j"},\n  "spec": {"rootfs": "busybox", "command": ["x"], "instances": true}\n}\n';
     expect(problemsOf(text, "a.json")).toEqual(["a.json:5:64: spec.instances: Expected integer"]);
   });
 });
@@ -173,7 +181,9 @@ describe("loadManifests", () => {
   });
 
   it("reports a missing path", () => {
-    expect(() => loadManifests(path.join(dir, "nope.yaml"))).toThrow(/nope\.yaml: cannot read: no such file or directory/);
+    expect(() => loadManifests(path.join(dir, "nope.yaml"))).toThrow(
+      /nope\.yaml: cannot read: no such file or directory/,
+    );
   });
 
   it("reports an empty directory", () => {

@@ -107,7 +107,10 @@ export function manifestFiles(target: string): string[] {
     .filter((file) => fs.statSync(file).isFile());
   if (files.length === 0) {
     throw new ManifestError([
-      { file: target, message: `no manifests found (looked for ${MANIFEST_EXTENSIONS.map((e) => "*" + e).join(", ")})` },
+      {
+        file: target,
+        message: `no manifests found (looked for ${MANIFEST_EXTENSIONS.map((e) => "*" + e).join(", ")})`,
+      },
     ]);
   }
   return files;
@@ -223,14 +226,20 @@ export interface FieldProblem {
 }
 
 /** The schema and quantity checks of one parsed document. Pure: exported for the server-side tests too. */
-export function validateDocument(value: Record<string, unknown>, accept: readonly Kind[] = DEFAULT_ACCEPT): FieldProblem[] {
+export function validateDocument(
+  value: Record<string, unknown>,
+  accept: readonly Kind[] = DEFAULT_ACCEPT,
+): FieldProblem[] {
   const { apiVersion, kind } = value;
   if (apiVersion === undefined) {
     return [{ pointer: "/apiVersion", message: `required (supported: ${API_VERSION})` }];
   }
   if (apiVersion !== API_VERSION) {
     return [
-      { pointer: "/apiVersion", message: `unsupported apiVersion ${JSON.stringify(apiVersion)} (supported: ${API_VERSION})` },
+      {
+        pointer: "/apiVersion",
+        message: `unsupported apiVersion ${JSON.stringify(apiVersion)} (supported: ${API_VERSION})`,
+      },
     ];
   }
   if (kind === undefined) {

@@ -29,7 +29,12 @@ export function parseBytes(q: string | number): number {
 
 /** 67108864 -> "64Mi", 25006368768 -> "23.3Gi"; used for display. */
 export function formatBytes(n: number): string {
-  for (const [u, f] of [["Ti", 2 ** 40], ["Gi", 2 ** 30], ["Mi", 2 ** 20], ["Ki", 2 ** 10]] as const) {
+  for (const [u, f] of [
+    ["Ti", 2 ** 40],
+    ["Gi", 2 ** 30],
+    ["Mi", 2 ** 20],
+    ["Ki", 2 ** 10],
+  ] as const) {
     if (n >= f) return n % f === 0 ? `${n / f}${u}` : `${(n / f).toFixed(1)}${u}`;
   }
   return String(n);

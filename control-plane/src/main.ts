@@ -36,7 +36,12 @@ export async function main(argv: string[]): Promise<void> {
   try {
     const cp = await startControlPlane({
       dataDir: o.dataDir,
-      etcdEndpoints: o.etcdEndpoints ? o.etcdEndpoints.split(",").map((s) => s.trim()).filter(Boolean) : [],
+      etcdEndpoints: o.etcdEndpoints
+        ? o.etcdEndpoints
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : [],
       etcdPort: o.etcdPort,
       httpHost: o.listen.host,
       httpPort: o.listen.port,

@@ -17,7 +17,17 @@ const bin = require.resolve("@grpc/proto-loader/build/bin/proto-loader-gen-types
 if (!check) fs.rmSync(committed, { recursive: true, force: true });
 execFileSync(
   process.execPath,
-  [bin, "--longs=String", "--enums=String", "--defaults", "--oneofs", "--grpcLib=@grpc/grpc-js", "--outDir", out, "grove.proto"],
+  [
+    bin,
+    "--longs=String",
+    "--enums=String",
+    "--defaults",
+    "--oneofs",
+    "--grpcLib=@grpc/grpc-js",
+    "--outDir",
+    out,
+    "grove.proto",
+  ],
   { cwd: root, stdio: "inherit" },
 );
 

@@ -30,9 +30,14 @@ function repoRoot(): string {
 export function formatTable(rows: BenchRow[]): string {
   if (rows.length === 0) return "(no rows)";
   const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-  const cell = (v: unknown) => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(3)) : String(v ?? ""));
+  const cell = (v: unknown) =>
+    typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(3)) : String(v ?? "");
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
   return [line(cols.map((c) => c.toUpperCase())), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join("\n");
 }
 
@@ -54,7 +59,10 @@ async function main(): Promise<void> {
   const dir = path.join(repoRoot(), "bench-results");
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name}.json`);
-  fs.writeFileSync(file, JSON.stringify({ benchmark: name, at: new Date().toISOString(), ...report.results }, null, 2) + "\n");
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ benchmark: name, at: new Date().toISOString(), ...report.results }, null, 2) + "\n",
+  );
   console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
 }
 

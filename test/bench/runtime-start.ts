@@ -22,7 +22,19 @@ function repoRoot(): string {
 }
 
 function rmCgroups(parent: string): void {
-  for (const c of ["memory", "cpu", "pids", "cpuacct", "cpuset", "devices", "freezer", "blkio", "systemd", "unified", ""]) {
+  for (const c of [
+    "memory",
+    "cpu",
+    "pids",
+    "cpuacct",
+    "cpuset",
+    "devices",
+    "freezer",
+    "blkio",
+    "systemd",
+    "unified",
+    "",
+  ]) {
     const dir = path.join("/sys/fs/cgroup", c, parent);
     if (!fs.existsSync(dir)) continue;
     for (const sub of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -104,7 +116,13 @@ export async function run(): Promise<BenchReport> {
     rows: [
       { name: "grove", p50_ms: g.p50, p90_ms: g.p90, p99_ms: g.p99, mean_ms: g.mean },
       { name: "runc", p50_ms: r.p50, p90_ms: r.p90, p99_ms: r.p99, mean_ms: r.mean },
-      { name: "ratio grove/runc", p50_ms: g.p50 / r.p50, p90_ms: g.p90 / r.p90, p99_ms: g.p99 / r.p99, mean_ms: g.mean / r.mean },
+      {
+        name: "ratio grove/runc",
+        p50_ms: g.p50 / r.p50,
+        p90_ms: g.p90 / r.p90,
+        p99_ms: g.p99 / r.p99,
+        mean_ms: g.mean / r.mean,
+      },
     ],
     results: {
       samples: SAMPLES,

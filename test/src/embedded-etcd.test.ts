@@ -45,7 +45,13 @@ test("stop() sends SIGTERM, then SIGKILL after the timeout, and waits for the ex
 });
 
 test("an unexpected exit is restarted on the same port with backoff", async () => {
-  const etcd = new EmbeddedEtcd({ dataDir: dir, port: 0, etcdBinary: bin, stopTimeoutMs: 300, restartBackoffBaseMs: 50 });
+  const etcd = new EmbeddedEtcd({
+    dataDir: dir,
+    port: 0,
+    etcdBinary: bin,
+    stopTimeoutMs: 300,
+    restartBackoffBaseMs: 50,
+  });
   await etcd.start();
   try {
     const endpoints = etcd.endpoints;

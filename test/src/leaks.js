@@ -5,7 +5,13 @@
 const fs = require("node:fs");
 const path = require("node:path");
 
-const CGROUP_ROOTS = ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"];
+const CGROUP_ROOTS = [
+  "/sys/fs/cgroup/memory",
+  "/sys/fs/cgroup/cpu",
+  "/sys/fs/cgroup/pids",
+  "/sys/fs/cgroup/unified",
+  "/sys/fs/cgroup",
+];
 
 function groveCgroups() {
   const out = [];
@@ -21,7 +27,8 @@ function groveCgroups() {
       const dir = path.join(root, e.name);
       out.push(dir);
       try {
-        for (const c of fs.readdirSync(dir, { withFileTypes: true })) if (c.isDirectory()) out.push(path.join(dir, c.name));
+        for (const c of fs.readdirSync(dir, { withFileTypes: true }))
+          if (c.isDirectory()) out.push(path.join(dir, c.name));
       } catch {
         /* raced with removal */
       }
@@ -41,7 +48,10 @@ function groveMounts() {
 
 function netns() {
   try {
-    return fs.readdirSync("/run/netns").filter((n) => n.startsWith("grove")).sort();
+    return fs
+      .readdirSync("/run/netns")
+      .filter((n) => n.startsWith("grove"))
+      .sort();
   } catch {
     return [];
   }
@@ -61,4 +71,8 @@ function diff(before, after) {
   return problems;
 }
 
-module.exports = { snapshot, diff, SNAPSHOT_FILE: path.join(require("node:os").tmpdir(), `grove-leaks-${process.pid}.json`) };
+module.exports = {
+  snapshot,
+  diff,
+  SNAPSHOT_FILE: path.join(require("node:os").tmpdir(), `grove-leaks-${process.pid}.json`),
+};

@@ -138,7 +138,8 @@ describe("NativeRuntime on the real kernel", () => {
     expect(log).toContain("env=hello from grove\n");
     expect(log).toContain("cwd=/tmp\n");
     expect(log).toMatch(/lo=1\n/);
-    for (const d of ["null", "zero", "full", "random", "urandom", "tty"]) expect(log).toMatch(new RegExp(`devs=.*\\b${d}\\b`));
+    for (const d of ["null", "zero", "full", "random", "urandom", "tty"])
+      expect(log).toMatch(new RegExp(`devs=.*\\b${d}\\b`));
     // ls's own fds: 0, 1, 2 and the directory it reads; nothing leaked from node.
     expect(log).toContain("fds=4\n");
     // Only the shell's own processes are visible: its pid namespace is its own.
@@ -175,9 +176,9 @@ describe("NativeRuntime on the real kernel", () => {
     fs.mkdirSync(path.join(evil, "bin"));
     fs.copyFileSync(path.join(rootfs, "bin/busybox"), path.join(evil, "bin/busybox"));
     fs.symlinkSync("/", path.join(evil, "proc"));
-    await expect(rt.start({ ...spec("evil", "true"), rootfs: evil, command: ["/bin/busybox", "true"] })).rejects.toThrow(
-      /refusing to mount over symlink .*evil-rootfs\/proc/,
-    );
+    await expect(
+      rt.start({ ...spec("evil", "true"), rootfs: evil, command: ["/bin/busybox", "true"] }),
+    ).rejects.toThrow(/refusing to mount over symlink .*evil-rootfs\/proc/);
   });
 
   it("reports an OOM kill when the container allocates past its memory limit", async () => {
@@ -281,7 +282,15 @@ describe("cgroup setup in isolation", () => {
       const parent = path.join(root, "grove");
       const dir = path.join(parent, "c2");
       fs.mkdirSync(dir, { recursive: true });
-      const files = ["memory.max", "memory.swap.max", "cpu.max", "cpu.weight", "pids.max", "cgroup.procs", "cgroup.kill"];
+      const files = [
+        "memory.max",
+        "memory.swap.max",
+        "cpu.max",
+        "cpu.weight",
+        "pids.max",
+        "cgroup.procs",
+        "cgroup.kill",
+      ];
       for (const f of files) fs.writeFileSync(path.join(dir, f), "");
       fs.writeFileSync(path.join(root, "cgroup.subtree_control"), "");
       fs.writeFileSync(path.join(parent, "cgroup.subtree_control"), "");

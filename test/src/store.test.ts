@@ -174,10 +174,13 @@ test("watch delivers every event once, in order, from the given revision", async
   try {
     const r1 = await store.create<Obj>(`${prefix}a`, { n: 1 });
     const r2 = await store.update<Obj>(`${prefix}a`, { n: 2 }, r1);
-    await store.txn<Obj>([], [
-      { type: "put", key: `${prefix}b`, value: { n: 3 } },
-      { type: "put", key: `${prefix}c`, value: { n: 4 } },
-    ]);
+    await store.txn<Obj>(
+      [],
+      [
+        { type: "put", key: `${prefix}b`, value: { n: 3 } },
+        { type: "put", key: `${prefix}c`, value: { n: 4 } },
+      ],
+    );
     await store.delete(`${prefix}a`, r2);
     await store.create<Obj>("/grove/t/elsewhere", { n: 5 });
     await until(() => events.length >= 6, 10000, "6 watch events");

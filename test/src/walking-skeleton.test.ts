@@ -91,7 +91,11 @@ describe("walking skeleton: grove apply runs a limited, isolated process on an a
   }
 
   test("an App with memory and pids limits runs as PID 1 in its own namespaces and cgroup", async () => {
-    await client.apply(app("limited", ["/bin/sh", "-c", "echo started; sleep 600"], { resources: { memory: "64Mi", pids: 32, cpu: "250m" } }));
+    await client.apply(
+      app("limited", ["/bin/sh", "-c", "echo started; sleep 600"], {
+        resources: { memory: "64Mi", pids: 32, cpu: "250m" },
+      }),
+    );
     const inst = await waitState("limited", "Running");
     const uid = inst.metadata.uid!;
     const pid = inst.status!.pid!;

@@ -29,7 +29,8 @@ interface SeenStream {
 class TestControlPlane {
   readonly streams: SeenStream[] = [];
   /** What to do when a stream's Register arrives. */
-  onRegister: (s: SeenStream) => void = (s) => s.call.write({ registered: { nodeName: "n1", heartbeatIntervalMs: 40 } });
+  onRegister: (s: SeenStream) => void = (s) =>
+    s.call.write({ registered: { nodeName: "n1", heartbeatIntervalMs: 40 } });
   private readonly server = new grpc.Server();
   port = 0;
 
@@ -38,7 +39,12 @@ class TestControlPlane {
     this.server.addService(proto.grove.v1.AgentService.service, {
       Connect: (call: ServerStream) => {
         const token = call.metadata.get(AGENT_TOKEN_METADATA)[0];
-        const seen: SeenStream = { token: token === undefined ? undefined : String(token), messages: [], call, closed: false };
+        const seen: SeenStream = {
+          token: token === undefined ? undefined : String(token),
+          messages: [],
+          call,
+          closed: false,
+        };
         this.streams.push(seen);
         call.on("data", (m: AgentMessage__Output) => {
           seen.messages.push(m);
@@ -79,7 +85,7 @@ class RecordingSink implements DesiredStateSink {
 const node: NodeInfo = {
   name: "n1",
   capacity: { cpuMillis: 4000, memoryBytes: 8 * 2 ** 30, pids: 4_194_304 },
-  allocatable: { cpuMillis: 3900, memoryBytes: (8 * 2 ** 30) - (256 * 2 ** 20), pids: 4_194_304 },
+  allocatable: { cpuMillis: 3900, memoryBytes: 8 * 2 ** 30 - 256 * 2 ** 20, pids: 4_194_304 },
   labels: { zone: "a" },
   addresses: ["10.0.0.5"],
   agentVersion: "0.1.0",
@@ -166,13 +172,18 @@ describe("ControlPlaneConnection", () => {
   it("feeds every DesiredInstances to the reconciler", async () => {
     server.onRegister = (s) => {
       s.call.write({ registered: { nodeName: "n1", heartbeatIntervalMs: 1000 } });
-      s.call.write({ desired: { revision: 7, instances: [{ uid: "u1", name: "web-0", rootfs: "busybox", command: ["sleep", "1"] }] } });
+      s.call.write({
+        desired: { revision: 7, instances: [{ uid: "u1", name: "web-0", rootfs: "busybox", command: ["sleep", "1"] }] },
+      });
       s.call.write({ desired: { revision: 8, instances: [] } });
     };
     connect();
     await waitFor("two desired sets", () => sink.received.length === 2);
 
-    expect(sink.received[0]).toMatchObject({ revision: "7", instances: [{ uid: "u1", name: "web-0", rootfs: "busybox", command: ["sleep", "1"] }] });
+    expect(sink.received[0]).toMatchObject({
+      revision: "7",
+      instances: [{ uid: "u1", name: "web-0", rootfs: "busybox", command: ["sleep", "1"] }],
+    });
     expect(sink.received[1]).toEqual({ revision: "8", instances: [] });
   });
 

@@ -2,13 +2,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { InstanceSpec__Output, InstanceStatus } from "@grove/proto";
-import type {
-  CgroupMode,
-  ContainerExit,
-  ContainerHandle,
-  ContainerRuntime,
-  ContainerSpec,
-} from "../runtime/types";
+import type { CgroupMode, ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec } from "../runtime/types";
 import { isPlainName, Reconciler } from "./reconciler";
 
 // A small in-memory runtime, local to this test: it records every call,
@@ -47,7 +41,12 @@ class TestRuntime implements ContainerRuntime {
       this.started.push(spec);
       let resolve!: (e: ContainerExit) => void;
       const exited = new Promise<ContainerExit>((r) => (resolve = r));
-      const handle: ContainerHandle = { id: spec.id, pid: this.nextPid++, startedAt: new Date(1_700_000_000_000), exited };
+      const handle: ContainerHandle = {
+        id: spec.id,
+        pid: this.nextPid++,
+        startedAt: new Date(1_700_000_000_000),
+        exited,
+      };
       this.containers.set(spec.id, { handle, resolve });
       return handle;
     });
@@ -57,7 +56,12 @@ class TestRuntime implements ContainerRuntime {
   exit(id: string, how: Partial<Omit<ContainerExit, "finishedAt">>): ContainerExit {
     const c = this.containers.get(id);
     if (!c || c.exit) throw new Error(`container ${id} is not running`);
-    c.exit = { exitCode: how.exitCode ?? 0, signal: how.signal ?? 0, oomKilled: how.oomKilled ?? false, finishedAt: new Date(1_700_000_100_000) };
+    c.exit = {
+      exitCode: how.exitCode ?? 0,
+      signal: how.signal ?? 0,
+      oomKilled: how.oomKilled ?? false,
+      finishedAt: new Date(1_700_000_100_000),
+    };
     c.resolve(c.exit);
     return c.exit;
   }
@@ -192,7 +196,13 @@ describe("Reconciler", () => {
       },
     ]);
     expect(statesOf("u1")).toEqual(["STARTING", "RUNNING"]);
-    expect(reports[1]).toMatchObject({ uid: "u1", namespace: "default", name: "web-u1", pid: 1000, startedAtMs: 1_700_000_000_000 });
+    expect(reports[1]).toMatchObject({
+      uid: "u1",
+      namespace: "default",
+      name: "web-u1",
+      pid: 1000,
+      startedAtMs: 1_700_000_000_000,
+    });
     expect(reconciler.statuses()).toEqual([reports[1]]);
   });
 
@@ -223,15 +233,26 @@ describe("Reconciler", () => {
     expect(runtime.calls.filter((c) => c.split(" ")[1] === "u1")).toEqual(["start u1", "stop u1 7", "remove u1"]);
     expect(runtime.running()).toEqual(["u2"]);
     expect(runtime.list().map((h) => h.id)).toEqual(["u2"]);
-    expect(reports.filter((r) => r.uid === "u1").at(-1)).toMatchObject({ state: "EXITED", reason: "Stopped", exitCode: 143, signal: 15 });
+    expect(reports.filter((r) => r.uid === "u1").at(-1)).toMatchObject({
+      state: "EXITED",
+      reason: "Stopped",
+      exitCode: 143,
+      signal: 15,
+    });
     expect(reconciler.statuses().map((s) => s.uid)).toEqual(["u2"]);
   });
 
   it.each([
     [{ exitCode: 0 }, { state: "EXITED", exitCode: 0, signal: 0, reason: "Completed" }],
     [{ exitCode: 3 }, { state: "FAILED", exitCode: 3, signal: 0, reason: "Error", message: "exited with code 3" }],
-    [{ exitCode: 137, signal: 9 }, { state: "FAILED", exitCode: 137, signal: 9, message: "killed by signal 9" }],
-    [{ exitCode: 137, signal: 9, oomKilled: true }, { state: "OOM_KILLED", exitCode: 137, reason: "OOMKilled" }],
+    [
+      { exitCode: 137, signal: 9 },
+      { state: "FAILED", exitCode: 137, signal: 9, message: "killed by signal 9" },
+    ],
+    [
+      { exitCode: 137, signal: 9, oomKilled: true },
+      { state: "OOM_KILLED", exitCode: 137, reason: "OOMKilled" },
+    ],
   ])("maps exit %j to %j and removes the container", async (how, expected) => {
     await reconciler.start();
     reconciler.setDesired(desired(spec("u1")));
@@ -240,7 +261,13 @@ describe("Reconciler", () => {
     await settle();
 
     const last = reports.at(-1);
-    expect(last).toMatchObject({ uid: "u1", pid: 1000, startedAtMs: 1_700_000_000_000, finishedAtMs: 1_700_000_100_000, ...expected });
+    expect(last).toMatchObject({
+      uid: "u1",
+      pid: 1000,
+      startedAtMs: 1_700_000_000_000,
+      finishedAtMs: 1_700_000_100_000,
+      ...expected,
+    });
     expect(statesOf("u1")).toEqual(["STARTING", "RUNNING", expected.state]);
     expect(runtime.calls).toContain("remove u1");
     expect(runtime.list()).toEqual([]);
@@ -278,7 +305,10 @@ describe("Reconciler", () => {
     await settle();
 
     expect(statesOf("u1")).toEqual(["STARTING", "FAILED"]);
-    expect(reports.at(-1)).toMatchObject({ reason: "StartFailed", message: "pivot_root /var/lib/grove/rootfs/busybox: EINVAL" });
+    expect(reports.at(-1)).toMatchObject({
+      reason: "StartFailed",
+      message: "pivot_root /var/lib/grove/rootfs/busybox: EINVAL",
+    });
     expect(runtime.calls.filter((c) => c.startsWith("start"))).toEqual(["start u1"]);
     expect(reconciler.statuses()).toEqual([reports.at(-1)]);
   });

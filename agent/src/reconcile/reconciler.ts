@@ -92,8 +92,7 @@ export class Reconciler {
       concurrency: options.concurrency ?? 16,
       baseDelayMs: options.retryBaseDelayMs ?? 200,
       maxDelayMs: options.retryMaxDelayMs ?? 30_000,
-      onError: (uid, error, retryInMs) =>
-        this.log.warn({ uid, err: error, retryInMs }, "sync failed; will retry"),
+      onError: (uid, error, retryInMs) => this.log.warn({ uid, err: error, retryInMs }, "sync failed; will retry"),
     });
   }
 
@@ -322,7 +321,12 @@ export class Reconciler {
     const result = { ...base, exitCode: exit.exitCode, signal: exit.signal, finishedAtMs: exit.finishedAt.getTime() };
     const ended = exit.signal !== 0 ? `killed by signal ${exit.signal}` : `exited with code ${exit.exitCode}`;
     if (exit.oomKilled) {
-      return { ...result, state: "OOM_KILLED", reason: StatusReason.OOMKilled, message: `${ended} after the OOM killer fired` };
+      return {
+        ...result,
+        state: "OOM_KILLED",
+        reason: StatusReason.OOMKilled,
+        message: `${ended} after the OOM killer fired`,
+      };
     }
     if (tracked.stopRequested) {
       return { ...result, state: "EXITED", reason: StatusReason.Stopped, message: `stopped by the agent; ${ended}` };
@@ -340,7 +344,10 @@ export class Reconciler {
 
   private finish(tracked: TrackedInstance, status: InstanceStatus): void {
     tracked.finished = true;
-    this.log.info({ uid: tracked.uid, state: status.state, reason: status.reason, message: status.message }, "instance finished");
+    this.log.info(
+      { uid: tracked.uid, state: status.state, reason: status.reason, message: status.message },
+      "instance finished",
+    );
     this.report(tracked, status);
   }
 

@@ -36,7 +36,10 @@ class RecordingBinding implements NativeBinding {
   async oomKills(): Promise<number> {
     return 0;
   }
-  async start(options: { argv: string[]; env: string[] }, onExit: (exit: NativeExit) => void): Promise<{ pid: number; pidfd: number }> {
+  async start(
+    options: { argv: string[]; env: string[] },
+    onExit: (exit: NativeExit) => void,
+  ): Promise<{ pid: number; pidfd: number }> {
     this.calls.push(`start ${options.argv.join(" ")} env=${options.env.join(",")}`);
     if (this.startError) throw this.startError;
     this.onExit = onExit;
@@ -81,7 +84,9 @@ describe("NativeRuntime (TypeScript layer)", () => {
   });
 
   it("refuses an invalid parent cgroup name", () => {
-    expect(() => new NativeRuntime({ binding: new RecordingBinding(), cgroupParent: "../etc" })).toThrow(/container id/);
+    expect(() => new NativeRuntime({ binding: new RecordingBinding(), cgroupParent: "../etc" })).toThrow(
+      /container id/,
+    );
   });
 
   it("starts, tracks, stops with SIGTERM then SIGKILL, and removes", async () => {
@@ -106,7 +111,10 @@ describe("NativeRuntime (TypeScript layer)", () => {
 
   it("removes the cgroup when the start fails and reports START_FAILED", async () => {
     const b = new RecordingBinding();
-    b.startError = Object.assign(new Error("exec /bin/nosuch: No such file or directory"), { code: "ENOENT", errno: 2 });
+    b.startError = Object.assign(new Error("exec /bin/nosuch: No such file or directory"), {
+      code: "ENOENT",
+      errno: 2,
+    });
     const rt = new NativeRuntime({ binding: b, cgroupParent: "grove-unit" });
     await expect(rt.start(spec())).rejects.toMatchObject({
       code: "START_FAILED",

@@ -3,7 +3,11 @@ import { parseDuration, parseKindArg, refOf, UsageError } from "./kinds";
 describe("parseKindArg", () => {
   it("accepts singular, plural and short names in any case", () => {
     expect(["app", "apps", "App"].map((a) => parseKindArg(a).kind)).toEqual(["App", "App", "App"]);
-    expect(["instance", "instances", "inst"].map((a) => parseKindArg(a).kind)).toEqual(["Instance", "Instance", "Instance"]);
+    expect(["instance", "instances", "inst"].map((a) => parseKindArg(a).kind)).toEqual([
+      "Instance",
+      "Instance",
+      "Instance",
+    ]);
     expect(["node", "nodes", "no"].map((a) => parseKindArg(a).kind)).toEqual(["Node", "Node", "Node"]);
   });
 

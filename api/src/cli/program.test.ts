@@ -27,7 +27,8 @@ class FakeClient {
   async list(kind: Kind, options: { namespace?: string; allNamespaces?: boolean } = {}) {
     this.calls.push(`list ${kind} ${options.allNamespaces || kind === "Node" ? "*" : options.namespace}`);
     const items = [...this.objects.values()].filter(
-      (o) => o.kind === kind && (kind === "Node" || options.allNamespaces || o.metadata.namespace === options.namespace),
+      (o) =>
+        o.kind === kind && (kind === "Node" || options.allNamespaces || o.metadata.namespace === options.namespace),
     );
     return { apiVersion: "grove/v1", kind: `${kind}List`, metadata: { resourceVersion: "41" }, items };
   }
@@ -153,7 +154,9 @@ describe("grove CLI", () => {
     it("reads connection flags before or after the command and says when nothing is configured", async () => {
       env = {};
       expect(await grove("get", "apps")).toBe(1);
-      expect(err).toEqual(["error: no control plane configured: run deploy/quickstart.sh or set GROVE_SERVER and GROVE_TOKEN"]);
+      expect(err).toEqual([
+        "error: no control plane configured: run deploy/quickstart.sh or set GROVE_SERVER and GROVE_TOKEN",
+      ]);
       err = [];
       expect(await grove("--server", "http://x:1", "get", "apps", "--token", "t", "-n", "team-a")).toBe(0);
       expect(client.calls).toEqual(["list App team-a"]);
@@ -184,7 +187,10 @@ describe("grove CLI", () => {
 
     it("prints every manifest problem and sends nothing", async () => {
       write("a.yaml", HELLO.replace("instances: 2", "instances: two"));
-      write("b.yaml", `${HELLO.replace("name: hello", "name: ok")}---\n${HELLO.replace("kind: App", "kind: Instance")}`);
+      write(
+        "b.yaml",
+        `${HELLO.replace("name: hello", "name: ok")}---\n${HELLO.replace("kind: App", "kind: Instance")}`,
+      );
       expect(await grove("apply", "-f", dir)).toBe(1);
       expect(client.calls).toEqual([]);
       expect(err[0]).toMatch(/^error: 2 problems in manifests:/);
@@ -219,7 +225,11 @@ describe("grove CLI", () => {
       onSleep = () => {
         const uid = (client.objects.get("App/default/hello") as App).metadata.uid as string;
         client.put(
-          instance("hello-0", { appUid: uid }, { state: "Pending", explain: { nodesConsidered: 1, rejected: { memory: 1 } } }),
+          instance(
+            "hello-0",
+            { appUid: uid },
+            { state: "Pending", explain: { nodesConsidered: 1, rejected: { memory: 1 } } },
+          ),
         );
       };
       expect(await grove("apply", "-f", file, "--wait", "--timeout", "3s")).toBe(1);
@@ -301,7 +311,9 @@ describe("grove CLI", () => {
     });
 
     it("-w stops with an error on an ERROR event", async () => {
-      client.watchEvents = [{ type: "ERROR", object: { code: "Gone", message: "revision compacted" } as unknown as App }];
+      client.watchEvents = [
+        { type: "ERROR", object: { code: "Gone", message: "revision compacted" } as unknown as App },
+      ];
       expect(await grove("get", "apps", "-w")).toBe(1);
       expect(err).toEqual(["error: watch ended by the server: revision compacted"]);
     });
@@ -310,7 +322,9 @@ describe("grove CLI", () => {
   describe("describe", () => {
     it("shows an app with its instances and the placement of pending ones", async () => {
       client.put({ ...app("hello", 1), metadata: { ...app("hello", 1).metadata, uid: "u-1" } });
-      client.put(instance("hello-0", {}, { state: "Pending", explain: { nodesConsidered: 1, rejected: { memory: 1 } } }));
+      client.put(
+        instance("hello-0", {}, { state: "Pending", explain: { nodesConsidered: 1, rejected: { memory: 1 } } }),
+      );
       client.put(instance("other-0", { app: "other" }, { state: "Running" }));
       expect(await grove("describe", "app", "hello")).toBe(0);
       const text = out.join("\n");

@@ -69,7 +69,7 @@ export function buildProgram(deps: CliDeps): Command {
     .option("--server <url>", "control plane URL (overrides GROVE_SERVER and the config file)")
     .option("--token <token>", "bearer token (overrides GROVE_TOKEN and the config file)")
     .option("--config <file>", "config file (default $GROVE_CONFIG or ~/.grove/config.json)")
-    .option("-n, --namespace <namespace>", "namespace (default from GROVE_NAMESPACE, the config file, or \"default\")")
+    .option("-n, --namespace <namespace>", 'namespace (default from GROVE_NAMESPACE, the config file, or "default")')
     .showHelpAfterError("(add --help for usage)")
     .exitOverride()
     .configureOutput({
@@ -93,10 +93,12 @@ export function buildProgram(deps: CliDeps): Command {
         const wanted = forSubmission(object, config.namespace);
         const kind = wanted.kind as Kind;
         const ref = refOf(kind, wanted.metadata.name);
-        const existing = await client.get(kind, wanted.metadata.name, wanted.metadata.namespace).catch((err: unknown) => {
-          if (isNotFound(err)) return undefined;
-          throw err;
-        });
+        const existing = await client
+          .get(kind, wanted.metadata.name, wanted.metadata.namespace)
+          .catch((err: unknown) => {
+            if (isNotFound(err)) return undefined;
+            throw err;
+          });
         let result: AnyObject;
         if (existing && sameIntent(existing, wanted)) {
           result = existing;
@@ -245,7 +247,8 @@ export function buildProgram(deps: CliDeps): Command {
           }
         }
         if (failures.length === 1) throw new GroveError("NotFound", failures[0] as string);
-        if (failures.length > 1) throw new GroveError("NotFound", `${failures.length} objects not found:\n${failures.join("\n")}`);
+        if (failures.length > 1)
+          throw new GroveError("NotFound", `${failures.length} objects not found:\n${failures.join("\n")}`);
       },
     );
 
@@ -294,7 +297,12 @@ function printObjects(
 }
 
 /** Polls each app's instances until as many run as it asks for, printing progress as it changes. */
-export async function waitForApps(client: CliClient, apps: readonly App[], timeoutMs: number, deps: CliDeps): Promise<void> {
+export async function waitForApps(
+  client: CliClient,
+  apps: readonly App[],
+  timeoutMs: number,
+  deps: CliDeps,
+): Promise<void> {
   const deadline = deps.now() + timeoutMs;
   const waiting = new Map(apps.map((a) => [`${a.metadata.namespace}/${a.metadata.name}`, a]));
   const lastProgress = new Map<string, string>();

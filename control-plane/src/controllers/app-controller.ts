@@ -128,9 +128,7 @@ export class AppController {
   }
 
   private instancesOf(ns: string, appName: string): Instance[] {
-    return this.instances
-      .list()
-      .filter((i) => (i.metadata.namespace ?? "default") === ns && i.spec.app === appName);
+    return this.instances.list().filter((i) => (i.metadata.namespace ?? "default") === ns && i.spec.app === appName);
   }
 
   async sync(key: string): Promise<void> {

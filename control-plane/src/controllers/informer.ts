@@ -9,9 +9,7 @@ export interface Meta {
 }
 
 export type InformerEvent<T> =
-  | { type: "added"; object: T }
-  | { type: "updated"; object: T; old: T }
-  | { type: "deleted"; object: T };
+  { type: "added"; object: T } | { type: "updated"; object: T; old: T } | { type: "deleted"; object: T };
 
 export type InformerHandler<T> = (event: InformerEvent<T>) => void;
 

@@ -71,9 +71,10 @@ export class NodeLifecycleController {
         );
         const key = Keys.object("nodes", undefined, node.metadata.name);
         const { resourceVersion: _rv, ...metadata } = node.metadata;
-        const r = await this.store.txn([{ key, modRevision: node.metadata.resourceVersion ?? "0" }], [
-          { type: "put", key, value: { ...withReady(node, cond), metadata } },
-        ]);
+        const r = await this.store.txn(
+          [{ key, modRevision: node.metadata.resourceVersion ?? "0" }],
+          [{ type: "put", key, value: { ...withReady(node, cond), metadata } }],
+        );
         if (r.succeeded) this.logger.warn({ node: node.metadata.name, reason: cond.message }, "node not ready");
       }
     } catch (err) {

@@ -143,7 +143,11 @@ export class SchedulerController {
           explain: res.explain,
         },
       };
-      ops.push({ type: "put", key: Keys.object("instances", inst.metadata.namespace, inst.metadata.name), value: stored(bound) });
+      ops.push({
+        type: "put",
+        key: Keys.object("instances", inst.metadata.namespace, inst.metadata.name),
+        value: stored(bound),
+      });
     });
 
     for (const [name, allocated] of touchedNodes) {
@@ -171,10 +175,14 @@ export class SchedulerController {
       const st = inst.status;
       if (st?.reason === "Unschedulable" && st.message === reason) continue; // nothing new to say
       const key = Keys.object("instances", inst.metadata.namespace, inst.metadata.name);
-      const next: Instance = { ...inst, status: { state: "Pending", reason: "Unschedulable", message: reason, explain } };
-      const r = await this.store.txn([{ key, modRevision: inst.metadata.resourceVersion ?? "0" }], [
-        { type: "put", key, value: stored(next) },
-      ]);
+      const next: Instance = {
+        ...inst,
+        status: { state: "Pending", reason: "Unschedulable", message: reason, explain },
+      };
+      const r = await this.store.txn(
+        [{ key, modRevision: inst.metadata.resourceVersion ?? "0" }],
+        [{ type: "put", key, value: stored(next) }],
+      );
       if (!r.succeeded) throw new Error("instance changed while recording why it is unschedulable; retrying");
       this.logger.info({ instance: objectKey(inst), reason }, "instance unschedulable");
     }
@@ -186,9 +194,10 @@ export class SchedulerController {
       const want = used.get(node.metadata.name) ?? zero();
       if (sameResources(node.status?.allocated, want)) continue;
       const key = Keys.object("nodes", undefined, node.metadata.name);
-      const r = await this.store.txn([{ key, modRevision: node.metadata.resourceVersion ?? "0" }], [
-        { type: "put", key, value: stored({ ...node, status: { ...node.status, allocated: want } }) },
-      ]);
+      const r = await this.store.txn(
+        [{ key, modRevision: node.metadata.resourceVersion ?? "0" }],
+        [{ type: "put", key, value: stored({ ...node, status: { ...node.status, allocated: want } }) }],
+      );
       if (!r.succeeded) throw new Error(`node ${node.metadata.name} changed while updating its allocation; retrying`);
     }
   }

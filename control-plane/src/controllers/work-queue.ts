@@ -81,7 +81,10 @@ export class WorkQueue {
           const n = (this.failures.get(key) ?? 0) + 1;
           this.failures.set(key, n);
           const delay = Math.min((this.opts.baseDelayMs ?? 200) * 2 ** (n - 1), this.opts.maxDelayMs ?? 30_000);
-          this.opts.logger?.warn({ err, key, attempt: n, retryInMs: delay }, `${this.opts.name}: sync failed; requeued`);
+          this.opts.logger?.warn(
+            { err, key, attempt: n, retryInMs: delay },
+            `${this.opts.name}: sync failed; requeued`,
+          );
           this.addAfter(key, delay);
         } finally {
           this.processing.delete(key);

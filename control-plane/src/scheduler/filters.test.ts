@@ -45,7 +45,10 @@ describe.each([
     expect(filter.check(make(cap - 60), used)).toEqual({ fit: true });
   });
   test("rejects one unit more as insufficient", () => {
-    expect(filter.check(make(cap - 60 + 1), used)).toEqual({ fit: false, reason: { subject, message: "insufficient" } });
+    expect(filter.check(make(cap - 60 + 1), used)).toEqual({
+      fit: false,
+      reason: { subject, message: "insufficient" },
+    });
   });
   test("rejects anything on an over-committed node, accepts zero-size on a full one", () => {
     const over = node({ allocated: { cpuMillis: 0, memoryBytes: 0, pids: 0, [resource]: cap + 5 } });
@@ -54,7 +57,8 @@ describe.each([
     expect(filter.check(make(0), full).fit).toBe(true);
   });
   test("looks at its own resource only", () => {
-    const other = resource === "pids" ? req(5000, 5000, 1) : resource === "cpuMillis" ? req(1, 5000, 500) : req(5000, 1, 500);
+    const other =
+      resource === "pids" ? req(5000, 5000, 1) : resource === "cpuMillis" ? req(1, 5000, 500) : req(5000, 1, 500);
     expect(filter.check(other, node()).fit).toBe(true);
   });
 });
@@ -65,5 +69,11 @@ test("free never goes negative", () => {
 });
 
 test("the default filters run readiness and cordon before resource fit", () => {
-  expect(DEFAULT_FILTERS.map((f) => f.name)).toEqual(["node-ready", "node-schedulable", "cpu-fit", "memory-fit", "pids-fit"]);
+  expect(DEFAULT_FILTERS.map((f) => f.name)).toEqual([
+    "node-ready",
+    "node-schedulable",
+    "cpu-fit",
+    "memory-fit",
+    "pids-fit",
+  ]);
 });

@@ -69,7 +69,11 @@ describe("place", () => {
   });
 
   test("bin-pack prefers the fuller feasible node; spread the emptier", () => {
-    const nodes = [node("empty"), node("half", { allocated: res(2000, 4 * GiB) }), node("full", { allocated: res(3800, 0) })];
+    const nodes = [
+      node("empty"),
+      node("half", { allocated: res(2000, 4 * GiB) }),
+      node("full", { allocated: res(3800, 0) }),
+    ];
     const r = req("a", res(500, GiB));
     expect(place(r, nodes, DEFAULT_PROFILE, mulberry32(1)).nodeName).toBe("half");
     const spreadProfile: Profile = { name: "spread", filters: DEFAULT_PROFILE.filters, scorers: [spread] };
@@ -129,7 +133,11 @@ describe("placeBatch", () => {
 // ---- properties ----
 
 const resourcesArb = (max: number) =>
-  fc.record({ cpuMillis: fc.integer({ min: 0, max }), memoryBytes: fc.integer({ min: 0, max }), pids: fc.integer({ min: 0, max: 50 }) });
+  fc.record({
+    cpuMillis: fc.integer({ min: 0, max }),
+    memoryBytes: fc.integer({ min: 0, max }),
+    pids: fc.integer({ min: 0, max: 50 }),
+  });
 
 const nodesArb = fc.uniqueArray(
   fc.record({

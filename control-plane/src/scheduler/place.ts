@@ -28,12 +28,7 @@ export function describeRejections(reasons: ReadonlyMap<string, number>, nodesCo
     .join("; ");
 }
 
-export function place(
-  req: PlacementRequest,
-  nodes: readonly NodeView[],
-  profile: Profile,
-  rng: Rng,
-): PlacementResult {
+export function place(req: PlacementRequest, nodes: readonly NodeView[], profile: Profile, rng: Rng): PlacementResult {
   const rejected: Record<string, number> = {};
   const reasons = new Map<string, number>(); // "memory: insufficient" -> nodes
   const feasible: NodeView[] = [];

@@ -23,6 +23,5 @@ export const binPack: Scorer = {
 export const spread: Scorer = {
   name: "spread",
   weight: 1,
-  score: (req, node) =>
-    1 - (utilisationAfter(req, node, "cpuMillis") + utilisationAfter(req, node, "memoryBytes")) / 2,
+  score: (req, node) => 1 - (utilisationAfter(req, node, "cpuMillis") + utilisationAfter(req, node, "memoryBytes")) / 2,
 };

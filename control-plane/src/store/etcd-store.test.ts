@@ -5,7 +5,14 @@
 import { EventEmitter } from "node:events";
 import type { IWatchResponse } from "etcd3";
 import { GroveError } from "@grove/api";
-import { EtcdWatch, prefixRangeEnd, toEtcdCompare, toWatchEvents, type EtcdWatchDeps, type WatcherLike } from "./etcd-store";
+import {
+  EtcdWatch,
+  prefixRangeEnd,
+  toEtcdCompare,
+  toWatchEvents,
+  type EtcdWatchDeps,
+  type WatcherLike,
+} from "./etcd-store";
 import type { KeyValue, ListResult, WatchEvent } from "./store";
 
 test("prefixRangeEnd is the first key after the prefix", () => {
@@ -15,7 +22,11 @@ test("prefixRangeEnd is the first key after the prefix", () => {
 });
 
 test("toEtcdCompare: revision 0 means the key must not exist", () => {
-  expect(toEtcdCompare({ key: "/k", modRevision: "0" })).toMatchObject({ target: "Version", result: "Equal", version: 0 });
+  expect(toEtcdCompare({ key: "/k", modRevision: "0" })).toMatchObject({
+    target: "Version",
+    result: "Equal",
+    version: 0,
+  });
   expect(toEtcdCompare({ key: "/k", modRevision: "42" })).toMatchObject({
     target: "Mod",
     result: "Equal",
@@ -35,7 +46,10 @@ function kv(key: string, value: unknown, mod: number, version = 1) {
   };
 }
 
-function response(events: { type: "Put" | "Delete"; key: string; value?: unknown; mod: number; version?: number; prev?: unknown }[], header = 0): IWatchResponse {
+function response(
+  events: { type: "Put" | "Delete"; key: string; value?: unknown; mod: number; version?: number; prev?: unknown }[],
+  header = 0,
+): IWatchResponse {
   return {
     header: { revision: String(header), cluster_id: "1", member_id: "1", raft_term: "1" },
     watch_id: "1",
@@ -108,11 +122,16 @@ async function startWatch(from: string): Promise<Harness> {
     relist: () => list(),
     onClosed() {},
   };
-  h.watch = new EtcdWatch<unknown>("/p/", from, {
-    onEvent: (e) => h.events!.push(e),
-    onRelist: (items, revision) => h.relists!.push({ items, revision }),
-    onError: (err) => h.errors!.push(err),
-  }, deps);
+  h.watch = new EtcdWatch<unknown>(
+    "/p/",
+    from,
+    {
+      onEvent: (e) => h.events!.push(e),
+      onRelist: (items, revision) => h.relists!.push({ items, revision }),
+      onError: (err) => h.errors!.push(err),
+    },
+    deps,
+  );
   const started = h.watch.start();
   h.watchers[0]!.emit("connected", response([], 100));
   await started;
@@ -124,7 +143,16 @@ describe("EtcdWatch", () => {
     const h = await startWatch("10");
     expect(h.watchers[0]!.startRevision).toBe("10");
     // Catch-up batch: header says 100, events only go to 12.
-    h.watchers[0]!.emit("data", response([{ type: "Put", key: "/p/a", mod: 10 }, { type: "Put", key: "/p/b", mod: 12 }], 100));
+    h.watchers[0]!.emit(
+      "data",
+      response(
+        [
+          { type: "Put", key: "/p/a", mod: 10 },
+          { type: "Put", key: "/p/b", mod: 12 },
+        ],
+        100,
+      ),
+    );
     h.watchers[0]!.emit("disconnected", new Error("14 UNAVAILABLE"));
     expect(h.watchers[0]!.cancelled).toBe(true); // detached so etcd3 cannot resume it itself
     await tick();
@@ -134,7 +162,16 @@ describe("EtcdWatch", () => {
 
     // The new stream replays 12 (a duplicate) and brings 13: only 13 is delivered.
     h.watchers[1]!.emit("connected", response([], 100));
-    h.watchers[1]!.emit("data", response([{ type: "Put", key: "/p/b", mod: 12 }, { type: "Put", key: "/p/c", mod: 13 }], 100));
+    h.watchers[1]!.emit(
+      "data",
+      response(
+        [
+          { type: "Put", key: "/p/b", mod: 12 },
+          { type: "Put", key: "/p/c", mod: 13 },
+        ],
+        100,
+      ),
+    );
     expect(h.events.map((e) => e.modRevision)).toEqual(["10", "12", "13"]);
     // Late data from the dropped watcher is ignored.
     h.watchers[0]!.emit("data", response([{ type: "Put", key: "/p/z", mod: 50 }]));
@@ -186,20 +223,25 @@ describe("EtcdWatch", () => {
 
   test("start() rejects with StoreUnavailable when etcd never accepts the watch", async () => {
     const watchers: FakeWatcher[] = [];
-    const w = new EtcdWatch<unknown>("/p/", "1", { onEvent() {} }, {
-      openWatcher: (rev) => {
-        const fw = new FakeWatcher(rev);
-        watchers.push(fw);
-        return fw;
+    const w = new EtcdWatch<unknown>(
+      "/p/",
+      "1",
+      { onEvent() {} },
+      {
+        openWatcher: (rev) => {
+          const fw = new FakeWatcher(rev);
+          watchers.push(fw);
+          return fw;
+        },
+        endpoints: ["http://127.0.0.1:1"],
+        log: { info() {}, warn() {}, error() {} },
+        connectTimeoutMs: 30,
+        backoffBaseMs: 1,
+        backoffMaxMs: 1,
+        relist: () => Promise.resolve({ items: [], revision: "1" }),
+        onClosed() {},
       },
-      endpoints: ["http://127.0.0.1:1"],
-      log: { info() {}, warn() {}, error() {} },
-      connectTimeoutMs: 30,
-      backoffBaseMs: 1,
-      backoffMaxMs: 1,
-      relist: () => Promise.resolve({ items: [], revision: "1" }),
-      onClosed() {},
-    });
+    );
     await expect(w.start()).rejects.toMatchObject({ code: "StoreUnavailable" });
     await w.close();
   });

@@ -334,7 +334,12 @@ export class EtcdWatch<T> implements Watch {
     return new Promise<void>((resolve, reject) => {
       const timeout = setTimeout(() => {
         this.firstConnect = undefined;
-        reject(storeUnavailable(this.deps.endpoints, `watch on ${this.prefix} not established within ${this.deps.connectTimeoutMs} ms`));
+        reject(
+          storeUnavailable(
+            this.deps.endpoints,
+            `watch on ${this.prefix} not established within ${this.deps.connectTimeoutMs} ms`,
+          ),
+        );
       }, this.deps.connectTimeoutMs);
       this.firstConnect = {
         resolve: () => {
@@ -400,7 +405,10 @@ export class EtcdWatch<T> implements Watch {
       try {
         this.handlers.onEvent(event);
       } catch (err) {
-        this.deps.log.error({ prefix: this.prefix, key: event.key, err: (err as Error).message }, "watch handler threw");
+        this.deps.log.error(
+          { prefix: this.prefix, key: event.key, err: (err as Error).message },
+          "watch handler threw",
+        );
       }
     }
   }

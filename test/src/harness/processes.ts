@@ -110,7 +110,16 @@ function parseJsonLine(line: string): Record<string, unknown> | undefined {
 }
 
 export async function startServer(opts: { dataDir: string; etcdEndpoints?: string[] }): Promise<ServerProcess> {
-  const args = ["--data-dir", opts.dataDir, "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--etcd-port", "0"];
+  const args = [
+    "--data-dir",
+    opts.dataDir,
+    "--listen",
+    "127.0.0.1:0",
+    "--grpc-listen",
+    "127.0.0.1:0",
+    "--etcd-port",
+    "0",
+  ];
   if (opts.etcdEndpoints?.length) args.push("--etcd-endpoints", opts.etcdEndpoints.join(","));
   const s = await startNode(BIN.server, args, (l) => parseJsonLine(l)?.msg === "grove-server is up", {
     name: "grove-server",
@@ -159,7 +168,11 @@ export async function startAgent(o: AgentOptions): Promise<Started> {
 }
 
 /** Polls `fn` until it returns a truthy value or the time is up. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {

@@ -8,7 +8,10 @@ describe("placementSummary", () => {
       "Pending: memory: insufficient on 1 of 1 nodes",
     );
     expect(
-      placementSummary({ state: "Pending", explain: { nodesConsidered: 3, rejected: { ready: 1, cpu: 2, memory: 0 } } }),
+      placementSummary({
+        state: "Pending",
+        explain: { nodesConsidered: 3, rejected: { ready: 1, cpu: 2, memory: 0 } },
+      }),
     ).toBe("Pending: cpu: insufficient on 2 of 3 nodes; ready: ruled out 1 of 3 nodes");
     expect(placementSummary({ state: "Pending", explain: { nodesConsidered: 0, rejected: {} } })).toBe(
       "Pending: no nodes to place on",
@@ -22,18 +25,24 @@ describe("placementSummary", () => {
 
 describe("describeInstance", () => {
   it("shows status and the placement explanation", () => {
-    const inst = instance("hello-0", {}, {
-      state: "Pending",
-      reason: "Unschedulable",
-      explain: { nodesConsidered: 1, rejected: { memory: 1 } },
-    });
+    const inst = instance(
+      "hello-0",
+      {},
+      {
+        state: "Pending",
+        reason: "Unschedulable",
+        explain: { nodesConsidered: 1, rejected: { memory: 1 } },
+      },
+    );
     const text = describeInstance(inst, FIXED_NOW).join("\n");
     expect(text).toMatch(/^Name: +hello-0$/m);
     expect(text).toMatch(/^ {2}State: +Pending$/m);
     expect(text).toMatch(/^ {2}Reason: +Unschedulable$/m);
     expect(text).toMatch(/^ {2}Command: +sleep 1000$/m);
     expect(text).toMatch(/^ {2}Resources: +cpu 250m, memory 64Mi, pids 100$/m);
-    expect(text).toContain("Placement:\n  Pending: memory: insufficient on 1 of 1 nodes\n  Nodes considered: 1\n  Rejected by memory: 1");
+    expect(text).toContain(
+      "Placement:\n  Pending: memory: insufficient on 1 of 1 nodes\n  Nodes considered: 1\n  Rejected by memory: 1",
+    );
   });
 });
 
@@ -41,7 +50,11 @@ describe("describeApp", () => {
   it("lists the app's instances in index order and why the stuck ones are stuck", () => {
     const a = app("hello", 2, { labels: { tier: "web" }, uid: "u-1" });
     a.spec.env = { B: "2", A: "1" };
-    const pending = instance("hello-1", { index: 1 }, { state: "Pending", explain: { nodesConsidered: 1, rejected: { memory: 1 } } });
+    const pending = instance(
+      "hello-1",
+      { index: 1 },
+      { state: "Pending", explain: { nodesConsidered: 1, rejected: { memory: 1 } } },
+    );
     const running = instance("hello-0", { nodeName: "n1" }, { state: "Running", nodeName: "n1" });
     const lines = describeApp(a, [pending, running], FIXED_NOW);
     const text = lines.join("\n");
@@ -75,7 +88,9 @@ describe("describeNode", () => {
         conditions: [{ type: "Ready", status: "False", reason: "HeartbeatMissed", message: "no heartbeat for 40s" }],
       },
     };
-    const text = describeNode(node, [instance("hello-0", {}, { state: "Running", nodeName: "n1" })], FIXED_NOW).join("\n");
+    const text = describeNode(node, [instance("hello-0", {}, { state: "Running", nodeName: "n1" })], FIXED_NOW).join(
+      "\n",
+    );
     expect(text).toMatch(/^Ready: +NotReady$/m);
     expect(text).toMatch(/^Addresses: +10\.0\.0\.5$/m);
     expect(text).toMatch(/^ {2}Allocated: +cpu 250m, memory 64Mi, pids 100 \(cpu 13%, mem 6%\)$/m);

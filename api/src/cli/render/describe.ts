@@ -113,7 +113,10 @@ export function describeApp(app: App, instances: readonly Instance[], now: numbe
       [
         ["Running", `${status?.running ?? 0} of ${spec.instances}`],
         ["Pending", status?.pending !== undefined ? String(status.pending) : undefined],
-        ["Observed generation", status?.observedGeneration !== undefined ? String(status.observedGeneration) : undefined],
+        [
+          "Observed generation",
+          status?.observedGeneration !== undefined ? String(status.observedGeneration) : undefined,
+        ],
       ],
       "  ",
     ),
@@ -122,7 +125,9 @@ export function describeApp(app: App, instances: readonly Instance[], now: numbe
   if (instances.length === 0) {
     lines.push("  <none>");
   } else {
-    const sorted = [...instances].sort((a, b) => a.spec.index - b.spec.index || a.metadata.name.localeCompare(b.metadata.name));
+    const sorted = [...instances].sort(
+      (a, b) => a.spec.index - b.spec.index || a.metadata.name.localeCompare(b.metadata.name),
+    );
     lines.push(...indentTable(renderObjects("Instance", sorted, { now })));
     const why = sorted
       .map((i) => [i.metadata.name, placementSummary(i.status)] as const)
@@ -208,7 +213,10 @@ export function describeNode(node: Node, instances: readonly Instance[], now: nu
       [
         ["Capacity", formatResources(status?.capacity)],
         ["Allocatable", formatResources(status?.allocatable)],
-        ["Allocated", `${formatResources(status?.allocated)} (${allocationSummary(status?.allocated, status?.allocatable)})`],
+        [
+          "Allocated",
+          `${formatResources(status?.allocated)} (${allocationSummary(status?.allocated, status?.allocatable)})`,
+        ],
       ],
       "  ",
     ),

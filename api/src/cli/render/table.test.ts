@@ -18,11 +18,13 @@ describe("formatAge", () => {
 
 describe("renderTable", () => {
   it("pads every column but the last to its widest cell", () => {
-    expect(renderTable([["NAME", "AGE"], ["a-long-name", "5s"], ["b", "10m"]])).toEqual([
-      "NAME          AGE",
-      "a-long-name   5s",
-      "b             10m",
-    ]);
+    expect(
+      renderTable([
+        ["NAME", "AGE"],
+        ["a-long-name", "5s"],
+        ["b", "10m"],
+      ]),
+    ).toEqual(["NAME          AGE", "a-long-name   5s", "b             10m"]);
   });
 });
 
@@ -35,13 +37,22 @@ describe("renderObjects", () => {
       spec: { rootfs: "busybox", command: ["true"], instances: 3 },
       status: { running: 2 },
     };
-    expect(renderObjects("App", [app], { now: NOW })).toEqual(["NAME    INSTANCES   RUNNING   AGE", "hello   3           2         30s"]);
-    expect(renderObjects("App", [app], { now: NOW, showNamespace: true })[1]).toBe("team-a      hello   3           2         30s");
+    expect(renderObjects("App", [app], { now: NOW })).toEqual([
+      "NAME    INSTANCES   RUNNING   AGE",
+      "hello   3           2         30s",
+    ]);
+    expect(renderObjects("App", [app], { now: NOW, showNamespace: true })[1]).toBe(
+      "team-a      hello   3           2         30s",
+    );
   });
 
   it("renders instances, with dashes for what is unknown, and wide columns", () => {
     const running = instance("hello-0", { nodeName: "n1" }, { state: "Running", nodeName: "n1", pid: 4242 });
-    const failed = instance("hello-1", { index: 1, restarts: 2 }, { state: "Failed", exitCode: 137, reason: "OOMKilled" });
+    const failed = instance(
+      "hello-1",
+      { index: 1, restarts: 2 },
+      { state: "Failed", exitCode: 137, reason: "OOMKilled" },
+    );
     const pending = instance("hello-2", { index: 2 });
     expect(renderObjects("Instance", [running, failed, pending], { now: NOW })).toEqual([
       "NAME      APP     NODE   STATE     RESTARTS   EXIT   REASON      AGE",

@@ -136,6 +136,10 @@ export function renderTable(rows: readonly (readonly string[])[]): string[] {
 }
 
 /** A whole table for objects of one kind. */
-export function renderObjects(kind: Kind, objects: readonly (App | Instance | Node)[], options: TableOptions): string[] {
+export function renderObjects(
+  kind: Kind,
+  objects: readonly (App | Instance | Node)[],
+  options: TableOptions,
+): string[] {
   return renderTable([tableHeaders(kind, options), ...objects.map((o) => tableRow(kind, o, options))]);
 }

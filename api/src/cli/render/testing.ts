@@ -4,7 +4,11 @@ import type { App, Instance } from "../../schemas";
 export const FIXED_NOW = Date.parse("2025-01-01T12:00:00Z");
 
 /** An instance of app "hello" created 90 s before FIXED_NOW. */
-export function instance(name: string, overrides: Partial<Instance["spec"]> = {}, status?: Instance["status"]): Instance {
+export function instance(
+  name: string,
+  overrides: Partial<Instance["spec"]> = {},
+  status?: Instance["status"],
+): Instance {
   return {
     apiVersion: "grove/v1",
     kind: "Instance",
@@ -29,7 +33,12 @@ export function app(name: string, instances: number, overrides: Partial<App["met
   return {
     apiVersion: "grove/v1",
     kind: "App",
-    metadata: { name, namespace: "default", creationTimestamp: new Date(FIXED_NOW - 30_000).toISOString(), ...overrides },
+    metadata: {
+      name,
+      namespace: "default",
+      creationTimestamp: new Date(FIXED_NOW - 30_000).toISOString(),
+      ...overrides,
+    },
     spec: { rootfs: "busybox", command: ["sh", "-c", "sleep 1000"], instances },
   };
 }
