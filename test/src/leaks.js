@@ -57,8 +57,17 @@ function netns() {
   }
 }
 
+// Tests name what they create on the host after the jest process
+// (grove-it-<pid>, grove-test-<pid>, …). In CI every grove* resource counts;
+// on a developer machine only this run's, so that two runs side by side do not
+// accuse each other.
+function mine(list) {
+  if (process.env.CI) return list;
+  return list.filter((x) => x.includes(String(process.pid)));
+}
+
 function snapshot() {
-  return { cgroups: groveCgroups(), mounts: groveMounts(), netns: netns() };
+  return { cgroups: mine(groveCgroups()), mounts: mine(groveMounts()), netns: mine(netns()) };
 }
 
 function diff(before, after) {
