@@ -277,7 +277,7 @@ public:
   Napi::Promise::Deferred deferred;
   Napi::ThreadSafeFunction onExit;
   std::shared_ptr<CgroupRef> cgroup;
-  std::string rootfs, cwd, hostname, logPath;
+  std::string rootfs, cwd, hostname, logPath, netnsPath;
   std::vector<std::string> argv, env;
 
 protected:
@@ -289,7 +289,9 @@ protected:
     envp.push_back(nullptr);
     grove_cgroup_t cg = cgroup->View();
     grove_container_config_t cfg{rootfs.c_str(), argvp.data(), envp.data(), cwd.c_str(),
-                                 hostname.c_str(), logPath.c_str(), &cg};
+                                 hostname.c_str(), logPath.c_str(), &cg, nullptr};
+    if (!netnsPath.empty())
+      cfg.netns_path = netnsPath.c_str();
     std::memset(&err_, 0, sizeof(err_));
     failed_ = grove_container_start(&cfg, &container_, &err_) < 0;
     if (!failed_) {
@@ -346,6 +348,14 @@ Napi::Value Start(const Napi::CallbackInfo &info) {
   task->cwd = cwd;
   task->hostname = hostname;
   task->logPath = logPath;
+  {
+    Napi::Value ns = o.Get("netnsPath");
+    if (!ns.IsUndefined() && !ns.IsNull()) {
+      if (!ns.IsString())
+        throw Napi::TypeError::New(env, "netnsPath must be a string");
+      task->netnsPath = ns.As<Napi::String>().Utf8Value();
+    }
+  }
   task->argv = std::move(argv);
   task->env = std::move(envv);
   Napi::Promise promise = task->deferred.Promise();

@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +29,10 @@
 #endif
 #ifndef SYS_close_range
 #define SYS_close_range 436
+#endif
+
+#ifndef NSFS_MAGIC
+#define NSFS_MAGIC 0x6e736673
 #endif
 
 #define CHILD_STACK_SIZE (256 * 1024)
@@ -60,6 +65,7 @@ struct child_args
   int err_fd;  /* write end, O_CLOEXEC: EOF at the parent means exec succeeded */
   int log_fd;
   int null_fd;
+  int netns_fd; /* -1: a new network namespace (CLONE_NEWNET); else setns into it */
   const char *rootfs;
   const char *proc_path;
   const char *dev_path;
@@ -199,6 +205,10 @@ child_main (void *arg)
     _exit (126); /* the parent gave up (it could not set up the cgroups) */
   close (a->sync_fd);
 
+  /* Join the given network namespace before anything network-related. */
+  if (a->netns_fd >= 0 && setns (a->netns_fd, CLONE_NEWNET) < 0)
+    child_fail (a, errno, "setns into network namespace", NULL);
+
   if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
     child_fail (a, errno, "make rprivate", "/");
   if (mount (a->rootfs, a->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
@@ -222,7 +232,9 @@ child_main (void *arg)
 
   if (sethostname (a->hostname, strlen (a->hostname)) < 0)
     child_fail (a, errno, "sethostname", a->hostname);
-  child_loopback_up (a);
+  /* A joined namespace is configured by whoever created it. */
+  if (a->netns_fd < 0)
+    child_loopback_up (a);
 
   if (chdir (a->cwd) < 0)
     child_fail (a, errno, "chdir", a->cwd);
@@ -369,6 +381,7 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   cleanup_pipe int err_pipe[2] = { -1, -1 };
   cleanup_close int log_fd = -1;
   cleanup_close int null_fd = -1;
+  cleanup_close int netns_fd = -1;
   const struct grove_cgroup_ops *ops = grove_cgroup_ops_for (cfg->cgroup->mode);
   struct child_error ce;
   sigset_t all, old;
@@ -389,6 +402,17 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null_fd < 0)
     return grove_error_set (err, errno, "open /dev/null");
+  if (cfg->netns_path != NULL)
+    {
+      struct statfs sfs;
+      netns_fd = open (cfg->netns_path, O_RDONLY | O_CLOEXEC);
+      if (netns_fd < 0)
+        return grove_error_set (err, errno, "open network namespace %s", cfg->netns_path);
+      if (fstatfs (netns_fd, &sfs) < 0)
+        return grove_error_set (err, errno, "fstatfs network namespace %s", cfg->netns_path);
+      if (sfs.f_type != NSFS_MAGIC)
+        return grove_error_set (err, EINVAL, "netnsPath %s is not a namespace file (nsfs)", cfg->netns_path);
+    }
   if (pipe2 (sync_pipe, O_CLOEXEC) < 0 || pipe2 (err_pipe, O_CLOEXEC) < 0)
     return grove_error_set (err, errno, "pipe2");
 
@@ -396,6 +420,7 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   p.a.err_fd = err_pipe[1];
   p.a.log_fd = log_fd;
   p.a.null_fd = null_fd;
+  p.a.netns_fd = netns_fd;
 
   stack = mmap (NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED)
@@ -405,7 +430,8 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   sigfillset (&all);
   pthread_sigmask (SIG_SETMASK, &all, &old);
   pid = clone (child_main, (char *) stack + CHILD_STACK_SIZE,
-               CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD, &p.a);
+               CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (netns_fd < 0 ? CLONE_NEWNET : 0) | SIGCHLD,
+               &p.a);
   {
     int saved = errno;
     pthread_sigmask (SIG_SETMASK, &old, NULL);

@@ -24,6 +24,8 @@ export interface NativeStartOptions {
   cgroupMode: CgroupMode;
   cgroupRoot: string;
   cgroupParent: string;
+  /** Join this network namespace instead of creating one. */
+  netnsPath?: string;
 }
 
 export interface NativeStarted {

@@ -107,6 +107,7 @@ export class NativeRuntime implements ContainerRuntime {
           cgroupMode: this.cgroupMode,
           cgroupRoot: this.cgroupRoot,
           cgroupParent: this.cgroupParent,
+          ...(spec.netnsPath !== undefined ? { netnsPath: spec.netnsPath } : {}),
         },
         onExit,
       );

@@ -24,6 +24,11 @@ export interface ContainerSpec {
   resources: ContainerResources;
   /** stdout and stderr of the container are appended to this host file. */
   logPath: string;
+  /**
+   * Absolute path of an existing network namespace (e.g. /run/netns/NAME) the
+   * container joins instead of getting a new one; unset: a new, empty one with lo up.
+   */
+  netnsPath?: string;
 }
 
 export interface ContainerExit {

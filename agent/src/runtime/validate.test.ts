@@ -52,6 +52,8 @@ describe("validateSpec", () => {
     ["zero memory", { resources: { cpuMillis: 100, memoryBytes: 0, pids: 10 } }],
     ["fractional cpu", { resources: { cpuMillis: 1.5, memoryBytes: 1 << 20, pids: 10 } }],
     ["relative logPath", { logPath: "web.log" }],
+    ["relative netnsPath", { netnsPath: "run/netns/x" }],
+    ["NUL in netnsPath", { netnsPath: "/run/netns/a\0b" }],
   ] as [string, Partial<ContainerSpec>][])("rejects %s with INVALID_SPEC", (_name, over) => {
     expect(codeOf(() => validateSpec(spec(over), lax))).toBe("INVALID_SPEC");
   });

@@ -90,6 +90,16 @@ export function validateSpec(spec: ContainerSpec, opts: ValidateOptions): void {
     invalid(`logPath ${JSON.stringify(spec.logPath)} must be an absolute path`);
   }
   noNul("logPath", spec.logPath);
+
+  if (spec.netnsPath !== undefined) {
+    if (typeof spec.netnsPath !== "string" || !path.isAbsolute(spec.netnsPath)) {
+      invalid(`netnsPath ${JSON.stringify(spec.netnsPath)} must be an absolute path`);
+    }
+    noNul("netnsPath", spec.netnsPath);
+    if (opts.checkFilesystem && !fs.existsSync(spec.netnsPath)) {
+      invalid(`netnsPath ${spec.netnsPath} does not exist`);
+    }
+  }
 }
 
 /** "SIGTERM" | 15 -> 15; throws INVALID_SPEC for unknown names or numbers. */
