@@ -13,5 +13,6 @@ export function normalizeResources(req: ResourceRequest | undefined): Resources 
     cpuMillis: req?.cpu !== undefined ? parseCpuMillis(req.cpu) : DEFAULT_RESOURCES.cpuMillis,
     memoryBytes: req?.memory !== undefined ? parseBytes(req.memory) : DEFAULT_RESOURCES.memoryBytes,
     pids: req?.pids ?? DEFAULT_RESOURCES.pids,
+    ...(req?.disk !== undefined ? { diskBytes: parseBytes(req.disk) } : {}),
   };
 }

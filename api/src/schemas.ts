@@ -44,6 +44,11 @@ export const ResourceRequest = Type.Object(
       }),
     ),
     pids: Type.Optional(Type.Integer({ minimum: 1, maximum: 4194304, description: "most processes and threads" })),
+    disk: Type.Optional(
+      Type.Union([Type.String({ pattern: BYTES_PATTERN }), Type.Integer({ minimum: 1 })], {
+        description: 'disk space the instance needs on its node: "1Gi" or bytes (scheduled, not enforced)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -55,6 +60,7 @@ export const Resources = Type.Object(
     cpuMillis: Type.Integer({ minimum: 0 }),
     memoryBytes: Type.Integer({ minimum: 0 }),
     pids: Type.Integer({ minimum: 0 }),
+    diskBytes: Type.Optional(Type.Integer({ minimum: 0 })),
   },
   { additionalProperties: false },
 );
@@ -62,6 +68,61 @@ export type Resources = Static<typeof Resources>;
 
 export const RestartPolicy = Type.Union([Type.Literal("Always"), Type.Literal("OnFailure"), Type.Literal("Never")]);
 export type RestartPolicy = Static<typeof RestartPolicy>;
+
+/** Where an App's instances may run and how they spread (see docs/scheduling.md). */
+export const LabelConstraint = Type.Object(
+  {
+    key: Type.String({ minLength: 1, maxLength: 253 }),
+    op: Type.Union([
+      Type.Literal("="),
+      Type.Literal("!="),
+      Type.Literal("in"),
+      Type.Literal("notin"),
+      Type.Literal("exists"),
+      Type.Literal("notexists"),
+    ]),
+    values: Type.Optional(Type.Array(Type.String({ maxLength: 253 }), { maxItems: 64 })),
+  },
+  { additionalProperties: false },
+);
+export const TaintEffect = Type.Union([Type.Literal("NoSchedule"), Type.Literal("PreferNoSchedule")]);
+export const Taint = Type.Object(
+  { key: Type.String({ minLength: 1, maxLength: 253 }), value: Type.Optional(Type.String()), effect: TaintEffect },
+  { additionalProperties: false },
+);
+export const Toleration = Type.Object(
+  {
+    key: Type.String({ minLength: 1, maxLength: 253 }),
+    op: Type.Optional(Type.Union([Type.Literal("="), Type.Literal("exists")])),
+    value: Type.Optional(Type.String()),
+    effect: Type.Optional(TaintEffect),
+  },
+  { additionalProperties: false },
+);
+export const Placement = Type.Object(
+  {
+    nodeSelector: Type.Optional(LabelMap),
+    constraints: Type.Optional(Type.Array(LabelConstraint, { maxItems: 32 })),
+    tolerations: Type.Optional(Type.Array(Toleration, { maxItems: 32 })),
+    spread: Type.Optional(
+      Type.Object(
+        {
+          topologyKey: Type.String({ minLength: 1, maxLength: 253 }),
+          maxSkew: Type.Integer({ minimum: 1 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    antiAffinity: Type.Optional(Type.Boolean({ description: "at most one instance of the App per node" })),
+  },
+  { additionalProperties: false },
+);
+export type Placement = Static<typeof Placement>;
+const Priority = Type.Integer({
+  minimum: -1000000,
+  maximum: 1000000,
+  description: "higher is placed first and may preempt lower-priority instances (default 0)",
+});
 
 export const AppSpec = Type.Object(
   {
@@ -77,6 +138,8 @@ export const AppSpec = Type.Object(
     resources: Type.Optional(ResourceRequest),
     restartPolicy: Type.Optional(RestartPolicy),
     stopGracePeriodSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
+    placement: Type.Optional(Placement),
+    priority: Type.Optional(Priority),
   },
   { additionalProperties: false },
 );
@@ -133,6 +196,8 @@ export const InstanceSpec = Type.Object(
     restarts: Type.Integer({ minimum: 0 }),
     /** The node this instance is bound to; set once by the scheduler. */
     nodeName: Type.Optional(Type.String()),
+    placement: Type.Optional(Placement),
+    priority: Type.Optional(Priority),
   },
   { additionalProperties: false },
 );
@@ -143,6 +208,7 @@ export const PlacementExplain = Type.Object({
   rejected: Type.Record(Type.String(), Type.Integer(), { description: "filter name -> nodes it rejected" }),
   scores: Type.Optional(Type.Record(Type.String(), Type.Number())),
   chosen: Type.Optional(Type.String()),
+  victims: Type.Optional(Type.Array(Type.String(), { description: "instances preempted to make room" })),
 });
 export type PlacementExplain = Static<typeof PlacementExplain>;
 
@@ -176,6 +242,7 @@ export type NodeCondition = Static<typeof NodeCondition>;
 export const NodeSpec = Type.Object(
   {
     unschedulable: Type.Optional(Type.Boolean({ description: "cordoned: no new instances are placed here" })),
+    taints: Type.Optional(Type.Array(Taint, { maxItems: 32 })),
   },
   { additionalProperties: false },
 );

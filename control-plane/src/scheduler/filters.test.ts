@@ -75,5 +75,11 @@ test("the default filters run readiness and cordon before resource fit", () => {
     "cpu-fit",
     "memory-fit",
     "pids-fit",
+    "disk-fit",
+    "host-ports",
+    "node-selector",
+    "taints",
+    "anti-affinity",
+    "topology-spread",
   ]);
 });

@@ -3,4 +3,6 @@ export * from "./types";
 export * from "./rng";
 export * from "./filters";
 export * from "./scorers";
+export * from "./profiles";
 export * from "./place";
+export * from "./capacity";

@@ -2,7 +2,8 @@ import fc from "fast-check";
 import type { Resources } from "@grove/api";
 import { DEFAULT_PROFILE, defaultProfile, describeRejections, place, placeBatch } from "./place";
 import { mulberry32 } from "./rng";
-import { spread } from "./scorers";
+import { binPack, spread } from "./scorers";
+import { DEFAULT_FILTERS } from "./filters";
 import type { NodeView, PlacementRequest, Profile } from "./types";
 
 const GiB = 1024 ** 3;
@@ -20,7 +21,8 @@ const req = (id: string, r: Resources): PlacementRequest => ({ id, app: "web", n
 
 describe("place", () => {
   test("places on the only fitting node and explains the choice", () => {
-    const result = place(req("a", res(500, GiB, 10)), [node("n1")], DEFAULT_PROFILE, mulberry32(1));
+    const bp: Profile = { name: "bp", filters: DEFAULT_FILTERS, scorers: [binPack] };
+    const result = place(req("a", res(500, GiB, 10)), [node("n1")], bp, mulberry32(1));
     expect(result.nodeName).toBe("n1");
     expect(result.reason).toBeUndefined();
     expect(result.explain).toEqual({
@@ -95,7 +97,7 @@ describe("place", () => {
 
   test("defaultProfile() is the default profile", () => {
     expect(defaultProfile()).toBe(DEFAULT_PROFILE);
-    expect(DEFAULT_PROFILE.scorers.map((s) => s.name)).toEqual(["bin-pack"]);
+    expect(DEFAULT_PROFILE.scorers.map((s) => s.name)).toEqual(["l2-norm", "prefer-no-schedule"]);
   });
 });
 

@@ -1,17 +1,25 @@
 // place(): filter the nodes, score the survivors, pick the best (seeded rng
 // breaks exact ties), and record why, so "Pending" always has an answer.
+// When nothing fits, a higher-priority request may preempt lower-priority
+// instances on one node (preempt()).
 
 import type { PlacementExplain, Resources } from "@grove/api";
-import { DEFAULT_FILTERS } from "./filters";
-import { binPack } from "./scorers";
-import type { FilterReason, NodeView, PlacementRequest, PlacementResult, Profile, Rng } from "./types";
+import { appKeyOf, matchesSelector, RESOURCE_KEYS } from "./filters";
+import { defaultProfile, DEFAULT_PROFILE } from "./profiles";
+import type {
+  Filter,
+  FilterReason,
+  NodeView,
+  PlacedInstance,
+  PlacementContext,
+  PlacementRequest,
+  PlacementResult,
+  Profile,
+  Rng,
+  Sampling,
+} from "./types";
 
-export const DEFAULT_PROFILE: Profile = { name: "default", filters: DEFAULT_FILTERS, scorers: [binPack] };
-
-/** The default profile: ready, not cordoned, cpu/memory/pids fit; bin-pack. */
-export function defaultProfile(): Profile {
-  return DEFAULT_PROFILE;
-}
+export { DEFAULT_PROFILE, defaultProfile };
 
 /** Scores closer than this count as a tie. */
 const TIE_EPSILON = 1e-12;
@@ -28,68 +36,308 @@ export function describeRejections(reasons: ReadonlyMap<string, number>, nodesCo
     .join("; ");
 }
 
+/**
+ * How many feasible nodes to find before scoring, for N nodes.
+ * Kubernetes: percentageOfNodesToScore (adaptive 50% - N/125, at least 5%), at
+ * least 100 nodes. Nomad: max(2, ceil(log2 N)).
+ */
+export function feasibleToFind(sampling: Sampling | undefined, n: number): number {
+  if (!sampling || n < (sampling.minNodes ?? 100)) return n;
+  if (sampling.mode === "log2") return Math.min(n, Math.max(2, Math.ceil(Math.log2(n))));
+  let pct = sampling.percentage ?? 0;
+  if (pct <= 0) pct = Math.max(5, 50 - n / 125);
+  if (pct >= 100) return n;
+  return Math.min(n, Math.max(100, Math.floor((n * pct) / 100)));
+}
+
+/** The lazily computed cluster facts for one request. */
+export function placementContext(req: PlacementRequest, nodes: readonly NodeView[]): PlacementContext {
+  const cache = new Map<string, Map<string, number>>();
+  return {
+    nodes,
+    domainCounts(topologyKey: string) {
+      let counts = cache.get(topologyKey);
+      if (counts) return counts;
+      counts = new Map();
+      const key = appKeyOf(req);
+      for (const n of nodes) {
+        const domain = n.labels[topologyKey];
+        if (domain === undefined || !matchesSelector(req, n)) continue;
+        counts.set(domain, (counts.get(domain) ?? 0) + (n.appCounts?.get(key) ?? 0));
+      }
+      cache.set(topologyKey, counts);
+      return counts;
+    },
+  };
+}
+
+function firstFailure(
+  filters: readonly Filter[],
+  req: PlacementRequest,
+  node: NodeView,
+  ctx: PlacementContext,
+): { filter: string; reason: FilterReason } | undefined {
+  for (const filter of filters) {
+    const verdict = filter.check(req, node, ctx);
+    if (!verdict.fit) return { filter: filter.name, reason: verdict.reason };
+  }
+  return undefined;
+}
+
+interface Scored {
+  node: NodeView;
+  total: number;
+  scores: Record<string, number>;
+}
+
+function scoreNodes(
+  req: PlacementRequest,
+  feasible: readonly NodeView[],
+  profile: Profile,
+  ctx: PlacementContext,
+  rng: Rng,
+): Scored {
+  // Weighted mean of the scorers; ties broken by the seeded rng over
+  // name-sorted candidates, so input order does not matter.
+  const scorers = profile.scorers;
+  let totalWeight = 0;
+  for (const s of scorers) totalWeight += s.weight;
+  let best: { node: NodeView; total: number }[] = [];
+  let top = -Infinity;
+  for (const node of feasible) {
+    let weighted = 0;
+    for (const scorer of scorers) {
+      const s = scorer.score(req, node, ctx);
+      weighted += (s < 0 ? 0 : s > 1 ? 1 : s) * scorer.weight;
+    }
+    const total = totalWeight > 0 ? weighted / totalWeight : 0;
+    if (total > top + TIE_EPSILON) {
+      best = [{ node, total }];
+      top = total;
+    } else if (total >= top - TIE_EPSILON) best.push({ node, total });
+  }
+  if (best.length > 1) best.sort((a, b) => (a.node.name < b.node.name ? -1 : a.node.name > b.node.name ? 1 : 0));
+  const pick = best.length === 1 ? 0 : Math.min(best.length - 1, Math.floor(rng.next() * best.length));
+  const chosen = best[pick]!;
+  const scores: Record<string, number> = {};
+  for (const scorer of scorers) {
+    const s = scorer.score(req, chosen.node, ctx);
+    scores[scorer.name] = s < 0 ? 0 : s > 1 ? 1 : s;
+  }
+  return { node: chosen.node, total: chosen.total, scores };
+}
+
 export function place(req: PlacementRequest, nodes: readonly NodeView[], profile: Profile, rng: Rng): PlacementResult {
+  const n = nodes.length;
+  if (n === 0) return { explain: { nodesConsidered: 0, rejected: {} }, reason: "no nodes registered" };
   const rejected: Record<string, number> = {};
   const reasons = new Map<string, number>(); // "memory: insufficient" -> nodes
   const feasible: NodeView[] = [];
+  const ctx = placementContext(req, nodes);
+  const toFind = feasibleToFind(profile.sampling, n);
+  const start = toFind < n ? Math.floor(rng.next() * n) % n : 0;
 
-  // Feasibility: a node is rejected by the first filter it fails.
-  for (const node of nodes) {
-    let reason: FilterReason | undefined;
-    let filterName = "";
-    for (const filter of profile.filters) {
-      const verdict = filter.check(req, node);
-      if (!verdict.fit) {
-        reason = verdict.reason;
-        filterName = filter.name;
-        break;
-      }
-    }
-    if (!reason) {
+  // Feasibility: a node is rejected by the first filter it fails. With
+  // sampling, stop once enough feasible nodes were found.
+  let considered = 0;
+  for (let i = 0; i < n && feasible.length < toFind; i++) {
+    const node = nodes[(start + i) % n]!;
+    considered++;
+    const fail = firstFailure(profile.filters, req, node, ctx);
+    if (!fail) {
       feasible.push(node);
       continue;
     }
-    rejected[filterName] = (rejected[filterName] ?? 0) + 1;
-    const text = `${reason.subject}: ${reason.message}`;
+    rejected[fail.filter] = (rejected[fail.filter] ?? 0) + 1;
+    const text = `${fail.reason.subject}: ${fail.reason.message}`;
     reasons.set(text, (reasons.get(text) ?? 0) + 1);
   }
 
-  const explain: PlacementExplain = { nodesConsidered: nodes.length, rejected };
-  if (nodes.length === 0) return { explain, reason: "no nodes registered" };
-  if (feasible.length === 0) return { explain, reason: describeRejections(reasons, nodes.length) };
-
-  // Ranking: weighted mean of the scorers; ties broken by the seeded rng over
-  // name-sorted candidates, so input order does not matter.
-  const totalWeight = profile.scorers.reduce((sum, s) => sum + s.weight, 0);
-  let best: { node: NodeView; total: number; scores: Record<string, number> }[] = [];
-  for (const node of feasible) {
-    const scores: Record<string, number> = {};
-    let weighted = 0;
-    for (const scorer of profile.scorers) {
-      const s = Math.min(1, Math.max(0, scorer.score(req, node)));
-      scores[scorer.name] = s;
-      weighted += s * scorer.weight;
-    }
-    const total = totalWeight > 0 ? weighted / totalWeight : 0;
-    const top = best[0]?.total;
-    if (top === undefined || total > top + TIE_EPSILON) best = [{ node, total, scores }];
-    else if (Math.abs(total - top) <= TIE_EPSILON) best.push({ node, total, scores });
+  const explain: PlacementExplain = { nodesConsidered: considered, rejected };
+  if (feasible.length === 0) {
+    const pre = preempt(req, nodes, profile, ctx);
+    if (!pre) return { explain, reason: describeRejections(reasons, n) };
+    explain.chosen = pre.node;
+    explain.victims = pre.victims;
+    return { nodeName: pre.node, victims: pre.victims, explain };
   }
-  best.sort((a, b) => (a.node.name < b.node.name ? -1 : a.node.name > b.node.name ? 1 : 0));
-  const pick = best.length === 1 ? 0 : Math.min(best.length - 1, Math.floor(rng.next() * best.length));
-  const chosen = best[pick]!;
+
+  const chosen = scoreNodes(req, feasible, profile, ctx, rng);
   explain.scores = { ...chosen.scores, total: chosen.total };
   explain.chosen = chosen.node.name;
   return { nodeName: chosen.node.name, explain };
 }
 
-function addResources(a: Resources, b: Resources): Resources {
-  return { cpuMillis: a.cpuMillis + b.cpuMillis, memoryBytes: a.memoryBytes + b.memoryBytes, pids: a.pids + b.pids };
+function subtract(a: Resources, b: Resources): Resources {
+  const out: Resources = {
+    cpuMillis: a.cpuMillis - b.cpuMillis,
+    memoryBytes: a.memoryBytes - b.memoryBytes,
+    pids: a.pids - b.pids,
+  };
+  if (a.diskBytes !== undefined || b.diskBytes !== undefined) out.diskBytes = (a.diskBytes ?? 0) - (b.diskBytes ?? 0);
+  return out;
+}
+
+export function addResources(a: Resources, b: Resources): Resources {
+  const out: Resources = {
+    cpuMillis: a.cpuMillis + b.cpuMillis,
+    memoryBytes: a.memoryBytes + b.memoryBytes,
+    pids: a.pids + b.pids,
+  };
+  if (a.diskBytes !== undefined || b.diskBytes !== undefined) out.diskBytes = (a.diskBytes ?? 0) + (b.diskBytes ?? 0);
+  return out;
+}
+
+/** The node as it would be without these instances. */
+export function withoutInstances(node: NodeView, victims: readonly PlacedInstance[]): NodeView {
+  if (victims.length === 0) return node;
+  const gone = new Set(victims.map((v) => v.id));
+  let allocated = node.allocated;
+  const appCounts = new Map(node.appCounts ?? []);
+  let ports: Set<number> | undefined;
+  for (const v of victims) {
+    allocated = subtract(allocated, v.resources);
+    appCounts.set(v.appKey, Math.max(0, (appCounts.get(v.appKey) ?? 0) - 1));
+    if (v.hostPorts && node.usedHostPorts) {
+      ports ??= new Set(node.usedHostPorts);
+      for (const p of v.hostPorts) ports.delete(p);
+    }
+  }
+  return {
+    ...node,
+    allocated,
+    appCounts,
+    instances: (node.instances ?? []).filter((i) => !gone.has(i.id)),
+    ...(ports ? { usedHostPorts: ports } : {}),
+  };
+}
+
+function size(node: NodeView, r: Resources): number {
+  let s = 0;
+  for (const k of RESOURCE_KEYS) {
+    const cap = node.allocatable[k];
+    if (cap && cap > 0) s += (r[k] ?? 0) / cap;
+  }
+  return s;
 }
 
 /**
- * Places requests in order; each placement's resources are added to its node
- * before the next request is placed. The input nodes are not modified.
+ * Preemption: the smallest set of strictly lower-priority instances on one
+ * node whose eviction lets the request pass every filter. Victims are taken
+ * lowest priority first (largest first within a priority), then any victim
+ * the request still fits without is spared (Kubernetes' "reprieve"). Among
+ * nodes: fewest victims, then the lowest highest-victim priority, then name.
+ */
+export function preempt(
+  req: PlacementRequest,
+  nodes: readonly NodeView[],
+  profile: Profile,
+  ctx: PlacementContext,
+): { node: string; victims: string[] } | undefined {
+  const prio = req.priority ?? 0;
+  let best: { node: string; victims: PlacedInstance[]; maxPrio: number } | undefined;
+  for (const node of nodes) {
+    const lower = (node.instances ?? []).filter((i) => i.priority < prio);
+    if (lower.length === 0) continue;
+    if (firstFailure(profile.filters, req, withoutInstances(node, lower), ctx)) continue;
+    const order = [...lower].sort(
+      (a, b) =>
+        a.priority - b.priority ||
+        size(node, b.resources) - size(node, a.resources) ||
+        (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+    );
+    let victims: PlacedInstance[] = [];
+    for (const v of order) {
+      if (!firstFailure(profile.filters, req, withoutInstances(node, victims), ctx)) break;
+      victims.push(v);
+    }
+    // Reprieve: spare the most important victims the request fits without.
+    for (const v of [...victims].sort((a, b) => b.priority - a.priority)) {
+      const rest = victims.filter((x) => x !== v);
+      if (!firstFailure(profile.filters, req, withoutInstances(node, rest), ctx)) victims = rest;
+    }
+    const maxPrio = Math.max(...victims.map((v) => v.priority));
+    if (
+      !best ||
+      victims.length < best.victims.length ||
+      (victims.length === best.victims.length && maxPrio < best.maxPrio)
+    ) {
+      best = { node: node.name, victims, maxPrio };
+    }
+  }
+  return best && { node: best.node, victims: best.victims.map((v) => v.id).sort() };
+}
+
+/** A mutable working copy of the nodes for a batch; copies a node's maps the first time it changes. */
+export class WorkingSet {
+  readonly nodes: NodeView[];
+  private readonly index = new Map<string, number>();
+  private readonly owned = new Set<number>();
+
+  constructor(nodes: readonly NodeView[]) {
+    this.nodes = nodes.slice();
+    this.nodes.forEach((n, i) => this.index.set(n.name, i));
+  }
+
+  get(name: string): NodeView | undefined {
+    const i = this.index.get(name);
+    return i === undefined ? undefined : this.nodes[i];
+  }
+
+  private own(name: string): NodeView & { appCounts: Map<string, number> } {
+    const i = this.index.get(name)!;
+    let node = this.nodes[i]!;
+    if (!this.owned.has(i)) {
+      node = {
+        ...node,
+        allocated: { ...node.allocated },
+        appCounts: new Map(node.appCounts ?? []),
+        ...(node.usedHostPorts ? { usedHostPorts: new Set(node.usedHostPorts) } : {}),
+        ...(node.instances ? { instances: [...node.instances] } : {}),
+      };
+      this.nodes[i] = node;
+      this.owned.add(i);
+    }
+    return node as NodeView & { appCounts: Map<string, number> };
+  }
+
+  /** Books a placed request on its node. */
+  bind(req: PlacementRequest, nodeName: string): void {
+    const node = this.own(nodeName);
+    node.allocated = addResources(node.allocated, req.resources);
+    const key = appKeyOf(req);
+    node.appCounts.set(key, (node.appCounts.get(key) ?? 0) + 1);
+    if (req.hostPorts && req.hostPorts.length > 0) {
+      const ports = new Set(node.usedHostPorts ?? []);
+      for (const p of req.hostPorts) ports.add(p);
+      node.usedHostPorts = ports;
+    }
+    const placed: PlacedInstance = {
+      id: req.id,
+      appKey: key,
+      priority: req.priority ?? 0,
+      resources: req.resources,
+      ...(req.hostPorts ? { hostPorts: req.hostPorts } : {}),
+    };
+    node.instances = [...(node.instances ?? []), placed];
+  }
+
+  /** Removes preempted instances from their node. */
+  evict(nodeName: string, ids: readonly string[]): void {
+    const node = this.get(nodeName);
+    if (!node) return;
+    const gone = (node.instances ?? []).filter((i) => ids.includes(i.id));
+    const i = this.index.get(nodeName)!;
+    this.nodes[i] = withoutInstances(this.own(nodeName), gone);
+  }
+}
+
+/**
+ * Places requests in one pass; each placement is booked on its node (resources,
+ * ports, the App's instance count, so spread and anti-affinity hold between
+ * the batch's own instances) before the next is placed. Higher priority goes
+ * first; equal priorities keep their order. Results are in input order. The
+ * input nodes are not modified.
  */
 export function placeBatch(
   reqs: readonly PlacementRequest[],
@@ -97,14 +345,20 @@ export function placeBatch(
   profile: Profile,
   rng: Rng,
 ): PlacementResult[] {
-  const working = nodes.map((n) => ({ ...n, allocated: { ...n.allocated } }));
-  const byName = new Map(working.map((n) => [n.name, n]));
-  return reqs.map((req) => {
-    const result = place(req, working, profile, rng);
+  const working = new WorkingSet(nodes);
+  const order = reqs.map((_, i) => i);
+  if (reqs.some((r) => (r.priority ?? 0) !== 0)) {
+    order.sort((a, b) => (reqs[b]!.priority ?? 0) - (reqs[a]!.priority ?? 0) || a - b);
+  }
+  const results = new Array<PlacementResult>(reqs.length);
+  for (const i of order) {
+    const req = reqs[i]!;
+    const result = place(req, working.nodes, profile, rng);
     if (result.nodeName !== undefined) {
-      const node = byName.get(result.nodeName)!;
-      node.allocated = addResources(node.allocated, req.resources);
+      if (result.victims) working.evict(result.nodeName, result.victims);
+      working.bind(req, result.nodeName);
     }
-    return result;
-  });
+    results[i] = result;
+  }
+  return results;
 }

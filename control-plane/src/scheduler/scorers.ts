@@ -1,27 +1,111 @@
-// Ranking. Scores are 0..1; place() combines them as a weighted mean.
+// Ranking. Every scorer returns 0 (worst) .. 1 (best); place() combines them
+// as a weighted mean over the profile's scorers. Formulas and their sources
+// are in docs/scheduling.md.
 
-import type { Resources } from "@grove/api";
+import { appKeyOf, untolerated, type ResourceKey } from "./filters";
 import type { NodeView, PlacementRequest, Scorer } from "./types";
 
 /** Share of one resource in use once the request is added, clamped to 0..1 (0 when the node has none). */
-export function utilisationAfter(req: PlacementRequest, node: NodeView, resource: keyof Resources): number {
+export function utilisationAfter(req: PlacementRequest, node: NodeView, resource: ResourceKey): number {
   const capacity = node.allocatable[resource];
-  if (capacity <= 0) return 0;
-  const used = (node.allocated[resource] + req.resources[resource]) / capacity;
-  return Math.min(1, Math.max(0, used));
+  if (capacity === undefined || capacity <= 0) return 0;
+  const used = ((node.allocated[resource] ?? 0) + (req.resources[resource] ?? 0)) / capacity;
+  return used < 0 ? 0 : used > 1 ? 1 : used;
 }
 
-// Bin-pack (Kubernetes NodeResourcesFit "MostAllocated"): prefer the fullest
-// node over cpu and memory, so whole nodes stay free for big instances.
-export const binPack: Scorer = {
-  name: "bin-pack",
+/** The request's share of the node's capacity of one resource (0 when the node has none). */
+function demandShare(req: PlacementRequest, node: NodeView, resource: ResourceKey): number {
+  const capacity = node.allocatable[resource];
+  if (capacity === undefined || capacity <= 0) return 0;
+  return (req.resources[resource] ?? 0) / capacity;
+}
+
+/** Free share before placement. */
+function freeShare(node: NodeView, resource: ResourceKey): number {
+  const capacity = node.allocatable[resource];
+  if (capacity === undefined || capacity <= 0) return 0;
+  return Math.max(0, capacity - (node.allocated[resource] ?? 0)) / capacity;
+}
+
+// Kubernetes NodeResourcesFit "MostAllocated": mean utilisation of cpu and
+// memory after placement; prefer the fullest node.
+export const mostAllocated: Scorer = {
+  name: "most-allocated",
   weight: 1,
   score: (req, node) => (utilisationAfter(req, node, "cpuMillis") + utilisationAfter(req, node, "memoryBytes")) / 2,
 };
+/** The walking skeleton's name for MostAllocated. */
+export const binPack: Scorer = { ...mostAllocated, name: "bin-pack" };
 
-// Spread ("LeastAllocated"): prefer the emptiest node; for comparing policies in sim/.
-export const spread: Scorer = {
-  name: "spread",
+// Kubernetes "LeastAllocated": prefer the emptiest node.
+export const leastAllocated: Scorer = {
+  name: "least-allocated",
   weight: 1,
   score: (req, node) => 1 - (utilisationAfter(req, node, "cpuMillis") + utilisationAfter(req, node, "memoryBytes")) / 2,
+};
+/** The walking skeleton's name for LeastAllocated. */
+export const spread: Scorer = { ...leastAllocated, name: "spread" };
+
+// Nomad's binpack "BestFit v3" (nomad/structs/funcs.go ScoreFitBinPack):
+// 20 - (10^freeCpu + 10^freeMem), free as shares after placement, clamped to
+// [0, 18], divided by 18.
+export const nomadBestFit: Scorer = {
+  name: "nomad-bestfit",
+  weight: 1,
+  score: (req, node) => {
+    const freeCpu = 1 - utilisationAfter(req, node, "cpuMillis");
+    const freeMem = 1 - utilisationAfter(req, node, "memoryBytes");
+    const s = 20 - (Math.pow(10, freeCpu) + Math.pow(10, freeMem));
+    return Math.min(18, Math.max(0, s)) / 18;
+  },
+};
+
+// Tetris dot-product alignment: demand . free capacity (both as shares of the
+// node), mean over cpu and memory; prefer the node whose free room is shaped
+// like the request.
+export const dotProduct: Scorer = {
+  name: "dot-product",
+  weight: 1,
+  score: (req, node) =>
+    (demandShare(req, node, "cpuMillis") * freeShare(node, "cpuMillis") +
+      demandShare(req, node, "memoryBytes") * freeShare(node, "memoryBytes")) /
+    2,
+};
+
+// L2-norm best fit (Panigrahy et al.): minimise the squared norm of what is
+// left over after placement, ||free - demand||^2 over cpu and memory shares.
+export const l2Norm: Scorer = {
+  name: "l2-norm",
+  weight: 1,
+  score: (req, node) => {
+    const c = 1 - utilisationAfter(req, node, "cpuMillis");
+    const m = 1 - utilisationAfter(req, node, "memoryBytes");
+    return 1 - (c * c + m * m) / 2;
+  },
+};
+
+// Diego's auctioneer: cost = mean fraction used after placement over memory,
+// disk (when the node reports it) and pids (standing in for the container
+// count), plus 1000 per instance of the same App already on the node; lowest
+// wins. Mapped to 0..1 so a node with fewer same-App instances always ranks
+// first: score = (1 - u / (2 + s)) / (1 + s) lies in [1/(2+s), 1/(1+s)].
+export const diego: Scorer = {
+  name: "diego",
+  weight: 1,
+  score: (req, node) => {
+    const parts = [utilisationAfter(req, node, "memoryBytes"), utilisationAfter(req, node, "pids")];
+    if (node.allocatable.diskBytes !== undefined) parts.push(utilisationAfter(req, node, "diskBytes"));
+    const u = parts.reduce((a, b) => a + b, 0) / parts.length;
+    const s = node.appCounts?.get(appKeyOf(req)) ?? 0;
+    return (1 - u / (2 + s)) / (1 + s);
+  },
+};
+
+// Taints with effect PreferNoSchedule: 0 when the node has one the request
+// does not tolerate, else 1. Profiles weight it heavily so such nodes are used
+// only when nothing else fits.
+export const preferNoSchedule: Scorer = {
+  name: "prefer-no-schedule",
+  weight: 10,
+  score: (req, node) => (node.taints && untolerated(req, node, "PreferNoSchedule").length > 0 ? 0 : 1),
 };

@@ -1,0 +1,93 @@
+// Capacity: per node and cluster-wide allocatable, allocated and free, and how
+// many more instances of a shape fit right now (stranded capacity made visible).
+
+import type { Resources } from "@grove/api";
+import { free, RESOURCE_KEYS } from "./filters";
+import type { NodeView } from "./types";
+
+export interface NodeCapacity {
+  name: string;
+  schedulable: boolean;
+  allocatable: Resources;
+  allocated: Resources;
+  free: Resources;
+  /** Instances of the shape that fit in this node's free room (0 when not schedulable). */
+  fits?: number;
+}
+
+export interface CapacityReport {
+  nodes: NodeCapacity[];
+  cluster: { allocatable: Resources; allocated: Resources; free: Resources };
+  shape?: Resources;
+  /** Sum over nodes of what fits on each: what `apply` would place now. */
+  fits?: number;
+  /** Instances the cluster's free total could hold if it were one node; fits < fitsIfPooled means stranded room. */
+  fitsIfPooled?: number;
+}
+
+function zero(): Resources {
+  return { cpuMillis: 0, memoryBytes: 0, pids: 0 };
+}
+
+/** How many instances of `shape` fit in `room` (Infinity when the shape asks for nothing). */
+export function howMany(room: Resources, shape: Resources): number {
+  let n = Infinity;
+  for (const k of RESOURCE_KEYS) {
+    const want = shape[k] ?? 0;
+    if (want <= 0) continue;
+    const have = room[k];
+    if (have === undefined) continue; // not reported: unlimited
+    n = Math.min(n, Math.floor(Math.max(0, have) / want));
+  }
+  return n;
+}
+
+export function capacity(nodes: readonly NodeView[], shape?: Resources): CapacityReport {
+  const total = { allocatable: zero(), allocated: zero(), free: zero() };
+  let disk = false;
+  const rows = [...nodes]
+    .sort((a, b) => (a.name < b.name ? -1 : 1))
+    .map((n): NodeCapacity => {
+      const schedulable = n.ready && !n.unschedulable;
+      const f: Resources = {
+        cpuMillis: free(n, "cpuMillis"),
+        memoryBytes: free(n, "memoryBytes"),
+        pids: free(n, "pids"),
+      };
+      if (n.allocatable.diskBytes !== undefined) {
+        f.diskBytes = free(n, "diskBytes");
+        disk = true;
+      }
+      for (const k of RESOURCE_KEYS) {
+        if (n.allocatable[k] === undefined) continue;
+        total.allocatable[k] = (total.allocatable[k] ?? 0) + n.allocatable[k]!;
+        total.allocated[k] = (total.allocated[k] ?? 0) + (n.allocated[k] ?? 0);
+        if (schedulable) total.free[k] = (total.free[k] ?? 0) + f[k]!;
+      }
+      const row: NodeCapacity = {
+        name: n.name,
+        schedulable,
+        allocatable: n.allocatable,
+        allocated: n.allocated,
+        free: f,
+      };
+      if (shape) {
+        const fits = schedulable ? howMany(f, shape) : 0;
+        row.fits = Number.isFinite(fits) ? fits : 0;
+      }
+      return row;
+    });
+  if (!disk) {
+    delete total.allocatable.diskBytes;
+    delete total.allocated.diskBytes;
+    delete total.free.diskBytes;
+  }
+  const report: CapacityReport = { nodes: rows, cluster: total };
+  if (shape) {
+    report.shape = shape;
+    report.fits = rows.reduce((s, r) => s + (r.fits ?? 0), 0);
+    const pooled = howMany(total.free, shape);
+    report.fitsIfPooled = Number.isFinite(pooled) ? pooled : 0;
+  }
+  return report;
+}
