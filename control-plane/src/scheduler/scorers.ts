@@ -17,7 +17,7 @@ export function utilisationAfter(req: PlacementRequest, node: NodeView, resource
 function demandShare(req: PlacementRequest, node: NodeView, resource: ResourceKey): number {
   const capacity = node.allocatable[resource];
   if (capacity === undefined || capacity <= 0) return 0;
-  return (req.resources[resource] ?? 0) / capacity;
+  return Math.min(1, (req.resources[resource] ?? 0) / capacity);
 }
 
 /** Free share before placement. */
