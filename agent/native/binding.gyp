@@ -7,6 +7,7 @@
         "src/util.c",
         "src/cgroup.c",
         "src/container.c",
+        "src/shim_spawn.c",
         "src/addon.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
@@ -16,6 +17,15 @@
       "cflags_cc": ["-std=gnu++17", "-fexceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags!": ["-fno-exceptions"]
+    },
+    {
+      "target_name": "grove-shim",
+      "type": "executable",
+      "sources": ["src/error.c", "src/util.c", "src/cgroup.c", "src/container.c", "src/shim.c"],
+      "defines": ["_GNU_SOURCE"],
+      "cflags": ["-Wall", "-Wextra", "-Os"],
+      "cflags_c": ["-std=gnu11"],
+      "ldflags": ["-static"]
     }
   ]
 }

@@ -16,6 +16,7 @@ extern "C" {
 #include "cgroup.h"
 #include "container.h"
 #include "error.h"
+#include "shim_spawn.h"
 }
 
 namespace {
@@ -289,7 +290,7 @@ protected:
     envp.push_back(nullptr);
     grove_cgroup_t cg = cgroup->View();
     grove_container_config_t cfg{rootfs.c_str(), argvp.data(), envp.data(), cwd.c_str(),
-                                 hostname.c_str(), logPath.c_str(), &cg, nullptr};
+                                 hostname.c_str(), logPath.c_str(), &cg, nullptr, -1};
     if (!netnsPath.empty())
       cfg.netns_path = netnsPath.c_str();
     std::memset(&err_, 0, sizeof(err_));
@@ -363,6 +364,59 @@ Napi::Value Start(const Napi::CallbackInfo &info) {
   return promise;
 }
 
+class ShimTask : public Napi::AsyncWorker {
+public:
+  explicit ShimTask(Napi::Env env)
+      : Napi::AsyncWorker(env, "grove-shim-start"), deferred(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise::Deferred deferred;
+  std::string shimPath, id, config;
+
+protected:
+  void Execute() override {
+    failed_ = grove_shim_spawn(shimPath.c_str(), id.c_str(), config.data(), config.size(), &report_, &err_) < 0;
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (failed_) {
+      deferred.Reject(ToJsError(env, err_).Value());
+      return;
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("pid", Napi::Number::New(env, report_.pid));
+    o.Set("shimPid", Napi::Number::New(env, report_.shim_pid));
+    deferred.Resolve(o);
+  }
+
+private:
+  grove_error_t err_{};
+  grove_shim_report report_{};
+  bool failed_ = false;
+};
+
+// startShim(shimPath, id, [key, value, key, value, ...]) -> Promise<{pid, shimPid}>
+Napi::Value StartShim(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string shimPath = StringArg(info, 0, "shimPath");
+  std::string id = StringArg(info, 1, "id");
+  if (info.Length() < 3)
+    throw Napi::TypeError::New(env, "startShim(shimPath, id, config)");
+  std::vector<std::string> pairs = StringArray(env, info[2], "config");
+  if (pairs.size() % 2 != 0)
+    throw Napi::TypeError::New(env, "config must hold key/value pairs");
+  auto *task = new ShimTask(env);
+  task->shimPath = shimPath;
+  task->id = id;
+  for (auto &s : pairs) {
+    if (s.find('\0') != std::string::npos)
+      throw Napi::TypeError::New(env, "config strings must not contain NUL");
+    task->config.append(s);
+    task->config.push_back('\0');
+  }
+  Napi::Promise promise = task->deferred.Promise();
+  task->Queue();
+  return promise;
+}
+
 Napi::Value PidfdSignal(const Napi::CallbackInfo &info) {
   if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber())
     throw Napi::TypeError::New(info.Env(), "pidfdSignal(pidfd, signal)");
@@ -388,6 +442,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("listCgroups", Napi::Function::New(env, ListCgroups));
   exports.Set("oomKills", Napi::Function::New(env, OomKills));
   exports.Set("start", Napi::Function::New(env, Start));
+  exports.Set("startShim", Napi::Function::New(env, StartShim));
   exports.Set("pidfdSignal", Napi::Function::New(env, PidfdSignal));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   return exports;

@@ -396,7 +396,10 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   if (prepare (cfg, &p, err) < 0)
     return -1;
 
-  log_fd = open (cfg->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+  if (cfg->stdio_fd > 0)
+    log_fd = fcntl (cfg->stdio_fd, F_DUPFD_CLOEXEC, 3);
+  else
+    log_fd = open (cfg->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
   if (log_fd < 0)
     return grove_error_set (err, errno, "open log %s", cfg->log_path);
   null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -22,6 +22,7 @@ typedef struct grove_container_config_s
   const char *log_path; /* host file: stdout and stderr, opened O_APPEND */
   const grove_cgroup_t *cgroup; /* set up already; the child joins it before it runs */
   const char *netns_path; /* NULL: a new network namespace; else join this one (e.g. /run/netns/X) */
+  int stdio_fd;           /* > 0: stdout and stderr go here (e.g. the shim's log pipe) instead of log_path */
 } grove_container_config_t;
 
 typedef struct grove_container_s

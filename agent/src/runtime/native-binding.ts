@@ -65,10 +65,18 @@ export interface NativeBinding {
   start(options: NativeStartOptions, onExit: (exit: NativeExit) => void): Promise<NativeStarted>;
   /** pidfd_send_signal: true when sent, false when the process is gone. */
   pidfdSignal(pidfd: number, signal: number): boolean;
+  /**
+   * Spawns grove-shim with its config (key/value pairs, see agent/native/src/shim.c)
+   * and resolves once the container's init runs (or rejects with the shim's error).
+   */
+  startShim(shimPath: string, id: string, config: string[]): Promise<{ pid: number; shimPid: number }>;
   closeFd(fd: number): void;
 }
 
 export const NATIVE_ADDON_PATH = path.resolve(__dirname, "../../native/build/Release/grove_native.node");
+
+/** The grove-shim executable, built with the addon. */
+export const SHIM_PATH = path.resolve(__dirname, "../../native/build/Release/grove-shim");
 
 let cached: NativeBinding | undefined;
 

@@ -2,6 +2,7 @@
 // validation happens before any native call, and bookkeeping is right. The
 // real addon is exercised in test/src/runtime.test.ts.
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 
@@ -45,6 +46,35 @@ class RecordingBinding implements NativeBinding {
     this.onExit = onExit;
     return { pid: 4242, pidfd: 77 };
   }
+  /** A stand-in shim: a unix socket server speaking the shim's line protocol. */
+  servers: net.Server[] = [];
+  async startShim(_shim: string, id: string, config: string[]): Promise<{ pid: number; shimPid: number }> {
+    const get = (k: string) => config.filter((_, i) => i % 2 === 1 && config[i - 1] === k);
+    this.calls.push(`startShim ${id} ${get("arg").join(" ")} env=${get("env").join(",")}`);
+    if (this.startError) throw this.startError;
+    const dir = get("dir")[0] ?? "";
+    const waiters: net.Socket[] = [];
+    const server = net.createServer((c) => {
+      c.setEncoding("utf8");
+      c.on("data", (line: string) => {
+        const req = line.trim();
+        if (req === "wait") waiters.push(c);
+        else if (req.startsWith("signal ")) {
+          const sig = Number(req.slice(7));
+          this.signals.push(sig);
+          c.end('{"sent":true}\n');
+          if (sig === 9) {
+            for (const w of waiters)
+              w.end(`{"exitCode":137,"signal":9,"oomKilled":false,"finishedAtMs":${Date.now()}}\n`);
+            server.close();
+          }
+        }
+      });
+    });
+    this.servers.push(server);
+    await new Promise<void>((resolve) => server.listen(path.join(dir, "shim.sock"), resolve));
+    return { pid: 4242, shimPid: 4243 };
+  }
   pidfdSignal(_fd: number, signal: number): boolean {
     this.signals.push(signal);
     return true;
@@ -55,10 +85,15 @@ class RecordingBinding implements NativeBinding {
 }
 
 let rootfs: string;
+let stateDir: string;
 beforeAll(() => {
   rootfs = fs.mkdtempSync(path.join(os.tmpdir(), "grove-native-ts-"));
+  stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-native-state-"));
 });
-afterAll(() => fs.rmSync(rootfs, { recursive: true, force: true }));
+afterAll(() => {
+  fs.rmSync(rootfs, { recursive: true, force: true });
+  fs.rmSync(stateDir, { recursive: true, force: true });
+});
 
 function spec(over: Partial<ContainerSpec> = {}): ContainerSpec {
   return {
@@ -91,10 +126,11 @@ describe("NativeRuntime (TypeScript layer)", () => {
 
   it("starts, tracks, stops with SIGTERM then SIGKILL, and removes", async () => {
     const b = new RecordingBinding();
-    const rt = new NativeRuntime({ binding: b, cgroupParent: "grove-unit" });
+    const rt = new NativeRuntime({ binding: b, cgroupParent: "grove-unit", stateDir });
     const h = await rt.start(spec());
     expect(h.pid).toBe(4242);
-    expect(b.calls).toEqual(["setup grove-unit/live", "start sleep 60 env=A=1"]);
+    expect(b.calls).toEqual(["setup grove-unit/live", "startShim live sleep 60 env=A=1"]);
+    expect(JSON.parse(fs.readFileSync(path.join(stateDir, "live", "spec.json"), "utf8")).spec.id).toBe("live");
     await expect(rt.start(spec())).rejects.toMatchObject({ code: "CONTAINER_EXISTS" });
     await expect(rt.remove("live")).rejects.toMatchObject({ code: "CONTAINER_RUNNING" });
 
@@ -102,11 +138,11 @@ describe("NativeRuntime (TypeScript layer)", () => {
     expect(b.signals).toEqual([15, 9]);
     expect(b.calls).toContain("killCgroup live 9");
     expect(exit).toMatchObject({ exitCode: 137, signal: 9, oomKilled: false });
-    expect(b.closed).toEqual([77]);
     await rt.kill("live", "SIGTERM"); // exited: not an error, no signal sent
     expect(b.signals).toEqual([15, 9]);
     await rt.remove("live");
     expect(rt.list()).toEqual([]);
+    expect(fs.existsSync(path.join(stateDir, "live"))).toBe(false);
   });
 
   it("removes the cgroup when the start fails and reports START_FAILED", async () => {
@@ -115,7 +151,7 @@ describe("NativeRuntime (TypeScript layer)", () => {
       code: "ENOENT",
       errno: 2,
     });
-    const rt = new NativeRuntime({ binding: b, cgroupParent: "grove-unit" });
+    const rt = new NativeRuntime({ binding: b, cgroupParent: "grove-unit", stateDir });
     await expect(rt.start(spec())).rejects.toMatchObject({
       code: "START_FAILED",
       errno: "ENOENT",
@@ -123,16 +159,19 @@ describe("NativeRuntime (TypeScript layer)", () => {
     });
     expect(b.calls.at(-1)).toBe("remove grove-unit/live");
     expect(rt.list()).toEqual([]);
+    expect(fs.existsSync(path.join(stateDir, "live"))).toBe(false);
   });
 
   it("cleanupStale kills and removes cgroups it does not own", async () => {
     const b = new RecordingBinding();
-    const rt = new NativeRuntime({ binding: b, cgroupParent: "grove-unit" });
+    const rt = new NativeRuntime({ binding: b, cgroupParent: "grove-unit", stateDir });
     await rt.start(spec());
     expect(await rt.cleanupStale()).toEqual(["old-1"]);
     expect(b.calls).toContain("killCgroup old-1 9");
     expect(b.calls).toContain("remove grove-unit/old-1");
     expect(b.calls).not.toContain("remove grove-unit/live");
+    await rt.stop("live", 0);
+    await rt.remove("live");
   });
 });
 

@@ -1,16 +1,37 @@
-// NativeRuntime: the ContainerRuntime over the N-API addon (agent/native).
-// This file owns the bookkeeping (which ids run, their pidfds, exit promises)
-// and the stop sequence; the addon does the system calls.
+// NativeRuntime: the ContainerRuntime over the N-API addon (agent/native) and
+// one grove-shim per container.
+//
+// The agent is never the parent of a container: start() spawns a grove-shim
+// (a small static C program), which clones the container's init, owns its
+// stdio (the log file, rotated by size), reaps it and writes its exit to the
+// container's state directory <stateDir>/<id>/:
+//   spec.json   what the agent asked for (written before the shim starts)
+//   state       {"pid", "shimPid", "startedAtMs"} (written by the shim)
+//   exit        {"exitCode", "signal", "oomKilled", "finishedAtMs"} (by the shim)
+//   shim.sock   the shim's unix socket: "state", "signal N", "wait", "stats"
+// So containers outlive the agent: recover() on the next start adopts every
+// live shim, reports the exits that happened meanwhile and cleans up what it
+// cannot load.
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as path from "node:path";
 
 import { RuntimeError } from "./errors";
-import { loadNativeBinding, type NativeBinding, type NativeError, type NativeExit } from "./native-binding";
-import type { CgroupMode, ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec } from "./types";
+import { loadNativeBinding, SHIM_PATH, type NativeBinding, type NativeError } from "./native-binding";
+import type {
+  CgroupMode,
+  ContainerExit,
+  ContainerHandle,
+  ContainerRuntime,
+  ContainerSpec,
+  ContainerStats,
+  RecoveredContainer,
+} from "./types";
 import { signalNumber, validateId, validateSpec } from "./validate";
 
 const SIGKILL = 9;
 const SIGTERM = 15;
+const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
 
 export interface NativeRuntimeOptions {
   /** Where cgroupfs is mounted; a test may point it at a fake tree. Default /sys/fs/cgroup. */
@@ -20,19 +41,43 @@ export interface NativeRuntimeOptions {
   /** Skips detection (statfs of cgroupRoot). */
   cgroupMode?: CgroupMode;
   /**
-   * Directory for one <id>.json record per container (pid, start time, rootfs),
-   * written on start and removed on remove(), so operators and a restarted
-   * agent can see what ran. Unset: no records.
+   * Directory holding one directory per container (spec, shim state, exit,
+   * shim socket). Default /run/grove/<cgroupParent>. Keep the path short: the
+   * shim's socket path must fit in 107 bytes.
    */
   stateDir?: string;
+  /** The grove-shim executable; default agent/native/build/Release/grove-shim. */
+  shimPath?: string;
+  /** A container's log is rotated to <log>.1 when it would pass this size. Default 10 MiB. */
+  logMaxBytes?: number;
   /** The addon; loaded from agent/native/build by default. */
   binding?: NativeBinding;
 }
 
 interface Entry {
   handle: ContainerHandle;
-  pidfd: number;
   exit: ContainerExit | undefined;
+  annotations: Record<string, string>;
+  /** The connection waiting for the exit; closed on remove(). */
+  waiter: net.Socket | undefined;
+}
+
+interface SpecRecord {
+  spec: ContainerSpec;
+  createdAtMs: number;
+}
+
+interface StateRecord {
+  pid: number;
+  shimPid: number;
+  startedAtMs: number;
+}
+
+interface ExitRecord {
+  exitCode: number;
+  signal: number;
+  oomKilled: boolean;
+  finishedAtMs: number;
 }
 
 function wrapNative(err: unknown, code: "START_FAILED" | "CGROUP_FAILED"): RuntimeError {
@@ -40,29 +85,97 @@ function wrapNative(err: unknown, code: "START_FAILED" | "CGROUP_FAILED"): Runti
   return new RuntimeError(code, e.message ?? String(err), e.code);
 }
 
+function toExit(r: ExitRecord): ContainerExit {
+  return { exitCode: r.exitCode, signal: r.signal, oomKilled: r.oomKilled, finishedAt: new Date(r.finishedAtMs) };
+}
+
+function readJson<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, "utf8")) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** One request to a shim, one line of JSON back. Rejects when the shim is not there. */
+export function shimRequest<T>(socketPath: string, request: string, timeoutMs = 10_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const sock = net.createConnection(socketPath);
+    let buf = "";
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`shim ${socketPath} did not answer ${JSON.stringify(request)} in ${timeoutMs} ms`));
+    }, timeoutMs);
+    sock.setEncoding("utf8");
+    sock.on("connect", () => sock.write(`${request}\n`));
+    sock.on("data", (chunk: string) => {
+      buf += chunk;
+      const nl = buf.indexOf("\n");
+      if (nl < 0) return;
+      clearTimeout(timer);
+      sock.destroy();
+      try {
+        resolve(JSON.parse(buf.slice(0, nl)) as T);
+      } catch (err) {
+        reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    });
+    sock.on("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    sock.on("close", () => {
+      clearTimeout(timer);
+      reject(new Error(`shim ${socketPath} closed the connection`));
+    });
+  });
+}
+
 export class NativeRuntime implements ContainerRuntime {
   readonly cgroupMode: CgroupMode;
   readonly cgroupRoot: string;
   readonly cgroupParent: string;
-  readonly stateDir: string | undefined;
+  readonly stateDir: string;
+  readonly shimPath: string;
+  private readonly logMaxBytes: number;
   private readonly native: NativeBinding;
   private readonly containers = new Map<string, Entry>();
   /** Ids between validation and the end of start(), so a concurrent start of the same id fails. */
   private readonly starting = new Set<string>();
+  /** detach() was called: closing shim connections says nothing about the containers. */
+  private detached = false;
 
   constructor(opts: NativeRuntimeOptions = {}) {
     this.native = opts.binding ?? loadNativeBinding();
     this.cgroupRoot = opts.cgroupRoot ?? "/sys/fs/cgroup";
     this.cgroupParent = opts.cgroupParent ?? "grove";
     validateId(this.cgroupParent);
-    this.stateDir = opts.stateDir;
+    this.stateDir = path.resolve(opts.stateDir ?? path.join("/run/grove", this.cgroupParent));
+    this.shimPath = opts.shimPath ?? SHIM_PATH;
+    this.logMaxBytes = opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
     this.cgroupMode = opts.cgroupMode ?? this.native.detectCgroupMode(this.cgroupRoot);
+  }
+
+  /** The directory of one container's records and its shim's socket. */
+  containerDir(id: string): string {
+    return path.join(this.stateDir, id);
+  }
+
+  private socketPath(id: string): string {
+    return path.join(this.containerDir(id), "shim.sock");
   }
 
   async start(spec: ContainerSpec): Promise<ContainerHandle> {
     validateSpec(spec, { checkFilesystem: true });
     if (this.containers.has(spec.id) || this.starting.has(spec.id)) {
       throw new RuntimeError("CONTAINER_EXISTS", `container ${spec.id} already exists`);
+    }
+    const sock = this.socketPath(spec.id);
+    if (Buffer.byteLength(sock) > 107) {
+      throw new RuntimeError(
+        "INVALID_SPEC",
+        `the shim socket path ${sock} is longer than 107 bytes; use a shorter stateDir`,
+      );
     }
     this.starting.add(spec.id);
     try {
@@ -74,6 +187,7 @@ export class NativeRuntime implements ContainerRuntime {
 
   private async startValidated(spec: ContainerSpec): Promise<ContainerHandle> {
     const { id } = spec;
+    const dir = this.containerDir(id);
     try {
       await this.native.setupCgroup(this.cgroupMode, this.cgroupRoot, this.cgroupParent, id, spec.resources);
     } catch (err) {
@@ -81,65 +195,102 @@ export class NativeRuntime implements ContainerRuntime {
       throw wrapNative(err, "CGROUP_FAILED");
     }
 
-    let resolveExit!: (exit: ContainerExit) => void;
-    const exited = new Promise<ContainerExit>((resolve) => (resolveExit = resolve));
-    // The waiter may report before start() resolves (a command that exits at once).
-    const pending: { entry?: Entry; early?: NativeExit } = {};
-    const onExit = (raw: NativeExit): void => {
-      if (pending.entry === undefined) {
-        pending.early = raw;
-        return;
-      }
-      this.settle(pending.entry, raw, resolveExit);
-    };
+    const config: string[] = [
+      "id",
+      id,
+      "rootfs",
+      spec.rootfs,
+      "cwd",
+      spec.workingDir ?? "/",
+      "hostname",
+      spec.hostname,
+      "log",
+      spec.logPath,
+      "log_max",
+      String(this.logMaxBytes),
+      "dir",
+      dir,
+      "cgroup_mode",
+      this.cgroupMode,
+      "cgroup_root",
+      this.cgroupRoot,
+      "cgroup_parent",
+      this.cgroupParent,
+    ];
+    if (spec.netnsPath !== undefined) config.push("netns", spec.netnsPath);
+    for (const arg of spec.command) config.push("arg", arg);
+    for (const [k, v] of Object.entries(spec.env)) config.push("env", `${k}=${v}`);
 
-    let started;
+    let started: { pid: number; shimPid: number };
     try {
-      started = await this.native.start(
-        {
-          id,
-          rootfs: spec.rootfs,
-          argv: spec.command,
-          env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-          cwd: spec.workingDir ?? "/",
-          hostname: spec.hostname,
-          logPath: spec.logPath,
-          cgroupMode: this.cgroupMode,
-          cgroupRoot: this.cgroupRoot,
-          cgroupParent: this.cgroupParent,
-          ...(spec.netnsPath !== undefined ? { netnsPath: spec.netnsPath } : {}),
-        },
-        onExit,
-      );
+      await fs.promises.rm(dir, { recursive: true, force: true });
+      await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+      const record: SpecRecord = { spec, createdAtMs: Date.now() };
+      await fs.promises.writeFile(path.join(dir, "spec.json"), JSON.stringify(record) + "\n", { mode: 0o600 });
+      started = await this.native.startShim(this.shimPath, id, config);
     } catch (err) {
       await this.removeCgroupQuietly(id);
+      await fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined);
       throw wrapNative(err, "START_FAILED");
     }
-
-    const entry: Entry = {
-      handle: { id, pid: started.pid, startedAt: new Date(), exited },
-      pidfd: started.pidfd,
-      exit: undefined,
-    };
-    pending.entry = entry;
-    this.containers.set(id, entry);
-    if (pending.early !== undefined) this.settle(entry, pending.early, resolveExit);
-    await this.writeState(spec, entry.handle);
-    return entry.handle;
+    const state = readJson<StateRecord>(path.join(dir, "state"));
+    const startedAt = new Date(state?.startedAtMs ?? Date.now());
+    return this.track(id, started.pid, startedAt, spec.annotations ?? {});
   }
 
-  private settle(entry: Entry, raw: NativeExit, resolve: (exit: ContainerExit) => void): void {
-    const exit: ContainerExit = {
-      exitCode: raw.exitCode,
-      signal: raw.signal,
-      oomKilled: raw.oomKilled,
-      finishedAt: new Date(),
+  /** Registers a container whose shim runs and starts waiting for its exit. */
+  private track(id: string, pid: number, startedAt: Date, annotations: Record<string, string>): ContainerHandle {
+    let resolveExit!: (exit: ContainerExit) => void;
+    let rejectExit!: (err: Error) => void;
+    const exited = new Promise<ContainerExit>((resolve, reject) => {
+      resolveExit = resolve;
+      rejectExit = reject;
+    });
+    // A rejection nobody awaits must not crash the agent.
+    exited.catch(() => undefined);
+    const entry: Entry = { handle: { id, pid, startedAt, exited }, exit: undefined, annotations, waiter: undefined };
+    this.containers.set(id, entry);
+
+    const settle = (exit: ContainerExit | undefined, err?: Error): void => {
+      if (entry.exit !== undefined) return;
+      if (exit !== undefined) {
+        entry.exit = exit;
+        resolveExit(exit);
+        return;
+      }
+      // The shim is gone without an answer: the exit record is the truth.
+      const record = readJson<ExitRecord>(path.join(this.containerDir(id), "exit"));
+      if (record !== undefined) {
+        entry.exit = toExit(record);
+        resolveExit(entry.exit);
+        return;
+      }
+      const lost: ContainerExit = { exitCode: 255, signal: 0, oomKilled: false, finishedAt: new Date() };
+      entry.exit = lost;
+      rejectExit(err ?? new Error(`the grove-shim of ${id} died without recording the exit`));
     };
-    entry.exit = exit;
-    // Reaped: the pidfd is of no further use.
-    this.native.closeFd(entry.pidfd);
-    entry.pidfd = -1;
-    resolve(exit);
+
+    const sock = net.createConnection(this.socketPath(id));
+    entry.waiter = sock;
+    let buf = "";
+    sock.setEncoding("utf8");
+    sock.on("connect", () => sock.write("wait\n"));
+    sock.on("data", (chunk: string) => {
+      buf += chunk;
+      const nl = buf.indexOf("\n");
+      if (nl < 0) return;
+      try {
+        settle(toExit(JSON.parse(buf.slice(0, nl)) as ExitRecord));
+      } catch {
+        settle(undefined);
+      }
+      sock.destroy();
+    });
+    sock.on("error", () => undefined);
+    sock.on("close", () => {
+      if (!this.detached) settle(undefined);
+    });
+    return entry.handle;
   }
 
   private entry(id: string): Entry {
@@ -151,8 +302,12 @@ export class NativeRuntime implements ContainerRuntime {
   async kill(id: string, signal: NodeJS.Signals | number): Promise<void> {
     const sig = signalNumber(signal);
     const entry = this.entry(id);
-    if (entry.exit !== undefined || entry.pidfd < 0) return;
-    this.native.pidfdSignal(entry.pidfd, sig);
+    if (entry.exit !== undefined) return;
+    try {
+      await shimRequest<{ sent?: boolean; error?: string }>(this.socketPath(id), `signal ${sig}`);
+    } catch {
+      // The shim is gone: the container has exited (its waiter settles it).
+    }
   }
 
   async stop(id: string, graceSeconds: number): Promise<ContainerExit> {
@@ -165,16 +320,20 @@ export class NativeRuntime implements ContainerRuntime {
     const graceOver = new Promise<"timeout">((resolve) => {
       timer = setTimeout(() => resolve("timeout"), Math.max(0, graceSeconds) * 1000);
     });
-    const first = await Promise.race([entry.handle.exited, graceOver]);
+    const first = await Promise.race([entry.handle.exited.catch(() => entry.exit), graceOver]);
     clearTimeout(timer);
-    if (first !== "timeout") return first;
+    if (first !== "timeout" && first !== undefined) return first;
     await this.kill(id, SIGKILL);
     try {
       await this.native.killCgroup(this.cgroupMode, this.cgroupRoot, this.cgroupParent, id, SIGKILL);
     } catch (err) {
       throw wrapNative(err, "CGROUP_FAILED");
     }
-    return entry.handle.exited;
+    try {
+      return await entry.handle.exited;
+    } catch {
+      return entry.exit ?? { exitCode: 137, signal: SIGKILL, oomKilled: false, finishedAt: new Date() };
+    }
   }
 
   async remove(id: string): Promise<void> {
@@ -188,12 +347,103 @@ export class NativeRuntime implements ContainerRuntime {
     } catch (err) {
       throw wrapNative(err, "CGROUP_FAILED");
     }
+    entry?.waiter?.destroy();
     this.containers.delete(id);
-    if (this.stateDir !== undefined) await fs.promises.rm(this.statePath(id), { force: true });
+    await fs.promises.rm(this.containerDir(id), { recursive: true, force: true });
   }
 
   list(): ContainerHandle[] {
     return [...this.containers.values()].map((e) => e.handle);
+  }
+
+  /** Annotations the container was started with (also after adoption). */
+  annotations(id: string): Record<string, string> {
+    return { ...this.entry(id).annotations };
+  }
+
+  /** cpu, memory, pids and OOM figures of a running container, from its shim. */
+  async stats(id: string): Promise<ContainerStats> {
+    this.entry(id);
+    try {
+      return await shimRequest<ContainerStats>(this.socketPath(id), "stats");
+    } catch (err) {
+      throw new RuntimeError("CONTAINER_NOT_FOUND", `no stats for ${id}: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * After an agent restart: adopts every container whose shim still runs,
+   * returns those that exited meanwhile (their handle's `exited` resolves at
+   * once with the recorded exit) and removes what cannot be loaded (a
+   * directory without a spec or whose shim died without an exit record:
+   * its processes are killed, its cgroup and directory removed).
+   */
+  async recover(): Promise<RecoveredContainer[]> {
+    let names: string[];
+    try {
+      names = await fs.promises.readdir(this.stateDir);
+    } catch {
+      return [];
+    }
+    const out: RecoveredContainer[] = [];
+    for (const id of names.sort()) {
+      if (this.containers.has(id) || this.starting.has(id)) continue;
+      const dir = this.containerDir(id);
+      let isDir = false;
+      try {
+        isDir = (await fs.promises.lstat(dir)).isDirectory();
+      } catch {
+        continue;
+      }
+      const record = isDir ? readJson<SpecRecord>(path.join(dir, "spec.json")) : undefined;
+      if (record === undefined || !/^[A-Za-z0-9_.-]{1,64}$/.test(id)) {
+        await this.discard(id);
+        continue;
+      }
+      const annotations = record.spec.annotations ?? {};
+      const exitRecord = readJson<ExitRecord>(path.join(dir, "exit"));
+      const stateRecord = readJson<StateRecord>(path.join(dir, "state"));
+      let live: { pid: number; startedAtMs: number; running: boolean } | undefined;
+      if (exitRecord === undefined) {
+        try {
+          live = await shimRequest(this.socketPath(id), "state", 5_000);
+        } catch {
+          live = undefined;
+        }
+      }
+      if (live !== undefined) {
+        const handle = this.track(id, live.pid, new Date(live.startedAtMs), annotations);
+        out.push({ handle, annotations });
+        continue;
+      }
+      if (exitRecord !== undefined) {
+        const exit = toExit(exitRecord);
+        const handle: ContainerHandle = {
+          id,
+          pid: stateRecord?.pid ?? 0,
+          startedAt: new Date(stateRecord?.startedAtMs ?? exitRecord.finishedAtMs),
+          exited: Promise.resolve(exit),
+        };
+        this.containers.set(id, { handle, exit, annotations, waiter: undefined });
+        out.push({ handle, annotations });
+        continue;
+      }
+      // Neither a live shim nor an exit: a start cut short, or a shim that was killed.
+      await this.discard(id);
+    }
+    return out;
+  }
+
+  private async discard(id: string): Promise<void> {
+    if (/^[A-Za-z0-9_.-]{1,64}$/.test(id)) {
+      try {
+        await this.native.killCgroup(this.cgroupMode, this.cgroupRoot, this.cgroupParent, id, SIGKILL);
+        await this.native.removeCgroup(this.cgroupMode, this.cgroupRoot, this.cgroupParent, id);
+      } catch {
+        // cleanupStale() retries cgroups
+      }
+    }
+    await fs.promises.rm(this.containerDir(id), { recursive: true, force: true });
   }
 
   async cleanupStale(): Promise<string[]> {
@@ -211,7 +461,7 @@ export class NativeRuntime implements ContainerRuntime {
       } catch (err) {
         throw wrapNative(err, "CGROUP_FAILED");
       }
-      if (this.stateDir !== undefined) await fs.promises.rm(this.statePath(id), { force: true });
+      await fs.promises.rm(this.containerDir(id), { recursive: true, force: true });
     }
     return stale;
   }
@@ -222,28 +472,24 @@ export class NativeRuntime implements ContainerRuntime {
     return this.native.oomKills(this.cgroupMode, this.cgroupRoot, this.cgroupParent, id);
   }
 
-  /** Removes the (empty) parent cgroup, e.g. when a node is decommissioned or a test ends. */
+  /** Removes the (empty) parent cgroup and the (empty) state directory, e.g. when a test ends. */
   async removeParentCgroup(): Promise<void> {
     try {
       await this.native.removeCgroup(this.cgroupMode, this.cgroupRoot, this.cgroupParent, null);
     } catch (err) {
       throw wrapNative(err, "CGROUP_FAILED");
     }
-  }
-
-  private statePath(id: string): string {
-    return path.join(this.stateDir ?? "", `${id}.json`);
-  }
-
-  private async writeState(spec: ContainerSpec, handle: ContainerHandle): Promise<void> {
-    if (this.stateDir === undefined) return;
-    const record = { id: spec.id, pid: handle.pid, startedAt: handle.startedAt.toISOString(), rootfs: spec.rootfs };
     try {
-      await fs.promises.mkdir(this.stateDir, { recursive: true });
-      await fs.promises.writeFile(this.statePath(spec.id), JSON.stringify(record) + "\n");
+      await fs.promises.rmdir(this.stateDir);
     } catch {
-      // Records are informational; the container runs regardless.
+      // not empty (containers left) or never created
     }
+  }
+
+  /** Stops waiting on shims (the containers keep running); for an agent that exits. */
+  detach(): void {
+    this.detached = true;
+    for (const entry of this.containers.values()) entry.waiter?.destroy();
   }
 
   private async removeCgroupQuietly(id: string): Promise<void> {

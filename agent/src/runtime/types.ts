@@ -29,6 +29,26 @@ export interface ContainerSpec {
    * container joins instead of getting a new one; unset: a new, empty one with lo up.
    */
   netnsPath?: string;
+  /**
+   * Opaque key/values kept with the container's state on disk and handed
+   * back by recover() after an agent restart (e.g. the instance it runs).
+   */
+  annotations?: Record<string, string>;
+}
+
+/** A container's resource usage, as its cgroups count it. -1: not available. */
+export interface ContainerStats {
+  cpuUsageNs: number;
+  memoryBytes: number;
+  memoryPeakBytes: number;
+  pids: number;
+  oomKills: number;
+}
+
+/** A container found again after an agent restart (running, or exited meanwhile). */
+export interface RecoveredContainer {
+  handle: ContainerHandle;
+  annotations: Record<string, string>;
 }
 
 export interface ContainerExit {
@@ -69,4 +89,10 @@ export interface ContainerRuntime {
    * cgroups under this runtime's parent cgroup). Returns their ids.
    */
   cleanupStale(): Promise<string[]>;
+  /**
+   * Adopts the containers a previous agent run left running (they outlive
+   * the agent) and returns them with those that exited meanwhile; optional
+   * for runtimes whose containers die with the agent. Call before cleanupStale().
+   */
+  recover?(): Promise<RecoveredContainer[]>;
 }

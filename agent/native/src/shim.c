@@ -1,0 +1,615 @@
+/* grove-shim: the per-container monitor.
+ *
+ * The agent spawns one per container. It reads its configuration from fd 3
+ * (NUL-separated "key" "value" pairs until EOF), detaches (double fork,
+ * setsid), starts the container through the runtime core (so it, not the
+ * agent, is the parent of the container's init), reports "started, pid N" or
+ * the error on fd 4, and then:
+ *   - copies the container's stdout and stderr from a pipe to the log file,
+ *     rotating it to <log>.1 when it passes log_max bytes;
+ *   - reaps the init, records its exit status and OOM kill in <dir>/exit;
+ *   - answers the agent on the unix socket <dir>/shim.sock, one request per
+ *     line: "state", "signal N", "wait" (answered once the init exited),
+ *     "stats"; each answer is one line of JSON.
+ * It exits once the container has exited, its output is drained, the exit
+ * record is written and every waiter is answered. The agent may come and go
+ * meanwhile: everything it needs is on disk or behind the socket.
+ *
+ * Static, single-threaded, no allocation after start-up beyond the config. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "container.h"
+#include "shim.h"
+#include "util.h"
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+#define MAX_CLIENTS 32
+#define MAX_ARGS 4096
+#define CLIENT_BUF 256
+#define DRAIN_TIMEOUT_MS 2000
+
+struct config
+{
+  const char *id, *rootfs, *cwd, *hostname, *log, *dir, *cg_mode, *cg_root, *cg_parent, *netns;
+  long long log_max;
+  char *argv[MAX_ARGS + 1];
+  char *envp[MAX_ARGS + 1];
+  size_t argc, envc;
+};
+
+struct client
+{
+  int fd;
+  int waiting;
+  size_t len;
+  char buf[CLIENT_BUF];
+};
+
+static struct config cfg;
+static struct client clients[MAX_CLIENTS];
+static grove_cgroup_t cgroup;
+static grove_container_t container;
+static int log_fd = -1;
+static long long log_size;
+static int exited;
+static grove_exit_t exit_status;
+static long long started_ms, finished_ms;
+static char sock_path[sizeof (((struct sockaddr_un *) 0)->sun_path)];
+
+static long long
+now_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+write_all (int fd, const char *buf, size_t len)
+{
+  while (len > 0)
+    {
+      ssize_t n = write (fd, buf, len);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return -1;
+      buf += n;
+      len -= (size_t) n;
+    }
+  return 0;
+}
+
+/* Writes <dir>/<name> atomically (tmp + rename). */
+static int
+write_record (const char *name, const char *text)
+{
+  char tmp[4096], final[4096];
+  int fd;
+  snprintf (tmp, sizeof (tmp), "%s/.%s.tmp", cfg.dir, name);
+  snprintf (final, sizeof (final), "%s/%s", cfg.dir, name);
+  fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return -1;
+  if (write_all (fd, text, strlen (text)) < 0 || fsync (fd) < 0)
+    {
+      close (fd);
+      unlink (tmp);
+      return -1;
+    }
+  close (fd);
+  return rename (tmp, final);
+}
+
+static char *
+read_all (int fd, size_t *len)
+{
+  size_t cap = 65536, n = 0;
+  char *buf = malloc (cap);
+  if (buf == NULL)
+    return NULL;
+  for (;;)
+    {
+      ssize_t r;
+      if (n == cap)
+        {
+          char *bigger = realloc (buf, cap * 2);
+          if (bigger == NULL)
+            {
+              free (buf);
+              return NULL;
+            }
+          buf = bigger;
+          cap *= 2;
+        }
+      r = read (fd, buf + n, cap - n);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r < 0)
+        {
+          free (buf);
+          return NULL;
+        }
+      if (r == 0)
+        break;
+      n += (size_t) r;
+    }
+  *len = n;
+  return buf;
+}
+
+static int
+parse_config (char *buf, size_t len, grove_error_t *err)
+{
+  size_t i = 0;
+  memset (&cfg, 0, sizeof (cfg));
+  cfg.log_max = 10 * 1024 * 1024;
+  while (i < len)
+    {
+      char *key = buf + i;
+      char *val;
+      i += strnlen (key, len - i) + 1;
+      if (i >= len)
+        return grove_error_set (err, EINVAL, "shim config: key %s without a value", key);
+      val = buf + i;
+      i += strnlen (val, len - i) + 1;
+      if (i > len)
+        return grove_error_set (err, EINVAL, "shim config: unterminated value of %s", key);
+#define KEY(name, field)                                                                                               \
+  if (strcmp (key, name) == 0)                                                                                         \
+    {                                                                                                                  \
+      cfg.field = val;                                                                                                 \
+      continue;                                                                                                        \
+    }
+      KEY ("id", id)
+      KEY ("rootfs", rootfs)
+      KEY ("cwd", cwd)
+      KEY ("hostname", hostname)
+      KEY ("log", log)
+      KEY ("dir", dir)
+      KEY ("cgroup_mode", cg_mode)
+      KEY ("cgroup_root", cg_root)
+      KEY ("cgroup_parent", cg_parent)
+      KEY ("netns", netns)
+#undef KEY
+      if (strcmp (key, "log_max") == 0)
+        cfg.log_max = atoll (val);
+      else if (strcmp (key, "arg") == 0 && cfg.argc < MAX_ARGS)
+        cfg.argv[cfg.argc++] = val;
+      else if (strcmp (key, "env") == 0 && cfg.envc < MAX_ARGS)
+        cfg.envp[cfg.envc++] = val;
+      else
+        return grove_error_set (err, EINVAL, "shim config: unknown or repeated key %s", key);
+    }
+  if (cfg.id == NULL || cfg.rootfs == NULL || cfg.hostname == NULL || cfg.log == NULL || cfg.dir == NULL
+      || cfg.cg_mode == NULL || cfg.cg_root == NULL || cfg.cg_parent == NULL || cfg.argc == 0)
+    return grove_error_set (err, EINVAL, "shim config: id, rootfs, hostname, log, dir, cgroup_* and arg are required");
+  cfg.argv[cfg.argc] = NULL;
+  cfg.envp[cfg.envc] = NULL;
+  return 0;
+}
+
+static void
+report_start (int fd, int errnum, pid_t pid, const char *msg)
+{
+  struct grove_shim_report r;
+  memset (&r, 0, sizeof (r));
+  r.errnum = errnum;
+  r.pid = pid;
+  r.shim_pid = getpid ();
+  snprintf (r.msg, sizeof (r.msg), "%s", msg != NULL ? msg : "");
+  (void) write_all (fd, (const char *) &r, sizeof (r));
+  close (fd);
+}
+
+/* ---- logs ----------------------------------------------------------------- */
+
+static void
+log_open (void)
+{
+  struct stat st;
+  log_fd = open (cfg.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+  log_size = (log_fd >= 0 && fstat (log_fd, &st) == 0) ? st.st_size : 0;
+}
+
+static void
+log_write (const char *buf, size_t len)
+{
+  if (cfg.log_max > 0 && log_size > 0 && log_size + (long long) len > cfg.log_max)
+    {
+      char rotated[4096];
+      snprintf (rotated, sizeof (rotated), "%s.1", cfg.log);
+      if (log_fd >= 0)
+        close (log_fd);
+      rename (cfg.log, rotated);
+      log_open ();
+    }
+  if (log_fd >= 0 && write_all (log_fd, buf, len) == 0)
+    log_size += (long long) len;
+}
+
+/* Returns 0 at EOF (or error), 1 when it read something, 2 when it would block. */
+static int
+log_pump (int pipe_fd)
+{
+  char buf[16384];
+  ssize_t n = read (pipe_fd, buf, sizeof (buf));
+  if (n < 0)
+    return errno == EINTR ? 1 : errno == EAGAIN ? 2 : 0;
+  if (n == 0)
+    return 0;
+  log_write (buf, (size_t) n);
+  return 1;
+}
+
+/* ---- answers -------------------------------------------------------------- */
+
+static int64_t
+read_int (const char *controller, const char *file)
+{
+  char path[4096];
+  char *text = NULL;
+  grove_error_t ignored;
+  int64_t v = -1;
+  if (cgroup.mode == GROVE_CGROUP_V1)
+    snprintf (path, sizeof (path), "%s/%s/%s/%s/%s", cgroup.root, controller, cgroup.parent, cgroup.id, file);
+  else
+    snprintf (path, sizeof (path), "%s/%s/%s/%s", cgroup.root, cgroup.parent, cgroup.id, file);
+  if (grove_read_file (path, &text, &ignored) == 0)
+    {
+      char *p = text;
+      /* v2 cpu.stat: "usage_usec N" on its first line. */
+      if (strncmp (p, "usage_usec ", 11) == 0)
+        p += 11;
+      v = strtoll (p, NULL, 10);
+    }
+  free (text);
+  return v;
+}
+
+static void
+exit_json (char *out, size_t cap)
+{
+  snprintf (out, cap, "{\"exitCode\":%d,\"signal\":%d,\"oomKilled\":%s,\"finishedAtMs\":%lld}", exit_status.exit_code,
+            exit_status.signal, exit_status.oom_killed ? "true" : "false", finished_ms);
+}
+
+static void
+answer (struct client *c, const char *line)
+{
+  char out[1024];
+  if (strcmp (line, "state") == 0)
+    snprintf (out, sizeof (out), "{\"id\":\"%s\",\"pid\":%d,\"shimPid\":%d,\"running\":%s,\"startedAtMs\":%lld}\n",
+              cfg.id, (int) container.pid, (int) getpid (), exited ? "false" : "true", started_ms);
+  else if (strncmp (line, "signal ", 7) == 0)
+    {
+      grove_error_t err;
+      int sig = atoi (line + 7);
+      int r = exited ? 0 : grove_pidfd_signal (container.pidfd, sig, &err);
+      if (r < 0)
+        snprintf (out, sizeof (out), "{\"error\":\"signal %d failed\"}\n", sig);
+      else
+        snprintf (out, sizeof (out), "{\"sent\":%s}\n", r == 1 ? "true" : "false");
+    }
+  else if (strcmp (line, "stats") == 0)
+    {
+      int64_t ooms = 0;
+      grove_error_t ignored;
+      int v1 = cgroup.mode == GROVE_CGROUP_V1;
+      grove_cgroup_ops_for (cgroup.mode)->oom_kills (&cgroup, &ooms, &ignored);
+      snprintf (out, sizeof (out),
+                "{\"cpuUsageNs\":%" PRId64 ",\"memoryBytes\":%" PRId64 ",\"memoryPeakBytes\":%" PRId64
+                ",\"pids\":%" PRId64 ",\"oomKills\":%" PRId64 "}\n",
+                v1 ? read_int ("cpuacct", "cpuacct.usage") : read_int ("", "cpu.stat") * 1000,
+                read_int ("memory", v1 ? "memory.usage_in_bytes" : "memory.current"),
+                read_int ("memory", v1 ? "memory.max_usage_in_bytes" : "memory.peak"),
+                read_int ("pids", "pids.current"), ooms);
+    }
+  else if (strcmp (line, "wait") == 0)
+    {
+      c->waiting = 1;
+      return;
+    }
+  else
+    snprintf (out, sizeof (out), "{\"error\":\"unknown request\"}\n");
+  (void) write_all (c->fd, out, strlen (out));
+}
+
+static void
+client_close (struct client *c)
+{
+  close (c->fd);
+  c->fd = -1;
+  c->waiting = 0;
+  c->len = 0;
+}
+
+static void
+client_read (struct client *c)
+{
+  ssize_t n = read (c->fd, c->buf + c->len, sizeof (c->buf) - 1 - c->len);
+  char *nl;
+  if (n <= 0)
+    {
+      if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+      client_close (c);
+      return;
+    }
+  c->len += (size_t) n;
+  c->buf[c->len] = '\0';
+  while ((nl = strchr (c->buf, '\n')) != NULL)
+    {
+      size_t used = (size_t) (nl - c->buf) + 1;
+      *nl = '\0';
+      answer (c, c->buf);
+      memmove (c->buf, c->buf + used, c->len - used + 1);
+      c->len -= used;
+    }
+  if (c->len >= sizeof (c->buf) - 1)
+    client_close (c); /* a line that long is not a request */
+}
+
+static void
+accept_client (int listen_fd)
+{
+  int fd = accept4 (listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd < 0)
+    return;
+  for (int i = 0; i < MAX_CLIENTS; i++)
+    if (clients[i].fd < 0)
+      {
+        clients[i].fd = fd;
+        clients[i].len = 0;
+        clients[i].waiting = 0;
+        return;
+      }
+  close (fd);
+}
+
+static int
+listen_socket (grove_error_t *err)
+{
+  struct sockaddr_un addr;
+  int fd;
+  memset (&addr, 0, sizeof (addr));
+  addr.sun_family = AF_UNIX;
+  if (snprintf (sock_path, sizeof (sock_path), "%s/shim.sock", cfg.dir) >= (int) sizeof (sock_path))
+    return grove_error_set (err, ENAMETOOLONG, "shim socket path %s/shim.sock is too long", cfg.dir);
+  memcpy (addr.sun_path, sock_path, sizeof (sock_path));
+  unlink (sock_path);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return grove_error_set (err, errno, "shim socket");
+  if (bind (fd, (struct sockaddr *) &addr, sizeof (addr)) < 0 || listen (fd, 64) < 0)
+    {
+      int saved = errno;
+      close (fd);
+      return grove_error_set (err, saved, "listen on %s", sock_path);
+    }
+  return fd;
+}
+
+/* ---- main ----------------------------------------------------------------- */
+
+int
+main (int argc, char **argv)
+{
+  grove_error_t err;
+  grove_container_config_t cc;
+  char record[512];
+  size_t len = 0;
+  char *blob;
+  int null_fd, listen_fd, sig_fd, pipe_fds[2];
+  sigset_t mask;
+  pid_t child;
+  long long drain_deadline = 0;
+  int pipe_open = 1;
+
+  (void) argc;
+  (void) argv;
+  memset (&err, 0, sizeof (err));
+
+  /* Only fds 0-4 are ours; fd 4 reports the start. */
+  syscall (SYS_close_range, 5, ~0U, 0);
+  blob = read_all (3, &len);
+  close (3);
+  if (blob == NULL)
+    {
+      report_start (4, errno, 0, "shim: reading the config failed");
+      return 1;
+    }
+  if (parse_config (blob, len, &err) < 0)
+    {
+      report_start (4, err.errnum, 0, err.msg);
+      return 1;
+    }
+
+  /* Detach: the agent reaps the first process; the shim lives on reparented. */
+  child = fork ();
+  if (child < 0)
+    {
+      report_start (4, errno, 0, "shim: fork failed");
+      return 1;
+    }
+  if (child > 0)
+    _exit (0);
+  setsid ();
+  if (chdir ("/") < 0)
+    {
+      /* "/" always exists */
+    }
+  null_fd = open ("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null_fd >= 0)
+    {
+      dup2 (null_fd, 0);
+      dup2 (null_fd, 1);
+      dup2 (null_fd, 2);
+      close (null_fd);
+    }
+  signal (SIGPIPE, SIG_IGN);
+  signal (SIGHUP, SIG_IGN);
+  signal (SIGINT, SIG_IGN);
+
+  sigemptyset (&mask);
+  sigaddset (&mask, SIGCHLD);
+  sigprocmask (SIG_BLOCK, &mask, NULL);
+  sig_fd = signalfd (-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  for (int i = 0; i < MAX_CLIENTS; i++)
+    clients[i].fd = -1;
+
+  listen_fd = listen_socket (&err);
+  if (listen_fd < 0 || sig_fd < 0)
+    {
+      report_start (4, err.errnum, 0, listen_fd < 0 ? err.msg : "shim: signalfd failed");
+      return 1;
+    }
+  if (pipe2 (pipe_fds, O_CLOEXEC) < 0)
+    {
+      report_start (4, errno, 0, "shim: pipe2 failed");
+      unlink (sock_path);
+      return 1;
+    }
+  fcntl (pipe_fds[0], F_SETFL, O_NONBLOCK);
+  log_open ();
+  if (log_fd < 0)
+    {
+      int saved = errno;
+      snprintf (record, sizeof (record), "open log %s: %s", cfg.log, strerror (saved));
+      report_start (4, saved, 0, record);
+      unlink (sock_path);
+      return 1;
+    }
+
+  cgroup.mode = strcmp (cfg.cg_mode, "v2") == 0 ? GROVE_CGROUP_V2 : GROVE_CGROUP_V1;
+  cgroup.root = cfg.cg_root;
+  cgroup.parent = cfg.cg_parent;
+  cgroup.id = cfg.id;
+  memset (&cc, 0, sizeof (cc));
+  cc.rootfs = cfg.rootfs;
+  cc.argv = cfg.argv;
+  cc.envp = cfg.envp;
+  cc.cwd = cfg.cwd != NULL ? cfg.cwd : "/";
+  cc.hostname = cfg.hostname;
+  cc.log_path = cfg.log;
+  cc.cgroup = &cgroup;
+  cc.netns_path = cfg.netns;
+  cc.stdio_fd = pipe_fds[1];
+  if (grove_container_start (&cc, &container, &err) < 0)
+    {
+      report_start (4, err.errnum, 0, err.msg);
+      unlink (sock_path);
+      return 1;
+    }
+  close (pipe_fds[1]);
+  started_ms = now_ms ();
+  snprintf (record, sizeof (record), "{\"pid\":%d,\"shimPid\":%d,\"startedAtMs\":%lld}\n", (int) container.pid,
+            (int) getpid (), started_ms);
+  write_record ("state", record);
+  report_start (4, 0, container.pid, NULL);
+
+  for (;;)
+    {
+      struct pollfd pfds[3 + MAX_CLIENTS];
+      int map[MAX_CLIENTS];
+      nfds_t n = 0;
+      int timeout = -1;
+
+      if (exited && (!pipe_open || now_ms () >= drain_deadline))
+        break;
+      pfds[n++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
+      pfds[n++] = (struct pollfd){ .fd = listen_fd, .events = POLLIN };
+      pfds[n++] = (struct pollfd){ .fd = pipe_open ? pipe_fds[0] : -1, .events = POLLIN };
+      for (int i = 0; i < MAX_CLIENTS; i++)
+        if (clients[i].fd >= 0)
+          {
+            map[n - 3] = i;
+            pfds[n++] = (struct pollfd){ .fd = clients[i].fd, .events = POLLIN };
+          }
+      if (exited)
+        {
+          long long left = drain_deadline - now_ms ();
+          timeout = left > 0 ? (int) left : 0;
+        }
+      if (poll (pfds, n, timeout) < 0 && errno != EINTR)
+        break;
+
+      if (pfds[0].revents & POLLIN)
+        {
+          struct signalfd_siginfo si;
+          int status;
+          while (read (sig_fd, &si, sizeof (si)) > 0)
+            ;
+          if (!exited && waitpid (container.pid, &status, WNOHANG) == container.pid)
+            {
+              int64_t ooms = 0;
+              grove_error_t ignored;
+              if (WIFEXITED (status))
+                {
+                  exit_status.exit_code = WEXITSTATUS (status);
+                  exit_status.signal = 0;
+                }
+              else
+                {
+                  exit_status.signal = WIFSIGNALED (status) ? WTERMSIG (status) : 0;
+                  exit_status.exit_code = 128 + exit_status.signal;
+                }
+              exit_status.oom_killed
+                  = grove_cgroup_ops_for (cgroup.mode)->oom_kills (&cgroup, &ooms, &ignored) == 0 && ooms > 0;
+              finished_ms = now_ms ();
+              exited = 1;
+              drain_deadline = finished_ms + DRAIN_TIMEOUT_MS;
+            }
+        }
+      if (pfds[1].revents & POLLIN)
+        accept_client (listen_fd);
+      if (pipe_open && (pfds[2].revents & (POLLIN | POLLHUP | POLLERR)))
+        for (;;)
+          {
+            int r = log_pump (pipe_fds[0]);
+            if (r == 0)
+              pipe_open = 0;
+            if (r != 1)
+              break;
+          }
+      for (nfds_t k = 3; k < n; k++)
+        if (pfds[k].revents & (POLLIN | POLLHUP | POLLERR))
+          client_read (&clients[map[k - 3]]);
+    }
+
+  /* The exit record first: a waiter or a restarted agent reads the same. */
+  exit_json (record, sizeof (record));
+  write_record ("exit", record);
+  strcat (record, "\n");
+  for (int i = 0; i < MAX_CLIENTS; i++)
+    if (clients[i].fd >= 0)
+      {
+        if (clients[i].waiting)
+          (void) write_all (clients[i].fd, record, strlen (record));
+        client_close (&clients[i]);
+      }
+  unlink (sock_path);
+  close (listen_fd);
+  if (log_fd >= 0)
+    close (log_fd);
+  return 0;
+}
