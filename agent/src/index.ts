@@ -19,3 +19,4 @@ export {
 } from "./host";
 export { main, parseArgs, type AgentConfig } from "./main";
 export * from "./runtime";
+export * as images from "./images";

@@ -32,6 +32,7 @@ describe("parseArgs", () => {
       addresses: [],
       cgroupParent: "grove",
       logLevel: "info",
+      imagesDir: "/var/lib/grove-agent/images",
     });
   });
 

@@ -7,6 +7,7 @@ import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Node as YamlNode } from "yaml";
 import { API_VERSION, KINDS, SCHEMAS, type App, type Kind, type Node } from "./schemas";
 import { parseBytes, parseCpuMillis } from "./quantity";
+import { appSourceProblems } from "./app-source";
 
 /** One thing wrong with a manifest, positioned in its source file. */
 export interface ManifestProblem {
@@ -273,6 +274,7 @@ export function validateDocument(
     }
   }
   problems.push(...quantityProblems(value));
+  if (k === "App") problems.push(...appSourceProblems(value.spec));
   return problems;
 }
 

@@ -80,7 +80,9 @@ export function describeApp(app: App, instances: readonly Instance[], now: numbe
     ...fields(
       [
         ["Rootfs", spec.rootfs],
-        ["Command", shellJoin(spec.command)],
+        ["Image", spec.image],
+        ["Entrypoint", spec.entrypoint ? shellJoin(spec.entrypoint) : undefined],
+        ["Command", spec.command ? shellJoin(spec.command) : undefined],
         ["Working dir", spec.workingDir],
         ["Instances", String(spec.instances)],
         [

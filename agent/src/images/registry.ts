@@ -1,0 +1,282 @@
+// A client of the OCI distribution API (GET manifests and blobs) over
+// node:http/https: Bearer token auth (the WWW-Authenticate realm/service/
+// scope flow) and Basic auth, redirects to blob storage that never carry
+// Authorization to another origin, and Range requests for resuming.
+import * as http from "node:http";
+import * as https from "node:https";
+import { ImageError, type ImageErrorCode } from "./errors";
+import { apiHost, isLoopbackHost } from "./reference";
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+/** Per-registry settings from the agent's image config. */
+export interface RegistryHostConfig {
+  /** Plain HTTP. Default: true for loopback hosts, false elsewhere. */
+  insecure?: boolean;
+  /** host[:port]s tried before the registry itself, in order. */
+  mirrors?: string[];
+  /** Credentials used for this registry when the App names no pull secret. */
+  auth?: Credentials;
+}
+
+export interface RegistryClientOptions {
+  hosts?: Record<string, RegistryHostConfig>;
+  userAgent?: string;
+  /** Per-request idle timeout (no bytes for this long). Default 60 s. */
+  timeoutMs?: number;
+}
+
+export interface Response {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: http.IncomingMessage;
+  url: URL;
+}
+
+interface Challenge {
+  scheme: "bearer" | "basic";
+  params: Record<string, string>;
+}
+
+interface CachedToken {
+  token: string;
+  expiresAt: number;
+}
+
+const MAX_REDIRECTS = 5;
+
+export class RegistryClient {
+  private readonly hosts: Record<string, RegistryHostConfig>;
+  private readonly tokens = new Map<string, CachedToken>();
+  /** Hosts that answered a Basic challenge: send Basic up front next time. */
+  private readonly basicHosts = new Set<string>();
+  private readonly agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+
+  constructor(private readonly options: RegistryClientOptions = {}) {
+    this.hosts = options.hosts ?? {};
+  }
+
+  close(): void {
+    this.agents.http.destroy();
+    this.agents.https.destroy();
+  }
+
+  /** host[:port]s to try for a registry, mirrors first. */
+  endpointsFor(registry: string): string[] {
+    return [...(this.hosts[registry]?.mirrors ?? []), apiHost(registry)];
+  }
+
+  baseUrl(host: string): string {
+    const cfg = this.hosts[host];
+    const insecure = cfg?.insecure ?? isLoopbackHost(host);
+    return `${insecure ? "http" : "https"}://${host}`;
+  }
+
+  /**
+   * GET https://host/v2/<repository>/<kind>/<reference>, authenticating as
+   * the registry asks. Resolves with any status < 400 other than 401;
+   * throws an ImageError for the rest, carrying the registry's reason.
+   */
+  async get(
+    registry: string,
+    host: string,
+    repository: string,
+    path: string,
+    opts: { headers?: Record<string, string>; credentials?: Credentials } = {},
+  ): Promise<Response> {
+    const creds = opts.credentials ?? this.hosts[registry]?.auth;
+    const url = new URL(`${this.baseUrl(host)}/v2/${repository}/${path}`);
+    const scope = `repository:${repository}:pull`;
+    const tokenKey = `${host}|${scope}|${creds?.username ?? ""}`;
+    const headers = { ...opts.headers };
+
+    for (let attempt = 0; ; attempt++) {
+      const auth = this.authorizationFor(host, tokenKey, creds);
+      const res = await this.follow(url, headers, auth);
+      if (res.status !== 401 || attempt > 0) {
+        if (res.status >= 400) throw await this.errorOf(res, `${registry}/${repository} ${path}`);
+        return res;
+      }
+      const challenge = parseChallenge(String(res.headers["www-authenticate"] ?? ""));
+      const reason = await readError(res.body);
+      if (!challenge) throw new ImageError("UNAUTHORIZED", `${host}: 401 without a usable challenge${reason}`);
+      if (challenge.scheme === "basic") {
+        if (!creds) throw new ImageError("UNAUTHORIZED", `${host} requires credentials (Basic)${reason}`);
+        this.basicHosts.add(host);
+        continue;
+      }
+      await this.fetchToken(host, tokenKey, challenge, scope, creds);
+    }
+  }
+
+  private authorizationFor(host: string, tokenKey: string, creds: Credentials | undefined): string | undefined {
+    const token = this.tokens.get(tokenKey);
+    if (token && token.expiresAt > Date.now()) return `Bearer ${token.token}`;
+    if (creds && this.basicHosts.has(host)) return basic(creds);
+    return undefined;
+  }
+
+  /** The token flow: GET realm?service=&scope= (with Basic credentials if any). */
+  private async fetchToken(
+    host: string,
+    tokenKey: string,
+    challenge: Challenge,
+    scope: string,
+    creds: Credentials | undefined,
+  ): Promise<void> {
+    const realm = challenge.params.realm;
+    if (!realm) throw new ImageError("UNAUTHORIZED", `${host}: Bearer challenge without a realm`);
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch {
+      throw new ImageError("UNAUTHORIZED", `${host}: Bearer realm ${JSON.stringify(realm)} is not a URL`);
+    }
+    if (url.protocol === "http:" && !isLoopbackHost(url.host) && !this.hosts[host]?.insecure) {
+      throw new ImageError("UNAUTHORIZED", `${host}: refusing a plain-HTTP token realm ${realm}`);
+    }
+    if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
+    url.searchParams.set("scope", challenge.params.scope ?? scope);
+    const res = await this.follow(url, {}, creds ? basic(creds) : undefined);
+    const text = await readText(res.body, 1 << 20);
+    if (res.status !== 200) {
+      const code: ImageErrorCode = res.status === 401 || res.status === 403 ? "UNAUTHORIZED" : "REGISTRY_ERROR";
+      throw new ImageError(code, `token server ${url.origin} answered ${res.status}${reasonOf(text)}`);
+    }
+    let body: { token?: string; access_token?: string; expires_in?: number };
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      throw new ImageError("UNAUTHORIZED", `token server ${url.origin} did not answer JSON`);
+    }
+    const token = body.token ?? body.access_token;
+    if (!token) throw new ImageError("UNAUTHORIZED", `token server ${url.origin} answered without a token`);
+    const ttl = Math.max(10, Number(body.expires_in ?? 60));
+    this.tokens.set(tokenKey, { token, expiresAt: Date.now() + (ttl - 5) * 1000 });
+  }
+
+  /** One GET, following redirects; Authorization only goes to the first origin. */
+  private async follow(
+    url: URL,
+    headers: Record<string, string>,
+    authorization: string | undefined,
+  ): Promise<Response> {
+    const origin = url.origin;
+    let current = url;
+    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+      const h: Record<string, string> = { ...headers, "user-agent": this.options.userAgent ?? "grove-agent" };
+      if (authorization && current.origin === origin) h.authorization = authorization;
+      const res = await this.request(current, h);
+      if (res.status >= 300 && res.status < 400 && res.headers.location) {
+        res.body.resume();
+        current = new URL(res.headers.location, current);
+        if (current.protocol !== "http:" && current.protocol !== "https:") {
+          throw new ImageError("REGISTRY_ERROR", `redirect to unsupported URL ${current.href}`);
+        }
+        continue;
+      }
+      return res;
+    }
+    throw new ImageError("REGISTRY_ERROR", `more than ${MAX_REDIRECTS} redirects from ${url.href}`);
+  }
+
+  private request(url: URL, headers: Record<string, string>): Promise<Response> {
+    const mod = url.protocol === "https:" ? https : http;
+    const agent = url.protocol === "https:" ? this.agents.https : this.agents.http;
+    return new Promise((resolve, reject) => {
+      const req = mod.request(url, { method: "GET", headers, agent }, (res) => {
+        res.setTimeout(this.options.timeoutMs ?? 60_000, () =>
+          res.destroy(
+            new ImageError("REGISTRY_ERROR", `${url.host}: no data for ${this.options.timeoutMs ?? 60_000} ms`),
+          ),
+        );
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
+      });
+      req.setTimeout(this.options.timeoutMs ?? 60_000, () =>
+        req.destroy(new ImageError("REGISTRY_ERROR", `${url.host}: request timed out`)),
+      );
+      req.on("error", (err) =>
+        reject(err instanceof ImageError ? err : new ImageError("REGISTRY_ERROR", `${url.host}: ${err.message}`)),
+      );
+      req.end();
+    });
+  }
+
+  private async errorOf(res: Response, what: string): Promise<ImageError> {
+    const reason = await readError(res.body);
+    const code: ImageErrorCode =
+      res.status === 404 ? "NOT_FOUND" : res.status === 401 || res.status === 403 ? "UNAUTHORIZED" : "REGISTRY_ERROR";
+    const label = res.status === 404 ? "not found" : res.status === 401 ? "unauthorized" : `HTTP ${res.status}`;
+    return new ImageError(code, `${what}: ${label} (${res.status})${reason}`);
+  }
+}
+
+function basic(creds: Credentials): string {
+  return `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}`;
+}
+
+/** Parses `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`. */
+export function parseChallenge(header: string): Challenge | undefined {
+  const m = /^\s*(\w+)\s*(.*)$/s.exec(header);
+  if (!m) return undefined;
+  const scheme = m[1]!.toLowerCase();
+  if (scheme !== "bearer" && scheme !== "basic") return undefined;
+  const params: Record<string, string> = {};
+  const re = /([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g;
+  for (let p = re.exec(m[2]!); p; p = re.exec(m[2]!)) {
+    params[p[1]!.toLowerCase()] = (p[2] ?? p[3] ?? "").replace(/\\(.)/g, "$1");
+  }
+  return { scheme, params };
+}
+
+async function readText(body: http.IncomingMessage, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      body.destroy();
+      break;
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+export async function readBody(body: http.IncomingMessage, limit: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      body.destroy();
+      throw new ImageError("INVALID_IMAGE", `${what} is larger than ${limit} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function readError(body: http.IncomingMessage): Promise<string> {
+  try {
+    return reasonOf(await readText(body, 64 * 1024));
+  } catch {
+    return "";
+  }
+}
+
+/** ": CODE: message" from a distribution error body, or its first line. */
+function reasonOf(text: string): string {
+  try {
+    const parsed = JSON.parse(text) as { errors?: { code?: string; message?: string }[]; details?: string };
+    const errs = parsed.errors ?? [];
+    if (errs.length > 0) return ": " + errs.map((e) => [e.code, e.message].filter(Boolean).join(": ")).join("; ");
+  } catch {
+    /* not JSON */
+  }
+  const line = text.trim().split("\n")[0]?.slice(0, 200) ?? "";
+  return line ? `: ${line}` : "";
+}

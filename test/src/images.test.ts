@@ -1,0 +1,316 @@
+// OCI images end to end on real components: fixture images built here from
+// the busybox-static rootfs with umoci (a whiteout layer from umoci's own
+// diff, an opaque-directory layer written with tar-stream), pushed with
+// skopeo into Debian's docker-registry on 127.0.0.1, then pulled, unpacked
+// and run by a real grove-agent through Apps applied to a real grove-server
+// (embedded etcd); the same through a registry that wants Bearer tokens (a
+// token server started here, verified by the registry itself) and one that
+// wants Basic auth (htpasswd).
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { GroveClient, type App, type Instance } from "@grove/api";
+import { BIN, startNode, startServer, tempDir, waitFor, type ServerProcess, type Started } from "./harness/processes";
+import {
+  addRawLayer,
+  busyboxLayout,
+  makeHtpasswd,
+  mutateLayout,
+  push,
+  startRegistry,
+  startTokenServer,
+  type Registry,
+  type TokenServer,
+} from "./harness/registry";
+
+const NODE = "img-node-1";
+const CGROUP_PARENT = `grove-img-${process.pid}`;
+jest.setTimeout(240_000);
+
+describe("images: an App names an OCI image; the agent pulls, unpacks and runs it on an overlay root", () => {
+  let dir: string;
+  let layout: string;
+  let registry: Registry;
+  let tokenRegistry: Registry;
+  let basicRegistry: Registry;
+  let tokens: TokenServer;
+  let server: ServerProcess;
+  let agent: Started;
+  let client: GroveClient;
+  let stateDir: string;
+  let imagesDir: string;
+
+  beforeAll(async () => {
+    dir = tempDir(`grove-img-${process.pid}`);
+    layout = path.join(dir, "layout");
+    // Layer 1: busybox. Layer 2 (umoci's diff): adds /data/old.txt and
+    // /data/sub/y.txt, deletes /bin/ps (a bin/.wh.ps whiteout). Layer 3
+    // (written here): /data made opaque, with the new file before the marker.
+    await busyboxLayout(layout, "app", dir);
+    await mutateLayout(layout, "app", dir, (rootfs) => {
+      fs.mkdirSync(path.join(rootfs, "data", "sub"), { recursive: true });
+      fs.writeFileSync(path.join(rootfs, "data", "old.txt"), "old\n");
+      fs.writeFileSync(path.join(rootfs, "data", "sub", "y.txt"), "y\n");
+      fs.rmSync(path.join(rootfs, "bin", "ps"));
+    });
+    await addRawLayer(
+      layout,
+      "app",
+      [{ name: "data/", type: "directory" }, { name: "data/new.txt", content: "new\n" }, { name: "data/.wh..wh..opq" }],
+      dir,
+    );
+    execFileSync("umoci", [
+      "config",
+      "--image",
+      `${layout}:app`,
+      "--config.env",
+      "FROM_IMAGE=yes",
+      "--config.env",
+      "OVERRIDE=image",
+      "--config.workingdir",
+      "/data",
+      "--clear=config.cmd",
+      "--config.cmd",
+      "/bin/sh",
+      "--config.cmd",
+      "-c",
+      "--config.cmd",
+      "echo FROM_IMAGE=$FROM_IMAGE OVERRIDE=$OVERRIDE; echo PWD=$(pwd); ls -A /data; test -e /bin/ps && echo PS=present || echo PS=absent; exec sleep 600",
+    ]);
+
+    const storage = path.join(dir, "registry-storage");
+    registry = await startRegistry(path.join(dir, "registry"), storage);
+    await push(layout, "app", registry.address, "test/app:1");
+    await push(layout, "app", registry.address, "test/app-docker:1", ["--format", "v2s2"]);
+
+    // Two more registries over the same storage: one verifying Bearer tokens, one Basic.
+    tokens = await startTokenServer(dir, "alice", "token-pass");
+    tokenRegistry = await startRegistry(path.join(dir, "registry-token"), storage, {
+      kind: "token",
+      realm: tokens.realm,
+      service: tokens.service,
+      issuer: tokens.issuer,
+      certFile: tokens.certFile,
+    });
+    const htpasswd = path.join(dir, "htpasswd");
+    makeHtpasswd(htpasswd, "bob", "basic-pass");
+    basicRegistry = await startRegistry(path.join(dir, "registry-basic"), storage, { kind: "htpasswd", htpasswd });
+
+    const imageConfig = path.join(dir, "image-config.json");
+    fs.writeFileSync(
+      imageConfig,
+      JSON.stringify({
+        registries: { [tokenRegistry.address]: { auth: { username: "alice", password: "token-pass" } } },
+        pullSecrets: {
+          "basic-ok": { [basicRegistry.address]: { username: "bob", password: "basic-pass" } },
+          "basic-wrong": { [basicRegistry.address]: { username: "bob", password: "nope" } },
+          "token-wrong": { [tokenRegistry.address]: { username: "alice", password: "nope" } },
+        },
+      }),
+    );
+
+    server = await startServer({ dataDir: path.join(dir, "server") });
+    stateDir = path.join(dir, "agent");
+    imagesDir = path.join(stateDir, "images");
+    fs.mkdirSync(path.join(dir, "rootfs"), { recursive: true });
+    agent = await startNode(
+      BIN.agent,
+      [
+        "--server",
+        server.grpcAddress,
+        "--token",
+        server.agentToken,
+        "--node-name",
+        NODE,
+        "--state-dir",
+        stateDir,
+        "--rootfs-dir",
+        path.join(dir, "rootfs"),
+        "--cgroup-parent",
+        CGROUP_PARENT,
+        "--image-config",
+        imageConfig,
+        "--network",
+        "none",
+        "--stop-containers-on-exit",
+      ],
+      (l) => l.includes('"registered with the control plane"'),
+      { name: "grove-agent", timeoutMs: 60_000 },
+    );
+    client = new GroveClient({ server: server.url, token: server.adminToken });
+    await waitFor(
+      "the node to be Ready",
+      async () => {
+        const n = await client.get("Node", NODE);
+        return n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
+      },
+      60_000,
+    );
+  });
+
+  afterAll(async () => {
+    await agent?.stop(60_000);
+    await server?.stop();
+    await registry?.stop();
+    await tokenRegistry?.stop();
+    await basicRegistry?.stop();
+    await tokens?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  function app(name: string, spec: Partial<App["spec"]>): App {
+    return {
+      apiVersion: "grove/v1",
+      kind: "App",
+      metadata: { name, namespace: "default" },
+      spec: { instances: 1, stopGracePeriodSeconds: 1, restartPolicy: "Never", ...spec },
+    };
+  }
+
+  async function instanceOf(appName: string): Promise<Instance | undefined> {
+    const list = await client.list("Instance", { namespace: "default" });
+    return list.items.find((i) => i.spec.app === appName);
+  }
+
+  async function waitState(appName: string, state: string, timeoutMs = 120_000): Promise<Instance> {
+    return waitFor(
+      `${appName} to be ${state}`,
+      async () => {
+        const i = await instanceOf(appName);
+        if (
+          i?.status?.state &&
+          i.status.state !== state &&
+          ["Exited", "Failed", "OOMKilled"].includes(i.status.state)
+        ) {
+          throw new Error(`${appName} ended ${i.status.state}: ${i.status.reason} ${i.status.message}`);
+        }
+        return i?.status?.state === state ? i : undefined;
+      },
+      timeoutMs,
+    );
+  }
+
+  /** Deletes the App and waits until its instance, container and overlay root are gone. */
+  async function deleteApp(name: string): Promise<void> {
+    const uid = (await instanceOf(name))?.metadata.uid;
+    await client.delete("App", name, "default");
+    await waitFor(`${name}'s instances to be gone`, async () => (await instanceOf(name)) === undefined, 60_000);
+    if (uid) {
+      await waitFor(
+        `${name}'s overlay root to be removed`,
+        async () => !fs.existsSync(path.join(imagesDir, "containers", uid)),
+        60_000,
+      );
+    }
+  }
+
+  function logOf(uid: string): Promise<string> {
+    return waitFor(
+      "the container's output",
+      async () => {
+        const p = path.join(stateDir, "logs", `${uid}.log`);
+        const text = fs.existsSync(p) ? fs.readFileSync(p, "utf8") : "";
+        return text.includes("PS=") ? text : undefined;
+      },
+      30_000,
+    );
+  }
+
+  function overlayMountOf(uid: string): string | undefined {
+    const target = path.join(imagesDir, "containers", uid, "rootfs");
+    return fs
+      .readFileSync("/proc/self/mountinfo", "utf8")
+      .split("\n")
+      .find((l) => l.split(" ")[4] === target);
+  }
+
+  test("pulls an OCI image, honours whiteouts and opaque dirs, merges the image config, and removes the overlay with the instance", async () => {
+    await client.apply(app("img", { image: `${registry.address}/test/app:1`, env: { OVERRIDE: "app" } }));
+    const inst = await waitState("img", "Running");
+    const uid = inst.metadata.uid!;
+    const out = await logOf(uid);
+    // Image Env merged with the App's (the App wins), image WorkingDir and Cmd used.
+    expect(out).toContain("FROM_IMAGE=yes OVERRIDE=app");
+    expect(out).toContain("PWD=/data");
+    // The opaque /data hides layer 2's old.txt and sub/; the whiteout removed /bin/ps.
+    expect(out).toMatch(/^new\.txt$/m);
+    expect(out).not.toContain("old.txt");
+    expect(out).not.toMatch(/^sub$/m);
+    expect(out).toContain("PS=absent");
+    // Its root is an overlay over the image's three snapshots, one per layer.
+    const mount = overlayMountOf(uid);
+    expect(mount).toMatch(/ - overlay overlay /);
+    expect(fs.readdirSync(path.join(imagesDir, "snapshots")).length).toBe(3);
+    expect(fs.readFileSync(`/proc/${inst.status!.pid!}/status`, "utf8")).toMatch(/^NSpid:\s+\d+\s+1$/m);
+
+    await deleteApp("img");
+    await waitFor("the overlay to be unmounted and removed", async () => {
+      return overlayMountOf(uid) === undefined && !fs.existsSync(path.join(imagesDir, "containers", uid));
+    });
+  });
+
+  test("a Docker schema-2 image with the App's command replacing its Cmd", async () => {
+    await client.apply(
+      app("imgdocker", {
+        image: `${registry.address}/test/app-docker:1`,
+        command: [
+          "/bin/sh",
+          "-c",
+          "echo PS=$(test -e /bin/ps && echo present || echo absent) CWD=$(pwd); exec sleep 600",
+        ],
+        workingDir: "/tmp",
+      }),
+    );
+    const inst = await waitState("imgdocker", "Running");
+    const out = await logOf(inst.metadata.uid!);
+    expect(out).toContain("PS=absent CWD=/tmp");
+    await deleteApp("imgdocker");
+  });
+
+  test("a missing tag ends ImagePullFailed with the registry's reason", async () => {
+    await client.apply(app("imgmissing", { image: `${registry.address}/test/app:does-not-exist` }));
+    const inst = await waitState("imgmissing", "Failed");
+    expect(inst.status?.reason).toBe("ImagePullFailed");
+    expect(inst.status?.message).toMatch(/not found \(404\).*MANIFEST_UNKNOWN/);
+    await deleteApp("imgmissing");
+  });
+
+  test("Bearer token auth: the agent follows the registry's challenge to the token server", async () => {
+    await client.apply(app("imgtoken", { image: `${tokenRegistry.address}/test/app:1` }));
+    const inst = await waitState("imgtoken", "Running");
+    expect(await logOf(inst.metadata.uid!)).toContain("PS=absent");
+    expect(tokens.requests).toContainEqual({ user: "alice", scope: "repository:test/app:pull" });
+    await deleteApp("imgtoken");
+  });
+
+  test("Bearer token auth with wrong credentials ends ImagePullFailed", async () => {
+    await client.apply(
+      app("imgtokenbad", { image: `${tokenRegistry.address}/test/app-docker:1`, imagePullSecret: "token-wrong" }),
+    );
+    const inst = await waitState("imgtokenbad", "Failed");
+    expect(inst.status?.reason).toBe("ImagePullFailed");
+    expect(inst.status?.message).toMatch(/token server .* answered 401.*invalid username or password/);
+    await deleteApp("imgtokenbad");
+  });
+
+  test("Basic auth through an App's pull secret; a wrong password ends ImagePullFailed", async () => {
+    await client.apply(app("imgbasic", { image: `${basicRegistry.address}/test/app:1`, imagePullSecret: "basic-ok" }));
+    const inst = await waitState("imgbasic", "Running");
+    expect(await logOf(inst.metadata.uid!)).toContain("PS=absent");
+    await deleteApp("imgbasic");
+
+    await client.apply(
+      app("imgbasicbad", { image: `${basicRegistry.address}/test/app-docker:1`, imagePullSecret: "basic-wrong" }),
+    );
+    const bad = await waitState("imgbasicbad", "Failed");
+    expect(bad.status?.reason).toBe("ImagePullFailed");
+    expect(bad.status?.message).toMatch(/unauthorized \(401\)/);
+    await deleteApp("imgbasicbad");
+  });
+
+  test("an App naming both rootfs and image is refused with the field named", async () => {
+    await expect(
+      client.apply(app("imgboth", { image: `${registry.address}/test/app:1`, rootfs: "busybox", command: ["true"] })),
+    ).rejects.toThrow(/\/spec\/image: give either rootfs or image, not both/);
+  });
+});
