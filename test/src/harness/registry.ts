@@ -349,13 +349,15 @@ export interface DroppingProxy {
   address: string;
   /** How many connections it cut. */
   dropped: number;
+  /** The Range header of every request that had one. */
+  rangeRequests: string[];
   stop(): Promise<void>;
 }
 
 /**
- * Forwards 127.0.0.1:<port> to `target`. The first connection whose
- * response carries more than `afterBytes` bytes is cut there (both ends
- * destroyed) when `shouldDrop()` says so; everything else passes through.
+ * Forwards 127.0.0.1:<port> to `target`. A blob response that carries more
+ * than `afterBytes` bytes is cut there (both ends destroyed) when
+ * `shouldDrop()` says so; everything else passes through.
  */
 export async function startDroppingProxy(
   target: number,
@@ -364,6 +366,7 @@ export async function startDroppingProxy(
 ): Promise<DroppingProxy> {
   const sockets = new Set<net.Socket>();
   const state = { dropped: 0 };
+  const rangeRequests: string[] = [];
   const server = net.createServer((client) => {
     const upstream = net.connect(target, "127.0.0.1");
     sockets.add(client);
@@ -372,12 +375,19 @@ export async function startDroppingProxy(
     let armed = false;
     client.on("data", (d) => {
       // Arm only for blob GETs.
-      if (/^GET \/v2\/[^ ]+\/blobs\//.test(d.toString("latin1", 0, 200))) armed = shouldDrop();
+      const head = d.toString("latin1", 0, 2000);
+      if (/^GET /.test(head)) {
+        // A new request on this (keep-alive) connection: count its response from 0.
+        armed = /^GET \/v2\/[^ ]+\/blobs\//.test(head);
+        seen = 0;
+      }
+      const range = /^range: *(.+?)\r$/im.exec(head);
+      if (range) rangeRequests.push(range[1]!);
       upstream.write(d);
     });
     upstream.on("data", (d) => {
       seen += d.length;
-      if (armed && seen > afterBytes) {
+      if (armed && seen > afterBytes && shouldDrop()) {
         armed = false;
         state.dropped++;
         client.write(d.subarray(0, Math.max(0, d.length - (seen - afterBytes))));
@@ -405,6 +415,7 @@ export async function startDroppingProxy(
     get dropped() {
       return state.dropped;
     },
+    rangeRequests,
     stop: () =>
       new Promise((resolve) => {
         for (const s of sockets) s.destroy();

@@ -1,0 +1,290 @@
+// The image store against a real docker-registry on 127.0.0.1 and the real
+// kernel, driven in-process through ImageService: malicious layers are
+// refused and nothing is written outside the store; a connection dropped
+// mid-layer resumes with Range; a corrupted blob fails digest verification;
+// zstd layers; concurrent pulls share one download; garbage collection
+// removes exactly what nothing uses; `grove-agent image import` reads an
+// oci-archive.
+import { execFile } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { images } from "@grove/agent";
+import { BIN, tempDir } from "./harness/processes";
+import {
+  addRawLayer,
+  busyboxLayout,
+  push,
+  startDroppingProxy,
+  startRegistry,
+  tagLayout,
+  type Registry,
+  type TarEntry,
+} from "./harness/registry";
+
+const run = promisify(execFile);
+jest.setTimeout(180_000);
+
+/** Every path under `root` (files, links, dirs), relative. */
+function tree(root: string): Set<string> {
+  const out = new Set<string>();
+  const walk = (rel: string) => {
+    for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      out.add(r);
+      if (e.isDirectory()) walk(r);
+    }
+  };
+  walk("");
+  return out;
+}
+
+describe("image store: safety, resume, verification, GC, import", () => {
+  let dir: string;
+  let layout: string;
+  let registry: Registry;
+  let service: images.ImageService;
+  let storeRoot: string;
+  const PID = process.pid;
+
+  beforeAll(async () => {
+    dir = tempDir(`grove-imgstore-${PID}`);
+    layout = path.join(dir, "layout");
+    await busyboxLayout(layout, "base", dir);
+    registry = await startRegistry(path.join(dir, "registry"), path.join(dir, "registry-storage"));
+    await push(layout, "base", registry.address, "test/base:1");
+    storeRoot = path.join(dir, "store");
+    service = new images.ImageService({ root: storeRoot, retryDelayMs: 50 });
+    await service.init();
+  });
+
+  afterAll(async () => {
+    service?.close();
+    await registry?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function imageWithLayer(tag: string, entries: TarEntry[]): Promise<string> {
+    await tagLayout(layout, "base", tag);
+    await addRawLayer(layout, tag, entries, dir);
+    await push(layout, tag, registry.address, `test/${tag}:1`);
+    return `${registry.address}/test/${tag}:1`;
+  }
+
+  describe("malicious layers are refused and nothing is written outside the store", () => {
+    const outside = {
+      dotdot: `grove-escape-dotdot-${PID}`,
+      abs: `/tmp/grove-escape-abs-${PID}`,
+      sym: `/tmp/grove-escape-sym-${PID}`,
+    };
+    let shadowBefore: fs.Stats;
+    let outsideBefore: Set<string>;
+
+    beforeAll(() => {
+      shadowBefore = fs.statSync("/etc/shadow");
+      outsideBefore = tree(dir);
+    });
+
+    afterAll(() => {
+      // What the store holds may grow; nothing else in the test dir, /tmp or /etc may change.
+      const after = [...tree(dir)].filter((p) => !outsideBefore.has(p) && !p.startsWith("store/"));
+      const allowed = (p: string) =>
+        p.startsWith("layout/") || p.startsWith("registry-storage/") || p.startsWith("registry");
+      expect(after.filter((p) => !allowed(p))).toEqual([]);
+      for (const p of [outside.abs, outside.sym]) expect(fs.existsSync(p)).toBe(false);
+      const shadow = fs.statSync("/etc/shadow");
+      expect([shadow.nlink, shadow.mtimeMs, shadow.size]).toEqual([
+        shadowBefore.nlink,
+        shadowBefore.mtimeMs,
+        shadowBefore.size,
+      ]);
+      expect(fs.readdirSync(path.join(storeRoot, "tmp"))).toEqual([]);
+    });
+
+    const cases: [string, TarEntry[], RegExp][] = [
+      ["a ../ entry", [{ name: `../../../${outside.dotdot}`, content: "x" }], /has a "\.\." component/],
+      ["an absolute path", [{ name: outside.abs, content: "x" }], /is an absolute path/],
+      [
+        "a symlink to / followed by a file under it",
+        [
+          { name: "evil", type: "symlink", linkname: "/" },
+          { name: `evil${outside.sym}`, content: "x" },
+        ],
+        /its parent "evil" is a symlink: writing through it is refused/,
+      ],
+      [
+        "a hardlink to /etc/shadow",
+        [{ name: "shadow", type: "link", linkname: "/etc/shadow" }],
+        /hard link target is an absolute path/,
+      ],
+      [
+        "a hardlink to ../../etc/shadow",
+        [{ name: "shadow", type: "link", linkname: "../../../../../../etc/shadow" }],
+        /hard link target has a "\.\." component/,
+      ],
+      ["a device node", [{ name: "dev/evil", type: "character-device" }], /character-device entries are not allowed/],
+    ];
+
+    test.each(cases)("%s", async (_what, entries, message) => {
+      const tag = `evil${cases.findIndex((c) => c[1] === entries)}`;
+      const ref = await imageWithLayer(tag, entries);
+      const before = fs.readdirSync(path.join(storeRoot, "snapshots")).length;
+      const err = await service.pull(ref).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(images.ImageError);
+      expect((err as images.ImageError).code).toBe("UNSAFE_LAYER");
+      expect((err as Error).message).toMatch(/^layer sha256:[0-9a-f]{64}: /);
+      expect((err as Error).message).toMatch(message);
+      // The base layer may have been unpacked; the evil one never is.
+      expect(fs.readdirSync(path.join(storeRoot, "snapshots")).length).toBeLessThanOrEqual(Math.max(before, 1));
+      expect(fs.existsSync(path.join(dir, outside.dotdot))).toBe(false);
+      expect(await service.store.getImage(ref)).toBeUndefined();
+    });
+  });
+
+  test("a connection dropped mid-layer resumes with Range and the pull completes", async () => {
+    const big = Buffer.alloc(3 << 20);
+    for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((Math.imul(i, 2654435761) ^ 0x5bd1e995) >>> 0, i);
+    await imageWithLayer("big", [{ name: "big.bin", content: big }]);
+    let drops = 1;
+    const proxy = await startDroppingProxy(registry.port, 1 << 20, () => drops-- > 0);
+    try {
+      const service2 = new images.ImageService({ root: path.join(dir, "store-resume"), retryDelayMs: 50 });
+      await service2.init();
+      try {
+        const image = await service2.pull(`${proxy.address}/test/big:1`);
+        expect(proxy.dropped).toBe(1);
+        expect(proxy.rangeRequests.length).toBeGreaterThanOrEqual(1);
+        expect(proxy.rangeRequests[0]).toMatch(/^bytes=\d{6,}-$/);
+        expect(image.layers).toHaveLength(2);
+        const snap = path.join(dir, "store-resume", "snapshots", image.layers[1]!.diffId.slice(7), "big.bin");
+        expect(fs.readFileSync(snap).equals(big)).toBe(true);
+      } finally {
+        service2.close();
+      }
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  test("a corrupted blob fails digest verification and leaves no partial download", async () => {
+    const ref = await imageWithLayer("corrupt", [{ name: "c.txt", content: "the real content\n".repeat(100) }]);
+    const manifest = JSON.parse(
+      (await run("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${ref}`])).stdout,
+    ) as { layers: { digest: string }[] };
+    const digest = manifest.layers[1]!.digest.slice(7);
+    const data = path.join(
+      dir,
+      "registry-storage",
+      "docker/registry/v2/blobs/sha256",
+      digest.slice(0, 2),
+      digest,
+      "data",
+    );
+    const bytes = fs.readFileSync(data);
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 10) ^ 0xff, bytes.length - 10);
+    fs.writeFileSync(data, bytes);
+    const err = await service.pull(ref).catch((e: unknown) => e);
+    expect((err as images.ImageError).code).toBe("DIGEST_MISMATCH");
+    expect((err as Error).message).toMatch(new RegExp(`blob sha256:${digest} .*hashing to sha256:`));
+    expect(fs.existsSync(path.join(storeRoot, "ingest", digest))).toBe(false);
+    expect(fs.existsSync(path.join(storeRoot, "blobs", "sha256", digest))).toBe(false);
+  });
+
+  test("zstd layers, and concurrent pulls of one image share one download", async () => {
+    await tagLayout(layout, "base", "zst");
+    await addRawLayer(layout, "zst", [{ name: "z/hello.txt", content: "zstd works\n" }], dir);
+    await push(layout, "zst", registry.address, "test/zst:1", ["--dest-compress-format", "zstd"]);
+    const ref = `${registry.address}/test/zst:1`;
+    const s = new images.ImageService({ root: path.join(dir, "store-zstd") });
+    await s.init();
+    try {
+      const progress: images.PullProgress[] = [];
+      const [a, b] = await Promise.all([s.pull(ref, { onProgress: (p) => progress.push(p) }), s.pull(ref)]);
+      expect(a).toEqual(b);
+      // skopeo reuses the base layer the registry already has (gzip); the new one is zstd.
+      expect(a.layers.map((l) => l.mediaType)).toEqual([
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+      ]);
+      const snap = path.join(dir, "store-zstd", "snapshots", a.layers[1]!.diffId.slice(7), "z", "hello.txt");
+      expect(fs.readFileSync(snap, "utf8")).toBe("zstd works\n");
+      const last = progress[progress.length - 1]!;
+      expect(last).toMatchObject({ layersDone: 2, layersTotal: 2 });
+      expect(last.bytesDone).toBe(last.bytesTotal);
+    } finally {
+      s.close();
+    }
+  });
+
+  test("garbage collection removes exactly the blobs and snapshots nothing uses", async () => {
+    const root = path.join(dir, "store-gc");
+    const s = new images.ImageService({ root });
+    await s.init();
+    try {
+      const refA = await imageWithLayer("gca", [{ name: "a.txt", content: "a" }]);
+      const refB = await imageWithLayer("gcb", [{ name: "b.txt", content: "b" }]);
+      const a = await s.pull(refA);
+      const b = await s.pull(refB);
+      const blobs = () => new Set(fs.readdirSync(path.join(root, "blobs", "sha256")).map((h) => `sha256:${h}`));
+      const snaps = () => new Set(fs.readdirSync(path.join(root, "snapshots")).map((h) => `sha256:${h}`));
+      // base layer shared: 3 layer blobs + 2 configs + 2 manifests; 3 snapshots.
+      expect(blobs().size).toBe(7);
+      expect(snaps().size).toBe(3);
+      expect(await s.gc({ graceMs: 0 })).toMatchObject({ removedBlobs: [], removedSnapshots: [] });
+
+      // A container uses A; B is forgotten: exactly B's own content goes.
+      const { rootfs } = await s.prepareRootfs(`gc-${PID}`, refA);
+      expect(fs.existsSync(path.join(rootfs, "a.txt"))).toBe(true);
+      await s.store.removeImage(b.reference);
+      const r1 = await s.gc({ graceMs: 0 });
+      expect(new Set(r1.removedBlobs)).toEqual(new Set([b.manifestDigest, b.configDigest, b.layers[1]!.digest]));
+      expect(r1.removedSnapshots).toEqual([b.layers[1]!.diffId]);
+      expect(blobs()).toEqual(new Set([a.manifestDigest, a.configDigest, ...a.layers.map((l) => l.digest)]));
+
+      // Pruning images keeps A while a container uses it ...
+      const r2 = await s.gc({ graceMs: 0, pruneImages: true });
+      expect(r2.removedImages).toEqual([]);
+      expect(r2.removedBlobs).toEqual([]);
+      // ... and removes everything once it is gone.
+      await s.unmountRootfs(`gc-${PID}`);
+      const r3 = await s.gc({ graceMs: 0, pruneImages: true });
+      expect(r3.removedImages).toEqual([a.reference]);
+      expect(blobs().size).toBe(0);
+      expect(snaps().size).toBe(0);
+    } finally {
+      s.close();
+    }
+  });
+
+  test("grove-agent image import reads an oci-archive; bad input names the problem", async () => {
+    const archive = path.join(dir, "base.tar");
+    await run("skopeo", ["copy", "-q", `oci:${layout}:base`, `oci-archive:${archive}:base`]);
+    const imagesDir = path.join(dir, "store-import");
+    const out = await run(process.execPath, [
+      BIN.agent,
+      "image",
+      "import",
+      `${archive}:base`,
+      "--images-dir",
+      imagesDir,
+      "--name",
+      "registry.example/imported/base:1",
+    ]);
+    expect(out.stdout).toMatch(new RegExp(`imported oci:${archive}:base sha256:[0-9a-f]{64} \\(1 layers\\)`));
+    expect(out.stdout).toContain("recorded as registry.example/imported/base:1");
+    const list = await run(process.execPath, [BIN.agent, "image", "list", "-o", "json", "--images-dir", imagesDir]);
+    const items = (JSON.parse(list.stdout) as { items: { reference: string }[] }).items.map((i) => i.reference);
+    expect(items.sort()).toEqual([`oci:${archive}:base`, "registry.example/imported/base:1"].sort());
+
+    const bad = await run(process.execPath, [
+      BIN.agent,
+      "image",
+      "import",
+      `${archive}:nope`,
+      "--images-dir",
+      imagesDir,
+    ]).catch((e: { code: number; stderr: string }) => e);
+    expect((bad as { code: number }).code).toBe(1);
+    expect((bad as { stderr: string }).stderr).toMatch(/no image tagged "nope" \(tags: base\)/);
+  });
+});
