@@ -43,6 +43,22 @@ stop_pidfile() { # pidfile name
   rm -f "$pf"
 }
 
+kill_containers() {
+  # Containers outlive the agent (each has its grove-shim): kill what runs in
+  # the agent's cgroups; their shims then record the exit and go.
+  local procs pid
+  for procs in /sys/fs/cgroup/pids/"$CGROUP_PARENT"/*/cgroup.procs /sys/fs/cgroup/"$CGROUP_PARENT"/*/cgroup.procs; do
+    [ -f "$procs" ] || continue
+    for _ in $(seq 1 50); do
+      [ -s "$procs" ] || break
+      while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done <"$procs"
+      sleep 0.1
+    done
+  done
+  sleep 0.3
+  rm -rf "/run/grove/$CGROUP_PARENT"
+}
+
 remove_cgroups() {
   # Leftovers of containers (the agent removes them itself on a clean stop).
   local base dir
@@ -59,6 +75,7 @@ down() {
   [ "${1:-}" = "--keep-data" ] && keep=1
   stop_pidfile "$RUN/agent.pid" grove-agent
   stop_pidfile "$RUN/server.pid" grove-server
+  kill_containers
   remove_cgroups
   # Mounts of containers live in their own mount namespaces; nothing of
   # theirs is left on the host once their processes are gone.

@@ -52,6 +52,12 @@ export interface NativeRuntimeOptions {
   logMaxBytes?: number;
   /** The addon; loaded from agent/native/build by default. */
   binding?: NativeBinding;
+  /**
+   * Fault injection for tests: wait this long after the shim reported the
+   * container running and before start() resolves (an agent killed then has
+   * a container it never recorded).
+   */
+  pauseInStartMs?: number;
 }
 
 interface Entry {
@@ -138,6 +144,7 @@ export class NativeRuntime implements ContainerRuntime {
   readonly stateDir: string;
   readonly shimPath: string;
   private readonly logMaxBytes: number;
+  private readonly pauseInStartMs: number;
   private readonly native: NativeBinding;
   private readonly containers = new Map<string, Entry>();
   /** Ids between validation and the end of start(), so a concurrent start of the same id fails. */
@@ -153,6 +160,7 @@ export class NativeRuntime implements ContainerRuntime {
     this.stateDir = path.resolve(opts.stateDir ?? path.join("/run/grove", this.cgroupParent));
     this.shimPath = opts.shimPath ?? SHIM_PATH;
     this.logMaxBytes = opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
+    this.pauseInStartMs = opts.pauseInStartMs ?? 0;
     this.cgroupMode = opts.cgroupMode ?? this.native.detectCgroupMode(this.cgroupRoot);
   }
 
@@ -233,6 +241,7 @@ export class NativeRuntime implements ContainerRuntime {
       await fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined);
       throw wrapNative(err, "START_FAILED");
     }
+    if (this.pauseInStartMs > 0) await new Promise((r) => setTimeout(r, this.pauseInStartMs));
     const state = readJson<StateRecord>(path.join(dir, "state"));
     const startedAt = new Date(state?.startedAtMs ?? Date.now());
     return this.track(id, started.pid, startedAt, spec.annotations ?? {});
