@@ -1,1 +1,7 @@
-export * from "./simulate";
+// grove-sim: the control plane's placement library on workloads over time.
+export * from "./cluster";
+export * from "./workload";
+export * from "./trace";
+export * from "./engine";
+export * from "./compaction";
+export * from "./compare";

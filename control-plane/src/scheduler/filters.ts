@@ -10,16 +10,19 @@ const reject = (subject: string, message: string): Verdict => ({ fit: false, rea
 export type ResourceKey = "cpuMillis" | "memoryBytes" | "pids" | "diskBytes";
 export const RESOURCE_KEYS: readonly ResourceKey[] = ["cpuMillis", "memoryBytes", "pids", "diskBytes"];
 
+const NOT_READY = reject("node-ready", "not ready");
+const CORDONED = reject("node-schedulable", "cordoned");
+
 // The node's agent is up and reporting.
 export const nodeReady: Filter = {
   name: "node-ready",
-  check: (_req, node) => (node.ready ? FIT : reject("node-ready", "not ready")),
+  check: (_req, node) => (node.ready ? FIT : NOT_READY),
 };
 
 // An operator cordoned the node: keep what runs there, place nothing new.
 export const nodeSchedulable: Filter = {
   name: "node-schedulable",
-  check: (_req, node) => (node.unschedulable ? reject("node-schedulable", "cordoned") : FIT),
+  check: (_req, node) => (node.unschedulable ? CORDONED : FIT),
 };
 
 /** Free amount of one resource on a node (never negative; Infinity for disk on a node that reports none). */
@@ -30,6 +33,7 @@ export function free(node: NodeView, resource: ResourceKey): number {
 }
 
 function fitFilter(name: string, subject: string, resource: ResourceKey): Filter {
+  const insufficient = reject(subject, "insufficient");
   return {
     name,
     check: (req: PlacementRequest, node: NodeView): Verdict => {
@@ -37,24 +41,43 @@ function fitFilter(name: string, subject: string, resource: ResourceKey): Filter
       const cap = node.allocatable[resource];
       // A node that does not report a resource (only disk is optional) is not limited by it.
       if (cap === undefined) return FIT;
-      return (node.allocated[resource] ?? 0) + want <= cap ? FIT : reject(subject, "insufficient");
+      return (node.allocated[resource] ?? 0) + want <= cap ? FIT : insufficient;
     },
   };
 }
 
-// The request fits in what is left of the node's allocatable CPU.
-export const cpuFit = fitFilter("cpu-fit", "cpu", "cpuMillis");
+// The request fits in what is left of the node's allocatable CPU. (cpu,
+// memory and pids are always present: plain property reads, the hot path.)
+const NO_CPU = reject("cpu", "insufficient");
+export const cpuFit: Filter = {
+  name: "cpu-fit",
+  check: (req, node) =>
+    node.allocated.cpuMillis + req.resources.cpuMillis <= node.allocatable.cpuMillis ? FIT : NO_CPU,
+};
 // ... memory.
-export const memoryFit = fitFilter("memory-fit", "memory", "memoryBytes");
+const NO_MEMORY = reject("memory", "insufficient");
+export const memoryFit: Filter = {
+  name: "memory-fit",
+  check: (req, node) =>
+    node.allocated.memoryBytes + req.resources.memoryBytes <= node.allocatable.memoryBytes ? FIT : NO_MEMORY,
+};
 // ... process ids (pids cgroup limit).
-export const pidsFit = fitFilter("pids-fit", "pids", "pids");
+const NO_PIDS = reject("pids", "insufficient");
+export const pidsFit: Filter = {
+  name: "pids-fit",
+  check: (req, node) => (node.allocated.pids + req.resources.pids <= node.allocatable.pids ? FIT : NO_PIDS),
+};
 // ... disk. Nodes that report no disk capacity are treated as unlimited
 // (agents do not measure disk yet; see docs/scheduling.md).
-export const diskFit = fitFilter("disk-fit", "disk", "diskBytes");
+export const diskFit: Filter = {
+  ...fitFilter("disk-fit", "disk", "diskBytes"),
+  applies: (req) => (req.resources.diskBytes ?? 0) > 0,
+};
 
 // Host ports: two instances never bind the same port on one node.
 export const hostPortsFit: Filter = {
   name: "host-ports",
+  applies: (req) => (req.hostPorts?.length ?? 0) > 0,
   check: (req, node) => {
     const ports = req.hostPorts;
     if (!ports || ports.length === 0 || !node.usedHostPorts) return FIT;
@@ -104,6 +127,7 @@ export function matchesSelector(req: PlacementRequest, node: NodeView): boolean 
 // Node selector and label constraints (=, !=, in, notin, exists, notexists).
 export const nodeSelectorFilter: Filter = {
   name: "node-selector",
+  applies: (req) => req.placement?.nodeSelector !== undefined || req.placement?.constraints !== undefined,
   check: (req, node) => {
     const p = req.placement;
     if (!p) return FIT;
@@ -155,6 +179,7 @@ export function appKeyOf(req: PlacementRequest): string {
 // Anti-affinity: at most one instance of the same App per node.
 export const antiAffinityFilter: Filter = {
   name: "anti-affinity",
+  applies: (req) => req.placement?.antiAffinity === true,
   check: (req, node) => {
     if (!req.placement?.antiAffinity) return FIT;
     return (node.appCounts?.get(appKeyOf(req)) ?? 0) > 0 ? reject("anti-affinity", "app already on node") : FIT;
@@ -166,6 +191,7 @@ export const antiAffinityFilter: Filter = {
 // Nodes without the topology label are rejected.
 export const spreadFilter: Filter = {
   name: "topology-spread",
+  applies: (req) => req.placement?.spread !== undefined,
   check: (req, node, ctx) => {
     const spread = req.placement?.spread;
     if (!spread || !ctx) return FIT;

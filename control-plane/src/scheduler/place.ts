@@ -4,7 +4,16 @@
 // instances on one node (preempt()).
 
 import type { PlacementExplain, Resources } from "@grove/api";
-import { appKeyOf, matchesSelector, RESOURCE_KEYS } from "./filters";
+import {
+  appKeyOf,
+  cpuFit,
+  matchesSelector,
+  memoryFit,
+  nodeReady,
+  nodeSchedulable,
+  pidsFit,
+  RESOURCE_KEYS,
+} from "./filters";
 import { defaultProfile, DEFAULT_PROFILE } from "./profiles";
 import type {
   Filter,
@@ -20,6 +29,8 @@ import type {
 } from "./types";
 
 export { DEFAULT_PROFILE, defaultProfile };
+
+const FUSED: ReadonlySet<Filter> = new Set([nodeReady, nodeSchedulable, cpuFit, memoryFit, pidsFit]);
 
 /** Scores closer than this count as a tie. */
 const TIE_EPSILON = 1e-12;
@@ -90,20 +101,46 @@ interface Scored {
   scores: Record<string, number>;
 }
 
+const nameHashes = new Map<string, number>();
+/** FNV-1a of a node name (cached): ties are broken by name, not input order. */
+function nameHash(name: string): number {
+  let h = nameHashes.get(name);
+  if (h !== undefined) return h;
+  h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  h >>>= 0;
+  if (nameHashes.size > 1_000_000) nameHashes.clear();
+  nameHashes.set(name, h);
+  return h;
+}
+
+/** murmur3's finalizer: a well-mixed 32-bit key for (name, draw). */
+function tieKey(name: string, draw: number): number {
+  let h = (nameHash(name) ^ draw) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
 function scoreNodes(
   req: PlacementRequest,
   feasible: readonly NodeView[],
   profile: Profile,
   ctx: PlacementContext,
   rng: Rng,
+  sampled: boolean,
 ): Scored {
-  // Weighted mean of the scorers; ties broken by the seeded rng over
-  // name-sorted candidates, so input order does not matter.
+  // Weighted mean of the scorers. Exact ties are broken by a key mixed from
+  // the node's name and one seeded draw, so the input order does not matter
+  // and every tied node can win for some seed.
   const scorers = profile.scorers;
   let totalWeight = 0;
   for (const s of scorers) totalWeight += s.weight;
-  let best: { node: NodeView; total: number }[] = [];
+  let bestNode: NodeView | undefined;
   let top = -Infinity;
+  let draw: number | undefined;
+  let bestKey = 0;
+  let ties = 0;
   for (const node of feasible) {
     let weighted = 0;
     for (const scorer of scorers) {
@@ -112,28 +149,51 @@ function scoreNodes(
     }
     const total = totalWeight > 0 ? weighted / totalWeight : 0;
     if (total > top + TIE_EPSILON) {
-      best = [{ node, total }];
+      bestNode = node;
       top = total;
-    } else if (total >= top - TIE_EPSILON) best.push({ node, total });
+      ties = 1;
+      if (draw !== undefined) bestKey = tieKey(node.name, draw);
+    } else if (total >= top - TIE_EPSILON) {
+      if (sampled) {
+        // Sampled candidates depend on the scan's start anyway: a uniform
+        // pick among the ties (reservoir) is enough and cheaper.
+        ties++;
+        if (rng.next() * ties < 1) bestNode = node;
+        continue;
+      }
+      if (draw === undefined) {
+        draw = Math.floor(rng.next() * 4294967296) >>> 0;
+        bestKey = tieKey(bestNode!.name, draw);
+      }
+      const key = tieKey(node.name, draw);
+      if (key < bestKey || (key === bestKey && node.name < bestNode!.name)) {
+        bestNode = node;
+        bestKey = key;
+      }
+    }
   }
-  if (best.length > 1) best.sort((a, b) => (a.node.name < b.node.name ? -1 : a.node.name > b.node.name ? 1 : 0));
-  const pick = best.length === 1 ? 0 : Math.min(best.length - 1, Math.floor(rng.next() * best.length));
-  const chosen = best[pick]!;
+  const chosen = bestNode!;
   const scores: Record<string, number> = {};
   for (const scorer of scorers) {
-    const s = scorer.score(req, chosen.node, ctx);
+    const s = scorer.score(req, chosen, ctx);
     scores[scorer.name] = s < 0 ? 0 : s > 1 ? 1 : s;
   }
-  return { node: chosen.node, total: chosen.total, scores };
+  return { node: chosen, total: top, scores };
 }
 
 export function place(req: PlacementRequest, nodes: readonly NodeView[], profile: Profile, rng: Rng): PlacementResult {
   const n = nodes.length;
   if (n === 0) return { explain: { nodesConsidered: 0, rejected: {} }, reason: "no nodes registered" };
-  const rejected: Record<string, number> = {};
-  const reasons = new Map<string, number>(); // "memory: insufficient" -> nodes
   const feasible: NodeView[] = [];
   const ctx = placementContext(req, nodes);
+  const filters = profile.filters.filter((f) => !f.applies || f.applies(req));
+  const nf = filters.length;
+  // The common case (only readiness and cpu/memory/pids fit apply): one
+  // inlined check per node; the filter chain runs only to name a rejection.
+  const fused = filters.every((f) => FUSED.has(f));
+  const r = req.resources;
+  const perFilter = new Array<number>(nf).fill(0);
+  const perReason = new Map<FilterReason, number>(); // reasons are often shared constants
   const toFind = feasibleToFind(profile.sampling, n);
   const start = toFind < n ? Math.floor(rng.next() * n) % n : 0;
 
@@ -141,16 +201,38 @@ export function place(req: PlacementRequest, nodes: readonly NodeView[], profile
   // sampling, stop once enough feasible nodes were found.
   let considered = 0;
   for (let i = 0; i < n && feasible.length < toFind; i++) {
-    const node = nodes[(start + i) % n]!;
+    const node = nodes[start + i < n ? start + i : start + i - n]!;
     considered++;
-    const fail = firstFailure(profile.filters, req, node, ctx);
-    if (!fail) {
+    if (
+      fused &&
+      node.ready &&
+      !node.unschedulable &&
+      node.allocated.cpuMillis + r.cpuMillis <= node.allocatable.cpuMillis &&
+      node.allocated.memoryBytes + r.memoryBytes <= node.allocatable.memoryBytes &&
+      node.allocated.pids + r.pids <= node.allocatable.pids
+    ) {
       feasible.push(node);
       continue;
     }
-    rejected[fail.filter] = (rejected[fail.filter] ?? 0) + 1;
-    const text = `${fail.reason.subject}: ${fail.reason.message}`;
-    reasons.set(text, (reasons.get(text) ?? 0) + 1);
+    let f = 0;
+    for (; f < nf; f++) {
+      const verdict = filters[f]!.check(req, node, ctx);
+      if (!verdict.fit) {
+        perFilter[f]!++;
+        perReason.set(verdict.reason, (perReason.get(verdict.reason) ?? 0) + 1);
+        break;
+      }
+    }
+    if (f === nf) feasible.push(node);
+  }
+  const rejected: Record<string, number> = {};
+  perFilter.forEach((count, f) => {
+    if (count > 0) rejected[filters[f]!.name] = (rejected[filters[f]!.name] ?? 0) + count;
+  });
+  const reasons = new Map<string, number>(); // "memory: insufficient" -> nodes
+  for (const [r, count] of perReason) {
+    const text = `${r.subject}: ${r.message}`;
+    reasons.set(text, (reasons.get(text) ?? 0) + count);
   }
 
   const explain: PlacementExplain = { nodesConsidered: considered, rejected };
@@ -162,7 +244,7 @@ export function place(req: PlacementRequest, nodes: readonly NodeView[], profile
     return { nodeName: pre.node, victims: pre.victims, explain };
   }
 
-  const chosen = scoreNodes(req, feasible, profile, ctx, rng);
+  const chosen = scoreNodes(req, feasible, profile, ctx, rng, toFind < n);
   explain.scores = { ...chosen.scores, total: chosen.total };
   explain.chosen = chosen.node.name;
   return { nodeName: chosen.node.name, explain };
@@ -275,7 +357,19 @@ export class WorkingSet {
   private readonly owned = new Set<number>();
 
   constructor(nodes: readonly NodeView[]) {
-    this.nodes = nodes.slice();
+    // One object shape for every node keeps the hot loop's property reads monomorphic.
+    this.nodes = nodes.map((n) => ({
+      name: n.name,
+      ready: n.ready,
+      unschedulable: n.unschedulable,
+      allocatable: n.allocatable,
+      allocated: n.allocated,
+      labels: n.labels,
+      usedHostPorts: n.usedHostPorts,
+      taints: n.taints,
+      appCounts: n.appCounts,
+      instances: n.instances,
+    }));
     this.nodes.forEach((n, i) => this.index.set(n.name, i));
   }
 
@@ -289,11 +383,16 @@ export class WorkingSet {
     let node = this.nodes[i]!;
     if (!this.owned.has(i)) {
       node = {
-        ...node,
+        name: node.name,
+        ready: node.ready,
+        unschedulable: node.unschedulable,
+        allocatable: node.allocatable,
         allocated: { ...node.allocated },
+        labels: node.labels,
+        usedHostPorts: node.usedHostPorts ? new Set(node.usedHostPorts) : undefined,
+        taints: node.taints,
         appCounts: new Map(node.appCounts ?? []),
-        ...(node.usedHostPorts ? { usedHostPorts: new Set(node.usedHostPorts) } : {}),
-        ...(node.instances ? { instances: [...node.instances] } : {}),
+        instances: [...(node.instances ?? [])],
       };
       this.nodes[i] = node;
       this.owned.add(i);
@@ -319,7 +418,7 @@ export class WorkingSet {
       resources: req.resources,
       ...(req.hostPorts ? { hostPorts: req.hostPorts } : {}),
     };
-    node.instances = [...(node.instances ?? []), placed];
+    (node.instances as PlacedInstance[]).push(placed);
   }
 
   /** Removes preempted instances from their node. */

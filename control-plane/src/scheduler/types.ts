@@ -107,6 +107,8 @@ export interface PlacementContext {
 export interface Filter {
   name: string;
   check(req: PlacementRequest, node: NodeView, ctx?: PlacementContext): Verdict;
+  /** False when the filter cannot reject any node for this request (it is then skipped). */
+  applies?(req: PlacementRequest): boolean;
 }
 
 /** A ranking step: how good is this node for the request, 0 (worst) to 1 (best). */
