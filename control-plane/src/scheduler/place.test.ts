@@ -97,7 +97,7 @@ describe("place", () => {
 
   test("defaultProfile() is the default profile", () => {
     expect(defaultProfile()).toBe(DEFAULT_PROFILE);
-    expect(DEFAULT_PROFILE.scorers.map((s) => s.name)).toEqual(["l2-norm", "prefer-no-schedule"]);
+    expect(DEFAULT_PROFILE.scorers.map((s) => s.name)).toEqual(["balanced-fit", "prefer-no-schedule"]);
   });
 });
 

@@ -2,7 +2,16 @@
 // from the simulator's evidence (docs/scheduling.md, "Choosing the default").
 
 import { DEFAULT_FILTERS } from "./filters";
-import { diego, dotProduct, l2Norm, leastAllocated, mostAllocated, nomadBestFit, preferNoSchedule } from "./scorers";
+import {
+  balancedFit,
+  diego,
+  dotProduct,
+  l2Norm,
+  leastAllocated,
+  mostAllocated,
+  nomadBestFit,
+  preferNoSchedule,
+} from "./scorers";
 import type { Profile, Sampling, Scorer } from "./types";
 
 /** Kubernetes' percentageOfNodesToScore (adaptive), only from 100 nodes on. */
@@ -21,10 +30,14 @@ export const PROFILES: Readonly<Record<string, Profile>> = {
   "dot-product": profile("dot-product", [dotProduct]),
   "l2-norm": profile("l2-norm", [l2Norm]),
   diego: profile("diego", [diego]),
+  "balanced-fit": profile("balanced-fit", [balancedFit]),
 };
 
-/** Grove's default: L2-norm best fit (see docs/scheduling.md); all nodes scored below 100, k8s-style sampling above. */
-export const DEFAULT_PROFILE: Profile = profile("default", [l2Norm], K8S_SAMPLING);
+/**
+ * Grove's default: balanced fit (see docs/scheduling.md, "Choosing the
+ * default"); every node scored below 100 nodes, Kubernetes-style sampling above.
+ */
+export const DEFAULT_PROFILE: Profile = profile("default", [balancedFit], K8S_SAMPLING);
 
 /** The default profile. */
 export function defaultProfile(): Profile {

@@ -11,7 +11,16 @@ import {
   taintsFilter,
   tolerates,
 } from "./filters";
-import { diego, dotProduct, l2Norm, leastAllocated, mostAllocated, nomadBestFit, preferNoSchedule } from "./scorers";
+import {
+  balancedFit,
+  diego,
+  dotProduct,
+  l2Norm,
+  leastAllocated,
+  mostAllocated,
+  nomadBestFit,
+  preferNoSchedule,
+} from "./scorers";
 import { placementContext } from "./place";
 import type { LabelConstraint, NodeView, PlacementRequest, PlacementSpec } from "./types";
 
@@ -209,8 +218,19 @@ describe("scorers", () => {
     [dotProduct, (0.1 * 0.6 + 0.3 * 0.9) / 2],
     [l2Norm, 1 - (0.5 ** 2 + 0.6 ** 2) / 2],
     [diego, 1 - (0.4 + 0.01) / 2 / 2],
+    [balancedFit, (1 - (0.5 ** 2 + 0.6 ** 2) / 2 - 2 * 0.1 + 2) / 3],
   ])("%o", (scorer, want) => {
     expect(scorer.score(r, n)).toBeCloseTo(want, 12);
+  });
+
+  test("balanced fit discounts an empty node and penalises uneven free room", () => {
+    const empty = node();
+    const used = node({ allocated: res(1, 1, 0) });
+    const small = req({ resources: res(100, 100) });
+    expect(balancedFit.score(small, empty)).toBeCloseTo(0.8 * balancedFit.score(small, used), 2);
+    const even = node({ allocated: res(500, 500, 0) });
+    const uneven = node({ allocated: res(900, 100, 0) });
+    expect(balancedFit.score(small, even)).toBeGreaterThan(balancedFit.score(small, uneven));
   });
 
   test("Nomad BestFit is 1 on a node the request fills and clamps at 0 on an empty one", () => {
@@ -235,7 +255,16 @@ describe("scorers", () => {
   });
 
   test("every scorer stays in 0..1", () => {
-    const scorers = [mostAllocated, leastAllocated, nomadBestFit, dotProduct, l2Norm, diego, preferNoSchedule];
+    const scorers = [
+      mostAllocated,
+      leastAllocated,
+      nomadBestFit,
+      dotProduct,
+      l2Norm,
+      diego,
+      preferNoSchedule,
+      balancedFit,
+    ];
     fc.assert(
       fc.property(
         fc.integer({ min: 0, max: 2000 }),

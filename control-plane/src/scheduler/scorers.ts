@@ -123,3 +123,25 @@ export const preferNoSchedule: Scorer = {
   weight: 10,
   score: (req, node) => (node.taints && untolerated(req, node, "PreferNoSchedule").length > 0 ? 0 : 1),
 };
+
+/** Weight of the imbalance penalty in balancedFit. */
+export const BALANCE_WEIGHT = 2;
+/** balancedFit's factor for a node with nothing on it. */
+export const EMPTY_NODE_FACTOR = 0.8;
+
+// Grove's default ("balanced fit"), chosen with the simulator (docs/scheduling.md):
+// L2-norm best fit minus a penalty for leaving cpu and memory unevenly free
+// (free room of one resource without the other is stranded capacity, which
+// Borg's hybrid score minimises), and a discount for opening an empty node.
+// With free shares c, m after placement:
+//   h = (1 - (c^2 + m^2)/2 - 2|c - m| + 2) / 3, times 0.8 on an empty node.
+export const balancedFit: Scorer = {
+  name: "balanced-fit",
+  weight: 1,
+  score: (req, node) => {
+    const c = 1 - cpuAfter(req, node);
+    const m = 1 - memoryAfter(req, node);
+    const h = (1 - (c * c + m * m) / 2 - BALANCE_WEIGHT * Math.abs(c - m) + BALANCE_WEIGHT) / (1 + BALANCE_WEIGHT);
+    return node.allocated.cpuMillis === 0 && node.allocated.memoryBytes === 0 ? h * EMPTY_NODE_FACTOR : h;
+  },
+};
