@@ -289,8 +289,16 @@ protected:
     for (auto &s : env) envp.push_back(const_cast<char *>(s.c_str()));
     envp.push_back(nullptr);
     grove_cgroup_t cg = cgroup->View();
-    grove_container_config_t cfg{rootfs.c_str(), argvp.data(), envp.data(), cwd.c_str(),
-                                 hostname.c_str(), logPath.c_str(), &cg, nullptr, -1};
+    grove_container_config_t cfg;
+    std::memset(&cfg, 0, sizeof(cfg));
+    cfg.rootfs = rootfs.c_str();
+    cfg.argv = argvp.data();
+    cfg.envp = envp.data();
+    cfg.cwd = cwd.c_str();
+    cfg.hostname = hostname.c_str();
+    cfg.log_path = logPath.c_str();
+    cfg.cgroup = &cg;
+    cfg.stdio_fd = -1;
     if (!netnsPath.empty())
       cfg.netns_path = netnsPath.c_str();
     std::memset(&err_, 0, sizeof(err_));

@@ -21,7 +21,12 @@
 
 /* Controllers Grove needs on v1; cpuacct is joined when mounted, never required. */
 static const char *const v1_required[] = { "memory", "cpu", "pids" };
-static const char *const v1_optional[] = { "cpuacct" };
+static const char *const v1_optional[] = { "cpuacct", "devices" };
+
+/* The devices a container may use (v1 devices cgroup): the minimal /dev, and
+ * mknod of anything (as Docker); reading or writing other devices is refused. */
+static const char *const v1_device_allow[] = { "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
+                                                "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm" };
 #define N_ELEMENTS(a) (sizeof (a) / sizeof ((a)[0]))
 
 void
@@ -234,6 +239,14 @@ v1_setup (const grove_cgroup_t *cg, const grove_resources_t *res, grove_error_t 
         cleanup_free char *opt = NULL;
         if (v1_mkdirs (cg, v1_optional[i], &opt, err) < 0)
           return -1;
+        if (strcmp (v1_optional[i], "devices") == 0 && cg->id != NULL)
+          {
+            if (write_in (opt, "devices.deny", "a", err) < 0)
+              return -1;
+            for (size_t d = 0; d < N_ELEMENTS (v1_device_allow); d++)
+              if (write_in (opt, "devices.allow", v1_device_allow[d], err) < 0)
+                return -1;
+          }
       }
 
   if (res->memory_bytes > 0)

@@ -19,6 +19,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/resource.h>
+
+#include "seccomp.h"
 #include "util.h"
 
 #ifndef SYS_pidfd_open
@@ -30,6 +37,21 @@
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
+
+#ifndef PROC_SUPER_MAGIC
+#define PROC_SUPER_MAGIC 0x9fa0
+#endif
+#ifndef SYSFS_MAGIC
+#define SYSFS_MAGIC 0x62656572
+#endif
+
+/* Docker's masked and read-only paths (inside the container, after pivot_root). */
+static const char *const masked_paths[] = { "/proc/asound",     "/proc/acpi",        "/proc/kcore",
+                                            "/proc/keys",       "/proc/latency_stats", "/proc/timer_list",
+                                            "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+                                            "/sys/firmware",    "/sys/devices/virtual/powercap" };
+static const char *const readonly_paths[] = { "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger" };
+#define N_ELEMS(a) (sizeof (a) / sizeof ((a)[0]))
 
 #ifndef NSFS_MAGIC
 #define NSFS_MAGIC 0x6e736673
@@ -67,6 +89,16 @@ struct child_args
   int null_fd;
   int netns_fd; /* -1: a new network namespace (CLONE_NEWNET); else setns into it */
   const char *rootfs;
+  const char *sys_path;
+  char *pts_path, *ptmx_path, *shm_path, *mqueue_path;
+  uint64_t caps;
+  struct sock_fprog seccomp; /* len 0: unconfined */
+  uid_t uid;
+  gid_t gid;
+  const gid_t *groups;
+  size_t ngroups;
+  const grove_rlimit_t *rlimits;
+  size_t nrlimits;
   const char *proc_path;
   const char *dev_path;
   char *dev_targets[N_DEV];
@@ -154,6 +186,87 @@ child_setup_dev (struct child_args *a)
   for (size_t i = 0; i < N_LINKS; i++)
     if (symlink (dev_links[i][0], a->link_paths[i]) < 0)
       child_fail (a, errno, "symlink", a->link_paths[i]);
+  /* A private devpts instance, /dev/ptmx through it, /dev/shm, /dev/mqueue. */
+  if (mkdir (a->pts_path, 0755) < 0)
+    child_fail (a, errno, "mkdir", a->pts_path);
+  if (mount ("devpts", a->pts_path, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5") < 0)
+    child_fail (a, errno, "mount devpts on", a->pts_path);
+  if (symlink ("pts/ptmx", a->ptmx_path) < 0)
+    child_fail (a, errno, "symlink", a->ptmx_path);
+  if (mkdir (a->shm_path, 01777) < 0)
+    child_fail (a, errno, "mkdir", a->shm_path);
+  if (mount ("shm", a->shm_path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0)
+    child_fail (a, errno, "mount tmpfs on", a->shm_path);
+  if (mkdir (a->mqueue_path, 0755) < 0)
+    child_fail (a, errno, "mkdir", a->mqueue_path);
+  if (mount ("mqueue", a->mqueue_path, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    child_fail (a, errno, "mount mqueue on", a->mqueue_path);
+}
+
+/* After pivot_root: hide Docker's masked paths, make its read-only ones read-only. */
+static void
+child_mask_paths (struct child_args *a)
+{
+  struct stat st;
+  for (size_t i = 0; i < N_ELEMS (masked_paths); i++)
+    {
+      const char *p = masked_paths[i];
+      if (lstat (p, &st) < 0)
+        continue; /* not on this kernel */
+      if (S_ISDIR (st.st_mode))
+        {
+          if (mount ("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0)
+            child_fail (a, errno, "mask", p);
+        }
+      else if (mount ("/dev/null", p, NULL, MS_BIND, NULL) < 0)
+        child_fail (a, errno, "mask", p);
+    }
+  for (size_t i = 0; i < N_ELEMS (readonly_paths); i++)
+    {
+      const char *p = readonly_paths[i];
+      if (lstat (p, &st) < 0)
+        continue;
+      if (mount (p, p, NULL, MS_BIND | MS_REC, NULL) < 0
+          || mount (NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        child_fail (a, errno, "make read-only", p);
+    }
+}
+
+static void
+child_drop_privileges (struct child_args *a)
+{
+  struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+  struct __user_cap_data_struct data[2];
+
+  for (size_t i = 0; i < a->nrlimits; i++)
+    {
+      struct rlimit rl = { (rlim_t) a->rlimits[i].soft, (rlim_t) a->rlimits[i].hard };
+      if (setrlimit (a->rlimits[i].resource, &rl) < 0)
+        child_fail (a, errno, "setrlimit", NULL);
+    }
+  /* Bounding set first (needs CAP_SETPCAP, which setuid may take away). */
+  for (int cap = 0; cap < 64; cap++)
+    if (!(a->caps & (1ULL << cap)) && prctl (PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+      child_fail (a, errno, "drop capability from the bounding set", NULL);
+  if (prctl (PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+    child_fail (a, errno, "clear ambient capabilities", NULL);
+  if (setgroups (a->ngroups, a->groups) < 0)
+    child_fail (a, errno, "setgroups", NULL);
+  if (setresgid (a->gid, a->gid, a->gid) < 0)
+    child_fail (a, errno, "setgid", NULL);
+  if (setresuid (a->uid, a->uid, a->uid) < 0)
+    child_fail (a, errno, "setuid", NULL);
+  /* Root keeps exactly its set; any other user has none (as with Docker). */
+  memset (data, 0, sizeof (data));
+  if (a->uid == 0)
+    {
+      data[0].effective = data[0].permitted = (uint32_t) a->caps;
+      data[1].effective = data[1].permitted = (uint32_t) (a->caps >> 32);
+    }
+  if (syscall (SYS_capset, &hdr, data) < 0)
+    child_fail (a, errno, "capset", NULL);
+  if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    child_fail (a, errno, "no_new_privs", NULL);
 }
 
 static void
@@ -217,6 +330,15 @@ child_main (void *arg)
   child_prepare_dir (a, a->proc_path, 0555);
   if (mount ("proc", a->proc_path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     child_fail (a, errno, "mount proc on", a->proc_path);
+  {
+    /* Nothing is written under /proc unless it is a real procfs (CVE-2019-16884 and kin). */
+    struct statfs sfs;
+    if (statfs (a->proc_path, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC)
+      child_fail (a, EPERM, "not a procfs after mounting:", a->proc_path);
+  }
+  child_prepare_dir (a, a->sys_path, 0555);
+  if (mount ("sysfs", a->sys_path, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    child_fail (a, errno, "mount sysfs on", a->sys_path);
   child_setup_dev (a);
 
   if (chdir (a->rootfs) < 0)
@@ -236,6 +358,18 @@ child_main (void *arg)
   if (a->netns_fd < 0)
     child_loopback_up (a);
 
+  child_mask_paths (a);
+
+  if (dup2 (a->null_fd, 0) < 0 || dup2 (a->log_fd, 1) < 0 || dup2 (a->log_fd, 2) < 0)
+    child_fail (a, errno, "dup2 stdio", NULL);
+  /* Close every inherited descriptor (the shim's socket and pipes, Node's
+   * epoll, eventfds...) but the O_CLOEXEC error pipe, which execve closes;
+   * before the chdir below, so /proc/self/fd/N can only name these. */
+  if (a->err_fd > 3 && syscall (SYS_close_range, 3, a->err_fd - 1, 0) < 0)
+    child_fail (a, errno, "close_range", NULL);
+  if (syscall (SYS_close_range, a->err_fd + 1, ~0U, 0) < 0)
+    child_fail (a, errno, "close_range", NULL);
+
   if (chdir (a->cwd) < 0)
     child_fail (a, errno, "chdir", a->cwd);
   /* A cwd outside the root shows up as ENOENT or "(unreachable)" (CVE-2024-21626). */
@@ -244,14 +378,10 @@ child_main (void *arg)
   if (cwd_buf[0] != '/')
     child_fail (a, EPERM, "working directory escapes the root:", a->cwd);
 
-  if (dup2 (a->null_fd, 0) < 0 || dup2 (a->log_fd, 1) < 0 || dup2 (a->log_fd, 2) < 0)
-    child_fail (a, errno, "dup2 stdio", NULL);
-  /* Close every inherited descriptor (Node's epoll, eventfds, sockets...) but
-   * the O_CLOEXEC error pipe, which execve closes. */
-  if (a->err_fd > 3 && syscall (SYS_close_range, 3, a->err_fd - 1, 0) < 0)
-    child_fail (a, errno, "close_range", NULL);
-  if (syscall (SYS_close_range, a->err_fd + 1, ~0U, 0) < 0)
-    child_fail (a, errno, "close_range", NULL);
+  child_drop_privileges (a);
+  /* Last: the filter also applies to what we would still call. */
+  if (a->seccomp.len > 0 && prctl (PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &a->seccomp, 0, 0) < 0)
+    child_fail (a, errno, "install the seccomp filter", NULL);
 
   for (char **c = a->candidates; *c != NULL; c++)
     {
@@ -270,6 +400,7 @@ struct prepared
   struct child_args a;
   char *proc_path;
   char *dev_path;
+  char *sys_path;
   char **candidates;
 };
 
@@ -278,6 +409,12 @@ prepared_free (struct prepared *p)
 {
   free (p->proc_path);
   free (p->dev_path);
+  free (p->sys_path);
+  free (p->a.pts_path);
+  free (p->a.ptmx_path);
+  free (p->a.shm_path);
+  free (p->a.mqueue_path);
+  free (p->a.seccomp.filter);
   for (size_t i = 0; i < N_DEV; i++)
     free (p->a.dev_targets[i]);
   for (size_t i = 0; i < N_LINKS; i++)
@@ -344,8 +481,23 @@ static int
 prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t *err)
 {
   if (grove_asprintf (&p->proc_path, err, "%s/proc", cfg->rootfs) < 0
-      || grove_asprintf (&p->dev_path, err, "%s/dev", cfg->rootfs) < 0)
+      || grove_asprintf (&p->dev_path, err, "%s/dev", cfg->rootfs) < 0
+      || grove_asprintf (&p->sys_path, err, "%s/sys", cfg->rootfs) < 0
+      || grove_asprintf (&p->a.pts_path, err, "%s/dev/pts", cfg->rootfs) < 0
+      || grove_asprintf (&p->a.ptmx_path, err, "%s/dev/ptmx", cfg->rootfs) < 0
+      || grove_asprintf (&p->a.shm_path, err, "%s/dev/shm", cfg->rootfs) < 0
+      || grove_asprintf (&p->a.mqueue_path, err, "%s/dev/mqueue", cfg->rootfs) < 0)
     return -1;
+  p->a.sys_path = p->sys_path;
+  p->a.caps = cfg->caps_set ? cfg->caps : GROVE_DEFAULT_CAPS;
+  if (!cfg->seccomp_unconfined && grove_seccomp_default (&p->a.seccomp) < 0)
+    return grove_error_set (err, ENOSYS, "no default seccomp filter for this architecture; run unconfined");
+  p->a.uid = cfg->uid;
+  p->a.gid = cfg->gid;
+  p->a.groups = cfg->groups;
+  p->a.ngroups = cfg->ngroups;
+  p->a.rlimits = cfg->rlimits;
+  p->a.nrlimits = cfg->nrlimits;
   for (size_t i = 0; i < N_DEV; i++)
     if (grove_asprintf (&p->a.dev_targets[i], err, "%s/%s", p->dev_path, dev_nodes[i]) < 0)
       return -1;

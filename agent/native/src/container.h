@@ -12,6 +12,16 @@
 extern "C" {
 #endif
 
+typedef struct grove_rlimit_s
+{
+  int resource; /* RLIMIT_* */
+  uint64_t soft, hard;
+} grove_rlimit_t;
+
+/* Docker's default capabilities: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID
+ * SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP. */
+#define GROVE_DEFAULT_CAPS 0xa80425fbULL
+
 typedef struct grove_container_config_s
 {
   const char *rootfs;   /* absolute host path */
@@ -23,6 +33,16 @@ typedef struct grove_container_config_s
   const grove_cgroup_t *cgroup; /* set up already; the child joins it before it runs */
   const char *netns_path; /* NULL: a new network namespace; else join this one (e.g. /run/netns/X) */
   int stdio_fd;           /* > 0: stdout and stderr go here (e.g. the shim's log pipe) instead of log_path */
+  /* Security settings; all-zero means the defaults (Docker's). */
+  int caps_set;           /* 0: Docker's 14 default capabilities; 1: exactly `caps` */
+  uint64_t caps;          /* bit n = capability n, for bounding, permitted and effective (root) */
+  int seccomp_unconfined; /* 0: the default filter (see seccomp.c); 1: none */
+  uid_t uid;
+  gid_t gid;
+  const gid_t *groups;    /* supplementary groups */
+  size_t ngroups;
+  const grove_rlimit_t *rlimits;
+  size_t nrlimits;
 } grove_container_config_t;
 
 typedef struct grove_container_s

@@ -43,6 +43,8 @@
 #endif
 
 #define MAX_CLIENTS 32
+#define MAX_GROUPS 64
+#define MAX_RLIMITS 16
 #define MAX_ARGS 4096
 #define CLIENT_BUF 256
 #define DRAIN_TIMEOUT_MS 2000
@@ -54,6 +56,15 @@ struct config
   char *argv[MAX_ARGS + 1];
   char *envp[MAX_ARGS + 1];
   size_t argc, envc;
+  int caps_set;
+  uint64_t caps;
+  int seccomp_unconfined;
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[MAX_GROUPS];
+  size_t ngroups;
+  grove_rlimit_t rlimits[MAX_RLIMITS];
+  size_t nrlimits;
 };
 
 struct client
@@ -193,6 +204,28 @@ parse_config (char *buf, size_t len, grove_error_t *err)
 #undef KEY
       if (strcmp (key, "log_max") == 0)
         cfg.log_max = atoll (val);
+      else if (strcmp (key, "caps") == 0)
+        {
+          cfg.caps_set = 1;
+          cfg.caps = strtoull (val, NULL, 10);
+        }
+      else if (strcmp (key, "seccomp") == 0)
+        cfg.seccomp_unconfined = strcmp (val, "unconfined") == 0;
+      else if (strcmp (key, "uid") == 0)
+        cfg.uid = (uid_t) strtoul (val, NULL, 10);
+      else if (strcmp (key, "gid") == 0)
+        cfg.gid = (gid_t) strtoul (val, NULL, 10);
+      else if (strcmp (key, "group") == 0 && cfg.ngroups < MAX_GROUPS)
+        cfg.groups[cfg.ngroups++] = (gid_t) strtoul (val, NULL, 10);
+      else if (strcmp (key, "rlimit") == 0 && cfg.nrlimits < MAX_RLIMITS)
+        {
+          /* "RESOURCE:SOFT:HARD" */
+          char *end;
+          grove_rlimit_t *r = &cfg.rlimits[cfg.nrlimits++];
+          r->resource = (int) strtol (val, &end, 10);
+          r->soft = *end == ':' ? strtoull (end + 1, &end, 10) : 0;
+          r->hard = *end == ':' ? strtoull (end + 1, &end, 10) : 0;
+        }
       else if (strcmp (key, "arg") == 0 && cfg.argc < MAX_ARGS)
         cfg.argv[cfg.argc++] = val;
       else if (strcmp (key, "env") == 0 && cfg.envc < MAX_ARGS)
@@ -514,6 +547,15 @@ main (int argc, char **argv)
   cc.cgroup = &cgroup;
   cc.netns_path = cfg.netns;
   cc.stdio_fd = pipe_fds[1];
+  cc.caps_set = cfg.caps_set;
+  cc.caps = cfg.caps;
+  cc.seccomp_unconfined = cfg.seccomp_unconfined;
+  cc.uid = cfg.uid;
+  cc.gid = cfg.gid;
+  cc.groups = cfg.groups;
+  cc.ngroups = cfg.ngroups;
+  cc.rlimits = cfg.rlimits;
+  cc.nrlimits = cfg.nrlimits;
   if (grove_container_start (&cc, &container, &err) < 0)
     {
       report_start (4, err.errnum, 0, err.msg);

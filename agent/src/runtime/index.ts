@@ -1,10 +1,22 @@
 export * from "./types";
 export { RuntimeError, type RuntimeErrorCode } from "./errors";
 export { validateSpec, validateId, signalNumber, CONTAINER_ID_PATTERN } from "./validate";
-export { NativeRuntime, type NativeRuntimeOptions } from "./native";
+export { NativeRuntime, shimRequest, type NativeRuntimeOptions } from "./native";
+export {
+  CAPABILITIES,
+  DEFAULT_CAPABILITIES,
+  RLIMITS,
+  capabilitySet,
+  capabilityMask,
+  resolveUser,
+  readFileInRoot,
+  type ResolvedUser,
+  type Rlimit,
+} from "./security";
 export {
   loadNativeBinding,
   NATIVE_ADDON_PATH,
+  SHIM_PATH,
   type NativeBinding,
   type NativeExit,
   type NativeResources,

@@ -28,6 +28,7 @@ import type {
   RecoveredContainer,
 } from "./types";
 import { signalNumber, validateId, validateSpec } from "./validate";
+import { capabilityMask, capabilitySet, resolveUser, rlimitNumber } from "./security";
 
 const SIGKILL = 9;
 const SIGTERM = 15;
@@ -185,15 +186,16 @@ export class NativeRuntime implements ContainerRuntime {
         `the shim socket path ${sock} is longer than 107 bytes; use a shorter stateDir`,
       );
     }
+    const security = this.securityConfig(spec);
     this.starting.add(spec.id);
     try {
-      return await this.startValidated(spec);
+      return await this.startValidated(spec, security);
     } finally {
       this.starting.delete(spec.id);
     }
   }
 
-  private async startValidated(spec: ContainerSpec): Promise<ContainerHandle> {
+  private async startValidated(spec: ContainerSpec, security: [string, string][]): Promise<ContainerHandle> {
     const { id } = spec;
     const dir = this.containerDir(id);
     try {
@@ -226,6 +228,7 @@ export class NativeRuntime implements ContainerRuntime {
       this.cgroupParent,
     ];
     if (spec.netnsPath !== undefined) config.push("netns", spec.netnsPath);
+    for (const c of security) config.push(...c);
     for (const arg of spec.command) config.push("arg", arg);
     for (const [k, v] of Object.entries(spec.env)) config.push("env", `${k}=${v}`);
 
@@ -245,6 +248,25 @@ export class NativeRuntime implements ContainerRuntime {
     const state = readJson<StateRecord>(path.join(dir, "state"));
     const startedAt = new Date(state?.startedAtMs ?? Date.now());
     return this.track(id, started.pid, startedAt, spec.annotations ?? {});
+  }
+
+  /** The shim's security keys: caps, seccomp, uid, gid, group, rlimit (validated here). */
+  private securityConfig(spec: ContainerSpec): [string, string][] {
+    const out: [string, string][] = [];
+    const caps = capabilitySet(spec.capabilities?.add ?? [], spec.capabilities?.drop ?? []);
+    out.push(["caps", capabilityMask(caps)]);
+    if (spec.seccomp !== undefined && spec.seccomp !== "default" && spec.seccomp !== "unconfined") {
+      throw new RuntimeError(
+        "INVALID_SPEC",
+        `seccomp must be "default" or "unconfined", got ${JSON.stringify(spec.seccomp)}`,
+      );
+    }
+    out.push(["seccomp", spec.seccomp ?? "default"]);
+    const user = resolveUser(spec.rootfs, spec.user, spec.additionalGids ?? []);
+    out.push(["uid", String(user.uid)], ["gid", String(user.gid)]);
+    for (const g of user.groups) out.push(["group", String(g)]);
+    (spec.rlimits ?? []).forEach((r, i) => out.push(["rlimit", `${rlimitNumber(r, i)}:${r.soft}:${r.hard}`]));
+    return out;
   }
 
   /** Registers a container whose shim runs and starts waiting for its exit. */

@@ -34,6 +34,19 @@ export interface ContainerSpec {
    * back by recover() after an agent restart (e.g. the instance it runs).
    */
   annotations?: Record<string, string>;
+  /**
+   * The user the command runs as: "name" or "uid", optionally ":group" or
+   * ":gid"; names come from the rootfs's /etc/passwd and /etc/group. Default root.
+   */
+  user?: string;
+  /** Supplementary gids on top of the user's memberships in /etc/group. */
+  additionalGids?: number[];
+  /** Changes to Docker's default capability set (names with or without CAP_, or "ALL"). */
+  capabilities?: { add?: string[]; drop?: string[] };
+  /** "default": the default seccomp filter (Docker's semantics); "unconfined": none. */
+  seccomp?: "default" | "unconfined";
+  /** setrlimit before exec, e.g. { type: "RLIMIT_NOFILE", soft: 1024, hard: 4096 }. */
+  rlimits?: { type: string; soft: number; hard: number }[];
 }
 
 /** A container's resource usage, as its cgroups count it. -1: not available. */

@@ -1,0 +1,246 @@
+// Security settings of a container, resolved in TypeScript before the native
+// core sees them: capability names to a mask, rlimit names to numbers, and a
+// user ("name[:group]" or "uid[:gid]") to ids read from the rootfs's own
+// /etc/passwd and /etc/group, resolving symlinks inside the rootfs only.
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+import { RuntimeError } from "./errors";
+
+/** Linux capability numbers (linux/capability.h). */
+export const CAPABILITIES: Readonly<Record<string, number>> = {
+  CHOWN: 0,
+  DAC_OVERRIDE: 1,
+  DAC_READ_SEARCH: 2,
+  FOWNER: 3,
+  FSETID: 4,
+  KILL: 5,
+  SETGID: 6,
+  SETUID: 7,
+  SETPCAP: 8,
+  LINUX_IMMUTABLE: 9,
+  NET_BIND_SERVICE: 10,
+  NET_BROADCAST: 11,
+  NET_ADMIN: 12,
+  NET_RAW: 13,
+  IPC_LOCK: 14,
+  IPC_OWNER: 15,
+  SYS_MODULE: 16,
+  SYS_RAWIO: 17,
+  SYS_CHROOT: 18,
+  SYS_PTRACE: 19,
+  SYS_PACCT: 20,
+  SYS_ADMIN: 21,
+  SYS_BOOT: 22,
+  SYS_NICE: 23,
+  SYS_RESOURCE: 24,
+  SYS_TIME: 25,
+  SYS_TTY_CONFIG: 26,
+  MKNOD: 27,
+  LEASE: 28,
+  AUDIT_WRITE: 29,
+  AUDIT_CONTROL: 30,
+  SETFCAP: 31,
+  MAC_OVERRIDE: 32,
+  MAC_ADMIN: 33,
+  SYSLOG: 34,
+  WAKE_ALARM: 35,
+  BLOCK_SUSPEND: 36,
+  AUDIT_READ: 37,
+  PERFMON: 38,
+  BPF: 39,
+  CHECKPOINT_RESTORE: 40,
+};
+
+/** Docker's default capability set (moby/oci/caps/defaults.go). */
+export const DEFAULT_CAPABILITIES: readonly string[] = [
+  "CHOWN",
+  "DAC_OVERRIDE",
+  "FSETID",
+  "FOWNER",
+  "MKNOD",
+  "NET_RAW",
+  "SETGID",
+  "SETUID",
+  "SETFCAP",
+  "SETPCAP",
+  "NET_BIND_SERVICE",
+  "SYS_CHROOT",
+  "KILL",
+  "AUDIT_WRITE",
+];
+
+export const RLIMITS: Readonly<Record<string, number>> = {
+  RLIMIT_CPU: 0,
+  RLIMIT_FSIZE: 1,
+  RLIMIT_DATA: 2,
+  RLIMIT_STACK: 3,
+  RLIMIT_CORE: 4,
+  RLIMIT_RSS: 5,
+  RLIMIT_NPROC: 6,
+  RLIMIT_NOFILE: 7,
+  RLIMIT_MEMLOCK: 8,
+  RLIMIT_AS: 9,
+  RLIMIT_LOCKS: 10,
+  RLIMIT_SIGPENDING: 11,
+  RLIMIT_MSGQUEUE: 12,
+  RLIMIT_NICE: 13,
+  RLIMIT_RTPRIO: 14,
+  RLIMIT_RTTIME: 15,
+};
+
+function invalid(message: string): never {
+  throw new RuntimeError("INVALID_SPEC", message);
+}
+
+/** "CAP_NET_ADMIN" | "net_admin" -> "NET_ADMIN"; "ALL" stays. */
+function capName(field: string, name: unknown): string {
+  if (typeof name !== "string") invalid(`${field}: capability names must be strings`);
+  const n = name.toUpperCase().replace(/^CAP_/, "");
+  if (n !== "ALL" && CAPABILITIES[n] === undefined) invalid(`${field}: unknown capability ${JSON.stringify(name)}`);
+  return n;
+}
+
+/** The capability set root keeps: Docker's defaults, then drop, then add ("ALL" allowed in both). */
+export function capabilitySet(add: readonly string[] = [], drop: readonly string[] = []): string[] {
+  const adds = add.map((c) => capName("capabilities.add", c));
+  const drops = drop.map((c) => capName("capabilities.drop", c));
+  let set = new Set<string>(drops.includes("ALL") ? [] : DEFAULT_CAPABILITIES);
+  for (const d of drops) set.delete(d);
+  if (adds.includes("ALL")) set = new Set(Object.keys(CAPABILITIES));
+  for (const a of adds) if (a !== "ALL") set.add(a);
+  return [...set].sort((a, b) => CAPABILITIES[a]! - CAPABILITIES[b]!);
+}
+
+/** Capability names -> bit mask as a decimal string (it may not fit a double). */
+export function capabilityMask(names: readonly string[]): string {
+  let mask = 0n;
+  for (const n of names) mask |= 1n << BigInt(CAPABILITIES[capName("capabilities", n)] ?? 0);
+  return mask.toString();
+}
+
+export interface Rlimit {
+  /** RLIMIT_NOFILE etc. */
+  type: string;
+  soft: number;
+  hard: number;
+}
+
+export function rlimitNumber(r: Rlimit, i: number): number {
+  const n = RLIMITS[r.type];
+  if (n === undefined) invalid(`rlimits[${i}].type: unknown rlimit ${JSON.stringify(r.type)}`);
+  for (const k of ["soft", "hard"] as const) {
+    if (!Number.isSafeInteger(r[k]) || r[k] < 0) invalid(`rlimits[${i}].${k} must be a non-negative integer`);
+  }
+  if (r.soft > r.hard) invalid(`rlimits[${i}]: soft ${r.soft} is above hard ${r.hard}`);
+  return n;
+}
+
+/**
+ * Opens root/rel resolving every symlink inside root (an absolute link target
+ * means root-relative), like openat2(RESOLVE_IN_ROOT). Returns the file's
+ * text, or undefined when it does not exist.
+ */
+export function readFileInRoot(root: string, rel: string): string | undefined {
+  const parts = rel.split("/").filter((p) => p !== "" && p !== ".");
+  const resolved: string[] = [];
+  let links = 0;
+  while (parts.length > 0) {
+    const part = parts.shift()!;
+    if (part === "..") {
+      resolved.pop();
+      continue;
+    }
+    const host = path.join(root, ...resolved, part);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(host);
+    } catch {
+      return undefined;
+    }
+    if (st.isSymbolicLink()) {
+      if (++links > 40) invalid(`too many symlinks resolving ${rel} in ${root}`);
+      const target = fs.readlinkSync(host);
+      if (target.startsWith("/")) resolved.length = 0;
+      parts.unshift(...target.split("/").filter((p) => p !== "" && p !== "."));
+      continue;
+    }
+    resolved.push(part);
+    if (parts.length === 0) {
+      if (!st.isFile()) return undefined;
+      return fs.readFileSync(host, "utf8");
+    }
+    if (!st.isDirectory()) return undefined;
+  }
+  return undefined;
+}
+
+export interface ResolvedUser {
+  uid: number;
+  gid: number;
+  /** Supplementary groups: the user's memberships in /etc/group plus additional ones. */
+  groups: number[];
+}
+
+const ID = /^\d{1,10}$/;
+
+function parseDb(text: string | undefined): string[][] {
+  return (text ?? "")
+    .split("\n")
+    .filter((l) => l !== "" && !l.startsWith("#"))
+    .map((l) => l.split(":"));
+}
+
+/**
+ * "name" | "uid" with an optional ":group" | ":gid", looked up in the
+ * rootfs's /etc/passwd and /etc/group. A numeric uid missing from passwd
+ * runs with gid = the given gid or 0 (as Docker does).
+ */
+export function resolveUser(rootfs: string, user: string | undefined, additionalGids: number[] = []): ResolvedUser {
+  for (const [i, g] of additionalGids.entries()) {
+    if (!Number.isSafeInteger(g) || g < 0 || g > 0xfffffffe) invalid(`additionalGids[${i}] must be a valid gid`);
+  }
+  if (user === undefined || user === "") return { uid: 0, gid: 0, groups: [...new Set(additionalGids)] };
+  const m = /^([^:]+)(?::([^:]+))?$/.exec(user);
+  if (!m) invalid(`user ${JSON.stringify(user)} must be "name", "uid", "name:group" or "uid:gid"`);
+  const [, u, g] = m;
+  const passwd = parseDb(readFileInRoot(rootfs, "/etc/passwd"));
+  const group = parseDb(readFileInRoot(rootfs, "/etc/group"));
+
+  let uid: number;
+  let gid: number | undefined;
+  let name: string | undefined;
+  const byName = passwd.find((e) => e[0] === u);
+  if (ID.test(u!)) {
+    uid = Number(u);
+    const entry = passwd.find((e) => e[2] === u);
+    if (entry) {
+      gid = Number(entry[3]);
+      name = entry[0];
+    }
+  } else if (byName) {
+    uid = Number(byName[2]);
+    gid = Number(byName[3]);
+    name = byName[0];
+  } else {
+    invalid(`user: no user ${JSON.stringify(u)} in ${rootfs}/etc/passwd`);
+  }
+  if (g !== undefined) {
+    if (ID.test(g)) gid = Number(g);
+    else {
+      const entry = group.find((e) => e[0] === g);
+      if (!entry) invalid(`user: no group ${JSON.stringify(g)} in ${rootfs}/etc/group`);
+      gid = Number(entry[2]);
+    }
+  }
+  gid ??= 0;
+  if (!Number.isSafeInteger(uid) || uid > 0xfffffffe || !Number.isSafeInteger(gid) || gid > 0xfffffffe) {
+    invalid(`user ${JSON.stringify(user)} resolves to an invalid uid/gid`);
+  }
+  const groups = new Set<number>();
+  if (name !== undefined) {
+    for (const e of group) if ((e[3] ?? "").split(",").includes(name) && ID.test(e[2] ?? "")) groups.add(Number(e[2]));
+  }
+  for (const x of additionalGids) groups.add(x);
+  return { uid, gid, groups: [...groups].sort((a, b) => a - b) };
+}

@@ -1,0 +1,261 @@
+// Isolation defaults and CVE defences, each checked from inside a container
+// started by the real runtime (grove-shim, addon, kernel).
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
+import { NativeRuntime, SHIM_PATH, loadNativeBinding, type ContainerSpec } from "@grove/agent";
+
+const MiB = 1024 * 1024;
+const REPO = path.resolve(__dirname, "../..");
+const PARENT = `grove-iso-${process.pid}`;
+const DOCKER_CAPS = "00000000a80425fb";
+
+let tmp: string;
+let rootfs: string;
+let rt: NativeRuntime;
+let n = 0;
+
+function spec(script: string, over: Partial<ContainerSpec> = {}): ContainerSpec {
+  const id = `c${++n}`;
+  return {
+    id,
+    rootfs,
+    command: ["/bin/sh", "-c", script],
+    env: { PATH: "/bin:/sbin:/usr/bin:/usr/sbin" },
+    hostname: id,
+    resources: { cpuMillis: 500, memoryBytes: 64 * MiB, pids: 32 },
+    logPath: path.join(tmp, `${id}.log`),
+    ...over,
+  };
+}
+
+/** Runs a script to completion in a container; returns its exit code and output. */
+async function run(script: string, over: Partial<ContainerSpec> = {}): Promise<{ code: number; out: string }> {
+  const s = spec(script, over);
+  const h = await rt.start(s);
+  const exit = await h.exited;
+  await rt.remove(s.id);
+  return { code: exit.exitCode, out: fs.readFileSync(s.logPath, "utf8") };
+}
+
+function field(out: string, name: string): string | undefined {
+  return new RegExp(`^${name}:\\s*(.*)$`, "m").exec(out)?.[1]?.trim();
+}
+
+function sha(file: string): string {
+  return createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+}
+
+beforeAll(() => {
+  loadNativeBinding();
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-iso-"));
+  rootfs = path.join(tmp, "rootfs");
+  execFileSync(path.join(REPO, "deploy/make-rootfs.sh"), [rootfs], { stdio: "pipe" });
+  fs.appendFileSync(path.join(rootfs, "etc/passwd"), "app:x:1000:1000:app:/home/app:/bin/sh\n");
+  fs.appendFileSync(path.join(rootfs, "etc/group"), "app:x:1000:\nextra:x:2000:app\nother:x:3000:\n");
+  rt = new NativeRuntime({ cgroupParent: PARENT });
+});
+
+afterAll(async () => {
+  for (const h of rt?.list() ?? []) {
+    await rt.stop(h.id, 0);
+    await rt.remove(h.id);
+  }
+  await rt?.removeParentCgroup();
+  for (const c of ["memory", "cpu", "pids", "cpuacct", "devices"]) {
+    expect(fs.existsSync(path.join("/sys/fs/cgroup", c, PARENT))).toBe(false);
+  }
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("isolation defaults, seen from inside the container", () => {
+  it("has Docker's 14 capabilities in bounding, permitted and effective; none inheritable or ambient; no_new_privs; seccomp", async () => {
+    const { code, out } = await run("cat /proc/self/status");
+    expect(code).toBe(0);
+    expect(field(out, "CapBnd")).toBe(DOCKER_CAPS);
+    expect(field(out, "CapPrm")).toBe(DOCKER_CAPS);
+    expect(field(out, "CapEff")).toBe(DOCKER_CAPS);
+    expect(field(out, "CapInh")).toBe("0000000000000000");
+    expect(field(out, "CapAmb")).toBe("0000000000000000");
+    expect(field(out, "NoNewPrivs")).toBe("1");
+    expect(field(out, "Seccomp")).toBe("2");
+  });
+
+  it("applies capabilities.add and capabilities.drop", async () => {
+    const { out } = await run(
+      "cat /proc/self/status; touch /tmp/f; chown 1 /tmp/f && echo chown=ok || echo chown=denied",
+      {
+        capabilities: { add: ["CAP_NET_ADMIN"], drop: ["CHOWN"] },
+      },
+    );
+    // + NET_ADMIN (bit 12), - CHOWN (bit 0)
+    expect(field(out, "CapEff")).toBe("00000000a80435fa");
+    expect(field(out, "CapBnd")).toBe("00000000a80435fa");
+    expect(out).toContain("chown=denied");
+    await expect(run("true", { capabilities: { add: ["CAP_NOPE"] } })).rejects.toThrow(
+      'capabilities.add: unknown capability "CAP_NOPE"',
+    );
+  });
+
+  it("denies namespace creation, keyctl-class and mount calls through seccomp; unconfined lets user namespaces through", async () => {
+    // A user namespace needs no capability: only the filter stops it.
+    const confined = await run(
+      "unshare -U true && echo userns=yes || echo userns=no; unshare -m true || echo mountns=no",
+    );
+    expect(confined.out).toContain("userns=no");
+    expect(confined.out).toContain("mountns=no");
+    expect(confined.out).toMatch(/unshare: unshare\(.*\): Operation not permitted/);
+    const unconfined = await run(
+      "unshare -U true && echo userns=yes || echo userns=no; grep Seccomp: /proc/self/status",
+      {
+        seccomp: "unconfined",
+      },
+    );
+    expect(unconfined.out).toContain("userns=yes");
+    expect(field(unconfined.out, "Seccomp")).toBe("0");
+  });
+
+  it("masks Docker's masked paths, makes its read-only paths and /sys read-only", async () => {
+    // Only what this kernel has can be masked (this VM has no /proc/kcore or /proc/sysrq-trigger).
+    const masked = ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats"].filter(
+      (p) => fs.existsSync(p),
+    );
+    expect(masked.length).toBeGreaterThan(0);
+    const { out } = await run(
+      [
+        ...masked.map((p) => `echo ${p}=$(cat ${p} | wc -c)`),
+        "echo acpi=$(ls /proc/acpi 2>/dev/null | wc -l)",
+        "grep -E ' /proc/(acpi|keys|timer_list|sys|bus|fs|irq) ' /proc/self/mounts",
+        "echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo procsys=rw || echo procsys=ro",
+        "touch /sys/grove 2>/dev/null && echo sys=rw || echo sys=ro",
+        "grep ' /sys ' /proc/self/mounts",
+        "echo firmware=$(ls /sys/firmware | wc -l)",
+      ].join("; "),
+    );
+    for (const p of masked) expect(out).toContain(`${p}=0\n`);
+    expect(out).toContain("acpi=0\n");
+    expect(out).toMatch(/^tmpfs \/proc\/acpi tmpfs ro,/m);
+    expect(out).toMatch(/^\S+ \/proc\/keys \S+ rw,/m); // /dev/null bound over it
+    for (const ro of ["sys", "bus", "fs", "irq"]) {
+      if (fs.existsSync(`/proc/${ro}`)) expect(out).toMatch(new RegExp(`^proc /proc/${ro} proc ro,`, "m"));
+    }
+    expect(out).toContain("procsys=ro\n");
+    expect(out).toContain("sys=ro\n");
+    expect(out).toMatch(/^sysfs \/sys sysfs ro,/m);
+    expect(out).toContain("firmware=0\n");
+  });
+
+  it("has a minimal /dev and a device cgroup that refuses other devices", async () => {
+    const { out } = await run(
+      [
+        "echo devs=$(ls /dev | tr '\\n' ' ')",
+        "echo pts=$(grep ' /dev/pts ' /proc/self/mounts | cut -d' ' -f3)",
+        "echo shm=$(grep ' /dev/shm ' /proc/self/mounts | cut -d' ' -f3)",
+        "echo mqueue=$(grep ' /dev/mqueue ' /proc/self/mounts | cut -d' ' -f3)",
+        "echo ptmx=$(readlink /dev/ptmx)",
+        // mknod is allowed (as with Docker); using the device is not.
+        "mknod /dev/mem c 1 1 && echo mknod=ok",
+        "head -c1 /dev/mem > /dev/null 2>&1 && echo mem=open || echo mem=denied",
+        "head -c1 /dev/urandom > /dev/null && echo urandom=open",
+      ].join("; "),
+    );
+    expect(out).toContain("devs=fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero\n");
+    expect(out).toContain("pts=devpts\n");
+    expect(out).toContain("shm=tmpfs\n");
+    expect(out).toContain("mqueue=mqueue\n");
+    expect(out).toContain("ptmx=pts/ptmx\n");
+    expect(out).toContain("mknod=ok\n");
+    expect(out).toContain("mem=denied\n");
+    expect(out).toContain("urandom=open\n");
+  });
+
+  it("runs as a user and group by name or number from the rootfs's /etc/passwd and /etc/group", async () => {
+    const byName = await run("id; grep -E '^(Cap(Eff|Prm)|Groups):' /proc/self/status", { user: "app" });
+    expect(byName.out).toContain("uid=1000(app) gid=1000(app) groups=2000(extra)");
+    expect(field(byName.out, "CapEff")).toBe("0000000000000000");
+    expect(field(byName.out, "CapPrm")).toBe("0000000000000000");
+    const numeric = await run("id -u; id -g; id -G", { user: "1234:other", additionalGids: [4000] });
+    expect(numeric.out).toBe("1234\n3000\n3000 4000\n");
+    await expect(run("true", { user: "nosuchuser" })).rejects.toThrow(/user: no user "nosuchuser" in .*etc\/passwd/);
+  });
+
+  it("looks the user up inside the rootfs even when /etc/passwd is a symlink to the host's", async () => {
+    const other = path.join(tmp, "rootfs-link");
+    fs.cpSync(rootfs, other, { recursive: true, verbatimSymlinks: true });
+    fs.rmSync(path.join(other, "etc/passwd"));
+    // An absolute link means the rootfs's own /etc/passwd.real, never the host's file.
+    fs.writeFileSync(path.join(other, "etc/passwd.real"), "root:x:0:0::/:/bin/sh\nguest:x:777:777::/:/bin/sh\n");
+    fs.symlinkSync("/etc/passwd.real", path.join(other, "etc/passwd"));
+    const { out } = await run("id -u", { rootfs: other, user: "guest" });
+    expect(out).toBe("777\n");
+    // A link to a host file (absolute or climbing out with ..) stays inside the rootfs.
+    const hostFile = path.join(tmp, "host-passwd");
+    fs.writeFileSync(hostFile, "root:x:0:0::/:/bin/sh\nhostonly:x:4242:4242::/:/bin/sh\n");
+    for (const target of [hostFile, `../../../../../../..${hostFile}`]) {
+      fs.rmSync(path.join(other, "etc/passwd"));
+      fs.symlinkSync(target, path.join(other, "etc/passwd"));
+      await expect(run("true", { rootfs: other, user: "hostonly" })).rejects.toThrow(/no user "hostonly"/);
+    }
+  });
+
+  it("sets rlimits", async () => {
+    const { out } = await run("ulimit -n; ulimit -Hn", { rlimits: [{ type: "RLIMIT_NOFILE", soft: 123, hard: 456 }] });
+    expect(out).toBe("123\n456\n");
+    await expect(run("true", { rlimits: [{ type: "RLIMIT_NOPE", soft: 1, hard: 1 }] })).rejects.toThrow(
+      'rlimits[0].type: unknown rlimit "RLIMIT_NOPE"',
+    );
+  });
+});
+
+describe("defences", () => {
+  it("CVE-2019-5736: overwriting /proc/*/exe from inside changes nothing on the host", async () => {
+    const shimBefore = sha(SHIM_PATH);
+    const nodeBefore = sha(process.execPath);
+    const { out } = await run(
+      [
+        "for p in /proc/[0-9]*; do (echo pwned >> $p/exe) 2>/dev/null && echo wrote=$p; done",
+        "(echo pwned >> /proc/self/exe) 2>/dev/null && echo wrote=self",
+        "echo exe1=$(readlink /proc/1/exe)",
+        "echo done",
+      ].join("; "),
+    );
+    expect(out).toContain("done\n");
+    expect(out).not.toContain("wrote=");
+    // pid 1 inside is the workload itself (exec'd from the rootfs), never a host binary.
+    expect(out).toMatch(/exe1=\/bin\/(busybox|sh)\n/);
+    expect(sha(SHIM_PATH)).toBe(shimBefore);
+    expect(sha(process.execPath)).toBe(nodeBefore);
+  });
+
+  it("CVE-2024-21626: no host descriptor leaks in and a cwd of /proc/self/fd/N cannot reach the host", async () => {
+    const { out } = await run("ls -l /proc/self/fd; echo fds=$(ls /proc/self/fd | wc -l)");
+    // ls's own 0, 1, 2 and the directory it reads.
+    expect(out).toContain("fds=4\n");
+    for (const fd of [3, 4, 5, 6, 7, 8, 9, 10]) {
+      const attempt = run("pwd; ls /", { workingDir: `/proc/self/fd/${fd}` });
+      // Either refused at start (the descriptor is closed before the chdir) or,
+      // if it ever started, it must see the container's root.
+      try {
+        const { out: o } = await attempt;
+        expect(o).not.toMatch(/\(unreachable\)/);
+        expect(o.split("\n")[0]).toMatch(/^\//);
+      } catch (err) {
+        expect(String(err)).toMatch(/chdir \/proc\/self\/fd\/\d+|working directory escapes the root/);
+      }
+    }
+  });
+
+  it.each(["dev", "sys", "proc"])("refuses a rootfs whose /%s is a symlink", async (dir) => {
+    const evil = path.join(tmp, `evil-${dir}`);
+    fs.mkdirSync(path.join(evil, "bin"), { recursive: true });
+    fs.copyFileSync(path.join(rootfs, "bin/busybox"), path.join(evil, "bin/busybox"));
+    fs.symlinkSync("/", path.join(evil, dir));
+    await expect(run("true", { rootfs: evil, command: ["/bin/busybox", "true"] })).rejects.toThrow(
+      new RegExp(`refusing to mount over symlink .*evil-${dir}/${dir}`),
+    );
+    expect(rt.list()).toEqual([]);
+  });
+});
