@@ -9,9 +9,16 @@ import { pino, type Logger } from "pino";
 import { ControlPlaneConnection } from "./grpc/client";
 import { agentVersion, readHostFacts, toNodeInfo } from "./host";
 import { Reconciler } from "./reconcile/reconciler";
+import { ImageService, loadImageConfig } from "./images";
+import { imageCommand } from "./images/cli";
 import { NativeRuntime } from "./runtime";
+import { DEFAULT_PLUGIN_DIRS, NetworkManager } from "./network";
 
 export interface AgentConfig {
+  /** The image store (default <stateDir>/images). */
+  imagesDir: string;
+  /** JSON file with registry settings and pull secrets (agent/src/images/config.ts). */
+  imageConfig?: string;
   /** host:port of the control plane's gRPC listener. */
   server: string;
   token: string;
@@ -23,6 +30,12 @@ export interface AgentConfig {
   addresses: string[];
   cgroupParent: string;
   logLevel: string;
+  /** Stop every container on SIGTERM/SIGINT (the old behaviour); by default they outlive the agent. */
+  stopContainersOnExit?: boolean;
+  /** "cni": every instance gets an IP on the node's subnet; "none": an empty network namespace. */
+  network: "cni" | "none";
+  cniConflist?: string;
+  cniPluginDirs: string[];
 }
 
 /** How long shutdown waits for containers to stop before giving up on them. */
@@ -70,10 +83,26 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       [] as string[],
     )
     .option("--cgroup-parent <name>", "parent cgroup of every container", "grove")
-    .option("--log-level <level>", `one of ${LOG_LEVELS.join(", ")}`, parseLogLevel, "info");
+    .option(
+      "--stop-containers-on-exit",
+      "stop every container when the agent is asked to exit (default: they keep running and are adopted on the next start)",
+    )
+    .option("--log-level <level>", `one of ${LOG_LEVELS.join(", ")}`, parseLogLevel, "info")
+    .option("--images-dir <dir>", "the image store (default <state-dir>/images)")
+    .option("--image-config <file>", "registry settings (mirrors, insecure, auth) and pull secrets, JSON")
+    .option(
+      "--network <mode>",
+      "instance networking: cni (own IP, ports, egress rules) or none",
+      parseNetworkMode,
+      "cni",
+    )
+    .option("--cni-conflist <file>", "CNI network list (cniVersion 1.0.0) instead of the default one")
+    .option("--cni-plugin-dir <dir>", "CNI plugin directories, ':'-separated", DEFAULT_PLUGIN_DIRS.join(":"));
   program.parse([...argv]);
 
   const opts = program.opts<{
+    imagesDir?: string;
+    imageConfig?: string;
     server?: string;
     token?: string;
     tokenFile?: string;
@@ -84,6 +113,10 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
     address: string[];
     cgroupParent: string;
     logLevel: string;
+    stopContainersOnExit?: boolean;
+    network: "cni" | "none";
+    cniConflist?: string;
+    cniPluginDir: string;
   }>();
 
   if (!opts.server) program.error("error: --server <host:port> is required (or set GROVE_AGENT_SERVER)");
@@ -110,12 +143,22 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
     labels: opts.label,
     addresses: opts.address,
     cgroupParent: opts.cgroupParent,
+    ...(opts.stopContainersOnExit === true ? { stopContainersOnExit: true } : {}),
     logLevel: opts.logLevel,
+    imagesDir: path.resolve(opts.imagesDir ?? path.join(opts.stateDir, "images")),
+    ...(opts.imageConfig !== undefined ? { imageConfig: path.resolve(opts.imageConfig) } : {}),
+    network: opts.network,
+    ...(opts.cniConflist !== undefined ? { cniConflist: path.resolve(opts.cniConflist) } : {}),
+    cniPluginDirs: opts.cniPluginDir.split(":").filter((d) => d !== ""),
   };
 }
 
 /** The agent's entry point; sets process.exitCode rather than throwing. */
 export async function main(argv: readonly string[]): Promise<void> {
+  if (argv[2] === "image") {
+    process.exitCode = await imageCommand(argv.slice(3));
+    return;
+  }
   let config: AgentConfig;
   try {
     config = parseArgs(argv);
@@ -142,9 +185,34 @@ export async function main(argv: readonly string[]): Promise<void> {
 }
 
 async function run(config: AgentConfig, log: Logger): Promise<void> {
-  const runtime = new NativeRuntime({ cgroupParent: config.cgroupParent });
+  const runtime = new NativeRuntime({
+    cgroupParent: config.cgroupParent,
+    // Fault injection for the agent-restart test (a kill in the middle of a start).
+    pauseInStartMs: Number(process.env.GROVE_AGENT_PAUSE_IN_START_MS ?? 0) || 0,
+  });
   let connection: ControlPlaneConnection | undefined = undefined;
+  let network: NetworkManager | undefined;
+  if (config.network === "cni") {
+    network = new NetworkManager({
+      stateDir: path.join(config.stateDir, "network"),
+      pluginDirs: config.cniPluginDirs,
+      ...(config.cniConflist ? { conflistFile: config.cniConflist } : {}),
+      logger: log.child({ component: "network" }),
+    });
+    await network.init();
+  }
+  const imageConfig = config.imageConfig ? loadImageConfig(config.imageConfig) : undefined;
+  const images = new ImageService({
+    root: config.imagesDir,
+    registries: imageConfig?.registries ?? {},
+    pullSecrets: imageConfig?.pullSecrets ?? {},
+  });
+  await images.init();
+  const pauseAfterNetworkMs = Number(process.env.GROVE_AGENT_PAUSE_AFTER_NETWORK_MS ?? 0) || 0;
   const reconciler = new Reconciler({
+    ...(network ? { network } : {}),
+    pauseAfterNetworkMs,
+    images,
     runtime,
     rootfsDir: config.rootfsDir,
     stateDir: config.stateDir,
@@ -156,6 +224,13 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     address: config.server,
     token: config.token,
     reconciler,
+    onRegistered: (registered) => {
+      if (!network) return;
+      const egressDefault = registered.egressDefault === "allow" ? "allow" : "deny";
+      network
+        .configure(registered.subnet, egressDefault)
+        .catch((err: unknown) => log.error({ err }, "cannot configure instance networking"));
+    },
     logger: log.child({ component: "control-plane-connection" }),
     nodeInfo: () =>
       toNodeInfo(readHostFacts({ addresses: config.addresses }), {
@@ -182,8 +257,21 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
   process.once("SIGTERM", forceExit);
   process.once("SIGINT", forceExit);
 
-  // Walking skeleton: containers do not outlive the agent yet, so stop them
-  // all (reporting their final status while the stream is still up).
+  if (config.stopContainersOnExit !== true) {
+    // Containers outlive the agent: each has its grove-shim; the next agent
+    // run adopts them (NativeRuntime.recover). Nothing is stopped here.
+    const containers = runtime.list().length;
+    log.info({ signal, containers }, "shutting down; containers keep running and are adopted on the next start");
+    connection.stop();
+    reconciler.close();
+    runtime.detach();
+    if (containers === 0) await runtime.removeParentCgroup().catch(() => undefined);
+    log.info("grove-agent stopped");
+    process.exit(0);
+  }
+
+  // --stop-containers-on-exit: stop them all (reporting their final status
+  // while the stream is still up).
   log.info({ signal }, "shutting down: stopping every container");
   const stopped = await withTimeout(reconciler.shutdown(), SHUTDOWN_TIMEOUT_MS);
   if (!stopped) log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, "some containers did not stop in time; leaving them");
@@ -246,6 +334,11 @@ function collectLabel(value: string, labels: Record<string, string>): Record<str
 function collectAddress(value: string, addresses: string[]): string[] {
   if (net.isIP(value) === 0) throw new InvalidArgumentError("expected an IP address");
   return [...addresses, value];
+}
+
+function parseNetworkMode(value: string): "cni" | "none" {
+  if (value !== "cni" && value !== "none") throw new InvalidArgumentError("expected cni or none");
+  return value;
 }
 
 function parseLogLevel(value: string): string {

@@ -12,6 +12,7 @@ import {
   type WatchEvent,
 } from "./schemas";
 import { DEFAULT_NAMESPACE } from "./defaults";
+import type { Endpoints } from "./endpoints";
 
 /** The object type of each kind. */
 export type ResourceOf<K extends Kind> = K extends "App" ? App : K extends "Instance" ? Instance : Node;
@@ -120,6 +121,26 @@ export class GroveClient {
     if (!res.body)
       throw new ClientError("BadResponse", `watch response from ${this.server} has no body`, this.server + url);
     return new NdjsonWatch<ResourceOf<K>>(res.body, controller, this.server + url);
+  }
+
+  /** The endpoints of an App: its Running instances' addresses and published ports. */
+  async endpoints(app: string, namespace?: string): Promise<Endpoints> {
+    return (await this.request("GET", this.endpointsPath(app, namespace))).body as Endpoints;
+  }
+
+  /** A stream of the App's whole endpoints list: once now (ADDED), then on every change (MODIFIED). */
+  async watchEndpoints(app: string, namespace?: string): Promise<WatchStream<Endpoints>> {
+    const controller = new AbortController();
+    const url = `${this.endpointsPath(app, namespace)}?watch=1`;
+    const res = await this.fetch("GET", url, undefined, true, controller);
+    if (!res.ok) throw await toGroveError(res, this.server + url);
+    if (!res.body)
+      throw new ClientError("BadResponse", `watch response from ${this.server} has no body`, this.server + url);
+    return new NdjsonWatch<Endpoints>(res.body, controller, this.server + url);
+  }
+
+  endpointsPath(app: string, namespace?: string): string {
+    return `${this.objectPath("App", app, namespace)}/endpoints`;
   }
 
   collectionPath(kind: Kind, options: ListOptions = {}): string {

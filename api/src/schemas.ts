@@ -124,14 +124,76 @@ const Priority = Type.Integer({
   description: "higher is placed first and may preempt lower-priority instances (default 0)",
 });
 
+/** A named port of an App's instances; hostPort fixed, or chosen by the scheduler from the dynamic range. */
+export const PortSpec = Type.Object(
+  {
+    name: Type.String({ pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", maxLength: 15 }),
+    containerPort: Type.Integer({ minimum: 1, maximum: 65535 }),
+    hostPort: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 65535, description: "fixed host port; omitted: one from the dynamic range" }),
+    ),
+    protocol: Type.Optional(Type.Union([Type.Literal("tcp"), Type.Literal("udp")], { description: "default tcp" })),
+  },
+  { additionalProperties: false },
+);
+export type PortSpec = Static<typeof PortSpec>;
+
+/** An egress allow rule (Garden's NetOut): what no rule allows follows the cluster's egress default. */
+export const EgressRule = Type.Object(
+  {
+    cidr: Type.String({
+      pattern: "^[0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}$",
+      description: "IPv4 destination network, e.g. 10.0.0.0/8",
+    }),
+    protocol: Type.Optional(
+      Type.Union([Type.Literal("tcp"), Type.Literal("udp"), Type.Literal("icmp"), Type.Literal("all")], {
+        description: "default all",
+      }),
+    ),
+    ports: Type.Optional(
+      Type.String({
+        pattern: "^[0-9]{1,5}(-[0-9]{1,5})?$",
+        description: 'tcp/udp destination ports: "443" or "8000-8999"',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type EgressRule = Static<typeof EgressRule>;
+
 export const AppSpec = Type.Object(
   {
-    rootfs: Type.String({
-      pattern: "^[a-z0-9][a-z0-9._-]*$",
-      maxLength: 128,
-      description: "name of a root filesystem in the agent's rootfs directory (e.g. busybox)",
-    }),
-    command: Type.Array(Type.String(), { minItems: 1, description: "argv of the process" }),
+    rootfs: Type.Optional(
+      Type.String({
+        pattern: "^[a-z0-9][a-z0-9._-]*$",
+        maxLength: 128,
+        description: "name of a root filesystem in the agent's rootfs directory (e.g. busybox); or give image",
+      }),
+    ),
+    image: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        description:
+          'OCI image the agent pulls instead of a rootfs: "registry/repo:tag", "repo@sha256:…", "oci:/path/to/layout:tag"',
+      }),
+    ),
+    imagePullSecret: Type.Optional(
+      Type.String({
+        pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        maxLength: 253,
+        description: "name of a pull secret in the agents' image config (credentials stay on the nodes)",
+      }),
+    ),
+    entrypoint: Type.Optional(
+      Type.Array(Type.String(), { minItems: 1, description: "with an image: replaces its Entrypoint (and its Cmd)" }),
+    ),
+    command: Type.Optional(
+      Type.Array(Type.String(), {
+        minItems: 1,
+        description: "argv of the process; with an image: replaces its Cmd (appended to its Entrypoint), optional",
+      }),
+    ),
     env: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }), Type.String())),
     workingDir: Type.Optional(Type.String({ pattern: "^/" })),
     instances: Type.Integer({ minimum: 0, maximum: 10000 }),
@@ -140,6 +202,8 @@ export const AppSpec = Type.Object(
     stopGracePeriodSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
     placement: Type.Optional(Placement),
     priority: Type.Optional(Priority),
+    ports: Type.Optional(Type.Array(PortSpec, { maxItems: 32 })),
+    egress: Type.Optional(Type.Array(EgressRule, { maxItems: 64 })),
   },
   { additionalProperties: false },
 );
@@ -186,6 +250,9 @@ export const InstanceSpec = Type.Object(
     appUid: Type.String(),
     index: Type.Integer({ minimum: 0 }),
     rootfs: Type.String(),
+    image: Type.Optional(Type.String()),
+    imagePullSecret: Type.Optional(Type.String()),
+    entrypoint: Type.Optional(Type.Array(Type.String())),
     command: Type.Array(Type.String()),
     env: Type.Optional(Type.Record(Type.String(), Type.String())),
     workingDir: Type.Optional(Type.String()),
@@ -198,6 +265,9 @@ export const InstanceSpec = Type.Object(
     nodeName: Type.Optional(Type.String()),
     placement: Type.Optional(Placement),
     priority: Type.Optional(Priority),
+    /** The App's ports; a dynamic hostPort is filled in by the scheduler when it binds the instance. */
+    ports: Type.Optional(Type.Array(PortSpec)),
+    egress: Type.Optional(Type.Array(EgressRule)),
   },
   { additionalProperties: false },
 );
@@ -212,6 +282,25 @@ export const PlacementExplain = Type.Object({
 });
 export type PlacementExplain = Static<typeof PlacementExplain>;
 
+export const PublishedPort = Type.Object({
+  name: Type.String(),
+  protocol: Type.String(),
+  containerPort: Type.Integer(),
+  hostPort: Type.Integer(),
+  /** The node's address the port is published on. */
+  hostIP: Type.Optional(Type.String()),
+});
+export type PublishedPort = Static<typeof PublishedPort>;
+
+export const ImagePullProgress = Type.Object({
+  image: Type.String(),
+  layersDone: Type.Integer({ minimum: 0 }),
+  layersTotal: Type.Integer({ minimum: 0 }),
+  bytesDone: Type.Integer({ minimum: 0 }),
+  bytesTotal: Type.Integer({ minimum: 0 }),
+});
+export type ImagePullProgress = Static<typeof ImagePullProgress>;
+
 export const InstanceStatus = Type.Object({
   state: InstanceState,
   reason: Type.Optional(Type.String()),
@@ -224,6 +313,12 @@ export const InstanceStatus = Type.Object({
   startedAt: Type.Optional(Type.String()),
   finishedAt: Type.Optional(Type.String()),
   explain: Type.Optional(PlacementExplain),
+  /** The instance's address on its node's subnet. */
+  ip: Type.Optional(Type.String()),
+  /** Published ports: hostIP:hostPort -> ip:containerPort. */
+  ports: Type.Optional(Type.Array(PublishedPort)),
+  /** While the agent pulls the instance's image (state Starting, reason PullingImage). */
+  pull: Type.Optional(ImagePullProgress),
 });
 export type InstanceStatus = Static<typeof InstanceStatus>;
 
@@ -258,6 +353,8 @@ export const NodeStatus = Type.Object({
   agentVersion: Type.Optional(Type.String()),
   kernel: Type.Optional(Type.String()),
   cgroupMode: Type.Optional(Type.String()),
+  /** The node's instance subnet, allocated from the cluster CIDR. */
+  subnet: Type.Optional(Type.String()),
 });
 export type NodeStatus = Static<typeof NodeStatus>;
 

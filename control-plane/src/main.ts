@@ -2,6 +2,17 @@
 import { Command, InvalidArgumentError } from "commander";
 import pino from "pino";
 import { startControlPlane } from "./server";
+import { parseCidr, parsePortRange } from "./network/subnets";
+
+function flagCheck<T>(flag: string, parse: (v: string, what: string) => T) {
+  return (value: string): T => {
+    try {
+      return parse(value, flag);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+}
 
 function hostPort(flag: string) {
   return (value: string): { host: string; port: number } => {
@@ -22,7 +33,29 @@ export async function main(argv: string[]): Promise<void> {
     })
     .option("--etcd-endpoints <urls>", "comma-separated external etcd client URLs (default: start an embedded etcd)")
     .option("--etcd-port <port>", "client port of the embedded etcd", (v) => Number(v), 2479)
-    .option("--log-level <level>", "trace, debug, info, warn, error", "info");
+    .option("--log-level <level>", "trace, debug, info, warn, error", "info")
+    .option(
+      "--cluster-cidr <cidr>",
+      "instance addresses: every node gets a subnet of it",
+      flagCheck("--cluster-cidr", (v, w) => (parseCidr(v, w), v)),
+      "10.244.0.0/16",
+    )
+    .option("--node-subnet-prefix <n>", "prefix length of a node's subnet", (v) => Number(v), 24)
+    .option(
+      "--host-port-range <first-last>",
+      "host ports handed out to ports that name none",
+      flagCheck("--host-port-range", parsePortRange),
+      { first: 20000, last: 29999 },
+    )
+    .option(
+      "--egress-default <deny|allow>",
+      "egress no rule of an App allows",
+      (v) => {
+        if (v !== "deny" && v !== "allow") throw new InvalidArgumentError("--egress-default takes deny or allow");
+        return v;
+      },
+      "deny",
+    );
   program.parse(argv);
   const o = program.opts<{
     dataDir: string;
@@ -31,6 +64,10 @@ export async function main(argv: string[]): Promise<void> {
     etcdEndpoints?: string;
     etcdPort: number;
     logLevel: string;
+    clusterCidr: string;
+    nodeSubnetPrefix: number;
+    hostPortRange: { first: number; last: number };
+    egressDefault: "deny" | "allow";
   }>();
   const logger = pino({ name: "grove-server", level: o.logLevel });
   try {
@@ -47,6 +84,8 @@ export async function main(argv: string[]): Promise<void> {
       httpPort: o.listen.port,
       grpcHost: o.grpcListen.host,
       grpcPort: o.grpcListen.port,
+      network: { clusterCidr: o.clusterCidr, nodeSubnetPrefix: o.nodeSubnetPrefix, egressDefault: o.egressDefault },
+      hostPortRange: o.hostPortRange,
       logger,
     });
     let stopping = false;

@@ -14,7 +14,8 @@ import { Informer } from "./controllers/informer";
 import { AppController } from "./controllers/app-controller";
 import { SchedulerController } from "./controllers/scheduler-controller";
 import { NodeLifecycleController } from "./controllers/node-lifecycle";
-import { AgentGateway } from "./grpc/agent-gateway";
+import { AgentGateway, type ClusterNetworkOptions } from "./grpc/agent-gateway";
+import type { PortRange } from "./network/subnets";
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -27,6 +28,10 @@ export interface ControlPlaneOptions {
   grpcHost?: string;
   grpcPort?: number;
   logger?: Logger;
+  /** Cluster CIDR, node subnet size and egress default for instance networking. */
+  network?: ClusterNetworkOptions;
+  /** Dynamic host ports (default 20000-29999). */
+  hostPortRange?: PortRange;
 }
 
 export interface ControlPlane {
@@ -92,9 +97,23 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const nodes = new Informer<Node>(store, Keys.collection("nodes"), logger);
 
     const appController = new AppController(repo, apps, instances, logger.child({ component: "app-controller" }));
-    const scheduler = new SchedulerController(store, nodes, instances, logger.child({ component: "scheduler" }));
+    const scheduler = new SchedulerController(
+      store,
+      nodes,
+      instances,
+      logger.child({ component: "scheduler" }),
+      1,
+      opts.hostPortRange,
+    );
     const lifecycle = new NodeLifecycleController(store, nodes, logger.child({ component: "node-lifecycle" }));
-    const gateway = new AgentGateway(store, repo, instances, agentToken, logger.child({ component: "agents" }));
+    const gateway = new AgentGateway(
+      store,
+      repo,
+      instances,
+      agentToken,
+      logger.child({ component: "agents" }),
+      opts.network,
+    );
     cleanups.push(async () => {
       appController.stop();
       scheduler.stop();

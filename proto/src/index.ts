@@ -15,6 +15,10 @@ export type { InstanceState, InstanceState__Output } from "./generated/grove/v1/
 export type { NodeInfo, NodeInfo__Output } from "./generated/grove/v1/NodeInfo";
 export type { Resources, Resources__Output } from "./generated/grove/v1/Resources";
 export type { Register__Output } from "./generated/grove/v1/Register";
+export type { Registered, Registered__Output } from "./generated/grove/v1/Registered";
+export type { PortMapping, PortMapping__Output } from "./generated/grove/v1/PortMapping";
+export type { EgressRule, EgressRule__Output } from "./generated/grove/v1/EgressRule";
+export type { ImagePullProgress, ImagePullProgress__Output } from "./generated/grove/v1/ImagePullProgress";
 export type { AgentServiceClient, AgentServiceHandlers } from "./generated/grove/v1/AgentService";
 
 /** Absolute path of grove.proto inside this package. */

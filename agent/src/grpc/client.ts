@@ -18,6 +18,7 @@ import {
   type DesiredInstances__Output,
   type InstanceStatus,
   type NodeInfo,
+  type Registered__Output,
 } from "@grove/proto";
 
 /** What the connection needs from the reconciler. */
@@ -34,6 +35,8 @@ export interface ControlPlaneConnectionOptions {
   /** Called on every (re)connect, so the Register carries current facts. */
   nodeInfo: () => NodeInfo;
   reconciler: DesiredStateSink;
+  /** Told about every Registered answer (node subnet, egress default), before any desired set. */
+  onRegistered?: (registered: Registered__Output) => void;
   logger?: Logger;
   /** Insecure unless given (TLS comes later). */
   credentials?: grpc.ChannelCredentials;
@@ -154,6 +157,11 @@ export class ControlPlaneConnection {
       const interval = message.registered.heartbeatIntervalMs || this.options.defaultHeartbeatIntervalMs || 5_000;
       session.registered = true;
       this.failedAttempts = 0;
+      try {
+        this.options.onRegistered?.(message.registered);
+      } catch (error) {
+        this.log.error({ err: error }, "Registered listener threw");
+      }
       if (session.heartbeat) clearInterval(session.heartbeat);
       session.heartbeat = setInterval(() => {
         if (!session.ended) session.call.write({ heartbeat: { sentAtMs: Date.now() } });

@@ -127,6 +127,11 @@ function spec(uid: string, overrides: Partial<InstanceSpec__Output> = {}): Insta
     resources: { cpuMillis: "250", memoryBytes: "67108864", pids: "64" },
     hostname: "",
     stopGraceSeconds: 7,
+    ports: [],
+    egress: [],
+    image: "",
+    imagePullSecret: "",
+    entrypoint: [],
     ...overrides,
   };
 }
@@ -193,6 +198,8 @@ describe("Reconciler", () => {
         hostname: "web-u1",
         resources: { cpuMillis: 250, memoryBytes: 67108864, pids: 64 },
         logPath: path.join(stateDir, "logs", "u1.log"),
+        // Read back after an agent restart (adoption).
+        annotations: { "grove.instance": expect.stringContaining('"uid":"u1"') },
       },
     ]);
     expect(statesOf("u1")).toEqual(["STARTING", "RUNNING"]);

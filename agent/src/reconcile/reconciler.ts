@@ -17,7 +17,11 @@ import * as path from "node:path";
 import { pino, type Logger } from "pino";
 import type { DesiredInstances__Output, InstanceSpec__Output, InstanceStatus } from "@grove/proto";
 import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec } from "../runtime/types";
+import type { EgressRule } from "../network/egress";
+import type { InstanceNetwork, InstanceNetworkRequest } from "../network/manager";
 import { WorkQueue } from "./work-queue";
+import { mergeRunConfig } from "../images/run-config";
+import type { ImageRunConfig, PullProgress } from "../images/types";
 
 /** Reasons the agent puts on InstanceStatus.reason. */
 export const StatusReason = {
@@ -31,7 +35,22 @@ export const StatusReason = {
   Stopped: "Stopped",
   /** The runtime lost track of the container's exit. */
   RuntimeError: "RuntimeError",
+  /** CNI ADD or the egress rules failed. */
+  NetworkFailed: "NetworkFailed",
+  /** The agent is pulling the instance's image (state STARTING, progress in `pull`). */
+  PullingImage: "PullingImage",
+  /** The image could not be pulled, verified, unpacked or mounted; the message says why. */
+  ImagePullFailed: "ImagePullFailed",
 } as const;
+
+/** What the reconciler needs from instance networking (agent/src/network). */
+export interface InstanceNetworks {
+  /** False until the node's subnet is known: starts wait (and retry) until then. */
+  readonly ready: boolean;
+  setup(req: InstanceNetworkRequest): Promise<InstanceNetwork>;
+  teardown(uid: string): Promise<void>;
+  cleanupStale(keep?: ReadonlySet<string>): Promise<string[]>;
+}
 
 export interface ReconcilerOptions {
   runtime: ContainerRuntime;
@@ -50,6 +69,14 @@ export interface ReconcilerOptions {
   /** Re-syncs every known uid this often as a safety net; 0 turns it off (default 30 s). */
   resyncIntervalMs?: number;
   now?: () => number;
+  /** Instance networking; without it every container gets an empty network namespace with lo. */
+  network?: InstanceNetworks;
+  /** Fault injection for tests: wait this long between CNI ADD and the container start. */
+  pauseAfterNetworkMs?: number;
+  /** OCI images (agent/src/images); without it instances naming an image fail with ImagePullFailed. */
+  images?: InstanceImages;
+  /** Least time between two pull-progress reports of one instance (default 1000 ms). */
+  pullProgressIntervalMs?: number;
 }
 
 /** What the reconciler knows about one instance it started (or refused to start). */
@@ -68,7 +95,15 @@ interface TrackedInstance {
   stopRequested: boolean;
   /** Nothing of it is left in the runtime (never created, or removed). */
   removed: boolean;
+  /** Its network was (maybe partly) set up and not yet torn down. */
+  networkUp?: boolean;
+  /** Its image root may be mounted and is not yet released. */
+  imageMounted?: boolean;
 }
+
+/** Container annotations the reconciler reads back after an agent restart. */
+const INSTANCE_ANNOTATION = "grove.instance";
+const NETWORK_ANNOTATION = "grove.network";
 
 /** Container ids are uids: the runtime accepts [A-Za-z0-9_.-]{1,64}. */
 const UID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -83,6 +118,8 @@ export class Reconciler {
   private resyncTimer: NodeJS.Timeout | undefined;
   private started = false;
   private shuttingDown = false;
+  /** No desired set yet (e.g. just after a restart): adopted containers are kept, not stopped. */
+  private desiredReceived = false;
 
   constructor(private readonly options: ReconcilerOptions) {
     this.runtime = options.runtime;
@@ -104,8 +141,19 @@ export class Reconciler {
   async start(): Promise<void> {
     if (this.started) return;
     await fs.mkdir(this.logDir(), { recursive: true });
+    // Containers outlive the agent: adopt those still running (and learn the
+    // exits that happened meanwhile) before removing anything else.
+    const adopted = await this.adopt();
     const stale = await this.runtime.cleanupStale();
     if (stale.length > 0) this.log.info({ containers: stale }, "removed containers left by a previous agent run");
+    if (this.options.images) {
+      const roots = await this.options.images.cleanupContainers(new Set(adopted));
+      if (roots.length > 0) this.log.info({ containers: roots }, "removed image roots left by a previous agent run");
+    }
+    if (this.options.network) {
+      const nets = await this.options.network.cleanupStale(new Set(adopted));
+      if (nets.length > 0) this.log.info({ instances: nets }, "removed instance networks left by a previous agent run");
+    }
     this.started = true;
     const interval = this.options.resyncIntervalMs ?? 30_000;
     if (interval > 0) {
@@ -127,6 +175,7 @@ export class Reconciler {
     }
     const previous = this.desired;
     this.desired = next;
+    this.desiredReceived = true;
     this.log.debug({ revision: desired.revision, instances: next.size }, "desired set received");
     if (!this.started) return;
     for (const uid of new Set([...previous.keys(), ...next.keys()])) this.queue.add(uid);
@@ -175,6 +224,9 @@ export class Reconciler {
       this.finish(tracked, this.exitStatus(tracked));
     }
 
+    // Until the control plane has said what it wants, keep what runs.
+    if (!spec && !this.desiredReceived && !this.shuttingDown) return;
+
     if (spec) {
       // Desired and never seen: start it. Known: running stays running,
       // finished stays finished (only its leftovers are removed).
@@ -190,6 +242,8 @@ export class Reconciler {
         this.log.info({ uid }, "stopping unknown container");
         await this.runtime.stop(uid, 0);
         await this.runtime.remove(uid);
+        await this.options.network?.teardown(uid);
+        await this.options.images?.unmountRootfs(uid);
       }
       return;
     }
@@ -208,6 +262,10 @@ export class Reconciler {
 
   private async startInstance(spec: InstanceSpec__Output): Promise<void> {
     const uid = spec.uid;
+    // Nothing is recorded yet: throwing retries the start with backoff.
+    if (this.options.network && !this.options.network.ready) {
+      throw new Error("waiting for the node's subnet from the control plane");
+    }
     const base = { uid, namespace: spec.namespace, name: spec.name };
     const tracked: TrackedInstance = {
       uid,
@@ -229,7 +287,7 @@ export class Reconciler {
         finishedAtMs: this.now(),
       });
     }
-    if (!isPlainName(spec.rootfs)) {
+    if (!spec.image && !isPlainName(spec.rootfs)) {
       return this.finish(tracked, {
         ...base,
         state: "FAILED",
@@ -241,10 +299,40 @@ export class Reconciler {
 
     this.report(tracked, { ...base, state: "STARTING" });
     const containerSpec = this.containerSpecOf(spec);
+    if (spec.image && !(await this.prepareImage(tracked, spec, containerSpec))) return;
+    let network: InstanceNetwork | undefined;
+    if (this.options.network) {
+      tracked.networkUp = true;
+      try {
+        network = await this.options.network.setup(networkRequestOf(spec));
+      } catch (error) {
+        this.log.warn({ uid, err: error }, "instance network setup failed");
+        this.finish(tracked, {
+          ...base,
+          state: "FAILED",
+          reason: StatusReason.NetworkFailed,
+          message: errorMessage(error),
+          finishedAtMs: this.now(),
+        });
+        await this.teardownNetwork(tracked);
+        await this.releaseImage(tracked);
+        return;
+      }
+      containerSpec.netnsPath = network.netnsPath;
+      const pause = this.options.pauseAfterNetworkMs ?? 0;
+      if (pause > 0) {
+        this.log.info({ uid, pauseMs: pause }, "network ready; pausing before the container start");
+        await new Promise((r) => setTimeout(r, pause));
+      }
+    }
     tracked.removed = false;
     let handle: ContainerHandle;
     try {
       this.log.info({ uid, name: spec.name, rootfs: containerSpec.rootfs }, "starting instance");
+      containerSpec.annotations = {
+        [INSTANCE_ANNOTATION]: JSON.stringify(spec),
+        ...(network ? { [NETWORK_ANNOTATION]: JSON.stringify({ ip: network.ip, ports: network.ports }) } : {}),
+      };
       handle = await this.runtime.start(containerSpec);
     } catch (error) {
       this.log.warn({ uid, err: error }, "instance failed to start");
@@ -256,8 +344,11 @@ export class Reconciler {
         finishedAtMs: this.now(),
       });
       // A half-made container may be left; removing it can be retried.
-      if (!this.runtime.list().some((h) => h.id === uid)) tracked.removed = true;
-      else await this.removeContainer(tracked);
+      if (!this.runtime.list().some((h) => h.id === uid)) {
+        tracked.removed = true;
+        await this.teardownNetwork(tracked);
+        await this.releaseImage(tracked);
+      } else await this.removeContainer(tracked);
       return;
     }
 
@@ -267,6 +358,7 @@ export class Reconciler {
       state: "RUNNING",
       pid: handle.pid,
       startedAtMs: handle.startedAt.getTime(),
+      ...(network ? { ip: network.ip, ports: network.ports } : {}),
     });
     handle.exited.then(
       (exit) => {
@@ -278,6 +370,63 @@ export class Reconciler {
         this.queue.add(uid);
       },
     );
+  }
+
+  /**
+   * Takes over the containers a previous agent run left (runtime.recover()):
+   * running ones are tracked as RUNNING with their pid, exited ones get
+   * their recorded exit reported. Returns the adopted uids.
+   */
+  private async adopt(): Promise<string[]> {
+    if (this.runtime.recover === undefined) return [];
+    const uids: string[] = [];
+    for (const { handle, annotations } of await this.runtime.recover()) {
+      const raw = annotations[INSTANCE_ANNOTATION];
+      if (raw === undefined) continue; // not started by a reconciler: sync() stops it as unknown
+      let spec: InstanceSpec__Output;
+      let net: { ip?: string; ports?: InstanceStatus["ports"] } = {};
+      try {
+        spec = JSON.parse(raw) as InstanceSpec__Output;
+        const rawNet = annotations[NETWORK_ANNOTATION];
+        if (rawNet !== undefined) net = JSON.parse(rawNet) as typeof net;
+      } catch {
+        continue;
+      }
+      const uid = handle.id;
+      const tracked: TrackedInstance = {
+        uid,
+        spec,
+        status: {
+          uid,
+          namespace: spec.namespace,
+          name: spec.name,
+          state: "RUNNING",
+          pid: handle.pid,
+          startedAtMs: handle.startedAt.getTime(),
+          ...(net.ip !== undefined ? { ip: net.ip, ports: net.ports ?? [] } : {}),
+        },
+        finished: false,
+        handle,
+        stopRequested: false,
+        removed: false,
+        networkUp: this.options.network !== undefined && annotations[NETWORK_ANNOTATION] !== undefined,
+        imageMounted: this.options.images !== undefined && Boolean(spec.image),
+      };
+      this.tracked.set(uid, tracked);
+      uids.push(uid);
+      this.log.info({ uid, pid: handle.pid }, "adopted container from a previous agent run");
+      handle.exited.then(
+        (exit) => {
+          tracked.exit = exit;
+          this.queue.add(uid);
+        },
+        (error: unknown) => {
+          tracked.exitError = error ?? new Error("exit lost");
+          this.queue.add(uid);
+        },
+      );
+    }
+    return uids;
   }
 
   private containerSpecOf(spec: InstanceSpec__Output): ContainerSpec {
@@ -340,6 +489,80 @@ export class Reconciler {
   private async removeContainer(tracked: TrackedInstance): Promise<void> {
     await this.runtime.remove(tracked.uid);
     tracked.removed = true;
+    await this.teardownNetwork(tracked);
+    await this.releaseImage(tracked);
+  }
+
+  /**
+   * Pulls the instance's image and mounts its overlay root, then points the
+   * container spec at it with the image config merged in. Reports progress
+   * while pulling; on failure finishes the instance ImagePullFailed and
+   * returns false.
+   */
+  private async prepareImage(
+    tracked: TrackedInstance,
+    spec: InstanceSpec__Output,
+    containerSpec: ContainerSpec,
+  ): Promise<boolean> {
+    const base = { uid: spec.uid, namespace: spec.namespace, name: spec.name };
+    const images = this.options.images;
+    const interval = this.options.pullProgressIntervalMs ?? 1000;
+    let lastReport = 0;
+    const onProgress = (p: PullProgress) => {
+      const now = this.now();
+      const complete = p.layersDone === p.layersTotal;
+      if (!complete && now - lastReport < interval) return;
+      lastReport = now;
+      this.report(tracked, {
+        ...base,
+        state: "STARTING",
+        reason: StatusReason.PullingImage,
+        message: `pulling ${p.image}: ${p.layersDone}/${p.layersTotal} layers, ${p.bytesDone} of ${p.bytesTotal} bytes`,
+        pull: { ...p },
+      });
+    };
+    try {
+      if (!images) throw new Error("this agent has no image store");
+      tracked.imageMounted = true;
+      this.log.info({ uid: spec.uid, image: spec.image }, "pulling image");
+      const opts = spec.imagePullSecret ? { pullSecret: spec.imagePullSecret, onProgress } : { onProgress };
+      const { rootfs, image } = await images.prepareRootfs(spec.uid, spec.image, opts);
+      const merged = mergeRunConfig(
+        image.config,
+        { entrypoint: spec.entrypoint, command: spec.command, env: spec.env, workingDir: spec.workingDir },
+        image.reference,
+      );
+      containerSpec.rootfs = rootfs;
+      containerSpec.command = merged.command;
+      containerSpec.env = merged.env;
+      containerSpec.workingDir = merged.workingDir;
+      return true;
+    } catch (error) {
+      this.log.warn({ uid: spec.uid, image: spec.image, err: error }, "image pull failed");
+      this.finish(tracked, {
+        ...base,
+        state: "FAILED",
+        reason: StatusReason.ImagePullFailed,
+        message: `${spec.image}: ${errorMessage(error)}`,
+        finishedAtMs: this.now(),
+      });
+      await this.releaseImage(tracked);
+      return false;
+    }
+  }
+
+  /** Unmounts and removes an instance's image root; throws to be retried. */
+  private async releaseImage(tracked: TrackedInstance): Promise<void> {
+    if (!tracked.imageMounted || !this.options.images) return;
+    await this.options.images.unmountRootfs(tracked.uid);
+    tracked.imageMounted = false;
+  }
+
+  /** CNI DEL, egress chain and namespace of an instance; throws to be retried. */
+  private async teardownNetwork(tracked: TrackedInstance): Promise<void> {
+    if (!tracked.networkUp || !this.options.network) return;
+    await this.options.network.teardown(tracked.uid);
+    tracked.networkUp = false;
   }
 
   private finish(tracked: TrackedInstance, status: InstanceStatus): void {
@@ -363,6 +586,36 @@ export class Reconciler {
   private logDir(): string {
     return path.join(this.options.stateDir, "logs");
   }
+}
+
+function networkRequestOf(spec: InstanceSpec__Output): InstanceNetworkRequest {
+  return {
+    uid: spec.uid,
+    ports: (spec.ports ?? []).map((p) => ({
+      name: p.name,
+      protocol: p.protocol === "udp" ? "udp" : "tcp",
+      containerPort: p.containerPort,
+      hostPort: p.hostPort,
+    })),
+    egress: (spec.egress ?? []).map((r): EgressRule => {
+      const protocol = r.protocol === "tcp" || r.protocol === "udp" || r.protocol === "icmp" ? r.protocol : "all";
+      return r.portFirst > 0
+        ? { cidr: r.cidr, protocol, ports: { first: r.portFirst, last: r.portLast || r.portFirst } }
+        : { cidr: r.cidr, protocol };
+    }),
+  };
+}
+
+/** What the reconciler needs from the image store (agent/src/images ImageService). */
+export interface InstanceImages {
+  prepareRootfs(
+    id: string,
+    reference: string,
+    opts: { pullSecret?: string; onProgress?: (progress: PullProgress) => void },
+  ): Promise<{ rootfs: string; image: { reference: string; config: ImageRunConfig } }>;
+  unmountRootfs(id: string): Promise<void>;
+  /** Unmounts and removes every container root but those of `keep` (adopted containers). */
+  cleanupContainers(keep?: ReadonlySet<string>): Promise<string[]>;
 }
 
 /** A single path component: not empty, not "." or "..", no separator or NUL. */

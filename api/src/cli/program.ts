@@ -9,12 +9,14 @@ import { resolveConfig, type ConnectionFlags, type ResolvedConfig } from "../con
 import { GroveError } from "../errors";
 import { loadManifests } from "../manifest";
 import { TERMINAL_STATES, type App, type Instance, type Kind, type Node } from "../schemas";
+import type { Endpoints } from "../endpoints";
 import { parseDuration, parseKindArg, refOf, UsageError } from "./kinds";
 import { describeApp, describeInstance, describeNode, placementSummary } from "./render/describe";
 import { columnWidths, formatRow, renderObjects, tableHeaders, tableRow, type TableOptions } from "./render/table";
 
 /** The part of the client the CLI uses. */
-export type CliClient = Pick<GroveClient, "list" | "get" | "apply" | "delete" | "watch">;
+export type CliClient = Pick<GroveClient, "list" | "get" | "apply" | "delete" | "watch"> &
+  Partial<Pick<GroveClient, "endpoints" | "watchEndpoints">>;
 
 export interface CliDeps {
   /** Writes one line (a newline is added) to standard output. */
@@ -42,6 +44,50 @@ function connect(cmd: Command, deps: CliDeps): Context {
   const flags = cmd.optsWithGlobals<ConnectionFlags>();
   const config = resolveConfig(flags, deps.env, deps.home);
   return { config, client: deps.makeClient(config) };
+}
+
+const ENDPOINTS_WORDS = ["endpoints", "endpoint", "ep"];
+
+function endpointRows(e: Endpoints): string[][] {
+  return e.endpoints.map((ep) => [
+    ep.instance,
+    ep.nodeName ?? "",
+    ep.ip ?? "",
+    ep.ports.map((p) => `${p.address ?? "-"}->${ep.ip ?? ""}:${p.containerPort}/${p.protocol}`).join(",") || "<none>",
+  ]);
+}
+
+/** `grove get endpoints APP`: the App's Running instances and their published addresses. */
+async function getEndpoints(
+  deps: CliDeps,
+  client: CliClient,
+  app: string,
+  namespace: string,
+  output: OutputFormat,
+  watch: boolean,
+): Promise<void> {
+  if (!client.endpoints || !client.watchEndpoints) throw new Error("this client cannot read endpoints");
+  const print = (e: Endpoints) => {
+    if (output === "json") deps.out(JSON.stringify(e, null, watch ? undefined : 2));
+    else if (output === "yaml") deps.out(`---\n${YAML.stringify(e).trimEnd()}`);
+    else {
+      const rows = [["INSTANCE", "NODE", "IP", "PORTS"], ...endpointRows(e)];
+      const widths = columnWidths(rows);
+      for (const r of rows) deps.out(formatRow(r, widths));
+    }
+  };
+  if (!watch) {
+    print(await client.endpoints(app, namespace));
+    return;
+  }
+  const stream = await client.watchEndpoints(app, namespace);
+  for await (const event of stream) {
+    if (event.type === "ERROR") {
+      stream.close();
+      throw new Error(`watch ended by the server: ${JSON.stringify(event.object)}`);
+    }
+    print(event.object);
+  }
 }
 
 function isNotFound(err: unknown): boolean {
@@ -117,7 +163,7 @@ export function buildProgram(deps: CliDeps): Command {
   program
     .command("get")
     .description("list objects, or show one")
-    .argument("<kind>", "app(s), instance(s)/inst or node(s); or KIND/NAME")
+    .argument("<kind>", "app(s), instance(s)/inst or node(s); or KIND/NAME; or endpoints APP")
     .argument("[name]", "one object's name")
     .addOption(new Option("-o, --output <format>", "output format").choices(OUTPUTS).default("table"))
     .option("-w, --watch", "after listing, stream changes")
@@ -129,6 +175,13 @@ export function buildProgram(deps: CliDeps): Command {
         opts: { output: OutputFormat; watch?: boolean; allNamespaces?: boolean },
         cmd: Command,
       ) => {
+        if (ENDPOINTS_WORDS.includes(kindArg.split("/")[0]!.toLowerCase())) {
+          const app = kindArg.includes("/") ? kindArg.slice(kindArg.indexOf("/") + 1) : nameArg;
+          if (!app) throw new UsageError("get endpoints needs the App's name: grove get endpoints APP");
+          const { config, client } = connect(cmd, deps);
+          await getEndpoints(deps, client, app, config.namespace, opts.output, Boolean(opts.watch));
+          return;
+        }
         const { kind, name } = kindAndName(kindArg, nameArg);
         const { config, client } = connect(cmd, deps);
         const all = Boolean(opts.allNamespaces) && name === undefined;

@@ -36,13 +36,20 @@ export function instanceTemplate(app: App): Omit<InstanceSpec, "index" | "restar
   return {
     app: app.metadata.name,
     appUid: app.metadata.uid ?? "",
-    rootfs: s.rootfs,
-    command: [...s.command],
+    rootfs: s.rootfs ?? "",
+    command: [...(s.command ?? [])],
     env: { ...(s.env ?? {}) },
-    workingDir: s.workingDir ?? "/",
+    // With an image an unset working directory means the image's own.
+    ...(s.workingDir !== undefined || !s.image ? { workingDir: s.workingDir ?? "/" } : {}),
     resources: normalizeResources(s.resources),
     restartPolicy: s.restartPolicy ?? DEFAULT_RESTART_POLICY,
     stopGracePeriodSeconds: s.stopGracePeriodSeconds ?? DEFAULT_STOP_GRACE_SECONDS,
+    // Only when given, so that Apps without them keep their template hash.
+    ...(s.ports?.length ? { ports: s.ports.map((p) => ({ ...p, protocol: p.protocol ?? "tcp" })) } : {}),
+    ...(s.egress?.length ? { egress: s.egress.map((r) => ({ ...r })) } : {}),
+    ...(s.image ? { image: s.image } : {}),
+    ...(s.imagePullSecret ? { imagePullSecret: s.imagePullSecret } : {}),
+    ...(s.entrypoint?.length ? { entrypoint: [...s.entrypoint] } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 // The scheduler loop: places unbound instances on nodes with the pure
-// placement library and commits each pass's bindings in one etcd transaction
-// guarded by the revisions of the nodes (and instances) it used, so two
+// placement library and commits each pass's bindings in etcd transactions
+// (chunked below etcd's --max-txn-ops, see placement-commit.ts) guarded by
+// the revisions of the nodes (and instances) they used, so two
 // passes can never book the same capacity twice. Instances that fit nowhere
 // stay Pending with the reason ("memory: insufficient on 1 of 1 nodes").
 import type { Logger } from "pino";
@@ -10,7 +11,33 @@ import { defaultProfile, placeBatch, seededRng, type NodeView, type PlacementReq
 import { Informer, objectKey } from "./informer";
 import { isTerminal } from "./app-controller";
 import { WorkQueue } from "./work-queue";
+import { boundInstances, caughtUp, commitChunked, nodeExtras, preemptionOps, requestExtras } from "./placement-commit";
 import { nodeIsReady } from "./node-lifecycle";
+import { freePort, type PortRange } from "../network/subnets";
+
+/** Host ports handed out when an App's port names none (configurable on grove-server). */
+export const DEFAULT_HOST_PORT_RANGE: PortRange = { first: 20000, last: 29999 };
+
+/** Host ports bound on every node: those of its bound, unfinished instances. */
+export function usedHostPorts(instances: readonly Instance[]): Map<string, Set<number>> {
+  const out = new Map<string, Set<number>>();
+  for (const inst of instances) {
+    const node = inst.spec.nodeName;
+    if (!node || isTerminal(inst)) continue;
+    for (const p of inst.spec.ports ?? []) {
+      if (!p.hostPort) continue;
+      let set = out.get(node);
+      if (!set) out.set(node, (set = new Set()));
+      set.add(p.hostPort);
+    }
+  }
+  return out;
+}
+
+/** The fixed host ports an instance asks for. */
+function fixedHostPorts(inst: Instance): number[] {
+  return (inst.spec.ports ?? []).flatMap((p) => (p.hostPort ? [p.hostPort] : []));
+}
 
 const PASS_KEY = "pass";
 
@@ -53,6 +80,7 @@ export class SchedulerController {
     private readonly instances: Informer<Instance>,
     private readonly logger: Logger,
     private readonly seed = 1,
+    private readonly hostPortRange: PortRange = DEFAULT_HOST_PORT_RANGE,
   ) {
     this.queue = new WorkQueue({ name: "scheduler", sync: () => this.schedulePass(), logger, baseDelayMs: 100 });
     // Any change may make room or need placing; one pass handles them all.
@@ -83,11 +111,13 @@ export class SchedulerController {
       .sort((a, b) => (a.metadata.creationTimestamp ?? "").localeCompare(b.metadata.creationTimestamp ?? ""));
     const nodes = this.nodes.list();
     const used = allocations(all);
+    const ports = usedHostPorts(all);
     if (pending.length === 0) {
       await this.refreshAllocated(nodes, used);
       return;
     }
 
+    const bound = boundInstances(all);
     const views: NodeView[] = nodes.map((n) => ({
       name: n.metadata.name,
       ready: nodeIsReady(n),
@@ -95,12 +125,16 @@ export class SchedulerController {
       allocatable: n.status?.allocatable ?? zero(),
       allocated: used.get(n.metadata.name) ?? zero(),
       labels: n.metadata.labels ?? {},
+      ...nodeExtras(n, bound),
+      usedHostPorts: ports.get(n.metadata.name) ?? new Set<number>(),
     }));
     const reqs: PlacementRequest[] = pending.map((i) => ({
       id: objectKey(i),
       app: i.spec.app,
       namespace: i.metadata.namespace ?? "default",
       resources: i.spec.resources,
+      ...requestExtras(i),
+      ...(fixedHostPorts(i).length ? { hostPorts: fixedHostPorts(i) } : {}),
     }));
     const results = placeBatch(reqs, views, defaultProfile(), seededRng(this.seed + this.passes++));
 
@@ -117,6 +151,14 @@ export class SchedulerController {
     let placed = 0;
     const unplaced: Array<{ inst: Instance; reason: string; explain: (typeof results)[number]["explain"] }> = [];
 
+    // Fixed host ports of this pass's bindings are booked before dynamic ones are handed out.
+    pending.forEach((inst, k) => {
+      const node = results[k]?.nodeName;
+      if (!node) return;
+      let set = ports.get(node);
+      if (!set) ports.set(node, (set = new Set()));
+      for (const p of fixedHostPorts(inst)) set.add(p);
+    });
     pending.forEach((inst, k) => {
       const res = results[k];
       if (!res) return;
@@ -125,6 +167,27 @@ export class SchedulerController {
         return;
       }
       const node = res.nodeName;
+      const nodePorts = ports.get(node) ?? new Set<number>();
+      const boundPorts: NonNullable<Instance["spec"]["ports"]> = [];
+      for (const p of inst.spec.ports ?? []) {
+        if (p.hostPort) {
+          boundPorts.push(p);
+          continue;
+        }
+        const hostPort = freePort(this.hostPortRange, nodePorts);
+        if (hostPort === undefined) break;
+        nodePorts.add(hostPort);
+        boundPorts.push({ ...p, hostPort });
+      }
+      if (boundPorts.length < (inst.spec.ports ?? []).length) {
+        const { first, last } = this.hostPortRange;
+        unplaced.push({
+          inst,
+          reason: `ports: dynamic host port range ${first}-${last} exhausted on ${node}`,
+          explain: res.explain,
+        });
+        return;
+      }
       placed++;
       touchedNodes.set(node, add(touchedNodes.get(node) ?? used.get(node) ?? zero(), inst.spec.resources));
       compares.push({
@@ -133,7 +196,7 @@ export class SchedulerController {
       });
       const bound: Instance = {
         ...inst,
-        spec: { ...inst.spec, nodeName: node },
+        spec: { ...inst.spec, nodeName: node, ...(boundPorts.length ? { ports: boundPorts } : {}) },
         status: {
           state: "Pending",
           reason: "Scheduled",
@@ -148,6 +211,12 @@ export class SchedulerController {
         key: Keys.object("instances", inst.metadata.namespace, inst.metadata.name),
         value: stored(bound),
       });
+      // Preempted instances on the node end in the same transaction as the binding.
+      if (res.victims?.length) {
+        const ev = preemptionOps(res.victims, (id) => this.instances.get(id), objectKey(inst), now);
+        compares.push(...ev.compares);
+        ops.push(...ev.ops);
+      }
     });
 
     for (const [name, allocated] of touchedNodes) {
@@ -162,13 +231,13 @@ export class SchedulerController {
     }
 
     if (ops.length > 0) {
-      const r = await this.store.txn(compares, ops);
-      if (!r.succeeded) {
-        // A node or instance changed under us: the informers will catch up and
-        // this key is retried with backoff.
-        throw new Error("placement transaction lost a race with another writer; retrying");
-      }
-      if (placed > 0) this.logger.info({ placed }, "placed instances");
+      // Several transactions when the pass is large; a node or instance that
+      // changed under us throws, the informers catch up and the pass is
+      // retried with backoff.
+      const r = await commitChunked(this.store, compares, ops);
+      if (placed > 0) this.logger.info({ placed, transactions: r.transactions }, "placed instances");
+      // The next pass plans on the informers: let them see this one first.
+      if (r.lastNode !== undefined) await caughtUp(this.nodes, r.lastNode, r.revision);
     }
 
     for (const { inst, reason, explain } of unplaced) {

@@ -27,6 +27,25 @@ import { Keys, type Store } from "../store/store";
 import { Informer } from "../controllers/informer";
 import { isTerminal } from "../controllers/app-controller";
 import { readyCondition, withReady, type Heartbeat } from "../controllers/node-lifecycle";
+import { allocateSubnet, formatCidr, parseCidr, type Cidr } from "../network/subnets";
+
+/** Cluster networking the gateway hands to agents at registration. */
+export interface ClusterNetworkOptions {
+  /** Node subnets are carved out of this (default 10.244.0.0/16). */
+  clusterCidr?: string;
+  /** Prefix length of a node's subnet (default 24). */
+  nodeSubnetPrefix?: number;
+  /** Egress no rule allows: "deny" (default, as Garden) or "allow". */
+  egressDefault?: "deny" | "allow";
+}
+
+export const DEFAULT_CLUSTER_CIDR = "10.244.0.0/16";
+
+/** An App's egress rule as the agent takes it ("8000-8999" -> 8000, 8999). */
+function egressOf(r: NonNullable<Instance["spec"]["egress"]>[number]) {
+  const [first, last] = (r.ports ?? "").split("-").map((x) => Number(x) || 0);
+  return { cidr: r.cidr, protocol: r.protocol ?? "all", portFirst: first ?? 0, portLast: last ?? first ?? 0 };
+}
 
 export const HEARTBEAT_INTERVAL_MS = 5_000;
 
@@ -71,7 +90,7 @@ export function desiredFor(node: string, instances: readonly Instance[]): Instan
       rootfs: i.spec.rootfs,
       command: i.spec.command,
       env: i.spec.env ?? {},
-      workingDir: i.spec.workingDir ?? "/",
+      workingDir: i.spec.workingDir ?? (i.spec.image ? "" : "/"),
       resources: {
         cpuMillis: i.spec.resources.cpuMillis,
         memoryBytes: i.spec.resources.memoryBytes,
@@ -79,11 +98,25 @@ export function desiredFor(node: string, instances: readonly Instance[]): Instan
       },
       hostname: i.metadata.name,
       stopGraceSeconds: i.spec.stopGracePeriodSeconds,
+      ports: (i.spec.ports ?? []).map((p) => ({
+        name: p.name,
+        protocol: p.protocol ?? "tcp",
+        containerPort: p.containerPort,
+        hostPort: p.hostPort ?? 0,
+      })),
+      egress: (i.spec.egress ?? []).map(egressOf),
+      ...(i.spec.image
+        ? { image: i.spec.image, imagePullSecret: i.spec.imagePullSecret ?? "", entrypoint: i.spec.entrypoint ?? [] }
+        : {}),
     }));
 }
 
 /** Applies an agent's status report to an Instance's status; undefined = nothing to change. */
-export function applyReport(inst: Instance, report: InstanceStatus__Output): ApiInstanceStatus | undefined {
+export function applyReport(
+  inst: Instance,
+  report: InstanceStatus__Output,
+  nodeAddress?: string,
+): ApiInstanceStatus | undefined {
   const state = STATE_FROM_PROTO[report.state];
   if (!state) return undefined;
   const cur = inst.status;
@@ -97,6 +130,28 @@ export function applyReport(inst: Instance, report: InstanceStatus__Output): Api
     message: report.message || undefined,
   };
   if (report.pid) next.pid = report.pid;
+  if (report.ip) next.ip = report.ip;
+  // Image pull progress lives only as long as the pull.
+  if (report.pull) {
+    next.pull = {
+      image: report.pull.image,
+      layersDone: report.pull.layersDone,
+      layersTotal: report.pull.layersTotal,
+      bytesDone: Number(report.pull.bytesDone),
+      bytesTotal: Number(report.pull.bytesTotal),
+    };
+  } else {
+    delete next.pull;
+  }
+  if (report.ports?.length) {
+    next.ports = report.ports.map((p) => ({
+      name: p.name,
+      protocol: p.protocol,
+      containerPort: p.containerPort,
+      hostPort: p.hostPort,
+      ...(nodeAddress ? { hostIP: nodeAddress } : {}),
+    }));
+  }
   const started = msToIso(report.startedAtMs);
   if (started) next.startedAt = started;
   if (state === "Exited" || state === "Failed" || state === "OOMKilled") {
@@ -111,7 +166,8 @@ export function applyReport(inst: Instance, report: InstanceStatus__Output): Api
     cur.pid === next.pid &&
     cur.reason === next.reason &&
     cur.message === next.message &&
-    cur.exitCode === next.exitCode
+    cur.exitCode === next.exitCode &&
+    cur.ip === next.ip
   ) {
     return undefined;
   }
@@ -121,6 +177,13 @@ export function applyReport(inst: Instance, report: InstanceStatus__Output): Api
 export class AgentGateway {
   private readonly sessions = new Map<string, Session>();
   private server: grpc.Server | undefined;
+  private readonly clusterCidr: Cidr;
+  private readonly nodeSubnetPrefix: number;
+  /** Registrations allocate subnets one at a time (one grove-server per etcd cluster for now). */
+  private subnetLock: Promise<unknown> = Promise.resolve();
+  private readonly assignedSubnets = new Map<string, string>();
+  /** The first address each registered node advertised (where its ports are published). */
+  private readonly nodeAddresses = new Map<string, string>();
 
   constructor(
     private readonly store: Store,
@@ -128,7 +191,15 @@ export class AgentGateway {
     private readonly instances: Informer<Instance>,
     private readonly agentToken: string,
     private readonly logger: Logger,
+    private readonly network: ClusterNetworkOptions = {},
   ) {
+    this.clusterCidr = parseCidr(network.clusterCidr ?? DEFAULT_CLUSTER_CIDR, "cluster CIDR");
+    this.nodeSubnetPrefix = network.nodeSubnetPrefix ?? 24;
+    if (this.nodeSubnetPrefix < this.clusterCidr.prefix || this.nodeSubnetPrefix > 30) {
+      throw new Error(
+        `node subnet prefix: /${this.nodeSubnetPrefix} must be between the cluster CIDR's /${this.clusterCidr.prefix} and /30`,
+      );
+    }
     instances.on((ev) => {
       const nodes = new Set<string>();
       if (ev.object.spec.nodeName) nodes.add(ev.object.spec.nodeName);
@@ -216,6 +287,35 @@ export class AgentGateway {
     call.on("cancelled", done);
   }
 
+  /** The node's subnet: the one it has, or the first free one of the cluster CIDR. */
+  private allocateSubnetFor(name: string): Promise<string> {
+    const run = async () => {
+      const nodes = (await this.repo.list("Node")).items;
+      const mine = nodes.find((n) => n.metadata.name === name)?.status?.subnet ?? this.assignedSubnets.get(name);
+      if (mine) {
+        this.assignedSubnets.set(name, mine);
+        return mine;
+      }
+      // Subnets handed out but maybe not written to their Node yet count as taken too.
+      const taken = [
+        ...nodes.flatMap((n) => (n.status?.subnet ? [n.status.subnet] : [])),
+        ...this.assignedSubnets.values(),
+      ].map((s) => parseCidr(s));
+      const free = allocateSubnet(this.clusterCidr, this.nodeSubnetPrefix, taken);
+      if (!free) {
+        throw new GroveError(
+          "BadRequest",
+          `no free /${this.nodeSubnetPrefix} left in the cluster CIDR ${formatCidr(this.clusterCidr)} for node ${name}`,
+        );
+      }
+      this.assignedSubnets.set(name, formatCidr(free));
+      return formatCidr(free);
+    };
+    const next = this.subnetLock.then(run, run);
+    this.subnetLock = next.catch(() => undefined);
+    return next;
+  }
+
   private async onRegister(call: Stream, reg: Register__Output): Promise<Session> {
     const info = reg.node;
     if (!info || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(info.name) || info.name.length > 63) {
@@ -233,7 +333,10 @@ export class AgentGateway {
       if (err instanceof GroveError && err.code === "NotFound") return undefined;
       throw err;
     });
+    const subnet = await this.allocateSubnetFor(name);
+    if (info.addresses[0]) this.nodeAddresses.set(name, info.addresses[0]);
     const status = {
+      subnet,
       capacity: res(info.capacity),
       allocatable: res(info.allocatable),
       addresses: info.addresses,
@@ -266,7 +369,14 @@ export class AgentGateway {
     const session: Session = { node: name, stream: call, lastSent: "" };
     this.sessions.set(name, session);
     this.logger.info({ node: name, reported: reg.instances.length }, "agent registered");
-    call.write({ registered: { nodeName: name, heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS } });
+    call.write({
+      registered: {
+        nodeName: name,
+        heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+        subnet,
+        egressDefault: this.network.egressDefault ?? "deny",
+      },
+    });
     for (const st of reg.instances) await this.onStatus(name, st);
     this.pushDesired(name, true);
     return session;
@@ -282,12 +392,13 @@ export class AgentGateway {
   private async onStatus(node: string, report: InstanceStatus__Output): Promise<void> {
     const inst = this.instances.get(`${report.namespace}/${report.name}`);
     if (!inst || inst.metadata.uid !== report.uid || inst.spec.nodeName !== node) return; // gone or replaced
-    if (!applyReport(inst, report)) return;
+    const address = this.nodeAddresses.get(node);
+    if (!applyReport(inst, report, address)) return;
     try {
       await this.repo.updateStatus("Instance", inst, (i) => {
         const cur = i as Instance;
         if (cur.metadata.uid !== report.uid) return;
-        const next = applyReport(cur, report);
+        const next = applyReport(cur, report, address);
         if (next) cur.status = next;
       });
     } catch (err) {

@@ -9,6 +9,7 @@ import { API_VERSION } from "@grove/api";
 import type { Repository } from "../resources/repository";
 import type { Store } from "../store/store";
 import { registerAppRoutes } from "./apps";
+import { registerEndpointRoutes } from "./endpoints";
 import { installBearerAuth } from "./auth";
 import { installErrorHandling } from "./errors";
 import { registerHealthRoutes } from "./health";
@@ -68,6 +69,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   registerAppRoutes(app, ctx);
   registerInstanceRoutes(app, ctx);
   registerNodeRoutes(app, ctx);
+  registerEndpointRoutes(app, ctx);
 
   // Open watch streams would hold close() until every client left.
   app.addHook("preClose", async () => watches.closeAll());

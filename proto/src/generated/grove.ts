@@ -5,10 +5,13 @@ import type { AgentMessage as _grove_v1_AgentMessage, AgentMessage__Output as _g
 import type { AgentServiceClient as _grove_v1_AgentServiceClient, AgentServiceDefinition as _grove_v1_AgentServiceDefinition } from './grove/v1/AgentService';
 import type { ControlMessage as _grove_v1_ControlMessage, ControlMessage__Output as _grove_v1_ControlMessage__Output } from './grove/v1/ControlMessage';
 import type { DesiredInstances as _grove_v1_DesiredInstances, DesiredInstances__Output as _grove_v1_DesiredInstances__Output } from './grove/v1/DesiredInstances';
+import type { EgressRule as _grove_v1_EgressRule, EgressRule__Output as _grove_v1_EgressRule__Output } from './grove/v1/EgressRule';
 import type { Heartbeat as _grove_v1_Heartbeat, Heartbeat__Output as _grove_v1_Heartbeat__Output } from './grove/v1/Heartbeat';
+import type { ImagePullProgress as _grove_v1_ImagePullProgress, ImagePullProgress__Output as _grove_v1_ImagePullProgress__Output } from './grove/v1/ImagePullProgress';
 import type { InstanceSpec as _grove_v1_InstanceSpec, InstanceSpec__Output as _grove_v1_InstanceSpec__Output } from './grove/v1/InstanceSpec';
 import type { InstanceStatus as _grove_v1_InstanceStatus, InstanceStatus__Output as _grove_v1_InstanceStatus__Output } from './grove/v1/InstanceStatus';
 import type { NodeInfo as _grove_v1_NodeInfo, NodeInfo__Output as _grove_v1_NodeInfo__Output } from './grove/v1/NodeInfo';
+import type { PortMapping as _grove_v1_PortMapping, PortMapping__Output as _grove_v1_PortMapping__Output } from './grove/v1/PortMapping';
 import type { Register as _grove_v1_Register, Register__Output as _grove_v1_Register__Output } from './grove/v1/Register';
 import type { Registered as _grove_v1_Registered, Registered__Output as _grove_v1_Registered__Output } from './grove/v1/Registered';
 import type { Resources as _grove_v1_Resources, Resources__Output as _grove_v1_Resources__Output } from './grove/v1/Resources';
@@ -24,11 +27,14 @@ export interface ProtoGrpcType {
       AgentService: SubtypeConstructor<typeof grpc.Client, _grove_v1_AgentServiceClient> & { service: _grove_v1_AgentServiceDefinition }
       ControlMessage: MessageTypeDefinition<_grove_v1_ControlMessage, _grove_v1_ControlMessage__Output>
       DesiredInstances: MessageTypeDefinition<_grove_v1_DesiredInstances, _grove_v1_DesiredInstances__Output>
+      EgressRule: MessageTypeDefinition<_grove_v1_EgressRule, _grove_v1_EgressRule__Output>
       Heartbeat: MessageTypeDefinition<_grove_v1_Heartbeat, _grove_v1_Heartbeat__Output>
+      ImagePullProgress: MessageTypeDefinition<_grove_v1_ImagePullProgress, _grove_v1_ImagePullProgress__Output>
       InstanceSpec: MessageTypeDefinition<_grove_v1_InstanceSpec, _grove_v1_InstanceSpec__Output>
       InstanceState: EnumTypeDefinition
       InstanceStatus: MessageTypeDefinition<_grove_v1_InstanceStatus, _grove_v1_InstanceStatus__Output>
       NodeInfo: MessageTypeDefinition<_grove_v1_NodeInfo, _grove_v1_NodeInfo__Output>
+      PortMapping: MessageTypeDefinition<_grove_v1_PortMapping, _grove_v1_PortMapping__Output>
       Register: MessageTypeDefinition<_grove_v1_Register, _grove_v1_Register__Output>
       Registered: MessageTypeDefinition<_grove_v1_Registered, _grove_v1_Registered__Output>
       Resources: MessageTypeDefinition<_grove_v1_Resources, _grove_v1_Resources__Output>

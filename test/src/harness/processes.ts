@@ -40,9 +40,12 @@ export function startNode(
   script: string,
   args: string[],
   ready: (line: string) => boolean,
-  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; name: string },
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; name: string; wrap?: string[] },
 ): Promise<Started & { readyLine: string }> {
-  const proc = spawn(process.execPath, [script, ...args], {
+  // `wrap` runs node under a launcher that execs it (nsenter), so the PID stays node's.
+  const wrap = opts.wrap ?? [];
+  const argv = [...wrap, process.execPath, script, ...args];
+  const proc = spawn(argv[0]!, argv.slice(1), {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...opts.env },
   });
@@ -109,18 +112,25 @@ function parseJsonLine(line: string): Record<string, unknown> | undefined {
   }
 }
 
-export async function startServer(opts: { dataDir: string; etcdEndpoints?: string[] }): Promise<ServerProcess> {
+export async function startServer(opts: {
+  dataDir: string;
+  etcdEndpoints?: string[];
+  /** HOST:PORT for agents (default 127.0.0.1:0). */
+  grpcListen?: string;
+  extraArgs?: string[];
+}): Promise<ServerProcess> {
   const args = [
     "--data-dir",
     opts.dataDir,
     "--listen",
     "127.0.0.1:0",
     "--grpc-listen",
-    "127.0.0.1:0",
+    opts.grpcListen ?? "127.0.0.1:0",
     "--etcd-port",
     "0",
   ];
   if (opts.etcdEndpoints?.length) args.push("--etcd-endpoints", opts.etcdEndpoints.join(","));
+  args.push(...(opts.extraArgs ?? []));
   const s = await startNode(BIN.server, args, (l) => parseJsonLine(l)?.msg === "grove-server is up", {
     name: "grove-server",
     timeoutMs: 60_000,
@@ -143,6 +153,17 @@ export interface AgentOptions {
   rootfsDir: string;
   cgroupParent: string;
   labels?: Record<string, string>;
+  /** Instance networking (default "none": agents in the machine's namespace make no bridges). */
+  network?: "cni" | "none";
+  /** Run the agent inside this network namespace (nsenter --net=PATH). */
+  netnsPath?: string;
+  extraArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+  /**
+   * Pass --stop-containers-on-exit (default true), so stopping the agent at the
+   * end of a test stops its containers; false: they outlive it (restart tests).
+   */
+  stopContainersOnExit?: boolean;
 }
 
 export async function startAgent(o: AgentOptions): Promise<Started> {
@@ -161,9 +182,13 @@ export async function startAgent(o: AgentOptions): Promise<Started> {
     o.cgroupParent,
   ];
   for (const [k, v] of Object.entries(o.labels ?? {})) args.push("--label", `${k}=${v}`);
+  args.push("--network", o.network ?? "none", ...(o.extraArgs ?? []));
+  if (o.stopContainersOnExit !== false) args.push("--stop-containers-on-exit");
   return startNode(BIN.agent, args, (l) => parseJsonLine(l)?.msg === "registered with the control plane", {
     name: `grove-agent ${o.nodeName}`,
     timeoutMs: 30_000,
+    ...(o.env ? { env: o.env } : {}),
+    ...(o.netnsPath ? { wrap: ["nsenter", `--net=${o.netnsPath}`] } : {}),
   });
 }
 

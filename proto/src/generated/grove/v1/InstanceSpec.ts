@@ -1,6 +1,8 @@
 // Original file: grove.proto
 
 import type { Resources as _grove_v1_Resources, Resources__Output as _grove_v1_Resources__Output } from '../../grove/v1/Resources';
+import type { PortMapping as _grove_v1_PortMapping, PortMapping__Output as _grove_v1_PortMapping__Output } from '../../grove/v1/PortMapping';
+import type { EgressRule as _grove_v1_EgressRule, EgressRule__Output as _grove_v1_EgressRule__Output } from '../../grove/v1/EgressRule';
 
 export interface InstanceSpec {
   'uid'?: (string);
@@ -14,6 +16,11 @@ export interface InstanceSpec {
   'resources'?: (_grove_v1_Resources | null);
   'hostname'?: (string);
   'stopGraceSeconds'?: (number);
+  'ports'?: (_grove_v1_PortMapping)[];
+  'egress'?: (_grove_v1_EgressRule)[];
+  'image'?: (string);
+  'imagePullSecret'?: (string);
+  'entrypoint'?: (string)[];
 }
 
 export interface InstanceSpec__Output {
@@ -28,4 +35,9 @@ export interface InstanceSpec__Output {
   'resources': (_grove_v1_Resources__Output | null);
   'hostname': (string);
   'stopGraceSeconds': (number);
+  'ports': (_grove_v1_PortMapping__Output)[];
+  'egress': (_grove_v1_EgressRule__Output)[];
+  'image': (string);
+  'imagePullSecret': (string);
+  'entrypoint': (string)[];
 }

@@ -1,6 +1,8 @@
 // Original file: grove.proto
 
 import type { InstanceState as _grove_v1_InstanceState, InstanceState__Output as _grove_v1_InstanceState__Output } from '../../grove/v1/InstanceState';
+import type { PortMapping as _grove_v1_PortMapping, PortMapping__Output as _grove_v1_PortMapping__Output } from '../../grove/v1/PortMapping';
+import type { ImagePullProgress as _grove_v1_ImagePullProgress, ImagePullProgress__Output as _grove_v1_ImagePullProgress__Output } from '../../grove/v1/ImagePullProgress';
 import type { Long } from '@grpc/proto-loader';
 
 export interface InstanceStatus {
@@ -15,6 +17,9 @@ export interface InstanceStatus {
   'message'?: (string);
   'startedAtMs'?: (number | string | Long);
   'finishedAtMs'?: (number | string | Long);
+  'ip'?: (string);
+  'ports'?: (_grove_v1_PortMapping)[];
+  'pull'?: (_grove_v1_ImagePullProgress | null);
 }
 
 export interface InstanceStatus__Output {
@@ -29,4 +34,7 @@ export interface InstanceStatus__Output {
   'message': (string);
   'startedAtMs': (string);
   'finishedAtMs': (string);
+  'ip': (string);
+  'ports': (_grove_v1_PortMapping__Output)[];
+  'pull': (_grove_v1_ImagePullProgress__Output | null);
 }

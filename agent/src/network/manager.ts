@@ -1,0 +1,206 @@
+// An instance's network on this node: a persistent network namespace, CNI
+// ADD of the node's network list into it (an IP from the node's subnet,
+// published ports through portmap), then its egress chain. Teardown undoes
+// all of it and tolerates any part being gone already, so it can run after
+// a crash at any point. cleanupStale() finds what an earlier agent run left
+// (cached CNI results, namespace files, host-local allocations, egress
+// chains) and tears it down.
+import * as fs from "node:fs/promises";
+import * as path from "node:path";
+import { pino, type Logger } from "pino";
+import { CniCaller, type CniNetworkList, type CniPortMapping, type CniResult } from "./cni";
+import { DEFAULT_PLUGIN_DIRS, defaultNetworkList, loadNetworkList } from "./conflist";
+import { applyEgress, removeEgress, removeStaleEgress, type EgressDefault, type EgressRule } from "./egress";
+import { createNetns, isMounted, removeNetns } from "./netns";
+
+export const IFNAME = "eth0";
+
+export interface PortSpec {
+  name: string;
+  protocol: "tcp" | "udp";
+  containerPort: number;
+  /** 0: not published. */
+  hostPort: number;
+}
+
+export interface InstanceNetworkRequest {
+  uid: string;
+  ports: readonly PortSpec[];
+  egress: readonly EgressRule[];
+}
+
+export interface InstanceNetwork {
+  netnsPath: string;
+  /** IPv4 address without prefix length. */
+  ip: string;
+  ports: PortSpec[];
+}
+
+export interface NetworkManagerOptions {
+  stateDir: string;
+  pluginDirs?: string[];
+  /** An operator's conflist instead of the default list ("{{subnet}}" is replaced). */
+  conflistFile?: string;
+  logger?: Logger;
+}
+
+interface Persisted {
+  subnet: string;
+  egressDefault: EgressDefault;
+}
+
+export class NetworkManager {
+  private settings: Persisted | undefined;
+  private readonly cni: CniCaller;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: NetworkManagerOptions) {
+    this.cni = new CniCaller({ pluginDirs: opts.pluginDirs ?? DEFAULT_PLUGIN_DIRS, cacheDir: this.dir("cni") });
+    this.log = opts.logger ?? pino({ level: "silent" });
+  }
+
+  /** Reads the subnet a previous run recorded, so leftovers can be torn down before registration. */
+  async init(): Promise<void> {
+    // A broken operator conflist is a start-up error, not a surprise at the first instance.
+    if (this.opts.conflistFile) loadNetworkList(this.opts.conflistFile, "10.0.0.0/24");
+    await fs.mkdir(this.dir("netns"), { recursive: true, mode: 0o700 });
+    try {
+      this.settings = JSON.parse(await fs.readFile(this.dir("network.json"), "utf8")) as Persisted;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
+
+  /** The control plane told us the node's subnet and the egress default. */
+  async configure(subnet: string, egressDefault: EgressDefault): Promise<void> {
+    if (!subnet) return;
+    const next: Persisted = { subnet, egressDefault };
+    if (this.settings && this.settings.subnet !== subnet) {
+      this.log.warn({ from: this.settings.subnet, to: subnet }, "node subnet changed; new instances use the new one");
+    }
+    this.settings = next;
+    this.networkList(); // fail early on a bad conflist
+    await fs.mkdir(this.opts.stateDir, { recursive: true });
+    await fs.writeFile(this.dir("network.json"), JSON.stringify(next));
+    this.log.info(next, "instance network configured");
+  }
+
+  get ready(): boolean {
+    return this.settings !== undefined;
+  }
+
+  get subnet(): string | undefined {
+    return this.settings?.subnet;
+  }
+
+  netnsPath(uid: string): string {
+    return path.join(this.dir("netns"), uid);
+  }
+
+  async setup(req: InstanceNetworkRequest): Promise<InstanceNetwork> {
+    const settings = this.settings;
+    if (!settings) throw new Error("the node's subnet is not known yet (not registered)");
+    const list = this.networkList();
+    const netnsPath = this.netnsPath(req.uid);
+    const published = req.ports.filter((p) => p.hostPort > 0);
+    const portMappings: CniPortMapping[] = published.map((p) => ({
+      hostPort: p.hostPort,
+      containerPort: p.containerPort,
+      protocol: p.protocol,
+      hostIP: "",
+    }));
+    try {
+      await createNetns(netnsPath);
+      const result = await this.cni.add(list, {
+        containerId: req.uid,
+        netns: netnsPath,
+        ifName: IFNAME,
+        capabilityArgs: { portMappings },
+      });
+      const ip = instanceIp(result);
+      if (!ip) throw new Error(`CNI ADD returned no IPv4 address: ${JSON.stringify(result.ips ?? [])}`);
+      await applyEgress(req.uid, ip, req.egress, settings.egressDefault);
+      this.log.info({ uid: req.uid, ip, ports: published }, "instance network ready");
+      return { netnsPath, ip, ports: req.ports.map((p) => ({ ...p })) };
+    } catch (err) {
+      await this.teardown(req.uid).catch((e: unknown) =>
+        this.log.warn({ uid: req.uid, err: e }, "teardown after a failed network setup failed"),
+      );
+      throw err;
+    }
+  }
+
+  /** Removes everything of an instance's network; idempotent. */
+  async teardown(uid: string): Promise<void> {
+    await removeEgress(uid);
+    if (this.settings) {
+      const netnsPath = this.netnsPath(uid);
+      const mounted = await isMounted(netnsPath);
+      await this.cni.del(this.networkList(), {
+        containerId: uid,
+        ifName: IFNAME,
+        ...(mounted ? { netns: netnsPath } : {}),
+      });
+    }
+    await removeNetns(this.netnsPath(uid));
+  }
+
+  /** Tears down every instance network not in `keep`; returns their uids. */
+  async cleanupStale(keep: ReadonlySet<string> = new Set()): Promise<string[]> {
+    const uids = new Set<string>();
+    for (const f of await fs.readdir(this.dir("netns")).catch(() => [] as string[])) uids.add(f);
+    if (this.settings) {
+      const list = this.networkList();
+      for (const c of await this.cni.cachedContainers(list.name)) uids.add(c.containerId);
+      for (const id of await this.ipamContainers()) uids.add(id);
+    }
+    const removed: string[] = [];
+    for (const uid of uids) {
+      if (keep.has(uid)) continue;
+      try {
+        await this.teardown(uid);
+        removed.push(uid);
+      } catch (err) {
+        this.log.warn({ uid, err }, "could not remove a stale instance network");
+      }
+    }
+    const chains = await removeStaleEgress(keep);
+    if (chains.length) this.log.info({ chains }, "removed stale egress chains");
+    return removed;
+  }
+
+  /** Container ids holding an address in the default list's host-local store. */
+  private async ipamContainers(): Promise<string[]> {
+    const dir = path.join(this.dir("ipam"), this.networkList().name);
+    const out: string[] = [];
+    for (const f of await fs.readdir(dir).catch(() => [] as string[])) {
+      if (!/^\d+\.\d+\.\d+\.\d+$/.test(f)) continue;
+      const text = await fs.readFile(path.join(dir, f), "utf8").catch(() => "");
+      const id = text.split(/\r?\n/)[0]?.trim();
+      if (id) out.push(id);
+    }
+    return out;
+  }
+
+  networkList(): CniNetworkList {
+    if (!this.settings) throw new Error("the node's subnet is not known yet");
+    return this.opts.conflistFile
+      ? loadNetworkList(this.opts.conflistFile, this.settings.subnet)
+      : defaultNetworkList(this.settings.subnet, this.dir("ipam"));
+  }
+
+  private dir(name: string): string {
+    return path.join(this.opts.stateDir, name);
+  }
+}
+
+/** The first IPv4 address of the result on an interface inside the sandbox. */
+export function instanceIp(result: CniResult): string | undefined {
+  for (const ip of result.ips ?? []) {
+    const iface = ip.interface !== undefined ? result.interfaces?.[ip.interface] : undefined;
+    if (iface && !iface.sandbox) continue;
+    const addr = ip.address.split("/")[0] ?? "";
+    if (/^\d+\.\d+\.\d+\.\d+$/.test(addr) && addr !== "127.0.0.1") return addr;
+  }
+  return undefined;
+}

@@ -1,0 +1,35 @@
+import { allocateSubnet, contains, formatCidr, freePort, overlaps, parseCidr, parsePortRange } from "./subnets";
+
+describe("cluster subnets", () => {
+  it("parses CIDRs and names the field on bad input", () => {
+    expect(formatCidr(parseCidr("10.244.0.0/16"))).toBe("10.244.0.0/16");
+    expect(() => parseCidr("10.244.0.1/16", "--cluster-cidr")).toThrow(
+      /--cluster-cidr: 10.244.0.1\/16 has host bits set/,
+    );
+    expect(() => parseCidr("10.300.0.0/16", "--cluster-cidr")).toThrow(/--cluster-cidr: .* is not an IPv4 CIDR/);
+    expect(() => parseCidr("10.0.0.0/33")).toThrow(/not an IPv4 CIDR/);
+  });
+
+  it("allocates the first free subnet and skips overlapping ones", () => {
+    const cluster = parseCidr("10.244.0.0/16");
+    const a = allocateSubnet(cluster, 24, [])!;
+    expect(formatCidr(a)).toBe("10.244.0.0/24");
+    const b = allocateSubnet(cluster, 24, [a, parseCidr("10.244.1.128/25")])!;
+    expect(formatCidr(b)).toBe("10.244.2.0/24");
+    expect(contains(cluster, b)).toBe(true);
+    expect(overlaps(a, b)).toBe(false);
+  });
+
+  it("reports a full cluster CIDR", () => {
+    const cluster = parseCidr("10.0.0.0/23");
+    const taken = [parseCidr("10.0.0.0/24"), parseCidr("10.0.1.0/24")];
+    expect(allocateSubnet(cluster, 24, taken)).toBeUndefined();
+  });
+
+  it("picks the lowest free host port of the range", () => {
+    const r = parsePortRange("20000-20002");
+    expect(freePort(r, new Set([20000]))).toBe(20001);
+    expect(freePort(r, new Set([20000, 20001, 20002]))).toBeUndefined();
+    expect(() => parsePortRange("9-5", "--host-port-range")).toThrow(/--host-port-range/);
+  });
+});

@@ -1,0 +1,92 @@
+// IPv4 CIDR arithmetic for the cluster network: every node gets its own
+// subnet (a /24 by default) carved out of the cluster CIDR, recorded in
+// Node.status.subnet; host ports come from a dynamic range.
+
+export interface Cidr {
+  /** Network address as an unsigned 32-bit number. */
+  base: number;
+  prefix: number;
+}
+
+export function parseIpv4(ip: string): number | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  if (!m) return undefined;
+  const parts = m.slice(1).map(Number);
+  if (parts.some((p) => p > 255)) return undefined;
+  return ((parts[0]! << 24) >>> 0) + (parts[1]! << 16) + (parts[2]! << 8) + parts[3]!;
+}
+
+export function formatIpv4(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
+}
+
+/** Parses "a.b.c.d/n"; throws naming `what` when it is not a proper network address. */
+export function parseCidr(text: string, what = "CIDR"): Cidr {
+  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(text);
+  const base = m ? parseIpv4(m[1]!) : undefined;
+  const prefix = m ? Number(m[2]) : NaN;
+  if (!m || base === undefined || prefix > 32) throw new Error(`${what}: ${JSON.stringify(text)} is not an IPv4 CIDR`);
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  if ((base & mask) >>> 0 !== base) {
+    throw new Error(`${what}: ${text} has host bits set (the network is ${formatIpv4((base & mask) >>> 0)}/${prefix})`);
+  }
+  return { base, prefix };
+}
+
+export function formatCidr(c: Cidr): string {
+  return `${formatIpv4(c.base)}/${c.prefix}`;
+}
+
+export function cidrSize(c: Cidr): number {
+  return 2 ** (32 - c.prefix);
+}
+
+export function overlaps(a: Cidr, b: Cidr): boolean {
+  const aEnd = a.base + cidrSize(a);
+  const bEnd = b.base + cidrSize(b);
+  return a.base < bEnd && b.base < aEnd;
+}
+
+export function contains(outer: Cidr, inner: Cidr): boolean {
+  return (
+    inner.prefix >= outer.prefix &&
+    inner.base >= outer.base &&
+    inner.base + cidrSize(inner) <= outer.base + cidrSize(outer)
+  );
+}
+
+/**
+ * The first /subnetPrefix of `cluster` that overlaps none of `taken`, or
+ * undefined when the cluster CIDR is full.
+ */
+export function allocateSubnet(cluster: Cidr, subnetPrefix: number, taken: readonly Cidr[]): Cidr | undefined {
+  if (subnetPrefix < cluster.prefix || subnetPrefix > 30) return undefined;
+  const step = 2 ** (32 - subnetPrefix);
+  const count = cidrSize(cluster) / step;
+  for (let i = 0; i < count; i++) {
+    const candidate = { base: cluster.base + i * step, prefix: subnetPrefix };
+    if (!taken.some((t) => overlaps(t, candidate))) return candidate;
+  }
+  return undefined;
+}
+
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
+export function parsePortRange(text: string, what = "port range"): PortRange {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(text);
+  const first = Number(m?.[1]);
+  const last = Number(m?.[2]);
+  if (!m || first < 1 || last > 65535 || first > last) {
+    throw new Error(`${what}: ${JSON.stringify(text)} is not FIRST-LAST within 1-65535`);
+  }
+  return { first, last };
+}
+
+/** The lowest port of the range not in `used`. */
+export function freePort(range: PortRange, used: ReadonlySet<number>): number | undefined {
+  for (let p = range.first; p <= range.last; p++) if (!used.has(p)) return p;
+  return undefined;
+}

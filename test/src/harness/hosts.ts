@@ -1,0 +1,227 @@
+// A cluster of agent hosts on one machine: every host is a network namespace
+// (grove-<pid>-hN) joined to a bridge in the machine's namespace by a veth
+// pair, with its own address, state directory and cgroup parent. The control
+// plane (and its etcd) runs on the machine; agents dial it on the bridge
+// address. Tests can stop a host's agent, cut its link and slow it. destroy()
+// removes every namespace, veth, bridge, mount, cgroup and process the
+// cluster made, also after a failed test or an agent killed with SIGKILL.
+import { execFile, execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { NativeRuntime } from "@grove/agent";
+import { REPO_ROOT, startAgent, startServer, tempDir, type ServerProcess, type Started } from "./processes";
+
+const execAsync = promisify(execFile);
+
+export function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
+
+function trySh(cmd: string, args: string[]): boolean {
+  try {
+    sh(cmd, args);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface Host {
+  /** Node name (also the agent's --node-name). */
+  name: string;
+  index: number;
+  /** Network namespace name under /run/netns. */
+  netns: string;
+  /** The host's address on the bridge. */
+  address: string;
+  /** The machine-side end of the host's veth pair. */
+  veth: string;
+  stateDir: string;
+  cgroupParent: string;
+  agent?: Started;
+}
+
+export interface HostClusterOptions {
+  hosts: number;
+  /** Prefix of everything the cluster names; must be unique per run (default: the jest pid). */
+  id?: string;
+  /** Extra grove-server flags (e.g. --egress-default allow). */
+  serverArgs?: string[];
+  /** Extra grove-agent flags for every host. */
+  agentArgs?: string[];
+  /** Extra environment for every agent. */
+  agentEnv?: NodeJS.ProcessEnv;
+}
+
+/** An IPv4 /24 on the machine that no existing route covers, starting from a pid-based guess. */
+function freeBridgeSubnet(seed: number): string {
+  const routes = sh("ip", ["-4", "route", "show", "table", "all"]);
+  for (let k = 0; k < 4096; k++) {
+    const n = (seed + k) % 4096;
+    const prefix = `172.${16 + (n % 16)}.${Math.floor(n / 16) % 256}`;
+    if (!routes.includes(`${prefix}.`)) return prefix;
+  }
+  throw new Error("no free 172.16.0.0/12 /24 for the host bridge");
+}
+
+export class HostCluster {
+  readonly hosts: Host[] = [];
+  readonly dir: string;
+  readonly bridge: string;
+  /** The bridge's address: where agents reach the control plane. */
+  readonly gateway: string;
+  readonly rootfsDir: string;
+  server?: ServerProcess;
+  private readonly prefix: string;
+  private readonly id: string;
+
+  private constructor(private readonly opts: HostClusterOptions) {
+    this.id = opts.id ?? String(process.pid);
+    this.dir = tempDir(`grove-net-${this.id}`);
+    this.bridge = `gvb${this.id}`.slice(0, 15);
+    this.prefix = freeBridgeSubnet(Number(this.id.replace(/\D/g, "")) || 0);
+    this.gateway = `${this.prefix}.1`;
+    this.rootfsDir = path.join(this.dir, "rootfs");
+  }
+
+  /** Builds the bridge, the hosts and their links, starts grove-server and one agent per host. */
+  static async start(opts: HostClusterOptions): Promise<HostCluster> {
+    const c = new HostCluster(opts);
+    try {
+      c.makeNetwork();
+      execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(c.rootfsDir, "busybox")]);
+      c.server = await startServer({
+        dataDir: path.join(c.dir, "server"),
+        grpcListen: `${c.gateway}:0`,
+        extraArgs: opts.serverArgs ?? [],
+      });
+      await Promise.all(c.hosts.map((h) => c.startAgent(h)));
+      return c;
+    } catch (err) {
+      await c.destroy();
+      throw err;
+    }
+  }
+
+  private makeNetwork(): void {
+    sh("ip", ["link", "add", this.bridge, "type", "bridge"]);
+    sh("ip", ["addr", "add", `${this.gateway}/24`, "dev", this.bridge]);
+    sh("ip", ["link", "set", this.bridge, "up"]);
+    for (let i = 1; i <= this.opts.hosts; i++) {
+      const host: Host = {
+        name: `h${i}`,
+        index: i,
+        netns: `grove-${this.id}-h${i}`,
+        address: `${this.prefix}.${10 + i}`,
+        veth: `gv${this.id}h${i}`.slice(0, 15),
+        stateDir: path.join(this.dir, `h${i}`),
+        cgroupParent: `grove-it-${this.id}-h${i}`,
+      };
+      this.hosts.push(host);
+      const peer = `gv${this.id}p${i}`.slice(0, 15);
+      sh("ip", ["netns", "add", host.netns]);
+      sh("ip", ["link", "add", host.veth, "type", "veth", "peer", "name", peer]);
+      sh("ip", ["link", "set", peer, "netns", host.netns]);
+      sh("ip", ["-n", host.netns, "link", "set", peer, "name", "eth0"]);
+      sh("ip", ["-n", host.netns, "addr", "add", `${host.address}/24`, "dev", "eth0"]);
+      sh("ip", ["-n", host.netns, "link", "set", "eth0", "up"]);
+      sh("ip", ["-n", host.netns, "link", "set", "lo", "up"]);
+      sh("ip", ["link", "set", host.veth, "master", this.bridge, "up"]);
+      // No default route: nothing in a host can reach beyond the bridge.
+      fs.mkdirSync(host.stateDir, { recursive: true });
+    }
+  }
+
+  /** Starts (or restarts) the agent of a host inside its namespace. */
+  async startAgent(host: Host, env: NodeJS.ProcessEnv = {}): Promise<Started> {
+    if (!this.server) throw new Error("no server");
+    host.agent = await startAgent({
+      server: this.server,
+      nodeName: host.name,
+      stateDir: host.stateDir,
+      rootfsDir: this.rootfsDir,
+      cgroupParent: host.cgroupParent,
+      network: "cni",
+      netnsPath: `/run/netns/${host.netns}`,
+      extraArgs: ["--address", host.address, ...(this.opts.agentArgs ?? [])],
+      env: { ...this.opts.agentEnv, ...env },
+    });
+    return host.agent;
+  }
+
+  host(name: string): Host {
+    const h = this.hosts.find((x) => x.name === name);
+    if (!h) throw new Error(`no host ${name}`);
+    return h;
+  }
+
+  /** Runs a command inside a host's network namespace. */
+  exec(host: Host, cmd: string, args: string[]): string {
+    return sh("ip", ["netns", "exec", host.netns, cmd, ...args]);
+  }
+
+  async execAsync(host: Host, cmd: string, args: string[], timeoutMs = 20_000): Promise<string> {
+    const { stdout } = await execAsync("ip", ["netns", "exec", host.netns, cmd, ...args], { timeout: timeoutMs });
+    return stdout;
+  }
+
+  /** Cuts (down) or restores (up) a host's link to the bridge. */
+  setLink(host: Host, up: boolean): void {
+    sh("ip", ["link", "set", host.veth, up ? "up" : "down"]);
+  }
+
+  /** Delays a host's traffic with tc netem (needs the sch_netem module). */
+  slow(host: Host, delayMs: number): void {
+    try {
+      sh("tc", ["qdisc", "replace", "dev", host.veth, "root", "netem", "delay", `${delayMs}ms`]);
+    } catch (err) {
+      throw new Error(`cannot slow ${host.name}: tc netem is unavailable on this kernel (${String(err)})`);
+    }
+  }
+
+  /** Routes every host's instance subnet via that host, so instance IPs are reachable across hosts. */
+  routeSubnets(subnets: Record<string, string>): void {
+    for (const from of this.hosts) {
+      for (const to of this.hosts) {
+        const subnet = subnets[to.name];
+        if (to === from || !subnet) continue;
+        sh("ip", ["-n", from.netns, "route", "replace", subnet, "via", to.address]);
+      }
+    }
+  }
+
+  /** Removes everything; safe to call more than once and after partial set-up. */
+  async destroy(): Promise<void> {
+    for (const h of this.hosts) await h.agent?.stop(20_000).catch(() => undefined);
+    await this.server?.stop().catch(() => undefined);
+    // Containers of agents killed with SIGKILL, and their shims: by cgroup, with the real runtime.
+    for (const h of this.hosts) {
+      try {
+        const rt = new NativeRuntime({ cgroupParent: h.cgroupParent });
+        await rt.cleanupStale();
+        await rt.removeParentCgroup();
+      } catch {
+        /* nothing there */
+      }
+    }
+    // Instance network namespaces are bind mounts under the cluster's directory.
+    for (const m of mountsUnder(this.dir).reverse()) trySh("umount", ["-l", m]);
+    for (const h of this.hosts) {
+      trySh("ip", ["netns", "del", h.netns]);
+      trySh("ip", ["link", "del", h.veth]);
+    }
+    trySh("ip", ["link", "del", this.bridge]);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function mountsUnder(dir: string): string[] {
+  return fs
+    .readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) =>
+      (l.split(" ")[4] ?? "").replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))),
+    )
+    .filter((p) => p === dir || p.startsWith(dir + "/"));
+}

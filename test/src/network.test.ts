@@ -1,0 +1,273 @@
+// Instance networking across real hosts: three agents, each in its own
+// network namespace (a "host") joined to a bridge on this machine; the real
+// CNI plugins (Debian containernetworking-plugins) give every instance an IP
+// on its node's subnet and publish its ports with portmap; egress rules are
+// iptables chains per instance. Traffic only to addresses inside the
+// namespaces this test made.
+import * as fs from "node:fs/promises";
+import { GroveClient, type App, type Endpoints, type Instance } from "@grove/api";
+import { HostCluster, type Host } from "./harness/hosts";
+import { runCli, waitFor } from "./harness/processes";
+
+const WEB_PORT = 18080;
+
+function httpdCommand(): string[] {
+  return [
+    "/bin/sh",
+    "-c",
+    'd=/tmp/www-$(hostname); mkdir -p $d; echo "hello from $(hostname)" > $d/index.html; exec httpd -f -p 8080 -h $d',
+  ];
+}
+
+function webApp(name: string, spec: Partial<App["spec"]> = {}): App {
+  return {
+    apiVersion: "grove/v1",
+    kind: "App",
+    metadata: { name, namespace: "default" },
+    spec: {
+      rootfs: "busybox",
+      command: httpdCommand(),
+      instances: 3,
+      stopGracePeriodSeconds: 1,
+      resources: { cpu: "100m", memory: "32Mi", pids: 32 },
+      // A fixed host port: at most one instance per node, so three nodes get one each.
+      ports: [{ name: "http", containerPort: 8080, hostPort: WEB_PORT }],
+      ...spec,
+    },
+  };
+}
+
+async function get(url: string, timeoutMs = 5_000): Promise<string> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!res.ok) throw new Error(`GET ${url}: ${res.status}`);
+  return res.text();
+}
+
+describe("networking across hosts in network namespaces", () => {
+  let cluster: HostCluster;
+  let client: GroveClient;
+
+  beforeAll(async () => {
+    cluster = await HostCluster.start({ hosts: 3, serverArgs: ["--egress-default", "deny"] });
+    client = new GroveClient({ server: cluster.server!.url, token: cluster.server!.adminToken });
+    await waitFor(
+      "three Ready nodes with subnets",
+      async () => {
+        const nodes = (await client.list("Node")).items;
+        return (
+          nodes.length === 3 &&
+          nodes.every(
+            (n) => n.status?.subnet && n.status.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+          )
+        );
+      },
+      60_000,
+    );
+  }, 180_000);
+
+  afterAll(async () => {
+    await cluster?.destroy();
+  }, 120_000);
+
+  async function running(app: string, count: number): Promise<Instance[]> {
+    return waitFor(
+      `${count} Running instances of ${app}`,
+      async () => {
+        const items = (await client.list("Instance", { namespace: "default" })).items.filter((i) => i.spec.app === app);
+        const up = items.filter((i) => i.status?.state === "Running" && i.status.ip);
+        return up.length === count ? up : undefined;
+      },
+      90_000,
+    );
+  }
+
+  it("gives nodes distinct subnets of the cluster CIDR", async () => {
+    const nodes = (await client.list("Node")).items;
+    const subnets = nodes.map((n) => n.status!.subnet!);
+    expect(new Set(subnets).size).toBe(3);
+    for (const s of subnets) expect(s).toMatch(/^10\.244\.\d+\.0\/24$/);
+  });
+
+  it("runs 3 httpd instances on 3 hosts, each answering on nodeAddress:hostPort, listed by the endpoints API", async () => {
+    await client.apply(webApp("web"));
+    const insts = await running("web", 3);
+    expect(new Set(insts.map((i) => i.spec.nodeName)).size).toBe(3);
+
+    const nodes = (await client.list("Node")).items;
+    for (const inst of insts) {
+      const node = nodes.find((n) => n.metadata.name === inst.spec.nodeName)!;
+      const host = cluster.host(node.metadata.name);
+      // The IP is from its node's subnet.
+      const [net] = node.status!.subnet!.split("/");
+      expect(inst.status!.ip!.split(".").slice(0, 3)).toEqual(net!.split(".").slice(0, 3));
+      expect(inst.status!.ports).toEqual([
+        { name: "http", protocol: "tcp", containerPort: 8080, hostPort: WEB_PORT, hostIP: host.address },
+      ]);
+      const body = await waitFor(`GET ${host.address}:${WEB_PORT}`, () => get(`http://${host.address}:${WEB_PORT}/`));
+      expect(body.trim()).toBe(`hello from ${inst.metadata.name}`);
+    }
+
+    const eps = await client.endpoints("web");
+    expect(eps.endpoints.map((e) => e.instance).sort()).toEqual(insts.map((i) => i.metadata.name).sort());
+    for (const e of eps.endpoints) {
+      expect(e.ports[0]!.address).toBe(`${cluster.host(e.nodeName!).address}:${WEB_PORT}`);
+      expect((await get(`http://${e.ports[0]!.address}/`)).trim()).toBe(`hello from ${e.instance}`);
+    }
+
+    // The CLI prints the same list.
+    const cli = await runCli(["get", "endpoints", "web", "-o", "json"], {
+      GROVE_SERVER: cluster.server!.url,
+      GROVE_TOKEN: cluster.server!.adminToken,
+      GROVE_CONFIG: "",
+      HOME: cluster.dir,
+    });
+    expect(cli.stderr).toBe("");
+    expect(cli.code).toBe(0);
+    const printed = JSON.parse(cli.stdout) as Endpoints;
+    expect(printed.endpoints.map((e) => e.ports[0]!.address).sort()).toEqual(
+      eps.endpoints.map((e) => e.ports[0]!.address).sort(),
+    );
+  });
+
+  it("keeps a fourth instance Pending: the fixed host port is taken on every node", async () => {
+    await client.apply(webApp("web", { instances: 4 }));
+    const pending = await waitFor("the fourth instance to be Unschedulable", async () => {
+      const items = (await client.list("Instance", { namespace: "default" })).items.filter((i) => i.spec.app === "web");
+      return items.find((i) => i.status?.reason === "Unschedulable");
+    });
+    expect(pending.status!.message).toMatch(/ports: 18080 in use on 3 of 3 nodes/);
+    await client.apply(webApp("web", { instances: 3 }));
+  });
+
+  it("lets instances reach each other across hosts (published ports and instance IPs) only when egress allows it", async () => {
+    await client.apply(webApp("web"));
+    const web = await running("web", 3);
+    // Grove does not route instance subnets between nodes (the operator's network does, as
+    // with flannel host-gw); here the test plays that network.
+    const nodes = (await client.list("Node")).items;
+    cluster.routeSubnets(Object.fromEntries(nodes.map((n) => [n.metadata.name, n.status!.subnet!])));
+    const targets = web.flatMap((w) => [
+      { node: w.spec.nodeName!, addr: `${cluster.host(w.spec.nodeName!).address}:${WEB_PORT}`, kind: "published" },
+      { node: w.spec.nodeName!, addr: `${w.status!.ip!}:8080`, kind: "ip" },
+    ]);
+    const loop = targets
+      .map(({ addr }) => {
+        const [h, p] = addr.split(":");
+        return `if printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 ${h} ${p} | grep -q hello; then echo "OK ${addr}"; else echo "FAIL ${addr}"; fi`;
+      })
+      .join("; ");
+    const probeApp = (egress: App["spec"]["egress"]): App => ({
+      apiVersion: "grove/v1",
+      kind: "App",
+      metadata: { name: "probe", namespace: "default" },
+      spec: {
+        rootfs: "busybox",
+        command: ["/bin/sh", "-c", `while true; do ${loop}; echo ROUND; sleep 0.5; done`],
+        instances: 1,
+        stopGracePeriodSeconds: 1,
+        resources: { cpu: "100m", memory: "32Mi", pids: 32 },
+        ...(egress ? { egress } : {}),
+      },
+    });
+    /** What the probe saw in its last complete round, for targets on other hosts. */
+    const lastRound = async (probe: Instance): Promise<Map<string, string> | undefined> => {
+      const lines = (await probeLog(cluster.host(probe.spec.nodeName!), probe)).split("\n");
+      const end = lines.lastIndexOf("ROUND");
+      if (end < 0) return undefined;
+      const start = lines.lastIndexOf("ROUND", end - 1);
+      const out = new Map<string, string>();
+      for (const l of lines.slice(start + 1, end)) {
+        const [verdict, addr] = l.split(" ");
+        const t = targets.find((x) => x.addr === addr);
+        if (t && t.node !== probe.spec.nodeName) out.set(addr!, verdict!);
+      }
+      return out.size > 0 ? out : undefined;
+    };
+
+    // Default deny: nothing on another host answers.
+    await client.apply(probeApp(undefined));
+    const denied = (await running("probe", 1))[0]!;
+    const round1 = await waitFor("a probe round", () => lastRound(denied), 30_000);
+    expect(round1.size).toBe(4); // two other hosts, a published port and an instance IP each
+    expect([...round1.values()]).toEqual(["FAIL", "FAIL", "FAIL", "FAIL"]);
+
+    // Allow rules for the hosts' published ports and for instance IPs on port 8080.
+    const bridgeNet = `${cluster.gateway.replace(/\.1$/, ".0")}/24`;
+    await client.apply(
+      probeApp([
+        { cidr: bridgeNet, protocol: "tcp", ports: `${WEB_PORT}` },
+        { cidr: "10.244.0.0/16", protocol: "tcp", ports: "8080" },
+      ]),
+    );
+    const allowed = await waitFor("the replaced probe", async () => {
+      const p = (await running("probe", 1))[0]!;
+      return p.metadata.uid !== denied.metadata.uid ? p : undefined;
+    });
+    const round2 = await waitFor(
+      "a probe round where every target answers",
+      async () => {
+        const r = await lastRound(allowed);
+        return r && [...r.values()].every((v) => v === "OK") ? r : undefined;
+      },
+      30_000,
+    );
+    expect(round2.size).toBe(4);
+    await client.delete("App", "probe", "default");
+  });
+
+  it("removes IPs, egress chains, veths and namespaces on every host when an App is deleted", async () => {
+    await client.apply(webApp("web"));
+    const web = await running("web", 3);
+    await client.delete("App", "web", "default");
+    await client.delete("App", "probe", "default").catch(() => undefined);
+    await waitFor(
+      "every instance to be gone",
+      async () => (await client.list("Instance", { namespace: "default" })).items.length === 0,
+      60_000,
+    );
+    for (const host of cluster.hosts) {
+      await waitFor(
+        `${host.name} to be clean`,
+        async () => {
+          // The host's own eth0 is a veth too (the harness's link to the bridge).
+          const links = cluster
+            .exec(host, "ip", ["-o", "link", "show", "type", "veth"])
+            .split("\n")
+            .filter((l) => l.trim() !== "" && !/^\d+: eth0@/.test(l))
+            .join("\n");
+          const chains = cluster
+            .exec(host, "iptables", ["-S"])
+            .split("\n")
+            .filter((l) => l.startsWith("-N GROVE-EG-"));
+          const dnat = cluster
+            .exec(host, "iptables", ["-t", "nat", "-S"])
+            .split("\n")
+            .filter((l) => /CNI-DN-|--to-destination/.test(l));
+          const ipam = await fs.readdir(`${host.stateDir}/network/ipam/grove`).catch(() => [] as string[]);
+          const leases = ipam.filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
+          const netns = await fs.readdir(`${host.stateDir}/network/netns`).catch(() => [] as string[]);
+          const cache = await fs.readdir(`${host.stateDir}/network/cni/results`).catch(() => [] as string[]);
+          const left = { links: links.trim(), chains, dnat, leases, netns, cache };
+          return links.trim() === "" &&
+            chains.length === 0 &&
+            dnat.length === 0 &&
+            leases.length === 0 &&
+            netns.length === 0 &&
+            cache.length === 0
+            ? true
+            : (lastLeft = left) && false;
+        },
+        30_000,
+      ).catch((err: unknown) => {
+        throw new Error(`${String(err)}; left on ${host.name}: ${JSON.stringify(lastLeft)}`);
+      });
+    }
+    expect(web.length).toBe(3);
+  });
+});
+
+let lastLeft: unknown;
+
+async function probeLog(host: Host, inst: Instance): Promise<string> {
+  return fs.readFile(`${host.stateDir}/logs/${inst.metadata.uid}.log`, "utf8").catch(() => "");
+}
