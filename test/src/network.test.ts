@@ -264,6 +264,69 @@ describe("networking across hosts in network namespaces", () => {
     }
     expect(web.length).toBe(3);
   });
+
+  it("leaks nothing when an agent is killed with SIGKILL between CNI ADD and the container start", async () => {
+    const h1 = cluster.host("h1");
+    await h1.agent!.stop();
+    await cluster.startAgent(h1, { GROVE_AGENT_PAUSE_AFTER_NETWORK_MS: "120000" });
+    const app: App = {
+      ...webApp("crash", { instances: 1, ports: [{ name: "http", containerPort: 8080 }] }),
+      spec: {
+        ...webApp("crash").spec,
+        instances: 1,
+        ports: [{ name: "http", containerPort: 8080 }],
+        placement: { nodeSelector: { "grove.test/host": "h1" } },
+      },
+    };
+    await client.apply(app);
+    await waitFor(
+      "the agent to pause after CNI ADD",
+      async () => h1.agent!.output.some((l) => l.includes("pausing before the container start")),
+      60_000,
+    );
+    const leasesBefore = await leases(h1);
+    expect(leasesBefore.length).toBe(1); // the ADD happened: an address is allocated
+    await h1.agent!.kill9();
+
+    const restarted = await cluster.startAgent(h1);
+    const [inst] = await running("crash", 1);
+    // The restarted agent found the half-made network (CNI DEL with the cached result) before anything else.
+    expect(restarted.output.some((l) => l.includes("removed instance networks left by a previous agent run"))).toBe(
+      true,
+    );
+    expect(inst!.spec.nodeName).toBe("h1");
+    expect(inst!.status!.ports![0]!.hostPort).toBeGreaterThanOrEqual(20000);
+    expect((await get(`http://${h1.address}:${inst!.status!.ports![0]!.hostPort}/`)).trim()).toBe(
+      `hello from ${inst!.metadata.name}`,
+    );
+    // Exactly one address, namespace, cache entry, veth and egress chain: the new instance's.
+    expect(await leases(h1)).toEqual([inst!.status!.ip]);
+    expect(await fs.readdir(`${h1.stateDir}/network/netns`)).toEqual([inst!.metadata.uid]);
+    expect((await fs.readdir(`${h1.stateDir}/network/cni/results`)).length).toBe(1);
+    expect(instanceVeths(h1).length).toBe(1);
+    expect(
+      cluster
+        .exec(h1, "iptables", ["-S"])
+        .split("\n")
+        .filter((l) => l.startsWith("-N GROVE-EG-")).length,
+    ).toBe(1);
+
+    await client.delete("App", "crash", "default");
+    await waitFor("h1 to have no addresses left", async () => (await leases(h1)).length === 0, 60_000);
+    expect(instanceVeths(h1)).toEqual([]);
+  });
+
+  async function leases(host: Host): Promise<string[]> {
+    const files = await fs.readdir(`${host.stateDir}/network/ipam/grove`).catch(() => [] as string[]);
+    return files.filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).sort();
+  }
+
+  function instanceVeths(host: Host): string[] {
+    return cluster
+      .exec(host, "ip", ["-o", "link", "show", "type", "veth"])
+      .split("\n")
+      .filter((l) => l.trim() !== "" && !/^\d+: eth0@/.test(l));
+  }
 });
 
 let lastLeft: unknown;

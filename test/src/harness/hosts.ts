@@ -144,6 +144,7 @@ export class HostCluster {
       cgroupParent: host.cgroupParent,
       network: "cni",
       netnsPath: `/run/netns/${host.netns}`,
+      labels: { "grove.test/host": host.name },
       extraArgs: ["--address", host.address, ...(this.opts.agentArgs ?? [])],
       env: { ...this.opts.agentEnv, ...env },
     });
