@@ -50,6 +50,8 @@ export function instanceTemplate(app: App): Omit<InstanceSpec, "index" | "restar
     ...(s.image ? { image: s.image } : {}),
     ...(s.imagePullSecret ? { imagePullSecret: s.imagePullSecret } : {}),
     ...(s.entrypoint?.length ? { entrypoint: [...s.entrypoint] } : {}),
+    ...(s.placement ? { placement: structuredClone(s.placement) } : {}),
+    ...(s.priority !== undefined ? { priority: s.priority } : {}),
   };
 }
 

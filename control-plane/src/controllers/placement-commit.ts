@@ -1,0 +1,212 @@
+// Helpers for the scheduler loop: what the placement library needs to know
+// about bound instances (App counts, priorities, for anti-affinity, spread,
+// Diego's penalty and preemption), the request of an instance, preemption
+// records, and committing a pass's bindings in etcd transactions small enough
+// for etcd's --max-txn-ops (128 by default), each guarded by the revisions of
+// the nodes and instances it used.
+import type { Instance, Node } from "@grove/api";
+import { Keys, type Store, type TxnCompare, type TxnOp } from "../store/store";
+import type { PlacedInstance, PlacementRequest, Taint } from "../scheduler";
+import type { Informer } from "./informer";
+
+/** etcd's default --max-txn-ops is 128; stay below it. */
+export const MAX_TXN_OPS = 120;
+
+function isTerminalState(inst: Instance): boolean {
+  const s = inst.status?.state;
+  return s === "Exited" || s === "Failed" || s === "OOMKilled";
+}
+
+/** Per node: instances bound to it (unfinished) and counts per "namespace/app". */
+export function boundInstances(
+  instances: readonly Instance[],
+): Map<string, { instances: PlacedInstance[]; appCounts: Map<string, number> }> {
+  const out = new Map<string, { instances: PlacedInstance[]; appCounts: Map<string, number> }>();
+  for (const inst of instances) {
+    const node = inst.spec.nodeName;
+    if (!node || isTerminalState(inst)) continue;
+    let e = out.get(node);
+    if (!e) out.set(node, (e = { instances: [], appCounts: new Map() }));
+    const appKey = `${inst.metadata.namespace ?? "default"}/${inst.spec.app}`;
+    e.appCounts.set(appKey, (e.appCounts.get(appKey) ?? 0) + 1);
+    e.instances.push({
+      id: `${inst.metadata.namespace ?? "default"}/${inst.metadata.name}`,
+      appKey,
+      priority: inst.spec.priority ?? 0,
+      resources: inst.spec.resources,
+    });
+  }
+  return out;
+}
+
+/** The node facts beyond resources: taints, App counts and bound instances. */
+export function nodeExtras(
+  node: Node,
+  bound: ReadonlyMap<string, { instances: PlacedInstance[]; appCounts: Map<string, number> }>,
+): { taints?: Taint[]; appCounts: Map<string, number>; instances: PlacedInstance[] } {
+  const b = bound.get(node.metadata.name);
+  return {
+    ...(node.spec.taints ? { taints: node.spec.taints } : {}),
+    appCounts: b?.appCounts ?? new Map(),
+    instances: b?.instances ?? [],
+  };
+}
+
+/** Priority and placement rules of an instance, as the library takes them. */
+export function requestExtras(inst: Instance): Pick<PlacementRequest, "priority" | "placement"> {
+  return {
+    ...(inst.spec.priority !== undefined ? { priority: inst.spec.priority } : {}),
+    ...(inst.spec.placement ? { placement: inst.spec.placement } : {}),
+  };
+}
+
+/**
+ * The write that evicts a preempted instance: it ends as Failed with reason
+ * Preempted (its App controller replaces it under its restart policy and the
+ * agent stops it, since ended instances leave the node's desired set).
+ */
+export function preemptionOps(
+  victimIds: readonly string[],
+  byId: (id: string) => Instance | undefined,
+  by: string,
+  now: string,
+): { compares: TxnCompare[]; ops: TxnOp<unknown>[] } {
+  const compares: TxnCompare[] = [];
+  const ops: TxnOp<unknown>[] = [];
+  for (const id of victimIds) {
+    const v = byId(id);
+    if (!v) throw new Error(`preemption victim ${id} vanished; retrying`);
+    const key = Keys.object("instances", v.metadata.namespace, v.metadata.name);
+    const { resourceVersion: _rv, ...metadata } = v.metadata;
+    compares.push({ key, modRevision: v.metadata.resourceVersion ?? "0" });
+    ops.push({
+      type: "put",
+      key,
+      value: {
+        ...v,
+        metadata,
+        status: {
+          ...v.status,
+          state: "Failed",
+          reason: "Preempted",
+          message: `preempted by higher-priority ${by}`,
+          finishedAt: now,
+        },
+      },
+    });
+  }
+  return { compares, ops };
+}
+
+interface Group {
+  node?: string;
+  compares: TxnCompare[];
+  ops: TxnOp<unknown>[];
+}
+
+function nodeOfOp(op: TxnOp<unknown>): string | undefined {
+  if (op.type !== "put") return undefined;
+  const v = op.value as { kind?: string; metadata?: { name?: string }; spec?: { nodeName?: string } };
+  if (v.kind === "Node") return v.metadata?.name;
+  return v.spec?.nodeName;
+}
+
+export interface CommitResult {
+  transactions: number;
+  /** Revision of the last successful transaction. */
+  revision: string;
+  /** A node the last transaction wrote (wait for it to know the informers saw everything). */
+  lastNode?: string;
+}
+
+/**
+ * Commits a pass's writes as several transactions. `compares[i]` guards
+ * `ops[i]` (one compare per op, as the scheduler loop builds them). Writes are
+ * grouped by node (bindings and evictions on a node go with the node's own
+ * update and its revision guard); groups are packed into transactions of at
+ * most MAX_TXN_OPS operations. A node split over several transactions is
+ * guarded by the revision its previous transaction produced. The first
+ * transaction that fails its guards throws; the ones before it stay
+ * committed (each is consistent on its own) and the caller retries.
+ */
+export async function commitChunked(
+  store: Store,
+  compares: readonly TxnCompare[],
+  ops: readonly TxnOp<unknown>[],
+  maxOps = MAX_TXN_OPS,
+): Promise<CommitResult> {
+  if (compares.length !== ops.length) throw new Error("commitChunked: one compare per op expected");
+  const groups = new Map<string, Group>();
+  const nodeKeyOf = new Map<string, number>(); // node name -> index of its own update
+  ops.forEach((op, i) => {
+    const node = nodeOfOp(op) ?? "";
+    let g = groups.get(node);
+    if (!g) groups.set(node, (g = { node, compares: [], ops: [] }));
+    const v = op.type === "put" ? (op.value as { kind?: string }) : undefined;
+    if (v?.kind === "Node") nodeKeyOf.set(node, g.ops.length);
+    g.compares.push(compares[i]!);
+    g.ops.push(op);
+  });
+
+  let txnCompares: TxnCompare[] = [];
+  let txnOps: TxnOp<unknown>[] = [];
+  let transactions = 0;
+  let revision = "0";
+  let lastNode: string | undefined;
+  const written = new Map<string, string>(); // node key -> revision our last txn gave it
+  const flush = async () => {
+    if (txnOps.length === 0) return;
+    const cmp = txnCompares.map((c) => (written.has(c.key) ? { key: c.key, modRevision: written.get(c.key)! } : c));
+    const r = await store.txn(cmp, txnOps);
+    if (!r.succeeded) throw new Error("placement transaction lost a race with another writer; retrying");
+    transactions++;
+    revision = r.revision;
+    for (const op of txnOps) {
+      if (op.type !== "put" || (op.value as { kind?: string }).kind !== "Node") continue;
+      written.set(op.key, r.revision);
+      lastNode = (op.value as { metadata: { name: string } }).metadata.name;
+    }
+    txnCompares = [];
+    txnOps = [];
+  };
+  for (const g of groups.values()) {
+    const nodeIdx = g.node !== undefined ? nodeKeyOf.get(g.node) : undefined;
+    const nodeCompare = nodeIdx !== undefined ? g.compares[nodeIdx]! : undefined;
+    const nodeOp = nodeIdx !== undefined ? g.ops[nodeIdx]! : undefined;
+    const rest = g.ops.map((op, i) => ({ op, c: g.compares[i]! })).filter((_, i) => i !== nodeIdx);
+    // Every transaction that writes to a node also carries the node's guarded update.
+    const per = maxOps - (nodeOp ? 1 : 0);
+    for (let start = 0; start < Math.max(1, rest.length); start += per) {
+      const slice = rest.slice(start, start + per);
+      const size = slice.length + (nodeOp ? 1 : 0);
+      if (txnOps.length + size > maxOps) await flush();
+      for (const { op, c } of slice) {
+        txnCompares.push(c);
+        txnOps.push(op);
+      }
+      if (nodeOp && nodeCompare) {
+        txnCompares.push(nodeCompare);
+        txnOps.push(nodeOp);
+      }
+      if (slice.length === per) await flush();
+    }
+  }
+  await flush();
+  return { transactions, revision, ...(lastNode !== undefined ? { lastNode } : {}) };
+}
+
+/** Waits (polling, bounded) until an informer's copy of a key reached a revision. */
+export async function caughtUp<T extends { metadata: { resourceVersion?: string } }>(
+  informer: Informer<T & { metadata: { name: string; namespace?: string } }>,
+  key: string,
+  revision: string,
+  timeoutMs = 5000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const want = BigInt(revision);
+  while (Date.now() < deadline) {
+    const rv = informer.get(key)?.metadata.resourceVersion;
+    if (rv !== undefined && BigInt(rv) >= want) return;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
