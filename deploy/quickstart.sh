@@ -5,6 +5,9 @@
 #                                     (embedded etcd) and one grove-agent in the
 #                                     background, apply examples/hello.yaml and
 #                                     show its instances
+#   deploy/quickstart.sh --nodes 3    the same with three agent "hosts", each in its
+#                                     own network namespace on a bridge (grove-qs),
+#                                     and examples/web.yaml (httpd on published ports)
 #   deploy/quickstart.sh down [--keep-data]
 #                                     stop all of it and remove what it created
 #   deploy/quickstart.sh status       show what is running
@@ -24,6 +27,9 @@ NODE_NAME="${GROVE_NODE_NAME:-$(hostname | tr 'A-Z_' 'a-z-' | cut -c1-63)}"
 CGROUP_PARENT="${GROVE_CGROUP_PARENT:-grove}"
 CLI_CONFIG="${GROVE_CONFIG:-$HOME/.grove/config.json}"
 RUN="$GROVE_HOME/run"
+# --nodes N: hosts in network namespaces on a bridge (the test harness's mechanism).
+QS_BRIDGE=grove-qs
+QS_NET="${GROVE_QS_NET:-172.31.251}"
 LOGS="$GROVE_HOME/logs"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -50,7 +56,7 @@ kill_containers() {
   for procs in /sys/fs/cgroup/pids/"$CGROUP_PARENT"/*/cgroup.procs /sys/fs/cgroup/"$CGROUP_PARENT"/*/cgroup.procs; do
     [ -f "$procs" ] || continue
     for _ in $(seq 1 50); do
-      [ -s "$procs" ] || break
+      [ -n "$(cat "$procs" 2>/dev/null)" ] || break # cgroupfs files have size 0: -s cannot tell
       while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done <"$procs"
       sleep 0.1
     done
@@ -70,9 +76,55 @@ remove_cgroups() {
   done
 }
 
+# Multi-node mode: host i is netns grove-qs-h<i> with address $QS_NET.(10+i),
+# linked to bridge grove-qs ($QS_NET.1) by veth gqs-h<i>.
+make_hosts() { # count
+  local n="$1" i
+  if ! ip link show "$QS_BRIDGE" >/dev/null 2>&1; then
+    ip route | grep -q "^$QS_NET\." && die "$QS_NET.0/24 is routed here already; set GROVE_QS_NET to a free /24 prefix"
+    ip link add "$QS_BRIDGE" type bridge
+    ip addr add "$QS_NET.1/24" dev "$QS_BRIDGE"
+    ip link set "$QS_BRIDGE" up
+  fi
+  for i in $(seq 1 "$n"); do
+    [ -e "/run/netns/grove-qs-h$i" ] && continue
+    ip netns add "grove-qs-h$i"
+    ip link add "gqs-h$i" type veth peer name "gqs-p$i"
+    ip link set "gqs-p$i" netns "grove-qs-h$i"
+    ip -n "grove-qs-h$i" link set "gqs-p$i" name eth0
+    ip -n "grove-qs-h$i" addr add "$QS_NET.$((10 + i))/24" dev eth0
+    ip -n "grove-qs-h$i" link set eth0 up
+    ip -n "grove-qs-h$i" link set lo up
+    ip link set "gqs-h$i" master "$QS_BRIDGE" up
+  done
+}
+
+remove_hosts() {
+  local ns i m
+  # Instance network namespaces are bind mounts under the agents' state.
+  awk -v home="$GROVE_HOME/" 'index($5, home) == 1 && $5 ~ /\/network\/netns\// { print $5 }' /proc/self/mountinfo |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  for ns in /run/netns/grove-qs-h*; do
+    [ -e "$ns" ] || continue
+    i="${ns##*-h}"
+    ip netns del "grove-qs-h$i" 2>/dev/null || true
+    ip link del "gqs-h$i" 2>/dev/null || true
+  done
+  ip link del "$QS_BRIDGE" 2>/dev/null || true
+}
+
 down() {
-  local keep=0
+  local keep=0 pf i
   [ "${1:-}" = "--keep-data" ] && keep=1
+  for pf in "$RUN"/agent-h*.pid; do
+    [ -f "$pf" ] || continue
+    i="$(basename "$pf" .pid)"
+    i="${i#agent-h}"
+    stop_pidfile "$pf" "grove-agent h$i"
+    CGROUP_PARENT="grove-qs-h$i" kill_containers
+    CGROUP_PARENT="grove-qs-h$i" remove_cgroups
+  done
+  remove_hosts
   stop_pidfile "$RUN/agent.pid" grove-agent
   stop_pidfile "$RUN/server.pid" grove-server
   kill_containers
@@ -91,6 +143,11 @@ down() {
 status() {
   alive "$RUN/server.pid" && echo "grove-server: running (pid $(cat "$RUN/server.pid"))" || echo "grove-server: stopped"
   alive "$RUN/agent.pid" && echo "grove-agent:  running (pid $(cat "$RUN/agent.pid"))" || echo "grove-agent:  stopped"
+  local pf
+  for pf in "$RUN"/agent-h*.pid; do
+    [ -f "$pf" ] || continue
+    alive "$pf" && echo "grove-agent $(basename "$pf" .pid): running (pid $(cat "$pf"))" || echo "grove-agent $(basename "$pf" .pid): stopped"
+  done
 }
 
 install_deps() {
@@ -112,12 +169,19 @@ wait_http() {
 }
 
 up() {
+  local nodes=0
+  if [ "${1:-}" = "--nodes" ]; then
+    nodes="${2:-}"
+    [[ "$nodes" =~ ^[1-9][0-9]?$ ]] || die "--nodes takes a number of nodes (1-99), got \"$nodes\""
+    GRPC_ADDR="$QS_NET.1:${GRPC_ADDR##*:}"
+  fi
   [ "$(id -u)" = 0 ] || die "run as root: the agent creates cgroups and namespaces"
   install_deps
   mkdir -p "$RUN" "$LOGS" "$GROVE_HOME/server" "$GROVE_HOME/agent" "$GROVE_HOME/rootfs"
   say "root filesystem: busybox"
   "$REPO/deploy/make-rootfs.sh" "$GROVE_HOME/rootfs/busybox" >/dev/null
 
+  if [ "$nodes" -gt 0 ]; then make_hosts "$nodes"; fi
   if alive "$RUN/server.pid"; then
     say "grove-server already running (pid $(cat "$RUN/server.pid"))"
   else
@@ -135,6 +199,10 @@ up() {
   umask 022
   say "CLI config written to $CLI_CONFIG"
 
+  if [ "$nodes" -gt 0 ]; then
+    up_nodes "$nodes"
+    return
+  fi
   if alive "$RUN/agent.pid"; then
     say "grove-agent already running (pid $(cat "$RUN/agent.pid"))"
   else
@@ -171,9 +239,61 @@ Logs: $LOGS   Stop everything: deploy/quickstart.sh down
 EOF
 }
 
+up_nodes() { # count
+  local n="$1" i
+  for i in $(seq 1 "$n"); do
+    if alive "$RUN/agent-h$i.pid"; then
+      say "grove-agent h$i already running (pid $(cat "$RUN/agent-h$i.pid"))"
+      continue
+    fi
+    say "starting grove-agent h$i in network namespace grove-qs-h$i ($QS_NET.$((10 + i)))"
+    mkdir -p "$GROVE_HOME/agent-h$i"
+    setsid nsenter --net="/run/netns/grove-qs-h$i" node "$REPO/agent/bin/grove-agent.js" --server "$GRPC_ADDR" \
+      --token-file "$GROVE_HOME/server/agent-token" --node-name "qs-h$i" --address "$QS_NET.$((10 + i))" \
+      --state-dir "$GROVE_HOME/agent-h$i" --rootfs-dir "$GROVE_HOME/rootfs" --cgroup-parent "grove-qs-h$i" \
+      >>"$LOGS/agent-h$i.log" 2>&1 </dev/null &
+    echo $! >"$RUN/agent-h$i.pid"
+  done
+
+  cd "$REPO"
+  say "waiting for $n Ready nodes"
+  for _ in $(seq 1 300); do
+    node api/bin/grove.js get nodes -o json 2>/dev/null | N="$n" node -e '
+      let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);
+      process.exit(j.items.filter(n=>(n.status.conditions||[]).some(c=>c.type==="Ready"&&c.status==="True")).length>=Number(process.env.N)?0:1)}catch{process.exit(1)}})' && break
+    sleep 0.2
+  done
+
+  say "grove apply -f examples/web.yaml --wait"
+  node api/bin/grove.js apply -f examples/web.yaml --wait --timeout 120s
+  say "grove get endpoints web -o json"
+  node api/bin/grove.js get endpoints web -o json
+  say "GET every published address from this machine"
+  node api/bin/grove.js get endpoints web -o json | node -e '
+    let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", async () => {
+      for (const e of JSON.parse(s).endpoints) for (const p of e.ports) {
+        const r = await fetch(`http://${p.address}/`).then((r) => r.text(), (err) => `error: ${err.message}`);
+        console.log(`${p.address} -> ${r.trim()}`);
+      }
+    });'
+  cat <<EOF
+
+Grove is running with $n nodes. From $REPO try:
+  npx grove get nodes -o wide
+  npx grove get instances -o wide
+  npx grove get endpoints web -o json
+  npx grove delete -f examples/web.yaml
+Logs: $LOGS   Stop everything: deploy/quickstart.sh down
+EOF
+}
+
 case "${1:-up}" in
-  up) up ;;
+  up)
+    shift || true
+    up "$@"
+    ;;
+  --nodes) up "$@" ;;
   down) shift; down "$@" ;;
   status) status ;;
-  *) die "usage: deploy/quickstart.sh [up|down [--keep-data]|status]" ;;
+  *) die "usage: deploy/quickstart.sh [up [--nodes N]|--nodes N|down [--keep-data]|status]" ;;
 esac
