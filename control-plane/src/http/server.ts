@@ -15,6 +15,7 @@ import { installErrorHandling } from "./errors";
 import { registerHealthRoutes } from "./health";
 import { registerInstanceRoutes } from "./instances";
 import { registerNodeRoutes } from "./nodes";
+import { registerSchedulingRoutes } from "./scheduling";
 import type { RouteContext } from "./resource-routes";
 import { addSharedSchemas } from "./schemas";
 import { WatchRegistry } from "./watch-stream";
@@ -70,6 +71,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   registerInstanceRoutes(app, ctx);
   registerNodeRoutes(app, ctx);
   registerEndpointRoutes(app, ctx);
+  registerSchedulingRoutes(app, ctx);
 
   // Open watch streams would hold close() until every client left.
   app.addHook("preClose", async () => watches.closeAll());

@@ -1,0 +1,221 @@
+// Dry runs on a snapshot: `grove apply --plan` (where each new or changed
+// instance would go, what would be preempted, utilization before and after)
+// and `grove get capacity` (free room per node and how many more instances of
+// a shape fit). Both use the scheduler loop's own inputs and the default profile.
+import type { App, Instance, Node, Resources } from "@grove/api";
+import { normalizeResources, parseBytes, parseCpuMillis, GroveError } from "@grove/api";
+import {
+  capacity,
+  defaultProfile,
+  placeBatch,
+  seededRng,
+  type CapacityReport,
+  type NodeView,
+  type PlacementRequest,
+} from "../scheduler";
+import { instanceTemplate, isTerminal, templateHash, TEMPLATE_HASH_LABEL } from "./app-controller";
+import { nodeIsReady } from "./node-lifecycle";
+import { boundInstances, nodeExtras, requestExtras } from "./placement-commit";
+
+function zero(): Resources {
+  return { cpuMillis: 0, memoryBytes: 0, pids: 0 };
+}
+
+function add(a: Resources, b: Resources, sign = 1): Resources {
+  return {
+    cpuMillis: a.cpuMillis + sign * b.cpuMillis,
+    memoryBytes: a.memoryBytes + sign * b.memoryBytes,
+    pids: a.pids + sign * b.pids,
+  };
+}
+
+/** The scheduler's view of the nodes, from objects (the same as the loop builds). */
+export function nodeViews(nodes: readonly Node[], instances: readonly Instance[]): NodeView[] {
+  const used = new Map<string, Resources>();
+  for (const i of instances) {
+    if (!i.spec.nodeName || isTerminal(i)) continue;
+    used.set(i.spec.nodeName, add(used.get(i.spec.nodeName) ?? zero(), i.spec.resources));
+  }
+  const bound = boundInstances(instances);
+  return nodes.map((n) => ({
+    name: n.metadata.name,
+    ready: nodeIsReady(n),
+    unschedulable: n.spec.unschedulable === true,
+    allocatable: n.status?.allocatable ?? zero(),
+    allocated: used.get(n.metadata.name) ?? zero(),
+    labels: n.metadata.labels ?? {},
+    ...nodeExtras(n, bound),
+  }));
+}
+
+/** "cpu=500m,memory=1Gi[,pids=64][,disk=1Gi]" -> Resources; errors name the part. */
+export function parseShape(shape: string): Resources {
+  const out: Resources = { cpuMillis: 0, memoryBytes: 0, pids: 0 };
+  if (shape.trim() === "") throw new GroveError("ValidationFailed", "shape: empty (expected e.g. cpu=500m,memory=1Gi)");
+  for (const part of shape.split(",")) {
+    const [k, v, ...more] = part.split("=").map((s) => s.trim());
+    const bad = (msg: string) =>
+      new GroveError("ValidationFailed", `shape: ${msg} in "${part}" (expected e.g. cpu=500m,memory=1Gi)`, [
+        { path: `/shape/${k ?? ""}`, message: msg },
+      ]);
+    if (!k || v === undefined || v === "" || more.length) throw bad("expected key=value");
+    try {
+      if (k === "cpu") out.cpuMillis = parseCpuMillis(v);
+      else if (k === "memory") out.memoryBytes = parseBytes(v);
+      else if (k === "disk") out.diskBytes = parseBytes(v);
+      else if (k === "pids") {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0) throw new Error(`"${v}" is not a whole number`);
+        out.pids = n;
+      } else throw bad(`unknown resource "${k}" (cpu, memory, pids, disk)`);
+    } catch (e) {
+      if (e instanceof GroveError) throw e;
+      throw bad(e instanceof Error ? e.message : String(e));
+    }
+  }
+  if (out.cpuMillis === 0 && out.memoryBytes === 0 && out.pids === 0 && !out.diskBytes) {
+    throw new GroveError("ValidationFailed", "shape: asks for nothing");
+  }
+  return out;
+}
+
+export function capacityOf(nodes: readonly Node[], instances: readonly Instance[], shape?: Resources): CapacityReport {
+  return capacity(nodeViews(nodes, instances), shape);
+}
+
+export interface PlannedInstance {
+  namespace: string;
+  app: string;
+  /** The instance that would be created (or the unbound one that would be placed). */
+  name: string;
+  change: "create" | "replace" | "place";
+  node?: string;
+  reason?: string;
+  victims?: string[];
+}
+
+export interface Utilization {
+  allocatable: Resources;
+  allocated: Resources;
+  cpu: number;
+  memory: number;
+}
+
+export interface PlanResult {
+  instances: PlannedInstance[];
+  /** Instances that would be stopped (scale down or replaced by a changed template). */
+  removed: string[];
+  preempted: string[];
+  before: Utilization;
+  after: Utilization;
+  /** True when every new or changed instance would be placed. */
+  fits: boolean;
+}
+
+function utilization(views: readonly NodeView[]): Utilization {
+  let allocatable = zero();
+  let allocated = zero();
+  for (const v of views) {
+    allocatable = add(allocatable, v.allocatable);
+    allocated = add(allocated, v.allocated);
+  }
+  return {
+    allocatable,
+    allocated,
+    cpu: allocatable.cpuMillis ? allocated.cpuMillis / allocatable.cpuMillis : 0,
+    memory: allocatable.memoryBytes ? allocated.memoryBytes / allocatable.memoryBytes : 0,
+  };
+}
+
+/**
+ * What applying these Apps would do, without writing: instances whose
+ * template changed are replaced, the count is scaled, and every new,
+ * replacing or still-unbound instance is placed by the default profile on
+ * the current nodes (a deterministic seed, so the same snapshot gives the
+ * same plan).
+ */
+export function planApply(apps: readonly App[], nodes: readonly Node[], instances: readonly Instance[]): PlanResult {
+  const live = instances.filter((i) => !isTerminal(i));
+  const removed = new Set<string>();
+  const reqs: PlacementRequest[] = [];
+  const planned: PlannedInstance[] = [];
+  const touched = new Set<string>();
+  for (const app of apps) {
+    const ns = app.metadata.namespace ?? "default";
+    touched.add(`${ns}/${app.metadata.name}`);
+    const hash = templateHash(app);
+    const mine = live
+      .filter((i) => (i.metadata.namespace ?? "default") === ns && i.spec.app === app.metadata.name)
+      .sort((a, b) => a.spec.index - b.spec.index);
+    const t = instanceTemplate(app);
+    const resources = t.resources ?? normalizeResources(app.spec.resources);
+    const byIndex = new Map(mine.map((i) => [i.spec.index, i]));
+    for (const i of mine) if (i.spec.index >= app.spec.instances) removed.add(`${ns}/${i.metadata.name}`);
+    for (let index = 0; index < app.spec.instances; index++) {
+      const cur = byIndex.get(index);
+      const outdated = cur !== undefined && cur.metadata.labels?.[TEMPLATE_HASH_LABEL] !== hash;
+      if (cur && !outdated && cur.spec.nodeName) continue; // unchanged and placed
+      if (cur && outdated) removed.add(`${ns}/${cur.metadata.name}`);
+      const name = cur && !outdated ? cur.metadata.name : `${app.metadata.name}-${index}`;
+      const change: PlannedInstance["change"] = !cur ? "create" : outdated ? "replace" : "place";
+      planned.push({ namespace: ns, app: app.metadata.name, name, change });
+      reqs.push({
+        id: `${ns}/${name}`,
+        app: app.metadata.name,
+        namespace: ns,
+        resources,
+        ...(t.priority !== undefined ? { priority: t.priority } : {}),
+        ...(t.placement ? { placement: t.placement } : {}),
+      });
+    }
+  }
+  // Other Apps' unbound instances compete for the same room: place them too.
+  for (const i of live) {
+    const key = `${i.metadata.namespace ?? "default"}/${i.spec.app}`;
+    if (i.spec.nodeName || touched.has(key)) continue;
+    reqs.push({
+      id: `${i.metadata.namespace ?? "default"}/${i.metadata.name}`,
+      app: i.spec.app,
+      namespace: i.metadata.namespace ?? "default",
+      resources: i.spec.resources,
+      ...requestExtras(i),
+    });
+  }
+  const beforeViews = nodeViews(nodes, live);
+  const remaining = live.filter((i) => !removed.has(`${i.metadata.namespace ?? "default"}/${i.metadata.name}`));
+  const views = nodeViews(nodes, remaining);
+  const results = placeBatch(reqs, views, defaultProfile(), seededRng(1));
+  const afterViews = views.map((v) => ({ ...v, allocated: { ...v.allocated } }));
+  const byName = new Map(afterViews.map((v) => [v.name, v]));
+  const liveById = new Map(live.map((i) => [`${i.metadata.namespace ?? "default"}/${i.metadata.name}`, i]));
+  const preempted: string[] = [];
+  let fits = true;
+  results.forEach((r, k) => {
+    const p = planned[k];
+    if (r.nodeName) {
+      const v = byName.get(r.nodeName)!;
+      v.allocated = add(v.allocated, reqs[k]!.resources);
+      for (const victim of r.victims ?? []) {
+        preempted.push(victim);
+        const inst = liveById.get(victim);
+        if (inst) v.allocated = add(v.allocated, inst.spec.resources, -1);
+      }
+    }
+    if (!p) return; // another App's instance
+    if (r.nodeName) {
+      p.node = r.nodeName;
+      if (r.victims?.length) p.victims = r.victims;
+    } else {
+      p.reason = r.reason ?? "no node fits";
+      fits = false;
+    }
+  });
+  return {
+    instances: planned,
+    removed: [...removed].sort(),
+    preempted: preempted.sort(),
+    before: utilization(beforeViews),
+    after: utilization(afterViews),
+    fits,
+  };
+}

@@ -1,0 +1,52 @@
+// /v1/plan (POST: dry-run apply through the real scheduler) and /v1/capacity
+// (GET: allocatable, allocated and free per node and cluster-wide, and how
+// many more instances of ?shape=cpu=500m,memory=1Gi fit now).
+import type { FastifyInstance } from "fastify";
+import type { App, Instance, Node } from "@grove/api";
+import { capacityOf, parseShape, planApply } from "../controllers/plan";
+import { ErrorBodyRef, resourceRef } from "./schemas";
+import type { RouteContext } from "./resource-routes";
+
+export function registerSchedulingRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  app.get<{ Querystring: { shape?: string } }>(
+    "/v1/capacity",
+    {
+      schema: {
+        tags: ["scheduling"],
+        summary: "Free capacity per node and cluster-wide; with ?shape=, how many more instances of it fit",
+        querystring: {
+          type: "object",
+          properties: { shape: { type: "string", description: "cpu=500m,memory=1Gi[,pids=N][,disk=Q]" } },
+          additionalProperties: false,
+        },
+        response: { 400: ErrorBodyRef },
+      },
+    },
+    async (req) => {
+      const shape = req.query.shape !== undefined ? parseShape(req.query.shape) : undefined;
+      const [nodes, instances] = await Promise.all([ctx.repo.list("Node"), ctx.repo.list("Instance")]);
+      return capacityOf(nodes.items as Node[], instances.items as Instance[], shape);
+    },
+  );
+
+  app.post<{ Body: { items: App[] } }>(
+    "/v1/plan",
+    {
+      schema: {
+        tags: ["scheduling"],
+        summary: "Dry-run apply: where each new or changed instance would go; nothing is written",
+        body: {
+          type: "object",
+          required: ["items"],
+          properties: { items: { type: "array", items: resourceRef("App"), maxItems: 1000 } },
+          additionalProperties: false,
+        },
+        response: { 400: ErrorBodyRef },
+      },
+    },
+    async (req) => {
+      const [nodes, instances] = await Promise.all([ctx.repo.list("Node"), ctx.repo.list("Instance")]);
+      return planApply(req.body.items, nodes.items as Node[], instances.items as Instance[]);
+    },
+  );
+}
