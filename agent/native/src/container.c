@@ -99,6 +99,8 @@ struct child_args
   size_t ngroups;
   const grove_rlimit_t *rlimits;
   size_t nrlimits;
+  int readonly_rootfs;
+  int hold_fd; /* -1, or the read end the init waits on before execve */
   const char *proc_path;
   const char *dev_path;
   char *dev_targets[N_DEV];
@@ -137,9 +139,17 @@ child_fail (struct child_args *a, int errnum, const char *what, const char *path
       pos = safe_append (ce.msg, pos, sizeof (ce.msg), " ");
       safe_append (ce.msg, pos, sizeof (ce.msg), path);
     }
-  do
-    n = write (a->err_fd, &ce, sizeof (ce));
-  while (n < 0 && errno == EINTR);
+  if (a->err_fd >= 0)
+    do
+      n = write (a->err_fd, &ce, sizeof (ce));
+    while (n < 0 && errno == EINTR);
+  if (a->hold_fd >= 0)
+    {
+      /* After create, nobody reads the error pipe any more: say it on stderr. */
+      n = write (2, ce.msg, strlen (ce.msg));
+      n = write (2, "\n", 1);
+    }
+  (void) n;
   _exit (127);
 }
 
@@ -359,16 +369,34 @@ child_main (void *arg)
     child_loopback_up (a);
 
   child_mask_paths (a);
+  if (a->readonly_rootfs && mount (NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0)
+    child_fail (a, errno, "remount the root read-only", NULL);
 
   if (dup2 (a->null_fd, 0) < 0 || dup2 (a->log_fd, 1) < 0 || dup2 (a->log_fd, 2) < 0)
     child_fail (a, errno, "dup2 stdio", NULL);
   /* Close every inherited descriptor (the shim's socket and pipes, Node's
    * epoll, eventfds...) but the O_CLOEXEC error pipe, which execve closes;
    * before the chdir below, so /proc/self/fd/N can only name these. */
-  if (a->err_fd > 3 && syscall (SYS_close_range, 3, a->err_fd - 1, 0) < 0)
-    child_fail (a, errno, "close_range", NULL);
-  if (syscall (SYS_close_range, a->err_fd + 1, ~0U, 0) < 0)
-    child_fail (a, errno, "close_range", NULL);
+  {
+    /* Close all of 3.. but err_fd and hold_fd. */
+    int keep[2] = { a->err_fd, a->hold_fd };
+    unsigned from = 3;
+    if (keep[1] >= 0 && keep[1] < keep[0])
+      {
+        keep[1] = a->err_fd;
+        keep[0] = a->hold_fd;
+      }
+    for (int k = 0; k < 2; k++)
+      {
+        if (keep[k] < 0)
+          continue;
+        if ((unsigned) keep[k] > from && syscall (SYS_close_range, from, (unsigned) keep[k] - 1, 0) < 0)
+          child_fail (a, errno, "close_range", NULL);
+        from = (unsigned) keep[k] + 1;
+      }
+    if (syscall (SYS_close_range, from, ~0U, 0) < 0)
+      child_fail (a, errno, "close_range", NULL);
+  }
 
   if (chdir (a->cwd) < 0)
     child_fail (a, errno, "chdir", a->cwd);
@@ -382,6 +410,21 @@ child_main (void *arg)
   /* Last: the filter also applies to what we would still call. */
   if (a->seccomp.len > 0 && prctl (PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &a->seccomp, 0, 0) < 0)
     child_fail (a, errno, "install the seccomp filter", NULL);
+  if (a->hold_fd >= 0)
+    {
+      /* OCI create: everything is set up; run the command on start. Tell the
+       * parent we are ready by closing the error pipe with nothing written. */
+      char go;
+      ssize_t r;
+      close (a->err_fd);
+      a->err_fd = -1;
+      do
+        r = read (a->hold_fd, &go, 1);
+      while (r < 0 && errno == EINTR);
+      if (r != 1)
+        _exit (126); /* deleted before it was started */
+      close (a->hold_fd);
+    }
 
   for (char **c = a->candidates; *c != NULL; c++)
     {
@@ -498,6 +541,8 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
   p->a.ngroups = cfg->ngroups;
   p->a.rlimits = cfg->rlimits;
   p->a.nrlimits = cfg->nrlimits;
+  p->a.readonly_rootfs = cfg->readonly_rootfs;
+  p->a.hold_fd = cfg->hold_fd > 0 ? cfg->hold_fd : -1;
   for (size_t i = 0; i < N_DEV; i++)
     if (grove_asprintf (&p->a.dev_targets[i], err, "%s/%s", p->dev_path, dev_nodes[i]) < 0)
       return -1;

@@ -43,6 +43,8 @@ typedef struct grove_container_config_s
   size_t ngroups;
   const grove_rlimit_t *rlimits;
   size_t nrlimits;
+  int readonly_rootfs;    /* remount the root read-only after pivot_root */
+  int hold_fd;            /* > 0: the init waits for one byte on this fd before execve (OCI create/start) */
 } grove_container_config_t;
 
 typedef struct grove_container_s

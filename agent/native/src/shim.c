@@ -65,6 +65,8 @@ struct config
   size_t ngroups;
   grove_rlimit_t rlimits[MAX_RLIMITS];
   size_t nrlimits;
+  int hold;
+  int readonly_rootfs;
 };
 
 struct client
@@ -84,6 +86,7 @@ static long long log_size;
 static int exited;
 static grove_exit_t exit_status;
 static long long started_ms, finished_ms;
+static int hold_w = -1; /* OCI create: write end the init waits on until "start" */
 static char sock_path[sizeof (((struct sockaddr_un *) 0)->sun_path)];
 
 static long long
@@ -209,6 +212,10 @@ parse_config (char *buf, size_t len, grove_error_t *err)
           cfg.caps_set = 1;
           cfg.caps = strtoull (val, NULL, 10);
         }
+      else if (strcmp (key, "hold") == 0)
+        cfg.hold = strcmp (val, "1") == 0;
+      else if (strcmp (key, "readonly_rootfs") == 0)
+        cfg.readonly_rootfs = strcmp (val, "1") == 0;
       else if (strcmp (key, "seccomp") == 0)
         cfg.seccomp_unconfined = strcmp (val, "unconfined") == 0;
       else if (strcmp (key, "uid") == 0)
@@ -331,8 +338,18 @@ answer (struct client *c, const char *line)
 {
   char out[1024];
   if (strcmp (line, "state") == 0)
-    snprintf (out, sizeof (out), "{\"id\":\"%s\",\"pid\":%d,\"shimPid\":%d,\"running\":%s,\"startedAtMs\":%lld}\n",
-              cfg.id, (int) container.pid, (int) getpid (), exited ? "false" : "true", started_ms);
+    snprintf (out, sizeof (out),
+              "{\"id\":\"%s\",\"pid\":%d,\"shimPid\":%d,\"running\":%s,\"status\":\"%s\",\"startedAtMs\":%lld}\n",
+              cfg.id, (int) container.pid, (int) getpid (), exited ? "false" : "true",
+              exited ? "stopped" : hold_w >= 0 ? "created" : "running", started_ms);
+  else if (strcmp (line, "start") == 0)
+    {
+      int ok = hold_w >= 0 && !exited && write_all (hold_w, "g", 1) == 0;
+      if (hold_w >= 0)
+        close (hold_w);
+      hold_w = -1;
+      snprintf (out, sizeof (out), ok ? "{\"started\":true}\n" : "{\"error\":\"not in the created state\"}\n");
+    }
   else if (strncmp (line, "signal ", 7) == 0)
     {
       grove_error_t err;
@@ -556,6 +573,19 @@ main (int argc, char **argv)
   cc.ngroups = cfg.ngroups;
   cc.rlimits = cfg.rlimits;
   cc.nrlimits = cfg.nrlimits;
+  cc.readonly_rootfs = cfg.readonly_rootfs;
+  if (cfg.hold)
+    {
+      int hold_fds[2];
+      if (pipe2 (hold_fds, O_CLOEXEC) < 0)
+        {
+          report_start (4, errno, 0, "shim: pipe2 failed");
+          unlink (sock_path);
+          return 1;
+        }
+      cc.hold_fd = hold_fds[0];
+      hold_w = hold_fds[1];
+    }
   if (grove_container_start (&cc, &container, &err) < 0)
     {
       report_start (4, err.errnum, 0, err.msg);
@@ -563,6 +593,8 @@ main (int argc, char **argv)
       return 1;
     }
   close (pipe_fds[1]);
+  if (cc.hold_fd > 0)
+    close (cc.hold_fd);
   started_ms = now_ms ();
   snprintf (record, sizeof (record), "{\"pid\":%d,\"shimPid\":%d,\"startedAtMs\":%lld}\n", (int) container.pid,
             (int) getpid (), started_ms);

@@ -175,6 +175,42 @@ export class NativeRuntime implements ContainerRuntime {
   }
 
   async start(spec: ContainerSpec): Promise<ContainerHandle> {
+    return this.startOrCreate(spec, false);
+  }
+
+  /**
+   * OCI create: namespaces, cgroups, mounts and security set up, the init
+   * waiting before execve until startCreated(id) (another process may do it,
+   * through the shim's socket).
+   */
+  async create(spec: ContainerSpec): Promise<ContainerHandle> {
+    return this.startOrCreate(spec, true);
+  }
+
+  /** OCI start of a created container: the init execs its command. */
+  async startCreated(id: string): Promise<void> {
+    validateId(id);
+    let answer: { started?: boolean; error?: string };
+    try {
+      answer = await shimRequest(this.socketPath(id), "start");
+    } catch (err) {
+      throw new RuntimeError("CONTAINER_NOT_FOUND", `container ${id} has no live shim: ${(err as Error).message}`);
+    }
+    if (answer.started !== true) {
+      throw new RuntimeError("CONTAINER_RUNNING", `container ${id}: ${answer.error ?? "cannot start"}`);
+    }
+  }
+
+  /** The shim's view: "created" | "running" | "stopped"; undefined when there is no live shim. */
+  async shimState(id: string): Promise<{ pid: number; status: string; startedAtMs: number } | undefined> {
+    try {
+      return await shimRequest(this.socketPath(id), "state", 5_000);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async startOrCreate(spec: ContainerSpec, hold: boolean): Promise<ContainerHandle> {
     validateSpec(spec, { checkFilesystem: true });
     if (this.containers.has(spec.id) || this.starting.has(spec.id)) {
       throw new RuntimeError("CONTAINER_EXISTS", `container ${spec.id} already exists`);
@@ -189,7 +225,7 @@ export class NativeRuntime implements ContainerRuntime {
     const security = this.securityConfig(spec);
     this.starting.add(spec.id);
     try {
-      return await this.startValidated(spec, security);
+      return await this.startValidated(spec, hold ? [...security, ["hold", "1"]] : security);
     } finally {
       this.starting.delete(spec.id);
     }
@@ -262,6 +298,7 @@ export class NativeRuntime implements ContainerRuntime {
       );
     }
     out.push(["seccomp", spec.seccomp ?? "default"]);
+    if (spec.readonlyRootfs === true) out.push(["readonly_rootfs", "1"]);
     const user = resolveUser(spec.rootfs, spec.user, spec.additionalGids ?? []);
     out.push(["uid", String(user.uid)], ["gid", String(user.gid)]);
     for (const g of user.groups) out.push(["group", String(g)]);
@@ -419,17 +456,38 @@ export class NativeRuntime implements ContainerRuntime {
     const out: RecoveredContainer[] = [];
     for (const id of names.sort()) {
       if (this.containers.has(id) || this.starting.has(id)) continue;
+      const found = await this.loadOne(id, true);
+      if (found !== undefined) out.push(found);
+    }
+    return out;
+  }
+
+  /**
+   * Loads one container of the state directory (another process started it:
+   * an earlier agent, or `grove-runtime create`). Unlike recover(), never
+   * removes anything; undefined when it has no spec or neither a live shim
+   * nor an exit record.
+   */
+  async load(id: string): Promise<RecoveredContainer | undefined> {
+    validateId(id);
+    const known = this.containers.get(id);
+    if (known !== undefined) return { handle: known.handle, annotations: known.annotations };
+    return this.loadOne(id, false);
+  }
+
+  private async loadOne(id: string, discardBroken: boolean): Promise<RecoveredContainer | undefined> {
+    {
       const dir = this.containerDir(id);
       let isDir = false;
       try {
         isDir = (await fs.promises.lstat(dir)).isDirectory();
       } catch {
-        continue;
+        return undefined;
       }
       const record = isDir ? readJson<SpecRecord>(path.join(dir, "spec.json")) : undefined;
       if (record === undefined || !/^[A-Za-z0-9_.-]{1,64}$/.test(id)) {
-        await this.discard(id);
-        continue;
+        if (discardBroken) await this.discard(id);
+        return undefined;
       }
       const annotations = record.spec.annotations ?? {};
       const exitRecord = readJson<ExitRecord>(path.join(dir, "exit"));
@@ -444,8 +502,7 @@ export class NativeRuntime implements ContainerRuntime {
       }
       if (live !== undefined) {
         const handle = this.track(id, live.pid, new Date(live.startedAtMs), annotations);
-        out.push({ handle, annotations });
-        continue;
+        return { handle, annotations };
       }
       if (exitRecord !== undefined) {
         const exit = toExit(exitRecord);
@@ -456,13 +513,12 @@ export class NativeRuntime implements ContainerRuntime {
           exited: Promise.resolve(exit),
         };
         this.containers.set(id, { handle, exit, annotations, waiter: undefined });
-        out.push({ handle, annotations });
-        continue;
+        return { handle, annotations };
       }
       // Neither a live shim nor an exit: a start cut short, or a shim that was killed.
-      await this.discard(id);
+      if (discardBroken) await this.discard(id);
+      return undefined;
     }
-    return out;
   }
 
   private async discard(id: string): Promise<void> {

@@ -47,6 +47,8 @@ export interface ContainerSpec {
   seccomp?: "default" | "unconfined";
   /** setrlimit before exec, e.g. { type: "RLIMIT_NOFILE", soft: 1024, hard: 4096 }. */
   rlimits?: { type: string; soft: number; hard: number }[];
+  /** Remount the root filesystem read-only inside the container. */
+  readonlyRootfs?: boolean;
 }
 
 /** A container's resource usage, as its cgroups count it. -1: not available. */
