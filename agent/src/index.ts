@@ -20,3 +20,4 @@ export {
 export { main, parseArgs, type AgentConfig } from "./main";
 export * from "./runtime";
 export * as images from "./images";
+export * from "./network";
