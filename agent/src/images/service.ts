@@ -4,14 +4,10 @@
 // every digest and diff_id, and unpacks each layer once into its snapshot;
 // mountRootfs() gives a container its own overlayfs root over those
 // snapshots; unmountRootfs() takes it away again; gc() drops what nothing uses.
-import { execFile, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { execFile } from "node:child_process";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import { PassThrough, Transform, type Readable } from "node:stream";
 import { promisify } from "node:util";
-import * as zlib from "node:zlib";
 import { ImageError } from "./errors";
 import { formatReference, parseReference, type ImageReference } from "./reference";
 import { RegistryClient, type Credentials, type RegistryHostConfig } from "./registry";
@@ -23,7 +19,6 @@ import {
   isIndex,
   isManifest,
   DIGEST_PATTERN,
-  type Compression,
   type Descriptor,
   type ImageConfig,
   type ImageRecord,
@@ -33,7 +28,7 @@ import {
   type Platform,
   type PullProgress,
 } from "./types";
-import { unpackLayer } from "./unpack";
+import { unpackBlob } from "./layer-unpack";
 
 const run = promisify(execFile);
 
@@ -43,7 +38,7 @@ export interface ImageServiceOptions {
   registries?: Record<string, RegistryHostConfig>;
   /** Named credentials an App's imagePullSecret refers to: name -> registry -> credentials. */
   pullSecrets?: Record<string, Record<string, Credentials>>;
-  /** Layers fetched and unpacked at the same time (default 3). */
+  /** Layers fetched and unpacked at the same time (default 4). */
   concurrency?: number;
   platform?: Platform;
   /** Delay between resumes of a dropped download (default 200 ms, growing). */
@@ -192,7 +187,7 @@ export class ImageService {
       };
       const tell = () => opts.onProgress?.({ ...progress });
       tell();
-      await mapLimit(layers, this.options.concurrency ?? 3, async (layer) => {
+      await mapLimit(layers, this.options.concurrency ?? 4, async (layer) => {
         if (!(await this.store.hasSnapshot(layer.diffId))) {
           await source.fetchBlob({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, (n) => {
             progress.bytesDone += n;
@@ -273,13 +268,12 @@ export class ImageService {
       if (await this.store.hasSnapshot(layer.diffId)) return;
       const tmp = await this.store.tempDir("snapshot");
       try {
-        const hasher = new HashStream();
-        const source = createReadStream(this.store.blobPath(layer.digest));
-        const decompressed = decompress(source, compressionOf(layer.mediaType)!, layer.digest);
-        decompressed.on("error", (err) => hasher.destroy(err));
-        decompressed.pipe(hasher);
-        await unpackLayer(hasher, tmp, layer.digest);
-        const diffId = hasher.digest();
+        const diffId = await unpackBlob({
+          blob: this.store.blobPath(layer.digest),
+          compression: compressionOf(layer.mediaType)!,
+          root: tmp,
+          layer: layer.digest,
+        });
         if (diffId !== layer.diffId) {
           throw new ImageError(
             "DIGEST_MISMATCH",
@@ -376,51 +370,6 @@ export class ImageService {
     }
     return removed;
   }
-}
-
-/** A PassThrough that hashes what goes through it (the layer's diff_id). */
-class HashStream extends Transform {
-  private readonly hash = createHash("sha256");
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
-    this.hash.update(chunk);
-    cb(null, chunk);
-  }
-  digest(): string {
-    return `sha256:${this.hash.digest("hex")}`;
-  }
-}
-
-/** gzip through zlib; zstd through Debian's zstd(1) as a stream filter (Node 20's zlib has no zstd). */
-function decompress(source: Readable, compression: Compression, layer: string): Readable {
-  if (compression === "none") return source;
-  if (compression === "gzip") {
-    const gunzip = zlib.createGunzip();
-    source.on("error", (err) => gunzip.destroy(err));
-    const out = source.pipe(gunzip);
-    out.on("error", () => undefined);
-    return wrapErrors(out, layer, "gzip");
-  }
-  const child = spawn("zstd", ["-d", "-c", "-q"], { stdio: ["pipe", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const out = new PassThrough();
-  child.on("error", (err) => out.destroy(new ImageError("UNSUPPORTED", `layer ${layer}: zstd: ${err.message}`)));
-  child.on("close", (code) => {
-    if (code !== 0)
-      out.destroy(new ImageError("INVALID_IMAGE", `layer ${layer}: zstd failed: ${stderr.trim() || `exit ${code}`}`));
-  });
-  source.on("error", (err) => out.destroy(err));
-  child.stdin.on("error", () => undefined);
-  source.pipe(child.stdin);
-  child.stdout.pipe(out);
-  return out;
-}
-
-function wrapErrors(stream: Readable, layer: string, what: string): Readable {
-  const out = new PassThrough();
-  stream.on("error", (err) => out.destroy(new ImageError("INVALID_IMAGE", `layer ${layer}: ${what}: ${err.message}`)));
-  stream.pipe(out);
-  return out;
 }
 
 async function isMountPoint(p: string): Promise<boolean> {

@@ -1,0 +1,155 @@
+// Image pull + unpack: Grove's ImageService against `skopeo copy docker://…
+// oci:…` followed by `umoci unpack`, the same image (busybox plus four
+// layers, tens of MB: incompressible blobs and thousands of small files)
+// from the same docker-registry on 127.0.0.1, in one run, alternating, each
+// into a fresh directory. Also the time to start a container (/bin/true) from
+// the already pulled image, overlay mount included, against the same start
+// from a plain rootfs directory.
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { NativeRuntime, images } from "@grove/agent";
+import { addRawLayer, busyboxLayout, push, startRegistry, type TarEntry } from "../src/harness/registry";
+import type { BenchReport } from "./run";
+import { summarize } from "./lib-stats";
+
+const exec = promisify(execFile);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const START_SAMPLES = Number(process.env.BENCH_SAMPLES ?? 20);
+
+function repoRoot(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, "deploy", "make-rootfs.sh"))) return dir;
+    if (path.dirname(dir) === dir) throw new Error("no repository root found");
+  }
+}
+
+/** A layer of `blobs` incompressible MiB-sized files and `small` text files. */
+function layerEntries(n: number, blobs: number, small: number): TarEntry[] {
+  const entries: TarEntry[] = [{ name: `layer${n}/`, type: "directory" }];
+  for (let i = 0; i < blobs; i++) entries.push({ name: `layer${n}/blob${i}.bin`, content: randomBytes(1 << 20) });
+  for (let d = 0; d < small / 100; d++) {
+    entries.push({ name: `layer${n}/d${d}/`, type: "directory" });
+    for (let i = 0; i < 100; i++) {
+      entries.push({ name: `layer${n}/d${d}/f${i}.txt`, content: `layer ${n} dir ${d} file ${i}\n`.repeat(40) });
+    }
+  }
+  return entries;
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+export async function run(): Promise<BenchReport> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `grove-bench-image-${process.pid}-`));
+  const layout = path.join(tmp, "layout");
+  await busyboxLayout(layout, "bench", tmp);
+  for (let n = 1; n <= 4; n++) await addRawLayer(layout, "bench", layerEntries(n, 6, 1000), tmp);
+  const registry = await startRegistry(path.join(tmp, "registry"), path.join(tmp, "registry-storage"));
+  const parent = `grove-bench-img-${process.pid}`;
+  const runtime = new NativeRuntime({ cgroupParent: parent });
+  const groveMs: number[] = [];
+  const anchorMs: number[] = [];
+  const fromImage: number[] = [];
+  const fromDir: number[] = [];
+  let image: images.ImageRecord | undefined;
+  try {
+    await push(layout, "bench", registry.address, "bench/image:1");
+    const ref = `${registry.address}/bench/image:1`;
+    for (let round = 0; round < ROUNDS; round++) {
+      const store = path.join(tmp, `grove-store-${round}`);
+      const service = new images.ImageService({ root: store });
+      await service.init();
+      groveMs.push(await timed(async () => (image = await service.pull(ref))));
+      service.close();
+
+      const oci = path.join(tmp, `oci-${round}`);
+      const bundle = path.join(tmp, `bundle-${round}`);
+      anchorMs.push(
+        await timed(async () => {
+          await exec("skopeo", ["copy", "-q", "--src-tls-verify=false", `docker://${ref}`, `oci:${oci}:bench`]);
+          await exec("umoci", ["unpack", "--image", `${oci}:bench`, bundle]);
+        }),
+      );
+      if (round < ROUNDS - 1) {
+        fs.rmSync(store, { recursive: true, force: true });
+        fs.rmSync(oci, { recursive: true, force: true });
+        fs.rmSync(bundle, { recursive: true, force: true });
+      }
+    }
+
+    // Start /bin/true from the pulled image (overlay mount + start + exit +
+    // remove + unmount) and from a rootfs directory (start + exit + remove).
+    const service = new images.ImageService({ root: path.join(tmp, `grove-store-${ROUNDS - 1}`) });
+    await service.init();
+    const rootfsDir = path.join(tmp, "rootfs");
+    await exec(path.join(repoRoot(), "deploy", "make-rootfs.sh"), [rootfsDir]);
+    const startOnce = async (id: string, rootfs: string) => {
+      const h = await runtime.start({
+        id,
+        rootfs,
+        command: ["/bin/true"],
+        env: {},
+        hostname: "bench",
+        resources: { cpuMillis: 500, memoryBytes: 64 * 2 ** 20, pids: 64 },
+        logPath: path.join(tmp, `${id}.log`),
+      });
+      const exit = await h.exited;
+      await runtime.remove(id);
+      if (exit.exitCode !== 0) throw new Error(`container ${id} exited ${exit.exitCode}`);
+    };
+    for (let i = 0; i < START_SAMPLES + 2; i++) {
+      const a = await timed(async () => {
+        const { rootfs } = await service.prepareRootfs(`img${i}`, ref);
+        await startOnce(`img${i}`, rootfs);
+        await service.unmountRootfs(`img${i}`);
+      });
+      const b = await timed(() => startOnce(`dir${i}`, rootfsDir));
+      if (i >= 2) {
+        fromImage.push(a);
+        fromDir.push(b);
+      }
+    }
+    service.close();
+  } finally {
+    await runtime.removeParentCgroup().catch(() => undefined);
+    await registry.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  const g = summarize(groveMs);
+  const s = summarize(anchorMs);
+  const fi = summarize(fromImage);
+  const fd = summarize(fromDir);
+  const sizeMb = (image?.size ?? 0) / 2 ** 20;
+  const skopeoVersion = (await exec("skopeo", ["--version"])).stdout.trim();
+  const umociVersion = (await exec("umoci", ["--version"])).stdout.trim();
+  return {
+    title: `pull+unpack of a ${image?.layers.length ?? 0}-layer image (${sizeMb.toFixed(1)} MiB compressed) from docker-registry on 127.0.0.1, ${ROUNDS} rounds: Grove vs ${skopeoVersion} + ${umociVersion}; container start from the pulled image vs a rootfs directory, ${START_SAMPLES} samples`,
+    rows: [
+      { name: "grove pull+unpack", p50_ms: g.p50, mean_ms: g.mean },
+      { name: "skopeo copy + umoci unpack", p50_ms: s.p50, mean_ms: s.mean },
+      { name: "ratio grove/anchor", p50_ms: g.p50 / s.p50, mean_ms: g.mean / s.mean },
+      { name: "start from pulled image (overlay)", p50_ms: fi.p50, mean_ms: fi.mean },
+      { name: "start from rootfs directory", p50_ms: fd.p50, mean_ms: fd.mean },
+    ],
+    results: {
+      rounds: ROUNDS,
+      layers: image?.layers.length ?? 0,
+      image_compressed_mib: sizeMb,
+      grove_pull_unpack_s: g.p50 / 1000,
+      skopeo_umoci_s: s.p50 / 1000,
+      grove_vs_skopeo_umoci_ratio: g.p50 / s.p50,
+      start_from_pulled_image_ms: fi.p50,
+      start_from_rootfs_dir_ms: fd.p50,
+      start_image_vs_dir_ratio: fi.p50 / fd.p50,
+      skopeo_version: skopeoVersion,
+      umoci_version: umociVersion,
+    },
+  };
+}
