@@ -208,6 +208,16 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     pullSecrets: imageConfig?.pullSecrets ?? {},
   });
   await images.init();
+  // Content no image and no container uses goes every 10 minutes (images
+  // themselves stay until `grove-agent image gc --all`).
+  setInterval(() => {
+    images
+      .gc()
+      .then((r) => {
+        if (r.removedBlobs.length + r.removedSnapshots.length > 0) log.info(r, "image store garbage collected");
+      })
+      .catch((err: unknown) => log.warn({ err }, "image store garbage collection failed"));
+  }, 10 * 60_000).unref();
   const pauseAfterNetworkMs = Number(process.env.GROVE_AGENT_PAUSE_AFTER_NETWORK_MS ?? 0) || 0;
   const reconciler = new Reconciler({
     ...(network ? { network } : {}),
