@@ -14,6 +14,7 @@ import { Informer } from "./controllers/informer";
 import { AppController } from "./controllers/app-controller";
 import { SchedulerController } from "./controllers/scheduler-controller";
 import { NodeLifecycleController } from "./controllers/node-lifecycle";
+import { LeaderElection } from "./leader/election";
 import { AgentGateway, type ClusterNetworkOptions } from "./grpc/agent-gateway";
 import type { PortRange } from "./network/subnets";
 
@@ -96,16 +97,33 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const instances = new Informer<Instance>(store, Keys.collection("instances"), logger);
     const nodes = new Informer<Node>(store, Keys.collection("nodes"), logger);
 
-    const appController = new AppController(repo, apps, instances, logger.child({ component: "app-controller" }));
-    const scheduler = new SchedulerController(
-      store,
-      nodes,
-      instances,
-      logger.child({ component: "scheduler" }),
-      1,
-      opts.hostPortRange,
-    );
-    const lifecycle = new NodeLifecycleController(store, nodes, logger.child({ component: "node-lifecycle" }));
+    // Only the elected leader runs the controllers and the scheduler
+    // (leader/election.ts); they are built when this server is elected and
+    // stopped when it loses the lease.
+    let controllers: { stop(): void } | undefined;
+    const startControllers = () => {
+      controllers?.stop();
+      const appController = new AppController(repo, apps, instances, logger.child({ component: "app-controller" }));
+      const scheduler = new SchedulerController(
+        store,
+        nodes,
+        instances,
+        logger.child({ component: "scheduler" }),
+        1,
+        opts.hostPortRange,
+      );
+      const lifecycle = new NodeLifecycleController(store, nodes, logger.child({ component: "node-lifecycle" }));
+      appController.resyncAll();
+      scheduler.trigger();
+      lifecycle.start();
+      controllers = {
+        stop: () => {
+          appController.stop();
+          scheduler.stop();
+          lifecycle.stop();
+        },
+      };
+    };
     const gateway = new AgentGateway(
       store,
       repo,
@@ -115,16 +133,25 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       opts.network,
     );
     cleanups.push(async () => {
-      appController.stop();
-      scheduler.stop();
-      lifecycle.stop();
+      controllers?.stop();
+      controllers = undefined;
     });
     cleanups.push(() => Promise.all([apps.stop(), instances.stop(), nodes.stop()]).then(() => undefined));
 
     await Promise.all([apps.start(), instances.start(), nodes.start()]);
-    appController.resyncAll();
-    scheduler.trigger();
-    lifecycle.start();
+    const election = new LeaderElection(
+      { endpoints, logger: logger.child({ component: "leader" }) },
+      {
+        onElected: startControllers,
+        onLost: () => {
+          controllers?.stop();
+          controllers = undefined;
+        },
+      },
+    );
+    cleanups.push(() => election.close());
+    // A standby server serves the API while it waits; do not hold start-up for it.
+    await Promise.race([election.start(), new Promise((r) => setTimeout(r, 3000).unref())]);
 
     const grpcPort = await gateway.listen(opts.grpcHost ?? "127.0.0.1", opts.grpcPort ?? 7481);
     cleanups.push(() => gateway.close());
