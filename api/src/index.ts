@@ -1,5 +1,6 @@
 export * from "./schemas";
 export * from "./endpoints";
+export * from "./network-checks";
 export * from "./errors";
 export * from "./quantity";
 export * from "./defaults";

@@ -1,6 +1,13 @@
 // /v1/namespaces/{ns}/apps and /v1/apps: users create, apply and delete Apps.
 import type { FastifyInstance } from "fastify";
-import { appSourceProblems, GroveError, parseBytes, parseCpuMillis, type FieldError } from "@grove/api";
+import {
+  appNetworkProblems,
+  appSourceProblems,
+  GroveError,
+  parseBytes,
+  parseCpuMillis,
+  type FieldError,
+} from "@grove/api";
 import { registerResourceRoutes, type RouteContext } from "./resource-routes";
 
 export function registerAppRoutes(app: FastifyInstance, ctx: RouteContext): void {
@@ -14,7 +21,10 @@ export function registerAppRoutes(app: FastifyInstance, ctx: RouteContext): void
  */
 export function checkAppQuantities(body: Record<string, unknown>): void {
   const spec = body.spec as { resources?: Record<string, unknown> } | undefined;
-  const source = appSourceProblems(spec).map((p) => ({ path: p.pointer, message: p.message }));
+  const source = [...appSourceProblems(spec), ...appNetworkProblems(spec)].map((p) => ({
+    path: p.pointer,
+    message: p.message,
+  }));
   if (source.length > 0) {
     throw new GroveError("ValidationFailed", source.map((d) => `${d.path}: ${d.message}`).join("; "), source);
   }
