@@ -90,7 +90,24 @@ describe("networking across hosts in network namespaces", () => {
 
   it("runs 3 httpd instances on 3 hosts, each answering on nodeAddress:hostPort, listed by the endpoints API", async () => {
     await client.apply(webApp("web"));
+    // A router's view: the endpoints watch, opened before anything runs.
+    const watch = await client.watchEndpoints("web");
+    const watched = (async () => {
+      const seen: number[] = [];
+      for await (const ev of watch) {
+        seen.push(ev.object.endpoints.length);
+        if (ev.object.endpoints.length === 3) break;
+      }
+      return seen;
+    })();
     const insts = await running("web", 3);
+    const timer = setTimeout(() => watch.close(), 30_000);
+    const seen = await watched;
+    clearTimeout(timer);
+    watch.close();
+    // The list grows as instances turn Running; it never lists one that is not.
+    expect(seen[seen.length - 1]).toBe(3);
+    expect(seen).toEqual([...seen].sort((a, b) => a - b));
     expect(new Set(insts.map((i) => i.spec.nodeName)).size).toBe(3);
 
     const nodes = (await client.list("Node")).items;
