@@ -38,8 +38,21 @@ describe("parseManifestText", () => {
   });
 
   it("reports a missing field at its nearest existing parent", () => {
-    const text = HELLO.replace("  rootfs: busybox\n", "");
-    expect(problemsOf(text)).toEqual(["m.yaml:6:3: spec.rootfs: required field is missing"]);
+    const text = HELLO.replace("  instances: 3\n", "");
+    expect(problemsOf(text)).toEqual(["m.yaml:6:3: spec.instances: required field is missing"]);
+  });
+
+  it("wants one of rootfs or image, and a command with a rootfs", () => {
+    expect(problemsOf(HELLO.replace("  rootfs: busybox\n", ""))).toEqual([
+      "m.yaml:6:3: spec: one of rootfs or image is required",
+    ]);
+    expect(problemsOf(HELLO.replace("  rootfs: busybox\n", "  image: 127.0.0.1:5000/grove/busybox:1\n"))).toEqual([]);
+    expect(problemsOf(HELLO.replace("  rootfs: busybox\n", "  rootfs: busybox\n  image: web\n"))).toEqual([
+      "m.yaml:7:10: spec.image: give either rootfs or image, not both",
+    ]);
+    expect(problemsOf(HELLO.replace('  command: ["sh", "-c", "sleep 1000"]\n', ""))).toEqual([
+      "m.yaml:6:3: spec.command: required with a rootfs (only an image can supply its own)",
+    ]);
   });
 
   it("reports a missing spec at the document", () => {

@@ -6,6 +6,7 @@ import {
   GroveError,
   parseBytes,
   parseCpuMillis,
+  validateDocument,
   type FieldError,
 } from "@grove/api";
 import { registerResourceRoutes, type RouteContext } from "./resource-routes";
@@ -26,7 +27,13 @@ export function checkAppQuantities(body: Record<string, unknown>): void {
     message: p.message,
   }));
   if (source.length > 0) {
-    throw new GroveError("ValidationFailed", source.map((d) => `${d.path}: ${d.message}`).join("; "), source);
+    // This runs before the schema validation: report the schema's problems too.
+    const all = [...source];
+    for (const p of validateDocument(body, ["App"])) {
+      if (!all.some((d) => d.path === p.pointer && d.message === p.message))
+        all.push({ path: p.pointer, message: p.message });
+    }
+    throw new GroveError("ValidationFailed", all.map((d) => `${d.path}: ${d.message}`).join("; "), all);
   }
   const res = spec?.resources;
   if (typeof res !== "object" || res === null) return;

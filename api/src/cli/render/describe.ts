@@ -2,6 +2,7 @@
 import { formatBytes, formatCpu } from "../../quantity";
 import type { App, Instance, InstanceStatus, Node, ObjectMeta, Resources } from "../../schemas";
 import { allocationSummary, formatAge, nodeReadiness, renderObjects } from "./table";
+import { pullProgressBar } from "./pull-progress";
 
 /** Filters that reject a node for lack of a resource; others rule a node out for other reasons. */
 const RESOURCE_FILTERS = new Set(["cpu", "memory", "pids", "disk", "resources"]);
@@ -153,7 +154,9 @@ export function describeInstance(inst: Instance, now: number): string[] {
         ["App", `${spec.app} (uid ${spec.appUid})`],
         ["Index", String(spec.index)],
         ["Node", spec.nodeName ?? "<unscheduled>"],
-        ["Rootfs", spec.rootfs],
+        ["Rootfs", spec.rootfs || undefined],
+        ["Image", spec.image],
+        ["Entrypoint", spec.entrypoint?.length ? shellJoin(spec.entrypoint) : undefined],
         ["Command", shellJoin(spec.command)],
         ["Working dir", spec.workingDir],
         ["Resources", formatResources(spec.resources)],
@@ -171,6 +174,7 @@ export function describeInstance(inst: Instance, now: number): string[] {
         ["State", status?.state ?? "Pending"],
         ["Reason", status?.reason],
         ["Message", status?.message],
+        ["Pull", status?.pull ? pullProgressBar(status.pull) : undefined],
         ["Node", status?.nodeName],
         ["PID", status?.pid !== undefined ? String(status.pid) : undefined],
         ["Exit code", status?.exitCode !== undefined ? String(status.exitCode) : undefined],
