@@ -13,6 +13,7 @@ import {
 } from "./schemas";
 import { DEFAULT_NAMESPACE } from "./defaults";
 import type { Endpoints } from "./endpoints";
+import type { CapacityReport, PlanResult } from "./scheduling";
 
 /** The object type of each kind. */
 export type ResourceOf<K extends Kind> = K extends "App" ? App : K extends "Instance" ? Instance : Node;
@@ -121,6 +122,17 @@ export class GroveClient {
     if (!res.body)
       throw new ClientError("BadResponse", `watch response from ${this.server} has no body`, this.server + url);
     return new NdjsonWatch<ResourceOf<K>>(res.body, controller, this.server + url);
+  }
+
+  /** Dry-run apply of these Apps through the real scheduler; nothing is written. */
+  async plan(apps: App[]): Promise<PlanResult> {
+    return (await this.request("POST", "/v1/plan", { items: apps })).body as PlanResult;
+  }
+
+  /** Free capacity per node and cluster-wide; with a shape ("cpu=500m,memory=1Gi"), how many more fit. */
+  async capacity(shape?: string): Promise<CapacityReport> {
+    const q = shape !== undefined ? `?${new URLSearchParams({ shape }).toString()}` : "";
+    return (await this.request("GET", `/v1/capacity${q}`)).body as CapacityReport;
   }
 
   /** The endpoints of an App: its Running instances' addresses and published ports. */

@@ -7,3 +7,4 @@ export * as scheduler from "./scheduler";
 export { startControlPlane, type ControlPlane, type ControlPlaneOptions } from "./server";
 export { SchedulerController } from "./controllers/scheduler-controller";
 export { Informer } from "./controllers/informer";
+export { LeaderElection, currentLeader } from "./leader/election";

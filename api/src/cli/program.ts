@@ -10,14 +10,14 @@ import { GroveError } from "../errors";
 import { loadManifests } from "../manifest";
 import { TERMINAL_STATES, type App, type Instance, type Kind, type Node } from "../schemas";
 import type { Endpoints } from "../endpoints";
+import { renderCapacity, renderPlan } from "../scheduling";
 import { parseDuration, parseKindArg, refOf, UsageError } from "./kinds";
 import { describeApp, describeInstance, describeNode, placementSummary } from "./render/describe";
-import { pullProgressBar } from "./render/pull-progress";
 import { columnWidths, formatRow, renderObjects, tableHeaders, tableRow, type TableOptions } from "./render/table";
 
 /** The part of the client the CLI uses. */
 export type CliClient = Pick<GroveClient, "list" | "get" | "apply" | "delete" | "watch"> &
-  Partial<Pick<GroveClient, "endpoints" | "watchEndpoints">>;
+  Partial<Pick<GroveClient, "endpoints" | "watchEndpoints" | "plan" | "capacity">>;
 
 export interface CliDeps {
   /** Writes one line (a newline is added) to standard output. */
@@ -130,11 +130,30 @@ export function buildProgram(deps: CliDeps): Command {
     .requiredOption("-f, --filename <path...>", "a manifest file or a directory of them (*.yaml, *.yml, *.json)")
     .option("--wait", "wait until every applied app has all its instances running")
     .option("--timeout <duration>", "how long --wait waits (e.g. 60s, 5m)", "60s")
-    .action(async (opts: { filename: string[]; wait?: boolean; timeout: string }, cmd: Command) => {
+    .option(
+      "--plan",
+      "dry run through the real scheduler: where each new or changed instance would go; exit 1 if any would stay Pending",
+    )
+    .action(async (opts: { filename: string[]; wait?: boolean; timeout: string; plan?: boolean }, cmd: Command) => {
       const timeoutMs = parseDuration(opts.timeout);
       // Validate every document before anything is sent.
       const manifests = loadManifests(opts.filename);
       const { config, client } = connect(cmd, deps);
+      if (opts.plan) {
+        if (!client.plan) throw new Error("this client cannot plan");
+        const apps = manifests
+          .map((m) => m.object)
+          .filter((o): o is App => o.kind === "App")
+          .map((a) => forSubmission(a, config.namespace));
+        const result = await client.plan(apps);
+        for (const line of renderPlan(result)) deps.out(line);
+        if (apps.length < manifests.length)
+          deps.err(`(${manifests.length - apps.length} non-App object(s) not planned)`);
+        if (!result.fits) {
+          throw new Error(`plan: ${result.instances.filter((i) => !i.node).length} instance(s) would stay Pending`);
+        }
+        return;
+      }
       const applied: App[] = [];
       for (const { object } of manifests) {
         const wanted = forSubmission(object, config.namespace);
@@ -169,13 +188,23 @@ export function buildProgram(deps: CliDeps): Command {
     .addOption(new Option("-o, --output <format>", "output format").choices(OUTPUTS).default("table"))
     .option("-w, --watch", "after listing, stream changes")
     .option("-A, --all-namespaces", "list across all namespaces")
+    .option("--shape <shape>", "with get capacity: how many more of this fit, e.g. cpu=500m,memory=1Gi")
     .action(
       async (
         kindArg: string,
         nameArg: string | undefined,
-        opts: { output: OutputFormat; watch?: boolean; allNamespaces?: boolean },
+        opts: { output: OutputFormat; watch?: boolean; allNamespaces?: boolean; shape?: string },
         cmd: Command,
       ) => {
+        if (kindArg.toLowerCase() === "capacity") {
+          const { client } = connect(cmd, deps);
+          if (!client.capacity) throw new Error("this client cannot read capacity");
+          const c = await client.capacity(opts.shape);
+          if (opts.output === "json") deps.out(JSON.stringify(c, null, 2));
+          else if (opts.output === "yaml") deps.out(YAML.stringify(c).trimEnd());
+          else for (const line of renderCapacity(c)) deps.out(line);
+          return;
+        }
         if (ENDPOINTS_WORDS.includes(kindArg.split("/")[0]!.toLowerCase())) {
           const app = kindArg.includes("/") ? kindArg.slice(kindArg.indexOf("/") + 1) : nameArg;
           if (!app) throw new UsageError("get endpoints needs the App's name: grove get endpoints APP");
@@ -406,7 +435,6 @@ export async function waitForApps(
 /** Why an instance is not running, in a few words. */
 function instanceBlocker(inst: Instance): string {
   const status = inst.status;
-  if (status?.pull) return `${inst.metadata.name} pulling ${status.pull.image} ${pullProgressBar(status.pull)}`;
   const placement = placementSummary(status);
   const state = status?.state ?? "Pending";
   const detail = status?.reason ?? status?.message;
