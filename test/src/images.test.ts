@@ -225,9 +225,25 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
   }
 
   test("pulls an OCI image, honours whiteouts and opaque dirs, merges the image config, and removes the overlay with the instance", async () => {
+    // Watch the instances to see the pull progress the agent reports on the way.
+    const watch = await client.watch("Instance", { namespace: "default" });
+    const seen: Instance[] = [];
+    const collecting = (async () => {
+      for await (const ev of watch) if (ev.object.spec?.app === "img") seen.push(ev.object);
+    })().catch(() => undefined);
     await client.apply(app("img", { image: `${registry.address}/test/app:1`, env: { OVERRIDE: "app" } }));
     const inst = await waitState("img", "Running");
     const uid = inst.metadata.uid!;
+    watch.close();
+    await collecting;
+    const pulling = seen.filter((i) => i.status?.reason === "PullingImage");
+    expect(pulling.length).toBeGreaterThan(0);
+    expect(pulling.at(-1)!.status).toMatchObject({
+      state: "Starting",
+      pull: { image: `${registry.address}/test/app:1`, layersDone: 3, layersTotal: 3 },
+    });
+    expect(pulling.at(-1)!.status!.pull!.bytesDone).toBe(pulling.at(-1)!.status!.pull!.bytesTotal);
+    expect(inst.status?.pull).toBeUndefined();
     const out = await logOf(uid);
     // Image Env merged with the App's (the App wins), image WorkingDir and Cmd used.
     expect(out).toContain("FROM_IMAGE=yes OVERRIDE=app");
@@ -306,6 +322,13 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     expect(bad.status?.reason).toBe("ImagePullFailed");
     expect(bad.status?.message).toMatch(/unauthorized \(401\)/);
     await deleteApp("imgbasicbad");
+  });
+
+  test("an App may name a local OCI image layout (oci:PATH:TAG)", async () => {
+    await client.apply(app("imgoci", { image: `oci:${layout}:app` }));
+    const inst = await waitState("imgoci", "Running");
+    expect(await logOf(inst.metadata.uid!)).toContain("PS=absent");
+    await deleteApp("imgoci");
   });
 
   test("an App naming both rootfs and image is refused with the field named", async () => {
