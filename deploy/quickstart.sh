@@ -31,6 +31,8 @@ RUN="$GROVE_HOME/run"
 QS_BRIDGE=grove-qs
 QS_NET="${GROVE_QS_NET:-172.31.251}"
 LOGS="$GROVE_HOME/logs"
+# A local OCI registry (one-node mode), seeded with grove/busybox:1 for examples/image.yaml.
+REGISTRY_ADDR="${GROVE_REGISTRY_ADDR:-127.0.0.1:7482}"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
@@ -113,6 +115,45 @@ remove_hosts() {
   ip link del "$QS_BRIDGE" 2>/dev/null || true
 }
 
+# Overlay roots of image-based containers are mounted in the agent's (the
+# host's) mount namespace and outlive the agent with their containers.
+unmount_image_roots() {
+  awk -v home="$GROVE_HOME/" 'index($5, home) == 1 && $5 ~ /\/images\/containers\/[^/]+\/rootfs$/ { print $5 }' /proc/self/mountinfo |
+    while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+}
+
+start_registry() {
+  local dir="$GROVE_HOME/registry" build
+  mkdir -p "$dir/storage"
+  if alive "$RUN/registry.pid"; then
+    say "image registry already running (pid $(cat "$RUN/registry.pid"))"
+  else
+    say "starting a local image registry (docker-registry) on $REGISTRY_ADDR"
+    printf 'version: 0.1\nlog: { level: warn, accesslog: { disabled: true } }\nstorage:\n  filesystem: { rootdirectory: %s }\n  delete: { enabled: true }\nhttp:\n  addr: %s\n' \
+      "$dir/storage" "$REGISTRY_ADDR" >"$dir/config.yml"
+    setsid docker-registry serve "$dir/config.yml" >>"$LOGS/registry.log" 2>&1 </dev/null &
+    echo $! >"$RUN/registry.pid"
+    for _ in $(seq 1 100); do
+      node -e "fetch('http://$REGISTRY_ADDR/v2/').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))" && break
+      alive "$RUN/registry.pid" || die "docker-registry exited; see $LOGS/registry.log"
+      sleep 0.1
+    done
+  fi
+  if ! skopeo inspect --raw --tls-verify=false "docker://$REGISTRY_ADDR/grove/busybox:1" >/dev/null 2>&1; then
+    say "building the busybox image with umoci; pushing it as $REGISTRY_ADDR/grove/busybox:1"
+    build="$dir/build"
+    rm -rf "$build"
+    umoci init --layout "$build/layout"
+    umoci new --image "$build/layout:busybox"
+    umoci unpack --image "$build/layout:busybox" "$build/bundle" >/dev/null
+    "$REPO/deploy/make-rootfs.sh" "$build/bundle/rootfs" >/dev/null
+    umoci repack --image "$build/layout:busybox" "$build/bundle"
+    umoci config --image "$build/layout:busybox" --config.cmd /bin/sh
+    skopeo copy -q --dest-tls-verify=false "oci:$build/layout:busybox" "docker://$REGISTRY_ADDR/grove/busybox:1"
+    rm -rf "$build"
+  fi
+}
+
 down() {
   local keep=0 pf i
   [ "${1:-}" = "--keep-data" ] && keep=1
@@ -129,6 +170,8 @@ down() {
   stop_pidfile "$RUN/server.pid" grove-server
   kill_containers
   remove_cgroups
+  unmount_image_roots
+  stop_pidfile "$RUN/registry.pid" docker-registry
   # Mounts of containers live in their own mount namespaces; nothing of
   # theirs is left on the host once their processes are gone.
   if [ -f "$CLI_CONFIG" ] && grep -q "\"http://$HTTP_ADDR\"" "$CLI_CONFIG"; then rm -f "$CLI_CONFIG"; fi
@@ -143,6 +186,7 @@ down() {
 status() {
   alive "$RUN/server.pid" && echo "grove-server: running (pid $(cat "$RUN/server.pid"))" || echo "grove-server: stopped"
   alive "$RUN/agent.pid" && echo "grove-agent:  running (pid $(cat "$RUN/agent.pid"))" || echo "grove-agent:  stopped"
+  alive "$RUN/registry.pid" && echo "registry:     running on $REGISTRY_ADDR (pid $(cat "$RUN/registry.pid"))" || true
   local pf
   for pf in "$RUN"/agent-h*.pid; do
     [ -f "$pf" ] || continue
@@ -203,6 +247,7 @@ up() {
     up_nodes "$nodes"
     return
   fi
+  start_registry
   if alive "$RUN/agent.pid"; then
     say "grove-agent already running (pid $(cat "$RUN/agent.pid"))"
   else
@@ -235,6 +280,7 @@ Grove is running. From $REPO try:
   npx grove get instances
   npx grove describe app hello
   npx grove delete -f examples/hello.yaml
+  npx grove apply -f examples/image.yaml --wait   # an App from the OCI image in $REGISTRY_ADDR
 Logs: $LOGS   Stop everything: deploy/quickstart.sh down
 EOF
 }
