@@ -242,7 +242,9 @@ parse_config (char *buf, size_t len, grove_error_t *err)
     }
   if (cfg.id == NULL || cfg.rootfs == NULL || cfg.hostname == NULL || cfg.log == NULL || cfg.dir == NULL
       || cfg.cg_mode == NULL || cfg.cg_root == NULL || cfg.cg_parent == NULL || cfg.argc == 0)
-    return grove_error_set (err, EINVAL, "shim config: id, rootfs, hostname, log, dir, cgroup_* and arg are required");
+    return grove_error_set (err, EINVAL,
+                            "shim config (%zu bytes): id, rootfs, hostname, log, dir, cgroup_* and arg are required",
+                            len);
   cfg.argv[cfg.argc] = NULL;
   cfg.envp[cfg.envc] = NULL;
   return 0;
@@ -514,7 +516,8 @@ main (int argc, char **argv)
       dup2 (null_fd, 0);
       dup2 (null_fd, 1);
       dup2 (null_fd, 2);
-      close (null_fd);
+      if (null_fd > 2)
+        close (null_fd);
     }
   signal (SIGPIPE, SIG_IGN);
   signal (SIGHUP, SIG_IGN);

@@ -24,6 +24,9 @@ grove_closep (int *fd)
       int saved = errno;
       close (*fd);
       errno = saved;
+      /* Never close the same number twice: in a threaded process (the addon)
+       * it may already be another thread's descriptor. */
+      *fd = -1;
     }
 }
 
