@@ -33,7 +33,32 @@ describe("parseArgs", () => {
       cgroupParent: "grove",
       logLevel: "info",
       imagesDir: "/var/lib/grove-agent/images",
+      network: "cni",
+      cniPluginDirs: ["/usr/lib/cni", "/opt/cni/bin"],
     });
+  });
+
+  it("takes the network mode, a conflist and plugin directories, and refuses an unknown mode", () => {
+    const { config } = parse([
+      "--server",
+      "cp:1",
+      "--token",
+      "t",
+      "--network",
+      "none",
+      "--cni-conflist",
+      "/etc/grove/net.conflist",
+      "--cni-plugin-dir",
+      "/a:/b",
+    ]);
+    expect(config).toMatchObject({
+      network: "none",
+      cniConflist: "/etc/grove/net.conflist",
+      cniPluginDirs: ["/a", "/b"],
+    });
+    const bad = parse(["--server", "cp:1", "--token", "t", "--network", "flannel"]);
+    expect(bad.error).toBeInstanceOf(CommanderError);
+    expect(bad.errors.join("")).toMatch(/--network.*expected cni or none/);
   });
 
   it("takes the server and token from the environment", () => {
