@@ -131,6 +131,15 @@ describe("networking across hosts in network namespaces", () => {
       expect((await get(`http://${e.ports[0]!.address}/`)).trim()).toBe(`hello from ${e.instance}`);
     }
 
+    // The harness can cut a host's link and slow it; the published address follows.
+    const h1 = cluster.host("h1");
+    cluster.setLink(h1, false);
+    await expect(get(`http://${h1.address}:${WEB_PORT}/`, 1_500)).rejects.toThrow();
+    cluster.setLink(h1, true);
+    cluster.slow(h1, { rateKbit: 512 });
+    await waitFor("h1 to answer again (rate-limited)", () => get(`http://${h1.address}:${WEB_PORT}/`, 5_000));
+    cluster.unslow(h1);
+
     // The CLI prints the same list.
     const cli = await runCli(["get", "endpoints", "web", "-o", "json"], {
       GROVE_SERVER: cluster.server!.url,

@@ -172,13 +172,26 @@ export class HostCluster {
     sh("ip", ["link", "set", host.veth, up ? "up" : "down"]);
   }
 
-  /** Delays a host's traffic with tc netem (needs the sch_netem module). */
-  slow(host: Host, delayMs: number): void {
-    try {
-      sh("tc", ["qdisc", "replace", "dev", host.veth, "root", "netem", "delay", `${delayMs}ms`]);
-    } catch (err) {
-      throw new Error(`cannot slow ${host.name}: tc netem is unavailable on this kernel (${String(err)})`);
+  /**
+   * Slows a host's link: `delayMs` with tc netem (needs sch_netem, which this
+   * development kernel lacks: then it throws saying so), `rateKbit` with tc tbf.
+   */
+  slow(host: Host, opts: { delayMs?: number; rateKbit?: number }): void {
+    if (opts.delayMs !== undefined) {
+      try {
+        sh("tc", ["qdisc", "replace", "dev", host.veth, "root", "netem", "delay", `${opts.delayMs}ms`]);
+      } catch (err) {
+        throw new Error(`cannot delay ${host.name}: tc netem is unavailable on this kernel (${String(err)})`);
+      }
+    } else if (opts.rateKbit !== undefined) {
+      const args = ["rate", `${opts.rateKbit}kbit`, "burst", "32kbit", "latency", "400ms"];
+      sh("tc", ["qdisc", "replace", "dev", host.veth, "root", "tbf", ...args]);
     }
+  }
+
+  /** Undoes slow(). */
+  unslow(host: Host): void {
+    trySh("tc", ["qdisc", "del", "dev", host.veth, "root"]);
   }
 
   /** Routes every host's instance subnet via that host, so instance IPs are reachable across hosts. */
