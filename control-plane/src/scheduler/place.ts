@@ -15,6 +15,7 @@ import {
   RESOURCE_KEYS,
 } from "./filters";
 import { defaultProfile, DEFAULT_PROFILE } from "./profiles";
+import { preferNoSchedule } from "./scorers";
 import type {
   Filter,
   FilterReason,
@@ -133,16 +134,24 @@ function scoreNodes(
   // Weighted mean of the scorers. Exact ties are broken by a key mixed from
   // the node's name and one seeded draw, so the input order does not matter
   // and every tied node can win for some seed.
-  const scorers = profile.scorers;
   let totalWeight = 0;
-  for (const s of scorers) totalWeight += s.weight;
+  for (const s of profile.scorers) totalWeight += s.weight;
+  // prefer-no-schedule scores 1 on every untainted node: when no candidate
+  // has taints it adds the same to every total, so it is left out of the
+  // loop (its weight stays in the mean) and the per-node work halves.
+  let constant = 0;
+  let scorers = profile.scorers;
+  if (scorers.includes(preferNoSchedule) && !feasible.some((n) => n.taints !== undefined && n.taints.length > 0)) {
+    scorers = scorers.filter((s) => s !== preferNoSchedule);
+    constant = preferNoSchedule.weight;
+  }
   let bestNode: NodeView | undefined;
   let top = -Infinity;
   let draw: number | undefined;
   let bestKey = 0;
   let ties = 0;
   for (const node of feasible) {
-    let weighted = 0;
+    let weighted = constant;
     for (const scorer of scorers) {
       const s = scorer.score(req, node, ctx);
       weighted += (s < 0 ? 0 : s > 1 ? 1 : s) * scorer.weight;
@@ -174,7 +183,7 @@ function scoreNodes(
   }
   const chosen = bestNode!;
   const scores: Record<string, number> = {};
-  for (const scorer of scorers) {
+  for (const scorer of profile.scorers) {
     const s = scorer.score(req, chosen, ctx);
     scores[scorer.name] = s < 0 ? 0 : s > 1 ? 1 : s;
   }
