@@ -1,18 +1,29 @@
-// Container start-to-exit latency: Grove's native runtime core against runc,
-// same busybox rootfs, same limits (cpu 500m, memory 64Mi, pids 64), same
-// namespaces, running /bin/true. Each sample creates the container, waits
-// for its exit and removes it. Grove runs in-process (the addon); runc is a
-// CLI, so its figure includes its own process start, as it does for every
-// orchestrator that calls it.
-import { execFileSync } from "node:child_process";
+// runtime-start: the lifecycle "create cgroup and namespaces, exec /bin/true,
+// wait, clean up" on one busybox bundle, in one run, interleaved, after
+// warm-up, BENCH_SAMPLES (default 200) iterations each:
+//   (1) addon:   the runtime core through the N-API addon from a warm Node
+//                process (setupCgroup, start, wait, removeCgroup);
+//   (2) cli:     `grove-runtime run` (a new Node process, the shim, the core);
+//   (3) runc:    Debian's `runc run` on the same bundle;
+//   and, for reference, (4) shim: NativeRuntime.start through grove-shim (what
+//   the agent does per container).
+// Same limits everywhere (cpu 500m, memory 64Mi, pids 64), same namespaces,
+// no seccomp filter in any (runc's default spec has none).
+// Then: the RSS of one grove-shim per running container, and the RSS of a real
+// grove-agent (with a real grove-server) running an App of 100 instances.
+import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { NativeRuntime } from "@grove/agent";
+import { GroveClient, type App } from "@grove/api";
+import { NativeRuntime, loadNativeBinding, type NativeExit } from "@grove/agent";
 import type { BenchReport } from "./run";
 import { summarize } from "./lib-stats";
+import { startAgent, startServer, waitFor } from "../src/harness/processes";
 
-const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 40);
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200);
+const WARMUP = 5;
+const AGENT_CONTAINERS = Number(process.env.BENCH_AGENT_CONTAINERS ?? 100);
 
 function repoRoot(): string {
   for (let dir = __dirname; ; dir = path.dirname(dir)) {
@@ -44,97 +55,263 @@ function rmCgroups(parent: string): void {
   }
 }
 
-export async function run(): Promise<BenchReport> {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-bench-start-"));
-  const rootfs = path.join(tmp, "rootfs");
-  execFileSync(path.join(repoRoot(), "deploy", "make-rootfs.sh"), [rootfs]);
-  const parent = `grove-bench-${process.pid}`;
-  const runcParent = `grove-bench-runc-${process.pid}`;
-  const rt = new NativeRuntime({ cgroupParent: parent });
+function rssKiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Number(m?.[1] ?? NaN);
+}
 
+const ms = (t: bigint): number => Number(process.hrtime.bigint() - t) / 1e6;
+
+export async function run(): Promise<BenchReport> {
+  const repo = repoRoot();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-bench-start-"));
   const bundle = path.join(tmp, "bundle");
+  const rootfs = path.join(bundle, "rootfs");
   fs.mkdirSync(bundle);
+  execFileSync(path.join(repo, "deploy", "make-rootfs.sh"), [rootfs]);
+  const parent = `grove-bench-${process.pid}`;
+  const cliParent = `grove-bench-cli-${process.pid}`;
+  const runcParent = `grove-bench-runc-${process.pid}`;
+  const cliRoot = path.join(tmp, "cli-state");
+  const native = loadNativeBinding();
+  const mode = native.detectCgroupMode("/sys/fs/cgroup");
+  const rt = new NativeRuntime({ cgroupParent: parent, stateDir: path.join(tmp, "rt-state") });
+  const resources = { cpuMillis: 500, memoryBytes: 64 * 2 ** 20, pids: 64 };
+
   execFileSync("runc", ["spec"], { cwd: bundle });
   const spec = JSON.parse(fs.readFileSync(path.join(bundle, "config.json"), "utf8"));
   spec.process.terminal = false;
   spec.process.args = ["/bin/true"];
-  spec.root = { path: rootfs, readonly: false };
+  spec.root = { path: "rootfs", readonly: false };
   spec.hostname = "bench";
   spec.linux.resources = {
     ...spec.linux.resources,
-    memory: { limit: 64 * 2 ** 20 },
+    memory: { limit: resources.memoryBytes },
     cpu: { quota: 50000, period: 100000, shares: 512 },
-    pids: { limit: 64 },
+    pids: { limit: resources.pids },
   };
-  fs.writeFileSync(path.join(bundle, "config.json"), JSON.stringify(spec));
   const runcVersion = execFileSync("runc", ["--version"]).toString().split("\n")[0] ?? "runc";
+  const cli = path.join(repo, "agent", "bin", "grove-runtime.js");
 
-  const grove: number[] = [];
-  const runc: number[] = [];
+  const addonOnce = async (id: string): Promise<number> => {
+    const t = process.hrtime.bigint();
+    await native.setupCgroup(mode, "/sys/fs/cgroup", parent, id, resources);
+    const exited = new Promise<NativeExit>((resolve) => {
+      void native
+        .start(
+          {
+            id,
+            rootfs,
+            argv: ["/bin/true"],
+            env: [],
+            cwd: "/",
+            hostname: "bench",
+            logPath: path.join(tmp, "addon.log"),
+            cgroupMode: mode,
+            cgroupRoot: "/sys/fs/cgroup",
+            cgroupParent: parent,
+          },
+          resolve,
+        )
+        .then((s) => native.closeFd(s.pidfd));
+    });
+    const exit = await exited;
+    await native.removeCgroup(mode, "/sys/fs/cgroup", parent, id);
+    if (exit.exitCode !== 0) throw new Error(`addon container exited ${exit.exitCode}`);
+    return ms(t);
+  };
+  const shimOnce = async (id: string): Promise<number> => {
+    const t = process.hrtime.bigint();
+    const h = await rt.start({
+      id,
+      rootfs,
+      command: ["/bin/true"],
+      env: {},
+      hostname: "bench",
+      resources,
+      logPath: path.join(tmp, "shim.log"),
+      seccomp: "unconfined",
+    });
+    const exit = await h.exited;
+    await rt.remove(id);
+    if (exit.exitCode !== 0) throw new Error(`shim container exited ${exit.exitCode}`);
+    return ms(t);
+  };
+  const cliOnce = (id: string): number => {
+    const t = process.hrtime.bigint();
+    const r = spawnSync(process.execPath, [
+      cli,
+      "--root",
+      cliRoot,
+      "--cgroup-parent",
+      cliParent,
+      "run",
+      "--bundle",
+      bundle,
+      id,
+    ]);
+    const elapsed = ms(t);
+    if (r.status !== 0) throw new Error(`grove-runtime run exited ${r.status}: ${r.stderr.toString()}`);
+    return elapsed;
+  };
+  const runcOnce = (id: string): number => {
+    spec.linux.cgroupsPath = `/${runcParent}/${id}`;
+    fs.writeFileSync(path.join(bundle, "config.json"), JSON.stringify(spec));
+    const t = process.hrtime.bigint();
+    execFileSync("runc", ["run", "--bundle", bundle, `grove-bench-${process.pid}-${id}`], { stdio: "ignore" });
+    const elapsed = ms(t);
+    return elapsed;
+  };
+
+  const samples = { addon: [] as number[], shim: [] as number[], cli: [] as number[], runc: [] as number[] };
+  let shimRss: number[] = [];
+  let agentRssMiB = NaN;
   try {
-    for (let i = 0; i < SAMPLES + 2; i++) {
+    for (let i = 0; i < SAMPLES + WARMUP; i++) {
       const id = `b${i}`;
-      let t = process.hrtime.bigint();
-      const h = await rt.start({
-        id,
-        rootfs,
-        command: ["/bin/true"],
-        env: {},
-        hostname: "bench",
-        resources: { cpuMillis: 500, memoryBytes: 64 * 2 ** 20, pids: 64 },
-        logPath: path.join(tmp, `${id}.log`),
-      });
-      const exit = await h.exited;
-      await rt.remove(id);
-      const groveMs = Number(process.hrtime.bigint() - t) / 1e6;
-      if (exit.exitCode !== 0) throw new Error(`grove container exited ${exit.exitCode}`);
-
-      spec.linux.cgroupsPath = `/${runcParent}/${id}`;
-      fs.writeFileSync(path.join(bundle, "config.json"), JSON.stringify(spec));
-      t = process.hrtime.bigint();
-      execFileSync("runc", ["run", "--bundle", bundle, `grove-bench-${process.pid}-${id}`], { stdio: "ignore" });
-      const runcMs = Number(process.hrtime.bigint() - t) / 1e6;
-      if (i >= 2) {
-        // the first two of each are warm-up
-        grove.push(groveMs);
-        runc.push(runcMs);
+      const a = await addonOnce(id);
+      const s = await shimOnce(id);
+      const r = runcOnce(id);
+      fs.writeFileSync(
+        path.join(bundle, "config.json"),
+        JSON.stringify({ ...spec, linux: { ...spec.linux, cgroupsPath: undefined } }),
+      );
+      const c = cliOnce(id);
+      if (i >= WARMUP) {
+        samples.addon.push(a);
+        samples.shim.push(s);
+        samples.cli.push(c);
+        samples.runc.push(r);
       }
     }
+
+    // One shim per running container: its resident set.
+    const ids = Array.from({ length: 10 }, (_, i) => `rss${i}`);
+    for (const id of ids) {
+      await rt.start({
+        id,
+        rootfs,
+        command: ["/bin/sleep", "600"],
+        env: {},
+        hostname: "rss",
+        resources,
+        logPath: path.join(tmp, "rss.log"),
+      });
+    }
+    shimRss = ids.map((id) => {
+      const st = JSON.parse(fs.readFileSync(path.join(rt.containerDir(id), "state"), "utf8")) as { shimPid: number };
+      return rssKiB(st.shimPid);
+    });
+    for (const id of ids) {
+      await rt.stop(id, 0);
+      await rt.remove(id);
+    }
+
+    if (AGENT_CONTAINERS > 0) agentRssMiB = await agentRss(repo, tmp);
   } finally {
     await rt.removeParentCgroup().catch(() => undefined);
-    try {
-      rmCgroups(runcParent);
-    } catch {
-      /* nothing left */
+    for (const p of [runcParent, cliParent, parent]) {
+      try {
+        rmCgroups(p);
+      } catch {
+        /* nothing left */
+      }
     }
     fs.rmSync(tmp, { recursive: true, force: true });
   }
-  const g = summarize(grove);
-  const r = summarize(runc);
+
+  const a = summarize(samples.addon);
+  const s = summarize(samples.shim);
+  const c = summarize(samples.cli);
+  const r = summarize(samples.runc);
+  const shimRssKiB = shimRss.reduce((x, y) => x + y, 0) / Math.max(1, shimRss.length);
+  const row = (name: string, x: typeof a) => ({
+    name,
+    p50_ms: x.p50,
+    p99_ms: x.p99,
+    mean_ms: x.mean,
+    ratio_to_runc_p50: x.p50 / r.p50,
+  });
   return {
-    title: `start-to-exit of /bin/true, ${SAMPLES} samples each: Grove native runtime vs ${runcVersion}`,
+    title: `create cgroup+namespaces, exec /bin/true, wait, clean up; ${SAMPLES} samples each after ${WARMUP} warm-up, interleaved; vs ${runcVersion}`,
     rows: [
-      { name: "grove", p50_ms: g.p50, p90_ms: g.p90, p99_ms: g.p99, mean_ms: g.mean },
-      { name: "runc", p50_ms: r.p50, p90_ms: r.p90, p99_ms: r.p99, mean_ms: r.mean },
-      {
-        name: "ratio grove/runc",
-        p50_ms: g.p50 / r.p50,
-        p90_ms: g.p90 / r.p90,
-        p99_ms: g.p99 / r.p99,
-        mean_ms: g.mean / r.mean,
-      },
+      row("(1) addon, warm node", a),
+      row("(2) grove-runtime run", c),
+      row("(3) runc run", r),
+      row("(4) NativeRuntime via grove-shim", s),
+      { name: "grove-shim RSS per container (KiB)", p50_ms: shimRssKiB },
+      { name: `grove-agent RSS, ${AGENT_CONTAINERS} containers (MiB)`, p50_ms: agentRssMiB },
     ],
     results: {
       samples: SAMPLES,
-      grove_p50_ms: g.p50,
-      grove_p90_ms: g.p90,
-      grove_p99_ms: g.p99,
-      runc_p50_ms: r.p50,
-      runc_p90_ms: r.p90,
-      runc_p99_ms: r.p99,
-      ratio_p50: g.p50 / r.p50,
-      ratio_p90: g.p90 / r.p90,
       runc_version: runcVersion,
+      runc_median_ms: r.p50,
+      runc_p99_ms: r.p99,
+      addon_median_ms: a.p50,
+      addon_p99_ms: a.p99,
+      cli_median_ms: c.p50,
+      cli_p99_ms: c.p99,
+      shim_runtime_median_ms: s.p50,
+      shim_runtime_p99_ms: s.p99,
+      addon_vs_runc_median_ratio: a.p50 / r.p50,
+      cli_vs_runc_median_ratio: c.p50 / r.p50,
+      shim_runtime_vs_runc_median_ratio: s.p50 / r.p50,
+      shim_rss_kib: shimRssKiB,
+      agent_rss_mib_100_containers: agentRssMiB,
     },
   };
+}
+
+/** A real grove-server and grove-agent; an App of AGENT_CONTAINERS instances; the agent's RSS once all run. */
+async function agentRss(repo: string, tmp: string): Promise<number> {
+  const dir = path.join(tmp, "agent-rss");
+  fs.mkdirSync(path.join(dir, "rootfs"), { recursive: true });
+  execFileSync(path.join(repo, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
+  const server = await startServer({ dataDir: path.join(dir, "server") });
+  const cgroupParent = `grove-bench-agent-${process.pid}`;
+  let agent;
+  try {
+    agent = await startAgent({
+      server,
+      nodeName: "bench-node",
+      stateDir: path.join(dir, "agent"),
+      rootfsDir: path.join(dir, "rootfs"),
+      cgroupParent,
+    });
+    const client = new GroveClient({ server: server.url, token: server.adminToken });
+    await waitFor("the node to be Ready", async () => {
+      const n = await client.get("Node", "bench-node");
+      return n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
+    });
+    const app: App = {
+      apiVersion: "grove/v1",
+      kind: "App",
+      metadata: { name: "rss", namespace: "default" },
+      spec: {
+        rootfs: "busybox",
+        command: ["/bin/sleep", "3600"],
+        instances: AGENT_CONTAINERS,
+        resources: { cpu: "10m", memory: "8Mi", pids: 8 },
+        stopGracePeriodSeconds: 0,
+      },
+    };
+    await client.apply(app);
+    const running = async () =>
+      (await client.list("Instance", { namespace: "default" })).items.filter((i) => i.status?.state === "Running")
+        .length;
+    await waitFor(`${AGENT_CONTAINERS} instances Running`, async () => (await running()) === AGENT_CONTAINERS, 300_000);
+    // Let the agent settle (GC) before reading its resident set.
+    await new Promise((r) => setTimeout(r, 3000));
+    const rss = rssKiB(agent.pid) / 1024;
+    await client.delete("App", "rss", "default");
+    await waitFor(
+      "the instances to be gone",
+      async () => (await client.list("Instance", { namespace: "default" })).items.length === 0,
+      300_000,
+    );
+    return rss;
+  } finally {
+    await agent?.stop(60_000);
+    await server.stop();
+  }
 }

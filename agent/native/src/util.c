@@ -118,14 +118,19 @@ grove_mkdir (const char *path, int mode, grove_error_t *err)
 int
 grove_rmdir (const char *path, grove_error_t *err)
 {
-  for (int attempt = 0;; attempt++)
+  /* The kernel usually frees the cgroup within a millisecond or two of the
+   * last task's exit: retry soon, then back off (1, 2, 4 .. 20 ms; ~2 s in all). */
+  long waited_ms = 0, step_ms = 1;
+  for (;;)
     {
-      struct timespec ts = { 0, 20 * 1000 * 1000 };
+      struct timespec ts = { 0, step_ms * 1000 * 1000 };
       if (rmdir (path) == 0 || errno == ENOENT)
         return 0;
-      if (errno != EBUSY || attempt >= 100)
+      if (errno != EBUSY || waited_ms >= 2000)
         return grove_error_set (err, errno, "rmdir %s", path);
       nanosleep (&ts, NULL);
+      waited_ms += step_ms;
+      step_ms = step_ms * 2 > 20 ? 20 : step_ms * 2;
     }
 }
 
