@@ -7,6 +7,7 @@
 import * as fs from "node:fs/promises";
 import { GroveClient, type App, type Endpoints, type Instance } from "@grove/api";
 import { HostCluster, type Host } from "./harness/hosts";
+import { busyboxLayout } from "./harness/registry";
 import { runCli, waitFor } from "./harness/processes";
 
 const WEB_PORT = 18080;
@@ -340,6 +341,34 @@ describe("networking across hosts in network namespaces", () => {
     await client.delete("App", "crash", "default");
     await waitFor("h1 to have no addresses left", async () => (await leases(h1)).length === 0, 60_000);
     expect(instanceVeths(h1)).toEqual([]);
+  });
+
+  it("writes /etc/hosts and /etc/resolv.conf into an image instance's own root", async () => {
+    const layout = `${cluster.dir}/layout`;
+    await busyboxLayout(layout, "bb", cluster.dir);
+    await client.apply({
+      apiVersion: "grove/v1",
+      kind: "App",
+      metadata: { name: "etc", namespace: "default" },
+      spec: {
+        image: `oci:${layout}:bb`,
+        command: ["/bin/sh", "-c", "cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo END; sleep 1000"],
+        instances: 1,
+        stopGracePeriodSeconds: 1,
+        resources: { cpu: "100m", memory: "32Mi", pids: 32 },
+      },
+    });
+    const [inst] = await running("etc", 1);
+    const host = cluster.host(inst!.spec.nodeName!);
+    const out = await waitFor("the instance to print its /etc files", async () => {
+      const text = await probeLog(host, inst!);
+      return text.includes("END") ? text : undefined;
+    });
+    expect(out).toContain(`${inst!.status!.ip}\t${inst!.metadata.name}\n`);
+    expect(out).toContain("127.0.0.1\tlocalhost");
+    expect(out).not.toMatch(/nameserver 127\./);
+    await client.delete("App", "etc", "default");
+    await waitFor("the etc instance to go", async () => (await leases(host)).length === 0, 60_000);
   });
 
   async function leases(host: Host): Promise<string[]> {

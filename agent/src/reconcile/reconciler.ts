@@ -19,6 +19,7 @@ import type { DesiredInstances__Output, InstanceSpec__Output, InstanceStatus } f
 import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec } from "../runtime/types";
 import type { EgressRule } from "../network/egress";
 import type { InstanceNetwork, InstanceNetworkRequest } from "../network/manager";
+import { hostsFile, resolvConfFor, writeEtcFiles } from "../network/etc-files";
 import { WorkQueue } from "./work-queue";
 import { mergeRunConfig } from "../images/run-config";
 import type { ImageRunConfig, PullProgress } from "../images/types";
@@ -319,6 +320,15 @@ export class Reconciler {
         return;
       }
       containerSpec.netnsPath = network.netnsPath;
+      if (spec.image) {
+        // An image root is this instance's alone: give it /etc/hosts and /etc/resolv.conf.
+        // (Root filesystem directories are shared between instances: nothing is written there.)
+        const hostResolv = await fs.readFile("/etc/resolv.conf", "utf8").catch(() => "");
+        await writeEtcFiles(containerSpec.rootfs, {
+          hosts: hostsFile(containerSpec.hostname, network.ip),
+          resolvConf: resolvConfFor(hostResolv),
+        }).catch((err: unknown) => this.log.warn({ uid, err }, "could not write /etc/hosts and /etc/resolv.conf"));
+      }
       const pause = this.options.pauseAfterNetworkMs ?? 0;
       if (pause > 0) {
         this.log.info({ uid, pauseMs: pause }, "network ready; pausing before the container start");
