@@ -12,7 +12,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { NativeRuntime, images } from "@grove/agent";
-import { addRawLayer, busyboxLayout, push, startRegistry, type TarEntry } from "../src/harness/registry";
+import { addRawLayer, busyboxLayout, push, startRegistry, unmountUnder, type TarEntry } from "../src/harness/registry";
 import type { BenchReport } from "./run";
 import { summarize } from "./lib-stats";
 
@@ -120,6 +120,7 @@ export async function run(): Promise<BenchReport> {
   } finally {
     await runtime.removeParentCgroup().catch(() => undefined);
     await registry.stop();
+    unmountUnder(tmp);
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   const g = summarize(groveMs);

@@ -20,6 +20,7 @@ import {
   tagLayout,
   type Registry,
   type TarEntry,
+  unmountUnder,
 } from "./harness/registry";
 
 const run = promisify(execFile);
@@ -61,7 +62,10 @@ describe("image store: safety, resume, verification, GC, import", () => {
   afterAll(async () => {
     service?.close();
     await registry?.stop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    if (dir) {
+      unmountUnder(dir);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   async function imageWithLayer(tag: string, entries: TarEntry[]): Promise<string> {

@@ -21,6 +21,7 @@ import {
   startTokenServer,
   type Registry,
   type TokenServer,
+  unmountUnder,
 } from "./harness/registry";
 
 const NODE = "img-node-1";
@@ -155,7 +156,10 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     await tokenRegistry?.stop();
     await basicRegistry?.stop();
     await tokens?.stop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    if (dir) {
+      unmountUnder(dir);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   function app(name: string, spec: Partial<App["spec"]>): App {

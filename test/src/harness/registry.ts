@@ -144,6 +144,17 @@ export function layoutDigest(layout: string, tag: string): string {
   return m.digest;
 }
 
+/** Unmounts whatever is still mounted under `dir` (a failed test's overlay roots), deepest first. */
+export function unmountUnder(dir: string): void {
+  const mounts = fs
+    .readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4])
+    .filter((p): p is string => p !== undefined && p.startsWith(dir + "/"))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) execFileSync("umount", ["-l", m]);
+}
+
 // ---- registries
 
 export interface Registry {
