@@ -37,6 +37,9 @@ const MEASURED = Number(process.env.BENCH_PODS ?? 10000);
 const SEEDS = Number(process.env.BENCH_SEEDS ?? 11);
 const DENSITY_COUNT = Number(process.env.BENCH_DENSITY_COUNT ?? 1500);
 const K8S_CI_FLOOR = 270;
+/** BENCH_ONLY=memory|etcd|density runs one part. */
+const ONLY = process.env.BENCH_ONLY;
+const part = (name: string) => ONLY === undefined || ONLY === name;
 
 const NODE_RES = { cpuMillis: 4000, memoryBytes: 32 * GI, pids: 110 };
 const POD_RES = { cpuMillis: 100, memoryBytes: 500 * MI, pids: 1 };
@@ -157,7 +160,7 @@ async function through_etcd(): Promise<{
       const deadline = Date.now() + timeoutMs;
       while (bound() < n) {
         if (Date.now() > deadline) throw new Error(`only ${bound()} of ${n} instances bound in ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 100));
       }
     };
     scheduler.trigger();
@@ -193,39 +196,43 @@ export async function run(): Promise<BenchReport> {
   const rows: BenchRow[] = [];
   const results: Record<string, number | string> = {};
 
-  const log2 = profileByName("default", { mode: "log2", minNodes: 100 });
-  const memDefault = inMemory(DEFAULT_PROFILE);
-  const memLog2 = inMemory(log2);
-  results.in_memory_placements_per_s = Math.round(memDefault.perSecond);
-  results.in_memory_placements_per_s_log2 = Math.round(memLog2.perSecond);
-  results.in_memory_nodes_used = memDefault.nodesUsed;
-  results.in_memory_nodes_used_log2 = memLog2.nodesUsed;
-  rows.push({
-    name: "in memory, default (k8s sampling)",
-    "placements/s": Math.round(memDefault.perSecond),
-    "nodes used": memDefault.nodesUsed,
-    target: 20000,
-  });
-  rows.push({
-    name: "in memory, log2 sampling",
-    "placements/s": Math.round(memLog2.perSecond),
-    "nodes used": memLog2.nodesUsed,
-    target: 20000,
-  });
+  if (part("memory")) {
+    const log2 = profileByName("default", { mode: "log2", minNodes: 100 });
+    const memDefault = inMemory(DEFAULT_PROFILE);
+    const memLog2 = inMemory(log2);
+    results.in_memory_placements_per_s = Math.round(memDefault.perSecond);
+    results.in_memory_placements_per_s_log2 = Math.round(memLog2.perSecond);
+    results.in_memory_nodes_used = memDefault.nodesUsed;
+    results.in_memory_nodes_used_log2 = memLog2.nodesUsed;
+    rows.push({
+      name: "in memory, default (k8s sampling)",
+      "placements/s": Math.round(memDefault.perSecond),
+      "nodes used": memDefault.nodesUsed,
+      target: 20000,
+    });
+    rows.push({
+      name: "in memory, log2 sampling",
+      "placements/s": Math.round(memLog2.perSecond),
+      "nodes used": memLog2.nodesUsed,
+      target: 20000,
+    });
+  }
 
-  const e = await through_etcd();
-  results.etcd_placements_per_s = Math.round(e.perSecond);
-  results.etcd_vs_kube_scheduler_ci_floor = e.perSecond / K8S_CI_FLOOR;
-  results.etcd_double_booked_nodes = e.doubleBooked;
-  rows.push({
-    name: "control plane + etcd",
-    "placements/s": Math.round(e.perSecond),
-    "nodes used": "-",
-    target: 2000,
-    "vs k8s 270/s": (e.perSecond / K8S_CI_FLOOR).toFixed(1) + "x",
-  });
+  if (part("etcd")) {
+    const e = await through_etcd();
+    results.etcd_placements_per_s = Math.round(e.perSecond);
+    results.etcd_vs_kube_scheduler_ci_floor = e.perSecond / K8S_CI_FLOOR;
+    results.etcd_double_booked_nodes = e.doubleBooked;
+    rows.push({
+      name: "control plane + etcd",
+      "placements/s": Math.round(e.perSecond),
+      "nodes used": "-",
+      target: 2000,
+      "vs k8s 270/s": (e.perSecond / K8S_CI_FLOOR).toFixed(1) + "x",
+    });
+  }
 
-  for (const gen of ["azure", "borg"] as const) {
+  for (const gen of part("density") ? (["azure", "borg"] as const) : []) {
     const w = generate(gen, { count: DENSITY_COUNT, seed: 1 });
     const node = defaultNodeFor(gen);
     const need = Math.ceil(

@@ -125,15 +125,17 @@ export interface CommitResult {
  * grouped by node (bindings and evictions on a node go with the node's own
  * update and its revision guard); groups are packed into transactions of at
  * most MAX_TXN_OPS operations. A node split over several transactions is
- * guarded by the revision its previous transaction produced. The first
- * transaction that fails its guards throws; the ones before it stay
- * committed (each is consistent on its own) and the caller retries.
+ * guarded by the revision its previous transaction produced. Up to
+ * `concurrency` transactions run at once. A transaction that fails its guards
+ * makes the call throw once the ones in flight ended; those that succeeded
+ * stay committed (each is consistent on its own) and the caller retries.
  */
 export async function commitChunked(
   store: Store,
   compares: readonly TxnCompare[],
   ops: readonly TxnOp<unknown>[],
   maxOps = MAX_TXN_OPS,
+  concurrency = 4,
 ): Promise<CommitResult> {
   if (compares.length !== ops.length) throw new Error("commitChunked: one compare per op expected");
   const groups = new Map<string, Group>();
@@ -148,26 +150,17 @@ export async function commitChunked(
     g.ops.push(op);
   });
 
-  let txnCompares: TxnCompare[] = [];
-  let txnOps: TxnOp<unknown>[] = [];
-  let transactions = 0;
-  let revision = "0";
-  let lastNode: string | undefined;
-  const written = new Map<string, string>(); // node key -> revision our last txn gave it
-  const flush = async () => {
-    if (txnOps.length === 0) return;
-    const cmp = txnCompares.map((c) => (written.has(c.key) ? { key: c.key, modRevision: written.get(c.key)! } : c));
-    const r = await store.txn(cmp, txnOps);
-    if (!r.succeeded) throw new Error("placement transaction lost a race with another writer; retrying");
-    transactions++;
-    revision = r.revision;
-    for (const op of txnOps) {
-      if (op.type !== "put" || (op.value as { kind?: string }).kind !== "Node") continue;
-      written.set(op.key, r.revision);
-      lastNode = (op.value as { metadata: { name: string } }).metadata.name;
-    }
-    txnCompares = [];
-    txnOps = [];
+  // Pack the groups into transactions first.
+  interface Txn {
+    compares: TxnCompare[];
+    ops: TxnOp<unknown>[];
+    nodes: string[];
+  }
+  const txns: Txn[] = [];
+  let cur: Txn = { compares: [], ops: [], nodes: [] };
+  const flush = () => {
+    if (cur.ops.length > 0) txns.push(cur);
+    cur = { compares: [], ops: [], nodes: [] };
   };
   for (const g of groups.values()) {
     const nodeIdx = g.node !== undefined ? nodeKeyOf.get(g.node) : undefined;
@@ -179,20 +172,67 @@ export async function commitChunked(
     for (let start = 0; start < Math.max(1, rest.length); start += per) {
       const slice = rest.slice(start, start + per);
       const size = slice.length + (nodeOp ? 1 : 0);
-      if (txnOps.length + size > maxOps) await flush();
+      if (cur.ops.length + size > maxOps) flush();
       for (const { op, c } of slice) {
-        txnCompares.push(c);
-        txnOps.push(op);
+        cur.compares.push(c);
+        cur.ops.push(op);
       }
       if (nodeOp && nodeCompare) {
-        txnCompares.push(nodeCompare);
-        txnOps.push(nodeOp);
+        cur.compares.push(nodeCompare);
+        cur.ops.push(nodeOp);
+        cur.nodes.push(nodeOp.key);
       }
-      if (slice.length === per) await flush();
+      if (slice.length === per) flush();
     }
   }
-  await flush();
-  return { transactions, revision, ...(lastNode !== undefined ? { lastNode } : {}) };
+  flush();
+
+  // Then run up to `concurrency` at once; a transaction that shares a node
+  // with an earlier one waits for it and is guarded by the revision it produced.
+  const written = new Map<string, string>(); // node key -> revision our transaction gave it
+  const done: Array<Promise<void>> = [];
+  const lastFor = new Map<string, number>(); // node key -> index of the last txn writing it
+  let best = { revision: 0n, lastNode: undefined as string | undefined };
+  let failed: Error | undefined;
+  const inFlight = new Set<Promise<void>>();
+  for (let i = 0; i < txns.length; i++) {
+    const t = txns[i]!;
+    const deps = [...new Set(t.nodes.map((k) => lastFor.get(k)).filter((x): x is number => x !== undefined))];
+    for (const k of t.nodes) lastFor.set(k, i);
+    while (inFlight.size >= concurrency) await Promise.race(inFlight);
+    if (failed) break;
+    const run = (async () => {
+      await Promise.all(deps.map((d) => done[d]));
+      if (failed) return;
+      const cmp = t.compares.map((c) => (written.has(c.key) ? { key: c.key, modRevision: written.get(c.key)! } : c));
+      const r = await store.txn(cmp, t.ops);
+      if (!r.succeeded) {
+        failed ??= new Error("placement transaction lost a race with another writer; retrying");
+        return;
+      }
+      for (const k of t.nodes) written.set(k, r.revision);
+      const rev = BigInt(r.revision);
+      if (rev > best.revision) {
+        const v = t.ops.find((op) => op.type === "put" && (op.value as { kind?: string }).kind === "Node");
+        best = {
+          revision: rev,
+          lastNode: v ? (v as { value: { metadata: { name: string } } }).value.metadata.name : best.lastNode,
+        };
+      }
+    })().catch((err: unknown) => {
+      failed ??= err instanceof Error ? err : new Error(String(err));
+    });
+    done[i] = run;
+    inFlight.add(run);
+    void run.finally(() => inFlight.delete(run));
+  }
+  await Promise.all(done);
+  if (failed) throw failed;
+  return {
+    transactions: txns.length,
+    revision: best.revision.toString(),
+    ...(best.lastNode !== undefined ? { lastNode: best.lastNode } : {}),
+  };
 }
 
 /** Waits (polling, bounded) until an informer's copy of a key reached a revision. */
