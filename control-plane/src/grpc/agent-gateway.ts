@@ -27,7 +27,7 @@ import { Keys, type Store } from "../store/store";
 import { Informer } from "../controllers/informer";
 import { isTerminal } from "../controllers/app-controller";
 import { readyCondition, withReady, type Heartbeat } from "../controllers/node-lifecycle";
-import { allocateSubnet, formatCidr, parseCidr, type Cidr } from "../network/subnets";
+import { addressesInside, allocateSubnet, formatCidr, parseCidr, type Cidr } from "../network/subnets";
 
 /** Cluster networking the gateway hands to agents at registration. */
 export interface ClusterNetworkOptions {
@@ -333,6 +333,15 @@ export class AgentGateway {
       if (err instanceof GroveError && err.code === "NotFound") return undefined;
       throw err;
     });
+    // Instance subnets must not overlap the network the nodes themselves are on.
+    const clash = addressesInside(this.clusterCidr, info.addresses);
+    if (clash.length > 0) {
+      throw new GroveError(
+        "BadRequest",
+        `node ${name}'s address ${clash.join(", ")} lies inside the cluster CIDR ${formatCidr(this.clusterCidr)}: ` +
+          "give grove-server a --cluster-cidr that does not overlap the nodes' network",
+      );
+    }
     const subnet = await this.allocateSubnetFor(name);
     if (info.addresses[0]) this.nodeAddresses.set(name, info.addresses[0]);
     const status = {

@@ -1,4 +1,13 @@
-import { allocateSubnet, contains, formatCidr, freePort, overlaps, parseCidr, parsePortRange } from "./subnets";
+import {
+  addressesInside,
+  allocateSubnet,
+  contains,
+  formatCidr,
+  freePort,
+  overlaps,
+  parseCidr,
+  parsePortRange,
+} from "./subnets";
 
 describe("cluster subnets", () => {
   it("parses CIDRs and names the field on bad input", () => {
@@ -18,6 +27,10 @@ describe("cluster subnets", () => {
     expect(formatCidr(b)).toBe("10.244.2.0/24");
     expect(contains(cluster, b)).toBe(true);
     expect(overlaps(a, b)).toBe(false);
+  });
+
+  it("finds node addresses that overlap the cluster CIDR", () => {
+    expect(addressesInside(parseCidr("10.244.0.0/16"), ["10.244.3.7", "192.0.2.1", "fe80::1"])).toEqual(["10.244.3.7"]);
   });
 
   it("reports a full cluster CIDR", () => {

@@ -70,6 +70,14 @@ export function allocateSubnet(cluster: Cidr, subnetPrefix: number, taken: reado
   return undefined;
 }
 
+/** The IPv4 addresses of `addresses` that lie inside `cidr`. */
+export function addressesInside(cidr: Cidr, addresses: readonly string[]): string[] {
+  return addresses.filter((a) => {
+    const n = parseIpv4(a);
+    return n !== undefined && n >= cidr.base && n < cidr.base + cidrSize(cidr);
+  });
+}
+
 export interface PortRange {
   first: number;
   last: number;
