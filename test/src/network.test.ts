@@ -156,6 +156,33 @@ describe("networking across hosts in network namespaces", () => {
     );
   });
 
+  it("refuses bad network input at apply time, naming the field, and writes nothing", async () => {
+    const cases: Array<[Partial<App["spec"]>, string, RegExp]> = [
+      [{ egress: [{ cidr: "10.0.0.1/8" }] }, "/spec/egress/0/cidr", /host bits set/],
+      [{ egress: [{ cidr: "10.0.0.0/8", protocol: "tcp", ports: "9000-80" }] }, "/spec/egress/0/ports", /ascending/],
+      [
+        {
+          ports: [
+            { name: "a", containerPort: 80, hostPort: 18081 },
+            { name: "b", containerPort: 81, hostPort: 18081 },
+          ],
+        },
+        "/spec/ports/1/hostPort",
+        /already used/,
+      ],
+      [{ ports: [{ name: "a", containerPort: 70000 }] }, "/spec/ports/0/containerPort", /65535/],
+    ];
+    for (const [spec, pointer, message] of cases) {
+      const err = (await client.apply(webApp("bad", spec)).catch((e: unknown) => e)) as {
+        code?: string;
+        details?: Array<{ path: string; message: string }>;
+      };
+      expect(err.code).toBe("ValidationFailed");
+      expect(err.details?.find((d) => d.path === pointer)?.message).toMatch(message);
+    }
+    await expect(client.get("App", "bad", "default")).rejects.toMatchObject({ code: "NotFound" });
+  });
+
   it("keeps a fourth instance Pending: the fixed host port is taken on every node", async () => {
     await client.apply(webApp("web", { instances: 4 }));
     const pending = await waitFor("the fourth instance to be Unschedulable", async () => {
