@@ -5,7 +5,17 @@ import { allocationSummary, formatAge, nodeReadiness, renderObjects } from "./ta
 import { pullProgressBar } from "./pull-progress";
 
 /** Filters that reject a node for lack of a resource; others rule a node out for other reasons. */
-const RESOURCE_FILTERS = new Set(["cpu", "memory", "pids", "disk", "resources"]);
+const RESOURCE_FILTERS = new Set([
+  "cpu",
+  "memory",
+  "pids",
+  "disk",
+  "resources",
+  "cpu-fit",
+  "memory-fit",
+  "pids-fit",
+  "disk-fit",
+]);
 
 /**
  * One line on why an instance sits where it does, from the scheduler's explain record:
@@ -25,8 +35,11 @@ export function placementSummary(status: InstanceStatus | undefined): string | u
     });
   if (explain.chosen) {
     const rejected = rejections.length > 0 ? ` (${rejections.join("; ")})` : "";
-    return `${state}: placed on ${explain.chosen} out of ${explain.nodesConsidered} nodes${rejected}`;
+    const victims = explain.victims?.length ? `; preempted ${explain.victims.join(", ")}` : "";
+    return `${state}: placed on ${explain.chosen} out of ${explain.nodesConsidered} nodes${rejected}${victims}`;
   }
+  // The scheduler's own sentence names each reason ("ports: 8080 in use on 3 of 40 nodes").
+  if (status.reason === "Unschedulable" && status.message) return `${state}: ${status.message}`;
   return rejections.length > 0 ? `${state}: ${rejections.join("; ")}` : `${state}: no node chosen`;
 }
 
