@@ -1,10 +1,10 @@
 // Image pull + unpack: Grove's ImageService against `skopeo copy docker://…
 // oci:…` followed by `umoci unpack`, the same image (busybox plus four
 // layers, tens of MB: incompressible blobs and thousands of small files)
-// from the same docker-registry on 127.0.0.1, in one run, alternating, each
-// into a fresh directory. Also the time to start a container (/bin/true) from
-// the already pulled image, overlay mount included, against the same start
-// from a plain rootfs directory.
+// from the same docker-registry on 127.0.0.1, in one run, alternating which
+// goes first, each into a fresh directory after a `sync`. Also the time to
+// start a container (/bin/true) from the already pulled image, overlay mount
+// included, against the same start from a plain rootfs directory.
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
@@ -17,7 +17,7 @@ import type { BenchReport } from "./run";
 import { summarize } from "./lib-stats";
 
 const exec = promisify(execFile);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 const START_SAMPLES = Number(process.env.BENCH_SAMPLES ?? 20);
 
 function repoRoot(): string {
@@ -55,6 +55,19 @@ export async function run(): Promise<BenchReport> {
   const parent = `grove-bench-img-${process.pid}`;
   const runtime = new NativeRuntime({ cgroupParent: parent });
   const groveMs: number[] = [];
+  const groveCpu: number[] = [];
+  const anchorCpu: number[] = [];
+  const cpuFile = path.join(tmp, "cpu.txt");
+  // user + system seconds that /usr/bin/time wrote (its rusage includes children).
+  const cpuOf = (file: string) =>
+    fs
+      .readFileSync(file, "utf8")
+      .trim()
+      .split("\n")
+      .at(-1)!
+      .split(" ")
+      .map(Number)
+      .reduce((a, b) => a + b, 0);
   const anchorMs: number[] = [];
   const fromImage: number[] = [];
   const fromDir: number[] = [];
@@ -62,31 +75,71 @@ export async function run(): Promise<BenchReport> {
   try {
     await push(layout, "bench", registry.address, "bench/image:1");
     const ref = `${registry.address}/bench/image:1`;
+    // Each timed run starts after `sync`, so that neither pays for the other's
+    // (or the set-up's) dirty pages being written back; the order alternates.
+    let lastStore = "";
     for (let round = 0; round < ROUNDS; round++) {
       const store = path.join(tmp, `grove-store-${round}`);
-      const service = new images.ImageService({ root: store });
-      await service.init();
-      groveMs.push(await timed(async () => (image = await service.pull(ref))));
-      service.close();
-
       const oci = path.join(tmp, `oci-${round}`);
       const bundle = path.join(tmp, `bundle-${round}`);
-      anchorMs.push(
-        await timed(async () => {
-          await exec("skopeo", ["copy", "-q", "--src-tls-verify=false", `docker://${ref}`, `oci:${oci}:bench`]);
-          await exec("umoci", ["unpack", "--image", `${oci}:bench`, bundle]);
-        }),
-      );
-      if (round < ROUNDS - 1) {
-        fs.rmSync(store, { recursive: true, force: true });
-        fs.rmSync(oci, { recursive: true, force: true });
-        fs.rmSync(bundle, { recursive: true, force: true });
+      const grove = async () => {
+        const service = new images.ImageService({ root: store });
+        await service.init();
+        await exec("sync");
+        const cpu = process.cpuUsage();
+        groveMs.push(await timed(async () => (image = await service.pull(ref))));
+        const used = process.cpuUsage(cpu);
+        groveCpu.push((used.user + used.system) / 1e6);
+        service.close();
+      };
+      const anchor = async () => {
+        await exec("sync");
+        anchorMs.push(
+          await timed(async () => {
+            await exec("/usr/bin/time", [
+              "-o",
+              cpuFile,
+              "-f",
+              "%U %S",
+              "skopeo",
+              "copy",
+              "-q",
+              "--src-tls-verify=false",
+              `docker://${ref}`,
+              `oci:${oci}:bench`,
+            ]);
+            const skopeoCpu = cpuOf(cpuFile);
+            await exec("/usr/bin/time", [
+              "-o",
+              cpuFile,
+              "-f",
+              "%U %S",
+              "umoci",
+              "unpack",
+              "--image",
+              `${oci}:bench`,
+              bundle,
+            ]);
+            anchorCpu.push(skopeoCpu + cpuOf(cpuFile));
+          }),
+        );
+      };
+      if (round % 2 === 0) {
+        await grove();
+        await anchor();
+      } else {
+        await anchor();
+        await grove();
       }
+      if (lastStore) fs.rmSync(lastStore, { recursive: true, force: true });
+      lastStore = store;
+      fs.rmSync(oci, { recursive: true, force: true });
+      fs.rmSync(bundle, { recursive: true, force: true });
     }
 
     // Start /bin/true from the pulled image (overlay mount + start + exit +
     // remove + unmount) and from a rootfs directory (start + exit + remove).
-    const service = new images.ImageService({ root: path.join(tmp, `grove-store-${ROUNDS - 1}`) });
+    const service = new images.ImageService({ root: lastStore });
     await service.init();
     const rootfsDir = path.join(tmp, "rootfs");
     await exec(path.join(repoRoot(), "deploy", "make-rootfs.sh"), [rootfsDir]);
@@ -136,6 +189,11 @@ export async function run(): Promise<BenchReport> {
       { name: "grove pull+unpack", p50_ms: g.p50, mean_ms: g.mean },
       { name: "skopeo copy + umoci unpack", p50_ms: s.p50, mean_ms: s.mean },
       { name: "ratio grove/anchor", p50_ms: g.p50 / s.p50, mean_ms: g.mean / s.mean },
+      {
+        name: "cpu seconds grove / anchor (p50)",
+        p50_ms: summarize(groveCpu).p50,
+        mean_ms: summarize(anchorCpu).p50,
+      },
       { name: "start from pulled image (overlay)", p50_ms: fi.p50, mean_ms: fi.mean },
       { name: "start from rootfs directory", p50_ms: fd.p50, mean_ms: fd.mean },
     ],
@@ -149,6 +207,11 @@ export async function run(): Promise<BenchReport> {
       start_from_pulled_image_ms: fi.p50,
       start_from_rootfs_dir_ms: fd.p50,
       start_image_vs_dir_ratio: fi.p50 / fd.p50,
+      grove_cpu_s: summarize(groveCpu).p50,
+      skopeo_umoci_cpu_s: summarize(anchorCpu).p50,
+      cpu_ratio: summarize(groveCpu).p50 / summarize(anchorCpu).p50,
+      grove_samples_s: groveMs.map((ms) => (ms / 1000).toFixed(2)).join(" "),
+      skopeo_umoci_samples_s: anchorMs.map((ms) => (ms / 1000).toFixed(2)).join(" "),
       skopeo_version: skopeoVersion,
       umoci_version: umociVersion,
     },
