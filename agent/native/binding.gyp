@@ -27,6 +27,24 @@
       "cflags": ["-Wall", "-Wextra", "-Os"],
       "cflags_c": ["-std=gnu11"],
       "ldflags": ["-static"]
+    },
+    {
+      "target_name": "grove-runtime",
+      "type": "executable",
+      "sources": [
+        "src/error.c",
+        "src/util.c",
+        "src/cgroup.c",
+        "src/container.c",
+        "src/seccomp.c",
+        "src/json.c",
+        "src/shim_spawn.c",
+        "src/oci.c"
+      ],
+      "defines": ["_GNU_SOURCE"],
+      "cflags": ["-Wall", "-Wextra", "-Wno-format-truncation", "-Os"],
+      "cflags_c": ["-std=gnu11"],
+      "ldflags": ["-static"]
     }
   ]
 }

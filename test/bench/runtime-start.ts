@@ -3,10 +3,12 @@
 // warm-up, BENCH_SAMPLES (default 200) iterations each:
 //   (1) addon:   the runtime core through the N-API addon from a warm Node
 //                process (setupCgroup, start, wait, removeCgroup);
-//   (2) cli:     `grove-runtime run` (a new Node process, the shim, the core);
+//   (2) cli:     `grove-runtime run` (bin/grove-runtime: the static C command
+//                line over the core; the container is its child);
 //   (3) runc:    Debian's `runc run` on the same bundle;
 //   and, for reference, (4) shim: NativeRuntime.start through grove-shim (what
-//   the agent does per container).
+//   the agent does per container) and (5) cli-node: bin/grove-runtime-node.js,
+//   the same command line in TypeScript (a Node start-up per command).
 // Same limits everywhere (cpu 500m, memory 64Mi, pids 64), same namespaces,
 // no seccomp filter in any (runc's default spec has none).
 // Then: the RSS of one grove-shim per running container, and the RSS of a real
@@ -91,7 +93,8 @@ export async function run(): Promise<BenchReport> {
     pids: { limit: resources.pids },
   };
   const runcVersion = execFileSync("runc", ["--version"]).toString().split("\n")[0] ?? "runc";
-  const cli = path.join(repo, "agent", "bin", "grove-runtime.js");
+  const cli = path.join(repo, "agent", "bin", "grove-runtime");
+  const cliNode = path.join(repo, "agent", "bin", "grove-runtime-node.js");
 
   const addonOnce = async (id: string): Promise<number> => {
     const t = process.hrtime.bigint();
@@ -139,8 +142,15 @@ export async function run(): Promise<BenchReport> {
   };
   const cliOnce = (id: string): number => {
     const t = process.hrtime.bigint();
+    const r = spawnSync(cli, ["--root", cliRoot, "--cgroup-parent", cliParent, "run", "--bundle", bundle, id]);
+    const elapsed = ms(t);
+    if (r.status !== 0) throw new Error(`grove-runtime run exited ${r.status}: ${r.stderr.toString()}`);
+    return elapsed;
+  };
+  const cliNodeOnce = (id: string): number => {
+    const t = process.hrtime.bigint();
     const r = spawnSync(process.execPath, [
-      cli,
+      cliNode,
       "--root",
       cliRoot,
       "--cgroup-parent",
@@ -163,7 +173,13 @@ export async function run(): Promise<BenchReport> {
     return elapsed;
   };
 
-  const samples = { addon: [] as number[], shim: [] as number[], cli: [] as number[], runc: [] as number[] };
+  const samples = {
+    addon: [] as number[],
+    shim: [] as number[],
+    cli: [] as number[],
+    runc: [] as number[],
+    cliNode: [] as number[],
+  };
   let shimRss: number[] = [];
   let agentRssMiB = NaN;
   try {
@@ -177,6 +193,8 @@ export async function run(): Promise<BenchReport> {
         JSON.stringify({ ...spec, linux: { ...spec.linux, cgroupsPath: undefined } }),
       );
       const c = cliOnce(id);
+      // The Node command line is slow; a quarter of the samples are plenty.
+      if (i >= WARMUP && samples.cliNode.length < Math.ceil(SAMPLES / 4)) samples.cliNode.push(cliNodeOnce(`n${id}`));
       if (i >= WARMUP) {
         samples.addon.push(a);
         samples.shim.push(s);
@@ -224,6 +242,7 @@ export async function run(): Promise<BenchReport> {
   const s = summarize(samples.shim);
   const c = summarize(samples.cli);
   const r = summarize(samples.runc);
+  const cn = summarize(samples.cliNode);
   const shimRssKiB = shimRss.reduce((x, y) => x + y, 0) / Math.max(1, shimRss.length);
   const row = (name: string, x: typeof a) => ({
     name,
@@ -239,6 +258,7 @@ export async function run(): Promise<BenchReport> {
       row("(2) grove-runtime run", c),
       row("(3) runc run", r),
       row("(4) NativeRuntime via grove-shim", s),
+      row("(5) grove-runtime-node run", cn),
       { name: "grove-shim RSS per container (KiB)", p50_ms: shimRssKiB },
       { name: `grove-agent RSS, ${AGENT_CONTAINERS} containers (MiB)`, p50_ms: agentRssMiB },
     ],
@@ -251,6 +271,8 @@ export async function run(): Promise<BenchReport> {
       addon_p99_ms: a.p99,
       cli_median_ms: c.p50,
       cli_p99_ms: c.p99,
+      cli_node_median_ms: cn.p50,
+      cli_node_vs_runc_median_ratio: cn.p50 / r.p50,
       shim_runtime_median_ms: s.p50,
       shim_runtime_p99_ms: s.p99,
       addon_vs_runc_median_ratio: a.p50 / r.p50,

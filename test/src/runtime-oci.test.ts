@@ -1,13 +1,19 @@
 // grove-runtime, the OCI runtime command line, on a bundle made by `runc spec`:
 // create/start/state/kill/delete/run as separate processes with state on
-// disk in between, and the same bundle run by runc for comparison.
+// disk in between, and the same bundle run by runc for comparison. Both
+// implementations: the static C program (bin/grove-runtime) and the
+// TypeScript one over NativeRuntime (bin/grove-runtime-node.js).
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
 const REPO = path.resolve(__dirname, "../..");
-const CLI = path.join(REPO, "agent", "bin", "grove-runtime.js");
+const IMPLEMENTATIONS: [string, string[]][] = [
+  ["C", [path.join(REPO, "agent", "bin", "grove-runtime")]],
+  ["TypeScript", [process.execPath, path.join(REPO, "agent", "bin", "grove-runtime-node.js")]],
+];
+let cli: string[] = [];
 const PARENT = `grove-oci-${process.pid}`;
 
 let tmp: string;
@@ -16,7 +22,7 @@ let bundle: string;
 let base: Record<string, unknown> & { process: Record<string, unknown> };
 
 function grove(...args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [CLI, "--root", root, "--cgroup-parent", PARENT, ...args], {
+  const r = spawnSync(cli[0]!, [...cli.slice(1), "--root", root, "--cgroup-parent", PARENT, ...args], {
     encoding: "utf8",
     timeout: 60_000,
   });
@@ -56,14 +62,21 @@ beforeAll(() => {
 });
 
 afterAll(() => {
-  for (const id of ["life", "runme", "bad"]) grove("delete", "--force", id);
+  for (const [, c] of IMPLEMENTATIONS) {
+    cli = c;
+    for (const id of ["life", "runme", "bad"]) grove("delete", "--force", id);
+  }
   for (const c of ["memory", "cpu", "pids", "cpuacct", "devices"]) {
     expect(fs.existsSync(path.join("/sys/fs/cgroup", c, PARENT))).toBe(false);
   }
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-describe("grove-runtime (OCI command line)", () => {
+describe.each(IMPLEMENTATIONS)("grove-runtime (OCI command line), %s", (_name, command) => {
+  beforeAll(() => {
+    cli = command;
+  });
+
   it("create, state, start, kill, delete: separate processes, state on disk", async () => {
     writeConfig((c) => {
       c.process.args = [
