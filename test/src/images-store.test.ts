@@ -7,6 +7,8 @@
 // oci-archive.
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { images } from "@grove/agent";
@@ -14,6 +16,7 @@ import { BIN, tempDir } from "./harness/processes";
 import {
   addRawLayer,
   busyboxLayout,
+  freePort,
   push,
   startDroppingProxy,
   startRegistry,
@@ -255,6 +258,79 @@ describe("image store: safety, resume, verification, GC, import", () => {
       expect(r3.removedImages).toEqual([a.reference]);
       expect(blobs().size).toBe(0);
       expect(snaps().size).toBe(0);
+    } finally {
+      s.close();
+    }
+  });
+
+  test("blob redirects to another host never carry Authorization", async () => {
+    // A front that wants Basic auth and redirects blob GETs to "storage" on
+    // another port (another origin); both forward to the real registry.
+    const seenByStorage: (string | undefined)[] = [];
+    const forward = (req: http.IncomingMessage, res: http.ServerResponse, pathname: string) => {
+      const up = http.get(
+        { host: "127.0.0.1", port: registry.port, path: pathname, headers: { accept: req.headers.accept ?? "*/*" } },
+        (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        },
+      );
+      up.on("error", () => res.destroy());
+    };
+    const storage = http.createServer((req, res) => {
+      seenByStorage.push(req.headers.authorization);
+      forward(req, res, req.url ?? "/");
+    });
+    await new Promise<void>((r) => storage.listen(0, "127.0.0.1", r));
+    const storagePort = (storage.address() as AddressInfo).port;
+    const expected = `Basic ${Buffer.from("carol:pw").toString("base64")}`;
+    const front = http.createServer((req, res) => {
+      if (req.headers.authorization !== expected) {
+        res.writeHead(401, { "www-authenticate": 'Basic realm="front"', "content-type": "application/json" });
+        res.end(JSON.stringify({ errors: [{ code: "UNAUTHORIZED", message: "authentication required" }] }));
+        return;
+      }
+      if (/\/blobs\//.test(req.url ?? "")) {
+        res.writeHead(307, { location: `http://127.0.0.1:${storagePort}${req.url}` });
+        res.end();
+        return;
+      }
+      forward(req, res, req.url ?? "/");
+    });
+    await new Promise<void>((r) => front.listen(0, "127.0.0.1", r));
+    const frontAddress = `127.0.0.1:${(front.address() as AddressInfo).port}`;
+    const s = new images.ImageService({
+      root: path.join(dir, "store-redirect"),
+      registries: { [frontAddress]: { auth: { username: "carol", password: "pw" } } },
+    });
+    await s.init();
+    try {
+      const image = await s.pull(`${frontAddress}/test/base:1`);
+      expect(image.layers).toHaveLength(1);
+      // config + one layer went through storage, none with credentials
+      expect(seenByStorage).toHaveLength(2);
+      expect(seenByStorage).toEqual([undefined, undefined]);
+    } finally {
+      s.close();
+      await new Promise((r) => front.close(r));
+      await new Promise((r) => storage.close(r));
+    }
+  });
+
+  test("registry mirrors: a dead mirror is skipped; a mirror serves a registry that is down", async () => {
+    const deadPort = await freePort();
+    const s = new images.ImageService({
+      root: path.join(dir, "store-mirror"),
+      registries: {
+        [registry.address]: { mirrors: [`127.0.0.1:${deadPort}`] },
+        [`127.0.0.1:${deadPort}`]: { mirrors: [registry.address] },
+      },
+    });
+    await s.init();
+    try {
+      expect((await s.pull(`${registry.address}/test/base:1`)).layers).toHaveLength(1);
+      const viaMirror = await s.pull(`127.0.0.1:${deadPort}/test/base:1`);
+      expect(viaMirror.reference).toBe(`127.0.0.1:${deadPort}/test/base:1`);
     } finally {
       s.close();
     }
