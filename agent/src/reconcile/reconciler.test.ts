@@ -3,6 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { InstanceSpec__Output, InstanceStatus } from "@grove/proto";
 import type { CgroupMode, ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec } from "../runtime/types";
+import type { PullProgress } from "../images/types";
 import { isPlainName, Reconciler } from "./reconciler";
 
 // A small in-memory runtime, local to this test: it records every call,
@@ -406,5 +407,106 @@ describe("isPlainName", () => {
   it("accepts single path components only", () => {
     expect(["busybox", "alpine-3.20", "a..b", ".hidden"].every(isPlainName)).toBe(true);
     expect(["", ".", "..", "a/b", "/a", "a\\b", "a\0b"].some(isPlainName)).toBe(false);
+  });
+});
+
+describe("Reconciler with images", () => {
+  class FakeImages {
+    calls: string[] = [];
+    fail: Error | undefined;
+    async prepareRootfs(
+      id: string,
+      reference: string,
+      opts: { pullSecret?: string; onProgress?: (p: PullProgress) => void },
+    ) {
+      this.calls.push(`prepare ${id} ${reference} ${opts.pullSecret ?? "-"}`);
+      opts.onProgress?.({ image: reference, layersDone: 0, layersTotal: 2, bytesDone: 0, bytesTotal: 100 });
+      opts.onProgress?.({ image: reference, layersDone: 2, layersTotal: 2, bytesDone: 100, bytesTotal: 100 });
+      if (this.fail) throw this.fail;
+      return {
+        rootfs: `/images/containers/${id}/rootfs`,
+        image: {
+          reference,
+          config: { Entrypoint: ["/entry"], Cmd: ["serve"], Env: ["PORT=1", "FROM_IMAGE=yes"], WorkingDir: "/app" },
+        },
+      };
+    }
+    async unmountRootfs(id: string) {
+      this.calls.push(`unmount ${id}`);
+    }
+    async cleanupContainers() {
+      this.calls.push("cleanup");
+      return [];
+    }
+  }
+
+  let runtime: TestRuntime;
+  let images: FakeImages;
+  let reports: InstanceStatus[];
+  let stateDir: string;
+  let reconciler: Reconciler;
+
+  beforeEach(() => {
+    runtime = new TestRuntime();
+    images = new FakeImages();
+    reports = [];
+    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-reconciler-"));
+    reconciler = new Reconciler({
+      runtime,
+      images,
+      rootfsDir: "/var/lib/grove/rootfs",
+      stateDir,
+      onStatus: (s) => reports.push(s),
+      retryBaseDelayMs: 5,
+      retryMaxDelayMs: 20,
+      resyncIntervalMs: 0,
+      pullProgressIntervalMs: 0,
+    });
+  });
+
+  afterEach(() => {
+    reconciler.close();
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  async function settle(): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    await reconciler.idle();
+  }
+
+  it("starts on the image's overlay root with its config merged, reports progress, and unmounts after removal", async () => {
+    await reconciler.start();
+    const s = spec("u1", { rootfs: "", image: "reg:5000/web:1", imagePullSecret: "team", command: [], workingDir: "" });
+    reconciler.setDesired(desired(s));
+    await settle();
+    expect(images.calls).toEqual(["cleanup", "prepare u1 reg:5000/web:1 team"]);
+    expect(runtime.started[0]).toMatchObject({
+      rootfs: "/images/containers/u1/rootfs",
+      command: ["/entry", "serve"],
+      env: { PORT: "8080", FROM_IMAGE: "yes", PATH: expect.any(String) },
+      workingDir: "/app",
+    });
+    const pulling = reports.filter((r) => r.reason === "PullingImage");
+    expect(pulling.map((r) => r.pull?.layersDone)).toEqual([0, 2]);
+    expect(reports.at(-1)).toMatchObject({ state: "RUNNING" });
+    expect(reports.at(-1)?.pull).toBeUndefined();
+
+    reconciler.setDesired(desired());
+    await settle();
+    expect(images.calls.at(-1)).toBe("unmount u1");
+  });
+
+  it("ends ImagePullFailed with the reason when the pull fails, and starts nothing", async () => {
+    images.fail = new Error("reg:5000/web manifests/nope: not found (404): MANIFEST_UNKNOWN: manifest unknown");
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u2", { rootfs: "", image: "reg:5000/web:nope" })));
+    await settle();
+    expect(runtime.started).toEqual([]);
+    expect(reports.at(-1)).toMatchObject({
+      state: "FAILED",
+      reason: "ImagePullFailed",
+      message: "reg:5000/web:nope: reg:5000/web manifests/nope: not found (404): MANIFEST_UNKNOWN: manifest unknown",
+    });
+    expect(images.calls.at(-1)).toBe("unmount u2");
   });
 });
