@@ -225,7 +225,14 @@ export async function run(): Promise<BenchReport> {
       await rt.remove(id);
     }
 
-    if (AGENT_CONTAINERS > 0) agentRssMiB = await agentRss(repo, tmp);
+    if (AGENT_CONTAINERS > 0) {
+      try {
+        agentRssMiB = await agentRss(repo, tmp);
+      } catch (err) {
+        // Reported as NaN with the reason rather than losing every other figure.
+        console.error(`agent RSS not measured: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`);
+      }
+    }
   } finally {
     await rt.removeParentCgroup().catch(() => undefined);
     for (const p of [runcParent, cliParent, parent]) {

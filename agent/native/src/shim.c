@@ -274,19 +274,44 @@ log_open (void)
 }
 
 static void
+log_rotate (void)
+{
+  char rotated[4096];
+  snprintf (rotated, sizeof (rotated), "%s.1", cfg.log);
+  if (log_fd >= 0)
+    close (log_fd);
+  rename (cfg.log, rotated);
+  log_open ();
+}
+
+/* Appends to the log; a file never grows past log_max: it is rotated to
+ * <log>.1 first, at a line boundary when the chunk has one. */
+static void
 log_write (const char *buf, size_t len)
 {
-  if (cfg.log_max > 0 && log_size > 0 && log_size + (long long) len > cfg.log_max)
+  while (len > 0)
     {
-      char rotated[4096];
-      snprintf (rotated, sizeof (rotated), "%s.1", cfg.log);
-      if (log_fd >= 0)
-        close (log_fd);
-      rename (cfg.log, rotated);
-      log_open ();
+      size_t piece = len;
+      if (cfg.log_max > 0)
+        {
+          long long room = cfg.log_max - log_size;
+          if (room <= 0 || (log_size > 0 && (long long) len > room && memchr (buf, '\n', (size_t) room) == NULL))
+            {
+              log_rotate ();
+              room = cfg.log_max;
+            }
+          if ((long long) piece > room)
+            {
+              const char *nl = memrchr (buf, '\n', (size_t) room);
+              piece = nl != NULL ? (size_t) (nl - buf) + 1 : (size_t) room;
+            }
+        }
+      if (log_fd < 0 || write_all (log_fd, buf, piece) < 0)
+        return;
+      log_size += (long long) piece;
+      buf += piece;
+      len -= piece;
     }
-  if (log_fd >= 0 && write_all (log_fd, buf, len) == 0)
-    log_size += (long long) len;
 }
 
 /* Returns 0 at EOF (or error), 1 when it read something, 2 when it would block. */

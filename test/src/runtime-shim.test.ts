@@ -1,0 +1,146 @@
+// grove-shim on its own: log rotation, stats, and what a second runtime
+// (a restarted agent) finds: live containers adopted, exits recorded while
+// nobody listened, and a container whose shim was killed cleaned up.
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
+import { NativeRuntime, loadNativeBinding, type ContainerSpec } from "@grove/agent";
+
+const MiB = 1024 * 1024;
+const REPO = path.resolve(__dirname, "../..");
+const PARENT = `grove-shim-${process.pid}`;
+
+let tmp: string;
+let rootfs: string;
+let stateDir: string;
+
+function spec(id: string, script: string, over: Partial<ContainerSpec> = {}): ContainerSpec {
+  return {
+    id,
+    rootfs,
+    command: ["/bin/sh", "-c", script],
+    env: { PATH: "/bin" },
+    hostname: id,
+    resources: { cpuMillis: 500, memoryBytes: 64 * MiB, pids: 32 },
+    logPath: path.join(tmp, `${id}.log`),
+    ...over,
+  };
+}
+
+function runtime(opts: { logMaxBytes?: number } = {}): NativeRuntime {
+  return new NativeRuntime({ cgroupParent: PARENT, stateDir, ...opts });
+}
+
+function alive(pid: number): boolean {
+  try {
+    return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(cond: () => boolean, ms = 20_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+beforeAll(() => {
+  loadNativeBinding();
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-shim-"));
+  rootfs = path.join(tmp, "rootfs");
+  stateDir = path.join(tmp, "state");
+  execFileSync(path.join(REPO, "deploy/make-rootfs.sh"), [rootfs], { stdio: "pipe" });
+});
+
+afterAll(async () => {
+  const rt = runtime();
+  await rt.recover();
+  for (const h of rt.list()) {
+    await rt.stop(h.id, 0);
+    await rt.remove(h.id);
+  }
+  await rt.cleanupStale();
+  rt.detach();
+  await rt.removeParentCgroup();
+  for (const c of ["memory", "cpu", "pids", "cpuacct", "devices"]) {
+    expect(fs.existsSync(path.join("/sys/fs/cgroup", c, PARENT))).toBe(false);
+  }
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("grove-shim", () => {
+  it("rotates the log by size and keeps all of the output across log and log.1", async () => {
+    const rt = runtime({ logMaxBytes: 4096 });
+    const s = spec("logs", "i=0; while [ $i -lt 300 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done");
+    const h = await rt.start(s);
+    expect(await h.exited).toMatchObject({ exitCode: 0 });
+    const current = fs.readFileSync(s.logPath, "utf8");
+    const rotated = fs.readFileSync(`${s.logPath}.1`, "utf8");
+    expect(fs.statSync(s.logPath).size).toBeLessThanOrEqual(4096);
+    expect(fs.statSync(`${s.logPath}.1`).size).toBeLessThanOrEqual(4096);
+    expect(current).toContain("line-299-");
+    // One generation is kept: the newest lines, in order, with nothing lost between the files.
+    const lines = (rotated + current).split("\n").filter(Boolean);
+    const first = Number(/line-(\d+)-/.exec(lines[0]!)?.[1]);
+    expect(lines.map((l) => Number(/line-(\d+)-/.exec(l)?.[1]))).toEqual(
+      Array.from({ length: 300 - first }, (_, i) => first + i),
+    );
+    await rt.remove("logs");
+  });
+
+  it("answers stats: cpu, memory current and peak, pids, OOM kills", async () => {
+    const rt = runtime();
+    await rt.start(spec("stats", "x=$(head -c 2000000 /dev/zero | tr '\\0' a); sleep 60 & sleep 60"));
+    await new Promise((r) => setTimeout(r, 500));
+    const st = await rt.stats("stats");
+    expect(st.pids).toBeGreaterThanOrEqual(2); // sh (unless it exec'd the last command) and two sleeps
+    expect(st.memoryBytes).toBeGreaterThan(100_000);
+    expect(st.memoryPeakBytes).toBeGreaterThanOrEqual(st.memoryBytes);
+    expect(st.cpuUsageNs).toBeGreaterThan(0);
+    expect(st.oomKills).toBe(0);
+    await rt.stop("stats", 0);
+    await rt.remove("stats");
+    rt.detach();
+  });
+
+  it("a second runtime adopts a live container, learns an exit that happened while nobody listened, and cleans up a container whose shim died", async () => {
+    const first = runtime();
+    const live = await first.start(spec("live", "sleep 600", { annotations: { who: "live" } }));
+    const quits = await first.start(spec("quits", "while [ ! -f /tmp/quit-shim ]; do sleep 0.05; done; exit 9"));
+    const orphan = await first.start(spec("orphan", "sleep 600"));
+    first.detach(); // the agent goes away; its containers stay
+    const orphanShim = (
+      JSON.parse(fs.readFileSync(path.join(stateDir, "orphan", "state"), "utf8")) as { shimPid: number }
+    ).shimPid;
+
+    fs.writeFileSync(path.join(rootfs, "tmp", "quit-shim"), "");
+    await waitFor(() => !alive(quits.pid));
+    process.kill(orphanShim, "SIGKILL");
+    await waitFor(() => !alive(orphanShim));
+    expect(alive(orphan.pid)).toBe(true); // its container lost its monitor
+
+    const second = runtime();
+    const found = await second.recover();
+    const byId = new Map(found.map((f) => [f.handle.id, f]));
+    expect([...byId.keys()].sort()).toEqual(["live", "quits"]);
+    expect(byId.get("live")!.handle.pid).toBe(live.pid);
+    expect(byId.get("live")!.annotations).toEqual({ who: "live" });
+    await expect(byId.get("quits")!.handle.exited).resolves.toMatchObject({ exitCode: 9, signal: 0 });
+    // The orphan could not be loaded: its processes are killed, its cgroup and state removed.
+    await waitFor(() => !alive(orphan.pid));
+    expect(fs.existsSync(path.join(stateDir, "orphan"))).toBe(false);
+    expect(await loadNativeBinding().listCgroups(second.cgroupMode, second.cgroupRoot, PARENT)).not.toContain("orphan");
+
+    // The adopted container is fully controllable.
+    await expect(second.stop("live", 0)).resolves.toMatchObject({ signal: 9 });
+    await second.remove("live");
+    await second.remove("quits");
+    expect(fs.readdirSync(stateDir)).toEqual([]);
+    second.detach();
+  });
+});
