@@ -13,7 +13,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import pino from "pino";
+import type { Logger } from "pino";
 import type { Instance, Node } from "@grove/api";
 import { EmbeddedEtcd, Informer, Keys, SchedulerController, createStore } from "@grove/control-plane";
 import {
@@ -121,7 +121,9 @@ async function through_etcd(): Promise<{
   const etcd = new EmbeddedEtcd({ dataDir: dir, port: 0, stopTimeoutMs: 5000 });
   await etcd.start();
   const store = createStore(etcd.endpoints, {});
-  const logger = pino({ level: "warn" });
+  // Quiet: lost races are expected and retried (the loop logs each at warn).
+  const quiet = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, fatal() {} };
+  const logger = { ...quiet, child: () => logger } as unknown as Logger;
   const nodes = new Informer<Node>(store, Keys.collection("nodes"), logger);
   const instances = new Informer<Instance>(store, Keys.collection("instances"), logger);
   let scheduler: SchedulerController | undefined;
