@@ -108,6 +108,36 @@ describe("grove-shim", () => {
     rt.detach();
   });
 
+  it("updates memory, cpu and pids limits of a running container in place, and freezes and thaws it", async () => {
+    const rt = runtime();
+    const h = await rt.start(spec("upd", "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done"));
+    const v1 = (c: string, f: string) =>
+      fs.readFileSync(path.join("/sys/fs/cgroup", c, PARENT, "upd", f), "utf8").trim();
+    await rt.update("upd", { cpuMillis: 1500, memoryBytes: 96 * MiB, pids: 48 });
+    expect(v1("memory", "memory.limit_in_bytes")).toBe(String(96 * MiB));
+    expect(v1("cpu", "cpu.cfs_quota_us")).toBe("150000");
+    expect(v1("pids", "pids.max")).toBe("48");
+    expect(alive(h.pid)).toBe(true); // same process: no restart
+    await expect(rt.update("upd", { cpuMillis: 0, memoryBytes: MiB, pids: 1 })).rejects.toThrow(
+      "resources.cpuMillis must be a positive integer, got 0",
+    );
+
+    const count = () => Number(fs.readFileSync(path.join(rootfs, "tmp", "count"), "utf8"));
+    await waitFor(() => fs.existsSync(path.join(rootfs, "tmp", "count")));
+    await rt.setFrozen("upd", true);
+    await waitFor(() => v1("freezer", "freezer.state") === "FROZEN");
+    const frozenAt = count();
+    await new Promise((r) => setTimeout(r, 400));
+    expect(count()).toBe(frozenAt);
+    await rt.setFrozen("upd", false);
+    await waitFor(() => count() > frozenAt);
+    // A frozen container still stops (thawed first).
+    await rt.setFrozen("upd", true);
+    await expect(rt.stop("upd", 0)).resolves.toMatchObject({ signal: 9 });
+    await rt.remove("upd");
+    rt.detach();
+  });
+
   it("a second runtime adopts a live container, learns an exit that happened while nobody listened, and cleans up a container whose shim died", async () => {
     const first = runtime();
     const live = await first.start(spec("live", "sleep 600", { annotations: { who: "live" } }));

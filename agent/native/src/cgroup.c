@@ -21,7 +21,7 @@
 
 /* Controllers Grove needs on v1; cpuacct is joined when mounted, never required. */
 static const char *const v1_required[] = { "memory", "cpu", "pids" };
-static const char *const v1_optional[] = { "cpuacct", "devices" };
+static const char *const v1_optional[] = { "cpuacct", "devices", "freezer" };
 
 /* The devices a container may use (v1 devices cgroup): the minimal /dev, and
  * mknod of anything (as Docker); reading or writing other devices is refused. */
@@ -252,9 +252,15 @@ v1_setup (const grove_cgroup_t *cg, const grove_resources_t *res, grove_error_t 
   if (res->memory_bytes > 0)
     {
       snprintf (value, sizeof (value), "%" PRId64, res->memory_bytes);
+      /* memsw (memory + swap) exists only with swap accounting; same value = no swap.
+       * The kernel keeps memsw >= memory: raising a live limit (an update) takes
+       * memsw first, lowering takes memory first. */
       if (write_in (memory, "memory.limit_in_bytes", value, err) < 0)
-        return -1;
-      /* memsw (memory + swap) exists only with swap accounting; same value = no swap. */
+        {
+          if (err->errnum != EINVAL || write_in_if_exists (memory, "memory.memsw.limit_in_bytes", value, err) < 0
+              || write_in (memory, "memory.limit_in_bytes", value, err) < 0)
+            return -1;
+        }
       if (write_in_if_exists (memory, "memory.memsw.limit_in_bytes", value, err) < 0)
         return -1;
     }

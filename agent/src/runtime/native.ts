@@ -152,6 +152,8 @@ export class NativeRuntime implements ContainerRuntime {
   private readonly starting = new Set<string>();
   /** detach() was called: closing shim connections says nothing about the containers. */
   private detached = false;
+  /** Frozen containers: stop() thaws them first (a frozen process does not die of SIGKILL on v1). */
+  private readonly frozen = new Set<string>();
 
   constructor(opts: NativeRuntimeOptions = {}) {
     this.native = opts.binding ?? loadNativeBinding();
@@ -381,6 +383,7 @@ export class NativeRuntime implements ContainerRuntime {
   async stop(id: string, graceSeconds: number): Promise<ContainerExit> {
     const entry = this.entry(id);
     if (entry.exit !== undefined) return entry.exit;
+    if (this.frozen.has(id)) await this.setFrozen(id, false);
     await this.kill(id, SIGTERM);
     // An init (pid 1 of its namespace) without a SIGTERM handler ignores it:
     // the grace period ends in SIGKILL for every process of the cgroup.
@@ -427,6 +430,45 @@ export class NativeRuntime implements ContainerRuntime {
   /** Annotations the container was started with (also after adoption). */
   annotations(id: string): Record<string, string> {
     return { ...this.entry(id).annotations };
+  }
+
+  /**
+   * Live update of a running container's memory, cpu and pids limits (no
+   * restart). Validated like a spec; the kernel may refuse (e.g. a memory
+   * limit below what the container uses now on v1): CGROUP_FAILED naming the file.
+   */
+  async update(id: string, resources: ContainerSpec["resources"]): Promise<void> {
+    const entry = this.entry(id);
+    if (entry.exit !== undefined) throw new RuntimeError("CONTAINER_NOT_FOUND", `container ${id} has exited`);
+    for (const k of ["cpuMillis", "memoryBytes", "pids"] as const) {
+      const v = resources?.[k];
+      if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
+        throw new RuntimeError("INVALID_SPEC", `resources.${k} must be a positive integer, got ${String(v)}`);
+      }
+    }
+    try {
+      await this.native.setupCgroup(this.cgroupMode, this.cgroupRoot, this.cgroupParent, id, resources);
+    } catch (err) {
+      throw wrapNative(err, "CGROUP_FAILED");
+    }
+  }
+
+  /** Freezes (true) or thaws (false) every process of a container (v1 freezer / v2 cgroup.freeze). */
+  async setFrozen(id: string, frozen: boolean): Promise<void> {
+    const entry = this.entry(id);
+    if (entry.exit !== undefined) throw new RuntimeError("CONTAINER_NOT_FOUND", `container ${id} has exited`);
+    const file =
+      this.cgroupMode === "v1"
+        ? path.join(this.cgroupRoot, "freezer", this.cgroupParent, id, "freezer.state")
+        : path.join(this.cgroupRoot, this.cgroupParent, id, "cgroup.freeze");
+    const value = this.cgroupMode === "v1" ? (frozen ? "FROZEN" : "THAWED") : frozen ? "1" : "0";
+    try {
+      await fs.promises.writeFile(file, value);
+    } catch (err) {
+      throw new RuntimeError("CGROUP_FAILED", `write ${file}: ${(err as Error).message}`);
+    }
+    if (frozen) this.frozen.add(id);
+    else this.frozen.delete(id);
   }
 
   /** cpu, memory, pids and OOM figures of a running container, from its shim. */
