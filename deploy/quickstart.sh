@@ -165,10 +165,14 @@ down() {
     CGROUP_PARENT="grove-qs-h$i" kill_containers
     CGROUP_PARENT="grove-qs-h$i" remove_cgroups
   done
-  remove_hosts
   stop_pidfile "$RUN/agent.pid" grove-agent
   stop_pidfile "$RUN/server.pid" grove-server
   kill_containers
+  # The one-node agent runs in this machine's namespace: undo its instance networks, chains, bridge.
+  if [ -d "$GROVE_HOME/agent/network" ] && [ -f "$REPO/agent/dist/network/node-cleanup.js" ]; then
+    node "$REPO/agent/dist/network/node-cleanup.js" "$GROVE_HOME/agent/network" || true
+  fi
+  remove_hosts
   remove_cgroups
   unmount_image_roots
   stop_pidfile "$RUN/registry.pid" docker-registry

@@ -48,6 +48,7 @@ describe("host facts", () => {
         lo: [iface("127.0.0.1", "IPv4", true), iface("::1", "IPv6", true)],
         eth0: [iface("10.0.0.5", "IPv4", false), iface("fe80::1", "IPv6", false)],
         eth1: [iface("192.168.1.7", "IPv4", false), iface("10.0.0.5", "IPv4", false)],
+        grove0: [iface("10.244.0.1", "IPv4", false)], // the instances' bridge is not a node address
       }),
     ).toEqual(["10.0.0.5", "192.168.1.7"]);
   });

@@ -85,12 +85,16 @@ export function readPidsLimit(procSysDir = "/proc/sys"): number {
   return limits.length > 0 ? Math.min(...limits) : 0;
 }
 
+/** Interfaces the agent makes itself (the instances' CNI bridge): never node addresses. */
+const OWN_INTERFACES = new Set(["grove0"]);
+
 /** Non-internal IPv4 addresses, in interface order, without duplicates. */
 export function discoverAddresses(
   interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]> = os.networkInterfaces(),
 ): string[] {
   const found: string[] = [];
-  for (const infos of Object.values(interfaces)) {
+  for (const [name, infos] of Object.entries(interfaces)) {
+    if (OWN_INTERFACES.has(name)) continue;
     for (const info of infos ?? []) {
       if (info.family === "IPv4" && !info.internal && !found.includes(info.address)) {
         found.push(info.address);

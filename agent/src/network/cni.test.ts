@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { CniCaller, CniError, type CniNetworkList } from "./cni";
+import { CniCaller, CniError, isNamespaceFile, type CniNetworkList } from "./cni";
 import { parseNetworkList, defaultNetworkList } from "./conflist";
 import { egressRuleSpecs, instanceChain, splitRule } from "./egress";
 import { instanceIp } from "./manager";
@@ -90,7 +90,7 @@ describe("CniCaller", () => {
     const c = calls();
     expect(c.map((x) => `${x.cmd} ${x.name}`)).toEqual(["DEL three", "DEL two", "DEL one"]);
     for (const x of c) expect(x.conf.prevResult).toEqual(result);
-    expect(c[0]!.netns).toBe("/run/netns/x"); // from the cache
+    expect(c[0]!.netns).toBeNull(); // the cached /run/netns/x is not a namespace: not passed on
     expect(c[0]!.conf.runtimeConfig).toEqual({ portMappings: rt.capabilityArgs.portMappings });
     expect(await caller.cachedResult("net", "c1", "eth0")).toBeUndefined();
     await caller.del(list(), { containerId: "c1", ifName: "eth0" });
@@ -103,6 +103,8 @@ describe("CniCaller", () => {
 
   it("stops ADD at the first failing plugin with the plugin's error JSON; DEL cleans up after it", async () => {
     const err = await caller.add(list({ fail: "ADD" }), rt).catch((e: unknown) => e);
+    expect(await isNamespaceFile("/proc/self/ns/net")).toBe(true);
+    expect(await isNamespaceFile(log)).toBe(false);
     expect(err).toBeInstanceOf(CniError);
     expect((err as CniError).code).toBe(7);
     expect((err as CniError).message).toBe("CNI plugin two ADD failed (code 7): bad things (in two)");

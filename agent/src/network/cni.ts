@@ -131,7 +131,8 @@ export class CniCaller {
     checkRuntimeConf(rt, false);
     const cached = await this.readCache(list.name, rt.containerId, rt.ifName);
     const conf: CniRuntimeConf = { ...rt, capabilityArgs: rt.capabilityArgs ?? cached?.capabilityArgs };
-    if (conf.netns === undefined && cached?.netns) conf.netns = cached.netns;
+    // The namespace of the ADD, if the caller names none and it still exists.
+    if (conf.netns === undefined && cached?.netns && (await isNamespaceFile(cached.netns))) conf.netns = cached.netns;
     let first: unknown;
     for (const plugin of [...list.plugins].reverse()) {
       try {
@@ -290,6 +291,17 @@ export class CniCaller {
     } catch {
       throw new CniError(plugin.type, command, 6, `result is not JSON: ${stdout.slice(0, 200)}`);
     }
+  }
+}
+
+const NSFS_MAGIC = 0x6e736673;
+
+/** Whether `file` is a namespace (nsfs), i.e. a mounted netns file or /proc/PID/ns/net. */
+export async function isNamespaceFile(file: string): Promise<boolean> {
+  try {
+    return (await fs.statfs(file)).type === NSFS_MAGIC;
+  } catch {
+    return false;
   }
 }
 

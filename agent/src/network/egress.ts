@@ -135,6 +135,31 @@ export function removeStaleEgress(keepUids: ReadonlySet<string>): Promise<string
   });
 }
 
+/**
+ * Removes the bridge plugin's masquerade rule and chain of a container by
+ * their comment (`name: "<net>" id: "<cid>"`), as Nomad does: the plugin's
+ * DEL finds the addresses inside the namespace, so without it (a namespace
+ * already gone) it cannot. Returns the chains removed.
+ */
+export function removeIpMasqByComment(network: string, containerId: string): Promise<string[]> {
+  return locked(async () => {
+    const marker = `name: \\"${network}\\" id: \\"${containerId}\\"`;
+    const rules = (await iptables(["-t", "nat", "-S", "POSTROUTING"])).split("\n");
+    const removed: string[] = [];
+    for (const line of rules) {
+      if (!line.startsWith("-A POSTROUTING ") || !line.includes(marker)) continue;
+      const chain = /-j (CNI-[0-9a-f]+)$/.exec(line)?.[1];
+      await iptables(["-t", "nat", "-D", ...splitRule(line.slice(3))]);
+      if (chain) {
+        await tryIptables(["-t", "nat", "-F", chain]);
+        await tryIptables(["-t", "nat", "-X", chain]);
+        removed.push(chain);
+      }
+    }
+    return removed;
+  });
+}
+
 /** Every GROVE-EG-* chain in the current network namespace (tests, leak checks). */
 export async function listEgressChains(): Promise<string[]> {
   const all = await iptables(["-S"]);

@@ -10,7 +10,14 @@ import * as path from "node:path";
 import { pino, type Logger } from "pino";
 import { CniCaller, type CniNetworkList, type CniPortMapping, type CniResult } from "./cni";
 import { DEFAULT_PLUGIN_DIRS, defaultNetworkList, loadNetworkList } from "./conflist";
-import { applyEgress, removeEgress, removeStaleEgress, type EgressDefault, type EgressRule } from "./egress";
+import {
+  applyEgress,
+  removeEgress,
+  removeIpMasqByComment,
+  removeStaleEgress,
+  type EgressDefault,
+  type EgressRule,
+} from "./egress";
 import { createNetns, isMounted, removeNetns } from "./netns";
 
 export const IFNAME = "eth0";
@@ -136,11 +143,14 @@ export class NetworkManager {
     if (this.settings) {
       const netnsPath = this.netnsPath(uid);
       const mounted = await isMounted(netnsPath);
-      await this.cni.del(this.networkList(), {
+      const list = this.networkList();
+      await this.cni.del(list, {
         containerId: uid,
         ifName: IFNAME,
         ...(mounted ? { netns: netnsPath } : {}),
       });
+      // Without its namespace the bridge plugin cannot find the masquerade rule to remove.
+      if (!mounted) await removeIpMasqByComment(list.name, uid);
     }
     await removeNetns(this.netnsPath(uid));
   }
