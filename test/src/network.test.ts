@@ -358,6 +358,12 @@ describe("networking across hosts in network namespaces", () => {
     expect(await fs.readdir(`${h1.stateDir}/network/netns`)).toEqual([inst!.metadata.uid]);
     expect((await fs.readdir(`${h1.stateDir}/network/cni/results`)).length).toBe(1);
     expect(instanceVeths(h1).length).toBe(1);
+    const masq = cluster
+      .exec(h1, "iptables", ["-t", "nat", "-S", "POSTROUTING"])
+      .split("\n")
+      .filter((l) => l.includes(" id: "));
+    expect(masq).toHaveLength(1);
+    expect(masq[0]).toContain(inst!.metadata.uid!);
     expect(
       cluster
         .exec(h1, "iptables", ["-S"])
