@@ -6,7 +6,7 @@
 // Usage: node agent/dist/network/node-cleanup.js NETWORK_STATE_DIR
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { DEFAULT_BRIDGE } from "./conflist";
+import { ADMIN_CHAIN, DEFAULT_BRIDGE } from "./conflist";
 import { EGRESS_CHAIN } from "./egress";
 import { pino } from "pino";
 import { NetworkManager } from "./manager";
@@ -28,6 +28,27 @@ export async function removeNodeNetwork(stateDir: string): Promise<string[]> {
   }
   await quietly("iptables", ["-w", "10", "-F", EGRESS_CHAIN]);
   await quietly("iptables", ["-w", "10", "-X", EGRESS_CHAIN]);
+  // The firewall plugin's chains, once no instance rule is left in them.
+  const forward = await exec("iptables", ["-w", "10", "-S", "CNI-FORWARD"]).catch(() => undefined);
+  const perIp = (forward?.stdout ?? "").split("\n").filter((l) => / -[sd] \d/.test(l));
+  if (forward && perIp.length === 0) {
+    await quietly("iptables", [
+      "-w",
+      "10",
+      "-D",
+      "FORWARD",
+      "-m",
+      "comment",
+      "--comment",
+      "CNI firewall plugin rules",
+      "-j",
+      "CNI-FORWARD",
+    ]);
+    await quietly("iptables", ["-w", "10", "-F", "CNI-FORWARD"]);
+    await quietly("iptables", ["-w", "10", "-X", "CNI-FORWARD"]);
+    await quietly("iptables", ["-w", "10", "-F", ADMIN_CHAIN]);
+    await quietly("iptables", ["-w", "10", "-X", ADMIN_CHAIN]);
+  }
   await quietly("ip", ["link", "del", DEFAULT_BRIDGE]);
   return removed;
 }
