@@ -13,6 +13,7 @@ import type { Endpoints } from "../endpoints";
 import { renderCapacity, renderPlan } from "../scheduling";
 import { parseDuration, parseKindArg, refOf, UsageError } from "./kinds";
 import { describeApp, describeInstance, describeNode, placementSummary } from "./render/describe";
+import { pullProgressBar } from "./render/pull-progress";
 import { columnWidths, formatRow, renderObjects, tableHeaders, tableRow, type TableOptions } from "./render/table";
 
 /** The part of the client the CLI uses. */
@@ -435,6 +436,7 @@ export async function waitForApps(
 /** Why an instance is not running, in a few words. */
 function instanceBlocker(inst: Instance): string {
   const status = inst.status;
+  if (status?.pull) return `${inst.metadata.name} pulling ${status.pull.image} ${pullProgressBar(status.pull)}`;
   const placement = placementSummary(status);
   const state = status?.state ?? "Pending";
   const detail = status?.reason ?? status?.message;
