@@ -161,6 +161,42 @@ export const EgressRule = Type.Object(
 );
 export type EgressRule = Static<typeof EgressRule>;
 
+/** A Linux capability name, with or without CAP_, or ALL. */
+const CapabilityName = Type.String({
+  pattern:
+    "^(ALL|(CAP_)?(CHOWN|DAC_OVERRIDE|DAC_READ_SEARCH|FOWNER|FSETID|KILL|SETGID|SETUID|SETPCAP|LINUX_IMMUTABLE|NET_BIND_SERVICE|NET_BROADCAST|NET_ADMIN|NET_RAW|IPC_LOCK|IPC_OWNER|SYS_MODULE|SYS_RAWIO|SYS_CHROOT|SYS_PTRACE|SYS_PACCT|SYS_ADMIN|SYS_BOOT|SYS_NICE|SYS_RESOURCE|SYS_TIME|SYS_TTY_CONFIG|MKNOD|LEASE|AUDIT_WRITE|AUDIT_CONTROL|SETFCAP|MAC_OVERRIDE|MAC_ADMIN|SYSLOG|WAKE_ALARM|BLOCK_SUSPEND|AUDIT_READ|PERFMON|BPF|CHECKPOINT_RESTORE))$",
+  description: "a Linux capability (NET_ADMIN or CAP_NET_ADMIN) or ALL",
+});
+
+/** How an App's processes run: user, capabilities, seccomp (agent/README.md, Isolation). */
+export const SecuritySpec = Type.Object(
+  {
+    user: Type.Optional(
+      Type.String({
+        pattern: "^[^:\\s]+(:[^:\\s]+)?$",
+        description: "user[:group], names from the root filesystem's /etc/passwd and /etc/group, or numbers",
+      }),
+    ),
+    capabilities: Type.Optional(
+      Type.Object(
+        {
+          add: Type.Optional(Type.Array(CapabilityName, { maxItems: 64 })),
+          drop: Type.Optional(Type.Array(CapabilityName, { maxItems: 64 })),
+        },
+        { additionalProperties: false, description: "changes to Docker's 14 default capabilities" },
+      ),
+    ),
+    seccomp: Type.Optional(
+      Type.Union([Type.Literal("default"), Type.Literal("unconfined")], {
+        description: "default: Docker's default profile semantics; unconfined: no filter",
+      }),
+    ),
+    readOnlyRootFilesystem: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type SecuritySpec = Static<typeof SecuritySpec>;
+
 export const AppSpec = Type.Object(
   {
     rootfs: Type.Optional(
@@ -204,6 +240,7 @@ export const AppSpec = Type.Object(
     priority: Type.Optional(Priority),
     ports: Type.Optional(Type.Array(PortSpec, { maxItems: 32 })),
     egress: Type.Optional(Type.Array(EgressRule, { maxItems: 64 })),
+    security: Type.Optional(SecuritySpec),
   },
   { additionalProperties: false },
 );
@@ -268,6 +305,7 @@ export const InstanceSpec = Type.Object(
     /** The App's ports; a dynamic hostPort is filled in by the scheduler when it binds the instance. */
     ports: Type.Optional(Type.Array(PortSpec)),
     egress: Type.Optional(Type.Array(EgressRule)),
+    security: Type.Optional(SecuritySpec),
   },
   { additionalProperties: false },
 );

@@ -133,6 +133,7 @@ function spec(uid: string, overrides: Partial<InstanceSpec__Output> = {}): Insta
     image: "",
     imagePullSecret: "",
     entrypoint: [],
+    security: null,
     ...overrides,
   };
 }

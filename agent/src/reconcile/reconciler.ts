@@ -454,6 +454,15 @@ export class Reconciler {
       logPath: path.join(this.logDir(), `${spec.uid}.log`),
     };
     if (spec.workingDir) containerSpec.workingDir = spec.workingDir;
+    const sec = spec.security;
+    if (sec) {
+      if (sec.user) containerSpec.user = sec.user;
+      if (sec.capabilitiesAdd.length > 0 || sec.capabilitiesDrop.length > 0) {
+        containerSpec.capabilities = { add: [...sec.capabilitiesAdd], drop: [...sec.capabilitiesDrop] };
+      }
+      if (sec.seccomp === "default" || sec.seccomp === "unconfined") containerSpec.seccomp = sec.seccomp;
+      if (sec.readOnlyRootFilesystem) containerSpec.readonlyRootfs = true;
+    }
     return containerSpec;
   }
 

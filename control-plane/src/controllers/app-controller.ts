@@ -47,6 +47,7 @@ export function instanceTemplate(app: App): Omit<InstanceSpec, "index" | "restar
     // Only when given, so that Apps without them keep their template hash.
     ...(s.ports?.length ? { ports: s.ports.map((p) => ({ ...p, protocol: p.protocol ?? "tcp" })) } : {}),
     ...(s.egress?.length ? { egress: s.egress.map((r) => ({ ...r })) } : {}),
+    ...(s.security !== undefined ? { security: structuredClone(s.security) } : {}),
     ...(s.image ? { image: s.image } : {}),
     ...(s.imagePullSecret ? { imagePullSecret: s.imagePullSecret } : {}),
     ...(s.entrypoint?.length ? { entrypoint: [...s.entrypoint] } : {}),

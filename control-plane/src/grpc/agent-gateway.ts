@@ -105,6 +105,17 @@ export function desiredFor(node: string, instances: readonly Instance[]): Instan
         hostPort: p.hostPort ?? 0,
       })),
       egress: (i.spec.egress ?? []).map(egressOf),
+      ...(i.spec.security !== undefined
+        ? {
+            security: {
+              user: i.spec.security.user ?? "",
+              capabilitiesAdd: i.spec.security.capabilities?.add ?? [],
+              capabilitiesDrop: i.spec.security.capabilities?.drop ?? [],
+              seccomp: i.spec.security.seccomp ?? "",
+              readOnlyRootFilesystem: i.spec.security.readOnlyRootFilesystem ?? false,
+            },
+          }
+        : {}),
       ...(i.spec.image
         ? { image: i.spec.image, imagePullSecret: i.spec.imagePullSecret ?? "", entrypoint: i.spec.entrypoint ?? [] }
         : {}),

@@ -15,6 +15,7 @@ import type { PortMapping as _grove_v1_PortMapping, PortMapping__Output as _grov
 import type { Register as _grove_v1_Register, Register__Output as _grove_v1_Register__Output } from './grove/v1/Register';
 import type { Registered as _grove_v1_Registered, Registered__Output as _grove_v1_Registered__Output } from './grove/v1/Registered';
 import type { Resources as _grove_v1_Resources, Resources__Output as _grove_v1_Resources__Output } from './grove/v1/Resources';
+import type { Security as _grove_v1_Security, Security__Output as _grove_v1_Security__Output } from './grove/v1/Security';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -38,6 +39,7 @@ export interface ProtoGrpcType {
       Register: MessageTypeDefinition<_grove_v1_Register, _grove_v1_Register__Output>
       Registered: MessageTypeDefinition<_grove_v1_Registered, _grove_v1_Registered__Output>
       Resources: MessageTypeDefinition<_grove_v1_Resources, _grove_v1_Resources__Output>
+      Security: MessageTypeDefinition<_grove_v1_Security, _grove_v1_Security__Output>
     }
   }
 }

@@ -3,6 +3,7 @@
 import type { Resources as _grove_v1_Resources, Resources__Output as _grove_v1_Resources__Output } from '../../grove/v1/Resources';
 import type { PortMapping as _grove_v1_PortMapping, PortMapping__Output as _grove_v1_PortMapping__Output } from '../../grove/v1/PortMapping';
 import type { EgressRule as _grove_v1_EgressRule, EgressRule__Output as _grove_v1_EgressRule__Output } from '../../grove/v1/EgressRule';
+import type { Security as _grove_v1_Security, Security__Output as _grove_v1_Security__Output } from '../../grove/v1/Security';
 
 export interface InstanceSpec {
   'uid'?: (string);
@@ -21,6 +22,7 @@ export interface InstanceSpec {
   'image'?: (string);
   'imagePullSecret'?: (string);
   'entrypoint'?: (string)[];
+  'security'?: (_grove_v1_Security | null);
 }
 
 export interface InstanceSpec__Output {
@@ -40,4 +42,5 @@ export interface InstanceSpec__Output {
   'image': (string);
   'imagePullSecret': (string);
   'entrypoint': (string)[];
+  'security': (_grove_v1_Security__Output | null);
 }

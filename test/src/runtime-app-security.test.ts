@@ -1,0 +1,121 @@
+// An App's security settings (user, capabilities, seccomp, read-only root)
+// travel API -> control plane -> agent -> runtime, and the container's
+// process shows them (read from the host's /proc). Real server, etcd, agent.
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { GroveClient, type App, type Instance } from "@grove/api";
+import {
+  REPO_ROOT,
+  startAgent,
+  startServer,
+  tempDir,
+  waitFor,
+  type ServerProcess,
+  type Started,
+} from "./harness/processes";
+
+const NODE = "it-sec-1";
+const CGROUP_PARENT = `grove-it-${process.pid}-sec`;
+
+function app(name: string, spec: Partial<App["spec"]> = {}): App {
+  return {
+    apiVersion: "grove/v1",
+    kind: "App",
+    metadata: { name, namespace: "default" },
+    spec: {
+      rootfs: "busybox",
+      command: ["/bin/sh", "-c", "touch /probe 2>/dev/null; sleep 600"],
+      instances: 1,
+      stopGracePeriodSeconds: 0,
+      ...spec,
+    },
+  };
+}
+
+function status(pid: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of fs.readFileSync(`/proc/${pid}/status`, "utf8").split("\n")) {
+    const m = /^(\w+):\s*(.*)$/.exec(line);
+    if (m) out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
+describe("App security settings reach the container", () => {
+  let dir: string;
+  let server: ServerProcess;
+  let agent: Started;
+  let client: GroveClient;
+
+  beforeAll(async () => {
+    dir = tempDir("grove-it-sec");
+    execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
+    server = await startServer({ dataDir: path.join(dir, "server") });
+    agent = await startAgent({
+      server,
+      nodeName: NODE,
+      stateDir: path.join(dir, "agent"),
+      rootfsDir: path.join(dir, "rootfs"),
+      cgroupParent: CGROUP_PARENT,
+    });
+    client = new GroveClient({ server: server.url, token: server.adminToken });
+    await waitFor("the node to be Ready", async () => {
+      const n = await client.get("Node", NODE);
+      return n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
+    });
+  });
+
+  afterAll(async () => {
+    for (const name of ["hardened", "plain"]) await client?.delete("App", name, "default").catch(() => undefined);
+    await waitFor(
+      "the instances to be gone",
+      async () => (await client.list("Instance", { namespace: "default" })).items.length === 0,
+    ).catch(() => undefined);
+    await agent?.stop();
+    await server?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function running(name: string): Promise<Instance> {
+    return waitFor(`${name} to be Running`, async () => {
+      const list = await client.list("Instance", { namespace: "default" });
+      const i = list.items.find((x) => x.spec.app === name);
+      return i?.status?.state === "Running" && i.status.pid ? i : undefined;
+    });
+  }
+
+  test("user, capabilities, seccomp and a read-only root from the App; defaults without them", async () => {
+    await client.apply(
+      app("hardened", {
+        security: {
+          user: "nobody",
+          capabilities: { drop: ["ALL"], add: ["CAP_NET_BIND_SERVICE"] },
+          seccomp: "unconfined",
+          readOnlyRootFilesystem: true,
+        },
+      }),
+    );
+    await client.apply(app("plain"));
+    const hardened = status((await running("hardened")).status!.pid!);
+    expect(hardened.Uid?.split(/\s+/)[0]).toBe("65534");
+    expect(hardened.CapBnd).toBe("0000000000000400"); // NET_BIND_SERVICE only
+    expect(hardened.CapEff).toBe("0000000000000000"); // not root: none effective
+    expect(hardened.Seccomp).toBe("0");
+    expect(hardened.NoNewPrivs).toBe("1");
+
+    const plain = status((await running("plain")).status!.pid!);
+    expect(plain.Uid?.split(/\s+/)[0]).toBe("0");
+    expect(plain.CapBnd).toBe("00000000a80425fb");
+    expect(plain.Seccomp).toBe("2");
+    // The read-only root refused the write; the default one took it.
+    expect(fs.existsSync(path.join(dir, "rootfs", "busybox", "probe"))).toBe(true);
+  });
+
+  test("an unknown capability is refused at apply with the field path, and nothing is written", async () => {
+    await expect(client.apply(app("badcaps", { security: { capabilities: { add: ["CAP_NOPE"] } } }))).rejects.toThrow(
+      /security\/capabilities\/add\/0|security\.capabilities\.add\[0\]/,
+    );
+    await expect(client.get("App", "badcaps", "default")).rejects.toThrow();
+  });
+});
