@@ -83,6 +83,24 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     registry = await startRegistry(path.join(dir, "registry"), storage);
     await push(layout, "app", registry.address, "test/app:1");
     await push(layout, "app", registry.address, "test/app-docker:1", ["--format", "v2s2"]);
+    // The same image with a User: the process must run as 1000:1000.
+    execFileSync("umoci", [
+      "config",
+      "--image",
+      `${layout}:app`,
+      "--tag",
+      "user",
+      "--config.user",
+      "1000:1000",
+      "--clear=config.cmd",
+      "--config.cmd",
+      "/bin/sh",
+      "--config.cmd",
+      "-c",
+      "--config.cmd",
+      "echo UID=$(id -u) GID=$(id -g) PS=n; exec sleep 600",
+    ]);
+    await push(layout, "user", registry.address, "test/app-user:1");
 
     // Two more registries over the same storage: one verifying Bearer tokens, one Basic.
     tokens = await startTokenServer(dir, "alice", "token-pass");
@@ -285,6 +303,14 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     const out = await logOf(inst.metadata.uid!);
     expect(out).toContain("PS=absent CWD=/tmp");
     await deleteApp("imgdocker");
+  });
+
+  test("the image's User is the user the process runs as", async () => {
+    await client.apply(app("img-user", { image: `${registry.address}/test/app-user:1` }));
+    const inst = await waitState("img-user", "Running");
+    expect(await logOf(inst.metadata.uid!)).toContain("UID=1000 GID=1000");
+    expect(fs.readFileSync(`/proc/${inst.status!.pid}/status`, "utf8")).toMatch(/^Uid:\s+1000\s/m);
+    await deleteApp("img-user");
   });
 
   test("a missing tag ends ImagePullFailed with the registry's reason", async () => {

@@ -44,9 +44,10 @@ describe("mergeRunConfig (docker run semantics)", () => {
     ).toBe("/tmp");
   });
 
-  it("refuses an image with nothing to run and a non-root User", () => {
+  it("refuses an image with nothing to run and passes the image User on", () => {
     expect(() => mergeRunConfig({}, none, "img")).toThrow(/img has no Entrypoint or Cmd, and the App gives no command/);
-    expect(() => mergeRunConfig({ Cmd: ["x"], User: "nobody" }, none, "img")).toThrow(/User "nobody"/);
-    expect(mergeRunConfig({ Cmd: ["x"], User: "0:0" }, none, "img").command).toEqual(["x"]);
+    expect(mergeRunConfig({ Cmd: ["x"], User: "nobody" }, none, "img").user).toBe("nobody");
+    expect(mergeRunConfig({ Cmd: ["x"], User: " 1000:100 " }, none, "img").user).toBe("1000:100");
+    expect(mergeRunConfig({ Cmd: ["x"] }, none, "img").user).toBeUndefined();
   });
 });

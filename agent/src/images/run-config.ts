@@ -3,7 +3,8 @@
 // replaces the image's Entrypoint (and then the image's Cmd is dropped);
 // the App's command replaces the image's Cmd; argv = entrypoint + cmd. Env
 // is the image's, overridden key by key by the App's. The working directory
-// is the App's, else the image's, else "/".
+// is the App's, else the image's, else "/". The image's User is the user
+// to run as unless the App names one (`security.user`), like `docker run --user`.
 import { ImageError } from "./errors";
 import type { ImageRunConfig } from "./types";
 
@@ -20,6 +21,8 @@ export interface MergedRunConfig {
   command: string[];
   env: Record<string, string>;
   workingDir: string;
+  /** The image's User ("name", "uid", optionally ":group"), when it names one. */
+  user?: string;
 }
 
 export function mergeRunConfig(image: ImageRunConfig, app: AppRunSettings, reference: string): MergedRunConfig {
@@ -36,15 +39,8 @@ export function mergeRunConfig(image: ImageRunConfig, app: AppRunSettings, refer
   }
   Object.assign(env, app.env);
   env.PATH ??= DEFAULT_PATH;
-  // The runtime runs every container as root for now (user namespaces and
-  // setuid are issue 3's), so an image that asks for another user is refused
-  // rather than silently run with more privilege than it wanted.
   const user = (image.User ?? "").trim();
-  if (user !== "" && !/^(root|0)(:(root|0))?$/.test(user)) {
-    throw new ImageError(
-      "UNSUPPORTED",
-      `${reference} wants to run as User ${JSON.stringify(user)}; this agent runs containers as root only`,
-    );
-  }
-  return { command, env, workingDir: app.workingDir || image.WorkingDir || "/" };
+  const merged: MergedRunConfig = { command, env, workingDir: app.workingDir || image.WorkingDir || "/" };
+  if (user !== "") merged.user = user;
+  return merged;
 }

@@ -428,7 +428,13 @@ describe("Reconciler with images", () => {
         rootfs: `/images/containers/${id}/rootfs`,
         image: {
           reference,
-          config: { Entrypoint: ["/entry"], Cmd: ["serve"], Env: ["PORT=1", "FROM_IMAGE=yes"], WorkingDir: "/app" },
+          config: {
+            Entrypoint: ["/entry"],
+            Cmd: ["serve"],
+            Env: ["PORT=1", "FROM_IMAGE=yes"],
+            WorkingDir: "/app",
+            User: "www:www",
+          },
         },
       };
     }
@@ -486,6 +492,7 @@ describe("Reconciler with images", () => {
       command: ["/entry", "serve"],
       env: { PORT: "8080", FROM_IMAGE: "yes", PATH: expect.any(String) },
       workingDir: "/app",
+      user: "www:www",
     });
     const pulling = reports.filter((r) => r.reason === "PullingImage");
     expect(pulling.map((r) => r.pull?.layersDone)).toEqual([0, 2]);
@@ -495,6 +502,21 @@ describe("Reconciler with images", () => {
     reconciler.setDesired(desired());
     await settle();
     expect(images.calls.at(-1)).toBe("unmount u1");
+  });
+
+  it("runs as the App's security.user rather than the image's User", async () => {
+    await reconciler.start();
+    const security = {
+      user: "1000",
+      capabilitiesAdd: [],
+      capabilitiesDrop: [],
+      seccomp: "",
+      readOnlyRootFilesystem: false,
+    };
+    const s = spec("u3", { rootfs: "", image: "reg:5000/web:1", command: [], workingDir: "", security });
+    reconciler.setDesired(desired(s));
+    await settle();
+    expect(runtime.started[0]).toMatchObject({ user: "1000" });
   });
 
   it("ends ImagePullFailed with the reason when the pull fails, and starts nothing", async () => {

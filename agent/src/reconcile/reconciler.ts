@@ -555,6 +555,8 @@ export class Reconciler {
       containerSpec.command = merged.command;
       containerSpec.env = merged.env;
       containerSpec.workingDir = merged.workingDir;
+      // The App's security.user wins over the image's User, as `docker run --user` does.
+      if (merged.user && !containerSpec.user) containerSpec.user = merged.user;
       return true;
     } catch (error) {
       this.log.warn({ uid: spec.uid, image: spec.image, err: error }, "image pull failed");
