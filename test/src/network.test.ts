@@ -376,32 +376,42 @@ describe("networking across hosts in network namespaces", () => {
     expect(instanceVeths(h1)).toEqual([]);
   });
 
-  it("writes /etc/hosts and /etc/resolv.conf into an image instance's own root", async () => {
+  it("writes /etc/hosts and /etc/resolv.conf into an image instance's own root and mounts them into a rootfs-directory instance", async () => {
     const layout = `${cluster.dir}/layout`;
     await busyboxLayout(layout, "bb", cluster.dir);
-    await client.apply({
+    const etcApp = (name: string, source: { image: string } | { rootfs: string }): App => ({
       apiVersion: "grove/v1",
       kind: "App",
-      metadata: { name: "etc", namespace: "default" },
+      metadata: { name, namespace: "default" },
       spec: {
-        image: `oci:${layout}:bb`,
+        ...source,
         command: ["/bin/sh", "-c", "cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo END; sleep 1000"],
         instances: 1,
         stopGracePeriodSeconds: 1,
         resources: { cpu: "100m", memory: "32Mi", pids: 32 },
       },
     });
-    const [inst] = await running("etc", 1);
-    const host = cluster.host(inst!.spec.nodeName!);
-    const out = await waitFor("the instance to print its /etc files", async () => {
-      const text = await probeLog(host, inst!);
-      return text.includes("END") ? text : undefined;
-    });
-    expect(out).toContain(`${inst!.status!.ip}\t${inst!.metadata.name}\n`);
-    expect(out).toContain("127.0.0.1\tlocalhost");
-    expect(out).not.toMatch(/nameserver 127\./);
-    await client.delete("App", "etc", "default");
-    await waitFor("the etc instance to go", async () => (await leases(host)).length === 0, 60_000);
+    await client.apply(etcApp("etc", { image: `oci:${layout}:bb` }));
+    await client.apply(etcApp("etcdir", { rootfs: "busybox" }));
+    for (const app of ["etc", "etcdir"]) {
+      const [inst] = await running(app, 1);
+      const host = cluster.host(inst!.spec.nodeName!);
+      const out = await waitFor(`the ${app} instance to print its /etc files`, async () => {
+        const text = await probeLog(host, inst!);
+        return text.includes("END") ? text : undefined;
+      });
+      expect(out).toContain(`${inst!.status!.ip}\t${inst!.metadata.name}\n`);
+      expect(out).toContain("127.0.0.1\tlocalhost");
+      expect(out).not.toMatch(/nameserver 127\./);
+      const etcDir = `${host.stateDir}/network/etc/${inst!.metadata.uid}`;
+      if (app === "etcdir") expect((await fs.readdir(etcDir)).sort()).toEqual(["hosts", "resolv.conf"]);
+      await client.delete("App", app, "default");
+      // Only its own address: the other App's instance may run on the same host.
+      await waitFor(`the ${app} instance to go`, async () => !(await leases(host)).includes(inst!.status!.ip!), 60_000);
+      await waitFor(`the ${app} instance's /etc files to go`, async () => {
+        return (await fs.stat(etcDir).catch(() => undefined)) === undefined;
+      });
+    }
   });
 
   async function leases(host: Host): Promise<string[]> {

@@ -280,6 +280,11 @@ public:
   std::shared_ptr<CgroupRef> cgroup;
   std::string rootfs, cwd, hostname, logPath, netnsPath;
   std::vector<std::string> argv, env;
+  struct Mount {
+    std::string source, destination;
+    bool readonly;
+  };
+  std::vector<Mount> mounts;
 
 protected:
   void Execute() override {
@@ -301,6 +306,10 @@ protected:
     cfg.stdio_fd = -1;
     if (!netnsPath.empty())
       cfg.netns_path = netnsPath.c_str();
+    std::vector<grove_mount_t> mountv;
+    for (auto &m : mounts) mountv.push_back(grove_mount_t{m.source.c_str(), m.destination.c_str(), m.readonly ? 1 : 0});
+    cfg.mounts = mountv.data();
+    cfg.nmounts = mountv.size();
     std::memset(&err_, 0, sizeof(err_));
     failed_ = grove_container_start(&cfg, &container_, &err_) < 0;
     if (!failed_) {
@@ -349,6 +358,28 @@ Napi::Value Start(const Napi::CallbackInfo &info) {
     throw Napi::TypeError::New(env, "argv must not be empty");
   std::vector<std::string> envv = StringArray(env, o.Get("env"), "env");
   std::string rootfs = str("rootfs"), cwd = str("cwd"), hostname = str("hostname"), logPath = str("logPath");
+  std::vector<StartTask::Mount> mounts;
+  {
+    Napi::Value mv = o.Get("mounts");
+    if (!mv.IsUndefined() && !mv.IsNull()) {
+      if (!mv.IsArray())
+        throw Napi::TypeError::New(env, "mounts must be an array");
+      Napi::Array arr = mv.As<Napi::Array>();
+      if (arr.Length() > GROVE_MAX_MOUNTS)
+        throw Napi::TypeError::New(env, "at most " + std::to_string(GROVE_MAX_MOUNTS) + " mounts");
+      for (uint32_t i = 0; i < arr.Length(); i++) {
+        Napi::Value e = arr.Get(i);
+        if (!e.IsObject())
+          throw Napi::TypeError::New(env, "mounts[" + std::to_string(i) + "] must be an object");
+        Napi::Object m = e.As<Napi::Object>();
+        Napi::Value src = m.Get("source"), dst = m.Get("destination");
+        if (!src.IsString() || !dst.IsString())
+          throw Napi::TypeError::New(env, "mounts[" + std::to_string(i) + "]: source and destination must be strings");
+        mounts.push_back(StartTask::Mount{src.As<Napi::String>().Utf8Value(), dst.As<Napi::String>().Utf8Value(),
+                                          m.Get("readonly").ToBoolean().Value()});
+      }
+    }
+  }
 
   auto tsfn = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "grove-waiter", 0, 1);
   auto *task = new StartTask(env, tsfn);
@@ -367,6 +398,7 @@ Napi::Value Start(const Napi::CallbackInfo &info) {
   }
   task->argv = std::move(argv);
   task->env = std::move(envv);
+  task->mounts = std::move(mounts);
   Napi::Promise promise = task->deferred.Promise();
   task->Queue();
   return promise;

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <sys/resource.h>
 
@@ -36,6 +38,9 @@
 #endif
 #ifndef SYS_close_range
 #define SYS_close_range 436
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
 #endif
 
 #ifndef PROC_SUPER_MAGIC
@@ -100,6 +105,9 @@ struct child_args
   const grove_rlimit_t *rlimits;
   size_t nrlimits;
   int readonly_rootfs;
+  const grove_mount_t *mounts;
+  size_t nmounts;
+  int mount_src_dir[GROVE_MAX_MOUNTS]; /* the source is a directory (as the parent saw it) */
   int hold_fd; /* -1, or the read end the init waits on before execve */
   const char *proc_path;
   const char *dev_path;
@@ -211,6 +219,183 @@ child_setup_dev (struct child_args *a)
     child_fail (a, errno, "mkdir", a->mqueue_path);
   if (mount ("mqueue", a->mqueue_path, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     child_fail (a, errno, "mount mqueue on", a->mqueue_path);
+}
+
+/* "/proc/self/fd/N" into buf (async-signal-safe). */
+static void
+fd_path (char *buf, size_t cap, int fd)
+{
+  char digits[16];
+  size_t n = 0, pos = safe_append (buf, 0, cap, "/proc/self/fd/");
+  do
+    digits[n++] = (char) ('0' + fd % 10);
+  while ((fd /= 10) > 0 && n < sizeof (digits));
+  while (n > 0 && pos + 1 < cap)
+    buf[pos++] = digits[--n];
+  buf[pos] = '\0';
+}
+
+/* Opens the directory `rel` (relative to the rootfs, "" for the rootfs itself)
+ * beneath root_fd without leaving it: openat2 RESOLVE_BENEATH refuses absolute
+ * symlinks, ".." and symlinks leading out; without openat2 every symlink is
+ * refused. */
+static int
+child_open_beneath (struct child_args *a, int root_fd, const char *rel, const char *dest)
+{
+  struct open_how how;
+  char comp[256];
+  int fd;
+
+  memset (&how, 0, sizeof (how));
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  fd = (int) syscall (SYS_openat2, root_fd, *rel == '\0' ? "." : rel, &how, sizeof (how));
+  if (fd >= 0)
+    return fd;
+  if (errno == EXDEV || errno == ELOOP)
+    child_fail (a, errno, "mount destination leads out of the rootfs (through a symlink or ..):", dest);
+  if (errno != ENOSYS)
+    child_fail (a, errno, "open the parent directory of mount destination", dest);
+  fd = fcntl (root_fd, F_DUPFD_CLOEXEC, 3);
+  if (fd < 0)
+    child_fail (a, errno, "dup rootfs fd for", dest);
+  while (*rel != '\0')
+    {
+      size_t len = 0;
+      struct stat st;
+      int next;
+      while (*rel == '/')
+        rel++;
+      while (rel[len] != '\0' && rel[len] != '/')
+        len++;
+      if (len == 0)
+        break;
+      if (len >= sizeof (comp))
+        child_fail (a, ENAMETOOLONG, "mount destination", dest);
+      memcpy (comp, rel, len);
+      comp[len] = '\0';
+      rel += len;
+      if (strcmp (comp, ".") == 0)
+        continue;
+      if (strcmp (comp, "..") == 0)
+        child_fail (a, EINVAL, "mount destination has a .. component:", dest);
+      next = openat (fd, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+      if (next < 0)
+        child_fail (a, errno, "open a parent directory of mount destination", dest);
+      if (fstat (next, &st) < 0)
+        child_fail (a, errno, "fstat a parent directory of mount destination", dest);
+      if (S_ISLNK (st.st_mode))
+        child_fail (a, ELOOP, "mount destination has a symlink in its path:", dest);
+      if (!S_ISDIR (st.st_mode))
+        child_fail (a, ENOTDIR, "a parent of mount destination", dest);
+      close (fd);
+      fd = next;
+    }
+  return fd;
+}
+
+/* Before pivot_root: bind-mounts each source onto its destination resolved
+ * inside the rootfs, through /proc/self/fd/N of O_PATH fds so that no path is
+ * resolved twice. (The source is opened here: a bind mount's source must be in
+ * the caller's mount namespace.) */
+static void
+child_bind_mounts (struct child_args *a)
+{
+  int root_fd;
+
+  if (a->nmounts == 0)
+    return;
+  root_fd = open (a->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0)
+    child_fail (a, errno, "open rootfs", a->rootfs);
+  for (size_t i = 0; i < a->nmounts; i++)
+    {
+      const char *dest = a->mounts[i].destination;
+      const char *slash = strrchr (dest, '/');
+      const char *name = slash != NULL ? slash + 1 : dest;
+      char dir[4096], src_path[64], dst_path[64];
+      size_t dlen = slash != NULL ? (size_t) (slash - dest) : 0;
+      int parent, target, source;
+      struct stat st;
+
+      if (*name == '\0' || strcmp (name, ".") == 0 || strcmp (name, "..") == 0)
+        child_fail (a, EINVAL, "mount destination must name a file:", dest);
+      if (dlen >= sizeof (dir))
+        child_fail (a, ENAMETOOLONG, "mount destination", dest);
+      while (dlen > 0 && *dest == '/')
+        {
+          dest++;
+          dlen--;
+        }
+      memcpy (dir, dest, dlen);
+      dir[dlen] = '\0';
+      dest = a->mounts[i].destination;
+      parent = child_open_beneath (a, root_fd, dir, dest);
+      target = openat (parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+      if (target < 0 && errno == ENOENT)
+        {
+          if (a->mount_src_dir[i])
+            {
+              if (mkdirat (parent, name, 0755) < 0 && errno != EEXIST)
+                child_fail (a, errno, "create mount destination", dest);
+            }
+          else
+            {
+              int c = openat (parent, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0644);
+              if (c < 0 && errno != EEXIST)
+                child_fail (a, errno, "create mount destination", dest);
+              if (c >= 0)
+                close (c);
+            }
+          target = openat (parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        }
+      if (target < 0)
+        child_fail (a, errno, "open mount destination", dest);
+      if (fstat (target, &st) < 0)
+        child_fail (a, errno, "fstat mount destination", dest);
+      if (S_ISLNK (st.st_mode))
+        child_fail (a, ELOOP, "mount destination is a symlink:", dest);
+      if (a->mount_src_dir[i] ? !S_ISDIR (st.st_mode) : !S_ISREG (st.st_mode))
+        child_fail (a, a->mount_src_dir[i] ? ENOTDIR : EINVAL,
+                    a->mount_src_dir[i] ? "mount destination is not a directory:"
+                                        : "mount destination is not a regular file:",
+                    dest);
+      source = open (a->mounts[i].source, O_PATH | O_CLOEXEC);
+      if (source < 0)
+        child_fail (a, errno, "open mount source", a->mounts[i].source);
+      if (fstat (source, &st) < 0)
+        child_fail (a, errno, "fstat mount source", a->mounts[i].source);
+      if (a->mount_src_dir[i] ? !S_ISDIR (st.st_mode) : !S_ISREG (st.st_mode))
+        child_fail (a, EINVAL, "mount source changed type:", a->mounts[i].source);
+      fd_path (src_path, sizeof (src_path), source);
+      fd_path (dst_path, sizeof (dst_path), target);
+      if (mount (src_path, dst_path, NULL, MS_BIND, NULL) < 0)
+        child_fail (a, errno, "bind-mount onto", dest);
+      close (source);
+      close (target);
+      if (a->mounts[i].readonly)
+        {
+          /* The fd above names what was mounted over: look the name up again
+           * to reach the new mount, keeping its nosuid/nodev/noexec. */
+          struct statvfs sv;
+          unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY;
+          target = openat (parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+          if (target < 0 || fstatvfs (target, &sv) < 0)
+            child_fail (a, errno, "open mount destination", dest);
+          if (sv.f_flag & ST_NOSUID)
+            flags |= MS_NOSUID;
+          if (sv.f_flag & ST_NODEV)
+            flags |= MS_NODEV;
+          if (sv.f_flag & ST_NOEXEC)
+            flags |= MS_NOEXEC;
+          fd_path (dst_path, sizeof (dst_path), target);
+          if (mount (NULL, dst_path, NULL, flags, NULL) < 0)
+            child_fail (a, errno, "remount read-only", dest);
+          close (target);
+        }
+      close (parent);
+    }
+  close (root_fd);
 }
 
 /* After pivot_root: hide Docker's masked paths, make its read-only ones read-only. */
@@ -350,6 +535,7 @@ child_main (void *arg)
   if (mount ("sysfs", a->sys_path, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     child_fail (a, errno, "mount sysfs on", a->sys_path);
   child_setup_dev (a);
+  child_bind_mounts (a);
 
   if (chdir (a->rootfs) < 0)
     child_fail (a, errno, "chdir", a->rootfs);
@@ -543,6 +729,22 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
   p->a.nrlimits = cfg->nrlimits;
   p->a.readonly_rootfs = cfg->readonly_rootfs;
   p->a.hold_fd = cfg->hold_fd > 0 ? cfg->hold_fd : -1;
+  if (cfg->nmounts > GROVE_MAX_MOUNTS)
+    return grove_error_set (err, EINVAL, "%zu mounts, at most %d", cfg->nmounts, GROVE_MAX_MOUNTS);
+  for (size_t i = 0; i < cfg->nmounts; i++)
+    {
+      const grove_mount_t *m = &cfg->mounts[i];
+      struct stat st;
+      if (m->source == NULL || m->source[0] != '/' || m->destination == NULL || m->destination[0] != '/')
+        return grove_error_set (err, EINVAL, "mount %zu: source and destination must be absolute paths", i);
+      if (stat (m->source, &st) < 0)
+        return grove_error_set (err, errno, "mount source %s", m->source);
+      if (!S_ISREG (st.st_mode) && !S_ISDIR (st.st_mode))
+        return grove_error_set (err, EINVAL, "mount source %s is not a regular file or directory", m->source);
+      p->a.mount_src_dir[i] = S_ISDIR (st.st_mode);
+    }
+  p->a.mounts = cfg->mounts;
+  p->a.nmounts = cfg->nmounts;
   for (size_t i = 0; i < N_DEV; i++)
     if (grove_asprintf (&p->a.dev_targets[i], err, "%s/%s", p->dev_path, dev_nodes[i]) < 0)
       return -1;

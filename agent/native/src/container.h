@@ -18,6 +18,15 @@ typedef struct grove_rlimit_s
   uint64_t soft, hard;
 } grove_rlimit_t;
 
+/* A bind mount of a host file (or directory) onto a path inside the container. */
+typedef struct grove_mount_s
+{
+  const char *source;      /* absolute host path, an existing regular file or directory */
+  const char *destination; /* absolute path inside the container; no symlink may lead out of the rootfs */
+  int readonly;
+} grove_mount_t;
+#define GROVE_MAX_MOUNTS 16
+
 /* Docker's default capabilities: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID
  * SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP. */
 #define GROVE_DEFAULT_CAPS 0xa80425fbULL
@@ -44,6 +53,8 @@ typedef struct grove_container_config_s
   const grove_rlimit_t *rlimits;
   size_t nrlimits;
   int readonly_rootfs;    /* remount the root read-only after pivot_root */
+  const grove_mount_t *mounts; /* bind mounts, made before pivot_root (at most GROVE_MAX_MOUNTS) */
+  size_t nmounts;
   int hold_fd;            /* > 0: the init waits for one byte on this fd before execve (OCI create/start) */
 } grove_container_config_t;
 

@@ -67,6 +67,8 @@ struct config
   size_t nrlimits;
   int hold;
   int readonly_rootfs;
+  grove_mount_t mounts[GROVE_MAX_MOUNTS];
+  size_t nmounts;
 };
 
 struct client
@@ -216,6 +218,17 @@ parse_config (char *buf, size_t len, grove_error_t *err)
         cfg.hold = strcmp (val, "1") == 0;
       else if (strcmp (key, "readonly_rootfs") == 0)
         cfg.readonly_rootfs = strcmp (val, "1") == 0;
+      /* A mount: "mount_src" starts it, "mount_dst" and "mount_ro" follow. */
+      else if (strcmp (key, "mount_src") == 0)
+        {
+          if (cfg.nmounts >= GROVE_MAX_MOUNTS)
+            return grove_error_set (err, EINVAL, "shim config: more than %d mounts", GROVE_MAX_MOUNTS);
+          cfg.mounts[cfg.nmounts++].source = val;
+        }
+      else if (strcmp (key, "mount_dst") == 0 && cfg.nmounts > 0)
+        cfg.mounts[cfg.nmounts - 1].destination = val;
+      else if (strcmp (key, "mount_ro") == 0 && cfg.nmounts > 0)
+        cfg.mounts[cfg.nmounts - 1].readonly = strcmp (val, "1") == 0;
       else if (strcmp (key, "seccomp") == 0)
         cfg.seccomp_unconfined = strcmp (val, "unconfined") == 0;
       else if (strcmp (key, "uid") == 0)
@@ -602,6 +615,8 @@ main (int argc, char **argv)
   cc.rlimits = cfg.rlimits;
   cc.nrlimits = cfg.nrlimits;
   cc.readonly_rootfs = cfg.readonly_rootfs;
+  cc.mounts = cfg.mounts;
+  cc.nmounts = cfg.nmounts;
   if (cfg.hold)
     {
       int hold_fds[2];

@@ -533,3 +533,66 @@ describe("Reconciler with images", () => {
     expect(images.calls.at(-1)).toBe("unmount u2");
   });
 });
+
+describe("Reconciler with networking: /etc files of rootfs-directory instances", () => {
+  let runtime: TestRuntime;
+  let stateDir: string;
+  let reconciler: Reconciler;
+  const calls: string[] = [];
+
+  beforeEach(() => {
+    runtime = new TestRuntime();
+    calls.length = 0;
+    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-reconciler-"));
+    reconciler = new Reconciler({
+      runtime,
+      rootfsDir: "/var/lib/grove/rootfs",
+      stateDir,
+      network: {
+        ready: true,
+        setup: async (req) => {
+          calls.push(`setup ${req.uid}`);
+          return { netnsPath: `/run/netns/${req.uid}`, ip: "10.244.0.7", ports: [] };
+        },
+        teardown: async (uid) => {
+          calls.push(`teardown ${uid}`);
+        },
+        cleanupStale: async () => [],
+      },
+      retryBaseDelayMs: 5,
+      retryMaxDelayMs: 20,
+      resyncIntervalMs: 0,
+    });
+  });
+
+  afterEach(() => {
+    reconciler.close();
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  async function settle(): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    await reconciler.idle();
+  }
+
+  it("writes hosts and resolv.conf into the state directory, mounts them read-only, removes them with the instance", async () => {
+    const stale = path.join(stateDir, "network", "etc", "gone");
+    fs.mkdirSync(stale, { recursive: true });
+    await reconciler.start();
+    expect(fs.existsSync(stale)).toBe(false); // no container adopted it
+    reconciler.setDesired(desired(spec("u1")));
+    await settle();
+    const dir = path.join(stateDir, "network", "etc", "u1");
+    expect(runtime.started[0]?.mounts).toEqual([
+      { source: path.join(dir, "hosts"), destination: "/etc/hosts", readonly: true },
+      { source: path.join(dir, "resolv.conf"), destination: "/etc/resolv.conf", readonly: true },
+    ]);
+    expect(fs.readFileSync(path.join(dir, "hosts"), "utf8")).toContain("10.244.0.7\tweb-u1\n");
+    expect(fs.existsSync(path.join(dir, "resolv.conf"))).toBe(true);
+
+    reconciler.setDesired(desired());
+    await settle();
+    expect(calls).toEqual(["setup u1", "teardown u1"]);
+    expect(fs.existsSync(dir)).toBe(false);
+  });
+});

@@ -16,7 +16,7 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { pino, type Logger } from "pino";
 import type { DesiredInstances__Output, InstanceSpec__Output, InstanceStatus } from "@grove/proto";
-import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec } from "../runtime/types";
+import type { ContainerExit, ContainerHandle, ContainerMount, ContainerRuntime, ContainerSpec } from "../runtime/types";
 import type { EgressRule } from "../network/egress";
 import type { InstanceNetwork, InstanceNetworkRequest } from "../network/manager";
 import { hostsFile, resolvConfFor, writeEtcFiles } from "../network/etc-files";
@@ -154,6 +154,8 @@ export class Reconciler {
     if (this.options.network) {
       const nets = await this.options.network.cleanupStale(new Set(adopted));
       if (nets.length > 0) this.log.info({ instances: nets }, "removed instance networks left by a previous agent run");
+      const etcs = await this.cleanupEtcFiles(new Set(adopted));
+      if (etcs.length > 0) this.log.info({ instances: etcs }, "removed /etc files left by a previous agent run");
     }
     this.started = true;
     const interval = this.options.resyncIntervalMs ?? 30_000;
@@ -328,6 +330,14 @@ export class Reconciler {
           hosts: hostsFile(containerSpec.hostname, network.ip),
           resolvConf: resolvConfFor(hostResolv),
         }).catch((err: unknown) => this.log.warn({ uid, err }, "could not write /etc/hosts and /etc/resolv.conf"));
+      } else {
+        // A root filesystem directory is shared: the files live in the agent's
+        // state and are bind-mounted (read-only) over the rootfs's own.
+        const mounts = await this.writeEtcMounts(uid, containerSpec.hostname, network.ip).catch((err: unknown) => {
+          this.log.warn({ uid, err }, "could not write /etc/hosts and /etc/resolv.conf");
+          return [];
+        });
+        containerSpec.mounts = [...(containerSpec.mounts ?? []), ...mounts];
       }
       const pause = this.options.pauseAfterNetworkMs ?? 0;
       if (pause > 0) {
@@ -580,8 +590,42 @@ export class Reconciler {
   }
 
   /** CNI DEL, egress chain and namespace of an instance; throws to be retried. */
+  /** <stateDir>/network/etc/<uid>: the /etc files of a rootfs-directory instance. */
+  private etcDir(uid?: string): string {
+    const dir = path.join(this.options.stateDir, "network", "etc");
+    if (uid === undefined) return dir;
+    if (!UID_PATTERN.test(uid) || uid === "." || uid === "..")
+      throw new Error(`uid ${JSON.stringify(uid)} is no path name`);
+    return path.join(dir, uid);
+  }
+
+  /** Writes hosts and resolv.conf for an instance and returns their read-only mounts. */
+  private async writeEtcMounts(uid: string, hostname: string, ip: string): Promise<ContainerMount[]> {
+    const dir = this.etcDir(uid);
+    await fs.rm(dir, { recursive: true, force: true });
+    await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+    const hostResolv = await fs.readFile("/etc/resolv.conf", "utf8").catch(() => "");
+    const hosts = path.join(dir, "hosts");
+    const resolv = path.join(dir, "resolv.conf");
+    await fs.writeFile(hosts, hostsFile(hostname, ip), { mode: 0o644 });
+    await fs.writeFile(resolv, resolvConfFor(hostResolv), { mode: 0o644 });
+    return [
+      { source: hosts, destination: "/etc/hosts", readonly: true },
+      { source: resolv, destination: "/etc/resolv.conf", readonly: true },
+    ];
+  }
+
+  /** Removes the /etc files of every instance but those of `keep`; returns their uids. */
+  private async cleanupEtcFiles(keep: ReadonlySet<string>): Promise<string[]> {
+    const uids = await fs.readdir(this.etcDir()).catch(() => [] as string[]);
+    const stale = uids.filter((uid) => !keep.has(uid) && uid !== "." && uid !== "..");
+    for (const uid of stale) await fs.rm(this.etcDir(uid), { recursive: true, force: true });
+    return stale;
+  }
+
   private async teardownNetwork(tracked: TrackedInstance): Promise<void> {
-    if (!tracked.networkUp || !this.options.network) return;
+    if (!this.options.network || !tracked.networkUp) return;
+    await fs.rm(this.etcDir(tracked.uid), { recursive: true, force: true });
     await this.options.network.teardown(tracked.uid);
     tracked.networkUp = false;
   }

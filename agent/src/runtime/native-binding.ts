@@ -26,6 +26,8 @@ export interface NativeStartOptions {
   cgroupParent: string;
   /** Join this network namespace instead of creating one. */
   netnsPath?: string;
+  /** Bind mounts of host files (or directories) onto paths inside the rootfs. */
+  mounts?: { source: string; destination: string; readonly?: boolean }[];
 }
 
 export interface NativeStarted {

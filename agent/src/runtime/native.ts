@@ -266,6 +266,9 @@ export class NativeRuntime implements ContainerRuntime {
       this.cgroupParent,
     ];
     if (spec.netnsPath !== undefined) config.push("netns", spec.netnsPath);
+    for (const m of spec.mounts ?? []) {
+      config.push("mount_src", m.source, "mount_dst", m.destination, "mount_ro", m.readonly === true ? "1" : "0");
+    }
     for (const c of security) config.push(...c);
     for (const arg of spec.command) config.push("arg", arg);
     for (const [k, v] of Object.entries(spec.env)) config.push("env", `${k}=${v}`);

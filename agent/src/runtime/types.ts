@@ -49,6 +49,22 @@ export interface ContainerSpec {
   rlimits?: { type: string; soft: number; hard: number }[];
   /** Remount the root filesystem read-only inside the container. */
   readonlyRootfs?: boolean;
+  /**
+   * Bind mounts of existing host files (or directories) onto absolute paths
+   * inside the container (at most 16). A missing destination is created in
+   * the rootfs; a destination reached through a symlink leading out of the
+   * rootfs, or that is itself a symlink, is refused.
+   */
+  mounts?: ContainerMount[];
+}
+
+export interface ContainerMount {
+  /** Absolute host path of an existing regular file (or directory). */
+  source: string;
+  /** Absolute path inside the container, without "." or ".." components. */
+  destination: string;
+  /** Remount it read-only. */
+  readonly?: boolean;
 }
 
 /** A container's resource usage, as its cgroups count it. -1: not available. */

@@ -74,6 +74,49 @@ describe("validateSpec", () => {
   });
 });
 
+describe("validateSpec mounts", () => {
+  const m = (over: Record<string, unknown> = {}) => ({ source: "/srv/hosts", destination: "/etc/hosts", ...over });
+
+  it("accepts up to 16 well-formed mounts", () => {
+    const mounts = Array.from({ length: 16 }, (_, i) => m({ destination: `/etc/f${i}`, readonly: i % 2 === 0 }));
+    expect(codeOf(() => validateSpec(spec({ mounts }), lax))).toBeUndefined();
+  });
+
+  it.each([
+    ["not an array", "x", /mounts must be an array/],
+    ["17 mounts", Array.from({ length: 17 }, () => m()), /17 mounts, at most 16/],
+    ["a non-object", [null], /mounts\[0\] must be an object/],
+    ["a relative source", [m({ source: "srv/hosts" })], /mounts\[0\]\.source "srv\/hosts" must be an absolute path/],
+    ["a NUL in the source", [m({ source: "/srv/a\0b" })], /NUL/],
+    ["a relative destination", [m(), m({ destination: "etc/hosts" })], /mounts\[1\]\.destination .* absolute/],
+    ["destination /", [m({ destination: "/" })], /must not be \//],
+    ["a .. component", [m({ destination: "/etc/../hosts" })], /"\.\." components/],
+    ["a trailing ..", [m({ destination: "/etc/.." })], /"\.\." components/],
+    ["a . component", [m({ destination: "/etc/./hosts" })], /"\.\." components/],
+    ["a NUL in the destination", [m({ destination: "/etc/a\0b" })], /NUL/],
+    ["a non-boolean readonly", [m({ readonly: "yes" })], /readonly must be a boolean/],
+  ] as [string, unknown, RegExp][])("rejects %s", (_name, mounts, message) => {
+    const s = spec({ mounts: mounts as ContainerSpec["mounts"] });
+    expect(codeOf(() => validateSpec(s, lax))).toBe("INVALID_SPEC");
+    expect(() => validateSpec(s, lax)).toThrow(message);
+  });
+
+  it("checks that each source is an existing regular file when asked", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-validate-"));
+    try {
+      const file = path.join(dir, "hosts");
+      fs.writeFileSync(file, "");
+      const strict = { checkFilesystem: true };
+      const withSource = (source: string) => spec({ rootfs: dir, mounts: [m({ source })] });
+      expect(codeOf(() => validateSpec(withSource(file), strict))).toBeUndefined();
+      expect(() => validateSpec(withSource(path.join(dir, "missing")), strict)).toThrow(/does not exist/);
+      expect(() => validateSpec(withSource(dir), strict)).toThrow(/is not a regular file/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("signalNumber", () => {
   it("maps names and passes numbers", () => {
     expect(signalNumber("SIGTERM")).toBe(15);

@@ -100,6 +100,43 @@ export function validateSpec(spec: ContainerSpec, opts: ValidateOptions): void {
       invalid(`netnsPath ${spec.netnsPath} does not exist`);
     }
   }
+
+  if (spec.mounts !== undefined) validateMounts(spec.mounts, opts);
+}
+
+export const MAX_MOUNTS = 16;
+
+function validateMounts(mounts: unknown, opts: ValidateOptions): void {
+  if (!Array.isArray(mounts)) invalid("mounts must be an array");
+  if (mounts.length > MAX_MOUNTS) invalid(`mounts: ${mounts.length} mounts, at most ${MAX_MOUNTS}`);
+  (mounts as unknown[]).forEach((m, i) => {
+    const what = `mounts[${i}]`;
+    if (m === null || typeof m !== "object") invalid(`${what} must be an object`);
+    const { source, destination, readonly } = m as Record<string, unknown>;
+    if (typeof source !== "string" || !path.isAbsolute(source)) {
+      invalid(`${what}.source ${JSON.stringify(source)} must be an absolute path`);
+    }
+    noNul(`${what}.source`, source);
+    if (typeof destination !== "string" || !destination.startsWith("/")) {
+      invalid(`${what}.destination ${JSON.stringify(destination)} must be an absolute path`);
+    }
+    noNul(`${what}.destination`, destination);
+    const parts = destination.split("/").filter((p) => p !== "");
+    if (parts.length === 0) invalid(`${what}.destination must not be /`);
+    if (parts.some((p) => p === ".." || p === ".")) {
+      invalid(`${what}.destination ${JSON.stringify(destination)} must not have "." or ".." components`);
+    }
+    if (readonly !== undefined && typeof readonly !== "boolean") invalid(`${what}.readonly must be a boolean`);
+    if (opts.checkFilesystem) {
+      let st: fs.Stats;
+      try {
+        st = fs.statSync(source);
+      } catch {
+        invalid(`${what}.source ${source} does not exist`);
+      }
+      if (!st.isFile()) invalid(`${what}.source ${source} is not a regular file`);
+    }
+  });
 }
 
 /** "SIGTERM" | 15 -> 15; throws INVALID_SPEC for unknown names or numbers. */

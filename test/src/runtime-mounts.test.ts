@@ -1,0 +1,142 @@
+// ContainerSpec.mounts: bind mounts of host files into a container, checked
+// from inside containers started by the real runtime (grove-shim, addon, kernel).
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
+import { NativeRuntime, loadNativeBinding, type ContainerSpec } from "@grove/agent";
+
+const MiB = 1024 * 1024;
+const REPO = path.resolve(__dirname, "../..");
+const PARENT = `grove-mnt-${process.pid}`;
+
+let tmp: string;
+let rootfs: string;
+let rt: NativeRuntime;
+let n = 0;
+
+function spec(script: string, over: Partial<ContainerSpec> = {}): ContainerSpec {
+  const id = `m${++n}`;
+  return {
+    id,
+    rootfs,
+    command: ["/bin/sh", "-c", script],
+    env: { PATH: "/bin:/sbin:/usr/bin:/usr/sbin" },
+    hostname: id,
+    resources: { cpuMillis: 500, memoryBytes: 64 * MiB, pids: 32 },
+    logPath: path.join(tmp, `${id}.log`),
+    ...over,
+  };
+}
+
+async function run(script: string, over: Partial<ContainerSpec> = {}): Promise<{ code: number; out: string }> {
+  const s = spec(script, over);
+  const h = await rt.start(s);
+  const exit = await h.exited;
+  await rt.remove(s.id);
+  return { code: exit.exitCode, out: fs.readFileSync(s.logPath, "utf8") };
+}
+
+beforeAll(() => {
+  loadNativeBinding();
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), `grove-mnt-${process.pid}-`));
+  rootfs = path.join(tmp, "rootfs");
+  execFileSync(path.join(REPO, "deploy/make-rootfs.sh"), [rootfs], { stdio: "pipe" });
+  rt = new NativeRuntime({ cgroupParent: PARENT });
+});
+
+afterAll(async () => {
+  for (const h of rt?.list() ?? []) {
+    await rt.stop(h.id, 0);
+    await rt.remove(h.id);
+  }
+  await rt?.removeParentCgroup();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("ContainerSpec.mounts", () => {
+  it("bind-mounts a host file; the container reads it, and writes to it when it is not read-only", async () => {
+    const src = path.join(tmp, "greeting");
+    fs.writeFileSync(src, `hello from ${process.pid}\n`);
+    const { code, out } = await run("cat /etc/greeting && echo changed > /etc/greeting && echo wrote", {
+      mounts: [{ source: src, destination: "/etc/greeting" }],
+    });
+    expect(out).toContain(`hello from ${process.pid}`);
+    expect(out).toContain("wrote");
+    expect(code).toBe(0);
+    // The write went to the host file; the destination created in the rootfs stays empty.
+    expect(fs.readFileSync(src, "utf8")).toBe("changed\n");
+    expect(fs.readFileSync(path.join(rootfs, "etc/greeting"), "utf8")).toBe("");
+  });
+
+  it("enforces readonly: a write fails, the host file is unchanged", async () => {
+    const src = path.join(tmp, "hosts-ro");
+    fs.writeFileSync(src, "10.1.2.3\tmounted-host\n");
+    const { code, out } = await run(
+      "cat /etc/hosts; if echo x >> /etc/hosts; then echo WRITE-OK; else echo WRITE-FAILED; fi; grep ' /etc/hosts ' /proc/self/mounts",
+      { mounts: [{ source: src, destination: "/etc/hosts", readonly: true }] },
+    );
+    expect(code).toBe(0);
+    expect(out).toContain("10.1.2.3\tmounted-host");
+    expect(out).toContain("WRITE-FAILED");
+    expect(out).not.toContain("WRITE-OK");
+    expect(out).toMatch(/Read-only file system/);
+    expect(out).toMatch(/ \/etc\/hosts \S+ ro[ ,]/);
+    expect(fs.readFileSync(src, "utf8")).toBe("10.1.2.3\tmounted-host\n");
+  });
+
+  it("creates a missing destination (and mounts several files)", async () => {
+    const a = path.join(tmp, "a.txt");
+    const b = path.join(tmp, "b.txt");
+    fs.writeFileSync(a, "AAA\n");
+    fs.writeFileSync(b, "BBB\n");
+    const { code, out } = await run("cat /tmp/a.txt /b.txt", {
+      mounts: [
+        { source: a, destination: "/tmp/a.txt", readonly: true },
+        { source: b, destination: "/b.txt", readonly: true },
+      ],
+    });
+    expect(code).toBe(0);
+    expect(out).toBe("AAA\nBBB\n");
+  });
+
+  it("refuses a destination through a symlink leading out of the rootfs; nothing on the host changes", async () => {
+    const evil = path.join(rootfs, "etc/evil");
+    fs.symlinkSync("/etc", evil);
+    const target = `/etc/grove-mnt-${process.pid}`; // what an escape would create on the host
+    const src = path.join(tmp, "payload");
+    fs.writeFileSync(src, "payload\n");
+    const hostsBefore = fs.readFileSync("/etc/hosts", "utf8");
+    try {
+      const s = spec("echo RAN", { mounts: [{ source: src, destination: `/etc/evil/grove-mnt-${process.pid}` }] });
+      await expect(rt.start(s)).rejects.toThrow(/mount destination leads out of the rootfs.*\/etc\/evil/);
+      const s2 = spec("echo RAN", { mounts: [{ source: src, destination: "/etc/evil/hosts" }] });
+      await expect(rt.start(s2)).rejects.toThrow(/mount destination leads out of the rootfs.*\/etc\/evil\/hosts/);
+      // A destination that is itself a symlink is refused too.
+      const s3 = spec("echo RAN", { mounts: [{ source: src, destination: "/etc/evil" }] });
+      await expect(rt.start(s3)).rejects.toThrow(/mount destination is a symlink: \/etc\/evil/);
+      expect(fs.existsSync(target)).toBe(false);
+      expect(fs.readFileSync("/etc/hosts", "utf8")).toBe(hostsBefore);
+      expect(rt.list()).toEqual([]);
+      expect(fs.existsSync(s.logPath) ? fs.readFileSync(s.logPath, "utf8") : "").not.toContain("RAN");
+    } finally {
+      fs.rmSync(evil, { force: true });
+      fs.rmSync(target, { force: true });
+    }
+  });
+
+  it("validates mounts in TypeScript before anything starts", async () => {
+    const src = path.join(tmp, "v");
+    fs.writeFileSync(src, "v\n");
+    await expect(rt.start(spec("true", { mounts: [{ source: "rel", destination: "/x" }] }))).rejects.toThrow(
+      /mounts\[0\]\.source "rel" must be an absolute path/,
+    );
+    await expect(rt.start(spec("true", { mounts: [{ source: tmp, destination: "/x" }] }))).rejects.toThrow(
+      /is not a regular file/,
+    );
+    await expect(rt.start(spec("true", { mounts: [{ source: src, destination: "/etc/../x" }] }))).rejects.toThrow(
+      /must not have "\." or "\.\." components/,
+    );
+  });
+});
