@@ -70,7 +70,11 @@ kill_containers() {
 remove_cgroups() {
   # Leftovers of containers (the agent removes them itself on a clean stop).
   local base dir
-  for base in /sys/fs/cgroup/memory /sys/fs/cgroup/cpu /sys/fs/cgroup/pids /sys/fs/cgroup/unified /sys/fs/cgroup; do
+  # Every hierarchy: each v1 controller (memory, cpu, pids, cpuacct, devices,
+  # freezer, …) and the v2 root or unified mount.
+  for base in /sys/fs/cgroup/*/ /sys/fs/cgroup; do
+    base="${base%/}"
+    [ -f "$base/cgroup.procs" ] || continue
     dir="$base/$CGROUP_PARENT"
     [ -d "$dir" ] || continue
     find "$dir" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true

@@ -342,5 +342,13 @@ async function agentRss(repo: string, tmp: string): Promise<number> {
   } finally {
     await agent?.stop(60_000);
     await server.stop();
+    // The agent removes its cgroups on a clean stop; say so when it did not.
+    const left = ["memory", "cpu", "pids", "cpuacct", "devices", "freezer"].filter((c) =>
+      fs.existsSync(path.join("/sys/fs/cgroup", c, cgroupParent)),
+    );
+    if (left.length > 0) {
+      console.warn(`grove-agent left cgroups under ${cgroupParent} (${left.join(", ")}); removing them`);
+      rmCgroups(cgroupParent);
+    }
   }
 }

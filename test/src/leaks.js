@@ -5,17 +5,25 @@
 const fs = require("node:fs");
 const path = require("node:path");
 
-const CGROUP_ROOTS = [
-  "/sys/fs/cgroup/memory",
-  "/sys/fs/cgroup/cpu",
-  "/sys/fs/cgroup/pids",
-  "/sys/fs/cgroup/unified",
-  "/sys/fs/cgroup",
-];
+// Every cgroup hierarchy on the machine: each v1 controller mount (memory,
+// cpu, pids, cpuacct, devices, freezer, …) and the v2 root or unified mount.
+function cgroupRoots() {
+  const base = "/sys/fs/cgroup";
+  const roots = [base];
+  try {
+    for (const e of fs.readdirSync(base, { withFileTypes: true })) {
+      const dir = path.join(base, e.name);
+      if (e.isDirectory() && fs.existsSync(path.join(dir, "cgroup.procs"))) roots.push(dir);
+    }
+  } catch {
+    /* no cgroupfs */
+  }
+  return roots;
+}
 
 function groveCgroups() {
   const out = [];
-  for (const root of CGROUP_ROOTS) {
+  for (const root of cgroupRoots()) {
     let entries = [];
     try {
       entries = fs.readdirSync(root, { withFileTypes: true });

@@ -320,30 +320,39 @@ v1_kill (const grove_cgroup_t *cg, int sig, int *signalled, grove_error_t *err)
 static int
 v1_remove (const grove_cgroup_t *cg, grove_error_t *err)
 {
+  /* Try every hierarchy even when one refuses, so that one busy controller
+   * does not leave the others behind; report the first failure. */
+  int ret = 0;
   for (size_t i = 0; i < N_ELEMENTS (v1_required) + N_ELEMENTS (v1_optional); i++)
     {
       const char *controller
           = i < N_ELEMENTS (v1_required) ? v1_required[i] : v1_optional[i - N_ELEMENTS (v1_required)];
       cleanup_free char *base = NULL;
       cleanup_free char *dir = NULL;
+      grove_error_t one = { 0 };
 
-      if (grove_asprintf (&base, err, "%s/%s", cg->root, controller) < 0
-          || cgroup_path (&dir, base, cg, 1, err) < 0 || grove_rmdir (dir, err) < 0)
+      if (grove_asprintf (&base, err, "%s/%s", cg->root, controller) < 0 || cgroup_path (&dir, base, cg, 1, err) < 0)
         return -1;
+      if (grove_rmdir (dir, ret < 0 ? &one : err) < 0)
+        ret = -1;
     }
-  return 0;
+  return ret;
 }
 
 static int
 v1_list (const grove_cgroup_t *cg, char ***ids, size_t *count, grove_error_t *err)
 {
+  /* Every hierarchy a container may have a cgroup in: a leftover can be in an
+   * optional one only (a removal that stopped half-way). */
   *ids = NULL;
   *count = 0;
-  for (size_t i = 0; i < N_ELEMENTS (v1_required); i++)
+  for (size_t i = 0; i < N_ELEMENTS (v1_required) + N_ELEMENTS (v1_optional); i++)
     {
+      const char *controller
+          = i < N_ELEMENTS (v1_required) ? v1_required[i] : v1_optional[i - N_ELEMENTS (v1_required)];
       cleanup_free char *base = NULL;
       cleanup_free char *dir = NULL;
-      if (grove_asprintf (&base, err, "%s/%s", cg->root, v1_required[i]) < 0
+      if (grove_asprintf (&base, err, "%s/%s", cg->root, controller) < 0
           || cgroup_path (&dir, base, cg, 0, err) < 0 || list_children (dir, ids, count, err) < 0)
         {
           grove_string_list_free (*ids, *count);
