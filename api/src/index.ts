@@ -8,3 +8,4 @@ export * from "./manifest";
 export * from "./client";
 export * from "./config";
 export * from "./app-source";
+export type { CapacityReport, NodeCapacity, PlannedInstance, PlanResult, PlanUtilization } from "./scheduling";

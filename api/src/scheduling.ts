@@ -1,7 +1,7 @@
 // The scheduling dry runs as the API returns them (POST /v1/plan, GET
 // /v1/capacity), and how the CLI prints them.
 import type { Resources } from "./schemas";
-import { formatBytes } from "./quantity";
+import { formatBytes, formatCpu } from "./quantity";
 
 export interface PlannedInstance {
   namespace: string;
@@ -22,10 +22,12 @@ export interface PlanUtilization {
 
 export interface PlanResult {
   instances: PlannedInstance[];
+  /** Instances that would be stopped (scale down or replaced by a changed template). */
   removed: string[];
   preempted: string[];
   before: PlanUtilization;
   after: PlanUtilization;
+  /** True when every new or changed instance would be placed. */
   fits: boolean;
 }
 
@@ -35,6 +37,7 @@ export interface NodeCapacity {
   allocatable: Resources;
   allocated: Resources;
   free: Resources;
+  /** Instances of the shape that fit in this node's free room (0 when not schedulable). */
   fits?: number;
 }
 
@@ -42,12 +45,13 @@ export interface CapacityReport {
   nodes: NodeCapacity[];
   cluster: { allocatable: Resources; allocated: Resources; free: Resources };
   shape?: Resources;
+  /** Sum over nodes of what fits on each: what `apply` would place now. */
   fits?: number;
+  /** Instances the cluster's free total could hold if it were one node; fits < fitsIfPooled means stranded room. */
   fitsIfPooled?: number;
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-const cpu = (m: number) => (m % 1000 === 0 ? String(m / 1000) : `${m}m`);
 
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
@@ -81,7 +85,7 @@ export function renderPlan(p: PlanResult): string[] {
   out.push(
     "",
     `Utilization: cpu ${pct(p.before.cpu)} -> ${pct(p.after.cpu)}, memory ${pct(p.before.memory)} -> ${pct(p.after.memory)}` +
-      ` (of ${cpu(p.after.allocatable.cpuMillis)} cpu, ${formatBytes(p.after.allocatable.memoryBytes)})`,
+      ` (of ${formatCpu(p.after.allocatable.cpuMillis)} cpu, ${formatBytes(p.after.allocatable.memoryBytes)})`,
   );
   const pending = p.instances.filter((i) => !i.node).length;
   out.push(pending ? `${pending} instance(s) would stay Pending.` : "Everything fits.");
@@ -95,7 +99,7 @@ export function renderCapacity(c: CapacityReport): string[] {
   const row = (name: string, a: Resources, f: Resources, fits?: number, note = "") => {
     const r = [
       name + note,
-      `${cpu(f.cpuMillis)}/${cpu(a.cpuMillis)}`,
+      `${formatCpu(f.cpuMillis)}/${formatCpu(a.cpuMillis)}`,
       `${formatBytes(f.memoryBytes)}/${formatBytes(a.memoryBytes)}`,
       String(f.pids),
     ];
@@ -110,7 +114,7 @@ export function renderCapacity(c: CapacityReport): string[] {
   const out = table(rows);
   if (c.shape) {
     const s = c.shape;
-    const what = `cpu=${cpu(s.cpuMillis)},memory=${formatBytes(s.memoryBytes)}${s.pids ? `,pids=${s.pids}` : ""}`;
+    const what = `cpu=${formatCpu(s.cpuMillis)},memory=${formatBytes(s.memoryBytes)}${s.pids ? `,pids=${s.pids}` : ""}`;
     out.push(
       "",
       `${c.fits} more instance(s) of ${what} fit now` +

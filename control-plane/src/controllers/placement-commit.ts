@@ -4,9 +4,10 @@
 // records, and committing a pass's bindings in etcd transactions small enough
 // for etcd's --max-txn-ops (128 by default), each guarded by the revisions of
 // the nodes and instances it used.
-import type { Instance, Node } from "@grove/api";
+import type { Instance, Node, Resources } from "@grove/api";
 import { Keys, type Store, type TxnCompare, type TxnOp } from "../store/store";
-import type { PlacedInstance, PlacementRequest, Taint } from "../scheduler";
+import { addResources, zeroResources, type PlacedInstance, type PlacementRequest, type Taint } from "../scheduler";
+import { isTerminal } from "./app-controller";
 import type { Informer } from "./informer";
 
 /** etcd's default --max-txn-ops is 128; stay below it. */
@@ -249,4 +250,15 @@ export async function caughtUp<T extends { metadata: { resourceVersion?: string 
     if (rv !== undefined && BigInt(rv) >= want) return;
     await new Promise((r) => setTimeout(r, 2));
   }
+}
+
+/** What every node has allocated: the sum of its bound, unfinished instances (disk included). */
+export function allocations(instances: readonly Instance[]): Map<string, Resources> {
+  const out = new Map<string, Resources>();
+  for (const inst of instances) {
+    const node = inst.spec.nodeName;
+    if (!node || isTerminal(inst)) continue;
+    out.set(node, addResources(out.get(node) ?? zeroResources(), inst.spec.resources));
+  }
+  return out;
 }

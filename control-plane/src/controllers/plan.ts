@@ -2,40 +2,30 @@
 // instance would go, what would be preempted, utilization before and after)
 // and `grove get capacity` (free room per node and how many more instances of
 // a shape fit). Both use the scheduler loop's own inputs and the default profile.
-import type { App, Instance, Node, Resources } from "@grove/api";
+import type { App, Instance, Node, PlannedInstance, PlanResult, PlanUtilization, Resources } from "@grove/api";
 import { normalizeResources, parseBytes, parseCpuMillis, GroveError } from "@grove/api";
 import {
+  addResources,
   capacity,
   defaultProfile,
   placeBatch,
   seededRng,
+  subtractResources,
+  zeroResources,
   type CapacityReport,
   type NodeView,
   type PlacementRequest,
 } from "../scheduler";
 import { instanceTemplate, isTerminal, templateHash, TEMPLATE_HASH_LABEL } from "./app-controller";
 import { nodeIsReady } from "./node-lifecycle";
-import { boundInstances, nodeExtras, requestExtras } from "./placement-commit";
+import { allocations, boundInstances, nodeExtras, requestExtras } from "./placement-commit";
 
-function zero(): Resources {
-  return { cpuMillis: 0, memoryBytes: 0, pids: 0 };
-}
-
-function add(a: Resources, b: Resources, sign = 1): Resources {
-  return {
-    cpuMillis: a.cpuMillis + sign * b.cpuMillis,
-    memoryBytes: a.memoryBytes + sign * b.memoryBytes,
-    pids: a.pids + sign * b.pids,
-  };
-}
+const zero = zeroResources;
+const add = addResources;
 
 /** The scheduler's view of the nodes, from objects (the same as the loop builds). */
 export function nodeViews(nodes: readonly Node[], instances: readonly Instance[]): NodeView[] {
-  const used = new Map<string, Resources>();
-  for (const i of instances) {
-    if (!i.spec.nodeName || isTerminal(i)) continue;
-    used.set(i.spec.nodeName, add(used.get(i.spec.nodeName) ?? zero(), i.spec.resources));
-  }
+  const used = allocations(instances);
   const bound = boundInstances(instances);
   return nodes.map((n) => ({
     name: n.metadata.name,
@@ -83,34 +73,9 @@ export function capacityOf(nodes: readonly Node[], instances: readonly Instance[
   return capacity(nodeViews(nodes, instances), shape);
 }
 
-export interface PlannedInstance {
-  namespace: string;
-  app: string;
-  /** The instance that would be created (or the unbound one that would be placed). */
-  name: string;
-  change: "create" | "replace" | "place";
-  node?: string;
-  reason?: string;
-  victims?: string[];
-}
-
-export interface Utilization {
-  allocatable: Resources;
-  allocated: Resources;
-  cpu: number;
-  memory: number;
-}
-
-export interface PlanResult {
-  instances: PlannedInstance[];
-  /** Instances that would be stopped (scale down or replaced by a changed template). */
-  removed: string[];
-  preempted: string[];
-  before: Utilization;
-  after: Utilization;
-  /** True when every new or changed instance would be placed. */
-  fits: boolean;
-}
+// The plan's shape is the HTTP contract (POST /v1/plan), defined once in @grove/api.
+export type { PlannedInstance, PlanResult } from "@grove/api";
+type Utilization = PlanUtilization;
 
 function utilization(views: readonly NodeView[]): Utilization {
   let allocatable = zero();
@@ -198,7 +163,7 @@ export function planApply(apps: readonly App[], nodes: readonly Node[], instance
       for (const victim of r.victims ?? []) {
         preempted.push(victim);
         const inst = liveById.get(victim);
-        if (inst) v.allocated = add(v.allocated, inst.spec.resources, -1);
+        if (inst) v.allocated = subtractResources(v.allocated, inst.spec.resources);
       }
     }
     if (!p) return; // another App's instance

@@ -7,11 +7,27 @@
 import type { Logger } from "pino";
 import type { Instance, Node, Resources } from "@grove/api";
 import { Keys, type Store, type TxnCompare, type TxnOp } from "../store/store";
-import { defaultProfile, placeBatch, seededRng, type NodeView, type PlacementRequest } from "../scheduler";
+import {
+  addResources as add,
+  defaultProfile,
+  placeBatch,
+  seededRng,
+  zeroResources as zero,
+  type NodeView,
+  type PlacementRequest,
+} from "../scheduler";
 import { Informer, objectKey } from "./informer";
 import { isTerminal } from "./app-controller";
 import { WorkQueue } from "./work-queue";
-import { boundInstances, caughtUp, commitChunked, nodeExtras, preemptionOps, requestExtras } from "./placement-commit";
+import {
+  allocations,
+  boundInstances,
+  caughtUp,
+  commitChunked,
+  nodeExtras,
+  preemptionOps,
+  requestExtras,
+} from "./placement-commit";
 import { nodeIsReady } from "./node-lifecycle";
 import { freePort, type PortRange } from "../network/subnets";
 
@@ -41,14 +57,6 @@ function fixedHostPorts(inst: Instance): number[] {
 
 const PASS_KEY = "pass";
 
-function zero(): Resources {
-  return { cpuMillis: 0, memoryBytes: 0, pids: 0 };
-}
-
-function add(a: Resources, b: Resources): Resources {
-  return { cpuMillis: a.cpuMillis + b.cpuMillis, memoryBytes: a.memoryBytes + b.memoryBytes, pids: a.pids + b.pids };
-}
-
 function sameResources(a: Resources | undefined, b: Resources): boolean {
   return !!a && a.cpuMillis === b.cpuMillis && a.memoryBytes === b.memoryBytes && a.pids === b.pids;
 }
@@ -59,16 +67,7 @@ function stored<T extends { metadata: { resourceVersion?: string } }>(obj: T): T
   return { ...obj, metadata } as T;
 }
 
-/** What every node has allocated: the sum of its bound, unfinished instances. */
-export function allocations(instances: readonly Instance[]): Map<string, Resources> {
-  const out = new Map<string, Resources>();
-  for (const inst of instances) {
-    const node = inst.spec.nodeName;
-    if (!node || isTerminal(inst)) continue;
-    out.set(node, add(out.get(node) ?? zero(), inst.spec.resources));
-  }
-  return out;
-}
+export { allocations } from "./placement-commit";
 
 export class SchedulerController {
   private readonly queue: WorkQueue;

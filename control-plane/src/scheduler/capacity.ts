@@ -1,33 +1,15 @@
 // Capacity: per node and cluster-wide allocatable, allocated and free, and how
 // many more instances of a shape fit right now (stranded capacity made visible).
 
-import type { Resources } from "@grove/api";
+import type { CapacityReport, NodeCapacity, Resources } from "@grove/api";
 import { free, RESOURCE_KEYS } from "./filters";
 import type { NodeView } from "./types";
+import { zeroResources } from "./place";
 
-export interface NodeCapacity {
-  name: string;
-  schedulable: boolean;
-  allocatable: Resources;
-  allocated: Resources;
-  free: Resources;
-  /** Instances of the shape that fit in this node's free room (0 when not schedulable). */
-  fits?: number;
-}
+// The report's shape is the HTTP contract (GET /v1/capacity), defined once in @grove/api.
+export type { CapacityReport, NodeCapacity } from "@grove/api";
 
-export interface CapacityReport {
-  nodes: NodeCapacity[];
-  cluster: { allocatable: Resources; allocated: Resources; free: Resources };
-  shape?: Resources;
-  /** Sum over nodes of what fits on each: what `apply` would place now. */
-  fits?: number;
-  /** Instances the cluster's free total could hold if it were one node; fits < fitsIfPooled means stranded room. */
-  fitsIfPooled?: number;
-}
-
-function zero(): Resources {
-  return { cpuMillis: 0, memoryBytes: 0, pids: 0 };
-}
+const zero = zeroResources;
 
 /** How many instances of `shape` fit in `room` (Infinity when the shape asks for nothing). */
 export function howMany(room: Resources, shape: Resources): number {

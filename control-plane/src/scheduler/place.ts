@@ -259,7 +259,11 @@ export function place(req: PlacementRequest, nodes: readonly NodeView[], profile
   return { nodeName: chosen.node.name, explain };
 }
 
-function subtract(a: Resources, b: Resources): Resources {
+export function zeroResources(): Resources {
+  return { cpuMillis: 0, memoryBytes: 0, pids: 0 };
+}
+
+export function subtractResources(a: Resources, b: Resources): Resources {
   const out: Resources = {
     cpuMillis: a.cpuMillis - b.cpuMillis,
     memoryBytes: a.memoryBytes - b.memoryBytes,
@@ -287,7 +291,7 @@ export function withoutInstances(node: NodeView, victims: readonly PlacedInstanc
   const appCounts = new Map(node.appCounts ?? []);
   let ports: Set<number> | undefined;
   for (const v of victims) {
-    allocated = subtract(allocated, v.resources);
+    allocated = subtractResources(allocated, v.resources);
     appCounts.set(v.appKey, Math.max(0, (appCounts.get(v.appKey) ?? 0) - 1));
     if (v.hostPorts && node.usedHostPorts) {
       ports ??= new Set(node.usedHostPorts);
