@@ -99,22 +99,6 @@ now_ms (void)
   return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int
-write_all (int fd, const char *buf, size_t len)
-{
-  while (len > 0)
-    {
-      ssize_t n = write (fd, buf, len);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return -1;
-      buf += n;
-      len -= (size_t) n;
-    }
-  return 0;
-}
-
 /* Writes <dir>/<name> atomically (tmp + rename). */
 static int
 write_record (const char *name, const char *text)
@@ -126,7 +110,7 @@ write_record (const char *name, const char *text)
   fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0)
     return -1;
-  if (write_all (fd, text, strlen (text)) < 0 || fsync (fd) < 0)
+  if (grove_write_all (fd, text, strlen (text)) < 0 || fsync (fd) < 0)
     {
       close (fd);
       unlink (tmp);
@@ -272,7 +256,7 @@ report_start (int fd, int errnum, pid_t pid, const char *msg)
   r.pid = pid;
   r.shim_pid = getpid ();
   snprintf (r.msg, sizeof (r.msg), "%s", msg != NULL ? msg : "");
-  (void) write_all (fd, (const char *) &r, sizeof (r));
+  (void) grove_write_all (fd, (const char *) &r, sizeof (r));
   close (fd);
 }
 
@@ -319,7 +303,7 @@ log_write (const char *buf, size_t len)
               piece = nl != NULL ? (size_t) (nl - buf) + 1 : (size_t) room;
             }
         }
-      if (log_fd < 0 || write_all (log_fd, buf, piece) < 0)
+      if (log_fd < 0 || grove_write_all (log_fd, buf, piece) < 0)
         return;
       log_size += (long long) piece;
       buf += piece;
@@ -384,7 +368,7 @@ answer (struct client *c, const char *line)
               exited ? "stopped" : hold_w >= 0 ? "created" : "running", started_ms);
   else if (strcmp (line, "start") == 0)
     {
-      int ok = hold_w >= 0 && !exited && write_all (hold_w, "g", 1) == 0;
+      int ok = hold_w >= 0 && !exited && grove_write_all (hold_w, "g", 1) == 0;
       if (hold_w >= 0)
         close (hold_w);
       hold_w = -1;
@@ -421,7 +405,7 @@ answer (struct client *c, const char *line)
     }
   else
     snprintf (out, sizeof (out), "{\"error\":\"unknown request\"}\n");
-  (void) write_all (c->fd, out, strlen (out));
+  (void) grove_write_all (c->fd, out, strlen (out));
 }
 
 static void
@@ -721,7 +705,7 @@ main (int argc, char **argv)
     if (clients[i].fd >= 0)
       {
         if (clients[i].waiting)
-          (void) write_all (clients[i].fd, record, strlen (record));
+          (void) grove_write_all (clients[i].fd, record, strlen (record));
         client_close (&clients[i]);
       }
   unlink (sock_path);

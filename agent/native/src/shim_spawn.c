@@ -22,22 +22,6 @@ high_fd (int fd)
   return high;
 }
 
-static int
-write_all (int fd, const char *buf, size_t len)
-{
-  while (len > 0)
-    {
-      ssize_t n = write (fd, buf, len);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return -1;
-      buf += n;
-      len -= (size_t) n;
-    }
-  return 0;
-}
-
 int
 grove_shim_spawn (const char *shim_path, const char *id, const char *config, size_t config_len,
                   struct grove_shim_report *out, grove_error_t *err)
@@ -84,7 +68,7 @@ grove_shim_spawn (const char *shim_path, const char *id, const char *config, siz
   grove_closep (&cfg_r);
   grove_closep (&st_w);
 
-  rc = write_all (cfg_w, config, config_len);
+  rc = grove_write_all (cfg_w, config, config_len);
   grove_closep (&cfg_w);
   /* The first shim process exits once it has forked the one that stays. */
   while (waitpid (pid, &status, 0) < 0 && errno == EINTR)

@@ -38,4 +38,7 @@ int grove_asprintf (char **out, grove_error_t *err, const char *fmt, ...)
 }
 #endif
 
+/* Writes all of buf to fd, retrying on EINTR and short writes; -1 with errno set on failure. */
+int grove_write_all (int fd, const char *buf, size_t len);
+
 #endif

@@ -404,9 +404,8 @@ export class AgentGateway {
 
   private async onHeartbeat(node: string): Promise<void> {
     const beat: Heartbeat = { time: new Date().toISOString() };
-    const key = Keys.heartbeat(node);
-    const cur = await this.store.get<Heartbeat>(key);
-    await this.store.txn([{ key, modRevision: cur?.modRevision ?? "0" }], [{ type: "put", key, value: beat }]);
+    // One unconditional put: a heartbeat has nothing to compare against.
+    await this.store.txn([], [{ type: "put", key: Keys.heartbeat(node), value: beat }]);
   }
 
   private async onStatus(node: string, report: InstanceStatus__Output): Promise<void> {
