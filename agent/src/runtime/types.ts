@@ -2,6 +2,8 @@
 // runtime core. native.ts implements it over the N-API addon (agent/native);
 // fake.ts implements it in memory for unit tests.
 
+import type { Readable, Writable } from "node:stream";
+
 export interface ContainerResources {
   /** CPU limit in millicores: becomes a CFS quota (and a proportional weight). */
   cpuMillis: number;
@@ -101,6 +103,39 @@ export interface ContainerHandle {
   exited: Promise<ContainerExit>;
 }
 
+/** A command to run inside a running container (`grove exec`). */
+export interface ExecOptions {
+  /** Program and arguments; a program without "/" is looked up in the container's PATH. */
+  command: string[];
+  /** Added to (and overriding) the container's environment. */
+  env?: Record<string, string>;
+  /** Absolute path inside the container; default: the container's working directory. */
+  workingDir?: string;
+  /** "user[:group]" as in ContainerSpec.user; default: the container's user. */
+  user?: string;
+  /** Run on a new pseudo-terminal of the container (stdout then carries both streams). */
+  tty?: boolean;
+  /** Initial terminal size with tty (default 80x24). */
+  cols?: number;
+  rows?: number;
+}
+
+/** A process started by exec: joined the container's namespaces, cgroup and security settings. */
+export interface ExecProcess {
+  /** Host PID of the process. */
+  pid: number;
+  stdin: Writable;
+  stdout: Readable;
+  /** null with a tty (the terminal carries stderr too). */
+  stderr: Readable | null;
+  /** Changes the terminal size (tty only; ignored otherwise). */
+  resize(cols: number, rows: number): void;
+  /** Sends a signal to the process. */
+  kill(signal: NodeJS.Signals | number): void;
+  /** Resolves when the process has exited; exitCode is 128 + signal when a signal ended it. */
+  exited: Promise<{ exitCode: number; signal: number }>;
+}
+
 export type CgroupMode = "v1" | "v2";
 
 export interface ContainerRuntime {
@@ -126,4 +161,10 @@ export interface ContainerRuntime {
    * for runtimes whose containers die with the agent. Call before cleanupStale().
    */
   recover?(): Promise<RecoveredContainer[]>;
+  /** Current resource usage of a container. */
+  stats?(id: string): Promise<ContainerStats>;
+  /** Changes a running container's memory, cpu and pids limits in place. */
+  update?(id: string, resources: ContainerResources): Promise<void>;
+  /** Runs a command inside a running container. */
+  exec?(id: string, opts: ExecOptions): Promise<ExecProcess>;
 }
