@@ -19,6 +19,19 @@ export type { Registered, Registered__Output } from "./generated/grove/v1/Regist
 export type { PortMapping, PortMapping__Output } from "./generated/grove/v1/PortMapping";
 export type { EgressRule, EgressRule__Output } from "./generated/grove/v1/EgressRule";
 export type { ImagePullProgress, ImagePullProgress__Output } from "./generated/grove/v1/ImagePullProgress";
+export type { StreamOpen, StreamOpen__Output } from "./generated/grove/v1/StreamOpen";
+export type { StreamInput, StreamInput__Output } from "./generated/grove/v1/StreamInput";
+export type { StreamCredit, StreamCredit__Output } from "./generated/grove/v1/StreamCredit";
+export type { StreamCancel, StreamCancel__Output } from "./generated/grove/v1/StreamCancel";
+export type { StreamOutput, StreamOutput__Output } from "./generated/grove/v1/StreamOutput";
+export type { StreamEnd, StreamEnd__Output } from "./generated/grove/v1/StreamEnd";
+export type { StreamKind, StreamKind__Output } from "./generated/grove/v1/StreamKind";
+export type { ContainerStats, ContainerStats__Output } from "./generated/grove/v1/ContainerStats";
+export type { LogsOptions, LogsOptions__Output } from "./generated/grove/v1/LogsOptions";
+export type {
+  ExecOptions as ProtoExecOptions,
+  ExecOptions__Output as ProtoExecOptions__Output,
+} from "./generated/grove/v1/ExecOptions";
 export type { AgentServiceClient, AgentServiceHandlers } from "./generated/grove/v1/AgentService";
 
 /** Absolute path of grove.proto inside this package. */

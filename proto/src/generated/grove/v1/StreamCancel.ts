@@ -1,0 +1,10 @@
+// Original file: grove.proto
+
+
+export interface StreamCancel {
+  'streamId'?: (number);
+}
+
+export interface StreamCancel__Output {
+  'streamId': (number);
+}
