@@ -2,6 +2,7 @@
 
 import type { InstanceState as _grove_v1_InstanceState, InstanceState__Output as _grove_v1_InstanceState__Output } from '../../grove/v1/InstanceState';
 import type { PortMapping as _grove_v1_PortMapping, PortMapping__Output as _grove_v1_PortMapping__Output } from '../../grove/v1/PortMapping';
+import type { Resources as _grove_v1_Resources, Resources__Output as _grove_v1_Resources__Output } from '../../grove/v1/Resources';
 import type { ImagePullProgress as _grove_v1_ImagePullProgress, ImagePullProgress__Output as _grove_v1_ImagePullProgress__Output } from '../../grove/v1/ImagePullProgress';
 import type { Long } from '@grpc/proto-loader';
 
@@ -19,6 +20,7 @@ export interface InstanceStatus {
   'finishedAtMs'?: (number | string | Long);
   'ip'?: (string);
   'ports'?: (_grove_v1_PortMapping)[];
+  'appliedResources'?: (_grove_v1_Resources | null);
   'pull'?: (_grove_v1_ImagePullProgress | null);
 }
 
@@ -36,5 +38,6 @@ export interface InstanceStatus__Output {
   'finishedAtMs': (string);
   'ip': (string);
   'ports': (_grove_v1_PortMapping__Output)[];
+  'appliedResources': (_grove_v1_Resources__Output | null);
   'pull': (_grove_v1_ImagePullProgress__Output | null);
 }
