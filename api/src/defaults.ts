@@ -1,11 +1,13 @@
 // Defaults applied to what users leave out of a manifest.
-import type { ResourceRequest, Resources, RestartPolicy } from "./schemas";
+import type { ResourceRequest, Resources, ResourcesUpdatePolicy, RestartPolicy } from "./schemas";
 import { parseBytes, parseCpuMillis } from "./quantity";
 
 export const DEFAULT_NAMESPACE = "default";
 export const DEFAULT_RESOURCES: Resources = { cpuMillis: 100, memoryBytes: 128 * 2 ** 20, pids: 1024 };
 export const DEFAULT_RESTART_POLICY: RestartPolicy = "Always";
 export const DEFAULT_STOP_GRACE_SECONDS = 10;
+/** Resource-only changes resize running instances in place (docs/api.md, "Updates"). */
+export const DEFAULT_RESOURCES_UPDATE_POLICY: ResourcesUpdatePolicy = "InPlace";
 
 /** The normalized resources of a request, defaults filled in. */
 export function normalizeResources(req: ResourceRequest | undefined): Resources {

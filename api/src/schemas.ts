@@ -197,6 +197,18 @@ export const SecuritySpec = Type.Object(
 );
 export type SecuritySpec = Static<typeof SecuritySpec>;
 
+/** How changes to an App reach its running instances (docs/api.md, "Updates"). */
+export const ResourcesUpdatePolicy = Type.Union([Type.Literal("InPlace"), Type.Literal("Replace")], {
+  description:
+    "when only resources (cpu, memory, pids, disk) change: InPlace (default) resizes running instances without a restart when the new size fits on their node; Replace starts new instances",
+});
+export type ResourcesUpdatePolicy = Static<typeof ResourcesUpdatePolicy>;
+export const UpdatePolicy = Type.Object(
+  { resources: Type.Optional(ResourcesUpdatePolicy) },
+  { additionalProperties: false },
+);
+export type UpdatePolicy = Static<typeof UpdatePolicy>;
+
 export const AppSpec = Type.Object(
   {
     rootfs: Type.Optional(
@@ -241,6 +253,7 @@ export const AppSpec = Type.Object(
     ports: Type.Optional(Type.Array(PortSpec, { maxItems: 32 })),
     egress: Type.Optional(Type.Array(EgressRule, { maxItems: 64 })),
     security: Type.Optional(SecuritySpec),
+    updatePolicy: Type.Optional(UpdatePolicy),
   },
   { additionalProperties: false },
 );
@@ -357,6 +370,12 @@ export const InstanceStatus = Type.Object({
   ports: Type.Optional(Type.Array(PublishedPort)),
   /** While the agent pulls the instance's image (state Starting, reason PullingImage). */
   pull: Type.Optional(ImagePullProgress),
+  /**
+   * The cpu, memory and pids limits the running container has, as its agent
+   * reports them: spec.resources once a live resize was applied, the old
+   * limits while it is under way or after it failed (reason ResizeFailed).
+   */
+  appliedResources: Type.Optional(Resources),
 });
 export type InstanceStatus = Static<typeof InstanceStatus>;
 

@@ -103,7 +103,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     let controllers: { stop(): void } | undefined;
     const startControllers = () => {
       controllers?.stop();
-      const appController = new AppController(repo, apps, instances, logger.child({ component: "app-controller" }));
+      const appController = new AppController(
+        repo,
+        apps,
+        instances,
+        nodes,
+        logger.child({ component: "app-controller" }),
+      );
       const scheduler = new SchedulerController(
         store,
         nodes,

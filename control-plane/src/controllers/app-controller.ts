@@ -5,25 +5,58 @@
 // An instance that ended is replaced (same name and index, a new uid,
 // spec.restarts + 1) when the App's restart policy says so, after a crash-loop
 // backoff of min(1 s * 2^restarts, 60 s) counted from when it finished.
+//
+// When the App's template changes, its instances are replaced; but when only
+// its resources changed and spec.updatePolicy.resources is InPlace (the
+// default), a running instance is resized where it is: its spec gets the new
+// resources (same uid, same node) and its agent updates the container's
+// cgroup limits without a restart. The new size must fit on the instance's
+// node (the scheduler library's fit filters over allocations()); the write is
+// guarded by the node's and the instance's revisions and rewrites the node's
+// status.allocated, as a scheduler binding does, so a resize and a binding
+// (or two resizes) cannot over-commit a node. A growth that does not fit
+// replaces that instance instead, and the scheduler places the replacement.
 import { createHash, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import {
   API_VERSION,
+  DEFAULT_RESOURCES_UPDATE_POLICY,
   DEFAULT_RESTART_POLICY,
   DEFAULT_STOP_GRACE_SECONDS,
   GroveError,
   TERMINAL_STATES,
+  formatBytes,
+  formatCpu,
   normalizeResources,
   type App,
   type Instance,
   type InstanceSpec,
+  type Node,
+  type Resources,
 } from "@grove/api";
 import type { Repository } from "../resources/repository";
+import { Keys } from "../store/store";
+import {
+  addResources,
+  cpuFit,
+  diskFit,
+  memoryFit,
+  pidsFit,
+  subtractResources,
+  zeroResources,
+  type Filter,
+  type NodeView,
+  type PlacementRequest,
+} from "../scheduler";
 import { Informer, objectKey } from "./informer";
+import { allocations, caughtUp } from "./placement-commit";
 import { WorkQueue } from "./work-queue";
 
 export const APP_LABEL = "grove.io/app";
+/** Hash of the App's whole instance template: an instance without the current one is outdated. */
 export const TEMPLATE_HASH_LABEL = "grove.io/template-hash";
+/** Hash of the template without its resources: equal while only resources changed (resize in place). */
+export const CONFIG_HASH_LABEL = "grove.io/config-hash";
 const MAX_BACKOFF_MS = 60_000;
 
 export interface Clock {
@@ -56,10 +89,111 @@ export function instanceTemplate(app: App): Omit<InstanceSpec, "index" | "restar
   };
 }
 
+function hashOf(value: unknown): string {
+  return createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 10);
+}
+
+/** Hash of the whole template (unchanged from before resizes existed, so upgrades replace nothing). */
 export function templateHash(app: App): string {
-  const t = instanceTemplate(app);
-  const { appUid: _uid, ...rest } = t;
-  return createHash("sha256").update(JSON.stringify(rest)).digest("hex").slice(0, 10);
+  const { appUid: _uid, ...rest } = instanceTemplate(app);
+  return hashOf(rest);
+}
+
+/** Hash of the template without resources: what a resize in place must leave alone. */
+export function configHash(app: App): string {
+  const { appUid: _uid, resources: _res, ...rest } = instanceTemplate(app);
+  return hashOf(rest);
+}
+
+/** The template labels of an App's instances. */
+export function templateLabels(app: App): Record<string, string> {
+  return { [TEMPLATE_HASH_LABEL]: templateHash(app), [CONFIG_HASH_LABEL]: configHash(app) };
+}
+
+/**
+ * What changed between an instance and its App's template: nothing, only
+ * resources, or more. An instance from before the config hash existed
+ * counts as "other" when anything changed.
+ */
+export function templateChange(inst: Instance, app: App): "none" | "resources" | "other" {
+  const labels = inst.metadata.labels ?? {};
+  if (labels[TEMPLATE_HASH_LABEL] === templateHash(app)) return "none";
+  const config = labels[CONFIG_HASH_LABEL];
+  return config !== undefined && config === configHash(app) ? "resources" : "other";
+}
+
+/** The App's policy for resource-only changes. */
+export function resourcesUpdatePolicy(app: App): "InPlace" | "Replace" {
+  return app.spec.updatePolicy?.resources ?? DEFAULT_RESOURCES_UPDATE_POLICY;
+}
+
+/** "cpu 500m, memory 128Mi, pids 64". */
+export function formatLimits(r: Resources): string {
+  return `cpu ${formatCpu(r.cpuMillis)}, memory ${formatBytes(r.memoryBytes)}, pids ${r.pids}`;
+}
+
+/** Whether two sizes differ in what the agent enforces (cpu, memory, pids; disk is only scheduled). */
+export function limitsDiffer(a: Resources, b: Resources): boolean {
+  return a.cpuMillis !== b.cpuMillis || a.memoryBytes !== b.memoryBytes || a.pids !== b.pids;
+}
+
+const RESIZE_FILTERS: readonly Filter[] = [cpuFit, memoryFit, pidsFit, diskFit];
+
+/**
+ * Whether a bound instance can grow (or shrink) from `from` to `to` on its
+ * node, given what the node has allocated (`allocated` includes `from`). A
+ * dimension that does not grow always fits, even on an over-committed node;
+ * the others go through the scheduler library's fit filters. On success,
+ * the node's allocation afterwards.
+ */
+export function resizeFits(
+  node: Node,
+  allocated: Resources,
+  from: Resources,
+  to: Resources,
+): { fits: true; allocated: Resources } | { fits: false; reason: string } {
+  const others = subtractResources(allocated, from);
+  const allocatable = node.status?.allocatable ?? zeroResources();
+  // Dimensions that do not grow are left out of the check (0 on both sides).
+  const grows = (k: "cpuMillis" | "memoryBytes" | "pids" | "diskBytes") => (to[k] ?? 0) > (from[k] ?? 0);
+  const view: NodeView = {
+    name: node.metadata.name,
+    ready: true,
+    unschedulable: false,
+    allocatable,
+    allocated: {
+      cpuMillis: grows("cpuMillis") ? others.cpuMillis : 0,
+      memoryBytes: grows("memoryBytes") ? others.memoryBytes : 0,
+      pids: grows("pids") ? others.pids : 0,
+      ...(others.diskBytes !== undefined ? { diskBytes: grows("diskBytes") ? others.diskBytes : 0 } : {}),
+    },
+    labels: node.metadata.labels ?? {},
+  };
+  const req: PlacementRequest = {
+    id: "resize",
+    app: "resize",
+    namespace: "resize",
+    resources: {
+      cpuMillis: grows("cpuMillis") ? to.cpuMillis : 0,
+      memoryBytes: grows("memoryBytes") ? to.memoryBytes : 0,
+      pids: grows("pids") ? to.pids : 0,
+      ...(to.diskBytes !== undefined ? { diskBytes: grows("diskBytes") ? to.diskBytes : 0 } : {}),
+    },
+  };
+  const reasons: string[] = [];
+  for (const f of RESIZE_FILTERS) {
+    if (f.applies && !f.applies(req)) continue;
+    const v = f.check(req, view);
+    if (!v.fit) reasons.push(v.reason ? `${v.reason.subject}: ${v.reason.message}` : f.name);
+  }
+  if (reasons.length > 0) return { fits: false, reason: reasons.join(", ") };
+  return { fits: true, allocated: addResources(others, to) };
+}
+
+/** Strips the server-filled resourceVersion before an object is written. */
+function stored<T extends { metadata: { resourceVersion?: string } }>(obj: T): T {
+  const { resourceVersion: _rv, ...metadata } = obj.metadata;
+  return { ...obj, metadata } as T;
 }
 
 export function isTerminal(inst: Instance): boolean {
@@ -97,7 +231,7 @@ export function newInstance(app: App, index: number, restarts: number, now: numb
       name: `${app.metadata.name}-${index}`,
       namespace: ns,
       uid: randomUUID(),
-      labels: { [APP_LABEL]: app.metadata.name, [TEMPLATE_HASH_LABEL]: templateHash(app) },
+      labels: { [APP_LABEL]: app.metadata.name, ...templateLabels(app) },
       creationTimestamp: new Date(now).toISOString(),
     },
     spec: { ...instanceTemplate(app), index, restarts },
@@ -112,6 +246,8 @@ export class AppController {
     private readonly repo: Repository,
     private readonly apps: Informer<App>,
     private readonly instances: Informer<Instance>,
+    /** The nodes, for the fit check of a resize in place. */
+    private readonly nodes: Informer<Node>,
     private readonly logger: Logger,
     private readonly clock: Clock = { now: () => Date.now() },
   ) {
@@ -160,7 +296,6 @@ export class AppController {
     }
 
     const want = app.spec.instances;
-    const hash = templateHash(app);
     const now = this.clock.now();
     const byIndex = new Map<number, Instance>();
     for (const inst of mine) {
@@ -177,8 +312,15 @@ export class AppController {
         await this.repo.create(newInstance(app, index, 0, now));
         continue;
       }
-      const outdated = inst.metadata.labels?.[TEMPLATE_HASH_LABEL] !== hash;
-      if (outdated) {
+      const change = templateChange(inst, app);
+      if (change === "resources" && resourcesUpdatePolicy(app) === "InPlace" && !isTerminal(inst)) {
+        // Only the resources changed: resize where it runs, if it fits there.
+        const refused = await this.resizeInPlace(inst, app);
+        if (refused === undefined) continue;
+        await this.replace(inst, app, inst.spec.restarts, now, refused);
+        continue;
+      }
+      if (change !== "none") {
         // The App's template changed: replace the instance with the new one.
         await this.replace(inst, app, inst.spec.restarts, now);
         continue;
@@ -196,12 +338,76 @@ export class AppController {
     await this.updateAppStatus(app, this.instancesOf(ns, name));
   }
 
-  private async replace(old: Instance, app: App, restarts: number, now: number): Promise<void> {
+  /**
+   * Gives a live instance the App's new resources in place (same uid, same
+   * node). Returns undefined when done, or why it cannot be (the caller then
+   * replaces the instance). Throws to retry when the node or the instance
+   * changed under it.
+   */
+  private async resizeInPlace(inst: Instance, app: App): Promise<string | undefined> {
+    const from = inst.spec.resources;
+    const to = instanceTemplate(app).resources;
+    const key = Keys.object("instances", inst.metadata.namespace, inst.metadata.name);
+    const running = inst.status?.state === "Running" || inst.status?.state === "Starting";
+    const next: Instance = {
+      ...inst,
+      metadata: { ...inst.metadata, labels: { ...inst.metadata.labels, ...templateLabels(app) } },
+      spec: { ...inst.spec, resources: to },
+      ...(inst.status && running && limitsDiffer(from, to)
+        ? {
+            status: {
+              ...inst.status,
+              reason: "Resizing",
+              message: `resizing in place from ${formatLimits(from)} to ${formatLimits(to)}`,
+            },
+          }
+        : {}),
+    };
+    const compares = [{ key, modRevision: inst.metadata.resourceVersion ?? "0" }];
+    const ops: Array<{ type: "put"; key: string; value: unknown }> = [{ type: "put", key, value: stored(next) }];
+    const nodeName = inst.spec.nodeName;
+    let nodeKey: string | undefined;
+    if (nodeName) {
+      // Bound: the new size must fit on the node, and the node's allocation
+      // is rewritten under its revision, as the scheduler's bindings are.
+      const node = this.nodes.get(nodeName);
+      if (!node) return `its node ${nodeName} is gone`;
+      const allocated = allocations(this.instances.list()).get(nodeName) ?? zeroResources();
+      const fit = resizeFits(node, allocated, from, to);
+      if (!fit.fits) return `${formatLimits(to)} does not fit on node ${nodeName} (${fit.reason})`;
+      nodeKey = Keys.object("nodes", undefined, nodeName);
+      compares.push({ key: nodeKey, modRevision: node.metadata.resourceVersion ?? "0" });
+      ops.push({
+        type: "put",
+        key: nodeKey,
+        value: stored({ ...node, status: { ...node.status, allocated: fit.allocated } }),
+      });
+    }
+    const r = await this.repo.store.txn(compares, ops);
+    if (!r.succeeded) throw new Error(`${objectKey(inst)} or its node changed while resizing it in place; retrying`);
+    this.logger.info(
+      { instance: objectKey(inst), uid: inst.metadata.uid, node: nodeName, from, to },
+      "resized instance in place",
+    );
+    // The next decision (another instance on the same node) plans on what this one wrote.
+    await caughtUp(this.instances, objectKey(inst), r.revision);
+    if (nodeName) await caughtUp(this.nodes, nodeName, r.revision);
+    return undefined;
+  }
+
+  private async replace(old: Instance, app: App, restarts: number, now: number, why?: string): Promise<void> {
     const next = newInstance(app, old.spec.index, restarts, now);
     next.metadata.resourceVersion = old.metadata.resourceVersion;
+    if (why !== undefined) {
+      next.status = {
+        state: "Pending",
+        reason: "Unscheduled",
+        message: `waiting for the scheduler: replaces ${old.metadata.uid ?? old.metadata.name}, not resized in place: ${why}`,
+      };
+    }
     this.logger.info(
-      { instance: objectKey(old), oldUid: old.metadata.uid, restarts, state: old.status?.state },
-      "replacing instance",
+      { instance: objectKey(old), oldUid: old.metadata.uid, restarts, state: old.status?.state, why },
+      why !== undefined ? "replacing instance: cannot resize it in place" : "replacing instance",
     );
     await this.repo.replace(next);
   }

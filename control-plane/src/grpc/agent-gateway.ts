@@ -142,6 +142,14 @@ export function applyReport(
   };
   if (report.pid) next.pid = report.pid;
   if (report.ip) next.ip = report.ip;
+  // The limits the running container has (a live resize changes them).
+  if (report.appliedResources) {
+    next.appliedResources = {
+      cpuMillis: Number(report.appliedResources.cpuMillis),
+      memoryBytes: Number(report.appliedResources.memoryBytes),
+      pids: Number(report.appliedResources.pids),
+    };
+  }
   // Image pull progress lives only as long as the pull.
   if (report.pull) {
     next.pull = {
@@ -178,11 +186,17 @@ export function applyReport(
     cur.reason === next.reason &&
     cur.message === next.message &&
     cur.exitCode === next.exitCode &&
-    cur.ip === next.ip
+    cur.ip === next.ip &&
+    sameLimits(cur.appliedResources, next.appliedResources)
   ) {
     return undefined;
   }
   return next;
+}
+
+function sameLimits(a: ApiInstanceStatus["appliedResources"], b: ApiInstanceStatus["appliedResources"]): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.cpuMillis === b.cpuMillis && a.memoryBytes === b.memoryBytes && a.pids === b.pids;
 }
 
 export class AgentGateway {
