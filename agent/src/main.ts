@@ -13,6 +13,7 @@ import { ImageService, loadImageConfig } from "./images";
 import { imageCommand } from "./images/cli";
 import { NativeRuntime } from "./runtime";
 import { DEFAULT_PLUGIN_DIRS, NetworkManager } from "./network";
+import { SubStreamServer } from "./streams/sub-streams";
 
 export interface AgentConfig {
   /** The image store (default <stateDir>/images). */
@@ -230,7 +231,15 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     onStatus: (status) => connection?.reportStatus(status),
   });
   const version = agentVersion();
+  // grove logs / exec / stats over the Connect stream.
+  const streams = new SubStreamServer({
+    runtime,
+    logDir: path.join(config.stateDir, "logs"),
+    instances: () => reconciler.statuses(),
+    logger: log.child({ component: "streams" }),
+  });
   connection = new ControlPlaneConnection({
+    streams,
     address: config.server,
     token: config.token,
     reconciler,

@@ -20,6 +20,7 @@ import {
   type NodeInfo,
   type Registered__Output,
 } from "@grove/proto";
+import type { StreamOutlet } from "../streams/sub-streams";
 
 /** What the connection needs from the reconciler. */
 export interface DesiredStateSink {
@@ -47,6 +48,19 @@ export interface ControlPlaneConnectionOptions {
   reconnectMaxDelayMs?: number;
   random?: () => number;
   channelOptions?: grpc.ChannelOptions;
+  /**
+   * Serves the sub-streams (logs, exec, stats) the control plane opens on the
+   * Connect stream: attached once a stream is registered, detached (every
+   * sub-stream cancelled) when it ends.
+   */
+  streams?: SubStreamHost;
+}
+
+/** What the connection needs from the sub-stream server (streams/sub-streams.ts). */
+export interface SubStreamHost {
+  attach(outlet: StreamOutlet): void;
+  detach(): void;
+  handle(message: ControlMessage__Output): boolean;
 }
 
 type Session = {
@@ -55,6 +69,8 @@ type Session = {
   heartbeat?: NodeJS.Timeout;
   registered: boolean;
   ended: boolean;
+  /** Called once when the session ends (pending sub-stream writes give up). */
+  onEnd: Set<() => void>;
 };
 
 const DEFAULT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
@@ -130,7 +146,7 @@ export class ControlPlaneConnection {
     const metadata = new grpc.Metadata();
     metadata.set(AGENT_TOKEN_METADATA, this.options.token);
     const call = this.client.Connect(metadata);
-    const session: Session = { id: ++this.sessionCounter, call, registered: false, ended: false };
+    const session: Session = { id: ++this.sessionCounter, call, registered: false, ended: false, onEnd: new Set() };
     this.session = session;
 
     call.on("data", (message: ControlMessage__Output) => this.onMessage(session, message));
@@ -166,6 +182,7 @@ export class ControlPlaneConnection {
       session.heartbeat = setInterval(() => {
         if (!session.ended) session.call.write({ heartbeat: { sentAtMs: Date.now() } });
       }, interval);
+      this.options.streams?.attach(this.outletOf(session));
       this.log.info(
         { address: this.options.address, nodeName: message.registered.nodeName, heartbeatIntervalMs: interval },
         "registered with the control plane",
@@ -176,13 +193,42 @@ export class ControlPlaneConnection {
         "desired instances received",
       );
       this.options.reconciler.setDesired(message.desired);
+    } else if (session.registered) {
+      this.options.streams?.handle(message);
     }
+  }
+
+  /**
+   * Writes sub-stream messages to this session's call, waiting for its write
+   * buffer to drain when it is full, so output never piles up ahead of
+   * heartbeats and status reports.
+   */
+  private outletOf(session: Session): StreamOutlet {
+    return {
+      write: (message) =>
+        new Promise<void>((resolve, reject) => {
+          if (session.ended) return reject(new Error("the control plane stream has ended"));
+          if (session.call.write(message)) return resolve();
+          const done = (error?: Error) => {
+            session.call.off("drain", onDrain);
+            session.onEnd.delete(onEnd);
+            if (error) reject(error);
+            else resolve();
+          };
+          const onDrain = () => done();
+          const onEnd = () => done(new Error("the control plane stream has ended"));
+          session.call.on("drain", onDrain);
+          session.onEnd.add(onEnd);
+        }),
+    };
   }
 
   private endSession(session: Session, reason: string): void {
     if (session.ended) return;
     session.ended = true;
     if (session.heartbeat) clearInterval(session.heartbeat);
+    if (session.registered) this.options.streams?.detach();
+    for (const f of [...session.onEnd]) f();
     if (this.session === session) this.session = undefined;
     if (!this.running) return;
     // Make sure our half is closed too, whichever side failed.

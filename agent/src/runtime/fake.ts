@@ -1,8 +1,19 @@
 // FakeRuntime: an in-memory ContainerRuntime for unit tests of the reconciler.
 // Containers "run" until a test ends them (exit(), oom()) or they are killed;
 // every call is recorded so tests can assert what the reconciler did.
+import { spawn } from "node:child_process";
+import { PassThrough } from "node:stream";
 import { RuntimeError } from "./errors";
-import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec, CgroupMode } from "./types";
+import type {
+  ContainerExit,
+  ContainerHandle,
+  ContainerRuntime,
+  ContainerSpec,
+  ContainerStats,
+  CgroupMode,
+  ExecOptions,
+  ExecProcess,
+} from "./types";
 import { signalNumber, validateId, validateSpec } from "./validate";
 
 const SIGKILL = 9;
@@ -13,7 +24,8 @@ export type FakeCall =
   | { op: "kill"; id: string; signal: number }
   | { op: "stop"; id: string; graceSeconds: number }
   | { op: "remove"; id: string }
-  | { op: "cleanupStale"; ids: string[] };
+  | { op: "cleanupStale"; ids: string[] }
+  | { op: "exec"; id: string; command: string[] };
 
 export interface FakeRuntimeOptions {
   cgroupMode?: CgroupMode;
@@ -44,6 +56,7 @@ export class FakeRuntime implements ContainerRuntime {
   private stale: string[];
   private nextPid: number;
   private readonly startFailures: Error[] = [];
+  private readonly stats_ = new Map<string, ContainerStats>();
 
   constructor(opts: FakeRuntimeOptions = {}) {
     this.cgroupMode = opts.cgroupMode ?? "v2";
@@ -149,6 +162,69 @@ export class FakeRuntime implements ContainerRuntime {
     this.stale = [];
     this.calls.push({ op: "cleanupStale", ids });
     return ids;
+  }
+
+  /** Stats stats() answers for a container (default: zeros). */
+  setStats(id: string, stats: ContainerStats): void {
+    this.stats_.set(id, stats);
+  }
+
+  async stats(id: string): Promise<ContainerStats> {
+    const c = this.mustGet(id);
+    if (c.exit !== undefined) throw new RuntimeError("CONTAINER_NOT_FOUND", `container ${id} is not running`);
+    return this.stats_.get(id) ?? { cpuUsageNs: 0, memoryBytes: 0, memoryPeakBytes: 0, pids: 1, oomKills: 0 };
+  }
+
+  /**
+   * FOR UNIT TESTS ONLY: runs the command as a plain child process on the
+   * host (no namespaces, no cgroup, no security settings); with tty, stderr
+   * is merged into stdout, there is no terminal.
+   */
+  async exec(id: string, opts: ExecOptions): Promise<ExecProcess> {
+    const c = this.mustGet(id);
+    if (c.exit !== undefined) throw new RuntimeError("CONTAINER_NOT_FOUND", `container ${id} is not running`);
+    this.calls.push({ op: "exec", id, command: [...opts.command] });
+    const [file, ...args] = opts.command;
+    if (file === undefined) throw new RuntimeError("INVALID_SPEC", "exec: command must not be empty");
+    const child = spawn(file, args, {
+      env: { ...process.env, ...opts.env },
+      ...(opts.workingDir ? { cwd: opts.workingDir } : {}),
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once("spawn", () => resolve(child.pid ?? 0));
+      child.once("error", (err) => reject(new RuntimeError("START_FAILED", `exec ${file}: ${err.message}`)));
+    });
+    const exited = new Promise<{ exitCode: number; signal: number }>((resolve) =>
+      child.once("exit", (code, signal) => {
+        const sig = signal ? signalNumber(signal) : 0;
+        resolve({ exitCode: code ?? 128 + sig, signal: sig });
+      }),
+    );
+    let stdout = child.stdout;
+    let stderr: ExecProcess["stderr"] = child.stderr;
+    if (opts.tty) {
+      const merged = new PassThrough();
+      let open = 2;
+      const end = () => {
+        if (--open === 0) merged.end();
+      };
+      child.stdout.on("data", (d: Buffer) => merged.write(d)).once("end", end);
+      child.stderr.on("data", (d: Buffer) => merged.write(d)).once("end", end);
+      stdout = merged as unknown as typeof child.stdout;
+      stderr = null;
+    }
+    return {
+      pid,
+      stdin: child.stdin,
+      stdout,
+      stderr,
+      resize: () => undefined,
+      kill: (signal) => {
+        child.kill(signal);
+      },
+      exited,
+    };
   }
 
   private mustGet(id: string): Internal {
