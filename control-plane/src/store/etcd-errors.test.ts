@@ -1,6 +1,12 @@
 import { GroveError } from "@grove/api";
-import { GRPCDeadlineExceededError, GRPCUnavailableError, EtcdError } from "etcd3";
-import { conflict, isConnectivityError, mapEtcdError } from "./etcd-errors";
+import {
+  GRPCDeadlineExceededError,
+  GRPCOutOfRangeError,
+  GRPCResourceExhastedError,
+  GRPCUnavailableError,
+  EtcdError,
+} from "etcd3";
+import { conflict, isConnectivityError, isMessageTooLarge, mapEtcdError } from "./etcd-errors";
 
 const endpoints = ["http://127.0.0.1:2379"];
 
@@ -26,6 +32,29 @@ describe("mapEtcdError", () => {
     const err = new EtcdError("etcdserver: mvcc: database space exceeded");
     expect(isConnectivityError(err)).toBe(false);
     expect(mapEtcdError(err, endpoints).code).toBe("Internal");
+  });
+
+  test("a compacted or future revision is Gone (410)", () => {
+    const compacted = mapEtcdError(
+      new GRPCOutOfRangeError("11 OUT_OF_RANGE: etcdserver: mvcc: required revision has been compacted"),
+      endpoints,
+    );
+    expect(compacted.code).toBe("Gone");
+    expect(compacted.status).toBe(410);
+    expect(compacted.message).toMatch(/compacted/);
+    const future = mapEtcdError(
+      new GRPCOutOfRangeError("11 OUT_OF_RANGE: etcdserver: mvcc: required revision is a future revision"),
+      endpoints,
+    );
+    expect(future.code).toBe("Gone");
+  });
+
+  test("a response over the client's message limit is recognised (a smaller page will do)", () => {
+    const err = new GRPCResourceExhastedError(
+      "8 RESOURCE_EXHAUSTED: Received message larger than max (5242880 vs 4194304)",
+    );
+    expect(isMessageTooLarge(err)).toBe(true);
+    expect(isMessageTooLarge(new GRPCUnavailableError("14 UNAVAILABLE"))).toBe(false);
   });
 
   test("GroveErrors pass through", () => {

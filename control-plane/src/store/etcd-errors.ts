@@ -55,7 +55,24 @@ export function mapEtcdError(err: unknown, endpoints: readonly string[]): GroveE
   if (err instanceof GroveError) return err;
   const detail = err instanceof Error ? err.message : String(err);
   if (isConnectivityError(err)) return storeUnavailable(endpoints, detail);
+  if (/required revision has been compacted/.test(detail)) {
+    return new GroveError("Gone", `the requested revision has been compacted (${detail})`);
+  }
+  if (/required revision is a future revision/.test(detail)) {
+    return new GroveError("Gone", `the requested revision is newer than the store's (${detail})`);
+  }
   return new GroveError("Internal", `etcd request failed: ${detail}`);
+}
+
+/**
+ * True when a response was larger than the client accepts (gRPC
+ * RESOURCE_EXHAUSTED, "Received message larger than max"): the page was too
+ * big and a smaller one will do.
+ */
+export function isMessageTooLarge(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  return code === 8 || /message larger than max|RESOURCE_EXHAUSTED/i.test(err.message);
 }
 
 export function storeUnavailable(endpoints: readonly string[], detail: string): GroveError {

@@ -8,10 +8,19 @@
 //   and a write whose outcome is unknown is not silently replayed.
 // - Watches own their resume revision (see watch-resume.ts) and relist when
 //   etcd drops them (compaction).
+// - Lists are read in pages (range with a limit, continuing from the last key
+//   + "\0"), every page at the revision of the first, so a list of any size is
+//   one consistent snapshot and no etcd response grows past the gRPC message
+//   limit (4 MiB by default in the client). Pages hold at most `listPageLimit`
+//   objects and shrink when objects are large (`listPageBytes`), or when a
+//   response was still too large for the client.
 
 import { Etcd3, type IOptions, type IKeyValue, type IRequestOp, type ICompare, type IWatchResponse } from "etcd3";
+import { GroveError } from "@grove/api";
 import type {
   KeyValue,
+  ListPage,
+  ListPageOptions,
   ListResult,
   Store,
   TxnCompare,
@@ -21,8 +30,16 @@ import type {
   WatchEvent,
   WatchHandlers,
 } from "./store";
-import { Keys } from "./store";
-import { alreadyExists, conflict, isConnectivityError, mapEtcdError, notFound, storeUnavailable } from "./etcd-errors";
+import { Keys, checkListPageOptions } from "./store";
+import {
+  alreadyExists,
+  conflict,
+  isConnectivityError,
+  isMessageTooLarge,
+  mapEtcdError,
+  notFound,
+  storeUnavailable,
+} from "./etcd-errors";
 import { ResumeTracker, backoffDelay, parseRevision } from "./watch-resume";
 
 /** The subset of a pino logger the store uses. */
@@ -42,8 +59,27 @@ export interface EtcdStoreOptions {
   /** Watch re-establishment backoff: first delay and cap (ms). Defaults 100 and 5000. */
   watchBackoffBaseMs?: number;
   watchBackoffMaxMs?: number;
+  /** The most objects one etcd range (one list page) returns. Default 500. */
+  listPageLimit?: number;
+  /**
+   * Roughly how many bytes one list page should carry: once a page shows the
+   * average object size, the next holds about this many bytes. Default 2 MiB.
+   */
+  listPageBytes?: number;
+  /**
+   * The largest gRPC message the client accepts (grpc-js defaults to 4 MiB).
+   * Default 16 MiB. Only headroom for single large objects and txn answers:
+   * lists stay small because they are paged, not because of this.
+   */
+  maxReceiveMessageBytes?: number;
+  /** How many times list() starts again when its revision is compacted mid-list. Default 5. */
+  listRestarts?: number;
   logger?: StoreLogger;
 }
+
+export const DEFAULT_LIST_PAGE_LIMIT = 500;
+export const DEFAULT_LIST_PAGE_BYTES = 2 * 1024 * 1024;
+export const DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 const silentLogger: StoreLogger = { info() {}, warn() {}, error() {} };
 
@@ -154,6 +190,7 @@ export class EtcdStore implements Store {
         "grpc.keepalive_timeout_ms": opts.keepaliveTimeoutMs ?? 5_000,
         // etcd's enforcement policy refuses pings without an active stream.
         "grpc.keepalive_permit_without_calls": 0,
+        "grpc.max_receive_message_length": opts.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
       },
       faultHandling: { global: runOncePolicy(), host: () => runOncePolicy(), watchBackoff: shortConstantBackoff() },
     });
@@ -178,10 +215,83 @@ export class EtcdStore implements Store {
   }
 
   async list<T>(prefix: string): Promise<ListResult<T>> {
-    const res = await this.call(`list ${prefix}`, () =>
-      this.client.kv.range({ key: enc(prefix), range_end: prefixRangeEnd(prefix) }),
-    );
-    return { items: res.kvs.map((kv) => toKeyValue<T>(kv)), revision: String(res.header.revision) };
+    const restarts = this.opts.listRestarts ?? 5;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const page = await this.listPage<T>(prefix);
+        return { items: page.items, revision: page.revision };
+      } catch (err) {
+        if (!(err instanceof GroveError) || err.code !== "Gone" || attempt >= restarts) throw err;
+        // etcd compacted the revision of the first page before we read the
+        // last: the pages read so far are no snapshot any more. Start again
+        // at the current revision.
+        this.log.warn(
+          { prefix, attempt: attempt + 1, err: err.message },
+          "list revision compacted between pages; listing again",
+        );
+      }
+    }
+  }
+
+  async listPage<T>(prefix: string, opts: ListPageOptions = {}): Promise<ListPage<T>> {
+    checkListPageOptions(prefix, opts);
+    const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+    const startKey = opts.startKey ?? prefix;
+    const pageLimit = Math.max(1, this.opts.listPageLimit ?? DEFAULT_LIST_PAGE_LIMIT);
+    const pageBytes = Math.max(1, this.opts.listPageBytes ?? DEFAULT_LIST_PAGE_BYTES);
+    const end = prefixRangeEnd(prefix);
+    let start = enc(startKey);
+    let revision = opts.revision !== undefined && BigInt(opts.revision) > 0n ? opts.revision : undefined;
+    const items: KeyValue<T>[] = [];
+    let chunk = pageLimit;
+    let remaining = 0;
+    let more = true;
+    while (more && items.length < limit) {
+      const want = Math.min(chunk, limit - items.length);
+      let res;
+      try {
+        res = await this.range(prefix, start, end, want, revision);
+      } catch (err) {
+        if (want > 1 && isMessageTooLarge(err)) {
+          chunk = Math.ceil(want / 2); // one page of unusually large objects: halve it and read again
+          this.log.warn({ prefix, limit: want }, "list page larger than the gRPC message limit; halving the page");
+          continue;
+        }
+        throw err;
+      }
+      revision ??= String(res.header.revision);
+      let bytes = 0;
+      for (const kv of res.kvs) {
+        bytes += kv.key.length + kv.value.length;
+        items.push(toKeyValue<T>(kv));
+      }
+      more = res.more && res.kvs.length > 0;
+      remaining = more ? Number(res.count) - res.kvs.length : 0;
+      if (res.kvs.length > 0) {
+        start = Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])]);
+        chunk = Math.max(1, Math.min(pageLimit, Math.floor(pageBytes / Math.max(1, bytes / res.kvs.length))));
+      }
+    }
+    return {
+      items,
+      revision: revision!,
+      remaining,
+      ...(more ? { nextKey: start.toString("utf8") } : {}),
+    };
+  }
+
+  /** One etcd range: [start, end) at `revision` (current when undefined), at most `limit` keys. */
+  private async range(prefix: string, start: Buffer, end: Buffer, limit: number, revision: string | undefined) {
+    if (this.closed) throw storeUnavailable(this.endpoints, "the store client is closed");
+    try {
+      return await this.client.kv.range({ key: start, range_end: end, limit, revision: revision ?? 0 });
+    } catch (err) {
+      if (isMessageTooLarge(err)) throw err;
+      const mapped = mapEtcdError(err, this.endpoints);
+      if (mapped.code === "Internal") mapped.message = `list ${prefix}: ${mapped.message}`;
+      if (mapped.code === "Gone") mapped.message = `list ${prefix} at revision ${revision}: ${mapped.message}`;
+      throw mapped;
+    }
   }
 
   async create<T>(key: string, value: T): Promise<string> {
@@ -246,7 +356,11 @@ export class EtcdStore implements Store {
     let from = fromRevision;
     if (parseRevision(fromRevision) === 0n) {
       // "From now": pin it to a concrete revision so the resume revision is ours from the start.
-      from = (parseRevision((await this.list(prefix)).revision) + 1n).toString();
+      // One key, no values: the header carries the current revision, whatever the prefix holds.
+      const res = await this.call(`revision of ${prefix}`, () =>
+        this.client.kv.range({ key: enc(prefix), limit: 1, keys_only: true }),
+      );
+      from = (parseRevision(String(res.header.revision)) + 1n).toString();
     }
     const watch = new EtcdWatch<T>(prefix, from, handlers, {
       openWatcher: (startRevision) =>

@@ -208,3 +208,89 @@ describe("MemoryStore", () => {
     await expectCode(s.list("/"), "StoreUnavailable");
   });
 });
+
+describe("MemoryStore.listPage", () => {
+  const key = (i: number) => `/p/${String(i).padStart(3, "0")}`;
+  async function fill(s: MemoryStore, n: number): Promise<void> {
+    for (let i = 0; i < n; i++) await s.create(key(i), { i });
+  }
+  /** Follows nextKey at the first page's revision, as the HTTP continue token does. */
+  async function pages(s: MemoryStore, limit: number, between?: () => Promise<void>) {
+    const first = await s.listPage<{ i: number }>("/p/", { limit });
+    const all = [...first.items];
+    const counts = [first.items.length];
+    let next = first.nextKey;
+    while (next !== undefined) {
+      await between?.();
+      const page = await s.listPage<{ i: number }>("/p/", { limit, startKey: next, revision: first.revision });
+      expect(page.revision).toBe(first.revision);
+      all.push(...page.items);
+      counts.push(page.items.length);
+      next = page.nextKey;
+    }
+    return { revision: first.revision, all, counts };
+  }
+
+  it("pages in key order with nextKey and remaining, and the last page has no nextKey", async () => {
+    const s = new MemoryStore();
+    await s.create("/other", 1);
+    await fill(s, 25);
+    const first = await s.listPage("/p/", { limit: 10 });
+    expect(first.items.map((kv) => kv.key)).toEqual([...Array(10).keys()].map(key));
+    expect(first.remaining).toBe(15);
+    expect(first.nextKey).toBe(`${key(9)}\u0000`);
+    const { all, counts } = await pages(s, 10);
+    expect(counts).toEqual([10, 10, 5]);
+    expect(all.map((kv) => kv.value.i)).toEqual([...Array(25).keys()]);
+    const whole = await s.listPage("/p/");
+    expect(whole.items).toHaveLength(25);
+    expect(whole.nextKey).toBeUndefined();
+    expect(whole.remaining).toBe(0);
+    expect((await s.listPage("/p/", { limit: 25 })).nextKey).toBeUndefined();
+  });
+
+  it("reads later pages at the first page's revision: writes in between do not show or tear the list", async () => {
+    const s = new MemoryStore();
+    await fill(s, 30);
+    let step = 0;
+    const { revision, all } = await pages(s, 7, async () => {
+      step++;
+      await s.create(`/p/${String(step).padStart(3, "0")}a`, { i: -1 }); // sorts inside the pages still to come
+      const last = (await s.get<{ i: number }>(key(29)))!;
+      await s.update(key(29), { i: 1000 + step }, last.modRevision);
+      await s.delete(key(20 + step));
+    });
+    expect(all.map((kv) => kv.key)).toEqual([...Array(30).keys()].map(key));
+    expect(all.every((kv) => kv.value.i >= 0 && kv.value.i < 30)).toBe(true);
+    expect(Number(revision)).toBeLessThan(Number(s.revision));
+    // The current list sees the writes.
+    const now = await s.list<{ i: number }>("/p/");
+    expect(now.items.find((kv) => kv.key === key(29))!.value.i).toBe(1000 + step);
+    expect(now.items).toHaveLength(30);
+  });
+
+  it("a compacted revision is Gone; list() itself always reads the current revision", async () => {
+    const s = new MemoryStore();
+    await fill(s, 10);
+    const first = await s.listPage("/p/", { limit: 4 });
+    await s.update(key(0), { i: 0 }, first.items[0]!.modRevision);
+    s.compact(s.revision);
+    await expectCode(s.listPage("/p/", { limit: 4, startKey: first.nextKey, revision: first.revision }), "Gone");
+    await expectCode(s.listPage("/p/", { revision: String(Number(s.revision) + 5) }), "Gone");
+    expect((await s.list("/p/")).items).toHaveLength(10);
+    // The history limit compacts too.
+    const small = new MemoryStore({ historyLimit: 5 });
+    await small.create("/p/a", 1);
+    const old = small.revision;
+    for (let i = 0; i < 10; i++) await small.create(`/p/b${i}`, i);
+    await expectCode(small.listPage("/p/", { revision: old }), "Gone");
+  });
+
+  it("refuses a bad limit, a start key outside the prefix and a malformed revision", async () => {
+    const s = new MemoryStore();
+    await expectCode(s.listPage("/p/", { limit: 0 }), "BadRequest");
+    await expectCode(s.listPage("/p/", { limit: 1.5 }), "BadRequest");
+    await expectCode(s.listPage("/p/", { startKey: "/q/a" }), "BadRequest");
+    await expectCode(s.listPage("/p/", { revision: "abc" }), "BadRequest");
+  });
+});

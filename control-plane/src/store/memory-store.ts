@@ -6,9 +6,14 @@
 // Compaction is simulated: the store keeps a bounded history of events, and a
 // watch asked to start at a revision older than that history relists through
 // `onRelist`, exactly as EtcdStore does when etcd reports the revision compacted.
+// Lists can read any revision still in that history (each event remembers the
+// entry it replaced), so paged lists are snapshots as with etcd.
 import { GroveError } from "@grove/api";
+import { checkListPageOptions } from "./store";
 import type {
   KeyValue,
+  ListPage,
+  ListPageOptions,
   ListResult,
   Store,
   TxnCompare,
@@ -30,9 +35,10 @@ interface Entry {
   createRevision: number;
 }
 
+/** `prev` is the entry the event replaced (none for a create): reading an older revision restores it. */
 type StoredEvent =
-  | { type: "put"; key: string; value: unknown; modRevision: number; created: boolean }
-  | { type: "delete"; key: string; prevValue: unknown; modRevision: number };
+  | { type: "put"; key: string; value: unknown; modRevision: number; created: boolean; prev?: Entry }
+  | { type: "delete"; key: string; prevValue: unknown; modRevision: number; prev: Entry };
 
 const DEFAULT_HISTORY_LIMIT = 10_000;
 
@@ -87,8 +93,29 @@ export class MemoryStore implements Store {
   }
 
   async list<T>(prefix: string): Promise<ListResult<T>> {
+    const page = await this.listPage<T>(prefix);
+    return { items: page.items, revision: page.revision };
+  }
+
+  async listPage<T>(prefix: string, opts: ListPageOptions = {}): Promise<ListPage<T>> {
     this.check();
-    return { items: this.snapshot<T>(prefix), revision: String(this.rev) };
+    checkListPageOptions(prefix, opts);
+    const asked = opts.revision !== undefined ? Number(opts.revision) : 0;
+    const at = asked > 0 ? asked : this.rev;
+    if (at < this.compactedRev) {
+      throw new GroveError("Gone", `revision ${at} has been compacted (compacted up to ${this.compactedRev})`);
+    }
+    if (at > this.rev) throw new GroveError("Gone", `revision ${at} is newer than the store's (${this.rev})`);
+    const startKey = opts.startKey ?? prefix;
+    const all = this.snapshot<T>(prefix, at).filter((kv) => kv.key >= startKey);
+    const items = all.slice(0, opts.limit ?? all.length);
+    const more = items.length < all.length;
+    return {
+      items,
+      revision: String(at),
+      remaining: all.length - items.length,
+      ...(more ? { nextKey: `${items[items.length - 1]!.key}\u0000` } : {}),
+    };
   }
 
   async create<T>(key: string, value: T): Promise<string> {
@@ -170,9 +197,18 @@ export class MemoryStore implements Store {
     if (this.unavailable) throw this.unavailable;
   }
 
-  private snapshot<T>(prefix: string): KeyValue<T>[] {
-    return [...this.data.entries()]
-      .filter(([k]) => k.startsWith(prefix))
+  /** The keys under the prefix as they were at `revision` (default: now), sorted. */
+  private snapshot<T>(prefix: string, revision = this.rev): KeyValue<T>[] {
+    const view = new Map<string, Entry>([...this.data.entries()].filter(([k]) => k.startsWith(prefix)));
+    // Undo the events after `revision`, newest first (the history holds all of
+    // them: a revision below the compacted one was refused).
+    for (let i = this.history.length - 1; i >= 0 && this.history[i]!.modRevision > revision; i--) {
+      const ev = this.history[i]!;
+      if (!ev.key.startsWith(prefix)) continue;
+      if (ev.prev) view.set(ev.key, ev.prev);
+      else view.delete(ev.key);
+    }
+    return [...view.entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([key, e]) => ({ key, value: clone(e.value) as T, modRevision: String(e.modRevision) }));
   }
@@ -186,10 +222,10 @@ export class MemoryStore implements Store {
       if (op.type === "put") {
         const value = clone(op.value);
         this.data.set(op.key, { value, modRevision: next, createRevision: prev?.createRevision ?? next });
-        events.push({ type: "put", key: op.key, value, modRevision: next, created: !prev });
+        events.push({ type: "put", key: op.key, value, modRevision: next, created: !prev, prev });
       } else if (prev) {
         this.data.delete(op.key);
-        events.push({ type: "delete", key: op.key, prevValue: prev.value, modRevision: next });
+        events.push({ type: "delete", key: op.key, prevValue: prev.value, modRevision: next, prev });
       }
     }
     if (events.length === 0) return this.rev;

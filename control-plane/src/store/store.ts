@@ -5,6 +5,8 @@
 // Revisions are etcd revisions as decimal strings (they are 64-bit). An object's
 // resourceVersion is the mod revision of its key.
 
+import { GroveError } from "@grove/api";
+
 export interface KeyValue<T> {
   key: string;
   value: T;
@@ -16,6 +18,50 @@ export interface ListResult<T> {
   items: KeyValue<T>[];
   /** The store revision the list was read at; watch from revision + 1. */
   revision: string;
+}
+
+export interface ListPageOptions {
+  /**
+   * The most items to return (default: all of them). The store still reads
+   * them from etcd in pages of its own size, so a large limit never becomes
+   * one large etcd response.
+   */
+  limit?: number;
+  /** The first key to return (inclusive); it must lie under the prefix. Default: the prefix itself. */
+  startKey?: string;
+  /**
+   * Read at this store revision, a consistent snapshot (continuing an
+   * earlier page). Default: the current revision. Throws GroveError Gone when
+   * the revision has been compacted.
+   */
+  revision?: string;
+}
+
+export interface ListPage<T> extends ListResult<T> {
+  /** Where the next page starts (pass it as startKey, with this revision) when more items remain. */
+  nextKey?: string;
+  /** How many items under the prefix remain after this page, at `revision`. */
+  remaining: number;
+}
+
+/**
+ * Checks ListPageOptions the same way for every Store: a positive integer
+ * limit, a start key under the prefix, a decimal revision ("0" = current).
+ */
+export function checkListPageOptions(prefix: string, opts: ListPageOptions): void {
+  const { limit, startKey, revision } = opts;
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1) && limit !== Number.POSITIVE_INFINITY) {
+    throw new GroveError("BadRequest", `list limit must be a positive integer, got ${limit}`);
+  }
+  if (startKey !== undefined && !startKey.startsWith(prefix)) {
+    throw new GroveError("BadRequest", `list start key ${JSON.stringify(startKey)} is not under ${prefix}`);
+  }
+  if (revision !== undefined && !/^\d+$/.test(revision)) {
+    throw new GroveError(
+      "BadRequest",
+      `list revision must be a decimal store revision, got ${JSON.stringify(revision)}`,
+    );
+  }
 }
 
 export type WatchEvent<T> =
@@ -55,7 +101,14 @@ export interface TxnResult {
 
 export interface Store {
   get<T>(key: string): Promise<KeyValue<T> | undefined>;
+  /**
+   * Every key under the prefix, in key order, at one revision. Read in pages
+   * (see listPage) so any number of objects fits; when the revision is
+   * compacted between two pages the list starts again at the current one.
+   */
   list<T>(prefix: string): Promise<ListResult<T>>;
+  /** One page of the keys under the prefix, at one revision (see ListPageOptions). */
+  listPage<T>(prefix: string, opts?: ListPageOptions): Promise<ListPage<T>>;
   /** Creates the key; throws GroveError AlreadyExists when it exists. Returns the new mod revision. */
   create<T>(key: string, value: T): Promise<string>;
   /**
