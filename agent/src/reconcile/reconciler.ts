@@ -8,6 +8,16 @@
 // never runs two syncs of the same uid at once, so a uid is never started
 // and stopped concurrently.
 //
+// A running instance whose desired resources differ from the limits its
+// container has (a resize in place: same uid, new resources) gets them
+// through runtime.update() without a restart; the applied limits are
+// reported in InstanceStatus.applied_resources and recorded by the runtime,
+// so an agent restart knows them. When the kernel refuses (a memory limit
+// below what the container uses, on cgroup v1) the instance keeps running
+// with its old limits, reported RUNNING with reason ResizeFailed and the
+// kernel's message; the same resize is tried again only after
+// resizeRetryDelayMs (at a periodic resync), not in a hot loop.
+//
 // Instances that finished (exited, failed, OOM-killed, failed to start) are
 // remembered by uid and never started again: replacing them is the control
 // plane's decision. Their last status stays in statuses() (and so in every
@@ -16,7 +26,14 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { pino, type Logger } from "pino";
 import type { DesiredInstances__Output, InstanceSpec__Output, InstanceStatus } from "@grove/proto";
-import type { ContainerExit, ContainerHandle, ContainerMount, ContainerRuntime, ContainerSpec } from "../runtime/types";
+import type {
+  ContainerExit,
+  ContainerHandle,
+  ContainerMount,
+  ContainerResources,
+  ContainerRuntime,
+  ContainerSpec,
+} from "../runtime/types";
 import type { EgressRule } from "../network/egress";
 import type { InstanceNetwork, InstanceNetworkRequest } from "../network/manager";
 import { hostsFile, resolvConfFor, writeEtcFiles } from "../network/etc-files";
@@ -42,6 +59,10 @@ export const StatusReason = {
   PullingImage: "PullingImage",
   /** The image could not be pulled, verified, unpacked or mounted; the message says why. */
   ImagePullFailed: "ImagePullFailed",
+  /** A running instance got new limits in place (state RUNNING). */
+  Resized: "Resized",
+  /** The runtime or kernel refused new limits; the instance runs on with the old ones (state RUNNING). */
+  ResizeFailed: "ResizeFailed",
 } as const;
 
 /** What the reconciler needs from instance networking (agent/src/network). */
@@ -78,6 +99,8 @@ export interface ReconcilerOptions {
   images?: InstanceImages;
   /** Least time between two pull-progress reports of one instance (default 1000 ms). */
   pullProgressIntervalMs?: number;
+  /** A refused resize is tried again (at a resync) no sooner than this (default 60 s). */
+  resizeRetryDelayMs?: number;
 }
 
 /** What the reconciler knows about one instance it started (or refused to start). */
@@ -100,6 +123,10 @@ interface TrackedInstance {
   networkUp?: boolean;
   /** Its image root may be mounted and is not yet released. */
   imageMounted?: boolean;
+  /** The cpu, memory and pids limits its container has (set once it runs). */
+  applied?: ContainerResources;
+  /** The last refused resize: its target and when, so it is not retried in a hot loop. */
+  resizeFailure?: { target: string; atMs: number };
 }
 
 /** Container annotations the reconciler reads back after an agent restart. */
@@ -235,6 +262,7 @@ export class Reconciler {
       // finished stays finished (only its leftovers are removed).
       if (!tracked) return this.startInstance(spec);
       if (tracked.finished && !tracked.removed) await this.removeContainer(tracked);
+      else if (!tracked.finished && tracked.handle && !tracked.stopRequested) await this.resize(tracked, spec);
       return;
     }
 
@@ -373,12 +401,14 @@ export class Reconciler {
     }
 
     tracked.handle = handle;
+    tracked.applied = { ...containerSpec.resources };
     this.report(tracked, {
       ...base,
       state: "RUNNING",
       pid: handle.pid,
       startedAtMs: handle.startedAt.getTime(),
       ...(network ? { ip: network.ip, ports: network.ports } : {}),
+      appliedResources: { ...containerSpec.resources },
     });
     handle.exited.then(
       (exit) => {
@@ -400,7 +430,7 @@ export class Reconciler {
   private async adopt(): Promise<string[]> {
     if (this.runtime.recover === undefined) return [];
     const uids: string[] = [];
-    for (const { handle, annotations } of await this.runtime.recover()) {
+    for (const { handle, annotations, resources } of await this.runtime.recover()) {
       const raw = annotations[INSTANCE_ANNOTATION];
       if (raw === undefined) continue; // not started by a reconciler: sync() stops it as unknown
       let spec: InstanceSpec__Output;
@@ -413,6 +443,9 @@ export class Reconciler {
         continue;
       }
       const uid = handle.id;
+      // The limits it has: as the runtime recorded them (a live update
+      // changes them), else those it was started with.
+      const applied = resources ? { ...resources } : resourcesOf(spec);
       const tracked: TrackedInstance = {
         uid,
         spec,
@@ -424,9 +457,11 @@ export class Reconciler {
           pid: handle.pid,
           startedAtMs: handle.startedAt.getTime(),
           ...(net.ip !== undefined ? { ip: net.ip, ports: net.ports ?? [] } : {}),
+          appliedResources: { ...applied },
         },
         finished: false,
         handle,
+        applied,
         stopRequested: false,
         removed: false,
         networkUp: this.options.network !== undefined && annotations[NETWORK_ANNOTATION] !== undefined,
@@ -449,6 +484,54 @@ export class Reconciler {
     return uids;
   }
 
+  /**
+   * Gives a running instance the limits its desired spec asks for, when they
+   * differ from those its container has (a resize in place). A refusal is
+   * reported (RUNNING, ResizeFailed) and the same target is tried again
+   * only after resizeRetryDelayMs.
+   */
+  private async resize(tracked: TrackedInstance, spec: InstanceSpec__Output): Promise<void> {
+    const want = resourcesOf(spec);
+    const applied = tracked.applied;
+    if (applied === undefined || sameLimits(want, applied)) {
+      tracked.resizeFailure = undefined;
+      return;
+    }
+    const target = JSON.stringify(want);
+    const failed = tracked.resizeFailure;
+    if (failed?.target === target && this.now() - failed.atMs < (this.options.resizeRetryDelayMs ?? 60_000)) return;
+    const { uid } = tracked;
+    try {
+      if (this.runtime.update === undefined) throw new Error("this runtime cannot change a container's limits");
+      this.log.info({ uid, from: applied, to: want }, "resizing instance in place");
+      await this.runtime.update(uid, want);
+    } catch (error) {
+      tracked.resizeFailure = { target, atMs: this.now() };
+      const message =
+        `could not resize to ${formatLimits(want)}: ${errorMessage(error)}; ` +
+        `running on with ${formatLimits(applied)}`;
+      this.log.warn({ uid, from: applied, to: want, err: error }, "resize in place refused");
+      if (tracked.status.reason !== StatusReason.ResizeFailed || tracked.status.message !== message) {
+        this.report(tracked, {
+          ...tracked.status,
+          reason: StatusReason.ResizeFailed,
+          message,
+          appliedResources: { ...applied },
+        });
+      }
+      return;
+    }
+    tracked.applied = want;
+    tracked.resizeFailure = undefined;
+    tracked.spec = spec;
+    this.report(tracked, {
+      ...tracked.status,
+      reason: StatusReason.Resized,
+      message: `limits changed in place from ${formatLimits(applied)} to ${formatLimits(want)}`,
+      appliedResources: { ...want },
+    });
+  }
+
   private containerSpecOf(spec: InstanceSpec__Output): ContainerSpec {
     const containerSpec: ContainerSpec = {
       id: spec.uid,
@@ -456,11 +539,7 @@ export class Reconciler {
       command: [...spec.command],
       env: { ...spec.env },
       hostname: spec.hostname || spec.name,
-      resources: {
-        cpuMillis: Number(spec.resources?.cpuMillis ?? 0),
-        memoryBytes: Number(spec.resources?.memoryBytes ?? 0),
-        pids: Number(spec.resources?.pids ?? 0),
-      },
+      resources: resourcesOf(spec),
       logPath: path.join(this.logDir(), `${spec.uid}.log`),
     };
     if (spec.workingDir) containerSpec.workingDir = spec.workingDir;
@@ -651,6 +730,25 @@ export class Reconciler {
   private logDir(): string {
     return path.join(this.options.stateDir, "logs");
   }
+}
+
+/** The limits an instance spec asks for. */
+function resourcesOf(spec: InstanceSpec__Output): ContainerResources {
+  return {
+    cpuMillis: Number(spec.resources?.cpuMillis ?? 0),
+    memoryBytes: Number(spec.resources?.memoryBytes ?? 0),
+    pids: Number(spec.resources?.pids ?? 0),
+  };
+}
+
+function sameLimits(a: ContainerResources, b: ContainerResources): boolean {
+  return a.cpuMillis === b.cpuMillis && a.memoryBytes === b.memoryBytes && a.pids === b.pids;
+}
+
+/** "cpu 500m, memory 128Mi, pids 64" (0: no limit). */
+export function formatLimits(r: ContainerResources): string {
+  const mem = r.memoryBytes % 2 ** 20 === 0 ? `${r.memoryBytes / 2 ** 20}Mi` : `${r.memoryBytes} bytes`;
+  return `cpu ${r.cpuMillis}m, memory ${mem}, pids ${r.pids}`;
 }
 
 function networkRequestOf(spec: InstanceSpec__Output): InstanceNetworkRequest {

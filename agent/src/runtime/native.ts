@@ -5,7 +5,8 @@
 // (a small static C program), which clones the container's init, owns its
 // stdio (the log file, rotated by size), reaps it and writes its exit to the
 // container's state directory <stateDir>/<id>/:
-//   spec.json   what the agent asked for (written before the shim starts)
+//   spec.json   what the agent asked for (written before the shim starts; its
+//               resources rewritten by update(), the limits the container has)
 //   state       {"pid", "shimPid", "startedAtMs"} (written by the shim)
 //   exit        {"exitCode", "signal", "oomKilled", "finishedAtMs"} (by the shim)
 //   shim.sock   the shim's unix socket: "state", "signal N", "wait", "stats"
@@ -454,6 +455,25 @@ export class NativeRuntime implements ContainerRuntime {
     } catch (err) {
       throw wrapNative(err, "CGROUP_FAILED");
     }
+    // Recorded after the kernel took them, so a restarted agent knows the
+    // limits the container has (recover()): a crash in between only makes
+    // the next agent apply the same limits again.
+    await this.recordResources(id, resources);
+  }
+
+  /** Rewrites spec.json with the container's current limits (atomically: exec reads it). */
+  private async recordResources(id: string, resources: ContainerSpec["resources"]): Promise<void> {
+    const file = path.join(this.containerDir(id), "spec.json");
+    const record = readJson<SpecRecord>(file);
+    if (record === undefined) return;
+    record.spec.resources = {
+      cpuMillis: resources.cpuMillis,
+      memoryBytes: resources.memoryBytes,
+      pids: resources.pids,
+    };
+    const tmp = `${file}.tmp`;
+    await fs.promises.writeFile(tmp, JSON.stringify(record) + "\n", { mode: 0o600 });
+    await fs.promises.rename(tmp, file);
   }
 
   /** Freezes (true) or thaws (false) every process of a container (v1 freezer / v2 cgroup.freeze). */
@@ -547,7 +567,7 @@ export class NativeRuntime implements ContainerRuntime {
       }
       if (live !== undefined) {
         const handle = this.track(id, live.pid, new Date(live.startedAtMs), annotations);
-        return { handle, annotations };
+        return { handle, annotations, resources: { ...record.spec.resources } };
       }
       if (exitRecord !== undefined) {
         const exit = toExit(exitRecord);

@@ -82,6 +82,11 @@ export interface ContainerStats {
 export interface RecoveredContainer {
   handle: ContainerHandle;
   annotations: Record<string, string>;
+  /**
+   * The limits the container has, as last recorded: those it started with,
+   * or those of its last successful update(). Unset when the runtime does not know.
+   */
+  resources?: ContainerResources;
 }
 
 export interface ContainerExit {
@@ -163,7 +168,12 @@ export interface ContainerRuntime {
   recover?(): Promise<RecoveredContainer[]>;
   /** Current resource usage of a container. */
   stats?(id: string): Promise<ContainerStats>;
-  /** Changes a running container's memory, cpu and pids limits in place. */
+  /**
+   * Changes a running container's memory, cpu and pids limits in place and
+   * records them (recover() hands them back). When the kernel refuses one
+   * (e.g. a memory limit below what the container uses on cgroup v1) it
+   * throws and the recorded limits stay as they were.
+   */
   update?(id: string, resources: ContainerResources): Promise<void>;
   /** Runs a command inside a running container. */
   exec?(id: string, opts: ExecOptions): Promise<ExecProcess>;
