@@ -46,6 +46,27 @@ describe("describeInstance", () => {
   });
 });
 
+describe("describeInstance: applied limits", () => {
+  const status = (appliedResources: { cpuMillis: number; memoryBytes: number; pids: number }, reason = "Running") => ({
+    state: "Running" as const,
+    reason,
+    appliedResources,
+  });
+  it("shows the limits the container has", () => {
+    const inst = instance("hello-0", {}, status({ cpuMillis: 250, memoryBytes: 64 * 2 ** 20, pids: 100 }));
+    expect(describeInstance(inst, FIXED_NOW).join("\n")).toMatch(/^ {2}Limits: +cpu 250m, memory 64Mi, pids 100$/m);
+  });
+  it("says when they differ from the spec: a resize under way or refused", () => {
+    const old = { cpuMillis: 250, memoryBytes: 32 * 2 ** 20, pids: 100 };
+    expect(describeInstance(instance("hello-0", {}, status(old, "Resizing")), FIXED_NOW).join("\n")).toMatch(
+      /^ {2}Limits: +cpu 250m, memory 32Mi, pids 100 \(resizing; spec asks for cpu 250m, memory 64Mi, pids 100\)$/m,
+    );
+    expect(describeInstance(instance("hello-0", {}, status(old, "ResizeFailed")), FIXED_NOW).join("\n")).toContain(
+      "(resize refused; spec asks for cpu 250m, memory 64Mi, pids 100)",
+    );
+  });
+});
+
 describe("describeApp", () => {
   it("lists the app's instances in index order and why the stuck ones are stuck", () => {
     const a = app("hello", 2, { labels: { tier: "web" }, uid: "u-1" });

@@ -113,6 +113,7 @@ export function describeApp(app: App, instances: readonly Instance[], now: numbe
         ],
         ["Restart policy", spec.restartPolicy ?? "Always"],
         ["Stop grace", spec.stopGracePeriodSeconds !== undefined ? `${spec.stopGracePeriodSeconds}s` : undefined],
+        ["Resize policy", spec.updatePolicy?.resources],
       ],
       "  ",
     ),
@@ -156,6 +157,17 @@ export function describeApp(app: App, instances: readonly Instance[], now: numbe
   return lines;
 }
 
+/** The limits the running container has, and the resize under way (or refused) when they differ from the spec. */
+function appliedLimits(want: Resources, status: InstanceStatus | undefined): string | undefined {
+  const have = status?.appliedResources;
+  if (!have) return undefined;
+  const text = formatResources(have);
+  const same = have.cpuMillis === want.cpuMillis && have.memoryBytes === want.memoryBytes && have.pids === want.pids;
+  if (same) return text;
+  const pending = status?.reason === "ResizeFailed" ? "resize refused" : "resizing";
+  return `${text} (${pending}; spec asks for ${formatResources(want)})`;
+}
+
 export function describeInstance(inst: Instance, now: number): string[] {
   const spec = inst.spec;
   const status = inst.status;
@@ -190,6 +202,7 @@ export function describeInstance(inst: Instance, now: number): string[] {
         ["Pull", status?.pull ? pullProgressBar(status.pull) : undefined],
         ["Node", status?.nodeName],
         ["PID", status?.pid !== undefined ? String(status.pid) : undefined],
+        ["Limits", appliedLimits(spec.resources, status)],
         ["Exit code", status?.exitCode !== undefined ? String(status.exitCode) : undefined],
         ["Signal", status?.signal !== undefined ? String(status.signal) : undefined],
         ["Scheduled", status?.scheduledAt ? when(status.scheduledAt, now) : undefined],
