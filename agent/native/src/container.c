@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
@@ -41,6 +42,10 @@
 #endif
 #ifndef SYS_openat2
 #define SYS_openat2 437
+#endif
+
+#ifndef OVERLAYFS_SUPER_MAGIC
+#define OVERLAYFS_SUPER_MAGIC 0x794c7630
 #endif
 
 #ifndef PROC_SUPER_MAGIC
@@ -93,6 +98,8 @@ struct child_args
   int log_fd;
   int null_fd;
   int netns_fd; /* -1: a new network namespace (CLONE_NEWNET); else setns into it */
+  int netns_joined; /* the parent joined a network namespace for us (user namespace) */
+  int userns;       /* in a new user namespace: become its root once the parent wrote the maps */
   const char *rootfs;
   const char *sys_path;
   char *pts_path, *ptmx_path, *shm_path, *mqueue_path;
@@ -491,6 +498,7 @@ child_main (void *arg)
   char byte;
   ssize_t n;
   int exec_errno = ENOENT;
+  int rootfs_tree = -1;
   char cwd_buf[4096];
 
   /* Node ignores SIGPIPE and handles others; the workload starts from defaults.
@@ -506,20 +514,54 @@ child_main (void *arg)
    * (/proc/1/mem, /proc/1/exe: this is still a copy of node). */
   prctl (PR_SET_DUMPABLE, 0, 0, 0, 0);
 
-  do
-    n = read (a->sync_fd, &byte, 1);
-  while (n < 0 && errno == EINTR);
+  if (a->userns)
+    {
+      /* The sync byte comes on a socket, with the idmapped rootfs tree when
+       * there is one (created by the parent: it needs host privileges). */
+      char cbuf[CMSG_SPACE (sizeof (int))];
+      struct iovec iov = { &byte, 1 };
+      struct msghdr msg;
+      memset (&msg, 0, sizeof (msg));
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = cbuf;
+      msg.msg_controllen = sizeof (cbuf);
+      do
+        n = recvmsg (a->sync_fd, &msg, MSG_CMSG_CLOEXEC);
+      while (n < 0 && errno == EINTR);
+      if (n == 1)
+        {
+          struct cmsghdr *cm = CMSG_FIRSTHDR (&msg);
+          if (cm != NULL && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+            memcpy (&rootfs_tree, CMSG_DATA (cm), sizeof (int));
+        }
+    }
+  else
+    do
+      n = read (a->sync_fd, &byte, 1);
+    while (n < 0 && errno == EINTR);
   if (n != 1)
     _exit (126); /* the parent gave up (it could not set up the cgroups) */
   close (a->sync_fd);
 
+  /* Our credentials are still host root's (unmapped here): become the
+   * namespace's root, i.e. the mapped host uid, before touching any file. */
+  if (a->userns && (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0))
+    child_fail (a, errno, "become root of the user namespace (is 0 mapped?)", NULL);
+
   /* Join the given network namespace before anything network-related. */
-  if (a->netns_fd >= 0 && setns (a->netns_fd, CLONE_NEWNET) < 0)
+  if (a->netns_fd >= 0 && !a->netns_joined && setns (a->netns_fd, CLONE_NEWNET) < 0)
     child_fail (a, errno, "setns into network namespace", NULL);
 
   if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
     child_fail (a, errno, "make rprivate", "/");
-  if (mount (a->rootfs, a->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+  if (rootfs_tree >= 0)
+    {
+      if (move_mount (rootfs_tree, "", AT_FDCWD, a->rootfs, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        child_fail (a, errno, "attach the idmapped rootfs on", a->rootfs);
+      close (rootfs_tree);
+    }
+  else if (mount (a->rootfs, a->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
     child_fail (a, errno, "bind-mount rootfs", a->rootfs);
 
   child_prepare_dir (a, a->proc_path, 0555);
@@ -533,7 +575,19 @@ child_main (void *arg)
   }
   child_prepare_dir (a, a->sys_path, 0555);
   if (mount ("sysfs", a->sys_path, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-    child_fail (a, errno, "mount sysfs on", a->sys_path);
+    {
+      /* A user namespace may not mount sysfs for a network namespace it does
+       * not own (a joined one): bind the host's /sys read-only instead, as runc. */
+      struct mount_attr ro;
+      if (!a->userns || errno != EPERM)
+        child_fail (a, errno, "mount sysfs on", a->sys_path);
+      memset (&ro, 0, sizeof (ro));
+      ro.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+      if (mount ("/sys", a->sys_path, NULL, MS_BIND | MS_REC, NULL) < 0)
+        child_fail (a, errno, "bind-mount /sys on", a->sys_path);
+      if (mount_setattr (AT_FDCWD, a->sys_path, AT_RECURSIVE, &ro, sizeof (ro)) < 0)
+        child_fail (a, errno, "make read-only", a->sys_path);
+    }
   child_setup_dev (a);
   child_bind_mounts (a);
 
@@ -551,7 +605,7 @@ child_main (void *arg)
   if (sethostname (a->hostname, strlen (a->hostname)) < 0)
     child_fail (a, errno, "sethostname", a->hostname);
   /* A joined namespace is configured by whoever created it. */
-  if (a->netns_fd < 0)
+  if (a->netns_fd < 0 && !a->netns_joined)
     child_loopback_up (a);
 
   child_mask_paths (a);
@@ -765,6 +819,158 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
   return 0;
 }
 
+/* ---- user namespaces (parent side) ------------------------------------- */
+
+static int
+check_id_maps (const char *what, const grove_id_map_t *maps, size_t n, grove_error_t *err)
+{
+  int has_root = 0;
+  if (n == 0 || n > GROVE_MAX_ID_MAPS)
+    return grove_error_set (err, EINVAL, "user namespace: %zu %s lines, 1 to %d", n, what, GROVE_MAX_ID_MAPS);
+  for (size_t i = 0; i < n; i++)
+    {
+      if (maps[i].size == 0 || (uint64_t) maps[i].container_id + maps[i].size > 0xffffffffULL
+          || (uint64_t) maps[i].host_id + maps[i].size > 0xffffffffULL)
+        return grove_error_set (err, EINVAL, "user namespace: %s line %zu (%u %u %u) is empty or overflows", what, i,
+                                maps[i].container_id, maps[i].host_id, maps[i].size);
+      if (maps[i].container_id == 0)
+        has_root = 1;
+    }
+  if (!has_root)
+    return grove_error_set (err, EINVAL, "user namespace: %s must map container id 0", what);
+  return 0;
+}
+
+/* Writes /proc/<pid>/<file> in one write, as the kernel requires. */
+static int
+write_id_map (pid_t pid, const char *file, const grove_id_map_t *maps, size_t n, grove_error_t *err)
+{
+  char path[64], buf[GROVE_MAX_ID_MAPS * 36 + 1];
+  size_t pos = 0;
+  for (size_t i = 0; i < n; i++)
+    pos += (size_t) snprintf (buf + pos, sizeof (buf) - pos, "%u %u %u\n", maps[i].container_id, maps[i].host_id,
+                              maps[i].size);
+  snprintf (path, sizeof (path), "/proc/%d/%s", (int) pid, file);
+  return grove_write_file (path, buf, err);
+}
+
+/* The host id a container id becomes; an id already in a host range stays. */
+static uint32_t
+shift_id (uint32_t id, const grove_id_map_t *maps, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (id >= maps[i].host_id && id - maps[i].host_id < maps[i].size)
+      return id;
+  for (size_t i = 0; i < n; i++)
+    if (id >= maps[i].container_id && id - maps[i].container_id < maps[i].size)
+      return maps[i].host_id + (id - maps[i].container_id);
+  return id;
+}
+
+/* nftw has no user argument: the maps of the walk in progress (per thread). */
+static __thread const grove_container_config_t *shift_cfg;
+static __thread int shift_errno;
+
+static int
+shift_one (const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+  uid_t uid = shift_id (st->st_uid, shift_cfg->uid_maps, shift_cfg->nuid_maps);
+  gid_t gid = shift_id (st->st_gid, shift_cfg->gid_maps, shift_cfg->ngid_maps);
+  (void) type;
+  (void) ftw;
+  if (uid == st->st_uid && gid == st->st_gid)
+    return 0;
+  if (lchown (path, uid, gid) < 0)
+    {
+      shift_errno = errno;
+      return 1;
+    }
+  /* chown clears setuid and setgid: put them back. */
+  if (!S_ISLNK (st->st_mode) && (st->st_mode & (S_ISUID | S_ISGID)) && chmod (path, st->st_mode & 07777) < 0)
+    {
+      shift_errno = errno;
+      return 1;
+    }
+  return 0;
+}
+
+/* The rootfs as the user namespace's root should see it. An idmapped mount
+ * (mount_setattr MOUNT_ATTR_IDMAP, detached, handed to the child) where the
+ * filesystem has them; on an overlayfs (an image instance's own mount, which
+ * has no idmapped mounts on this kernel) the ownership is shifted in place,
+ * copying files up into the instance's upper directory. */
+static int
+prepare_userns_rootfs (const grove_container_config_t *cfg, pid_t pid, int *tree, grove_error_t *err)
+{
+  char path[64];
+  struct mount_attr attr;
+  struct statfs sfs;
+  cleanup_close int userns = -1;
+  int fd, saved;
+
+  *tree = -1;
+  snprintf (path, sizeof (path), "/proc/%d/ns/user", (int) pid);
+  userns = open (path, O_RDONLY | O_CLOEXEC);
+  if (userns < 0)
+    return grove_error_set (err, errno, "open %s", path);
+  fd = (int) open_tree (AT_FDCWD, cfg->rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+  if (fd < 0)
+    return grove_error_set (err, errno, "open_tree %s", cfg->rootfs);
+  memset (&attr, 0, sizeof (attr));
+  attr.attr_set = MOUNT_ATTR_IDMAP;
+  attr.userns_fd = (uint64_t) userns;
+  if (mount_setattr (fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof (attr)) == 0)
+    {
+      *tree = fd;
+      return 0;
+    }
+  saved = errno;
+  close (fd);
+  if (statfs (cfg->rootfs, &sfs) == 0 && sfs.f_type == OVERLAYFS_SUPER_MAGIC)
+    {
+      shift_cfg = cfg;
+      shift_errno = 0;
+      if (nftw (cfg->rootfs, shift_one, 32, FTW_PHYS | FTW_MOUNT) != 0)
+        return grove_error_set (err, shift_errno != 0 ? shift_errno : errno,
+                                "shift the ownership of rootfs %s to the user namespace", cfg->rootfs);
+      return 0;
+    }
+  return grove_error_set (err, saved,
+                          "idmapped mount of rootfs %s for the user namespace (its filesystem or kernel has none)",
+                          cfg->rootfs);
+}
+
+/* Sends the release byte, with fd attached when >= 0. */
+static ssize_t
+send_sync (int sock, int fd)
+{
+  char byte = 'x';
+  char cbuf[CMSG_SPACE (sizeof (int))];
+  struct iovec iov = { &byte, 1 };
+  struct msghdr msg;
+  ssize_t n;
+
+  memset (&msg, 0, sizeof (msg));
+  memset (cbuf, 0, sizeof (cbuf));
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (fd >= 0)
+    {
+      struct cmsghdr *cm;
+      msg.msg_control = cbuf;
+      msg.msg_controllen = sizeof (cbuf);
+      cm = CMSG_FIRSTHDR (&msg);
+      cm->cmsg_level = SOL_SOCKET;
+      cm->cmsg_type = SCM_RIGHTS;
+      cm->cmsg_len = CMSG_LEN (sizeof (int));
+      memcpy (CMSG_DATA (cm), &fd, sizeof (int));
+    }
+  do
+    n = sendmsg (sock, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n;
+}
+
 static void
 reap (pid_t pid)
 {
@@ -781,8 +987,11 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   cleanup_close int log_fd = -1;
   cleanup_close int null_fd = -1;
   cleanup_close int netns_fd = -1;
+  cleanup_close int orig_netns = -1;
+  cleanup_close int rootfs_tree = -1;
   const struct grove_cgroup_ops *ops = grove_cgroup_ops_for (cfg->cgroup->mode);
   struct child_error ce;
+  int userns;
   sigset_t all, old;
   void *stack;
   pid_t pid;
@@ -793,6 +1002,11 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   if (cfg->argv == NULL || cfg->argv[0] == NULL || cfg->argv[0][0] == '\0')
     return grove_error_set (err, EINVAL, "start: empty command");
   if (prepare (cfg, &p, err) < 0)
+    return -1;
+  userns = cfg->nuid_maps > 0 || cfg->ngid_maps > 0;
+  if (userns
+      && (check_id_maps ("uid_map", cfg->uid_maps, cfg->nuid_maps, err) < 0
+          || check_id_maps ("gid_map", cfg->gid_maps, cfg->ngid_maps, err) < 0))
     return -1;
 
   if (cfg->stdio_fd > 0)
@@ -815,7 +1029,10 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
       if (sfs.f_type != NSFS_MAGIC)
         return grove_error_set (err, EINVAL, "netnsPath %s is not a namespace file (nsfs)", cfg->netns_path);
     }
-  if (pipe2 (sync_pipe, O_CLOEXEC) < 0 || pipe2 (err_pipe, O_CLOEXEC) < 0)
+  /* With a user namespace the release byte may carry the idmapped rootfs: a socket. */
+  if (userns ? socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_pipe) < 0 : pipe2 (sync_pipe, O_CLOEXEC) < 0)
+    return grove_error_set (err, errno, "sync channel");
+  if (pipe2 (err_pipe, O_CLOEXEC) < 0)
     return grove_error_set (err, errno, "pipe2");
 
   p.a.sync_fd = sync_pipe[0];
@@ -823,6 +1040,19 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   p.a.log_fd = log_fd;
   p.a.null_fd = null_fd;
   p.a.netns_fd = netns_fd;
+  p.a.userns = userns;
+  if (userns && netns_fd >= 0)
+    {
+      /* Joining a namespace of the host's user namespace takes the host's
+       * privileges, which the child, in its own user namespace, lacks: this
+       * thread joins it for the clone() and comes back. */
+      orig_netns = open ("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+      if (orig_netns < 0)
+        return grove_error_set (err, errno, "open /proc/thread-self/ns/net");
+      if (setns (netns_fd, CLONE_NEWNET) < 0)
+        return grove_error_set (err, errno, "join network namespace %s", cfg->netns_path);
+      p.a.netns_joined = 1;
+    }
 
   stack = mmap (NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED)
@@ -832,10 +1062,17 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   sigfillset (&all);
   pthread_sigmask (SIG_SETMASK, &all, &old);
   pid = clone (child_main, (char *) stack + CHILD_STACK_SIZE,
-               CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (netns_fd < 0 ? CLONE_NEWNET : 0) | SIGCHLD,
+               CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (netns_fd < 0 ? CLONE_NEWNET : 0)
+                   | (userns ? CLONE_NEWUSER : 0) | SIGCHLD,
                &p.a);
   {
     int saved = errno;
+    if (orig_netns >= 0 && setns (orig_netns, CLONE_NEWNET) < 0)
+      {
+        /* Should not happen (we came from there); never stay in the container's. */
+        fprintf (stderr, "grove: cannot return to the original network namespace: %s\n", strerror (errno));
+        abort ();
+      }
     pthread_sigmask (SIG_SETMASK, &old, NULL);
     /* The child has its own copy of the address space (no CLONE_VM). */
     munmap (stack, CHILD_STACK_SIZE);
@@ -867,9 +1104,22 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
       close (pidfd);
       return -1;
     }
-  do
-    n = write (sync_pipe[1], "x", 1);
-  while (n < 0 && errno == EINTR);
+  if (userns
+      && (write_id_map (pid, "uid_map", cfg->uid_maps, cfg->nuid_maps, err) < 0
+          || write_id_map (pid, "gid_map", cfg->gid_maps, cfg->ngid_maps, err) < 0
+          || (cfg->userns_idmap_rootfs && prepare_userns_rootfs (cfg, pid, &rootfs_tree, err) < 0)))
+    {
+      kill (pid, SIGKILL);
+      reap (pid);
+      close (pidfd);
+      return -1;
+    }
+  if (userns)
+    n = send_sync (sync_pipe[1], rootfs_tree);
+  else
+    do
+      n = write (sync_pipe[1], "x", 1);
+    while (n < 0 && errno == EINTR);
   if (n != 1)
     {
       int saved = errno;

@@ -27,6 +27,16 @@ typedef struct grove_mount_s
 } grove_mount_t;
 #define GROVE_MAX_MOUNTS 16
 
+/* One line of a user namespace's uid_map or gid_map: container ids
+ * [container_id, container_id + size) are host ids [host_id, host_id + size). */
+typedef struct grove_id_map_s
+{
+  uint32_t container_id;
+  uint32_t host_id;
+  uint32_t size;
+} grove_id_map_t;
+#define GROVE_MAX_ID_MAPS 5
+
 /* Docker's default capabilities: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID
  * SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP. */
 #define GROVE_DEFAULT_CAPS 0xa80425fbULL
@@ -56,6 +66,20 @@ typedef struct grove_container_config_s
   const grove_mount_t *mounts; /* bind mounts, made before pivot_root (at most GROVE_MAX_MOUNTS) */
   size_t nmounts;
   int hold_fd;            /* > 0: the init waits for one byte on this fd before execve (OCI create/start) */
+  /* A user namespace (CLONE_NEWUSER) when nuid_maps > 0: every other namespace
+   * is owned by it; the parent writes the maps before the init runs a step of
+   * its own. Both lists are needed (at most GROVE_MAX_ID_MAPS lines each). */
+  const grove_id_map_t *uid_maps;
+  size_t nuid_maps;
+  const grove_id_map_t *gid_maps;
+  size_t ngid_maps;
+  /* With a user namespace: 1 shows the rootfs to the container through an
+   * idmapped mount (host uid 0 is container root; the files stay as they are);
+   * on a filesystem without idmapped mounts (overlayfs on this kernel) the
+   * ownership of the rootfs is shifted in place instead (chown), which is only
+   * done on an overlayfs rootfs (a per-container copy-up). 0: the rootfs is used
+   * as it is (OCI: the bundle's owner prepared it for the mapping). */
+  int userns_idmap_rootfs;
 } grove_container_config_t;
 
 typedef struct grove_container_s

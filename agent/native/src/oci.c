@@ -80,8 +80,31 @@ struct bundle
   grove_rlimit_t rlimits[16];
   size_t nrlimits;
   grove_resources_t res;
+  grove_id_map_t uid_maps[GROVE_MAX_ID_MAPS], gid_maps[GROVE_MAX_ID_MAPS];
+  int userns;
   grove_container_config_t cc;
 };
+
+/* linux.uidMappings / gidMappings: [{containerID, hostID, size}]. */
+static size_t
+read_id_maps (const char *s, grove_jtok_t *t, int list, const char *field, grove_id_map_t *maps)
+{
+  size_t n = 0;
+  for (int k = 0; list >= 0 && k < t[list].size; k++)
+    {
+      int m = grove_json_at (t, list, k);
+      long long c, h, z;
+      if (n == GROVE_MAX_ID_MAPS)
+        die (1, "config.json linux.%s: at most %d mappings", field, GROVE_MAX_ID_MAPS);
+      if (grove_json_num (s, t, grove_json_get (s, t, m, "containerID"), &c) < 0
+          || grove_json_num (s, t, grove_json_get (s, t, m, "hostID"), &h) < 0
+          || grove_json_num (s, t, grove_json_get (s, t, m, "size"), &z) < 0 || c < 0 || h < 0 || z <= 0
+          || c + z > 0xffffffffLL || h + z > 0xffffffffLL)
+        die (1, "config.json linux.%s[%d]: containerID, hostID and size must be integers, size > 0", field, k);
+      maps[n++] = (grove_id_map_t){ (uint32_t) c, (uint32_t) h, (uint32_t) z };
+    }
+  return n;
+}
 
 static int
 valid_id (const char *id)
@@ -237,9 +260,13 @@ load_bundle (struct bundle *b, const char *bundle, const char *id)
       int ns = grove_json_at (t, v, k);
       cleanup_free char *type = grove_json_str (s, t, grove_json_get (s, t, ns, "type"));
       char *path = grove_json_str (s, t, grove_json_get (s, t, ns, "path"));
-      if (type == NULL || !(strcmp (type, "pid") == 0 || strcmp (type, "mount") == 0 || strcmp (type, "uts") == 0
-                            || strcmp (type, "ipc") == 0 || strcmp (type, "network") == 0 || strcmp (type, "cgroup") == 0))
+      if (type == NULL
+          || !(strcmp (type, "pid") == 0 || strcmp (type, "mount") == 0 || strcmp (type, "uts") == 0
+               || strcmp (type, "ipc") == 0 || strcmp (type, "network") == 0 || strcmp (type, "cgroup") == 0
+               || strcmp (type, "user") == 0))
         die (1, "config.json linux.namespaces[%d].type: %s namespaces are not supported", k, type ? type : "?");
+      if (strcmp (type, "user") == 0)
+        b->userns = 1;
       if (path != NULL && path[0] != '\0')
         {
           if (strcmp (type, "network") != 0)
@@ -249,6 +276,19 @@ load_bundle (struct bundle *b, const char *bundle, const char *id)
       else
         free (path);
     }
+  if (b->userns)
+    {
+      /* The bundle's owner prepared the rootfs for the mapping (runtime-spec):
+       * it is used as it is, no idmapped mount. */
+      b->cc.uid_maps = b->uid_maps;
+      b->cc.nuid_maps = read_id_maps (s, t, grove_json_get (s, t, linux_, "uidMappings"), "uidMappings", b->uid_maps);
+      b->cc.gid_maps = b->gid_maps;
+      b->cc.ngid_maps = read_id_maps (s, t, grove_json_get (s, t, linux_, "gidMappings"), "gidMappings", b->gid_maps);
+      if (b->cc.nuid_maps == 0 || b->cc.ngid_maps == 0)
+        die (1, "config.json linux.uidMappings and gidMappings: required with a user namespace");
+    }
+  else if (grove_json_get (s, t, linux_, "uidMappings") >= 0 || grove_json_get (s, t, linux_, "gidMappings") >= 0)
+    die (1, "config.json linux.uidMappings: needs a user namespace in linux.namespaces");
   res = grove_json_get (s, t, linux_, "resources");
   b->res.memory_bytes = grove_json_num (s, t, grove_json_get (s, t, grove_json_get (s, t, res, "memory"), "limit"), &num) == 0 ? num : 0;
   {
@@ -490,6 +530,16 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
       snprintf (num, sizeof (num), "%d:%" PRIu64 ":%" PRIu64, b.rlimits[k].resource, b.rlimits[k].soft,
                 b.rlimits[k].hard);
       PAIR ("rlimit", num);
+    }
+  for (size_t k = 0; k < b.cc.nuid_maps; k++)
+    {
+      snprintf (num, sizeof (num), "%u:%u:%u", b.uid_maps[k].container_id, b.uid_maps[k].host_id, b.uid_maps[k].size);
+      PAIR ("uid_map", num);
+    }
+  for (size_t k = 0; k < b.cc.ngid_maps; k++)
+    {
+      snprintf (num, sizeof (num), "%u:%u:%u", b.gid_maps[k].container_id, b.gid_maps[k].host_id, b.gid_maps[k].size);
+      PAIR ("gid_map", num);
     }
   for (char **a = b.argv; *a; a++)
     PAIR ("arg", *a);

@@ -69,7 +69,29 @@ struct config
   int readonly_rootfs;
   grove_mount_t mounts[GROVE_MAX_MOUNTS];
   size_t nmounts;
+  grove_id_map_t uid_maps[GROVE_MAX_ID_MAPS], gid_maps[GROVE_MAX_ID_MAPS];
+  size_t nuid_maps, ngid_maps;
+  int userns_idmap;
 };
+
+/* "CONTAINER:HOST:SIZE" */
+static int
+parse_id_map (const char *key, const char *val, grove_id_map_t *maps, size_t *n, grove_error_t *err)
+{
+  char *end;
+  grove_id_map_t m;
+  if (*n >= GROVE_MAX_ID_MAPS)
+    return grove_error_set (err, EINVAL, "shim config: more than %d %s lines", GROVE_MAX_ID_MAPS, key);
+  m.container_id = (uint32_t) strtoul (val, &end, 10);
+  if (*end == ':')
+    m.host_id = (uint32_t) strtoul (end + 1, &end, 10);
+  if (*end == ':')
+    m.size = (uint32_t) strtoul (end + 1, &end, 10);
+  if (*end != '\0')
+    return grove_error_set (err, EINVAL, "shim config: %s %s is not CONTAINER:HOST:SIZE", key, val);
+  maps[(*n)++] = m;
+  return 0;
+}
 
 struct client
 {
@@ -213,6 +235,18 @@ parse_config (char *buf, size_t len, grove_error_t *err)
         cfg.mounts[cfg.nmounts - 1].destination = val;
       else if (strcmp (key, "mount_ro") == 0 && cfg.nmounts > 0)
         cfg.mounts[cfg.nmounts - 1].readonly = strcmp (val, "1") == 0;
+      else if (strcmp (key, "uid_map") == 0)
+        {
+          if (parse_id_map (key, val, cfg.uid_maps, &cfg.nuid_maps, err) < 0)
+            return -1;
+        }
+      else if (strcmp (key, "gid_map") == 0)
+        {
+          if (parse_id_map (key, val, cfg.gid_maps, &cfg.ngid_maps, err) < 0)
+            return -1;
+        }
+      else if (strcmp (key, "userns_idmap") == 0)
+        cfg.userns_idmap = strcmp (val, "1") == 0;
       else if (strcmp (key, "seccomp") == 0)
         cfg.seccomp_unconfined = strcmp (val, "unconfined") == 0;
       else if (strcmp (key, "uid") == 0)
@@ -601,6 +635,11 @@ main (int argc, char **argv)
   cc.readonly_rootfs = cfg.readonly_rootfs;
   cc.mounts = cfg.mounts;
   cc.nmounts = cfg.nmounts;
+  cc.uid_maps = cfg.uid_maps;
+  cc.nuid_maps = cfg.nuid_maps;
+  cc.gid_maps = cfg.gid_maps;
+  cc.ngid_maps = cfg.ngid_maps;
+  cc.userns_idmap_rootfs = cfg.userns_idmap;
   if (cfg.hold)
     {
       int hold_fds[2];

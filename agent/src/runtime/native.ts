@@ -309,6 +309,11 @@ export class NativeRuntime implements ContainerRuntime {
     out.push(["uid", String(user.uid)], ["gid", String(user.gid)]);
     for (const g of user.groups) out.push(["group", String(g)]);
     (spec.rlimits ?? []).forEach((r, i) => out.push(["rlimit", `${rlimitNumber(r, i)}:${r.soft}:${r.hard}`]));
+    if (spec.userNamespace !== undefined) {
+      for (const m of spec.userNamespace.uidMap) out.push(["uid_map", `${m.containerId}:${m.hostId}:${m.size}`]);
+      for (const m of spec.userNamespace.gidMap) out.push(["gid_map", `${m.containerId}:${m.hostId}:${m.size}`]);
+      out.push(["userns_idmap", "1"]);
+    }
     return out;
   }
 

@@ -58,6 +58,26 @@ export interface ContainerSpec {
    * rootfs, or that is itself a symlink, is refused.
    */
   mounts?: ContainerMount[];
+  /**
+   * Run in a new user namespace: container ids map to host ids as listed (both
+   * maps must map container id 0; at most 5 lines each). Container root is then
+   * an unprivileged host uid. The rootfs is shown through an idmapped mount
+   * (its files owned by host root appear owned by container root), or, on an
+   * overlayfs rootfs (an image instance), its ownership is shifted in place.
+   */
+  userNamespace?: UserNamespace;
+}
+
+/** Container ids [containerId, containerId + size) are host ids [hostId, hostId + size). */
+export interface IdMapping {
+  containerId: number;
+  hostId: number;
+  size: number;
+}
+
+export interface UserNamespace {
+  uidMap: IdMapping[];
+  gidMap: IdMapping[];
 }
 
 export interface ContainerMount {

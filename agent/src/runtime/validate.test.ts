@@ -101,7 +101,7 @@ describe("validateSpec mounts", () => {
     expect(() => validateSpec(s, lax)).toThrow(message);
   });
 
-  it("checks that each source is an existing regular file when asked", () => {
+  it("checks that each source is an existing regular file or directory when asked", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-validate-"));
     try {
       const file = path.join(dir, "hosts");
@@ -110,10 +110,46 @@ describe("validateSpec mounts", () => {
       const withSource = (source: string) => spec({ rootfs: dir, mounts: [m({ source })] });
       expect(codeOf(() => validateSpec(withSource(file), strict))).toBeUndefined();
       expect(() => validateSpec(withSource(path.join(dir, "missing")), strict)).toThrow(/does not exist/);
-      expect(() => validateSpec(withSource(dir), strict)).toThrow(/is not a regular file/);
+      expect(codeOf(() => validateSpec(withSource(dir), strict))).toBeUndefined();
+      expect(() => validateSpec(withSource("/dev/null"), strict)).toThrow(/is not a regular file or directory/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("validateSpec userNamespace", () => {
+  const range = (containerId: number, hostId: number, size: number) => ({ containerId, hostId, size });
+  const ok = { uidMap: [range(0, 100000000, 65536)], gidMap: [range(0, 100000000, 65536)] };
+
+  it("accepts maps of container root to a host range, several lines too", () => {
+    expect(codeOf(() => validateSpec(spec({ userNamespace: ok }), lax))).toBeUndefined();
+    const two = { ...ok, uidMap: [range(0, 100000000, 1000), range(1000, 200000000, 1000)] };
+    expect(codeOf(() => validateSpec(spec({ userNamespace: two }), lax))).toBeUndefined();
+  });
+
+  it.each([
+    ["a missing gidMap", { uidMap: ok.uidMap }, /userNamespace.gidMap must be an array of 1 to 5 mappings/],
+    ["an empty uidMap", { ...ok, uidMap: [] }, /userNamespace.uidMap must be an array of 1 to 5 mappings/],
+    ["six lines", { ...ok, uidMap: [0, 1, 2, 3, 4, 5].map((i) => range(i, 1000 + i, 1)) }, /1 to 5 mappings/],
+    ["no container root", { ...ok, uidMap: [range(1, 100000000, 10)] }, /uidMap must map container id 0/],
+    ["a negative hostId", { ...ok, gidMap: [range(0, -1, 10)] }, /gidMap\[0\].hostId must be an integer/],
+    ["a zero size", { ...ok, uidMap: [range(0, 100000000, 0)] }, /uidMap\[0\].size must be a positive integer/],
+    ["a range past 2^32-1", { ...ok, uidMap: [range(0, 2 ** 32 - 10, 65536)] }, /uidMap\[0\] runs past id/],
+    [
+      "overlapping host ranges",
+      { ...ok, uidMap: [range(0, 100000000, 100), range(100, 100000050, 100)] },
+      /uidMap\[1\] overlaps another host range/,
+    ],
+    [
+      "overlapping container ranges",
+      { ...ok, gidMap: [range(0, 100000000, 100), range(50, 300000000, 100)] },
+      /gidMap\[1\] overlaps another container range/,
+    ],
+  ] as [string, unknown, RegExp][])("rejects %s", (_name, userNamespace, message) => {
+    const s = spec({ userNamespace: userNamespace as ContainerSpec["userNamespace"] });
+    expect(codeOf(() => validateSpec(s, lax))).toBe("INVALID_SPEC");
+    expect(() => validateSpec(s, lax)).toThrow(message);
   });
 });
 

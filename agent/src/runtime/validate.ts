@@ -102,6 +102,46 @@ export function validateSpec(spec: ContainerSpec, opts: ValidateOptions): void {
   }
 
   if (spec.mounts !== undefined) validateMounts(spec.mounts, opts);
+  if (spec.userNamespace !== undefined) validateUserNamespace(spec.userNamespace);
+}
+
+export const MAX_ID_MAPPINGS = 5;
+const MAX_ID = 2 ** 32 - 1;
+
+function validateUserNamespace(userns: unknown): void {
+  if (userns === null || typeof userns !== "object") invalid("userNamespace must be an object");
+  for (const key of ["uidMap", "gidMap"] as const) {
+    const what = `userNamespace.${key}`;
+    const list = (userns as Record<string, unknown>)[key];
+    if (!Array.isArray(list) || list.length === 0 || list.length > MAX_ID_MAPPINGS) {
+      invalid(`${what} must be an array of 1 to ${MAX_ID_MAPPINGS} mappings`);
+    }
+    const seen: { containerId: number; hostId: number; size: number }[] = [];
+    (list as unknown[]).forEach((m, i) => {
+      if (m === null || typeof m !== "object") invalid(`${what}[${i}] must be an object`);
+      const { containerId, hostId, size } = m as Record<string, unknown>;
+      for (const [name, v] of [
+        ["containerId", containerId],
+        ["hostId", hostId],
+      ] as const) {
+        if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0 || v > MAX_ID) {
+          invalid(`${what}[${i}].${name} must be an integer from 0 to ${MAX_ID}, got ${String(v)}`);
+        }
+      }
+      positiveInteger(`${what}[${i}].size`, size);
+      const c = containerId as number;
+      const h = hostId as number;
+      const z = size as number;
+      if (c + z > MAX_ID + 1 || h + z > MAX_ID + 1) invalid(`${what}[${i}] runs past id ${MAX_ID}`);
+      for (const o of seen) {
+        if (c < o.containerId + o.size && o.containerId < c + z)
+          invalid(`${what}[${i}] overlaps another container range`);
+        if (h < o.hostId + o.size && o.hostId < h + z) invalid(`${what}[${i}] overlaps another host range`);
+      }
+      seen.push({ containerId: c, hostId: h, size: z });
+    });
+    if (!seen.some((m) => m.containerId === 0)) invalid(`${what} must map container id 0 (the container's root)`);
+  }
 }
 
 export const MAX_MOUNTS = 16;
@@ -134,7 +174,7 @@ function validateMounts(mounts: unknown, opts: ValidateOptions): void {
       } catch {
         invalid(`${what}.source ${source} does not exist`);
       }
-      if (!st.isFile()) invalid(`${what}.source ${source} is not a regular file`);
+      if (!st.isFile() && !st.isDirectory()) invalid(`${what}.source ${source} is not a regular file or directory`);
     }
   });
 }

@@ -1,0 +1,187 @@
+// User namespaces: container root is an unprivileged host uid. Each check runs
+// a real container (grove-shim, the addon's core, the kernel) and compares
+// what the container sees with what the host sees.
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
+import { NativeRuntime, loadNativeBinding, type ContainerSpec, type UserNamespace } from "@grove/agent";
+
+const MiB = 1024 * 1024;
+const REPO = path.resolve(__dirname, "../..");
+const PARENT = `grove-userns-${process.pid}`;
+const NETNS = `grove-userns-${process.pid}`;
+/** A 65536-wide host range of its own for this jest process (ids < 2^32). */
+const HOST_BASE = 300_000_000 + (process.pid % 50_000) * 65536;
+const USERNS: UserNamespace = {
+  uidMap: [{ containerId: 0, hostId: HOST_BASE, size: 65536 }],
+  gidMap: [{ containerId: 0, hostId: HOST_BASE, size: 65536 }],
+};
+
+let tmp: string;
+let rootfs: string;
+let rt: NativeRuntime;
+let n = 0;
+
+function spec(script: string, over: Partial<ContainerSpec> = {}): ContainerSpec {
+  const id = `u${++n}`;
+  return {
+    id,
+    rootfs,
+    command: ["/bin/sh", "-c", script],
+    env: { PATH: "/bin:/sbin:/usr/bin:/usr/sbin" },
+    hostname: id,
+    resources: { cpuMillis: 500, memoryBytes: 64 * MiB, pids: 32 },
+    logPath: path.join(tmp, `${id}.log`),
+    userNamespace: USERNS,
+    ...over,
+  };
+}
+
+async function run(script: string, over: Partial<ContainerSpec> = {}): Promise<{ code: number; out: string }> {
+  const s = spec(script, over);
+  const h = await rt.start(s);
+  const exit = await h.exited;
+  await rt.remove(s.id);
+  return { code: exit.exitCode, out: fs.readFileSync(s.logPath, "utf8") };
+}
+
+function hostStatus(pid: number, key: string): string | undefined {
+  return new RegExp(`^${key}:\\s*(.*)$`, "m").exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]?.trim();
+}
+
+async function waitFor(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+beforeAll(() => {
+  loadNativeBinding();
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-userns-"));
+  fs.chmodSync(tmp, 0o755);
+  rootfs = path.join(tmp, "rootfs");
+  execFileSync(path.join(REPO, "deploy/make-rootfs.sh"), [rootfs], { stdio: "pipe" });
+  rt = new NativeRuntime({ cgroupParent: PARENT, stateDir: path.join(tmp, "state") });
+});
+
+afterAll(async () => {
+  for (const h of rt?.list() ?? []) {
+    await rt.stop(h.id, 0);
+    await rt.remove(h.id);
+  }
+  await rt?.removeParentCgroup();
+  if (fs.existsSync(`/run/netns/${NETNS}`)) execFileSync("ip", ["netns", "delete", NETNS]);
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+}, 30_000);
+
+describe("user namespace per container", () => {
+  it("maps container root to the unprivileged host range: uid_map, id -u, the init's host uid, files it creates", async () => {
+    const shared = path.join(tmp, "shared");
+    fs.mkdirSync(shared);
+    // Owned by the mapped root, as a volume for this container would be.
+    fs.chownSync(shared, HOST_BASE, HOST_BASE);
+    const s = spec(
+      "cat /proc/self/uid_map /proc/self/gid_map; echo uid=$(id -u) gid=$(id -g); ls -ln /bin/busybox; " +
+        "touch /shared/made-by-root && echo touched; exec sleep 600",
+      { mounts: [{ source: shared, destination: "/shared" }] },
+    );
+    const h = await rt.start(s);
+    await waitFor("the container's file", () => fs.existsSync(path.join(shared, "made-by-root")));
+    const out = fs.readFileSync(s.logPath, "utf8");
+    const lines = out.split("\n").map((l) => l.trim().split(/\s+/).join(" "));
+    expect(lines[0]).toBe(`0 ${HOST_BASE} 65536`);
+    expect(lines[1]).toBe(`0 ${HOST_BASE} 65536`);
+    expect(out).toContain("uid=0 gid=0");
+    // The rootfs is idmapped: its root-owned files are container root's.
+    expect(out).toMatch(/^-r?w?x\S* +\d+ 0 +0 .*\/bin\/busybox/m);
+    // On the host the init is the unprivileged mapped uid, the file too.
+    expect(hostStatus(h.pid, "Uid")).toBe(`${HOST_BASE}\t${HOST_BASE}\t${HOST_BASE}\t${HOST_BASE}`);
+    expect(hostStatus(h.pid, "Gid")).toBe(`${HOST_BASE}\t${HOST_BASE}\t${HOST_BASE}\t${HOST_BASE}`);
+    const st = fs.statSync(path.join(shared, "made-by-root"));
+    expect([st.uid, st.gid]).toEqual([HOST_BASE, HOST_BASE]);
+    // The rootfs on disk is unchanged (no chown): still host root's.
+    expect(fs.statSync(path.join(rootfs, "bin/busybox")).uid).toBe(0);
+    // The init's namespaces: its own user namespace, which exec can join.
+    expect(fs.readlinkSync(`/proc/${h.pid}/ns/user`)).not.toBe(fs.readlinkSync("/proc/self/ns/user"));
+    await rt.stop(s.id, 0);
+    await rt.remove(s.id);
+  });
+
+  it("container root cannot do what needs host root (same script without a user namespace can)", async () => {
+    const hostFile = path.join(tmp, "host-owned");
+    fs.writeFileSync(hostFile, "host\n", { mode: 0o644 });
+    const script =
+      "echo x >> /host-owned 2>/dev/null && echo write=ok || echo write=denied; " +
+      "mknod /tmp/blk b 8 0 2>/dev/null && echo mknod=ok || echo mknod=denied; " +
+      "cat /proc/self/status | grep CapEff";
+    const mounts = [{ source: hostFile, destination: "/host-owned" }];
+    const inUserns = await run(script, { mounts });
+    expect(inUserns.code).toBe(0);
+    expect(inUserns.out).toContain("write=denied");
+    expect(inUserns.out).toContain("mknod=denied");
+    // It holds the same capabilities, but only over its own namespace.
+    expect(inUserns.out).toMatch(/CapEff:\s*00000000a80425fb/);
+    expect(fs.readFileSync(hostFile, "utf8")).toBe("host\n");
+
+    const plain = await run(script, { mounts, userNamespace: undefined });
+    expect(plain.out).toContain("write=ok");
+    expect(plain.out).toContain("mknod=ok");
+    expect(fs.readFileSync(hostFile, "utf8")).toBe("host\nx\n");
+  });
+
+  it("keeps the cgroup limits: the pids limit stops a fork loop", async () => {
+    const s = spec("i=0; while [ $i -lt 20 ]; do sleep 60 & i=$((i+1)); done; echo forked=$i", {
+      resources: { cpuMillis: 500, memoryBytes: 64 * MiB, pids: 8 },
+    });
+    const h = await rt.start(s);
+    const dir = path.join("/sys/fs/cgroup", rt.cgroupMode === "v2" ? "" : "pids", PARENT, s.id);
+    const exit = await h.exited;
+    const out = fs.readFileSync(s.logPath, "utf8");
+    expect(out).toContain("can't fork");
+    expect(out).not.toContain("forked=");
+    expect(exit.exitCode).not.toBe(0);
+    // The kernel refused the forks beyond the limit.
+    expect(Number(/^max (\d+)/m.exec(fs.readFileSync(path.join(dir, "pids.events"), "utf8"))?.[1])).toBeGreaterThan(0);
+    await rt.remove(s.id);
+  });
+
+  it("joins a network namespace the host created (the parent joins it for clone) and still gets a read-only /sys", async () => {
+    execFileSync("ip", ["netns", "add", NETNS]);
+    const { code, out } = await run(
+      "readlink /proc/self/ns/net; ls /sys/class/net; echo > /sys/kernel/x 2>/dev/null || echo sys=ro; id -u",
+      { netnsPath: `/run/netns/${NETNS}` },
+    );
+    expect(code).toBe(0);
+    const inode = fs.statSync(`/run/netns/${NETNS}`).ino;
+    expect(out).toContain(`net:[${inode}]`);
+    expect(out).toContain("sys=ro");
+    expect(out.trim().split("\n").pop()).toBe("0");
+    // The test process stayed in its own network namespace.
+    expect(fs.readlinkSync("/proc/self/ns/net")).not.toBe(`net:[${inode}]`);
+  });
+
+  it("refuses maps without container root, overlapping ranges or too many lines, naming the field", async () => {
+    await expect(
+      rt.start(
+        spec("true", { userNamespace: { ...USERNS, uidMap: [{ containerId: 1, hostId: HOST_BASE, size: 10 }] } }),
+      ),
+    ).rejects.toThrow(/userNamespace.uidMap must map container id 0/);
+    await expect(
+      rt.start(
+        spec("true", {
+          userNamespace: {
+            ...USERNS,
+            gidMap: [
+              { containerId: 0, hostId: HOST_BASE, size: 10 },
+              { containerId: 100, hostId: HOST_BASE + 5, size: 10 },
+            ],
+          },
+        }),
+      ),
+    ).rejects.toThrow(/userNamespace.gidMap\[1\] overlaps another host range/);
+  });
+});
