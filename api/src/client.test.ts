@@ -70,11 +70,41 @@ describe("GroveClient", () => {
     await client().get("Node", "n1");
     await client().delete("Instance", "hello-0", "team-a");
     expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual([
-      "GET /v1/nodes",
-      "GET /v1/apps",
-      "GET /v1/namespaces/team-a/instances",
+      "GET /v1/nodes?limit=500",
+      "GET /v1/apps?limit=500",
+      "GET /v1/namespaces/team-a/instances?limit=500",
       "GET /v1/nodes/n1",
       "DELETE /v1/namespaces/team-a/instances/hello-0",
+    ]);
+  });
+
+  it("list follows continue tokens page by page and starts over when the snapshot expired (410)", async () => {
+    let expiredOnce = false;
+    handler = (req, res) => {
+      const q = new URL(req.url ?? "", "http://x").searchParams;
+      const token = q.get("continue");
+      if (token === "p2" && !expiredOnce) {
+        expiredOnce = true;
+        return json(res, 410, { code: "Gone", message: "the continue token has expired" });
+      }
+      const page = token === null ? 1 : token === "p2" ? 2 : 3;
+      const rv = expiredOnce ? "9" : "7";
+      json(res, 200, {
+        apiVersion: "grove/v1",
+        kind: "NodeList",
+        metadata: { resourceVersion: rv, ...(page < 3 ? { continue: `p${page + 1}`, remainingItemCount: 1 } : {}) },
+        items: [{ metadata: { name: `n${page}` } }],
+      });
+    };
+    const list = await client().list("Node", { pageSize: 1 });
+    expect(list.items.map((n) => n.metadata.name)).toEqual(["n1", "n2", "n3"]);
+    expect(list.metadata).toEqual({ resourceVersion: "9" });
+    expect(seen.map((s) => s.url)).toEqual([
+      "/v1/nodes?limit=1",
+      "/v1/nodes?limit=1&continue=p2",
+      "/v1/nodes?limit=1",
+      "/v1/nodes?limit=1&continue=p2",
+      "/v1/nodes?limit=1&continue=p3",
     ]);
   });
 

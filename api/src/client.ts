@@ -58,6 +58,25 @@ export interface ListOptions {
   allNamespaces?: boolean;
 }
 
+export interface ListAllOptions extends ListOptions {
+  /**
+   * How many objects to ask for per request; list() follows the server's
+   * continue tokens until the last page. Default 500.
+   */
+  pageSize?: number;
+}
+
+export interface ListPageOptions extends ListOptions {
+  /** At most this many objects; metadata.continue is set when more remain. */
+  limit?: number;
+  /** metadata.continue of the previous page: the next page, at the same revision. */
+  continue?: string;
+}
+
+export const DEFAULT_LIST_PAGE_SIZE = 500;
+/** How many times list() starts over when its snapshot expired (410 Gone) between pages. */
+const LIST_RESTARTS = 3;
+
 export interface WatchOptions extends ListOptions {
   /** Stream changes after this revision; without it the server first sends ADDED for every object. */
   resourceVersion?: string;
@@ -81,8 +100,37 @@ export class GroveClient {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
-  async list<K extends Kind>(kind: K, options: ListOptions = {}): Promise<List<ResourceOf<K>>> {
-    return (await this.request("GET", this.collectionPath(kind, options))).body as List<ResourceOf<K>>;
+  /**
+   * Every object of the kind, as one snapshot: read in pages of `pageSize`
+   * following the server's continue tokens (all at the first page's
+   * revision). When that revision expires between pages (410 Gone) the list
+   * starts over.
+   */
+  async list<K extends Kind>(kind: K, options: ListAllOptions = {}): Promise<List<ResourceOf<K>>> {
+    const limit = options.pageSize ?? DEFAULT_LIST_PAGE_SIZE;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const first = await this.listPage(kind, { ...options, limit });
+        const items = [...first.items];
+        for (let token = first.metadata.continue; token !== undefined;) {
+          const page = await this.listPage(kind, { ...options, limit, continue: token });
+          items.push(...page.items);
+          token = page.metadata.continue;
+        }
+        return { ...first, metadata: { resourceVersion: first.metadata.resourceVersion }, items };
+      } catch (err) {
+        if (!(err instanceof GroveError) || err.code !== "Gone" || attempt >= LIST_RESTARTS) throw err;
+      }
+    }
+  }
+
+  /** One page of a list (?limit=, ?continue=); follow metadata.continue for the next. */
+  async listPage<K extends Kind>(kind: K, options: ListPageOptions = {}): Promise<List<ResourceOf<K>>> {
+    const query = new URLSearchParams();
+    if (options.limit !== undefined) query.set("limit", String(options.limit));
+    if (options.continue !== undefined) query.set("continue", options.continue);
+    const q = query.size > 0 ? `?${query.toString()}` : "";
+    return (await this.request("GET", this.collectionPath(kind, options) + q)).body as List<ResourceOf<K>>;
   }
 
   async get<K extends Kind>(kind: K, name: string, namespace?: string): Promise<ResourceOf<K>> {

@@ -422,11 +422,23 @@ export type AnyResource = App | Instance | Node;
 
 export const SCHEMAS = { App, Instance, Node } as const;
 
+/** A list's metadata: its revision, and on a page (?limit=) that is not the last, where to continue. */
+export const ListMeta = Type.Object({
+  resourceVersion: Type.String({ description: "the store revision every page of this list is read at" }),
+  continue: Type.Optional(
+    Type.String({ description: "opaque: pass it as ?continue= for the next page; absent on the last page" }),
+  ),
+  remainingItemCount: Type.Optional(
+    Type.Integer({ minimum: 0, description: "how many items the following pages hold (with continue)" }),
+  ),
+});
+export type ListMeta = Static<typeof ListMeta>;
+
 export function listSchema<S extends TSchema>(kind: string, item: S) {
   return Type.Object({
     apiVersion: Type.Literal(API_VERSION),
     kind: Type.Literal(`${kind}List`),
-    metadata: Type.Object({ resourceVersion: Type.String() }),
+    metadata: ListMeta,
     items: Type.Array(item),
   });
 }
@@ -434,7 +446,7 @@ export function listSchema<S extends TSchema>(kind: string, item: S) {
 export interface List<T> {
   apiVersion: typeof API_VERSION;
   kind: string;
-  metadata: { resourceVersion: string };
+  metadata: ListMeta;
   items: T[];
 }
 

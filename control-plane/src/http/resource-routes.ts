@@ -4,7 +4,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Type, type TSchema } from "@sinclair/typebox";
 import { API_VERSION, GroveError, KINDS, NAME_PATTERN, isNamespaced, pluralOf, type Kind } from "@grove/api";
-import { isKind, type Repository, type ResourceOf } from "../resources/repository";
+import { collectionPrefix, isKind, type Repository, type ResourceOf } from "../resources/repository";
+import { decodeContinue, encodeContinue } from "./continue-token";
 import { streamWatch, type WatchRegistry } from "./watch-stream";
 import { ErrorBodyRef, listRef, resourceRef } from "./schemas";
 
@@ -31,6 +32,8 @@ interface Params {
 interface CollectionQuery {
   watch?: string;
   resourceVersion?: string;
+  limit?: string;
+  continue?: string;
 }
 
 const NameParam = Type.String({ pattern: NAME_PATTERN, maxLength: 63 });
@@ -66,6 +69,15 @@ export function registerResourceRoutes<K extends Kind>(
       Type.String({ enum: ["1", "true", "0", "false"], description: "stream WatchEvents as NDJSON" }),
     ),
     resourceVersion: Type.Optional(Revision),
+    limit: Type.Optional(
+      Type.String({
+        pattern: "^[1-9][0-9]{0,8}$",
+        description: "page size (a positive integer): at most this many items, and metadata.continue when more",
+      }),
+    ),
+    continue: Type.Optional(
+      Type.String({ minLength: 1, description: "the metadata.continue of the previous page (same revision)" }),
+    ),
   });
 
   const listOrWatch = async (req: FastifyRequest, reply: FastifyReply) => {
@@ -81,17 +93,61 @@ export function registerResourceRoutes<K extends Kind>(
       });
       return reply;
     }
-    const list = await ctx.repo.list(kind, ns);
-    return {
-      apiVersion: API_VERSION,
-      kind: `${kind}List`,
-      metadata: { resourceVersion: list.resourceVersion },
-      items: list.items,
+    if (q.limit === undefined && q.continue === undefined) {
+      // The whole collection; the store still reads it in pages at one revision.
+      const list = await ctx.repo.list(kind, ns);
+      return {
+        apiVersion: API_VERSION,
+        kind: `${kind}List`,
+        metadata: { resourceVersion: list.resourceVersion },
+        items: list.items,
+      };
+    }
+    return listPage(req, ns, q);
+  };
+
+  /** ?limit= and ?continue=: one page, every page of a list at the first page's revision. */
+  const listPage = async (req: FastifyRequest, ns: string | undefined, q: CollectionQuery) => {
+    const prefix = collectionPrefix(kind, ns);
+    if (q.continue !== undefined && q.resourceVersion !== undefined) {
+      throw new GroveError("BadRequest", "continue and resourceVersion cannot be used together: the token has one", [
+        { path: "/resourceVersion", message: "must not be set with continue" },
+      ]);
+    }
+    const pos = q.continue !== undefined ? decodeContinue(prefix, q.continue) : undefined;
+    let page;
+    try {
+      page = await ctx.repo.listPage(kind, ns, {
+        limit: q.limit !== undefined ? Number(q.limit) : undefined,
+        startKey: pos?.startKey,
+        revision: pos?.revision,
+      });
+    } catch (err) {
+      if (pos && err instanceof GroveError && err.code === "Gone") {
+        req.log.debug({ err }, "continue token expired");
+        throw new GroveError(
+          "Gone",
+          `the continue token has expired: revision ${pos.revision} of this list has been compacted. ` +
+            "List again without continue to start a new snapshot",
+          [{ path: "/continue", message: "expired (its revision was compacted)" }],
+        );
+      }
+      throw err;
+    }
+    const metadata: { resourceVersion: string; continue?: string; remainingItemCount?: number } = {
+      resourceVersion: page.resourceVersion,
     };
+    if (page.nextKey !== undefined) {
+      metadata.continue = encodeContinue(prefix, { revision: page.resourceVersion, startKey: page.nextKey });
+      metadata.remainingItemCount = page.remaining;
+    }
+    return { apiVersion: API_VERSION, kind: `${kind}List`, metadata, items: page.items };
   };
   const listSchema = (params?: TSchema) => ({
     tags,
-    summary: `List ${pluralOf(kind)}, or watch them with ?watch=1 (application/x-ndjson WatchEvents)`,
+    summary:
+      `List ${pluralOf(kind)} (all of them, or pages with ?limit= and ?continue=), ` +
+      "or watch them with ?watch=1 (application/x-ndjson WatchEvents)",
     ...(params ? { params } : {}),
     querystring: listQuery,
     response: { 200: listRef(kind), ...errors },

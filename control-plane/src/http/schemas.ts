@@ -2,7 +2,7 @@
 // them (components.schemas.App, AppList, ErrorBody, ...).
 import type { FastifyInstance } from "fastify";
 import { Type } from "@sinclair/typebox";
-import { API_VERSION, ERROR_CODES, KINDS, SCHEMAS, type Kind } from "@grove/api";
+import { API_VERSION, ERROR_CODES, KINDS, ListMeta, SCHEMAS, type Kind } from "@grove/api";
 
 export const ErrorBodySchema = Type.Object(
   {
@@ -36,7 +36,7 @@ export function addSharedSchemas(app: FastifyInstance): void {
         {
           apiVersion: Type.Literal(API_VERSION),
           kind: Type.Literal(`${kind}List`),
-          metadata: Type.Object({ resourceVersion: Type.String() }),
+          metadata: ListMeta,
           items: Type.Array(Type.Unsafe({ $ref: `${kind}#` })),
         },
         { $id: `${kind}List` },

@@ -116,6 +116,25 @@ export class Repository {
   }
 
   /**
+   * One page of the kind's objects, read at `revision` when given (continuing
+   * an earlier page: a consistent snapshot; GroveError Gone once compacted).
+   * `nextKey` is where the next page starts when more remain.
+   */
+  async listPage<K extends Kind>(
+    kind: K,
+    namespace: string | undefined,
+    opts: { limit?: number; startKey?: string; revision?: string },
+  ): Promise<ResourceList<ResourceOf<K>> & { nextKey?: string; remaining: number }> {
+    const res = await this.store.listPage<ResourceOf<K>>(collectionPrefix(kind, namespace), opts);
+    return {
+      items: res.items.map(fromKeyValue),
+      resourceVersion: res.revision,
+      remaining: res.remaining,
+      ...(res.nextKey !== undefined ? { nextKey: res.nextKey } : {}),
+    };
+  }
+
+  /**
    * Creates the object; throws AlreadyExists. Status, uid and
    * creationTimestamp given by the caller are kept (controllers set them);
    * generation starts at 1.
