@@ -7,7 +7,8 @@ export interface PlannedInstance {
   namespace: string;
   app: string;
   name: string;
-  change: "create" | "replace" | "place";
+  /** resize: only its resources change and it keeps its node (the App's updatePolicy.resources is InPlace). */
+  change: "create" | "replace" | "place" | "resize";
   node?: string;
   reason?: string;
   victims?: string[];
@@ -66,7 +67,7 @@ function table(rows: string[][]): string[] {
 /** `grove apply --plan`: one line per new or changed instance, then the utilization delta. */
 export function renderPlan(p: PlanResult): string[] {
   const out: string[] = [];
-  if (p.instances.length === 0) out.push("No instance would be created, replaced or placed.");
+  if (p.instances.length === 0) out.push("No instance would be created, replaced, resized or placed.");
   else {
     out.push(
       ...table([

@@ -84,12 +84,40 @@ describe("planApply", () => {
     const web = app("web", 2, "1Gi");
     const instances = [bound(web, 0, "a"), bound(web, 1, "b")];
     expect(planApply([web], [node("a"), node("b")], instances).instances).toEqual([]);
-    const changed = planApply([app("web", 2, "2Gi")], [node("a"), node("b")], instances);
+    const changed = planApply([app("web", 2, "2Gi", { command: ["sleep", "2"] })], [node("a"), node("b")], instances);
     expect(changed.instances.map((i) => i.change)).toEqual(["replace", "replace"]);
     expect(changed.removed).toEqual(["default/web-0", "default/web-1"]);
     expect(changed.after.memory).toBeCloseTo(4 / 16, 12);
     const down = planApply([app("web", 1, "1Gi")], [node("a"), node("b")], instances);
     expect(down.removed).toEqual(["default/web-1"]);
+  });
+
+  test("a resources-only change resizes in place where it fits, replaces where it does not, or under Replace", () => {
+    const web = app("web", 2, "1Gi");
+    const other = app("other", 1, "4Gi");
+    const instances = [bound(web, 0, "a"), bound(web, 1, "b"), bound(other, 0, "b")];
+    const grown = planApply([app("web", 2, "4Gi")], [node("a"), node("b")], instances);
+    // a: 4 of 8 GiB; b: 4 + 4 of 8 GiB fits too.
+    expect(grown.instances.map((i) => [i.name, i.change, i.node])).toEqual([
+      ["web-0", "resize", "a"],
+      ["web-1", "resize", "b"],
+    ]);
+    expect(grown.removed).toEqual([]);
+    expect(grown.after.memory).toBeCloseTo(12 / 16, 12);
+    // 5 GiB does not fit beside other's 4 GiB on b: that one is replaced (and, with a full too, would stay Pending).
+    const tight = planApply([app("web", 2, "5Gi")], [node("a"), node("b")], instances);
+    expect(tight.instances.map((i) => [i.name, i.change])).toEqual([
+      ["web-0", "resize"],
+      ["web-1", "replace"],
+    ]);
+    expect(tight.removed).toEqual(["default/web-1"]);
+    expect(tight.fits).toBe(false);
+    const replaced = planApply(
+      [app("web", 2, "2Gi", { updatePolicy: { resources: "Replace" } })],
+      [node("a"), node("b")],
+      instances,
+    );
+    expect(replaced.instances.map((i) => i.change)).toEqual(["replace", "replace"]);
   });
 
   test("shows preemption of lower-priority instances", () => {

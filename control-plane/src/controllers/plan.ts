@@ -16,7 +16,7 @@ import {
   type NodeView,
   type PlacementRequest,
 } from "../scheduler";
-import { instanceTemplate, isTerminal, templateHash, TEMPLATE_HASH_LABEL } from "./app-controller";
+import { instanceTemplate, isTerminal, resizeFits, resourcesUpdatePolicy, templateChange } from "./app-controller";
 import { nodeIsReady } from "./node-lifecycle";
 import { allocations, boundInstances, nodeExtras, requestExtras } from "./placement-commit";
 
@@ -94,13 +94,19 @@ function utilization(views: readonly NodeView[]): Utilization {
 
 /**
  * What applying these Apps would do, without writing: instances whose
- * template changed are replaced, the count is scaled, and every new,
+ * template changed are replaced (or resized where they run, when only
+ * resources changed, the policy allows it and the new size fits on their
+ * node, as the App controller decides), the count is scaled, and every new,
  * replacing or still-unbound instance is placed by the default profile on
  * the current nodes (a deterministic seed, so the same snapshot gives the
  * same plan).
  */
 export function planApply(apps: readonly App[], nodes: readonly Node[], instances: readonly Instance[]): PlanResult {
   const live = instances.filter((i) => !isTerminal(i));
+  // Instances resized in place, by "ns/name": they stay on their node with their new size.
+  const resized = new Map<string, Instance>();
+  const withResized = () =>
+    live.map((i) => resized.get(`${i.metadata.namespace ?? "default"}/${i.metadata.name}`) ?? i);
   const removed = new Set<string>();
   const reqs: PlacementRequest[] = [];
   const planned: PlannedInstance[] = [];
@@ -108,7 +114,6 @@ export function planApply(apps: readonly App[], nodes: readonly Node[], instance
   for (const app of apps) {
     const ns = app.metadata.namespace ?? "default";
     touched.add(`${ns}/${app.metadata.name}`);
-    const hash = templateHash(app);
     const mine = live
       .filter((i) => (i.metadata.namespace ?? "default") === ns && i.spec.app === app.metadata.name)
       .sort((a, b) => a.spec.index - b.spec.index);
@@ -118,7 +123,25 @@ export function planApply(apps: readonly App[], nodes: readonly Node[], instance
     for (const i of mine) if (i.spec.index >= app.spec.instances) removed.add(`${ns}/${i.metadata.name}`);
     for (let index = 0; index < app.spec.instances; index++) {
       const cur = byIndex.get(index);
-      const outdated = cur !== undefined && cur.metadata.labels?.[TEMPLATE_HASH_LABEL] !== hash;
+      const what = cur !== undefined ? templateChange(cur, app) : "none";
+      const inPlace = what === "resources" && resourcesUpdatePolicy(app) === "InPlace";
+      if (cur && inPlace && cur.spec.nodeName) {
+        const node = nodes.find((n) => n.metadata.name === cur.spec.nodeName);
+        const allocated = allocations(withResized()).get(cur.spec.nodeName) ?? zero();
+        if (node && resizeFits(node, allocated, cur.spec.resources, resources).fits) {
+          resized.set(`${ns}/${cur.metadata.name}`, { ...cur, spec: { ...cur.spec, resources } });
+          planned.push({
+            namespace: ns,
+            app: app.metadata.name,
+            name: cur.metadata.name,
+            change: "resize",
+            node: cur.spec.nodeName,
+          });
+          continue;
+        }
+      }
+      // Resized while unbound: placed under its own name with the new size.
+      const outdated = what !== "none" && !(inPlace && cur !== undefined && !cur.spec.nodeName);
       if (cur && !outdated && cur.spec.nodeName) continue; // unchanged and placed
       if (cur && outdated) removed.add(`${ns}/${cur.metadata.name}`);
       const name = cur && !outdated ? cur.metadata.name : `${app.metadata.name}-${index}`;
@@ -147,8 +170,12 @@ export function planApply(apps: readonly App[], nodes: readonly Node[], instance
     });
   }
   const beforeViews = nodeViews(nodes, live);
-  const remaining = live.filter((i) => !removed.has(`${i.metadata.namespace ?? "default"}/${i.metadata.name}`));
+  const remaining = withResized().filter(
+    (i) => !removed.has(`${i.metadata.namespace ?? "default"}/${i.metadata.name}`),
+  );
   const views = nodeViews(nodes, remaining);
+  // Resizes are not placed: only new, replacing and unbound instances are.
+  const placing = planned.filter((p) => p.change !== "resize");
   const results = placeBatch(reqs, views, defaultProfile(), seededRng(1));
   const afterViews = views.map((v) => ({ ...v, allocated: { ...v.allocated } }));
   const byName = new Map(afterViews.map((v) => [v.name, v]));
@@ -156,7 +183,7 @@ export function planApply(apps: readonly App[], nodes: readonly Node[], instance
   const preempted: string[] = [];
   let fits = true;
   results.forEach((r, k) => {
-    const p = planned[k];
+    const p = placing[k];
     if (r.nodeName) {
       const v = byName.get(r.nodeName)!;
       v.allocated = add(v.allocated, reqs[k]!.resources);
