@@ -14,6 +14,8 @@ import {
 import { DEFAULT_NAMESPACE } from "./defaults";
 import type { Endpoints } from "./endpoints";
 import type { CapacityReport, PlanResult } from "./scheduling";
+import type { InstanceStats, StatsList } from "./operations";
+import { openExec, type ExecRequest, type ExecSession } from "./exec-client";
 
 /** The object type of each kind. */
 export type ResourceOf<K extends Kind> = K extends "App" ? App : K extends "Instance" ? Instance : Node;
@@ -203,6 +205,40 @@ export class GroveClient {
     return `${this.objectPath("App", app, namespace)}/endpoints`;
   }
 
+  /**
+   * An instance's log (stdout and stderr) as it arrives; with follow it goes
+   * on until close(). Iterating throws a ClientError when the stream breaks
+   * (the agent or the control plane went away) rather than ending quietly.
+   */
+  async logs(name: string, namespace?: string, options: LogsOptions = {}): Promise<ByteStream> {
+    const query = new URLSearchParams();
+    if (options.follow) query.set("follow", "1");
+    if (options.tail !== undefined) query.set("tail", String(options.tail));
+    const q = query.toString();
+    const url = `${this.objectPath("Instance", name, namespace)}/logs${q ? `?${q}` : ""}`;
+    const controller = new AbortController();
+    const res = await this.fetch("GET", url, undefined, true, controller);
+    if (!res.ok) throw await toGroveError(res, this.server + url);
+    if (!res.body) throw new ClientError("BadResponse", `logs response from ${this.server} has no body`, url);
+    return new ByteStream(res.body, controller, this.server + url);
+  }
+
+  /** Resource usage of a running instance, read by its agent now. */
+  async instanceStats(name: string, namespace?: string): Promise<InstanceStats> {
+    return (await this.request("GET", `${this.objectPath("Instance", name, namespace)}/stats`)).body as InstanceStats;
+  }
+
+  /** Resource usage of every running instance (in one namespace when given), from every node's agent. */
+  async stats(namespace?: string): Promise<StatsList> {
+    const q = namespace !== undefined ? `?${new URLSearchParams({ namespace }).toString()}` : "";
+    return (await this.request("GET", `/v1/stats${q}`)).body as StatsList;
+  }
+
+  /** Runs a command in a running instance over a WebSocket (exec-client.ts). */
+  exec(name: string, namespace: string | undefined, request: ExecRequest): Promise<ExecSession> {
+    return openExec(`${this.server}${this.objectPath("Instance", name, namespace)}/exec`, this.token, request);
+  }
+
   collectionPath(kind: Kind, options: ListOptions = {}): string {
     if (!isNamespaced(kind) || options.allNamespaces) return `/v1/${pluralOf(kind)}`;
     return `/v1/namespaces/${encodeURIComponent(options.namespace ?? DEFAULT_NAMESPACE)}/${pluralOf(kind)}`;
@@ -331,6 +367,58 @@ export async function toGroveError(res: Response, url: string): Promise<GroveErr
   const message = hint ? `${hint} (${serverMessage})` : serverMessage;
   const details = Array.isArray(body?.details) ? (body.details as FieldError[]) : undefined;
   return new GroveError(code, message, details);
+}
+
+export interface LogsOptions {
+  follow?: boolean;
+  /** The last N lines; all when unset. */
+  tail?: number;
+}
+
+/** A streamed response body: iterate the chunks; close() ends it. */
+export class ByteStream implements AsyncIterable<Uint8Array> {
+  private closed = false;
+
+  constructor(
+    private readonly body: ReadableStream<Uint8Array>,
+    private readonly controller: AbortController,
+    private readonly url: string,
+  ) {}
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.controller.abort();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    const reader = this.body.getReader();
+    try {
+      for (;;) {
+        let chunk: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          chunk = await reader.read();
+        } catch (err) {
+          if (this.closed) return;
+          throw new ClientError(
+            "Unreachable",
+            `the stream ${this.url} broke (the control plane or the node's agent went away): ${(err as Error).message}`,
+            this.url,
+            { cause: err },
+          );
+        }
+        if (chunk.done) return;
+        yield chunk.value;
+      }
+    } finally {
+      this.close();
+      try {
+        reader.releaseLock();
+      } catch {
+        // a read may still be settling after the abort
+      }
+    }
+  }
 }
 
 /** Newline-delimited JSON WatchEvents read from a response body. */

@@ -11,6 +11,8 @@ export const ERROR_CODES = {
   Conflict: 409,
   Gone: 410,
   StoreUnavailable: 503,
+  /** The instance's node has no agent connected to this control plane (logs, exec, stats). */
+  NodeUnavailable: 503,
   Internal: 500,
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;

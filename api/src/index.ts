@@ -8,4 +8,6 @@ export * from "./manifest";
 export * from "./client";
 export * from "./config";
 export * from "./app-source";
+export * from "./operations";
+export type { ExecRequest, ExecSession } from "./exec-client";
 export type { CapacityReport, NodeCapacity, PlannedInstance, PlanResult, PlanUtilization } from "./scheduling";

@@ -162,7 +162,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const grpcPort = await gateway.listen(opts.grpcHost ?? "127.0.0.1", opts.grpcPort ?? 7481);
     cleanups.push(() => gateway.close());
 
-    const http = await buildHttpServer({ repo, store, adminToken, logger: logger.child({ component: "http" }) });
+    const http = await buildHttpServer({
+      repo,
+      store,
+      adminToken,
+      logger: logger.child({ component: "http" }),
+      agents: gateway,
+    });
     const httpHost = opts.httpHost ?? "127.0.0.1";
     await http.listen({ host: httpHost, port: opts.httpPort ?? 7480 });
     cleanups.push(() => http.close());
@@ -178,6 +184,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       store,
       close,
     };
+    // Heartbeats name this replica, so another one can tell clients where a node's stream is.
+    gateway.setServerId(cp.httpUrl);
     logger.info({ http: cp.httpUrl, grpc: cp.grpcAddress }, "grove-server is up");
     return cp;
   } catch (err) {

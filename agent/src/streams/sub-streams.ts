@@ -214,10 +214,9 @@ export class SubStreamServer {
         },
       );
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT" && !acked) {
-        throw new StreamFailure("NotFound", `instance ${open.instanceUid} has no log on this node`);
-      }
-      throw err;
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      // A known instance whose container never wrote anything has an empty log.
+      if (!known) throw new StreamFailure("NotFound", `instance ${open.instanceUid} has no log on this node`);
     }
     if (!acked && !known) throw new StreamFailure("NotFound", `instance ${open.instanceUid} is not on this node`);
     await ack();

@@ -3,6 +3,7 @@ import * as os from "node:os";
 import { CommanderError } from "commander";
 import { GroveClient } from "../client";
 import { buildProgram, type CliDeps } from "./program";
+import { ExitStatus } from "./operations";
 
 export function defaultDeps(): CliDeps {
   return {
@@ -13,6 +14,15 @@ export function defaultDeps(): CliDeps {
     makeClient: (config) => new GroveClient({ server: config.server, token: config.token }),
     now: () => Date.now(),
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    write: (data) => process.stdout.write(data),
+    writeErr: (data) => process.stderr.write(data),
+    stdin: process.stdin,
+    terminalSize: () =>
+      process.stdout.isTTY ? { cols: process.stdout.columns, rows: process.stdout.rows } : undefined,
+    onResize: (cb) => {
+      process.stdout.on("resize", cb);
+      return () => process.stdout.off("resize", cb);
+    },
   };
 }
 
@@ -25,6 +35,8 @@ export async function run(argv: readonly string[], deps: CliDeps): Promise<numbe
   } catch (err) {
     // Commander has already printed its own usage errors (and help, which exits 0).
     if (err instanceof CommanderError) return err.exitCode;
+    // grove exec: the command's own exit status.
+    if (err instanceof ExitStatus) return err.code;
     const message = err instanceof Error ? err.message : String(err);
     deps.err(`error: ${message}`);
     return 1;

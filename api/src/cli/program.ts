@@ -14,11 +14,13 @@ import { renderCapacity, renderPlan } from "../scheduling";
 import { parseDuration, parseKindArg, refOf, UsageError } from "./kinds";
 import { describeApp, describeInstance, describeNode, placementSummary } from "./render/describe";
 import { pullProgressBar } from "./render/pull-progress";
+import { registerOperationCommands, usageOfApp, usageOfInstance } from "./operations";
 import { columnWidths, formatRow, renderObjects, tableHeaders, tableRow, type TableOptions } from "./render/table";
 
 /** The part of the client the CLI uses. */
 export type CliClient = Pick<GroveClient, "list" | "get" | "apply" | "delete" | "watch"> &
-  Partial<Pick<GroveClient, "endpoints" | "watchEndpoints" | "plan" | "capacity">>;
+  Partial<Pick<GroveClient, "endpoints" | "watchEndpoints" | "plan" | "capacity">> &
+  Partial<Pick<GroveClient, "logs" | "instanceStats" | "stats" | "exec">>;
 
 export interface CliDeps {
   /** Writes one line (a newline is added) to standard output. */
@@ -30,6 +32,16 @@ export interface CliDeps {
   makeClient(config: ResolvedConfig): CliClient;
   now(): number;
   sleep(ms: number): Promise<void>;
+  /** Raw standard output (logs, exec); without it, out() gets whole lines. */
+  write?(data: Uint8Array | string): void;
+  /** Raw standard error (exec's stderr). */
+  writeErr?(data: Uint8Array | string): void;
+  /** Standard input (grove exec -i). */
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?(raw: boolean): unknown };
+  /** The terminal's size (grove exec -t). */
+  terminalSize?(): { cols: number; rows: number } | undefined;
+  /** Calls back when the terminal is resized; returns the unsubscribe. */
+  onResize?(cb: () => void): () => void;
 }
 
 type AnyObject = App | Instance | Node;
@@ -275,8 +287,10 @@ export function buildProgram(deps: CliDeps): Command {
           instances.items.filter((i) => i.spec.app === name),
           now,
         );
+        lines.push(...(await usageOfApp(client, name, app.metadata.namespace ?? config.namespace)));
       } else if (kind === "Instance") {
-        lines = describeInstance(await client.get("Instance", name, config.namespace), now);
+        const inst = await client.get("Instance", name, config.namespace);
+        lines = [...describeInstance(inst, now), ...(await usageOfInstance(client, inst))];
       } else {
         const node = await client.get("Node", name);
         const instances = await client.list("Instance", { allNamespaces: true });
@@ -335,6 +349,11 @@ export function buildProgram(deps: CliDeps): Command {
           throw new GroveError("NotFound", `${failures.length} objects not found:\n${failures.join("\n")}`);
       },
     );
+
+  registerOperationCommands(program, deps, (cmd) => {
+    const { config, client } = connect(cmd, deps);
+    return { namespace: config.namespace, client };
+  });
 
   return program;
 }

@@ -12,6 +12,8 @@ export const NODE_GRACE_MS = 20_000;
 
 export interface Heartbeat {
   time: string;
+  /** The grove-server replica (its HTTP URL) holding the node's agent stream. */
+  server?: string;
 }
 
 export function nodeIsReady(node: Node): boolean {

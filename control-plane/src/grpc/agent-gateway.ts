@@ -17,6 +17,7 @@ import {
   AGENT_TOKEN_METADATA,
   loadGroveProto,
   type AgentMessage__Output,
+  type ContainerStats__Output,
   type ControlMessage,
   type InstanceSpec,
   type InstanceStatus__Output,
@@ -28,6 +29,7 @@ import { Informer } from "../controllers/informer";
 import { isTerminal } from "../controllers/app-controller";
 import { readyCondition, withReady, type Heartbeat } from "../controllers/node-lifecycle";
 import { addressesInside, allocateSubnet, formatCidr, parseCidr, type Cidr } from "../network/subnets";
+import { endError, SubStreamMux, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "./sub-streams";
 
 /** Cluster networking the gateway hands to agents at registration. */
 export interface ClusterNetworkOptions {
@@ -55,7 +57,12 @@ interface Session {
   node: string;
   stream: Stream;
   lastSent: string;
+  /** logs / exec / stats sub-streams on this Connect stream. */
+  mux: SubStreamMux;
 }
+
+/** How long a stats request waits for the agent. */
+const STATS_TIMEOUT_MS = 10_000;
 
 const STATE_FROM_PROTO: Record<string, ApiInstanceState | undefined> = {
   PENDING: "Pending",
@@ -209,6 +216,8 @@ export class AgentGateway {
   private readonly assignedSubnets = new Map<string, string>();
   /** The first address each registered node advertised (where its ports are published). */
   private readonly nodeAddresses = new Map<string, string>();
+  /** Written with every heartbeat, so other replicas can name the one holding a node's stream. */
+  private serverId = "";
 
   constructor(
     private readonly store: Store,
@@ -273,6 +282,71 @@ export class AgentGateway {
     return [...this.sessions.keys()];
   }
 
+  /** This replica's HTTP URL, written with heartbeats (see openStream). */
+  setServerId(id: string): void {
+    this.serverId = id;
+  }
+
+  /**
+   * Opens a logs / exec / stats sub-stream to a node's agent over its Connect
+   * stream. Throws NodeUnavailable when the agent is not connected here,
+   * naming the grove-server replica that holds its stream when another does.
+   */
+  async openStream(node: string, req: SubStreamRequest, handlers: SubStreamHandlers): Promise<SubStream> {
+    const session = this.sessions.get(node);
+    if (session) return session.mux.open(req, handlers);
+    let beat: Heartbeat | undefined;
+    try {
+      beat = (await this.store.get<Heartbeat>(Keys.heartbeat(node)))?.value;
+    } catch {
+      beat = undefined;
+    }
+    const fresh = beat && Date.now() - Date.parse(beat.time) < 3 * HEARTBEAT_INTERVAL_MS;
+    if (fresh && beat?.server && beat.server !== this.serverId) {
+      throw new GroveError(
+        "NodeUnavailable",
+        `the agent of node ${node} is connected to another grove-server replica (${beat.server}); ` +
+          `send this request there (grove --server ${beat.server})`,
+      );
+    }
+    throw new GroveError("NodeUnavailable", `the agent of node ${node} is not connected`);
+  }
+
+  /** Resource usage of one running instance (uid) or of every running instance of the node (""). */
+  async stats(node: string, uid: string): Promise<ContainerStats__Output[]> {
+    return new Promise<ContainerStats__Output[]>((resolve, reject) => {
+      let sub: SubStream | undefined;
+      const timer = setTimeout(() => {
+        sub?.cancel();
+        reject(new GroveError("NodeUnavailable", `the agent of node ${node} did not answer a stats request in time`));
+      }, STATS_TIMEOUT_MS);
+      const settle = () => clearTimeout(timer);
+      this.openStream(
+        node,
+        { kind: "STATS", instanceUid: uid },
+        {
+          onOutput: () => undefined,
+          onEnd: (end) => {
+            settle();
+            const err = endError(end, `stats from node ${node}`);
+            if (err) reject(err);
+            else resolve(end.stats);
+          },
+          onBroken: (err) => {
+            settle();
+            reject(err);
+          },
+        },
+      ).then(
+        (s) => (sub = s),
+        (err: unknown) => {
+          settle();
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
+  }
+
   private onConnect(call: Stream): void {
     const given = call.metadata.get(AGENT_TOKEN_METADATA)[0];
     if (typeof given !== "string" || !tokenMatches(given, this.agentToken)) {
@@ -281,11 +355,14 @@ export class AgentGateway {
     }
     let session: Session | undefined;
     let chain = Promise.resolve();
+    // Sub-stream output is routed at once, not behind the store writes of the chain.
+    const mux = new SubStreamMux("(unregistered)", (m) => call.write(m));
     call.on("data", (msg: AgentMessage__Output) => {
+      if (mux.route(msg)) return;
       // Messages of one stream are handled strictly in order.
       chain = chain.then(async () => {
         try {
-          if (msg.register) session = await this.onRegister(call, msg.register);
+          if (msg.register) session = await this.onRegister(call, msg.register, mux);
           else if (!session) throw new GroveError("BadRequest", "the first message on the stream must be register");
           else if (msg.heartbeat) await this.onHeartbeat(session.node);
           else if (msg.status) await this.onStatus(session.node, msg.status);
@@ -299,6 +376,7 @@ export class AgentGateway {
       });
     });
     const done = () => {
+      mux.closeAll(`the agent of node ${session?.node ?? "(unregistered)"} disconnected`);
       if (session && this.sessions.get(session.node)?.stream === call) {
         this.sessions.delete(session.node);
         this.logger.info({ node: session.node }, "agent disconnected");
@@ -341,7 +419,7 @@ export class AgentGateway {
     return next;
   }
 
-  private async onRegister(call: Stream, reg: Register__Output): Promise<Session> {
+  private async onRegister(call: Stream, reg: Register__Output, mux: SubStreamMux): Promise<Session> {
     const info = reg.node;
     if (!info || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(info.name) || info.name.length > 63) {
       throw new GroveError("BadRequest", `invalid node name "${info?.name ?? ""}"`);
@@ -399,8 +477,11 @@ export class AgentGateway {
     await this.onHeartbeat(name);
 
     const old = this.sessions.get(name);
-    if (old && old.stream !== call) old.stream.end();
-    const session: Session = { node: name, stream: call, lastSent: "" };
+    if (old && old.stream !== call) {
+      old.mux.closeAll(`the agent of node ${name} reconnected`);
+      old.stream.end();
+    }
+    const session: Session = { node: name, stream: call, lastSent: "", mux };
     this.sessions.set(name, session);
     this.logger.info({ node: name, reported: reg.instances.length }, "agent registered");
     call.write({
@@ -417,7 +498,7 @@ export class AgentGateway {
   }
 
   private async onHeartbeat(node: string): Promise<void> {
-    const beat: Heartbeat = { time: new Date().toISOString() };
+    const beat: Heartbeat = { time: new Date().toISOString(), ...(this.serverId ? { server: this.serverId } : {}) };
     // One unconditional put: a heartbeat has nothing to compare against.
     await this.store.txn([], [{ type: "put", key: Keys.heartbeat(node), value: beat }]);
   }

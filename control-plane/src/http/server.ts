@@ -4,6 +4,7 @@
 import Fastify, { type FastifyInstance } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
+import websocket from "@fastify/websocket";
 import type { Logger } from "pino";
 import { API_VERSION } from "@grove/api";
 import type { Repository } from "../resources/repository";
@@ -15,6 +16,7 @@ import { installErrorHandling } from "./errors";
 import { registerHealthRoutes } from "./health";
 import { registerInstanceRoutes } from "./instances";
 import { registerNodeRoutes } from "./nodes";
+import { registerOperationRoutes, type AgentStreams } from "./operations";
 import { registerSchedulingRoutes } from "./scheduling";
 import type { RouteContext } from "./resource-routes";
 import { addSharedSchemas } from "./schemas";
@@ -27,6 +29,8 @@ export interface HttpServerOptions {
   adminToken: string;
   /** A pino logger, or false (the default) for none. */
   logger?: Logger | false;
+  /** The agent gateway: logs, exec and stats of instances (routes absent without it). */
+  agents?: AgentStreams;
 }
 
 export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
@@ -62,6 +66,8 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
     },
   });
   await app.register(swaggerUi, { routePrefix: "/docs" });
+  // grove exec (1 MiB frames at most).
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
   const watches = new WatchRegistry();
@@ -72,6 +78,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   registerNodeRoutes(app, ctx);
   registerEndpointRoutes(app, ctx);
   registerSchedulingRoutes(app, ctx);
+  if (opts.agents) registerOperationRoutes(app, ctx, opts.agents);
 
   // Open watch streams would hold close() until every client left.
   app.addHook("preClose", async () => watches.closeAll());
