@@ -1,0 +1,82 @@
+// applyReport: how an agent's status report becomes an Instance's status
+// (here: the limits the running container has, which a resize in place changes).
+import type { Instance } from "@grove/api";
+import type { InstanceStatus__Output } from "@grove/proto";
+import { applyReport } from "./agent-gateway";
+
+const MiB = 2 ** 20;
+
+function instance(status: Instance["status"]): Instance {
+  return {
+    apiVersion: "grove/v1",
+    kind: "Instance",
+    metadata: { name: "web-0", namespace: "default", uid: "u1" },
+    spec: {
+      app: "web",
+      appUid: "a1",
+      index: 0,
+      rootfs: "busybox",
+      command: ["sleep", "1000"],
+      resources: { cpuMillis: 500, memoryBytes: 128 * MiB, pids: 64 },
+      restartPolicy: "Always",
+      stopGracePeriodSeconds: 1,
+      restarts: 0,
+      nodeName: "n1",
+    },
+    ...(status ? { status } : {}),
+  };
+}
+
+// Cast: fields other messages may add later are not needed here.
+function report(over: Partial<InstanceStatus__Output>): InstanceStatus__Output {
+  return {
+    uid: "u1",
+    namespace: "default",
+    name: "web-0",
+    state: "RUNNING",
+    exitCode: 0,
+    signal: 0,
+    pid: 4242,
+    reason: "",
+    message: "",
+    startedAtMs: "1700000000000",
+    finishedAtMs: "0",
+    ip: "",
+    ports: [],
+    pull: null,
+    appliedResources: null,
+    ...over,
+  } as InstanceStatus__Output;
+}
+
+describe("applyReport: applied resources", () => {
+  const applied = { cpuMillis: "500", memoryBytes: String(128 * MiB), pids: "64" };
+
+  it("records the limits the agent applied, and the resize's reason and message", () => {
+    const cur = instance({ state: "Running", reason: "Resizing", pid: 4242, message: "resizing in place" });
+    const next = applyReport(cur, report({ reason: "Resized", message: "limits changed", appliedResources: applied }));
+    expect(next).toMatchObject({
+      state: "Running",
+      reason: "Resized",
+      message: "limits changed",
+      pid: 4242,
+      appliedResources: { cpuMillis: 500, memoryBytes: 128 * MiB, pids: 64 },
+    });
+  });
+
+  it("writes nothing when the report repeats what is stored, and writes when only the applied limits changed", () => {
+    const cur = instance(applyReport(instance(undefined), report({ appliedResources: applied })));
+    expect(applyReport(cur, report({ appliedResources: applied }))).toBeUndefined();
+    const grown = applyReport(cur, report({ appliedResources: { ...applied, pids: "128" } }));
+    expect(grown?.appliedResources?.pids).toBe(128);
+  });
+
+  it("keeps the applied limits it knows when a report carries none", () => {
+    const cur = instance(applyReport(instance(undefined), report({ appliedResources: applied })));
+    expect(applyReport(cur, report({ reason: "Other" }))?.appliedResources).toEqual({
+      cpuMillis: 500,
+      memoryBytes: 128 * MiB,
+      pids: 64,
+    });
+  });
+});
