@@ -153,6 +153,15 @@ Napi::Value DetectCgroupMode(const Napi::CallbackInfo &info) {
   return Napi::String::New(info.Env(), mode == GROVE_CGROUP_V2 ? "v2" : "v1");
 }
 
+// Attaches the v2 device program to an existing cgroup2 directory (sync, a few syscalls).
+Napi::Value AttachDeviceProgram(const Napi::CallbackInfo &info) {
+  std::string dir = StringArg(info, 0, "dir");
+  grove_error_t err{};
+  if (grove_cgroup_attach_device_program(dir.c_str(), &err) < 0)
+    throw ToJsError(info.Env(), err);
+  return info.Env().Undefined();
+}
+
 grove_resources_t ResourcesArg(const Napi::CallbackInfo &info, size_t i) {
   if (info.Length() <= i || !info[i].IsObject())
     throw Napi::TypeError::New(info.Env(), "resources must be an object");
@@ -477,6 +486,7 @@ Napi::Value CloseFd(const Napi::CallbackInfo &info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("detectCgroupMode", Napi::Function::New(env, DetectCgroupMode));
   exports.Set("setupCgroup", Napi::Function::New(env, SetupCgroup));
+  exports.Set("attachDeviceProgram", Napi::Function::New(env, AttachDeviceProgram));
   exports.Set("removeCgroup", Napi::Function::New(env, RemoveCgroup));
   exports.Set("killCgroup", Napi::Function::New(env, KillCgroup));
   exports.Set("listCgroups", Napi::Function::New(env, ListCgroups));

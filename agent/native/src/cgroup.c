@@ -1,12 +1,15 @@
 #include "cgroup.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <linux/bpf.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,8 +26,9 @@
 static const char *const v1_required[] = { "memory", "cpu", "pids" };
 static const char *const v1_optional[] = { "cpuacct", "devices", "freezer" };
 
-/* The devices a container may use (v1 devices cgroup): the minimal /dev, and
- * mknod of anything (as Docker); reading or writing other devices is refused. */
+/* The devices a container may use: the minimal /dev, and mknod of anything
+ * (as Docker); reading or writing other devices is refused. v1 writes it to the
+ * devices cgroup; v2 compiles it into an eBPF device program (below). */
 static const char *const v1_device_allow[] = { "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
                                                 "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm" };
 #define N_ELEMENTS(a) (sizeof (a) / sizeof ((a)[0]))
@@ -386,6 +390,191 @@ const struct grove_cgroup_ops grove_cgroup_v1_ops = {
   .oom_kills = v1_oom_kills,
 };
 
+/* ---- v2 device program -------------------------------------------------- */
+
+/* One rule of the allow list: type 'a' (any), 'c' or 'b'; -1 = any number. */
+struct device_rule
+{
+  char type;
+  int64_t major, minor;
+  uint32_t access; /* BPF_DEVCG_ACC_* bits */
+};
+
+static int
+parse_device_number (const char **p, int64_t *out)
+{
+  char *end;
+  if (**p == '*')
+    {
+      *out = -1;
+      (*p)++;
+      return 0;
+    }
+  *out = strtoll (*p, &end, 10);
+  if (end == *p || *out < 0)
+    return -1;
+  *p = end;
+  return 0;
+}
+
+/* "c 1:3 rwm" (the v1 devices.allow syntax) -> rule. */
+static int
+parse_device_rule (const char *text, struct device_rule *r, grove_error_t *err)
+{
+  const char *p = text;
+  r->type = *p++;
+  if ((r->type != 'a' && r->type != 'c' && r->type != 'b') || *p++ != ' ' || parse_device_number (&p, &r->major) < 0
+      || *p++ != ':' || parse_device_number (&p, &r->minor) < 0 || *p++ != ' ')
+    return grove_error_set (err, EINVAL, "device rule `%s`: not TYPE MAJOR:MINOR ACCESS", text);
+  r->access = 0;
+  for (; *p != '\0'; p++)
+    {
+      if (*p == 'r')
+        r->access |= BPF_DEVCG_ACC_READ;
+      else if (*p == 'w')
+        r->access |= BPF_DEVCG_ACC_WRITE;
+      else if (*p == 'm')
+        r->access |= BPF_DEVCG_ACC_MKNOD;
+      else
+        return grove_error_set (err, EINVAL, "device rule `%s`: access must be of r, w, m", text);
+    }
+  return 0;
+}
+
+#define INSN(c, d, s, o, i) ((struct bpf_insn){ (uint8_t) (c), (d), (s), (int16_t) (o), (int32_t) (i) })
+#define LDX_W(dst, src, off) INSN (BPF_LDX | BPF_W | BPF_MEM, dst, src, off, 0)
+#define ALU32_IMM(op, dst, imm) INSN (BPF_ALU | (op) | BPF_K, dst, 0, 0, imm)
+#define MOV32_REG(dst, src) INSN (BPF_ALU | BPF_MOV | BPF_X, dst, src, 0, 0)
+#define JNE_IMM(dst, imm, off) INSN (BPF_JMP | BPF_JNE | BPF_K, dst, 0, off, imm)
+#define MOV64_IMM(dst, imm) INSN (BPF_ALU64 | BPF_MOV | BPF_K, dst, 0, 0, imm)
+#define EXIT_INSN() INSN (BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
+
+int
+grove_device_program (struct bpf_insn **out, size_t *count, grove_error_t *err)
+{
+  const size_t nrules = N_ELEMENTS (v1_device_allow);
+  /* 6 to load the context, at most 8 per rule, 2 to deny. */
+  struct bpf_insn *insn = calloc (6 + 8 * nrules + 2, sizeof (struct bpf_insn));
+  size_t n = 0;
+
+  if (insn == NULL)
+    return grove_error_set (err, ENOMEM, "device program");
+  /* struct bpf_cgroup_dev_ctx { u32 access_type (access << 16 | type); u32 major; u32 minor; } */
+  insn[n++] = LDX_W (BPF_REG_2, BPF_REG_1, 0);
+  insn[n++] = ALU32_IMM (BPF_AND, BPF_REG_2, 0xffff); /* r2 = type */
+  insn[n++] = LDX_W (BPF_REG_3, BPF_REG_1, 0);
+  insn[n++] = ALU32_IMM (BPF_RSH, BPF_REG_3, 16); /* r3 = access */
+  insn[n++] = LDX_W (BPF_REG_4, BPF_REG_1, 4);    /* r4 = major */
+  insn[n++] = LDX_W (BPF_REG_5, BPF_REG_1, 8);    /* r5 = minor */
+  for (size_t i = 0; i < nrules; i++)
+    {
+      struct device_rule r = { 'a', -1, -1, 0 };
+      const uint32_t all = BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE | BPF_DEVCG_ACC_MKNOD;
+      size_t len = 2, start = n, end;
+      if (parse_device_rule (v1_device_allow[i], &r, err) < 0)
+        {
+          free (insn);
+          return -1;
+        }
+      len += (r.type != 'a') + (r.access != all ? 3 : 0) + (r.major >= 0) + (r.minor >= 0);
+      end = start + len;
+      /* Each test jumps to the next rule when it does not match. */
+      if (r.type != 'a')
+        {
+          insn[n] = JNE_IMM (BPF_REG_2, r.type == 'c' ? BPF_DEVCG_DEV_CHAR : BPF_DEVCG_DEV_BLOCK, end - n - 1);
+          n++;
+        }
+      if (r.access != all)
+        {
+          /* Any access bit the rule does not grant: no match. */
+          insn[n++] = MOV32_REG (BPF_REG_1, BPF_REG_3);
+          insn[n++] = ALU32_IMM (BPF_AND, BPF_REG_1, (int32_t) ~r.access);
+          insn[n] = JNE_IMM (BPF_REG_1, 0, end - n - 1);
+          n++;
+        }
+      if (r.major >= 0)
+        {
+          insn[n] = JNE_IMM (BPF_REG_4, r.major, end - n - 1);
+          n++;
+        }
+      if (r.minor >= 0)
+        {
+          insn[n] = JNE_IMM (BPF_REG_5, r.minor, end - n - 1);
+          n++;
+        }
+      insn[n++] = MOV64_IMM (BPF_REG_0, 1);
+      insn[n++] = EXIT_INSN ();
+    }
+  insn[n++] = MOV64_IMM (BPF_REG_0, 0);
+  insn[n++] = EXIT_INSN ();
+  *out = insn;
+  *count = n;
+  return 0;
+}
+
+static int
+sys_bpf (int cmd, union bpf_attr *attr)
+{
+  return (int) syscall (SYS_bpf, cmd, attr, sizeof (*attr));
+}
+
+int
+grove_cgroup_attach_device_program (const char *dir, grove_error_t *err)
+{
+  cleanup_free struct bpf_insn *insns = NULL;
+  cleanup_close int cgfd = -1;
+  cleanup_close int prog = -1;
+  size_t count;
+  union bpf_attr attr;
+  int saved = 0;
+  char log[4096];
+
+  cgfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cgfd < 0)
+    return grove_error_set (err, errno, "open cgroup %s", dir);
+  /* Already there (a second setup: a live update, an adopted container). */
+  memset (&attr, 0, sizeof (attr));
+  attr.query.target_fd = (uint32_t) cgfd;
+  attr.query.attach_type = BPF_CGROUP_DEVICE;
+  if (sys_bpf (BPF_PROG_QUERY, &attr) == 0 && attr.query.prog_cnt > 0)
+    return 0;
+
+  if (grove_device_program (&insns, &count, err) < 0)
+    return -1;
+  for (int verbose = 0; prog < 0 && verbose < 2; verbose++)
+    {
+      /* Quiet first (a full verifier log of a good program can overflow the
+       * buffer: ENOSPC); on failure again with the log, for the message. */
+      memset (&attr, 0, sizeof (attr));
+      log[0] = '\0';
+      attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+      attr.insns = (uint64_t) (uintptr_t) insns;
+      attr.insn_cnt = (uint32_t) count;
+      /* Device programs call no GPL-only helper: any license string loads. */
+      attr.license = (uint64_t) (uintptr_t) "Apache";
+      if (verbose)
+        {
+          attr.log_buf = (uint64_t) (uintptr_t) log;
+          attr.log_size = sizeof (log);
+          attr.log_level = 1;
+        }
+      prog = sys_bpf (BPF_PROG_LOAD, &attr);
+      if (prog < 0 && !verbose)
+        saved = errno;
+    }
+  if (prog < 0)
+    return grove_error_set (err, saved, "load the device program for %s: %.300s", dir, log);
+  memset (&attr, 0, sizeof (attr));
+  attr.target_fd = (uint32_t) cgfd;
+  attr.attach_bpf_fd = (uint32_t) prog;
+  attr.attach_type = BPF_CGROUP_DEVICE;
+  attr.attach_flags = BPF_F_ALLOW_MULTI;
+  if (sys_bpf (BPF_PROG_ATTACH, &attr) < 0)
+    return grove_error_set (err, errno, "attach the device program to %s", dir);
+  /* The cgroup holds the program now; it goes with the cgroup's rmdir. */
+  return 0;
+}
+
 /* ---- v2 ---------------------------------------------------------------- */
 
 static int
@@ -406,6 +595,16 @@ v2_setup (const grove_cgroup_t *cg, const grove_resources_t *res, grove_error_t 
     return -1;
   if (cgroup_path (&dir, cg->root, cg, 1, err) < 0 || grove_mkdir (dir, 0755, err) < 0)
     return -1;
+  /* The device allow list, before any process can join. Only on a real
+   * cgroup2 directory (a fake tree in tests has none to attach to). */
+  if (cg->id != NULL)
+    {
+      struct statfs st;
+      if (statfs (dir, &st) < 0)
+        return grove_error_set (err, errno, "statfs %s", dir);
+      if (st.f_type == CGROUP2_SUPER_MAGIC && grove_cgroup_attach_device_program (dir, err) < 0)
+        return -1;
+    }
 
   if (res->memory_bytes > 0)
     {

@@ -62,6 +62,16 @@ int grove_cgroup_detect (const char *root, grove_cgroup_mode_t *mode, grove_erro
 
 void grove_string_list_free (char **list, size_t count);
 
+/* cgroup v2 devices: builds the BPF_PROG_TYPE_CGROUP_DEVICE program of the
+ * container allow list (the v1 devices.allow lines: default deny), loads it
+ * and attaches it (BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI) to the cgroup2
+ * directory dir, unless a device program is attached there already. The
+ * cgroup keeps it until it is removed. */
+int grove_cgroup_attach_device_program (const char *dir, grove_error_t *err);
+struct bpf_insn;
+/* The program itself (malloc'd), for tests and inspection. */
+int grove_device_program (struct bpf_insn **insns, size_t *count, grove_error_t *err);
+
 #ifdef __cplusplus
 }
 #endif

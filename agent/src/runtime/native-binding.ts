@@ -55,6 +55,12 @@ export interface NativeBinding {
   detectCgroupMode(root: string): CgroupMode;
   /** Creates <parent>/<id> and writes its limits (v1: per controller; v2: enables controllers on the parent). */
   setupCgroup(mode: CgroupMode, root: string, parent: string, id: string, resources: NativeResources): Promise<void>;
+  /**
+   * Loads the cgroup v2 device program (the container device allow list, default
+   * deny) and attaches it to the cgroup2 directory dir; setupCgroup("v2") does
+   * this for every container cgroup.
+   */
+  attachDeviceProgram(dir: string): void;
   /** rmdir <parent>/<id> (id null: the parent), retrying EBUSY briefly; a missing cgroup is fine. */
   removeCgroup(mode: CgroupMode, root: string, parent: string, id: string | null): Promise<void>;
   /** Signals every process in the cgroup (SIGKILL: until it is empty). Resolves to how many were signalled. */
