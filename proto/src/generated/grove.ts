@@ -25,6 +25,7 @@ import type { StreamEnd as _grove_v1_StreamEnd, StreamEnd__Output as _grove_v1_S
 import type { StreamInput as _grove_v1_StreamInput, StreamInput__Output as _grove_v1_StreamInput__Output } from './grove/v1/StreamInput';
 import type { StreamOpen as _grove_v1_StreamOpen, StreamOpen__Output as _grove_v1_StreamOpen__Output } from './grove/v1/StreamOpen';
 import type { StreamOutput as _grove_v1_StreamOutput, StreamOutput__Output as _grove_v1_StreamOutput__Output } from './grove/v1/StreamOutput';
+import type { UserNamespace as _grove_v1_UserNamespace, UserNamespace__Output as _grove_v1_UserNamespace__Output } from './grove/v1/UserNamespace';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -59,6 +60,7 @@ export interface ProtoGrpcType {
       StreamKind: EnumTypeDefinition
       StreamOpen: MessageTypeDefinition<_grove_v1_StreamOpen, _grove_v1_StreamOpen__Output>
       StreamOutput: MessageTypeDefinition<_grove_v1_StreamOutput, _grove_v1_StreamOutput__Output>
+      UserNamespace: MessageTypeDefinition<_grove_v1_UserNamespace, _grove_v1_UserNamespace__Output>
     }
   }
 }

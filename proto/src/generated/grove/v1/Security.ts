@@ -1,5 +1,6 @@
 // Original file: grove.proto
 
+import type { UserNamespace as _grove_v1_UserNamespace, UserNamespace__Output as _grove_v1_UserNamespace__Output } from '../../grove/v1/UserNamespace';
 
 export interface Security {
   'user'?: (string);
@@ -7,6 +8,7 @@ export interface Security {
   'capabilitiesDrop'?: (string)[];
   'seccomp'?: (string);
   'readOnlyRootFilesystem'?: (boolean);
+  'userNamespace'?: (_grove_v1_UserNamespace | null);
 }
 
 export interface Security__Output {
@@ -15,4 +17,5 @@ export interface Security__Output {
   'capabilitiesDrop': (string)[];
   'seccomp': (string);
   'readOnlyRootFilesystem': (boolean);
+  'userNamespace': (_grove_v1_UserNamespace__Output | null);
 }
