@@ -194,6 +194,62 @@ describe("AppController: resources changes", () => {
     expect(after.spec.nodeName).toBeUndefined();
   });
 
+  it("a binding that lands between the fit check and the write makes the resize re-plan (node revision guard)", async () => {
+    const before = await running({}, 200 * MiB);
+    const db: App = app({ resources: { cpu: "100m", memory: "100Mi", pids: 10 } });
+    db.metadata = { name: "db", namespace: "default" };
+    await repo.create(db);
+    await settle();
+    const pendingDb = await repo.get("Instance", "default", "db-0"); // unbound: nothing on n1 yet
+    expect(pendingDb.spec.nodeName).toBeUndefined();
+
+    // The scheduler binds db-0 to n1 (instance and node in one transaction) just before the
+    // resize's transaction, after its fit check passed on the informers' older view.
+    const nodeKey = Keys.object("nodes", undefined, "n1");
+    const realTxn = store.txn.bind(store);
+    let raced = false;
+    store.txn = async (compares, ops) => {
+      if (!raced && ops.some((op) => op.type === "put" && op.key === nodeKey)) {
+        raced = true;
+        const n1 = await repo.get("Node", undefined, "n1");
+        const { resourceVersion: _a, ...dbMeta } = pendingDb.metadata;
+        const { resourceVersion: _b, ...nodeMeta } = n1.metadata;
+        const bindOps = [
+          {
+            type: "put" as const,
+            key: Keys.object("instances", "default", "db-0"),
+            value: { ...pendingDb, metadata: dbMeta, spec: { ...pendingDb.spec, nodeName: "n1" } },
+          },
+          {
+            type: "put" as const,
+            key: nodeKey,
+            value: {
+              ...n1,
+              metadata: nodeMeta,
+              status: { ...n1.status, allocated: { cpuMillis: 350, memoryBytes: 164 * MiB, pids: 42 } },
+            },
+          },
+        ];
+        expect((await realTxn([], bindOps)).succeeded).toBe(true);
+      }
+      return realTxn(compares, ops);
+    };
+
+    await changeApp({ resources: { cpu: "250m", memory: "128Mi", pids: 32 } });
+    expect(raced).toBe(true);
+    // The failed write is retried after the work queue's backoff (200 ms).
+    let after = await repo.get("Instance", "default", "web-0");
+    for (let i = 0; i < 100 && after.metadata.uid === before.metadata.uid; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      after = await repo.get("Instance", "default", "web-0");
+    }
+    // 100 MiB (db) + 128 MiB > 200 MiB: the guarded write failed, the retry saw db-0 and replaced.
+    expect(after.metadata.uid).not.toBe(before.metadata.uid);
+    expect(after.status?.message).toContain("does not fit on node n1 (memory: insufficient)");
+    const n1 = await repo.get("Node", undefined, "n1");
+    expect(n1.status?.allocated?.memoryBytes).toBeLessThanOrEqual(200 * MiB);
+  });
+
   it("counts the node's other instances: a growth that fits the node alone but not beside them replaces", async () => {
     const before = await running({}, 200 * MiB);
     const db: App = { ...app({ resources: { cpu: "100m", memory: "100Mi", pids: 10 } }) };
