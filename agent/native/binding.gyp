@@ -22,7 +22,7 @@
     {
       "target_name": "grove-shim",
       "type": "executable",
-      "sources": ["src/error.c", "src/util.c", "src/cgroup.c", "src/container.c", "src/seccomp.c", "src/shim.c"],
+      "sources": ["src/error.c", "src/util.c", "src/cgroup.c", "src/container.c", "src/seccomp.c", "src/exec.c", "src/shim.c"],
       "defines": ["_GNU_SOURCE"],
       "cflags": ["-Wall", "-Wextra", "-Os"],
       "cflags_c": ["-std=gnu11"],

@@ -35,6 +35,7 @@
 
 #include "cgroup.h"
 #include "container.h"
+#include "exec.h"
 #include "shim.h"
 #include "util.h"
 
@@ -533,8 +534,9 @@ main (int argc, char **argv)
   long long drain_deadline = 0;
   int pipe_open = 1;
 
-  (void) argc;
-  (void) argv;
+  /* `grove-shim exec ID`: a command inside a running container (exec.c). */
+  if (argc == 3 && strcmp (argv[1], "exec") == 0)
+    return grove_exec_main (argc, argv);
   memset (&err, 0, sizeof (err));
 
   /* Only fds 0-4 are ours; fd 4 reports the start. */

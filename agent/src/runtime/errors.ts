@@ -6,6 +6,7 @@ export type RuntimeErrorCode =
   | "CONTAINER_EXISTS" // start() with an id this runtime already has
   | "CONTAINER_NOT_FOUND" // kill/stop of an id this runtime does not know
   | "CONTAINER_RUNNING" // remove() of a container that has not exited
+  | "CONTAINER_NOT_RUNNING" // exec in a container that has exited (or is frozen)
   | "NATIVE_NOT_BUILT" // the addon's .node file is missing
   | "START_FAILED" // the kernel or the exec refused (message says why)
   | "CGROUP_FAILED"; // creating, signalling or removing cgroups failed

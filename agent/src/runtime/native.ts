@@ -26,9 +26,12 @@ import type {
   ContainerRuntime,
   ContainerSpec,
   ContainerStats,
+  ExecOptions,
+  ExecProcess,
   RecoveredContainer,
 } from "./types";
 import { signalNumber, validateId, validateSpec } from "./validate";
+import { launchExec, validateExecOptions } from "./exec";
 import { capabilityMask, capabilitySet, resolveUser, rlimitNumber } from "./security";
 
 const SIGKILL = 9;
@@ -641,6 +644,58 @@ export class NativeRuntime implements ContainerRuntime {
     } catch {
       // not empty (containers left) or never created
     }
+  }
+
+  /**
+   * Runs a command inside a running container (`grove exec`): `grove-shim exec`
+   * (a sealed memfd copy, never node) joins the init's cgroups and namespaces
+   * and applies the security settings recorded in the container's spec.json at
+   * start (so it works on an adopted container too); opts.user, env and
+   * workingDir override the container's. The helper, a child of the agent, is
+   * the command's parent: the session ends with it (and with the agent).
+   */
+  async exec(id: string, opts: ExecOptions): Promise<ExecProcess> {
+    validateId(id);
+    validateExecOptions(opts);
+    const entry = this.entry(id);
+    if (entry.exit !== undefined) {
+      throw new RuntimeError(
+        "CONTAINER_NOT_RUNNING",
+        `cannot exec in container ${id}: it is not running (it exited with code ${entry.exit.exitCode})`,
+      );
+    }
+    if (this.frozen.has(id)) {
+      throw new RuntimeError("CONTAINER_NOT_RUNNING", `cannot exec in container ${id}: it is frozen; thaw it first`);
+    }
+    const record = readJson<SpecRecord>(path.join(this.containerDir(id), "spec.json"));
+    if (record === undefined) {
+      throw new RuntimeError(
+        "CONTAINER_NOT_FOUND",
+        `cannot exec in container ${id}: ${this.containerDir(id)}/spec.json is unreadable`,
+      );
+    }
+    const state = await this.shimState(id);
+    if (state === undefined || state.status !== "running") {
+      throw new RuntimeError(
+        "CONTAINER_NOT_RUNNING",
+        `cannot exec in container ${id}: it is not running (${state?.status ?? "its shim is gone"})`,
+      );
+    }
+    const spec = record.spec;
+    const security = this.securityConfig({ ...spec, user: opts.user ?? spec.user });
+    return launchExec(
+      this.shimPath,
+      {
+        id,
+        pid: state.pid,
+        cgroupMode: this.cgroupMode,
+        cgroupRoot: this.cgroupRoot,
+        cgroupParent: this.cgroupParent,
+        spec,
+        security,
+      },
+      opts,
+    );
   }
 
   /** Stops waiting on shims (the containers keep running); for an agent that exits. */
