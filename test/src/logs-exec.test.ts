@@ -1,0 +1,360 @@
+// grove logs / exec / top end to end on real components: etcd (embedded in
+// grove-server), grove-server, grove-agent with the native runtime on this
+// kernel. Everything travels CLI -> HTTP API -> control plane -> the agent's
+// Connect stream; the node opens no port.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import WebSocket from "ws";
+import { ExecChannel, GroveClient, execFrame, type App } from "@grove/api";
+import { Keys, createStore } from "@grove/control-plane";
+import {
+  BIN,
+  REPO_ROOT,
+  runCli,
+  startAgent,
+  startServer,
+  tempDir,
+  waitFor,
+  type ServerProcess,
+  type Started,
+} from "./harness/processes";
+
+const NODE = "it-logs-node";
+const CGROUP_PARENT = `grove-logs-${process.pid}`;
+
+function app(name: string, script: string, spec: Partial<App["spec"]> = {}): App {
+  return {
+    apiVersion: "grove/v1",
+    kind: "App",
+    metadata: { name, namespace: "default" },
+    spec: {
+      rootfs: "busybox",
+      command: ["/bin/sh", "-c", script],
+      instances: 1,
+      stopGracePeriodSeconds: 1,
+      ...spec,
+    },
+  };
+}
+
+/** A running `grove` process whose output we watch. */
+interface LiveCli {
+  proc: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<number | null>;
+}
+
+function spawnCli(args: string[], env: NodeJS.ProcessEnv): LiveCli {
+  const proc = spawn(process.execPath, [BIN.cli, ...args], { env: { ...process.env, ...env }, cwd: REPO_ROOT });
+  let out = "";
+  let err = "";
+  proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
+  return { proc, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Files under dir the process has open (from /proc/PID/fd). */
+function openFilesUnder(pid: number, dir: string): string[] {
+  const fdDir = `/proc/${pid}/fd`;
+  const out: string[] = [];
+  for (const fd of fs.readdirSync(fdDir)) {
+    try {
+      const target = fs.readlinkSync(path.join(fdDir, fd));
+      if (target.startsWith(dir)) out.push(target);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
+interface WsResult {
+  out: string;
+  exit: { exitCode?: number; signal?: number; error?: { code: string; message: string } } | undefined;
+}
+
+describe("grove logs, exec and top over the agent's Connect stream", () => {
+  let dir: string;
+  let server: ServerProcess;
+  let agent: Started;
+  let client: GroveClient;
+  let env: NodeJS.ProcessEnv;
+  let logDir: string;
+  const uids = new Map<string, string>();
+
+  const startTheAgent = () =>
+    startAgent({
+      server,
+      nodeName: NODE,
+      stateDir: path.join(dir, "agent"),
+      rootfsDir: path.join(dir, "rootfs"),
+      cgroupParent: CGROUP_PARENT,
+    });
+
+  async function running(name: string): Promise<void> {
+    const inst = await waitFor(
+      `${name} to run`,
+      async () => {
+        const i = await client.get("Instance", name, "default");
+        return i.status?.state === "Running" ? i : undefined;
+      },
+      60_000,
+    );
+    uids.set(name, inst.metadata.uid ?? "");
+  }
+
+  beforeAll(async () => {
+    dir = tempDir("grove-logs");
+    execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
+    server = await startServer({ dataDir: path.join(dir, "server") });
+    agent = await startTheAgent();
+    logDir = path.join(dir, "agent", "logs");
+    client = new GroveClient({ server: server.url, token: server.adminToken });
+    env = { GROVE_SERVER: server.url, GROVE_TOKEN: server.adminToken, HOME: dir, GROVE_CONFIG: "" };
+    await client.apply(app("hello", "for i in 1 2 3 4 5; do echo line $i; done; exec sleep 100000"));
+    await client.apply(app("ticker", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"));
+    await running("hello-0");
+    await running("ticker-0");
+  }, 120_000);
+
+  afterAll(async () => {
+    await agent?.stop(30_000);
+    await server?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it("grove logs --tail 3 prints the last 3 lines", async () => {
+    await waitFor("hello's 5 lines", async () =>
+      fs.readFileSync(path.join(logDir, `${uids.get("hello-0")}.log`), "utf8").includes("line 5"),
+    );
+    const r = await runCli(["logs", "hello/0", "--tail", "3"], env);
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    expect(r.stdout).toBe("line 3\nline 4\nline 5\n");
+    const all = await runCli(["logs", "hello-0"], env);
+    expect(all.stdout).toBe("line 1\nline 2\nline 3\nline 4\nline 5\n");
+    // An App name: its instances (one here).
+    expect((await runCli(["logs", "hello", "--tail", "1"], env)).stdout).toBe("line 5\n");
+  });
+
+  it("grove logs -f streams new lines and the agent stops following when the client goes", async () => {
+    const cli = spawnCli(["logs", "ticker/0", "-f", "--tail", "1"], env);
+    const ticks = () => [...cli.stdout().matchAll(/tick (\d+)/g)].map((m) => Number(m[1]));
+    await waitFor("4 ticks streamed", async () => ticks().length >= 4, 20_000);
+    const seen = ticks();
+    expect(seen.slice(1)).toEqual(seen.slice(1).map((_, i) => seen[1]! + i)); // in order, none lost
+    const logFile = path.join(logDir, `${uids.get("ticker-0")}.log`);
+    // The agent follows the log file while the client reads.
+    expect(openFilesUnder(agent.pid, logDir)).toContain(logFile);
+    cli.proc.kill("SIGINT");
+    await cli.exited;
+    await waitFor(
+      "the agent to stop following",
+      async () => !openFilesUnder(agent.pid, logDir).includes(logFile),
+      10_000,
+    );
+  });
+
+  it("logs of an unknown instance answer 404 with a clear message; no token answers 401", async () => {
+    const r = await runCli(["logs", "nope/0"], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/nope-0.*not found/i);
+    const res = await fetch(`${server.url}/v1/namespaces/default/instances/nope-0/logs`, {
+      headers: { authorization: `Bearer ${server.adminToken}` },
+    });
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { code: string }).code).toBe("NotFound");
+    const anon = await fetch(`${server.url}/v1/namespaces/default/instances/hello-0/logs`);
+    expect(anon.status).toBe(401);
+    const anonExec = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(
+        `${server.url.replace("http", "ws")}/v1/namespaces/default/instances/hello-0/exec?command=true`,
+      );
+      ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on("open", () => resolve(101));
+      ws.on("error", () => undefined);
+    });
+    expect(anonExec).toBe(401);
+    const noStats = await runCli(["top", "instances"], { ...env, GROVE_TOKEN: "wrong" });
+    expect(noStats.code).toBe(1);
+    expect(noStats.stderr).toMatch(/token/);
+  });
+
+  it("grove exec runs a command in the instance and exits with its status", async () => {
+    const r = await runCli(["exec", "hello/0", "--", "sh", "-c", "echo $$; echo to-stderr >&2; exit 3"], env);
+    expect(r.stderr).toBe("to-stderr\n");
+    expect(r.code).toBe(3);
+    // A new process in the container's pid namespace (its init is 1).
+    expect(Number(r.stdout.trim())).toBeGreaterThan(1);
+    const ok = await runCli(["exec", "hello/0", "--", "cat", "/proc/1/cmdline"], env);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain("sleep");
+    const missing = await runCli(["exec", "hello/0", "--", "/no/such/program"], env);
+    expect(missing.code).not.toBe(0);
+  });
+
+  /** Drives the exec WebSocket directly, as `grove exec -it` does. */
+  async function wsExec(query: string, steps: (ws: WebSocket, out: () => string) => Promise<void>): Promise<WsResult> {
+    const url = `${server.url.replace("http", "ws")}/v1/namespaces/default/instances/hello-0/exec?${query}`;
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${server.adminToken}` } });
+    let out = "";
+    let exit: WsResult["exit"];
+    ws.on("message", (data: Buffer) => {
+      if (data[0] === ExecChannel.Stdout || data[0] === ExecChannel.Stderr) out += data.subarray(1).toString();
+      if (data[0] === ExecChannel.Exit) exit = JSON.parse(data.subarray(1).toString()) as WsResult["exit"];
+    });
+    const closed = new Promise<void>((resolve) => ws.on("close", () => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      ws.once("open", () => resolve());
+      ws.once("error", reject);
+    });
+    await steps(ws, () => out);
+    await closed;
+    return { out, exit };
+  }
+
+  it("grove exec -it runs on a terminal (WebSocket framing: stdin, resize, exit)", async () => {
+    const r = await wsExec("command=sh&tty=1&cols=100&rows=30", async (ws, out) => {
+      ws.send(execFrame(ExecChannel.Stdin, "tty; stty size; echo sum-$((40+2))\n"));
+      await waitFor("the shell's answers", async () => /sum-42/.test(out()), 10_000);
+      ws.send(execFrame(ExecChannel.Resize, JSON.stringify({ cols: 120, rows: 40 })));
+      ws.send(execFrame(ExecChannel.Stdin, "stty size; exit 7\n"));
+    });
+    expect(r.out).toMatch(/\/dev\/pts\/\d+/);
+    expect(r.out).toContain("30 100");
+    expect(r.out).toContain("40 120");
+    expect(r.exit).toEqual({ exitCode: 7, signal: 0 });
+  });
+
+  it("closing the exec WebSocket kills the process in the container", async () => {
+    // A sleep whose argument nothing else on the machine uses.
+    const marker = `7${process.pid}`;
+    const r = await wsExec(`command=sleep&command=${marker}`, async (ws) => {
+      await waitFor("the exec'd process", async () => procsWith(marker).length > 0, 10_000);
+      ws.close();
+    });
+    expect(r.exit).toBeUndefined();
+    await waitFor("the exec'd process to be killed", async () => procsWith(marker).length === 0, 10_000);
+  });
+
+  function procsWith(marker: string): number[] {
+    const out: number[] = [];
+    for (const p of fs.readdirSync("/proc")) {
+      if (!/^\d+$/.test(p)) continue;
+      try {
+        if (fs.readFileSync(`/proc/${p}/cmdline`, "utf8") === `sleep\0${marker}\0`) out.push(Number(p));
+      } catch {
+        // gone
+      }
+    }
+    return out;
+  }
+
+  it("grove top and grove describe show the instances' cpu, memory and pids", async () => {
+    const top = await runCli(["top", "instances", "--interval", "500"], env);
+    expect(top).toMatchObject({ code: 0 });
+    const lines = top.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/NAME\s+NODE\s+CPU\s+CPU%\s+MEMORY\s+MEM%\s+PEAK\s+PIDS\s+OOM/);
+    const row = lines.find((l) => / hello-0 /.test(l));
+    expect(row).toBeDefined();
+    const cells = row!.trim().split(/\s+/);
+    // NAMESPACE NAME NODE CPU CPU% MEMORY MEM% PEAK PIDS OOM
+    expect(cells[2]).toBe(NODE);
+    expect(cells[3]).toMatch(/^\d+m$/);
+    expect(cells[5]).toMatch(/^\d+(\.\d+)?(Ki|Mi|Gi)?$/);
+    expect(Number(cells[8])).toBeGreaterThanOrEqual(1);
+    expect(lines.some((l) => / ticker-0 /.test(l))).toBe(true);
+
+    const stats = await client.instanceStats("hello-0", "default");
+    expect(stats.memoryBytes).toBeGreaterThan(0);
+    expect(stats.memoryPeakBytes).toBeGreaterThanOrEqual(stats.memoryBytes);
+    expect(stats.pids).toBeGreaterThanOrEqual(1);
+    expect(stats.cpuUsageNs).toBeGreaterThan(0);
+
+    const nodes = await runCli(["top", "nodes", "--interval", "200"], env);
+    expect(nodes.stdout).toMatch(new RegExp(`${NODE}\\s+2\\s+\\d+m`));
+    const apps = await runCli(["top", "apps", "--interval", "200"], env);
+    expect(apps.stdout).toMatch(/default\s+ticker\s+1\s+\d+m/);
+
+    const d = await runCli(["describe", "instance", "hello-0"], env);
+    expect(d.stdout).toMatch(/Usage:/);
+    expect(d.stdout).toMatch(/Memory:\s+\d/);
+    expect(d.stdout).toMatch(/PIDs:\s+\d+ of \d+/);
+    expect(d.stdout).toMatch(/OOM kills:\s+0/);
+    const da = await runCli(["describe", "app", "ticker"], env);
+    expect(da.stdout).toMatch(/Usage:\n\s+INSTANCE\s+NODE\s+CPU TIME\s+MEMORY\s+PEAK\s+PIDS\s+OOM\n\s+ticker-0\s+/);
+  });
+
+  it("heartbeats keep flowing while a big logs -f runs", async () => {
+    await client.apply(
+      app(
+        "flood",
+        "while true; do echo 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789; done",
+        {
+          resources: { cpu: "300m", memory: "32Mi" },
+        },
+      ),
+    );
+    await running("flood-0");
+    const up = server.output
+      .map((l) => {
+        try {
+          return JSON.parse(l) as { msg?: string; endpoints?: string[] };
+        } catch {
+          return {};
+        }
+      })
+      .find((l) => l.msg === "embedded etcd is up");
+    const store = createStore(up!.endpoints!);
+    try {
+      const beats: number[] = [];
+      let bytes = 0;
+      const cli = spawn(process.execPath, [BIN.cli, "logs", "flood/0", "-f"], { env: { ...process.env, ...env } });
+      cli.stdout.on("data", (d: Buffer) => (bytes += d.length));
+      const started = Date.now();
+      while (Date.now() - started < 13_000) {
+        const kv = await store.get<{ time: string }>(Keys.heartbeat(NODE));
+        const t = Date.parse(kv?.value.time ?? "");
+        if (beats[beats.length - 1] !== t) beats.push(t);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      cli.kill("SIGINT");
+      await new Promise((r) => cli.on("exit", r));
+      process.stderr.write(
+        `logs -f flood: ${bytes} bytes in 13 s; heartbeat gaps ${JSON.stringify(beats.slice(1).map((t, i) => t - beats[i]!))} ms\n`,
+      );
+      // A lot went through the stream meanwhile...
+      expect(bytes).toBeGreaterThan(2 * 1024 * 1024);
+      // ...and heartbeats (every 5 s) kept arriving on the same stream.
+      expect(beats.length).toBeGreaterThanOrEqual(3);
+      const gaps = beats.slice(1).map((t, i) => t - beats[i]!);
+      expect(Math.max(...gaps)).toBeLessThan(8_000);
+      const node = await client.get("Node", NODE);
+      expect(node.status?.conditions?.find((c) => c.type === "Ready")?.status).toBe("True");
+    } finally {
+      await store.close();
+      await client.delete("App", "flood", "default");
+    }
+  }, 60_000);
+
+  it("the agent killed mid-stream: logs -f and exec end with an error promptly", async () => {
+    const logs = spawnCli(["logs", "ticker/0", "-f"], env);
+    await waitFor("ticks", async () => /tick/.test(logs.stdout()), 10_000);
+    const exec = spawnCli(["exec", "hello/0", "--", "sleep", "1000"], env);
+    await new Promise((r) => setTimeout(r, 1500));
+    const killedAt = Date.now();
+    await agent.kill9();
+    const [logsCode, execCode] = await Promise.all([logs.exited, exec.exited]);
+    expect(Date.now() - killedAt).toBeLessThan(5_000);
+    expect(logsCode).toBe(1);
+    expect(logs.stderr()).toMatch(/broke/);
+    expect(execCode).toBe(1);
+    expect(exec.stderr()).toMatch(/agent of node .* disconnected/);
+    // Back for the cleanup: the new agent adopts the containers and stops them at the end.
+    agent = await startTheAgent();
+    const after = await runCli(["logs", "hello/0", "--tail", "1"], env);
+    expect(after.stdout).toBe("line 5\n");
+  }, 60_000);
+});
