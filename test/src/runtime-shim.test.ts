@@ -138,6 +138,37 @@ describe("grove-shim", () => {
     rt.detach();
   });
 
+  it("a live update keeps the device allow list in place (no window without /dev/null) and is recorded for adoption", async () => {
+    const rt = runtime();
+    // Opens /dev/null as fast as the shell can. A refusal ends the shell (a redirection error
+    // of the special builtin `:` exits sh) or is counted in /tmp/denied. Writing "deny a" before
+    // the allow lines on every update did either within 200 updates.
+    const h = await rt.start(
+      spec("devupd", "while :; do : < /dev/null || echo denied >> /tmp/denied; done 2>/dev/null", {
+        resources: { cpuMillis: 500, memoryBytes: 64 * MiB, pids: 32 },
+      }),
+    );
+    const devices = () =>
+      fs.readFileSync(path.join("/sys/fs/cgroup/devices", PARENT, "devupd", "devices.list"), "utf8");
+    const before = devices();
+    expect(before).toContain("c 1:3 rwm");
+    for (let i = 0; i < 200; i++) {
+      await rt.update("devupd", { cpuMillis: 500 + (i % 2) * 100, memoryBytes: (64 + (i % 2) * 8) * MiB, pids: 32 });
+    }
+    await rt.update("devupd", { cpuMillis: 700, memoryBytes: 80 * MiB, pids: 40 });
+    expect(devices()).toBe(before);
+    expect(fs.existsSync(path.join(rootfs, "tmp", "denied"))).toBe(false);
+    expect(alive(h.pid)).toBe(true);
+    // The limits are recorded: another runtime (a restarted agent) adopting it learns them.
+    rt.detach();
+    const second = runtime();
+    const found = (await second.recover()).find((f) => f.handle.id === "devupd");
+    expect(found?.resources).toEqual({ cpuMillis: 700, memoryBytes: 80 * MiB, pids: 40 });
+    await second.stop("devupd", 0);
+    await second.remove("devupd");
+    second.detach();
+  });
+
   it("a second runtime adopts a live container, learns an exit that happened while nobody listened, and cleans up a container whose shim died", async () => {
     const first = runtime();
     const live = await first.start(spec("live", "sleep 600", { annotations: { who: "live" } }));

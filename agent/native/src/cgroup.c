@@ -226,6 +226,39 @@ v1_mkdirs (const grove_cgroup_t *cg, const char *controller, char **out, grove_e
   return grove_mkdir (*out, 0755, err);
 }
 
+/* Whether <dir>/devices.list already is exactly the allow list: a second setup
+ * (a live update of the limits) must not write "deny a" again, which would
+ * refuse every device to the running container until the allow lines follow. */
+static int
+v1_devices_in_place (const char *dir)
+{
+  cleanup_free char *file = NULL;
+  cleanup_free char *buf = NULL;
+  grove_error_t ignored = { 0 };
+  size_t lines = 0;
+
+  if (grove_asprintf (&file, &ignored, "%s/devices.list", dir) < 0 || grove_read_file (file, &buf, &ignored) < 0)
+    return 0;
+  for (char *line = buf, *next; *line != '\0'; line = next)
+    {
+      int known = 0;
+      next = strchr (line, '\n');
+      if (next != NULL)
+        *next++ = '\0';
+      else
+        next = line + strlen (line);
+      if (*line == '\0')
+        continue;
+      for (size_t d = 0; d < N_ELEMENTS (v1_device_allow); d++)
+        if (strcmp (line, v1_device_allow[d]) == 0)
+          known = 1;
+      if (!known)
+        return 0;
+      lines++;
+    }
+  return lines == N_ELEMENTS (v1_device_allow);
+}
+
 static int
 v1_setup (const grove_cgroup_t *cg, const grove_resources_t *res, grove_error_t *err)
 {
@@ -243,7 +276,7 @@ v1_setup (const grove_cgroup_t *cg, const grove_resources_t *res, grove_error_t 
         cleanup_free char *opt = NULL;
         if (v1_mkdirs (cg, v1_optional[i], &opt, err) < 0)
           return -1;
-        if (strcmp (v1_optional[i], "devices") == 0 && cg->id != NULL)
+        if (strcmp (v1_optional[i], "devices") == 0 && cg->id != NULL && !v1_devices_in_place (opt))
           {
             if (write_in (opt, "devices.deny", "a", err) < 0)
               return -1;
