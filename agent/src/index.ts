@@ -2,6 +2,13 @@
 // connection, the host facts readers and the container runtimes.
 export { Reconciler, StatusReason, isPlainName, type ReconcilerOptions } from "./reconcile/reconciler";
 export { WorkQueue, type WorkQueueOptions } from "./reconcile/work-queue";
+export {
+  UsernsPool,
+  parseUsernsRange,
+  DEFAULT_USERNS_RANGE,
+  type UsernsRange,
+  type UsernsPoolOptions,
+} from "./reconcile/userns-pool";
 export { ControlPlaneConnection, type ControlPlaneConnectionOptions, type DesiredStateSink } from "./grpc/client";
 export {
   DEFAULT_RESERVE,

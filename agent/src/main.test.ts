@@ -35,7 +35,18 @@ describe("parseArgs", () => {
       imagesDir: "/var/lib/grove-agent/images",
       network: "cni",
       cniPluginDirs: ["/usr/lib/cni", "/opt/cni/bin"],
+      usernsRange: { base: 100_000_000, size: 65536, count: 1000 },
     });
+  });
+
+  it("takes --userns-range BASE:SIZExCOUNT and refuses a malformed or overflowing one", () => {
+    const { config } = parse(["--server", "cp:1", "--token", "t", "--userns-range", "200000:1000x5"]);
+    expect(config?.usernsRange).toEqual({ base: 200_000, size: 1000, count: 5 });
+    const bad = parse(["--server", "cp:1", "--token", "t", "--userns-range", "200000"]);
+    expect(bad.error).toBeInstanceOf(CommanderError);
+    expect(bad.errors.join("")).toMatch(/--userns-range "200000" must be BASE:SIZExCOUNT/);
+    const past = parse(["--server", "cp:1", "--token", "t", "--userns-range", "4294000000:65536x100"]);
+    expect(past.errors.join("")).toMatch(/run past the last id/);
   });
 
   it("takes the network mode, a conflist and plugin directories, and refuses an unknown mode", () => {

@@ -14,6 +14,7 @@ import { imageCommand } from "./images/cli";
 import { NativeRuntime } from "./runtime";
 import { DEFAULT_PLUGIN_DIRS, NetworkManager } from "./network";
 import { SubStreamServer } from "./streams/sub-streams";
+import { DEFAULT_USERNS_RANGE, UsernsPool, parseUsernsRange, type UsernsPoolOptions } from "./reconcile/userns-pool";
 
 export interface AgentConfig {
   /** The image store (default <stateDir>/images). */
@@ -37,6 +38,8 @@ export interface AgentConfig {
   network: "cni" | "none";
   cniConflist?: string;
   cniPluginDirs: string[];
+  /** Host id pool for instances with security.userNamespace: true ("BASE:SIZExCOUNT"). */
+  usernsRange: UsernsPoolOptions;
 }
 
 /** How long shutdown waits for containers to stop before giving up on them. */
@@ -98,7 +101,12 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       "cni",
     )
     .option("--cni-conflist <file>", "CNI network list (cniVersion 1.0.0) instead of the default one")
-    .option("--cni-plugin-dir <dir>", "CNI plugin directories, ':'-separated", DEFAULT_PLUGIN_DIRS.join(":"));
+    .option("--cni-plugin-dir <dir>", "CNI plugin directories, ':'-separated", DEFAULT_PLUGIN_DIRS.join(":"))
+    .option(
+      "--userns-range <BASE:SIZExCOUNT>",
+      "host uid/gid pool for instances with security.userNamespace: true (COUNT ranges of SIZE ids from BASE)",
+      DEFAULT_USERNS_RANGE,
+    );
   program.parse([...argv]);
 
   const opts = program.opts<{
@@ -118,6 +126,7 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
     network: "cni" | "none";
     cniConflist?: string;
     cniPluginDir: string;
+    usernsRange: string;
   }>();
 
   if (!opts.server) program.error("error: --server <host:port> is required (or set GROVE_AGENT_SERVER)");
@@ -134,6 +143,12 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
   }
   if (!token) program.error("error: a join token is required (--token, --token-file or GROVE_AGENT_TOKEN)");
   if (!opts.nodeName) program.error("error: --node-name must not be empty");
+  let usernsRange: UsernsPoolOptions;
+  try {
+    usernsRange = parseUsernsRange(opts.usernsRange);
+  } catch (error) {
+    program.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+  }
 
   return {
     server,
@@ -151,6 +166,7 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
     network: opts.network,
     ...(opts.cniConflist !== undefined ? { cniConflist: path.resolve(opts.cniConflist) } : {}),
     cniPluginDirs: opts.cniPluginDir.split(":").filter((d) => d !== ""),
+    usernsRange,
   };
 }
 
@@ -227,6 +243,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     runtime,
     rootfsDir: config.rootfsDir,
     stateDir: config.stateDir,
+    userns: new UsernsPool(config.usernsRange),
     logger: log.child({ component: "reconciler" }),
     onStatus: (status) => connection?.reportStatus(status),
   });

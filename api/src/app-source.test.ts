@@ -1,4 +1,5 @@
 import { appSourceProblems, imageReferenceProblem } from "./app-source";
+import { validateDocument } from "./manifest";
 
 describe("appSourceProblems", () => {
   it("accepts a rootfs with a command, and an image with or without one", () => {
@@ -28,5 +29,39 @@ describe("appSourceProblems", () => {
     expect(imageReferenceProblem("web@sha256:12")).toMatch(/digest/);
     expect(imageReferenceProblem("oci:rel")).toMatch(/absolute path/);
     expect(imageReferenceProblem(`host:5000/a/b:v1@sha256:${"c".repeat(64)}`)).toBeUndefined();
+  });
+});
+
+describe("security.userNamespace", () => {
+  const app = (userNamespace: unknown) => ({
+    apiVersion: "grove/v1",
+    kind: "App",
+    metadata: { name: "web" },
+    spec: { rootfs: "busybox", command: ["sh"], instances: 1, security: { userNamespace } },
+  });
+
+  it("accepts true, false and an explicit range", () => {
+    expect(validateDocument(app(true))).toEqual([]);
+    expect(validateDocument(app(false))).toEqual([]);
+    expect(validateDocument(app({ hostUid: 200000000, hostGid: 200000000 }))).toEqual([]);
+    expect(validateDocument(app({ hostUid: 200000000, hostGid: 300000000, size: 1000 }))).toEqual([]);
+    expect(appSourceProblems(app({ hostUid: 200000000, hostGid: 200000000 }).spec)).toEqual([]);
+  });
+
+  it("refuses other values, naming the field", () => {
+    for (const bad of ["yes", { hostUid: 0, hostGid: 1 }, { hostUid: 5 }, { hostUid: 5, hostGid: 5, extra: 1 }]) {
+      const problems = validateDocument(app(bad));
+      expect(problems.length).toBeGreaterThan(0);
+      expect(problems.every((p) => p.pointer.startsWith("/spec/security/userNamespace"))).toBe(true);
+    }
+  });
+
+  it("refuses a range running past the last id", () => {
+    expect(appSourceProblems(app({ hostUid: 4294967000, hostGid: 1000, size: 65536 }).spec)).toEqual([
+      {
+        pointer: "/spec/security/userNamespace/hostUid",
+        message: "hostUid 4294967000 + size 65536 runs past the last id (4294967295)",
+      },
+    ]);
   });
 });

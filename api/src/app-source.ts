@@ -71,5 +71,28 @@ export function appSourceProblems(spec: unknown): SourceProblem[] {
     const why = imageReferenceProblem(s.image);
     if (why) problems.push({ pointer: "/spec/image", message: `invalid image reference: ${why}` });
   }
+  problems.push(...userNamespaceProblems(s.security));
+  return problems;
+}
+
+/** An explicit user namespace range must end at or below 2^32 (the schema checks each number). */
+function userNamespaceProblems(security: unknown): SourceProblem[] {
+  if (typeof security !== "object" || security === null) return [];
+  const u = (security as { userNamespace?: unknown }).userNamespace;
+  if (typeof u !== "object" || u === null) return [];
+  const { hostUid, hostGid, size } = u as Record<string, unknown>;
+  const width = typeof size === "number" ? size : 65536;
+  const problems: SourceProblem[] = [];
+  for (const [name, id] of [
+    ["hostUid", hostUid],
+    ["hostGid", hostGid],
+  ] as const) {
+    if (typeof id === "number" && Number.isInteger(width) && id + width > 2 ** 32) {
+      problems.push({
+        pointer: `/spec/security/userNamespace/${name}`,
+        message: `${name} ${id} + size ${width} runs past the last id (4294967295)`,
+      });
+    }
+  }
   return problems;
 }

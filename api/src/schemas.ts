@@ -168,6 +168,32 @@ const CapabilityName = Type.String({
   description: "a Linux capability (NET_ADMIN or CAP_NET_ADMIN) or ALL",
 });
 
+/** Default width of a user namespace's id range (container ids 0..65535). */
+export const USERNS_DEFAULT_SIZE = 65536;
+
+/**
+ * Run in a user namespace: container root is an unprivileged host uid.
+ * true: the node's agent picks a free 65536-wide range of its pool
+ * (--userns-range); or an explicit range (the operator keeps it apart from others).
+ */
+export const UserNamespaceSpec = Type.Union(
+  [
+    Type.Boolean(),
+    Type.Object(
+      {
+        hostUid: Type.Integer({ minimum: 1, maximum: 4294967294, description: "the host uid container root maps to" }),
+        hostGid: Type.Integer({ minimum: 1, maximum: 4294967294, description: "the host gid container root maps to" }),
+        size: Type.Optional(
+          Type.Integer({ minimum: 1, maximum: 4294967295, description: "ids mapped from 0 (default 65536)" }),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+  ],
+  { description: "true (the agent allocates a range) or { hostUid, hostGid, size }" },
+);
+export type UserNamespaceSpec = Static<typeof UserNamespaceSpec>;
+
 /** How an App's processes run: user, capabilities, seccomp (agent/README.md, Isolation). */
 export const SecuritySpec = Type.Object(
   {
@@ -192,6 +218,7 @@ export const SecuritySpec = Type.Object(
       }),
     ),
     readOnlyRootFilesystem: Type.Optional(Type.Boolean()),
+    userNamespace: Type.Optional(UserNamespaceSpec),
   },
   { additionalProperties: false },
 );

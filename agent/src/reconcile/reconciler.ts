@@ -38,6 +38,7 @@ import type { EgressRule } from "../network/egress";
 import type { InstanceNetwork, InstanceNetworkRequest } from "../network/manager";
 import { hostsFile, resolvConfFor, writeEtcFiles } from "../network/etc-files";
 import { WorkQueue } from "./work-queue";
+import type { UsernsPool, UsernsRange } from "./userns-pool";
 import { mergeRunConfig } from "../images/run-config";
 import type { ImageRunConfig, PullProgress } from "../images/types";
 
@@ -101,6 +102,11 @@ export interface ReconcilerOptions {
   pullProgressIntervalMs?: number;
   /** A refused resize is tried again (at a resync) no sooner than this (default 60 s). */
   resizeRetryDelayMs?: number;
+  /**
+   * Host id ranges for `security.userNamespace: auto` (--userns-range); without
+   * it such instances fail to start. Explicit ranges need no pool.
+   */
+  userns?: UsernsPool;
 }
 
 /** What the reconciler knows about one instance it started (or refused to start). */
@@ -132,6 +138,8 @@ interface TrackedInstance {
 /** Container annotations the reconciler reads back after an agent restart. */
 const INSTANCE_ANNOTATION = "grove.instance";
 const NETWORK_ANNOTATION = "grove.network";
+/** The host id range of a container in a user namespace (JSON UsernsRange). */
+const USERNS_ANNOTATION = "grove.userns";
 
 /** Container ids are uids: the runtime accepts [A-Za-z0-9_.-]{1,64}. */
 const UID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -373,6 +381,27 @@ export class Reconciler {
         await new Promise((r) => setTimeout(r, pause));
       }
     }
+    let usernsRange: UsernsRange | undefined;
+    try {
+      usernsRange = this.userNamespaceRange(spec);
+    } catch (error) {
+      this.finish(tracked, {
+        ...base,
+        state: "FAILED",
+        reason: StatusReason.StartFailed,
+        message: errorMessage(error),
+        finishedAtMs: this.now(),
+      });
+      await this.teardownNetwork(tracked);
+      await this.releaseImage(tracked);
+      return;
+    }
+    if (usernsRange !== undefined) {
+      containerSpec.userNamespace = {
+        uidMap: [{ containerId: 0, hostId: usernsRange.hostUid, size: usernsRange.size }],
+        gidMap: [{ containerId: 0, hostId: usernsRange.hostGid, size: usernsRange.size }],
+      };
+    }
     tracked.removed = false;
     let handle: ContainerHandle;
     try {
@@ -380,6 +409,7 @@ export class Reconciler {
       containerSpec.annotations = {
         [INSTANCE_ANNOTATION]: JSON.stringify(spec),
         ...(network ? { [NETWORK_ANNOTATION]: JSON.stringify({ ip: network.ip, ports: network.ports }) } : {}),
+        ...(usernsRange ? { [USERNS_ANNOTATION]: JSON.stringify(usernsRange) } : {}),
       };
       handle = await this.runtime.start(containerSpec);
     } catch (error) {
@@ -394,6 +424,7 @@ export class Reconciler {
       // A half-made container may be left; removing it can be retried.
       if (!this.runtime.list().some((h) => h.id === uid)) {
         tracked.removed = true;
+        this.options.userns?.release(uid);
         await this.teardownNetwork(tracked);
         await this.releaseImage(tracked);
       } else await this.removeContainer(tracked);
@@ -443,6 +474,19 @@ export class Reconciler {
         continue;
       }
       const uid = handle.id;
+      const rawUserns = annotations[USERNS_ANNOTATION];
+      if (rawUserns !== undefined && this.options.userns) {
+        try {
+          if (!this.options.userns.claim(uid, JSON.parse(rawUserns) as UsernsRange)) {
+            this.log.warn(
+              { uid, range: rawUserns },
+              "adopted container's user namespace range is not a free slot of the pool",
+            );
+          }
+        } catch {
+          this.log.warn({ uid, range: rawUserns }, "adopted container has an unreadable user namespace range");
+        }
+      }
       // The limits it has: as the runtime recorded them (a live update
       // changes them), else those it was started with.
       const applied = resources ? { ...resources } : resourcesOf(spec);
@@ -532,6 +576,32 @@ export class Reconciler {
     });
   }
 
+  /**
+   * The host id range of an instance with a user namespace: an allocation of
+   * the pool (auto), or the App's explicit range. Throws why it has none.
+   */
+  private userNamespaceRange(spec: InstanceSpec__Output): UsernsRange | undefined {
+    const u = spec.security?.userNamespace;
+    if (!u) return undefined;
+    const pool = this.options.userns;
+    if (u.auto) {
+      if (!pool) throw new Error("security.userNamespace: true needs the agent's --userns-range pool");
+      return pool.allocate(spec.uid);
+    }
+    const range = { hostUid: u.hostUid, hostGid: u.hostGid, size: u.size };
+    if (range.hostUid < 1 || range.hostGid < 1 || range.size < 1) {
+      throw new Error(
+        `security.userNamespace: hostUid, hostGid and size must be positive (got ${range.hostUid}, ${range.hostGid}, ${range.size})`,
+      );
+    }
+    if (pool?.overlaps(range)) {
+      throw new Error(
+        `security.userNamespace: host ids ${range.hostUid}/${range.hostGid} (+${range.size}) overlap this node's --userns-range pool`,
+      );
+    }
+    return range;
+  }
+
   private containerSpecOf(spec: InstanceSpec__Output): ContainerSpec {
     const containerSpec: ContainerSpec = {
       id: spec.uid,
@@ -597,6 +667,7 @@ export class Reconciler {
   private async removeContainer(tracked: TrackedInstance): Promise<void> {
     await this.runtime.remove(tracked.uid);
     tracked.removed = true;
+    this.options.userns?.release(tracked.uid);
     await this.teardownNetwork(tracked);
     await this.releaseImage(tracked);
   }

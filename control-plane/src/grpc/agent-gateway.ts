@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import {
   API_VERSION,
   GroveError,
+  USERNS_DEFAULT_SIZE,
   type Instance,
   type InstanceState as ApiInstanceState,
   type InstanceStatus as ApiInstanceStatus,
@@ -73,6 +74,15 @@ const STATE_FROM_PROTO: Record<string, ApiInstanceState | undefined> = {
   OOM_KILLED: "OOMKilled",
 };
 
+/** The API's userNamespace (true, or an explicit range) as proto Security fields. */
+function userNamespaceOf(u: NonNullable<Instance["spec"]["security"]>["userNamespace"]) {
+  if (u === undefined || u === false) return {};
+  if (u === true) return { userNamespace: { auto: true, hostUid: 0, hostGid: 0, size: 0 } };
+  return {
+    userNamespace: { auto: false, hostUid: u.hostUid, hostGid: u.hostGid, size: u.size ?? USERNS_DEFAULT_SIZE },
+  };
+}
+
 function tokenMatches(given: string, want: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(want);
@@ -120,6 +130,7 @@ export function desiredFor(node: string, instances: readonly Instance[]): Instan
               capabilitiesDrop: i.spec.security.capabilities?.drop ?? [],
               seccomp: i.spec.security.seccomp ?? "",
               readOnlyRootFilesystem: i.spec.security.readOnlyRootFilesystem ?? false,
+              ...userNamespaceOf(i.spec.security.userNamespace),
             },
           }
         : {}),
