@@ -129,6 +129,7 @@ function helperProcesses(): number[] {
 beforeAll(() => {
   loadNativeBinding();
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-exec-"));
+  fs.chmodSync(tmp, 0o755); // a user-namespaced container's root is an unprivileged host uid
   rootfs = path.join(tmp, "rootfs");
   stateDir = path.join(tmp, "state");
   execFileSync(path.join(REPO, "deploy/make-rootfs.sh"), [rootfs], { stdio: "pipe" });
@@ -208,6 +209,37 @@ describe("exec joins the container", () => {
     expect(field(out, "NSpid")).toBe(String(nspid[1]));
     expect(out).toContain(`self=${nspid[1]}\n`);
     expect(out).toContain(`/${PARENT}/${h.id}\n`);
+    await done(h);
+  });
+
+  it("joins the user namespace of a user-namespaced container (container root is an unprivileged host uid)", async () => {
+    const hostBase = 300_000_000 + ((process.pid + 25_000) % 50_000) * 65536;
+    const map = [{ containerId: 0, hostId: hostBase, size: 65536 }];
+    const h = await sleeper({ userNamespace: { uidMap: map, gidMap: map } });
+    const p = await rt.exec(h.id, {
+      command: ["/bin/sh", "-c", "id; cat /proc/self/uid_map; touch /tmp/by-exec && echo touched; exec cat"],
+    });
+    const result = collect(p);
+    await waitFor(() => {
+      try {
+        return fs.readFileSync(`/proc/${p.pid}/cmdline`, "utf8").startsWith("cat");
+      } catch {
+        return false;
+      }
+    }, "cat to run");
+    for (const ns of ["user", ...NAMESPACES]) {
+      expect(fs.readlinkSync(`/proc/${p.pid}/ns/${ns}`)).toBe(fs.readlinkSync(`/proc/${h.pid}/ns/${ns}`));
+    }
+    expect(fs.readlinkSync(`/proc/${p.pid}/ns/user`)).not.toBe(fs.readlinkSync("/proc/self/ns/user"));
+    const status = fs.readFileSync(`/proc/${p.pid}/status`, "utf8");
+    expect(field(status, "Uid")).toBe(`${hostBase}\t${hostBase}\t${hostBase}\t${hostBase}`);
+    expect(field(status, "CapEff")).toBe(field(fs.readFileSync(`/proc/${h.pid}/status`, "utf8"), "CapEff"));
+    p.stdin.end();
+    const { code, out } = await result;
+    expect(code).toBe(0);
+    expect(out).toMatch(/^uid=0\(root\) gid=0\(root\)/);
+    expect(out).toMatch(new RegExp(`^\\s*0\\s+${hostBase}\\s+65536$`, "m"));
+    expect(out).toContain("touched\n");
     await done(h);
   });
 

@@ -752,8 +752,10 @@ control_line (const char *line, pid_t pid, int exited, int master)
     }
   else if (strncmp (line, "resize ", 7) == 0 && master >= 0)
     {
-      unsigned cols = 0, rows = 0;
-      if (sscanf (line + 7, "%u %u", &cols, &rows) == 2 && cols > 0 && rows > 0 && cols < 65536 && rows < 65536)
+      char *end;
+      unsigned long cols = strtoul (line + 7, &end, 10);
+      unsigned long rows = *end == ' ' ? strtoul (end + 1, &end, 10) : 0;
+      if (*end == '\0' && cols > 0 && rows > 0 && cols < 65536 && rows < 65536)
         {
           struct winsize ws;
           memset (&ws, 0, sizeof (ws));
