@@ -5,7 +5,7 @@
 import { pino } from "pino";
 import type { App, Instance, Node } from "@grove/api";
 import { MemoryStore } from "../store/memory-store";
-import { Keys } from "../store/store";
+import { Keys, type TxnOp } from "../store/store";
 import { Repository } from "../resources/repository";
 import { Informer } from "./informer";
 import {
@@ -214,14 +214,14 @@ describe("AppController: resources changes", () => {
         const n1 = await repo.get("Node", undefined, "n1");
         const { resourceVersion: _a, ...dbMeta } = pendingDb.metadata;
         const { resourceVersion: _b, ...nodeMeta } = n1.metadata;
-        const bindOps = [
+        const bindOps: TxnOp<unknown>[] = [
           {
-            type: "put" as const,
+            type: "put",
             key: Keys.object("instances", "default", "db-0"),
             value: { ...pendingDb, metadata: dbMeta, spec: { ...pendingDb.spec, nodeName: "n1" } },
           },
           {
-            type: "put" as const,
+            type: "put",
             key: nodeKey,
             value: {
               ...n1,
