@@ -105,6 +105,18 @@ function cgroupOf(pid: number): string {
   return line?.split(":")[2] ?? "";
 }
 
+/** Sockets this jest process holds (the exec sessions' stdio, control and status are sockets). */
+function openSockets(): number {
+  return fs.readdirSync("/proc/self/fd").filter((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith("socket:");
+    } catch {
+      return false;
+    }
+  }).length;
+}
+let socketsBefore = 0;
+
 function helperProcesses(): number[] {
   return fs
     .readdirSync("/proc")
@@ -137,6 +149,7 @@ beforeAll(() => {
   fs.appendFileSync(path.join(rootfs, "etc/group"), "app:x:1000:\nextra:x:2000:app\n");
   fs.mkdirSync(path.join(rootfs, "work"), { recursive: true });
   rt = new NativeRuntime({ cgroupParent: PARENT, stateDir });
+  socketsBefore = openSockets();
 });
 
 afterAll(async () => {
@@ -148,8 +161,9 @@ afterAll(async () => {
   for (const c of ["memory", "cpu", "pids", "cpuacct", "devices", "freezer", ""]) {
     expect(fs.existsSync(path.join("/sys/fs/cgroup", c, PARENT))).toBe(false);
   }
-  // Every helper this process started has exited (none left behind).
+  // Every helper this process started has exited (none left behind), and no session's socket is left open.
   expect(helperProcesses()).toEqual([]);
+  await waitFor(() => openSockets() <= socketsBefore, "the exec sessions' sockets to close");
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -356,13 +370,13 @@ describe("exec streams and exit", () => {
   });
 
   it("allocates a pty inside the container: tty, stty size, resize", async () => {
-    const once = await run(h.id, ["/bin/sh", "-c", "tty; stty size; ls -l /proc/self/fd/0"], {
+    const once = await run(h.id, ["/bin/sh", "-c", "tty; stty size; echo fds=$(ls /proc/self/fd | wc -l)"], {
       tty: true,
       cols: 100,
       rows: 30,
     });
     expect(once.code).toBe(0);
-    expect(once.out).toMatch(/^\/dev\/pts\/\d+\r\n30 100\r\n/);
+    expect(once.out).toMatch(/^\/dev\/pts\/\d+\r\n30 100\r\nfds=4\r\n$/);
 
     const p = await rt.exec(h.id, { command: ["/bin/sh"], tty: true, cols: 80, rows: 24 });
     expect(p.stderr).toBeNull();
