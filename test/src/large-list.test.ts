@@ -282,7 +282,7 @@ describe("through grove-server", () => {
   });
 
   test("the api client (through `grove get`) follows continue tokens", async () => {
-    const cli = await runCli(["get", "instances", "-n", NS], {
+    const cli = await runCli(["get", "instances", "-n", NS, "--chunk-size", "3000"], {
       GROVE_SERVER: server.url,
       GROVE_TOKEN: server.adminToken,
       HOME: dir,

@@ -202,11 +202,17 @@ export function buildProgram(deps: CliDeps): Command {
     .option("-w, --watch", "after listing, stream changes")
     .option("-A, --all-namespaces", "list across all namespaces")
     .option("--shape <shape>", "with get capacity: how many more of this fit, e.g. cpu=500m,memory=1Gi")
+    .option(
+      "--chunk-size <n>",
+      "list in requests of at most this many objects, following the server's continue tokens (one snapshot)",
+      parseChunkSize,
+      500,
+    )
     .action(
       async (
         kindArg: string,
         nameArg: string | undefined,
-        opts: { output: OutputFormat; watch?: boolean; allNamespaces?: boolean; shape?: string },
+        opts: { output: OutputFormat; watch?: boolean; allNamespaces?: boolean; shape?: string; chunkSize: number },
         cmd: Command,
       ) => {
         if (kindArg.toLowerCase() === "capacity") {
@@ -238,7 +244,11 @@ export function buildProgram(deps: CliDeps): Command {
           printObjects(deps, kind, [object], opts.output, table, true);
           return;
         }
-        const list = await client.list(kind, { namespace: config.namespace, allNamespaces: all });
+        const list = await client.list(kind, {
+          namespace: config.namespace,
+          allNamespaces: all,
+          pageSize: opts.chunkSize,
+        });
         const items = (list.items as AnyObject[]).filter((o) => name === undefined || o.metadata.name === name);
         if (name !== undefined && items.length === 0) {
           throw new GroveError("NotFound", `${refOf(kind, name)} not found${scopeOf(kind, config, false)}`);
@@ -356,6 +366,11 @@ export function buildProgram(deps: CliDeps): Command {
   });
 
   return program;
+}
+
+function parseChunkSize(value: string): number {
+  if (!/^[1-9][0-9]{0,8}$/.test(value)) throw new UsageError(`--chunk-size must be a positive integer, got "${value}"`);
+  return Number(value);
 }
 
 function kindAndName(kindArg: string, nameArg: string | undefined): { kind: Kind; name?: string } {

@@ -1,6 +1,10 @@
 // An informer: an in-memory cache of one kind kept current by list + watch
 // through the Store, like client-go's shared informers. Controllers read from
 // it and register handlers that only enqueue keys.
+//
+// The list (at start, and the relist the Store's watch does after a
+// compaction) is Store.list: read in pages at one revision, so it is a
+// consistent snapshot of any size, and the watch resumes just after it.
 import type { Logger } from "pino";
 import type { KeyValue, Store, Watch } from "../store/store";
 
