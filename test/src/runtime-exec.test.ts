@@ -378,6 +378,13 @@ describe("exec streams and exit", () => {
     expect(once.code).toBe(0);
     expect(once.out).toMatch(/^\/dev\/pts\/\d+\r\n30 100\r\nfds=4\r\n$/);
 
+    // All the output arrives, also what is still in the pty when the process exits.
+    const big = await run(h.id, ["seq", "1", "30000"], { tty: true });
+    expect(big.code).toBe(0);
+    const lines = big.out.split("\r\n");
+    expect(lines).toHaveLength(30001);
+    expect(lines[29999]).toBe("30000");
+
     const p = await rt.exec(h.id, { command: ["/bin/sh"], tty: true, cols: 80, rows: 24 });
     expect(p.stderr).toBeNull();
     let out = "";

@@ -943,9 +943,9 @@ grove_exec_main (int argc, char **argv)
       p[1] = (struct pollfd){ .fd = control_open ? FD_CONTROL : -1, .events = POLLIN };
       /* stdin -> pty when nothing is pending for it; pty -> stdout likewise. */
       p[2] = (struct pollfd){ .fd = in_open && to_tty.len == 0 ? 0 : -1, .events = POLLIN };
-      p[3] = (struct pollfd){ .fd = master_open ? master : -1,
-                              .events = (short) ((from_tty.len == 0 && out_open ? POLLIN : 0)
-                                                 | (to_tty.len > 0 ? POLLOUT : 0)) };
+      /* (Output nobody reads any more is discarded: the process must not block on it.) */
+      p[3] = (struct pollfd){ .events = (short) ((from_tty.len == 0 ? POLLIN : 0) | (to_tty.len > 0 ? POLLOUT : 0)) };
+      p[3].fd = master_open && p[3].events != 0 ? master : -1;
       p[4] = (struct pollfd){ .fd = from_tty.len > 0 && out_open ? 1 : -1, .events = POLLOUT };
       if (poll (p, 5, -1) < 0)
         {
@@ -1004,10 +1004,10 @@ grove_exec_main (int argc, char **argv)
         }
       if (master_open && to_tty.len > 0 && relay_flush (&to_tty, master) < 0)
         to_tty.len = to_tty.off = 0;
-      if (p[3].revents & (POLLIN | POLLHUP | POLLERR))
+      if (from_tty.len == 0 && (p[3].revents & (POLLIN | POLLHUP | POLLERR)))
         {
           ssize_t n = read (master, from_tty.buf, sizeof (from_tty.buf));
-          if (n > 0)
+          if (n > 0 && out_open)
             from_tty.len = (size_t) n;
           else if (n == 0 || (errno != EINTR && errno != EAGAIN))
             master_open = 0; /* no slave open any more (EIO) */
