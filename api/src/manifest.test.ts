@@ -37,6 +37,12 @@ describe("parseManifestText", () => {
     ]);
   });
 
+  it("accepts updatePolicy.resources InPlace or Replace and names the field otherwise", () => {
+    expect(problemsOf(`${HELLO}  updatePolicy:\n    resources: Replace\n`)).toEqual([]);
+    const problems = problemsOf(`${HELLO}  updatePolicy:\n    resources: Sometimes\n`);
+    expect(problems).toEqual(["m.yaml:13:16: spec.updatePolicy.resources: Expected union value"]);
+  });
+
   it("reports a missing field at its nearest existing parent", () => {
     const text = HELLO.replace("  instances: 3\n", "");
     expect(problemsOf(text)).toEqual(["m.yaml:6:3: spec.instances: required field is missing"]);
