@@ -4,7 +4,6 @@ import { performance } from "node:perf_hooks";
 import type { Resources } from "@grove/api";
 import {
   mulberry32,
-  place,
   WorkingSet,
   type NodeView,
   type PlacementRequest,
@@ -191,7 +190,7 @@ export function run(o: RunOptions): RunResult {
   /** Tries to place one item; true when it runs now. */
   const tryPlace = (it: WorkItem): boolean => {
     const t0 = o.timing === false ? 0 : performance.now();
-    const r = place(request(it), ws.nodes, o.profile, rng);
+    const r = ws.place(request(it), o.profile, rng);
     if (o.timing !== false) latencies.push((performance.now() - t0) * 1000);
     if (r.nodeName === undefined) return false;
     for (const v of r.victims ?? []) {

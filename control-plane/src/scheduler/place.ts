@@ -4,18 +4,21 @@
 // instances on one node (preempt()).
 
 import type { PlacementExplain, Resources } from "@grove/api";
-import {
-  appKeyOf,
-  cpuFit,
-  matchesSelector,
-  memoryFit,
-  nodeReady,
-  nodeSchedulable,
-  pidsFit,
-  RESOURCE_KEYS,
-} from "./filters";
+import { appKeyOf, matchesSelector, RESOURCE_KEYS } from "./filters";
 import { defaultProfile, DEFAULT_PROFILE } from "./profiles";
-import { preferNoSchedule } from "./scorers";
+import { shapeKey, ShapeIndex } from "./shape-index";
+import {
+  breakTie,
+  fusedFits,
+  fusedFor,
+  mixKey,
+  nameHash,
+  tieDraw,
+  nodeTotal,
+  scoresOf,
+  TIE_EPSILON,
+  totalWeightOf,
+} from "./rank";
 import type {
   Filter,
   FilterReason,
@@ -30,11 +33,6 @@ import type {
 } from "./types";
 
 export { DEFAULT_PROFILE, defaultProfile };
-
-const FUSED: ReadonlySet<Filter> = new Set([nodeReady, nodeSchedulable, cpuFit, memoryFit, pidsFit]);
-
-/** Scores closer than this count as a tie. */
-const TIE_EPSILON = 1e-12;
 
 /**
  * "cpu: insufficient on 2 of 3 nodes; node-ready: not ready on 1 of 3 nodes":
@@ -102,26 +100,7 @@ interface Scored {
   scores: Record<string, number>;
 }
 
-const nameHashes = new Map<string, number>();
-/** FNV-1a of a node name (cached): ties are broken by name, not input order. */
-function nameHash(name: string): number {
-  let h = nameHashes.get(name);
-  if (h !== undefined) return h;
-  h = 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
-  h >>>= 0;
-  if (nameHashes.size > 1_000_000) nameHashes.clear();
-  nameHashes.set(name, h);
-  return h;
-}
-
-/** murmur3's finalizer: a well-mixed 32-bit key for (name, draw). */
-function tieKey(name: string, draw: number): number {
-  let h = (nameHash(name) ^ draw) >>> 0;
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
+let totalsBuffer = new Float64Array(1024);
 
 function scoreNodes(
   req: PlacementRequest,
@@ -131,63 +110,42 @@ function scoreNodes(
   rng: Rng,
   sampled: boolean,
 ): Scored {
-  // Weighted mean of the scorers. Exact ties are broken by a key mixed from
-  // the node's name and one seeded draw, so the input order does not matter
-  // and every tied node can win for some seed.
-  let totalWeight = 0;
-  for (const s of profile.scorers) totalWeight += s.weight;
-  // prefer-no-schedule scores 1 on every untainted node: when no candidate
-  // has taints it adds the same to every total, so it is left out of the
-  // loop (its weight stays in the mean) and the per-node work halves.
-  let constant = 0;
-  let scorers = profile.scorers;
-  if (scorers.includes(preferNoSchedule) && !feasible.some((n) => n.taints !== undefined && n.taints.length > 0)) {
-    scorers = scorers.filter((s) => s !== preferNoSchedule);
-    constant = preferNoSchedule.weight;
-  }
-  let bestNode: NodeView | undefined;
-  let top = -Infinity;
-  let draw: number | undefined;
-  let bestKey = 0;
-  let ties = 0;
-  for (const node of feasible) {
-    let weighted = constant;
-    for (const scorer of scorers) {
-      const s = scorer.score(req, node, ctx);
-      weighted += (s < 0 ? 0 : s > 1 ? 1 : s) * scorer.weight;
-    }
-    const total = totalWeight > 0 ? weighted / totalWeight : 0;
-    if (total > top + TIE_EPSILON) {
-      bestNode = node;
-      top = total;
-      ties = 1;
-      if (draw !== undefined) bestKey = tieKey(node.name, draw);
-    } else if (total >= top - TIE_EPSILON) {
-      if (sampled) {
-        // Sampled candidates depend on the scan's start anyway: a uniform
-        // pick among the ties (reservoir) is enough and cheaper.
+  const totalWeight = totalWeightOf(profile);
+  const scorers = profile.scorers;
+  if (sampled) {
+    // Sampled candidates depend on the scan's start anyway: a uniform pick
+    // among the ties (reservoir) is enough and cheaper.
+    let bestNode: NodeView | undefined;
+    let top = -Infinity;
+    let ties = 0;
+    for (const node of feasible) {
+      const total = nodeTotal(req, node, scorers, totalWeight, ctx);
+      if (total > top + TIE_EPSILON) {
+        bestNode = node;
+        top = total;
+        ties = 1;
+      } else if (total >= top - TIE_EPSILON) {
         ties++;
         if (rng.next() * ties < 1) bestNode = node;
-        continue;
-      }
-      if (draw === undefined) {
-        draw = Math.floor(rng.next() * 4294967296) >>> 0;
-        bestKey = tieKey(bestNode!.name, draw);
-      }
-      const key = tieKey(node.name, draw);
-      if (key < bestKey || (key === bestKey && node.name < bestNode!.name)) {
-        bestNode = node;
-        bestKey = key;
       }
     }
+    return { node: bestNode!, total: top, scores: scoresOf(req, bestNode!, profile, ctx, top) };
   }
-  const chosen = bestNode!;
-  const scores: Record<string, number> = {};
-  for (const scorer of profile.scorers) {
-    const s = scorer.score(req, chosen, ctx);
-    scores[scorer.name] = s < 0 ? 0 : s > 1 ? 1 : s;
+  // Two passes: the best total, then every node within TIE_EPSILON of it.
+  // (WorkingSet.place's cached path computes the same set from its index.)
+  const n = feasible.length;
+  if (totalsBuffer.length < n) totalsBuffer = new Float64Array(Math.max(n, 2 * totalsBuffer.length));
+  const totals = totalsBuffer;
+  let top = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const t = nodeTotal(req, feasible[i]!, scorers, totalWeight, ctx);
+    totals[i] = t;
+    if (t > top) top = t;
   }
-  return { node: chosen, total: top, scores };
+  const tied: NodeView[] = [];
+  for (let i = 0; i < n; i++) if (totals[i]! >= top - TIE_EPSILON) tied.push(feasible[i]!);
+  const chosen = breakTie(tied, rng);
+  return { node: chosen, total: top, scores: scoresOf(req, chosen, profile, ctx, top) };
 }
 
 export function place(req: PlacementRequest, nodes: readonly NodeView[], profile: Profile, rng: Rng): PlacementResult {
@@ -197,9 +155,10 @@ export function place(req: PlacementRequest, nodes: readonly NodeView[], profile
   const ctx = placementContext(req, nodes);
   const filters = profile.filters.filter((f) => !f.applies || f.applies(req));
   const nf = filters.length;
-  // The common case (only readiness and cpu/memory/pids fit apply): one
-  // inlined check per node; the filter chain runs only to name a rejection.
-  const fused = filters.every((f) => FUSED.has(f));
+  // The common case (only readiness, cpu/memory/pids fit and taints apply):
+  // one inlined check per node (taints only on a node that has some); the
+  // filter chain runs only to name a rejection.
+  const fused = fusedFor(filters);
   const r = req.resources;
   const perFilter = new Array<number>(nf).fill(0);
   const perReason = new Map<FilterReason, number>(); // reasons are often shared constants
@@ -212,14 +171,7 @@ export function place(req: PlacementRequest, nodes: readonly NodeView[], profile
   for (let i = 0; i < n && feasible.length < toFind; i++) {
     const node = nodes[start + i < n ? start + i : start + i - n]!;
     considered++;
-    if (
-      fused &&
-      node.ready &&
-      !node.unschedulable &&
-      node.allocated.cpuMillis + r.cpuMillis <= node.allocatable.cpuMillis &&
-      node.allocated.memoryBytes + r.memoryBytes <= node.allocatable.memoryBytes &&
-      node.allocated.pids + r.pids <= node.allocatable.pids
-    ) {
+    if (fused && fusedFits(r, node)) {
       feasible.push(node);
       continue;
     }
@@ -254,7 +206,7 @@ export function place(req: PlacementRequest, nodes: readonly NodeView[], profile
   }
 
   const chosen = scoreNodes(req, feasible, profile, ctx, rng, toFind < n);
-  explain.scores = { ...chosen.scores, total: chosen.total };
+  explain.scores = chosen.scores;
   explain.chosen = chosen.node.name;
   return { nodeName: chosen.node.name, explain };
 }
@@ -363,11 +315,29 @@ export function preempt(
   return best && { node: best.node, victims: best.victims.map((v) => v.id).sort() };
 }
 
-/** A mutable working copy of the nodes for a batch; copies a node's maps the first time it changes. */
+/** Most shape indexes a working set keeps (about 2^19 node entries in all, 16..128). */
+function shapeCap(n: number): number {
+  return Math.max(16, Math.min(128, Math.floor(2 ** 19 / Math.max(1, n))));
+}
+
+/**
+ * A mutable working copy of the nodes for a batch; copies a node's maps the
+ * first time it changes. Change the nodes only through bind() and evict():
+ * place() caches verdicts and scores per request shape and re-evaluates only
+ * the nodes those two touched.
+ */
 export class WorkingSet {
   readonly nodes: NodeView[];
   private readonly index = new Map<string, number>();
   private readonly owned = new Set<number>();
+  /** Indices of changed nodes, in order; log[0] is change number logBase. */
+  private log: number[] = [];
+  private logBase = 0;
+  /** Shape indexes, least recently used first. */
+  private readonly shapes = new Map<string, ShapeIndex>();
+  /** Shapes seen once (an index is built on the second request of a shape). */
+  private readonly sightings = new Set<string>();
+  private readonly tied: number[] = [];
 
   constructor(nodes: readonly NodeView[]) {
     // One object shape for every node keeps the hot loop's property reads monomorphic.
@@ -384,6 +354,93 @@ export class WorkingSet {
       instances: n.instances,
     }));
     this.nodes.forEach((n, i) => this.index.set(n.name, i));
+  }
+
+  /**
+   * place() on these nodes, with the same answer (node, explain, rng draws),
+   * faster for repeated request shapes: without sampling and when every
+   * applicable filter and scorer looks only at the request and the node, the
+   * verdicts and scores are cached per shape (shape-index.ts).
+   */
+  place(req: PlacementRequest, profile: Profile, rng: Rng): PlacementResult {
+    const nodes = this.nodes;
+    const n = nodes.length;
+    if (n === 0 || feasibleToFind(profile.sampling, n) < n) return place(req, nodes, profile, rng);
+    const filters = profile.filters.filter((f) => !f.applies || f.applies(req));
+    const key = shapeKey(req, filters, profile);
+    if (key === undefined) return place(req, nodes, profile, rng);
+    const ctx = placementContext(req, nodes);
+    let shape = this.shapes.get(key);
+    const end = this.logBase + this.log.length;
+    if (shape === undefined) {
+      if (!this.sightings.has(key)) {
+        if (this.sightings.size >= 4096) this.sightings.clear();
+        this.sightings.add(key);
+        return place(req, nodes, profile, rng);
+      }
+      this.sightings.delete(key);
+      if (this.shapes.size >= shapeCap(n)) this.shapes.delete(this.shapes.keys().next().value!);
+      shape = new ShapeIndex(filters, profile, n);
+      shape.build(req, nodes, ctx);
+    } else {
+      this.shapes.delete(key); // re-inserted below: most recently used last
+      if (shape.seen < this.logBase || end - shape.seen > n / 2) {
+        shape.build(req, nodes, ctx);
+      } else {
+        for (let p = shape.seen; p < end; p++) {
+          const i = this.log[p - this.logBase]!;
+          shape.update(i, req, nodes[i]!, ctx);
+        }
+      }
+    }
+    shape.seen = end;
+    this.shapes.set(key, shape);
+
+    const top = shape.best();
+    // Nothing fits: place() names the reasons and looks for preemption.
+    if (top === -Infinity) return place(req, nodes, profile, rng);
+    const tied = this.tied;
+    tied.length = 0;
+    shape.atLeast(top - TIE_EPSILON, tied);
+    // breakTie() over the tied nodes, with the names' hashes cached per index.
+    let best = tied[0]!;
+    if (tied.length > 1) {
+      const hashes = this.nameHashes();
+      const draw = tieDraw(rng);
+      let bestKey = mixKey(hashes[best]!, draw);
+      for (let t = 1; t < tied.length; t++) {
+        const i = tied[t]!;
+        const k = mixKey(hashes[i]!, draw);
+        if (k < bestKey || (k === bestKey && nodes[i]!.name < nodes[best]!.name)) {
+          best = i;
+          bestKey = k;
+        }
+      }
+    }
+    const chosen = nodes[best]!;
+    const rejected: Record<string, number> = {};
+    shape.rejectCounts.forEach((count, f) => {
+      if (count > 0) rejected[filters[f]!.name] = (rejected[filters[f]!.name] ?? 0) + count;
+    });
+    const explain: PlacementExplain = { nodesConsidered: n, rejected };
+    explain.scores = scoresOf(req, chosen, profile, ctx, top);
+    explain.chosen = chosen.name;
+    return { nodeName: chosen.name, explain };
+  }
+
+  private hashes: Uint32Array | undefined;
+  private nameHashes(): Uint32Array {
+    if (!this.hashes) this.hashes = Uint32Array.from(this.nodes, (node) => nameHash(node.name));
+    return this.hashes;
+  }
+
+  private changed(i: number): void {
+    this.log.push(i);
+    if (this.log.length > 4 * this.nodes.length + 1024) {
+      // Indexes further behind than this rebuild anyway.
+      this.logBase += this.log.length;
+      this.log = [];
+    }
   }
 
   get(name: string): NodeView | undefined {
@@ -416,6 +473,7 @@ export class WorkingSet {
   /** Books a placed request on its node. */
   bind(req: PlacementRequest, nodeName: string): void {
     const node = this.own(nodeName);
+    this.changed(this.index.get(nodeName)!);
     node.allocated = addResources(node.allocated, req.resources);
     const key = appKeyOf(req);
     node.appCounts.set(key, (node.appCounts.get(key) ?? 0) + 1);
@@ -441,6 +499,7 @@ export class WorkingSet {
     const gone = (node.instances ?? []).filter((i) => ids.includes(i.id));
     const i = this.index.get(nodeName)!;
     this.nodes[i] = withoutInstances(this.own(nodeName), gone);
+    this.changed(i);
   }
 }
 
@@ -465,7 +524,7 @@ export function placeBatch(
   const results = new Array<PlacementResult>(reqs.length);
   for (const i of order) {
     const req = reqs[i]!;
-    const result = place(req, working.nodes, profile, rng);
+    const result = working.place(req, profile, rng);
     if (result.nodeName !== undefined) {
       if (result.victims) working.evict(result.nodeName, result.victims);
       working.bind(req, result.nodeName);

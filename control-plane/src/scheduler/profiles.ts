@@ -35,9 +35,11 @@ export const PROFILES: Readonly<Record<string, Profile>> = {
 
 /**
  * Grove's default: balanced fit (see docs/scheduling.md, "Choosing the
- * default"); every node scored below 100 nodes, Kubernetes-style sampling above.
+ * default"), every node scored: the per-shape cache (WorkingSet.place) makes
+ * that cheap, and sampling costs density (K8S_SAMPLING and LOG2_SAMPLING
+ * remain profile settings).
  */
-export const DEFAULT_PROFILE: Profile = profile("default", [balancedFit], K8S_SAMPLING);
+export const DEFAULT_PROFILE: Profile = profile("default", [balancedFit]);
 
 /** The default profile. */
 export function defaultProfile(): Profile {
