@@ -17,6 +17,8 @@ import {
 
 const NODE = "it-sec-1";
 const CGROUP_PARENT = `grove-it-${process.pid}-sec`;
+/** This agent's user namespace pool: 4 ranges of 65536 ids of its own (ids < 2^32). */
+const USERNS_BASE = 400_000_000 + (process.pid % 10_000) * 4 * 65536;
 
 function app(name: string, spec: Partial<App["spec"]> = {}): App {
   return {
@@ -58,6 +60,7 @@ describe("App security settings reach the container", () => {
       stateDir: path.join(dir, "agent"),
       rootfsDir: path.join(dir, "rootfs"),
       cgroupParent: CGROUP_PARENT,
+      extraArgs: ["--userns-range", `${USERNS_BASE}:65536x4`],
     });
     client = new GroveClient({ server: server.url, token: server.adminToken });
     await waitFor("the node to be Ready", async () => {
@@ -67,7 +70,8 @@ describe("App security settings reach the container", () => {
   });
 
   afterAll(async () => {
-    for (const name of ["hardened", "plain"]) await client?.delete("App", name, "default").catch(() => undefined);
+    for (const name of ["hardened", "plain", "userns", "userns-explicit"])
+      await client?.delete("App", name, "default").catch(() => undefined);
     await waitFor(
       "the instances to be gone",
       async () => (await client.list("Instance", { namespace: "default" })).items.length === 0,
@@ -110,6 +114,50 @@ describe("App security settings reach the container", () => {
     expect(plain.Seccomp).toBe("2");
     // The read-only root refused the write; the default one took it.
     expect(fs.existsSync(path.join(dir, "rootfs", "busybox", "probe"))).toBe(true);
+  });
+
+  test("security.userNamespace: root of each instance is a range of the agent's pool; an explicit range is used as given", async () => {
+    await client.apply(app("userns", { instances: 2, security: { userNamespace: true } }));
+    const explicitUid = USERNS_BASE + 4 * 65536;
+    await client.apply(
+      app("userns-explicit", {
+        security: { userNamespace: { hostUid: explicitUid, hostGid: explicitUid + 65536, size: 65536 } },
+      }),
+    );
+    const instances = await waitFor("both userns instances to be Running", async () => {
+      const list = await client.list("Instance", { namespace: "default" });
+      const mine = list.items.filter((x) => x.spec.app === "userns" && x.status?.state === "Running" && x.status.pid);
+      return mine.length === 2 ? mine : undefined;
+    });
+    const uids = instances.map((i) => Number(status(i.status!.pid!).Uid?.split(/\s+/)[0]));
+    // Distinct ranges of the pool, one per instance.
+    expect(uids.sort()).toEqual([USERNS_BASE, USERNS_BASE + 65536]);
+    for (const i of instances) {
+      const pid = i.status!.pid!;
+      const uid = Number(status(pid).Uid?.split(/\s+/)[0]);
+      expect(fs.readFileSync(`/proc/${pid}/uid_map`, "utf8").trim().split(/\s+/)).toEqual(["0", String(uid), "65536"]);
+    }
+    const explicit = status((await running("userns-explicit")).status!.pid!);
+    expect(explicit.Uid?.split(/\s+/)[0]).toBe(String(explicitUid));
+    expect(explicit.Gid?.split(/\s+/)[0]).toBe(String(explicitUid + 65536));
+    expect(explicit.CapEff).toBe("00000000a80425fb"); // root of its own namespace
+
+    // Deleting the App frees its ranges: a new App gets the lowest again.
+    await client.delete("App", "userns", "default");
+    await waitFor("the userns instances to be gone", async () => {
+      const list = await client.list("Instance", { namespace: "default" });
+      return !list.items.some((x) => x.spec.app === "userns");
+    });
+    await client.apply(app("userns", { security: { userNamespace: true } }));
+    const again = status((await running("userns")).status!.pid!);
+    expect(again.Uid?.split(/\s+/)[0]).toBe(String(USERNS_BASE));
+  });
+
+  test("a malformed userNamespace is refused at apply with the field path", async () => {
+    await expect(
+      client.apply(app("badns", { security: { userNamespace: { hostUid: 0, hostGid: 5 } } })),
+    ).rejects.toThrow(/security\/userNamespace|security\.userNamespace/);
+    await expect(client.get("App", "badns", "default")).rejects.toThrow();
   });
 
   test("an unknown capability is refused at apply with the field path, and nothing is written", async () => {

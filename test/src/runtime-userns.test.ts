@@ -62,7 +62,8 @@ async function waitFor(what: string, cond: () => boolean, ms = 10_000): Promise<
 beforeAll(() => {
   loadNativeBinding();
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-userns-"));
-  fs.chmodSync(tmp, 0o755);
+  // A 0700 parent, like an agent state directory: only host root may search it.
+  fs.chmodSync(tmp, 0o700);
   rootfs = path.join(tmp, "rootfs");
   execFileSync(path.join(REPO, "deploy/make-rootfs.sh"), [rootfs], { stdio: "pipe" });
   rt = new NativeRuntime({ cgroupParent: PARENT, stateDir: path.join(tmp, "state") });

@@ -115,6 +115,8 @@ struct child_args
   const grove_mount_t *mounts;
   size_t nmounts;
   int mount_src_dir[GROVE_MAX_MOUNTS]; /* the source is a directory (as the parent saw it) */
+  int mount_src_fd[GROVE_MAX_MOUNTS];  /* user namespace: opened before the init drops host root */
+  const char *root_path; /* the rootfs as the steps after mounting it name it: rootfs, or "." (user namespace) */
   int hold_fd; /* -1, or the read end the init waits on before execve */
   const char *proc_path;
   const char *dev_path;
@@ -312,7 +314,7 @@ child_bind_mounts (struct child_args *a)
 
   if (a->nmounts == 0)
     return;
-  root_fd = open (a->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  root_fd = open (a->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0)
     child_fail (a, errno, "open rootfs", a->rootfs);
   for (size_t i = 0; i < a->nmounts; i++)
@@ -367,7 +369,7 @@ child_bind_mounts (struct child_args *a)
                     a->mount_src_dir[i] ? "mount destination is not a directory:"
                                         : "mount destination is not a regular file:",
                     dest);
-      source = open (a->mounts[i].source, O_PATH | O_CLOEXEC);
+      source = a->mount_src_fd[i] >= 0 ? a->mount_src_fd[i] : open (a->mounts[i].source, O_PATH | O_CLOEXEC);
       if (source < 0)
         child_fail (a, errno, "open mount source", a->mounts[i].source);
       if (fstat (source, &st) < 0)
@@ -544,10 +546,6 @@ child_main (void *arg)
     _exit (126); /* the parent gave up (it could not set up the cgroups) */
   close (a->sync_fd);
 
-  /* Our credentials are still host root's (unmapped here): become the
-   * namespace's root, i.e. the mapped host uid, before touching any file. */
-  if (a->userns && (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0))
-    child_fail (a, errno, "become root of the user namespace (is 0 mapped?)", NULL);
 
   /* Join the given network namespace before anything network-related. */
   if (a->netns_fd >= 0 && !a->netns_joined && setns (a->netns_fd, CLONE_NEWNET) < 0)
@@ -563,6 +561,26 @@ child_main (void *arg)
     }
   else if (mount (a->rootfs, a->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
     child_fail (a, errno, "bind-mount rootfs", a->rootfs);
+  if (a->userns)
+    {
+      /* Our credentials are still host root's (unmapped in the namespace):
+       * while they open what lies behind host directories that only root may
+       * search (a 0700 state directory), then become the namespace's root,
+       * the mapped host uid, before creating anything. From here on the
+       * rootfs is the working directory and named "." (a->root_path). */
+      int root = open (a->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (root < 0 || fchdir (root) < 0)
+        child_fail (a, errno, "enter rootfs", a->rootfs);
+      close (root);
+      for (size_t i = 0; i < a->nmounts; i++)
+        {
+          a->mount_src_fd[i] = open (a->mounts[i].source, O_PATH | O_CLOEXEC);
+          if (a->mount_src_fd[i] < 0)
+            child_fail (a, errno, "open mount source", a->mounts[i].source);
+        }
+      if (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0)
+        child_fail (a, errno, "become root of the user namespace (is 0 mapped?)", NULL);
+    }
 
   child_prepare_dir (a, a->proc_path, 0555);
   if (mount ("proc", a->proc_path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
@@ -591,7 +609,7 @@ child_main (void *arg)
   child_setup_dev (a);
   child_bind_mounts (a);
 
-  if (chdir (a->rootfs) < 0)
+  if (chdir (a->root_path) < 0)
     child_fail (a, errno, "chdir", a->rootfs);
   /* pivot_root(".", ".") stacks the old root under the new one; detaching "."
    * then drops it without needing a put_old directory (as runc does). */
@@ -763,14 +781,20 @@ exec_candidates (const grove_container_config_t *cfg, char ***out, grove_error_t
 static int
 prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t *err)
 {
-  if (grove_asprintf (&p->proc_path, err, "%s/proc", cfg->rootfs) < 0
-      || grove_asprintf (&p->dev_path, err, "%s/dev", cfg->rootfs) < 0
-      || grove_asprintf (&p->sys_path, err, "%s/sys", cfg->rootfs) < 0
-      || grove_asprintf (&p->a.pts_path, err, "%s/dev/pts", cfg->rootfs) < 0
-      || grove_asprintf (&p->a.ptmx_path, err, "%s/dev/ptmx", cfg->rootfs) < 0
-      || grove_asprintf (&p->a.shm_path, err, "%s/dev/shm", cfg->rootfs) < 0
-      || grove_asprintf (&p->a.mqueue_path, err, "%s/dev/mqueue", cfg->rootfs) < 0)
+  /* With a user namespace the init works from inside the rootfs ("."): the
+   * mapped root may not be allowed to search the directories above it. */
+  const char *base = cfg->nuid_maps > 0 || cfg->ngid_maps > 0 ? "." : cfg->rootfs;
+  if (grove_asprintf (&p->proc_path, err, "%s/proc", base) < 0
+      || grove_asprintf (&p->dev_path, err, "%s/dev", base) < 0
+      || grove_asprintf (&p->sys_path, err, "%s/sys", base) < 0
+      || grove_asprintf (&p->a.pts_path, err, "%s/dev/pts", base) < 0
+      || grove_asprintf (&p->a.ptmx_path, err, "%s/dev/ptmx", base) < 0
+      || grove_asprintf (&p->a.shm_path, err, "%s/dev/shm", base) < 0
+      || grove_asprintf (&p->a.mqueue_path, err, "%s/dev/mqueue", base) < 0)
     return -1;
+  p->a.root_path = base;
+  for (size_t i = 0; i < GROVE_MAX_MOUNTS; i++)
+    p->a.mount_src_fd[i] = -1;
   p->a.sys_path = p->sys_path;
   p->a.caps = cfg->caps_set ? cfg->caps : GROVE_DEFAULT_CAPS;
   if (!cfg->seccomp_unconfined && grove_seccomp_default (&p->a.seccomp) < 0)
