@@ -361,6 +361,24 @@ describe("exec streams and exit", () => {
     expect(await q.exited).toEqual({ exitCode: 137, signal: 9 });
   });
 
+  it("has the helper as the process's parent, and dies with it", async () => {
+    const p = await rt.exec(h.id, { command: ["sleep", "1000"] });
+    const helper = Number(field(fs.readFileSync(`/proc/${p.pid}/status`, "utf8"), "PPid"));
+    expect(helperProcesses()).toContain(helper);
+    expect(fs.readlinkSync(`/proc/${helper}/exe`)).toBe("/memfd:grove-shim (deleted)");
+    // Not in the container: the helper keeps the agent's namespaces.
+    expect(fs.readlinkSync(`/proc/${helper}/ns/pid`)).toBe(fs.readlinkSync("/proc/self/ns/pid"));
+    process.kill(helper, "SIGKILL");
+    await expect(p.exited).rejects.toThrow(/the helper ended without reporting an exit/);
+    await waitFor(() => {
+      try {
+        return /^State:\s+Z/m.test(fs.readFileSync(`/proc/${p.pid}/status`, "utf8"));
+      } catch {
+        return true;
+      }
+    }, "the process to die with its helper");
+  });
+
   it("reports a command that cannot run", async () => {
     await expect(rt.exec(h.id, { command: ["/no/such/program"] })).rejects.toMatchObject({
       code: "START_FAILED",

@@ -15,13 +15,14 @@
  * process could write through /proc/<pid>/exe):
  *   helper  re-executes itself from a sealed memfd copy of its binary (write,
  *           grow, shrink, seal and, from Linux 6.3, exec seals), stays on the
- *           host, non-dumpable, subreaper; checks that the pid is the
+ *           host, non-dumpable; checks that the pid is the
  *           container's init (a pidfd, its /proc/<pid>/cgroup) and opens its
  *           namespaces; forks
  *   join    moves itself into the container's cgroups (every v1 hierarchy the
  *           runtime uses, or the v2 cgroup), setns()es into every namespace of
  *           the init that differs from ours (ipc, uts, net, pid, cgroup, time,
- *           mnt, then user), forks the process and exits
+ *           mnt, then user), clones the process as the helper's child
+ *           (CLONE_PARENT) and exits
  *   process is inside the container's pid namespace from its first
  *           instruction; with a tty it opens the container's /dev/ptmx (a
  *           devpts, checked), hands the master to the helper (SCM_RIGHTS),
@@ -30,9 +31,10 @@
  *           directory is inside the root (CVE-2024-21626), applies the
  *           container's rlimits, capabilities (bounding, permitted, effective;
  *           inheritable and ambient empty), user and groups, no_new_privs and
- *           seccomp filter, and execve()s the command.
- * The helper is the process's parent (it is reparented to it as subreaper),
- * reaps it and reports its exit; the session ends with the helper. */
+ *           seccomp filter, and execve()s the command; PR_SET_PDEATHSIG
+ *           kills it if the helper dies.
+ * The helper is the process's parent, reaps it and reports its exit; the
+ * session ends with the helper. */
 #include "exec.h"
 
 #include <errno.h>
@@ -631,6 +633,15 @@ process_main (char **candidates, struct sock_fprog *filter)
   if (cwd_buf[0] != '/')
     stage_fail (EPERM, "exec: working directory %s escapes the container's root", cfg.cwd);
   process_drop_privileges (cfg.caps_set ? cfg.caps : GROVE_DEFAULT_CAPS);
+  /* The process dies with the helper, whatever ends it (set after the
+   * credential change, which clears it); a helper already gone hung up. */
+  if (prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+    stage_fail (errno, "exec: PR_SET_PDEATHSIG");
+  {
+    struct pollfd hup = { .fd = sync_fd, .events = 0 };
+    if (poll (&hup, 1, 0) > 0 && (hup.revents & (POLLHUP | POLLERR)))
+      _exit (137);
+  }
   if (filter->len > 0 && prctl (PR_SET_SECCOMP, SECCOMP_MODE_FILTER, filter, 0, 0) < 0)
     stage_fail (errno, "exec: install the seccomp filter");
   for (char **c = candidates; *c != NULL; c++)
@@ -682,8 +693,9 @@ join_main (int ns_fds[N_NS], char **candidates, struct sock_fprog *filter)
     if (ns_fds[i] >= 0)
       close (ns_fds[i]);
 
-  /* The pid namespace applies to children: the process is inside from its start. */
-  pid = fork ();
+  /* The pid namespace applies to children: the process is inside from its
+   * start. CLONE_PARENT: the helper, not this stage, is its parent. */
+  pid = (pid_t) syscall (SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, NULL);
   if (pid < 0)
     stage_fail (errno, "exec: fork into the pid namespace of %s", cfg.id);
   if (pid == 0)
@@ -839,12 +851,6 @@ grove_exec_main (int argc, char **argv)
       status_error (ENOSYS, "exec: no default seccomp filter for this architecture");
       return 1;
     }
-  /* Orphans (the process, once the join stage exits) come to us. */
-  if (prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
-    {
-      status_error (errno, "exec: PR_SET_CHILD_SUBREAPER");
-      return 1;
-    }
   signal (SIGINT, SIG_IGN);
   signal (SIGHUP, SIG_IGN);
   signal (SIGTERM, SIG_IGN);
@@ -911,7 +917,7 @@ grove_exec_main (int argc, char **argv)
         close (passed);
     }
   close (socks[0]);
-  /* The join stage is gone once the process runs: its parent is us from now on. */
+  /* The join stage is gone once the process runs (our child, CLONE_PARENT). */
   while (waitpid (join_pid, NULL, 0) < 0 && errno == EINTR)
     ;
   if (pid <= 0)
