@@ -539,6 +539,25 @@ describe("Reconciler: live resize of a running instance", () => {
     expect(last()).toMatchObject({ reason: "Resized", appliedResources: { cpuMillis: 500 } });
   });
 
+  it("clears a refusal when the desired limits go back to those the container has", async () => {
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u1")));
+    await settle();
+    runtime.updateErrors.push(new Error("EBUSY"));
+    reconciler.setDesired(desired(spec("u1", { resources: bigger })));
+    await settle();
+    expect(last()).toMatchObject({ reason: "ResizeFailed" });
+    reconciler.setDesired(desired(spec("u1")));
+    await settle();
+    expect(runtime.updates).toEqual([]);
+    expect(last()).toMatchObject({
+      state: "RUNNING",
+      reason: "",
+      message: "",
+      appliedResources: { cpuMillis: 250, memoryBytes: 67108864, pids: 64 },
+    });
+  });
+
   it("a different target after a refusal is tried at once", async () => {
     await reconciler.start();
     reconciler.setDesired(desired(spec("u1")));

@@ -539,6 +539,11 @@ export class Reconciler {
     const applied = tracked.applied;
     if (applied === undefined || sameLimits(want, applied)) {
       tracked.resizeFailure = undefined;
+      // Asked to go back to the limits it has after a refused resize: nothing to
+      // change, but the refusal no longer holds.
+      if (tracked.status.reason === StatusReason.ResizeFailed) {
+        this.report(tracked, { ...tracked.status, reason: "", message: "" });
+      }
       return;
     }
     const target = JSON.stringify(want);

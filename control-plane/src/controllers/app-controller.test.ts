@@ -14,6 +14,7 @@ import {
   TEMPLATE_HASH_LABEL,
   newInstance,
   resizeFits,
+  resizeStatus,
   templateChange,
 } from "./app-controller";
 
@@ -85,6 +86,31 @@ describe("resizeFits", () => {
   });
   it("always fits a shrink, even on an over-committed node", () => {
     expect(resizeFits(n, r(750, 400), r(250, 200), r(250, 100))).toEqual({ fits: true, allocated: r(750, 300) });
+  });
+});
+
+describe("resizeStatus", () => {
+  const r = (memoryMiB: number) => ({ cpuMillis: 250, memoryBytes: memoryMiB * MiB, pids: 32 });
+  it("says Resizing, from the limits the container has, when they differ from the new size", () => {
+    expect(resizeStatus({ state: "Running", pid: 7, appliedResources: r(64) }, r(16), r(128))).toEqual({
+      state: "Running",
+      pid: 7,
+      appliedResources: r(64),
+      reason: "Resizing",
+      message: "resizing in place from cpu 250m, memory 64Mi, pids 32 to cpu 250m, memory 128Mi, pids 32",
+    });
+  });
+  it("clears a refused resize when the App goes back to the size the container has", () => {
+    const refused = { state: "Running" as const, reason: "ResizeFailed", message: "EBUSY", appliedResources: r(64) };
+    expect(resizeStatus(refused, r(16), r(64))).toEqual({
+      state: "Running",
+      reason: "Running",
+      appliedResources: r(64),
+    });
+  });
+  it("leaves instances that do not run alone", () => {
+    const pending = { state: "Pending" as const, reason: "Scheduled" };
+    expect(resizeStatus(pending, r(64), r(128))).toBe(pending);
   });
 });
 

@@ -31,6 +31,7 @@ import {
   type App,
   type Instance,
   type InstanceSpec,
+  type InstanceStatus,
   type Node,
   type Resources,
 } from "@grove/api";
@@ -188,6 +189,28 @@ export function resizeFits(
   }
   if (reasons.length > 0) return { fits: false, reason: reasons.join(", ") };
   return { fits: true, allocated: addResources(others, to) };
+}
+
+/**
+ * An instance's status as a resize in place from `from` to `to` begins: a
+ * running one is Resizing until its agent reports the new limits applied.
+ * When the container already has `to` (the App went back to the size a
+ * refused or unfinished resize started from) its agent has nothing to do
+ * and says nothing, so a Resizing or ResizeFailed left from before is cleared here.
+ */
+export function resizeStatus(status: InstanceStatus, from: Resources, to: Resources): InstanceStatus {
+  if (status.state !== "Running" && status.state !== "Starting") return status;
+  const applied = status.appliedResources ?? from;
+  if (limitsDiffer(applied, to)) {
+    return {
+      ...status,
+      reason: "Resizing",
+      message: `resizing in place from ${formatLimits(applied)} to ${formatLimits(to)}`,
+    };
+  }
+  if (status.reason !== "Resizing" && status.reason !== "ResizeFailed") return status;
+  const { message: _m, ...rest } = status;
+  return { ...rest, reason: status.state };
 }
 
 /** Strips the server-filled resourceVersion before an object is written. */
@@ -348,20 +371,11 @@ export class AppController {
     const from = inst.spec.resources;
     const to = instanceTemplate(app).resources;
     const key = Keys.object("instances", inst.metadata.namespace, inst.metadata.name);
-    const running = inst.status?.state === "Running" || inst.status?.state === "Starting";
     const next: Instance = {
       ...inst,
       metadata: { ...inst.metadata, labels: { ...inst.metadata.labels, ...templateLabels(app) } },
       spec: { ...inst.spec, resources: to },
-      ...(inst.status && running && limitsDiffer(from, to)
-        ? {
-            status: {
-              ...inst.status,
-              reason: "Resizing",
-              message: `resizing in place from ${formatLimits(from)} to ${formatLimits(to)}`,
-            },
-          }
-        : {}),
+      ...(inst.status ? { status: resizeStatus(inst.status, from, to) } : {}),
     };
     const compares = [{ key, modRevision: inst.metadata.resourceVersion ?? "0" }];
     const ops: Array<{ type: "put"; key: string; value: unknown }> = [{ type: "put", key, value: stored(next) }];
