@@ -1,7 +1,7 @@
 // User namespaces: container root is an unprivileged host uid. Each check runs
 // a real container (grove-shim, the addon's core, the kernel) and compares
 // what the container sees with what the host sees.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -91,7 +91,7 @@ describe("user namespace per container", () => {
       { mounts: [{ source: shared, destination: "/shared" }] },
     );
     const h = await rt.start(s);
-    await waitFor("the container's file", () => fs.existsSync(path.join(shared, "made-by-root")));
+    await waitFor("the container's file and output", () => fs.readFileSync(s.logPath, "utf8").includes("touched"));
     const out = fs.readFileSync(s.logPath, "utf8");
     const lines = out.split("\n").map((l) => l.trim().split(/\s+/).join(" "));
     expect(lines[0]).toBe(`0 ${HOST_BASE} 65536`);
@@ -184,5 +184,83 @@ describe("user namespace per container", () => {
         }),
       ),
     ).rejects.toThrow(/userNamespace.gidMap\[1\] overlaps another host range/);
+  });
+});
+
+describe("user namespace on an overlayfs rootfs (an image instance's own mount)", () => {
+  it("shifts the ownership into the upper directory (no idmapped overlay mounts here); the layer stays as it is", async () => {
+    const ov = path.join(tmp, "overlay");
+    const [upper, work, merged] = ["upper", "work", "merged"].map((d) => path.join(ov, d));
+    for (const d of [upper!, work!, merged!]) fs.mkdirSync(d, { recursive: true });
+    execFileSync("mount", [
+      "-t",
+      "overlay",
+      "overlay",
+      "-o",
+      `lowerdir=${rootfs},upperdir=${upper},workdir=${work}`,
+      merged!,
+    ]);
+    try {
+      const { code, out } = await run("id -u; ls -ln /bin/busybox; echo hi > /tmp/w && cat /tmp/w", {
+        rootfs: merged!,
+      });
+      expect(code).toBe(0);
+      expect(out).toMatch(/^0\n/);
+      expect(out).toMatch(/^-\S+ +\d+ 0 +0 .*\/bin\/busybox/m);
+      expect(out).toContain("hi");
+      // On the host: the merged tree belongs to the mapped root, copied up; the layer is untouched.
+      expect(fs.statSync(path.join(merged!, "bin/busybox")).uid).toBe(HOST_BASE);
+      expect(fs.statSync(path.join(upper!, "bin/busybox")).uid).toBe(HOST_BASE);
+      expect(fs.statSync(path.join(rootfs, "bin/busybox")).uid).toBe(0);
+      expect(fs.statSync(path.join(upper!, "tmp/w")).uid).toBe(HOST_BASE);
+      // A second start finds it shifted already.
+      expect((await run("id -u", { rootfs: merged! })).out.trim()).toBe("0");
+    } finally {
+      execFileSync("umount", [merged!]);
+    }
+  });
+});
+
+describe("grove-runtime: linux.namespaces user with uidMappings and gidMappings", () => {
+  const impls: [string, string[]][] = [
+    ["C", [path.join(REPO, "agent", "bin", "grove-runtime")]],
+    ["TypeScript", [process.execPath, path.join(REPO, "agent", "bin", "grove-runtime-node.js")]],
+  ];
+
+  it.each(impls)("%s: runs the bundle in the mapping, its rootfs as the bundle's owner prepared it", (name, cli) => {
+    const bundle = path.join(tmp, `bundle-${name}`);
+    fs.mkdirSync(bundle);
+    // runtime-spec: the rootfs is prepared for the mapping by whoever made the bundle.
+    execFileSync("cp", ["-a", rootfs, path.join(bundle, "rootfs")]);
+    execFileSync("chown", ["-R", `${HOST_BASE}:${HOST_BASE}`, path.join(bundle, "rootfs")]);
+    execFileSync("runc", ["spec"], { cwd: bundle });
+    const config = JSON.parse(fs.readFileSync(path.join(bundle, "config.json"), "utf8")) as {
+      process: { terminal: boolean; args: string[] };
+      root: { readonly: boolean };
+      linux: Record<string, unknown> & { namespaces: { type: string }[] };
+    };
+    config.process.terminal = false;
+    config.root.readonly = false;
+    config.process.args = ["/bin/sh", "-c", "cat /proc/self/uid_map; id -u; touch /made && ls -ln /made"];
+    config.linux.namespaces.push({ type: "user" });
+    config.linux.uidMappings = [{ containerID: 0, hostID: HOST_BASE, size: 65536 }];
+    config.linux.gidMappings = [{ containerID: 0, hostID: HOST_BASE, size: 65536 }];
+    fs.writeFileSync(path.join(bundle, "config.json"), JSON.stringify(config));
+    const root = path.join(tmp, `oci-state-${name}`);
+    const r = spawnSync(
+      cli[0]!,
+      [...cli.slice(1), "--root", root, "--cgroup-parent", PARENT, "run", "--bundle", bundle, `oci-${name}`],
+      {
+        encoding: "utf8",
+        timeout: 60_000,
+      },
+    );
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    const lines = r.stdout.split("\n").map((l) => l.trim().split(/\s+/).join(" "));
+    expect(lines[0]).toBe(`0 ${HOST_BASE} 65536`);
+    expect(lines[1]).toBe("0");
+    expect(lines[2]).toMatch(/ 0 +0 .*\/made$/);
+    expect(fs.statSync(path.join(bundle, "rootfs", "made")).uid).toBe(HOST_BASE);
   });
 });

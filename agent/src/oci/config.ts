@@ -30,6 +30,8 @@ export interface OciConfig {
   annotations?: Record<string, string>;
   linux?: {
     namespaces?: { type: string; path?: string }[];
+    uidMappings?: { containerID: number; hostID: number; size: number }[];
+    gidMappings?: { containerID: number; hostID: number; size: number }[];
     resources?: {
       memory?: { limit?: number };
       cpu?: { quota?: number; period?: number; shares?: number };
@@ -46,7 +48,7 @@ export interface OciConfig {
 
 /** The mounts Grove sets up itself (as runc's default spec lists them). */
 const BUILTIN_MOUNTS = new Set(["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"]);
-const SUPPORTED_NAMESPACES = new Set(["pid", "mount", "uts", "ipc", "network", "cgroup"]);
+const SUPPORTED_NAMESPACES = new Set(["pid", "mount", "uts", "ipc", "network", "cgroup", "user"]);
 
 function fail(field: string, message: string): never {
   throw new OciConfigError(`config.json ${field}: ${message}`);
@@ -77,7 +79,9 @@ export function bundleToSpec(config: OciConfig, bundle: string, id: string, logP
     }
   }
   let netnsPath: string | undefined;
+  let userns = false;
   for (const [i, ns] of (config.linux?.namespaces ?? []).entries()) {
+    if (ns.type === "user") userns = true;
     if (!SUPPORTED_NAMESPACES.has(ns.type))
       fail(`linux.namespaces[${i}].type`, `${ns.type} namespaces are not supported`);
     if (ns.path !== undefined && ns.path !== "") {
@@ -131,5 +135,21 @@ export function bundleToSpec(config: OciConfig, bundle: string, id: string, logP
   if (capabilities !== undefined) spec.capabilities = capabilities;
   if (config.root?.readonly === true) spec.readonlyRootfs = true;
   if (netnsPath !== undefined) spec.netnsPath = netnsPath;
+  const maps = (field: "uidMappings" | "gidMappings") =>
+    (config.linux?.[field] ?? []).map((m, i) => {
+      if (m === null || typeof m !== "object") fail(`linux.${field}[${i}]`, "must be an object");
+      return { containerId: m.containerID, hostId: m.hostID, size: m.size };
+    });
+  if (userns) {
+    const uidMap = maps("uidMappings");
+    const gidMap = maps("gidMappings");
+    if (uidMap.length === 0 || gidMap.length === 0) {
+      fail("linux.uidMappings and gidMappings", "required with a user namespace");
+    }
+    // The bundle's owner prepared the rootfs for the mapping (runtime-spec): no idmapped mount.
+    spec.userNamespace = { uidMap, gidMap, idmapRootfs: false };
+  } else if (config.linux?.uidMappings !== undefined || config.linux?.gidMappings !== undefined) {
+    fail("linux.uidMappings", "needs a user namespace in linux.namespaces");
+  }
   return spec;
 }

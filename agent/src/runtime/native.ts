@@ -315,7 +315,7 @@ export class NativeRuntime implements ContainerRuntime {
     if (spec.userNamespace !== undefined) {
       for (const m of spec.userNamespace.uidMap) out.push(["uid_map", `${m.containerId}:${m.hostId}:${m.size}`]);
       for (const m of spec.userNamespace.gidMap) out.push(["gid_map", `${m.containerId}:${m.hostId}:${m.size}`]);
-      out.push(["userns_idmap", "1"]);
+      if (spec.userNamespace.idmapRootfs !== false) out.push(["userns_idmap", "1"]);
     }
     return out;
   }

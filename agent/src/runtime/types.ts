@@ -78,6 +78,11 @@ export interface IdMapping {
 export interface UserNamespace {
   uidMap: IdMapping[];
   gidMap: IdMapping[];
+  /**
+   * Show the rootfs through an idmapped mount (default true). false uses it
+   * as it is: its owner prepared it for the mapping (OCI bundles).
+   */
+  idmapRootfs?: boolean;
 }
 
 export interface ContainerMount {

@@ -142,6 +142,8 @@ function validateUserNamespace(userns: unknown): void {
     });
     if (!seen.some((m) => m.containerId === 0)) invalid(`${what} must map container id 0 (the container's root)`);
   }
+  const idmap = (userns as Record<string, unknown>).idmapRootfs;
+  if (idmap !== undefined && typeof idmap !== "boolean") invalid("userNamespace.idmapRootfs must be a boolean");
 }
 
 export const MAX_MOUNTS = 16;
