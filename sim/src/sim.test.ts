@@ -1,3 +1,6 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import fc from "fast-check";
 import { profileByName, PROFILE_NAMES } from "@grove/control-plane/scheduler";
 import { buildNodes, homogeneous, scaled } from "./cluster";
@@ -5,6 +8,7 @@ import { compact, peakSet } from "./compaction";
 import { compare } from "./compare";
 import { lowerBound, run } from "./engine";
 import { snapshotFrom } from "./from-cluster";
+import { main } from "./main";
 import { charts, html, table, toJson } from "./report";
 import { formatTrace, parseTrace } from "./trace";
 import { defaultNodeFor, generate, GENERATORS } from "./workload";
@@ -201,6 +205,33 @@ describe("comparison and report", () => {
     expect(page.match(/<svg /g)).toHaveLength(4);
     expect(page).not.toMatch(/<script|src="http|href="http/);
   });
+});
+
+test("grove-sim --report writes report.html, each chart as its own .svg file, and result.json", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `grove-sim-report-${process.pid}-`));
+  const log = jest.spyOn(console, "log").mockImplementation(() => {});
+  try {
+    await main(["node", "grove-sim", "--workload", "borg", "--count", "60", "--seeds", "2", "--report", dir]);
+    expect(process.exitCode ?? 0).toBe(0);
+    expect(fs.readdirSync(dir).sort()).toEqual([
+      "nodes-over-time.svg",
+      "nodes-used.svg",
+      "ratio-lb1.svg",
+      "report.html",
+      "result.json",
+      "utilization.svg",
+    ]);
+    for (const f of ["nodes-over-time.svg", "nodes-used.svg", "ratio-lb1.svg", "utilization.svg"]) {
+      expect(fs.readFileSync(path.join(dir, f), "utf8")).toMatch(
+        /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"[^]*<\/svg>$/,
+      );
+    }
+    expect(fs.readFileSync(path.join(dir, "report.html"), "utf8").match(/<svg /g)).toHaveLength(4);
+    expect(log.mock.calls.map((c) => String(c[0])).join("\n")).toContain(`report: ${path.join(dir, "report.html")}`);
+  } finally {
+    log.mockRestore();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("snapshotFrom groups node shapes and keeps unfinished instances", () => {
