@@ -207,6 +207,16 @@ describe("live update: an App's resources change without restarting its instance
       const text = (await runCli(["describe", "instance", "resizable-0"], env)).stdout;
       expect(text).toContain("Limits:");
       expect(text).toContain("resize refused; spec asks for cpu 500m, memory 16Mi, pids 64");
+
+      // Back to the size it has: nothing to apply, the refusal is cleared.
+      await client.apply(app({ memory: "128Mi", pids: 64, cpu: "500m" }));
+      const back = await waitFor("the refusal to be cleared", async () => {
+        const i = await current();
+        return i.spec.resources.memoryBytes === 128 * MiB && i.status?.reason === "Running" ? i : undefined;
+      });
+      expect(back.metadata.uid).toBe(uid);
+      expect(back.status?.pid).toBe(pid);
+      expect(back.status?.message).toBeUndefined();
     }
 
     // 5. Under the Replace policy a change of resources starts a new instance.
