@@ -2,7 +2,7 @@
 // host is hybrid (memory, cpu and pids on v1), but its cgroup2 mount takes
 // device programs whatever controllers it has. A process moved into a cgroup
 // with the program attached may use the container devices and nothing else.
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -13,6 +13,7 @@ const CGROUP2 = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"].find(
   (d) => fs.existsSync(d) && loadNativeBinding().detectCgroupMode(d) === "v2",
 );
 const CG = CGROUP2 && path.join(CGROUP2, `grove-bpf-${process.pid}`);
+const REPO = path.resolve(__dirname, "../..");
 
 /** Node child: joins the cgroup (when given), opens each node, prints {name: "ok" | errno code}. */
 const PROBE = `
@@ -39,6 +40,7 @@ function probe(tmp: string, cg: string | undefined): Record<string, string> {
     ["tty", "/dev/tty", "r+"],
     ["pts", path.join(tmp, "pts9"), "r+"],
     ["kmsg", path.join(tmp, "kmsg"), "r"],
+    ["kmsgWrite", path.join(tmp, "kmsg"), "r+"],
     ["mem", path.join(tmp, "mem"), "r"],
     ["block", path.join(tmp, "loop0"), "r"],
   ];
@@ -99,6 +101,31 @@ function probe(tmp: string, cg: string | undefined): Record<string, string> {
     expect(fs.readFileSync(path.join(CG!, "cgroup.procs"), "utf8")).toBe("");
   });
 
+  it("takes extra rules before the allow list, the last match deciding (OCI linux.resources.devices)", () => {
+    const other = `${CG}-rules`;
+    fs.mkdirSync(other);
+    try {
+      loadNativeBinding().attachDeviceProgram(other, [
+        { allow: false, rule: "a *:* rwm" },
+        { allow: true, rule: "c 1:11 r" }, // kmsg, read only
+        { allow: true, rule: "c 1:1 rwm" },
+        { allow: false, rule: "c 1:1 rwm" }, // mem: the later deny wins
+        { allow: false, rule: "c 1:3 rwm" }, // null: the allow list comes last and wins
+      ]);
+      const r = probe(tmp, other);
+      expect(r.kmsg).toBe("ok");
+      expect(r.kmsgWrite).toBe("EPERM");
+      expect(r.mem).toBe("EPERM");
+      expect(r.null).toBe("ok");
+      expect(r.block).toBe("EPERM");
+      expect(() => loadNativeBinding().attachDeviceProgram(`${CG}-none`, [{ allow: true, rule: "x 1:1 r" }])).toThrow(
+        /device rule `x 1:1 r`: not TYPE MAJOR:MINOR ACCESS|open cgroup/,
+      );
+    } finally {
+      fs.rmdirSync(other);
+    }
+  });
+
   it("leaves an unattached cgroup alone (the program is per cgroup)", () => {
     const other = `${CG}-other`;
     fs.mkdirSync(other);
@@ -107,5 +134,74 @@ function probe(tmp: string, cg: string | undefined): Record<string, string> {
     } finally {
       fs.rmdirSync(other);
     }
+  });
+});
+
+// Here the rules go to the v1 devices cgroup; on a v2 host into the device program.
+describe("grove-runtime linux.resources.devices", () => {
+  const PARENT = `grove-bpf-oci-${process.pid}`;
+  let tmp: string;
+  let bundle: string;
+
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-bpf-oci-"));
+    bundle = path.join(tmp, "bundle");
+    fs.mkdirSync(bundle);
+    execFileSync(path.join(REPO, "deploy/make-rootfs.sh"), [path.join(bundle, "rootfs")], { stdio: "pipe" });
+    execFileSync("runc", ["spec"], { cwd: bundle });
+    // runc's spec has no CAP_MKNOD: the node is made on the host, in the rootfs. /dev/fuse
+    // (10:229) opens without any capability (kmsg would need CAP_SYSLOG).
+    execFileSync("mknod", ["-m", "666", path.join(bundle, "rootfs", "fuse-test"), "c", "10", "229"]);
+  });
+
+  afterAll(() => {
+    for (const c of ["memory", "cpu", "pids", "cpuacct", "devices", "freezer"]) {
+      const dir = path.join("/sys/fs/cgroup", c, PARENT);
+      if (fs.existsSync(dir)) fs.rmdirSync(dir);
+    }
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  function run(devices: unknown[] | undefined): string {
+    const config = JSON.parse(fs.readFileSync(path.join(bundle, "config.json"), "utf8")) as {
+      process: { terminal: boolean; args: string[] };
+      root: { readonly: boolean };
+      linux: { resources: Record<string, unknown> };
+    };
+    config.process.terminal = false;
+    config.root.readonly = false;
+    config.process.args = [
+      "/bin/sh",
+      "-c",
+      "(head -c 0 /fuse-test && echo read=ok || echo read=denied) 2>/dev/null; " +
+        "(true > /fuse-test && echo write=ok || echo write=denied) 2>/dev/null",
+    ];
+    if (devices) config.linux.resources.devices = devices;
+    else delete config.linux.resources.devices;
+    fs.writeFileSync(path.join(bundle, "config.json"), JSON.stringify(config));
+    const r = spawnSync(
+      path.join(REPO, "agent", "bin", "grove-runtime"),
+      ["--root", path.join(tmp, "state"), "--cgroup-parent", PARENT, "run", "--bundle", bundle, `devs-${process.pid}`],
+      { encoding: "utf8", timeout: 60_000 },
+    );
+    if (r.status !== 0) throw new Error(`grove-runtime run: ${r.status} ${r.stderr} ${r.stdout}`);
+    return r.stdout;
+  }
+
+  it("allows what the rules allow on top of the container list, and nothing else", () => {
+    expect(run(undefined)).toBe("read=denied\nwrite=denied\n");
+    expect(
+      run([
+        { allow: false, access: "rwm" },
+        { allow: true, type: "c", major: 10, minor: 229, access: "r" },
+      ]),
+    ).toBe("read=ok\nwrite=denied\n");
+    expect(run([{ allow: true, type: "c", major: 10, minor: 229, access: "rw" }])).toBe("read=ok\nwrite=ok\n");
+  });
+
+  it("refuses a malformed rule naming it", () => {
+    expect(() => run([{ allow: true, type: "x", access: "r" }])).toThrow(
+      /config.json linux.resources.devices\[0\]: device rule `x \*:\* r`/,
+    );
   });
 });

@@ -280,6 +280,9 @@ v1_setup (const grove_cgroup_t *cg, const grove_resources_t *res, grove_error_t 
           {
             if (write_in (opt, "devices.deny", "a", err) < 0)
               return -1;
+            for (size_t d = 0; d < res->ndevices; d++)
+              if (write_in (opt, res->devices[d].allow ? "devices.allow" : "devices.deny", res->devices[d].rule, err) < 0)
+                return -1;
             for (size_t d = 0; d < N_ELEMENTS (v1_device_allow); d++)
               if (write_in (opt, "devices.allow", v1_device_allow[d], err) < 0)
                 return -1;
@@ -483,9 +486,19 @@ parse_device_rule (const char *text, struct device_rule *r, grove_error_t *err)
 #define EXIT_INSN() INSN (BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
 
 int
-grove_device_program (struct bpf_insn **out, size_t *count, grove_error_t *err)
+grove_device_rule_check (const char *rule, grove_error_t *err)
 {
-  const size_t nrules = N_ELEMENTS (v1_device_allow);
+  struct device_rule r;
+  return parse_device_rule (rule, &r, err);
+}
+
+int
+grove_device_program (const grove_device_rule_t *extra, size_t nextra, struct bpf_insn **out, size_t *count,
+                      grove_error_t *err)
+{
+  const size_t ndefault = N_ELEMENTS (v1_device_allow);
+  const size_t nrules = ndefault + nextra;
+  int unconditional = 0;
   /* 6 to load the context, at most 8 per rule, 2 to deny. */
   struct bpf_insn *insn = calloc (6 + 8 * nrules + 2, sizeof (struct bpf_insn));
   size_t n = 0;
@@ -499,12 +512,14 @@ grove_device_program (struct bpf_insn **out, size_t *count, grove_error_t *err)
   insn[n++] = ALU32_IMM (BPF_RSH, BPF_REG_3, 16); /* r3 = access */
   insn[n++] = LDX_W (BPF_REG_4, BPF_REG_1, 4);    /* r4 = major */
   insn[n++] = LDX_W (BPF_REG_5, BPF_REG_1, 8);    /* r5 = minor */
-  for (size_t i = 0; i < nrules; i++)
+  /* The last matching rule decides: test them from the last (the allow list) back. */
+  for (size_t k = nrules; k-- > 0;)
     {
       struct device_rule r = { 'a', -1, -1, 0 };
       const uint32_t all = BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE | BPF_DEVCG_ACC_MKNOD;
       size_t len = 2, start = n, end;
-      if (parse_device_rule (v1_device_allow[i], &r, err) < 0)
+      int allow = k >= nextra ? 1 : extra[k].allow;
+      if (parse_device_rule (k >= nextra ? v1_device_allow[k - nextra] : extra[k].rule, &r, err) < 0)
         {
           free (insn);
           return -1;
@@ -535,11 +550,21 @@ grove_device_program (struct bpf_insn **out, size_t *count, grove_error_t *err)
           insn[n] = JNE_IMM (BPF_REG_5, r.minor, end - n - 1);
           n++;
         }
-      insn[n++] = MOV64_IMM (BPF_REG_0, 1);
+      insn[n++] = MOV64_IMM (BPF_REG_0, allow ? 1 : 0);
+      insn[n++] = EXIT_INSN ();
+      /* A rule matching everything ("a *:* rwm") decides alone: what would
+       * follow is unreachable, which the verifier refuses. */
+      if (len == 2)
+        {
+          unconditional = 1;
+          break;
+        }
+    }
+  if (!unconditional)
+    {
+      insn[n++] = MOV64_IMM (BPF_REG_0, 0);
       insn[n++] = EXIT_INSN ();
     }
-  insn[n++] = MOV64_IMM (BPF_REG_0, 0);
-  insn[n++] = EXIT_INSN ();
   *out = insn;
   *count = n;
   return 0;
@@ -552,7 +577,8 @@ sys_bpf (int cmd, union bpf_attr *attr)
 }
 
 int
-grove_cgroup_attach_device_program (const char *dir, grove_error_t *err)
+grove_cgroup_attach_device_program (const char *dir, const grove_device_rule_t *extra, size_t nextra,
+                                    grove_error_t *err)
 {
   cleanup_free struct bpf_insn *insns = NULL;
   cleanup_close int cgfd = -1;
@@ -572,7 +598,7 @@ grove_cgroup_attach_device_program (const char *dir, grove_error_t *err)
   if (sys_bpf (BPF_PROG_QUERY, &attr) == 0 && attr.query.prog_cnt > 0)
     return 0;
 
-  if (grove_device_program (&insns, &count, err) < 0)
+  if (grove_device_program (extra, nextra, &insns, &count, err) < 0)
     return -1;
   for (int verbose = 0; prog < 0 && verbose < 2; verbose++)
     {
@@ -635,7 +661,8 @@ v2_setup (const grove_cgroup_t *cg, const grove_resources_t *res, grove_error_t 
       struct statfs st;
       if (statfs (dir, &st) < 0)
         return grove_error_set (err, errno, "statfs %s", dir);
-      if (st.f_type == CGROUP2_SUPER_MAGIC && grove_cgroup_attach_device_program (dir, err) < 0)
+      if (st.f_type == CGROUP2_SUPER_MAGIC
+          && grove_cgroup_attach_device_program (dir, res->devices, res->ndevices, err) < 0)
         return -1;
     }
 

@@ -28,11 +28,24 @@ typedef struct grove_cgroup_s
   const char *id;     /* container id; NULL means the parent cgroup itself */
 } grove_cgroup_t;
 
+/* A device rule in the v1 devices.allow syntax, "c 1:3 rwm" (type a, c or b;
+ * "*" for any major or minor; access of r, w, m), allowing or denying. */
+typedef struct grove_device_rule_s
+{
+  int allow;
+  const char *rule;
+} grove_device_rule_t;
+
 typedef struct grove_resources_s
 {
   int64_t cpu_millis;   /* <= 0: no CPU limit */
   int64_t memory_bytes; /* <= 0: no memory limit */
   int64_t pids;         /* <= 0: no pids limit */
+  /* Device rules applied after deny-all and before the container allow list
+   * (which always holds, as with runc); the last matching rule decides
+   * (OCI linux.resources.devices). */
+  const grove_device_rule_t *devices;
+  size_t ndevices;
 } grove_resources_t;
 
 struct grove_cgroup_ops
@@ -67,10 +80,15 @@ void grove_string_list_free (char **list, size_t count);
  * and attaches it (BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI) to the cgroup2
  * directory dir, unless a device program is attached there already. The
  * cgroup keeps it until it is removed. */
-int grove_cgroup_attach_device_program (const char *dir, grove_error_t *err);
+int grove_cgroup_attach_device_program (const char *dir, const grove_device_rule_t *extra, size_t nextra,
+                                        grove_error_t *err);
 struct bpf_insn;
-/* The program itself (malloc'd), for tests and inspection. */
-int grove_device_program (struct bpf_insn **insns, size_t *count, grove_error_t *err);
+/* The program itself (malloc'd): extra rules (as in grove_resources_t.devices)
+ * then the container allow list, the last matching rule deciding. */
+int grove_device_program (const grove_device_rule_t *extra, size_t nextra, struct bpf_insn **insns, size_t *count,
+                          grove_error_t *err);
+/* Checks a rule's syntax ("c 1:3 rwm"); the message names it. */
+int grove_device_rule_check (const char *rule, grove_error_t *err);
 
 #ifdef __cplusplus
 }

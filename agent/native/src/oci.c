@@ -82,6 +82,8 @@ struct bundle
   grove_resources_t res;
   grove_id_map_t uid_maps[GROVE_MAX_ID_MAPS], gid_maps[GROVE_MAX_ID_MAPS];
   int userns;
+  grove_device_rule_t dev_rules[64];
+  char dev_text[64][64];
   grove_container_config_t cc;
 };
 
@@ -300,6 +302,42 @@ load_bundle (struct bundle *b, const char *bundle, const char *id)
     b->res.cpu_millis = quota > 0 && period > 0 ? (quota * 1000 + period / 2) / period : 0;
   }
   b->res.pids = grove_json_num (s, t, grove_json_get (s, t, grove_json_get (s, t, res, "pids"), "limit"), &num) == 0 ? num : 0;
+  /* linux.resources.devices: [{allow, type?, major?, minor?, access?}], before
+   * the container allow list (v1 devices cgroup, v2 device program). */
+  v = grove_json_get (s, t, res, "devices");
+  for (int k = 0; v >= 0 && k < t[v].size; k++)
+    {
+      int d = grove_json_at (t, v, k);
+      cleanup_free char *type = grove_json_str (s, t, grove_json_get (s, t, d, "type"));
+      cleanup_free char *access = grove_json_str (s, t, grove_json_get (s, t, d, "access"));
+      long long major = -1, minor = -1;
+      char maj[24], min[24];
+      grove_error_t err;
+      if ((size_t) k >= N_OF (b->dev_rules))
+        die (1, "config.json linux.resources.devices: at most %zu rules", N_OF (b->dev_rules));
+      if (grove_json_get (s, t, d, "major") >= 0
+          && (grove_json_num (s, t, grove_json_get (s, t, d, "major"), &major) < 0 || major < 0))
+        die (1, "config.json linux.resources.devices[%d].major: must be a non-negative integer", k);
+      if (grove_json_get (s, t, d, "minor") >= 0
+          && (grove_json_num (s, t, grove_json_get (s, t, d, "minor"), &minor) < 0 || minor < 0))
+        die (1, "config.json linux.resources.devices[%d].minor: must be a non-negative integer", k);
+      if (major < 0)
+        snprintf (maj, sizeof (maj), "*");
+      else
+        snprintf (maj, sizeof (maj), "%lld", major);
+      if (minor < 0)
+        snprintf (min, sizeof (min), "*");
+      else
+        snprintf (min, sizeof (min), "%lld", minor);
+      snprintf (b->dev_text[k], sizeof (b->dev_text[k]), "%s %s:%s %s", type != NULL && type[0] != '\0' ? type : "a", maj,
+                min, access != NULL && access[0] != '\0' ? access : "rwm");
+      if (grove_device_rule_check (b->dev_text[k], &err) < 0)
+        die (1, "config.json linux.resources.devices[%d]: %s", k, err.msg);
+      b->dev_rules[k].allow = grove_json_true (s, t, grove_json_get (s, t, d, "allow"));
+      b->dev_rules[k].rule = b->dev_text[k];
+      b->res.ndevices = (size_t) k + 1;
+    }
+  b->res.devices = b->dev_rules;
 
   b->cc.rootfs = b->rootfs;
   b->cc.argv = b->argv;

@@ -58,9 +58,10 @@ export interface NativeBinding {
   /**
    * Loads the cgroup v2 device program (the container device allow list, default
    * deny) and attaches it to the cgroup2 directory dir; setupCgroup("v2") does
-   * this for every container cgroup.
+   * this for every container cgroup. Extra rules ("c 1:11 r", allowed or denied)
+   * come before the allow list; the last matching rule decides.
    */
-  attachDeviceProgram(dir: string): void;
+  attachDeviceProgram(dir: string, rules?: { allow: boolean; rule: string }[]): void;
   /** rmdir <parent>/<id> (id null: the parent), retrying EBUSY briefly; a missing cgroup is fine. */
   removeCgroup(mode: CgroupMode, root: string, parent: string, id: string | null): Promise<void>;
   /** Signals every process in the cgroup (SIGKILL: until it is empty). Resolves to how many were signalled. */

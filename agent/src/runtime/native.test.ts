@@ -23,7 +23,7 @@ class RecordingBinding implements NativeBinding {
   async setupCgroup(_m: string, _r: string, parent: string, id: string): Promise<void> {
     this.calls.push(`setup ${parent}/${id}`);
   }
-  attachDeviceProgram(dir: string): void {
+  attachDeviceProgram(dir: string, _rules?: { allow: boolean; rule: string }[]): void {
     this.calls.push(`attach device program ${dir}`);
   }
   async removeCgroup(_m: string, _r: string, parent: string, id: string | null): Promise<void> {
