@@ -153,11 +153,30 @@ Napi::Value DetectCgroupMode(const Napi::CallbackInfo &info) {
   return Napi::String::New(info.Env(), mode == GROVE_CGROUP_V2 ? "v2" : "v1");
 }
 
-// Attaches the v2 device program to an existing cgroup2 directory (sync, a few syscalls).
+// Attaches the v2 device program to an existing cgroup2 directory (sync, a few
+// syscalls); optional extra rules [{ allow, rule: "c 1:3 rwm" }] before the allow list.
 Napi::Value AttachDeviceProgram(const Napi::CallbackInfo &info) {
   std::string dir = StringArg(info, 0, "dir");
+  std::vector<std::string> texts;
+  std::vector<grove_device_rule_t> rules;
+  if (info.Length() > 1 && info[1].IsArray()) {
+    Napi::Array a = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value v = a.Get(i);
+      if (!v.IsObject())
+        throw Napi::TypeError::New(info.Env(), "rules[" + std::to_string(i) + "] must be an object");
+      Napi::Object o = v.As<Napi::Object>();
+      Napi::Value rule = o.Get("rule");
+      if (!rule.IsString())
+        throw Napi::TypeError::New(info.Env(), "rules[" + std::to_string(i) + "].rule must be a string");
+      texts.push_back(rule.As<Napi::String>().Utf8Value());
+      rules.push_back(grove_device_rule_t{o.Get("allow").ToBoolean().Value() ? 1 : 0, nullptr});
+    }
+    for (size_t i = 0; i < rules.size(); i++)
+      rules[i].rule = texts[i].c_str();
+  }
   grove_error_t err{};
-  if (grove_cgroup_attach_device_program(dir.c_str(), &err) < 0)
+  if (grove_cgroup_attach_device_program(dir.c_str(), rules.data(), rules.size(), &err) < 0)
     throw ToJsError(info.Env(), err);
   return info.Env().Undefined();
 }
