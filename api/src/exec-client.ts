@@ -102,12 +102,17 @@ export function openExec(httpUrl: string, token: string, req: ExecRequest): Prom
     if (ws.readyState === WebSocket.OPEN) ws.send(frame);
   };
   return new Promise<ExecSession>((resolve, reject) => {
-    ws.once("unexpected-response", (_req, res) => {
+    ws.once("unexpected-response", (request, res) => {
       let text = "";
+      const done = () => {
+        // With a listener here ws leaves the socket to us.
+        request.destroy();
+        reject(errorFromBody(res.statusCode ?? 0, text, url.toString()));
+      };
       res.setEncoding("utf8");
       res.on("data", (c: string) => (text += c));
-      res.on("end", () => reject(errorFromBody(res.statusCode ?? 0, text, url.toString())));
-      res.on("error", () => reject(errorFromBody(res.statusCode ?? 0, text, url.toString())));
+      res.on("end", done);
+      res.on("error", done);
     });
     ws.once("error", (err: Error) =>
       reject(new GroveError("NodeUnavailable", `cannot open the exec connection to ${httpUrl}: ${err.message}`)),

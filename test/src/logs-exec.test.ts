@@ -172,7 +172,10 @@ describe("grove logs, exec and top over the agent's Connect stream", () => {
       const ws = new WebSocket(
         `${server.url.replace("http", "ws")}/v1/namespaces/default/instances/hello-0/exec?command=true`,
       );
-      ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on("unexpected-response", (req, res) => {
+        resolve(res.statusCode ?? 0);
+        req.destroy();
+      });
       ws.on("open", () => resolve(101));
       ws.on("error", () => undefined);
     });

@@ -281,8 +281,12 @@ async function streamLogs(
   });
   res.flushHeaders();
   started = true;
-  for (const chunk of early.splice(0)) handlers.onOutput(1, chunk);
+  for (const chunk of early.splice(0)) {
+    if (res.write(chunk)) sub.credit(chunk.length);
+    else res.once("drain", () => sub.credit(chunk.length));
+  }
   if (finished) {
+    // The agent ended (a log without follow) before the headers went out.
     res.end();
     return;
   }

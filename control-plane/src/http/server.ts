@@ -44,6 +44,10 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   }) as unknown as FastifyInstance;
 
   installErrorHandling(app);
+  // grove exec (1 MiB frames at most). Registered before the auth hook: its own
+  // onRequest hook must see an upgrade first, so that a refused one (401) has
+  // its socket closed after the answer.
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   installBearerAuth(app, opts.adminToken);
   addSharedSchemas(app);
 
@@ -66,8 +70,6 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
     },
   });
   await app.register(swaggerUi, { routePrefix: "/docs" });
-  // grove exec (1 MiB frames at most).
-  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
   const watches = new WatchRegistry();

@@ -1,0 +1,226 @@
+import type { FastifyInstance } from "fastify";
+import WebSocket from "ws";
+import { API_VERSION, ExecChannel, execFrame, GroveClient, GroveError, type Instance } from "@grove/api";
+import type { ControlMessage } from "@grove/proto";
+import { Repository } from "../resources/repository";
+import { MemoryStore } from "../store/memory-store";
+import { SubStreamMux, type SubStreamHandlers, type SubStreamRequest } from "../grpc/sub-streams";
+import type { AgentStreams } from "./operations";
+import { buildHttpServer } from "./server";
+
+jest.mock("content-disposition", () => ({ create: (name: string) => `attachment; filename="${name}"` }));
+
+const TOKEN = "ops-token";
+
+function instance(name: string, state: "Running" | "Pending", nodeName?: string): Instance {
+  return {
+    apiVersion: API_VERSION,
+    kind: "Instance",
+    metadata: { name, namespace: "default" },
+    spec: {
+      app: "hello",
+      appUid: "u",
+      index: 0,
+      rootfs: "busybox",
+      command: ["true"],
+      resources: { cpuMillis: 100, memoryBytes: 1024, pids: 10 },
+      restartPolicy: "Always",
+      stopGracePeriodSeconds: 10,
+      restarts: 0,
+      ...(nodeName ? { nodeName } : {}),
+    },
+    status: { state, ...(nodeName ? { nodeName } : {}) },
+  };
+}
+
+/**
+ * A stand-in for the agent end: a SubStreamMux whose ControlMessages land in
+ * `sent`, and a script that answers each StreamOpen.
+ */
+class FakeAgent implements AgentStreams {
+  readonly sent: ControlMessage[] = [];
+  mux = new SubStreamMux("n1", (m) => this.onControl(m));
+  connected = true;
+  onOpen: (id: number, req: SubStreamRequest) => void = () => undefined;
+
+  /** A new Connect stream. */
+  reset(): void {
+    this.mux = new SubStreamMux("n1", (m) => this.onControl(m));
+  }
+
+  private onControl(m: ControlMessage): void {
+    this.sent.push(m);
+    const open = m.streamOpen;
+    if (open) setImmediate(() => this.onOpen(open.streamId ?? 0, open as SubStreamRequest));
+  }
+
+  output(id: number, fd: number, data: string): void {
+    this.mux.route({ streamOutput: { streamId: id, fd, data: Buffer.from(data) } } as never);
+  }
+
+  end(id: number, end: Record<string, unknown> = {}): void {
+    this.mux.route({
+      streamEnd: { streamId: id, exitCode: 0, signal: 0, errorCode: "", error: "", stats: [], ...end },
+    } as never);
+  }
+
+  async openStream(node: string, req: SubStreamRequest, h: SubStreamHandlers) {
+    if (!this.connected) throw new GroveError("NodeUnavailable", `the agent of node ${node} is not connected`);
+    return this.mux.open(req, h);
+  }
+
+  async stats(): Promise<never[]> {
+    return [];
+  }
+
+  credits(id: number): number {
+    return this.sent.reduce((t, m) => t + (m.streamCredit?.streamId === id ? (m.streamCredit.bytes ?? 0) : 0), 0);
+  }
+}
+
+describe("logs and exec routes", () => {
+  let server: FastifyInstance;
+  let base: string;
+  let agent: FakeAgent;
+  let client: GroveClient;
+
+  beforeEach(async () => {
+    const store = new MemoryStore();
+    const repo = new Repository(store);
+    await repo.create(instance("hello-0", "Running", "n1"));
+    await repo.create(instance("hello-1", "Pending"));
+    agent = new FakeAgent();
+    server = await buildHttpServer({ repo, store, adminToken: TOKEN, agents: agent });
+    await server.listen({ host: "127.0.0.1", port: 0 });
+    const addr = server.server.address();
+    base = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
+    client = new GroveClient({ server: base, token: TOKEN });
+  });
+
+  afterEach(async () => {
+    // undici (fetch) may keep a fresh socket open after an abort; it would hold close().
+    const closing = server.close();
+    server.server.closeAllConnections();
+    await closing;
+  });
+
+  async function read(stream: AsyncIterable<Uint8Array>): Promise<string> {
+    let s = "";
+    for await (const c of stream) s += Buffer.from(c).toString();
+    return s;
+  }
+
+  it("streams a log, passing tail and follow on, and grants credit for what the client took", async () => {
+    let openId = 0;
+    agent.onOpen = (id) => {
+      openId = id;
+      agent.output(id, 0, "");
+      agent.output(id, 1, "a\n");
+      agent.output(id, 1, "b\n");
+    };
+    const stream = await client.logs("hello-0", "default", { tail: 2, follow: true });
+    let got = "";
+    for await (const c of stream) {
+      got += Buffer.from(c).toString();
+      if (got === "a\nb\n") break;
+    }
+    expect(agent.sent[0]?.streamOpen).toMatchObject({ kind: "LOGS", logs: { follow: true, tailLines: 2 } });
+    expect(agent.credits(openId)).toBe(4);
+
+    agent.onOpen = (id) => {
+      agent.output(id, 0, "");
+      agent.output(id, 1, "whole\n");
+      agent.end(id);
+    };
+    expect(await read(await client.logs("hello-0", "default"))).toBe("whole\n");
+  });
+
+  it("answers the agent's errors before the first byte with a status", async () => {
+    agent.onOpen = (id) => agent.end(id, { errorCode: "NotFound", error: "instance u is not on this node" });
+    await expect(client.logs("hello-0", "default")).rejects.toMatchObject({ code: "NotFound" });
+    await expect(client.logs("nope-0", "default")).rejects.toMatchObject({ code: "NotFound" });
+    await expect(client.logs("hello-1", "default")).rejects.toThrow(/not placed on a node yet/);
+    agent.connected = false;
+    await expect(client.logs("hello-0", "default")).rejects.toMatchObject({ code: "NodeUnavailable" });
+    const anon = await fetch(`${base}/v1/namespaces/default/instances/hello-0/logs`);
+    expect(anon.status).toBe(401);
+  });
+
+  it("breaks the response when the agent goes away mid-stream", async () => {
+    agent.onOpen = (id) => {
+      agent.output(id, 0, "");
+      agent.output(id, 1, "first\n");
+      setTimeout(() => agent.mux.closeAll(), 50);
+    };
+    await expect(read(await client.logs("hello-0", "default", { follow: true }))).rejects.toThrow(/broke/);
+  });
+
+  it("cancels the sub-stream when the client goes", async () => {
+    let openId = 0;
+    agent.onOpen = (id) => {
+      openId = id;
+      agent.output(id, 0, "");
+    };
+    const stream = await client.logs("hello-0", "default", { follow: true });
+    stream.close();
+    const deadline = Date.now() + 5000;
+    while (!agent.sent.some((m) => m.streamCancel?.streamId === openId) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(agent.sent.some((m) => m.streamCancel?.streamId === openId)).toBe(true);
+  });
+
+  it("exec: frames stdin/resize to the agent, output and the exit status back; refuses non-running instances", async () => {
+    agent.onOpen = (id) => agent.output(id, 0, "");
+    const session = await client.exec("hello-0", "default", {
+      command: ["sh", "-c", "x"],
+      tty: true,
+      cols: 80,
+      rows: 24,
+    });
+    const out: string[] = [];
+    session.onStdout((d) => out.push(d.toString()));
+    await new Promise((r) => setTimeout(r, 50));
+    const open = agent.sent.find((m) => m.streamOpen)!.streamOpen!;
+    expect(open).toMatchObject({ kind: "EXEC", exec: { command: ["sh", "-c", "x"], tty: true, cols: 80, rows: 24 } });
+    session.write("hi");
+    session.resize(100, 30);
+    session.closeStdin();
+    const id = open.streamId!;
+    const deadline = Date.now() + 5000;
+    while (agent.sent.filter((m) => m.streamInput).length < 3 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const inputs = agent.sent.filter((m) => m.streamInput).map((m) => m.streamInput);
+    expect(inputs).toEqual([
+      { streamId: id, stdin: Buffer.from("hi") },
+      { streamId: id, cols: 100, rows: 30 },
+      { streamId: id, closeStdin: true },
+    ]);
+    agent.output(id, 1, "out");
+    agent.end(id, { exitCode: 3 });
+    expect(await session.exited).toEqual({ exitCode: 3, signal: 0 });
+    expect(out.join("")).toBe("out");
+
+    await expect(client.exec("hello-1", "default", { command: ["true"] })).rejects.toMatchObject({ code: "Conflict" });
+    await expect(client.exec("nope-0", "default", { command: ["true"] })).rejects.toMatchObject({ code: "NotFound" });
+    const noToken = new WebSocket(
+      `${base.replace("http", "ws")}/v1/namespaces/default/instances/hello-0/exec?command=true`,
+    );
+    const status = await new Promise<number>((resolve) => {
+      noToken.on("unexpected-response", (req, res) => {
+        resolve(res.statusCode ?? 0);
+        req.destroy();
+      });
+      noToken.on("open", () => resolve(101));
+      noToken.on("error", () => undefined);
+    });
+    expect(status).toBe(401);
+    // An agent that goes away ends the session with NodeUnavailable.
+    const second = await client.exec("hello-0", "default", { command: ["sleep", "9"] });
+    await new Promise((r) => setTimeout(r, 50));
+    agent.mux.closeAll();
+    await expect(second.exited).rejects.toMatchObject({ code: "NodeUnavailable" });
+    expect(execFrame(ExecChannel.Resize, "{}")[0]).toBe(3);
+  });
+});
