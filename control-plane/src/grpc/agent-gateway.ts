@@ -273,7 +273,10 @@ export class AgentGateway {
   }
 
   async close(): Promise<void> {
-    for (const s of this.sessions.values()) s.stream.end();
+    for (const s of this.sessions.values()) {
+      s.mux.closeAll("the control plane is shutting down");
+      s.stream.end();
+    }
     this.sessions.clear();
     const server = this.server;
     if (!server) return;
