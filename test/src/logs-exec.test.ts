@@ -47,7 +47,11 @@ interface LiveCli {
 }
 
 function spawnCli(args: string[], env: NodeJS.ProcessEnv): LiveCli {
-  const proc = spawn(process.execPath, [BIN.cli, ...args], { env: { ...process.env, ...env }, cwd: REPO_ROOT });
+  const proc = spawn(process.execPath, [BIN.cli, ...args], {
+    env: { ...process.env, ...env },
+    cwd: REPO_ROOT,
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   let out = "";
   let err = "";
   proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
@@ -196,6 +200,14 @@ describe("grove logs, exec and top over the agent's Connect stream", () => {
     expect(ok.stdout).toContain("sleep");
     const missing = await runCli(["exec", "hello/0", "--", "/no/such/program"], env);
     expect(missing.code).not.toBe(0);
+  });
+
+  it("grove exec -i passes standard input to the command", async () => {
+    const cli = spawnCli(["exec", "-i", "hello/0", "--", "sh", "-c", "read x; echo got-$x; cat"], env);
+    cli.proc.stdin!.write("abc\n");
+    cli.proc.stdin!.end("rest\n");
+    expect(await cli.exited).toBe(0);
+    expect(cli.stdout()).toBe("got-abc\nrest\n");
   });
 
   /** Drives the exec WebSocket directly, as `grove exec -it` does. */
