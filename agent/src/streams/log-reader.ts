@@ -174,6 +174,8 @@ export async function readLog(
         await drain(cur.fh, cur.offset);
         await cur.fh.close();
         current = undefined;
+        // Rotated twice since we looked: the file in between is <log>.1 now.
+        await drainRotatedUnless(cur.ino);
         if (await openCurrent(0)) current!.offset = await drain(current!.fh, 0);
       } else if (st && st.size < cur.offset) {
         // Truncated in place.
@@ -182,6 +184,21 @@ export async function readLog(
     }
   } finally {
     await current?.fh.close();
+  }
+
+  /** Emits the whole of <log>.1 unless it is the file we were reading. */
+  async function drainRotatedUnless(ino: number): Promise<void> {
+    let fh: fs.FileHandle;
+    try {
+      fh = await fs.open(files[0]!, "r");
+    } catch {
+      return;
+    }
+    try {
+      if ((await fh.stat()).ino !== ino) await drain(fh, 0);
+    } finally {
+      await fh.close();
+    }
   }
 
   /** Emits from offset to the file's current end; returns the new offset. */

@@ -98,6 +98,15 @@ describe("log reader", () => {
     fs.renameSync(log, `${log}.1`);
     fs.writeFileSync(log, "three\n");
     await until("lines after the rotation", () => out.join("") === "one\ntwo\nthree\n");
+    // Two rotations between two looks: the file in between (now .1) is not skipped.
+    await new Promise((r) => setTimeout(r, 50));
+    const before = out.join("").length;
+    fs.appendFileSync(log, "four\n");
+    fs.renameSync(log, `${log}.1`);
+    fs.writeFileSync(log, "five\n");
+    fs.renameSync(log, `${log}.1`);
+    fs.writeFileSync(log, "six\n");
+    await until("lines after two rotations", () => out.join("").slice(before) === "four\nfive\nsix\n");
     ac.abort();
     await done;
     fs.rmSync(dir, { recursive: true });
