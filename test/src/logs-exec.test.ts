@@ -145,7 +145,7 @@ describe("grove logs, exec and top over the agent's Connect stream", () => {
 
   it("grove logs -f streams new lines and the agent stops following when the client goes", async () => {
     const cli = spawnCli(["logs", "ticker/0", "-f", "--tail", "1"], env);
-    const ticks = () => [...cli.stdout().matchAll(/tick (\d+)/g)].map((m) => Number(m[1]));
+    const ticks = () => [...cli.stdout().matchAll(/tick (\d+)\n/g)].map((m) => Number(m[1]));
     await waitFor("4 ticks streamed", async () => ticks().length >= 4, 20_000);
     const seen = ticks();
     expect(seen.slice(1)).toEqual(seen.slice(1).map((_, i) => seen[1]! + i)); // in order, none lost

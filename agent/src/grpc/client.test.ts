@@ -13,6 +13,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Reconciler } from "../reconcile/reconciler";
 import { FakeRuntime } from "../runtime";
+import { SubStreamServer } from "../streams/sub-streams";
 import { ControlPlaneConnection, type DesiredStateSink } from "./client";
 
 type ServerStream = grpc.ServerDuplexStream<AgentMessage__Output, ControlMessage>;
@@ -155,6 +156,57 @@ describe("ControlPlaneConnection", () => {
       expect.objectContaining({ uid: "u1", state: "RUNNING", pid: 42, startedAtMs: "1000" }),
     ]);
     await waitFor("registered", () => conn.registered);
+  });
+
+  it("serves sub-streams within the credit window while heartbeats go on, and cancels them when the stream ends", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-client-streams-"));
+    try {
+      fs.writeFileSync(path.join(dir, "u1.log"), "x".repeat(1024 * 1024));
+      const streams = new SubStreamServer({
+        runtime: new FakeRuntime(),
+        logDir: dir,
+        instances: () => [{ uid: "u1", namespace: "default", name: "web-0", state: "RUNNING" }],
+        followPollMs: 20,
+      });
+      server.onRegister = (st) => {
+        st.call.write({ registered: { nodeName: "n1", heartbeatIntervalMs: 30 } });
+        st.call.write({
+          streamOpen: {
+            streamId: 1,
+            kind: "LOGS",
+            instanceUid: "u1",
+            logs: { follow: true, tailLines: -1 },
+            window: 65536,
+          },
+        });
+      };
+      connection = new ControlPlaneConnection({
+        address: `127.0.0.1:${server.port}`,
+        token: "s3cret",
+        nodeInfo: () => node,
+        reconciler: sink,
+        streams,
+      });
+      connection.start();
+      const stream = await waitFor("a stream", () => server.streams[0]);
+      const bytes = () =>
+        stream.messages.reduce((t, m) => t + (m.streamOutput?.streamId === 1 ? m.streamOutput.data.length : 0), 0);
+      await waitFor("the window's worth", () => bytes() === 65536);
+      const beats = stream.messages.filter((m) => m.heartbeat).length;
+      await waitFor(
+        "heartbeats while the sub-stream waits for credit",
+        () => stream.messages.filter((m) => m.heartbeat).length >= beats + 3,
+      );
+      expect(bytes()).toBe(65536);
+      for (const m of stream.messages) expect(m.streamOutput?.data.length ?? 0).toBeLessThanOrEqual(32 * 1024);
+      stream.call.write({ streamCredit: { streamId: 1, bytes: 1024 * 1024 } });
+      await waitFor("the rest of the log", () => bytes() === 1024 * 1024);
+      expect(streams.openStreams).toBe(1);
+      stream.call.end();
+      await waitFor("the follow to be cancelled", () => streams.openStreams === 0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("heartbeats at the interval Registered names and forwards status reports", async () => {
