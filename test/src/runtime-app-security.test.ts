@@ -54,14 +54,7 @@ describe("App security settings reach the container", () => {
     dir = tempDir("grove-it-sec");
     execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
     server = await startServer({ dataDir: path.join(dir, "server") });
-    agent = await startAgent({
-      server,
-      nodeName: NODE,
-      stateDir: path.join(dir, "agent"),
-      rootfsDir: path.join(dir, "rootfs"),
-      cgroupParent: CGROUP_PARENT,
-      extraArgs: ["--userns-range", `${USERNS_BASE}:65536x4`],
-    });
+    agent = await launchAgent();
     client = new GroveClient({ server: server.url, token: server.adminToken });
     await waitFor("the node to be Ready", async () => {
       const n = await client.get("Node", NODE);
@@ -69,8 +62,19 @@ describe("App security settings reach the container", () => {
     });
   });
 
+  function launchAgent(): Promise<Started> {
+    return startAgent({
+      server,
+      nodeName: NODE,
+      stateDir: path.join(dir, "agent"),
+      rootfsDir: path.join(dir, "rootfs"),
+      cgroupParent: CGROUP_PARENT,
+      extraArgs: ["--userns-range", `${USERNS_BASE}:65536x4`],
+    });
+  }
+
   afterAll(async () => {
-    for (const name of ["hardened", "plain", "userns", "userns-explicit"])
+    for (const name of ["hardened", "plain", "userns", "userns-explicit", "userns-2"])
       await client?.delete("App", name, "default").catch(() => undefined);
     await waitFor(
       "the instances to be gone",
@@ -151,6 +155,21 @@ describe("App security settings reach the container", () => {
     await client.apply(app("userns", { security: { userNamespace: true } }));
     const again = status((await running("userns")).status!.pid!);
     expect(again.Uid?.split(/\s+/)[0]).toBe(String(USERNS_BASE));
+  });
+
+  test("after an agent kill -9 and restart, the adopted instance keeps its range and a new one gets another", async () => {
+    const before = await running("userns");
+    expect(status(before.status!.pid!).Uid?.split(/\s+/)[0]).toBe(String(USERNS_BASE));
+    await agent.kill9();
+    agent = await launchAgent();
+    await client.apply(app("userns-2", { security: { userNamespace: true } }));
+    const next = status((await running("userns-2")).status!.pid!);
+    // Slot 0 is the adopted container's (from its recorded range): the new one gets slot 1.
+    expect(next.Uid?.split(/\s+/)[0]).toBe(String(USERNS_BASE + 65536));
+    const after = await running("userns");
+    expect(after.metadata.uid).toBe(before.metadata.uid);
+    expect(after.status!.pid).toBe(before.status!.pid);
+    expect(status(after.status!.pid!).Uid?.split(/\s+/)[0]).toBe(String(USERNS_BASE));
   });
 
   test("a malformed userNamespace is refused at apply with the field path", async () => {
