@@ -118,12 +118,14 @@ describe("user namespace per container", () => {
     const script =
       "echo x >> /host-owned 2>/dev/null && echo write=ok || echo write=denied; " +
       "mknod /tmp/blk b 8 0 2>/dev/null && echo mknod=ok || echo mknod=denied; " +
+      "chown 1234 /host-owned 2>/dev/null && echo chown=ok || echo chown=denied; " +
       "cat /proc/self/status | grep CapEff";
     const mounts = [{ source: hostFile, destination: "/host-owned" }];
     const inUserns = await run(script, { mounts });
     expect(inUserns.code).toBe(0);
     expect(inUserns.out).toContain("write=denied");
     expect(inUserns.out).toContain("mknod=denied");
+    expect(inUserns.out).toContain("chown=denied");
     // It holds the same capabilities, but only over its own namespace.
     expect(inUserns.out).toMatch(/CapEff:\s*00000000a80425fb/);
     expect(fs.readFileSync(hostFile, "utf8")).toBe("host\n");
@@ -131,6 +133,8 @@ describe("user namespace per container", () => {
     const plain = await run(script, { mounts, userNamespace: undefined });
     expect(plain.out).toContain("write=ok");
     expect(plain.out).toContain("mknod=ok");
+    expect(plain.out).toContain("chown=ok");
+    expect(fs.statSync(hostFile).uid).toBe(1234);
     expect(fs.readFileSync(hostFile, "utf8")).toBe("host\nx\n");
   });
 
