@@ -208,6 +208,13 @@ describe("grove logs, exec and top over the agent's Connect stream", () => {
     cli.proc.stdin!.end("rest\n");
     expect(await cli.exited).toBe(0);
     expect(cli.stdout()).toBe("got-abc\nrest\n");
+    // A command that does not read its input ends the CLI even though stdin stays open.
+    const quick = spawnCli(["exec", "-i", "hello/0", "--", "true"], env);
+    quick.proc.stdin!.write("unread\n");
+    const started = Date.now();
+    expect(await quick.exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    quick.proc.stdin!.destroy();
   });
 
   /** Drives the exec WebSocket directly, as `grove exec -it` does. */
