@@ -138,6 +138,20 @@ describe("user namespace per container", () => {
     expect(fs.readFileSync(hostFile, "utf8")).toBe("host\nx\n");
   });
 
+  it("combines with a non-root user and a read-only root: the user maps into the range too", async () => {
+    const s = spec("id -u; touch /x 2>/dev/null || echo ro; exec sleep 600", {
+      user: "65534:65534",
+      readonlyRootfs: true,
+    });
+    const h = await rt.start(s);
+    await waitFor("the output", () => fs.readFileSync(s.logPath, "utf8").includes("ro"));
+    expect(fs.readFileSync(s.logPath, "utf8")).toBe("65534\nro\n");
+    expect(hostStatus(h.pid, "Uid")?.split("\t")[0]).toBe(String(HOST_BASE + 65534));
+    expect(hostStatus(h.pid, "CapEff")).toBe("0000000000000000");
+    await rt.stop(s.id, 0);
+    await rt.remove(s.id);
+  });
+
   it("keeps the cgroup limits: the pids limit stops a fork loop", async () => {
     const s = spec("i=0; while [ $i -lt 20 ]; do sleep 60 & i=$((i+1)); done; echo forked=$i", {
       resources: { cpuMillis: 500, memoryBytes: 64 * MiB, pids: 8 },
