@@ -144,7 +144,11 @@ describe("SubStreamServer", () => {
   });
 
   it("answers logs of an unknown instance with NotFound", async () => {
-    server.handle(msg({ streamOpen: { ...open(1, "LOGS").streamOpen!, instanceUid: "nope" } }));
+    server.handle(
+      msg({
+        streamOpen: { ...open(1, "LOGS").streamOpen!, instanceUid: "nope", logs: { follow: true, tailLines: -1 } },
+      }),
+    );
     await until("the end", () => out.end(1) !== undefined);
     expect(out.end(1)).toMatchObject({ errorCode: "NotFound" });
   });

@@ -11,6 +11,7 @@
 // write buffer, so a fast `logs -f` never queues ahead of heartbeats. When the
 // Connect stream ends, every sub-stream is cancelled: follows stop and exec'd
 // processes are killed.
+import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { pino, type Logger } from "pino";
 import type {
@@ -22,7 +23,14 @@ import type {
   StreamOpen__Output,
 } from "@grove/proto";
 import type { ContainerRuntime, ExecProcess } from "../runtime/types";
-import { readLog } from "./log-reader";
+import { logFiles, readLog } from "./log-reader";
+
+function exists(file: string): Promise<boolean> {
+  return fs.access(file).then(
+    () => true,
+    () => false,
+  );
+}
 
 /** Most data bytes in one StreamOutput. */
 export const MAX_CHUNK_BYTES = 32 * 1024;
@@ -192,6 +200,9 @@ export class SubStreamServer {
     }
     const logPath = path.join(this.options.logDir, `${open.instanceUid}.log`);
     const known = this.options.instances().some((i) => i.uid === open.instanceUid);
+    if (!known && !(await Promise.all(logFiles(logPath).map(exists))).some(Boolean)) {
+      throw new StreamFailure("NotFound", `instance ${open.instanceUid} is not on this node and has no log here`);
+    }
     let acked = false;
     const ack = async () => {
       if (acked) return;

@@ -170,6 +170,24 @@ describe("logs and exec routes", () => {
     expect(agent.sent.some((m) => m.streamCancel?.streamId === openId)).toBe(true);
   });
 
+  it("cancels the sub-stream when the client goes before the agent answered", async () => {
+    let openId = 0;
+    agent.onOpen = (id) => (openId = id);
+    const controller = new AbortController();
+    const pending = fetch(`${base}/v1/namespaces/default/instances/hello-0/logs?follow=1`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+      signal: controller.signal,
+    }).catch(() => undefined);
+    const deadline = Date.now() + 5000;
+    while (openId === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    controller.abort();
+    await pending;
+    while (!agent.sent.some((m) => m.streamCancel?.streamId === openId) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(agent.sent.some((m) => m.streamCancel?.streamId === openId)).toBe(true);
+  });
+
   it("exec: frames stdin/resize to the agent, output and the exit status back; refuses non-running instances", async () => {
     agent.onOpen = (id) => agent.output(id, 0, "");
     const session = await client.exec("hello-0", "default", {

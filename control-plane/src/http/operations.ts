@@ -267,13 +267,28 @@ async function streamLogs(
     },
   };
   const sub = await agents.openStream(node, { kind: "LOGS", instanceUid: inst.metadata.uid ?? "", logs }, handlers);
+  // A client that leaves while the agent is still looking must not leave a follow behind.
+  let clientGone = false;
+  const onEarlyClose = () => {
+    clientGone = true;
+    sub.cancel();
+    settle.resolve();
+  };
+  reply.raw.once("close", onEarlyClose);
   try {
     await ready;
   } catch (err) {
     sub.cancel();
     throw err;
+  } finally {
+    reply.raw.off("close", onEarlyClose);
   }
   reply.hijack();
+  if (clientGone || res.destroyed) {
+    finished = true;
+    sub.cancel();
+    return;
+  }
   res.writeHead(200, {
     "content-type": "text/plain; charset=utf-8",
     "cache-control": "no-cache",
