@@ -313,6 +313,35 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     await deleteApp("img-user");
   });
 
+  test("security.userNamespace on an image root: its ownership is shifted into the instance's upper dir, the layers stay", async () => {
+    await client.apply(
+      app("img-userns", { image: `${registry.address}/test/app:1`, security: { userNamespace: true } }),
+    );
+    const inst = await waitState("img-userns", "Running");
+    const uid = inst.metadata.uid!;
+    expect(await logOf(uid)).toContain("FROM_IMAGE=yes");
+    const pid = inst.status!.pid!;
+    const hostUid = Number(/^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))![1]);
+    // A range of the agent's default pool (--userns-range 100000000:65536x1000).
+    expect(hostUid).toBeGreaterThanOrEqual(100_000_000);
+    expect((hostUid - 100_000_000) % 65536).toBe(0);
+    expect(fs.readFileSync(`/proc/${pid}/uid_map`, "utf8").trim().split(/\s+/)).toEqual([
+      "0",
+      String(hostUid),
+      "65536",
+    ]);
+    // overlayfs has no idmapped mounts here: the merged tree was chowned, i.e. copied up.
+    const upper = path.join(imagesDir, "containers", uid, "upper");
+    expect(fs.statSync(path.join(upper, "bin", "busybox")).uid).toBe(hostUid);
+    const layerBusybox = fs
+      .readdirSync(path.join(imagesDir, "snapshots"))
+      .map((snap) => path.join(imagesDir, "snapshots", snap, "bin", "busybox"))
+      .filter((f) => fs.existsSync(f));
+    expect(layerBusybox.length).toBeGreaterThan(0);
+    for (const f of layerBusybox) expect(fs.statSync(f).uid).toBe(0);
+    await deleteApp("img-userns");
+  });
+
   test("a missing tag ends ImagePullFailed with the registry's reason", async () => {
     await client.apply(app("imgmissing", { image: `${registry.address}/test/app:does-not-exist` }));
     const inst = await waitState("imgmissing", "Failed");
