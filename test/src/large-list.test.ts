@@ -164,6 +164,16 @@ test("one range of everything is more than the client accepts: the store halves 
   } finally {
     await greedy.close();
   }
+  // An object larger than the limit on its own cannot be paged around: say where it is.
+  const tiny = createStore(etcd.endpoints, { callTimeoutMs: 10_000, maxReceiveMessageBytes: 512, logger });
+  try {
+    await expect(tiny.list(PREFIX)).rejects.toMatchObject({
+      code: "Internal",
+      message: expect.stringContaining(`the first object at or after ${PREFIX} is larger on its own than`) as string,
+    });
+  } finally {
+    await tiny.close();
+  }
 });
 
 test("pages continue at the first page's revision: writes between pages neither show nor tear the list", async () => {

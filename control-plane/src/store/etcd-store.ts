@@ -252,12 +252,17 @@ export class EtcdStore implements Store {
       try {
         res = await this.range(prefix, start, end, want, revision);
       } catch (err) {
-        if (want > 1 && isMessageTooLarge(err)) {
-          chunk = Math.ceil(want / 2); // one page of unusually large objects: halve it and read again
-          this.log.warn({ prefix, limit: want }, "list page larger than the gRPC message limit; halving the page");
-          continue;
+        if (!isMessageTooLarge(err)) throw err;
+        if (want === 1) {
+          throw new GroveError(
+            "Internal",
+            `list ${prefix}: the first object at or after ${start.toString("utf8")} is larger on its own than the store client's ` +
+              `gRPC message limit (maxReceiveMessageBytes): ${(err as Error).message}`,
+          );
         }
-        throw err;
+        chunk = Math.ceil(want / 2); // one page of unusually large objects: halve it and read again
+        this.log.warn({ prefix, limit: want }, "list page larger than the gRPC message limit; halving the page");
+        continue;
       }
       revision ??= String(res.header.revision);
       let bytes = 0;
