@@ -306,10 +306,11 @@ v1_setup (const grove_cgroup_t *cg, const grove_resources_t *res, grove_error_t 
     }
   if (res->cpu_millis > 0)
     {
-      snprintf (value, sizeof (value), "%d", CFS_PERIOD_US);
+      snprintf (value, sizeof (value), "%" PRId64, res->cpu_period_us > 0 ? res->cpu_period_us : CFS_PERIOD_US);
       if (write_in (cpu, "cpu.cfs_period_us", value, err) < 0)
         return -1;
-      snprintf (value, sizeof (value), "%" PRId64, res->cpu_millis * (CFS_PERIOD_US / 1000));
+      snprintf (value, sizeof (value), "%" PRId64,
+                res->cpu_period_us > 0 ? res->cpu_quota_us : res->cpu_millis * (CFS_PERIOD_US / 1000));
       if (write_in (cpu, "cpu.cfs_quota_us", value, err) < 0)
         return -1;
       snprintf (value, sizeof (value), "%" PRId64, cpu_shares (res->cpu_millis));
@@ -682,7 +683,10 @@ v2_setup (const grove_cgroup_t *cg, const grove_resources_t *res, grove_error_t 
       int64_t weight = 1 + ((shares - 2) * 9999) / 262142;
       if (weight > 10000)
         weight = 10000;
-      snprintf (value, sizeof (value), "%" PRId64 " %d", res->cpu_millis * (CFS_PERIOD_US / 1000), CFS_PERIOD_US);
+      if (res->cpu_period_us > 0)
+        snprintf (value, sizeof (value), "%" PRId64 " %" PRId64, res->cpu_quota_us, res->cpu_period_us);
+      else
+        snprintf (value, sizeof (value), "%" PRId64 " %d", res->cpu_millis * (CFS_PERIOD_US / 1000), CFS_PERIOD_US);
       if (write_in (dir, "cpu.max", value, err) < 0)
         return -1;
       snprintf (value, sizeof (value), "%" PRId64, weight);

@@ -46,6 +46,9 @@ typedef struct grove_resources_s
    * (OCI linux.resources.devices). */
   const grove_device_rule_t *devices;
   size_t ndevices;
+  /* > 0: the CFS quota and period as given (OCI linux.resources.cpu) instead
+   * of cpu_millis over a 100 ms period; cpu_millis must still be > 0. */
+  int64_t cpu_quota_us, cpu_period_us;
 } grove_resources_t;
 
 struct grove_cgroup_ops

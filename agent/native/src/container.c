@@ -95,8 +95,9 @@ struct child_args
 {
   int sync_fd; /* read end: one byte once the parent placed us in the cgroups */
   int err_fd;  /* write end, O_CLOEXEC: EOF at the parent means exec succeeded */
-  int log_fd;
-  int null_fd;
+  int log_fd;    /* stdout, and stderr unless err_out_fd > 0 */
+  int null_fd;   /* stdin */
+  int err_out_fd;
   int netns_fd; /* -1: a new network namespace (CLONE_NEWNET); else setns into it */
   int netns_joined; /* the parent joined a network namespace for us (user namespace) */
   int userns;       /* in a new user namespace: become its root once the parent wrote the maps */
@@ -630,7 +631,7 @@ child_main (void *arg)
   if (a->readonly_rootfs && mount (NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0)
     child_fail (a, errno, "remount the root read-only", NULL);
 
-  if (dup2 (a->null_fd, 0) < 0 || dup2 (a->log_fd, 1) < 0 || dup2 (a->log_fd, 2) < 0)
+  if (dup2 (a->null_fd, 0) < 0 || dup2 (a->log_fd, 1) < 0 || dup2 (a->err_out_fd > 0 ? a->err_out_fd : a->log_fd, 2) < 0)
     child_fail (a, errno, "dup2 stdio", NULL);
   /* Close every inherited descriptor (the shim's socket and pipes, Node's
    * epoll, eventfds...) but the O_CLOEXEC error pipe, which execve closes;
@@ -1010,6 +1011,7 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   cleanup_pipe int err_pipe[2] = { -1, -1 };
   cleanup_close int log_fd = -1;
   cleanup_close int null_fd = -1;
+  cleanup_close int err_out_fd = -1;
   cleanup_close int netns_fd = -1;
   cleanup_close int orig_netns = -1;
   cleanup_close int rootfs_tree = -1;
@@ -1033,15 +1035,26 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
           || check_id_maps ("gid_map", cfg->gid_maps, cfg->ngid_maps, err) < 0))
     return -1;
 
-  if (cfg->stdio_fd > 0)
-    log_fd = fcntl (cfg->stdio_fd, F_DUPFD_CLOEXEC, 3);
+  if (cfg->inherit_stdio)
+    {
+      null_fd = fcntl (0, F_DUPFD_CLOEXEC, 3);
+      log_fd = fcntl (1, F_DUPFD_CLOEXEC, 3);
+      err_out_fd = fcntl (2, F_DUPFD_CLOEXEC, 3);
+      if (null_fd < 0 || log_fd < 0 || err_out_fd < 0)
+        return grove_error_set (err, errno, "dup stdio");
+    }
   else
-    log_fd = open (cfg->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
-  if (log_fd < 0)
-    return grove_error_set (err, errno, "open log %s", cfg->log_path);
-  null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (null_fd < 0)
-    return grove_error_set (err, errno, "open /dev/null");
+    {
+      if (cfg->stdio_fd > 0)
+        log_fd = fcntl (cfg->stdio_fd, F_DUPFD_CLOEXEC, 3);
+      else
+        log_fd = open (cfg->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+      if (log_fd < 0)
+        return grove_error_set (err, errno, "open log %s", cfg->log_path);
+      null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (null_fd < 0)
+        return grove_error_set (err, errno, "open /dev/null");
+    }
   if (cfg->netns_path != NULL)
     {
       struct statfs sfs;
@@ -1063,6 +1076,7 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   p.a.err_fd = err_pipe[1];
   p.a.log_fd = log_fd;
   p.a.null_fd = null_fd;
+  p.a.err_out_fd = err_out_fd;
   p.a.netns_fd = netns_fd;
   p.a.userns = userns;
   if (userns && netns_fd >= 0)

@@ -80,6 +80,9 @@ typedef struct grove_container_config_s
    * done on an overlayfs rootfs (a per-container copy-up). 0: the rootfs is used
    * as it is (OCI: the bundle's owner prepared it for the mapping). */
   int userns_idmap_rootfs;
+  /* 1: the container's stdin, stdout and stderr are the caller's fds 0, 1 and 2
+   * (OCI `run` without a terminal); log_path and stdio_fd are then unused. */
+  int inherit_stdio;
 } grove_container_config_t;
 
 typedef struct grove_container_s

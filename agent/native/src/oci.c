@@ -84,6 +84,8 @@ struct bundle
   int userns;
   grove_device_rule_t dev_rules[64];
   char dev_text[64][64];
+  grove_mount_t mounts[GROVE_MAX_MOUNTS];
+  char *annotations; /* the config's annotations object as JSON text ("{}" when none) */
   grove_container_config_t cc;
 };
 
@@ -144,6 +146,101 @@ read_text (const char *file, size_t *len)
   return buf;
 }
 
+/* What Grove's core always does (container.c): its masked and read-only
+ * paths, the device nodes of its /dev. A bundle may ask for these (runc
+ * spec's defaults are among them), not for others. */
+static const char *const grove_masked[]
+    = { "/proc/asound",      "/proc/acpi",        "/proc/kcore",   "/proc/keys",    "/proc/latency_stats",
+        "/proc/timer_list",  "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+        "/sys/devices/virtual/powercap" };
+static const char *const grove_readonly[] = { "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger" };
+static const char *const grove_devices[]
+    = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty" };
+
+static int
+in_list (const char *const *list, size_t n, const char *v)
+{
+  for (size_t i = 0; v != NULL && i < n; i++)
+    if (strcmp (list[i], v) == 0)
+      return 1;
+  return 0;
+}
+
+/* Refuses every key of object obj (at field) that is not in allowed. */
+static void
+only_keys (const char *s, const grove_jtok_t *t, int obj, const char *field, const char *const *allowed, size_t n)
+{
+  int j;
+  if (obj < 0 || t[obj].type != GROVE_J_OBJ)
+    return;
+  j = obj + 1;
+  for (int k = 0; k < t[obj].size; k++)
+    {
+      cleanup_free char *key = grove_json_str (s, t, j);
+      if (!in_list (allowed, n, key))
+        die (1, "config.json %s%s: is not supported by grove-runtime", field, key != NULL ? key : "?");
+      j = t[j + 1].next;
+    }
+}
+
+/* A capability list as a bit mask; -1 when the list is absent. */
+static long long
+cap_mask (const char *s, const grove_jtok_t *t, int caps, const char *set)
+{
+  int list = grove_json_get (s, t, caps, set);
+  uint64_t mask = 0;
+  if (list < 0)
+    return -1;
+  if (t[list].type != GROVE_J_ARR)
+    die (1, "config.json process.capabilities.%s: must be an array", set);
+  for (int k = 0; k < t[list].size; k++)
+    {
+      cleanup_free char *name = grove_json_str (s, t, grove_json_at (t, list, k));
+      const char *n = name != NULL && strncmp (name, "CAP_", 4) == 0 ? name + 4 : name;
+      size_t c = 0;
+      while (n != NULL && c < N_OF (cap_names) && strcmp (cap_names[c], n) != 0)
+        c++;
+      if (n == NULL || c == N_OF (cap_names))
+        die (1, "config.json process.capabilities.%s[%d]: unknown capability %s", set, k, name ? name : "?");
+      mask |= 1ULL << c;
+    }
+  return (long long) mask;
+}
+
+/* HOME from the rootfs's /etc/passwd for uid, "/" when it has none (as runc). */
+static char *
+home_of (const char *rootfs, uid_t uid)
+{
+  char file[PATH_MAX], line[1024];
+  FILE *f;
+  snprintf (file, sizeof (file), "%s/etc/passwd", rootfs);
+  f = fopen (file, "re");
+  while (f != NULL && fgets (line, sizeof (line), f) != NULL)
+    {
+      char *field[7] = { NULL };
+      char *p = line;
+      int n = 0;
+      while (n < 7 && p != NULL)
+        {
+          field[n++] = p;
+          p = strchr (p, ':');
+          if (p != NULL)
+            *p++ = '\0';
+        }
+      if (n >= 6 && field[2][0] != '\0' && strtoul (field[2], NULL, 10) == uid)
+        {
+          char *home;
+          fclose (f);
+          if (asprintf (&home, "HOME=%s", field[5]) < 0)
+            die (1, "out of memory");
+          return home;
+        }
+    }
+  if (f != NULL)
+    fclose (f);
+  return strdup ("HOME=/");
+}
+
 static void
 load_bundle (struct bundle *b, const char *bundle, const char *id)
 {
@@ -154,7 +251,17 @@ load_bundle (struct bundle *b, const char *bundle, const char *id)
   int proc, root, linux_, v, res;
   long long num;
   uint64_t caps = 0;
-  int caps_given = 0;
+  int caps_given = 0, has_home = 0;
+  size_t nenv = 0;
+  static const char *const top_keys[] = { "ociVersion", "process", "root", "hostname", "mounts", "annotations", "linux" };
+  static const char *const proc_keys[]
+      = { "terminal", "user", "args", "env", "cwd", "capabilities", "rlimits", "noNewPrivileges" };
+  static const char *const linux_keys[] = { "namespaces",  "uidMappings", "gidMappings", "resources", "cgroupsPath",
+                                            "maskedPaths", "readonlyPaths", "devices",   "sysctl",    "seccomp" };
+  static const char *const res_keys[] = { "memory", "cpu", "pids", "devices" };
+  static const char *const cpu_keys[] = { "quota", "period", "shares" };
+  static const char *const limit_keys[] = { "limit" };
+  static const char *const user_keys[] = { "uid", "gid", "additionalGids" };
 
   snprintf (file, sizeof (file), "%s/config.json", bundle);
   b->text = read_text (file, &len);
@@ -164,9 +271,14 @@ load_bundle (struct bundle *b, const char *bundle, const char *id)
   if (grove_json_parse (s, len, t, MAX_TOKENS) < 0 || t[0].type != GROVE_J_OBJ)
     die (1, "%s: invalid JSON", file);
 
+  /* Every field grove-runtime does not honour is refused, naming it (hooks,
+   * process.apparmorProfile, oomScoreAdj, linux.rootfsPropagation, ...). */
+  only_keys (s, t, 0, "", top_keys, N_OF (top_keys));
   proc = grove_json_get (s, t, 0, "process");
   if (proc < 0)
     die (1, "config.json process: is required");
+  only_keys (s, t, proc, "process.", proc_keys, N_OF (proc_keys));
+  only_keys (s, t, grove_json_get (s, t, proc, "user"), "process.user.", user_keys, N_OF (user_keys));
   if (grove_json_true (s, t, grove_json_get (s, t, proc, "terminal")))
     die (1, "config.json process.terminal: a terminal is not supported; set it to false");
   v = grove_json_get (s, t, proc, "args");
@@ -176,9 +288,14 @@ load_bundle (struct bundle *b, const char *bundle, const char *id)
     if ((b->argv[k] = grove_json_str (s, t, grove_json_at (t, v, k))) == NULL)
       die (1, "config.json process.args[%d]: must be a string", k);
   v = grove_json_get (s, t, proc, "env");
-  for (int k = 0; v >= 0 && k < t[v].size && k < MAX_LIST; k++)
-    if ((b->envp[k] = grove_json_str (s, t, grove_json_at (t, v, k))) == NULL || strchr (b->envp[k], '=') == NULL)
-      die (1, "config.json process.env[%d]: is not KEY=value", k);
+  for (int k = 0; v >= 0 && k < t[v].size && k < MAX_LIST - 1; k++)
+    {
+      if ((b->envp[k] = grove_json_str (s, t, grove_json_at (t, v, k))) == NULL || strchr (b->envp[k], '=') == NULL)
+        die (1, "config.json process.env[%d]: is not KEY=value", k);
+      if (strncmp (b->envp[k], "HOME=", 5) == 0)
+        has_home = 1;
+      nenv = (size_t) k + 1;
+    }
   b->cwd = grove_json_str (s, t, grove_json_get (s, t, proc, "cwd"));
   v = grove_json_get (s, t, proc, "user");
   if (v >= 0)
@@ -195,21 +312,23 @@ load_bundle (struct bundle *b, const char *bundle, const char *id)
   v = grove_json_get (s, t, proc, "capabilities");
   if (v >= 0)
     {
-      int list = grove_json_get (s, t, v, "bounding");
-      if (list < 0)
-        list = grove_json_get (s, t, v, "effective");
-      for (int k = 0; list >= 0 && k < t[list].size; k++)
-        {
-          cleanup_free char *name = grove_json_str (s, t, grove_json_at (t, list, k));
-          const char *n = name != NULL && strncmp (name, "CAP_", 4) == 0 ? name + 4 : name;
-          size_t c = 0;
-          while (n != NULL && c < N_OF (cap_names) && strcmp (cap_names[c], n) != 0)
-            c++;
-          if (n == NULL || c == N_OF (cap_names))
-            die (1, "config.json process.capabilities.bounding[%d]: unknown capability %s", k, name ? name : "?");
-          caps |= 1ULL << c;
-        }
-      caps_given = list >= 0;
+      /* The core gives one set as bounding, permitted and effective, and
+       * leaves inheritable (hence ambient) empty: a config asking for other
+       * sets is refused rather than run with different capabilities. */
+      long long bnd = cap_mask (s, t, v, "bounding"), eff = cap_mask (s, t, v, "effective"),
+                prm = cap_mask (s, t, v, "permitted"), inh = cap_mask (s, t, v, "inheritable");
+      (void) cap_mask (s, t, v, "ambient"); /* raised only from inheritable: empty, as with runc */
+      if (bnd < 0)
+        bnd = eff;
+      if (eff >= 0 && eff != bnd)
+        die (1, "config.json process.capabilities.effective: must equal bounding (grove-runtime gives one set)");
+      if (prm >= 0 && prm != bnd)
+        die (1, "config.json process.capabilities.permitted: must equal bounding (grove-runtime gives one set)");
+      if (inh > 0)
+        die (1, "config.json process.capabilities.inheritable: must be empty (grove-runtime gives no inheritable "
+                "capabilities)");
+      caps_given = bnd >= 0;
+      caps = bnd >= 0 ? (uint64_t) bnd : 0;
     }
   v = grove_json_get (s, t, proc, "rlimits");
   for (int k = 0; v >= 0 && k < t[v].size && b->nrlimits < N_OF (b->rlimits); k++)
@@ -246,16 +365,108 @@ load_bundle (struct bundle *b, const char *bundle, const char *id)
   v = grove_json_get (s, t, 0, "mounts");
   for (int k = 0; v >= 0 && k < t[v].size; k++)
     {
-      cleanup_free char *dst = grove_json_str (s, t, grove_json_get (s, t, grove_json_at (t, v, k), "destination"));
+      int m = grove_json_at (t, v, k), opts = grove_json_get (s, t, m, "options");
+      char *dst = grove_json_str (s, t, grove_json_get (s, t, m, "destination"));
+      cleanup_free char *type = grove_json_str (s, t, grove_json_get (s, t, m, "type"));
+      cleanup_free char *src = grove_json_str (s, t, grove_json_get (s, t, m, "source"));
+      int bind = type != NULL && strcmp (type, "bind") == 0, ro = 0;
       size_t c = 0;
       while (dst != NULL && c < N_OF (builtin_mounts) && strcmp (builtin_mounts[c], dst) != 0)
         c++;
-      if (dst == NULL || c == N_OF (builtin_mounts))
-        die (1, "config.json mounts[%d]: mounting %s is not supported (Grove sets up /proc, /dev, /sys)", k,
-             dst ? dst : "?");
+      if (dst != NULL && c < N_OF (builtin_mounts))
+        {
+          free (dst);
+          continue; /* Grove sets it up itself */
+        }
+      for (int o = 0; opts >= 0 && o < t[opts].size; o++)
+        {
+          cleanup_free char *opt = grove_json_str (s, t, grove_json_at (t, opts, o));
+          if (opt != NULL && (strcmp (opt, "bind") == 0 || strcmp (opt, "rbind") == 0))
+            bind = 1;
+        }
+      if (dst == NULL || dst[0] != '/')
+        die (1, "config.json mounts[%d].destination: must be an absolute path", k);
+      if (!bind)
+        die (1, "config.json mounts[%d]: mounting %s (type %s) is not supported: grove-runtime makes bind mounts and "
+                "its own /proc, /dev, /sys",
+             k, dst, type != NULL ? type : "none");
+      for (int o = 0; opts >= 0 && o < t[opts].size; o++)
+        {
+          cleanup_free char *opt = grove_json_str (s, t, grove_json_at (t, opts, o));
+          static const char *const ok[] = { "bind", "rbind", "ro", "rw", "private", "rprivate" };
+          if (!in_list (ok, N_OF (ok), opt))
+            die (1, "config.json mounts[%d].options[%d]: %s is not supported on a bind mount (bind, rbind, ro, rw)", k,
+                 o, opt != NULL ? opt : "?");
+          if (strcmp (opt, "ro") == 0)
+            ro = 1;
+          else if (strcmp (opt, "rw") == 0)
+            ro = 0;
+        }
+      if (src == NULL || src[0] == '\0')
+        die (1, "config.json mounts[%d].source: is required for a bind mount", k);
+      if (b->cc.nmounts == GROVE_MAX_MOUNTS)
+        die (1, "config.json mounts: at most %d bind mounts", GROVE_MAX_MOUNTS);
+      {
+        char *abs;
+        if (src[0] == '/')
+          abs = strdup (src);
+        else if (asprintf (&abs, "%s/%s", bundle, src) < 0)
+          abs = NULL;
+        if (abs == NULL)
+          die (1, "out of memory");
+        b->mounts[b->cc.nmounts++] = (grove_mount_t){ abs, dst, ro };
+      }
     }
+  b->cc.mounts = b->mounts;
 
   linux_ = grove_json_get (s, t, 0, "linux");
+  only_keys (s, t, linux_, "linux.", linux_keys, N_OF (linux_keys));
+  v = grove_json_get (s, t, linux_, "sysctl");
+  if (v >= 0 && t[v].size > 0)
+    die (1, "config.json linux.sysctl: setting sysctls is not supported by grove-runtime");
+  if (grove_json_get (s, t, linux_, "seccomp") >= 0)
+    die (1, "config.json linux.seccomp: a bundle's own seccomp profile is not supported; without linux.seccomp "
+            "grove-runtime applies Grove's default filter when the annotation org.grove.seccomp is \"default\", none "
+            "otherwise");
+  for (int pass = 0; pass < 2; pass++)
+    {
+      const char *field = pass == 0 ? "maskedPaths" : "readonlyPaths";
+      v = grove_json_get (s, t, linux_, field);
+      for (int k = 0; v >= 0 && k < t[v].size; k++)
+        {
+          cleanup_free char *p = grove_json_str (s, t, grove_json_at (t, v, k));
+          if (pass == 0 ? !in_list (grove_masked, N_OF (grove_masked), p)
+                        : !in_list (grove_readonly, N_OF (grove_readonly), p))
+            die (1, "config.json linux.%s[%d]: %s is not one of the paths Grove %s (it always %s its fixed list)", field,
+                 k, p != NULL ? p : "?", pass == 0 ? "masks" : "makes read-only", pass == 0 ? "masks" : "protects");
+        }
+    }
+  v = grove_json_get (s, t, linux_, "devices");
+  for (int k = 0; v >= 0 && k < t[v].size; k++)
+    {
+      cleanup_free char *p = grove_json_str (s, t, grove_json_get (s, t, grove_json_at (t, v, k), "path"));
+      if (!in_list (grove_devices, N_OF (grove_devices), p))
+        die (1, "config.json linux.devices[%d]: creating %s is not supported (Grove's /dev has null, zero, full, "
+                "random, urandom, tty, ptmx, pts, shm, mqueue)",
+             k, p != NULL ? p : "?");
+    }
+  {
+    static const char *const required[] = { "pid", "network", "ipc", "uts", "mount" };
+    int ns = grove_json_get (s, t, linux_, "namespaces");
+    for (size_t r = 0; r < N_OF (required); r++)
+      {
+        int found = 0;
+        for (int k = 0; ns >= 0 && k < t[ns].size; k++)
+          {
+            cleanup_free char *type = grove_json_str (s, t, grove_json_get (s, t, grove_json_at (t, ns, k), "type"));
+            found |= type != NULL && strcmp (type, required[r]) == 0;
+          }
+        if (!found)
+          die (1, "config.json linux.namespaces: has no %s namespace; grove-runtime always gives a container its own "
+                  "pid, ipc, uts and mount namespaces and a new or joined network namespace",
+               required[r]);
+      }
+  }
   v = grove_json_get (s, t, linux_, "namespaces");
   for (int k = 0; v >= 0 && k < t[v].size; k++)
     {
@@ -292,6 +503,10 @@ load_bundle (struct bundle *b, const char *bundle, const char *id)
   else if (grove_json_get (s, t, linux_, "uidMappings") >= 0 || grove_json_get (s, t, linux_, "gidMappings") >= 0)
     die (1, "config.json linux.uidMappings: needs a user namespace in linux.namespaces");
   res = grove_json_get (s, t, linux_, "resources");
+  only_keys (s, t, res, "linux.resources.", res_keys, N_OF (res_keys));
+  only_keys (s, t, grove_json_get (s, t, res, "memory"), "linux.resources.memory.", limit_keys, N_OF (limit_keys));
+  only_keys (s, t, grove_json_get (s, t, res, "pids"), "linux.resources.pids.", limit_keys, N_OF (limit_keys));
+  only_keys (s, t, grove_json_get (s, t, res, "cpu"), "linux.resources.cpu.", cpu_keys, N_OF (cpu_keys));
   b->res.memory_bytes = grove_json_num (s, t, grove_json_get (s, t, grove_json_get (s, t, res, "memory"), "limit"), &num) == 0 ? num : 0;
   {
     int cpu = grove_json_get (s, t, res, "cpu");
@@ -299,7 +514,16 @@ load_bundle (struct bundle *b, const char *bundle, const char *id)
     grove_json_num (s, t, grove_json_get (s, t, cpu, "quota"), &quota);
     grove_json_num (s, t, grove_json_get (s, t, cpu, "period"), &period);
     grove_json_num (s, t, grove_json_get (s, t, cpu, "shares"), &shares);
-    b->res.cpu_millis = quota > 0 && period > 0 ? (quota * 1000 + period / 2) / period : 0;
+    if (quota > 0 && period <= 0)
+      die (1, "config.json linux.resources.cpu.period: must be > 0");
+    b->res.cpu_millis = quota > 0 ? (quota * 1000 + period / 2) / period : 0;
+    if (b->res.cpu_millis == 0 && quota > 0)
+      b->res.cpu_millis = 1;
+    if (quota > 0)
+      {
+        b->res.cpu_quota_us = quota;
+        b->res.cpu_period_us = period;
+      }
   }
   b->res.pids = grove_json_num (s, t, grove_json_get (s, t, grove_json_get (s, t, res, "pids"), "limit"), &num) == 0 ? num : 0;
   /* linux.resources.devices: [{allow, type?, major?, minor?, access?}], before
@@ -347,7 +571,17 @@ load_bundle (struct bundle *b, const char *bundle, const char *id)
   b->cc.netns_path = b->netns;
   b->cc.caps_set = caps_given;
   b->cc.caps = caps;
-  b->cc.seccomp_unconfined = grove_json_get (s, t, linux_, "seccomp") < 0;
+  {
+    int ann = grove_json_get (s, t, 0, "annotations");
+    cleanup_free char *sc = grove_json_str (s, t, grove_json_get (s, t, ann, "org.grove.seccomp"));
+    b->cc.seccomp_unconfined = sc == NULL || strcmp (sc, "default") != 0;
+    if (ann >= 0 && t[ann].type == GROVE_J_OBJ)
+      b->annotations = strndup (s + t[ann].start, (size_t) (t[ann].end - t[ann].start));
+    else
+      b->annotations = strdup ("{}");
+  }
+  if (!has_home)
+    b->envp[nenv] = home_of (b->rootfs, b->cc.uid);
   b->cc.groups = b->groups;
   b->cc.ngroups = b->ngroups;
   b->cc.rlimits = b->rlimits;
@@ -437,6 +671,21 @@ remove_dir (const char *id)
   rmdir (root_dir);
 }
 
+/* s as a JSON string, quotes included. */
+static void
+put_json_string (FILE *f, const char *s)
+{
+  fputc ('"', f);
+  for (; *s; s++)
+    if (*s == '"' || *s == '\\')
+      fprintf (f, "\\%c", *s);
+    else if ((unsigned char) *s < 0x20)
+      fprintf (f, "\\u%04x", (unsigned char) *s);
+    else
+      fputc (*s, f);
+  fputc ('"', f);
+}
+
 static int
 cmd_run (const char *bundle, const char *pid_file, const char *id)
 {
@@ -452,7 +701,7 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
   ops = grove_cgroup_ops_for (cg.mode);
   b.cc.cgroup = &cg;
   b.cc.log_path = "/dev/null";
-  b.cc.stdio_fd = 1; /* the container writes to our stdout and stderr */
+  b.cc.inherit_stdio = 1; /* the container's stdin, stdout and stderr are ours (as runc run) */
   if (ops->setup (&cg, &b.res, &err) < 0)
     die (1, "%s", err.msg);
   if (grove_container_start (&b.cc, &c, &err) < 0)
@@ -519,8 +768,11 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   if (f == NULL)
     die (1, "%s: %s", file, strerror (errno));
   /* The fields bin/grove-runtime.js and NativeRuntime.load() read back. */
-  fprintf (f, "{\"spec\":{\"id\":\"%s\",\"annotations\":{\"grove.oci.bundle\":\"%s\"}},\"createdAtMs\":%lld}\n", id,
-           bundle, (long long) time (NULL) * 1000);
+  fprintf (f, "{\"spec\":{\"id\":\"%s\",\"annotations\":{\"grove.oci.bundle\":", id);
+  put_json_string (f, bundle);
+  fputs (",\"grove.oci.annotations\":", f);
+  put_json_string (f, b.annotations);
+  fprintf (f, "}},\"createdAtMs\":%lld}\n", (long long) time (NULL) * 1000);
   fclose (f);
 
   mem = open_memstream (&cfg, &cfg_len);
@@ -579,6 +831,12 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
       snprintf (num, sizeof (num), "%u:%u:%u", b.gid_maps[k].container_id, b.gid_maps[k].host_id, b.gid_maps[k].size);
       PAIR ("gid_map", num);
     }
+  for (size_t k = 0; k < b.cc.nmounts; k++)
+    {
+      PAIR ("mount_src", b.mounts[k].source);
+      PAIR ("mount_dst", b.mounts[k].destination);
+      PAIR ("mount_ro", b.mounts[k].readonly ? "1" : "0");
+    }
   for (char **a = b.argv; *a; a++)
     PAIR ("arg", *a);
   for (char **e = b.envp; *e; e++)
@@ -613,15 +871,21 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
 static int
 cmd_state (const char *id)
 {
-  char dir[PATH_MAX], file[PATH_MAX + 16], ans[1024], status[32] = "stopped", pid[32] = "0", bundle[PATH_MAX] = "";
+  char dir[PATH_MAX], file[PATH_MAX + 16], ans[1024], status[32] = "stopped", pid[32] = "0";
   size_t len;
-  char *spec;
+  char *spec, *bundle, *annotations;
+  static grove_jtok_t toks[MAX_TOKENS];
+  int a;
   snprintf (dir, sizeof (dir), "%s/%s", root_dir, id);
   snprintf (file, sizeof (file), "%s/spec.json", dir);
   spec = read_text (file, &len);
   if (spec == NULL)
     die (1, "container %s does not exist", id);
-  json_field (spec, "grove.oci.bundle", bundle, sizeof (bundle));
+  if (grove_json_parse (spec, len, toks, MAX_TOKENS) < 0)
+    die (1, "%s: invalid JSON", file);
+  a = grove_json_get (spec, toks, grove_json_get (spec, toks, 0, "spec"), "annotations");
+  bundle = grove_json_str (spec, toks, grove_json_get (spec, toks, a, "grove.oci.bundle"));
+  annotations = grove_json_str (spec, toks, grove_json_get (spec, toks, a, "grove.oci.annotations"));
   free (spec);
   if (shim_ask (id, "state", ans, sizeof (ans)) == 0)
     {
@@ -635,9 +899,12 @@ cmd_state (const char *id)
       if (access (file, F_OK) != 0)
         die (1, "container %s does not exist", id);
     }
-  printf ("{\n  \"ociVersion\": \"1.0.2\",\n  \"id\": \"%s\",\n  \"status\": \"%s\",\n  \"pid\": %s,\n  \"bundle\": \"%s\",\n"
-          "  \"annotations\": {}\n}\n",
-          id, status, pid, bundle);
+  printf ("{\n  \"ociVersion\": \"1.0.2\",\n  \"id\": \"%s\",\n  \"status\": \"%s\",\n  \"pid\": %s,\n  \"bundle\": ", id,
+          status, pid);
+  put_json_string (stdout, bundle != NULL ? bundle : "");
+  printf (",\n  \"annotations\": %s\n}\n", annotations != NULL && annotations[0] == '{' ? annotations : "{}");
+  free (bundle);
+  free (annotations);
   return 0;
 }
 
@@ -648,12 +915,34 @@ signal_number (const char *s)
   {
     const char *name;
     int n;
-  } sigs[] = { { "HUP", SIGHUP },   { "INT", SIGINT },   { "QUIT", SIGQUIT }, { "KILL", SIGKILL }, { "USR1", SIGUSR1 },
-               { "USR2", SIGUSR2 }, { "TERM", SIGTERM }, { "CONT", SIGCONT }, { "STOP", SIGSTOP }, { "ALRM", SIGALRM } };
+  } sigs[] = { { "HUP", SIGHUP },     { "INT", SIGINT },       { "QUIT", SIGQUIT },   { "ILL", SIGILL },
+               { "TRAP", SIGTRAP },   { "ABRT", SIGABRT },     { "IOT", SIGIOT },     { "BUS", SIGBUS },
+               { "FPE", SIGFPE },     { "KILL", SIGKILL },     { "USR1", SIGUSR1 },   { "SEGV", SIGSEGV },
+               { "USR2", SIGUSR2 },   { "PIPE", SIGPIPE },     { "ALRM", SIGALRM },   { "TERM", SIGTERM },
+               { "STKFLT", SIGSTKFLT }, { "CHLD", SIGCHLD },   { "CONT", SIGCONT },   { "STOP", SIGSTOP },
+               { "TSTP", SIGTSTP },   { "TTIN", SIGTTIN },     { "TTOU", SIGTTOU },   { "URG", SIGURG },
+               { "XCPU", SIGXCPU },   { "XFSZ", SIGXFSZ },     { "VTALRM", SIGVTALRM }, { "PROF", SIGPROF },
+               { "WINCH", SIGWINCH }, { "IO", SIGIO },         { "POLL", SIGPOLL },   { "PWR", SIGPWR },
+               { "SYS", SIGSYS } };
   if (strncmp (s, "SIG", 3) == 0)
     s += 3;
   if (*s >= '0' && *s <= '9')
-    return atoi (s);
+    {
+      char *end;
+      long n = strtol (s, &end, 10);
+      if (*end != '\0' || n < 1 || n > SIGRTMAX)
+        die (1, "unknown signal %s", s);
+      return (int) n;
+    }
+  if (strncmp (s, "RTMIN", 5) == 0 || strncmp (s, "RTMAX", 5) == 0)
+    {
+      char *end;
+      long off = s[5] == '\0' ? 0 : strtol (s + 5, &end, 10);
+      int n = s[3] == 'I' ? SIGRTMIN + (int) off : SIGRTMAX + (int) off;
+      if ((s[5] != '\0' && *end != '\0') || n < SIGRTMIN || n > SIGRTMAX)
+        die (1, "unknown signal %s", s);
+      return n;
+    }
   for (size_t i = 0; i < N_OF (sigs); i++)
     if (strcmp (sigs[i].name, s) == 0)
       return sigs[i].n;
