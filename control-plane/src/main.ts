@@ -33,6 +33,11 @@ export async function main(argv: string[]): Promise<void> {
     })
     .option("--etcd-endpoints <urls>", "comma-separated external etcd client URLs (default: start an embedded etcd)")
     .option("--etcd-port <port>", "client port of the embedded etcd", (v) => Number(v), 2479)
+    .option(
+      "--etcd-compaction-retention <duration>",
+      "history the embedded etcd keeps before compacting it (e.g. 1h, 30m; 0: never compact)",
+      "1h",
+    )
     .option("--log-level <level>", "trace, debug, info, warn, error", "info")
     .option(
       "--cluster-cidr <cidr>",
@@ -63,6 +68,7 @@ export async function main(argv: string[]): Promise<void> {
     grpcListen: { host: string; port: number };
     etcdEndpoints?: string;
     etcdPort: number;
+    etcdCompactionRetention: string;
     logLevel: string;
     clusterCidr: string;
     nodeSubnetPrefix: number;
@@ -80,6 +86,7 @@ export async function main(argv: string[]): Promise<void> {
             .filter(Boolean)
         : [],
       etcdPort: o.etcdPort,
+      etcdCompactionRetention: o.etcdCompactionRetention,
       httpHost: o.listen.host,
       httpPort: o.listen.port,
       grpcHost: o.grpcListen.host,

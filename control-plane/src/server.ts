@@ -24,6 +24,8 @@ export interface ControlPlaneOptions {
   etcdEndpoints?: string[];
   /** Client port of the embedded etcd (0 picks a free one). */
   etcdPort?: number;
+  /** History the embedded etcd keeps before compacting it ("1h" default, "0" off). */
+  etcdCompactionRetention?: string;
   httpHost?: string;
   httpPort?: number;
   grpcHost?: string;
@@ -82,6 +84,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       const etcd = new EmbeddedEtcd({
         dataDir: opts.dataDir,
         clientPort: opts.etcdPort ?? 2479,
+        autoCompactionRetention: opts.etcdCompactionRetention,
         logger: logger.child({ component: "etcd" }),
       });
       await etcd.start();

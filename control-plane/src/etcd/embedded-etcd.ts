@@ -37,6 +37,8 @@ export interface EmbeddedEtcdOptions {
   restartBackoffBaseMs?: number;
   restartBackoffMaxMs?: number;
   quotaBackendBytes?: number;
+  /** etcd's periodic auto-compaction retention ("1h" default, "0" off); see etcdArgs. */
+  autoCompactionRetention?: string;
   logger?: EtcdLogger;
 }
 
@@ -119,6 +121,7 @@ export class EmbeddedEtcd extends EventEmitter {
           clientPort: this.clientPort,
           peerPort: this.peerPort,
           quotaBackendBytes: this.opts.quotaBackendBytes,
+          autoCompactionRetention: this.opts.autoCompactionRetention,
         }),
         { stdio: ["ignore", logFd, logFd] },
       );

@@ -18,9 +18,19 @@ test("etcdArgs: a one-member cluster on loopback with separate client and peer p
     ]),
   );
   expect(args.some((a) => a.startsWith("--quota-backend-bytes"))).toBe(false);
+  expect(args).toEqual(expect.arrayContaining(["--auto-compaction-mode=periodic", "--auto-compaction-retention=1h"]));
   expect(etcdArgs({ name: "g", dataDir: "/d", clientPort: 1, peerPort: 2, quotaBackendBytes: 1024 })).toContain(
     "--quota-backend-bytes=1024",
   );
+});
+
+test("etcdArgs: auto-compaction retention can be changed or turned off, and a bad one is refused", () => {
+  const base = { name: "g", dataDir: "/d", clientPort: 1, peerPort: 2 };
+  expect(etcdArgs({ ...base, autoCompactionRetention: "30m" })).toContain("--auto-compaction-retention=30m");
+  expect(etcdArgs({ ...base, autoCompactionRetention: "0" }).some((a) => a.startsWith("--auto-compaction"))).toBe(
+    false,
+  );
+  expect(() => etcdArgs({ ...base, autoCompactionRetention: "soon" })).toThrow(/auto-compaction retention "soon"/);
 });
 
 test("tailFile returns the end of a file, or empty when it is missing", () => {

@@ -13,6 +13,11 @@ export interface EtcdArgsOptions {
   host?: string;
   /** Backend quota; etcd's default is 2 GiB. */
   quotaBackendBytes?: number;
+  /**
+   * History etcd keeps before compacting it on its own (periodic mode), e.g.
+   * "1h" or "30m"; "0" turns auto-compaction off. Default "1h".
+   */
+  autoCompactionRetention?: string;
 }
 
 /** The etcd 3.4 command line for a single-member cluster on loopback. */
@@ -34,6 +39,15 @@ export function etcdArgs(o: EtcdArgsOptions): string[] {
     "--log-outputs=stderr",
   ];
   if (o.quotaBackendBytes !== undefined) args.push(`--quota-backend-bytes=${o.quotaBackendBytes}`);
+  // Without compaction every write (heartbeats, status) stays in etcd's
+  // history until the backend quota is full and etcd refuses writes (NOSPACE).
+  const retention = o.autoCompactionRetention ?? "1h";
+  if (!/^(0|\d+[hms]|\d+)$/.test(retention)) {
+    throw new Error(`auto-compaction retention "${retention}": use a duration such as 1h, 30m or 90s, or 0 for off`);
+  }
+  if (retention !== "0") {
+    args.push("--auto-compaction-mode=periodic", `--auto-compaction-retention=${retention}`);
+  }
   return args;
 }
 
