@@ -357,6 +357,12 @@ describe("grove-runtime vs runc on the same bundle", () => {
         n.type === "uts" ? { type: "uts", path: `/proc/${process.pid}/ns/uts` } : n,
       );
     }, "config.json linux.namespaces[3].path: joining a uts namespace is not supported");
+    const cgroupNs = expectRefused(
+      (c) => c.linux.namespaces.push({ type: "cgroup" }),
+      "config.json linux.namespaces[5].type: cgroup namespaces are not supported",
+      "readlink /proc/self/ns/cgroup",
+    );
+    expect(cgroupNs.out).not.toBe(`${self("cgroup")}\n`);
     const hostNet = expectRefused((c) => {
       c.linux.namespaces = c.linux.namespaces.filter((n) => n.type !== "network");
     }, "config.json linux.namespaces: has no network namespace");
@@ -386,6 +392,15 @@ describe("grove-runtime vs runc on the same bundle", () => {
     expectRefused((c) => {
       c.mounts.push({ destination: "/data", type: "bind", source: share, options: ["rbind", "nosuid"] });
     }, "config.json mounts[7].options[1]: nosuid is not supported on a bind mount");
+  });
+
+  it("the /sys/fs/cgroup mount of runc spec: a documented difference (grove-runtime mounts no cgroup filesystem)", () => {
+    writeConfig((c) => {
+      c.process.args = ["/bin/sh", "-c", "grep -c ' /sys/fs/cgroup' /proc/self/mounts"];
+    });
+    const both = runBoth();
+    expect(Number(both.runc.out)).toBeGreaterThan(1);
+    expect(both.grove).toMatchObject({ code: 1, out: "0\n" });
   });
 
   it("maskedPaths and readonlyPaths: runc spec's lists as runc; other paths refused", () => {
@@ -585,5 +600,102 @@ describe("grove-runtime vs runc on the same bundle", () => {
         { signals: "ready\nUSR1\nHUP\nUSR2\nUSR1\nTERM\n" },
       ]),
     );
+  });
+});
+
+// The TypeScript command line (bin/grove-runtime-node.js, over NativeRuntime and
+// grove-shim) reads bundles with agent/src/oci/config.ts: the same fields are
+// refused with the same messages, and what it runs is seen as under runc. Its
+// `run` prints the container's log afterwards (stdout and stderr merged, no
+// stdin), so the cases here write to stdout only.
+describe("the TypeScript grove-runtime on the same bundles", () => {
+  const NODE_CLI = path.join(REPO, "agent", "bin", "grove-runtime-node.js");
+  function node(...args: string[]): Result {
+    return detached(process.execPath, [NODE_CLI, "--root", groveRoot, "--cgroup-parent", TAG, ...args]);
+  }
+
+  it("runs what runc runs and sees the same", () => {
+    const cases: [(c: Config) => void, string][] = [
+      [
+        (c) => {
+          c.process.user = { uid: 1000, gid: 1000, additionalGids: [5, 7] };
+          c.process.cwd = "/tmp";
+          c.process.env.push("GREETING=hello world");
+        },
+        "pwd; id; env | sort; hostname",
+      ],
+      [() => undefined, "echo $HOME; grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status"],
+      [(c) => (c.process.rlimits = [{ type: "RLIMIT_NOFILE", soft: 512, hard: 1024 }]), "ulimit -n; ulimit -Hn"],
+      [
+        (c) =>
+          c.mounts.push({
+            destination: "/data",
+            type: "bind",
+            source: path.join(tmp, "share"),
+            options: ["rbind", "ro"],
+          }),
+        "cat /data/hello; touch /data/y 2>/dev/null && echo wrote || echo read-only",
+      ],
+      [(c) => (c.root.readonly = true), "touch /x 2>/dev/null && echo writable || echo read-only"],
+    ];
+    for (const [edit, script] of cases) {
+      writeConfig((c) => {
+        c.process.args = ["/bin/sh", "-c", script];
+        edit(c);
+      });
+      const { r, g } = ids();
+      const rr = runc("run", "--bundle", bundle, r);
+      const nr = node("run", "--bundle", bundle, g);
+      expect(rr.err).toBe("");
+      expect({ code: nr.code, out: nr.out }).toEqual({ code: rr.code, out: rr.out });
+    }
+  });
+
+  it("refuses the fields the C grove-runtime refuses, with the same messages", () => {
+    const refusals: [(c: Config) => void, string][] = [
+      [(c) => (c.linux.sysctl = { "net.ipv4.ip_forward": "1" }), "config.json linux.sysctl: setting sysctls"],
+      [(c) => (c.linux.seccomp = { defaultAction: "SCMP_ACT_ALLOW" }), "config.json linux.seccomp: a bundle's own"],
+      [(c) => c.linux.maskedPaths.push("/proc/cpuinfo"), "config.json linux.maskedPaths[10]: /proc/cpuinfo is not"],
+      [(c) => c.linux.readonlyPaths.push("/proc/loadavg"), "config.json linux.readonlyPaths[5]: /proc/loadavg"],
+      [
+        (c) => (c.linux.devices = [{ path: "/dev/fuse", type: "c", major: 10, minor: 229 }]),
+        "config.json linux.devices[0]: creating /dev/fuse is not supported",
+      ],
+      [
+        (c) => c.mounts.push({ destination: "/scratch", type: "tmpfs", source: "tmpfs" }),
+        "config.json mounts[7]: mounting /scratch (type tmpfs) is not supported",
+      ],
+      [
+        (c) => (c.process.capabilities = { bounding: ["CAP_CHOWN"], effective: [] }),
+        "config.json process.capabilities.effective: must equal bounding",
+      ],
+      [
+        (c) => (c.process.capabilities = { bounding: ["CAP_KILL"], inheritable: ["CAP_KILL"] }),
+        "config.json process.capabilities.inheritable: must be empty",
+      ],
+      [
+        (c) => (c.linux.namespaces = c.linux.namespaces.filter((n) => n.type !== "pid")),
+        "config.json linux.namespaces: has no pid namespace",
+      ],
+      [
+        (c) => c.linux.namespaces.push({ type: "cgroup" }),
+        "config.json linux.namespaces[5].type: cgroup namespaces are not supported",
+      ],
+      [(c) => (c.hooks = {}), "config.json hooks: is not supported by grove-runtime"],
+      [(c) => (c.process.oomScoreAdj = 1), "config.json process.oomScoreAdj: is not supported by grove-runtime"],
+      [
+        (c) => (c.linux.resources.memory = { limit: 1 << 26, swap: 1 << 27 }),
+        "config.json linux.resources.memory.swap: is not supported by grove-runtime",
+      ],
+    ];
+    for (const [edit, message] of refusals) {
+      writeConfig(edit);
+      const { g } = ids();
+      for (const r of [node("create", "--bundle", bundle, g), grove("create", "--bundle", bundle, g)]) {
+        expect(r.code).toBe(1);
+        expect(r.err).toContain(message);
+      }
+      expect(fs.existsSync(groveRoot) ? fs.readdirSync(groveRoot) : []).toEqual([]);
+    }
   });
 });

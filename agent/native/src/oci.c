@@ -475,8 +475,7 @@ load_bundle (struct bundle *b, const char *bundle, const char *id)
       char *path = grove_json_str (s, t, grove_json_get (s, t, ns, "path"));
       if (type == NULL
           || !(strcmp (type, "pid") == 0 || strcmp (type, "mount") == 0 || strcmp (type, "uts") == 0
-               || strcmp (type, "ipc") == 0 || strcmp (type, "network") == 0 || strcmp (type, "cgroup") == 0
-               || strcmp (type, "user") == 0))
+               || strcmp (type, "ipc") == 0 || strcmp (type, "network") == 0 || strcmp (type, "user") == 0))
         die (1, "config.json linux.namespaces[%d].type: %s namespaces are not supported", k, type ? type : "?");
       if (strcmp (type, "user") == 0)
         b->userns = 1;
