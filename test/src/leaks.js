@@ -1,6 +1,8 @@
 // Suite-level leak check: what integration tests may create on the host
 // (cgroups under the grove parents, mounts, network namespaces) is
-// snapshotted before the suite and compared after it.
+// snapshotted before the suite and compared after it, with the host's own
+// hostname (a runtime that sets a hostname outside a private UTS namespace
+// renames the machine).
 "use strict";
 const fs = require("node:fs");
 const path = require("node:path");
@@ -75,12 +77,22 @@ function mine(list) {
 }
 
 function snapshot() {
-  return { cgroups: mine(groveCgroups()), mounts: mine(groveMounts()), netns: mine(netns()) };
+  return {
+    cgroups: mine(groveCgroups()),
+    mounts: mine(groveMounts()),
+    netns: mine(netns()),
+    hostname: [require("node:os").hostname()],
+  };
 }
 
 function diff(before, after) {
   const problems = [];
   for (const k of Object.keys(after)) {
+    if (k === "hostname") {
+      if (before.hostname && before.hostname[0] !== after.hostname[0])
+        problems.push(`hostname: the host's hostname changed from "${before.hostname[0]}" to "${after.hostname[0]}"`);
+      continue;
+    }
     const was = new Set(before[k]);
     const added = after[k].filter((x) => !was.has(x));
     if (added.length) problems.push(`${k}: ${added.join(", ")}`);
