@@ -9,7 +9,7 @@
 // Where Grove differs on purpose, the case asserts Grove's clear refusal naming
 // the field (or the documented difference); docs/runtime.md "Conformance"
 // lists them.
-import { execFileSync, spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -25,7 +25,7 @@ type Config = Record<string, unknown> & {
   root: { path: string; readonly: boolean };
   linux: Record<string, unknown> & {
     namespaces: { type: string; path?: string }[];
-    resources: Record<string, unknown>;
+    resources: Record<string, unknown> & { devices?: unknown[] };
     maskedPaths: string[];
     readonlyPaths: string[];
   };
@@ -328,7 +328,7 @@ describe("grove-runtime vs runc on the same bundle", () => {
     );
   });
 
-  it("namespaces: new pid/mount/uts/ipc/net, or a network namespace by path", () => {
+  it("namespaces: new pid/mount/uts/ipc/net, or a network namespace by path", async () => {
     const self = (ns: string): string => fs.readlinkSync(`/proc/self/ns/${ns}`);
     const probe = "echo pid=$$; for n in pid mnt uts ipc net; do readlink /proc/self/ns/$n; done";
     writeConfig((c) => {
@@ -351,12 +351,31 @@ describe("grove-runtime vs runc on the same bundle", () => {
       );
     }, "readlink /proc/self/ns/net");
     expect(joined).toBe(`${netns}\n`);
-    // Joining another kind by path, or running without a namespace of its own: refused.
-    expectRefused((c) => {
-      c.linux.namespaces = c.linux.namespaces.map((n) =>
-        n.type === "uts" ? { type: "uts", path: `/proc/${process.pid}/ns/uts` } : n,
+    // Joining another kind by path (a uts namespace this test made: runc sets the hostname in
+    // it), or running without a namespace of its own: refused.
+    const holder = spawn("unshare", ["--uts", "sleep", "60"], { stdio: "ignore" });
+    try {
+      await waitFor(() => {
+        try {
+          return fs.readlinkSync(`/proc/${holder.pid}/ns/uts`) !== self("uts");
+        } catch {
+          return false;
+        }
+      });
+      const uts = expectRefused(
+        (c) => {
+          c.linux.namespaces = c.linux.namespaces.map((n) =>
+            n.type === "uts" ? { type: "uts", path: `/proc/${holder.pid}/ns/uts` } : n,
+          );
+        },
+        "config.json linux.namespaces[3].path: joining a uts namespace is not supported",
+        "readlink /proc/self/ns/uts",
       );
-    }, "config.json linux.namespaces[3].path: joining a uts namespace is not supported");
+      expect(uts.out).toBe(`${fs.readlinkSync(`/proc/${holder.pid}/ns/uts`)}\n`);
+    } finally {
+      holder.kill("SIGKILL");
+    }
+    expect(os.hostname()).not.toBe("conformance");
     const cgroupNs = expectRefused(
       (c) => c.linux.namespaces.push({ type: "cgroup" }),
       "config.json linux.namespaces[5].type: cgroup namespaces are not supported",
@@ -688,6 +707,10 @@ describe("the TypeScript grove-runtime on the same bundles", () => {
         "config.json linux.resources.memory.swap: is not supported by grove-runtime",
       ],
     ];
+    writeConfig((c) => c.linux.resources.devices!.push({ allow: true, type: "c", major: 10, minor: 229 }));
+    const devices = node("create", "--bundle", bundle, ids().g);
+    expect(devices.code).toBe(1);
+    expect(devices.err).toContain("config.json linux.resources.devices[1]: the TypeScript grove-runtime applies");
     for (const [edit, message] of refusals) {
       writeConfig(edit);
       const { g } = ids();

@@ -236,6 +236,23 @@ export function bundleToSpec(config: OciConfig, bundle: string, id: string, logP
   }
 
   const res = config.linux?.resources ?? {};
+  // Grove's own allow list after deny-all is what runc spec's one rule (deny all) asks for; the
+  // C grove-runtime applies further rules, this one does not.
+  (res.devices ?? []).forEach((d, k) => {
+    const r = d as { allow?: boolean; type?: string; major?: number; minor?: number; access?: string };
+    const denyAll =
+      r.allow === false &&
+      (r.type === undefined || r.type === "a") &&
+      r.major === undefined &&
+      r.minor === undefined &&
+      (r.access === undefined || r.access === "rwm");
+    if (!denyAll) {
+      fail(
+        `linux.resources.devices[${k}]`,
+        "the TypeScript grove-runtime applies Grove's device allow list only (bin/grove-runtime applies rules)",
+      );
+    }
+  });
   if (res.cpu?.quota !== undefined && res.cpu.quota > 0 && (res.cpu.period ?? 100_000) !== 100_000) {
     fail("linux.resources.cpu.period", "the TypeScript grove-runtime applies a 100000 µs period only");
   }
