@@ -253,6 +253,36 @@ describe("grove-runtime vs runc on the same bundle", () => {
     expect(both.grove.err).toContain("/bin/no-such-program");
   });
 
+  it("run: a process killed by SIGKILL exits 137 in both; run keeps no state in grove-runtime", async () => {
+    writeConfig((c) => {
+      c.process.args = ["/bin/sleep", "30"];
+    });
+    const { r, g } = ids();
+    const exitOf = (child: ReturnType<typeof spawn>): Promise<number | null> =>
+      new Promise((res) => child.on("exit", (code) => res(code)));
+    const rExit = exitOf(spawn("runc", ["--root", runcRoot, "run", "--bundle", bundle, r], { stdio: "ignore" }));
+    await waitFor(() => {
+      const st = runc("state", r);
+      return st.code === 0 && (JSON.parse(st.out) as OciState).status === "running";
+    });
+    expect(runc("kill", r, "KILL")).toMatchObject({ code: 0 });
+    expect(await rExit).toBe(137);
+
+    const pidFile = path.join(tmp, "run.pid");
+    fs.rmSync(pidFile, { force: true });
+    const gExit = exitOf(
+      spawn(GROVE, ["--root", groveRoot, "--cgroup-parent", TAG, "run", "--pid-file", pidFile, "--bundle", bundle, g], {
+        stdio: "ignore",
+      }),
+    );
+    await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8") !== "");
+    // Documented difference: grove-runtime's run is the container's parent and keeps no state
+    // (state, kill, delete do not see it); runc's run container has state.
+    expect(grove("state", g)).toMatchObject({ code: 1, err: `grove-runtime: container ${g} does not exist\n` });
+    process.kill(Number(fs.readFileSync(pidFile, "utf8")), "SIGKILL");
+    expect(await gExit).toBe(137);
+  });
+
   it("rlimits", () => {
     const out = expectSame((c) => {
       c.process.rlimits = [
