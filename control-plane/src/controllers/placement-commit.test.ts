@@ -1,6 +1,6 @@
 import { Keys, type TxnCompare, type TxnOp } from "../store/store";
 import { MemoryStore } from "../store/memory-store";
-import { commitChunked } from "./placement-commit";
+import { commitChunked, PlacementRaceError } from "./placement-commit";
 
 const nodeKey = (n: string) => Keys.object("nodes", undefined, n);
 const instKey = (i: number) => Keys.object("instances", "ns", `i-${i}`);
@@ -65,7 +65,7 @@ test("a node changed by someone else fails the pass; nothing is bound twice", as
       },
     ],
   );
-  await expect(commitChunked(store, compares, ops)).rejects.toThrow("lost a race");
+  await expect(commitChunked(store, compares, ops)).rejects.toThrow(PlacementRaceError);
   for (let i = 0; i < 10; i++) expect(await store.get(instKey(i))).toBeUndefined();
 });
 

@@ -112,12 +112,22 @@ function nodeOfOp(op: TxnOp<unknown>): string | undefined {
   return v.spec?.nodeName;
 }
 
+/** A placement transaction's guard failed: another writer changed a node or instance first. */
+export class PlacementRaceError extends Error {
+  constructor() {
+    super("placement transaction lost a race with another writer; retrying");
+    this.name = "PlacementRaceError";
+  }
+}
+
 export interface CommitResult {
   transactions: number;
   /** Revision of the last successful transaction. */
   revision: string;
   /** A node the last transaction wrote (wait for it to know the informers saw everything). */
   lastNode?: string;
+  /** An instance (namespace/name) the last transaction wrote. */
+  lastInstance?: string;
 }
 
 /**
@@ -193,7 +203,7 @@ export async function commitChunked(
   const written = new Map<string, string>(); // node key -> revision our transaction gave it
   const done: Array<Promise<void>> = [];
   const lastFor = new Map<string, number>(); // node key -> index of the last txn writing it
-  let best = { revision: 0n, lastNode: undefined as string | undefined };
+  let best = { revision: 0n, lastNode: undefined as string | undefined, lastInstance: undefined as string | undefined };
   let failed: Error | undefined;
   const inFlight = new Set<Promise<void>>();
   for (let i = 0; i < txns.length; i++) {
@@ -208,16 +218,21 @@ export async function commitChunked(
       const cmp = t.compares.map((c) => (written.has(c.key) ? { key: c.key, modRevision: written.get(c.key)! } : c));
       const r = await store.txn(cmp, t.ops);
       if (!r.succeeded) {
-        failed ??= new Error("placement transaction lost a race with another writer; retrying");
+        failed ??= new PlacementRaceError();
         return;
       }
       for (const k of t.nodes) written.set(k, r.revision);
       const rev = BigInt(r.revision);
       if (rev > best.revision) {
         const v = t.ops.find((op) => op.type === "put" && (op.value as { kind?: string }).kind === "Node");
+        const inst = t.ops.find((op) => op.type === "put" && (op.value as { kind?: string }).kind === "Instance");
+        const im = inst
+          ? (inst as { value: { metadata: { name: string; namespace?: string } } }).value.metadata
+          : undefined;
         best = {
           revision: rev,
           lastNode: v ? (v as { value: { metadata: { name: string } } }).value.metadata.name : best.lastNode,
+          lastInstance: im ? (im.namespace ? `${im.namespace}/${im.name}` : im.name) : best.lastInstance,
         };
       }
     })().catch((err: unknown) => {
@@ -233,6 +248,7 @@ export async function commitChunked(
     transactions: txns.length,
     revision: best.revision.toString(),
     ...(best.lastNode !== undefined ? { lastNode: best.lastNode } : {}),
+    ...(best.lastInstance !== undefined ? { lastInstance: best.lastInstance } : {}),
   };
 }
 

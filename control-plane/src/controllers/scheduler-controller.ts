@@ -24,6 +24,7 @@ import {
   boundInstances,
   caughtUp,
   commitChunked,
+  PlacementRaceError,
   nodeExtras,
   preemptionOps,
   requestExtras,
@@ -69,9 +70,15 @@ function stored<T extends { metadata: { resourceVersion?: string } }>(obj: T): T
 
 export { allocations } from "./placement-commit";
 
+/** Lost placement races retried at once (after RACE_RETRY_MS) before the queue's backoff applies. */
+const MAX_QUICK_RACE_RETRIES = 5;
+const RACE_RETRY_MS = 20;
+
 export class SchedulerController {
   private readonly queue: WorkQueue;
   private passes = 0;
+  /** Lost races in a row, retried quickly up to MAX_QUICK_RACE_RETRIES. */
+  private races = 0;
 
   constructor(
     private readonly store: Store,
@@ -233,10 +240,25 @@ export class SchedulerController {
       // Several transactions when the pass is large; a node or instance that
       // changed under us throws, the informers catch up and the pass is
       // retried with backoff.
-      const r = await commitChunked(this.store, compares, ops);
+      let r: Awaited<ReturnType<typeof commitChunked>>;
+      try {
+        r = await commitChunked(this.store, compares, ops);
+      } catch (err) {
+        // A lost race is expected (the informers were a little behind etcd, or
+        // a resize wrote a node): plan again shortly on fresher informers,
+        // without the growing backoff of real failures, a few times in a row.
+        if (!(err instanceof PlacementRaceError) || ++this.races > MAX_QUICK_RACE_RETRIES) throw err;
+        this.logger.debug({ races: this.races }, "placement lost a race; planning again");
+        await new Promise((res) => setTimeout(res, RACE_RETRY_MS));
+        this.queue.add(PASS_KEY);
+        return;
+      }
+      this.races = 0;
       if (placed > 0) this.logger.info({ placed, transactions: r.transactions }, "placed instances");
-      // The next pass plans on the informers: let them see this one first.
+      // The next pass plans on the informers: let both see this one first (they
+      // are separate watches), or it would place the same instances again.
       if (r.lastNode !== undefined) await caughtUp(this.nodes, r.lastNode, r.revision);
+      if (r.lastInstance !== undefined) await caughtUp(this.instances, r.lastInstance, r.revision);
     }
 
     for (const { inst, reason, explain } of unplaced) {
