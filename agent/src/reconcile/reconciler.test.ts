@@ -286,6 +286,41 @@ describe("Reconciler", () => {
     expect(reconciler.statuses().map((s) => s.uid)).toEqual(["u2"]);
   });
 
+  it("deletes the logs of an instance that leaves the desired set, keeps those still desired", async () => {
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u1"), spec("u2")));
+    await settle();
+    const logs = path.join(stateDir, "logs");
+    for (const f of ["u1.log", "u1.log.1", "u2.log"]) fs.writeFileSync(path.join(logs, f), "line\n");
+    reconciler.setDesired(desired(spec("u2")));
+    await settle();
+    expect(fs.readdirSync(logs).sort()).toEqual(["u2.log"]);
+  });
+
+  it("on the first desired set after start, deletes logs of instances removed while the agent was down", async () => {
+    const logs = path.join(stateDir, "logs");
+    fs.mkdirSync(logs, { recursive: true });
+    for (const f of ["gone.log", "gone.log.1", "u1.log", "u1.log.1", "notes.txt"]) {
+      fs.writeFileSync(path.join(logs, f), "line\n");
+    }
+    await reconciler.start();
+    await settle();
+    // No desired set yet: nothing is known to be gone.
+    expect(fs.readdirSync(logs)).toHaveLength(5);
+    reconciler.setDesired(desired(spec("u1")));
+    await settle();
+    expect(fs.readdirSync(logs).sort()).toEqual(["notes.txt", "u1.log", "u1.log.1"]);
+  });
+
+  it("shutdown() keeps the logs of instances that are still desired", async () => {
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u1", { stopGraceSeconds: 0 })));
+    await settle();
+    fs.writeFileSync(path.join(stateDir, "logs", "u1.log"), "line\n");
+    await reconciler.shutdown();
+    expect(fs.existsSync(path.join(stateDir, "logs", "u1.log"))).toBe(true);
+  });
+
   it.each([
     [{ exitCode: 0 }, { state: "EXITED", exitCode: 0, signal: 0, reason: "Completed" }],
     [{ exitCode: 3 }, { state: "FAILED", exitCode: 3, signal: 0, reason: "Error", message: "exited with code 3" }],

@@ -156,6 +156,8 @@ export class Reconciler {
   private shuttingDown = false;
   /** No desired set yet (e.g. just after a restart): adopted containers are kept, not stopped. */
   private desiredReceived = false;
+  private orphanLogsCollected = false;
+  private orphanLogs: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: ReconcilerOptions) {
     this.runtime = options.runtime;
@@ -193,6 +195,7 @@ export class Reconciler {
       if (etcs.length > 0) this.log.info({ instances: etcs }, "removed /etc files left by a previous agent run");
     }
     this.started = true;
+    this.startOrphanLogCollection();
     const interval = this.options.resyncIntervalMs ?? 30_000;
     if (interval > 0) {
       this.resyncTimer = setInterval(() => this.enqueueAll(), interval);
@@ -217,6 +220,7 @@ export class Reconciler {
     this.log.debug({ revision: desired.revision, instances: next.size }, "desired set received");
     if (!this.started) return;
     for (const uid of new Set([...previous.keys(), ...next.keys()])) this.queue.add(uid);
+    this.startOrphanLogCollection();
   }
 
   /** The current status of every instance the agent knows of (for Register.instances). */
@@ -225,8 +229,9 @@ export class Reconciler {
   }
 
   /** Resolves when no sync is queued, running or waiting for a retry. */
-  idle(): Promise<void> {
-    return this.queue.idle();
+  async idle(): Promise<void> {
+    await this.orphanLogs;
+    await this.queue.idle();
   }
 
   /**
@@ -284,6 +289,7 @@ export class Reconciler {
         await this.options.network?.teardown(uid);
         await this.options.images?.unmountRootfs(uid);
       }
+      if (!this.shuttingDown) await this.removeLogs(uid);
       return;
     }
 
@@ -297,6 +303,45 @@ export class Reconciler {
     }
     if (!tracked.removed) await this.removeContainer(tracked);
     this.tracked.delete(uid);
+    // The instance is gone from the control plane: so are its logs (kept while
+    // a finished instance is still desired, and on an agent shutdown).
+    if (!this.shuttingDown) await this.removeLogs(uid);
+  }
+
+  /** Deletes an instance's log and its rotated predecessor. */
+  private async removeLogs(uid: string): Promise<void> {
+    if (!isPlainName(uid)) return;
+    for (const name of [`${uid}.log`, `${uid}.log.1`]) await fs.rm(path.join(this.logDir(), name), { force: true });
+  }
+
+  private startOrphanLogCollection(): void {
+    this.orphanLogs = this.collectOrphanLogs().catch((err: unknown) =>
+      this.log.warn({ err }, "could not remove orphaned logs"),
+    );
+  }
+
+  /**
+   * Once per agent run, on the first desired set: deletes the logs of
+   * instances neither desired nor tracked (removed while the agent was down).
+   */
+  private async collectOrphanLogs(): Promise<void> {
+    if (this.orphanLogsCollected || !this.started || !this.desiredReceived || this.shuttingDown) return;
+    this.orphanLogsCollected = true;
+    let names: string[];
+    try {
+      names = await fs.readdir(this.logDir());
+    } catch {
+      return;
+    }
+    const removed: string[] = [];
+    for (const name of names) {
+      const m = /^(.+)\.log(\.1)?$/.exec(name);
+      const uid = m?.[1];
+      if (!uid || this.desired.has(uid) || this.tracked.has(uid)) continue;
+      await fs.rm(path.join(this.logDir(), name), { force: true });
+      removed.push(name);
+    }
+    if (removed.length > 0) this.log.info({ files: removed }, "removed logs of instances that are gone");
   }
 
   private async startInstance(spec: InstanceSpec__Output): Promise<void> {
