@@ -363,22 +363,18 @@ export class Reconciler {
 
     // Both become path components on the host: refuse anything but plain names.
     if (!UID_PATTERN.test(uid)) {
-      return this.finish(tracked, {
-        ...base,
-        state: "FAILED",
-        reason: StatusReason.InvalidUid,
-        message: `uid ${JSON.stringify(uid)} is not 1..64 characters of [A-Za-z0-9_.-]`,
-        finishedAtMs: this.now(),
-      });
+      return this.failStart(
+        tracked,
+        StatusReason.InvalidUid,
+        `uid ${JSON.stringify(uid)} is not 1..64 characters of [A-Za-z0-9_.-]`,
+      );
     }
     if (!spec.image && !isPlainName(spec.rootfs)) {
-      return this.finish(tracked, {
-        ...base,
-        state: "FAILED",
-        reason: StatusReason.InvalidRootfs,
-        message: `rootfs ${JSON.stringify(spec.rootfs)} must be the plain name of a directory in ${this.options.rootfsDir}`,
-        finishedAtMs: this.now(),
-      });
+      return this.failStart(
+        tracked,
+        StatusReason.InvalidRootfs,
+        `rootfs ${JSON.stringify(spec.rootfs)} must be the plain name of a directory in ${this.options.rootfsDir}`,
+      );
     }
 
     this.report(tracked, { ...base, state: "STARTING" });
@@ -391,15 +387,8 @@ export class Reconciler {
         network = await this.options.network.setup(networkRequestOf(spec));
       } catch (error) {
         this.log.warn({ uid, err: error }, "instance network setup failed");
-        this.finish(tracked, {
-          ...base,
-          state: "FAILED",
-          reason: StatusReason.NetworkFailed,
-          message: errorMessage(error),
-          finishedAtMs: this.now(),
-        });
-        await this.teardownNetwork(tracked);
-        await this.releaseImage(tracked);
+        this.failStart(tracked, StatusReason.NetworkFailed, errorMessage(error));
+        await this.releasePrepared(tracked);
         return;
       }
       containerSpec.netnsPath = network.netnsPath;
@@ -430,15 +419,8 @@ export class Reconciler {
     try {
       usernsRange = this.userNamespaceRange(spec);
     } catch (error) {
-      this.finish(tracked, {
-        ...base,
-        state: "FAILED",
-        reason: StatusReason.StartFailed,
-        message: errorMessage(error),
-        finishedAtMs: this.now(),
-      });
-      await this.teardownNetwork(tracked);
-      await this.releaseImage(tracked);
+      this.failStart(tracked, StatusReason.StartFailed, errorMessage(error));
+      await this.releasePrepared(tracked);
       return;
     }
     if (usernsRange !== undefined) {
@@ -459,19 +441,12 @@ export class Reconciler {
       handle = await this.runtime.start(containerSpec);
     } catch (error) {
       this.log.warn({ uid, err: error }, "instance failed to start");
-      this.finish(tracked, {
-        ...base,
-        state: "FAILED",
-        reason: StatusReason.StartFailed,
-        message: errorMessage(error),
-        finishedAtMs: this.now(),
-      });
+      this.failStart(tracked, StatusReason.StartFailed, errorMessage(error));
       // A half-made container may be left; removing it can be retried.
       if (!this.runtime.list().some((h) => h.id === uid)) {
         tracked.removed = true;
         this.options.userns?.release(uid);
-        await this.teardownNetwork(tracked);
-        await this.releaseImage(tracked);
+        await this.releasePrepared(tracked);
       } else await this.removeContainer(tracked);
       return;
     }
@@ -718,6 +693,17 @@ export class Reconciler {
     await this.runtime.remove(tracked.uid);
     tracked.removed = true;
     this.options.userns?.release(tracked.uid);
+    await this.releasePrepared(tracked);
+  }
+
+  /** Ends an instance that could not start: FAILED with the reason and message. */
+  private failStart(tracked: TrackedInstance, reason: string, message: string): void {
+    const { uid, namespace, name } = tracked.spec;
+    this.finish(tracked, { uid, namespace, name, state: "FAILED", reason, message, finishedAtMs: this.now() });
+  }
+
+  /** Releases what a start prepares before the container: its network and its image root. */
+  private async releasePrepared(tracked: TrackedInstance): Promise<void> {
     await this.teardownNetwork(tracked);
     await this.releaseImage(tracked);
   }
