@@ -379,10 +379,12 @@ export interface LogsOptions {
 export class ByteStream implements AsyncIterable<Uint8Array> {
   private closed = false;
 
+  /** `broke`: what a broken stream's error says before the cause. */
   constructor(
     private readonly body: ReadableStream<Uint8Array>,
     private readonly controller: AbortController,
     private readonly url: string,
+    private readonly broke = `the stream ${url} broke (the control plane or the node's agent went away)`,
   ) {}
 
   close(): void {
@@ -400,12 +402,7 @@ export class ByteStream implements AsyncIterable<Uint8Array> {
           chunk = await reader.read();
         } catch (err) {
           if (this.closed) return;
-          throw new ClientError(
-            "Unreachable",
-            `the stream ${this.url} broke (the control plane or the node's agent went away): ${(err as Error).message}`,
-            this.url,
-            { cause: err },
-          );
+          throw new ClientError("Unreachable", `${this.broke}: ${(err as Error).message}`, this.url, { cause: err });
         }
         if (chunk.done) return;
         yield chunk.value;
@@ -415,7 +412,7 @@ export class ByteStream implements AsyncIterable<Uint8Array> {
       try {
         reader.releaseLock();
       } catch {
-        // a read may still be settling after the abort
+        // a read may still be settling after the abort; the stream is cancelled either way
       }
     }
   }
@@ -423,58 +420,39 @@ export class ByteStream implements AsyncIterable<Uint8Array> {
 
 /** Newline-delimited JSON WatchEvents read from a response body. */
 class NdjsonWatch<T> implements WatchStream<T> {
-  private closed = false;
+  private readonly bytes: ByteStream;
+  private stopped = false;
 
   constructor(
-    private readonly body: ReadableStream<Uint8Array>,
-    private readonly controller: AbortController,
+    body: ReadableStream<Uint8Array>,
+    controller: AbortController,
     private readonly url: string,
-  ) {}
+  ) {
+    this.bytes = new ByteStream(body, controller, url, `watch ${url} broke`);
+  }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.controller.abort();
+    this.stopped = true;
+    this.bytes.close();
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<WatchEvent<T>> {
-    const reader = this.body.getReader();
     const decoder = new TextDecoder();
     let buffered = "";
-    try {
-      for (;;) {
-        let chunk: Awaited<ReturnType<typeof reader.read>>;
-        try {
-          chunk = await reader.read();
-        } catch (err) {
-          if (this.closed) return;
-          throw new ClientError("Unreachable", `watch ${this.url} broke: ${(err as Error).message}`, this.url, {
-            cause: err,
-          });
-        }
-        if (chunk.done) {
-          buffered += decoder.decode();
-          if (buffered.trim() !== "") yield this.parse(buffered);
-          return;
-        }
-        buffered += decoder.decode(chunk.value, { stream: true });
-        let newline: number;
-        while ((newline = buffered.indexOf("\n")) >= 0) {
-          const line = buffered.slice(0, newline);
-          buffered = buffered.slice(newline + 1);
-          if (line.trim() === "") continue; // keep-alive
-          yield this.parse(line);
-          if (this.closed) return;
-        }
-      }
-    } finally {
-      this.close();
-      try {
-        reader.releaseLock();
-      } catch {
-        // a read may still be settling after the abort; the stream is cancelled either way
+    for await (const chunk of this.bytes) {
+      buffered += decoder.decode(chunk, { stream: true });
+      let newline: number;
+      while ((newline = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        if (line.trim() === "") continue; // keep-alive
+        yield this.parse(line);
+        if (this.stopped) return;
       }
     }
+    if (this.stopped) return;
+    buffered += decoder.decode();
+    if (buffered.trim() !== "") yield this.parse(buffered);
   }
 
   private parse(line: string): WatchEvent<T> {
