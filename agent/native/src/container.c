@@ -31,15 +31,6 @@
 #include "seccomp.h"
 #include "util.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
-#ifndef SYS_close_range
-#define SYS_close_range 436
-#endif
 #ifndef SYS_openat2
 #define SYS_openat2 437
 #endif
@@ -68,7 +59,6 @@ static const char *const readonly_paths[] = { "/proc/bus", "/proc/fs", "/proc/ir
 #endif
 
 #define CHILD_STACK_SIZE (256 * 1024)
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 /* The devices every container gets, bind-mounted from the host. */
 static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
@@ -740,43 +730,8 @@ closep_pair (int (*fds)[2])
 static int
 exec_candidates (const grove_container_config_t *cfg, char ***out, grove_error_t *err)
 {
-  const char *cmd = cfg->argv[0];
-  const char *path = DEFAULT_PATH;
-  size_t count = 1, i = 0;
-  char **list;
-
-  if (strchr (cmd, '/') != NULL)
-    {
-      list = calloc (2, sizeof (char *));
-      if (list == NULL || (list[0] = strdup (cmd)) == NULL)
-        {
-          free (list);
-          return grove_error_set (err, ENOMEM, "exec %s", cmd);
-        }
-      *out = list;
-      return 0;
-    }
-  for (char *const *e = cfg->envp; *e != NULL; e++)
-    if (strncmp (*e, "PATH=", 5) == 0)
-      path = *e + 5;
-  for (const char *p = path; *p != '\0'; p++)
-    if (*p == ':')
-      count++;
-  list = calloc (count + 1, sizeof (char *));
-  if (list == NULL)
-    return grove_error_set (err, ENOMEM, "exec %s", cmd);
-  for (const char *p = path;;)
-    {
-      const char *end = strchr (p, ':');
-      size_t len = end != NULL ? (size_t) (end - p) : strlen (p);
-      if (len > 0 && asprintf (&list[i], "%.*s/%s", (int) len, p, cmd) >= 0)
-        i++;
-      if (end == NULL)
-        break;
-      p = end + 1;
-    }
-  *out = list;
-  return 0;
+  *out = grove_exec_candidates (cfg->argv[0], cfg->envp);
+  return *out != NULL ? 0 : grove_error_set (err, ENOMEM, "exec %s", cfg->argv[0]);
 }
 
 static int

@@ -72,15 +72,6 @@
 #include "seccomp.h"
 #include "util.h"
 
-#ifndef SYS_close_range
-#define SYS_close_range 436
-#endif
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
 #ifndef SYS_execveat
 #define SYS_execveat 322
 #endif
@@ -107,7 +98,6 @@
 #define MAX_ARGS 4096
 #define MAX_GROUPS 64
 #define MAX_RLIMITS 16
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 #define RELAY_BUF 16384
 #define TTY_DRAIN_MS 2000
@@ -240,61 +230,18 @@ run_from_sealed_copy (char **argv, grove_error_t *err)
 
 /* ---- configuration -------------------------------------------------------- */
 
-static char *
-read_all (int fd, size_t *len)
-{
-  size_t cap = 65536, n = 0;
-  char *buf = malloc (cap);
-  if (buf == NULL)
-    return NULL;
-  for (;;)
-    {
-      ssize_t r;
-      if (n == cap)
-        {
-          char *bigger = realloc (buf, cap * 2);
-          if (bigger == NULL)
-            {
-              free (buf);
-              return NULL;
-            }
-          buf = bigger;
-          cap *= 2;
-        }
-      r = read (fd, buf + n, cap - n);
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r < 0)
-        {
-          free (buf);
-          return NULL;
-        }
-      if (r == 0)
-        break;
-      n += (size_t) r;
-    }
-  *len = n;
-  return buf;
-}
 
 static int
 parse_config (char *buf, size_t len, grove_error_t *err)
 {
   size_t i = 0;
+  char *key, *val;
+  int more;
   memset (&cfg, 0, sizeof (cfg));
   cfg.cols = 80;
   cfg.rows = 24;
-  while (i < len)
+  while ((more = grove_config_next (buf, len, &i, &key, &val, "exec", err)) > 0)
     {
-      char *key = buf + i;
-      char *val;
-      i += strnlen (key, len - i) + 1;
-      if (i >= len)
-        return grove_error_set (err, EINVAL, "exec config: key %s without a value", key);
-      val = buf + i;
-      i += strnlen (val, len - i) + 1;
-      if (i > len)
-        return grove_error_set (err, EINVAL, "exec config: unterminated value of %s", key);
       if (strcmp (key, "id") == 0)
         cfg.id = val;
       else if (strcmp (key, "cgroup_mode") == 0)
@@ -342,6 +289,8 @@ parse_config (char *buf, size_t len, grove_error_t *err)
       else
         return grove_error_set (err, EINVAL, "exec config: unknown key %s", key);
     }
+  if (more < 0)
+    return -1;
   if (cfg.id == NULL || cfg.cg_mode == NULL || cfg.cg_root == NULL || cfg.cg_parent == NULL || cfg.pid <= 0
       || cfg.argc == 0 || cfg.argv[0][0] == '\0')
     return grove_error_set (err, EINVAL, "exec config: id, pid, cgroup_* and arg are required");
@@ -354,44 +303,6 @@ parse_config (char *buf, size_t len, grove_error_t *err)
   return 0;
 }
 
-/* The paths execve will try: argv[0] itself when it has a '/', else each
- * entry of the PATH the process gets (resolved inside the container). */
-static char **
-exec_candidates (void)
-{
-  const char *cmd = cfg.argv[0];
-  const char *path = DEFAULT_PATH;
-  size_t count = 1, i = 0;
-  char **list;
-
-  if (strchr (cmd, '/') != NULL)
-    {
-      list = calloc (2, sizeof (char *));
-      if (list != NULL)
-        list[0] = (char *) cmd;
-      return list;
-    }
-  for (size_t e = 0; e < cfg.envc; e++)
-    if (strncmp (cfg.envp[e], "PATH=", 5) == 0)
-      path = cfg.envp[e] + 5;
-  for (const char *p = path; *p != '\0'; p++)
-    if (*p == ':')
-      count++;
-  list = calloc (count + 1, sizeof (char *));
-  if (list == NULL)
-    return NULL;
-  for (const char *p = path;;)
-    {
-      const char *end = strchr (p, ':');
-      size_t len = end != NULL ? (size_t) (end - p) : strlen (p);
-      if (len > 0 && asprintf (&list[i], "%.*s/%s", (int) len, p, cmd) >= 0)
-        i++;
-      if (end == NULL)
-        break;
-      p = end + 1;
-    }
-  return list;
-}
 
 /* ---- the container's init ------------------------------------------------- */
 
@@ -828,7 +739,7 @@ grove_exec_main (int argc, char **argv)
   /* From the copy on (execve made us dumpable again): nothing may open our
    * memory or descriptors through /proc, neither here nor in the stages. */
   prctl (PR_SET_DUMPABLE, 0, 0, 0, 0);
-  blob = read_all (FD_CONFIG, &len);
+  blob = grove_read_all (FD_CONFIG, &len);
   close (FD_CONFIG);
   if (blob == NULL)
     {
@@ -840,7 +751,7 @@ grove_exec_main (int argc, char **argv)
       status_error (err.errnum, err.msg);
       return 1;
     }
-  candidates = exec_candidates ();
+  candidates = grove_exec_candidates (cfg.argv[0], cfg.envp);
   if (candidates == NULL)
     {
       status_error (ENOMEM, "exec: out of memory");

@@ -39,10 +39,6 @@
 #include "shim.h"
 #include "util.h"
 
-#ifndef SYS_close_range
-#define SYS_close_range 436
-#endif
-
 #define MAX_CLIENTS 32
 #define MAX_GROUPS 64
 #define MAX_RLIMITS 16
@@ -143,60 +139,17 @@ write_record (const char *name, const char *text)
   return rename (tmp, final);
 }
 
-static char *
-read_all (int fd, size_t *len)
-{
-  size_t cap = 65536, n = 0;
-  char *buf = malloc (cap);
-  if (buf == NULL)
-    return NULL;
-  for (;;)
-    {
-      ssize_t r;
-      if (n == cap)
-        {
-          char *bigger = realloc (buf, cap * 2);
-          if (bigger == NULL)
-            {
-              free (buf);
-              return NULL;
-            }
-          buf = bigger;
-          cap *= 2;
-        }
-      r = read (fd, buf + n, cap - n);
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r < 0)
-        {
-          free (buf);
-          return NULL;
-        }
-      if (r == 0)
-        break;
-      n += (size_t) r;
-    }
-  *len = n;
-  return buf;
-}
 
 static int
 parse_config (char *buf, size_t len, grove_error_t *err)
 {
   size_t i = 0;
+  char *key, *val;
+  int more;
   memset (&cfg, 0, sizeof (cfg));
   cfg.log_max = 10 * 1024 * 1024;
-  while (i < len)
+  while ((more = grove_config_next (buf, len, &i, &key, &val, "shim", err)) > 0)
     {
-      char *key = buf + i;
-      char *val;
-      i += strnlen (key, len - i) + 1;
-      if (i >= len)
-        return grove_error_set (err, EINVAL, "shim config: key %s without a value", key);
-      val = buf + i;
-      i += strnlen (val, len - i) + 1;
-      if (i > len)
-        return grove_error_set (err, EINVAL, "shim config: unterminated value of %s", key);
 #define KEY(name, field)                                                                                               \
   if (strcmp (key, name) == 0)                                                                                         \
     {                                                                                                                  \
@@ -272,6 +225,8 @@ parse_config (char *buf, size_t len, grove_error_t *err)
       else
         return grove_error_set (err, EINVAL, "shim config: unknown or repeated key %s", key);
     }
+  if (more < 0)
+    return -1;
   if (cfg.id == NULL || cfg.rootfs == NULL || cfg.hostname == NULL || cfg.log == NULL || cfg.dir == NULL
       || cfg.cg_mode == NULL || cfg.cg_root == NULL || cfg.cg_parent == NULL || cfg.argc == 0)
     return grove_error_set (err, EINVAL,
@@ -541,7 +496,7 @@ main (int argc, char **argv)
 
   /* Only fds 0-4 are ours; fd 4 reports the start. */
   syscall (SYS_close_range, 5, ~0U, 0);
-  blob = read_all (3, &len);
+  blob = grove_read_all (3, &len);
   close (3);
   if (blob == NULL)
     {

@@ -166,3 +166,100 @@ grove_write_all (int fd, const char *buf, size_t len)
     }
   return 0;
 }
+
+char *
+grove_read_all (int fd, size_t *len)
+{
+  size_t cap = 65536, n = 0;
+  char *buf = malloc (cap);
+  if (buf == NULL)
+    return NULL;
+  for (;;)
+    {
+      ssize_t r;
+      if (n == cap)
+        {
+          char *bigger = realloc (buf, cap * 2);
+          if (bigger == NULL)
+            {
+              free (buf);
+              return NULL;
+            }
+          buf = bigger;
+          cap *= 2;
+        }
+      r = read (fd, buf + n, cap - n);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r < 0)
+        {
+          int saved = errno;
+          free (buf);
+          errno = saved;
+          return NULL;
+        }
+      if (r == 0)
+        break;
+      n += (size_t) r;
+    }
+  *len = n;
+  return buf;
+}
+
+int
+grove_config_next (char *buf, size_t len, size_t *pos, char **key, char **val, const char *what,
+                   grove_error_t *err)
+{
+  size_t i = *pos;
+  if (i >= len)
+    return 0;
+  *key = buf + i;
+  i += strnlen (*key, len - i) + 1;
+  if (i >= len)
+    return grove_error_set (err, EINVAL, "%s config: key %s without a value", what, *key);
+  *val = buf + i;
+  i += strnlen (*val, len - i) + 1;
+  if (i > len)
+    return grove_error_set (err, EINVAL, "%s config: unterminated value of %s", what, *key);
+  *pos = i;
+  return 1;
+}
+
+char **
+grove_exec_candidates (const char *cmd, char *const *envp)
+{
+  const char *path = GROVE_DEFAULT_PATH;
+  size_t count = 1, i = 0;
+  char **list;
+
+  if (strchr (cmd, '/') != NULL)
+    {
+      list = calloc (2, sizeof (char *));
+      if (list != NULL && (list[0] = strdup (cmd)) == NULL)
+        {
+          free (list);
+          list = NULL;
+        }
+      return list;
+    }
+  for (char *const *e = envp; e != NULL && *e != NULL; e++)
+    if (strncmp (*e, "PATH=", 5) == 0)
+      path = *e + 5;
+  for (const char *p = path; *p != '\0'; p++)
+    if (*p == ':')
+      count++;
+  list = calloc (count + 1, sizeof (char *));
+  if (list == NULL)
+    return NULL;
+  for (const char *p = path;;)
+    {
+      const char *end = strchr (p, ':');
+      size_t plen = end != NULL ? (size_t) (end - p) : strlen (p);
+      if (plen > 0 && asprintf (&list[i], "%.*s/%s", (int) plen, p, cmd) >= 0)
+        i++;
+      if (end == NULL)
+        break;
+      p = end + 1;
+    }
+  return list;
+}

@@ -4,8 +4,23 @@
 
 #include <dirent.h>
 #include <stddef.h>
+#include <sys/syscall.h>
 
 #include "error.h"
+
+/* Syscall numbers (x86_64) older libc headers lack. */
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+/* The PATH a process gets when its environment names none. */
+#define GROVE_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,6 +52,17 @@ int grove_asprintf (char **out, grove_error_t *err, const char *fmt, ...)
 #ifdef __cplusplus
 }
 #endif
+
+/* Reads fd to its end into a malloc'd buffer (not NUL-terminated); NULL with errno set on failure. */
+char *grove_read_all (int fd, size_t *len);
+/* The next "key\0value\0" pair of a config blob from *pos: 1 with key and val
+ * set, 0 at the end, -1 (err names `what`) when a key has no terminated value. */
+int grove_config_next (char *buf, size_t len, size_t *pos, char **key, char **val, const char *what,
+                       grove_error_t *err);
+/* The paths execve tries for cmd: cmd itself when it holds a '/', else cmd in
+ * each entry of envp's PATH (GROVE_DEFAULT_PATH without one). A malloc'd,
+ * NULL-terminated list of malloc'd strings; NULL when out of memory. */
+char **grove_exec_candidates (const char *cmd, char *const *envp);
 
 /* Writes all of buf to fd, retrying on EINTR and short writes; -1 with errno set on failure. */
 int grove_write_all (int fd, const char *buf, size_t len);
