@@ -145,3 +145,17 @@ export const balancedFit: Scorer = {
     return node.allocated.cpuMillis === 0 && node.allocated.memoryBytes === 0 ? h * EMPTY_NODE_FACTOR : h;
   },
 };
+
+/** Every scorer above (what the shape cache knows to be node-local). */
+export const BUILTIN_SCORERS: readonly Scorer[] = [
+  mostAllocated,
+  binPack,
+  leastAllocated,
+  spread,
+  nomadBestFit,
+  dotProduct,
+  l2Norm,
+  diego,
+  preferNoSchedule,
+  balancedFit,
+];

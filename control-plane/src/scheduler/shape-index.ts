@@ -8,49 +8,18 @@
 // then read off the tree: the best total and every node within TIE_EPSILON of
 // it, broken by the same seeded key as place(). The answer is place()'s by
 // construction; `place.test.ts` checks it on random clusters.
-import { antiAffinityFilter, appKeyOf, diskFit, hostPortsFit, nodeSelectorFilter } from "./filters";
-import { cpuFit, memoryFit, nodeReady, nodeSchedulable, pidsFit, taintsFilter } from "./filters";
+import { antiAffinityFilter, appKeyOf, DEFAULT_FILTERS, spreadFilter } from "./filters";
 import { fusedFits, fusedFor, nodeTotal, totalWeightOf } from "./rank";
-import {
-  balancedFit,
-  binPack,
-  diego,
-  dotProduct,
-  l2Norm,
-  leastAllocated,
-  mostAllocated,
-  nomadBestFit,
-  preferNoSchedule,
-  spread,
-} from "./scorers";
+import { BUILTIN_SCORERS, diego } from "./scorers";
 import type { Filter, NodeView, PlacementContext, PlacementRequest, Profile, Scorer } from "./types";
 
-/** Filters whose verdict on a node depends only on the request and that node (not topology spread). */
-const NODE_LOCAL_FILTERS: ReadonlySet<Filter> = new Set([
-  nodeReady,
-  nodeSchedulable,
-  cpuFit,
-  memoryFit,
-  pidsFit,
-  diskFit,
-  hostPortsFit,
-  nodeSelectorFilter,
-  taintsFilter,
-  antiAffinityFilter,
-]);
-/** Scorers whose score depends only on the request and the node. */
-const NODE_LOCAL_SCORERS: ReadonlySet<Scorer> = new Set([
-  mostAllocated,
-  binPack,
-  leastAllocated,
-  spread,
-  nomadBestFit,
-  dotProduct,
-  l2Norm,
-  diego,
-  preferNoSchedule,
-  balancedFit,
-]);
+/**
+ * Filters whose verdict on a node depends only on the request and that node:
+ * every built-in one but topology spread (which counts other nodes).
+ */
+const NODE_LOCAL_FILTERS: ReadonlySet<Filter> = new Set(DEFAULT_FILTERS.filter((f) => f !== spreadFilter));
+/** Scorers whose score depends only on the request and the node: every built-in one. */
+const NODE_LOCAL_SCORERS: ReadonlySet<Scorer> = new Set(BUILTIN_SCORERS);
 /** Filters and scorers that read the request's App (its instances on the node). */
 const APP_READERS: ReadonlySet<Filter | Scorer> = new Set<Filter | Scorer>([antiAffinityFilter, diego]);
 
