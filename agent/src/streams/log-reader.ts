@@ -70,13 +70,8 @@ export async function tailStart(files: string[], lines: number): Promise<{ file:
   for (let f = files.length - 1; f >= 0; f--) {
     const size = sizes[f] ?? 0;
     if (size === 0) continue;
-    let fh: fs.FileHandle;
-    try {
-      fh = await fs.open(files[f]!, "r");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
-      throw err;
-    }
+    const fh = await openIfExists(files[f]!);
+    if (!fh) continue;
     try {
       let end = size;
       while (end > 0) {
@@ -92,6 +87,16 @@ export async function tailStart(files: string[], lines: number): Promise<{ file:
     }
   }
   return { file: 0, offset: 0 };
+}
+
+/** Opens a log file for reading; undefined when it does not exist (rotated away). */
+async function openIfExists(file: string): Promise<fs.FileHandle | undefined> {
+  try {
+    return await fs.open(file, "r");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -122,13 +127,8 @@ export async function readLog(
   const start = await tailStart(files, opts.tailLines);
   // The rotated file first (when the tail starts there), read to its end.
   for (let f = start.file; f < files.length - 1; f++) {
-    let fh: fs.FileHandle;
-    try {
-      fh = await fs.open(files[f]!, "r");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
-      throw err;
-    }
+    const fh = await openIfExists(files[f]!);
+    if (!fh) continue;
     try {
       await drain(fh, f === start.file ? start.offset : 0);
     } finally {
