@@ -6,8 +6,16 @@
 // the nodes and instances it used.
 import type { Instance, Node, Resources } from "@grove/api";
 import { Keys, type Store, type TxnCompare, type TxnOp } from "../store/store";
-import { addResources, zeroResources, type PlacedInstance, type PlacementRequest, type Taint } from "../scheduler";
+import {
+  addResources,
+  zeroResources,
+  type NodeView,
+  type PlacedInstance,
+  type PlacementRequest,
+  type Taint,
+} from "../scheduler";
 import { isTerminal } from "./app-controller";
+import { nodeIsReady } from "./node-lifecycle";
 import type { Informer } from "./informer";
 
 /** etcd's default --max-txn-ops is 128; stay below it. */
@@ -277,4 +285,45 @@ export function allocations(instances: readonly Instance[]): Map<string, Resourc
     out.set(node, addResources(out.get(node) ?? zeroResources(), inst.spec.resources));
   }
   return out;
+}
+
+/** Host ports bound on every node: those of its bound, unfinished instances. */
+export function usedHostPorts(instances: readonly Instance[]): Map<string, Set<number>> {
+  const out = new Map<string, Set<number>>();
+  for (const inst of instances) {
+    const node = inst.spec.nodeName;
+    if (!node || isTerminal(inst)) continue;
+    for (const p of inst.spec.ports ?? []) {
+      if (!p.hostPort) continue;
+      let set = out.get(node);
+      if (!set) out.set(node, (set = new Set()));
+      set.add(p.hostPort);
+    }
+  }
+  return out;
+}
+
+/**
+ * The placement library's view of the nodes, from the objects: what the
+ * scheduler loop, `apply --plan` and `get capacity` all plan on. `used` and
+ * `ports` may be passed when the caller has them already (the views share
+ * the port sets).
+ */
+export function nodeViews(
+  nodes: readonly Node[],
+  instances: readonly Instance[],
+  used: ReadonlyMap<string, Resources> = allocations(instances),
+  ports: ReadonlyMap<string, Set<number>> = usedHostPorts(instances),
+): NodeView[] {
+  const bound = boundInstances(instances);
+  return nodes.map((n) => ({
+    name: n.metadata.name,
+    ready: nodeIsReady(n),
+    unschedulable: n.spec.unschedulable === true,
+    allocatable: n.status?.allocatable ?? zeroResources(),
+    allocated: used.get(n.metadata.name) ?? zeroResources(),
+    labels: n.metadata.labels ?? {},
+    ...nodeExtras(n, bound),
+    usedHostPorts: ports.get(n.metadata.name) ?? new Set<number>(),
+  }));
 }

@@ -17,26 +17,10 @@ import {
   type PlacementRequest,
 } from "../scheduler";
 import { instanceTemplate, isTerminal, resizeFits, resourcesUpdatePolicy, templateChange } from "./app-controller";
-import { nodeIsReady } from "./node-lifecycle";
-import { allocations, boundInstances, nodeExtras, requestExtras } from "./placement-commit";
+import { allocations, nodeViews, requestExtras } from "./placement-commit";
 
 const zero = zeroResources;
 const add = addResources;
-
-/** The scheduler's view of the nodes, from objects (the same as the loop builds). */
-export function nodeViews(nodes: readonly Node[], instances: readonly Instance[]): NodeView[] {
-  const used = allocations(instances);
-  const bound = boundInstances(instances);
-  return nodes.map((n) => ({
-    name: n.metadata.name,
-    ready: nodeIsReady(n),
-    unschedulable: n.spec.unschedulable === true,
-    allocatable: n.status?.allocatable ?? zero(),
-    allocated: used.get(n.metadata.name) ?? zero(),
-    labels: n.metadata.labels ?? {},
-    ...nodeExtras(n, bound),
-  }));
-}
 
 /** "cpu=500m,memory=1Gi[,pids=64][,disk=1Gi]" -> Resources; errors name the part. */
 export function parseShape(shape: string): Resources {

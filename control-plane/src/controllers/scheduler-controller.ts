@@ -13,7 +13,6 @@ import {
   placeBatch,
   seededRng,
   zeroResources as zero,
-  type NodeView,
   type PlacementRequest,
 } from "../scheduler";
 import { Informer, objectKey } from "./informer";
@@ -21,35 +20,18 @@ import { isTerminal } from "./app-controller";
 import { WorkQueue } from "./work-queue";
 import {
   allocations,
-  boundInstances,
   caughtUp,
   commitChunked,
+  nodeViews,
   PlacementRaceError,
-  nodeExtras,
   preemptionOps,
   requestExtras,
+  usedHostPorts,
 } from "./placement-commit";
-import { nodeIsReady } from "./node-lifecycle";
 import { freePort, type PortRange } from "../network/subnets";
 
 /** Host ports handed out when an App's port names none (configurable on grove-server). */
 export const DEFAULT_HOST_PORT_RANGE: PortRange = { first: 20000, last: 29999 };
-
-/** Host ports bound on every node: those of its bound, unfinished instances. */
-export function usedHostPorts(instances: readonly Instance[]): Map<string, Set<number>> {
-  const out = new Map<string, Set<number>>();
-  for (const inst of instances) {
-    const node = inst.spec.nodeName;
-    if (!node || isTerminal(inst)) continue;
-    for (const p of inst.spec.ports ?? []) {
-      if (!p.hostPort) continue;
-      let set = out.get(node);
-      if (!set) out.set(node, (set = new Set()));
-      set.add(p.hostPort);
-    }
-  }
-  return out;
-}
 
 /** The fixed host ports an instance asks for. */
 function fixedHostPorts(inst: Instance): number[] {
@@ -68,7 +50,7 @@ function stored<T extends { metadata: { resourceVersion?: string } }>(obj: T): T
   return { ...obj, metadata } as T;
 }
 
-export { allocations } from "./placement-commit";
+export { allocations, usedHostPorts } from "./placement-commit";
 
 /** Lost placement races retried at once (after RACE_RETRY_MS) before the queue's backoff applies. */
 const MAX_QUICK_RACE_RETRIES = 5;
@@ -123,17 +105,7 @@ export class SchedulerController {
       return;
     }
 
-    const bound = boundInstances(all);
-    const views: NodeView[] = nodes.map((n) => ({
-      name: n.metadata.name,
-      ready: nodeIsReady(n),
-      unschedulable: n.spec.unschedulable === true,
-      allocatable: n.status?.allocatable ?? zero(),
-      allocated: used.get(n.metadata.name) ?? zero(),
-      labels: n.metadata.labels ?? {},
-      ...nodeExtras(n, bound),
-      usedHostPorts: ports.get(n.metadata.name) ?? new Set<number>(),
-    }));
+    const views = nodeViews(nodes, all, used, ports);
     const reqs: PlacementRequest[] = pending.map((i) => ({
       id: objectKey(i),
       app: i.spec.app,
