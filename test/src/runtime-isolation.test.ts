@@ -1,45 +1,20 @@
 // Isolation defaults and CVE defences, each checked from inside a container
 // started by the real runtime (grove-shim, addon, kernel).
-import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 
-import { NativeRuntime, SHIM_PATH, loadNativeBinding, type ContainerSpec } from "@grove/agent";
+import { NativeRuntime, SHIM_PATH } from "@grove/agent";
+import { RuntimeFixture } from "./harness/runtime-fixture";
 
-const MiB = 1024 * 1024;
-const REPO = path.resolve(__dirname, "../..");
 const PARENT = `grove-iso-${process.pid}`;
 const DOCKER_CAPS = "00000000a80425fb";
 
+const fx = new RuntimeFixture({ cgroupParent: PARENT, name: "grove-iso", idPrefix: "c", users: true });
+const { run } = fx;
 let tmp: string;
 let rootfs: string;
 let rt: NativeRuntime;
-let n = 0;
-
-function spec(script: string, over: Partial<ContainerSpec> = {}): ContainerSpec {
-  const id = `c${++n}`;
-  return {
-    id,
-    rootfs,
-    command: ["/bin/sh", "-c", script],
-    env: { PATH: "/bin:/sbin:/usr/bin:/usr/sbin" },
-    hostname: id,
-    resources: { cpuMillis: 500, memoryBytes: 64 * MiB, pids: 32 },
-    logPath: path.join(tmp, `${id}.log`),
-    ...over,
-  };
-}
-
-/** Runs a script to completion in a container; returns its exit code and output. */
-async function run(script: string, over: Partial<ContainerSpec> = {}): Promise<{ code: number; out: string }> {
-  const s = spec(script, over);
-  const h = await rt.start(s);
-  const exit = await h.exited;
-  await rt.remove(s.id);
-  return { code: exit.exitCode, out: fs.readFileSync(s.logPath, "utf8") };
-}
 
 function field(out: string, name: string): string | undefined {
   return new RegExp(`^${name}:\\s*(.*)$`, "m").exec(out)?.[1]?.trim();
@@ -50,25 +25,14 @@ function sha(file: string): string {
 }
 
 beforeAll(() => {
-  loadNativeBinding();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-iso-"));
-  rootfs = path.join(tmp, "rootfs");
-  execFileSync(path.join(REPO, "deploy/make-rootfs.sh"), [rootfs], { stdio: "pipe" });
-  fs.appendFileSync(path.join(rootfs, "etc/passwd"), "app:x:1000:1000:app:/home/app:/bin/sh\n");
-  fs.appendFileSync(path.join(rootfs, "etc/group"), "app:x:1000:\nextra:x:2000:app\nother:x:3000:\n");
-  rt = new NativeRuntime({ cgroupParent: PARENT });
+  ({ tmp, rootfs, rt } = fx.setUp());
 });
 
 afterAll(async () => {
-  for (const h of rt?.list() ?? []) {
-    await rt.stop(h.id, 0);
-    await rt.remove(h.id);
-  }
-  await rt?.removeParentCgroup();
+  await fx.tearDown();
   for (const c of ["memory", "cpu", "pids", "cpuacct", "devices"]) {
     expect(fs.existsSync(path.join("/sys/fs/cgroup", c, PARENT))).toBe(false);
   }
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 describe("isolation defaults, seen from inside the container", () => {

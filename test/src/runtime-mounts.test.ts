@@ -1,59 +1,24 @@
 // ContainerSpec.mounts: bind mounts of host files into a container, checked
 // from inside containers started by the real runtime (grove-shim, addon, kernel).
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 
-import { NativeRuntime, loadNativeBinding, type ContainerSpec } from "@grove/agent";
+import { NativeRuntime } from "@grove/agent";
+import { RuntimeFixture } from "./harness/runtime-fixture";
 
-const MiB = 1024 * 1024;
-const REPO = path.resolve(__dirname, "../..");
 const PARENT = `grove-mnt-${process.pid}`;
 
+const fx = new RuntimeFixture({ cgroupParent: PARENT, name: "grove-mnt", idPrefix: "m" });
+const { spec, run } = fx;
 let tmp: string;
 let rootfs: string;
 let rt: NativeRuntime;
-let n = 0;
-
-function spec(script: string, over: Partial<ContainerSpec> = {}): ContainerSpec {
-  const id = `m${++n}`;
-  return {
-    id,
-    rootfs,
-    command: ["/bin/sh", "-c", script],
-    env: { PATH: "/bin:/sbin:/usr/bin:/usr/sbin" },
-    hostname: id,
-    resources: { cpuMillis: 500, memoryBytes: 64 * MiB, pids: 32 },
-    logPath: path.join(tmp, `${id}.log`),
-    ...over,
-  };
-}
-
-async function run(script: string, over: Partial<ContainerSpec> = {}): Promise<{ code: number; out: string }> {
-  const s = spec(script, over);
-  const h = await rt.start(s);
-  const exit = await h.exited;
-  await rt.remove(s.id);
-  return { code: exit.exitCode, out: fs.readFileSync(s.logPath, "utf8") };
-}
 
 beforeAll(() => {
-  loadNativeBinding();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), `grove-mnt-${process.pid}-`));
-  rootfs = path.join(tmp, "rootfs");
-  execFileSync(path.join(REPO, "deploy/make-rootfs.sh"), [rootfs], { stdio: "pipe" });
-  rt = new NativeRuntime({ cgroupParent: PARENT });
+  ({ tmp, rootfs, rt } = fx.setUp());
 });
 
-afterAll(async () => {
-  for (const h of rt?.list() ?? []) {
-    await rt.stop(h.id, 0);
-    await rt.remove(h.id);
-  }
-  await rt?.removeParentCgroup();
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-});
+afterAll(() => fx.tearDown());
 
 describe("ContainerSpec.mounts", () => {
   it("bind-mounts a host file; the container reads it, and writes to it when it is not read-only", async () => {

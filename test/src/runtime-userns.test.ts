@@ -3,10 +3,10 @@
 // what the container sees with what the host sees.
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 
-import { NativeRuntime, loadNativeBinding, type ContainerSpec, type UserNamespace } from "@grove/agent";
+import { NativeRuntime, type UserNamespace } from "@grove/agent";
+import { RuntimeFixture } from "./harness/runtime-fixture";
 
 const MiB = 1024 * 1024;
 const REPO = path.resolve(__dirname, "../..");
@@ -19,33 +19,19 @@ const USERNS: UserNamespace = {
   gidMap: [{ containerId: 0, hostId: HOST_BASE, size: 65536 }],
 };
 
+// A 0700 parent, like an agent state directory: only host root may search it.
+const fx = new RuntimeFixture({
+  cgroupParent: PARENT,
+  name: "grove-userns",
+  idPrefix: "u",
+  tmpMode: 0o700,
+  stateDir: true,
+  defaults: { userNamespace: USERNS },
+});
+const { spec, run } = fx;
 let tmp: string;
 let rootfs: string;
 let rt: NativeRuntime;
-let n = 0;
-
-function spec(script: string, over: Partial<ContainerSpec> = {}): ContainerSpec {
-  const id = `u${++n}`;
-  return {
-    id,
-    rootfs,
-    command: ["/bin/sh", "-c", script],
-    env: { PATH: "/bin:/sbin:/usr/bin:/usr/sbin" },
-    hostname: id,
-    resources: { cpuMillis: 500, memoryBytes: 64 * MiB, pids: 32 },
-    logPath: path.join(tmp, `${id}.log`),
-    userNamespace: USERNS,
-    ...over,
-  };
-}
-
-async function run(script: string, over: Partial<ContainerSpec> = {}): Promise<{ code: number; out: string }> {
-  const s = spec(script, over);
-  const h = await rt.start(s);
-  const exit = await h.exited;
-  await rt.remove(s.id);
-  return { code: exit.exitCode, out: fs.readFileSync(s.logPath, "utf8") };
-}
 
 function hostStatus(pid: number, key: string): string | undefined {
   return new RegExp(`^${key}:\\s*(.*)$`, "m").exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]?.trim();
@@ -60,23 +46,12 @@ async function waitFor(what: string, cond: () => boolean, ms = 10_000): Promise<
 }
 
 beforeAll(() => {
-  loadNativeBinding();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-userns-"));
-  // A 0700 parent, like an agent state directory: only host root may search it.
-  fs.chmodSync(tmp, 0o700);
-  rootfs = path.join(tmp, "rootfs");
-  execFileSync(path.join(REPO, "deploy/make-rootfs.sh"), [rootfs], { stdio: "pipe" });
-  rt = new NativeRuntime({ cgroupParent: PARENT, stateDir: path.join(tmp, "state") });
+  ({ tmp, rootfs, rt } = fx.setUp());
 });
 
 afterAll(async () => {
-  for (const h of rt?.list() ?? []) {
-    await rt.stop(h.id, 0);
-    await rt.remove(h.id);
-  }
-  await rt?.removeParentCgroup();
+  await fx.tearDown();
   if (fs.existsSync(`/run/netns/${NETNS}`)) execFileSync("ip", ["netns", "delete", NETNS]);
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 }, 30_000);
 
 describe("user namespace per container", () => {
