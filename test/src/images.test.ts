@@ -10,7 +10,16 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { GroveClient, type App, type Instance } from "@grove/api";
-import { BIN, startNode, startServer, tempDir, waitFor, type ServerProcess, type Started } from "./harness/processes";
+import {
+  BIN,
+  startNode,
+  startServer,
+  tempDir,
+  waitFor,
+  waitNodeReady,
+  type ServerProcess,
+  type Started,
+} from "./harness/processes";
 import {
   addRawLayer,
   busyboxLayout,
@@ -157,14 +166,7 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
       { name: "grove-agent", timeoutMs: 60_000 },
     );
     client = new GroveClient({ server: server.url, token: server.adminToken });
-    await waitFor(
-      "the node to be Ready",
-      async () => {
-        const n = await client.get("Node", NODE);
-        return n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
-      },
-      60_000,
-    );
+    await waitNodeReady(client, NODE, 60_000);
   });
 
   afterAll(async () => {

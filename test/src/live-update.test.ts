@@ -14,6 +14,7 @@ import {
   startServer,
   tempDir,
   waitFor,
+  waitNodeReady,
   type ServerProcess,
   type Started,
 } from "./harness/processes";
@@ -87,10 +88,7 @@ describe("live update: an App's resources change without restarting its instance
     agent = await boot();
     client = new GroveClient({ server: server.url, token: server.adminToken });
     env = { GROVE_SERVER: server.url, GROVE_TOKEN: server.adminToken, HOME: dir, GROVE_CONFIG: "" };
-    await waitFor("the node to be Ready", async () => {
-      const n = await client.get("Node", NODE);
-      return n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
-    });
+    await waitNodeReady(client, NODE);
   });
 
   afterAll(async () => {

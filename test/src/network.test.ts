@@ -8,7 +8,7 @@ import * as fs from "node:fs/promises";
 import { GroveClient, type App, type Endpoints, type Instance } from "@grove/api";
 import { HostCluster, type Host } from "./harness/hosts";
 import { busyboxLayout } from "./harness/registry";
-import { runCli, waitFor } from "./harness/processes";
+import { isReady, runCli, waitFor } from "./harness/processes";
 
 const WEB_PORT = 18080;
 
@@ -55,12 +55,7 @@ describe("networking across hosts in network namespaces", () => {
       "three Ready nodes with subnets",
       async () => {
         const nodes = (await client.list("Node")).items;
-        return (
-          nodes.length === 3 &&
-          nodes.every(
-            (n) => n.status?.subnet && n.status.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
-          )
-        );
+        return nodes.length === 3 && nodes.every((n) => n.status?.subnet && isReady(n));
       },
       60_000,
     );

@@ -11,6 +11,7 @@ import {
   startServer,
   tempDir,
   waitFor,
+  waitNodeReady,
   type ServerProcess,
   type Started,
 } from "./harness/processes";
@@ -56,10 +57,7 @@ describe("App security settings reach the container", () => {
     server = await startServer({ dataDir: path.join(dir, "server") });
     agent = await launchAgent();
     client = new GroveClient({ server: server.url, token: server.adminToken });
-    await waitFor("the node to be Ready", async () => {
-      const n = await client.get("Node", NODE);
-      return n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
-    });
+    await waitNodeReady(client, NODE);
   });
 
   function launchAgent(): Promise<Started> {

@@ -14,6 +14,7 @@ import {
   startServer,
   tempDir,
   waitFor,
+  waitNodeReady,
   type ServerProcess,
   type Started,
 } from "./harness/processes";
@@ -105,10 +106,7 @@ describe("containers outlive the agent", () => {
     server = await startServer({ dataDir: path.join(dir, "server") });
     client = new GroveClient({ server: server.url, token: server.adminToken });
     agent = await boot();
-    await waitFor("the node to be Ready", async () => {
-      const n = await client.get("Node", NODE);
-      return n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
-    });
+    await waitNodeReady(client, NODE);
   });
 
   afterAll(async () => {

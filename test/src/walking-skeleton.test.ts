@@ -12,6 +12,7 @@ import {
   startServer,
   tempDir,
   waitFor,
+  waitNodeReady,
   type ServerProcess,
   type Started,
 } from "./harness/processes";
@@ -61,10 +62,7 @@ describe("walking skeleton: grove apply runs a limited, isolated process on an a
     });
     client = new GroveClient({ server: server.url, token: server.adminToken });
     env = { GROVE_SERVER: server.url, GROVE_TOKEN: server.adminToken, HOME: dir, GROVE_CONFIG: "" };
-    await waitFor("the node to be Ready", async () => {
-      const n = await client.get("Node", NODE);
-      return n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
-    });
+    await waitNodeReady(client, NODE);
   });
 
   afterAll(async () => {

@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as readline from "node:readline";
+import type { GroveClient, Node } from "@grove/api";
 
 /** The repository root: the nearest directory above with a package.json that has workspaces. */
 export const REPO_ROOT = ((): string => {
@@ -227,4 +228,14 @@ export function runCli(
     p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     p.on("exit", (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** The node reports Ready. */
+export function isReady(n: Node): boolean {
+  return n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+}
+
+/** Waits until the node is registered and Ready. */
+export async function waitNodeReady(client: GroveClient, name: string, timeoutMs = 30_000): Promise<void> {
+  await waitFor(`node ${name} to be Ready`, async () => isReady(await client.get("Node", name)), timeoutMs);
 }
