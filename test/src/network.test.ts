@@ -345,9 +345,9 @@ describe("networking across hosts in network namespaces", () => {
     );
     expect(inst!.spec.nodeName).toBe("h1");
     expect(inst!.status!.ports![0]!.hostPort).toBeGreaterThanOrEqual(20000);
-    expect((await get(`http://${h1.address}:${inst!.status!.ports![0]!.hostPort}/`)).trim()).toBe(
-      `hello from ${inst!.metadata.name}`,
-    );
+    // Running means the process started; httpd may bind its port a moment later.
+    const url = `http://${h1.address}:${inst!.status!.ports![0]!.hostPort}/`;
+    expect((await waitFor(`GET ${url}`, () => get(url), 15_000)).trim()).toBe(`hello from ${inst!.metadata.name}`);
     // Exactly one address, namespace, cache entry, veth and egress chain: the new instance's.
     expect(await leases(h1)).toEqual([inst!.status!.ip]);
     expect(await fs.readdir(`${h1.stateDir}/network/netns`)).toEqual([inst!.metadata.uid]);
