@@ -174,13 +174,13 @@ describe("App security settings reach the container", () => {
     await expect(
       client.apply(app("badns", { security: { userNamespace: { hostUid: 0, hostGid: 5 } } })),
     ).rejects.toThrow(/security\/userNamespace|security\.userNamespace/);
-    await expect(client.get("App", "badns", "default")).rejects.toThrow();
+    await expect(client.get("App", "badns", "default")).rejects.toMatchObject({ code: "NotFound" });
   });
 
   test("an unknown capability is refused at apply with the field path, and nothing is written", async () => {
     await expect(client.apply(app("badcaps", { security: { capabilities: { add: ["CAP_NOPE"] } } }))).rejects.toThrow(
       /security\/capabilities\/add\/0|security\.capabilities\.add\[0\]/,
     );
-    await expect(client.get("App", "badcaps", "default")).rejects.toThrow();
+    await expect(client.get("App", "badcaps", "default")).rejects.toMatchObject({ code: "NotFound" });
   });
 });
