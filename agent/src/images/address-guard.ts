@@ -4,7 +4,8 @@
 // services, a cloud metadata endpoint on 169.254.169.254). Unless the
 // registry is configured as local, every host the pull connects to is
 // resolved and refused when any of its addresses is loopback, link-local or
-// unspecified. The check runs inside the socket's own DNS lookup, so the
+// unspecified (loopback stays allowed for the registry host a reference
+// names itself: a node's own registry lives there). The check runs inside the socket's own DNS lookup, so the
 // address that was checked is the address connected to (no second lookup a
 // rebinding DNS server could answer differently).
 import * as dns from "node:dns";
@@ -45,10 +46,10 @@ function refusal(host: string, ip: string, kind: string, why: string): ImageErro
 const refusalHint = ' and the registry is not configured as local ("local": true in the image config)';
 
 /** Throws FORBIDDEN_ADDRESS for an IP-literal host in a forbidden range (no lookup happens for those). */
-export function checkLiteralHost(hostname: string, why: string): void {
+export function checkLiteralHost(hostname: string, why: string, allowLoopback = false): void {
   const ip = hostname.startsWith("[") ? hostname.slice(1, -1) : hostname;
   const kind = forbiddenKind(ip);
-  if (kind) throw refusal(hostname, ip, kind, why);
+  if (kind && !(allowLoopback && kind === "loopback")) throw refusal(hostname, ip, kind, why);
 }
 
 type LookupCallback = (
@@ -62,13 +63,14 @@ type LookupCallback = (
  * fails with FORBIDDEN_ADDRESS when any is forbidden. `why` says what the
  * connection is for (e.g. "redirect to http://…").
  */
-export function guardedLookup(why: string) {
+export function guardedLookup(why: string, allowLoopback = false) {
   return (hostname: string, options: dns.LookupOptions, callback: LookupCallback): void => {
     dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
       if (err) return callback(err, []);
       for (const a of addresses) {
         const kind = forbiddenKind(a.address);
-        if (kind) return callback(refusal(hostname, a.address, kind, why) as NodeJS.ErrnoException, []);
+        if (kind && !(allowLoopback && kind === "loopback"))
+          return callback(refusal(hostname, a.address, kind, why) as NodeJS.ErrnoException, []);
       }
       if (options.all) return callback(null, addresses);
       const first = addresses[0];

@@ -3,9 +3,10 @@
 // scope flow) and Basic auth, redirects to blob storage that never carry
 // Authorization to another origin, and Range requests for resuming. Unless
 // a registry is configured as local, nothing it names (a redirect, a token
-// realm) may send the agent to a loopback, link-local or unspecified address
-// (address-guard.ts), and whatever text a registry answers reaches statuses
-// and logs only cleaned of control characters and cut to 512 bytes.
+// realm) may send the agent to a loopback, link-local or unspecified address,
+// and the registry host itself may not be link-local or unspecified
+// (address-guard.ts); whatever text a registry answers reaches statuses and
+// logs only cleaned of control characters and cut to 512 bytes.
 import * as http from "node:http";
 import * as https from "node:https";
 import { checkLiteralHost, guardedLookup } from "./address-guard";
@@ -66,15 +67,16 @@ export class RegistryClient {
   private readonly tokens = new Map<string, CachedToken>();
   /** Hosts that answered a Basic challenge: send Basic up front next time. */
   private readonly basicHosts = new Set<string>();
-  private readonly agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
   /**
-   * Connections whose addresses were checked: a separate pool, so that a
-   * socket a local registry opened to 127.0.0.1 is never reused for a
-   * guarded request.
+   * One connection pool per address policy, so that a kept-alive socket
+   * opened under a looser policy (a local registry's, or a named registry's
+   * on 127.0.0.1) is never reused for a request under a stricter one (a
+   * redirect): reuse skips the lookup the check runs in.
    */
-  private readonly guardedAgents = {
-    http: new http.Agent({ keepAlive: true }),
-    https: new https.Agent({ keepAlive: true }),
+  private readonly pools: Record<AddressPolicy, { http: http.Agent; https: https.Agent }> = {
+    any: newPool(),
+    named: newPool(),
+    remote: newPool(),
   };
 
   constructor(private readonly options: RegistryClientOptions = {}) {
@@ -82,10 +84,10 @@ export class RegistryClient {
   }
 
   close(): void {
-    this.agents.http.destroy();
-    this.agents.https.destroy();
-    this.guardedAgents.http.destroy();
-    this.guardedAgents.https.destroy();
+    for (const pool of Object.values(this.pools)) {
+      pool.http.destroy();
+      pool.https.destroy();
+    }
   }
 
   /** Whether a registry (or mirror) host may send the agent to loopback and link-local addresses. */
@@ -178,6 +180,7 @@ export class RegistryClient {
       creds ? basic(creds) : undefined,
       this.isLocal(host),
       `token realm ${cleanText(url.origin)} of ${host}`,
+      "remote",
     );
     const text = await readText(res.body, 1 << 20);
     if (res.status !== 200) {
@@ -199,7 +202,9 @@ export class RegistryClient {
   /**
    * One GET, following redirects; Authorization only goes to the first
    * origin, never from https down to http. Unless `local`, every hop's
-   * addresses are checked (`why` names the first hop in refusals).
+   * addresses are checked: the first under `firstHop` ("named" for the
+   * registry host itself, "remote" for a realm the registry chose), every
+   * redirect under "remote". `why` names the first hop in refusals.
    */
   private async follow(
     url: URL,
@@ -207,14 +212,16 @@ export class RegistryClient {
     authorization: string | undefined,
     local: boolean,
     why: string,
+    firstHop: "named" | "remote" = "named",
   ): Promise<Response> {
     const origin = url.origin;
     let current = url;
     let purpose = why;
+    let policy: AddressPolicy = local ? "any" : firstHop;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       const h: Record<string, string> = { ...headers, "user-agent": this.options.userAgent ?? "grove-agent" };
       if (authorization && current.origin === origin) h.authorization = authorization;
-      const res = await this.request(current, h, local ? undefined : purpose);
+      const res = await this.request(current, h, policy, purpose);
       if (res.status >= 300 && res.status < 400 && res.headers.location) {
         res.body.resume();
         const previous = current;
@@ -230,6 +237,7 @@ export class RegistryClient {
           throw new ImageError("REGISTRY_ERROR", `refusing a redirect from https to ${cleanText(current.href)}`);
         }
         purpose = `redirect to ${cleanText(current.href)}`;
+        if (!local) policy = "remote";
         continue;
       }
       return res;
@@ -237,14 +245,18 @@ export class RegistryClient {
     throw new ImageError("REGISTRY_ERROR", `more than ${MAX_REDIRECTS} redirects from ${cleanText(url.href)}`);
   }
 
-  /** One GET; with `guard` (what the request is for) only to allowed addresses. */
-  private request(url: URL, headers: Record<string, string>, guard?: string): Promise<Response> {
+  /** One GET to an address `policy` allows (`why` says what the request is for, in refusals). */
+  private request(url: URL, headers: Record<string, string>, policy: AddressPolicy, why: string): Promise<Response> {
     const mod = url.protocol === "https:" ? https : http;
-    const pool = guard === undefined ? this.agents : this.guardedAgents;
+    const pool = this.pools[policy];
     const agent = url.protocol === "https:" ? pool.https : pool.http;
-    // IP literals are never looked up, so they are checked here; names in the socket's own lookup.
-    if (guard !== undefined) checkLiteralHost(url.hostname, guard);
-    const lookup = guard === undefined ? {} : { lookup: guardedLookup(guard) };
+    let lookup = {};
+    if (policy !== "any") {
+      const allowLoopback = policy === "named";
+      // IP literals are never looked up, so they are checked here; names in the socket's own lookup.
+      checkLiteralHost(url.hostname, why, allowLoopback);
+      lookup = { lookup: guardedLookup(why, allowLoopback) };
+    }
     return new Promise((resolve, reject) => {
       const req = mod.request(url, { method: "GET", headers, agent, ...lookup }, (res) => {
         res.setTimeout(this.options.timeoutMs ?? 60_000, () =>
@@ -271,6 +283,19 @@ export class RegistryClient {
     const label = res.status === 404 ? "not found" : res.status === 401 ? "unauthorized" : `HTTP ${res.status}`;
     return new ImageError(code, `${what}: ${label} (${res.status})${reason}`);
   }
+}
+
+/**
+ * Which addresses a request may connect to: "any" (a local registry),
+ * "named" (the registry or mirror host a reference or the operator names:
+ * not link-local or unspecified; loopback is where a node's own registry
+ * lives), "remote" (what a registry chose: a redirect, a token realm; not
+ * loopback either).
+ */
+type AddressPolicy = "any" | "named" | "remote";
+
+function newPool(): { http: http.Agent; https: https.Agent } {
+  return { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
 }
 
 function basic(creds: Credentials): string {
@@ -355,7 +380,10 @@ function reasonOf(text: string): string {
  * past `maxBytes` of UTF-8 is cut and marked.
  */
 export function cleanText(text: string, maxBytes = MAX_REASON_BYTES): string {
-  const s = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]+/g, " ").trim();
+  const s = text
+    .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]+/g, " ")
+    .replace(/ {2,}/g, " ")
+    .trim();
   const bytes = Buffer.from(s, "utf8");
   if (bytes.length <= maxBytes) return s;
   // Cut on a character boundary (a partial UTF-8 sequence decodes to U+FFFD).
