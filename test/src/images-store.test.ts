@@ -33,6 +33,7 @@ import {
   type Registry,
   type TarEntry,
   unmountUnder,
+  zeroTar,
 } from "./harness/registry";
 
 const run = promisify(execFile);
@@ -50,23 +51,6 @@ function tree(root: string): Set<string> {
   };
   walk("");
   return out;
-}
-
-/** An uncompressed tar of one file of `size` zero bytes, made as it is read. */
-function zeroTar(size: number): Readable {
-  const pack = tar.pack();
-  const entry = pack.entry({ name: "zeros", size, mode: 0o644, mtime: new Date(0) }, (err) =>
-    err ? pack.destroy(err) : pack.finalize(),
-  );
-  const chunk = Buffer.alloc(1 << 20);
-  const zeros = Readable.from(
-    (function* () {
-      for (let left = size; left > 0; left -= chunk.length)
-        yield left >= chunk.length ? chunk : chunk.subarray(0, left);
-    })(),
-  );
-  zeros.pipe(entry as unknown as NodeJS.WritableStream);
-  return pack as unknown as Readable;
 }
 
 /** An uncompressed tar of `count` empty files under d/. */

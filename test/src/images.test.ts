@@ -27,14 +27,18 @@ import {
 import {
   addRawLayer,
   busyboxLayout,
+  gzipLayer,
   makeHtpasswd,
   mutateLayout,
   push,
+  pushRawImage,
   startRegistry,
   startTokenServer,
   type Registry,
+  treeBytes,
   type TokenServer,
   unmountUnder,
+  zeroTar,
 } from "./harness/registry";
 
 const NODE = "img-node-1";
@@ -356,6 +360,30 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     expect(inst.status?.reason).toBe("ImagePullFailed");
     expect(inst.status?.message).toMatch(/not found \(404\).*MANIFEST_UNKNOWN/);
     await deleteApp("imgmissing");
+  });
+
+  test("a decompression bomb ends ImagePullFailed naming the limit, with the node's image store back at its baseline", async () => {
+    // 1 GiB of zeros, about 1 MiB of gzip: past the agent's default ratio limit (100) at ~100 MB.
+    const bomb = await gzipLayer(path.join(dir, "bomb.tar.gz"), zeroTar(1 << 30));
+    await pushRawImage(registry.address, "test/bomb", "1", [bomb]);
+    const blobSize = fs.statSync(bomb.file).size;
+    const before = treeBytes(imagesDir);
+    const snapshotsBefore = fs.readdirSync(path.join(imagesDir, "snapshots")).sort();
+    await client.apply(app("img-bomb", { image: `${registry.address}/test/bomb:1` }));
+    const inst = await waitState("img-bomb", "Failed", 120_000);
+    expect(inst.status?.reason).toBe("ImagePullFailed");
+    expect(inst.status?.message).toMatch(
+      new RegExp(
+        `^${registry.address}/test/bomb:1: layer sha256:[0-9a-f]{64}: uncompressed size exceeds the limit of ${100 * blobSize} bytes \\(--image-max-ratio 100\\); nothing was unpacked$`,
+      ),
+    );
+    await deleteApp("img-bomb");
+    for (const sub of ["tmp", "ingest"]) expect(fs.readdirSync(path.join(imagesDir, sub))).toEqual([]);
+    expect(fs.readdirSync(path.join(imagesDir, "snapshots")).sort()).toEqual(snapshotsBefore);
+    // The bomb's blob and half-made snapshot are gone; only its config (a few hundred bytes) stays until GC.
+    const after = treeBytes(imagesDir);
+    expect(after - before).toBeLessThan(4096);
+    console.log(`agent image store: ${before} bytes before the bomb, ${after} after`);
   });
 
   test("Bearer token auth: the agent follows the registry's challenge to the token server", async () => {

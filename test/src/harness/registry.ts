@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
 import * as path from "node:path";
-import { Transform } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
 import * as zlib from "node:zlib";
@@ -518,6 +518,23 @@ export async function pushRawImage(address: string, repo: string, tag: string, l
     body: manifest,
   });
   if (res.status !== 201) throw new Error(`manifest ${repo}:${tag}: ${res.status} ${await res.text()}`);
+}
+
+/** An uncompressed tar of one file of `size` zero bytes, made as it is read. */
+export function zeroTar(size: number): Readable {
+  const pack = tar.pack();
+  const entry = pack.entry({ name: "zeros", size, mode: 0o644, mtime: new Date(0) }, (err) =>
+    err ? pack.destroy(err) : pack.finalize(),
+  );
+  const chunk = Buffer.alloc(1 << 20);
+  const zeros = Readable.from(
+    (function* () {
+      for (let left = size; left > 0; left -= chunk.length)
+        yield left >= chunk.length ? chunk : chunk.subarray(0, left);
+    })(),
+  );
+  zeros.pipe(entry as unknown as NodeJS.WritableStream);
+  return pack as unknown as Readable;
 }
 
 /** The bytes under `dir` (files and symlinks, by their own size), like `du -sb --apparent-size`. */
