@@ -33,6 +33,14 @@ describe("parseArgs", () => {
       cgroupParent: "grove",
       logLevel: "info",
       imagesDir: "/var/lib/grove-agent/images",
+      ociDir: "/var/lib/grove/oci",
+      imageLimits: {
+        maxLayerBytes: 10 * 1024 ** 3,
+        maxUncompressedBytes: 50 * 1024 ** 3,
+        maxRatio: 100,
+        maxEntries: 1_000_000,
+        diskReserveBytes: 1024 ** 3,
+      },
       network: "cni",
       cniPluginDirs: ["/usr/lib/cni", "/opt/cni/bin"],
       usernsRange: { base: 100_000_000, size: 65536, count: 1000 },
@@ -70,6 +78,42 @@ describe("parseArgs", () => {
     const bad = parse(["--server", "cp:1", "--token", "t", "--network", "flannel"]);
     expect(bad.error).toBeInstanceOf(CommanderError);
     expect(bad.errors.join("")).toMatch(/--network.*expected cni or none/);
+  });
+
+  it("takes the image limits and --oci-dir, and refuses a malformed size naming the flag", () => {
+    const { config } = parse([
+      "--server",
+      "cp:1",
+      "--token",
+      "t",
+      "--oci-dir",
+      "rel/oci",
+      "--image-max-layer-size",
+      "512M",
+      "--image-max-uncompressed-size",
+      "2G",
+      "--image-max-ratio",
+      "20",
+      "--image-max-entries",
+      "5000",
+      "--image-disk-reserve",
+      "0",
+    ]);
+    expect(config).toMatchObject({
+      ociDir: path.resolve("rel/oci"),
+      imageLimits: {
+        maxLayerBytes: 512 * 1024 ** 2,
+        maxUncompressedBytes: 2 * 1024 ** 3,
+        maxRatio: 20,
+        maxEntries: 5000,
+        diskReserveBytes: 0,
+      },
+    });
+    const bad = parse(["--server", "cp:1", "--token", "t", "--image-max-layer-size", "lots"]);
+    expect(bad.error).toBeInstanceOf(CommanderError);
+    expect(bad.errors.join("")).toMatch(/--image-max-layer-size.*expected a size such as 4096, 512M, 10G or 1T/);
+    const zero = parse(["--server", "cp:1", "--token", "t", "--image-max-entries", "0"]);
+    expect(zero.errors.join("")).toMatch(/--image-max-entries.*expected a positive integer/);
   });
 
   it("takes the server and token from the environment", () => {

@@ -11,6 +11,13 @@ import { agentVersion, readHostFacts, toNodeInfo } from "./host";
 import { Reconciler } from "./reconcile/reconciler";
 import { ImageService, loadImageConfig } from "./images";
 import { imageCommand } from "./images/cli";
+import {
+  addImageLimitOptions,
+  DEFAULT_OCI_DIR,
+  imageLimitsFrom,
+  type ImageLimitFlags,
+  type ImageLimits,
+} from "./images/limits";
 import { NativeRuntime } from "./runtime";
 import { DEFAULT_PLUGIN_DIRS, NetworkManager } from "./network";
 import { SubStreamServer } from "./streams/sub-streams";
@@ -21,6 +28,10 @@ export interface AgentConfig {
   imagesDir: string;
   /** JSON file with registry settings and pull secrets (agent/src/images/config.ts). */
   imageConfig?: string;
+  /** The only directory oci: image references may name. */
+  ociDir: string;
+  /** Layer size, ratio, entry and disk-reserve limits of image pulls (agent/src/images/limits.ts). */
+  imageLimits: ImageLimits;
   /** host:port of the control plane's gRPC listener. */
   server: string;
   token: string;
@@ -107,27 +118,30 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       "host uid/gid pool for instances with security.userNamespace: true (COUNT ranges of SIZE ids from BASE)",
       DEFAULT_USERNS_RANGE,
     );
+  addImageLimitOptions(program);
   program.parse([...argv]);
 
-  const opts = program.opts<{
-    imagesDir?: string;
-    imageConfig?: string;
-    server?: string;
-    token?: string;
-    tokenFile?: string;
-    nodeName: string;
-    stateDir: string;
-    rootfsDir: string;
-    label: Record<string, string>;
-    address: string[];
-    cgroupParent: string;
-    logLevel: string;
-    stopContainersOnExit?: boolean;
-    network: "cni" | "none";
-    cniConflist?: string;
-    cniPluginDir: string;
-    usernsRange: string;
-  }>();
+  const opts = program.opts<
+    ImageLimitFlags & {
+      imagesDir?: string;
+      imageConfig?: string;
+      server?: string;
+      token?: string;
+      tokenFile?: string;
+      nodeName: string;
+      stateDir: string;
+      rootfsDir: string;
+      label: Record<string, string>;
+      address: string[];
+      cgroupParent: string;
+      logLevel: string;
+      stopContainersOnExit?: boolean;
+      network: "cni" | "none";
+      cniConflist?: string;
+      cniPluginDir: string;
+      usernsRange: string;
+    }
+  >();
 
   if (!opts.server) program.error("error: --server <host:port> is required (or set GROVE_AGENT_SERVER)");
   const server = parseServerOrFail(program, opts.server);
@@ -163,6 +177,8 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
     logLevel: opts.logLevel,
     imagesDir: path.resolve(opts.imagesDir ?? path.join(opts.stateDir, "images")),
     ...(opts.imageConfig !== undefined ? { imageConfig: path.resolve(opts.imageConfig) } : {}),
+    ociDir: path.resolve(opts.ociDir ?? DEFAULT_OCI_DIR),
+    imageLimits: imageLimitsFrom(opts),
     network: opts.network,
     ...(opts.cniConflist !== undefined ? { cniConflist: path.resolve(opts.cniConflist) } : {}),
     cniPluginDirs: opts.cniPluginDir.split(":").filter((d) => d !== ""),
@@ -223,6 +239,8 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     root: config.imagesDir,
     registries: imageConfig?.registries ?? {},
     pullSecrets: imageConfig?.pullSecrets ?? {},
+    ociDir: config.ociDir,
+    limits: config.imageLimits,
   });
   await images.init();
   // Content no image and no container uses goes every 10 minutes (images
