@@ -9,7 +9,7 @@ import { pino, type Logger } from "pino";
 import { ControlPlaneConnection } from "./grpc/client";
 import { agentVersion, readHostFacts, toNodeInfo } from "./host";
 import { Reconciler } from "./reconcile/reconciler";
-import { ImageService, loadImageConfig } from "./images";
+import { ImageService, loadImageConfig, TemplateRoots } from "./images";
 import { imageCommand } from "./images/cli";
 import {
   addImageLimitOptions,
@@ -253,11 +253,15 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
       })
       .catch((err: unknown) => log.warn({ err }, "image store garbage collection failed"));
   }, 10 * 60_000).unref();
+  // Every instance of a rootfs directory gets its own overlay root over it.
+  const templates = new TemplateRoots({ rootfsDir: config.rootfsDir, root: path.join(config.stateDir, "roots") });
+  for (const warning of await templates.init()) log.warn(warning);
   const pauseAfterNetworkMs = Number(process.env.GROVE_AGENT_PAUSE_AFTER_NETWORK_MS ?? 0) || 0;
   const reconciler = new Reconciler({
     ...(network ? { network } : {}),
     pauseAfterNetworkMs,
     images,
+    templates,
     runtime,
     rootfsDir: config.rootfsDir,
     stateDir: config.stateDir,

@@ -29,7 +29,6 @@ import type { DesiredInstances__Output, InstanceSpec__Output, InstanceStatus } f
 import type {
   ContainerExit,
   ContainerHandle,
-  ContainerMount,
   ContainerResources,
   ContainerRuntime,
   ContainerSpec,
@@ -98,6 +97,13 @@ export interface ReconcilerOptions {
   pauseAfterNetworkMs?: number;
   /** OCI images (agent/src/images); without it instances naming an image fail with ImagePullFailed. */
   images?: InstanceImages;
+  /**
+   * Private roots over root filesystem directories (agent/src/images
+   * TemplateRoots): each instance gets its own overlay with the directory as
+   * the read-only lower layer. Without it (unit tests with the fake runtime)
+   * the container is pointed at the directory itself.
+   */
+  templates?: InstanceTemplates;
   /** Least time between two pull-progress reports of one instance (default 1000 ms). */
   pullProgressIntervalMs?: number;
   /** A refused resize is tried again (at a resync) no sooner than this (default 60 s). */
@@ -129,6 +135,8 @@ interface TrackedInstance {
   networkUp?: boolean;
   /** Its image root may be mounted and is not yet released. */
   imageMounted?: boolean;
+  /** Its private root over a rootfs directory may be mounted and is not yet released. */
+  templateMounted?: boolean;
   /** The cpu, memory and pids limits its container has (set once it runs). */
   applied?: ContainerResources;
   /** The last refused resize: its target and when, so it is not retried in a hot loop. */
@@ -187,6 +195,10 @@ export class Reconciler {
     if (this.options.images) {
       const roots = await this.options.images.cleanupContainers(new Set(adopted));
       if (roots.length > 0) this.log.info({ containers: roots }, "removed image roots left by a previous agent run");
+    }
+    if (this.options.templates) {
+      const roots = await this.options.templates.cleanup(new Set(adopted));
+      if (roots.length > 0) this.log.info({ containers: roots }, "removed private roots left by a previous agent run");
     }
     if (this.options.network) {
       const nets = await this.options.network.cleanupStale(new Set(adopted));
@@ -288,6 +300,7 @@ export class Reconciler {
         await this.runtime.remove(uid);
         await this.options.network?.teardown(uid);
         await this.options.images?.unmountRootfs(uid);
+        await this.options.templates?.unmount(uid);
       }
       if (!this.shuttingDown) await this.removeLogs(uid);
       return;
@@ -379,7 +392,9 @@ export class Reconciler {
 
     this.report(tracked, { ...base, state: "STARTING" });
     const containerSpec = this.containerSpecOf(spec);
-    if (spec.image && !(await this.prepareImage(tracked, spec, containerSpec))) return;
+    if (spec.image) {
+      if (!(await this.prepareImage(tracked, spec, containerSpec))) return;
+    } else if (!(await this.prepareTemplate(tracked, spec, containerSpec))) return;
     let network: InstanceNetwork | undefined;
     if (this.options.network) {
       tracked.networkUp = true;
@@ -392,22 +407,14 @@ export class Reconciler {
         return;
       }
       containerSpec.netnsPath = network.netnsPath;
-      if (spec.image) {
-        // An image root is this instance's alone: give it /etc/hosts and /etc/resolv.conf.
-        // (Root filesystem directories are shared between instances: nothing is written there.)
+      if (spec.image || tracked.templateMounted) {
+        // The root (an image's or a rootfs directory's overlay) is this
+        // instance's alone: its /etc/hosts and /etc/resolv.conf go into it.
         const hostResolv = await fs.readFile("/etc/resolv.conf", "utf8").catch(() => "");
         await writeEtcFiles(containerSpec.rootfs, {
           hosts: hostsFile(containerSpec.hostname, network.ip),
           resolvConf: resolvConfFor(hostResolv),
         }).catch((err: unknown) => this.log.warn({ uid, err }, "could not write /etc/hosts and /etc/resolv.conf"));
-      } else {
-        // A root filesystem directory is shared: the files live in the agent's
-        // state and are bind-mounted (read-only) over the rootfs's own.
-        const mounts = await this.writeEtcMounts(uid, containerSpec.hostname, network.ip).catch((err: unknown) => {
-          this.log.warn({ uid, err }, "could not write /etc/hosts and /etc/resolv.conf");
-          return [];
-        });
-        containerSpec.mounts = [...(containerSpec.mounts ?? []), ...mounts];
       }
       const pause = this.options.pauseAfterNetworkMs ?? 0;
       if (pause > 0) {
@@ -530,6 +537,8 @@ export class Reconciler {
         removed: false,
         networkUp: this.options.network !== undefined && annotations[NETWORK_ANNOTATION] !== undefined,
         imageMounted: this.options.images !== undefined && Boolean(spec.image),
+        // Its private root stays mounted: the container runs on it.
+        templateMounted: this.options.templates !== undefined && !spec.image,
       };
       this.tracked.set(uid, tracked);
       uids.push(uid);
@@ -702,10 +711,52 @@ export class Reconciler {
     this.finish(tracked, { uid, namespace, name, state: "FAILED", reason, message, finishedAtMs: this.now() });
   }
 
-  /** Releases what a start prepares before the container: its network and its image root. */
+  /** Releases what a start prepares before the container: its network and its root. */
   private async releasePrepared(tracked: TrackedInstance): Promise<void> {
     await this.teardownNetwork(tracked);
     await this.releaseImage(tracked);
+    await this.releaseTemplate(tracked);
+  }
+
+  /**
+   * Mounts the instance's private root over its rootfs directory and points
+   * the container spec at it; users and groups are resolved from the
+   * directory itself (the read-only lower layer), never from a writable one.
+   * On failure finishes the instance (InvalidRootfs or StartFailed) and
+   * returns false.
+   */
+  private async prepareTemplate(
+    tracked: TrackedInstance,
+    spec: InstanceSpec__Output,
+    containerSpec: ContainerSpec,
+  ): Promise<boolean> {
+    const templates = this.options.templates;
+    if (!templates) return true;
+    let template: string;
+    try {
+      template = await templates.template(spec.rootfs);
+    } catch (error) {
+      this.failStart(tracked, StatusReason.InvalidRootfs, errorMessage(error));
+      return false;
+    }
+    try {
+      tracked.templateMounted = true;
+      containerSpec.rootfs = await templates.mount(spec.uid, template);
+      containerSpec.usersFrom = template;
+      return true;
+    } catch (error) {
+      this.log.warn({ uid: spec.uid, rootfs: spec.rootfs, err: error }, "could not mount the instance's root");
+      this.failStart(tracked, StatusReason.StartFailed, errorMessage(error));
+      await this.releaseTemplate(tracked);
+      return false;
+    }
+  }
+
+  /** Unmounts and removes an instance's private root; throws to be retried. */
+  private async releaseTemplate(tracked: TrackedInstance): Promise<void> {
+    if (!tracked.templateMounted || !this.options.templates) return;
+    await this.options.templates.unmount(tracked.uid);
+    tracked.templateMounted = false;
   }
 
   /**
@@ -775,30 +826,17 @@ export class Reconciler {
     tracked.imageMounted = false;
   }
 
-  /** CNI DEL, egress chain and namespace of an instance; throws to be retried. */
-  /** <stateDir>/network/etc/<uid>: the /etc files of a rootfs-directory instance. */
+  /**
+   * <stateDir>/network/etc/<uid>: where agents before private roots kept the
+   * /etc files of rootfs-directory instances (bind-mounted into them); only
+   * removed now, for instances adopted from such an agent.
+   */
   private etcDir(uid?: string): string {
     const dir = path.join(this.options.stateDir, "network", "etc");
     if (uid === undefined) return dir;
     if (!UID_PATTERN.test(uid) || uid === "." || uid === "..")
       throw new Error(`uid ${JSON.stringify(uid)} is no path name`);
     return path.join(dir, uid);
-  }
-
-  /** Writes hosts and resolv.conf for an instance and returns their read-only mounts. */
-  private async writeEtcMounts(uid: string, hostname: string, ip: string): Promise<ContainerMount[]> {
-    const dir = this.etcDir(uid);
-    await fs.rm(dir, { recursive: true, force: true });
-    await fs.mkdir(dir, { recursive: true, mode: 0o755 });
-    const hostResolv = await fs.readFile("/etc/resolv.conf", "utf8").catch(() => "");
-    const hosts = path.join(dir, "hosts");
-    const resolv = path.join(dir, "resolv.conf");
-    await fs.writeFile(hosts, hostsFile(hostname, ip), { mode: 0o644 });
-    await fs.writeFile(resolv, resolvConfFor(hostResolv), { mode: 0o644 });
-    return [
-      { source: hosts, destination: "/etc/hosts", readonly: true },
-      { source: resolv, destination: "/etc/resolv.conf", readonly: true },
-    ];
   }
 
   /** Removes the /etc files of every instance but those of `keep`; returns their uids. */
@@ -809,6 +847,7 @@ export class Reconciler {
     return stale;
   }
 
+  /** CNI DEL, egress chain and namespace of an instance; throws to be retried. */
   private async teardownNetwork(tracked: TrackedInstance): Promise<void> {
     if (!this.options.network || !tracked.networkUp) return;
     await fs.rm(this.etcDir(tracked.uid), { recursive: true, force: true });
@@ -886,6 +925,17 @@ export interface InstanceImages {
   unmountRootfs(id: string): Promise<void>;
   /** Unmounts and removes every container root but those of `keep` (adopted containers). */
   cleanupContainers(keep?: ReadonlySet<string>): Promise<string[]>;
+}
+
+/** What the reconciler needs for private roots over rootfs directories (agent/src/images TemplateRoots). */
+export interface InstanceTemplates {
+  /** The real path of the rootfs directory `name`; throws why it cannot be used. */
+  template(name: string): Promise<string>;
+  /** Mounts a fresh private root over `template` for container `id`; resolves with its path. */
+  mount(id: string, template: string): Promise<string>;
+  unmount(id: string): Promise<void>;
+  /** Unmounts and removes every private root but those of `keep` (adopted containers). */
+  cleanup(keep?: ReadonlySet<string>): Promise<string[]>;
 }
 
 /** A single path component: not empty, not "." or "..", no separator or NUL. */

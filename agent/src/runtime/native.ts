@@ -308,7 +308,7 @@ export class NativeRuntime implements ContainerRuntime {
     }
     out.push(["seccomp", spec.seccomp ?? "default"]);
     if (spec.readonlyRootfs === true) out.push(["readonly_rootfs", "1"]);
-    const user = resolveUser(spec.rootfs, spec.user, spec.additionalGids ?? []);
+    const user = resolveUser(spec.usersFrom ?? spec.rootfs, spec.user, spec.additionalGids ?? []);
     out.push(["uid", String(user.uid)], ["gid", String(user.gid)]);
     for (const g of user.groups) out.push(["group", String(g)]);
     (spec.rlimits ?? []).forEach((r, i) => out.push(["rlimit", `${rlimitNumber(r, i)}:${r.soft}:${r.hard}`]));

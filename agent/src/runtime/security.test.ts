@@ -1,8 +1,16 @@
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
-import { capabilityMask, capabilitySet, readFileInRoot, resolveUser, rlimitNumber } from "./security";
+import {
+  capabilityMask,
+  capabilitySet,
+  readFileInRoot,
+  resolveUser,
+  rlimitNumber,
+  USER_DB_MAX_BYTES,
+} from "./security";
 
 describe("capabilities", () => {
   it("defaults to Docker's 14 (mask 0xa80425fb)", () => {
@@ -56,5 +64,24 @@ describe("users from the rootfs", () => {
     expect(readFileInRoot(root, "/abs-link")).toContain("app:x:1000");
     expect(readFileInRoot(root, "/etc/climb")).toContain("wheel");
     expect(readFileInRoot(root, "/nope")).toBeUndefined();
+  });
+
+  it("refuses a user database above the size cap, naming the file and the cap, and does not wait on a FIFO", () => {
+    const big = fs.mkdtempSync(path.join(os.tmpdir(), "grove-sec-big-"));
+    try {
+      fs.mkdirSync(path.join(big, "etc"));
+      fs.writeFileSync(path.join(big, "etc/passwd"), "nobody:x:65534:65534::/:/bin/false\n".padEnd(2000, "#"));
+      expect(readFileInRoot(big, "/etc/passwd", 4096)).toContain("nobody");
+      expect(() => readFileInRoot(big, "/etc/passwd", 1000)).toThrow(
+        `${path.join(big, "etc/passwd")} is larger than the 1000-byte limit for user and group files`,
+      );
+      fs.writeFileSync(path.join(big, "etc/passwd"), "x".repeat(USER_DB_MAX_BYTES + 1));
+      expect(() => resolveUser(big, "nobody")).toThrow(/larger than the 1048576-byte limit/);
+      fs.rmSync(path.join(big, "etc/passwd"));
+      execFileSync("mkfifo", [path.join(big, "etc/passwd")]);
+      expect(readFileInRoot(big, "/etc/passwd")).toBeUndefined();
+    } finally {
+      fs.rmSync(big, { recursive: true, force: true });
+    }
   });
 });

@@ -41,6 +41,13 @@ export interface ContainerSpec {
    * ":gid"; names come from the rootfs's /etc/passwd and /etc/group. Default root.
    */
   user?: string;
+  /**
+   * Absolute path of the directory whose /etc/passwd and /etc/group resolve
+   * `user` (default: rootfs). The agent points it at a rootfs directory, the
+   * read-only lower layer of the instance's overlay root, so nothing a
+   * container can write decides which ids another instance runs as.
+   */
+  usersFrom?: string;
   /** Supplementary gids on top of the user's memberships in /etc/group. */
   additionalGids?: number[];
   /** Changes to Docker's default capability set (names with or without CAP_, or "ALL"). */

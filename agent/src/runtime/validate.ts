@@ -56,6 +56,13 @@ export function validateSpec(spec: ContainerSpec, opts: ValidateOptions): void {
     if (!st.isDirectory()) invalid(`rootfs ${spec.rootfs} is not a directory`);
   }
 
+  if (spec.usersFrom !== undefined) {
+    if (typeof spec.usersFrom !== "string" || !path.isAbsolute(spec.usersFrom)) {
+      invalid(`usersFrom ${JSON.stringify(spec.usersFrom)} must be an absolute path`);
+    }
+    noNul("usersFrom", spec.usersFrom);
+  }
+
   if (!Array.isArray(spec.command) || spec.command.length === 0) invalid("command must be a non-empty array");
   spec.command.forEach((arg, i) => {
     if (typeof arg !== "string") invalid(`command[${i}] must be a string`);
