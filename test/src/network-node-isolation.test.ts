@@ -283,24 +283,28 @@ describe("instances cannot reach the node's own services", () => {
       path.join(rootfs, "bin", "raw-syn"),
       path.join(REPO_ROOT, "test", "src", "harness", "raw-syn.c"),
     ]);
-    const bridgeMac = (
-      JSON.parse(cluster.exec(h1, "ip", ["-j", "link", "show", "grove0"])) as Array<{ address: string }>
-    )[0]!.address;
     const gateway = (await client.list("Node")).items[0]!.status!.subnet!.replace(/\.0\/\d+$/, ".1");
     const probes = [
       `127.0.0.1 ${NODE_LOOPBACK_ONLY}`, // allowed node port, listening on loopback only
       `127.0.0.1 2479`, // the etcd stand-in
       `${gateway} ${NODE_DNS}`, // control: the same frames reach an allowed port on the node's address
     ];
-    const loop = probes.map((p) => `raw-syn eth0 ${bridgeMac} ${p} 1500`).join("; ");
+    // The frames go to the bridge's MAC, which the container learns by ARP (a ping to its gateway).
+    const loop = probes.map((p) => `raw-syn eth0 $mac ${p} 1500`).join("; ");
+    const script =
+      `ping -c 1 -W 1 ${gateway} >/dev/null 2>&1; mac=$(awk '$1 == "${gateway}" { print $4 }' /proc/net/arp); ` +
+      `echo "MAC $mac"; while true; do ${loop}; echo ROUND; done`;
     await client.apply(
       app("rawsyn", {
         rootfs: "rawsyn",
-        command: ["/bin/sh", "-c", `while true; do ${loop}; echo ROUND; done`],
+        command: ["/bin/sh", "-c", script],
         security: { capabilities: { add: ["NET_RAW"] } },
       }),
     );
     const inst = await running("rawsyn");
+    const bridgeMac = (
+      JSON.parse(cluster.exec(h1, "ip", ["-j", "link", "show", "grove0"])) as Array<{ address: string }>
+    )[0]!.address;
     const verdicts = (lines: string[]) => new Map(lines.map((l) => [l.split(" ")[0]!, l.split(" ")[1]!]));
     const want = new Map([
       [`127.0.0.1:${NODE_LOOPBACK_ONLY}`, "NOANSWER"],
@@ -308,6 +312,7 @@ describe("instances cannot reach the node's own services", () => {
       [`${gateway}:${NODE_DNS}`, "SYNACK"],
     ]);
     expect(verdicts(await round(inst))).toEqual(want);
+    expect(logOf(inst)).toContain(`MAC ${bridgeMac}\n`);
 
     // portmap turns route_localnet on at every CNI ADD (the agent turns it off after): the drop must hold alone.
     cluster.exec(h1, "sysctl", ["-qw", "net.ipv4.conf.grove0.route_localnet=1"]);
