@@ -17,14 +17,18 @@
 //   one step earlier): a martian the kernel would drop anyway, unless
 //   something turned route_localnet on again.
 // - filter INPUT jumps first to GROVE-NODE-INPUT for traffic from the
-//   instance bridge or subnet: replies pass, the node ports the operator
+//   instance bridge, or from the instance subnet on any other interface but
+//   lo (conflists without a bridge): replies pass, the node ports the operator
 //   allows (e.g. udp/53) pass on to the rest of INPUT, everything else is
 //   rejected. Published ports of instances are DNATed in PREROUTING and take
 //   FORWARD, so they keep working.
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import * as fs from "node:fs/promises";
+import { promisify } from "node:util";
 import { iptables, locked, splitRule, tryIptables } from "./egress";
 import type { NodePortRule } from "./host-ports";
+
+const exec = promisify(execFile);
 
 export const NODE_INPUT_CHAIN = "GROVE-NODE-INPUT";
 export const NODE_RAW_CHAIN = "GROVE-NODE-RAW";
@@ -56,20 +60,25 @@ export function nodeInputRules(allowed: readonly NodePortRule[]): string[][] {
 export const NODE_RAW_RULES: readonly string[][] = [["-d", "127.0.0.0/8", "!", "-i", "lo", "-j", "DROP"]];
 const LOOPBACK_GUARD = ["-d", "127.0.0.0/8", "-m", "comment", "--comment", LOOPBACK_GUARD_COMMENT, "-j", "RETURN"];
 
-/** Installs (or repairs) every rule above; cheap when nothing changed. */
+/**
+ * Installs (or repairs) every rule above. One iptables-save when nothing
+ * changed (CNI ADD runs it each time: an operator's flush or a first ADD
+ * must not leave a window).
+ */
 export function ensureNodeGuard(cfg: NodeGuardConfig): Promise<void> {
   return locked(async () => {
-    await ensureChain("raw", NODE_RAW_CHAIN, NODE_RAW_RULES);
-    await ensureFirst("raw", "PREROUTING", [["-j", NODE_RAW_CHAIN]], (l) => l.endsWith(` -j ${NODE_RAW_CHAIN}`));
-    await ensureChain("filter", NODE_INPUT_CHAIN, nodeInputRules(cfg.allowedNodePorts));
+    const rules = await saveRules();
+    await ensureChain(rules, "raw", NODE_RAW_CHAIN, NODE_RAW_RULES);
+    await ensureFirst(rules, "raw", "PREROUTING", [["-j", NODE_RAW_CHAIN]], (l) => l.endsWith(` -j ${NODE_RAW_CHAIN}`));
+    await ensureChain(rules, "filter", NODE_INPUT_CHAIN, nodeInputRules(cfg.allowedNodePorts));
     const hooks = [
       ...cfg.interfaces.map((i) => ["-i", i, "-j", NODE_INPUT_CHAIN]),
-      ["-s", cfg.subnet, "-j", NODE_INPUT_CHAIN],
+      // Not from lo: the node's own connections from its gateway address are not an instance's.
+      ["-s", cfg.subnet, "!", "-i", "lo", "-j", NODE_INPUT_CHAIN],
     ];
-    await ensureFirst("filter", "INPUT", hooks, (l) => l.endsWith(` -j ${NODE_INPUT_CHAIN}`));
-    if (!(await tryIptables(["-t", "nat", "-n", "-L", HOSTPORT_DNAT_CHAIN])))
-      await tryIptables(["-t", "nat", "-N", HOSTPORT_DNAT_CHAIN]);
-    await ensureFirst("nat", HOSTPORT_DNAT_CHAIN, [LOOPBACK_GUARD], (l) => l.includes(LOOPBACK_GUARD_COMMENT));
+    await ensureFirst(rules, "filter", "INPUT", hooks, (l) => l.endsWith(` -j ${NODE_INPUT_CHAIN}`));
+    if (!rules.get("nat")?.has(HOSTPORT_DNAT_CHAIN)) await tryIptables(["-t", "nat", "-N", HOSTPORT_DNAT_CHAIN]);
+    await ensureFirst(rules, "nat", HOSTPORT_DNAT_CHAIN, [LOOPBACK_GUARD], (l) => l.includes(LOOPBACK_GUARD_COMMENT));
   });
 }
 
@@ -101,27 +110,41 @@ export async function resetRouteLocalnet(interfaces: readonly string[]): Promise
   return reset;
 }
 
+/** Every table's chains and their rules ("-A CHAIN ..." lines), as iptables-save prints them. */
+type Ruleset = Map<string, Map<string, string[]>>;
+
+async function saveRules(): Promise<Ruleset> {
+  const { stdout } = await exec("iptables-save", []);
+  const tables: Ruleset = new Map();
+  let chains: Map<string, string[]> | undefined;
+  for (const line of stdout.split("\n")) {
+    if (line.startsWith("*")) tables.set(line.slice(1), (chains = new Map()));
+    else if (line.startsWith(":")) chains?.set(line.slice(1).split(" ")[0]!, []);
+    else if (line.startsWith("-A ")) chains?.get(line.split(" ")[1]!)?.push(line);
+  }
+  return tables;
+}
+
 /** Makes a chain hold exactly `rules`, replacing it in one iptables-restore transaction when it differs. */
-async function ensureChain(table: string, chain: string, rules: readonly string[][]): Promise<void> {
-  const want = [`-N ${chain}`, ...rules.map((r) => `-A ${chain} ${r.join(" ")}`)];
-  const have = await iptables(["-t", table, "-S", chain]).catch(() => "");
-  if (have.trim() === want.join("\n")) return;
-  const text = [`*${table}`, `:${chain} - [0:0]`, ...rules.map((r) => `-A ${chain} ${r.join(" ")}`), "COMMIT", ""];
-  await restore(text.join("\n"));
+async function ensureChain(rules: Ruleset, table: string, chain: string, want: readonly string[][]): Promise<void> {
+  const lines = want.map((r) => `-A ${chain} ${r.join(" ")}`);
+  const have = rules.get(table)?.get(chain);
+  if (have && have.join("\n") === lines.join("\n")) return;
+  await restore([`*${table}`, `:${chain} - [0:0]`, ...lines, "COMMIT", ""].join("\n"));
 }
 
 /** Makes `specs` the first rules of `parent`, in order, and removes other copies (`ours` says which rules are). */
 async function ensureFirst(
+  rules: Ruleset,
   table: string,
   parent: string,
   specs: readonly string[][],
   ours: (line: string) => boolean,
 ): Promise<void> {
-  const lines = await ruleLines(table, parent);
+  const lines = rules.get(table)?.get(parent) ?? [];
   const want = specs.map((s) => `-A ${parent} ${s.join(" ")}`);
-  const mine = lines.filter(ours);
-  if (mine.length === want.length && want.every((w, i) => lines[i] === w)) return;
-  await removeMatching(table, parent, ours);
+  if (lines.filter(ours).length === want.length && want.every((w, i) => lines[i] === w)) return;
+  for (const line of lines) if (ours(line)) await tryIptables(["-t", table, "-D", ...splitRule(line.slice(3))]);
   for (let i = specs.length - 1; i >= 0; i--) await iptables(["-t", table, "-I", parent, "1", ...specs[i]!]);
 }
 
