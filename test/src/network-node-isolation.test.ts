@@ -41,7 +41,7 @@ function app(name: string, spec: Partial<App["spec"]>): App {
 
 /**
  * TCP services in a host's network namespace: each "ADDR:PORT:LABEL" answers
- * every connection with an HTTP/1.0 response whose body is LABEL (curl and
+ * every connection with an HTTP/1.0 response whose body is LABEL (fetch and
  * nc both read it).
  */
 async function standIns(host: Host, specs: string[]): Promise<ChildProcess> {
@@ -243,9 +243,17 @@ describe("instances cannot reach the node's own services", () => {
     });
     expect(fromOutside.trim()).toBe(`hello from ${inst.metadata.name}`);
     // On the node: 127.0.0.1 is the node's own service; the node's address is still the instance.
-    const curl = (url: string) => cluster.execAsync(h1, "curl", ["-sS", "-m", "5", url]);
-    expect((await curl(`http://127.0.0.1:${PUBLISHED}/healthz`)).trim()).toBe("grove-server stand-in");
-    expect((await curl(`http://${h1.address}:${PUBLISHED}/healthz`)).trim()).toBe(`hello from ${inst.metadata.name}`);
+    // An HTTP GET made on the node (in its network namespace), as `curl` would.
+    const getOnNode = (url: string) =>
+      cluster.execAsync(h1, process.execPath, [
+        "-e",
+        "fetch(process.argv[1], { signal: AbortSignal.timeout(5000) }).then((r) => r.text()).then((t) => process.stdout.write(t))",
+        url,
+      ]);
+    expect((await getOnNode(`http://127.0.0.1:${PUBLISHED}/healthz`)).trim()).toBe("grove-server stand-in");
+    expect((await getOnNode(`http://${h1.address}:${PUBLISHED}/healthz`)).trim()).toBe(
+      `hello from ${inst.metadata.name}`,
+    );
     // portmap turned route_localnet on for the bridge; the agent turned it off again.
     expect(cluster.exec(h1, "sysctl", ["-n", "net.ipv4.conf.grove0.route_localnet"]).trim()).toBe("0");
     await gone("pub");
