@@ -3,6 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { CommanderError } from "commander";
 import { parseArgs } from "./main";
+import { WELL_KNOWN_RESERVED_PORTS } from "./network";
 
 const argv = (...args: string[]) => ["node", "grove-agent", ...args];
 
@@ -44,7 +45,51 @@ describe("parseArgs", () => {
       network: "cni",
       cniPluginDirs: ["/usr/lib/cni", "/opt/cni/bin"],
       usernsRange: { base: 100_000_000, size: 65536, count: 1000 },
+      hostPorts: {
+        allowed: [{ first: 10000, last: 32767 }],
+        allowPrivileged: false,
+        reserved: new Map([...WELL_KNOWN_RESERVED_PORTS, [7443, "the control plane port this agent dials"]]),
+      },
+      nodePortsAllowed: [],
     });
+  });
+
+  it("takes the host port policy and the node ports instances may reach, naming a bad flag", () => {
+    const { config } = parse([
+      "--server",
+      "cp:17481",
+      "--token",
+      "t",
+      "--allowed-host-ports",
+      "20000-20999,31000",
+      "--allow-privileged-host-ports",
+      "--reserved-host-ports",
+      "20080",
+      "--node-ports-allowed",
+      "udp/53,tcp/53,tcp/8000-8100",
+    ]);
+    expect(config?.hostPorts.allowed).toEqual([
+      { first: 20000, last: 20999 },
+      { first: 31000, last: 31000 },
+    ]);
+    expect(config?.hostPorts.allowPrivileged).toBe(true);
+    expect(config?.hostPorts.reserved.get(17481)).toBe("the control plane port this agent dials");
+    expect(config?.hostPorts.reserved.get(20080)).toBe("reserved by the operator");
+    expect(config?.hostPorts.reserved.get(7480)).toBe("grove-server's HTTP API");
+    expect(config?.nodePortsAllowed).toEqual([
+      { protocol: "udp", first: 53, last: 53 },
+      { protocol: "tcp", first: 53, last: 53 },
+      { protocol: "tcp", first: 8000, last: 8100 },
+    ]);
+    for (const [flag, value, message] of [
+      ["--allowed-host-ports", "30000-20000", /--allowed-host-ports: "30000-20000" is not/],
+      ["--reserved-host-ports", "22,ssh", /--reserved-host-ports: "ssh" is not a port/],
+      ["--node-ports-allowed", "dns/53", /--node-ports-allowed: "dns\/53" is not tcp\/PORT/],
+    ] as const) {
+      const bad = parse(["--server", "cp:1", "--token", "t", flag, value]);
+      expect(bad.error).toBeInstanceOf(CommanderError);
+      expect(bad.errors.join("")).toMatch(message);
+    }
   });
 
   it("takes --userns-range BASE:SIZExCOUNT and refuses a malformed or overflowing one", () => {

@@ -19,7 +19,17 @@ import {
   type ImageLimits,
 } from "./images/limits";
 import { NativeRuntime } from "./runtime";
-import { DEFAULT_PLUGIN_DIRS, NetworkManager } from "./network";
+import {
+  DEFAULT_ALLOWED_HOST_PORTS,
+  DEFAULT_PLUGIN_DIRS,
+  NetworkManager,
+  agentHostPortPolicy,
+  parseNodePorts,
+  parsePortList,
+  parsePortRanges,
+  type AgentHostPortPolicy,
+  type NodePortRule,
+} from "./network";
 import { SubStreamServer } from "./streams/sub-streams";
 import { DEFAULT_USERNS_RANGE, UsernsPool, parseUsernsRange, type UsernsPoolOptions } from "./reconcile/userns-pool";
 
@@ -51,6 +61,10 @@ export interface AgentConfig {
   cniPluginDirs: string[];
   /** Host id pool for instances with security.userNamespace: true ("BASE:SIZExCOUNT"). */
   usernsRange: UsernsPoolOptions;
+  /** Which host ports this node publishes. */
+  hostPorts: AgentHostPortPolicy;
+  /** What instances may open on the node's own addresses. */
+  nodePortsAllowed: NodePortRule[];
 }
 
 /** How long shutdown waits for containers to stop before giving up on them. */
@@ -117,6 +131,22 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       "--userns-range <BASE:SIZExCOUNT>",
       "host uid/gid pool for instances with security.userNamespace: true (COUNT ranges of SIZE ids from BASE)",
       DEFAULT_USERNS_RANGE,
+    )
+    .option(
+      "--allowed-host-ports <ranges>",
+      "host ports (1024 and up) instances may publish here, e.g. 10000-32767,40000",
+      DEFAULT_ALLOWED_HOST_PORTS,
+    )
+    .option("--allow-privileged-host-ports", "let instances publish host ports below 1024 (not reserved ones)")
+    .option(
+      "--reserved-host-ports <ports>",
+      "more ports no instance may publish here (comma-separated), beyond Grove's, etcd's, sshd's and the control plane's",
+      "",
+    )
+    .option(
+      "--node-ports-allowed <rules>",
+      "what instances may open on this node's own addresses, e.g. udp/53,tcp/53 (default: nothing)",
+      "",
     );
   addImageLimitOptions(program);
   program.parse([...argv]);
@@ -140,6 +170,10 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       cniConflist?: string;
       cniPluginDir: string;
       usernsRange: string;
+      allowedHostPorts: string;
+      allowPrivilegedHostPorts?: boolean;
+      reservedHostPorts: string;
+      nodePortsAllowed: string;
     }
   >();
 
@@ -163,6 +197,19 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
   } catch (error) {
     program.error(`error: ${error instanceof Error ? error.message : String(error)}`);
   }
+  let hostPorts: AgentHostPortPolicy;
+  let nodePortsAllowed: NodePortRule[];
+  try {
+    hostPorts = agentHostPortPolicy({
+      allowed: parsePortRanges(opts.allowedHostPorts, "--allowed-host-ports"),
+      allowPrivileged: opts.allowPrivilegedHostPorts === true,
+      reserved: parsePortList(opts.reservedHostPorts, "--reserved-host-ports"),
+      controlPlanePort: Number(/:(\d+)$/.exec(server)?.[1]),
+    });
+    nodePortsAllowed = parseNodePorts(opts.nodePortsAllowed, "--node-ports-allowed");
+  } catch (error) {
+    program.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+  }
 
   return {
     server,
@@ -183,6 +230,8 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
     ...(opts.cniConflist !== undefined ? { cniConflist: path.resolve(opts.cniConflist) } : {}),
     cniPluginDirs: opts.cniPluginDir.split(":").filter((d) => d !== ""),
     usernsRange,
+    hostPorts,
+    nodePortsAllowed,
   };
 }
 
@@ -230,6 +279,8 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
       stateDir: path.join(config.stateDir, "network"),
       pluginDirs: config.cniPluginDirs,
       ...(config.cniConflist ? { conflistFile: config.cniConflist } : {}),
+      hostPorts: config.hostPorts,
+      allowedNodePorts: config.nodePortsAllowed,
       logger: log.child({ component: "network" }),
     });
     await network.init();

@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from "commander";
 import pino from "pino";
 import { startControlPlane } from "./server";
 import { parseCidr, parsePortRange } from "./network/subnets";
+import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges, parsePortList, type HostPortRange } from "@grove/api";
 
 function flagCheck<T>(flag: string, parse: (v: string, what: string) => T) {
   return (value: string): T => {
@@ -53,6 +54,19 @@ export async function main(argv: string[]): Promise<void> {
       { first: 20000, last: 29999 },
     )
     .option(
+      "--allowed-host-ports <ranges>",
+      "fixed host ports Apps may publish (1024 and up), e.g. 10000-32767,40000",
+      flagCheck("--allowed-host-ports", parseHostPortRanges),
+      parseHostPortRanges(DEFAULT_ALLOWED_HOST_PORTS),
+    )
+    .option("--allow-privileged-host-ports", "let Apps publish fixed host ports below 1024 (not reserved ones)")
+    .option(
+      "--reserved-host-ports <ports>",
+      "more node ports no App may publish (comma-separated), beyond Grove's, etcd's and sshd's",
+      flagCheck("--reserved-host-ports", parsePortList),
+      [] as number[],
+    )
+    .option(
       "--egress-default <deny|allow>",
       "egress no rule of an App allows",
       (v) => {
@@ -73,6 +87,9 @@ export async function main(argv: string[]): Promise<void> {
     clusterCidr: string;
     nodeSubnetPrefix: number;
     hostPortRange: { first: number; last: number };
+    allowedHostPorts: HostPortRange[];
+    allowPrivilegedHostPorts?: boolean;
+    reservedHostPorts: number[];
     egressDefault: "deny" | "allow";
   }>();
   const logger = pino({ name: "grove-server", level: o.logLevel });
@@ -93,6 +110,11 @@ export async function main(argv: string[]): Promise<void> {
       grpcPort: o.grpcListen.port,
       network: { clusterCidr: o.clusterCidr, nodeSubnetPrefix: o.nodeSubnetPrefix, egressDefault: o.egressDefault },
       hostPortRange: o.hostPortRange,
+      hostPorts: {
+        allowed: o.allowedHostPorts,
+        allowPrivileged: o.allowPrivilegedHostPorts === true,
+        reserved: o.reservedHostPorts,
+      },
       logger,
     });
     let stopping = false;

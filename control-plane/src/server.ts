@@ -12,11 +12,13 @@ import { Repository } from "./resources/repository";
 import { buildHttpServer } from "./http/server";
 import { Informer } from "./controllers/informer";
 import { AppController } from "./controllers/app-controller";
-import { SchedulerController } from "./controllers/scheduler-controller";
+import { DEFAULT_HOST_PORT_RANGE, SchedulerController } from "./controllers/scheduler-controller";
 import { NodeLifecycleController } from "./controllers/node-lifecycle";
 import { LeaderElection } from "./leader/election";
 import { AgentGateway, type ClusterNetworkOptions } from "./grpc/agent-gateway";
 import type { PortRange } from "./network/subnets";
+import { ControlPlaneHostPorts, type HostPortPolicyOptions } from "./network/host-port-policy";
+import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges } from "@grove/api";
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -35,6 +37,8 @@ export interface ControlPlaneOptions {
   network?: ClusterNetworkOptions;
   /** Dynamic host ports (default 20000-29999). */
   hostPortRange?: PortRange;
+  /** Which fixed host ports Apps may publish (default: 10000-32767, no privileged ports, none reserved beyond ours). */
+  hostPorts?: HostPortPolicyOptions;
 }
 
 export interface ControlPlane {
@@ -78,6 +82,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     }
   };
 
+  const hostPorts = new ControlPlaneHostPorts(
+    opts.hostPorts ?? {
+      allowed: parseHostPortRanges(DEFAULT_ALLOWED_HOST_PORTS),
+      allowPrivileged: false,
+      reserved: [],
+    },
+  );
+  hostPorts.addReserved(opts.httpPort ?? 7480, "grove-server's HTTP API");
+  hostPorts.addReserved(opts.grpcPort ?? 7481, "grove-server's agent gRPC endpoint");
+  if (!opts.etcdEndpoints?.length && opts.etcdPort) {
+    hostPorts.addReserved(opts.etcdPort, "the embedded etcd's client port");
+    hostPorts.addReserved(opts.etcdPort + 1, "the embedded etcd's peer port");
+  }
+  const dynamic = hostPorts.dynamicRangeProblem(opts.hostPortRange ?? DEFAULT_HOST_PORT_RANGE);
+  if (dynamic) throw new Error(dynamic);
+
   try {
     let endpoints = opts.etcdEndpoints ?? [];
     if (endpoints.length === 0) {
@@ -89,9 +109,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       });
       await etcd.start();
       cleanups.push(() => etcd.stop());
+      hostPorts.addReserved(etcd.ports.client, "the embedded etcd's client port");
+      hostPorts.addReserved(etcd.ports.peer, "the embedded etcd's peer port");
       endpoints = etcd.endpoints;
       logger.info({ endpoints }, "embedded etcd is up");
-    }
+    } else hostPorts.addEtcdEndpoints(endpoints);
     const store = createStore(endpoints, { logger: logger.child({ component: "store" }) });
     cleanups.push(() => store.close());
     const repo = new Repository(store);
@@ -164,6 +186,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
     const grpcPort = await gateway.listen(opts.grpcHost ?? "127.0.0.1", opts.grpcPort ?? 7481);
     cleanups.push(() => gateway.close());
+    hostPorts.addReserved(grpcPort, "grove-server's agent gRPC endpoint");
 
     const http = await buildHttpServer({
       repo,
@@ -171,12 +194,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       adminToken,
       logger: logger.child({ component: "http" }),
       agents: gateway,
+      hostPorts: hostPorts.policy,
     });
     const httpHost = opts.httpHost ?? "127.0.0.1";
     await http.listen({ host: httpHost, port: opts.httpPort ?? 7480 });
     cleanups.push(() => http.close());
     const addr = http.server.address();
     const httpPort = typeof addr === "object" && addr ? addr.port : (opts.httpPort ?? 7480);
+    hostPorts.addReserved(httpPort, "grove-server's HTTP API");
 
     const cp: ControlPlane = {
       httpUrl: `http://${httpHost.includes(":") ? `[${httpHost}]` : httpHost}:${httpPort}`,

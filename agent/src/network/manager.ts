@@ -4,7 +4,9 @@
 // all of it and tolerates any part being gone already, so it can run after
 // a crash at any point. cleanupStale() finds what an earlier agent run left
 // (cached CNI results, namespace files, host-local allocations, egress
-// chains) and tears it down.
+// chains) and tears it down. Host ports this node refuses (host-ports.ts)
+// fail the setup before anything is made; the node guard (node-guard.ts)
+// is in place before every CNI ADD.
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { pino, type Logger } from "pino";
@@ -19,6 +21,14 @@ import {
   type EgressRule,
 } from "./egress";
 import { createNetns, isMounted, removeNetns } from "./netns";
+import {
+  DEFAULT_HOST_PORT_POLICY,
+  HostPortRefusedError,
+  hostPortProblem,
+  type AgentHostPortPolicy,
+  type NodePortRule,
+} from "./host-ports";
+import { ensureNodeGuard, resetRouteLocalnet } from "./node-guard";
 
 export const IFNAME = "eth0";
 
@@ -49,6 +59,10 @@ export interface NetworkManagerOptions {
   /** An operator's conflist instead of the default list ("{{subnet}}" is replaced). */
   conflistFile?: string;
   logger?: Logger;
+  /** Which host ports this node publishes (default: 10000-32767, nothing reserved or privileged). */
+  hostPorts?: AgentHostPortPolicy;
+  /** What instances may open on the node's own addresses (default: nothing). */
+  allowedNodePorts?: readonly NodePortRule[];
 }
 
 interface Persisted {
@@ -76,6 +90,8 @@ export class NetworkManager {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     }
+    // Instances adopted from an earlier run (or made by an older agent) are guarded before registration.
+    if (this.settings) await this.guard(this.networkList());
   }
 
   /** The control plane told us the node's subnet and the egress default. */
@@ -86,9 +102,10 @@ export class NetworkManager {
       this.log.warn({ from: this.settings.subnet, to: subnet }, "node subnet changed; new instances use the new one");
     }
     this.settings = next;
-    this.networkList(); // fail early on a bad conflist
+    const list = this.networkList(); // fail early on a bad conflist
     await fs.mkdir(this.opts.stateDir, { recursive: true });
     await fs.writeFile(this.dir("network.json"), JSON.stringify(next));
+    await this.guard(list);
     this.log.info(next, "instance network configured");
   }
 
@@ -107,9 +124,14 @@ export class NetworkManager {
   async setup(req: InstanceNetworkRequest): Promise<InstanceNetwork> {
     const settings = this.settings;
     if (!settings) throw new Error("the node's subnet is not known yet (not registered)");
+    const published = req.ports.filter((p) => p.hostPort > 0);
+    const refused = published.flatMap((p) => {
+      const why = hostPortProblem(p.hostPort, p.protocol, this.opts.hostPorts ?? DEFAULT_HOST_PORT_POLICY);
+      return why ? [`port ${JSON.stringify(p.name)}: ${why}`] : [];
+    });
+    if (refused.length > 0) throw new HostPortRefusedError(refused.join("; "));
     const list = this.networkList();
     const netnsPath = this.netnsPath(req.uid);
-    const published = req.ports.filter((p) => p.hostPort > 0);
     const portMappings: CniPortMapping[] = published.map((p) => ({
       hostPort: p.hostPort,
       containerPort: p.containerPort,
@@ -117,6 +139,7 @@ export class NetworkManager {
       hostIP: "",
     }));
     try {
+      await this.guard(list);
       await createNetns(netnsPath);
       const result = await this.cni.add(list, {
         containerId: req.uid,
@@ -124,6 +147,9 @@ export class NetworkManager {
         ifName: IFNAME,
         capabilityArgs: { portMappings },
       });
+      // portmap turned route_localnet on for the bridge; nothing here needs it.
+      const hostSide = (result.interfaces ?? []).filter((i) => !i.sandbox).map((i) => i.name);
+      await resetRouteLocalnet([...bridgesOf(list), ...hostSide]);
       const ip = instanceIp(result);
       if (!ip) throw new Error(`CNI ADD returned no IPv4 address: ${JSON.stringify(result.ips ?? [])}`);
       await applyEgress(req.uid, ip, req.egress, settings.egressDefault);
@@ -192,6 +218,18 @@ export class NetworkManager {
     return out;
   }
 
+  /** The node guard for this list's bridges and the node's subnet; route_localnet off on the bridges. */
+  private async guard(list: CniNetworkList): Promise<void> {
+    if (!this.settings) return;
+    const bridges = bridgesOf(list);
+    await ensureNodeGuard({
+      subnet: this.settings.subnet,
+      interfaces: bridges,
+      allowedNodePorts: this.opts.allowedNodePorts ?? [],
+    });
+    await resetRouteLocalnet(bridges);
+  }
+
   networkList(): CniNetworkList {
     if (!this.settings) throw new Error("the node's subnet is not known yet");
     return this.opts.conflistFile
@@ -202,6 +240,13 @@ export class NetworkManager {
   private dir(name: string): string {
     return path.join(this.opts.stateDir, name);
   }
+}
+
+/** The bridges a network list attaches instances to (the bridge plugin's default is cni0). */
+export function bridgesOf(list: CniNetworkList): string[] {
+  return list.plugins
+    .filter((p) => p.type === "bridge")
+    .map((p) => (typeof p.bridge === "string" && p.bridge !== "" ? p.bridge : "cni0"));
 }
 
 /** The first IPv4 address of the result on an interface inside the sandbox. */

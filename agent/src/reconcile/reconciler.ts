@@ -36,6 +36,7 @@ import type {
 import type { EgressRule } from "../network/egress";
 import type { InstanceNetwork, InstanceNetworkRequest } from "../network/manager";
 import { hostsFile, resolvConfFor, writeEtcFiles } from "../network/etc-files";
+import { HostPortRefusedError } from "../network/host-ports";
 import { WorkQueue } from "./work-queue";
 import type { UsernsPool, UsernsRange } from "./userns-pool";
 import { mergeRunConfig } from "../images/run-config";
@@ -55,6 +56,8 @@ export const StatusReason = {
   RuntimeError: "RuntimeError",
   /** CNI ADD or the egress rules failed. */
   NetworkFailed: "NetworkFailed",
+  /** A host port this node refuses to publish (reserved, privileged or outside its allowed ranges). */
+  HostPortRefused: "HostPortRefused",
   /** The agent is pulling the instance's image (state STARTING, progress in `pull`). */
   PullingImage: "PullingImage",
   /** The image could not be pulled, verified, unpacked or mounted; the message says why. */
@@ -402,7 +405,9 @@ export class Reconciler {
         network = await this.options.network.setup(networkRequestOf(spec));
       } catch (error) {
         this.log.warn({ uid, err: error }, "instance network setup failed");
-        this.failStart(tracked, StatusReason.NetworkFailed, errorMessage(error));
+        const reason =
+          error instanceof HostPortRefusedError ? StatusReason.HostPortRefused : StatusReason.NetworkFailed;
+        this.failStart(tracked, reason, errorMessage(error));
         await this.releasePrepared(tracked);
         return;
       }
