@@ -135,8 +135,10 @@ function groveProcesses() {
       continue;
     }
     if (!cmdline || Number(pid) === process.pid) continue;
-    const grove = /(grove-server|grove-agent|grove-shim|grove-runtime|control-plane\/dist\/main|agent\/dist\/main)/.test(cmdline);
-    const testDaemon = /^(\S*\/)?(etcd|registry|docker-registry)\s/.test(cmdline) && /\/(tmp|run)\/\S*grove/.test(cmdline);
+    const grove =
+      /(grove-server|grove-agent|grove-shim|grove-runtime|control-plane\/dist\/main|agent\/dist\/main)/.test(cmdline);
+    const testDaemon =
+      /^(\S*\/)?(etcd|registry|docker-registry)\s/.test(cmdline) && /\/(tmp|run)\/\S*grove/.test(cmdline);
     if (grove || testDaemon) out.push(`${pid} ${cmdline.slice(0, 160)}`);
   }
   return out.sort();
