@@ -628,6 +628,7 @@ describe("fuzzing the C parsers under ASan and UBSan", () => {
     check: (v: T) => Promise<void>,
   ): Promise<void> {
     let runs = 0;
+    const startsBefore = parsers.starts;
     await fc.assert(
       fc.asyncProperty(arb, async (v) => {
         runs++;
@@ -637,7 +638,11 @@ describe("fuzzing the C parsers under ASan and UBSan", () => {
     );
     await parsers.settle();
     expect(runs).toBeGreaterThanOrEqual(min);
-    console.log(`${expect.getState().currentTestName}: ${runs} inputs in ${((FUZZ_MS * share) / 1000).toFixed(0)} s`);
+    const restarts = parsers.starts - startsBefore; // after a KNOWN bug's report
+    console.log(
+      `${expect.getState().currentTestName}: ${runs} inputs in ${((FUZZ_MS * share) / 1000).toFixed(0)} s, ` +
+        `${restarts} start(s) of the parsers process`,
+    );
   }
 
   /** Runs an input; a crash that is a KNOWN bug's report passes (the process is started again). */
