@@ -85,6 +85,10 @@ class Parsers {
       if (this.err.length < 100_000) this.err += d;
     });
     proc.stdin.on("error", () => undefined); // EPIPE after a crash: reported through "close"
+    proc.on("error", (e) => {
+      if (this.proc === proc) this.proc = undefined;
+      for (const w of this.waiting.splice(0)) w.reject(e);
+    });
     proc.on("close", (code, signal) => {
       if (this.proc === proc) this.proc = undefined;
       const report = `exit ${code ?? "-"} signal ${signal ?? "-"}\n${this.err}`;
