@@ -52,12 +52,18 @@ function staleBuilds() {
     else if (src.mtimeMs > built)
       problems.push(`${pkg}: ${path.relative(REPO, src.file)} is newer than the last build`);
   }
-  const addon = path.join(REPO, "agent/native/build/Release/grove_native.node");
+  // One make run builds the addon, grove-shim and grove-runtime, each from
+  // the C files it uses (json.c goes into grove-runtime only): the native
+  // build is fresh when a build ran after the newest C source changed.
+  const release = path.join(REPO, "agent/native/build/Release");
+  const outputs = ["grove_native.node", "grove-shim", "grove-runtime"].map((f) => path.join(release, f));
+  const missing = outputs.filter((f) => mtime(f) === undefined);
   const cSrc = newestUnder(path.join(REPO, "agent/native/src"), (n) => /\.(c|h|cc)$/.test(n));
-  const addonBuilt = mtime(addon);
-  if (addonBuilt === undefined) problems.push(`native addon: never built (${path.relative(REPO, addon)} missing)`);
-  else if (cSrc.mtimeMs > addonBuilt)
-    problems.push(`native addon: ${path.relative(REPO, cSrc.file)} is newer than the addon`);
+  const lastBuild = Math.max(0, ...outputs.map((f) => mtime(f) ?? 0));
+  if (missing.length)
+    problems.push(`native build: never built (${missing.map((f) => path.relative(REPO, f)).join(", ")} missing)`);
+  else if (cSrc.mtimeMs > lastBuild)
+    problems.push(`native build: ${path.relative(REPO, cSrc.file)} is newer than the last native build`);
   return problems;
 }
 
