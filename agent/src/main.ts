@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { pino, type Logger } from "pino";
 import { ControlPlaneConnection } from "./grpc/client";
+import { DesiredStateGuard } from "./grpc/desired-state-guard";
 import { agentVersion, readHostFacts, toNodeInfo } from "./host";
 import { Reconciler } from "./reconcile/reconciler";
 import { ImageService, loadImageConfig } from "./images";
@@ -40,6 +41,8 @@ export interface AgentConfig {
   cniPluginDirs: string[];
   /** Host id pool for instances with security.userNamespace: true ("BASE:SIZExCOUNT"). */
   usernsRange: UsernsPoolOptions;
+  /** Accept the next desired set even when it comes from another cluster (once; see DesiredStateGuard). */
+  joinNewCluster?: boolean;
 }
 
 /** How long shutdown waits for containers to stop before giving up on them. */
@@ -91,6 +94,11 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       "--stop-containers-on-exit",
       "stop every container when the agent is asked to exit (default: they keep running and are adopted on the next start)",
     )
+    .option(
+      "--join-new-cluster",
+      "accept the next desired set even from another cluster than the one this node applied sets of " +
+        "(its store was replaced on purpose); by default such sets are refused and containers keep running",
+    )
     .option("--log-level <level>", `one of ${LOG_LEVELS.join(", ")}`, parseLogLevel, "info")
     .option("--images-dir <dir>", "the image store (default <state-dir>/images)")
     .option("--image-config <file>", "registry settings (mirrors, insecure, auth) and pull secrets, JSON")
@@ -123,6 +131,7 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
     cgroupParent: string;
     logLevel: string;
     stopContainersOnExit?: boolean;
+    joinNewCluster?: boolean;
     network: "cni" | "none";
     cniConflist?: string;
     cniPluginDir: string;
@@ -160,6 +169,7 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
     addresses: opts.address,
     cgroupParent: opts.cgroupParent,
     ...(opts.stopContainersOnExit === true ? { stopContainersOnExit: true } : {}),
+    ...(opts.joinNewCluster === true ? { joinNewCluster: true } : {}),
     logLevel: opts.logLevel,
     imagesDir: path.resolve(opts.imagesDir ?? path.join(opts.stateDir, "images")),
     ...(opts.imageConfig !== undefined ? { imageConfig: path.resolve(opts.imageConfig) } : {}),
@@ -235,6 +245,11 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
       })
       .catch((err: unknown) => log.warn({ err }, "image store garbage collection failed"));
   }, 10 * 60_000).unref();
+  // Refuses desired sets of another cluster or older than one applied (a wiped or restored store).
+  const guard = new DesiredStateGuard({ stateDir: config.stateDir, joinNewCluster: config.joinNewCluster === true });
+  if (guard.state) log.info(guard.state, "this node belongs to a cluster");
+  if (config.joinNewCluster === true)
+    log.warn("--join-new-cluster: the next desired set is accepted whatever its cluster");
   const pauseAfterNetworkMs = Number(process.env.GROVE_AGENT_PAUSE_AFTER_NETWORK_MS ?? 0) || 0;
   const reconciler = new Reconciler({
     ...(network ? { network } : {}),
@@ -246,6 +261,8 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     userns: new UsernsPool(config.usernsRange),
     logger: log.child({ component: "reconciler" }),
     onStatus: (status) => connection?.reportStatus(status),
+    // spec.disconnect.stopAfter: measured from the control plane's last answer.
+    withoutContactMs: () => connection?.withoutContactMs() ?? 0,
   });
   const version = agentVersion();
   // grove logs / exec / stats over the Connect stream.
@@ -260,6 +277,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     address: config.server,
     token: config.token,
     reconciler,
+    guard,
     onRegistered: (registered) => {
       if (!network) return;
       const egressDefault = registered.egressDefault === "allow" ? "allow" : "deny";

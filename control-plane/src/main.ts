@@ -60,6 +60,11 @@ export async function main(argv: string[]): Promise<void> {
         return v;
       },
       "deny",
+    )
+    .option(
+      "--assign-cluster-id",
+      "give a store that holds objects but no cluster id a new one (after an upgrade from a Grove without cluster ids; " +
+        "agents that applied sets of another cluster still refuse it)",
     );
   program.parse(argv);
   const o = program.opts<{
@@ -74,6 +79,7 @@ export async function main(argv: string[]): Promise<void> {
     nodeSubnetPrefix: number;
     hostPortRange: { first: number; last: number };
     egressDefault: "deny" | "allow";
+    assignClusterId?: boolean;
   }>();
   const logger = pino({ name: "grove-server", level: o.logLevel });
   try {
@@ -93,6 +99,7 @@ export async function main(argv: string[]): Promise<void> {
       grpcPort: o.grpcListen.port,
       network: { clusterCidr: o.clusterCidr, nodeSubnetPrefix: o.nodeSubnetPrefix, egressDefault: o.egressDefault },
       hostPortRange: o.hostPortRange,
+      assignClusterId: o.assignClusterId === true,
       logger,
     });
     let stopping = false;
