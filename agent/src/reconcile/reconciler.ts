@@ -81,6 +81,8 @@ export interface InstanceNetworks {
   setup(req: InstanceNetworkRequest): Promise<InstanceNetwork>;
   teardown(uid: string): Promise<void>;
   cleanupStale(keep?: ReadonlySet<string>): Promise<string[]>;
+  /** Takes over the network of a running container whose records were lost (NetworkManager.adopt). */
+  adopt?(req: InstanceNetworkRequest, pid: number): Promise<InstanceNetwork>;
 }
 
 export interface ReconcilerOptions {
@@ -175,6 +177,12 @@ export class Reconciler {
   /** No desired set yet (e.g. just after a restart): adopted containers are kept, not stopped. */
   private desiredReceived = false;
   private orphanLogsCollected = false;
+  /**
+   * Running containers the runtime found on the host without their records
+   * (its state directory was removed): adopted with the spec of the first
+   * desired set that names them, stopped when it does not.
+   */
+  private readonly recordsLost = new Map<string, ContainerHandle>();
   private orphanLogs: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: ReconcilerOptions) {
@@ -308,6 +316,18 @@ export class Reconciler {
     // (desired or not: an agent restarted during an outage has no set yet).
     if (tracked && tracked.disconnectStopMs !== undefined && !tracked.finished) {
       return this.stopDisconnected(tracked, tracked.disconnectStopMs);
+    }
+
+    const lost = tracked ? undefined : this.recordsLost.get(uid);
+    if (lost) {
+      if (!spec && !this.desiredReceived && !this.shuttingDown) return;
+      if (spec && !this.shuttingDown) {
+        await this.adoptLost(spec, lost);
+        this.recordsLost.delete(uid);
+        return;
+      }
+      // Not desired: stopped below as an unknown container.
+      this.recordsLost.delete(uid);
     }
 
     // Until the control plane has said what it wants, keep what runs.
@@ -547,7 +567,17 @@ export class Reconciler {
   private async adopt(): Promise<string[]> {
     if (this.runtime.recover === undefined) return [];
     const uids: string[] = [];
-    for (const { handle, annotations, resources } of await this.runtime.recover()) {
+    for (const { handle, annotations, resources, recordsLost } of await this.runtime.recover()) {
+      if (recordsLost) {
+        // Known again once the desired set names it (adoptLost); kept until then.
+        this.recordsLost.set(handle.id, handle);
+        uids.push(handle.id);
+        this.log.warn(
+          { uid: handle.id, pid: handle.pid },
+          "found a running container whose records were lost; the desired set decides whether it is adopted",
+        );
+        continue;
+      }
       const raw = annotations[INSTANCE_ANNOTATION];
       if (raw === undefined) continue; // not started by a reconciler: sync() stops it as unknown
       let spec: InstanceSpec__Output;
@@ -612,6 +642,69 @@ export class Reconciler {
       );
     }
     return uids;
+  }
+
+  /**
+   * Adopts a running container whose records were lost, with its desired
+   * spec: its network is taken over from the host (namespace, address,
+   * allocation, CNI cache), its spec recorded again, and it is reported
+   * RUNNING with the same pid: no restart, no second copy, no second IP.
+   * Throws to be retried (e.g. before the node's subnet is known).
+   */
+  private async adoptLost(spec: InstanceSpec__Output, handle: ContainerHandle): Promise<void> {
+    const { uid } = spec;
+    let network: InstanceNetwork | undefined;
+    const networks = this.options.network;
+    if (networks) {
+      if (!networks.ready) throw new Error("waiting for the node's subnet from the control plane");
+      if (!networks.adopt) throw new Error("this agent's networking cannot adopt a running container");
+      network = await networks.adopt(networkRequestOf(spec), handle.pid);
+    }
+    const containerSpec = this.containerSpecOf(spec);
+    if (network) containerSpec.netnsPath = network.netnsPath;
+    containerSpec.annotations = {
+      [INSTANCE_ANNOTATION]: JSON.stringify(spec),
+      ...(network ? { [NETWORK_ANNOTATION]: JSON.stringify({ ip: network.ip, ports: network.ports }) } : {}),
+    };
+    await this.runtime.recordSpec?.(containerSpec);
+    const applied = resourcesOf(spec);
+    const tracked: TrackedInstance = {
+      uid,
+      spec,
+      status: {
+        uid,
+        namespace: spec.namespace,
+        name: spec.name,
+        state: "RUNNING",
+        pid: handle.pid,
+        startedAtMs: handle.startedAt.getTime(),
+        ...(network ? { ip: network.ip, ports: network.ports } : {}),
+        appliedResources: { ...applied },
+      },
+      finished: false,
+      handle,
+      applied,
+      stopRequested: false,
+      removed: false,
+      networkUp: network !== undefined,
+      imageMounted: this.options.images !== undefined && Boolean(spec.image),
+    };
+    this.tracked.set(uid, tracked);
+    this.log.info(
+      { uid, pid: handle.pid, ip: network?.ip },
+      "adopted a container whose records were lost, from the host and the desired set",
+    );
+    this.report(tracked, tracked.status);
+    handle.exited.then(
+      (exit) => {
+        tracked.exit = exit;
+        this.queue.add(uid);
+      },
+      (error: unknown) => {
+        tracked.exitError = error ?? new Error("exit lost");
+        this.queue.add(uid);
+      },
+    );
   }
 
   /**
