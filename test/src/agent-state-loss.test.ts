@@ -177,6 +177,9 @@ describe("agent state loss: rebuilt from the host and the desired set", () => {
 
     const restartedAt = Date.now();
     await cluster.startAgent(host);
+    // Time for a restarted agent to do what it does to what it found (kill and restart, or adopt).
+    await new Promise((r) => setTimeout(r, 10_000));
+    for (const i of before) expect({ name: i.name, alive: alive(i.pid) }).toEqual({ name: i.name, alive: true });
     await waitFor(
       "the agent to adopt all three",
       async () =>
