@@ -12,6 +12,8 @@
 //   that App's instance after stopAfter; an App without it keeps running.
 // - The store restored from an older etcd snapshot: the agent that applied a
 //   newer set refuses the older one and keeps its container.
+// - A store that lost its cluster id is suspect: grove-server sends no
+//   desired sets until --assign-cluster-id, and agents refuse the new id.
 //
 // The outage lasts 20 s in `npm test`; `npm run test:chaos` runs the full two
 // minutes the issue asks for (GROVE_CHAOS_OUTAGE_MS).
@@ -302,6 +304,32 @@ describe("desired-state guard and disconnected agents", () => {
     // The restored store has no `late`: the agent did not stop it, nor anything else.
     await sleep(HEARTBEAT_MS);
     expect(alive(late!.pid)).toBe(true);
+    expectKeptAlive();
+  }, 300_000);
+
+  it("a store whose cluster id was lost is suspect: no desired sets until --assign-cluster-id, and agents refuse the new id", async () => {
+    const server = cluster.server!;
+    etcdctl(["--endpoints", etcdEndpointOf(server), "del", "/grove/cluster"]);
+    await server.stop(20_000);
+    cluster.server = await startServer({ dataDir: server.dataDir, grpcListen });
+    client = clientOf(cluster.server);
+    await nodesWith("both nodes registered again", isReady);
+    expect(cluster.server.output.join("\n")).toContain("the store holds objects but no cluster id");
+    await waitFor("the gateway to hold back the desired sets", async () =>
+      cluster.server!.output.some((l) => l.includes("not sending the node its desired set")),
+    );
+    await sleep(HEARTBEAT_MS);
+    expectKeptAlive();
+
+    // The operator vouches for the store: it gets a new id, which agents that knew the old one refuse.
+    await cluster.server.stop(20_000);
+    cluster.server = await startServer({ dataDir: server.dataDir, grpcListen, extraArgs: ["--assign-cluster-id"] });
+    client = clientOf(cluster.server);
+    await nodesWith(
+      "both agents to refuse the new cluster id",
+      (n) => condition(n, "DesiredStateRefused")?.reason === "OtherCluster",
+    );
+    await sleep(HEARTBEAT_MS);
     expectKeptAlive();
   }, 300_000);
 });
