@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { pino, type Logger } from "pino";
 import { ControlPlaneConnection } from "./grpc/client";
+import { DesiredStateGuard } from "./grpc/desired-state-guard";
 import { agentVersion, readHostFacts, toNodeInfo } from "./host";
 import { Reconciler } from "./reconcile/reconciler";
 import { ImageService, loadImageConfig, TemplateRoots } from "./images";
@@ -65,6 +66,8 @@ export interface AgentConfig {
   hostPorts: AgentHostPortPolicy;
   /** What instances may open on the node's own addresses. */
   nodePortsAllowed: NodePortRule[];
+  /** Accept the next desired set even when it comes from another cluster (once; see DesiredStateGuard). */
+  joinNewCluster?: boolean;
 }
 
 /** How long shutdown waits for containers to stop before giving up on them. */
@@ -116,6 +119,11 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       "--stop-containers-on-exit",
       "stop every container when the agent is asked to exit (default: they keep running and are adopted on the next start)",
     )
+    .option(
+      "--join-new-cluster",
+      "accept the next desired set even from another cluster than the one this node applied sets of " +
+        "(its store was replaced on purpose); by default such sets are refused and containers keep running",
+    )
     .option("--log-level <level>", `one of ${LOG_LEVELS.join(", ")}`, parseLogLevel, "info")
     .option("--images-dir <dir>", "the image store (default <state-dir>/images)")
     .option("--image-config <file>", "registry settings (mirrors, insecure, auth) and pull secrets, JSON")
@@ -166,6 +174,7 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       cgroupParent: string;
       logLevel: string;
       stopContainersOnExit?: boolean;
+      joinNewCluster?: boolean;
       network: "cni" | "none";
       cniConflist?: string;
       cniPluginDir: string;
@@ -221,6 +230,7 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
     addresses: opts.address,
     cgroupParent: opts.cgroupParent,
     ...(opts.stopContainersOnExit === true ? { stopContainersOnExit: true } : {}),
+    ...(opts.joinNewCluster === true ? { joinNewCluster: true } : {}),
     logLevel: opts.logLevel,
     imagesDir: path.resolve(opts.imagesDir ?? path.join(opts.stateDir, "images")),
     ...(opts.imageConfig !== undefined ? { imageConfig: path.resolve(opts.imageConfig) } : {}),
@@ -307,6 +317,11 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
   // Every instance of a rootfs directory gets its own overlay root over it.
   const templates = new TemplateRoots({ rootfsDir: config.rootfsDir, root: path.join(config.stateDir, "roots") });
   for (const warning of await templates.init()) log.warn(warning);
+  // Refuses desired sets of another cluster or older than one applied (a wiped or restored store).
+  const guard = new DesiredStateGuard({ stateDir: config.stateDir, joinNewCluster: config.joinNewCluster === true });
+  if (guard.state) log.info(guard.state, "this node belongs to a cluster");
+  if (config.joinNewCluster === true)
+    log.warn("--join-new-cluster: the next desired set is accepted whatever its cluster");
   const pauseAfterNetworkMs = Number(process.env.GROVE_AGENT_PAUSE_AFTER_NETWORK_MS ?? 0) || 0;
   const reconciler = new Reconciler({
     ...(network ? { network } : {}),
@@ -319,6 +334,8 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     userns: new UsernsPool(config.usernsRange),
     logger: log.child({ component: "reconciler" }),
     onStatus: (status) => connection?.reportStatus(status),
+    // spec.disconnect.stopAfter: measured from the control plane's last answer.
+    withoutContactMs: () => connection?.withoutContactMs() ?? 0,
   });
   const version = agentVersion();
   // grove logs / exec / stats over the Connect stream.
@@ -333,6 +350,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     address: config.server,
     token: config.token,
     reconciler,
+    guard,
     onRegistered: (registered) => {
       if (!network) return;
       const egressDefault = registered.egressDefault === "allow" ? "allow" : "deny";

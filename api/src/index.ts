@@ -12,3 +12,4 @@ export * from "./app-source";
 export * from "./operations";
 export type { ExecRequest, ExecSession } from "./exec-client";
 export type { CapacityReport, NodeCapacity, PlannedInstance, PlanResult, PlanUtilization } from "./scheduling";
+export * from "./duration";

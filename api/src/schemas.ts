@@ -236,6 +236,31 @@ export const UpdatePolicy = Type.Object(
 );
 export type UpdatePolicy = Static<typeof UpdatePolicy>;
 
+/** A duration: a number and a unit, "500ms", "30s", "5m", "1h" (parseDurationMs). */
+function durationString(description = 'a duration: a number and a unit, e.g. "500ms", "30s", "5m", "1h"') {
+  return Type.String({ pattern: "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", maxLength: 32, description });
+}
+export const Duration = durationString();
+export type Duration = Static<typeof Duration>;
+
+/** What happens to an App's instances when their node loses the control plane (docs/api.md, "Disconnect"). */
+export const DisconnectPolicy = Type.Object(
+  {
+    replaceAfter: Type.Optional(
+      durationString(
+        "how long the control plane waits before it places replacements for instances on a node that stopped answering (default 0s: at once)",
+      ),
+    ),
+    stopAfter: Type.Optional(
+      durationString(
+        "the agent stops the instances itself once its node has been without contact with the control plane this long (default: never; they keep running)",
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type DisconnectPolicy = Static<typeof DisconnectPolicy>;
+
 export const AppSpec = Type.Object(
   {
     rootfs: Type.Optional(
@@ -281,6 +306,7 @@ export const AppSpec = Type.Object(
     egress: Type.Optional(Type.Array(EgressRule, { maxItems: 64 })),
     security: Type.Optional(SecuritySpec),
     updatePolicy: Type.Optional(UpdatePolicy),
+    disconnect: Type.Optional(DisconnectPolicy),
   },
   { additionalProperties: false },
 );
@@ -346,6 +372,8 @@ export const InstanceSpec = Type.Object(
     ports: Type.Optional(Type.Array(PortSpec)),
     egress: Type.Optional(Type.Array(EgressRule)),
     security: Type.Optional(SecuritySpec),
+    /** The App's spec.disconnect.stopAfter, which the agent enforces. */
+    disconnect: Type.Optional(Type.Object({ stopAfter: Type.Optional(Duration) }, { additionalProperties: false })),
   },
   { additionalProperties: false },
 );

@@ -74,6 +74,11 @@ export async function main(argv: string[]): Promise<void> {
         return v;
       },
       "deny",
+    )
+    .option(
+      "--assign-cluster-id",
+      "give a store that holds objects but no cluster id a new one (after an upgrade from a Grove without cluster ids; " +
+        "agents that applied sets of another cluster still refuse it)",
     );
   program.parse(argv);
   const o = program.opts<{
@@ -91,6 +96,7 @@ export async function main(argv: string[]): Promise<void> {
     allowPrivilegedHostPorts?: boolean;
     reservedHostPorts: number[];
     egressDefault: "deny" | "allow";
+    assignClusterId?: boolean;
   }>();
   const logger = pino({ name: "grove-server", level: o.logLevel });
   try {
@@ -115,6 +121,7 @@ export async function main(argv: string[]): Promise<void> {
         allowPrivileged: o.allowPrivilegedHostPorts === true,
         reserved: o.reservedHostPorts,
       },
+      assignClusterId: o.assignClusterId === true,
       logger,
     });
     let stopping = false;

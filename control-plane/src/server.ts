@@ -16,6 +16,7 @@ import { DEFAULT_HOST_PORT_RANGE, SchedulerController } from "./controllers/sche
 import { NodeLifecycleController } from "./controllers/node-lifecycle";
 import { LeaderElection } from "./leader/election";
 import { AgentGateway, type ClusterNetworkOptions } from "./grpc/agent-gateway";
+import { ensureClusterId } from "./cluster/cluster-id";
 import type { PortRange } from "./network/subnets";
 import { ControlPlaneHostPorts, type HostPortPolicyOptions } from "./network/host-port-policy";
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges } from "@grove/api";
@@ -39,6 +40,12 @@ export interface ControlPlaneOptions {
   hostPortRange?: PortRange;
   /** Which fixed host ports Apps may publish (default: 10000-32767, no privileged ports, none reserved beyond ours). */
   hostPorts?: HostPortPolicyOptions;
+  /**
+   * Give a store that holds objects but no cluster id a new one (after an
+   * upgrade from a Grove without cluster ids, or once an operator checked the
+   * store is the right one). Without it such a store sends no desired sets.
+   */
+  assignClusterId?: boolean;
 }
 
 export interface ControlPlane {
@@ -48,6 +55,8 @@ export interface ControlPlane {
   agentToken: string;
   etcdEndpoints: string[];
   store: Store;
+  /** The cluster id desired sets carry; undefined while the store is suspect (see ensureClusterId). */
+  clusterId?: string;
   close(): Promise<void>;
 }
 
@@ -117,6 +126,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const store = createStore(endpoints, { logger: logger.child({ component: "store" }) });
     cleanups.push(() => store.close());
     const repo = new Repository(store);
+    const cluster = await ensureClusterId(store, { assign: opts.assignClusterId === true });
+    if (cluster.state === "ok") {
+      logger.info({ clusterId: cluster.id }, cluster.created ? "cluster id created" : "cluster id read from the store");
+    } else {
+      logger.error(
+        { holds: cluster.holds },
+        "the store holds objects but no cluster id (lost, or written by an older Grove): agents get no desired sets " +
+          "and keep what they run; check this is the right store, then restart with --assign-cluster-id",
+      );
+    }
 
     const apps = new Informer<App>(store, Keys.collection("apps"), logger);
     const instances = new Informer<Instance>(store, Keys.collection("instances"), logger);
@@ -163,6 +182,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       logger.child({ component: "agents" }),
       opts.network,
     );
+    gateway.setCluster(cluster);
     cleanups.push(async () => {
       controllers?.stop();
       controllers = undefined;
@@ -210,11 +230,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       agentToken,
       etcdEndpoints: endpoints,
       store,
+      ...(cluster.state === "ok" ? { clusterId: cluster.id } : {}),
       close,
     };
     // Heartbeats name this replica, so another one can tell clients where a node's stream is.
     gateway.setServerId(cp.httpUrl);
-    logger.info({ http: cp.httpUrl, grpc: cp.grpcAddress }, "grove-server is up");
+    logger.info({ http: cp.httpUrl, grpc: cp.grpcAddress, clusterId: cp.clusterId }, "grove-server is up");
     return cp;
   } catch (err) {
     await close();

@@ -7,8 +7,10 @@
 // chains) and tears it down. Host ports this node refuses (host-ports.ts)
 // fail the setup before anything is made; the node guard (node-guard.ts)
 // is in place before every CNI ADD.
+import { execFile } from "node:child_process";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
+import { promisify } from "node:util";
 import { pino, type Logger } from "pino";
 import { CniCaller, type CniNetworkList, type CniPortMapping, type CniResult } from "./cni";
 import { DEFAULT_PLUGIN_DIRS, defaultNetworkList, loadNetworkList } from "./conflist";
@@ -31,6 +33,8 @@ import {
 import { ensureNodeGuard, resetRouteLocalnet } from "./node-guard";
 
 export const IFNAME = "eth0";
+
+const exec = promisify(execFile);
 
 export interface PortSpec {
   name: string;
@@ -161,6 +165,53 @@ export class NetworkManager {
       );
       throw err;
     }
+  }
+
+  /**
+   * Takes over the network of a running container whose records were lost
+   * (the agent's state directory was removed while it ran): its namespace
+   * (bound again from the container's init `pid` when the file is gone), its
+   * address read from inside it, and the host-local allocation and the CNI
+   * cache entry written again, so that no other instance gets its address
+   * and teardown undoes its port mappings. (Egress chains, port mappings and
+   * masquerade rules live in iptables: they were never lost.)
+   */
+  async adopt(req: InstanceNetworkRequest, pid: number): Promise<InstanceNetwork> {
+    if (!this.settings) throw new Error("the node's subnet is not known yet (not registered)");
+    const list = this.networkList();
+    const netnsPath = this.netnsPath(req.uid);
+    if (!(await isMounted(netnsPath))) {
+      await fs.mkdir(this.dir("netns"), { recursive: true, mode: 0o700 });
+      await fs.writeFile(netnsPath, "", { flag: "a", mode: 0o600 });
+      await exec("mount", ["--bind", `/proc/${pid}/ns/net`, netnsPath]);
+    }
+    const { stdout } = await exec("nsenter", [`--net=${netnsPath}`, "ip", "-4", "-o", "addr", "show", "dev", IFNAME]);
+    const cidr = /\binet (\d+\.\d+\.\d+\.\d+\/\d+)/.exec(stdout)?.[1];
+    if (!cidr) throw new Error(`no IPv4 address on ${IFNAME} in the network namespace of ${req.uid}`);
+    const ip = cidr.split("/")[0]!;
+    if (!this.opts.conflistFile) {
+      // host-local's record of the allocation: "<container id>\r\n<ifname>" in a file named by the address.
+      const dir = path.join(this.dir("ipam"), list.name);
+      await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      const file = path.join(dir, ip);
+      const holder = (await fs.readFile(file, "utf8").catch(() => "")).split(/\r?\n/)[0]?.trim();
+      if (holder && holder !== req.uid) throw new Error(`address ${ip} of ${req.uid} is recorded for ${holder}`);
+      await fs.writeFile(file, `${req.uid}\r\n${IFNAME}`, { mode: 0o600 });
+    }
+    const portMappings: CniPortMapping[] = req.ports
+      .filter((p) => p.hostPort > 0)
+      .map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: "" }));
+    await this.cni.recordResult(
+      list,
+      { containerId: req.uid, netns: netnsPath, ifName: IFNAME, capabilityArgs: { portMappings } },
+      {
+        cniVersion: list.cniVersion,
+        interfaces: [{ name: IFNAME, sandbox: netnsPath }],
+        ips: [{ address: cidr, interface: 0 }],
+      },
+    );
+    this.log.info({ uid: req.uid, ip }, "instance network adopted from the host");
+    return { netnsPath, ip, ports: req.ports.map((p) => ({ ...p })) };
   }
 
   /** Removes everything of an instance's network; idempotent. */

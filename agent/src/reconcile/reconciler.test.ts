@@ -169,12 +169,13 @@ function spec(uid: string, overrides: Partial<InstanceSpec__Output> = {}): Insta
     imagePullSecret: "",
     entrypoint: [],
     security: null,
+    stopAfterMs: "0",
     ...overrides,
   };
 }
 
 function desired(...specs: InstanceSpec__Output[]) {
-  return { instances: specs, revision: "1" };
+  return { instances: specs, revision: "1", clusterId: "" };
 }
 
 describe("Reconciler", () => {
@@ -362,7 +363,7 @@ describe("Reconciler", () => {
 
     reconciler.setDesired(desired(spec("u1")));
     await settle();
-    reconciler.setDesired({ instances: [spec("u1")], revision: "2" });
+    reconciler.setDesired({ instances: [spec("u1")], revision: "2", clusterId: "" });
     await settle();
 
     expect(runtime.started).toHaveLength(1);
@@ -471,6 +472,50 @@ describe("Reconciler", () => {
     reconciler.setDesired(desired(spec("u3")));
     await settle();
     expect(runtime.started.map((s) => s.id)).toEqual(["u1", "u2"]);
+  });
+
+  it("stops only instances with stop_after_ms once the node is without contact that long, and never restarts them", async () => {
+    let silentMs = 0;
+    reconciler.close();
+    reconciler = new Reconciler({
+      runtime,
+      rootfsDir: "/var/lib/grove/rootfs",
+      stateDir,
+      onStatus: (s) => reports.push(s),
+      resyncIntervalMs: 0,
+      withoutContactMs: () => silentMs,
+      disconnectCheckIntervalMs: 60_000, // driven by hand below
+    });
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("single", { stopAfterMs: "5000" }), spec("web")));
+    await settle();
+
+    silentMs = 4_999;
+    reconciler.checkDisconnected();
+    await settle();
+    expect(runtime.calls.filter((c) => c.startsWith("stop"))).toEqual([]);
+
+    silentMs = 5_000;
+    reconciler.checkDisconnected();
+    await settle();
+    expect(runtime.calls.filter((c) => c.startsWith("stop") || c.startsWith("remove"))).toEqual([
+      "stop single 7",
+      "remove single",
+    ]);
+    expect(reports.filter((r) => r.uid === "single").at(-1)).toMatchObject({
+      state: "EXITED",
+      reason: "StoppedDisconnected",
+      message: expect.stringMatching(/after 5\.0s without contact .*stopAfter 5s/),
+    });
+    // Still desired and contact back: it stays stopped (replacing it is the control plane's call); web never stopped.
+    silentMs = 0;
+    reconciler.setDesired(desired(spec("single", { stopAfterMs: "5000" }), spec("web")));
+    await settle();
+    expect(runtime.started.map((s) => s.id)).toEqual(["single", "web"]);
+    expect(Object.fromEntries(reconciler.statuses().map((s) => [s.uid, s.state]))).toEqual({
+      single: "EXITED",
+      web: "RUNNING",
+    });
   });
 });
 

@@ -18,6 +18,12 @@
 // kernel's message; the same resize is tried again only after
 // resizeRetryDelayMs (at a periodic resync), not in a hot loop.
 //
+// An instance whose spec carries stop_after_ms (the App's
+// spec.disconnect.stopAfter) is stopped by the agent itself once the node has
+// been without contact with the control plane that long (withoutContactMs,
+// monotonic), and reported EXITED with reason StoppedDisconnected when contact
+// returns; without it instances keep running however long the outage.
+//
 // Instances that finished (exited, failed, OOM-killed, failed to start) are
 // remembered by uid and never started again: replacing them is the control
 // plane's decision. Their last status stays in statuses() (and so in every
@@ -66,6 +72,8 @@ export const StatusReason = {
   Resized: "Resized",
   /** The runtime or kernel refused new limits; the instance runs on with the old ones (state RUNNING). */
   ResizeFailed: "ResizeFailed",
+  /** Stopped by the agent after spec.disconnect.stopAfter without contact with the control plane. */
+  StoppedDisconnected: "StoppedDisconnected",
 } as const;
 
 /** What the reconciler needs from instance networking (agent/src/network). */
@@ -75,6 +83,8 @@ export interface InstanceNetworks {
   setup(req: InstanceNetworkRequest): Promise<InstanceNetwork>;
   teardown(uid: string): Promise<void>;
   cleanupStale(keep?: ReadonlySet<string>): Promise<string[]>;
+  /** Takes over the network of a running container whose records were lost (NetworkManager.adopt). */
+  adopt?(req: InstanceNetworkRequest, pid: number): Promise<InstanceNetwork>;
 }
 
 export interface ReconcilerOptions {
@@ -112,6 +122,13 @@ export interface ReconcilerOptions {
   /** A refused resize is tried again (at a resync) no sooner than this (default 60 s). */
   resizeRetryDelayMs?: number;
   /**
+   * How long the node has been without contact with the control plane (ms,
+   * monotonic; grpc/client.ts). Without it stop_after_ms is never acted on.
+   */
+  withoutContactMs?: () => number;
+  /** How often instances with stop_after_ms are checked against it (default 500 ms). */
+  disconnectCheckIntervalMs?: number;
+  /**
    * Host id ranges for `security.userNamespace: auto` (--userns-range); without
    * it such instances fail to start. Explicit ranges need no pool.
    */
@@ -144,6 +161,8 @@ interface TrackedInstance {
   applied?: ContainerResources;
   /** The last refused resize: its target and when, so it is not retried in a hot loop. */
   resizeFailure?: { target: string; atMs: number };
+  /** To be stopped: the node was without contact this many ms (spec.disconnect.stopAfter). */
+  disconnectStopMs?: number;
 }
 
 /** Container annotations the reconciler reads back after an agent restart. */
@@ -163,11 +182,18 @@ export class Reconciler {
   private readonly log: Logger;
   private readonly now: () => number;
   private resyncTimer: NodeJS.Timeout | undefined;
+  private disconnectTimer: NodeJS.Timeout | undefined;
   private started = false;
   private shuttingDown = false;
   /** No desired set yet (e.g. just after a restart): adopted containers are kept, not stopped. */
   private desiredReceived = false;
   private orphanLogsCollected = false;
+  /**
+   * Running containers the runtime found on the host without their records
+   * (its state directory was removed): adopted with the spec of the first
+   * desired set that names them, stopped when it does not.
+   */
+  private readonly recordsLost = new Map<string, ContainerHandle>();
   private orphanLogs: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: ReconcilerOptions) {
@@ -216,7 +242,24 @@ export class Reconciler {
       this.resyncTimer = setInterval(() => this.enqueueAll(), interval);
       this.resyncTimer.unref();
     }
+    if (this.options.withoutContactMs) {
+      this.disconnectTimer = setInterval(() => this.checkDisconnected(), this.options.disconnectCheckIntervalMs ?? 500);
+      this.disconnectTimer.unref();
+    }
     this.enqueueAll();
+  }
+
+  /** Marks running instances whose stop_after_ms has passed without contact, and syncs them. */
+  checkDisconnected(): void {
+    const silentMs = this.options.withoutContactMs?.() ?? 0;
+    if (silentMs <= 0 || this.shuttingDown) return;
+    for (const t of this.tracked.values()) {
+      const stopAfterMs = Number(t.spec.stopAfterMs ?? 0);
+      if (!(stopAfterMs > 0) || silentMs < stopAfterMs) continue;
+      if (t.finished || !t.handle || t.stopRequested || t.disconnectStopMs !== undefined) continue;
+      t.disconnectStopMs = silentMs;
+      this.queue.add(t.uid);
+    }
   }
 
   /** Replaces the whole desired set. Idempotent: the same set again changes nothing. */
@@ -257,6 +300,7 @@ export class Reconciler {
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
     if (this.resyncTimer) clearInterval(this.resyncTimer);
+    if (this.disconnectTimer) clearInterval(this.disconnectTimer);
     if (!this.started) return;
     this.enqueueAll();
     await this.queue.idle();
@@ -265,6 +309,7 @@ export class Reconciler {
   /** Stops background work without touching containers (tests, fatal errors). */
   close(): void {
     if (this.resyncTimer) clearInterval(this.resyncTimer);
+    if (this.disconnectTimer) clearInterval(this.disconnectTimer);
     this.queue.close();
   }
 
@@ -280,6 +325,24 @@ export class Reconciler {
 
     if (tracked && !tracked.finished && (tracked.exit || tracked.exitError !== undefined)) {
       this.finish(tracked, this.exitStatus(tracked));
+    }
+
+    // The App asked to be stopped after this long without the control plane
+    // (desired or not: an agent restarted during an outage has no set yet).
+    if (tracked && tracked.disconnectStopMs !== undefined && !tracked.finished) {
+      return this.stopDisconnected(tracked, tracked.disconnectStopMs);
+    }
+
+    const lost = tracked ? undefined : this.recordsLost.get(uid);
+    if (lost) {
+      if (!spec && !this.desiredReceived && !this.shuttingDown) return;
+      if (spec && !this.shuttingDown) {
+        await this.adoptLost(spec, lost);
+        this.recordsLost.delete(uid);
+        return;
+      }
+      // Not desired: stopped below as an unknown container.
+      this.recordsLost.delete(uid);
     }
 
     // Until the control plane has said what it wants, keep what runs.
@@ -322,6 +385,29 @@ export class Reconciler {
     // The instance is gone from the control plane: so are its logs (kept while
     // a finished instance is still desired, and on an agent shutdown).
     if (!this.shuttingDown) await this.removeLogs(uid);
+  }
+
+  /** Stops an instance for spec.disconnect.stopAfter; it stays finished (the control plane replaces it). */
+  private async stopDisconnected(tracked: TrackedInstance, silentMs: number): Promise<void> {
+    const { uid } = tracked;
+    tracked.stopRequested = true;
+    const stopAfterMs = Number(tracked.spec.stopAfterMs);
+    const grace = Math.max(0, tracked.spec.stopGraceSeconds);
+    this.log.warn(
+      { uid, name: tracked.spec.name, stopAfterMs, withoutContactMs: Math.round(silentMs) },
+      "stopping instance: its App's disconnect.stopAfter passed without contact with the control plane",
+    );
+    const exit = await this.runtime.stop(uid, grace);
+    tracked.exit ??= exit;
+    const status = this.exitStatus(tracked);
+    this.finish(tracked, {
+      ...status,
+      reason: StatusReason.StoppedDisconnected,
+      message:
+        `stopped by the agent after ${(silentMs / 1000).toFixed(1)}s without contact with the control plane ` +
+        `(spec.disconnect.stopAfter ${stopAfterMs / 1000}s); ${status.message ?? ""}`,
+    });
+    if (!tracked.removed) await this.removeContainer(tracked);
   }
 
   /** Deletes an instance's log and its rotated predecessor. */
@@ -493,7 +579,17 @@ export class Reconciler {
   private async adopt(): Promise<string[]> {
     if (this.runtime.recover === undefined) return [];
     const uids: string[] = [];
-    for (const { handle, annotations, resources } of await this.runtime.recover()) {
+    for (const { handle, annotations, resources, recordsLost } of await this.runtime.recover()) {
+      if (recordsLost) {
+        // Known again once the desired set names it (adoptLost); kept until then.
+        this.recordsLost.set(handle.id, handle);
+        uids.push(handle.id);
+        this.log.warn(
+          { uid: handle.id, pid: handle.pid },
+          "found a running container whose records were lost; the desired set decides whether it is adopted",
+        );
+        continue;
+      }
       const raw = annotations[INSTANCE_ANNOTATION];
       if (raw === undefined) continue; // not started by a reconciler: sync() stops it as unknown
       let spec: InstanceSpec__Output;
@@ -560,6 +656,69 @@ export class Reconciler {
       );
     }
     return uids;
+  }
+
+  /**
+   * Adopts a running container whose records were lost, with its desired
+   * spec: its network is taken over from the host (namespace, address,
+   * allocation, CNI cache), its spec recorded again, and it is reported
+   * RUNNING with the same pid: no restart, no second copy, no second IP.
+   * Throws to be retried (e.g. before the node's subnet is known).
+   */
+  private async adoptLost(spec: InstanceSpec__Output, handle: ContainerHandle): Promise<void> {
+    const { uid } = spec;
+    let network: InstanceNetwork | undefined;
+    const networks = this.options.network;
+    if (networks) {
+      if (!networks.ready) throw new Error("waiting for the node's subnet from the control plane");
+      if (!networks.adopt) throw new Error("this agent's networking cannot adopt a running container");
+      network = await networks.adopt(networkRequestOf(spec), handle.pid);
+    }
+    const containerSpec = this.containerSpecOf(spec);
+    if (network) containerSpec.netnsPath = network.netnsPath;
+    containerSpec.annotations = {
+      [INSTANCE_ANNOTATION]: JSON.stringify(spec),
+      ...(network ? { [NETWORK_ANNOTATION]: JSON.stringify({ ip: network.ip, ports: network.ports }) } : {}),
+    };
+    await this.runtime.recordSpec?.(containerSpec);
+    const applied = resourcesOf(spec);
+    const tracked: TrackedInstance = {
+      uid,
+      spec,
+      status: {
+        uid,
+        namespace: spec.namespace,
+        name: spec.name,
+        state: "RUNNING",
+        pid: handle.pid,
+        startedAtMs: handle.startedAt.getTime(),
+        ...(network ? { ip: network.ip, ports: network.ports } : {}),
+        appliedResources: { ...applied },
+      },
+      finished: false,
+      handle,
+      applied,
+      stopRequested: false,
+      removed: false,
+      networkUp: network !== undefined,
+      imageMounted: this.options.images !== undefined && Boolean(spec.image),
+    };
+    this.tracked.set(uid, tracked);
+    this.log.info(
+      { uid, pid: handle.pid, ip: network?.ip },
+      "adopted a container whose records were lost, from the host and the desired set",
+    );
+    this.report(tracked, tracked.status);
+    handle.exited.then(
+      (exit) => {
+        tracked.exit = exit;
+        this.queue.add(uid);
+      },
+      (error: unknown) => {
+        tracked.exitError = error ?? new Error("exit lost");
+        this.queue.add(uid);
+      },
+    );
   }
 
   /**

@@ -100,6 +100,14 @@ function toExit(r: ExitRecord): ContainerExit {
   return { exitCode: r.exitCode, signal: r.signal, oomKilled: r.oomKilled, finishedAt: new Date(r.finishedAtMs) };
 }
 
+function readText(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
 function readJson<T>(file: string): T | undefined {
   try {
     return JSON.parse(fs.readFileSync(file, "utf8")) as T;
@@ -524,7 +532,7 @@ export class NativeRuntime implements ContainerRuntime {
     try {
       names = await fs.promises.readdir(this.stateDir);
     } catch {
-      return [];
+      names = []; // gone: the host may still run our containers (recoverLostRecords)
     }
     const out: RecoveredContainer[] = [];
     for (const id of names.sort()) {
@@ -532,7 +540,80 @@ export class NativeRuntime implements ContainerRuntime {
       const found = await this.loadOne(id, true);
       if (found !== undefined) out.push(found);
     }
+    out.push(...(await this.recoverLostRecords()));
     return out;
+  }
+
+  /**
+   * Containers whose records are gone (the state directory was removed while
+   * they ran): a cgroup under the parent whose processes include one whose
+   * parent is a grove-shim. The shim is asked (SIGUSR1) to write its
+   * directory, state record and socket again; the container is then tracked
+   * like an adopted one, without spec or annotations (recordSpec adds them).
+   * Cgroups without a live shim are left to cleanupStale().
+   */
+  private async recoverLostRecords(): Promise<RecoveredContainer[]> {
+    let ids: string[];
+    try {
+      ids = await this.native.listCgroups(this.cgroupMode, this.cgroupRoot, this.cgroupParent);
+    } catch {
+      return [];
+    }
+    const out: RecoveredContainer[] = [];
+    for (const id of ids.sort()) {
+      if (this.containers.has(id) || this.starting.has(id) || !/^[A-Za-z0-9_.-]{1,64}$/.test(id)) continue;
+      const shimPid = this.shimOf(id);
+      if (shimPid === undefined) continue;
+      await fs.promises.mkdir(this.stateDir, { recursive: true, mode: 0o700 });
+      try {
+        process.kill(shimPid, "SIGUSR1");
+      } catch {
+        continue;
+      }
+      let live: { pid: number; startedAtMs: number } | undefined;
+      for (let i = 0; i < 60 && live === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        if (fs.existsSync(this.socketPath(id))) live = await this.shimState(id);
+      }
+      if (live === undefined) continue;
+      const handle = this.track(id, live.pid, new Date(live.startedAtMs), {});
+      out.push({ handle, annotations: {}, recordsLost: true });
+    }
+    return out;
+  }
+
+  /** The grove-shim whose child is in the container's cgroup, if one is alive. */
+  private shimOf(id: string): number | undefined {
+    const dirs =
+      this.cgroupMode === "v2"
+        ? [path.join(this.cgroupRoot, this.cgroupParent, id)]
+        : ["pids", "memory", "cpu,cpuacct", "cpu", "freezer"].map((c) =>
+            path.join(this.cgroupRoot, c, this.cgroupParent, id),
+          );
+    for (const dir of dirs) {
+      let procs: string;
+      try {
+        procs = fs.readFileSync(path.join(dir, "cgroup.procs"), "utf8");
+      } catch {
+        continue;
+      }
+      for (const pid of procs.split("\n").filter((l) => /^\d+$/.test(l))) {
+        const ppid = /^PPid:\s*(\d+)$/m.exec(readText(`/proc/${pid}/status`) ?? "")?.[1];
+        if (ppid !== undefined && readText(`/proc/${ppid}/comm`)?.trim() === "grove-shim") return Number(ppid);
+      }
+    }
+    return undefined;
+  }
+
+  /** Writes spec.json for a container recovered with recordsLost (what start() writes). */
+  async recordSpec(spec: ContainerSpec): Promise<void> {
+    const entry = this.entry(spec.id);
+    const record: SpecRecord = { spec, createdAtMs: Date.now() };
+    const file = path.join(this.containerDir(spec.id), "spec.json");
+    const tmp = `${file}.tmp`;
+    await fs.promises.writeFile(tmp, JSON.stringify(record) + "\n", { mode: 0o600 });
+    await fs.promises.rename(tmp, file);
+    entry.annotations = { ...(spec.annotations ?? {}) };
   }
 
   /**

@@ -119,6 +119,12 @@ export interface RecoveredContainer {
    * or those of its last successful update(). Unset when the runtime does not know.
    */
   resources?: ContainerResources;
+  /**
+   * Its records were gone (the runtime's state directory was removed while it
+   * ran): found from the host (its cgroup and its shim), it has no spec and
+   * no annotations until the caller records them again (recordSpec).
+   */
+  recordsLost?: boolean;
 }
 
 export interface ContainerExit {
@@ -198,6 +204,11 @@ export interface ContainerRuntime {
    * for runtimes whose containers die with the agent. Call before cleanupStale().
    */
   recover?(): Promise<RecoveredContainer[]>;
+  /**
+   * Records the spec (and annotations) of a container recovered with
+   * recordsLost, as start() would have, so exec and the next recover() work.
+   */
+  recordSpec?(spec: ContainerSpec): Promise<void>;
   /** Current resource usage of a container. */
   stats?(id: string): Promise<ContainerStats>;
   /**

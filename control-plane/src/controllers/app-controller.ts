@@ -87,6 +87,8 @@ export function instanceTemplate(app: App): Omit<InstanceSpec, "index" | "restar
     ...(s.entrypoint?.length ? { entrypoint: [...s.entrypoint] } : {}),
     ...(s.placement ? { placement: structuredClone(s.placement) } : {}),
     ...(s.priority !== undefined ? { priority: s.priority } : {}),
+    // The agent enforces stopAfter, so the instance carries it (replaceAfter stays on the App).
+    ...(s.disconnect?.stopAfter !== undefined ? { disconnect: { stopAfter: s.disconnect.stopAfter } } : {}),
   };
 }
 
