@@ -753,8 +753,9 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
     p->a.mount_src_fd[i] = -1;
   p->a.sys_path = p->sys_path;
   p->a.caps = cfg->caps_set ? cfg->caps : GROVE_DEFAULT_CAPS;
-  if (!cfg->seccomp_unconfined && grove_seccomp_default (&p->a.seccomp) < 0)
-    return grove_error_set (err, ENOSYS, "no default seccomp filter for this architecture; run unconfined");
+  /* Capability-conditional rules of the profile follow the bounding set (as Docker). */
+  if (!cfg->seccomp_unconfined && grove_seccomp_default (p->a.caps, &p->a.seccomp) < 0)
+    return grove_error_set (err, errno, "the default seccomp filter");
   p->a.uid = cfg->uid;
   p->a.gid = cfg->gid;
   p->a.groups = cfg->groups;
