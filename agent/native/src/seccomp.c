@@ -12,10 +12,16 @@
 int
 grove_seccomp_default (uint64_t caps, struct sock_fprog *prog)
 {
-  struct sock_filter *f = malloc (sizeof (*f) * grove_seccomp_ninsns);
+  struct sock_filter *f;
 
   prog->len = 0;
   prog->filter = NULL;
+  if (grove_seccomp_ninsns == 0)
+    {
+      errno = ENOSYS; /* not built for this architecture */
+      return -1;
+    }
+  f = malloc (sizeof (*f) * grove_seccomp_ninsns);
   if (f == NULL)
     return -1;
   memcpy (f, grove_seccomp_insns, sizeof (*f) * grove_seccomp_ninsns);

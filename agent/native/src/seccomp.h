@@ -27,7 +27,8 @@ extern const unsigned grove_seccomp_ngates;
 
 /* The default filter for a container whose capability (bounding) set is caps
  * (bit n = capability n): a malloc'd copy of the program with its gates set
- * (free prog->filter). Returns 0, or -1 with errno (ENOMEM). */
+ * (free prog->filter). Returns 0, or -1 with errno: ENOMEM, or ENOSYS when the
+ * build's architecture has no filter (not x86_64 or aarch64). */
 int grove_seccomp_default (uint64_t caps, struct sock_fprog *prog);
 
 #ifdef __cplusplus
