@@ -169,6 +169,14 @@ export class NativeRuntime implements ContainerRuntime {
     this.logMaxBytes = opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
     this.pauseInStartMs = opts.pauseInStartMs ?? 0;
     this.cgroupMode = opts.cgroupMode ?? this.native.detectCgroupMode(this.cgroupRoot);
+    // The core refuses every v1 container without it (cgroup.c v1_setup); an
+    // agent says so when it starts rather than at its first container.
+    if (this.cgroupMode === "v1" && !fs.existsSync(path.join(this.cgroupRoot, "devices"))) {
+      throw new RuntimeError(
+        "CGROUP_FAILED",
+        `cgroup v1: the devices controller is not mounted (no ${this.cgroupRoot}/devices); without it a container could open any device node it creates, so Grove refuses to run containers`,
+      );
+    }
   }
 
   /** The directory of one container's records and its shim's socket. */
