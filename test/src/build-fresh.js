@@ -53,7 +53,11 @@ function staleBuilds() {
       problems.push(`${pkg}: ${path.relative(REPO, src.file)} is newer than the last build`);
   }
   const addon = path.join(REPO, "agent/native/build/Release/grove_native.node");
-  const cSrc = newestUnder(path.join(REPO, "agent/native/src"), (n) => /\.(c|h|cc)$/.test(n));
+  // The C sources and the seccomp profile with its compiler (compiled into the addon and grove-shim).
+  const cSrc = [
+    newestUnder(path.join(REPO, "agent/native/src"), (n) => /\.(c|h|cc)$/.test(n)),
+    newestUnder(path.join(REPO, "agent/native/seccomp"), (n) => /\.(c|json)$/.test(n)),
+  ].reduce((a, b) => (b.mtimeMs > a.mtimeMs ? b : a));
   const addonBuilt = mtime(addon);
   if (addonBuilt === undefined) problems.push(`native addon: never built (${path.relative(REPO, addon)} missing)`);
   else if (cSrc.mtimeMs > addonBuilt)
