@@ -58,7 +58,11 @@ function staleBuilds() {
   const release = path.join(REPO, "agent/native/build/Release");
   const outputs = ["grove_native.node", "grove-shim", "grove-runtime"].map((f) => path.join(release, f));
   const missing = outputs.filter((f) => mtime(f) === undefined);
-  const cSrc = newestUnder(path.join(REPO, "agent/native/src"), (n) => /\.(c|h|cc)$/.test(n));
+  // The C sources and the seccomp profile with its compiler (compiled into the addon and grove-shim).
+  const cSrc = [
+    newestUnder(path.join(REPO, "agent/native/src"), (n) => /\.(c|h|cc)$/.test(n)),
+    newestUnder(path.join(REPO, "agent/native/seccomp"), (n) => /\.(c|json)$/.test(n)),
+  ].reduce((a, b) => (b.mtimeMs > a.mtimeMs ? b : a));
   const lastBuild = Math.max(0, ...outputs.map((f) => mtime(f) ?? 0));
   if (missing.length)
     problems.push(`native build: never built (${missing.map((f) => path.relative(REPO, f)).join(", ")} missing)`);

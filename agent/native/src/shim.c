@@ -67,6 +67,7 @@ struct config
   size_t nrlimits;
   int hold;
   int readonly_rootfs;
+  int host_cgroupns;
   grove_mount_t mounts[GROVE_MAX_MOUNTS];
   size_t nmounts;
   grove_id_map_t uid_maps[GROVE_MAX_ID_MAPS], gid_maps[GROVE_MAX_ID_MAPS];
@@ -181,6 +182,8 @@ parse_config (char *buf, size_t len, grove_error_t *err)
         cfg.hold = strcmp (val, "1") == 0;
       else if (strcmp (key, "readonly_rootfs") == 0)
         cfg.readonly_rootfs = strcmp (val, "1") == 0;
+      else if (strcmp (key, "cgroupns") == 0)
+        cfg.host_cgroupns = strcmp (val, "host") == 0;
       /* A mount: "mount_src" starts it, "mount_dst" and "mount_ro" follow. */
       else if (strcmp (key, "mount_src") == 0)
         {
@@ -628,6 +631,7 @@ main (int argc, char **argv)
   cc.rlimits = cfg.rlimits;
   cc.nrlimits = cfg.nrlimits;
   cc.readonly_rootfs = cfg.readonly_rootfs;
+  cc.host_cgroupns = cfg.host_cgroupns;
   cc.mounts = cfg.mounts;
   cc.nmounts = cfg.nmounts;
   cc.uid_maps = cfg.uid_maps;

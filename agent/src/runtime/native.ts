@@ -32,7 +32,7 @@ import type {
 } from "./types";
 import { signalNumber, validateId, validateSpec } from "./validate";
 import { launchExec, validateExecOptions } from "./exec";
-import { capabilityMask, capabilitySet, resolveUser, rlimitNumber } from "./security";
+import { capabilityMask, capabilitySet, defaultNofile, RLIMITS, resolveUser, rlimitNumber } from "./security";
 
 const SIGKILL = 9;
 const SIGTERM = 15;
@@ -177,6 +177,14 @@ export class NativeRuntime implements ContainerRuntime {
     this.logMaxBytes = opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
     this.pauseInStartMs = opts.pauseInStartMs ?? 0;
     this.cgroupMode = opts.cgroupMode ?? this.native.detectCgroupMode(this.cgroupRoot);
+    // The core refuses every v1 container without it (cgroup.c v1_setup); an
+    // agent says so when it starts rather than at its first container.
+    if (this.cgroupMode === "v1" && !fs.existsSync(path.join(this.cgroupRoot, "devices"))) {
+      throw new RuntimeError(
+        "CGROUP_FAILED",
+        `cgroup v1: the devices controller is not mounted (no ${this.cgroupRoot}/devices); without it a container could open any device node it creates, so Grove refuses to run containers`,
+      );
+    }
   }
 
   /** The directory of one container's records and its shim's socket. */
@@ -303,7 +311,10 @@ export class NativeRuntime implements ContainerRuntime {
     return this.track(id, started.pid, startedAt, spec.annotations ?? {});
   }
 
-  /** The shim's security keys: caps, seccomp, uid, gid, group, rlimit (validated here). */
+  /**
+   * The shim's security keys: caps, seccomp, uid, gid, group, rlimit (validated
+   * here; RLIMIT_NOFILE defaults to defaultNofile()), cgroupns, user namespace.
+   */
   private securityConfig(spec: ContainerSpec): [string, string][] {
     const out: [string, string][] = [];
     const caps = capabilitySet(spec.capabilities?.add ?? [], spec.capabilities?.drop ?? []);
@@ -319,7 +330,13 @@ export class NativeRuntime implements ContainerRuntime {
     const user = resolveUser(spec.usersFrom ?? spec.rootfs, spec.user, spec.additionalGids ?? []);
     out.push(["uid", String(user.uid)], ["gid", String(user.gid)]);
     for (const g of user.groups) out.push(["group", String(g)]);
-    (spec.rlimits ?? []).forEach((r, i) => out.push(["rlimit", `${rlimitNumber(r, i)}:${r.soft}:${r.hard}`]));
+    const rlimits = spec.rlimits ?? [];
+    rlimits.forEach((r, i) => out.push(["rlimit", `${rlimitNumber(r, i)}:${r.soft}:${r.hard}`]));
+    if (!rlimits.some((r) => r.type === "RLIMIT_NOFILE")) {
+      const d = defaultNofile();
+      out.push(["rlimit", `${RLIMITS.RLIMIT_NOFILE}:${d.soft}:${d.hard}`]);
+    }
+    if (spec.hostCgroupNamespace === true) out.push(["cgroupns", "host"]);
     if (spec.userNamespace !== undefined) {
       for (const m of spec.userNamespace.uidMap) out.push(["uid_map", `${m.containerId}:${m.hostId}:${m.size}`]);
       for (const m of spec.userNamespace.gidMap) out.push(["gid_map", `${m.containerId}:${m.hostId}:${m.size}`]);

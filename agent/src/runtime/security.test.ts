@@ -6,6 +6,7 @@ import * as path from "node:path";
 import {
   capabilityMask,
   capabilitySet,
+  defaultNofile,
   readFileInRoot,
   resolveUser,
   rlimitNumber,
@@ -83,5 +84,32 @@ describe("users from the rootfs", () => {
     } finally {
       fs.rmSync(big, { recursive: true, force: true });
     }
+  });
+});
+
+describe("defaultNofile", () => {
+  let dir: string;
+  let n = 0;
+  beforeAll(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-limits-"))));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const limits = (soft: string, hard: string): string => {
+    const file = path.join(dir, `limits${++n}`);
+    fs.writeFileSync(
+      file,
+      "Limit                     Soft Limit           Hard Limit           Units     \n" +
+        "Max processes             95555                95555                processes \n" +
+        `Max open files            ${soft.padEnd(20)} ${hard.padEnd(20)} files     \n`,
+    );
+    return file;
+  };
+  it("is Docker's 1024/524288 when this process may go that high", () => {
+    expect(defaultNofile(limits("1048576", "1048576"))).toEqual({ type: "RLIMIT_NOFILE", soft: 1024, hard: 524288 });
+  });
+  it("lowers the hard limit (and the soft one under it) to this process's own", () => {
+    expect(defaultNofile(limits("1024", "20000"))).toEqual({ type: "RLIMIT_NOFILE", soft: 1024, hard: 20000 });
+    expect(defaultNofile(limits("256", "512"))).toEqual({ type: "RLIMIT_NOFILE", soft: 512, hard: 512 });
+  });
+  it("falls back to Docker's without a readable limits file", () => {
+    expect(defaultNofile("/nonexistent/limits")).toEqual({ type: "RLIMIT_NOFILE", soft: 1024, hard: 524288 });
   });
 });

@@ -140,6 +140,30 @@ export function rlimitNumber(r: Rlimit, i: number): number {
 export const USER_DB_MAX_BYTES = 1024 * 1024;
 
 /**
+ * Docker's RLIMIT_NOFILE on a systemd host (what dockerd and containerd have
+ * and their containers inherit): soft 1024, hard 524288.
+ */
+export const DEFAULT_NOFILE = { soft: 1024, hard: 524288 } as const;
+
+/**
+ * The RLIMIT_NOFILE of a container whose spec sets none: DEFAULT_NOFILE, its
+ * hard limit lowered to this process's own when that is lower. The shim and
+ * the exec helper inherit ours, and a process in a user namespace cannot raise
+ * a hard limit (that takes CAP_SYS_RESOURCE in the host's namespace), so a
+ * higher one would fail its start or exec.
+ */
+export function defaultNofile(limitsFile = "/proc/self/limits"): Rlimit {
+  let hard: number = DEFAULT_NOFILE.hard;
+  try {
+    const m = /^Max open files\s+\S+\s+(\d+)/m.exec(fs.readFileSync(limitsFile, "utf8"));
+    if (m !== null) hard = Math.min(hard, Number(m[1]));
+  } catch {
+    // No procfs: Docker's.
+  }
+  return { type: "RLIMIT_NOFILE", soft: Math.min(DEFAULT_NOFILE.soft, hard), hard };
+}
+
+/**
  * Opens root/rel resolving every symlink inside root (an absolute link target
  * means root-relative), like openat2(RESOLVE_IN_ROOT). Returns the file's
  * text, or undefined when it does not exist. The file itself is opened

@@ -54,7 +54,11 @@ export interface ContainerSpec {
   capabilities?: { add?: string[]; drop?: string[] };
   /** "default": the default seccomp filter (Docker's semantics); "unconfined": none. */
   seccomp?: "default" | "unconfined";
-  /** setrlimit before exec, e.g. { type: "RLIMIT_NOFILE", soft: 1024, hard: 4096 }. */
+  /**
+   * setrlimit before exec, e.g. { type: "RLIMIT_NOFILE", soft: 1024, hard: 4096 }.
+   * Without RLIMIT_NOFILE here the container gets soft 1024, hard 524288 (or
+   * the agent's own hard limit when lower).
+   */
   rlimits?: { type: string; soft: number; hard: number }[];
   /** Remount the root filesystem read-only inside the container. */
   readonlyRootfs?: boolean;
@@ -73,6 +77,12 @@ export interface ContainerSpec {
    * overlayfs rootfs (an image instance), its ownership is shifted in place.
    */
   userNamespace?: UserNamespace;
+  /**
+   * Stay in the runtime's cgroup namespace (an OCI bundle that lists none).
+   * Default: a private one rooted at the container's cgroups, so its
+   * /proc/self/cgroup shows "/".
+   */
+  hostCgroupNamespace?: boolean;
 }
 
 /** Container ids [containerId, containerId + size) are host ids [hostId, hostId + size). */

@@ -110,6 +110,9 @@ export function validateSpec(spec: ContainerSpec, opts: ValidateOptions): void {
 
   if (spec.mounts !== undefined) validateMounts(spec.mounts, opts);
   if (spec.userNamespace !== undefined) validateUserNamespace(spec.userNamespace);
+  if (spec.hostCgroupNamespace !== undefined && typeof spec.hostCgroupNamespace !== "boolean") {
+    invalid("hostCgroupNamespace must be a boolean");
+  }
 }
 
 export const MAX_ID_MAPPINGS = 5;
