@@ -584,42 +584,27 @@ describe("key/value configs on malformed input", () => {
   });
 });
 
-// Bugs in files outside this test's change (oci.c), reported with these
-// reproducers. Until they are fixed the fuzzer recognises their UBSan report
-// (below) and carries on; once one is fixed its test here fails: delete the
-// test and its KNOWN entry.
-const KNOWN: { name: string; report: RegExp; input: () => string }[] = [
-  {
-    name: "oci.c read_id_maps: containerID + size overflows a long long",
-    report: /runtime error: signed integer overflow: \d+ \+ \d+[^\n]*\n\s+#0 0x[0-9a-f]+ in read_id_maps /,
-    input: () => {
-      const c = ociUserns() as { linux: { uidMappings: { containerID: number }[] } };
-      return JSON.stringify(c).replace('"containerID":0', '"containerID":9223372036854775807');
-    },
-  },
-  {
-    name: "oci.c load_bundle: linux.resources.cpu.quota * 1000 overflows a long long",
-    report: /runtime error: signed integer overflow: -?\d+ \* 1000[^\n]*\n\s+#0 0x[0-9a-f]+ in load_bundle /,
-    input: () => JSON.stringify(ociSample()).replace('"quota":50000', '"quota":9223372036854775807'),
-  },
-];
-
-describe("known bugs still reproduce (delete the test once fixed)", () => {
-  it("shim.c parse_id_map: accepts a uid_map without its size, leaving the size uninitialised", async () => {
-    // grove_id_map_t m is not initialised and "C:H" (or "C", or "") stops before the
-    // size; MSan would see the read, ASan cannot. The agent never sends such a line.
-    for (const map of ["0:100000", "0", ""]) {
-      expect([map, (await config(blob([...SHIM_PAIRS, ["uid_map", map]]))).shim]).toEqual([map, 0]);
+// Bugs the fuzzer found in oci.c and shim.c, fixed: their reproducers stay as
+// regression tests (an overflow would abort the parsers process under UBSan).
+describe("bugs the fuzzer found stay fixed", () => {
+  it("shim.c parse_id_map: a uid_map without its host id or size (or with size 0) is refused", async () => {
+    for (const map of ["0:100000", "0", "", "0:100000:0", ":1:1", "0::1", "0:1:"]) {
+      expect([map, (await config(blob([...SHIM_PAIRS, ["uid_map", map]]))).shim]).toEqual([map, -1]);
     }
+    expect((await config(blob([...SHIM_PAIRS, ["uid_map", "0:100000:65536"]]))).shim).toBe(0);
   });
 
-  it.each(KNOWN.map((k) => [k.name, k]))("%s", async (_name, k) => {
-    const crash = await oci(k.input()).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(crash).toBeInstanceOf(ParserCrash);
-    expect((crash as ParserCrash).report).toMatch(k.report);
+  it("oci.c read_id_maps: containerID + size past 2^32 is refused without overflowing", async () => {
+    const c = ociUserns() as { linux: { uidMappings: { containerID: number }[] } };
+    const r = await oci(JSON.stringify(c).replace('"containerID":0', '"containerID":9223372036854775807'));
+    expect(r.code).toBe(1);
+    expect(r.message).toMatch(/config\.json linux\.uidMappings\[0\]/);
+  });
+
+  it("oci.c load_bundle: a cpu quota too large for quota * 1000 is refused without overflowing", async () => {
+    const r = await oci(JSON.stringify(ociSample()).replace('"quota":50000', '"quota":9223372036854775807'));
+    expect(r.code).toBe(1);
+    expect(r.message).toMatch(/linux\.resources\.cpu\.quota: at most/);
   });
 });
 
@@ -642,21 +627,11 @@ describe("fuzzing the C parsers under ASan and UBSan", () => {
     );
     await parsers.settle();
     expect(runs).toBeGreaterThanOrEqual(min);
-    const restarts = parsers.starts - startsBefore; // after a KNOWN bug's report
+    const restarts = parsers.starts - startsBefore;
     console.log(
       `${expect.getState().currentTestName}: ${runs} inputs in ${((FUZZ_MS * share) / 1000).toFixed(0)} s, ` +
         `${restarts} start(s) of the parsers process`,
     );
-  }
-
-  /** Runs an input; a crash that is a KNOWN bug's report passes (the process is started again). */
-  async function tolerant(kind: Kind, input: Buffer): Promise<string | undefined> {
-    try {
-      return await parsers.run(kind, input);
-    } catch (e) {
-      if (e instanceof ParserCrash && KNOWN.some((k) => k.report.test(e.report))) return undefined;
-      throw e;
-    }
   }
 
   it(
@@ -698,8 +673,7 @@ describe("fuzzing the C parsers under ASan and UBSan", () => {
           expect([b.toString("base64"), (await json(b)) >= 1]).toEqual([b.toString("base64"), valid]);
           return;
         }
-        const line = await tolerant("o", b);
-        if (line === undefined) return;
+        const line = await parsers.run("o", b);
         const m = /^o (-?\d+) (-?\d+) ?(.*)$/s.exec(line);
         expect(m).not.toBeNull();
         const [tokens, code, message] = [Number(m?.[1]), Number(m?.[2]), m?.[3] ?? ""];

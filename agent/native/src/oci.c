@@ -103,7 +103,7 @@ read_id_maps (const char *s, grove_jtok_t *t, int list, const char *field, grove
       if (grove_json_num (s, t, grove_json_get (s, t, m, "containerID"), &c) < 0
           || grove_json_num (s, t, grove_json_get (s, t, m, "hostID"), &h) < 0
           || grove_json_num (s, t, grove_json_get (s, t, m, "size"), &z) < 0 || c < 0 || h < 0 || z <= 0
-          || c + z > 0xffffffffLL || h + z > 0xffffffffLL)
+          || z > 0xffffffffLL || c > 0xffffffffLL - z || h > 0xffffffffLL - z)
         die (1, "config.json linux.%s[%d]: containerID, hostID and size must be integers, size > 0", field, k);
       maps[n++] = (grove_id_map_t){ (uint32_t) c, (uint32_t) h, (uint32_t) z };
     }
@@ -533,6 +533,9 @@ load_bundle (struct bundle *b, const char *bundle, const char *id)
     grove_json_num (s, t, grove_json_get (s, t, cpu, "shares"), &shares);
     if (quota > 0 && period <= 0)
       die (1, "config.json linux.resources.cpu.period: must be > 0");
+    /* Far above any quota the kernel takes; keeps quota * 1000 below LLONG_MAX. */
+    if (quota > 1000000000000LL)
+      die (1, "config.json linux.resources.cpu.quota: at most 1000000000000 microseconds");
     b->res.cpu_millis = quota > 0 ? (quota * 1000 + period / 2) / period : 0;
     if (b->res.cpu_millis == 0 && quota > 0)
       b->res.cpu_millis = 1;

@@ -80,18 +80,28 @@ static int
 parse_id_map (const char *key, const char *val, grove_id_map_t *maps, size_t *n, grove_error_t *err)
 {
   char *end;
-  grove_id_map_t m;
+  grove_id_map_t m = { 0, 0, 0 };
   if (*n >= GROVE_MAX_ID_MAPS)
     return grove_error_set (err, EINVAL, "shim config: more than %d %s lines", GROVE_MAX_ID_MAPS, key);
-  m.container_id = (uint32_t) strtoul (val, &end, 10);
-  if (*end == ':')
-    m.host_id = (uint32_t) strtoul (end + 1, &end, 10);
-  if (*end == ':')
-    m.size = (uint32_t) strtoul (end + 1, &end, 10);
-  if (*end != '\0')
-    return grove_error_set (err, EINVAL, "shim config: %s %s is not CONTAINER:HOST:SIZE", key, val);
-  maps[(*n)++] = m;
-  return 0;
+  /* All three parts, each a number, and a size > 0: "0:100000" or "" is refused. */
+  const char *p = val;
+  m.container_id = (uint32_t) strtoul (p, &end, 10);
+  if (end != p && *end == ':')
+    {
+      p = end + 1;
+      m.host_id = (uint32_t) strtoul (p, &end, 10);
+      if (end != p && *end == ':')
+        {
+          p = end + 1;
+          m.size = (uint32_t) strtoul (p, &end, 10);
+          if (end != p && *end == '\0' && m.size > 0)
+            {
+              maps[(*n)++] = m;
+              return 0;
+            }
+        }
+    }
+  return grove_error_set (err, EINVAL, "shim config: %s %s is not CONTAINER:HOST:SIZE with SIZE > 0", key, val);
 }
 
 struct client
