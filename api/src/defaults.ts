@@ -18,3 +18,13 @@ export function normalizeResources(req: ResourceRequest | undefined): Resources 
     ...(req?.disk !== undefined ? { diskBytes: parseBytes(req.disk) } : {}),
   };
 }
+
+/** An App's default spec.disconnect.replaceAfter: replace instances of a lost node at once. */
+export const DEFAULT_REPLACE_AFTER_MS = 0;
+
+/** Milliseconds of a schema duration ("30s", "5m", "500ms"; see DURATION_PATTERN). */
+export function durationMs(text: string): number {
+  const m = /^([0-9]+)(ms|s|m|h)$/.exec(text);
+  if (!m) throw new Error(`invalid duration "${text}": use e.g. 0s, 30s, 5m, 1h or 500ms`);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
+}

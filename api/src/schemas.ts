@@ -236,6 +236,28 @@ export const UpdatePolicy = Type.Object(
 );
 export type UpdatePolicy = Static<typeof UpdatePolicy>;
 
+/** A duration: "0s", "30s", "5m", "1h", "500ms". */
+export const DURATION_PATTERN = "^[0-9]+(ms|s|m|h)$";
+const Duration = (description: string) => Type.String({ pattern: DURATION_PATTERN, maxLength: 16, description });
+
+/** What happens to an App's instances while their node is out of contact. */
+export const DisconnectPolicy = Type.Object(
+  {
+    replaceAfter: Type.Optional(
+      Duration(
+        'how long an instance on a node that stopped answering stays Unknown before a replacement is placed on another node (default "0s": at once); the original is stopped when its node returns and the replacement runs',
+      ),
+    ),
+    stopAfter: Type.Optional(
+      Duration(
+        "the agent stops the App's instances after this long without contact with the control plane (default: never; for singletons that must not run twice)",
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type DisconnectPolicy = Static<typeof DisconnectPolicy>;
+
 export const AppSpec = Type.Object(
   {
     rootfs: Type.Optional(
@@ -281,6 +303,7 @@ export const AppSpec = Type.Object(
     egress: Type.Optional(Type.Array(EgressRule, { maxItems: 64 })),
     security: Type.Optional(SecuritySpec),
     updatePolicy: Type.Optional(UpdatePolicy),
+    disconnect: Type.Optional(DisconnectPolicy),
   },
   { additionalProperties: false },
 );
@@ -291,6 +314,8 @@ export const AppStatus = Type.Object({
   instances: Type.Optional(Type.Integer()),
   running: Type.Optional(Type.Integer()),
   pending: Type.Optional(Type.Integer()),
+  /** Instances on nodes that stopped answering (not counted in instances or running once replaced). */
+  unknown: Type.Optional(Type.Integer()),
 });
 export type AppStatus = Static<typeof AppStatus>;
 
@@ -317,6 +342,8 @@ export const InstanceState = Type.Union([
   Type.Literal("Exited"),
   Type.Literal("Failed"),
   Type.Literal("OOMKilled"),
+  // Its node stopped answering: it may still run there, but it is not counted as running or routed to.
+  Type.Literal("Unknown"),
 ]);
 export type InstanceState = Static<typeof InstanceState>;
 export const TERMINAL_STATES: readonly InstanceState[] = ["Exited", "Failed", "OOMKilled"];
@@ -338,6 +365,8 @@ export const InstanceSpec = Type.Object(
     stopGracePeriodSeconds: Type.Integer({ minimum: 0 }),
     /** How many instances of this index ended before this one (replacements). */
     restarts: Type.Integer({ minimum: 0 }),
+    /** Consecutive short runs before this one: the crash-loop backoff exponent (back to 0 after a long run). */
+    crashLoops: Type.Optional(Type.Integer({ minimum: 0 })),
     /** The node this instance is bound to; set once by the scheduler. */
     nodeName: Type.Optional(Type.String()),
     placement: Type.Optional(Placement),

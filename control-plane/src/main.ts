@@ -1,6 +1,7 @@
 // grove-server's command line.
 import { Command, InvalidArgumentError } from "commander";
 import pino from "pino";
+import { durationMs } from "@grove/api";
 import { startControlPlane } from "./server";
 import { parseCidr, parsePortRange } from "./network/subnets";
 
@@ -60,6 +61,18 @@ export async function main(argv: string[]): Promise<void> {
         return v;
       },
       "deny",
+    )
+    .option(
+      "--node-grace <duration>",
+      "agent silence after which its node is marked Ready=Unknown and its instances Unknown (then replaced)",
+      flagCheck("--node-grace", (v) => durationMs(v)),
+      5_000,
+    )
+    .option(
+      "--heartbeat-interval <duration>",
+      "how often agents heartbeat (at most half the node grace)",
+      flagCheck("--heartbeat-interval", (v) => durationMs(v)),
+      1_000,
     );
   program.parse(argv);
   const o = program.opts<{
@@ -74,6 +87,8 @@ export async function main(argv: string[]): Promise<void> {
     nodeSubnetPrefix: number;
     hostPortRange: { first: number; last: number };
     egressDefault: "deny" | "allow";
+    nodeGrace: number;
+    heartbeatInterval: number;
   }>();
   const logger = pino({ name: "grove-server", level: o.logLevel });
   try {
@@ -93,6 +108,7 @@ export async function main(argv: string[]): Promise<void> {
       grpcPort: o.grpcListen.port,
       network: { clusterCidr: o.clusterCidr, nodeSubnetPrefix: o.nodeSubnetPrefix, egressDefault: o.egressDefault },
       hostPortRange: o.hostPortRange,
+      presence: { graceMs: o.nodeGrace, heartbeatIntervalMs: o.heartbeatInterval },
       logger,
     });
     let stopping = false;

@@ -15,7 +15,7 @@ import { AppController } from "./controllers/app-controller";
 import { SchedulerController } from "./controllers/scheduler-controller";
 import { NodeLifecycleController } from "./controllers/node-lifecycle";
 import { LeaderElection } from "./leader/election";
-import { AgentGateway, type ClusterNetworkOptions } from "./grpc/agent-gateway";
+import { AgentGateway, type ClusterNetworkOptions, type PresenceOptions } from "./grpc/agent-gateway";
 import type { PortRange } from "./network/subnets";
 
 export interface ControlPlaneOptions {
@@ -35,6 +35,8 @@ export interface ControlPlaneOptions {
   network?: ClusterNetworkOptions;
   /** Dynamic host ports (default 20000-29999). */
   hostPortRange?: PortRange;
+  /** Node grace and heartbeat interval (defaults 5 s and 1 s). */
+  presence?: PresenceOptions;
 }
 
 export interface ControlPlane {
@@ -121,7 +123,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         1,
         opts.hostPortRange,
       );
-      const lifecycle = new NodeLifecycleController(store, nodes, logger.child({ component: "node-lifecycle" }));
+      const lifecycle = new NodeLifecycleController(
+        store,
+        nodes,
+        instances,
+        logger.child({ component: "node-lifecycle" }),
+      );
       appController.resyncAll();
       scheduler.trigger();
       lifecycle.start();
@@ -140,6 +147,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       agentToken,
       logger.child({ component: "agents" }),
       opts.network,
+      opts.presence,
     );
     cleanups.push(async () => {
       controllers?.stop();

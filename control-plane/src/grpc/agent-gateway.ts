@@ -28,7 +28,17 @@ import type { Repository } from "../resources/repository";
 import { Keys, type Store } from "../store/store";
 import { Informer } from "../controllers/informer";
 import { isTerminal } from "../controllers/app-controller";
-import { readyCondition, withReady, type Heartbeat } from "../controllers/node-lifecycle";
+import {
+  HEARTBEAT_INTERVAL_MS,
+  NODE_GRACE_MS,
+  PRESENCE_REFRESH_MS,
+  markNodeUnknown,
+  monotonicNow,
+  readyCondition,
+  withReady,
+  type Heartbeat,
+  type MonotonicClock,
+} from "../controllers/node-lifecycle";
 import { addressesInside, allocateSubnet, formatCidr, parseCidr, type Cidr } from "../network/subnets";
 import { endError, SubStreamMux, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "./sub-streams";
 
@@ -50,7 +60,16 @@ function egressOf(r: NonNullable<Instance["spec"]["egress"]>[number]) {
   return { cidr: r.cidr, protocol: r.protocol ?? "all", portFirst: first ?? 0, portLast: last ?? first ?? 0 };
 }
 
-export const HEARTBEAT_INTERVAL_MS = 5_000;
+export { HEARTBEAT_INTERVAL_MS };
+
+/** How the gateway times its agents (grove-server --node-grace, --heartbeat-interval). */
+export interface PresenceOptions {
+  /** Agent silence after which the node is marked Ready=Unknown and its stream closed. */
+  graceMs?: number;
+  heartbeatIntervalMs?: number;
+  presenceRefreshMs?: number;
+  clock?: MonotonicClock;
+}
 
 type Stream = grpc.ServerDuplexStream<AgentMessage__Output, ControlMessage>;
 
@@ -60,6 +79,14 @@ interface Session {
   lastSent: string;
   /** logs / exec / stats sub-streams on this Connect stream. */
   mux: SubStreamMux;
+  /** When we last heard anything on the stream: monotonic, and the wall clock for people. */
+  heardAt: number;
+  heardWall: Date;
+  /** Our last write of the node's presence key: its mod revision (the fence) and when (monotonic). */
+  presenceRev: string;
+  presenceAt: number;
+  /** Set once the session is given up, so it is marked lost only once. */
+  lost: boolean;
 }
 
 /** How long a stats request waits for the agent. */
@@ -227,8 +254,15 @@ export class AgentGateway {
   private readonly assignedSubnets = new Map<string, string>();
   /** The first address each registered node advertised (where its ports are published). */
   private readonly nodeAddresses = new Map<string, string>();
-  /** Written with every heartbeat, so other replicas can name the one holding a node's stream. */
+  /** Written into presence keys, so other replicas can name the one holding a node's stream. */
   private serverId = "";
+  private readonly graceMs: number;
+  private readonly heartbeatIntervalMs: number;
+  private readonly presenceRefreshMs: number;
+  private readonly clock: MonotonicClock;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping = false;
+  private closing = false;
 
   constructor(
     private readonly store: Store,
@@ -237,7 +271,17 @@ export class AgentGateway {
     private readonly agentToken: string,
     private readonly logger: Logger,
     private readonly network: ClusterNetworkOptions = {},
+    presence: PresenceOptions = {},
   ) {
+    this.graceMs = presence.graceMs ?? NODE_GRACE_MS;
+    this.heartbeatIntervalMs = presence.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
+    this.presenceRefreshMs = presence.presenceRefreshMs ?? PRESENCE_REFRESH_MS;
+    this.clock = presence.clock ?? monotonicNow;
+    if (this.heartbeatIntervalMs * 2 > this.graceMs) {
+      throw new Error(
+        `node grace ${this.graceMs}ms must be at least twice the heartbeat interval ${this.heartbeatIntervalMs}ms`,
+      );
+    }
     this.clusterCidr = parseCidr(network.clusterCidr ?? DEFAULT_CLUSTER_CIDR, "cluster CIDR");
     this.nodeSubnetPrefix = network.nodeSubnetPrefix ?? 24;
     if (this.nodeSubnetPrefix < this.clusterCidr.prefix || this.nodeSubnetPrefix > 30) {
@@ -269,10 +313,17 @@ export class AgentGateway {
       ),
     );
     this.server = server;
+    // Silence is timed here, on the replica holding the stream, with a monotonic clock.
+    this.sweepTimer = setInterval(() => void this.sweep(), Math.max(50, Math.min(500, this.graceMs / 10)));
+    this.sweepTimer.unref();
     return bound;
   }
 
   async close(): Promise<void> {
+    // Going away is not the agents' fault: their nodes are left as they are,
+    // and they re-register with a replica that is up (no burst of replacements).
+    this.closing = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const s of this.sessions.values()) {
       s.mux.closeAll("the control plane is shutting down");
       s.stream.end();
@@ -296,7 +347,7 @@ export class AgentGateway {
     return [...this.sessions.keys()];
   }
 
-  /** This replica's HTTP URL, written with heartbeats (see openStream). */
+  /** This replica's HTTP URL, written into presence keys (see openStream). */
   setServerId(id: string): void {
     this.serverId = id;
   }
@@ -315,8 +366,8 @@ export class AgentGateway {
     } catch {
       beat = undefined;
     }
-    const fresh = beat && Date.now() - Date.parse(beat.time) < 3 * HEARTBEAT_INTERVAL_MS;
-    if (fresh && beat?.server && beat.server !== this.serverId) {
+    // The key exists only while some replica holds the stream (it is deleted when the node is lost).
+    if (beat?.server && beat.server !== this.serverId) {
       throw new GroveError(
         "NodeUnavailable",
         `the agent of node ${node} is connected to another grove-server replica (${beat.server}); ` +
@@ -372,13 +423,17 @@ export class AgentGateway {
     // Sub-stream output is routed at once, not behind the store writes of the chain.
     const mux = new SubStreamMux("(unregistered)", (m) => call.write(m));
     call.on("data", (msg: AgentMessage__Output) => {
+      // Anything the agent sends shows it is there, not only heartbeats.
+      if (session) {
+        session.heardAt = this.clock();
+        session.heardWall = new Date();
+      }
       if (mux.route(msg)) return;
       // Messages of one stream are handled strictly in order.
       chain = chain.then(async () => {
         try {
           if (msg.register) session = await this.onRegister(call, msg.register, mux);
           else if (!session) throw new GroveError("BadRequest", "the first message on the stream must be register");
-          else if (msg.heartbeat) await this.onHeartbeat(session.node);
           else if (msg.status) await this.onStatus(session.node, msg.status);
         } catch (err) {
           this.logger.warn({ err, node: session?.node }, "agent message failed; closing the stream");
@@ -392,8 +447,8 @@ export class AgentGateway {
     const done = () => {
       mux.closeAll(`the agent of node ${session?.node ?? "(unregistered)"} disconnected`);
       if (session && this.sessions.get(session.node)?.stream === call) {
-        this.sessions.delete(session.node);
         this.logger.info({ node: session.node }, "agent disconnected");
+        void this.lose(session, "AgentDisconnected", "the agent's stream to the control plane closed", false);
       }
     };
     call.on("end", () => {
@@ -445,7 +500,7 @@ export class AgentGateway {
       pids: Number(r?.pids ?? 0),
     });
     const now = new Date();
-    const ready = readyCondition(true, "AgentConnected", "the agent is connected and heartbeating", now);
+    const ready = readyCondition("True", "AgentConnected", "the agent is connected and heartbeating", now);
     const existing = await this.repo.get("Node", undefined, name).catch((err: unknown) => {
       if (err instanceof GroveError && err.code === "NotFound") return undefined;
       throw err;
@@ -460,6 +515,8 @@ export class AgentGateway {
       );
     }
     const subnet = await this.allocateSubnetFor(name);
+    // Presence first: a Ready node without a presence key looks abandoned to the leader.
+    const presenceRev = await this.writePresence(name, now);
     if (info.addresses[0]) this.nodeAddresses.set(name, info.addresses[0]);
     const status = {
       subnet,
@@ -488,42 +545,131 @@ export class AgentGateway {
         node.metadata.labels = { ...(node.metadata.labels ?? {}), ...info.labels };
       });
     }
-    await this.onHeartbeat(name);
-
     const old = this.sessions.get(name);
     if (old && old.stream !== call) {
+      old.lost = true; // replaced, not lost: the node stays Ready
       old.mux.closeAll(`the agent of node ${name} reconnected`);
       old.stream.end();
     }
-    const session: Session = { node: name, stream: call, lastSent: "", mux };
+    const session: Session = {
+      node: name,
+      stream: call,
+      lastSent: "",
+      mux,
+      heardAt: this.clock(),
+      heardWall: now,
+      presenceRev,
+      presenceAt: this.clock(),
+      lost: false,
+    };
     this.sessions.set(name, session);
     this.logger.info({ node: name, reported: reg.instances.length }, "agent registered");
     call.write({
       registered: {
         nodeName: name,
-        heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+        heartbeatIntervalMs: this.heartbeatIntervalMs,
         subnet,
         egressDefault: this.network.egressDefault ?? "deny",
       },
     });
-    for (const st of reg.instances) await this.onStatus(name, st);
+    // Applied to the stored instances, not our cache: the leader may have
+    // marked them Unknown just before this registration, and our cache may
+    // not show that yet; these reports are what brings their states back.
+    for (const st of reg.instances) await this.onStatus(name, st, true);
     this.pushDesired(name, true);
     return session;
   }
 
-  private async onHeartbeat(node: string): Promise<void> {
-    const beat: Heartbeat = { time: new Date().toISOString(), ...(this.serverId ? { server: this.serverId } : {}) };
-    // One unconditional put: a heartbeat has nothing to compare against.
-    await this.store.txn([], [{ type: "put", key: Keys.heartbeat(node), value: beat }]);
+  /** Writes the node's presence key (this replica holds its stream); returns its mod revision. */
+  private async writePresence(node: string, heard: Date): Promise<string> {
+    const beat: Heartbeat = { time: heard.toISOString(), ...(this.serverId ? { server: this.serverId } : {}) };
+    const r = await this.store.txn([], [{ type: "put", key: Keys.heartbeat(node), value: beat }]);
+    return r.revision;
   }
 
-  private async onStatus(node: string, report: InstanceStatus__Output): Promise<void> {
+  /**
+   * Runs every few hundred ms: marks sessions silent for longer than the
+   * grace lost, and refreshes the presence keys of the others (at most every
+   * presenceRefreshMs, and only when the agent was heard since).
+   */
+  private async sweep(): Promise<void> {
+    if (this.sweeping || this.closing) return;
+    this.sweeping = true;
+    try {
+      for (const s of [...this.sessions.values()]) {
+        if (s.lost) continue;
+        const now = this.clock();
+        const silent = now - s.heardAt;
+        if (silent > this.graceMs) {
+          this.logger.warn({ node: s.node, silentMs: Math.round(silent) }, "agent stopped heartbeating");
+          await this.lose(s, "AgentNotHeartbeating", `no heartbeat from the agent for ${(silent / 1000).toFixed(1)}s`);
+          continue;
+        }
+        if (now - s.presenceAt < this.presenceRefreshMs || s.heardAt <= s.presenceAt) continue;
+        const beat: Heartbeat = {
+          time: s.heardWall.toISOString(),
+          ...(this.serverId ? { server: this.serverId } : {}),
+        };
+        const key = Keys.heartbeat(s.node);
+        try {
+          const r = await this.store.txn([{ key, modRevision: s.presenceRev }], [{ type: "put", key, value: beat }]);
+          if (r.succeeded) {
+            s.presenceRev = r.revision;
+            s.presenceAt = now;
+          } else if (this.sessions.get(s.node) === s) {
+            // Someone else marked the node lost or took its stream: this stream is stale.
+            this.logger.warn({ node: s.node }, "node presence moved away from this replica; closing the stream");
+            this.dropSession(s, "the node's presence was taken over");
+          }
+        } catch (err) {
+          this.logger.warn({ err, node: s.node }, "could not refresh node presence; will retry");
+        }
+      }
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private dropSession(s: Session, why: string, closeStream = true): void {
+    s.lost = true;
+    if (this.sessions.get(s.node) === s) this.sessions.delete(s.node);
+    s.mux.closeAll(`the agent of node ${s.node}: ${why}`);
+    if (closeStream) s.stream.emit("error", { code: grpc.status.UNAVAILABLE, details: why });
+  }
+
+  /**
+   * Gives up a session: closes its stream (the agent re-registers when it is
+   * back) and marks the node Ready=Unknown, fenced by our presence revision
+   * so a registration elsewhere in the meantime wins.
+   */
+  private async lose(s: Session, reason: string, message: string, closeStream = true): Promise<void> {
+    if (s.lost) return;
+    this.dropSession(s, message, closeStream);
+    if (this.closing) return;
+    try {
+      const marked = await markNodeUnknown(
+        this.store,
+        { node: s.node, modRevision: s.presenceRev },
+        reason,
+        message,
+        s.heardWall,
+      );
+      if (marked) this.logger.warn({ node: s.node, reason, message }, "node not ready");
+    } catch (err) {
+      // The leader's presence check marks it when its presence key goes stale.
+      this.logger.warn({ err, node: s.node }, "could not mark the node lost; the leader will");
+    }
+  }
+
+  private async onStatus(node: string, report: InstanceStatus__Output, fresh = false): Promise<void> {
     const inst = this.instances.get(`${report.namespace}/${report.name}`);
     if (!inst || inst.metadata.uid !== report.uid || inst.spec.nodeName !== node) return; // gone or replaced
     const address = this.nodeAddresses.get(node);
-    if (!applyReport(inst, report, address)) return;
+    if (!fresh && !applyReport(inst, report, address)) return;
     try {
-      await this.repo.updateStatus("Instance", inst, (i) => {
+      // Only the name: updateStatus then reads the stored object.
+      const target = fresh ? { metadata: { name: inst.metadata.name, namespace: inst.metadata.namespace } } : inst;
+      await this.repo.updateStatus("Instance", target, (i) => {
         const cur = i as Instance;
         if (cur.metadata.uid !== report.uid) return;
         const next = applyReport(cur, report, address);
