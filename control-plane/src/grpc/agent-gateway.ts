@@ -246,6 +246,12 @@ function sameLimits(a: ApiInstanceStatus["appliedResources"], b: ApiInstanceStat
 
 export class AgentGateway {
   private readonly sessions = new Map<string, Session>();
+  /**
+   * Sessions whose stream closed, kept until the grace runs out: an agent
+   * that restarts (or redials after a reset) within the grace changes
+   * nothing, so restarting an agent never replaces its instances.
+   */
+  private readonly disconnected = new Map<string, Session>();
   private server: grpc.Server | undefined;
   private readonly clusterCidr: Cidr;
   private readonly nodeSubnetPrefix: number;
@@ -329,6 +335,7 @@ export class AgentGateway {
       s.stream.end();
     }
     this.sessions.clear();
+    this.disconnected.clear();
     const server = this.server;
     if (!server) return;
     await new Promise<void>((resolve) => {
@@ -448,7 +455,8 @@ export class AgentGateway {
       mux.closeAll(`the agent of node ${session?.node ?? "(unregistered)"} disconnected`);
       if (session && this.sessions.get(session.node)?.stream === call) {
         this.logger.info({ node: session.node }, "agent disconnected");
-        void this.lose(session, "AgentDisconnected", "the agent's stream to the control plane closed", false);
+        this.sessions.delete(session.node);
+        this.disconnected.set(session.node, session);
       }
     };
     call.on("end", () => {
@@ -545,6 +553,11 @@ export class AgentGateway {
         node.metadata.labels = { ...(node.metadata.labels ?? {}), ...info.labels };
       });
     }
+    const gone = this.disconnected.get(name);
+    if (gone) {
+      gone.lost = true; // back within the grace: the node stays Ready
+      this.disconnected.delete(name);
+    }
     const old = this.sessions.get(name);
     if (old && old.stream !== call) {
       old.lost = true; // replaced, not lost: the node stays Ready
@@ -576,8 +589,43 @@ export class AgentGateway {
     // marked them Unknown just before this registration, and our cache may
     // not show that yet; these reports are what brings their states back.
     for (const st of reg.instances) await this.onStatus(name, st, true);
+    await this.markLost(name, new Set(reg.instances.map((st) => st.uid)));
     this.pushDesired(name, true);
     return session;
+  }
+
+  /**
+   * The Register carries every instance the agent has. One of this node's
+   * Unknown instances it did not report is not there any more (the host
+   * rebooted, its containers were lost): it ended, as Failed/Lost, so that it
+   * is replaced (or its replacement kept) instead of being started again.
+   */
+  private async markLost(node: string, reported: Set<string>): Promise<void> {
+    for (const inst of this.instances.list()) {
+      if (inst.spec.nodeName !== node || inst.status?.state !== "Unknown" || reported.has(inst.metadata.uid ?? "")) {
+        continue;
+      }
+      try {
+        await this.repo.updateStatus(
+          "Instance",
+          { metadata: { name: inst.metadata.name, namespace: inst.metadata.namespace } },
+          (i) => {
+            const cur = i as Instance;
+            if (cur.metadata.uid !== inst.metadata.uid || cur.status?.state !== "Unknown") return false;
+            cur.status = {
+              ...cur.status,
+              state: "Failed",
+              reason: "Lost",
+              message: `node ${node} came back without it: its agent does not have it (the host lost its containers)`,
+              finishedAt: new Date().toISOString(),
+            };
+          },
+        );
+        this.logger.warn({ node, instance: `${inst.metadata.namespace}/${inst.metadata.name}` }, "instance lost");
+      } catch (err) {
+        if (!(err instanceof GroveError && err.code === "NotFound")) throw err;
+      }
+    }
   }
 
   /** Writes the node's presence key (this replica holds its stream); returns its mod revision. */
@@ -596,6 +644,16 @@ export class AgentGateway {
     if (this.sweeping || this.closing) return;
     this.sweeping = true;
     try {
+      for (const s of [...this.disconnected.values()]) {
+        const silent = this.clock() - s.heardAt;
+        if (s.lost || silent <= this.graceMs) continue;
+        await this.lose(
+          s,
+          "AgentDisconnected",
+          `the agent's stream closed and it has not come back for ${(silent / 1000).toFixed(1)}s`,
+          false,
+        );
+      }
       for (const s of [...this.sessions.values()]) {
         if (s.lost) continue;
         const now = this.clock();
@@ -633,6 +691,7 @@ export class AgentGateway {
   private dropSession(s: Session, why: string, closeStream = true): void {
     s.lost = true;
     if (this.sessions.get(s.node) === s) this.sessions.delete(s.node);
+    if (this.disconnected.get(s.node) === s) this.disconnected.delete(s.node);
     s.mux.closeAll(`the agent of node ${s.node}: ${why}`);
     if (closeStream) s.stream.emit("error", { code: grpc.status.UNAVAILABLE, details: why });
   }

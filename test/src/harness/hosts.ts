@@ -173,6 +173,46 @@ export class HostCluster {
   }
 
   /**
+   * Cuts (or restores) only the host's connection to the control plane's
+   * gRPC port, silently (iptables DROP both ways inside the host's
+   * namespace), as Nomad's disconnected-client tests do: the data plane stays
+   * up and neither side sees a reset.
+   */
+  cutControlPlane(host: Host, cut: boolean): void {
+    if (!this.server) throw new Error("no server");
+    const [addr, port] = [this.server.grpcAddress.replace(/:\d+$/, ""), this.server.grpcAddress.replace(/^.*:/, "")];
+    const op = cut ? "-I" : "-D";
+    const rules = [
+      ["OUTPUT", "-p", "tcp", "-d", addr, "--dport", port, "-j", "DROP"],
+      ["INPUT", "-p", "tcp", "-s", addr, "--sport", port, "-j", "DROP"],
+    ];
+    for (const r of rules) {
+      const args = ["netns", "exec", host.netns, "iptables", "-w", op, ...r];
+      if (cut) sh("ip", args);
+      else trySh("ip", args);
+    }
+  }
+
+  /**
+   * The host dies: its agent is killed with SIGKILL, and its containers (and
+   * with them their shims) and runtime state go, as after a power cut.
+   */
+  async killHost(host: Host): Promise<void> {
+    await host.agent?.kill9();
+    const rt = new NativeRuntime({ cgroupParent: host.cgroupParent });
+    // A shim may still be writing its container's exit file as we remove its directory.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await rt.cleanupStale();
+        return;
+      } catch (err) {
+        if (attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  /**
    * Slows a host's link: `delayMs` with tc netem (needs sch_netem, which this
    * development kernel lacks: then it throws saying so), `rateKbit` with tc tbf.
    */
