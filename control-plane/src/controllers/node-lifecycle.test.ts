@@ -102,16 +102,47 @@ describe("NodeLifecycleController", () => {
     await presence("n2");
     await tick();
     await lc.checkPresence(); // first sight: the clock starts now, whatever the keys' wall times say
-    now += 10_000;
-    await presence("n2"); // n2's replica refreshes; n1's does not
-    await lc.checkPresence();
-    now += 6_000;
-    await lc.checkPresence();
+    for (let s = 1; s <= 16; s++) {
+      now += 1_000;
+      if (s % 5 === 0) await presence("n2"); // n2's replica refreshes; n1's does not
+      await lc.checkPresence();
+      if (s === 15) expect(readyStatus(await repo.get("Node", undefined, "n1"))).toBe("True");
+    }
     expect(readyStatus(await repo.get("Node", undefined, "n1"))).toBe("Unknown");
     expect(readyStatus(await repo.get("Node", undefined, "n2"))).toBe("True");
     const n1 = await repo.get("Node", undefined, "n1");
     expect(n1.status?.conditions?.[0]).toMatchObject({ reason: "NodePresenceLost" });
     expect(await store.get(Keys.heartbeat("n1"))).toBeUndefined();
+  });
+
+  it("does not count time it could not look (paused, or the store down) as time the key stood still", async () => {
+    await repo.create(node("n1"));
+    await presence("n1");
+    await tick();
+    await lc.checkPresence();
+    now += 1_000;
+    await lc.checkPresence();
+    now += 60_000; // this process was stopped for a minute
+    await lc.checkPresence();
+    expect(readyStatus(await repo.get("Node", undefined, "n1"))).toBe("True");
+    now += 1_000;
+    await lc.checkPresence();
+    expect(readyStatus(await repo.get("Node", undefined, "n1"))).toBe("True");
+  });
+
+  it("marks the instances of a deleted node Unknown", async () => {
+    await repo.create(node("n1"));
+    const c = new AppController(repo, apps, instances, nodes, logger);
+    await repo.create(app(1));
+    await new Promise((r) => setTimeout(r, 20));
+    await c.idle();
+    c.stop();
+    await bind("web-0", "n1");
+    await repo.delete("Node", undefined, "n1");
+    await tick();
+    await lc.sync("n1");
+    const w0 = await repo.get("Instance", "default", "web-0");
+    expect(w0.status).toMatchObject({ state: "Unknown", message: "node n1 was deleted; the instance was Running" });
   });
 
   it("does not mark a node whose presence moved (re-registered elsewhere) since it was judged", async () => {

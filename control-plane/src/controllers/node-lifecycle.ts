@@ -132,6 +132,8 @@ export class NodeLifecycleController {
   private readonly queue: WorkQueue;
   /** Per node: the presence key revision last seen ("0": absent) and when, by our monotonic clock, it was first seen. */
   private readonly seen = new Map<string, { modRevision: string; since: number }>();
+  /** When (monotonic) the presence keys were last read. */
+  private lastCheck: number | undefined;
   private readonly presenceStaleMs: number;
   private readonly intervalMs: number;
   private readonly clock: MonotonicClock;
@@ -173,10 +175,22 @@ export class NodeLifecycleController {
     if (this.running) return;
     this.running = true;
     try {
-      const beats = await this.store.list<Heartbeat>(Keys.heartbeat(""));
+      let beats;
+      try {
+        beats = await this.store.list<Heartbeat>(Keys.heartbeat(""));
+      } catch (err) {
+        // Time we could not look is not time the keys stood still: start again when the store answers.
+        this.seen.clear();
+        throw err;
+      }
       const revs = new Map<string, string>();
       for (const kv of beats.items) revs.set(kv.key.slice(Keys.heartbeat("").length), kv.modRevision);
       const now = this.clock();
+      // Nor is time this process was not running (SIGSTOP, a long pause): the replicas
+      // may have refreshed the keys meanwhile only for us to see the last value.
+      const gap = this.lastCheck === undefined ? 0 : now - this.lastCheck;
+      this.lastCheck = now;
+      if (gap > 2 * this.intervalMs + 1_000) this.seen.clear();
       for (const node of this.nodes.list()) {
         const name = node.metadata.name;
         const rev = revs.get(name) ?? "0";
@@ -206,8 +220,9 @@ export class NodeLifecycleController {
   /** Marks the unfinished instances of a node that is not Ready Unknown. */
   async sync(name: string): Promise<void> {
     const node = this.nodes.get(name);
-    if (!node || nodeIsReady(node)) return;
-    const cond = node.status?.conditions?.find((c) => c.type === "Ready");
+    if (node && nodeIsReady(node)) return;
+    // A deleted node's instances are lost too (the compare then wants the node key absent).
+    const cond = node ? node.status?.conditions?.find((c) => c.type === "Ready") : undefined;
     const nodeKey = Keys.object("nodes", undefined, name);
     const suspects = this.instances.list().filter((i) => i.spec.nodeName === name && needsSuspect(i));
     let stale = false;
@@ -223,15 +238,16 @@ export class NodeLifecycleController {
           state: "Unknown",
           nodeName: name,
           reason: "NodeNotReady",
-          message:
-            `node ${name} is not Ready (${cond?.status ?? "Unknown"}` +
-            `${cond?.reason ? `: ${cond.reason}` : ""}); the instance was ${was}`,
+          message: node
+            ? `node ${name} is not Ready (${cond?.status ?? "Unknown"}` +
+              `${cond?.reason ? `: ${cond.reason}` : ""}); the instance was ${was}`
+            : `node ${name} was deleted; the instance was ${was}`,
         },
       };
       // Only while the node is still at the revision we judged it by.
       const r = await this.store.txn(
         [
-          { key: nodeKey, modRevision: node.metadata.resourceVersion ?? "0" },
+          { key: nodeKey, modRevision: node?.metadata.resourceVersion ?? "0" },
           { key, modRevision: inst.metadata.resourceVersion ?? "0" },
         ],
         [{ type: "put", key, value: next }],

@@ -267,6 +267,8 @@ export class AgentGateway {
   private readonly presenceRefreshMs: number;
   private readonly clock: MonotonicClock;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepIntervalMs = 500;
+  private lastSweep: number | undefined;
   private sweeping = false;
   private closing = false;
 
@@ -320,7 +322,8 @@ export class AgentGateway {
     );
     this.server = server;
     // Silence is timed here, on the replica holding the stream, with a monotonic clock.
-    this.sweepTimer = setInterval(() => void this.sweep(), Math.max(50, Math.min(500, this.graceMs / 10)));
+    this.sweepIntervalMs = Math.max(50, Math.min(500, this.graceMs / 10));
+    this.sweepTimer = setInterval(() => void this.sweep(), this.sweepIntervalMs);
     this.sweepTimer.unref();
     return bound;
   }
@@ -644,6 +647,18 @@ export class AgentGateway {
     if (this.sweeping || this.closing) return;
     this.sweeping = true;
     try {
+      // When this process itself was not running (SIGSTOP, a long GC pause,
+      // a suspended VM) the silence it measured is its own: the agents'
+      // messages are still waiting in its sockets. Give everyone a fresh grace.
+      const now = this.clock();
+      const gap = this.lastSweep === undefined ? 0 : now - this.lastSweep;
+      this.lastSweep = now;
+      if (gap > 2 * this.sweepIntervalMs + 1_000) {
+        this.logger.warn({ pausedMs: Math.round(gap) }, "this replica was paused; restarting the agents' grace");
+        for (const s of [...this.sessions.values(), ...this.disconnected.values()])
+          s.heardAt = Math.max(s.heardAt, now);
+        return;
+      }
       for (const s of [...this.disconnected.values()]) {
         const silent = this.clock() - s.heardAt;
         if (s.lost || silent <= this.graceMs) continue;
