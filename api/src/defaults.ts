@@ -28,3 +28,10 @@ export function durationMs(text: string): number {
   if (!m) throw new Error(`invalid duration "${text}": use e.g. 0s, 30s, 5m, 1h or 500ms`);
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
 }
+
+/** A drain's default per-instance timeout, and an App's default maxUnavailable. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 5 * 60_000;
+export const DEFAULT_MAX_UNAVAILABLE = 1;
+
+/** Label of a replacement: the uid of the instance (same index) it stands in for (a lost node's, or a draining one's). */
+export const REPLACES_LABEL = "grove.io/replaces";

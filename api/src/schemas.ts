@@ -304,6 +304,13 @@ export const AppSpec = Type.Object(
     security: Type.Optional(SecuritySpec),
     updatePolicy: Type.Optional(UpdatePolicy),
     disconnect: Type.Optional(DisconnectPolicy),
+    maxUnavailable: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description:
+          "how many of the App's instances a drain moves at once (default 1); each keeps running until its replacement runs or the drain's timeout passes",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -451,6 +458,20 @@ export const NodeSpec = Type.Object(
   {
     unschedulable: Type.Optional(Type.Boolean({ description: "cordoned: no new instances are placed here" })),
     taints: Type.Optional(Type.Array(Taint, { maxItems: 32 })),
+    drain: Type.Optional(
+      Type.Object(
+        {
+          timeout: Type.Optional(
+            Duration('how long an instance waits for its replacement before it is stopped anyway (default "5m")'),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            "draining (grove drain): every instance is moved make-before-break, a replacement elsewhere first; set with unschedulable",
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

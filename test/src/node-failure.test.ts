@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import { performance } from "node:perf_hooks";
 import { GroveClient, type App, type Instance } from "@grove/api";
 import { HostCluster, sh, type Host } from "./harness/hosts";
-import { isReady, waitFor } from "./harness/processes";
+import { isReady, runCli, waitFor } from "./harness/processes";
 
 const INSTANCES = 6;
 /**
@@ -320,5 +320,60 @@ describe("node failure: suspect, replace before removal, reconcile on return", (
       });
     }
     await client.delete("App", "pause", "default");
+  }, 150_000);
+
+  it("grove drain: each replacement runs before its original stops, maxUnavailable holds, uncordon", async () => {
+    await client.apply({ ...app("drain"), spec: { ...app("drain").spec, maxUnavailable: 1 } });
+    const before = await waitFor(
+      `${INSTANCES} Running instances of drain`,
+      async () => {
+        const items = await instancesOf("drain");
+        return converged(items) ? items : undefined;
+      },
+      90_000,
+    );
+    const victim = busiest(before);
+    const originals = before.filter((i) => i.spec.nodeName === victim.name);
+    expect(originals.length).toBeGreaterThan(1);
+    const env = { GROVE_SERVER: cluster.server!.url, GROVE_TOKEN: cluster.server!.adminToken };
+    const cli = runCli(["drain", victim.name, "--timeout", "60s"], env);
+    let done = false;
+    void cli.then(() => (done = true));
+    // While it runs: every index always has a Running instance, and at most one original is moving.
+    let polls = 0;
+    while (!done) {
+      const items = await instancesOf("drain");
+      const running = items.filter((i) => i.status?.state === "Running");
+      expect(new Set(running.map((i) => i.spec.index)).size).toBe(INSTANCES);
+      const moving = items.filter(
+        (i) =>
+          i.spec.nodeName === victim.name &&
+          i.status?.state === "Running" &&
+          items.some(
+            (r) => r.metadata.labels?.["grove.io/replaces"] === i.metadata.uid && r.status?.state !== "Running",
+          ),
+      );
+      expect(moving.length).toBeLessThanOrEqual(1);
+      polls++;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const out = await cli;
+    expect(out.code).toBe(0);
+    expect(out.stdout).toContain(`node/${victim.name} drained`);
+    expect(out.stdout).toMatch(/instance\(s\) left on/);
+    expect(polls).toBeGreaterThan(3);
+    const after = await instancesOf("drain");
+    expect(converged(after, victim.name)).toBe(true);
+    for (const o of originals) {
+      expect(after.find((i) => i.metadata.uid === o.metadata.uid)?.status).toMatchObject({
+        state: "Exited",
+        reason: "Drained",
+      });
+    }
+    const node = await client.get("Node", victim.name);
+    expect(node.spec).toMatchObject({ unschedulable: true, drain: { timeout: "60s" } });
+    expect((await runCli(["uncordon", victim.name], env)).code).toBe(0);
+    expect((await client.get("Node", victim.name)).spec.unschedulable).toBeUndefined();
+    await client.delete("App", "drain", "default");
   }, 150_000);
 });

@@ -25,6 +25,12 @@
 // index exactly one instance, the head, is counted and restarted; the others
 // wait for their node or are kept for a while to be seen, then deleted.
 //
+// A drain (the node's spec.drain, set by `grove drain`) uses the same
+// replacements, make before break: each instance on the draining node gets a
+// replacement elsewhere while it keeps running, at most spec.maxUnavailable
+// of an App at a time, and is stopped (Exited, reason Drained) once its
+// replacement runs, or when the drain's timeout passes first (DrainTimeout).
+//
 // When the App's template changes, its instances are replaced; but when only
 // its resources changed and spec.updatePolicy.resources is InPlace (the
 // default), a running instance is resized where it is: its spec gets the new
@@ -39,8 +45,11 @@ import { createHash, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import {
   API_VERSION,
+  DEFAULT_DRAIN_TIMEOUT_MS,
+  DEFAULT_MAX_UNAVAILABLE,
   DEFAULT_REPLACE_AFTER_MS,
   DEFAULT_RESOURCES_UPDATE_POLICY,
+  REPLACES_LABEL,
   DEFAULT_RESTART_POLICY,
   DEFAULT_STOP_GRACE_SECONDS,
   GroveError,
@@ -80,8 +89,7 @@ export const APP_LABEL = "grove.io/app";
 export const TEMPLATE_HASH_LABEL = "grove.io/template-hash";
 /** Hash of the template without its resources: equal while only resources changed (resize in place). */
 export const CONFIG_HASH_LABEL = "grove.io/config-hash";
-/** The uid of the instance (same index) a replacement stands in for while that one's node is away. */
-export const REPLACES_LABEL = "grove.io/replaces";
+export { REPLACES_LABEL };
 const MAX_BACKOFF_MS = 60_000;
 /** An instance that ran this long before it ended restarts without crash-loop backoff. */
 export const BACKOFF_RESET_MS = 10 * 60_000;
@@ -334,6 +342,7 @@ export class AppController {
   private readonly endedAt = new Map<string, number>();
   private readonly unknownAt = new Map<string, number>();
   private readonly retiredAt = new Map<string, number>();
+  private readonly drainingAt = new Map<string, number>();
   private readonly retiredRetentionMs: number;
   private readonly backoffResetMs: number;
 
@@ -358,11 +367,14 @@ export class AppController {
       if (ev.type === "deleted") this.forget(ev.object.metadata.uid ?? "");
       this.queue.add(`${ns}/${app}`);
     });
-    // A suspect's node coming back (or going) decides between it and its replacement.
+    // A suspect's node coming back (or going) decides between it and its replacement;
+    // a drain starting or ending moves instances or stops moving them.
     nodes.on((ev) => {
-      if (ev.type === "updated" && nodeIsReady(ev.old) === nodeIsReady(ev.object)) return;
+      const drainChanged =
+        ev.type !== "updated" || (ev.old.spec.drain === undefined) !== (ev.object.spec.drain === undefined);
+      if (ev.type === "updated" && nodeIsReady(ev.old) === nodeIsReady(ev.object) && !drainChanged) return;
       for (const i of this.instances.list()) {
-        if (i.spec.nodeName === ev.object.metadata.name && i.status?.state === "Unknown") {
+        if (i.spec.nodeName === ev.object.metadata.name && (drainChanged || i.status?.state === "Unknown")) {
           this.queue.add(`${i.metadata.namespace ?? "default"}/${i.spec.app}`);
         }
       }
@@ -373,6 +385,18 @@ export class AppController {
     this.endedAt.delete(uid);
     this.unknownAt.delete(uid);
     this.retiredAt.delete(uid);
+    this.drainingAt.delete(uid);
+  }
+
+  /** The drain of the node an instance is bound to, if that node is draining. */
+  private drainOf(inst: Instance): { node: string; timeoutMs: number } | undefined {
+    const node = inst.spec.nodeName ? this.nodes.get(inst.spec.nodeName) : undefined;
+    const drain = node?.spec.drain;
+    if (!node || !drain) return undefined;
+    return {
+      node: node.metadata.name,
+      timeoutMs: drain.timeout !== undefined ? durationMs(drain.timeout) : DEFAULT_DRAIN_TIMEOUT_MS,
+    };
   }
 
   /** Monotonic time since `uid` was first seen in a state (recording now when first). */
@@ -432,13 +456,25 @@ export class AppController {
       byIndex.set(inst.spec.index, [...(byIndex.get(inst.spec.index) ?? []), inst]);
     }
 
+    // Instances being moved off draining nodes: those with a replacement that does not run yet.
+    const successorOf = new Set(mine.flatMap((i) => replacesUid(i) ?? []));
+    const budget = {
+      moving: mine.filter(
+        (i) =>
+          successorOf.has(i.metadata.uid ?? "") &&
+          !isTerminal(i) &&
+          i.status?.state !== "Unknown" &&
+          this.drainOf(i) !== undefined,
+      ).length,
+      max: app.spec.maxUnavailable ?? DEFAULT_MAX_UNAVAILABLE,
+    };
     for (let index = 0; index < want; index++) {
       const group = byIndex.get(index);
       if (!group) {
         await this.repo.create(newInstance(app, index, 0, now));
         continue;
       }
-      const inst = await this.settleIndex(key, app, group, now);
+      const inst = await this.settleIndex(key, app, group, now, budget);
       if (!inst) continue;
       const change = templateChange(inst, app);
       if (change === "resources" && resourcesUpdatePolicy(app) === "InPlace" && !isTerminal(inst)) {
@@ -481,7 +517,13 @@ export class AppController {
    * one instance of the index nothing replaces) when the usual decisions
    * (template change, restart) should be made on it, else undefined.
    */
-  private async settleIndex(key: string, app: App, group: Instance[], now: number): Promise<Instance | undefined> {
+  private async settleIndex(
+    key: string,
+    app: App,
+    group: Instance[],
+    now: number,
+    budget: { moving: number; max: number },
+  ): Promise<Instance | undefined> {
     const uids = new Set(group.map((i) => i.metadata.uid ?? ""));
     const successors = (uid: string) => group.filter((i) => replacesUid(i) === uid);
     const descendants = (uid: string): Instance[] => {
@@ -526,11 +568,20 @@ export class AppController {
         }
         continue;
       }
-      // Its node is back and its agent reported it.
+      // Its node is back and its agent reported it, or it is being moved off a draining node.
       const later = descendants(uid);
       const running = later.find((d) => d.status?.state === "Running");
+      const drain = this.drainOf(inst);
       if (running) {
-        await this.supersede(inst, running);
+        await this.supersede(inst, running, drain?.node);
+      } else if (drain) {
+        // Make before break: it keeps running until its replacement does, or the drain's timeout.
+        const left = drain.timeoutMs - this.since(this.drainingAt, uid);
+        if (left > 0) {
+          this.queue.addAfter(key, Math.ceil(left));
+          continue;
+        }
+        await this.supersede(inst, undefined, drain.node);
       } else {
         for (const d of later) {
           if (!uids.has(d.metadata.uid ?? "")) continue;
@@ -553,6 +604,20 @@ export class AppController {
       return keep;
     }
     const head = heads[0];
+    const drain = head && !isTerminal(head) && head.status?.state !== "Unknown" ? this.drainOf(head) : undefined;
+    if (head && drain) {
+      // Moving it off a draining node: a replacement first, within the App's budget.
+      if (budget.moving >= budget.max) return undefined; // the next move starts when one finishes
+      budget.moving++;
+      this.since(this.drainingAt, head.metadata.uid ?? "");
+      await this.createReplacement(
+        app,
+        head,
+        now,
+        `moves ${head.metadata.name} off node ${drain.node}, which is draining`,
+      );
+      return undefined;
+    }
     if (!head || head.status?.state !== "Unknown") return head;
 
     // A suspect: place a replacement unless its node is already back (its agent is about to report).
@@ -564,29 +629,49 @@ export class AppController {
       this.queue.addAfter(key, Math.ceil(wait));
       return undefined;
     }
-    const next = newInstance(app, head.spec.index, head.spec.restarts, now);
-    next.metadata.name = `${app.metadata.name}-${head.spec.index}-${(next.metadata.uid ?? "").slice(0, 5)}`;
-    next.metadata.labels = { ...next.metadata.labels, [REPLACES_LABEL]: uid };
-    next.spec.crashLoops = crashLoops(head);
-    next.status = {
-      state: "Pending",
-      reason: "Unscheduled",
-      message: `waiting for the scheduler: replaces ${head.metadata.name} (${uid}) on node ${head.spec.nodeName ?? "?"}, which stopped answering`,
-    };
-    this.logger.info(
-      { instance: objectKey(head), uid, node: head.spec.nodeName, replacement: next.metadata.name },
-      "placing a replacement for an instance on a lost node",
+    await this.createReplacement(
+      app,
+      head,
+      now,
+      `replaces ${head.metadata.name} (${uid}) on node ${head.spec.nodeName ?? "?"}, which stopped answering`,
     );
-    await this.repo.create(next);
     return undefined;
   }
 
-  /** Takes an original whose node came back out of its node's desired set: a replacement runs. */
-  private async supersede(orig: Instance, by: Instance): Promise<void> {
-    const reason = `node ${orig.spec.nodeName ?? "?"} stopped answering and ${by.metadata.name} (${by.metadata.uid ?? "?"}) replaced it; stopped when the node came back`;
+  /** A new instance of `orig`'s index under its own name, standing in for `orig` (REPLACES_LABEL). */
+  private async createReplacement(app: App, orig: Instance, now: number, why: string): Promise<void> {
+    const uid = orig.metadata.uid ?? "";
+    const next = newInstance(app, orig.spec.index, orig.spec.restarts, now);
+    next.metadata.name = `${app.metadata.name}-${orig.spec.index}-${(next.metadata.uid ?? "").slice(0, 5)}`;
+    next.metadata.labels = { ...next.metadata.labels, [REPLACES_LABEL]: uid };
+    next.spec.crashLoops = crashLoops(orig);
+    next.status = { state: "Pending", reason: "Unscheduled", message: `waiting for the scheduler: ${why}` };
     this.logger.info(
-      { instance: objectKey(orig), uid: orig.metadata.uid, node: orig.spec.nodeName, replacement: by.metadata.name },
-      "stopping an original instance: its replacement runs",
+      { instance: objectKey(orig), uid, node: orig.spec.nodeName, replacement: next.metadata.name, why },
+      "placing a replacement",
+    );
+    const created = await this.repo.create(next);
+    // Its name is new each time: the next sync must see it, or it would place a second one.
+    await caughtUp(this.instances, objectKey(created), created.metadata.resourceVersion ?? "0");
+  }
+
+  /**
+   * Takes an original out of its node's desired set (the agent stops it):
+   * its replacement `by` runs (its node came back, or a drain moved it), or
+   * a drain's timeout passed first (no `by`).
+   */
+  private async supersede(orig: Instance, by: Instance | undefined, drainedNode?: string): Promise<void> {
+    const node = orig.spec.nodeName ?? "?";
+    const byName = by ? `${by.metadata.name} (${by.metadata.uid ?? "?"})` : "";
+    const [why, reason] =
+      drainedNode === undefined
+        ? [`node ${node} stopped answering and ${byName} replaced it; stopped when the node came back`, "Superseded"]
+        : by
+          ? [`moved off node ${node} by a drain: ${byName} runs on node ${by.spec.nodeName ?? "?"}`, "Drained"]
+          : [`node ${node} is draining and no replacement ran within the drain's timeout`, "DrainTimeout"];
+    this.logger.info(
+      { instance: objectKey(orig), uid: orig.metadata.uid, node, replacement: by?.metadata.name, reason },
+      "stopping an original instance",
     );
     try {
       await this.repo.updateStatus("Instance", orig, (i) => {
@@ -595,8 +680,8 @@ export class AppController {
         cur.status = {
           ...cur.status,
           state: "Exited",
-          reason: "Superseded",
-          message: reason,
+          reason,
+          message: why,
           finishedAt: new Date(this.clock.now()).toISOString(),
         };
       });

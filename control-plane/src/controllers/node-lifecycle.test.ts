@@ -355,6 +355,88 @@ describe("App controller: replacement before removal", () => {
   });
 });
 
+describe("App controller: drain", () => {
+  let c: AppController;
+  const settle = async () => {
+    for (let i = 0; i < 20; i++) {
+      await tick();
+      await c.idle();
+    }
+  };
+  const list = async () =>
+    (await repo.list("Instance")).items.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  beforeEach(async () => {
+    c = new AppController(repo, apps, instances, nodes, logger, { now: () => Date.now(), monotonic: clock });
+    await repo.create(node("n1"));
+    await repo.create(node("n2"));
+  });
+  afterEach(() => c.stop());
+
+  async function drain(timeout?: string) {
+    const n = await repo.get("Node", undefined, "n1");
+    await repo.update({ ...n, spec: { unschedulable: true, drain: timeout ? { timeout } : {} } });
+    await settle();
+  }
+
+  it("moves instances make before break, at most maxUnavailable at a time", async () => {
+    const a = app(3);
+    a.spec.maxUnavailable = 2;
+    await repo.create(a);
+    await settle();
+    for (let i = 0; i < 3; i++) await bind(`web-${i}`, "n1");
+    await settle();
+    await drain();
+    let all = await list();
+    // Two replacements (the budget), the originals all still Running.
+    const repl = all.filter((i) => i.metadata.labels?.[REPLACES_LABEL]);
+    expect(repl).toHaveLength(2);
+    expect(all.filter((i) => i.spec.nodeName === "n1").every((i) => i.status?.state === "Running")).toBe(true);
+    // One replacement runs: its original stops (Drained), and the third move starts.
+    await bind(repl[0]!.metadata.name, "n2");
+    await settle();
+    all = await list();
+    const orig = all.find((i) => i.metadata.uid === repl[0]!.metadata.labels?.[REPLACES_LABEL])!;
+    expect(orig.status).toMatchObject({ state: "Exited", reason: "Drained" });
+    expect(orig.status?.message).toContain(`${repl[0]!.metadata.name} (`);
+    expect(all.filter((i) => i.metadata.labels?.[REPLACES_LABEL])).toHaveLength(3);
+    expect(all.filter((i) => i.spec.nodeName === "n1" && i.status?.state === "Running")).toHaveLength(2);
+  });
+
+  it("stops an instance whose replacement did not run within the drain's timeout", async () => {
+    await repo.create(app(1));
+    await settle();
+    await bind("web-0", "n1");
+    await settle();
+    await drain("30s");
+    expect(await list()).toHaveLength(2);
+    now += 29_000;
+    c.resyncAll();
+    await settle();
+    expect((await repo.get("Instance", "default", "web-0")).status?.state).toBe("Running");
+    now += 2_000;
+    c.resyncAll();
+    await settle();
+    expect((await repo.get("Instance", "default", "web-0")).status).toMatchObject({
+      state: "Exited",
+      reason: "DrainTimeout",
+    });
+  });
+
+  it("uncordon ends the drain: a move whose replacement does not run yet is cancelled", async () => {
+    await repo.create(app(1));
+    await settle();
+    await bind("web-0", "n1");
+    await settle();
+    await drain();
+    expect(await list()).toHaveLength(2);
+    const n = await repo.get("Node", undefined, "n1");
+    await repo.update({ ...n, spec: {} });
+    await settle();
+    const all = await list();
+    expect(all.map((i) => [i.metadata.name, i.status?.state])).toEqual([["web-0", "Running"]]);
+  });
+});
+
 describe("crash-loop backoff", () => {
   const inst = (crashLoops: number, ranMs: number): Instance =>
     ({

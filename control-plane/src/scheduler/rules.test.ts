@@ -204,9 +204,12 @@ describe("topology spread", () => {
     ]);
     expect(spreadFilter.check(r, nodes[1]!, ctx).fit).toBe(true);
   });
-  test("a node that is not Ready is no domain: replacements of its instances may go anywhere else", () => {
+  test.each([
+    ["not Ready", { ready: false }],
+    ["cordoned", { unschedulable: true }],
+  ])("a node that is %s is no domain: replacements of its instances may go anywhere else", (_what, over) => {
     const lost = [
-      node({ name: "a1", labels: { zone: "a" }, ready: false, appCounts: new Map([["ns/web", 5]]) }),
+      node({ name: "a1", labels: { zone: "a" }, ...over, appCounts: new Map([["ns/web", 5]]) }),
       node({ name: "b1", labels: { zone: "b" }, appCounts: new Map([["ns/web", 5]]) }),
       node({ name: "c1", labels: { zone: "c" }, appCounts: new Map([["ns/web", 6]]) }),
     ];
