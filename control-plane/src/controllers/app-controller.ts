@@ -524,7 +524,6 @@ export class AppController {
     now: number,
     budget: { moving: number; max: number },
   ): Promise<Instance | undefined> {
-    const uids = new Set(group.map((i) => i.metadata.uid ?? ""));
     const successors = (uid: string) => group.filter((i) => replacesUid(i) === uid);
     const descendants = (uid: string): Instance[] => {
       const out: Instance[] = [];
@@ -584,7 +583,6 @@ export class AppController {
         await this.supersede(inst, undefined, drain.node);
       } else {
         for (const d of later) {
-          if (!uids.has(d.metadata.uid ?? "")) continue;
           this.logger.info(
             { instance: objectKey(d), uid: d.metadata.uid, original: objectKey(inst), originalUid: uid },
             "original instance is back before its replacement ran: cancelling the replacement",
