@@ -82,6 +82,9 @@ interface Session {
   /** When we last heard anything on the stream: monotonic, and the wall clock for people. */
   heardAt: number;
   heardWall: Date;
+  /** The last heartbeat message itself (monotonic, wall clock): what the presence key shows. */
+  beatAt: number;
+  beatWall: Date;
   /** Our last write of the node's presence key: its mod revision (the fence) and when (monotonic). */
   presenceRev: string;
   presenceAt: number;
@@ -437,6 +440,10 @@ export class AgentGateway {
       if (session) {
         session.heardAt = this.clock();
         session.heardWall = new Date();
+        if (msg.heartbeat) {
+          session.beatAt = session.heardAt;
+          session.beatWall = session.heardWall;
+        }
       }
       if (mux.route(msg)) return;
       // Messages of one stream are handled strictly in order.
@@ -574,6 +581,8 @@ export class AgentGateway {
       mux,
       heardAt: this.clock(),
       heardWall: now,
+      beatAt: this.clock(),
+      beatWall: now,
       presenceRev,
       presenceAt: this.clock(),
       lost: false,
@@ -678,9 +687,10 @@ export class AgentGateway {
           await this.lose(s, "AgentNotHeartbeating", `no heartbeat from the agent for ${(silent / 1000).toFixed(1)}s`);
           continue;
         }
-        if (now - s.presenceAt < this.presenceRefreshMs || s.heardAt <= s.presenceAt) continue;
+        // Heartbeats proper, so the key also shows that they are not stuck behind a flood of log output.
+        if (now - s.presenceAt < this.presenceRefreshMs || s.beatAt <= s.presenceAt) continue;
         const beat: Heartbeat = {
-          time: s.heardWall.toISOString(),
+          time: s.beatWall.toISOString(),
           ...(this.serverId ? { server: this.serverId } : {}),
         };
         const key = Keys.heartbeat(s.node);
