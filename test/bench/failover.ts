@@ -128,7 +128,8 @@ export async function run(): Promise<BenchReport> {
             else await new Promise((r) => setTimeout(r, 100));
           }
         } finally {
-          if (kind === "kill") await cluster.startAgent(victim);
+          // After a kill the agent first removes the dead instances' networks (CNI DEL each): slow on a busy machine.
+          if (kind === "kill") await cluster.startAgent(victim, {}, 120_000);
           else cluster.cutControlPlane(victim, false);
         }
         samples[kind].detect.push(detected!);

@@ -176,7 +176,7 @@ describe("node failure: suspect, replace before removal, reconcile on return", (
     });
 
     // The host comes back without its containers: the originals are reported lost, nothing restarts there.
-    await cluster.startAgent(victim);
+    await cluster.startAgent(victim, {}, 60_000); // it first removes the dead instances' networks
     await waitFor(`${victim.name} Ready again`, async () => isReady(await client.get("Node", victim.name)));
     const after = await waitFor("the originals reported lost", async () => {
       const items = await instancesOf("kill");

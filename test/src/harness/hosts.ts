@@ -134,7 +134,7 @@ export class HostCluster {
   }
 
   /** Starts (or restarts) the agent of a host inside its namespace. */
-  async startAgent(host: Host, env: NodeJS.ProcessEnv = {}): Promise<Started> {
+  async startAgent(host: Host, env: NodeJS.ProcessEnv = {}, timeoutMs?: number): Promise<Started> {
     if (!this.server) throw new Error("no server");
     host.agent = await startAgent({
       server: this.server,
@@ -147,6 +147,7 @@ export class HostCluster {
       labels: { "grove.test/host": host.name },
       extraArgs: ["--address", host.address, ...(this.opts.agentArgs ?? [])],
       env: { ...this.opts.agentEnv, ...env },
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     });
     return host.agent;
   }
