@@ -119,10 +119,11 @@ remove_hosts() {
   ip link del "$QS_BRIDGE" 2>/dev/null || true
 }
 
-# Overlay roots of image-based containers are mounted in the agent's (the
-# host's) mount namespace and outlive the agent with their containers.
+# Overlay roots of containers (of images, and the private roots over rootfs
+# directories) are mounted in the agent's (the host's) mount namespace and
+# outlive the agent with their containers.
 unmount_image_roots() {
-  awk -v home="$GROVE_HOME/" 'index($5, home) == 1 && $5 ~ /\/images\/containers\/[^/]+\/rootfs$/ { print $5 }' /proc/self/mountinfo |
+  awk -v home="$GROVE_HOME/" 'index($5, home) == 1 && $5 ~ /\/(images\/containers|roots)\/[^/]+\/rootfs$/ { print $5 }' /proc/self/mountinfo |
     while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
 }
 
@@ -230,6 +231,9 @@ up() {
   [ "$(id -u)" = 0 ] || die "run as root: the agent creates cgroups and namespaces"
   install_deps
   mkdir -p "$RUN" "$LOGS" "$GROVE_HOME/server" "$GROVE_HOME/agent" "$GROVE_HOME/rootfs"
+  # Templates are root's: nobody else may enter the directory that holds them.
+  chown root:root "$GROVE_HOME/rootfs"
+  chmod 0700 "$GROVE_HOME/rootfs"
   say "root filesystem: busybox"
   "$REPO/deploy/make-rootfs.sh" "$GROVE_HOME/rootfs/busybox" >/dev/null
 

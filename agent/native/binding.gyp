@@ -1,17 +1,41 @@
 {
   "targets": [
     {
+      "target_name": "grove-seccomp-compile",
+      "type": "executable",
+      "sources": ["seccomp/compile.c", "src/json.c"],
+      "defines": ["_GNU_SOURCE"],
+      "cflags": ["-Wall", "-Wextra", "-O2"],
+      "cflags_c": ["-std=gnu11"],
+      "libraries": ["-lseccomp"]
+    },
+    {
+      "target_name": "grove-seccomp-profile",
+      "type": "none",
+      "dependencies": ["grove-seccomp-compile"],
+      "actions": [
+        {
+          "action_name": "compile_seccomp_profile",
+          "inputs": ["seccomp/default.json", "<(PRODUCT_DIR)/grove-seccomp-compile"],
+          "outputs": ["<(SHARED_INTERMEDIATE_DIR)/seccomp_profile.c"],
+          "action": ["<(PRODUCT_DIR)/grove-seccomp-compile", "seccomp/default.json", "<(SHARED_INTERMEDIATE_DIR)/seccomp_profile.c"]
+        }
+      ]
+    },
+    {
       "target_name": "grove_native",
+      "dependencies": ["grove-seccomp-profile"],
       "sources": [
         "src/error.c",
         "src/util.c",
         "src/cgroup.c",
         "src/container.c",
         "src/seccomp.c",
+        "<(SHARED_INTERMEDIATE_DIR)/seccomp_profile.c",
         "src/shim_spawn.c",
         "src/addon.cc"
       ],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "src"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],
       "cflags": ["-Wall", "-Wextra", "-fvisibility=hidden"],
       "cflags_c": ["-std=gnu11"],
@@ -22,7 +46,18 @@
     {
       "target_name": "grove-shim",
       "type": "executable",
-      "sources": ["src/error.c", "src/util.c", "src/cgroup.c", "src/container.c", "src/seccomp.c", "src/exec.c", "src/shim.c"],
+      "dependencies": ["grove-seccomp-profile"],
+      "sources": [
+        "src/error.c",
+        "src/util.c",
+        "src/cgroup.c",
+        "src/container.c",
+        "src/seccomp.c",
+        "<(SHARED_INTERMEDIATE_DIR)/seccomp_profile.c",
+        "src/exec.c",
+        "src/shim.c"
+      ],
+      "include_dirs": ["src"],
       "defines": ["_GNU_SOURCE"],
       "cflags": ["-Wall", "-Wextra", "-Os"],
       "cflags_c": ["-std=gnu11"],
@@ -31,16 +66,19 @@
     {
       "target_name": "grove-runtime",
       "type": "executable",
+      "dependencies": ["grove-seccomp-profile"],
       "sources": [
         "src/error.c",
         "src/util.c",
         "src/cgroup.c",
         "src/container.c",
         "src/seccomp.c",
+        "<(SHARED_INTERMEDIATE_DIR)/seccomp_profile.c",
         "src/json.c",
         "src/shim_spawn.c",
         "src/oci.c"
       ],
+      "include_dirs": ["src"],
       "defines": ["_GNU_SOURCE"],
       "cflags": ["-Wall", "-Wextra", "-Wno-format-truncation", "-Os"],
       "cflags_c": ["-std=gnu11"],

@@ -3,6 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { CommanderError } from "commander";
 import { parseArgs } from "./main";
+import { WELL_KNOWN_RESERVED_PORTS } from "./network";
 
 const argv = (...args: string[]) => ["node", "grove-agent", ...args];
 
@@ -33,10 +34,62 @@ describe("parseArgs", () => {
       cgroupParent: "grove",
       logLevel: "info",
       imagesDir: "/var/lib/grove-agent/images",
+      ociDir: "/var/lib/grove/oci",
+      imageLimits: {
+        maxLayerBytes: 10 * 1024 ** 3,
+        maxUncompressedBytes: 50 * 1024 ** 3,
+        maxRatio: 100,
+        maxEntries: 1_000_000,
+        diskReserveBytes: 1024 ** 3,
+      },
       network: "cni",
       cniPluginDirs: ["/usr/lib/cni", "/opt/cni/bin"],
       usernsRange: { base: 100_000_000, size: 65536, count: 1000 },
+      hostPorts: {
+        allowed: [{ first: 10000, last: 32767 }],
+        allowPrivileged: false,
+        reserved: new Map([...WELL_KNOWN_RESERVED_PORTS, [7443, "the control plane port this agent dials"]]),
+      },
+      nodePortsAllowed: [],
     });
+  });
+
+  it("takes the host port policy and the node ports instances may reach, naming a bad flag", () => {
+    const { config } = parse([
+      "--server",
+      "cp:17481",
+      "--token",
+      "t",
+      "--allowed-host-ports",
+      "20000-20999,31000",
+      "--allow-privileged-host-ports",
+      "--reserved-host-ports",
+      "20080",
+      "--node-ports-allowed",
+      "udp/53,tcp/53,tcp/8000-8100",
+    ]);
+    expect(config?.hostPorts.allowed).toEqual([
+      { first: 20000, last: 20999 },
+      { first: 31000, last: 31000 },
+    ]);
+    expect(config?.hostPorts.allowPrivileged).toBe(true);
+    expect(config?.hostPorts.reserved.get(17481)).toBe("the control plane port this agent dials");
+    expect(config?.hostPorts.reserved.get(20080)).toBe("reserved by the operator");
+    expect(config?.hostPorts.reserved.get(7480)).toBe("grove-server's HTTP API");
+    expect(config?.nodePortsAllowed).toEqual([
+      { protocol: "udp", first: 53, last: 53 },
+      { protocol: "tcp", first: 53, last: 53 },
+      { protocol: "tcp", first: 8000, last: 8100 },
+    ]);
+    for (const [flag, value, message] of [
+      ["--allowed-host-ports", "30000-20000", /--allowed-host-ports: "30000-20000" is not/],
+      ["--reserved-host-ports", "22,ssh", /--reserved-host-ports: "ssh" is not a port/],
+      ["--node-ports-allowed", "dns/53", /--node-ports-allowed: "dns\/53" is not tcp\/PORT/],
+    ] as const) {
+      const bad = parse(["--server", "cp:1", "--token", "t", flag, value]);
+      expect(bad.error).toBeInstanceOf(CommanderError);
+      expect(bad.errors.join("")).toMatch(message);
+    }
   });
 
   it("takes --userns-range BASE:SIZExCOUNT and refuses a malformed or overflowing one", () => {
@@ -70,6 +123,42 @@ describe("parseArgs", () => {
     const bad = parse(["--server", "cp:1", "--token", "t", "--network", "flannel"]);
     expect(bad.error).toBeInstanceOf(CommanderError);
     expect(bad.errors.join("")).toMatch(/--network.*expected cni or none/);
+  });
+
+  it("takes the image limits and --oci-dir, and refuses a malformed size naming the flag", () => {
+    const { config } = parse([
+      "--server",
+      "cp:1",
+      "--token",
+      "t",
+      "--oci-dir",
+      "rel/oci",
+      "--image-max-layer-size",
+      "512M",
+      "--image-max-uncompressed-size",
+      "2G",
+      "--image-max-ratio",
+      "20",
+      "--image-max-entries",
+      "5000",
+      "--image-disk-reserve",
+      "0",
+    ]);
+    expect(config).toMatchObject({
+      ociDir: path.resolve("rel/oci"),
+      imageLimits: {
+        maxLayerBytes: 512 * 1024 ** 2,
+        maxUncompressedBytes: 2 * 1024 ** 3,
+        maxRatio: 20,
+        maxEntries: 5000,
+        diskReserveBytes: 0,
+      },
+    });
+    const bad = parse(["--server", "cp:1", "--token", "t", "--image-max-layer-size", "lots"]);
+    expect(bad.error).toBeInstanceOf(CommanderError);
+    expect(bad.errors.join("")).toMatch(/--image-max-layer-size.*expected a size such as 4096, 512M, 10G or 1T/);
+    const zero = parse(["--server", "cp:1", "--token", "t", "--image-max-entries", "0"]);
+    expect(zero.errors.join("")).toMatch(/--image-max-entries.*expected a positive integer/);
   });
 
   it("takes the server and token from the environment", () => {

@@ -7,12 +7,30 @@ import * as path from "node:path";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { pino, type Logger } from "pino";
 import { ControlPlaneConnection } from "./grpc/client";
+import { DesiredStateGuard } from "./grpc/desired-state-guard";
 import { agentVersion, readHostFacts, toNodeInfo } from "./host";
 import { Reconciler } from "./reconcile/reconciler";
-import { ImageService, loadImageConfig } from "./images";
+import { ImageService, loadImageConfig, TemplateRoots } from "./images";
 import { imageCommand } from "./images/cli";
+import {
+  addImageLimitOptions,
+  DEFAULT_OCI_DIR,
+  imageLimitsFrom,
+  type ImageLimitFlags,
+  type ImageLimits,
+} from "./images/limits";
 import { NativeRuntime } from "./runtime";
-import { DEFAULT_PLUGIN_DIRS, NetworkManager } from "./network";
+import {
+  DEFAULT_ALLOWED_HOST_PORTS,
+  DEFAULT_PLUGIN_DIRS,
+  NetworkManager,
+  agentHostPortPolicy,
+  parseNodePorts,
+  parsePortList,
+  parsePortRanges,
+  type AgentHostPortPolicy,
+  type NodePortRule,
+} from "./network";
 import { SubStreamServer } from "./streams/sub-streams";
 import { DEFAULT_USERNS_RANGE, UsernsPool, parseUsernsRange, type UsernsPoolOptions } from "./reconcile/userns-pool";
 
@@ -21,6 +39,10 @@ export interface AgentConfig {
   imagesDir: string;
   /** JSON file with registry settings and pull secrets (agent/src/images/config.ts). */
   imageConfig?: string;
+  /** The only directory oci: image references may name. */
+  ociDir: string;
+  /** Layer size, ratio, entry and disk-reserve limits of image pulls (agent/src/images/limits.ts). */
+  imageLimits: ImageLimits;
   /** host:port of the control plane's gRPC listener. */
   server: string;
   token: string;
@@ -40,6 +62,12 @@ export interface AgentConfig {
   cniPluginDirs: string[];
   /** Host id pool for instances with security.userNamespace: true ("BASE:SIZExCOUNT"). */
   usernsRange: UsernsPoolOptions;
+  /** Which host ports this node publishes. */
+  hostPorts: AgentHostPortPolicy;
+  /** What instances may open on the node's own addresses. */
+  nodePortsAllowed: NodePortRule[];
+  /** Accept the next desired set even when it comes from another cluster (once; see DesiredStateGuard). */
+  joinNewCluster?: boolean;
 }
 
 /** How long shutdown waits for containers to stop before giving up on them. */
@@ -91,6 +119,11 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       "--stop-containers-on-exit",
       "stop every container when the agent is asked to exit (default: they keep running and are adopted on the next start)",
     )
+    .option(
+      "--join-new-cluster",
+      "accept the next desired set even from another cluster than the one this node applied sets of " +
+        "(its store was replaced on purpose); by default such sets are refused and containers keep running",
+    )
     .option("--log-level <level>", `one of ${LOG_LEVELS.join(", ")}`, parseLogLevel, "info")
     .option("--images-dir <dir>", "the image store (default <state-dir>/images)")
     .option("--image-config <file>", "registry settings (mirrors, insecure, auth) and pull secrets, JSON")
@@ -106,28 +139,52 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       "--userns-range <BASE:SIZExCOUNT>",
       "host uid/gid pool for instances with security.userNamespace: true (COUNT ranges of SIZE ids from BASE)",
       DEFAULT_USERNS_RANGE,
+    )
+    .option(
+      "--allowed-host-ports <ranges>",
+      "host ports (1024 and up) instances may publish here, e.g. 10000-32767,40000",
+      DEFAULT_ALLOWED_HOST_PORTS,
+    )
+    .option("--allow-privileged-host-ports", "let instances publish host ports below 1024 (not reserved ones)")
+    .option(
+      "--reserved-host-ports <ports>",
+      "more ports no instance may publish here (comma-separated), beyond Grove's, etcd's, sshd's and the control plane's",
+      "",
+    )
+    .option(
+      "--node-ports-allowed <rules>",
+      "what instances may open on this node's own addresses, e.g. udp/53,tcp/53 (default: nothing)",
+      "",
     );
+  addImageLimitOptions(program);
   program.parse([...argv]);
 
-  const opts = program.opts<{
-    imagesDir?: string;
-    imageConfig?: string;
-    server?: string;
-    token?: string;
-    tokenFile?: string;
-    nodeName: string;
-    stateDir: string;
-    rootfsDir: string;
-    label: Record<string, string>;
-    address: string[];
-    cgroupParent: string;
-    logLevel: string;
-    stopContainersOnExit?: boolean;
-    network: "cni" | "none";
-    cniConflist?: string;
-    cniPluginDir: string;
-    usernsRange: string;
-  }>();
+  const opts = program.opts<
+    ImageLimitFlags & {
+      imagesDir?: string;
+      imageConfig?: string;
+      server?: string;
+      token?: string;
+      tokenFile?: string;
+      nodeName: string;
+      stateDir: string;
+      rootfsDir: string;
+      label: Record<string, string>;
+      address: string[];
+      cgroupParent: string;
+      logLevel: string;
+      stopContainersOnExit?: boolean;
+      joinNewCluster?: boolean;
+      network: "cni" | "none";
+      cniConflist?: string;
+      cniPluginDir: string;
+      usernsRange: string;
+      allowedHostPorts: string;
+      allowPrivilegedHostPorts?: boolean;
+      reservedHostPorts: string;
+      nodePortsAllowed: string;
+    }
+  >();
 
   if (!opts.server) program.error("error: --server <host:port> is required (or set GROVE_AGENT_SERVER)");
   const server = parseServerOrFail(program, opts.server);
@@ -149,6 +206,19 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
   } catch (error) {
     program.error(`error: ${error instanceof Error ? error.message : String(error)}`);
   }
+  let hostPorts: AgentHostPortPolicy;
+  let nodePortsAllowed: NodePortRule[];
+  try {
+    hostPorts = agentHostPortPolicy({
+      allowed: parsePortRanges(opts.allowedHostPorts, "--allowed-host-ports"),
+      allowPrivileged: opts.allowPrivilegedHostPorts === true,
+      reserved: parsePortList(opts.reservedHostPorts, "--reserved-host-ports"),
+      controlPlanePort: Number(/:(\d+)$/.exec(server)?.[1]),
+    });
+    nodePortsAllowed = parseNodePorts(opts.nodePortsAllowed, "--node-ports-allowed");
+  } catch (error) {
+    program.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+  }
 
   return {
     server,
@@ -160,13 +230,18 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
     addresses: opts.address,
     cgroupParent: opts.cgroupParent,
     ...(opts.stopContainersOnExit === true ? { stopContainersOnExit: true } : {}),
+    ...(opts.joinNewCluster === true ? { joinNewCluster: true } : {}),
     logLevel: opts.logLevel,
     imagesDir: path.resolve(opts.imagesDir ?? path.join(opts.stateDir, "images")),
     ...(opts.imageConfig !== undefined ? { imageConfig: path.resolve(opts.imageConfig) } : {}),
+    ociDir: path.resolve(opts.ociDir ?? DEFAULT_OCI_DIR),
+    imageLimits: imageLimitsFrom(opts),
     network: opts.network,
     ...(opts.cniConflist !== undefined ? { cniConflist: path.resolve(opts.cniConflist) } : {}),
     cniPluginDirs: opts.cniPluginDir.split(":").filter((d) => d !== ""),
     usernsRange,
+    hostPorts,
+    nodePortsAllowed,
   };
 }
 
@@ -214,6 +289,8 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
       stateDir: path.join(config.stateDir, "network"),
       pluginDirs: config.cniPluginDirs,
       ...(config.cniConflist ? { conflistFile: config.cniConflist } : {}),
+      hostPorts: config.hostPorts,
+      allowedNodePorts: config.nodePortsAllowed,
       logger: log.child({ component: "network" }),
     });
     await network.init();
@@ -223,6 +300,8 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     root: config.imagesDir,
     registries: imageConfig?.registries ?? {},
     pullSecrets: imageConfig?.pullSecrets ?? {},
+    ociDir: config.ociDir,
+    limits: config.imageLimits,
   });
   await images.init();
   // Content no image and no container uses goes every 10 minutes (images
@@ -235,17 +314,28 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
       })
       .catch((err: unknown) => log.warn({ err }, "image store garbage collection failed"));
   }, 10 * 60_000).unref();
+  // Every instance of a rootfs directory gets its own overlay root over it.
+  const templates = new TemplateRoots({ rootfsDir: config.rootfsDir, root: path.join(config.stateDir, "roots") });
+  for (const warning of await templates.init()) log.warn(warning);
+  // Refuses desired sets of another cluster or older than one applied (a wiped or restored store).
+  const guard = new DesiredStateGuard({ stateDir: config.stateDir, joinNewCluster: config.joinNewCluster === true });
+  if (guard.state) log.info(guard.state, "this node belongs to a cluster");
+  if (config.joinNewCluster === true)
+    log.warn("--join-new-cluster: the next desired set is accepted whatever its cluster");
   const pauseAfterNetworkMs = Number(process.env.GROVE_AGENT_PAUSE_AFTER_NETWORK_MS ?? 0) || 0;
   const reconciler = new Reconciler({
     ...(network ? { network } : {}),
     pauseAfterNetworkMs,
     images,
+    templates,
     runtime,
     rootfsDir: config.rootfsDir,
     stateDir: config.stateDir,
     userns: new UsernsPool(config.usernsRange),
     logger: log.child({ component: "reconciler" }),
     onStatus: (status) => connection?.reportStatus(status),
+    // spec.disconnect.stopAfter: measured from the control plane's last answer.
+    withoutContactMs: () => connection?.withoutContactMs() ?? 0,
   });
   const version = agentVersion();
   // grove logs / exec / stats over the Connect stream.
@@ -260,6 +350,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     address: config.server,
     token: config.token,
     reconciler,
+    guard,
     onRegistered: (registered) => {
       if (!network) return;
       const egressDefault = registered.egressDefault === "allow" ? "allow" : "deny";

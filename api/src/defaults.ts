@@ -22,13 +22,6 @@ export function normalizeResources(req: ResourceRequest | undefined): Resources 
 /** An App's default spec.disconnect.replaceAfter: replace instances of a lost node at once. */
 export const DEFAULT_REPLACE_AFTER_MS = 0;
 
-/** Milliseconds of a schema duration ("30s", "5m", "500ms"; see DURATION_PATTERN). */
-export function durationMs(text: string): number {
-  const m = /^([0-9]+)(ms|s|m|h)$/.exec(text);
-  if (!m) throw new Error(`invalid duration "${text}": use e.g. 0s, 30s, 5m, 1h or 500ms`);
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
-}
-
 /** A drain's default per-instance timeout, and an App's default maxUnavailable. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 5 * 60_000;
 export const DEFAULT_MAX_UNAVAILABLE = 1;

@@ -1,6 +1,7 @@
 export * from "./schemas";
 export * from "./endpoints";
 export * from "./network-checks";
+export * from "./host-ports";
 export * from "./errors";
 export * from "./quantity";
 export * from "./defaults";
@@ -11,3 +12,4 @@ export * from "./app-source";
 export * from "./operations";
 export type { ExecRequest, ExecSession } from "./exec-client";
 export type { CapacityReport, NodeCapacity, PlannedInstance, PlanResult, PlanUtilization } from "./scheduling";
+export * from "./duration";

@@ -1,7 +1,9 @@
 // Checks of an App's ports and egress rules that JSON Schema cannot express:
 // unique port names, container ports and host ports; egress CIDRs that are
 // real networks (octets, prefix, no host bits); port ranges in order and
-// only for tcp/udp. Each problem names its field as a JSON pointer.
+// only for tcp/udp; with a host port policy, fixed host ports it allows
+// (host-ports.ts). Each problem names its field as a JSON pointer.
+import { hostPortProblem, type HostPortPolicy } from "./host-ports";
 
 export interface NetworkProblem {
   pointer: string;
@@ -33,7 +35,7 @@ export function cidrProblem(cidr: string): string | undefined {
   return undefined;
 }
 
-export function appNetworkProblems(spec: unknown): NetworkProblem[] {
+export function appNetworkProblems(spec: unknown, hostPorts?: HostPortPolicy): NetworkProblem[] {
   const out: NetworkProblem[] = [];
   if (typeof spec !== "object" || spec === null) return out;
   const { ports, egress } = spec as { ports?: unknown; egress?: unknown };
@@ -59,6 +61,10 @@ export function appNetworkProblems(spec: unknown): NetworkProblem[] {
       if (typeof containerPort === "number")
         dup(container, `${containerPort}/${proto}`, "containerPort", `containerPort ${containerPort}/${proto}`);
       if (typeof hostPort === "number") dup(host, `${hostPort}/${proto}`, "hostPort", `hostPort ${hostPort}/${proto}`);
+      if (hostPorts && Number.isInteger(hostPort) && (hostPort as number) >= 1 && (hostPort as number) <= 65535) {
+        const why = hostPortProblem(hostPort as number, proto, hostPorts);
+        if (why) out.push({ pointer: `/spec/ports/${i}/hostPort`, message: why });
+      }
     });
   }
 

@@ -236,21 +236,24 @@ export const UpdatePolicy = Type.Object(
 );
 export type UpdatePolicy = Static<typeof UpdatePolicy>;
 
-/** A duration: "0s", "30s", "5m", "1h", "500ms". */
-export const DURATION_PATTERN = "^[0-9]+(ms|s|m|h)$";
-const Duration = (description: string) => Type.String({ pattern: DURATION_PATTERN, maxLength: 16, description });
+/** A duration: a number and a unit, "500ms", "30s", "5m", "1h" (parseDurationMs). */
+function durationString(description = 'a duration: a number and a unit, e.g. "500ms", "30s", "5m", "1h"') {
+  return Type.String({ pattern: "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", maxLength: 32, description });
+}
+export const Duration = durationString();
+export type Duration = Static<typeof Duration>;
 
-/** What happens to an App's instances while their node is out of contact. */
+/** What happens to an App's instances when their node loses the control plane (docs/api.md, "Disconnect"). */
 export const DisconnectPolicy = Type.Object(
   {
     replaceAfter: Type.Optional(
-      Duration(
-        'how long an instance on a node that stopped answering stays Unknown before a replacement is placed on another node (default "0s": at once); the original is stopped when its node returns and the replacement runs',
+      durationString(
+        "how long the control plane waits before it places replacements for instances on a node that stopped answering (default 0s: at once)",
       ),
     ),
     stopAfter: Type.Optional(
-      Duration(
-        "the agent stops the App's instances after this long without contact with the control plane (default: never; for singletons that must not run twice)",
+      durationString(
+        "the agent stops the instances itself once its node has been without contact with the control plane this long (default: never; they keep running)",
       ),
     ),
   },
@@ -382,6 +385,8 @@ export const InstanceSpec = Type.Object(
     ports: Type.Optional(Type.Array(PortSpec)),
     egress: Type.Optional(Type.Array(EgressRule)),
     security: Type.Optional(SecuritySpec),
+    /** The App's spec.disconnect.stopAfter, which the agent enforces. */
+    disconnect: Type.Optional(Type.Object({ stopAfter: Type.Optional(Duration) }, { additionalProperties: false })),
   },
   { additionalProperties: false },
 );
@@ -462,7 +467,7 @@ export const NodeSpec = Type.Object(
       Type.Object(
         {
           timeout: Type.Optional(
-            Duration('how long an instance waits for its replacement before it is stopped anyway (default "5m")'),
+            durationString('how long an instance waits for its replacement before it is stopped anyway (default "5m")'),
           ),
         },
         {

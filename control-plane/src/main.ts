@@ -1,9 +1,10 @@
 // grove-server's command line.
 import { Command, InvalidArgumentError } from "commander";
 import pino from "pino";
-import { durationMs } from "@grove/api";
+import { parseDurationMs } from "@grove/api";
 import { startControlPlane } from "./server";
 import { parseCidr, parsePortRange } from "./network/subnets";
+import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges, parsePortList, type HostPortRange } from "@grove/api";
 
 function flagCheck<T>(flag: string, parse: (v: string, what: string) => T) {
   return (value: string): T => {
@@ -54,6 +55,19 @@ export async function main(argv: string[]): Promise<void> {
       { first: 20000, last: 29999 },
     )
     .option(
+      "--allowed-host-ports <ranges>",
+      "fixed host ports Apps may publish (1024 and up), e.g. 10000-32767,40000",
+      flagCheck("--allowed-host-ports", parseHostPortRanges),
+      parseHostPortRanges(DEFAULT_ALLOWED_HOST_PORTS),
+    )
+    .option("--allow-privileged-host-ports", "let Apps publish fixed host ports below 1024 (not reserved ones)")
+    .option(
+      "--reserved-host-ports <ports>",
+      "more node ports no App may publish (comma-separated), beyond Grove's, etcd's and sshd's",
+      flagCheck("--reserved-host-ports", parsePortList),
+      [] as number[],
+    )
+    .option(
       "--egress-default <deny|allow>",
       "egress no rule of an App allows",
       (v) => {
@@ -65,14 +79,19 @@ export async function main(argv: string[]): Promise<void> {
     .option(
       "--node-grace <duration>",
       "agent silence after which its node is marked Ready=Unknown and its instances Unknown (then replaced)",
-      flagCheck("--node-grace", (v) => durationMs(v)),
+      flagCheck("--node-grace", (v) => parseDurationMs(v)),
       5_000,
     )
     .option(
       "--heartbeat-interval <duration>",
       "how often agents heartbeat (at most half the node grace)",
-      flagCheck("--heartbeat-interval", (v) => durationMs(v)),
+      flagCheck("--heartbeat-interval", (v) => parseDurationMs(v)),
       1_000,
+    )
+    .option(
+      "--assign-cluster-id",
+      "give a store that holds objects but no cluster id a new one (after an upgrade from a Grove without cluster ids; " +
+        "agents that applied sets of another cluster still refuse it)",
     );
   program.parse(argv);
   const o = program.opts<{
@@ -86,9 +105,13 @@ export async function main(argv: string[]): Promise<void> {
     clusterCidr: string;
     nodeSubnetPrefix: number;
     hostPortRange: { first: number; last: number };
+    allowedHostPorts: HostPortRange[];
+    allowPrivilegedHostPorts?: boolean;
+    reservedHostPorts: number[];
     egressDefault: "deny" | "allow";
     nodeGrace: number;
     heartbeatInterval: number;
+    assignClusterId?: boolean;
   }>();
   const logger = pino({ name: "grove-server", level: o.logLevel });
   try {
@@ -109,6 +132,12 @@ export async function main(argv: string[]): Promise<void> {
       network: { clusterCidr: o.clusterCidr, nodeSubnetPrefix: o.nodeSubnetPrefix, egressDefault: o.egressDefault },
       hostPortRange: o.hostPortRange,
       presence: { graceMs: o.nodeGrace, heartbeatIntervalMs: o.heartbeatInterval },
+      hostPorts: {
+        allowed: o.allowedHostPorts,
+        allowPrivileged: o.allowPrivilegedHostPorts === true,
+        reserved: o.reservedHostPorts,
+      },
+      assignClusterId: o.assignClusterId === true,
       logger,
     });
     let stopping = false;

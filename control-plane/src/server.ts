@@ -12,11 +12,14 @@ import { Repository } from "./resources/repository";
 import { buildHttpServer } from "./http/server";
 import { Informer } from "./controllers/informer";
 import { AppController } from "./controllers/app-controller";
-import { SchedulerController } from "./controllers/scheduler-controller";
+import { DEFAULT_HOST_PORT_RANGE, SchedulerController } from "./controllers/scheduler-controller";
 import { NodeLifecycleController } from "./controllers/node-lifecycle";
 import { LeaderElection } from "./leader/election";
 import { AgentGateway, type ClusterNetworkOptions, type PresenceOptions } from "./grpc/agent-gateway";
+import { ensureClusterId } from "./cluster/cluster-id";
 import type { PortRange } from "./network/subnets";
+import { ControlPlaneHostPorts, type HostPortPolicyOptions } from "./network/host-port-policy";
+import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges } from "@grove/api";
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -37,6 +40,14 @@ export interface ControlPlaneOptions {
   hostPortRange?: PortRange;
   /** Node grace and heartbeat interval (defaults 5 s and 1 s). */
   presence?: PresenceOptions;
+  /** Which fixed host ports Apps may publish (default: 10000-32767, no privileged ports, none reserved beyond ours). */
+  hostPorts?: HostPortPolicyOptions;
+  /**
+   * Give a store that holds objects but no cluster id a new one (after an
+   * upgrade from a Grove without cluster ids, or once an operator checked the
+   * store is the right one). Without it such a store sends no desired sets.
+   */
+  assignClusterId?: boolean;
 }
 
 export interface ControlPlane {
@@ -46,6 +57,8 @@ export interface ControlPlane {
   agentToken: string;
   etcdEndpoints: string[];
   store: Store;
+  /** The cluster id desired sets carry; undefined while the store is suspect (see ensureClusterId). */
+  clusterId?: string;
   close(): Promise<void>;
 }
 
@@ -80,6 +93,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     }
   };
 
+  const hostPorts = new ControlPlaneHostPorts(
+    opts.hostPorts ?? {
+      allowed: parseHostPortRanges(DEFAULT_ALLOWED_HOST_PORTS),
+      allowPrivileged: false,
+      reserved: [],
+    },
+  );
+  hostPorts.addReserved(opts.httpPort ?? 7480, "grove-server's HTTP API");
+  hostPorts.addReserved(opts.grpcPort ?? 7481, "grove-server's agent gRPC endpoint");
+  if (!opts.etcdEndpoints?.length && opts.etcdPort) {
+    hostPorts.addReserved(opts.etcdPort, "the embedded etcd's client port");
+    hostPorts.addReserved(opts.etcdPort + 1, "the embedded etcd's peer port");
+  }
+  const dynamic = hostPorts.dynamicRangeProblem(opts.hostPortRange ?? DEFAULT_HOST_PORT_RANGE);
+  if (dynamic) throw new Error(dynamic);
+
   try {
     let endpoints = opts.etcdEndpoints ?? [];
     if (endpoints.length === 0) {
@@ -91,12 +120,24 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       });
       await etcd.start();
       cleanups.push(() => etcd.stop());
+      hostPorts.addReserved(etcd.ports.client, "the embedded etcd's client port");
+      hostPorts.addReserved(etcd.ports.peer, "the embedded etcd's peer port");
       endpoints = etcd.endpoints;
       logger.info({ endpoints }, "embedded etcd is up");
-    }
+    } else hostPorts.addEtcdEndpoints(endpoints);
     const store = createStore(endpoints, { logger: logger.child({ component: "store" }) });
     cleanups.push(() => store.close());
     const repo = new Repository(store);
+    const cluster = await ensureClusterId(store, { assign: opts.assignClusterId === true });
+    if (cluster.state === "ok") {
+      logger.info({ clusterId: cluster.id }, cluster.created ? "cluster id created" : "cluster id read from the store");
+    } else {
+      logger.error(
+        { holds: cluster.holds },
+        "the store holds objects but no cluster id (lost, or written by an older Grove): agents get no desired sets " +
+          "and keep what they run; check this is the right store, then restart with --assign-cluster-id",
+      );
+    }
 
     const apps = new Informer<App>(store, Keys.collection("apps"), logger);
     const instances = new Informer<Instance>(store, Keys.collection("instances"), logger);
@@ -149,6 +190,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       opts.network,
       opts.presence,
     );
+    gateway.setCluster(cluster);
     cleanups.push(async () => {
       controllers?.stop();
       controllers = undefined;
@@ -172,6 +214,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
     const grpcPort = await gateway.listen(opts.grpcHost ?? "127.0.0.1", opts.grpcPort ?? 7481);
     cleanups.push(() => gateway.close());
+    hostPorts.addReserved(grpcPort, "grove-server's agent gRPC endpoint");
 
     const http = await buildHttpServer({
       repo,
@@ -179,12 +222,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       adminToken,
       logger: logger.child({ component: "http" }),
       agents: gateway,
+      hostPorts: hostPorts.policy,
     });
     const httpHost = opts.httpHost ?? "127.0.0.1";
     await http.listen({ host: httpHost, port: opts.httpPort ?? 7480 });
     cleanups.push(() => http.close());
     const addr = http.server.address();
     const httpPort = typeof addr === "object" && addr ? addr.port : (opts.httpPort ?? 7480);
+    hostPorts.addReserved(httpPort, "grove-server's HTTP API");
 
     const cp: ControlPlane = {
       httpUrl: `http://${httpHost.includes(":") ? `[${httpHost}]` : httpHost}:${httpPort}`,
@@ -193,11 +238,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       agentToken,
       etcdEndpoints: endpoints,
       store,
+      ...(cluster.state === "ok" ? { clusterId: cluster.id } : {}),
       close,
     };
     // Heartbeats name this replica, so another one can tell clients where a node's stream is.
     gateway.setServerId(cp.httpUrl);
-    logger.info({ http: cp.httpUrl, grpc: cp.grpcAddress }, "grove-server is up");
+    logger.info({ http: cp.httpUrl, grpc: cp.grpcAddress, clusterId: cp.clusterId }, "grove-server is up");
     return cp;
   } catch (err) {
     await close();

@@ -15,6 +15,11 @@ export type { InstanceState, InstanceState__Output } from "./generated/grove/v1/
 export type { NodeInfo, NodeInfo__Output } from "./generated/grove/v1/NodeInfo";
 export type { Resources, Resources__Output } from "./generated/grove/v1/Resources";
 export type { Register__Output } from "./generated/grove/v1/Register";
+export type {
+  NodeCondition as AgentNodeCondition,
+  NodeCondition__Output as AgentNodeCondition__Output,
+} from "./generated/grove/v1/NodeCondition";
+export type { HeartbeatAck__Output } from "./generated/grove/v1/HeartbeatAck";
 export type { Registered, Registered__Output } from "./generated/grove/v1/Registered";
 export type { PortMapping, PortMapping__Output } from "./generated/grove/v1/PortMapping";
 export type { EgressRule, EgressRule__Output } from "./generated/grove/v1/EgressRule";

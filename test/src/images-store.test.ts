@@ -4,26 +4,36 @@
 // mid-layer resumes with Range; a corrupted blob fails digest verification;
 // zstd layers; concurrent pulls share one download; garbage collection
 // removes exactly what nothing uses; `grove-agent image import` reads an
-// oci-archive.
+// oci-archive. Pull limits: decompression bombs (a gzip of zeros, a tar of
+// 100k entries) and oversized layers stop with LIMIT_EXCEEDED and leave the
+// store as it was; a disk reserve refuses a pull; redirects and token realms
+// to loopback or link-local addresses are refused unless the registry is
+// local.
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
+import { Readable } from "node:stream";
 import { promisify } from "node:util";
+import * as tar from "tar-stream";
 import { images } from "@grove/agent";
 import { BIN, tempDir } from "./harness/processes";
 import {
   addRawLayer,
   busyboxLayout,
   freePort,
+  gzipLayer,
   push,
+  pushRawImage,
   startDroppingProxy,
   startRegistry,
   tagLayout,
+  treeBytes,
   type Registry,
   type TarEntry,
   unmountUnder,
+  zeroTar,
 } from "./harness/registry";
 
 const run = promisify(execFile);
@@ -41,6 +51,23 @@ function tree(root: string): Set<string> {
   };
   walk("");
   return out;
+}
+
+/** An uncompressed tar of `count` empty files under d/. */
+function manyEntriesTar(count: number): Readable {
+  const pack = tar.pack();
+  void (async () => {
+    const add = (h: Parameters<ReturnType<typeof tar.pack>["entry"]>[0], body?: string) =>
+      new Promise<void>((resolve, reject) =>
+        body === undefined
+          ? pack.entry(h, (e) => (e ? reject(e) : resolve()))
+          : pack.entry(h, body, (e) => (e ? reject(e) : resolve())),
+      );
+    await add({ name: "d/", type: "directory", mode: 0o755 });
+    for (let i = 0; i < count; i++) await add({ name: `d/${i}`, mode: 0o644, mtime: new Date(0) }, "");
+    pack.finalize();
+  })().catch((err: Error) => pack.destroy(err));
+  return pack as unknown as Readable;
 }
 
 describe("image store: safety, resume, verification, GC, import", () => {
@@ -366,5 +393,288 @@ describe("image store: safety, resume, verification, GC, import", () => {
     ]).catch((e: { code: number; stderr: string }) => e);
     expect((bad as { code: number }).code).toBe(1);
     expect((bad as { stderr: string }).stderr).toMatch(/no image tagged "nope" \(tags: base\)/);
+  });
+
+  describe("pull limits: decompression bombs, oversized layers, the disk reserve", () => {
+    let bomb: { ref: string; blobSize: number; layerDigest: string };
+    let many: { ref: string; layerDigest: string };
+
+    beforeAll(async () => {
+      // 1 GiB of zeros gzips to about 1 MiB (1000:1); pushed blob by blob, as no tool would build it.
+      const bombLayer = await gzipLayer(path.join(dir, "bomb.tar.gz"), zeroTar(1 << 30));
+      await pushRawImage(registry.address, "test/bomb", "1", [bombLayer]);
+      const manyLayer = await gzipLayer(path.join(dir, "many.tar.gz"), manyEntriesTar(100_000));
+      await pushRawImage(registry.address, "test/many", "1", [manyLayer]);
+      const digestOf = (f: string) => run("sha256sum", [f]).then((r) => `sha256:${r.stdout.split(" ")[0]}`);
+      bomb = {
+        ref: `${registry.address}/test/bomb:1`,
+        blobSize: fs.statSync(bombLayer.file).size,
+        layerDigest: await digestOf(bombLayer.file),
+      };
+      many = { ref: `${registry.address}/test/many:1`, layerDigest: await digestOf(manyLayer.file) };
+    });
+
+    /** A fresh store; resolves with the pull's error, the store's size before, at its peak, after. */
+    async function pullIntoFreshStore(
+      name: string,
+      ref: string,
+      limits: Partial<images.ImageService["limits"]> = {},
+    ): Promise<{ err: unknown; root: string; before: number; peak: number; after: number }> {
+      const root = path.join(dir, name);
+      const s = new images.ImageService({ root, limits });
+      await s.init();
+      const before = treeBytes(root);
+      let peak = before;
+      const sampler = setInterval(() => {
+        try {
+          peak = Math.max(peak, treeBytes(root));
+        } catch {
+          /* a file went away while walking */
+        }
+      }, 100);
+      try {
+        const err = await s.pull(ref).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        return { err, root, before, peak, after: treeBytes(root) };
+      } finally {
+        clearInterval(sampler);
+        s.close();
+      }
+    }
+
+    function expectStoreAtBaseline(r: { root: string; before: number; after: number }, layerDigest: string): void {
+      expect(fs.readdirSync(path.join(r.root, "tmp"))).toEqual([]);
+      expect(fs.readdirSync(path.join(r.root, "ingest"))).toEqual([]);
+      expect(fs.readdirSync(path.join(r.root, "snapshots"))).toEqual([]);
+      expect(fs.readdirSync(path.join(r.root, "images"))).toEqual([]);
+      expect(fs.existsSync(path.join(r.root, "blobs", "sha256", layerDigest.slice(7)))).toBe(false);
+      // At most the image's config blob (a few hundred bytes) stays, until GC.
+      expect(r.after - r.before).toBeLessThan(4096);
+    }
+
+    test("a gzip of 1 GiB of zeros stops at the default ratio limit; the store is back at its baseline", async () => {
+      const r = await pullIntoFreshStore("store-bomb", bomb.ref);
+      expect(r.err).toBeInstanceOf(images.ImageError);
+      expect((r.err as images.ImageError).code).toBe("LIMIT_EXCEEDED");
+      const limit = 100 * bomb.blobSize;
+      expect((r.err as Error).message).toBe(
+        `layer ${bomb.layerDigest}: uncompressed size exceeds the limit of ${limit} bytes (--image-max-ratio 100); nothing was unpacked`,
+      );
+      expectStoreAtBaseline(r, bomb.layerDigest);
+      // It stopped near the limit, far from the 1 GiB the layer expands to.
+      expect(r.peak - r.before).toBeLessThan(limit + bomb.blobSize + (16 << 20));
+      console.log(
+        `bomb: ${bomb.blobSize} compressed bytes, limit ${limit}; store peak +${r.peak - r.before}, after +${r.after - r.before}`,
+      );
+    });
+
+    test("an uncompressed-size limit below the ratio's names its own flag", async () => {
+      const r = await pullIntoFreshStore("store-bomb-abs", bomb.ref, { maxUncompressedBytes: 32 << 20 });
+      expect((r.err as images.ImageError).code).toBe("LIMIT_EXCEEDED");
+      expect((r.err as Error).message).toMatch(
+        /uncompressed size exceeds the limit of 33554432 bytes \(--image-max-uncompressed-size\)/,
+      );
+      expectStoreAtBaseline(r, bomb.layerDigest);
+    });
+
+    test("a layer of 100k tar entries stops at the entry limit; the store is back at its baseline", async () => {
+      const r = await pullIntoFreshStore("store-many", many.ref, { maxEntries: 20_000 });
+      expect((r.err as images.ImageError).code).toBe("LIMIT_EXCEEDED");
+      expect((r.err as Error).message).toBe(
+        `layer ${many.layerDigest}: more than 20000 tar entries (--image-max-entries); nothing was unpacked`,
+      );
+      expectStoreAtBaseline(r, many.layerDigest);
+    });
+
+    test("a layer larger than the compressed-size limit is not downloaded at all", async () => {
+      const r = await pullIntoFreshStore("store-big-layer", bomb.ref, { maxLayerBytes: 512 << 10 });
+      expect((r.err as images.ImageError).code).toBe("LIMIT_EXCEEDED");
+      expect((r.err as Error).message).toBe(
+        `${bomb.ref}: layer ${bomb.layerDigest} is ${bomb.blobSize} bytes, more than the limit of ${512 << 10} (--image-max-layer-size)`,
+      );
+      expectStoreAtBaseline(r, bomb.layerDigest);
+      expect(r.peak - r.before).toBeLessThan(4096);
+    });
+
+    test("a disk reserve larger than the free space refuses the pull, naming both numbers", async () => {
+      const st = fs.statfsSync(dir);
+      const free = st.bavail * st.bsize;
+      const reserve = free + 2 ** 40;
+      const r = await pullIntoFreshStore("store-reserve", `${registry.address}/test/base:1`, {
+        diskReserveBytes: reserve,
+      });
+      expect((r.err as images.ImageError).code).toBe("INSUFFICIENT_DISK");
+      const m =
+        /: (\d+) bytes free on the image store's file system \((.+)\), the layers need (\d+), and (\d+) must stay free \(--image-disk-reserve\)$/.exec(
+          (r.err as Error).message,
+        );
+      expect(m).not.toBeNull();
+      // Other engineers' builds share this disk: free space moves a little between the two readings.
+      expect(Math.abs(Number(m![1]) - free)).toBeLessThan(2 ** 30);
+      expect(m![2]).toBe(path.join(dir, "store-reserve"));
+      expect(Number(m![3])).toBeGreaterThan(0);
+      expect(Number(m![4])).toBe(reserve);
+      expect(fs.readdirSync(path.join(r.root, "snapshots"))).toEqual([]);
+      expect(r.after - r.before).toBeLessThan(4096);
+    });
+  });
+
+  describe("redirects and token realms may not reach loopback or link-local addresses unless the registry is local", () => {
+    /** An HTTP server on 127.0.0.1 that records the requests it gets and forwards them to the real registry. */
+    async function startRecordingForwarder(): Promise<{ port: number; seen: string[]; stop: () => Promise<void> }> {
+      const seen: string[] = [];
+      const srv = http.createServer((req, res) => {
+        seen.push(req.url ?? "");
+        const up = http.get(
+          { host: "127.0.0.1", port: registry.port, path: req.url, headers: { accept: req.headers.accept ?? "*/*" } },
+          (r) => {
+            res.writeHead(r.statusCode ?? 502, r.headers);
+            r.pipe(res);
+          },
+        );
+        up.on("error", () => res.destroy());
+      });
+      await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+      return {
+        port: (srv.address() as AddressInfo).port,
+        seen,
+        stop: () => new Promise((r) => srv.close(() => r())),
+      };
+    }
+
+    /**
+     * The attacker's registry front on 127.0.0.1: manifests come from the
+     * real registry; blob GETs are redirected to `blobTarget(url)`, or, with
+     * `realm`, every request without a token is answered 401 pointing there.
+     */
+    async function startFront(opts: { blobTarget?: (url: string) => string; realm?: string }) {
+      const srv = http.createServer((req, res) => {
+        if (opts.realm && !req.headers.authorization) {
+          res.writeHead(401, {
+            "www-authenticate": `Bearer realm="${opts.realm}",service="front",scope="repository:test/base:pull"`,
+            "content-type": "application/json",
+          });
+          res.end(JSON.stringify({ errors: [{ code: "UNAUTHORIZED", message: "authentication required" }] }));
+          return;
+        }
+        if (opts.blobTarget && /\/blobs\//.test(req.url ?? "")) {
+          res.writeHead(307, { location: opts.blobTarget(req.url ?? "/") });
+          res.end();
+          return;
+        }
+        const up = http.get(
+          { host: "127.0.0.1", port: registry.port, path: req.url, headers: { accept: req.headers.accept ?? "*/*" } },
+          (r) => {
+            res.writeHead(r.statusCode ?? 502, r.headers);
+            r.pipe(res);
+          },
+        );
+        up.on("error", () => res.destroy());
+      });
+      await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+      const address = `127.0.0.1:${(srv.address() as AddressInfo).port}`;
+      return { address, stop: () => new Promise<void>((r) => srv.close(() => r())) };
+    }
+
+    async function pullVia(front: string, local: boolean | undefined, name: string) {
+      const s = new images.ImageService({
+        root: path.join(dir, name),
+        registries: local === undefined ? {} : { [front]: { local } },
+        retryDelayMs: 20,
+      });
+      await s.init();
+      try {
+        return await s.pull(`${front}/test/base:1`).then(
+          (image) => ({ image, err: undefined }),
+          (err: unknown) => ({ image: undefined, err }),
+        );
+      } finally {
+        s.close();
+      }
+    }
+
+    test("a blob redirect to another 127.0.0.1 port (or to localhost) is refused; the target gets nothing", async () => {
+      const probe = await startRecordingForwarder();
+      const toIp = await startFront({ blobTarget: (u) => `http://127.0.0.1:${probe.port}${u}` });
+      const toName = await startFront({ blobTarget: (u) => `http://localhost:${probe.port}${u}` });
+      try {
+        const a = await pullVia(toIp.address, false, "store-ssrf-ip");
+        expect((a.err as images.ImageError).code).toBe("FORBIDDEN_ADDRESS");
+        expect((a.err as Error).message).toMatch(
+          new RegExp(
+            `^redirect to http://127\\.0\\.0\\.1:${probe.port}/v2/test/base/blobs/sha256:[0-9a-f]{64}: 127\\.0\\.0\\.1 is a loopback address and the registry is not configured as local`,
+          ),
+        );
+        // A name is resolved and its addresses checked in the socket's own lookup.
+        const b = await pullVia(toName.address, false, "store-ssrf-name");
+        expect((b.err as images.ImageError).code).toBe("FORBIDDEN_ADDRESS");
+        expect((b.err as Error).message).toMatch(/: localhost \((127\.0\.0\.1|::1)\) is a loopback address/);
+        expect(probe.seen).toEqual([]);
+
+        // The same registry configured as local (the default for a loopback registry) may redirect there.
+        const c = await pullVia(toIp.address, undefined, "store-ssrf-local");
+        expect(c.err).toBeUndefined();
+        expect(c.image!.layers).toHaveLength(1);
+        expect(probe.seen).toHaveLength(2); // the config and the layer
+      } finally {
+        await toIp.stop();
+        await toName.stop();
+        await probe.stop();
+      }
+    });
+
+    test("a blob redirect to 169.254.169.254 is refused before any connection", async () => {
+      const front = await startFront({ blobTarget: () => "http://169.254.169.254/latest/meta-data/iam/" });
+      try {
+        const r = await pullVia(front.address, false, "store-ssrf-metadata");
+        expect((r.err as images.ImageError).code).toBe("FORBIDDEN_ADDRESS");
+        expect((r.err as Error).message).toBe(
+          'redirect to http://169.254.169.254/latest/meta-data/iam/: 169.254.169.254 is a link-local address and the registry is not configured as local ("local": true in the image config)',
+        );
+        // A reference naming a link-local registry is refused the same way (loopback stays allowed there).
+        const s = new images.ImageService({ root: path.join(dir, "store-ssrf-named") });
+        await s.init();
+        const named = await s.pull("169.254.169.254/latest/meta-data:x").catch((e: unknown) => e);
+        s.close();
+        expect((named as Error).message).toMatch(
+          /^registry 169\.254\.169\.254: 169\.254\.169\.254 is a link-local address/,
+        );
+      } finally {
+        await front.stop();
+      }
+    });
+
+    test("a Bearer realm on another 127.0.0.1 port or on 169.254.169.254 is refused; the realm gets nothing", async () => {
+      const probe = await startRecordingForwarder();
+      const loopRealm = await startFront({ realm: `http://127.0.0.1:${probe.port}/token` });
+      const metaRealm = await startFront({ realm: "https://169.254.169.254/latest/api/token" });
+      try {
+        const a = await pullVia(loopRealm.address, false, "store-realm-loop");
+        expect((a.err as images.ImageError).code).toBe("FORBIDDEN_ADDRESS");
+        expect((a.err as Error).message).toMatch(
+          new RegExp(
+            `^token realm http://127\\.0\\.0\\.1:${probe.port} of ${loopRealm.address}: 127\\.0\\.0\\.1 is a loopback address`,
+          ),
+        );
+        const b = await pullVia(metaRealm.address, false, "store-realm-meta");
+        expect((b.err as images.ImageError).code).toBe("FORBIDDEN_ADDRESS");
+        expect((b.err as Error).message).toMatch(/169\.254\.169\.254 is a link-local address/);
+        expect(probe.seen).toEqual([]);
+        // Configured as local, the agent does go to that realm (which answers no token here).
+        const c = await pullVia(loopRealm.address, true, "store-realm-local");
+        expect((c.err as Error).message).toMatch(
+          new RegExp(`^token server http://127\\.0\\.0\\.1:${probe.port} answered 404`),
+        );
+        expect(probe.seen).toEqual([
+          expect.stringMatching(/^\/token\?service=front&scope=repository%3Atest%2Fbase%3Apull$/),
+        ]);
+      } finally {
+        await loopRealm.stop();
+        await metaRealm.stop();
+        await probe.stop();
+      }
+    });
   });
 });

@@ -5,9 +5,13 @@
 // and run by a real grove-agent through Apps applied to a real grove-server
 // (embedded etcd); the same through a registry that wants Bearer tokens (a
 // token server started here, verified by the registry itself) and one that
-// wants Basic auth (htpasswd).
+// wants Basic auth (htpasswd). What reaches an instance's status is safe:
+// a registry's error text is cleaned and cut, and an oci: layout outside the
+// agent's --oci-dir, or through a symlink, is refused without quoting files.
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { GroveClient, type App, type Instance } from "@grove/api";
 import {
@@ -23,14 +27,18 @@ import {
 import {
   addRawLayer,
   busyboxLayout,
+  gzipLayer,
   makeHtpasswd,
   mutateLayout,
   push,
+  pushRawImage,
   startRegistry,
   startTokenServer,
   type Registry,
+  treeBytes,
   type TokenServer,
   unmountUnder,
+  zeroTar,
 } from "./harness/registry";
 
 const NODE = "img-node-1";
@@ -158,6 +166,8 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
         CGROUP_PARENT,
         "--image-config",
         imageConfig,
+        "--oci-dir",
+        dir,
         "--network",
         "none",
         "--stop-containers-on-exit",
@@ -352,6 +362,30 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     await deleteApp("imgmissing");
   });
 
+  test("a decompression bomb ends ImagePullFailed naming the limit, with the node's image store back at its baseline", async () => {
+    // 1 GiB of zeros, about 1 MiB of gzip: past the agent's default ratio limit (100) at ~100 MB.
+    const bomb = await gzipLayer(path.join(dir, "bomb.tar.gz"), zeroTar(1 << 30));
+    await pushRawImage(registry.address, "test/bomb", "1", [bomb]);
+    const blobSize = fs.statSync(bomb.file).size;
+    const before = treeBytes(imagesDir);
+    const snapshotsBefore = fs.readdirSync(path.join(imagesDir, "snapshots")).sort();
+    await client.apply(app("img-bomb", { image: `${registry.address}/test/bomb:1` }));
+    const inst = await waitState("img-bomb", "Failed", 120_000);
+    expect(inst.status?.reason).toBe("ImagePullFailed");
+    expect(inst.status?.message).toMatch(
+      new RegExp(
+        `^${registry.address}/test/bomb:1: layer sha256:[0-9a-f]{64}: uncompressed size exceeds the limit of ${100 * blobSize} bytes \\(--image-max-ratio 100\\); nothing was unpacked$`,
+      ),
+    );
+    await deleteApp("img-bomb");
+    for (const sub of ["tmp", "ingest"]) expect(fs.readdirSync(path.join(imagesDir, sub))).toEqual([]);
+    expect(fs.readdirSync(path.join(imagesDir, "snapshots")).sort()).toEqual(snapshotsBefore);
+    // The bomb's blob and half-made snapshot are gone; only its config (a few hundred bytes) stays until GC.
+    const after = treeBytes(imagesDir);
+    expect(after - before).toBeLessThan(4096);
+    console.log(`agent image store: ${before} bytes before the bomb, ${after} after`);
+  });
+
   test("Bearer token auth: the agent follows the registry's challenge to the token server", async () => {
     await client.apply(app("imgtoken", { image: `${tokenRegistry.address}/test/app:1` }));
     const inst = await waitState("imgtoken", "Running");
@@ -390,6 +424,69 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     const inst = await waitState("imgoci", "Running");
     expect(await logOf(inst.metadata.uid!)).toContain("PS=absent");
     await deleteApp("imgoci");
+  });
+
+  test("oci: refuses a path outside --oci-dir and symlinks inside it, and never quotes a file in the status", async () => {
+    const shadowStart = fs.readFileSync("/etc/shadow", "utf8").slice(0, 12);
+    // A layout whose index.json is a symlink to /etc/shadow (what a container could plant in its own root).
+    const evil = path.join(dir, "evil-layout");
+    fs.mkdirSync(evil);
+    fs.writeFileSync(path.join(evil, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+    fs.symlinkSync("/etc/shadow", path.join(evil, "index.json"));
+    // A symlinked directory on the way to a good layout.
+    fs.symlinkSync(layout, path.join(dir, "layout-link"));
+    // A regular index.json that is not JSON: V8's parse error would quote its first bytes.
+    const junk = path.join(dir, "junk-layout");
+    fs.mkdirSync(junk);
+    fs.writeFileSync(path.join(junk, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+    fs.writeFileSync(path.join(junk, "index.json"), "SECRET-abc123 is not JSON\n");
+
+    const cases: [string, string, RegExp][] = [
+      [
+        "oci-outside",
+        "oci:/etc",
+        new RegExp(`^oci:/etc: oci:/etc: oci: images must be under the agent's --oci-dir ${dir}$`),
+      ],
+      ["oci-symlink-file", `oci:${evil}`, new RegExp(`${evil}/index\\.json: is a symlink$`)],
+      ["oci-symlink-dir", `oci:${dir}/layout-link:app`, new RegExp(`${dir}/layout-link: is a symlink$`)],
+      ["oci-junk", `oci:${junk}`, /junk-layout is not an OCI image layout: index\.json is not a JSON object$/],
+    ];
+    for (const [name, image] of cases) await client.apply(app(name, { image }));
+    for (const [name, , message] of cases) {
+      const inst = await waitState(name, "Failed", 60_000);
+      expect(inst.status?.reason).toBe("ImagePullFailed");
+      expect(inst.status?.message).toMatch(message);
+      expect(inst.status?.message).not.toContain(shadowStart);
+      expect(inst.status?.message).not.toContain("SECRET");
+    }
+    for (const [name] of cases) await deleteApp(name);
+  });
+
+  test("a registry's long error body with control characters reaches the status cleaned and cut", async () => {
+    const words = `BEGIN \x1b[2J\x1b]0;owned\x07 \r\nFAKE: grove describe says all is fine\u202e ${"x".repeat(20_000)} END`;
+    const front = http.createServer((_req, res) => {
+      res.writeHead(500, { "content-type": "application/json" });
+      res.end(JSON.stringify({ errors: [{ code: "INTERNAL\u0000", message: words }] }));
+    });
+    await new Promise<void>((r) => front.listen(0, "127.0.0.1", r));
+    const address = `127.0.0.1:${(front.address() as AddressInfo).port}`;
+    try {
+      await client.apply(app("img-errbody", { image: `${address}/test/app:1` }));
+      const inst = await waitState("img-errbody", "Failed", 60_000);
+      const message = inst.status!.message!;
+      expect(inst.status?.reason).toBe("ImagePullFailed");
+      expect(message).toMatch(
+        new RegExp(
+          `^${address}/test/app:1: ${address}/test/app manifests/1: HTTP 500 \\(500\\): INTERNAL ?: BEGIN \\[2J \\]0;owned FAKE: grove describe says all is fine x+… \\(\\d+ more bytes cut\\)$`,
+        ),
+      );
+      expect(message).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202e]/);
+      expect(Buffer.byteLength(message)).toBeLessThan(512 + 150);
+      expect(message).not.toContain("END");
+      await deleteApp("img-errbody");
+    } finally {
+      await new Promise((r) => front.close(r));
+    }
   });
 
   test("an App naming both rootfs and image is refused with the field named", async () => {

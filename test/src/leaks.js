@@ -1,8 +1,10 @@
 // Suite-level leak check: what integration tests may create on the host
-// (cgroups under the grove parents, mounts, network namespaces) is
-// snapshotted before the suite and compared after it, with the host's own
-// hostname (a runtime that sets a hostname outside a private UTS namespace
-// renames the machine).
+// (cgroups under the grove parents in every hierarchy, mounts, network
+// namespaces, network links, iptables rules and chains in every table,
+// processes running Grove's binaries, /run/grove state and test temporary
+// directories) is snapshotted before the suite and compared after it, with
+// the host's own hostname (a runtime that sets a hostname outside a private
+// UTS namespace renames the machine).
 "use strict";
 const fs = require("node:fs");
 const path = require("node:path");
@@ -76,11 +78,111 @@ function mine(list) {
   return list.filter((x) => x.includes(String(process.pid)));
 }
 
+function run(cmd, args) {
+  try {
+    return require("node:child_process").execFileSync(cmd, args, {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+      timeout: 10_000,
+    });
+  } catch {
+    return "";
+  }
+}
+
+// Network links in the machine's namespace (bridges, veths, dummies): every
+// one a test made must be gone. `lo` and links that were there before are
+// not reported (diff against the snapshot).
+function links() {
+  return run("ip", ["-o", "link", "show"])
+    .split("\n")
+    .map((l) => /^\d+: ([^:@]+)/.exec(l)?.[1])
+    .filter((n) => n && n !== "lo")
+    .sort();
+}
+
+// iptables rules and chains of every table, as iptables-save prints them
+// without counters: a rule or chain a test (or the agent it ran) added and
+// did not remove shows as a new line.
+function iptablesRules() {
+  const out = [];
+  for (const table of ["filter", "nat", "raw", "mangle"]) {
+    for (const line of run("iptables-save", ["-t", table]).split("\n")) {
+      if (!line || line.startsWith("#") || line === "COMMIT" || line.startsWith("*")) continue;
+      // ":CHAIN POLICY [0:0]" -> "table :CHAIN"; rules as they are.
+      out.push(`${table} ${line.startsWith(":") ? line.split(" ")[0] : line}`);
+    }
+  }
+  return [...new Set(out)].sort();
+}
+
+// Processes that run Grove's binaries (grove-server, grove-agent, grove-shim,
+// grove-runtime from any checkout) or an etcd/registry a test started (their
+// data under a grove temp dir): left running after the suite, they are leaks.
+function groveProcesses() {
+  const out = [];
+  let pids = [];
+  try {
+    pids = fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p));
+  } catch {
+    return out;
+  }
+  for (const pid of pids) {
+    let cmdline;
+    try {
+      cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim();
+    } catch {
+      continue;
+    }
+    if (!cmdline || Number(pid) === process.pid) continue;
+    const grove =
+      /(grove-server|grove-agent|grove-shim|grove-runtime|control-plane\/dist\/main|agent\/dist\/main)/.test(cmdline);
+    const testDaemon =
+      /^(\S*\/)?(etcd|registry|docker-registry)\s/.test(cmdline) && /\/(tmp|run)\/\S*grove/.test(cmdline);
+    if (grove || testDaemon) out.push(`${pid} ${cmdline.slice(0, 160)}`);
+  }
+  return out.sort();
+}
+
+// Agent runtime state (/run/grove/<cgroup parent>) and the temporary
+// directories tests make (tempDir(), mkdtemp with a grove or test prefix).
+function stateDirs() {
+  const out = [];
+  for (const dir of ["/run/grove"]) {
+    try {
+      for (const e of fs.readdirSync(dir)) out.push(path.join(dir, e));
+    } catch {
+      /* absent */
+    }
+  }
+  const tmp = require("node:os").tmpdir();
+  try {
+    for (const e of fs.readdirSync(tmp))
+      if (/^(grove|store-test|embedded-etcd-test|large-list)/.test(e) && !e.startsWith("grove-leaks-"))
+        out.push(path.join(tmp, e));
+  } catch {
+    /* no tmp */
+  }
+  return out.sort();
+}
+
+// Processes are told apart per checkout outside CI: every helper process a
+// test starts runs a binary from this repository's dist/ or build/.
+function mineProcesses(list) {
+  if (process.env.CI) return list;
+  const repo = path.resolve(__dirname, "../..");
+  return list.filter((x) => x.includes(String(process.pid)) || x.includes(`${repo}/`));
+}
+
 function snapshot() {
   return {
     cgroups: mine(groveCgroups()),
     mounts: mine(groveMounts()),
     netns: mine(netns()),
+    links: mine(links()),
+    iptables: mine(iptablesRules()),
+    processes: mineProcesses(groveProcesses()),
+    state: mine(stateDirs()),
     hostname: [require("node:os").hostname()],
   };
 }

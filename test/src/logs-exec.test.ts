@@ -364,12 +364,12 @@ describe("grove logs, exec and top over the agent's Connect stream", () => {
   it("the agent killed mid-stream: logs -f and exec end with an error promptly", async () => {
     const logs = spawnCli(["logs", "ticker/0", "-f"], env);
     await waitFor("ticks", async () => /tick/.test(logs.stdout()), 10_000);
-    const exec = spawnCli(["exec", "hello/0", "--", "sleep", "1000"], env);
-    await new Promise((r) => setTimeout(r, 1500));
-    const killedAt = Date.now();
+    const exec = spawnCli(["exec", "hello/0", "--", "sh", "-c", "echo exec-running; exec sleep 1000"], env);
+    await waitFor("the exec'd command to run", async () => exec.stdout().includes("exec-running"), 10_000);
+    const killedAt = performance.now();
     await agent.kill9();
     const [logsCode, execCode] = await Promise.all([logs.exited, exec.exited]);
-    expect(Date.now() - killedAt).toBeLessThan(5_000);
+    expect(performance.now() - killedAt).toBeLessThan(5_000);
     expect(logsCode).toBe(1);
     expect(logs.stderr()).toMatch(/broke/);
     expect(execCode).toBe(1);

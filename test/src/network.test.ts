@@ -345,9 +345,9 @@ describe("networking across hosts in network namespaces", () => {
     );
     expect(inst!.spec.nodeName).toBe("h1");
     expect(inst!.status!.ports![0]!.hostPort).toBeGreaterThanOrEqual(20000);
-    expect((await get(`http://${h1.address}:${inst!.status!.ports![0]!.hostPort}/`)).trim()).toBe(
-      `hello from ${inst!.metadata.name}`,
-    );
+    // Running means the process started; httpd may bind its port a moment later.
+    const url = `http://${h1.address}:${inst!.status!.ports![0]!.hostPort}/`;
+    expect((await waitFor(`GET ${url}`, () => get(url), 15_000)).trim()).toBe(`hello from ${inst!.metadata.name}`);
     // Exactly one address, namespace, cache entry, veth and egress chain: the new instance's.
     expect(await leases(h1)).toEqual([inst!.status!.ip]);
     expect(await fs.readdir(`${h1.stateDir}/network/netns`)).toEqual([inst!.metadata.uid]);
@@ -371,7 +371,7 @@ describe("networking across hosts in network namespaces", () => {
     expect(instanceVeths(h1)).toEqual([]);
   });
 
-  it("writes /etc/hosts and /etc/resolv.conf into an image instance's own root and mounts them into a rootfs-directory instance", async () => {
+  it("writes /etc/hosts and /etc/resolv.conf into the instance's own root, of an image or a rootfs directory", async () => {
     const layout = `${cluster.dir}/layout`;
     await busyboxLayout(layout, "bb", cluster.dir);
     const etcApp = (name: string, source: { image: string } | { rootfs: string }): App => ({
@@ -398,8 +398,12 @@ describe("networking across hosts in network namespaces", () => {
       expect(out).toContain(`${inst!.status!.ip}\t${inst!.metadata.name}\n`);
       expect(out).toContain("127.0.0.1\tlocalhost");
       expect(out).not.toMatch(/nameserver 127\./);
-      const etcDir = `${host.stateDir}/network/etc/${inst!.metadata.uid}`;
-      if (app === "etcdir") expect((await fs.readdir(etcDir)).sort()).toEqual(["hosts", "resolv.conf"]);
+      // A rootfs-directory instance has them in its private root's upper layer, not in the shared directory.
+      const etcDir = `${host.stateDir}/roots/${inst!.metadata.uid}`;
+      if (app === "etcdir") {
+        expect((await fs.readdir(`${etcDir}/upper/etc`)).sort()).toEqual(["hosts", "resolv.conf"]);
+        expect(await fs.stat(`${cluster.rootfsDir}/busybox/etc/hosts`).catch(() => undefined)).toBeUndefined();
+      }
       await client.delete("App", app, "default");
       // Only its own address: the other App's instance may run on the same host.
       await waitFor(`the ${app} instance to go`, async () => !(await leases(host)).includes(inst!.status!.ip!), 60_000);

@@ -110,12 +110,15 @@ describe("App security settings reach the container", () => {
     expect(hardened.Seccomp).toBe("0");
     expect(hardened.NoNewPrivs).toBe("1");
 
-    const plain = status((await running("plain")).status!.pid!);
+    const plainInstance = await running("plain");
+    const plain = status(plainInstance.status!.pid!);
     expect(plain.Uid?.split(/\s+/)[0]).toBe("0");
     expect(plain.CapBnd).toBe("00000000a80425fb");
     expect(plain.Seccomp).toBe("2");
-    // The read-only root refused the write; the default one took it.
-    expect(fs.existsSync(path.join(dir, "rootfs", "busybox", "probe"))).toBe(true);
+    // The read-only root refused the write; the default one took it, into its own upper layer.
+    const upper = path.join(dir, "agent", "roots", plainInstance.metadata.uid!, "upper");
+    await waitFor("the plain instance's probe", async () => fs.existsSync(path.join(upper, "probe")));
+    expect(fs.existsSync(path.join(dir, "rootfs", "busybox", "probe"))).toBe(false);
   });
 
   test("security.userNamespace: root of each instance is a range of the agent's pool; an explicit range is used as given", async () => {
@@ -174,13 +177,13 @@ describe("App security settings reach the container", () => {
     await expect(
       client.apply(app("badns", { security: { userNamespace: { hostUid: 0, hostGid: 5 } } })),
     ).rejects.toThrow(/security\/userNamespace|security\.userNamespace/);
-    await expect(client.get("App", "badns", "default")).rejects.toThrow();
+    await expect(client.get("App", "badns", "default")).rejects.toMatchObject({ code: "NotFound" });
   });
 
   test("an unknown capability is refused at apply with the field path, and nothing is written", async () => {
     await expect(client.apply(app("badcaps", { security: { capabilities: { add: ["CAP_NOPE"] } } }))).rejects.toThrow(
       /security\/capabilities\/add\/0|security\.capabilities\.add\[0\]/,
     );
-    await expect(client.get("App", "badcaps", "default")).rejects.toThrow();
+    await expect(client.get("App", "badcaps", "default")).rejects.toMatchObject({ code: "NotFound" });
   });
 });

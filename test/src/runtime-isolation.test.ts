@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { NativeRuntime, SHIM_PATH } from "@grove/agent";
+import { NativeRuntime, SHIM_PATH, loadNativeBinding } from "@grove/agent";
 import { RuntimeFixture } from "./harness/runtime-fixture";
 
 const PARENT = `grove-iso-${process.pid}`;
@@ -112,6 +112,68 @@ describe("isolation defaults, seen from inside the container", () => {
     expect(out).toContain("firmware=0\n");
   });
 
+  it("masks /proc/interrupts and every cpu's thermal_throttle directory (Docker's later additions)", async () => {
+    expect(fs.readFileSync("/proc/interrupts", "utf8").length).toBeGreaterThan(0);
+    const throttle = fs
+      .readdirSync("/sys/devices/system/cpu")
+      .filter((d) => /^cpu\d+$/.test(d))
+      .map((d) => `/sys/devices/system/cpu/${d}/thermal_throttle`)
+      .filter((p) => fs.existsSync(p)); // none on this VM; real hardware has them
+    const { out } = await run(
+      [
+        "echo interrupts=$(cat /proc/interrupts | wc -c)",
+        "grep ' /proc/interrupts ' /proc/self/mounts | cut -d' ' -f2",
+        ...throttle.map((p) => `echo ${p}=$(ls ${p} | wc -l)`),
+      ].join("; "),
+    );
+    expect(out).toContain("interrupts=0\n/proc/interrupts\n");
+    for (const p of throttle) expect(out).toContain(`${p}=0\n`);
+  });
+
+  it("has a private cgroup namespace rooted at its cgroups: /proc/self/cgroup shows /", async () => {
+    const s = fx.spec("cat /proc/self/cgroup; readlink /proc/self/ns/cgroup; exec sleep 1000");
+    const h = await rt.start(s);
+    try {
+      // The host sees the container in its own cgroups and another cgroup namespace.
+      const host = fs.readFileSync(`/proc/${h.pid}/cgroup`, "utf8");
+      expect(host).toMatch(new RegExp(`^\\d+:[^:]*pids[^:]*:/${PARENT}/${s.id}$`, "m"));
+      expect(fs.readlinkSync(`/proc/${h.pid}/ns/cgroup`)).not.toBe(fs.readlinkSync("/proc/self/ns/cgroup"));
+      let out = "";
+      for (let i = 0; i < 200 && !out.includes("cgroup:["); i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        out = fs.readFileSync(s.logPath, "utf8");
+      }
+      const lines = out.split("\n").filter((l) => /^\d+:[^:]*:/.test(l));
+      // Every hierarchy (the v1 ones and the unified one), as many as the host shows.
+      expect(lines.length).toBe(host.trim().split("\n").length);
+      for (const l of lines) expect(l).toMatch(/:\/$/);
+      expect(out).toContain(fs.readlinkSync(`/proc/${h.pid}/ns/cgroup`));
+    } finally {
+      await rt.stop(s.id, 0);
+      await rt.remove(s.id);
+    }
+  });
+
+  it("refuses to run containers on cgroup v1 without the devices controller", async () => {
+    // A fake v1 tree (plain directories): the check comes before anything is created.
+    const root = path.join(tmp, "fake-v1");
+    for (const c of ["memory", "cpu", "pids"]) fs.mkdirSync(path.join(root, c), { recursive: true });
+    const native = loadNativeBinding();
+    const res = { cpuMillis: 100, memoryBytes: 64 * 1024 * 1024, pids: 8 };
+    await expect(native.setupCgroup("v1", root, "grove", "c1", res)).rejects.toThrow(
+      `cgroup v1: the devices controller is not mounted (no ${root}/devices)`,
+    );
+    for (const c of ["memory", "cpu", "pids"]) expect(fs.readdirSync(path.join(root, c))).toEqual([]);
+    // With it mounted the same setup gets past the check (and fails later on the fake files).
+    fs.mkdirSync(path.join(root, "devices"));
+    const later = await native.setupCgroup("v1", root, "grove", "c1", res).then(
+      () => "set up",
+      (err: Error) => err.message,
+    );
+    expect(later).not.toMatch(/devices controller/);
+    expect(fs.existsSync(path.join(root, "memory", "grove", "c1"))).toBe(true);
+  });
+
   it("has a minimal /dev and a device cgroup that refuses other devices", async () => {
     const { out } = await run(
       [
@@ -165,9 +227,15 @@ describe("isolation defaults, seen from inside the container", () => {
     }
   });
 
-  it("sets rlimits", async () => {
+  it("sets rlimits; without an RLIMIT_NOFILE the container gets soft 1024, hard 524288 (or the agent's hard limit)", async () => {
     const { out } = await run("ulimit -n; ulimit -Hn", { rlimits: [{ type: "RLIMIT_NOFILE", soft: 123, hard: 456 }] });
     expect(out).toBe("123\n456\n");
+    const ownHard = Number(/^Max open files\s+\S+\s+(\d+)/m.exec(fs.readFileSync("/proc/self/limits", "utf8"))![1]);
+    const hard = Math.min(524288, ownHard);
+    const dflt = await run("ulimit -n; ulimit -Hn", { rlimits: [{ type: "RLIMIT_CORE", soft: 0, hard: 0 }] });
+    expect(dflt.out).toBe(`${Math.min(1024, hard)}\n${hard}\n`);
+    // What the container had without a default: this process's soft limit (not 1024 here).
+    expect(Number(/^Max open files\s+(\d+)/m.exec(fs.readFileSync("/proc/self/limits", "utf8"))![1])).not.toBe(1024);
     await expect(run("true", { rlimits: [{ type: "RLIMIT_NOPE", soft: 1, hard: 1 }] })).rejects.toThrow(
       'rlimits[0].type: unknown rlimit "RLIMIT_NOPE"',
     );
@@ -199,16 +267,11 @@ describe("defences", () => {
     // ls's own 0, 1, 2 and the directory it reads.
     expect(out).toContain("fds=4\n");
     for (const fd of [3, 4, 5, 6, 7, 8, 9, 10]) {
-      const attempt = run("pwd; ls /", { workingDir: `/proc/self/fd/${fd}` });
-      // Either refused at start (the descriptor is closed before the chdir) or,
-      // if it ever started, it must see the container's root.
-      try {
-        const { out: o } = await attempt;
-        expect(o).not.toMatch(/\(unreachable\)/);
-        expect(o.split("\n")[0]).toMatch(/^\//);
-      } catch (err) {
-        expect(String(err)).toMatch(/chdir \/proc\/self\/fd\/\d+|working directory escapes the root/);
-      }
+      // Refused at start: every descriptor beyond stdio is closed before the
+      // chdir, and a cwd that resolves outside the root is refused.
+      await expect(run("pwd; ls /", { workingDir: `/proc/self/fd/${fd}` })).rejects.toThrow(
+        /chdir \/proc\/self\/fd\/\d+|working directory escapes the root/,
+      );
     }
   });
 

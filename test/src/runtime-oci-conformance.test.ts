@@ -406,12 +406,21 @@ describe("grove-runtime vs runc on the same bundle", () => {
       holder.kill("SIGKILL");
     }
     expect(os.hostname()).not.toBe("conformance");
-    const cgroupNs = expectRefused(
-      (c) => c.linux.namespaces.push({ type: "cgroup" }),
-      "config.json linux.namespaces[5].type: cgroup namespaces are not supported",
-      "readlink /proc/self/ns/cgroup",
-    );
-    expect(cgroupNs.out).not.toBe(`${self("cgroup")}\n`);
+    // A cgroup namespace: both root it at the container's cgroups (every hierarchy shows "/");
+    // without one in the bundle both stay in the runtime's (runtime-spec).
+    writeConfig((c) => {
+      c.linux.namespaces.push({ type: "cgroup" });
+      c.process.args = ["/bin/sh", "-c", "readlink /proc/self/ns/cgroup; cat /proc/self/cgroup"];
+    });
+    const cgroupNs = runBoth();
+    expect(cgroupNs.grove.code).toBe(0);
+    const [groveNs, ...groveCgroups] = cgroupNs.grove.out.trim().split("\n");
+    const [runcNs, ...runcCgroups] = cgroupNs.runc.out.trim().split("\n");
+    for (const ns of [groveNs, runcNs]) expect(ns).not.toBe(self("cgroup"));
+    expect(groveCgroups.length).toBeGreaterThan(1);
+    expect(groveCgroups).toEqual(runcCgroups);
+    for (const line of groveCgroups) expect(line).toMatch(/^\d+:[^:]*:\/$/);
+    expect(expectSame(() => undefined, "readlink /proc/self/ns/cgroup")).toBe(`${self("cgroup")}\n`);
     const hostNet = expectRefused((c) => {
       c.linux.namespaces = c.linux.namespaces.filter((n) => n.type !== "network");
     }, "config.json linux.namespaces: has no network namespace");
@@ -464,6 +473,12 @@ describe("grove-runtime vs runc on the same bundle", () => {
       "wc -c < /proc/cpuinfo",
     );
     expect(masked.out).toBe("0\n");
+    // Docker's newer masks, which Grove always applies, are accepted (a missing path is skipped by both).
+    const interrupts = expectSame(
+      (c) => c.linux.maskedPaths.push("/proc/interrupts", "/sys/devices/system/cpu/cpu0/thermal_throttle"),
+      "wc -c < /proc/interrupts",
+    );
+    expect(interrupts).toBe("0\n");
     expectRefused(
       (c) => c.linux.readonlyPaths.push("/proc/loadavg"),
       "config.json linux.readonlyPaths[5]: /proc/loadavg is not one of the paths Grove makes read-only",
@@ -686,6 +701,8 @@ describe("the TypeScript grove-runtime on the same bundles", () => {
         "cat /data/hello; touch /data/y 2>/dev/null && echo wrote || echo read-only",
       ],
       [(c) => (c.root.readonly = true), "touch /x 2>/dev/null && echo writable || echo read-only"],
+      [(c) => c.linux.namespaces.push({ type: "cgroup" }), "cat /proc/self/cgroup"],
+      [() => undefined, "readlink /proc/self/ns/cgroup"],
     ];
     for (const [edit, script] of cases) {
       writeConfig((c) => {
@@ -725,10 +742,6 @@ describe("the TypeScript grove-runtime on the same bundles", () => {
       [
         (c) => (c.linux.namespaces = c.linux.namespaces.filter((n) => n.type !== "pid")),
         "config.json linux.namespaces: has no pid namespace",
-      ],
-      [
-        (c) => c.linux.namespaces.push({ type: "cgroup" }),
-        "config.json linux.namespaces[5].type: cgroup namespaces are not supported",
       ],
       [(c) => (c.hooks = {}), "config.json hooks: is not supported by grove-runtime"],
       [(c) => (c.process.oomScoreAdj = 1), "config.json process.oomScoreAdj: is not supported by grove-runtime"],

@@ -219,8 +219,11 @@ describe("NativeRuntime on the real kernel", () => {
   });
 
   it("kill() delivers a signal the container handles", async () => {
-    const h = await start(spec("trap", "trap 'echo got-usr1; exit 3' USR1; while true; do sleep 0.1; done"));
-    await new Promise((r) => setTimeout(r, 300)); // let the shell install its trap
+    const h = await start(
+      spec("trap", "trap 'echo got-usr1; exit 3' USR1; echo trap-set; while true; do sleep 0.1; done"),
+    );
+    const log = path.join(tmp, "trap.log");
+    await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, "utf8").includes("trap-set"), 5000); // the trap is installed
     await rt.kill("trap", "SIGUSR1");
     await expect(h.exited).resolves.toMatchObject({ exitCode: 3 });
     expect(fs.readFileSync(path.join(tmp, "trap.log"), "utf8")).toContain("got-usr1");

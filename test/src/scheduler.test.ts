@@ -187,33 +187,57 @@ test("a higher-priority App preempts a lower-priority instance; the victim ends 
     async () => (await instancesOf("low")).filter((i) => i.spec.nodeName).length === 3,
     60_000,
   );
-  const high = manifest("high", "  instances: 1\n  priority: 100\n  resources: { cpu: 1, memory: 1Gi, pids: 16 }\n");
-  expect((await runCli(["apply", "-f", high], envFor(s))).code).toBe(0);
-  const h = await waitFor(
-    "the high-priority instance bound",
-    async () => (await instancesOf("high")).find((i) => i.spec.nodeName),
-    60_000,
+  // Every write to the instances from here on, so the victim's short-lived
+  // Failed/Preempted state is seen even when its replacement follows at once.
+  const history: Instance[] = [];
+  const from = String(
+    BigInt((await store.listPage(Keys.collection("instances", "default"), { limit: 1 })).revision) + 1n,
   );
-  expect(h.status?.explain?.victims).toHaveLength(1);
-  const victim = h.status!.explain!.victims![0]!.split("/")[1]!;
-  // The victim ended Failed/Preempted on the high instance's node; its App
-  // controller then replaces it (after its restart backoff), and the
-  // replacement, priority 0, fits nowhere and preempts nobody.
-  const seen = (await instancesOf("low")).find((i) => i.metadata.name === victim)!;
-  expect(
-    (seen.status?.reason === "Preempted" && seen.status.state === "Failed" && seen.spec.nodeName === h.spec.nodeName) ||
-      seen.spec.restarts === 1,
-  ).toBe(true);
-  const replaced = await waitFor(
-    "the victim replaced and Unschedulable",
-    async () =>
-      (await instancesOf("low")).find(
-        (i) => i.metadata.name === victim && i.spec.restarts === 1 && i.status?.reason === "Unschedulable",
-      ),
-    60_000,
-  );
-  expect(replaced.spec.nodeName).toBeUndefined();
-  expect((await instancesOf("high"))[0]!.spec.nodeName).toBe(h.spec.nodeName);
+  const watch = await store.watch<Instance>(Keys.collection("instances", "default"), from, {
+    onEvent: (e) => {
+      if (e.type === "put") history.push(e.value);
+    },
+  });
+  try {
+    const high = manifest("high", "  instances: 1\n  priority: 100\n  resources: { cpu: 1, memory: 1Gi, pids: 16 }\n");
+    expect((await runCli(["apply", "-f", high], envFor(s))).code).toBe(0);
+    const h = await waitFor(
+      "the high-priority instance bound",
+      async () => (await instancesOf("high")).find((i) => i.spec.nodeName),
+      60_000,
+    );
+    expect(h.status?.explain?.victims).toHaveLength(1);
+    const victim = h.status!.explain!.victims![0]!.split("/")[1]!;
+    // The victim ended Failed/Preempted on the high instance's node (before
+    // any replacement of it); its App controller then replaces it (after its
+    // restart backoff), and the replacement, priority 0, fits nowhere and
+    // preempts nobody.
+    await waitFor(
+      "the victim to be recorded Failed/Preempted on the high instance's node",
+      async () =>
+        history.some(
+          (i) =>
+            i.metadata.name === victim &&
+            i.status?.state === "Failed" &&
+            i.status.reason === "Preempted" &&
+            i.spec.nodeName === h.spec.nodeName &&
+            (i.spec.restarts ?? 0) === 0,
+        ),
+      30_000,
+    );
+    const replaced = await waitFor(
+      "the victim replaced and Unschedulable",
+      async () =>
+        (await instancesOf("low")).find(
+          (i) => i.metadata.name === victim && i.spec.restarts === 1 && i.status?.reason === "Unschedulable",
+        ),
+      60_000,
+    );
+    expect(replaced.spec.nodeName).toBeUndefined();
+    expect((await instancesOf("high"))[0]!.spec.nodeName).toBe(h.spec.nodeName);
+  } finally {
+    await watch.close();
+  }
 }, 120_000);
 
 test("grove-sim --from-cluster replays the live cluster's instances under every profile", async () => {

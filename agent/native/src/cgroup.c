@@ -22,7 +22,9 @@
 
 #define CFS_PERIOD_US 100000
 
-/* Controllers Grove needs on v1; cpuacct is joined when mounted, never required. */
+/* Controllers Grove needs on v1; cpuacct is joined when mounted, never required.
+ * devices is required by setup (v1_setup refuses without it) but stays on the
+ * optional list for the others: a host may lose it after containers ran. */
 static const char *const v1_required[] = { "memory", "cpu", "pids" };
 static const char *const v1_optional[] = { "cpuacct", "devices", "freezer" };
 
@@ -267,6 +269,14 @@ v1_setup (const grove_cgroup_t *cg, const grove_resources_t *res, grove_error_t 
   cleanup_free char *pids = NULL;
   char value[64];
 
+  /* mknod is allowed (as with Docker): only the devices controller keeps a
+   * container from opening a node it made, e.g. the host's disk. */
+  if (!v1_controller_mounted (cg->root, "devices"))
+    return grove_error_set (err, EOPNOTSUPP,
+                            "cgroup v1: the devices controller is not mounted (no %s/devices); without it a container "
+                            "could open any device node it creates, so Grove refuses to run containers (mount it: "
+                            "mount -t cgroup -o devices devices %s/devices)",
+                            cg->root, cg->root);
   if (v1_mkdirs (cg, "memory", &memory, err) < 0 || v1_mkdirs (cg, "cpu", &cpu, err) < 0
       || v1_mkdirs (cg, "pids", &pids, err) < 0)
     return -1;

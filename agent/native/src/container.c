@@ -46,11 +46,13 @@
 #define SYSFS_MAGIC 0x62656572
 #endif
 
-/* Docker's masked and read-only paths (inside the container, after pivot_root). */
-static const char *const masked_paths[] = { "/proc/asound",     "/proc/acpi",        "/proc/kcore",
-                                            "/proc/keys",       "/proc/latency_stats", "/proc/timer_list",
-                                            "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-                                            "/sys/firmware",    "/sys/devices/virtual/powercap" };
+/* Docker's masked and read-only paths (inside the container, after pivot_root);
+ * also every /sys/devices/system/cpu/cpuN/thermal_throttle (child_mask_paths). */
+static const char *const masked_paths[] = { "/proc/asound",     "/proc/acpi",        "/proc/interrupts",
+                                            "/proc/kcore",      "/proc/keys",        "/proc/latency_stats",
+                                            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+                                            "/proc/scsi",       "/sys/firmware",     "/sys/devices/virtual/powercap" };
+#define CPU_SYSFS "/sys/devices/system/cpu"
 static const char *const readonly_paths[] = { "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger" };
 #define N_ELEMS(a) (sizeof (a) / sizeof ((a)[0]))
 
@@ -91,6 +93,7 @@ struct child_args
   int netns_fd; /* -1: a new network namespace (CLONE_NEWNET); else setns into it */
   int netns_joined; /* the parent joined a network namespace for us (user namespace) */
   int userns;       /* in a new user namespace: become its root once the parent wrote the maps */
+  int cgroupns;     /* unshare a cgroup namespace once the parent placed us in the cgroups */
   const char *rootfs;
   const char *sys_path;
   char *pts_path, *ptmx_path, *shm_path, *mqueue_path;
@@ -398,24 +401,66 @@ child_bind_mounts (struct child_args *a)
   close (root_fd);
 }
 
+static void
+child_mask (struct child_args *a, const char *p)
+{
+  struct stat st;
+  if (lstat (p, &st) < 0)
+    return; /* not on this kernel or machine */
+  if (S_ISDIR (st.st_mode))
+    {
+      if (mount ("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0)
+        child_fail (a, errno, "mask", p);
+    }
+  else if (mount ("/dev/null", p, NULL, MS_BIND, NULL) < 0)
+    child_fail (a, errno, "mask", p);
+}
+
+/* Masks /sys/devices/system/cpu/cpuN/thermal_throttle for every cpu N (its
+ * counters tell what other tenants run, as Docker found). getdents64 into the
+ * stack: the child allocates nothing. */
+static void
+child_mask_thermal_throttle (struct child_args *a)
+{
+  char buf[4096], path[sizeof (CPU_SYSFS) + 300];
+  int fd = open (CPU_SYSFS, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  long n;
+
+  if (fd < 0)
+    return;
+  while ((n = syscall (SYS_getdents64, fd, buf, sizeof (buf))) > 0)
+    for (long off = 0; off < n;)
+      {
+        struct dirent64_s
+        {
+          uint64_t ino;
+          int64_t off;
+          unsigned short reclen;
+          unsigned char type;
+          char name[];
+        } *d = (struct dirent64_s *) (buf + off);
+        const char *name = d->name;
+        off += d->reclen;
+        if (strncmp (name, "cpu", 3) != 0 || name[3] < '0' || name[3] > '9' || strlen (name) > 255)
+          continue;
+        {
+          size_t pos = safe_append (path, 0, sizeof (path), CPU_SYSFS "/");
+          pos = safe_append (path, pos, sizeof (path), name);
+          safe_append (path, pos, sizeof (path), "/thermal_throttle");
+        }
+        child_mask (a, path);
+      }
+  close (fd);
+}
+
 /* After pivot_root: hide Docker's masked paths, make its read-only ones read-only. */
 static void
 child_mask_paths (struct child_args *a)
 {
   struct stat st;
   for (size_t i = 0; i < N_ELEMS (masked_paths); i++)
-    {
-      const char *p = masked_paths[i];
-      if (lstat (p, &st) < 0)
-        continue; /* not on this kernel */
-      if (S_ISDIR (st.st_mode))
-        {
-          if (mount ("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0)
-            child_fail (a, errno, "mask", p);
-        }
-      else if (mount ("/dev/null", p, NULL, MS_BIND, NULL) < 0)
-        child_fail (a, errno, "mask", p);
-    }
+    child_mask (a, masked_paths[i]);
+  child_mask_thermal_throttle (a);
   for (size_t i = 0; i < N_ELEMS (readonly_paths); i++)
     {
       const char *p = readonly_paths[i];
@@ -536,6 +581,11 @@ child_main (void *arg)
   if (n != 1)
     _exit (126); /* the parent gave up (it could not set up the cgroups) */
   close (a->sync_fd);
+
+  /* In our cgroups now: a cgroup namespace rooted there, so /proc/self/cgroup
+   * and mountinfo show "/" instead of the host's cgroup paths. */
+  if (a->cgroupns && unshare (CLONE_NEWCGROUP) < 0)
+    child_fail (a, errno, "unshare the cgroup namespace", NULL);
 
 
   /* Join the given network namespace before anything network-related. */
@@ -753,8 +803,10 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
     p->a.mount_src_fd[i] = -1;
   p->a.sys_path = p->sys_path;
   p->a.caps = cfg->caps_set ? cfg->caps : GROVE_DEFAULT_CAPS;
-  if (!cfg->seccomp_unconfined && grove_seccomp_default (&p->a.seccomp) < 0)
-    return grove_error_set (err, ENOSYS, "no default seccomp filter for this architecture; run unconfined");
+  /* Capability-conditional rules of the profile follow the bounding set (as Docker). */
+  if (!cfg->seccomp_unconfined && grove_seccomp_default (p->a.caps, &p->a.seccomp) < 0)
+    return grove_error_set (err, errno, "the default seccomp filter%s",
+                            errno == ENOSYS ? " (none for this architecture: run unconfined)" : "");
   p->a.uid = cfg->uid;
   p->a.gid = cfg->gid;
   p->a.groups = cfg->groups;
@@ -762,6 +814,7 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
   p->a.rlimits = cfg->rlimits;
   p->a.nrlimits = cfg->nrlimits;
   p->a.readonly_rootfs = cfg->readonly_rootfs;
+  p->a.cgroupns = !cfg->host_cgroupns;
   p->a.hold_fd = cfg->hold_fd > 0 ? cfg->hold_fd : -1;
   if (cfg->nmounts > GROVE_MAX_MOUNTS)
     return grove_error_set (err, EINVAL, "%zu mounts, at most %d", cfg->nmounts, GROVE_MAX_MOUNTS);

@@ -83,6 +83,10 @@ typedef struct grove_container_config_s
   /* 1: the container's stdin, stdout and stderr are the caller's fds 0, 1 and 2
    * (OCI `run` without a terminal); log_path and stdio_fd are then unused. */
   int inherit_stdio;
+  /* 0: a private cgroup namespace, rooted at the container's cgroups (its
+   * /proc/self/cgroup shows "/"); 1: the caller's (an OCI bundle without a
+   * cgroup namespace). */
+  int host_cgroupns;
 } grove_container_config_t;
 
 typedef struct grove_container_s
@@ -99,7 +103,7 @@ typedef struct grove_exit_s
 } grove_exit_t;
 
 /* Clones the init into new pid, mount, uts, ipc and net namespaces, joins it to
- * cfg->cgroup, and returns once it has exec'd the command (or fails with the
+ * cfg->cgroup and then a new cgroup namespace, and returns once it has exec'd the command (or fails with the
  * child's error, e.g. "exec /bin/nosuch: No such file or directory"). */
 int grove_container_start (const grove_container_config_t *cfg, grove_container_t *out, grove_error_t *err);
 

@@ -757,9 +757,10 @@ grove_exec_main (int argc, char **argv)
       status_error (ENOMEM, "exec: out of memory");
       return 1;
     }
-  if (!cfg.seccomp_unconfined && grove_seccomp_default (&filter) < 0)
+  /* The init's filter: the same program, the same capability gates. */
+  if (!cfg.seccomp_unconfined && grove_seccomp_default (cfg.caps_set ? cfg.caps : GROVE_DEFAULT_CAPS, &filter) < 0)
     {
-      status_error (ENOSYS, "exec: no default seccomp filter for this architecture");
+      status_error (errno, "exec: the default seccomp filter");
       return 1;
     }
   signal (SIGINT, SIG_IGN);

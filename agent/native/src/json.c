@@ -2,7 +2,8 @@
  * allocation but the token array and unescaped strings). */
 #include "json.h"
 
-#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,18 @@ struct parser
   int max, n;
   int depth;
 };
+
+static int
+is_digit (char c)
+{
+  return c >= '0' && c <= '9';
+}
+
+static int
+is_hex (char c)
+{
+  return is_digit (c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 static void
 ws (struct parser *p)
@@ -33,6 +46,8 @@ new_tok (struct parser *p, grove_jtype_t type)
   return p->n++;
 }
 
+/* A string; escapes are checked (one of \" \\ \/ \b \f \n \r \t, or \u and
+ * four hex digits) so that grove_json_str never reads past the token. */
 static int
 string (struct parser *p)
 {
@@ -46,7 +61,19 @@ string (struct parser *p)
       if ((unsigned char) p->s[p->pos] < 0x20)
         return -1;
       if (p->s[p->pos] == '\\')
-        p->pos++;
+        {
+          char e = p->pos + 1 < p->len ? p->s[p->pos + 1] : '\0';
+          if (e == 'u')
+            {
+              for (int k = 2; k < 6; k++)
+                if (p->pos + (size_t) k >= p->len || !is_hex (p->s[p->pos + (size_t) k]))
+                  return -1;
+              p->pos += 4;
+            }
+          else if (e == '\0' || strchr ("\"\\/bfnrt", e) == NULL)
+            return -1;
+          p->pos++;
+        }
       p->pos++;
     }
   if (p->pos >= p->len)
@@ -55,6 +82,54 @@ string (struct parser *p)
   p->pos++;
   p->toks[t].next = p->n;
   return t;
+}
+
+/* Consumes word (true, false, null) when the input has it at pos; a longer
+ * word ("truex") then fails where a delimiter is expected. */
+static int
+literal (struct parser *p, const char *word)
+{
+  size_t n = strlen (word);
+  if (p->len - p->pos < n || memcmp (p->s + p->pos, word, n) != 0)
+    return 0;
+  p->pos += n;
+  return 1;
+}
+
+static int
+digits (struct parser *p)
+{
+  size_t from = p->pos;
+  while (p->pos < p->len && is_digit (p->s[p->pos]))
+    p->pos++;
+  return p->pos > from;
+}
+
+/* RFC 8259: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?; 0, or -1. */
+static int
+number (struct parser *p)
+{
+  if (p->pos < p->len && p->s[p->pos] == '-')
+    p->pos++;
+  if (p->pos < p->len && p->s[p->pos] == '0')
+    p->pos++;
+  else if (!digits (p))
+    return -1;
+  if (p->pos < p->len && p->s[p->pos] == '.')
+    {
+      p->pos++;
+      if (!digits (p))
+        return -1;
+    }
+  if (p->pos < p->len && (p->s[p->pos] == 'e' || p->s[p->pos] == 'E'))
+    {
+      p->pos++;
+      if (p->pos < p->len && (p->s[p->pos] == '+' || p->s[p->pos] == '-'))
+        p->pos++;
+      if (!digits (p))
+        return -1;
+    }
+  return 0;
 }
 
 static int
@@ -117,22 +192,17 @@ value (struct parser *p)
       t = string (p);
       break;
     default:
-      {
-        grove_jtype_t type = GROVE_J_NUM;
-        if (strncmp (p->s + p->pos, "true", 4) == 0 || strncmp (p->s + p->pos, "false", 5) == 0)
-          type = GROVE_J_BOOL;
-        else if (strncmp (p->s + p->pos, "null", 4) == 0)
-          type = GROVE_J_NULL;
-        else if (!(p->s[p->pos] == '-' || isdigit ((unsigned char) p->s[p->pos])))
-          return -1;
-        t = new_tok (p, type);
-        if (t < 0)
-          return -1;
-        while (p->pos < p->len && (isalnum ((unsigned char) p->s[p->pos]) || strchr ("+-.", p->s[p->pos]) != NULL))
-          p->pos++;
-        p->toks[t].end = (int) p->pos;
-        p->toks[t].next = p->n;
-      }
+      t = new_tok (p, GROVE_J_NUM);
+      if (t < 0)
+        return -1;
+      if (literal (p, "true") || literal (p, "false"))
+        p->toks[t].type = GROVE_J_BOOL;
+      else if (literal (p, "null"))
+        p->toks[t].type = GROVE_J_NULL;
+      else if (number (p) < 0)
+        return -1;
+      p->toks[t].end = (int) p->pos;
+      p->toks[t].next = p->n;
     }
   p->depth--;
   return t;
@@ -142,6 +212,8 @@ int
 grove_json_parse (const char *s, size_t len, grove_jtok_t *toks, int max)
 {
   struct parser p = { s, len, 0, toks, max, 0, 0 };
+  if (len > INT_MAX) /* token offsets are ints */
+    return -1;
   if (value (&p) < 0)
     return -1;
   ws (&p);
@@ -167,7 +239,7 @@ grove_json_get (const char *s, const grove_jtok_t *t, int obj, const char *key)
 int
 grove_json_at (const grove_jtok_t *t, int arr, int k)
 {
-  if (arr < 0 || t[arr].type != GROVE_J_ARR || k >= t[arr].size)
+  if (arr < 0 || t[arr].type != GROVE_J_ARR || k < 0 || k >= t[arr].size)
     return -1;
   int i = arr + 1;
   while (k-- > 0)
@@ -227,8 +299,9 @@ grove_json_num (const char *s, const grove_jtok_t *t, int i, long long *out)
     return -1;
   memcpy (buf, s + t[i].start, l);
   buf[l] = '\0';
+  errno = 0;
   *out = strtoll (buf, &end, 10);
-  return *end == '\0' ? 0 : -1;
+  return *end == '\0' && errno != ERANGE ? 0 : -1; /* no silent clamp to LLONG_MAX */
 }
 
 int

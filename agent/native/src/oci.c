@@ -150,9 +150,9 @@ read_text (const char *file, size_t *len)
  * paths, the device nodes of its /dev. A bundle may ask for these (runc
  * spec's defaults are among them), not for others. */
 static const char *const grove_masked[]
-    = { "/proc/asound",      "/proc/acpi",        "/proc/kcore",   "/proc/keys",    "/proc/latency_stats",
-        "/proc/timer_list",  "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
-        "/sys/devices/virtual/powercap" };
+    = { "/proc/asound",      "/proc/acpi",        "/proc/interrupts", "/proc/kcore", "/proc/keys",
+        "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+        "/sys/firmware",     "/sys/devices/virtual/powercap" };
 static const char *const grove_readonly[] = { "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger" };
 static const char *const grove_devices[]
     = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty" };
@@ -164,6 +164,19 @@ in_list (const char *const *list, size_t n, const char *v)
     if (strcmp (list[i], v) == 0)
       return 1;
   return 0;
+}
+
+/* Grove also masks /sys/devices/system/cpu/cpu<N>/thermal_throttle for every N. */
+static int
+is_thermal_throttle (const char *p)
+{
+  static const char prefix[] = "/sys/devices/system/cpu/cpu";
+  size_t n = sizeof (prefix) - 1, d = 0;
+  if (p == NULL || strncmp (p, prefix, n) != 0)
+    return 0;
+  while (p[n + d] >= '0' && p[n + d] <= '9')
+    d++;
+  return d > 0 && strcmp (p + n + d, "/thermal_throttle") == 0;
 }
 
 /* Refuses every key of object obj (at field) that is not in allowed. */
@@ -251,7 +264,7 @@ load_bundle (struct bundle *b, const char *bundle, const char *id)
   int proc, root, linux_, v, res;
   long long num;
   uint64_t caps = 0;
-  int caps_given = 0, has_home = 0;
+  int caps_given = 0, has_home = 0, cgroupns = 0;
   size_t nenv = 0;
   static const char *const top_keys[] = { "ociVersion", "process", "root", "hostname", "mounts", "annotations", "linux" };
   static const char *const proc_keys[]
@@ -435,7 +448,7 @@ load_bundle (struct bundle *b, const char *bundle, const char *id)
       for (int k = 0; v >= 0 && k < t[v].size; k++)
         {
           cleanup_free char *p = grove_json_str (s, t, grove_json_at (t, v, k));
-          if (pass == 0 ? !in_list (grove_masked, N_OF (grove_masked), p)
+          if (pass == 0 ? !in_list (grove_masked, N_OF (grove_masked), p) && !is_thermal_throttle (p)
                         : !in_list (grove_readonly, N_OF (grove_readonly), p))
             die (1, "config.json linux.%s[%d]: %s is not one of the paths Grove %s (it always %s its fixed list)", field,
                  k, p != NULL ? p : "?", pass == 0 ? "masks" : "makes read-only", pass == 0 ? "masks" : "protects");
@@ -475,10 +488,13 @@ load_bundle (struct bundle *b, const char *bundle, const char *id)
       char *path = grove_json_str (s, t, grove_json_get (s, t, ns, "path"));
       if (type == NULL
           || !(strcmp (type, "pid") == 0 || strcmp (type, "mount") == 0 || strcmp (type, "uts") == 0
-               || strcmp (type, "ipc") == 0 || strcmp (type, "network") == 0 || strcmp (type, "user") == 0))
+               || strcmp (type, "ipc") == 0 || strcmp (type, "network") == 0 || strcmp (type, "user") == 0
+               || strcmp (type, "cgroup") == 0))
         die (1, "config.json linux.namespaces[%d].type: %s namespaces are not supported", k, type ? type : "?");
       if (strcmp (type, "user") == 0)
         b->userns = 1;
+      if (strcmp (type, "cgroup") == 0)
+        cgroupns = 1;
       if (path != NULL && path[0] != '\0')
         {
           if (strcmp (type, "network") != 0)
@@ -488,6 +504,8 @@ load_bundle (struct bundle *b, const char *bundle, const char *id)
       else
         free (path);
     }
+  /* runtime-spec: a namespace the bundle does not list is the runtime's. */
+  b->cc.host_cgroupns = !cgroupns;
   if (b->userns)
     {
       /* The bundle's owner prepared the rootfs for the mapping (runtime-spec):
@@ -805,6 +823,8 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   PAIR ("seccomp", b.cc.seccomp_unconfined ? "unconfined" : "default");
   if (b.cc.readonly_rootfs)
     PAIR ("readonly_rootfs", "1");
+  if (b.cc.host_cgroupns)
+    PAIR ("cgroupns", "host");
   snprintf (num, sizeof (num), "%u", (unsigned) b.cc.uid);
   PAIR ("uid", num);
   snprintf (num, sizeof (num), "%u", (unsigned) b.cc.gid);

@@ -11,6 +11,9 @@
  *   - answers the agent on the unix socket <dir>/shim.sock, one request per
  *     line: "state", "signal N", "wait" (answered once the init exited),
  *     "stats"; each answer is one line of JSON.
+ *   - on SIGUSR1 (the agent's runtime state was removed while the container
+ *     ran), makes <dir>, the state record and the socket again and reopens
+ *     its log, so a restarted agent can adopt the container.
  * It exits once the container has exited, its output is drained, the exit
  * record is written and every waiter is answered. The agent may come and go
  * meanwhile: everything it needs is on disk or behind the socket.
@@ -64,6 +67,7 @@ struct config
   size_t nrlimits;
   int hold;
   int readonly_rootfs;
+  int host_cgroupns;
   grove_mount_t mounts[GROVE_MAX_MOUNTS];
   size_t nmounts;
   grove_id_map_t uid_maps[GROVE_MAX_ID_MAPS], gid_maps[GROVE_MAX_ID_MAPS];
@@ -178,6 +182,8 @@ parse_config (char *buf, size_t len, grove_error_t *err)
         cfg.hold = strcmp (val, "1") == 0;
       else if (strcmp (key, "readonly_rootfs") == 0)
         cfg.readonly_rootfs = strcmp (val, "1") == 0;
+      else if (strcmp (key, "cgroupns") == 0)
+        cfg.host_cgroupns = strcmp (val, "host") == 0;
       /* A mount: "mount_src" starts it, "mount_dst" and "mount_ro" follow. */
       else if (strcmp (key, "mount_src") == 0)
         {
@@ -473,6 +479,40 @@ listen_socket (grove_error_t *err)
   return fd;
 }
 
+/* SIGUSR1: the directory (and maybe the log) went away under us. Make the
+ * directory, the state record and the socket again and reopen the log, so a
+ * restarted agent finds the container as if nothing happened. The old
+ * listening socket is replaced (its path is gone: nobody can reach it). */
+static void
+restore_records (int *listen_fd)
+{
+  grove_error_t ignored;
+  struct stat st;
+  char record[512];
+  int fd;
+  if (mkdir (cfg.dir, 0700) < 0 && errno != EEXIST)
+    return;
+  snprintf (record, sizeof (record), "{\"pid\":%d,\"shimPid\":%d,\"startedAtMs\":%lld}\n", (int) container.pid,
+            (int) getpid (), started_ms);
+  write_record ("state", record);
+  if (stat (sock_path, &st) < 0)
+    {
+      memset (&ignored, 0, sizeof (ignored));
+      fd = listen_socket (&ignored);
+      if (fd >= 0)
+        {
+          close (*listen_fd);
+          *listen_fd = fd;
+        }
+    }
+  if (stat (cfg.log, &st) < 0)
+    {
+      if (log_fd >= 0)
+        close (log_fd);
+      log_open ();
+    }
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 int
@@ -538,6 +578,7 @@ main (int argc, char **argv)
 
   sigemptyset (&mask);
   sigaddset (&mask, SIGCHLD);
+  sigaddset (&mask, SIGUSR1);
   sigprocmask (SIG_BLOCK, &mask, NULL);
   sig_fd = signalfd (-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   for (int i = 0; i < MAX_CLIENTS; i++)
@@ -590,6 +631,7 @@ main (int argc, char **argv)
   cc.rlimits = cfg.rlimits;
   cc.nrlimits = cfg.nrlimits;
   cc.readonly_rootfs = cfg.readonly_rootfs;
+  cc.host_cgroupns = cfg.host_cgroupns;
   cc.mounts = cfg.mounts;
   cc.nmounts = cfg.nmounts;
   cc.uid_maps = cfg.uid_maps;
@@ -653,9 +695,12 @@ main (int argc, char **argv)
       if (pfds[0].revents & POLLIN)
         {
           struct signalfd_siginfo si;
-          int status;
+          int status, restore = 0;
           while (read (sig_fd, &si, sizeof (si)) > 0)
-            ;
+            if (si.ssi_signo == SIGUSR1)
+              restore = 1;
+          if (restore && !exited)
+            restore_records (&listen_fd);
           if (!exited && waitpid (container.pid, &status, WNOHANG) == container.pid)
             {
               int64_t ooms = 0;

@@ -210,13 +210,15 @@ int
 grove_config_next (char *buf, size_t len, size_t *pos, char **key, char **val, const char *what,
                    grove_error_t *err)
 {
-  size_t i = *pos;
+  size_t i = *pos, klen;
   if (i >= len)
     return 0;
   *key = buf + i;
-  i += strnlen (*key, len - i) + 1;
+  klen = strnlen (*key, len - i);
+  i += klen + 1;
+  /* The last key may lack its NUL (the blob is not NUL-terminated): print only its bytes. */
   if (i >= len)
-    return grove_error_set (err, EINVAL, "%s config: key %s without a value", what, *key);
+    return grove_error_set (err, EINVAL, "%s config: key %.*s without a value", what, (int) klen, *key);
   *val = buf + i;
   i += strnlen (*val, len - i) + 1;
   if (i > len)

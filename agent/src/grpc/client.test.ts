@@ -15,6 +15,7 @@ import { Reconciler } from "../reconcile/reconciler";
 import { FakeRuntime } from "../runtime";
 import { SubStreamServer } from "../streams/sub-streams";
 import { ControlPlaneConnection, type DesiredStateSink } from "./client";
+import { DesiredStateGuard } from "./desired-state-guard";
 
 type ServerStream = grpc.ServerDuplexStream<AgentMessage__Output, ControlMessage>;
 
@@ -236,7 +237,79 @@ describe("ControlPlaneConnection", () => {
       revision: "7",
       instances: [{ uid: "u1", name: "web-0", rootfs: "busybox", command: ["sleep", "1"] }],
     });
-    expect(sink.received[1]).toEqual({ revision: "8", instances: [] });
+    expect(sink.received[1]).toEqual({ revision: "8", clusterId: "", instances: [] });
+  });
+
+  it("with a guard, refuses a set of another cluster or an older revision, keeps the last one and reports why", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-guard-"));
+    try {
+      const guard = new DesiredStateGuard({ stateDir: dir });
+      const set = (clusterId: string, revision: number, uid: string) => ({
+        desired: { clusterId, revision, instances: [{ uid, name: uid, rootfs: "busybox", command: ["sleep", "1"] }] },
+      });
+      server.onRegister = (s) => {
+        s.call.write({ registered: { nodeName: "n1", heartbeatIntervalMs: 1000 } });
+        s.call.write(set("c-1", 10, "a"));
+        s.call.write(set("c-2", 50, "b")); // another cluster: refused
+        s.call.write(set("c-1", 9, "c")); // older: refused
+        s.call.write(set("c-1", 11, "d"));
+      };
+      connection = new ControlPlaneConnection({
+        address: `127.0.0.1:${server.port}`,
+        token: "s3cret",
+        nodeInfo: () => node,
+        reconciler: sink,
+        guard,
+      });
+      connection.start();
+      const stream = await waitFor("a stream", () => server.streams[0]);
+      await waitFor("two applied sets", () => sink.received.length === 2);
+      await waitFor("condition reports", () => stream.messages.filter((m) => m.condition).length >= 3);
+      expect(sink.received.map((d) => d.instances[0]?.uid)).toEqual(["a", "d"]);
+      // Register carried the condition as it was; then True on the first refusal, False once a set applied again.
+      expect(stream.messages[0]?.register?.conditions).toEqual([
+        expect.objectContaining({ type: "DesiredStateRefused", status: "False" }),
+      ]);
+      expect(stream.messages.filter((m) => m.condition).map((m) => [m.condition?.status, m.condition?.reason])).toEqual(
+        [
+          ["True", "OtherCluster"],
+          ["True", "StaleRevision"],
+          ["False", "Applied"],
+        ],
+      );
+      expect(guard.state).toEqual({ clusterId: "c-1", revision: "11" });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("measures time without contact from the last heartbeat answer, on the monotonic clock", async () => {
+    let now = 0;
+    let ack = true;
+    server.onRegister = (s) => {
+      s.call.write({ registered: { nodeName: "n1", heartbeatIntervalMs: 30 } });
+      s.call.on("data", (m: AgentMessage__Output) => {
+        if (m.heartbeat && ack) s.call.write({ heartbeatAck: { sentAtMs: m.heartbeat.sentAtMs } });
+      });
+    };
+    connection = new ControlPlaneConnection({
+      address: `127.0.0.1:${server.port}`,
+      token: "s3cret",
+      nodeInfo: () => node,
+      reconciler: sink,
+      monotonicNow: () => now,
+    });
+    connection.start();
+    const stream = await waitFor("a stream", () => server.streams[0]);
+    await waitFor("an answered heartbeat", () => stream.messages.some((m) => m.heartbeat));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(connection.withoutContactMs()).toBe(0);
+    // The answers stop; the agent's clock moves on.
+    ack = false;
+    await new Promise((r) => setTimeout(r, 100));
+    now += 5_000;
+    // 5 s since the last answer, one 30 ms interval of which is the normal gap.
+    expect(connection.withoutContactMs()).toBe(4_970);
   });
 
   it("reconnects after the control plane ends the stream and registers again with current statuses", async () => {

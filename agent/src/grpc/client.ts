@@ -5,8 +5,14 @@
 // the status of every instance the reconciler knows (so nothing reported
 // while disconnected is lost); then status reports as they happen, and a
 // heartbeat at the interval the Registered answer asks for. Every
-// DesiredInstances goes straight to the reconciler, which keeps converging
-// (and keeps containers running) whether or not a stream is up.
+// DesiredInstances goes to the reconciler once the DesiredStateGuard admits
+// it (same cluster, not older than what was applied); the reconciler keeps
+// converging (and keeps containers running) whether or not a stream is up.
+//
+// The control plane answers every heartbeat; the time since the last answer
+// (minus one interval, the normal gap) is how long the node has been without
+// contact: spec.disconnect.stopAfter is measured with it, on the monotonic clock.
+import { performance } from "node:perf_hooks";
 import * as grpc from "@grpc/grpc-js";
 import { pino, type Logger } from "pino";
 import {
@@ -21,6 +27,13 @@ import {
   type Registered__Output,
 } from "@grove/proto";
 import type { StreamOutlet } from "../streams/sub-streams";
+import type { DesiredHeader, GuardCondition, Verdict } from "./desired-state-guard";
+
+/** What the connection needs from the DesiredStateGuard. */
+export interface DesiredSetGuard {
+  admit(set: DesiredHeader): Verdict;
+  condition(): GuardCondition;
+}
 
 /** What the connection needs from the reconciler. */
 export interface DesiredStateSink {
@@ -54,6 +67,10 @@ export interface ControlPlaneConnectionOptions {
    * sub-stream cancelled) when it ends.
    */
   streams?: SubStreamHost;
+  /** Admits desired sets (cluster id, revision); without it every set is applied. */
+  guard?: DesiredSetGuard;
+  /** The monotonic clock in ms (tests). */
+  monotonicNow?: () => number;
 }
 
 /** What the connection needs from the sub-stream server (streams/sub-streams.ts). */
@@ -68,6 +85,8 @@ type Session = {
   call: grpc.ClientDuplexStream<AgentMessage, ControlMessage__Output>;
   heartbeat?: NodeJS.Timeout;
   registered: boolean;
+  /** The control plane has answered a heartbeat on this stream (older ones never do). */
+  acked: boolean;
   ended: boolean;
   /** Called once when the session ends (pending sub-stream writes give up). */
   onEnd: Set<() => void>;
@@ -92,10 +111,19 @@ export class ControlPlaneConnection {
   private failedAttempts = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private running = false;
+  private readonly monotonicNow: () => number;
+  /** Monotonic ms of the last message from the control plane (or of the agent's start). */
+  private lastHeardMs: number;
+  private heartbeatIntervalMs: number;
+  /** The last DesiredStateRefused condition sent ("status/reason"). */
+  private conditionSent = "";
 
   constructor(private readonly options: ControlPlaneConnectionOptions) {
     this.log = options.logger ?? pino({ level: "silent" });
     this.random = options.random ?? Math.random;
+    this.monotonicNow = options.monotonicNow ?? (() => performance.now());
+    this.lastHeardMs = this.monotonicNow();
+    this.heartbeatIntervalMs = options.defaultHeartbeatIntervalMs ?? 5_000;
     const proto = loadGroveProto();
     this.client = new proto.grove.v1.AgentService(
       options.address,
@@ -107,6 +135,18 @@ export class ControlPlaneConnection {
   /** True while a stream is open and the control plane has answered Registered. */
   get registered(): boolean {
     return this.session?.registered ?? false;
+  }
+
+  /**
+   * How long the node has been without contact with the control plane, in
+   * ms: the time since its last message beyond one heartbeat interval (the
+   * gap between two answers). 0 while a stream is up to a control plane that
+   * does not answer heartbeats (there the stream itself is the contact).
+   */
+  withoutContactMs(): number {
+    const s = this.session;
+    if (s && s.registered && !s.ended && !s.acked) return 0;
+    return Math.max(0, this.monotonicNow() - this.lastHeardMs - this.heartbeatIntervalMs);
   }
 
   /** Opens the first stream; reconnects on its own from then on. */
@@ -146,7 +186,14 @@ export class ControlPlaneConnection {
     const metadata = new grpc.Metadata();
     metadata.set(AGENT_TOKEN_METADATA, this.options.token);
     const call = this.client.Connect(metadata);
-    const session: Session = { id: ++this.sessionCounter, call, registered: false, ended: false, onEnd: new Set() };
+    const session: Session = {
+      id: ++this.sessionCounter,
+      call,
+      registered: false,
+      acked: false,
+      ended: false,
+      onEnd: new Set(),
+    };
     this.session = session;
 
     call.on("data", (message: ControlMessage__Output) => this.onMessage(session, message));
@@ -158,7 +205,9 @@ export class ControlPlaneConnection {
     let instances: InstanceStatus[];
     try {
       instances = this.options.reconciler.statuses();
-      call.write({ register: { node: this.options.nodeInfo(), instances } });
+      const conditions = this.options.guard ? [this.options.guard.condition()] : [];
+      call.write({ register: { node: this.options.nodeInfo(), instances, conditions } });
+      this.conditionSent = conditions[0] ? `${conditions[0].status}/${conditions[0].reason}` : "";
     } catch (error) {
       call.cancel();
       this.endSession(session, `could not build Register: ${error instanceof Error ? error.message : String(error)}`);
@@ -169,8 +218,12 @@ export class ControlPlaneConnection {
 
   private onMessage(session: Session, message: ControlMessage__Output): void {
     if (session.ended) return;
-    if (message.registered) {
+    this.lastHeardMs = this.monotonicNow();
+    if (message.heartbeatAck) {
+      session.acked = true;
+    } else if (message.registered) {
       const interval = message.registered.heartbeatIntervalMs || this.options.defaultHeartbeatIntervalMs || 5_000;
+      this.heartbeatIntervalMs = interval;
       session.registered = true;
       this.failedAttempts = 0;
       try {
@@ -188,14 +241,43 @@ export class ControlPlaneConnection {
         "registered with the control plane",
       );
     } else if (message.desired) {
+      const desired = message.desired;
       this.log.debug(
-        { revision: message.desired.revision, instances: message.desired.instances.length },
+        { clusterId: desired.clusterId, revision: desired.revision, instances: desired.instances.length },
         "desired instances received",
       );
-      this.options.reconciler.setDesired(message.desired);
+      if (!this.admit(session, desired)) return;
+      this.options.reconciler.setDesired(desired);
     } else if (session.registered) {
       this.options.streams?.handle(message);
     }
+  }
+
+  /** Asks the guard; reports the DesiredStateRefused condition when it changes. True: apply the set. */
+  private admit(session: Session, desired: DesiredInstances__Output): boolean {
+    const guard = this.options.guard;
+    if (!guard) return true;
+    let verdict: Verdict;
+    try {
+      verdict = guard.admit({ clusterId: desired.clusterId, revision: desired.revision });
+    } catch (error) {
+      // Could not record it (disk full?): applying is what an agent without the guard does.
+      this.log.error({ err: error }, "could not record the desired set's cluster id and revision; applying it anyway");
+      verdict = { accept: true };
+    }
+    if (!verdict.accept) {
+      this.log.warn(
+        { reason: verdict.reason, clusterId: desired.clusterId, revision: desired.revision, message: verdict.message },
+        "desired set refused; every container keeps running",
+      );
+    }
+    const condition = guard.condition();
+    const key = `${condition.status}/${condition.reason}`;
+    if (key !== this.conditionSent && !session.ended) {
+      this.conditionSent = key;
+      session.call.write({ condition });
+    }
+    return verdict.accept;
   }
 
   /**

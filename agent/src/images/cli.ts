@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { Command, CommanderError } from "commander";
 import { ImageConfigError, loadImageConfig } from "./config";
 import { isImageError } from "./errors";
+import { addImageLimitOptions, imageLimitsFrom, type ImageLimitFlags } from "./limits";
 import { formatReference, parseReference } from "./reference";
 import { ImageService } from "./service";
 import type { ImageRecord } from "./types";
@@ -26,7 +27,7 @@ const defaultIo: ImageCliIo = { out: (s) => process.stdout.write(s), err: (s) =>
 export async function imageCommand(args: readonly string[], io: ImageCliIo = defaultIo): Promise<number> {
   const code = 0;
   const withService = async (
-    opts: { stateDir: string; imagesDir?: string; imageConfig?: string },
+    opts: { stateDir: string; imagesDir?: string; imageConfig?: string } & ImageLimitFlags,
     fn: (s: ImageService) => Promise<void>,
   ) => {
     const cfg = opts.imageConfig ? loadImageConfig(opts.imageConfig) : { registries: {}, pullSecrets: {} };
@@ -34,6 +35,9 @@ export async function imageCommand(args: readonly string[], io: ImageCliIo = def
       root: path.resolve(opts.imagesDir ?? path.join(opts.stateDir, "images")),
       registries: cfg.registries,
       pullSecrets: cfg.pullSecrets,
+      limits: imageLimitsFrom(opts),
+      // The operator imports what they name; symlinks on the way are still not followed.
+      ociDir: path.resolve(opts.ociDir ?? "/"),
     });
     await service.init();
     try {
@@ -47,9 +51,12 @@ export async function imageCommand(args: readonly string[], io: ImageCliIo = def
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
   const common = (c: Command) =>
-    c
-      .option("--state-dir <dir>", "the agent's state directory", "/var/lib/grove-agent")
-      .option("--images-dir <dir>", "the image store (default <state-dir>/images)");
+    addImageLimitOptions(
+      c
+        .option("--state-dir <dir>", "the agent's state directory", "/var/lib/grove-agent")
+        .option("--images-dir <dir>", "the image store (default <state-dir>/images)"),
+      "/",
+    );
 
   common(program.command("import <path>"))
     .description("import an OCI image layout directory or oci-archive tarball (PATH or PATH:TAG)")

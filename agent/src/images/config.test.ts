@@ -5,11 +5,15 @@ describe("parseImageConfig", () => {
   it("reads registries and pull secrets", () => {
     expect(
       parseImageConfig({
-        registries: { "r.example": { mirrors: ["m:5000"], insecure: false, auth: { username: "u", password: "p" } } },
+        registries: {
+          "r.example": { mirrors: ["m:5000"], insecure: false, local: true, auth: { username: "u", password: "p" } },
+        },
         pullSecrets: { team: { "r.example": { username: "t", password: "q" } } },
       }),
     ).toEqual({
-      registries: { "r.example": { mirrors: ["m:5000"], insecure: false, auth: { username: "u", password: "p" } } },
+      registries: {
+        "r.example": { mirrors: ["m:5000"], insecure: false, local: true, auth: { username: "u", password: "p" } },
+      },
       pullSecrets: { team: { "r.example": { username: "t", password: "q" } } },
     });
   });
@@ -19,6 +23,7 @@ describe("parseImageConfig", () => {
     [{ registry: {} }, /registry: unknown field/],
     [{ registries: { h: { insecure: "yes" } } }, /registries\.h\.insecure: must be true or false/],
     [{ registries: { h: { mirrors: [""] } } }, /registries\.h\.mirrors: must be a list/],
+    [{ registries: { h: { local: 1 } } }, /registries\.h\.local: must be true or false/],
     [
       { registries: { h: { auth: { username: "", password: "x" } } } },
       /registries\.h\.auth\.username: must be a non-empty string/,

@@ -11,7 +11,9 @@
 //   }
 //
 // "insecure" allows plain HTTP; loopback registries (127.0.0.0/8, ::1,
-// localhost) get it by default. An App's imagePullSecret names an entry of
+// localhost) get it by default. "local" lets a registry's redirects and
+// token realms point at loopback, link-local and unspecified addresses;
+// loopback registries are local by default, any other is not. An App's imagePullSecret names an entry of
 // "pullSecrets", so credentials stay on the nodes and out of etcd.
 import * as fs from "node:fs";
 import type { Credentials, RegistryHostConfig } from "./registry";
@@ -75,8 +77,11 @@ export function parseImageConfig(raw: unknown, file = "image config"): ImageConf
           cfg.mirrors = val as string[];
         } else if (k === "auth") {
           cfg.auth = creds(val, `${field}.auth`);
+        } else if (k === "local") {
+          if (typeof val !== "boolean") fail(`${field}.local`, "must be true or false");
+          cfg.local = val as boolean;
         } else {
-          fail(`${field}.${k}`, "unknown field (insecure, mirrors, auth)");
+          fail(`${field}.${k}`, "unknown field (insecure, local, mirrors, auth)");
         }
       }
       out.registries[host] = cfg;

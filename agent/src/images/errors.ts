@@ -12,7 +12,11 @@ export type ImageErrorCode =
   | "UNSUPPORTED" // a media type, compression or layer entry this agent does not handle
   | "UNSAFE_LAYER" // a layer entry would write outside its snapshot
   | "INVALID_IMAGE" // a manifest, config or layout that breaks the spec
-  | "MOUNT_FAILED"; // the overlay mount or unmount failed
+  | "MOUNT_FAILED" // the overlay mount or unmount failed
+  | "LIMIT_EXCEEDED" // a layer is larger, expands more or holds more entries than the agent's limits allow
+  | "INSUFFICIENT_DISK" // the pull would leave less free disk than the agent's reserve
+  | "FORBIDDEN_ADDRESS" // a redirect or token realm points at a loopback, link-local or unspecified address
+  | "OCI_PATH_REFUSED"; // an oci: path outside the agent's --oci-dir, or through a symlink
 
 export class ImageError extends Error {
   override readonly name = "ImageError";

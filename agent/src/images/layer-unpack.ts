@@ -22,6 +22,8 @@ export interface UnpackJob {
   root: string;
   /** The layer's digest, for messages. */
   layer: string;
+  /** Decompression-bomb limits: uncompressed bytes (and the flag that sets them) and tar entries. */
+  limits?: { maxUncompressedBytes: number; uncompressedFlag: string; maxEntries: number; entriesFlag: string };
 }
 
 export type UnpackReply = { ok: true; diffId: string } | { ok: false; code?: ImageErrorCode; message: string };
@@ -63,18 +65,44 @@ export async function unpackBlob(
 
 /** The same, in this thread. */
 export async function unpackBlobHere(job: UnpackJob): Promise<string> {
-  const hasher = new HashStream();
+  const hasher = new HashStream(job);
   const decompressed = decompress(createReadStream(job.blob, { highWaterMark: 1 << 20 }), job.compression, job.layer);
   decompressed.on("error", (err) => hasher.destroy(err));
+  // A limit hit stops the decompressor (and a zstd child) instead of leaving it paused.
+  hasher.on("error", () => decompressed.destroy());
   decompressed.pipe(hasher);
-  await unpackLayer(hasher, job.root, job.layer);
+  await unpackLayer(
+    hasher,
+    job.root,
+    job.layer,
+    job.limits ? { maxEntries: job.limits.maxEntries, entriesFlag: job.limits.entriesFlag } : undefined,
+  );
   return hasher.digest();
 }
 
-/** A PassThrough that hashes what goes through it (the layer's diff_id). */
+/**
+ * A PassThrough that hashes what goes through it (the layer's diff_id) and
+ * fails LIMIT_EXCEEDED once more uncompressed bytes than the job allows
+ * went through: a decompression bomb stops at the limit, not at a full disk.
+ */
 class HashStream extends Transform {
   private readonly hash = createHash("sha256");
+  private bytes = 0;
+  constructor(private readonly job: UnpackJob) {
+    super();
+  }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
+    this.bytes += chunk.length;
+    const limits = this.job.limits;
+    if (limits && this.bytes > limits.maxUncompressedBytes) {
+      cb(
+        new ImageError(
+          "LIMIT_EXCEEDED",
+          `layer ${this.job.layer}: uncompressed size exceeds the limit of ${limits.maxUncompressedBytes} bytes (${limits.uncompressedFlag}); nothing was unpacked`,
+        ),
+      );
+      return;
+    }
     this.hash.update(chunk);
     cb(null, chunk);
   }
@@ -91,12 +119,26 @@ function decompress(source: Readable, compression: Compression, layer: string): 
     source.on("error", (err) => gunzip.destroy(err));
     const out = source.pipe(gunzip);
     out.on("error", () => undefined);
-    return wrapErrors(out, layer, "gzip");
+    const wrapped = wrapErrors(out, layer, "gzip");
+    // Destroyed early (a limit, a bad entry): close the blob and zlib too.
+    wrapped.on("close", () => {
+      gunzip.destroy();
+      source.destroy();
+    });
+    return wrapped;
   }
   const child = spawn("zstd", ["-d", "-c", "-q"], { stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  // Only the start of zstd's complaints is kept (it goes into a status).
+  child.stderr.on("data", (d: Buffer) => {
+    if (stderr.length < 4096) stderr += d.toString().slice(0, 4096 - stderr.length);
+  });
   const out = new PassThrough();
+  // Destroyed early (a limit, a bad entry): stop zstd rather than leave it blocked on a full pipe.
+  out.on("close", () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    source.destroy();
+  });
   child.on("error", (err) => out.destroy(new ImageError("UNSUPPORTED", `layer ${layer}: zstd: ${err.message}`)));
   child.on("close", (code) => {
     if (code !== 0)

@@ -1,9 +1,15 @@
 // A client of the OCI distribution API (GET manifests and blobs) over
 // node:http/https: Bearer token auth (the WWW-Authenticate realm/service/
 // scope flow) and Basic auth, redirects to blob storage that never carry
-// Authorization to another origin, and Range requests for resuming.
+// Authorization to another origin, and Range requests for resuming. Unless
+// a registry is configured as local, nothing it names (a redirect, a token
+// realm) may send the agent to a loopback, link-local or unspecified address,
+// and the registry host itself may not be link-local or unspecified
+// (address-guard.ts); whatever text a registry answers reaches statuses and
+// logs only cleaned of control characters and cut to 512 bytes.
 import * as http from "node:http";
 import * as https from "node:https";
+import { checkLiteralHost, guardedLookup } from "./address-guard";
 import { ImageError, type ImageErrorCode } from "./errors";
 import { apiHost, isLoopbackHost } from "./reference";
 
@@ -20,6 +26,12 @@ export interface RegistryHostConfig {
   mirrors?: string[];
   /** Credentials used for this registry when the App names no pull secret. */
   auth?: Credentials;
+  /**
+   * Its redirects and token realms may point at loopback, link-local and
+   * unspecified addresses. Default: true for loopback hosts (a registry the
+   * operator runs on the node), false elsewhere.
+   */
+  local?: boolean;
 }
 
 export interface RegistryClientOptions {
@@ -47,21 +59,40 @@ interface CachedToken {
 }
 
 const MAX_REDIRECTS = 5;
+/** The most bytes of a registry's own words that reach a status or a log. */
+export const MAX_REASON_BYTES = 512;
 
 export class RegistryClient {
   private readonly hosts: Record<string, RegistryHostConfig>;
   private readonly tokens = new Map<string, CachedToken>();
   /** Hosts that answered a Basic challenge: send Basic up front next time. */
   private readonly basicHosts = new Set<string>();
-  private readonly agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+  /**
+   * One connection pool per address policy, so that a kept-alive socket
+   * opened under a looser policy (a local registry's, or a named registry's
+   * on 127.0.0.1) is never reused for a request under a stricter one (a
+   * redirect): reuse skips the lookup the check runs in.
+   */
+  private readonly pools: Record<AddressPolicy, { http: http.Agent; https: https.Agent }> = {
+    any: newPool(),
+    named: newPool(),
+    remote: newPool(),
+  };
 
   constructor(private readonly options: RegistryClientOptions = {}) {
     this.hosts = options.hosts ?? {};
   }
 
   close(): void {
-    this.agents.http.destroy();
-    this.agents.https.destroy();
+    for (const pool of Object.values(this.pools)) {
+      pool.http.destroy();
+      pool.https.destroy();
+    }
+  }
+
+  /** Whether a registry (or mirror) host may send the agent to loopback and link-local addresses. */
+  isLocal(host: string): boolean {
+    return this.hosts[host]?.local ?? isLoopbackHost(host);
   }
 
   /** host[:port]s to try for a registry, mirrors first. */
@@ -95,7 +126,7 @@ export class RegistryClient {
 
     for (let attempt = 0; ; attempt++) {
       const auth = this.authorizationFor(host, tokenKey, creds);
-      const res = await this.follow(url, headers, auth);
+      const res = await this.follow(url, headers, auth, this.isLocal(host), `registry ${host}`);
       if (res.status !== 401 || attempt > 0) {
         if (res.status >= 400) throw await this.errorOf(res, `${registry}/${repository} ${path}`);
         return res;
@@ -133,14 +164,24 @@ export class RegistryClient {
     try {
       url = new URL(realm);
     } catch {
-      throw new ImageError("UNAUTHORIZED", `${host}: Bearer realm ${JSON.stringify(realm)} is not a URL`);
+      throw new ImageError("UNAUTHORIZED", `${host}: Bearer realm ${JSON.stringify(cleanText(realm))} is not a URL`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new ImageError("UNAUTHORIZED", `${host}: Bearer realm ${cleanText(realm)} is not http or https`);
     }
     if (url.protocol === "http:" && !isLoopbackHost(url.host) && !this.hosts[host]?.insecure) {
-      throw new ImageError("UNAUTHORIZED", `${host}: refusing a plain-HTTP token realm ${realm}`);
+      throw new ImageError("UNAUTHORIZED", `${host}: refusing a plain-HTTP token realm ${cleanText(realm)}`);
     }
     if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
     url.searchParams.set("scope", challenge.params.scope ?? scope);
-    const res = await this.follow(url, {}, creds ? basic(creds) : undefined);
+    const res = await this.follow(
+      url,
+      {},
+      creds ? basic(creds) : undefined,
+      this.isLocal(host),
+      `token realm ${cleanText(url.origin)} of ${host}`,
+      "remote",
+    );
     const text = await readText(res.body, 1 << 20);
     if (res.status !== 200) {
       const code: ImageErrorCode = res.status === 401 || res.status === 403 ? "UNAUTHORIZED" : "REGISTRY_ERROR";
@@ -158,36 +199,66 @@ export class RegistryClient {
     this.tokens.set(tokenKey, { token, expiresAt: Date.now() + (ttl - 5) * 1000 });
   }
 
-  /** One GET, following redirects; Authorization only goes to the first origin. */
+  /**
+   * One GET, following redirects; Authorization only goes to the first
+   * origin, never from https down to http. Unless `local`, every hop's
+   * addresses are checked: the first under `firstHop` ("named" for the
+   * registry host itself, "remote" for a realm the registry chose), every
+   * redirect under "remote". `why` names the first hop in refusals.
+   */
   private async follow(
     url: URL,
     headers: Record<string, string>,
     authorization: string | undefined,
+    local: boolean,
+    why: string,
+    firstHop: "named" | "remote" = "named",
   ): Promise<Response> {
     const origin = url.origin;
     let current = url;
+    let purpose = why;
+    let policy: AddressPolicy = local ? "any" : firstHop;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       const h: Record<string, string> = { ...headers, "user-agent": this.options.userAgent ?? "grove-agent" };
       if (authorization && current.origin === origin) h.authorization = authorization;
-      const res = await this.request(current, h);
+      const res = await this.request(current, h, policy, purpose);
       if (res.status >= 300 && res.status < 400 && res.headers.location) {
         res.body.resume();
-        current = new URL(res.headers.location, current);
-        if (current.protocol !== "http:" && current.protocol !== "https:") {
-          throw new ImageError("REGISTRY_ERROR", `redirect to unsupported URL ${current.href}`);
+        const previous = current;
+        try {
+          current = new URL(res.headers.location, current);
+        } catch {
+          throw new ImageError("REGISTRY_ERROR", `redirect to a malformed URL ${cleanText(res.headers.location)}`);
         }
+        if (current.protocol !== "http:" && current.protocol !== "https:") {
+          throw new ImageError("REGISTRY_ERROR", `redirect to unsupported URL ${cleanText(current.href)}`);
+        }
+        if (previous.protocol === "https:" && current.protocol === "http:") {
+          throw new ImageError("REGISTRY_ERROR", `refusing a redirect from https to ${cleanText(current.href)}`);
+        }
+        purpose = `redirect to ${cleanText(current.href)}`;
+        if (!local) policy = "remote";
         continue;
       }
       return res;
     }
-    throw new ImageError("REGISTRY_ERROR", `more than ${MAX_REDIRECTS} redirects from ${url.href}`);
+    throw new ImageError("REGISTRY_ERROR", `more than ${MAX_REDIRECTS} redirects from ${cleanText(url.href)}`);
   }
 
-  private request(url: URL, headers: Record<string, string>): Promise<Response> {
+  /** One GET to an address `policy` allows (`why` says what the request is for, in refusals). */
+  private request(url: URL, headers: Record<string, string>, policy: AddressPolicy, why: string): Promise<Response> {
     const mod = url.protocol === "https:" ? https : http;
-    const agent = url.protocol === "https:" ? this.agents.https : this.agents.http;
+    const pool = this.pools[policy];
+    const agent = url.protocol === "https:" ? pool.https : pool.http;
+    let lookup = {};
+    if (policy !== "any") {
+      const allowLoopback = policy === "named";
+      // IP literals are never looked up, so they are checked here; names in the socket's own lookup.
+      checkLiteralHost(url.hostname, why, allowLoopback);
+      lookup = { lookup: guardedLookup(why, allowLoopback) };
+    }
     return new Promise((resolve, reject) => {
-      const req = mod.request(url, { method: "GET", headers, agent }, (res) => {
+      const req = mod.request(url, { method: "GET", headers, agent, ...lookup }, (res) => {
         res.setTimeout(this.options.timeoutMs ?? 60_000, () =>
           res.destroy(
             new ImageError("REGISTRY_ERROR", `${url.host}: no data for ${this.options.timeoutMs ?? 60_000} ms`),
@@ -212,6 +283,19 @@ export class RegistryClient {
     const label = res.status === 404 ? "not found" : res.status === 401 ? "unauthorized" : `HTTP ${res.status}`;
     return new ImageError(code, `${what}: ${label} (${res.status})${reason}`);
   }
+}
+
+/**
+ * Which addresses a request may connect to: "any" (a local registry),
+ * "named" (the registry or mirror host a reference or the operator names:
+ * not link-local or unspecified; loopback is where a node's own registry
+ * lives), "remote" (what a registry chose: a redirect, a token realm; not
+ * loopback either).
+ */
+type AddressPolicy = "any" | "named" | "remote";
+
+function newPool(): { http: http.Agent; https: https.Agent } {
+  return { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
 }
 
 function basic(creds: Credentials): string {
@@ -268,15 +352,44 @@ async function readError(body: http.IncomingMessage): Promise<string> {
   }
 }
 
-/** ": CODE: message" from a distribution error body, or its first line. */
+/**
+ * ": CODE: message" from a distribution error body, or its first line;
+ * cleaned and cut to MAX_REASON_BYTES (a registry's words go into statuses).
+ */
 function reasonOf(text: string): string {
+  let reason = "";
   try {
-    const parsed = JSON.parse(text) as { errors?: { code?: string; message?: string }[]; details?: string };
-    const errs = parsed.errors ?? [];
-    if (errs.length > 0) return ": " + errs.map((e) => [e.code, e.message].filter(Boolean).join(": ")).join("; ");
+    const parsed = JSON.parse(text) as { errors?: { code?: unknown; message?: unknown }[]; details?: unknown };
+    const errs = Array.isArray(parsed.errors) ? parsed.errors : [];
+    reason = errs
+      .map((e) => [e?.code, e?.message].filter((v) => typeof v === "string" && v !== "").join(": "))
+      .join("; ");
+    if (!reason && typeof parsed.details === "string") reason = parsed.details;
   } catch {
     /* not JSON */
   }
-  const line = text.trim().split("\n")[0]?.slice(0, 200) ?? "";
-  return line ? `: ${line}` : "";
+  if (!reason) reason = text.trim().split("\n")[0] ?? "";
+  const cleaned = cleanText(reason);
+  return cleaned ? `: ${cleaned}` : "";
+}
+
+/**
+ * Text from outside (a registry's error body, a Location or realm header)
+ * made safe for a status line and a log: control characters (C0, DEL, C1,
+ * Unicode line separators and bidi overrides) become spaces, and anything
+ * past `maxBytes` of UTF-8 is cut and marked.
+ */
+export function cleanText(text: string, maxBytes = MAX_REASON_BYTES): string {
+  const s = text
+    .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]+/g, " ")
+    .replace(/ {2,}/g, " ")
+    .trim();
+  const bytes = Buffer.from(s, "utf8");
+  if (bytes.length <= maxBytes) return s;
+  // Cut on a character boundary (a partial UTF-8 sequence decodes to U+FFFD).
+  const cut = bytes
+    .subarray(0, maxBytes)
+    .toString("utf8")
+    .replace(/\uFFFD+$/, "");
+  return `${cut}… (${bytes.length - Buffer.byteLength(cut)} more bytes cut)`;
 }

@@ -8,7 +8,8 @@ import { execFile } from "node:child_process";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import { ImageError } from "./errors";
+import { ImageError, isImageError } from "./errors";
+import { DEFAULT_IMAGE_LIMITS, DEFAULT_OCI_DIR, LIMIT_FLAGS, uncompressedLimitOf, type ImageLimits } from "./limits";
 import { formatReference, parseReference, type ImageReference } from "./reference";
 import { RegistryClient, type Credentials, type RegistryHostConfig } from "./registry";
 import { LayoutSource, RegistrySource, type FetchedManifest, type ImageSource } from "./sources";
@@ -43,6 +44,10 @@ export interface ImageServiceOptions {
   platform?: Platform;
   /** Delay between resumes of a dropped download (default 200 ms, growing). */
   retryDelayMs?: number;
+  /** Sizes, ratio, entry count and disk reserve a pull must keep to (limits.ts; defaults for the rest). */
+  limits?: Partial<ImageLimits>;
+  /** The only directory oci: references may name (default /var/lib/grove/oci). */
+  ociDir?: string;
 }
 
 export interface PullOptions {
@@ -55,6 +60,7 @@ export class ImageService {
   readonly store: ContentStore;
   private readonly client: RegistryClient;
   private readonly platform: Platform;
+  readonly limits: ImageLimits;
   /** Pulls and mounts hold it shared; gc() holds it exclusively. */
   private readonly lock = new SharedLock();
 
@@ -62,6 +68,7 @@ export class ImageService {
     this.store = new ContentStore(options.root);
     this.client = new RegistryClient({ hosts: options.registries ?? {} });
     this.platform = options.platform ?? hostPlatform();
+    this.limits = { ...DEFAULT_IMAGE_LIMITS, ...options.limits };
   }
 
   async init(): Promise<void> {
@@ -121,7 +128,7 @@ export class ImageService {
     }
     const source: ImageSource =
       ref.kind === "oci"
-        ? await LayoutSource.open(this.store, ref)
+        ? await LayoutSource.open(this.store, ref, this.options.ociDir ?? DEFAULT_OCI_DIR)
         : new RegistrySource(
             this.client,
             this.store,
@@ -149,8 +156,12 @@ export class ImageService {
         doc = parseJson<Manifest & Index>(fetched.body, `manifest ${chosen.digest} of ${canonical}`);
       }
       const manifest = this.checkManifest(doc, fetched, canonical);
-      await this.store.writeBlob(fetched.digest, fetched.body);
-
+      if (!validSize(manifest.config.size) || manifest.config.size > CONFIG_LIMIT) {
+        throw new ImageError(
+          "LIMIT_EXCEEDED",
+          `${canonical}: config ${manifest.config.digest} declares ${manifest.config.size} bytes (at most ${CONFIG_LIMIT})`,
+        );
+      }
       await source.fetchBlob(manifest.config, () => undefined);
       const config = parseJson<ImageConfig>(
         await this.store.readBlob(manifest.config.digest),
@@ -176,7 +187,17 @@ export class ImageService {
         if (compressionOf(l.mediaType) === undefined) {
           throw new ImageError("UNSUPPORTED", `${canonical}: layer ${l.digest} has media type ${l.mediaType}`);
         }
+        if (!validSize(l.size))
+          throw new ImageError("INVALID_IMAGE", `${canonical}: layer ${l.digest} has no valid size`);
+        // The declared size bounds the download too (sources stop past it).
+        if (l.size > this.limits.maxLayerBytes) {
+          throw new ImageError(
+            "LIMIT_EXCEEDED",
+            `${canonical}: layer ${l.digest} is ${l.size} bytes, more than the limit of ${this.limits.maxLayerBytes} (${LIMIT_FLAGS.maxLayerBytes})`,
+          );
+        }
       }
+      await this.checkFreeDisk(canonical, layers);
 
       const progress: PullProgress = {
         image: canonical,
@@ -201,6 +222,8 @@ export class ImageService {
         tell();
       });
 
+      // Stored last: a pull that failed leaves no manifest behind.
+      await this.store.writeBlob(fetched.digest, fetched.body);
       const record: ImageRecord = {
         reference: canonical,
         manifestDigest: fetched.digest,
@@ -262,17 +285,45 @@ export class ImageService {
     return doc;
   }
 
+  /**
+   * Refuses a pull whose layers (the ones not stored yet, at their declared
+   * compressed sizes) would leave less than the reserve free on the store's
+   * file system.
+   */
+  private async checkFreeDisk(canonical: string, layers: readonly LayerRecord[]): Promise<void> {
+    let needed = 0;
+    for (const l of layers) {
+      if (!(await this.store.hasSnapshot(l.diffId)) && !(await this.store.hasBlob(l.digest))) needed += l.size;
+    }
+    const st = await fs.statfs(this.store.root);
+    const free = st.bavail * st.bsize;
+    const reserve = this.limits.diskReserveBytes;
+    if (free - needed < reserve) {
+      throw new ImageError(
+        "INSUFFICIENT_DISK",
+        `${canonical}: ${free} bytes free on the image store's file system (${this.store.root}), the layers need ${needed}, and ${reserve} must stay free (${LIMIT_FLAGS.diskReserveBytes})`,
+      );
+    }
+  }
+
   /** Unpacks a stored layer blob into its snapshot, verifying the diff_id. */
   private unpack(layer: LayerRecord): Promise<void> {
     return this.store.once(`snapshot:${layer.diffId}`, async () => {
       if (await this.store.hasSnapshot(layer.diffId)) return;
       const tmp = await this.store.tempDir("snapshot");
+      const uncompressed = uncompressedLimitOf(this.limits, layer.size);
       try {
         const diffId = await unpackBlob({
           blob: this.store.blobPath(layer.digest),
           compression: compressionOf(layer.mediaType)!,
           root: tmp,
           layer: layer.digest,
+          limits: {
+            maxUncompressedBytes: uncompressed.bytes,
+            uncompressedFlag: uncompressed.flag,
+            maxEntries: this.limits.maxEntries,
+            entriesFlag: LIMIT_FLAGS.maxEntries,
+          },
         });
         if (diffId !== layer.diffId) {
           throw new ImageError(
@@ -283,6 +334,8 @@ export class ImageService {
         await fs.rename(tmp, this.store.snapshotPath(layer.diffId));
       } catch (err) {
         await fs.rm(tmp, { recursive: true, force: true });
+        // A blob over the limits fails every pull that names it: do not keep it.
+        if (isImageError(err, "LIMIT_EXCEEDED")) await fs.rm(this.store.blobPath(layer.digest), { force: true });
         throw err;
       }
     });
@@ -382,12 +435,24 @@ function stderrOf(err: unknown): string {
   return (e.stderr?.trim() || e.message || String(err)).split("\n")[0]!;
 }
 
+/** The config blob's cap (as for manifests). */
+const CONFIG_LIMIT = 4 << 20;
+
+function validSize(n: unknown): n is number {
+  return typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
+}
+
+/** Parses a manifest or config; the error never quotes the bytes (V8's messages do). */
 function parseJson<T>(body: Buffer, what: string): T {
+  let value: unknown;
   try {
-    return JSON.parse(body.toString("utf8")) as T;
-  } catch (err) {
-    throw new ImageError("INVALID_IMAGE", `${what} is not JSON: ${(err as Error).message}`);
+    value = JSON.parse(body.toString("utf8"));
+  } catch {
+    throw new ImageError("INVALID_IMAGE", `${what} is not valid JSON`);
   }
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new ImageError("INVALID_IMAGE", `${what} is not a JSON object`);
+  return value as T;
 }
 
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

@@ -2,6 +2,7 @@
 // distribution API, with Range resume) or a local OCI image layout (a
 // directory, or an oci-archive tarball unpacked to a temporary layout).
 import { createHash } from "node:crypto";
+import * as fsSync from "node:fs";
 import { createReadStream } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
@@ -10,6 +11,7 @@ import * as tar from "tar-stream";
 import { ImageError, isImageError } from "./errors";
 import type { LayoutReference, RegistryReference } from "./reference";
 import { readBody, type Credentials, type RegistryClient } from "./registry";
+import { NoFollowDir } from "./safe-open";
 import { sha256, type ContentStore } from "./store";
 import { MANIFEST_ACCEPT, type Descriptor, type Index } from "./types";
 
@@ -155,59 +157,76 @@ export class RegistrySource implements ImageSource {
   async close(): Promise<void> {}
 }
 
-/** An OCI image layout directory (or an oci-archive unpacked into one). */
+/**
+ * An OCI image layout directory (or an oci-archive unpacked into one) under
+ * the agent's --oci-dir. Every file is opened through a NoFollowDir walk
+ * (never through a symlink), and no error quotes what a file holds: a
+ * layout is a host path an App names, so its contents must not leak into
+ * the App's status.
+ */
 export class LayoutSource implements ImageSource {
   readonly name: string;
 
   private constructor(
     private readonly store: ContentStore,
-    private readonly dir: string,
+    private readonly dir: NoFollowDir,
     private readonly cleanup: string | undefined,
     display: string,
   ) {
     this.name = display;
   }
 
-  static async open(store: ContentStore, ref: LayoutReference): Promise<LayoutSource> {
-    let st;
-    try {
-      st = await fs.stat(ref.path);
-    } catch (err) {
-      throw new ImageError("NOT_FOUND", `OCI layout ${ref.path}: ${(err as Error).message}`);
+  static async open(store: ContentStore, ref: LayoutReference, ociDir: string): Promise<LayoutSource> {
+    const root = path.resolve(ociDir);
+    const wanted = path.resolve(ref.path);
+    const rel = path.relative(root, wanted);
+    if (rel.startsWith("..") || path.isAbsolute(rel)) {
+      throw new ImageError(
+        "OCI_PATH_REFUSED",
+        `oci:${ref.path}: oci: images must be under the agent's --oci-dir ${root}`,
+      );
     }
-    if (st.isDirectory()) return new LayoutSource(store, ref.path, undefined, ref.path);
-    const dir = await store.tempDir("archive");
+    const rootDir = NoFollowDir.openRoot(root);
+    let opened;
     try {
-      await extractArchive(ref.path, dir);
+      opened = rootDir.open(rel);
+    } finally {
+      rootDir.close();
+    }
+    if (opened.kind === "directory") return new LayoutSource(store, opened.dir, undefined, ref.path);
+    const tmp = await store.tempDir("archive");
+    try {
+      await extractArchive(createReadStream("", { fd: opened.fd, autoClose: true }), ref.path, tmp);
+      return new LayoutSource(store, NoFollowDir.openRoot(tmp), tmp, ref.path);
     } catch (err) {
-      await fs.rm(dir, { recursive: true, force: true });
+      await fs.rm(tmp, { recursive: true, force: true });
       throw err;
     }
-    return new LayoutSource(store, dir, dir, ref.path);
   }
 
   /** index.json entry by its ref.name annotation; no tag: the only entry. */
   async fetchManifest(tagOrDigest: string): Promise<FetchedManifest> {
     if (tagOrDigest.startsWith("sha256:")) {
-      const body = await this.readBlob(tagOrDigest, MANIFEST_LIMIT);
+      const body = this.readBlob(tagOrDigest, MANIFEST_LIMIT);
       return { body, mediaType: undefined, digest: tagOrDigest };
     }
-    let index: Index;
-    try {
-      const layout = JSON.parse(await fs.readFile(path.join(this.dir, "oci-layout"), "utf8")) as {
-        imageLayoutVersion?: string;
-      };
-      if (!layout.imageLayoutVersion) throw new Error("oci-layout has no imageLayoutVersion");
-      index = JSON.parse(await fs.readFile(path.join(this.dir, "index.json"), "utf8")) as Index;
-    } catch (err) {
-      throw new ImageError("INVALID_IMAGE", `${this.name} is not an OCI image layout: ${(err as Error).message}`);
+    const layout = this.readJson<{ imageLayoutVersion?: unknown }>("oci-layout");
+    if (typeof layout.imageLayoutVersion !== "string") {
+      throw new ImageError(
+        "INVALID_IMAGE",
+        `${this.name} is not an OCI image layout: oci-layout has no imageLayoutVersion`,
+      );
     }
-    const entries = index.manifests ?? [];
+    const index = this.readJson<Index>("index.json");
+    const entries = Array.isArray(index.manifests) ? index.manifests : [];
     const tag = tagOrDigest === "" ? undefined : tagOrDigest;
     const matching =
       tag === undefined ? entries : entries.filter((d) => d.annotations?.["org.opencontainers.image.ref.name"] === tag);
     if (matching.length === 0) {
-      const tags = entries.map((d) => d.annotations?.["org.opencontainers.image.ref.name"]).filter(Boolean);
+      // Only names that look like tags are listed (nothing else a file holds goes into a message).
+      const tags = entries
+        .map((d) => d.annotations?.["org.opencontainers.image.ref.name"])
+        .filter((t): t is string => typeof t === "string" && /^[A-Za-z0-9_.:/-]{1,128}$/.test(t));
       throw new ImageError(
         "NOT_FOUND",
         `${this.name}: no image tagged ${JSON.stringify(tag)} (tags: ${tags.join(", ") || "none"})`,
@@ -220,28 +239,41 @@ export class LayoutSource implements ImageSource {
       );
     }
     const desc = matching[0]!;
-    const body = await this.readBlob(desc.digest, MANIFEST_LIMIT);
-    return { body, mediaType: desc.mediaType, digest: desc.digest };
+    if (typeof desc.digest !== "string")
+      throw new ImageError("INVALID_IMAGE", `${this.name}: index.json entry without a digest`);
+    const body = this.readBlob(desc.digest, MANIFEST_LIMIT);
+    return { body, mediaType: typeof desc.mediaType === "string" ? desc.mediaType : undefined, digest: desc.digest };
   }
 
   fetchBlob(desc: Descriptor, onBytes: (n: number) => void): Promise<void> {
     return this.store.once(`blob:${desc.digest}`, async () => {
       if (await this.store.hasBlob(desc.digest)) return onBytes(desc.size);
-      const src = this.blobFile(desc.digest);
+      const src = this.dir.openFile(this.blobRel(desc.digest));
+      if (src.size !== desc.size) {
+        fsSync.closeSync(src.fd);
+        throw new ImageError(
+          "DIGEST_MISMATCH",
+          `${this.name}: blob ${desc.digest} has ${src.size} bytes (expected ${desc.size})`,
+        );
+      }
       const ingest = this.store.ingestPath(desc.digest);
       const hash = createHash("sha256");
       let size = 0;
       const fh = await fs.open(ingest, "w", 0o600);
       try {
-        for await (const chunk of createReadStream(src)) {
+        for await (const chunk of createReadStream("", { fd: src.fd, autoClose: true })) {
           await fh.write(chunk as Buffer);
           hash.update(chunk as Buffer);
           size += (chunk as Buffer).length;
           onBytes((chunk as Buffer).length);
+          if (size > desc.size) break;
         }
       } catch (err) {
         await fs.rm(ingest, { force: true });
-        throw new ImageError("NOT_FOUND", `${this.name}: blob ${desc.digest}: ${(err as Error).message}`);
+        throw new ImageError(
+          "NOT_FOUND",
+          `${this.name}: blob ${desc.digest}: ${(err as NodeJS.ErrnoException).code ?? "read failed"}`,
+        );
       } finally {
         await fh.close();
       }
@@ -257,35 +289,39 @@ export class LayoutSource implements ImageSource {
     });
   }
 
-  private blobFile(digest: string): string {
+  private blobRel(digest: string): string {
     if (!/^sha256:[a-f0-9]{64}$/.test(digest))
-      throw new ImageError("INVALID_IMAGE", `bad digest ${JSON.stringify(digest)}`);
-    return path.join(this.dir, "blobs", "sha256", digest.slice(7));
+      throw new ImageError("INVALID_IMAGE", `${this.name}: a digest is not sha256:<64 hex>`);
+    return `blobs/sha256/${digest.slice(7)}`;
   }
 
-  private async readBlob(digest: string, limit: number): Promise<Buffer> {
-    let body: Buffer;
+  /** A JSON file of the layout; a parse error never quotes the file (V8's messages do). */
+  private readJson<T>(rel: string): T {
+    const text = this.dir.readFile(rel, MANIFEST_LIMIT).toString("utf8");
     try {
-      const st = await fs.stat(this.blobFile(digest));
-      if (st.size > limit)
-        throw new ImageError("INVALID_IMAGE", `${this.name}: ${digest} is larger than ${limit} bytes`);
-      body = await fs.readFile(this.blobFile(digest));
-    } catch (err) {
-      if (isImageError(err)) throw err;
-      throw new ImageError("NOT_FOUND", `${this.name}: blob ${digest} is missing`);
+      const value = JSON.parse(text) as unknown;
+      if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("not an object");
+      return value as T;
+    } catch {
+      throw new ImageError("INVALID_IMAGE", `${this.name} is not an OCI image layout: ${rel} is not a JSON object`);
     }
+  }
+
+  private readBlob(digest: string, limit: number): Buffer {
+    const body = this.dir.readFile(this.blobRel(digest), limit);
     if (sha256(body) !== digest)
       throw new ImageError("DIGEST_MISMATCH", `${this.name}: blob ${digest} does not match its digest`);
     return body;
   }
 
   async close(): Promise<void> {
+    this.dir.close();
     if (this.cleanup) await fs.rm(this.cleanup, { recursive: true, force: true });
   }
 }
 
 /** Unpacks only oci-layout, index.json and blobs/sha256/<hex> of an oci-archive. */
-async function extractArchive(file: string, dir: string): Promise<void> {
+async function extractArchive(src: Readable, file: string, dir: string): Promise<void> {
   await fs.mkdir(path.join(dir, "blobs", "sha256"), { recursive: true });
   const extract = tar.extract();
   const done = new Promise<void>((resolve, reject) => {
@@ -315,7 +351,6 @@ async function extractArchive(file: string, dir: string): Promise<void> {
     extract.on("finish", resolve);
     extract.on("error", (err) => reject(new ImageError("INVALID_IMAGE", `oci-archive ${file}: ${err.message}`)));
   });
-  const src = createReadStream(file);
   src.on("error", (err) => extract.destroy(err));
   src.pipe(extract);
   await done;

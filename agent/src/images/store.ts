@@ -269,5 +269,11 @@ async function exists(p: string): Promise<boolean> {
 async function writeFileAtomic(target: string, text: string, root: string): Promise<void> {
   const tmp = path.join(root, "tmp", `w-${randomBytes(6).toString("hex")}`);
   await fs.writeFile(tmp, text, { mode: 0o600 });
-  await fs.rename(tmp, target);
+  try {
+    await fs.rename(tmp, target);
+  } catch (err) {
+    // e.g. the target's directory does not exist yet (writeContainerRef's first try): leave no tmp file.
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
 }

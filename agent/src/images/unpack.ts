@@ -60,8 +60,13 @@ function unsafe(layer: string, entry: string, why: string): ImageError {
  * Unpacks the (uncompressed) tar stream `source` into the empty directory
  * `root`. `layer` names the layer in errors (its digest).
  */
-export async function unpackLayer(source: Readable, root: string, layer: string): Promise<UnpackStats> {
-  const unpacker = new LayerUnpacker(root, layer);
+export async function unpackLayer(
+  source: Readable,
+  root: string,
+  layer: string,
+  limits?: { maxEntries: number; entriesFlag: string },
+): Promise<UnpackStats> {
+  const unpacker = new LayerUnpacker(root, layer, limits);
   const extract = tar.extract();
   const done = new Promise<void>((resolve, reject) => {
     extract.on("entry", (header: tar.Header, entryStream: unknown, next: (err?: Error | null) => void) => {
@@ -96,12 +101,19 @@ class LayerUnpacker {
   constructor(
     private readonly root: string,
     private readonly layer: string,
+    private readonly limits?: { maxEntries: number; entriesFlag: string },
   ) {}
 
   async entry(h: tar.Header, body: Readable): Promise<void> {
     const type: string = h.type ?? "file";
     const parts = entryComponents(h.name, this.layer);
     this.stats.entries++;
+    if (this.limits && this.stats.entries > this.limits.maxEntries) {
+      throw new ImageError(
+        "LIMIT_EXCEEDED",
+        `layer ${this.layer}: more than ${this.limits.maxEntries} tar entries (${this.limits.entriesFlag}); nothing was unpacked`,
+      );
+    }
     if (parts.length === 0) {
       // The layer's root itself ("./"): nothing to create.
       return drain(body);

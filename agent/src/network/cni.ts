@@ -155,6 +155,16 @@ export class CniCaller {
     for (const plugin of list.plugins) await this.exec("CHECK", list, plugin, conf, cached.result);
   }
 
+  /**
+   * Records an ADD's result without running the plugins: for a container
+   * whose network was set up by an earlier agent run whose cache is gone, so
+   * that DEL can undo it (port mappings included).
+   */
+  async recordResult(list: CniNetworkList, rt: CniRuntimeConf, result: CniResult): Promise<void> {
+    checkRuntimeConf(rt, true);
+    await this.writeCache(list, rt, result);
+  }
+
   /** The cached ADD result, if any. */
   async cachedResult(networkName: string, containerId: string, ifName: string): Promise<CniResult | undefined> {
     return (await this.readCache(networkName, containerId, ifName))?.result;

@@ -26,7 +26,7 @@ export function instanceChain(uid: string): string {
   return INSTANCE_CHAIN_PREFIX + createHash("sha256").update(uid).digest("hex").slice(0, 16);
 }
 
-async function iptables(args: string[]): Promise<string> {
+export async function iptables(args: string[]): Promise<string> {
   try {
     const { stdout } = await exec("iptables", ["-w", "10", ...args]);
     return stdout;
@@ -36,7 +36,7 @@ async function iptables(args: string[]): Promise<string> {
   }
 }
 
-async function tryIptables(args: string[]): Promise<boolean> {
+export async function tryIptables(args: string[]): Promise<boolean> {
   try {
     await iptables(args);
     return true;
@@ -47,7 +47,7 @@ async function tryIptables(args: string[]): Promise<boolean> {
 
 /** Serializes the agent's own iptables edits (the xtables lock covers single commands only). */
 let chainLock: Promise<unknown> = Promise.resolve();
-function locked<T>(fn: () => Promise<T>): Promise<T> {
+export function locked<T>(fn: () => Promise<T>): Promise<T> {
   const next = chainLock.then(fn, fn);
   chainLock = next.catch(() => undefined);
   return next;

@@ -4,3 +4,5 @@ export * from "./egress";
 export * from "./etc-files";
 export * from "./manager";
 export * from "./netns";
+export * from "./host-ports";
+export * from "./node-guard";

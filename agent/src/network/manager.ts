@@ -4,9 +4,13 @@
 // all of it and tolerates any part being gone already, so it can run after
 // a crash at any point. cleanupStale() finds what an earlier agent run left
 // (cached CNI results, namespace files, host-local allocations, egress
-// chains) and tears it down.
+// chains) and tears it down. Host ports this node refuses (host-ports.ts)
+// fail the setup before anything is made; the node guard (node-guard.ts)
+// is in place before every CNI ADD.
+import { execFile } from "node:child_process";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
+import { promisify } from "node:util";
 import { pino, type Logger } from "pino";
 import { CniCaller, type CniNetworkList, type CniPortMapping, type CniResult } from "./cni";
 import { DEFAULT_PLUGIN_DIRS, defaultNetworkList, loadNetworkList } from "./conflist";
@@ -19,8 +23,18 @@ import {
   type EgressRule,
 } from "./egress";
 import { createNetns, isMounted, removeNetns } from "./netns";
+import {
+  DEFAULT_HOST_PORT_POLICY,
+  HostPortRefusedError,
+  hostPortProblem,
+  type AgentHostPortPolicy,
+  type NodePortRule,
+} from "./host-ports";
+import { ensureNodeGuard, resetRouteLocalnet } from "./node-guard";
 
 export const IFNAME = "eth0";
+
+const exec = promisify(execFile);
 
 export interface PortSpec {
   name: string;
@@ -49,6 +63,10 @@ export interface NetworkManagerOptions {
   /** An operator's conflist instead of the default list ("{{subnet}}" is replaced). */
   conflistFile?: string;
   logger?: Logger;
+  /** Which host ports this node publishes (default: 10000-32767, nothing reserved or privileged). */
+  hostPorts?: AgentHostPortPolicy;
+  /** What instances may open on the node's own addresses (default: nothing). */
+  allowedNodePorts?: readonly NodePortRule[];
 }
 
 interface Persisted {
@@ -76,6 +94,8 @@ export class NetworkManager {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     }
+    // Instances adopted from an earlier run (or made by an older agent) are guarded before registration.
+    if (this.settings) await this.guard(this.networkList());
   }
 
   /** The control plane told us the node's subnet and the egress default. */
@@ -86,9 +106,10 @@ export class NetworkManager {
       this.log.warn({ from: this.settings.subnet, to: subnet }, "node subnet changed; new instances use the new one");
     }
     this.settings = next;
-    this.networkList(); // fail early on a bad conflist
+    const list = this.networkList(); // fail early on a bad conflist
     await fs.mkdir(this.opts.stateDir, { recursive: true });
     await fs.writeFile(this.dir("network.json"), JSON.stringify(next));
+    await this.guard(list);
     this.log.info(next, "instance network configured");
   }
 
@@ -107,9 +128,14 @@ export class NetworkManager {
   async setup(req: InstanceNetworkRequest): Promise<InstanceNetwork> {
     const settings = this.settings;
     if (!settings) throw new Error("the node's subnet is not known yet (not registered)");
+    const published = req.ports.filter((p) => p.hostPort > 0);
+    const refused = published.flatMap((p) => {
+      const why = hostPortProblem(p.hostPort, p.protocol, this.opts.hostPorts ?? DEFAULT_HOST_PORT_POLICY);
+      return why ? [`port ${JSON.stringify(p.name)}: ${why}`] : [];
+    });
+    if (refused.length > 0) throw new HostPortRefusedError(refused.join("; "));
     const list = this.networkList();
     const netnsPath = this.netnsPath(req.uid);
-    const published = req.ports.filter((p) => p.hostPort > 0);
     const portMappings: CniPortMapping[] = published.map((p) => ({
       hostPort: p.hostPort,
       containerPort: p.containerPort,
@@ -117,6 +143,7 @@ export class NetworkManager {
       hostIP: "",
     }));
     try {
+      await this.guard(list);
       await createNetns(netnsPath);
       const result = await this.cni.add(list, {
         containerId: req.uid,
@@ -124,6 +151,9 @@ export class NetworkManager {
         ifName: IFNAME,
         capabilityArgs: { portMappings },
       });
+      // portmap turned route_localnet on for the bridge; nothing here needs it.
+      const hostSide = (result.interfaces ?? []).filter((i) => !i.sandbox).map((i) => i.name);
+      await resetRouteLocalnet([...bridgesOf(list), ...hostSide]);
       const ip = instanceIp(result);
       if (!ip) throw new Error(`CNI ADD returned no IPv4 address: ${JSON.stringify(result.ips ?? [])}`);
       await applyEgress(req.uid, ip, req.egress, settings.egressDefault);
@@ -135,6 +165,53 @@ export class NetworkManager {
       );
       throw err;
     }
+  }
+
+  /**
+   * Takes over the network of a running container whose records were lost
+   * (the agent's state directory was removed while it ran): its namespace
+   * (bound again from the container's init `pid` when the file is gone), its
+   * address read from inside it, and the host-local allocation and the CNI
+   * cache entry written again, so that no other instance gets its address
+   * and teardown undoes its port mappings. (Egress chains, port mappings and
+   * masquerade rules live in iptables: they were never lost.)
+   */
+  async adopt(req: InstanceNetworkRequest, pid: number): Promise<InstanceNetwork> {
+    if (!this.settings) throw new Error("the node's subnet is not known yet (not registered)");
+    const list = this.networkList();
+    const netnsPath = this.netnsPath(req.uid);
+    if (!(await isMounted(netnsPath))) {
+      await fs.mkdir(this.dir("netns"), { recursive: true, mode: 0o700 });
+      await fs.writeFile(netnsPath, "", { flag: "a", mode: 0o600 });
+      await exec("mount", ["--bind", `/proc/${pid}/ns/net`, netnsPath]);
+    }
+    const { stdout } = await exec("nsenter", [`--net=${netnsPath}`, "ip", "-4", "-o", "addr", "show", "dev", IFNAME]);
+    const cidr = /\binet (\d+\.\d+\.\d+\.\d+\/\d+)/.exec(stdout)?.[1];
+    if (!cidr) throw new Error(`no IPv4 address on ${IFNAME} in the network namespace of ${req.uid}`);
+    const ip = cidr.split("/")[0]!;
+    if (!this.opts.conflistFile) {
+      // host-local's record of the allocation: "<container id>\r\n<ifname>" in a file named by the address.
+      const dir = path.join(this.dir("ipam"), list.name);
+      await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      const file = path.join(dir, ip);
+      const holder = (await fs.readFile(file, "utf8").catch(() => "")).split(/\r?\n/)[0]?.trim();
+      if (holder && holder !== req.uid) throw new Error(`address ${ip} of ${req.uid} is recorded for ${holder}`);
+      await fs.writeFile(file, `${req.uid}\r\n${IFNAME}`, { mode: 0o600 });
+    }
+    const portMappings: CniPortMapping[] = req.ports
+      .filter((p) => p.hostPort > 0)
+      .map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, hostIP: "" }));
+    await this.cni.recordResult(
+      list,
+      { containerId: req.uid, netns: netnsPath, ifName: IFNAME, capabilityArgs: { portMappings } },
+      {
+        cniVersion: list.cniVersion,
+        interfaces: [{ name: IFNAME, sandbox: netnsPath }],
+        ips: [{ address: cidr, interface: 0 }],
+      },
+    );
+    this.log.info({ uid: req.uid, ip }, "instance network adopted from the host");
+    return { netnsPath, ip, ports: req.ports.map((p) => ({ ...p })) };
   }
 
   /** Removes everything of an instance's network; idempotent. */
@@ -192,6 +269,18 @@ export class NetworkManager {
     return out;
   }
 
+  /** The node guard for this list's bridges and the node's subnet; route_localnet off on the bridges. */
+  private async guard(list: CniNetworkList): Promise<void> {
+    if (!this.settings) return;
+    const bridges = bridgesOf(list);
+    await ensureNodeGuard({
+      subnet: this.settings.subnet,
+      interfaces: bridges,
+      allowedNodePorts: this.opts.allowedNodePorts ?? [],
+    });
+    await resetRouteLocalnet(bridges);
+  }
+
   networkList(): CniNetworkList {
     if (!this.settings) throw new Error("the node's subnet is not known yet");
     return this.opts.conflistFile
@@ -202,6 +291,13 @@ export class NetworkManager {
   private dir(name: string): string {
     return path.join(this.opts.stateDir, name);
   }
+}
+
+/** The bridges a network list attaches instances to (the bridge plugin's default is cni0). */
+export function bridgesOf(list: CniNetworkList): string[] {
+  return list.plugins
+    .filter((p) => p.type === "bridge")
+    .map((p) => (typeof p.bridge === "string" && p.bridge !== "" ? p.bridge : "cni0"));
 }
 
 /** The first IPv4 address of the result on an interface inside the sandbox. */

@@ -2,12 +2,14 @@
 // namespace, for `deploy/quickstart.sh down` on a single node: every
 // instance network the agent's state knows (CNI DEL with the cached results:
 // veths, addresses, port mappings, masquerade rules), the egress chains and
-// their hook, and the bridge. Run it after the containers are gone.
+// their hook, the node guard (node-guard.ts) and the bridge. Run it after the
+// containers are gone.
 // Usage: node agent/dist/network/node-cleanup.js NETWORK_STATE_DIR
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { ADMIN_CHAIN, DEFAULT_BRIDGE } from "./conflist";
 import { EGRESS_CHAIN } from "./egress";
+import { removeNodeGuard } from "./node-guard";
 import { pino } from "pino";
 import { NetworkManager } from "./manager";
 
@@ -26,6 +28,7 @@ export async function removeNodeNetwork(stateDir: string): Promise<string[]> {
   ) {
     /* every copy of the hook */
   }
+  await removeNodeGuard();
   await quietly("iptables", ["-w", "10", "-F", EGRESS_CHAIN]);
   await quietly("iptables", ["-w", "10", "-X", EGRESS_CHAIN]);
   // The firewall plugin's chains, once no instance rule is left in them.

@@ -56,12 +56,13 @@ export interface OciConfig {
 
 /** The mounts Grove sets up itself (as runc's default spec lists them). */
 const BUILTIN_MOUNTS = new Set(["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"]);
-const SUPPORTED_NAMESPACES = new Set(["pid", "mount", "uts", "ipc", "network", "user"]);
+const SUPPORTED_NAMESPACES = new Set(["pid", "mount", "uts", "ipc", "network", "user", "cgroup"]);
 const REQUIRED_NAMESPACES = ["pid", "network", "ipc", "uts", "mount"];
 /** What the core always does (container.c): a bundle may ask for these, not for others. */
 const GROVE_MASKED = new Set([
   "/proc/asound",
   "/proc/acpi",
+  "/proc/interrupts",
   "/proc/kcore",
   "/proc/keys",
   "/proc/latency_stats",
@@ -72,6 +73,8 @@ const GROVE_MASKED = new Set([
   "/sys/firmware",
   "/sys/devices/virtual/powercap",
 ]);
+/** The core also masks /sys/devices/system/cpu/cpu<N>/thermal_throttle for every N. */
+const THERMAL_THROTTLE = /^\/sys\/devices\/system\/cpu\/cpu\d+\/thermal_throttle$/;
 const GROVE_READONLY = new Set(["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]);
 const GROVE_DEVICES = new Set(["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"]);
 const BIND_OPTIONS = new Set(["bind", "rbind", "ro", "rw", "private", "rprivate"]);
@@ -195,7 +198,7 @@ export function bundleToSpec(config: OciConfig, bundle: string, id: string, logP
     );
   }
   (linux.maskedPaths ?? []).forEach((p, k) => {
-    if (!GROVE_MASKED.has(p)) {
+    if (!GROVE_MASKED.has(p) && !THERMAL_THROTTLE.test(p)) {
       fail(`linux.maskedPaths[${k}]`, `${p} is not one of the paths Grove masks (it always masks its fixed list)`);
     }
   });
@@ -225,8 +228,10 @@ export function bundleToSpec(config: OciConfig, bundle: string, id: string, logP
   }
   let netnsPath: string | undefined;
   let userns = false;
+  let cgroupns = false;
   for (const [i, ns] of (config.linux?.namespaces ?? []).entries()) {
     if (ns.type === "user") userns = true;
+    if (ns.type === "cgroup") cgroupns = true;
     if (!SUPPORTED_NAMESPACES.has(ns.type))
       fail(`linux.namespaces[${i}].type`, `${ns.type} namespaces are not supported`);
     if (ns.path !== undefined && ns.path !== "") {
@@ -306,6 +311,8 @@ export function bundleToSpec(config: OciConfig, bundle: string, id: string, logP
   if (config.root?.readonly === true) spec.readonlyRootfs = true;
   if (mounts.length > 0) spec.mounts = mounts;
   if (netnsPath !== undefined) spec.netnsPath = netnsPath;
+  // runtime-spec: a namespace the bundle does not list is the runtime's.
+  if (!cgroupns) spec.hostCgroupNamespace = true;
   const maps = (field: "uidMappings" | "gidMappings") =>
     (config.linux?.[field] ?? []).map((m, i) => {
       if (m === null || typeof m !== "object") fail(`linux.${field}[${i}]`, "must be an object");

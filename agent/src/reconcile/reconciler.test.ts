@@ -169,12 +169,13 @@ function spec(uid: string, overrides: Partial<InstanceSpec__Output> = {}): Insta
     imagePullSecret: "",
     entrypoint: [],
     security: null,
+    stopAfterMs: "0",
     ...overrides,
   };
 }
 
 function desired(...specs: InstanceSpec__Output[]) {
-  return { instances: specs, revision: "1" };
+  return { instances: specs, revision: "1", clusterId: "" };
 }
 
 describe("Reconciler", () => {
@@ -362,7 +363,7 @@ describe("Reconciler", () => {
 
     reconciler.setDesired(desired(spec("u1")));
     await settle();
-    reconciler.setDesired({ instances: [spec("u1")], revision: "2" });
+    reconciler.setDesired({ instances: [spec("u1")], revision: "2", clusterId: "" });
     await settle();
 
     expect(runtime.started).toHaveLength(1);
@@ -471,6 +472,50 @@ describe("Reconciler", () => {
     reconciler.setDesired(desired(spec("u3")));
     await settle();
     expect(runtime.started.map((s) => s.id)).toEqual(["u1", "u2"]);
+  });
+
+  it("stops only instances with stop_after_ms once the node is without contact that long, and never restarts them", async () => {
+    let silentMs = 0;
+    reconciler.close();
+    reconciler = new Reconciler({
+      runtime,
+      rootfsDir: "/var/lib/grove/rootfs",
+      stateDir,
+      onStatus: (s) => reports.push(s),
+      resyncIntervalMs: 0,
+      withoutContactMs: () => silentMs,
+      disconnectCheckIntervalMs: 60_000, // driven by hand below
+    });
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("single", { stopAfterMs: "5000" }), spec("web")));
+    await settle();
+
+    silentMs = 4_999;
+    reconciler.checkDisconnected();
+    await settle();
+    expect(runtime.calls.filter((c) => c.startsWith("stop"))).toEqual([]);
+
+    silentMs = 5_000;
+    reconciler.checkDisconnected();
+    await settle();
+    expect(runtime.calls.filter((c) => c.startsWith("stop") || c.startsWith("remove"))).toEqual([
+      "stop single 7",
+      "remove single",
+    ]);
+    expect(reports.filter((r) => r.uid === "single").at(-1)).toMatchObject({
+      state: "EXITED",
+      reason: "StoppedDisconnected",
+      message: expect.stringMatching(/after 5\.0s without contact .*stopAfter 5s/),
+    });
+    // Still desired and contact back: it stays stopped (replacing it is the control plane's call); web never stopped.
+    silentMs = 0;
+    reconciler.setDesired(desired(spec("single", { stopAfterMs: "5000" }), spec("web")));
+    await settle();
+    expect(runtime.started.map((s) => s.id)).toEqual(["single", "web"]);
+    expect(Object.fromEntries(reconciler.statuses().map((s) => [s.uid, s.state]))).toEqual({
+      single: "EXITED",
+      web: "RUNNING",
+    });
   });
 });
 
@@ -756,20 +801,51 @@ describe("Reconciler with images", () => {
   });
 });
 
-describe("Reconciler with networking: /etc files of rootfs-directory instances", () => {
+describe("Reconciler with private roots over rootfs directories", () => {
+  /** Mounts nothing: a private root is a plain directory of the test's. */
+  class FakeTemplates {
+    calls: string[] = [];
+    invalid = new Set<string>();
+    constructor(private readonly dir: string) {}
+    async template(name: string) {
+      if (this.invalid.has(name)) throw new Error(`rootfs "${name}": /r/${name} does not exist`);
+      return `/r/${name}`;
+    }
+    async mount(id: string, template: string) {
+      this.calls.push(`mount ${id} ${template}`);
+      const root = path.join(this.dir, id);
+      fs.mkdirSync(root, { recursive: true });
+      return root;
+    }
+    async unmount(id: string) {
+      this.calls.push(`unmount ${id}`);
+      fs.rmSync(path.join(this.dir, id), { recursive: true, force: true });
+    }
+    async cleanup(keep: ReadonlySet<string> = new Set()) {
+      this.calls.push(`cleanup ${[...keep].join(",")}`);
+      return [];
+    }
+  }
+
   let runtime: TestRuntime;
   let stateDir: string;
+  let templates: FakeTemplates;
+  let reports: InstanceStatus[];
   let reconciler: Reconciler;
   const calls: string[] = [];
 
   beforeEach(() => {
     runtime = new TestRuntime();
     calls.length = 0;
+    reports = [];
     stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-reconciler-"));
+    templates = new FakeTemplates(path.join(stateDir, "roots"));
     reconciler = new Reconciler({
       runtime,
-      rootfsDir: "/var/lib/grove/rootfs",
+      templates,
+      rootfsDir: "/r",
       stateDir,
+      onStatus: (s) => reports.push(s),
       network: {
         ready: true,
         setup: async (req) => {
@@ -797,25 +873,39 @@ describe("Reconciler with networking: /etc files of rootfs-directory instances",
     await reconciler.idle();
   }
 
-  it("writes hosts and resolv.conf into the state directory, mounts them read-only, removes them with the instance", async () => {
+  it("starts on its own root over the directory, users from the directory, /etc files in its root; releases it with the instance", async () => {
     const stale = path.join(stateDir, "network", "etc", "gone");
     fs.mkdirSync(stale, { recursive: true });
     await reconciler.start();
-    expect(fs.existsSync(stale)).toBe(false); // no container adopted it
+    expect(fs.existsSync(stale)).toBe(false); // left by an older agent, no container adopted it
     reconciler.setDesired(desired(spec("u1")));
     await settle();
-    const dir = path.join(stateDir, "network", "etc", "u1");
-    expect(runtime.started[0]?.mounts).toEqual([
-      { source: path.join(dir, "hosts"), destination: "/etc/hosts", readonly: true },
-      { source: path.join(dir, "resolv.conf"), destination: "/etc/resolv.conf", readonly: true },
-    ]);
-    expect(fs.readFileSync(path.join(dir, "hosts"), "utf8")).toContain("10.244.0.7\tweb-u1\n");
-    expect(fs.existsSync(path.join(dir, "resolv.conf"))).toBe(true);
+    const root = path.join(stateDir, "roots", "u1");
+    expect(templates.calls).toEqual(["cleanup ", "mount u1 /r/busybox"]);
+    expect(runtime.started[0]).toMatchObject({ rootfs: root, usersFrom: "/r/busybox" });
+    expect(runtime.started[0]?.mounts).toBeUndefined();
+    expect(fs.readFileSync(path.join(root, "etc", "hosts"), "utf8")).toContain("10.244.0.7\tweb-u1\n");
+    expect(fs.existsSync(path.join(root, "etc", "resolv.conf"))).toBe(true);
 
     reconciler.setDesired(desired());
     await settle();
     expect(calls).toEqual(["setup u1", "teardown u1"]);
-    expect(fs.existsSync(dir)).toBe(false);
+    expect(templates.calls.at(-1)).toBe("unmount u1");
+    expect(fs.existsSync(root)).toBe(false);
+  });
+
+  it("ends InvalidRootfs when the directory cannot be used, and mounts nothing", async () => {
+    templates.invalid.add("busybox");
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u2")));
+    await settle();
+    expect(runtime.started).toEqual([]);
+    expect(reports.at(-1)).toMatchObject({
+      state: "FAILED",
+      reason: "InvalidRootfs",
+      message: 'rootfs "busybox": /r/busybox does not exist',
+    });
+    expect(templates.calls).toEqual(["cleanup "]);
   });
 });
 

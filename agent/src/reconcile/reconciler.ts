@@ -18,6 +18,12 @@
 // kernel's message; the same resize is tried again only after
 // resizeRetryDelayMs (at a periodic resync), not in a hot loop.
 //
+// An instance whose spec carries stop_after_ms (the App's
+// spec.disconnect.stopAfter) is stopped by the agent itself once the node has
+// been without contact with the control plane that long (withoutContactMs,
+// monotonic), and reported EXITED with reason StoppedDisconnected when contact
+// returns; without it instances keep running however long the outage.
+//
 // Instances that finished (exited, failed, OOM-killed, failed to start) are
 // remembered by uid and never started again: replacing them is the control
 // plane's decision. Their last status stays in statuses() (and so in every
@@ -29,7 +35,6 @@ import type { DesiredInstances__Output, InstanceSpec__Output, InstanceStatus } f
 import type {
   ContainerExit,
   ContainerHandle,
-  ContainerMount,
   ContainerResources,
   ContainerRuntime,
   ContainerSpec,
@@ -37,6 +42,7 @@ import type {
 import type { EgressRule } from "../network/egress";
 import type { InstanceNetwork, InstanceNetworkRequest } from "../network/manager";
 import { hostsFile, resolvConfFor, writeEtcFiles } from "../network/etc-files";
+import { HostPortRefusedError } from "../network/host-ports";
 import { WorkQueue } from "./work-queue";
 import type { UsernsPool, UsernsRange } from "./userns-pool";
 import { mergeRunConfig } from "../images/run-config";
@@ -56,6 +62,8 @@ export const StatusReason = {
   RuntimeError: "RuntimeError",
   /** CNI ADD or the egress rules failed. */
   NetworkFailed: "NetworkFailed",
+  /** A host port this node refuses to publish (reserved, privileged or outside its allowed ranges). */
+  HostPortRefused: "HostPortRefused",
   /** The agent is pulling the instance's image (state STARTING, progress in `pull`). */
   PullingImage: "PullingImage",
   /** The image could not be pulled, verified, unpacked or mounted; the message says why. */
@@ -64,6 +72,8 @@ export const StatusReason = {
   Resized: "Resized",
   /** The runtime or kernel refused new limits; the instance runs on with the old ones (state RUNNING). */
   ResizeFailed: "ResizeFailed",
+  /** Stopped by the agent after spec.disconnect.stopAfter without contact with the control plane. */
+  StoppedDisconnected: "StoppedDisconnected",
 } as const;
 
 /** What the reconciler needs from instance networking (agent/src/network). */
@@ -73,6 +83,8 @@ export interface InstanceNetworks {
   setup(req: InstanceNetworkRequest): Promise<InstanceNetwork>;
   teardown(uid: string): Promise<void>;
   cleanupStale(keep?: ReadonlySet<string>): Promise<string[]>;
+  /** Takes over the network of a running container whose records were lost (NetworkManager.adopt). */
+  adopt?(req: InstanceNetworkRequest, pid: number): Promise<InstanceNetwork>;
 }
 
 export interface ReconcilerOptions {
@@ -98,10 +110,24 @@ export interface ReconcilerOptions {
   pauseAfterNetworkMs?: number;
   /** OCI images (agent/src/images); without it instances naming an image fail with ImagePullFailed. */
   images?: InstanceImages;
+  /**
+   * Private roots over root filesystem directories (agent/src/images
+   * TemplateRoots): each instance gets its own overlay with the directory as
+   * the read-only lower layer. Without it (unit tests with the fake runtime)
+   * the container is pointed at the directory itself.
+   */
+  templates?: InstanceTemplates;
   /** Least time between two pull-progress reports of one instance (default 1000 ms). */
   pullProgressIntervalMs?: number;
   /** A refused resize is tried again (at a resync) no sooner than this (default 60 s). */
   resizeRetryDelayMs?: number;
+  /**
+   * How long the node has been without contact with the control plane (ms,
+   * monotonic; grpc/client.ts). Without it stop_after_ms is never acted on.
+   */
+  withoutContactMs?: () => number;
+  /** How often instances with stop_after_ms are checked against it (default 500 ms). */
+  disconnectCheckIntervalMs?: number;
   /**
    * Host id ranges for `security.userNamespace: auto` (--userns-range); without
    * it such instances fail to start. Explicit ranges need no pool.
@@ -129,10 +155,14 @@ interface TrackedInstance {
   networkUp?: boolean;
   /** Its image root may be mounted and is not yet released. */
   imageMounted?: boolean;
+  /** Its private root over a rootfs directory may be mounted and is not yet released. */
+  templateMounted?: boolean;
   /** The cpu, memory and pids limits its container has (set once it runs). */
   applied?: ContainerResources;
   /** The last refused resize: its target and when, so it is not retried in a hot loop. */
   resizeFailure?: { target: string; atMs: number };
+  /** To be stopped: the node was without contact this many ms (spec.disconnect.stopAfter). */
+  disconnectStopMs?: number;
 }
 
 /** Container annotations the reconciler reads back after an agent restart. */
@@ -152,11 +182,18 @@ export class Reconciler {
   private readonly log: Logger;
   private readonly now: () => number;
   private resyncTimer: NodeJS.Timeout | undefined;
+  private disconnectTimer: NodeJS.Timeout | undefined;
   private started = false;
   private shuttingDown = false;
   /** No desired set yet (e.g. just after a restart): adopted containers are kept, not stopped. */
   private desiredReceived = false;
   private orphanLogsCollected = false;
+  /**
+   * Running containers the runtime found on the host without their records
+   * (its state directory was removed): adopted with the spec of the first
+   * desired set that names them, stopped when it does not.
+   */
+  private readonly recordsLost = new Map<string, ContainerHandle>();
   private orphanLogs: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: ReconcilerOptions) {
@@ -188,6 +225,10 @@ export class Reconciler {
       const roots = await this.options.images.cleanupContainers(new Set(adopted));
       if (roots.length > 0) this.log.info({ containers: roots }, "removed image roots left by a previous agent run");
     }
+    if (this.options.templates) {
+      const roots = await this.options.templates.cleanup(new Set(adopted));
+      if (roots.length > 0) this.log.info({ containers: roots }, "removed private roots left by a previous agent run");
+    }
     if (this.options.network) {
       const nets = await this.options.network.cleanupStale(new Set(adopted));
       if (nets.length > 0) this.log.info({ instances: nets }, "removed instance networks left by a previous agent run");
@@ -201,7 +242,24 @@ export class Reconciler {
       this.resyncTimer = setInterval(() => this.enqueueAll(), interval);
       this.resyncTimer.unref();
     }
+    if (this.options.withoutContactMs) {
+      this.disconnectTimer = setInterval(() => this.checkDisconnected(), this.options.disconnectCheckIntervalMs ?? 500);
+      this.disconnectTimer.unref();
+    }
     this.enqueueAll();
+  }
+
+  /** Marks running instances whose stop_after_ms has passed without contact, and syncs them. */
+  checkDisconnected(): void {
+    const silentMs = this.options.withoutContactMs?.() ?? 0;
+    if (silentMs <= 0 || this.shuttingDown) return;
+    for (const t of this.tracked.values()) {
+      const stopAfterMs = Number(t.spec.stopAfterMs ?? 0);
+      if (!(stopAfterMs > 0) || silentMs < stopAfterMs) continue;
+      if (t.finished || !t.handle || t.stopRequested || t.disconnectStopMs !== undefined) continue;
+      t.disconnectStopMs = silentMs;
+      this.queue.add(t.uid);
+    }
   }
 
   /** Replaces the whole desired set. Idempotent: the same set again changes nothing. */
@@ -242,6 +300,7 @@ export class Reconciler {
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
     if (this.resyncTimer) clearInterval(this.resyncTimer);
+    if (this.disconnectTimer) clearInterval(this.disconnectTimer);
     if (!this.started) return;
     this.enqueueAll();
     await this.queue.idle();
@@ -250,6 +309,7 @@ export class Reconciler {
   /** Stops background work without touching containers (tests, fatal errors). */
   close(): void {
     if (this.resyncTimer) clearInterval(this.resyncTimer);
+    if (this.disconnectTimer) clearInterval(this.disconnectTimer);
     this.queue.close();
   }
 
@@ -265,6 +325,24 @@ export class Reconciler {
 
     if (tracked && !tracked.finished && (tracked.exit || tracked.exitError !== undefined)) {
       this.finish(tracked, this.exitStatus(tracked));
+    }
+
+    // The App asked to be stopped after this long without the control plane
+    // (desired or not: an agent restarted during an outage has no set yet).
+    if (tracked && tracked.disconnectStopMs !== undefined && !tracked.finished) {
+      return this.stopDisconnected(tracked, tracked.disconnectStopMs);
+    }
+
+    const lost = tracked ? undefined : this.recordsLost.get(uid);
+    if (lost) {
+      if (!spec && !this.desiredReceived && !this.shuttingDown) return;
+      if (spec && !this.shuttingDown) {
+        await this.adoptLost(spec, lost);
+        this.recordsLost.delete(uid);
+        return;
+      }
+      // Not desired: stopped below as an unknown container.
+      this.recordsLost.delete(uid);
     }
 
     // Until the control plane has said what it wants, keep what runs.
@@ -288,6 +366,7 @@ export class Reconciler {
         await this.runtime.remove(uid);
         await this.options.network?.teardown(uid);
         await this.options.images?.unmountRootfs(uid);
+        await this.options.templates?.unmount(uid);
       }
       if (!this.shuttingDown) await this.removeLogs(uid);
       return;
@@ -306,6 +385,29 @@ export class Reconciler {
     // The instance is gone from the control plane: so are its logs (kept while
     // a finished instance is still desired, and on an agent shutdown).
     if (!this.shuttingDown) await this.removeLogs(uid);
+  }
+
+  /** Stops an instance for spec.disconnect.stopAfter; it stays finished (the control plane replaces it). */
+  private async stopDisconnected(tracked: TrackedInstance, silentMs: number): Promise<void> {
+    const { uid } = tracked;
+    tracked.stopRequested = true;
+    const stopAfterMs = Number(tracked.spec.stopAfterMs);
+    const grace = Math.max(0, tracked.spec.stopGraceSeconds);
+    this.log.warn(
+      { uid, name: tracked.spec.name, stopAfterMs, withoutContactMs: Math.round(silentMs) },
+      "stopping instance: its App's disconnect.stopAfter passed without contact with the control plane",
+    );
+    const exit = await this.runtime.stop(uid, grace);
+    tracked.exit ??= exit;
+    const status = this.exitStatus(tracked);
+    this.finish(tracked, {
+      ...status,
+      reason: StatusReason.StoppedDisconnected,
+      message:
+        `stopped by the agent after ${(silentMs / 1000).toFixed(1)}s without contact with the control plane ` +
+        `(spec.disconnect.stopAfter ${stopAfterMs / 1000}s); ${status.message ?? ""}`,
+    });
+    if (!tracked.removed) await this.removeContainer(tracked);
   }
 
   /** Deletes an instance's log and its rotated predecessor. */
@@ -379,7 +481,9 @@ export class Reconciler {
 
     this.report(tracked, { ...base, state: "STARTING" });
     const containerSpec = this.containerSpecOf(spec);
-    if (spec.image && !(await this.prepareImage(tracked, spec, containerSpec))) return;
+    if (spec.image) {
+      if (!(await this.prepareImage(tracked, spec, containerSpec))) return;
+    } else if (!(await this.prepareTemplate(tracked, spec, containerSpec))) return;
     let network: InstanceNetwork | undefined;
     if (this.options.network) {
       tracked.networkUp = true;
@@ -387,27 +491,21 @@ export class Reconciler {
         network = await this.options.network.setup(networkRequestOf(spec));
       } catch (error) {
         this.log.warn({ uid, err: error }, "instance network setup failed");
-        this.failStart(tracked, StatusReason.NetworkFailed, errorMessage(error));
+        const reason =
+          error instanceof HostPortRefusedError ? StatusReason.HostPortRefused : StatusReason.NetworkFailed;
+        this.failStart(tracked, reason, errorMessage(error));
         await this.releasePrepared(tracked);
         return;
       }
       containerSpec.netnsPath = network.netnsPath;
-      if (spec.image) {
-        // An image root is this instance's alone: give it /etc/hosts and /etc/resolv.conf.
-        // (Root filesystem directories are shared between instances: nothing is written there.)
+      if (spec.image || tracked.templateMounted) {
+        // The root (an image's or a rootfs directory's overlay) is this
+        // instance's alone: its /etc/hosts and /etc/resolv.conf go into it.
         const hostResolv = await fs.readFile("/etc/resolv.conf", "utf8").catch(() => "");
         await writeEtcFiles(containerSpec.rootfs, {
           hosts: hostsFile(containerSpec.hostname, network.ip),
           resolvConf: resolvConfFor(hostResolv),
         }).catch((err: unknown) => this.log.warn({ uid, err }, "could not write /etc/hosts and /etc/resolv.conf"));
-      } else {
-        // A root filesystem directory is shared: the files live in the agent's
-        // state and are bind-mounted (read-only) over the rootfs's own.
-        const mounts = await this.writeEtcMounts(uid, containerSpec.hostname, network.ip).catch((err: unknown) => {
-          this.log.warn({ uid, err }, "could not write /etc/hosts and /etc/resolv.conf");
-          return [];
-        });
-        containerSpec.mounts = [...(containerSpec.mounts ?? []), ...mounts];
       }
       const pause = this.options.pauseAfterNetworkMs ?? 0;
       if (pause > 0) {
@@ -481,7 +579,17 @@ export class Reconciler {
   private async adopt(): Promise<string[]> {
     if (this.runtime.recover === undefined) return [];
     const uids: string[] = [];
-    for (const { handle, annotations, resources } of await this.runtime.recover()) {
+    for (const { handle, annotations, resources, recordsLost } of await this.runtime.recover()) {
+      if (recordsLost) {
+        // Known again once the desired set names it (adoptLost); kept until then.
+        this.recordsLost.set(handle.id, handle);
+        uids.push(handle.id);
+        this.log.warn(
+          { uid: handle.id, pid: handle.pid },
+          "found a running container whose records were lost; the desired set decides whether it is adopted",
+        );
+        continue;
+      }
       const raw = annotations[INSTANCE_ANNOTATION];
       if (raw === undefined) continue; // not started by a reconciler: sync() stops it as unknown
       let spec: InstanceSpec__Output;
@@ -530,6 +638,8 @@ export class Reconciler {
         removed: false,
         networkUp: this.options.network !== undefined && annotations[NETWORK_ANNOTATION] !== undefined,
         imageMounted: this.options.images !== undefined && Boolean(spec.image),
+        // Its private root stays mounted: the container runs on it.
+        templateMounted: this.options.templates !== undefined && !spec.image,
       };
       this.tracked.set(uid, tracked);
       uids.push(uid);
@@ -546,6 +656,69 @@ export class Reconciler {
       );
     }
     return uids;
+  }
+
+  /**
+   * Adopts a running container whose records were lost, with its desired
+   * spec: its network is taken over from the host (namespace, address,
+   * allocation, CNI cache), its spec recorded again, and it is reported
+   * RUNNING with the same pid: no restart, no second copy, no second IP.
+   * Throws to be retried (e.g. before the node's subnet is known).
+   */
+  private async adoptLost(spec: InstanceSpec__Output, handle: ContainerHandle): Promise<void> {
+    const { uid } = spec;
+    let network: InstanceNetwork | undefined;
+    const networks = this.options.network;
+    if (networks) {
+      if (!networks.ready) throw new Error("waiting for the node's subnet from the control plane");
+      if (!networks.adopt) throw new Error("this agent's networking cannot adopt a running container");
+      network = await networks.adopt(networkRequestOf(spec), handle.pid);
+    }
+    const containerSpec = this.containerSpecOf(spec);
+    if (network) containerSpec.netnsPath = network.netnsPath;
+    containerSpec.annotations = {
+      [INSTANCE_ANNOTATION]: JSON.stringify(spec),
+      ...(network ? { [NETWORK_ANNOTATION]: JSON.stringify({ ip: network.ip, ports: network.ports }) } : {}),
+    };
+    await this.runtime.recordSpec?.(containerSpec);
+    const applied = resourcesOf(spec);
+    const tracked: TrackedInstance = {
+      uid,
+      spec,
+      status: {
+        uid,
+        namespace: spec.namespace,
+        name: spec.name,
+        state: "RUNNING",
+        pid: handle.pid,
+        startedAtMs: handle.startedAt.getTime(),
+        ...(network ? { ip: network.ip, ports: network.ports } : {}),
+        appliedResources: { ...applied },
+      },
+      finished: false,
+      handle,
+      applied,
+      stopRequested: false,
+      removed: false,
+      networkUp: network !== undefined,
+      imageMounted: this.options.images !== undefined && Boolean(spec.image),
+    };
+    this.tracked.set(uid, tracked);
+    this.log.info(
+      { uid, pid: handle.pid, ip: network?.ip },
+      "adopted a container whose records were lost, from the host and the desired set",
+    );
+    this.report(tracked, tracked.status);
+    handle.exited.then(
+      (exit) => {
+        tracked.exit = exit;
+        this.queue.add(uid);
+      },
+      (error: unknown) => {
+        tracked.exitError = error ?? new Error("exit lost");
+        this.queue.add(uid);
+      },
+    );
   }
 
   /**
@@ -702,10 +875,52 @@ export class Reconciler {
     this.finish(tracked, { uid, namespace, name, state: "FAILED", reason, message, finishedAtMs: this.now() });
   }
 
-  /** Releases what a start prepares before the container: its network and its image root. */
+  /** Releases what a start prepares before the container: its network and its root. */
   private async releasePrepared(tracked: TrackedInstance): Promise<void> {
     await this.teardownNetwork(tracked);
     await this.releaseImage(tracked);
+    await this.releaseTemplate(tracked);
+  }
+
+  /**
+   * Mounts the instance's private root over its rootfs directory and points
+   * the container spec at it; users and groups are resolved from the
+   * directory itself (the read-only lower layer), never from a writable one.
+   * On failure finishes the instance (InvalidRootfs or StartFailed) and
+   * returns false.
+   */
+  private async prepareTemplate(
+    tracked: TrackedInstance,
+    spec: InstanceSpec__Output,
+    containerSpec: ContainerSpec,
+  ): Promise<boolean> {
+    const templates = this.options.templates;
+    if (!templates) return true;
+    let template: string;
+    try {
+      template = await templates.template(spec.rootfs);
+    } catch (error) {
+      this.failStart(tracked, StatusReason.InvalidRootfs, errorMessage(error));
+      return false;
+    }
+    try {
+      tracked.templateMounted = true;
+      containerSpec.rootfs = await templates.mount(spec.uid, template);
+      containerSpec.usersFrom = template;
+      return true;
+    } catch (error) {
+      this.log.warn({ uid: spec.uid, rootfs: spec.rootfs, err: error }, "could not mount the instance's root");
+      this.failStart(tracked, StatusReason.StartFailed, errorMessage(error));
+      await this.releaseTemplate(tracked);
+      return false;
+    }
+  }
+
+  /** Unmounts and removes an instance's private root; throws to be retried. */
+  private async releaseTemplate(tracked: TrackedInstance): Promise<void> {
+    if (!tracked.templateMounted || !this.options.templates) return;
+    await this.options.templates.unmount(tracked.uid);
+    tracked.templateMounted = false;
   }
 
   /**
@@ -775,30 +990,17 @@ export class Reconciler {
     tracked.imageMounted = false;
   }
 
-  /** CNI DEL, egress chain and namespace of an instance; throws to be retried. */
-  /** <stateDir>/network/etc/<uid>: the /etc files of a rootfs-directory instance. */
+  /**
+   * <stateDir>/network/etc/<uid>: where agents before private roots kept the
+   * /etc files of rootfs-directory instances (bind-mounted into them); only
+   * removed now, for instances adopted from such an agent.
+   */
   private etcDir(uid?: string): string {
     const dir = path.join(this.options.stateDir, "network", "etc");
     if (uid === undefined) return dir;
     if (!UID_PATTERN.test(uid) || uid === "." || uid === "..")
       throw new Error(`uid ${JSON.stringify(uid)} is no path name`);
     return path.join(dir, uid);
-  }
-
-  /** Writes hosts and resolv.conf for an instance and returns their read-only mounts. */
-  private async writeEtcMounts(uid: string, hostname: string, ip: string): Promise<ContainerMount[]> {
-    const dir = this.etcDir(uid);
-    await fs.rm(dir, { recursive: true, force: true });
-    await fs.mkdir(dir, { recursive: true, mode: 0o755 });
-    const hostResolv = await fs.readFile("/etc/resolv.conf", "utf8").catch(() => "");
-    const hosts = path.join(dir, "hosts");
-    const resolv = path.join(dir, "resolv.conf");
-    await fs.writeFile(hosts, hostsFile(hostname, ip), { mode: 0o644 });
-    await fs.writeFile(resolv, resolvConfFor(hostResolv), { mode: 0o644 });
-    return [
-      { source: hosts, destination: "/etc/hosts", readonly: true },
-      { source: resolv, destination: "/etc/resolv.conf", readonly: true },
-    ];
   }
 
   /** Removes the /etc files of every instance but those of `keep`; returns their uids. */
@@ -809,6 +1011,7 @@ export class Reconciler {
     return stale;
   }
 
+  /** CNI DEL, egress chain and namespace of an instance; throws to be retried. */
   private async teardownNetwork(tracked: TrackedInstance): Promise<void> {
     if (!this.options.network || !tracked.networkUp) return;
     await fs.rm(this.etcDir(tracked.uid), { recursive: true, force: true });
@@ -886,6 +1089,17 @@ export interface InstanceImages {
   unmountRootfs(id: string): Promise<void>;
   /** Unmounts and removes every container root but those of `keep` (adopted containers). */
   cleanupContainers(keep?: ReadonlySet<string>): Promise<string[]>;
+}
+
+/** What the reconciler needs for private roots over rootfs directories (agent/src/images TemplateRoots). */
+export interface InstanceTemplates {
+  /** The real path of the rootfs directory `name`; throws why it cannot be used. */
+  template(name: string): Promise<string>;
+  /** Mounts a fresh private root over `template` for container `id`; resolves with its path. */
+  mount(id: string, template: string): Promise<string>;
+  unmount(id: string): Promise<void>;
+  /** Unmounts and removes every private root but those of `keep` (adopted containers). */
+  cleanup(keep?: ReadonlySet<string>): Promise<string[]>;
 }
 
 /** A single path component: not empty, not "." or "..", no separator or NUL. */

@@ -127,6 +127,19 @@ describe("NativeRuntime (TypeScript layer)", () => {
     );
   });
 
+  it("refuses a cgroup v1 root without the devices controller, naming it", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "grove-unit-v1-"));
+    try {
+      for (const c of ["memory", "cpu", "pids"]) fs.mkdirSync(path.join(root, c));
+      const make = () => new NativeRuntime({ binding: new RecordingBinding(), cgroupRoot: root, cgroupMode: "v1" });
+      expect(make).toThrow(`cgroup v1: the devices controller is not mounted (no ${root}/devices)`);
+      fs.mkdirSync(path.join(root, "devices"));
+      expect(make().cgroupMode).toBe("v1");
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   it("starts, tracks, stops with SIGTERM then SIGKILL, and removes", async () => {
     const b = new RecordingBinding();
     const rt = new NativeRuntime({ binding: b, cgroupParent: "grove-unit", stateDir });

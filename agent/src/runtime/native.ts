@@ -32,7 +32,7 @@ import type {
 } from "./types";
 import { signalNumber, validateId, validateSpec } from "./validate";
 import { launchExec, validateExecOptions } from "./exec";
-import { capabilityMask, capabilitySet, resolveUser, rlimitNumber } from "./security";
+import { capabilityMask, capabilitySet, defaultNofile, RLIMITS, resolveUser, rlimitNumber } from "./security";
 
 const SIGKILL = 9;
 const SIGTERM = 15;
@@ -98,6 +98,14 @@ function wrapNative(err: unknown, code: "START_FAILED" | "CGROUP_FAILED"): Runti
 
 function toExit(r: ExitRecord): ContainerExit {
   return { exitCode: r.exitCode, signal: r.signal, oomKilled: r.oomKilled, finishedAt: new Date(r.finishedAtMs) };
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
 }
 
 function readJson<T>(file: string): T | undefined {
@@ -169,6 +177,14 @@ export class NativeRuntime implements ContainerRuntime {
     this.logMaxBytes = opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
     this.pauseInStartMs = opts.pauseInStartMs ?? 0;
     this.cgroupMode = opts.cgroupMode ?? this.native.detectCgroupMode(this.cgroupRoot);
+    // The core refuses every v1 container without it (cgroup.c v1_setup); an
+    // agent says so when it starts rather than at its first container.
+    if (this.cgroupMode === "v1" && !fs.existsSync(path.join(this.cgroupRoot, "devices"))) {
+      throw new RuntimeError(
+        "CGROUP_FAILED",
+        `cgroup v1: the devices controller is not mounted (no ${this.cgroupRoot}/devices); without it a container could open any device node it creates, so Grove refuses to run containers`,
+      );
+    }
   }
 
   /** The directory of one container's records and its shim's socket. */
@@ -295,7 +311,10 @@ export class NativeRuntime implements ContainerRuntime {
     return this.track(id, started.pid, startedAt, spec.annotations ?? {});
   }
 
-  /** The shim's security keys: caps, seccomp, uid, gid, group, rlimit (validated here). */
+  /**
+   * The shim's security keys: caps, seccomp, uid, gid, group, rlimit (validated
+   * here; RLIMIT_NOFILE defaults to defaultNofile()), cgroupns, user namespace.
+   */
   private securityConfig(spec: ContainerSpec): [string, string][] {
     const out: [string, string][] = [];
     const caps = capabilitySet(spec.capabilities?.add ?? [], spec.capabilities?.drop ?? []);
@@ -308,10 +327,16 @@ export class NativeRuntime implements ContainerRuntime {
     }
     out.push(["seccomp", spec.seccomp ?? "default"]);
     if (spec.readonlyRootfs === true) out.push(["readonly_rootfs", "1"]);
-    const user = resolveUser(spec.rootfs, spec.user, spec.additionalGids ?? []);
+    const user = resolveUser(spec.usersFrom ?? spec.rootfs, spec.user, spec.additionalGids ?? []);
     out.push(["uid", String(user.uid)], ["gid", String(user.gid)]);
     for (const g of user.groups) out.push(["group", String(g)]);
-    (spec.rlimits ?? []).forEach((r, i) => out.push(["rlimit", `${rlimitNumber(r, i)}:${r.soft}:${r.hard}`]));
+    const rlimits = spec.rlimits ?? [];
+    rlimits.forEach((r, i) => out.push(["rlimit", `${rlimitNumber(r, i)}:${r.soft}:${r.hard}`]));
+    if (!rlimits.some((r) => r.type === "RLIMIT_NOFILE")) {
+      const d = defaultNofile();
+      out.push(["rlimit", `${RLIMITS.RLIMIT_NOFILE}:${d.soft}:${d.hard}`]);
+    }
+    if (spec.hostCgroupNamespace === true) out.push(["cgroupns", "host"]);
     if (spec.userNamespace !== undefined) {
       for (const m of spec.userNamespace.uidMap) out.push(["uid_map", `${m.containerId}:${m.hostId}:${m.size}`]);
       for (const m of spec.userNamespace.gidMap) out.push(["gid_map", `${m.containerId}:${m.hostId}:${m.size}`]);
@@ -524,7 +549,7 @@ export class NativeRuntime implements ContainerRuntime {
     try {
       names = await fs.promises.readdir(this.stateDir);
     } catch {
-      return [];
+      names = []; // gone: the host may still run our containers (recoverLostRecords)
     }
     const out: RecoveredContainer[] = [];
     for (const id of names.sort()) {
@@ -532,7 +557,80 @@ export class NativeRuntime implements ContainerRuntime {
       const found = await this.loadOne(id, true);
       if (found !== undefined) out.push(found);
     }
+    out.push(...(await this.recoverLostRecords()));
     return out;
+  }
+
+  /**
+   * Containers whose records are gone (the state directory was removed while
+   * they ran): a cgroup under the parent whose processes include one whose
+   * parent is a grove-shim. The shim is asked (SIGUSR1) to write its
+   * directory, state record and socket again; the container is then tracked
+   * like an adopted one, without spec or annotations (recordSpec adds them).
+   * Cgroups without a live shim are left to cleanupStale().
+   */
+  private async recoverLostRecords(): Promise<RecoveredContainer[]> {
+    let ids: string[];
+    try {
+      ids = await this.native.listCgroups(this.cgroupMode, this.cgroupRoot, this.cgroupParent);
+    } catch {
+      return [];
+    }
+    const out: RecoveredContainer[] = [];
+    for (const id of ids.sort()) {
+      if (this.containers.has(id) || this.starting.has(id) || !/^[A-Za-z0-9_.-]{1,64}$/.test(id)) continue;
+      const shimPid = this.shimOf(id);
+      if (shimPid === undefined) continue;
+      await fs.promises.mkdir(this.stateDir, { recursive: true, mode: 0o700 });
+      try {
+        process.kill(shimPid, "SIGUSR1");
+      } catch {
+        continue;
+      }
+      let live: { pid: number; startedAtMs: number } | undefined;
+      for (let i = 0; i < 60 && live === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        if (fs.existsSync(this.socketPath(id))) live = await this.shimState(id);
+      }
+      if (live === undefined) continue;
+      const handle = this.track(id, live.pid, new Date(live.startedAtMs), {});
+      out.push({ handle, annotations: {}, recordsLost: true });
+    }
+    return out;
+  }
+
+  /** The grove-shim whose child is in the container's cgroup, if one is alive. */
+  private shimOf(id: string): number | undefined {
+    const dirs =
+      this.cgroupMode === "v2"
+        ? [path.join(this.cgroupRoot, this.cgroupParent, id)]
+        : ["pids", "memory", "cpu,cpuacct", "cpu", "freezer"].map((c) =>
+            path.join(this.cgroupRoot, c, this.cgroupParent, id),
+          );
+    for (const dir of dirs) {
+      let procs: string;
+      try {
+        procs = fs.readFileSync(path.join(dir, "cgroup.procs"), "utf8");
+      } catch {
+        continue;
+      }
+      for (const pid of procs.split("\n").filter((l) => /^\d+$/.test(l))) {
+        const ppid = /^PPid:\s*(\d+)$/m.exec(readText(`/proc/${pid}/status`) ?? "")?.[1];
+        if (ppid !== undefined && readText(`/proc/${ppid}/comm`)?.trim() === "grove-shim") return Number(ppid);
+      }
+    }
+    return undefined;
+  }
+
+  /** Writes spec.json for a container recovered with recordsLost (what start() writes). */
+  async recordSpec(spec: ContainerSpec): Promise<void> {
+    const entry = this.entry(spec.id);
+    const record: SpecRecord = { spec, createdAtMs: Date.now() };
+    const file = path.join(this.containerDir(spec.id), "spec.json");
+    const tmp = `${file}.tmp`;
+    await fs.promises.writeFile(tmp, JSON.stringify(record) + "\n", { mode: 0o600 });
+    await fs.promises.rename(tmp, file);
+    entry.annotations = { ...(spec.annotations ?? {}) };
   }
 
   /**

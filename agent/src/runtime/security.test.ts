@@ -1,8 +1,17 @@
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
-import { capabilityMask, capabilitySet, readFileInRoot, resolveUser, rlimitNumber } from "./security";
+import {
+  capabilityMask,
+  capabilitySet,
+  defaultNofile,
+  readFileInRoot,
+  resolveUser,
+  rlimitNumber,
+  USER_DB_MAX_BYTES,
+} from "./security";
 
 describe("capabilities", () => {
   it("defaults to Docker's 14 (mask 0xa80425fb)", () => {
@@ -56,5 +65,51 @@ describe("users from the rootfs", () => {
     expect(readFileInRoot(root, "/abs-link")).toContain("app:x:1000");
     expect(readFileInRoot(root, "/etc/climb")).toContain("wheel");
     expect(readFileInRoot(root, "/nope")).toBeUndefined();
+  });
+
+  it("refuses a user database above the size cap, naming the file and the cap, and does not wait on a FIFO", () => {
+    const big = fs.mkdtempSync(path.join(os.tmpdir(), "grove-sec-big-"));
+    try {
+      fs.mkdirSync(path.join(big, "etc"));
+      fs.writeFileSync(path.join(big, "etc/passwd"), "nobody:x:65534:65534::/:/bin/false\n".padEnd(2000, "#"));
+      expect(readFileInRoot(big, "/etc/passwd", 4096)).toContain("nobody");
+      expect(() => readFileInRoot(big, "/etc/passwd", 1000)).toThrow(
+        `${path.join(big, "etc/passwd")} is larger than the 1000-byte limit for user and group files`,
+      );
+      fs.writeFileSync(path.join(big, "etc/passwd"), "x".repeat(USER_DB_MAX_BYTES + 1));
+      expect(() => resolveUser(big, "nobody")).toThrow(/larger than the 1048576-byte limit/);
+      fs.rmSync(path.join(big, "etc/passwd"));
+      execFileSync("mkfifo", [path.join(big, "etc/passwd")]);
+      expect(readFileInRoot(big, "/etc/passwd")).toBeUndefined();
+    } finally {
+      fs.rmSync(big, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("defaultNofile", () => {
+  let dir: string;
+  let n = 0;
+  beforeAll(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-limits-"))));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const limits = (soft: string, hard: string): string => {
+    const file = path.join(dir, `limits${++n}`);
+    fs.writeFileSync(
+      file,
+      "Limit                     Soft Limit           Hard Limit           Units     \n" +
+        "Max processes             95555                95555                processes \n" +
+        `Max open files            ${soft.padEnd(20)} ${hard.padEnd(20)} files     \n`,
+    );
+    return file;
+  };
+  it("is Docker's 1024/524288 when this process may go that high", () => {
+    expect(defaultNofile(limits("1048576", "1048576"))).toEqual({ type: "RLIMIT_NOFILE", soft: 1024, hard: 524288 });
+  });
+  it("lowers the hard limit (and the soft one under it) to this process's own", () => {
+    expect(defaultNofile(limits("1024", "20000"))).toEqual({ type: "RLIMIT_NOFILE", soft: 1024, hard: 20000 });
+    expect(defaultNofile(limits("256", "512"))).toEqual({ type: "RLIMIT_NOFILE", soft: 512, hard: 512 });
+  });
+  it("falls back to Docker's without a readable limits file", () => {
+    expect(defaultNofile("/nonexistent/limits")).toEqual({ type: "RLIMIT_NOFILE", soft: 1024, hard: 524288 });
   });
 });

@@ -136,12 +136,42 @@ export function rlimitNumber(r: Rlimit, i: number): number {
   return n;
 }
 
+/** The most bytes of a root's /etc/passwd or /etc/group the agent reads. */
+export const USER_DB_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Docker's RLIMIT_NOFILE on a systemd host (what dockerd and containerd have
+ * and their containers inherit): soft 1024, hard 524288.
+ */
+export const DEFAULT_NOFILE = { soft: 1024, hard: 524288 } as const;
+
+/**
+ * The RLIMIT_NOFILE of a container whose spec sets none: DEFAULT_NOFILE, its
+ * hard limit lowered to this process's own when that is lower. The shim and
+ * the exec helper inherit ours, and a process in a user namespace cannot raise
+ * a hard limit (that takes CAP_SYS_RESOURCE in the host's namespace), so a
+ * higher one would fail its start or exec.
+ */
+export function defaultNofile(limitsFile = "/proc/self/limits"): Rlimit {
+  let hard: number = DEFAULT_NOFILE.hard;
+  try {
+    const m = /^Max open files\s+\S+\s+(\d+)/m.exec(fs.readFileSync(limitsFile, "utf8"));
+    if (m !== null) hard = Math.min(hard, Number(m[1]));
+  } catch {
+    // No procfs: Docker's.
+  }
+  return { type: "RLIMIT_NOFILE", soft: Math.min(DEFAULT_NOFILE.soft, hard), hard };
+}
+
 /**
  * Opens root/rel resolving every symlink inside root (an absolute link target
  * means root-relative), like openat2(RESOLVE_IN_ROOT). Returns the file's
- * text, or undefined when it does not exist.
+ * text, or undefined when it does not exist. The file itself is opened
+ * O_NOFOLLOW and O_NONBLOCK (a symlink swapped in meanwhile or a FIFO is
+ * not followed or waited on) and read only up to maxBytes: a bigger one is
+ * refused naming the file and the limit.
  */
-export function readFileInRoot(root: string, rel: string): string | undefined {
+export function readFileInRoot(root: string, rel: string, maxBytes = USER_DB_MAX_BYTES): string | undefined {
   const parts = rel.split("/").filter((p) => p !== "" && p !== ".");
   const resolved: string[] = [];
   let links = 0;
@@ -168,11 +198,38 @@ export function readFileInRoot(root: string, rel: string): string | undefined {
     resolved.push(part);
     if (parts.length === 0) {
       if (!st.isFile()) return undefined;
-      return fs.readFileSync(host, "utf8");
+      return readCapped(host, maxBytes);
     }
     if (!st.isDirectory()) return undefined;
   }
   return undefined;
+}
+
+function readCapped(file: string, maxBytes: number): string | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) return undefined;
+    const tooBig = () => invalid(`${file} is larger than the ${maxBytes}-byte limit for user and group files`);
+    if (st.size > maxBytes) tooBig();
+    // It may grow after the fstat: read one byte more than it had to notice.
+    const buf = Buffer.alloc(Math.min(st.size, maxBytes) + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const got = fs.readSync(fd, buf, n, buf.length - n, n);
+      if (got === 0) break;
+      n += got;
+    }
+    if (n > maxBytes) tooBig();
+    return buf.subarray(0, n).toString("utf8");
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 export interface ResolvedUser {

@@ -41,13 +41,24 @@ export interface ContainerSpec {
    * ":gid"; names come from the rootfs's /etc/passwd and /etc/group. Default root.
    */
   user?: string;
+  /**
+   * Absolute path of the directory whose /etc/passwd and /etc/group resolve
+   * `user` (default: rootfs). The agent points it at a rootfs directory, the
+   * read-only lower layer of the instance's overlay root, so nothing a
+   * container can write decides which ids another instance runs as.
+   */
+  usersFrom?: string;
   /** Supplementary gids on top of the user's memberships in /etc/group. */
   additionalGids?: number[];
   /** Changes to Docker's default capability set (names with or without CAP_, or "ALL"). */
   capabilities?: { add?: string[]; drop?: string[] };
   /** "default": the default seccomp filter (Docker's semantics); "unconfined": none. */
   seccomp?: "default" | "unconfined";
-  /** setrlimit before exec, e.g. { type: "RLIMIT_NOFILE", soft: 1024, hard: 4096 }. */
+  /**
+   * setrlimit before exec, e.g. { type: "RLIMIT_NOFILE", soft: 1024, hard: 4096 }.
+   * Without RLIMIT_NOFILE here the container gets soft 1024, hard 524288 (or
+   * the agent's own hard limit when lower).
+   */
   rlimits?: { type: string; soft: number; hard: number }[];
   /** Remount the root filesystem read-only inside the container. */
   readonlyRootfs?: boolean;
@@ -66,6 +77,12 @@ export interface ContainerSpec {
    * overlayfs rootfs (an image instance), its ownership is shifted in place.
    */
   userNamespace?: UserNamespace;
+  /**
+   * Stay in the runtime's cgroup namespace (an OCI bundle that lists none).
+   * Default: a private one rooted at the container's cgroups, so its
+   * /proc/self/cgroup shows "/".
+   */
+  hostCgroupNamespace?: boolean;
 }
 
 /** Container ids [containerId, containerId + size) are host ids [hostId, hostId + size). */
@@ -112,6 +129,12 @@ export interface RecoveredContainer {
    * or those of its last successful update(). Unset when the runtime does not know.
    */
   resources?: ContainerResources;
+  /**
+   * Its records were gone (the runtime's state directory was removed while it
+   * ran): found from the host (its cgroup and its shim), it has no spec and
+   * no annotations until the caller records them again (recordSpec).
+   */
+  recordsLost?: boolean;
 }
 
 export interface ContainerExit {
@@ -191,6 +214,11 @@ export interface ContainerRuntime {
    * for runtimes whose containers die with the agent. Call before cleanupStale().
    */
   recover?(): Promise<RecoveredContainer[]>;
+  /**
+   * Records the spec (and annotations) of a container recovered with
+   * recordsLost, as start() would have, so exec and the next recover() work.
+   */
+  recordSpec?(spec: ContainerSpec): Promise<void>;
   /** Current resource usage of a container. */
   stats?(id: string): Promise<ContainerStats>;
   /**

@@ -54,6 +54,7 @@ describe("validateSpec", () => {
     ["relative logPath", { logPath: "web.log" }],
     ["relative netnsPath", { netnsPath: "run/netns/x" }],
     ["NUL in netnsPath", { netnsPath: "/run/netns/a\0b" }],
+    ["hostCgroupNamespace not a boolean", { hostCgroupNamespace: "yes" as unknown as boolean }],
   ] as [string, Partial<ContainerSpec>][])("rejects %s with INVALID_SPEC", (_name, over) => {
     expect(codeOf(() => validateSpec(spec(over), lax))).toBe("INVALID_SPEC");
   });

@@ -56,6 +56,13 @@ export function validateSpec(spec: ContainerSpec, opts: ValidateOptions): void {
     if (!st.isDirectory()) invalid(`rootfs ${spec.rootfs} is not a directory`);
   }
 
+  if (spec.usersFrom !== undefined) {
+    if (typeof spec.usersFrom !== "string" || !path.isAbsolute(spec.usersFrom)) {
+      invalid(`usersFrom ${JSON.stringify(spec.usersFrom)} must be an absolute path`);
+    }
+    noNul("usersFrom", spec.usersFrom);
+  }
+
   if (!Array.isArray(spec.command) || spec.command.length === 0) invalid("command must be a non-empty array");
   spec.command.forEach((arg, i) => {
     if (typeof arg !== "string") invalid(`command[${i}] must be a string`);
@@ -103,6 +110,9 @@ export function validateSpec(spec: ContainerSpec, opts: ValidateOptions): void {
 
   if (spec.mounts !== undefined) validateMounts(spec.mounts, opts);
   if (spec.userNamespace !== undefined) validateUserNamespace(spec.userNamespace);
+  if (spec.hostCgroupNamespace !== undefined && typeof spec.hostCgroupNamespace !== "boolean") {
+    invalid("hostCgroupNamespace must be a boolean");
+  }
 }
 
 export const MAX_ID_MAPPINGS = 5;

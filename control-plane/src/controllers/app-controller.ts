@@ -54,7 +54,7 @@ import {
   DEFAULT_STOP_GRACE_SECONDS,
   GroveError,
   TERMINAL_STATES,
-  durationMs,
+  parseDurationMs,
   formatBytes,
   formatCpu,
   normalizeResources,
@@ -131,6 +131,8 @@ export function instanceTemplate(app: App): Omit<InstanceSpec, "index" | "restar
     ...(s.entrypoint?.length ? { entrypoint: [...s.entrypoint] } : {}),
     ...(s.placement ? { placement: structuredClone(s.placement) } : {}),
     ...(s.priority !== undefined ? { priority: s.priority } : {}),
+    // The agent enforces stopAfter, so the instance carries it (replaceAfter stays on the App).
+    ...(s.disconnect?.stopAfter !== undefined ? { disconnect: { stopAfter: s.disconnect.stopAfter } } : {}),
   };
 }
 
@@ -310,7 +312,7 @@ export function nextCrashLoops(inst: Instance, resetAfterMs = BACKOFF_RESET_MS):
 /** The App's spec.disconnect.replaceAfter in milliseconds. */
 export function replaceAfterMs(app: App): number {
   const d = app.spec.disconnect?.replaceAfter;
-  return d === undefined ? DEFAULT_REPLACE_AFTER_MS : durationMs(d);
+  return d === undefined ? DEFAULT_REPLACE_AFTER_MS : parseDurationMs(d);
 }
 
 /** The uid an instance replaces (its REPLACES_LABEL), if any. */
@@ -395,7 +397,7 @@ export class AppController {
     if (!node || !drain) return undefined;
     return {
       node: node.metadata.name,
-      timeoutMs: drain.timeout !== undefined ? durationMs(drain.timeout) : DEFAULT_DRAIN_TIMEOUT_MS,
+      timeoutMs: drain.timeout !== undefined ? parseDurationMs(drain.timeout) : DEFAULT_DRAIN_TIMEOUT_MS,
     };
   }
 
@@ -547,7 +549,28 @@ export class AppController {
       }
       const state = inst.status?.state;
       if (isTerminal(inst)) {
-        // Superseded, or ended while its node was away (its agent reported the exit): kept to be seen.
+        // It ended while its node was away (its agent reported the exit on return) and no
+        // replacement has run yet: as an original that is back, it is in charge again. Its
+        // replacements are cancelled and it is restarted in place per its restart policy.
+        const retiredHere = ["Superseded", "Drained", "DrainTimeout"].includes(inst.status?.reason ?? "");
+        const neverRan = (d: Instance) =>
+          d.status?.state !== "Running" &&
+          !d.status?.startedAt &&
+          !isTerminal(d) &&
+          d.spec.restarts === inst.spec.restarts;
+        const later = descendants(uid);
+        if (!retiredHere && later.every(neverRan)) {
+          for (const d of later) {
+            this.logger.info(
+              { instance: objectKey(d), uid: d.metadata.uid, original: objectKey(inst), originalUid: uid },
+              "original ended while its node was away and its replacement has not run: cancelling the replacement",
+            );
+            await this.deleteIgnoringMissing(d);
+          }
+          acted = true;
+          continue;
+        }
+        // Superseded, or ended while away after its replacement ran: kept to be seen.
         const left = this.retiredRetentionMs - this.since(this.retiredAt, uid);
         if (left <= 0) {
           await this.deleteIgnoringMissing(inst);

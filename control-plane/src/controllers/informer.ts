@@ -32,6 +32,8 @@ export class Informer<T extends Meta> {
   private readonly handlers: InformerHandler<T>[] = [];
   private watch: Watch | undefined;
   private synced = false;
+  /** The store revision the cache reflects: the list's, then each event's (it only grows). */
+  private cacheRevision = 0n;
 
   constructor(
     private readonly store: Store,
@@ -47,6 +49,20 @@ export class Informer<T extends Meta> {
     return this.synced;
   }
 
+  /**
+   * The store revision the cache is known to reflect (decimal string): the
+   * revision of the list, then of each event delivered, so it only grows.
+   * Desired sets sent to agents carry it (grpc/agent-gateway.ts).
+   */
+  get revision(): string {
+    return this.cacheRevision.toString();
+  }
+
+  private advance(revision: string): void {
+    const r = BigInt(revision);
+    if (r > this.cacheRevision) this.cacheRevision = r;
+  }
+
   get(key: string): T | undefined {
     return this.cache.get(key);
   }
@@ -57,10 +73,12 @@ export class Informer<T extends Meta> {
 
   async start(): Promise<void> {
     const listed = await this.store.list<T>(this.prefix);
+    this.advance(listed.revision);
     this.replace(listed.items);
     this.synced = true;
     this.watch = await this.store.watch<T>(this.prefix, (BigInt(listed.revision) + 1n).toString(), {
       onEvent: (ev) => {
+        this.advance(ev.modRevision);
         if (ev.type === "put") {
           this.upsert(ev.key, withVersion({ key: ev.key, value: ev.value, modRevision: ev.modRevision }));
         } else {
@@ -73,8 +91,9 @@ export class Informer<T extends Meta> {
           }
         }
       },
-      onRelist: (items) => {
+      onRelist: (items, revision) => {
         this.logger?.info({ prefix: this.prefix }, "informer relisted after compaction");
+        this.advance(revision);
         this.replace(items);
       },
       onError: (err) => this.logger?.error({ err, prefix: this.prefix }, "informer watch stopped"),

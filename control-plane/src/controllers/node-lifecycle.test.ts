@@ -327,6 +327,24 @@ describe("App controller: replacement before removal", () => {
     expect(repl.spec.restarts).toBe(0);
   });
 
+  it("restarts in place an original that ended while away when its replacement never ran (the replacement is cancelled)", async () => {
+    await runningOnN1(1);
+    await setReady("n1", "Unknown");
+    await settle();
+    expect(await list()).toHaveLength(2); // the replacement waits, unplaced
+    const before = await repo.get("Instance", "default", "web-0");
+    await n1Returns("Exited");
+    expect((await list()).map((i) => i.metadata.uid)).toEqual([before.metadata.uid]); // replacement cancelled
+    now += 2_000; // the crash-loop backoff (1 s), on the controller's clock
+    c.resyncAll();
+    await settle();
+    const all = await list();
+    expect(all).toHaveLength(1);
+    expect(all[0]!.metadata.name).toBe("web-0");
+    expect(all[0]!.metadata.uid).not.toBe(before.metadata.uid);
+    expect(all[0]!.spec.restarts).toBe(before.spec.restarts + 1);
+  });
+
   it("deletes retired originals after their retention", async () => {
     c.stop();
     c = new AppController(

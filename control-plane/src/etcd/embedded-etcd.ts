@@ -84,6 +84,11 @@ export class EmbeddedEtcd extends EventEmitter {
     return `http://127.0.0.1:${this.clientPort}`;
   }
 
+  /** Its client and peer ports (valid after start()): node ports no App may publish. */
+  get ports(): { client: number; peer: number } {
+    return { client: this.clientPort, peer: this.peerPort };
+  }
+
   /** The running etcd's PID (undefined while it is down). */
   get pid(): number | undefined {
     return this.child?.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined;

@@ -2,7 +2,7 @@
 // (here: the limits the running container has, which a resize in place changes).
 import type { Instance } from "@grove/api";
 import type { InstanceStatus__Output } from "@grove/proto";
-import { applyReport } from "./agent-gateway";
+import { applyReport, withAgentConditions } from "./agent-gateway";
 
 const MiB = 2 ** 20;
 
@@ -78,5 +78,26 @@ describe("applyReport: applied resources", () => {
       memoryBytes: 128 * MiB,
       pids: 64,
     });
+  });
+});
+
+describe("withAgentConditions", () => {
+  const t0 = new Date("2026-01-01T00:00:00Z");
+  const t1 = new Date("2026-01-01T00:01:00Z");
+  const ready = { type: "Ready", status: "True" as const, lastTransitionTime: t0.toISOString() };
+
+  it("adds, updates and keeps the transition time while the status stays", () => {
+    const refused = { type: "DesiredStateRefused", status: "True", reason: "OtherCluster", message: "m1" };
+    const once = withAgentConditions([ready], [refused], t0);
+    expect(once).toEqual([ready, { ...refused, lastTransitionTime: t0.toISOString() }]);
+    const again = withAgentConditions(once, [{ ...refused, reason: "StaleRevision", message: "m2" }], t1);
+    expect(again[1]).toMatchObject({ reason: "StaleRevision", message: "m2", lastTransitionTime: t0.toISOString() });
+    const cleared = withAgentConditions(again, [{ ...refused, status: "False", reason: "Applied" }], t1);
+    expect(cleared[1]).toMatchObject({ status: "False", reason: "Applied", lastTransitionTime: t1.toISOString() });
+  });
+
+  it("ignores conditions an agent may not set (Ready belongs to the control plane)", () => {
+    const out = withAgentConditions([ready], [{ type: "Ready", status: "False", reason: "x", message: "" }], t1);
+    expect(out).toEqual([ready]);
   });
 });

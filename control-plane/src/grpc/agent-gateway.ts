@@ -9,15 +9,18 @@ import {
   API_VERSION,
   GroveError,
   USERNS_DEFAULT_SIZE,
+  parseDurationMs,
   type Instance,
   type InstanceState as ApiInstanceState,
   type InstanceStatus as ApiInstanceStatus,
   type Node,
+  type NodeCondition,
 } from "@grove/api";
 import {
   AGENT_TOKEN_METADATA,
   loadGroveProto,
   type AgentMessage__Output,
+  type AgentNodeCondition__Output,
   type ContainerStats__Output,
   type ControlMessage,
   type InstanceSpec,
@@ -39,6 +42,7 @@ import {
   type Heartbeat,
   type MonotonicClock,
 } from "../controllers/node-lifecycle";
+import type { ClusterIdentity } from "../cluster/cluster-id";
 import { addressesInside, allocateSubnet, formatCidr, parseCidr, type Cidr } from "../network/subnets";
 import { endError, SubStreamMux, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "./sub-streams";
 
@@ -69,6 +73,38 @@ export interface PresenceOptions {
   heartbeatIntervalMs?: number;
   presenceRefreshMs?: number;
   clock?: MonotonicClock;
+}
+
+/** Node conditions an agent may set (the others belong to the control plane). */
+export const AGENT_CONDITION_TYPES: readonly string[] = ["DesiredStateRefused"];
+
+/**
+ * The node's conditions with the agent's reports folded in: only types in
+ * AGENT_CONDITION_TYPES, the transition time kept while the status stays.
+ */
+export function withAgentConditions(
+  conditions: readonly NodeCondition[],
+  reports: readonly AgentNodeCondition__Output[],
+  now: Date,
+): NodeCondition[] {
+  const out = [...conditions];
+  for (const r of reports) {
+    if (!AGENT_CONDITION_TYPES.includes(r.type)) continue;
+    const status = r.status === "True" ? "True" : r.status === "False" ? "False" : "Unknown";
+    const i = out.findIndex((c) => c.type === r.type);
+    const prev = i >= 0 ? out[i] : undefined;
+    const next: NodeCondition = {
+      type: r.type,
+      status,
+      ...(r.reason ? { reason: r.reason } : {}),
+      ...(r.message ? { message: r.message } : {}),
+      lastTransitionTime:
+        prev?.status === status && prev.lastTransitionTime ? prev.lastTransitionTime : now.toISOString(),
+    };
+    if (i >= 0) out[i] = next;
+    else out.push(next);
+  }
+  return out;
 }
 
 type Stream = grpc.ServerDuplexStream<AgentMessage__Output, ControlMessage>;
@@ -145,6 +181,7 @@ export function desiredFor(node: string, instances: readonly Instance[]): Instan
       },
       hostname: i.metadata.name,
       stopGraceSeconds: i.spec.stopGracePeriodSeconds,
+      stopAfterMs: i.spec.disconnect?.stopAfter !== undefined ? parseDurationMs(i.spec.disconnect.stopAfter) : 0,
       ports: (i.spec.ports ?? []).map((p) => ({
         name: p.name,
         protocol: p.protocol ?? "tcp",
@@ -274,6 +311,8 @@ export class AgentGateway {
   private lastSweep: number | undefined;
   private sweeping = false;
   private closing = false;
+  /** Desired sets carry the cluster id; unset (tests): sets go out without one. */
+  private cluster: ClusterIdentity | undefined;
 
   constructor(
     private readonly store: Store,
@@ -358,6 +397,14 @@ export class AgentGateway {
 
   connectedNodes(): string[] {
     return [...this.sessions.keys()];
+  }
+
+  /**
+   * The cluster's identity (cluster/cluster-id.ts). While the store is
+   * suspect no desired set goes out: agents keep what they run.
+   */
+  setCluster(cluster: ClusterIdentity): void {
+    this.cluster = cluster;
   }
 
   /** This replica's HTTP URL, written into presence keys (see openStream). */
@@ -451,7 +498,12 @@ export class AgentGateway {
         try {
           if (msg.register) session = await this.onRegister(call, msg.register, mux);
           else if (!session) throw new GroveError("BadRequest", "the first message on the stream must be register");
-          else if (msg.status) await this.onStatus(session.node, msg.status);
+          else if (msg.heartbeat) {
+            // Heard: the agent measures its time without contact from these (spec.disconnect.stopAfter).
+            // Presence is timed in memory (sweep), not written per beat.
+            call.write({ heartbeatAck: { sentAtMs: msg.heartbeat.sentAtMs } });
+          } else if (msg.status) await this.onStatus(session.node, msg.status);
+          else if (msg.condition) await this.onConditions(session.node, [msg.condition]);
         } catch (err) {
           this.logger.warn({ err, node: session?.node }, "agent message failed; closing the stream");
           // The agent re-registers with every status it holds, so nothing it
@@ -552,14 +604,17 @@ export class AgentGateway {
         kind: "Node",
         metadata: { name, labels: { ...info.labels } },
         spec: {},
-        status: { ...status, conditions: [ready] },
+        status: { ...status, conditions: withAgentConditions([ready], reg.conditions, now) },
       };
       await this.repo.create(node);
     } else {
       await this.repo.updateStatus("Node", existing, (n) => {
         const node = n as Node;
         const updated = withReady({ ...node, status: { ...node.status, ...status } }, ready);
-        node.status = updated.status;
+        node.status = {
+          ...updated.status,
+          conditions: withAgentConditions(updated.status?.conditions ?? [], reg.conditions, now),
+        };
         node.metadata.labels = { ...(node.metadata.labels ?? {}), ...info.labels };
       });
     }
@@ -745,6 +800,25 @@ export class AgentGateway {
     }
   }
 
+  /** An agent's conditions (e.g. DesiredStateRefused) onto its Node. */
+  private async onConditions(name: string, reports: AgentNodeCondition__Output[]): Promise<void> {
+    const node = await this.repo.get("Node", undefined, name);
+    for (const r of reports) {
+      const level = r.status === "True" ? "warn" : "info";
+      this.logger[level](
+        { node: name, condition: r.type, status: r.status, reason: r.reason, message: r.message },
+        "agent condition",
+      );
+    }
+    await this.repo.updateStatus("Node", node, (n) => {
+      const cur = n as Node;
+      cur.status = {
+        ...cur.status,
+        conditions: withAgentConditions(cur.status?.conditions ?? [], reports, new Date()),
+      };
+    });
+  }
+
   private async onStatus(node: string, report: InstanceStatus__Output, fresh = false): Promise<void> {
     const inst = this.instances.get(`${report.namespace}/${report.name}`);
     if (!inst || inst.metadata.uid !== report.uid || inst.spec.nodeName !== node) return; // gone or replaced
@@ -768,10 +842,26 @@ export class AgentGateway {
   private pushDesired(node: string, force = false): void {
     const session = this.sessions.get(node);
     if (!session) return;
+    const cluster = this.cluster;
+    if (cluster?.state === "suspect") {
+      // Sending what this store holds could stop what the node runs for good.
+      if (force) {
+        this.logger.error(
+          { node, holds: cluster.holds },
+          "not sending the node its desired set: the store holds objects but no cluster id " +
+            "(lost or from an older Grove); check it is the right store, then restart grove-server with --assign-cluster-id",
+        );
+      }
+      return;
+    }
     const desired = desiredFor(node, this.instances.list());
     const fingerprint = JSON.stringify(desired);
     if (!force && fingerprint === session.lastSent) return;
     session.lastSent = fingerprint;
-    session.stream.write({ desired: { instances: desired } });
+    // The revision the instances cache reflects: it only grows, so an agent can
+    // tell a set older than one it applied (another replica lagging, a restored store).
+    session.stream.write({
+      desired: { instances: desired, revision: this.instances.revision, clusterId: cluster?.id ?? "" },
+    });
   }
 }

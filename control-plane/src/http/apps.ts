@@ -8,21 +8,28 @@ import {
   parseCpuMillis,
   validateDocument,
   type FieldError,
+  type HostPortPolicy,
 } from "@grove/api";
 import { registerResourceRoutes, type RouteContext } from "./resource-routes";
 
 export function registerAppRoutes(app: FastifyInstance, ctx: RouteContext): void {
-  registerResourceRoutes(app, ctx, { kind: "App", create: true, apply: true, check: checkAppQuantities });
+  registerResourceRoutes(app, ctx, {
+    kind: "App",
+    create: true,
+    apply: true,
+    check: (body) => checkAppQuantities(body, ctx.hostPorts),
+  });
 }
 
 /**
  * The schema's patterns admit the shape of a quantity; this checks its value
  * with the same parsers the control plane uses, so what is accepted can be
- * scheduled. Values of the wrong type are left to the schema.
+ * scheduled. Values of the wrong type are left to the schema. Fixed host
+ * ports are checked against the server's policy when it has one.
  */
-export function checkAppQuantities(body: Record<string, unknown>): void {
+export function checkAppQuantities(body: Record<string, unknown>, hostPorts?: HostPortPolicy): void {
   const spec = body.spec as { resources?: Record<string, unknown> } | undefined;
-  const source = [...appSourceProblems(spec), ...appNetworkProblems(spec)].map((p) => ({
+  const source = [...appSourceProblems(spec), ...appNetworkProblems(spec, hostPorts)].map((p) => ({
     path: p.pointer,
     message: p.message,
   }));

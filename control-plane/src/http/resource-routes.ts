@@ -3,7 +3,16 @@
 // (kind, apiVersion, and that the body names the object the URL names).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Type, type TSchema } from "@sinclair/typebox";
-import { API_VERSION, GroveError, KINDS, NAME_PATTERN, isNamespaced, pluralOf, type Kind } from "@grove/api";
+import {
+  API_VERSION,
+  GroveError,
+  KINDS,
+  NAME_PATTERN,
+  isNamespaced,
+  pluralOf,
+  type HostPortPolicy,
+  type Kind,
+} from "@grove/api";
 import { collectionPrefix, isKind, type Repository, type ResourceOf } from "../resources/repository";
 import { decodeContinue, encodeContinue } from "./continue-token";
 import { streamWatch, type WatchRegistry } from "./watch-stream";
@@ -12,6 +21,8 @@ import { ErrorBodyRef, listRef, resourceRef } from "./schemas";
 export interface RouteContext {
   repo: Repository;
   watches: WatchRegistry;
+  /** The server's host port policy: fixed host ports it refuses at apply and plan. */
+  hostPorts?: HostPortPolicy;
 }
 
 export interface ResourceRouteOptions<K extends Kind> {

@@ -2,7 +2,7 @@
 // (GET: allocatable, allocated and free per node and cluster-wide, and how
 // many more instances of ?shape=cpu=500m,memory=1Gi fit now).
 import type { FastifyInstance } from "fastify";
-import type { App, Instance, Node } from "@grove/api";
+import { appNetworkProblems, GroveError, type App, type FieldError, type Instance, type Node } from "@grove/api";
 import { capacityOf, parseShape, planApply } from "../controllers/plan";
 import { ErrorBodyRef, resourceRef } from "./schemas";
 import type { RouteContext } from "./resource-routes";
@@ -45,6 +45,15 @@ export function registerSchedulingRoutes(app: FastifyInstance, ctx: RouteContext
       },
     },
     async (req) => {
+      // A plan of what apply would refuse would be a lie: the same port checks first.
+      const details: FieldError[] = req.body.items.flatMap((a, i) =>
+        appNetworkProblems(a.spec, ctx.hostPorts).map((p) => ({
+          path: `/items/${i}${p.pointer}`,
+          message: `App ${a.metadata.namespace ?? "default"}/${a.metadata.name}: ${p.message}`,
+        })),
+      );
+      if (details.length > 0)
+        throw new GroveError("ValidationFailed", details.map((d) => `${d.path}: ${d.message}`).join("; "), details);
       const [nodes, instances] = await Promise.all([ctx.repo.list("Node"), ctx.repo.list("Instance")]);
       return planApply(req.body.items, nodes.items as Node[], instances.items as Instance[]);
     },

@@ -1,5 +1,12 @@
 import type { FastifyInstance } from "fastify";
-import { API_VERSION, GroveError, type App, type ErrorBody } from "@grove/api";
+import {
+  API_VERSION,
+  GroveError,
+  WELL_KNOWN_RESERVED_PORTS,
+  parseHostPortRanges,
+  type App,
+  type ErrorBody,
+} from "@grove/api";
 import { Repository } from "../resources/repository";
 import { MemoryStore } from "../store/memory-store";
 import { buildHttpServer } from "./server";
@@ -61,7 +68,17 @@ describe("HTTP API", () => {
   beforeEach(async () => {
     store = new MemoryStore();
     repo = new Repository(store);
-    server = await buildHttpServer({ repo, store, adminToken: TOKEN });
+    server = await buildHttpServer({
+      repo,
+      store,
+      adminToken: TOKEN,
+      hostPorts: {
+        allowed: parseHostPortRanges("10000-32767"),
+        reserved: new Map([...WELL_KNOWN_RESERVED_PORTS, [17480, "grove-server's HTTP API"]]),
+        allowPrivileged: false,
+        source: "grove-server",
+      },
+    });
     base = await server.listen({ host: "127.0.0.1", port: 0 });
   });
   afterEach(async () => {
@@ -217,6 +234,41 @@ describe("HTTP API", () => {
     const ok = await put(
       "/v1/namespaces/default/apps/web",
       app("web", 1, { resources: { memory: "64Mi", cpu: "250m" } }),
+    );
+    expect(ok.statusCode).toBe(201);
+  });
+
+  it("refuses reserved, privileged and disallowed fixed host ports at create, apply and plan, writing nothing", async () => {
+    const before = store.revision;
+    for (const [hostPort, why] of [
+      [7480, /reserved: it is grove-server's HTTP API/],
+      [17480, /reserved: it is grove-server's HTTP API/],
+      [2479, /reserved: it is the embedded etcd's client port/],
+      [22, /reserved: it is sshd/],
+      [443, /privileged port/],
+      [40000, /outside the allowed host ports 10000-32767/],
+    ] as const) {
+      const spec = { ports: [{ name: "http", containerPort: 8080, hostPort }] };
+      for (const res of [
+        await put("/v1/namespaces/default/apps/web", app("web", 1, spec)),
+        await post("/v1/namespaces/default/apps", app("web", 1, spec)),
+      ]) {
+        expect(res.statusCode).toBe(400);
+        const body = res.json<ErrorBody>();
+        expect(body.code).toBe("ValidationFailed");
+        expect(body.details).toEqual([{ path: "/spec/ports/0/hostPort", message: expect.stringMatching(why) }]);
+        expect(body.message).toContain("/spec/ports/0/hostPort");
+      }
+      const plan = await post("/v1/plan", { items: [app("ok", 1), app("web", 1, spec)] });
+      expect(plan.statusCode).toBe(400);
+      expect(plan.json<ErrorBody>().details).toEqual([
+        { path: "/items/1/spec/ports/0/hostPort", message: expect.stringMatching(why) },
+      ]);
+    }
+    expect(store.revision).toBe(before); // nothing was written
+    const ok = await put(
+      "/v1/namespaces/default/apps/web",
+      app("web", 1, { ports: [{ name: "http", containerPort: 8080, hostPort: 18080 }] }),
     );
     expect(ok.statusCode).toBe(201);
   });

@@ -6,7 +6,7 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import websocket from "@fastify/websocket";
 import type { Logger } from "pino";
-import { API_VERSION } from "@grove/api";
+import { API_VERSION, type HostPortPolicy } from "@grove/api";
 import type { Repository } from "../resources/repository";
 import type { Store } from "../store/store";
 import { registerAppRoutes } from "./apps";
@@ -31,6 +31,8 @@ export interface HttpServerOptions {
   logger?: Logger | false;
   /** The agent gateway: logs, exec and stats of instances (routes absent without it). */
   agents?: AgentStreams;
+  /** Which fixed host ports Apps may publish (refused at apply and plan); unchecked without it. */
+  hostPorts?: HostPortPolicy;
 }
 
 export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
@@ -73,7 +75,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
   const watches = new WatchRegistry();
-  const ctx: RouteContext = { repo: opts.repo, watches };
+  const ctx: RouteContext = { repo: opts.repo, watches, ...(opts.hostPorts ? { hostPorts: opts.hostPorts } : {}) };
   registerHealthRoutes(app, opts.store);
   registerAppRoutes(app, ctx);
   registerInstanceRoutes(app, ctx);

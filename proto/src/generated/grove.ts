@@ -9,10 +9,12 @@ import type { DesiredInstances as _grove_v1_DesiredInstances, DesiredInstances__
 import type { EgressRule as _grove_v1_EgressRule, EgressRule__Output as _grove_v1_EgressRule__Output } from './grove/v1/EgressRule';
 import type { ExecOptions as _grove_v1_ExecOptions, ExecOptions__Output as _grove_v1_ExecOptions__Output } from './grove/v1/ExecOptions';
 import type { Heartbeat as _grove_v1_Heartbeat, Heartbeat__Output as _grove_v1_Heartbeat__Output } from './grove/v1/Heartbeat';
+import type { HeartbeatAck as _grove_v1_HeartbeatAck, HeartbeatAck__Output as _grove_v1_HeartbeatAck__Output } from './grove/v1/HeartbeatAck';
 import type { ImagePullProgress as _grove_v1_ImagePullProgress, ImagePullProgress__Output as _grove_v1_ImagePullProgress__Output } from './grove/v1/ImagePullProgress';
 import type { InstanceSpec as _grove_v1_InstanceSpec, InstanceSpec__Output as _grove_v1_InstanceSpec__Output } from './grove/v1/InstanceSpec';
 import type { InstanceStatus as _grove_v1_InstanceStatus, InstanceStatus__Output as _grove_v1_InstanceStatus__Output } from './grove/v1/InstanceStatus';
 import type { LogsOptions as _grove_v1_LogsOptions, LogsOptions__Output as _grove_v1_LogsOptions__Output } from './grove/v1/LogsOptions';
+import type { NodeCondition as _grove_v1_NodeCondition, NodeCondition__Output as _grove_v1_NodeCondition__Output } from './grove/v1/NodeCondition';
 import type { NodeInfo as _grove_v1_NodeInfo, NodeInfo__Output as _grove_v1_NodeInfo__Output } from './grove/v1/NodeInfo';
 import type { PortMapping as _grove_v1_PortMapping, PortMapping__Output as _grove_v1_PortMapping__Output } from './grove/v1/PortMapping';
 import type { Register as _grove_v1_Register, Register__Output as _grove_v1_Register__Output } from './grove/v1/Register';
@@ -42,11 +44,13 @@ export interface ProtoGrpcType {
       EgressRule: MessageTypeDefinition<_grove_v1_EgressRule, _grove_v1_EgressRule__Output>
       ExecOptions: MessageTypeDefinition<_grove_v1_ExecOptions, _grove_v1_ExecOptions__Output>
       Heartbeat: MessageTypeDefinition<_grove_v1_Heartbeat, _grove_v1_Heartbeat__Output>
+      HeartbeatAck: MessageTypeDefinition<_grove_v1_HeartbeatAck, _grove_v1_HeartbeatAck__Output>
       ImagePullProgress: MessageTypeDefinition<_grove_v1_ImagePullProgress, _grove_v1_ImagePullProgress__Output>
       InstanceSpec: MessageTypeDefinition<_grove_v1_InstanceSpec, _grove_v1_InstanceSpec__Output>
       InstanceState: EnumTypeDefinition
       InstanceStatus: MessageTypeDefinition<_grove_v1_InstanceStatus, _grove_v1_InstanceStatus__Output>
       LogsOptions: MessageTypeDefinition<_grove_v1_LogsOptions, _grove_v1_LogsOptions__Output>
+      NodeCondition: MessageTypeDefinition<_grove_v1_NodeCondition, _grove_v1_NodeCondition__Output>
       NodeInfo: MessageTypeDefinition<_grove_v1_NodeInfo, _grove_v1_NodeInfo__Output>
       PortMapping: MessageTypeDefinition<_grove_v1_PortMapping, _grove_v1_PortMapping__Output>
       Register: MessageTypeDefinition<_grove_v1_Register, _grove_v1_Register__Output>

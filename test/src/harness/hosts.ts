@@ -145,7 +145,8 @@ export class HostCluster {
       network: "cni",
       netnsPath: `/run/netns/${host.netns}`,
       labels: { "grove.test/host": host.name },
-      extraArgs: ["--address", host.address, ...(this.opts.agentArgs ?? [])],
+      // oci: layouts a test builds live in the cluster's directory.
+      extraArgs: ["--address", host.address, "--oci-dir", this.dir, ...(this.opts.agentArgs ?? [])],
       env: { ...this.opts.agentEnv, ...env },
       ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     });

@@ -201,7 +201,7 @@ export async function waitFor<T>(
   fn: () => Promise<T | undefined | false>,
   timeoutMs = 30_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs; // monotonic: a clock step does not end the wait
   let last: unknown;
   for (;;) {
     try {
@@ -210,7 +210,7 @@ export async function waitFor<T>(
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
     }
     await new Promise((r) => setTimeout(r, 200));

@@ -8,12 +8,15 @@
 // registry's rootcertbundle) with a small token server started here; Basic
 // auth uses an htpasswd file made with htpasswd(1).
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { createSign, randomBytes } from "node:crypto";
+import { createHash, createSign, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
 import * as path from "node:path";
+import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
+import * as zlib from "node:zlib";
 import * as tar from "tar-stream";
 import { REPO_ROOT } from "./processes";
 
@@ -433,4 +436,117 @@ export async function startDroppingProxy(
         server.close(() => resolve());
       }),
   };
+}
+
+// ---- images pushed blob by blob (for layers no tool would make: bombs)
+
+export interface RawLayer {
+  /** The compressed (gzip) layer blob. */
+  file: string;
+  /** sha256 of the uncompressed tar. */
+  diffId: string;
+}
+
+/**
+ * Writes the gzip of `tarStream` (an uncompressed tar) to `file`, hashing the tar as it goes; no uncompressed copy touches
+ * the disk.
+ */
+export async function gzipLayer(file: string, tarStream: NodeJS.ReadableStream): Promise<RawLayer> {
+  const hash = createHash("sha256");
+  await pipeline(
+    tarStream,
+    new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+    }),
+    zlib.createGzip({ level: 9 }),
+    fs.createWriteStream(file),
+  );
+  return { file, diffId: `sha256:${hash.digest("hex")}` };
+}
+
+async function uploadBlob(address: string, repo: string, data: Buffer): Promise<string> {
+  const digest = `sha256:${createHash("sha256").update(data).digest("hex")}`;
+  const start = await fetch(`http://${address}/v2/${repo}/blobs/uploads/`, { method: "POST" });
+  if (start.status !== 202) throw new Error(`upload start: ${start.status} ${await start.text()}`);
+  const location = new URL(start.headers.get("location")!, `http://${address}`);
+  location.searchParams.set("digest", digest);
+  const put = await fetch(location, {
+    method: "PUT",
+    headers: { "content-type": "application/octet-stream" },
+    body: data,
+  });
+  if (put.status !== 201) throw new Error(`upload ${digest}: ${put.status} ${await put.text()}`);
+  return digest;
+}
+
+/**
+ * Pushes an OCI image of exactly these gzip layers to repo:tag through the
+ * distribution API (POST + PUT uploads, then the manifest).
+ */
+export async function pushRawImage(address: string, repo: string, tag: string, layers: RawLayer[]): Promise<void> {
+  const arch = { x64: "amd64", arm64: "arm64" }[process.arch as "x64"] ?? process.arch;
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: arch,
+      os: "linux",
+      config: { Cmd: ["/bin/sh"] },
+      rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) },
+    }),
+  );
+  const configDigest = await uploadBlob(address, repo, config);
+  const descriptors = [];
+  for (const l of layers) {
+    const data = fs.readFileSync(l.file);
+    descriptors.push({
+      mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+      digest: await uploadBlob(address, repo, data),
+      size: data.length,
+    });
+  }
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: configDigest, size: config.length },
+    layers: descriptors,
+  });
+  const res = await fetch(`http://${address}/v2/${repo}/manifests/${tag}`, {
+    method: "PUT",
+    headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" },
+    body: manifest,
+  });
+  if (res.status !== 201) throw new Error(`manifest ${repo}:${tag}: ${res.status} ${await res.text()}`);
+}
+
+/** An uncompressed tar of one file of `size` zero bytes, made as it is read. */
+export function zeroTar(size: number): Readable {
+  const pack = tar.pack();
+  const entry = pack.entry({ name: "zeros", size, mode: 0o644, mtime: new Date(0) }, (err) =>
+    err ? pack.destroy(err) : pack.finalize(),
+  );
+  const chunk = Buffer.alloc(1 << 20);
+  const zeros = Readable.from(
+    (function* () {
+      for (let left = size; left > 0; left -= chunk.length)
+        yield left >= chunk.length ? chunk : chunk.subarray(0, left);
+    })(),
+  );
+  zeros.pipe(entry as unknown as NodeJS.WritableStream);
+  return pack as unknown as Readable;
+}
+
+/** The bytes under `dir` (files and symlinks, by their own size), like `du -sb --apparent-size`. */
+export function treeBytes(dir: string): number {
+  let total = 0;
+  const walk = (p: string) => {
+    for (const e of fs.readdirSync(p, { withFileTypes: true })) {
+      const full = path.join(p, e.name);
+      if (e.isDirectory()) walk(full);
+      else total += fs.lstatSync(full).size;
+    }
+  };
+  walk(dir);
+  return total;
 }

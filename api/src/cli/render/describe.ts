@@ -114,6 +114,7 @@ export function describeApp(app: App, instances: readonly Instance[], now: numbe
         ["Restart policy", spec.restartPolicy ?? "Always"],
         ["Stop grace", spec.stopGracePeriodSeconds !== undefined ? `${spec.stopGracePeriodSeconds}s` : undefined],
         ["Resize policy", spec.updatePolicy?.resources],
+        ["Stop after disconnect", spec.disconnect?.stopAfter],
       ],
       "  ",
     ),

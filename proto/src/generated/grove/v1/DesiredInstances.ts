@@ -6,9 +6,11 @@ import type { Long } from '@grpc/proto-loader';
 export interface DesiredInstances {
   'instances'?: (_grove_v1_InstanceSpec)[];
   'revision'?: (number | string | Long);
+  'clusterId'?: (string);
 }
 
 export interface DesiredInstances__Output {
   'instances': (_grove_v1_InstanceSpec__Output)[];
   'revision': (string);
+  'clusterId': (string);
 }

@@ -4,6 +4,7 @@ import type { Resources as _grove_v1_Resources, Resources__Output as _grove_v1_R
 import type { PortMapping as _grove_v1_PortMapping, PortMapping__Output as _grove_v1_PortMapping__Output } from '../../grove/v1/PortMapping';
 import type { EgressRule as _grove_v1_EgressRule, EgressRule__Output as _grove_v1_EgressRule__Output } from '../../grove/v1/EgressRule';
 import type { Security as _grove_v1_Security, Security__Output as _grove_v1_Security__Output } from '../../grove/v1/Security';
+import type { Long } from '@grpc/proto-loader';
 
 export interface InstanceSpec {
   'uid'?: (string);
@@ -23,6 +24,7 @@ export interface InstanceSpec {
   'imagePullSecret'?: (string);
   'entrypoint'?: (string)[];
   'security'?: (_grove_v1_Security | null);
+  'stopAfterMs'?: (number | string | Long);
 }
 
 export interface InstanceSpec__Output {
@@ -43,4 +45,5 @@ export interface InstanceSpec__Output {
   'imagePullSecret': (string);
   'entrypoint': (string)[];
   'security': (_grove_v1_Security__Output | null);
+  'stopAfterMs': (string);
 }
