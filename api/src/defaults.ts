@@ -18,3 +18,13 @@ export function normalizeResources(req: ResourceRequest | undefined): Resources 
     ...(req?.disk !== undefined ? { diskBytes: parseBytes(req.disk) } : {}),
   };
 }
+
+/** An App's default spec.disconnect.replaceAfter: replace instances of a lost node at once. */
+export const DEFAULT_REPLACE_AFTER_MS = 0;
+
+/** A drain's default per-instance timeout, and an App's default maxUnavailable. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 5 * 60_000;
+export const DEFAULT_MAX_UNAVAILABLE = 1;
+
+/** Label of a replacement: the uid of the instance (same index) it stands in for (a lost node's, or a draining one's). */
+export const REPLACES_LABEL = "grove.io/replaces";

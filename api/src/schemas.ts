@@ -307,6 +307,13 @@ export const AppSpec = Type.Object(
     security: Type.Optional(SecuritySpec),
     updatePolicy: Type.Optional(UpdatePolicy),
     disconnect: Type.Optional(DisconnectPolicy),
+    maxUnavailable: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description:
+          "how many of the App's instances a drain moves at once (default 1); each keeps running until its replacement runs or the drain's timeout passes",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -317,6 +324,8 @@ export const AppStatus = Type.Object({
   instances: Type.Optional(Type.Integer()),
   running: Type.Optional(Type.Integer()),
   pending: Type.Optional(Type.Integer()),
+  /** Instances on nodes that stopped answering (not counted in instances or running once replaced). */
+  unknown: Type.Optional(Type.Integer()),
 });
 export type AppStatus = Static<typeof AppStatus>;
 
@@ -343,6 +352,8 @@ export const InstanceState = Type.Union([
   Type.Literal("Exited"),
   Type.Literal("Failed"),
   Type.Literal("OOMKilled"),
+  // Its node stopped answering: it may still run there, but it is not counted as running or routed to.
+  Type.Literal("Unknown"),
 ]);
 export type InstanceState = Static<typeof InstanceState>;
 export const TERMINAL_STATES: readonly InstanceState[] = ["Exited", "Failed", "OOMKilled"];
@@ -364,6 +375,8 @@ export const InstanceSpec = Type.Object(
     stopGracePeriodSeconds: Type.Integer({ minimum: 0 }),
     /** How many instances of this index ended before this one (replacements). */
     restarts: Type.Integer({ minimum: 0 }),
+    /** Consecutive short runs before this one: the crash-loop backoff exponent (back to 0 after a long run). */
+    crashLoops: Type.Optional(Type.Integer({ minimum: 0 })),
     /** The node this instance is bound to; set once by the scheduler. */
     nodeName: Type.Optional(Type.String()),
     placement: Type.Optional(Placement),
@@ -450,6 +463,20 @@ export const NodeSpec = Type.Object(
   {
     unschedulable: Type.Optional(Type.Boolean({ description: "cordoned: no new instances are placed here" })),
     taints: Type.Optional(Type.Array(Taint, { maxItems: 32 })),
+    drain: Type.Optional(
+      Type.Object(
+        {
+          timeout: Type.Optional(
+            durationString('how long an instance waits for its replacement before it is stopped anyway (default "5m")'),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            "draining (grove drain): every instance is moved make-before-break, a replacement elsewhere first; set with unschedulable",
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -1,6 +1,7 @@
 // grove-server's command line.
 import { Command, InvalidArgumentError } from "commander";
 import pino from "pino";
+import { parseDurationMs } from "@grove/api";
 import { startControlPlane } from "./server";
 import { parseCidr, parsePortRange } from "./network/subnets";
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges, parsePortList, type HostPortRange } from "@grove/api";
@@ -76,6 +77,18 @@ export async function main(argv: string[]): Promise<void> {
       "deny",
     )
     .option(
+      "--node-grace <duration>",
+      "agent silence after which its node is marked Ready=Unknown and its instances Unknown (then replaced)",
+      flagCheck("--node-grace", (v) => parseDurationMs(v)),
+      5_000,
+    )
+    .option(
+      "--heartbeat-interval <duration>",
+      "how often agents heartbeat (at most half the node grace)",
+      flagCheck("--heartbeat-interval", (v) => parseDurationMs(v)),
+      1_000,
+    )
+    .option(
       "--assign-cluster-id",
       "give a store that holds objects but no cluster id a new one (after an upgrade from a Grove without cluster ids; " +
         "agents that applied sets of another cluster still refuse it)",
@@ -96,6 +109,8 @@ export async function main(argv: string[]): Promise<void> {
     allowPrivilegedHostPorts?: boolean;
     reservedHostPorts: number[];
     egressDefault: "deny" | "allow";
+    nodeGrace: number;
+    heartbeatInterval: number;
     assignClusterId?: boolean;
   }>();
   const logger = pino({ name: "grove-server", level: o.logLevel });
@@ -116,6 +131,7 @@ export async function main(argv: string[]): Promise<void> {
       grpcPort: o.grpcListen.port,
       network: { clusterCidr: o.clusterCidr, nodeSubnetPrefix: o.nodeSubnetPrefix, egressDefault: o.egressDefault },
       hostPortRange: o.hostPortRange,
+      presence: { graceMs: o.nodeGrace, heartbeatIntervalMs: o.heartbeatInterval },
       hostPorts: {
         allowed: o.allowedHostPorts,
         allowPrivileged: o.allowPrivilegedHostPorts === true,

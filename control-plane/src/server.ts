@@ -15,7 +15,7 @@ import { AppController } from "./controllers/app-controller";
 import { DEFAULT_HOST_PORT_RANGE, SchedulerController } from "./controllers/scheduler-controller";
 import { NodeLifecycleController } from "./controllers/node-lifecycle";
 import { LeaderElection } from "./leader/election";
-import { AgentGateway, type ClusterNetworkOptions } from "./grpc/agent-gateway";
+import { AgentGateway, type ClusterNetworkOptions, type PresenceOptions } from "./grpc/agent-gateway";
 import { ensureClusterId } from "./cluster/cluster-id";
 import type { PortRange } from "./network/subnets";
 import { ControlPlaneHostPorts, type HostPortPolicyOptions } from "./network/host-port-policy";
@@ -38,6 +38,8 @@ export interface ControlPlaneOptions {
   network?: ClusterNetworkOptions;
   /** Dynamic host ports (default 20000-29999). */
   hostPortRange?: PortRange;
+  /** Node grace and heartbeat interval (defaults 5 s and 1 s). */
+  presence?: PresenceOptions;
   /** Which fixed host ports Apps may publish (default: 10000-32767, no privileged ports, none reserved beyond ours). */
   hostPorts?: HostPortPolicyOptions;
   /**
@@ -162,7 +164,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         1,
         opts.hostPortRange,
       );
-      const lifecycle = new NodeLifecycleController(store, nodes, logger.child({ component: "node-lifecycle" }));
+      const lifecycle = new NodeLifecycleController(
+        store,
+        nodes,
+        instances,
+        logger.child({ component: "node-lifecycle" }),
+      );
       appController.resyncAll();
       scheduler.trigger();
       lifecycle.start();
@@ -181,6 +188,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       agentToken,
       logger.child({ component: "agents" }),
       opts.network,
+      opts.presence,
     );
     gateway.setCluster(cluster);
     cleanups.push(async () => {

@@ -122,6 +122,53 @@ describe("grove CLI", () => {
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+  describe("drain and uncordon", () => {
+    const n1: Node = { apiVersion: "grove/v1", kind: "Node", metadata: { name: "n1" }, spec: { taints: [] } };
+    it("cordons the node with spec.drain, prints progress until nothing is left on it, and uncordons", async () => {
+      client.put(n1);
+      const a = instance("hello-0", { nodeName: "n1" }, { state: "Running" });
+      a.metadata.uid = "a";
+      const b = instance("hello-1", { nodeName: "n1", index: 1 }, { state: "Running" });
+      b.metadata.uid = "b";
+      client.put(a);
+      client.put(b);
+      let step = 0;
+      onSleep = () => {
+        step++;
+        if (step === 1) {
+          // The controller placed a replacement for hello-0 ...
+          const r = instance("hello-0-1a2b3", { nodeName: "n2" }, { state: "Running" });
+          r.metadata.labels = { "grove.io/replaces": "a" };
+          client.put(r);
+        } else if (step === 2) {
+          client.put({ ...a, status: { state: "Exited", reason: "Drained" } });
+          client.put({ ...b, status: { state: "Exited", reason: "DrainTimeout" } });
+        }
+      };
+      expect(await grove("drain", "n1", "--timeout", "90s")).toBe(0);
+      expect((client.objects.get("Node//n1") as Node).spec).toEqual({
+        taints: [],
+        unschedulable: true,
+        drain: { timeout: "90s" },
+      });
+      expect(out).toEqual([
+        "node/n1 cordoned; draining (each instance waits up to 90s for its replacement)",
+        "2 instance(s) left on n1, 0 moving: hello-0, hello-1",
+        "2 instance(s) left on n1, 1 moving: hello-0, hello-1",
+        "node/n1 drained",
+      ]);
+      expect(await grove("uncordon", "n1")).toBe(0);
+      expect((client.objects.get("Node//n1") as Node).spec).toEqual({ taints: [] });
+    });
+
+    it("rejects a timeout that is not whole seconds, and changes nothing", async () => {
+      client.put(n1);
+      expect(await grove("drain", "n1", "--timeout", "1500ms")).toBe(1);
+      expect(err.join("\n")).toContain("--timeout: give whole seconds");
+      expect(client.calls).toEqual([]);
+    });
+  });
+
   describe("argument parsing", () => {
     it("rejects a missing kind with commander's message and exit code 1", async () => {
       expect(await grove("get")).toBe(1);

@@ -8,6 +8,7 @@ import type { GroveClient } from "../client";
 import { resolveConfig, type ConnectionFlags, type ResolvedConfig } from "../config";
 import { GroveError } from "../errors";
 import { loadManifests } from "../manifest";
+import { REPLACES_LABEL } from "../defaults";
 import { TERMINAL_STATES, type App, type Instance, type Kind, type Node } from "../schemas";
 import type { Endpoints } from "../endpoints";
 import { renderCapacity, renderPlan } from "../scheduling";
@@ -121,6 +122,35 @@ function sameIntent(existing: AnyObject, wanted: App | Node): boolean {
     isDeepStrictEqual(existing.spec, wanted.spec) &&
     isDeepStrictEqual(existing.metadata.labels ?? {}, wanted.metadata.labels ?? {})
   );
+}
+
+/** Cordons and drains a node (drain given), or uncordons it and ends its drain (undefined). */
+async function setDrain(client: CliClient, name: string, drain: { timeout: string } | undefined): Promise<void> {
+  const node = await client.get("Node", name);
+  const { drain: _d, unschedulable: _u, ...rest } = node.spec;
+  const spec = drain ? { ...rest, unschedulable: true, drain } : rest;
+  await client.apply({ ...forSubmission(node, ""), spec });
+}
+
+/** Prints a drain's progress until no unfinished instance is left on the node. */
+async function waitForDrain(client: CliClient, name: string, timeoutMs: number, deps: CliDeps): Promise<void> {
+  // The controller stops what is left after the timeout; give it and the agent a margin on top.
+  const deadline = deps.now() + timeoutMs + 60_000;
+  let last = "";
+  for (;;) {
+    const all = (await client.list("Instance", { allNamespaces: true })).items;
+    const left = all.filter((i) => i.spec.nodeName === name && !TERMINAL_STATES.includes(i.status?.state ?? "Pending"));
+    const moving = left.filter((i) => all.some((r) => r.metadata.labels?.[REPLACES_LABEL] === i.metadata.uid));
+    const line =
+      left.length === 0
+        ? `node/${name} drained`
+        : `${left.length} instance(s) left on ${name}, ${moving.length} moving: ${left.map((i) => i.metadata.name).join(", ")}`;
+    if (line !== last) deps.out(line);
+    last = line;
+    if (left.length === 0) return;
+    if (deps.now() > deadline) throw new Error(`drain of ${name} did not finish: ${line}`);
+    await deps.sleep(WAIT_POLL_MS);
+  }
 }
 
 export function buildProgram(deps: CliDeps): Command {
@@ -311,6 +341,34 @@ export function buildProgram(deps: CliDeps): Command {
         );
       }
       for (const line of lines) deps.out(line);
+    });
+
+  program
+    .command("drain")
+    .description(
+      "cordon a node and move every instance off it, make before break: each keeps running until its replacement runs elsewhere (or --timeout passes)",
+    )
+    .argument("<node>", "the node's name")
+    .option("--timeout <duration>", "how long an instance waits for its replacement before it is stopped anyway", "5m")
+    .action(async (name: string, opts: { timeout: string }, cmd: Command) => {
+      const timeoutMs = parseDuration(opts.timeout);
+      if (timeoutMs < 1000 || timeoutMs % 1000 !== 0) {
+        throw new UsageError(`--timeout: give whole seconds of at least 1s (e.g. 90s, 5m), not "${opts.timeout}"`);
+      }
+      const { client } = connect(cmd, deps);
+      await setDrain(client, name, { timeout: `${timeoutMs / 1000}s` });
+      deps.out(`node/${name} cordoned; draining (each instance waits up to ${opts.timeout} for its replacement)`);
+      await waitForDrain(client, name, timeoutMs, deps);
+    });
+
+  program
+    .command("uncordon")
+    .description("let the scheduler place instances on a node again (ends a drain: moves not yet done are cancelled)")
+    .argument("<node>", "the node's name")
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      const { client } = connect(cmd, deps);
+      await setDrain(client, name, undefined);
+      deps.out(`node/${name} uncordoned`);
     });
 
   program

@@ -6,6 +6,31 @@
 // spec.restarts + 1) when the App's restart policy says so, after a crash-loop
 // backoff of min(1 s * 2^restarts, 60 s) counted from when it finished.
 //
+// The crash-loop backoff counts consecutive short runs (spec.crashLoops):
+// an instance that ran for BACKOFF_RESET_MS before it ended restarts after
+// the base delay again. The wait is timed with this controller's monotonic
+// clock from when it saw the instance end, never by comparing its clock with
+// a node's.
+//
+// Instances on a node that stopped answering are Unknown (node-lifecycle.ts).
+// Each one gets a replacement at once (after the App's
+// spec.disconnect.replaceAfter): a new instance with the same index under
+// its own name, labelled with the uid it replaces (REPLACES_LABEL), so the
+// original stays recorded while its node is away. When the node comes back,
+// an original whose replacement (or a later one in the chain) is Running is
+// superseded: it gets the terminal state Exited, reason Superseded, which
+// takes it out of its node's desired set (the agent stops it); an original
+// whose replacements are not running yet resumes and they are cancelled. An
+// original that ended while away keeps the exit its agent reports. So per
+// index exactly one instance, the head, is counted and restarted; the others
+// wait for their node or are kept for a while to be seen, then deleted.
+//
+// A drain (the node's spec.drain, set by `grove drain`) uses the same
+// replacements, make before break: each instance on the draining node gets a
+// replacement elsewhere while it keeps running, at most spec.maxUnavailable
+// of an App at a time, and is stopped (Exited, reason Drained) once its
+// replacement runs, or when the drain's timeout passes first (DrainTimeout).
+//
 // When the App's template changes, its instances are replaced; but when only
 // its resources changed and spec.updatePolicy.resources is InPlace (the
 // default), a running instance is resized where it is: its spec gets the new
@@ -20,11 +45,16 @@ import { createHash, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import {
   API_VERSION,
+  DEFAULT_DRAIN_TIMEOUT_MS,
+  DEFAULT_MAX_UNAVAILABLE,
+  DEFAULT_REPLACE_AFTER_MS,
   DEFAULT_RESOURCES_UPDATE_POLICY,
+  REPLACES_LABEL,
   DEFAULT_RESTART_POLICY,
   DEFAULT_STOP_GRACE_SECONDS,
   GroveError,
   TERMINAL_STATES,
+  parseDurationMs,
   formatBytes,
   formatCpu,
   normalizeResources,
@@ -51,6 +81,7 @@ import {
 } from "../scheduler";
 import { Informer, objectKey } from "./informer";
 import { allocations, caughtUp } from "./placement-commit";
+import { monotonicNow, nodeIsReady, type MonotonicClock } from "./node-lifecycle";
 import { WorkQueue } from "./work-queue";
 
 export const APP_LABEL = "grove.io/app";
@@ -58,10 +89,23 @@ export const APP_LABEL = "grove.io/app";
 export const TEMPLATE_HASH_LABEL = "grove.io/template-hash";
 /** Hash of the template without its resources: equal while only resources changed (resize in place). */
 export const CONFIG_HASH_LABEL = "grove.io/config-hash";
+export { REPLACES_LABEL };
 const MAX_BACKOFF_MS = 60_000;
+/** An instance that ran this long before it ended restarts without crash-loop backoff. */
+export const BACKOFF_RESET_MS = 10 * 60_000;
+/** How long a superseded original, or one that ended while its node was away, stays listed. */
+export const RETIRED_RETENTION_MS = 10 * 60_000;
 
 export interface Clock {
+  /** Wall clock, for timestamps written into objects. */
   now(): number;
+  /** Monotonic clock, for every wait (default performance.now()). */
+  monotonic?: MonotonicClock;
+}
+
+export interface AppControllerOptions {
+  retiredRetentionMs?: number;
+  backoffResetMs?: number;
 }
 
 /** The part of an instance's spec that comes from its App. */
@@ -239,21 +283,50 @@ export function shouldReplace(inst: Instance): boolean {
   }
 }
 
-/** Milliseconds to wait before replacing an ended instance (crash-loop backoff). */
-export function restartDelayMs(inst: Instance, now: number): number {
-  const finished = inst.status?.finishedAt ? Date.parse(inst.status.finishedAt) : NaN;
-  if (Number.isNaN(finished)) return 0;
-  const backoff = Math.min(1000 * 2 ** inst.spec.restarts, MAX_BACKOFF_MS);
-  return Math.max(0, finished + backoff - now);
+/** Consecutive short runs of this index (the backoff exponent); from before crashLoops existed: restarts. */
+export function crashLoops(inst: Instance): number {
+  return inst.spec.crashLoops ?? inst.spec.restarts;
 }
 
-export function newInstance(app: App, index: number, restarts: number, now: number): Instance {
+/** Crash-loop backoff before replacing an ended instance: min(1 s * 2^crashLoops, 60 s). */
+export function restartBackoffMs(inst: Instance): number {
+  return Math.min(1000 * 2 ** crashLoops(inst), MAX_BACKOFF_MS);
+}
+
+/**
+ * How long an ended instance ran (both ends from its node's clock, so no
+ * clocks of different machines are compared); undefined when not known.
+ */
+export function ranForMs(inst: Instance): number | undefined {
+  const started = inst.status?.startedAt ? Date.parse(inst.status.startedAt) : NaN;
+  const finished = inst.status?.finishedAt ? Date.parse(inst.status.finishedAt) : NaN;
+  return Number.isNaN(started) || Number.isNaN(finished) ? undefined : Math.max(0, finished - started);
+}
+
+/** The crash-loop count of an ended instance's successor: back to 0 after a long run. */
+export function nextCrashLoops(inst: Instance, resetAfterMs = BACKOFF_RESET_MS): number {
+  const ran = ranForMs(inst);
+  return ran !== undefined && ran >= resetAfterMs ? 0 : crashLoops(inst) + 1;
+}
+
+/** The App's spec.disconnect.replaceAfter in milliseconds. */
+export function replaceAfterMs(app: App): number {
+  const d = app.spec.disconnect?.replaceAfter;
+  return d === undefined ? DEFAULT_REPLACE_AFTER_MS : parseDurationMs(d);
+}
+
+/** The uid an instance replaces (its REPLACES_LABEL), if any. */
+export function replacesUid(inst: Instance): string | undefined {
+  return inst.metadata.labels?.[REPLACES_LABEL];
+}
+
+export function newInstance(app: App, index: number, restarts: number, now: number, name?: string): Instance {
   const ns = app.metadata.namespace ?? "default";
   return {
     apiVersion: API_VERSION,
     kind: "Instance",
     metadata: {
-      name: `${app.metadata.name}-${index}`,
+      name: name ?? `${app.metadata.name}-${index}`,
       namespace: ns,
       uid: randomUUID(),
       labels: { [APP_LABEL]: app.metadata.name, ...templateLabels(app) },
@@ -266,23 +339,77 @@ export function newInstance(app: App, index: number, restarts: number, now: numb
 
 export class AppController {
   private readonly queue: WorkQueue;
+  private readonly monotonic: MonotonicClock;
+  /** When (monotonic) we first saw an instance (by uid) ended, Unknown, or retired. */
+  private readonly endedAt = new Map<string, number>();
+  private readonly unknownAt = new Map<string, number>();
+  private readonly retiredAt = new Map<string, number>();
+  private readonly drainingAt = new Map<string, number>();
+  private readonly retiredRetentionMs: number;
+  private readonly backoffResetMs: number;
 
   constructor(
     private readonly repo: Repository,
     private readonly apps: Informer<App>,
     private readonly instances: Informer<Instance>,
-    /** The nodes, for the fit check of a resize in place. */
+    /** The nodes, for the fit check of a resize in place and whether a suspect's node is back. */
     private readonly nodes: Informer<Node>,
     private readonly logger: Logger,
     private readonly clock: Clock = { now: () => Date.now() },
+    opts: AppControllerOptions = {},
   ) {
+    this.monotonic = clock.monotonic ?? monotonicNow;
+    this.retiredRetentionMs = opts.retiredRetentionMs ?? RETIRED_RETENTION_MS;
+    this.backoffResetMs = opts.backoffResetMs ?? BACKOFF_RESET_MS;
     this.queue = new WorkQueue({ name: "app-controller", sync: (k) => this.sync(k), logger });
     apps.on((ev) => this.queue.add(objectKey(ev.object)));
     instances.on((ev) => {
       const app = ev.object.spec.app;
       const ns = ev.object.metadata.namespace ?? "default";
+      if (ev.type === "deleted") this.forget(ev.object.metadata.uid ?? "");
       this.queue.add(`${ns}/${app}`);
     });
+    // A suspect's node coming back (or going) decides between it and its replacement;
+    // a drain starting or ending moves instances or stops moving them.
+    nodes.on((ev) => {
+      const drainChanged =
+        ev.type !== "updated" || (ev.old.spec.drain === undefined) !== (ev.object.spec.drain === undefined);
+      if (ev.type === "updated" && nodeIsReady(ev.old) === nodeIsReady(ev.object) && !drainChanged) return;
+      for (const i of this.instances.list()) {
+        if (i.spec.nodeName === ev.object.metadata.name && (drainChanged || i.status?.state === "Unknown")) {
+          this.queue.add(`${i.metadata.namespace ?? "default"}/${i.spec.app}`);
+        }
+      }
+    });
+  }
+
+  private forget(uid: string): void {
+    this.endedAt.delete(uid);
+    this.unknownAt.delete(uid);
+    this.retiredAt.delete(uid);
+    this.drainingAt.delete(uid);
+  }
+
+  /** The drain of the node an instance is bound to, if that node is draining. */
+  private drainOf(inst: Instance): { node: string; timeoutMs: number } | undefined {
+    const node = inst.spec.nodeName ? this.nodes.get(inst.spec.nodeName) : undefined;
+    const drain = node?.spec.drain;
+    if (!node || !drain) return undefined;
+    return {
+      node: node.metadata.name,
+      timeoutMs: drain.timeout !== undefined ? parseDurationMs(drain.timeout) : DEFAULT_DRAIN_TIMEOUT_MS,
+    };
+  }
+
+  /** Monotonic time since `uid` was first seen in a state (recording now when first). */
+  private since(map: Map<string, number>, uid: string): number {
+    const now = this.monotonic();
+    const first = map.get(uid);
+    if (first === undefined) {
+      map.set(uid, now);
+      return 0;
+    }
+    return now - first;
   }
 
   /** Enqueues every known App (after the informers synced). */
@@ -322,21 +449,35 @@ export class AppController {
 
     const want = app.spec.instances;
     const now = this.clock.now();
-    const byIndex = new Map<number, Instance>();
+    const byIndex = new Map<number, Instance[]>();
     for (const inst of mine) {
-      if (inst.spec.index >= want || byIndex.has(inst.spec.index)) {
-        await this.deleteIgnoringMissing(inst); // scaled down, or a duplicate index
+      if (inst.spec.index >= want) {
+        await this.deleteIgnoringMissing(inst); // scaled down
         continue;
       }
-      byIndex.set(inst.spec.index, inst);
+      byIndex.set(inst.spec.index, [...(byIndex.get(inst.spec.index) ?? []), inst]);
     }
 
+    // Instances being moved off draining nodes: those with a replacement that does not run yet.
+    const successorOf = new Set(mine.flatMap((i) => replacesUid(i) ?? []));
+    const budget = {
+      moving: mine.filter(
+        (i) =>
+          successorOf.has(i.metadata.uid ?? "") &&
+          !isTerminal(i) &&
+          i.status?.state !== "Unknown" &&
+          this.drainOf(i) !== undefined,
+      ).length,
+      max: app.spec.maxUnavailable ?? DEFAULT_MAX_UNAVAILABLE,
+    };
     for (let index = 0; index < want; index++) {
-      const inst = byIndex.get(index);
-      if (!inst) {
+      const group = byIndex.get(index);
+      if (!group) {
         await this.repo.create(newInstance(app, index, 0, now));
         continue;
       }
+      const inst = await this.settleIndex(key, app, group, now, budget);
+      if (!inst) continue;
       const change = templateChange(inst, app);
       if (change === "resources" && resourcesUpdatePolicy(app) === "InPlace" && !isTerminal(inst)) {
         // Only the resources changed: resize where it runs, if it fits there.
@@ -351,16 +492,224 @@ export class AppController {
         continue;
       }
       if (shouldReplace(inst)) {
-        const delay = restartDelayMs(inst, now);
+        const uid = inst.metadata.uid ?? "";
+        const delay = restartBackoffMs(inst) - this.since(this.endedAt, uid);
         if (delay > 0) {
-          this.queue.addAfter(key, delay);
+          this.queue.addAfter(key, Math.ceil(delay));
           continue;
         }
-        await this.replace(inst, app, inst.spec.restarts + 1, now);
+        await this.replace(
+          inst,
+          app,
+          inst.spec.restarts + 1,
+          now,
+          undefined,
+          nextCrashLoops(inst, this.backoffResetMs),
+        );
       }
     }
 
     await this.updateAppStatus(app, this.instancesOf(ns, name));
+  }
+
+  /**
+   * Sorts out the instances of one index: suspects on lost nodes get a
+   * replacement, originals whose node came back are superseded or resume,
+   * retired ones are deleted after their retention. Returns the head (the
+   * one instance of the index nothing replaces) when the usual decisions
+   * (template change, restart) should be made on it, else undefined.
+   */
+  private async settleIndex(
+    key: string,
+    app: App,
+    group: Instance[],
+    now: number,
+    budget: { moving: number; max: number },
+  ): Promise<Instance | undefined> {
+    const successors = (uid: string) => group.filter((i) => replacesUid(i) === uid);
+    const descendants = (uid: string): Instance[] => {
+      const out: Instance[] = [];
+      const todo = [uid];
+      while (todo.length > 0) {
+        for (const s of successors(todo.pop()!)) {
+          if (out.includes(s)) continue;
+          out.push(s);
+          todo.push(s.metadata.uid ?? "");
+        }
+      }
+      return out;
+    };
+    let acted = false;
+    const heads: Instance[] = [];
+    for (const inst of group) {
+      const uid = inst.metadata.uid ?? "";
+      if (successors(uid).length === 0) {
+        heads.push(inst);
+        continue;
+      }
+      const state = inst.status?.state;
+      if (isTerminal(inst)) {
+        // It ended while its node was away (its agent reported the exit on return) and no
+        // replacement has run yet: as an original that is back, it is in charge again. Its
+        // replacements are cancelled and it is restarted in place per its restart policy.
+        const retiredHere = ["Superseded", "Drained", "DrainTimeout"].includes(inst.status?.reason ?? "");
+        const neverRan = (d: Instance) =>
+          d.status?.state !== "Running" &&
+          !d.status?.startedAt &&
+          !isTerminal(d) &&
+          d.spec.restarts === inst.spec.restarts;
+        const later = descendants(uid);
+        if (!retiredHere && later.every(neverRan)) {
+          for (const d of later) {
+            this.logger.info(
+              { instance: objectKey(d), uid: d.metadata.uid, original: objectKey(inst), originalUid: uid },
+              "original ended while its node was away and its replacement has not run: cancelling the replacement",
+            );
+            await this.deleteIgnoringMissing(d);
+          }
+          acted = true;
+          continue;
+        }
+        // Superseded, or ended while away after its replacement ran: kept to be seen.
+        const left = this.retiredRetentionMs - this.since(this.retiredAt, uid);
+        if (left <= 0) {
+          await this.deleteIgnoringMissing(inst);
+          acted = true;
+        } else this.queue.addAfter(key, Math.ceil(left));
+        continue;
+      }
+      if (state === "Unknown") {
+        // Recorded until its node returns; a node that was deleted will not.
+        if (inst.spec.nodeName && !this.nodes.get(inst.spec.nodeName)) {
+          this.logger.info(
+            { instance: objectKey(inst), uid, node: inst.spec.nodeName },
+            "deleting an instance whose node was deleted; it has a replacement",
+          );
+          await this.deleteIgnoringMissing(inst);
+          acted = true;
+        }
+        continue;
+      }
+      // Its node is back and its agent reported it, or it is being moved off a draining node.
+      const later = descendants(uid);
+      const running = later.find((d) => d.status?.state === "Running");
+      const drain = this.drainOf(inst);
+      if (running) {
+        await this.supersede(inst, running, drain?.node);
+      } else if (drain) {
+        // Make before break: it keeps running until its replacement does, or the drain's timeout.
+        const left = drain.timeoutMs - this.since(this.drainingAt, uid);
+        if (left > 0) {
+          this.queue.addAfter(key, Math.ceil(left));
+          continue;
+        }
+        await this.supersede(inst, undefined, drain.node);
+      } else {
+        for (const d of later) {
+          this.logger.info(
+            { instance: objectKey(d), uid: d.metadata.uid, original: objectKey(inst), originalUid: uid },
+            "original instance is back before its replacement ran: cancelling the replacement",
+          );
+          await this.deleteIgnoringMissing(d);
+        }
+      }
+      acted = true;
+    }
+    if (acted) return undefined; // decide on the head once the informers show the result
+
+    if (heads.length > 1) {
+      // Two instances of one index that do not replace each other: keep one, a Running one if any.
+      const rank = (i: Instance) => (i.status?.state === "Running" ? 0 : isTerminal(i) ? 2 : 1);
+      const [keep, ...extra] = [...heads].sort((a, b) => rank(a) - rank(b));
+      for (const d of extra) await this.deleteIgnoringMissing(d);
+      return keep;
+    }
+    const head = heads[0];
+    const drain = head && !isTerminal(head) && head.status?.state !== "Unknown" ? this.drainOf(head) : undefined;
+    if (head && drain) {
+      // Moving it off a draining node: a replacement first, within the App's budget.
+      if (budget.moving >= budget.max) return undefined; // the next move starts when one finishes
+      budget.moving++;
+      this.since(this.drainingAt, head.metadata.uid ?? "");
+      await this.createReplacement(
+        app,
+        head,
+        now,
+        `moves ${head.metadata.name} off node ${drain.node}, which is draining`,
+      );
+      return undefined;
+    }
+    if (!head || head.status?.state !== "Unknown") return head;
+
+    // A suspect: place a replacement unless its node is already back (its agent is about to report).
+    const node = head.spec.nodeName ? this.nodes.get(head.spec.nodeName) : undefined;
+    if (node && nodeIsReady(node)) return undefined;
+    const uid = head.metadata.uid ?? "";
+    const wait = replaceAfterMs(app) - this.since(this.unknownAt, uid);
+    if (wait > 0) {
+      this.queue.addAfter(key, Math.ceil(wait));
+      return undefined;
+    }
+    await this.createReplacement(
+      app,
+      head,
+      now,
+      `replaces ${head.metadata.name} (${uid}) on node ${head.spec.nodeName ?? "?"}, which stopped answering`,
+    );
+    return undefined;
+  }
+
+  /** A new instance of `orig`'s index under its own name, standing in for `orig` (REPLACES_LABEL). */
+  private async createReplacement(app: App, orig: Instance, now: number, why: string): Promise<void> {
+    const uid = orig.metadata.uid ?? "";
+    const next = newInstance(app, orig.spec.index, orig.spec.restarts, now);
+    next.metadata.name = `${app.metadata.name}-${orig.spec.index}-${(next.metadata.uid ?? "").slice(0, 5)}`;
+    next.metadata.labels = { ...next.metadata.labels, [REPLACES_LABEL]: uid };
+    next.spec.crashLoops = crashLoops(orig);
+    next.status = { state: "Pending", reason: "Unscheduled", message: `waiting for the scheduler: ${why}` };
+    this.logger.info(
+      { instance: objectKey(orig), uid, node: orig.spec.nodeName, replacement: next.metadata.name, why },
+      "placing a replacement",
+    );
+    const created = await this.repo.create(next);
+    // Its name is new each time: the next sync must see it, or it would place a second one.
+    await caughtUp(this.instances, objectKey(created), created.metadata.resourceVersion ?? "0");
+  }
+
+  /**
+   * Takes an original out of its node's desired set (the agent stops it):
+   * its replacement `by` runs (its node came back, or a drain moved it), or
+   * a drain's timeout passed first (no `by`).
+   */
+  private async supersede(orig: Instance, by: Instance | undefined, drainedNode?: string): Promise<void> {
+    const node = orig.spec.nodeName ?? "?";
+    const byName = by ? `${by.metadata.name} (${by.metadata.uid ?? "?"})` : "";
+    const [why, reason] =
+      drainedNode === undefined
+        ? [`node ${node} stopped answering and ${byName} replaced it; stopped when the node came back`, "Superseded"]
+        : by
+          ? [`moved off node ${node} by a drain: ${byName} runs on node ${by.spec.nodeName ?? "?"}`, "Drained"]
+          : [`node ${node} is draining and no replacement ran within the drain's timeout`, "DrainTimeout"];
+    this.logger.info(
+      { instance: objectKey(orig), uid: orig.metadata.uid, node, replacement: by?.metadata.name, reason },
+      "stopping an original instance",
+    );
+    try {
+      await this.repo.updateStatus("Instance", orig, (i) => {
+        const cur = i as Instance;
+        if (cur.metadata.uid !== orig.metadata.uid || isTerminal(cur) || cur.status?.state === "Unknown") return false;
+        cur.status = {
+          ...cur.status,
+          state: "Exited",
+          reason,
+          message: why,
+          finishedAt: new Date(this.clock.now()).toISOString(),
+        };
+      });
+    } catch (err) {
+      if (err instanceof GroveError && err.code === "NotFound") return;
+      throw err;
+    }
   }
 
   /**
@@ -411,9 +760,20 @@ export class AppController {
     return undefined;
   }
 
-  private async replace(old: Instance, app: App, restarts: number, now: number, why?: string): Promise<void> {
-    const next = newInstance(app, old.spec.index, restarts, now);
+  private async replace(
+    old: Instance,
+    app: App,
+    restarts: number,
+    now: number,
+    why?: string,
+    loops = crashLoops(old),
+  ): Promise<void> {
+    const next = newInstance(app, old.spec.index, restarts, now, old.metadata.name);
     next.metadata.resourceVersion = old.metadata.resourceVersion;
+    next.spec.crashLoops = loops;
+    // Still standing in for an original on a node that is away.
+    const replaces = replacesUid(old);
+    if (replaces !== undefined) next.metadata.labels = { ...next.metadata.labels, [REPLACES_LABEL]: replaces };
     if (why !== undefined) {
       next.status = {
         state: "Pending",
@@ -437,21 +797,28 @@ export class AppController {
     }
   }
 
-  private async updateAppStatus(app: App, instances: Instance[]): Promise<void> {
+  private async updateAppStatus(app: App, all: Instance[]): Promise<void> {
+    // One instance per index counts: the head (what nothing replaces). An
+    // original on a lost node or one superseded is not counted.
+    const replaced = new Set(all.flatMap((i) => replacesUid(i) ?? []));
+    const instances = all.filter((i) => !replaced.has(i.metadata.uid ?? ""));
     const running = instances.filter((i) => i.status?.state === "Running").length;
     const pending = instances.filter((i) => !i.status || ["Pending", "Starting"].includes(i.status.state)).length;
+    const unknown = all.filter((i) => i.status?.state === "Unknown").length;
     const status = {
       observedGeneration: app.metadata.generation ?? 1,
       instances: instances.length,
       running,
       pending,
+      ...(unknown > 0 ? { unknown } : {}),
     };
     const cur = app.status ?? {};
     if (
       cur.observedGeneration === status.observedGeneration &&
       cur.instances === status.instances &&
       cur.running === status.running &&
-      cur.pending === status.pending
+      cur.pending === status.pending &&
+      (cur.unknown ?? 0) === unknown
     ) {
       return;
     }

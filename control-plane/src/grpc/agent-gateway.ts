@@ -31,7 +31,17 @@ import type { Repository } from "../resources/repository";
 import { Keys, type Store } from "../store/store";
 import { Informer } from "../controllers/informer";
 import { isTerminal } from "../controllers/app-controller";
-import { readyCondition, withReady, type Heartbeat } from "../controllers/node-lifecycle";
+import {
+  HEARTBEAT_INTERVAL_MS,
+  NODE_GRACE_MS,
+  PRESENCE_REFRESH_MS,
+  markNodeUnknown,
+  monotonicNow,
+  readyCondition,
+  withReady,
+  type Heartbeat,
+  type MonotonicClock,
+} from "../controllers/node-lifecycle";
 import type { ClusterIdentity } from "../cluster/cluster-id";
 import { addressesInside, allocateSubnet, formatCidr, parseCidr, type Cidr } from "../network/subnets";
 import { endError, SubStreamMux, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "./sub-streams";
@@ -54,7 +64,16 @@ function egressOf(r: NonNullable<Instance["spec"]["egress"]>[number]) {
   return { cidr: r.cidr, protocol: r.protocol ?? "all", portFirst: first ?? 0, portLast: last ?? first ?? 0 };
 }
 
-export const HEARTBEAT_INTERVAL_MS = 5_000;
+export { HEARTBEAT_INTERVAL_MS };
+
+/** How the gateway times its agents (grove-server --node-grace, --heartbeat-interval). */
+export interface PresenceOptions {
+  /** Agent silence after which the node is marked Ready=Unknown and its stream closed. */
+  graceMs?: number;
+  heartbeatIntervalMs?: number;
+  presenceRefreshMs?: number;
+  clock?: MonotonicClock;
+}
 
 /** Node conditions an agent may set (the others belong to the control plane). */
 export const AGENT_CONDITION_TYPES: readonly string[] = ["DesiredStateRefused"];
@@ -96,6 +115,17 @@ interface Session {
   lastSent: string;
   /** logs / exec / stats sub-streams on this Connect stream. */
   mux: SubStreamMux;
+  /** When we last heard anything on the stream: monotonic, and the wall clock for people. */
+  heardAt: number;
+  heardWall: Date;
+  /** The last heartbeat message itself (monotonic, wall clock): what the presence key shows. */
+  beatAt: number;
+  beatWall: Date;
+  /** Our last write of the node's presence key: its mod revision (the fence) and when (monotonic). */
+  presenceRev: string;
+  presenceAt: number;
+  /** Set once the session is given up, so it is marked lost only once. */
+  lost: boolean;
 }
 
 /** How long a stats request waits for the agent. */
@@ -256,6 +286,12 @@ function sameLimits(a: ApiInstanceStatus["appliedResources"], b: ApiInstanceStat
 
 export class AgentGateway {
   private readonly sessions = new Map<string, Session>();
+  /**
+   * Sessions whose stream closed, kept until the grace runs out: an agent
+   * that restarts (or redials after a reset) within the grace changes
+   * nothing, so restarting an agent never replaces its instances.
+   */
+  private readonly disconnected = new Map<string, Session>();
   private server: grpc.Server | undefined;
   private readonly clusterCidr: Cidr;
   private readonly nodeSubnetPrefix: number;
@@ -264,8 +300,17 @@ export class AgentGateway {
   private readonly assignedSubnets = new Map<string, string>();
   /** The first address each registered node advertised (where its ports are published). */
   private readonly nodeAddresses = new Map<string, string>();
-  /** Written with every heartbeat, so other replicas can name the one holding a node's stream. */
+  /** Written into presence keys, so other replicas can name the one holding a node's stream. */
   private serverId = "";
+  private readonly graceMs: number;
+  private readonly heartbeatIntervalMs: number;
+  private readonly presenceRefreshMs: number;
+  private readonly clock: MonotonicClock;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepIntervalMs = 500;
+  private lastSweep: number | undefined;
+  private sweeping = false;
+  private closing = false;
   /** Desired sets carry the cluster id; unset (tests): sets go out without one. */
   private cluster: ClusterIdentity | undefined;
 
@@ -276,7 +321,17 @@ export class AgentGateway {
     private readonly agentToken: string,
     private readonly logger: Logger,
     private readonly network: ClusterNetworkOptions = {},
+    presence: PresenceOptions = {},
   ) {
+    this.graceMs = presence.graceMs ?? NODE_GRACE_MS;
+    this.heartbeatIntervalMs = presence.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
+    this.presenceRefreshMs = presence.presenceRefreshMs ?? PRESENCE_REFRESH_MS;
+    this.clock = presence.clock ?? monotonicNow;
+    if (this.heartbeatIntervalMs * 2 > this.graceMs) {
+      throw new Error(
+        `node grace ${this.graceMs}ms must be at least twice the heartbeat interval ${this.heartbeatIntervalMs}ms`,
+      );
+    }
     this.clusterCidr = parseCidr(network.clusterCidr ?? DEFAULT_CLUSTER_CIDR, "cluster CIDR");
     this.nodeSubnetPrefix = network.nodeSubnetPrefix ?? 24;
     if (this.nodeSubnetPrefix < this.clusterCidr.prefix || this.nodeSubnetPrefix > 30) {
@@ -308,15 +363,24 @@ export class AgentGateway {
       ),
     );
     this.server = server;
+    // Silence is timed here, on the replica holding the stream, with a monotonic clock.
+    this.sweepIntervalMs = Math.max(50, Math.min(500, this.graceMs / 10));
+    this.sweepTimer = setInterval(() => void this.sweep(), this.sweepIntervalMs);
+    this.sweepTimer.unref();
     return bound;
   }
 
   async close(): Promise<void> {
+    // Going away is not the agents' fault: their nodes are left as they are,
+    // and they re-register with a replica that is up (no burst of replacements).
+    this.closing = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const s of this.sessions.values()) {
       s.mux.closeAll("the control plane is shutting down");
       s.stream.end();
     }
     this.sessions.clear();
+    this.disconnected.clear();
     const server = this.server;
     if (!server) return;
     await new Promise<void>((resolve) => {
@@ -343,7 +407,7 @@ export class AgentGateway {
     this.cluster = cluster;
   }
 
-  /** This replica's HTTP URL, written with heartbeats (see openStream). */
+  /** This replica's HTTP URL, written into presence keys (see openStream). */
   setServerId(id: string): void {
     this.serverId = id;
   }
@@ -362,8 +426,8 @@ export class AgentGateway {
     } catch {
       beat = undefined;
     }
-    const fresh = beat && Date.now() - Date.parse(beat.time) < 3 * HEARTBEAT_INTERVAL_MS;
-    if (fresh && beat?.server && beat.server !== this.serverId) {
+    // The key exists only while some replica holds the stream (it is deleted when the node is lost).
+    if (beat?.server && beat.server !== this.serverId) {
       throw new GroveError(
         "NodeUnavailable",
         `the agent of node ${node} is connected to another grove-server replica (${beat.server}); ` +
@@ -419,6 +483,15 @@ export class AgentGateway {
     // Sub-stream output is routed at once, not behind the store writes of the chain.
     const mux = new SubStreamMux("(unregistered)", (m) => call.write(m));
     call.on("data", (msg: AgentMessage__Output) => {
+      // Anything the agent sends shows it is there, not only heartbeats.
+      if (session) {
+        session.heardAt = this.clock();
+        session.heardWall = new Date();
+        if (msg.heartbeat) {
+          session.beatAt = session.heardAt;
+          session.beatWall = session.heardWall;
+        }
+      }
       if (mux.route(msg)) return;
       // Messages of one stream are handled strictly in order.
       chain = chain.then(async () => {
@@ -427,8 +500,8 @@ export class AgentGateway {
           else if (!session) throw new GroveError("BadRequest", "the first message on the stream must be register");
           else if (msg.heartbeat) {
             // Heard: the agent measures its time without contact from these (spec.disconnect.stopAfter).
+            // Presence is timed in memory (sweep), not written per beat.
             call.write({ heartbeatAck: { sentAtMs: msg.heartbeat.sentAtMs } });
-            await this.onHeartbeat(session.node);
           } else if (msg.status) await this.onStatus(session.node, msg.status);
           else if (msg.condition) await this.onConditions(session.node, [msg.condition]);
         } catch (err) {
@@ -443,8 +516,9 @@ export class AgentGateway {
     const done = () => {
       mux.closeAll(`the agent of node ${session?.node ?? "(unregistered)"} disconnected`);
       if (session && this.sessions.get(session.node)?.stream === call) {
-        this.sessions.delete(session.node);
         this.logger.info({ node: session.node }, "agent disconnected");
+        this.sessions.delete(session.node);
+        this.disconnected.set(session.node, session);
       }
     };
     call.on("end", () => {
@@ -496,7 +570,7 @@ export class AgentGateway {
       pids: Number(r?.pids ?? 0),
     });
     const now = new Date();
-    const ready = readyCondition(true, "AgentConnected", "the agent is connected and heartbeating", now);
+    const ready = readyCondition("True", "AgentConnected", "the agent is connected and heartbeating", now);
     const existing = await this.repo.get("Node", undefined, name).catch((err: unknown) => {
       if (err instanceof GroveError && err.code === "NotFound") return undefined;
       throw err;
@@ -511,6 +585,8 @@ export class AgentGateway {
       );
     }
     const subnet = await this.allocateSubnetFor(name);
+    // Presence first: a Ready node without a presence key looks abandoned to the leader.
+    const presenceRev = await this.writePresence(name, now);
     if (info.addresses[0]) this.nodeAddresses.set(name, info.addresses[0]);
     const status = {
       subnet,
@@ -542,33 +618,186 @@ export class AgentGateway {
         node.metadata.labels = { ...(node.metadata.labels ?? {}), ...info.labels };
       });
     }
-    await this.onHeartbeat(name);
-
+    const gone = this.disconnected.get(name);
+    if (gone) {
+      gone.lost = true; // back within the grace: the node stays Ready
+      this.disconnected.delete(name);
+    }
     const old = this.sessions.get(name);
     if (old && old.stream !== call) {
+      old.lost = true; // replaced, not lost: the node stays Ready
       old.mux.closeAll(`the agent of node ${name} reconnected`);
       old.stream.end();
     }
-    const session: Session = { node: name, stream: call, lastSent: "", mux };
+    const session: Session = {
+      node: name,
+      stream: call,
+      lastSent: "",
+      mux,
+      heardAt: this.clock(),
+      heardWall: now,
+      beatAt: this.clock(),
+      beatWall: now,
+      presenceRev,
+      presenceAt: this.clock(),
+      lost: false,
+    };
     this.sessions.set(name, session);
     this.logger.info({ node: name, reported: reg.instances.length }, "agent registered");
     call.write({
       registered: {
         nodeName: name,
-        heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+        heartbeatIntervalMs: this.heartbeatIntervalMs,
         subnet,
         egressDefault: this.network.egressDefault ?? "deny",
       },
     });
-    for (const st of reg.instances) await this.onStatus(name, st);
+    // Applied to the stored instances, not our cache: the leader may have
+    // marked them Unknown just before this registration, and our cache may
+    // not show that yet; these reports are what brings their states back.
+    for (const st of reg.instances) await this.onStatus(name, st, true);
+    await this.markLost(name, new Set(reg.instances.map((st) => st.uid)));
     this.pushDesired(name, true);
     return session;
   }
 
-  private async onHeartbeat(node: string): Promise<void> {
-    const beat: Heartbeat = { time: new Date().toISOString(), ...(this.serverId ? { server: this.serverId } : {}) };
-    // One unconditional put: a heartbeat has nothing to compare against.
-    await this.store.txn([], [{ type: "put", key: Keys.heartbeat(node), value: beat }]);
+  /**
+   * The Register carries every instance the agent has. One of this node's
+   * Unknown instances it did not report is not there any more (the host
+   * rebooted, its containers were lost): it ended, as Failed/Lost, so that it
+   * is replaced (or its replacement kept) instead of being started again.
+   */
+  private async markLost(node: string, reported: Set<string>): Promise<void> {
+    for (const inst of this.instances.list()) {
+      if (inst.spec.nodeName !== node || inst.status?.state !== "Unknown" || reported.has(inst.metadata.uid ?? "")) {
+        continue;
+      }
+      try {
+        await this.repo.updateStatus(
+          "Instance",
+          { metadata: { name: inst.metadata.name, namespace: inst.metadata.namespace } },
+          (i) => {
+            const cur = i as Instance;
+            if (cur.metadata.uid !== inst.metadata.uid || cur.status?.state !== "Unknown") return false;
+            cur.status = {
+              ...cur.status,
+              state: "Failed",
+              reason: "Lost",
+              message: `node ${node} came back without it: its agent does not have it (the host lost its containers)`,
+              finishedAt: new Date().toISOString(),
+            };
+          },
+        );
+        this.logger.warn({ node, instance: `${inst.metadata.namespace}/${inst.metadata.name}` }, "instance lost");
+      } catch (err) {
+        if (!(err instanceof GroveError && err.code === "NotFound")) throw err;
+      }
+    }
+  }
+
+  /** Writes the node's presence key (this replica holds its stream); returns its mod revision. */
+  private async writePresence(node: string, heard: Date): Promise<string> {
+    const beat: Heartbeat = { time: heard.toISOString(), ...(this.serverId ? { server: this.serverId } : {}) };
+    const r = await this.store.txn([], [{ type: "put", key: Keys.heartbeat(node), value: beat }]);
+    return r.revision;
+  }
+
+  /**
+   * Runs every few hundred ms: marks sessions silent for longer than the
+   * grace lost, and refreshes the presence keys of the others (at most every
+   * presenceRefreshMs, and only when the agent was heard since).
+   */
+  private async sweep(): Promise<void> {
+    if (this.sweeping || this.closing) return;
+    this.sweeping = true;
+    try {
+      // When this process itself was not running (SIGSTOP, a long GC pause,
+      // a suspended VM) the silence it measured is its own: the agents'
+      // messages are still waiting in its sockets. Give everyone a fresh grace.
+      const now = this.clock();
+      const gap = this.lastSweep === undefined ? 0 : now - this.lastSweep;
+      this.lastSweep = now;
+      if (gap > 2 * this.sweepIntervalMs + 1_000) {
+        this.logger.warn({ pausedMs: Math.round(gap) }, "this replica was paused; restarting the agents' grace");
+        for (const s of [...this.sessions.values(), ...this.disconnected.values()])
+          s.heardAt = Math.max(s.heardAt, now);
+        return;
+      }
+      for (const s of [...this.disconnected.values()]) {
+        const silent = this.clock() - s.heardAt;
+        if (s.lost || silent <= this.graceMs) continue;
+        await this.lose(
+          s,
+          "AgentDisconnected",
+          `the agent's stream closed and it has not come back for ${(silent / 1000).toFixed(1)}s`,
+          false,
+        );
+      }
+      for (const s of [...this.sessions.values()]) {
+        if (s.lost) continue;
+        const now = this.clock();
+        const silent = now - s.heardAt;
+        if (silent > this.graceMs) {
+          this.logger.warn({ node: s.node, silentMs: Math.round(silent) }, "agent stopped heartbeating");
+          await this.lose(s, "AgentNotHeartbeating", `no heartbeat from the agent for ${(silent / 1000).toFixed(1)}s`);
+          continue;
+        }
+        // Heartbeats proper, so the key also shows that they are not stuck behind a flood of log output.
+        if (now - s.presenceAt < this.presenceRefreshMs || s.beatAt <= s.presenceAt) continue;
+        const beat: Heartbeat = {
+          time: s.beatWall.toISOString(),
+          ...(this.serverId ? { server: this.serverId } : {}),
+        };
+        const key = Keys.heartbeat(s.node);
+        try {
+          const r = await this.store.txn([{ key, modRevision: s.presenceRev }], [{ type: "put", key, value: beat }]);
+          if (r.succeeded) {
+            s.presenceRev = r.revision;
+            s.presenceAt = now;
+          } else if (this.sessions.get(s.node) === s) {
+            // Someone else marked the node lost or took its stream: this stream is stale.
+            this.logger.warn({ node: s.node }, "node presence moved away from this replica; closing the stream");
+            this.dropSession(s, "the node's presence was taken over");
+          }
+        } catch (err) {
+          this.logger.warn({ err, node: s.node }, "could not refresh node presence; will retry");
+        }
+      }
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private dropSession(s: Session, why: string, closeStream = true): void {
+    s.lost = true;
+    if (this.sessions.get(s.node) === s) this.sessions.delete(s.node);
+    if (this.disconnected.get(s.node) === s) this.disconnected.delete(s.node);
+    s.mux.closeAll(`the agent of node ${s.node}: ${why}`);
+    if (closeStream) s.stream.emit("error", { code: grpc.status.UNAVAILABLE, details: why });
+  }
+
+  /**
+   * Gives up a session: closes its stream (the agent re-registers when it is
+   * back) and marks the node Ready=Unknown, fenced by our presence revision
+   * so a registration elsewhere in the meantime wins.
+   */
+  private async lose(s: Session, reason: string, message: string, closeStream = true): Promise<void> {
+    if (s.lost) return;
+    this.dropSession(s, message, closeStream);
+    if (this.closing) return;
+    try {
+      const marked = await markNodeUnknown(
+        this.store,
+        { node: s.node, modRevision: s.presenceRev },
+        reason,
+        message,
+        s.heardWall,
+      );
+      if (marked) this.logger.warn({ node: s.node, reason, message }, "node not ready");
+    } catch (err) {
+      // The leader's presence check marks it when its presence key goes stale.
+      this.logger.warn({ err, node: s.node }, "could not mark the node lost; the leader will");
+    }
   }
 
   /** An agent's conditions (e.g. DesiredStateRefused) onto its Node. */
@@ -590,13 +819,15 @@ export class AgentGateway {
     });
   }
 
-  private async onStatus(node: string, report: InstanceStatus__Output): Promise<void> {
+  private async onStatus(node: string, report: InstanceStatus__Output, fresh = false): Promise<void> {
     const inst = this.instances.get(`${report.namespace}/${report.name}`);
     if (!inst || inst.metadata.uid !== report.uid || inst.spec.nodeName !== node) return; // gone or replaced
     const address = this.nodeAddresses.get(node);
-    if (!applyReport(inst, report, address)) return;
+    if (!fresh && !applyReport(inst, report, address)) return;
     try {
-      await this.repo.updateStatus("Instance", inst, (i) => {
+      // Only the name: updateStatus then reads the stored object.
+      const target = fresh ? { metadata: { name: inst.metadata.name, namespace: inst.metadata.namespace } } : inst;
+      await this.repo.updateStatus("Instance", target, (i) => {
         const cur = i as Instance;
         if (cur.metadata.uid !== report.uid) return;
         const next = applyReport(cur, report, address);

@@ -1,8 +1,32 @@
 // /v1/nodes: agents register nodes (over gRPC); operators read them, apply
 // them (cordon with spec.unschedulable) and delete them.
+//
+// A node's last heartbeat is not written into the Node on every beat (that
+// would bump the revision scheduling transactions compare): the replica
+// holding the agent's stream keeps it in the node's presence key, refreshed
+// every few seconds, and reads fill it in here.
 import type { FastifyInstance } from "fastify";
+import type { Node } from "@grove/api";
+import type { Heartbeat } from "../controllers/node-lifecycle";
+import { Keys } from "../store/store";
 import { registerResourceRoutes, type RouteContext } from "./resource-routes";
 
 export function registerNodeRoutes(app: FastifyInstance, ctx: RouteContext): void {
-  registerResourceRoutes(app, ctx, { kind: "Node", create: false, apply: true });
+  registerResourceRoutes(app, ctx, {
+    kind: "Node",
+    create: false,
+    apply: true,
+    decorate: async (nodes) => {
+      const beats = await ctx.repo.store.list<Heartbeat>(Keys.heartbeat(""));
+      const last = new Map(beats.items.map((kv) => [kv.key.slice(Keys.heartbeat("").length), kv.value.time]));
+      return nodes.map((n) => withHeartbeat(n, last.get(n.metadata.name)));
+    },
+  });
+}
+
+/** The node with the later of its recorded last heartbeat and its presence key's. */
+export function withHeartbeat(node: Node, presence: string | undefined): Node {
+  const recorded = node.status?.lastHeartbeatTime;
+  if (!presence || (recorded && Date.parse(recorded) >= Date.parse(presence))) return node;
+  return { ...node, status: { ...node.status, lastHeartbeatTime: presence } };
 }

@@ -33,6 +33,8 @@ export interface ResourceRouteOptions<K extends Kind> {
   apply: boolean;
   /** Checks beyond the schema, run on every submitted object before it is validated. */
   check?: (body: Record<string, unknown>) => void;
+  /** Fills in what is kept apart from the objects (a node's last heartbeat) on get and list. */
+  decorate?: (items: ResourceOf<K>[]) => Promise<ResourceOf<K>[]>;
 }
 
 interface Params {
@@ -68,6 +70,7 @@ export function registerResourceRoutes<K extends Kind>(
 ): void {
   const { kind } = opts;
   const urls = resourceUrls(kind);
+  const decorate = opts.decorate ?? ((items: ResourceOf<K>[]) => Promise.resolve(items));
   const namespaced = isNamespaced(kind);
   const tags = [pluralOf(kind)];
   const errors = { "4xx": ErrorBodyRef, "5xx": ErrorBodyRef };
@@ -111,7 +114,7 @@ export function registerResourceRoutes<K extends Kind>(
         apiVersion: API_VERSION,
         kind: `${kind}List`,
         metadata: { resourceVersion: list.resourceVersion },
-        items: list.items,
+        items: await decorate(list.items as ResourceOf<K>[]),
       };
     }
     return listPage(req, ns, q);
@@ -152,7 +155,12 @@ export function registerResourceRoutes<K extends Kind>(
       metadata.continue = encodeContinue(prefix, { revision: page.resourceVersion, startKey: page.nextKey });
       metadata.remainingItemCount = page.remaining;
     }
-    return { apiVersion: API_VERSION, kind: `${kind}List`, metadata, items: page.items };
+    return {
+      apiVersion: API_VERSION,
+      kind: `${kind}List`,
+      metadata,
+      items: await decorate(page.items as ResourceOf<K>[]),
+    };
   };
   const listSchema = (params?: TSchema) => ({
     tags,
@@ -174,7 +182,8 @@ export function registerResourceRoutes<K extends Kind>(
     },
     async (req) => {
       const p = req.params as Params;
-      return ctx.repo.get(kind, p.namespace, p.name!);
+      const [obj] = await decorate([(await ctx.repo.get(kind, p.namespace, p.name!)) as ResourceOf<K>]);
+      return obj;
     },
   );
 

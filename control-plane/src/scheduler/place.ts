@@ -73,7 +73,9 @@ export function placementContext(req: PlacementRequest, nodes: readonly NodeView
       const key = appKeyOf(req);
       for (const n of nodes) {
         const domain = n.labels[topologyKey];
-        if (domain === undefined || !matchesSelector(req, n)) continue;
+        // A node that is not Ready or cordoned is no domain: its instances are Unknown or
+        // being drained, and counting them would keep their replacements out of the others.
+        if (domain === undefined || !n.ready || n.unschedulable || !matchesSelector(req, n)) continue;
         counts.set(domain, (counts.get(domain) ?? 0) + (n.appCounts?.get(key) ?? 0));
       }
       cache.set(topologyKey, counts);

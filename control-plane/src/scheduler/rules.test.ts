@@ -204,6 +204,23 @@ describe("topology spread", () => {
     ]);
     expect(spreadFilter.check(r, nodes[1]!, ctx).fit).toBe(true);
   });
+  test.each([
+    ["not Ready", { ready: false }],
+    ["cordoned", { unschedulable: true }],
+  ])("a node that is %s is no domain: replacements of its instances may go anywhere else", (_what, over) => {
+    const lost = [
+      node({ name: "a1", labels: { zone: "a" }, ...over, appCounts: new Map([["ns/web", 5]]) }),
+      node({ name: "b1", labels: { zone: "b" }, appCounts: new Map([["ns/web", 5]]) }),
+      node({ name: "c1", labels: { zone: "c" }, appCounts: new Map([["ns/web", 6]]) }),
+    ];
+    const r = req({}, { spread: { topologyKey: "zone", maxSkew: 1 } });
+    const ctx = placementContext(r, lost);
+    expect([...ctx.domainCounts("zone").entries()]).toEqual([
+      ["b", 5],
+      ["c", 6],
+    ]);
+    expect(spreadFilter.check(r, lost[1]!, ctx).fit).toBe(true);
+  });
 });
 
 describe("scorers", () => {

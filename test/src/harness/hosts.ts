@@ -134,7 +134,7 @@ export class HostCluster {
   }
 
   /** Starts (or restarts) the agent of a host inside its namespace. */
-  async startAgent(host: Host, env: NodeJS.ProcessEnv = {}): Promise<Started> {
+  async startAgent(host: Host, env: NodeJS.ProcessEnv = {}, timeoutMs?: number): Promise<Started> {
     if (!this.server) throw new Error("no server");
     host.agent = await startAgent({
       server: this.server,
@@ -148,6 +148,7 @@ export class HostCluster {
       // oci: layouts a test builds live in the cluster's directory.
       extraArgs: ["--address", host.address, "--oci-dir", this.dir, ...(this.opts.agentArgs ?? [])],
       env: { ...this.opts.agentEnv, ...env },
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     });
     return host.agent;
   }
@@ -171,6 +172,46 @@ export class HostCluster {
   /** Cuts (down) or restores (up) a host's link to the bridge. */
   setLink(host: Host, up: boolean): void {
     sh("ip", ["link", "set", host.veth, up ? "up" : "down"]);
+  }
+
+  /**
+   * Cuts (or restores) only the host's connection to the control plane's
+   * gRPC port, silently (iptables DROP both ways inside the host's
+   * namespace), as Nomad's disconnected-client tests do: the data plane stays
+   * up and neither side sees a reset.
+   */
+  cutControlPlane(host: Host, cut: boolean): void {
+    if (!this.server) throw new Error("no server");
+    const [addr, port] = [this.server.grpcAddress.replace(/:\d+$/, ""), this.server.grpcAddress.replace(/^.*:/, "")];
+    const op = cut ? "-I" : "-D";
+    const rules = [
+      ["OUTPUT", "-p", "tcp", "-d", addr, "--dport", port, "-j", "DROP"],
+      ["INPUT", "-p", "tcp", "-s", addr, "--sport", port, "-j", "DROP"],
+    ];
+    for (const r of rules) {
+      const args = ["netns", "exec", host.netns, "iptables", "-w", op, ...r];
+      if (cut) sh("ip", args);
+      else trySh("ip", args);
+    }
+  }
+
+  /**
+   * The host dies: its agent is killed with SIGKILL, and its containers (and
+   * with them their shims) and runtime state go, as after a power cut.
+   */
+  async killHost(host: Host): Promise<void> {
+    await host.agent?.kill9();
+    const rt = new NativeRuntime({ cgroupParent: host.cgroupParent });
+    // A shim may still be writing its container's exit file as we remove its directory.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await rt.cleanupStale();
+        return;
+      } catch (err) {
+        if (attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
   }
 
   /**

@@ -165,6 +165,8 @@ export interface AgentOptions {
    * end of a test stops its containers; false: they outlive it (restart tests).
    */
   stopContainersOnExit?: boolean;
+  /** How long it may take to register (default 30 s). */
+  timeoutMs?: number;
 }
 
 export async function startAgent(o: AgentOptions): Promise<Started> {
@@ -187,7 +189,7 @@ export async function startAgent(o: AgentOptions): Promise<Started> {
   if (o.stopContainersOnExit !== false) args.push("--stop-containers-on-exit");
   return startNode(BIN.agent, args, (l) => parseJsonLine(l)?.msg === "registered with the control plane", {
     name: `grove-agent ${o.nodeName}`,
-    timeoutMs: 30_000,
+    timeoutMs: o.timeoutMs ?? 30_000,
     ...(o.env ? { env: o.env } : {}),
     ...(o.netnsPath ? { wrap: ["nsenter", `--net=${o.netnsPath}`] } : {}),
   });

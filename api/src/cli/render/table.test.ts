@@ -76,13 +76,14 @@ describe("renderObjects", () => {
         allocatable: { cpuMillis: 2000, memoryBytes: 2 ** 30, pids: 4096 },
         allocated: { cpuMillis: 500, memoryBytes: 2 ** 29, pids: 10 },
         conditions: [{ type: "Ready", status: "True" }],
+        lastHeartbeatTime: ago(3),
       },
     };
     const bare: Node = { apiVersion: "grove/v1", kind: "Node", metadata: { name: "n2" }, spec: {} };
     expect(renderObjects("Node", [node, bare], { now: NOW, showNamespace: true })).toEqual([
-      "NAME   READY                      CPU   MEMORY   ALLOCATED          AGE",
-      "n1     Ready,SchedulingDisabled   2     1Gi      cpu 25%, mem 50%   2h",
-      "n2     Unknown                    -     -        -                  <unknown>",
+      "NAME   READY                      HEARTBEAT   CPU   MEMORY   ALLOCATED          AGE",
+      "n1     Ready,SchedulingDisabled   3s ago      2     1Gi      cpu 25%, mem 50%   2h",
+      "n2     Unknown                    -           -     -        -                  <unknown>",
     ]);
   });
 });

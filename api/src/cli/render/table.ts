@@ -33,7 +33,7 @@ export function tableHeaders(kind: Kind, options: TableOptions): string[] {
         ...(options.wide ? ["PID", "CPU", "MEMORY"] : []),
       ];
     case "Node":
-      return ["NAME", "READY", "CPU", "MEMORY", "ALLOCATED", "AGE"];
+      return ["NAME", "READY", "HEARTBEAT", "CPU", "MEMORY", "ALLOCATED", "AGE"];
   }
 }
 
@@ -74,6 +74,8 @@ export function tableRow(kind: Kind, object: App | Instance | Node, options: Tab
       return [
         node.metadata.name,
         nodeReadiness(node),
+        // How long ago the agent was last heard (the replica holding its stream refreshes it every few seconds).
+        node.status?.lastHeartbeatTime ? `${formatAge(node.status.lastHeartbeatTime, options.now)} ago` : NONE,
         allocatable ? formatCpu(allocatable.cpuMillis) : NONE,
         allocatable ? formatBytes(allocatable.memoryBytes) : NONE,
         allocationSummary(node.status?.allocated, allocatable),
