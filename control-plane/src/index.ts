@@ -8,3 +8,4 @@ export { startControlPlane, type ControlPlane, type ControlPlaneOptions } from "
 export { SchedulerController } from "./controllers/scheduler-controller";
 export { Informer } from "./controllers/informer";
 export { LeaderElection, currentLeader } from "./leader/election";
+export { NODE_GRACE_MS, PRESENCE_REFRESH_MS, HEARTBEAT_INTERVAL_MS } from "./controllers/node-lifecycle";

@@ -181,7 +181,8 @@ describe("containers outlive the agent", () => {
       await agent!.kill9();
       agent = undefined;
       if (round === EXIT_AT) {
-        fs.writeFileSync(path.join(dir, "rootfs", "busybox", "tmp", "quit-now"), "");
+        // Into the quitter's own (private) root, through its process.
+        fs.writeFileSync(`/proc/${quitter.status!.pid!}/root/tmp/quit-now`, "");
         await waitFor("the quitter to exit while the agent is down", async () => !alive(quitter.status!.pid!));
       }
       // Nothing stopped with the agent.

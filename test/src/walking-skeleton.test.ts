@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { GroveClient, type App, type Instance } from "@grove/api";
+import { NODE_GRACE_MS, PRESENCE_REFRESH_MS } from "@grove/control-plane";
 import {
   REPO_ROOT,
   runCli,
@@ -152,14 +153,24 @@ describe("walking skeleton: grove apply runs a limited, isolated process on an a
       const current = Number(readCg("pids", uid, "pids.current", "pids.current"));
       return current >= 18;
     });
-    // Held at the limit, and the control plane and agent still answer.
-    await new Promise((r) => setTimeout(r, 1000));
-    expect(Number(readCg("pids", uid, "pids.current", "pids.current"))).toBeLessThanOrEqual(20);
-    const node = await client.get("Node", NODE);
-    expect(node.status?.conditions?.find((c) => c.type === "Ready")?.status).toBe("True");
+    // Held at the limit for longer than the node grace (a wedged agent would
+    // have been marked lost by then), with the node Ready at every look and
+    // its presence refreshed, so the agent kept heartbeating throughout.
+    const beatBefore = (await client.get("Node", NODE)).status?.lastHeartbeatTime;
+    const watchUntil = performance.now() + NODE_GRACE_MS + PRESENCE_REFRESH_MS + 1000;
+    while (performance.now() < watchUntil) {
+      expect(Number(readCg("pids", uid, "pids.current", "pids.current"))).toBeLessThanOrEqual(20);
+      const node = await client.get("Node", NODE);
+      expect(node.status?.conditions?.find((c) => c.type === "Ready")?.status).toBe("True");
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const beatAfter = (await client.get("Node", NODE)).status?.lastHeartbeatTime;
+    expect(beatAfter).toBeDefined();
+    expect(beatAfter).not.toBe(beatBefore);
     const procs = pidsOf(readCg("pids", uid, "cgroup.procs", "cgroup.procs"));
     expect(procs.length).toBeGreaterThan(10);
 
+    expect(fs.existsSync(cgroupDir("pids", uid))).toBe(true); // so the wait below means something
     await deleteApp("forkbomb");
     await waitFor("every process of the fork bomb to be gone", async () =>
       procs.every((p) => !fs.existsSync(`/proc/${p}`)),
