@@ -263,6 +263,12 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     await tagLayout(layout, "app", tag);
     await addRawLayer(layout, tag, [{ name: `unique-${tag}`, content: randomBytes(256 * 1024) }], dir);
     await push(layout, tag, registry.address, repo);
+    const image = layoutImage(tag);
+    return { digest: image.layers.at(-1)!, diffId: image.diffIds.at(-1)! };
+  }
+
+  /** The layer blob digests and diff_ids of layout:tag, bottom layer first. */
+  function layoutImage(tag: string): { layers: string[]; diffIds: string[] } {
     const blob = (digest: string) =>
       JSON.parse(fs.readFileSync(path.join(layout, "blobs", "sha256", digest.slice("sha256:".length)), "utf8")) as {
         layers: { digest: string }[];
@@ -270,7 +276,7 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
         rootfs: { diff_ids: string[] };
       };
     const manifest = blob(layoutDigest(layout, tag));
-    return { digest: manifest.layers.at(-1)!.digest, diffId: blob(manifest.config.digest).rootfs.diff_ids.at(-1)! };
+    return { layers: manifest.layers.map((l) => l.digest), diffIds: blob(manifest.config.digest).rootfs.diff_ids };
   }
 
   function overlayMountOf(uid: string): string | undefined {
@@ -313,7 +319,13 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     // Its root is an overlay over the image's three snapshots, one per layer.
     const mount = overlayMountOf(uid);
     expect(mount).toMatch(/ - overlay overlay /);
-    expect(fs.readdirSync(path.join(imagesDir, "snapshots")).length).toBe(3);
+    // Its lower dirs (top first) are the snapshots of exactly this image's layers (whatever other
+    // tests left in the store), and each is there.
+    const lower = /[ ,]lowerdir=([^, ]+)/.exec(mount!)![1]!.split(":");
+    const diffIds = layoutImage("app").diffIds;
+    expect(diffIds).toHaveLength(3);
+    expect(lower).toEqual(diffIds.map((d) => `snapshots/${d.slice("sha256:".length)}`).reverse());
+    for (const l of lower) expect(fs.statSync(path.join(imagesDir, l)).isDirectory()).toBe(true);
     expect(fs.readFileSync(`/proc/${inst.status!.pid!}/status`, "utf8")).toMatch(/^NSpid:\s+\d+\s+1$/m);
 
     await deleteApp("img");
