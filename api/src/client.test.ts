@@ -1,4 +1,5 @@
 import * as http from "node:http";
+import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import { ClientError, GroveClient } from "./client";
 import { GroveError } from "./errors";
@@ -220,19 +221,29 @@ describe("GroveClient", () => {
 
 describe("GroveClient against nothing", () => {
   it("reports connection refused as Unreachable with the URL", async () => {
-    // Bind and close a port so that nothing listens on it.
-    const probe = http.createServer();
-    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise((resolve) => probe.close(resolve));
-    const c = new GroveClient({ server: `http://127.0.0.1:${port}`, token: "t" });
-    const err = (await c.list("App").then(
-      () => undefined,
-      (e: unknown) => e,
-    )) as ClientError;
-    expect(err).toBeInstanceOf(ClientError);
-    expect(err.code).toBe("Unreachable");
-    expect(err.message).toBe(`cannot reach the control plane at http://127.0.0.1:${port}: ECONNREFUSED`);
-    await expect(c.health()).rejects.toThrow(/ECONNREFUSED/);
+    // A port nothing listens on and nothing can take meanwhile: the local end
+    // of a connection to a throw-away server (a port probed and closed could
+    // be bound by another process before the client connects).
+    const accepted: net.Socket[] = [];
+    const holder = net.createServer((s) => accepted.push(s));
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+    const held = net.connect((holder.address() as AddressInfo).port, "127.0.0.1");
+    await new Promise<void>((resolve, reject) => held.once("connect", resolve).once("error", reject));
+    const port = held.localPort!;
+    try {
+      const c = new GroveClient({ server: `http://127.0.0.1:${port}`, token: "t" });
+      const err = (await c.list("App").then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as ClientError;
+      expect(err).toBeInstanceOf(ClientError);
+      expect(err.code).toBe("Unreachable");
+      expect(err.message).toBe(`cannot reach the control plane at http://127.0.0.1:${port}: ECONNREFUSED`);
+      await expect(c.health()).rejects.toThrow(/ECONNREFUSED/);
+    } finally {
+      held.destroy();
+      for (const s of accepted) s.destroy();
+      await new Promise((resolve) => holder.close(resolve));
+    }
   });
 });

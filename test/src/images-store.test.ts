@@ -22,7 +22,7 @@ import { BIN, tempDir } from "./harness/processes";
 import {
   addRawLayer,
   busyboxLayout,
-  freePort,
+  deadPort,
   gzipLayer,
   push,
   pushRawImage,
@@ -345,21 +345,24 @@ describe("image store: safety, resume, verification, GC, import", () => {
   });
 
   test("registry mirrors: a dead mirror is skipped; a mirror serves a registry that is down", async () => {
-    const deadPort = await freePort();
+    // Held, not probed: nothing can start listening there during the test.
+    const dead = await deadPort();
+    const deadAddress = `127.0.0.1:${dead.port}`;
     const s = new images.ImageService({
       root: path.join(dir, "store-mirror"),
       registries: {
-        [registry.address]: { mirrors: [`127.0.0.1:${deadPort}`] },
-        [`127.0.0.1:${deadPort}`]: { mirrors: [registry.address] },
+        [registry.address]: { mirrors: [deadAddress] },
+        [deadAddress]: { mirrors: [registry.address] },
       },
     });
     await s.init();
     try {
       expect((await s.pull(`${registry.address}/test/base:1`)).layers).toHaveLength(1);
-      const viaMirror = await s.pull(`127.0.0.1:${deadPort}/test/base:1`);
-      expect(viaMirror.reference).toBe(`127.0.0.1:${deadPort}/test/base:1`);
+      const viaMirror = await s.pull(`${deadAddress}/test/base:1`);
+      expect(viaMirror.reference).toBe(`${deadAddress}/test/base:1`);
     } finally {
       s.close();
+      await dead.release();
     }
   });
 

@@ -13,6 +13,7 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
+import { randomBytes } from "node:crypto";
 import { GroveClient, type App, type Instance } from "@grove/api";
 import {
   BIN,
@@ -28,12 +29,14 @@ import {
   addRawLayer,
   busyboxLayout,
   gzipLayer,
+  layoutDigest,
   makeHtpasswd,
   mutateLayout,
   push,
   pushRawImage,
   startRegistry,
   startTokenServer,
+  tagLayout,
   type Registry,
   treeBytes,
   type TokenServer,
@@ -250,6 +253,32 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     );
   }
 
+  /**
+   * Pushes (into the storage every registry here shares) `repo` as the app
+   * image plus a top layer of random bytes that no other test pulls, so
+   * pulling it must download that layer. Returns the layer's blob digest and
+   * diff_id (its snapshot's name).
+   */
+  async function uniqueImage(tag: string, repo: string): Promise<{ digest: string; diffId: string }> {
+    await tagLayout(layout, "app", tag);
+    await addRawLayer(layout, tag, [{ name: `unique-${tag}`, content: randomBytes(256 * 1024) }], dir);
+    await push(layout, tag, registry.address, repo);
+    const image = layoutImage(tag);
+    return { digest: image.layers.at(-1)!, diffId: image.diffIds.at(-1)! };
+  }
+
+  /** The layer blob digests and diff_ids of layout:tag, bottom layer first. */
+  function layoutImage(tag: string): { layers: string[]; diffIds: string[] } {
+    const blob = (digest: string) =>
+      JSON.parse(fs.readFileSync(path.join(layout, "blobs", "sha256", digest.slice("sha256:".length)), "utf8")) as {
+        layers: { digest: string }[];
+        config: { digest: string };
+        rootfs: { diff_ids: string[] };
+      };
+    const manifest = blob(layoutDigest(layout, tag));
+    return { layers: manifest.layers.map((l) => l.digest), diffIds: blob(manifest.config.digest).rootfs.diff_ids };
+  }
+
   function overlayMountOf(uid: string): string | undefined {
     const target = path.join(imagesDir, "containers", uid, "rootfs");
     return fs
@@ -290,7 +319,13 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     // Its root is an overlay over the image's three snapshots, one per layer.
     const mount = overlayMountOf(uid);
     expect(mount).toMatch(/ - overlay overlay /);
-    expect(fs.readdirSync(path.join(imagesDir, "snapshots")).length).toBe(3);
+    // Its lower dirs (top first) are the snapshots of exactly this image's layers (whatever other
+    // tests left in the store), and each is there.
+    const lower = /[ ,]lowerdir=([^, ]+)/.exec(mount!)![1]!.split(":");
+    const diffIds = layoutImage("app").diffIds;
+    expect(diffIds).toHaveLength(3);
+    expect(lower).toEqual(diffIds.map((d) => `snapshots/${d.slice("sha256:".length)}`).reverse());
+    for (const l of lower) expect(fs.statSync(path.join(imagesDir, l)).isDirectory()).toBe(true);
     expect(fs.readFileSync(`/proc/${inst.status!.pid!}/status`, "utf8")).toMatch(/^NSpid:\s+\d+\s+1$/m);
 
     await deleteApp("img");
@@ -386,11 +421,22 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     console.log(`agent image store: ${before} bytes before the bomb, ${after} after`);
   });
 
-  test("Bearer token auth: the agent follows the registry's challenge to the token server", async () => {
-    await client.apply(app("imgtoken", { image: `${tokenRegistry.address}/test/app:1` }));
+  test("Bearer token auth: the agent follows the registry's challenge to the token server and downloads a new layer with the token", async () => {
+    const layer = await uniqueImage("token", "test/app-token:1");
+    const snapshot = path.join(imagesDir, "snapshots", layer.diffId.slice("sha256:".length));
+    expect(fs.existsSync(snapshot)).toBe(false);
+    await client.apply(app("imgtoken", { image: `${tokenRegistry.address}/test/app-token:1` }));
     const inst = await waitState("imgtoken", "Running");
     expect(await logOf(inst.metadata.uid!)).toContain("PS=absent");
-    expect(tokens.requests).toContainEqual({ user: "alice", scope: "repository:test/app:pull" });
+    expect(tokens.requests).toContainEqual({ user: "alice", scope: "repository:test/app-token:pull" });
+    // The layer came from the token registry, which let the GET through only with a valid token.
+    expect(tokenRegistry.requests()).toContainEqual({
+      method: "GET",
+      uri: `/v2/test/app-token/blobs/${layer.digest}`,
+      status: 200,
+      authorized: true,
+    });
+    expect(fs.existsSync(snapshot)).toBe(true);
     await deleteApp("imgtoken");
   });
 
@@ -404,10 +450,23 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     await deleteApp("imgtokenbad");
   });
 
-  test("Basic auth through an App's pull secret; a wrong password ends ImagePullFailed", async () => {
-    await client.apply(app("imgbasic", { image: `${basicRegistry.address}/test/app:1`, imagePullSecret: "basic-ok" }));
+  test("Basic auth through an App's pull secret downloads a new layer; a wrong password ends ImagePullFailed", async () => {
+    const layer = await uniqueImage("basic", "test/app-basic:1");
+    const snapshot = path.join(imagesDir, "snapshots", layer.diffId.slice("sha256:".length));
+    expect(fs.existsSync(snapshot)).toBe(false);
+    await client.apply(
+      app("imgbasic", { image: `${basicRegistry.address}/test/app-basic:1`, imagePullSecret: "basic-ok" }),
+    );
     const inst = await waitState("imgbasic", "Running");
     expect(await logOf(inst.metadata.uid!)).toContain("PS=absent");
+    // The layer came from the htpasswd registry, which let the GET through only with bob's password.
+    expect(basicRegistry.requests()).toContainEqual({
+      method: "GET",
+      uri: `/v2/test/app-basic/blobs/${layer.digest}`,
+      status: 200,
+      authorized: true,
+    });
+    expect(fs.existsSync(snapshot)).toBe(true);
     await deleteApp("imgbasic");
 
     await client.apply(

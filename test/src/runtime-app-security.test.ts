@@ -72,8 +72,8 @@ describe("App security settings reach the container", () => {
   }
 
   afterAll(async () => {
-    for (const name of ["hardened", "plain", "userns", "userns-explicit", "userns-2"])
-      await client?.delete("App", name, "default").catch(() => undefined);
+    const apps = (await client?.list("App", { namespace: "default" }).catch(() => undefined))?.items ?? [];
+    for (const a of apps) await client.delete("App", a.metadata.name, "default").catch(() => undefined);
     await waitFor(
       "the instances to be gone",
       async () => (await client.list("Instance", { namespace: "default" })).items.length === 0,
@@ -88,6 +88,24 @@ describe("App security settings reach the container", () => {
       const list = await client.list("Instance", { namespace: "default" });
       const i = list.items.find((x) => x.spec.app === name);
       return i?.status?.state === "Running" && i.status.pid ? i : undefined;
+    });
+  }
+
+  /**
+   * Deletes every App with a user namespace and waits until their instances
+   * are gone, so the agent's pool is empty and the next pool range handed
+   * out is the lowest: the tests below start from that state whatever ran
+   * before them.
+   */
+  async function emptyUsernsPool(): Promise<void> {
+    const apps = (await client.list("App", { namespace: "default" })).items.filter(
+      (a) => a.spec.security?.userNamespace !== undefined && a.spec.security.userNamespace !== false,
+    );
+    const names = new Set(apps.map((a) => a.metadata.name));
+    for (const name of names) await client.delete("App", name, "default");
+    await waitFor("the user-namespaced instances to be gone", async () => {
+      const list = await client.list("Instance", { namespace: "default" });
+      return !list.items.some((x) => names.has(x.spec.app));
     });
   }
 
@@ -122,6 +140,7 @@ describe("App security settings reach the container", () => {
   });
 
   test("security.userNamespace: root of each instance is a range of the agent's pool; an explicit range is used as given", async () => {
+    await emptyUsernsPool();
     await client.apply(app("userns", { instances: 2, security: { userNamespace: true } }));
     const explicitUid = USERNS_BASE + 4 * 65536;
     await client.apply(
@@ -159,7 +178,9 @@ describe("App security settings reach the container", () => {
   });
 
   test("after an agent kill -9 and restart, the adopted instance keeps its range and a new one gets another", async () => {
-    const before = await running("userns");
+    await emptyUsernsPool();
+    await client.apply(app("userns-adopted", { security: { userNamespace: true } }));
+    const before = await running("userns-adopted");
     expect(status(before.status!.pid!).Uid?.split(/\s+/)[0]).toBe(String(USERNS_BASE));
     await agent.kill9();
     agent = await launchAgent();
@@ -167,7 +188,7 @@ describe("App security settings reach the container", () => {
     const next = status((await running("userns-2")).status!.pid!);
     // Slot 0 is the adopted container's (from its recorded range): the new one gets slot 1.
     expect(next.Uid?.split(/\s+/)[0]).toBe(String(USERNS_BASE + 65536));
-    const after = await running("userns");
+    const after = await running("userns-adopted");
     expect(after.metadata.uid).toBe(before.metadata.uid);
     expect(after.status!.pid).toBe(before.status!.pid);
     expect(status(after.status!.pid!).Uid?.split(/\s+/)[0]).toBe(String(USERNS_BASE));

@@ -16,7 +16,7 @@ interface Obj {
 let dir: string;
 let etcd: EmbeddedEtcd;
 let store: EtcdStore;
-/** Messages the store logged at warn level (to see which recovery path ran). */
+/** Messages the store logged at warn level during the current test (to see which recovery path ran). */
 const warnings: string[] = [];
 const logger = { info() {}, error() {}, warn: (_obj: object, msg?: string) => void warnings.push(msg ?? "") };
 
@@ -30,6 +30,13 @@ beforeAll(async () => {
     watchBackoffMaxMs: 500,
     logger,
   });
+});
+
+// Each test starts with no warnings of earlier tests and with etcd serving
+// (the kill test restarts it), so any test runs alone or in any order.
+beforeEach(async () => {
+  warnings.length = 0;
+  await etcd.waitReady(20_000);
 });
 
 afterAll(async () => {

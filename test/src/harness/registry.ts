@@ -2,8 +2,9 @@
 // benchmark, built offline from Debian packages: the busybox-static rootfs
 // packed into OCI image layouts with umoci, extra layers written with
 // tar-stream and appended with `umoci raw add-layer`, pushed with `skopeo
-// copy` into Debian's docker-registry started on 127.0.0.1:<free port> with
-// its own config file and storage directory. Bearer auth uses the registry's
+// copy` into Debian's docker-registry started on 127.0.0.1:0 (the kernel
+// picks the port, the registry logs it) with its own config file and storage
+// directory. Bearer auth uses the registry's
 // real token verification (JWTs signed by a key whose certificate is in the
 // registry's rootcertbundle) with a small token server started here; Basic
 // auth uses an htpasswd file made with htpasswd(1).
@@ -22,15 +23,35 @@ import { REPO_ROOT } from "./processes";
 
 const run = promisify(execFile);
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
+/**
+ * A port on 127.0.0.1 that nothing listens on and nothing else can take
+ * while it is held: the local end of a connection made to a throw-away
+ * server. A connect to it is refused (no listener), and neither a bind to
+ * it nor the kernel's pick for port 0 can land on it until release().
+ * (Probing a free port and closing it would leave a window in which
+ * another process may bind it.)
+ */
+export async function deadPort(): Promise<{ port: number; release(): Promise<void> }> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
   });
+  const held: net.Socket[] = [];
+  server.on("connection", (s) => held.push(s));
+  const client = net.connect((server.address() as net.AddressInfo).port, "127.0.0.1");
+  await new Promise<void>((resolve, reject) => {
+    client.once("connect", resolve);
+    client.once("error", reject);
+  });
+  return {
+    port: client.localPort!,
+    release: async () => {
+      client.destroy();
+      for (const s of held) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 // ---- OCI layouts
@@ -165,8 +186,19 @@ export interface Registry {
   address: string;
   port: number;
   pid: number;
+  /** Its log, one line (a JSON object) per entry. */
   output: string[];
+  /** Every request it answered so far, from its log. */
+  requests(): RegistryRequest[];
   stop(): Promise<void>;
+}
+
+export interface RegistryRequest {
+  method: string;
+  uri: string;
+  status: number;
+  /** It checked the request's credentials (Basic or Bearer) and let it through. */
+  authorized: boolean;
 }
 
 export type RegistryAuth =
@@ -174,25 +206,33 @@ export type RegistryAuth =
   | { kind: "htpasswd"; htpasswd: string }
   | { kind: "token"; realm: string; service: string; issuer: string; certFile: string };
 
-/** Starts docker-registry on 127.0.0.1:<free port> with storage under `storage`. */
+/**
+ * Starts docker-registry on 127.0.0.1:0 with storage under `storage`. The
+ * registry binds port 0 itself and logs the address it got ("listening on
+ * 127.0.0.1:PORT", at level info), so no port is probed and handed over.
+ * At level info it also logs every request it answered ("response
+ * completed", with the URI and status) and, with auth configured, every
+ * request whose credentials it accepted ("authorized request"): see
+ * `requests()`.
+ */
 export async function startRegistry(
   dir: string,
   storage: string,
   auth: RegistryAuth = { kind: "none" },
 ): Promise<Registry> {
-  const port = await freePort();
   fs.mkdirSync(dir, { recursive: true });
   const lines = [
     "version: 0.1",
     "log:",
-    "  level: warn",
+    "  level: info",
+    "  formatter: json",
     "  accesslog: { disabled: true }",
     "storage:",
     "  filesystem:",
     `    rootdirectory: ${storage}`,
     "  delete: { enabled: true }",
     "http:",
-    `  addr: 127.0.0.1:${port}`,
+    "  addr: 127.0.0.1:0",
   ];
   if (auth.kind === "htpasswd")
     lines.push("auth:", "  htpasswd:", "    realm: grove-test", `    path: ${auth.htpasswd}`);
@@ -206,35 +246,60 @@ export async function startRegistry(
       `    rootcertbundle: ${auth.certFile}`,
     );
   }
-  const config = path.join(dir, `registry-${port}.yml`);
+  const config = path.join(dir, `registry-${randomBytes(4).toString("hex")}.yml`);
   fs.writeFileSync(config, lines.join("\n") + "\n");
   const proc = spawn("docker-registry", ["serve", config], { stdio: ["ignore", "pipe", "pipe"] });
   const output: string[] = [];
-  proc.stdout!.on("data", (d: Buffer) => output.push(d.toString()));
-  proc.stderr!.on("data", (d: Buffer) => output.push(d.toString()));
-  const exited = new Promise<void>((resolve) => proc.on("exit", () => resolve()));
-  const address = `127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const status = await new Promise<number>((resolve) => {
-      const req = http.get(`http://${address}/v2/`, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on("error", () => resolve(0));
+  // Whole lines: "listening on" must not be split across two chunks.
+  for (const stream of [proc.stdout!, proc.stderr!]) {
+    let partial = "";
+    stream.on("data", (d: Buffer) => {
+      const parts = (partial + d.toString()).split("\n");
+      partial = parts.pop()!;
+      output.push(...parts.filter((l) => l !== ""));
     });
-    if (status === 200 || status === 401) break;
-    if (proc.exitCode !== null || Date.now() > deadline) {
+  }
+  const exited = new Promise<void>((resolve) => proc.on("exit", () => resolve()));
+  const deadline = performance.now() + 30_000;
+  let port = 0;
+  for (;;) {
+    const listening = output.map((l) => /"msg":"listening on 127\.0\.0\.1:(\d+)"/.exec(l)).find((m) => m !== null);
+    if (listening) port = Number(listening[1]);
+    if (port > 0) {
+      const status = await new Promise<number>((resolve) => {
+        const req = http.get(`http://127.0.0.1:${port}/v2/`, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on("error", () => resolve(0));
+      });
+      if (status === 200 || status === 401) break;
+    }
+    if (proc.exitCode !== null || performance.now() > deadline) {
       proc.kill("SIGKILL");
-      throw new Error(`docker-registry did not start: ${output.join("")}`);
+      throw new Error(`docker-registry did not start: ${output.join("\n")}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
-    address,
+    address: `127.0.0.1:${port}`,
     port,
     pid: proc.pid!,
     output,
+    requests: () => {
+      const entries = output.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const authorized = new Set(
+        entries.filter((e) => e.msg === "authorized request").map((e) => e["http.request.id"]),
+      );
+      return entries
+        .filter((e) => e.msg === "response completed" || e.msg === "response completed with error")
+        .map((e) => ({
+          method: String(e["http.request.method"]),
+          uri: String(e["http.request.uri"]),
+          status: Number(e["http.response.status"]),
+          authorized: authorized.has(e["http.request.id"]),
+        }));
+    },
     stop: async () => stopChild(proc, exited),
   };
 }
