@@ -115,7 +115,12 @@ class TestRuntime implements ContainerRuntime {
   /** The next update() calls throw these, in order. */
   readonly updateErrors: Error[] = [];
   /** Containers "a previous agent run" left running, handed out by recover(). */
-  recoverable: Array<{ id: string; annotations: Record<string, string>; resources?: ContainerResources }> = [];
+  recoverable: Array<{
+    id: string;
+    annotations: Record<string, string>;
+    resources?: ContainerResources;
+    recordsLost?: boolean;
+  }> = [];
 
   async update(id: string, resources: ContainerResources): Promise<void> {
     return this.exclusive(id, `update ${id}`, async () => {
@@ -128,13 +133,19 @@ class TestRuntime implements ContainerRuntime {
   }
 
   async recover(): Promise<RecoveredContainer[]> {
-    return this.recoverable.map(({ id, annotations, resources }) => {
+    return this.recoverable.map(({ id, annotations, resources, recordsLost }) => {
       let resolve!: (e: ContainerExit) => void;
       const exited = new Promise<ContainerExit>((r) => (resolve = r));
       const handle: ContainerHandle = { id, pid: this.nextPid++, startedAt: new Date(1_600_000_000_000), exited };
       this.containers.set(id, { handle, resolve });
-      return { handle, annotations, ...(resources ? { resources } : {}) };
+      return { handle, annotations, ...(resources ? { resources } : {}), ...(recordsLost ? { recordsLost } : {}) };
     });
+  }
+
+  /** What recordSpec() was given (adoption of a container whose records were lost). */
+  readonly recorded: ContainerSpec[] = [];
+  async recordSpec(spec: ContainerSpec): Promise<void> {
+    this.recorded.push(spec);
   }
 
   private async exclusive<T>(id: string, call: string, fn: () => Promise<T>): Promise<T> {
@@ -856,6 +867,10 @@ describe("Reconciler with private roots over rootfs directories", () => {
           calls.push(`teardown ${uid}`);
         },
         cleanupStale: async () => [],
+        adopt: async (req) => {
+          calls.push(`adopt ${req.uid}`);
+          return { netnsPath: `/run/netns/${req.uid}`, ip: "10.244.0.9", ports: [] };
+        },
       },
       retryBaseDelayMs: 5,
       retryMaxDelayMs: 20,
@@ -872,6 +887,19 @@ describe("Reconciler with private roots over rootfs directories", () => {
     await new Promise((r) => setImmediate(r));
     await reconciler.idle();
   }
+
+  it("keeps the private root of a container whose records were lost, and releases it when the container goes", async () => {
+    runtime.recoverable = [{ id: "u9", annotations: {}, recordsLost: true }];
+    await reconciler.start();
+    expect(templates.calls).toEqual(["cleanup u9"]); // kept: the container runs on it
+    reconciler.setDesired(desired(spec("u9")));
+    await settle();
+    expect(runtime.started).toEqual([]); // adopted, not started again
+    expect(calls).toEqual(["adopt u9"]);
+    reconciler.setDesired(desired());
+    await settle();
+    expect(templates.calls.at(-1)).toBe("unmount u9");
+  });
 
   it("starts on its own root over the directory, users from the directory, /etc files in its root; releases it with the instance", async () => {
     const stale = path.join(stateDir, "network", "etc", "gone");

@@ -618,42 +618,12 @@ export class Reconciler {
       // The limits it has: as the runtime recorded them (a live update
       // changes them), else those it was started with.
       const applied = resources ? { ...resources } : resourcesOf(spec);
-      const tracked: TrackedInstance = {
-        uid,
-        spec,
-        status: {
-          uid,
-          namespace: spec.namespace,
-          name: spec.name,
-          state: "RUNNING",
-          pid: handle.pid,
-          startedAtMs: handle.startedAt.getTime(),
-          ...(net.ip !== undefined ? { ip: net.ip, ports: net.ports ?? [] } : {}),
-          appliedResources: { ...applied },
-        },
-        finished: false,
-        handle,
-        applied,
-        stopRequested: false,
-        removed: false,
+      this.trackAdopted(uid, spec, handle, applied, {
+        ...(net.ip !== undefined ? { ip: net.ip, ports: net.ports ?? [] } : {}),
         networkUp: this.options.network !== undefined && annotations[NETWORK_ANNOTATION] !== undefined,
-        imageMounted: this.options.images !== undefined && Boolean(spec.image),
-        // Its private root stays mounted: the container runs on it.
-        templateMounted: this.options.templates !== undefined && !spec.image,
-      };
-      this.tracked.set(uid, tracked);
+      });
       uids.push(uid);
       this.log.info({ uid, pid: handle.pid }, "adopted container from a previous agent run");
-      handle.exited.then(
-        (exit) => {
-          tracked.exit = exit;
-          this.queue.add(uid);
-        },
-        (error: unknown) => {
-          tracked.exitError = error ?? new Error("exit lost");
-          this.queue.add(uid);
-        },
-      );
     }
     return uids;
   }
@@ -681,7 +651,29 @@ export class Reconciler {
       ...(network ? { [NETWORK_ANNOTATION]: JSON.stringify({ ip: network.ip, ports: network.ports }) } : {}),
     };
     await this.runtime.recordSpec?.(containerSpec);
-    const applied = resourcesOf(spec);
+    const tracked = this.trackAdopted(uid, spec, handle, resourcesOf(spec), {
+      ...(network ? { ip: network.ip, ports: network.ports } : {}),
+      networkUp: network !== undefined,
+    });
+    this.log.info(
+      { uid, pid: handle.pid, ip: network?.ip },
+      "adopted a container whose records were lost, from the host and the desired set",
+    );
+    this.report(tracked, tracked.status);
+  }
+
+  /**
+   * Tracks a running container this agent did not start (adopt, adoptLost):
+   * RUNNING with its pid, its limits, its network, and its root still
+   * mounted (the container runs on it), so removing it releases them all.
+   */
+  private trackAdopted(
+    uid: string,
+    spec: InstanceSpec__Output,
+    handle: ContainerHandle,
+    applied: ContainerResources,
+    net: { ip?: string; ports?: InstanceStatus["ports"]; networkUp: boolean },
+  ): TrackedInstance {
     const tracked: TrackedInstance = {
       uid,
       spec,
@@ -692,7 +684,7 @@ export class Reconciler {
         state: "RUNNING",
         pid: handle.pid,
         startedAtMs: handle.startedAt.getTime(),
-        ...(network ? { ip: network.ip, ports: network.ports } : {}),
+        ...(net.ip !== undefined ? { ip: net.ip, ports: net.ports ?? [] } : {}),
         appliedResources: { ...applied },
       },
       finished: false,
@@ -700,15 +692,11 @@ export class Reconciler {
       applied,
       stopRequested: false,
       removed: false,
-      networkUp: network !== undefined,
+      networkUp: net.networkUp,
       imageMounted: this.options.images !== undefined && Boolean(spec.image),
+      templateMounted: this.options.templates !== undefined && !spec.image,
     };
     this.tracked.set(uid, tracked);
-    this.log.info(
-      { uid, pid: handle.pid, ip: network?.ip },
-      "adopted a container whose records were lost, from the host and the desired set",
-    );
-    this.report(tracked, tracked.status);
     handle.exited.then(
       (exit) => {
         tracked.exit = exit;
@@ -719,6 +707,7 @@ export class Reconciler {
         this.queue.add(uid);
       },
     );
+    return tracked;
   }
 
   /**
