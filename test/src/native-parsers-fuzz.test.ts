@@ -130,10 +130,15 @@ class Parsers {
 
 /** Nesting depth as json.c counts it: a scalar is 1, a container 1 + its deepest member. */
 function depth(v: unknown): number {
-  if (v === null || typeof v !== "object") return 1;
-  let d = 0;
-  for (const m of Object.values(v as object)) d = Math.max(d, depth(m));
-  return 1 + d;
+  // With an explicit stack: the fuzzer makes values nested deeper than the JS call stack.
+  let deepest = 0;
+  const todo: Array<[unknown, number]> = [[v, 1]];
+  while (todo.length > 0) {
+    const [x, d] = todo.pop()!;
+    deepest = Math.max(deepest, d);
+    if (x !== null && typeof x === "object") for (const m of Object.values(x as object)) todo.push([m, d + 1]);
+  }
+  return deepest;
 }
 
 /** What JSON.parse says of the bytes, with json.c's nesting limit: the verdict json.c must give. */
