@@ -13,7 +13,6 @@
 // defaults, not run here: Kubernetes about 6 minutes (40-50 s grace plus the
 // 300 s unreachable toleration), Nomad 20-30 s, Diego's presence TTL 15 s;
 // the target is a p50 of at most 10 s.
-import * as fs from "node:fs";
 import { performance } from "node:perf_hooks";
 import { GroveClient, TERMINAL_STATES, type App, type Instance } from "@grove/api";
 import { HostCluster, type Host } from "../src/harness/hosts";
@@ -24,16 +23,6 @@ import { summarize } from "./lib-stats";
 const INSTANCES = 30;
 const TRIALS = Number(process.env.GROVE_BENCH_FAILOVER_TRIALS ?? 5);
 const APP = "failover";
-
-function containersOn(host: Host): number {
-  const v2 = fs.existsSync("/sys/fs/cgroup/cgroup.controllers");
-  const dir = v2 ? `/sys/fs/cgroup/${host.cgroupParent}` : `/sys/fs/cgroup/pids/${host.cgroupParent}`;
-  try {
-    return fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).length;
-  } catch {
-    return 0;
-  }
-}
 
 function isTerminal(i: Instance): boolean {
   return TERMINAL_STATES.includes(i.status?.state ?? "Pending");
@@ -61,14 +50,7 @@ export async function run(): Promise<BenchReport> {
   let lostIndexes = 0;
   let extraRunning = 0;
   try {
-    await waitFor(
-      "three Ready nodes",
-      async () => {
-        const nodes = (await client.list("Node")).items;
-        return nodes.length === 3 && nodes.every(isReady);
-      },
-      60_000,
-    );
+    await cluster.waitAllReady(client);
     const app: App = {
       apiVersion: "grove/v1",
       kind: "App",
@@ -147,13 +129,13 @@ export async function run(): Promise<BenchReport> {
           async () => {
             const items = await instances();
             const node = await client.get("Node", victim.name);
-            const containers = cluster.hosts.reduce((n, h) => n + containersOn(h), 0);
+            const containers = cluster.hosts.reduce((n, h) => n + cluster.containersOn(h), 0);
             return isReady(node) && converged(items) && containers === INSTANCES ? { items, containers } : undefined;
           },
           90_000,
         ).catch(async () => ({
           items: await instances(),
-          containers: cluster.hosts.reduce((n, h) => n + containersOn(h), 0),
+          containers: cluster.hosts.reduce((n, h) => n + cluster.containersOn(h), 0),
         }));
         const runningIndexes = new Set(
           settled.items.filter((i) => i.status?.state === "Running").map((i) => i.spec.index),

@@ -7,7 +7,6 @@
 // of the App's running count and out of endpoints), replacements Running on
 // the other hosts; after the host comes back, exactly the desired count runs,
 // originals stopped and reported. Detection and recovery times are printed.
-import * as fs from "node:fs";
 import { performance } from "node:perf_hooks";
 import { GroveClient, type App, type Instance } from "@grove/api";
 import { HostCluster, sh, type Host } from "./harness/hosts";
@@ -39,17 +38,6 @@ function app(name: string): App {
   };
 }
 
-/** Containers (cgroups) under a host's cgroup parent. */
-function containersOn(host: Host): number {
-  const v2 = fs.existsSync("/sys/fs/cgroup/cgroup.controllers");
-  const dir = v2 ? `/sys/fs/cgroup/${host.cgroupParent}` : `/sys/fs/cgroup/pids/${host.cgroupParent}`;
-  try {
-    return fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).length;
-  } catch {
-    return 0;
-  }
-}
-
 describe("node failure: suspect, replace before removal, reconcile on return", () => {
   let cluster: HostCluster;
   let client: GroveClient;
@@ -57,14 +45,7 @@ describe("node failure: suspect, replace before removal, reconcile on return", (
   beforeAll(async () => {
     cluster = await HostCluster.start({ hosts: 3 });
     client = new GroveClient({ server: cluster.server!.url, token: cluster.server!.adminToken });
-    await waitFor(
-      "three Ready nodes",
-      async () => {
-        const nodes = (await client.list("Node")).items;
-        return nodes.length === 3 && nodes.every(isReady);
-      },
-      60_000,
-    );
+    await cluster.waitAllReady(client);
   }, 180_000);
 
   afterAll(async () => {
@@ -184,7 +165,7 @@ describe("node failure: suspect, replace before removal, reconcile on return", (
       return originals.every((i) => i.status?.state === "Failed" && i.status.reason === "Lost") ? items : undefined;
     });
     expect(converged(after)).toBe(true);
-    expect(containersOn(victim)).toBe(0);
+    expect(cluster.containersOn(victim)).toBe(0);
     await client.delete("App", "kill", "default");
   }, 150_000);
 
@@ -251,7 +232,7 @@ describe("node failure: suspect, replace before removal, reconcile on return", (
       report(`control-plane link cut (${originals.length} instances cut off)`, r);
       expect(r.recovered).toBeLessThan(RECOVERY_BOUND_MS);
       // The originals keep running on the cut-off host meanwhile (the agent keeps its containers).
-      expect(containersOn(victim)).toBeGreaterThanOrEqual(originals.length - 1);
+      expect(cluster.containersOn(victim)).toBeGreaterThanOrEqual(originals.length - 1);
     } finally {
       cluster.cutControlPlane(victim, false);
     }
@@ -263,7 +244,7 @@ describe("node failure: suspect, replace before removal, reconcile on return", (
         const items = await instancesOf("cut");
         const back = items.filter((i) => originals.some((o) => o.metadata.uid === i.metadata.uid));
         const settled = back.every((i) => ["Exited", "Failed"].includes(i.status?.state ?? ""));
-        return settled && converged(items) && containersOn(victim) === 0 ? items : undefined;
+        return settled && converged(items) && cluster.containersOn(victim) === 0 ? items : undefined;
       },
       60_000,
     );
@@ -309,7 +290,7 @@ describe("node failure: suspect, replace before removal, reconcile on return", (
       "extras removed",
       async () => {
         const items = await instancesOf("pause");
-        return converged(items) && containersOn(victim) === 0 ? items : undefined;
+        return converged(items) && cluster.containersOn(victim) === 0 ? items : undefined;
       },
       60_000,
     );

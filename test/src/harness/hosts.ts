@@ -10,7 +10,17 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { NativeRuntime } from "@grove/agent";
-import { REPO_ROOT, startAgent, startServer, tempDir, type ServerProcess, type Started } from "./processes";
+import type { GroveClient } from "@grove/api";
+import {
+  REPO_ROOT,
+  isReady,
+  startAgent,
+  startServer,
+  tempDir,
+  waitFor,
+  type ServerProcess,
+  type Started,
+} from "./processes";
 
 const execAsync = promisify(execFile);
 
@@ -193,6 +203,29 @@ export class HostCluster {
       if (cut) sh("ip", args);
       else trySh("ip", args);
     }
+  }
+
+  /** Containers (cgroups) under a host's cgroup parent, as the kernel has them. */
+  containersOn(host: Host): number {
+    const v2 = fs.existsSync("/sys/fs/cgroup/cgroup.controllers");
+    const dir = v2 ? `/sys/fs/cgroup/${host.cgroupParent}` : `/sys/fs/cgroup/pids/${host.cgroupParent}`;
+    try {
+      return fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).length;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Waits until every host's node is registered and Ready. */
+  async waitAllReady(client: GroveClient, timeoutMs = 60_000): Promise<void> {
+    await waitFor(
+      `${this.hosts.length} Ready nodes`,
+      async () => {
+        const nodes = (await client.list("Node")).items;
+        return nodes.length === this.hosts.length && nodes.every(isReady);
+      },
+      timeoutMs,
+    );
   }
 
   /**
