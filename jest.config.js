@@ -4,14 +4,14 @@
 const transform = { "^.+\\.ts$": ["ts-jest", { tsconfig: "<rootDir>/tsconfig.jest.json" }] };
 const moduleNameMapper = {
   "^@grove/control-plane/scheduler$": "<rootDir>/control-plane/src/scheduler",
-  "^@grove/(proto|api|control-plane|agent|sim)$": "<rootDir>/$1/src",
+  "^@grove/(common|proto|api|control-plane|agent|sim)$": "<rootDir>/$1/src",
 };
 module.exports = {
   projects: [
     {
       displayName: "unit",
       rootDir: __dirname,
-      testMatch: ["<rootDir>/{proto,api,control-plane,agent,sim}/src/**/*.test.ts"],
+      testMatch: ["<rootDir>/{common,proto,api,control-plane,agent,sim}/src/**/*.test.ts"],
       transform,
       moduleNameMapper,
       testEnvironment: "node",
