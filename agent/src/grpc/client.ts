@@ -14,6 +14,7 @@
 // contact: spec.disconnect.stopAfter is measured with it, on the monotonic clock.
 import { performance } from "node:perf_hooks";
 import * as grpc from "@grpc/grpc-js";
+import { Backoff } from "@grove/common";
 import { pino, type Logger } from "pino";
 import {
   AGENT_TOKEN_METADATA,
@@ -105,10 +106,9 @@ const DEFAULT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
 export class ControlPlaneConnection {
   private readonly client: AgentServiceClient;
   private readonly log: Logger;
-  private readonly random: () => number;
+  private readonly reconnectBackoff: Backoff;
   private session: Session | undefined;
   private sessionCounter = 0;
-  private failedAttempts = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private running = false;
   private readonly monotonicNow: () => number;
@@ -120,7 +120,14 @@ export class ControlPlaneConnection {
 
   constructor(private readonly options: ControlPlaneConnectionOptions) {
     this.log = options.logger ?? pino({ level: "silent" });
-    this.random = options.random ?? Math.random;
+    this.reconnectBackoff = new Backoff(
+      {
+        initialMs: options.reconnectInitialDelayMs ?? 250,
+        maxMs: options.reconnectMaxDelayMs ?? 5_000,
+        jitter: 0.2,
+      },
+      options.random,
+    );
     this.monotonicNow = options.monotonicNow ?? (() => performance.now());
     this.lastHeardMs = this.monotonicNow();
     this.heartbeatIntervalMs = options.defaultHeartbeatIntervalMs ?? 5_000;
@@ -225,7 +232,7 @@ export class ControlPlaneConnection {
       const interval = message.registered.heartbeatIntervalMs || this.options.defaultHeartbeatIntervalMs || 5_000;
       this.heartbeatIntervalMs = interval;
       session.registered = true;
-      this.failedAttempts = 0;
+      this.reconnectBackoff.reset();
       try {
         this.options.onRegistered?.(message.registered);
       } catch (error) {
@@ -315,19 +322,10 @@ export class ControlPlaneConnection {
     if (!this.running) return;
     // Make sure our half is closed too, whichever side failed.
     session.call.cancel();
-    const delay = this.nextDelay();
-    this.failedAttempts++;
+    const delay = this.reconnectBackoff.next();
     const logFields = { address: this.options.address, reason, reconnectInMs: delay };
     if (session.registered) this.log.warn(logFields, "lost the control plane stream; reconnecting");
     else this.log.info(logFields, "could not register with the control plane; retrying");
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
-  }
-
-  private nextDelay(): number {
-    const initial = this.options.reconnectInitialDelayMs ?? 250;
-    const max = this.options.reconnectMaxDelayMs ?? 5_000;
-    const base = Math.min(max, initial * 2 ** Math.min(this.failedAttempts, 30));
-    const jittered = base * (0.8 + 0.4 * this.random());
-    return Math.round(Math.min(max, Math.max(initial, jittered)));
   }
 }

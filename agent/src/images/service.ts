@@ -30,6 +30,7 @@ import {
   type PullProgress,
 } from "./types";
 import { unpackBlob } from "./layer-unpack";
+import { isMountPoint, stderrOf, unmountRetrying } from "./mount-points";
 
 const run = promisify(execFile);
 
@@ -402,13 +403,10 @@ export class ImageService {
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(id)) return;
     const dir = this.store.containerDir(id);
     const merged = path.join(dir, "rootfs");
-    for (let attempt = 0; await isMountPoint(merged); attempt++) {
-      try {
-        await run("umount", attempt < 5 ? [merged] : ["-l", merged]);
-      } catch (err) {
-        if (attempt >= 6) throw new ImageError("MOUNT_FAILED", `unmount ${merged}: ${stderrOf(err)}`);
-        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
-      }
+    try {
+      await unmountRetrying(merged);
+    } catch (err) {
+      throw new ImageError("MOUNT_FAILED", (err as Error).message);
     }
     await fs.rm(dir, { recursive: true, force: true });
   }
@@ -423,16 +421,6 @@ export class ImageService {
     }
     return removed;
   }
-}
-
-async function isMountPoint(p: string): Promise<boolean> {
-  const info = await fs.readFile("/proc/self/mountinfo", "utf8");
-  return info.split("\n").some((line) => line.split(" ")[4] === p);
-}
-
-function stderrOf(err: unknown): string {
-  const e = err as { stderr?: string; message?: string };
-  return (e.stderr?.trim() || e.message || String(err)).split("\n")[0]!;
 }
 
 /** The config blob's cap (as for manifests). */

@@ -8,6 +8,7 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
 import * as tar from "tar-stream";
+import { Backoff, sleep } from "@grove/common";
 import { ImageError, isImageError } from "./errors";
 import type { LayoutReference, RegistryReference } from "./reference";
 import { readBody, type Credentials, type RegistryClient } from "./registry";
@@ -92,6 +93,8 @@ export class RegistrySource implements ImageSource {
         /* none */
       }
       let failures = 0;
+      // Resumes wait retryDelayMs, doubling, at most RETRIES times that.
+      const resumeBackoff = new Backoff({ initialMs: this.retryDelayMs, maxMs: this.retryDelayMs * RETRIES });
       while (offset < desc.size || (desc.size === 0 && offset === 0 && failures === 0)) {
         let body: Readable | undefined;
         try {
@@ -139,7 +142,7 @@ export class RegistrySource implements ImageSource {
               `blob ${desc.digest} from ${this.name}: ${(err as Error).message} (gave up after ${RETRIES} resumes)`,
             );
           }
-          await new Promise((r) => setTimeout(r, this.retryDelayMs * failures));
+          await sleep(resumeBackoff.next());
         }
       }
       const actual = `sha256:${hash.digest("hex")}`;

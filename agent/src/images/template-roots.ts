@@ -14,6 +14,7 @@ import { execFile } from "node:child_process";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { promisify } from "node:util";
+import { stderrOf, unmountRetrying } from "./mount-points";
 
 const run = promisify(execFile);
 
@@ -122,14 +123,7 @@ export class TemplateRoots {
   async unmount(id: string): Promise<void> {
     const dir = this.dir(id);
     const merged = path.join(dir, "rootfs");
-    for (let attempt = 0; await isMountPoint(merged); attempt++) {
-      try {
-        await run("umount", attempt < 5 ? [merged] : ["-l", merged]);
-      } catch (err) {
-        if (attempt >= 6) throw new Error(`unmount ${merged}: ${stderrOf(err)}`);
-        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
-      }
-    }
+    await unmountRetrying(merged);
     await fs.rm(dir, { recursive: true, force: true });
   }
 
@@ -151,14 +145,4 @@ export class TemplateRoots {
     }
     return path.join(this.options.root, id);
   }
-}
-
-async function isMountPoint(p: string): Promise<boolean> {
-  const info = await fs.readFile("/proc/self/mountinfo", "utf8");
-  return info.split("\n").some((line) => line.split(" ")[4] === p);
-}
-
-function stderrOf(err: unknown): string {
-  const e = err as { stderr?: string; message?: string };
-  return (e.stderr?.trim() || e.message || String(err)).split("\n")[0]!;
 }

@@ -9,6 +9,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { Backoff } from "@grove/common";
 import { etcdArgs, findFreePort, tailFile, waitForHealthy } from "./etcd-process";
 
 /** The subset of a pino logger this uses. */
@@ -55,7 +56,7 @@ export class EmbeddedEtcd extends EventEmitter {
   private stopping = false;
   private started = false;
   private restartTimer: NodeJS.Timeout | undefined;
-  private restartAttempt = 0;
+  private readonly restartBackoff: Backoff;
   private exited: Promise<void> = Promise.resolve();
   private readonly log: EtcdLogger;
   /** How many times the supervisor restarted etcd. */
@@ -64,6 +65,10 @@ export class EmbeddedEtcd extends EventEmitter {
   constructor(private readonly opts: EmbeddedEtcdOptions) {
     super();
     this.log = opts.logger ?? silent;
+    this.restartBackoff = new Backoff({
+      initialMs: opts.restartBackoffBaseMs ?? 200,
+      maxMs: opts.restartBackoffMaxMs ?? 10_000,
+    });
   }
 
   get dataDir(): string {
@@ -152,7 +157,7 @@ export class EmbeddedEtcd extends EventEmitter {
       const tail = tailFile(this.logFile);
       throw new Error(`${(err as Error).message}; log ${this.logFile}:\n${tail}`);
     }
-    this.restartAttempt = 0;
+    this.restartBackoff.reset();
     this.log.info({ pid: child.pid, endpoints: this.endpoints }, "embedded etcd ready");
     this.emit("ready", child.pid);
   }
@@ -161,15 +166,13 @@ export class EmbeddedEtcd extends EventEmitter {
     if (this.child === child) this.child = undefined;
     this.emit("exit", code, signal);
     if (this.stopping || !this.started) return;
-    const base = this.opts.restartBackoffBaseMs ?? 200;
-    const max = this.opts.restartBackoffMaxMs ?? 10_000;
-    const delay = Math.min(max, base * 2 ** Math.min(this.restartAttempt, 20));
-    this.restartAttempt++;
+    const delay = this.restartBackoff.next();
+    const attempt = this.restartBackoff.attempt;
     this.log.warn(
-      { pid: child.pid, code, signal, delayMs: delay, attempt: this.restartAttempt, log: this.logFile },
+      { pid: child.pid, code, signal, delayMs: delay, attempt, log: this.logFile },
       "embedded etcd exited unexpectedly; restarting",
     );
-    this.emit("restarting", this.restartAttempt, delay);
+    this.emit("restarting", attempt, delay);
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.stopping) return;

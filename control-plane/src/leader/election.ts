@@ -6,6 +6,7 @@
 import * as os from "node:os";
 import { Etcd3, type Campaign } from "etcd3";
 import type { Logger } from "pino";
+import { Backoff } from "@grove/common";
 
 export interface LeaderCallbacks {
   /** Became leader: start the controllers. */
@@ -31,6 +32,8 @@ export class LeaderElection {
   private leading = false;
   private closed = false;
   private retry: NodeJS.Timeout | undefined;
+  /** Campaigning again after a failed campaign: every second, as before the shared backoff. */
+  private readonly campaignBackoff = new Backoff({ initialMs: 1000, maxMs: 1000, factor: 1 });
   readonly identity: string;
 
   constructor(
@@ -58,6 +61,7 @@ export class LeaderElection {
     campaign.on("elected", () => {
       if (this.closed || this.campaign !== campaign) return;
       this.leading = true;
+      this.campaignBackoff.reset();
       this.opts.logger?.info({ identity: this.identity }, "elected leader: running the controllers");
       this.callbacks.onElected();
       firstOutcome?.();
@@ -71,7 +75,7 @@ export class LeaderElection {
       firstOutcome = undefined;
       this.campaign = undefined;
       campaign.resign().catch(() => undefined);
-      this.retry = setTimeout(() => this.campaignOnce(), 1000);
+      this.retry = setTimeout(() => this.campaignOnce(), this.campaignBackoff.next());
     });
   }
 

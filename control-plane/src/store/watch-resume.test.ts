@@ -1,4 +1,4 @@
-import { ResumeTracker, backoffDelay, parseRevision } from "./watch-resume";
+import { ResumeTracker, parseRevision } from "./watch-resume";
 
 const ev = (modRevision: string, key = "k") => ({ modRevision, key });
 
@@ -65,9 +65,4 @@ describe("ResumeTracker", () => {
     expect(() => parseRevision("1e3")).toThrow();
     expect(() => new ResumeTracker("7").accept([ev("x")])).toThrow();
   });
-});
-
-test("backoffDelay doubles from the base up to the cap", () => {
-  expect([0, 1, 2, 3, 10].map((a) => backoffDelay(a, 100, 1000))).toEqual([100, 200, 400, 800, 1000]);
-  expect(backoffDelay(1000, 100, 5000)).toBe(5000);
 });

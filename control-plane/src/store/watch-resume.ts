@@ -66,10 +66,3 @@ export class ResumeTracker {
     if (rev + 1n > this.next) this.next = rev + 1n;
   }
 }
-
-/** Exponential backoff without jitter: base * 2^attempt, capped. attempt starts at 0. */
-export function backoffDelay(attempt: number, baseMs = 100, maxMs = 5000): number {
-  if (attempt < 0) return baseMs;
-  const exp = Math.min(attempt, 30);
-  return Math.min(maxMs, baseMs * 2 ** exp);
-}
