@@ -15,7 +15,7 @@
 //   objects and shrink when objects are large (`listPageBytes`), or when a
 //   response was still too large for the client.
 
-import { Etcd3, type IOptions, type IKeyValue, type IRequestOp, type ICompare, type IWatchResponse } from "etcd3";
+import { Etcd3, type IOptions, type IKeyValue, type IRequestOp, type ICompare } from "etcd3";
 import { GroveError } from "@grove/api";
 import type {
   KeyValue,
@@ -27,27 +27,15 @@ import type {
   TxnOp,
   TxnResult,
   Watch,
-  WatchEvent,
   WatchHandlers,
 } from "./store";
 import { Keys, checkListPageOptions } from "./store";
-import {
-  alreadyExists,
-  conflict,
-  isConnectivityError,
-  isMessageTooLarge,
-  mapEtcdError,
-  notFound,
-  storeUnavailable,
-} from "./etcd-errors";
-import { ResumeTracker, backoffDelay, parseRevision } from "./watch-resume";
+import { alreadyExists, conflict, isMessageTooLarge, mapEtcdError, notFound, storeUnavailable } from "./etcd-errors";
+import { parseRevision } from "./watch-resume";
+import { EtcdWatch, decodeValue, type StoreLogger } from "./etcd-watch";
 
-/** The subset of a pino logger the store uses. */
-export interface StoreLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
+// Kept here for importers from before the watch had its own file.
+export { EtcdWatch, toWatchEvents, type EtcdWatchDeps, type StoreLogger, type WatcherLike } from "./etcd-watch";
 
 export interface EtcdStoreOptions {
   /** Deadline of every unary call (ms). Default 5000. */
@@ -130,15 +118,6 @@ export function prefixRangeEnd(prefix: string): Buffer {
   return Buffer.from([0]); // prefix of all 0xff: to the end of the keyspace
 }
 
-function decodeValue<T>(kv: IKeyValue): T {
-  const text = kv.value.toString("utf8");
-  try {
-    return JSON.parse(text) as T;
-  } catch (err) {
-    throw new Error(`value at ${kv.key.toString("utf8")} is not JSON: ${(err as Error).message}`);
-  }
-}
-
 function toKeyValue<T>(kv: IKeyValue): KeyValue<T> {
   return { key: kv.key.toString("utf8"), value: decodeValue<T>(kv), modRevision: String(kv.mod_revision) };
 }
@@ -152,18 +131,6 @@ export function toEtcdCompare(c: TxnCompare): ICompare {
   const rev = parseRevision(c.modRevision);
   if (rev === 0n) return { key: enc(c.key), target: "Version", result: "Equal", version: 0 };
   return { key: enc(c.key), target: "Mod", result: "Equal", mod_revision: c.modRevision };
-}
-
-/** Converts one etcd watch response into Store events (keys decoded, values parsed). */
-export function toWatchEvents<T>(res: Pick<IWatchResponse, "events">): WatchEvent<T>[] {
-  return (res.events ?? []).map((ev): WatchEvent<T> => {
-    const key = ev.kv.key.toString("utf8");
-    const modRevision = String(ev.kv.mod_revision);
-    if (ev.type === "Delete") {
-      return { type: "delete", key, modRevision, prevValue: ev.prev_kv ? decodeValue<T>(ev.prev_kv) : undefined };
-    }
-    return { type: "put", key, modRevision, value: decodeValue<T>(ev.kv), created: String(ev.kv.version) === "1" };
-  });
 }
 
 export class EtcdStore implements Store {
@@ -397,205 +364,6 @@ export class EtcdStore implements Store {
     await Promise.all([...this.watches].map((w) => w.close()));
     this.closed = true;
     this.client.close();
-  }
-}
-
-/** The part of an etcd3 Watcher the wrapper uses (a fake in unit tests). */
-export interface WatcherLike {
-  on(event: "connected", fn: (res: IWatchResponse) => void): unknown;
-  on(event: "data", fn: (res: IWatchResponse) => void): unknown;
-  on(event: "disconnected" | "error", fn: (err: Error) => void): unknown;
-  removeAllListeners(event: "data"): unknown;
-  cancel(): Promise<void>;
-}
-
-export interface EtcdWatchDeps<T> {
-  /** Attaches a new etcd watcher on the prefix starting at this revision. */
-  openWatcher(startRevision: string): WatcherLike;
-  endpoints: readonly string[];
-  log: StoreLogger;
-  connectTimeoutMs: number;
-  backoffBaseMs: number;
-  backoffMaxMs: number;
-  relist(): Promise<ListResult<T>>;
-  onClosed(): void;
-}
-
-/**
- * One Store watch. It drives etcd3 watchers but never lets the client resume
- * on its own: on a disconnect the etcd3 watcher is dropped and a new one is
- * made from our resume revision after a backoff; when etcd cancels a watcher
- * (compaction) we relist and watch from the list revision + 1.
- */
-export class EtcdWatch<T> implements Watch {
-  private readonly tracker: ResumeTracker;
-  private current: WatcherLike | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private attempt = 0;
-  private closed = false;
-  private firstConnect: { resolve(): void; reject(err: Error): void } | undefined;
-
-  constructor(
-    private readonly prefix: string,
-    fromRevision: string,
-    private readonly handlers: WatchHandlers<T>,
-    private readonly deps: EtcdWatchDeps<T>,
-  ) {
-    this.tracker = new ResumeTracker(fromRevision);
-  }
-
-  get resumeRevision(): string {
-    return this.tracker.resumeRevision;
-  }
-
-  /** Resolves once etcd accepted the first watcher; StoreUnavailable if it does not in time. */
-  start(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const timeout = setTimeout(() => {
-        this.firstConnect = undefined;
-        reject(
-          storeUnavailable(
-            this.deps.endpoints,
-            `watch on ${this.prefix} not established within ${this.deps.connectTimeoutMs} ms`,
-          ),
-        );
-      }, this.deps.connectTimeoutMs);
-      this.firstConnect = {
-        resolve: () => {
-          clearTimeout(timeout);
-          resolve();
-        },
-        reject: (err) => {
-          clearTimeout(timeout);
-          reject(err);
-        },
-      };
-      this.open();
-    });
-  }
-
-  private open(): void {
-    if (this.closed) return;
-    const watcher = this.deps.openWatcher(this.tracker.resumeRevision);
-    this.current = watcher;
-    const mine = () => this.current === watcher && !this.closed;
-    watcher.on("connected", () => {
-      if (!mine()) return;
-      this.attempt = 0;
-      const first = this.firstConnect;
-      this.firstConnect = undefined;
-      first?.resolve();
-    });
-    watcher.on("data", (res: IWatchResponse) => {
-      if (mine()) this.deliver(res);
-    });
-    watcher.on("disconnected", (err: Error) => {
-      if (!mine()) return;
-      this.deps.log.warn(
-        { prefix: this.prefix, resumeRevision: this.resumeRevision, err: err?.message },
-        "etcd watch disconnected; re-watching from our resume revision",
-      );
-      this.drop(watcher, true);
-      this.schedule(() => this.open());
-    });
-    watcher.on("error", (err: Error) => {
-      if (!mine()) return;
-      // etcd cancelled the watch: the resume revision was compacted (etcd3
-      // does not pass compact_revision on), or some other server-side cancel.
-      // Either way events may be lost: relist.
-      this.deps.log.warn(
-        { prefix: this.prefix, resumeRevision: this.resumeRevision, err: err?.message },
-        "etcd cancelled the watch (compacted?); relisting",
-      );
-      this.drop(watcher, false); // etcd3 already removed it from its stream
-      void this.relist();
-    });
-  }
-
-  private deliver(res: IWatchResponse): void {
-    let events: WatchEvent<T>[];
-    try {
-      events = this.tracker.accept(toWatchEvents<T>(res));
-    } catch (err) {
-      this.fail(err as Error);
-      return;
-    }
-    for (const event of events) {
-      try {
-        this.handlers.onEvent(event);
-      } catch (err) {
-        this.deps.log.error(
-          { prefix: this.prefix, key: event.key, err: (err as Error).message },
-          "watch handler threw",
-        );
-      }
-    }
-  }
-
-  private async relist(): Promise<void> {
-    if (this.closed) return;
-    try {
-      const list = await this.deps.relist();
-      if (this.closed) return;
-      this.tracker.relisted(list.revision);
-      try {
-        this.handlers.onRelist?.(list.items, list.revision);
-      } catch (err) {
-        this.deps.log.error({ prefix: this.prefix, err: (err as Error).message }, "watch relist handler threw");
-      }
-      this.open();
-    } catch (err) {
-      if (isConnectivityError(err)) {
-        this.schedule(() => void this.relist());
-        return;
-      }
-      this.fail(err as Error);
-    }
-  }
-
-  private schedule(fn: () => void): void {
-    if (this.closed) return;
-    const delay = backoffDelay(this.attempt++, this.deps.backoffBaseMs, this.deps.backoffMaxMs);
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      fn();
-    }, delay);
-  }
-
-  /**
-   * Forgets an etcd3 watcher. After a disconnect it must also be detached from
-   * etcd3's stream manager (synchronous while disconnected), or etcd3 would
-   * re-subscribe it from the header revision on reconnect.
-   */
-  private drop(watcher: WatcherLike, detach: boolean): void {
-    if (this.current === watcher) this.current = undefined;
-    watcher.removeAllListeners("data");
-    watcher.on("error", () => undefined); // a late cancel must not crash the process
-    if (detach) void watcher.cancel().catch(() => undefined);
-  }
-
-  private fail(err: Error): void {
-    if (this.closed) return;
-    const first = this.firstConnect;
-    this.firstConnect = undefined;
-    void this.close();
-    if (first) first.reject(err);
-    else this.handlers.onError?.(err);
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    clearTimeout(this.timer);
-    this.deps.onClosed();
-    const watcher = this.current;
-    this.current = undefined;
-    if (!watcher) return;
-    watcher.removeAllListeners("data");
-    watcher.on("error", () => undefined);
-    // Cancelling waits for etcd's confirmation; do not hang close() on a dead etcd.
-    await Promise.race([watcher.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
   }
 }
 
