@@ -8,7 +8,7 @@ import type { Instance, Node } from "../schemas";
 import type { InstanceStats, StatsList } from "../operations";
 import { UsageError } from "./kinds";
 import { renderTable } from "./render/table";
-import type { CliClient, CliDeps } from "./program";
+import type { CliClient, CliDeps } from "./deps";
 
 /** The CLI ends with this exit status, printing nothing more (grove exec passes the command's on). */
 export class ExitStatus extends Error {
