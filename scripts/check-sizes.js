@@ -1,0 +1,128 @@
+// Reports TypeScript files over MAX_TS_LINES lines (generated code aside) and
+// C/C++ functions over MAX_C_FUNCTION_LINES lines (issue 12: "no TypeScript
+// source file over about 500 lines, no C function over about 150 lines").
+// Everything over the limit is reported; only what is not in the allow-lists
+// below fails, so no file grows past the limit again while today's offenders
+// are being split. Usage: node scripts/check-sizes.js
+const fs = require("node:fs");
+const path = require("node:path");
+
+const root = path.resolve(__dirname, "..");
+const MAX_TS_LINES = 500;
+const MAX_C_FUNCTION_LINES = 150;
+const TS_DIRS = [
+  "common/src",
+  "proto/src",
+  "api/src",
+  "control-plane/src",
+  "agent/src",
+  "sim/src",
+  "test/src",
+  "test/bench",
+];
+const C_DIRS = ["agent/native/src"];
+const SKIP = /(^|\/)(node_modules|dist|build|generated)(\/|$)/;
+
+// Today's offenders (line counts when listed). Remove an entry once its file
+// is split; never add one for new code.
+const ALLOWED_TS = new Set([
+  "agent/src/reconcile/reconciler.ts", // 1101: prepare steps, spec, status, adoption, resize (issue 12, third bullet)
+  "agent/src/reconcile/reconciler.test.ts", // 1080: its private fake runtime goes with FakeRuntime (issue 12)
+  "control-plane/src/grpc/agent-gateway.ts", // 867: node registration and subnets move out (issue 12)
+  "control-plane/src/controllers/app-controller.ts", // 834: instance rules move to @grove/api (issue 12)
+  "agent/src/runtime/native.ts", // 812: the typed runtime contract (issue 12, first bullet)
+  "control-plane/src/scheduler/place.ts", // 601: split by concern (issue 12, fourth bullet)
+  "api/src/schemas.ts", // 550: one TypeBox schema per resource
+  "test/src/runtime-oci-conformance.test.ts", // 767
+  "test/src/native-parsers-fuzz.test.ts", // 716
+  "test/src/images-store.test.ts", // 683
+  "test/src/harness/registry.ts", // 617
+  "test/src/images.test.ts", // 556
+  "test/src/runtime-exec.test.ts", // 513
+]);
+
+// "file.c:function" -> lines when listed.
+const ALLOWED_C = new Set([
+  "agent/native/src/oci.c:load_bundle", // 353: one function per config section (issue 12, first bullet)
+  "agent/native/src/exec.c:grove_exec_main", // 269: exec-join / exec-relay
+  "agent/native/src/shim.c:main", // 239: event loop, answer() and setup apart
+  "agent/native/src/container.c:child_main", // 206: the child's steps
+  "agent/native/src/container.c:grove_container_start", // 178
+]);
+
+function files(dirs, pattern) {
+  const out = [];
+  const walk = (dir) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, entry.name);
+      if (SKIP.test(path.relative(root, p))) continue;
+      if (entry.isDirectory()) walk(p);
+      else if (pattern.test(entry.name)) out.push(p);
+    }
+  };
+  for (const d of dirs) if (fs.existsSync(path.join(root, d))) walk(path.join(root, d));
+  return out;
+}
+
+function lineCount(text) {
+  return text.endsWith("\n") ? text.split("\n").length - 1 : text.split("\n").length;
+}
+
+/**
+ * Function bodies in a C or C++ file written the way agent/native is: a
+ * definition either opens with "{" alone at column 0 (GNU style, the C core)
+ * or ends its column-0 signature line with "{" (the N-API glue), and closes
+ * with "}" at column 0. Counted from the signature's first line to "}".
+ */
+function cFunctions(text) {
+  const lines = text.split("\n");
+  const out = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    let sigStart;
+    if (line === "{") {
+      sigStart = i - 1;
+      // The signature may span lines; its first line starts at column 0 with a name.
+      while (sigStart > 0 && !/^[A-Za-z_]/.test(lines[sigStart])) sigStart--;
+    } else if (/^[A-Za-z_][^;=]*\)\s*(const\s*)?\{\s*$/.test(line)) {
+      sigStart = i;
+    } else continue;
+    const nameLine = lines.slice(sigStart, i + 1).join(" ");
+    const m = /([A-Za-z_][A-Za-z0-9_:]*)\s*\(/.exec(nameLine);
+    if (!m || /^(struct|enum|union|typedef)\b/.test(nameLine)) continue;
+    let end = i + 1;
+    while (end < lines.length && !/^\}/.test(lines[end])) end++;
+    out.push({ name: m[1], line: sigStart + 1, lines: end - sigStart + 1 });
+    i = end;
+  }
+  return out;
+}
+
+function main() {
+  const rel = (f) => path.relative(root, f);
+  const failures = [];
+  const known = [];
+  for (const f of files(TS_DIRS, /\.ts$/)) {
+    if (f.endsWith(".d.ts")) continue;
+    const n = lineCount(fs.readFileSync(f, "utf8"));
+    if (n <= MAX_TS_LINES) continue;
+    const msg = `${rel(f)}: ${n} lines (limit ${MAX_TS_LINES})`;
+    (ALLOWED_TS.has(rel(f)) ? known : failures).push(msg);
+  }
+  for (const f of files(C_DIRS, /\.(c|cc)$/)) {
+    for (const fn of cFunctions(fs.readFileSync(f, "utf8"))) {
+      if (fn.lines <= MAX_C_FUNCTION_LINES) continue;
+      const msg = `${rel(f)}:${fn.line}: ${fn.name}() is ${fn.lines} lines (limit ${MAX_C_FUNCTION_LINES})`;
+      (ALLOWED_C.has(`${rel(f)}:${fn.name}`) ? known : failures).push(msg);
+    }
+  }
+  for (const msg of known) console.log(`check-sizes: over the limit (allow-listed in scripts/check-sizes.js): ${msg}`);
+  for (const msg of failures) console.log(`check-sizes: too long: ${msg}`);
+  if (failures.length > 0) {
+    console.error(`check-sizes: ${failures.length} file(s) or function(s) over the limit; split them by concern`);
+    process.exit(1);
+  }
+  console.log(`check-sizes: nothing new over the limits (${known.length} allow-listed)`);
+}
+
+main();
