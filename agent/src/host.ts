@@ -4,6 +4,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { clampResources, subtractResources } from "@grove/common";
 import type { NodeInfo } from "@grove/proto";
 
 export interface HostResources {
@@ -66,11 +67,9 @@ export function readHostFacts(options: ReadHostFactsOptions = {}): HostFacts {
 }
 
 export function allocatableOf(capacity: HostResources, reserve: HostReserve): HostResources {
-  return {
-    cpuMillis: Math.max(0, capacity.cpuMillis - reserve.cpuMillis),
-    memoryBytes: Math.max(0, capacity.memoryBytes - reserve.memoryBytes),
-    pids: Math.max(0, capacity.pids - reserve.pids),
-  };
+  // A reserve larger than the machine leaves nothing, not a negative amount.
+  const { cpuMillis, memoryBytes, pids } = clampResources(subtractResources(capacity, reserve));
+  return { cpuMillis, memoryBytes, pids };
 }
 
 /**

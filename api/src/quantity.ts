@@ -27,20 +27,5 @@ export function parseBytes(q: string | number): number {
   return Math.round(Number(m[1]) * unit);
 }
 
-/** 67108864 -> "64Mi", 25006368768 -> "23.3Gi"; used for display. */
-export function formatBytes(n: number): string {
-  for (const [u, f] of [
-    ["Ti", 2 ** 40],
-    ["Gi", 2 ** 30],
-    ["Mi", 2 ** 20],
-    ["Ki", 2 ** 10],
-  ] as const) {
-    if (n >= f) return n % f === 0 ? `${n / f}${u}` : `${(n / f).toFixed(1)}${u}`;
-  }
-  return String(n);
-}
-
-/** 250 -> "250m", 2000 -> "2". */
-export function formatCpu(millis: number): string {
-  return millis % 1000 === 0 ? String(millis / 1000) : `${millis}m`;
-}
+// Formatting amounts for display is shared with the agent and the controllers.
+export { formatBytes, formatCpu } from "@grove/common";

@@ -5,6 +5,7 @@
 // score ties differently. The workload is the set of instances alive at the
 // moment of peak demand (for traces with departures) or all of them.
 import type { Resources } from "@grove/api";
+import { addResources, zeroResources } from "@grove/common";
 import {
   mulberry32,
   placeBatch,
@@ -93,14 +94,7 @@ export function compact(
   const zones = opts.zones ?? 0;
   const total = nodeCount(cluster);
   const all = buildNodes(cluster, zones);
-  const demand = items.reduce(
-    (s, it) => ({
-      cpuMillis: s.cpuMillis + it.resources.cpuMillis,
-      memoryBytes: s.memoryBytes + it.resources.memoryBytes,
-      pids: s.pids + it.resources.pids,
-    }),
-    { cpuMillis: 0, memoryBytes: 0, pids: 0 },
-  );
+  const demand = items.reduce((s, it) => addResources(s, it.resources), zeroResources());
   const lb1 = lowerBound(demand, all);
   const perSeed: number[] = [];
   let fitsAll = true;

@@ -1,5 +1,5 @@
 // Pure rendering for `grove describe`: metadata, spec, status, and the related objects.
-import { formatBytes, formatCpu } from "../../quantity";
+import { formatLimits } from "@grove/common";
 import type { App, Instance, InstanceStatus, Node, ObjectMeta, Resources } from "../../schemas";
 import { allocationSummary, formatAge, nodeReadiness, renderObjects } from "./table";
 import { pullProgressBar } from "./pull-progress";
@@ -54,7 +54,7 @@ function formatLabels(labels: Record<string, string> | undefined): string {
 }
 
 function formatResources(r: Resources | undefined): string {
-  return r ? `cpu ${formatCpu(r.cpuMillis)}, memory ${formatBytes(r.memoryBytes)}, pids ${r.pids}` : "<none>";
+  return r ? formatLimits(r) : "<none>";
 }
 
 function when(timestamp: string | undefined, now: number): string {
