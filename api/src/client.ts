@@ -14,7 +14,7 @@ import {
 import { DEFAULT_NAMESPACE } from "./defaults";
 import type { Endpoints } from "./endpoints";
 import type { CapacityReport, PlanResult } from "./scheduling";
-import type { InstanceStats, StatsList } from "./operations";
+import type { InstanceStats, StatsList } from "./exec-and-stats";
 import { openExec, type ExecRequest, type ExecSession } from "./exec-client";
 
 /** The object type of each kind. */

@@ -1,9 +1,9 @@
 // The client side of `grove exec`: a WebSocket to
 // /v1/namespaces/{ns}/instances/{name}/exec with the framing of
-// operations.ts (ExecChannel).
+// exec-and-stats.ts (ExecChannel).
 import WebSocket from "ws";
 import { ERROR_CODES, GroveError, type ErrorCode } from "./errors";
-import { ExecChannel, execFrame, type ExecExit } from "./operations";
+import { ExecChannel, execFrame, type ExecExit } from "./exec-and-stats";
 
 export interface ExecRequest {
   command: string[];

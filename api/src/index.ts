@@ -9,7 +9,7 @@ export * from "./manifest";
 export * from "./client";
 export * from "./config";
 export * from "./app-source";
-export * from "./operations";
+export * from "./exec-and-stats";
 export type { ExecRequest, ExecSession } from "./exec-client";
 export type { CapacityReport, NodeCapacity, PlannedInstance, PlanResult, PlanUtilization } from "./scheduling";
 export * from "./duration";

@@ -3,7 +3,7 @@ import * as os from "node:os";
 import { CommanderError } from "commander";
 import { GroveClient } from "../client";
 import { buildProgram, type CliDeps } from "./program";
-import { ExitStatus } from "./operations";
+import { ExitStatus } from "./logs-exec-top";
 
 export function defaultDeps(): CliDeps {
   return {

@@ -12,7 +12,7 @@ import { renderCapacity, renderPlan } from "../scheduling";
 import { parseDuration, parseKindArg, refOf, UsageError } from "./kinds";
 import { describeApp, describeInstance, describeNode } from "./render/describe";
 import { connect, type CliClient, type CliDeps } from "./deps";
-import { registerOperationCommands, usageOfApp, usageOfInstance } from "./operations";
+import { registerOperationCommands, usageOfApp, usageOfInstance } from "./logs-exec-top";
 import { waitForApps, waitForDrain } from "./wait";
 // Kept so importers of program.ts need no edit.
 export type { CliClient, CliDeps } from "./deps";

@@ -16,7 +16,7 @@ import { installErrorHandling } from "./errors";
 import { registerHealthRoutes } from "./health";
 import { registerInstanceRoutes } from "./instances";
 import { registerNodeRoutes } from "./nodes";
-import { registerOperationRoutes, type AgentStreams } from "./operations";
+import { registerOperationRoutes, type AgentStreams } from "./logs-exec-stats-routes";
 import { registerSchedulingRoutes } from "./scheduling";
 import type { RouteContext } from "./resource-routes";
 import { addSharedSchemas } from "./schemas";

@@ -5,7 +5,7 @@ import { Command, Option } from "commander";
 import { GroveError } from "../errors";
 import { formatBytes } from "../quantity";
 import type { Instance, Node } from "../schemas";
-import type { InstanceStats, StatsList } from "../operations";
+import type { InstanceStats, StatsList } from "../exec-and-stats";
 import { UsageError } from "./kinds";
 import { renderTable } from "./render/table";
 import type { CliClient, CliDeps } from "./deps";

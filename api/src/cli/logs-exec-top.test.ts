@@ -1,9 +1,9 @@
 import { GroveError } from "../errors";
 import type { ExecSession } from "../exec-client";
-import type { InstanceStats, StatsList } from "../operations";
+import type { InstanceStats, StatsList } from "../exec-and-stats";
 import type { Instance, Node } from "../schemas";
 import { run } from "./main";
-import { instanceName, renderTop } from "./operations";
+import { instanceName, renderTop } from "./logs-exec-top";
 import type { CliClient, CliDeps } from "./program";
 import { instance } from "./render/testing";
 

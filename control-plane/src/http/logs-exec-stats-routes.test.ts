@@ -5,7 +5,7 @@ import type { ControlMessage } from "@grove/proto";
 import { Repository } from "../resources/repository";
 import { MemoryStore } from "../store/memory-store";
 import { SubStreamMux, type SubStreamHandlers, type SubStreamRequest } from "../grpc/sub-streams";
-import type { AgentStreams } from "./operations";
+import type { AgentStreams } from "./logs-exec-stats-routes";
 import { buildHttpServer } from "./server";
 
 jest.mock("content-disposition", () => ({ create: (name: string) => `attachment; filename="${name}"` }));
