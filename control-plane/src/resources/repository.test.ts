@@ -1,6 +1,6 @@
 import { API_VERSION, GroveError, type App, type Instance, type Node, type WatchEvent } from "@grove/api";
 import { MemoryStore } from "../store/memory-store";
-import { Repository, deepEqual, objectKey } from "./repository";
+import { Repository, deepEqual, storeKey } from "./repository";
 
 const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -51,7 +51,7 @@ describe("Repository", () => {
     const { store, repo } = setup();
     await repo.create(node("n1"));
     expect(await store.get("/grove/nodes/n1")).toBeDefined();
-    expect(objectKey("Node", "default", "n1")).toBe("/grove/nodes/n1");
+    expect(storeKey("Node", "default", "n1")).toBe("/grove/nodes/n1");
     await expectCode(repo.create({ ...node("n2"), metadata: { name: "n2", namespace: "x" } }), "BadRequest");
   });
 

@@ -65,7 +65,7 @@ export interface RepositoryOptions {
 }
 
 /** The store key of one object. */
-export function objectKey(kind: Kind, namespace: string | undefined, name: string): string {
+export function storeKey(kind: Kind, namespace: string | undefined, name: string): string {
   return Keys.object(pluralOf(kind), isNamespaced(kind) ? (namespace ?? DEFAULT_NAMESPACE) : undefined, name);
 }
 
@@ -105,7 +105,7 @@ export class Repository {
     namespace: string | undefined,
     name: string,
   ): Promise<ResourceOf<K> | undefined> {
-    const kv = await this.store.get<ResourceOf<K>>(objectKey(kind, namespace, name));
+    const kv = await this.store.get<ResourceOf<K>>(storeKey(kind, namespace, name));
     return kv ? fromKeyValue(kv) : undefined;
   }
 
@@ -142,7 +142,7 @@ export class Repository {
   async create<T extends ResourceOf<Kind>>(obj: T): Promise<T> {
     const kind = kindOf(obj);
     const value = this.newObject(kind, obj);
-    const rev = await this.store.create(objectKey(kind, value.metadata.namespace, value.metadata.name), value);
+    const rev = await this.store.create(storeKey(kind, value.metadata.namespace, value.metadata.name), value);
     return withVersion(value, rev);
   }
 
@@ -266,7 +266,7 @@ export class Repository {
     name: string,
     resourceVersion?: string,
   ): Promise<ResourceOf<K>> {
-    const key = objectKey(kind, namespace, name);
+    const key = storeKey(kind, namespace, name);
     for (let attempt = 0; ; attempt++) {
       const current = await this.get(kind, namespace, name);
       if (resourceVersion !== undefined) checkVersion(kind, current, resourceVersion);
@@ -340,7 +340,7 @@ export class Repository {
     const value = structuredClone(obj);
     delete value.metadata.resourceVersion;
     const rev = await this.store.update(
-      objectKey(kind, value.metadata.namespace, value.metadata.name),
+      storeKey(kind, value.metadata.namespace, value.metadata.name),
       value,
       expectedVersion,
     );
