@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { GroveError } from "@grove/api";
-import { EmbeddedEtcd, createStore, type EtcdStore, type KeyValue, type WatchEvent } from "@grove/control-plane";
+import { EmbeddedEtcd, createStore, type EtcdStore, type KeyValue, type StoreEvent } from "@grove/control-plane";
 
 interface Obj {
   n: number;
@@ -175,7 +175,7 @@ test("txn is all-or-nothing", async () => {
 test("watch delivers every event once, in order, from the given revision", async () => {
   const prefix = "/grove/t/watch1/";
   const start = await store.create<Obj>(`${prefix}before`, { n: 0 });
-  const events: WatchEvent<Obj>[] = [];
+  const events: StoreEvent<Obj>[] = [];
   // From the revision of the first write: that write is delivered too.
   const watch = await store.watch<Obj>(prefix, start, { onEvent: (e) => events.push(e) });
   try {
@@ -213,7 +213,7 @@ test("watch delivers every event once, in order, from the given revision", async
 test("store calls fail fast with StoreUnavailable while etcd is down; the watch survives an etcd kill exactly once", async () => {
   const prefix = "/grove/t/restart/";
   const first = await store.create<Obj>(`${prefix}k0`, { n: 0 });
-  const events: WatchEvent<Obj>[] = [];
+  const events: StoreEvent<Obj>[] = [];
   const watch = await store.watch<Obj>(prefix, first, { onEvent: (e) => events.push(e) });
   try {
     for (let i = 1; i <= 3; i++) await store.create<Obj>(`${prefix}k${i}`, { n: i });
@@ -271,7 +271,7 @@ test("a watch from a compacted revision relists the current items and continues"
   etcdctl("compact", revision);
 
   const relists: { items: KeyValue<Obj>[]; revision: string }[] = [];
-  const events: WatchEvent<Obj>[] = [];
+  const events: StoreEvent<Obj>[] = [];
   const watch = await store.watch<Obj>(prefix, r1, {
     onEvent: (e) => events.push(e),
     onRelist: (items, rev) => relists.push({ items, revision: rev }),

@@ -9,11 +9,11 @@ import {
   EtcdWatch,
   prefixRangeEnd,
   toEtcdCompare,
-  toWatchEvents,
+  toStoreEvents,
   type EtcdWatchDeps,
   type WatcherLike,
 } from "./etcd-store";
-import type { KeyValue, ListResult, WatchEvent } from "./store";
+import type { KeyValue, ListResult, StoreEvent } from "./store";
 
 test("prefixRangeEnd is the first key after the prefix", () => {
   expect(prefixRangeEnd("/grove/apps/").toString()).toBe("/grove/apps0");
@@ -66,8 +66,8 @@ function response(
   } as unknown as IWatchResponse;
 }
 
-test("toWatchEvents decodes puts (created when version 1) and deletes with the previous value", () => {
-  const events = toWatchEvents<{ n: number }>(
+test("toStoreEvents decodes puts (created when version 1) and deletes with the previous value", () => {
+  const events = toStoreEvents<{ n: number }>(
     response([
       { type: "Put", key: "/a", value: { n: 1 }, mod: 5 },
       { type: "Put", key: "/a", value: { n: 2 }, mod: 6, version: 2 },
@@ -95,7 +95,7 @@ class FakeWatcher extends EventEmitter implements WatcherLike {
 interface Harness {
   watch: EtcdWatch<unknown>;
   watchers: FakeWatcher[];
-  events: WatchEvent<unknown>[];
+  events: StoreEvent<unknown>[];
   relists: { items: KeyValue<unknown>[]; revision: string }[];
   errors: Error[];
   listResult: () => Promise<ListResult<unknown>>;

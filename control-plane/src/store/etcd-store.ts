@@ -35,7 +35,7 @@ import { parseRevision } from "./watch-resume";
 import { EtcdWatch, decodeValue, type StoreLogger } from "./etcd-watch";
 
 // Kept here for importers from before the watch had its own file.
-export { EtcdWatch, toWatchEvents, type EtcdWatchDeps, type StoreLogger, type WatcherLike } from "./etcd-watch";
+export { EtcdWatch, toStoreEvents, type EtcdWatchDeps, type StoreLogger, type WatcherLike } from "./etcd-watch";
 
 export interface EtcdStoreOptions {
   /** Deadline of every unary call (ms). Default 5000. */

@@ -3,7 +3,7 @@
 // cancels it (compaction).
 import type { IKeyValue, IWatchResponse } from "etcd3";
 import { Backoff } from "@grove/common";
-import type { ListResult, Watch, WatchEvent, WatchHandlers } from "./store";
+import type { ListResult, Watch, StoreEvent, WatchHandlers } from "./store";
 import { isConnectivityError, storeUnavailable } from "./etcd-errors";
 import { ResumeTracker } from "./watch-resume";
 
@@ -24,8 +24,8 @@ export function decodeValue<T>(kv: IKeyValue): T {
 }
 
 /** Converts one etcd watch response into Store events (keys decoded, values parsed). */
-export function toWatchEvents<T>(res: Pick<IWatchResponse, "events">): WatchEvent<T>[] {
-  return (res.events ?? []).map((ev): WatchEvent<T> => {
+export function toStoreEvents<T>(res: Pick<IWatchResponse, "events">): StoreEvent<T>[] {
+  return (res.events ?? []).map((ev): StoreEvent<T> => {
     const key = ev.kv.key.toString("utf8");
     const modRevision = String(ev.kv.mod_revision);
     if (ev.type === "Delete") {
@@ -149,9 +149,9 @@ export class EtcdWatch<T> implements Watch {
   }
 
   private deliver(res: IWatchResponse): void {
-    let events: WatchEvent<T>[];
+    let events: StoreEvent<T>[];
     try {
-      events = this.tracker.accept(toWatchEvents<T>(res));
+      events = this.tracker.accept(toStoreEvents<T>(res));
     } catch (err) {
       this.fail(err as Error);
       return;

@@ -1,6 +1,6 @@
 import { GroveError } from "@grove/api";
 import { MemoryStore } from "./memory-store";
-import type { KeyValue, WatchEvent } from "./store";
+import type { KeyValue, StoreEvent } from "./store";
 
 /** Lets queued watch deliveries (microtasks) run. */
 const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -94,7 +94,7 @@ describe("MemoryStore", () => {
     await s.create("/w/a", 1); // 2
     const r = await s.create("/w/b", 2); // 3
     await s.create("/other", 0); // 4
-    const events: WatchEvent<number>[] = [];
+    const events: StoreEvent<number>[] = [];
     const w = await s.watch<number>("/w/", r, { onEvent: (e) => events.push(e) });
     await s.update("/w/a", 11, "2"); // 5
     await s.delete("/w/b"); // 6
@@ -119,7 +119,7 @@ describe("MemoryStore", () => {
     s.compact(3);
     expect(s.compactedRevision).toBe("3");
     const relists: Array<[KeyValue<number>[], string]> = [];
-    const events: WatchEvent<number>[] = [];
+    const events: StoreEvent<number>[] = [];
     const w = await s.watch<number>("/w/", "2", {
       onEvent: (e) => events.push(e),
       onRelist: (items, rev) => relists.push([items, rev]),
@@ -131,7 +131,7 @@ describe("MemoryStore", () => {
     expect(w.resumeRevision).toBe("6");
 
     // Starting just above the compacted revision still replays.
-    const later: WatchEvent<number>[] = [];
+    const later: StoreEvent<number>[] = [];
     await s.watch<number>("/w/", "4", { onEvent: (e) => later.push(e) });
     await flush();
     expect(later.map((e) => e.modRevision)).toEqual(["4", "5"]);
@@ -164,7 +164,7 @@ describe("MemoryStore", () => {
 
   it("delivers every op of a transaction, all at the transaction's revision", async () => {
     const s = new MemoryStore();
-    const events: WatchEvent<number>[] = [];
+    const events: StoreEvent<number>[] = [];
     await s.watch<number>("/", "2", { onEvent: (e) => events.push(e) });
     await s.txn(
       [],

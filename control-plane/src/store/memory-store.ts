@@ -20,7 +20,7 @@ import type {
   TxnOp,
   TxnResult,
   Watch,
-  WatchEvent,
+  StoreEvent,
   WatchHandlers,
 } from "./store";
 
@@ -299,7 +299,7 @@ class MemoryWatch implements Watch {
         } else {
           // Every op of one transaction shares its revision, so resume just past it.
           this.resume = item.modRevision + 1;
-          this.handlers.onEvent(toWatchEvent(item));
+          this.handlers.onEvent(toStoreEvent(item));
         }
       } catch (err) {
         // A throwing handler is a bug in the consumer; stop this watch rather
@@ -314,7 +314,7 @@ class MemoryWatch implements Watch {
   }
 }
 
-function toWatchEvent(ev: StoredEvent): WatchEvent<unknown> {
+function toStoreEvent(ev: StoredEvent): StoreEvent<unknown> {
   return ev.type === "put"
     ? { type: "put", key: ev.key, value: clone(ev.value), modRevision: String(ev.modRevision), created: ev.created }
     : { type: "delete", key: ev.key, prevValue: clone(ev.prevValue), modRevision: String(ev.modRevision) };

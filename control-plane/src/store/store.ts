@@ -64,13 +64,14 @@ export function checkListPageOptions(prefix: string, opts: ListPageOptions): voi
   }
 }
 
-export type WatchEvent<T> =
+/** A change under a watched prefix, as the store reports it (the HTTP API's WatchEvent is @grove/api's). */
+export type StoreEvent<T> =
   | { type: "put"; key: string; value: T; modRevision: string; created: boolean }
   | { type: "delete"; key: string; prevValue: T | undefined; modRevision: string };
 
 export interface WatchHandlers<T> {
   /** Called in revision order, once per event, never twice for the same revision. */
-  onEvent(event: WatchEvent<T>): void;
+  onEvent(event: StoreEvent<T>): void;
   /**
    * Called when events were lost (the resume revision was compacted): the
    * watch has relisted and `items` is the full current state under the prefix
