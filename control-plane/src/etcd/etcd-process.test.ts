@@ -51,3 +51,13 @@ test("waitForHealthy stops as soon as the caller gives up", async () => {
     "etcd exited (code 1)",
   );
 });
+
+test("waitForHealthy polls until its time budget is spent, then says how long it waited", async () => {
+  const start = performance.now();
+  await expect(waitForHealthy("http://127.0.0.1:1", 400)).rejects.toThrow(
+    "etcd at http://127.0.0.1:1 not healthy after 400 ms",
+  );
+  const took = performance.now() - start;
+  expect(took).toBeGreaterThanOrEqual(250); // kept polling (every 100 ms), did not give up at the first refusal
+  expect(took).toBeLessThan(5_000);
+});

@@ -4,6 +4,7 @@
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
+import { retry } from "@grove/common";
 
 export interface EtcdArgsOptions {
   name: string;
@@ -86,23 +87,28 @@ export function checkHealth(clientUrl: string, timeoutMs = 1000): Promise<boolea
   });
 }
 
+/** Stops waitForHealthy's polling at once. */
+class GaveUp extends Error {}
+
 /**
- * Polls /health until it answers healthy. Rejects when `timeoutMs` passes or
- * `gaveUp()` says to stop (e.g. the process exited).
+ * Polls /health every 100 ms until it answers healthy. Rejects when
+ * `timeoutMs` passes (on the monotonic clock) or `gaveUp()` says to stop
+ * (e.g. the process exited).
  */
 export async function waitForHealthy(
   clientUrl: string,
   timeoutMs: number,
   gaveUp: () => string | undefined = () => undefined,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const why = gaveUp();
-    if (why) throw new Error(why);
-    if (await checkHealth(clientUrl, 1000)) return;
-    if (Date.now() > deadline) throw new Error(`etcd at ${clientUrl} not healthy after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await retry(
+    async () => {
+      const why = gaveUp();
+      if (why) throw new GaveUp(why);
+      if (!(await checkHealth(clientUrl, 1000)))
+        throw new Error(`etcd at ${clientUrl} not healthy after ${timeoutMs} ms`);
+    },
+    { initialMs: 100, maxMs: 100, factor: 1, timeoutMs, shouldRetry: (err) => !(err instanceof GaveUp) },
+  );
 }
 
 /** The last `maxBytes` of a file as text ("" if missing); for error messages. */
