@@ -8,7 +8,7 @@ const fs = require("node:fs");
 const path = require("node:path");
 
 const REPO = path.resolve(__dirname, "../..");
-const PACKAGES = ["proto", "api", "control-plane", "agent", "sim", "test"];
+const PACKAGES = ["common", "proto", "api", "control-plane", "agent", "sim", "test"];
 
 function newestUnder(dir, accept) {
   let newest = { mtimeMs: 0, file: undefined };
