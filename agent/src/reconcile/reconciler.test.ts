@@ -198,6 +198,22 @@ describe("Reconciler", () => {
     expect(runtime.list()).toEqual([]);
   });
 
+  it("reports FAILED/RuntimeError when the runtime loses a container's exit, and removes the container", async () => {
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u1")));
+    await settle();
+    runtime.loseExit("u1", new Error("shim socket closed"));
+    await settle();
+    expect(statesOf("u1")).toEqual(["STARTING", "RUNNING", "FAILED"]);
+    expect(reports.at(-1)).toMatchObject({
+      reason: "RuntimeError",
+      message: "lost the container's exit: shim socket closed",
+      pid: 1000,
+    });
+    expect(calls()).toContain("remove u1");
+    expect(runtime.list()).toEqual([]);
+  });
+
   it("never restarts a finished instance and keeps its status until its uid leaves the desired set", async () => {
     await reconciler.start();
     reconciler.setDesired(desired(spec("u1")));

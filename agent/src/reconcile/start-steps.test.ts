@@ -6,8 +6,10 @@ import * as path from "node:path";
 import type { InstanceStatus } from "@grove/proto";
 import { FakeRuntime } from "../runtime/fake";
 import type { PullProgress } from "../images/types";
+import { HostPortRefusedError } from "../network/host-ports";
 import { Reconciler } from "./reconciler";
-import { desired, spec, START_MS } from "./test-helpers";
+import { UsernsPool } from "./userns-pool";
+import { callsOf, desired, spec, START_MS } from "./test-helpers";
 
 describe("Reconciler with images", () => {
   class FakeImages {
@@ -255,5 +257,141 @@ describe("Reconciler with private roots over rootfs directories", () => {
       message: 'rootfs "busybox": /r/busybox does not exist',
     });
     expect(templates.calls).toEqual(["cleanup "]);
+  });
+});
+
+describe("Reconciler: a failed start releases what its steps set up, in reverse", () => {
+  /** Every set-up and release of the root, network and user-namespace steps, in order. */
+  let events: string[];
+  let runtime: FakeRuntime;
+  let stateDir: string;
+  let reports: InstanceStatus[];
+  let reconciler: Reconciler;
+  let pool: UsernsPool;
+  let networkFailure: Error | undefined;
+  let teardownFailures: number;
+
+  class RecordingPool extends UsernsPool {
+    override release(owner: string): void {
+      events.push(`release range ${owner}`);
+      super.release(owner);
+    }
+  }
+
+  beforeEach(() => {
+    events = [];
+    networkFailure = undefined;
+    teardownFailures = 0;
+    runtime = new FakeRuntime({ yieldInCalls: true, clock: () => START_MS });
+    reports = [];
+    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-reconciler-steps-"));
+    pool = new RecordingPool({ base: 100_000_000, size: 65536, count: 2 });
+    reconciler = new Reconciler({
+      runtime,
+      rootfsDir: "/r",
+      stateDir,
+      onStatus: (s) => reports.push(s),
+      userns: pool,
+      templates: {
+        template: async (name) => `/r/${name}`,
+        mount: async (id) => {
+          events.push(`mount ${id}`);
+          const root = path.join(stateDir, "roots", id);
+          fs.mkdirSync(root, { recursive: true });
+          return root;
+        },
+        unmount: async (id) => {
+          events.push(`unmount ${id}`);
+        },
+        cleanup: async () => [],
+      },
+      network: {
+        ready: true,
+        setup: async (req) => {
+          events.push(`setup ${req.uid}`);
+          if (networkFailure) throw networkFailure;
+          return { netnsPath: `/run/netns/${req.uid}`, ip: "10.244.0.7", ports: [] };
+        },
+        teardown: async (uid) => {
+          events.push(`teardown ${uid}`);
+          if (teardownFailures-- > 0) throw new Error("iptables: Resource temporarily unavailable");
+        },
+        cleanupStale: async () => [],
+      },
+      retryBaseDelayMs: 5,
+      retryMaxDelayMs: 20,
+      resyncIntervalMs: 0,
+    });
+  });
+
+  afterEach(() => {
+    reconciler.close();
+    fs.rmSync(stateDir, { recursive: true, force: true });
+    expect(runtime.overlap).toBeUndefined();
+  });
+
+  async function settle(): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    await reconciler.idle();
+  }
+  const withUserns = (uid: string) =>
+    spec(uid, {
+      security: {
+        user: "",
+        capabilitiesAdd: [],
+        capabilitiesDrop: [],
+        seccomp: "",
+        readOnlyRootFilesystem: false,
+        userNamespace: { auto: true, hostUid: 0, hostGid: 0, size: 0 },
+      },
+    });
+
+  it("a container that fails to start: its id range, network and private root are released in that order, once each", async () => {
+    runtime.failNextStart(new Error("clone: Cannot allocate memory"));
+    await reconciler.start();
+    reconciler.setDesired(desired(withUserns("u1")));
+    await settle();
+    expect(reports.at(-1)).toMatchObject({
+      state: "FAILED",
+      reason: "StartFailed",
+      message: "clone: Cannot allocate memory",
+    });
+    expect(events).toEqual(["mount u1", "setup u1", "release range u1", "teardown u1", "unmount u1"]);
+    expect(pool.used).toBe(0);
+    // Nothing was made in the runtime: nothing to remove.
+    expect(callsOf(runtime)).toEqual(["cleanupStale", "start u1"]);
+    // Still desired: finished, nothing set up or released again.
+    reconciler.setDesired(desired(withUserns("u1")));
+    await settle();
+    expect(events).toHaveLength(5);
+  });
+
+  it.each([
+    ["NetworkFailed", new Error("no free address in 10.244.0.0/24")],
+    ["HostPortRefused", new HostPortRefusedError("host port 22 is reserved on this node")],
+  ])(
+    "a network set-up that fails ends %s: what CNI made and the root are released, no container",
+    async (reason, error) => {
+      networkFailure = error;
+      await reconciler.start();
+      reconciler.setDesired(desired(spec("u2")));
+      await settle();
+      expect(reports.map((r) => r.state)).toEqual(["STARTING", "FAILED"]);
+      expect(reports.at(-1)).toMatchObject({ reason, message: error.message });
+      expect(events).toEqual(["mount u2", "setup u2", "teardown u2", "unmount u2"]);
+      expect(runtime.started).toEqual([]);
+    },
+  );
+
+  it("a release that fails after a failed start is retried until it succeeds, and the releases before it wait for it", async () => {
+    networkFailure = new Error("CNI ADD: plugin timed out");
+    teardownFailures = 2;
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("u3")));
+    await settle();
+    expect(events).toEqual(["mount u3", "setup u3", "teardown u3", "teardown u3", "teardown u3", "unmount u3"]);
+    expect(reports.at(-1)).toMatchObject({ state: "FAILED", reason: "NetworkFailed" });
+    // Reported once: the retries only release.
+    expect(reports.filter((r) => r.state === "FAILED")).toHaveLength(1);
   });
 });
