@@ -366,6 +366,17 @@ describe("Reconciler: a failed start releases what its steps set up, in reverse"
     expect(events).toHaveLength(5);
   });
 
+  it("a start that fails half way: the container it left is removed first, then the rest in reverse", async () => {
+    runtime.failNextStart(new Error("pivot_root: EINVAL"), { leaveContainer: true });
+    await reconciler.start();
+    reconciler.setDesired(desired(withUserns("u4")));
+    await settle();
+    expect(reports.at(-1)).toMatchObject({ state: "FAILED", reason: "StartFailed", message: "pivot_root: EINVAL" });
+    expect(callsOf(runtime)).toEqual(["cleanupStale", "start u4", "remove u4"]);
+    expect(runtime.list()).toEqual([]);
+    expect(events).toEqual(["mount u4", "setup u4", "release range u4", "teardown u4", "unmount u4"]);
+  });
+
   it.each([
     ["NetworkFailed", new Error("no free address in 10.244.0.0/24")],
     ["HostPortRefused", new HostPortRefusedError("host port 22 is reserved on this node")],

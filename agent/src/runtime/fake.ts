@@ -80,7 +80,7 @@ export class FakeRuntime implements ContainerRuntime {
   private readonly containers = new Map<string, Internal>();
   private stale: string[];
   private nextPid: number;
-  private readonly startFailures: Error[] = [];
+  private readonly startFailures: Array<{ error: Error; leaveContainer: boolean }> = [];
   private readonly stats_ = new Map<string, ContainerStats>();
   /** Specs of the containers started, in order (kept after removal). */
   readonly started: ContainerSpec[] = [];
@@ -128,8 +128,14 @@ export class FakeRuntime implements ContainerRuntime {
   }
 
   /** Makes the next start() reject with this error (after validation). */
-  failNextStart(error: Error = new RuntimeError("START_FAILED", "injected start failure")): void {
-    this.startFailures.push(error);
+  failNextStart(
+    error: Error = new RuntimeError("START_FAILED", "injected start failure"),
+    opts: {
+      /** Leave a half-made container behind (listed, not running) that remove() must clear, as a start cut short can. */
+      leaveContainer?: boolean;
+    } = {},
+  ): void {
+    this.startFailures.push({ error, leaveContainer: opts.leaveContainer ?? false });
   }
 
   async start(spec: ContainerSpec): Promise<ContainerHandle> {
@@ -141,7 +147,18 @@ export class FakeRuntime implements ContainerRuntime {
         throw new RuntimeError("CONTAINER_EXISTS", `container ${spec.id} already exists`);
       }
       const failure = this.startFailures.shift();
-      if (failure !== undefined) throw failure;
+      if (failure !== undefined) {
+        if (failure.leaveContainer) {
+          this.add(structuredClone(spec));
+          this.mustGet(spec.id).exit = {
+            exitCode: -1,
+            signal: 0,
+            oomKilled: false,
+            finishedAt: new Date(this.clock()),
+          };
+        }
+        throw failure.error;
+      }
       const handle = this.add(structuredClone(spec));
       this.started.push(structuredClone(spec));
       return handle;
