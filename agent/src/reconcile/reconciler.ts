@@ -54,14 +54,16 @@ export { StatusReason } from "./instance-status";
 export { formatLimits, isPlainName } from "./instance-spec";
 export type { InstanceImages, InstanceNetworks, InstanceTemplates, ReconcilerOptions } from "./types";
 
-export class Reconciler implements ReconcilerCore {
+export class Reconciler {
   private desired = new Map<string, InstanceSpec__Output>();
   private readonly tracked = new Map<string, TrackedInstance>();
   private readonly queue: WorkQueue;
-  readonly runtime: ContainerRuntime;
-  readonly log: Logger;
-  readonly now: () => number;
-  readonly logDir: string;
+  private readonly runtime: ContainerRuntime;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly logDir: string;
+  /** What the start steps, adoption and resize use of this reconciler. */
+  private readonly core: ReconcilerCore;
   private readonly steps: readonly PrepareStep<StartContext>[];
   private resyncTimer: NodeJS.Timeout | undefined;
   private disconnectTimer: NodeJS.Timeout | undefined;
@@ -78,12 +80,21 @@ export class Reconciler implements ReconcilerCore {
   private recordsLost = new Map<string, ContainerHandle>();
   private orphanLogs: Promise<void> = Promise.resolve();
 
-  constructor(readonly options: ReconcilerOptions) {
+  constructor(private readonly options: ReconcilerOptions) {
     this.runtime = options.runtime;
     this.log = options.logger ?? pino({ level: "silent" });
     this.now = options.now ?? Date.now;
     this.logDir = path.join(options.stateDir, "logs");
-    this.steps = startSteps(this);
+    this.core = {
+      options,
+      runtime: this.runtime,
+      log: this.log,
+      now: this.now,
+      logDir: this.logDir,
+      report: (tracked, status) => this.report(tracked, status),
+      trackRunning: (tracked) => this.trackRunning(tracked),
+    };
+    this.steps = startSteps(this.core);
     this.queue = new WorkQueue((uid) => this.sync(uid), {
       concurrency: options.concurrency ?? 16,
       baseDelayMs: options.retryBaseDelayMs ?? 200,
@@ -103,7 +114,7 @@ export class Reconciler implements ReconcilerCore {
     await fs.mkdir(this.logDir, { recursive: true });
     // Containers outlive the agent: adopt those still running (and learn the
     // exits that happened meanwhile) before removing anything else.
-    const { uids, recordsLost } = await adoptRecovered(this, this.steps);
+    const { uids, recordsLost } = await adoptRecovered(this.core, this.steps);
     this.recordsLost = recordsLost;
     const adopted = new Set(uids);
     const stale = await this.runtime.cleanupStale();
@@ -201,7 +212,7 @@ export class Reconciler implements ReconcilerCore {
   }
 
   /** Records a status as the instance's last and tells onStatus. */
-  report(tracked: TrackedInstance, status: InstanceStatus): void {
+  private report(tracked: TrackedInstance, status: InstanceStatus): void {
     tracked.status = status;
     try {
       this.options.onStatus?.({ ...status });
@@ -211,7 +222,7 @@ export class Reconciler implements ReconcilerCore {
   }
 
   /** Tracks an instance whose container runs; its exit (or the loss of it) enqueues a sync. */
-  trackRunning(tracked: TrackedInstance): void {
+  private trackRunning(tracked: TrackedInstance): void {
     this.tracked.set(tracked.uid, tracked);
     tracked.handle?.exited.then(
       (exit) => {
@@ -249,7 +260,7 @@ export class Reconciler implements ReconcilerCore {
     if (lost) {
       if (!spec && !this.desiredReceived && !this.shuttingDown) return;
       if (spec && !this.shuttingDown) {
-        await adoptLost(this, this.steps, spec, lost);
+        await adoptLost(this.core, this.steps, spec, lost);
         this.recordsLost.delete(uid);
         return;
       }
@@ -265,7 +276,7 @@ export class Reconciler implements ReconcilerCore {
       // finished stays finished (only its leftovers are released).
       if (!tracked) return this.startInstance(spec);
       if (tracked.finished) await releaseHeld(tracked.held);
-      else if (tracked.handle && !tracked.stopRequested) await resize(this, tracked, spec);
+      else if (tracked.handle && !tracked.stopRequested) await resize(this.core, tracked, spec);
       return;
     }
 
