@@ -71,3 +71,47 @@ describe("FakeRuntime", () => {
     expect(rt.list()[0]?.pid).toBe(1000);
   });
 });
+
+describe("FakeRuntime: what the reconciler's tests need", () => {
+  it("holds a start open until released, and sees a call overlap another on the same container", async () => {
+    const rt = new FakeRuntime({ yieldInCalls: true });
+    const release = rt.holdStart("a");
+    const starting = rt.start(spec("a"));
+    await new Promise((r) => setImmediate(r));
+    expect(rt.list()).toEqual([]);
+    await expect(rt.remove("a")).resolves.toBeUndefined();
+    expect(rt.overlap).toBe("remove a while another call on a was running");
+    release();
+    await expect(starting).resolves.toMatchObject({ id: "a" });
+    expect(rt.started.map((s) => s.id)).toEqual(["a"]);
+  });
+
+  it("fails the next stop and update on request, and records the limits of an update", async () => {
+    const rt = new FakeRuntime();
+    await rt.start(spec("a"));
+    rt.failNextStop(new Error("EBUSY"));
+    await expect(rt.stop("a", 0)).rejects.toThrow("EBUSY");
+    expect(rt.running()).toEqual(["a"]);
+    rt.failNextUpdate(new Error("refused"));
+    await expect(rt.update("a", { cpuMillis: 1, memoryBytes: 2, pids: 3 })).rejects.toThrow("refused");
+    await rt.update("a", { cpuMillis: 4, memoryBytes: 5, pids: 6 });
+    expect(rt.updates).toEqual([{ id: "a", resources: { cpuMillis: 4, memoryBytes: 5, pids: 6 } }]);
+    expect(rt.get("a")?.spec.resources).toEqual({ cpuMillis: 4, memoryBytes: 5, pids: 6 });
+    await expect(rt.stop("a", 0)).resolves.toMatchObject({ signal: 15 });
+    expect(rt.running()).toEqual([]);
+  });
+
+  it("hands out recoverable containers once, running, and rejects exited when the exit is lost", async () => {
+    const rt = new FakeRuntime({ clock: () => 1_700_000_000_000 });
+    rt.recoverable = [{ id: "old", annotations: { k: "v" }, recordsLost: true }];
+    const [found] = await rt.recover();
+    expect(found).toMatchObject({ annotations: { k: "v" }, recordsLost: true });
+    expect(found?.handle.startedAt.getTime()).toBe(1_700_000_000_000);
+    expect(await rt.recover()).toEqual([]);
+    expect(rt.running()).toEqual(["old"]);
+    rt.loseExit("old", new Error("shim gone"));
+    await expect(found?.handle.exited).rejects.toThrow("shim gone");
+    await rt.remove("old");
+    expect(rt.list()).toEqual([]);
+  });
+});
