@@ -175,7 +175,7 @@ static int
 read_rlimits (const struct reader *r, int proc, grove_error_t *err)
 {
   grove_oci_bundle_t *b = r->b;
-  int v = get (r, proc, "rlimits");
+  int v = get (r, proc, "rlimits"), has_nofile = 0;
   for (int k = 0; v >= 0 && k < r->t[v].size; k++)
     {
       int e = grove_json_at (r->t, v, k);
@@ -192,6 +192,20 @@ read_rlimits (const struct reader *r, int proc, grove_error_t *err)
       if (b->nrlimits == N_OF (b->rlimits))
         REFUSE ("config.json process.rlimits: at most %zu", N_OF (b->rlimits));
       b->rlimits[b->nrlimits++] = (grove_rlimit_t){ (int) c, (uint64_t) soft, (uint64_t) hard };
+      has_nofile |= c == RLIMIT_NOFILE;
+    }
+  if (!has_nofile)
+    {
+      /* As for an agent's container (defaultNofile, security.ts): Docker's
+       * soft 1024, hard 524288, or our own hard limit when lower (a user
+       * namespace cannot raise it). Not inherited from whoever ran us. */
+      struct rlimit own;
+      uint64_t hard = 524288;
+      if (getrlimit (RLIMIT_NOFILE, &own) == 0 && own.rlim_max < hard)
+        hard = own.rlim_max;
+      if (b->nrlimits == N_OF (b->rlimits))
+        REFUSE ("config.json process.rlimits: at most %zu with RLIMIT_NOFILE", N_OF (b->rlimits) - 1);
+      b->rlimits[b->nrlimits++] = (grove_rlimit_t){ RLIMIT_NOFILE, hard < 1024 ? hard : 1024, hard };
     }
   return 0;
 }
