@@ -10,8 +10,16 @@ import * as path from "node:path";
 import { PassThrough, type Readable, type Writable } from "node:stream";
 
 import { RuntimeError } from "./errors";
-import { encodeExecConfig, pairsToBlob, type ExecStatusLine, type Pairs } from "./shim-protocol";
-import { envList, type ProcessSecurity } from "./spec-to-shim";
+import {
+  encodeExecConfig,
+  pairsToBlob,
+  readRecord,
+  type CgroupRef,
+  type ExecStatusLine,
+  type Pairs,
+  type ShimStateAnswer,
+} from "./shim-protocol";
+import { envList, processSecurity, type ProcessSecurity } from "./spec-to-shim";
 import type { CgroupMode, ContainerSpec, ExecOptions, ExecProcess } from "./types";
 import { signalNumber } from "./validate";
 
@@ -104,6 +112,47 @@ export const encodeConfig = pairsToBlob;
 /** Any of the status lines (ExecStatusLine), read field by field. */
 type StatusLine = Partial<{ pid: number; exitCode: number; signal: number; error: string; errno: number }> &
   Partial<ExecStatusLine>;
+
+/** What exec needs of the runtime (NativeRuntime). */
+export interface ExecHost {
+  shimPath: string;
+  cgroup: CgroupRef;
+  containerDir(id: string): string;
+  shimState(id: string): Promise<ShimStateAnswer | undefined>;
+}
+
+/**
+ * Runs a command in a container the runtime tracks as running: its settings
+ * are read back from its spec.json (so an adopted container works too), its
+ * init's pid from its shim, which must say "running" (not created, stopped).
+ */
+export async function execInContainer(host: ExecHost, id: string, opts: ExecOptions): Promise<ExecProcess> {
+  const record = readRecord(host.containerDir(id), "spec.json");
+  if (record === undefined) {
+    throw new RuntimeError(
+      "CONTAINER_NOT_FOUND",
+      `cannot exec in container ${id}: ${host.containerDir(id)}/spec.json is unreadable`,
+    );
+  }
+  const state = await host.shimState(id);
+  if (state === undefined || state.status !== "running") {
+    throw new RuntimeError(
+      "CONTAINER_NOT_RUNNING",
+      `cannot exec in container ${id}: it is not running (${state?.status ?? "its shim is gone"})`,
+    );
+  }
+  const spec = record.spec;
+  const target: ExecTarget = {
+    id,
+    pid: state.pid,
+    cgroupMode: host.cgroup.mode,
+    cgroupRoot: host.cgroup.root,
+    cgroupParent: host.cgroup.parent,
+    spec,
+    security: processSecurity({ ...spec, user: opts.user ?? spec.user }),
+  };
+  return launchExec(host.shimPath, target, opts);
+}
 
 /** Spawns the helper and resolves once the command runs inside the container. */
 export function launchExec(shimPath: string, target: ExecTarget, opts: ExecOptions): Promise<ExecProcess> {

@@ -33,7 +33,7 @@ import type {
   RecoveredContainer,
 } from "./types";
 import { signalNumber, validateId, validateSpec } from "./validate";
-import { launchExec, validateExecOptions } from "./exec";
+import { execInContainer, validateExecOptions } from "./exec";
 import {
   encodeShimConfig,
   exitFromRecord,
@@ -44,7 +44,7 @@ import {
   type ShimConfig,
   type ShimStateAnswer,
 } from "./shim-protocol";
-import { processSecurity, shimConfig } from "./spec-to-shim";
+import { shimConfig } from "./spec-to-shim";
 import { loadContainer, recoverAll, type RecoveryHost } from "./native-recovery";
 
 export { shimRequest } from "./shim-protocol";
@@ -109,7 +109,7 @@ export class NativeRuntime implements ContainerRuntime {
   private detached = false;
   /** Frozen containers: stop() thaws them first (a frozen process does not die of SIGKILL on v1). */
   private readonly frozen = new Set<string>();
-  /** What recovery (native-recovery.ts) may see and do. */
+  /** What recovery (native-recovery.ts) and exec (exec.ts) may see and do. */
   private readonly host: RecoveryHost;
 
   constructor(opts: NativeRuntimeOptions = {}) {
@@ -508,35 +508,7 @@ export class NativeRuntime implements ContainerRuntime {
     if (this.frozen.has(id)) {
       throw new RuntimeError("CONTAINER_NOT_RUNNING", `cannot exec in container ${id}: it is frozen; thaw it first`);
     }
-    const record = readRecord(this.containerDir(id), "spec.json");
-    if (record === undefined) {
-      throw new RuntimeError(
-        "CONTAINER_NOT_FOUND",
-        `cannot exec in container ${id}: ${this.containerDir(id)}/spec.json is unreadable`,
-      );
-    }
-    const state = await this.shimState(id);
-    if (state === undefined || state.status !== "running") {
-      throw new RuntimeError(
-        "CONTAINER_NOT_RUNNING",
-        `cannot exec in container ${id}: it is not running (${state?.status ?? "its shim is gone"})`,
-      );
-    }
-    const spec = record.spec;
-    const security = processSecurity({ ...spec, user: opts.user ?? spec.user });
-    return launchExec(
-      this.shimPath,
-      {
-        id,
-        pid: state.pid,
-        cgroupMode: this.cgroupMode,
-        cgroupRoot: this.cgroupRoot,
-        cgroupParent: this.cgroupParent,
-        spec,
-        security,
-      },
-      opts,
-    );
+    return execInContainer({ ...this.host, shimPath: this.shimPath }, id, opts);
   }
 
   /** Stops waiting on shims (the containers keep running); for an agent that exits. */
