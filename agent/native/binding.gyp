@@ -33,7 +33,29 @@
         "src/seccomp.c",
         "<(SHARED_INTERMEDIATE_DIR)/seccomp_profile.c",
         "src/shim_spawn.c",
+        "src/json.c",
+        "src/oci_config.c",
         "src/addon.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "src"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags": ["-Wall", "-Wextra", "-fvisibility=hidden"],
+      "cflags_c": ["-std=gnu11"],
+      "cflags_cc": ["-std=gnu++17", "-fexceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags!": ["-fno-exceptions"]
+    },
+    {
+      "target_name": "grove_bench",
+      "dependencies": ["grove-seccomp-profile"],
+      "sources": [
+        "src/error.c",
+        "src/util.c",
+        "src/cgroup.c",
+        "src/container.c",
+        "src/seccomp.c",
+        "<(SHARED_INTERMEDIATE_DIR)/seccomp_profile.c",
+        "src/bench_addon.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "src"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],
@@ -54,6 +76,7 @@
         "src/container.c",
         "src/seccomp.c",
         "<(SHARED_INTERMEDIATE_DIR)/seccomp_profile.c",
+        "src/shim_protocol.c",
         "src/exec.c",
         "src/shim.c"
       ],
@@ -76,6 +99,8 @@
         "<(SHARED_INTERMEDIATE_DIR)/seccomp_profile.c",
         "src/json.c",
         "src/shim_spawn.c",
+        "src/shim_protocol.c",
+        "src/oci_config.c",
         "src/oci.c"
       ],
       "include_dirs": ["src"],

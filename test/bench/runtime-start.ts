@@ -1,8 +1,9 @@
 // runtime-start: the lifecycle "create cgroup and namespaces, exec /bin/true,
 // wait, clean up" on one busybox bundle, in one run, interleaved, after
 // warm-up, BENCH_SAMPLES (default 200) iterations each:
-//   (1) addon:   the runtime core through the N-API addon from a warm Node
-//                process (setupCgroup, start, wait, removeCgroup);
+//   (1) addon:   the runtime core through N-API from a warm Node process
+//                (setupCgroup, then the bench-only addon's start, wait,
+//                removeCgroup: lib-bench-native.ts);
 //   (2) cli:     `grove-runtime run` (bin/grove-runtime: the static C command
 //                line over the core; the container is its child);
 //   (3) runc:    Debian's `runc run` on the same bundle;
@@ -18,7 +19,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { GroveClient, type App } from "@grove/api";
-import { NativeRuntime, loadNativeBinding, type NativeExit } from "@grove/agent";
+import { NativeRuntime, loadNativeBinding } from "@grove/agent";
+import { loadBenchBinding, type BenchExit } from "./lib-bench-native";
 import type { BenchReport } from "./run";
 import { summarize } from "./lib-stats";
 import { startAgent, startServer, waitFor } from "../src/harness/processes";
@@ -76,6 +78,7 @@ export async function run(): Promise<BenchReport> {
   const runcParent = `grove-bench-runc-${process.pid}`;
   const cliRoot = path.join(tmp, "cli-state");
   const native = loadNativeBinding();
+  const bench = loadBenchBinding();
   const mode = native.detectCgroupMode("/sys/fs/cgroup");
   const rt = new NativeRuntime({ cgroupParent: parent, stateDir: path.join(tmp, "rt-state") });
   const resources = { cpuMillis: 500, memoryBytes: 64 * 2 ** 20, pids: 64 };
@@ -99,8 +102,8 @@ export async function run(): Promise<BenchReport> {
   const addonOnce = async (id: string): Promise<number> => {
     const t = process.hrtime.bigint();
     await native.setupCgroup(mode, "/sys/fs/cgroup", parent, id, resources);
-    const exited = new Promise<NativeExit>((resolve) => {
-      void native
+    const exited = new Promise<BenchExit>((resolve) => {
+      void bench
         .start(
           {
             id,
@@ -113,10 +116,12 @@ export async function run(): Promise<BenchReport> {
             cgroupMode: mode,
             cgroupRoot: "/sys/fs/cgroup",
             cgroupParent: parent,
+            netnsPath: null,
+            mounts: null,
           },
           resolve,
         )
-        .then((s) => native.closeFd(s.pidfd));
+        .then((s) => bench.closeFd(s.pidfd));
     });
     const exit = await exited;
     await native.removeCgroup(mode, "/sys/fs/cgroup", parent, id);

@@ -668,7 +668,8 @@ describe("grove-runtime vs runc on the same bundle", () => {
 });
 
 // The TypeScript command line (bin/grove-runtime-node.js, over NativeRuntime and
-// grove-shim) reads bundles with agent/src/oci/config.ts: the same fields are
+// grove-shim) reads bundles with the C reader through the addon (oci_config.c,
+// readOciBundle; agent/src/oci/config.ts maps the result): the same fields are
 // refused with the same messages, and what it runs is seen as under runc. Its
 // `run` prints the container's log afterwards (stdout and stderr merged, no
 // stdin), so the cases here write to stdout only.

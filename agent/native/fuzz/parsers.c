@@ -13,7 +13,7 @@
  *      through grove_json_get / at / str / num / true.       -> "j N"
  *   J  the same, and the value re-serialised from the tokens as canonical
  *      JSON (so the test can compare it with JSON.parse's). -> "J N JSON"
- *   o  grove-runtime's config.json reader (load_bundle) on the input, after
+ *   o  the OCI front end's config.json reader (grove_oci_bundle_load), after
  *      the j checks.                        -> "o N CODE MESSAGE"
  *   c  a key/value config blob: grove_config_next over it, then grove-shim's
  *      and the exec helper's parse_config.          -> "c PAIRS SHIM EXEC"
@@ -45,7 +45,7 @@ __ubsan_default_options (void)
   return "halt_on_error=1:abort_on_error=1:print_stacktrace=1";
 }
 
-#define OCI_TOKENS 8192 /* grove-runtime's MAX_TOKENS */
+#define OCI_TOKENS 8192 /* GROVE_OCI_MAX_TOKENS (oci_config.h) */
 
 __attribute__ ((noreturn, format (printf, 1, 2))) static void
 broken (const char *fmt, ...)

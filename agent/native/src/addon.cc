@@ -12,94 +12,16 @@
 #include <unistd.h>
 #include <vector>
 
+#include "napi_common.h"
+
 extern "C" {
-#include "cgroup.h"
-#include "container.h"
-#include "error.h"
+#include "oci_config.h"
 #include "shim_spawn.h"
 }
 
 namespace {
 
-const char *ErrnoName(int errnum) {
-  switch (errnum) {
-  case ENOENT: return "ENOENT";
-  case EACCES: return "EACCES";
-  case EPERM: return "EPERM";
-  case EBUSY: return "EBUSY";
-  case EEXIST: return "EEXIST";
-  case EINVAL: return "EINVAL";
-  case ENOTDIR: return "ENOTDIR";
-  case ELOOP: return "ELOOP";
-  case ENOEXEC: return "ENOEXEC";
-  case ENOMEM: return "ENOMEM";
-  case EAGAIN: return "EAGAIN";
-  case ESRCH: return "ESRCH";
-  default: return "EUNKNOWN";
-  }
-}
-
-Napi::Error ToJsError(Napi::Env env, const grove_error_t &err) {
-  Napi::Error e = Napi::Error::New(env, err.msg);
-  e.Set("errno", Napi::Number::New(env, err.errnum));
-  e.Set("code", Napi::String::New(env, err.errnum != 0 ? ErrnoName(err.errnum) : "EGROVE"));
-  return e;
-}
-
-std::string StringArg(const Napi::CallbackInfo &info, size_t i, const char *name) {
-  if (info.Length() <= i || !info[i].IsString())
-    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a string");
-  return info[i].As<Napi::String>().Utf8Value();
-}
-
-int64_t IntegerProp(const Napi::Object &o, const char *name) {
-  Napi::Value v = o.Get(name);
-  if (!v.IsNumber())
-    throw Napi::TypeError::New(o.Env(), std::string(name) + " must be a number");
-  return v.As<Napi::Number>().Int64Value();
-}
-
-std::vector<std::string> StringArray(Napi::Env env, Napi::Value v, const char *name) {
-  if (!v.IsArray())
-    throw Napi::TypeError::New(env, std::string(name) + " must be an array of strings");
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<std::string> out;
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Value e = a.Get(i);
-    if (!e.IsString())
-      throw Napi::TypeError::New(env, std::string(name) + " must be an array of strings");
-    out.push_back(e.As<Napi::String>().Utf8Value());
-  }
-  return out;
-}
-
-// Owns the strings a grove_cgroup_t points at.
-struct CgroupRef {
-  grove_cgroup_mode_t mode;
-  std::string root, parent, id;
-  bool hasId;
-  grove_cgroup_t View() const {
-    return grove_cgroup_t{mode, root.c_str(), parent.c_str(), hasId ? id.c_str() : nullptr};
-  }
-  const grove_cgroup_ops *Ops() const { return grove_cgroup_ops_for(mode); }
-};
-
-grove_cgroup_mode_t ModeArg(const Napi::CallbackInfo &info, size_t i) {
-  std::string m = StringArg(info, i, "mode");
-  if (m == "v1") return GROVE_CGROUP_V1;
-  if (m == "v2") return GROVE_CGROUP_V2;
-  throw Napi::TypeError::New(info.Env(), "mode must be \"v1\" or \"v2\"");
-}
-
-// (mode, root, parent[, id]) from the first arguments.
-CgroupRef CgroupArgs(const Napi::CallbackInfo &info, bool withId) {
-  CgroupRef ref{ModeArg(info, 0), StringArg(info, 1, "root"), StringArg(info, 2, "parent"), "", false};
-  if (withId && info.Length() > 3 && info[3].IsString()) {
-    ref.id = info[3].As<Napi::String>().Utf8Value();
-    ref.hasId = true;
-  }
-  return ref;
-}
+using namespace grove;
 
 // Runs `work` on the libuv threadpool (short, bounded jobs only) and settles a promise.
 class Task : public Napi::AsyncWorker {
@@ -266,172 +188,6 @@ Napi::Value OomKills(const Napi::CallbackInfo &info) {
       [count](Napi::Env env) { return Napi::Number::New(env, static_cast<double>(*count)); });
 }
 
-struct ExitReport {
-  grove_exit_t exit;
-  grove_error_t err;
-  bool failed;
-};
-
-// One thread per container, parked in waitpid(pid): a blocked libuv pool
-// thread per running container would starve fs and dns work.
-void WaitForExit(pid_t pid, std::shared_ptr<CgroupRef> ref, Napi::ThreadSafeFunction onExit) {
-  auto *report = new ExitReport{};
-  grove_cgroup_t cg = ref->View();
-  report->failed = grove_container_wait(pid, &cg, &report->exit, &report->err) < 0;
-  napi_status st = onExit.BlockingCall(report, [](Napi::Env env, Napi::Function cb, ExitReport *r) {
-    Napi::Object o = Napi::Object::New(env);
-    if (r->failed) {
-      o.Set("error", Napi::String::New(env, r->err.msg));
-      o.Set("exitCode", Napi::Number::New(env, -1));
-      o.Set("signal", Napi::Number::New(env, 0));
-      o.Set("oomKilled", Napi::Boolean::New(env, false));
-    } else {
-      o.Set("exitCode", Napi::Number::New(env, r->exit.exit_code));
-      o.Set("signal", Napi::Number::New(env, r->exit.signal));
-      o.Set("oomKilled", Napi::Boolean::New(env, r->exit.oom_killed != 0));
-    }
-    delete r;
-    cb.Call({o});
-  });
-  if (st != napi_ok)
-    delete report;
-  onExit.Release();
-}
-
-class StartTask : public Napi::AsyncWorker {
-public:
-  StartTask(Napi::Env env, Napi::ThreadSafeFunction onExit)
-      : Napi::AsyncWorker(env, "grove-start"), deferred(Napi::Promise::Deferred::New(env)), onExit(onExit) {}
-
-  Napi::Promise::Deferred deferred;
-  Napi::ThreadSafeFunction onExit;
-  std::shared_ptr<CgroupRef> cgroup;
-  std::string rootfs, cwd, hostname, logPath, netnsPath;
-  std::vector<std::string> argv, env;
-  struct Mount {
-    std::string source, destination;
-    bool readonly;
-  };
-  std::vector<Mount> mounts;
-
-protected:
-  void Execute() override {
-    std::vector<char *> argvp, envp;
-    for (auto &s : argv) argvp.push_back(const_cast<char *>(s.c_str()));
-    argvp.push_back(nullptr);
-    for (auto &s : env) envp.push_back(const_cast<char *>(s.c_str()));
-    envp.push_back(nullptr);
-    grove_cgroup_t cg = cgroup->View();
-    grove_container_config_t cfg;
-    std::memset(&cfg, 0, sizeof(cfg));
-    cfg.rootfs = rootfs.c_str();
-    cfg.argv = argvp.data();
-    cfg.envp = envp.data();
-    cfg.cwd = cwd.c_str();
-    cfg.hostname = hostname.c_str();
-    cfg.log_path = logPath.c_str();
-    cfg.cgroup = &cg;
-    cfg.stdio_fd = -1;
-    if (!netnsPath.empty())
-      cfg.netns_path = netnsPath.c_str();
-    std::vector<grove_mount_t> mountv;
-    for (auto &m : mounts) mountv.push_back(grove_mount_t{m.source.c_str(), m.destination.c_str(), m.readonly ? 1 : 0});
-    cfg.mounts = mountv.data();
-    cfg.nmounts = mountv.size();
-    std::memset(&err_, 0, sizeof(err_));
-    failed_ = grove_container_start(&cfg, &container_, &err_) < 0;
-    if (!failed_) {
-      // The waiter owns the thread-safe function's reference from here on.
-      std::thread(WaitForExit, container_.pid, cgroup, onExit).detach();
-    }
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (failed_) {
-      onExit.Release();
-      deferred.Reject(ToJsError(env, err_).Value());
-      return;
-    }
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("pid", Napi::Number::New(env, container_.pid));
-    o.Set("pidfd", Napi::Number::New(env, container_.pidfd));
-    deferred.Resolve(o);
-  }
-
-private:
-  grove_error_t err_{};
-  grove_container_t container_{};
-  bool failed_ = false;
-};
-
-// start({rootfs, argv, env, cwd, hostname, logPath, cgroupMode, cgroupRoot, cgroupParent, id}, onExit)
-Napi::Value Start(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction())
-    throw Napi::TypeError::New(env, "start(options, onExit)");
-  Napi::Object o = info[0].As<Napi::Object>();
-  auto str = [&](const char *name) {
-    Napi::Value v = o.Get(name);
-    if (!v.IsString())
-      throw Napi::TypeError::New(env, std::string(name) + " must be a string");
-    return v.As<Napi::String>().Utf8Value();
-  };
-  std::string mode = str("cgroupMode");
-  if (mode != "v1" && mode != "v2")
-    throw Napi::TypeError::New(env, "cgroupMode must be \"v1\" or \"v2\"");
-  auto cgroup = std::make_shared<CgroupRef>(CgroupRef{mode == "v2" ? GROVE_CGROUP_V2 : GROVE_CGROUP_V1,
-                                                      str("cgroupRoot"), str("cgroupParent"), str("id"), true});
-  std::vector<std::string> argv = StringArray(env, o.Get("argv"), "argv");
-  if (argv.empty())
-    throw Napi::TypeError::New(env, "argv must not be empty");
-  std::vector<std::string> envv = StringArray(env, o.Get("env"), "env");
-  std::string rootfs = str("rootfs"), cwd = str("cwd"), hostname = str("hostname"), logPath = str("logPath");
-  std::vector<StartTask::Mount> mounts;
-  {
-    Napi::Value mv = o.Get("mounts");
-    if (!mv.IsUndefined() && !mv.IsNull()) {
-      if (!mv.IsArray())
-        throw Napi::TypeError::New(env, "mounts must be an array");
-      Napi::Array arr = mv.As<Napi::Array>();
-      if (arr.Length() > GROVE_MAX_MOUNTS)
-        throw Napi::TypeError::New(env, "at most " + std::to_string(GROVE_MAX_MOUNTS) + " mounts");
-      for (uint32_t i = 0; i < arr.Length(); i++) {
-        Napi::Value e = arr.Get(i);
-        if (!e.IsObject())
-          throw Napi::TypeError::New(env, "mounts[" + std::to_string(i) + "] must be an object");
-        Napi::Object m = e.As<Napi::Object>();
-        Napi::Value src = m.Get("source"), dst = m.Get("destination");
-        if (!src.IsString() || !dst.IsString())
-          throw Napi::TypeError::New(env, "mounts[" + std::to_string(i) + "]: source and destination must be strings");
-        mounts.push_back(StartTask::Mount{src.As<Napi::String>().Utf8Value(), dst.As<Napi::String>().Utf8Value(),
-                                          m.Get("readonly").ToBoolean().Value()});
-      }
-    }
-  }
-
-  auto tsfn = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "grove-waiter", 0, 1);
-  auto *task = new StartTask(env, tsfn);
-  task->cgroup = cgroup;
-  task->rootfs = rootfs;
-  task->cwd = cwd;
-  task->hostname = hostname;
-  task->logPath = logPath;
-  {
-    Napi::Value ns = o.Get("netnsPath");
-    if (!ns.IsUndefined() && !ns.IsNull()) {
-      if (!ns.IsString())
-        throw Napi::TypeError::New(env, "netnsPath must be a string");
-      task->netnsPath = ns.As<Napi::String>().Utf8Value();
-    }
-  }
-  task->argv = std::move(argv);
-  task->env = std::move(envv);
-  task->mounts = std::move(mounts);
-  Napi::Promise promise = task->deferred.Promise();
-  task->Queue();
-  return promise;
-}
-
 class ShimTask : public Napi::AsyncWorker {
 public:
   explicit ShimTask(Napi::Env env)
@@ -485,21 +241,110 @@ Napi::Value StartShim(const Napi::CallbackInfo &info) {
   return promise;
 }
 
-Napi::Value PidfdSignal(const Napi::CallbackInfo &info) {
-  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber())
-    throw Napi::TypeError::New(info.Env(), "pidfdSignal(pidfd, signal)");
-  grove_error_t err{};
-  int r = grove_pidfd_signal(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), &err);
-  if (r < 0)
-    throw ToJsError(info.Env(), err);
-  return Napi::Boolean::New(info.Env(), r == 1);
+Napi::Array Strings(Napi::Env env, char *const *list) {
+  Napi::Array a = Napi::Array::New(env);
+  for (uint32_t i = 0; list[i] != nullptr; i++)
+    a.Set(i, Napi::String::New(env, list[i]));
+  return a;
 }
 
-Napi::Value CloseFd(const Napi::CallbackInfo &info) {
-  if (info.Length() < 1 || !info[0].IsNumber())
-    throw Napi::TypeError::New(info.Env(), "closeFd(fd)");
-  close(info[0].As<Napi::Number>().Int32Value());
-  return info.Env().Undefined();
+Napi::Array IdMaps(Napi::Env env, const grove_id_map_t *maps, size_t n) {
+  Napi::Array a = Napi::Array::New(env, n);
+  for (size_t i = 0; i < n; i++) {
+    Napi::Object m = Napi::Object::New(env);
+    m.Set("containerId", Napi::Number::New(env, maps[i].container_id));
+    m.Set("hostId", Napi::Number::New(env, maps[i].host_id));
+    m.Set("size", Napi::Number::New(env, maps[i].size));
+    a.Set(i, m);
+  }
+  return a;
+}
+
+// The process part of a bundle read by the OCI front end (OciProcess in native-binding.ts).
+Napi::Object OciProcess(Napi::Env env, const grove_oci_bundle_t &b) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("args", Strings(env, b.cc.argv));
+  o.Set("env", Strings(env, b.cc.envp));
+  o.Set("cwd", Napi::String::New(env, b.cc.cwd));
+  o.Set("uid", Napi::Number::New(env, b.cc.uid));
+  o.Set("gid", Napi::Number::New(env, b.cc.gid));
+  Napi::Array groups = Napi::Array::New(env, b.ngroups);
+  for (size_t i = 0; i < b.ngroups; i++)
+    groups.Set(i, Napi::Number::New(env, b.groups[i]));
+  o.Set("additionalGids", groups);
+  o.Set("caps", b.cc.caps_set ? Napi::Value(Napi::String::New(env, std::to_string(b.cc.caps))) : env.Null());
+  o.Set("seccomp", Napi::String::New(env, b.cc.seccomp_unconfined ? "unconfined" : "default"));
+  Napi::Array rlimits = Napi::Array::New(env, b.nrlimits);
+  for (size_t i = 0; i < b.nrlimits; i++) {
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("resource", Napi::Number::New(env, b.rlimits[i].resource));
+    r.Set("soft", Napi::Number::New(env, static_cast<double>(b.rlimits[i].soft)));
+    r.Set("hard", Napi::Number::New(env, static_cast<double>(b.rlimits[i].hard)));
+    rlimits.Set(i, r);
+  }
+  o.Set("rlimits", rlimits);
+  return o;
+}
+
+Napi::Object OciResources(Napi::Env env, const grove_oci_bundle_t &b) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("cpuMillis", Napi::Number::New(env, static_cast<double>(b.res.cpu_millis)));
+  o.Set("cpuQuotaUs", Napi::Number::New(env, static_cast<double>(b.res.cpu_quota_us)));
+  o.Set("cpuPeriodUs", Napi::Number::New(env, static_cast<double>(b.res.cpu_period_us)));
+  o.Set("cpuShares", Napi::Number::New(env, static_cast<double>(b.cpu_shares)));
+  o.Set("memoryBytes", Napi::Number::New(env, static_cast<double>(b.res.memory_bytes)));
+  o.Set("pids", Napi::Number::New(env, static_cast<double>(b.res.pids)));
+  Napi::Array devices = Napi::Array::New(env, b.res.ndevices);
+  for (size_t i = 0; i < b.res.ndevices; i++) {
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("allow", Napi::Boolean::New(env, b.dev_rules[i].allow != 0));
+    d.Set("rule", Napi::String::New(env, b.dev_rules[i].rule));
+    devices.Set(i, d);
+  }
+  o.Set("devices", devices);
+  return o;
+}
+
+// readOciBundle(bundle, id): <bundle>/config.json through Grove's one OCI front
+// end (oci_config.c), as grove-runtime reads it; throws its refusal. Sync: one
+// small file, for the TypeScript command line.
+Napi::Value ReadOciBundle(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string bundle = StringArg(info, 0, "bundle"), id = StringArg(info, 1, "id");
+  auto b = std::make_unique<grove_oci_bundle_t>();
+  grove_error_t err{};
+  if (grove_oci_bundle_load(b.get(), bundle.c_str(), id.c_str(), &err) < 0) {
+    grove_oci_bundle_free(b.get());
+    throw ToJsError(env, err);
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("rootfs", Napi::String::New(env, b->rootfs));
+  o.Set("readonlyRootfs", Napi::Boolean::New(env, b->cc.readonly_rootfs != 0));
+  o.Set("hostname", Napi::String::New(env, b->hostname));
+  o.Set("process", OciProcess(env, *b));
+  Napi::Array mounts = Napi::Array::New(env, b->cc.nmounts);
+  for (size_t i = 0; i < b->cc.nmounts; i++) {
+    Napi::Object m = Napi::Object::New(env);
+    m.Set("source", Napi::String::New(env, b->mounts[i].source));
+    m.Set("destination", Napi::String::New(env, b->mounts[i].destination));
+    m.Set("readonly", Napi::Boolean::New(env, b->mounts[i].readonly != 0));
+    mounts.Set(i, m);
+  }
+  o.Set("mounts", mounts);
+  o.Set("netnsPath", b->netns != nullptr ? Napi::Value(Napi::String::New(env, b->netns)) : env.Null());
+  o.Set("hostCgroupNamespace", Napi::Boolean::New(env, b->cc.host_cgroupns != 0));
+  if (b->userns) {
+    Napi::Object u = Napi::Object::New(env);
+    u.Set("uidMap", IdMaps(env, b->uid_maps, b->cc.nuid_maps));
+    u.Set("gidMap", IdMaps(env, b->gid_maps, b->cc.ngid_maps));
+    o.Set("userNamespace", u);
+  } else {
+    o.Set("userNamespace", env.Null());
+  }
+  o.Set("resources", OciResources(env, *b));
+  o.Set("annotations", Napi::String::New(env, b->annotations));
+  grove_oci_bundle_free(b.get());
+  return o;
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -510,10 +355,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("killCgroup", Napi::Function::New(env, KillCgroup));
   exports.Set("listCgroups", Napi::Function::New(env, ListCgroups));
   exports.Set("oomKills", Napi::Function::New(env, OomKills));
-  exports.Set("start", Napi::Function::New(env, Start));
   exports.Set("startShim", Napi::Function::New(env, StartShim));
-  exports.Set("pidfdSignal", Napi::Function::New(env, PidfdSignal));
-  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("readOciBundle", Napi::Function::New(env, ReadOciBundle));
   return exports;
 }
 

@@ -527,18 +527,11 @@ child_loopback_up (struct child_args *a)
   close (fd);
 }
 
-static int
-child_main (void *arg)
+static void
+child_reset_signals (void)
 {
-  struct child_args *a = arg;
   struct sigaction dfl;
   sigset_t none;
-  char byte;
-  ssize_t n;
-  int exec_errno = ENOENT;
-  int rootfs_tree = -1;
-  char cwd_buf[4096];
-
   /* Node ignores SIGPIPE and handles others; the workload starts from defaults.
    * The parent blocked all signals around clone() so no Node handler runs here. */
   memset (&dfl, 0, sizeof (dfl));
@@ -551,7 +544,16 @@ child_main (void *arg)
   /* Not dumpable until execve: nothing in the container may open our memory
    * (/proc/1/mem, /proc/1/exe: this is still a copy of node). */
   prctl (PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
 
+/* Waits for the parent's go (it has set up the cgroups and, with a user
+ * namespace, the maps); returns the idmapped rootfs tree it sent, or -1. */
+static int
+child_wait_for_parent (struct child_args *a)
+{
+  char byte;
+  ssize_t n;
+  int rootfs_tree = -1;
   if (a->userns)
     {
       /* The sync byte comes on a socket, with the idmapped rootfs tree when
@@ -581,13 +583,19 @@ child_main (void *arg)
   if (n != 1)
     _exit (126); /* the parent gave up (it could not set up the cgroups) */
   close (a->sync_fd);
+  return rootfs_tree;
+}
 
+/* The cgroup and network namespaces, then the rootfs mounted on itself (or
+ * the idmapped tree attached there); with a user namespace, what only host
+ * root may reach is opened before becoming the namespace's root. */
+static void
+child_enter_rootfs (struct child_args *a, int rootfs_tree)
+{
   /* In our cgroups now: a cgroup namespace rooted there, so /proc/self/cgroup
    * and mountinfo show "/" instead of the host's cgroup paths. */
   if (a->cgroupns && unshare (CLONE_NEWCGROUP) < 0)
     child_fail (a, errno, "unshare the cgroup namespace", NULL);
-
-
   /* Join the given network namespace before anything network-related. */
   if (a->netns_fd >= 0 && !a->netns_joined && setns (a->netns_fd, CLONE_NEWNET) < 0)
     child_fail (a, errno, "setns into network namespace", NULL);
@@ -622,16 +630,19 @@ child_main (void *arg)
       if (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0)
         child_fail (a, errno, "become root of the user namespace (is 0 mapped?)", NULL);
     }
+}
 
+/* /proc (checked to be a procfs) and /sys, read-only. */
+static void
+child_mount_proc_sys (struct child_args *a)
+{
+  struct statfs sfs;
   child_prepare_dir (a, a->proc_path, 0555);
   if (mount ("proc", a->proc_path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     child_fail (a, errno, "mount proc on", a->proc_path);
-  {
-    /* Nothing is written under /proc unless it is a real procfs (CVE-2019-16884 and kin). */
-    struct statfs sfs;
-    if (statfs (a->proc_path, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC)
-      child_fail (a, EPERM, "not a procfs after mounting:", a->proc_path);
-  }
+  /* Nothing is written under /proc unless it is a real procfs (CVE-2019-16884 and kin). */
+  if (statfs (a->proc_path, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC)
+    child_fail (a, EPERM, "not a procfs after mounting:", a->proc_path);
   child_prepare_dir (a, a->sys_path, 0555);
   if (mount ("sysfs", a->sys_path, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     {
@@ -647,9 +658,13 @@ child_main (void *arg)
       if (mount_setattr (AT_FDCWD, a->sys_path, AT_RECURSIVE, &ro, sizeof (ro)) < 0)
         child_fail (a, errno, "make read-only", a->sys_path);
     }
-  child_setup_dev (a);
-  child_bind_mounts (a);
+}
 
+/* Into the rootfs for good: pivot_root, then the hostname, lo, masked paths
+ * and the read-only root. */
+static void
+child_pivot (struct child_args *a)
+{
   if (chdir (a->root_path) < 0)
     child_fail (a, errno, "chdir", a->rootfs);
   /* pivot_root(".", ".") stacks the old root under the new one; detaching "."
@@ -670,32 +685,35 @@ child_main (void *arg)
   child_mask_paths (a);
   if (a->readonly_rootfs && mount (NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0)
     child_fail (a, errno, "remount the root read-only", NULL);
+}
 
+/* stdio, then every other descriptor closed (the shim's socket and pipes,
+ * Node's epoll, eventfds...) but the O_CLOEXEC error pipe, which execve
+ * closes, and the hold fd; before the chdir, so /proc/self/fd/N can only
+ * name these. Then the working directory, checked to be inside the root. */
+static void
+child_stdio_and_cwd (struct child_args *a)
+{
+  int keep[2] = { a->err_fd, a->hold_fd };
+  unsigned from = 3;
+  char cwd_buf[4096];
   if (dup2 (a->null_fd, 0) < 0 || dup2 (a->log_fd, 1) < 0 || dup2 (a->err_out_fd > 0 ? a->err_out_fd : a->log_fd, 2) < 0)
     child_fail (a, errno, "dup2 stdio", NULL);
-  /* Close every inherited descriptor (the shim's socket and pipes, Node's
-   * epoll, eventfds...) but the O_CLOEXEC error pipe, which execve closes;
-   * before the chdir below, so /proc/self/fd/N can only name these. */
-  {
-    /* Close all of 3.. but err_fd and hold_fd. */
-    int keep[2] = { a->err_fd, a->hold_fd };
-    unsigned from = 3;
-    if (keep[1] >= 0 && keep[1] < keep[0])
-      {
-        keep[1] = a->err_fd;
-        keep[0] = a->hold_fd;
-      }
-    for (int k = 0; k < 2; k++)
-      {
-        if (keep[k] < 0)
-          continue;
-        if ((unsigned) keep[k] > from && syscall (SYS_close_range, from, (unsigned) keep[k] - 1, 0) < 0)
-          child_fail (a, errno, "close_range", NULL);
-        from = (unsigned) keep[k] + 1;
-      }
-    if (syscall (SYS_close_range, from, ~0U, 0) < 0)
-      child_fail (a, errno, "close_range", NULL);
-  }
+  if (keep[1] >= 0 && keep[1] < keep[0])
+    {
+      keep[1] = a->err_fd;
+      keep[0] = a->hold_fd;
+    }
+  for (int k = 0; k < 2; k++)
+    {
+      if (keep[k] < 0)
+        continue;
+      if ((unsigned) keep[k] > from && syscall (SYS_close_range, from, (unsigned) keep[k] - 1, 0) < 0)
+        child_fail (a, errno, "close_range", NULL);
+      from = (unsigned) keep[k] + 1;
+    }
+  if (syscall (SYS_close_range, from, ~0U, 0) < 0)
+    child_fail (a, errno, "close_range", NULL);
 
   if (chdir (a->cwd) < 0)
     child_fail (a, errno, "chdir", a->cwd);
@@ -704,27 +722,44 @@ child_main (void *arg)
     child_fail (a, errno, "getcwd after chdir", a->cwd);
   if (cwd_buf[0] != '/')
     child_fail (a, EPERM, "working directory escapes the root:", a->cwd);
+}
 
+/* OCI create: everything is set up; run the command on start. Tell the
+ * parent we are ready by closing the error pipe with nothing written. */
+static void
+child_hold (struct child_args *a)
+{
+  char go;
+  ssize_t r;
+  close (a->err_fd);
+  a->err_fd = -1;
+  do
+    r = read (a->hold_fd, &go, 1);
+  while (r < 0 && errno == EINTR);
+  if (r != 1)
+    _exit (126); /* deleted before it was started */
+  close (a->hold_fd);
+}
+
+static int
+child_main (void *arg)
+{
+  struct child_args *a = arg;
+  int exec_errno = ENOENT;
+
+  child_reset_signals ();
+  child_enter_rootfs (a, child_wait_for_parent (a));
+  child_mount_proc_sys (a);
+  child_setup_dev (a);
+  child_bind_mounts (a);
+  child_pivot (a);
+  child_stdio_and_cwd (a);
   child_drop_privileges (a);
   /* Last: the filter also applies to what we would still call. */
   if (a->seccomp.len > 0 && prctl (PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &a->seccomp, 0, 0) < 0)
     child_fail (a, errno, "install the seccomp filter", NULL);
   if (a->hold_fd >= 0)
-    {
-      /* OCI create: everything is set up; run the command on start. Tell the
-       * parent we are ready by closing the error pipe with nothing written. */
-      char go;
-      ssize_t r;
-      close (a->err_fd);
-      a->err_fd = -1;
-      do
-        r = read (a->hold_fd, &go, 1);
-      while (r < 0 && errno == EINTR);
-      if (r != 1)
-        _exit (126); /* deleted before it was started */
-      close (a->hold_fd);
-    }
-
+    child_hold (a);
   for (char **c = a->candidates; *c != NULL; c++)
     {
       execve (*c, a->argv, a->envp);
@@ -1011,6 +1046,122 @@ reap (pid_t pid)
     ;
 }
 
+/* The init's stdin, stdout and stderr: the caller's (OCI run), or /dev/null
+ * and the log (a file, or the shim's pipe). */
+static int
+open_stdio (const grove_container_config_t *cfg, int *null_fd, int *log_fd, int *err_out_fd, grove_error_t *err)
+{
+  if (cfg->inherit_stdio)
+    {
+      *null_fd = fcntl (0, F_DUPFD_CLOEXEC, 3);
+      *log_fd = fcntl (1, F_DUPFD_CLOEXEC, 3);
+      *err_out_fd = fcntl (2, F_DUPFD_CLOEXEC, 3);
+      if (*null_fd < 0 || *log_fd < 0 || *err_out_fd < 0)
+        return grove_error_set (err, errno, "dup stdio");
+      return 0;
+    }
+  if (cfg->stdio_fd > 0)
+    *log_fd = fcntl (cfg->stdio_fd, F_DUPFD_CLOEXEC, 3);
+  else
+    *log_fd = open (cfg->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+  if (*log_fd < 0)
+    return grove_error_set (err, errno, "open log %s", cfg->log_path);
+  *null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (*null_fd < 0)
+    return grove_error_set (err, errno, "open /dev/null");
+  return 0;
+}
+
+/* The network namespace to join (checked to be one), or -1 for a new one. */
+static int
+open_netns (const grove_container_config_t *cfg, int *netns_fd, grove_error_t *err)
+{
+  struct statfs sfs;
+  if (cfg->netns_path == NULL)
+    return 0;
+  *netns_fd = open (cfg->netns_path, O_RDONLY | O_CLOEXEC);
+  if (*netns_fd < 0)
+    return grove_error_set (err, errno, "open network namespace %s", cfg->netns_path);
+  if (fstatfs (*netns_fd, &sfs) < 0)
+    return grove_error_set (err, errno, "fstatfs network namespace %s", cfg->netns_path);
+  if (sfs.f_type != NSFS_MAGIC)
+    return grove_error_set (err, EINVAL, "netnsPath %s is not a namespace file (nsfs)", cfg->netns_path);
+  return 0;
+}
+
+/* clone()s the init into its new namespaces, with every signal blocked (no
+ * Node handler may run in the child before it resets them); this thread is
+ * back in orig_netns (>= 0: it joined the container's for the clone). */
+static pid_t
+clone_init (struct child_args *a, int orig_netns, grove_error_t *err)
+{
+  void *stack;
+  sigset_t all, old;
+  pid_t pid;
+  int saved;
+  stack = mmap (NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED)
+    return grove_error_set (err, errno, "mmap child stack");
+  sigfillset (&all);
+  pthread_sigmask (SIG_SETMASK, &all, &old);
+  pid = clone (child_main, (char *) stack + CHILD_STACK_SIZE,
+               CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (a->netns_fd < 0 ? CLONE_NEWNET : 0)
+                   | (a->userns ? CLONE_NEWUSER : 0) | SIGCHLD,
+               a);
+  saved = errno;
+  if (orig_netns >= 0 && setns (orig_netns, CLONE_NEWNET) < 0)
+    {
+      /* Should not happen (we came from there); never stay in the container's. */
+      fprintf (stderr, "grove: cannot return to the original network namespace: %s\n", strerror (errno));
+      abort ();
+    }
+  pthread_sigmask (SIG_SETMASK, &old, NULL);
+  /* The child has its own copy of the address space (no CLONE_VM). */
+  munmap (stack, CHILD_STACK_SIZE);
+  errno = saved;
+  if (pid < 0)
+    return grove_error_set (err, errno, "clone container init for %s", a->rootfs);
+  return pid;
+}
+
+/* The parent's part between clone() and the init's first step: the init into
+ * its cgroups, its id maps (and idmapped rootfs) written, then the release
+ * byte; the init's error, if it reports one before execve. -1 leaves the
+ * init to the caller (killed and reaped). */
+static int
+release_init (const grove_container_config_t *cfg, pid_t pid, int userns, int sync_fd, int err_fd,
+              grove_error_t *err)
+{
+  cleanup_close int rootfs_tree = -1;
+  struct child_error ce;
+  ssize_t n;
+  /* Into the cgroups before the child runs a single step of its own. */
+  if (grove_cgroup_ops_for (cfg->cgroup->mode)->enter (cfg->cgroup, pid, err) < 0)
+    return -1;
+  if (userns
+      && (write_id_map (pid, "uid_map", cfg->uid_maps, cfg->nuid_maps, err) < 0
+          || write_id_map (pid, "gid_map", cfg->gid_maps, cfg->ngid_maps, err) < 0
+          || (cfg->userns_idmap_rootfs && prepare_userns_rootfs (cfg, pid, &rootfs_tree, err) < 0)))
+    return -1;
+  if (userns)
+    n = send_sync (sync_fd, rootfs_tree);
+  else
+    do
+      n = write (sync_fd, "x", 1);
+    while (n < 0 && errno == EINTR);
+  if (n != 1)
+    return grove_error_set (err, errno, "release container init %d", (int) pid);
+  do
+    n = read (err_fd, &ce, sizeof (ce));
+  while (n < 0 && errno == EINTR);
+  if (n > 0)
+    {
+      ce.msg[sizeof (ce.msg) - 1] = '\0';
+      return grove_error_set (err, ce.errnum, "%s", ce.msg);
+    }
+  return 0;
+}
+
 int
 grove_container_start (const grove_container_config_t *cfg, grove_container_t *out, grove_error_t *err)
 {
@@ -1022,15 +1173,9 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   cleanup_close int err_out_fd = -1;
   cleanup_close int netns_fd = -1;
   cleanup_close int orig_netns = -1;
-  cleanup_close int rootfs_tree = -1;
-  const struct grove_cgroup_ops *ops = grove_cgroup_ops_for (cfg->cgroup->mode);
-  struct child_error ce;
   int userns;
-  sigset_t all, old;
-  void *stack;
   pid_t pid;
   int pidfd;
-  ssize_t n;
 
   memset (&p, 0, sizeof (p));
   if (cfg->argv == NULL || cfg->argv[0] == NULL || cfg->argv[0][0] == '\0')
@@ -1042,38 +1187,8 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
       && (check_id_maps ("uid_map", cfg->uid_maps, cfg->nuid_maps, err) < 0
           || check_id_maps ("gid_map", cfg->gid_maps, cfg->ngid_maps, err) < 0))
     return -1;
-
-  if (cfg->inherit_stdio)
-    {
-      null_fd = fcntl (0, F_DUPFD_CLOEXEC, 3);
-      log_fd = fcntl (1, F_DUPFD_CLOEXEC, 3);
-      err_out_fd = fcntl (2, F_DUPFD_CLOEXEC, 3);
-      if (null_fd < 0 || log_fd < 0 || err_out_fd < 0)
-        return grove_error_set (err, errno, "dup stdio");
-    }
-  else
-    {
-      if (cfg->stdio_fd > 0)
-        log_fd = fcntl (cfg->stdio_fd, F_DUPFD_CLOEXEC, 3);
-      else
-        log_fd = open (cfg->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
-      if (log_fd < 0)
-        return grove_error_set (err, errno, "open log %s", cfg->log_path);
-      null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
-      if (null_fd < 0)
-        return grove_error_set (err, errno, "open /dev/null");
-    }
-  if (cfg->netns_path != NULL)
-    {
-      struct statfs sfs;
-      netns_fd = open (cfg->netns_path, O_RDONLY | O_CLOEXEC);
-      if (netns_fd < 0)
-        return grove_error_set (err, errno, "open network namespace %s", cfg->netns_path);
-      if (fstatfs (netns_fd, &sfs) < 0)
-        return grove_error_set (err, errno, "fstatfs network namespace %s", cfg->netns_path);
-      if (sfs.f_type != NSFS_MAGIC)
-        return grove_error_set (err, EINVAL, "netnsPath %s is not a namespace file (nsfs)", cfg->netns_path);
-    }
+  if (open_stdio (cfg, &null_fd, &log_fd, &err_out_fd, err) < 0 || open_netns (cfg, &netns_fd, err) < 0)
+    return -1;
   /* With a user namespace the release byte may carry the idmapped rootfs: a socket. */
   if (userns ? socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_pipe) < 0 : pipe2 (sync_pipe, O_CLOEXEC) < 0)
     return grove_error_set (err, errno, "sync channel");
@@ -1099,34 +1214,9 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
         return grove_error_set (err, errno, "join network namespace %s", cfg->netns_path);
       p.a.netns_joined = 1;
     }
-
-  stack = mmap (NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED)
-    return grove_error_set (err, errno, "mmap child stack");
-
-  /* No Node signal handler may run in the child before it resets them. */
-  sigfillset (&all);
-  pthread_sigmask (SIG_SETMASK, &all, &old);
-  pid = clone (child_main, (char *) stack + CHILD_STACK_SIZE,
-               CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (netns_fd < 0 ? CLONE_NEWNET : 0)
-                   | (userns ? CLONE_NEWUSER : 0) | SIGCHLD,
-               &p.a);
-  {
-    int saved = errno;
-    if (orig_netns >= 0 && setns (orig_netns, CLONE_NEWNET) < 0)
-      {
-        /* Should not happen (we came from there); never stay in the container's. */
-        fprintf (stderr, "grove: cannot return to the original network namespace: %s\n", strerror (errno));
-        abort ();
-      }
-    pthread_sigmask (SIG_SETMASK, &old, NULL);
-    /* The child has its own copy of the address space (no CLONE_VM). */
-    munmap (stack, CHILD_STACK_SIZE);
-    errno = saved;
-  }
+  pid = clone_init (&p.a, orig_netns, err);
   if (pid < 0)
-    return grove_error_set (err, errno, "clone container init for %s", cfg->rootfs);
-
+    return -1;
   grove_closep (&sync_pipe[0]);
   sync_pipe[0] = -1;
   grove_closep (&err_pipe[1]);
@@ -1134,58 +1224,18 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
 
   pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
   if (pidfd < 0)
-    {
-      int saved = errno;
-      kill (pid, SIGKILL);
-      reap (pid);
-      return grove_error_set (err, saved, "pidfd_open %d", (int) pid);
-    }
-  fcntl (pidfd, F_SETFD, FD_CLOEXEC);
-
-  /* Into the cgroups before the child runs a single step of its own. */
-  if (ops->enter (cfg->cgroup, pid, err) < 0)
-    {
-      kill (pid, SIGKILL);
-      reap (pid);
-      close (pidfd);
-      return -1;
-    }
-  if (userns
-      && (write_id_map (pid, "uid_map", cfg->uid_maps, cfg->nuid_maps, err) < 0
-          || write_id_map (pid, "gid_map", cfg->gid_maps, cfg->ngid_maps, err) < 0
-          || (cfg->userns_idmap_rootfs && prepare_userns_rootfs (cfg, pid, &rootfs_tree, err) < 0)))
-    {
-      kill (pid, SIGKILL);
-      reap (pid);
-      close (pidfd);
-      return -1;
-    }
-  if (userns)
-    n = send_sync (sync_pipe[1], rootfs_tree);
+    grove_error_set (err, errno, "pidfd_open %d", (int) pid);
   else
-    do
-      n = write (sync_pipe[1], "x", 1);
-    while (n < 0 && errno == EINTR);
-  if (n != 1)
+    fcntl (pidfd, F_SETFD, FD_CLOEXEC);
+  if (pidfd < 0 || release_init (cfg, pid, userns, sync_pipe[1], err_pipe[0], err) < 0)
     {
-      int saved = errno;
+      /* The one way out for an init that will not run. */
       kill (pid, SIGKILL);
       reap (pid);
-      close (pidfd);
-      return grove_error_set (err, saved, "release container init %d", (int) pid);
+      if (pidfd >= 0)
+        close (pidfd);
+      return -1;
     }
-
-  do
-    n = read (err_pipe[0], &ce, sizeof (ce));
-  while (n < 0 && errno == EINTR);
-  if (n > 0)
-    {
-      reap (pid);
-      close (pidfd);
-      ce.msg[sizeof (ce.msg) - 1] = '\0';
-      return grove_error_set (err, ce.errnum, "%s", ce.msg);
-    }
-
   out->pid = pid;
   out->pidfd = pidfd;
   return 0;

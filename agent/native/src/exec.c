@@ -70,6 +70,7 @@
 #include "cgroup.h"
 #include "container.h"
 #include "seccomp.h"
+#include "shim_protocol.h"
 #include "util.h"
 
 #ifndef SYS_execveat
@@ -95,9 +96,6 @@
 #define FD_CONTROL 4
 #define FD_STATUS 5
 
-#define MAX_ARGS 4096
-#define MAX_GROUPS 64
-#define MAX_RLIMITS 16
 #define SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 #define RELAY_BUF 16384
 #define TTY_DRAIN_MS 2000
@@ -108,18 +106,7 @@ struct exec_config
   pid_t pid;
   int tty;
   unsigned short cols, rows;
-  int caps_set;
-  uint64_t caps;
-  int seccomp_unconfined;
-  uid_t uid;
-  gid_t gid;
-  gid_t groups[MAX_GROUPS];
-  size_t ngroups;
-  grove_rlimit_t rlimits[MAX_RLIMITS];
-  size_t nrlimits;
-  char *argv[MAX_ARGS + 1];
-  char *envp[MAX_ARGS + 1];
-  size_t argc, envc;
+  grove_process_config_t proc; /* caps, seccomp, uid, gid, group, rlimit, arg, env */
 };
 
 /* Messages from the join and process stages to the helper (SOCK_SEQPACKET). */
@@ -231,78 +218,60 @@ run_from_sealed_copy (char **argv, grove_error_t *err)
 /* ---- configuration -------------------------------------------------------- */
 
 
+/* The keys only exec has (the process keys are shared with the shim). */
+static int
+exec_key (const char *key, char *val, grove_error_t *err)
+{
+  uint64_t n;
+  if (strcmp (key, GROVE_KEY_ID) == 0)
+    cfg.id = val;
+  else if (strcmp (key, GROVE_KEY_CGROUP_MODE) == 0)
+    cfg.cg_mode = val;
+  else if (strcmp (key, GROVE_KEY_CGROUP_ROOT) == 0)
+    cfg.cg_root = val;
+  else if (strcmp (key, GROVE_KEY_CGROUP_PARENT) == 0)
+    cfg.cg_parent = val;
+  else if (strcmp (key, GROVE_KEY_CWD) == 0)
+    cfg.cwd = val;
+  else if (strcmp (key, GROVE_KEY_PID) == 0)
+    cfg.pid = grove_parse_u64 (val, INT32_MAX, &n) == 0 ? (pid_t) n : 0;
+  else if (strcmp (key, GROVE_KEY_TTY) == 0)
+    cfg.tty = strcmp (val, "1") == 0;
+  else if (strcmp (key, GROVE_KEY_COLS) == 0 || strcmp (key, GROVE_KEY_ROWS) == 0)
+    {
+      unsigned short *size = key[0] == 'c' ? &cfg.cols : &cfg.rows;
+      *size = grove_parse_u64 (val, 65535, &n) == 0 ? (unsigned short) n : 0;
+    }
+  else
+    return grove_error_set (err, EINVAL, "exec config: unknown key %s", key);
+  return 0;
+}
+
 static int
 parse_config (char *buf, size_t len, grove_error_t *err)
 {
   size_t i = 0;
   char *key, *val;
-  int more;
+  int more, r;
   memset (&cfg, 0, sizeof (cfg));
   cfg.cols = 80;
   cfg.rows = 24;
   while ((more = grove_config_next (buf, len, &i, &key, &val, "exec", err)) > 0)
     {
-      if (strcmp (key, "id") == 0)
-        cfg.id = val;
-      else if (strcmp (key, "cgroup_mode") == 0)
-        cfg.cg_mode = val;
-      else if (strcmp (key, "cgroup_root") == 0)
-        cfg.cg_root = val;
-      else if (strcmp (key, "cgroup_parent") == 0)
-        cfg.cg_parent = val;
-      else if (strcmp (key, "cwd") == 0)
-        cfg.cwd = val;
-      else if (strcmp (key, "pid") == 0)
-        cfg.pid = (pid_t) strtol (val, NULL, 10);
-      else if (strcmp (key, "tty") == 0)
-        cfg.tty = strcmp (val, "1") == 0;
-      else if (strcmp (key, "cols") == 0)
-        cfg.cols = (unsigned short) strtoul (val, NULL, 10);
-      else if (strcmp (key, "rows") == 0)
-        cfg.rows = (unsigned short) strtoul (val, NULL, 10);
-      else if (strcmp (key, "caps") == 0)
-        {
-          cfg.caps_set = 1;
-          cfg.caps = strtoull (val, NULL, 10);
-        }
-      else if (strcmp (key, "seccomp") == 0)
-        cfg.seccomp_unconfined = strcmp (val, "unconfined") == 0;
-      else if (strcmp (key, "uid") == 0)
-        cfg.uid = (uid_t) strtoul (val, NULL, 10);
-      else if (strcmp (key, "gid") == 0)
-        cfg.gid = (gid_t) strtoul (val, NULL, 10);
-      else if (strcmp (key, "group") == 0 && cfg.ngroups < MAX_GROUPS)
-        cfg.groups[cfg.ngroups++] = (gid_t) strtoul (val, NULL, 10);
-      else if (strcmp (key, "rlimit") == 0 && cfg.nrlimits < MAX_RLIMITS)
-        {
-          /* "RESOURCE:SOFT:HARD" */
-          char *end;
-          grove_rlimit_t *r = &cfg.rlimits[cfg.nrlimits++];
-          r->resource = (int) strtol (val, &end, 10);
-          r->soft = *end == ':' ? strtoull (end + 1, &end, 10) : 0;
-          r->hard = *end == ':' ? strtoull (end + 1, &end, 10) : 0;
-        }
-      else if (strcmp (key, "arg") == 0 && cfg.argc < MAX_ARGS)
-        cfg.argv[cfg.argc++] = val;
-      else if (strcmp (key, "env") == 0 && cfg.envc < MAX_ARGS)
-        cfg.envp[cfg.envc++] = val;
-      else
-        return grove_error_set (err, EINVAL, "exec config: unknown key %s", key);
+      r = grove_process_config_key (&cfg.proc, key, val, "exec", err);
+      if (r < 0 || (r == 0 && exec_key (key, val, err) < 0))
+        return -1;
     }
   if (more < 0)
     return -1;
-  if (cfg.id == NULL || cfg.cg_mode == NULL || cfg.cg_root == NULL || cfg.cg_parent == NULL || cfg.pid <= 0
-      || cfg.argc == 0 || cfg.argv[0][0] == '\0')
+  if (cfg.id == NULL || cfg.cg_mode == NULL || cfg.cg_root == NULL || cfg.cg_parent == NULL || cfg.pid <= 0)
     return grove_error_set (err, EINVAL, "exec config: id, pid, cgroup_* and arg are required");
   if (cfg.cols == 0 || cfg.rows == 0)
     return grove_error_set (err, EINVAL, "exec config: cols and rows must be positive");
   if (cfg.cwd == NULL || cfg.cwd[0] != '/')
     return grove_error_set (err, EINVAL, "exec config: cwd must be an absolute path");
-  cfg.argv[cfg.argc] = NULL;
-  cfg.envp[cfg.envc] = NULL;
-  return 0;
+  return grove_process_config_finish (&cfg.proc, "exec", err);
 }
-
 
 /* ---- the container's init ------------------------------------------------- */
 
@@ -463,7 +432,7 @@ process_tty (void)
   if (ioctl (slave, TIOCSWINSZ, &ws) < 0)
     stage_fail (errno, "exec: set the terminal size");
   /* The user owns its terminal (as login and runc do). */
-  if (fchown (slave, cfg.uid, (gid_t) -1) < 0)
+  if (fchown (slave, cfg.proc.uid, (gid_t) -1) < 0)
     stage_fail (errno, "exec: chown the terminal");
   send_msg (MSG_TTY, 0, master);
   close (master);
@@ -483,26 +452,26 @@ process_drop_privileges (uint64_t caps)
   struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
   struct __user_cap_data_struct data[2];
 
-  for (size_t i = 0; i < cfg.nrlimits; i++)
+  for (size_t i = 0; i < cfg.proc.nrlimits; i++)
     {
-      struct rlimit rl = { (rlim_t) cfg.rlimits[i].soft, (rlim_t) cfg.rlimits[i].hard };
-      if (setrlimit (cfg.rlimits[i].resource, &rl) < 0)
-        stage_fail (errno, "exec: setrlimit %d", cfg.rlimits[i].resource);
+      struct rlimit rl = { (rlim_t) cfg.proc.rlimits[i].soft, (rlim_t) cfg.proc.rlimits[i].hard };
+      if (setrlimit (cfg.proc.rlimits[i].resource, &rl) < 0)
+        stage_fail (errno, "exec: setrlimit %d", cfg.proc.rlimits[i].resource);
     }
   for (int cap = 0; cap < 64; cap++)
     if (!(caps & (1ULL << cap)) && prctl (PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
       stage_fail (errno, "exec: drop capability %d from the bounding set", cap);
   if (prctl (PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
     stage_fail (errno, "exec: clear ambient capabilities");
-  if (setgroups (cfg.ngroups, cfg.groups) < 0)
+  if (setgroups (cfg.proc.ngroups, cfg.proc.groups) < 0)
     stage_fail (errno, "exec: setgroups");
-  if (setresgid (cfg.gid, cfg.gid, cfg.gid) < 0)
-    stage_fail (errno, "exec: setgid %u", (unsigned) cfg.gid);
-  if (setresuid (cfg.uid, cfg.uid, cfg.uid) < 0)
-    stage_fail (errno, "exec: setuid %u", (unsigned) cfg.uid);
+  if (setresgid (cfg.proc.gid, cfg.proc.gid, cfg.proc.gid) < 0)
+    stage_fail (errno, "exec: setgid %u", (unsigned) cfg.proc.gid);
+  if (setresuid (cfg.proc.uid, cfg.proc.uid, cfg.proc.uid) < 0)
+    stage_fail (errno, "exec: setuid %u", (unsigned) cfg.proc.uid);
   /* As for the init: root keeps exactly its set, any other user has none. */
   memset (data, 0, sizeof (data));
-  if (cfg.uid == 0)
+  if (cfg.proc.uid == 0)
     {
       data[0].effective = data[0].permitted = (uint32_t) caps;
       data[1].effective = data[1].permitted = (uint32_t) (caps >> 32);
@@ -543,7 +512,7 @@ process_main (char **candidates, struct sock_fprog *filter)
     stage_fail (errno, "exec: getcwd after chdir %s", cfg.cwd);
   if (cwd_buf[0] != '/')
     stage_fail (EPERM, "exec: working directory %s escapes the container's root", cfg.cwd);
-  process_drop_privileges (cfg.caps_set ? cfg.caps : GROVE_DEFAULT_CAPS);
+  process_drop_privileges (cfg.proc.caps_set ? cfg.proc.caps : GROVE_DEFAULT_CAPS);
   /* The process dies with the helper, whatever ends it (set after the
    * credential change, which clears it); a helper already gone hung up. */
   if (prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
@@ -557,11 +526,11 @@ process_main (char **candidates, struct sock_fprog *filter)
     stage_fail (errno, "exec: install the seccomp filter");
   for (char **c = candidates; *c != NULL; c++)
     {
-      execve (*c, cfg.argv, cfg.envp);
+      execve (*c, cfg.proc.argv, cfg.proc.envp);
       if (errno != ENOENT && errno != ENOTDIR)
         exec_errno = errno;
     }
-  stage_fail (exec_errno, "exec %s", cfg.argv[0]);
+  stage_fail (exec_errno, "exec %s", cfg.proc.argv[0]);
 }
 
 __attribute__ ((noreturn)) static void
@@ -706,87 +675,88 @@ relay_flush (struct relay *r, int fd)
   return 0;
 }
 
-int
-grove_exec_main (int argc, char **argv)
+/* What the helper holds once the process runs. */
+struct session
+{
+  pid_t pid;
+  int master; /* the pty master, -1 without a tty */
+  int sig_fd;
+  int status;
+  int exited, control_open, in_open, out_open, master_open;
+  char ctl[256];
+  size_t ctl_len;
+  struct relay to_tty, from_tty;
+};
+
+/* Reaps what is left after a failure (the join stage; the process after its report). */
+static int
+reap_all_and_fail (void)
+{
+  while (waitpid (-1, NULL, 0) > 0 || errno == EINTR)
+    ;
+  return 1;
+}
+
+/* The helper up to the fork of the join stage: the sealed copy, the
+ * configuration, the container's namespaces, the command's candidates and
+ * the seccomp filter, SIGCHLD on a signalfd. 1 (reported) on failure. */
+static int
+exec_prepare (char **argv, int ns_fds[N_NS], char ***candidates, struct sock_fprog *filter, int *sig_fd)
 {
   grove_error_t err;
-  char *blob;
-  size_t len = 0;
-  int ns_fds[N_NS];
-  int socks[2];
-  char **candidates;
-  struct sock_fprog filter = { 0, NULL };
   sigset_t mask;
-  int sig_fd, null_fd, master = -1, status = 0;
-  pid_t join_pid, pid = 0;
-  struct exec_msg m;
-  int exited = 0, control_open = 1, in_open = 1, out_open = 1, master_open = 1;
-  char ctl[256];
-  size_t ctl_len = 0;
-  struct relay to_tty, from_tty;
-  char line[128];
-
-  (void) argc;
+  size_t len = 0;
+  char *blob;
   memset (&err, 0, sizeof (err));
-  /* Only 0-5 are ours. */
-  syscall (SYS_close_range, FD_STATUS + 1, ~0U, 0);
-  signal (SIGPIPE, SIG_IGN);
   if (run_from_sealed_copy (argv, &err) < 0)
-    {
-      status_error (err.errnum, err.msg);
-      return 1;
-    }
+    return status_error (err.errnum, err.msg), 1;
   /* From the copy on (execve made us dumpable again): nothing may open our
    * memory or descriptors through /proc, neither here nor in the stages. */
   prctl (PR_SET_DUMPABLE, 0, 0, 0, 0);
   blob = grove_read_all (FD_CONFIG, &len);
   close (FD_CONFIG);
   if (blob == NULL)
-    {
-      status_error (errno, "exec: reading the config failed");
-      return 1;
-    }
+    return status_error (errno, "exec: reading the config failed"), 1;
   if (parse_config (blob, len, &err) < 0 || open_container (ns_fds, &err) < 0)
-    {
-      status_error (err.errnum, err.msg);
-      return 1;
-    }
-  candidates = grove_exec_candidates (cfg.argv[0], cfg.envp);
-  if (candidates == NULL)
-    {
-      status_error (ENOMEM, "exec: out of memory");
-      return 1;
-    }
+    return status_error (err.errnum, err.msg), 1;
+  *candidates = grove_exec_candidates (cfg.proc.argv[0], cfg.proc.envp);
+  if (*candidates == NULL)
+    return status_error (ENOMEM, "exec: out of memory"), 1;
   /* The init's filter: the same program, the same capability gates. */
-  if (!cfg.seccomp_unconfined && grove_seccomp_default (cfg.caps_set ? cfg.caps : GROVE_DEFAULT_CAPS, &filter) < 0)
-    {
-      status_error (errno, "exec: the default seccomp filter");
-      return 1;
-    }
+  if (!cfg.proc.seccomp_unconfined
+      && grove_seccomp_default (cfg.proc.caps_set ? cfg.proc.caps : GROVE_DEFAULT_CAPS, filter) < 0)
+    return status_error (errno, "exec: the default seccomp filter"), 1;
   signal (SIGINT, SIG_IGN);
   signal (SIGHUP, SIG_IGN);
   signal (SIGTERM, SIG_IGN);
   sigemptyset (&mask);
   sigaddset (&mask, SIGCHLD);
   sigprocmask (SIG_BLOCK, &mask, NULL);
-  sig_fd = signalfd (-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (sig_fd < 0 || socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, socks) < 0)
-    {
-      status_error (errno, "exec: signalfd/socketpair");
-      return 1;
-    }
+  *sig_fd = signalfd (-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (*sig_fd < 0)
+    return status_error (errno, "exec: signalfd/socketpair"), 1;
+  return 0;
+}
 
+/* Forks the join stage and waits until every stage's end of the socket is
+ * closed (the join stage exits, the process execs or reports its error):
+ * the process's pid and, with a tty, the master. 1 (reported) on failure. */
+static int
+start_process (int ns_fds[N_NS], char **candidates, struct sock_fprog *filter, struct session *s)
+{
+  int socks[2], null_fd;
+  pid_t join_pid;
+  struct exec_msg m;
+  if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, socks) < 0)
+    return status_error (errno, "exec: signalfd/socketpair"), 1;
   join_pid = fork ();
   if (join_pid < 0)
-    {
-      status_error (errno, "exec: fork");
-      return 1;
-    }
+    return status_error (errno, "exec: fork"), 1;
   if (join_pid == 0)
     {
       close (socks[0]);
       sync_fd = socks[1];
-      join_main (ns_fds, candidates, &filter);
+      join_main (ns_fds, candidates, filter);
     }
   close (socks[1]);
   for (size_t i = 0; i < N_NS; i++)
@@ -804,26 +774,19 @@ grove_exec_main (int argc, char **argv)
         }
       dup2 (null_fd, 2);
     }
-
-  /* Until every stage's end of the socket is closed: the join stage exits,
-   * the process execs (O_CLOEXEC) or reports its error. */
   for (;;)
     {
       int passed = -1;
-      int r = recv_msg (socks[0], &m, &passed);
-      if (r <= 0)
+      if (recv_msg (socks[0], &m, &passed) <= 0)
         break;
       if (m.type == MSG_PID)
-        pid = m.pid;
+        s->pid = m.pid;
       else if (m.type == MSG_TTY && passed >= 0)
-        master = passed;
+        s->master = passed;
       else if (m.type == MSG_ERROR)
         {
           status_error (m.errnum, m.msg);
-          /* Reap what is left (the join stage; the process after its report). */
-          while (waitpid (-1, NULL, 0) > 0 || errno == EINTR)
-            ;
-          return 1;
+          return reap_all_and_fail ();
         }
       else if (passed >= 0)
         close (passed);
@@ -832,39 +795,59 @@ grove_exec_main (int argc, char **argv)
   /* The join stage is gone once the process runs (our child, CLONE_PARENT). */
   while (waitpid (join_pid, NULL, 0) < 0 && errno == EINTR)
     ;
-  if (pid <= 0)
+  if (s->pid <= 0)
     {
       status_error (ECHILD, "exec: the join stage died before starting the process");
-      while (waitpid (-1, NULL, 0) > 0 || errno == EINTR)
-        ;
-      return 1;
+      return reap_all_and_fail ();
     }
-  snprintf (line, sizeof (line), "{\"pid\":%d}\n", (int) pid);
-  status_write (line);
+  return 0;
+}
 
-  memset (&to_tty, 0, sizeof (to_tty));
-  memset (&from_tty, 0, sizeof (from_tty));
-  if (master >= 0)
+/* Control lines from the agent; EOF (the agent ended the session or is gone) kills the process. */
+static void
+read_control (struct session *s)
+{
+  char *nl;
+  ssize_t n = read (FD_CONTROL, s->ctl + s->ctl_len, sizeof (s->ctl) - 1 - s->ctl_len);
+  if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
     {
-      fcntl (master, F_SETFL, O_NONBLOCK);
-      fcntl (0, F_SETFL, fcntl (0, F_GETFL) | O_NONBLOCK);
-      fcntl (1, F_SETFL, fcntl (1, F_GETFL) | O_NONBLOCK);
+      s->control_open = 0;
+      if (!s->exited)
+        kill (s->pid, SIGKILL);
+      return;
     }
-  else
-    in_open = out_open = master_open = 0;
+  if (n < 0)
+    return;
+  s->ctl_len += (size_t) n;
+  s->ctl[s->ctl_len] = '\0';
+  while ((nl = strchr (s->ctl, '\n')) != NULL)
+    {
+      size_t used = (size_t) (nl - s->ctl) + 1;
+      *nl = '\0';
+      control_line (s->ctl, s->pid, s->exited, s->master);
+      memmove (s->ctl, s->ctl + used, s->ctl_len - used + 1);
+      s->ctl_len -= used;
+    }
+  if (s->ctl_len >= sizeof (s->ctl) - 1)
+    s->ctl_len = 0;
+}
 
-  while (!exited)
+/* Until the process exits: SIGCHLD, control lines and, with a tty, the relay. */
+static void
+relay_session (struct session *s)
+{
+  while (!s->exited)
     {
       struct pollfd p[5];
-
-      p[0] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
-      p[1] = (struct pollfd){ .fd = control_open ? FD_CONTROL : -1, .events = POLLIN };
+      p[0] = (struct pollfd){ .fd = s->sig_fd, .events = POLLIN };
+      p[1] = (struct pollfd){ .fd = s->control_open ? FD_CONTROL : -1, .events = POLLIN };
       /* stdin -> pty when nothing is pending for it; pty -> stdout likewise. */
-      p[2] = (struct pollfd){ .fd = in_open && to_tty.len == 0 ? 0 : -1, .events = POLLIN };
+      p[2] = (struct pollfd){ .fd = s->in_open && s->to_tty.len == 0 ? 0 : -1, .events = POLLIN };
       /* (Output nobody reads any more is discarded: the process must not block on it.) */
-      p[3] = (struct pollfd){ .events = (short) ((from_tty.len == 0 ? POLLIN : 0) | (to_tty.len > 0 ? POLLOUT : 0)) };
-      p[3].fd = master_open && p[3].events != 0 ? master : -1;
-      p[4] = (struct pollfd){ .fd = from_tty.len > 0 && out_open ? 1 : -1, .events = POLLOUT };
+      p[3] = (struct pollfd){ .events
+                              = (short) ((s->from_tty.len == 0 ? POLLIN : 0) | (s->to_tty.len > 0 ? POLLOUT : 0)) };
+      p[3].fd = s->master_open && p[3].events != 0 ? s->master : -1;
+      p[4] = (struct pollfd){ .fd = s->from_tty.len > 0 && s->out_open ? 1 : -1, .events = POLLOUT };
       if (poll (p, 5, -1) < 0)
         {
           if (errno == EINTR)
@@ -876,101 +859,113 @@ grove_exec_main (int argc, char **argv)
           struct signalfd_siginfo si;
           int st;
           pid_t r;
-          while (read (sig_fd, &si, sizeof (si)) > 0)
+          while (read (s->sig_fd, &si, sizeof (si)) > 0)
             ;
           while ((r = waitpid (-1, &st, WNOHANG)) > 0)
-            if (r == pid)
+            if (r == s->pid)
               {
-                status = st;
-                exited = 1;
+                s->status = st;
+                s->exited = 1;
               }
         }
       if (p[1].revents & (POLLIN | POLLHUP | POLLERR))
-        {
-          ssize_t n = read (FD_CONTROL, ctl + ctl_len, sizeof (ctl) - 1 - ctl_len);
-          if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
-            {
-              /* The agent ended the session (or is gone): so does the process. */
-              control_open = 0;
-              if (!exited)
-                kill (pid, SIGKILL);
-            }
-          else if (n > 0)
-            {
-              char *nl;
-              ctl_len += (size_t) n;
-              ctl[ctl_len] = '\0';
-              while ((nl = strchr (ctl, '\n')) != NULL)
-                {
-                  size_t used = (size_t) (nl - ctl) + 1;
-                  *nl = '\0';
-                  control_line (ctl, pid, exited, master);
-                  memmove (ctl, ctl + used, ctl_len - used + 1);
-                  ctl_len -= used;
-                }
-              if (ctl_len >= sizeof (ctl) - 1)
-                ctl_len = 0;
-            }
-        }
+        read_control (s);
       if (p[2].revents & (POLLIN | POLLHUP | POLLERR))
         {
-          ssize_t n = read (0, to_tty.buf, sizeof (to_tty.buf));
+          ssize_t n = read (0, s->to_tty.buf, sizeof (s->to_tty.buf));
           if (n > 0)
-            to_tty.len = (size_t) n;
+            s->to_tty.len = (size_t) n;
           else if (n == 0 || (errno != EINTR && errno != EAGAIN))
-            in_open = 0; /* the terminal stays open: the process decides when to end */
+            s->in_open = 0; /* the terminal stays open: the process decides when to end */
         }
-      if (master_open && to_tty.len > 0 && relay_flush (&to_tty, master) < 0)
-        to_tty.len = to_tty.off = 0;
-      if (from_tty.len == 0 && (p[3].revents & (POLLIN | POLLHUP | POLLERR)))
+      if (s->master_open && s->to_tty.len > 0 && relay_flush (&s->to_tty, s->master) < 0)
+        s->to_tty.len = s->to_tty.off = 0;
+      if (s->from_tty.len == 0 && (p[3].revents & (POLLIN | POLLHUP | POLLERR)))
         {
-          ssize_t n = read (master, from_tty.buf, sizeof (from_tty.buf));
-          if (n > 0 && out_open)
-            from_tty.len = (size_t) n;
+          ssize_t n = read (s->master, s->from_tty.buf, sizeof (s->from_tty.buf));
+          if (n > 0 && s->out_open)
+            s->from_tty.len = (size_t) n;
           else if (n == 0 || (errno != EINTR && errno != EAGAIN))
-            master_open = 0; /* no slave open any more (EIO) */
+            s->master_open = 0; /* no slave open any more (EIO) */
         }
-      if (from_tty.len > 0 && out_open && relay_flush (&from_tty, 1) < 0)
-        out_open = 0;
+      if (s->from_tty.len > 0 && s->out_open && relay_flush (&s->from_tty, 1) < 0)
+        s->out_open = 0;
     }
-  if (master >= 0 && out_open)
+}
+
+/* What the process wrote before it exited: read until every slave is closed
+ * (EIO) or, when a background process keeps one open, briefly. */
+static void
+drain_tty (struct session *s)
+{
+  long long deadline = now_ms () + TTY_DRAIN_MS;
+  fcntl (1, F_SETFL, fcntl (1, F_GETFL) & ~O_NONBLOCK);
+  if (relay_flush (&s->from_tty, 1) < 0)
+    s->out_open = 0;
+  while (s->out_open && s->master_open)
     {
-      /* What the process wrote before it exited: read until every slave is
-       * closed (EIO) or, when a background process keeps one open, briefly. */
-      long long deadline = now_ms () + TTY_DRAIN_MS;
-      fcntl (1, F_SETFL, fcntl (1, F_GETFL) & ~O_NONBLOCK);
-      if (relay_flush (&from_tty, 1) < 0)
-        out_open = 0;
-      while (out_open && master_open)
-        {
-          struct pollfd q = { .fd = master, .events = POLLIN };
-          long long left = deadline - now_ms ();
-          ssize_t n;
-          if (left <= 0 || poll (&q, 1, (int) left) <= 0)
-            break;
-          n = read (master, from_tty.buf, sizeof (from_tty.buf));
-          if (n < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-          if (n <= 0)
-            break;
-          from_tty.len = (size_t) n;
-          from_tty.off = 0;
-          if (relay_flush (&from_tty, 1) < 0)
-            break;
-        }
+      struct pollfd q = { .fd = s->master, .events = POLLIN };
+      long long left = deadline - now_ms ();
+      ssize_t n;
+      if (left <= 0 || poll (&q, 1, (int) left) <= 0)
+        break;
+      n = read (s->master, s->from_tty.buf, sizeof (s->from_tty.buf));
+      if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        continue;
+      if (n <= 0)
+        break;
+      s->from_tty.len = (size_t) n;
+      s->from_tty.off = 0;
+      if (relay_flush (&s->from_tty, 1) < 0)
+        break;
     }
-  if (!exited)
+}
+
+int
+grove_exec_main (int argc, char **argv)
+{
+  int ns_fds[N_NS];
+  char **candidates = NULL;
+  struct sock_fprog filter = { 0, NULL };
+  struct session s;
+  char line[128];
+
+  (void) argc;
+  memset (&s, 0, sizeof (s));
+  s.master = -1;
+  s.control_open = s.in_open = s.out_open = s.master_open = 1;
+  /* Only 0-5 are ours. */
+  syscall (SYS_close_range, FD_STATUS + 1, ~0U, 0);
+  signal (SIGPIPE, SIG_IGN);
+  if (exec_prepare (argv, ns_fds, &candidates, &filter, &s.sig_fd) != 0
+      || start_process (ns_fds, candidates, &filter, &s) != 0)
+    return 1;
+  snprintf (line, sizeof (line), "{\"pid\":%d}\n", (int) s.pid);
+  status_write (line);
+
+  if (s.master >= 0)
+    {
+      fcntl (s.master, F_SETFL, O_NONBLOCK);
+      fcntl (0, F_SETFL, fcntl (0, F_GETFL) | O_NONBLOCK);
+      fcntl (1, F_SETFL, fcntl (1, F_GETFL) | O_NONBLOCK);
+    }
+  else
+    s.in_open = s.out_open = s.master_open = 0;
+  relay_session (&s);
+  if (s.master >= 0 && s.out_open)
+    drain_tty (&s);
+  if (!s.exited)
     {
       /* poll failed: make sure the process does not outlive the session. */
-      kill (pid, SIGKILL);
-      while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+      kill (s.pid, SIGKILL);
+      while (waitpid (s.pid, &s.status, 0) < 0 && errno == EINTR)
         ;
     }
-  if (WIFEXITED (status))
-    snprintf (line, sizeof (line), "{\"exitCode\":%d,\"signal\":0}\n", WEXITSTATUS (status));
+  if (WIFEXITED (s.status))
+    snprintf (line, sizeof (line), "{\"exitCode\":%d,\"signal\":0}\n", WEXITSTATUS (s.status));
   else
     {
-      int sig = WIFSIGNALED (status) ? WTERMSIG (status) : 0;
+      int sig = WIFSIGNALED (s.status) ? WTERMSIG (s.status) : 0;
       snprintf (line, sizeof (line), "{\"exitCode\":%d,\"signal\":%d}\n", 128 + sig, sig);
     }
   status_write (line);

@@ -31,11 +31,12 @@
 #include "cgroup.h"
 #include "container.h"
 #include "json.h"
+#include "oci_config.h"
+#include "shim_protocol.h"
 #include "shim_spawn.h"
 #include "util.h"
 
 #define MAX_TOKENS 8192
-#define MAX_LIST 1024
 
 static const char *root_dir = "/run/grove-runtime";
 static const char *cgroup_parent = "grove-runtime";
@@ -52,63 +53,7 @@ die (int code, const char *fmt, ...)
   exit (code);
 }
 
-static const char *const cap_names[] = { "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
-                                         "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
-                                         "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
-                                         "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-                                         "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
-                                         "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
-                                         "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE" };
-static const char *const rlimit_names[] = { "RLIMIT_CPU",    "RLIMIT_FSIZE",  "RLIMIT_DATA",       "RLIMIT_STACK",
-                                            "RLIMIT_CORE",   "RLIMIT_RSS",    "RLIMIT_NPROC",      "RLIMIT_NOFILE",
-                                            "RLIMIT_MEMLOCK", "RLIMIT_AS",    "RLIMIT_LOCKS",      "RLIMIT_SIGPENDING",
-                                            "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO",     "RLIMIT_RTTIME" };
-static const char *const builtin_mounts[]
-    = { "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup" };
 #define N_OF(a) (sizeof (a) / sizeof ((a)[0]))
-
-/* Everything a container needs, read from the bundle. */
-struct bundle
-{
-  char *text;
-  grove_jtok_t toks[MAX_TOKENS];
-  char *rootfs, *cwd, *hostname, *netns;
-  char *argv[MAX_LIST + 1];
-  char *envp[MAX_LIST + 1];
-  gid_t groups[64];
-  size_t ngroups;
-  grove_rlimit_t rlimits[16];
-  size_t nrlimits;
-  grove_resources_t res;
-  grove_id_map_t uid_maps[GROVE_MAX_ID_MAPS], gid_maps[GROVE_MAX_ID_MAPS];
-  int userns;
-  grove_device_rule_t dev_rules[64];
-  char dev_text[64][64];
-  grove_mount_t mounts[GROVE_MAX_MOUNTS];
-  char *annotations; /* the config's annotations object as JSON text ("{}" when none) */
-  grove_container_config_t cc;
-};
-
-/* linux.uidMappings / gidMappings: [{containerID, hostID, size}]. */
-static size_t
-read_id_maps (const char *s, grove_jtok_t *t, int list, const char *field, grove_id_map_t *maps)
-{
-  size_t n = 0;
-  for (int k = 0; list >= 0 && k < t[list].size; k++)
-    {
-      int m = grove_json_at (t, list, k);
-      long long c, h, z;
-      if (n == GROVE_MAX_ID_MAPS)
-        die (1, "config.json linux.%s: at most %d mappings", field, GROVE_MAX_ID_MAPS);
-      if (grove_json_num (s, t, grove_json_get (s, t, m, "containerID"), &c) < 0
-          || grove_json_num (s, t, grove_json_get (s, t, m, "hostID"), &h) < 0
-          || grove_json_num (s, t, grove_json_get (s, t, m, "size"), &z) < 0 || c < 0 || h < 0 || z <= 0
-          || z > 0xffffffffLL || c > 0xffffffffLL - z || h > 0xffffffffLL - z)
-        die (1, "config.json linux.%s[%d]: containerID, hostID and size must be integers, size > 0", field, k);
-      maps[n++] = (grove_id_map_t){ (uint32_t) c, (uint32_t) h, (uint32_t) z };
-    }
-  return n;
-}
 
 static int
 valid_id (const char *id)
@@ -122,491 +67,13 @@ valid_id (const char *id)
   return 1;
 }
 
-static char *
-read_text (const char *file, size_t *len)
-{
-  FILE *f = fopen (file, "re");
-  char *buf;
-  long n;
-  if (f == NULL)
-    return NULL;
-  fseek (f, 0, SEEK_END);
-  n = ftell (f);
-  fseek (f, 0, SEEK_SET);
-  buf = malloc ((size_t) n + 1);
-  if (buf == NULL || fread (buf, 1, (size_t) n, f) != (size_t) n)
-    {
-      fclose (f);
-      free (buf);
-      return NULL;
-    }
-  fclose (f);
-  buf[n] = '\0';
-  *len = (size_t) n;
-  return buf;
-}
-
-/* What Grove's core always does (container.c): its masked and read-only
- * paths, the device nodes of its /dev. A bundle may ask for these (runc
- * spec's defaults are among them), not for others. */
-static const char *const grove_masked[]
-    = { "/proc/asound",      "/proc/acpi",        "/proc/interrupts", "/proc/kcore", "/proc/keys",
-        "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-        "/sys/firmware",     "/sys/devices/virtual/powercap" };
-static const char *const grove_readonly[] = { "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger" };
-static const char *const grove_devices[]
-    = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty" };
-
-static int
-in_list (const char *const *list, size_t n, const char *v)
-{
-  for (size_t i = 0; v != NULL && i < n; i++)
-    if (strcmp (list[i], v) == 0)
-      return 1;
-  return 0;
-}
-
-/* Grove also masks /sys/devices/system/cpu/cpu<N>/thermal_throttle for every N. */
-static int
-is_thermal_throttle (const char *p)
-{
-  static const char prefix[] = "/sys/devices/system/cpu/cpu";
-  size_t n = sizeof (prefix) - 1, d = 0;
-  if (p == NULL || strncmp (p, prefix, n) != 0)
-    return 0;
-  while (p[n + d] >= '0' && p[n + d] <= '9')
-    d++;
-  return d > 0 && strcmp (p + n + d, "/thermal_throttle") == 0;
-}
-
-/* Refuses every key of object obj (at field) that is not in allowed. */
+/* The bundle's config.json, or the refusal naming the field. */
 static void
-only_keys (const char *s, const grove_jtok_t *t, int obj, const char *field, const char *const *allowed, size_t n)
+load_bundle (grove_oci_bundle_t *b, const char *bundle, const char *id)
 {
-  int j;
-  if (obj < 0 || t[obj].type != GROVE_J_OBJ)
-    return;
-  j = obj + 1;
-  for (int k = 0; k < t[obj].size; k++)
-    {
-      cleanup_free char *key = grove_json_str (s, t, j);
-      if (!in_list (allowed, n, key))
-        die (1, "config.json %s%s: is not supported by grove-runtime", field, key != NULL ? key : "?");
-      j = t[j + 1].next;
-    }
-}
-
-/* A capability list as a bit mask; -1 when the list is absent. */
-static long long
-cap_mask (const char *s, const grove_jtok_t *t, int caps, const char *set)
-{
-  int list = grove_json_get (s, t, caps, set);
-  uint64_t mask = 0;
-  if (list < 0)
-    return -1;
-  if (t[list].type != GROVE_J_ARR)
-    die (1, "config.json process.capabilities.%s: must be an array", set);
-  for (int k = 0; k < t[list].size; k++)
-    {
-      cleanup_free char *name = grove_json_str (s, t, grove_json_at (t, list, k));
-      const char *n = name != NULL && strncmp (name, "CAP_", 4) == 0 ? name + 4 : name;
-      size_t c = 0;
-      while (n != NULL && c < N_OF (cap_names) && strcmp (cap_names[c], n) != 0)
-        c++;
-      if (n == NULL || c == N_OF (cap_names))
-        die (1, "config.json process.capabilities.%s[%d]: unknown capability %s", set, k, name ? name : "?");
-      mask |= 1ULL << c;
-    }
-  return (long long) mask;
-}
-
-/* HOME from the rootfs's /etc/passwd for uid, "/" when it has none (as runc). */
-static char *
-home_of (const char *rootfs, uid_t uid)
-{
-  char file[PATH_MAX], line[1024];
-  FILE *f;
-  snprintf (file, sizeof (file), "%s/etc/passwd", rootfs);
-  f = fopen (file, "re");
-  while (f != NULL && fgets (line, sizeof (line), f) != NULL)
-    {
-      char *field[7] = { NULL };
-      char *p = line;
-      int n = 0;
-      while (n < 7 && p != NULL)
-        {
-          field[n++] = p;
-          p = strchr (p, ':');
-          if (p != NULL)
-            *p++ = '\0';
-        }
-      if (n >= 6 && field[2][0] != '\0' && strtoul (field[2], NULL, 10) == uid)
-        {
-          char *home;
-          fclose (f);
-          if (asprintf (&home, "HOME=%s", field[5]) < 0)
-            die (1, "out of memory");
-          return home;
-        }
-    }
-  if (f != NULL)
-    fclose (f);
-  return strdup ("HOME=/");
-}
-
-static void
-load_bundle (struct bundle *b, const char *bundle, const char *id)
-{
-  char file[PATH_MAX];
-  size_t len = 0;
-  const char *s;
-  grove_jtok_t *t = b->toks;
-  int proc, root, linux_, v, res;
-  long long num;
-  uint64_t caps = 0;
-  int caps_given = 0, has_home = 0, cgroupns = 0;
-  size_t nenv = 0;
-  static const char *const top_keys[] = { "ociVersion", "process", "root", "hostname", "mounts", "annotations", "linux" };
-  static const char *const proc_keys[]
-      = { "terminal", "user", "args", "env", "cwd", "capabilities", "rlimits", "noNewPrivileges" };
-  static const char *const linux_keys[] = { "namespaces",  "uidMappings", "gidMappings", "resources", "cgroupsPath",
-                                            "maskedPaths", "readonlyPaths", "devices",   "sysctl",    "seccomp" };
-  static const char *const res_keys[] = { "memory", "cpu", "pids", "devices" };
-  static const char *const cpu_keys[] = { "quota", "period", "shares" };
-  static const char *const limit_keys[] = { "limit" };
-  static const char *const user_keys[] = { "uid", "gid", "additionalGids" };
-
-  snprintf (file, sizeof (file), "%s/config.json", bundle);
-  b->text = read_text (file, &len);
-  if (b->text == NULL)
-    die (1, "%s: %s", file, strerror (errno));
-  s = b->text;
-  if (grove_json_parse (s, len, t, MAX_TOKENS) < 0 || t[0].type != GROVE_J_OBJ)
-    die (1, "%s: invalid JSON", file);
-
-  /* Every field grove-runtime does not honour is refused, naming it (hooks,
-   * process.apparmorProfile, oomScoreAdj, linux.rootfsPropagation, ...). */
-  only_keys (s, t, 0, "", top_keys, N_OF (top_keys));
-  proc = grove_json_get (s, t, 0, "process");
-  if (proc < 0)
-    die (1, "config.json process: is required");
-  only_keys (s, t, proc, "process.", proc_keys, N_OF (proc_keys));
-  only_keys (s, t, grove_json_get (s, t, proc, "user"), "process.user.", user_keys, N_OF (user_keys));
-  if (grove_json_true (s, t, grove_json_get (s, t, proc, "terminal")))
-    die (1, "config.json process.terminal: a terminal is not supported; set it to false");
-  v = grove_json_get (s, t, proc, "args");
-  if (v < 0 || t[v].type != GROVE_J_ARR || t[v].size == 0 || t[v].size > MAX_LIST)
-    die (1, "config.json process.args: must be a non-empty array");
-  for (int k = 0; k < t[v].size; k++)
-    if ((b->argv[k] = grove_json_str (s, t, grove_json_at (t, v, k))) == NULL)
-      die (1, "config.json process.args[%d]: must be a string", k);
-  v = grove_json_get (s, t, proc, "env");
-  for (int k = 0; v >= 0 && k < t[v].size && k < MAX_LIST - 1; k++)
-    {
-      if ((b->envp[k] = grove_json_str (s, t, grove_json_at (t, v, k))) == NULL || strchr (b->envp[k], '=') == NULL)
-        die (1, "config.json process.env[%d]: is not KEY=value", k);
-      if (strncmp (b->envp[k], "HOME=", 5) == 0)
-        has_home = 1;
-      nenv = (size_t) k + 1;
-    }
-  b->cwd = grove_json_str (s, t, grove_json_get (s, t, proc, "cwd"));
-  v = grove_json_get (s, t, proc, "user");
-  if (v >= 0)
-    {
-      if (grove_json_num (s, t, grove_json_get (s, t, v, "uid"), &num) == 0)
-        b->cc.uid = (uid_t) num;
-      if (grove_json_num (s, t, grove_json_get (s, t, v, "gid"), &num) == 0)
-        b->cc.gid = (gid_t) num;
-      int g = grove_json_get (s, t, v, "additionalGids");
-      for (int k = 0; g >= 0 && k < t[g].size && b->ngroups < N_OF (b->groups); k++)
-        if (grove_json_num (s, t, grove_json_at (t, g, k), &num) == 0)
-          b->groups[b->ngroups++] = (gid_t) num;
-    }
-  v = grove_json_get (s, t, proc, "capabilities");
-  if (v >= 0)
-    {
-      /* The core gives one set as bounding, permitted and effective, and
-       * leaves inheritable (hence ambient) empty: a config asking for other
-       * sets is refused rather than run with different capabilities. */
-      long long bnd = cap_mask (s, t, v, "bounding"), eff = cap_mask (s, t, v, "effective"),
-                prm = cap_mask (s, t, v, "permitted"), inh = cap_mask (s, t, v, "inheritable");
-      (void) cap_mask (s, t, v, "ambient"); /* raised only from inheritable: empty, as with runc */
-      if (bnd < 0)
-        bnd = eff;
-      if (eff >= 0 && eff != bnd)
-        die (1, "config.json process.capabilities.effective: must equal bounding (grove-runtime gives one set)");
-      if (prm >= 0 && prm != bnd)
-        die (1, "config.json process.capabilities.permitted: must equal bounding (grove-runtime gives one set)");
-      if (inh > 0)
-        die (1, "config.json process.capabilities.inheritable: must be empty (grove-runtime gives no inheritable "
-                "capabilities)");
-      caps_given = bnd >= 0;
-      caps = bnd >= 0 ? (uint64_t) bnd : 0;
-    }
-  v = grove_json_get (s, t, proc, "rlimits");
-  for (int k = 0; v >= 0 && k < t[v].size && b->nrlimits < N_OF (b->rlimits); k++)
-    {
-      int r = grove_json_at (t, v, k);
-      cleanup_free char *type = grove_json_str (s, t, grove_json_get (s, t, r, "type"));
-      long long soft, hard;
-      size_t c = 0;
-      while (type != NULL && c < N_OF (rlimit_names) && strcmp (rlimit_names[c], type) != 0)
-        c++;
-      if (type == NULL || c == N_OF (rlimit_names))
-        die (1, "config.json process.rlimits[%d].type: unknown rlimit %s", k, type ? type : "?");
-      if (grove_json_num (s, t, grove_json_get (s, t, r, "soft"), &soft) < 0
-          || grove_json_num (s, t, grove_json_get (s, t, r, "hard"), &hard) < 0 || soft < 0 || soft > hard)
-        die (1, "config.json process.rlimits[%d]: soft and hard must be integers, soft <= hard", k);
-      b->rlimits[b->nrlimits++] = (grove_rlimit_t){ (int) c, (uint64_t) soft, (uint64_t) hard };
-    }
-
-  root = grove_json_get (s, t, 0, "root");
-  {
-    cleanup_free char *rp = grove_json_str (s, t, grove_json_get (s, t, root, "path"));
-    if (rp == NULL || rp[0] == '\0')
-      die (1, "config.json root.path: is required");
-    if (rp[0] == '/')
-      b->rootfs = strdup (rp);
-    else if (asprintf (&b->rootfs, "%s/%s", bundle, rp) < 0)
-      die (1, "out of memory");
-    b->cc.readonly_rootfs = grove_json_true (s, t, grove_json_get (s, t, root, "readonly"));
-  }
-  b->hostname = grove_json_str (s, t, grove_json_get (s, t, 0, "hostname"));
-  if (b->hostname == NULL || b->hostname[0] == '\0')
-    b->hostname = strndup (id, 63);
-
-  v = grove_json_get (s, t, 0, "mounts");
-  for (int k = 0; v >= 0 && k < t[v].size; k++)
-    {
-      int m = grove_json_at (t, v, k), opts = grove_json_get (s, t, m, "options");
-      char *dst = grove_json_str (s, t, grove_json_get (s, t, m, "destination"));
-      cleanup_free char *type = grove_json_str (s, t, grove_json_get (s, t, m, "type"));
-      cleanup_free char *src = grove_json_str (s, t, grove_json_get (s, t, m, "source"));
-      int bind = type != NULL && strcmp (type, "bind") == 0, ro = 0;
-      size_t c = 0;
-      while (dst != NULL && c < N_OF (builtin_mounts) && strcmp (builtin_mounts[c], dst) != 0)
-        c++;
-      if (dst != NULL && c < N_OF (builtin_mounts))
-        {
-          free (dst);
-          continue; /* Grove sets it up itself */
-        }
-      for (int o = 0; opts >= 0 && o < t[opts].size; o++)
-        {
-          cleanup_free char *opt = grove_json_str (s, t, grove_json_at (t, opts, o));
-          if (opt != NULL && (strcmp (opt, "bind") == 0 || strcmp (opt, "rbind") == 0))
-            bind = 1;
-        }
-      if (dst == NULL || dst[0] != '/')
-        die (1, "config.json mounts[%d].destination: must be an absolute path", k);
-      if (!bind)
-        die (1, "config.json mounts[%d]: mounting %s (type %s) is not supported: grove-runtime makes bind mounts and "
-                "its own /proc, /dev, /sys",
-             k, dst, type != NULL ? type : "none");
-      for (int o = 0; opts >= 0 && o < t[opts].size; o++)
-        {
-          cleanup_free char *opt = grove_json_str (s, t, grove_json_at (t, opts, o));
-          static const char *const ok[] = { "bind", "rbind", "ro", "rw", "private", "rprivate" };
-          if (!in_list (ok, N_OF (ok), opt))
-            die (1, "config.json mounts[%d].options[%d]: %s is not supported on a bind mount (bind, rbind, ro, rw)", k,
-                 o, opt != NULL ? opt : "?");
-          if (strcmp (opt, "ro") == 0)
-            ro = 1;
-          else if (strcmp (opt, "rw") == 0)
-            ro = 0;
-        }
-      if (src == NULL || src[0] == '\0')
-        die (1, "config.json mounts[%d].source: is required for a bind mount", k);
-      if (b->cc.nmounts == GROVE_MAX_MOUNTS)
-        die (1, "config.json mounts: at most %d bind mounts", GROVE_MAX_MOUNTS);
-      {
-        char *abs;
-        if (src[0] == '/')
-          abs = strdup (src);
-        else if (asprintf (&abs, "%s/%s", bundle, src) < 0)
-          abs = NULL;
-        if (abs == NULL)
-          die (1, "out of memory");
-        b->mounts[b->cc.nmounts++] = (grove_mount_t){ abs, dst, ro };
-      }
-    }
-  b->cc.mounts = b->mounts;
-
-  linux_ = grove_json_get (s, t, 0, "linux");
-  only_keys (s, t, linux_, "linux.", linux_keys, N_OF (linux_keys));
-  v = grove_json_get (s, t, linux_, "sysctl");
-  if (v >= 0 && t[v].size > 0)
-    die (1, "config.json linux.sysctl: setting sysctls is not supported by grove-runtime");
-  if (grove_json_get (s, t, linux_, "seccomp") >= 0)
-    die (1, "config.json linux.seccomp: a bundle's own seccomp profile is not supported; without linux.seccomp "
-            "grove-runtime applies Grove's default filter when the annotation org.grove.seccomp is \"default\", none "
-            "otherwise");
-  for (int pass = 0; pass < 2; pass++)
-    {
-      const char *field = pass == 0 ? "maskedPaths" : "readonlyPaths";
-      v = grove_json_get (s, t, linux_, field);
-      for (int k = 0; v >= 0 && k < t[v].size; k++)
-        {
-          cleanup_free char *p = grove_json_str (s, t, grove_json_at (t, v, k));
-          if (pass == 0 ? !in_list (grove_masked, N_OF (grove_masked), p) && !is_thermal_throttle (p)
-                        : !in_list (grove_readonly, N_OF (grove_readonly), p))
-            die (1, "config.json linux.%s[%d]: %s is not one of the paths Grove %s (it always %s its fixed list)", field,
-                 k, p != NULL ? p : "?", pass == 0 ? "masks" : "makes read-only", pass == 0 ? "masks" : "protects");
-        }
-    }
-  v = grove_json_get (s, t, linux_, "devices");
-  for (int k = 0; v >= 0 && k < t[v].size; k++)
-    {
-      cleanup_free char *p = grove_json_str (s, t, grove_json_get (s, t, grove_json_at (t, v, k), "path"));
-      if (!in_list (grove_devices, N_OF (grove_devices), p))
-        die (1, "config.json linux.devices[%d]: creating %s is not supported (Grove's /dev has null, zero, full, "
-                "random, urandom, tty, ptmx, pts, shm, mqueue)",
-             k, p != NULL ? p : "?");
-    }
-  {
-    static const char *const required[] = { "pid", "network", "ipc", "uts", "mount" };
-    int ns = grove_json_get (s, t, linux_, "namespaces");
-    for (size_t r = 0; r < N_OF (required); r++)
-      {
-        int found = 0;
-        for (int k = 0; ns >= 0 && k < t[ns].size; k++)
-          {
-            cleanup_free char *type = grove_json_str (s, t, grove_json_get (s, t, grove_json_at (t, ns, k), "type"));
-            found |= type != NULL && strcmp (type, required[r]) == 0;
-          }
-        if (!found)
-          die (1, "config.json linux.namespaces: has no %s namespace; grove-runtime always gives a container its own "
-                  "pid, ipc, uts and mount namespaces and a new or joined network namespace",
-               required[r]);
-      }
-  }
-  v = grove_json_get (s, t, linux_, "namespaces");
-  for (int k = 0; v >= 0 && k < t[v].size; k++)
-    {
-      int ns = grove_json_at (t, v, k);
-      cleanup_free char *type = grove_json_str (s, t, grove_json_get (s, t, ns, "type"));
-      char *path = grove_json_str (s, t, grove_json_get (s, t, ns, "path"));
-      if (type == NULL
-          || !(strcmp (type, "pid") == 0 || strcmp (type, "mount") == 0 || strcmp (type, "uts") == 0
-               || strcmp (type, "ipc") == 0 || strcmp (type, "network") == 0 || strcmp (type, "user") == 0
-               || strcmp (type, "cgroup") == 0))
-        die (1, "config.json linux.namespaces[%d].type: %s namespaces are not supported", k, type ? type : "?");
-      if (strcmp (type, "user") == 0)
-        b->userns = 1;
-      if (strcmp (type, "cgroup") == 0)
-        cgroupns = 1;
-      if (path != NULL && path[0] != '\0')
-        {
-          if (strcmp (type, "network") != 0)
-            die (1, "config.json linux.namespaces[%d].path: joining a %s namespace is not supported", k, type);
-          b->netns = path;
-        }
-      else
-        free (path);
-    }
-  /* runtime-spec: a namespace the bundle does not list is the runtime's. */
-  b->cc.host_cgroupns = !cgroupns;
-  if (b->userns)
-    {
-      /* The bundle's owner prepared the rootfs for the mapping (runtime-spec):
-       * it is used as it is, no idmapped mount. */
-      b->cc.uid_maps = b->uid_maps;
-      b->cc.nuid_maps = read_id_maps (s, t, grove_json_get (s, t, linux_, "uidMappings"), "uidMappings", b->uid_maps);
-      b->cc.gid_maps = b->gid_maps;
-      b->cc.ngid_maps = read_id_maps (s, t, grove_json_get (s, t, linux_, "gidMappings"), "gidMappings", b->gid_maps);
-      if (b->cc.nuid_maps == 0 || b->cc.ngid_maps == 0)
-        die (1, "config.json linux.uidMappings and gidMappings: required with a user namespace");
-    }
-  else if (grove_json_get (s, t, linux_, "uidMappings") >= 0 || grove_json_get (s, t, linux_, "gidMappings") >= 0)
-    die (1, "config.json linux.uidMappings: needs a user namespace in linux.namespaces");
-  res = grove_json_get (s, t, linux_, "resources");
-  only_keys (s, t, res, "linux.resources.", res_keys, N_OF (res_keys));
-  only_keys (s, t, grove_json_get (s, t, res, "memory"), "linux.resources.memory.", limit_keys, N_OF (limit_keys));
-  only_keys (s, t, grove_json_get (s, t, res, "pids"), "linux.resources.pids.", limit_keys, N_OF (limit_keys));
-  only_keys (s, t, grove_json_get (s, t, res, "cpu"), "linux.resources.cpu.", cpu_keys, N_OF (cpu_keys));
-  b->res.memory_bytes = grove_json_num (s, t, grove_json_get (s, t, grove_json_get (s, t, res, "memory"), "limit"), &num) == 0 ? num : 0;
-  {
-    int cpu = grove_json_get (s, t, res, "cpu");
-    long long quota = 0, period = 100000, shares = 0;
-    grove_json_num (s, t, grove_json_get (s, t, cpu, "quota"), &quota);
-    grove_json_num (s, t, grove_json_get (s, t, cpu, "period"), &period);
-    grove_json_num (s, t, grove_json_get (s, t, cpu, "shares"), &shares);
-    if (quota > 0 && period <= 0)
-      die (1, "config.json linux.resources.cpu.period: must be > 0");
-    /* Far above any quota the kernel takes; keeps quota * 1000 below LLONG_MAX. */
-    if (quota > 1000000000000LL)
-      die (1, "config.json linux.resources.cpu.quota: at most 1000000000000 microseconds");
-    b->res.cpu_millis = quota > 0 ? (quota * 1000 + period / 2) / period : 0;
-    if (b->res.cpu_millis == 0 && quota > 0)
-      b->res.cpu_millis = 1;
-    if (quota > 0)
-      {
-        b->res.cpu_quota_us = quota;
-        b->res.cpu_period_us = period;
-      }
-  }
-  b->res.pids = grove_json_num (s, t, grove_json_get (s, t, grove_json_get (s, t, res, "pids"), "limit"), &num) == 0 ? num : 0;
-  /* linux.resources.devices: [{allow, type?, major?, minor?, access?}], before
-   * the container allow list (v1 devices cgroup, v2 device program). */
-  v = grove_json_get (s, t, res, "devices");
-  for (int k = 0; v >= 0 && k < t[v].size; k++)
-    {
-      int d = grove_json_at (t, v, k);
-      cleanup_free char *type = grove_json_str (s, t, grove_json_get (s, t, d, "type"));
-      cleanup_free char *access = grove_json_str (s, t, grove_json_get (s, t, d, "access"));
-      long long major = -1, minor = -1;
-      char maj[24], min[24];
-      grove_error_t err;
-      if ((size_t) k >= N_OF (b->dev_rules))
-        die (1, "config.json linux.resources.devices: at most %zu rules", N_OF (b->dev_rules));
-      if (grove_json_get (s, t, d, "major") >= 0
-          && (grove_json_num (s, t, grove_json_get (s, t, d, "major"), &major) < 0 || major < 0))
-        die (1, "config.json linux.resources.devices[%d].major: must be a non-negative integer", k);
-      if (grove_json_get (s, t, d, "minor") >= 0
-          && (grove_json_num (s, t, grove_json_get (s, t, d, "minor"), &minor) < 0 || minor < 0))
-        die (1, "config.json linux.resources.devices[%d].minor: must be a non-negative integer", k);
-      if (major < 0)
-        snprintf (maj, sizeof (maj), "*");
-      else
-        snprintf (maj, sizeof (maj), "%lld", major);
-      if (minor < 0)
-        snprintf (min, sizeof (min), "*");
-      else
-        snprintf (min, sizeof (min), "%lld", minor);
-      snprintf (b->dev_text[k], sizeof (b->dev_text[k]), "%s %s:%s %s", type != NULL && type[0] != '\0' ? type : "a", maj,
-                min, access != NULL && access[0] != '\0' ? access : "rwm");
-      if (grove_device_rule_check (b->dev_text[k], &err) < 0)
-        die (1, "config.json linux.resources.devices[%d]: %s", k, err.msg);
-      b->dev_rules[k].allow = grove_json_true (s, t, grove_json_get (s, t, d, "allow"));
-      b->dev_rules[k].rule = b->dev_text[k];
-      b->res.ndevices = (size_t) k + 1;
-    }
-  b->res.devices = b->dev_rules;
-
-  b->cc.rootfs = b->rootfs;
-  b->cc.argv = b->argv;
-  b->cc.envp = b->envp;
-  b->cc.cwd = b->cwd != NULL ? b->cwd : "/";
-  b->cc.hostname = b->hostname;
-  b->cc.netns_path = b->netns;
-  b->cc.caps_set = caps_given;
-  b->cc.caps = caps;
-  {
-    int ann = grove_json_get (s, t, 0, "annotations");
-    cleanup_free char *sc = grove_json_str (s, t, grove_json_get (s, t, ann, "org.grove.seccomp"));
-    b->cc.seccomp_unconfined = sc == NULL || strcmp (sc, "default") != 0;
-    if (ann >= 0 && t[ann].type == GROVE_J_OBJ)
-      b->annotations = strndup (s + t[ann].start, (size_t) (t[ann].end - t[ann].start));
-    else
-      b->annotations = strdup ("{}");
-  }
-  if (!has_home)
-    b->envp[nenv] = home_of (b->rootfs, b->cc.uid);
-  b->cc.groups = b->groups;
-  b->cc.ngroups = b->ngroups;
-  b->cc.rlimits = b->rlimits;
-  b->cc.nrlimits = b->nrlimits;
-  b->cc.stdio_fd = -1;
+  grove_error_t err;
+  if (grove_oci_bundle_load (b, bundle, id, &err) < 0)
+    die (1, "%s", err.msg);
 }
 
 static void
@@ -709,7 +176,7 @@ put_json_string (FILE *f, const char *s)
 static int
 cmd_run (const char *bundle, const char *pid_file, const char *id)
 {
-  static struct bundle b;
+  static grove_oci_bundle_t b;
   grove_cgroup_t cg;
   grove_error_t err;
   grove_container_t c;
@@ -756,7 +223,7 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
 static int
 cmd_create (const char *bundle, const char *pid_file, const char *id)
 {
-  static struct bundle b;
+  static grove_oci_bundle_t b;
   static char self[PATH_MAX], shim[PATH_MAX], dir[PATH_MAX], file[PATH_MAX + 16];
   grove_cgroup_t cg;
   grove_error_t err;
@@ -796,73 +263,36 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   fclose (f);
 
   mem = open_memstream (&cfg, &cfg_len);
-#define PAIR(k, v)                                                                                                     \
-  do                                                                                                                   \
-    {                                                                                                                  \
-      fputs (k, mem);                                                                                                  \
-      fputc (0, mem);                                                                                                  \
-      fputs (v, mem);                                                                                                  \
-      fputc (0, mem);                                                                                                  \
-    }                                                                                                                  \
-  while (0)
-  PAIR ("id", id);
-  PAIR ("rootfs", b.rootfs);
-  PAIR ("cwd", b.cc.cwd);
-  PAIR ("hostname", b.hostname);
+  grove_config_put (mem, GROVE_KEY_ID, id);
+  grove_config_put (mem, GROVE_KEY_ROOTFS, b.rootfs);
+  grove_config_put (mem, GROVE_KEY_CWD, b.cc.cwd);
+  grove_config_put (mem, GROVE_KEY_HOSTNAME, b.hostname);
   snprintf (file, sizeof (file), "%s/output.log", dir);
-  PAIR ("log", file);
-  PAIR ("dir", dir);
-  PAIR ("cgroup_mode", cg.mode == GROVE_CGROUP_V2 ? "v2" : "v1");
-  PAIR ("cgroup_root", cg.root);
-  PAIR ("cgroup_parent", cg.parent);
-  PAIR ("hold", "1");
+  grove_config_put (mem, GROVE_KEY_LOG, file);
+  grove_config_put (mem, GROVE_KEY_DIR, dir);
+  grove_config_put (mem, GROVE_KEY_CGROUP_MODE, cg.mode == GROVE_CGROUP_V2 ? "v2" : "v1");
+  grove_config_put (mem, GROVE_KEY_CGROUP_ROOT, cg.root);
+  grove_config_put (mem, GROVE_KEY_CGROUP_PARENT, cg.parent);
+  grove_config_put (mem, GROVE_KEY_HOLD, "1");
   if (b.netns != NULL)
-    PAIR ("netns", b.netns);
-  if (b.cc.caps_set)
-    {
-      snprintf (num, sizeof (num), "%" PRIu64, b.cc.caps);
-      PAIR ("caps", num);
-    }
-  PAIR ("seccomp", b.cc.seccomp_unconfined ? "unconfined" : "default");
+    grove_config_put (mem, GROVE_KEY_NETNS, b.netns);
   if (b.cc.readonly_rootfs)
-    PAIR ("readonly_rootfs", "1");
+    grove_config_put (mem, GROVE_KEY_READONLY_ROOTFS, "1");
   if (b.cc.host_cgroupns)
-    PAIR ("cgroupns", "host");
-  snprintf (num, sizeof (num), "%u", (unsigned) b.cc.uid);
-  PAIR ("uid", num);
-  snprintf (num, sizeof (num), "%u", (unsigned) b.cc.gid);
-  PAIR ("gid", num);
-  for (size_t k = 0; k < b.ngroups; k++)
+    grove_config_put (mem, GROVE_KEY_CGROUPNS, "host");
+  for (size_t k = 0; k < b.cc.nuid_maps + b.cc.ngid_maps; k++)
     {
-      snprintf (num, sizeof (num), "%u", (unsigned) b.groups[k]);
-      PAIR ("group", num);
-    }
-  for (size_t k = 0; k < b.nrlimits; k++)
-    {
-      snprintf (num, sizeof (num), "%d:%" PRIu64 ":%" PRIu64, b.rlimits[k].resource, b.rlimits[k].soft,
-                b.rlimits[k].hard);
-      PAIR ("rlimit", num);
-    }
-  for (size_t k = 0; k < b.cc.nuid_maps; k++)
-    {
-      snprintf (num, sizeof (num), "%u:%u:%u", b.uid_maps[k].container_id, b.uid_maps[k].host_id, b.uid_maps[k].size);
-      PAIR ("uid_map", num);
-    }
-  for (size_t k = 0; k < b.cc.ngid_maps; k++)
-    {
-      snprintf (num, sizeof (num), "%u:%u:%u", b.gid_maps[k].container_id, b.gid_maps[k].host_id, b.gid_maps[k].size);
-      PAIR ("gid_map", num);
+      const grove_id_map_t *m = k < b.cc.nuid_maps ? &b.uid_maps[k] : &b.gid_maps[k - b.cc.nuid_maps];
+      snprintf (num, sizeof (num), "%u:%u:%u", m->container_id, m->host_id, m->size);
+      grove_config_put (mem, k < b.cc.nuid_maps ? GROVE_KEY_UID_MAP : GROVE_KEY_GID_MAP, num);
     }
   for (size_t k = 0; k < b.cc.nmounts; k++)
     {
-      PAIR ("mount_src", b.mounts[k].source);
-      PAIR ("mount_dst", b.mounts[k].destination);
-      PAIR ("mount_ro", b.mounts[k].readonly ? "1" : "0");
+      grove_config_put (mem, GROVE_KEY_MOUNT_SRC, b.mounts[k].source);
+      grove_config_put (mem, GROVE_KEY_MOUNT_DST, b.mounts[k].destination);
+      grove_config_put (mem, GROVE_KEY_MOUNT_RO, b.mounts[k].readonly ? "1" : "0");
     }
-  for (char **a = b.argv; *a; a++)
-    PAIR ("arg", *a);
-  for (char **e = b.envp; *e; e++)
-    PAIR ("env", *e);
+  grove_process_config_write (mem, &b.cc);
   fclose (mem);
 
   if (ops->setup (&cg, &b.res, &err) < 0)
@@ -896,13 +326,14 @@ cmd_state (const char *id)
   char dir[PATH_MAX], file[PATH_MAX + 16], ans[1024], status[32] = "stopped", pid[32] = "0";
   size_t len;
   char *spec, *bundle, *annotations;
+  grove_error_t err;
   static grove_jtok_t toks[MAX_TOKENS];
   int a;
   snprintf (dir, sizeof (dir), "%s/%s", root_dir, id);
   snprintf (file, sizeof (file), "%s/spec.json", dir);
-  spec = read_text (file, &len);
-  if (spec == NULL)
+  if (grove_read_file (file, &spec, &err) < 0)
     die (1, "container %s does not exist", id);
+  len = strlen (spec);
   if (grove_json_parse (spec, len, toks, MAX_TOKENS) < 0)
     die (1, "%s: invalid JSON", file);
   a = grove_json_get (spec, toks, grove_json_get (spec, toks, 0, "spec"), "annotations");

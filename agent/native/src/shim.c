@@ -40,12 +40,10 @@
 #include "container.h"
 #include "exec.h"
 #include "shim.h"
+#include "shim_protocol.h"
 #include "util.h"
 
 #define MAX_CLIENTS 32
-#define MAX_GROUPS 64
-#define MAX_RLIMITS 16
-#define MAX_ARGS 4096
 #define CLIENT_BUF 256
 #define DRAIN_TIMEOUT_MS 2000
 
@@ -53,18 +51,7 @@ struct config
 {
   const char *id, *rootfs, *cwd, *hostname, *log, *dir, *cg_mode, *cg_root, *cg_parent, *netns;
   long long log_max;
-  char *argv[MAX_ARGS + 1];
-  char *envp[MAX_ARGS + 1];
-  size_t argc, envc;
-  int caps_set;
-  uint64_t caps;
-  int seccomp_unconfined;
-  uid_t uid;
-  gid_t gid;
-  gid_t groups[MAX_GROUPS];
-  size_t ngroups;
-  grove_rlimit_t rlimits[MAX_RLIMITS];
-  size_t nrlimits;
+  grove_process_config_t proc; /* caps, seccomp, uid, gid, group, rlimit, arg, env */
   int hold;
   int readonly_rootfs;
   int host_cgroupns;
@@ -123,6 +110,7 @@ static grove_exit_t exit_status;
 static long long started_ms, finished_ms;
 static int hold_w = -1; /* OCI create: write end the init waits on until "start" */
 static char sock_path[sizeof (((struct sockaddr_un *) 0)->sun_path)];
+static int listening; /* sock_path is ours: removed when the start fails */
 
 static long long
 now_ms (void)
@@ -154,103 +142,82 @@ write_record (const char *name, const char *text)
 }
 
 
+/* The keys only the container's start has (the process keys are shared). */
+static int
+shim_key (const char *key, char *val, grove_error_t *err)
+{
+  static const struct
+  {
+    const char *key;
+    const char **field;
+  } text[] = { { GROVE_KEY_ID, &cfg.id },
+               { GROVE_KEY_ROOTFS, &cfg.rootfs },
+               { GROVE_KEY_CWD, &cfg.cwd },
+               { GROVE_KEY_HOSTNAME, &cfg.hostname },
+               { GROVE_KEY_LOG, &cfg.log },
+               { GROVE_KEY_DIR, &cfg.dir },
+               { GROVE_KEY_CGROUP_MODE, &cfg.cg_mode },
+               { GROVE_KEY_CGROUP_ROOT, &cfg.cg_root },
+               { GROVE_KEY_CGROUP_PARENT, &cfg.cg_parent },
+               { GROVE_KEY_NETNS, &cfg.netns } };
+  for (size_t k = 0; k < sizeof (text) / sizeof (text[0]); k++)
+    if (strcmp (key, text[k].key) == 0)
+      {
+        *text[k].field = val;
+        return 0;
+      }
+  if (strcmp (key, GROVE_KEY_LOG_MAX) == 0)
+    cfg.log_max = atoll (val);
+  else if (strcmp (key, GROVE_KEY_HOLD) == 0)
+    cfg.hold = strcmp (val, "1") == 0;
+  else if (strcmp (key, GROVE_KEY_READONLY_ROOTFS) == 0)
+    cfg.readonly_rootfs = strcmp (val, "1") == 0;
+  else if (strcmp (key, GROVE_KEY_CGROUPNS) == 0)
+    cfg.host_cgroupns = strcmp (val, "host") == 0;
+  /* A mount: "mount_src" starts it, "mount_dst" and "mount_ro" follow. */
+  else if (strcmp (key, GROVE_KEY_MOUNT_SRC) == 0)
+    {
+      if (cfg.nmounts >= GROVE_MAX_MOUNTS)
+        return grove_error_set (err, EINVAL, "shim config: more than %d mounts", GROVE_MAX_MOUNTS);
+      cfg.mounts[cfg.nmounts++].source = val;
+    }
+  else if (strcmp (key, GROVE_KEY_MOUNT_DST) == 0 && cfg.nmounts > 0)
+    cfg.mounts[cfg.nmounts - 1].destination = val;
+  else if (strcmp (key, GROVE_KEY_MOUNT_RO) == 0 && cfg.nmounts > 0)
+    cfg.mounts[cfg.nmounts - 1].readonly = strcmp (val, "1") == 0;
+  else if (strcmp (key, GROVE_KEY_UID_MAP) == 0)
+    return parse_id_map (key, val, cfg.uid_maps, &cfg.nuid_maps, err);
+  else if (strcmp (key, GROVE_KEY_GID_MAP) == 0)
+    return parse_id_map (key, val, cfg.gid_maps, &cfg.ngid_maps, err);
+  else if (strcmp (key, GROVE_KEY_USERNS_IDMAP) == 0)
+    cfg.userns_idmap = strcmp (val, "1") == 0;
+  else
+    return grove_error_set (err, EINVAL, "shim config: unknown or repeated key %s", key);
+  return 0;
+}
+
 static int
 parse_config (char *buf, size_t len, grove_error_t *err)
 {
   size_t i = 0;
   char *key, *val;
-  int more;
+  int more, r;
   memset (&cfg, 0, sizeof (cfg));
   cfg.log_max = 10 * 1024 * 1024;
   while ((more = grove_config_next (buf, len, &i, &key, &val, "shim", err)) > 0)
     {
-#define KEY(name, field)                                                                                               \
-  if (strcmp (key, name) == 0)                                                                                         \
-    {                                                                                                                  \
-      cfg.field = val;                                                                                                 \
-      continue;                                                                                                        \
-    }
-      KEY ("id", id)
-      KEY ("rootfs", rootfs)
-      KEY ("cwd", cwd)
-      KEY ("hostname", hostname)
-      KEY ("log", log)
-      KEY ("dir", dir)
-      KEY ("cgroup_mode", cg_mode)
-      KEY ("cgroup_root", cg_root)
-      KEY ("cgroup_parent", cg_parent)
-      KEY ("netns", netns)
-#undef KEY
-      if (strcmp (key, "log_max") == 0)
-        cfg.log_max = atoll (val);
-      else if (strcmp (key, "caps") == 0)
-        {
-          cfg.caps_set = 1;
-          cfg.caps = strtoull (val, NULL, 10);
-        }
-      else if (strcmp (key, "hold") == 0)
-        cfg.hold = strcmp (val, "1") == 0;
-      else if (strcmp (key, "readonly_rootfs") == 0)
-        cfg.readonly_rootfs = strcmp (val, "1") == 0;
-      else if (strcmp (key, "cgroupns") == 0)
-        cfg.host_cgroupns = strcmp (val, "host") == 0;
-      /* A mount: "mount_src" starts it, "mount_dst" and "mount_ro" follow. */
-      else if (strcmp (key, "mount_src") == 0)
-        {
-          if (cfg.nmounts >= GROVE_MAX_MOUNTS)
-            return grove_error_set (err, EINVAL, "shim config: more than %d mounts", GROVE_MAX_MOUNTS);
-          cfg.mounts[cfg.nmounts++].source = val;
-        }
-      else if (strcmp (key, "mount_dst") == 0 && cfg.nmounts > 0)
-        cfg.mounts[cfg.nmounts - 1].destination = val;
-      else if (strcmp (key, "mount_ro") == 0 && cfg.nmounts > 0)
-        cfg.mounts[cfg.nmounts - 1].readonly = strcmp (val, "1") == 0;
-      else if (strcmp (key, "uid_map") == 0)
-        {
-          if (parse_id_map (key, val, cfg.uid_maps, &cfg.nuid_maps, err) < 0)
-            return -1;
-        }
-      else if (strcmp (key, "gid_map") == 0)
-        {
-          if (parse_id_map (key, val, cfg.gid_maps, &cfg.ngid_maps, err) < 0)
-            return -1;
-        }
-      else if (strcmp (key, "userns_idmap") == 0)
-        cfg.userns_idmap = strcmp (val, "1") == 0;
-      else if (strcmp (key, "seccomp") == 0)
-        cfg.seccomp_unconfined = strcmp (val, "unconfined") == 0;
-      else if (strcmp (key, "uid") == 0)
-        cfg.uid = (uid_t) strtoul (val, NULL, 10);
-      else if (strcmp (key, "gid") == 0)
-        cfg.gid = (gid_t) strtoul (val, NULL, 10);
-      else if (strcmp (key, "group") == 0 && cfg.ngroups < MAX_GROUPS)
-        cfg.groups[cfg.ngroups++] = (gid_t) strtoul (val, NULL, 10);
-      else if (strcmp (key, "rlimit") == 0 && cfg.nrlimits < MAX_RLIMITS)
-        {
-          /* "RESOURCE:SOFT:HARD" */
-          char *end;
-          grove_rlimit_t *r = &cfg.rlimits[cfg.nrlimits++];
-          r->resource = (int) strtol (val, &end, 10);
-          r->soft = *end == ':' ? strtoull (end + 1, &end, 10) : 0;
-          r->hard = *end == ':' ? strtoull (end + 1, &end, 10) : 0;
-        }
-      else if (strcmp (key, "arg") == 0 && cfg.argc < MAX_ARGS)
-        cfg.argv[cfg.argc++] = val;
-      else if (strcmp (key, "env") == 0 && cfg.envc < MAX_ARGS)
-        cfg.envp[cfg.envc++] = val;
-      else
-        return grove_error_set (err, EINVAL, "shim config: unknown or repeated key %s", key);
+      r = grove_process_config_key (&cfg.proc, key, val, "shim", err);
+      if (r < 0 || (r == 0 && shim_key (key, val, err) < 0))
+        return -1;
     }
   if (more < 0)
     return -1;
   if (cfg.id == NULL || cfg.rootfs == NULL || cfg.hostname == NULL || cfg.log == NULL || cfg.dir == NULL
-      || cfg.cg_mode == NULL || cfg.cg_root == NULL || cfg.cg_parent == NULL || cfg.argc == 0)
+      || cfg.cg_mode == NULL || cfg.cg_root == NULL || cfg.cg_parent == NULL || cfg.proc.argc == 0)
     return grove_error_set (err, EINVAL,
                             "shim config (%zu bytes): id, rootfs, hostname, log, dir, cgroup_* and arg are required",
                             len);
-  cfg.argv[cfg.argc] = NULL;
-  cfg.envp[cfg.envc] = NULL;
-  return 0;
+  return grove_process_config_finish (&cfg.proc, "shim", err);
 }
 
 static void
@@ -489,6 +456,16 @@ listen_socket (grove_error_t *err)
   return fd;
 }
 
+/* The state record: {"pid", "shimPid", "startedAtMs"} (StateRecord in shim-protocol.ts). */
+static void
+write_state_record (void)
+{
+  char record[512];
+  snprintf (record, sizeof (record), "{\"pid\":%d,\"shimPid\":%d,\"startedAtMs\":%lld}\n", (int) container.pid,
+            (int) getpid (), started_ms);
+  write_record ("state", record);
+}
+
 /* SIGUSR1: the directory (and maybe the log) went away under us. Make the
  * directory, the state record and the socket again and reopen the log, so a
  * restarted agent finds the container as if nothing happened. The old
@@ -498,13 +475,10 @@ restore_records (int *listen_fd)
 {
   grove_error_t ignored;
   struct stat st;
-  char record[512];
   int fd;
   if (mkdir (cfg.dir, 0700) < 0 && errno != EEXIST)
     return;
-  snprintf (record, sizeof (record), "{\"pid\":%d,\"shimPid\":%d,\"startedAtMs\":%lld}\n", (int) container.pid,
-            (int) getpid (), started_ms);
-  write_record ("state", record);
+  write_state_record ();
   if (stat (sock_path, &st) < 0)
     {
       memset (&ignored, 0, sizeof (ignored));
@@ -523,49 +497,27 @@ restore_records (int *listen_fd)
     }
 }
 
-/* ---- main ----------------------------------------------------------------- */
+/* ---- start ---------------------------------------------------------------- */
 
-int
-main (int argc, char **argv)
+/* Reports the start's failure on fd 4, removes the socket; returns 1 (main's exit status). */
+static int
+start_failed (int errnum, const char *msg)
 {
-  grove_error_t err;
-  grove_container_config_t cc;
-  char record[512];
-  size_t len = 0;
-  char *blob;
-  int null_fd, listen_fd, sig_fd, pipe_fds[2];
-  sigset_t mask;
-  pid_t child;
-  long long drain_deadline = 0;
-  int pipe_open = 1;
+  report_start (4, errnum, 0, msg);
+  if (listening)
+    unlink (sock_path);
+  return 1;
+}
 
-  /* `grove-shim exec ID`: a command inside a running container (exec.c). */
-  if (argc == 3 && strcmp (argv[1], "exec") == 0)
-    return grove_exec_main (argc, argv);
-  memset (&err, 0, sizeof (err));
-
-  /* Only fds 0-4 are ours; fd 4 reports the start. */
-  syscall (SYS_close_range, 5, ~0U, 0);
-  blob = grove_read_all (3, &len);
-  close (3);
-  if (blob == NULL)
-    {
-      report_start (4, errno, 0, "shim: reading the config failed");
-      return 1;
-    }
-  if (parse_config (blob, len, &err) < 0)
-    {
-      report_start (4, err.errnum, 0, err.msg);
-      return 1;
-    }
-
-  /* Detach: the agent reaps the first process; the shim lives on reparented. */
-  child = fork ();
+/* The agent reaps the first process; the shim lives on reparented, in a
+ * session of its own, with /dev/null as stdio. */
+static int
+detach (void)
+{
+  int null_fd;
+  pid_t child = fork ();
   if (child < 0)
-    {
-      report_start (4, errno, 0, "shim: fork failed");
-      return 1;
-    }
+    return -1;
   if (child > 0)
     _exit (0);
   setsid ();
@@ -585,97 +537,111 @@ main (int argc, char **argv)
   signal (SIGPIPE, SIG_IGN);
   signal (SIGHUP, SIG_IGN);
   signal (SIGINT, SIG_IGN);
+  return 0;
+}
 
+/* SIGCHLD and SIGUSR1 through a signalfd. */
+static int
+signal_fd (void)
+{
+  sigset_t mask;
   sigemptyset (&mask);
   sigaddset (&mask, SIGCHLD);
   sigaddset (&mask, SIGUSR1);
   sigprocmask (SIG_BLOCK, &mask, NULL);
-  sig_fd = signalfd (-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-  for (int i = 0; i < MAX_CLIENTS; i++)
-    clients[i].fd = -1;
+  return signalfd (-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+}
 
-  listen_fd = listen_socket (&err);
-  if (listen_fd < 0 || sig_fd < 0)
-    {
-      report_start (4, err.errnum, 0, listen_fd < 0 ? err.msg : "shim: signalfd failed");
-      return 1;
-    }
-  if (pipe2 (pipe_fds, O_CLOEXEC) < 0)
-    {
-      report_start (4, errno, 0, "shim: pipe2 failed");
-      unlink (sock_path);
-      return 1;
-    }
-  fcntl (pipe_fds[0], F_SETFL, O_NONBLOCK);
-  log_open ();
-  if (log_fd < 0)
-    {
-      int saved = errno;
-      snprintf (record, sizeof (record), "open log %s: %s", cfg.log, strerror (saved));
-      report_start (4, saved, 0, record);
-      unlink (sock_path);
-      return 1;
-    }
-
+/* The container configuration from the shim's: its output to stdio_fd. */
+static void
+container_config (grove_container_config_t *cc, int stdio_fd)
+{
   cgroup.mode = strcmp (cfg.cg_mode, "v2") == 0 ? GROVE_CGROUP_V2 : GROVE_CGROUP_V1;
   cgroup.root = cfg.cg_root;
   cgroup.parent = cfg.cg_parent;
   cgroup.id = cfg.id;
-  memset (&cc, 0, sizeof (cc));
-  cc.rootfs = cfg.rootfs;
-  cc.argv = cfg.argv;
-  cc.envp = cfg.envp;
-  cc.cwd = cfg.cwd != NULL ? cfg.cwd : "/";
-  cc.hostname = cfg.hostname;
-  cc.log_path = cfg.log;
-  cc.cgroup = &cgroup;
-  cc.netns_path = cfg.netns;
-  cc.stdio_fd = pipe_fds[1];
-  cc.caps_set = cfg.caps_set;
-  cc.caps = cfg.caps;
-  cc.seccomp_unconfined = cfg.seccomp_unconfined;
-  cc.uid = cfg.uid;
-  cc.gid = cfg.gid;
-  cc.groups = cfg.groups;
-  cc.ngroups = cfg.ngroups;
-  cc.rlimits = cfg.rlimits;
-  cc.nrlimits = cfg.nrlimits;
-  cc.readonly_rootfs = cfg.readonly_rootfs;
-  cc.host_cgroupns = cfg.host_cgroupns;
-  cc.mounts = cfg.mounts;
-  cc.nmounts = cfg.nmounts;
-  cc.uid_maps = cfg.uid_maps;
-  cc.nuid_maps = cfg.nuid_maps;
-  cc.gid_maps = cfg.gid_maps;
-  cc.ngid_maps = cfg.ngid_maps;
-  cc.userns_idmap_rootfs = cfg.userns_idmap;
+  memset (cc, 0, sizeof (*cc));
+  grove_process_config_apply (&cfg.proc, cc);
+  cc->rootfs = cfg.rootfs;
+  cc->cwd = cfg.cwd != NULL ? cfg.cwd : "/";
+  cc->hostname = cfg.hostname;
+  cc->log_path = cfg.log;
+  cc->cgroup = &cgroup;
+  cc->netns_path = cfg.netns;
+  cc->stdio_fd = stdio_fd;
+  cc->readonly_rootfs = cfg.readonly_rootfs;
+  cc->host_cgroupns = cfg.host_cgroupns;
+  cc->mounts = cfg.mounts;
+  cc->nmounts = cfg.nmounts;
+  cc->uid_maps = cfg.uid_maps;
+  cc->nuid_maps = cfg.nuid_maps;
+  cc->gid_maps = cfg.gid_maps;
+  cc->ngid_maps = cfg.ngid_maps;
+  cc->userns_idmap_rootfs = cfg.userns_idmap;
+}
+
+/* Starts the container with its output on pipe_w (and, for OCI create, its
+ * init held until "start"); 1 (reported on fd 4) when it failed. */
+static int
+start_container (int pipe_w)
+{
+  grove_error_t err;
+  grove_container_config_t cc;
+  memset (&err, 0, sizeof (err));
+  container_config (&cc, pipe_w);
   if (cfg.hold)
     {
       int hold_fds[2];
       if (pipe2 (hold_fds, O_CLOEXEC) < 0)
-        {
-          report_start (4, errno, 0, "shim: pipe2 failed");
-          unlink (sock_path);
-          return 1;
-        }
+        return start_failed (errno, "shim: pipe2 failed");
       cc.hold_fd = hold_fds[0];
       hold_w = hold_fds[1];
     }
   if (grove_container_start (&cc, &container, &err) < 0)
-    {
-      report_start (4, err.errnum, 0, err.msg);
-      unlink (sock_path);
-      return 1;
-    }
-  close (pipe_fds[1]);
+    return start_failed (err.errnum, err.msg);
+  close (pipe_w);
   if (cc.hold_fd > 0)
     close (cc.hold_fd);
   started_ms = now_ms ();
-  snprintf (record, sizeof (record), "{\"pid\":%d,\"shimPid\":%d,\"startedAtMs\":%lld}\n", (int) container.pid,
-            (int) getpid (), started_ms);
-  write_record ("state", record);
+  write_state_record ();
   report_start (4, 0, container.pid, NULL);
+  return 0;
+}
 
+/* ---- serving ---------------------------------------------------------------- */
+
+/* Reaps the init when it exited: its status, OOM kill and finish time. */
+static void
+reap_init (long long *drain_deadline)
+{
+  int status;
+  int64_t ooms = 0;
+  grove_error_t ignored;
+  if (exited || waitpid (container.pid, &status, WNOHANG) != container.pid)
+    return;
+  if (WIFEXITED (status))
+    {
+      exit_status.exit_code = WEXITSTATUS (status);
+      exit_status.signal = 0;
+    }
+  else
+    {
+      exit_status.signal = WIFSIGNALED (status) ? WTERMSIG (status) : 0;
+      exit_status.exit_code = 128 + exit_status.signal;
+    }
+  exit_status.oom_killed = grove_cgroup_ops_for (cgroup.mode)->oom_kills (&cgroup, &ooms, &ignored) == 0 && ooms > 0;
+  finished_ms = now_ms ();
+  exited = 1;
+  *drain_deadline = finished_ms + DRAIN_TIMEOUT_MS;
+}
+
+/* Until the init has exited and its output is drained (or DRAIN_TIMEOUT_MS
+ * passed): the log pipe, the socket's clients, SIGCHLD and SIGUSR1. */
+static void
+serve (int sig_fd, int *listen_fd, int pipe_r)
+{
+  long long drain_deadline = 0;
+  int pipe_open = 1;
   for (;;)
     {
       struct pollfd pfds[3 + MAX_CLIENTS];
@@ -686,8 +652,8 @@ main (int argc, char **argv)
       if (exited && (!pipe_open || now_ms () >= drain_deadline))
         break;
       pfds[n++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
-      pfds[n++] = (struct pollfd){ .fd = listen_fd, .events = POLLIN };
-      pfds[n++] = (struct pollfd){ .fd = pipe_open ? pipe_fds[0] : -1, .events = POLLIN };
+      pfds[n++] = (struct pollfd){ .fd = *listen_fd, .events = POLLIN };
+      pfds[n++] = (struct pollfd){ .fd = pipe_open ? pipe_r : -1, .events = POLLIN };
       for (int i = 0; i < MAX_CLIENTS; i++)
         if (clients[i].fd >= 0)
           {
@@ -705,39 +671,20 @@ main (int argc, char **argv)
       if (pfds[0].revents & POLLIN)
         {
           struct signalfd_siginfo si;
-          int status, restore = 0;
+          int restore = 0;
           while (read (sig_fd, &si, sizeof (si)) > 0)
             if (si.ssi_signo == SIGUSR1)
               restore = 1;
           if (restore && !exited)
-            restore_records (&listen_fd);
-          if (!exited && waitpid (container.pid, &status, WNOHANG) == container.pid)
-            {
-              int64_t ooms = 0;
-              grove_error_t ignored;
-              if (WIFEXITED (status))
-                {
-                  exit_status.exit_code = WEXITSTATUS (status);
-                  exit_status.signal = 0;
-                }
-              else
-                {
-                  exit_status.signal = WIFSIGNALED (status) ? WTERMSIG (status) : 0;
-                  exit_status.exit_code = 128 + exit_status.signal;
-                }
-              exit_status.oom_killed
-                  = grove_cgroup_ops_for (cgroup.mode)->oom_kills (&cgroup, &ooms, &ignored) == 0 && ooms > 0;
-              finished_ms = now_ms ();
-              exited = 1;
-              drain_deadline = finished_ms + DRAIN_TIMEOUT_MS;
-            }
+            restore_records (listen_fd);
+          reap_init (&drain_deadline);
         }
       if (pfds[1].revents & POLLIN)
-        accept_client (listen_fd);
+        accept_client (*listen_fd);
       if (pipe_open && (pfds[2].revents & (POLLIN | POLLHUP | POLLERR)))
         for (;;)
           {
-            int r = log_pump (pipe_fds[0]);
+            int r = log_pump (pipe_r);
             if (r == 0)
               pipe_open = 0;
             if (r != 1)
@@ -747,8 +694,14 @@ main (int argc, char **argv)
         if (pfds[k].revents & (POLLIN | POLLHUP | POLLERR))
           client_read (&clients[map[k - 3]]);
     }
+}
 
-  /* The exit record first: a waiter or a restarted agent reads the same. */
+/* The exit record first (a waiter or a restarted agent reads the same),
+ * then the answer to every waiter. */
+static void
+finish (int listen_fd)
+{
+  char record[512];
   exit_json (record, sizeof (record));
   write_record ("exit", record);
   strcat (record, "\n");
@@ -763,5 +716,55 @@ main (int argc, char **argv)
   close (listen_fd);
   if (log_fd >= 0)
     close (log_fd);
+}
+
+/* ---- main ----------------------------------------------------------------- */
+
+int
+main (int argc, char **argv)
+{
+  grove_error_t err;
+  size_t len = 0;
+  char *blob;
+  int listen_fd, sig_fd, pipe_fds[2];
+
+  /* `grove-shim exec ID`: a command inside a running container (exec.c). */
+  if (argc == 3 && strcmp (argv[1], "exec") == 0)
+    return grove_exec_main (argc, argv);
+  memset (&err, 0, sizeof (err));
+
+  /* Only fds 0-4 are ours; fd 4 reports the start. */
+  syscall (SYS_close_range, 5, ~0U, 0);
+  blob = grove_read_all (3, &len);
+  close (3);
+  if (blob == NULL)
+    return start_failed (errno, "shim: reading the config failed");
+  if (parse_config (blob, len, &err) < 0)
+    return start_failed (err.errnum, err.msg);
+  if (detach () < 0)
+    return start_failed (errno, "shim: fork failed");
+
+  sig_fd = signal_fd ();
+  for (int i = 0; i < MAX_CLIENTS; i++)
+    clients[i].fd = -1;
+  listen_fd = listen_socket (&err);
+  listening = listen_fd >= 0;
+  if (listen_fd < 0 || sig_fd < 0)
+    return start_failed (err.errnum, listen_fd < 0 ? err.msg : "shim: signalfd failed");
+  if (pipe2 (pipe_fds, O_CLOEXEC) < 0)
+    return start_failed (errno, "shim: pipe2 failed");
+  fcntl (pipe_fds[0], F_SETFL, O_NONBLOCK);
+  log_open ();
+  if (log_fd < 0)
+    {
+      int saved = errno;
+      char msg[4200];
+      snprintf (msg, sizeof (msg), "open log %s: %s", cfg.log, strerror (saved));
+      return start_failed (saved, msg);
+    }
+  if (start_container (pipe_fds[1]) != 0)
+    return 1;
+  serve (sig_fd, &listen_fd, pipe_fds[0]);
+  finish (listen_fd);
   return 0;
 }

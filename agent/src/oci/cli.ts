@@ -1,5 +1,6 @@
 // grove-runtime: the OCI runtime command line over Grove's runtime core
-// (the same NativeRuntime, grove-shim and addon the agent uses).
+// (the same NativeRuntime, grove-shim and addon the agent uses; config.json
+// is read by the C grove-runtime's reader, through the addon).
 //
 //   grove-runtime [--root DIR] create [--bundle B] [--pid-file P] ID
 //   grove-runtime [--root DIR] start ID
@@ -14,8 +15,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 import { NativeRuntime } from "../runtime/native";
+import { loadOciFrontEnd } from "../runtime/native-binding";
 import { RuntimeError } from "../runtime/errors";
-import { bundleToSpec, OciConfigError, type OciConfig } from "./config";
+import { bundleToSpec } from "./config";
 
 export const DEFAULT_ROOT = "/run/grove-runtime";
 const BUNDLE_ANNOTATION = "grove.oci.bundle";
@@ -81,25 +83,11 @@ function needId(p: Parsed, max = 1): string {
   return id;
 }
 
-function readBundle(bundle: string): OciConfig {
-  const file = path.join(bundle, "config.json");
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch (err) {
-    throw new OciConfigError(`${file}: ${(err as Error).message}`);
-  }
-  try {
-    return JSON.parse(text) as OciConfig;
-  } catch (err) {
-    throw new OciConfigError(`${file}: invalid JSON: ${(err as Error).message}`);
-  }
-}
-
 async function create(rt: NativeRuntime, p: Parsed, hold: boolean): Promise<{ id: string; pid: number }> {
   const id = needId(p);
-  const config = readBundle(p.bundle);
-  const spec = bundleToSpec(config, p.bundle, id, path.join(rt.containerDir(id), "output.log"));
+  // config.json through the one OCI front end, the C grove-runtime's (oci_config.c).
+  const bundle = loadOciFrontEnd().readOciBundle(p.bundle, id);
+  const spec = bundleToSpec(bundle, id, path.join(rt.containerDir(id), "output.log"));
   spec.annotations = { ...spec.annotations, [BUNDLE_ANNOTATION]: p.bundle };
   const h = hold ? await rt.create(spec) : await rt.start(spec);
   if (p.pidFile !== undefined) fs.writeFileSync(p.pidFile, String(h.pid));

@@ -20,16 +20,15 @@ const target: ExecTarget = {
   cgroupRoot: "/sys/fs/cgroup",
   cgroupParent: "grove",
   spec,
-  security: [
-    ["caps", "2818844155"],
-    ["seccomp", "default"],
-    ["readonly_rootfs", "1"],
-    ["uid", "1000"],
-    ["gid", "1000"],
-    ["group", "2000"],
-    ["rlimit", "7:123:456"],
-    ["uid_map", "0:100000:65536"],
-  ],
+  // The typed process settings: start-only keys (readonly_rootfs, uid_map, ...) cannot be given.
+  security: {
+    caps: "2818844155",
+    seccomp: "default",
+    uid: 1000,
+    gid: 1000,
+    groups: [2000],
+    rlimits: [{ resource: 7, soft: 123, hard: 456 }],
+  },
 };
 
 describe("validateExecOptions", () => {

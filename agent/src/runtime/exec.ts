@@ -10,14 +10,22 @@ import * as path from "node:path";
 import { PassThrough, type Readable, type Writable } from "node:stream";
 
 import { RuntimeError } from "./errors";
-import type { ContainerSpec, ExecOptions, ExecProcess } from "./types";
+import {
+  encodeExecConfig,
+  pairsToBlob,
+  readRecord,
+  type CgroupRef,
+  type ExecStatusLine,
+  type Pairs,
+  type ShimStateAnswer,
+} from "./shim-protocol";
+import { envList, processSecurity, type ProcessSecurity } from "./spec-to-shim";
+import type { CgroupMode, ContainerSpec, ExecOptions, ExecProcess } from "./types";
 import { signalNumber } from "./validate";
 
 const ENV_KEY_PATTERN = /^[^=\0]+$/;
 /** How long the helper may take to report the command running (or its error). */
 const START_TIMEOUT_MS = 30_000;
-/** The security keys of the shim's configuration that also apply to exec. */
-const EXEC_SECURITY_KEYS = new Set(["caps", "seccomp", "uid", "gid", "group", "rlimit"]);
 
 function invalid(message: string): never {
   throw new RuntimeError("INVALID_SPEC", message);
@@ -70,49 +78,80 @@ export interface ExecTarget {
   id: string;
   /** Host pid of the container's init, whose namespaces the command joins. */
   pid: number;
-  cgroupMode: string;
+  cgroupMode: CgroupMode;
   cgroupRoot: string;
   cgroupParent: string;
   /** The spec the container was started with (its state directory's spec.json). */
   spec: ContainerSpec;
-  /** The shim's security pairs for the exec user (caps, seccomp, uid, gid, group, rlimit; others are ignored). */
-  security: [string, string][];
+  /** The container's process settings for the exec user (spec-to-shim.ts processSecurity). */
+  security: ProcessSecurity;
 }
 
 /**
- * The helper's configuration as key/value pairs: the container's environment
- * overridden by opts.env, its working directory unless opts.workingDir, its
- * security settings (computed for opts.user or the container's user).
+ * The helper's configuration (ExecConfig) as key/value pairs: the container's
+ * environment overridden by opts.env, its working directory unless
+ * opts.workingDir, its security settings (computed for opts.user or the
+ * container's user).
  */
-export function execConfig(target: ExecTarget, opts: ExecOptions): [string, string][] {
-  const out: [string, string][] = [
-    ["id", target.id],
-    ["pid", String(target.pid)],
-    ["cgroup_mode", target.cgroupMode],
-    ["cgroup_root", target.cgroupRoot],
-    ["cgroup_parent", target.cgroupParent],
-    ["cwd", opts.workingDir ?? target.spec.workingDir ?? "/"],
-    ["tty", opts.tty === true ? "1" : "0"],
-    ["cols", String(opts.cols ?? 80)],
-    ["rows", String(opts.rows ?? 24)],
-  ];
-  for (const pair of target.security) if (EXEC_SECURITY_KEYS.has(pair[0])) out.push(pair);
-  for (const arg of opts.command) out.push(["arg", arg]);
-  for (const [k, v] of Object.entries({ ...target.spec.env, ...(opts.env ?? {}) })) out.push(["env", `${k}=${v}`]);
-  return out;
+export function execConfig(target: ExecTarget, opts: ExecOptions): Pairs {
+  return encodeExecConfig({
+    id: target.id,
+    pid: target.pid,
+    cgroup: { mode: target.cgroupMode, root: target.cgroupRoot, parent: target.cgroupParent },
+    cwd: opts.workingDir ?? target.spec.workingDir ?? "/",
+    tty: opts.tty === true,
+    cols: opts.cols ?? 80,
+    rows: opts.rows ?? 24,
+    process: { ...target.security, args: opts.command, env: envList({ ...target.spec.env, ...(opts.env ?? {}) }) },
+  });
 }
 
 /** NUL-terminated key and value strings, as the helper reads them on fd 3. */
-export function encodeConfig(pairs: [string, string][]): Buffer {
-  return Buffer.from(pairs.map(([k, v]) => `${k}\0${v}\0`).join(""));
+export const encodeConfig = pairsToBlob;
+
+/** Any of the status lines (ExecStatusLine), read field by field. */
+type StatusLine = Partial<{ pid: number; exitCode: number; signal: number; error: string; errno: number }> &
+  Partial<ExecStatusLine>;
+
+/** What exec needs of the runtime (NativeRuntime). */
+export interface ExecHost {
+  shimPath: string;
+  cgroup: CgroupRef;
+  containerDir(id: string): string;
+  shimState(id: string): Promise<ShimStateAnswer | undefined>;
 }
 
-interface StatusLine {
-  pid?: number;
-  exitCode?: number;
-  signal?: number;
-  error?: string;
-  errno?: number;
+/**
+ * Runs a command in a container the runtime tracks as running: its settings
+ * are read back from its spec.json (so an adopted container works too), its
+ * init's pid from its shim, which must say "running" (not created, stopped).
+ */
+export async function execInContainer(host: ExecHost, id: string, opts: ExecOptions): Promise<ExecProcess> {
+  const record = readRecord(host.containerDir(id), "spec.json");
+  if (record === undefined) {
+    throw new RuntimeError(
+      "CONTAINER_NOT_FOUND",
+      `cannot exec in container ${id}: ${host.containerDir(id)}/spec.json is unreadable`,
+    );
+  }
+  const state = await host.shimState(id);
+  if (state === undefined || state.status !== "running") {
+    throw new RuntimeError(
+      "CONTAINER_NOT_RUNNING",
+      `cannot exec in container ${id}: it is not running (${state?.status ?? "its shim is gone"})`,
+    );
+  }
+  const spec = record.spec;
+  const target: ExecTarget = {
+    id,
+    pid: state.pid,
+    cgroupMode: host.cgroup.mode,
+    cgroupRoot: host.cgroup.root,
+    cgroupParent: host.cgroup.parent,
+    spec,
+    security: processSecurity({ ...spec, user: opts.user ?? spec.user }),
+  };
+  return launchExec(host.shimPath, target, opts);
 }
 
 /** Spawns the helper and resolves once the command runs inside the container. */

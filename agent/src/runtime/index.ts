@@ -18,9 +18,20 @@ export {
   NATIVE_ADDON_PATH,
   SHIM_PATH,
   type NativeBinding,
-  type NativeExit,
   type NativeResources,
-  type NativeStartOptions,
-  type NativeStarted,
 } from "./native-binding";
+export {
+  WIRE_KEYS,
+  encodeExecConfig,
+  encodeShimConfig,
+  shimCall,
+  type ExecConfig,
+  type ProcessConfig,
+  type ShimConfig,
+  type ShimRequest,
+  type ShimAnswers,
+  type StateRecord,
+  type ExitRecord,
+  type SpecRecord,
+} from "./shim-protocol";
 export { FakeRuntime, type FakeCall, type FakeContainer, type FakeRuntimeOptions } from "./fake";

@@ -1,47 +1,16 @@
 // The whole native surface of agent/native (grove_native.node), typed in one
-// place. Nothing else imports the .node file.
+// place. Nothing else imports the .node file. (Starting a container without a
+// shim is bench-only: grove_bench.node, test/bench/lib-bench-native.ts.)
 import * as fs from "node:fs";
 import * as path from "node:path";
 
 import { RuntimeError } from "./errors";
-import type { CgroupMode } from "./types";
+import type { CgroupMode, IdMapping } from "./types";
 
 export interface NativeResources {
   cpuMillis: number;
   memoryBytes: number;
   pids: number;
-}
-
-export interface NativeStartOptions {
-  id: string;
-  rootfs: string;
-  argv: string[];
-  /** "KEY=value" strings. */
-  env: string[];
-  cwd: string;
-  hostname: string;
-  logPath: string;
-  cgroupMode: CgroupMode;
-  cgroupRoot: string;
-  cgroupParent: string;
-  /** Join this network namespace instead of creating one. */
-  netnsPath?: string;
-  /** Bind mounts of host files (or directories) onto paths inside the rootfs. */
-  mounts?: { source: string; destination: string; readonly?: boolean }[];
-}
-
-export interface NativeStarted {
-  pid: number;
-  /** O_CLOEXEC pidfd of the init; the caller closes it with closeFd. */
-  pidfd: number;
-}
-
-export interface NativeExit {
-  exitCode: number;
-  signal: number;
-  oomKilled: boolean;
-  /** Set when waitpid itself failed (should not happen). */
-  error?: string;
 }
 
 /** Errors from the addon carry the errno. */
@@ -70,16 +39,64 @@ export interface NativeBinding {
   listCgroups(mode: CgroupMode, root: string, parent: string): Promise<string[]>;
   /** v1 memory.oom_control / v2 memory.events "oom_kill N". */
   oomKills(mode: CgroupMode, root: string, parent: string, id: string): Promise<number>;
-  /** Starts the container init; onExit is called once from its waiter thread. */
-  start(options: NativeStartOptions, onExit: (exit: NativeExit) => void): Promise<NativeStarted>;
-  /** pidfd_send_signal: true when sent, false when the process is gone. */
-  pidfdSignal(pidfd: number, signal: number): boolean;
   /**
-   * Spawns grove-shim with its config (key/value pairs, see agent/native/src/shim.c)
-   * and resolves once the container's init runs (or rejects with the shim's error).
+   * Spawns grove-shim with its configuration (flattened key/value pairs of
+   * encodeShimConfig, shim-protocol.ts) and resolves once the container's init
+   * runs (or rejects with the shim's error).
    */
   startShim(shimPath: string, id: string, config: string[]): Promise<{ pid: number; shimPid: number }>;
-  closeFd(fd: number): void;
+}
+
+/** A bundle's config.json as Grove's one OCI front end reads it (agent/native/src/oci_config.c). */
+export interface OciBundle {
+  /** Absolute, below the bundle when config.json gave it relative. */
+  rootfs: string;
+  readonlyRootfs: boolean;
+  /** config.json's hostname, else the container id (at most 63 characters). */
+  hostname: string;
+  process: OciProcess;
+  /** Bind mounts (those Grove makes itself, /proc, /dev, /sys, ..., left out); sources absolute. */
+  mounts: { source: string; destination: string; readonly: boolean }[];
+  /** A network namespace to join. */
+  netnsPath: string | null;
+  /** The bundle lists no cgroup namespace: the container stays in the runtime's. */
+  hostCgroupNamespace: boolean;
+  userNamespace: { uidMap: IdMapping[]; gidMap: IdMapping[] } | null;
+  /** 0: no limit asked for. */
+  resources: {
+    cpuMillis: number;
+    cpuQuotaUs: number;
+    cpuPeriodUs: number;
+    cpuShares: number;
+    memoryBytes: number;
+    pids: number;
+    /** linux.resources.devices as rules ("c 10:229 rw"), in order. */
+    devices: { allow: boolean; rule: string }[];
+  };
+  /** config.json's annotations object as JSON text ("{}" when none). */
+  annotations: string;
+}
+
+export interface OciProcess {
+  args: string[];
+  /** "KEY=value", HOME added from the rootfs's /etc/passwd when missing. */
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  additionalGids: number[];
+  /** Capability mask (decimal); null: none asked for (Docker's defaults). */
+  caps: string | null;
+  /** "default" when the annotation org.grove.seccomp says so. */
+  seccomp: "default" | "unconfined";
+  /** resource is an RLIMIT_* number. */
+  rlimits: { resource: number; soft: number; hard: number }[];
+}
+
+/** The addon's OCI front end, used by the TypeScript grove-runtime (agent/src/oci). */
+export interface OciFrontEnd {
+  /** Reads <bundle>/config.json for container id; throws the refusal naming the field. */
+  readOciBundle(bundle: string, id: string): OciBundle;
 }
 
 export const NATIVE_ADDON_PATH = path.resolve(__dirname, "../../native/build/Release/grove_native.node");
@@ -102,4 +119,9 @@ export function loadNativeBinding(addonPath: string = NATIVE_ADDON_PATH): Native
   const binding = require(addonPath) as NativeBinding;
   if (addonPath === NATIVE_ADDON_PATH) cached = binding;
   return binding;
+}
+
+/** The addon's OCI front end (the same grove_native.node). */
+export function loadOciFrontEnd(addonPath: string = NATIVE_ADDON_PATH): OciFrontEnd {
+  return loadNativeBinding(addonPath) as unknown as OciFrontEnd;
 }

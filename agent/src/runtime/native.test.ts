@@ -7,9 +7,16 @@ import * as os from "node:os";
 import * as path from "node:path";
 
 import { NativeRuntime } from "./native";
-import type { NativeBinding, NativeExit } from "./native-binding";
+import type { NativeBinding } from "./native-binding";
 import { loadNativeBinding } from "./native-binding";
 import type { ContainerSpec } from "./types";
+
+/** What the stand-in reports through onExit (the shape the bench addon's start() reports). */
+interface NativeExit {
+  exitCode: number;
+  signal: number;
+  oomKilled: boolean;
+}
 
 class RecordingBinding implements NativeBinding {
   calls: string[] = [];

@@ -7,9 +7,11 @@
 // container's state directory <stateDir>/<id>/:
 //   spec.json   what the agent asked for (written before the shim starts; its
 //               resources rewritten by update(), the limits the container has)
-//   state       {"pid", "shimPid", "startedAtMs"} (written by the shim)
-//   exit        {"exitCode", "signal", "oomKilled", "finishedAtMs"} (by the shim)
-//   shim.sock   the shim's unix socket: "state", "signal N", "wait", "stats"
+//   state       written by the shim once the init runs
+//   exit        written by the shim once the init has exited
+//   shim.sock   the shim's unix socket: "state", "signal N", "wait", "stats", "start"
+// (the records, the requests and their answers, and the shim's configuration
+// are typed in shim-protocol.ts).
 // So containers outlive the agent: recover() on the next start adopts every
 // live shim, reports the exits that happened meanwhile and cleans up what it
 // cannot load.
@@ -31,8 +33,21 @@ import type {
   RecoveredContainer,
 } from "./types";
 import { signalNumber, validateId, validateSpec } from "./validate";
-import { launchExec, validateExecOptions } from "./exec";
-import { capabilityMask, capabilitySet, defaultNofile, RLIMITS, resolveUser, rlimitNumber } from "./security";
+import { execInContainer, validateExecOptions } from "./exec";
+import {
+  encodeShimConfig,
+  exitFromRecord,
+  readRecord,
+  shimCall,
+  waitForExit,
+  writeRecord,
+  type ShimConfig,
+  type ShimStateAnswer,
+} from "./shim-protocol";
+import { shimConfig } from "./spec-to-shim";
+import { loadContainer, recoverAll, type RecoveryHost } from "./native-recovery";
+
+export { shimRequest } from "./shim-protocol";
 
 const SIGKILL = 9;
 const SIGTERM = 15;
@@ -73,81 +88,9 @@ interface Entry {
   waiter: net.Socket | undefined;
 }
 
-interface SpecRecord {
-  spec: ContainerSpec;
-  createdAtMs: number;
-}
-
-interface StateRecord {
-  pid: number;
-  shimPid: number;
-  startedAtMs: number;
-}
-
-interface ExitRecord {
-  exitCode: number;
-  signal: number;
-  oomKilled: boolean;
-  finishedAtMs: number;
-}
-
 function wrapNative(err: unknown, code: "START_FAILED" | "CGROUP_FAILED"): RuntimeError {
   const e = err as Partial<NativeError>;
   return new RuntimeError(code, e.message ?? String(err), e.code);
-}
-
-function toExit(r: ExitRecord): ContainerExit {
-  return { exitCode: r.exitCode, signal: r.signal, oomKilled: r.oomKilled, finishedAt: new Date(r.finishedAtMs) };
-}
-
-function readText(file: string): string | undefined {
-  try {
-    return fs.readFileSync(file, "utf8");
-  } catch {
-    return undefined;
-  }
-}
-
-function readJson<T>(file: string): T | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(file, "utf8")) as T;
-  } catch {
-    return undefined;
-  }
-}
-
-/** One request to a shim, one line of JSON back. Rejects when the shim is not there. */
-export function shimRequest<T>(socketPath: string, request: string, timeoutMs = 10_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const sock = net.createConnection(socketPath);
-    let buf = "";
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error(`shim ${socketPath} did not answer ${JSON.stringify(request)} in ${timeoutMs} ms`));
-    }, timeoutMs);
-    sock.setEncoding("utf8");
-    sock.on("connect", () => sock.write(`${request}\n`));
-    sock.on("data", (chunk: string) => {
-      buf += chunk;
-      const nl = buf.indexOf("\n");
-      if (nl < 0) return;
-      clearTimeout(timer);
-      sock.destroy();
-      try {
-        resolve(JSON.parse(buf.slice(0, nl)) as T);
-      } catch (err) {
-        reject(err instanceof Error ? err : new Error(String(err)));
-      }
-    });
-    sock.on("error", (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    sock.on("close", () => {
-      clearTimeout(timer);
-      reject(new Error(`shim ${socketPath} closed the connection`));
-    });
-  });
 }
 
 export class NativeRuntime implements ContainerRuntime {
@@ -166,6 +109,8 @@ export class NativeRuntime implements ContainerRuntime {
   private detached = false;
   /** Frozen containers: stop() thaws them first (a frozen process does not die of SIGKILL on v1). */
   private readonly frozen = new Set<string>();
+  /** What recovery (native-recovery.ts) and exec (exec.ts) may see and do. */
+  private readonly host: RecoveryHost;
 
   constructor(opts: NativeRuntimeOptions = {}) {
     this.native = opts.binding ?? loadNativeBinding();
@@ -177,6 +122,18 @@ export class NativeRuntime implements ContainerRuntime {
     this.logMaxBytes = opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
     this.pauseInStartMs = opts.pauseInStartMs ?? 0;
     this.cgroupMode = opts.cgroupMode ?? this.native.detectCgroupMode(this.cgroupRoot);
+    this.host = {
+      stateDir: this.stateDir,
+      cgroup: { mode: this.cgroupMode, root: this.cgroupRoot, parent: this.cgroupParent },
+      native: this.native,
+      containerDir: (id) => this.containerDir(id),
+      socketPath: (id) => this.socketPath(id),
+      shimState: (id) => this.shimState(id),
+      known: (id) => this.containers.has(id) || this.starting.has(id),
+      track: (id, pid, startedAt, annotations) => this.track(id, pid, startedAt, annotations),
+      addExited: (handle, exit, annotations) =>
+        this.containers.set(handle.id, { handle, exit, annotations, waiter: undefined }),
+    };
     // The core refuses every v1 container without it (cgroup.c v1_setup); an
     // agent says so when it starts rather than at its first container.
     if (this.cgroupMode === "v1" && !fs.existsSync(path.join(this.cgroupRoot, "devices"))) {
@@ -214,7 +171,7 @@ export class NativeRuntime implements ContainerRuntime {
     validateId(id);
     let answer: { started?: boolean; error?: string };
     try {
-      answer = await shimRequest(this.socketPath(id), "start");
+      answer = await shimCall(this.socketPath(id), { op: "start" });
     } catch (err) {
       throw new RuntimeError("CONTAINER_NOT_FOUND", `container ${id} has no live shim: ${(err as Error).message}`);
     }
@@ -224,9 +181,9 @@ export class NativeRuntime implements ContainerRuntime {
   }
 
   /** The shim's view: "created" | "running" | "stopped"; undefined when there is no live shim. */
-  async shimState(id: string): Promise<{ pid: number; status: string; startedAtMs: number } | undefined> {
+  async shimState(id: string): Promise<ShimStateAnswer | undefined> {
     try {
-      return await shimRequest(this.socketPath(id), "state", 5_000);
+      return await shimCall(this.socketPath(id), { op: "state" }, 5_000);
     } catch {
       return undefined;
     }
@@ -244,16 +201,21 @@ export class NativeRuntime implements ContainerRuntime {
         `the shim socket path ${sock} is longer than 107 bytes; use a shorter stateDir`,
       );
     }
-    const security = this.securityConfig(spec);
+    const config = shimConfig(spec, {
+      dir: this.containerDir(spec.id),
+      cgroup: { mode: this.cgroupMode, root: this.cgroupRoot, parent: this.cgroupParent },
+      logMaxBytes: this.logMaxBytes,
+      hold,
+    });
     this.starting.add(spec.id);
     try {
-      return await this.startValidated(spec, hold ? [...security, ["hold", "1"]] : security);
+      return await this.startValidated(spec, config);
     } finally {
       this.starting.delete(spec.id);
     }
   }
 
-  private async startValidated(spec: ContainerSpec, security: [string, string][]): Promise<ContainerHandle> {
+  private async startValidated(spec: ContainerSpec, config: ShimConfig): Promise<ContainerHandle> {
     const { id } = spec;
     const dir = this.containerDir(id);
     try {
@@ -262,87 +224,21 @@ export class NativeRuntime implements ContainerRuntime {
       await this.removeCgroupQuietly(id);
       throw wrapNative(err, "CGROUP_FAILED");
     }
-
-    const config: string[] = [
-      "id",
-      id,
-      "rootfs",
-      spec.rootfs,
-      "cwd",
-      spec.workingDir ?? "/",
-      "hostname",
-      spec.hostname,
-      "log",
-      spec.logPath,
-      "log_max",
-      String(this.logMaxBytes),
-      "dir",
-      dir,
-      "cgroup_mode",
-      this.cgroupMode,
-      "cgroup_root",
-      this.cgroupRoot,
-      "cgroup_parent",
-      this.cgroupParent,
-    ];
-    if (spec.netnsPath !== undefined) config.push("netns", spec.netnsPath);
-    for (const m of spec.mounts ?? []) {
-      config.push("mount_src", m.source, "mount_dst", m.destination, "mount_ro", m.readonly === true ? "1" : "0");
-    }
-    for (const c of security) config.push(...c);
-    for (const arg of spec.command) config.push("arg", arg);
-    for (const [k, v] of Object.entries(spec.env)) config.push("env", `${k}=${v}`);
-
     let started: { pid: number; shimPid: number };
     try {
       await fs.promises.rm(dir, { recursive: true, force: true });
       await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
-      const record: SpecRecord = { spec, createdAtMs: Date.now() };
-      await fs.promises.writeFile(path.join(dir, "spec.json"), JSON.stringify(record) + "\n", { mode: 0o600 });
-      started = await this.native.startShim(this.shimPath, id, config);
+      await writeRecord(dir, "spec.json", { spec, createdAtMs: Date.now() });
+      started = await this.native.startShim(this.shimPath, id, encodeShimConfig(config).flat());
     } catch (err) {
       await this.removeCgroupQuietly(id);
       await fs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined);
       throw wrapNative(err, "START_FAILED");
     }
     if (this.pauseInStartMs > 0) await new Promise((r) => setTimeout(r, this.pauseInStartMs));
-    const state = readJson<StateRecord>(path.join(dir, "state"));
+    const state = readRecord(dir, "state");
     const startedAt = new Date(state?.startedAtMs ?? Date.now());
     return this.track(id, started.pid, startedAt, spec.annotations ?? {});
-  }
-
-  /**
-   * The shim's security keys: caps, seccomp, uid, gid, group, rlimit (validated
-   * here; RLIMIT_NOFILE defaults to defaultNofile()), cgroupns, user namespace.
-   */
-  private securityConfig(spec: ContainerSpec): [string, string][] {
-    const out: [string, string][] = [];
-    const caps = capabilitySet(spec.capabilities?.add ?? [], spec.capabilities?.drop ?? []);
-    out.push(["caps", capabilityMask(caps)]);
-    if (spec.seccomp !== undefined && spec.seccomp !== "default" && spec.seccomp !== "unconfined") {
-      throw new RuntimeError(
-        "INVALID_SPEC",
-        `seccomp must be "default" or "unconfined", got ${JSON.stringify(spec.seccomp)}`,
-      );
-    }
-    out.push(["seccomp", spec.seccomp ?? "default"]);
-    if (spec.readonlyRootfs === true) out.push(["readonly_rootfs", "1"]);
-    const user = resolveUser(spec.usersFrom ?? spec.rootfs, spec.user, spec.additionalGids ?? []);
-    out.push(["uid", String(user.uid)], ["gid", String(user.gid)]);
-    for (const g of user.groups) out.push(["group", String(g)]);
-    const rlimits = spec.rlimits ?? [];
-    rlimits.forEach((r, i) => out.push(["rlimit", `${rlimitNumber(r, i)}:${r.soft}:${r.hard}`]));
-    if (!rlimits.some((r) => r.type === "RLIMIT_NOFILE")) {
-      const d = defaultNofile();
-      out.push(["rlimit", `${RLIMITS.RLIMIT_NOFILE}:${d.soft}:${d.hard}`]);
-    }
-    if (spec.hostCgroupNamespace === true) out.push(["cgroupns", "host"]);
-    if (spec.userNamespace !== undefined) {
-      for (const m of spec.userNamespace.uidMap) out.push(["uid_map", `${m.containerId}:${m.hostId}:${m.size}`]);
-      for (const m of spec.userNamespace.gidMap) out.push(["gid_map", `${m.containerId}:${m.hostId}:${m.size}`]);
-      if (spec.userNamespace.idmapRootfs !== false) out.push(["userns_idmap", "1"]);
-    }
-    return out;
   }
 
   /** Registers a container whose shim runs and starts waiting for its exit. */
@@ -366,9 +262,9 @@ export class NativeRuntime implements ContainerRuntime {
         return;
       }
       // The shim is gone without an answer: the exit record is the truth.
-      const record = readJson<ExitRecord>(path.join(this.containerDir(id), "exit"));
+      const record = readRecord(this.containerDir(id), "exit");
       if (record !== undefined) {
-        entry.exit = toExit(record);
+        entry.exit = exitFromRecord(record);
         resolveExit(entry.exit);
         return;
       }
@@ -377,25 +273,10 @@ export class NativeRuntime implements ContainerRuntime {
       rejectExit(err ?? new Error(`the grove-shim of ${id} died without recording the exit`));
     };
 
-    const sock = net.createConnection(this.socketPath(id));
-    entry.waiter = sock;
-    let buf = "";
-    sock.setEncoding("utf8");
-    sock.on("connect", () => sock.write("wait\n"));
-    sock.on("data", (chunk: string) => {
-      buf += chunk;
-      const nl = buf.indexOf("\n");
-      if (nl < 0) return;
-      try {
-        settle(toExit(JSON.parse(buf.slice(0, nl)) as ExitRecord));
-      } catch {
-        settle(undefined);
-      }
-      sock.destroy();
-    });
-    sock.on("error", () => undefined);
-    sock.on("close", () => {
-      if (!this.detached) settle(undefined);
+    entry.waiter = waitForExit(this.socketPath(id), (record) => {
+      // A connection closed by detach() says nothing about the container.
+      if (record !== undefined) settle(exitFromRecord(record));
+      else if (!this.detached) settle(undefined);
     });
     return entry.handle;
   }
@@ -411,7 +292,7 @@ export class NativeRuntime implements ContainerRuntime {
     const entry = this.entry(id);
     if (entry.exit !== undefined) return;
     try {
-      await shimRequest<{ sent?: boolean; error?: string }>(this.socketPath(id), `signal ${sig}`);
+      await shimCall(this.socketPath(id), { op: "signal", signal: sig });
     } catch {
       // The shim is gone: the container has exited (its waiter settles it).
     }
@@ -496,17 +377,14 @@ export class NativeRuntime implements ContainerRuntime {
 
   /** Rewrites spec.json with the container's current limits (atomically: exec reads it). */
   private async recordResources(id: string, resources: ContainerSpec["resources"]): Promise<void> {
-    const file = path.join(this.containerDir(id), "spec.json");
-    const record = readJson<SpecRecord>(file);
+    const record = readRecord(this.containerDir(id), "spec.json");
     if (record === undefined) return;
     record.spec.resources = {
       cpuMillis: resources.cpuMillis,
       memoryBytes: resources.memoryBytes,
       pids: resources.pids,
     };
-    const tmp = `${file}.tmp`;
-    await fs.promises.writeFile(tmp, JSON.stringify(record) + "\n", { mode: 0o600 });
-    await fs.promises.rename(tmp, file);
+    await writeRecord(this.containerDir(id), "spec.json", record);
   }
 
   /** Freezes (true) or thaws (false) every process of a container (v1 freezer / v2 cgroup.freeze). */
@@ -531,7 +409,7 @@ export class NativeRuntime implements ContainerRuntime {
   async stats(id: string): Promise<ContainerStats> {
     this.entry(id);
     try {
-      return await shimRequest<ContainerStats>(this.socketPath(id), "stats");
+      return await shimCall(this.socketPath(id), { op: "stats" });
     } catch (err) {
       throw new RuntimeError("CONTAINER_NOT_FOUND", `no stats for ${id}: ${(err as Error).message}`);
     }
@@ -542,94 +420,17 @@ export class NativeRuntime implements ContainerRuntime {
    * returns those that exited meanwhile (their handle's `exited` resolves at
    * once with the recorded exit) and removes what cannot be loaded (a
    * directory without a spec or whose shim died without an exit record:
-   * its processes are killed, its cgroup and directory removed).
+   * its processes are killed, its cgroup and directory removed). Then the
+   * containers whose records were lost (native-recovery.ts).
    */
   async recover(): Promise<RecoveredContainer[]> {
-    let names: string[];
-    try {
-      names = await fs.promises.readdir(this.stateDir);
-    } catch {
-      names = []; // gone: the host may still run our containers (recoverLostRecords)
-    }
-    const out: RecoveredContainer[] = [];
-    for (const id of names.sort()) {
-      if (this.containers.has(id) || this.starting.has(id)) continue;
-      const found = await this.loadOne(id, true);
-      if (found !== undefined) out.push(found);
-    }
-    out.push(...(await this.recoverLostRecords()));
-    return out;
-  }
-
-  /**
-   * Containers whose records are gone (the state directory was removed while
-   * they ran): a cgroup under the parent whose processes include one whose
-   * parent is a grove-shim. The shim is asked (SIGUSR1) to write its
-   * directory, state record and socket again; the container is then tracked
-   * like an adopted one, without spec or annotations (recordSpec adds them).
-   * Cgroups without a live shim are left to cleanupStale().
-   */
-  private async recoverLostRecords(): Promise<RecoveredContainer[]> {
-    let ids: string[];
-    try {
-      ids = await this.native.listCgroups(this.cgroupMode, this.cgroupRoot, this.cgroupParent);
-    } catch {
-      return [];
-    }
-    const out: RecoveredContainer[] = [];
-    for (const id of ids.sort()) {
-      if (this.containers.has(id) || this.starting.has(id) || !/^[A-Za-z0-9_.-]{1,64}$/.test(id)) continue;
-      const shimPid = this.shimOf(id);
-      if (shimPid === undefined) continue;
-      await fs.promises.mkdir(this.stateDir, { recursive: true, mode: 0o700 });
-      try {
-        process.kill(shimPid, "SIGUSR1");
-      } catch {
-        continue;
-      }
-      let live: { pid: number; startedAtMs: number } | undefined;
-      for (let i = 0; i < 60 && live === undefined; i++) {
-        await new Promise((r) => setTimeout(r, 50));
-        if (fs.existsSync(this.socketPath(id))) live = await this.shimState(id);
-      }
-      if (live === undefined) continue;
-      const handle = this.track(id, live.pid, new Date(live.startedAtMs), {});
-      out.push({ handle, annotations: {}, recordsLost: true });
-    }
-    return out;
-  }
-
-  /** The grove-shim whose child is in the container's cgroup, if one is alive. */
-  private shimOf(id: string): number | undefined {
-    const dirs =
-      this.cgroupMode === "v2"
-        ? [path.join(this.cgroupRoot, this.cgroupParent, id)]
-        : ["pids", "memory", "cpu,cpuacct", "cpu", "freezer"].map((c) =>
-            path.join(this.cgroupRoot, c, this.cgroupParent, id),
-          );
-    for (const dir of dirs) {
-      let procs: string;
-      try {
-        procs = fs.readFileSync(path.join(dir, "cgroup.procs"), "utf8");
-      } catch {
-        continue;
-      }
-      for (const pid of procs.split("\n").filter((l) => /^\d+$/.test(l))) {
-        const ppid = /^PPid:\s*(\d+)$/m.exec(readText(`/proc/${pid}/status`) ?? "")?.[1];
-        if (ppid !== undefined && readText(`/proc/${ppid}/comm`)?.trim() === "grove-shim") return Number(ppid);
-      }
-    }
-    return undefined;
+    return recoverAll(this.host);
   }
 
   /** Writes spec.json for a container recovered with recordsLost (what start() writes). */
   async recordSpec(spec: ContainerSpec): Promise<void> {
     const entry = this.entry(spec.id);
-    const record: SpecRecord = { spec, createdAtMs: Date.now() };
-    const file = path.join(this.containerDir(spec.id), "spec.json");
-    const tmp = `${file}.tmp`;
-    await fs.promises.writeFile(tmp, JSON.stringify(record) + "\n", { mode: 0o600 });
-    await fs.promises.rename(tmp, file);
+    await writeRecord(this.containerDir(spec.id), "spec.json", { spec, createdAtMs: Date.now() });
     entry.annotations = { ...(spec.annotations ?? {}) };
   }
 
@@ -643,65 +444,7 @@ export class NativeRuntime implements ContainerRuntime {
     validateId(id);
     const known = this.containers.get(id);
     if (known !== undefined) return { handle: known.handle, annotations: known.annotations };
-    return this.loadOne(id, false);
-  }
-
-  private async loadOne(id: string, discardBroken: boolean): Promise<RecoveredContainer | undefined> {
-    {
-      const dir = this.containerDir(id);
-      let isDir = false;
-      try {
-        isDir = (await fs.promises.lstat(dir)).isDirectory();
-      } catch {
-        return undefined;
-      }
-      const record = isDir ? readJson<SpecRecord>(path.join(dir, "spec.json")) : undefined;
-      if (record === undefined || !/^[A-Za-z0-9_.-]{1,64}$/.test(id)) {
-        if (discardBroken) await this.discard(id);
-        return undefined;
-      }
-      const annotations = record.spec.annotations ?? {};
-      const exitRecord = readJson<ExitRecord>(path.join(dir, "exit"));
-      const stateRecord = readJson<StateRecord>(path.join(dir, "state"));
-      let live: { pid: number; startedAtMs: number; running: boolean } | undefined;
-      if (exitRecord === undefined) {
-        try {
-          live = await shimRequest(this.socketPath(id), "state", 5_000);
-        } catch {
-          live = undefined;
-        }
-      }
-      if (live !== undefined) {
-        const handle = this.track(id, live.pid, new Date(live.startedAtMs), annotations);
-        return { handle, annotations, resources: { ...record.spec.resources } };
-      }
-      if (exitRecord !== undefined) {
-        const exit = toExit(exitRecord);
-        const handle: ContainerHandle = {
-          id,
-          pid: stateRecord?.pid ?? 0,
-          startedAt: new Date(stateRecord?.startedAtMs ?? exitRecord.finishedAtMs),
-          exited: Promise.resolve(exit),
-        };
-        this.containers.set(id, { handle, exit, annotations, waiter: undefined });
-        return { handle, annotations };
-      }
-      // Neither a live shim nor an exit: a start cut short, or a shim that was killed.
-      if (discardBroken) await this.discard(id);
-      return undefined;
-    }
-  }
-
-  private async discard(id: string): Promise<void> {
-    if (/^[A-Za-z0-9_.-]{1,64}$/.test(id)) {
-      try {
-        await this.native.killCgroup(this.cgroupMode, this.cgroupRoot, this.cgroupParent, id, SIGKILL);
-        await this.native.removeCgroup(this.cgroupMode, this.cgroupRoot, this.cgroupParent, id);
-      } catch {
-        // cleanupStale() retries cgroups
-      }
-    }
-    await fs.promises.rm(this.containerDir(id), { recursive: true, force: true });
+    return loadContainer(this.host, id, false);
   }
 
   async cleanupStale(): Promise<string[]> {
@@ -765,35 +508,7 @@ export class NativeRuntime implements ContainerRuntime {
     if (this.frozen.has(id)) {
       throw new RuntimeError("CONTAINER_NOT_RUNNING", `cannot exec in container ${id}: it is frozen; thaw it first`);
     }
-    const record = readJson<SpecRecord>(path.join(this.containerDir(id), "spec.json"));
-    if (record === undefined) {
-      throw new RuntimeError(
-        "CONTAINER_NOT_FOUND",
-        `cannot exec in container ${id}: ${this.containerDir(id)}/spec.json is unreadable`,
-      );
-    }
-    const state = await this.shimState(id);
-    if (state === undefined || state.status !== "running") {
-      throw new RuntimeError(
-        "CONTAINER_NOT_RUNNING",
-        `cannot exec in container ${id}: it is not running (${state?.status ?? "its shim is gone"})`,
-      );
-    }
-    const spec = record.spec;
-    const security = this.securityConfig({ ...spec, user: opts.user ?? spec.user });
-    return launchExec(
-      this.shimPath,
-      {
-        id,
-        pid: state.pid,
-        cgroupMode: this.cgroupMode,
-        cgroupRoot: this.cgroupRoot,
-        cgroupParent: this.cgroupParent,
-        spec,
-        security,
-      },
-      opts,
-    );
+    return execInContainer({ ...this.host, shimPath: this.shimPath }, id, opts);
   }
 
   /** Stops waiting on shims (the containers keep running); for an agent that exits. */

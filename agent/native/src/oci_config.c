@@ -1,0 +1,702 @@
+/* config.json -> a container configuration (see oci_config.h). Read in
+ * steps: the top-level keys, process, root and mounts, linux (namespaces,
+ * paths, devices) and linux.resources; each step refuses what Grove does not
+ * honour, naming the field. */
+#include "oci_config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "util.h"
+
+#define N_OF(a) (sizeof (a) / sizeof ((a)[0]))
+/* A refusal: the message names the field; no errno. */
+#define REFUSE(...) return grove_error_set (err, 0, __VA_ARGS__)
+
+static const char *const cap_names[]
+    = { "CHOWN",          "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER",        "FSETID",     "KILL",
+        "SETGID",         "SETUID",       "SETPCAP",         "LINUX_IMMUTABLE", "NET_BIND_SERVICE",
+        "NET_BROADCAST",  "NET_ADMIN",    "NET_RAW",         "IPC_LOCK",      "IPC_OWNER",  "SYS_MODULE",
+        "SYS_RAWIO",      "SYS_CHROOT",   "SYS_PTRACE",      "SYS_PACCT",     "SYS_ADMIN",  "SYS_BOOT",
+        "SYS_NICE",       "SYS_RESOURCE", "SYS_TIME",        "SYS_TTY_CONFIG", "MKNOD",     "LEASE",
+        "AUDIT_WRITE",    "AUDIT_CONTROL", "SETFCAP",        "MAC_OVERRIDE",  "MAC_ADMIN",  "SYSLOG",
+        "WAKE_ALARM",     "BLOCK_SUSPEND", "AUDIT_READ",     "PERFMON",       "BPF",        "CHECKPOINT_RESTORE" };
+static const char *const rlimit_names[]
+    = { "RLIMIT_CPU",     "RLIMIT_FSIZE", "RLIMIT_DATA",  "RLIMIT_STACK",      "RLIMIT_CORE",     "RLIMIT_RSS",
+        "RLIMIT_NPROC",   "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS",     "RLIMIT_LOCKS",    "RLIMIT_SIGPENDING",
+        "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME" };
+static const char *const builtin_mounts[]
+    = { "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup" };
+
+/* What Grove's core always does (container.c): its masked and read-only
+ * paths, the device nodes of its /dev. A bundle may ask for these (runc
+ * spec's defaults are among them), not for others. */
+static const char *const grove_masked[]
+    = { "/proc/asound",        "/proc/acpi",       "/proc/interrupts",  "/proc/kcore",       "/proc/keys",
+        "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+        "/sys/firmware",       "/sys/devices/virtual/powercap" };
+static const char *const grove_readonly[]
+    = { "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger" };
+static const char *const grove_devices[]
+    = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty" };
+
+/* The fields grove-runtime honours, per object; any other key is refused by name. */
+static const char *const top_keys[]
+    = { "ociVersion", "process", "root", "hostname", "mounts", "annotations", "linux" };
+static const char *const proc_keys[]
+    = { "terminal", "user", "args", "env", "cwd", "capabilities", "rlimits", "noNewPrivileges" };
+static const char *const user_keys[] = { "uid", "gid", "additionalGids" };
+static const char *const linux_keys[] = { "namespaces",  "uidMappings",   "gidMappings", "resources", "cgroupsPath",
+                                          "maskedPaths", "readonlyPaths", "devices",     "sysctl",    "seccomp" };
+static const char *const res_keys[] = { "memory", "cpu", "pids", "devices" };
+static const char *const cpu_keys[] = { "quota", "period", "shares" };
+static const char *const limit_keys[] = { "limit" };
+
+/* One reading: the text, its tokens, the bundle's directory and the result. */
+struct reader
+{
+  const char *s;
+  grove_jtok_t *t;
+  const char *bundle;
+  grove_oci_bundle_t *b;
+};
+
+static int
+in_list (const char *const *list, size_t n, const char *v)
+{
+  for (size_t i = 0; v != NULL && i < n; i++)
+    if (strcmp (list[i], v) == 0)
+      return 1;
+  return 0;
+}
+
+/* Grove also masks /sys/devices/system/cpu/cpu<N>/thermal_throttle for every N. */
+static int
+is_thermal_throttle (const char *p)
+{
+  static const char prefix[] = "/sys/devices/system/cpu/cpu";
+  size_t n = sizeof (prefix) - 1, d = 0;
+  if (p == NULL || strncmp (p, prefix, n) != 0)
+    return 0;
+  while (p[n + d] >= '0' && p[n + d] <= '9')
+    d++;
+  return d > 0 && strcmp (p + n + d, "/thermal_throttle") == 0;
+}
+
+/* Refuses every key of object obj (at field) that is not in allowed. */
+static int
+only_keys (const struct reader *r, int obj, const char *field, const char *const *allowed, size_t n,
+           grove_error_t *err)
+{
+  int j;
+  if (obj < 0 || r->t[obj].type != GROVE_J_OBJ)
+    return 0;
+  j = obj + 1;
+  for (int k = 0; k < r->t[obj].size; k++)
+    {
+      cleanup_free char *key = grove_json_str (r->s, r->t, j);
+      if (!in_list (allowed, n, key))
+        REFUSE ("config.json %s%s: is not supported by grove-runtime", field, key != NULL ? key : "?");
+      j = r->t[j + 1].next;
+    }
+  return 0;
+}
+
+/* The value of key in obj (-1 when absent). */
+static int
+get (const struct reader *r, int obj, const char *key)
+{
+  return grove_json_get (r->s, r->t, obj, key);
+}
+
+/* ---- process ---------------------------------------------------------------- */
+
+/* A capability list as a bit mask in *mask; *mask = -1 when the list is absent. */
+static int
+cap_mask (const struct reader *r, int caps, const char *set, long long *mask, grove_error_t *err)
+{
+  int list = get (r, caps, set);
+  uint64_t m = 0;
+  *mask = -1;
+  if (list < 0)
+    return 0;
+  if (r->t[list].type != GROVE_J_ARR)
+    REFUSE ("config.json process.capabilities.%s: must be an array", set);
+  for (int k = 0; k < r->t[list].size; k++)
+    {
+      cleanup_free char *name = grove_json_str (r->s, r->t, grove_json_at (r->t, list, k));
+      const char *n = name != NULL && strncmp (name, "CAP_", 4) == 0 ? name + 4 : name;
+      size_t c = 0;
+      while (n != NULL && c < N_OF (cap_names) && strcmp (cap_names[c], n) != 0)
+        c++;
+      if (n == NULL || c == N_OF (cap_names))
+        REFUSE ("config.json process.capabilities.%s[%d]: unknown capability %s", set, k, name ? name : "?");
+      m |= 1ULL << c;
+    }
+  *mask = (long long) m;
+  return 0;
+}
+
+/* The core gives one set as bounding, permitted and effective, and leaves
+ * inheritable (hence ambient) empty: a config asking for other sets is
+ * refused rather than run with different capabilities. */
+static int
+read_capabilities (const struct reader *r, int proc, grove_error_t *err)
+{
+  long long bnd, eff, prm, inh, amb;
+  int v = get (r, proc, "capabilities");
+  if (v < 0)
+    return 0;
+  if (cap_mask (r, v, "bounding", &bnd, err) < 0 || cap_mask (r, v, "effective", &eff, err) < 0
+      || cap_mask (r, v, "permitted", &prm, err) < 0 || cap_mask (r, v, "inheritable", &inh, err) < 0
+      /* ambient: raised only from inheritable: empty, as with runc */
+      || cap_mask (r, v, "ambient", &amb, err) < 0)
+    return -1;
+  if (bnd < 0)
+    bnd = eff;
+  if (eff >= 0 && eff != bnd)
+    REFUSE ("config.json process.capabilities.effective: must equal bounding (grove-runtime gives one set)");
+  if (prm >= 0 && prm != bnd)
+    REFUSE ("config.json process.capabilities.permitted: must equal bounding (grove-runtime gives one set)");
+  if (inh > 0)
+    REFUSE ("config.json process.capabilities.inheritable: must be empty (grove-runtime gives no inheritable "
+            "capabilities)");
+  r->b->cc.caps_set = bnd >= 0;
+  r->b->cc.caps = bnd >= 0 ? (uint64_t) bnd : 0;
+  return 0;
+}
+
+static int
+read_rlimits (const struct reader *r, int proc, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  int v = get (r, proc, "rlimits"), has_nofile = 0;
+  for (int k = 0; v >= 0 && k < r->t[v].size; k++)
+    {
+      int e = grove_json_at (r->t, v, k);
+      cleanup_free char *type = grove_json_str (r->s, r->t, get (r, e, "type"));
+      long long soft, hard;
+      size_t c = 0;
+      while (type != NULL && c < N_OF (rlimit_names) && strcmp (rlimit_names[c], type) != 0)
+        c++;
+      if (type == NULL || c == N_OF (rlimit_names))
+        REFUSE ("config.json process.rlimits[%d].type: unknown rlimit %s", k, type ? type : "?");
+      if (grove_json_num (r->s, r->t, get (r, e, "soft"), &soft) < 0
+          || grove_json_num (r->s, r->t, get (r, e, "hard"), &hard) < 0 || soft < 0 || soft > hard)
+        REFUSE ("config.json process.rlimits[%d]: soft and hard must be integers, soft <= hard", k);
+      if (b->nrlimits == N_OF (b->rlimits))
+        REFUSE ("config.json process.rlimits: at most %zu", N_OF (b->rlimits));
+      b->rlimits[b->nrlimits++] = (grove_rlimit_t){ (int) c, (uint64_t) soft, (uint64_t) hard };
+      has_nofile |= c == RLIMIT_NOFILE;
+    }
+  if (!has_nofile)
+    {
+      /* As for an agent's container (defaultNofile, security.ts): Docker's
+       * soft 1024, hard 524288, or our own hard limit when lower (a user
+       * namespace cannot raise it). Not inherited from whoever ran us. */
+      struct rlimit own;
+      uint64_t hard = 524288;
+      if (getrlimit (RLIMIT_NOFILE, &own) == 0 && own.rlim_max < hard)
+        hard = own.rlim_max;
+      if (b->nrlimits == N_OF (b->rlimits))
+        REFUSE ("config.json process.rlimits: at most %zu with RLIMIT_NOFILE", N_OF (b->rlimits) - 1);
+      b->rlimits[b->nrlimits++] = (grove_rlimit_t){ RLIMIT_NOFILE, hard < 1024 ? hard : 1024, hard };
+    }
+  return 0;
+}
+
+static int
+read_user (const struct reader *r, int proc, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  long long num;
+  int v = get (r, proc, "user"), g;
+  if (v < 0)
+    return 0;
+  if (grove_json_num (r->s, r->t, get (r, v, "uid"), &num) == 0)
+    b->cc.uid = (uid_t) num;
+  if (grove_json_num (r->s, r->t, get (r, v, "gid"), &num) == 0)
+    b->cc.gid = (gid_t) num;
+  g = get (r, v, "additionalGids");
+  for (int k = 0; g >= 0 && k < r->t[g].size; k++)
+    if (grove_json_num (r->s, r->t, grove_json_at (r->t, g, k), &num) == 0)
+      {
+        if (b->ngroups == N_OF (b->groups))
+          REFUSE ("config.json process.user.additionalGids: at most %zu", N_OF (b->groups));
+        b->groups[b->ngroups++] = (gid_t) num;
+      }
+  return 0;
+}
+
+/* args, env, cwd, user, capabilities, rlimits. */
+static int
+read_process (const struct reader *r, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  int proc = get (r, 0, "process"), v;
+  if (proc < 0)
+    REFUSE ("config.json process: is required");
+  if (only_keys (r, proc, "process.", proc_keys, N_OF (proc_keys), err) < 0
+      || only_keys (r, get (r, proc, "user"), "process.user.", user_keys, N_OF (user_keys), err) < 0)
+    return -1;
+  if (grove_json_true (r->s, r->t, get (r, proc, "terminal")))
+    REFUSE ("config.json process.terminal: a terminal is not supported; set it to false");
+  v = get (r, proc, "args");
+  if (v < 0 || r->t[v].type != GROVE_J_ARR || r->t[v].size == 0 || r->t[v].size > GROVE_OCI_MAX_LIST)
+    REFUSE ("config.json process.args: must be a non-empty array");
+  for (int k = 0; k < r->t[v].size; k++)
+    if ((b->argv[k] = grove_json_str (r->s, r->t, grove_json_at (r->t, v, k))) == NULL)
+      REFUSE ("config.json process.args[%d]: must be a string", k);
+  v = get (r, proc, "env");
+  /* One slot is kept for HOME. */
+  if (v >= 0 && r->t[v].size > GROVE_OCI_MAX_LIST - 1)
+    REFUSE ("config.json process.env: at most %d variables", GROVE_OCI_MAX_LIST - 1);
+  for (int k = 0; v >= 0 && k < r->t[v].size; k++)
+    if ((b->envp[k] = grove_json_str (r->s, r->t, grove_json_at (r->t, v, k))) == NULL
+        || strchr (b->envp[k], '=') == NULL)
+      REFUSE ("config.json process.env[%d]: is not KEY=value", k);
+  b->cwd = grove_json_str (r->s, r->t, get (r, proc, "cwd"));
+  if (read_user (r, proc, err) < 0 || read_capabilities (r, proc, err) < 0 || read_rlimits (r, proc, err) < 0)
+    return -1;
+  return 0;
+}
+
+/* ---- root and mounts ------------------------------------------------------------ */
+
+/* path as it is when absolute, else below the bundle (malloc'd; NULL when out of memory). */
+static char *
+in_bundle (const struct reader *r, const char *path)
+{
+  char *abs;
+  if (path[0] == '/')
+    return strdup (path);
+  return asprintf (&abs, "%s/%s", r->bundle, path) < 0 ? NULL : abs;
+}
+
+static int
+read_root (const struct reader *r, const char *id, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  int root = get (r, 0, "root");
+  cleanup_free char *rp = grove_json_str (r->s, r->t, get (r, root, "path"));
+  if (rp == NULL || rp[0] == '\0')
+    REFUSE ("config.json root.path: is required");
+  if ((b->rootfs = in_bundle (r, rp)) == NULL)
+    return grove_error_set (err, ENOMEM, "config.json root.path");
+  b->cc.readonly_rootfs = grove_json_true (r->s, r->t, get (r, root, "readonly"));
+  b->hostname = grove_json_str (r->s, r->t, get (r, 0, "hostname"));
+  if (b->hostname == NULL || b->hostname[0] == '\0')
+    {
+      free (b->hostname);
+      b->hostname = strndup (id, 63);
+    }
+  return 0;
+}
+
+/* One entry of mounts: a bind mount (kept), one Grove makes itself (skipped), or refused. */
+static int
+read_mount (const struct reader *r, int k, grove_error_t *err)
+{
+  static const char *const ok[] = { "bind", "rbind", "ro", "rw", "private", "rprivate" };
+  grove_oci_bundle_t *b = r->b;
+  int m = grove_json_at (r->t, get (r, 0, "mounts"), k), opts = get (r, m, "options"), ro = 0;
+  cleanup_free char *dst = grove_json_str (r->s, r->t, get (r, m, "destination"));
+  cleanup_free char *type = grove_json_str (r->s, r->t, get (r, m, "type"));
+  cleanup_free char *src = grove_json_str (r->s, r->t, get (r, m, "source"));
+  int bind = type != NULL && strcmp (type, "bind") == 0;
+  char *abs;
+  if (in_list (builtin_mounts, N_OF (builtin_mounts), dst))
+    return 0; /* Grove sets it up itself */
+  for (int o = 0; opts >= 0 && o < r->t[opts].size; o++)
+    {
+      cleanup_free char *opt = grove_json_str (r->s, r->t, grove_json_at (r->t, opts, o));
+      if (opt != NULL && (strcmp (opt, "bind") == 0 || strcmp (opt, "rbind") == 0))
+        bind = 1;
+    }
+  if (dst == NULL || dst[0] != '/')
+    REFUSE ("config.json mounts[%d].destination: must be an absolute path", k);
+  if (!bind)
+    REFUSE ("config.json mounts[%d]: mounting %s (type %s) is not supported: grove-runtime makes bind mounts and "
+            "its own /proc, /dev, /sys",
+            k, dst, type != NULL ? type : "none");
+  for (int o = 0; opts >= 0 && o < r->t[opts].size; o++)
+    {
+      cleanup_free char *opt = grove_json_str (r->s, r->t, grove_json_at (r->t, opts, o));
+      if (!in_list (ok, N_OF (ok), opt))
+        REFUSE ("config.json mounts[%d].options[%d]: %s is not supported on a bind mount (bind, rbind, ro, rw)", k, o,
+                opt != NULL ? opt : "?");
+      if (strcmp (opt, "ro") == 0)
+        ro = 1;
+      else if (strcmp (opt, "rw") == 0)
+        ro = 0;
+    }
+  if (src == NULL || src[0] == '\0')
+    REFUSE ("config.json mounts[%d].source: is required for a bind mount", k);
+  if (b->cc.nmounts == GROVE_MAX_MOUNTS)
+    REFUSE ("config.json mounts: at most %d bind mounts", GROVE_MAX_MOUNTS);
+  if ((abs = in_bundle (r, src)) == NULL)
+    return grove_error_set (err, ENOMEM, "config.json mounts[%d]", k);
+  b->mounts[b->cc.nmounts++] = (grove_mount_t){ abs, dst, ro };
+  dst = NULL; /* the mount owns it */
+  return 0;
+}
+
+/* ---- linux ---------------------------------------------------------------------- */
+
+/* linux.uidMappings / gidMappings: [{containerID, hostID, size}]. */
+static int
+read_id_maps (const struct reader *r, int linux_, const char *field, grove_id_map_t *maps, size_t *n,
+              grove_error_t *err)
+{
+  int list = get (r, linux_, field);
+  *n = 0;
+  for (int k = 0; list >= 0 && k < r->t[list].size; k++)
+    {
+      int m = grove_json_at (r->t, list, k);
+      long long c, h, z;
+      if (*n == GROVE_MAX_ID_MAPS)
+        REFUSE ("config.json linux.%s: at most %d mappings", field, GROVE_MAX_ID_MAPS);
+      if (grove_json_num (r->s, r->t, get (r, m, "containerID"), &c) < 0
+          || grove_json_num (r->s, r->t, get (r, m, "hostID"), &h) < 0
+          || grove_json_num (r->s, r->t, get (r, m, "size"), &z) < 0 || c < 0 || h < 0 || z <= 0 || z > 0xffffffffLL
+          || c > 0xffffffffLL - z || h > 0xffffffffLL - z)
+        REFUSE ("config.json linux.%s[%d]: containerID, hostID and size must be integers, size > 0", field, k);
+      maps[(*n)++] = (grove_id_map_t){ (uint32_t) c, (uint32_t) h, (uint32_t) z };
+    }
+  return 0;
+}
+
+/* sysctl, seccomp, maskedPaths, readonlyPaths, devices: only what Grove does anyway. */
+static int
+read_fixed_lists (const struct reader *r, int linux_, grove_error_t *err)
+{
+  int v = get (r, linux_, "sysctl");
+  if (v >= 0 && r->t[v].size > 0)
+    REFUSE ("config.json linux.sysctl: setting sysctls is not supported by grove-runtime");
+  if (get (r, linux_, "seccomp") >= 0)
+    REFUSE ("config.json linux.seccomp: a bundle's own seccomp profile is not supported; without linux.seccomp "
+            "grove-runtime applies Grove's default filter when the annotation org.grove.seccomp is \"default\", none "
+            "otherwise");
+  for (int pass = 0; pass < 2; pass++)
+    {
+      const char *field = pass == 0 ? "maskedPaths" : "readonlyPaths";
+      v = get (r, linux_, field);
+      for (int k = 0; v >= 0 && k < r->t[v].size; k++)
+        {
+          cleanup_free char *p = grove_json_str (r->s, r->t, grove_json_at (r->t, v, k));
+          if (pass == 0 ? !in_list (grove_masked, N_OF (grove_masked), p) && !is_thermal_throttle (p)
+                        : !in_list (grove_readonly, N_OF (grove_readonly), p))
+            REFUSE ("config.json linux.%s[%d]: %s is not one of the paths Grove %s (it always %s its fixed list)", field,
+                    k, p != NULL ? p : "?", pass == 0 ? "masks" : "makes read-only", pass == 0 ? "masks" : "protects");
+        }
+    }
+  v = get (r, linux_, "devices");
+  for (int k = 0; v >= 0 && k < r->t[v].size; k++)
+    {
+      cleanup_free char *p = grove_json_str (r->s, r->t, get (r, grove_json_at (r->t, v, k), "path"));
+      if (!in_list (grove_devices, N_OF (grove_devices), p))
+        REFUSE ("config.json linux.devices[%d]: creating %s is not supported (Grove's /dev has null, zero, full, "
+                "random, urandom, tty, ptmx, pts, shm, mqueue)",
+                k, p != NULL ? p : "?");
+    }
+  return 0;
+}
+
+/* linux.namespaces: the five Grove always makes, user and cgroup on request,
+ * a path for the network one only; then the user namespace's mappings. */
+static int
+read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
+{
+  static const char *const required[] = { "pid", "network", "ipc", "uts", "mount" };
+  static const char *const supported[] = { "pid", "mount", "uts", "ipc", "network", "user", "cgroup" };
+  grove_oci_bundle_t *b = r->b;
+  int ns = get (r, linux_, "namespaces"), cgroupns = 0;
+  for (size_t q = 0; q < N_OF (required); q++)
+    {
+      int found = 0;
+      for (int k = 0; ns >= 0 && k < r->t[ns].size; k++)
+        {
+          cleanup_free char *type = grove_json_str (r->s, r->t, get (r, grove_json_at (r->t, ns, k), "type"));
+          found |= type != NULL && strcmp (type, required[q]) == 0;
+        }
+      if (!found)
+        REFUSE ("config.json linux.namespaces: has no %s namespace; grove-runtime always gives a container its own "
+                "pid, ipc, uts and mount namespaces and a new or joined network namespace",
+                required[q]);
+    }
+  for (int k = 0; ns >= 0 && k < r->t[ns].size; k++)
+    {
+      int e = grove_json_at (r->t, ns, k);
+      cleanup_free char *type = grove_json_str (r->s, r->t, get (r, e, "type"));
+      cleanup_free char *path = grove_json_str (r->s, r->t, get (r, e, "path"));
+      if (!in_list (supported, N_OF (supported), type))
+        REFUSE ("config.json linux.namespaces[%d].type: %s namespaces are not supported", k, type ? type : "?");
+      b->userns |= strcmp (type, "user") == 0;
+      cgroupns |= strcmp (type, "cgroup") == 0;
+      if (path == NULL || path[0] == '\0')
+        continue;
+      if (strcmp (type, "network") != 0)
+        REFUSE ("config.json linux.namespaces[%d].path: joining a %s namespace is not supported", k, type);
+      free (b->netns);
+      b->netns = path;
+      path = NULL;
+    }
+  /* runtime-spec: a namespace the bundle does not list is the runtime's. */
+  b->cc.host_cgroupns = !cgroupns;
+  if (!b->userns)
+    {
+      if (get (r, linux_, "uidMappings") >= 0 || get (r, linux_, "gidMappings") >= 0)
+        REFUSE ("config.json linux.uidMappings: needs a user namespace in linux.namespaces");
+      return 0;
+    }
+  /* The bundle's owner prepared the rootfs for the mapping (runtime-spec):
+   * it is used as it is, no idmapped mount. */
+  b->cc.uid_maps = b->uid_maps;
+  b->cc.gid_maps = b->gid_maps;
+  if (read_id_maps (r, linux_, "uidMappings", b->uid_maps, &b->cc.nuid_maps, err) < 0
+      || read_id_maps (r, linux_, "gidMappings", b->gid_maps, &b->cc.ngid_maps, err) < 0)
+    return -1;
+  if (b->cc.nuid_maps == 0 || b->cc.ngid_maps == 0)
+    REFUSE ("config.json linux.uidMappings and gidMappings: required with a user namespace");
+  return 0;
+}
+
+/* ---- linux.resources ------------------------------------------------------------ */
+
+static int
+read_cpu (const struct reader *r, int res, grove_error_t *err)
+{
+  grove_resources_t *out = &r->b->res;
+  int cpu = get (r, res, "cpu");
+  long long quota = 0, period = 100000, shares = 0;
+  grove_json_num (r->s, r->t, get (r, cpu, "quota"), &quota);
+  grove_json_num (r->s, r->t, get (r, cpu, "period"), &period);
+  grove_json_num (r->s, r->t, get (r, cpu, "shares"), &shares);
+  if (quota > 0 && period <= 0)
+    REFUSE ("config.json linux.resources.cpu.period: must be > 0");
+  /* Far above any quota the kernel takes; keeps quota * 1000 below LLONG_MAX. */
+  if (quota > 1000000000000LL)
+    REFUSE ("config.json linux.resources.cpu.quota: at most 1000000000000 microseconds");
+  out->cpu_millis = quota > 0 ? (quota * 1000 + period / 2) / period : 0;
+  if (out->cpu_millis == 0 && quota > 0)
+    out->cpu_millis = 1;
+  if (quota > 0)
+    {
+      out->cpu_quota_us = quota;
+      out->cpu_period_us = period;
+    }
+  r->b->cpu_shares = shares > 0 ? shares : 0;
+  return 0;
+}
+
+/* linux.resources.devices: [{allow, type?, major?, minor?, access?}], before
+ * the container allow list (v1 devices cgroup, v2 device program). */
+static int
+read_device_rules (const struct reader *r, int res, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  int v = get (r, res, "devices");
+  for (int k = 0; v >= 0 && k < r->t[v].size; k++)
+    {
+      int d = grove_json_at (r->t, v, k);
+      cleanup_free char *type = grove_json_str (r->s, r->t, get (r, d, "type"));
+      cleanup_free char *access = grove_json_str (r->s, r->t, get (r, d, "access"));
+      long long major = -1, minor = -1;
+      char maj[24] = "*", min[24] = "*";
+      grove_error_t bad;
+      if ((size_t) k >= N_OF (b->dev_rules))
+        REFUSE ("config.json linux.resources.devices: at most %zu rules", N_OF (b->dev_rules));
+      if (get (r, d, "major") >= 0 && (grove_json_num (r->s, r->t, get (r, d, "major"), &major) < 0 || major < 0))
+        REFUSE ("config.json linux.resources.devices[%d].major: must be a non-negative integer", k);
+      if (get (r, d, "minor") >= 0 && (grove_json_num (r->s, r->t, get (r, d, "minor"), &minor) < 0 || minor < 0))
+        REFUSE ("config.json linux.resources.devices[%d].minor: must be a non-negative integer", k);
+      if (major >= 0)
+        snprintf (maj, sizeof (maj), "%lld", major);
+      if (minor >= 0)
+        snprintf (min, sizeof (min), "%lld", minor);
+      snprintf (b->dev_text[k], sizeof (b->dev_text[k]), "%s %s:%s %s", type != NULL && type[0] != '\0' ? type : "a",
+                maj, min, access != NULL && access[0] != '\0' ? access : "rwm");
+      if (grove_device_rule_check (b->dev_text[k], &bad) < 0)
+        REFUSE ("config.json linux.resources.devices[%d]: %s", k, bad.msg);
+      b->dev_rules[k].allow = grove_json_true (r->s, r->t, get (r, d, "allow"));
+      b->dev_rules[k].rule = b->dev_text[k];
+      b->res.ndevices = (size_t) k + 1;
+    }
+  b->res.devices = b->dev_rules;
+  return 0;
+}
+
+static int
+read_resources (const struct reader *r, int linux_, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  int res = get (r, linux_, "resources");
+  long long num;
+  if (only_keys (r, res, "linux.resources.", res_keys, N_OF (res_keys), err) < 0
+      || only_keys (r, get (r, res, "memory"), "linux.resources.memory.", limit_keys, N_OF (limit_keys), err) < 0
+      || only_keys (r, get (r, res, "pids"), "linux.resources.pids.", limit_keys, N_OF (limit_keys), err) < 0
+      || only_keys (r, get (r, res, "cpu"), "linux.resources.cpu.", cpu_keys, N_OF (cpu_keys), err) < 0)
+    return -1;
+  b->res.memory_bytes = grove_json_num (r->s, r->t, get (r, get (r, res, "memory"), "limit"), &num) == 0 ? num : 0;
+  b->res.pids = grove_json_num (r->s, r->t, get (r, get (r, res, "pids"), "limit"), &num) == 0 ? num : 0;
+  if (read_cpu (r, res, err) < 0 || read_device_rules (r, res, err) < 0)
+    return -1;
+  return 0;
+}
+
+/* A whole file with its length (it may hold NUL bytes: the JSON reader sees
+ * them); NULL with errno set. */
+static char *
+read_text (const char *file, size_t *len)
+{
+  FILE *f = fopen (file, "re");
+  char *buf;
+  long n;
+  if (f == NULL)
+    return NULL;
+  if (fseek (f, 0, SEEK_END) < 0 || (n = ftell (f)) < 0 || fseek (f, 0, SEEK_SET) < 0)
+    {
+      fclose (f);
+      return NULL;
+    }
+  buf = malloc ((size_t) n + 1);
+  if (buf == NULL || fread (buf, 1, (size_t) n, f) != (size_t) n)
+    {
+      int saved = buf == NULL ? ENOMEM : EIO;
+      fclose (f);
+      free (buf);
+      errno = saved;
+      return NULL;
+    }
+  fclose (f);
+  buf[n] = '\0';
+  *len = (size_t) n;
+  return buf;
+}
+
+/* ---- the whole config ----------------------------------------------------------- */
+
+/* HOME from the rootfs's /etc/passwd for uid, "/" when it has none (as runc); NULL when out of memory. */
+static char *
+home_of (const char *rootfs, uid_t uid)
+{
+  char file[PATH_MAX], line[1024];
+  FILE *f;
+  snprintf (file, sizeof (file), "%s/etc/passwd", rootfs);
+  f = fopen (file, "re");
+  while (f != NULL && fgets (line, sizeof (line), f) != NULL)
+    {
+      char *field[7] = { NULL };
+      char *p = line;
+      int n = 0;
+      while (n < 7 && p != NULL)
+        {
+          field[n++] = p;
+          p = strchr (p, ':');
+          if (p != NULL)
+            *p++ = '\0';
+        }
+      if (n >= 6 && field[2][0] != '\0' && strtoul (field[2], NULL, 10) == uid)
+        {
+          char *home;
+          fclose (f);
+          return asprintf (&home, "HOME=%s", field[5]) < 0 ? NULL : home;
+        }
+    }
+  if (f != NULL)
+    fclose (f);
+  return strdup ("HOME=/");
+}
+
+/* The annotations (org.grove.seccomp picks Grove's filter), HOME, and the
+ * container configuration's pointers into b. */
+static int
+finish (const struct reader *r, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  int ann = get (r, 0, "annotations"), has_home = 0;
+  size_t nenv = 0;
+  cleanup_free char *sc = grove_json_str (r->s, r->t, get (r, ann, "org.grove.seccomp"));
+  b->cc.seccomp_unconfined = sc == NULL || strcmp (sc, "default") != 0;
+  if (ann >= 0 && r->t[ann].type == GROVE_J_OBJ)
+    b->annotations = strndup (r->s + r->t[ann].start, (size_t) (r->t[ann].end - r->t[ann].start));
+  else
+    b->annotations = strdup ("{}");
+  for (; b->envp[nenv] != NULL; nenv++)
+    has_home |= strncmp (b->envp[nenv], "HOME=", 5) == 0;
+  if (!has_home && (b->envp[nenv] = home_of (b->rootfs, b->cc.uid)) == NULL)
+    return grove_error_set (err, ENOMEM, "HOME");
+  if (b->annotations == NULL)
+    return grove_error_set (err, ENOMEM, "config.json annotations");
+  b->cc.rootfs = b->rootfs;
+  b->cc.argv = b->argv;
+  b->cc.envp = b->envp;
+  b->cc.cwd = b->cwd != NULL ? b->cwd : "/";
+  b->cc.hostname = b->hostname;
+  b->cc.netns_path = b->netns;
+  b->cc.mounts = b->mounts;
+  b->cc.groups = b->groups;
+  b->cc.ngroups = b->ngroups;
+  b->cc.rlimits = b->rlimits;
+  b->cc.nrlimits = b->nrlimits;
+  b->cc.stdio_fd = -1;
+  return 0;
+}
+
+int
+grove_oci_bundle_load (grove_oci_bundle_t *b, const char *bundle, const char *id, grove_error_t *err)
+{
+  char file[PATH_MAX];
+  struct reader r = { NULL, b->toks, bundle, b };
+  int linux_, mounts;
+  size_t len = 0;
+  memset (b, 0, sizeof (*b));
+  snprintf (file, sizeof (file), "%s/config.json", bundle);
+  b->text = read_text (file, &len);
+  if (b->text == NULL)
+    return grove_error_set (err, errno, "%s", file);
+  r.s = b->text;
+  if (grove_json_parse (r.s, len, b->toks, GROVE_OCI_MAX_TOKENS) < 0 || b->toks[0].type != GROVE_J_OBJ)
+    REFUSE ("%s: invalid JSON", file);
+  /* Every field grove-runtime does not honour is refused, naming it (hooks,
+   * process.apparmorProfile, oomScoreAdj, linux.rootfsPropagation, ...). */
+  if (only_keys (&r, 0, "", top_keys, N_OF (top_keys), err) < 0 || read_process (&r, err) < 0
+      || read_root (&r, id, err) < 0)
+    return -1;
+  mounts = get (&r, 0, "mounts");
+  for (int k = 0; mounts >= 0 && k < b->toks[mounts].size; k++)
+    if (read_mount (&r, k, err) < 0)
+      return -1;
+  linux_ = get (&r, 0, "linux");
+  if (only_keys (&r, linux_, "linux.", linux_keys, N_OF (linux_keys), err) < 0
+      || read_fixed_lists (&r, linux_, err) < 0 || read_namespaces (&r, linux_, err) < 0
+      || read_resources (&r, linux_, err) < 0)
+    return -1;
+  return finish (&r, err);
+}
+
+void
+grove_oci_bundle_free (grove_oci_bundle_t *b)
+{
+  free (b->text);
+  free (b->rootfs);
+  free (b->cwd);
+  free (b->hostname);
+  free (b->netns);
+  free (b->annotations);
+  for (size_t i = 0; i < N_OF (b->argv); i++)
+    free (b->argv[i]);
+  for (size_t i = 0; i < N_OF (b->envp); i++)
+    free (b->envp[i]);
+  for (size_t i = 0; i < b->cc.nmounts; i++)
+    {
+      free ((char *) b->mounts[i].source);
+      free ((char *) b->mounts[i].destination);
+    }
+  memset (b, 0, sizeof (*b));
+}

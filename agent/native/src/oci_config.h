@@ -1,0 +1,57 @@
+/* An OCI bundle's config.json (runtime-spec 1.0) read into a container
+ * configuration: Grove's one OCI front end. grove-runtime (oci.c) runs what
+ * it returns; the addon hands it to the TypeScript command line
+ * (readOciBundle, agent/src/oci/config.ts), which runs it through
+ * NativeRuntime. What Grove cannot honour is refused naming the field
+ * ("config.json linux.sysctl: ..."), never ignored silently; what Grove
+ * always does (its masked and read-only paths, its /proc, /dev, /sys) is
+ * accepted when the config asks for the same. */
+#ifndef GROVE_OCI_CONFIG_H
+#define GROVE_OCI_CONFIG_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+#include "container.h"
+#include "error.h"
+#include "json.h"
+
+#define GROVE_OCI_MAX_TOKENS 8192
+#define GROVE_OCI_MAX_LIST 1024
+#define GROVE_OCI_MAX_GROUPS 64
+#define GROVE_OCI_MAX_RLIMITS 16
+#define GROVE_OCI_MAX_DEVICE_RULES 64
+
+/* Everything a container needs, read from the bundle. Large (its tokens):
+ * keep one static or on the heap. Strings are malloc'd; grove_oci_bundle_free. */
+typedef struct grove_oci_bundle_s
+{
+  char *text;
+  grove_jtok_t toks[GROVE_OCI_MAX_TOKENS];
+  char *rootfs, *cwd, *hostname, *netns;
+  char *argv[GROVE_OCI_MAX_LIST + 1];
+  char *envp[GROVE_OCI_MAX_LIST + 1]; /* HOME added from the rootfs's /etc/passwd when missing */
+  gid_t groups[GROVE_OCI_MAX_GROUPS];
+  size_t ngroups;
+  grove_rlimit_t rlimits[GROVE_OCI_MAX_RLIMITS];
+  size_t nrlimits;
+  grove_resources_t res; /* 0: no limit asked for */
+  long long cpu_shares;  /* linux.resources.cpu.shares, 0 when absent */
+  grove_id_map_t uid_maps[GROVE_MAX_ID_MAPS], gid_maps[GROVE_MAX_ID_MAPS];
+  int userns;
+  grove_device_rule_t dev_rules[GROVE_OCI_MAX_DEVICE_RULES];
+  char dev_text[GROVE_OCI_MAX_DEVICE_RULES][64];
+  grove_mount_t mounts[GROVE_MAX_MOUNTS];
+  char *annotations; /* the config's annotations object as JSON text ("{}" when none) */
+  grove_container_config_t cc; /* points into the above; cgroup, log and stdio are the caller's */
+} grove_oci_bundle_t;
+
+/* Reads <bundle>/config.json for container id into b (zeroed first). -1 with
+ * err ("config.json FIELD: ...", or the file and errno) when it is refused. */
+int grove_oci_bundle_load (grove_oci_bundle_t *b, const char *bundle, const char *id, grove_error_t *err);
+
+/* Frees what grove_oci_bundle_load allocated (also after a failure). */
+void grove_oci_bundle_free (grove_oci_bundle_t *b);
+
+#endif
