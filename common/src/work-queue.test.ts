@@ -41,20 +41,31 @@ test("a key added while it is being synced runs again afterwards, never twice at
   let running = 0;
   let maxRunning = 0;
   let runs = 0;
+  // The first sync is held open until both adds were made, so they land while
+  // it runs whatever the machine's load (a 5 ms sleep let it finish first).
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let started!: () => void;
+  const firstStarted = new Promise<void>((r) => (started = r));
   const q = new WorkQueue(
     async () => {
       runs++;
       running++;
       maxRunning = Math.max(maxRunning, running);
-      await sleep(5);
+      if (runs === 1) {
+        started();
+        await gate;
+      }
+      await tick();
       running--;
     },
     { concurrency: 4 },
   );
   q.add("k");
-  await tick();
+  await firstStarted;
   q.add("k");
   q.add("k");
+  release();
   await q.idle();
   expect(runs).toBe(2);
   expect(maxRunning).toBe(1);
@@ -169,7 +180,8 @@ test("addAfter() adds later, a newer delay replaces the older, add() leaves it, 
   q.add("k");
   await q.idle();
   expect(seen).toHaveLength(1);
-  await sleep(150);
+  // The delayed add fires after about 60 ms; a loaded machine may take longer.
+  for (const deadline = performance.now() + 5_000; seen.length < 2 && performance.now() < deadline;) await sleep(10);
   expect(seen).toHaveLength(2);
   expect(seen[1]).toBeGreaterThanOrEqual(55);
   await sleep(1_000);
