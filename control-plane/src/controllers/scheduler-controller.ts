@@ -167,7 +167,7 @@ export class SchedulerController {
         spec: { ...inst.spec, nodeName: node, ...(boundPorts.length ? { ports: boundPorts } : {}) },
         status: {
           state: "Pending",
-          reason: InstanceReason.Scheduled,
+          reason: "Scheduled",
           message: `assigned to node ${node}`,
           nodeName: node,
           scheduledAt: now,

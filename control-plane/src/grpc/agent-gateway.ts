@@ -2,6 +2,12 @@
 // registers its node, then heartbeats and reports instance status; we send it
 // its node's whole desired instance set whenever that set changes
 // (level-triggered), and again on every reconnect.
+//
+// This file keeps what belongs to the connection: authentication, the
+// sessions and the silence measured on them, the desired-set pushes and the
+// logs / exec / stats sub-streams. What the messages change in the store is
+// the node registration service's (nodes/registration.ts); the translation
+// between proto messages and API objects is agent-messages.ts's.
 import { timingSafeEqual } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
