@@ -13,3 +13,6 @@ export * from "./exec-and-stats";
 export type { ExecRequest, ExecSession } from "./exec-client";
 export type { CapacityReport, NodeCapacity, PlannedInstance, PlanResult, PlanUtilization } from "./scheduling";
 export * from "./duration";
+export * from "./reasons";
+export * from "./instance-rules";
+export * from "./node-rules";

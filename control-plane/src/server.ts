@@ -15,7 +15,8 @@ import { AppController } from "./controllers/app-controller";
 import { DEFAULT_HOST_PORT_RANGE, SchedulerController } from "./controllers/scheduler-controller";
 import { NodeLifecycleController } from "./controllers/node-lifecycle";
 import { LeaderElection } from "./leader/election";
-import { AgentGateway, type ClusterNetworkOptions, type PresenceOptions } from "./grpc/agent-gateway";
+import { AgentGateway, type PresenceOptions } from "./grpc/agent-gateway";
+import { NodeRegistration, type ClusterNetworkOptions } from "./nodes/registration";
 import { ensureClusterId } from "./cluster/cluster-id";
 import type { PortRange } from "./network/subnets";
 import { ControlPlaneHostPorts, type HostPortPolicyOptions } from "./network/host-port-policy";
@@ -181,15 +182,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         },
       };
     };
-    const gateway = new AgentGateway(
-      store,
-      repo,
-      instances,
-      agentToken,
-      logger.child({ component: "agents" }),
-      opts.network,
-      opts.presence,
-    );
+    // Agents' connections: the gRPC adapter over the node registration service.
+    const agentsLogger = logger.child({ component: "agents" });
+    const registration = new NodeRegistration(store, repo, instances, agentsLogger, opts.network);
+    const gateway = new AgentGateway(registration, instances, agentToken, agentsLogger, opts.presence);
     gateway.setCluster(cluster);
     cleanups.push(async () => {
       controllers?.stop();

@@ -1,11 +1,9 @@
 // grove-sim --from-cluster: snapshot a live cluster's nodes and instances
 // through the API and turn them into a cluster description and a workload, so
 // the same instances can be repacked under every profile.
-import type { GroveClient, Instance, Node, Resources } from "@grove/api";
+import { isFinished, type GroveClient, type Instance, type Node, type Resources } from "@grove/api";
 import type { ClusterSpec, NodePool } from "./cluster";
 import type { WorkItem, Workload } from "./workload";
-
-const TERMINAL = new Set(["Exited", "Failed", "OOMKilled"]);
 
 export interface ClusterSnapshot {
   cluster: ClusterSpec;
@@ -26,7 +24,7 @@ export function snapshotFrom(nodes: readonly Node[], instances: readonly Instanc
     else pools.set(key, { name: `shape${pools.size}`, count: 1, node: { ...a } });
   }
   const live = instances
-    .filter((i) => !TERMINAL.has(i.status?.state ?? "Pending"))
+    .filter((i) => !isFinished(i))
     .sort((a, b) => (a.metadata.creationTimestamp ?? "").localeCompare(b.metadata.creationTimestamp ?? ""));
   const items: WorkItem[] = live.map((i) => ({
     time: 0,

@@ -3,20 +3,21 @@
 // else, or a growth that does not fit on the node, or the Replace policy →
 // a new instance. Runs the real controller over the in-memory store.
 import { pino } from "pino";
-import type { App, Instance, Node } from "@grove/api";
+import {
+  CONFIG_HASH_LABEL,
+  TEMPLATE_HASH_LABEL,
+  newInstance,
+  templateChange,
+  type App,
+  type Instance,
+  type Node,
+} from "@grove/api";
 import { MemoryStore } from "../store/memory-store";
 import { Keys, type TxnOp } from "../store/store";
 import { Repository } from "../resources/repository";
 import { Informer } from "./informer";
-import {
-  AppController,
-  CONFIG_HASH_LABEL,
-  TEMPLATE_HASH_LABEL,
-  newInstance,
-  resizeFits,
-  resizeStatus,
-  templateChange,
-} from "./app-controller";
+import { resizeFits, resizeStatus } from "../scheduling/resize";
+import { AppController } from "./app-controller";
 
 const MiB = 2 ** 20;
 const logger = pino({ level: "silent" });

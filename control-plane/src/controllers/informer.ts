@@ -17,6 +17,14 @@ export type InformerEvent<T> =
 
 export type InformerHandler<T> = (event: InformerEvent<T>) => void;
 
+/** How long waitFor waits at most by default: a watch this far behind is a problem of its own. */
+export const WAIT_FOR_TIMEOUT_MS = 5000;
+
+interface Waiter {
+  want: bigint;
+  done: () => void;
+}
+
 /** "ns/name" for namespaced objects, "name" otherwise. */
 export function objectKey(obj: Meta): string {
   return obj.metadata.namespace ? `${obj.metadata.namespace}/${obj.metadata.name}` : obj.metadata.name;
@@ -34,6 +42,8 @@ export class Informer<T extends Meta> {
   private synced = false;
   /** The store revision the cache reflects: the list's, then each event's (it only grows). */
   private cacheRevision = 0n;
+  /** waitFor callers, by object key. */
+  private readonly waiters = new Map<string, Waiter[]>();
 
   constructor(
     private readonly store: Store,
@@ -63,6 +73,51 @@ export class Informer<T extends Meta> {
     if (r > this.cacheRevision) this.cacheRevision = r;
   }
 
+  /**
+   * Resolves once this cache shows the object at `key` ("ns/name") at
+   * `revision` or later, or shows it deleted since: read-your-writes for a
+   * controller that just wrote it and plans its next step on the cache.
+   * Woken by the watch event itself, never by polling. Resolves anyway
+   * after `timeoutMs` (the caller then plans on an older cache and its
+   * guarded write fails and retries) or when the informer stops.
+   */
+  waitFor(key: string, revision: string, timeoutMs = WAIT_FOR_TIMEOUT_MS): Promise<void> {
+    const want = BigInt(revision);
+    if (this.reached(key, want)) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const waiter: Waiter = {
+        want,
+        done: () => {
+          clearTimeout(timer);
+          const list = this.waiters.get(key) ?? [];
+          const i = list.indexOf(waiter);
+          if (i >= 0) list.splice(i, 1);
+          if (list.length === 0) this.waiters.delete(key);
+          resolve();
+        },
+      };
+      const timer = setTimeout(waiter.done, timeoutMs);
+      const list = this.waiters.get(key);
+      if (list) list.push(waiter);
+      else this.waiters.set(key, [waiter]);
+    });
+  }
+
+  private reached(key: string, want: bigint): boolean {
+    const rv = this.cache.get(key)?.metadata.resourceVersion;
+    if (rv !== undefined) return BigInt(rv) >= want;
+    // Gone: deleted at or after the wanted revision once the cache is that far.
+    return this.cacheRevision >= want;
+  }
+
+  /** Wakes the waiters of `key` (or of every key) whose revision the cache now shows. */
+  private wake(key?: string): void {
+    const keys = key === undefined ? [...this.waiters.keys()] : [key];
+    for (const k of keys) {
+      for (const w of [...(this.waiters.get(k) ?? [])]) if (this.reached(k, w.want)) w.done();
+    }
+  }
+
   get(key: string): T | undefined {
     return this.cache.get(key);
   }
@@ -88,6 +143,7 @@ export class Informer<T extends Meta> {
             this.cache.delete(k);
             this.byStoreKey.delete(ev.key);
             this.emit({ type: "deleted", object: old });
+            this.wake(k);
           }
         }
       },
@@ -95,6 +151,7 @@ export class Informer<T extends Meta> {
         this.logger?.info({ prefix: this.prefix }, "informer relisted after compaction");
         this.advance(revision);
         this.replace(items);
+        this.wake();
       },
       onError: (err) => this.logger?.error({ err, prefix: this.prefix }, "informer watch stopped"),
     });
@@ -103,6 +160,8 @@ export class Informer<T extends Meta> {
   async stop(): Promise<void> {
     await this.watch?.close();
     this.watch = undefined;
+    // Nothing will arrive any more: let the waiters go on (their writes are guarded).
+    for (const list of [...this.waiters.values()]) for (const w of [...list]) w.done();
   }
 
   private replace(items: KeyValue<T>[]): void {
@@ -127,6 +186,7 @@ export class Informer<T extends Meta> {
     this.cache.set(k, obj);
     this.byStoreKey.set(storeKey, k);
     this.emit(old ? { type: "updated", object: obj, old } : { type: "added", object: obj });
+    this.wake(k);
   }
 
   private emit(ev: InformerEvent<T>): void {

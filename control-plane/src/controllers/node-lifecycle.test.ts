@@ -5,13 +5,21 @@
 // on return the original is superseded when its replacement runs, or resumes
 // and the replacement is cancelled; exits while away are kept).
 import { pino } from "pino";
-import type { App, Instance, Node } from "@grove/api";
+import {
+  REPLACES_LABEL,
+  nextCrashLoops,
+  readyStatus,
+  restartBackoffMs,
+  type App,
+  type Instance,
+  type Node,
+} from "@grove/api";
 import { MemoryStore } from "../store/memory-store";
 import { Keys } from "../store/store";
 import { Repository } from "../resources/repository";
 import { Informer } from "./informer";
-import { AppController, REPLACES_LABEL, nextCrashLoops, restartBackoffMs } from "./app-controller";
-import { NodeLifecycleController, markNodeUnknown, readyStatus } from "./node-lifecycle";
+import { AppController } from "./app-controller";
+import { NodeLifecycleController, markNodeUnknown } from "./node-lifecycle";
 
 const logger = pino({ level: "silent" });
 

@@ -20,7 +20,16 @@
 //    after the node came back; the agent's reports on re-registering then
 //    bring the instances' real states back.
 import type { Logger } from "pino";
-import { TERMINAL_STATES, type Instance, type Node, type NodeCondition } from "@grove/api";
+import {
+  InstanceReason,
+  NodeReadyReason,
+  isFinished,
+  nodeIsReady,
+  readyStatus,
+  type Instance,
+  type Node,
+  type NodeCondition,
+} from "@grove/api";
 import { Keys, type Store } from "../store/store";
 import { Informer, objectKey } from "./informer";
 import { WorkQueue } from "./work-queue";
@@ -47,14 +56,6 @@ export type ReadyStatus = NodeCondition["status"];
 /** Monotonic milliseconds (performance.now()); injectable for tests. */
 export type MonotonicClock = () => number;
 export const monotonicNow: MonotonicClock = () => performance.now();
-
-export function readyStatus(node: Node): ReadyStatus {
-  return node.status?.conditions?.find((c) => c.type === "Ready")?.status ?? "Unknown";
-}
-
-export function nodeIsReady(node: Node): boolean {
-  return readyStatus(node) === "True";
-}
 
 export function readyCondition(status: ReadyStatus, reason: string, message: string, now: Date): NodeCondition {
   return { type: "Ready", status, reason, message, lastTransitionTime: now.toISOString() };
@@ -115,7 +116,7 @@ export async function markNodeUnknown(
 /** An unfinished instance bound to a node that is not Ready, not yet marked Unknown. */
 export function needsSuspect(inst: Instance): boolean {
   const st = inst.status;
-  if (st && (TERMINAL_STATES.includes(st.state) || st.state === "Unknown")) return false;
+  if (st && (isFinished(inst) || st.state === "Unknown")) return false;
   return inst.spec.nodeName !== undefined;
 }
 
@@ -205,7 +206,9 @@ export class NodeLifecycleController {
           rev === "0"
             ? `no grove-server replica holds the agent's stream (for ${secs}s)`
             : `the grove-server replica holding the agent's stream stopped refreshing its presence ${secs}s ago`;
-        if (await markNodeUnknown(this.store, { node: name, modRevision: rev }, "NodePresenceLost", message)) {
+        if (
+          await markNodeUnknown(this.store, { node: name, modRevision: rev }, NodeReadyReason.NodePresenceLost, message)
+        ) {
           this.logger.warn({ node: name, reason: message }, "node not ready");
         }
       }
@@ -237,7 +240,7 @@ export class NodeLifecycleController {
           ...inst.status,
           state: "Unknown",
           nodeName: name,
-          reason: "NodeNotReady",
+          reason: InstanceReason.NodeNotReady,
           message: node
             ? `node ${name} is not Ready (${cond?.status ?? "Unknown"}` +
               `${cond?.reason ? `: ${cond.reason}` : ""}); the instance was ${was}`

@@ -1,11 +1,12 @@
 // The scheduler loop: places unbound instances on nodes with the pure
-// placement library and commits each pass's bindings in etcd transactions
-// (chunked below etcd's --max-txn-ops, see placement-commit.ts) guarded by
+// placement library, planning on the scheduling snapshot
+// (scheduler/snapshot.ts), and commits each pass's bindings in etcd
+// transactions (chunked below etcd's --max-txn-ops, see scheduling/commit.ts) guarded by
 // the revisions of the nodes (and instances) they used, so two
 // passes can never book the same capacity twice. Instances that fit nowhere
 // stay Pending with the reason ("memory: insufficient on 1 of 1 nodes").
 import type { Logger } from "pino";
-import type { Instance, Node, Resources } from "@grove/api";
+import { InstanceReason, isFinished, type Instance, type Node, type Resources } from "@grove/api";
 import { Keys, type Store, type TxnCompare, type TxnOp } from "../store/store";
 import {
   addResources as add,
@@ -16,18 +17,9 @@ import {
   type PlacementRequest,
 } from "../scheduler";
 import { Informer, objectKey } from "./informer";
-import { isTerminal } from "./app-controller";
 import { WorkQueue } from "./work-queue";
-import {
-  allocations,
-  caughtUp,
-  commitChunked,
-  nodeViews,
-  PlacementRaceError,
-  preemptionOps,
-  requestExtras,
-  usedHostPorts,
-} from "./placement-commit";
+import { allocations, nodeViews, requestExtras, usedHostPorts } from "../scheduler/snapshot";
+import { commitChunked, PlacementRaceError, preemptionOps } from "../scheduling/commit";
 import { freePort, type PortRange } from "../network/subnets";
 
 /** Host ports handed out when an App's port names none (configurable on grove-server). */
@@ -49,8 +41,6 @@ function stored<T extends { metadata: { resourceVersion?: string } }>(obj: T): T
   const { resourceVersion: _rv, ...metadata } = obj.metadata;
   return { ...obj, metadata } as T;
 }
-
-export { allocations, usedHostPorts } from "./placement-commit";
 
 /** Lost placement races retried at once (after RACE_RETRY_MS) before the queue's backoff applies. */
 const MAX_QUICK_RACE_RETRIES = 5;
@@ -75,7 +65,7 @@ export class SchedulerController {
     nodes.on(() => this.queue.add(PASS_KEY));
     instances.on((ev) => {
       const i = ev.object;
-      if (ev.type === "deleted" || !i.spec.nodeName || isTerminal(i)) this.queue.add(PASS_KEY);
+      if (ev.type === "deleted" || !i.spec.nodeName || isFinished(i)) this.queue.add(PASS_KEY);
     });
   }
 
@@ -95,7 +85,7 @@ export class SchedulerController {
   async schedulePass(): Promise<void> {
     const all = this.instances.list();
     const pending = all
-      .filter((i) => !i.spec.nodeName && !isTerminal(i))
+      .filter((i) => !i.spec.nodeName && !isFinished(i))
       .sort((a, b) => (a.metadata.creationTimestamp ?? "").localeCompare(b.metadata.creationTimestamp ?? ""));
     const nodes = this.nodes.list();
     const used = allocations(all);
@@ -229,17 +219,17 @@ export class SchedulerController {
       if (placed > 0) this.logger.info({ placed, transactions: r.transactions }, "placed instances");
       // The next pass plans on the informers: let both see this one first (they
       // are separate watches), or it would place the same instances again.
-      if (r.lastNode !== undefined) await caughtUp(this.nodes, r.lastNode, r.revision);
-      if (r.lastInstance !== undefined) await caughtUp(this.instances, r.lastInstance, r.revision);
+      if (r.lastNode !== undefined) await this.nodes.waitFor(r.lastNode, r.revision);
+      if (r.lastInstance !== undefined) await this.instances.waitFor(r.lastInstance, r.revision);
     }
 
     for (const { inst, reason, explain } of unplaced) {
       const st = inst.status;
-      if (st?.reason === "Unschedulable" && st.message === reason) continue; // nothing new to say
+      if (st?.reason === InstanceReason.Unschedulable && st.message === reason) continue; // nothing new to say
       const key = Keys.object("instances", inst.metadata.namespace, inst.metadata.name);
       const next: Instance = {
         ...inst,
-        status: { state: "Pending", reason: "Unschedulable", message: reason, explain },
+        status: { state: "Pending", reason: InstanceReason.Unschedulable, message: reason, explain },
       };
       const r = await this.store.txn(
         [{ key, modRevision: inst.metadata.resourceVersion ?? "0" }],

@@ -2,7 +2,8 @@
 // (here: the limits the running container has, which a resize in place changes).
 import type { Instance } from "@grove/api";
 import type { InstanceStatus__Output } from "@grove/proto";
-import { applyReport, withAgentConditions } from "./agent-gateway";
+import { withAgentConditions } from "../nodes/registration";
+import { applyReport } from "./agent-messages";
 
 const MiB = 2 ** 20;
 

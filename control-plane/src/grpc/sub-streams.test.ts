@@ -5,6 +5,7 @@ import { Informer } from "../controllers/informer";
 import { Repository } from "../resources/repository";
 import { MemoryStore } from "../store/memory-store";
 import { Keys } from "../store/store";
+import { NodeRegistration } from "../nodes/registration";
 import { AgentGateway } from "./agent-gateway";
 import { endError, SubStreamMux, SUB_STREAM_WINDOW_BYTES } from "./sub-streams";
 
@@ -58,13 +59,10 @@ describe("SubStreamMux", () => {
 describe("AgentGateway.openStream without the node's stream", () => {
   it("names the replica that holds it, or says the agent is not connected", async () => {
     const store = new MemoryStore();
-    const gw = new AgentGateway(
-      store,
-      new Repository(store),
-      new Informer<Instance>(store, Keys.collection("instances")),
-      "agent-token",
-      pino({ level: "silent" }),
-    );
+    const instances = new Informer<Instance>(store, Keys.collection("instances"));
+    const logger = pino({ level: "silent" });
+    const nodes = new NodeRegistration(store, new Repository(store), instances, logger);
+    const gw = new AgentGateway(nodes, instances, "agent-token", logger);
     gw.setServerId("http://10.0.0.1:7480");
     await expect(gw.openStream("n1", { kind: "STATS", instanceUid: "" }, noop)).rejects.toThrow(
       "the agent of node n1 is not connected",

@@ -3,7 +3,7 @@
 // many more instances of ?shape=cpu=500m,memory=1Gi fit now).
 import type { FastifyInstance } from "fastify";
 import { appNetworkProblems, GroveError, type App, type FieldError, type Instance, type Node } from "@grove/api";
-import { capacityOf, parseShape, planApply } from "../controllers/plan";
+import { capacityOf, parseShape, planApply } from "../scheduling/plan";
 import { ErrorBodyRef, resourceRef } from "./schemas";
 import type { RouteContext } from "./resource-routes";
 

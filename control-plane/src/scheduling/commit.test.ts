@@ -1,6 +1,6 @@
 import { Keys, type TxnCompare, type TxnOp } from "../store/store";
 import { MemoryStore } from "../store/memory-store";
-import { commitChunked, PlacementRaceError } from "./placement-commit";
+import { commitChunked, PlacementRaceError } from "./commit";
 
 const nodeKey = (n: string) => Keys.object("nodes", undefined, n);
 const instKey = (i: number) => Keys.object("instances", "ns", `i-${i}`);

@@ -1,6 +1,5 @@
-import type { App, Instance, Node } from "@grove/api";
+import { newInstance, type App, type Instance, type Node } from "@grove/api";
 import { capacityOf, parseShape, planApply } from "./plan";
-import { newInstance } from "./app-controller";
 
 const GiB = 2 ** 30;
 const node = (name: string, over: Partial<Node["spec"]> = {}, ready = true): Node => ({

@@ -1,73 +1,13 @@
-// Helpers for the scheduler loop: what the placement library needs to know
-// about bound instances (App counts, priorities, for anti-affinity, spread,
-// Diego's penalty and preemption), the request of an instance, preemption
-// records, and committing a pass's bindings in etcd transactions small enough
-// for etcd's --max-txn-ops (128 by default), each guarded by the revisions of
-// the nodes and instances it used.
-import type { Instance, Node, Resources } from "@grove/api";
+// Committing a scheduling pass: its bindings, evictions and node
+// allocations go to etcd in transactions small enough for etcd's
+// --max-txn-ops (128 by default), each guarded by the revisions of the nodes
+// and instances the pass planned on, so two passes (or a pass and a resize)
+// can never book the same capacity twice.
+import { InstanceReason, type Instance } from "@grove/api";
 import { Keys, type Store, type TxnCompare, type TxnOp } from "../store/store";
-import {
-  addResources,
-  zeroResources,
-  type NodeView,
-  type PlacedInstance,
-  type PlacementRequest,
-  type Taint,
-} from "../scheduler";
-import { isTerminal } from "./app-controller";
-import { nodeIsReady } from "./node-lifecycle";
-import type { Informer } from "./informer";
 
 /** etcd's default --max-txn-ops is 128; stay below it. */
 export const MAX_TXN_OPS = 120;
-
-function isTerminalState(inst: Instance): boolean {
-  const s = inst.status?.state;
-  return s === "Exited" || s === "Failed" || s === "OOMKilled";
-}
-
-/** Per node: instances bound to it (unfinished) and counts per "namespace/app". */
-export function boundInstances(
-  instances: readonly Instance[],
-): Map<string, { instances: PlacedInstance[]; appCounts: Map<string, number> }> {
-  const out = new Map<string, { instances: PlacedInstance[]; appCounts: Map<string, number> }>();
-  for (const inst of instances) {
-    const node = inst.spec.nodeName;
-    if (!node || isTerminalState(inst)) continue;
-    let e = out.get(node);
-    if (!e) out.set(node, (e = { instances: [], appCounts: new Map() }));
-    const appKey = `${inst.metadata.namespace ?? "default"}/${inst.spec.app}`;
-    e.appCounts.set(appKey, (e.appCounts.get(appKey) ?? 0) + 1);
-    e.instances.push({
-      id: `${inst.metadata.namespace ?? "default"}/${inst.metadata.name}`,
-      appKey,
-      priority: inst.spec.priority ?? 0,
-      resources: inst.spec.resources,
-    });
-  }
-  return out;
-}
-
-/** The node facts beyond resources: taints, App counts and bound instances. */
-export function nodeExtras(
-  node: Node,
-  bound: ReadonlyMap<string, { instances: PlacedInstance[]; appCounts: Map<string, number> }>,
-): { taints?: Taint[]; appCounts: Map<string, number>; instances: PlacedInstance[] } {
-  const b = bound.get(node.metadata.name);
-  return {
-    ...(node.spec.taints ? { taints: node.spec.taints } : {}),
-    appCounts: b?.appCounts ?? new Map(),
-    instances: b?.instances ?? [],
-  };
-}
-
-/** Priority and placement rules of an instance, as the library takes them. */
-export function requestExtras(inst: Instance): Pick<PlacementRequest, "priority" | "placement"> {
-  return {
-    ...(inst.spec.priority !== undefined ? { priority: inst.spec.priority } : {}),
-    ...(inst.spec.placement ? { placement: inst.spec.placement } : {}),
-  };
-}
 
 /**
  * The write that evicts a preempted instance: it ends as Failed with reason
@@ -97,7 +37,7 @@ export function preemptionOps(
         status: {
           ...v.status,
           state: "Failed",
-          reason: "Preempted",
+          reason: InstanceReason.Preempted,
           message: `preempted by higher-priority ${by}`,
           finishedAt: now,
         },
@@ -258,72 +198,4 @@ export async function commitChunked(
     ...(best.lastNode !== undefined ? { lastNode: best.lastNode } : {}),
     ...(best.lastInstance !== undefined ? { lastInstance: best.lastInstance } : {}),
   };
-}
-
-/** Waits (polling, bounded) until an informer's copy of a key reached a revision. */
-export async function caughtUp<T extends { metadata: { resourceVersion?: string } }>(
-  informer: Informer<T & { metadata: { name: string; namespace?: string } }>,
-  key: string,
-  revision: string,
-  timeoutMs = 5000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  const want = BigInt(revision);
-  while (Date.now() < deadline) {
-    const rv = informer.get(key)?.metadata.resourceVersion;
-    if (rv !== undefined && BigInt(rv) >= want) return;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
-/** What every node has allocated: the sum of its bound, unfinished instances (disk included). */
-export function allocations(instances: readonly Instance[]): Map<string, Resources> {
-  const out = new Map<string, Resources>();
-  for (const inst of instances) {
-    const node = inst.spec.nodeName;
-    if (!node || isTerminal(inst)) continue;
-    out.set(node, addResources(out.get(node) ?? zeroResources(), inst.spec.resources));
-  }
-  return out;
-}
-
-/** Host ports bound on every node: those of its bound, unfinished instances. */
-export function usedHostPorts(instances: readonly Instance[]): Map<string, Set<number>> {
-  const out = new Map<string, Set<number>>();
-  for (const inst of instances) {
-    const node = inst.spec.nodeName;
-    if (!node || isTerminal(inst)) continue;
-    for (const p of inst.spec.ports ?? []) {
-      if (!p.hostPort) continue;
-      let set = out.get(node);
-      if (!set) out.set(node, (set = new Set()));
-      set.add(p.hostPort);
-    }
-  }
-  return out;
-}
-
-/**
- * The placement library's view of the nodes, from the objects: what the
- * scheduler loop, `apply --plan` and `get capacity` all plan on. `used` and
- * `ports` may be passed when the caller has them already (the views share
- * the port sets).
- */
-export function nodeViews(
-  nodes: readonly Node[],
-  instances: readonly Instance[],
-  used: ReadonlyMap<string, Resources> = allocations(instances),
-  ports: ReadonlyMap<string, Set<number>> = usedHostPorts(instances),
-): NodeView[] {
-  const bound = boundInstances(instances);
-  return nodes.map((n) => ({
-    name: n.metadata.name,
-    ready: nodeIsReady(n),
-    unschedulable: n.spec.unschedulable === true,
-    allocatable: n.status?.allocatable ?? zeroResources(),
-    allocated: used.get(n.metadata.name) ?? zeroResources(),
-    labels: n.metadata.labels ?? {},
-    ...nodeExtras(n, bound),
-    usedHostPorts: ports.get(n.metadata.name) ?? new Set<number>(),
-  }));
 }

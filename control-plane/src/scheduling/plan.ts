@@ -3,7 +3,16 @@
 // and `grove get capacity` (free room per node and how many more instances of
 // a shape fit). Both use the scheduler loop's own inputs and the default profile.
 import type { App, Instance, Node, PlannedInstance, PlanResult, PlanUtilization, Resources } from "@grove/api";
-import { normalizeResources, parseBytes, parseCpuMillis, GroveError } from "@grove/api";
+import {
+  instanceTemplate,
+  isFinished,
+  normalizeResources,
+  parseBytes,
+  parseCpuMillis,
+  resourcesUpdatePolicy,
+  templateChange,
+  GroveError,
+} from "@grove/api";
 import {
   addResources,
   capacity,
@@ -16,8 +25,8 @@ import {
   type NodeView,
   type PlacementRequest,
 } from "../scheduler";
-import { instanceTemplate, isTerminal, resizeFits, resourcesUpdatePolicy, templateChange } from "./app-controller";
-import { allocations, nodeViews, requestExtras } from "./placement-commit";
+import { allocations, nodeViews, requestExtras } from "../scheduler/snapshot";
+import { resizeFits } from "./resize";
 
 const zero = zeroResources;
 const add = addResources;
@@ -86,7 +95,7 @@ function utilization(views: readonly NodeView[]): Utilization {
  * same plan).
  */
 export function planApply(apps: readonly App[], nodes: readonly Node[], instances: readonly Instance[]): PlanResult {
-  const live = instances.filter((i) => !isTerminal(i));
+  const live = instances.filter((i) => !isFinished(i));
   // Instances resized in place, by "ns/name": they stay on their node with their new size.
   const resized = new Map<string, Instance>();
   const withResized = () =>

@@ -1,0 +1,89 @@
+// The catalogue of reasons: the machine-readable word on an Instance's
+// status.reason and on a Node's Ready condition. Each reason has one meaning,
+// stated here; the human sentence goes in `message`. Clients (the CLI, PaaS
+// front ends) may switch on these values; they are stable.
+//
+// Instance reasons come from two writers. The control plane writes the ones in
+// the first block. The agent writes the ones in the second block (it imports
+// only @grove/proto, so its own list, StatusReason in agent/src/reconcile,
+// must name the same values; test/src/reason-catalogue.test.ts checks that).
+// An agent also reports the state itself as the reason (Running, Exited, ...)
+// when it has nothing more to say.
+
+/** Why an Instance is in its state (status.reason). */
+export const InstanceReason = {
+  // Written by the control plane.
+  /**
+   * Pending, not yet looked at by the scheduler: a new instance, or a
+   * replacement, waiting for its first scheduling pass. Not a failure.
+   */
+  Unscheduled: "Unscheduled",
+  /**
+   * Pending after the scheduler tried: no node fits now. The message is the
+   * scheduler's sentence ("memory: insufficient on 3 of 3 nodes") and
+   * status.explain its counts. Retried whenever nodes or instances change.
+   */
+  Unschedulable: "Unschedulable",
+  /** Pending, bound to a node by the scheduler; its agent has not reported it yet. */
+  Scheduled: "Scheduled",
+  /** Failed: evicted by the scheduler to make room for a higher-priority instance. */
+  Preempted: "Preempted",
+  /** Unknown: its node is not Ready, so it may or may not run there (Diego's suspect). */
+  NodeNotReady: "NodeNotReady",
+  /** Failed: its node came back without it (the host lost its containers). */
+  Lost: "Lost",
+  /** Exited: stopped because a replacement took over while its node was away. */
+  Superseded: "Superseded",
+  /** Exited: moved off a draining node; its replacement runs elsewhere. */
+  Drained: "Drained",
+  /** Exited: on a draining node, stopped when the drain's timeout passed before a replacement ran. */
+  DrainTimeout: "DrainTimeout",
+  /** Running: new limits were written to its spec; its agent has not applied them yet. */
+  Resizing: "Resizing",
+
+  // Written by the agent.
+  /** Failed: the rootfs named by the spec is not usable. */
+  InvalidRootfs: "InvalidRootfs",
+  /** Failed: the user named by the spec cannot be resolved. */
+  InvalidUid: "InvalidUid",
+  /** Failed: the runtime could not start the container. */
+  StartFailed: "StartFailed",
+  /** OOMKilled: the kernel's OOM killer ended it. */
+  OOMKilled: "OOMKilled",
+  /** Exited with code 0. */
+  Completed: "Completed",
+  /** Exited with a non-zero code or by a signal. */
+  Error: "Error",
+  /** Exited: its agent stopped it because it left the node's desired set (or the agent shut down). */
+  Stopped: "Stopped",
+  /** Failed: the runtime lost track of the container's exit. */
+  RuntimeError: "RuntimeError",
+  /** Failed: CNI ADD or the egress rules failed. */
+  NetworkFailed: "NetworkFailed",
+  /** Failed: a host port its node refuses to publish (reserved, privileged or outside the allowed ranges). */
+  HostPortRefused: "HostPortRefused",
+  /** Starting: the agent is pulling its image (progress in status.pull). */
+  PullingImage: "PullingImage",
+  /** Failed: the image could not be pulled, verified, unpacked or mounted. */
+  ImagePullFailed: "ImagePullFailed",
+  /** Running: new limits were applied in place. */
+  Resized: "Resized",
+  /** Running: the runtime or kernel refused new limits; it runs on with the old ones. */
+  ResizeFailed: "ResizeFailed",
+  /** Exited: its agent stopped it after spec.disconnect.stopAfter without contact with the control plane. */
+  StoppedDisconnected: "StoppedDisconnected",
+} as const;
+export type InstanceReason = (typeof InstanceReason)[keyof typeof InstanceReason];
+
+/** Why a Node's Ready condition has its status (written by the control plane). */
+export const NodeReadyReason = {
+  /** True: its agent registered and heartbeats. */
+  AgentConnected: "AgentConnected",
+  /** Unknown: the replica holding its agent's stream heard nothing for the node grace. */
+  AgentNotHeartbeating: "AgentNotHeartbeating",
+  /** Unknown: its agent's stream closed and the agent did not come back within the grace. */
+  AgentDisconnected: "AgentDisconnected",
+  /** Unknown: no live replica refreshes its presence key (the leader's fallback). */
+  NodePresenceLost: "NodePresenceLost",
+} as const;
+export type NodeReadyReason = (typeof NodeReadyReason)[keyof typeof NodeReadyReason];

@@ -1,0 +1,190 @@
+// The App controller's writes: each change it makes to Instances and to its
+// App's status, one method per action, with the log line that explains it.
+// The decisions are app-controller.ts's; these only carry them out.
+import type { Logger } from "pino";
+import {
+  GroveError,
+  InstanceReason,
+  REPLACES_LABEL,
+  crashLoops,
+  instanceTemplate,
+  isFinished,
+  newInstance,
+  replacesUid,
+  templateLabels,
+  type App,
+  type Instance,
+  type Node,
+} from "@grove/api";
+import type { Repository } from "../resources/repository";
+import { resizeWrite } from "../scheduling/resize";
+import { Informer, objectKey } from "./informer";
+
+export class AppWrites {
+  constructor(
+    private readonly repo: Repository,
+    private readonly instances: Informer<Instance>,
+    private readonly nodes: Informer<Node>,
+    private readonly logger: Logger,
+    private readonly now: () => number,
+  ) {}
+
+  /** A new instance of `orig`'s index under its own name, standing in for `orig` (REPLACES_LABEL). */
+  async createReplacement(app: App, orig: Instance, now: number, why: string): Promise<void> {
+    const uid = orig.metadata.uid ?? "";
+    const next = newInstance(app, orig.spec.index, orig.spec.restarts, now);
+    next.metadata.name = `${app.metadata.name}-${orig.spec.index}-${(next.metadata.uid ?? "").slice(0, 5)}`;
+    next.metadata.labels = { ...next.metadata.labels, [REPLACES_LABEL]: uid };
+    next.spec.crashLoops = crashLoops(orig);
+    next.status = {
+      state: "Pending",
+      reason: InstanceReason.Unscheduled,
+      message: `waiting for the scheduler: ${why}`,
+    };
+    this.logger.info(
+      { instance: objectKey(orig), uid, node: orig.spec.nodeName, replacement: next.metadata.name, why },
+      "placing a replacement",
+    );
+    const created = await this.repo.create(next);
+    // Its name is new each time: the next sync must see it, or it would place a second one.
+    await this.instances.waitFor(objectKey(created), created.metadata.resourceVersion ?? "0");
+  }
+
+  /**
+   * Takes an original out of its node's desired set (the agent stops it):
+   * its replacement `by` runs (its node came back, or a drain moved it), or
+   * a drain's timeout passed first (no `by`).
+   */
+  async supersede(orig: Instance, by: Instance | undefined, drainedNode?: string): Promise<void> {
+    const node = orig.spec.nodeName ?? "?";
+    const byName = by ? `${by.metadata.name} (${by.metadata.uid ?? "?"})` : "";
+    const [why, reason] =
+      drainedNode === undefined
+        ? [
+            `node ${node} stopped answering and ${byName} replaced it; stopped when the node came back`,
+            InstanceReason.Superseded,
+          ]
+        : by
+          ? [
+              `moved off node ${node} by a drain: ${byName} runs on node ${by.spec.nodeName ?? "?"}`,
+              InstanceReason.Drained,
+            ]
+          : [`node ${node} is draining and no replacement ran within the drain's timeout`, InstanceReason.DrainTimeout];
+    this.logger.info(
+      { instance: objectKey(orig), uid: orig.metadata.uid, node, replacement: by?.metadata.name, reason },
+      "stopping an original instance",
+    );
+    try {
+      await this.repo.updateStatus("Instance", orig, (i) => {
+        const cur = i as Instance;
+        if (cur.metadata.uid !== orig.metadata.uid || isFinished(cur) || cur.status?.state === "Unknown") return false;
+        cur.status = {
+          ...cur.status,
+          state: "Exited",
+          reason,
+          message: why,
+          finishedAt: new Date(this.now()).toISOString(),
+        };
+      });
+    } catch (err) {
+      if (err instanceof GroveError && err.code === "NotFound") return;
+      throw err;
+    }
+  }
+
+  /**
+   * Gives a live instance the App's new resources in place (same uid, same
+   * node). Returns undefined when done, or why it cannot be (the caller then
+   * replaces the instance). Throws to retry when the node or the instance
+   * changed under it.
+   */
+  async resizeInPlace(inst: Instance, app: App): Promise<string | undefined> {
+    const nodeName = inst.spec.nodeName;
+    const to = instanceTemplate(app).resources;
+    const node = nodeName ? this.nodes.get(nodeName) : undefined;
+    const write = resizeWrite(inst, to, templateLabels(app), node, this.instances.list());
+    if (typeof write === "string") return write;
+    const r = await this.repo.store.txn(write.compares, write.ops);
+    if (!r.succeeded) throw new Error(`${objectKey(inst)} or its node changed while resizing it in place; retrying`);
+    this.logger.info(
+      { instance: objectKey(inst), uid: inst.metadata.uid, node: nodeName, from: inst.spec.resources, to },
+      "resized instance in place",
+    );
+    // The next decision (another instance on the same node) plans on what this one wrote.
+    await this.instances.waitFor(objectKey(inst), r.revision);
+    if (nodeName) await this.nodes.waitFor(nodeName, r.revision);
+    return undefined;
+  }
+
+  async replace(
+    old: Instance,
+    app: App,
+    restarts: number,
+    now: number,
+    why?: string,
+    loops = crashLoops(old),
+  ): Promise<void> {
+    const next = newInstance(app, old.spec.index, restarts, now, old.metadata.name);
+    next.metadata.resourceVersion = old.metadata.resourceVersion;
+    next.spec.crashLoops = loops;
+    // Still standing in for an original on a node that is away.
+    const replaces = replacesUid(old);
+    if (replaces !== undefined) next.metadata.labels = { ...next.metadata.labels, [REPLACES_LABEL]: replaces };
+    if (why !== undefined) {
+      next.status = {
+        state: "Pending",
+        reason: InstanceReason.Unscheduled,
+        message: `waiting for the scheduler: replaces ${old.metadata.uid ?? old.metadata.name}, not resized in place: ${why}`,
+      };
+    }
+    this.logger.info(
+      { instance: objectKey(old), oldUid: old.metadata.uid, restarts, state: old.status?.state, why },
+      why !== undefined ? "replacing instance: cannot resize it in place" : "replacing instance",
+    );
+    await this.repo.replace(next);
+  }
+
+  async deleteIgnoringMissing(inst: Instance): Promise<void> {
+    try {
+      await this.repo.delete("Instance", inst.metadata.namespace ?? "default", inst.metadata.name);
+    } catch (err) {
+      if (err instanceof GroveError && err.code === "NotFound") return;
+      throw err;
+    }
+  }
+
+  async updateAppStatus(app: App, all: Instance[]): Promise<void> {
+    // One instance per index counts: the head (what nothing replaces). An
+    // original on a lost node or one superseded is not counted.
+    const replaced = new Set(all.flatMap((i) => replacesUid(i) ?? []));
+    const instances = all.filter((i) => !replaced.has(i.metadata.uid ?? ""));
+    const running = instances.filter((i) => i.status?.state === "Running").length;
+    const pending = instances.filter((i) => !i.status || ["Pending", "Starting"].includes(i.status.state)).length;
+    const unknown = all.filter((i) => i.status?.state === "Unknown").length;
+    const status = {
+      observedGeneration: app.metadata.generation ?? 1,
+      instances: instances.length,
+      running,
+      pending,
+      ...(unknown > 0 ? { unknown } : {}),
+    };
+    const cur = app.status ?? {};
+    if (
+      cur.observedGeneration === status.observedGeneration &&
+      cur.instances === status.instances &&
+      cur.running === status.running &&
+      cur.pending === status.pending &&
+      (cur.unknown ?? 0) === unknown
+    ) {
+      return;
+    }
+    try {
+      await this.repo.updateStatus("App", app, (a) => {
+        (a as App).status = status;
+      });
+    } catch (err) {
+      if (err instanceof GroveError && err.code === "NotFound") return;
+      throw err;
+    }
+  }
+}

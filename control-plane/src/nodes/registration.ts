@@ -1,0 +1,351 @@
+// Node registration: the in-process service behind the agent gateway. It
+// owns what an agent's connection changes in the store: the node's subnet
+// (carved out of the cluster CIDR), the Node object (created or updated from
+// what the agent reports), its presence key (which replica holds the
+// agent's stream), the conditions agents may set, the instance statuses they
+// report, and the instances a returning node lost. The gRPC adapter
+// (grpc/agent-gateway.ts) only decodes, calls this, and encodes.
+import type { Logger } from "pino";
+import {
+  API_VERSION,
+  GroveError,
+  InstanceReason,
+  NodeReadyReason,
+  type Instance,
+  type InstanceStatus,
+  type Node,
+  type NodeCondition,
+  type Resources,
+} from "@grove/api";
+import type { Repository } from "../resources/repository";
+import { Keys, type Store } from "../store/store";
+import type { Informer } from "../controllers/informer";
+import { markNodeUnknown, readyCondition, withReady, type Heartbeat } from "../controllers/node-lifecycle";
+import { addressesInside, allocateSubnet, formatCidr, parseCidr, type Cidr } from "../network/subnets";
+
+/** Cluster networking handed to agents at registration. */
+export interface ClusterNetworkOptions {
+  /** Node subnets are carved out of this (default 10.244.0.0/16). */
+  clusterCidr?: string;
+  /** Prefix length of a node's subnet (default 24). */
+  nodeSubnetPrefix?: number;
+  /** Egress no rule allows: "deny" (default, as Garden) or "allow". */
+  egressDefault?: "deny" | "allow";
+}
+
+export const DEFAULT_CLUSTER_CIDR = "10.244.0.0/16";
+
+/** Node names: a DNS label, dots allowed (an agent's default name is its hostname). */
+const NODE_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+/** What an agent says about its node when it registers. */
+export interface NodeRegistrationInfo {
+  name: string;
+  labels: Record<string, string>;
+  capacity: Resources;
+  allocatable: Resources;
+  addresses: string[];
+  agentVersion: string;
+  kernel: string;
+  cgroupMode: string;
+}
+
+/** A node condition as an agent reports it. */
+export interface AgentCondition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+}
+
+/** Node conditions an agent may set (the others belong to the control plane). */
+export const AGENT_CONDITION_TYPES: readonly string[] = ["DesiredStateRefused"];
+
+/**
+ * The node's conditions with the agent's reports folded in: only types in
+ * AGENT_CONDITION_TYPES, the transition time kept while the status stays.
+ */
+export function withAgentConditions(
+  conditions: readonly NodeCondition[],
+  reports: readonly AgentCondition[],
+  now: Date,
+): NodeCondition[] {
+  const out = [...conditions];
+  for (const r of reports) {
+    if (!AGENT_CONDITION_TYPES.includes(r.type)) continue;
+    const status = r.status === "True" ? "True" : r.status === "False" ? "False" : "Unknown";
+    const i = out.findIndex((c) => c.type === r.type);
+    const prev = i >= 0 ? out[i] : undefined;
+    const next: NodeCondition = {
+      type: r.type,
+      status,
+      ...(r.reason ? { reason: r.reason } : {}),
+      ...(r.message ? { message: r.message } : {}),
+      lastTransitionTime:
+        prev?.status === status && prev.lastTransitionTime ? prev.lastTransitionTime : now.toISOString(),
+    };
+    if (i >= 0) out[i] = next;
+    else out.push(next);
+  }
+  return out;
+}
+
+function notFoundIsUndefined(err: unknown): undefined {
+  if (err instanceof GroveError && err.code === "NotFound") return undefined;
+  throw err;
+}
+
+export class NodeRegistration {
+  private readonly clusterCidr: Cidr;
+  private readonly nodeSubnetPrefix: number;
+  /** Registrations allocate subnets one at a time (one grove-server per etcd cluster for now). */
+  private subnetLock: Promise<unknown> = Promise.resolve();
+  private readonly assignedSubnets = new Map<string, string>();
+  /** The first address each registered node advertised (where its ports are published). */
+  private readonly nodeAddresses = new Map<string, string>();
+  /** Written into presence keys, so other replicas can name the one holding a node's stream. */
+  private serverId = "";
+
+  constructor(
+    private readonly store: Store,
+    private readonly repo: Repository,
+    private readonly instances: Informer<Instance>,
+    private readonly logger: Logger,
+    private readonly network: ClusterNetworkOptions = {},
+  ) {
+    this.clusterCidr = parseCidr(network.clusterCidr ?? DEFAULT_CLUSTER_CIDR, "cluster CIDR");
+    this.nodeSubnetPrefix = network.nodeSubnetPrefix ?? 24;
+    if (this.nodeSubnetPrefix < this.clusterCidr.prefix || this.nodeSubnetPrefix > 30) {
+      throw new Error(
+        `node subnet prefix: /${this.nodeSubnetPrefix} must be between the cluster CIDR's /${this.clusterCidr.prefix} and /30`,
+      );
+    }
+  }
+
+  /** The egress default agents enforce. */
+  get egressDefault(): "deny" | "allow" {
+    return this.network.egressDefault ?? "deny";
+  }
+
+  /** This replica's HTTP URL, written into presence keys. */
+  setServerId(id: string): void {
+    this.serverId = id;
+  }
+
+  /** The address a registered node publishes its host ports on. */
+  addressOf(node: string): string | undefined {
+    return this.nodeAddresses.get(node);
+  }
+
+  /**
+   * Registers a node: checks its name and addresses, gives it its subnet,
+   * writes its presence key (this replica holds its stream) and creates or
+   * updates its Node as Ready. Returns the subnet and the presence key's
+   * revision (the fence of later presence writes). Throws BadRequest.
+   */
+  async register(info: NodeRegistrationInfo, conditions: readonly AgentCondition[]) {
+    if (!NODE_NAME.test(info.name) || info.name.length > 63) {
+      throw new GroveError("BadRequest", `invalid node name "${info.name}"`);
+    }
+    const name = info.name;
+    const now = new Date();
+    const ready = readyCondition(
+      "True",
+      NodeReadyReason.AgentConnected,
+      "the agent is connected and heartbeating",
+      now,
+    );
+    const existing = await this.repo.get("Node", undefined, name).catch(notFoundIsUndefined);
+    // Instance subnets must not overlap the network the nodes themselves are on.
+    const clash = addressesInside(this.clusterCidr, info.addresses);
+    if (clash.length > 0) {
+      throw new GroveError(
+        "BadRequest",
+        `node ${name}'s address ${clash.join(", ")} lies inside the cluster CIDR ${formatCidr(this.clusterCidr)}: ` +
+          "give grove-server a --cluster-cidr that does not overlap the nodes' network",
+      );
+    }
+    const subnet = await this.allocateSubnetFor(name);
+    // Presence first: a Ready node without a presence key looks abandoned to the leader.
+    const presenceRev = await this.writePresence(name, now);
+    if (info.addresses[0]) this.nodeAddresses.set(name, info.addresses[0]);
+    const status = {
+      subnet,
+      capacity: info.capacity,
+      allocatable: info.allocatable,
+      addresses: info.addresses,
+      agentVersion: info.agentVersion,
+      kernel: info.kernel,
+      cgroupMode: info.cgroupMode,
+      lastHeartbeatTime: now.toISOString(),
+    };
+    if (!existing) {
+      const node: Node = {
+        apiVersion: API_VERSION,
+        kind: "Node",
+        metadata: { name, labels: { ...info.labels } },
+        spec: {},
+        status: { ...status, conditions: withAgentConditions([ready], conditions, now) },
+      };
+      await this.repo.create(node);
+    } else {
+      await this.repo.updateStatus("Node", existing, (n) => {
+        const node = n as Node;
+        const updated = withReady({ ...node, status: { ...node.status, ...status } }, ready);
+        node.status = {
+          ...updated.status,
+          conditions: withAgentConditions(updated.status?.conditions ?? [], conditions, now),
+        };
+        node.metadata.labels = { ...(node.metadata.labels ?? {}), ...info.labels };
+      });
+    }
+    return { subnet, presenceRev };
+  }
+
+  /** The node's subnet: the one it has, or the first free one of the cluster CIDR. */
+  private allocateSubnetFor(name: string): Promise<string> {
+    const run = async () => {
+      const nodes = (await this.repo.list("Node")).items;
+      const mine = nodes.find((n) => n.metadata.name === name)?.status?.subnet ?? this.assignedSubnets.get(name);
+      if (mine) {
+        this.assignedSubnets.set(name, mine);
+        return mine;
+      }
+      // Subnets handed out but maybe not written to their Node yet count as taken too.
+      const taken = [
+        ...nodes.flatMap((n) => (n.status?.subnet ? [n.status.subnet] : [])),
+        ...this.assignedSubnets.values(),
+      ].map((s) => parseCidr(s));
+      const free = allocateSubnet(this.clusterCidr, this.nodeSubnetPrefix, taken);
+      if (!free) {
+        throw new GroveError(
+          "BadRequest",
+          `no free /${this.nodeSubnetPrefix} left in the cluster CIDR ${formatCidr(this.clusterCidr)} for node ${name}`,
+        );
+      }
+      this.assignedSubnets.set(name, formatCidr(free));
+      return formatCidr(free);
+    };
+    const next = this.subnetLock.then(run, run);
+    this.subnetLock = next.catch(() => undefined);
+    return next;
+  }
+
+  private beat(heard: Date): Heartbeat {
+    return { time: heard.toISOString(), ...(this.serverId ? { server: this.serverId } : {}) };
+  }
+
+  /** Writes the node's presence key (this replica holds its stream); returns its mod revision. */
+  private async writePresence(node: string, heard: Date): Promise<string> {
+    const r = await this.store.txn([], [{ type: "put", key: Keys.heartbeat(node), value: this.beat(heard) }]);
+    return r.revision;
+  }
+
+  /**
+   * Rewrites the node's presence key if it is still at `revision` (ours);
+   * returns the new revision, or undefined when someone else marked the node
+   * lost or took its stream meanwhile.
+   */
+  async refreshPresence(node: string, revision: string, heard: Date): Promise<string | undefined> {
+    const key = Keys.heartbeat(node);
+    const r = await this.store.txn([{ key, modRevision: revision }], [{ type: "put", key, value: this.beat(heard) }]);
+    return r.succeeded ? r.revision : undefined;
+  }
+
+  /** The node's presence key: which replica holds its agent's stream, if any. */
+  async presenceOf(node: string): Promise<Heartbeat | undefined> {
+    return (await this.store.get<Heartbeat>(Keys.heartbeat(node)))?.value;
+  }
+
+  /**
+   * Marks the node Ready=Unknown, fenced by our presence revision so a
+   * registration elsewhere in the meantime wins (markNodeUnknown). Returns whether it wrote.
+   */
+  markUnreachable(node: string, presenceRev: string, reason: string, message: string, lastHeard: Date) {
+    return markNodeUnknown(this.store, { node, modRevision: presenceRev }, reason, message, lastHeard);
+  }
+
+  /**
+   * The Register carries every instance the agent has. One of this node's
+   * Unknown instances it did not report is not there any more (the host
+   * rebooted, its containers were lost): it ended, as Failed/Lost, so that it
+   * is replaced (or its replacement kept) instead of being started again.
+   */
+  async markLost(node: string, reported: ReadonlySet<string>): Promise<void> {
+    for (const inst of this.instances.list()) {
+      if (inst.spec.nodeName !== node || inst.status?.state !== "Unknown" || reported.has(inst.metadata.uid ?? "")) {
+        continue;
+      }
+      try {
+        await this.repo.updateStatus(
+          "Instance",
+          { metadata: { name: inst.metadata.name, namespace: inst.metadata.namespace } },
+          (i) => {
+            const cur = i as Instance;
+            if (cur.metadata.uid !== inst.metadata.uid || cur.status?.state !== "Unknown") return false;
+            cur.status = {
+              ...cur.status,
+              state: "Failed",
+              reason: InstanceReason.Lost,
+              message: `node ${node} came back without it: its agent does not have it (the host lost its containers)`,
+              finishedAt: new Date().toISOString(),
+            };
+          },
+        );
+        this.logger.warn({ node, instance: `${inst.metadata.namespace}/${inst.metadata.name}` }, "instance lost");
+      } catch (err) {
+        notFoundIsUndefined(err);
+      }
+    }
+  }
+
+  /** An agent's conditions (e.g. DesiredStateRefused) onto its Node. */
+  async recordConditions(name: string, reports: readonly AgentCondition[]): Promise<void> {
+    const node = await this.repo.get("Node", undefined, name);
+    for (const r of reports) {
+      const level = r.status === "True" ? "warn" : "info";
+      this.logger[level](
+        { node: name, condition: r.type, status: r.status, reason: r.reason, message: r.message },
+        "agent condition",
+      );
+    }
+    await this.repo.updateStatus("Node", node, (n) => {
+      const cur = n as Node;
+      cur.status = {
+        ...cur.status,
+        conditions: withAgentConditions(cur.status?.conditions ?? [], reports, new Date()),
+      };
+    });
+  }
+
+  /**
+   * An agent's report on one of its node's instances: `fold` turns the
+   * stored instance into its next status (undefined: nothing to change).
+   * Reports on instances gone, replaced or bound elsewhere are dropped.
+   * `fresh` (at registration) applies it to the stored instance even when
+   * the cache shows nothing to change: the leader may have marked it Unknown
+   * just before, and the cache may not show that yet.
+   */
+  async recordStatus(
+    node: string,
+    ref: { uid: string; namespace: string; name: string },
+    fold: (cur: Instance) => InstanceStatus | undefined,
+    fresh = false,
+  ): Promise<void> {
+    const inst = this.instances.get(`${ref.namespace}/${ref.name}`);
+    if (!inst || inst.metadata.uid !== ref.uid || inst.spec.nodeName !== node) return; // gone or replaced
+    if (!fresh && !fold(inst)) return;
+    try {
+      // Only the name: updateStatus then reads the stored object.
+      const target = fresh ? { metadata: { name: inst.metadata.name, namespace: inst.metadata.namespace } } : inst;
+      await this.repo.updateStatus("Instance", target, (i) => {
+        const cur = i as Instance;
+        if (cur.metadata.uid !== ref.uid) return;
+        const next = fold(cur);
+        if (next) cur.status = next;
+      });
+    } catch (err) {
+      notFoundIsUndefined(err);
+    }
+  }
+}
