@@ -1,0 +1,28 @@
+// Node conditions (types.ts NodeCondition): tests on a node's plain fields
+// that filters (passesWhen) and scorers (constantWhen) declare, so the hot
+// loops evaluate them for several plugins in one expression instead of
+// calling each plugin per node.
+
+import type { Resources } from "@grove/api";
+import type { NodeCondition, NodeView } from "./types";
+
+export const CONDITION_BITS: Readonly<Record<NodeCondition, number>> = {
+  ready: 1,
+  schedulable: 2,
+  "cpu-fits": 4,
+  "memory-fits": 8,
+  "pids-fits": 16,
+  untainted: 32,
+};
+
+/** Whether a node meets every condition in `mask` (CONDITION_BITS) for a request of `r`. */
+export function meets(mask: number, r: Resources, node: NodeView): boolean {
+  return (
+    ((mask & 1) === 0 || node.ready) &&
+    ((mask & 2) === 0 || !node.unschedulable) &&
+    ((mask & 4) === 0 || node.allocated.cpuMillis + r.cpuMillis <= node.allocatable.cpuMillis) &&
+    ((mask & 8) === 0 || node.allocated.memoryBytes + r.memoryBytes <= node.allocatable.memoryBytes) &&
+    ((mask & 16) === 0 || node.allocated.pids + r.pids <= node.allocatable.pids) &&
+    ((mask & 32) === 0 || node.taints === undefined || node.taints.length === 0)
+  );
+}
