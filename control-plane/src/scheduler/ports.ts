@@ -35,3 +35,34 @@ export function assignHostPorts(req: PlacementRequest, node: NodeView): number[]
   }
   return out.length === want.count ? out : undefined;
 }
+
+/** Host ports handed out when a port names none (grove-server --host-port-range overrides it). */
+export const DEFAULT_DYNAMIC_HOST_PORTS: HostPortRange = { first: 20000, last: 29999 };
+
+/** A port as the API spells it: a fixed host port, or none to get one handed out. */
+interface PortSpec {
+  hostPort?: number;
+}
+
+/** The host-port part of an instance's placement request: its fixed ports and how many to hand out. */
+export function hostPortRequest(
+  ports: readonly PortSpec[] | undefined,
+  range: HostPortRange,
+): Pick<PlacementRequest, "hostPorts" | "dynamicHostPorts"> {
+  const fixed: number[] = [];
+  let dynamic = 0;
+  for (const p of ports ?? []) {
+    if (p.hostPort) fixed.push(p.hostPort);
+    else dynamic++;
+  }
+  return {
+    ...(fixed.length > 0 ? { hostPorts: fixed } : {}),
+    ...(dynamic > 0 ? { dynamicHostPorts: { count: dynamic, range } } : {}),
+  };
+}
+
+/** The ports with the handed-out host ports (PlacementResult.hostPorts) filled in, in order. */
+export function withHostPorts<P extends PortSpec>(ports: readonly P[], handedOut: readonly number[] | undefined): P[] {
+  let next = 0;
+  return ports.map((p) => (p.hostPort ? p : { ...p, hostPort: handedOut?.[next++] }));
+}

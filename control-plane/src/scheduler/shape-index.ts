@@ -64,7 +64,7 @@ export class ShapeIndex {
 
   constructor(
     readonly chain: FilterChain,
-    private readonly profile: Profile,
+    profile: Profile,
     private readonly n: number,
   ) {
     let size = 1;
