@@ -13,24 +13,43 @@ import type { Filter, FilterReason, NodeView, PlacementContext, PlacementRequest
  * filters' declared conditions (passesWhen) are checked together first:
  * when a node meets them all, only the filters without one are asked.
  */
+/** Chains by profile, then by which of its filters apply (a bit per filter). */
+const chains = new WeakMap<Profile, Map<number, FilterChain>>();
+
 export class FilterChain {
   /** The declared conditions, as bits. */
   private readonly mask: number;
+  /** Indices of every filter, in order. */
+  private readonly all: Int32Array;
   /** Indices of the filters without a declared condition, in order. */
-  private readonly undeclared: number[] = [];
+  private readonly undeclared: Int32Array;
 
   constructor(readonly filters: readonly Filter[]) {
     let mask = 0;
+    const undeclared: number[] = [];
     filters.forEach((f, i) => {
       if (f.passesWhen) mask |= CONDITION_BITS[f.passesWhen];
-      else this.undeclared.push(i);
+      else undeclared.push(i);
     });
     this.mask = mask;
+    this.all = Int32Array.from(filters, (_, i) => i);
+    this.undeclared = Int32Array.from(undeclared);
   }
 
-  /** The chain of the profile's filters that apply to this request. */
+  /** The chain of the profile's filters that apply to this request (one per profile and set of filters). */
   static of(profile: Profile, req: PlacementRequest): FilterChain {
-    return new FilterChain(profile.filters.filter((f) => !f.applies || f.applies(req)));
+    const filters = profile.filters;
+    if (filters.length > 30) return new FilterChain(filters.filter((f) => !f.applies || f.applies(req)));
+    let key = 0;
+    for (let f = 0; f < filters.length; f++) {
+      const applies = filters[f]!.applies;
+      if (!applies || applies(req)) key |= 1 << f;
+    }
+    let byKey = chains.get(profile);
+    if (!byKey) chains.set(profile, (byKey = new Map()));
+    let chain = byKey.get(key);
+    if (!chain) byKey.set(key, (chain = new FilterChain(filters.filter((_, f) => (key & (1 << f)) !== 0))));
+    return chain;
   }
 
   /**
@@ -44,27 +63,19 @@ export class FilterChain {
     ctx: PlacementContext,
     reasons?: Map<FilterReason, number>,
   ): number {
+    // A node that meets every declared condition passes those filters: ask only the others.
+    const ask = this.mask !== 0 && meets(this.mask, req.resources, node) ? this.undeclared : this.all;
     const filters = this.filters;
-    if (this.mask !== 0 && meets(this.mask, req.resources, node)) {
-      const undeclared = this.undeclared;
-      for (let k = 0; k < undeclared.length; k++) {
-        const f = undeclared[k]!;
-        const verdict = filters[f]!.check(req, node, ctx);
-        if (!verdict.fit) return rejected(f, verdict.reason, reasons);
-      }
-      return -1;
-    }
-    for (let f = 0; f < filters.length; f++) {
+    for (let k = 0; k < ask.length; k++) {
+      const f = ask[k]!;
       const verdict = filters[f]!.check(req, node, ctx);
-      if (!verdict.fit) return rejected(f, verdict.reason, reasons);
+      if (!verdict.fit) {
+        if (reasons) reasons.set(verdict.reason, (reasons.get(verdict.reason) ?? 0) + 1);
+        return f;
+      }
     }
     return -1;
   }
-}
-
-function rejected(f: number, reason: FilterReason, reasons: Map<FilterReason, number> | undefined): number {
-  if (reasons) reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
-  return f;
 }
 
 /** The lazily computed cluster facts for one request. */

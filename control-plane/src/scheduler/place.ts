@@ -52,6 +52,8 @@ interface Scan {
   top: number;
 }
 
+// Reused by every call (placement is synchronous and never re-entered).
+const tiedBuffer: number[] = [];
 let totalsBuffer = new Float64Array(1024);
 let feasibleBuffer = new Int32Array(1024);
 
@@ -120,7 +122,8 @@ export function placeWith(
   const chain = FilterChain.of(profile, req);
   const ctx = placementContext(req, nodes);
   const toFind = feasibleToFind(profile.sampling, n);
-  const tied: number[] = [];
+  const tied = tiedBuffer;
+  tied.length = 0;
   let top: number;
   let explain: PlacementExplain;
   // A sampled scan depends on where it starts; only a full one is cached.

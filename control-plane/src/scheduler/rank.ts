@@ -97,11 +97,10 @@ export function breakTie(tied: readonly number[], nodes: readonly NodeView[], rn
   let best = tied[0]!;
   if (tied.length === 1) return best;
   const draw = tieDraw(rng);
-  const keyOf = (i: number) => mixKey(hashes ? hashes[i]! : nameHash(nodes[i]!.name), draw);
-  let bestKey = keyOf(best);
+  let bestKey = mixKey(hashes ? hashes[best]! : nameHash(nodes[best]!.name), draw);
   for (let t = 1; t < tied.length; t++) {
     const i = tied[t]!;
-    const key = keyOf(i);
+    const key = mixKey(hashes ? hashes[i]! : nameHash(nodes[i]!.name), draw);
     if (key < bestKey || (key === bestKey && nodes[i]!.name < nodes[best]!.name)) {
       best = i;
       bestKey = key;
