@@ -15,8 +15,24 @@ export const CONDITION_BITS: Readonly<Record<NodeCondition, number>> = {
   untainted: 32,
 };
 
+const ALL_CONDITIONS = 63;
+const UNTAINTED = 32;
+
 /** Whether a node meets every condition in `mask` (CONDITION_BITS) for a request of `r`. */
 export function meets(mask: number, r: Resources, node: NodeView): boolean {
+  // The two masks of the default profile (its chain declares every condition,
+  // prefer-no-schedule "untainted"): the same tests without the mask.
+  if (mask === UNTAINTED) return node.taints === undefined || node.taints.length === 0;
+  if (mask === ALL_CONDITIONS) {
+    return (
+      node.ready &&
+      !node.unschedulable &&
+      node.allocated.cpuMillis + r.cpuMillis <= node.allocatable.cpuMillis &&
+      node.allocated.memoryBytes + r.memoryBytes <= node.allocatable.memoryBytes &&
+      node.allocated.pids + r.pids <= node.allocatable.pids &&
+      (node.taints === undefined || node.taints.length === 0)
+    );
+  }
   return (
     ((mask & 1) === 0 || node.ready) &&
     ((mask & 2) === 0 || !node.unschedulable) &&

@@ -85,19 +85,18 @@ function scan(
   const reasons = new Map<FilterReason, number>();
   let found = 0;
   let considered = 0;
-  let top = -Infinity;
   for (let k = 0; k < n && found < toFind; k++) {
     const i = start + k < n ? start + k : start + k - n;
-    const node = nodes[i]!;
     considered++;
-    const f = chain.firstFailure(req, node, ctx, reasons);
-    if (f >= 0) {
-      perFilter[f]!++;
-      continue;
-    }
-    const t = nodeTotal(req, node, ranking, ctx);
-    feasible[found] = i;
-    totals[found++] = t;
+    const f = chain.firstFailure(req, nodes[i]!, ctx, reasons);
+    if (f >= 0) perFilter[f]!++;
+    else feasible[found++] = i;
+  }
+  // Scored in a second loop: two small hot loops optimise better than one.
+  let top = -Infinity;
+  for (let k = 0; k < found; k++) {
+    const t = nodeTotal(req, nodes[feasible[k]!]!, ranking, ctx);
+    totals[k] = t;
     if (t > top) top = t;
   }
   for (let k = 0; k < found; k++) if (totals[k]! >= top - TIE_EPSILON) tied.push(feasible[k]!);
