@@ -76,6 +76,39 @@ export class FilterChain {
     }
     return -1;
   }
+
+  /**
+   * Runs the chain over the nodes from `start` on (wrapping) until `toFind`
+   * passed: their indices go to `feasible`, each rejection to `perFilter`
+   * (by filter index) and `reasons`. Returns how many passed and how many
+   * nodes were looked at. (firstFailure() over a list, in one tight loop.)
+   */
+  filter(
+    req: PlacementRequest,
+    nodes: readonly NodeView[],
+    ctx: PlacementContext,
+    start: number,
+    toFind: number,
+    feasible: Int32Array,
+    perFilter: Int32Array,
+    reasons: Map<FilterReason, number>,
+  ): { found: number; considered: number } {
+    const n = nodes.length;
+    const { mask, undeclared } = this;
+    const r = req.resources;
+    let found = 0;
+    let k = 0;
+    for (; k < n && found < toFind; k++) {
+      const i = start + k < n ? start + k : start + k - n;
+      const node = nodes[i]!;
+      // The common case, without a call: the node meets every declared condition and no other filter applies.
+      const f =
+        undeclared.length === 0 && mask !== 0 && meets(mask, r, node) ? -1 : this.firstFailure(req, node, ctx, reasons);
+      if (f >= 0) perFilter[f]!++;
+      else feasible[found++] = i;
+    }
+    return { found, considered: k };
+  }
 }
 
 /** The lazily computed cluster facts for one request. */

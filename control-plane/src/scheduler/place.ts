@@ -83,15 +83,7 @@ function scan(
   const ranking = rankingOf(profile);
   const perFilter = new Int32Array(chain.filters.length);
   const reasons = new Map<FilterReason, number>();
-  let found = 0;
-  let considered = 0;
-  for (let k = 0; k < n && found < toFind; k++) {
-    const i = start + k < n ? start + k : start + k - n;
-    considered++;
-    const f = chain.firstFailure(req, nodes[i]!, ctx, reasons);
-    if (f >= 0) perFilter[f]!++;
-    else feasible[found++] = i;
-  }
+  const { found, considered } = chain.filter(req, nodes, ctx, start, toFind, feasible, perFilter, reasons);
   // Scored in a second loop: two small hot loops optimise better than one.
   let top = -Infinity;
   for (let k = 0; k < found; k++) {
