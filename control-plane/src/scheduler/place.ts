@@ -16,7 +16,7 @@ import { describeRejections, feasibleToFind, FilterChain, placementContext, reje
 import { assignHostPorts } from "./ports";
 import { withoutIds, preempt } from "./preempt";
 import { defaultProfile, DEFAULT_PROFILE } from "./profiles";
-import { breakTie, nodeTotal, rankingOf, scoresOf, TIE_EPSILON } from "./rank";
+import { breakTie, rankingOf, scoresOf, TIE_EPSILON, totalsOf } from "./rank";
 import type { ShapeIndex } from "./shape-index";
 import type {
   FilterReason,
@@ -85,12 +85,7 @@ function scan(
   const reasons = new Map<FilterReason, number>();
   const { found, considered } = chain.filter(req, nodes, ctx, start, toFind, feasible, perFilter, reasons);
   // Scored in a second loop: two small hot loops optimise better than one.
-  let top = -Infinity;
-  for (let k = 0; k < found; k++) {
-    const t = nodeTotal(req, nodes[feasible[k]!]!, ranking, ctx);
-    totals[k] = t;
-    if (t > top) top = t;
-  }
+  const top = totalsOf(req, nodes, feasible, found, ranking, ctx, totals);
   for (let k = 0; k < found; k++) if (totals[k]! >= top - TIE_EPSILON) tied.push(feasible[k]!);
   return { considered, perFilter, reasons, top };
 }

@@ -86,6 +86,28 @@ export function nodeTotal(req: PlacementRequest, node: NodeView, ranking: Rankin
 }
 
 /**
+ * nodeTotal() of the nodes at `indices[0..count)` into `totals`, in one
+ * loop (the scan's hot loop); returns the best.
+ */
+export function totalsOf(
+  req: PlacementRequest,
+  nodes: readonly NodeView[],
+  indices: Int32Array,
+  count: number,
+  ranking: Ranking,
+  ctx: PlacementContext,
+  totals: Float64Array,
+): number {
+  let top = -Infinity;
+  for (let k = 0; k < count; k++) {
+    const t = nodeTotal(req, nodes[indices[k]!]!, ranking, ctx);
+    totals[k] = t;
+    if (t > top) top = t;
+  }
+  return top;
+}
+
+/**
  * Among tied nodes (indices into `nodes` whose total is within TIE_EPSILON of
  * the best), the one with the smallest key mixed from its name and one seeded
  * draw (then the smallest name): the input order does not matter and every
