@@ -10,6 +10,8 @@ export interface PlannedInstance {
   /** resize: only its resources change and it keeps its node (the App's updatePolicy.resources is InPlace). */
   change: "create" | "replace" | "place" | "resize";
   node?: string;
+  /** The host port of each of its ports on that node: fixed ones and those the scheduler would hand out. */
+  hostPorts?: number[];
   reason?: string;
   victims?: string[];
 }

@@ -219,6 +219,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       logger: logger.child({ component: "http" }),
       agents: gateway,
       hostPorts: hostPorts.policy,
+      dynamicHostPorts: opts.hostPortRange ?? DEFAULT_HOST_PORT_RANGE,
     });
     const httpHost = opts.httpHost ?? "127.0.0.1";
     await http.listen({ host: httpHost, port: opts.httpPort ?? 7480 });

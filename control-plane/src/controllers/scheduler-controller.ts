@@ -10,9 +10,12 @@ import { InstanceReason, isFinished, type Instance, type Node, type Resources } 
 import { Keys, type Store, type TxnCompare, type TxnOp } from "../store/store";
 import {
   addResources as add,
+  DEFAULT_DYNAMIC_HOST_PORTS,
   defaultProfile,
+  hostPortRequest,
   placeBatch,
   seededRng,
+  withHostPorts,
   zeroResources as zero,
   type PlacementRequest,
 } from "../scheduler";
@@ -20,15 +23,10 @@ import { Informer, objectKey } from "./informer";
 import { WorkQueue } from "./work-queue";
 import { allocations, nodeViews, requestExtras, usedHostPorts } from "../scheduler/snapshot";
 import { commitChunked, PlacementRaceError, preemptionOps } from "../scheduling/commit";
-import { freePort, type PortRange } from "../network/subnets";
+import type { PortRange } from "../network/subnets";
 
 /** Host ports handed out when an App's port names none (configurable on grove-server). */
-export const DEFAULT_HOST_PORT_RANGE: PortRange = { first: 20000, last: 29999 };
-
-/** The fixed host ports an instance asks for. */
-function fixedHostPorts(inst: Instance): number[] {
-  return (inst.spec.ports ?? []).flatMap((p) => (p.hostPort ? [p.hostPort] : []));
-}
+export const DEFAULT_HOST_PORT_RANGE: PortRange = DEFAULT_DYNAMIC_HOST_PORTS;
 
 const PASS_KEY = "pass";
 
@@ -102,7 +100,7 @@ export class SchedulerController {
       namespace: i.metadata.namespace ?? "default",
       resources: i.spec.resources,
       ...requestExtras(i),
-      ...(fixedHostPorts(i).length ? { hostPorts: fixedHostPorts(i) } : {}),
+      ...hostPortRequest(i.spec.ports, this.hostPortRange),
     }));
     const results = placeBatch(reqs, views, defaultProfile(), seededRng(this.seed + this.passes++));
 
@@ -119,14 +117,6 @@ export class SchedulerController {
     let placed = 0;
     const unplaced: Array<{ inst: Instance; reason: string; explain: (typeof results)[number]["explain"] }> = [];
 
-    // Fixed host ports of this pass's bindings are booked before dynamic ones are handed out.
-    pending.forEach((inst, k) => {
-      const node = results[k]?.nodeName;
-      if (!node) return;
-      let set = ports.get(node);
-      if (!set) ports.set(node, (set = new Set()));
-      for (const p of fixedHostPorts(inst)) set.add(p);
-    });
     pending.forEach((inst, k) => {
       const res = results[k];
       if (!res) return;
@@ -135,27 +125,8 @@ export class SchedulerController {
         return;
       }
       const node = res.nodeName;
-      const nodePorts = ports.get(node) ?? new Set<number>();
-      const boundPorts: NonNullable<Instance["spec"]["ports"]> = [];
-      for (const p of inst.spec.ports ?? []) {
-        if (p.hostPort) {
-          boundPorts.push(p);
-          continue;
-        }
-        const hostPort = freePort(this.hostPortRange, nodePorts);
-        if (hostPort === undefined) break;
-        nodePorts.add(hostPort);
-        boundPorts.push({ ...p, hostPort });
-      }
-      if (boundPorts.length < (inst.spec.ports ?? []).length) {
-        const { first, last } = this.hostPortRange;
-        unplaced.push({
-          inst,
-          reason: `ports: dynamic host port range ${first}-${last} exhausted on ${node}`,
-          explain: res.explain,
-        });
-        return;
-      }
+      // Placement handed out the dynamic host ports with the node.
+      const boundPorts = withHostPorts(inst.spec.ports ?? [], res.hostPorts);
       placed++;
       touchedNodes.set(node, add(touchedNodes.get(node) ?? used.get(node) ?? zero(), inst.spec.resources));
       compares.push({

@@ -13,6 +13,7 @@ import {
   type HostPortPolicy,
   type Kind,
 } from "@grove/api";
+import type { HostPortRange } from "../scheduler";
 import { collectionPrefix, isKind, type Repository, type ResourceOf } from "../resources/repository";
 import { decodeContinue, encodeContinue } from "./continue-token";
 import { streamWatch, type WatchRegistry } from "./watch-stream";
@@ -23,6 +24,8 @@ export interface RouteContext {
   watches: WatchRegistry;
   /** The server's host port policy: fixed host ports it refuses at apply and plan. */
   hostPorts?: HostPortPolicy;
+  /** The scheduler loop's range of dynamic host ports (plans hand them out as it does). */
+  dynamicHostPorts?: HostPortRange;
 }
 
 export interface ResourceRouteOptions<K extends Kind> {

@@ -55,7 +55,7 @@ export function registerSchedulingRoutes(app: FastifyInstance, ctx: RouteContext
       if (details.length > 0)
         throw new GroveError("ValidationFailed", details.map((d) => `${d.path}: ${d.message}`).join("; "), details);
       const [nodes, instances] = await Promise.all([ctx.repo.list("Node"), ctx.repo.list("Instance")]);
-      return planApply(req.body.items, nodes.items as Node[], instances.items as Instance[]);
+      return planApply(req.body.items, nodes.items as Node[], instances.items as Instance[], ctx.dynamicHostPorts);
     },
   );
 }

@@ -8,6 +8,7 @@ import websocket from "@fastify/websocket";
 import type { Logger } from "pino";
 import { API_VERSION, type HostPortPolicy } from "@grove/api";
 import type { Repository } from "../resources/repository";
+import type { HostPortRange } from "../scheduler";
 import type { Store } from "../store/store";
 import { registerAppRoutes } from "./apps";
 import { registerEndpointRoutes } from "./endpoints";
@@ -33,6 +34,8 @@ export interface HttpServerOptions {
   agents?: AgentStreams;
   /** Which fixed host ports Apps may publish (refused at apply and plan); unchecked without it. */
   hostPorts?: HostPortPolicy;
+  /** The scheduler loop's range of dynamic host ports, so a plan hands out the ports the loop would. */
+  dynamicHostPorts?: HostPortRange;
 }
 
 export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
@@ -75,7 +78,12 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
   const watches = new WatchRegistry();
-  const ctx: RouteContext = { repo: opts.repo, watches, ...(opts.hostPorts ? { hostPorts: opts.hostPorts } : {}) };
+  const ctx: RouteContext = {
+    repo: opts.repo,
+    watches,
+    ...(opts.hostPorts ? { hostPorts: opts.hostPorts } : {}),
+    ...(opts.dynamicHostPorts ? { dynamicHostPorts: opts.dynamicHostPorts } : {}),
+  };
   registerHealthRoutes(app, opts.store);
   registerAppRoutes(app, ctx);
   registerInstanceRoutes(app, ctx);

@@ -4,7 +4,7 @@
 import type { CapacityReport, NodeCapacity, Resources } from "@grove/api";
 import { free, RESOURCE_KEYS } from "./filters";
 import type { NodeView } from "./types";
-import { zeroResources } from "./place";
+import { zeroResources } from "./resources";
 
 // The report's shape is the HTTP contract (GET /v1/capacity), defined once in @grove/api.
 export type { CapacityReport, NodeCapacity } from "@grove/api";

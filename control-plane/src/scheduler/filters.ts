@@ -1,6 +1,7 @@
 // Feasibility filters. Each rejects with a named reason so an unplaceable
 // instance says why ("memory: insufficient on 12 of 12 nodes").
 
+import { freeInRange } from "./ports";
 import type { Filter, LabelConstraint, NodeView, PlacementRequest, Taint, Toleration, Verdict } from "./types";
 
 const FIT: Verdict = { fit: true };
@@ -16,12 +17,16 @@ const CORDONED = reject("node-schedulable", "cordoned");
 // The node's agent is up and reporting.
 export const nodeReady: Filter = {
   name: "node-ready",
+  scope: "node",
+  passesWhen: "ready",
   check: (_req, node) => (node.ready ? FIT : NOT_READY),
 };
 
 // An operator cordoned the node: keep what runs there, place nothing new.
 export const nodeSchedulable: Filter = {
   name: "node-schedulable",
+  scope: "node",
+  passesWhen: "schedulable",
   check: (_req, node) => (node.unschedulable ? CORDONED : FIT),
 };
 
@@ -36,6 +41,7 @@ function fitFilter(name: string, subject: string, resource: ResourceKey): Filter
   const insufficient = reject(subject, "insufficient");
   return {
     name,
+    scope: "node",
     check: (req: PlacementRequest, node: NodeView): Verdict => {
       const want = req.resources[resource] ?? 0;
       const cap = node.allocatable[resource];
@@ -51,6 +57,8 @@ function fitFilter(name: string, subject: string, resource: ResourceKey): Filter
 const NO_CPU = reject("cpu", "insufficient");
 export const cpuFit: Filter = {
   name: "cpu-fit",
+  scope: "node",
+  passesWhen: "cpu-fits",
   check: (req, node) =>
     node.allocated.cpuMillis + req.resources.cpuMillis <= node.allocatable.cpuMillis ? FIT : NO_CPU,
 };
@@ -58,6 +66,8 @@ export const cpuFit: Filter = {
 const NO_MEMORY = reject("memory", "insufficient");
 export const memoryFit: Filter = {
   name: "memory-fit",
+  scope: "node",
+  passesWhen: "memory-fits",
   check: (req, node) =>
     node.allocated.memoryBytes + req.resources.memoryBytes <= node.allocatable.memoryBytes ? FIT : NO_MEMORY,
 };
@@ -65,6 +75,8 @@ export const memoryFit: Filter = {
 const NO_PIDS = reject("pids", "insufficient");
 export const pidsFit: Filter = {
   name: "pids-fit",
+  scope: "node",
+  passesWhen: "pids-fits",
   check: (req, node) => (node.allocated.pids + req.resources.pids <= node.allocatable.pids ? FIT : NO_PIDS),
 };
 // ... disk. Nodes that report no disk capacity are treated as unlimited
@@ -74,15 +86,24 @@ export const diskFit: Filter = {
   applies: (req) => (req.resources.diskBytes ?? 0) > 0,
 };
 
-// Host ports: two instances never bind the same port on one node.
+// Host ports: two instances never bind the same port on one node, and a
+// request for dynamic host ports needs that many free in their range (ports.ts
+// hands them out once the node is chosen).
 export const hostPortsFit: Filter = {
   name: "host-ports",
-  applies: (req) => (req.hostPorts?.length ?? 0) > 0,
+  scope: "node",
+  applies: (req) => (req.hostPorts?.length ?? 0) > 0 || (req.dynamicHostPorts?.count ?? 0) > 0,
   check: (req, node) => {
     const ports = req.hostPorts;
-    if (!ports || ports.length === 0 || !node.usedHostPorts) return FIT;
-    const taken = ports.filter((p) => node.usedHostPorts!.has(p));
-    return taken.length === 0 ? FIT : reject("ports", `${taken.join(",")} in use`);
+    if (ports && ports.length > 0 && node.usedHostPorts) {
+      const taken = ports.filter((p) => node.usedHostPorts!.has(p));
+      if (taken.length > 0) return reject("ports", `${taken.join(",")} in use`);
+    }
+    const dynamic = req.dynamicHostPorts;
+    if (dynamic && dynamic.count > 0 && freeInRange(dynamic.range, node.usedHostPorts, ports) < dynamic.count) {
+      return reject("ports", `dynamic host port range ${dynamic.range.first}-${dynamic.range.last} exhausted`);
+    }
+    return FIT;
   },
 };
 
@@ -127,6 +148,7 @@ export function matchesSelector(req: PlacementRequest, node: NodeView): boolean 
 // Node selector and label constraints (=, !=, in, notin, exists, notexists).
 export const nodeSelectorFilter: Filter = {
   name: "node-selector",
+  scope: "node",
   applies: (req) => req.placement?.nodeSelector !== undefined || req.placement?.constraints !== undefined,
   check: (req, node) => {
     const p = req.placement;
@@ -164,6 +186,8 @@ export function untolerated(req: PlacementRequest, node: NodeView, effect: Taint
 // Taints with effect NoSchedule keep out every instance that does not tolerate them.
 export const taintsFilter: Filter = {
   name: "taints",
+  scope: "node",
+  passesWhen: "untainted",
   check: (req, node) => {
     const bad = untolerated(req, node, "NoSchedule");
     if (bad.length === 0) return FIT;
@@ -179,6 +203,8 @@ export function appKeyOf(req: PlacementRequest): string {
 // Anti-affinity: at most one instance of the same App per node.
 export const antiAffinityFilter: Filter = {
   name: "anti-affinity",
+  scope: "node",
+  readsApp: true,
   applies: (req) => req.placement?.antiAffinity === true,
   check: (req, node) => {
     if (!req.placement?.antiAffinity) return FIT;
@@ -191,6 +217,8 @@ export const antiAffinityFilter: Filter = {
 // Nodes without the topology label are rejected.
 export const spreadFilter: Filter = {
   name: "topology-spread",
+  // Counts the App's instances over every node of each domain.
+  scope: "cluster",
   applies: (req) => req.placement?.spread !== undefined,
   check: (req, node, ctx) => {
     const spread = req.placement?.spread;

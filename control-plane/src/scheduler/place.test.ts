@@ -1,14 +1,8 @@
 import fc from "fast-check";
 import type { Resources } from "@grove/api";
-import {
-  DEFAULT_PROFILE,
-  defaultProfile,
-  describeRejections,
-  largeFirstOrder,
-  place,
-  placeBatch,
-  WorkingSet,
-} from "./place";
+import { DEFAULT_PROFILE, defaultProfile, describeRejections, place } from "./place";
+import { largeFirstOrder, placeBatch } from "./batch";
+import { WorkingSet } from "./working-set";
 import { mulberry32 } from "./rng";
 import { binPack, spread } from "./scorers";
 import { DEFAULT_FILTERS } from "./filters";

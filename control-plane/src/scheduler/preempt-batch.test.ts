@@ -4,7 +4,8 @@
 import fc from "fast-check";
 import type { Resources } from "@grove/api";
 import { capacity, howMany } from "./capacity";
-import { feasibleToFind, place, placeBatch } from "./place";
+import { feasibleToFind, place } from "./place";
+import { placeBatch } from "./batch";
 import { DEFAULT_PROFILE, PROFILES, profileByName } from "./profiles";
 import { mulberry32 } from "./rng";
 import type { NodeView, PlacedInstance, PlacementRequest, PlacementResult, PlacementSpec, Profile } from "./types";

@@ -1,36 +1,8 @@
-// Ranking primitives shared by place() and the WorkingSet's cached path
-// (shape-index.ts): one definition of a node's total and of tie-breaking, so
-// both paths pick the same node.
-import type { Resources } from "@grove/api";
-import { cpuFit, memoryFit, nodeReady, nodeSchedulable, pidsFit, taintsFilter } from "./filters";
-import { preferNoSchedule } from "./scorers";
-import type { Filter, NodeView, PlacementContext, PlacementRequest, Profile, Rng, Scorer } from "./types";
-
-const FUSED: ReadonlySet<Filter> = new Set([nodeReady, nodeSchedulable, cpuFit, memoryFit, pidsFit, taintsFilter]);
-
-/**
- * Whether the inline check fusedFits() stands for the whole filter chain:
- * only readiness, cordon, cpu/memory/pids fit and taints apply.
- */
-export function fusedFor(filters: readonly Filter[]): boolean {
-  for (const f of filters) if (!FUSED.has(f)) return false;
-  return true;
-}
-
-/**
- * The fused filters in one expression: true when every one of them passes
- * (a tainted node is left to the filter chain, which names the taint).
- */
-export function fusedFits(r: Resources, node: NodeView): boolean {
-  return (
-    node.ready &&
-    !node.unschedulable &&
-    node.allocated.cpuMillis + r.cpuMillis <= node.allocatable.cpuMillis &&
-    node.allocated.memoryBytes + r.memoryBytes <= node.allocatable.memoryBytes &&
-    node.allocated.pids + r.pids <= node.allocatable.pids &&
-    (node.taints === undefined || node.taints.length === 0)
-  );
-}
+// Ranking: a node's total (the weighted mean of the profile's scorers) and
+// the one tie-break, used by place() whether it scanned the nodes or read
+// them off the shape cache (shape-index.ts), so both pick the same node.
+import { CONDITION_BITS, meets } from "./conditions";
+import type { NodeView, PlacementContext, PlacementRequest, Profile, Rng, Scorer } from "./types";
 
 /** Scores closer than this count as a tie. */
 export const TIE_EPSILON = 1e-12;
@@ -66,55 +38,93 @@ export function tieDraw(rng: Rng): number {
   return Math.floor(rng.next() * 4294967296) >>> 0;
 }
 
-export function hasTaints(node: NodeView): boolean {
-  return node.taints !== undefined && node.taints.length > 0;
+/** A profile's scorers laid out for the hot loop (rankingOf). */
+export interface Ranking {
+  readonly scorers: readonly Scorer[];
+  readonly weights: Float64Array;
+  readonly totalWeight: number;
+  /** Per scorer: its constantWhen condition as CONDITION_BITS (0: none) and score. */
+  readonly constantMask: Int32Array;
+  readonly constantScore: Float64Array;
+}
+
+const rankings = new WeakMap<Profile, Ranking>();
+
+/** The profile's Ranking (built once per profile object). */
+export function rankingOf(profile: Profile): Ranking {
+  let r = rankings.get(profile);
+  if (r) return r;
+  const scorers = profile.scorers;
+  let totalWeight = 0;
+  for (const s of scorers) totalWeight += s.weight;
+  r = {
+    scorers,
+    weights: Float64Array.from(scorers, (s) => s.weight),
+    totalWeight,
+    constantMask: Int32Array.from(scorers, (s) => (s.constantWhen ? CONDITION_BITS[s.constantWhen.condition] : 0)),
+    constantScore: Float64Array.from(scorers, (s) => s.constantWhen?.score ?? 0),
+  };
+  rankings.set(profile, r);
+  return r;
 }
 
 /**
  * A node's profile score: the weighted mean of the scorers, each clamped to
- * 0..1, summed in profile order. prefer-no-schedule is 1 on an untainted node
- * without being called (the hot path's shortcut; same value).
+ * 0..1, summed in profile order (a scorer's declared constant where the node
+ * meets its condition).
  */
-export function nodeTotal(
-  req: PlacementRequest,
-  node: NodeView,
-  scorers: readonly Scorer[],
-  totalWeight: number,
-  ctx: PlacementContext,
-): number {
+export function nodeTotal(req: PlacementRequest, node: NodeView, ranking: Ranking, ctx: PlacementContext): number {
+  const { scorers, weights, totalWeight, constantMask, constantScore } = ranking;
   if (totalWeight <= 0) return 0;
   let weighted = 0;
-  const tainted = hasTaints(node);
   for (let k = 0; k < scorers.length; k++) {
-    const scorer = scorers[k]!;
-    const s = scorer === preferNoSchedule && !tainted ? 1 : scorer.score(req, node, ctx);
-    weighted += (s < 0 ? 0 : s > 1 ? 1 : s) * scorer.weight;
+    const mask = constantMask[k]!;
+    const s = mask !== 0 && meets(mask, req.resources, node) ? constantScore[k]! : scorers[k]!.score(req, node, ctx);
+    weighted += (s < 0 ? 0 : s > 1 ? 1 : s) * weights[k]!;
   }
   return weighted / totalWeight;
 }
 
-export function totalWeightOf(profile: Profile): number {
-  let w = 0;
-  for (const s of profile.scorers) w += s.weight;
-  return w;
+/**
+ * nodeTotal() of the nodes at `indices[0..count)` into `totals`, in one
+ * loop (the scan's hot loop); returns the best.
+ */
+export function totalsOf(
+  req: PlacementRequest,
+  nodes: readonly NodeView[],
+  indices: Int32Array,
+  count: number,
+  ranking: Ranking,
+  ctx: PlacementContext,
+  totals: Float64Array,
+): number {
+  let top = -Infinity;
+  for (let k = 0; k < count; k++) {
+    const t = nodeTotal(req, nodes[indices[k]!]!, ranking, ctx);
+    totals[k] = t;
+    if (t > top) top = t;
+  }
+  return top;
 }
 
 /**
- * Among tied nodes (total within TIE_EPSILON of the best), the one with the
- * smallest key mixed from its name and one seeded draw (then the smallest
- * name): the input order does not matter and every tied node can win for
- * some seed. The draw is taken only when there is a tie.
+ * Among tied nodes (indices into `nodes` whose total is within TIE_EPSILON of
+ * the best), the one with the smallest key mixed from its name and one seeded
+ * draw (then the smallest name): the input order does not matter and every
+ * tied node can win for some seed. The draw is taken only when there is a
+ * tie. `hashes` are the nodes' name hashes by index when the caller keeps
+ * them (the working set), else nameHash() looks them up.
  */
-export function breakTie(tied: readonly NodeView[], rng: Rng): NodeView {
+export function breakTie(tied: readonly number[], nodes: readonly NodeView[], rng: Rng, hashes?: Uint32Array): number {
   let best = tied[0]!;
   if (tied.length === 1) return best;
   const draw = tieDraw(rng);
-  let bestKey = tieKey(best.name, draw);
-  for (let i = 1; i < tied.length; i++) {
-    const node = tied[i]!;
-    const key = tieKey(node.name, draw);
-    if (key < bestKey || (key === bestKey && node.name < best.name)) {
-      best = node;
+  let bestKey = mixKey(hashes ? hashes[best]! : nameHash(nodes[best]!.name), draw);
+  for (let t = 1; t < tied.length; t++) {
+    const i = tied[t]!;
+    const key = mixKey(hashes ? hashes[i]! : nameHash(nodes[i]!.name), draw);
+    if (key < bestKey || (key === bestKey && nodes[i]!.name < nodes[best]!.name)) {
+      best = i;
       bestKey = key;
     }
   }

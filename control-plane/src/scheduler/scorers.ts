@@ -46,6 +46,7 @@ function freeShare(node: NodeView, resource: ResourceKey): number {
 export const mostAllocated: Scorer = {
   name: "most-allocated",
   weight: 1,
+  scope: "node",
   score: (req, node) => (cpuAfter(req, node) + memoryAfter(req, node)) / 2,
 };
 /** The walking skeleton's name for MostAllocated. */
@@ -55,6 +56,7 @@ export const binPack: Scorer = { ...mostAllocated, name: "bin-pack" };
 export const leastAllocated: Scorer = {
   name: "least-allocated",
   weight: 1,
+  scope: "node",
   score: (req, node) => 1 - (cpuAfter(req, node) + memoryAfter(req, node)) / 2,
 };
 /** The walking skeleton's name for LeastAllocated. */
@@ -66,6 +68,7 @@ export const spread: Scorer = { ...leastAllocated, name: "spread" };
 export const nomadBestFit: Scorer = {
   name: "nomad-bestfit",
   weight: 1,
+  scope: "node",
   score: (req, node) => {
     const freeCpu = 1 - cpuAfter(req, node);
     const freeMem = 1 - memoryAfter(req, node);
@@ -80,6 +83,7 @@ export const nomadBestFit: Scorer = {
 export const dotProduct: Scorer = {
   name: "dot-product",
   weight: 1,
+  scope: "node",
   score: (req, node) =>
     (demandShare(req, node, "cpuMillis") * freeShare(node, "cpuMillis") +
       demandShare(req, node, "memoryBytes") * freeShare(node, "memoryBytes")) /
@@ -91,6 +95,7 @@ export const dotProduct: Scorer = {
 export const l2Norm: Scorer = {
   name: "l2-norm",
   weight: 1,
+  scope: "node",
   score: (req, node) => {
     const c = 1 - cpuAfter(req, node);
     const m = 1 - memoryAfter(req, node);
@@ -106,6 +111,8 @@ export const l2Norm: Scorer = {
 export const diego: Scorer = {
   name: "diego",
   weight: 1,
+  scope: "node",
+  readsApp: true,
   score: (req, node) => {
     const parts = [memoryAfter(req, node), utilisationAfter(req, node, "pids")];
     if (node.allocatable.diskBytes !== undefined) parts.push(utilisationAfter(req, node, "diskBytes"));
@@ -121,6 +128,8 @@ export const diego: Scorer = {
 export const preferNoSchedule: Scorer = {
   name: "prefer-no-schedule",
   weight: 10,
+  scope: "node",
+  constantWhen: { condition: "untainted", score: 1 },
   score: (req, node) => (node.taints && untolerated(req, node, "PreferNoSchedule").length > 0 ? 0 : 1),
 };
 
@@ -138,6 +147,7 @@ export const EMPTY_NODE_FACTOR = 0.8;
 export const balancedFit: Scorer = {
   name: "balanced-fit",
   weight: 1,
+  scope: "node",
   score: (req, node) => {
     const c = 1 - cpuAfter(req, node);
     const m = 1 - memoryAfter(req, node);
@@ -146,7 +156,7 @@ export const balancedFit: Scorer = {
   },
 };
 
-/** Every scorer above (what the shape cache knows to be node-local). */
+/** Every scorer above. */
 export const BUILTIN_SCORERS: readonly Scorer[] = [
   mostAllocated,
   binPack,

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import type { Resources } from "@grove/api";
-import { place, WorkingSet } from "./place";
+import { place } from "./place";
+import { WorkingSet } from "./working-set";
 import { PROFILE_NAMES, profileByName } from "./profiles";
 import { mulberry32 } from "./rng";
 import { shapeKey } from "./shape-index";

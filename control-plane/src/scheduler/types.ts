@@ -39,6 +39,12 @@ export interface PlacementSpec {
   antiAffinity?: boolean;
 }
 
+/** A range of host ports, both ends included. */
+export interface HostPortRange {
+  first: number;
+  last: number;
+}
+
 /** One instance to place. */
 export interface PlacementRequest {
   /** The instance's id (e.g. namespace/app-3); used only in results and logs. */
@@ -48,6 +54,12 @@ export interface PlacementRequest {
   namespace: string;
   /** Host ports the instance binds on its node; two instances never share one. */
   hostPorts?: number[];
+  /**
+   * Host ports placement hands out on the chosen node: the lowest `count`
+   * free ports of `range` (PlacementResult.hostPorts). A node without that
+   * many free is rejected like one whose fixed port is taken.
+   */
+  dynamicHostPorts?: { count: number; range: HostPortRange };
   /** Higher runs first and may preempt lower (default 0). */
   priority?: number;
   placement?: PlacementSpec;
@@ -103,9 +115,35 @@ export interface PlacementContext {
   domainCounts(topologyKey: string): ReadonlyMap<string, number>;
 }
 
+/**
+ * What a filter's verdict or a scorer's score reads besides the request:
+ * - "node": the node it is asked about and nothing else, so the answer holds
+ *   for every request of the same shape until that node changes and
+ *   WorkingSet.place may cache it (shape-index.ts);
+ * - "cluster": other nodes too (through the PlacementContext); never cached.
+ */
+export type PluginScope = "node" | "cluster";
+
+/**
+ * A test on a node's plain fields that the hot loops evaluate inline, for
+ * all the filters (passesWhen) or scorers (constantWhen) that declare one
+ * at once, instead of calling each per node (conditions.ts): "ready",
+ * "schedulable" (not cordoned), "untainted", and "<resource>-fits"
+ * (allocated + requested <= allocatable).
+ */
+export type NodeCondition = "ready" | "schedulable" | "untainted" | "cpu-fits" | "memory-fits" | "pids-fits";
+
 /** A feasibility step: can this request run on this node at all? */
 export interface Filter {
   name: string;
+  scope: PluginScope;
+  /** Reads the request's App (its instances on the node): the App is then part of the request's shape. */
+  readsApp?: boolean;
+  /**
+   * A condition under which check() passes (sufficient, not necessary:
+   * when it fails, check() decides and names the reason). Only a speed-up.
+   */
+  passesWhen?: NodeCondition;
   check(req: PlacementRequest, node: NodeView, ctx?: PlacementContext): Verdict;
   /** False when the filter cannot reject any node for this request (it is then skipped). */
   applies?(req: PlacementRequest): boolean;
@@ -115,6 +153,11 @@ export interface Filter {
 export interface Scorer {
   name: string;
   weight: number;
+  scope: PluginScope;
+  /** Reads the request's App (its instances on the node): the App is then part of the request's shape. */
+  readsApp?: boolean;
+  /** The score of every node that meets `condition`: score() is not called there. Only a speed-up. */
+  constantWhen?: { condition: NodeCondition; score: number };
   score(req: PlacementRequest, node: NodeView, ctx?: PlacementContext): number;
 }
 
@@ -146,6 +189,8 @@ export interface PlacementResult {
   reason?: string;
   /** Instances to evict from nodeName to make room (preemption). */
   victims?: string[];
+  /** The host ports handed out on nodeName for the request's dynamicHostPorts, in order. */
+  hostPorts?: number[];
 }
 
 /** A source of numbers in [0, 1); only ever used to break score ties. */

@@ -16,12 +16,16 @@ import {
 import {
   addResources,
   capacity,
+  DEFAULT_DYNAMIC_HOST_PORTS,
   defaultProfile,
+  hostPortRequest,
   placeBatch,
   seededRng,
+  withHostPorts,
   subtractResources,
   zeroResources,
   type CapacityReport,
+  type HostPortRange,
   type NodeView,
   type PlacementRequest,
 } from "../scheduler";
@@ -92,9 +96,15 @@ function utilization(views: readonly NodeView[]): Utilization {
  * node, as the App controller decides), the count is scaled, and every new,
  * replacing or still-unbound instance is placed by the default profile on
  * the current nodes (a deterministic seed, so the same snapshot gives the
- * same plan).
+ * same plan), with the host ports it would be given (`hostPortRange` is the
+ * scheduler loop's range of dynamic ones).
  */
-export function planApply(apps: readonly App[], nodes: readonly Node[], instances: readonly Instance[]): PlanResult {
+export function planApply(
+  apps: readonly App[],
+  nodes: readonly Node[],
+  instances: readonly Instance[],
+  hostPortRange: HostPortRange = DEFAULT_DYNAMIC_HOST_PORTS,
+): PlanResult {
   const live = instances.filter((i) => !isFinished(i));
   // Instances resized in place, by "ns/name": they stay on their node with their new size.
   const resized = new Map<string, Instance>();
@@ -103,6 +113,8 @@ export function planApply(apps: readonly App[], nodes: readonly Node[], instance
   const removed = new Set<string>();
   const reqs: PlacementRequest[] = [];
   const planned: PlannedInstance[] = [];
+  /** The ports of each planned request, by id. */
+  const portsOf = new Map<string, readonly { hostPort?: number }[]>();
   const touched = new Set<string>();
   for (const app of apps) {
     const ns = app.metadata.namespace ?? "default";
@@ -147,7 +159,9 @@ export function planApply(apps: readonly App[], nodes: readonly Node[], instance
         resources,
         ...(t.priority !== undefined ? { priority: t.priority } : {}),
         ...(t.placement ? { placement: t.placement } : {}),
+        ...hostPortRequest(t.ports, hostPortRange),
       });
+      portsOf.set(`${ns}/${name}`, t.ports ?? []);
     }
   }
   // Other Apps' unbound instances compete for the same room: place them too.
@@ -160,6 +174,7 @@ export function planApply(apps: readonly App[], nodes: readonly Node[], instance
       namespace: i.metadata.namespace ?? "default",
       resources: i.spec.resources,
       ...requestExtras(i),
+      ...hostPortRequest(i.spec.ports, hostPortRange),
     });
   }
   const beforeViews = nodeViews(nodes, live);
@@ -190,6 +205,8 @@ export function planApply(apps: readonly App[], nodes: readonly Node[], instance
     if (r.nodeName) {
       p.node = r.nodeName;
       if (r.victims?.length) p.victims = r.victims;
+      const ports = withHostPorts(portsOf.get(reqs[k]!.id) ?? [], r.hostPorts);
+      if (ports.length > 0) p.hostPorts = ports.map((q) => q.hostPort!);
     } else {
       p.reason = r.reason ?? "no node fits";
       fits = false;
