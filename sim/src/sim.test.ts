@@ -6,7 +6,7 @@ import { profileByName, PROFILE_NAMES } from "@grove/control-plane/scheduler";
 import { buildNodes, homogeneous, scaled } from "./cluster";
 import { compact, peakSet } from "./compaction";
 import { compare } from "./compare";
-import { lowerBound, run } from "./engine";
+import { lowerBound, openClusterSize, peakDemandLb1, run } from "./engine";
 import { snapshotFrom } from "./from-cluster";
 import { main } from "./main";
 import { charts, html, table, toJson } from "./report";
@@ -140,6 +140,48 @@ describe("the event-driven run", () => {
       ),
       { numRuns: 60 },
     );
+  });
+
+  test("peakLb1 is the highest LB1 at any moment, not the LB1 when most nodes were used", () => {
+    // Two full nodes' worth leave; then three small instances are spread over three nodes.
+    const w = parseTrace(
+      "time,event,id,cpu,memory,duration\n0,arrive,a,4,1Gi,5\n0,arrive,b,4,1Gi,5\n" +
+        "10,arrive,c,1,1Gi,\n10,arrive,d,1,1Gi,\n10,arrive,e,1,1Gi,\n",
+      "t.csv",
+    );
+    const r = run({ cluster: homogeneous(3, node), workload: w, profile: profileByName("least-allocated"), seed: 1 });
+    expect(r.peakNodesUsed).toBe(3);
+    expect(r.peakLb1).toBe(2); // a and b at time 0; when 3 nodes are used LB1 is 1
+    expect(r.peakRatio).toBe(1.5);
+  });
+
+  test("meanRatio weights each state by how long it lasted", () => {
+    // ratio 1 on [0, 10), 2 on [10, 100) (least-allocated spreads a and b), then the run ends at 100
+    const w = parseTrace("time,event,id,cpu,memory,duration\n0,arrive,a,1,1Gi,\n10,arrive,b,1,1Gi,90\n", "t.csv");
+    const r = run({ cluster: homogeneous(2, node), workload: w, profile: profileByName("least-allocated"), seed: 1 });
+    expect(r.meanRatio).toBeCloseTo((1 * 10 + 2 * 90) / 100, 10);
+    // everything at one instant: the ratio at the end
+    const once = run({
+      cluster: homogeneous(40, node),
+      workload: generate("k8s", { count: 100, seed: 3 }),
+      profile: profileByName("least-allocated"),
+      seed: 1,
+    });
+    expect(once.meanRatio).toBe(once.ratio);
+  });
+
+  test("the open cluster is sized from the peak demand, not from all arrivals summed", () => {
+    // 100 instances of one full node each, one at a time: the peak demand is one node
+    const w = parseTrace(
+      "time,event,id,cpu,memory,duration\n" +
+        Array.from({ length: 100 }, (_, i) => `${i * 10},arrive,i${i},4,1Gi,5`).join("\n") +
+        "\n",
+      "t.csv",
+    );
+    expect(peakDemandLb1(w, node)).toBe(1);
+    expect(openClusterSize(w, node)).toBe(4); // ceil(1.5 x 1) + 2
+    const all = generate("k8s", { count: 100, seed: 1 }); // 100 x 500Mi on 8 GiB nodes: 7 by memory
+    expect(peakDemandLb1(all, node)).toBe(7);
   });
 
   test("LB1 with mixed node shapes counts the largest nodes first", () => {
