@@ -11,6 +11,7 @@
 import { antiAffinityFilter, appKeyOf, DEFAULT_FILTERS, spreadFilter } from "./filters";
 import { fusedFits, fusedFor, nodeTotal, totalWeightOf } from "./rank";
 import { BUILTIN_SCORERS, diego } from "./scorers";
+import { DENSITY_SCORERS } from "./scorers-density";
 import type { Filter, NodeView, PlacementContext, PlacementRequest, Profile, Scorer } from "./types";
 
 /**
@@ -19,7 +20,7 @@ import type { Filter, NodeView, PlacementContext, PlacementRequest, Profile, Sco
  */
 const NODE_LOCAL_FILTERS: ReadonlySet<Filter> = new Set(DEFAULT_FILTERS.filter((f) => f !== spreadFilter));
 /** Scorers whose score depends only on the request and the node: every built-in one. */
-const NODE_LOCAL_SCORERS: ReadonlySet<Scorer> = new Set(BUILTIN_SCORERS);
+const NODE_LOCAL_SCORERS: ReadonlySet<Scorer> = new Set([...BUILTIN_SCORERS, ...DENSITY_SCORERS]);
 /** Filters and scorers that read the request's App (its instances on the node). */
 const APP_READERS: ReadonlySet<Filter | Scorer> = new Set<Filter | Scorer>([antiAffinityFilter, diego]);
 
