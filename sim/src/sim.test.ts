@@ -12,6 +12,7 @@ import { main } from "./main";
 import { charts, html, table, toJson } from "./report";
 import { formatTrace, parseTrace } from "./trace";
 import { defaultNodeFor, generate, GENERATORS } from "./workload";
+import { HELDOUT_SEEDS, TUNING_SEEDS } from "./heldout";
 
 const GiB = 2 ** 30;
 const node = { cpuMillis: 4000, memoryBytes: 8 * GiB, pids: 1000 };
@@ -39,6 +40,51 @@ describe("generators", () => {
     const tiny = items.filter((i) => i.resources.cpuMillis < 100).length / items.length;
     expect(tiny).toBeGreaterThan(0.18);
     expect(tiny).toBeLessThan(0.22);
+  });
+});
+
+describe("the job mixes", () => {
+  const shapesOf = (items: ReturnType<typeof generate>["items"]) =>
+    new Set(items.map((i) => `${i.resources.cpuMillis}/${i.resources.memoryBytes}`));
+  test("shapes: a few correlated machine shapes per seed and a few large jobs", () => {
+    for (const seed of TUNING_SEEDS) {
+      const items = generate("shapes", { count: 3000, seed }).items;
+      // catalogue shapes have at most 8 cores; large jobs 16 or 32
+      const large = items.filter((i) => i.resources.cpuMillis >= 16_000);
+      const small = items.filter((i) => i.resources.cpuMillis < 16_000);
+      // the catalogue: 6 to 12 shapes (the large jobs' shapes come on top)
+      expect(shapesOf(small).size).toBeGreaterThanOrEqual(4);
+      expect(shapesOf(small).size).toBeLessThanOrEqual(12);
+      // every catalogue shape has 1, 2, 4, 8 or 16 GiB per core (0.25-core shapes round memory to 64 MiB)
+      for (const i of small) {
+        const perCore = i.resources.memoryBytes / 2 ** 30 / (i.resources.cpuMillis / 1000);
+        expect([1, 2, 4, 8, 16].some((f) => Math.abs(perCore / f - 1) < 0.05)).toBe(true);
+      }
+      // large instances are rare, at most half a node
+      expect(large.length / items.length).toBeLessThan(0.1);
+      expect(large.every((i) => i.resources.memoryBytes <= 128 * 2 ** 30)).toBe(true);
+    }
+    expect(generate("shapes", { count: 3000, seed: 1 }).items.some((i) => i.resources.cpuMillis >= 16_000)).toBe(true);
+  });
+  test("memheavy: memory per core above the node's 4 GiB, a long tail up to half a node", () => {
+    const items = generate("memheavy", { count: 5000, seed: 2 }).items;
+    const perCore = items.map((i) => i.resources.memoryBytes / 2 ** 30 / (i.resources.cpuMillis / 1000));
+    expect(perCore.filter((x) => x >= 3.9).length / items.length).toBeGreaterThan(0.95);
+    const mem = items.map((i) => i.resources.memoryBytes);
+    expect(Math.max(...mem)).toBeLessThanOrEqual(128 * 2 ** 30);
+    expect(mem.filter((x) => x >= 32 * 2 ** 30).length).toBeGreaterThan(0);
+  });
+  test("churn: instances arrive over time and leave; far fewer run at the peak than arrive", () => {
+    const w = generate("churn", { count: 3000, seed: 2 });
+    expect(w.items.every((i) => i.duration !== undefined && i.duration >= 1)).toBe(true);
+    expect(w.items[w.items.length - 1]!.time).toBeGreaterThan(1000);
+    const alive = peakSet(w, defaultNodeFor("churn")).length;
+    expect(alive).toBeLessThan(1500);
+    expect(alive).toBeGreaterThan(100);
+  });
+  test("the held-out seeds are at least 10 and none of them is a tuning seed", () => {
+    expect(HELDOUT_SEEDS.length).toBeGreaterThanOrEqual(10);
+    expect(HELDOUT_SEEDS.filter((s) => TUNING_SEEDS.includes(s))).toEqual([]);
   });
 });
 

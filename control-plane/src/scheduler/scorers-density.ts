@@ -36,24 +36,33 @@ export const ALIGNED_BALANCE_WEIGHT = 2;
 /** alignedFit's factor for a node with nothing on it (balanced fit's EMPTY_NODE_FACTOR). */
 export const ALIGNED_EMPTY_NODE_FACTOR = 0.8;
 /**
- * The angle (radians) between the request's cpu:memory direction and the
- * node's allocated one from which alignedFit's imbalance penalty applies in
- * full; below it, in proportion. Chosen on the tuning seeds only.
+ * A node is aligned with a request when the angle between the request's
+ * cpu:memory direction and the node's allocated one (as shares of the node)
+ * is below this. Chosen on the tuning seeds only (docs/scheduling.md).
  */
-export const ALIGNED_FULL_PENALTY_ANGLE = (10 * Math.PI) / 180;
+export const ALIGNED_ANGLE = (20 * Math.PI) / 180;
+/** How much fuller aligned nodes rank above each other (and above an empty node). */
+const ALIGNED_FILL_WEIGHT = 0.1;
 
-// Grove's default since issue 19 ("aligned fit"): balanced fit (L2 best fit,
-// a penalty 2|c - m| on uneven free shares c, m after placement, 0.8 on an
-// empty node), but the penalty is scaled by how far the request's
-// cpu:memory direction is from what the node already holds: in proportion to
-// the angle between the two, in full from ALIGNED_FULL_PENALTY_ANGLE on, none
-// on an empty node. Uneven free room is worth avoiding when other shapes could
-// fill it (balanced fit's gain on mixes drawn independently per resource); it
-// is not when the node holds the same shape as the request: identical
-// instances then fill one node after the other, as MostAllocated does, where
-// balanced fit opened a new node once a node was about two thirds full in one
-// resource (2.1 x LB1 at 32 GiB per core). Depends on the request and the node
-// only, so the shape cache applies.
+/** Balanced fit's h for free shares c, m after placement. */
+function balancedH(c: number, m: number): number {
+  const W = ALIGNED_BALANCE_WEIGHT;
+  return (1 - (c * c + m * m) / 2 - W * Math.abs(c - m) + W) / (1 + W);
+}
+
+// Grove's default since issue 19 ("aligned fit"): balanced fit (L2 best fit
+// minus 2|c - m| on uneven free shares c, m after placement, times 0.8 on an
+// empty node) in all but one decision, opening a new node. A used node that
+// is aligned with the request (it holds about the request's cpu:memory
+// direction, within ALIGNED_ANGLE) ranks above any empty node of its shape,
+// and fuller aligned nodes above emptier ones. Balanced fit opened a new node
+// as soon as a node was about two thirds full in one resource: right when
+// other shapes will fill the other resource (mixes drawn independently per
+// resource), wrong when the node holds what keeps arriving (identical
+// instances: 1.5 x LB1 at 16 GiB per core, 2.1 x at 32; memory-heavy mixes).
+// With this, identical instances fill one node after the other as
+// MostAllocated does. Depends on the request and the node only, so the shape
+// cache applies.
 export const alignedFit: Scorer = {
   name: "aligned-fit",
   weight: 1,
@@ -61,21 +70,19 @@ export const alignedFit: Scorer = {
     const [cpu, memory] = after(req, node);
     const c = 1 - cpu;
     const m = 1 - memory;
+    const h = balancedH(c, m);
     const a = node.allocated;
+    if (a.cpuMillis === 0 && a.memoryBytes === 0) return h * ALIGNED_EMPTY_NODE_FACTOR;
     const cap = node.allocatable;
-    const isEmpty = a.cpuMillis === 0 && a.memoryBytes === 0;
-    let penalty = 0;
-    if (!isEmpty) {
-      const held = Math.atan2(share(a.memoryBytes, cap.memoryBytes), share(a.cpuMillis, cap.cpuMillis));
-      const wanted = Math.atan2(
-        share(req.resources.memoryBytes, cap.memoryBytes),
-        share(req.resources.cpuMillis, cap.cpuMillis),
-      );
-      penalty = Math.min(1, Math.abs(held - wanted) / ALIGNED_FULL_PENALTY_ANGLE) * Math.abs(c - m);
-    }
-    const W = ALIGNED_BALANCE_WEIGHT;
-    const h = (1 - (c * c + m * m) / 2 - W * penalty + W) / (1 + W);
-    return isEmpty ? h * ALIGNED_EMPTY_NODE_FACTOR : h;
+    const dc = share(req.resources.cpuMillis, cap.cpuMillis);
+    const dm = share(req.resources.memoryBytes, cap.memoryBytes);
+    const held = Math.atan2(share(a.memoryBytes, cap.memoryBytes), share(a.cpuMillis, cap.cpuMillis));
+    if (Math.abs(held - Math.atan2(dm, dc)) >= ALIGNED_ANGLE) return h;
+    // The same request on this node were it empty, and how much fuller this node ends up.
+    const ce = 1 - dc;
+    const me = 1 - dm;
+    const fuller = (ce * ce + me * me - c * c - m * m) / 2;
+    return Math.max(h, balancedH(ce, me) * ALIGNED_EMPTY_NODE_FACTOR + 1e-9 + ALIGNED_FILL_WEIGHT * fuller);
   },
 };
 
