@@ -34,10 +34,17 @@ export interface RunResult {
   nodesUsed: number;
   lb1: number;
   ratio: number;
-  /** Highest nodes used at any time, and LB1 at that time. */
+  /** Highest nodes used at any moment (checked after every event, not only at the samples). */
   peakNodesUsed: number;
+  /** Highest LB1 at any moment (of the running instances); not necessarily at the same moment as peakNodesUsed. */
   peakLb1: number;
-  /** Mean of nodesUsed/LB1 over the samples where something runs. */
+  /** peakNodesUsed / peakLb1: the open cluster's size against the least any packing needs at its peak. */
+  peakRatio: number;
+  /**
+   * Time-weighted mean of nodesUsed / LB1 over the time something runs (each
+   * state weighted by how long it lasted, from the first arrival to the last
+   * event); when every event happens at one instant, the ratio at the end.
+   */
   meanRatio: number;
   /** Over the nodes in use at the end. */
   utilization: { cpu: number; memory: number };
@@ -70,11 +77,23 @@ type Res = keyof Pick<Resources, "cpuMillis" | "memoryBytes">;
  * identical nodes this is max over resources of ceil(sum of demand / capacity).
  */
 export function lowerBound(demand: Resources, nodes: readonly NodeView[]): number {
+  return lowerBoundOf(demand, capacities(nodes));
+}
+
+type Capacities = Record<"cpuMillis" | "memoryBytes" | "pids", number[]>;
+
+/** Per resource, the nodes' capacities, largest first (lowerBoundOf's input). */
+function capacities(nodes: readonly NodeView[]): Capacities {
+  const of = (k: keyof Capacities) => nodes.map((n) => n.allocatable[k]).sort((a, b) => b - a);
+  return { cpuMillis: of("cpuMillis"), memoryBytes: of("memoryBytes"), pids: of("pids") };
+}
+
+function lowerBoundOf(demand: Resources, all: Capacities): number {
   let lb = 0;
   for (const k of ["cpuMillis", "memoryBytes", "pids"] as const) {
     const need = demand[k];
     if (need <= 0) continue;
-    const caps = nodes.map((n) => n.allocatable[k]).sort((a, b) => b - a);
+    const caps = all[k];
     let sum = 0;
     let count = 0;
     for (const c of caps) {
@@ -223,13 +242,28 @@ export function run(o: RunOptions): RunResult {
   let events = 0;
   let peakNodesUsed = 0;
   let peakLb1 = 0;
+  const caps = capacities(initial);
+  // The time-weighted mean ratio: the state after each event lasts until the next event's time.
+  let weighted = 0;
+  let weight = 0;
+  let state: { time: number; ratio: number } | undefined;
+  const observe = (time: number) => {
+    const lb1 = lowerBoundOf(running, caps);
+    if (nodeUse.size > peakNodesUsed) peakNodesUsed = nodeUse.size;
+    if (lb1 > peakLb1) peakLb1 = lb1;
+    if (state && time > state.time) {
+      weighted += state.ratio * (time - state.time);
+      weight += time - state.time;
+    }
+    state = lb1 > 0 ? { time, ratio: nodeUse.size / lb1 } : undefined;
+  };
   const sample = (time: number) => {
     const used = [...nodeUse.keys()].map((n) => ws.get(n)!);
     const cap = used.reduce((s, n) => ({ c: s.c + n.allocatable.cpuMillis, m: s.m + n.allocatable.memoryBytes }), {
       c: 0,
       m: 0,
     });
-    const lb1 = lowerBound(running, initial);
+    const lb1 = lowerBoundOf(running, caps);
     timeline.push({
       time,
       running: where.size,
@@ -239,10 +273,6 @@ export function run(o: RunOptions): RunResult {
       cpu: cap.c ? running.cpuMillis / cap.c : 0,
       memory: cap.m ? running.memoryBytes / cap.m : 0,
     });
-    if (used.length > peakNodesUsed) {
-      peakNodesUsed = used.length;
-      peakLb1 = lb1;
-    }
   };
 
   let i = 0;
@@ -269,6 +299,7 @@ export function run(o: RunOptions): RunResult {
       if (it.duration !== undefined) departures.push(it.time + it.duration, it.id);
       if (!tryPlace(it)) pending.push(it);
     }
+    observe(time);
     if (++events % every === 0) sample(time);
   }
   // Without departures (or after the last event) the end state is the last sample.
@@ -286,7 +317,6 @@ export function run(o: RunOptions): RunResult {
     if (fm < minReq.memoryBytes) stranded.cpu += fc;
   }
   const last = timeline[timeline.length - 1]!;
-  const active = timeline.filter((s) => s.lb1 > 0);
   return {
     profile: o.profile.name,
     instances: items.length,
@@ -298,7 +328,8 @@ export function run(o: RunOptions): RunResult {
     ratio: last.lb1 > 0 ? last.nodesUsed / last.lb1 : 1,
     peakNodesUsed,
     peakLb1,
-    meanRatio: active.length ? active.reduce((s, x) => s + x.nodesUsed / x.lb1, 0) / active.length : 1,
+    peakRatio: peakLb1 > 0 ? peakNodesUsed / peakLb1 : 1,
+    meanRatio: weight > 0 ? weighted / weight : last.lb1 > 0 ? last.nodesUsed / last.lb1 : 1,
     utilization: {
       cpu: capOf("cpuMillis") ? allocOf("cpuMillis") / capOf("cpuMillis") : 0,
       memory: capOf("memoryBytes") ? allocOf("memoryBytes") / capOf("memoryBytes") : 0,
@@ -313,4 +344,40 @@ export function run(o: RunOptions): RunResult {
     },
     timeline,
   };
+}
+
+/**
+ * The highest LB1 of the instances running at the same time, over the
+ * workload's timeline (arrivals plus durations and departure rows; departures
+ * first at equal times, as run() replays them), on nodes of one shape.
+ */
+export function peakDemandLb1(w: Workload, node: Resources): number {
+  const ends = new Map<string, number>();
+  for (const it of w.items) if (it.duration !== undefined) ends.set(it.id, it.time + it.duration);
+  for (const d of w.departures) ends.set(d.id, Math.min(ends.get(d.id) ?? Infinity, d.time));
+  const events: Array<{ t: number; sign: 1 | -1; r: Resources }> = [];
+  for (const it of w.items) {
+    events.push({ t: it.time, sign: 1, r: it.resources });
+    const end = ends.get(it.id);
+    if (end !== undefined && end >= it.time) events.push({ t: end, sign: -1, r: it.resources });
+  }
+  events.sort((a, b) => a.t - b.t || a.sign - b.sign);
+  const cur: Resources = { cpuMillis: 0, memoryBytes: 0, pids: 0 };
+  const caps: Capacities = { cpuMillis: [node.cpuMillis], memoryBytes: [node.memoryBytes], pids: [node.pids] };
+  let peak = 0;
+  for (const e of events) {
+    cur.cpuMillis += e.sign * e.r.cpuMillis;
+    cur.memoryBytes += e.sign * e.r.memoryBytes;
+    cur.pids += e.sign * e.r.pids;
+    peak = Math.max(peak, lowerBoundOf(cur, caps));
+  }
+  return peak;
+}
+
+/**
+ * The open cluster's size when none is given: 1.5 x the peak demand's LB1
+ * (peakDemandLb1) plus 2 nodes, so no profile runs out of nodes.
+ */
+export function openClusterSize(w: Workload, node: Resources): number {
+  return Math.ceil(peakDemandLb1(w, node) * 1.5) + 2;
 }

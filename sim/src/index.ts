@@ -5,3 +5,6 @@ export * from "./trace";
 export * from "./engine";
 export * from "./compaction";
 export * from "./compare";
+export * from "./mixes";
+export * from "./heldout";
+export * from "./sweep";

@@ -7,6 +7,7 @@ import { GroveClient, parseBytes, parseCpuMillis, resolveConfig } from "@grove/a
 import { PROFILE_NAMES, type PlacementSpec, type Sampling } from "@grove/control-plane/scheduler";
 import { homogeneous, parseClusterFile, type ClusterSpec } from "./cluster";
 import { compare } from "./compare";
+import { openClusterSize } from "./engine";
 import { fromCluster } from "./from-cluster";
 import { charts, html, table, toJson } from "./report";
 import { readTrace } from "./trace";
@@ -61,7 +62,7 @@ export async function main(argv: string[]): Promise<void> {
     )
     .option("--cluster <file.json>", 'cluster description: {"pools":[{"count":N,"node":{"cpu":..,"memory":..}}]}')
     .option("--from-cluster", "snapshot a live cluster's nodes and instances through the API and replay them")
-    .option("--nodes <n>", "nodes (homogeneous cluster; default: enough for the workload)", int)
+    .option("--nodes <n>", "nodes (homogeneous cluster; default: 1.5 x the LB1 of the peak demand + 2)", int)
     .option("--node-cpu <cpu>", "cpu per node (default: the generator's node shape)")
     .option("--node-memory <bytes>", "memory per node")
     .option("--node-pids <n>", "pids per node", int)
@@ -140,12 +141,9 @@ export async function main(argv: string[]): Promise<void> {
         memoryBytes: o.nodeMemory ? parseBytes(o.nodeMemory) : base.memoryBytes,
         pids: o.nodePids ?? base.pids,
       };
-      const need = Math.max(
-        Math.ceil(workload.items.reduce((s, i) => s + i.resources.cpuMillis, 0) / node.cpuMillis),
-        Math.ceil(workload.items.reduce((s, i) => s + i.resources.memoryBytes, 0) / node.memoryBytes),
-      );
       cluster = homogeneous(
-        o.nodes ?? Math.max(cluster ? cluster.pools.reduce((s, p) => s + p.count, 0) : 0, Math.ceil(need * 1.5) + 2),
+        o.nodes ??
+          Math.max(cluster ? cluster.pools.reduce((s, p) => s + p.count, 0) : 0, openClusterSize(workload, node)),
         node,
       );
     }

@@ -12,7 +12,9 @@ export function table(c: Comparison): string {
     "NODES",
     "LB1",
     "RATIO",
-    "PEAK",
+    "PEAK NODES",
+    "PEAK LB1",
+    "PEAK RATIO",
     "MEAN RATIO",
     "COMPACT P90",
     "P90/LB1",
@@ -31,6 +33,8 @@ export function table(c: Comparison): string {
     String(r.lb1),
     r.ratio.toFixed(3),
     String(r.peakNodesUsed),
+    String(r.peakLb1),
+    r.peakRatio.toFixed(3),
     r.meanRatio.toFixed(3),
     k ? `${k.p90}${k.fitsAll ? "" : "!"}` : "-",
     k ? k.ratioP90.toFixed(3) : "-",
@@ -64,7 +68,18 @@ export function toJson(c: Comparison, withTimeline = false): string {
 
 // ---- SVG ----
 
-const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f"];
+const COLORS = [
+  "#1f77b4",
+  "#d62728",
+  "#2ca02c",
+  "#ff7f0e",
+  "#9467bd",
+  "#8c564b",
+  "#17becf",
+  "#7f7f7f",
+  "#bcbd22",
+  "#e377c2",
+];
 const W = 720;
 const H = 320;
 const M = { l: 56, r: 150, t: 36, b: 44 };

@@ -6,12 +6,13 @@ import { profileByName, PROFILE_NAMES } from "@grove/control-plane/scheduler";
 import { buildNodes, homogeneous, scaled } from "./cluster";
 import { compact, peakSet } from "./compaction";
 import { compare } from "./compare";
-import { lowerBound, run } from "./engine";
+import { lowerBound, openClusterSize, peakDemandLb1, run } from "./engine";
 import { snapshotFrom } from "./from-cluster";
 import { main } from "./main";
 import { charts, html, table, toJson } from "./report";
 import { formatTrace, parseTrace } from "./trace";
 import { defaultNodeFor, generate, GENERATORS } from "./workload";
+import { HELDOUT_SEEDS, TUNING_SEEDS } from "./heldout";
 
 const GiB = 2 ** 30;
 const node = { cpuMillis: 4000, memoryBytes: 8 * GiB, pids: 1000 };
@@ -39,6 +40,51 @@ describe("generators", () => {
     const tiny = items.filter((i) => i.resources.cpuMillis < 100).length / items.length;
     expect(tiny).toBeGreaterThan(0.18);
     expect(tiny).toBeLessThan(0.22);
+  });
+});
+
+describe("the job mixes", () => {
+  const shapesOf = (items: ReturnType<typeof generate>["items"]) =>
+    new Set(items.map((i) => `${i.resources.cpuMillis}/${i.resources.memoryBytes}`));
+  test("shapes: a few correlated machine shapes per seed and a few large jobs", () => {
+    for (const seed of TUNING_SEEDS) {
+      const items = generate("shapes", { count: 3000, seed }).items;
+      // catalogue shapes have at most 8 cores; large jobs 16 or 32
+      const large = items.filter((i) => i.resources.cpuMillis >= 16_000);
+      const small = items.filter((i) => i.resources.cpuMillis < 16_000);
+      // the catalogue: 6 to 12 shapes (the large jobs' shapes come on top)
+      expect(shapesOf(small).size).toBeGreaterThanOrEqual(4);
+      expect(shapesOf(small).size).toBeLessThanOrEqual(12);
+      // every catalogue shape has 1, 2, 4, 8 or 16 GiB per core (0.25-core shapes round memory to 64 MiB)
+      for (const i of small) {
+        const perCore = i.resources.memoryBytes / 2 ** 30 / (i.resources.cpuMillis / 1000);
+        expect([1, 2, 4, 8, 16].some((f) => Math.abs(perCore / f - 1) < 0.05)).toBe(true);
+      }
+      // large instances are rare, at most half a node
+      expect(large.length / items.length).toBeLessThan(0.1);
+      expect(large.every((i) => i.resources.memoryBytes <= 128 * 2 ** 30)).toBe(true);
+    }
+    expect(generate("shapes", { count: 3000, seed: 1 }).items.some((i) => i.resources.cpuMillis >= 16_000)).toBe(true);
+  });
+  test("memheavy: memory per core above the node's 4 GiB, a long tail up to half a node", () => {
+    const items = generate("memheavy", { count: 5000, seed: 2 }).items;
+    const perCore = items.map((i) => i.resources.memoryBytes / 2 ** 30 / (i.resources.cpuMillis / 1000));
+    expect(perCore.filter((x) => x >= 3.9).length / items.length).toBeGreaterThan(0.95);
+    const mem = items.map((i) => i.resources.memoryBytes);
+    expect(Math.max(...mem)).toBeLessThanOrEqual(128 * 2 ** 30);
+    expect(mem.filter((x) => x >= 32 * 2 ** 30).length).toBeGreaterThan(0);
+  });
+  test("churn: instances arrive over time and leave; far fewer run at the peak than arrive", () => {
+    const w = generate("churn", { count: 3000, seed: 2 });
+    expect(w.items.every((i) => i.duration !== undefined && i.duration >= 1)).toBe(true);
+    expect(w.items[w.items.length - 1]!.time).toBeGreaterThan(1000);
+    const alive = peakSet(w, defaultNodeFor("churn")).length;
+    expect(alive).toBeLessThan(1500);
+    expect(alive).toBeGreaterThan(100);
+  });
+  test("the held-out seeds are at least 10 and none of them is a tuning seed", () => {
+    expect(HELDOUT_SEEDS.length).toBeGreaterThanOrEqual(10);
+    expect(HELDOUT_SEEDS.filter((s) => TUNING_SEEDS.includes(s))).toEqual([]);
   });
 });
 
@@ -140,6 +186,48 @@ describe("the event-driven run", () => {
       ),
       { numRuns: 60 },
     );
+  });
+
+  test("peakLb1 is the highest LB1 at any moment, not the LB1 when most nodes were used", () => {
+    // Two full nodes' worth leave; then three small instances are spread over three nodes.
+    const w = parseTrace(
+      "time,event,id,cpu,memory,duration\n0,arrive,a,4,1Gi,5\n0,arrive,b,4,1Gi,5\n" +
+        "10,arrive,c,1,1Gi,\n10,arrive,d,1,1Gi,\n10,arrive,e,1,1Gi,\n",
+      "t.csv",
+    );
+    const r = run({ cluster: homogeneous(3, node), workload: w, profile: profileByName("least-allocated"), seed: 1 });
+    expect(r.peakNodesUsed).toBe(3);
+    expect(r.peakLb1).toBe(2); // a and b at time 0; when 3 nodes are used LB1 is 1
+    expect(r.peakRatio).toBe(1.5);
+  });
+
+  test("meanRatio weights each state by how long it lasted", () => {
+    // ratio 1 on [0, 10), 2 on [10, 100) (least-allocated spreads a and b), then the run ends at 100
+    const w = parseTrace("time,event,id,cpu,memory,duration\n0,arrive,a,1,1Gi,\n10,arrive,b,1,1Gi,90\n", "t.csv");
+    const r = run({ cluster: homogeneous(2, node), workload: w, profile: profileByName("least-allocated"), seed: 1 });
+    expect(r.meanRatio).toBeCloseTo((1 * 10 + 2 * 90) / 100, 10);
+    // everything at one instant: the ratio at the end
+    const once = run({
+      cluster: homogeneous(40, node),
+      workload: generate("k8s", { count: 100, seed: 3 }),
+      profile: profileByName("least-allocated"),
+      seed: 1,
+    });
+    expect(once.meanRatio).toBe(once.ratio);
+  });
+
+  test("the open cluster is sized from the peak demand, not from all arrivals summed", () => {
+    // 100 instances of one full node each, one at a time: the peak demand is one node
+    const w = parseTrace(
+      "time,event,id,cpu,memory,duration\n" +
+        Array.from({ length: 100 }, (_, i) => `${i * 10},arrive,i${i},4,1Gi,5`).join("\n") +
+        "\n",
+      "t.csv",
+    );
+    expect(peakDemandLb1(w, node)).toBe(1);
+    expect(openClusterSize(w, node)).toBe(4); // ceil(1.5 x 1) + 2
+    const all = generate("k8s", { count: 100, seed: 1 }); // 100 x 500Mi on 8 GiB nodes: 7 by memory
+    expect(peakDemandLb1(all, node)).toBe(7);
   });
 
   test("LB1 with mixed node shapes counts the largest nodes first", () => {

@@ -2,33 +2,17 @@
 // type CSV traces parse into.
 import type { Resources } from "@grove/api";
 import { mulberry32, type Rng } from "@grove/control-plane/scheduler";
+import { churnTrace, memheavyMix, MIX_NODE, shapesMix } from "./mixes";
+import type { WorkItem, Workload } from "./types";
 
 const MI = 2 ** 20;
 const GI = 2 ** 30;
 
-/** One instance of a workload: it arrives at `time`, runs for `duration` (forever when absent). */
-export interface WorkItem {
-  time: number;
-  id: string;
-  app: string;
-  resources: Resources;
-  duration?: number;
-  priority: number;
-}
+export type { Departure, WorkItem, Workload } from "./types";
 
-/** An explicit departure (CSV traces may list them instead of durations). */
-export interface Departure {
-  time: number;
-  id: string;
-}
-
-export interface Workload {
-  name: string;
-  items: WorkItem[];
-  departures: Departure[];
-}
-
-export const GENERATORS = ["azure", "borg", "k8s", "mixed"] as const;
+export const GENERATORS = ["azure", "borg", "k8s", "mixed", "shapes", "memheavy", "churn"] as const;
+/** The generators with one shape per instance (shapeOf); the others are job mixes (mixes.ts). */
+export type ShapeGenerator = "azure" | "borg" | "k8s" | "mixed";
 export type GeneratorName = (typeof GENERATORS)[number];
 
 export interface GeneratorOptions {
@@ -108,7 +92,7 @@ const MIXED: Resources[] = [
   { cpuMillis: 100, memoryBytes: 3072 * MI, pids: 64 },
 ];
 
-export function shapeOf(name: GeneratorName, rng: Rng): Resources {
+export function shapeOf(name: ShapeGenerator, rng: Rng): Resources {
   switch (name) {
     case "azure":
       return azure(rng);
@@ -132,11 +116,18 @@ export function defaultNodeFor(name: GeneratorName): Resources {
       return { cpuMillis: 4000, memoryBytes: 32 * GI, pids: 110 * 64 };
     case "mixed":
       return { cpuMillis: 16_000, memoryBytes: 64 * GI, pids: 32768 };
+    case "shapes":
+    case "memheavy":
+    case "churn":
+      return { ...MIX_NODE };
   }
 }
 
 /** A seeded synthetic workload: the same options give the same events. */
 export function generate(name: GeneratorName, o: GeneratorOptions): Workload {
+  if (name === "shapes") return shapesMix(o);
+  if (name === "memheavy") return memheavyMix(o);
+  if (name === "churn") return churnTrace(o);
   const rng = mulberry32(o.seed);
   const appSize = Math.max(1, o.appSize ?? 1);
   const items: WorkItem[] = [];

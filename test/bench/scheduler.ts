@@ -11,7 +11,9 @@
 //     them in chunked, revision-guarded transactions. Compared with the 270
 //     pods/s kube-scheduler's CI requires for this shape. Target >= 2000/s.
 //  3. Density: every profile on the Azure 2019 and Borg-like mixes: nodes used
-//     / LB1, Borg-style compaction over 11 seeds (90th percentile).
+//     / LB1, Borg-style compaction over 11 seeds (90th percentile), workload
+//     seed 1; then every mix on the held-out seeds and the single-shape sweep
+//     (scheduler-density.ts).
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -32,6 +34,7 @@ import {
 } from "@grove/control-plane/scheduler";
 import { compare, defaultNodeFor, generate, homogeneous } from "@grove/sim";
 import type { BenchReport, BenchRow } from "./run";
+import { run as heldout } from "./scheduler-density";
 
 const MI = 2 ** 20;
 const GI = 2 ** 30;
@@ -41,7 +44,7 @@ const MEASURED = Number(process.env.BENCH_PODS ?? 10000);
 const SEEDS = Number(process.env.BENCH_SEEDS ?? 11);
 const DENSITY_COUNT = Number(process.env.BENCH_DENSITY_COUNT ?? 1500);
 const K8S_CI_FLOOR = 270;
-/** BENCH_ONLY=memory|etcd|density runs one part. */
+/** BENCH_ONLY=memory|etcd|density|heldout runs one part (density includes the held-out seeds). */
 const ONLY = process.env.BENCH_ONLY;
 const part = (name: string) => ONLY === undefined || ONLY === name;
 
@@ -324,6 +327,14 @@ export async function run(): Promise<BenchReport> {
         "3% target": verdict,
       });
     }
+  }
+
+  if (part("density") || part("heldout")) {
+    // Held-out seeds (issue 19): <profile>_{open,compaction}_lb1_ratio_<mix>_heldout_{mean,p90}
+    // (default_open_lb1_ratio_<mix>_heldout_mean ...) and default_open_vs_most_allocated_worst_shape.
+    const h = await heldout();
+    rows.push(...h.rows);
+    Object.assign(results, h.results);
   }
 
   return {

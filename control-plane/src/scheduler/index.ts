@@ -3,6 +3,7 @@ export * from "./types";
 export * from "./rng";
 export * from "./filters";
 export * from "./scorers";
+export * from "./scorers-density";
 export * from "./profiles";
 export * from "./place";
 export * from "./working-set";

@@ -99,7 +99,7 @@ describe("place", () => {
 
   test("defaultProfile() is the default profile", () => {
     expect(defaultProfile()).toBe(DEFAULT_PROFILE);
-    expect(DEFAULT_PROFILE.scorers.map((s) => s.name)).toEqual(["balanced-fit", "prefer-no-schedule"]);
+    expect(DEFAULT_PROFILE.scorers.map((s) => s.name)).toEqual(["aligned-fit", "prefer-no-schedule"]);
   });
 });
 

@@ -12,6 +12,7 @@ import {
   nomadBestFit,
   preferNoSchedule,
 } from "./scorers";
+import { alignedFit, balancedAllocation } from "./scorers-density";
 import type { Profile, Sampling, Scorer } from "./types";
 
 /** Kubernetes' percentageOfNodesToScore (adaptive), only from 100 nodes on. */
@@ -31,15 +32,18 @@ export const PROFILES: Readonly<Record<string, Profile>> = {
   "l2-norm": profile("l2-norm", [l2Norm]),
   diego: profile("diego", [diego]),
   "balanced-fit": profile("balanced-fit", [balancedFit]),
+  "aligned-fit": profile("aligned-fit", [alignedFit]),
+  // kube-scheduler's bin-packing configuration: NodeResourcesFit MostAllocated + BalancedAllocation.
+  "kube-binpack": profile("kube-binpack", [mostAllocated, balancedAllocation]),
 };
 
 /**
- * Grove's default: balanced fit (see docs/scheduling.md, "Choosing the
+ * Grove's default: aligned fit (see docs/scheduling.md, "Choosing the
  * default"), every node scored: the per-shape cache (WorkingSet.place) makes
  * that cheap, and sampling costs density (K8S_SAMPLING and LOG2_SAMPLING
  * remain profile settings).
  */
-export const DEFAULT_PROFILE: Profile = profile("default", [balancedFit]);
+export const DEFAULT_PROFILE: Profile = profile("default", [alignedFit]);
 
 /** The default profile. */
 export function defaultProfile(): Profile {
