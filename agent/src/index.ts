@@ -1,7 +1,7 @@
 // @grove/agent's library surface: the reconciler, the control-plane
 // connection, the host facts readers and the container runtimes.
 export { Reconciler, StatusReason, isPlainName, type ReconcilerOptions } from "./reconcile/reconciler";
-export { WorkQueue, type WorkQueueOptions } from "./reconcile/work-queue";
+export { WorkQueue, type WorkQueueOptions } from "@grove/common";
 export {
   UsernsPool,
   parseUsernsRange,

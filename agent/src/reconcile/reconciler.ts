@@ -40,7 +40,7 @@ import * as path from "node:path";
 import { pino, type Logger } from "pino";
 import type { DesiredInstances__Output, InstanceSpec__Output, InstanceStatus } from "@grove/proto";
 import type { ContainerHandle, ContainerRuntime } from "../runtime/types";
-import { WorkQueue } from "./work-queue";
+import { WorkQueue } from "@grove/common";
 import { releaseHeld, runSteps, StartFailure, type PrepareStep } from "./prepare-steps";
 import { containerSpecOf, specProblem } from "./instance-spec";
 import { errorMessage, exitStatus, startFailedStatus, StatusReason } from "./instance-status";

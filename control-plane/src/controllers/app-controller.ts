@@ -71,7 +71,7 @@ import type { Repository } from "../resources/repository";
 import { AppWrites } from "./app-writes";
 import { Informer, objectKey } from "./informer";
 import { monotonicNow, type MonotonicClock } from "./node-lifecycle";
-import { WorkQueue } from "./work-queue";
+import { WorkQueue } from "@grove/common";
 
 /** How long a superseded original, or one that ended while its node was away, stays listed. */
 export const RETIRED_RETENTION_MS = 10 * 60_000;

@@ -32,7 +32,7 @@ import {
 } from "@grove/api";
 import { Keys, type Store } from "../store/store";
 import { Informer, objectKey } from "./informer";
-import { WorkQueue } from "./work-queue";
+import { WorkQueue } from "@grove/common";
 
 /** Agent silence after which the replica holding its stream marks the node Unknown (--node-grace). */
 export const NODE_GRACE_MS = 5_000;

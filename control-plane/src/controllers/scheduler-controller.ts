@@ -20,7 +20,7 @@ import {
   type PlacementRequest,
 } from "../scheduler";
 import { Informer, objectKey } from "./informer";
-import { WorkQueue } from "./work-queue";
+import { WorkQueue } from "@grove/common";
 import { allocations, nodeViews, requestExtras, usedHostPorts } from "../scheduler/snapshot";
 import { commitChunked, PlacementRaceError, preemptionOps } from "../scheduling/commit";
 import type { PortRange } from "../network/subnets";

@@ -1,2 +1,0 @@
-// Moved to @grove/common (one WorkQueue for the agent and the controllers); kept so importers need no edit.
-export { WorkQueue, type WorkQueueOptions } from "@grove/common";
