@@ -444,6 +444,12 @@ export const InstanceStatus = Type.Object({
    * limits while it is under way or after it failed (reason ResizeFailed).
    */
   appliedResources: Type.Optional(Resources),
+  /**
+   * Whether the instance passes its readiness check (set by its agent). Absent
+   * while the App has no readiness check: a Running instance then counts as
+   * ready (isReady in instance-rules.ts).
+   */
+  ready: Type.Optional(Type.Boolean()),
 });
 export type InstanceStatus = Static<typeof InstanceStatus>;
 
