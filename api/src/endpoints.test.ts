@@ -61,4 +61,17 @@ describe("endpointsOf", () => {
       ],
     });
   });
+
+  it("leaves out Running instances their readiness check reports unready, and takes them back when ready", () => {
+    const unready = inst("web-1", "web", "Running", "10.244.0.3");
+    unready.status!.ready = false;
+    const ready = inst("web-0", "web", "Running", "10.244.0.2");
+    ready.status!.ready = true;
+    expect(endpointsOf("web", "default", [unready, ready]).endpoints.map((x) => x.instance)).toEqual(["web-0"]);
+    unready.status!.ready = true;
+    expect(endpointsOf("web", "default", [unready, ready]).endpoints.map((x) => x.instance)).toEqual([
+      "web-0",
+      "web-1",
+    ]);
+  });
 });

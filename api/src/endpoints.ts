@@ -1,8 +1,9 @@
-// Endpoints of an App, for PaaS routers: the Running instances with their
+// Endpoints of an App, for PaaS routers: the ready instances with their
 // addresses and published ports (GET /v1/namespaces/{ns}/apps/{name}/endpoints,
 // and ?watch=1 for a stream of the whole list whenever it changes).
 import { Type, type Static } from "@sinclair/typebox";
 import { API_VERSION, type Instance } from "./schemas";
+import { isReady } from "./instance-rules";
 
 export const EndpointPort = Type.Object({
   name: Type.String(),
@@ -39,7 +40,7 @@ export const Endpoints = Type.Object(
 );
 export type Endpoints = Static<typeof Endpoints>;
 
-/** The endpoints of App `app` in `namespace`: its Running instances, by name. */
+/** The endpoints of App `app` in `namespace`: its ready instances (isReady), by name. */
 export function endpointsOf(
   app: string,
   namespace: string,
@@ -49,7 +50,8 @@ export function endpointsOf(
   const endpoints: Endpoint[] = [];
   for (const inst of instances) {
     if (inst.spec.app !== app || (inst.metadata.namespace ?? "default") !== namespace) continue;
-    if (inst.status?.state !== "Running") continue;
+    // Running and not reported unready by its readiness check.
+    if (!isReady(inst) || !inst.status) continue;
     const st = inst.status;
     endpoints.push({
       instance: inst.metadata.name,

@@ -1,6 +1,7 @@
 export * from "./schemas";
 export * from "./endpoints";
 export * from "./network-checks";
+export * from "./checks";
 export * from "./host-ports";
 export * from "./errors";
 export * from "./quantity";

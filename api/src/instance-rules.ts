@@ -132,6 +132,8 @@ export function instanceTemplate(app: App): Omit<InstanceSpec, "index" | "restar
     ...(s.priority !== undefined ? { priority: s.priority } : {}),
     // The agent enforces stopAfter, so the instance carries it (replaceAfter stays on the App).
     ...(s.disconnect?.stopAfter !== undefined ? { disconnect: { stopAfter: s.disconnect.stopAfter } } : {}),
+    // Part of the template, so a change of checks replaces instances like any other change.
+    ...(s.checks && Object.keys(s.checks).length > 0 ? { checks: structuredClone(s.checks) } : {}),
   };
 }
 

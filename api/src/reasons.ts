@@ -72,6 +72,8 @@ export const InstanceReason = {
   ResizeFailed: "ResizeFailed",
   /** Exited: its agent stopped it after spec.disconnect.stopAfter without contact with the control plane. */
   StoppedDisconnected: "StoppedDisconnected",
+  /** Failed: its liveness check failed failureThreshold times in a row; replaced under its restart policy. */
+  LivenessFailed: "LivenessFailed",
 } as const;
 export type InstanceReason = (typeof InstanceReason)[keyof typeof InstanceReason];
 

@@ -1,6 +1,7 @@
 // One TypeBox schema per resource. These drive the HTTP API's validation, the
 // OpenAPI document, the CLI's client-side validation and the TypeScript types.
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
+import { CheckResult, HealthChecks } from "./checks";
 
 export const API_VERSION = "grove/v1";
 export const KINDS = ["App", "Instance", "Node"] as const;
@@ -307,6 +308,7 @@ export const AppSpec = Type.Object(
     security: Type.Optional(SecuritySpec),
     updatePolicy: Type.Optional(UpdatePolicy),
     disconnect: Type.Optional(DisconnectPolicy),
+    checks: Type.Optional(HealthChecks),
     maxUnavailable: Type.Optional(
       Type.Integer({
         minimum: 1,
@@ -387,6 +389,8 @@ export const InstanceSpec = Type.Object(
     security: Type.Optional(SecuritySpec),
     /** The App's spec.disconnect.stopAfter, which the agent enforces. */
     disconnect: Type.Optional(Type.Object({ stopAfter: Type.Optional(Duration) }, { additionalProperties: false })),
+    /** The App's health checks, which the agent runs. */
+    checks: Type.Optional(HealthChecks),
   },
   { additionalProperties: false },
 );
@@ -450,6 +454,8 @@ export const InstanceStatus = Type.Object({
    * ready (isReady in instance-rules.ts).
    */
   ready: Type.Optional(Type.Boolean()),
+  /** The last result of one of its health checks, as its agent reports it. */
+  lastCheck: Type.Optional(CheckResult),
 });
 export type InstanceStatus = Static<typeof InstanceStatus>;
 

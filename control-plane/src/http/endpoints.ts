@@ -1,4 +1,4 @@
-// GET /v1/namespaces/{ns}/apps/{name}/endpoints: the App's Running instances
+// GET /v1/namespaces/{ns}/apps/{name}/endpoints: the App's ready instances
 // with their IPs and published ports, for PaaS routers. With ?watch=1 the
 // answer is NDJSON: the whole list once (ADDED), then again whenever it
 // changes (MODIFIED), until the client hangs up.
@@ -18,7 +18,8 @@ export function registerEndpointRoutes(app: FastifyInstance, ctx: RouteContext):
     {
       schema: {
         tags: ["apps"],
-        summary: "Endpoints of an App (Running instances, IPs, published ports); ?watch=1 streams the list on change",
+        summary:
+          "Endpoints of an App (ready instances: Running and passing their readiness check; IPs, published ports); ?watch=1 streams the list on change",
         params: Type.Object({ namespace: NameParam, name: NameParam }),
         querystring: Type.Object({ watch: Type.Optional(Type.String({ enum: ["1", "true", "0", "false"] })) }),
         response: { "4xx": ErrorBodyRef, "5xx": ErrorBodyRef },
