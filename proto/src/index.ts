@@ -11,6 +11,9 @@ export type { ControlMessage, ControlMessage__Output } from "./generated/grove/v
 export type { DesiredInstances, DesiredInstances__Output } from "./generated/grove/v1/DesiredInstances";
 export type { InstanceSpec, InstanceSpec__Output } from "./generated/grove/v1/InstanceSpec";
 export type { InstanceStatus, InstanceStatus__Output } from "./generated/grove/v1/InstanceStatus";
+export type { CheckResult, CheckResult__Output } from "./generated/grove/v1/CheckResult";
+export type { HealthCheck, HealthCheck__Output } from "./generated/grove/v1/HealthCheck";
+export { Readiness, type Readiness__Output } from "./generated/grove/v1/Readiness";
 export type { InstanceState, InstanceState__Output } from "./generated/grove/v1/InstanceState";
 export type { NodeInfo, NodeInfo__Output } from "./generated/grove/v1/NodeInfo";
 export type { Resources, Resources__Output } from "./generated/grove/v1/Resources";

@@ -27,6 +27,9 @@ export function spec(uid: string, overrides: Partial<InstanceSpec__Output> = {})
     entrypoint: [],
     security: null,
     stopAfterMs: "0",
+    startupCheck: null,
+    livenessCheck: null,
+    readinessCheck: null,
     ...overrides,
   };
 }

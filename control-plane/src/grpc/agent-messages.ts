@@ -13,6 +13,7 @@ import {
 } from "@grove/api";
 import type { InstanceSpec, InstanceStatus__Output, NodeInfo__Output } from "@grove/proto";
 import type { NodeRegistrationInfo } from "../nodes/registration";
+import { checksFor, lastCheckOf, readyOf } from "./check-messages";
 
 /** An App's egress rule as the agent takes it ("8000-8999" -> 8000, 8999). */
 function egressOf(r: NonNullable<Instance["spec"]["egress"]>[number]) {
@@ -84,6 +85,7 @@ export function desiredFor(node: string, instances: readonly Instance[]): Instan
             },
           }
         : {}),
+      ...checksFor(i),
       ...(i.spec.image
         ? { image: i.spec.image, imagePullSecret: i.spec.imagePullSecret ?? "", entrypoint: i.spec.entrypoint ?? [] }
         : {}),
@@ -139,6 +141,12 @@ export function applyReport(
       ...(nodeAddress ? { hostIP: nodeAddress } : {}),
     }));
   }
+  // Readiness is the agent's word while the instance runs; absent otherwise.
+  const ready = state === "Running" ? readyOf(report.ready) : undefined;
+  if (ready === undefined) delete next.ready;
+  else next.ready = ready;
+  const lastCheck = lastCheckOf(report.lastCheck);
+  if (lastCheck) next.lastCheck = lastCheck;
   const started = msToIso(report.startedAtMs);
   if (started) next.startedAt = started;
   if (isFinishedState(state)) {
@@ -155,6 +163,9 @@ export function applyReport(
     cur.message === next.message &&
     cur.exitCode === next.exitCode &&
     cur.ip === next.ip &&
+    cur.ready === next.ready &&
+    cur.lastCheck?.ok === next.lastCheck?.ok &&
+    cur.lastCheck?.check === next.lastCheck?.check &&
     sameLimits(cur.appliedResources, next.appliedResources)
   ) {
     return undefined;

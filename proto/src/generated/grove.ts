@@ -3,11 +3,13 @@ import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-load
 
 import type { AgentMessage as _grove_v1_AgentMessage, AgentMessage__Output as _grove_v1_AgentMessage__Output } from './grove/v1/AgentMessage';
 import type { AgentServiceClient as _grove_v1_AgentServiceClient, AgentServiceDefinition as _grove_v1_AgentServiceDefinition } from './grove/v1/AgentService';
+import type { CheckResult as _grove_v1_CheckResult, CheckResult__Output as _grove_v1_CheckResult__Output } from './grove/v1/CheckResult';
 import type { ContainerStats as _grove_v1_ContainerStats, ContainerStats__Output as _grove_v1_ContainerStats__Output } from './grove/v1/ContainerStats';
 import type { ControlMessage as _grove_v1_ControlMessage, ControlMessage__Output as _grove_v1_ControlMessage__Output } from './grove/v1/ControlMessage';
 import type { DesiredInstances as _grove_v1_DesiredInstances, DesiredInstances__Output as _grove_v1_DesiredInstances__Output } from './grove/v1/DesiredInstances';
 import type { EgressRule as _grove_v1_EgressRule, EgressRule__Output as _grove_v1_EgressRule__Output } from './grove/v1/EgressRule';
 import type { ExecOptions as _grove_v1_ExecOptions, ExecOptions__Output as _grove_v1_ExecOptions__Output } from './grove/v1/ExecOptions';
+import type { HealthCheck as _grove_v1_HealthCheck, HealthCheck__Output as _grove_v1_HealthCheck__Output } from './grove/v1/HealthCheck';
 import type { Heartbeat as _grove_v1_Heartbeat, Heartbeat__Output as _grove_v1_Heartbeat__Output } from './grove/v1/Heartbeat';
 import type { HeartbeatAck as _grove_v1_HeartbeatAck, HeartbeatAck__Output as _grove_v1_HeartbeatAck__Output } from './grove/v1/HeartbeatAck';
 import type { ImagePullProgress as _grove_v1_ImagePullProgress, ImagePullProgress__Output as _grove_v1_ImagePullProgress__Output } from './grove/v1/ImagePullProgress';
@@ -38,11 +40,13 @@ export interface ProtoGrpcType {
     v1: {
       AgentMessage: MessageTypeDefinition<_grove_v1_AgentMessage, _grove_v1_AgentMessage__Output>
       AgentService: SubtypeConstructor<typeof grpc.Client, _grove_v1_AgentServiceClient> & { service: _grove_v1_AgentServiceDefinition }
+      CheckResult: MessageTypeDefinition<_grove_v1_CheckResult, _grove_v1_CheckResult__Output>
       ContainerStats: MessageTypeDefinition<_grove_v1_ContainerStats, _grove_v1_ContainerStats__Output>
       ControlMessage: MessageTypeDefinition<_grove_v1_ControlMessage, _grove_v1_ControlMessage__Output>
       DesiredInstances: MessageTypeDefinition<_grove_v1_DesiredInstances, _grove_v1_DesiredInstances__Output>
       EgressRule: MessageTypeDefinition<_grove_v1_EgressRule, _grove_v1_EgressRule__Output>
       ExecOptions: MessageTypeDefinition<_grove_v1_ExecOptions, _grove_v1_ExecOptions__Output>
+      HealthCheck: MessageTypeDefinition<_grove_v1_HealthCheck, _grove_v1_HealthCheck__Output>
       Heartbeat: MessageTypeDefinition<_grove_v1_Heartbeat, _grove_v1_Heartbeat__Output>
       HeartbeatAck: MessageTypeDefinition<_grove_v1_HeartbeatAck, _grove_v1_HeartbeatAck__Output>
       ImagePullProgress: MessageTypeDefinition<_grove_v1_ImagePullProgress, _grove_v1_ImagePullProgress__Output>
@@ -53,6 +57,7 @@ export interface ProtoGrpcType {
       NodeCondition: MessageTypeDefinition<_grove_v1_NodeCondition, _grove_v1_NodeCondition__Output>
       NodeInfo: MessageTypeDefinition<_grove_v1_NodeInfo, _grove_v1_NodeInfo__Output>
       PortMapping: MessageTypeDefinition<_grove_v1_PortMapping, _grove_v1_PortMapping__Output>
+      Readiness: EnumTypeDefinition
       Register: MessageTypeDefinition<_grove_v1_Register, _grove_v1_Register__Output>
       Registered: MessageTypeDefinition<_grove_v1_Registered, _grove_v1_Registered__Output>
       Resources: MessageTypeDefinition<_grove_v1_Resources, _grove_v1_Resources__Output>

@@ -4,6 +4,7 @@ import type { Resources as _grove_v1_Resources, Resources__Output as _grove_v1_R
 import type { PortMapping as _grove_v1_PortMapping, PortMapping__Output as _grove_v1_PortMapping__Output } from '../../grove/v1/PortMapping';
 import type { EgressRule as _grove_v1_EgressRule, EgressRule__Output as _grove_v1_EgressRule__Output } from '../../grove/v1/EgressRule';
 import type { Security as _grove_v1_Security, Security__Output as _grove_v1_Security__Output } from '../../grove/v1/Security';
+import type { HealthCheck as _grove_v1_HealthCheck, HealthCheck__Output as _grove_v1_HealthCheck__Output } from '../../grove/v1/HealthCheck';
 import type { Long } from '@grpc/proto-loader';
 
 export interface InstanceSpec {
@@ -25,6 +26,9 @@ export interface InstanceSpec {
   'entrypoint'?: (string)[];
   'security'?: (_grove_v1_Security | null);
   'stopAfterMs'?: (number | string | Long);
+  'startupCheck'?: (_grove_v1_HealthCheck | null);
+  'livenessCheck'?: (_grove_v1_HealthCheck | null);
+  'readinessCheck'?: (_grove_v1_HealthCheck | null);
 }
 
 export interface InstanceSpec__Output {
@@ -46,4 +50,7 @@ export interface InstanceSpec__Output {
   'entrypoint': (string)[];
   'security': (_grove_v1_Security__Output | null);
   'stopAfterMs': (string);
+  'startupCheck': (_grove_v1_HealthCheck__Output | null);
+  'livenessCheck': (_grove_v1_HealthCheck__Output | null);
+  'readinessCheck': (_grove_v1_HealthCheck__Output | null);
 }

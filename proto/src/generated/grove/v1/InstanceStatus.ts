@@ -4,6 +4,8 @@ import type { InstanceState as _grove_v1_InstanceState, InstanceState__Output as
 import type { PortMapping as _grove_v1_PortMapping, PortMapping__Output as _grove_v1_PortMapping__Output } from '../../grove/v1/PortMapping';
 import type { Resources as _grove_v1_Resources, Resources__Output as _grove_v1_Resources__Output } from '../../grove/v1/Resources';
 import type { ImagePullProgress as _grove_v1_ImagePullProgress, ImagePullProgress__Output as _grove_v1_ImagePullProgress__Output } from '../../grove/v1/ImagePullProgress';
+import type { Readiness as _grove_v1_Readiness, Readiness__Output as _grove_v1_Readiness__Output } from '../../grove/v1/Readiness';
+import type { CheckResult as _grove_v1_CheckResult, CheckResult__Output as _grove_v1_CheckResult__Output } from '../../grove/v1/CheckResult';
 import type { Long } from '@grpc/proto-loader';
 
 export interface InstanceStatus {
@@ -22,6 +24,8 @@ export interface InstanceStatus {
   'ports'?: (_grove_v1_PortMapping)[];
   'appliedResources'?: (_grove_v1_Resources | null);
   'pull'?: (_grove_v1_ImagePullProgress | null);
+  'ready'?: (_grove_v1_Readiness);
+  'lastCheck'?: (_grove_v1_CheckResult | null);
 }
 
 export interface InstanceStatus__Output {
@@ -40,4 +44,6 @@ export interface InstanceStatus__Output {
   'ports': (_grove_v1_PortMapping__Output)[];
   'appliedResources': (_grove_v1_Resources__Output | null);
   'pull': (_grove_v1_ImagePullProgress__Output | null);
+  'ready': (_grove_v1_Readiness__Output);
+  'lastCheck': (_grove_v1_CheckResult__Output | null);
 }
