@@ -29,6 +29,8 @@ export const StatusReason = {
   ResizeFailed: "ResizeFailed",
   /** Stopped by the agent after spec.disconnect.stopAfter without contact with the control plane. */
   StoppedDisconnected: "StoppedDisconnected",
+  /** Its liveness check failed failureThreshold times in a row; the agent killed it (state FAILED). */
+  LivenessFailed: "LivenessFailed",
 } as const;
 
 /** What exitStatus() reads of a tracked instance. */

@@ -49,6 +49,7 @@ import { adoptLost, adoptRecovered } from "./adopt";
 import { resize } from "./resize";
 import { removeLogs, removeOrphanLogs } from "./log-files";
 import type { ReconcilerCore, ReconcilerOptions, TrackedInstance } from "./types";
+import { startHealth } from "../health/attach";
 
 export { StatusReason } from "./instance-status";
 export { formatLimits, isPlainName } from "./instance-spec";
@@ -255,6 +256,9 @@ export class Reconciler {
     if (tracked && tracked.disconnectStopMs !== undefined && !tracked.finished) {
       return this.stopDisconnected(tracked, tracked.disconnectStopMs);
     }
+    if (tracked && tracked.livenessFailure !== undefined && !tracked.finished) {
+      return this.stopUnhealthy(tracked, tracked.livenessFailure);
+    }
 
     const lost = tracked ? undefined : this.recordsLost.get(uid);
     if (lost) {
@@ -297,6 +301,7 @@ export class Reconciler {
 
     if (!tracked.finished) {
       tracked.stopRequested = true;
+      tracked.health?.stop();
       const grace = Math.max(0, tracked.spec.stopGraceSeconds);
       this.log.info({ uid, graceSeconds: grace }, "stopping instance");
       const exit = await this.runtime.stop(uid, grace);
@@ -367,6 +372,27 @@ export class Reconciler {
       appliedResources: { ...container.resources },
     });
     this.trackRunning(tracked);
+    startHealth(tracked, this.runtime, {
+      report: (status) => {
+        if (!tracked.finished && !tracked.stopRequested) this.report(tracked, status);
+      },
+      notAlive: (message) => {
+        tracked.livenessFailure = message;
+        this.queue.add(tracked.uid);
+      },
+    });
+  }
+
+  /** Stops an instance whose liveness check failed; FAILED, so its restart policy replaces it. */
+  private async stopUnhealthy(tracked: TrackedInstance, why: string): Promise<void> {
+    tracked.stopRequested = true;
+    tracked.health?.stop();
+    this.log.warn({ uid: tracked.uid, name: tracked.spec.name, why }, "stopping instance: liveness check failed");
+    const exit = await this.runtime.stop(tracked.uid, Math.max(0, tracked.spec.stopGraceSeconds));
+    tracked.exit ??= exit;
+    const status = exitStatus(tracked, this.now());
+    this.finish(tracked, { ...status, state: "FAILED", reason: StatusReason.LivenessFailed, message: why });
+    await releaseHeld(tracked.held);
   }
 
   /** Stops an instance for spec.disconnect.stopAfter; it stays finished (the control plane replaces it). */
@@ -394,6 +420,7 @@ export class Reconciler {
 
   private finish(tracked: TrackedInstance, status: InstanceStatus): void {
     tracked.finished = true;
+    tracked.health?.stop();
     this.log.info(
       { uid: tracked.uid, state: status.state, reason: status.reason, message: status.message },
       "instance finished",

@@ -117,6 +117,10 @@ export interface TrackedInstance {
   resizeFailure?: { target: string; atMs: number };
   /** To be stopped: the node was without contact this many ms (spec.disconnect.stopAfter). */
   disconnectStopMs?: number;
+  /** Its running health checks (agent/src/health); stopped when it finishes. */
+  health?: { stop(): void };
+  /** To be stopped: its liveness (or startup) check failed; the message says how. */
+  livenessFailure?: string;
 }
 
 /** What the start steps, adoption and resize use of the reconciler. */
