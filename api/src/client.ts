@@ -185,7 +185,7 @@ export class GroveClient {
     return (await this.request("GET", `/v1/capacity${q}`)).body as CapacityReport;
   }
 
-  /** The endpoints of an App: its Running instances' addresses and published ports. */
+  /** The endpoints of an App: its ready instances' addresses and published ports. */
   async endpoints(app: string, namespace?: string): Promise<Endpoints> {
     return (await this.request("GET", this.endpointsPath(app, namespace))).body as Endpoints;
   }

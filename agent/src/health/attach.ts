@@ -1,6 +1,6 @@
 // Starts a running instance's health checks and turns their results into
-// status reports: ready/not ready, the last result when a check's outcome
-// flips, and a liveness failure handed to the reconciler, which stops the
+// status reports: ready/not ready, the result of a check whose outcome
+// flipped (first result included), and a liveness failure handed to the reconciler, which stops the
 // instance with reason LivenessFailed.
 import type { InstanceStatus } from "@grove/proto";
 import type { ContainerRuntime } from "../runtime/types";
@@ -14,14 +14,15 @@ export interface HealthHooks {
 }
 
 export function startHealth(tracked: TrackedInstance, runtime: ContainerRuntime, hooks: HealthHooks): void {
+  const lastOk = new Map<string, boolean>();
   const checks = checksOf(tracked.spec, tracked.status.ip || undefined, runtime);
   const health = new InstanceHealth(checks, {
     onReady: (ready) => hooks.report({ ...tracked.status, ready: ready ? "READINESS_READY" : "READINESS_NOT_READY" }),
     onNotAlive: (_role, message) => hooks.notAlive(message),
     onResult: (r) => {
-      const last = tracked.status.lastCheck;
-      // Only a change is news; every probe's result would flood the stream.
-      if (last && last.check === r.check && last.ok === r.ok) return;
+      // Only a check's flip is news: every probe's result would flood the stream.
+      if (lastOk.get(r.check) === r.ok) return;
+      lastOk.set(r.check, r.ok);
       hooks.report({
         ...tracked.status,
         lastCheck: { check: r.check, kind: r.kind, ok: r.ok, message: r.message, timeMs: Date.parse(r.time) },
