@@ -273,6 +273,27 @@ describe("HTTP API", () => {
     expect(ok.statusCode).toBe(201);
   });
 
+  it("refuses health checks naming a port the App lacks, zero thresholds and negative times, writing nothing", async () => {
+    const before = store.revision;
+    const spec = {
+      ports: [{ name: "http", containerPort: 8080 }],
+      checks: {
+        readiness: { http: { port: "admin" } },
+        liveness: { tcp: { port: 8080 }, failureThreshold: 0, initialDelaySeconds: -1 },
+      },
+    };
+    const res = await put("/v1/namespaces/default/apps/web", app("web", 1, spec));
+    expect(res.statusCode).toBe(400);
+    const body = res.json<ErrorBody>();
+    expect(body.code).toBe("ValidationFailed");
+    expect(body.details?.map((d) => d.path).sort()).toEqual([
+      "/spec/checks/liveness/failureThreshold",
+      "/spec/checks/liveness/initialDelaySeconds",
+      "/spec/checks/readiness/http/port",
+    ]);
+    expect(store.revision).toBe(before); // nothing was written
+  });
+
   it("answers UnknownKind, and BadRequest when kind, apiVersion, name or namespace disagree with the URL", async () => {
     const unknown = await put("/v1/namespaces/default/apps/web", { ...app("web"), kind: "Pod" });
     expect(unknown.statusCode).toBe(400);
