@@ -14,6 +14,7 @@ export interface HealthHooks {
 }
 
 export function startHealth(tracked: TrackedInstance, runtime: ContainerRuntime, hooks: HealthHooks): void {
+  tracked.health?.stop(); // tracked again (adopted): one set of checks per instance
   const lastOk = new Map<string, boolean>();
   const checks = checksOf(tracked.spec, tracked.status.ip || undefined, runtime);
   const health = new InstanceHealth(checks, {

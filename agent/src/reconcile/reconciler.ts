@@ -225,6 +225,16 @@ export class Reconciler {
   /** Tracks an instance whose container runs; its exit (or the loss of it) enqueues a sync. */
   private trackRunning(tracked: TrackedInstance): void {
     this.tracked.set(tracked.uid, tracked);
+    // Started or adopted: its checks run from now on (agent/src/health).
+    startHealth(tracked, this.runtime, {
+      report: (status) => {
+        if (!tracked.finished && !tracked.stopRequested) this.report(tracked, status);
+      },
+      notAlive: (message) => {
+        tracked.livenessFailure = message;
+        this.queue.add(tracked.uid);
+      },
+    });
     tracked.handle?.exited.then(
       (exit) => {
         tracked.exit = exit;
@@ -372,15 +382,6 @@ export class Reconciler {
       appliedResources: { ...container.resources },
     });
     this.trackRunning(tracked);
-    startHealth(tracked, this.runtime, {
-      report: (status) => {
-        if (!tracked.finished && !tracked.stopRequested) this.report(tracked, status);
-      },
-      notAlive: (message) => {
-        tracked.livenessFailure = message;
-        this.queue.add(tracked.uid);
-      },
-    });
   }
 
   /** Stops an instance whose liveness check failed; FAILED, so its restart policy replaces it. */
