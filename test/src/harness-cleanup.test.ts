@@ -1,12 +1,13 @@
 // The harness's tear-downs report what they could not remove instead of
 // swallowing it: every step runs, then one AggregateError names each failure.
-// Removing what is already gone is not a failure.
+// Removing what is already gone is not a failure. And waitFor() stops at once
+// when its condition says the awaited state can no longer come.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Cleanup, linkGone } from "./harness/cleanup";
 import { HostCluster } from "./harness/hosts";
-import { tempDir } from "./harness/processes";
+import { GiveUp, tempDir, waitFor } from "./harness/processes";
 
 let dir = "";
 afterAll(() => {
@@ -62,4 +63,34 @@ test("HostCluster.destroy() reports a failed step and still removes everything e
   // A second destroy finds everything gone and reports nothing.
   agent.stop = () => Promise.resolve();
   await cluster.destroy();
+});
+
+test("waitFor retries ordinary errors until its deadline, but ends at once on GiveUp, naming both", async () => {
+  let calls = 0;
+  await expect(
+    waitFor(
+      "a flaky condition",
+      () => {
+        calls++;
+        throw new Error("not yet");
+      },
+      300,
+    ),
+  ).rejects.toThrow("timed out waiting for a flaky condition: Error: not yet");
+  expect(calls).toBeGreaterThan(1);
+
+  calls = 0;
+  const t0 = performance.now();
+  await expect(
+    waitFor(
+      "x to be Running",
+      () => {
+        calls++;
+        throw new GiveUp("x ended Failed: ImagePullFailed no such image");
+      },
+      60_000,
+    ),
+  ).rejects.toThrow("gave up waiting for x to be Running: x ended Failed: ImagePullFailed no such image");
+  expect(calls).toBe(1);
+  expect(performance.now() - t0).toBeLessThan(5000);
 });
