@@ -124,6 +124,10 @@ describe("AppController: rolling update", () => {
     const a = await repo.get("App", "default", "web");
     expect(a.status).toMatchObject({ updated: 2, available: 2, ready: 2 });
     expect(a.status?.conditions?.[0]).toMatchObject({ type: "Progressing", status: "True", reason: "Complete" });
+    // The status is written only when it changes: another sync writes nothing.
+    controller.resyncAll();
+    await settle();
+    expect((await repo.get("App", "default", "web")).metadata.resourceVersion).toBe(a.metadata.resourceVersion);
   });
 
   it("waits minReadySeconds (monotonic) before a new instance counts as available", async () => {
