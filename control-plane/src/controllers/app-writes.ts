@@ -103,7 +103,6 @@ export class AppWrites {
           finishedAt: new Date(this.now()).toISOString(),
         };
       });
-      await this.instances.waitFor(objectKey(old), "0");
     } catch (err) {
       if (err instanceof GroveError && err.code === "NotFound") return;
       throw err;
