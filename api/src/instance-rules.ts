@@ -47,6 +47,15 @@ export function isFinished(inst: Pick<Instance, "status">): boolean {
   return isFinishedState(inst.status?.state);
 }
 
+/**
+ * Whether an instance may take traffic and counts as available to a rollout:
+ * it is Running and its agent has not reported it unready (an App without a
+ * readiness check has no `ready` in its instances' status).
+ */
+export function isReady(inst: Pick<Instance, "status">): boolean {
+  return inst.status?.state === "Running" && inst.status.ready !== false;
+}
+
 /** Whether a finished instance should be replaced under its restart policy. */
 export function shouldReplace(inst: Instance): boolean {
   const st = inst.status;

@@ -8,6 +8,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type No
 import { API_VERSION, KINDS, SCHEMAS, type App, type Kind, type Node } from "./schemas";
 import { parseBytes, parseCpuMillis } from "./quantity";
 import { appSourceProblems } from "./app-source";
+import { updateProblems } from "./update";
 
 /** One thing wrong with a manifest, positioned in its source file. */
 export interface ManifestProblem {
@@ -274,7 +275,7 @@ export function validateDocument(
     }
   }
   problems.push(...quantityProblems(value));
-  if (k === "App") problems.push(...appSourceProblems(value.spec));
+  if (k === "App") problems.push(...appSourceProblems(value.spec), ...updateProblems(value.spec));
   return problems;
 }
 

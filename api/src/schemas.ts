@@ -1,6 +1,7 @@
 // One TypeBox schema per resource. These drive the HTTP API's validation, the
 // OpenAPI document, the CLI's client-side validation and the TypeScript types.
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
+import { AppCondition, UpdateSpec } from "./update";
 
 export const API_VERSION = "grove/v1";
 export const KINDS = ["App", "Instance", "Node"] as const;
@@ -306,6 +307,8 @@ export const AppSpec = Type.Object(
     egress: Type.Optional(Type.Array(EgressRule, { maxItems: 64 })),
     security: Type.Optional(SecuritySpec),
     updatePolicy: Type.Optional(UpdatePolicy),
+    /** How a template change reaches the instances: Rolling (default) or Recreate (docs/api.md, "Updates"). */
+    update: Type.Optional(UpdateSpec),
     disconnect: Type.Optional(DisconnectPolicy),
     maxUnavailable: Type.Optional(
       Type.Integer({
@@ -326,6 +329,16 @@ export const AppStatus = Type.Object({
   pending: Type.Optional(Type.Integer()),
   /** Instances on nodes that stopped answering (not counted in instances or running once replaced). */
   unknown: Type.Optional(Type.Integer()),
+  /** Counted instances made from the current template (a rolling update's progress). */
+  updated: Type.Optional(Type.Integer()),
+  /** Counted instances that are ready (isReady). */
+  ready: Type.Optional(Type.Integer()),
+  /** Ready ones that have been ready for spec.update.minReadySeconds. */
+  available: Type.Optional(Type.Integer()),
+  /** Hash of the current template (the grove.io/template-hash of up-to-date instances). */
+  revision: Type.Optional(Type.String()),
+  /** Progressing: whether the instances are being (or have been) brought to the current template. */
+  conditions: Type.Optional(Type.Array(AppCondition)),
 });
 export type AppStatus = Static<typeof AppStatus>;
 
@@ -444,6 +457,12 @@ export const InstanceStatus = Type.Object({
    * limits while it is under way or after it failed (reason ResizeFailed).
    */
   appliedResources: Type.Optional(Resources),
+  /**
+   * Whether the instance passes its readiness check (set by its agent). Absent
+   * while the App has no readiness check: a Running instance then counts as
+   * ready (isReady in instance-rules.ts).
+   */
+  ready: Type.Optional(Type.Boolean()),
 });
 export type InstanceStatus = Static<typeof InstanceStatus>;
 
