@@ -17,3 +17,4 @@ export * from "./duration";
 export * from "./reasons";
 export * from "./instance-rules";
 export * from "./node-rules";
+export * from "./update";

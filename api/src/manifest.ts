@@ -9,6 +9,7 @@ import { API_VERSION, KINDS, SCHEMAS, type App, type Kind, type Node } from "./s
 import { parseBytes, parseCpuMillis } from "./quantity";
 import { appSourceProblems } from "./app-source";
 import { appCheckProblems } from "./checks";
+import { updateProblems } from "./update";
 
 /** One thing wrong with a manifest, positioned in its source file. */
 export interface ManifestProblem {
@@ -275,7 +276,8 @@ export function validateDocument(
     }
   }
   problems.push(...quantityProblems(value));
-  if (k === "App") problems.push(...appSourceProblems(value.spec), ...appCheckProblems(value.spec));
+  if (k === "App")
+    problems.push(...appSourceProblems(value.spec), ...appCheckProblems(value.spec), ...updateProblems(value.spec));
   return problems;
 }
 

@@ -38,6 +38,8 @@ export const InstanceReason = {
   Drained: "Drained",
   /** Exited: on a draining node, stopped when the drain's timeout passed before a replacement ran. */
   DrainTimeout: "DrainTimeout",
+  /** Exited: stopped by a rolling update once its new-template replacement was available. */
+  RolledOut: "RolledOut",
   /** Running: new limits were written to its spec; its agent has not applied them yet. */
   Resizing: "Resizing",
 
@@ -89,3 +91,14 @@ export const NodeReadyReason = {
   NodePresenceLost: "NodePresenceLost",
 } as const;
 export type NodeReadyReason = (typeof NodeReadyReason)[keyof typeof NodeReadyReason];
+
+/** Why an App's Progressing condition has its status (written by the App controller). */
+export const AppProgressingReason = {
+  /** True: instances are being replaced by ones of the current template. */
+  Updating: "Updating",
+  /** True: every instance is of the current template and available. */
+  Complete: "Complete",
+  /** False: a rolling update made no progress for spec.update.progressDeadlineSeconds; it stopped. */
+  ProgressDeadlineExceeded: "ProgressDeadlineExceeded",
+} as const;
+export type AppProgressingReason = (typeof AppProgressingReason)[keyof typeof AppProgressingReason];

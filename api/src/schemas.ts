@@ -2,6 +2,7 @@
 // OpenAPI document, the CLI's client-side validation and the TypeScript types.
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { CheckResult, HealthChecks } from "./checks";
+import { AppCondition, UpdateSpec } from "./update";
 
 export const API_VERSION = "grove/v1";
 export const KINDS = ["App", "Instance", "Node"] as const;
@@ -307,6 +308,8 @@ export const AppSpec = Type.Object(
     egress: Type.Optional(Type.Array(EgressRule, { maxItems: 64 })),
     security: Type.Optional(SecuritySpec),
     updatePolicy: Type.Optional(UpdatePolicy),
+    /** How a template change reaches the instances: Rolling (default) or Recreate (docs/api.md, "Updates"). */
+    update: Type.Optional(UpdateSpec),
     disconnect: Type.Optional(DisconnectPolicy),
     checks: Type.Optional(HealthChecks),
     maxUnavailable: Type.Optional(
@@ -328,6 +331,16 @@ export const AppStatus = Type.Object({
   pending: Type.Optional(Type.Integer()),
   /** Instances on nodes that stopped answering (not counted in instances or running once replaced). */
   unknown: Type.Optional(Type.Integer()),
+  /** Counted instances made from the current template (a rolling update's progress). */
+  updated: Type.Optional(Type.Integer()),
+  /** Counted instances that are ready (isReady). */
+  ready: Type.Optional(Type.Integer()),
+  /** Ready ones that have been ready for spec.update.minReadySeconds. */
+  available: Type.Optional(Type.Integer()),
+  /** Hash of the current template (the grove.io/template-hash of up-to-date instances). */
+  revision: Type.Optional(Type.String()),
+  /** Progressing: whether the instances are being (or have been) brought to the current template. */
+  conditions: Type.Optional(Type.Array(AppCondition)),
 });
 export type AppStatus = Static<typeof AppStatus>;
 

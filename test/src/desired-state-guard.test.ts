@@ -123,6 +123,14 @@ describe("desired-state guard and disconnected agents", () => {
     );
   }
 
+  /** Both agents apply this cluster's desired sets again (what every test starts from). */
+  async function acceptedAgain(): Promise<void> {
+    await nodesWith(
+      "both agents to apply the cluster's desired sets again",
+      (n) => isReady(n) && condition(n, "DesiredStateRefused")?.status === "False",
+    );
+  }
+
   function expectKeptAlive(): void {
     for (const i of kept) expect({ name: i.name, alive: alive(i.pid) }).toEqual({ name: i.name, alive: true });
   }
@@ -271,6 +279,10 @@ describe("desired-state guard and disconnected agents", () => {
     await server.stop(20_000);
     const etcdDir = path.join(server.dataDir, "etcd");
     const restored = path.join(server.dataDir, "etcd-restored");
+    // The store as it is now, put back at the end so the tests after this one
+    // (in any order) find agents that accept their sets.
+    const current = path.join(server.dataDir, "etcd-current");
+    fs.cpSync(etcdDir, current, { recursive: true });
     etcdctl([
       "snapshot",
       "restore",
@@ -305,10 +317,22 @@ describe("desired-state guard and disconnected agents", () => {
     await sleep(HEARTBEAT_MS);
     expect(alive(late!.pid)).toBe(true);
     expectKeptAlive();
+
+    // The newer store again: accepted, and `late` goes.
+    await cluster.server.stop(20_000);
+    cluster.server = undefined;
+    fs.rmSync(etcdDir, { recursive: true, force: true });
+    fs.renameSync(current, etcdDir);
+    await replaceServer(server.dataDir);
+    await acceptedAgain();
+    await client.delete("App", "late", "default");
+    await waitFor("late's container to stop", async () => !alive(late!.pid), 60_000);
   }, 300_000);
 
   it("a store whose cluster id was lost is suspect: no desired sets until --assign-cluster-id, and agents refuse the new id", async () => {
     const server = cluster.server!;
+    const clusterKey = etcdctl(["--endpoints", etcdEndpointOf(server), "get", "/grove/cluster", "--print-value-only"]);
+    expect(clusterKey.trim()).not.toBe("");
     etcdctl(["--endpoints", etcdEndpointOf(server), "del", "/grove/cluster"]);
     await server.stop(20_000);
     cluster.server = await startServer({ dataDir: server.dataDir, grpcListen });
@@ -330,6 +354,12 @@ describe("desired-state guard and disconnected agents", () => {
       (n) => condition(n, "DesiredStateRefused")?.reason === "OtherCluster",
     );
     await sleep(HEARTBEAT_MS);
+    expectKeptAlive();
+
+    // The old id put back (as an operator restoring it would): accepted again.
+    etcdctl(["--endpoints", etcdEndpointOf(cluster.server), "put", "/grove/cluster", clusterKey.replace(/\n$/, "")]);
+    await replaceServer(server.dataDir);
+    await acceptedAgain();
     expectKeptAlive();
   }, 300_000);
 });

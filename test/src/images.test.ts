@@ -17,6 +17,7 @@ import { randomBytes } from "node:crypto";
 import { GroveClient, type App, type Instance } from "@grove/api";
 import {
   BIN,
+  GiveUp,
   startNode,
   startServer,
   tempDir,
@@ -219,7 +220,8 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
           i.status.state !== state &&
           ["Exited", "Failed", "OOMKilled"].includes(i.status.state)
         ) {
-          throw new Error(`${appName} ended ${i.status.state}: ${i.status.reason} ${i.status.message}`);
+          // Terminal (restartPolicy Never): fail now with its reason, not after the timeout.
+          throw new GiveUp(`${appName} ended ${i.status.state}: ${i.status.reason} ${i.status.message}`);
         }
         return i?.status?.state === state ? i : undefined;
       },

@@ -53,11 +53,15 @@ function alive(pid: number): boolean {
 // not reclaimable without swap), then the shell becomes sleep: one PID.
 const HOLD_40MIB = ["/bin/sh", "-c", "head -c 41943040 /dev/zero > /dev/shm/fill && echo filled && exec sleep 600"];
 
-function app(resources: NonNullable<App["spec"]["resources"]>, spec: Partial<App["spec"]> = {}): App {
+function app(
+  resources: NonNullable<App["spec"]["resources"]>,
+  spec: Partial<App["spec"]> = {},
+  name = "resizable",
+): App {
   return {
     apiVersion: "grove/v1",
     kind: "App",
-    metadata: { name: "resizable", namespace: "default" },
+    metadata: { name, namespace: "default" },
     spec: { rootfs: "busybox", command: HOLD_40MIB, instances: 1, stopGracePeriodSeconds: 1, resources, ...spec },
   };
 }
@@ -91,15 +95,30 @@ describe("live update: an App's resources change without restarting its instance
     await waitNodeReady(client, NODE);
   });
 
+  // Each test starts on an empty node (the allocation it checks is its own),
+  // so either runs alone or in any order.
+  async function removeApps(): Promise<void> {
+    for (const name of ["resizable", "shrinkable"]) {
+      await client.delete("App", name, "default").catch((err: unknown) => {
+        if ((err as { code?: string }).code !== "NotFound") throw err;
+      });
+    }
+    await waitFor(
+      "every instance to be gone",
+      async () => (await client.list("Instance", { namespace: "default" })).items.length === 0,
+      60_000,
+    );
+  }
+
+  afterEach(async () => {
+    agent ??= await boot();
+    await removeApps();
+  });
+
   afterAll(async () => {
     try {
       agent ??= await boot();
-      await client.delete("App", "resizable", "default").catch(() => undefined);
-      await waitFor(
-        "every instance to be gone",
-        async () => (await client.list("Instance", { namespace: "default" })).items.length === 0,
-        60_000,
-      );
+      await removeApps();
       await waitFor("the containers' cgroups to be removed", async () => {
         const parent = V1 ? `/sys/fs/cgroup/memory/${CGROUP_PARENT}` : `/sys/fs/cgroup/${CGROUP_PARENT}`;
         return (
@@ -113,23 +132,28 @@ describe("live update: an App's resources change without restarting its instance
     }
   });
 
-  async function current(): Promise<Instance> {
+  async function current(name = "resizable"): Promise<Instance> {
     const list = await client.list("Instance", { namespace: "default" });
-    const [inst] = list.items.filter((i) => i.spec.app === "resizable");
-    if (!inst) throw new Error("no instance of resizable");
+    const [inst] = list.items.filter((i) => i.spec.app === name);
+    if (!inst) throw new Error(`no instance of ${name}`);
     return inst;
   }
 
-  test("grows in place, survives an agent restart, refuses a shrink below usage, and replaces under the Replace policy", async () => {
-    // 1. 64Mi, 32 pids, 250m: running, holding 40 MiB.
-    await client.apply(app({ memory: "64Mi", pids: 32, cpu: "250m" }));
-    const first = await waitFor("the instance to run with its memory filled", async () => {
-      const i = await current();
+  /** Applies the App and waits for its instance to run with its 40 MiB filled. */
+  async function runFilled(a: App): Promise<Instance> {
+    await client.apply(a);
+    return waitFor("the instance to run with its memory filled", async () => {
+      const i = await current(a.metadata.name);
       const log = path.join(dir, "agent", "logs", `${i.metadata.uid}.log`);
       return i.status?.state === "Running" && fs.existsSync(log) && fs.readFileSync(log, "utf8").includes("filled")
         ? i
         : undefined;
     });
+  }
+
+  test("grows in place, survives an agent restart, and replaces under the Replace policy", async () => {
+    // 1. 64Mi, 32 pids, 250m: running, holding 40 MiB.
+    const first = await runFilled(app({ memory: "64Mi", pids: 32, cpu: "250m" }));
     const uid = first.metadata.uid!;
     const pid = first.status!.pid!;
     expect(first.spec.restarts).toBe(0);
@@ -181,12 +205,31 @@ describe("live update: an App's resources change without restarting its instance
     expect((await current()).status?.reason).toBe("Running"); // no second "Resized"
     expect(limits(uid)).toEqual({ memory: 128 * MiB, pids: "64", cpuQuota: "50000" });
 
-    // 4. A memory limit below what the container uses: on cgroup v1 the kernel
-    // refuses (EBUSY); the instance keeps running with the old limits and says why.
-    if (V1) {
-      await client.apply(app({ memory: "16Mi", pids: 64, cpu: "500m" }));
+    // 4. Under the Replace policy a change of resources starts a new instance.
+    await client.apply(app({ memory: "96Mi", pids: 64, cpu: "500m" }, { updatePolicy: { resources: "Replace" } }));
+    const replaced = await waitFor("a replacement to run", async () => {
+      const i = await current();
+      return i.metadata.uid !== uid && i.status?.state === "Running" ? i : undefined;
+    });
+    expect(replaced.status?.appliedResources).toEqual({ cpuMillis: 500, memoryBytes: 96 * MiB, pids: 64 });
+    expect(limits(replaced.metadata.uid!)).toEqual({ memory: 96 * MiB, pids: "64", cpuQuota: "50000" });
+    await waitFor("the old process to be gone", async () => !alive(pid));
+    await waitFor("the old cgroup to be removed", async () => !fs.existsSync(cgroupDir("memory", uid)));
+  });
+
+  // A memory limit below what the container uses: on cgroup v1 the kernel
+  // refuses (EBUSY); the instance keeps running with the old limits and says
+  // why. cgroup v2 has no refusal to test (memory.max below usage reclaims,
+  // then OOM-kills), so there jest reports this test as skipped, by name.
+  (V1 ? test : test.skip)(
+    "cgroup v1 only (skipped on v2, which reclaims or OOM-kills instead of refusing): a shrink below usage is refused, the old limits stay, and the refusal clears",
+    async () => {
+      const first = await runFilled(app({ memory: "128Mi", pids: 64, cpu: "500m" }, {}, "shrinkable"));
+      const uid = first.metadata.uid!;
+      const pid = first.status!.pid!;
+      await client.apply(app({ memory: "16Mi", pids: 64, cpu: "500m" }, {}, "shrinkable"));
       const refused = await waitFor("the shrink to be refused", async () => {
-        const i = await current();
+        const i = await current("shrinkable");
         return i.status?.reason === "ResizeFailed" ? i : undefined;
       });
       expect(refused.metadata.uid).toBe(uid);
@@ -202,30 +245,19 @@ describe("live update: an App's resources change without restarting its instance
       expect(refused.status?.message).toMatch(/running on with cpu 500m, memory 128Mi, pids 64$/);
       expect(alive(pid)).toBe(true);
       expect(limits(uid).memory).toBe(128 * MiB);
-      const text = (await runCli(["describe", "instance", "resizable-0"], env)).stdout;
+      const text = (await runCli(["describe", "instance", "shrinkable-0"], env)).stdout;
       expect(text).toContain("Limits:");
       expect(text).toContain("resize refused; spec asks for cpu 500m, memory 16Mi, pids 64");
 
       // Back to the size it has: nothing to apply, the refusal is cleared.
-      await client.apply(app({ memory: "128Mi", pids: 64, cpu: "500m" }));
+      await client.apply(app({ memory: "128Mi", pids: 64, cpu: "500m" }, {}, "shrinkable"));
       const back = await waitFor("the refusal to be cleared", async () => {
-        const i = await current();
+        const i = await current("shrinkable");
         return i.spec.resources.memoryBytes === 128 * MiB && i.status?.reason === "Running" ? i : undefined;
       });
       expect(back.metadata.uid).toBe(uid);
       expect(back.status?.pid).toBe(pid);
       expect(back.status?.message).toBeUndefined();
-    }
-
-    // 5. Under the Replace policy a change of resources starts a new instance.
-    await client.apply(app({ memory: "96Mi", pids: 64, cpu: "500m" }, { updatePolicy: { resources: "Replace" } }));
-    const replaced = await waitFor("a replacement to run", async () => {
-      const i = await current();
-      return i.metadata.uid !== uid && i.status?.state === "Running" ? i : undefined;
-    });
-    expect(replaced.status?.appliedResources).toEqual({ cpuMillis: 500, memoryBytes: 96 * MiB, pids: 64 });
-    expect(limits(replaced.metadata.uid!)).toEqual({ memory: 96 * MiB, pids: "64", cpuQuota: "50000" });
-    await waitFor("the old process to be gone", async () => !alive(pid));
-    await waitFor("the old cgroup to be removed", async () => !fs.existsSync(cgroupDir("memory", uid)));
-  });
+    },
+  );
 });

@@ -41,12 +41,29 @@ function alive(pid: number): boolean {
   }
 }
 
-async function waitFor(cond: () => boolean, ms = 20_000): Promise<void> {
-  const until = Date.now() + ms;
+async function waitFor(cond: () => boolean, what = "a condition", ms = 20_000): Promise<void> {
+  const until = performance.now() + ms;
   while (!cond()) {
-    if (Date.now() > until) throw new Error("timed out");
+    if (performance.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** The commands (comm) of the processes in a container's cgroup, as the kernel lists them. */
+function commsIn(id: string): string[] {
+  const v1 = `/sys/fs/cgroup/pids/${PARENT}/${id}/cgroup.procs`;
+  const procs = fs.existsSync(v1) ? v1 : `/sys/fs/cgroup/${PARENT}/${id}/cgroup.procs`;
+  return fs
+    .readFileSync(procs, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+      } catch {
+        return ""; // exited meanwhile
+      }
+    });
 }
 
 beforeAll(() => {
@@ -96,7 +113,8 @@ describe("grove-shim", () => {
   it("answers stats: cpu, memory current and peak, pids, OOM kills", async () => {
     const rt = runtime();
     await rt.start(spec("stats", "x=$(head -c 2000000 /dev/zero | tr '\\0' a); sleep 60 & sleep 60"));
-    await new Promise((r) => setTimeout(r, 500));
+    // The shell has filled its 2 MB and started both sleeps (seen in the cgroup, not guessed by a pause).
+    await waitFor(() => commsIn("stats").filter((c) => c === "sleep").length === 2, "the two sleeps to run");
     const st = await rt.stats("stats");
     expect(st.pids).toBeGreaterThanOrEqual(2); // sh (unless it exec'd the last command) and two sleeps
     expect(st.memoryBytes).toBeGreaterThan(100_000);

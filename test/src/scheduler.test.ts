@@ -2,11 +2,13 @@
 // (only the elected leader schedules; the standby takes over when the leader
 // stops), spread across zones, preemption, and the dry runs `grove apply
 // --plan` and `grove get capacity`. Nodes are simulated agents: Node objects
-// and heartbeats written straight into etcd, no containers.
+// and heartbeats written straight into etcd, no containers. Each test starts
+// on an empty cluster (afterEach deletes every App and waits for the
+// instances to go), so each runs alone (-t) or in any order (--randomize).
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Instance, Node } from "@grove/api";
+import { GroveClient, type Instance, type Node } from "@grove/api";
 import { EmbeddedEtcd, Keys, createStore, currentLeader, type EtcdStore } from "@grove/control-plane";
 import { REPO_ROOT, runCli, startServer, tempDir, waitFor, type ServerProcess } from "./harness/processes";
 
@@ -97,6 +99,32 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 }, 60_000);
 
+/** Applies an App from a manifest body and waits until its `n` instances are bound. */
+async function applyBound(s: ServerProcess, name: string, body: string, n: number): Promise<Instance[]> {
+  expect((await runCli(["apply", "-f", manifest(name, body)], envFor(s))).code).toBe(0);
+  return waitFor(
+    `${n} ${name} instances bound`,
+    async () => {
+      const xs = await instancesOf(name);
+      return xs.length === n && xs.every((i) => i.spec.nodeName) && xs;
+    },
+    60_000,
+  );
+}
+
+afterEach(async () => {
+  const s = servers[0]!;
+  const client = new GroveClient({ server: s.url, token: s.adminToken });
+  for (const app of (await client.list("App", { namespace: "default" })).items) {
+    await client.delete("App", app.metadata.name, "default");
+  }
+  await waitFor(
+    "every instance to be deleted with its App",
+    async () => (await store.list(Keys.collection("instances"))).items.length === 0,
+    60_000,
+  );
+}, 90_000);
+
 test("the leader spreads an App over zones; a standby takes over when the leader stops", async () => {
   const pid = await leaderPid();
   const leader = servers.find((s) => s.pid === pid)!;
@@ -144,6 +172,9 @@ test("the leader spreads an App over zones; a standby takes over when the leader
 
 test("grove get capacity counts what fits; grove apply --plan places without writing", async () => {
   const s = servers[0]!;
+  // 8 instances x 100m, spread 3/3/2 over the zones.
+  const spread = "  placement: { spread: { topologyKey: zone, maxSkew: 1 } }\n";
+  await applyBound(s, "used", `  instances: 8\n  resources: { cpu: 100m, memory: 64Mi, pids: 16 }\n${spread}`, 8);
   const cap = await runCli(["get", "capacity", "--shape", "cpu=1,memory=1Gi"], envFor(s));
   expect(cap.code).toBe(0);
   for (const z of ZONES) expect(cap.stdout).toContain(nodeName(z));
@@ -154,7 +185,7 @@ test("grove get capacity counts what fits; grove apply --plan places without wri
     fits: number;
     cluster: { free: { cpuMillis: number } };
   };
-  // 3 nodes x 4 cpu, 8 instances x 100m bound so far: 11.2 cpu free, 3 per node fit by cpu.
+  // 3 nodes x 4 cpu, 8 instances x 100m bound: 11.2 cpu free, 3 per node fit by cpu.
   expect(json.cluster.free.cpuMillis).toBe(12000 - 800);
   expect(json.fits).toBe(9);
 
@@ -242,11 +273,12 @@ test("a higher-priority App preempts a lower-priority instance; the victim ends 
 
 test("grove-sim --from-cluster replays the live cluster's instances under every profile", async () => {
   const s = servers[0]!;
+  await applyBound(s, "replayed", "  instances: 4\n  resources: { cpu: 500m, memory: 256Mi, pids: 16 }\n", 4);
   const count = async () =>
     (await store.list<Instance>(Keys.collection("instances"))).items.filter(
       (kv) => !["Exited", "Failed", "OOMKilled"].includes(kv.value.status?.state ?? "Pending"),
     ).length;
-  // The preempted instance's replacement may still be on its way: wait for a settled count.
+  // Wait for a settled count (nothing still being created or replaced).
   const live = await waitFor("a settled cluster", async () => {
     const a = await count();
     await new Promise((r) => setTimeout(r, 1000));

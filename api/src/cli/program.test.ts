@@ -169,6 +169,24 @@ describe("grove CLI", () => {
     });
   });
 
+  describe("scale", () => {
+    it("sets spec.instances and keeps the rest of the spec", async () => {
+      const a = app("hello", 2);
+      client.put(a);
+      expect(await grove("scale", "hello", "5")).toBe(0);
+      expect((client.objects.get("App/default/hello") as App).spec).toEqual({ ...a.spec, instances: 5 });
+      expect(out).toEqual(["app/hello scaled from 2 to 5"]);
+    });
+
+    it("refuses a count that is not a whole number, and changes nothing", async () => {
+      client.put(app("hello", 2));
+      expect(await grove("scale", "hello", "-1")).toBe(1);
+      expect(await grove("scale", "hello", "2.5")).toBe(1);
+      expect(err.join("\n")).toContain("<count>: give a whole number from 0 to 10000");
+      expect(client.calls).toEqual([]);
+    });
+  });
+
   describe("argument parsing", () => {
     it("rejects a missing kind with commander's message and exit code 1", async () => {
       expect(await grove("get")).toBe(1);

@@ -313,6 +313,22 @@ export function buildProgram(deps: CliDeps): Command {
     });
 
   program
+    .command("scale")
+    .description("set how many instances an app runs (a rolling update is not started: the template is unchanged)")
+    .argument("<app>", "the app's name")
+    .argument("<count>", "the number of instances, 0 to 10000")
+    .action(async (name: string, count: string, _opts: unknown, cmd: Command) => {
+      const n = Number(count);
+      if (!/^[0-9]+$/.test(count) || n > 10000) {
+        throw new UsageError(`<count>: give a whole number from 0 to 10000, not "${count}"`);
+      }
+      const { config, client } = connect(cmd, deps);
+      const app = await client.get("App", name, config.namespace);
+      await client.apply({ ...forSubmission(app, config.namespace), spec: { ...app.spec, instances: n } });
+      deps.out(`app/${name} scaled from ${app.spec.instances} to ${n}`);
+    });
+
+  program
     .command("delete")
     .description("delete objects named on the command line or in manifest files")
     .argument("[kind]", "app, instance or node; or KIND/NAME")

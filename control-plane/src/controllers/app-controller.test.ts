@@ -191,7 +191,8 @@ describe("AppController: resources changes", () => {
   });
 
   it("replaces the instance when the image or command changed", async () => {
-    const before = await running({});
+    // Recreate: replaced under the same name at once (Rolling, the default, is rollout.test.ts's).
+    const before = await running({ update: { strategy: "Recreate" } });
     await changeApp({ command: ["sleep", "2000"], resources: { cpu: "500m", memory: "128Mi", pids: 64 } });
     const after = await repo.get("Instance", "default", "web-0");
     expect(after.metadata.uid).not.toBe(before.metadata.uid);
@@ -214,7 +215,7 @@ describe("AppController: resources changes", () => {
   });
 
   it("replaces the instance under the Replace policy", async () => {
-    const before = await running({ updatePolicy: { resources: "Replace" } });
+    const before = await running({ updatePolicy: { resources: "Replace" }, update: { strategy: "Recreate" } });
     await changeApp({ resources: { cpu: "500m", memory: "128Mi", pids: 64 } });
     const after = await repo.get("Instance", "default", "web-0");
     expect(after.metadata.uid).not.toBe(before.metadata.uid);

@@ -52,7 +52,9 @@ import {
   DEFAULT_DRAIN_TIMEOUT_MS,
   DEFAULT_MAX_UNAVAILABLE,
   InstanceReason,
+  ROLLOUT_LABEL,
   isFinished,
+  isReady,
   newInstance,
   nextCrashLoops,
   nodeIsReady,
@@ -63,6 +65,7 @@ import {
   restartBackoffMs,
   shouldReplace,
   templateChange,
+  updateParams,
   type App,
   type Instance,
   type Node,
@@ -72,6 +75,7 @@ import { AppWrites } from "./app-writes";
 import { Informer, objectKey } from "./informer";
 import { monotonicNow, type MonotonicClock } from "./node-lifecycle";
 import { WorkQueue } from "@grove/common";
+import { RolloutTracker, rollOut, rolloutOriginal, type IndexSlot } from "./rollout";
 
 /** How long a superseded original, or one that ended while its node was away, stays listed. */
 export const RETIRED_RETENTION_MS = 10 * 60_000;
@@ -93,6 +97,7 @@ const RETIRED_REASONS: readonly string[] = [
   InstanceReason.Superseded,
   InstanceReason.Drained,
   InstanceReason.DrainTimeout,
+  InstanceReason.RolledOut,
 ];
 
 export class AppController {
@@ -106,6 +111,7 @@ export class AppController {
   private readonly drainingAt = new Map<string, number>();
   private readonly retiredRetentionMs: number;
   private readonly backoffResetMs: number;
+  private readonly rollout: RolloutTracker;
 
   constructor(
     private readonly repo: Repository,
@@ -118,6 +124,7 @@ export class AppController {
     opts: AppControllerOptions = {},
   ) {
     this.monotonic = clock.monotonic ?? monotonicNow;
+    this.rollout = new RolloutTracker(this.monotonic);
     this.writes = new AppWrites(repo, instances, nodes, logger, () => clock.now());
     this.retiredRetentionMs = opts.retiredRetentionMs ?? RETIRED_RETENTION_MS;
     this.backoffResetMs = opts.backoffResetMs ?? BACKOFF_RESET_MS;
@@ -148,6 +155,7 @@ export class AppController {
     this.unknownAt.delete(uid);
     this.retiredAt.delete(uid);
     this.drainingAt.delete(uid);
+    this.rollout.forgetInstance(uid);
   }
 
   /** The drain of the node an instance is bound to, if that node is draining. */
@@ -230,14 +238,33 @@ export class AppController {
       ).length,
       max: app.spec.maxUnavailable ?? DEFAULT_MAX_UNAVAILABLE,
     };
+    const params = updateParams(app.spec);
+    const rolling = params.strategy === "Rolling";
+    const slots: IndexSlot[] = [];
     for (let index = 0; index < want; index++) {
       const group = byIndex.get(index);
       if (!group) {
         await this.repo.create(newInstance(app, index, 0, now));
+        slots.push({ index, new: { available: false } });
         continue;
       }
       const inst = await this.settleIndex(key, app, group, now, budget);
-      if (!inst) continue;
+      // An index being sorted out counts as not available: the rollout waits for it.
+      if (!inst) {
+        slots.push({ index, new: { available: false } });
+        continue;
+      }
+      // The old-template instance a rolling update's surge `inst` stands next to.
+      const orig = rolloutOriginal(inst, group);
+      if (orig && templateChange(orig, app) === "none") {
+        // The template went back to the original's: the surge is not needed.
+        await this.writes.deleteIgnoringMissing(inst);
+        continue;
+      }
+      if (orig && !rolling) {
+        await this.writes.retire(orig, inst); // Recreate now: the old one goes at once
+        continue;
+      }
       const change = templateChange(inst, app);
       if (change === "resources" && resourcesUpdatePolicy(app) === "InPlace" && !isFinished(inst)) {
         // Only the resources changed: resize where it runs, if it fits there.
@@ -247,10 +274,23 @@ export class AppController {
         continue;
       }
       if (change !== "none") {
-        // The App's template changed: replace the instance with the new one.
-        await this.writes.replace(inst, app, inst.spec.restarts, now);
+        if (!rolling || orig || isFinished(inst)) {
+          // Recreate (or a surge made from a template that changed again, or an ended
+          // instance): replace the instance with the new one at once.
+          await this.writes.replace(inst, app, inst.spec.restarts, now);
+          continue;
+        }
+        slots.push({ index, old: { available: isReady(inst) }, head: inst });
         continue;
       }
+      const minReadyMs = params.minReadySeconds * 1000;
+      const slot: IndexSlot = {
+        index,
+        new: { available: this.availableNow(key, inst, minReadyMs) },
+        head: inst,
+        ...(orig ? { old: { available: isReady(orig) }, orig } : {}),
+      };
+      slots.push(slot);
       if (shouldReplace(inst)) {
         const uid = inst.metadata.uid ?? "";
         const delay = restartBackoffMs(inst) - this.since(this.endedAt, uid);
@@ -269,7 +309,26 @@ export class AppController {
       }
     }
 
-    await this.writes.updateAppStatus(app, this.instancesOf(ns, name));
+    const progress = await rollOut(
+      {
+        tracker: this.rollout,
+        writes: this.writes,
+        logger: this.logger,
+        retryAfter: (ms) => this.queue.addAfter(key, ms),
+      },
+      key,
+      app,
+      slots,
+      now,
+    );
+    await this.writes.updateAppStatus(app, this.instancesOf(ns, name), progress);
+  }
+
+  /** Whether an instance is available (ready for minReadyMs), looking again when it will be. */
+  private availableNow(key: string, inst: Instance, minReadyMs: number): boolean {
+    return this.rollout.available(inst.metadata.uid ?? "", isReady(inst), minReadyMs, (ms) =>
+      this.queue.addAfter(key, Math.ceil(ms)),
+    );
   }
 
   /**
@@ -350,10 +409,13 @@ export class AppController {
         }
         continue;
       }
+      // A rolling update's old instance: sync stops it once its surge is available.
+      const drainOf = this.drainOf(inst);
+      if (!drainOf && successors(uid).some((d) => d.metadata.labels?.[ROLLOUT_LABEL] !== undefined)) continue;
       // Its node is back and its agent reported it, or it is being moved off a draining node.
       const later = descendants(uid);
       const running = later.find((d) => d.status?.state === "Running");
-      const drain = this.drainOf(inst);
+      const drain = drainOf;
       if (running) {
         await this.writes.supersede(inst, running, drain?.node);
       } else if (drain) {

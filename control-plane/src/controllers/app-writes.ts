@@ -6,19 +6,30 @@ import {
   GroveError,
   InstanceReason,
   REPLACES_LABEL,
+  ROLLOUT_LABEL,
   crashLoops,
   instanceTemplate,
   isFinished,
+  isReady,
   newInstance,
   replacesUid,
   templateLabels,
   type App,
+  type AppCondition,
   type Instance,
   type Node,
 } from "@grove/api";
 import type { Repository } from "../resources/repository";
 import { resizeWrite } from "../scheduling/resize";
 import { Informer, objectKey } from "./informer";
+
+/** A rolling update's progress, for the App's status (rollOut in app-controller.ts). */
+export interface RolloutStatus {
+  revision: string;
+  updated: number;
+  available: number;
+  condition: AppCondition;
+}
 
 export class AppWrites {
   constructor(
@@ -48,6 +59,54 @@ export class AppWrites {
     const created = await this.repo.create(next);
     // Its name is new each time: the next sync must see it, or it would place a second one.
     await this.instances.waitFor(objectKey(created), created.metadata.resourceVersion ?? "0");
+  }
+
+  /** A rolling update's new-template instance for `old`'s index, started next to it (make before break). */
+  async createSurge(app: App, old: Instance, now: number): Promise<void> {
+    const next = newInstance(app, old.spec.index, old.spec.restarts, now);
+    next.metadata.name = `${app.metadata.name}-${old.spec.index}-${(next.metadata.uid ?? "").slice(0, 5)}`;
+    next.metadata.labels = {
+      ...next.metadata.labels,
+      [REPLACES_LABEL]: old.metadata.uid ?? "",
+      [ROLLOUT_LABEL]: "true",
+    };
+    next.status = {
+      state: "Pending",
+      reason: InstanceReason.Unscheduled,
+      message: `waiting for the scheduler: a rolling update replaces ${old.metadata.name} (${old.metadata.uid ?? "?"})`,
+    };
+    this.logger.info(
+      { instance: objectKey(old), uid: old.metadata.uid, surge: next.metadata.name },
+      "rolling update: starting a new-template instance",
+    );
+    const created = await this.repo.create(next);
+    // Its name is new each time: the next sync must see it, or it would start a second one.
+    await this.instances.waitFor(objectKey(created), created.metadata.resourceVersion ?? "0");
+  }
+
+  /** Stops a rolling update's old instance: its new-template one `by` is available. */
+  async retire(old: Instance, by: Instance): Promise<void> {
+    const why = `replaced by ${by.metadata.name} (${by.metadata.uid ?? "?"}) of the App's current template`;
+    this.logger.info(
+      { instance: objectKey(old), uid: old.metadata.uid, by: by.metadata.name },
+      "rolling update: stopping an old instance",
+    );
+    try {
+      await this.repo.updateStatus("Instance", old, (i) => {
+        const cur = i as Instance;
+        if (cur.metadata.uid !== old.metadata.uid || isFinished(cur)) return false;
+        cur.status = {
+          ...cur.status,
+          state: "Exited",
+          reason: InstanceReason.RolledOut,
+          message: why,
+          finishedAt: new Date(this.now()).toISOString(),
+        };
+      });
+    } catch (err) {
+      if (err instanceof GroveError && err.code === "NotFound") return;
+      throw err;
+    }
   }
 
   /**
@@ -130,6 +189,9 @@ export class AppWrites {
     // Still standing in for an original on a node that is away.
     const replaces = replacesUid(old);
     if (replaces !== undefined) next.metadata.labels = { ...next.metadata.labels, [REPLACES_LABEL]: replaces };
+    // A rolling update's surge stays one (its old instance still waits for it).
+    const surge = old.metadata.labels?.[ROLLOUT_LABEL];
+    if (surge !== undefined) next.metadata.labels = { ...next.metadata.labels, [ROLLOUT_LABEL]: surge };
     if (why !== undefined) {
       next.status = {
         state: "Pending",
@@ -153,7 +215,7 @@ export class AppWrites {
     }
   }
 
-  async updateAppStatus(app: App, all: Instance[]): Promise<void> {
+  async updateAppStatus(app: App, all: Instance[], rollout: RolloutStatus): Promise<void> {
     // One instance per index counts: the head (what nothing replaces). An
     // original on a lost node or one superseded is not counted.
     const replaced = new Set(all.flatMap((i) => replacesUid(i) ?? []));
@@ -167,17 +229,14 @@ export class AppWrites {
       running,
       pending,
       ...(unknown > 0 ? { unknown } : {}),
+      updated: rollout.updated,
+      ready: all.filter((i) => isReady(i)).length,
+      available: rollout.available,
+      revision: rollout.revision,
+      conditions: [rollout.condition],
     };
     const cur = app.status ?? {};
-    if (
-      cur.observedGeneration === status.observedGeneration &&
-      cur.instances === status.instances &&
-      cur.running === status.running &&
-      cur.pending === status.pending &&
-      (cur.unknown ?? 0) === unknown
-    ) {
-      return;
-    }
+    if (JSON.stringify({ ...cur, unknown: cur.unknown ?? 0 }) === JSON.stringify({ ...status, unknown })) return;
     try {
       await this.repo.updateStatus("App", app, (a) => {
         (a as App).status = status;

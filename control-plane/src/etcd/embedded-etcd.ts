@@ -10,7 +10,7 @@ import { EventEmitter } from "node:events";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Backoff } from "@grove/common";
-import { etcdArgs, findFreePort, tailFile, waitForHealthy } from "./etcd-process";
+import { etcdArgs, findFreePort, listensOn, tailFile, waitForHealthy } from "./etcd-process";
 
 /** The subset of a pino logger this uses. */
 export interface EtcdLogger {
@@ -44,6 +44,21 @@ export interface EmbeddedEtcdOptions {
 }
 
 const silent: EtcdLogger = { info() {}, warn() {}, error() {} };
+
+/**
+ * How many times start() picks new ports when the ones it chose were taken
+ * before etcd could bind them. etcd cannot be handed a bound socket and cannot
+ * usefully listen on port 0 (it advertises the URLs it was given, and its own
+ * gateway dials them), so with port 0 we must pick ports, close them and let
+ * etcd bind: another process can take one in between. Then etcd fails with
+ * EADDRINUSE, or, worse, the /health we poll is another etcd's; both are
+ * detected and retried on fresh ports. Each try takes milliseconds to fail;
+ * five lost races in a row mean something else is wrong.
+ */
+const PORT_ATTEMPTS = 5;
+
+/** The client or peer port is held by another process. */
+class PortTaken extends Error {}
 
 /**
  * Events: "ready" (pid) after each (re)start is healthy, "exit" (code, signal)
@@ -105,22 +120,33 @@ export class EmbeddedEtcd extends EventEmitter {
     this.started = true;
     this.stopping = false;
     const port = this.opts.port ?? this.opts.clientPort ?? 2379;
-    this.clientPort = port === 0 ? await findFreePort() : port;
-    this.peerPort = this.opts.peerPort ?? (port === 0 ? await findFreePort() : port + 1);
-    if (this.peerPort === this.clientPort) this.peerPort = await findFreePort();
     fs.mkdirSync(this.opts.dataDir, { recursive: true });
     fs.mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
-    try {
-      await this.launch();
-    } catch (err) {
-      await this.stop();
-      throw err;
+    for (let attempt = 1; ; attempt++) {
+      this.clientPort = port === 0 ? await findFreePort() : port;
+      this.peerPort = this.opts.peerPort ?? (port === 0 ? await findFreePort() : port + 1);
+      if (this.peerPort === this.clientPort) this.peerPort = await findFreePort();
+      try {
+        await this.launch();
+        return;
+      } catch (err) {
+        await this.stop();
+        // Only ports we picked ourselves are worth another pick (see PORT_ATTEMPTS).
+        if (!(err instanceof PortTaken && port === 0 && attempt < PORT_ATTEMPTS)) throw err;
+        this.log.warn(
+          { attempt, clientPort: this.clientPort, peerPort: this.peerPort, err: err.message },
+          "embedded etcd: a port we picked was taken before etcd bound it; picking new ones",
+        );
+        this.started = true;
+        this.stopping = false;
+      }
     }
   }
 
   /** Spawns etcd once and waits for it to be healthy. */
   private async launch(): Promise<void> {
     const logFd = fs.openSync(this.logFile, "a");
+    const logStart = fs.fstatSync(logFd).size;
     let child: ChildProcess;
     try {
       child = spawn(
@@ -155,7 +181,18 @@ export class EmbeddedEtcd extends EventEmitter {
       await waitForHealthy(this.clientUrl, this.opts.startTimeoutMs ?? 30_000, () => exitReason);
     } catch (err) {
       const tail = tailFile(this.logFile);
-      throw new Error(`${(err as Error).message}; log ${this.logFile}:\n${tail}`);
+      const msg = `${(err as Error).message}; log ${this.logFile}:\n${tail}`;
+      // This run's own lines only: an old failure in the log must not count.
+      const portTaken = /address already in use/.test(tailFile(this.logFile, 64 * 1024, logStart));
+      throw portTaken ? new PortTaken(msg) : new Error(msg);
+    }
+    // What answered /health may be another process on a port etcd could not
+    // bind (another etcd even): it counts only if our child holds the socket.
+    if (child.pid !== undefined && listensOn(child.pid, this.clientPort) === false) {
+      child.kill("SIGKILL");
+      throw new PortTaken(
+        `127.0.0.1:${this.clientPort} is served by another process, not by the etcd we started (pid ${child.pid}); log ${this.logFile}:\n${tailFile(this.logFile)}`,
+      );
     }
     this.restartBackoff.reset();
     this.log.info({ pid: child.pid, endpoints: this.endpoints }, "embedded etcd ready");

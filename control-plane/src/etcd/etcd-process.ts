@@ -66,6 +66,35 @@ export function findFreePort(host = "127.0.0.1"): Promise<number> {
   });
 }
 
+/**
+ * Whether process `pid` holds the socket listening on 127.0.0.1:`port` (Linux
+ * /proc: the listening socket's inode among the process's descriptors).
+ * Undefined when /proc cannot tell (no such listener in /proc/net/tcp, or the
+ * descriptors are unreadable).
+ */
+export function listensOn(pid: number, port: number): boolean | undefined {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  let inode: string | undefined;
+  try {
+    for (const line of fs.readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      // sl local_address rem_address st ... inode (field 9); st 0A is LISTEN
+      if (f[1] === local && f[3] === "0A") inode = f[9];
+    }
+    if (!inode) return undefined;
+    for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`) return true;
+      } catch {
+        // closed while we looked
+      }
+    }
+    return false;
+  } catch {
+    return undefined;
+  }
+}
+
 /** One GET of etcd's /health; true when it reports healthy. Never throws. */
 export function checkHealth(clientUrl: string, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
@@ -111,13 +140,16 @@ export async function waitForHealthy(
   );
 }
 
-/** The last `maxBytes` of a file as text ("" if missing); for error messages. */
-export function tailFile(path: string, maxBytes = 2000): string {
+/**
+ * The last `maxBytes` of a file as text, not reaching back before byte `from`
+ * ("" if missing); for error messages.
+ */
+export function tailFile(path: string, maxBytes = 2000, from = 0): string {
   let fd: number | undefined;
   try {
     fd = fs.openSync(path, "r");
     const size = fs.fstatSync(fd).size;
-    const len = Math.min(size, maxBytes);
+    const len = Math.max(0, Math.min(size - from, maxBytes));
     const buf = Buffer.alloc(len);
     fs.readSync(fd, buf, 0, len, size - len);
     return buf.toString("utf8");

@@ -4,6 +4,7 @@ import {
   appNetworkProblems,
   appCheckProblems,
   appSourceProblems,
+  updateProblems,
   GroveError,
   parseBytes,
   parseCpuMillis,
@@ -30,12 +31,15 @@ export function registerAppRoutes(app: FastifyInstance, ctx: RouteContext): void
  */
 export function checkAppQuantities(body: Record<string, unknown>, hostPorts?: HostPortPolicy): void {
   const spec = body.spec as { resources?: Record<string, unknown> } | undefined;
-  const source = [...appSourceProblems(spec), ...appNetworkProblems(spec, hostPorts), ...appCheckProblems(spec)].map(
-    (p) => ({
-      path: p.pointer,
-      message: p.message,
-    }),
-  );
+  const source = [
+    ...appSourceProblems(spec),
+    ...appNetworkProblems(spec, hostPorts),
+    ...appCheckProblems(spec),
+    ...updateProblems(spec),
+  ].map((p) => ({
+    path: p.pointer,
+    message: p.message,
+  }));
   if (source.length > 0) {
     // This runs before the schema validation: report the schema's problems too.
     const all = [...source];

@@ -78,6 +78,18 @@ class FakeAgent implements AgentStreams {
   }
 }
 
+/**
+ * Waits for something the server does asynchronously (a frame reaching the
+ * fake agent): polls, fails after `timeoutMs` naming what it waited for.
+ */
+async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 describe("logs and exec routes", () => {
   let server: FastifyInstance;
   let base: string;
@@ -150,9 +162,12 @@ describe("logs and exec routes", () => {
     agent.onOpen = (id) => {
       agent.output(id, 0, "");
       agent.output(id, 1, "first\n");
-      setTimeout(() => agent.mux.closeAll(), 50);
     };
-    await expect(read(await client.logs("hello-0", "default", { follow: true }))).rejects.toThrow(/broke/);
+    // The client has the response (status and headers) once logs() resolves:
+    // the agent goes away only then, mid-stream.
+    const stream = await client.logs("hello-0", "default", { follow: true });
+    agent.mux.closeAll();
+    await expect(read(stream)).rejects.toThrow(/broke/);
   });
 
   it("cancels the sub-stream when the client goes", async () => {
@@ -163,11 +178,7 @@ describe("logs and exec routes", () => {
     };
     const stream = await client.logs("hello-0", "default", { follow: true });
     stream.close();
-    const deadline = Date.now() + 5000;
-    while (!agent.sent.some((m) => m.streamCancel?.streamId === openId) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(agent.sent.some((m) => m.streamCancel?.streamId === openId)).toBe(true);
+    await waitFor(() => agent.sent.some((m) => m.streamCancel?.streamId === openId), "the StreamCancel");
   });
 
   it("cancels the sub-stream when the client goes before the agent answered", async () => {
@@ -178,14 +189,10 @@ describe("logs and exec routes", () => {
       headers: { authorization: `Bearer ${TOKEN}` },
       signal: controller.signal,
     }).catch(() => undefined);
-    const deadline = Date.now() + 5000;
-    while (openId === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => openId !== 0, "the StreamOpen to reach the agent");
     controller.abort();
     await pending;
-    while (!agent.sent.some((m) => m.streamCancel?.streamId === openId) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(agent.sent.some((m) => m.streamCancel?.streamId === openId)).toBe(true);
+    await waitFor(() => agent.sent.some((m) => m.streamCancel?.streamId === openId), "the StreamCancel");
   });
 
   it("exec: frames stdin/resize to the agent, output and the exit status back; refuses non-running instances", async () => {
@@ -198,17 +205,14 @@ describe("logs and exec routes", () => {
     });
     const out: string[] = [];
     session.onStdout((d) => out.push(d.toString()));
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => agent.sent.some((m) => m.streamOpen), "the exec's StreamOpen");
     const open = agent.sent.find((m) => m.streamOpen)!.streamOpen!;
     expect(open).toMatchObject({ kind: "EXEC", exec: { command: ["sh", "-c", "x"], tty: true, cols: 80, rows: 24 } });
     session.write("hi");
     session.resize(100, 30);
     session.closeStdin();
     const id = open.streamId!;
-    const deadline = Date.now() + 5000;
-    while (agent.sent.filter((m) => m.streamInput).length < 3 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitFor(() => agent.sent.filter((m) => m.streamInput).length >= 3, "three StreamInput frames");
     const inputs = agent.sent.filter((m) => m.streamInput).map((m) => m.streamInput);
     expect(inputs).toEqual([
       { streamId: id, stdin: Buffer.from("hi") },
@@ -236,7 +240,7 @@ describe("logs and exec routes", () => {
     expect(status).toBe(401);
     // An agent that goes away ends the session with NodeUnavailable.
     const second = await client.exec("hello-0", "default", { command: ["sleep", "9"] });
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => agent.sent.filter((m) => m.streamOpen).length === 2, "the second exec's StreamOpen");
     agent.mux.closeAll();
     await expect(second.exited).rejects.toMatchObject({ code: "NodeUnavailable" });
     expect(execFrame(ExecChannel.Resize, "{}")[0]).toBe(3);

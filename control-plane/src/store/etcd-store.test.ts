@@ -102,7 +102,18 @@ interface Harness {
   setList(fn: () => Promise<ListResult<unknown>>): void;
 }
 
-const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
+/**
+ * Waits for a condition the watch's timers and promise chains bring about
+ * (re-watch after backoff, relist): polls, fails after `timeoutMs` naming what
+ * it waited for. No fixed sleeps: a slow machine only makes it take longer.
+ */
+async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
 
 async function startWatch(from: string): Promise<Harness> {
   const h: Partial<Harness> & { watchers: FakeWatcher[] } = { watchers: [], events: [], relists: [], errors: [] };
@@ -155,7 +166,7 @@ describe("EtcdWatch", () => {
     );
     h.watchers[0]!.emit("disconnected", new Error("14 UNAVAILABLE"));
     expect(h.watchers[0]!.cancelled).toBe(true); // detached so etcd3 cannot resume it itself
-    await tick();
+    await waitFor(() => h.watchers.length === 2, "the re-watch after the disconnect");
     expect(h.watchers).toHaveLength(2);
     expect(h.watchers[1]!.startRevision).toBe("13");
     expect(h.watch.resumeRevision).toBe("13");
@@ -184,7 +195,7 @@ describe("EtcdWatch", () => {
     const h = await startWatch("5");
     for (let i = 0; i < 3; i++) {
       h.watchers[i]!.emit("disconnected", new Error("ECONNREFUSED"));
-      await tick();
+      await waitFor(() => h.watchers.length === i + 2, `re-watch ${i + 1}`);
     }
     expect(h.watchers.map((w) => w.startRevision)).toEqual(["5", "5", "5", "5"]);
     await h.watch.close();
@@ -195,7 +206,7 @@ describe("EtcdWatch", () => {
     h.watchers[0]!.emit("data", response([{ type: "Put", key: "/p/a", mod: 3 }]));
     h.setList(() => Promise.resolve({ items: [{ key: "/p/a", value: { n: 9 }, modRevision: "20" }], revision: "25" }));
     h.watchers[0]!.emit("error", new Error("Watcher canceled: mvcc: required revision has been compacted"));
-    await tick();
+    await waitFor(() => h.watchers.length === 2, "the watch after the relist");
     expect(h.relists).toEqual([{ items: [{ key: "/p/a", value: { n: 9 }, modRevision: "20" }], revision: "25" }]);
     expect(h.watchers).toHaveLength(2);
     expect(h.watchers[1]!.startRevision).toBe("26");
@@ -215,7 +226,7 @@ describe("EtcdWatch", () => {
         : Promise.reject(new GroveError("Internal", "broken"));
     });
     h.watchers[0]!.emit("error", new Error("Watcher canceled"));
-    await tick(50);
+    await waitFor(() => h.errors.length > 0, "the relist to give up");
     expect(calls).toBe(3);
     expect(h.errors.map((e) => e.message)).toEqual(["broken"]);
     expect(h.watchers).toHaveLength(1);

@@ -21,6 +21,7 @@ import {
   type ServerProcess,
   type Started,
 } from "./processes";
+import { Cleanup, cgroupGone, linkGone, netnsGone } from "./cleanup";
 
 const execAsync = promisify(execFile);
 
@@ -109,7 +110,12 @@ export class HostCluster {
       await Promise.all(c.hosts.map((h) => c.startAgent(h)));
       return c;
     } catch (err) {
-      await c.destroy();
+      try {
+        await c.destroy();
+      } catch (cleanupErr) {
+        // Both matter: why set-up failed, and what its clean-up left behind.
+        throw new AggregateError([err, cleanupErr], `${String(err)}; then clean-up failed: ${String(cleanupErr)}`);
+      }
       throw err;
     }
   }
@@ -280,28 +286,38 @@ export class HostCluster {
     }
   }
 
-  /** Removes everything; safe to call more than once and after partial set-up. */
+  /**
+   * Removes everything; safe to call more than once and after partial set-up.
+   * Runs every step even when one fails, then throws an AggregateError naming
+   * each thing it could not remove (see Cleanup).
+   */
   async destroy(): Promise<void> {
-    for (const h of this.hosts) await h.agent?.stop(20_000).catch(() => undefined);
-    await this.server?.stop().catch(() => undefined);
+    const c = new Cleanup(`HostCluster ${this.id}`);
+    for (const h of this.hosts) await c.step(`stop the agent of ${h.name}`, () => h.agent?.stop(20_000));
+    await c.step("stop grove-server", () => this.server?.stop());
     // Containers of agents killed with SIGKILL, and their shims: by cgroup, with the real runtime.
     for (const h of this.hosts) {
-      try {
-        const rt = new NativeRuntime({ cgroupParent: h.cgroupParent });
-        await rt.cleanupStale();
-        await rt.removeParentCgroup();
-      } catch {
-        /* nothing there */
-      }
+      await c.step(
+        `remove the containers and cgroup parent ${h.cgroupParent} of ${h.name}`,
+        async () => {
+          const rt = new NativeRuntime({ cgroupParent: h.cgroupParent });
+          await rt.cleanupStale();
+          await rt.removeParentCgroup();
+        },
+        () => cgroupGone(h.cgroupParent),
+      );
     }
     // Instance network namespaces are bind mounts under the cluster's directory.
-    for (const m of mountsUnder(this.dir).reverse()) trySh("umount", ["-l", m]);
-    for (const h of this.hosts) {
-      trySh("ip", ["netns", "del", h.netns]);
-      trySh("ip", ["link", "del", h.veth]);
+    for (const m of mountsUnder(this.dir).reverse()) {
+      await c.command("umount", ["-l", m], () => !mountsUnder(this.dir).includes(m));
     }
-    trySh("ip", ["link", "del", this.bridge]);
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    for (const h of this.hosts) {
+      await c.command("ip", ["netns", "del", h.netns], () => netnsGone(h.netns));
+      await c.command("ip", ["link", "del", h.veth], () => linkGone(h.veth));
+    }
+    if (this.bridge) await c.command("ip", ["link", "del", this.bridge], () => linkGone(this.bridge));
+    if (this.dir) await c.step(`remove ${this.dir}`, () => fs.rmSync(this.dir, { recursive: true, force: true }));
+    c.finish();
   }
 }
 

@@ -195,7 +195,19 @@ export async function startAgent(o: AgentOptions): Promise<Started> {
   });
 }
 
-/** Polls `fn` until it returns a truthy value or the time is up. */
+/**
+ * Thrown by a waitFor() condition to stop waiting at once: what it waits for
+ * can no longer happen (e.g. the instance reached a terminal state). Any other
+ * error is taken as "not yet" and retried until the deadline.
+ */
+export class GiveUp extends Error {
+  override name = "GiveUp";
+}
+
+/**
+ * Polls `fn` until it returns a truthy value or the time is up; ends at once
+ * (rejecting with its message) when `fn` throws GiveUp.
+ */
 export async function waitFor<T>(
   what: string,
   fn: () => Promise<T | undefined | false>,
@@ -208,6 +220,7 @@ export async function waitFor<T>(
       const v = await fn();
       if (v) return v;
     } catch (err) {
+      if (err instanceof GiveUp) throw new Error(`gave up waiting for ${what}: ${err.message}`, { cause: err });
       last = err;
     }
     if (performance.now() > deadline) {

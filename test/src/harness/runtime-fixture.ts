@@ -8,6 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 
 import { NativeRuntime, loadNativeBinding, type ContainerSpec } from "@grove/agent";
+import { Cleanup, cgroupGone } from "./cleanup";
 import { REPO_ROOT } from "./processes";
 
 const MiB = 1024 * 1024;
@@ -78,13 +79,25 @@ export class RuntimeFixture {
     return { code: exit.exitCode, out: fs.readFileSync(s.logPath, "utf8") };
   };
 
-  /** Stops and removes every container left, the cgroup parent, and the temporary directory. */
+  /**
+   * Stops and removes every container left, the cgroup parent, and the
+   * temporary directory: every step runs, then an AggregateError names each
+   * one that failed (see Cleanup).
+   */
   async tearDown(): Promise<void> {
+    const c = new Cleanup(`RuntimeFixture ${this.o.name}`);
     for (const h of this.rt?.list() ?? []) {
-      await this.rt.stop(h.id, 0);
-      await this.rt.remove(h.id);
+      await c.step(`stop container ${h.id}`, () => this.rt.stop(h.id, 0));
+      await c.step(`remove container ${h.id}`, () => this.rt.remove(h.id));
     }
-    await this.rt?.removeParentCgroup();
-    if (this.tmp) fs.rmSync(this.tmp, { recursive: true, force: true });
+    if (this.rt) {
+      await c.step(
+        `remove cgroup parent ${this.o.cgroupParent}`,
+        () => this.rt.removeParentCgroup(),
+        () => cgroupGone(this.o.cgroupParent),
+      );
+    }
+    if (this.tmp) await c.step(`remove ${this.tmp}`, () => fs.rmSync(this.tmp, { recursive: true, force: true }));
+    c.finish();
   }
 }

@@ -1,0 +1,278 @@
+// Rolling updates without downtime, end to end: grove-server with its etcd,
+// three agents as hosts in network namespaces, the real CNI plugins giving
+// each instance its IP. A router-like client follows the endpoints watch
+// (GET .../apps/{name}/endpoints?watch=1) and sends requests, one at a time,
+// to the instance IPs it lists, throughout an update of the App's env. The
+// requests leave from inside host h1's namespace (a small node process
+// there, fed the target of each request), where the instance subnets are
+// routed; nothing is routed in the machine's own namespace.
+//
+// Instance IPs rather than published host ports: the scheduler hands a
+// dynamic host port to a new instance as soon as the instance that had it is
+// marked stopped, while that one's process still runs its stop grace with
+// the port's DNAT rule in place (docs/api.md, "Rolling updates"). Under Rolling (the default) no request fails; under
+// Recreate, for comparison, the App has no endpoints for a while and requests
+// fail (the count is printed).
+//
+// Two things a router has to do that are not Grove's part: an instance that
+// is stopped keeps serving for 2 s after SIGTERM (the app's own graceful
+// shutdown, so requests already routed to it by a router that has not yet
+// seen the endpoints change still succeed), and a newly listed endpoint gets
+// traffic after a short warm-up (until readiness checks exist, Running means
+// the process started, not that it listens yet).
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { createInterface } from "node:readline";
+import { GroveClient, type App, type Endpoints } from "@grove/api";
+import { HostCluster, type Host } from "./harness/hosts";
+import { isReady, waitFor } from "./harness/processes";
+
+const INSTANCES = 3;
+/** Pause between two requests: about 20 per second at most, bounded by MAX_REQUESTS. */
+const REQUEST_GAP_MS = 50;
+const MAX_REQUESTS = 4000;
+const WARM_UP_MS = 500;
+
+function webApp(name: string, version: string, update?: App["spec"]["update"]): App {
+  // httpd in the background; on SIGTERM the shell keeps it serving for 2 s, then stops it.
+  const script =
+    'd=/tmp/www; mkdir -p $d; echo "$VERSION $(hostname)" > $d/index.html; ' +
+    'httpd -f -p 8080 -h $d & p=$!; trap "sleep 2; kill $p; exit 0" TERM; wait $p';
+  return {
+    apiVersion: "grove/v1",
+    kind: "App",
+    metadata: { name, namespace: "default" },
+    spec: {
+      rootfs: "busybox",
+      command: ["/bin/sh", "-c", script],
+      env: { VERSION: version },
+      instances: INSTANCES,
+      stopGracePeriodSeconds: 5,
+      resources: { cpu: "50m", memory: "16Mi", pids: 16 },
+      ...(update ? { update } : {}),
+    },
+  };
+}
+
+interface Traffic {
+  requests: number;
+  failed: number;
+  noEndpoint: number;
+  versions: Record<string, number>;
+  errors: string[];
+}
+
+// Inside a host's namespace: for each line "IP" on stdin, GET http://IP:8080/ (3 s timeout)
+// and answer one line: "ok BODY" or "err MESSAGE".
+const SENDER = `
+const http = require("node:http");
+const rl = require("node:readline").createInterface({ input: process.stdin });
+rl.on("line", (ip) => {
+  const req = http.get({ host: ip, port: 8080, path: "/", timeout: 3000, agent: false }, (res) => {
+    let body = "";
+    res.on("data", (c) => (body += c));
+    res.on("end", () => console.log(res.statusCode === 200 ? "ok " + body.trim() : "err status " + res.statusCode));
+  });
+  req.on("timeout", () => req.destroy(new Error("timeout")));
+  req.on("error", (e) => console.log("err " + e.message));
+});
+`;
+
+/** A process in `host`'s namespace that sends one request per call, in order. */
+function sender(host: Host): { get: (ip: string) => Promise<string>; close: () => Promise<void> } {
+  const child: ChildProcessWithoutNullStreams = spawn("ip", [
+    "netns",
+    "exec",
+    host.netns,
+    process.execPath,
+    "-e",
+    SENDER,
+  ]);
+  const lines = createInterface({ input: child.stdout });
+  const waiting: ((line: string) => void)[] = [];
+  lines.on("line", (l) => waiting.shift()?.(l));
+  const exited = new Promise<void>((r) => child.on("exit", () => r()));
+  return {
+    get: (ip) =>
+      new Promise((resolve) => {
+        waiting.push(resolve);
+        child.stdin.write(`${ip}\n`);
+      }),
+    close: async () => {
+      child.stdin.end();
+      await exited;
+    },
+  };
+}
+
+/** A router: follows the endpoints watch and sends requests round-robin until stopped. */
+async function route(client: GroveClient, app: string, from: Host): Promise<{ stop: () => Promise<Traffic> }> {
+  const send = sender(from);
+  const watch = await client.watchEndpoints(app);
+  let current: Endpoints["endpoints"] = [];
+  const firstSeen = new Map<string, number>();
+  let listed!: () => void;
+  const firstList = new Promise<void>((r) => (listed = r));
+  const following = (async () => {
+    try {
+      for await (const ev of watch) {
+        current = ev.object.endpoints;
+        listed();
+        // What is listed when the router starts is in service already: no warm-up.
+        const now = ev.type === "ADDED" ? -Infinity : performance.now();
+        for (const e of current) if (!firstSeen.has(e.uid ?? e.instance)) firstSeen.set(e.uid ?? e.instance, now);
+      }
+    } catch {
+      // closed
+    }
+  })();
+  await firstList; // a router sends nothing before it has the list
+  const t: Traffic = { requests: 0, failed: 0, noEndpoint: 0, versions: {}, errors: [] };
+  let stopped = false;
+  let next = 0;
+  const sending = (async () => {
+    while (!stopped && t.requests < MAX_REQUESTS) {
+      const now = performance.now();
+      const usable = current.filter((e) => e.ip && now - (firstSeen.get(e.uid ?? e.instance) ?? now) >= WARM_UP_MS);
+      t.requests++;
+      if (usable.length === 0) {
+        t.failed++;
+        t.noEndpoint++;
+      } else {
+        const e = usable[next++ % usable.length]!;
+        const answer = await send.get(e.ip!);
+        if (answer.startsWith("ok ")) {
+          const v = answer.slice(3).split(" ")[0]!;
+          t.versions[v] = (t.versions[v] ?? 0) + 1;
+        } else {
+          t.failed++;
+          if (t.errors.length < 10) t.errors.push(`${e.instance} ${e.ip}: ${answer}`);
+        }
+      }
+      await new Promise((r) => setTimeout(r, REQUEST_GAP_MS));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await sending;
+      watch.close();
+      await following;
+      await send.close();
+      return t;
+    },
+  };
+}
+
+describe("rolling update: new instances available before old ones stop", () => {
+  let cluster: HostCluster;
+  let client: GroveClient;
+
+  beforeAll(async () => {
+    cluster = await HostCluster.start({ hosts: 3 });
+    client = new GroveClient({ server: cluster.server!.url, token: cluster.server!.adminToken });
+    const nodes = await waitFor(
+      "three Ready nodes with subnets",
+      async () => {
+        const nodes = (await client.list("Node")).items;
+        return nodes.length === 3 && nodes.every((n) => n.status?.subnet && isReady(n)) && nodes;
+      },
+      60_000,
+    );
+    // The operator's network routes instance subnets between nodes; here the test plays it.
+    cluster.routeSubnets(Object.fromEntries(nodes.map((n) => [n.metadata.name, n.status!.subnet!])));
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const name of ["roll", "recreate"]) await client?.delete("App", name, "default").catch(() => undefined);
+    await cluster?.destroy();
+  }, 120_000);
+
+  /** Every instance is of `version`, the App's status says so, and the endpoints serve only it. */
+  async function rolledOutTo(name: string): Promise<void> {
+    await waitFor(
+      `${name} rolled out`,
+      async () => {
+        const app = await client.get("App", name, "default");
+        const c = app.status?.conditions?.find((x) => x.type === "Progressing");
+        return (
+          app.status?.observedGeneration === app.metadata.generation &&
+          app.status?.updated === INSTANCES &&
+          app.status?.available === INSTANCES &&
+          c?.reason === "Complete"
+        );
+      },
+      120_000,
+    );
+  }
+
+  async function deploy(name: string, update?: App["spec"]["update"]): Promise<void> {
+    await client.apply(webApp(name, "v1", update));
+    await rolledOutTo(name);
+    await waitFor(`${name}'s endpoints`, async () => (await client.endpoints(name)).endpoints.length === INSTANCES);
+  }
+
+  async function update(name: string, up?: App["spec"]["update"]): Promise<{ traffic: Traffic; seconds: number }> {
+    const router = await route(client, name, cluster.hosts[0]!);
+    await new Promise((r) => setTimeout(r, 1_500)); // traffic before the update
+    const t0 = performance.now();
+    await client.apply(webApp(name, "v2", up));
+    try {
+      await rolledOutTo(name);
+      await waitFor(
+        `${name}'s endpoints to list only new instances`,
+        async () => {
+          const items = (await client.list("Instance", { namespace: "default" })).items;
+          const eps = (await client.endpoints(name)).endpoints;
+          const v2 = (n: string) => items.find((i) => i.metadata.name === n)?.spec.env?.VERSION === "v2";
+          return eps.length === INSTANCES && eps.every((e) => v2(e.instance));
+        },
+        60_000,
+      );
+    } finally {
+      await new Promise((r) => setTimeout(r, 1_500)); // traffic after it
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    return { traffic: await router.stop(), seconds };
+  }
+
+  it("Rolling: zero failed requests while all instances are replaced, the status reports progress", async () => {
+    await deploy("roll");
+    const { traffic, seconds } = await update("roll");
+    console.log(`rolling update: ${JSON.stringify({ ...traffic, rollout_s: seconds })}`);
+    expect(traffic.errors).toEqual([]);
+    expect(traffic.failed).toBe(0);
+    // Both versions served: the requests spanned the update.
+    expect(traffic.versions.v1).toBeGreaterThan(0);
+    expect(traffic.versions.v2).toBeGreaterThan(0);
+    expect(traffic.requests).toBeGreaterThan(40);
+    // The old instances were stopped by the rollout, each after its replacement.
+    const items = (await client.list("Instance", { namespace: "default" })).items.filter((i) => i.spec.app === "roll");
+    const retired = items.filter((i) => i.status?.reason === "RolledOut");
+    expect(retired.map((i) => i.spec.env?.VERSION)).toEqual(["v1", "v1", "v1"]);
+    const app = await client.get("App", "roll", "default");
+    expect(app.status).toMatchObject({ updated: 3, available: 3, ready: 3 });
+  }, 300_000);
+
+  it("Recreate, for comparison: every instance replaced at once, requests fail meanwhile", async () => {
+    await deploy("recreate", { strategy: "Recreate" });
+    const { traffic, seconds } = await update("recreate", { strategy: "Recreate" });
+    console.log(`recreate update: ${JSON.stringify({ ...traffic, rollout_s: seconds })}`);
+    // The client sees the outage (this is what the Rolling test would see without rolling updates).
+    expect(traffic.failed).toBeGreaterThan(0);
+    expect(traffic.versions.v2).toBeGreaterThan(0);
+  }, 300_000);
+
+  it("refuses bad spec.update values, naming the field, and writes nothing", async () => {
+    const bad: [App["spec"]["update"], string][] = [
+      [{ maxSurge: 0, maxUnavailable: 0 }, "/spec/update/maxUnavailable"],
+      [{ maxSurge: -1 }, "/spec/update/maxSurge"],
+      [{ minReadySeconds: 30, progressDeadlineSeconds: 20 }, "/spec/update/progressDeadlineSeconds"],
+    ];
+    for (const [up, pointer] of bad) {
+      const err = await client.apply(webApp("bad", "v1", up)).catch((e: unknown) => e as Error);
+      expect(err).toBeInstanceOf(Error);
+      expect(String((err as Error).message)).toContain(pointer);
+    }
+    await expect(client.get("App", "bad", "default")).rejects.toThrow();
+  });
+});
