@@ -171,7 +171,7 @@ test("a key that fails while dirty runs again at once and gets no retry timer", 
   expect(limiter.whens).toBe(1);
 });
 
-test("addAfter() adds later, a newer delay replaces the older, add() leaves it, idle() does not wait for it", async () => {
+test("addAfter() adds later, an earlier delay replaces a later one, add() leaves it, idle() does not wait for it", async () => {
   const seen: number[] = [];
   const start = performance.now();
   const q = new WorkQueue(async () => void seen.push(performance.now() - start));
@@ -271,4 +271,16 @@ test("property: keys never run twice at once, concurrency holds, and every add i
     ),
     { numRuns: 60 },
   );
+});
+
+test("addAfter(): a later deadline does not postpone an earlier one (a restart backoff, then a rollout's deadline)", async () => {
+  const seen: number[] = [];
+  const start = performance.now();
+  const q = new WorkQueue(async () => void seen.push(performance.now() - start));
+  q.addAfter("k", 50); // e.g. the crash-loop backoff
+  q.addAfter("k", 60_000); // e.g. the progress deadline asked for in the same sync
+  for (const deadline = performance.now() + 5_000; seen.length < 1 && performance.now() < deadline;) await sleep(10);
+  expect(seen).toHaveLength(1);
+  expect(seen[0]).toBeGreaterThanOrEqual(45);
+  q.shutdown();
 });

@@ -11,7 +11,8 @@
 //   failure schedules a new retry), so a retried key never runs twice;
 // - idle() waits for pending retries too: nothing is settled while one is due.
 // addAfter() is a plain delayed add (a deadline the sync computed, such as a
-// restart delay): it is neither cancelled by add() nor awaited by idle().
+// restart delay): it is neither cancelled by add() nor awaited by idle(); of
+// several pending for one key the earliest wins.
 import { controllerRateLimiter, type RateLimiter } from "./rate-limiter";
 
 export type SyncFn = (key: string) => Promise<void>;
@@ -46,7 +47,7 @@ export class WorkQueue {
   private readonly processing = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
-  private readonly delayTimers = new Map<string, NodeJS.Timeout>();
+  private readonly delayTimers = new Map<string, { timer: NodeJS.Timeout; dueAt: number }>();
   private idleWaiters: Array<() => void> = [];
   private shuttingDown = false;
   private readonly sync: SyncFn;
@@ -86,13 +87,20 @@ export class WorkQueue {
   /** Adds the key after a delay, replacing an earlier pending delay for it. */
   addAfter(key: string, delayMs: number): void {
     if (this.shuttingDown) return;
-    clearTimeout(this.delayTimers.get(key));
+    // The earliest deadline wins, as in client-go's delaying queue: one sync
+    // may ask to look again at several times (a restart backoff, a rollout's
+    // progress deadline), and a later one must not postpone an earlier one.
+    // The sync that runs then asks again for what is still ahead.
+    const dueAt = performance.now() + delayMs;
+    const pending = this.delayTimers.get(key);
+    if (pending && pending.dueAt <= dueAt) return;
+    clearTimeout(pending?.timer);
     const timer = setTimeout(() => {
       this.delayTimers.delete(key);
       this.add(key);
     }, delayMs);
     timer.unref();
-    this.delayTimers.set(key, timer);
+    this.delayTimers.set(key, { timer, dueAt });
   }
 
   /** Adds the key once the rate limiter allows (what a failed sync does). */
@@ -125,7 +133,8 @@ export class WorkQueue {
   /** Stops taking keys and cancels pending retries and delays; running syncs finish. */
   shutdown(): void {
     this.shuttingDown = true;
-    for (const timer of [...this.retryTimers.values(), ...this.delayTimers.values()]) clearTimeout(timer);
+    for (const timer of this.retryTimers.values()) clearTimeout(timer);
+    for (const { timer } of this.delayTimers.values()) clearTimeout(timer);
     this.retryTimers.clear();
     this.delayTimers.clear();
     this.queue.length = 0;

@@ -91,13 +91,17 @@ describe("health checks", () => {
   }, 180_000);
 
   it("restarts an instance whose liveness check fails, with reason LivenessFailed", async () => {
-    const [inst] = await instances();
-    expect(inst?.status?.state).toBe("Running");
-    await exec(inst!, "rm", "/tmp/alive");
+    // Applied here too (unchanged if the test before made it), so the test runs alone.
+    await client.apply(webApp());
+    const inst = await waitFor(
+      "a Running instance",
+      async () => (await instances()).find((i) => i.status?.state === "Running"),
+      90_000,
+    );
+    await exec(inst, "rm", "/tmp/alive");
     const failed = await waitFor(
       "the instance Failed with reason LivenessFailed",
-      async () =>
-        (await instances()).find((i) => i.metadata.uid === inst!.metadata.uid && i.status?.state === "Failed"),
+      async () => (await instances()).find((i) => i.metadata.uid === inst.metadata.uid && i.status?.state === "Failed"),
       60_000,
     );
     expect(failed.status!.reason).toBe("LivenessFailed");
@@ -105,7 +109,7 @@ describe("health checks", () => {
     // Its restart policy (Always) replaces it, and the replacement becomes ready.
     await waitFor(
       "a ready replacement",
-      async () => (await instances()).find((i) => i.metadata.uid !== inst!.metadata.uid && i.status?.ready === true),
+      async () => (await instances()).find((i) => i.metadata.uid !== inst.metadata.uid && i.status?.ready === true),
       90_000,
     );
   }, 180_000);
