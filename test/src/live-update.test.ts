@@ -207,9 +207,13 @@ describe("live update: an App's resources change without restarting its instance
 
     // 4. Under the Replace policy a change of resources starts a new instance.
     await client.apply(app({ memory: "96Mi", pids: 64, cpu: "500m" }, { updatePolicy: { resources: "Replace" } }));
+    // Under the default Rolling update the replacement is a surge with its own
+    // name next to the old instance (which then stays listed, RolledOut).
     const replaced = await waitFor("a replacement to run", async () => {
-      const i = await current();
-      return i.metadata.uid !== uid && i.status?.state === "Running" ? i : undefined;
+      const list = await client.list("Instance", { namespace: "default" });
+      return list.items.find(
+        (i) => i.spec.app === "resizable" && i.metadata.uid !== uid && i.status?.state === "Running",
+      );
     });
     expect(replaced.status?.appliedResources).toEqual({ cpuMillis: 500, memoryBytes: 96 * MiB, pids: 64 });
     expect(limits(replaced.metadata.uid!)).toEqual({ memory: 96 * MiB, pids: "64", cpuQuota: "50000" });
