@@ -117,15 +117,8 @@ export function resourcesOf(spec: InstanceSpec__Output): ContainerResources {
   };
 }
 
-export function sameLimits(a: ContainerResources, b: ContainerResources): boolean {
-  return a.cpuMillis === b.cpuMillis && a.memoryBytes === b.memoryBytes && a.pids === b.pids;
-}
-
-/** "cpu 500m, memory 128Mi, pids 64" (0: no limit). */
-export function formatLimits(r: ContainerResources): string {
-  const mem = r.memoryBytes % 2 ** 20 === 0 ? `${r.memoryBytes / 2 ** 20}Mi` : `${r.memoryBytes} bytes`;
-  return `cpu ${r.cpuMillis}m, memory ${mem}, pids ${r.pids}`;
-}
+/** Comparing and printing limits: @grove/common's, as the control plane does. */
+export { formatLimits, sameLimits } from "@grove/common";
 
 /** What the instance asks of the node's networking: its ports and egress rules. */
 export function networkRequestOf(spec: InstanceSpec__Output): InstanceNetworkRequest {

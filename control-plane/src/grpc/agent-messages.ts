@@ -11,6 +11,7 @@ import {
   type InstanceState as ApiInstanceState,
   type InstanceStatus as ApiInstanceStatus,
 } from "@grove/api";
+import { sameLimits } from "@grove/common";
 import type { InstanceSpec, InstanceStatus__Output, NodeInfo__Output } from "@grove/proto";
 import type { NodeRegistrationInfo } from "../nodes/registration";
 import { checksFor, lastCheckOf, readyOf } from "./check-messages";
@@ -166,16 +167,15 @@ export function applyReport(
     cur.ready === next.ready &&
     cur.lastCheck?.ok === next.lastCheck?.ok &&
     cur.lastCheck?.check === next.lastCheck?.check &&
-    sameLimits(cur.appliedResources, next.appliedResources)
+    sameApplied(cur.appliedResources, next.appliedResources)
   ) {
     return undefined;
   }
   return next;
 }
 
-function sameLimits(a: ApiInstanceStatus["appliedResources"], b: ApiInstanceStatus["appliedResources"]): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return a.cpuMillis === b.cpuMillis && a.memoryBytes === b.memoryBytes && a.pids === b.pids;
+function sameApplied(a: ApiInstanceStatus["appliedResources"], b: ApiInstanceStatus["appliedResources"]): boolean {
+  return a === undefined || b === undefined ? a === b : sameLimits(a, b);
 }
 
 /** What a Register says about its node, as node registration takes it. */

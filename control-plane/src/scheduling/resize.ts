@@ -4,29 +4,12 @@
 // guarded by the node's and the instance's revisions, that gives it the new
 // size and rewrites the node's status.allocated as a binding does, so a
 // resize and a binding (or two resizes) cannot over-commit a node.
-import {
-  InstanceReason,
-  formatBytes,
-  formatCpu,
-  type Instance,
-  type InstanceStatus,
-  type Node,
-  type Resources,
-} from "@grove/api";
+import { InstanceReason, type Instance, type InstanceStatus, type Node, type Resources } from "@grove/api";
+import { formatLimits, sameLimits } from "@grove/common";
 import { Keys, type TxnCompare, type TxnOp } from "../store/store";
 import { zeroResources } from "../scheduler";
 import { resizeFit } from "../scheduler/fit";
 import { allocations } from "../scheduler/snapshot";
-
-/** "cpu 500m, memory 128Mi, pids 64". */
-export function formatLimits(r: Resources): string {
-  return `cpu ${formatCpu(r.cpuMillis)}, memory ${formatBytes(r.memoryBytes)}, pids ${r.pids}`;
-}
-
-/** Whether two sizes differ in what the agent enforces (cpu, memory, pids; disk is only scheduled). */
-export function limitsDiffer(a: Resources, b: Resources): boolean {
-  return a.cpuMillis !== b.cpuMillis || a.memoryBytes !== b.memoryBytes || a.pids !== b.pids;
-}
 
 /**
  * Whether a bound instance can grow (or shrink) from `from` to `to` on its
@@ -54,7 +37,7 @@ export function resizeFits(
 export function resizeStatus(status: InstanceStatus, from: Resources, to: Resources): InstanceStatus {
   if (status.state !== "Running" && status.state !== "Starting") return status;
   const applied = status.appliedResources ?? from;
-  if (limitsDiffer(applied, to)) {
+  if (!sameLimits(applied, to)) {
     return {
       ...status,
       reason: InstanceReason.Resizing,
