@@ -119,11 +119,6 @@ export class WorkQueue {
     return this.limiter.numRequeues(key);
   }
 
-  /** @deprecated numRequeues() */
-  failureCount(key: string): number {
-    return this.numRequeues(key);
-  }
-
   /** Resolves once nothing is queued, running or waiting for a retry. */
   idle(): Promise<void> {
     if (this.isIdle()) return Promise.resolve();
@@ -141,16 +136,6 @@ export class WorkQueue {
     this.queued.clear();
     this.dirty.clear();
     this.notifyIfIdle();
-  }
-
-  /** @deprecated shutdown() (the agent's name) */
-  close(): void {
-    this.shutdown();
-  }
-
-  /** @deprecated shutdown() (the controllers' name) */
-  stop(): void {
-    this.shutdown();
   }
 
   private pump(): void {

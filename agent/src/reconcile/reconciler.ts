@@ -209,7 +209,7 @@ export class Reconciler {
   close(): void {
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     if (this.disconnectTimer) clearInterval(this.disconnectTimer);
-    this.queue.close();
+    this.queue.shutdown();
   }
 
   /** Records a status as the instance's last and tells onStatus. */

@@ -186,7 +186,7 @@ export class AppController {
   }
 
   stop(): void {
-    this.queue.stop();
+    this.queue.shutdown();
   }
 
   idle(): Promise<void> {

@@ -164,7 +164,7 @@ export class NodeLifecycleController {
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
-    this.queue.stop();
+    this.queue.shutdown();
   }
 
   idle(): Promise<void> {

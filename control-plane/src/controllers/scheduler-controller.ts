@@ -20,7 +20,7 @@ import {
   type PlacementRequest,
 } from "../scheduler";
 import { Informer, objectKey } from "./informer";
-import { WorkQueue } from "@grove/common";
+import { sameLimits, WorkQueue } from "@grove/common";
 import { allocations, nodeViews, requestExtras, usedHostPorts } from "../scheduler/snapshot";
 import { commitChunked, PlacementRaceError, preemptionOps } from "../scheduling/commit";
 import type { PortRange } from "../network/subnets";
@@ -31,7 +31,7 @@ export const DEFAULT_HOST_PORT_RANGE: PortRange = DEFAULT_DYNAMIC_HOST_PORTS;
 const PASS_KEY = "pass";
 
 function sameResources(a: Resources | undefined, b: Resources): boolean {
-  return !!a && a.cpuMillis === b.cpuMillis && a.memoryBytes === b.memoryBytes && a.pids === b.pids;
+  return !!a && sameLimits(a, b);
 }
 
 /** Strips the server-filled resourceVersion before an object is written. */
@@ -72,7 +72,7 @@ export class SchedulerController {
   }
 
   stop(): void {
-    this.queue.stop();
+    this.queue.shutdown();
   }
 
   idle(): Promise<void> {
