@@ -92,9 +92,3 @@ export function parsePortRange(text: string, what = "port range"): PortRange {
   }
   return { first, last };
 }
-
-/** The lowest port of the range not in `used`. */
-export function freePort(range: PortRange, used: ReadonlySet<number>): number | undefined {
-  for (let p = range.first; p <= range.last; p++) if (!used.has(p)) return p;
-  return undefined;
-}
