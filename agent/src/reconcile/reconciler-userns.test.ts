@@ -6,7 +6,7 @@ import type { InstanceStatus } from "@grove/proto";
 import { FakeRuntime } from "../runtime/fake";
 import { Reconciler } from "./reconciler";
 import { UsernsPool } from "./userns-pool";
-import { callsOf, desired, spec, START_MS } from "./test-helpers";
+import { callsOf, desired, spec, START_MS, settle as settleQueue } from "./test-helpers";
 
 describe("Reconciler with user namespaces", () => {
   const BASE = 100_000_000;
@@ -37,10 +37,7 @@ describe("Reconciler with user namespaces", () => {
       resyncIntervalMs: 0,
       userns: pool,
     });
-  async function settle(): Promise<void> {
-    await new Promise((r) => setImmediate(r));
-    await reconciler.idle();
-  }
+  const settle = () => settleQueue(reconciler);
   const hostUidOf = (id: string) => runtime.started.find((s) => s.id === id)?.userNamespace?.uidMap[0]?.hostId;
 
   beforeEach(() => {

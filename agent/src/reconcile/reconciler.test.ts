@@ -6,7 +6,7 @@ import * as path from "node:path";
 import type { InstanceStatus } from "@grove/proto";
 import { FakeRuntime, type FakeRuntimeOptions } from "../runtime/fake";
 import { isPlainName, Reconciler } from "./reconciler";
-import { callsOf, desired, EXIT_MS, spec, START_MS, turns, waitFor } from "./test-helpers";
+import { callsOf, desired, EXIT_MS, spec, START_MS, turns, waitFor, settle as settleQueue } from "./test-helpers";
 
 describe("Reconciler", () => {
   let runtime: FakeRuntime;
@@ -42,11 +42,7 @@ describe("Reconciler", () => {
     expect(runtime.overlap).toBeUndefined();
   });
 
-  /** Lets exit callbacks run, then waits for the queue to drain. */
-  async function settle(): Promise<void> {
-    await new Promise((r) => setImmediate(r));
-    await reconciler.idle();
-  }
+  const settle = () => settleQueue(reconciler);
 
   const calls = () => callsOf(runtime);
   /** Ends a running container as the kernel would (at EXIT_MS). */

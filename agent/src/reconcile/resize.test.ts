@@ -5,7 +5,7 @@ import * as path from "node:path";
 import type { InstanceStatus } from "@grove/proto";
 import { FakeRuntime } from "../runtime/fake";
 import { Reconciler } from "./reconciler";
-import { callsOf, desired, spec, START_MS } from "./test-helpers";
+import { callsOf, desired, spec, START_MS, settle as settleQueue } from "./test-helpers";
 
 describe("Reconciler: live resize of a running instance", () => {
   let runtime: FakeRuntime;
@@ -39,10 +39,7 @@ describe("Reconciler: live resize of a running instance", () => {
     expect(runtime.overlap).toBeUndefined();
   });
 
-  async function settle(): Promise<void> {
-    await new Promise((r) => setImmediate(r));
-    await reconciler.idle();
-  }
+  const settle = () => settleQueue(reconciler);
   const last = () => reports[reports.length - 1];
 
   it("reports the limits it started with, then applies new ones in place: same container, no restart", async () => {

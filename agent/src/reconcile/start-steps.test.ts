@@ -9,7 +9,7 @@ import type { PullProgress } from "../images/types";
 import { HostPortRefusedError } from "../network/host-ports";
 import { Reconciler } from "./reconciler";
 import { UsernsPool } from "./userns-pool";
-import { callsOf, desired, spec, START_MS } from "./test-helpers";
+import { callsOf, desired, spec, START_MS, settle as settleQueue } from "./test-helpers";
 
 describe("Reconciler with images", () => {
   class FakeImages {
@@ -76,10 +76,7 @@ describe("Reconciler with images", () => {
     fs.rmSync(stateDir, { recursive: true, force: true });
   });
 
-  async function settle(): Promise<void> {
-    await new Promise((r) => setImmediate(r));
-    await reconciler.idle();
-  }
+  const settle = () => settleQueue(reconciler);
 
   it("starts on the image's overlay root with its config merged, reports progress, and unmounts after removal", async () => {
     await reconciler.start();
@@ -206,10 +203,7 @@ describe("Reconciler with private roots over rootfs directories", () => {
     fs.rmSync(stateDir, { recursive: true, force: true });
   });
 
-  async function settle(): Promise<void> {
-    await new Promise((r) => setImmediate(r));
-    await reconciler.idle();
-  }
+  const settle = () => settleQueue(reconciler);
 
   it("keeps the private root of a container whose records were lost, and releases it when the container goes", async () => {
     runtime.recoverable = [{ id: "u9", annotations: {}, recordsLost: true }];
@@ -330,10 +324,7 @@ describe("Reconciler: a failed start releases what its steps set up, in reverse"
     expect(runtime.overlap).toBeUndefined();
   });
 
-  async function settle(): Promise<void> {
-    await new Promise((r) => setImmediate(r));
-    await reconciler.idle();
-  }
+  const settle = () => settleQueue(reconciler);
   const withUserns = (uid: string) =>
     spec(uid, {
       security: {

@@ -77,3 +77,9 @@ export async function waitFor(condition: () => boolean, what: string, timeoutMs 
 export async function turns(n = 5): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 }
+
+/** Lets exit callbacks run, then waits for the reconciler's queue to drain. */
+export async function settle(reconciler: { idle(): Promise<void> }): Promise<void> {
+  await new Promise((r) => setImmediate(r));
+  await reconciler.idle();
+}
