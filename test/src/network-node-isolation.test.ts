@@ -349,5 +349,13 @@ describe("instances cannot reach the node's own services", () => {
     ]);
     expect(rules()).not.toMatch(/GROVE|grove-no-loopback-dnat/);
     expect(cluster.exec(h1, "ip", ["-o", "link"])).not.toMatch(/grove0/);
-  });
+    // The other tests of this file need the node's agent: bring it back (it sets its guard up again),
+    // so that they pass in any order (`--randomize`).
+    await cluster.startAgent(h1);
+    await waitFor("the node Ready again after the clean-up", async () => {
+      const [n] = (await client.list("Node")).items;
+      return n && n.status?.subnet && isReady(n);
+    });
+    await waitFor("the agent's node guard back", async () => /GROVE-NODE-INPUT/.test(rules()));
+  }, 120_000);
 });
