@@ -19,3 +19,4 @@ export * from "./instance-rules";
 export * from "./node-rules";
 export * from "./update";
 export * from "./revisions";
+export * from "./rollout-client";

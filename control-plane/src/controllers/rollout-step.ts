@@ -104,8 +104,12 @@ export async function rollOut(
   if (params.paused && !state.complete) return status({ kind: "paused" });
 
   // A canary: the first `canary` indexes go to the new template, then it waits for promotion.
+  // Only on the way to a newer revision: an undo or a rollback goes straight back.
+  const forward = state.from !== undefined && state.revision > state.from;
   const canary =
-    params.canary !== undefined && !rollingBack && !state.promoted && !state.complete ? params.canary : undefined;
+    params.canary !== undefined && forward && !rollingBack && !state.promoted && !state.complete
+      ? params.canary
+      : undefined;
   const canaryWaiting = canary !== undefined && updatedAvailable >= canary;
   const deadlineMs = params.progressDeadlineSeconds * 1000;
   const elapsed = deps.tracker.sinceProgress(key, state.progressedAt, now);
