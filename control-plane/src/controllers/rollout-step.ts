@@ -112,11 +112,14 @@ export async function rollOut(
       : undefined;
   const canaryWaiting = canary !== undefined && updatedAvailable >= canary;
   const deadlineMs = params.progressDeadlineSeconds * 1000;
-  const elapsed = deps.tracker.sinceProgress(key, state.progressedAt, now);
-  const exceeded = state.exceeded === true || (!canaryWaiting && !state.complete && elapsed >= deadlineMs);
-  if (!exceeded && !canaryWaiting && !state.complete) deps.retryAfter(Math.ceil(deadlineMs - elapsed));
+  const elapsed = deps.tracker.sinceProgress(key, state, now);
+  // An index being sorted out (a retired instance deleted, a suspect replaced) has no instance
+  // to judge this time: judge the rollout on the next sync, which follows at once.
+  const settling = slots.some((s) => !s.head);
+  const exceeded = state.exceeded === true || (!canaryWaiting && !state.complete && !settling && elapsed >= deadlineMs);
+  if (!exceeded && !canaryWaiting && !state.complete) deps.retryAfter(Math.ceil(Math.max(1, deadlineMs - elapsed)));
 
-  if (params.autoRollback && state.from !== undefined && !state.complete && !rollingBack) {
+  if (params.autoRollback && state.from !== undefined && !state.complete && !rollingBack && !settling) {
     const failure = rolloutFailure(newOnes, { exceeded, seconds: params.progressDeadlineSeconds });
     if (failure && (await rollBack(deps, key, app, state, failure, status({ kind: "updating" }), now))) {
       return undefined;
@@ -130,7 +133,6 @@ export async function rollOut(
     return status({ kind: "exceeded", deadlineSeconds: params.progressDeadlineSeconds });
   }
   if (params.strategy !== "Rolling" || rolledOut(slots)) return status(ongoing());
-  if (canaryWaiting) return status({ kind: "canary", canary });
 
   const bySlot = new Map(slots.map((s) => [s.index, s]));
   for (const a of planRollout(slots, want, { ...params, ...(canary !== undefined ? { maxUpdated: canary } : {}) })) {
@@ -140,7 +142,8 @@ export async function rollOut(
     else if (a.kind === "retire" && s.orig) await deps.writes.retire(s.orig, s.head);
     else if (a.kind === "replace") await deps.writes.replace(s.head, app, s.head.spec.restarts, now);
   }
-  return status(ongoing());
+  // A canary that is available waits (its old instances are still retired, above).
+  return status(canaryWaiting ? { kind: "canary", canary } : ongoing());
 }
 
 /**

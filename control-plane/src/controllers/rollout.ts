@@ -14,7 +14,14 @@
 // reason RolledOut). An old one that is not available anyway (crashed, not
 // yet running) is replaced in place at once, as Recreate does: stopping it
 // costs no availability.
-import { ROLLOUT_LABEL, isFinished, replacesUid, type Instance, type UpdateParams } from "@grove/api";
+import {
+  ROLLOUT_LABEL,
+  isFinished,
+  replacesUid,
+  type Instance,
+  type RolloutState,
+  type UpdateParams,
+} from "@grove/api";
 import type { MonotonicClock } from "./node-lifecycle";
 
 /** An index as the rollout sees it, with the instances behind it. */
@@ -114,7 +121,7 @@ export function rolledOut(slots: readonly RolloutSlot[]): boolean {
 export class RolloutTracker {
   private readonly readyAt = new Map<string, number>();
   /** Per App: the persisted progressedAt this process knows, and its monotonic time. */
-  private readonly progress = new Map<string, { progressedAt: string; monoAt: number }>();
+  private readonly progress = new Map<string, { id: string; monoAt: number }>();
 
   constructor(private readonly monotonic: MonotonicClock) {}
 
@@ -145,12 +152,18 @@ export class RolloutTracker {
    * when it first saw that value (a value written by another process, an
    * earlier leader, counts the wall-clock time that passed since then once).
    */
-  sinceProgress(app: string, progressedAt: string, wallNow: number): number {
+  sinceProgress(
+    app: string,
+    state: Pick<RolloutState, "progressedAt" | "templateHash" | "generation" | "promoted">,
+    wallNow: number,
+  ): number {
     const now = this.monotonic();
+    // Two rollouts (or a start and a promotion) may fall in the same millisecond: tell them apart.
+    const id = `${state.templateHash}/${state.generation}/${state.promoted === true}/${state.progressedAt}`;
     const known = this.progress.get(app);
-    if (!known || known.progressedAt !== progressedAt) {
-      const before = Math.max(0, wallNow - Date.parse(progressedAt)) || 0;
-      this.progress.set(app, { progressedAt, monoAt: now - before });
+    if (!known || known.id !== id) {
+      const before = Math.max(0, wallNow - Date.parse(state.progressedAt)) || 0;
+      this.progress.set(app, { id, monoAt: now - before });
       return before;
     }
     return now - known.monoAt;
