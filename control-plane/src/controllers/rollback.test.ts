@@ -1,7 +1,7 @@
 // The rollout's decisions, pure: when a rollout is failing and how that is
 // worded (rollback.ts), how its state moves between rollouts and leaders
 // (rollout-state.ts), and that a canary caps the new instances (planRollout).
-import type { Instance, RolloutState } from "@grove/api";
+import { updateProblems, type Instance, type RolloutState } from "@grove/api";
 import { crashed, rollbackRecord, rolloutFailure } from "./rollback";
 import { nextRolloutState, progressed } from "./rollout-state";
 import { planRollout, type RolloutSlot } from "./rollout";
@@ -146,5 +146,20 @@ describe("planRollout with a canary", () => {
     ];
     expect(planRollout(slots, 4, { maxSurge: 3, maxUnavailable: 0, maxUpdated: 1 })).toEqual([]);
     expect(planRollout(slots, 4, { maxSurge: 3, maxUnavailable: 0 })).toHaveLength(3);
+  });
+});
+
+describe("updateProblems: canary", () => {
+  it("refuses a canary larger than the instance count, or with Recreate, naming the field", () => {
+    expect(updateProblems({ instances: 2, update: { canary: 3 } })).toEqual([
+      {
+        pointer: "/spec/update/canary",
+        message: "must be at most spec.instances (2): a canary replaces part of the instances, got 3",
+      },
+    ]);
+    expect(updateProblems({ instances: 3, update: { canary: 3 } })).toEqual([]);
+    expect(updateProblems({ instances: 3, update: { strategy: "Recreate", canary: 1 } })).toEqual([
+      { pointer: "/spec/update/canary", message: "only applies to strategy Rolling" },
+    ]);
   });
 });
