@@ -251,6 +251,11 @@ export class GroveClient {
     return `${base}/${encodeURIComponent(name)}`;
   }
 
+  /** A JSON request to a route the typed methods do not cover (rollout-client.ts); GroveError on an error answer. */
+  async call<T>(method: "GET" | "POST" | "PUT" | "DELETE", p: string, body?: unknown): Promise<T> {
+    return (await this.request(method, p, body)).body as T;
+  }
+
   private async request(method: string, p: string, body?: unknown): Promise<{ status: number; body: unknown }> {
     const res = await this.fetch(method, p, body, true);
     if (!res.ok) throw await toGroveError(res, this.server + p);

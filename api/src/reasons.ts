@@ -98,7 +98,20 @@ export const AppProgressingReason = {
   Updating: "Updating",
   /** True: every instance is of the current template and available. */
   Complete: "Complete",
-  /** False: a rolling update made no progress for spec.update.progressDeadlineSeconds; it stopped. */
+  /**
+   * False: a rolling update made no progress for spec.update.progressDeadlineSeconds; it stopped
+   * (spec.update.autoRollback false, or no revision to return to).
+   */
   ProgressDeadlineExceeded: "ProgressDeadlineExceeded",
+  /** Unknown: spec.update.paused; the rolling update takes no step until resumed. */
+  Paused: "Paused",
+  /** True: spec.update.canary new instances are available; the rest waits for `grove rollout promote`. */
+  CanaryPaused: "CanaryPaused",
+  /**
+   * False: the rolling update was returned to the revision before it, because a new instance
+   * crashed or new instances were not available by the progress deadline (the message says which
+   * instance and its exit or last check). Stays until the App's template changes again.
+   */
+  RolledBack: "RolledBack",
 } as const;
 export type AppProgressingReason = (typeof AppProgressingReason)[keyof typeof AppProgressingReason];

@@ -2,7 +2,7 @@
 // OpenAPI document, the CLI's client-side validation and the TypeScript types.
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { CheckResult, HealthChecks } from "./checks";
-import { AppCondition, UpdateSpec } from "./update";
+import { AppCondition, RolloutState, UpdateSpec } from "./update";
 
 export const API_VERSION = "grove/v1";
 export const KINDS = ["App", "Instance", "Node"] as const;
@@ -341,6 +341,8 @@ export const AppStatus = Type.Object({
   revision: Type.Optional(Type.String()),
   /** Progressing: whether the instances are being (or have been) brought to the current template. */
   conditions: Type.Optional(Type.Array(AppCondition)),
+  /** The rolling update's revisions, clock, canary promotion and last rollback (docs/api.md, "Revisions"). */
+  rollout: Type.Optional(RolloutState),
 });
 export type AppStatus = Static<typeof AppStatus>;
 

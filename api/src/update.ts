@@ -50,7 +50,26 @@ export const UpdateSpec = Type.Object(
         minimum: 1,
         maximum: 86400,
         description:
-          "a rolling update that makes no progress for this long stops, with Progressing False, reason ProgressDeadlineExceeded (default 600)",
+          "a rolling update that makes no progress for this long is rolled back (autoRollback) or stops, reason ProgressDeadlineExceeded (default 600)",
+      }),
+    ),
+    canary: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 10000,
+        description:
+          "a rolling update replaces this many instances, then pauses until `grove rollout promote` (at most spec.instances)",
+      }),
+    ),
+    paused: Type.Optional(
+      Type.Boolean({
+        description: "true: a rolling update takes no further step until resumed (grove rollout pause / resume)",
+      }),
+    ),
+    autoRollback: Type.Optional(
+      Type.Boolean({
+        description:
+          "true (default): a rolling update whose new instances crash or are not available by the progress deadline returns to the previous revision",
       }),
     ),
   },
@@ -68,6 +87,36 @@ export const AppCondition = Type.Object({
 });
 export type AppCondition = Static<typeof AppCondition>;
 
+/** Why and from where to where the App controller rolled an update back. */
+export const RollbackRecord = Type.Object({
+  from: Type.Integer({ description: "the revision that failed" }),
+  to: Type.Integer({ description: "the revision the App returned to" }),
+  reason: Type.String({ description: "ProgressDeadlineExceeded or InstanceFailed" }),
+  message: Type.String(),
+  at: Type.String(),
+});
+export type RollbackRecord = Static<typeof RollbackRecord>;
+
+/** The rolling update as the App controller tracks it (status.rollout). */
+export const RolloutState = Type.Object({
+  revision: Type.Integer({ description: "the revision of the current template" }),
+  templateHash: Type.String({ description: "the template hash instances are being brought to" }),
+  generation: Type.Integer({ description: "the App generation the progress clock started at" }),
+  from: Type.Optional(Type.Integer({ description: "the revision the instances came from: where a rollback returns" })),
+  progressedAt: Type.String({
+    description:
+      "when the rollout last made progress (start, promotion, or one more updated instance available): the progress deadline counts from here",
+  }),
+  updatedAvailable: Type.Integer({ description: "updated and available instances at progressedAt" }),
+  complete: Type.Optional(Type.Boolean()),
+  exceeded: Type.Optional(Type.Boolean({ description: "the progress deadline passed (without a rollback)" })),
+  promoted: Type.Optional(
+    Type.Boolean({ description: "grove rollout promote: the canary may go on to all instances" }),
+  ),
+  rolledBack: Type.Optional(RollbackRecord),
+});
+export type RolloutState = Static<typeof RolloutState>;
+
 /** The App's spec.update with its defaults filled in. */
 export interface UpdateParams {
   strategy: UpdateStrategy;
@@ -75,6 +124,10 @@ export interface UpdateParams {
   maxUnavailable: number;
   minReadySeconds: number;
   progressDeadlineSeconds: number;
+  /** New-template instances a rolling update starts before it waits for promotion (undefined: no canary). */
+  canary?: number;
+  paused: boolean;
+  autoRollback: boolean;
 }
 
 export function updateParams(spec: { update?: UpdateSpec }): UpdateParams {
@@ -85,6 +138,9 @@ export function updateParams(spec: { update?: UpdateSpec }): UpdateParams {
     maxUnavailable: u.maxUnavailable ?? DEFAULT_ROLLOUT_MAX_UNAVAILABLE,
     minReadySeconds: u.minReadySeconds ?? DEFAULT_MIN_READY_SECONDS,
     progressDeadlineSeconds: u.progressDeadlineSeconds ?? DEFAULT_PROGRESS_DEADLINE_SECONDS,
+    ...(u.canary !== undefined ? { canary: u.canary } : {}),
+    paused: u.paused === true,
+    autoRollback: u.autoRollback !== false,
   };
 }
 
@@ -96,7 +152,11 @@ export function updateProblems(spec: unknown): { pointer: string; message: strin
   if (!spec || typeof spec !== "object") return [];
   const u = (spec as { update?: unknown }).update;
   if (!u || typeof u !== "object") return [];
-  const { strategy, maxSurge, maxUnavailable, minReadySeconds, progressDeadlineSeconds } = u as Record<string, unknown>;
+  const { strategy, maxSurge, maxUnavailable, minReadySeconds, progressDeadlineSeconds, canary } = u as Record<
+    string,
+    unknown
+  >;
+  const instances = (spec as { instances?: unknown }).instances;
   const problems: { pointer: string; message: string }[] = [];
   const num = (v: unknown, d: number) => (typeof v === "number" ? v : d);
   if (
@@ -111,10 +171,16 @@ export function updateProblems(spec: unknown): { pointer: string; message: strin
   }
   if (
     strategy === "Recreate" &&
-    (maxSurge !== undefined || maxUnavailable !== undefined || minReadySeconds !== undefined)
+    (maxSurge !== undefined || maxUnavailable !== undefined || minReadySeconds !== undefined || canary !== undefined)
   ) {
     const field =
-      maxSurge !== undefined ? "maxSurge" : maxUnavailable !== undefined ? "maxUnavailable" : "minReadySeconds";
+      maxSurge !== undefined
+        ? "maxSurge"
+        : maxUnavailable !== undefined
+          ? "maxUnavailable"
+          : minReadySeconds !== undefined
+            ? "minReadySeconds"
+            : "canary";
     problems.push({ pointer: `/spec/update/${field}`, message: `only applies to strategy Rolling` });
   }
   if (
@@ -124,6 +190,12 @@ export function updateProblems(spec: unknown): { pointer: string; message: strin
     problems.push({
       pointer: "/spec/update/progressDeadlineSeconds",
       message: `must be greater than minReadySeconds (${minReadySeconds}), or no instance could become available in time`,
+    });
+  }
+  if (typeof canary === "number" && typeof instances === "number" && canary > instances) {
+    problems.push({
+      pointer: "/spec/update/canary",
+      message: `must be at most spec.instances (${instances}): a canary replaces part of the instances, got ${canary}`,
     });
   }
   return problems;

@@ -81,6 +81,19 @@ describe("Reconciler health checks", () => {
     expect(last.lastCheck).toMatchObject({ check: "readiness", kind: "http", ok: false, message: "HTTP 503" });
   });
 
+  it("never reports a gated instance RUNNING without saying it is not ready yet", async () => {
+    // A RUNNING report without readiness would count as ready (isReady) and list it as an endpoint.
+    status = 503;
+    await reconciler.start();
+    reconciler.setDesired(
+      desired(spec("u1", { readinessCheck: hc({ httpPort: port, httpStatusMin: 200, httpStatusMax: 299 }) })),
+    );
+    await waitFor(() => reports.some((r) => r.lastCheck?.ok === false), "a failed check");
+    const running = reports.filter((r) => r.state === "RUNNING");
+    expect(running.length).toBeGreaterThan(0);
+    expect(running.every((r) => r.ready === "READINESS_NOT_READY")).toBe(true);
+  });
+
   it("stops an instance whose liveness check fails, FAILED with reason LivenessFailed", async () => {
     const closed = net.createServer();
     await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));

@@ -380,6 +380,9 @@ export class Reconciler {
       startedAtMs: handle.startedAt.getTime(),
       ...(network ? { ip: network.ip, ports: network.ports } : {}),
       appliedResources: { ...container.resources },
+      // Gated by a check: not ready until it passes, from the very first report (else the
+      // control plane would count it ready, and list it as an endpoint, until the checks start).
+      ...(spec.startupCheck || spec.readinessCheck ? { ready: "READINESS_NOT_READY" as const } : {}),
     });
     this.trackRunning(tracked);
   }

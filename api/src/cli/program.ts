@@ -14,6 +14,7 @@ import { describeApp, describeInstance, describeNode } from "./render/describe";
 import { connect, type CliClient, type CliDeps } from "./deps";
 import { registerOperationCommands, usageOfApp, usageOfInstance } from "./logs-exec-top";
 import { waitForApps, waitForDrain } from "./wait";
+import { registerRolloutCommands } from "./rollout";
 // Kept so importers of program.ts need no edit.
 export type { CliClient, CliDeps } from "./deps";
 export { waitForApps } from "./wait";
@@ -376,6 +377,10 @@ export function buildProgram(deps: CliDeps): Command {
     );
 
   registerOperationCommands(program, deps, (cmd) => {
+    const { config, client } = connect(cmd, deps);
+    return { namespace: config.namespace, client };
+  });
+  registerRolloutCommands(program, deps, (cmd) => {
     const { config, client } = connect(cmd, deps);
     return { namespace: config.namespace, client };
   });

@@ -75,7 +75,9 @@ import { AppWrites } from "./app-writes";
 import { Informer, objectKey } from "./informer";
 import { monotonicNow, type MonotonicClock } from "./node-lifecycle";
 import { WorkQueue } from "@grove/common";
-import { RolloutTracker, rollOut, rolloutOriginal, type IndexSlot } from "./rollout";
+import { RolloutTracker, rolloutOriginal, type IndexSlot } from "./rollout";
+import { rollOut, type RolloutDeps } from "./rollout-step";
+import { RevisionStore } from "./revisions";
 
 /** How long a superseded original, or one that ended while its node was away, stays listed. */
 export const RETIRED_RETENTION_MS = 10 * 60_000;
@@ -90,6 +92,8 @@ export interface Clock {
 export interface AppControllerOptions {
   retiredRetentionMs?: number;
   backoffResetMs?: number;
+  /** Told of every automatic rollback (rollout-step.ts). */
+  onRollback?: RolloutDeps["onRollback"];
 }
 
 /** Reasons of an original this controller stopped (it is retired, not in charge of its index again). */
@@ -112,6 +116,8 @@ export class AppController {
   private readonly retiredRetentionMs: number;
   private readonly backoffResetMs: number;
   private readonly rollout: RolloutTracker;
+  private readonly revisions: RevisionStore;
+  private readonly stepDeps: Omit<RolloutDeps, "retryAfter">;
 
   constructor(
     private readonly repo: Repository,
@@ -125,7 +131,17 @@ export class AppController {
   ) {
     this.monotonic = clock.monotonic ?? monotonicNow;
     this.rollout = new RolloutTracker(this.monotonic);
+    this.revisions = new RevisionStore(repo.store, () => clock.now());
     this.writes = new AppWrites(repo, instances, nodes, logger, () => clock.now());
+    const { rollout: tracker, writes, revisions } = this;
+    this.stepDeps = {
+      tracker,
+      writes,
+      revisions,
+      repo,
+      logger,
+      ...(opts.onRollback ? { onRollback: opts.onRollback } : {}),
+    };
     this.retiredRetentionMs = opts.retiredRetentionMs ?? RETIRED_RETENTION_MS;
     this.backoffResetMs = opts.backoffResetMs ?? BACKOFF_RESET_MS;
     this.queue = new WorkQueue({ name: "app-controller", sync: (k) => this.sync(k), logger });
@@ -183,6 +199,11 @@ export class AppController {
   /** Enqueues every known App (after the informers synced). */
   resyncAll(): void {
     for (const a of this.apps.list()) this.queue.add(objectKey(a));
+    // Revisions of Apps deleted while no leader ran: their sync deletes them.
+    this.revisions.appKeys().then(
+      (keys) => keys.forEach((k) => this.queue.add(k)),
+      (err: unknown) => this.logger.warn({ err }, "listing App revisions failed"),
+    );
   }
 
   stop(): void {
@@ -206,6 +227,8 @@ export class AppController {
       // The App is gone: its instances go too (agents stop them when they
       // leave their desired set).
       for (const inst of owned) await this.writes.deleteIgnoringMissing(inst);
+      await this.revisions.deleteAll(ns, name);
+      this.rollout.forgetApp(key);
       return;
     }
     // Instances left over from an earlier App of the same name.
@@ -309,19 +332,10 @@ export class AppController {
       }
     }
 
-    const progress = await rollOut(
-      {
-        tracker: this.rollout,
-        writes: this.writes,
-        logger: this.logger,
-        retryAfter: (ms) => this.queue.addAfter(key, ms),
-      },
-      key,
-      app,
-      slots,
-      now,
-    );
-    await this.writes.updateAppStatus(app, this.instancesOf(ns, name), progress);
+    const retryAfter = (ms: number) => this.queue.addAfter(key, ms);
+    const progress = await rollOut({ ...this.stepDeps, retryAfter }, key, app, slots, now);
+    // Undefined: it rolled the App back, and that write carried the status.
+    if (progress) await this.writes.updateAppStatus(app, this.instancesOf(ns, name), progress);
   }
 
   /** Whether an instance is available (ready for minReadyMs), looking again when it will be. */

@@ -18,17 +18,20 @@ import {
   type AppCondition,
   type Instance,
   type Node,
+  type RolloutState,
 } from "@grove/api";
 import type { Repository } from "../resources/repository";
 import { resizeWrite } from "../scheduling/resize";
 import { Informer, objectKey } from "./informer";
 
-/** A rolling update's progress, for the App's status (rollOut in app-controller.ts). */
+/** A rolling update's progress, for the App's status (rollOut in rollout-step.ts). */
 export interface RolloutStatus {
   revision: string;
   updated: number;
   available: number;
   condition: AppCondition;
+  /** status.rollout: revisions, progress clock, promotion, last rollback. */
+  state: RolloutState;
 }
 
 export class AppWrites {
@@ -234,12 +237,19 @@ export class AppWrites {
       available: rollout.available,
       revision: rollout.revision,
       conditions: [rollout.condition],
+      rollout: rollout.state,
     };
     const cur = app.status ?? {};
     if (JSON.stringify({ ...cur, unknown: cur.unknown ?? 0 }) === JSON.stringify({ ...status, unknown })) return;
     try {
       await this.repo.updateStatus("App", app, (a) => {
-        (a as App).status = status;
+        const fresh = (a as App).status?.rollout;
+        // `grove rollout promote` wrote meanwhile (status is shared with it): keep its promotion.
+        const promotedMeanwhile =
+          fresh?.promoted === true && !status.rollout.promoted && fresh.templateHash === status.rollout.templateHash;
+        (a as App).status = promotedMeanwhile
+          ? { ...status, rollout: { ...status.rollout, promoted: true, progressedAt: fresh.progressedAt } }
+          : status;
       });
     } catch (err) {
       if (err instanceof GroveError && err.code === "NotFound") return;

@@ -144,7 +144,7 @@ describe("AppController: rolling update", () => {
   });
 
   it("stops at the progress deadline with Progressing False, ProgressDeadlineExceeded", async () => {
-    await repo.create(app({ update: { progressDeadlineSeconds: 10 } }));
+    await repo.create(app({ update: { progressDeadlineSeconds: 10, autoRollback: false } }));
     await settle();
     await runPending();
     await changeApp({ command: ["sleep", "2000"] });

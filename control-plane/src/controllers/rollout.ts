@@ -4,7 +4,9 @@
 // run. planRollout is pure (unit- and property-tested); RolloutTracker keeps
 // the controller's clocks: since when a new instance is ready (minReadySeconds)
 // and since when the rollout last progressed (progressDeadlineSeconds), both
-// on the monotonic clock.
+// on the monotonic clock. The steps of one sync are rollout-step.ts's; the
+// rollout's state in the App's status rollout-state.ts's; rollbacks
+// rollback.ts's.
 //
 // Per index, an old-template instance stays in charge until a new-template
 // one started next to it (a surge, labelled ROLLOUT_LABEL and REPLACES_LABEL
@@ -12,20 +14,14 @@
 // reason RolledOut). An old one that is not available anyway (crashed, not
 // yet running) is replaced in place at once, as Recreate does: stopping it
 // costs no availability.
-import type { Logger } from "pino";
 import {
-  AppProgressingReason,
   ROLLOUT_LABEL,
   isFinished,
   replacesUid,
-  templateHash,
-  updateParams,
-  type App,
-  type AppCondition,
   type Instance,
+  type RolloutState,
   type UpdateParams,
 } from "@grove/api";
-import type { AppWrites, RolloutStatus } from "./app-writes";
 import type { MonotonicClock } from "./node-lifecycle";
 
 /** An index as the rollout sees it, with the instances behind it. */
@@ -61,14 +57,20 @@ export type RolloutAction =
   /** Replace the old instance by a new-template one under the same name (it stops first). */
   | { kind: "replace"; index: number };
 
-/** What a rolling update does next, given every index of the App. */
+/**
+ * What a rolling update does next, given every index of the App. With
+ * `maxUpdated` (a canary not yet promoted) no more than that many indexes
+ * get a new-template instance.
+ */
 export function planRollout(
   slots: readonly RolloutSlot[],
   replicas: number,
-  p: Pick<UpdateParams, "maxSurge" | "maxUnavailable">,
+  p: Pick<UpdateParams, "maxSurge" | "maxUnavailable"> & { maxUpdated?: number },
 ): RolloutAction[] {
   const floor = replicas - p.maxUnavailable;
   const ceiling = replicas + p.maxSurge;
+  let updated = slots.filter((s) => s.new).length;
+  const mayUpdate = () => updated < (p.maxUpdated ?? Infinity);
   let total = 0;
   let available = 0;
   for (const s of slots) {
@@ -90,16 +92,21 @@ export function planRollout(
   }
   // Old ones that are not available are replaced in place: it costs nothing.
   for (const s of slots) {
-    if (s.old && !s.new && !s.old.available) actions.push({ kind: "replace", index: s.index });
+    if (s.old && !s.new && !s.old.available && mayUpdate()) {
+      actions.push({ kind: "replace", index: s.index });
+      updated++;
+    }
   }
   for (const s of slots) {
-    if (!s.old || s.new || !s.old.available) continue;
+    if (!s.old || s.new || !s.old.available || !mayUpdate()) continue;
     if (total < ceiling) {
       actions.push({ kind: "surge", index: s.index });
       total++;
+      updated++;
     } else if (available - 1 >= floor) {
       actions.push({ kind: "replace", index: s.index });
       available--;
+      updated++;
     }
   }
   return actions;
@@ -110,18 +117,11 @@ export function rolledOut(slots: readonly RolloutSlot[]): boolean {
   return slots.every((s) => !s.old);
 }
 
-interface Progress {
-  revision: string;
-  /** Monotonic time of the last progress (start, or one more updated instance available). */
-  since: number;
-  best: number;
-  exceeded: boolean;
-}
-
 /** The App controller's rollout clocks, per instance uid and per App. */
 export class RolloutTracker {
   private readonly readyAt = new Map<string, number>();
-  private readonly progress = new Map<string, Progress>();
+  /** Per App: the persisted progressedAt this process knows, and its monotonic time. */
+  private readonly progress = new Map<string, { id: string; monoAt: number }>();
 
   constructor(private readonly monotonic: MonotonicClock) {}
 
@@ -147,118 +147,30 @@ export class RolloutTracker {
   }
 
   /**
-   * Whether the App's rollout to `revision` ran out of time: no more updated
-   * instances became available within deadlineMs. `updatedAvailable` is the
-   * count now; `retryAfter` gets when to look again.
+   * Milliseconds since the rollout of `app` last progressed: since the
+   * state's progressedAt, measured on this process's monotonic clock from
+   * when it first saw that value (a value written by another process, an
+   * earlier leader, counts the wall-clock time that passed since then once).
    */
-  deadlineExceeded(
+  sinceProgress(
     app: string,
-    revision: string,
-    updatedAvailable: number,
-    deadlineMs: number,
-    retryAfter: (ms: number) => void,
-  ): boolean {
+    state: Pick<RolloutState, "progressedAt" | "templateHash" | "generation" | "promoted">,
+    wallNow: number,
+  ): number {
     const now = this.monotonic();
-    let p = this.progress.get(app);
-    if (!p || p.revision !== revision) {
-      p = { revision, since: now, best: updatedAvailable, exceeded: false };
-      this.progress.set(app, p);
+    // Two rollouts (or a start and a promotion) may fall in the same millisecond: tell them apart.
+    const id = `${state.templateHash}/${state.generation}/${state.promoted === true}/${state.progressedAt}`;
+    const known = this.progress.get(app);
+    if (!known || known.id !== id) {
+      const before = Math.max(0, wallNow - Date.parse(state.progressedAt)) || 0;
+      this.progress.set(app, { id, monoAt: now - before });
+      return before;
     }
-    if (updatedAvailable > p.best) {
-      p.best = updatedAvailable;
-      p.since = now;
-    }
-    if (p.exceeded) return true;
-    const left = deadlineMs - (now - p.since);
-    if (left <= 0) p.exceeded = true;
-    else retryAfter(left);
-    return p.exceeded;
+    return now - known.monoAt;
   }
 
-  /** The rollout of `app` finished: the next one starts its clock afresh. */
-  done(app: string): void {
+  /** The App was deleted: forget its clock. */
+  forgetApp(app: string): void {
     this.progress.delete(app);
   }
-}
-
-/** The App's Progressing condition (lastTransitionTime kept while its status stays). */
-export function progressingCondition(
-  state: "complete" | "updating" | "exceeded",
-  counts: { updated: number; want: number },
-  deadlineSeconds: number,
-  prev: AppCondition | undefined,
-  now: number,
-): AppCondition {
-  const [status, reason, message]: [AppCondition["status"], string, string] =
-    state === "complete"
-      ? ["True", AppProgressingReason.Complete, `all ${counts.want} instances are of the current template`]
-      : state === "updating"
-        ? ["True", AppProgressingReason.Updating, `${counts.updated} of ${counts.want} instances updated`]
-        : [
-            "False",
-            AppProgressingReason.ProgressDeadlineExceeded,
-            `no progress for ${deadlineSeconds}s with ${counts.updated} of ${counts.want} instances updated; the rolling update stopped (apply again to retry)`,
-          ];
-  const since = prev && prev.status === status ? prev.lastTransitionTime : undefined;
-  return {
-    type: "Progressing",
-    status,
-    reason,
-    message,
-    lastTransitionTime: since ?? new Date(now).toISOString(),
-  };
-}
-
-/**
- * A rolling update's next steps (planRollout), unless its progress deadline
- * passed; returns the App's progress for its status.
- */
-export async function rollOut(
-  deps: { tracker: RolloutTracker; writes: AppWrites; logger: Logger; retryAfter: (ms: number) => void },
-  key: string,
-  app: App,
-  slots: IndexSlot[],
-  now: number,
-): Promise<RolloutStatus> {
-  const params = updateParams(app.spec);
-  const want = app.spec.instances;
-  const updated = slots.filter((s) => s.new && s.head).length;
-  const updatedAvailable = slots.filter((s) => s.new?.available && s.head).length;
-  const available = slots.filter((s) => s.old?.available || s.new?.available).length;
-  const prev = app.status?.conditions?.find((c) => c.type === "Progressing");
-  const counts = { updated, want };
-  const status = (state: "complete" | "updating" | "exceeded"): RolloutStatus => ({
-    revision: templateHash(app),
-    updated,
-    available,
-    condition: progressingCondition(state, counts, params.progressDeadlineSeconds, prev, now),
-  });
-  if (rolledOut(slots) && updatedAvailable === want) {
-    deps.tracker.done(key);
-    return status("complete");
-  }
-  const revision = `${templateHash(app)}/${app.metadata.generation ?? 1}`;
-  const exceeded = deps.tracker.deadlineExceeded(
-    key,
-    revision,
-    updatedAvailable,
-    params.progressDeadlineSeconds * 1000,
-    (ms) => deps.retryAfter(Math.ceil(ms)),
-  );
-  if (exceeded) {
-    if (prev?.reason !== AppProgressingReason.ProgressDeadlineExceeded) {
-      deps.logger.warn({ app: key, revision, updated, want }, "rolling update made no progress in time; stopped");
-    }
-    return status("exceeded");
-  }
-  if (params.strategy !== "Rolling" || rolledOut(slots)) return status("updating");
-  const bySlot = new Map(slots.map((s) => [s.index, s]));
-  for (const a of planRollout(slots, want, params)) {
-    const s = bySlot.get(a.index);
-    if (!s?.head) continue;
-    if (a.kind === "surge") await deps.writes.createSurge(app, s.head, now);
-    else if (a.kind === "retire" && s.orig) await deps.writes.retire(s.orig, s.head);
-    else if (a.kind === "replace") await deps.writes.replace(s.head, app, s.head.spec.restarts, now);
-  }
-  return status("updating");
 }

@@ -19,6 +19,7 @@ import { registerInstanceRoutes } from "./instances";
 import { registerNodeRoutes } from "./nodes";
 import { registerOperationRoutes, type AgentStreams } from "./logs-exec-stats-routes";
 import { registerSchedulingRoutes } from "./scheduling";
+import { registerRolloutRoutes } from "./rollout-routes";
 import type { RouteContext } from "./resource-routes";
 import { addSharedSchemas } from "./schemas";
 import { WatchRegistry } from "./watch-stream";
@@ -89,6 +90,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   registerInstanceRoutes(app, ctx);
   registerNodeRoutes(app, ctx);
   registerEndpointRoutes(app, ctx);
+  registerRolloutRoutes(app, ctx);
   registerSchedulingRoutes(app, ctx);
   if (opts.agents) registerOperationRoutes(app, ctx, opts.agents);
 

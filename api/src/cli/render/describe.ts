@@ -1,4 +1,5 @@
 // Pure rendering for `grove describe`: metadata, spec, status, and the related objects.
+import { rolloutLines } from "./rollout";
 import { formatLimits } from "@grove/common";
 import type { App, Instance, InstanceStatus, Node, ObjectMeta, Resources } from "../../schemas";
 import { allocationSummary, formatAge, nodeReadiness, renderObjects } from "./table";
@@ -139,6 +140,7 @@ export function describeApp(app: App, instances: readonly Instance[], now: numbe
       "  ",
     ),
   );
+  lines.push(...rolloutLines(app));
   lines.push("Instances:");
   if (instances.length === 0) {
     lines.push("  <none>");
