@@ -65,6 +65,16 @@ function runnable(
   return { kind, probe, ...timing };
 }
 
+/**
+ * The readiness a just-started (or adopted) instance is first reported with:
+ * not ready while it has a startup or readiness check, so no report ever
+ * shows it Running without the gate (the control plane would count it
+ * available and a rolling update would stop its old instance); unset without.
+ */
+export function initialReadiness(spec: InstanceSpec__Output): { ready?: "READINESS_NOT_READY" } {
+  return spec.startupCheck || spec.readinessCheck ? { ready: "READINESS_NOT_READY" } : {};
+}
+
 /** Node's socket over a new fd; the fd is closed if Node refuses it. */
 function socketOf(fd: number): net.Socket {
   try {

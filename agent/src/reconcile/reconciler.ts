@@ -51,6 +51,7 @@ import { resize } from "./resize";
 import { removeLogs, removeOrphanLogs } from "./log-files";
 import type { ReconcilerCore, ReconcilerOptions, TrackedInstance } from "./types";
 import { startHealth } from "../health/attach";
+import { initialReadiness } from "../health/from-spec";
 
 export { StatusReason } from "./instance-status";
 export { formatLimits, isPlainName } from "./instance-spec";
@@ -394,6 +395,7 @@ export class Reconciler {
       startedAtMs: handle.startedAt.getTime(),
       ...(network ? { ip: network.ip, ports: network.ports } : {}),
       appliedResources: { ...container.resources },
+      ...initialReadiness(spec),
     });
     this.trackRunning(tracked);
   }
