@@ -161,10 +161,9 @@ describe("rolling update with a dynamic host port on one node", () => {
     }
     // No request reached an old process through a port handed on too early.
     expect(t.misrouted).toBe(0);
-    // Connection errors to published ports: none in most runs; one run on the
-    // shared machine saw 2 of 311 refused on fresh ports (not reused ones),
-    // cause not found, so a few are tolerated here.
-    expect(t.errors).toBeLessThanOrEqual(Math.ceil(t.requests * 0.02));
+    // Nor failed any other way (refused by a new instance counted available before it listened, say).
+    expect(t.log).toEqual([]);
+    expect(t.errors).toBe(0);
     expect(t.served.v1).toBeGreaterThan(0);
     expect(t.served.v2).toBeGreaterThan(0);
   }, 400_000);
