@@ -35,6 +35,7 @@
         "src/shim_spawn.c",
         "src/json.c",
         "src/oci_config.c",
+        "src/netns.c",
         "src/addon.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "src"],

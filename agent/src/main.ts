@@ -334,6 +334,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     userns: new UsernsPool(config.usernsRange),
     logger: log.child({ component: "reconciler" }),
     onStatus: (status) => connection?.reportStatus(status),
+    onReleased: (status) => connection?.reportStatus(status),
     // spec.disconnect.stopAfter: measured from the control plane's last answer.
     withoutContactMs: () => connection?.withoutContactMs() ?? 0,
   });

@@ -471,6 +471,12 @@ export const InstanceStatus = Type.Object({
   ready: Type.Optional(Type.Boolean()),
   /** The last result of one of its health checks, as its agent reports it. */
   lastCheck: Type.Optional(CheckResult),
+  /**
+   * When the agent of a finished instance reported its container gone and
+   * everything its start set up (network, host ports and their DNAT rules)
+   * released. Until then the scheduler keeps its host ports in use on its node.
+   */
+  releasedAt: Type.Optional(Type.String()),
 });
 export type InstanceStatus = Static<typeof InstanceStatus>;
 

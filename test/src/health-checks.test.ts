@@ -1,8 +1,10 @@
 // Health checks end to end: real etcd, grove-server and an agent in its own
 // network namespace (a "host"), busybox httpd as the instance. The agent
-// probes the instance's IP on its node's bridge (http readiness) and runs a
-// command in it (exec liveness); the test breaks and mends the files they
-// look at through `grove exec`.
+// probes from inside the instance's network namespace (http and tcp, to its
+// 127.0.0.1, through a socket the addon makes there) and runs a command in it
+// (exec liveness); the test breaks and mends the files they look at through
+// `grove exec`. A server that listens only on the instance's 127.0.0.1 passes
+// (nothing outside the instance could reach it), a closed port fails.
 import { GroveClient, type App, type Instance } from "@grove/api";
 import { HostCluster } from "./harness/hosts";
 import { isReady as nodeReady, runCli, waitFor } from "./harness/processes";
@@ -113,4 +115,72 @@ describe("health checks", () => {
       90_000,
     );
   }, 180_000);
+
+  it("probes from inside the instance: a server on its 127.0.0.1 only is ready, a closed port is not", async () => {
+    const loopbackApp = (name: string, readiness: NonNullable<App["spec"]["checks"]>["readiness"]): App => ({
+      apiVersion: "grove/v1",
+      kind: "App",
+      metadata: { name, namespace: "default" },
+      spec: {
+        rootfs: "busybox",
+        command: [
+          "/bin/sh",
+          "-c",
+          "mkdir -p /tmp/www && echo ok > /tmp/www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /tmp/www",
+        ],
+        instances: 1,
+        stopGracePeriodSeconds: 1,
+        resources: { cpu: "50m", memory: "16Mi", pids: 16 },
+        ports: [
+          { name: "http", containerPort: 8080 },
+          { name: "other", containerPort: 8081 },
+        ],
+        checks: { readiness },
+      },
+    });
+    const of = async (app: string) =>
+      (await client.list("Instance", { namespace: "default" })).items.find((i) => i.spec.app === app);
+    await client.apply(loopbackApp("lo-http", { http: { port: "http" }, periodSeconds: 1, failureThreshold: 1 }));
+    await client.apply(loopbackApp("lo-closed", { tcp: { port: "other" }, periodSeconds: 1, failureThreshold: 1 }));
+    try {
+      const ready = await waitFor(
+        "lo-http ready",
+        async () => {
+          const i = await of("lo-http");
+          return i?.status?.ready === true ? i : undefined;
+        },
+        90_000,
+      );
+      expect(ready.status!.lastCheck).toMatchObject({
+        check: "readiness",
+        kind: "http",
+        ok: true,
+        message: "HTTP 200",
+      });
+      expect((await client.endpoints("lo-http")).endpoints.map((e) => e.instance)).toEqual([ready.metadata.name]);
+      // From the node (the agent's own namespace) the same port is closed: only a probe from inside passes.
+      const fromNode = await cluster.execAsync(cluster.hosts[0]!, process.execPath, [
+        "-e",
+        `const s=require("net").connect(8080,${JSON.stringify(ready.status!.ip)});` +
+          `s.on("connect",()=>{console.log("open");s.destroy()});s.on("error",(e)=>console.log(e.code))`,
+      ]);
+      expect(fromNode.trim()).toBe("ECONNREFUSED");
+
+      const closed = await waitFor(
+        "lo-closed running and reported unready",
+        async () => {
+          const i = await of("lo-closed");
+          return i?.status?.state === "Running" && i.status.lastCheck?.ok === false ? i : undefined;
+        },
+        90_000,
+      );
+      expect(closed.status!.ready).toBe(false);
+      expect(closed.status!.lastCheck).toMatchObject({ check: "readiness", kind: "tcp", ok: false });
+      expect(closed.status!.lastCheck!.message).toMatch(/ECONNREFUSED 127\.0\.0\.1:8081/);
+      expect((await client.endpoints("lo-closed")).endpoints).toEqual([]);
+    } finally {
+      await client.delete("App", "lo-http", "default").catch(() => undefined);
+      await client.delete("App", "lo-closed", "default").catch(() => undefined);
+    }
+  }, 240_000);
 });

@@ -7,10 +7,9 @@
 // there, fed the target of each request), where the instance subnets are
 // routed; nothing is routed in the machine's own namespace.
 //
-// Instance IPs rather than published host ports: the scheduler hands a
-// dynamic host port to a new instance as soon as the instance that had it is
-// marked stopped, while that one's process still runs its stop grace with
-// the port's DNAT rule in place (docs/api.md, "Rolling updates"). Under Rolling (the default) no request fails; under
+// Instance IPs here; published host ports (a stopped instance holds its
+// port until its agent released it) are tested in
+// rolling-update-host-ports.test.ts. Under Rolling (the default) no request fails; under
 // Recreate, for comparison, the App has no endpoints for a while and requests
 // fail (the count is printed).
 //

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <sys/socket.h>
 #include <functional>
 #include <memory>
 #include <string>
@@ -15,6 +16,7 @@
 #include "napi_common.h"
 
 extern "C" {
+#include "netns.h"
 #include "oci_config.h"
 #include "shim_spawn.h"
 }
@@ -347,6 +349,26 @@ Napi::Value ReadOciBundle(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// netnsSocket(netnsPath, family, type): a new unconnected socket (fd) made
+// inside that network namespace (netns.c). family 4 or 6, type "tcp" or
+// "udp". Sync: a thread made and joined, two syscalls.
+Napi::Value NetnsSocket(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = StringArg(info, 0, "netnsPath");
+  if (info.Length() < 3 || !info[1].IsNumber())
+    throw Napi::TypeError::New(env, "family must be 4 or 6");
+  int family = info[1].As<Napi::Number>().Int32Value();
+  std::string type = StringArg(info, 2, "type");
+  if ((family != 4 && family != 6) || (type != "tcp" && type != "udp"))
+    throw Napi::TypeError::New(env, "family must be 4 or 6 and type \"tcp\" or \"udp\"");
+  grove_error_t err{};
+  int fd = grove_netns_socket(path.c_str(), family == 4 ? AF_INET : AF_INET6,
+                              type == "tcp" ? SOCK_STREAM : SOCK_DGRAM, &err);
+  if (fd < 0)
+    throw ToJsError(env, err);
+  return Napi::Number::New(env, fd);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("detectCgroupMode", Napi::Function::New(env, DetectCgroupMode));
   exports.Set("setupCgroup", Napi::Function::New(env, SetupCgroup));
@@ -357,6 +379,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("oomKills", Napi::Function::New(env, OomKills));
   exports.Set("startShim", Napi::Function::New(env, StartShim));
   exports.Set("readOciBundle", Napi::Function::New(env, ReadOciBundle));
+  exports.Set("netnsSocket", Napi::Function::New(env, NetnsSocket));
   return exports;
 }
 

@@ -1,11 +1,16 @@
 // An instance's checks as its InstanceSpec carries them, turned into probes
-// the runner can run: http and tcp to the instance's IP (the agent reaches it
-// on the node's bridge, as kubelet probes pod IPs from the host; 127.0.0.1
-// when the instance has no network of its own), exec through the runtime's
-// exec path (the process `grove exec` would start, killed on timeout).
+// the runner can run: http and tcp from inside the instance's network
+// namespace to its 127.0.0.1 (a socket the runtime makes there, so a server
+// that listens only on loopback passes, as it would for a client in the
+// instance), exec through the runtime's exec path (the process `grove exec`
+// would start, killed on timeout). A runtime that cannot make sockets in a
+// container's namespace (the FakeRuntime of the unit tests) gets probes from
+// the agent to the instance's IP (127.0.0.1 without one).
+import * as fs from "node:fs";
+import * as net from "node:net";
 import type { HealthCheck__Output, InstanceSpec__Output } from "@grove/proto";
 import type { ContainerRuntime } from "../runtime/types";
-import { execProbe, httpProbe, tcpProbe, type Probe } from "./probes";
+import { execProbe, httpProbe, tcpProbe, type OpenSocket, type Probe } from "./probes";
 import { withDefaults, type CheckRole, type RunnableCheck } from "./runner";
 
 /** Runs argv in container `id`; resolves to its exit code, kills it after timeoutMs. */
@@ -31,15 +36,20 @@ export function execInContainer(runtime: ContainerRuntime, id: string) {
   };
 }
 
-function runnable(c: HealthCheck__Output, host: string, exec: ReturnType<typeof execInContainer>): RunnableCheck {
+function runnable(
+  c: HealthCheck__Output,
+  host: string,
+  open: OpenSocket | undefined,
+  exec: ReturnType<typeof execInContainer>,
+): RunnableCheck {
   let kind: RunnableCheck["kind"];
   let probe: Probe;
   if (c.httpPort > 0) {
     kind = "http";
-    probe = httpProbe(host, c.httpPort, c.httpPath || "/", [c.httpStatusMin || 200, c.httpStatusMax || 399]);
+    probe = httpProbe(host, c.httpPort, c.httpPath || "/", [c.httpStatusMin || 200, c.httpStatusMax || 399], open);
   } else if (c.tcpPort > 0) {
     kind = "tcp";
-    probe = tcpProbe(host, c.tcpPort);
+    probe = tcpProbe(host, c.tcpPort, open);
   } else {
     kind = "exec";
     probe = execProbe(exec, c.execCommand);
@@ -55,17 +65,42 @@ function runnable(c: HealthCheck__Output, host: string, exec: ReturnType<typeof 
   return { kind, probe, ...timing };
 }
 
+/**
+ * The readiness a just-started (or adopted) instance is first reported with:
+ * not ready while it has a startup or readiness check, so no report ever
+ * shows it Running without the gate (the control plane would count it
+ * available and a rolling update would stop its old instance); unset without.
+ */
+export function initialReadiness(spec: InstanceSpec__Output): { ready?: "READINESS_NOT_READY" } {
+  return spec.startupCheck || spec.readinessCheck ? { ready: "READINESS_NOT_READY" } : {};
+}
+
+/** Node's socket over a new fd; the fd is closed if Node refuses it. */
+function socketOf(fd: number): net.Socket {
+  try {
+    // manualStart: Node would otherwise start reading the fd at once, before
+    // it is connected (ENOTCONN); it starts reading on connect instead. (An
+    // option of net.Socket that Node's own tls and http2 use; not in its types.)
+    return new net.Socket({ fd, manualStart: true } as net.SocketConstructorOpts);
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
+}
+
 /** The runnable checks of an instance (empty when its spec has none). */
 export function checksOf(
   spec: InstanceSpec__Output,
   ip: string | undefined,
   runtime: ContainerRuntime,
 ): Partial<Record<CheckRole, RunnableCheck>> {
-  const host = ip || "127.0.0.1";
+  const inside = runtime.netnsSocket?.bind(runtime);
+  const open: OpenSocket | undefined = inside && (() => socketOf(inside(spec.uid)));
+  const host = inside ? "127.0.0.1" : ip || "127.0.0.1";
   const exec = execInContainer(runtime, spec.uid);
   const out: Partial<Record<CheckRole, RunnableCheck>> = {};
-  if (spec.startupCheck) out.startup = runnable(spec.startupCheck, host, exec);
-  if (spec.livenessCheck) out.liveness = runnable(spec.livenessCheck, host, exec);
-  if (spec.readinessCheck) out.readiness = runnable(spec.readinessCheck, host, exec);
+  if (spec.startupCheck) out.startup = runnable(spec.startupCheck, host, open, exec);
+  if (spec.livenessCheck) out.liveness = runnable(spec.livenessCheck, host, open, exec);
+  if (spec.readinessCheck) out.readiness = runnable(spec.readinessCheck, host, open, exec);
   return out;
 }

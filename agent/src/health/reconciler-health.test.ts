@@ -94,6 +94,30 @@ describe("Reconciler health checks", () => {
     expect(running.every((r) => r.ready === "READINESS_NOT_READY")).toBe(true);
   });
 
+  it("never reports an instance with a readiness or startup check RUNNING without saying it is not ready yet", async () => {
+    await reconciler.start();
+    reconciler.setDesired(
+      desired(
+        spec("u1", { readinessCheck: hc({ httpPort: port }) }),
+        spec("u2", { startupCheck: hc({ httpPort: port }) }),
+        spec("u3", { livenessCheck: hc({ httpPort: port }) }),
+      ),
+    );
+    await waitFor(
+      () => ["u1", "u2"].every((u) => reports.some((r) => r.uid === u && r.ready === "READINESS_READY")),
+      "ready",
+    );
+    for (const u of ["u1", "u2"]) {
+      const running = reports.filter((r) => r.uid === u && r.state === "RUNNING");
+      // The first RUNNING report already carries the gate (the control plane would count it available otherwise).
+      expect(running[0]!.ready).toBe("READINESS_NOT_READY");
+    }
+    // Without a startup or readiness check there is no gate: readiness is not reported.
+    expect(reports.filter((r) => r.uid === "u3" && r.state === "RUNNING").every((r) => r.ready === undefined)).toBe(
+      true,
+    );
+  });
+
   it("stops an instance whose liveness check fails, FAILED with reason LivenessFailed", async () => {
     const closed = net.createServer();
     await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));

@@ -83,6 +83,32 @@ describe("probes", () => {
     expect(refused.ok).toBe(false);
     expect(refused.message).toMatch(/ECONNREFUSED/);
   });
+
+  it("http and tcp connect the socket `open` makes (the instance's namespace in the agent), and close it", async () => {
+    const made: net.Socket[] = [];
+    let connected = 0;
+    const open = () => {
+      const s = new net.Socket();
+      s.once("connect", () => connected++);
+      made.push(s);
+      return s;
+    };
+    expect(await httpProbe("127.0.0.1", port, "/", [200, 399], open)(1000)).toEqual({ ok: true, message: "HTTP 200" });
+    expect((await tcpProbe("127.0.0.1", port, open)(1000)).ok).toBe(true);
+    expect((await tcpProbe("127.0.0.1", await closedPort(), open)(1000)).message).toMatch(/ECONNREFUSED/);
+    expect(made).toHaveLength(3);
+    expect(connected).toBe(2); // the probes used these sockets, not connections of their own
+    await until(() => made.every((s) => s.destroyed));
+    // A socket that cannot be made (the namespace is gone) fails the probe with the reason.
+    const gone = () => {
+      throw new Error("open /proc/42/ns/net: No such file or directory");
+    };
+    expect(await tcpProbe("127.0.0.1", port, gone)(1000)).toEqual({
+      ok: false,
+      message: expect.stringMatching(/ns\/net/),
+    });
+    expect((await httpProbe("127.0.0.1", port, "/", [200, 399], gone)(1000)).ok).toBe(false);
+  });
 });
 
 describe("InstanceHealth", () => {

@@ -17,6 +17,7 @@ import {
 } from "./instance-spec";
 import { StepName, type StartContext } from "./start-steps";
 import type { ReconcilerCore, TrackedInstance } from "./types";
+import { initialReadiness } from "../health/from-spec";
 
 /** What adoption found in the runtime's records. */
 export interface Recovered {
@@ -144,6 +145,7 @@ function trackAdopted(
       startedAtMs: handle.startedAt.getTime(),
       ...(net.ip !== undefined ? { ip: net.ip, ports: net.ports ?? [] } : {}),
       appliedResources: { ...applied },
+      ...initialReadiness(spec),
     },
     finished: false,
     handle,

@@ -11,6 +11,7 @@ import { callsOf, desired, EXIT_MS, spec, START_MS, turns, waitFor, settle as se
 describe("Reconciler", () => {
   let runtime: FakeRuntime;
   let reports: InstanceStatus[];
+  let released: InstanceStatus[];
   let stateDir: string;
   let reconciler: Reconciler;
   let clockMs: number;
@@ -23,6 +24,7 @@ describe("Reconciler", () => {
       rootfsDir: "/var/lib/grove/rootfs",
       stateDir,
       onStatus: (s) => reports.push(s),
+      onReleased: (s) => released.push(s),
       retryBaseDelayMs: 5,
       retryMaxDelayMs: 20,
       resyncIntervalMs: 0,
@@ -32,6 +34,7 @@ describe("Reconciler", () => {
     clockMs = START_MS;
     runtime = newRuntime();
     reports = [];
+    released = [];
     stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-reconciler-"));
     reconciler = make();
   });
@@ -126,6 +129,32 @@ describe("Reconciler", () => {
       signal: 15,
     });
     expect(reconciler.statuses().map((s) => s.uid)).toEqual(["u2"]);
+  });
+
+  it("tells onReleased once an instance that left the desired set is removed, not before, and never otherwise", async () => {
+    await reconciler.start();
+    reconciler.setDesired(
+      desired(spec("u1", { ports: [{ name: "http", protocol: "tcp", containerPort: 8080, hostPort: 20000 }] })),
+    );
+    await settle();
+    reconciler.setDesired(desired());
+    await waitFor(() => released.length > 0, "a released report");
+    // By then the container is removed and the stop was reported.
+    expect(calls().filter((c) => c.endsWith(" u1") || c.includes(" u1 "))).toEqual([
+      "start u1",
+      "stop u1 7",
+      "remove u1",
+    ]);
+    await settle();
+    expect(released).toEqual([{ ...reports.filter((r) => r.uid === "u1").at(-1), released: true }]);
+    expect(released[0]).toMatchObject({ state: "EXITED", reason: "Stopped" });
+    // A finished instance still desired is not released; nor is anything on a shutdown.
+    reconciler.setDesired(desired(spec("u2"), spec("u3")));
+    await settle();
+    exit("u2", { exitCode: 1 });
+    await settle();
+    await reconciler.shutdown();
+    expect(released.map((r) => r.uid)).toEqual(["u1"]);
   });
 
   it("deletes the logs of an instance that leaves the desired set, keeps those still desired", async () => {

@@ -27,7 +27,8 @@
 // Instances that finished (exited, failed, OOM-killed, failed to start) are
 // remembered by uid and never started again: replacing them is the control
 // plane's decision. Their last status stays in statuses() (and so in every
-// Register) until their uid leaves the desired set.
+// Register) until their uid leaves the desired set; then, once the container
+// and what its start set up are gone, one last report says `released`.
 //
 // Starting an instance is the ordered list of prepare steps in
 // start-steps.ts (root, network and /etc files, user namespace, container),
@@ -50,6 +51,7 @@ import { resize } from "./resize";
 import { removeLogs, removeOrphanLogs } from "./log-files";
 import type { ReconcilerCore, ReconcilerOptions, TrackedInstance } from "./types";
 import { startHealth } from "../health/attach";
+import { initialReadiness } from "../health/from-spec";
 
 export { StatusReason } from "./instance-status";
 export { formatLimits, isPlainName } from "./instance-spec";
@@ -222,6 +224,15 @@ export class Reconciler {
     }
   }
 
+  /** Tells onReleased that an instance left the node with everything its start set up. */
+  private released(tracked: TrackedInstance): void {
+    try {
+      this.options.onReleased?.({ ...tracked.status, released: true });
+    } catch (error) {
+      this.log.error({ uid: tracked.uid, err: error }, "release listener threw");
+    }
+  }
+
   /** Tracks an instance whose container runs; its exit (or the loss of it) enqueues a sync. */
   private trackRunning(tracked: TrackedInstance): void {
     this.tracked.set(tracked.uid, tracked);
@@ -320,6 +331,10 @@ export class Reconciler {
     }
     await releaseHeld(tracked.held);
     this.tracked.delete(uid);
+    // Its container, network and host ports are gone: the scheduler may hand
+    // its host ports to another instance on this node from now on. (Not on a
+    // shutdown: the stream goes too; the next Register, without it, says so.)
+    if (!this.shuttingDown) this.released(tracked);
     // The instance is gone from the control plane: so are its logs (kept while
     // a finished instance is still desired, and on an agent shutdown).
     if (!this.shuttingDown) await removeLogs(this.logDir, uid);
@@ -380,9 +395,7 @@ export class Reconciler {
       startedAtMs: handle.startedAt.getTime(),
       ...(network ? { ip: network.ip, ports: network.ports } : {}),
       appliedResources: { ...container.resources },
-      // Gated by a check: not ready until it passes, from the very first report (else the
-      // control plane would count it ready, and list it as an endpoint, until the checks start).
-      ...(spec.startupCheck || spec.readinessCheck ? { ready: "READINESS_NOT_READY" as const } : {}),
+      ...initialReadiness(spec),
     });
     this.trackRunning(tracked);
   }

@@ -51,6 +51,12 @@ export interface ReconcilerOptions {
   stateDir: string;
   /** Told about every status change, in order per uid. */
   onStatus?: (status: InstanceStatus) => void;
+  /**
+   * Told, with its last status and `released: true`, when an instance that
+   * left the desired set is gone: container removed, network, host ports and
+   * the rest of its start released. Not on a shutdown.
+   */
+  onReleased?: (status: InstanceStatus) => void;
   logger?: Logger;
   /** Distinct uids synced at the same time (default 16). */
   concurrency?: number;

@@ -45,6 +45,13 @@ export interface NativeBinding {
    * runs (or rejects with the shim's error).
    */
   startShim(shimPath: string, id: string, config: string[]): Promise<{ pid: number; shimPid: number }>;
+  /**
+   * A new unconnected socket made inside the network namespace bound at
+   * netnsPath (a short-lived thread enters it; netns.c): its fd,
+   * non-blocking and close-on-exec, for net.Socket({ fd }) to connect.
+   * Throws (with errno) when the namespace cannot be entered.
+   */
+  netnsSocket(netnsPath: string, family: 4 | 6, type: "tcp" | "udp"): number;
 }
 
 /** A bundle's config.json as Grove's one OCI front end reads it (agent/native/src/oci_config.c). */

@@ -27,6 +27,10 @@ class RecordingBinding implements NativeBinding {
   detectCgroupMode(): "v1" | "v2" {
     return "v1";
   }
+  netnsSocket(path: string): number {
+    this.calls.push(`netnsSocket ${path}`);
+    return -1;
+  }
   async setupCgroup(_m: string, _r: string, parent: string, id: string): Promise<void> {
     this.calls.push(`setup ${parent}/${id}`);
   }

@@ -511,6 +511,13 @@ export class NativeRuntime implements ContainerRuntime {
     return execInContainer({ ...this.host, shimPath: this.shimPath }, id, opts);
   }
 
+  /** A TCP socket made in the container's network namespace (its init's: /proc/PID/ns/net). */
+  netnsSocket(id: string): number {
+    const { handle, exit } = this.entry(id);
+    if (exit !== undefined) throw new RuntimeError("CONTAINER_NOT_RUNNING", `container ${id} is not running`);
+    return this.native.netnsSocket(`/proc/${handle.pid}/ns/net`, 4, "tcp");
+  }
+
   /** Stops waiting on shims (the containers keep running); for an agent that exits. */
   detach(): void {
     this.detached = true;

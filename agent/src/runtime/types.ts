@@ -230,4 +230,10 @@ export interface ContainerRuntime {
   update?(id: string, resources: ContainerResources): Promise<void>;
   /** Runs a command inside a running container. */
   exec?(id: string, opts: ExecOptions): Promise<ExecProcess>;
+  /**
+   * A new unconnected TCP socket (its fd) made inside the running
+   * container's network namespace, for health probes from inside it (its
+   * 127.0.0.1). Without it, probes connect from the agent's namespace.
+   */
+  netnsSocket?(id: string): number;
 }

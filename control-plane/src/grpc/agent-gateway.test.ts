@@ -82,6 +82,27 @@ describe("applyReport: applied resources", () => {
   });
 });
 
+describe("applyReport: released", () => {
+  const exited = { state: "Exited" as const, reason: "RolledOut", finishedAt: "2026-01-01T00:00:00.000Z" };
+
+  it("records releasedAt on a finished instance once, and nothing else of a late report", () => {
+    const cur = instance(exited);
+    const next = applyReport(cur, report({ state: "EXITED", reason: "Stopped", exitCode: 143, released: true }));
+    expect(next).toMatchObject({ ...exited, releasedAt: expect.any(String) });
+    expect(next?.exitCode).toBeUndefined(); // the stored finish stays as it was
+    expect(applyReport(instance(next), report({ state: "EXITED", released: true }))).toBeUndefined();
+  });
+
+  it("ignores a finished instance's reports that do not say released", () => {
+    expect(applyReport(instance(exited), report({ state: "EXITED", reason: "Stopped" }))).toBeUndefined();
+  });
+
+  it("records the end and the release together when both arrive in one report", () => {
+    const next = applyReport(instance({ state: "Running" }), report({ state: "EXITED", released: true }));
+    expect(next).toMatchObject({ state: "Exited", releasedAt: expect.any(String) });
+  });
+});
+
 describe("withAgentConditions", () => {
   const t0 = new Date("2026-01-01T00:00:00Z");
   const t1 = new Date("2026-01-01T00:01:00Z");

@@ -350,7 +350,9 @@ export class AgentGateway {
     // marked them Unknown just before this registration, and our cache may
     // not show that yet; these reports are what brings their states back.
     for (const st of reg.instances) await this.onStatus(name, st, true);
-    await this.nodes.markLost(name, new Set(reg.instances.map((st) => st.uid)));
+    const reported = new Set(reg.instances.map((st) => st.uid));
+    await this.nodes.markLost(name, reported);
+    await this.nodes.markReleased(name, reported);
     this.pushDesired(name, true);
     return session;
   }

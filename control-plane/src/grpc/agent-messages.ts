@@ -102,8 +102,12 @@ export function applyReport(
   const state = STATE_FROM_PROTO[report.state];
   if (!state) return undefined;
   const cur = inst.status;
-  // A finished instance stays finished: late or repeated reports cannot revive it.
-  if (cur && isFinished(inst)) return undefined;
+  // A finished instance stays finished: late or repeated reports cannot revive
+  // it. Only its agent's word that it is gone is recorded (releasedAt): from
+  // then on the scheduler may give its host ports to another instance.
+  if (cur && isFinished(inst)) {
+    return report.released && !cur.releasedAt ? { ...cur, releasedAt: new Date().toISOString() } : undefined;
+  }
   const next: ApiInstanceStatus = {
     ...cur,
     state,
@@ -154,6 +158,7 @@ export function applyReport(
     next.exitCode = report.exitCode;
     if (report.signal) next.signal = report.signal;
     next.finishedAt = msToIso(report.finishedAtMs) ?? new Date().toISOString();
+    if (report.released) next.releasedAt = new Date().toISOString();
   }
   if (!next.message) delete next.message;
   if (

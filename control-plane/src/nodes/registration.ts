@@ -10,6 +10,7 @@ import {
   API_VERSION,
   GroveError,
   InstanceReason,
+  isFinished,
   NodeReadyReason,
   type Instance,
   type InstanceStatus,
@@ -289,10 +290,34 @@ export class NodeRegistration {
               reason: InstanceReason.Lost,
               message: `node ${node} came back without it: its agent does not have it (the host lost its containers)`,
               finishedAt: new Date().toISOString(),
+              releasedAt: new Date().toISOString(),
             };
           },
         );
         this.logger.warn({ node, instance: `${inst.metadata.namespace}/${inst.metadata.name}` }, "instance lost");
+      } catch (err) {
+        notFoundIsUndefined(err);
+      }
+    }
+  }
+
+  /**
+   * The Register carries every instance the agent has. A finished instance of
+   * this node that it did not report is gone from it: released, so its host
+   * ports may be handed out again (its own released report was lost, sent
+   * while the stream was down, or not sent because the agent shut down).
+   */
+  async markReleased(node: string, reported: ReadonlySet<string>): Promise<void> {
+    for (const inst of this.instances.list()) {
+      if (inst.spec.nodeName !== node || !isFinished(inst) || inst.status?.releasedAt) continue;
+      if (reported.has(inst.metadata.uid ?? "")) continue;
+      try {
+        const ref = { metadata: { name: inst.metadata.name, namespace: inst.metadata.namespace } };
+        await this.repo.updateStatus("Instance", ref, (i) => {
+          const cur = i as Instance;
+          if (cur.metadata.uid !== inst.metadata.uid || !isFinished(cur) || cur.status?.releasedAt) return false;
+          cur.status = { ...cur.status!, releasedAt: new Date().toISOString() };
+        });
       } catch (err) {
         notFoundIsUndefined(err);
       }

@@ -2,7 +2,8 @@
 // the stored Nodes and Instances. Pure (no I/O, no clock), so the scheduler
 // loop, `apply --plan`, `get capacity` and a resize in place all see the
 // cluster the same way: a node's allocation is the sum of its bound,
-// unfinished instances (isFinished, @grove/api), its used host ports theirs.
+// unfinished instances (isFinished, @grove/api), its used host ports theirs
+// and those of finished instances its agent has not released yet.
 import { isFinished, nodeIsReady, type Instance, type Node, type Resources } from "@grove/api";
 import { addResources, zeroResources } from "./index";
 import type { NodeView, PlacedInstance, PlacementRequest, Taint } from "./types";
@@ -62,12 +63,24 @@ export function allocations(instances: readonly Instance[]): Map<string, Resourc
   return out;
 }
 
-/** Host ports bound on every node: those of its bound, unfinished instances. */
+/**
+ * Whether an instance's host ports are in use on its node: while it is bound
+ * and unfinished, and after it finished until its agent reports it released
+ * (status.releasedAt). An instance the control plane marks stopped (a rolling
+ * update's old one, a superseded or drained one) still runs its stop grace
+ * with its ports' DNAT rules in place; a new instance given one of its ports
+ * then would get the old process's traffic.
+ */
+export function holdsHostPorts(inst: Instance): boolean {
+  return !!inst.spec.nodeName && (!isFinished(inst) || !inst.status?.releasedAt);
+}
+
+/** Host ports in use on every node: those of the instances that hold them (holdsHostPorts). */
 export function usedHostPorts(instances: readonly Instance[]): Map<string, Set<number>> {
   const out = new Map<string, Set<number>>();
   for (const inst of instances) {
     const node = inst.spec.nodeName;
-    if (!node || isFinished(inst)) continue;
+    if (!node || !holdsHostPorts(inst)) continue;
     for (const p of inst.spec.ports ?? []) {
       if (!p.hostPort) continue;
       let set = out.get(node);

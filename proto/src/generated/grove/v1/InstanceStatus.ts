@@ -26,6 +26,7 @@ export interface InstanceStatus {
   'pull'?: (_grove_v1_ImagePullProgress | null);
   'ready'?: (_grove_v1_Readiness);
   'lastCheck'?: (_grove_v1_CheckResult | null);
+  'released'?: (boolean);
 }
 
 export interface InstanceStatus__Output {
@@ -46,4 +47,5 @@ export interface InstanceStatus__Output {
   'pull': (_grove_v1_ImagePullProgress__Output | null);
   'ready': (_grove_v1_Readiness__Output);
   'lastCheck': (_grove_v1_CheckResult__Output | null);
+  'released': (boolean);
 }
