@@ -19,6 +19,7 @@ import { registerInstanceRoutes } from "./instances";
 import { registerNodeRoutes } from "./nodes";
 import { registerOperationRoutes, type AgentStreams } from "./logs-exec-stats-routes";
 import { registerSchedulingRoutes } from "./scheduling";
+import { registerTaskRoutes } from "./tasks";
 import type { RouteContext } from "./resource-routes";
 import { addSharedSchemas } from "./schemas";
 import { WatchRegistry } from "./watch-stream";
@@ -88,6 +89,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   registerAppRoutes(app, ctx);
   registerInstanceRoutes(app, ctx);
   registerNodeRoutes(app, ctx);
+  registerTaskRoutes(app, ctx);
   registerEndpointRoutes(app, ctx);
   registerSchedulingRoutes(app, ctx);
   if (opts.agents) registerOperationRoutes(app, ctx, opts.agents);
