@@ -3,6 +3,8 @@
 // and the attempts `grove logs task/NAME` reads.
 import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
+import type { ByteStream } from "../client";
+import { GroveError } from "../errors";
 import { API_VERSION, type Instance } from "../schemas";
 import { MAX_TASK_RETRIES, type Task } from "../task-schema";
 import { MAX_TASK_NAME_LENGTH, attemptOf, isTaskDone } from "../task-rules";
@@ -63,34 +65,61 @@ function raw(deps: CliDeps, data: Uint8Array | string): void {
 }
 
 /**
- * Prints one attempt's output as it comes: follows its log while it runs; once
- * it has ended, reads the whole log again and prints what the follow had not
- * passed on yet (the agent polls the file, so the last lines may come late).
+ * Prints one attempt's output as it comes: follows its log while it runs
+ * (opening the follow again when it ends early, e.g. before the container
+ * wrote its log file, skipping what was printed); once the attempt has ended,
+ * reads the whole log again and prints what the follow had not passed on yet
+ * (the agent polls the file, so the last lines may come late).
  */
 async function streamAttempt(deps: CliDeps, client: CliClient, inst: Instance, namespace: string): Promise<void> {
   const logs = client.logs!.bind(client);
   const name = inst.metadata.name;
   let printed = 0;
-  let current = inst;
-  if (!isFinished(current)) {
-    const stream = await logs(name, namespace, { follow: true });
-    const pump = (async () => {
-      for await (const chunk of stream) {
-        printed += chunk.length;
-        raw(deps, chunk);
-      }
-    })().catch(() => undefined);
-    while (!isFinished(current)) {
-      await deps.sleep(POLL_MS);
-      current = await client.get("Instance", name, namespace);
+  /** Prints the part of `chunk` (at byte `at` of the log) not printed yet. */
+  const emit = (at: number, chunk: Uint8Array) => {
+    const end = at + chunk.length;
+    if (end <= printed) return;
+    raw(deps, chunk.subarray(Math.max(0, printed - at)));
+    printed = end;
+  };
+  const read = async (follow: boolean, opened?: (s: ByteStream) => void) => {
+    const stream = await logs(name, namespace, { follow });
+    opened?.(stream);
+    let at = 0;
+    for await (const chunk of stream) {
+      emit(at, chunk);
+      at += chunk.length;
     }
-    stream.close();
-    await pump;
+  };
+  let ended = isFinished(inst);
+  let following: ByteStream | undefined;
+  const watch = (async () => {
+    while (!ended) {
+      await deps.sleep(POLL_MS);
+      // A deleted attempt (its Task was deleted) has ended too; other errors: look again.
+      const cur = await client
+        .get("Instance", name, namespace)
+        .catch((err: unknown) => (err instanceof GroveError && err.code === "NotFound" ? "gone" : undefined));
+      if (cur === "gone" || (cur !== undefined && isFinished(cur))) {
+        ended = true;
+        following?.close();
+      }
+    }
+  })();
+  while (!ended) {
+    await read(true, (s) => {
+      following = s;
+      if (ended) s.close();
+    }).catch(() => undefined); // not on its node yet, or a broken stream: open it again
+    if (!ended) await deps.sleep(POLL_MS);
   }
-  const parts: Uint8Array[] = [];
-  for await (const chunk of await logs(name, namespace, {})) parts.push(chunk);
-  const all = Buffer.concat(parts);
-  if (all.length > printed) raw(deps, all.subarray(printed));
+  await watch;
+  try {
+    await read(false);
+  } catch (err) {
+    // An attempt that never started has no log.
+    if (!(err instanceof GroveError && err.code === "NotFound")) throw err;
+  }
 }
 
 /** Waits for `task`'s attempt `n` to exist and to be placed on a node (or to end without one). */
