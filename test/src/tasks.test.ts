@@ -5,11 +5,12 @@
 // keeps the attempts' logs readable after the Task ended and deletes it all
 // once its TTL passed. The commands count their attempt with
 // GROVE_TASK_ATTEMPT, which every attempt gets in its environment.
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { GroveClient, GroveError, type App, type Instance, type Task } from "@grove/api";
 import { HostCluster } from "./harness/hosts";
-import { isReady, runCli, waitFor } from "./harness/processes";
+import { BIN, REPO_ROOT, isReady, runCli, waitFor } from "./harness/processes";
 
 /** Fails (exit 7) until its third attempt, which prints and exits 0. */
 const THIRD_TIME_LUCKY =
@@ -186,6 +187,20 @@ describe("Tasks: run to completion with retries, logs kept until the TTL", () =>
     expect(bad.code).toBe(3);
     expect(bad.stdout).toBe("try 1\ntry 2\n");
     expect(bad.stderr).toMatch(/task\/retry-run Failed: attempt 2 of 2 failed \(exit code 3/);
+    // Output arrives while the attempt still runs, not only when it ended.
+    const live = spawn(
+      process.execPath,
+      [BIN.cli, "run", "worker", "--name", "live", "--", "/bin/sh", "-c", "echo first; sleep 6; echo second"],
+      { env: { ...process.env, ...env }, cwd: REPO_ROOT },
+    );
+    let liveOut = "";
+    live.stdout.on("data", (d: Buffer) => (liveOut += d.toString()));
+    const liveExit = new Promise<number | null>((resolve) => live.on("exit", resolve));
+    await waitFor("grove run to print the first line", async () => liveOut.includes("first\n"), 60_000);
+    expect(liveOut).toBe("first\n");
+    expect((await client.get("Task", "live", "default")).status?.phase).toBe("Running");
+    expect(await liveExit).toBe(0);
+    expect(liveOut).toBe("first\nsecond\n");
     // The Task's attempts ran the App's template, not an App instance.
     expect((await client.get("App", "worker", "default")).status?.instances ?? 0).toBe(0);
   }, 180_000);
