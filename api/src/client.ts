@@ -1,16 +1,9 @@
 // The typed HTTP client of the /v1 API. Error bodies become GroveErrors with the server's
 // stable code; failures to reach the server at all become ClientErrors.
 import { ERROR_CODES, GroveError, type ErrorBody, type ErrorCode, type FieldError } from "./errors";
-import {
-  isNamespaced,
-  pluralOf,
-  type App,
-  type Instance,
-  type Kind,
-  type List,
-  type Node,
-  type WatchEvent,
-} from "./schemas";
+import { type App, type Instance, type List, type Node, type WatchEvent } from "./schemas";
+import { isNamespaced, pluralOf, type Kind } from "./resource-kinds";
+import type { Task } from "./task-schema";
 import { DEFAULT_NAMESPACE } from "./defaults";
 import type { Endpoints } from "./endpoints";
 import type { CapacityReport, PlanResult } from "./scheduling";
@@ -18,7 +11,13 @@ import type { InstanceStats, StatsList } from "./exec-and-stats";
 import { openExec, type ExecRequest, type ExecSession } from "./exec-client";
 
 /** The object type of each kind. */
-export type ResourceOf<K extends Kind> = K extends "App" ? App : K extends "Instance" ? Instance : Node;
+export type ResourceOf<K extends Kind> = K extends "App"
+  ? App
+  : K extends "Instance"
+    ? Instance
+    : K extends "Task"
+      ? Task
+      : Node;
 
 export interface GroveClientOptions {
   /** Base URL, e.g. http://127.0.0.1:7443 */
@@ -140,7 +139,7 @@ export class GroveClient {
   }
 
   /** Creates or replaces (PUT). A set metadata.resourceVersion must match the stored one (else Conflict). */
-  async apply<T extends App | Node>(object: T): Promise<ApplyResult<T>> {
+  async apply<T extends App | Node | Task>(object: T): Promise<ApplyResult<T>> {
     const kind = object.kind as Kind;
     const res = await this.request(
       "PUT",

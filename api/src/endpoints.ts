@@ -49,7 +49,8 @@ export function endpointsOf(
 ): Endpoints {
   const endpoints: Endpoint[] = [];
   for (const inst of instances) {
-    if (inst.spec.app !== app || (inst.metadata.namespace ?? "default") !== namespace) continue;
+    if (inst.spec.app !== app || inst.spec.task !== undefined || (inst.metadata.namespace ?? "default") !== namespace)
+      continue;
     // Running and not reported unready by its readiness check.
     if (!isReady(inst) || !inst.status) continue;
     const st = inst.status;

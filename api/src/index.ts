@@ -1,4 +1,7 @@
 export * from "./schemas";
+export * from "./resource-kinds";
+export * from "./task-schema";
+export * from "./task-rules";
 export * from "./endpoints";
 export * from "./network-checks";
 export * from "./checks";

@@ -104,7 +104,7 @@ describe("parseManifestText", () => {
 
   it("names the known kinds for an unknown kind", () => {
     const text = HELLO.replace("kind: App", "kind: Foo");
-    expect(problemsOf(text)).toEqual(['m.yaml:2:7: kind: unknown kind "Foo" (known kinds: App, Instance, Node)']);
+    expect(problemsOf(text)).toEqual(['m.yaml:2:7: kind: unknown kind "Foo" (known kinds: App, Instance, Node, Task)']);
   });
 
   it("names the supported apiVersion", () => {
@@ -195,7 +195,7 @@ describe("loadManifests", () => {
     expect(caught).toBeInstanceOf(ManifestError);
     const lines = (caught as ManifestError).lines();
     expect(lines).toHaveLength(2);
-    expect(lines[0]).toBe(`${file}:14:7: kind: unknown kind "Foo" (known kinds: App, Instance, Node)`);
+    expect(lines[0]).toBe(`${file}:14:7: kind: unknown kind "Foo" (known kinds: App, Instance, Node, Task)`);
     expect(lines[1]).toMatch(/z\.yaml:6:11: spec\.rootfs: Expected string to match/);
   });
 

@@ -5,7 +5,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Node as YamlNode } from "yaml";
-import { API_VERSION, KINDS, SCHEMAS, type App, type Kind, type Node } from "./schemas";
+import { API_VERSION, type App, type Node } from "./schemas";
+import { KINDS, SCHEMAS, type Kind } from "./resource-kinds";
+import type { Task } from "./task-schema";
+import { taskProblems } from "./task-rules";
 import { parseBytes, parseCpuMillis } from "./quantity";
 import { appSourceProblems } from "./app-source";
 import { appCheckProblems } from "./checks";
@@ -23,7 +26,7 @@ export interface ManifestProblem {
 }
 
 /** An accepted object and where it came from. */
-export interface ManifestObject<T = App | Node> {
+export interface ManifestObject<T = App | Node | Task> {
   file: string;
   /** 0-based index of the YAML document within the file. */
   documentIndex: number;
@@ -37,7 +40,7 @@ export interface ManifestOptions {
 }
 
 const MANIFEST_EXTENSIONS = [".yaml", ".yml", ".json"];
-const DEFAULT_ACCEPT: readonly Kind[] = ["App", "Node"];
+const DEFAULT_ACCEPT: readonly Kind[] = ["App", "Node", "Task"];
 const CHECKERS = new Map<Kind, TypeCheck<(typeof SCHEMAS)[Kind]>>();
 
 function checkerFor(kind: Kind): TypeCheck<(typeof SCHEMAS)[Kind]> {
@@ -208,7 +211,7 @@ export function parseManifestText(
       problems.push(...docProblems);
       return;
     }
-    objects.push({ file, documentIndex, line: docLine.line ?? 1, object: value as App | Node });
+    objects.push({ file, documentIndex, line: docLine.line ?? 1, object: value as App | Node | Task });
   });
   if (documents.length === 0 && text.trim() !== "") {
     problems.push({ file, message: "no YAML documents found" });
@@ -278,6 +281,7 @@ export function validateDocument(
   problems.push(...quantityProblems(value));
   if (k === "App")
     problems.push(...appSourceProblems(value.spec), ...appCheckProblems(value.spec), ...updateProblems(value.spec));
+  if (k === "Task") problems.push(...taskProblems(value));
   return problems;
 }
 

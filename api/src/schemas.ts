@@ -5,8 +5,7 @@ import { CheckResult, HealthChecks } from "./checks";
 import { AppCondition, RolloutState, UpdateSpec } from "./update";
 
 export const API_VERSION = "grove/v1";
-export const KINDS = ["App", "Instance", "Node"] as const;
-export type Kind = (typeof KINDS)[number];
+// The kinds (KINDS, SCHEMAS, pluralOf, ...) are listed in resource-kinds.ts.
 
 /** DNS-1123 label: lower-case alphanumerics and '-', at most 63 characters. */
 export const NAME_PATTERN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
@@ -15,7 +14,7 @@ export const CPU_PATTERN = "^([0-9]+m|[0-9]+(\\.[0-9]{1,3})?)$";
 /** A byte quantity: 67108864, "64Mi", "1Gi", "500M", "128k". */
 export const BYTES_PATTERN = "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|K|M|G|T)?$";
 
-const Name = Type.String({ pattern: NAME_PATTERN, minLength: 1, maxLength: 63 });
+export const Name = Type.String({ pattern: NAME_PATTERN, minLength: 1, maxLength: 63 });
 const LabelMap = Type.Record(Type.String({ minLength: 1, maxLength: 253 }), Type.String({ maxLength: 253 }));
 
 export const ObjectMeta = Type.Object(
@@ -120,7 +119,7 @@ export const Placement = Type.Object(
   { additionalProperties: false },
 );
 export type Placement = Static<typeof Placement>;
-const Priority = Type.Integer({
+export const Priority = Type.Integer({
   minimum: -1000000,
   maximum: 1000000,
   description: "higher is placed first and may preempt lower-priority instances (default 0)",
@@ -346,7 +345,8 @@ export const AppStatus = Type.Object({
 });
 export type AppStatus = Static<typeof AppStatus>;
 
-function resource<K extends string, S extends TSchema, St extends TSchema>(kind: K, spec: S, status: St) {
+/** The envelope every kind shares: apiVersion, kind, metadata, spec, status. */
+export function resource<K extends string, S extends TSchema, St extends TSchema>(kind: K, spec: S, status: St) {
   return Type.Object(
     {
       apiVersion: Type.Literal(API_VERSION),
@@ -406,6 +406,8 @@ export const InstanceSpec = Type.Object(
     disconnect: Type.Optional(Type.Object({ stopAfter: Type.Optional(Duration) }, { additionalProperties: false })),
     /** The App's health checks, which the agent runs. */
     checks: Type.Optional(HealthChecks),
+    /** Set on a Task's attempt (docs/api.md, "Task"): the Task's name; `app` and `appUid` are the Task's too. */
+    task: Type.Optional(Name),
   },
   { additionalProperties: false },
 );
@@ -533,10 +535,6 @@ export type NodeStatus = Static<typeof NodeStatus>;
 export const Node = resource("Node", NodeSpec, NodeStatus);
 export type Node = Static<typeof Node>;
 
-export type AnyResource = App | Instance | Node;
-
-export const SCHEMAS = { App, Instance, Node } as const;
-
 /** A list's metadata: its revision, and on a page (?limit=) that is not the last, where to continue. */
 export const ListMeta = Type.Object({
   resourceVersion: Type.String({ description: "the store revision every page of this list is read at" }),
@@ -570,14 +568,4 @@ export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "ERROR";
 export interface WatchEvent<T> {
   type: WatchEventType;
   object: T;
-}
-
-/** Which kinds live in a namespace. Nodes are cluster-scoped. */
-export function isNamespaced(kind: Kind): boolean {
-  return kind !== "Node";
-}
-
-/** The URL collection name of a kind ("App" -> "apps"). */
-export function pluralOf(kind: Kind): string {
-  return kind.toLowerCase() + "s";
 }

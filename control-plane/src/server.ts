@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import pino, { type Logger } from "pino";
-import type { App, Instance, Node } from "@grove/api";
+import type { App, Instance, Node, Task } from "@grove/api";
 import { EmbeddedEtcd } from "./etcd/embedded-etcd";
 import { createStore } from "./store/etcd-store";
 import { Keys, type Store } from "./store/store";
@@ -12,6 +12,7 @@ import { Repository } from "./resources/repository";
 import { buildHttpServer } from "./http/server";
 import { Informer } from "./controllers/informer";
 import { AppController } from "./controllers/app-controller";
+import { TaskController } from "./controllers/task-controller";
 import { DEFAULT_HOST_PORT_RANGE, SchedulerController } from "./controllers/scheduler-controller";
 import { NodeLifecycleController } from "./controllers/node-lifecycle";
 import { LeaderElection } from "./leader/election";
@@ -143,6 +144,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const apps = new Informer<App>(store, Keys.collection("apps"), logger);
     const instances = new Informer<Instance>(store, Keys.collection("instances"), logger);
     const nodes = new Informer<Node>(store, Keys.collection("nodes"), logger);
+    const tasks = new Informer<Task>(store, Keys.collection("tasks"), logger);
 
     // Only the elected leader runs the controllers and the scheduler
     // (leader/election.ts); they are built when this server is elected and
@@ -171,12 +173,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         instances,
         logger.child({ component: "node-lifecycle" }),
       );
+      const taskController = new TaskController(
+        repo,
+        tasks,
+        instances,
+        apps,
+        nodes,
+        logger.child({ component: "task-controller" }),
+      );
       appController.resyncAll();
+      taskController.resyncAll();
       scheduler.trigger();
       lifecycle.start();
       controllers = {
         stop: () => {
           appController.stop();
+          taskController.stop();
           scheduler.stop();
           lifecycle.stop();
         },
@@ -191,9 +203,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       controllers?.stop();
       controllers = undefined;
     });
-    cleanups.push(() => Promise.all([apps.stop(), instances.stop(), nodes.stop()]).then(() => undefined));
+    cleanups.push(() => Promise.all([apps.stop(), instances.stop(), nodes.stop(), tasks.stop()]).then(() => undefined));
 
-    await Promise.all([apps.start(), instances.start(), nodes.start()]);
+    await Promise.all([apps.start(), instances.start(), nodes.start(), tasks.start()]);
     const election = new LeaderElection(
       { endpoints, logger: logger.child({ component: "leader" }) },
       {

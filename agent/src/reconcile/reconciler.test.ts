@@ -168,6 +168,37 @@ describe("Reconciler", () => {
     expect(fs.readdirSync(logs).sort()).toEqual(["u2.log"]);
   });
 
+  it("keeps the logs of a finished instance named in keep_logs (a Task's attempt) until it leaves that list", async () => {
+    await reconciler.start();
+    reconciler.setDesired(desired(spec("t1")));
+    await settle();
+    const log = path.join(stateDir, "logs", "t1.log");
+    fs.writeFileSync(log, "attempt 1\n");
+    exit("t1", { exitCode: 7 });
+    await settle();
+    // The control plane recorded the exit: the attempt leaves the desired set, its log stays.
+    reconciler.setDesired({ ...desired(), keepLogs: ["t1"] });
+    await settle();
+    expect(calls()).toEqual(["cleanupStale", "start t1", "remove t1"]);
+    expect(fs.readFileSync(log, "utf8")).toBe("attempt 1\n");
+    expect(reconciler.statuses()).toEqual([]);
+    // The Task's TTL passed: the attempt is deleted, and its log with it.
+    reconciler.setDesired(desired());
+    await settle();
+    expect(fs.existsSync(log)).toBe(false);
+  });
+
+  it("a restarted agent keeps the logs keep_logs names when it collects orphaned logs", async () => {
+    const logs = path.join(stateDir, "logs");
+    fs.mkdirSync(logs, { recursive: true });
+    for (const f of ["gone.log", "t1.log", "t1.log.1"]) fs.writeFileSync(path.join(logs, f), "line\n");
+    await reconciler.start();
+    reconciler.setDesired({ ...desired(), keepLogs: ["t1"] });
+    await settle();
+    expect(fs.readdirSync(logs).sort()).toEqual(["t1.log", "t1.log.1"]);
+    expect(calls()).toEqual(["cleanupStale"]);
+  });
+
   it("on the first desired set after start, deletes logs of instances removed while the agent was down", async () => {
     const logs = path.join(stateDir, "logs");
     fs.mkdirSync(logs, { recursive: true });

@@ -28,7 +28,9 @@
 // remembered by uid and never started again: replacing them is the control
 // plane's decision. Their last status stays in statuses() (and so in every
 // Register) until their uid leaves the desired set; then, once the container
-// and what its start set up are gone, one last report says `released`.
+// and what its start set up are gone, one last report says `released`. Their logs
+// go then too, unless the set names the uid in keep_logs (a Task's attempts, kept
+// until the Task's TTL): those stay until the uid leaves that list.
 //
 // Starting an instance is the ordered list of prepare steps in
 // start-steps.ts (root, network and /etc files, user namespace, container),
@@ -57,8 +59,14 @@ export { StatusReason } from "./instance-status";
 export { formatLimits, isPlainName } from "./instance-spec";
 export type { InstanceImages, InstanceNetworks, InstanceTemplates, ReconcilerOptions } from "./types";
 
+/** A desired set; keep_logs may be left out (none kept). */
+export type DesiredSet = Omit<DesiredInstances__Output, "keepLogs"> &
+  Partial<Pick<DesiredInstances__Output, "keepLogs">>;
+
 export class Reconciler {
   private desired = new Map<string, InstanceSpec__Output>();
+  /** Uids of finished instances whose logs stay (DesiredInstances.keep_logs). */
+  private keepLogs = new Set<string>();
   private readonly tracked = new Map<string, TrackedInstance>();
   private readonly queue: WorkQueue;
   private readonly runtime: ContainerRuntime;
@@ -164,7 +172,7 @@ export class Reconciler {
   }
 
   /** Replaces the whole desired set. Idempotent: the same set again changes nothing. */
-  setDesired(desired: DesiredInstances__Output): void {
+  setDesired(desired: DesiredSet): void {
     const next = new Map<string, InstanceSpec__Output>();
     for (const spec of desired.instances) {
       if (spec.uid === "") {
@@ -174,11 +182,13 @@ export class Reconciler {
       next.set(spec.uid, spec);
     }
     const previous = this.desired;
+    const previousKeep = this.keepLogs;
     this.desired = next;
+    this.keepLogs = new Set(desired.keepLogs ?? []);
     this.desiredReceived = true;
     this.log.debug({ revision: desired.revision, instances: next.size }, "desired set received");
     if (!this.started) return;
-    for (const uid of new Set([...previous.keys(), ...next.keys()])) this.queue.add(uid);
+    for (const uid of new Set([...previous.keys(), ...next.keys(), ...previousKeep])) this.queue.add(uid);
     this.startOrphanLogCollection();
   }
 
@@ -316,7 +326,7 @@ export class Reconciler {
         await this.options.images?.unmountRootfs(uid);
         await this.options.templates?.unmount(uid);
       }
-      if (!this.shuttingDown) await removeLogs(this.logDir, uid);
+      if (!this.shuttingDown && !this.keepLogs.has(uid)) await removeLogs(this.logDir, uid);
       return;
     }
 
@@ -336,8 +346,8 @@ export class Reconciler {
     // shutdown: the stream goes too; the next Register, without it, says so.)
     if (!this.shuttingDown) this.released(tracked);
     // The instance is gone from the control plane: so are its logs (kept while
-    // a finished instance is still desired, and on an agent shutdown).
-    if (!this.shuttingDown) await removeLogs(this.logDir, uid);
+    // a finished instance is still desired or named in keep_logs, and on an agent shutdown).
+    if (!this.shuttingDown && !this.keepLogs.has(uid)) await removeLogs(this.logDir, uid);
   }
 
   /**
@@ -458,7 +468,10 @@ export class Reconciler {
   private async collectOrphanLogs(): Promise<void> {
     if (this.orphanLogsCollected || !this.started || !this.desiredReceived || this.shuttingDown) return;
     this.orphanLogsCollected = true;
-    const removed = await removeOrphanLogs(this.logDir, (uid) => this.desired.has(uid) || this.tracked.has(uid));
+    const removed = await removeOrphanLogs(
+      this.logDir,
+      (uid) => this.desired.has(uid) || this.tracked.has(uid) || this.keepLogs.has(uid),
+    );
     if (removed.length > 0) this.log.info({ files: removed }, "removed logs of instances that are gone");
   }
 }

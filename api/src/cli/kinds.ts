@@ -1,5 +1,5 @@
 // What users type for a kind ("apps", "inst", "app/hello") and how kinds are printed.
-import { KINDS, type Kind } from "../schemas";
+import { KINDS, type Kind } from "../resource-kinds";
 
 const ALIASES: Record<string, Kind> = {
   app: "App",
@@ -10,6 +10,8 @@ const ALIASES: Record<string, Kind> = {
   node: "Node",
   nodes: "Node",
   no: "Node",
+  task: "Task",
+  tasks: "Task",
 };
 
 export class UsageError extends Error {
@@ -26,7 +28,7 @@ export function parseKindArg(arg: string): { kind: Kind; name?: string } {
   const kind = ALIASES[word.toLowerCase()];
   if (!kind) {
     throw new UsageError(
-      `unknown kind "${word}" (known kinds: ${KINDS.join(", ")}; also written app(s), instance(s)/inst, node(s))`,
+      `unknown kind "${word}" (known kinds: ${KINDS.join(", ")}; also written app(s), instance(s)/inst, node(s), task(s))`,
     );
   }
   if (slash < 0) return { kind };

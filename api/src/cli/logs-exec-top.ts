@@ -9,6 +9,7 @@ import type { InstanceStats, StatsList } from "../exec-and-stats";
 import { UsageError } from "./kinds";
 import { renderTable } from "./render/table";
 import type { CliClient, CliDeps } from "./deps";
+import { taskAttempts } from "./task-attempts";
 
 /** The CLI ends with this exit status, printing nothing more (grove exec passes the command's on). */
 export class ExitStatus extends Error {
@@ -63,12 +64,20 @@ function linePrefixer(name: string, emit: (s: string) => void): { push(d: Uint8A
   };
 }
 
-/** Instances `grove logs ARG` means: APP/INDEX or an instance name -> one; APP -> its instances. */
+/** Instances `grove logs ARG` means: APP/INDEX or an instance name -> one; APP -> its instances; task/NAME -> its attempts. */
 async function logTargets(client: CliClient, arg: string, namespace: string): Promise<string[]> {
+  const task = /^tasks?\/(.+)$/.exec(arg)?.[1];
+  if (task !== undefined) {
+    const attempts = await taskAttempts(client, task, namespace);
+    if (attempts.length === 0) {
+      throw new GroveError("NotFound", `task ${task} has no attempts in namespace ${namespace} (or its TTL passed)`);
+    }
+    return attempts.map((i) => i.metadata.name);
+  }
   if (arg.includes("/")) return [instanceName(arg)];
   const list = await client.list("Instance", { namespace });
   const mine = list.items
-    .filter((i) => i.spec.app === arg)
+    .filter((i) => i.spec.app === arg && i.spec.task === undefined)
     .sort((a, b) => (a.spec.index ?? 0) - (b.spec.index ?? 0) || a.metadata.name.localeCompare(b.metadata.name));
   if (mine.length > 0) return mine.map((i) => i.metadata.name);
   if (list.items.some((i) => i.metadata.name === arg)) return [arg];
@@ -223,7 +232,7 @@ export function registerOperationCommands(program: Command, deps: CliDeps, conne
   program
     .command("logs")
     .description("print an instance's log (stdout and stderr); APP alone: every instance of the App")
-    .argument("<target>", "APP/INDEX (e.g. hello/0), an instance name, or APP")
+    .argument("<target>", "APP/INDEX (e.g. hello/0), an instance name, APP, or task/NAME (every attempt)")
     .option("-f, --follow", "keep printing what is appended until interrupted")
     .option("--tail <lines>", "only the last N lines (then follow)")
     .action(async (target: string, opts: { follow?: boolean; tail?: string }, cmd: Command) => {

@@ -2,7 +2,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { GroveError } from "../errors";
-import type { App, Instance, Kind, Node, WatchEvent } from "../schemas";
+import type { App, Instance, Node, WatchEvent } from "../schemas";
+import type { Kind } from "../resource-kinds";
 import { run } from "./main";
 import type { CliClient, CliDeps } from "./program";
 import { app, FIXED_NOW, instance } from "./render/testing";
@@ -202,7 +203,7 @@ describe("grove CLI", () => {
     it("rejects an unknown kind, naming the known ones", async () => {
       expect(await grove("get", "pods")).toBe(1);
       expect(err).toEqual([
-        'error: unknown kind "pods" (known kinds: App, Instance, Node; also written app(s), instance(s)/inst, node(s))',
+        'error: unknown kind "pods" (known kinds: App, Instance, Node, Task; also written app(s), instance(s)/inst, node(s), task(s))',
       ]);
     });
 

@@ -6,7 +6,9 @@ import { isDeepStrictEqual } from "node:util";
 import * as YAML from "yaml";
 import { GroveError } from "../errors";
 import { loadManifests } from "../manifest";
-import { type App, type Instance, type Kind, type Node } from "../schemas";
+import { type App, type Instance, type Node } from "../schemas";
+import type { Kind } from "../resource-kinds";
+import type { Task } from "../task-schema";
 import type { Endpoints } from "../endpoints";
 import { renderCapacity, renderPlan } from "../scheduling";
 import { parseDuration, parseKindArg, refOf, UsageError } from "./kinds";
@@ -15,12 +17,14 @@ import { connect, type CliClient, type CliDeps } from "./deps";
 import { registerOperationCommands, usageOfApp, usageOfInstance } from "./logs-exec-top";
 import { waitForApps, waitForDrain } from "./wait";
 import { registerRolloutCommands } from "./rollout";
+import { describeTask, registerTaskCommands } from "./task-commands";
+import { taskAttempts } from "./task-attempts";
 // Kept so importers of program.ts need no edit.
 export type { CliClient, CliDeps } from "./deps";
 export { waitForApps } from "./wait";
 import { columnWidths, formatRow, renderObjects, tableHeaders, tableRow, type TableOptions } from "./render/table";
 
-type AnyObject = App | Instance | Node;
+type AnyObject = App | Instance | Node | Task;
 const OUTPUTS = ["table", "wide", "yaml", "json"] as const;
 type OutputFormat = (typeof OUTPUTS)[number];
 
@@ -73,14 +77,14 @@ function isNotFound(err: unknown): boolean {
 }
 
 /** Drops what the server owns: status is never sent back. */
-function forSubmission<T extends App | Node>(object: T, namespace: string): T {
+function forSubmission<T extends App | Node | Task>(object: T, namespace: string): T {
   const { status: _status, ...rest } = object as T & { status?: unknown };
   const metadata = { ...rest.metadata };
-  if (object.kind === "App" && !metadata.namespace) metadata.namespace = namespace;
+  if (object.kind !== "Node" && !metadata.namespace) metadata.namespace = namespace;
   return { ...rest, metadata } as T;
 }
 
-function sameIntent(existing: AnyObject, wanted: App | Node): boolean {
+function sameIntent(existing: AnyObject, wanted: App | Node | Task): boolean {
   return (
     isDeepStrictEqual(existing.spec, wanted.spec) &&
     isDeepStrictEqual(existing.metadata.labels ?? {}, wanted.metadata.labels ?? {})
@@ -266,10 +270,13 @@ export function buildProgram(deps: CliDeps): Command {
         const instances = await client.list("Instance", { namespace: app.metadata.namespace ?? config.namespace });
         lines = describeApp(
           app,
-          instances.items.filter((i) => i.spec.app === name),
+          instances.items.filter((i) => i.spec.app === name && i.spec.task === undefined),
           now,
         );
         lines.push(...(await usageOfApp(client, name, app.metadata.namespace ?? config.namespace)));
+      } else if (kind === "Task") {
+        const task = await client.get("Task", name, config.namespace);
+        lines = describeTask(task, await taskAttempts(client, name, task.metadata.namespace ?? config.namespace), now);
       } else if (kind === "Instance") {
         const inst = await client.get("Instance", name, config.namespace);
         lines = [...describeInstance(inst, now), ...(await usageOfInstance(client, inst))];
@@ -376,14 +383,13 @@ export function buildProgram(deps: CliDeps): Command {
       },
     );
 
-  registerOperationCommands(program, deps, (cmd) => {
+  const connectNs = (cmd: Command) => {
     const { config, client } = connect(cmd, deps);
     return { namespace: config.namespace, client };
-  });
-  registerRolloutCommands(program, deps, (cmd) => {
-    const { config, client } = connect(cmd, deps);
-    return { namespace: config.namespace, client };
-  });
+  };
+  registerOperationCommands(program, deps, connectNs);
+  registerTaskCommands(program, deps, connectNs);
+  registerRolloutCommands(program, deps, connectNs);
 
   return program;
 }

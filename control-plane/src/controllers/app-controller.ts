@@ -147,6 +147,7 @@ export class AppController {
     this.queue = new WorkQueue({ name: "app-controller", sync: (k) => this.sync(k), logger });
     apps.on((ev) => this.queue.add(objectKey(ev.object)));
     instances.on((ev) => {
+      if (ev.object.spec.task !== undefined) return; // a Task's attempt (task-controller.ts)
       const app = ev.object.spec.app;
       const ns = ev.object.metadata.namespace ?? "default";
       if (ev.type === "deleted") this.forget(ev.object.metadata.uid ?? "");
@@ -215,7 +216,10 @@ export class AppController {
   }
 
   private instancesOf(ns: string, appName: string): Instance[] {
-    return this.instances.list().filter((i) => (i.metadata.namespace ?? "default") === ns && i.spec.app === appName);
+    // A Task's attempts carry the Task's name in spec.app; they are the Task controller's.
+    return this.instances
+      .list()
+      .filter((i) => (i.metadata.namespace ?? "default") === ns && i.spec.app === appName && i.spec.task === undefined);
   }
 
   async sync(key: string): Promise<void> {

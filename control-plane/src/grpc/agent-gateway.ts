@@ -32,7 +32,7 @@ import {
 } from "../controllers/node-lifecycle";
 import type { ClusterIdentity } from "../cluster/cluster-id";
 import type { NodeRegistration } from "../nodes/registration";
-import { applyReport, desiredFor, nodeInfoOf } from "./agent-messages";
+import { applyReport, desiredFor, keepLogsFor, nodeInfoOf } from "./agent-messages";
 import { endError, SubStreamMux, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "./sub-streams";
 
 export { HEARTBEAT_INTERVAL_MS };
@@ -469,13 +469,14 @@ export class AgentGateway {
       return;
     }
     const desired = desiredFor(node, this.instances.list());
-    const fingerprint = JSON.stringify(desired);
+    const keepLogs = keepLogsFor(node, this.instances.list());
+    const fingerprint = JSON.stringify([desired, keepLogs]);
     if (!force && fingerprint === session.lastSent) return;
     session.lastSent = fingerprint;
     // The revision the instances cache reflects: it only grows, so an agent can
     // tell a set older than one it applied (another replica lagging, a restored store).
     session.stream.write({
-      desired: { instances: desired, revision: this.instances.revision, clusterId: cluster?.id ?? "" },
+      desired: { instances: desired, revision: this.instances.revision, clusterId: cluster?.id ?? "", keepLogs },
     });
   }
 }

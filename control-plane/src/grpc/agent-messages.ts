@@ -93,6 +93,18 @@ export function desiredFor(node: string, instances: readonly Instance[]): Instan
     }));
 }
 
+/**
+ * The finished instances on a node whose logs it keeps: a Task's attempts,
+ * until the Task's TTL deletes them (docs/api.md, "Task").
+ */
+export function keepLogsFor(node: string, instances: readonly Instance[]): string[] {
+  return instances
+    .filter((i) => i.spec.task !== undefined && (i.status?.nodeName ?? i.spec.nodeName) === node && isFinished(i))
+    .map((i) => i.metadata.uid ?? "")
+    .filter((uid) => uid !== "")
+    .sort();
+}
+
 /** Applies an agent's status report to an Instance's status; undefined = nothing to change. */
 export function applyReport(
   inst: Instance,

@@ -34,8 +34,8 @@ export interface ResourceRouteOptions<K extends Kind> {
   create: boolean;
   /** PUT on an object (users apply objects of this kind). */
   apply: boolean;
-  /** Checks beyond the schema, run on every submitted object before it is validated. */
-  check?: (body: Record<string, unknown>) => void;
+  /** Checks beyond the schema, run on every submitted object before it is validated (may look objects up). */
+  check?: (body: Record<string, unknown>) => void | Promise<void>;
   /** Fills in what is kept apart from the objects (a node's last heartbeat) on get and list. */
   decorate?: (items: ResourceOf<K>[]) => Promise<ResourceOf<K>[]>;
 }
@@ -76,6 +76,8 @@ export function registerResourceRoutes<K extends Kind>(
   const decorate = opts.decorate ?? ((items: ResourceOf<K>[]) => Promise.resolve(items));
   const namespaced = isNamespaced(kind);
   const tags = [pluralOf(kind)];
+  // OpenAPI operation ids: listApps, listAppsAllNamespaces, getApp, createApp, applyApp, deleteApp.
+  const plural = kind + "s";
   const errors = { "4xx": ErrorBodyRef, "5xx": ErrorBodyRef };
   const nsParams = Type.Object({ namespace: NameParam });
   const objParams = namespaced
@@ -167,6 +169,7 @@ export function registerResourceRoutes<K extends Kind>(
   };
   const listSchema = (params?: TSchema) => ({
     tags,
+    operationId: `list${plural}${namespaced && !params ? "AllNamespaces" : ""}`,
     summary:
       `List ${pluralOf(kind)} (all of them, or pages with ?limit= and ?continue=), ` +
       "or watch them with ?watch=1 (application/x-ndjson WatchEvents)",
@@ -181,7 +184,13 @@ export function registerResourceRoutes<K extends Kind>(
   app.get(
     urls.object,
     {
-      schema: { tags, summary: `Get one ${kind}`, params: objParams, response: { 200: resourceRef(kind), ...errors } },
+      schema: {
+        tags,
+        operationId: `get${kind}`,
+        summary: `Get one ${kind}`,
+        params: objParams,
+        response: { 200: resourceRef(kind), ...errors },
+      },
     },
     async (req) => {
       const p = req.params as Params;
@@ -195,6 +204,7 @@ export function registerResourceRoutes<K extends Kind>(
     {
       schema: {
         tags,
+        operationId: `delete${kind}`,
         summary: `Delete one ${kind} (only at ?resourceVersion= when given); answers the deleted object`,
         params: objParams,
         querystring: Type.Object({ resourceVersion: Type.Optional(Revision) }),
@@ -215,6 +225,7 @@ export function registerResourceRoutes<K extends Kind>(
       {
         schema: {
           tags,
+          operationId: `create${kind}`,
           summary: `Create a ${kind} (409 AlreadyExists when it exists)`,
           params: nsParams,
           body: resourceRef(kind),
@@ -222,7 +233,7 @@ export function registerResourceRoutes<K extends Kind>(
         },
         preValidation: async (req) => {
           prepareBody(kind, req, { allowResourceVersion: false });
-          opts.check?.(req.body as Record<string, unknown>);
+          await opts.check?.(req.body as Record<string, unknown>);
         },
       },
       async (req, reply) => {
@@ -238,6 +249,7 @@ export function registerResourceRoutes<K extends Kind>(
       {
         schema: {
           tags,
+          operationId: `apply${kind}`,
           summary:
             `Apply a ${kind}: create it (201) or replace its spec and labels (200); ` +
             "a metadata.resourceVersion must be the stored one (409 Conflict). " +
@@ -248,7 +260,7 @@ export function registerResourceRoutes<K extends Kind>(
         },
         preValidation: async (req) => {
           prepareBody(kind, req, { allowResourceVersion: true });
-          opts.check?.(req.body as Record<string, unknown>);
+          await opts.check?.(req.body as Record<string, unknown>);
         },
       },
       async (req, reply) => {

@@ -20,6 +20,7 @@ import { registerNodeRoutes } from "./nodes";
 import { registerOperationRoutes, type AgentStreams } from "./logs-exec-stats-routes";
 import { registerSchedulingRoutes } from "./scheduling";
 import { registerRolloutRoutes } from "./rollout-routes";
+import { registerTaskRoutes } from "./tasks";
 import type { RouteContext } from "./resource-routes";
 import { addSharedSchemas } from "./schemas";
 import { WatchRegistry } from "./watch-stream";
@@ -89,6 +90,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   registerAppRoutes(app, ctx);
   registerInstanceRoutes(app, ctx);
   registerNodeRoutes(app, ctx);
+  registerTaskRoutes(app, ctx);
   registerEndpointRoutes(app, ctx);
   registerRolloutRoutes(app, ctx);
   registerSchedulingRoutes(app, ctx);

@@ -18,6 +18,8 @@ import {
   type Kind,
   type Node,
   type NodeStatus,
+  type Task,
+  type TaskStatus,
   type WatchEvent,
 } from "@grove/api";
 import { Keys, type KeyValue, type Store, type Watch } from "../store/store";
@@ -26,11 +28,13 @@ export interface ResourceTypes {
   App: App;
   Instance: Instance;
   Node: Node;
+  Task: Task;
 }
 export interface StatusTypes {
   App: AppStatus;
   Instance: InstanceStatus;
   Node: NodeStatus;
+  Task: TaskStatus;
 }
 export type ResourceOf<K extends Kind> = ResourceTypes[K];
 export type StatusOf<K extends Kind> = StatusTypes[K];

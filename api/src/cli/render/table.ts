@@ -1,6 +1,8 @@
 // Pure table rendering for `grove get`: columns per kind, aligned with spaces.
 import { formatBytes, formatCpu } from "../../quantity";
-import type { App, Instance, Kind, Node, Resources } from "../../schemas";
+import type { App, Instance, Node, Resources } from "../../schemas";
+import type { Kind } from "../../resource-kinds";
+import type { Task } from "../../task-schema";
 
 export interface TableOptions {
   /** Add the PID, CPU and MEMORY columns (instances). */
@@ -34,10 +36,12 @@ export function tableHeaders(kind: Kind, options: TableOptions): string[] {
       ];
     case "Node":
       return ["NAME", "READY", "HEARTBEAT", "CPU", "MEMORY", "ALLOCATED", "AGE"];
+    case "Task":
+      return [...ns, "NAME", "PHASE", "ATTEMPTS", "EXIT", "REASON", "AGE"];
   }
 }
 
-export function tableRow(kind: Kind, object: App | Instance | Node, options: TableOptions): string[] {
+export function tableRow(kind: Kind, object: App | Instance | Node | Task, options: TableOptions): string[] {
   const ns = options.showNamespace && kind !== "Node" ? [object.metadata.namespace ?? NONE] : [];
   const age = formatAge(object.metadata.creationTimestamp, options.now);
   switch (kind) {
@@ -79,6 +83,19 @@ export function tableRow(kind: Kind, object: App | Instance | Node, options: Tab
         allocatable ? formatCpu(allocatable.cpuMillis) : NONE,
         allocatable ? formatBytes(allocatable.memoryBytes) : NONE,
         allocationSummary(node.status?.allocated, allocatable),
+        age,
+      ];
+    }
+    case "Task": {
+      const task = object as Task;
+      const st = task.status;
+      return [
+        ...ns,
+        task.metadata.name,
+        st?.phase ?? "Pending",
+        `${st?.attempts ?? 0}/${(task.spec.retries ?? 0) + 1}`,
+        st?.exitCode !== undefined ? String(st.exitCode) : NONE,
+        st?.reason ?? NONE,
         age,
       ];
     }
@@ -140,7 +157,7 @@ export function renderTable(rows: readonly (readonly string[])[]): string[] {
 /** A whole table for objects of one kind. */
 export function renderObjects(
   kind: Kind,
-  objects: readonly (App | Instance | Node)[],
+  objects: readonly (App | Instance | Node | Task)[],
   options: TableOptions,
 ): string[] {
   return renderTable([tableHeaders(kind, options), ...objects.map((o) => tableRow(kind, o, options))]);
