@@ -18,3 +18,4 @@ export * from "./reasons";
 export * from "./instance-rules";
 export * from "./node-rules";
 export * from "./update";
+export * from "./events";

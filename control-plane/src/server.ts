@@ -18,6 +18,8 @@ import { LeaderElection } from "./leader/election";
 import { AgentGateway, type PresenceOptions } from "./grpc/agent-gateway";
 import { NodeRegistration, type ClusterNetworkOptions } from "./nodes/registration";
 import { ensureClusterId } from "./cluster/cluster-id";
+import { EventRecorder, type EventRecorderOptions } from "./events/recorder";
+import { EventWatcher } from "./events/event-watcher";
 import type { PortRange } from "./network/subnets";
 import { ControlPlaneHostPorts, type HostPortPolicyOptions } from "./network/host-port-policy";
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges } from "@grove/api";
@@ -49,6 +51,8 @@ export interface ControlPlaneOptions {
    * store is the right one). Without it such a store sends no desired sets.
    */
   assignClusterId?: boolean;
+  /** Event time-to-live and write limits (grove-server --event-ttl). */
+  events?: Omit<EventRecorderOptions, "logger">;
 }
 
 export interface ControlPlane {
@@ -58,6 +62,8 @@ export interface ControlPlane {
   agentToken: string;
   etcdEndpoints: string[];
   store: Store;
+  /** Records Events (controllers and the rollout code call recordEvent). */
+  events: EventRecorder;
   /** The cluster id desired sets carry; undefined while the store is suspect (see ensureClusterId). */
   clusterId?: string;
   close(): Promise<void>;
@@ -143,6 +149,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const apps = new Informer<App>(store, Keys.collection("apps"), logger);
     const instances = new Informer<Instance>(store, Keys.collection("instances"), logger);
     const nodes = new Informer<Node>(store, Keys.collection("nodes"), logger);
+    const events = new EventRecorder(store, { ...opts.events, logger: logger.child({ component: "events" }) });
+    cleanups.push(async () => events.stop());
+    const eventWatcher = new EventWatcher(events, apps, instances, nodes);
 
     // Only the elected leader runs the controllers and the scheduler
     // (leader/election.ts); they are built when this server is elected and
@@ -174,8 +183,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       appController.resyncAll();
       scheduler.trigger();
       lifecycle.start();
+      eventWatcher.setActive(true);
       controllers = {
         stop: () => {
+          eventWatcher.setActive(false);
           appController.stop();
           scheduler.stop();
           lifecycle.stop();
@@ -235,6 +246,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       agentToken,
       etcdEndpoints: endpoints,
       store,
+      events,
       ...(cluster.state === "ok" ? { clusterId: cluster.id } : {}),
       close,
     };
