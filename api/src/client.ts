@@ -13,6 +13,15 @@ import {
 } from "./schemas";
 import { DEFAULT_NAMESPACE } from "./defaults";
 import type { Endpoints } from "./endpoints";
+import type { Event } from "./events";
+
+/** Which object's events (GET /v1/.../events?involvedKind=&involvedName=&instance=). */
+export interface EventFilter {
+  involvedKind?: string;
+  involvedName?: string;
+  instance?: string;
+  resourceVersion?: string; // watch: the changes after this revision (a list's), not every event first
+}
 import type { CapacityReport, PlanResult } from "./scheduling";
 import type { InstanceStats, StatsList } from "./exec-and-stats";
 import { openExec, type ExecRequest, type ExecSession } from "./exec-client";
@@ -199,6 +208,28 @@ export class GroveClient {
     if (!res.body)
       throw new ClientError("BadResponse", `watch response from ${this.server} has no body`, this.server + url);
     return new NdjsonWatch<Endpoints>(res.body, controller, this.server + url);
+  }
+
+  /** Events, oldest first; `filter` keeps those about one object (involvedKind, involvedName, instance). */
+  async events(options: ListOptions = {}, filter: EventFilter = {}): Promise<List<Event>> {
+    return (await this.request("GET", this.eventsPath(options, filter, false))).body as List<Event>;
+  }
+
+  /** The events now (ADDED), then every change (an expired event is DELETED). */
+  async watchEvents(options: ListOptions = {}, filter: EventFilter = {}): Promise<WatchStream<Event>> {
+    const controller = new AbortController();
+    const url = this.eventsPath(options, filter, true);
+    const res = await this.fetch("GET", url, undefined, true, controller);
+    if (!res.ok) throw await toGroveError(res, this.server + url);
+    if (!res.body) throw new ClientError("BadResponse", `watch response from ${this.server} has no body`, url);
+    return new NdjsonWatch<Event>(res.body, controller, this.server + url);
+  }
+
+  private eventsPath(options: ListOptions, filter: EventFilter, watch: boolean): string {
+    const q = new URLSearchParams(Object.entries(filter).filter((e): e is [string, string] => e[1] !== undefined));
+    if (watch) q.set("watch", "1");
+    const ns = options.allNamespaces ? "" : `/namespaces/${encodeURIComponent(options.namespace ?? DEFAULT_NAMESPACE)}`;
+    return `/v1${ns}/events${q.size ? `?${q.toString()}` : ""}`;
   }
 
   endpointsPath(app: string, namespace?: string): string {
