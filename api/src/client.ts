@@ -23,7 +23,7 @@ export interface EventFilter {
   resourceVersion?: string; // watch: the changes after this revision (a list's), not every event first
 }
 import type { CapacityReport, PlanResult } from "./scheduling";
-import type { InstanceStats, StatsList } from "./exec-and-stats";
+import type { InstanceStats, LogsOptions, StatsList } from "./exec-and-stats";
 import { openExec, type ExecRequest, type ExecSession } from "./exec-client";
 
 /** The object type of each kind. */
@@ -243,8 +243,8 @@ export class GroveClient {
    */
   async logs(name: string, namespace?: string, options: LogsOptions = {}): Promise<ByteStream> {
     const query = new URLSearchParams();
-    if (options.follow) query.set("follow", "1");
-    if (options.tail !== undefined) query.set("tail", String(options.tail));
+    for (const [k, v] of Object.entries(options))
+      if (v !== undefined && v !== false) query.set(k, v === true ? "1" : String(v));
     const q = query.toString();
     const url = `${this.objectPath("Instance", name, namespace)}/logs${q ? `?${q}` : ""}`;
     const controller = new AbortController();
@@ -398,12 +398,6 @@ export async function toGroveError(res: Response, url: string): Promise<GroveErr
   const message = hint ? `${hint} (${serverMessage})` : serverMessage;
   const details = Array.isArray(body?.details) ? (body.details as FieldError[]) : undefined;
   return new GroveError(code, message, details);
-}
-
-export interface LogsOptions {
-  follow?: boolean;
-  /** The last N lines; all when unset. */
-  tail?: number;
 }
 
 /** A streamed response body: iterate the chunks; close() ends it. */

@@ -47,7 +47,7 @@ import { errorMessage, exitStatus, startFailedStatus, StatusReason } from "./ins
 import { cleanupLegacyEtcFiles, startSteps, type StartContext } from "./start-steps";
 import { adoptLost, adoptRecovered } from "./adopt";
 import { resize } from "./resize";
-import { removeLogs, removeOrphanLogs } from "./log-files";
+import { keepAsPrevious, prunePreviousLogs, removeLogs, removeOrphanLogs } from "./log-files";
 import type { ReconcilerCore, ReconcilerOptions, TrackedInstance } from "./types";
 import { startHealth } from "../health/attach";
 
@@ -320,9 +320,15 @@ export class Reconciler {
     }
     await releaseHeld(tracked.held);
     this.tracked.delete(uid);
-    // The instance is gone from the control plane: so are its logs (kept while
-    // a finished instance is still desired, and on an agent shutdown).
-    if (!this.shuttingDown) await removeLogs(this.logDir, uid);
+    // The instance is gone from the control plane: its log becomes the previous
+    // log of its name (kept while a finished instance is still desired, and on
+    // an agent shutdown).
+    if (!this.shuttingDown) {
+      await keepAsPrevious(this.logDir, uid, tracked.spec.namespace, tracked.spec.name);
+      await prunePreviousLogs(this.logDir, (ns, name) =>
+        [...this.desired.values()].some((d) => d.namespace === ns && d.name === name),
+      );
+    }
   }
 
   /**
