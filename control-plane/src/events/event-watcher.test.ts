@@ -92,4 +92,52 @@ describe("EventWatcher", () => {
     await put(instance("u4", { nodeName: "n1", restarts: 1 }, { state: "Running" }));
     expect(reasons()).toEqual(["Scheduled", "Started", "Stopped"]);
   });
+
+  it("records rollouts, rollbacks and lost nodes from App and Node conditions", async () => {
+    const appKey = Keys.object("apps", "default", "web");
+    const app = (reason?: string, message?: string): App => ({
+      apiVersion: "grove/v1",
+      kind: "App",
+      metadata: { name: "web", namespace: "default", uid: "app-uid" },
+      spec: { rootfs: "busybox", command: ["/bin/sh"] },
+      ...(reason
+        ? { status: { revision: "abc", conditions: [{ type: "Progressing", status: "True", reason, message }] } }
+        : {}),
+    });
+    let appRev = await store.create(appKey, app("Updating"));
+    for (const [reason, message] of [
+      ["Complete", "3 of 3 instances updated"],
+      ["Updating", "1 of 3 instances updated"],
+      ["RolledBack", "readiness failed on web-0-abcde"],
+      ["ProgressDeadlineExceeded", "no progress in 600s"],
+    ] as const) {
+      appRev = await store.update(appKey, app(reason, message), appRev);
+      await informers[0].waitFor("default/web", appRev);
+    }
+    const nodeKey = Keys.object("nodes", undefined, "n1");
+    const node = (status: "True" | "Unknown"): Node => ({
+      apiVersion: "grove/v1",
+      kind: "Node",
+      metadata: { name: "n1", uid: "node-uid" },
+      spec: {},
+      status: {
+        conditions: [{ type: "Ready", status, reason: status === "True" ? "AgentReady" : "AgentNotHeartbeating" }],
+      },
+    });
+    let nodeRev = await store.create(nodeKey, node("True"));
+    for (const st of ["Unknown", "True"] as const) {
+      nodeRev = await store.update(nodeKey, node(st), nodeRev);
+      await informers[2].waitFor("n1", nodeRev);
+    }
+    expect(recorded.map((e) => `${e.type} ${e.reason} ${e.involvedObject.kind}/${e.involvedObject.name}`)).toEqual([
+      "Normal RolledOut App/web",
+      "Warning RolledBack App/web",
+      "Warning ProgressDeadlineExceeded App/web",
+      "Warning NodeLost Node/n1",
+      "Normal NodeReady Node/n1",
+    ]);
+    expect(recorded[0]!.message).toBe("rolled out revision abc: 3 of 3 instances updated");
+    expect(recorded[1]!.message).toBe("readiness failed on web-0-abcde");
+    expect(recorded[3]!.message).toMatch(/AgentNotHeartbeating/);
+  });
 });

@@ -164,6 +164,15 @@ export class EventWatcher {
         message: `rolled out revision ${app.status?.revision ?? "?"}: ${now.message ?? "every instance runs the current template"}`,
         source: SERVER,
       });
+    } else if (now.reason === "RolledBack") {
+      // The rollback code's condition (issue 13's canary/rollback): why it went back is its message.
+      this.sink.recordEvent({
+        involvedObject,
+        type: "Warning",
+        reason: "RolledBack",
+        message: now.message ?? "rolled back to the previous revision",
+        source: SERVER,
+      });
     } else if (now.reason === "ProgressDeadlineExceeded") {
       this.sink.recordEvent({
         involvedObject,
