@@ -128,7 +128,7 @@ describe("Reconciler", () => {
     expect(reconciler.statuses().map((s) => s.uid)).toEqual(["u2"]);
   });
 
-  it("deletes the logs of an instance that leaves the desired set, keeps those still desired", async () => {
+  it("moves the logs of an instance that leaves the desired set to its name's previous log, keeps those still desired", async () => {
     await reconciler.start();
     reconciler.setDesired(desired(spec("u1"), spec("u2")));
     await settle();
@@ -136,7 +136,9 @@ describe("Reconciler", () => {
     for (const f of ["u1.log", "u1.log.1", "u2.log"]) fs.writeFileSync(path.join(logs, f), "line\n");
     reconciler.setDesired(desired(spec("u2")));
     await settle();
-    expect(fs.readdirSync(logs).sort()).toEqual(["u2.log"]);
+    expect(fs.readdirSync(logs).sort()).toEqual(["previous", "u2.log"]);
+    // grove logs --previous (log-files.ts): kept under the instance's name, pruned 10 minutes after it is no longer desired.
+    expect(fs.readdirSync(path.join(logs, "previous")).sort()).toEqual(["default_web-u1.log", "default_web-u1.log.1"]);
   });
 
   it("on the first desired set after start, deletes logs of instances removed while the agent was down", async () => {

@@ -325,9 +325,7 @@ export class Reconciler {
     // an agent shutdown).
     if (!this.shuttingDown) {
       await keepAsPrevious(this.logDir, uid, tracked.spec.namespace, tracked.spec.name);
-      await prunePreviousLogs(this.logDir, (ns, name) =>
-        [...this.desired.values()].some((d) => d.namespace === ns && d.name === name),
-      );
+      await prunePreviousLogs(this.logDir, (ns, name) => this.isDesiredName(ns, name));
     }
   }
 
@@ -445,10 +443,16 @@ export class Reconciler {
    * Once per agent run, on the first desired set: deletes the logs of
    * instances neither desired nor tracked (removed while the agent was down).
    */
+  /** Whether an instance of this namespace and name is desired here (its previous log is then kept). */
+  private isDesiredName(namespace: string, name: string): boolean {
+    return [...this.desired.values()].some((d) => d.namespace === namespace && d.name === name);
+  }
+
   private async collectOrphanLogs(): Promise<void> {
     if (this.orphanLogsCollected || !this.started || !this.desiredReceived || this.shuttingDown) return;
     this.orphanLogsCollected = true;
     const removed = await removeOrphanLogs(this.logDir, (uid) => this.desired.has(uid) || this.tracked.has(uid));
+    await prunePreviousLogs(this.logDir, (ns, name) => this.isDesiredName(ns, name));
     if (removed.length > 0) this.log.info({ files: removed }, "removed logs of instances that are gone");
   }
 }

@@ -99,7 +99,7 @@ describe("EventWatcher", () => {
       apiVersion: "grove/v1",
       kind: "App",
       metadata: { name: "web", namespace: "default", uid: "app-uid" },
-      spec: { rootfs: "busybox", command: ["/bin/sh"] },
+      spec: { rootfs: "busybox", command: ["/bin/sh"], instances: 1 },
       ...(reason
         ? { status: { revision: "abc", conditions: [{ type: "Progressing", status: "True", reason, message }] } }
         : {}),
