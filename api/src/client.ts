@@ -6,8 +6,17 @@ import { isNamespaced, pluralOf, type Kind } from "./resource-kinds";
 import type { Task } from "./task-schema";
 import { DEFAULT_NAMESPACE } from "./defaults";
 import type { Endpoints } from "./endpoints";
+import type { Event } from "./events";
+
+/** Which object's events (GET /v1/.../events?involvedKind=&involvedName=&instance=). */
+export interface EventFilter {
+  involvedKind?: string;
+  involvedName?: string;
+  instance?: string;
+  resourceVersion?: string; // watch: the changes after this revision (a list's), not every event first
+}
 import type { CapacityReport, PlanResult } from "./scheduling";
-import type { InstanceStats, StatsList } from "./exec-and-stats";
+import type { InstanceStats, LogsOptions, StatsList } from "./exec-and-stats";
 import { openExec, type ExecRequest, type ExecSession } from "./exec-client";
 
 /** The object type of each kind. */
@@ -200,6 +209,28 @@ export class GroveClient {
     return new NdjsonWatch<Endpoints>(res.body, controller, this.server + url);
   }
 
+  /** Events, oldest first; `filter` keeps those about one object (involvedKind, involvedName, instance). */
+  async events(options: ListOptions = {}, filter: EventFilter = {}): Promise<List<Event>> {
+    return (await this.request("GET", this.eventsPath(options, filter, false))).body as List<Event>;
+  }
+
+  /** The events now (ADDED), then every change (an expired event is DELETED). */
+  async watchEvents(options: ListOptions = {}, filter: EventFilter = {}): Promise<WatchStream<Event>> {
+    const controller = new AbortController();
+    const url = this.eventsPath(options, filter, true);
+    const res = await this.fetch("GET", url, undefined, true, controller);
+    if (!res.ok) throw await toGroveError(res, this.server + url);
+    if (!res.body) throw new ClientError("BadResponse", `watch response from ${this.server} has no body`, url);
+    return new NdjsonWatch<Event>(res.body, controller, this.server + url);
+  }
+
+  private eventsPath(options: ListOptions, filter: EventFilter, watch: boolean): string {
+    const q = new URLSearchParams(Object.entries(filter).filter((e): e is [string, string] => e[1] !== undefined));
+    if (watch) q.set("watch", "1");
+    const ns = options.allNamespaces ? "" : `/namespaces/${encodeURIComponent(options.namespace ?? DEFAULT_NAMESPACE)}`;
+    return `/v1${ns}/events${q.size ? `?${q.toString()}` : ""}`;
+  }
+
   endpointsPath(app: string, namespace?: string): string {
     return `${this.objectPath("App", app, namespace)}/endpoints`;
   }
@@ -211,8 +242,8 @@ export class GroveClient {
    */
   async logs(name: string, namespace?: string, options: LogsOptions = {}): Promise<ByteStream> {
     const query = new URLSearchParams();
-    if (options.follow) query.set("follow", "1");
-    if (options.tail !== undefined) query.set("tail", String(options.tail));
+    for (const [k, v] of Object.entries(options))
+      if (v !== undefined && v !== false) query.set(k, v === true ? "1" : String(v));
     const q = query.toString();
     const url = `${this.objectPath("Instance", name, namespace)}/logs${q ? `?${q}` : ""}`;
     const controller = new AbortController();
@@ -371,12 +402,6 @@ export async function toGroveError(res: Response, url: string): Promise<GroveErr
   const message = hint ? `${hint} (${serverMessage})` : serverMessage;
   const details = Array.isArray(body?.details) ? (body.details as FieldError[]) : undefined;
   return new GroveError(code, message, details);
-}
-
-export interface LogsOptions {
-  follow?: boolean;
-  /** The last N lines; all when unset. */
-  tail?: number;
 }
 
 /** A streamed response body: iterate the chunks; close() ends it. */

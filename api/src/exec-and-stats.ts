@@ -22,6 +22,20 @@ export interface InstanceStats {
   limits?: { cpuMillis: number; memoryBytes: number; pids: number };
 }
 
+/** GET .../instances/{name}/logs: each set field is a query parameter of the same name. */
+export interface LogsOptions {
+  follow?: boolean;
+  /** The last N lines; all when unset. */
+  tail?: number;
+  /** The log kept from the instance of this name that ran before (restarted or replaced). */
+  previous?: boolean;
+  /** Only lines that arrived in the last N seconds (the server's clock), or at or after sinceTime (RFC 3339). */
+  sinceSeconds?: number;
+  sinceTime?: string;
+  /** Each line prefixed with the time it arrived (RFC 3339) and a space. */
+  timestamps?: boolean;
+}
+
 export interface StatsList {
   items: InstanceStats[];
   /** Nodes whose agents could not be asked (not connected, or failed), with why. */

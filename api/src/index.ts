@@ -23,3 +23,4 @@ export * from "./node-rules";
 export * from "./update";
 export * from "./revisions";
 export * from "./rollout-client";
+export * from "./events";

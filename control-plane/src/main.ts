@@ -89,6 +89,16 @@ export async function main(argv: string[]): Promise<void> {
       1_000,
     )
     .option(
+      "--event-ttl <duration>",
+      "how long an Event lives after it last happened (at least 2s: etcd's shortest lease)",
+      flagCheck("--event-ttl", (v) => {
+        const ms = parseDurationMs(v);
+        if (ms < 2000) throw new InvalidArgumentError("--event-ttl must be at least 2s");
+        return ms;
+      }),
+      3_600_000,
+    )
+    .option(
       "--assign-cluster-id",
       "give a store that holds objects but no cluster id a new one (after an upgrade from a Grove without cluster ids; " +
         "agents that applied sets of another cluster still refuse it)",
@@ -111,6 +121,7 @@ export async function main(argv: string[]): Promise<void> {
     egressDefault: "deny" | "allow";
     nodeGrace: number;
     heartbeatInterval: number;
+    eventTtl: number;
     assignClusterId?: boolean;
   }>();
   const logger = pino({ name: "grove-server", level: o.logLevel });
@@ -138,6 +149,7 @@ export async function main(argv: string[]): Promise<void> {
         reserved: o.reservedHostPorts,
       },
       assignClusterId: o.assignClusterId === true,
+      events: { ttlSeconds: Math.ceil(o.eventTtl / 1000) },
       logger,
     });
     let stopping = false;

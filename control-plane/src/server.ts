@@ -19,6 +19,8 @@ import { LeaderElection } from "./leader/election";
 import { AgentGateway, type PresenceOptions } from "./grpc/agent-gateway";
 import { NodeRegistration, type ClusterNetworkOptions } from "./nodes/registration";
 import { ensureClusterId } from "./cluster/cluster-id";
+import { EventRecorder, type EventRecorderOptions } from "./events/recorder";
+import { EventWatcher } from "./events/event-watcher";
 import type { PortRange } from "./network/subnets";
 import { ControlPlaneHostPorts, type HostPortPolicyOptions } from "./network/host-port-policy";
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges } from "@grove/api";
@@ -50,6 +52,8 @@ export interface ControlPlaneOptions {
    * store is the right one). Without it such a store sends no desired sets.
    */
   assignClusterId?: boolean;
+  /** Event time-to-live and write limits (grove-server --event-ttl). */
+  events?: Omit<EventRecorderOptions, "logger">;
 }
 
 export interface ControlPlane {
@@ -59,6 +63,8 @@ export interface ControlPlane {
   agentToken: string;
   etcdEndpoints: string[];
   store: Store;
+  /** Records Events (controllers and the rollout code call recordEvent). */
+  events: EventRecorder;
   /** The cluster id desired sets carry; undefined while the store is suspect (see ensureClusterId). */
   clusterId?: string;
   close(): Promise<void>;
@@ -145,6 +151,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const instances = new Informer<Instance>(store, Keys.collection("instances"), logger);
     const nodes = new Informer<Node>(store, Keys.collection("nodes"), logger);
     const tasks = new Informer<Task>(store, Keys.collection("tasks"), logger);
+    const events = new EventRecorder(store, { ...opts.events, logger: logger.child({ component: "events" }) });
+    cleanups.push(async () => events.stop());
+    const eventWatcher = new EventWatcher(events, apps, instances, nodes);
 
     // Only the elected leader runs the controllers and the scheduler
     // (leader/election.ts); they are built when this server is elected and
@@ -185,8 +194,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       taskController.resyncAll();
       scheduler.trigger();
       lifecycle.start();
+      eventWatcher.setActive(true);
       controllers = {
         stop: () => {
+          eventWatcher.setActive(false);
           appController.stop();
           taskController.stop();
           scheduler.stop();
@@ -247,6 +258,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       agentToken,
       etcdEndpoints: endpoints,
       store,
+      events,
       ...(cluster.state === "ok" ? { clusterId: cluster.id } : {}),
       close,
     };

@@ -105,6 +105,9 @@ static grove_cgroup_t cgroup;
 static grove_container_t container;
 static int log_fd = -1;
 static long long log_size;
+/* <log>.ts: when the log's bytes arrived (see log_stamp). */
+static int ts_fd = -1;
+static long long ts_size, ts_last_ms = -1;
 static int exited;
 static grove_exit_t exit_status;
 static long long started_ms, finished_ms;
@@ -239,19 +242,53 @@ static void
 log_open (void)
 {
   struct stat st;
+  char ts[4096];
   log_fd = open (cfg.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
   log_size = (log_fd >= 0 && fstat (log_fd, &st) == 0) ? st.st_size : 0;
+  if (ts_fd >= 0)
+    close (ts_fd);
+  snprintf (ts, sizeof (ts), "%s.ts", cfg.log);
+  ts_fd = open (ts, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+  ts_size = (ts_fd >= 0 && fstat (ts_fd, &st) == 0) ? st.st_size : 0;
+  ts_last_ms = -1;
 }
 
 static void
 log_rotate (void)
 {
-  char rotated[4096];
+  char rotated[4096], ts[4096], ts_rotated[4096];
   snprintf (rotated, sizeof (rotated), "%s.1", cfg.log);
+  snprintf (ts, sizeof (ts), "%s.ts", cfg.log);
+  snprintf (ts_rotated, sizeof (ts_rotated), "%s.ts.1", cfg.log);
   if (log_fd >= 0)
     close (log_fd);
   rename (cfg.log, rotated);
+  rename (ts, ts_rotated);
   log_open ();
+}
+
+/* Timestamps without changing the log's format (readers that do not know
+ * them see the same bytes): <log>.ts gets a line "OFFSET MS" (wall clock,
+ * milliseconds) when bytes at OFFSET of <log> arrive in a later millisecond
+ * than the last record; the bytes up to the next record arrived then too.
+ * It rotates with the log, and stops growing (coarser times) at a quarter of
+ * log_max, so it never outgrows its log by much. */
+static void
+log_stamp (void)
+{
+  struct timespec now;
+  char rec[64];
+  long long ms;
+  int n;
+  if (ts_fd < 0 || clock_gettime (CLOCK_REALTIME, &now) != 0)
+    return;
+  ms = (long long) now.tv_sec * 1000 + now.tv_nsec / 1000000;
+  if (ms == ts_last_ms || (cfg.log_max > 0 && ts_size > cfg.log_max / 4))
+    return;
+  n = snprintf (rec, sizeof (rec), "%lld %lld\n", log_size, ms);
+  if (n > 0 && grove_write_all (ts_fd, rec, (size_t) n) == 0)
+    ts_size += n;
+  ts_last_ms = ms;
 }
 
 /* Appends to the log; a file never grows past log_max: it is rotated to
@@ -276,6 +313,8 @@ log_write (const char *buf, size_t len)
               piece = nl != NULL ? (size_t) (nl - buf) + 1 : (size_t) room;
             }
         }
+      if (log_fd >= 0)
+        log_stamp ();
       if (log_fd < 0 || grove_write_all (log_fd, buf, piece) < 0)
         return;
       log_size += (long long) piece;

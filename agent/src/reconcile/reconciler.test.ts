@@ -157,7 +157,7 @@ describe("Reconciler", () => {
     expect(released.map((r) => r.uid)).toEqual(["u1"]);
   });
 
-  it("deletes the logs of an instance that leaves the desired set, keeps those still desired", async () => {
+  it("moves the logs of an instance that leaves the desired set to its name's previous log, keeps those still desired", async () => {
     await reconciler.start();
     reconciler.setDesired(desired(spec("u1"), spec("u2")));
     await settle();
@@ -165,7 +165,9 @@ describe("Reconciler", () => {
     for (const f of ["u1.log", "u1.log.1", "u2.log"]) fs.writeFileSync(path.join(logs, f), "line\n");
     reconciler.setDesired(desired(spec("u2")));
     await settle();
-    expect(fs.readdirSync(logs).sort()).toEqual(["u2.log"]);
+    expect(fs.readdirSync(logs).sort()).toEqual(["previous", "u2.log"]);
+    // grove logs --previous (log-files.ts): kept under the instance's name, pruned 10 minutes after it is no longer desired.
+    expect(fs.readdirSync(path.join(logs, "previous")).sort()).toEqual(["default_web-u1.log", "default_web-u1.log.1"]);
   });
 
   it("keeps the logs of a finished instance named in keep_logs (a Task's attempt) until it leaves that list", async () => {

@@ -50,7 +50,7 @@ import { errorMessage, exitStatus, startFailedStatus, StatusReason } from "./ins
 import { cleanupLegacyEtcFiles, startSteps, type StartContext } from "./start-steps";
 import { adoptLost, adoptRecovered } from "./adopt";
 import { resize } from "./resize";
-import { removeLogs, removeOrphanLogs } from "./log-files";
+import { keepAsPrevious, prunePreviousLogs, removeLogs, removeOrphanLogs } from "./log-files";
 import type { ReconcilerCore, ReconcilerOptions, TrackedInstance } from "./types";
 import { startHealth } from "../health/attach";
 import { initialReadiness } from "../health/from-spec";
@@ -345,9 +345,13 @@ export class Reconciler {
     // its host ports to another instance on this node from now on. (Not on a
     // shutdown: the stream goes too; the next Register, without it, says so.)
     if (!this.shuttingDown) this.released(tracked);
-    // The instance is gone from the control plane: so are its logs (kept while
-    // a finished instance is still desired or named in keep_logs, and on an agent shutdown).
-    if (!this.shuttingDown && !this.keepLogs.has(uid)) await removeLogs(this.logDir, uid);
+    // The instance is gone from the control plane: its log becomes the previous
+    // log of its name (kept while a finished instance is still desired or named
+    // in keep_logs, and on an agent shutdown).
+    if (!this.shuttingDown && !this.keepLogs.has(uid)) {
+      await keepAsPrevious(this.logDir, uid, tracked.spec.namespace, tracked.spec.name);
+      await prunePreviousLogs(this.logDir, (ns, name) => this.isDesiredName(ns, name));
+    }
   }
 
   /**
@@ -465,6 +469,11 @@ export class Reconciler {
    * Once per agent run, on the first desired set: deletes the logs of
    * instances neither desired nor tracked (removed while the agent was down).
    */
+  /** Whether an instance of this namespace and name is desired here (its previous log is then kept). */
+  private isDesiredName(namespace: string, name: string): boolean {
+    return [...this.desired.values()].some((d) => d.namespace === namespace && d.name === name);
+  }
+
   private async collectOrphanLogs(): Promise<void> {
     if (this.orphanLogsCollected || !this.started || !this.desiredReceived || this.shuttingDown) return;
     this.orphanLogsCollected = true;
@@ -472,6 +481,7 @@ export class Reconciler {
       this.logDir,
       (uid) => this.desired.has(uid) || this.tracked.has(uid) || this.keepLogs.has(uid),
     );
+    await prunePreviousLogs(this.logDir, (ns, name) => this.isDesiredName(ns, name));
     if (removed.length > 0) this.log.info({ files: removed }, "removed logs of instances that are gone");
   }
 }

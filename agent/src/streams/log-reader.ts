@@ -20,6 +20,12 @@ export interface LogReadOptions {
   pollMs?: number;
 }
 
+/** Where emitted bytes were read: the file (by inode, it survives rotation) and the offset in it. */
+export interface LogPosition {
+  ino: number;
+  offset: number;
+}
+
 /** The files of a log, oldest first. */
 export function logFiles(logPath: string): string[] {
   return [`${logPath}.1`, logPath];
@@ -121,7 +127,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 export async function readLog(
   logPath: string,
   opts: LogReadOptions,
-  emit: (data: Buffer) => Promise<void>,
+  emit: (data: Buffer, at: LogPosition) => Promise<void>,
 ): Promise<void> {
   const files = logFiles(logPath);
   const start = await tailStart(files, opts.tailLines);
@@ -204,12 +210,15 @@ export async function readLog(
   /** Emits from offset to the file's current end; returns the new offset. */
   async function drain(fh: fs.FileHandle, offset: number): Promise<number> {
     let pos = offset;
+    let ino: number | undefined;
     for (;;) {
       if (opts.signal.aborted) return pos;
       const buf = await readAt(fh, pos, READ_CHUNK);
       if (buf.length === 0) return pos;
+      ino ??= (await fh.stat()).ino;
+      const at = pos;
       pos += buf.length;
-      await emit(buf);
+      await emit(buf, { ino, offset: at });
     }
   }
 }

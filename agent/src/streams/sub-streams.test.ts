@@ -146,7 +146,19 @@ describe("SubStreamServer", () => {
   it("answers logs of an unknown instance with NotFound", async () => {
     server.handle(
       msg({
-        streamOpen: { ...open(1, "LOGS").streamOpen!, instanceUid: "nope", logs: { follow: true, tailLines: -1 } },
+        streamOpen: {
+          ...open(1, "LOGS").streamOpen!,
+          instanceUid: "nope",
+          logs: {
+            follow: true,
+            tailLines: -1,
+            previous: false,
+            namespace: "",
+            name: "",
+            sinceMs: "0",
+            timestamps: false,
+          },
+        },
       }),
     );
     await until("the end", () => out.end(1) !== undefined);

@@ -19,11 +19,15 @@ import type {
   ContainerStats,
   ControlMessage__Output,
   InstanceStatus,
+  LogsOptions__Output,
   StreamEnd,
   StreamOpen__Output,
 } from "@grove/proto";
 import type { ContainerRuntime, ExecProcess } from "../runtime/types";
+import { isPlainName } from "../reconcile/instance-spec";
+import { previousLogPath } from "../reconcile/log-files";
 import { logFiles, readLog } from "./log-reader";
+import { LineStamper } from "./log-stamps";
 
 function exists(file: string): Promise<boolean> {
   return fs.access(file).then(
@@ -198,6 +202,8 @@ export class SubStreamServer {
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(open.instanceUid)) {
       throw new StreamFailure("BadRequest", `invalid instance uid "${open.instanceUid}"`);
     }
+    const o = open.logs;
+    if (o?.previous) return this.previousLogs(s, o);
     const logPath = path.join(this.options.logDir, `${open.instanceUid}.log`);
     const known = this.options.instances().some((i) => i.uid === open.instanceUid);
     if (!known && !(await Promise.all(logFiles(logPath).map(exists))).some(Boolean)) {
@@ -211,19 +217,10 @@ export class SubStreamServer {
     };
     try {
       if (known) await ack();
-      await readLog(
-        logPath,
-        {
-          tailLines: open.logs?.tailLines ?? -1,
-          follow: open.logs?.follow ?? false,
-          signal: s.abort.signal,
-          ...(this.options.followPollMs !== undefined ? { pollMs: this.options.followPollMs } : {}),
-        },
-        async (data) => {
-          await ack();
-          await this.send(s, 1, data);
-        },
-      );
+      await this.readLogTo(s, logPath, o, async (data) => {
+        await ack();
+        await this.send(s, 1, data);
+      });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
       // A known instance whose container never wrote anything has an empty log.
@@ -231,6 +228,48 @@ export class SubStreamServer {
     }
     if (!acked && !known) throw new StreamFailure("NotFound", `instance ${open.instanceUid} is not on this node`);
     await ack();
+  }
+
+  /** Reads the log with the request's tail, follow, since and timestamps. */
+  private async readLogTo(
+    s: Active,
+    logPath: string,
+    o: LogsOptions__Output | null | undefined,
+    out: (data: Buffer) => Promise<void>,
+  ): Promise<void> {
+    const sinceMs = Number(o?.sinceMs ?? 0);
+    const stamper =
+      o?.timestamps || sinceMs > 0
+        ? new LineStamper(logPath, { timestamps: Boolean(o?.timestamps), ...(sinceMs > 0 ? { sinceMs } : {}) }, out)
+        : undefined;
+    await readLog(
+      logPath,
+      {
+        tailLines: o?.tailLines ?? -1,
+        follow: o?.follow ?? false,
+        signal: s.abort.signal,
+        ...(this.options.followPollMs !== undefined ? { pollMs: this.options.followPollMs } : {}),
+      },
+      (data, at) => (stamper ? stamper.push(at.ino, at.offset, data) : out(data)),
+    );
+    await stamper?.end();
+  }
+
+  /** `grove logs --previous`: the log kept from the instance of that name that ran here before (log-files.ts). */
+  private async previousLogs(s: Active, o: LogsOptions__Output): Promise<void> {
+    if (!isPlainName(o.namespace) || !isPlainName(o.name)) {
+      throw new StreamFailure("BadRequest", `invalid instance name "${o.namespace}/${o.name}"`);
+    }
+    const logPath = previousLogPath(this.options.logDir, o.namespace, o.name);
+    if (!(await Promise.all(logFiles(logPath).map(exists))).some(Boolean)) {
+      throw new StreamFailure("NotFound", `no previous log of ${o.namespace}/${o.name} on this node`);
+    }
+    await s.outlet.write({ streamOutput: { streamId: s.id, fd: 0, data: Buffer.alloc(0) } });
+    try {
+      await this.readLogTo(s, logPath, { ...o, follow: false }, (data) => this.send(s, 1, data));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
   }
 
   private async exec(s: Active, open: StreamOpen__Output): Promise<StreamEnd> {

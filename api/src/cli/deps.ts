@@ -10,7 +10,7 @@ import { resolveConfig, type ConnectionFlags, type ResolvedConfig } from "../con
 export type CliClient = Pick<GroveClient, "list" | "get" | "apply" | "delete" | "watch"> &
   Partial<Pick<GroveClient, "endpoints" | "watchEndpoints" | "plan" | "capacity">> &
   Partial<Pick<GroveClient, "logs" | "instanceStats" | "stats" | "exec">> &
-  Partial<Pick<GroveClient, "call" | "objectPath">>;
+  Partial<Pick<GroveClient, "call" | "objectPath" | "events" | "watchEvents">>;
 
 export interface CliDeps {
   /** Writes one line (a newline is added) to standard output. */

@@ -3,7 +3,7 @@ import type { ExecSession } from "../exec-client";
 import type { InstanceStats, StatsList } from "../exec-and-stats";
 import type { Instance, Node } from "../schemas";
 import { run } from "./main";
-import { instanceName, renderTop } from "./logs-exec-top";
+import { instanceName, parseSince, renderTop } from "./logs-exec-top";
 import type { CliClient, CliDeps } from "./program";
 import { instance } from "./render/testing";
 
@@ -154,5 +154,20 @@ describe("grove logs / exec / top", () => {
     expect(await run(["top"], s.deps)).toBe(0);
     expect(calls).toEqual(["default", "default"]);
     expect(s.out[1]).toMatch(/web-0\s+n1\s+250m/);
+  });
+});
+
+describe("grove logs --since", () => {
+  it("takes a duration (seconds, counted by the server) or an RFC 3339 time", () => {
+    expect(parseSince("90s")).toEqual({ sinceSeconds: 90 });
+    expect(parseSince("5m")).toEqual({ sinceSeconds: 300 });
+    expect(parseSince("500ms")).toEqual({ sinceSeconds: 1 });
+    expect(parseSince("2026-01-02T03:04:05+01:00")).toEqual({ sinceTime: "2026-01-02T02:04:05.000Z" });
+  });
+
+  it("refuses anything else, naming the flag", () => {
+    for (const bad of ["yesterday", "2026-01-02T03:04:05", "2026-13-45T00:00:00Z", "-5m"]) {
+      expect(() => parseSince(bad)).toThrow(/--since/);
+    }
   });
 });

@@ -6,7 +6,7 @@ import { GroveError } from "../errors";
 import { formatBytes } from "../quantity";
 import type { Instance, Node } from "../schemas";
 import type { InstanceStats, StatsList } from "../exec-and-stats";
-import { UsageError } from "./kinds";
+import { parseDuration, UsageError } from "./kinds";
 import { renderTable } from "./render/table";
 import type { CliClient, CliDeps } from "./deps";
 import { taskAttempts } from "./task-attempts";
@@ -228,6 +228,32 @@ export function renderTop(
   return lines;
 }
 
+interface LogsFlags {
+  follow?: boolean;
+  tail?: string;
+  previous?: boolean;
+  since?: string;
+  timestamps?: boolean;
+}
+
+/** --since: "10s", "5m", "1h" (sinceSeconds, counted by the server) or an RFC 3339 time (sinceTime). */
+export function parseSince(text: string): { sinceSeconds: number } | { sinceTime: string } {
+  if (/^\d{4}-\d{2}-\d{2}T/.test(text)) {
+    const ms = Date.parse(text);
+    if (Number.isNaN(ms) || !/(Z|[+-]\d{2}:\d{2})$/i.test(text)) {
+      throw new UsageError(`--since: "${text}" is not an RFC 3339 time (e.g. 2026-01-02T15:04:05Z)`);
+    }
+    return { sinceTime: new Date(ms).toISOString() };
+  }
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch {
+    throw new UsageError(`--since: "${text}" is neither a duration (10s, 5m, 1h) nor an RFC 3339 time`);
+  }
+  return { sinceSeconds: Math.max(1, Math.ceil(ms / 1000)) };
+}
+
 export function registerOperationCommands(program: Command, deps: CliDeps, connect: Connect): void {
   program
     .command("logs")
@@ -235,17 +261,27 @@ export function registerOperationCommands(program: Command, deps: CliDeps, conne
     .argument("<target>", "APP/INDEX (e.g. hello/0), an instance name, APP, or task/NAME (every attempt)")
     .option("-f, --follow", "keep printing what is appended until interrupted")
     .option("--tail <lines>", "only the last N lines (then follow)")
-    .action(async (target: string, opts: { follow?: boolean; tail?: string }, cmd: Command) => {
+    .option("-p, --previous", "the log of the instance of this name that ran before (restarted or replaced)")
+    .option("--since <when>", "only lines that arrived since: a duration (10s, 5m, 1h) or an RFC 3339 time")
+    .option("--timestamps", "prefix each line with the time it arrived (RFC 3339)")
+    .action(async (target: string, opts: LogsFlags, cmd: Command) => {
       let tail: number | undefined;
       if (opts.tail !== undefined) {
         if (!/^[0-9]+$/.test(opts.tail)) throw new UsageError(`--tail: "${opts.tail}" is not a number of lines`);
         tail = Number(opts.tail);
       }
+      if (opts.previous && opts.follow) throw new UsageError("--previous and --follow: a previous log does not grow");
       const { namespace, client } = connect(cmd);
       if (!client.logs) throw new Error("this client cannot read logs");
       const logs = client.logs.bind(client);
       const names = await logTargets(client, target, namespace);
-      const options = { follow: Boolean(opts.follow), ...(tail !== undefined ? { tail } : {}) };
+      const options = {
+        follow: Boolean(opts.follow),
+        ...(tail !== undefined ? { tail } : {}),
+        ...(opts.previous ? { previous: true } : {}),
+        ...(opts.timestamps ? { timestamps: true } : {}),
+        ...(opts.since !== undefined ? parseSince(opts.since) : {}),
+      };
       if (names.length === 1) {
         for await (const chunk of await logs(names[0]!, namespace, options)) raw(deps, chunk);
         return;

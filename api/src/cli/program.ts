@@ -19,6 +19,8 @@ import { waitForApps, waitForDrain } from "./wait";
 import { registerRolloutCommands } from "./rollout";
 import { describeTask, registerTaskCommands } from "./task-commands";
 import { taskAttempts } from "./task-attempts";
+import { EVENTS_WORDS, describeEvents, getEvents } from "./events";
+import { CLUSTER_EVENTS_NAMESPACE } from "../events";
 // Kept so importers of program.ts need no edit.
 export type { CliClient, CliDeps } from "./deps";
 export { waitForApps } from "./wait";
@@ -172,7 +174,7 @@ export function buildProgram(deps: CliDeps): Command {
   program
     .command("get")
     .description("list objects, or show one")
-    .argument("<kind>", "app(s), instance(s)/inst or node(s); or KIND/NAME; or endpoints APP")
+    .argument("<kind>", "app(s), instance(s)/inst, node(s) or events; or KIND/NAME; or endpoints APP")
     .argument("[name]", "one object's name")
     .addOption(new Option("-o, --output <format>", "output format").choices(OUTPUTS).default("table"))
     .option("-w, --watch", "after listing, stream changes")
@@ -205,6 +207,13 @@ export function buildProgram(deps: CliDeps): Command {
           if (!app) throw new UsageError("get endpoints needs the App's name: grove get endpoints APP");
           const { config, client } = connect(cmd, deps);
           await getEndpoints(deps, client, app, config.namespace, opts.output, Boolean(opts.watch));
+          return;
+        }
+        if (EVENTS_WORDS.includes(kindArg.toLowerCase())) {
+          const { config, client } = connect(cmd, deps);
+          const allNamespaces = Boolean(opts.allNamespaces);
+          const scope = { namespace: config.namespace, allNamespaces, output: opts.output };
+          await getEvents(deps, client, { ...scope, watch: Boolean(opts.watch) });
           return;
         }
         const { kind, name } = kindAndName(kindArg, nameArg);
@@ -274,12 +283,16 @@ export function buildProgram(deps: CliDeps): Command {
           now,
         );
         lines.push(...(await usageOfApp(client, name, app.metadata.namespace ?? config.namespace)));
+        const filter = { involvedKind: "App", involvedName: name };
+        lines.push(...(await describeEvents(client, app.metadata.namespace ?? config.namespace, filter, now)));
       } else if (kind === "Task") {
         const task = await client.get("Task", name, config.namespace);
         lines = describeTask(task, await taskAttempts(client, name, task.metadata.namespace ?? config.namespace), now);
       } else if (kind === "Instance") {
         const inst = await client.get("Instance", name, config.namespace);
         lines = [...describeInstance(inst, now), ...(await usageOfInstance(client, inst))];
+        const filter = { involvedKind: "App", involvedName: inst.spec.app, instance: name };
+        lines.push(...(await describeEvents(client, inst.metadata.namespace ?? config.namespace, filter, now)));
       } else {
         const node = await client.get("Node", name);
         const instances = await client.list("Instance", { allNamespaces: true });
@@ -288,6 +301,8 @@ export function buildProgram(deps: CliDeps): Command {
           instances.items.filter((i) => (i.status?.nodeName ?? i.spec.nodeName) === name),
           now,
         );
+        const filter = { involvedKind: "Node", involvedName: name };
+        lines.push(...(await describeEvents(client, CLUSTER_EVENTS_NAMESPACE, filter, now)));
       }
       for (const line of lines) deps.out(line);
     });

@@ -7,7 +7,7 @@
 // All of them take the bearer token like every other route.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { WebSocket } from "ws";
-import { Type } from "@sinclair/typebox";
+import { Type, type Static } from "@sinclair/typebox";
 import {
   ExecChannel,
   GroveError,
@@ -18,7 +18,7 @@ import {
   type InstanceStats,
   type StatsList,
 } from "@grove/api";
-import type { ContainerStats__Output } from "@grove/proto";
+import type { ContainerStats__Output, LogsOptions } from "@grove/proto";
 import { endError, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "../grpc/sub-streams";
 import type { RouteContext } from "./resource-routes";
 import { errorResponse } from "./errors";
@@ -70,26 +70,58 @@ function toApiStats(s: ContainerStats__Output, node: string, inst: Instance | un
   return out;
 }
 
+const LogsQuery = Type.Object({
+  follow: Type.Optional(Flag),
+  tail: Type.Optional(Type.String({ pattern: "^-?[0-9]+$", description: "last N lines; -1: all (default)" })),
+  previous: Type.Optional(Flag),
+  sinceSeconds: Type.Optional(
+    Type.String({ pattern: "^[0-9]+$", description: "only lines that arrived in the last N seconds" }),
+  ),
+  sinceTime: Type.Optional(
+    Type.String({ format: "date-time", description: "only lines that arrived at or after this time (RFC 3339)" }),
+  ),
+  timestamps: Type.Optional(Flag),
+});
+
+/** sinceSeconds (from this server's clock) or sinceTime, in ms since the epoch; 0: the whole log. */
+function sinceOf(q: Static<typeof LogsQuery>): number {
+  if (q.sinceSeconds !== undefined && q.sinceTime !== undefined) {
+    throw new GroveError("BadRequest", "give sinceSeconds or sinceTime, not both", [
+      { path: "/sinceTime", message: "must not be set with sinceSeconds" },
+    ]);
+  }
+  if (q.sinceSeconds !== undefined) return Date.now() - Number(q.sinceSeconds) * 1000;
+  if (q.sinceTime !== undefined) return Date.parse(q.sinceTime);
+  return 0;
+}
+
 export function registerOperationRoutes(app: FastifyInstance, ctx: RouteContext, agents: AgentStreams): void {
   app.get(
     "/v1/namespaces/:namespace/instances/:name/logs",
     {
       schema: {
         tags: ["instances"],
-        summary: "The instance's log (stdout and stderr), as chunked text/plain; follow=1 streams what is appended",
+        summary:
+          "The instance's log (stdout and stderr), as chunked text/plain; follow=1 streams what is appended; " +
+          "previous=1: the log kept from the instance of this name that ran before it on its node",
         params: InstanceParams,
-        querystring: Type.Object({
-          follow: Type.Optional(Flag),
-          tail: Type.Optional(Type.String({ pattern: "^-?[0-9]+$", description: "last N lines; -1: all (default)" })),
-        }),
+        querystring: LogsQuery,
         response: errors,
       },
     },
     async (req: FastifyRequest, reply: FastifyReply) => {
       const { namespace, name } = req.params as { namespace: string; name: string };
-      const q = req.query as { follow?: string; tail?: string };
+      const q = req.query as Static<typeof LogsQuery>;
       const { inst, node } = await placed(ctx, namespace, name);
-      await streamLogs(reply, ctx, agents, node, inst, { follow: on(q.follow), tailLines: Number(q.tail ?? -1) });
+      await streamLogs(reply, ctx, agents, node, inst, {
+        follow: on(q.follow) && !on(q.previous),
+        tailLines: Number(q.tail ?? -1),
+        previous: on(q.previous),
+        namespace,
+        name,
+        sinceMs: sinceOf(q),
+        timestamps: on(q.timestamps),
+      });
       return reply;
     },
   );
@@ -209,7 +241,7 @@ async function streamLogs(
   agents: AgentStreams,
   node: string,
   inst: Instance,
-  logs: { follow: boolean; tailLines: number },
+  logs: LogsOptions,
 ): Promise<void> {
   const what = `logs of instance ${inst.metadata.name}`;
   // Until the agent has found the instance, its errors become the HTTP status.

@@ -12,6 +12,7 @@ import type { HostPortRange } from "../scheduler";
 import type { Store } from "../store/store";
 import { registerAppRoutes } from "./apps";
 import { registerEndpointRoutes } from "./endpoints";
+import { addEventSchemas, registerEventRoutes } from "./events";
 import { installBearerAuth } from "./auth";
 import { installErrorHandling } from "./errors";
 import { registerHealthRoutes } from "./health";
@@ -57,6 +58,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   installBearerAuth(app, opts.adminToken);
   addSharedSchemas(app);
+  addEventSchemas(app);
 
   await app.register(swagger, {
     openapi: {
@@ -94,6 +96,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   registerEndpointRoutes(app, ctx);
   registerRolloutRoutes(app, ctx);
   registerSchedulingRoutes(app, ctx);
+  registerEventRoutes(app, { store: opts.store, watches });
   if (opts.agents) registerOperationRoutes(app, ctx, opts.agents);
 
   // Open watch streams would hold close() until every client left.

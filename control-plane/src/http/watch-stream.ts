@@ -49,11 +49,34 @@ export interface WatchRequest<K extends Kind> {
 
 type StreamEvent<T> = WatchEvent<T> | { type: "ERROR"; object: ErrorBody };
 
+/** What a watch stream reads: any collection that lists at a revision and watches from one (Events too). */
+export interface WatchSource<T> {
+  registry: WatchRegistry;
+  /** For the log. */
+  what: string;
+  resourceVersion: string | undefined;
+  list(): Promise<{ items: T[]; resourceVersion: string }>;
+  watch(
+    fromRevision: string,
+    handlers: { onEvent(ev: WatchEvent<T>): void; onRelist(): void; onError(err: Error): void },
+  ): Promise<Watch>;
+}
+
 export async function streamWatch<K extends Kind>(reply: FastifyReply, w: WatchRequest<K>): Promise<void> {
-  let initial: ResourceOf<K>[] = [];
+  await streamWatchOf<ResourceOf<K>>(reply, {
+    registry: w.registry,
+    what: w.kind,
+    resourceVersion: w.resourceVersion,
+    list: () => w.repo.list(w.kind, w.namespace),
+    watch: (from, handlers) => w.repo.watch(w.kind, w.namespace, from, handlers),
+  });
+}
+
+export async function streamWatchOf<T>(reply: FastifyReply, w: WatchSource<T>): Promise<void> {
+  let initial: T[] = [];
   let after = w.resourceVersion;
   if (after === undefined) {
-    const list = await w.repo.list(w.kind, w.namespace);
+    const list = await w.list();
     initial = list.items;
     after = list.resourceVersion;
   }
@@ -63,7 +86,7 @@ export async function streamWatch<K extends Kind>(reply: FastifyReply, w: WatchR
   const pending: string[] = [];
   let ended = false;
 
-  const send = (ev: StreamEvent<ResourceOf<K>>) => {
+  const send = (ev: StreamEvent<T>) => {
     if (ended) return;
     const line = JSON.stringify(ev) + "\n";
     if (!conn.raw) {
@@ -72,7 +95,7 @@ export async function streamWatch<K extends Kind>(reply: FastifyReply, w: WatchR
     }
     conn.raw.write(line);
     if (conn.raw.writableLength > MAX_BUFFERED_BYTES) {
-      reply.log.warn({ kind: w.kind }, "watch client is not reading; dropping it");
+      reply.log.warn({ kind: w.what }, "watch client is not reading; dropping it");
       end();
     }
   };
@@ -87,7 +110,7 @@ export async function streamWatch<K extends Kind>(reply: FastifyReply, w: WatchR
   // Start following before answering, so a store that is down still gets a
   // proper 503 instead of an empty 200 stream. Events that arrive before the
   // headers are out wait in `pending`.
-  const watch = await w.repo.watch(w.kind, w.namespace, String(BigInt(after) + 1n), {
+  const watch = await w.watch(String(BigInt(after) + 1n), {
     onEvent: (ev) => send(ev),
     onRelist: () => {
       send({

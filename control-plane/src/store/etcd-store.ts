@@ -122,8 +122,8 @@ function toKeyValue<T>(kv: IKeyValue): KeyValue<T> {
   return { key: kv.key.toString("utf8"), value: decodeValue<T>(kv), modRevision: String(kv.mod_revision) };
 }
 
-function putOp(key: string, value: unknown): IRequestOp {
-  return { request_put: { key: enc(key), value: enc(JSON.stringify(value)) } };
+function putOp(key: string, value: unknown, lease?: string): IRequestOp {
+  return { request_put: { key: enc(key), value: enc(JSON.stringify(value)), ...(lease ? { lease } : {}) } };
 }
 
 /** A compare from the Store's TxnCompare: "0" means the key must not exist. */
@@ -316,7 +316,7 @@ export class EtcdStore implements Store {
       this.client.kv.txn({
         compare: compares.map(toEtcdCompare),
         success: ops.map((op) =>
-          op.type === "put" ? putOp(op.key, op.value) : { request_delete_range: { key: enc(op.key) } },
+          op.type === "put" ? putOp(op.key, op.value, op.lease) : { request_delete_range: { key: enc(op.key) } },
         ),
       }),
     );
@@ -353,6 +353,11 @@ export class EtcdStore implements Store {
       throw err;
     }
     return watch;
+  }
+
+  async grantLease(ttlSeconds: number): Promise<string> {
+    const res = await this.call("lease grant", () => this.client.leaseClient.leaseGrant({ TTL: ttlSeconds }));
+    return String(res.ID);
   }
 
   async ping(): Promise<void> {

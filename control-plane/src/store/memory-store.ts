@@ -53,6 +53,9 @@ export class MemoryStore implements Store {
   private compactedRev = 0;
   private unavailable: GroveError | undefined;
   private closed = false;
+  /** Leases: id -> the keys put with it, and the timer that deletes them. */
+  private readonly leases = new Map<string, { keys: Set<string>; timer: NodeJS.Timeout }>();
+  private nextLease = 1;
 
   constructor(opts: MemoryStoreOptions = {}) {
     this.historyLimit = Math.max(1, opts.historyLimit ?? DEFAULT_HISTORY_LIMIT);
@@ -156,6 +159,13 @@ export class MemoryStore implements Store {
       const current = this.data.get(c.key)?.modRevision ?? 0;
       if (String(current) !== c.modRevision) return { succeeded: false, revision: String(this.rev) };
     }
+    for (const op of ops) {
+      if (op.type !== "put" || op.lease === undefined) continue;
+      if (!this.leases.has(op.lease)) throw new GroveError("NotFound", `lease ${op.lease} not found (expired?)`);
+    }
+    // A put moves the key to its new lease (or to none), as in etcd.
+    for (const lease of this.leases.values()) for (const op of ops) lease.keys.delete(op.key);
+    for (const op of ops) if (op.type === "put" && op.lease !== undefined) this.leases.get(op.lease)!.keys.add(op.key);
     return { succeeded: true, revision: String(this.commit(ops)) };
   }
 
@@ -183,11 +193,32 @@ export class MemoryStore implements Store {
     return w;
   }
 
+  async grantLease(ttlSeconds: number): Promise<string> {
+    this.check();
+    const id = String(this.nextLease++);
+    const timer = setTimeout(() => this.expireLease(id), ttlSeconds * 1000);
+    timer.unref();
+    this.leases.set(id, { keys: new Set(), timer });
+    return id;
+  }
+
+  /** Ends a lease now, deleting its keys (the timer does it after the TTL). */
+  expireLease(id: string): void {
+    const lease = this.leases.get(id);
+    if (!lease) return;
+    clearTimeout(lease.timer);
+    this.leases.delete(id);
+    const ops = [...lease.keys].filter((k) => this.data.has(k)).map((key) => ({ type: "delete" as const, key }));
+    if (ops.length > 0 && !this.closed) this.commit(ops);
+  }
+
   async ping(): Promise<void> {
     this.check();
   }
 
   async close(): Promise<void> {
+    for (const lease of this.leases.values()) clearTimeout(lease.timer);
+    this.leases.clear();
     this.closed = true;
     await Promise.all([...this.watchers].map((w) => w.close()));
   }

@@ -92,7 +92,9 @@ export interface Watch {
 export type TxnCompare =
   /** The key's mod revision equals this ("0" means the key must not exist). */
   { key: string; modRevision: string };
-export type TxnOp<T> = { type: "put"; key: string; value: T } | { type: "delete"; key: string };
+export type TxnOp<T> =
+  /** `lease`: the key is deleted when that lease (grantLease) expires. */
+  { type: "put"; key: string; value: T; lease?: string } | { type: "delete"; key: string };
 
 export interface TxnResult {
   succeeded: boolean;
@@ -127,6 +129,11 @@ export interface Store {
    * across reconnects and relists when etcd reports it compacted.
    */
   watch<T>(prefix: string, fromRevision: string, handlers: WatchHandlers<T>): Promise<Watch>;
+  /**
+   * A lease of `ttlSeconds` (etcd's lease API): keys put with it (TxnOp put
+   * `lease`) are deleted when it expires. Nothing keeps it alive. Returns its id.
+   */
+  grantLease(ttlSeconds: number): Promise<string>;
   /** Resolves when the store answers; rejects with GroveError StoreUnavailable otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
