@@ -15,6 +15,7 @@ import { AppController } from "./controllers/app-controller";
 import { DEFAULT_HOST_PORT_RANGE, SchedulerController } from "./controllers/scheduler-controller";
 import { NodeLifecycleController } from "./controllers/node-lifecycle";
 import { LeaderElection } from "./leader/election";
+import { fencedStoreFor, type LeaderFence } from "./store/fenced-store";
 import { AgentGateway, type PresenceOptions } from "./grpc/agent-gateway";
 import { NodeRegistration, type ClusterNetworkOptions } from "./nodes/registration";
 import { ensureClusterId } from "./cluster/cluster-id";
@@ -148,17 +149,19 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     // (leader/election.ts); they are built when this server is elected and
     // stopped when it loses the lease.
     let controllers: { stop(): void } | undefined;
-    const startControllers = () => {
+    const startControllers = (fence: LeaderFence) => {
       controllers?.stop();
+      // Every controller write goes through the fenced view: a former leader's are rejected in etcd.
+      const fenced = fencedStoreFor(store, fence, logger.child({ component: "fence" }));
       const appController = new AppController(
-        repo,
+        new Repository(fenced),
         apps,
         instances,
         nodes,
         logger.child({ component: "app-controller" }),
       );
       const scheduler = new SchedulerController(
-        store,
+        fenced,
         nodes,
         instances,
         logger.child({ component: "scheduler" }),
@@ -166,7 +169,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         opts.hostPortRange,
       );
       const lifecycle = new NodeLifecycleController(
-        store,
+        fenced,
         nodes,
         instances,
         logger.child({ component: "node-lifecycle" }),

@@ -128,6 +128,9 @@ function putOp(key: string, value: unknown): IRequestOp {
 
 /** A compare from the Store's TxnCompare: "0" means the key must not exist. */
 export function toEtcdCompare(c: TxnCompare): ICompare {
+  if ("createRevision" in c) {
+    return { key: enc(c.key), target: "Create", result: "Equal", create_revision: c.createRevision };
+  }
   const rev = parseRevision(c.modRevision);
   if (rev === 0n) return { key: enc(c.key), target: "Version", result: "Equal", version: 0 };
   return { key: enc(c.key), target: "Mod", result: "Equal", mod_revision: c.modRevision };
