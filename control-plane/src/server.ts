@@ -16,6 +16,7 @@ import { DEFAULT_HOST_PORT_RANGE, SchedulerController } from "./controllers/sche
 import { NodeLifecycleController } from "./controllers/node-lifecycle";
 import { LeaderElection } from "./leader/election";
 import { fencedStoreFor, type LeaderFence } from "./store/fenced-store";
+import { LeaderEpochWatch, publishLeader } from "./leader/leader-record";
 import { AgentGateway, type PresenceOptions } from "./grpc/agent-gateway";
 import { NodeRegistration, type ClusterNetworkOptions } from "./nodes/registration";
 import { ensureClusterId } from "./cluster/cluster-id";
@@ -174,6 +175,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         instances,
         logger.child({ component: "node-lifecycle" }),
       );
+      // The new epoch, for desired sets on every replica; fenced, so a former leader cannot write it back.
+      void publishLeader(fenced, { identity: election.identity, epoch: fence.epoch }).catch((err: Error) =>
+        logger.warn({ err: err.message }, "could not publish the leader record"),
+      );
       appController.resyncAll();
       scheduler.trigger();
       lifecycle.start();
@@ -190,13 +195,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const registration = new NodeRegistration(store, repo, instances, agentsLogger, opts.network);
     const gateway = new AgentGateway(registration, instances, agentToken, agentsLogger, opts.presence);
     gateway.setCluster(cluster);
+    const leaderEpoch = new LeaderEpochWatch(store, logger.child({ component: "leader" }));
+    gateway.setLeaderEpoch(() => leaderEpoch.current);
+    cleanups.push(() => leaderEpoch.stop());
     cleanups.push(async () => {
       controllers?.stop();
       controllers = undefined;
     });
     cleanups.push(() => Promise.all([apps.stop(), instances.stop(), nodes.stop()]).then(() => undefined));
 
-    await Promise.all([apps.start(), instances.start(), nodes.start()]);
+    await Promise.all([apps.start(), instances.start(), nodes.start(), leaderEpoch.start()]);
     const election = new LeaderElection(
       { endpoints, logger: logger.child({ component: "leader" }) },
       {

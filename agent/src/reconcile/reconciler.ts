@@ -162,7 +162,7 @@ export class Reconciler {
   }
 
   /** Replaces the whole desired set. Idempotent: the same set again changes nothing. */
-  setDesired(desired: DesiredInstances__Output): void {
+  setDesired(desired: Omit<DesiredInstances__Output, "leaderEpoch">): void {
     const next = new Map<string, InstanceSpec__Output>();
     for (const spec of desired.instances) {
       if (spec.uid === "") {

@@ -7,10 +7,12 @@ export interface DesiredInstances {
   'instances'?: (_grove_v1_InstanceSpec)[];
   'revision'?: (number | string | Long);
   'clusterId'?: (string);
+  'leaderEpoch'?: (number | string | Long);
 }
 
 export interface DesiredInstances__Output {
   'instances': (_grove_v1_InstanceSpec__Output)[];
   'revision': (string);
   'clusterId': (string);
+  'leaderEpoch': (string);
 }
