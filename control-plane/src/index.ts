@@ -9,3 +9,4 @@ export { SchedulerController } from "./controllers/scheduler-controller";
 export { Informer } from "./controllers/informer";
 export { LeaderElection, currentLeader } from "./leader/election";
 export { NODE_GRACE_MS, PRESENCE_REFRESH_MS, HEARTBEAT_INTERVAL_MS } from "./controllers/node-lifecycle";
+export { FencedStore, fencedStoreFor, fenceCounters, isFencedOut, type LeaderFence } from "./store/fenced-store";

@@ -16,6 +16,8 @@ import { TaskController } from "./controllers/task-controller";
 import { DEFAULT_HOST_PORT_RANGE, SchedulerController } from "./controllers/scheduler-controller";
 import { NodeLifecycleController } from "./controllers/node-lifecycle";
 import { LeaderElection } from "./leader/election";
+import { fencedStoreFor, type LeaderFence } from "./store/fenced-store";
+import { LeaderEpochWatch, publishLeader } from "./leader/leader-record";
 import { AgentGateway, type PresenceOptions } from "./grpc/agent-gateway";
 import { NodeRegistration, type ClusterNetworkOptions } from "./nodes/registration";
 import { ensureClusterId } from "./cluster/cluster-id";
@@ -159,17 +161,19 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     // (leader/election.ts); they are built when this server is elected and
     // stopped when it loses the lease.
     let controllers: { stop(): void } | undefined;
-    const startControllers = () => {
+    const startControllers = (fence: LeaderFence) => {
       controllers?.stop();
+      // Every controller write goes through the fenced view: a former leader's are rejected in etcd.
+      const fenced = fencedStoreFor(store, fence, logger.child({ component: "fence" }));
       const appController = new AppController(
-        repo,
+        new Repository(fenced),
         apps,
         instances,
         nodes,
         logger.child({ component: "app-controller" }),
       );
       const scheduler = new SchedulerController(
-        store,
+        fenced,
         nodes,
         instances,
         logger.child({ component: "scheduler" }),
@@ -177,13 +181,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         opts.hostPortRange,
       );
       const lifecycle = new NodeLifecycleController(
-        store,
+        fenced,
         nodes,
         instances,
         logger.child({ component: "node-lifecycle" }),
       );
+      // The new epoch, for desired sets on every replica; fenced, so a former leader cannot write it back.
+      void publishLeader(fenced, { identity: election.identity, epoch: fence.epoch }).catch((err: Error) =>
+        logger.warn({ err: err.message }, "could not publish the leader record"),
+      );
       const taskController = new TaskController(
-        repo,
+        new Repository(fenced),
         tasks,
         instances,
         apps,
@@ -210,13 +218,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const registration = new NodeRegistration(store, repo, instances, agentsLogger, opts.network);
     const gateway = new AgentGateway(registration, instances, agentToken, agentsLogger, opts.presence);
     gateway.setCluster(cluster);
+    const leaderEpoch = new LeaderEpochWatch(store, logger.child({ component: "leader" }));
+    gateway.setLeaderEpoch(() => leaderEpoch.current);
+    cleanups.push(() => leaderEpoch.stop());
     cleanups.push(async () => {
       controllers?.stop();
       controllers = undefined;
     });
     cleanups.push(() => Promise.all([apps.stop(), instances.stop(), nodes.stop(), tasks.stop()]).then(() => undefined));
 
-    await Promise.all([apps.start(), instances.start(), nodes.start(), tasks.start()]);
+    await Promise.all([apps.start(), instances.start(), nodes.start(), tasks.start(), leaderEpoch.start()]);
     const election = new LeaderElection(
       { endpoints, logger: logger.child({ component: "leader" }) },
       {

@@ -38,7 +38,7 @@ export interface DesiredSetGuard {
 
 /** What the connection needs from the reconciler. */
 export interface DesiredStateSink {
-  setDesired(desired: DesiredInstances__Output): void;
+  setDesired(desired: Omit<DesiredInstances__Output, "leaderEpoch">): void;
   statuses(): InstanceStatus[];
 }
 
@@ -254,7 +254,9 @@ export class ControlPlaneConnection {
         "desired instances received",
       );
       if (!this.admit(session, desired)) return;
-      this.options.reconciler.setDesired(desired);
+      // The epoch is the guard's business; the reconciler gets the set.
+      const { leaderEpoch: _epoch, ...set } = desired;
+      this.options.reconciler.setDesired(set);
     } else if (session.registered) {
       this.options.streams?.handle(message);
     }
@@ -266,7 +268,11 @@ export class ControlPlaneConnection {
     if (!guard) return true;
     let verdict: Verdict;
     try {
-      verdict = guard.admit({ clusterId: desired.clusterId, revision: desired.revision });
+      verdict = guard.admit({
+        clusterId: desired.clusterId,
+        revision: desired.revision,
+        leaderEpoch: desired.leaderEpoch,
+      });
     } catch (error) {
       // Could not record it (disk full?): applying is what an agent without the guard does.
       this.log.error({ err: error }, "could not record the desired set's cluster id and revision; applying it anyway");

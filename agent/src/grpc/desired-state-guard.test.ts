@@ -42,7 +42,46 @@ describe("judge", () => {
   });
 });
 
+describe("judge: leader epochs", () => {
+  const known = { clusterId: "c-1", revision: "100", epoch: "40" };
+
+  it("refuses a set of an older leader epoch, naming both epochs", () => {
+    const v = judge(known, { clusterId: "c-1", revision: "120", leaderEpoch: "39" });
+    expect(v).toMatchObject({ accept: false, reason: "StaleEpoch" });
+    expect(!v.accept && v.message).toMatch(/leader epoch 39: this node has seen epoch 40/);
+  });
+
+  it("accepts the same or a newer epoch, and a replica that knows no leader yet (0)", () => {
+    expect(judge(known, { clusterId: "c-1", revision: "100", leaderEpoch: "40" })).toEqual({ accept: true });
+    expect(judge(known, { clusterId: "c-1", revision: "101", leaderEpoch: 41 })).toEqual({ accept: true });
+    expect(judge(known, { clusterId: "c-1", revision: "101", leaderEpoch: 0 })).toEqual({ accept: true });
+  });
+});
+
 describe("DesiredStateGuard", () => {
+  it("remembers the newest leader epoch across restarts and refuses older ones", () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), "grove-guard-epoch-"));
+    try {
+      const g = new DesiredStateGuard({ stateDir: d });
+      expect(g.admit({ clusterId: "c-1", revision: "10", leaderEpoch: "7" })).toEqual({ accept: true });
+      // A newer epoch alone (same revision) is recorded too.
+      expect(g.admit({ clusterId: "c-1", revision: "10", leaderEpoch: "9" })).toEqual({ accept: true });
+      expect(JSON.parse(fs.readFileSync(path.join(d, CLUSTER_STATE_FILE), "utf8"))).toEqual({
+        clusterId: "c-1",
+        revision: "10",
+        epoch: "9",
+      });
+      const restarted = new DesiredStateGuard({ stateDir: d });
+      expect(restarted.admit({ clusterId: "c-1", revision: "11", leaderEpoch: "7" })).toMatchObject({
+        accept: false,
+        reason: "StaleEpoch",
+      });
+      expect(restarted.condition()).toMatchObject({ status: "True", reason: "StaleEpoch" });
+    } finally {
+      fs.rmSync(d, { recursive: true, force: true });
+    }
+  });
+
   let dir: string;
   beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-guard-"))));
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));

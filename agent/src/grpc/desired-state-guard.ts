@@ -21,15 +21,19 @@ export interface ClusterState {
   clusterId: string;
   /** The highest DesiredInstances.revision applied (decimal). */
   revision: string;
+  /** The newest leader epoch seen in an applied set (decimal; absent: none yet). */
+  epoch?: string;
 }
 
 /** What the guard needs of a desired set. */
 export interface DesiredHeader {
   clusterId: string;
   revision: string | number;
+  /** The leader epoch the serving replica knows; 0 or absent: it knows none (not compared). */
+  leaderEpoch?: string | number;
 }
 
-export type RefusalReason = "OtherCluster" | "StaleRevision" | "NoClusterId";
+export type RefusalReason = "OtherCluster" | "StaleRevision" | "NoClusterId" | "StaleEpoch";
 
 export type Verdict = { accept: true } | { accept: false; reason: RefusalReason; message: string };
 
@@ -66,6 +70,16 @@ export function judge(known: ClusterState | undefined, set: DesiredHeader, joinN
         `refused a desired set of cluster ${set.clusterId} (revision ${revision}): this node belongs to cluster ` +
         `${known.clusterId}; its store may have been wiped or replaced. Containers keep running. If the node really ` +
         `moved, restart the agent with --join-new-cluster`,
+    };
+  }
+  const epoch = BigInt(set.leaderEpoch || 0);
+  if (epoch > 0n && known.epoch !== undefined && epoch < BigInt(known.epoch)) {
+    return {
+      accept: false,
+      reason: "StaleEpoch",
+      message:
+        `refused a desired set of leader epoch ${epoch}: this node has seen epoch ${known.epoch} of cluster ` +
+        `${known.clusterId}; the replica serving it missed a leader change. Containers keep running`,
     };
   }
   if (revision < BigInt(known.revision)) {
@@ -124,9 +138,17 @@ export class DesiredStateGuard {
     this.refusal = undefined;
     if (set.clusterId !== "") {
       const revision = BigInt(set.revision || 0);
+      const epoch = BigInt(set.leaderEpoch || 0);
       const sameCluster = this.known?.clusterId === set.clusterId;
-      if (!sameCluster || revision > BigInt(this.known?.revision ?? "0")) {
-        const next = { clusterId: set.clusterId, revision: revision.toString() };
+      const knownRevision = sameCluster ? BigInt(this.known!.revision) : 0n;
+      const knownEpoch = sameCluster && this.known?.epoch !== undefined ? BigInt(this.known.epoch) : 0n;
+      if (!sameCluster || revision > knownRevision || epoch > knownEpoch) {
+        const newest = epoch > knownEpoch ? epoch : knownEpoch;
+        const next: ClusterState = {
+          clusterId: set.clusterId,
+          revision: (revision > knownRevision ? revision : knownRevision).toString(),
+          ...(newest > 0n ? { epoch: newest.toString() } : {}),
+        };
         writeState(this.file, next);
         this.known = next;
       }
@@ -165,13 +187,14 @@ function readState(file: string): ClusterState | undefined {
     typeof s.clusterId !== "string" ||
     s.clusterId === "" ||
     typeof s.revision !== "string" ||
-    !/^\d+$/.test(s.revision)
+    !/^\d+$/.test(s.revision) ||
+    (s.epoch !== undefined && (typeof s.epoch !== "string" || !/^\d+$/.test(s.epoch)))
   ) {
     throw new Error(
-      `${file}: expected {"clusterId": "<id>", "revision": "<decimal>"}; remove it to accept the next cluster's desired set`,
+      `${file}: expected {"clusterId": "<id>", "revision": "<decimal>", "epoch"?: "<decimal>"}; remove it to accept the next cluster's desired set`,
     );
   }
-  return { clusterId: s.clusterId, revision: s.revision };
+  return { clusterId: s.clusterId, revision: s.revision, ...(s.epoch !== undefined ? { epoch: s.epoch } : {}) };
 }
 
 /** Atomic and durable: a crash leaves the old file or the new one. */

@@ -60,7 +60,7 @@ export { formatLimits, isPlainName } from "./instance-spec";
 export type { InstanceImages, InstanceNetworks, InstanceTemplates, ReconcilerOptions } from "./types";
 
 /** A desired set; keep_logs may be left out (none kept). */
-export type DesiredSet = Omit<DesiredInstances__Output, "keepLogs"> &
+export type DesiredSet = Omit<DesiredInstances__Output, "keepLogs" | "leaderEpoch"> &
   Partial<Pick<DesiredInstances__Output, "keepLogs">>;
 
 export class Reconciler {

@@ -184,6 +184,12 @@ export class AgentGateway {
     this.cluster = cluster;
   }
 
+  /** Desired sets carry the newest leader epoch this replica knows (leader/leader-record.ts). */
+  private leaderEpoch: () => string = () => "0";
+  setLeaderEpoch(epoch: () => string): void {
+    this.leaderEpoch = epoch;
+  }
+
   /** This replica's HTTP URL, written into presence keys (see openStream). */
   setServerId(id: string): void {
     this.serverId = id;
@@ -476,7 +482,13 @@ export class AgentGateway {
     // The revision the instances cache reflects: it only grows, so an agent can
     // tell a set older than one it applied (another replica lagging, a restored store).
     session.stream.write({
-      desired: { instances: desired, revision: this.instances.revision, clusterId: cluster?.id ?? "", keepLogs },
+      desired: {
+        instances: desired,
+        revision: this.instances.revision,
+        clusterId: cluster?.id ?? "",
+        leaderEpoch: this.leaderEpoch(),
+        keepLogs,
+      },
     });
   }
 }

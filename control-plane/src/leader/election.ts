@@ -3,14 +3,22 @@
 // controllers and the scheduler; every grove-server serves the API and the
 // agents. When the leader's lease is lost (its etcd session fails or the
 // process dies), another server's campaign wins after the lease TTL.
+//
+// Fencing: the leader's campaign key and its create revision (the epoch) are
+// the LeaderFence its controllers' store view compares in every write
+// (store/fenced-store.ts). etcd3 reports a lost lease only after 2 x TTL by
+// the wall clock; a leader here stops acting on its own monotonic clock
+// (performance.now) once no keepalive it sent has been answered for TTL minus
+// a margin, so it stops before etcd can expire its lease and elect another.
 import * as os from "node:os";
-import { Etcd3, type Campaign } from "etcd3";
+import { Etcd3, type Campaign, type Lease } from "etcd3";
 import type { Logger } from "pino";
 import { Backoff } from "@grove/common";
+import type { LeaderFence } from "../store/fenced-store";
 
 export interface LeaderCallbacks {
-  /** Became leader: start the controllers. */
-  onElected(): void;
+  /** Became leader: start the controllers; every write of theirs goes through `fence`. */
+  onElected(fence: LeaderFence): void;
   /** Lost leadership: stop them at once (another server may already lead). */
   onLost(): void;
 }
@@ -23,6 +31,12 @@ export interface LeaderElectionOptions {
   identity?: string;
   /** Election name. Default "grove-controllers". */
   name?: string;
+  /**
+   * Stop acting this long before the lease could expire (ms): leadership
+   * ends when no keepalive sent more than TTL - margin ago was answered.
+   * Default: a fifth of the TTL, at least 500 ms.
+   */
+  stepDownMarginMs?: number;
   logger?: Logger;
 }
 
@@ -32,6 +46,14 @@ export class LeaderElection {
   private leading = false;
   private closed = false;
   private retry: NodeJS.Timeout | undefined;
+  private deadlineCheck: NodeJS.Timeout | undefined;
+  /** performance.now() of the oldest keepalive (or grant) whose answer renewed the lease last. */
+  private renewedAt = 0;
+  /** performance.now() of the oldest keepalive sent since the last answer. */
+  private pendingSentAt: number | undefined;
+  private fence: (LeaderFence & { key: string; epoch: string }) | undefined;
+  private readonly ttlMs: number;
+  private readonly marginMs: number;
   /** Campaigning again after a failed campaign: every second, as before the shared backoff. */
   private readonly campaignBackoff = new Backoff({ initialMs: 1000, maxMs: 1000, factor: 1 });
   readonly identity: string;
@@ -42,10 +64,36 @@ export class LeaderElection {
   ) {
     this.identity = opts.identity ?? `${os.hostname()}:${process.pid}`;
     this.client = new Etcd3({ hosts: opts.endpoints, dialTimeout: 5000 });
+    this.ttlMs = (opts.ttlSeconds ?? 5) * 1000;
+    this.marginMs = opts.stepDownMarginMs ?? Math.max(500, this.ttlMs / 5);
   }
 
   get isLeader(): boolean {
     return this.leading;
+  }
+
+  /** The fence of the current term, while this server leads. */
+  get currentFence(): LeaderFence | undefined {
+    return this.leading ? this.fence : undefined;
+  }
+
+  /** Whether the lease was renewed recently enough to act (monotonic clock). */
+  private withinDeadline(): boolean {
+    return performance.now() - this.renewedAt < this.ttlMs - this.marginMs;
+  }
+
+  /** Times lease renewals on the monotonic clock: a renewal counts from when its keepalive was sent. */
+  private trackLease(campaign: Campaign): void {
+    // etcd3 keeps the lease private; its events are public API.
+    const lease = (campaign as unknown as { lease: Lease }).lease;
+    lease.on("keepaliveFired", () => {
+      this.pendingSentAt ??= performance.now();
+    });
+    lease.on("keepaliveSucceeded", (res: { TTL: string }) => {
+      if (this.campaign !== campaign || Number(res.TTL) <= 0) return;
+      if (this.pendingSentAt !== undefined) this.renewedAt = Math.max(this.renewedAt, this.pendingSentAt);
+      this.pendingSentAt = undefined;
+    });
   }
 
   /** Starts campaigning; resolves once this server is the leader or the first campaign failed. */
@@ -56,18 +104,13 @@ export class LeaderElection {
   private campaignOnce(firstOutcome?: () => void): void {
     if (this.closed) return;
     const election = this.client.election(this.opts.name ?? "grove-controllers", this.opts.ttlSeconds ?? 5);
+    // The grant is sent after this: counting the lease from now is on the safe side.
+    this.renewedAt = performance.now();
+    this.pendingSentAt = undefined;
     const campaign = election.campaign(this.identity);
     this.campaign = campaign;
-    campaign.on("elected", () => {
-      if (this.closed || this.campaign !== campaign) return;
-      this.leading = true;
-      this.campaignBackoff.reset();
-      this.opts.logger?.info({ identity: this.identity }, "elected leader: running the controllers");
-      this.callbacks.onElected();
-      firstOutcome?.();
-      firstOutcome = undefined;
-    });
-    campaign.on("error", (err: Error) => {
+    this.trackLease(campaign);
+    const giveUp = (err: Error) => {
       if (this.closed || this.campaign !== campaign) return;
       this.opts.logger?.warn({ err: err.message }, "leader election failed; campaigning again");
       this.lose();
@@ -76,13 +119,58 @@ export class LeaderElection {
       this.campaign = undefined;
       campaign.resign().catch(() => undefined);
       this.retry = setTimeout(() => this.campaignOnce(), this.campaignBackoff.next());
+    };
+    campaign.on("elected", () => {
+      if (this.closed || this.campaign !== campaign) return;
+      void this.becomeLeader(campaign, giveUp).then(() => {
+        firstOutcome?.();
+        firstOutcome = undefined;
+      });
     });
+    campaign.on("error", giveUp);
+  }
+
+  private async becomeLeader(campaign: Campaign, giveUp: (err: Error) => void): Promise<void> {
+    let key: string;
+    try {
+      key = await campaign.getCampaignKey();
+    } catch (err) {
+      return giveUp(err as Error);
+    }
+    // etcd3 keeps the key's create revision private: it is the epoch.
+    const epoch = String((campaign as unknown as { keyRevision?: unknown }).keyRevision ?? "");
+    if (this.closed || this.campaign !== campaign) return;
+    if (!/^[1-9]\d*$/.test(epoch)) return giveUp(new Error(`elected without a campaign key revision (${epoch})`));
+    if (!this.withinDeadline()) return giveUp(new Error("elected, but the lease was not renewed in time"));
+    const fence = {
+      key,
+      epoch,
+      holds: () => this.leading && this.fence === fence && this.withinDeadline(),
+    };
+    this.fence = fence;
+    this.leading = true;
+    this.campaignBackoff.reset();
+    this.deadlineCheck = setInterval(() => {
+      if (this.leading && !this.withinDeadline()) {
+        const silentMs = Math.round(performance.now() - this.renewedAt);
+        giveUp(
+          new Error(`lease not renewed for ${silentMs} ms (TTL ${this.ttlMs} ms): stepping down before it expires`),
+        );
+      }
+    }, 100);
+    this.opts.logger?.info({ identity: this.identity, epoch, key }, "elected leader: running the controllers");
+    this.callbacks.onElected(fence);
   }
 
   private lose(): void {
+    if (this.deadlineCheck) clearInterval(this.deadlineCheck);
+    this.deadlineCheck = undefined;
     if (!this.leading) return;
     this.leading = false;
-    this.opts.logger?.warn({ identity: this.identity }, "lost leadership: controllers stopped");
+    this.opts.logger?.warn(
+      { identity: this.identity, epoch: this.fence?.epoch },
+      "lost leadership: controllers stopped",
+    );
     this.callbacks.onLost();
   }
 

@@ -22,7 +22,8 @@ import type { Repository } from "../resources/repository";
 import { Keys, type Store } from "../store/store";
 import type { Informer } from "../controllers/informer";
 import { markNodeUnknown, readyCondition, withReady, type Heartbeat } from "../controllers/node-lifecycle";
-import { addressesInside, allocateSubnet, formatCidr, parseCidr, type Cidr } from "../network/subnets";
+import { addressesInside, formatCidr, parseCidr, type Cidr } from "../network/subnets";
+import { claimSubnet } from "../network/subnet-claims";
 
 /** Cluster networking handed to agents at registration. */
 export interface ClusterNetworkOptions {
@@ -99,9 +100,6 @@ function notFoundIsUndefined(err: unknown): undefined {
 export class NodeRegistration {
   private readonly clusterCidr: Cidr;
   private readonly nodeSubnetPrefix: number;
-  /** Registrations allocate subnets one at a time (one grove-server per etcd cluster for now). */
-  private subnetLock: Promise<unknown> = Promise.resolve();
-  private readonly assignedSubnets = new Map<string, string>();
   /** The first address each registered node advertised (where its ports are published). */
   private readonly nodeAddresses = new Map<string, string>();
   /** Written into presence keys, so other replicas can name the one holding a node's stream. */
@@ -166,7 +164,7 @@ export class NodeRegistration {
           "give grove-server a --cluster-cidr that does not overlap the nodes' network",
       );
     }
-    const subnet = await this.allocateSubnetFor(name);
+    const subnet = await this.allocateSubnetFor(name, existing);
     // Presence first: a Ready node without a presence key looks abandoned to the leader.
     const presenceRev = await this.writePresence(name, now);
     if (info.addresses[0]) this.nodeAddresses.set(name, info.addresses[0]);
@@ -203,33 +201,16 @@ export class NodeRegistration {
     return { subnet, presenceRev };
   }
 
-  /** The node's subnet: the one it has, or the first free one of the cluster CIDR. */
-  private allocateSubnetFor(name: string): Promise<string> {
-    const run = async () => {
-      const nodes = (await this.repo.list("Node")).items;
-      const mine = nodes.find((n) => n.metadata.name === name)?.status?.subnet ?? this.assignedSubnets.get(name);
-      if (mine) {
-        this.assignedSubnets.set(name, mine);
-        return mine;
-      }
-      // Subnets handed out but maybe not written to their Node yet count as taken too.
-      const taken = [
-        ...nodes.flatMap((n) => (n.status?.subnet ? [n.status.subnet] : [])),
-        ...this.assignedSubnets.values(),
-      ].map((s) => parseCidr(s));
-      const free = allocateSubnet(this.clusterCidr, this.nodeSubnetPrefix, taken);
-      if (!free) {
-        throw new GroveError(
-          "BadRequest",
-          `no free /${this.nodeSubnetPrefix} left in the cluster CIDR ${formatCidr(this.clusterCidr)} for node ${name}`,
-        );
-      }
-      this.assignedSubnets.set(name, formatCidr(free));
-      return formatCidr(free);
-    };
-    const next = this.subnetLock.then(run, run);
-    this.subnetLock = next.catch(() => undefined);
-    return next;
+  /** The node's subnet: claimed in etcd, safe across replicas (network/subnet-claims.ts). */
+  private async allocateSubnetFor(name: string, existing: Node | undefined): Promise<string> {
+    const nodes = (await this.repo.list("Node")).items;
+    return claimSubnet(this.store, {
+      node: name,
+      cluster: this.clusterCidr,
+      prefix: this.nodeSubnetPrefix,
+      ...(existing?.status?.subnet ? { recorded: existing.status.subnet } : {}),
+      nodeSubnets: nodes.flatMap((n) => (n.status?.subnet && n.metadata.name !== name ? [n.status.subnet] : [])),
+    });
   }
 
   private beat(heard: Date): Heartbeat {

@@ -3,9 +3,10 @@
 // - Values are JSON. Every write is one etcd transaction guarded by a revision
 //   compare; a failed compare reads the key in the same transaction so we can
 //   tell NotFound from Conflict without a second round trip.
-// - Calls carry a short deadline and no client-side retries: when etcd is gone
-//   the API answers 503 (StoreUnavailable) within seconds instead of hanging,
-//   and a write whose outcome is unknown is not silently replayed.
+// - Calls carry a short deadline. With several endpoints a call that finds its
+//   member down or leaderless goes to the next one (failoverPolicy); nothing
+//   else is retried: when etcd is gone or has no quorum the API answers 503
+//   (StoreUnavailable, with etcd's reason) within seconds instead of hanging.
 // - Watches own their resume revision (see watch-resume.ts) and relist when
 //   etcd drops them (compaction).
 // - Lists are read in pages (range with a limit, continuing from the last key
@@ -74,10 +75,10 @@ const silentLogger: StoreLogger = { info() {}, warn() {}, error() {} };
 type FaultPolicy = NonNullable<NonNullable<IOptions["faultHandling"]>["global"]>;
 
 /**
- * A policy that runs the call once. etcd3's defaults retry three times and
- * open a per-host circuit breaker for 5 s after three failures; we would
- * rather fail fast (the caller decides) and talk to etcd again the moment it
- * is back.
+ * A policy that runs the call once (per endpoint). etcd3's defaults retry
+ * three times and open a per-host circuit breaker for 5 s after three
+ * failures; we would rather fail fast (the caller decides) and talk to etcd
+ * again the moment it is back.
  */
 function runOncePolicy(): FaultPolicy {
   const noEvent = () => ({ dispose() {} });
@@ -86,6 +87,46 @@ function runOncePolicy(): FaultPolicy {
     onFailure: noEvent,
     execute<T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> {
       return Promise.resolve().then(() => fn({ signal: signal ?? new AbortController().signal }));
+    },
+  };
+  return policy as unknown as FaultPolicy;
+}
+
+/** Errors after which the same call goes to the next endpoint: that member was not reached or cannot serve. */
+export function isFailoverError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (code === 14 || err.name === "GRPCUnavailableError" || err.constructor.name === "GRPCUnavailableError")
+    return true;
+  return /ECONNREFUSED|ECONNRESET|EHOSTUNREACH|No connection established|etcdserver: (no leader|leader changed)/i.test(
+    err.message,
+  );
+}
+
+/**
+ * Per-call failover: etcd3 hands each attempt of one call the next endpoint
+ * of a shuffled list, so retrying a call whose member was down (connection
+ * refused, UNAVAILABLE) or had no leader (cut off from the others) sends it
+ * to another member at once, up to one attempt per endpoint. A deadline
+ * exceeded is not retried: the call's time is spent, and the API should say
+ * 503 rather than wait once more per member. Replaying a write is safe here:
+ * every Grove write is a compare-and-swap (a replay after an unseen success
+ * fails its compare) or an idempotent put.
+ */
+function failoverPolicy(attempts: number): FaultPolicy {
+  const noEvent = () => ({ dispose() {} });
+  const policy = {
+    onSuccess: noEvent,
+    onFailure: noEvent,
+    async execute<T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> {
+      const ctx = { signal: signal ?? new AbortController().signal };
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await fn(ctx);
+        } catch (err) {
+          if (attempt >= attempts || !isFailoverError(err)) throw err;
+        }
+      }
     },
   };
   return policy as unknown as FaultPolicy;
@@ -128,6 +169,9 @@ function putOp(key: string, value: unknown, lease?: string): IRequestOp {
 
 /** A compare from the Store's TxnCompare: "0" means the key must not exist. */
 export function toEtcdCompare(c: TxnCompare): ICompare {
+  if ("createRevision" in c) {
+    return { key: enc(c.key), target: "Create", result: "Equal", create_revision: c.createRevision };
+  }
   const rev = parseRevision(c.modRevision);
   if (rev === 0n) return { key: enc(c.key), target: "Version", result: "Equal", version: 0 };
   return { key: enc(c.key), target: "Mod", result: "Equal", mod_revision: c.modRevision };
@@ -159,7 +203,11 @@ export class EtcdStore implements Store {
         "grpc.keepalive_permit_without_calls": 0,
         "grpc.max_receive_message_length": opts.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
       },
-      faultHandling: { global: runOncePolicy(), host: () => runOncePolicy(), watchBackoff: shortConstantBackoff() },
+      faultHandling: {
+        global: failoverPolicy(endpoints.length),
+        host: () => runOncePolicy(),
+        watchBackoff: shortConstantBackoff(),
+      },
     });
   }
 

@@ -156,8 +156,12 @@ export class MemoryStore implements Store {
   async txn<T>(compares: TxnCompare[], ops: TxnOp<T>[]): Promise<TxnResult> {
     this.check();
     for (const c of compares) {
-      const current = this.data.get(c.key)?.modRevision ?? 0;
-      if (String(current) !== c.modRevision) return { succeeded: false, revision: String(this.rev) };
+      const entry = this.data.get(c.key);
+      const [current, want] =
+        "createRevision" in c
+          ? [entry?.createRevision ?? 0, c.createRevision]
+          : [entry?.modRevision ?? 0, c.modRevision];
+      if (String(current) !== want) return { succeeded: false, revision: String(this.rev) };
     }
     for (const op of ops) {
       if (op.type !== "put" || op.lease === undefined) continue;

@@ -91,7 +91,13 @@ export interface Watch {
 /** One operation of an atomic transaction. */
 export type TxnCompare =
   /** The key's mod revision equals this ("0" means the key must not exist). */
-  { key: string; modRevision: string };
+  | { key: string; modRevision: string }
+  /**
+   * The key's create revision equals this: the key is still the one created
+   * then, not deleted (and maybe created again) since. The leader fence
+   * (fenced-store.ts) compares the election key this way.
+   */
+  | { key: string; createRevision: string };
 export type TxnOp<T> =
   /** `lease`: the key is deleted when that lease (grantLease) expires. */
   { type: "put"; key: string; value: T; lease?: string } | { type: "delete"; key: string };

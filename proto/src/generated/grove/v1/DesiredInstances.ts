@@ -8,6 +8,7 @@ export interface DesiredInstances {
   'revision'?: (number | string | Long);
   'clusterId'?: (string);
   'keepLogs'?: (string)[];
+  'leaderEpoch'?: (number | string | Long);
 }
 
 export interface DesiredInstances__Output {
@@ -15,4 +16,5 @@ export interface DesiredInstances__Output {
   'revision': (string);
   'clusterId': (string);
   'keepLogs': (string)[];
+  'leaderEpoch': (string);
 }
