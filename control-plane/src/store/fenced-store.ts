@@ -119,6 +119,11 @@ export class FencedStore implements Store {
     return this.inner.ping();
   }
 
+  /** A lease is no write: granting one needs no fence (a put under it does). */
+  grantLease(ttlSeconds: number): Promise<string> {
+    return this.inner.grantLease(ttlSeconds);
+  }
+
   async create<T>(key: string, value: T): Promise<string> {
     const what = `create ${key}`;
     this.checkLocal(what);
