@@ -35,6 +35,11 @@ export interface AgentConfig {
   /** Layer size, ratio, entry and disk-reserve limits of image pulls (agent/src/images/limits.ts). */
   imageLimits: ImageLimits;
   /** host:port of the control plane's gRPC listener. */
+  /**
+   * host:port of the control plane's gRPC listener, or several (one per
+   * grove-server replica) comma-separated: the agent moves to the next when
+   * its replica goes away (serverAddresses()).
+   */
   server: string;
   token: string;
   nodeName: string;
@@ -88,10 +93,10 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       writeErr: options.writeErr ?? ((s) => process.stderr.write(s)),
     })
     .option(
-      "--server <host:port>",
-      "control plane gRPC address (env GROVE_AGENT_SERVER)",
-      parseServer,
-      env.GROVE_AGENT_SERVER,
+      "--server <host:port,...>",
+      "control plane gRPC address; several replicas comma-separated or the flag repeated (env GROVE_AGENT_SERVER)",
+      collectServers,
+      [] as string[],
     )
     .option("--token <token>", "join token (env GROVE_AGENT_TOKEN)")
     .option("--token-file <path>", "file holding the join token")
@@ -154,7 +159,7 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
     ImageLimitFlags & {
       imagesDir?: string;
       imageConfig?: string;
-      server?: string;
+      server: string[];
       token?: string;
       tokenFile?: string;
       nodeName: string;
@@ -177,8 +182,10 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
     }
   >();
 
-  if (!opts.server) program.error("error: --server <host:port> is required (or set GROVE_AGENT_SERVER)");
-  const server = parseServerOrFail(program, opts.server);
+  let servers = opts.server;
+  if (servers.length === 0 && env.GROVE_AGENT_SERVER) servers = parseServersOrFail(program, env.GROVE_AGENT_SERVER);
+  if (servers.length === 0) program.error("error: --server <host:port> is required (or set GROVE_AGENT_SERVER)");
+  const server = servers.join(",");
   if (opts.token !== undefined && opts.tokenFile !== undefined)
     program.error("error: give --token or --token-file, not both");
   let token = opts.token ?? env.GROVE_AGENT_TOKEN;
@@ -203,8 +210,9 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
     hostPorts = agentHostPortPolicy({
       allowed: parsePortRanges(opts.allowedHostPorts, "--allowed-host-ports"),
       allowPrivileged: opts.allowPrivilegedHostPorts === true,
-      reserved: parsePortList(opts.reservedHostPorts, "--reserved-host-ports"),
-      controlPlanePort: Number(/:(\d+)$/.exec(server)?.[1]),
+      // Every replica's port, not only the first's.
+      reserved: [...parsePortList(opts.reservedHostPorts, "--reserved-host-ports"), ...servers.slice(1).map(portOf)],
+      controlPlanePort: portOf(servers[0]!),
     });
     nodePortsAllowed = parseNodePorts(opts.nodePortsAllowed, "--node-ports-allowed");
   } catch (error) {
@@ -245,12 +253,36 @@ function parseServer(value: string): string {
   return value;
 }
 
+/** The control-plane addresses of AgentConfig.server, in the order given. */
+export function serverAddresses(server: string): string[] {
+  return server.split(",").filter((s) => s !== "");
+}
+
+function portOf(server: string): number {
+  return Number(/:(\d+)$/.exec(server)?.[1]);
+}
+
+/** --server A,B or --server A --server B: each a HOST:PORT, duplicates dropped. */
+function collectServers(value: string, previous: string[]): string[] {
+  const parts = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  if (parts.length === 0) throw new InvalidArgumentError("expected HOST:PORT[,HOST:PORT...]");
+  const out = [...previous];
+  for (const part of parts) {
+    parseServer(part);
+    if (!out.includes(part)) out.push(part);
+  }
+  return out;
+}
+
 /** The env default bypasses commander's parser, so validate it here too. */
-function parseServerOrFail(program: Command, value: string): string {
+function parseServersOrFail(program: Command, value: string): string[] {
   try {
-    return parseServer(value);
+    return collectServers(value, []);
   } catch {
-    return program.error(`error: server address ${JSON.stringify(value)} is not HOST:PORT`);
+    return program.error(`error: server address ${JSON.stringify(value)} is not HOST:PORT[,HOST:PORT...]`);
   }
 }
 

@@ -3,7 +3,7 @@
 import * as path from "node:path";
 import { CommanderError } from "commander";
 import { pino, type Logger } from "pino";
-import { parseArgs, SHUTDOWN_TIMEOUT_MS, type AgentConfig } from "./config";
+import { parseArgs, serverAddresses, SHUTDOWN_TIMEOUT_MS, type AgentConfig } from "./config";
 import { ControlPlaneConnection } from "./grpc/client";
 import { DesiredStateGuard } from "./grpc/desired-state-guard";
 import { agentVersion, readHostFacts, toNodeInfo } from "./host";
@@ -120,7 +120,8 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
   });
   connection = new ControlPlaneConnection({
     streams,
-    address: config.server,
+    address: serverAddresses(config.server)[0]!,
+    addresses: serverAddresses(config.server),
     token: config.token,
     reconciler,
     guard,
