@@ -33,6 +33,21 @@ export async function main(argv: string[]): Promise<void> {
       host: "127.0.0.1",
       port: 7481,
     })
+    .option(
+      "--advertise-url <url>",
+      "URL the other grove-server replicas reach this one's HTTP API at (default: the --listen address, " +
+        "or this host's name when that is 0.0.0.0)",
+      flagCheck("--advertise-url", (v, w) => {
+        let u: URL;
+        try {
+          u = new URL(v);
+        } catch {
+          throw new Error(`${w} takes a URL such as http://10.0.0.1:7480, got "${v}"`);
+        }
+        if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`${w}: "${v}" is not http(s)`);
+        return v.replace(/\/+$/, "");
+      }),
+    )
     .option("--etcd-endpoints <urls>", "comma-separated external etcd client URLs (default: start an embedded etcd)")
     .option("--etcd-port <port>", "client port of the embedded etcd", (v) => Number(v), 2479)
     .option(
@@ -98,6 +113,7 @@ export async function main(argv: string[]): Promise<void> {
     dataDir: string;
     listen: { host: string; port: number };
     grpcListen: { host: string; port: number };
+    advertiseUrl?: string;
     etcdEndpoints?: string;
     etcdPort: number;
     etcdCompactionRetention: string;
@@ -127,6 +143,7 @@ export async function main(argv: string[]): Promise<void> {
       etcdCompactionRetention: o.etcdCompactionRetention,
       httpHost: o.listen.host,
       httpPort: o.listen.port,
+      ...(o.advertiseUrl ? { advertiseUrl: o.advertiseUrl } : {}),
       grpcHost: o.grpcListen.host,
       grpcPort: o.grpcListen.port,
       network: { clusterCidr: o.clusterCidr, nodeSubnetPrefix: o.nodeSubnetPrefix, egressDefault: o.egressDefault },

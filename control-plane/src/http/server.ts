@@ -19,6 +19,7 @@ import { registerInstanceRoutes } from "./instances";
 import { registerNodeRoutes } from "./nodes";
 import { registerOperationRoutes, type AgentStreams } from "./logs-exec-stats-routes";
 import { registerSchedulingRoutes } from "./scheduling";
+import { registerPeerStreamRoute, type LocalStreams } from "../replicas/peer-streams";
 import type { RouteContext } from "./resource-routes";
 import { addSharedSchemas } from "./schemas";
 import { WatchRegistry } from "./watch-stream";
@@ -32,6 +33,8 @@ export interface HttpServerOptions {
   logger?: Logger | false;
   /** The agent gateway: logs, exec and stats of instances (routes absent without it). */
   agents?: AgentStreams;
+  /** This replica's own agents' streams, served to the other replicas (replicas/peer-streams.ts). */
+  peerStreams?: LocalStreams;
   /** Which fixed host ports Apps may publish (refused at apply and plan); unchecked without it. */
   hostPorts?: HostPortPolicy;
   /** The scheduler loop's range of dynamic host ports, so a plan hands out the ports the loop would. */
@@ -91,6 +94,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   registerEndpointRoutes(app, ctx);
   registerSchedulingRoutes(app, ctx);
   if (opts.agents) registerOperationRoutes(app, ctx, opts.agents);
+  if (opts.peerStreams) registerPeerStreamRoute(app, opts.peerStreams);
 
   // Open watch streams would hold close() until every client left.
   app.addHook("preClose", async () => watches.closeAll());
