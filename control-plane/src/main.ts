@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from "commander";
 import pino from "pino";
 import { parseDurationMs } from "@grove/api";
 import { startControlPlane } from "./server";
+import { backupCommand, restoreCommand } from "./etcd/backup";
 import { parseCidr, parsePortRange } from "./network/subnets";
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges, parsePortList, type HostPortRange } from "@grove/api";
 
@@ -25,8 +26,17 @@ function hostPort(flag: string) {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // Operator commands on the store (docs/operations.md): they run and exit.
+  if (argv[2] === "backup" || argv[2] === "restore") {
+    const run = argv[2] === "backup" ? backupCommand : restoreCommand;
+    process.exitCode = await run(argv.slice(3));
+    return;
+  }
   const program = new Command("grove-server")
-    .description("Grove control plane: HTTP API, scheduler, controllers and the agents' gRPC endpoint")
+    .description(
+      "Grove control plane: HTTP API, scheduler, controllers and the agents' gRPC endpoint " +
+        "(also: grove-server backup FILE, grove-server restore FILE; see --help of each)",
+    )
     .option("--data-dir <dir>", "state: tokens, embedded etcd data", process.env.GROVE_DATA_DIR ?? "/var/lib/grove")
     .option("--listen <host:port>", "HTTP API address", hostPort("--listen"), { host: "127.0.0.1", port: 7480 })
     .option("--grpc-listen <host:port>", "address agents dial", hostPort("--grpc-listen"), {
