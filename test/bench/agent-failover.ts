@@ -39,6 +39,37 @@ async function holders(store: Store): Promise<Map<string, string>> {
   return out;
 }
 
+/**
+ * One agent-failover trial (also for the leader-failover benchmark): kills -9
+ * the replica holding the most of `nodes`' agent streams and resolves, once
+ * every one of those agents is registered with another replica, with the
+ * seconds that took (monotonic) and the replica killed.
+ */
+export async function killReplicaAndTimeAgents(
+  store: Store,
+  servers: readonly ServerProcess[],
+  nodes: readonly string[],
+): Promise<{ seconds: number; victim: ServerProcess }> {
+  const held = await holders(store);
+  const count = (s: ServerProcess) => nodes.filter((n) => held.get(n) === s.url).length;
+  const victim = [...servers].sort((a, b) => count(b) - count(a))[0]!;
+  const moving = nodes.filter((n) => held.get(n) === victim.url);
+  const killed = performance.now();
+  await victim.kill9();
+  await waitFor(
+    `the agents of ${victim.url} to register elsewhere`,
+    async () => {
+      const now = await holders(store);
+      return moving.every((n) => {
+        const h = now.get(n);
+        return h !== undefined && h !== victim.url;
+      });
+    },
+    60_000,
+  );
+  return { seconds: (performance.now() - killed) / 1000, victim };
+}
+
 export async function run(): Promise<BenchReport> {
   const dir = tempDir("grove-bench-agent-failover");
   const etcd = new EmbeddedEtcd({ dataDir: path.join(dir, "etcd"), port: 0, stopTimeoutMs: 5000 });
@@ -94,31 +125,14 @@ export async function run(): Promise<BenchReport> {
     })();
 
     for (let trial = 0; trial < TRIALS; trial++) {
-      const held = await holders(store);
-      const count = (s: ServerProcess) => nodes.filter((n) => held.get(n) === s.url).length;
-      const victim = [...servers].sort((a, b) => count(b) - count(a))[0]!;
-      const moving = nodes.filter((n) => held.get(n) === victim.url);
-      const killed = performance.now();
-      await victim.kill9();
-      await waitFor(
-        `the agents of ${victim.url} to register elsewhere`,
-        async () => {
-          const now = await holders(store!);
-          return moving.every((n) => {
-            const h = now.get(n);
-            return h !== undefined && h !== victim.url;
-          });
-        },
-        60_000,
-      );
-      samples.push((performance.now() - killed) / 1000);
+      const { seconds, victim } = await killReplicaAndTimeAgents(store, servers, nodes);
+      samples.push(seconds);
       // The replica comes back on the same addresses (its agents list them).
       const i = servers.indexOf(victim);
-      const [host, port] = [victim.grpcAddress.replace(/:\d+$/, ""), victim.grpcAddress.replace(/^.*:/, "")];
       servers[i] = await startServer({
         dataDir: victim.dataDir,
         etcdEndpoints: etcd.endpoints,
-        grpcListen: `${host}:${port}`,
+        grpcListen: victim.grpcAddress,
       });
       // Let the lease and presence settle before the next kill.
       await new Promise((r) => setTimeout(r, 6_000));
