@@ -8,6 +8,11 @@
 #   deploy/quickstart.sh --nodes 3    the same with three agent "hosts", each in its
 #                                     own network namespace on a bridge (grove-qs),
 #                                     and examples/web.yaml (httpd on published ports)
+#   deploy/quickstart.sh --servers 3  a highly available control plane instead: a
+#                                     three-member etcd, three grove-server replicas
+#                                     and one agent that knows them all
+#                                     (deploy/ha-cluster.sh; its own ports and
+#                                     .grove-ha, stopped with deploy/ha-cluster.sh down)
 #   deploy/quickstart.sh down [--keep-data]
 #                                     stop all of it and remove what it created
 #   deploy/quickstart.sh status       show what is running
@@ -351,7 +356,12 @@ case "${1:-up}" in
     up "$@"
     ;;
   --nodes) up "$@" ;;
+  --servers)
+    [ "$(id -u)" = 0 ] || die "run as root: the agent creates cgroups and namespaces"
+    install_deps
+    exec "$REPO/deploy/ha-cluster.sh" up "$@"
+    ;;
   down) shift; down "$@" ;;
   status) status ;;
-  *) die "usage: deploy/quickstart.sh [up [--nodes N]|--nodes N|down [--keep-data]|status]" ;;
+  *) die "usage: deploy/quickstart.sh [up [--nodes N]|--nodes N|--servers N|down [--keep-data]|status]" ;;
 esac

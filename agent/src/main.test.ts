@@ -161,6 +161,16 @@ describe("parseArgs", () => {
     expect(zero.errors.join("")).toMatch(/--image-max-entries.*expected a positive integer/);
   });
 
+  it("takes several control-plane addresses, comma-separated or repeated", () => {
+    const { config } = parse(["--server", "a:7481,b:7481", "--server", "c:7491", "--server", "a:7481", "--token", "t"]);
+    expect(config?.server).toBe("a:7481,b:7481,c:7491");
+    // Every replica's port is the control plane's, not an instance's to publish.
+    expect(config?.hostPorts.reserved.has(7491)).toBe(true);
+    expect(parse(["--token", "t"], { GROVE_AGENT_SERVER: "a:1,b:2" }).config?.server).toBe("a:1,b:2");
+    expect(parse(["--server", "a:1,b", "--token", "t"]).errors.join("")).toMatch(/expected HOST:PORT/);
+    expect(parse(["--server", ",", "--token", "t"]).errors.join("")).toMatch(/expected HOST:PORT/);
+  });
+
   it("takes the server and token from the environment", () => {
     const { config } = parse([], { GROVE_AGENT_SERVER: "10.0.0.1:7443", GROVE_AGENT_TOKEN: "from-env" });
     expect(config).toMatchObject({ server: "10.0.0.1:7443", token: "from-env" });

@@ -371,6 +371,9 @@ function unreachable(err: unknown, server: string, url: string, timeoutMs: numbe
 const HINTS: Partial<Record<ErrorCode, string>> = {
   StoreUnavailable:
     "the control plane is up but its store (etcd) is unavailable; writes and reads will fail until etcd is back",
+  StoreOutOfSpace:
+    "etcd is out of space and refuses writes until an operator frees space (docs/operations.md, 'etcd out of space'); " +
+    "reads and deletes still work",
   Unauthorized: "the control plane rejected the token; check GROVE_TOKEN or the token in ~/.grove/config.json",
 };
 

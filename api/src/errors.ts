@@ -11,6 +11,8 @@ export const ERROR_CODES = {
   Conflict: 409,
   Gone: 410,
   StoreUnavailable: 503,
+  /** etcd is out of space (its NOSPACE alarm is raised): writes are refused, reads and deletes work. */
+  StoreOutOfSpace: 503,
   /** The instance's node has no agent connected to this control plane (logs, exec, stats). */
   NodeUnavailable: 503,
   Internal: 500,

@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from "commander";
 import pino from "pino";
 import { parseDurationMs } from "@grove/api";
 import { startControlPlane } from "./server";
+import { backupCommand, restoreCommand } from "./etcd/backup";
 import { parseCidr, parsePortRange } from "./network/subnets";
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges, parsePortList, type HostPortRange } from "@grove/api";
 
@@ -25,14 +26,38 @@ function hostPort(flag: string) {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // Operator commands on the store (docs/operations.md): they run and exit.
+  if (argv[2] === "backup" || argv[2] === "restore") {
+    const run = argv[2] === "backup" ? backupCommand : restoreCommand;
+    process.exitCode = await run(argv.slice(3));
+    return;
+  }
   const program = new Command("grove-server")
-    .description("Grove control plane: HTTP API, scheduler, controllers and the agents' gRPC endpoint")
+    .description(
+      "Grove control plane: HTTP API, scheduler, controllers and the agents' gRPC endpoint " +
+        "(also: grove-server backup FILE, grove-server restore FILE; see --help of each)",
+    )
     .option("--data-dir <dir>", "state: tokens, embedded etcd data", process.env.GROVE_DATA_DIR ?? "/var/lib/grove")
     .option("--listen <host:port>", "HTTP API address", hostPort("--listen"), { host: "127.0.0.1", port: 7480 })
     .option("--grpc-listen <host:port>", "address agents dial", hostPort("--grpc-listen"), {
       host: "127.0.0.1",
       port: 7481,
     })
+    .option(
+      "--advertise-url <url>",
+      "URL the other grove-server replicas reach this one's HTTP API at (default: the --listen address, " +
+        "or this host's name when that is 0.0.0.0)",
+      flagCheck("--advertise-url", (v, w) => {
+        let u: URL;
+        try {
+          u = new URL(v);
+        } catch {
+          throw new Error(`${w} takes a URL such as http://10.0.0.1:7480, got "${v}"`);
+        }
+        if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`${w}: "${v}" is not http(s)`);
+        return v.replace(/\/+$/, "");
+      }),
+    )
     .option("--etcd-endpoints <urls>", "comma-separated external etcd client URLs (default: start an embedded etcd)")
     .option("--etcd-port <port>", "client port of the embedded etcd", (v) => Number(v), 2479)
     .option(
@@ -108,6 +133,7 @@ export async function main(argv: string[]): Promise<void> {
     dataDir: string;
     listen: { host: string; port: number };
     grpcListen: { host: string; port: number };
+    advertiseUrl?: string;
     etcdEndpoints?: string;
     etcdPort: number;
     etcdCompactionRetention: string;
@@ -138,6 +164,7 @@ export async function main(argv: string[]): Promise<void> {
       etcdCompactionRetention: o.etcdCompactionRetention,
       httpHost: o.listen.host,
       httpPort: o.listen.port,
+      ...(o.advertiseUrl ? { advertiseUrl: o.advertiseUrl } : {}),
       grpcHost: o.grpcListen.host,
       grpcPort: o.grpcListen.port,
       network: { clusterCidr: o.clusterCidr, nodeSubnetPrefix: o.nodeSubnetPrefix, egressDefault: o.egressDefault },

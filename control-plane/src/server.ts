@@ -2,6 +2,7 @@
 // controllers, the HTTP API and the gRPC endpoint for agents.
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import pino, { type Logger } from "pino";
 import type { App, Instance, Node, Task } from "@grove/api";
@@ -23,6 +24,8 @@ import { NodeRegistration, type ClusterNetworkOptions } from "./nodes/registrati
 import { ensureClusterId } from "./cluster/cluster-id";
 import { EventRecorder, type EventRecorderOptions } from "./events/recorder";
 import { EventWatcher } from "./events/event-watcher";
+import { PeerTransport } from "./replicas/peer-transport";
+import { ReplicaStreams } from "./replicas/replica-streams";
 import type { PortRange } from "./network/subnets";
 import { ControlPlaneHostPorts, type HostPortPolicyOptions } from "./network/host-port-policy";
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges } from "@grove/api";
@@ -37,6 +40,12 @@ export interface ControlPlaneOptions {
   etcdCompactionRetention?: string;
   httpHost?: string;
   httpPort?: number;
+  /**
+   * The URL other replicas reach this one's HTTP API at (recorded with the
+   * nodes whose agent streams it holds); default: the listen address, or
+   * this host's name when that is a wildcard.
+   */
+  advertiseUrl?: string;
   grpcHost?: string;
   grpcPort?: number;
   logger?: Logger;
@@ -246,12 +255,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     cleanups.push(() => gateway.close());
     hostPorts.addReserved(grpcPort, "grove-server's agent gRPC endpoint");
 
+    // logs / exec / stats of nodes whose stream another replica holds go through it.
+    const peers = new PeerTransport({ token: adminToken, self: opts.advertiseUrl ?? "" });
+    const streams = new ReplicaStreams(gateway, peers, logger.child({ component: "replicas" }));
     const http = await buildHttpServer({
       repo,
       store,
       adminToken,
       logger: logger.child({ component: "http" }),
-      agents: gateway,
+      agents: streams,
+      peerStreams: gateway,
       hostPorts: hostPorts.policy,
       dynamicHostPorts: opts.hostPortRange ?? DEFAULT_HOST_PORT_RANGE,
     });
@@ -263,7 +276,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     hostPorts.addReserved(httpPort, "grove-server's HTTP API");
 
     const cp: ControlPlane = {
-      httpUrl: `http://${httpHost.includes(":") ? `[${httpHost}]` : httpHost}:${httpPort}`,
+      httpUrl: urlOf(httpHost, httpPort),
       grpcAddress: `${opts.grpcHost ?? "127.0.0.1"}:${grpcPort}`,
       adminToken,
       agentToken,
@@ -273,12 +286,23 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       ...(cluster.state === "ok" ? { clusterId: cluster.id } : {}),
       close,
     };
-    // Heartbeats name this replica, so another one can tell clients where a node's stream is.
-    gateway.setServerId(cp.httpUrl);
-    logger.info({ http: cp.httpUrl, grpc: cp.grpcAddress, clusterId: cp.clusterId }, "grove-server is up");
+    // Presence keys name this replica, so the others can reach the nodes whose streams it holds.
+    const advertised = opts.advertiseUrl ?? advertiseUrlOf(httpHost, httpPort);
+    gateway.setServerId(advertised);
+    peers.setSelf(advertised);
+    logger.info({ http: cp.httpUrl, grpc: cp.grpcAddress, advertised, clusterId: cp.clusterId }, "grove-server is up");
     return cp;
   } catch (err) {
     await close();
     throw err;
   }
+}
+
+function urlOf(host: string, port: number): string {
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+/** The listen address, or this host's name when that is a wildcard (0.0.0.0, ::). */
+export function advertiseUrlOf(host: string, port: number): string {
+  return urlOf(host === "0.0.0.0" || host === "::" || host === "" ? os.hostname() : host, port);
 }

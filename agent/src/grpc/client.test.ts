@@ -136,6 +136,44 @@ describe("ControlPlaneConnection", () => {
     return connection;
   }
 
+  it("with several addresses, skips one that refuses and moves on when its replica goes away", async () => {
+    // A port nothing listens on: a replica that is down.
+    const dead = new TestControlPlane();
+    await dead.listen();
+    const deadPort = dead.port;
+    await dead.close();
+    const other = new TestControlPlane();
+    await other.listen();
+    try {
+      connection = new ControlPlaneConnection({
+        address: `127.0.0.1:${deadPort}`,
+        addresses: [`127.0.0.1:${deadPort}`, `127.0.0.1:${server.port}`, `127.0.0.1:${other.port}`],
+        token: "s3cret",
+        nodeInfo: () => node,
+        reconciler: sink,
+        // A whole round of failures waits this long: the next address is tried well before.
+        reconnectInitialDelayMs: 2_000,
+        reconnectMaxDelayMs: 2_000,
+      });
+      const conn = connection;
+      const started = performance.now();
+      conn.start();
+      await waitFor("registered with the second address", () => conn.registered && server.streams[0]);
+      expect(conn.address).toBe(`127.0.0.1:${server.port}`);
+      expect(performance.now() - started).toBeLessThan(1_500);
+
+      // That replica goes away: the agent is on the third within the round, not after the backoff.
+      const lost = performance.now();
+      await server.close();
+      await waitFor("registered with the third address", () => conn.registered && other.streams[0], 1_800);
+      expect(conn.address).toBe(`127.0.0.1:${other.port}`);
+      expect(performance.now() - lost).toBeLessThan(1_500);
+      expect(other.streams[0]?.messages[0]?.msg).toBe("register");
+    } finally {
+      await other.close();
+    }
+  });
+
   it("sends Register first, with the token, node facts and the reconciler's statuses", async () => {
     sink.current = [{ uid: "u1", namespace: "default", name: "web-0", state: "RUNNING", pid: 42, startedAtMs: 1000 }];
     const conn = connect();

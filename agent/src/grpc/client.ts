@@ -9,6 +9,13 @@
 // it (same cluster, not older than what was applied); the reconciler keeps
 // converging (and keeps containers running) whether or not a stream is up.
 //
+// Several control-plane addresses (one per grove-server replica) may be
+// given: a stream that ends or cannot be opened moves the agent to the next
+// one at once, and only a whole round of failures waits out the backoff. A
+// replica that goes away so costs its agents one reconnect (a few hundred
+// ms), well within the node grace: the replica they reach writes the node's
+// presence key and the node stays Ready.
+//
 // The control plane answers every heartbeat; the time since the last answer
 // (minus one interval, the normal gap) is how long the node has been without
 // contact: spec.disconnect.stopAfter is measured with it, on the monotonic clock.
@@ -45,6 +52,8 @@ export interface DesiredStateSink {
 export interface ControlPlaneConnectionOptions {
   /** host:port of the control plane's gRPC listener. */
   address: string;
+  /** Every replica's host:port, tried in turn (default: [address]). */
+  addresses?: readonly string[];
   /** Join token, sent as x-grove-agent-token metadata on every stream. */
   token: string;
   /** Called on every (re)connect, so the Register carries current facts. */
@@ -83,6 +92,7 @@ export interface SubStreamHost {
 
 type Session = {
   id: number;
+  address: string;
   call: grpc.ClientDuplexStream<AgentMessage, ControlMessage__Output>;
   heartbeat?: NodeJS.Timeout;
   registered: boolean;
@@ -103,8 +113,17 @@ const DEFAULT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.max_reconnect_backoff_ms": 5_000,
 };
 
+/** Between two addresses of one round: the next replica is tried almost at once. */
+const NEXT_ADDRESS_DELAY_MS = 100;
+
 export class ControlPlaneConnection {
-  private readonly client: AgentServiceClient;
+  private readonly addresses: readonly string[];
+  /** One channel per address, made when first dialled. */
+  private readonly clients = new Map<string, AgentServiceClient>();
+  /** The address the next stream dials (index into addresses). */
+  private current = 0;
+  /** Failed attempts since the last registration: a whole round of them waits out the backoff. */
+  private failedAttempts = 0;
   private readonly log: Logger;
   private readonly reconnectBackoff: Backoff;
   private session: Session | undefined;
@@ -131,12 +150,25 @@ export class ControlPlaneConnection {
     this.monotonicNow = options.monotonicNow ?? (() => performance.now());
     this.lastHeardMs = this.monotonicNow();
     this.heartbeatIntervalMs = options.defaultHeartbeatIntervalMs ?? 5_000;
-    const proto = loadGroveProto();
-    this.client = new proto.grove.v1.AgentService(
-      options.address,
-      options.credentials ?? grpc.credentials.createInsecure(),
-      { ...DEFAULT_CHANNEL_OPTIONS, ...options.channelOptions },
-    );
+    this.addresses = options.addresses?.length ? [...options.addresses] : [options.address];
+  }
+
+  /** The address of the replica the current (or next) stream is with. */
+  get address(): string {
+    return this.session?.address ?? this.addresses[this.current]!;
+  }
+
+  private clientFor(address: string): AgentServiceClient {
+    let client = this.clients.get(address);
+    if (!client) {
+      const proto = loadGroveProto();
+      client = new proto.grove.v1.AgentService(address, this.options.credentials ?? grpc.credentials.createInsecure(), {
+        ...DEFAULT_CHANNEL_OPTIONS,
+        ...this.options.channelOptions,
+      });
+      this.clients.set(address, client);
+    }
+    return client;
   }
 
   /** True while a stream is open and the control plane has answered Registered. */
@@ -174,7 +206,8 @@ export class ControlPlaneConnection {
       session.call.end();
       session.call.cancel();
     }
-    this.client.close();
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
   }
 
   /**
@@ -192,9 +225,11 @@ export class ControlPlaneConnection {
     if (!this.running) return;
     const metadata = new grpc.Metadata();
     metadata.set(AGENT_TOKEN_METADATA, this.options.token);
-    const call = this.client.Connect(metadata);
+    const address = this.addresses[this.current]!;
+    const call = this.clientFor(address).Connect(metadata);
     const session: Session = {
       id: ++this.sessionCounter,
+      address,
       call,
       registered: false,
       acked: false,
@@ -233,6 +268,7 @@ export class ControlPlaneConnection {
       this.heartbeatIntervalMs = interval;
       session.registered = true;
       this.reconnectBackoff.reset();
+      this.failedAttempts = 0;
       try {
         this.options.onRegistered?.(message.registered);
       } catch (error) {
@@ -244,7 +280,7 @@ export class ControlPlaneConnection {
       }, interval);
       this.options.streams?.attach(this.outletOf(session));
       this.log.info(
-        { address: this.options.address, nodeName: message.registered.nodeName, heartbeatIntervalMs: interval },
+        { address: session.address, nodeName: message.registered.nodeName, heartbeatIntervalMs: interval },
         "registered with the control plane",
       );
     } else if (message.desired) {
@@ -328,8 +364,16 @@ export class ControlPlaneConnection {
     if (!this.running) return;
     // Make sure our half is closed too, whichever side failed.
     session.call.cancel();
-    const delay = this.reconnectBackoff.next();
-    const logFields = { address: this.options.address, reason, reconnectInMs: delay };
+    // The next stream goes to the next replica; a whole round of failed
+    // attempts (every replica tried) waits out the backoff.
+    this.current = (this.current + 1) % this.addresses.length;
+    this.failedAttempts++;
+    const delay =
+      this.addresses.length > 1 && this.failedAttempts < this.addresses.length
+        ? NEXT_ADDRESS_DELAY_MS
+        : this.reconnectBackoff.next();
+    if (this.failedAttempts >= this.addresses.length) this.failedAttempts = 0;
+    const logFields = { address: session.address, next: this.addresses[this.current], reason, reconnectInMs: delay };
     if (session.registered) this.log.warn(logFields, "lost the control plane stream; reconnecting");
     else this.log.info(logFields, "could not register with the control plane; retrying");
     this.reconnectTimer = setTimeout(() => this.connect(), delay);

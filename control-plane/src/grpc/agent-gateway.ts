@@ -33,7 +33,14 @@ import {
 import type { ClusterIdentity } from "../cluster/cluster-id";
 import type { NodeRegistration } from "../nodes/registration";
 import { applyReport, desiredFor, keepLogsFor, nodeInfoOf } from "./agent-messages";
-import { endError, SubStreamMux, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "./sub-streams";
+import {
+  endError,
+  SubStreamMux,
+  statsOver,
+  type SubStream,
+  type SubStreamHandlers,
+  type SubStreamRequest,
+} from "./sub-streams";
 
 export { HEARTBEAT_INTERVAL_MS };
 
@@ -66,9 +73,6 @@ interface Session {
   /** Set once the session is given up, so it is marked lost only once. */
   lost: boolean;
 }
-
-/** How long a stats request waits for the agent. */
-const STATS_TIMEOUT_MS = 10_000;
 
 function tokenMatches(given: string, want: string): boolean {
   const a = Buffer.from(given);
@@ -196,10 +200,25 @@ export class AgentGateway {
     this.nodes.setServerId(id);
   }
 
+  /** True while the node's agent holds its Connect stream with this replica. */
+  holds(node: string): boolean {
+    return this.sessions.has(node);
+  }
+
+  /**
+   * The advertised URL of the other replica that holds the node's stream,
+   * from its presence key; undefined when none does (or it is this one).
+   */
+  async holderOf(node: string): Promise<string | undefined> {
+    const beat = await this.nodes.presenceOf(node);
+    return beat?.server && beat.server !== this.serverId ? beat.server : undefined;
+  }
+
   /**
    * Opens a logs / exec / stats sub-stream to a node's agent over its Connect
    * stream. Throws NodeUnavailable when the agent is not connected here,
-   * naming the grove-server replica that holds its stream when another does.
+   * naming the grove-server replica that holds its stream when another does
+   * (replicas/replica-streams.ts goes there instead).
    */
   async openStream(node: string, req: SubStreamRequest, handlers: SubStreamHandlers): Promise<SubStream> {
     const session = this.sessions.get(node);
@@ -222,38 +241,8 @@ export class AgentGateway {
   }
 
   /** Resource usage of one running instance (uid) or of every running instance of the node (""). */
-  async stats(node: string, uid: string): Promise<ContainerStats__Output[]> {
-    return new Promise<ContainerStats__Output[]>((resolve, reject) => {
-      let sub: SubStream | undefined;
-      const timer = setTimeout(() => {
-        sub?.cancel();
-        reject(new GroveError("NodeUnavailable", `the agent of node ${node} did not answer a stats request in time`));
-      }, STATS_TIMEOUT_MS);
-      const settle = () => clearTimeout(timer);
-      this.openStream(
-        node,
-        { kind: "STATS", instanceUid: uid },
-        {
-          onOutput: () => undefined,
-          onEnd: (end) => {
-            settle();
-            const err = endError(end, `stats from node ${node}`);
-            if (err) reject(err);
-            else resolve(end.stats);
-          },
-          onBroken: (err) => {
-            settle();
-            reject(err);
-          },
-        },
-      ).then(
-        (s) => (sub = s),
-        (err: unknown) => {
-          settle();
-          reject(err instanceof Error ? err : new Error(String(err)));
-        },
-      );
-    });
+  stats(node: string, uid: string): Promise<ContainerStats__Output[]> {
+    return statsOver((n, req, h) => this.openStream(n, req, h), node, uid);
   }
 
   private onConnect(call: Stream): void {

@@ -5,6 +5,7 @@
 import { GroveError } from "@grove/api";
 import type {
   AgentMessage__Output,
+  ContainerStats__Output,
   ControlMessage,
   LogsOptions,
   ProtoExecOptions,
@@ -125,4 +126,48 @@ export function endError(end: StreamEnd__Output, what: string): GroveError | und
     return new GroveError("BadRequest", `${what}: ${end.error}`);
   }
   return new GroveError("Internal", `${what}: the agent failed: ${end.error}`);
+}
+
+/** How long a stats request waits for the agent. */
+const STATS_TIMEOUT_MS = 10_000;
+
+/** Opens a sub-stream to a node's agent (the gateway's, or through the replica holding it). */
+export type OpenSubStream = (node: string, req: SubStreamRequest, handlers: SubStreamHandlers) => Promise<SubStream>;
+
+/**
+ * Resource usage of one running instance (uid) or of every running instance
+ * of the node (""), asked over a STATS sub-stream opened with `open`.
+ */
+export function statsOver(open: OpenSubStream, node: string, uid: string): Promise<ContainerStats__Output[]> {
+  return new Promise<ContainerStats__Output[]>((resolve, reject) => {
+    let sub: SubStream | undefined;
+    const timer = setTimeout(() => {
+      sub?.cancel();
+      reject(new GroveError("NodeUnavailable", `the agent of node ${node} did not answer a stats request in time`));
+    }, STATS_TIMEOUT_MS);
+    const settle = () => clearTimeout(timer);
+    open(
+      node,
+      { kind: "STATS", instanceUid: uid },
+      {
+        onOutput: () => undefined,
+        onEnd: (end) => {
+          settle();
+          const err = endError(end, `stats from node ${node}`);
+          if (err) reject(err);
+          else resolve(end.stats);
+        },
+        onBroken: (err) => {
+          settle();
+          reject(err);
+        },
+      },
+    ).then(
+      (s) => (sub = s),
+      (err: unknown) => {
+        settle();
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
 }

@@ -22,6 +22,7 @@ import { registerOperationRoutes, type AgentStreams } from "./logs-exec-stats-ro
 import { registerSchedulingRoutes } from "./scheduling";
 import { registerRolloutRoutes } from "./rollout-routes";
 import { registerTaskRoutes } from "./tasks";
+import { registerPeerStreamRoute, type LocalStreams } from "../replicas/peer-streams";
 import type { RouteContext } from "./resource-routes";
 import { addSharedSchemas } from "./schemas";
 import { WatchRegistry } from "./watch-stream";
@@ -35,6 +36,8 @@ export interface HttpServerOptions {
   logger?: Logger | false;
   /** The agent gateway: logs, exec and stats of instances (routes absent without it). */
   agents?: AgentStreams;
+  /** This replica's own agents' streams, served to the other replicas (replicas/peer-streams.ts). */
+  peerStreams?: LocalStreams;
   /** Which fixed host ports Apps may publish (refused at apply and plan); unchecked without it. */
   hostPorts?: HostPortPolicy;
   /** The scheduler loop's range of dynamic host ports, so a plan hands out the ports the loop would. */
@@ -98,6 +101,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   registerSchedulingRoutes(app, ctx);
   registerEventRoutes(app, { store: opts.store, watches });
   if (opts.agents) registerOperationRoutes(app, ctx, opts.agents);
+  if (opts.peerStreams) registerPeerStreamRoute(app, opts.peerStreams);
 
   // Open watch streams would hold close() until every client left.
   app.addHook("preClose", async () => watches.closeAll());

@@ -29,9 +29,19 @@ describe("mapEtcdError", () => {
   });
 
   test("other etcd errors become Internal", () => {
-    const err = new EtcdError("etcdserver: mvcc: database space exceeded");
+    const err = new EtcdError("etcdserver: too many operations in txn request");
     expect(isConnectivityError(err)).toBe(false);
     expect(mapEtcdError(err, endpoints).code).toBe("Internal");
+  });
+
+  test("NOSPACE (etcd out of space) is StoreOutOfSpace (503), saying what still works and where the runbook is", () => {
+    const err = new EtcdError("etcdserver: mvcc: database space exceeded");
+    expect(isConnectivityError(err)).toBe(false);
+    const mapped = mapEtcdError(err, endpoints);
+    expect(mapped.code).toBe("StoreOutOfSpace");
+    expect(mapped.status).toBe(503);
+    expect(mapped.message).toMatch(/out of space .*reads and deletes still work.*database space exceeded/);
+    expect(mapped.message).toContain("docs/operations.md");
   });
 
   test("a compacted or future revision is Gone (410)", () => {

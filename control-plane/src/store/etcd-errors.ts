@@ -55,6 +55,7 @@ export function mapEtcdError(err: unknown, endpoints: readonly string[]): GroveE
   if (err instanceof GroveError) return err;
   const detail = err instanceof Error ? err.message : String(err);
   if (isConnectivityError(err)) return storeUnavailable(endpoints, detail);
+  if (isOutOfSpace(err)) return storeOutOfSpace(endpoints, detail);
   if (/required revision has been compacted/.test(detail)) {
     return new GroveError("Gone", `the requested revision has been compacted (${detail})`);
   }
@@ -73,6 +74,19 @@ export function isMessageTooLarge(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
   return code === 8 || /message larger than max|RESOURCE_EXHAUSTED/i.test(err.message);
+}
+
+/** etcd's NOSPACE alarm: the backend reached its quota and every write that adds data is refused. */
+export function isOutOfSpace(err: unknown): boolean {
+  return err instanceof Error && /database space exceeded|NOSPACE/i.test(err.message);
+}
+
+export function storeOutOfSpace(endpoints: readonly string[], detail: string): GroveError {
+  return new GroveError(
+    "StoreOutOfSpace",
+    `the control plane's store (etcd at ${endpoints.join(",")}) is out of space and refuses writes until an operator ` +
+      `compacts, defragments and disarms it (docs/operations.md, "etcd out of space"); reads and deletes still work: ${detail}`,
+  );
 }
 
 export function storeUnavailable(endpoints: readonly string[], detail: string): GroveError {
