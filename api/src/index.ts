@@ -18,3 +18,5 @@ export * from "./reasons";
 export * from "./instance-rules";
 export * from "./node-rules";
 export * from "./update";
+export * from "./env-source";
+export * from "./secrets";

@@ -21,6 +21,7 @@ import { ensureClusterId } from "./cluster/cluster-id";
 import type { PortRange } from "./network/subnets";
 import { ControlPlaneHostPorts, type HostPortPolicyOptions } from "./network/host-port-policy";
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges } from "@grove/api";
+import { startTenancy } from "./secrets/setup";
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -49,6 +50,10 @@ export interface ControlPlaneOptions {
    * store is the right one). Without it such a store sends no desired sets.
    */
   assignClusterId?: boolean;
+  /** Key-encryption keys of Secrets (default <dataDir>/encryption-keys.json, created at first start). */
+  encryptionKeyFile?: string;
+  /** Audit log file (default <dataDir>/audit.log); false: none. */
+  auditLog?: string | false;
 }
 
 export interface ControlPlane {
@@ -187,6 +192,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const registration = new NodeRegistration(store, repo, instances, agentsLogger, opts.network);
     const gateway = new AgentGateway(registration, instances, agentToken, agentsLogger, opts.presence);
     gateway.setCluster(cluster);
+    const tenancy = await startTenancy(opts, store, instances, logger.child({ component: "secrets" }), () =>
+      gateway.resendAll(),
+    );
+    cleanups.push(() => tenancy.close());
+    gateway.setEnvResolver(tenancy.resolver.resolve);
     cleanups.push(async () => {
       controllers?.stop();
       controllers = undefined;
@@ -220,6 +230,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       agents: gateway,
       hostPorts: hostPorts.policy,
       dynamicHostPorts: opts.hostPortRange ?? DEFAULT_HOST_PORT_RANGE,
+      secrets: tenancy.secrets,
+      ...(tenancy.audit ? { audit: tenancy.audit } : {}),
     });
     const httpHost = opts.httpHost ?? "127.0.0.1";
     await http.listen({ host: httpHost, port: opts.httpPort ?? 7480 });

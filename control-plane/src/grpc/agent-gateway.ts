@@ -33,6 +33,7 @@ import {
 import type { ClusterIdentity } from "../cluster/cluster-id";
 import type { NodeRegistration } from "../nodes/registration";
 import { applyReport, desiredFor, nodeInfoOf } from "./agent-messages";
+import { literalEnv, type EnvResolver } from "../secrets/env-resolver";
 import { endError, SubStreamMux, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "./sub-streams";
 
 export { HEARTBEAT_INTERVAL_MS };
@@ -98,6 +99,7 @@ export class AgentGateway {
   private closing = false;
   /** Desired sets carry the cluster id; unset (tests): sets go out without one. */
   private cluster: ClusterIdentity | undefined;
+  private env: EnvResolver = literalEnv;
 
   constructor(
     /** The service that records what agents report (nodes/registration.ts). */
@@ -182,6 +184,16 @@ export class AgentGateway {
    */
   setCluster(cluster: ClusterIdentity): void {
     this.cluster = cluster;
+  }
+
+  /** Resolves Secret references in env (secrets/env-resolver.ts); sets are sent again when Secrets change. */
+  setEnvResolver(env: EnvResolver): void {
+    this.env = env;
+  }
+
+  /** Sends every connected node its set again if it changed (a Secret it uses changed). */
+  resendAll(): void {
+    for (const node of this.sessions.keys()) this.pushDesired(node);
   }
 
   /** This replica's HTTP URL, written into presence keys (see openStream). */
@@ -466,7 +478,7 @@ export class AgentGateway {
       }
       return;
     }
-    const desired = desiredFor(node, this.instances.list());
+    const desired = desiredFor(node, this.instances.list(), this.env);
     const fingerprint = JSON.stringify(desired);
     if (!force && fingerprint === session.lastSent) return;
     session.lastSent = fingerprint;
