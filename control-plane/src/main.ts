@@ -4,6 +4,7 @@ import pino from "pino";
 import { parseDurationMs } from "@grove/api";
 import { startControlPlane } from "./server";
 import { rotateEncryptionKey } from "./secrets/rotate";
+import { DEFAULT_IDENTITY_LIMITS, parseIdentityLimits, type IdentityLimitOptions } from "./auth/limits";
 import { parseCidr, parsePortRange } from "./network/subnets";
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges, parsePortList, type HostPortRange } from "@grove/api";
 
@@ -95,6 +96,12 @@ export async function main(argv: string[]): Promise<void> {
       "Secrets' key-encryption keys (default: DATA_DIR/encryption-keys.json, made at first start)",
     )
     .option(
+      "--identity-limits <list>",
+      "per token: open watches, log follows, exec sessions, requests per second (429 beyond), e.g. watches=32,rate=100",
+      flagCheck("--identity-limits", (v, w) => parseIdentityLimits(v, w)),
+      DEFAULT_IDENTITY_LIMITS,
+    )
+    .option(
       "--audit-log <file>",
       "audit log, one JSON line per mutation, session and refusal (default: DATA_DIR/audit.log)",
     )
@@ -124,6 +131,7 @@ export async function main(argv: string[]): Promise<void> {
     assignClusterId?: boolean;
     encryptionKeyFile?: string;
     auditLog?: string;
+    identityLimits: IdentityLimitOptions;
   }>();
   const logger = pino({ name: "grove-server", level: o.logLevel });
   try {
@@ -152,6 +160,7 @@ export async function main(argv: string[]): Promise<void> {
       assignClusterId: o.assignClusterId === true,
       ...(o.encryptionKeyFile ? { encryptionKeyFile: o.encryptionKeyFile } : {}),
       ...(o.auditLog ? { auditLog: o.auditLog } : {}),
+      identityLimits: o.identityLimits,
       logger,
     });
     let stopping = false;

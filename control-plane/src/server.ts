@@ -22,6 +22,7 @@ import type { PortRange } from "./network/subnets";
 import { ControlPlaneHostPorts, type HostPortPolicyOptions } from "./network/host-port-policy";
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges } from "@grove/api";
 import { startTenancy } from "./secrets/setup";
+import { IdentityLimits, type IdentityLimitOptions } from "./auth/limits";
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -54,6 +55,8 @@ export interface ControlPlaneOptions {
   encryptionKeyFile?: string;
   /** Audit log file (default <dataDir>/audit.log); false: none. */
   auditLog?: string | false;
+  /** Per-identity concurrent watches, log follows, exec sessions and request rate (auth/limits.ts). */
+  identityLimits?: IdentityLimitOptions;
 }
 
 export interface ControlPlane {
@@ -231,6 +234,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       hostPorts: hostPorts.policy,
       dynamicHostPorts: opts.hostPortRange ?? DEFAULT_HOST_PORT_RANGE,
       secrets: tenancy.secrets,
+      limits: new IdentityLimits(opts.identityLimits),
       ...(tenancy.audit ? { audit: tenancy.audit } : {}),
     });
     const httpHost = opts.httpHost ?? "127.0.0.1";

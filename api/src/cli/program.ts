@@ -14,6 +14,7 @@ import { describeApp, describeInstance, describeNode } from "./render/describe";
 import { connect, type CliClient, type CliDeps } from "./deps";
 import { registerOperationCommands, usageOfApp, usageOfInstance } from "./logs-exec-top";
 import { waitForApps, waitForDrain } from "./wait";
+import { registerCreateCommands } from "./create-token";
 // Kept so importers of program.ts need no edit.
 export type { CliClient, CliDeps } from "./deps";
 export { waitForApps } from "./wait";
@@ -375,6 +376,7 @@ export function buildProgram(deps: CliDeps): Command {
       },
     );
 
+  registerCreateCommands(program, deps);
   registerOperationCommands(program, deps, (cmd) => {
     const { config, client } = connect(cmd, deps);
     return { namespace: config.namespace, client };

@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { GroveError, type Verb } from "@grove/api";
 import { isPublicPath } from "../http/auth";
 import type { AuditLog } from "./audit";
+import { IdentityLimits, type Session } from "./limits";
 import { denial, ruleFor, type Identity, type RouteRule } from "./policy";
 import type { TokenService } from "./tokens";
 
@@ -29,9 +30,30 @@ export function identityOf(req: FastifyRequest): Identity {
 }
 
 const MUTATING = new Set(["POST", "PUT", "DELETE", "PATCH"]);
+const registered = new WeakMap<FastifyInstance, string[]>();
 
-export function installAuthorization(app: FastifyInstance, tokens: TokenService, audit?: AuditLog): void {
-  app.addHook("onRequest", async (req) => {
+/** Every route registered after installAuthorization, as "METHOD url" (the test enumerates them). */
+export function registeredRoutes(app: FastifyInstance): readonly string[] {
+  return registered.get(app) ?? [];
+}
+
+export function installAuthorization(
+  app: FastifyInstance,
+  tokens: TokenService,
+  audit?: AuditLog,
+  limits: IdentityLimits = new IdentityLimits(),
+): void {
+  const routes: string[] = [];
+  registered.set(app, routes);
+  // A route without a rule cannot even be registered: the server does not start.
+  app.addHook("onRoute", (r) => {
+    for (const method of [r.method].flat()) {
+      if (!ruleFor(method, r.url))
+        throw new Error(`${method} ${r.url} has no entry in the authorization table (auth/policy.ts)`);
+      routes.push(`${method} ${r.url}`);
+    }
+  });
+  app.addHook("onRequest", async (req, reply) => {
     const url = req.routeOptions.url;
     const rule = url !== undefined ? ruleFor(req.method, url) : undefined;
     if (rule?.scope === "public" || (url === undefined && isPublicPath(req.url))) return;
@@ -64,6 +86,14 @@ export function installAuthorization(app: FastifyInstance, tokens: TokenService,
       d.reason = why;
       throw new GroveError("Forbidden", why);
     }
+    limits.take(identity);
+    const session = sessionOf(d.verb, q as { follow?: string });
+    if (session) {
+      const release = limits.acquire(identity, session);
+      reply.raw.once("close", release);
+      // An upgraded exec never finishes its HTTP response: its socket's end is the session's.
+      if (session === "execs") req.raw.socket?.once("close", release);
+    }
     if (audit && (d.verb === "exec" || d.verb === "logs")) {
       // An upgraded exec answers no HTTP response (onResponse does not run): record the session when it ends.
       req.raw.socket?.once("close", () => record(audit, req, d, 101));
@@ -79,6 +109,13 @@ export function installAuthorization(app: FastifyInstance, tokens: TokenService,
       record(audit, req, d, code);
     }
   });
+}
+
+function sessionOf(verb: Verb, q: { follow?: string }): Session | undefined {
+  if (verb === "watch") return "watches";
+  if (verb === "exec") return "execs";
+  if (verb === "logs" && (q.follow === "1" || q.follow === "true")) return "follows";
+  return undefined;
 }
 
 function record(audit: AuditLog, req: FastifyRequest, d: Decision, code: number): void {

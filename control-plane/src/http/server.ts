@@ -16,6 +16,7 @@ import { installAuthorization } from "../auth/authorize";
 import type { AuditLog } from "../auth/audit";
 import { registerTokenRoutes } from "../auth/token-routes";
 import { TokenService } from "../auth/tokens";
+import type { IdentityLimits } from "../auth/limits";
 import { registerSecretRoutes } from "../secrets/routes";
 import type { SecretService } from "../secrets/secret-store";
 import { installErrorHandling } from "./errors";
@@ -45,6 +46,8 @@ export interface HttpServerOptions {
   tokens?: TokenService;
   /** Where mutations, sessions and refusals are recorded (none without it). */
   audit?: AuditLog;
+  /** Per-identity limits (auth/limits.ts defaults without). */
+  limits?: IdentityLimits;
   /** Secrets (routes absent without them). */
   secrets?: SecretService;
 }
@@ -66,7 +69,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   if (!opts.adminToken) throw new Error("the HTTP API needs a non-empty admin token");
   const tokens = opts.tokens ?? new TokenService(opts.store, opts.adminToken);
-  installAuthorization(app, tokens, opts.audit);
+  installAuthorization(app, tokens, opts.audit, opts.limits);
   addSharedSchemas(app);
 
   await app.register(swagger, {
