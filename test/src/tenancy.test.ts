@@ -388,6 +388,15 @@ describe("audit", () => {
       await call(t, "GET", "/v1/namespaces/team-a/instances/a1-0/logs"),
     ];
     expect(accepted.map((a) => a.status)).toEqual([201, 201, 200, 200]);
+    // An exec session: recorded when it ends, without its command.
+    const session = await new GroveClient({ server: server.url, token: t }).exec("a1-0", "team-a", {
+      command: ["/bin/echo", "exec-marker-7f3"],
+    });
+    let out = "";
+    session.onStdout((d) => (out += d.toString()));
+    expect(await session.exited).toMatchObject({ exitCode: 0 });
+    session.close();
+    expect(out).toContain("exec-marker-7f3");
     // Reads are not audited.
     expect((await call(t, "GET", "/v1/namespaces/team-a/apps")).status).toBe(200);
     const refused = [
@@ -397,12 +406,13 @@ describe("audit", () => {
     expect(refused.map((a) => a.status)).toEqual([403, 403]);
     expect((await call("grove_wrong", "DELETE", "/v1/namespaces/team-a/apps/a1")).status).toBe(401);
 
-    const records = await waitFor("the audit records", async () => (mine().length >= 6 ? mine() : undefined));
-    expect(records.filter((r) => (r.code as number) < 400)).toHaveLength(4);
+    const records = await waitFor("the audit records", async () => (mine().length >= 7 ? mine() : undefined));
+    expect(records.filter((r) => (r.code as number) < 400)).toHaveLength(5);
     expect(records.filter((r) => r.code === 403)).toHaveLength(2);
-    expect(records).toHaveLength(6);
+    expect(records).toHaveLength(7);
     expect(records.map((r) => `${r.verb} ${r.resource} ${r.namespace} ${r.code}`).sort()).toEqual([
       "delete apps team-a 200",
+      "exec instances team-a 101",
       "list apps team-b 403",
       "logs instances team-a 200",
       "update apps team-a 201",
@@ -422,7 +432,9 @@ describe("audit", () => {
         expect.arrayContaining(["code", "requestId", "source", "time", "user", "verb"]),
       );
     expect(auditLines().filter((r) => r.code === 401).length).toBe(anonymousBefore + 1);
-    expect(fs.readFileSync(path.join(server.dataDir, "audit.log"), "utf8")).not.toContain(SECRET_VALUE);
+    const log = fs.readFileSync(path.join(server.dataDir, "audit.log"), "utf8");
+    expect(log).not.toContain(SECRET_VALUE);
+    expect(log).not.toContain("exec-marker-7f3");
     expect(fs.statSync(path.join(server.dataDir, "audit.log")).mode & 0o777).toBe(0o600);
   });
 });
