@@ -94,7 +94,7 @@ export function installAuthorization(
       // An upgraded exec never finishes its HTTP response: its socket's end is the session's.
       if (session === "execs") req.raw.socket?.once("close", release);
     }
-    if (audit && (d.verb === "exec" || d.verb === "logs")) {
+    if (audit && d.verb === "exec") {
       // An upgraded exec answers no HTTP response (onResponse does not run): record the session when it ends.
       req.raw.socket?.once("close", () => record(audit, req, d, 101));
     }
