@@ -18,6 +18,7 @@ export interface EventFilter {
 import type { CapacityReport, PlanResult } from "./scheduling";
 import type { InstanceStats, LogsOptions, StatsList } from "./exec-and-stats";
 import { openExec, type ExecRequest, type ExecSession } from "./exec-client";
+import type { Role, TokenInfo } from "./secrets";
 
 /** The object type of each kind. */
 export type ResourceOf<K extends Kind> = K extends "App"
@@ -262,6 +263,12 @@ export class GroveClient {
   async stats(namespace?: string): Promise<StatsList> {
     const q = namespace !== undefined ? `?${new URLSearchParams({ namespace }).toString()}` : "";
     return (await this.request("GET", `/v1/stats${q}`)).body as StatsList;
+  }
+
+  /** Creates an API token bound to a role (in a namespace, or cluster-admin without one); the answer shows it once. */
+  async createToken(name: string, role: Role, namespace?: string): Promise<TokenInfo> {
+    const p = namespace ? `/v1/namespaces/${encodeURIComponent(namespace)}/tokens` : "/v1/tokens";
+    return (await this.request("POST", p, { name, role })).body as TokenInfo;
   }
 
   /** Runs a command in a running instance over a WebSocket (exec-client.ts). */

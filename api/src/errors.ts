@@ -6,10 +6,14 @@ export const ERROR_CODES = {
   UnknownKind: 400,
   BadRequest: 400,
   Unauthorized: 401,
+  /** Authenticated, but the identity's role does not allow this verb on this resource. */
+  Forbidden: 403,
   NotFound: 404,
   AlreadyExists: 409,
   Conflict: 409,
   Gone: 410,
+  /** A per-identity limit (concurrent watches, log follows, exec sessions, request rate). */
+  TooManyRequests: 429,
   StoreUnavailable: 503,
   /** etcd is out of space (its NOSPACE alarm is raised): writes are refused, reads and deletes work. */
   StoreOutOfSpace: 503,

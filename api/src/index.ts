@@ -24,3 +24,5 @@ export * from "./update";
 export * from "./revisions";
 export * from "./rollout-client";
 export * from "./events";
+export * from "./env-source";
+export * from "./secrets";

@@ -26,6 +26,12 @@ export const InstanceReason = {
   Unschedulable: "Unschedulable",
   /** Pending, bound to a node by the scheduler; its agent has not reported it yet. */
   Scheduled: "Scheduled",
+  /**
+   * Pending, bound to a node but not sent to it: an env value names a Secret
+   * (or a key of one) that does not exist in the instance's namespace. The
+   * message names the Secret and key; sent as soon as it exists.
+   */
+  SecretMissing: "SecretMissing",
   /** Failed: evicted by the scheduler to make room for a higher-priority instance. */
   Preempted: "Preempted",
   /** Unknown: its node is not Ready, so it may or may not run there (Diego's suspect). */

@@ -1,5 +1,6 @@
 // One TypeBox schema per resource. These drive the HTTP API's validation, the
 // OpenAPI document, the CLI's client-side validation and the TypeScript types.
+import { EnvValue } from "./env-source";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { CheckResult, HealthChecks } from "./checks";
 import { AppCondition, RolloutState, UpdateSpec } from "./update";
@@ -295,7 +296,7 @@ export const AppSpec = Type.Object(
         description: "argv of the process; with an image: replaces its Cmd (appended to its Entrypoint), optional",
       }),
     ),
-    env: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }), Type.String())),
+    env: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }), EnvValue)),
     workingDir: Type.Optional(Type.String({ pattern: "^/" })),
     instances: Type.Integer({ minimum: 0, maximum: 10000 }),
     resources: Type.Optional(ResourceRequest),
@@ -385,7 +386,7 @@ export const InstanceSpec = Type.Object(
     imagePullSecret: Type.Optional(Type.String()),
     entrypoint: Type.Optional(Type.Array(Type.String())),
     command: Type.Array(Type.String()),
-    env: Type.Optional(Type.Record(Type.String(), Type.String())),
+    env: Type.Optional(Type.Record(Type.String(), EnvValue)),
     workingDir: Type.Optional(Type.String()),
     resources: Resources,
     restartPolicy: RestartPolicy,

@@ -4,6 +4,8 @@ import pino from "pino";
 import { parseDurationMs } from "@grove/api";
 import { startControlPlane } from "./server";
 import { backupCommand, restoreCommand } from "./etcd/backup";
+import { rotateEncryptionKey } from "./secrets/rotate";
+import { DEFAULT_IDENTITY_LIMITS, parseIdentityLimits, type IdentityLimitOptions } from "./auth/limits";
 import { parseCidr, parsePortRange } from "./network/subnets";
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges, parsePortList, type HostPortRange } from "@grove/api";
 
@@ -32,6 +34,7 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = await run(argv.slice(3));
     return;
   }
+  if (argv[2] === "rotate-encryption-key") return rotateMain([argv[0]!, argv[1]!, ...argv.slice(3)]);
   const program = new Command("grove-server")
     .description(
       "Grove control plane: HTTP API, scheduler, controllers and the agents' gRPC endpoint " +
@@ -124,6 +127,20 @@ export async function main(argv: string[]): Promise<void> {
       3_600_000,
     )
     .option(
+      "--encryption-key-file <file>",
+      "Secrets' key-encryption keys (default: DATA_DIR/encryption-keys.json, made at first start)",
+    )
+    .option(
+      "--identity-limits <list>",
+      "per token: open watches, log follows, exec sessions, requests per second (429 beyond), e.g. watches=32,rate=100",
+      flagCheck("--identity-limits", (v, w) => parseIdentityLimits(v, w)),
+      DEFAULT_IDENTITY_LIMITS,
+    )
+    .option(
+      "--audit-log <file>",
+      "audit log, one JSON line per mutation, session and refusal (default: DATA_DIR/audit.log)",
+    )
+    .option(
       "--assign-cluster-id",
       "give a store that holds objects but no cluster id a new one (after an upgrade from a Grove without cluster ids; " +
         "agents that applied sets of another cluster still refuse it)",
@@ -149,6 +166,9 @@ export async function main(argv: string[]): Promise<void> {
     heartbeatInterval: number;
     eventTtl: number;
     assignClusterId?: boolean;
+    encryptionKeyFile?: string;
+    auditLog?: string;
+    identityLimits: IdentityLimitOptions;
   }>();
   const logger = pino({ name: "grove-server", level: o.logLevel });
   try {
@@ -177,6 +197,9 @@ export async function main(argv: string[]): Promise<void> {
       },
       assignClusterId: o.assignClusterId === true,
       events: { ttlSeconds: Math.ceil(o.eventTtl / 1000) },
+      ...(o.encryptionKeyFile ? { encryptionKeyFile: o.encryptionKeyFile } : {}),
+      ...(o.auditLog ? { auditLog: o.auditLog } : {}),
+      identityLimits: o.identityLimits,
       logger,
     });
     let stopping = false;
@@ -198,5 +221,34 @@ export async function main(argv: string[]): Promise<void> {
     logger.fatal({ err }, "grove-server failed to start");
     process.exitCode = 1;
     setTimeout(() => process.exit(1), 100).unref();
+  }
+}
+
+/** `grove-server rotate-encryption-key`: a new primary key, every Secret re-encrypted under it. */
+async function rotateMain(argv: string[]): Promise<void> {
+  const o = new Command("grove-server rotate-encryption-key")
+    .description("add a new key-encryption key for Secrets and re-encrypt every Secret under it")
+    .option("--data-dir <dir>", "grove-server's data dir", process.env.GROVE_DATA_DIR ?? "/var/lib/grove")
+    .option("--encryption-key-file <file>", "key file (default: DATA_DIR/encryption-keys.json)")
+    .option("--etcd-endpoints <urls>", "etcd of a running cluster (default: start the data dir's embedded etcd)")
+    .option("--etcd-port <port>", "client port of the embedded etcd", (v) => Number(v), 2479)
+    .parse(argv)
+    .opts<{ dataDir: string; encryptionKeyFile?: string; etcdEndpoints?: string; etcdPort: number }>();
+  const logger = pino({ name: "grove-server", level: "warn" });
+  try {
+    const r = await rotateEncryptionKey({
+      dataDir: o.dataDir,
+      ...(o.encryptionKeyFile ? { encryptionKeyFile: o.encryptionKeyFile } : {}),
+      etcdEndpoints: (o.etcdEndpoints ?? "")
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+      etcdPort: o.etcdPort,
+      logger,
+    });
+    process.stdout.write(`new primary key ${r.keyId}; re-encrypted ${r.reencrypted} Secret(s)\n`);
+  } catch (err) {
+    logger.fatal({ err }, "rotate-encryption-key failed");
+    process.exitCode = 1;
   }
 }

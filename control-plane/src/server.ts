@@ -29,6 +29,8 @@ import { ReplicaStreams } from "./replicas/replica-streams";
 import type { PortRange } from "./network/subnets";
 import { ControlPlaneHostPorts, type HostPortPolicyOptions } from "./network/host-port-policy";
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges } from "@grove/api";
+import { startTenancy } from "./secrets/setup";
+import { IdentityLimits, type IdentityLimitOptions } from "./auth/limits";
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -65,6 +67,12 @@ export interface ControlPlaneOptions {
   assignClusterId?: boolean;
   /** Event time-to-live and write limits (grove-server --event-ttl). */
   events?: Omit<EventRecorderOptions, "logger">;
+  /** Key-encryption keys of Secrets (default <dataDir>/encryption-keys.json, created at first start). */
+  encryptionKeyFile?: string;
+  /** Audit log file (default <dataDir>/audit.log); false: none. */
+  auditLog?: string | false;
+  /** Per-identity concurrent watches, log follows, exec sessions and request rate (auth/limits.ts). */
+  identityLimits?: IdentityLimitOptions;
 }
 
 export interface ControlPlane {
@@ -230,6 +238,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const leaderEpoch = new LeaderEpochWatch(store, logger.child({ component: "leader" }));
     gateway.setLeaderEpoch(() => leaderEpoch.current);
     cleanups.push(() => leaderEpoch.stop());
+    const tenancy = await startTenancy(opts, store, instances, logger.child({ component: "secrets" }), () =>
+      gateway.resendAll(),
+    );
+    cleanups.push(() => tenancy.close());
+    gateway.setEnvResolver(tenancy.resolver.resolve);
     cleanups.push(async () => {
       controllers?.stop();
       controllers = undefined;
@@ -267,6 +280,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       peerStreams: gateway,
       hostPorts: hostPorts.policy,
       dynamicHostPorts: opts.hostPortRange ?? DEFAULT_HOST_PORT_RANGE,
+      secrets: tenancy.secrets,
+      limits: new IdentityLimits(opts.identityLimits),
+      ...(tenancy.audit ? { audit: tenancy.audit } : {}),
     });
     const httpHost = opts.httpHost ?? "127.0.0.1";
     await http.listen({ host: httpHost, port: opts.httpPort ?? 7480 });

@@ -21,6 +21,7 @@ import { describeTask, registerTaskCommands } from "./task-commands";
 import { taskAttempts } from "./task-attempts";
 import { EVENTS_WORDS, describeEvents, getEvents } from "./events";
 import { CLUSTER_EVENTS_NAMESPACE } from "../events";
+import { registerCreateCommands } from "./create-token";
 // Kept so importers of program.ts need no edit.
 export type { CliClient, CliDeps } from "./deps";
 export { waitForApps } from "./wait";
@@ -398,6 +399,7 @@ export function buildProgram(deps: CliDeps): Command {
       },
     );
 
+  registerCreateCommands(program, deps);
   const connectNs = (cmd: Command) => {
     const { config, client } = connect(cmd, deps);
     return { namespace: config.namespace, client };

@@ -235,11 +235,11 @@ function shouldWarn(inst: Instance): boolean {
   return st?.state !== "Exited" || (st.exitCode ?? 0) !== 0;
 }
 
-/** Events never carry env values: any that a message quotes (a start error echoing one) is blanked. */
+/** Events never carry env values: any literal one that a message quotes (a start error echoing one) is blanked; Secret references carry no value here. */
 export function redactEnv(message: string, inst: Instance): string {
   let out = message;
   for (const value of Object.values(inst.spec.env ?? {})) {
-    if (value.length >= 3) out = out.split(value).join("[redacted]");
+    if (typeof value === "string" && value.length >= 3) out = out.split(value).join("[redacted]");
   }
   return out;
 }

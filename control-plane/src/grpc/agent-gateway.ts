@@ -41,6 +41,7 @@ import {
   type SubStreamHandlers,
   type SubStreamRequest,
 } from "./sub-streams";
+import { literalEnv, type EnvResolver } from "../secrets/env-resolver";
 
 export { HEARTBEAT_INTERVAL_MS };
 
@@ -102,6 +103,7 @@ export class AgentGateway {
   private closing = false;
   /** Desired sets carry the cluster id; unset (tests): sets go out without one. */
   private cluster: ClusterIdentity | undefined;
+  private env: EnvResolver = literalEnv;
 
   constructor(
     /** The service that records what agents report (nodes/registration.ts). */
@@ -192,6 +194,16 @@ export class AgentGateway {
   private leaderEpoch: () => string = () => "0";
   setLeaderEpoch(epoch: () => string): void {
     this.leaderEpoch = epoch;
+  }
+
+  /** Resolves Secret references in env (secrets/env-resolver.ts); sets are sent again when Secrets change. */
+  setEnvResolver(env: EnvResolver): void {
+    this.env = env;
+  }
+
+  /** Sends every connected node its set again if it changed (a Secret it uses changed). */
+  resendAll(): void {
+    for (const node of this.sessions.keys()) this.pushDesired(node);
   }
 
   /** This replica's HTTP URL, written into presence keys (see openStream). */
@@ -463,7 +475,7 @@ export class AgentGateway {
       }
       return;
     }
-    const desired = desiredFor(node, this.instances.list());
+    const desired = desiredFor(node, this.instances.list(), this.env);
     const keepLogs = keepLogsFor(node, this.instances.list());
     const fingerprint = JSON.stringify([desired, keepLogs]);
     if (!force && fingerprint === session.lastSent) return;

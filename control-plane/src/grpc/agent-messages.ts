@@ -14,6 +14,7 @@ import {
 import { sameLimits } from "@grove/common";
 import type { InstanceSpec, InstanceStatus__Output, NodeInfo__Output } from "@grove/proto";
 import type { NodeRegistrationInfo } from "../nodes/registration";
+import { literalEnv, type EnvResolver } from "../secrets/env-resolver";
 import { checksFor, lastCheckOf, readyOf } from "./check-messages";
 
 /** An App's egress rule as the agent takes it ("8000-8999" -> 8000, 8999). */
@@ -45,52 +46,67 @@ function msToIso(ms: string | number): string | undefined {
   return n > 0 ? new Date(n).toISOString() : undefined;
 }
 
-/** The instances a node should run: bound to it and not finished. */
-export function desiredFor(node: string, instances: readonly Instance[]): InstanceSpec[] {
+/**
+ * The instances a node should run: bound to it and not finished. `env` turns
+ * Secret references into values (only here, for this node); an instance whose
+ * env cannot be resolved yet is left out.
+ */
+export function desiredFor(
+  node: string,
+  instances: readonly Instance[],
+  env: EnvResolver = literalEnv,
+): InstanceSpec[] {
   return instances
     .filter((i) => i.spec.nodeName === node && !isFinished(i))
     .sort((a, b) => (a.metadata.uid ?? "").localeCompare(b.metadata.uid ?? ""))
-    .map((i) => ({
-      uid: i.metadata.uid ?? "",
-      namespace: i.metadata.namespace ?? "default",
-      name: i.metadata.name,
-      app: i.spec.app,
-      rootfs: i.spec.rootfs,
-      command: i.spec.command,
-      env: i.spec.env ?? {},
-      workingDir: i.spec.workingDir ?? (i.spec.image ? "" : "/"),
-      resources: {
-        cpuMillis: i.spec.resources.cpuMillis,
-        memoryBytes: i.spec.resources.memoryBytes,
-        pids: i.spec.resources.pids,
-      },
-      hostname: i.metadata.name,
-      stopGraceSeconds: i.spec.stopGracePeriodSeconds,
-      stopAfterMs: i.spec.disconnect?.stopAfter !== undefined ? parseDurationMs(i.spec.disconnect.stopAfter) : 0,
-      ports: (i.spec.ports ?? []).map((p) => ({
-        name: p.name,
-        protocol: p.protocol ?? "tcp",
-        containerPort: p.containerPort,
-        hostPort: p.hostPort ?? 0,
-      })),
-      egress: (i.spec.egress ?? []).map(egressOf),
-      ...(i.spec.security !== undefined
-        ? {
-            security: {
-              user: i.spec.security.user ?? "",
-              capabilitiesAdd: i.spec.security.capabilities?.add ?? [],
-              capabilitiesDrop: i.spec.security.capabilities?.drop ?? [],
-              seccomp: i.spec.security.seccomp ?? "",
-              readOnlyRootFilesystem: i.spec.security.readOnlyRootFilesystem ?? false,
-              ...userNamespaceOf(i.spec.security.userNamespace),
-            },
-          }
-        : {}),
-      ...checksFor(i),
-      ...(i.spec.image
-        ? { image: i.spec.image, imagePullSecret: i.spec.imagePullSecret ?? "", entrypoint: i.spec.entrypoint ?? [] }
-        : {}),
-    }));
+    .flatMap((i) => {
+      const values = env(i);
+      return values ? [specOf(i, values)] : [];
+    });
+}
+
+function specOf(i: Instance, env: Record<string, string>): InstanceSpec {
+  return {
+    uid: i.metadata.uid ?? "",
+    namespace: i.metadata.namespace ?? "default",
+    name: i.metadata.name,
+    app: i.spec.app,
+    rootfs: i.spec.rootfs,
+    command: i.spec.command,
+    env,
+    workingDir: i.spec.workingDir ?? (i.spec.image ? "" : "/"),
+    resources: {
+      cpuMillis: i.spec.resources.cpuMillis,
+      memoryBytes: i.spec.resources.memoryBytes,
+      pids: i.spec.resources.pids,
+    },
+    hostname: i.metadata.name,
+    stopGraceSeconds: i.spec.stopGracePeriodSeconds,
+    stopAfterMs: i.spec.disconnect?.stopAfter !== undefined ? parseDurationMs(i.spec.disconnect.stopAfter) : 0,
+    ports: (i.spec.ports ?? []).map((p) => ({
+      name: p.name,
+      protocol: p.protocol ?? "tcp",
+      containerPort: p.containerPort,
+      hostPort: p.hostPort ?? 0,
+    })),
+    egress: (i.spec.egress ?? []).map(egressOf),
+    ...(i.spec.security !== undefined
+      ? {
+          security: {
+            user: i.spec.security.user ?? "",
+            capabilitiesAdd: i.spec.security.capabilities?.add ?? [],
+            capabilitiesDrop: i.spec.security.capabilities?.drop ?? [],
+            seccomp: i.spec.security.seccomp ?? "",
+            readOnlyRootFilesystem: i.spec.security.readOnlyRootFilesystem ?? false,
+            ...userNamespaceOf(i.spec.security.userNamespace),
+          },
+        }
+      : {}),
+    ...checksFor(i),
+    ...(i.spec.image
+      ? { image: i.spec.image, imagePullSecret: i.spec.imagePullSecret ?? "", entrypoint: i.spec.entrypoint ?? [] }
+      : {}),
+  };
 }
 
 /**

@@ -13,7 +13,13 @@ import type { Store } from "../store/store";
 import { registerAppRoutes } from "./apps";
 import { registerEndpointRoutes } from "./endpoints";
 import { addEventSchemas, registerEventRoutes } from "./events";
-import { installBearerAuth } from "./auth";
+import { installAuthorization } from "../auth/authorize";
+import type { AuditLog } from "../auth/audit";
+import { registerTokenRoutes } from "../auth/token-routes";
+import { TokenService } from "../auth/tokens";
+import type { IdentityLimits } from "../auth/limits";
+import { registerSecretRoutes } from "../secrets/routes";
+import type { SecretService } from "../secrets/secret-store";
 import { installErrorHandling } from "./errors";
 import { registerHealthRoutes } from "./health";
 import { registerInstanceRoutes } from "./instances";
@@ -30,7 +36,7 @@ import { WatchRegistry } from "./watch-stream";
 export interface HttpServerOptions {
   repo: Repository;
   store: Store;
-  /** Every /v1 request must carry `Authorization: Bearer <adminToken>`. */
+  /** The bootstrap cluster-admin token (other identities: tokens). */
   adminToken: string;
   /** A pino logger, or false (the default) for none. */
   logger?: Logger | false;
@@ -42,6 +48,14 @@ export interface HttpServerOptions {
   hostPorts?: HostPortPolicy;
   /** The scheduler loop's range of dynamic host ports, so a plan hands out the ports the loop would. */
   dynamicHostPorts?: HostPortRange;
+  /** Tokens and their roles (auth/tokens.ts); default: a TokenService over the store with adminToken. */
+  tokens?: TokenService;
+  /** Where mutations, sessions and refusals are recorded (none without it). */
+  audit?: AuditLog;
+  /** Per-identity limits (auth/limits.ts defaults without). */
+  limits?: IdentityLimits;
+  /** Secrets (routes absent without them). */
+  secrets?: SecretService;
 }
 
 export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
@@ -59,7 +73,9 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   // onRequest hook must see an upgrade first, so that a refused one (401) has
   // its socket closed after the answer.
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
-  installBearerAuth(app, opts.adminToken);
+  if (!opts.adminToken) throw new Error("the HTTP API needs a non-empty admin token");
+  const tokens = opts.tokens ?? new TokenService(opts.store, opts.adminToken);
+  installAuthorization(app, tokens, opts.audit, opts.limits);
   addSharedSchemas(app);
   addEventSchemas(app);
 
@@ -102,6 +118,8 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   registerEventRoutes(app, { store: opts.store, watches });
   if (opts.agents) registerOperationRoutes(app, ctx, opts.agents);
   if (opts.peerStreams) registerPeerStreamRoute(app, opts.peerStreams);
+  registerTokenRoutes(app, tokens);
+  if (opts.secrets) registerSecretRoutes(app, opts.secrets);
 
   // Open watch streams would hold close() until every client left.
   app.addHook("preClose", async () => watches.closeAll());

@@ -3,6 +3,7 @@ import { rolloutLines } from "./rollout";
 import { formatLimits } from "@grove/common";
 import type { App, Instance, InstanceStatus, Node, ObjectMeta, Resources } from "../../schemas";
 import { allocationSummary, formatAge, nodeReadiness, renderObjects } from "./table";
+import { describeEnvValue } from "../../env-source";
 import { pullProgressBar } from "./pull-progress";
 
 /** Filters that reject a node for lack of a resource; others rule a node out for other reasons. */
@@ -123,7 +124,7 @@ export function describeApp(app: App, instances: readonly Instance[], now: numbe
   const env = Object.entries(spec.env ?? {}).sort(([a], [b]) => a.localeCompare(b));
   if (env.length > 0) {
     lines.push("  Env:");
-    lines.push(...env.map(([k, v]) => `    ${k}=${v}`));
+    lines.push(...env.map(([k, v]) => `    ${k}=${describeEnvValue(v)}`));
   }
   const status = app.status;
   lines.push("Status:");
