@@ -6,15 +6,7 @@ import { isNamespaced, pluralOf, type Kind } from "./resource-kinds";
 import type { Task } from "./task-schema";
 import { DEFAULT_NAMESPACE } from "./defaults";
 import type { Endpoints } from "./endpoints";
-import type { Event } from "./events";
-
-/** Which object's events (GET /v1/.../events?involvedKind=&involvedName=&instance=). */
-export interface EventFilter {
-  involvedKind?: string;
-  involvedName?: string;
-  instance?: string;
-  resourceVersion?: string; // watch: the changes after this revision (a list's), not every event first
-}
+import type { Event, EventFilter } from "./events";
 import type { CapacityReport, PlanResult } from "./scheduling";
 import type { InstanceStats, LogsOptions, StatsList } from "./exec-and-stats";
 import { openExec, type ExecRequest, type ExecSession } from "./exec-client";

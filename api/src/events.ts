@@ -119,3 +119,11 @@ export function eventConcerns(ev: Event, kind: string, namespace: string | undef
   if (kind === "Instance") return o.instance === name && (namespace === undefined || o.namespace === namespace);
   return o.kind === kind && o.name === name && (namespace === undefined || o.namespace === namespace);
 }
+
+/** Which object's events (GET /v1/.../events?involvedKind=&involvedName=&instance=). */
+export interface EventFilter {
+  involvedKind?: string;
+  involvedName?: string;
+  instance?: string;
+  resourceVersion?: string; // watch: the changes after this revision (a list's), not every event first
+}

@@ -6,11 +6,9 @@
 // spec.restarts + 1) when the App's restart policy says so, after a crash-loop
 // backoff of min(1 s * 2^restarts, 60 s) counted from when it finished.
 //
-// The crash-loop backoff counts consecutive short runs (spec.crashLoops):
-// an instance that ran for BACKOFF_RESET_MS before it ended restarts after
-// the base delay again. The wait is timed with this controller's monotonic
-// clock from when it saw the instance end, never by comparing its clock with
-// a node's.
+// The crash-loop backoff counts consecutive short runs (spec.crashLoops): an instance that ran
+// for BACKOFF_RESET_MS before it ended restarts after the base delay again. The wait is timed
+// with this controller's monotonic clock from when it saw the instance end, never a node's.
 //
 // Instances on a node that stopped answering are Unknown (node-lifecycle.ts).
 // Each one gets a replacement at once (after the App's

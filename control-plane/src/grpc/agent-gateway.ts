@@ -33,14 +33,7 @@ import {
 import type { ClusterIdentity } from "../cluster/cluster-id";
 import type { NodeRegistration } from "../nodes/registration";
 import { applyReport, desiredFor, keepLogsFor, nodeInfoOf } from "./agent-messages";
-import {
-  endError,
-  SubStreamMux,
-  statsOver,
-  type SubStream,
-  type SubStreamHandlers,
-  type SubStreamRequest,
-} from "./sub-streams";
+import { SubStreamMux, statsOver, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "./sub-streams";
 import { literalEnv, type EnvResolver } from "../secrets/env-resolver";
 
 export { HEARTBEAT_INTERVAL_MS };
