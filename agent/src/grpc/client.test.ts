@@ -275,7 +275,7 @@ describe("ControlPlaneConnection", () => {
       revision: "7",
       instances: [{ uid: "u1", name: "web-0", rootfs: "busybox", command: ["sleep", "1"] }],
     });
-    expect(sink.received[1]).toEqual({ revision: "8", clusterId: "", instances: [] });
+    expect(sink.received[1]).toEqual({ revision: "8", clusterId: "", instances: [], keepLogs: [] });
   });
 
   it("with a guard, refuses a set of another cluster or an older revision, keeps the last one and reports why", async () => {
