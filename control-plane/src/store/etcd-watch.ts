@@ -45,7 +45,7 @@ export interface WatcherLike {
 }
 
 export interface EtcdWatchDeps<T> {
-  /** Attaches a new etcd watcher on the prefix starting at this revision. */
+  /** Attaches a new etcd watcher on the prefix starting at this revision (resume revision - 1). */
   openWatcher(startRevision: string): WatcherLike;
   endpoints: readonly string[];
   log: StoreLogger;
@@ -112,7 +112,8 @@ export class EtcdWatch<T> implements Watch {
 
   private open(): void {
     if (this.closed) return;
-    const watcher = this.deps.openWatcher(this.tracker.resumeRevision);
+    // Not resumeRevision itself: a watch from the compact revision loses events (watch-resume.ts).
+    const watcher = this.deps.openWatcher(this.tracker.watchStartRevision);
     this.current = watcher;
     const mine = () => this.current === watcher && !this.closed;
     watcher.on("connected", () => {

@@ -53,6 +53,22 @@ describe("ResumeTracker", () => {
     expect(t.resumeRevision).toBe("42");
   });
 
+  test("the etcd watch starts one below the resume revision, never at 0", () => {
+    // etcd accepts a watch from exactly the compact revision but may have lost
+    // that revision's delete (tombstone compacted) and its prev_kv; one below
+    // makes etcd refuse it as compacted, so we relist instead.
+    const t = new ResumeTracker("10");
+    expect(t.watchStartRevision).toBe("9");
+    t.accept([ev("12")]);
+    expect(t.watchStartRevision).toBe("12");
+    // The replay of the start revision itself is dropped.
+    expect(t.accept([ev("12"), ev("13")]).map((e) => e.modRevision)).toEqual(["13"]);
+    t.relisted("40");
+    expect(t.watchStartRevision).toBe("40");
+    expect(new ResumeTracker("1").watchStartRevision).toBe("1"); // 0 would mean "from now"
+    expect(new ResumeTracker("0").watchStartRevision).toBe("1");
+  });
+
   test("handles revisions beyond 2^53", () => {
     const big = "9007199254740993"; // 2^53 + 1
     const t = new ResumeTracker(big);
