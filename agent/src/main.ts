@@ -6,6 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { pino, type Logger } from "pino";
+import { channelCredentials, nodeCredentials } from "./join";
 import { ControlPlaneConnection } from "./grpc/client";
 import { DesiredStateGuard } from "./grpc/desired-state-guard";
 import { agentVersion, readHostFacts, toNodeInfo } from "./host";
@@ -43,9 +44,13 @@ export interface AgentConfig {
   ociDir: string;
   /** Layer size, ratio, entry and disk-reserve limits of image pulls (agent/src/images/limits.ts). */
   imageLimits: ImageLimits;
-  /** host:port of the control plane's gRPC listener. */
+  /** host:port of the control plane's gRPC listener, or https://HOST:PORT of its API (to join). */
   server: string;
-  token: string;
+  /** Unused since agents authenticate with node certificates; accepted so old command lines still parse. */
+  token?: string;
+  /** A single-use join token (grove token create) and the CA pin, for the first start. */
+  join?: string;
+  caHash?: string;
   nodeName: string;
   stateDir: string;
   rootfsDir: string;
@@ -97,12 +102,14 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       writeErr: options.writeErr ?? ((s) => process.stderr.write(s)),
     })
     .option(
-      "--server <host:port>",
-      "control plane gRPC address (env GROVE_AGENT_SERVER)",
+      "--server <url>",
+      "https://HOST:PORT of grove-server's API to join through, or HOST:PORT of its gRPC endpoint (env GROVE_AGENT_SERVER)",
       parseServer,
       env.GROVE_AGENT_SERVER,
     )
-    .option("--token <token>", "join token (env GROVE_AGENT_TOKEN)")
+    .option("--join <token>", "single-use join token for the first start (grove token create; env GROVE_AGENT_JOIN)")
+    .option("--ca-hash <sha256:hex>", "the cluster CA's public key hash, printed by grove token create")
+    .option("--token <token>", "ignored: agents authenticate with their node certificate (env GROVE_AGENT_TOKEN)")
     .option("--token-file <path>", "file holding the join token")
     .option("--node-name <name>", "name this node registers under", os.hostname())
     .option("--state-dir <dir>", "agent state: container logs and runtime state", "/var/lib/grove-agent")
@@ -166,6 +173,8 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       server?: string;
       token?: string;
       tokenFile?: string;
+      join?: string;
+      caHash?: string;
       nodeName: string;
       stateDir: string;
       rootfsDir: string;
@@ -198,7 +207,9 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       program.error(`error: cannot read --token-file: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
-  if (!token) program.error("error: a join token is required (--token, --token-file or GROVE_AGENT_TOKEN)");
+  const joinToken = opts.join ?? env.GROVE_AGENT_JOIN;
+  if (joinToken !== undefined && opts.caHash === undefined)
+    program.error("error: --join needs --ca-hash sha256:... (printed by grove token create)");
   if (!opts.nodeName) program.error("error: --node-name must not be empty");
   let usernsRange: UsernsPoolOptions;
   try {
@@ -222,7 +233,9 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
 
   return {
     server,
-    token,
+    ...(token !== undefined ? { token } : {}),
+    ...(joinToken !== undefined ? { join: joinToken } : {}),
+    ...(opts.caHash !== undefined ? { caHash: opts.caHash } : {}),
     nodeName: opts.nodeName,
     stateDir: path.resolve(opts.stateDir),
     rootfsDir: path.resolve(opts.rootfsDir),
@@ -345,10 +358,12 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     instances: () => reconciler.statuses(),
     logger: log.child({ component: "streams" }),
   });
+  const credentials = await nodeCredentials(config, log);
   connection = new ControlPlaneConnection({
     streams,
-    address: config.server,
-    token: config.token,
+    address: credentials.grpcAddress,
+    token: "",
+    credentials: channelCredentials(credentials),
     reconciler,
     guard,
     onRegistered: (registered) => {
@@ -434,7 +449,7 @@ async function withTimeout(work: Promise<void>, ms: number): Promise<boolean> {
   }
 }
 
-const SERVER_PATTERN = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+const SERVER_PATTERN = /^(?:https:\/\/)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})\/?$/;
 
 function parseServer(value: string): string {
   const match = SERVER_PATTERN.exec(value);

@@ -15,6 +15,7 @@ import { DEFAULT_NAMESPACE } from "./defaults";
 import type { Endpoints } from "./endpoints";
 import type { CapacityReport, PlanResult } from "./scheduling";
 import type { InstanceStats, StatsList } from "./exec-and-stats";
+import { Agent as UndiciAgent, type Dispatcher } from "undici";
 import { openExec, type ExecRequest, type ExecSession } from "./exec-client";
 
 /** The object type of each kind. */
@@ -26,6 +27,17 @@ export interface GroveClientOptions {
   token: string;
   /** Per-request timeout (not applied to the body of a watch). Default 30 s. */
   timeoutMs?: number;
+  /** The cluster CA (PEM) the server's certificate must chain to; default: the system's CAs. */
+  caPem?: string;
+}
+
+/** What POST /v1/join-tokens answers. */
+export interface JoinToken {
+  token: string;
+  expiresAt: string;
+  node?: string;
+  /** The cluster CA's pin for grove-agent --ca-hash. */
+  caHash: string;
 }
 
 export type ClientErrorCode = "Unreachable" | "Timeout" | "BadResponse";
@@ -95,11 +107,16 @@ export class GroveClient {
   readonly server: string;
   private readonly token: string;
   private readonly timeoutMs: number;
+  private readonly caPem: string | undefined;
+  private readonly dispatcher: Dispatcher | undefined;
 
   constructor(options: GroveClientOptions) {
     this.server = options.server.replace(/\/+$/, "");
     this.token = options.token;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.caPem = options.caPem;
+    // node's fetch takes no CA option: a dispatcher of its own undici carries it.
+    this.dispatcher = options.caPem ? new UndiciAgent({ connect: { ca: options.caPem } }) : undefined;
   }
 
   /**
@@ -234,9 +251,19 @@ export class GroveClient {
     return (await this.request("GET", `/v1/stats${q}`)).body as StatsList;
   }
 
+  /** A single-use join token for an agent (grove token create). */
+  async createJoinToken(request: { ttl?: string; node?: string }): Promise<JoinToken> {
+    return (await this.request("POST", "/v1/join-tokens", request)).body as JoinToken;
+  }
+
   /** Runs a command in a running instance over a WebSocket (exec-client.ts). */
   exec(name: string, namespace: string | undefined, request: ExecRequest): Promise<ExecSession> {
-    return openExec(`${this.server}${this.objectPath("Instance", name, namespace)}/exec`, this.token, request);
+    return openExec(
+      `${this.server}${this.objectPath("Instance", name, namespace)}/exec`,
+      this.token,
+      request,
+      this.caPem,
+    );
   }
 
   collectionPath(kind: Kind, options: ListOptions = {}): string {
@@ -296,6 +323,7 @@ export class GroveClient {
         method,
         headers,
         signal,
+        ...(this.dispatcher ? ({ dispatcher: this.dispatcher } as object) : {}),
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
     } catch (err) {

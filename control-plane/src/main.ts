@@ -88,6 +88,12 @@ export async function main(argv: string[]): Promise<void> {
       flagCheck("--heartbeat-interval", (v) => parseDurationMs(v)),
       1_000,
     )
+    .option("--ca-cert <file>", "the cluster CA certificate (PEM) to use instead of making one at first start")
+    .option("--ca-key <file>", "the cluster CA's private key (PEM), with --ca-cert")
+    .option("--tls-san <names>", "more DNS names and addresses (comma-separated) the server certificate is valid for")
+    .option("--etcd-cafile <file>", "CA of an external etcd (--etcd-endpoints https://...)")
+    .option("--etcd-certfile <file>", "client certificate for an external etcd")
+    .option("--etcd-keyfile <file>", "client key for an external etcd")
     .option(
       "--assign-cluster-id",
       "give a store that holds objects but no cluster id a new one (after an upgrade from a Grove without cluster ids; " +
@@ -112,6 +118,12 @@ export async function main(argv: string[]): Promise<void> {
     nodeGrace: number;
     heartbeatInterval: number;
     assignClusterId?: boolean;
+    caCert?: string;
+    caKey?: string;
+    tlsSan?: string;
+    etcdCafile?: string;
+    etcdCertfile?: string;
+    etcdKeyfile?: string;
   }>();
   const logger = pino({ name: "grove-server", level: o.logLevel });
   try {
@@ -138,6 +150,23 @@ export async function main(argv: string[]): Promise<void> {
         reserved: o.reservedHostPorts,
       },
       assignClusterId: o.assignClusterId === true,
+      tls: {
+        ...(o.caCert ? { caCertFile: o.caCert } : {}),
+        ...(o.caKey ? { caKeyFile: o.caKey } : {}),
+        sans: (o.tlsSan ?? "")
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean),
+      },
+      ...(o.etcdCafile
+        ? {
+            etcdTls: {
+              caFile: o.etcdCafile,
+              ...(o.etcdCertfile ? { certFile: o.etcdCertfile } : {}),
+              ...(o.etcdKeyfile ? { keyFile: o.etcdKeyfile } : {}),
+            },
+          }
+        : {}),
       logger,
     });
     let stopping = false;

@@ -9,7 +9,7 @@ import { resolveConfig, type ConnectionFlags, type ResolvedConfig } from "../con
 /** The part of the client the CLI uses. */
 export type CliClient = Pick<GroveClient, "list" | "get" | "apply" | "delete" | "watch"> &
   Partial<Pick<GroveClient, "endpoints" | "watchEndpoints" | "plan" | "capacity">> &
-  Partial<Pick<GroveClient, "logs" | "instanceStats" | "stats" | "exec">>;
+  Partial<Pick<GroveClient, "logs" | "instanceStats" | "stats" | "exec" | "createJoinToken">>;
 
 export interface CliDeps {
   /** Writes one line (a newline is added) to standard output. */

@@ -33,6 +33,14 @@ import {
 import type { ClusterIdentity } from "../cluster/cluster-id";
 import type { NodeRegistration } from "../nodes/registration";
 import { applyReport, desiredFor, nodeInfoOf } from "./agent-messages";
+import {
+  AgentRefused,
+  agentServerCredentials,
+  checkRegistration,
+  peerIdentity,
+  type AgentIdentity,
+  type AgentTls,
+} from "./agent-identity";
 import { endError, SubStreamMux, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "./sub-streams";
 
 export { HEARTBEAT_INTERVAL_MS };
@@ -98,6 +106,8 @@ export class AgentGateway {
   private closing = false;
   /** Desired sets carry the cluster id; unset (tests): sets go out without one. */
   private cluster: ClusterIdentity | undefined;
+  /** With TLS (grove-server always), agents are identified by their node certificates; without (unit tests), by the token. */
+  private tls: AgentTls | undefined;
 
   constructor(
     /** The service that records what agents report (nodes/registration.ts). */
@@ -124,6 +134,11 @@ export class AgentGateway {
     });
   }
 
+  /** Serve mutual TLS (call before listen): only agents holding a node certificate of the cluster CA get in. */
+  useTls(tls: AgentTls): void {
+    this.tls = tls;
+  }
+
   /** Listens on host:port (port 0 picks one); resolves with the bound port. */
   async listen(host: string, port: number): Promise<number> {
     const proto = loadGroveProto();
@@ -135,8 +150,10 @@ export class AgentGateway {
     });
     server.addService(proto.grove.v1.AgentService.service, { Connect: (call: Stream) => this.onConnect(call) });
     const bound = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
-        err ? reject(err) : resolve(p),
+      server.bindAsync(
+        `${host}:${port}`,
+        this.tls ? agentServerCredentials(this.tls) : grpc.ServerCredentials.createInsecure(),
+        (err, p) => (err ? reject(err) : resolve(p)),
       ),
     );
     this.server = server;
@@ -251,10 +268,23 @@ export class AgentGateway {
   }
 
   private onConnect(call: Stream): void {
-    const given = call.metadata.get(AGENT_TOKEN_METADATA)[0];
-    if (typeof given !== "string" || !tokenMatches(given, this.agentToken)) {
-      call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: "invalid or missing agent token" });
-      return;
+    let identity: AgentIdentity | undefined;
+    if (this.tls) {
+      // The handshake already checked the CA; the certificate must also be a node's.
+      identity = peerIdentity(call as unknown as grpc.ServerDuplexStream<unknown, unknown>);
+      if (!identity) {
+        call.emit("error", {
+          code: grpc.status.UNAUTHENTICATED,
+          details: "the client certificate is no node certificate",
+        });
+        return;
+      }
+    } else {
+      const given = call.metadata.get(AGENT_TOKEN_METADATA)[0];
+      if (typeof given !== "string" || !tokenMatches(given, this.agentToken)) {
+        call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: "invalid or missing agent token" });
+        return;
+      }
     }
     let session: Session | undefined;
     let chain = Promise.resolve();
@@ -274,8 +304,11 @@ export class AgentGateway {
       // Messages of one stream are handled strictly in order.
       chain = chain.then(async () => {
         try {
-          if (msg.register) session = await this.onRegister(call, msg.register, mux);
-          else if (!session) throw new GroveError("BadRequest", "the first message on the stream must be register");
+          if (msg.register) {
+            // One registration per stream: a stream is one node, from its first message to its end.
+            if (session) throw new AgentRefused(grpc.status.FAILED_PRECONDITION, "this stream is already registered");
+            session = await this.onRegister(call, msg.register, mux, identity);
+          } else if (!session) throw new GroveError("BadRequest", "the first message on the stream must be register");
           else if (msg.heartbeat) {
             // Heard: the agent measures its time without contact from these (spec.disconnect.stopAfter).
             // Presence is timed in memory (sweep), not written per beat.
@@ -286,7 +319,12 @@ export class AgentGateway {
           this.logger.warn({ err, node: session?.node }, "agent message failed; closing the stream");
           // The agent re-registers with every status it holds, so nothing it
           // reported is lost when we could not record it now.
-          const code = session ? grpc.status.UNAVAILABLE : grpc.status.INVALID_ARGUMENT;
+          const code =
+            err instanceof AgentRefused
+              ? err.grpcCode
+              : session
+                ? grpc.status.UNAVAILABLE
+                : grpc.status.INVALID_ARGUMENT;
           call.emit("error", { code, details: err instanceof Error ? err.message : String(err) });
         }
       });
@@ -307,11 +345,24 @@ export class AgentGateway {
     call.on("cancelled", done);
   }
 
-  private async onRegister(call: Stream, reg: Register__Output, mux: SubStreamMux): Promise<Session> {
+  private async onRegister(
+    call: Stream,
+    reg: Register__Output,
+    mux: SubStreamMux,
+    identity: AgentIdentity | undefined,
+  ): Promise<Session> {
     if (!reg.node) throw new GroveError("BadRequest", 'invalid node name ""');
     const name = reg.node.name;
+    const info = nodeInfoOf(reg.node);
+    checkRegistration(identity, info);
+    if (identity && this.tls?.certificateCurrent && !(await this.tls.certificateCurrent(name, identity.serial))) {
+      throw new AgentRefused(
+        grpc.status.UNAUTHENTICATED,
+        `the certificate of node ${name} was revoked (the node was deleted or re-joined): join again`,
+      );
+    }
     const now = new Date();
-    const { subnet, presenceRev } = await this.nodes.register(nodeInfoOf(reg.node), reg.conditions);
+    const { subnet, presenceRev } = await this.nodes.register(info, reg.conditions);
     const gone = this.disconnected.get(name);
     if (gone) {
       gone.lost = true; // back within the grace: the node stays Ready

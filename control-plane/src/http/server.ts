@@ -36,10 +36,15 @@ export interface HttpServerOptions {
   hostPorts?: HostPortPolicy;
   /** The scheduler loop's range of dynamic host ports, so a plan hands out the ports the loop would. */
   dynamicHostPorts?: HostPortRange;
+  /** Serve HTTPS with this certificate (chain) and key (PEM); plain HTTP without (unit tests). */
+  https?: { certPem: string; keyPem: string };
+  /** More routes (the join routes: join-routes.ts). */
+  routes?: Array<(app: FastifyInstance) => void>;
 }
 
 export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
+    ...(opts.https ? { https: { cert: opts.https.certPem, key: opts.https.keyPem } } : {}),
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
     ajv: {
       // Reject what does not match instead of quietly fixing it: no type
@@ -91,6 +96,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   registerEndpointRoutes(app, ctx);
   registerSchedulingRoutes(app, ctx);
   if (opts.agents) registerOperationRoutes(app, ctx, opts.agents);
+  for (const register of opts.routes ?? []) register(app);
 
   // Open watch streams would hold close() until every client left.
   app.addHook("preClose", async () => watches.closeAll());

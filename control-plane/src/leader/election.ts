@@ -5,6 +5,7 @@
 // process dies), another server's campaign wins after the lease TTL.
 import * as os from "node:os";
 import { Etcd3, type Campaign } from "etcd3";
+import { etcdCredentials, type EtcdClientTls } from "../store/etcd-store";
 import type { Logger } from "pino";
 import { Backoff } from "@grove/common";
 
@@ -24,6 +25,8 @@ export interface LeaderElectionOptions {
   /** Election name. Default "grove-controllers". */
   name?: string;
   logger?: Logger;
+  /** TLS to etcd (as the store's). */
+  tls?: EtcdClientTls;
 }
 
 export class LeaderElection {
@@ -41,7 +44,11 @@ export class LeaderElection {
     private readonly callbacks: LeaderCallbacks,
   ) {
     this.identity = opts.identity ?? `${os.hostname()}:${process.pid}`;
-    this.client = new Etcd3({ hosts: opts.endpoints, dialTimeout: 5000 });
+    this.client = new Etcd3({
+      hosts: opts.endpoints,
+      dialTimeout: 5000,
+      ...(opts.tls ? { credentials: etcdCredentials(opts.tls) } : {}),
+    });
   }
 
   get isLeader(): boolean {
@@ -99,8 +106,16 @@ export class LeaderElection {
 }
 
 /** The current leader's identity, if any (for status and tests). */
-export async function currentLeader(endpoints: string[], name = "grove-controllers"): Promise<string | undefined> {
-  const client = new Etcd3({ hosts: endpoints, dialTimeout: 5000 });
+export async function currentLeader(
+  endpoints: string[],
+  name = "grove-controllers",
+  tls?: EtcdClientTls,
+): Promise<string | undefined> {
+  const client = new Etcd3({
+    hosts: endpoints,
+    dialTimeout: 5000,
+    ...(tls ? { credentials: etcdCredentials(tls) } : {}),
+  });
   try {
     return await client.election(name).leader();
   } finally {
