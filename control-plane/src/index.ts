@@ -9,5 +9,5 @@ export { SchedulerController } from "./controllers/scheduler-controller";
 export { Informer } from "./controllers/informer";
 export { LeaderElection, currentLeader } from "./leader/election";
 export { NODE_GRACE_MS, PRESENCE_REFRESH_MS, HEARTBEAT_INTERVAL_MS } from "./controllers/node-lifecycle";
-export { createCa, caHash, issueKeyPair, NODE_ORGANIZATION } from "./pki/ca";
+export { createCa, caHash, issueKeyPair, NODE_ORGANIZATION, type KeyPair } from "./pki/ca";
 export { ensureClusterPki } from "./pki/cluster-pki";

@@ -8,12 +8,10 @@
 // logs / exec / stats sub-streams. What the messages change in the store is
 // the node registration service's (nodes/registration.ts); the translation
 // between proto messages and API objects is agent-messages.ts's.
-import { timingSafeEqual } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { GroveError, NodeReadyReason, type Instance } from "@grove/api";
 import {
-  AGENT_TOKEN_METADATA,
   loadGroveProto,
   type AgentMessage__Output,
   type ContainerStats__Output,
@@ -34,10 +32,11 @@ import type { ClusterIdentity } from "../cluster/cluster-id";
 import type { NodeRegistration } from "../nodes/registration";
 import { applyReport, desiredFor, nodeInfoOf } from "./agent-messages";
 import {
-  AgentRefused,
   agentServerCredentials,
+  authenticateStream,
+  alreadyRegistered,
   checkRegistration,
-  peerIdentity,
+  refusalCode,
   type AgentIdentity,
   type AgentTls,
 } from "./agent-identity";
@@ -77,12 +76,6 @@ interface Session {
 
 /** How long a stats request waits for the agent. */
 const STATS_TIMEOUT_MS = 10_000;
-
-function tokenMatches(given: string, want: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(want);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
 
 export class AgentGateway {
   private readonly sessions = new Map<string, Session>();
@@ -268,24 +261,12 @@ export class AgentGateway {
   }
 
   private onConnect(call: Stream): void {
-    let identity: AgentIdentity | undefined;
-    if (this.tls) {
-      // The handshake already checked the CA; the certificate must also be a node's.
-      identity = peerIdentity(call as unknown as grpc.ServerDuplexStream<unknown, unknown>);
-      if (!identity) {
-        call.emit("error", {
-          code: grpc.status.UNAUTHENTICATED,
-          details: "the client certificate is no node certificate",
-        });
-        return;
-      }
-    } else {
-      const given = call.metadata.get(AGENT_TOKEN_METADATA)[0];
-      if (typeof given !== "string" || !tokenMatches(given, this.agentToken)) {
-        call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: "invalid or missing agent token" });
-        return;
-      }
+    const auth = authenticateStream(call, this.tls, this.agentToken);
+    if ("refused" in auth) {
+      call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: auth.refused });
+      return;
     }
+    const identity = auth.identity;
     let session: Session | undefined;
     let chain = Promise.resolve();
     // Sub-stream output is routed at once, not behind the store writes of the chain.
@@ -306,7 +287,7 @@ export class AgentGateway {
         try {
           if (msg.register) {
             // One registration per stream: a stream is one node, from its first message to its end.
-            if (session) throw new AgentRefused(grpc.status.FAILED_PRECONDITION, "this stream is already registered");
+            if (session) throw alreadyRegistered();
             session = await this.onRegister(call, msg.register, mux, identity);
           } else if (!session) throw new GroveError("BadRequest", "the first message on the stream must be register");
           else if (msg.heartbeat) {
@@ -319,12 +300,7 @@ export class AgentGateway {
           this.logger.warn({ err, node: session?.node }, "agent message failed; closing the stream");
           // The agent re-registers with every status it holds, so nothing it
           // reported is lost when we could not record it now.
-          const code =
-            err instanceof AgentRefused
-              ? err.grpcCode
-              : session
-                ? grpc.status.UNAVAILABLE
-                : grpc.status.INVALID_ARGUMENT;
+          const code = refusalCode(err) ?? (session ? grpc.status.UNAVAILABLE : grpc.status.INVALID_ARGUMENT);
           call.emit("error", { code, details: err instanceof Error ? err.message : String(err) });
         }
       });
@@ -349,18 +325,12 @@ export class AgentGateway {
     call: Stream,
     reg: Register__Output,
     mux: SubStreamMux,
-    identity: AgentIdentity | undefined,
+    id?: AgentIdentity,
   ): Promise<Session> {
     if (!reg.node) throw new GroveError("BadRequest", 'invalid node name ""');
     const name = reg.node.name;
     const info = nodeInfoOf(reg.node);
-    checkRegistration(identity, info);
-    if (identity && this.tls?.certificateCurrent && !(await this.tls.certificateCurrent(name, identity.serial))) {
-      throw new AgentRefused(
-        grpc.status.UNAUTHENTICATED,
-        `the certificate of node ${name} was revoked (the node was deleted or re-joined): join again`,
-      );
-    }
+    await checkRegistration(id, info, this.tls);
     const now = new Date();
     const { subnet, presenceRev } = await this.nodes.register(info, reg.conditions);
     const gone = this.disconnected.get(name);

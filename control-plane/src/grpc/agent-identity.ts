@@ -2,7 +2,9 @@
 // with TLS, every agent presents a node certificate the cluster CA signed at
 // join; its Common Name is the only node the stream may act for.
 
+import { timingSafeEqual } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
+import { AGENT_TOKEN_METADATA } from "@grove/proto";
 import { NODE_ORGANIZATION } from "../pki/ca";
 import type { NodeRegistrationInfo } from "../nodes/registration";
 
@@ -29,6 +31,14 @@ export class AgentRefused extends Error {
   }
 }
 
+/** The gRPC status of a refusal; undefined for other errors. */
+export function refusalCode(err: unknown): grpc.status | undefined {
+  return err instanceof AgentRefused ? err.grpcCode : undefined;
+}
+
+export const alreadyRegistered = () =>
+  new AgentRefused(grpc.status.FAILED_PRECONDITION, "this stream is already registered");
+
 export interface AgentIdentity {
   node: string;
   /** Lower-case hex serial of the node certificate. */
@@ -49,7 +59,9 @@ function field(v: string | string[] | undefined): string | undefined {
 }
 
 /** The node a stream's client certificate names, or undefined when it is no node certificate. */
-export function peerIdentity(call: grpc.ServerDuplexStream<unknown, unknown>): AgentIdentity | undefined {
+export function peerIdentity(
+  call: Pick<grpc.ServerDuplexStream<unknown, unknown>, "getAuthContext">,
+): AgentIdentity | undefined {
   const cert = call.getAuthContext().sslPeerCertificate;
   if (!cert?.subject) return undefined;
   const name = field(cert.subject.CN);
@@ -66,12 +78,48 @@ export const RESERVED_LABEL_PREFIXES = ["grove.io/", "node-role.grove.io/", "nod
 /** Upper bounds no real node reaches; a report beyond them is a lie or a bug. */
 const LIMITS = { cpuMillis: 100_000_000, memoryBytes: 2 ** 50, pids: 2 ** 32 } as const;
 
-/** Refuses a registration that names another node, claims reserved labels or impossible capacity. */
-export function checkRegistration(identity: AgentIdentity | undefined, info: NodeRegistrationInfo): void {
+function tokenMatches(given: string, want: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(want);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Who a new stream is. With TLS: the node its client certificate names (the
+ * handshake already checked the CA). Without (unit tests): anyone holding the token.
+ */
+export function authenticateStream(
+  call: Pick<grpc.ServerDuplexStream<unknown, unknown>, "metadata" | "getAuthContext">,
+  tls: AgentTls | undefined,
+  token: string,
+): { identity?: AgentIdentity } | { refused: string } {
+  if (tls) {
+    const identity = peerIdentity(call);
+    return identity ? { identity } : { refused: "the client certificate is no node certificate" };
+  }
+  const given = call.metadata.get(AGENT_TOKEN_METADATA)[0];
+  return typeof given === "string" && tokenMatches(given, token) ? {} : { refused: "invalid or missing agent token" };
+}
+
+/**
+ * Refuses a registration that names another node, uses a revoked
+ * certificate, claims reserved labels or impossible capacity.
+ */
+export async function checkRegistration(
+  identity: AgentIdentity | undefined,
+  info: NodeRegistrationInfo,
+  tls: AgentTls | undefined,
+): Promise<void> {
   if (identity && info.name !== identity.node) {
     throw new AgentRefused(
       grpc.status.PERMISSION_DENIED,
       `this agent's certificate is for node ${identity.node}; it may not register as ${info.name}`,
+    );
+  }
+  if (identity && tls?.certificateCurrent && !(await tls.certificateCurrent(identity.node, identity.serial))) {
+    throw new AgentRefused(
+      grpc.status.UNAUTHENTICATED,
+      `the certificate of node ${identity.node} was revoked (the node was deleted or joined again): join again`,
     );
   }
   for (const key of Object.keys(info.labels)) {

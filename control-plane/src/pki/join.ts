@@ -97,22 +97,6 @@ export class JoinService {
     return { node: nodeName, certificatePem };
   }
 
-  /** Renewal: a node holding a current certificate gets a new one for the same name. */
-  async renew(nodeName: string, serial: string, csrPem: string): Promise<JoinResult> {
-    const current = await this.store.get<NodeCertificate>(NODE_CERTS + nodeName);
-    if (!current || current.value.serial !== serial) {
-      throw new GroveError("Unauthorized", `the certificate of node ${nodeName} was revoked`);
-    }
-    let certificatePem: string;
-    try {
-      certificatePem = signNodeCsr(this.ca, csrPem, nodeName, this.certValidForMs);
-    } catch (err) {
-      throw new GroveError("BadRequest", (err as Error).message);
-    }
-    await this.record(nodeName, certificatePem, current.modRevision);
-    return { node: nodeName, certificatePem };
-  }
-
   private async record(node: string, certificatePem: string, expectedRevision?: string): Promise<void> {
     const cert = new X509Certificate(certificatePem);
     const value: NodeCertificate = { serial: cert.serialNumber.toLowerCase(), notAfter: cert.validTo };
