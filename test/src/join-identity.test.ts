@@ -45,7 +45,7 @@ describe("join tokens and node identity", () => {
       rootfsDir: path.join(dir, "rootfs"),
       cgroupParent: CGROUP_PARENT,
     });
-    await waitNodeReady(client, "node-b");
+    await waitNodeReady(client, "node-b", 90_000);
     const app: App = {
       apiVersion: "grove/v1",
       kind: "App",
@@ -60,11 +60,16 @@ describe("join tokens and node identity", () => {
       },
     } as App;
     await client.apply(app);
-    await waitFor("b-app-0 Running on node-b", async () => {
-      const i = await client.get("Instance", "b-app-0", "default").catch(() => undefined);
-      return i?.status?.state === "Running" && i.spec.nodeName === "node-b";
-    });
-  });
+    await waitFor(
+      "b-app-0 Running on node-b",
+      async () => {
+        const i = await client.get("Instance", "b-app-0", "default").catch(() => undefined);
+        return i?.status?.state === "Running" && i.spec.nodeName === "node-b";
+      },
+      120_000,
+    );
+    // A shared machine: server, agent and container start may take minutes.
+  }, 360_000);
 
   afterAll(async () => {
     await agentB?.stop();
