@@ -79,6 +79,11 @@ describe("JoinService", () => {
     expect(await join.certificateCurrent("n1", serial2)).toBe(true);
     await join.revoke("n1");
     expect(await join.certificateCurrent("n1", serial2)).toBe(false);
+    // A deleted node may join again with a new token, and its new certificate counts.
+    const third = await join.join((await join.createToken(60_000)).token, "n1", csr("n1"));
+    expect(await join.certificateCurrent("n1", new X509Certificate(third.certificatePem).serialNumber)).toBe(true);
+    // A node of the CA without any record (a store restored without them) is not refused.
+    expect(await join.certificateCurrent("n9", "0abc")).toBe(true);
   });
 
   it("refuses bad input naming the field", async () => {

@@ -23,9 +23,17 @@ interface StoredToken {
 }
 
 interface NodeCertificate {
+  /** The current certificate's serial; REVOKED once the node was deleted. */
   serial: string;
   notAfter: string;
 }
+
+/**
+ * A deleted node's record stays as a tombstone, so its certificate is refused.
+ * A certificate of the cluster CA with no record at all (a store restored
+ * without them) is accepted: the CA's signature is the identity.
+ */
+const REVOKED = "revoked";
 
 export interface JoinResult {
   node: string;
@@ -81,7 +89,7 @@ export class JoinService {
     }
     // A token for any name may not take over a node that already joined.
     const current = await this.store.get<NodeCertificate>(NODE_CERTS + nodeName);
-    if (current && kv.value.node === undefined) {
+    if (current && current.value.serial !== REVOKED && kv.value.node === undefined) {
       throw new GroveError(
         "Conflict",
         `node ${nodeName} has joined already: delete the node, or make a token for it (grove token create --node ${nodeName})`,
@@ -107,15 +115,15 @@ export class JoinService {
   /** Whether `serial` is the node's current certificate (gateway check on every registration). */
   async certificateCurrent(node: string, serial: string): Promise<boolean> {
     const current = await this.store.get<NodeCertificate>(NODE_CERTS + node);
-    return current?.value.serial === serial.toLowerCase();
+    return current === undefined || current.value.serial === serial.toLowerCase();
   }
 
-  /** Revokes the node's certificate (the node was deleted). */
+  /** Revokes the node's certificate (the node was deleted): a tombstone until it joins again. */
   async revoke(node: string): Promise<void> {
-    try {
-      await this.store.delete(NODE_CERTS + node);
-    } catch (err) {
-      if (!(err instanceof GroveError && err.code === "NotFound")) throw err;
-    }
+    const current = await this.store.get<NodeCertificate>(NODE_CERTS + node);
+    const tombstone: NodeCertificate = { serial: REVOKED, notAfter: current?.value.notAfter ?? "" };
+    if (current?.value.serial === REVOKED) return;
+    if (current) await this.store.update(NODE_CERTS + node, tombstone, current.modRevision);
+    else await this.store.create(NODE_CERTS + node, tombstone);
   }
 }

@@ -167,6 +167,29 @@ export async function startServer(opts: {
   };
 }
 
+/**
+ * grove-server's etcd client certificate (only it has one): for tests that
+ * read or write the embedded etcd behind the server's back.
+ */
+export function etcdClientTls(server: ServerProcess): { caPem: string; certPem: string; keyPem: string } {
+  const pki = path.join(server.dataDir, "pki");
+  return {
+    caPem: server.caPem,
+    certPem: fs.readFileSync(path.join(pki, "etcd-client.crt"), "utf8"),
+    keyPem: fs.readFileSync(path.join(pki, "etcd-client.key"), "utf8"),
+  };
+}
+
+/** etcdctl's flags for the same certificate. */
+export function etcdctlTlsArgs(server: ServerProcess): string[] {
+  const pki = path.join(server.dataDir, "pki");
+  return [
+    `--cacert=${path.join(pki, "ca.crt")}`,
+    `--cert=${path.join(pki, "etcd-client.crt")}`,
+    `--key=${path.join(pki, "etcd-client.key")}`,
+  ];
+}
+
 /** A single-use join token for `node`, made through the API as `grove token create --node` does. */
 export async function createJoinToken(server: ServerProcess, node: string, ttl = "10m"): Promise<string> {
   const res = await postJson(
