@@ -188,7 +188,7 @@ down() {
   stop_pidfile "$RUN/registry.pid" docker-registry
   # Mounts of containers live in their own mount namespaces; nothing of
   # theirs is left on the host once their processes are gone.
-  if [ -f "$CLI_CONFIG" ] && grep -q "\"http://$HTTP_ADDR\"" "$CLI_CONFIG"; then rm -f "$CLI_CONFIG"; fi
+  if [ -f "$CLI_CONFIG" ] && grep -q "\"https://$HTTP_ADDR\"" "$CLI_CONFIG"; then rm -f "$CLI_CONFIG"; fi
   if [ "$keep" = 1 ]; then
     say "stopped; data kept in $GROVE_HOME"
   else
@@ -215,15 +215,31 @@ install_deps() {
   npm run --silent build
 }
 
+# The cluster CA grove-server made at its first start: the CLI and the health check trust it.
+CA_FILE="$GROVE_HOME/server/pki/ca.crt"
+
 wait_http() {
   for _ in $(seq 1 150); do
-    if node -e "fetch('http://$HTTP_ADDR/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"; then
+    if [ -f "$CA_FILE" ] && NODE_EXTRA_CA_CERTS="$CA_FILE" \
+      node -e "fetch('https://$HTTP_ADDR/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"; then
       return 0
     fi
     alive "$RUN/server.pid" || { tail -n 30 "$LOGS/server.log" >&2; die "grove-server exited; see $LOGS/server.log"; }
     sleep 0.2
   done
-  die "grove-server did not answer on http://$HTTP_ADDR; see $LOGS/server.log"
+  die "grove-server did not answer on https://$HTTP_ADDR; see $LOGS/server.log"
+}
+
+# grove-agent's arguments for node $1 with state in $2: a single-use join token
+# and the CA pin the first time; afterwards the node certificate in its state.
+agent_credentials() { # node state-dir
+  if [ -f "$2/pki/node.crt" ]; then
+    echo "--server https://$HTTP_ADDR"
+    return
+  fi
+  node "$REPO/api/bin/grove.js" token create --node "$1" --ttl 10m -o json | node -e '
+    let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const t=JSON.parse(s);
+    process.stdout.write(`--server https://'"$HTTP_ADDR"' --join ${t.token} --ca-hash ${t.caHash}`)})'
 }
 
 up() {
@@ -232,6 +248,8 @@ up() {
     nodes="${2:-}"
     [[ "$nodes" =~ ^[1-9][0-9]?$ ]] || die "--nodes takes a number of nodes (1-99), got \"$nodes\""
     GRPC_ADDR="$QS_NET.1:${GRPC_ADDR##*:}"
+    # Agents in the hosts join through the API: it listens on the bridge too.
+    HTTP_ADDR="$QS_NET.1:${HTTP_ADDR##*:}"
   fi
   [ "$(id -u)" = 0 ] || die "run as root: the agent creates cgroups and namespaces"
   install_deps
@@ -246,7 +264,7 @@ up() {
   if alive "$RUN/server.pid"; then
     say "grove-server already running (pid $(cat "$RUN/server.pid"))"
   else
-    say "starting grove-server (embedded etcd on 127.0.0.1:$ETCD_PORT, API on http://$HTTP_ADDR)"
+    say "starting grove-server (embedded etcd on 127.0.0.1:$ETCD_PORT, API on https://$HTTP_ADDR)"
     setsid node "$REPO/control-plane/bin/grove-server.js" --data-dir "$GROVE_HOME/server" \
       --listen "$HTTP_ADDR" --grpc-listen "$GRPC_ADDR" --etcd-port "$ETCD_PORT" \
       >>"$LOGS/server.log" 2>&1 </dev/null &
@@ -256,7 +274,8 @@ up() {
 
   mkdir -p "$(dirname "$CLI_CONFIG")"
   umask 077
-  printf '{\n  "server": "http://%s",\n  "token": "%s"\n}\n' "$HTTP_ADDR" "$(cat "$GROVE_HOME/server/admin-token")" >"$CLI_CONFIG"
+  printf '{\n  "server": "https://%s",\n  "token": "%s",\n  "ca": "%s"\n}\n' "$HTTP_ADDR" \
+    "$(cat "$GROVE_HOME/server/admin-token")" "$CA_FILE" >"$CLI_CONFIG"
   umask 022
   say "CLI config written to $CLI_CONFIG"
 
@@ -269,8 +288,9 @@ up() {
     say "grove-agent already running (pid $(cat "$RUN/agent.pid"))"
   else
     say "starting grove-agent (node $NODE_NAME)"
-    setsid node "$REPO/agent/bin/grove-agent.js" --server "$GRPC_ADDR" \
-      --token-file "$GROVE_HOME/server/agent-token" --node-name "$NODE_NAME" \
+    # shellcheck disable=SC2046 # the credentials are separate words
+    setsid node "$REPO/agent/bin/grove-agent.js" $(agent_credentials "$NODE_NAME" "$GROVE_HOME/agent") \
+      --node-name "$NODE_NAME" \
       --state-dir "$GROVE_HOME/agent" --rootfs-dir "$GROVE_HOME/rootfs" --cgroup-parent "$CGROUP_PARENT" \
       >>"$LOGS/agent.log" 2>&1 </dev/null &
     echo $! >"$RUN/agent.pid"
@@ -311,8 +331,9 @@ up_nodes() { # count
     fi
     say "starting grove-agent h$i in network namespace grove-qs-h$i ($QS_NET.$((10 + i)))"
     mkdir -p "$GROVE_HOME/agent-h$i"
-    setsid nsenter --net="/run/netns/grove-qs-h$i" node "$REPO/agent/bin/grove-agent.js" --server "$GRPC_ADDR" \
-      --token-file "$GROVE_HOME/server/agent-token" --node-name "qs-h$i" --address "$QS_NET.$((10 + i))" \
+    # shellcheck disable=SC2046 # the credentials are separate words
+    setsid nsenter --net="/run/netns/grove-qs-h$i" node "$REPO/agent/bin/grove-agent.js" \
+      $(agent_credentials "qs-h$i" "$GROVE_HOME/agent-h$i") --node-name "qs-h$i" --address "$QS_NET.$((10 + i))" \
       --state-dir "$GROVE_HOME/agent-h$i" --rootfs-dir "$GROVE_HOME/rootfs" --cgroup-parent "grove-qs-h$i" \
       >>"$LOGS/agent-h$i.log" 2>&1 </dev/null &
     echo $! >"$RUN/agent-h$i.pid"

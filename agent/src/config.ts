@@ -34,14 +34,18 @@ export interface AgentConfig {
   ociDir: string;
   /** Layer size, ratio, entry and disk-reserve limits of image pulls (agent/src/images/limits.ts). */
   imageLimits: ImageLimits;
-  /** host:port of the control plane's gRPC listener. */
   /**
    * host:port of the control plane's gRPC listener, or several (one per
    * grove-server replica) comma-separated: the agent moves to the next when
-   * its replica goes away (serverAddresses()).
+   * its replica goes away (serverAddresses()). For the first start it may be
+   * https://HOST:PORT of grove-server's API, to join through.
    */
   server: string;
-  token: string;
+  /** Unused since agents authenticate with node certificates; accepted so old command lines still parse. */
+  token?: string;
+  /** A single-use join token (grove token create) and the CA pin, for the first start. */
+  join?: string;
+  caHash?: string;
   nodeName: string;
   stateDir: string;
   rootfsDir: string;
@@ -94,11 +98,13 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
     })
     .option(
       "--server <host:port,...>",
-      "control plane gRPC address; several replicas comma-separated or the flag repeated (env GROVE_AGENT_SERVER)",
+      "control plane gRPC address; several replicas comma-separated or the flag repeated; https://HOST:PORT of the API to join through (env GROVE_AGENT_SERVER)",
       collectServers,
       [] as string[],
     )
-    .option("--token <token>", "join token (env GROVE_AGENT_TOKEN)")
+    .option("--join <token>", "single-use join token for the first start (grove token create; env GROVE_AGENT_JOIN)")
+    .option("--ca-hash <sha256:hex>", "the cluster CA's public key hash, printed by grove token create")
+    .option("--token <token>", "ignored: agents authenticate with their node certificate (env GROVE_AGENT_TOKEN)")
     .option("--token-file <path>", "file holding the join token")
     .option("--node-name <name>", "name this node registers under", os.hostname())
     .option("--state-dir <dir>", "agent state: container logs and runtime state", "/var/lib/grove-agent")
@@ -162,6 +168,8 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       server: string[];
       token?: string;
       tokenFile?: string;
+      join?: string;
+      caHash?: string;
       nodeName: string;
       stateDir: string;
       rootfsDir: string;
@@ -196,7 +204,9 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       program.error(`error: cannot read --token-file: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
-  if (!token) program.error("error: a join token is required (--token, --token-file or GROVE_AGENT_TOKEN)");
+  const joinToken = opts.join ?? env.GROVE_AGENT_JOIN;
+  if (joinToken !== undefined && opts.caHash === undefined)
+    program.error("error: --join needs --ca-hash sha256:... (printed by grove token create)");
   if (!opts.nodeName) program.error("error: --node-name must not be empty");
   let usernsRange: UsernsPoolOptions;
   try {
@@ -221,7 +231,9 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
 
   return {
     server,
-    token,
+    ...(token !== undefined ? { token } : {}),
+    ...(joinToken !== undefined ? { join: joinToken } : {}),
+    ...(opts.caHash !== undefined ? { caHash: opts.caHash } : {}),
     nodeName: opts.nodeName,
     stateDir: path.resolve(opts.stateDir),
     rootfsDir: path.resolve(opts.rootfsDir),
@@ -244,7 +256,7 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
   };
 }
 
-const SERVER_PATTERN = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+const SERVER_PATTERN = /^(?:https:\/\/)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})\/?$/;
 
 function parseServer(value: string): string {
   const match = SERVER_PATTERN.exec(value);

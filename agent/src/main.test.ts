@@ -224,7 +224,8 @@ describe("parseArgs", () => {
 
   const usageErrors: Array<[string[], RegExp, NodeJS.ProcessEnv?]> = [
     [["--token", "t"], /--server <host:port> is required/],
-    [["--server", "cp:7443"], /join token is required/],
+    // The shared agent token is gone: a first start joins with a single-use token and the CA pin.
+    [["--server", "https://cp:7443", "--join", "abc.def"], /--join needs --ca-hash/],
     [["--server", "cp", "--token", "t"], /expected HOST:PORT/],
     [["--token", "t"], /not HOST:PORT/, { GROVE_AGENT_SERVER: "no-port" }],
     [["--server", "cp:1", "--token", "t", "--token-file", "/x"], /not both/],

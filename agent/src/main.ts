@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { CommanderError } from "commander";
 import { pino, type Logger } from "pino";
 import { parseArgs, serverAddresses, SHUTDOWN_TIMEOUT_MS, type AgentConfig } from "./config";
+import { channelCredentials, nodeCredentials } from "./join";
 import { ControlPlaneConnection } from "./grpc/client";
 import { DesiredStateGuard } from "./grpc/desired-state-guard";
 import { agentVersion, readHostFacts, toNodeInfo } from "./host";
@@ -119,11 +120,18 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     instances: () => reconciler.statuses(),
     logger: log.child({ component: "streams" }),
   });
+  // The node certificate from an earlier join, or a join now through the first address (https://).
+  const servers = serverAddresses(config.server);
+  const credentials = await nodeCredentials({ ...config, server: servers[0]! }, log);
+  // gRPC addresses: the host:port ones given, else the one learnt at the join.
+  const given = servers.filter((s) => !s.startsWith("https://"));
+  const grpcAddresses = given.length > 0 ? given : [credentials.grpcAddress];
   connection = new ControlPlaneConnection({
     streams,
-    address: serverAddresses(config.server)[0]!,
-    addresses: serverAddresses(config.server),
-    token: config.token,
+    address: grpcAddresses[0]!,
+    addresses: grpcAddresses,
+    token: "",
+    credentials: channelCredentials(credentials),
     reconciler,
     guard,
     onRegistered: (registered) => {

@@ -1,14 +1,18 @@
 // The typed HTTP client of the /v1 API. Error bodies become GroveErrors with the server's
 // stable code; failures to reach the server at all become ClientErrors.
 import { ERROR_CODES, GroveError, type ErrorBody, type ErrorCode, type FieldError } from "./errors";
-import { type App, type Instance, type List, type Node, type WatchEvent } from "./schemas";
+import { type App, type Instance, type List, type Node } from "./schemas";
 import { isNamespaced, pluralOf, type Kind } from "./resource-kinds";
 import type { Task } from "./task-schema";
 import { DEFAULT_NAMESPACE } from "./defaults";
 import type { Endpoints } from "./endpoints";
 import type { Event, EventFilter } from "./events";
+import { ByteStream, ClientError, NdjsonWatch, type WatchStream } from "./client-streams";
+
+export { ByteStream, ClientError, type ClientErrorCode, type WatchStream } from "./client-streams";
 import type { CapacityReport, PlanResult } from "./scheduling";
 import type { InstanceStats, LogsOptions, StatsList } from "./exec-and-stats";
+import { Agent as UndiciAgent, type Dispatcher } from "undici";
 import { openExec, type ExecRequest, type ExecSession } from "./exec-client";
 import type { Role, TokenInfo } from "./secrets";
 
@@ -27,21 +31,17 @@ export interface GroveClientOptions {
   token: string;
   /** Per-request timeout (not applied to the body of a watch). Default 30 s. */
   timeoutMs?: number;
+  /** The cluster CA (PEM) the server's certificate must chain to; default: the system's CAs. */
+  caPem?: string;
 }
 
-export type ClientErrorCode = "Unreachable" | "Timeout" | "BadResponse";
-
-/** The request never got an API answer: connection refused, DNS, timeout, or a non-API response. */
-export class ClientError extends Error {
-  constructor(
-    readonly code: ClientErrorCode,
-    message: string,
-    readonly url: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = "ClientError";
-  }
+/** What POST /v1/join-tokens answers. */
+export interface JoinToken {
+  token: string;
+  expiresAt: string;
+  node?: string;
+  /** The cluster CA's pin for grove-agent --ca-hash. */
+  caHash: string;
 }
 
 export interface ApplyResult<T> {
@@ -85,22 +85,22 @@ export interface WatchOptions extends ListOptions {
   resourceVersion?: string;
 }
 
-/** An open watch: iterate the events; close() ends the iteration and the connection. */
-export interface WatchStream<T> extends AsyncIterable<WatchEvent<T>> {
-  close(): void;
-}
-
 const DEFAULT_TIMEOUT_MS = 30_000;
 
 export class GroveClient {
   readonly server: string;
   private readonly token: string;
   private readonly timeoutMs: number;
+  private readonly caPem: string | undefined;
+  private readonly dispatcher: Dispatcher | undefined;
 
   constructor(options: GroveClientOptions) {
     this.server = options.server.replace(/\/+$/, "");
     this.token = options.token;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.caPem = options.caPem;
+    // node's fetch takes no CA option: a dispatcher of its own undici carries it.
+    this.dispatcher = options.caPem ? new UndiciAgent({ connect: { ca: options.caPem } }) : undefined;
   }
 
   /**
@@ -263,9 +263,19 @@ export class GroveClient {
     return (await this.request("POST", p, { name, role })).body as TokenInfo;
   }
 
+  /** A single-use join token for an agent (grove token create). */
+  async createJoinToken(request: { ttl?: string; node?: string }): Promise<JoinToken> {
+    return (await this.request("POST", "/v1/join-tokens", request)).body as JoinToken;
+  }
+
   /** Runs a command in a running instance over a WebSocket (exec-client.ts). */
   exec(name: string, namespace: string | undefined, request: ExecRequest): Promise<ExecSession> {
-    return openExec(`${this.server}${this.objectPath("Instance", name, namespace)}/exec`, this.token, request);
+    return openExec(
+      `${this.server}${this.objectPath("Instance", name, namespace)}/exec`,
+      this.token,
+      request,
+      this.caPem,
+    );
   }
 
   collectionPath(kind: Kind, options: ListOptions = {}): string {
@@ -330,6 +340,7 @@ export class GroveClient {
         method,
         headers,
         signal,
+        ...(this.dispatcher ? ({ dispatcher: this.dispatcher } as object) : {}),
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
     } catch (err) {
@@ -404,97 +415,4 @@ export async function toGroveError(res: Response, url: string): Promise<GroveErr
   const message = hint ? `${hint} (${serverMessage})` : serverMessage;
   const details = Array.isArray(body?.details) ? (body.details as FieldError[]) : undefined;
   return new GroveError(code, message, details);
-}
-
-/** A streamed response body: iterate the chunks; close() ends it. */
-export class ByteStream implements AsyncIterable<Uint8Array> {
-  private closed = false;
-
-  /** `broke`: what a broken stream's error says before the cause. */
-  constructor(
-    private readonly body: ReadableStream<Uint8Array>,
-    private readonly controller: AbortController,
-    private readonly url: string,
-    private readonly broke = `the stream ${url} broke (the control plane or the node's agent went away)`,
-  ) {}
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.controller.abort();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    const reader = this.body.getReader();
-    try {
-      for (;;) {
-        let chunk: Awaited<ReturnType<typeof reader.read>>;
-        try {
-          chunk = await reader.read();
-        } catch (err) {
-          if (this.closed) return;
-          throw new ClientError("Unreachable", `${this.broke}: ${(err as Error).message}`, this.url, { cause: err });
-        }
-        if (chunk.done) return;
-        yield chunk.value;
-      }
-    } finally {
-      this.close();
-      try {
-        reader.releaseLock();
-      } catch {
-        // a read may still be settling after the abort; the stream is cancelled either way
-      }
-    }
-  }
-}
-
-/** Newline-delimited JSON WatchEvents read from a response body. */
-class NdjsonWatch<T> implements WatchStream<T> {
-  private readonly bytes: ByteStream;
-  private stopped = false;
-
-  constructor(
-    body: ReadableStream<Uint8Array>,
-    controller: AbortController,
-    private readonly url: string,
-  ) {
-    this.bytes = new ByteStream(body, controller, url, `watch ${url} broke`);
-  }
-
-  close(): void {
-    this.stopped = true;
-    this.bytes.close();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<WatchEvent<T>> {
-    const decoder = new TextDecoder();
-    let buffered = "";
-    for await (const chunk of this.bytes) {
-      buffered += decoder.decode(chunk, { stream: true });
-      let newline: number;
-      while ((newline = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        if (line.trim() === "") continue; // keep-alive
-        yield this.parse(line);
-        if (this.stopped) return;
-      }
-    }
-    if (this.stopped) return;
-    buffered += decoder.decode();
-    if (buffered.trim() !== "") yield this.parse(buffered);
-  }
-
-  private parse(line: string): WatchEvent<T> {
-    try {
-      return JSON.parse(line) as WatchEvent<T>;
-    } catch {
-      throw new ClientError(
-        "BadResponse",
-        `watch ${this.url} sent a line that is not JSON: ${line.slice(0, 200)}`,
-        this.url,
-      );
-    }
-  }
 }

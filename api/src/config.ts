@@ -9,11 +9,15 @@ export interface ConfigFile {
   server?: string;
   token?: string;
   namespace?: string;
+  /** The cluster CA (a PEM file) the server's certificate must chain to. */
+  ca?: string;
 }
 
 export interface ConnectionFlags {
   server?: string;
   token?: string;
+  /** The cluster CA file (--ca). */
+  ca?: string;
   config?: string;
   namespace?: string;
 }
@@ -22,6 +26,8 @@ export interface ResolvedConfig {
   server: string;
   token: string;
   namespace: string;
+  /** The cluster CA's PEM text, when a CA file is configured (else the system's CAs are trusted). */
+  caPem?: string;
   /** The config file that was read, if any. */
   configPath?: string;
 }
@@ -59,7 +65,7 @@ export function readConfigFile(file: string, explicit: boolean): ConfigFile | un
     throw new ConfigError(`config file ${file} must hold a JSON object like {"server": "...", "token": "..."}`);
   }
   const out: ConfigFile = {};
-  for (const key of ["server", "token", "namespace"] as const) {
+  for (const key of ["server", "token", "namespace", "ca"] as const) {
     const v = (parsed as Record<string, unknown>)[key];
     if (v === undefined) continue;
     if (typeof v !== "string") throw new ConfigError(`config file ${file}: "${key}" must be a string`);
@@ -100,5 +106,22 @@ export function resolveConfig(flags: ConnectionFlags, env: NodeJS.ProcessEnv, ho
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new ConfigError(`invalid control plane server "${server}": only http:// and https:// are supported`);
   }
-  return { server: server.replace(/\/+$/, ""), token, namespace, ...(file ? { configPath } : {}) };
+  // A relative "ca" in the file is relative to the file.
+  const caFile =
+    given(flags.ca) ?? given(env.GROVE_CA) ?? (file?.ca ? path.resolve(path.dirname(configPath), file.ca) : undefined);
+  let caPem: string | undefined;
+  if (caFile) {
+    try {
+      caPem = fs.readFileSync(caFile, "utf8");
+    } catch (err) {
+      throw new ConfigError(`cannot read the cluster CA ${caFile}: ${(err as Error).message}`);
+    }
+  }
+  return {
+    server: server.replace(/\/+$/, ""),
+    token,
+    namespace,
+    ...(caPem ? { caPem } : {}),
+    ...(file ? { configPath } : {}),
+  };
 }

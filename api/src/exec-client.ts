@@ -53,7 +53,7 @@ function errorFromBody(status: number, text: string, url: string): GroveError {
 }
 
 /** Opens the exec WebSocket; resolves once the connection is up (the process may still fail to start). */
-export function openExec(httpUrl: string, token: string, req: ExecRequest): Promise<ExecSession> {
+export function openExec(httpUrl: string, token: string, req: ExecRequest, caPem?: string): Promise<ExecSession> {
   const url = new URL(httpUrl);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   for (const c of req.command) url.searchParams.append("command", c);
@@ -62,7 +62,7 @@ export function openExec(httpUrl: string, token: string, req: ExecRequest): Prom
   if (req.rows) url.searchParams.set("rows", String(req.rows));
   if (req.user) url.searchParams.set("user", req.user);
   if (req.workingDir) url.searchParams.set("workingDir", req.workingDir);
-  const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
+  const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, ...(caPem ? { ca: caPem } : {}) });
   let stdout: (d: Buffer) => void = () => undefined;
   let stderr: (d: Buffer) => void = () => undefined;
   let exit: ExecExit | undefined;

@@ -10,3 +10,5 @@ export { Informer } from "./controllers/informer";
 export { LeaderElection, currentLeader } from "./leader/election";
 export { NODE_GRACE_MS, PRESENCE_REFRESH_MS, HEARTBEAT_INTERVAL_MS } from "./controllers/node-lifecycle";
 export { FencedStore, fencedStoreFor, fenceCounters, isFencedOut, type LeaderFence } from "./store/fenced-store";
+export { createCa, caHash, issueKeyPair, NODE_ORGANIZATION, type KeyPair } from "./pki/ca";
+export { ensureClusterPki } from "./pki/cluster-pki";

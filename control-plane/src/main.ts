@@ -116,6 +116,12 @@ export async function main(argv: string[]): Promise<void> {
       flagCheck("--heartbeat-interval", (v) => parseDurationMs(v)),
       1_000,
     )
+    .option("--ca-cert <file>", "the cluster CA certificate (PEM) to use instead of making one at first start")
+    .option("--ca-key <file>", "the cluster CA's private key (PEM), with --ca-cert")
+    .option("--tls-san <names>", "more DNS names and addresses (comma-separated) the server certificate is valid for")
+    .option("--etcd-cafile <file>", "CA of an external etcd (--etcd-endpoints https://...)")
+    .option("--etcd-certfile <file>", "client certificate for an external etcd")
+    .option("--etcd-keyfile <file>", "client key for an external etcd")
     .option(
       "--event-ttl <duration>",
       "how long an Event lives after it last happened (at least 2s: etcd's shortest lease)",
@@ -169,6 +175,12 @@ export async function main(argv: string[]): Promise<void> {
     encryptionKeyFile?: string;
     auditLog?: string;
     identityLimits: IdentityLimitOptions;
+    caCert?: string;
+    caKey?: string;
+    tlsSan?: string;
+    etcdCafile?: string;
+    etcdCertfile?: string;
+    etcdKeyfile?: string;
   }>();
   const logger = pino({ name: "grove-server", level: o.logLevel });
   try {
@@ -200,6 +212,23 @@ export async function main(argv: string[]): Promise<void> {
       ...(o.encryptionKeyFile ? { encryptionKeyFile: o.encryptionKeyFile } : {}),
       ...(o.auditLog ? { auditLog: o.auditLog } : {}),
       identityLimits: o.identityLimits,
+      tls: {
+        ...(o.caCert ? { caCertFile: o.caCert } : {}),
+        ...(o.caKey ? { caKeyFile: o.caKey } : {}),
+        sans: (o.tlsSan ?? "")
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean),
+      },
+      ...(o.etcdCafile
+        ? {
+            etcdTls: {
+              caFile: o.etcdCafile,
+              ...(o.etcdCertfile ? { certFile: o.etcdCertfile } : {}),
+              ...(o.etcdKeyfile ? { keyFile: o.etcdKeyfile } : {}),
+            },
+          }
+        : {}),
       logger,
     });
     let stopping = false;

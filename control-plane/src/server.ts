@@ -31,6 +31,10 @@ import { ControlPlaneHostPorts, type HostPortPolicyOptions } from "./network/hos
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges } from "@grove/api";
 import { startTenancy } from "./secrets/setup";
 import { IdentityLimits, type IdentityLimitOptions } from "./auth/limits";
+import { ensureClusterPki, type ClusterPkiOptions } from "./pki/cluster-pki";
+import type { EtcdClientTls } from "./store/etcd-store";
+import { JoinService } from "./pki/join";
+import { registerJoinRoutes } from "./http/join-routes";
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -73,6 +77,10 @@ export interface ControlPlaneOptions {
   auditLog?: string | false;
   /** Per-identity concurrent watches, log follows, exec sessions and request rate (auth/limits.ts). */
   identityLimits?: IdentityLimitOptions;
+  /** The cluster CA (an operator's, or made at first start) and extra names for the serving certificate. */
+  tls?: ClusterPkiOptions;
+  /** TLS to an external etcd (PEM files); the embedded one always uses the cluster CA. */
+  etcdTls?: { caFile: string; certFile?: string; keyFile?: string };
 }
 
 export interface ControlPlane {
@@ -81,6 +89,9 @@ export interface ControlPlane {
   adminToken: string;
   agentToken: string;
   etcdEndpoints: string[];
+  /** The cluster CA certificate (PEM file) clients trust, and its pin for `grove-agent --ca-hash`. */
+  caFile: string;
+  caHash: string;
   store: Store;
   /** Records Events (controllers and the rollout code call recordEvent). */
   events: EventRecorder;
@@ -103,11 +114,26 @@ export function ensureToken(dataDir: string, file: string): string {
   return token;
 }
 
+function readEtcdTls(files: { caFile: string; certFile?: string; keyFile?: string }): EtcdClientTls {
+  return {
+    caPem: fs.readFileSync(files.caFile, "utf8"),
+    ...(files.certFile ? { certPem: fs.readFileSync(files.certFile, "utf8") } : {}),
+    ...(files.keyFile ? { keyPem: fs.readFileSync(files.keyFile, "utf8") } : {}),
+  };
+}
+
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const logger = opts.logger ?? pino({ name: "grove-server" });
   fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const adminToken = ensureToken(opts.dataDir, "admin-token");
   const agentToken = ensureToken(opts.dataDir, "agent-token");
+  const wildcard = (h: string | undefined) => !h || h === "0.0.0.0" || h === "::";
+  const pki = ensureClusterPki(opts.dataDir, {
+    ...opts.tls,
+    sans: [...(opts.tls?.sans ?? []), opts.httpHost, opts.grpcHost].filter(
+      (h): h is string => h !== undefined && !wildcard(h),
+    ),
+  });
 
   const cleanups: Array<() => Promise<void>> = [];
   const close = async () => {
@@ -144,6 +170,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         clientPort: opts.etcdPort ?? 2479,
         autoCompactionRetention: opts.etcdCompactionRetention,
         logger: logger.child({ component: "etcd" }),
+        tls: {
+          server: { caFile: pki.caFile, ...pki.etcdServer },
+          client: { caPem: pki.ca.certPem, certPem: pki.etcdClient.certPem, keyPem: pki.etcdClient.keyPem },
+        },
       });
       await etcd.start();
       cleanups.push(() => etcd.stop());
@@ -152,7 +182,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       endpoints = etcd.endpoints;
       logger.info({ endpoints }, "embedded etcd is up");
     } else hostPorts.addEtcdEndpoints(endpoints);
-    const store = createStore(endpoints, { logger: logger.child({ component: "store" }) });
+    const etcdTls: EtcdClientTls | undefined = opts.etcdEndpoints?.length
+      ? opts.etcdTls && readEtcdTls(opts.etcdTls)
+      : { caPem: pki.ca.certPem, certPem: pki.etcdClient.certPem, keyPem: pki.etcdClient.keyPem };
+    const store = createStore(endpoints, {
+      logger: logger.child({ component: "store" }),
+      ...(etcdTls ? { tls: etcdTls } : {}),
+    });
     cleanups.push(() => store.close());
     const repo = new Repository(store);
     const cluster = await ensureClusterId(store, { assign: opts.assignClusterId === true });
@@ -243,6 +279,18 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     );
     cleanups.push(() => tenancy.close());
     gateway.setEnvResolver(tenancy.resolver.resolve);
+    // Agents: mutual TLS, identified by the node certificates they got at join.
+    const join = new JoinService(store, pki.ca);
+    gateway.useTls({
+      caPem: pki.ca.certPem,
+      ...pki.server,
+      certificateCurrent: (node, serial) => join.certificateCurrent(node, serial),
+    });
+    // Deleting a node revokes its certificate: its agent must join again.
+    nodes.on((ev) => {
+      if (ev.type !== "deleted") return;
+      join.revoke(ev.object.metadata.name).catch((err: unknown) => agentsLogger.warn({ err }, "revoking failed"));
+    });
     cleanups.push(async () => {
       controllers?.stop();
       controllers = undefined;
@@ -251,7 +299,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
     await Promise.all([apps.start(), instances.start(), nodes.start(), tasks.start(), leaderEpoch.start()]);
     const election = new LeaderElection(
-      { endpoints, logger: logger.child({ component: "leader" }) },
+      { endpoints, logger: logger.child({ component: "leader" }), ...(etcdTls ? { tls: etcdTls } : {}) },
       {
         onElected: startControllers,
         onLost: () => {
@@ -269,7 +317,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     hostPorts.addReserved(grpcPort, "grove-server's agent gRPC endpoint");
 
     // logs / exec / stats of nodes whose stream another replica holds go through it.
-    const peers = new PeerTransport({ token: adminToken, self: opts.advertiseUrl ?? "" });
+    const peers = new PeerTransport({ token: adminToken, self: opts.advertiseUrl ?? "", caPem: pki.ca.certPem });
     const streams = new ReplicaStreams(gateway, peers, logger.child({ component: "replicas" }));
     const http = await buildHttpServer({
       repo,
@@ -283,6 +331,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       secrets: tenancy.secrets,
       limits: new IdentityLimits(opts.identityLimits),
       ...(tenancy.audit ? { audit: tenancy.audit } : {}),
+      // The chain carries the CA, so a joining agent can check it against its --ca-hash.
+      https: { certPem: pki.server.certPem + pki.ca.certPem, keyPem: pki.server.keyPem },
+      routes: [(app) => registerJoinRoutes(app, { join, caPem: pki.ca.certPem, caHash: pki.caHash, grpcPort })],
     });
     const httpHost = opts.httpHost ?? "127.0.0.1";
     await http.listen({ host: httpHost, port: opts.httpPort ?? 7480 });
@@ -292,21 +343,24 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     hostPorts.addReserved(httpPort, "grove-server's HTTP API");
 
     const cp: ControlPlane = {
-      httpUrl: urlOf(httpHost, httpPort),
+      httpUrl: `https://${httpHost.includes(":") ? `[${httpHost}]` : httpHost}:${httpPort}`,
       grpcAddress: `${opts.grpcHost ?? "127.0.0.1"}:${grpcPort}`,
       adminToken,
       agentToken,
       etcdEndpoints: endpoints,
+      caFile: pki.caFile,
+      caHash: pki.caHash,
       store,
       events,
       ...(cluster.state === "ok" ? { clusterId: cluster.id } : {}),
       close,
     };
-    // Presence keys name this replica, so the others can reach the nodes whose streams it holds.
-    const advertised = opts.advertiseUrl ?? advertiseUrlOf(httpHost, httpPort);
-    gateway.setServerId(advertised);
-    peers.setSelf(advertised);
-    logger.info({ http: cp.httpUrl, grpc: cp.grpcAddress, advertised, clusterId: cp.clusterId }, "grove-server is up");
+    // Heartbeats name this replica, so another one can tell clients where a node's stream is.
+    gateway.setServerId(cp.httpUrl);
+    logger.info(
+      { http: cp.httpUrl, grpc: cp.grpcAddress, clusterId: cp.clusterId, caFile: cp.caFile, caHash: cp.caHash },
+      "grove-server is up",
+    );
     return cp;
   } catch (err) {
     await close();
@@ -315,7 +369,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 }
 
 function urlOf(host: string, port: number): string {
-  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  return `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
 /** The listen address, or this host's name when that is a wildcard (0.0.0.0, ::). */

@@ -22,7 +22,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { GroveClient, type App, type Instance, type Node } from "@grove/api";
 import { HostCluster, type Host } from "./harness/hosts";
-import { isReady, startServer, waitFor, type ServerProcess } from "./harness/processes";
+import { etcdctlTlsArgs, isReady, startServer, waitFor, type ServerProcess } from "./harness/processes";
 
 /** How long the control plane stays down (the issue asks for 2 minutes: `npm run test:chaos`). */
 export const OUTAGE_MS = Number(process.env.GROVE_CHAOS_OUTAGE_MS ?? 20_000);
@@ -161,6 +161,10 @@ describe("desired-state guard and disconnected agents", () => {
     fs.mkdirSync(freshDir, { mode: 0o700 });
     for (const t of ["admin-token", "agent-token"])
       fs.copyFileSync(path.join(original.dataDir, t), path.join(freshDir, t));
+    // ...and the cluster CA, which the agents' certificates chain to.
+    fs.mkdirSync(path.join(freshDir, "pki"), { mode: 0o700 });
+    for (const f of ["ca.crt", "ca.key"])
+      fs.copyFileSync(path.join(original.dataDir, "pki", f), path.join(freshDir, "pki", f));
     await replaceServer(freshDir);
     const refused = await nodesWith(
       "both agents to refuse the fresh store's sets",
@@ -262,7 +266,7 @@ describe("desired-state guard and disconnected agents", () => {
     const server = cluster.server!;
     const endpoint = etcdEndpointOf(server);
     const snapshot = path.join(cluster.dir, "before-late.db");
-    etcdctl(["--endpoints", endpoint, "snapshot", "save", snapshot]);
+    etcdctl([...etcdctlTlsArgs(server), "--endpoints", endpoint, "snapshot", "save", snapshot]);
 
     const appliedRevision = (h: Host) =>
       BigInt(
@@ -331,9 +335,16 @@ describe("desired-state guard and disconnected agents", () => {
 
   it("a store whose cluster id was lost is suspect: no desired sets until --assign-cluster-id, and agents refuse the new id", async () => {
     const server = cluster.server!;
-    const clusterKey = etcdctl(["--endpoints", etcdEndpointOf(server), "get", "/grove/cluster", "--print-value-only"]);
+    const clusterKey = etcdctl([
+      ...etcdctlTlsArgs(server),
+      "--endpoints",
+      etcdEndpointOf(server),
+      "get",
+      "/grove/cluster",
+      "--print-value-only",
+    ]);
     expect(clusterKey.trim()).not.toBe("");
-    etcdctl(["--endpoints", etcdEndpointOf(server), "del", "/grove/cluster"]);
+    etcdctl([...etcdctlTlsArgs(server), "--endpoints", etcdEndpointOf(server), "del", "/grove/cluster"]);
     await server.stop(20_000);
     cluster.server = await startServer({ dataDir: server.dataDir, grpcListen });
     client = clientOf(cluster.server);
@@ -357,7 +368,14 @@ describe("desired-state guard and disconnected agents", () => {
     expectKeptAlive();
 
     // The old id put back (as an operator restoring it would): accepted again.
-    etcdctl(["--endpoints", etcdEndpointOf(cluster.server), "put", "/grove/cluster", clusterKey.replace(/\n$/, "")]);
+    etcdctl([
+      ...etcdctlTlsArgs(cluster.server),
+      "--endpoints",
+      etcdEndpointOf(cluster.server),
+      "put",
+      "/grove/cluster",
+      clusterKey.replace(/\n$/, ""),
+    ]);
     await replaceServer(server.dataDir);
     await acceptedAgain();
     expectKeptAlive();

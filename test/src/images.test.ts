@@ -18,6 +18,7 @@ import { GroveClient, type App, type Instance } from "@grove/api";
 import {
   BIN,
   GiveUp,
+  joinArgs,
   startNode,
   startServer,
   tempDir,
@@ -156,10 +157,7 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     agent = await startNode(
       BIN.agent,
       [
-        "--server",
-        server.grpcAddress,
-        "--token",
-        server.agentToken,
+        ...(await joinArgs(server, NODE)),
         "--node-name",
         NODE,
         "--state-dir",

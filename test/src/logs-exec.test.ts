@@ -10,6 +10,7 @@ import { ExecChannel, GroveClient, execFrame, type App } from "@grove/api";
 import { Keys, createStore } from "@grove/control-plane";
 import {
   BIN,
+  etcdClientTls,
   REPO_ROOT,
   runCli,
   startAgent,
@@ -329,7 +330,7 @@ describe("grove logs, exec and top over the agent's Connect stream", () => {
         }
       })
       .find((l) => l.msg === "embedded etcd is up");
-    const store = createStore(up!.endpoints!);
+    const store = createStore(up!.endpoints!, { tls: etcdClientTls(server) });
     try {
       const beats: number[] = [];
       let bytes = 0;

@@ -9,7 +9,7 @@ import { resolveConfig, type ConnectionFlags, type ResolvedConfig } from "../con
 /** The part of the client the CLI uses. */
 export type CliClient = Pick<GroveClient, "list" | "get" | "apply" | "delete" | "watch"> &
   Partial<Pick<GroveClient, "endpoints" | "watchEndpoints" | "plan" | "capacity">> &
-  Partial<Pick<GroveClient, "logs" | "instanceStats" | "stats" | "exec" | "createToken">> &
+  Partial<Pick<GroveClient, "logs" | "instanceStats" | "stats" | "exec" | "createToken" | "createJoinToken">> &
   Partial<Pick<GroveClient, "call" | "objectPath" | "events" | "watchEvents">>;
 
 export interface CliDeps {

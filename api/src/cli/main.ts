@@ -11,7 +11,12 @@ export function defaultDeps(): CliDeps {
     err: (line) => process.stderr.write(line + "\n"),
     env: process.env,
     home: os.homedir(),
-    makeClient: (config) => new GroveClient({ server: config.server, token: config.token }),
+    makeClient: (config) =>
+      new GroveClient({
+        server: config.server,
+        token: config.token,
+        ...(config.caPem ? { caPem: config.caPem } : {}),
+      }),
     now: () => Date.now(),
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     write: (data) => process.stdout.write(data),

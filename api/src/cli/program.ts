@@ -14,6 +14,7 @@ import { renderCapacity, renderPlan } from "../scheduling";
 import { parseDuration, parseKindArg, refOf, UsageError } from "./kinds";
 import { describeApp, describeInstance, describeNode } from "./render/describe";
 import { connect, type CliClient, type CliDeps } from "./deps";
+import { registerTokenCommands } from "./token";
 import { registerOperationCommands, usageOfApp, usageOfInstance } from "./logs-exec-top";
 import { waitForApps, waitForDrain } from "./wait";
 import { registerRolloutCommands } from "./rollout";
@@ -108,6 +109,7 @@ export function buildProgram(deps: CliDeps): Command {
     .option("--server <url>", "control plane URL (overrides GROVE_SERVER and the config file)")
     .option("--token <token>", "bearer token (overrides GROVE_TOKEN and the config file)")
     .option("--config <file>", "config file (default $GROVE_CONFIG or ~/.grove/config.json)")
+    .option("--ca <file>", 'the cluster CA certificate (overrides GROVE_CA and "ca" in the config file)')
     .option("-n, --namespace <namespace>", 'namespace (default from GROVE_NAMESPACE, the config file, or "default")')
     .showHelpAfterError("(add --help for usage)")
     .exitOverride()
@@ -407,6 +409,7 @@ export function buildProgram(deps: CliDeps): Command {
   registerOperationCommands(program, deps, connectNs);
   registerTaskCommands(program, deps, connectNs);
   registerRolloutCommands(program, deps, connectNs);
+  registerTokenCommands(program, deps);
 
   return program;
 }

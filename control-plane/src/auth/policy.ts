@@ -82,6 +82,10 @@ export const ROUTE_POLICY: Readonly<Record<string, RouteRule>> = {
   // Sub-streams one replica opens on another's agents (replicas/peer-streams.ts): the admin token only.
   "GET /internal/v1/nodes/:node/streams": { verb: "exec", resource: "nodes", scope: "cluster" },
   "POST /v1/tokens": { verb: "create", resource: "tokens", scope: "cluster" },
+  // Joining (http/join-routes.ts): a join token is made by a cluster-admin; the join itself carries
+  // it in the body (the route checks it, single use), so it needs no bearer token.
+  "POST /v1/join-tokens": { verb: "create", resource: "tokens", scope: "cluster" },
+  "POST /v1/join": { verb: "create", resource: "nodes", scope: "public" },
   "DELETE /v1/tokens/:name": { verb: "delete", resource: "tokens", scope: "cluster" },
 };
 

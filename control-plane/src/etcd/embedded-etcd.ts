@@ -10,7 +10,15 @@ import { EventEmitter } from "node:events";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Backoff } from "@grove/common";
-import { etcdArgs, findFreePort, listensOn, tailFile, waitForHealthy } from "./etcd-process";
+import {
+  etcdArgs,
+  findFreePort,
+  listensOn,
+  tailFile,
+  waitForHealthy,
+  type EtcdServerTls,
+  type HealthTls,
+} from "./etcd-process";
 
 /** The subset of a pino logger this uses. */
 export interface EtcdLogger {
@@ -41,6 +49,12 @@ export interface EmbeddedEtcdOptions {
   /** etcd's periodic auto-compaction retention ("1h" default, "0" off); see etcdArgs. */
   autoCompactionRetention?: string;
   logger?: EtcdLogger;
+  /**
+   * TLS with client-certificate authentication on both ports: etcd's own
+   * certificate files, and the client certificate this supervisor checks
+   * /health with (grove-server's own).
+   */
+  tls?: { server: EtcdServerTls; client: HealthTls };
 }
 
 const silent: EtcdLogger = { info() {}, warn() {}, error() {} };
@@ -101,7 +115,7 @@ export class EmbeddedEtcd extends EventEmitter {
   }
 
   get clientUrl(): string {
-    return `http://127.0.0.1:${this.clientPort}`;
+    return `${this.opts.tls ? "https" : "http"}://127.0.0.1:${this.clientPort}`;
   }
 
   /** Its client and peer ports (valid after start()): node ports no App may publish. */
@@ -158,6 +172,7 @@ export class EmbeddedEtcd extends EventEmitter {
           peerPort: this.peerPort,
           quotaBackendBytes: this.opts.quotaBackendBytes,
           autoCompactionRetention: this.opts.autoCompactionRetention,
+          ...(this.opts.tls ? { tls: this.opts.tls.server } : {}),
         }),
         { stdio: ["ignore", logFd, logFd] },
       );
@@ -178,7 +193,7 @@ export class EmbeddedEtcd extends EventEmitter {
       });
     });
     try {
-      await waitForHealthy(this.clientUrl, this.opts.startTimeoutMs ?? 30_000, () => exitReason);
+      await waitForHealthy(this.clientUrl, this.opts.startTimeoutMs ?? 30_000, () => exitReason, this.opts.tls?.client);
     } catch (err) {
       const tail = tailFile(this.logFile);
       const msg = `${(err as Error).message}; log ${this.logFile}:\n${tail}`;
@@ -225,7 +240,12 @@ export class EmbeddedEtcd extends EventEmitter {
 
   /** Resolves once etcd is healthy again (e.g. after a supervised restart). */
   async waitReady(timeoutMs = 30_000): Promise<void> {
-    await waitForHealthy(this.clientUrl, timeoutMs, () => (this.stopping ? "EmbeddedEtcd is stopping" : undefined));
+    await waitForHealthy(
+      this.clientUrl,
+      timeoutMs,
+      () => (this.stopping ? "EmbeddedEtcd is stopping" : undefined),
+      this.opts.tls?.client,
+    );
   }
 
   /** SIGTERM, then SIGKILL after stopTimeoutMs; resolves when etcd has exited. */

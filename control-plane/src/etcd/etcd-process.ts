@@ -3,6 +3,7 @@
 
 import * as fs from "node:fs";
 import * as http from "node:http";
+import * as https from "node:https";
 import * as net from "node:net";
 import { retry } from "@grove/common";
 
@@ -19,13 +20,26 @@ export interface EtcdArgsOptions {
    * "1h" or "30m"; "0" turns auto-compaction off. Default "1h".
    */
   autoCompactionRetention?: string;
+  /**
+   * TLS on both ports with client-certificate authentication: only holders of
+   * a certificate the CA signed (grove-server) may talk to etcd.
+   */
+  tls?: EtcdServerTls;
+}
+
+/** Files etcd reads (paths, as its flags take them). */
+export interface EtcdServerTls {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
 }
 
 /** The etcd 3.4 command line for a single-member cluster on loopback. */
 export function etcdArgs(o: EtcdArgsOptions): string[] {
   const host = o.host ?? "127.0.0.1";
-  const clientUrl = `http://${host}:${o.clientPort}`;
-  const peerUrl = `http://${host}:${o.peerPort}`;
+  const scheme = o.tls ? "https" : "http";
+  const clientUrl = `${scheme}://${host}:${o.clientPort}`;
+  const peerUrl = `${scheme}://${host}:${o.peerPort}`;
   const args = [
     `--name=${o.name}`,
     `--data-dir=${o.dataDir}`,
@@ -39,6 +53,19 @@ export function etcdArgs(o: EtcdArgsOptions): string[] {
     "--logger=zap",
     "--log-outputs=stderr",
   ];
+  if (o.tls) {
+    const { caFile, certFile, keyFile } = o.tls;
+    args.push(
+      "--client-cert-auth",
+      `--trusted-ca-file=${caFile}`,
+      `--cert-file=${certFile}`,
+      `--key-file=${keyFile}`,
+      "--peer-client-cert-auth",
+      `--peer-trusted-ca-file=${caFile}`,
+      `--peer-cert-file=${certFile}`,
+      `--peer-key-file=${keyFile}`,
+    );
+  }
   if (o.quotaBackendBytes !== undefined) args.push(`--quota-backend-bytes=${o.quotaBackendBytes}`);
   // Without compaction every write (heartbeats, status) stays in etcd's
   // history until the backend quota is full and etcd refuses writes (NOSPACE).
@@ -95,10 +122,21 @@ export function listensOn(pid: number, port: number): boolean | undefined {
   }
 }
 
+/** A client certificate (PEM) for /health on an etcd with --client-cert-auth. */
+export interface HealthTls {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+}
+
 /** One GET of etcd's /health; true when it reports healthy. Never throws. */
-export function checkHealth(clientUrl: string, timeoutMs = 1000): Promise<boolean> {
+export function checkHealth(clientUrl: string, timeoutMs = 1000, tls?: HealthTls): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.get(`${clientUrl}/health`, { timeout: timeoutMs }, (res) => {
+    const get = clientUrl.startsWith("https:") ? https.get : http.get;
+    const options = tls
+      ? { timeout: timeoutMs, ca: tls.caPem, cert: tls.certPem, key: tls.keyPem }
+      : { timeout: timeoutMs };
+    const req = get(`${clientUrl}/health`, options, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => (body += c));
@@ -128,12 +166,13 @@ export async function waitForHealthy(
   clientUrl: string,
   timeoutMs: number,
   gaveUp: () => string | undefined = () => undefined,
+  tls?: HealthTls,
 ): Promise<void> {
   await retry(
     async () => {
       const why = gaveUp();
       if (why) throw new GaveUp(why);
-      if (!(await checkHealth(clientUrl, 1000)))
+      if (!(await checkHealth(clientUrl, 1000, tls)))
         throw new Error(`etcd at ${clientUrl} not healthy after ${timeoutMs} ms`);
     },
     { initialMs: 100, maxMs: 100, factor: 1, timeoutMs, shouldRetry: (err) => !(err instanceof GaveUp) },

@@ -8,16 +8,13 @@
 // logs / exec / stats sub-streams. What the messages change in the store is
 // the node registration service's (nodes/registration.ts); the translation
 // between proto messages and API objects is agent-messages.ts's.
-import { timingSafeEqual } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { GroveError, NodeReadyReason, type Instance } from "@grove/api";
 import {
-  AGENT_TOKEN_METADATA,
   loadGroveProto,
   type AgentMessage__Output,
   type ContainerStats__Output,
-  type ControlMessage,
   type InstanceStatus__Output,
   type Register__Output,
 } from "@grove/proto";
@@ -32,47 +29,23 @@ import {
 } from "../controllers/node-lifecycle";
 import type { ClusterIdentity } from "../cluster/cluster-id";
 import type { NodeRegistration } from "../nodes/registration";
+import type { PresenceOptions, Session, Stream } from "./agent-session";
 import { applyReport, desiredFor, keepLogsFor, nodeInfoOf } from "./agent-messages";
 import { SubStreamMux, statsOver, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "./sub-streams";
 import { literalEnv, type EnvResolver } from "../secrets/env-resolver";
+import {
+  agentServerCredentials,
+  authenticateStream,
+  alreadyRegistered,
+  checkRegistration,
+  refusalCode,
+  type AgentIdentity,
+  type AgentTls,
+} from "./agent-identity";
 
 export { HEARTBEAT_INTERVAL_MS };
 
-/** How the gateway times its agents (grove-server --node-grace, --heartbeat-interval). */
-export interface PresenceOptions {
-  /** Agent silence after which the node is marked Ready=Unknown and its stream closed. */
-  graceMs?: number;
-  heartbeatIntervalMs?: number;
-  presenceRefreshMs?: number;
-  clock?: MonotonicClock;
-}
-
-type Stream = grpc.ServerDuplexStream<AgentMessage__Output, ControlMessage>;
-
-interface Session {
-  node: string;
-  stream: Stream;
-  lastSent: string;
-  /** logs / exec / stats sub-streams on this Connect stream. */
-  mux: SubStreamMux;
-  /** When we last heard anything on the stream: monotonic, and the wall clock for people. */
-  heardAt: number;
-  heardWall: Date;
-  /** The last heartbeat message itself (monotonic, wall clock): what the presence key shows. */
-  beatAt: number;
-  beatWall: Date;
-  /** Our last write of the node's presence key: its mod revision (the fence) and when (monotonic). */
-  presenceRev: string;
-  presenceAt: number;
-  /** Set once the session is given up, so it is marked lost only once. */
-  lost: boolean;
-}
-
-function tokenMatches(given: string, want: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(want);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
+export type { PresenceOptions } from "./agent-session";
 
 export class AgentGateway {
   private readonly sessions = new Map<string, Session>();
@@ -97,6 +70,8 @@ export class AgentGateway {
   /** Desired sets carry the cluster id; unset (tests): sets go out without one. */
   private cluster: ClusterIdentity | undefined;
   private env: EnvResolver = literalEnv;
+  /** With TLS (grove-server always), agents are identified by their node certificates; without (unit tests), by the token. */
+  private tls: AgentTls | undefined;
 
   constructor(
     /** The service that records what agents report (nodes/registration.ts). */
@@ -123,6 +98,11 @@ export class AgentGateway {
     });
   }
 
+  /** Serve mutual TLS (call before listen): only agents holding a node certificate of the cluster CA get in. */
+  useTls(tls: AgentTls): void {
+    this.tls = tls;
+  }
+
   /** Listens on host:port (port 0 picks one); resolves with the bound port. */
   async listen(host: string, port: number): Promise<number> {
     const proto = loadGroveProto();
@@ -134,8 +114,10 @@ export class AgentGateway {
     });
     server.addService(proto.grove.v1.AgentService.service, { Connect: (call: Stream) => this.onConnect(call) });
     const bound = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
-        err ? reject(err) : resolve(p),
+      server.bindAsync(
+        `${host}:${port}`,
+        this.tls ? agentServerCredentials(this.tls) : grpc.ServerCredentials.createInsecure(),
+        (err, p) => (err ? reject(err) : resolve(p)),
       ),
     );
     this.server = server;
@@ -251,11 +233,12 @@ export class AgentGateway {
   }
 
   private onConnect(call: Stream): void {
-    const given = call.metadata.get(AGENT_TOKEN_METADATA)[0];
-    if (typeof given !== "string" || !tokenMatches(given, this.agentToken)) {
-      call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: "invalid or missing agent token" });
+    const auth = authenticateStream(call, this.tls, this.agentToken);
+    if ("refused" in auth) {
+      call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: auth.refused });
       return;
     }
+    const identity = auth.identity;
     let session: Session | undefined;
     let chain = Promise.resolve();
     // Sub-stream output is routed at once, not behind the store writes of the chain.
@@ -274,8 +257,11 @@ export class AgentGateway {
       // Messages of one stream are handled strictly in order.
       chain = chain.then(async () => {
         try {
-          if (msg.register) session = await this.onRegister(call, msg.register, mux);
-          else if (!session) throw new GroveError("BadRequest", "the first message on the stream must be register");
+          if (msg.register) {
+            // One registration per stream: a stream is one node, from its first message to its end.
+            if (session) throw alreadyRegistered();
+            session = await this.onRegister(call, msg.register, mux, identity);
+          } else if (!session) throw new GroveError("BadRequest", "the first message on the stream must be register");
           else if (msg.heartbeat) {
             // Heard: the agent measures its time without contact from these (spec.disconnect.stopAfter).
             // Presence is timed in memory (sweep), not written per beat.
@@ -286,7 +272,7 @@ export class AgentGateway {
           this.logger.warn({ err, node: session?.node }, "agent message failed; closing the stream");
           // The agent re-registers with every status it holds, so nothing it
           // reported is lost when we could not record it now.
-          const code = session ? grpc.status.UNAVAILABLE : grpc.status.INVALID_ARGUMENT;
+          const code = refusalCode(err) ?? (session ? grpc.status.UNAVAILABLE : grpc.status.INVALID_ARGUMENT);
           call.emit("error", { code, details: err instanceof Error ? err.message : String(err) });
         }
       });
@@ -307,11 +293,18 @@ export class AgentGateway {
     call.on("cancelled", done);
   }
 
-  private async onRegister(call: Stream, reg: Register__Output, mux: SubStreamMux): Promise<Session> {
+  private async onRegister(
+    call: Stream,
+    reg: Register__Output,
+    mux: SubStreamMux,
+    id?: AgentIdentity,
+  ): Promise<Session> {
     if (!reg.node) throw new GroveError("BadRequest", 'invalid node name ""');
     const name = reg.node.name;
+    const info = nodeInfoOf(reg.node);
+    await checkRegistration(id, info, this.tls);
     const now = new Date();
-    const { subnet, presenceRev } = await this.nodes.register(nodeInfoOf(reg.node), reg.conditions);
+    const { subnet, presenceRev } = await this.nodes.register(info, reg.conditions);
     const gone = this.disconnected.get(name);
     if (gone) {
       gone.lost = true; // back within the grace: the node stays Ready

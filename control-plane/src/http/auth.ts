@@ -3,7 +3,8 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import { GroveError } from "@grove/api";
 
-const PUBLIC_PATHS = new Set(["/healthz", "/readyz", "/openapi.json"]);
+// /v1/join: a joining agent has no bearer token; the join token in the body is its credential.
+const PUBLIC_PATHS = new Set(["/healthz", "/readyz", "/openapi.json", "/v1/join"]);
 
 export function isPublicPath(url: string): boolean {
   const path = url.split("?")[0] ?? "";

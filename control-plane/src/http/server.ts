@@ -56,10 +56,15 @@ export interface HttpServerOptions {
   limits?: IdentityLimits;
   /** Secrets (routes absent without them). */
   secrets?: SecretService;
+  /** Serve HTTPS with this certificate (chain) and key (PEM); plain HTTP without (unit tests). */
+  https?: { certPem: string; keyPem: string };
+  /** More routes (the join routes: join-routes.ts). */
+  routes?: Array<(app: FastifyInstance) => void>;
 }
 
 export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
+    ...(opts.https ? { https: { cert: opts.https.certPem, key: opts.https.keyPem } } : {}),
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
     ajv: {
       // Reject what does not match instead of quietly fixing it: no type
@@ -120,6 +125,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   if (opts.peerStreams) registerPeerStreamRoute(app, opts.peerStreams);
   registerTokenRoutes(app, tokens);
   if (opts.secrets) registerSecretRoutes(app, opts.secrets);
+  for (const register of opts.routes ?? []) register(app);
 
   // Open watch streams would hold close() until every client left.
   app.addHook("preClose", async () => watches.closeAll());

@@ -12,6 +12,7 @@
 // a margin, so it stops before etcd can expire its lease and elect another.
 import * as os from "node:os";
 import { Etcd3, type Campaign, type Lease } from "etcd3";
+import { etcdCredentials, type EtcdClientTls } from "../store/etcd-store";
 import type { Logger } from "pino";
 import { Backoff } from "@grove/common";
 import type { LeaderFence } from "../store/fenced-store";
@@ -38,6 +39,8 @@ export interface LeaderElectionOptions {
    */
   stepDownMarginMs?: number;
   logger?: Logger;
+  /** TLS to etcd (as the store's). */
+  tls?: EtcdClientTls;
 }
 
 export class LeaderElection {
@@ -63,7 +66,11 @@ export class LeaderElection {
     private readonly callbacks: LeaderCallbacks,
   ) {
     this.identity = opts.identity ?? `${os.hostname()}:${process.pid}`;
-    this.client = new Etcd3({ hosts: opts.endpoints, dialTimeout: 5000 });
+    this.client = new Etcd3({
+      hosts: opts.endpoints,
+      dialTimeout: 5000,
+      ...(opts.tls ? { credentials: etcdCredentials(opts.tls) } : {}),
+    });
     this.ttlMs = (opts.ttlSeconds ?? 5) * 1000;
     this.marginMs = opts.stepDownMarginMs ?? Math.max(500, this.ttlMs / 5);
   }
@@ -187,8 +194,16 @@ export class LeaderElection {
 }
 
 /** The current leader's identity, if any (for status and tests). */
-export async function currentLeader(endpoints: string[], name = "grove-controllers"): Promise<string | undefined> {
-  const client = new Etcd3({ hosts: endpoints, dialTimeout: 5000 });
+export async function currentLeader(
+  endpoints: string[],
+  name = "grove-controllers",
+  tls?: EtcdClientTls,
+): Promise<string | undefined> {
+  const client = new Etcd3({
+    hosts: endpoints,
+    dialTimeout: 5000,
+    ...(tls ? { credentials: etcdCredentials(tls) } : {}),
+  });
   try {
     return await client.election(name).leader();
   } finally {

@@ -1,9 +1,9 @@
 // How one grove-server replica reaches another: the only place that knows
 // the transport between replicas. Today that is the peer's advertised HTTP
 // URL (its --advertise-url, recorded in the presence keys of the nodes whose
-// streams it holds) with the cluster's admin token as the bearer, the token
-// every replica of the cluster shares; TLS (wss:, the cluster CA, client
-// certificates) goes here and nowhere else.
+// streams it holds: https:) with the cluster's admin token as the bearer, the
+// token every replica of the cluster shares, over TLS checked against the
+// cluster CA (client certificates between replicas would go here too).
 import { WebSocket } from "ws";
 
 /** The header a replica marks its requests to a peer with (logs, loop checks). */
@@ -14,6 +14,8 @@ export interface PeerTransportOptions {
   token: string;
   /** This replica's advertised URL, sent in PEER_HEADER. */
   self: string;
+  /** The cluster CA (PEM) peers' serving certificates are checked against; the system's CAs without it. */
+  caPem?: string;
   /** How long opening a connection to a peer may take. */
   connectTimeoutMs?: number;
 }
@@ -42,6 +44,7 @@ export class PeerTransport {
       headers: { authorization: `Bearer ${this.options.token}`, [PEER_HEADER]: this.options.self },
       handshakeTimeout: this.options.connectTimeoutMs ?? 5_000,
       maxPayload: 4 * 1024 * 1024,
+      ...(this.options.caPem ? { ca: this.options.caPem } : {}),
     });
   }
 }

@@ -64,6 +64,24 @@ export interface EtcdStoreOptions {
   /** How many times list() starts again when its revision is compacted mid-list. Default 5. */
   listRestarts?: number;
   logger?: StoreLogger;
+  /** TLS to etcd: the CA to trust and this client's certificate (etcd's --client-cert-auth). */
+  tls?: EtcdClientTls;
+}
+
+/** PEM texts; etcd3 takes them as its gRPC credentials. */
+export interface EtcdClientTls {
+  caPem: string;
+  certPem?: string;
+  keyPem?: string;
+}
+
+/** etcd3's `credentials` option for `tls` (undefined: plaintext). */
+export function etcdCredentials(tls: EtcdClientTls | undefined): IOptions["credentials"] {
+  if (!tls) return undefined;
+  return {
+    rootCertificate: Buffer.from(tls.caPem),
+    ...(tls.certPem && tls.keyPem ? { certChain: Buffer.from(tls.certPem), privateKey: Buffer.from(tls.keyPem) } : {}),
+  };
 }
 
 export const DEFAULT_LIST_PAGE_LIMIT = 500;
@@ -194,6 +212,7 @@ export class EtcdStore implements Store {
     this.client = new Etcd3({
       hosts: endpoints,
       dialTimeout: this.callTimeoutMs,
+      ...(opts.tls ? { credentials: etcdCredentials(opts.tls) } : {}),
       // Unary calls get a deadline; watch streams must not (it would end them).
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + this.callTimeoutMs) }),
       grpcOptions: {

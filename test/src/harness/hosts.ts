@@ -105,7 +105,8 @@ export class HostCluster {
       c.server = await startServer({
         dataDir: path.join(c.dir, "server"),
         grpcListen: `${c.gateway}:0`,
-        extraArgs: opts.serverArgs ?? [],
+        // Agents in the hosts join through the API, so it listens where they reach it.
+        extraArgs: ["--listen", `${c.gateway}:0`, ...(opts.serverArgs ?? [])],
       });
       await Promise.all(c.hosts.map((h) => c.startAgent(h)));
       return c;

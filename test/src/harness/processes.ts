@@ -7,6 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as readline from "node:readline";
 import type { GroveClient, Node } from "@grove/api";
+import { caFileOf, postJson, sharedCa, trustServerCa } from "./tls";
 
 /** The repository root: the nearest directory above with a package.json that has workspaces. */
 export const REPO_ROOT = ((): string => {
@@ -101,8 +102,13 @@ export interface ServerProcess extends Started {
   url: string;
   grpcAddress: string;
   adminToken: string;
+  /** The old shared agent token (no longer a credential: agents join with single-use tokens). */
   agentToken: string;
   dataDir: string;
+  /** The cluster CA: its file, PEM and pin (grove-agent --ca-hash). */
+  caFile: string;
+  caPem: string;
+  caHash: string;
 }
 
 function parseJsonLine(line: string): Record<string, unknown> | undefined {
@@ -130,13 +136,24 @@ export async function startServer(opts: {
     "--etcd-port",
     "0",
   ];
-  if (opts.etcdEndpoints?.length) args.push("--etcd-endpoints", opts.etcdEndpoints.join(","));
+  if (opts.etcdEndpoints?.length) {
+    // Replicas of one store share a CA (an operator's, as docs/security.md says).
+    const ca = sharedCa(path.dirname(path.resolve(opts.dataDir)));
+    args.push("--etcd-endpoints", opts.etcdEndpoints.join(","), "--ca-cert", ca.certFile, "--ca-key", ca.keyFile);
+  }
   args.push(...(opts.extraArgs ?? []));
   const s = await startNode(BIN.server, args, (l) => parseJsonLine(l)?.msg === "grove-server is up", {
     name: "grove-server",
     timeoutMs: 60_000,
   });
-  const up = parseJsonLine(s.readyLine) as { http: string; grpc: string };
+  const up = parseJsonLine(s.readyLine) as { http: string; grpc: string; caFile: string; caHash: string };
+  let caPem: string;
+  try {
+    caPem = trustServerCa(up.http, up.caFile);
+  } catch (err) {
+    await s.stop();
+    throw err;
+  }
   return {
     ...s,
     url: up.http,
@@ -144,7 +161,53 @@ export async function startServer(opts: {
     adminToken: fs.readFileSync(path.join(opts.dataDir, "admin-token"), "utf8").trim(),
     agentToken: fs.readFileSync(path.join(opts.dataDir, "agent-token"), "utf8").trim(),
     dataDir: opts.dataDir,
+    caFile: up.caFile,
+    caPem,
+    caHash: up.caHash,
   };
+}
+
+/**
+ * grove-server's etcd client certificate (only it has one): for tests that
+ * read or write the embedded etcd behind the server's back.
+ */
+export function etcdClientTls(server: ServerProcess): { caPem: string; certPem: string; keyPem: string } {
+  const pki = path.join(server.dataDir, "pki");
+  return {
+    caPem: server.caPem,
+    certPem: fs.readFileSync(path.join(pki, "etcd-client.crt"), "utf8"),
+    keyPem: fs.readFileSync(path.join(pki, "etcd-client.key"), "utf8"),
+  };
+}
+
+/** etcdctl's flags for the same certificate. */
+export function etcdctlTlsArgs(server: ServerProcess): string[] {
+  const pki = path.join(server.dataDir, "pki");
+  return [
+    `--cacert=${path.join(pki, "ca.crt")}`,
+    `--cert=${path.join(pki, "etcd-client.crt")}`,
+    `--key=${path.join(pki, "etcd-client.key")}`,
+  ];
+}
+
+/** A single-use join token for `node`, made through the API as `grove token create --node` does. */
+export async function createJoinToken(server: ServerProcess, node: string, ttl = "10m"): Promise<string> {
+  const res = await postJson(
+    `${server.url}/v1/join-tokens`,
+    { ttl, node },
+    { caPem: server.caPem, token: server.adminToken },
+  );
+  if (res.status !== 201) throw new Error(`creating a join token failed (${res.status}): ${JSON.stringify(res.body)}`);
+  return (res.body as { token: string }).token;
+}
+
+/**
+ * grove-agent's arguments to reach `server` as `node`: join through the API
+ * with a fresh token and the CA pin (an agent that has joined before keeps its
+ * certificate and leaves the token unused).
+ */
+export async function joinArgs(server: ServerProcess, node: string): Promise<string[]> {
+  return ["--server", server.url, "--join", await createJoinToken(server, node), "--ca-hash", server.caHash];
 }
 
 export interface AgentOptions {
@@ -171,10 +234,7 @@ export interface AgentOptions {
 
 export async function startAgent(o: AgentOptions): Promise<Started> {
   const args = [
-    "--server",
-    o.server.grpcAddress,
-    "--token",
-    o.server.agentToken,
+    ...(await joinArgs(o.server, o.nodeName)),
     "--node-name",
     o.nodeName,
     "--state-dir",
@@ -236,7 +296,10 @@ export function runCli(
   env: NodeJS.ProcessEnv,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN.cli, ...args], { env: { ...process.env, ...env }, cwd: REPO_ROOT });
+    // The CLI trusts the CA of the server it is pointed at (the harness knows each one's).
+    const caFile = caFileOf(env.GROVE_SERVER ?? process.env.GROVE_SERVER);
+    const childEnv = { ...process.env, ...(caFile ? { NODE_EXTRA_CA_CERTS: caFile } : {}), ...env };
+    const p = spawn(process.execPath, [BIN.cli, ...args], { env: childEnv, cwd: REPO_ROOT });
     let stdout = "";
     let stderr = "";
     p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

@@ -1,0 +1,237 @@
+// Joining the cluster and the node's credentials. The first start trades a
+// single-use join token for a node certificate (kubeadm's flow): the agent
+// fetches the server's certificate chain, trusts its CA only if the CA's
+// public key hashes to --ca-hash, and sends a certificate request over that
+// verified connection. Afterwards the certificate in <state-dir>/pki is the
+// agent's only credential (mutual TLS on the gRPC stream).
+
+import { createHash, generateKeyPairSync, X509Certificate } from "node:crypto";
+import * as fs from "node:fs";
+import * as https from "node:https";
+import * as path from "node:path";
+import * as tls from "node:tls";
+import * as grpc from "@grpc/grpc-js";
+import forge from "node-forge";
+
+export interface NodeCredentials {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+  /** HOST:PORT of the gRPC endpoint, as learnt at join. */
+  grpcAddress: string;
+}
+
+export interface JoinOptions {
+  /** https://HOST:PORT of grove-server's API. */
+  server: string;
+  token: string;
+  /** "sha256:<hex>" of the CA's SubjectPublicKeyInfo. */
+  caHash: string;
+  nodeName: string;
+}
+
+/** "sha256:<hex>" of a certificate's public key (kubeadm's --discovery-token-ca-cert-hash). */
+export function publicKeyHash(cert: X509Certificate): string {
+  const spki = cert.publicKey.export({ type: "spki", format: "der" });
+  return `sha256:${createHash("sha256").update(spki).digest("hex")}`;
+}
+
+function files(stateDir: string) {
+  const dir = path.join(stateDir, "pki");
+  return {
+    dir,
+    ca: path.join(dir, "ca.crt"),
+    cert: path.join(dir, "node.crt"),
+    key: path.join(dir, "node.key"),
+    server: path.join(dir, "grpc-address"),
+  };
+}
+
+/** The credentials a previous join left in the state directory, if any. */
+export function loadNodeCredentials(stateDir: string): NodeCredentials | undefined {
+  const f = files(stateDir);
+  try {
+    return {
+      caPem: fs.readFileSync(f.ca, "utf8"),
+      certPem: fs.readFileSync(f.cert, "utf8"),
+      keyPem: fs.readFileSync(f.key, "utf8"),
+      grpcAddress: fs.readFileSync(f.server, "utf8").trim(),
+    };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}
+
+function saveNodeCredentials(stateDir: string, c: NodeCredentials): void {
+  const f = files(stateDir);
+  fs.mkdirSync(f.dir, { recursive: true, mode: 0o700 });
+  const write = (file: string, data: string, mode: number) => {
+    fs.writeFileSync(`${file}.tmp`, data, { mode });
+    fs.renameSync(`${file}.tmp`, file);
+  };
+  write(f.key, c.keyPem, 0o600);
+  write(f.ca, c.caPem, 0o644);
+  write(f.server, c.grpcAddress + "\n", 0o644);
+  // Last: its presence means the others are complete.
+  write(f.cert, c.certPem, 0o644);
+}
+
+function parseServerUrl(server: string): URL {
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    throw new Error(`--server: "${server}" is not a URL such as https://HOST:7480`);
+  }
+  if (url.protocol !== "https:") throw new Error(`--server: joining needs https://HOST:PORT, got "${server}"`);
+  return url;
+}
+
+/**
+ * Connects without trusting anything yet, takes the CA the server presents in
+ * its chain, and accepts it only if it matches the pin and signed the server's
+ * certificate.
+ */
+export async function fetchPinnedCa(server: string, caHash: string): Promise<string> {
+  const url = parseServerUrl(server);
+  if (!/^sha256:[0-9a-f]{64}$/.test(caHash))
+    throw new Error(`--ca-hash: expected sha256:<64 hex digits>, got "${caHash}"`);
+  const chain = await new Promise<tls.DetailedPeerCertificate>((resolve, reject) => {
+    const socket = tls.connect(
+      { host: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(url.port || 443), rejectUnauthorized: false },
+      () => {
+        const peer = socket.getPeerCertificate(true);
+        socket.end();
+        resolve(peer);
+      },
+    );
+    socket.setTimeout(10_000, () => socket.destroy(new Error(`no TLS answer from ${server} within 10s`)));
+    socket.on("error", reject);
+  });
+  if (!chain.raw) throw new Error(`${server} presented no certificate`);
+  const leaf = new X509Certificate(chain.raw);
+  for (let c: tls.DetailedPeerCertificate | undefined = chain; c?.raw; c = c.issuerCertificate) {
+    const cert = new X509Certificate(c.raw);
+    if (publicKeyHash(cert) !== caHash) {
+      if (c.issuerCertificate === c) break; // self-signed end of the chain
+      continue;
+    }
+    if (!cert.ca || !leaf.verify(cert.publicKey)) break;
+    return cert.toString();
+  }
+  throw new Error(
+    `the server ${server} does not present a CA with hash ${caHash}: refusing it (wrong --ca-hash, or not the cluster's server)`,
+  );
+}
+
+function post<T>(url: URL, caPem: string, body: unknown): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const data = Buffer.from(JSON.stringify(body));
+    const req = https.request(
+      url,
+      {
+        method: "POST",
+        ca: caPem,
+        headers: { "content-type": "application/json", "content-length": data.length },
+        timeout: 30_000,
+      },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (text += c));
+        res.on("end", () => {
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            parsed = undefined;
+          }
+          if (res.statusCode === 200) resolve(parsed as T);
+          else {
+            const message = (parsed as { message?: string } | undefined)?.message ?? text.slice(0, 200);
+            reject(new Error(`join refused (${res.statusCode}): ${message}`));
+          }
+        });
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("join: no answer within 30s")));
+    req.on("error", reject);
+    req.end(data);
+  });
+}
+
+/** Joins once: a fresh key, a request for it, the signed certificate saved in the state directory. */
+export async function join(stateDir: string, o: JoinOptions): Promise<NodeCredentials> {
+  const caPem = await fetchPinnedCa(o.server, o.caHash);
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const keyPem = privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  const csr = forge.pki.createCertificationRequest();
+  csr.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: "spki", format: "pem" }).toString());
+  csr.setSubject([{ name: "commonName", value: o.nodeName }]);
+  csr.sign(forge.pki.privateKeyFromPem(keyPem), forge.md.sha256.create());
+  const url = parseServerUrl(o.server);
+  const answer = await post<{ certificate: string; ca: string; grpcPort: number; nodeName: string }>(
+    new URL("/v1/join", url),
+    caPem,
+    { token: o.token, nodeName: o.nodeName, csr: forge.pki.certificationRequestToPem(csr) },
+  );
+  const creds: NodeCredentials = {
+    caPem,
+    certPem: answer.certificate,
+    keyPem,
+    grpcAddress: `${url.hostname}:${answer.grpcPort}`,
+  };
+  saveNodeCredentials(stateDir, creds);
+  return creds;
+}
+
+/** gRPC channel credentials: trust only the cluster CA, present the node certificate. */
+export function channelCredentials(c: NodeCredentials): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(Buffer.from(c.caPem), Buffer.from(c.keyPem), Buffer.from(c.certPem));
+}
+
+/** The node's name in its certificate. */
+export function certificateNode(certPem: string): string | undefined {
+  return /(?:^|\n)CN=([^\n]+)/.exec(new X509Certificate(certPem).subject)?.[1];
+}
+
+export interface CredentialOptions {
+  server: string;
+  stateDir: string;
+  nodeName: string;
+  join?: string;
+  caHash?: string;
+}
+
+interface InfoLogger {
+  info(obj: object, msg?: string): void;
+}
+
+/**
+ * The credentials from an earlier join, or a join now. A join token on a
+ * node that already holds a certificate is not spent.
+ */
+export async function nodeCredentials(o: CredentialOptions, log: InfoLogger): Promise<NodeCredentials> {
+  const held = loadNodeCredentials(o.stateDir);
+  if (held) {
+    const name = certificateNode(held.certPem);
+    if (name !== o.nodeName) {
+      throw new Error(
+        `this node's certificate (${path.join(o.stateDir, "pki", "node.crt")}) is for node ${name}, not ${o.nodeName}`,
+      );
+    }
+    // An explicit gRPC address wins over the one learnt at join (the server moved).
+    const explicit = !o.server.startsWith("https://");
+    return explicit ? { ...held, grpcAddress: o.server } : held;
+  }
+  if (!o.join || !o.caHash) {
+    throw new Error(
+      `this node has not joined yet (no ${path.join(o.stateDir, "pki", "node.crt")}): ` +
+        "start it once with --server https://HOST:PORT --join TOKEN --ca-hash sha256:... (grove token create)",
+    );
+  }
+  const creds = await join(o.stateDir, { server: o.server, token: o.join, caHash: o.caHash, nodeName: o.nodeName });
+  log.info({ node: o.nodeName, grpc: creds.grpcAddress }, "joined the cluster: node certificate saved");
+  return creds;
+}
