@@ -123,9 +123,9 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
   // The node certificate from an earlier join, or a join now through the first address (https://).
   const servers = serverAddresses(config.server);
   const credentials = await nodeCredentials({ ...config, server: servers[0]! }, log);
-  // gRPC addresses: the host:port ones given, else the one learnt at the join.
-  const given = servers.filter((s) => !s.startsWith("https://"));
-  const grpcAddresses = given.length > 0 ? given : [credentials.grpcAddress];
+  // gRPC addresses: the first one's (given, or learnt at the join), then the other replicas given.
+  const others = servers.slice(1).filter((s) => !s.startsWith("https://") && s !== credentials.grpcAddress);
+  const grpcAddresses = [credentials.grpcAddress, ...others];
   connection = new ControlPlaneConnection({
     streams,
     address: grpcAddresses[0]!,
