@@ -32,6 +32,7 @@ CGROUP_PARENT="${GROVE_HA_CGROUP_PARENT:-grove-ha}"
 AGENT_NETWORK="${GROVE_HA_AGENT_NETWORK:-cni}"
 RUN="$HA_HOME/run"
 LOGS="$HA_HOME/logs"
+CA_FILE="$HA_HOME/server1/pki/ca.crt"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'ha-cluster: %s\n' "$*" >&2; exit 1; }
@@ -86,11 +87,15 @@ start_server() { # i
   local dir="$HA_HOME/server$i"
   alive "$RUN/server$i.pid" && return
   mkdir -p -m 0700 "$dir"
-  # Every replica of a cluster shares its tokens (the first one made them).
-  if [ "$i" != 1 ]; then cp "$HA_HOME/server1/admin-token" "$HA_HOME/server1/agent-token" "$dir/"; fi
-  setsid node "$REPO/control-plane/bin/grove-server.js" --data-dir "$dir" \
+  # Every replica of a cluster shares its admin token and its CA (the first one made them).
+  local ca=()
+  if [ "$i" != 1 ]; then
+    cp "$HA_HOME/server1/admin-token" "$dir/"
+    ca=(--ca-cert "$HA_HOME/server1/pki/ca.crt" --ca-key "$HA_HOME/server1/pki/ca.key")
+  fi
+  setsid node "$REPO/control-plane/bin/grove-server.js" --data-dir "$dir" "${ca[@]}" \
     --listen "127.0.0.1:$(http_port "$i")" --grpc-listen "127.0.0.1:$(grpc_port "$i")" \
-    --advertise-url "http://127.0.0.1:$(http_port "$i")" --etcd-endpoints "$(endpoints)" \
+    --advertise-url "https://127.0.0.1:$(http_port "$i")" --etcd-endpoints "$(endpoints)" \
     >>"$LOGS/server$i.log" 2>&1 </dev/null &
   echo $! >"$RUN/server$i.pid"
 }
@@ -98,8 +103,9 @@ start_server() { # i
 wait_http() { # i
   local i="$1"
   for _ in $(seq 1 300); do
-    if node -e 'fetch(process.argv[1]).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))' \
-      "http://127.0.0.1:$(http_port "$i")/healthz" 2>/dev/null; then return 0; fi
+    if [ -f "$CA_FILE" ] && NODE_EXTRA_CA_CERTS="$CA_FILE" \
+      node -e 'fetch(process.argv[1]).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))' \
+      "https://127.0.0.1:$(http_port "$i")/healthz" 2>/dev/null; then return 0; fi
     alive "$RUN/server$i.pid" || { tail -n 30 "$LOGS/server$i.log" >&2; die "grove-server $i exited; see $LOGS/server$i.log"; }
     sleep 0.2
   done
@@ -133,19 +139,26 @@ up() {
   start_server 1; wait_http 1
   for i in $(seq 2 "$n"); do start_server "$i"; done
   for i in $(seq 2 "$n"); do wait_http "$i"; done
-  say "grove-server: $n replicas, API on http://127.0.0.1:$(http_port 1)..$(http_port "$n")"
+  say "grove-server: $n replicas, API on https://127.0.0.1:$(http_port 1)..$(http_port "$n")"
   umask 077
-  printf '{\n  "server": "http://127.0.0.1:%s",\n  "token": "%s"\n}\n' "$(http_port 1)" \
-    "$(cat "$HA_HOME/server1/admin-token")" >"$HA_HOME/cli-config.json"
+  printf '{\n  "server": "https://127.0.0.1:%s",\n  "token": "%s",\n  "ca": "%s"\n}\n' "$(http_port 1)" \
+    "$(cat "$HA_HOME/server1/admin-token")" "$CA_FILE" >"$HA_HOME/cli-config.json"
   umask 022
   if [ "$agent" = 1 ] && ! alive "$RUN/agent.pid"; then
     [ "$(id -u)" = 0 ] || die "run as root for the agent (or pass --no-agent)"
-    local servers=""
-    for i in $(seq 1 "$n"); do servers="$servers${servers:+,}127.0.0.1:$(grpc_port "$i")"; done
+    # The agent joins through replica 1's API once (a single-use token, the CA pinned by its hash),
+    # then talks mutual TLS to replica 1's gRPC port and, when that goes away, to the others'.
+    local servers="https://127.0.0.1:$(http_port 1)" join=()
+    for i in $(seq 2 "$n"); do servers="$servers,127.0.0.1:$(grpc_port "$i")"; done
+    if [ ! -f "$HA_HOME/agent/pki/node.crt" ]; then
+      local t
+      t=$(GROVE_CONFIG="$HA_HOME/cli-config.json" node "$REPO/api/bin/grove.js" token create --node "$NODE_NAME" --ttl 10m -o json)
+      join=(--join "$(node -e 'process.stdout.write(JSON.parse(process.argv[1]).token)' "$t")"
+        --ca-hash "$(node -e 'process.stdout.write(JSON.parse(process.argv[1]).caHash)' "$t")")
+    fi
     mkdir -p "$HA_HOME/rootfs" && chmod 0700 "$HA_HOME/rootfs"
     [ -d "$HA_HOME/rootfs/busybox" ] || "$REPO/deploy/make-rootfs.sh" "$HA_HOME/rootfs/busybox" >/dev/null
-    setsid node "$REPO/agent/bin/grove-agent.js" --server "$servers" \
-      --token-file "$HA_HOME/server1/agent-token" --node-name "$NODE_NAME" \
+    setsid node "$REPO/agent/bin/grove-agent.js" --server "$servers" "${join[@]}" --node-name "$NODE_NAME" \
       --state-dir "$HA_HOME/agent" --rootfs-dir "$HA_HOME/rootfs" \
       --cgroup-parent "$CGROUP_PARENT" --network "$AGENT_NETWORK" \
       >>"$LOGS/agent.log" 2>&1 </dev/null &
@@ -158,7 +171,7 @@ Grove runs with $n control-plane replicas. From $REPO try:
   export GROVE_CONFIG=$HA_HOME/cli-config.json
   npx grove get nodes
   deploy/ha-cluster.sh kill-server 1     # the agent moves to another replica; the node stays Ready
-  GROVE_SERVER=http://127.0.0.1:$(http_port 2) npx grove get nodes
+  GROVE_SERVER=https://127.0.0.1:$(http_port 2) npx grove get nodes
 Logs: $LOGS
 EOF
 }
@@ -191,7 +204,7 @@ status() {
     alive "$RUN/etcd$i.pid" && echo "etcd member $i: running (pid $(cat "$RUN/etcd$i.pid"))" || echo "etcd member $i: stopped"
   done
   for i in $(seq 1 "$n"); do
-    alive "$RUN/server$i.pid" && echo "grove-server $i: running (pid $(cat "$RUN/server$i.pid")), http://127.0.0.1:$(http_port "$i")" ||
+    alive "$RUN/server$i.pid" && echo "grove-server $i: running (pid $(cat "$RUN/server$i.pid")), https://127.0.0.1:$(http_port "$i")" ||
       echo "grove-server $i: stopped"
   done
   alive "$RUN/agent.pid" && echo "grove-agent: running (pid $(cat "$RUN/agent.pid"))" || echo "grove-agent: stopped"
