@@ -105,11 +105,13 @@ describe("backup and restore", () => {
         );
 
         const file = path.join(dir, "grove.snapshot");
-        const saved = groveServer(["backup", file, "--etcd-port", String(etcdPort)]);
+        const saved = groveServer(["backup", file, "--etcd-port", String(etcdPort), "--data-dir", server.dataDir]);
         expect(saved).toMatchObject({ code: 0 });
         expect(JSON.parse(saved.stdout)).toMatchObject({ file, totalKey: expect.any(Number) });
         // A second backup to the same file changes nothing and says why.
-        expect(groveServer(["backup", file, "--etcd-port", String(etcdPort)])).toMatchObject({
+        expect(
+          groveServer(["backup", file, "--etcd-port", String(etcdPort), "--data-dir", server.dataDir]),
+        ).toMatchObject({
           code: 1,
           stderr: expect.stringContaining("exists"),
         });

@@ -11,6 +11,7 @@ import { GroveClient, type App, type Instance } from "@grove/api";
 import {
   BIN,
   REPO_ROOT,
+  etcdctlTlsArgs,
   runCli,
   startAgent,
   startServer,
@@ -73,7 +74,8 @@ async function call(token: string | undefined, method: string, url: string, body
 }
 
 function etcdGet(key: string, prefix = false): string {
-  return execFileSync("etcdctl", ["--endpoints", etcdEndpoint, "get", key, ...(prefix ? ["--prefix"] : [])], {
+  const args = [...etcdctlTlsArgs(server), "--endpoints", etcdEndpoint, "get", key, ...(prefix ? ["--prefix"] : [])];
+  return execFileSync("etcdctl", args, {
     env: { ...process.env, ETCDCTL_API: "3" },
   }).toString();
 }

@@ -44,12 +44,16 @@ export async function snapshotStatus(file: string): Promise<SnapshotStatus> {
  * answers (it is one member's backend, which holds everything the cluster
  * committed). Refuses to overwrite a file.
  */
-export async function backup(endpoints: readonly string[], file: string): Promise<SnapshotStatus> {
+export async function backup(
+  endpoints: readonly string[],
+  file: string,
+  tlsArgs: readonly string[] = [],
+): Promise<SnapshotStatus> {
   if (fs.existsSync(file)) throw new Error(`${file} exists; give a new file name (nothing was written)`);
   const failures: string[] = [];
   for (const endpoint of endpoints) {
     try {
-      await etcdctl(["--endpoints", endpoint, "--dial-timeout", "5s", "snapshot", "save", file]);
+      await etcdctl([...tlsArgs, "--endpoints", endpoint, "--dial-timeout", "5s", "snapshot", "save", file]);
       return await snapshotStatus(file);
     } catch (err) {
       fs.rmSync(`${file}.part`, { force: true });
@@ -111,7 +115,28 @@ function endpointsOf(o: { etcdEndpoints?: string; etcdPort: string }): string[] 
       .map((s) => s.trim())
       .filter(Boolean);
   }
-  return [`http://127.0.0.1:${Number(o.etcdPort)}`];
+  return [`https://127.0.0.1:${Number(o.etcdPort)}`];
+}
+
+/**
+ * etcdctl's TLS flags: the ones given, else grove-server's own etcd client
+ * certificate in its data directory (the embedded etcd takes no other).
+ */
+function tlsArgsOf(o: { dataDir: string; etcdCafile?: string; etcdCertfile?: string; etcdKeyfile?: string }): string[] {
+  if (o.etcdCafile) {
+    return [
+      `--cacert=${o.etcdCafile}`,
+      ...(o.etcdCertfile ? [`--cert=${o.etcdCertfile}`] : []),
+      ...(o.etcdKeyfile ? [`--key=${o.etcdKeyfile}`] : []),
+    ];
+  }
+  const pki = path.join(o.dataDir, "pki");
+  if (!fs.existsSync(path.join(pki, "etcd-client.key"))) return [];
+  return [
+    `--cacert=${path.join(pki, "ca.crt")}`,
+    `--cert=${path.join(pki, "etcd-client.crt")}`,
+    `--key=${path.join(pki, "etcd-client.key")}`,
+  ];
 }
 
 async function run(cmd: Command, argv: string[], work: () => Promise<void>): Promise<number> {
@@ -131,10 +156,15 @@ export function backupCommand(argv: string[]): Promise<number> {
   const cmd = program("grove-server backup", "save a snapshot of the store (etcd) to FILE")
     .argument("<file>", "where to write the snapshot (must not exist)")
     .option("--etcd-endpoints <urls>", "the store's etcd client URLs (default: the embedded etcd)")
-    .option("--etcd-port <port>", "client port of the embedded etcd", "2479");
+    .option("--etcd-port <port>", "client port of the embedded etcd", "2479")
+    .option("--data-dir <dir>", "grove-server's data directory (its etcd client certificate)", "/var/lib/grove")
+    .option("--etcd-cafile <file>", "CA of an external etcd's serving certificate")
+    .option("--etcd-certfile <file>", "client certificate for an external etcd")
+    .option("--etcd-keyfile <file>", "client key for an external etcd");
   return run(cmd, argv, async () => {
     const [file] = cmd.args as [string];
-    const status = await backup(endpointsOf(cmd.opts()), file);
+    const o = cmd.opts<{ etcdEndpoints?: string; etcdPort: string; dataDir: string; etcdCafile?: string }>();
+    const status = await backup(endpointsOf(o), file, tlsArgsOf(o));
     process.stdout.write(`${JSON.stringify({ file, ...status })}\n`);
   });
 }
