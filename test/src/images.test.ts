@@ -104,6 +104,10 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     const storage = path.join(dir, "registry-storage");
     registry = await startRegistry(path.join(dir, "registry"), storage);
     await push(layout, "app", registry.address, "test/app:1");
+    // The same image under a name only the pull-progress test pulls: the agent
+    // skips a reference it has stored, so a shared name would let whichever
+    // test runs first (jest --randomize) take the pull away from it.
+    await push(layout, "app", registry.address, "test/app-pull:1");
     await push(layout, "app", registry.address, "test/app-docker:1", ["--format", "v2s2"]);
     // The same image with a User: the process must run as 1000:1000.
     execFileSync("umoci", [
@@ -279,6 +283,15 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     return { layers: manifest.layers.map((l) => l.digest), diffIds: blob(manifest.config.digest).rootfs.diff_ids };
   }
 
+  /** The image references the agent's store holds a record of (it pulls none of these again). */
+  function storedReferences(): string[] {
+    const records = path.join(imagesDir, "images");
+    return fs
+      .readdirSync(records)
+      .filter((f) => f.endsWith(".json"))
+      .map((f) => (JSON.parse(fs.readFileSync(path.join(records, f), "utf8")) as { reference: string }).reference);
+  }
+
   function overlayMountOf(uid: string): string | undefined {
     const target = path.join(imagesDir, "containers", uid, "rootfs");
     return fs
@@ -289,12 +302,15 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
 
   test("pulls an OCI image, honours whiteouts and opaque dirs, merges the image config, and removes the overlay with the instance", async () => {
     // Watch the instances to see the pull progress the agent reports on the way.
+    const image = `${registry.address}/test/app-pull:1`;
+    // Not in the node's store yet, whatever ran before: else the agent would not pull it.
+    expect(storedReferences()).not.toContain(image);
     const watch = await client.watch("Instance", { namespace: "default" });
     const seen: Instance[] = [];
     const collecting = (async () => {
       for await (const ev of watch) if (ev.object.spec?.app === "img") seen.push(ev.object);
     })().catch(() => undefined);
-    await client.apply(app("img", { image: `${registry.address}/test/app:1`, env: { OVERRIDE: "app" } }));
+    await client.apply(app("img", { image, env: { OVERRIDE: "app" } }));
     const inst = await waitState("img", "Running");
     const uid = inst.metadata.uid!;
     watch.close();
@@ -303,7 +319,7 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
     expect(pulling.length).toBeGreaterThan(0);
     expect(pulling.at(-1)!.status).toMatchObject({
       state: "Starting",
-      pull: { image: `${registry.address}/test/app:1`, layersDone: 3, layersTotal: 3 },
+      pull: { image, layersDone: 3, layersTotal: 3 },
     });
     expect(pulling.at(-1)!.status!.pull!.bytesDone).toBe(pulling.at(-1)!.status!.pull!.bytesTotal);
     expect(inst.status?.pull).toBeUndefined();

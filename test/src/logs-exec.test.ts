@@ -369,14 +369,18 @@ describe("grove logs, exec and top over the agent's Connect stream", () => {
     await waitFor("the exec'd command to run", async () => exec.stdout().includes("exec-running"), 10_000);
     const killedAt = performance.now();
     await agent.kill9();
-    const [logsCode, execCode] = await Promise.all([logs.exited, exec.exited]);
-    expect(performance.now() - killedAt).toBeLessThan(5_000);
-    expect(logsCode).toBe(1);
-    expect(logs.stderr()).toMatch(/broke/);
-    expect(execCode).toBe(1);
-    expect(exec.stderr()).toMatch(/agent of node .* disconnected/);
-    // Back for the cleanup: the new agent adopts the containers and stops them at the end.
-    agent = await startTheAgent();
+    try {
+      const [logsCode, execCode] = await Promise.all([logs.exited, exec.exited]);
+      expect(performance.now() - killedAt).toBeLessThan(5_000);
+      expect(logsCode).toBe(1);
+      expect(logs.stderr()).toMatch(/broke/);
+      expect(execCode).toBe(1);
+      expect(exec.stderr()).toMatch(/agent of node .* disconnected/);
+    } finally {
+      // Back, also when an assertion above failed: the tests after this one (in any order) use it,
+      // and the new agent adopts the containers and stops them at the end.
+      agent = await startTheAgent();
+    }
     const after = await runCli(["logs", "hello/0", "--tail", "1"], env);
     expect(after.stdout).toBe("line 5\n");
   }, 60_000);

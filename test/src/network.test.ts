@@ -65,6 +65,18 @@ describe("networking across hosts in network namespaces", () => {
     await cluster?.destroy();
   }, 120_000);
 
+  // Every test starts from a cluster with no Apps, whatever ran before it (jest --randomize) and
+  // whether it passed: no test counts another's instances, addresses or host ports.
+  beforeEach(async () => {
+    const apps = (await client.list("App", { namespace: "default" })).items;
+    for (const a of apps) await client.delete("App", a.metadata.name, "default").catch(() => undefined);
+    await waitFor(
+      "the instances of earlier tests to be gone",
+      async () => (await client.list("Instance", { namespace: "default" })).items.length === 0,
+      60_000,
+    );
+  }, 90_000);
+
   async function running(app: string, count: number): Promise<Instance[]> {
     return waitFor(
       `${count} Running instances of ${app}`,
@@ -316,59 +328,79 @@ describe("networking across hosts in network namespaces", () => {
 
   it("leaks nothing when an agent is killed with SIGKILL between CNI ADD and the container start", async () => {
     const h1 = cluster.host("h1");
+    // The counts below are of this App's attempts alone: no network of an earlier test's instance
+    // may still be on h1 (its agent removes them after the instances are gone).
+    await waitFor("h1 to have no addresses left by earlier tests", async () => (await leases(h1)).length === 0, 60_000);
     await h1.agent!.stop();
     await cluster.startAgent(h1, { GROVE_AGENT_PAUSE_AFTER_NETWORK_MS: "120000" });
-    const app: App = {
-      ...webApp("crash", { instances: 1, ports: [{ name: "http", containerPort: 8080 }] }),
-      spec: {
-        ...webApp("crash").spec,
-        instances: 1,
-        ports: [{ name: "http", containerPort: 8080 }],
-        placement: { nodeSelector: { "grove.test/host": "h1" } },
-      },
-    };
-    await client.apply(app);
-    await waitFor(
-      "the agent to pause after CNI ADD",
-      async () => h1.agent!.output.some((l) => l.includes("pausing before the container start")),
-      60_000,
-    );
-    const leasesBefore = await leases(h1);
-    expect(leasesBefore.length).toBe(1); // the ADD happened: an address is allocated
-    await h1.agent!.kill9();
+    let pausing = true;
+    try {
+      const app: App = {
+        ...webApp("crash", { instances: 1, ports: [{ name: "http", containerPort: 8080 }] }),
+        spec: {
+          ...webApp("crash").spec,
+          instances: 1,
+          ports: [{ name: "http", containerPort: 8080 }],
+          placement: { nodeSelector: { "grove.test/host": "h1" } },
+        },
+      };
+      await client.apply(app);
+      const first = await waitFor("the crash instance", async () =>
+        (await client.list("Instance", { namespace: "default" })).items.find((i) => i.spec.app === "crash"),
+      );
+      await waitFor(
+        "the agent to pause after CNI ADD of the crash instance",
+        async () =>
+          h1.agent!.output.some(
+            (l) => l.includes("pausing before the container start") && l.includes(first.metadata.uid!),
+          ),
+        60_000,
+      );
+      // The ADD happened: an address is allocated, to this instance.
+      expect(Object.values(await leaseOwners(h1))).toEqual([first.metadata.uid]);
+      await h1.agent!.kill9();
 
-    const restarted = await cluster.startAgent(h1);
-    const [inst] = await running("crash", 1);
-    // The restarted agent found the half-made network (CNI DEL with the cached result) before anything else.
-    expect(restarted.output.some((l) => l.includes("removed instance networks left by a previous agent run"))).toBe(
-      true,
-    );
-    expect(inst!.spec.nodeName).toBe("h1");
-    expect(inst!.status!.ports![0]!.hostPort).toBeGreaterThanOrEqual(20000);
-    // Running means the process started; httpd may bind its port a moment later.
-    const url = `http://${h1.address}:${inst!.status!.ports![0]!.hostPort}/`;
-    expect((await waitFor(`GET ${url}`, () => get(url), 15_000)).trim()).toBe(`hello from ${inst!.metadata.name}`);
-    // Exactly one address, namespace, cache entry, veth and egress chain: the new instance's.
-    expect(await leases(h1)).toEqual([inst!.status!.ip]);
-    expect(await fs.readdir(`${h1.stateDir}/network/netns`)).toEqual([inst!.metadata.uid]);
-    expect((await fs.readdir(`${h1.stateDir}/network/cni/results`)).length).toBe(1);
-    expect(instanceVeths(h1).length).toBe(1);
-    const masq = cluster
-      .exec(h1, "iptables", ["-t", "nat", "-S", "POSTROUTING"])
-      .split("\n")
-      .filter((l) => l.includes(" id: "));
-    expect(masq).toHaveLength(1);
-    expect(masq[0]).toContain(inst!.metadata.uid!);
-    expect(
-      cluster
-        .exec(h1, "iptables", ["-S"])
+      const restarted = await cluster.startAgent(h1);
+      pausing = false;
+      const [inst] = await running("crash", 1);
+      // The restarted agent found the half-made network (CNI DEL with the cached result) before anything else.
+      expect(restarted.output.some((l) => l.includes("removed instance networks left by a previous agent run"))).toBe(
+        true,
+      );
+      expect(inst!.spec.nodeName).toBe("h1");
+      expect(inst!.status!.ports![0]!.hostPort).toBeGreaterThanOrEqual(20000);
+      // Running means the process started; httpd may bind its port a moment later.
+      const url = `http://${h1.address}:${inst!.status!.ports![0]!.hostPort}/`;
+      expect((await waitFor(`GET ${url}`, () => get(url), 15_000)).trim()).toBe(`hello from ${inst!.metadata.name}`);
+      // Exactly one address, namespace, cache entry, veth and egress chain: the new instance's.
+      expect(await leaseOwners(h1)).toEqual({ [inst!.status!.ip!]: inst!.metadata.uid });
+      expect(await fs.readdir(`${h1.stateDir}/network/netns`)).toEqual([inst!.metadata.uid]);
+      expect((await fs.readdir(`${h1.stateDir}/network/cni/results`)).length).toBe(1);
+      expect(instanceVeths(h1).length).toBe(1);
+      const masq = cluster
+        .exec(h1, "iptables", ["-t", "nat", "-S", "POSTROUTING"])
         .split("\n")
-        .filter((l) => l.startsWith("-N GROVE-EG-")).length,
-    ).toBe(1);
+        .filter((l) => l.includes(" id: "));
+      expect(masq).toHaveLength(1);
+      expect(masq[0]).toContain(inst!.metadata.uid!);
+      expect(
+        cluster
+          .exec(h1, "iptables", ["-S"])
+          .split("\n")
+          .filter((l) => l.startsWith("-N GROVE-EG-")).length,
+      ).toBe(1);
 
-    await client.delete("App", "crash", "default");
-    await waitFor("h1 to have no addresses left", async () => (await leases(h1)).length === 0, 60_000);
-    expect(instanceVeths(h1)).toEqual([]);
+      await client.delete("App", "crash", "default");
+      await waitFor("h1 to have no addresses left", async () => (await leases(h1)).length === 0, 60_000);
+      expect(instanceVeths(h1)).toEqual([]);
+    } finally {
+      // Whatever failed, the tests after this one get an h1 agent that does not pause. SIGKILL, as
+      // above: the next agent removes what the paused start left.
+      if (pausing) {
+        await h1.agent!.kill9();
+        await cluster.startAgent(h1);
+      }
+    }
   });
 
   it("writes /etc/hosts and /etc/resolv.conf into the instance's own root, of an image or a rootfs directory", async () => {
@@ -416,6 +448,16 @@ describe("networking across hosts in network namespaces", () => {
   async function leases(host: Host): Promise<string[]> {
     const files = await fs.readdir(`${host.stateDir}/network/ipam/grove`).catch(() => [] as string[]);
     return files.filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).sort();
+  }
+
+  /** Each of the host's IPAM leases and the instance (CNI container id) holding it. */
+  async function leaseOwners(host: Host): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const ip of await leases(host)) {
+      // host-local writes the container id, then the interface, one a line.
+      out[ip] = (await fs.readFile(`${host.stateDir}/network/ipam/grove/${ip}`, "utf8")).split(/\r?\n/)[0]!;
+    }
+    return out;
   }
 
   function instanceVeths(host: Host): string[] {

@@ -139,25 +139,29 @@ describe("node failure: suspect, replace before removal, reconcile on return", (
 
     const t0 = performance.now();
     await cluster.killHost(victim);
-    const r = await watchRecovery("kill", victim, t0);
-    report(`host killed (${lost.length} instances lost)`, r);
-    expect(r.detected).toBeLessThan(12_000);
-    expect(r.endpointsClean - r.detected).toBeLessThan(3_000);
-    expect(r.recovered).toBeLessThan(RECOVERY_BOUND_MS);
-    expect(r.node.status?.conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "Unknown" });
+    try {
+      const r = await watchRecovery("kill", victim, t0);
+      report(`host killed (${lost.length} instances lost)`, r);
+      expect(r.detected).toBeLessThan(12_000);
+      expect(r.endpointsClean - r.detected).toBeLessThan(3_000);
+      expect(r.recovered).toBeLessThan(RECOVERY_BOUND_MS);
+      expect(r.node.status?.conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "Unknown" });
 
-    // The originals are still recorded, Unknown, and not counted.
-    for (const o of lost) {
-      const cur = r.items.find((i) => i.metadata.uid === o.metadata.uid);
-      expect(cur?.status?.state).toBe("Unknown");
+      // The originals are still recorded, Unknown, and not counted.
+      for (const o of lost) {
+        const cur = r.items.find((i) => i.metadata.uid === o.metadata.uid);
+        expect(cur?.status?.state).toBe("Unknown");
+      }
+      await waitFor("the App's counts", async () => {
+        const st = (await client.get("App", "kill", "default")).status;
+        return st?.running === INSTANCES && st.instances === INSTANCES && st.unknown === lost.length;
+      });
+    } finally {
+      // The host comes back without its containers (also when an assertion above failed: the tests
+      // after this one, in any order, need three hosts): the originals are reported lost, nothing
+      // restarts there.
+      await cluster.startAgent(victim, {}, 60_000); // it first removes the dead instances' networks
     }
-    await waitFor("the App's counts", async () => {
-      const st = (await client.get("App", "kill", "default")).status;
-      return st?.running === INSTANCES && st.instances === INSTANCES && st.unknown === lost.length;
-    });
-
-    // The host comes back without its containers: the originals are reported lost, nothing restarts there.
-    await cluster.startAgent(victim, {}, 60_000); // it first removes the dead instances' networks
     await waitFor(`${victim.name} Ready again`, async () => isReady(await client.get("Node", victim.name)));
     const after = await waitFor("the originals reported lost", async () => {
       const items = await instancesOf("kill");
@@ -318,43 +322,53 @@ describe("node failure: suspect, replace before removal, reconcile on return", (
     expect(originals.length).toBeGreaterThan(1);
     const env = { GROVE_SERVER: cluster.server!.url, GROVE_TOKEN: cluster.server!.adminToken };
     const cli = runCli(["drain", victim.name, "--timeout", "60s"], env);
-    let done = false;
-    void cli.then(() => (done = true));
-    // While it runs: every index always has a Running instance, and at most one original is moving.
-    let polls = 0;
-    while (!done) {
-      const items = await instancesOf("drain");
-      const running = items.filter((i) => i.status?.state === "Running");
-      expect(new Set(running.map((i) => i.spec.index)).size).toBe(INSTANCES);
-      const moving = items.filter(
-        (i) =>
-          i.spec.nodeName === victim.name &&
-          i.status?.state === "Running" &&
-          items.some(
-            (r) => r.metadata.labels?.["grove.io/replaces"] === i.metadata.uid && r.status?.state !== "Running",
-          ),
-      );
-      expect(moving.length).toBeLessThanOrEqual(1);
-      polls++;
-      await new Promise((r) => setTimeout(r, 100));
+    let uncordoned = false;
+    try {
+      let done = false;
+      void cli.then(() => (done = true));
+      // While it runs: every index always has a Running instance, and at most one original is moving.
+      let polls = 0;
+      while (!done) {
+        const items = await instancesOf("drain");
+        const running = items.filter((i) => i.status?.state === "Running");
+        expect(new Set(running.map((i) => i.spec.index)).size).toBe(INSTANCES);
+        const moving = items.filter(
+          (i) =>
+            i.spec.nodeName === victim.name &&
+            i.status?.state === "Running" &&
+            items.some(
+              (r) => r.metadata.labels?.["grove.io/replaces"] === i.metadata.uid && r.status?.state !== "Running",
+            ),
+        );
+        expect(moving.length).toBeLessThanOrEqual(1);
+        polls++;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const out = await cli;
+      expect(out.code).toBe(0);
+      expect(out.stdout).toContain(`node/${victim.name} drained`);
+      expect(out.stdout).toMatch(/instance\(s\) left on/);
+      expect(polls).toBeGreaterThan(3);
+      const after = await instancesOf("drain");
+      expect(converged(after, victim.name)).toBe(true);
+      for (const o of originals) {
+        expect(after.find((i) => i.metadata.uid === o.metadata.uid)?.status).toMatchObject({
+          state: "Exited",
+          reason: "Drained",
+        });
+      }
+      const node = await client.get("Node", victim.name);
+      expect(node.spec).toMatchObject({ unschedulable: true, drain: { timeout: "60s" } });
+      expect((await runCli(["uncordon", victim.name], env)).code).toBe(0);
+      uncordoned = true;
+      expect((await client.get("Node", victim.name)).spec.unschedulable).toBeUndefined();
+    } finally {
+      // A failed assertion above must not leave the host cordoned for the tests after this one.
+      if (!uncordoned) {
+        await cli.catch(() => undefined);
+        await runCli(["uncordon", victim.name], env);
+      }
     }
-    const out = await cli;
-    expect(out.code).toBe(0);
-    expect(out.stdout).toContain(`node/${victim.name} drained`);
-    expect(out.stdout).toMatch(/instance\(s\) left on/);
-    expect(polls).toBeGreaterThan(3);
-    const after = await instancesOf("drain");
-    expect(converged(after, victim.name)).toBe(true);
-    for (const o of originals) {
-      expect(after.find((i) => i.metadata.uid === o.metadata.uid)?.status).toMatchObject({
-        state: "Exited",
-        reason: "Drained",
-      });
-    }
-    const node = await client.get("Node", victim.name);
-    expect(node.spec).toMatchObject({ unschedulable: true, drain: { timeout: "60s" } });
-    expect((await runCli(["uncordon", victim.name], env)).code).toBe(0);
-    expect((await client.get("Node", victim.name)).spec.unschedulable).toBeUndefined();
     await client.delete("App", "drain", "default");
   }, 150_000);
 });
