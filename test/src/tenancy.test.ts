@@ -5,7 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
-import * as http from "node:http";
+import * as https from "node:https";
 import * as path from "node:path";
 import { GroveClient, type App, type Instance } from "@grove/api";
 import {
@@ -256,9 +256,10 @@ describe("role x verb x route", () => {
   test("exec on a team-b instance with a team-a token is refused before any upgrade", async () => {
     const u = new URL(`${server.url}/v1/namespaces/team-b/instances/b1-0/exec?command=id`);
     const outcome = await new Promise<string>((resolve, reject) => {
-      const req = http.request({
+      const req = https.request({
         host: u.hostname,
         port: u.port,
+        ca: server.caPem,
         path: u.pathname + u.search,
         headers: {
           authorization: `Bearer ${tokens.edit}`,
