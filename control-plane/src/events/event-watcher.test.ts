@@ -18,7 +18,8 @@ function instance(uid: string, patch: Partial<Instance["spec"]> = {}, status?: I
       index: 0,
       rootfs: "busybox",
       command: ["/bin/sh"],
-      env: { TOKEN: "s3cret-value" },
+      // GREETING: a value that is also part of the instance's name, which must stay whole.
+      env: { TOKEN: "s3cret-value", GREETING: "web" },
       resources: { cpuMillis: 100, memoryBytes: 1 << 26, pids: 32 },
       restartPolicy: "Always",
       stopGracePeriodSeconds: 1,
@@ -77,6 +78,8 @@ describe("EventWatcher", () => {
     expect(recorded[3]).toMatchObject({ type: "Warning", message: expect.stringMatching(/exit code 3/) });
     expect(JSON.stringify(recorded)).not.toContain("s3cret-value");
     expect(recorded[2]!.message).toContain("[redacted]");
+    // Only the agent's text is redacted: the names the control plane writes stay whole.
+    expect(recorded[1]!.message).toMatch(/^web-0 started on node n1/);
   });
 
   it("records an OOM kill and a stop by the control plane, and nothing while not the leader", async () => {

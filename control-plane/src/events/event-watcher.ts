@@ -75,7 +75,7 @@ export class EventWatcher {
         },
         type,
         reason,
-        message: redactEnv(message, inst),
+        message,
         source,
       });
 
@@ -113,7 +113,7 @@ export class EventWatcher {
       record(
         "Warning",
         CHECK_REASONS[check.check] ?? "CheckFailed",
-        `${check.check} check (${check.kind}) failed: ${check.message ?? "no message"}`,
+        `${check.check} check (${check.kind}) failed: ${redactEnv(check.message ?? "no message", inst)}`,
         agent,
       );
     }
@@ -130,7 +130,7 @@ export class EventWatcher {
       record(
         "Normal",
         "Stopped",
-        `${inst.metadata.name} stopped: ${st.reason}${st.message ? `: ${st.message}` : ""}`,
+        `${inst.metadata.name} stopped: ${st.reason}${st.message ? `: ${redactEnv(st.message, inst)}` : ""}`,
         SERVER,
       );
     } else if (st.state === "OOMKilled") {
@@ -225,7 +225,7 @@ export function endedHow(inst: Instance): string {
   const how = st.signal ? `signal ${st.signal}` : `exit code ${st.exitCode ?? "?"}`;
   const why =
     st.reason && !["Exited", "Failed"].includes(st.reason)
-      ? ` (${st.reason}${st.message ? `: ${st.message}` : ""})`
+      ? ` (${st.reason}${st.message ? `: ${redactEnv(st.message, inst)}` : ""})`
       : "";
   return how + why;
 }
@@ -235,7 +235,12 @@ function shouldWarn(inst: Instance): boolean {
   return st?.state !== "Exited" || (st.exitCode ?? 0) !== 0;
 }
 
-/** Events never carry env values: any literal one that a message quotes (a start error echoing one) is blanked; Secret references carry no value here. */
+/**
+ * Events never carry env values: any literal one that text from the agent quotes (a start error
+ * or a check's output echoing one) is blanked there. Only that text: the names and words the
+ * control plane writes itself are kept whole (an env value "hello" must not blank the App hello's
+ * name). Secret references carry no value here.
+ */
 export function redactEnv(message: string, inst: Instance): string {
   let out = message;
   for (const value of Object.values(inst.spec.env ?? {})) {
