@@ -73,6 +73,12 @@ export interface AgentConfig {
 /** How long shutdown waits for containers to stop before giving up on them. */
 export const SHUTDOWN_TIMEOUT_MS = 90_000;
 
+/**
+ * How long a shutdown that keeps containers waits for the syncs already
+ * running (a stop and its releases, a start) before exiting anyway.
+ */
+export const DRAIN_TIMEOUT_MS = 15_000;
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
 export interface ParseArgsOptions {

@@ -3,7 +3,7 @@
 import * as path from "node:path";
 import { CommanderError } from "commander";
 import { pino, type Logger } from "pino";
-import { parseArgs, serverAddresses, SHUTDOWN_TIMEOUT_MS, type AgentConfig } from "./config";
+import { DRAIN_TIMEOUT_MS, parseArgs, serverAddresses, SHUTDOWN_TIMEOUT_MS, type AgentConfig } from "./config";
 import { channelCredentials, nodeCredentials } from "./join";
 import { ControlPlaneConnection } from "./grpc/client";
 import { DesiredStateGuard } from "./grpc/desired-state-guard";
@@ -172,8 +172,16 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     // run adopts them (NativeRuntime.recover). Nothing is stopped here.
     const containers = runtime.list().length;
     log.info({ signal, containers }, "shutting down; containers keep running and are adopted on the next start");
-    connection.stop();
+    // Nothing new starts, but a sync already running finishes: a stop the
+    // control plane asked for would otherwise end between the container's
+    // exit and the release of its root, network and cgroup, leaving them
+    // mounted and held until the next start cleans up. Its status goes out
+    // while the stream is still up.
     reconciler.close();
+    if (!(await withTimeout(reconciler.idle(), DRAIN_TIMEOUT_MS))) {
+      log.warn({ timeoutMs: DRAIN_TIMEOUT_MS }, "work in progress did not finish in time; the next start finishes it");
+    }
+    connection.stop();
     runtime.detach();
     if (containers === 0) await runtime.removeParentCgroup().catch(() => undefined);
     log.info("grove-agent stopped");
