@@ -183,11 +183,16 @@ export class Reconciler {
     }
     const previous = this.desired;
     const previousKeep = this.keepLogs;
+    const first = !this.desiredReceived;
     this.desired = next;
     this.keepLogs = new Set(desired.keepLogs ?? []);
     this.desiredReceived = true;
     this.log.debug({ revision: desired.revision, instances: next.size }, "desired set received");
     if (!this.started) return;
+    // Until the first set, syncs of containers adopted from an earlier run
+    // kept them as they were; now each is converged (one the control plane
+    // dropped while no agent ran is stopped now, not at the next resync).
+    if (first) this.enqueueAll();
     for (const uid of new Set([...previous.keys(), ...next.keys(), ...previousKeep])) this.queue.add(uid);
     this.startOrphanLogCollection();
   }
