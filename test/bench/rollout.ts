@@ -4,7 +4,7 @@
 // waits about 2 s before it listens (busybox httpd behind `sleep 2`), with an
 // http readiness check (probed from inside each instance), and that keeps
 // serving 2 s after SIGTERM (graceful shutdown). A router-like client
-// (lib-router.ts) follows the endpoints watch and sends requests throughout,
+// (test/src/harness/router.ts) follows the endpoints watch and sends requests throughout,
 // only to listed instance IPs. One rolling update (the default: maxSurge 1,
 // maxUnavailable 0) of its env, then, for comparison, the same App under
 // `update.strategy: Recreate` (today's behaviour before rolling updates)
@@ -15,7 +15,7 @@ import { performance } from "node:perf_hooks";
 import { GroveClient, type App } from "@grove/api";
 import { HostCluster } from "../src/harness/hosts";
 import { waitFor } from "../src/harness/processes";
-import { route, type Traffic } from "./lib-router";
+import { route, type Traffic } from "../src/harness/router";
 import type { BenchReport } from "./run";
 
 const INSTANCES = 6;
@@ -66,7 +66,7 @@ async function measure(
 ): Promise<{ traffic: Traffic; seconds: number; instances: string[] }> {
   await client.apply(app(name, "v1", update));
   await waitFor(`${name} v1 settled`, () => settledAt(client, name, "v1"), 300_000);
-  const router = await route(client, name, cluster.hosts[0]!, GAP_MS);
+  const router = await route(client, name, cluster.hosts[0]!, { gapMs: GAP_MS });
   await new Promise((r) => setTimeout(r, 1_500)); // traffic before the update
   const t0 = performance.now();
   let seconds: number;

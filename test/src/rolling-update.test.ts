@@ -19,11 +19,10 @@
 // seen the endpoints change still succeed), and a newly listed endpoint gets
 // traffic after a short warm-up (until readiness checks exist, Running means
 // the process started, not that it listens yet).
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { createInterface } from "node:readline";
-import { GroveClient, type App, type Endpoints } from "@grove/api";
-import { HostCluster, type Host } from "./harness/hosts";
+import { GroveClient, type App } from "@grove/api";
+import { HostCluster } from "./harness/hosts";
 import { isReady, waitFor } from "./harness/processes";
+import { route, type Traffic } from "./harness/router";
 
 const INSTANCES = 3;
 /** Pause between two requests: about 20 per second at most, bounded by MAX_REQUESTS. */
@@ -48,116 +47,6 @@ function webApp(name: string, version: string, update?: App["spec"]["update"]): 
       stopGracePeriodSeconds: 5,
       resources: { cpu: "50m", memory: "16Mi", pids: 16 },
       ...(update ? { update } : {}),
-    },
-  };
-}
-
-interface Traffic {
-  requests: number;
-  failed: number;
-  noEndpoint: number;
-  versions: Record<string, number>;
-  errors: string[];
-}
-
-// Inside a host's namespace: for each line "IP" on stdin, GET http://IP:8080/ (3 s timeout)
-// and answer one line: "ok BODY" or "err MESSAGE".
-const SENDER = `
-const http = require("node:http");
-const rl = require("node:readline").createInterface({ input: process.stdin });
-rl.on("line", (ip) => {
-  const req = http.get({ host: ip, port: 8080, path: "/", timeout: 3000, agent: false }, (res) => {
-    let body = "";
-    res.on("data", (c) => (body += c));
-    res.on("end", () => console.log(res.statusCode === 200 ? "ok " + body.trim() : "err status " + res.statusCode));
-  });
-  req.on("timeout", () => req.destroy(new Error("timeout")));
-  req.on("error", (e) => console.log("err " + e.message));
-});
-`;
-
-/** A process in `host`'s namespace that sends one request per call, in order. */
-function sender(host: Host): { get: (ip: string) => Promise<string>; close: () => Promise<void> } {
-  const child: ChildProcessWithoutNullStreams = spawn("ip", [
-    "netns",
-    "exec",
-    host.netns,
-    process.execPath,
-    "-e",
-    SENDER,
-  ]);
-  const lines = createInterface({ input: child.stdout });
-  const waiting: ((line: string) => void)[] = [];
-  lines.on("line", (l) => waiting.shift()?.(l));
-  const exited = new Promise<void>((r) => child.on("exit", () => r()));
-  return {
-    get: (ip) =>
-      new Promise((resolve) => {
-        waiting.push(resolve);
-        child.stdin.write(`${ip}\n`);
-      }),
-    close: async () => {
-      child.stdin.end();
-      await exited;
-    },
-  };
-}
-
-/** A router: follows the endpoints watch and sends requests round-robin until stopped. */
-async function route(client: GroveClient, app: string, from: Host): Promise<{ stop: () => Promise<Traffic> }> {
-  const send = sender(from);
-  const watch = await client.watchEndpoints(app);
-  let current: Endpoints["endpoints"] = [];
-  const firstSeen = new Map<string, number>();
-  let listed!: () => void;
-  const firstList = new Promise<void>((r) => (listed = r));
-  const following = (async () => {
-    try {
-      for await (const ev of watch) {
-        current = ev.object.endpoints;
-        listed();
-        // What is listed when the router starts is in service already: no warm-up.
-        const now = ev.type === "ADDED" ? -Infinity : performance.now();
-        for (const e of current) if (!firstSeen.has(e.uid ?? e.instance)) firstSeen.set(e.uid ?? e.instance, now);
-      }
-    } catch {
-      // closed
-    }
-  })();
-  await firstList; // a router sends nothing before it has the list
-  const t: Traffic = { requests: 0, failed: 0, noEndpoint: 0, versions: {}, errors: [] };
-  let stopped = false;
-  let next = 0;
-  const sending = (async () => {
-    while (!stopped && t.requests < MAX_REQUESTS) {
-      const now = performance.now();
-      const usable = current.filter((e) => e.ip && now - (firstSeen.get(e.uid ?? e.instance) ?? now) >= WARM_UP_MS);
-      t.requests++;
-      if (usable.length === 0) {
-        t.failed++;
-        t.noEndpoint++;
-      } else {
-        const e = usable[next++ % usable.length]!;
-        const answer = await send.get(e.ip!);
-        if (answer.startsWith("ok ")) {
-          const v = answer.slice(3).split(" ")[0]!;
-          t.versions[v] = (t.versions[v] ?? 0) + 1;
-        } else {
-          t.failed++;
-          if (t.errors.length < 10) t.errors.push(`${e.instance} ${e.ip}: ${answer}`);
-        }
-      }
-      await new Promise((r) => setTimeout(r, REQUEST_GAP_MS));
-    }
-  })();
-  return {
-    stop: async () => {
-      stopped = true;
-      await sending;
-      watch.close();
-      await following;
-      await send.close();
-      return t;
     },
   };
 }
@@ -211,7 +100,11 @@ describe("rolling update: new instances available before old ones stop", () => {
   }
 
   async function update(name: string, up?: App["spec"]["update"]): Promise<{ traffic: Traffic; seconds: number }> {
-    const router = await route(client, name, cluster.hosts[0]!);
+    const router = await route(client, name, cluster.hosts[0]!, {
+      gapMs: REQUEST_GAP_MS,
+      warmUpMs: WARM_UP_MS,
+      maxRequests: MAX_REQUESTS,
+    });
     await new Promise((r) => setTimeout(r, 1_500)); // traffic before the update
     const t0 = performance.now();
     await client.apply(webApp(name, "v2", up));

@@ -1,21 +1,35 @@
-// A router-like client for benchmarks: follows an App's endpoints watch
-// (GET .../apps/{name}/endpoints?watch=1) and sends one request at a time,
-// round-robin, only to instance IPs the latest list holds. The requests leave
-// from inside a harness host's namespace (a small node process there, fed the
-// target of each request), where the instance subnets are routed.
+// A router-like client for tests and benchmarks: follows an App's endpoints
+// watch (GET .../apps/{name}/endpoints?watch=1) and sends one request at a
+// time, round-robin, only to instance IPs the latest list holds. The requests
+// leave from inside a harness host's namespace (a small node process there,
+// fed the target of each request), where the instance subnets are routed;
+// nothing is routed in the machine's own namespace.
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import type { Endpoints, GroveClient } from "@grove/api";
-import type { Host } from "../src/harness/hosts";
+import type { Host } from "./hosts";
 
 export interface Traffic {
   requests: number;
   failed: number;
-  /** Requests counted failed because the list was empty. */
+  /** Requests counted failed because the list was empty (or held no endpoint past its warm-up). */
   noEndpoint: number;
   /** Answers per first word of the body (the App's version). */
   versions: Record<string, number>;
+  /** The first ten failures, with the time, instance and IP. */
   errors: string[];
+}
+
+export interface RouteOptions {
+  /** Pause between two requests. */
+  gapMs: number;
+  /**
+   * An endpoint listed after the router started gets traffic only this long
+   * after it first appeared (what is listed at the start is in service). 0: at once.
+   */
+  warmUpMs?: number;
+  /** Stops sending after this many requests (a bound on a test's traffic). */
+  maxRequests?: number;
 }
 
 // For each line "IP" on stdin, GET http://IP:8080/ (3 s timeout); answer "ok BODY" or "err MESSAGE".
@@ -32,6 +46,7 @@ require("node:readline").createInterface({ input: process.stdin }).on("line", (i
 });
 `;
 
+/** A process in `host`'s namespace that sends one request per call, in order. */
 function sender(host: Host): { get: (ip: string) => Promise<string>; close: () => Promise<void> } {
   const child = spawn("ip", ["netns", "exec", host.netns, process.execPath, "-e", SENDER]);
   const waiting: ((line: string) => void)[] = [];
@@ -50,16 +65,19 @@ function sender(host: Host): { get: (ip: string) => Promise<string>; close: () =
   };
 }
 
-/** Starts routing to `app` from `from`, a request every gapMs; stop() ends it and returns the counts. */
+/** Starts routing to `app` from `from`; stop() ends it and returns the counts. */
 export async function route(
   client: GroveClient,
   app: string,
   from: Host,
-  gapMs: number,
+  opts: RouteOptions,
 ): Promise<{ stop: () => Promise<Traffic> }> {
+  const warmUpMs = opts.warmUpMs ?? 0;
+  const maxRequests = opts.maxRequests ?? Infinity;
   const send = sender(from);
   const watch = await client.watchEndpoints(app);
   let current: Endpoints["endpoints"] = [];
+  const firstSeen = new Map<string, number>();
   let listed!: () => void;
   const firstList = new Promise<void>((r) => (listed = r));
   const following = (async () => {
@@ -67,6 +85,9 @@ export async function route(
       for await (const ev of watch) {
         current = ev.object.endpoints;
         listed();
+        // What is listed when the router starts is in service already: no warm-up.
+        const now = ev.type === "ADDED" ? -Infinity : performance.now();
+        for (const e of current) if (!firstSeen.has(e.uid ?? e.instance)) firstSeen.set(e.uid ?? e.instance, now);
       }
     } catch {
       // closed
@@ -77,8 +98,9 @@ export async function route(
   let stopped = false;
   let next = 0;
   const sending = (async () => {
-    while (!stopped) {
-      const usable = current.filter((e) => e.ip);
+    while (!stopped && t.requests < maxRequests) {
+      const now = performance.now();
+      const usable = current.filter((e) => e.ip && now - (firstSeen.get(e.uid ?? e.instance) ?? now) >= warmUpMs);
       t.requests++;
       if (usable.length === 0) {
         t.failed++;
@@ -94,7 +116,7 @@ export async function route(
           if (t.errors.length < 10) t.errors.push(`${new Date().toISOString()} ${e.instance} ${e.ip}: ${answer}`);
         }
       }
-      await new Promise((r) => setTimeout(r, gapMs));
+      await new Promise((r) => setTimeout(r, opts.gapMs));
     }
   })();
   return {
