@@ -48,9 +48,12 @@ done
 for b in "${RELEASE_BINS[@]}"; do
   [ -f "agent/native/build/Release/$b" ] || die "agent/native/build/Release/$b is missing: run npm run build first"
 done
-# A build older than its sources would pack yesterday's code.
-stale="$(find "${WORKSPACES[@]/%//src}" -name '*.ts' -newer agent/dist/main.js -print -quit 2>/dev/null || true)"
-[ -z "$stale" ] || printf 'pack: warning: %s is newer than the build (npm run build)\n' "$stale" >&2
+# A build older than its sources would pack yesterday's code (the same check
+# as the integration tests', for the packages that go into the release).
+stale="$(node -e '
+  const p = require("./test/src/build-fresh.js").staleBuilds().filter((l) => !/^(sim|test):/.test(l));
+  process.stdout.write(p.join("; "))')"
+[ -z "$stale" ] || die "the build is older than the sources ($stale): run npm run build first"
 
 ARCH="$(uname -m)"
 NAME="grove-$VERSION"
