@@ -87,20 +87,31 @@ export interface WatchOptions extends ListOptions {
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 
+/** The longest a kept-alive connection to the server stays idle before the client drops it. */
+const IDLE_CONNECTION_MS = 30_000;
+
 export class GroveClient {
   readonly server: string;
   private readonly token: string;
   private readonly timeoutMs: number;
   private readonly caPem: string | undefined;
-  private readonly dispatcher: Dispatcher | undefined;
+  private readonly dispatcher: Dispatcher;
 
   constructor(options: GroveClientOptions) {
     this.server = options.server.replace(/\/+$/, "");
     this.token = options.token;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.caPem = options.caPem;
-    // node's fetch takes no CA option: a dispatcher of its own undici carries it.
-    this.dispatcher = options.caPem ? new UndiciAgent({ connect: { ca: options.caPem } }) : undefined;
+    // node's fetch takes no CA option: a dispatcher of its own undici carries
+    // it. Idle connections are given up after at most 30 s, well before the
+    // server closes them (fastify: 72 s): trusting the server's keep-alive
+    // hint to within a second or two lost the race on a busy machine, where a
+    // request sent on a connection the server was closing failed with
+    // UND_ERR_SOCKET ("other side closed").
+    this.dispatcher = new UndiciAgent({
+      keepAliveMaxTimeout: IDLE_CONNECTION_MS,
+      ...(options.caPem ? { connect: { ca: options.caPem } } : {}),
+    });
   }
 
   /**
@@ -340,7 +351,7 @@ export class GroveClient {
         method,
         headers,
         signal,
-        ...(this.dispatcher ? ({ dispatcher: this.dispatcher } as object) : {}),
+        ...({ dispatcher: this.dispatcher } as object),
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
     } catch (err) {

@@ -317,7 +317,9 @@ describe("Secrets", () => {
   test("lists show keys only; a get shows values to edit but not to view", async () => {
     const list = await call(tokens.view, "GET", "/v1/namespaces/team-a/secrets");
     expect(list.text).not.toContain(SECRET_VALUE);
-    expect(JSON.parse(list.text).items[0]).toMatchObject({ metadata: { name: "db" }, keys: ["password"] });
+    // Other tests add Secrets to team-a too (any order): look for this one by name.
+    const items = JSON.parse(list.text).items as { metadata: { name: string } }[];
+    expect(items.find((i) => i.metadata.name === "db")).toMatchObject({ metadata: { name: "db" }, keys: ["password"] });
     const asView = await call(tokens.view, "GET", "/v1/namespaces/team-a/secrets/db");
     expect(asView.text).not.toContain(SECRET_VALUE);
     const asEdit = JSON.parse((await call(tokens.edit, "GET", "/v1/namespaces/team-a/secrets/db")).text);
