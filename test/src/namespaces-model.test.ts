@@ -25,11 +25,11 @@ const MODEL: Record<Role, Partial<Record<Resource, Verb[]>>> = {
     secrets: WRITE,
     tokens: WRITE,
     events: READ,
-    namespaces: ["get"],
+    namespaces: ["get", "list"],
     stats: ["stats"],
   },
-  edit: { apps: WRITE, instances: WRITE, secrets: WRITE, events: READ, namespaces: ["get"], stats: ["stats"] },
-  view: { apps: READ, instances: READ, secrets: READ, events: READ, namespaces: ["get"], stats: ["stats"] },
+  edit: { apps: WRITE, instances: WRITE, secrets: WRITE, events: READ, namespaces: ["get", "list"], stats: ["stats"] },
+  view: { apps: READ, instances: READ, secrets: READ, events: READ, namespaces: ["get", "list"], stats: ["stats"] },
 };
 
 interface Route {
@@ -40,6 +40,8 @@ interface Route {
   url: (ns: string, name: string) => string;
   body?: (ns: string, name: string, writer: string) => unknown;
   cluster?: boolean;
+  /** A list every role may read: only the caller's namespace may be in it. */
+  ownList?: boolean;
 }
 
 const app = (ns: string, name: string, writer: string) => ({
@@ -82,12 +84,13 @@ const ROUTES: Route[] = [
   },
   { verb: "list", resource: "events", method: "GET", url: (ns) => `/v1/namespaces/${ns}/events` },
   { verb: "get", resource: "namespaces", method: "GET", url: (ns) => `/v1/namespaces/${ns}` },
+  // Allowed to every role, but the answer holds only the caller's own Namespace (checked below).
+  { verb: "list", resource: "namespaces", method: "GET", url: () => `/v1/namespaces`, ownList: true },
   { verb: "stats", resource: "stats", method: "GET", url: (ns) => `/v1/stats?namespace=${ns}` },
   // Cluster-scoped: no namespaced role may use them, whatever namespace is picked.
   { verb: "list", resource: "apps", method: "GET", url: () => `/v1/apps`, cluster: true },
   { verb: "list", resource: "secrets", method: "GET", url: () => `/v1/secrets`, cluster: true },
   { verb: "list", resource: "events", method: "GET", url: () => `/v1/events`, cluster: true },
-  { verb: "list", resource: "namespaces", method: "GET", url: () => `/v1/namespaces`, cluster: true },
   { verb: "get", resource: "namespaces", method: "GET", url: () => `/v1/nodes`, cluster: true },
   { verb: "get", resource: "namespaces", method: "GET", url: () => `/v1/capacity`, cluster: true },
   { verb: "get", resource: "namespaces", method: "GET", url: () => `/v1/stats`, cluster: true },
@@ -158,7 +161,14 @@ test("no request crosses a tenant boundary, and each role gets what the model sa
           },
           body: r.body ? JSON.stringify(r.body(s.ns, s.name, t.name)) : undefined,
         });
-        await res.arrayBuffer();
+        const text = await res.text();
+        if (r.ownList) {
+          const names = (JSON.parse(text) as { items: Array<{ metadata: { name: string } }> }).items.map(
+            (n) => n.metadata.name,
+          );
+          expect({ who: t.name, names }).toEqual({ who: t.name, names: names.filter((n) => n === t.namespace) });
+          continue;
+        }
         const allowed = !r.cluster && s.ns === t.namespace && (MODEL[t.role][r.resource] ?? []).includes(r.verb);
         const what = `${t.name} (${t.role} in ${t.namespace}) ${r.method} ${r.url(s.ns, s.name)}`;
         expect({ what, status: allowed ? res.status !== 403 && res.status < 500 : res.status }).toEqual({

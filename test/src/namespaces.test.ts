@@ -82,12 +82,13 @@ afterAll(async () => {
 });
 
 describe("Namespace objects and tenant tokens", () => {
-  test("a tenant reads its own Namespace and nothing beyond it; only a cluster-admin writes Namespaces", async () => {
+  test("a tenant reads (and lists) its own Namespace and nothing beyond it; only a cluster-admin writes Namespaces", async () => {
     for (const role of ["edit", "view", "nsadmin"]) {
       const own = await call(tokens[role]!, "GET", "/v1/namespaces/ns-quota");
       expect({ role, status: own.status }).toEqual({ role, status: 200 });
       expect((await call(tokens[role]!, "GET", "/v1/namespaces/ns-other")).status).toBe(403);
-      expect((await call(tokens[role]!, "GET", "/v1/namespaces")).status).toBe(403);
+      const mine = await call(tokens[role]!, "GET", "/v1/namespaces");
+      expect((mine.body.items as Namespace[]).map((n) => n.metadata.name)).toEqual(["ns-quota"]);
       expect((await call(tokens[role]!, "GET", "/v1/nodes")).status).toBe(403);
       expect((await call(tokens[role]!, "GET", "/v1/namespaces/ns-other/apps")).status).toBe(403);
       const raise = namespace("ns-quota", { policy: "privileged", quota: { instances: 1000 } });

@@ -40,9 +40,11 @@ export class NamespaceService {
     return this.view(kv, await this.usage(name));
   }
 
-  async list(): Promise<{ items: Namespace[]; revision: string }> {
+  /** Every Namespace, or those `only` admits (a tenant's own), each with its usage. */
+  async list(only: (name: string) => boolean = () => true): Promise<{ items: Namespace[]; revision: string }> {
     const r = await this.store.list<StoredNamespace>(Keys.collection("namespaces"));
-    const items = await Promise.all(r.items.map(async (kv) => this.view(kv, await this.usage(kv.value.metadata.name))));
+    const mine = r.items.filter((kv) => only(kv.value.metadata.name));
+    const items = await Promise.all(mine.map(async (kv) => this.view(kv, await this.usage(kv.value.metadata.name))));
     return { items, revision: r.revision };
   }
 

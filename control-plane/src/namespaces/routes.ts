@@ -4,6 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { API_VERSION, DEFAULT_POLICY_LEVEL, GroveError, NAME_PATTERN, Namespace } from "@grove/api";
+import { identityOf } from "../auth/authorize";
 import { ErrorBodyRef } from "../http/schemas";
 import type { Repository } from "../resources/repository";
 import type { NamespaceService } from "./namespace-service";
@@ -20,9 +21,17 @@ export function registerNamespaceRoutes(app: FastifyInstance, namespaces: Namesp
 
   app.get(
     "/v1/namespaces",
-    { schema: { tags, summary: "List Namespace objects with their quota usage", response: errors } },
-    async () => {
-      const r = await namespaces.list();
+    {
+      schema: {
+        tags,
+        summary: "List Namespace objects with their quota usage (a namespaced role: its own namespace's only)",
+        response: errors,
+      },
+    },
+    async (req) => {
+      const who = identityOf(req);
+      // A tenant's list holds its own Namespace (if it has an object) and nothing else.
+      const r = await namespaces.list((name) => who.role === "cluster-admin" || name === who.namespace);
       return {
         apiVersion: API_VERSION,
         kind: "NamespaceList",
