@@ -62,14 +62,14 @@ export class NamespaceAdmission implements Admission {
     return async (current, next) => {
       const ns = next.metadata.namespace ?? DEFAULT_NAMESPACE;
       const nsKey = namespaceKey(ns);
-      // The admission key first: any quota-checked write committed after this read fails our compare.
-      const lock = await this.namespaces.store.get(admissionKey(ns));
       const nsKv = await this.namespaces.get(ns);
       // An implicit namespace: no policy, no quota, but it must still have no object when we commit.
       if (!nsKv) return { compares: [{ key: nsKey, modRevision: "0" }], ops: [] };
       checkPolicy(nsKv, next);
       const hard = hardOf(nsKv.value.spec?.quota);
       if (Object.keys(hard).length === 0) return { compares: [{ key: nsKey, modRevision: nsKv.modRevision }], ops: [] };
+      // The admission key before the usage: any quota-checked write committed after this read fails our compare.
+      const lock = await this.namespaces.store.get(admissionKey(ns));
 
       const [apps, tasks] = await Promise.all([this.repo.list("App", ns), this.repo.list("Task", ns)]);
       const others = (o: { kind: string; metadata: { name: string } }) =>
