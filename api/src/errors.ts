@@ -8,10 +8,14 @@ export const ERROR_CODES = {
   Unauthorized: 401,
   /** Authenticated, but the identity's role does not allow this verb on this resource. */
   Forbidden: 403,
+  /** A namespace's quota (cpu, memory, instances, host ports) would be exceeded; the message names it and the amounts. */
+  QuotaExceeded: 403,
   NotFound: 404,
   AlreadyExists: 409,
   Conflict: 409,
   Gone: 410,
+  /** The namespace's admission policy (restricted, baseline) refuses a field; details name each JSON pointer. */
+  AdmissionDenied: 422,
   /** A per-identity limit (concurrent watches, log follows, exec sessions, request rate). */
   TooManyRequests: 429,
   StoreUnavailable: 503,

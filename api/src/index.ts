@@ -26,3 +26,4 @@ export * from "./rollout-client";
 export * from "./events";
 export * from "./env-source";
 export * from "./secrets";
+export * from "./namespace-schema";

@@ -23,6 +23,7 @@ import { taskAttempts } from "./task-attempts";
 import { EVENTS_WORDS, describeEvents, getEvents } from "./events";
 import { CLUSTER_EVENTS_NAMESPACE } from "../events";
 import { registerCreateCommands } from "./create-token";
+import { registerNamespaceCommands } from "./namespace-commands";
 // Kept so importers of program.ts need no edit.
 export type { CliClient, CliDeps } from "./deps";
 export { waitForApps } from "./wait";
@@ -410,6 +411,7 @@ export function buildProgram(deps: CliDeps): Command {
   registerTaskCommands(program, deps, connectNs);
   registerRolloutCommands(program, deps, connectNs);
   registerTokenCommands(program, deps);
+  registerNamespaceCommands(program, deps);
 
   return program;
 }

@@ -80,7 +80,13 @@ export function installAuthorization(
     d.verb = rule.watchable && (q.watch === "1" || q.watch === "true") ? "watch" : rule.verb;
     const params = req.params as { namespace?: string };
     d.namespace =
-      rule.scope === "namespace" ? params.namespace : rule.scope === "query-namespace" ? q.namespace : undefined;
+      rule.scope === "namespace"
+        ? params.namespace
+        : rule.scope === "query-namespace"
+          ? q.namespace
+          : rule.scope === "own-namespace"
+            ? identity.namespace
+            : undefined;
     const why = denial(identity, d.verb, rule.resource, d.namespace);
     if (why) {
       d.reason = why;

@@ -6,15 +6,27 @@ import { KINDS, pluralOf, type Role, type Verb } from "@grove/api";
 import { resourceUrls } from "../http/resource-routes";
 
 export type Resource =
-  "apps" | "instances" | "tasks" | "events" | "nodes" | "secrets" | "tokens" | "capacity" | "plan" | "stats";
+  | "apps"
+  | "instances"
+  | "tasks"
+  | "events"
+  | "nodes"
+  | "secrets"
+  | "tokens"
+  | "capacity"
+  | "plan"
+  | "stats"
+  | "namespaces";
 
 /**
  * - namespace: the route's :namespace parameter names the namespace.
  * - cluster: the whole cluster (nodes, capacity, plan, lists across namespaces).
  * - query-namespace: the ?namespace= query when given, else the whole cluster (GET /v1/stats).
+ * - own-namespace: the caller's own namespace (cluster-admin: all); the handler answers only
+ *   what lies in it (GET /v1/namespaces).
  * - public: no authentication (health, readiness, API docs).
  */
-export type Scope = "namespace" | "cluster" | "query-namespace" | "public";
+export type Scope = "namespace" | "cluster" | "query-namespace" | "own-namespace" | "public";
 
 export interface RouteRule {
   verb: Verb;
@@ -87,6 +99,13 @@ export const ROUTE_POLICY: Readonly<Record<string, RouteRule>> = {
   "POST /v1/join-tokens": { verb: "create", resource: "tokens", scope: "cluster" },
   "POST /v1/join": { verb: "create", resource: "nodes", scope: "public" },
   "DELETE /v1/tokens/:name": { verb: "delete", resource: "tokens", scope: "cluster" },
+  // Namespace objects (namespaces/routes.ts): cluster-admins write them (a namespace's quota and
+  // policy bind its own roles); those roles may read their own, with its usage.
+  "GET /v1/namespaces": { verb: "list", resource: "namespaces", scope: "own-namespace" },
+  "POST /v1/namespaces": { verb: "create", resource: "namespaces", scope: "cluster" },
+  "GET /v1/namespaces/:namespace": { verb: "get", resource: "namespaces", scope: "namespace" },
+  "PUT /v1/namespaces/:namespace": { verb: "update", resource: "namespaces", scope: "namespace" },
+  "DELETE /v1/namespaces/:namespace": { verb: "delete", resource: "namespaces", scope: "namespace" },
 };
 
 /** The rule of a registered route; undefined = not in the table (refused). */
@@ -109,8 +128,17 @@ const NAMESPACE_ROLES: Record<Exclude<Role, "cluster-admin">, Partial<Record<Res
     secrets: ALL,
     tokens: ALL,
     stats: ["stats"],
+    namespaces: ["get", "list"],
   },
-  edit: { apps: ALL, instances: ALL, tasks: ALL, events: READ, secrets: ALL, stats: ["stats"] },
+  edit: {
+    apps: ALL,
+    instances: ALL,
+    tasks: ALL,
+    events: READ,
+    secrets: ALL,
+    stats: ["stats"],
+    namespaces: ["get", "list"],
+  },
   // Logs and exec are left out: logs often carry what Secrets hold, exec reaches them.
   view: {
     apps: READ,
@@ -119,6 +147,7 @@ const NAMESPACE_ROLES: Record<Exclude<Role, "cluster-admin">, Partial<Record<Res
     events: READ,
     secrets: ["get", "list"],
     stats: ["stats"],
+    namespaces: ["get", "list"],
   },
 };
 

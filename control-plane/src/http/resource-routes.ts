@@ -14,6 +14,7 @@ import {
   type Kind,
 } from "@grove/api";
 import type { HostPortRange } from "../scheduler";
+import type { Admission } from "../namespaces/admission";
 import { collectionPrefix, isKind, type Repository, type ResourceOf } from "../resources/repository";
 import { decodeContinue, encodeContinue } from "./continue-token";
 import { streamWatch, type WatchRegistry } from "./watch-stream";
@@ -26,6 +27,8 @@ export interface RouteContext {
   hostPorts?: HostPortPolicy;
   /** The scheduler loop's range of dynamic host ports (plans hand them out as it does). */
   dynamicHostPorts?: HostPortRange;
+  /** Writes users' objects through namespace admission (policy, quota); straight to the repository without. */
+  admission?: Admission;
 }
 
 export interface ResourceRouteOptions<K extends Kind> {
@@ -237,7 +240,7 @@ export function registerResourceRoutes<K extends Kind>(
         },
       },
       async (req, reply) => {
-        const created = await ctx.repo.create(req.body as ResourceOf<K>);
+        const created = await (ctx.admission ?? ctx.repo).create(req.body as ResourceOf<K>);
         return reply.code(201).header("x-grove-apply-result", "created").send(created);
       },
     );
@@ -264,7 +267,7 @@ export function registerResourceRoutes<K extends Kind>(
         },
       },
       async (req, reply) => {
-        const { object, result } = await ctx.repo.apply(req.body as ResourceOf<K>);
+        const { object, result } = await (ctx.admission ?? ctx.repo).apply(req.body as ResourceOf<K>);
         return reply
           .code(result === "created" ? 201 : 200)
           .header("x-grove-apply-result", result)

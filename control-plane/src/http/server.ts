@@ -32,6 +32,7 @@ import { registerPeerStreamRoute, type LocalStreams } from "../replicas/peer-str
 import type { RouteContext } from "./resource-routes";
 import { addSharedSchemas } from "./schemas";
 import { WatchRegistry } from "./watch-stream";
+import { installNamespaces } from "../namespaces/setup";
 
 export interface HttpServerOptions {
   repo: Repository;
@@ -112,6 +113,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
     ...(opts.hostPorts ? { hostPorts: opts.hostPorts } : {}),
     ...(opts.dynamicHostPorts ? { dynamicHostPorts: opts.dynamicHostPorts } : {}),
   };
+  ctx.admission = installNamespaces(app, opts.store, opts.repo);
   registerHealthRoutes(app, opts.store);
   registerAppRoutes(app, ctx);
   registerInstanceRoutes(app, ctx);

@@ -22,7 +22,7 @@ import {
   type TaskStatus,
   type WatchEvent,
 } from "@grove/api";
-import { Keys, type KeyValue, type Store, type Watch } from "../store/store";
+import { Keys, type KeyValue, type Store, type TxnCompare, type TxnOp, type Watch } from "../store/store";
 
 export interface ResourceTypes {
   App: App;
@@ -58,6 +58,26 @@ export interface ResourceWatchHandlers<T> {
   onRelist?(items: T[], resourceVersion: string): void;
   onError?(err: Error): void;
 }
+
+/**
+ * Extra compares and ops a create or apply commits in the same etcd
+ * transaction as the object (namespaces/admission.ts: a quota checked against
+ * usage read at a revision the transaction compares). Called with the stored
+ * object (undefined when new) and the one about to be written, on every retry.
+ */
+export type WriteGuard = (
+  current: ResourceOf<Kind> | undefined,
+  next: ResourceOf<Kind>,
+) => Promise<{ compares: TxnCompare[]; ops: TxnOp<unknown>[] }>;
+
+/** A guarded write lost to a concurrent one on the guard's keys: apply reads again and retries. */
+export class GuardConflict extends GroveError {
+  constructor(what: string) {
+    super("Conflict", `${what} changed concurrently: read it again and retry`);
+  }
+}
+/** Guarded writes race on one key per namespace: give them more tries than plain ones. */
+const GUARDED_RETRIES = 50;
 
 export interface RepositoryOptions {
   /** Clock for creationTimestamp (the simulator passes its own). */
@@ -143,10 +163,12 @@ export class Repository {
    * creationTimestamp given by the caller are kept (controllers set them);
    * generation starts at 1.
    */
-  async create<T extends ResourceOf<Kind>>(obj: T): Promise<T> {
+  async create<T extends ResourceOf<Kind>>(obj: T, guard?: WriteGuard): Promise<T> {
     const kind = kindOf(obj);
     const value = this.newObject(kind, obj);
-    const rev = await this.store.create(storeKey(kind, value.metadata.namespace, value.metadata.name), value);
+    const key = storeKey(kind, value.metadata.namespace, value.metadata.name);
+    if (guard) return withVersion(value, await this.guardedPut(key, undefined, value, "0", guard));
+    const rev = await this.store.create(key, value);
     return withVersion(value, rev);
   }
 
@@ -156,7 +178,7 @@ export class Repository {
    * creationTimestamp and status; generation goes up when the spec changed.
    * With metadata.resourceVersion set, it must be the stored one (else Conflict).
    */
-  async apply<T extends ResourceOf<Kind>>(obj: T): Promise<{ object: T; result: ApplyResult }> {
+  async apply<T extends ResourceOf<Kind>>(obj: T, guard?: WriteGuard): Promise<{ object: T; result: ApplyResult }> {
     const kind = kindOf(obj);
     const { namespace, name } = this.identity(kind, obj);
     const expected = obj.metadata.resourceVersion;
@@ -170,7 +192,7 @@ export class Repository {
               `${describe(kind, namespace, name)} does not exist, so it cannot be at resourceVersion ${expected}`,
             );
           }
-          return { object: (await this.create(obj)) as T, result: "created" };
+          return { object: (await this.create(obj, guard)) as T, result: "created" };
         }
         checkVersion(kind, current, expected);
         const specChanged = !deepEqual(current.spec, obj.spec);
@@ -180,10 +202,18 @@ export class Repository {
         next.spec = structuredClone(obj.spec);
         setLabels(next, obj.metadata.labels);
         if (specChanged) next.metadata.generation = (current.metadata.generation ?? 1) + 1;
-        return { object: await this.write(kind, next, current.metadata.resourceVersion!), result: "configured" };
+        const object = await this.write(
+          kind,
+          next,
+          current.metadata.resourceVersion!,
+          guard ? { guard, current } : undefined,
+        );
+        return { object, result: "configured" };
       } catch (err) {
         // Someone else wrote between our read and write. Without a
         // resourceVersion the caller asked for last-write-wins: read again.
+        // A lost race on the guard's keys says nothing about this object: retry in any case.
+        if (err instanceof GuardConflict && attempt < GUARDED_RETRIES) continue;
         if (expected !== undefined || !isRetryable(err) || attempt >= this.retries) throw err;
       }
     }
@@ -340,15 +370,42 @@ export class Repository {
     return { namespace: obj.metadata.namespace ?? DEFAULT_NAMESPACE, name: obj.metadata.name };
   }
 
-  private async write<T extends ResourceOf<Kind>>(kind: Kind, obj: T, expectedVersion: string): Promise<T> {
+  private async write<T extends ResourceOf<Kind>>(
+    kind: Kind,
+    obj: T,
+    expectedVersion: string,
+    guarded?: { guard: WriteGuard; current: ResourceOf<Kind> },
+  ): Promise<T> {
     const value = structuredClone(obj);
     delete value.metadata.resourceVersion;
-    const rev = await this.store.update(
-      storeKey(kind, value.metadata.namespace, value.metadata.name),
-      value,
-      expectedVersion,
-    );
+    const key = storeKey(kind, value.metadata.namespace, value.metadata.name);
+    if (guarded)
+      return withVersion(value, await this.guardedPut(key, guarded.current, value, expectedVersion, guarded.guard));
+    const rev = await this.store.update(key, value, expectedVersion);
     return withVersion(value, rev);
+  }
+
+  /** Puts the object at `expectedVersion` ("0": new) together with the guard's compares and ops. */
+  private async guardedPut(
+    key: string,
+    current: ResourceOf<Kind> | undefined,
+    value: ResourceOf<Kind>,
+    expectedVersion: string,
+    guard: WriteGuard,
+  ): Promise<string> {
+    const g = await guard(current, value);
+    const r = await this.store.txn<unknown>(
+      [{ key, modRevision: expectedVersion }, ...g.compares],
+      [{ type: "put", key, value }, ...g.ops],
+    );
+    if (r.succeeded) return r.revision;
+    // Which compare failed: the object's own (as an unguarded write would report it) or the guard's.
+    const now = await this.store.get(key);
+    const what = `${value.kind} ${value.metadata.namespace ?? ""}/${value.metadata.name}`;
+    if (expectedVersion === "0" && now) throw new GroveError("AlreadyExists", `${what} already exists`);
+    if (expectedVersion !== "0" && !now) throw new GroveError("NotFound", `${what} not found`);
+    if ((now?.modRevision ?? "0") !== expectedVersion) throw new GroveError("Conflict", `${what} changed: retry`);
+    throw new GuardConflict(`the admission state of ${what}`);
   }
 }
 

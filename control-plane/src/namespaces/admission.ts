@@ -1,0 +1,110 @@
+// Admission of Apps and Tasks into a namespace that has a Namespace object:
+// its policy level (restricted, baseline, privileged) and its quota. The
+// quota is checked against usage read inside a guard (resources/repository.ts
+// WriteGuard) whose transaction also rewrites the namespace's admission key
+// and compares the Namespace's revision: of two writes that each fit alone but
+// not together, one commits and the other reads again and is refused.
+import {
+  DEFAULT_NAMESPACE,
+  DEFAULT_POLICY_LEVEL,
+  GroveError,
+  policyProblems,
+  type App,
+  type Kind,
+  type NamespaceUsage,
+  type Task,
+} from "@grove/api";
+import {
+  GuardConflict,
+  type ApplyResult,
+  type Repository,
+  type ResourceOf,
+  type WriteGuard,
+} from "../resources/repository";
+import type { KeyValue } from "../store/store";
+import { admissionKey, namespaceKey, type NamespaceService, type StoredNamespace } from "./namespace-service";
+import { NO_USAGE, addUsage, appUsage, hardOf, namespaceUsage, quotaProblems, taskUsage } from "./usage";
+
+/** What the HTTP routes call instead of the Repository for objects users write. */
+export interface Admission {
+  create<T extends ResourceOf<Kind>>(obj: T): Promise<T>;
+  apply<T extends ResourceOf<Kind>>(obj: T): Promise<{ object: T; result: ApplyResult }>;
+}
+
+const ADMITTED = new Set(["App", "Task"]);
+/** A create that keeps losing races on the admission key gives up after this many tries (409). */
+const CREATE_TRIES = 50;
+
+export class NamespaceAdmission implements Admission {
+  constructor(
+    private readonly repo: Repository,
+    private readonly namespaces: NamespaceService,
+  ) {}
+
+  async create<T extends ResourceOf<Kind>>(obj: T): Promise<T> {
+    if (!ADMITTED.has(obj.kind)) return this.repo.create(obj);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.repo.create(obj, this.guard());
+      } catch (err) {
+        if (!(err instanceof GuardConflict) || attempt >= CREATE_TRIES) throw err;
+      }
+    }
+  }
+
+  apply<T extends ResourceOf<Kind>>(obj: T): Promise<{ object: T; result: ApplyResult }> {
+    if (!ADMITTED.has(obj.kind)) return this.repo.apply(obj);
+    return this.repo.apply(obj, this.guard());
+  }
+
+  /** Reads the Namespace and the usage afresh on every try (the repository calls it per attempt). */
+  private guard(): WriteGuard {
+    return async (current, next) => {
+      const ns = next.metadata.namespace ?? DEFAULT_NAMESPACE;
+      const nsKey = namespaceKey(ns);
+      const nsKv = await this.namespaces.get(ns);
+      // An implicit namespace: no policy, no quota, but it must still have no object when we commit.
+      if (!nsKv) return { compares: [{ key: nsKey, modRevision: "0" }], ops: [] };
+      checkPolicy(nsKv, next);
+      const hard = hardOf(nsKv.value.spec?.quota);
+      if (Object.keys(hard).length === 0) return { compares: [{ key: nsKey, modRevision: nsKv.modRevision }], ops: [] };
+      // The admission key before the usage: any quota-checked write committed after this read fails our compare.
+      const lock = await this.namespaces.store.get(admissionKey(ns));
+
+      const [apps, tasks] = await Promise.all([this.repo.list("App", ns), this.repo.list("Task", ns)]);
+      const others = (o: { kind: string; metadata: { name: string } }) =>
+        !(o.kind === next.kind && o.metadata.name === next.metadata.name);
+      const before = namespaceUsage(apps.items.filter(others), tasks.items.filter(others));
+      const byName = new Map(apps.items.map((a) => [a.metadata.name, a]));
+      const share = (o: ResourceOf<Kind> | undefined): NamespaceUsage =>
+        o === undefined ? NO_USAGE : o.kind === "App" ? appUsage(o as App) : taskUsage(o as Task, byName);
+      const request = share(next);
+      const problems = quotaProblems(before, request, share(current), hard);
+      if (problems.length > 0) {
+        throw new GroveError(
+          "QuotaExceeded",
+          `${next.kind} ${ns}/${next.metadata.name} would exceed the quota of namespace ${ns}: ${problems.join("; ")}`,
+        );
+      }
+      return {
+        compares: [
+          { key: nsKey, modRevision: nsKv.modRevision },
+          { key: admissionKey(ns), modRevision: lock?.modRevision ?? "0" },
+        ],
+        ops: [{ type: "put", key: admissionKey(ns), value: { used: addUsage(before, request) } }],
+      };
+    };
+  }
+}
+
+function checkPolicy(nsKv: KeyValue<StoredNamespace>, obj: ResourceOf<Kind>): void {
+  const level = nsKv.value.spec?.policy ?? DEFAULT_POLICY_LEVEL;
+  const problems = policyProblems(obj.spec, level, nsKv.value.spec?.hostPortRange);
+  if (problems.length === 0) return;
+  const ns = nsKv.value.metadata.name;
+  throw new GroveError(
+    "AdmissionDenied",
+    `namespace ${ns} is ${level}: ${problems.map((p) => `${p.pointer}: ${p.message}`).join("; ")}`,
+    problems.map((p) => ({ path: p.pointer, message: p.message })),
+  );
+}
