@@ -42,14 +42,16 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
+/** `where`: "" for the top level of a single-server file, else "contexts.NAME". */
 function entryOf(raw: unknown, file: string, where: string): ContextEntry {
+  const at = where ? `${where}: ` : "";
   if (!isObject(raw)) throw new ConfigError(`config file ${file}: ${where} must be an object`);
   const out: ContextEntry = {};
   for (const [key, v] of Object.entries(raw)) {
     if (!(ENTRY_KEYS as readonly string[]).includes(key)) {
-      throw new ConfigError(`config file ${file}: ${where}: unknown field "${key}" (known: ${ENTRY_KEYS.join(", ")})`);
+      throw new ConfigError(`config file ${file}: ${at}unknown field "${key}" (known: ${ENTRY_KEYS.join(", ")})`);
     }
-    if (typeof v !== "string") throw new ConfigError(`config file ${file}: ${where}"${key}" must be a string`);
+    if (typeof v !== "string") throw new ConfigError(`config file ${file}: ${at}"${key}" must be a string`);
     out[key as (typeof ENTRY_KEYS)[number]] = v;
   }
   return out;
@@ -82,7 +84,7 @@ export function parseConfigDocument(parsed: unknown, file: string): ConfigDocume
   if (!isObject(rawContexts))
     throw new ConfigError(`config file ${file}: "contexts" must be an object of name -> context`);
   const contexts: Record<string, ContextEntry> = {};
-  for (const [name, raw] of Object.entries(rawContexts)) contexts[name] = entryOf(raw, file, `contexts.${name}: `);
+  for (const [name, raw] of Object.entries(rawContexts)) contexts[name] = entryOf(raw, file, `contexts.${name}`);
   const current = parsed["current-context"];
   if (current !== undefined && typeof current !== "string") {
     throw new ConfigError(`config file ${file}: "current-context" must be a string`);

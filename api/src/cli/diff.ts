@@ -43,10 +43,7 @@ export function diffLines(a: readonly string[], b: readonly string[]): string[] 
       out.push(` ${a[i]}`);
       i++;
       j++;
-    } else if (
-      j < m &&
-      (i >= n || ((lcs[i] as number[])[j + 1] as number) >= ((lcs[i + 1] as number[])[j] as number))
-    ) {
+    } else if (j < m && (i >= n || ((lcs[i] as number[])[j + 1] as number) > ((lcs[i + 1] as number[])[j] as number))) {
       out.push(`+${b[j]}`);
       j++;
     } else {
