@@ -26,7 +26,14 @@ import { registerCreateCommands } from "./create-token";
 export type { CliClient, CliDeps } from "./deps";
 export { waitForApps } from "./wait";
 import { columnWidths, formatRow, tableHeaders, tableRow, type TableOptions } from "./render/table";
-import { DEFAULT_OUTPUT, parseOutput, printObjects, printWatchEvent, type Output } from "./render/output";
+import {
+  DEFAULT_OUTPUT,
+  parseOutput,
+  printJsonPath,
+  printObjects,
+  printWatchEvent,
+  type Output,
+} from "./render/output";
 import { loadManifestInput } from "./manifest-input";
 import { listSelected, type Selection } from "./list-selected";
 import { registerConfigCommands } from "./config-commands";
@@ -61,7 +68,7 @@ async function getEndpoints(
   const print = (e: Endpoints) => {
     if (output.format === "json") deps.out(JSON.stringify(e, null, watch ? undefined : 2));
     else if (output.format === "yaml") deps.out(`---\n${YAML.stringify(e).trimEnd()}`);
-    else if (output.format === "jsonpath") deps.out(output.template.render(e));
+    else if (output.format === "jsonpath") printJsonPath(deps, output.template.render(e));
     else {
       const rows = [["INSTANCE", "NODE", "IP", "PORTS"], ...endpointRows(e)];
       const widths = columnWidths(rows);
@@ -228,7 +235,7 @@ export function buildProgram(deps: CliDeps): Command {
           const c = await client.capacity(opts.shape);
           if (output.format === "json") deps.out(JSON.stringify(c, null, 2));
           else if (output.format === "yaml") deps.out(YAML.stringify(c).trimEnd());
-          else if (output.format === "jsonpath") deps.out(output.template.render(c));
+          else if (output.format === "jsonpath") printJsonPath(deps, output.template.render(c));
           else for (const line of renderCapacity(c)) deps.out(line);
           return;
         }

@@ -28,6 +28,12 @@ interface Named {
   metadata: { name: string };
 }
 
+/** As kubectl: exactly what the template makes, no newline added (write {"\n"} for one). */
+export function printJsonPath(deps: CliDeps, text: string): void {
+  if (deps.write) deps.write(text);
+  else deps.out(text);
+}
+
 /** Prints a list (or one object when `single`) in the chosen format. */
 export function printObjects(
   deps: CliDeps,
@@ -50,7 +56,7 @@ export function printObjects(
       for (const o of objects) deps.out(refOf(kind, o.metadata.name));
       return;
     case "jsonpath":
-      deps.out(output.template.render(whole));
+      printJsonPath(deps, output.template.render(whole));
       return;
     case "table":
     case "wide":
@@ -82,7 +88,7 @@ export function printWatchEvent(
       deps.out(refOf(kind, event.object.metadata.name));
       return;
     case "jsonpath":
-      deps.out(output.template.render(event.object));
+      deps.out(output.template.render(event.object)); // one line per event, so events stay apart
       return;
     default:
       deps.out(row());
