@@ -74,8 +74,20 @@ describe("CLI essentials", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 
-  it("apply -f - --wait reads standard input and returns once the instance runs", async () => {
+  it("apply -f - --wait reads standard input and returns once the instance runs, following a watch", async () => {
+    const server = cluster.server!;
+    const logFrom = server.output.length;
     const r = await grove(["apply", "-f", "-", "--wait", "--timeout", "90s"], manifest("cli-web", 1, { tier: "cli" }));
+    // What was asked of instances while the CLI waited (grove-server logs each request's URL).
+    const urls = server.output
+      .slice(logFrom)
+      .map((l) => /"url":"(\/v1\/namespaces\/default\/instances[^"]*)"/.exec(l)?.[1])
+      .filter((u): u is string => u !== undefined);
+    // One list, then one watch from its revision: no polling.
+    expect(urls).toEqual([
+      "/v1/namespaces/default/instances?limit=500",
+      expect.stringMatching(/^\/v1\/namespaces\/default\/instances\?watch=1&resourceVersion=[0-9]+$/),
+    ]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split("\n");
