@@ -84,6 +84,32 @@ describe("grove completion", () => {
     expect(complete("grove", "completion", "")).toEqual(["bash", "zsh"]);
   });
 
+  const hasZsh = ["/usr/bin/zsh", "/bin/zsh"].some((f) => fs.existsSync(f));
+  (hasZsh ? it : it.skip)(
+    `the zsh script completes the same in a real zsh${hasZsh ? "" : " (skipped: zsh is not installed)"}`,
+    async () => {
+      out.length = 0;
+      expect(await run(["completion", "zsh"], deps)).toBe(0);
+      const zshScript = path.join(dir, "grove.zsh");
+      fs.writeFileSync(zshScript, out.join("\n") + "\n");
+      // As bashcompinit's _bash_complete calls it: COMP_WORDS a zsh array, COMP_CWORD 0-based.
+      // zsh's compgen emulation leaves filtering by the typed prefix to compadd, so whole lists come back.
+      const program = [
+        `source '${zshScript}'`,
+        't() { COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); _grove; print -r -- "${(j: :)COMPREPLY}"; }',
+        't grove -n x describe ""',
+        't grove config ""',
+        't grove get apps -o ""',
+      ].join("\n");
+      const text = execFileSync("zsh", ["-f", "-c", program], { cwd: dir, encoding: "utf8", env: { HOME: dir } });
+      expect(text.trim().split("\n")).toEqual([
+        "apps app instances instance inst nodes node tasks task",
+        "get-contexts current-context use-context set-context",
+        "table wide yaml json name jsonpath=",
+      ]);
+    },
+  );
+
   it("prints a zsh script that loads the same completion, and refuses other shells", async () => {
     out.length = 0;
     expect(await run(["completion", "zsh"], deps)).toBe(0);

@@ -87,6 +87,8 @@ _grove_contexts() {
 }
 
 _grove() {
+  # zsh (bashcompinit) passes COMP_WORDS as a zsh array: make it 0-based as in bash.
+  [[ -n \${ZSH_VERSION-} ]] && setopt localoptions ksharrays
   local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}"
   local cmd="" sub="" args=0 skip=0 i w
   for ((i = 1; i < COMP_CWORD; i++)); do
@@ -114,17 +116,20 @@ _grove() {
     return 0
   fi
   if [[ $cur == -* ]]; then
-    local flags_var="_grove_flags_$key"
-    COMPREPLY=($(compgen -W "\${!flags_var} $_grove_global_flags" -- "$cur"))
+    # eval, not \${!var}: zsh (through bashcompinit) has no indirect expansion.
+    local flags=""
+    eval "flags=\\"\\\${_grove_flags_$key-}\\""
+    COMPREPLY=($(compgen -W "$flags $_grove_global_flags" -- "$cur"))
     return 0
   fi
   if [[ -z $cmd ]]; then
     COMPREPLY=($(compgen -W "$_grove_commands" -- "$cur"))
     return 0
   fi
-  local sub_var="_grove_sub_\${cmd//[^A-Za-z0-9]/_}"
-  if [[ -z $sub && -n \${!sub_var} ]]; then
-    COMPREPLY=($(compgen -W "\${!sub_var}" -- "$cur"))
+  local subs=""
+  eval "subs=\\"\\\${_grove_sub_\${cmd//[^A-Za-z0-9]/_}-}\\""
+  if [[ -z $sub && -n $subs ]]; then
+    COMPREPLY=($(compgen -W "$subs" -- "$cur"))
     return 0
   fi
   ((args == 0)) || return 0
