@@ -229,7 +229,12 @@ export function buildProgram(deps: CliDeps): Command {
         cmd: Command,
       ) => {
         const output = opts.output;
-        if (kindArg.toLowerCase() === "capacity") {
+        const word = kindArg.split("/")[0]!.toLowerCase();
+        if (opts.selector !== undefined && [...ENDPOINTS_WORDS, ...EVENTS_WORDS, "capacity"].includes(word)) {
+          throw new UsageError(`-l: get ${word} has no labels to select by`);
+        }
+        if (word === "capacity") {
+          if (output.format === "name") throw new UsageError("-o name: capacity has no name; use -o jsonpath");
           const { client } = connect(cmd, deps);
           if (!client.capacity) throw new Error("this client cannot read capacity");
           const c = await client.capacity(opts.shape);
@@ -239,7 +244,7 @@ export function buildProgram(deps: CliDeps): Command {
           else for (const line of renderCapacity(c)) deps.out(line);
           return;
         }
-        if (ENDPOINTS_WORDS.includes(kindArg.split("/")[0]!.toLowerCase())) {
+        if (ENDPOINTS_WORDS.includes(word)) {
           const app = kindArg.includes("/") ? kindArg.slice(kindArg.indexOf("/") + 1) : nameArg;
           if (!app) throw new UsageError("get endpoints needs the App's name: grove get endpoints APP");
           const { config, client } = connect(cmd, deps);
