@@ -388,6 +388,7 @@ describe("grove CLI", () => {
     it("-w prints the table, then a row per change, from the list's revision", async () => {
       client.watchEvents = [
         { type: "MODIFIED", object: { ...app("hello", 3), status: { running: 2 } } },
+        { type: "BOOKMARK", object: { metadata: { resourceVersion: "50" } } } as unknown as WatchEvent<AnyObject>,
         { type: "DELETED", object: { ...app("hello", 3), status: { running: 3 } } },
       ];
       expect(await grove("get", "apps", "-w")).toBe(0);

@@ -302,6 +302,8 @@ export function buildProgram(deps: CliDeps): Command {
             const body = event.object as unknown as { code?: string; message?: string };
             throw new Error(`watch ended by the server: ${body.message ?? JSON.stringify(event.object)}`);
           }
+          // A bookmark or heartbeat line carries no object to print.
+          if (!["ADDED", "MODIFIED", "DELETED"].includes(event.type)) continue;
           const object = event.object as AnyObject;
           if (name !== undefined && object.metadata.name !== name) continue;
           if (!list.matches(object)) continue;
