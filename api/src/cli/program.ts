@@ -85,7 +85,7 @@ async function getEndpoints(
       stream.close();
       throw new Error(`watch ended by the server: ${JSON.stringify(event.object)}`);
     }
-    print(event.object);
+    if (event.type === "ADDED" || event.type === "MODIFIED") print(event.object); // not bookmarks or heartbeats
   }
 }
 
