@@ -59,6 +59,8 @@ export interface ListOptions {
   /** The namespace of a namespaced kind; `allNamespaces` lists them all. Ignored for nodes. */
   namespace?: string;
   allNamespaces?: boolean;
+  /** ?labelSelector= ("app=web,tier!=db"): only objects whose labels match (server-side). */
+  labelSelector?: string;
 }
 
 export interface ListAllOptions extends ListOptions {
@@ -143,6 +145,7 @@ export class GroveClient {
     const query = new URLSearchParams();
     if (options.limit !== undefined) query.set("limit", String(options.limit));
     if (options.continue !== undefined) query.set("continue", options.continue);
+    if (options.labelSelector) query.set("labelSelector", options.labelSelector);
     const q = query.size > 0 ? `?${query.toString()}` : "";
     return (await this.request("GET", this.collectionPath(kind, options) + q)).body as List<ResourceOf<K>>;
   }
@@ -177,6 +180,7 @@ export class GroveClient {
   async watch<K extends Kind>(kind: K, options: WatchOptions = {}): Promise<WatchStream<ResourceOf<K>>> {
     const query = new URLSearchParams({ watch: "1" });
     if (options.resourceVersion !== undefined) query.set("resourceVersion", options.resourceVersion);
+    if (options.labelSelector) query.set("labelSelector", options.labelSelector);
     const controller = new AbortController();
     const url = `${this.collectionPath(kind, options)}?${query.toString()}`;
     const res = await this.fetch("GET", url, undefined, true, controller);

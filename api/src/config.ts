@@ -1,8 +1,19 @@
 // Where the CLI finds its control plane. Precedence, highest first: flags, environment,
-// the config file (--config, else GROVE_CONFIG, else ~/.grove/config.json), defaults.
+// the config file's context (--context, else GROVE_CONTEXT, else its current-context; the file
+// is --config, else GROVE_CONFIG, else ~/.grove/config.json), defaults.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { DEFAULT_NAMESPACE } from "./defaults";
+import {
+  ConfigError,
+  contextToken,
+  parseConfigDocument,
+  selectContext,
+  type ConfigDocument,
+  type ContextEntry,
+} from "./config-contexts";
+
+export { ConfigError } from "./config-contexts";
 
 /** The config file's shape. */
 export interface ConfigFile {
@@ -20,6 +31,8 @@ export interface ConnectionFlags {
   ca?: string;
   config?: string;
   namespace?: string;
+  /** The config file's context to use (--context). */
+  context?: string;
 }
 
 export interface ResolvedConfig {
@@ -30,13 +43,8 @@ export interface ResolvedConfig {
   caPem?: string;
   /** The config file that was read, if any. */
   configPath?: string;
-}
-
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
+  /** The config file's context that was used, when the file has contexts. */
+  context?: string;
 }
 
 export const NO_CONTROL_PLANE_MESSAGE =
@@ -46,8 +54,8 @@ export function defaultConfigPath(home: string): string {
   return path.join(home, ".grove", "config.json");
 }
 
-/** Reads a config file. A missing file is only an error when the user named it explicitly. */
-export function readConfigFile(file: string, explicit: boolean): ConfigFile | undefined {
+/** Reads a config file in either shape. A missing file is only an error when the user named it explicitly. */
+export function readConfigDocument(file: string, explicit: boolean): ConfigDocument | undefined {
   let text: string;
   try {
     text = fs.readFileSync(file, "utf8");
@@ -61,17 +69,24 @@ export function readConfigFile(file: string, explicit: boolean): ConfigFile | un
   } catch (err) {
     throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
   }
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw new ConfigError(`config file ${file} must hold a JSON object like {"server": "...", "token": "..."}`);
-  }
-  const out: ConfigFile = {};
-  for (const key of ["server", "token", "namespace", "ca"] as const) {
-    const v = (parsed as Record<string, unknown>)[key];
-    if (v === undefined) continue;
-    if (typeof v !== "string") throw new ConfigError(`config file ${file}: "${key}" must be a string`);
-    out[key] = v;
-  }
-  return out;
+  return parseConfigDocument(parsed, file);
+}
+
+/** The config file's current context, flattened (a single-server file is its one context). */
+export function readConfigFile(file: string, explicit: boolean): ConfigFile | undefined {
+  const doc = readConfigDocument(file, explicit);
+  if (!doc) return undefined;
+  const entry = selectContext(doc, undefined, file)?.entry;
+  if (!entry) return {};
+  const token = contextToken(entry, file);
+  const { tokenFile: _t, ...rest } = entry;
+  return { ...rest, ...(token !== undefined ? { token } : {}) };
+}
+
+/** --config, else GROVE_CONFIG, else ~/.grove/config.json; and whether the user named it. */
+export function configPathOf(flags: { config?: string }, env: NodeJS.ProcessEnv, home: string) {
+  const explicitPath = given(flags.config) ?? given(env.GROVE_CONFIG);
+  return { configPath: explicitPath ?? defaultConfigPath(home), explicit: explicitPath !== undefined };
 }
 
 /** Non-empty, trimmed, or undefined. */
@@ -81,9 +96,18 @@ function given(v: string | undefined): string | undefined {
 }
 
 export function resolveConfig(flags: ConnectionFlags, env: NodeJS.ProcessEnv, home: string): ResolvedConfig {
-  const explicitPath = given(flags.config) ?? given(env.GROVE_CONFIG);
-  const configPath = explicitPath ?? defaultConfigPath(home);
-  const file = readConfigFile(configPath, explicitPath !== undefined);
+  const { configPath, explicit } = configPathOf(flags, env, home);
+  const doc = readConfigDocument(configPath, explicit);
+  const requested = given(flags.context) ?? given(env.GROVE_CONTEXT);
+  if (requested !== undefined && !doc) throw new ConfigError(`no context "${requested}": ${configPath} does not exist`);
+  const selected = doc ? selectContext(doc, requested, configPath) : undefined;
+  const entry: ContextEntry | undefined = doc ? (selected?.entry ?? {}) : undefined;
+  // The context's token file is read only when no flag or variable gives the token.
+  const tokenOverride = given(flags.token) ?? given(env.GROVE_TOKEN);
+  const file = entry && {
+    ...entry,
+    token: tokenOverride === undefined ? contextToken(entry, configPath) : undefined,
+  };
 
   const server = given(flags.server) ?? given(env.GROVE_SERVER) ?? given(file?.server);
   const token = given(flags.token) ?? given(env.GROVE_TOKEN) ?? given(file?.token);
@@ -123,5 +147,6 @@ export function resolveConfig(flags: ConnectionFlags, env: NodeJS.ProcessEnv, ho
     namespace,
     ...(caPem ? { caPem } : {}),
     ...(file ? { configPath } : {}),
+    ...(selected && doc && !doc.migrated ? { context: selected.name } : {}),
   };
 }

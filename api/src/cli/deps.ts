@@ -21,7 +21,8 @@ export interface CliDeps {
   home: string;
   makeClient(config: ResolvedConfig): CliClient;
   now(): number;
-  sleep(ms: number): Promise<void>;
+  /** Resolves after `ms`, or as soon as `signal` aborts (so no timer outlives what waited). */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
   /** Raw standard output (logs, exec); without it, out() gets whole lines. */
   write?(data: Uint8Array | string): void;
   /** Raw standard error (exec's stderr). */

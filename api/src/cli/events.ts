@@ -59,6 +59,7 @@ export async function getEvents(
       throw new Error(`watch ended by the server: ${JSON.stringify(event.object)}`);
     }
     if (event.type === "DELETED") continue; // expired
+    if (event.type !== "ADDED" && event.type !== "MODIFIED") continue; // a bookmark or heartbeat line
     print(event.object, widths);
   }
 }

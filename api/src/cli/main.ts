@@ -18,7 +18,18 @@ export function defaultDeps(): CliDeps {
         ...(config.caPem ? { caPem: config.caPem } : {}),
       }),
     now: () => Date.now(),
-    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    sleep: (ms, signal) =>
+      new Promise((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        signal?.addEventListener(
+          "abort",
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          { once: true },
+        );
+      }),
     write: (data) => process.stdout.write(data),
     writeErr: (data) => process.stderr.write(data),
     stdin: process.stdin,

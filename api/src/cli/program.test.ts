@@ -15,6 +15,9 @@ class FakeClient {
   readonly objects = new Map<string, AnyObject>();
   readonly calls: string[] = [];
   watchEvents: WatchEvent<AnyObject>[] = [];
+  /** Keep a watch open after its events until close(), as a server does. */
+  holdWatchOpen = false;
+  openWatches = 0;
   private uid = 0;
 
   private key(kind: Kind, name: string, namespace?: string): string {
@@ -62,13 +65,21 @@ class FakeClient {
   async watch(kind: Kind, options: { resourceVersion?: string }) {
     this.calls.push(`watch ${kind} from ${options.resourceVersion}`);
     const events = this.watchEvents;
+    const hold = this.holdWatchOpen;
+    let closed = () => undefined as void;
+    const closing = new Promise<void>((resolve) => (closed = resolve));
+    this.openWatches++;
+    const onClose = () => this.openWatches--;
     return {
       closed: false,
       close() {
+        if (!this.closed) onClose();
         this.closed = true;
+        closed();
       },
       async *[Symbol.asyncIterator]() {
         yield* events;
+        if (hold) await closing;
       },
     };
   }
@@ -91,6 +102,8 @@ describe("grove CLI", () => {
   let err: string[];
   let now: number;
   let onSleep: () => void;
+  /** A sleep of exactly this long (a --wait deadline) lasts until it is aborted. */
+  let endlessSleepMs: number | undefined;
   let env: NodeJS.ProcessEnv;
 
   const deps = (): CliDeps => ({
@@ -100,7 +113,9 @@ describe("grove CLI", () => {
     home: dir,
     makeClient: () => client as unknown as CliClient,
     now: () => now,
-    sleep: async (ms) => {
+    sleep: async (ms, signal) => {
+      if (ms === endlessSleepMs)
+        return new Promise<void>((resolve) => signal?.addEventListener("abort", () => resolve()));
       now += ms;
       onSleep();
     },
@@ -119,6 +134,7 @@ describe("grove CLI", () => {
     err = [];
     now = FIXED_NOW;
     onSleep = () => undefined;
+    endlessSleepMs = undefined;
     env = { GROVE_SERVER: "http://127.0.0.1:7443", GROVE_TOKEN: "t" };
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -265,24 +281,39 @@ describe("grove CLI", () => {
       expect(text).toContain(`${path.join(dir, "b.yaml")}:11:7: kind: kind Instance cannot be submitted`);
     });
 
-    it("--wait prints progress until every instance runs", async () => {
+    it("--wait follows the instances' watch from the list's revision, printing progress until every instance runs", async () => {
       const file = write("hello.yaml", HELLO);
-      let round = 0;
-      onSleep = () => {
-        round++;
-        const a = client.objects.get("App/default/hello") as App;
-        const uid = a.metadata.uid as string;
-        client.put(instance("hello-0", { appUid: uid }, { state: "Running" }));
-        client.put(
-          instance("hello-1", { appUid: uid, index: 1 }, round < 2 ? { state: "Starting" } : { state: "Running" }),
-        );
-      };
+      endlessSleepMs = 60_000; // the default --timeout: only the watch can end this wait
+      client.holdWatchOpen = true;
+      // The fake gives the App uid-1; its instances arrive as watch events.
+      client.watchEvents = [
+        { type: "ADDED", object: instance("hello-0", { appUid: "uid-1" }, { state: "Running" }) },
+        { type: "ADDED", object: instance("hello-1", { appUid: "uid-1", index: 1 }, { state: "Starting" }) },
+        { type: "MODIFIED", object: instance("hello-1", { appUid: "uid-1", index: 1 }, { state: "Running" }) },
+      ];
       expect(await grove("apply", "-f", file, "--wait")).toBe(0);
       expect(out).toEqual([
         "app/hello created",
         "app/hello: 0/2 running",
+        "app/hello: 1/2 running",
         "app/hello: 1/2 running (hello-1 Starting)",
         "app/hello: 2/2 running",
+      ]);
+      expect(client.calls.slice(-2)).toEqual(["list Instance default", "watch Instance from 41"]);
+      expect(client.openWatches).toBe(0);
+    });
+
+    it("--wait lists again when the watch ends, and ignores bookmark lines", async () => {
+      const file = write("hello.yaml", HELLO.replace("instances: 2", "instances: 1"));
+      endlessSleepMs = 60_000;
+      client.watchEvents = [{ type: "BOOKMARK", object: {} } as unknown as WatchEvent<AnyObject>];
+      onSleep = () => client.put(instance("hello-0", { appUid: "uid-1" }, { state: "Running" }));
+      expect(await grove("apply", "-f", file, "--wait")).toBe(0);
+      expect(out).toEqual(["app/hello created", "app/hello: 0/1 running", "app/hello: 1/1 running"]);
+      expect(client.calls.filter((c) => c.includes("Instance"))).toEqual([
+        "list Instance default",
+        "watch Instance from 41",
+        "list Instance default",
       ]);
     });
 
@@ -357,6 +388,7 @@ describe("grove CLI", () => {
     it("-w prints the table, then a row per change, from the list's revision", async () => {
       client.watchEvents = [
         { type: "MODIFIED", object: { ...app("hello", 3), status: { running: 2 } } },
+        { type: "BOOKMARK", object: { metadata: { resourceVersion: "50" } } } as unknown as WatchEvent<AnyObject>,
         { type: "DELETED", object: { ...app("hello", 3), status: { running: 3 } } },
       ];
       expect(await grove("get", "apps", "-w")).toBe(0);

@@ -5,7 +5,6 @@ import { Command, Option } from "commander";
 import { isDeepStrictEqual } from "node:util";
 import * as YAML from "yaml";
 import { GroveError } from "../errors";
-import { loadManifests } from "../manifest";
 import { type App, type Instance, type Node } from "../schemas";
 import type { Kind } from "../resource-kinds";
 import type { Task } from "../task-schema";
@@ -27,11 +26,23 @@ import { registerNamespaceCommands } from "./namespace-commands";
 // Kept so importers of program.ts need no edit.
 export type { CliClient, CliDeps } from "./deps";
 export { waitForApps } from "./wait";
-import { columnWidths, formatRow, renderObjects, tableHeaders, tableRow, type TableOptions } from "./render/table";
+import { columnWidths, formatRow, tableHeaders, tableRow, type TableOptions } from "./render/table";
+import {
+  DEFAULT_OUTPUT,
+  parseOutput,
+  printJsonPath,
+  printObjects,
+  printWatchEvent,
+  type Output,
+} from "./render/output";
+import { loadManifestInput } from "./manifest-input";
+import { listSelected, type Selection } from "./list-selected";
+import { registerConfigCommands } from "./config-commands";
+import { registerVersionCommand } from "./version";
+import { registerDiffCommand } from "./diff";
+import { registerCompletionCommand } from "./completion";
 
 type AnyObject = App | Instance | Node | Task;
-const OUTPUTS = ["table", "wide", "yaml", "json"] as const;
-type OutputFormat = (typeof OUTPUTS)[number];
 
 const ENDPOINTS_WORDS = ["endpoints", "endpoint", "ep"];
 
@@ -50,13 +61,15 @@ async function getEndpoints(
   client: CliClient,
   app: string,
   namespace: string,
-  output: OutputFormat,
+  output: Output,
   watch: boolean,
 ): Promise<void> {
   if (!client.endpoints || !client.watchEndpoints) throw new Error("this client cannot read endpoints");
+  if (output.format === "name") throw new UsageError("-o name: endpoints have no name of their own; use -o jsonpath");
   const print = (e: Endpoints) => {
-    if (output === "json") deps.out(JSON.stringify(e, null, watch ? undefined : 2));
-    else if (output === "yaml") deps.out(`---\n${YAML.stringify(e).trimEnd()}`);
+    if (output.format === "json") deps.out(JSON.stringify(e, null, watch ? undefined : 2));
+    else if (output.format === "yaml") deps.out(`---\n${YAML.stringify(e).trimEnd()}`);
+    else if (output.format === "jsonpath") printJsonPath(deps, output.template.render(e));
     else {
       const rows = [["INSTANCE", "NODE", "IP", "PORTS"], ...endpointRows(e)];
       const widths = columnWidths(rows);
@@ -73,7 +86,7 @@ async function getEndpoints(
       stream.close();
       throw new Error(`watch ended by the server: ${JSON.stringify(event.object)}`);
     }
-    print(event.object);
+    if (event.type === "ADDED" || event.type === "MODIFIED") print(event.object); // not bookmarks or heartbeats
   }
 }
 
@@ -108,6 +121,7 @@ export function buildProgram(deps: CliDeps): Command {
   const program = new Command("grove")
     .description("Grove: run apps on a cluster of Linux nodes")
     .option("--server <url>", "control plane URL (overrides GROVE_SERVER and the config file)")
+    .option("--context <name>", "the config file's context to use (default $GROVE_CONTEXT, else its current-context)")
     .option("--token <token>", "bearer token (overrides GROVE_TOKEN and the config file)")
     .option("--config <file>", "config file (default $GROVE_CONFIG or ~/.grove/config.json)")
     .option("--ca <file>", 'the cluster CA certificate (overrides GROVE_CA and "ca" in the config file)')
@@ -122,8 +136,11 @@ export function buildProgram(deps: CliDeps): Command {
   program
     .command("apply")
     .description("create or update the objects in manifest files")
-    .requiredOption("-f, --filename <path...>", "a manifest file or a directory of them (*.yaml, *.yml, *.json)")
-    .option("--wait", "wait until every applied app has all its instances running")
+    .requiredOption(
+      "-f, --filename <path...>",
+      "a manifest file, a directory of them (*.yaml, *.yml, *.json), or - for standard input",
+    )
+    .option("--wait", "wait until every applied app has all its instances running (follows a watch)")
     .option("--timeout <duration>", "how long --wait waits (e.g. 60s, 5m)", "60s")
     .option(
       "--plan",
@@ -132,7 +149,7 @@ export function buildProgram(deps: CliDeps): Command {
     .action(async (opts: { filename: string[]; wait?: boolean; timeout: string; plan?: boolean }, cmd: Command) => {
       const timeoutMs = parseDuration(opts.timeout);
       // Validate every document before anything is sent.
-      const manifests = loadManifests(opts.filename);
+      const manifests = await loadManifestInput(opts.filename, deps);
       const { config, client } = connect(cmd, deps);
       if (opts.plan) {
         if (!client.plan) throw new Error("this client cannot plan");
@@ -180,7 +197,15 @@ export function buildProgram(deps: CliDeps): Command {
     .description("list objects, or show one")
     .argument("<kind>", "app(s), instance(s)/inst, node(s) or events; or KIND/NAME; or endpoints APP")
     .argument("[name]", "one object's name")
-    .addOption(new Option("-o, --output <format>", "output format").choices(OUTPUTS).default("table"))
+    .addOption(
+      new Option("-o, --output <format>", "table, wide, yaml, json, name or jsonpath=TEMPLATE (kubectl's syntax)")
+        .argParser(parseOutput)
+        .default(DEFAULT_OUTPUT, "table"),
+    )
+    .option(
+      "-l, --selector <selector>",
+      "only objects whose labels match: key=value, key!=value, key, !key, comma-joined",
+    )
     .option("-w, --watch", "after listing, stream changes")
     .option("-A, --all-namespaces", "list across all namespaces")
     .option("--shape <shape>", "with get capacity: how many more of this fit, e.g. cpu=500m,memory=1Gi")
@@ -194,29 +219,46 @@ export function buildProgram(deps: CliDeps): Command {
       async (
         kindArg: string,
         nameArg: string | undefined,
-        opts: { output: OutputFormat; watch?: boolean; allNamespaces?: boolean; shape?: string; chunkSize: number },
+        opts: {
+          output: Output;
+          selector?: string;
+          watch?: boolean;
+          allNamespaces?: boolean;
+          shape?: string;
+          chunkSize: number;
+        },
         cmd: Command,
       ) => {
-        if (kindArg.toLowerCase() === "capacity") {
+        const output = opts.output;
+        const word = kindArg.split("/")[0]!.toLowerCase();
+        if (opts.selector !== undefined && [...ENDPOINTS_WORDS, ...EVENTS_WORDS, "capacity"].includes(word)) {
+          throw new UsageError(`-l: get ${word} has no labels to select by`);
+        }
+        if (word === "capacity") {
+          if (output.format === "name") throw new UsageError("-o name: capacity has no name; use -o jsonpath");
           const { client } = connect(cmd, deps);
           if (!client.capacity) throw new Error("this client cannot read capacity");
           const c = await client.capacity(opts.shape);
-          if (opts.output === "json") deps.out(JSON.stringify(c, null, 2));
-          else if (opts.output === "yaml") deps.out(YAML.stringify(c).trimEnd());
+          if (output.format === "json") deps.out(JSON.stringify(c, null, 2));
+          else if (output.format === "yaml") deps.out(YAML.stringify(c).trimEnd());
+          else if (output.format === "jsonpath") printJsonPath(deps, output.template.render(c));
           else for (const line of renderCapacity(c)) deps.out(line);
           return;
         }
-        if (ENDPOINTS_WORDS.includes(kindArg.split("/")[0]!.toLowerCase())) {
+        if (ENDPOINTS_WORDS.includes(word)) {
           const app = kindArg.includes("/") ? kindArg.slice(kindArg.indexOf("/") + 1) : nameArg;
           if (!app) throw new UsageError("get endpoints needs the App's name: grove get endpoints APP");
           const { config, client } = connect(cmd, deps);
-          await getEndpoints(deps, client, app, config.namespace, opts.output, Boolean(opts.watch));
+          await getEndpoints(deps, client, app, config.namespace, output, Boolean(opts.watch));
           return;
         }
         if (EVENTS_WORDS.includes(kindArg.toLowerCase())) {
           const { config, client } = connect(cmd, deps);
           const allNamespaces = Boolean(opts.allNamespaces);
-          const scope = { namespace: config.namespace, allNamespaces, output: opts.output };
+          if (output.format === "name" || output.format === "jsonpath") {
+            throw new UsageError(`-o ${output.format}: get events prints table, yaml or json`);
+          }
+          const scope = { namespace: config.namespace, allNamespaces, output: output.format };
           await getEvents(deps, client, { ...scope, watch: Boolean(opts.watch) });
           return;
         }
@@ -224,45 +266,51 @@ export function buildProgram(deps: CliDeps): Command {
         const { config, client } = connect(cmd, deps);
         const all = Boolean(opts.allNamespaces) && name === undefined;
         const table: TableOptions = {
-          wide: opts.output === "wide",
+          wide: output.format === "wide",
           showNamespace: all && kind !== "Node",
           now: deps.now(),
         };
-        if (name !== undefined && !opts.watch) {
+        const selection: Selection = { namespace: config.namespace, allNamespaces: all, selector: opts.selector };
+        if (name !== undefined && !opts.watch && opts.selector === undefined) {
           const object = await client.get(kind, name, config.namespace);
-          printObjects(deps, kind, [object], opts.output, table, true);
+          printObjects(deps, kind, [object], output, table, true);
           return;
         }
-        const list = await client.list(kind, {
-          namespace: config.namespace,
-          allNamespaces: all,
-          pageSize: opts.chunkSize,
-        });
+        const list = await listSelected(client, kind, selection, opts.chunkSize, deps);
         const items = (list.items as AnyObject[]).filter((o) => name === undefined || o.metadata.name === name);
         if (name !== undefined && items.length === 0) {
           throw new GroveError("NotFound", `${refOf(kind, name)} not found${scopeOf(kind, config, false)}`);
         }
         const resourceVersion = list.metadata.resourceVersion;
         const widths = columnWidths([tableHeaders(kind, table), ...items.map((o) => tableRow(kind, o, table))]);
-        if (items.length === 0 && (opts.output === "table" || opts.output === "wide")) {
-          deps.err(`No ${kind.toLowerCase()}s found${scopeOf(kind, config, all)}.`);
+        if (items.length === 0 && (output.format === "table" || output.format === "wide")) {
+          const matching = opts.selector === undefined ? "" : ` matching ${opts.selector}`;
+          deps.err(`No ${kind.toLowerCase()}s found${scopeOf(kind, config, all)}${matching}.`);
           if (opts.watch) deps.out(formatRow(tableHeaders(kind, table), widths));
         } else {
-          printObjects(deps, kind, items, opts.output, table, name !== undefined, widths);
+          printObjects(deps, kind, items, output, table, name !== undefined, widths);
         }
         if (!opts.watch) return;
-        const watch = await client.watch(kind, { namespace: config.namespace, allNamespaces: all, resourceVersion });
+        const watch = await client.watch(kind, {
+          namespace: config.namespace,
+          allNamespaces: all,
+          resourceVersion,
+          ...(list.labelSelector ? { labelSelector: list.labelSelector } : {}),
+        });
         for await (const event of watch) {
           if (event.type === "ERROR") {
             watch.close();
             const body = event.object as unknown as { code?: string; message?: string };
             throw new Error(`watch ended by the server: ${body.message ?? JSON.stringify(event.object)}`);
           }
+          // A bookmark or heartbeat line carries no object to print.
+          if (!["ADDED", "MODIFIED", "DELETED"].includes(event.type)) continue;
           const object = event.object as AnyObject;
           if (name !== undefined && object.metadata.name !== name) continue;
-          if (opts.output === "json") deps.out(JSON.stringify(event));
-          else if (opts.output === "yaml") deps.out(`---\n${YAML.stringify(event).trimEnd()}`);
-          else deps.out(formatRow(tableRow(kind, object, { ...table, now: deps.now() }), widths));
+          if (!list.matches(object)) continue;
+          printWatchEvent(deps, kind, { ...event, object }, output, () =>
+            formatRow(tableRow(kind, object, { ...table, now: deps.now() }), widths),
+          );
         }
       },
     );
@@ -360,7 +408,7 @@ export function buildProgram(deps: CliDeps): Command {
     .description("delete objects named on the command line or in manifest files")
     .argument("[kind]", "app, instance or node; or KIND/NAME")
     .argument("[name]", "the object's name")
-    .option("-f, --filename <path...>", "delete the objects these manifests describe")
+    .option("-f, --filename <path...>", "delete the objects these manifests describe (- for standard input)")
     .option("--ignore-not-found", "treat objects that do not exist as deleted")
     .action(
       async (
@@ -372,7 +420,7 @@ export function buildProgram(deps: CliDeps): Command {
         let targets: { kind: Kind; name: string; namespace?: string }[];
         if (opts.filename) {
           if (kindArg !== undefined) throw new UsageError("give either -f FILE or KIND NAME, not both");
-          targets = loadManifests(opts.filename).map(({ object }) => ({
+          targets = (await loadManifestInput(opts.filename, deps)).map(({ object }) => ({
             kind: object.kind as Kind,
             name: object.metadata.name,
             namespace: object.metadata.namespace,
@@ -412,6 +460,10 @@ export function buildProgram(deps: CliDeps): Command {
   registerRolloutCommands(program, deps, connectNs);
   registerTokenCommands(program, deps);
   registerNamespaceCommands(program, deps);
+  registerDiffCommand(program, deps);
+  registerConfigCommands(program, deps);
+  registerVersionCommand(program, deps);
+  registerCompletionCommand(program, deps);
 
   return program;
 }
@@ -433,31 +485,4 @@ function kindAndName(kindArg: string, nameArg: string | undefined): { kind: Kind
 function scopeOf(kind: Kind, config: { namespace: string }, all: boolean): string {
   if (kind === "Node") return "";
   return all ? " in any namespace" : ` in namespace ${config.namespace}`;
-}
-
-function printObjects(
-  deps: CliDeps,
-  kind: Kind,
-  objects: readonly AnyObject[],
-  output: OutputFormat,
-  table: TableOptions,
-  single: boolean,
-  widths?: number[],
-): void {
-  switch (output) {
-    case "json":
-      deps.out(JSON.stringify(single ? objects[0] : { items: objects }, null, 2));
-      return;
-    case "yaml":
-      deps.out(YAML.stringify(single ? objects[0] : { items: objects }).trimEnd());
-      return;
-    case "table":
-    case "wide":
-      if (widths) {
-        deps.out(formatRow(tableHeaders(kind, table), widths));
-        for (const o of objects) deps.out(formatRow(tableRow(kind, o, table), widths));
-      } else {
-        for (const line of renderObjects(kind, objects, table)) deps.out(line);
-      }
-  }
 }

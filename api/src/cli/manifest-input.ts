@@ -1,0 +1,47 @@
+// The manifests of `-f`: files, directories, and "-" for standard input (named "<stdin>" in
+// problems: `<stdin>:7:14: spec.instances: Expected integer`). Every one is validated before
+// the caller sends anything.
+import {
+  loadManifests,
+  ManifestError,
+  parseManifestText,
+  type ManifestObject,
+  type ManifestProblem,
+} from "../manifest";
+import type { CliDeps } from "./deps";
+import { UsageError } from "./kinds";
+
+export const STDIN_NAME = "<stdin>";
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer));
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+export async function loadManifestInput(paths: readonly string[], deps: CliDeps): Promise<ManifestObject[]> {
+  if (paths.filter((p) => p === "-").length > 1) throw new UsageError("-f -: standard input can be read only once");
+  const objects: ManifestObject[] = [];
+  const problems: ManifestProblem[] = [];
+  for (const p of paths) {
+    if (p === "-") {
+      if (!deps.stdin) throw new UsageError("-f -: this command has no standard input");
+      const text = await readAll(deps.stdin);
+      const result = parseManifestText(text, STDIN_NAME);
+      if (result.objects.length === 0 && result.problems.length === 0) {
+        problems.push({ file: STDIN_NAME, message: "no manifests: standard input was empty" });
+      }
+      objects.push(...result.objects);
+      problems.push(...result.problems);
+      continue;
+    }
+    try {
+      objects.push(...loadManifests(p));
+    } catch (err) {
+      if (!(err instanceof ManifestError)) throw err;
+      problems.push(...err.problems);
+    }
+  }
+  if (problems.length > 0) throw new ManifestError(problems);
+  return objects;
+}
