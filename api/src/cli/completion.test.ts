@@ -69,8 +69,11 @@ describe("grove completion", () => {
       "events",
       "endpoints",
       "capacity",
+      // a subcommand of get of its own
+      "namespaces",
     ]);
     expect(complete("grove", "-n", "team-a", "describe", "in")).toEqual(["instances", "instance", "inst"]);
+    expect(complete("grove", "describe", "name")).toEqual(["namespace"]);
     expect(complete("grove", "delete", "app", "")).toEqual([]);
   });
 
@@ -103,7 +106,7 @@ describe("grove completion", () => {
       ].join("\n");
       const text = execFileSync("zsh", ["-f", "-c", program], { cwd: dir, encoding: "utf8", env: { HOME: dir } });
       expect(text.trim().split("\n")).toEqual([
-        "apps app instances instance inst nodes node tasks task",
+        "apps app instances instance inst nodes node tasks task namespace",
         "get-contexts current-context use-context set-context",
         "table wide yaml json name jsonpath=",
       ]);

@@ -86,6 +86,13 @@ _grove_contexts() {
   grove config get-contexts 2>/dev/null | awk 'NR > 1 { print ($1 == "*") ? $2 : $1 }'
 }
 
+# Whether word $2 is a subcommand of command $1.
+_grove_is_sub() {
+  local subs=""
+  eval "subs=\\"\\\${_grove_sub_\${1//[^A-Za-z0-9]/_}-}\\""
+  [[ " $subs " == *" $2 "* ]]
+}
+
 _grove() {
   # zsh (bashcompinit) passes COMP_WORDS as a zsh array: make it 0-based as in bash.
   [[ -n \${ZSH_VERSION-} ]] && setopt localoptions ksharrays
@@ -98,7 +105,7 @@ _grove() {
     [[ $w == -* ]] && continue
     if [[ -z $cmd ]]; then
       cmd=$w
-    elif [[ -z $sub ]] && declare -p "_grove_sub_\${cmd//[^A-Za-z0-9]/_}" >/dev/null 2>&1; then
+    elif [[ -z $sub && $args == 0 ]] && _grove_is_sub "$cmd" "$w"; then
       sub=$w
     else
       args=$((args + 1))
@@ -128,14 +135,18 @@ _grove() {
   fi
   local subs=""
   eval "subs=\\"\\\${_grove_sub_\${cmd//[^A-Za-z0-9]/_}-}\\""
+  ((args == 0)) || return 0
+  # get, describe and delete take a kind, and some kinds are subcommands of
+  # their own (get namespaces): offer both.
+  case "$key" in
+    get) COMPREPLY=($(compgen -W "$_grove_get_kinds $subs" -- "$cur")); return 0 ;;
+    describe|delete) COMPREPLY=($(compgen -W "$_grove_kinds $subs" -- "$cur")); return 0 ;;
+  esac
   if [[ -z $sub && -n $subs ]]; then
     COMPREPLY=($(compgen -W "$subs" -- "$cur"))
     return 0
   fi
-  ((args == 0)) || return 0
   case "$key" in
-    get) COMPREPLY=($(compgen -W "$_grove_get_kinds" -- "$cur")) ;;
-    describe|delete) COMPREPLY=($(compgen -W "$_grove_kinds" -- "$cur")) ;;
     completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")) ;;
     help) COMPREPLY=($(compgen -W "$_grove_commands" -- "$cur")) ;;
     config_use_context|config_set_context) COMPREPLY=($(compgen -W "$(_grove_contexts)" -- "$cur")) ;;
