@@ -44,13 +44,42 @@ function files(stateDir: string) {
     cert: path.join(dir, "node.crt"),
     key: path.join(dir, "node.key"),
     server: path.join(dir, "grpc-address"),
+    // A renewed pair is written here first, then renamed over node.key and node.crt.
+    nextCert: path.join(dir, "node.next.crt"),
+    nextKey: path.join(dir, "node.next.key"),
   };
+}
+
+function writeAtomic(file: string, data: string, mode: number): void {
+  fs.writeFileSync(`${file}.tmp`, data, { mode });
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+/**
+ * Saves a renewed certificate and its key so that a crash at any point
+ * leaves a matching pair: both go to node.next.* first; then the key and the
+ * certificate are renamed into place, and loading finishes what a crash
+ * interrupted (finishRenewal).
+ */
+export function saveRenewedCertificate(stateDir: string, certPem: string, keyPem: string): void {
+  const f = files(stateDir);
+  writeAtomic(f.nextKey, keyPem, 0o600);
+  writeAtomic(f.nextCert, certPem, 0o644);
+  finishRenewal(f);
+}
+
+function finishRenewal(f: ReturnType<typeof files>): void {
+  if (!fs.existsSync(f.nextCert)) return;
+  // node.next.key gone: it was renamed already (node.key is the new key).
+  if (fs.existsSync(f.nextKey)) fs.renameSync(f.nextKey, f.key);
+  fs.renameSync(f.nextCert, f.cert);
 }
 
 /** The credentials a previous join left in the state directory, if any. */
 export function loadNodeCredentials(stateDir: string): NodeCredentials | undefined {
   const f = files(stateDir);
   try {
+    finishRenewal(f);
     return {
       caPem: fs.readFileSync(f.ca, "utf8"),
       certPem: fs.readFileSync(f.cert, "utf8"),
@@ -66,10 +95,7 @@ export function loadNodeCredentials(stateDir: string): NodeCredentials | undefin
 function saveNodeCredentials(stateDir: string, c: NodeCredentials): void {
   const f = files(stateDir);
   fs.mkdirSync(f.dir, { recursive: true, mode: 0o700 });
-  const write = (file: string, data: string, mode: number) => {
-    fs.writeFileSync(`${file}.tmp`, data, { mode });
-    fs.renameSync(`${file}.tmp`, file);
-  };
+  const write = writeAtomic;
   write(f.key, c.keyPem, 0o600);
   write(f.ca, c.caPem, 0o644);
   write(f.server, c.grpcAddress + "\n", 0o644);
@@ -191,6 +217,51 @@ export function channelCredentials(c: NodeCredentials): grpc.ChannelCredentials 
   return grpc.credentials.createSsl(Buffer.from(c.caPem), Buffer.from(c.keyPem), Buffer.from(c.certPem));
 }
 
+/**
+ * The node's certificate for gRPC, replaceable while the agent runs (a
+ * renewal): grpc-js asks the provider for every new connection, so the next
+ * stream uses the new certificate and an open one carries on.
+ */
+export class NodeCertificateProvider implements grpc.experimental.CertificateProvider {
+  private readonly caListeners = new Set<grpc.experimental.CaCertificateUpdateListener>();
+  private readonly identityListeners = new Set<grpc.experimental.IdentityCertificateUpdateListener>();
+
+  constructor(private creds: NodeCredentials) {}
+
+  get current(): NodeCredentials {
+    return this.creds;
+  }
+
+  update(certPem: string, keyPem: string): void {
+    this.creds = { ...this.creds, certPem, keyPem };
+    for (const l of this.identityListeners) l(this.identity());
+  }
+
+  /** Channel credentials that trust only the cluster CA and present the current node certificate. */
+  channelCredentials(): grpc.ChannelCredentials {
+    return grpc.experimental.createCertificateProviderChannelCredentials(this, this);
+  }
+
+  private identity() {
+    return { certificate: Buffer.from(this.creds.certPem), privateKey: Buffer.from(this.creds.keyPem) };
+  }
+
+  addCaCertificateListener(l: grpc.experimental.CaCertificateUpdateListener): void {
+    this.caListeners.add(l);
+    l({ caCertificate: Buffer.from(this.creds.caPem) });
+  }
+  removeCaCertificateListener(l: grpc.experimental.CaCertificateUpdateListener): void {
+    this.caListeners.delete(l);
+  }
+  addIdentityCertificateListener(l: grpc.experimental.IdentityCertificateUpdateListener): void {
+    this.identityListeners.add(l);
+    l(this.identity());
+  }
+  removeIdentityCertificateListener(l: grpc.experimental.IdentityCertificateUpdateListener): void {
+    this.identityListeners.delete(l);
+  }
+}
+
 /** The node's name in its certificate. */
 export function certificateNode(certPem: string): string | undefined {
   return /(?:^|\n)CN=([^\n]+)/.exec(new X509Certificate(certPem).subject)?.[1];
@@ -213,7 +284,15 @@ interface InfoLogger {
  * node that already holds a certificate is not spent.
  */
 export async function nodeCredentials(o: CredentialOptions, log: InfoLogger): Promise<NodeCredentials> {
-  const held = loadNodeCredentials(o.stateDir);
+  let held = loadNodeCredentials(o.stateDir);
+  const expiredAt = held && new X509Certificate(held.certPem).validTo;
+  if (held && expiredAt && Date.parse(expiredAt) <= Date.now()) {
+    const how = `join again with a token made for it (grove token create --node ${o.nodeName}) and --join, --ca-hash`;
+    if (!o.join || !o.caHash)
+      throw new Error(`this node's certificate expired at ${expiredAt} (it was not renewed): ${how}`);
+    log.info({ expiredAt }, "this node's certificate expired; joining again with the given token");
+    held = undefined;
+  }
   if (held) {
     const name = certificateNode(held.certPem);
     if (name !== o.nodeName) {

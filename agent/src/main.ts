@@ -4,7 +4,8 @@ import * as path from "node:path";
 import { CommanderError } from "commander";
 import { pino, type Logger } from "pino";
 import { DRAIN_TIMEOUT_MS, parseArgs, serverAddresses, SHUTDOWN_TIMEOUT_MS, type AgentConfig } from "./config";
-import { channelCredentials, nodeCredentials } from "./join";
+import { NodeCertificateProvider, nodeCredentials } from "./join";
+import { CertificateRenewer } from "./cert-renewal";
 import { ControlPlaneConnection } from "./grpc/client";
 import { DesiredStateGuard } from "./grpc/desired-state-guard";
 import { agentVersion, readHostFacts, toNodeInfo } from "./host";
@@ -126,12 +127,14 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
   // gRPC addresses: the first one's (given, or learnt at the join), then the other replicas given.
   const others = servers.slice(1).filter((s) => !s.startsWith("https://") && s !== credentials.grpcAddress);
   const grpcAddresses = [credentials.grpcAddress, ...others];
+  // Renewed before it expires (cert-renewal.ts); every new connection presents the current one.
+  const certificates = new NodeCertificateProvider(credentials);
   connection = new ControlPlaneConnection({
     streams,
     address: grpcAddresses[0]!,
     addresses: grpcAddresses,
     token: "",
-    credentials: channelCredentials(credentials),
+    credentials: certificates.channelCredentials(),
     reconciler,
     guard,
     onRegistered: (registered) => {
@@ -153,6 +156,15 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
 
   await reconciler.start();
   connection.start();
+  const conn = connection;
+  const renewer = new CertificateRenewer({
+    stateDir: config.stateDir,
+    nodeName: config.nodeName,
+    provider: certificates,
+    renew: (csr) => conn.renewCertificate(csr),
+    logger: log.child({ component: "certificates" }),
+  });
+  renewer.start();
   log.info(
     { server: config.server, node: config.nodeName, cgroupMode: runtime.cgroupMode, version },
     "grove-agent started",
@@ -177,6 +189,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     // exit and the release of its root, network and cgroup, leaving them
     // mounted and held until the next start cleans up. Its status goes out
     // while the stream is still up.
+    renewer.stop();
     reconciler.close();
     if (!(await withTimeout(reconciler.idle(), DRAIN_TIMEOUT_MS))) {
       log.warn({ timeoutMs: DRAIN_TIMEOUT_MS }, "work in progress did not finish in time; the next start finishes it");
@@ -193,6 +206,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
   log.info({ signal }, "shutting down: stopping every container");
   const stopped = await withTimeout(reconciler.shutdown(), SHUTDOWN_TIMEOUT_MS);
   if (!stopped) log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, "some containers did not stop in time; leaving them");
+  renewer.stop();
   connection.stop();
   reconciler.close();
   if (stopped) {

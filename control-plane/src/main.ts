@@ -6,6 +6,7 @@ import { startControlPlane } from "./server";
 import { backupCommand, restoreCommand } from "./etcd/backup";
 import { rotateEncryptionKey } from "./secrets/rotate";
 import { DEFAULT_IDENTITY_LIMITS, parseIdentityLimits, type IdentityLimitOptions } from "./auth/limits";
+import { DEFAULT_AGENT_LIMITS, parseAgentLimits, type AgentLimitOptions } from "./grpc/agent-limits";
 import { parseCidr, parsePortRange } from "./network/subnets";
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges, parsePortList, type HostPortRange } from "@grove/api";
 
@@ -118,6 +119,24 @@ export async function main(argv: string[]): Promise<void> {
     )
     .option("--ca-cert <file>", "the cluster CA certificate (PEM) to use instead of making one at first start")
     .option("--ca-key <file>", "the cluster CA's private key (PEM), with --ca-cert")
+    .option(
+      "--node-cert-validity <duration>",
+      "how long node certificates are valid; agents renew them at two thirds (e.g. 720h)",
+      flagCheck("--node-cert-validity", (v) => parseDurationMs(v)),
+      30 * 24 * 3_600_000,
+    )
+    .option(
+      "--server-cert-validity <duration>",
+      "how long the serving certificate (API, agents' gRPC) is valid; renewed at two thirds without a restart",
+      flagCheck("--server-cert-validity", (v) => parseDurationMs(v)),
+      365 * 24 * 3_600_000,
+    )
+    .option(
+      "--agent-limits <list>",
+      "per node: heartbeats/s, reports/s, output bytes/s, renewals/min, open streams; e.g. reports=200,output=16Mi",
+      flagCheck("--agent-limits", (v, w) => parseAgentLimits(v, w)),
+      DEFAULT_AGENT_LIMITS,
+    )
     .option("--tls-san <names>", "more DNS names and addresses (comma-separated) the server certificate is valid for")
     .option("--etcd-cafile <file>", "CA of an external etcd (--etcd-endpoints https://...)")
     .option("--etcd-certfile <file>", "client certificate for an external etcd")
@@ -175,6 +194,9 @@ export async function main(argv: string[]): Promise<void> {
     encryptionKeyFile?: string;
     auditLog?: string;
     identityLimits: IdentityLimitOptions;
+    nodeCertValidity: number;
+    serverCertValidity: number;
+    agentLimits: AgentLimitOptions;
     caCert?: string;
     caKey?: string;
     tlsSan?: string;
@@ -212,7 +234,10 @@ export async function main(argv: string[]): Promise<void> {
       ...(o.encryptionKeyFile ? { encryptionKeyFile: o.encryptionKeyFile } : {}),
       ...(o.auditLog ? { auditLog: o.auditLog } : {}),
       identityLimits: o.identityLimits,
+      nodeCertValidForMs: o.nodeCertValidity,
+      agentLimits: o.agentLimits,
       tls: {
+        servingValidForMs: o.serverCertValidity,
         ...(o.caCert ? { caCertFile: o.caCert } : {}),
         ...(o.caKey ? { caKeyFile: o.caKey } : {}),
         sans: (o.tlsSan ?? "")

@@ -1,6 +1,7 @@
 // grove-server assembled: store (embedded or external etcd), informers,
 // controllers, the HTTP API and the gRPC endpoint for agents.
 import { randomBytes } from "node:crypto";
+import type { Server as TlsServer } from "node:tls";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -35,6 +36,8 @@ import { ensureClusterPki, type ClusterPkiOptions } from "./pki/cluster-pki";
 import type { EtcdClientTls } from "./store/etcd-store";
 import { JoinService } from "./pki/join";
 import { registerJoinRoutes } from "./http/join-routes";
+import { renewServingCertificate } from "./pki/serving-renewal";
+import { AgentLimits, type AgentLimitOptions } from "./grpc/agent-limits";
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -79,6 +82,10 @@ export interface ControlPlaneOptions {
   identityLimits?: IdentityLimitOptions;
   /** The cluster CA (an operator's, or made at first start) and extra names for the serving certificate. */
   tls?: ClusterPkiOptions;
+  /** How long node certificates are valid (default 30 days; agents renew them at two thirds). */
+  nodeCertValidForMs?: number;
+  /** Per-node rates and open streams on the agents' endpoint (grpc/agent-limits.ts). */
+  agentLimits?: AgentLimitOptions;
   /** TLS to an external etcd (PEM files); the embedded one always uses the cluster CA. */
   etcdTls?: { caFile: string; certFile?: string; keyFile?: string };
 }
@@ -280,17 +287,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     cleanups.push(() => tenancy.close());
     gateway.setEnvResolver(tenancy.resolver.resolve);
     // Agents: mutual TLS, identified by the node certificates they got at join.
-    const join = new JoinService(store, pki.ca);
-    gateway.useTls({
+    const join = new JoinService(store, pki.ca, opts.nodeCertValidForMs);
+    if (opts.agentLimits) gateway.limits = new AgentLimits(opts.agentLimits);
+    const agentCredentials = gateway.useTls({
       caPem: pki.ca.certPem,
       ...pki.server,
       certificateCurrent: (node, serial) => join.certificateCurrent(node, serial),
+      renew: (node, serial, csr) => join.renew(node, serial, csr).then((r) => r.certificatePem),
     });
     // Deleting a node revokes its certificate: its agent must join again.
     nodes.on((ev) => {
       if (ev.type !== "deleted") return;
       join.revoke(ev.object.metadata.name).catch((err: unknown) => agentsLogger.warn({ err }, "revoking failed"));
     });
+    // A revoked (or re-issued) certificate ends its open stream at once, whichever replica holds it.
+    const records = await join.watchRecords((node) => void gateway.recheckCertificate(node).catch(() => undefined));
+    cleanups.push(() => records.close());
     cleanups.push(async () => {
       controllers?.stop();
       controllers = undefined;
@@ -338,6 +350,18 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const httpHost = opts.httpHost ?? "127.0.0.1";
     await http.listen({ host: httpHost, port: opts.httpPort ?? 7480 });
     cleanups.push(() => http.close());
+    const stopRenewal = renewServingCertificate(
+      pki,
+      (pair) => {
+        agentCredentials.update({ caPem: pki.ca.certPem, ...pair });
+        (http.server as unknown as TlsServer).setSecureContext({
+          cert: pair.certPem + pki.ca.certPem,
+          key: pair.keyPem,
+        });
+      },
+      logger.child({ component: "pki" }),
+    );
+    cleanups.push(async () => stopRenewal());
     const addr = http.server.address();
     const httpPort = typeof addr === "object" && addr ? addr.port : (opts.httpPort ?? 7480);
     hostPorts.addReserved(httpPort, "grove-server's HTTP API");

@@ -101,6 +101,8 @@ type Session = {
   ended: boolean;
   /** Called once when the session ends (pending sub-stream writes give up). */
   onEnd: Set<() => void>;
+  /** The answer to a RenewCertificate sent on this stream (one at a time). */
+  renewal?: { resolve(certificatePem: string): void; reject(error: Error): void };
 };
 
 const DEFAULT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
@@ -220,6 +222,32 @@ export class ControlPlaneConnection {
     session.call.write({ status });
   }
 
+  /**
+   * Asks for a renewed node certificate over the registered stream (the
+   * stream's certificate is the credential); resolves with the certificate
+   * (PEM). Rejects when no stream is registered, the request was refused, or
+   * the stream ended first.
+   */
+  renewCertificate(csrPem: string, timeoutMs = 30_000): Promise<string> {
+    const session = this.session;
+    if (!session?.registered || session.ended) return Promise.reject(new Error("no registered stream"));
+    if (session.renewal) return Promise.reject(new Error("a renewal is under way"));
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error(`no answer to the renewal within ${timeoutMs} ms`)), timeoutMs);
+      const onEnd = () => done(new Error("the control plane stream ended"));
+      const done = (error: Error | undefined, pem?: string) => {
+        clearTimeout(timer);
+        session.onEnd.delete(onEnd);
+        session.renewal = undefined;
+        if (error) reject(error);
+        else resolve(pem!);
+      };
+      session.onEnd.add(onEnd);
+      session.renewal = { resolve: (pem) => done(undefined, pem), reject: done };
+      session.call.write({ renewCertificate: { csr: csrPem } });
+    });
+  }
+
   private connect(): void {
     this.reconnectTimer = undefined;
     if (!this.running) return;
@@ -263,6 +291,10 @@ export class ControlPlaneConnection {
     this.lastHeardMs = this.monotonicNow();
     if (message.heartbeatAck) {
       session.acked = true;
+    } else if (message.certificateIssued) {
+      const { certificate, error } = message.certificateIssued;
+      if (certificate) session.renewal?.resolve(certificate);
+      else session.renewal?.reject(new Error(`renewal refused: ${error || "no certificate"}`));
     } else if (message.registered) {
       const interval = message.registered.heartbeatIntervalMs || this.options.defaultHeartbeatIntervalMs || 5_000;
       this.heartbeatIntervalMs = interval;
@@ -374,7 +406,9 @@ export class ControlPlaneConnection {
         : this.reconnectBackoff.next();
     if (this.failedAttempts >= this.addresses.length) this.failedAttempts = 0;
     const logFields = { address: session.address, next: this.addresses[this.current], reason, reconnectInMs: delay };
-    if (session.registered) this.log.warn(logFields, "lost the control plane stream; reconnecting");
+    if (reason.startsWith("UNAUTHENTICATED"))
+      this.log.error(logFields, "the control plane refuses this node's certificate; retrying");
+    else if (session.registered) this.log.warn(logFields, "lost the control plane stream; reconnecting");
     else this.log.info(logFields, "could not register with the control plane; retrying");
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }

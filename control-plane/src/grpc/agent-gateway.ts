@@ -30,11 +30,12 @@ import {
 import type { ClusterIdentity } from "../cluster/cluster-id";
 import type { NodeRegistration } from "../nodes/registration";
 import type { PresenceOptions, Session, Stream } from "./agent-session";
-import { applyReport, desiredFor, keepLogsFor, nodeInfoOf } from "./agent-messages";
+import { applyReport, desiredMessage, nodeInfoOf } from "./agent-messages";
 import { SubStreamMux, statsOver, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "./sub-streams";
 import { literalEnv, type EnvResolver } from "../secrets/env-resolver";
+import { expiredProblem, ReloadableServerCredentials, renewOnStream, revokedProblem } from "./agent-certificates";
+import { admitStream, AgentLimits, throttle } from "./agent-limits";
 import {
-  agentServerCredentials,
   authenticateStream,
   alreadyRegistered,
   checkRegistration,
@@ -66,12 +67,16 @@ export class AgentGateway {
   private sweepIntervalMs = 500;
   private lastSweep: number | undefined;
   private sweeping = false;
+  private streamCount = 0;
   private closing = false;
   /** Desired sets carry the cluster id; unset (tests): sets go out without one. */
   private cluster: ClusterIdentity | undefined;
   private env: EnvResolver = literalEnv;
   /** With TLS (grove-server always), agents are identified by their node certificates; without (unit tests), by the token. */
   private tls: AgentTls | undefined;
+  private credentials: ReloadableServerCredentials | undefined;
+  /** Per-node rates and open streams (grpc/agent-limits.ts). */
+  limits = new AgentLimits();
 
   constructor(
     /** The service that records what agents report (nodes/registration.ts). */
@@ -99,8 +104,19 @@ export class AgentGateway {
   }
 
   /** Serve mutual TLS (call before listen): only agents holding a node certificate of the cluster CA get in. */
-  useTls(tls: AgentTls): void {
+  useTls(tls: AgentTls): ReloadableServerCredentials {
     this.tls = tls;
+    // Answered so that a renewed serving certificate can be put in (new connections get it).
+    return (this.credentials = new ReloadableServerCredentials(tls));
+  }
+
+  /** Ends the node's stream once its certificate is no longer accepted (on every change of its record). */
+  async recheckCertificate(node: string): Promise<void> {
+    const s = this.sessions.get(node);
+    const why = s && (await revokedProblem(this.tls, s.identity));
+    if (!s || !why || this.sessions.get(node) !== s) return;
+    this.logger.warn({ node }, why);
+    this.dropSession(s, why, true, grpc.status.UNAUTHENTICATED);
   }
 
   /** Listens on host:port (port 0 picks one); resolves with the bound port. */
@@ -114,10 +130,8 @@ export class AgentGateway {
     });
     server.addService(proto.grove.v1.AgentService.service, { Connect: (call: Stream) => this.onConnect(call) });
     const bound = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(
-        `${host}:${port}`,
-        this.tls ? agentServerCredentials(this.tls) : grpc.ServerCredentials.createInsecure(),
-        (err, p) => (err ? reject(err) : resolve(p)),
+      server.bindAsync(`${host}:${port}`, this.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
       ),
     );
     this.server = server;
@@ -239,6 +253,10 @@ export class AgentGateway {
       return;
     }
     const identity = auth.identity;
+    // Rates and open streams count per node (its certificate's name; per stream without TLS).
+    const limitKey = identity?.node ?? `(stream ${++this.streamCount})`;
+    const release = admitStream(this.limits, limitKey, call);
+    if (!release) return;
     let session: Session | undefined;
     let chain = Promise.resolve();
     // Sub-stream output is routed at once, not behind the store writes of the chain.
@@ -253,6 +271,7 @@ export class AgentGateway {
           session.beatWall = session.heardWall;
         }
       }
+      throttle(this.limits, limitKey, msg, call, this.logger);
       if (mux.route(msg)) return;
       // Messages of one stream are handled strictly in order.
       chain = chain.then(async () => {
@@ -268,6 +287,8 @@ export class AgentGateway {
             call.write({ heartbeatAck: { sentAtMs: msg.heartbeat.sentAtMs } });
           } else if (msg.status) await this.onStatus(session.node, msg.status);
           else if (msg.condition) await this.nodes.recordConditions(session.node, [msg.condition]);
+          else if (msg.renewCertificate)
+            await renewOnStream(this.tls, session.identity, msg.renewCertificate.csr, (m) => call.write(m));
         } catch (err) {
           this.logger.warn({ err, node: session?.node }, "agent message failed; closing the stream");
           // The agent re-registers with every status it holds, so nothing it
@@ -278,6 +299,7 @@ export class AgentGateway {
       });
     });
     const done = () => {
+      release();
       mux.closeAll(`the agent of node ${session?.node ?? "(unregistered)"} disconnected`);
       if (session && this.sessions.get(session.node)?.stream === call) {
         this.logger.info({ node: session.node }, "agent disconnected");
@@ -328,6 +350,7 @@ export class AgentGateway {
       presenceRev,
       presenceAt: this.clock(),
       lost: false,
+      ...(id ? { identity: { ...id } } : {}),
     };
     this.sessions.set(name, session);
     this.logger.info({ node: name, reported: reg.instances.length }, "agent registered");
@@ -381,7 +404,11 @@ export class AgentGateway {
           false,
         );
       }
+      this.limits.prune();
       for (const s of [...this.sessions.values()]) {
+        // The handshake checked the certificate when the stream opened; it may have expired since.
+        const expired = s.lost ? undefined : expiredProblem(s.identity);
+        if (expired) this.dropSession(s, expired, true, grpc.status.UNAUTHENTICATED);
         if (s.lost) continue;
         const now = this.clock();
         const silent = now - s.heardAt;
@@ -415,12 +442,12 @@ export class AgentGateway {
     }
   }
 
-  private dropSession(s: Session, why: string, closeStream = true): void {
+  private dropSession(s: Session, why: string, closeStream = true, code = grpc.status.UNAVAILABLE): void {
     s.lost = true;
     if (this.sessions.get(s.node) === s) this.sessions.delete(s.node);
     if (this.disconnected.get(s.node) === s) this.disconnected.delete(s.node);
     s.mux.closeAll(`the agent of node ${s.node}: ${why}`);
-    if (closeStream) s.stream.emit("error", { code: grpc.status.UNAVAILABLE, details: why });
+    if (closeStream) s.stream.emit("error", { code, details: why });
   }
 
   /**
@@ -461,21 +488,13 @@ export class AgentGateway {
       }
       return;
     }
-    const desired = desiredFor(node, this.instances.list(), this.env);
-    const keepLogs = keepLogsFor(node, this.instances.list());
-    const fingerprint = JSON.stringify([desired, keepLogs]);
+    const { fingerprint, desired } = desiredMessage(node, this.instances.list(), this.env, {
+      revision: this.instances.revision,
+      clusterId: cluster?.id ?? "",
+      leaderEpoch: this.leaderEpoch(),
+    });
     if (!force && fingerprint === session.lastSent) return;
     session.lastSent = fingerprint;
-    // The revision the instances cache reflects: it only grows, so an agent can
-    // tell a set older than one it applied (another replica lagging, a restored store).
-    session.stream.write({
-      desired: {
-        instances: desired,
-        revision: this.instances.revision,
-        clusterId: cluster?.id ?? "",
-        leaderEpoch: this.leaderEpoch(),
-        keepLogs,
-      },
-    });
+    session.stream.write({ desired });
   }
 }

@@ -19,6 +19,8 @@ export interface AgentTls {
    * node was deleted (its certificate revoked) or a newer one was issued.
    */
   certificateCurrent?(node: string, serial: string): Promise<boolean>;
+  /** Signs a renewal for the node whose certificate `serial` the stream presented (pki/join.ts renew). */
+  renew?(node: string, serial: string, csrPem: string): Promise<string>;
 }
 
 /** A refusal with its gRPC status (PERMISSION_DENIED or INVALID_ARGUMENT). */
@@ -41,17 +43,10 @@ export const alreadyRegistered = () =>
 
 export interface AgentIdentity {
   node: string;
-  /** Lower-case hex serial of the node certificate. */
+  /** Lower-case hex serial of the node certificate (the newest one issued over the stream after a renewal). */
   serial: string;
-}
-
-/** mTLS: the handshake fails for a client without a certificate the cluster CA signed. */
-export function agentServerCredentials(tls: AgentTls): grpc.ServerCredentials {
-  return grpc.ServerCredentials.createSsl(
-    Buffer.from(tls.caPem),
-    [{ cert_chain: Buffer.from(tls.certPem), private_key: Buffer.from(tls.keyPem) }],
-    true,
-  );
+  /** When that certificate expires (wall clock, ms since the epoch): the stream ends then unless renewed. */
+  notAfterMs?: number;
 }
 
 function field(v: string | string[] | undefined): string | undefined {
@@ -66,7 +61,7 @@ export function peerIdentity(
   if (!cert?.subject) return undefined;
   const name = field(cert.subject.CN);
   if (!name || field(cert.subject.O) !== NODE_ORGANIZATION) return undefined;
-  return { node: name, serial: cert.serialNumber.toLowerCase() };
+  return { node: name, serial: cert.serialNumber.toLowerCase(), notAfterMs: Date.parse(cert.valid_to) };
 }
 
 /**

@@ -12,7 +12,7 @@ import {
   type InstanceStatus as ApiInstanceStatus,
 } from "@grove/api";
 import { sameLimits } from "@grove/common";
-import type { InstanceSpec, InstanceStatus__Output, NodeInfo__Output } from "@grove/proto";
+import type { DesiredInstances, InstanceSpec, InstanceStatus__Output, NodeInfo__Output } from "@grove/proto";
 import type { NodeRegistrationInfo } from "../nodes/registration";
 import { literalEnv, type EnvResolver } from "../secrets/env-resolver";
 import { checksFor, lastCheckOf, readyOf } from "./check-messages";
@@ -113,6 +113,23 @@ function specOf(i: Instance, env: Record<string, string>): InstanceSpec {
  * The finished instances on a node whose logs it keeps: a Task's attempts,
  * until the Task's TTL deletes them (docs/api.md, "Task").
  */
+/**
+ * The DesiredInstances message for a node, and its fingerprint (the set and
+ * the kept logs: an equal fingerprint needs no new message). `revision` is
+ * the one the instances cache reflects: it only grows, so an agent can tell a
+ * set older than one it applied (another replica lagging, a restored store).
+ */
+export function desiredMessage(
+  node: string,
+  instances: readonly Instance[],
+  env: EnvResolver,
+  header: Pick<DesiredInstances, "revision" | "clusterId" | "leaderEpoch">,
+): { fingerprint: string; desired: DesiredInstances } {
+  const desired = desiredFor(node, instances, env);
+  const keepLogs = keepLogsFor(node, instances);
+  return { fingerprint: JSON.stringify([desired, keepLogs]), desired: { instances: desired, ...header, keepLogs } };
+}
+
 export function keepLogsFor(node: string, instances: readonly Instance[]): string[] {
   return instances
     .filter((i) => i.spec.task !== undefined && (i.status?.nodeName ?? i.spec.nodeName) === node && isFinished(i))

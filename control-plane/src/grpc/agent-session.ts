@@ -4,6 +4,7 @@ import type * as grpc from "@grpc/grpc-js";
 import type { AgentMessage__Output, ControlMessage } from "@grove/proto";
 import type { MonotonicClock } from "../controllers/node-lifecycle";
 import type { SubStreamMux } from "./sub-streams";
+import type { AgentIdentity } from "./agent-identity";
 
 /** How the gateway times its agents (grove-server --node-grace, --heartbeat-interval). */
 export interface PresenceOptions {
@@ -33,4 +34,6 @@ export interface Session {
   presenceAt: number;
   /** Set once the session is given up, so it is marked lost only once. */
   lost: boolean;
+  /** The node certificate the stream holds (its serial and expiry follow renewals on the stream); none without TLS. */
+  identity?: AgentIdentity;
 }

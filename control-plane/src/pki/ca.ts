@@ -59,10 +59,14 @@ function subject(commonName: string, organization?: string): forge.pki.Certifica
   return s;
 }
 
-/** Backdated a minute so a node whose clock is slightly behind accepts it. */
+/**
+ * Backdated a minute (a tenth of a short lifetime) so a node whose clock is
+ * slightly behind accepts it, while a renewal at two thirds of the lifetime
+ * still falls after the issue.
+ */
 function validity(cert: forge.pki.Certificate, validForMs: number): void {
   const now = Date.now();
-  cert.validity.notBefore = new Date(now - 60_000);
+  cert.validity.notBefore = new Date(now - (validForMs > 0 ? Math.min(60_000, validForMs / 10) : 60_000));
   cert.validity.notAfter = new Date(now + validForMs);
 }
 

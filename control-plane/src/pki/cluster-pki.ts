@@ -15,8 +15,14 @@ export interface ClusterPkiOptions {
   /** An operator's CA (PEM files): used instead of creating one. */
   caCertFile?: string;
   caKeyFile?: string;
-  /** How long the serving and etcd certificates are valid (default 1 year; re-issued at each start). */
+  /** How long the etcd certificates are valid (default 1 year; re-issued at each start). */
   validForMs?: number;
+  /**
+   * How long the serving certificate (HTTPS API, agents' gRPC) is valid
+   * (default 1 year): re-issued at each start, and by renewServingCertificate
+   * while the server runs.
+   */
+  servingValidForMs?: number;
 }
 
 export interface ClusterPki {
@@ -26,6 +32,9 @@ export interface ClusterPki {
   caHash: string;
   caFile: string;
   server: KeyPair;
+  /** The names and addresses the serving certificate is valid for. */
+  sans: string[];
+  servingValidForMs: number;
   etcdServer: { certFile: string; keyFile: string };
   etcdClient: KeyPair & { certFile: string; keyFile: string };
 }
@@ -89,9 +98,8 @@ export function ensureClusterPki(dataDir: string, o: ClusterPkiOptions = {}): Cl
   const ca = loadOrCreateCa(dir, o);
   const validForMs = o.validForMs ?? YEAR_MS;
   const sans = [...new Set(["localhost", "127.0.0.1", "::1", os.hostname(), ...(o.sans ?? [])])].filter(Boolean);
-  const server = issueKeyPair(ca, { commonName: SERVER_COMMON_NAME, sans, usage: "server", validForMs });
-  writeFile(path.join(dir, "server.crt"), server.certPem, 0o644);
-  writeFile(path.join(dir, "server.key"), server.keyPem, 0o600);
+  const servingValidForMs = o.servingValidForMs ?? YEAR_MS;
+  const server = issueServingCertificate(dir, ca, sans, servingValidForMs);
   const etcdServer = issueKeyPair(ca, {
     commonName: "grove-etcd",
     sans: ["localhost", "127.0.0.1"],
@@ -111,7 +119,18 @@ export function ensureClusterPki(dataDir: string, o: ClusterPkiOptions = {}): Cl
     caHash: caHash(ca.certPem),
     caFile: path.join(dir, "ca.crt"),
     server,
+    sans,
+    servingValidForMs,
     etcdServer: etcdServerFiles,
     etcdClient: { ...etcdClient, ...etcdClientFiles },
   };
+}
+
+/** A new serving certificate with a fresh key, written to <pki>/server.crt and server.key. */
+export function issueServingCertificate(dir: string, ca: KeyPair, sans: string[], validForMs: number): KeyPair {
+  const server = issueKeyPair(ca, { commonName: SERVER_COMMON_NAME, sans, usage: "server", validForMs });
+  // Key first: a reader that sees the new certificate finds its key.
+  writeFile(path.join(dir, "server.key"), server.keyPem, 0o600);
+  writeFile(path.join(dir, "server.crt"), server.certPem, 0o644);
+  return server;
 }

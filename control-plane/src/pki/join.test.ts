@@ -86,6 +86,45 @@ describe("JoinService", () => {
     expect(await join.certificateCurrent("n9", "0abc")).toBe(true);
   });
 
+  it("renews for the stream's certificate: same name, new key; the one renewed from counts until a join or revocation", async () => {
+    join = new JoinService(store, ca, 9_000);
+    const joined = await join.join((await join.createToken(60_000, "n1")).token, "n1", csr("n1"));
+    const serial1 = new X509Certificate(joined.certificatePem).serialNumber;
+    const renewed = await join.renew("n1", serial1, csr("someone-else"));
+    const cert2 = new X509Certificate(renewed.certificatePem);
+    expect(cert2.subject).toBe("CN=n1\nO=grove:nodes");
+    expect(cert2.serialNumber).not.toBe(serial1);
+    // The lifetime given, backdated a tenth of it (not a whole minute): renewal at 2/3 falls after the issue.
+    expect(Date.parse(cert2.validTo) - Date.parse(cert2.validFrom)).toBeGreaterThanOrEqual(9_000);
+    expect(Date.parse(cert2.validTo) - Date.parse(cert2.validFrom)).toBeLessThanOrEqual(11_000);
+    expect(await join.certificateCurrent("n1", cert2.serialNumber)).toBe(true);
+    // The answer may have been lost: the old certificate still renews (and only the two count).
+    expect(await join.certificateCurrent("n1", serial1)).toBe(true);
+    const again = await join.renew("n1", serial1, csr("n1"));
+    const serial3 = new X509Certificate(again.certificatePem).serialNumber;
+    expect(await join.certificateCurrent("n1", cert2.serialNumber)).toBe(false);
+    expect(await codeOf(join.renew("n1", cert2.serialNumber, csr("n1")))).toBe("Unauthorized");
+    await join.revoke("n1");
+    expect(await join.certificateCurrent("n1", serial1)).toBe(false);
+    expect(await join.certificateCurrent("n1", serial3)).toBe(false);
+    expect(await codeOf(join.renew("n1", serial3, csr("n1")))).toBe("Unauthorized");
+    expect(await codeOf(join.renew("n1", serial3, "not a csr"))).toBe("Unauthorized");
+  });
+
+  it("tells a watcher about every change of a node's record (revocations end open streams)", async () => {
+    const seen: string[] = [];
+    const watch = await join.watchRecords((node) => seen.push(node));
+    try {
+      await join.join((await join.createToken(60_000, "n1")).token, "n1", csr("n1"));
+      await join.revoke("n1");
+      await join.revoke("n1"); // already revoked: no write
+      for (let i = 0; i < 50 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(seen).toEqual(["n1", "n1"]);
+    } finally {
+      await watch.close();
+    }
+  });
+
   it("refuses bad input naming the field", async () => {
     expect(await codeOf(join.createToken(0))).toBe("BadRequest");
     expect(await codeOf(join.createToken(60_000, "Not_A_Name"))).toBe("BadRequest");

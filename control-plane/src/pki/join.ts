@@ -26,6 +26,12 @@ interface NodeCertificate {
   /** The current certificate's serial; REVOKED once the node was deleted. */
   serial: string;
   notAfter: string;
+  /**
+   * The serial the node renewed from (renew): still accepted until it
+   * expires, so a node that never got its new certificate (the answer was
+   * lost) can renew again instead of being locked out. A join clears it.
+   */
+  previous?: string;
 }
 
 /**
@@ -71,6 +77,11 @@ export class JoinService {
    * Spends the token (deleted at the revision read, so of two uses at once
    * only one wins) and signs the request for the node it allows.
    */
+  /** Node certificates are valid this long (grove-server --node-cert-validity). */
+  get certificateValidForMs(): number {
+    return this.certValidForMs;
+  }
+
   async join(token: string, nodeName: string, csrPem: string): Promise<JoinResult> {
     const refused = () => new GroveError("Unauthorized", "the join token is invalid, used or expired");
     if (!NODE_NAME.test(nodeName)) throw new GroveError("BadRequest", `nodeName: invalid node name "${nodeName}"`);
@@ -105,9 +116,35 @@ export class JoinService {
     return { node: nodeName, certificatePem };
   }
 
-  private async record(node: string, certificatePem: string, expectedRevision?: string): Promise<void> {
+  /**
+   * Renews a node's certificate: `serial` is the certificate the node proved
+   * it holds (its mutual-TLS stream), which must still be accepted. The new
+   * certificate has the same name, a fresh key of the node's and a full
+   * lifetime; the one presented stays accepted until it expires.
+   */
+  async renew(node: string, serial: string, csrPem: string): Promise<JoinResult> {
+    const kv = await this.store.get<NodeCertificate>(NODE_CERTS + node);
+    if (kv && !accepts(kv.value, serial)) {
+      throw new GroveError("Unauthorized", `the certificate of node ${node} was revoked: join again`);
+    }
+    let certificatePem: string;
+    try {
+      certificatePem = signNodeCsr(this.ca, csrPem, node, this.certValidForMs);
+    } catch (err) {
+      throw new GroveError("BadRequest", (err as Error).message);
+    }
+    // Compared with the revision read: a revocation in between wins (Conflict).
+    await this.record(node, certificatePem, kv?.modRevision, serial.toLowerCase());
+    return { node, certificatePem };
+  }
+
+  private async record(node: string, certificatePem: string, expectedRevision?: string, previous?: string) {
     const cert = new X509Certificate(certificatePem);
-    const value: NodeCertificate = { serial: cert.serialNumber.toLowerCase(), notAfter: cert.validTo };
+    const value: NodeCertificate = {
+      serial: cert.serialNumber.toLowerCase(),
+      notAfter: cert.validTo,
+      ...(previous ? { previous } : {}),
+    };
     if (expectedRevision) await this.store.update(NODE_CERTS + node, value, expectedRevision);
     else await this.store.create(NODE_CERTS + node, value);
   }
@@ -115,15 +152,44 @@ export class JoinService {
   /** Whether `serial` is the node's current certificate (gateway check on every registration). */
   async certificateCurrent(node: string, serial: string): Promise<boolean> {
     const current = await this.store.get<NodeCertificate>(NODE_CERTS + node);
-    return current === undefined || current.value.serial === serial.toLowerCase();
+    return current === undefined || accepts(current.value, serial);
   }
 
   /** Revokes the node's certificate (the node was deleted): a tombstone until it joins again. */
   async revoke(node: string): Promise<void> {
-    const current = await this.store.get<NodeCertificate>(NODE_CERTS + node);
-    const tombstone: NodeCertificate = { serial: REVOKED, notAfter: current?.value.notAfter ?? "" };
-    if (current?.value.serial === REVOKED) return;
-    if (current) await this.store.update(NODE_CERTS + node, tombstone, current.modRevision);
-    else await this.store.create(NODE_CERTS + node, tombstone);
+    // Every replica sees the deletion and revokes: a Conflict is another one's tombstone, read again.
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.store.get<NodeCertificate>(NODE_CERTS + node);
+      if (current?.value.serial === REVOKED) return;
+      const tombstone: NodeCertificate = { serial: REVOKED, notAfter: current?.value.notAfter ?? "" };
+      try {
+        if (current) await this.store.update(NODE_CERTS + node, tombstone, current.modRevision);
+        else await this.store.create(NODE_CERTS + node, tombstone);
+        return;
+      } catch (err) {
+        const raced = err instanceof GroveError && (err.code === "Conflict" || err.code === "AlreadyExists");
+        if (!raced || attempt >= 4) throw err;
+      }
+    }
   }
+
+  /**
+   * Calls `onChange(node)` whenever a node's certificate record changes
+   * (revoked, re-issued at a join, renewed), on every replica: the agent
+   * gateway then ends streams whose certificate is no longer accepted.
+   */
+  async watchRecords(onChange: (node: string) => void): Promise<{ close(): Promise<void> }> {
+    const { revision } = await this.store.listPage(NODE_CERTS, { limit: 1 });
+    const nodeOf = (key: string) => key.slice(NODE_CERTS.length);
+    return this.store.watch<NodeCertificate>(NODE_CERTS, String(BigInt(revision) + 1n), {
+      onEvent: (ev) => onChange(nodeOf(ev.key)),
+      onRelist: (items) => items.forEach((kv) => onChange(nodeOf(kv.key))),
+    });
+  }
+}
+
+/** Whether a record accepts the certificate with `serial` (its current one, or the one it was renewed from). */
+function accepts(record: NodeCertificate, serial: string): boolean {
+  const s = serial.toLowerCase();
+  return record.serial !== REVOKED && (record.serial === s || record.previous === s);
 }

@@ -3,6 +3,7 @@ import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-load
 
 import type { AgentMessage as _grove_v1_AgentMessage, AgentMessage__Output as _grove_v1_AgentMessage__Output } from './grove/v1/AgentMessage';
 import type { AgentServiceClient as _grove_v1_AgentServiceClient, AgentServiceDefinition as _grove_v1_AgentServiceDefinition } from './grove/v1/AgentService';
+import type { CertificateIssued as _grove_v1_CertificateIssued, CertificateIssued__Output as _grove_v1_CertificateIssued__Output } from './grove/v1/CertificateIssued';
 import type { CheckResult as _grove_v1_CheckResult, CheckResult__Output as _grove_v1_CheckResult__Output } from './grove/v1/CheckResult';
 import type { ContainerStats as _grove_v1_ContainerStats, ContainerStats__Output as _grove_v1_ContainerStats__Output } from './grove/v1/ContainerStats';
 import type { ControlMessage as _grove_v1_ControlMessage, ControlMessage__Output as _grove_v1_ControlMessage__Output } from './grove/v1/ControlMessage';
@@ -21,6 +22,7 @@ import type { NodeInfo as _grove_v1_NodeInfo, NodeInfo__Output as _grove_v1_Node
 import type { PortMapping as _grove_v1_PortMapping, PortMapping__Output as _grove_v1_PortMapping__Output } from './grove/v1/PortMapping';
 import type { Register as _grove_v1_Register, Register__Output as _grove_v1_Register__Output } from './grove/v1/Register';
 import type { Registered as _grove_v1_Registered, Registered__Output as _grove_v1_Registered__Output } from './grove/v1/Registered';
+import type { RenewCertificate as _grove_v1_RenewCertificate, RenewCertificate__Output as _grove_v1_RenewCertificate__Output } from './grove/v1/RenewCertificate';
 import type { Resources as _grove_v1_Resources, Resources__Output as _grove_v1_Resources__Output } from './grove/v1/Resources';
 import type { Security as _grove_v1_Security, Security__Output as _grove_v1_Security__Output } from './grove/v1/Security';
 import type { StreamCancel as _grove_v1_StreamCancel, StreamCancel__Output as _grove_v1_StreamCancel__Output } from './grove/v1/StreamCancel';
@@ -40,6 +42,7 @@ export interface ProtoGrpcType {
     v1: {
       AgentMessage: MessageTypeDefinition<_grove_v1_AgentMessage, _grove_v1_AgentMessage__Output>
       AgentService: SubtypeConstructor<typeof grpc.Client, _grove_v1_AgentServiceClient> & { service: _grove_v1_AgentServiceDefinition }
+      CertificateIssued: MessageTypeDefinition<_grove_v1_CertificateIssued, _grove_v1_CertificateIssued__Output>
       CheckResult: MessageTypeDefinition<_grove_v1_CheckResult, _grove_v1_CheckResult__Output>
       ContainerStats: MessageTypeDefinition<_grove_v1_ContainerStats, _grove_v1_ContainerStats__Output>
       ControlMessage: MessageTypeDefinition<_grove_v1_ControlMessage, _grove_v1_ControlMessage__Output>
@@ -60,6 +63,7 @@ export interface ProtoGrpcType {
       Readiness: EnumTypeDefinition
       Register: MessageTypeDefinition<_grove_v1_Register, _grove_v1_Register__Output>
       Registered: MessageTypeDefinition<_grove_v1_Registered, _grove_v1_Registered__Output>
+      RenewCertificate: MessageTypeDefinition<_grove_v1_RenewCertificate, _grove_v1_RenewCertificate__Output>
       Resources: MessageTypeDefinition<_grove_v1_Resources, _grove_v1_Resources__Output>
       Security: MessageTypeDefinition<_grove_v1_Security, _grove_v1_Security__Output>
       StreamCancel: MessageTypeDefinition<_grove_v1_StreamCancel, _grove_v1_StreamCancel__Output>

@@ -1,0 +1,10 @@
+// Original file: grove.proto
+
+
+export interface RenewCertificate {
+  'csr'?: (string);
+}
+
+export interface RenewCertificate__Output {
+  'csr': (string);
+}
