@@ -1,5 +1,7 @@
 // grove-agent: registers this node with the control plane and runs the
 // instances it is sent. bin/grove-agent.js calls main(process.argv).
+import { startTracing, traceLogFields } from "@grove/common";
+import { AgentMetrics } from "./observability/agent-metrics";
 import * as path from "node:path";
 import { CommanderError } from "commander";
 import { pino, type Logger } from "pino";
@@ -36,7 +38,10 @@ export async function main(argv: readonly string[]): Promise<void> {
     throw error;
   }
 
-  const log = pino({ name: "grove-agent", level: config.logLevel });
+  // Traces only when OTEL_* asks for them (docs/observability.md); log lines inside a span carry its ids.
+  const tracing = startTracing("grove-agent", { "grove.node": config.nodeName });
+  const log = pino({ name: "grove-agent", level: config.logLevel, mixin: traceLogFields });
+  process.once("exit", () => void tracing?.shutdown());
   if (typeof process.getuid === "function" && process.getuid() !== 0) {
     log.fatal("grove-agent must run as root: it creates cgroups, namespaces and mounts for its containers");
     process.exitCode = 1;
@@ -97,17 +102,26 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
   if (config.joinNewCluster === true)
     log.warn("--join-new-cluster: the next desired set is accepted whatever its cluster");
   const pauseAfterNetworkMs = Number(process.env.GROVE_AGENT_PAUSE_AFTER_NETWORK_MS ?? 0) || 0;
+  // Reads the reconciler's statuses when scraped (after start-up), so it can be made first.
+  const metrics: AgentMetrics = new AgentMetrics({
+    runtime,
+    statuses: () => reconciler.statuses(),
+    appOf: (uid) => reconciler.appOf(uid),
+  });
   const reconciler = new Reconciler({
     ...(network ? { network } : {}),
     pauseAfterNetworkMs,
-    images,
+    images: metrics.instrumentImages(images),
     templates,
     runtime,
     rootfsDir: config.rootfsDir,
     stateDir: config.stateDir,
     userns: new UsernsPool(config.usernsRange),
     logger: log.child({ component: "reconciler" }),
-    onStatus: (status) => connection?.reportStatus(status),
+    onStatus: (status) => {
+      metrics.observeStatus(status);
+      connection?.reportStatus(status);
+    },
     onReleased: (status) => connection?.reportStatus(status),
     // spec.disconnect.stopAfter: measured from the control plane's last answer.
     withoutContactMs: () => connection?.withoutContactMs() ?? 0,
@@ -119,6 +133,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     logDir: path.join(config.stateDir, "logs"),
     instances: () => reconciler.statuses(),
     logger: log.child({ component: "streams" }),
+    metrics: () => metrics.render(),
   });
   // The node certificate from an earlier join, or a join now through the first address (https://).
   const servers = serverAddresses(config.server);

@@ -25,6 +25,8 @@ export interface RouteRule {
 }
 
 const PUBLIC: RouteRule = { verb: "get", resource: "capacity", scope: "public" };
+/** Checked by the route (observability/metrics-routes.ts), not by the authorization hook. */
+const SCRAPE: RouteRule = PUBLIC;
 
 function kindRules(): Record<string, RouteRule> {
   const out: Record<string, RouteRule> = {};
@@ -87,6 +89,10 @@ export const ROUTE_POLICY: Readonly<Record<string, RouteRule>> = {
   "POST /v1/join-tokens": { verb: "create", resource: "tokens", scope: "cluster" },
   "POST /v1/join": { verb: "create", resource: "nodes", scope: "public" },
   "DELETE /v1/tokens/:name": { verb: "delete", resource: "tokens", scope: "cluster" },
+  // Metrics (observability/metrics-routes.ts): the route checks the caller itself, the metrics
+  // token (no API identity) or a cluster-admin token; no bearer token gets 401.
+  "GET /metrics": SCRAPE,
+  "GET /v1/nodes/:name/metrics": SCRAPE,
 };
 
 /** The rule of a registered route; undefined = not in the table (refused). */

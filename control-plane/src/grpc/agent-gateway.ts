@@ -31,6 +31,7 @@ import type { ClusterIdentity } from "../cluster/cluster-id";
 import type { NodeRegistration } from "../nodes/registration";
 import type { PresenceOptions, Session, Stream } from "./agent-session";
 import { applyReport, desiredFor, keepLogsFor, nodeInfoOf } from "./agent-messages";
+import { desiredSetTraceContext } from "../observability/trace-handoffs";
 import { SubStreamMux, statsOver, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "./sub-streams";
 import { literalEnv, type EnvResolver } from "../secrets/env-resolver";
 import {
@@ -466,6 +467,8 @@ export class AgentGateway {
     const fingerprint = JSON.stringify([desired, keepLogs]);
     if (!force && fingerprint === session.lastSent) return;
     session.lastSent = fingerprint;
+    // Part of the trace that bound (or changed) one of these instances, when traced.
+    const traceContext = desiredSetTraceContext(node, desired);
     // The revision the instances cache reflects: it only grows, so an agent can
     // tell a set older than one it applied (another replica lagging, a restored store).
     session.stream.write({
@@ -475,6 +478,7 @@ export class AgentGateway {
         clusterId: cluster?.id ?? "",
         leaderEpoch: this.leaderEpoch(),
         keepLogs,
+        traceContext,
       },
     });
   }
