@@ -129,6 +129,9 @@ describe("observability: one apply is one trace across grove-server and grove-ag
     expect((await scrape(`${server.url}/metrics`, "")).status).toBe(401);
     expect((await scrape(`${server.url}/metrics`, "not-a-token")).status).toBe(401);
     expect((await scrape(`${server.url}/v1/nodes/${NODE}/metrics`, "")).status).toBe(401);
+    // Authentication comes before validation: a bad node name tells an unauthenticated caller nothing.
+    expect((await scrape(`${server.url}/v1/nodes/Not_A_Name/metrics`, "")).status).toBe(401);
+    expect((await scrape(`${server.url}/v1/nodes/Not_A_Name/metrics`)).status).toBe(400);
     expect((await scrape(`${server.url}/metrics`)).status).toBe(200);
     expect((await scrape(`${server.url}/metrics`, server.adminToken)).status).toBe(200);
     expect((await scrape(`${server.url}/v1/apps`)).status).toBe(401);

@@ -81,27 +81,24 @@ export function registerMetricsRoutes(
   agents: AgentStreams | undefined,
 ): void {
   const text = (reply: FastifyReply, body: string) => reply.header("content-type", METRICS_CONTENT_TYPE).send(body);
+  // Before validation, like the authorization hook: an unauthenticated caller learns nothing from a 400.
+  const onRequest = async (req: FastifyRequest) => authorizeScrape(req, tokens, o.metricsToken);
   app.get(
     "/metrics",
-    { schema: { tags: ["metrics"], summary: "grove-server's metrics (Prometheus text format)" } },
-    async (req, reply) => {
-      await authorizeScrape(req, tokens, o.metricsToken);
-      return text(reply, await o.metrics.render());
-    },
+    { onRequest, schema: { tags: ["metrics"], summary: "grove-server's metrics (Prometheus text format)" } },
+    async (_req, reply) => text(reply, await o.metrics.render()),
   );
   if (!agents) return;
   app.get<{ Params: { name: string } }>(
     "/v1/nodes/:name/metrics",
     {
+      onRequest,
       schema: {
         tags: ["metrics"],
         summary: "a node's agent metrics (Prometheus text format), through its stream",
         params: Type.Object({ name: Type.String({ pattern: NAME_PATTERN, maxLength: 63 }) }),
       },
     },
-    async (req, reply) => {
-      await authorizeScrape(req, tokens, o.metricsToken);
-      return text(reply, await agentMetricsOver(agents, req.params.name));
-    },
+    async (req, reply) => text(reply, await agentMetricsOver(agents, req.params.name)),
   );
 }
