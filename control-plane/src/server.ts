@@ -343,7 +343,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       secrets: tenancy.secrets,
       limits: new IdentityLimits(opts.identityLimits),
       ...(tenancy.audit ? { audit: tenancy.audit } : {}),
-      observability: { metrics, metricsToken },
+      observability: { metrics, metricsToken, nodeNames: () => nodes.list().map((n) => n.metadata.name) },
       // The chain carries the CA, so a joining agent can check it against its --ca-hash.
       https: { certPem: pki.server.certPem + pki.ca.certPem, keyPem: pki.server.keyPem },
       routes: [(app) => registerJoinRoutes(app, { join, caPem: pki.ca.certPem, caHash: pki.caHash, grpcPort })],

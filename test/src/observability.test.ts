@@ -135,6 +135,12 @@ describe("observability: one apply is one trace across grove-server and grove-ag
     expect((await scrape(`${server.url}/metrics`)).status).toBe(200);
     expect((await scrape(`${server.url}/metrics`, server.adminToken)).status).toBe(200);
     expect((await scrape(`${server.url}/v1/apps`)).status).toBe(401);
+    // Prometheus HTTP service discovery: the node's metrics, through this server.
+    expect((await scrape(`${server.url}/v1/metrics/targets`, "")).status).toBe(401);
+    const targets = await scrape(`${server.url}/v1/metrics/targets`);
+    expect(JSON.parse(targets.text)).toEqual([
+      { targets: [new URL(server.url).host], labels: { __metrics_path__: `/v1/nodes/${NODE}/metrics`, node: NODE } },
+    ]);
   });
 
   test("grove apply: one trace from the HTTP request to the container start; histograms move; promtool accepts both", async () => {

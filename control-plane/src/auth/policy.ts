@@ -93,6 +93,7 @@ export const ROUTE_POLICY: Readonly<Record<string, RouteRule>> = {
   // token (no API identity) or a cluster-admin token; no bearer token gets 401.
   "GET /metrics": SCRAPE,
   "GET /v1/nodes/:name/metrics": SCRAPE,
+  "GET /v1/metrics/targets": SCRAPE,
 };
 
 /** The rule of a registered route; undefined = not in the table (refused). */

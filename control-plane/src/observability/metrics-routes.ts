@@ -2,6 +2,8 @@
 // GET /v1/nodes/{name}/metrics  a node's agent's metrics, asked over its gRPC
 //                               stream (a METRICS sub-stream): nodes open no
 //                               port, like logs, exec and stats
+// GET /v1/metrics/targets       every node's metrics as Prometheus HTTP service
+//                               discovery targets (http_sd_configs)
 //
 // Both in Prometheus' text format, for a scraper holding the metrics token
 // (<data-dir>/metrics-token, read-only, good for nothing else) or a
@@ -24,6 +26,8 @@ export interface MetricsRouteOptions {
   metrics: ControlPlaneMetrics;
   /** The scrape-only token (ensureToken(dataDir, "metrics-token")). */
   metricsToken: string;
+  /** The cluster's node names (the nodes informer), for the discovery targets. */
+  nodeNames?: () => string[];
 }
 
 async function authorizeScrape(req: FastifyRequest, tokens: TokenService, metricsToken: string): Promise<void> {
@@ -100,5 +104,19 @@ export function registerMetricsRoutes(
       },
     },
     async (req, reply) => text(reply, await agentMetricsOver(agents, req.params.name)),
+  );
+  const nodeNames = o.nodeNames;
+  if (!nodeNames) return;
+  // Prometheus HTTP SD: one target per node, scraped through the server Prometheus asked (its Host header).
+  app.get(
+    "/v1/metrics/targets",
+    { onRequest, schema: { tags: ["metrics"], summary: "every node's agent metrics as Prometheus http_sd targets" } },
+    async (req) =>
+      nodeNames()
+        .sort()
+        .map((node) => ({
+          targets: [req.headers.host ?? req.hostname],
+          labels: { __metrics_path__: `/v1/nodes/${node}/metrics`, node },
+        })),
   );
 }
