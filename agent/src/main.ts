@@ -1,6 +1,6 @@
 // grove-agent: registers this node with the control plane and runs the
 // instances it is sent. bin/grove-agent.js calls main(process.argv).
-import { startTracing, traceLogFields } from "@grove/common";
+import { startTracing, traceLogFields, type TracingHandle } from "@grove/common";
 import { AgentMetrics } from "./observability/agent-metrics";
 import * as path from "node:path";
 import { CommanderError } from "commander";
@@ -22,6 +22,13 @@ import { UsernsPool } from "./reconcile/userns-pool";
 export { parseArgs, SHUTDOWN_TIMEOUT_MS, type AgentConfig, type ParseArgsOptions } from "./config";
 
 /** The agent's entry point; sets process.exitCode rather than throwing. */
+/** Tracing, when OTEL_* asked for it: buffered spans are sent before the agent exits. */
+let tracing: TracingHandle | undefined;
+
+async function flushTraces(): Promise<void> {
+  await tracing?.shutdown();
+}
+
 export async function main(argv: readonly string[]): Promise<void> {
   if (argv[2] === "image") {
     process.exitCode = await imageCommand(argv.slice(3));
@@ -39,9 +46,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
 
   // Traces only when OTEL_* asks for them (docs/observability.md); log lines inside a span carry its ids.
-  const tracing = startTracing("grove-agent", { "grove.node": config.nodeName });
+  tracing = startTracing("grove-agent", { "grove.node": config.nodeName });
   const log = pino({ name: "grove-agent", level: config.logLevel, mixin: traceLogFields });
-  process.once("exit", () => void tracing?.shutdown());
   if (typeof process.getuid === "function" && process.getuid() !== 0) {
     log.fatal("grove-agent must run as root: it creates cgroups, namespaces and mounts for its containers");
     process.exitCode = 1;
@@ -192,6 +198,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     runtime.detach();
     if (containers === 0) await runtime.removeParentCgroup().catch(() => undefined);
     log.info("grove-agent stopped");
+    await flushTraces();
     process.exit(0);
   }
 
@@ -207,6 +214,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     await runtime.removeParentCgroup().catch((err: unknown) => log.warn({ err }, "could not remove the parent cgroup"));
   }
   log.info("grove-agent stopped");
+  await flushTraces();
   process.exit(stopped ? 0 : 1);
 }
 

@@ -34,7 +34,7 @@ export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean 
 }
 
 export interface TracingHandle {
-  /** Sends what is buffered and stops the exporter. */
+  /** Sends what is buffered (for at most 2 s) and stops the exporter; never rejects. */
   shutdown(): Promise<void>;
 }
 
@@ -86,9 +86,15 @@ export function startTracing(
   trace.setGlobalTracerProvider(provider);
   tracer = provider.getTracer("grove");
   return {
+    // At most 2 s: an unreachable collector must not hold a process that is stopping.
     shutdown: async () => {
-      await provider.shutdown();
       tracer = undefined;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        provider.shutdown().catch(() => undefined),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, 2_000))),
+      ]);
+      clearTimeout(timer);
     },
   };
 }
