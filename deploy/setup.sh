@@ -6,7 +6,9 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-PACKAGES=(etcd-server etcd-client busybox-static iproute2 iptables make g++ python3 docker-registry skopeo umoci apache2-utils attr zstd openssl containernetworking-plugins util-linux time runc libseccomp-dev zsh)
+# prometheus: its promtool checks both /metrics outputs in test/src/observability.test.ts;
+# zsh: the completion test runs the zsh script in a real zsh.
+PACKAGES=(etcd-server etcd-client busybox-static iproute2 iptables make g++ python3 docker-registry skopeo umoci apache2-utils attr zstd openssl containernetworking-plugins util-linux time runc libseccomp-dev prometheus zsh)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,5 +1,7 @@
 // grove-agent: registers this node with the control plane and runs the
 // instances it is sent. bin/grove-agent.js calls main(process.argv).
+import { startTracing, traceLogFields, type TracingHandle } from "@grove/common";
+import { AgentMetrics } from "./observability/agent-metrics";
 import * as path from "node:path";
 import { CommanderError } from "commander";
 import { pino, type Logger } from "pino";
@@ -21,6 +23,13 @@ import { UsernsPool } from "./reconcile/userns-pool";
 export { parseArgs, SHUTDOWN_TIMEOUT_MS, type AgentConfig, type ParseArgsOptions } from "./config";
 
 /** The agent's entry point; sets process.exitCode rather than throwing. */
+/** Tracing, when OTEL_* asked for it: buffered spans are sent before the agent exits. */
+let tracing: TracingHandle | undefined;
+
+async function flushTraces(): Promise<void> {
+  await tracing?.shutdown();
+}
+
 export async function main(argv: readonly string[]): Promise<void> {
   if (argv[2] === "image") {
     process.exitCode = await imageCommand(argv.slice(3));
@@ -37,7 +46,9 @@ export async function main(argv: readonly string[]): Promise<void> {
     throw error;
   }
 
-  const log = pino({ name: "grove-agent", level: config.logLevel });
+  // Traces only when OTEL_* asks for them (docs/observability.md); log lines inside a span carry its ids.
+  tracing = startTracing("grove-agent", { "grove.node": config.nodeName });
+  const log = pino({ name: "grove-agent", level: config.logLevel, mixin: traceLogFields });
   if (typeof process.getuid === "function" && process.getuid() !== 0) {
     log.fatal("grove-agent must run as root: it creates cgroups, namespaces and mounts for its containers");
     process.exitCode = 1;
@@ -98,17 +109,26 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
   if (config.joinNewCluster === true)
     log.warn("--join-new-cluster: the next desired set is accepted whatever its cluster");
   const pauseAfterNetworkMs = Number(process.env.GROVE_AGENT_PAUSE_AFTER_NETWORK_MS ?? 0) || 0;
+  // Reads the reconciler's statuses when scraped (after start-up), so it can be made first.
+  const metrics: AgentMetrics = new AgentMetrics({
+    runtime,
+    statuses: () => reconciler.statuses(),
+    appOf: (uid) => reconciler.appOf(uid),
+  });
   const reconciler = new Reconciler({
     ...(network ? { network } : {}),
     pauseAfterNetworkMs,
-    images,
+    images: metrics.instrumentImages(images),
     templates,
     runtime,
     rootfsDir: config.rootfsDir,
     stateDir: config.stateDir,
     userns: new UsernsPool(config.usernsRange),
     logger: log.child({ component: "reconciler" }),
-    onStatus: (status) => connection?.reportStatus(status),
+    onStatus: (status) => {
+      metrics.observeStatus(status);
+      connection?.reportStatus(status);
+    },
     onReleased: (status) => connection?.reportStatus(status),
     // spec.disconnect.stopAfter: measured from the control plane's last answer.
     withoutContactMs: () => connection?.withoutContactMs() ?? 0,
@@ -120,6 +140,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     logDir: path.join(config.stateDir, "logs"),
     instances: () => reconciler.statuses(),
     logger: log.child({ component: "streams" }),
+    metrics: () => metrics.render(),
   });
   // The node certificate from an earlier join, or a join now through the first address (https://).
   const servers = serverAddresses(config.server);
@@ -198,6 +219,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     runtime.detach();
     if (containers === 0) await runtime.removeParentCgroup().catch(() => undefined);
     log.info("grove-agent stopped");
+    await flushTraces();
     process.exit(0);
   }
 
@@ -214,6 +236,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     await runtime.removeParentCgroup().catch((err: unknown) => log.warn({ err }, "could not remove the parent cgroup"));
   }
   log.info("grove-agent stopped");
+  await flushTraces();
   process.exit(stopped ? 0 : 1);
 }
 

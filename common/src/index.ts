@@ -5,3 +5,5 @@ export * from "./backoff";
 export * from "./rate-limiter";
 export * from "./resources";
 export * from "./work-queue";
+export * from "./tracing";
+export * from "./trace-links";

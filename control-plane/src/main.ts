@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import pino from "pino";
 import { parseDurationMs } from "@grove/api";
+import { startTracing, traceLogFields } from "@grove/common";
 import { startControlPlane } from "./server";
 import { backupCommand, restoreCommand } from "./etcd/backup";
 import { rotateEncryptionKey } from "./secrets/rotate";
@@ -204,7 +205,9 @@ export async function main(argv: string[]): Promise<void> {
     etcdCertfile?: string;
     etcdKeyfile?: string;
   }>();
-  const logger = pino({ name: "grove-server", level: o.logLevel });
+  // Traces only when OTEL_* asks for them (docs/observability.md); log lines inside a span carry its ids.
+  const tracing = startTracing("grove-server");
+  const logger = pino({ name: "grove-server", level: o.logLevel, mixin: traceLogFields });
   try {
     const cp = await startControlPlane({
       dataDir: o.dataDir,
@@ -261,13 +264,15 @@ export async function main(argv: string[]): Promise<void> {
       if (stopping) return;
       stopping = true;
       logger.info({ signal: sig }, "shutting down");
-      cp.close().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error({ err }, "shutdown failed");
-          process.exit(1);
-        },
-      );
+      cp.close()
+        .then(() => tracing?.shutdown())
+        .then(
+          () => process.exit(0),
+          (err: unknown) => {
+            logger.error({ err }, "shutdown failed");
+            process.exit(1);
+          },
+        );
     };
     process.on("SIGTERM", () => shutdown("SIGTERM"));
     process.on("SIGINT", () => shutdown("SIGINT"));

@@ -38,6 +38,8 @@ import { JoinService } from "./pki/join";
 import { registerJoinRoutes } from "./http/join-routes";
 import { renewServingCertificate } from "./pki/serving-renewal";
 import { AgentLimits, type AgentLimitOptions } from "./grpc/agent-limits";
+import { ControlPlaneMetrics } from "./observability/metrics";
+import { instrumentStore } from "./observability/instrumented-store";
 
 export interface ControlPlaneOptions {
   dataDir: string;
@@ -134,6 +136,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const adminToken = ensureToken(opts.dataDir, "admin-token");
   const agentToken = ensureToken(opts.dataDir, "agent-token");
+  // Scrapers' token: reads /metrics and the agents' metrics, nothing else (docs/observability.md).
+  const metricsToken = ensureToken(opts.dataDir, "metrics-token");
+  const metrics = new ControlPlaneMetrics();
   const wildcard = (h: string | undefined) => !h || h === "0.0.0.0" || h === "::";
   const pki = ensureClusterPki(opts.dataDir, {
     ...opts.tls,
@@ -192,10 +197,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const etcdTls: EtcdClientTls | undefined = opts.etcdEndpoints?.length
       ? opts.etcdTls && readEtcdTls(opts.etcdTls)
       : { caPem: pki.ca.certPem, certPem: pki.etcdClient.certPem, keyPem: pki.etcdClient.keyPem };
-    const store = createStore(endpoints, {
-      logger: logger.child({ component: "store" }),
-      ...(etcdTls ? { tls: etcdTls } : {}),
-    });
+    const store = instrumentStore(
+      createStore(endpoints, {
+        logger: logger.child({ component: "store" }),
+        ...(etcdTls ? { tls: etcdTls } : {}),
+      }),
+      metrics,
+    );
     cleanups.push(() => store.close());
     const repo = new Repository(store);
     const cluster = await ensureClusterId(store, { assign: opts.assignClusterId === true });
@@ -213,6 +221,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const instances = new Informer<Instance>(store, Keys.collection("instances"), logger);
     const nodes = new Informer<Node>(store, Keys.collection("nodes"), logger);
     const tasks = new Informer<Task>(store, Keys.collection("tasks"), logger);
+    metrics.setSources({ instances: () => instances.list(), nodes: () => nodes.list() });
     const events = new EventRecorder(store, { ...opts.events, logger: logger.child({ component: "events" }) });
     cleanups.push(async () => events.stop());
     const eventWatcher = new EventWatcher(events, apps, instances, nodes);
@@ -239,6 +248,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         logger.child({ component: "scheduler" }),
         1,
         opts.hostPortRange,
+        metrics,
       );
       const lifecycle = new NodeLifecycleController(
         fenced,
@@ -263,6 +273,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       scheduler.trigger();
       lifecycle.start();
       eventWatcher.setActive(true);
+      metrics.setLeader(true);
       controllers = {
         stop: () => {
           eventWatcher.setActive(false);
@@ -317,6 +328,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         onLost: () => {
           controllers?.stop();
           controllers = undefined;
+          metrics.setLeader(false);
         },
       },
     );
@@ -343,6 +355,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       secrets: tenancy.secrets,
       limits: new IdentityLimits(opts.identityLimits),
       ...(tenancy.audit ? { audit: tenancy.audit } : {}),
+      observability: { metrics, metricsToken, nodeNames: () => nodes.list().map((n) => n.metadata.name) },
       // The chain carries the CA, so a joining agent can check it against its --ca-hash.
       https: { certPem: pki.server.certPem + pki.ca.certPem, keyPem: pki.server.keyPem },
       routes: [(app) => registerJoinRoutes(app, { join, caPem: pki.ca.certPem, caHash: pki.caHash, grpcPort })],

@@ -19,6 +19,7 @@
 // The control plane answers every heartbeat; the time since the last answer
 // (minus one interval, the normal gap) is how long the node has been without
 // contact: spec.disconnect.stopAfter is measured with it, on the monotonic clock.
+import { extractTraceContext, SpanKind, withSpan } from "@grove/common";
 import { performance } from "node:perf_hooks";
 import * as grpc from "@grpc/grpc-js";
 import { Backoff } from "@grove/common";
@@ -45,7 +46,7 @@ export interface DesiredSetGuard {
 
 /** What the connection needs from the reconciler. */
 export interface DesiredStateSink {
-  setDesired(desired: Omit<DesiredInstances__Output, "leaderEpoch">): void;
+  setDesired(desired: Omit<DesiredInstances__Output, "leaderEpoch" | "traceContext">): void;
   statuses(): InstanceStatus[];
 }
 
@@ -323,8 +324,15 @@ export class ControlPlaneConnection {
       );
       if (!this.admit(session, desired)) return;
       // The epoch is the guard's business; the reconciler gets the set.
-      const { leaderEpoch: _epoch, ...set } = desired;
-      this.options.reconciler.setDesired(set);
+      const { leaderEpoch: _epoch, traceContext, ...set } = desired;
+      // Part of the control plane's trace when it sent one (docs/observability.md).
+      const parent = extractTraceContext(traceContext ?? {});
+      void withSpan("agent desired set", () => this.options.reconciler.setDesired(set), {
+        parent,
+        childOnly: true,
+        kind: SpanKind.CONSUMER,
+        attributes: { "grove.instances": set.instances.length, "grove.revision": String(set.revision) },
+      }).catch((err: unknown) => this.log.error({ err }, "applying the desired set failed"));
     } else if (session.registered) {
       this.options.streams?.handle(message);
     }

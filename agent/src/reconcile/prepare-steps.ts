@@ -4,6 +4,7 @@
 // the order, and what was set up is released in reverse when the start fails
 // or the instance goes. It replaces hand-kept "this is mounted" flags: the
 // list of held steps IS the record of what an instance holds on the host.
+import { withSpan } from "@grove/common";
 
 /** One step of preparing something (an instance start): a set-up and, when it holds anything, its release. */
 export interface PrepareStep<C> {
@@ -39,7 +40,8 @@ export async function runSteps<C>(steps: readonly PrepareStep<C>[], ctx: C, held
     if (step.when && !step.when(ctx)) continue;
     const release = step.release;
     if (release) held.push({ name: step.name, release: () => release.call(step, ctx) });
-    await step.setup(ctx);
+    // A span per step under the instance's start, when traced: image pull, network set-up, runtime start.
+    await withSpan(`start step ${step.name}`, () => step.setup(ctx), { childOnly: true });
   }
 }
 

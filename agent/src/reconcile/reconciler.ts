@@ -43,7 +43,8 @@ import * as path from "node:path";
 import { pino, type Logger } from "pino";
 import type { DesiredInstances__Output, InstanceSpec__Output, InstanceStatus } from "@grove/proto";
 import type { ContainerHandle, ContainerRuntime } from "../runtime/types";
-import { WorkQueue } from "@grove/common";
+import { traceLinks, WorkQueue } from "@grove/common";
+import { startInTrace } from "../observability/agent-traces";
 import { releaseHeld, runSteps, StartFailure, type PrepareStep } from "./prepare-steps";
 import { containerSpecOf, specProblem } from "./instance-spec";
 import { errorMessage, exitStatus, startFailedStatus, StatusReason } from "./instance-status";
@@ -60,8 +61,8 @@ export { formatLimits, isPlainName } from "./instance-spec";
 export type { InstanceImages, InstanceNetworks, InstanceTemplates, ReconcilerOptions } from "./types";
 
 /** A desired set; keep_logs may be left out (none kept). */
-export type DesiredSet = Omit<DesiredInstances__Output, "keepLogs" | "leaderEpoch"> &
-  Partial<Pick<DesiredInstances__Output, "keepLogs">>;
+export type DesiredSet = Omit<DesiredInstances__Output, "keepLogs" | "leaderEpoch" | "traceContext"> &
+  Partial<Pick<DesiredInstances__Output, "keepLogs" | "traceContext">>;
 
 export class Reconciler {
   private desired = new Map<string, InstanceSpec__Output>();
@@ -188,6 +189,8 @@ export class Reconciler {
     this.keepLogs = new Set(desired.keepLogs ?? []);
     this.desiredReceived = true;
     this.log.debug({ revision: desired.revision, instances: next.size }, "desired set received");
+    // A new instance's start joins the trace of the set that brought it (grpc/client.ts made it active).
+    for (const uid of next.keys()) if (!previous.has(uid)) traceLinks.remember(uid);
     if (!this.started) return;
     // Until the first set, syncs of containers adopted from an earlier run
     // kept them as they were; now each is converged (one the control plane
@@ -195,6 +198,11 @@ export class Reconciler {
     if (first) this.enqueueAll();
     for (const uid of new Set([...previous.keys(), ...next.keys(), ...previousKeep])) this.queue.add(uid);
     this.startOrphanLogCollection();
+  }
+
+  /** The App (or Task) of an instance the agent knows (metrics labels). */
+  appOf(uid: string): string | undefined {
+    return this.tracked.get(uid)?.spec.app ?? this.desired.get(uid)?.app;
   }
 
   /** The current status of every instance the agent knows of (for Register.instances). */
@@ -314,7 +322,7 @@ export class Reconciler {
     if (spec) {
       // Desired and never seen: start it. Known: running stays running,
       // finished stays finished (only its leftovers are released).
-      if (!tracked) return this.startInstance(spec);
+      if (!tracked) return startInTrace(spec, () => this.startInstance(spec));
       if (tracked.finished) await releaseHeld(tracked.held);
       else if (tracked.handle && !tracked.stopRequested) await resize(this.core, tracked, spec);
       return;

@@ -59,6 +59,8 @@ export interface SubStreamServerOptions {
   /** How often `logs -f` looks for new data (default 200 ms). */
   followPollMs?: number;
   now?: () => number;
+  /** The agent's metrics in Prometheus' text format (observability/agent-metrics.ts). */
+  metrics?: () => Promise<string>;
 }
 
 class Cancelled extends Error {
@@ -164,6 +166,9 @@ export class SubStreamServer {
           return this.exec(s, open);
         case "STATS":
           return { stats: await this.stats(open.instanceUid) };
+        case "METRICS":
+          if (!this.options.metrics) throw new StreamFailure("NotSupported", "this agent serves no metrics");
+          return { metrics: await this.options.metrics() };
         default:
           throw new StreamFailure("BadRequest", `unknown sub-stream kind ${String(open.kind)}`);
       }

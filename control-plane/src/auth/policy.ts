@@ -37,6 +37,8 @@ export interface RouteRule {
 }
 
 const PUBLIC: RouteRule = { verb: "get", resource: "capacity", scope: "public" };
+/** Checked by the route (observability/metrics-routes.ts), not by the authorization hook. */
+const SCRAPE: RouteRule = PUBLIC;
 
 function kindRules(): Record<string, RouteRule> {
   const out: Record<string, RouteRule> = {};
@@ -106,6 +108,11 @@ export const ROUTE_POLICY: Readonly<Record<string, RouteRule>> = {
   "GET /v1/namespaces/:namespace": { verb: "get", resource: "namespaces", scope: "namespace" },
   "PUT /v1/namespaces/:namespace": { verb: "update", resource: "namespaces", scope: "namespace" },
   "DELETE /v1/namespaces/:namespace": { verb: "delete", resource: "namespaces", scope: "namespace" },
+  // Metrics (observability/metrics-routes.ts): the route checks the caller itself, the metrics
+  // token (no API identity) or a cluster-admin token; no bearer token gets 401.
+  "GET /metrics": SCRAPE,
+  "GET /v1/nodes/:name/metrics": SCRAPE,
+  "GET /v1/metrics/targets": SCRAPE,
 };
 
 /** The rule of a registered route; undefined = not in the table (refused). */

@@ -73,6 +73,7 @@ import { AppWrites } from "./app-writes";
 import { Informer, objectKey } from "./informer";
 import { monotonicNow, type MonotonicClock } from "./node-lifecycle";
 import { WorkQueue } from "@grove/common";
+import { syncInTrace } from "../observability/trace-handoffs";
 import { RolloutTracker, rolloutOriginal, type IndexSlot } from "./rollout";
 import { rollOut, type RolloutDeps } from "./rollout-step";
 import { RevisionStore } from "./revisions";
@@ -142,7 +143,7 @@ export class AppController {
     };
     this.retiredRetentionMs = opts.retiredRetentionMs ?? RETIRED_RETENTION_MS;
     this.backoffResetMs = opts.backoffResetMs ?? BACKOFF_RESET_MS;
-    this.queue = new WorkQueue({ name: "app-controller", sync: (k) => this.sync(k), logger });
+    this.queue = new WorkQueue({ name: "app-controller", sync: syncInTrace("apps", (k) => this.sync(k)), logger });
     apps.on((ev) => this.queue.add(objectKey(ev.object)));
     instances.on((ev) => {
       if (ev.object.spec.task !== undefined) return; // a Task's attempt (task-controller.ts)

@@ -20,10 +20,11 @@ import {
   type PlacementRequest,
 } from "../scheduler";
 import { Informer, objectKey } from "./informer";
-import { sameLimits, WorkQueue } from "@grove/common";
+import { sameLimits, traceLinks, withSpan, WorkQueue, type Span } from "@grove/common";
 import { allocations, nodeViews, requestExtras, usedHostPorts } from "../scheduler/snapshot";
 import { commitChunked, PlacementRaceError, preemptionOps } from "../scheduling/commit";
 import type { PortRange } from "../network/subnets";
+import { placementSpanAttributes, type SchedulerMetrics } from "../observability/scheduler-telemetry";
 
 /** Host ports handed out when an App's port names none (configurable on grove-server). */
 export const DEFAULT_HOST_PORT_RANGE: PortRange = DEFAULT_DYNAMIC_HOST_PORTS;
@@ -57,8 +58,9 @@ export class SchedulerController {
     private readonly logger: Logger,
     private readonly seed = 1,
     private readonly hostPortRange: PortRange = DEFAULT_HOST_PORT_RANGE,
+    private readonly metrics?: SchedulerMetrics,
   ) {
-    this.queue = new WorkQueue({ name: "scheduler", sync: () => this.schedulePass(), logger, baseDelayMs: 100 });
+    this.queue = new WorkQueue({ name: "scheduler", sync: () => this.timedPass(), logger, baseDelayMs: 100 });
     // Any change may make room or need placing; one pass handles them all.
     nodes.on(() => this.queue.add(PASS_KEY));
     instances.on((ev) => {
@@ -79,6 +81,15 @@ export class SchedulerController {
     return this.queue.idle();
   }
 
+  private async timedPass(): Promise<void> {
+    const end = this.metrics?.schedulerPass.startTimer();
+    try {
+      await this.schedulePass();
+    } finally {
+      end?.();
+    }
+  }
+
   /** One pass: place every unbound, unfinished instance. Throws to retry. */
   async schedulePass(): Promise<void> {
     const all = this.instances.list();
@@ -92,7 +103,25 @@ export class SchedulerController {
       await this.refreshAllocated(nodes, used);
       return;
     }
+    // Part of the trace that created (or changed) one of the pending instances, when there is one.
+    const parent = traceLinks.takeAny(
+      pending.map((i) => Keys.object("instances", i.metadata.namespace, i.metadata.name)),
+    );
+    return withSpan("scheduler pass", (span) => this.placePending(all, pending, nodes, used, ports, span), {
+      childOnly: true,
+      ...(parent ? { parent } : {}),
+      attributes: { "grove.instances.pending": pending.length, "grove.nodes": nodes.length },
+    });
+  }
 
+  private async placePending(
+    all: Instance[],
+    pending: Instance[],
+    nodes: Node[],
+    used: Map<string, Resources>,
+    ports: ReturnType<typeof usedHostPorts>,
+    span: Span | undefined,
+  ): Promise<void> {
     const views = nodeViews(nodes, all, used, ports);
     const reqs: PlacementRequest[] = pending.map((i) => ({
       id: objectKey(i),
@@ -103,6 +132,7 @@ export class SchedulerController {
       ...hostPortRequest(i.spec.ports, this.hostPortRange),
     }));
     const results = placeBatch(reqs, views, defaultProfile(), seededRng(this.seed + this.passes++));
+    span?.setAttributes(placementSpanAttributes(reqs, results));
 
     const now = new Date().toISOString();
     const compares: TxnCompare[] = [];
@@ -187,6 +217,11 @@ export class SchedulerController {
         return;
       }
       this.races = 0;
+      this.metrics?.placements.inc({ result: "placed" }, placed);
+      this.metrics?.placements.inc(
+        { result: "preempted" },
+        results.reduce((n, r) => n + (r?.victims?.length ?? 0), 0),
+      );
       if (placed > 0) this.logger.info({ placed, transactions: r.transactions }, "placed instances");
       // The next pass plans on the informers: let both see this one first (they
       // are separate watches), or it would place the same instances again.
@@ -207,6 +242,7 @@ export class SchedulerController {
         [{ type: "put", key, value: stored(next) }],
       );
       if (!r.succeeded) throw new Error("instance changed while recording why it is unschedulable; retrying");
+      this.metrics?.placements.inc({ result: "unschedulable" });
       this.logger.info({ instance: objectKey(inst), reason }, "instance unschedulable");
     }
   }

@@ -29,6 +29,7 @@ import type { Repository } from "../resources/repository";
 import { Informer, objectKey } from "./informer";
 import { monotonicNow, type MonotonicClock } from "./node-lifecycle";
 import { decideTask, sameTaskStatus } from "./task-decisions";
+import { syncInTrace } from "../observability/trace-handoffs";
 
 export interface TaskClock {
   /** Wall clock, for timestamps written into objects. */
@@ -54,7 +55,7 @@ export class TaskController {
     private readonly clock: TaskClock = { now: () => Date.now() },
   ) {
     this.monotonic = clock.monotonic ?? monotonicNow;
-    this.queue = new WorkQueue({ name: "task-controller", sync: (k) => this.sync(k), logger });
+    this.queue = new WorkQueue({ name: "task-controller", sync: syncInTrace("tasks", (k) => this.sync(k)), logger });
     tasks.on((ev) => {
       if (ev.type === "deleted") this.doneAt.delete(ev.object.metadata.uid ?? "");
       this.queue.add(objectKey(ev.object));

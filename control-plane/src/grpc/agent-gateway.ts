@@ -30,7 +30,8 @@ import {
 import type { ClusterIdentity } from "../cluster/cluster-id";
 import type { NodeRegistration } from "../nodes/registration";
 import type { PresenceOptions, Session, Stream } from "./agent-session";
-import { applyReport, desiredMessage, nodeInfoOf } from "./agent-messages";
+import { applyReport, desiredMessage, nodeInfoOf, SUSPECT_STORE_NOT_SENT } from "./agent-messages";
+import { desiredSetTraceContext } from "../observability/trace-handoffs";
 import { SubStreamMux, statsOver, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "./sub-streams";
 import { literalEnv, type EnvResolver } from "../secrets/env-resolver";
 import { expiredProblem, ReloadableServerCredentials, renewOnStream, revokedProblem } from "./agent-certificates";
@@ -479,13 +480,7 @@ export class AgentGateway {
     const cluster = this.cluster;
     if (cluster?.state === "suspect") {
       // Sending what this store holds could stop what the node runs for good.
-      if (force) {
-        this.logger.error(
-          { node, holds: cluster.holds },
-          "not sending the node its desired set: the store holds objects but no cluster id " +
-            "(lost or from an older Grove); check it is the right store, then restart grove-server with --assign-cluster-id",
-        );
-      }
+      if (force) this.logger.error({ node, holds: cluster.holds }, SUSPECT_STORE_NOT_SENT);
       return;
     }
     const { fingerprint, desired } = desiredMessage(node, this.instances.list(), this.env, {
@@ -495,6 +490,9 @@ export class AgentGateway {
     });
     if (!force && fingerprint === session.lastSent) return;
     session.lastSent = fingerprint;
-    session.stream.write({ desired });
+    // Part of the trace that bound (or changed) one of these instances, when traced.
+    session.stream.write({
+      desired: { ...desired, traceContext: desiredSetTraceContext(node, desired.instances ?? []) },
+    });
   }
 }

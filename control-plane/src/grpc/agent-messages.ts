@@ -119,6 +119,11 @@ function specOf(i: Instance, env: Record<string, string>): InstanceSpec {
  * the one the instances cache reflects: it only grows, so an agent can tell a
  * set older than one it applied (another replica lagging, a restored store).
  */
+/** Logged when a node's desired set is held back because the store looks like the wrong one. */
+export const SUSPECT_STORE_NOT_SENT =
+  "not sending the node its desired set: the store holds objects but no cluster id " +
+  "(lost or from an older Grove); check it is the right store, then restart grove-server with --assign-cluster-id";
+
 export function desiredMessage(
   node: string,
   instances: readonly Instance[],

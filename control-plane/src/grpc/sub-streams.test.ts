@@ -47,7 +47,15 @@ describe("SubStreamMux", () => {
   });
 
   it("maps the agent's error codes", () => {
-    const end = (errorCode: string) => ({ streamId: 1, exitCode: 0, signal: 0, errorCode, error: "why", stats: [] });
+    const end = (errorCode: string) => ({
+      streamId: 1,
+      exitCode: 0,
+      signal: 0,
+      errorCode,
+      error: "why",
+      stats: [],
+      metrics: "",
+    });
     expect(endError(end(""), "x")).toBeUndefined();
     expect(endError(end("NotFound"), "logs")?.code).toBe("NotFound");
     expect(endError(end("Conflict"), "logs")?.code).toBe("Conflict");

@@ -33,6 +33,8 @@ import type { RouteContext } from "./resource-routes";
 import { addSharedSchemas } from "./schemas";
 import { WatchRegistry } from "./watch-stream";
 import { installNamespaces } from "../namespaces/setup";
+import { installHttpTelemetry } from "../observability/http-telemetry";
+import { registerMetricsRoutes, type MetricsRouteOptions } from "../observability/metrics-routes";
 
 export interface HttpServerOptions {
   repo: Repository;
@@ -59,6 +61,8 @@ export interface HttpServerOptions {
   secrets?: SecretService;
   /** Serve HTTPS with this certificate (chain) and key (PEM); plain HTTP without (unit tests). */
   https?: { certPem: string; keyPem: string };
+  /** Metrics (GET /metrics, a node's agent's) and per-request latency and spans (observability/). */
+  observability?: MetricsRouteOptions;
   /** More routes (the join routes: join-routes.ts). */
   routes?: Array<(app: FastifyInstance) => void>;
 }
@@ -75,6 +79,8 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   }) as unknown as FastifyInstance;
 
   installErrorHandling(app);
+  // First: its onRequest hook starts the request's span before authorization, and its onRoute hook wraps every handler.
+  installHttpTelemetry(app, opts.observability?.metrics);
   // grove exec (1 MiB frames at most). Registered before the auth hook: its own
   // onRequest hook must see an upgrade first, so that a refused one (401) has
   // its socket closed after the answer.
@@ -127,6 +133,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   if (opts.peerStreams) registerPeerStreamRoute(app, opts.peerStreams);
   registerTokenRoutes(app, tokens);
   if (opts.secrets) registerSecretRoutes(app, opts.secrets);
+  if (opts.observability) registerMetricsRoutes(app, tokens, opts.observability, opts.agents);
   for (const register of opts.routes ?? []) register(app);
 
   // Open watch streams would hold close() until every client left.

@@ -125,6 +125,8 @@ export async function startServer(opts: {
   /** HOST:PORT for agents (default 127.0.0.1:0). */
   grpcListen?: string;
   extraArgs?: string[];
+  /** Extra environment (OTEL_* in the observability test). */
+  env?: NodeJS.ProcessEnv;
 }): Promise<ServerProcess> {
   const args = [
     "--data-dir",
@@ -145,6 +147,7 @@ export async function startServer(opts: {
   const s = await startNode(BIN.server, args, (l) => parseJsonLine(l)?.msg === "grove-server is up", {
     name: "grove-server",
     timeoutMs: 60_000,
+    ...(opts.env ? { env: opts.env } : {}),
   });
   const up = parseJsonLine(s.readyLine) as { http: string; grpc: string; caFile: string; caHash: string };
   let caPem: string;

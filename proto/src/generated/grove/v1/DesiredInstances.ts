@@ -9,6 +9,7 @@ export interface DesiredInstances {
   'clusterId'?: (string);
   'keepLogs'?: (string)[];
   'leaderEpoch'?: (number | string | Long);
+  'traceContext'?: ({[key: string]: string});
 }
 
 export interface DesiredInstances__Output {
@@ -17,4 +18,5 @@ export interface DesiredInstances__Output {
   'clusterId': (string);
   'keepLogs': (string)[];
   'leaderEpoch': (string);
+  'traceContext': ({[key: string]: string});
 }

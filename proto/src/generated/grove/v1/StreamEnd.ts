@@ -9,6 +9,7 @@ export interface StreamEnd {
   'errorCode'?: (string);
   'error'?: (string);
   'stats'?: (_grove_v1_ContainerStats)[];
+  'metrics'?: (string);
 }
 
 export interface StreamEnd__Output {
@@ -18,4 +19,5 @@ export interface StreamEnd__Output {
   'errorCode': (string);
   'error': (string);
   'stats': (_grove_v1_ContainerStats__Output)[];
+  'metrics': (string);
 }

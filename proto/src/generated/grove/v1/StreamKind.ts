@@ -5,6 +5,7 @@ export const StreamKind = {
   LOGS: 'LOGS',
   EXEC: 'EXEC',
   STATS: 'STATS',
+  METRICS: 'METRICS',
 } as const;
 
 export type StreamKind =
@@ -16,5 +17,7 @@ export type StreamKind =
   | 2
   | 'STATS'
   | 3
+  | 'METRICS'
+  | 4
 
 export type StreamKind__Output = typeof StreamKind[keyof typeof StreamKind]

@@ -1,0 +1,44 @@
+// The HTTP API's span and latency per request. Installed before the routes
+// and the authorization hook: the span starts in the first onRequest hook
+// (continuing a W3C `traceparent` the client sent), every route handler runs
+// with it active (so store calls nest under it and leave it for the
+// controllers), and onResponse ends it and observes the latency histogram by
+// route pattern (never the raw URL: bounded labels) and status code.
+import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from "fastify";
+import { extractTraceContext, runInSpan, SpanKind, SpanStatusCode, startSpan, type Span } from "@grove/common";
+import type { ControlPlaneMetrics } from "./metrics";
+
+const spans = new WeakMap<FastifyRequest, Span>();
+
+export function installHttpTelemetry(app: FastifyInstance, metrics: ControlPlaneMetrics | undefined): void {
+  app.addHook("onRequest", async (req) => {
+    const route = req.routeOptions.url ?? "unmatched";
+    const span = startSpan(
+      `${req.method} ${route}`,
+      extractTraceContext(req.headers),
+      { "http.request.method": req.method, "http.route": route },
+      SpanKind.SERVER,
+    );
+    if (span) spans.set(req, span);
+  });
+  app.addHook("onRoute", (r) => {
+    // WebSocket routes (exec) run their own handler: the upgrade is the request.
+    if ((r as { websocket?: boolean }).websocket) return;
+    const handler = r.handler as RouteHandlerMethod;
+    r.handler = function (this: FastifyInstance, req, reply) {
+      return runInSpan(spans.get(req), () => handler.call(this, req, reply));
+    } as RouteHandlerMethod;
+  });
+  app.addHook("onResponse", async (req, reply) => {
+    const code = reply.statusCode;
+    metrics?.httpDuration.observe(
+      { route: req.routeOptions.url ?? "unmatched", method: req.method, code: String(code) },
+      reply.elapsedTime / 1000,
+    );
+    const span = spans.get(req);
+    if (!span) return;
+    span.setAttribute("http.response.status_code", code);
+    if (code >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+    span.end();
+  });
+}
