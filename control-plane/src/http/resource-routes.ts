@@ -17,6 +17,7 @@ import type { HostPortRange } from "../scheduler";
 import { collectionPrefix, isKind, type Repository, type ResourceOf } from "../resources/repository";
 import { decodeContinue, encodeContinue } from "./continue-token";
 import { streamWatch, type WatchRegistry } from "./watch-stream";
+import { matchesLabels, parseLabelSelector } from "./label-selector";
 import { ErrorBodyRef, listRef, resourceRef } from "./schemas";
 
 export interface RouteContext {
@@ -26,7 +27,11 @@ export interface RouteContext {
   hostPorts?: HostPortPolicy;
   /** The scheduler loop's range of dynamic host ports (plans hand them out as it does). */
   dynamicHostPorts?: HostPortRange;
+  /** How long a watch that asked for bookmarks may stay silent before it gets one (default 10 s). */
+  watchBookmarkMs?: number;
 }
+
+export const DEFAULT_WATCH_BOOKMARK_MS = 10_000;
 
 export interface ResourceRouteOptions<K extends Kind> {
   kind: K;
@@ -50,6 +55,8 @@ interface CollectionQuery {
   resourceVersion?: string;
   limit?: string;
   continue?: string;
+  labelSelector?: string;
+  allowWatchBookmarks?: string;
 }
 
 const NameParam = Type.String({ pattern: NAME_PATTERN, maxLength: 63 });
@@ -97,18 +104,36 @@ export function registerResourceRoutes<K extends Kind>(
     continue: Type.Optional(
       Type.String({ minLength: 1, description: "the metadata.continue of the previous page (same revision)" }),
     ),
+    labelSelector: Type.Optional(
+      Type.String({
+        description:
+          "only objects whose labels match: comma-separated k=v, k==v, k!=v, k (set), !k (not set); " +
+          "a watch sends an object that stops matching as DELETED",
+      }),
+    ),
+    allowWatchBookmarks: Type.Optional(
+      Type.String({
+        enum: ["1", "true", "0", "false"],
+        description: "with watch: a BOOKMARK line (metadata.resourceVersion only) whenever the stream was idle a while",
+      }),
+    ),
   });
 
   const listOrWatch = async (req: FastifyRequest, reply: FastifyReply) => {
     const ns = (req.params as Params).namespace;
     const q = req.query as CollectionQuery;
+    const selector = q.labelSelector !== undefined ? parseLabelSelector(q.labelSelector) : [];
+    const match = (o: ResourceOf<K>) => matchesLabels(selector, o.metadata.labels);
     if (q.watch === "1" || q.watch === "true") {
+      const bookmarks = q.allowWatchBookmarks === "1" || q.allowWatchBookmarks === "true";
       await streamWatch(reply, {
         repo: ctx.repo,
         registry: ctx.watches,
         kind,
         namespace: ns,
         resourceVersion: q.resourceVersion,
+        ...(selector.length > 0 ? { match } : {}),
+        ...(bookmarks ? { bookmarkMs: ctx.watchBookmarkMs ?? DEFAULT_WATCH_BOOKMARK_MS } : {}),
       });
       return reply;
     }
@@ -119,14 +144,23 @@ export function registerResourceRoutes<K extends Kind>(
         apiVersion: API_VERSION,
         kind: `${kind}List`,
         metadata: { resourceVersion: list.resourceVersion },
-        items: await decorate(list.items as ResourceOf<K>[]),
+        items: await decorate((list.items as ResourceOf<K>[]).filter(match)),
       };
     }
-    return listPage(req, ns, q);
+    return listPage(req, ns, q, match);
   };
 
-  /** ?limit= and ?continue=: one page, every page of a list at the first page's revision. */
-  const listPage = async (req: FastifyRequest, ns: string | undefined, q: CollectionQuery) => {
+  /**
+   * ?limit= and ?continue=: one page, every page of a list at the first page's revision.
+   * A label selector filters each page after it is read, so a page may hold fewer than limit
+   * items while metadata.continue says there are more.
+   */
+  const listPage = async (
+    req: FastifyRequest,
+    ns: string | undefined,
+    q: CollectionQuery,
+    match: (o: ResourceOf<K>) => boolean,
+  ) => {
     const prefix = collectionPrefix(kind, ns);
     if (q.continue !== undefined && q.resourceVersion !== undefined) {
       throw new GroveError("BadRequest", "continue and resourceVersion cannot be used together: the token has one", [
@@ -164,7 +198,7 @@ export function registerResourceRoutes<K extends Kind>(
       apiVersion: API_VERSION,
       kind: `${kind}List`,
       metadata,
-      items: await decorate(page.items as ResourceOf<K>[]),
+      items: await decorate((page.items as ResourceOf<K>[]).filter(match)),
     };
   };
   const listSchema = (params?: TSchema) => ({
