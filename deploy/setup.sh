@@ -6,7 +6,7 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-PACKAGES=(etcd-server etcd-client busybox-static iproute2 iptables make g++ python3 docker-registry skopeo umoci apache2-utils attr zstd openssl containernetworking-plugins util-linux time runc libseccomp-dev)
+PACKAGES=(etcd-server etcd-client busybox-static iproute2 iptables make g++ python3 docker-registry skopeo umoci apache2-utils attr zstd openssl containernetworking-plugins util-linux time runc libseccomp-dev chromium fonts-dejavu-core)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { FastifyInstance } from "fastify";
 import cors from "@fastify/cors";
-import fastifyStatic from "@fastify/static";
+import type { FastifyStaticOptions } from "@fastify/static";
 import { Type } from "@sinclair/typebox";
 import { API_VERSION } from "@grove/api";
 
@@ -97,7 +97,11 @@ export async function registerFrontendRoutes(app: FastifyInstance): Promise<void
 
   app.get("/ui", { schema: { hide: true } }, async (_req, reply) => reply.redirect("/ui/", 301));
   const uiDir = path.join(PACKAGE_DIR, "ui");
-  await app.register(fastifyStatic, {
+  // Loaded when a server is built, as @fastify/swagger-ui loads it: its content-disposition
+  // dependency is an ES module that Jest's CommonJS runtime cannot load at import time.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fastifyStatic = (require("@fastify/static") as typeof import("@fastify/static")).default;
+  const options: FastifyStaticOptions = {
     // Hand-written files (index.html, style.css) and the compiled scripts (npm run build).
     root: [path.join(uiDir, "public"), path.join(uiDir, "dist")],
     prefix: "/ui/",
@@ -111,5 +115,6 @@ export async function registerFrontendRoutes(app: FastifyInstance): Promise<void
       res.header("referrer-policy", "no-referrer");
       res.header("cache-control", "no-cache");
     },
-  });
+  };
+  await app.register(fastifyStatic, options);
 }
