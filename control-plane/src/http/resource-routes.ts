@@ -147,19 +147,20 @@ export function registerResourceRoutes<K extends Kind>(
         items: await decorate((list.items as ResourceOf<K>[]).filter(match)),
       };
     }
-    return listPage(req, ns, q, match);
+    return listPage(req, ns, q, selector.length > 0 ? match : undefined);
   };
 
   /**
    * ?limit= and ?continue=: one page, every page of a list at the first page's revision.
    * A label selector filters each page after it is read, so a page may hold fewer than limit
-   * items while metadata.continue says there are more.
+   * items while metadata.continue says there are more (remainingItemCount is left out then: it
+   * would count what the selector drops).
    */
   const listPage = async (
     req: FastifyRequest,
     ns: string | undefined,
     q: CollectionQuery,
-    match: (o: ResourceOf<K>) => boolean,
+    match: ((o: ResourceOf<K>) => boolean) | undefined,
   ) => {
     const prefix = collectionPrefix(kind, ns);
     if (q.continue !== undefined && q.resourceVersion !== undefined) {
@@ -192,13 +193,13 @@ export function registerResourceRoutes<K extends Kind>(
     };
     if (page.nextKey !== undefined) {
       metadata.continue = encodeContinue(prefix, { revision: page.resourceVersion, startKey: page.nextKey });
-      metadata.remainingItemCount = page.remaining;
+      if (!match) metadata.remainingItemCount = page.remaining;
     }
     return {
       apiVersion: API_VERSION,
       kind: `${kind}List`,
       metadata,
-      items: await decorate((page.items as ResourceOf<K>[]).filter(match)),
+      items: await decorate(match ? (page.items as ResourceOf<K>[]).filter(match) : (page.items as ResourceOf<K>[])),
     };
   };
   const listSchema = (params?: TSchema) => ({
