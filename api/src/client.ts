@@ -59,6 +59,8 @@ export interface ListOptions {
   /** The namespace of a namespaced kind; `allNamespaces` lists them all. Ignored for nodes. */
   namespace?: string;
   allNamespaces?: boolean;
+  /** Only objects whose labels match ("app=web,tier!=db", docs/api.md "Front ends"); on lists and watches. */
+  labelSelector?: string;
 }
 
 export interface ListAllOptions extends ListOptions {
@@ -132,6 +134,7 @@ export class GroveClient {
     const query = new URLSearchParams();
     if (options.limit !== undefined) query.set("limit", String(options.limit));
     if (options.continue !== undefined) query.set("continue", options.continue);
+    if (options.labelSelector !== undefined) query.set("labelSelector", options.labelSelector);
     const q = query.size > 0 ? `?${query.toString()}` : "";
     return (await this.request("GET", this.collectionPath(kind, options) + q)).body as List<ResourceOf<K>>;
   }
@@ -166,6 +169,7 @@ export class GroveClient {
   async watch<K extends Kind>(kind: K, options: WatchOptions = {}): Promise<WatchStream<ResourceOf<K>>> {
     const query = new URLSearchParams({ watch: "1" });
     if (options.resourceVersion !== undefined) query.set("resourceVersion", options.resourceVersion);
+    if (options.labelSelector !== undefined) query.set("labelSelector", options.labelSelector);
     const controller = new AbortController();
     const url = `${this.collectionPath(kind, options)}?${query.toString()}`;
     const res = await this.fetch("GET", url, undefined, true, controller);
