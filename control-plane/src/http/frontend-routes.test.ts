@@ -166,6 +166,8 @@ describe("front-end features of the API", () => {
     expect(lines[0]!.object).toEqual({ metadata: { resourceVersion: rv } });
     // Two bookmarks at a 200 ms period take at least 400 ms.
     expect(performance.now() - t0).toBeGreaterThanOrEqual(350);
+    const events = await fetch(`${s.base}/v1/events?watch=1&allowWatchBookmarks=1`, { headers: auth });
+    expect((await readWatch(events, (l) => l.length >= 1)).map((l) => l.type)).toEqual(["BOOKMARK"]);
     const quiet = await fetch(`${s.base}/v1/apps?watch=1&resourceVersion=${rv}`, { headers: auth });
     expect(await readWatch(quiet, (l) => l.length >= 1, 800)).toEqual([]);
   });

@@ -16,7 +16,7 @@ import {
 import type { HostPortRange } from "../scheduler";
 import { collectionPrefix, isKind, type Repository, type ResourceOf } from "../resources/repository";
 import { decodeContinue, encodeContinue } from "./continue-token";
-import { streamWatch, type WatchRegistry } from "./watch-stream";
+import { DEFAULT_WATCH_BOOKMARK_MS, streamWatch, type WatchRegistry } from "./watch-stream";
 import { matchesLabels, parseLabelSelector } from "./label-selector";
 import { ErrorBodyRef, listRef, resourceRef } from "./schemas";
 
@@ -30,8 +30,6 @@ export interface RouteContext {
   /** How long a watch that asked for bookmarks may stay silent before it gets one (default 10 s). */
   watchBookmarkMs?: number;
 }
-
-export const DEFAULT_WATCH_BOOKMARK_MS = 10_000;
 
 export interface ResourceRouteOptions<K extends Kind> {
   kind: K;

@@ -137,7 +137,11 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   registerEndpointRoutes(app, ctx);
   registerRolloutRoutes(app, ctx);
   registerSchedulingRoutes(app, ctx);
-  registerEventRoutes(app, { store: opts.store, watches });
+  registerEventRoutes(app, {
+    store: opts.store,
+    watches,
+    ...(opts.watchBookmarkMs !== undefined ? { bookmarkMs: opts.watchBookmarkMs } : {}),
+  });
   if (opts.agents) registerOperationRoutes(app, ctx, opts.agents);
   if (opts.peerStreams) registerPeerStreamRoute(app, opts.peerStreams);
   registerTokenRoutes(app, tokens);

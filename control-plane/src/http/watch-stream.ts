@@ -21,6 +21,9 @@ import type { Repository, ResourceOf } from "../resources/repository";
 import type { Watch } from "../store/store";
 import { errorResponse } from "./errors";
 
+/** How long a watch that asked for bookmarks stays silent at most, unless the server says otherwise. */
+export const DEFAULT_WATCH_BOOKMARK_MS = 10_000;
+
 /** A client that lets this much output pile up unread is dropped (it relists when it comes back). */
 const MAX_BUFFERED_BYTES = 16 * 2 ** 20;
 
