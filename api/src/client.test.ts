@@ -79,6 +79,22 @@ describe("GroveClient", () => {
     ]);
   });
 
+  it("sends a label selector on lists and watches", async () => {
+    handler = (_req, res) =>
+      json(res, 200, { apiVersion: "grove/v1", kind: "List", metadata: { resourceVersion: "7" }, items: [] });
+    await client().list("App", { namespace: "team-a", labelSelector: "tier=web,!legacy" });
+    expect(seen.map((s) => s.url)).toEqual([
+      "/v1/namespaces/team-a/apps?limit=500&labelSelector=tier%3Dweb%2C%21legacy",
+    ]);
+    handler = (_req, res) => {
+      res.writeHead(200, { "content-type": "application/x-ndjson" });
+      res.end();
+    };
+    const w = await client().watch("Instance", { allNamespaces: true, labelSelector: "app=web" });
+    w.close();
+    expect(seen[1]?.url).toBe("/v1/instances?watch=1&labelSelector=app%3Dweb");
+  });
+
   it("list follows continue tokens page by page and starts over when the snapshot expired (410)", async () => {
     let expiredOnce = false;
     handler = (req, res) => {

@@ -71,3 +71,24 @@ export function execFrame(channel: number, payload: Uint8Array | string = new Ui
   const body = typeof payload === "string" ? Buffer.from(payload) : Buffer.from(payload);
   return Buffer.concat([Buffer.from([channel]), body]);
 }
+
+/**
+ * Browsers cannot set an Authorization header on a WebSocket. They offer two
+ * subprotocols instead: EXEC_SUBPROTOCOL, which the server selects (and so
+ * echoes), and the token as EXEC_TOKEN_PROTOCOL_PREFIX + base64url(token),
+ * which it reads as the bearer token and never echoes (Kubernetes does the same).
+ */
+export const EXEC_SUBPROTOCOL = "grove.exec.v1";
+export const EXEC_TOKEN_PROTOCOL_PREFIX = "base64url.bearer.grove.";
+
+/** The bearer token carried in a Sec-WebSocket-Protocol header, if any. */
+export function tokenFromWebSocketProtocols(header: string | undefined): string | undefined {
+  for (const p of (header ?? "").split(",")) {
+    const proto = p.trim();
+    if (proto.startsWith(EXEC_TOKEN_PROTOCOL_PREFIX)) {
+      const token = Buffer.from(proto.slice(EXEC_TOKEN_PROTOCOL_PREFIX.length), "base64url").toString("utf8");
+      return token === "" ? undefined : token;
+    }
+  }
+  return undefined;
+}

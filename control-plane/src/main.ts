@@ -9,6 +9,7 @@ import { rotateEncryptionKey } from "./secrets/rotate";
 import { DEFAULT_IDENTITY_LIMITS, parseIdentityLimits, type IdentityLimitOptions } from "./auth/limits";
 import { DEFAULT_AGENT_LIMITS, parseAgentLimits, type AgentLimitOptions } from "./grpc/agent-limits";
 import { parseCidr, parsePortRange } from "./network/subnets";
+import { parseCorsOrigins } from "./http/frontend-routes";
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges, parsePortList, type HostPortRange } from "@grove/api";
 
 function flagCheck<T>(flag: string, parse: (v: string, what: string) => T) {
@@ -167,6 +168,21 @@ export async function main(argv: string[]): Promise<void> {
       "audit log, one JSON line per mutation, session and refusal (default: DATA_DIR/audit.log)",
     )
     .option(
+      "--cors-origins <list>",
+      "comma-separated origins (https://paas.example.com) whose pages may call the API (CORS); none by default",
+      flagCheck("--cors-origins", (v, w) => parseCorsOrigins(v, w)),
+    )
+    .option(
+      "--watch-bookmark-interval <duration>",
+      "how long a watch that asked for bookmarks (?allowWatchBookmarks=1) stays silent at most",
+      flagCheck("--watch-bookmark-interval", (v) => {
+        const ms = parseDurationMs(v);
+        if (ms < 100) throw new InvalidArgumentError("--watch-bookmark-interval must be at least 100ms");
+        return ms;
+      }),
+      10_000,
+    )
+    .option(
       "--assign-cluster-id",
       "give a store that holds objects but no cluster id a new one (after an upgrade from a Grove without cluster ids; " +
         "agents that applied sets of another cluster still refuse it)",
@@ -198,6 +214,8 @@ export async function main(argv: string[]): Promise<void> {
     nodeCertValidity: number;
     serverCertValidity: number;
     agentLimits: AgentLimitOptions;
+    corsOrigins?: string[];
+    watchBookmarkInterval: number;
     caCert?: string;
     caKey?: string;
     tlsSan?: string;
@@ -239,6 +257,7 @@ export async function main(argv: string[]): Promise<void> {
       identityLimits: o.identityLimits,
       nodeCertValidForMs: o.nodeCertValidity,
       agentLimits: o.agentLimits,
+      frontend: { ...(o.corsOrigins ? { corsOrigins: o.corsOrigins } : {}), watchBookmarkMs: o.watchBookmarkInterval },
       tls: {
         servingValidForMs: o.serverCertValidity,
         ...(o.caCert ? { caCertFile: o.caCert } : {}),

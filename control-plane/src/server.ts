@@ -82,6 +82,8 @@ export interface ControlPlaneOptions {
   auditLog?: string | false;
   /** Per-identity concurrent watches, log follows, exec sessions and request rate (auth/limits.ts). */
   identityLimits?: IdentityLimitOptions;
+  /** For browsers and generated clients (http/frontend-routes.ts): CORS origins, watch bookmark period. */
+  frontend?: { corsOrigins?: string[]; watchBookmarkMs?: number };
   /** The cluster CA (an operator's, or made at first start) and extra names for the serving certificate. */
   tls?: ClusterPkiOptions;
   /** How long node certificates are valid (default 30 days; agents renew them at two thirds). */
@@ -354,6 +356,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       dynamicHostPorts: opts.hostPortRange ?? DEFAULT_HOST_PORT_RANGE,
       secrets: tenancy.secrets,
       limits: new IdentityLimits(opts.identityLimits),
+      ...(opts.frontend?.corsOrigins ? { corsOrigins: opts.frontend.corsOrigins } : {}),
+      ...(opts.frontend?.watchBookmarkMs !== undefined ? { watchBookmarkMs: opts.frontend.watchBookmarkMs } : {}),
       ...(tenancy.audit ? { audit: tenancy.audit } : {}),
       observability: { metrics, metricsToken, nodeNames: () => nodes.list().map((n) => n.metadata.name) },
       // The chain carries the CA, so a joining agent can check it against its --ca-hash.

@@ -4,7 +4,7 @@
 // upgrade. A route missing from the table is refused (fail closed). Every
 // mutating request, exec or logs session and refused request is audited.
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { GroveError, type Verb } from "@grove/api";
+import { GroveError, tokenFromWebSocketProtocols, type Verb } from "@grove/api";
 import { isPublicPath } from "../http/auth";
 import type { AuditLog } from "./audit";
 import { IdentityLimits, type Session } from "./limits";
@@ -59,13 +59,12 @@ export function installAuthorization(
     if (rule?.scope === "public" || (url === undefined && isPublicPath(req.url))) return;
     const d: Decision = { ...(rule ? { rule } : {}) };
     decisions.set(req, d);
-    const header = req.headers.authorization;
-    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!match) {
+    const token = bearerToken(req);
+    if (!token) {
       d.reason = "missing bearer token";
       throw new GroveError("Unauthorized", "missing bearer token: send 'Authorization: Bearer <token>'");
     }
-    const identity = await tokens.identify(match[1]!);
+    const identity = await tokens.identify(token);
     if (!identity) {
       d.reason = "invalid bearer token";
       throw new GroveError("Unauthorized", "invalid bearer token");
@@ -115,6 +114,17 @@ export function installAuthorization(
       record(audit, req, d, code);
     }
   });
+}
+
+/**
+ * The Authorization header's bearer token; for a WebSocket upgrade without one (a browser cannot
+ * set it), the token offered as a subprotocol (@grove/api EXEC_TOKEN_PROTOCOL_PREFIX).
+ */
+function bearerToken(req: FastifyRequest): string | undefined {
+  const header = req.headers.authorization;
+  if (header) return /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+  if (req.headers.upgrade?.toLowerCase() !== "websocket") return undefined;
+  return tokenFromWebSocketProtocols(req.headers["sec-websocket-protocol"]);
 }
 
 function sessionOf(verb: Verb, q: { follow?: string }): Session | undefined {

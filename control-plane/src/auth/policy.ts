@@ -24,7 +24,7 @@ export type Resource =
  * - query-namespace: the ?namespace= query when given, else the whole cluster (GET /v1/stats).
  * - own-namespace: the caller's own namespace (cluster-admin: all); the handler answers only
  *   what lies in it (GET /v1/namespaces).
- * - public: no authentication (health, readiness, API docs).
+ * - public: no authentication (health, readiness, version, API docs, the dashboard's files).
  */
 export type Scope = "namespace" | "cluster" | "query-namespace" | "own-namespace" | "public";
 
@@ -61,6 +61,9 @@ export const ROUTE_POLICY: Readonly<Record<string, RouteRule>> = {
   "GET /healthz": PUBLIC,
   "GET /readyz": PUBLIC,
   "GET /openapi.json": PUBLIC,
+  "GET /version": PUBLIC,
+  // CORS preflights (http/frontend-routes.ts, only with --cors-origins): answered before any handler.
+  "OPTIONS *": PUBLIC,
   ...kindRules(),
   "GET /v1/namespaces/:namespace/apps/:name/endpoints": {
     verb: "get",
@@ -119,6 +122,8 @@ export const ROUTE_POLICY: Readonly<Record<string, RouteRule>> = {
 export function ruleFor(method: string, url: string): RouteRule | undefined {
   // The API docs (swagger-ui registers its pages and assets under /docs).
   if (url === "/docs" || url.startsWith("/docs/")) return PUBLIC;
+  // The dashboard's static files (http/frontend-routes.ts); what it shows comes from the API with a token.
+  if (url === "/ui" || url.startsWith("/ui/")) return PUBLIC;
   return ROUTE_POLICY[`${method === "HEAD" ? "GET" : method} ${url}`];
 }
 

@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { API_VERSION, NAME_PATTERN, TokenRequest } from "@grove/api";
 import { ErrorBodyRef } from "../http/schemas";
+import { ref } from "../http/response-schemas";
 import type { TokenService } from "./tokens";
 
 const NameParam = Type.String({ pattern: NAME_PATTERN, maxLength: 63 });
@@ -19,7 +20,15 @@ export function registerTokenRoutes(app: FastifyInstance, tokens: TokenService):
 
   app.get(
     "/v1/namespaces/:namespace/tokens",
-    { schema: { tags, summary: "List a namespace's tokens (never the tokens)", params: ns, response: errors } },
+    {
+      schema: {
+        tags,
+        operationId: "listTokens",
+        summary: "List a namespace's tokens (never the tokens)",
+        params: ns,
+        response: { 200: ref("TokenList"), ...errors },
+      },
+    },
     async (req) => list(await tokens.list((req.params as { namespace: string }).namespace)),
   );
   app.post(
@@ -27,10 +36,11 @@ export function registerTokenRoutes(app: FastifyInstance, tokens: TokenService):
     {
       schema: {
         tags,
+        operationId: "createToken",
         summary: "Create a token bound to a role in this namespace; the answer shows it, once",
         params: ns,
         body,
-        response: errors,
+        response: { 201: ref("TokenInfo"), ...errors },
       },
     },
     async (req, reply) => {
@@ -40,18 +50,43 @@ export function registerTokenRoutes(app: FastifyInstance, tokens: TokenService):
   );
   app.delete(
     "/v1/namespaces/:namespace/tokens/:name",
-    { schema: { tags, summary: "Delete (revoke) a token", params: nsName, response: errors } },
+    {
+      schema: {
+        tags,
+        operationId: "deleteToken",
+        summary: "Delete (revoke) a token",
+        params: nsName,
+        response: { 200: ref("TokenInfo"), ...errors },
+      },
+    },
     async (req) => {
       const p = req.params as { namespace: string; name: string };
       return tokens.delete(p.name, p.namespace);
     },
   );
-  app.get("/v1/tokens", { schema: { tags, summary: "List cluster-admin tokens", response: errors } }, async () =>
-    list(await tokens.list(undefined)),
+  app.get(
+    "/v1/tokens",
+    {
+      schema: {
+        tags,
+        operationId: "listClusterTokens",
+        summary: "List cluster-admin tokens",
+        response: { 200: ref("TokenList"), ...errors },
+      },
+    },
+    async () => list(await tokens.list(undefined)),
   );
   app.post(
     "/v1/tokens",
-    { schema: { tags, summary: "Create a cluster-admin token; the answer shows it, once", body, response: errors } },
+    {
+      schema: {
+        tags,
+        operationId: "createClusterToken",
+        summary: "Create a cluster-admin token; the answer shows it, once",
+        body,
+        response: { 201: ref("TokenInfo"), ...errors },
+      },
+    },
     async (req, reply) => {
       const b = req.body as TokenRequest;
       return reply.code(201).send(await tokens.create(b.name, b.role, undefined));
@@ -62,9 +97,10 @@ export function registerTokenRoutes(app: FastifyInstance, tokens: TokenService):
     {
       schema: {
         tags,
+        operationId: "deleteClusterToken",
         summary: "Delete (revoke) a cluster-admin token",
         params: Type.Object({ name: NameParam }),
-        response: errors,
+        response: { 200: ref("TokenInfo"), ...errors },
       },
     },
     async (req) => tokens.delete((req.params as { name: string }).name, undefined),

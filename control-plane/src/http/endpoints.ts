@@ -8,6 +8,7 @@ import { NAME_PATTERN, endpointsOf, type Endpoints, type Instance } from "@grove
 import { objectKey } from "../controllers/informer";
 import type { RouteContext } from "./resource-routes";
 import { errorResponse } from "./errors";
+import { ref } from "./response-schemas";
 import { ErrorBodyRef } from "./schemas";
 
 const NameParam = Type.String({ pattern: NAME_PATTERN, maxLength: 63 });
@@ -18,11 +19,12 @@ export function registerEndpointRoutes(app: FastifyInstance, ctx: RouteContext):
     {
       schema: {
         tags: ["apps"],
+        operationId: "getEndpoints",
         summary:
           "Endpoints of an App (ready instances: Running and passing their readiness check; IPs, published ports); ?watch=1 streams the list on change",
         params: Type.Object({ namespace: NameParam, name: NameParam }),
         querystring: Type.Object({ watch: Type.Optional(Type.String({ enum: ["1", "true", "0", "false"] })) }),
-        response: { "4xx": ErrorBodyRef, "5xx": ErrorBodyRef },
+        response: { 200: ref("Endpoints"), "4xx": ErrorBodyRef, "5xx": ErrorBodyRef },
       },
     },
     async (req: FastifyRequest, reply: FastifyReply) => {

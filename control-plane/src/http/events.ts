@@ -8,7 +8,7 @@ import { API_VERSION, Event, EventList, NAME_PATTERN, compareEvents, type WatchE
 import { eventsPrefix } from "../events/recorder";
 import type { Store } from "../store/store";
 import { ErrorBodyRef } from "./schemas";
-import { streamWatchOf, type WatchRegistry } from "./watch-stream";
+import { DEFAULT_WATCH_BOOKMARK_MS, streamWatchOf, type WatchRegistry } from "./watch-stream";
 
 interface EventsQuery {
   watch?: string;
@@ -16,6 +16,7 @@ interface EventsQuery {
   involvedKind?: string;
   involvedName?: string;
   instance?: string;
+  allowWatchBookmarks?: string;
 }
 
 const Query = Type.Object({
@@ -24,6 +25,12 @@ const Query = Type.Object({
   involvedKind: Type.Optional(Type.String({ description: "only events about objects of this kind (App, Node)" })),
   involvedName: Type.Optional(Type.String({ description: "only events about the object of this name" })),
   instance: Type.Optional(Type.String({ description: "only events about this instance of an App" })),
+  allowWatchBookmarks: Type.Optional(
+    Type.String({
+      enum: ["1", "true", "0", "false"],
+      description: "with watch: BOOKMARK lines on an idle stream (docs/api.md)",
+    }),
+  ),
 });
 
 export function addEventSchemas(app: FastifyInstance): void {
@@ -31,7 +38,14 @@ export function addEventSchemas(app: FastifyInstance): void {
   app.addSchema(EventList);
 }
 
-export function registerEventRoutes(app: FastifyInstance, deps: { store: Store; watches: WatchRegistry }): void {
+export function registerEventRoutes(
+  app: FastifyInstance,
+  deps: {
+    store: Store;
+    watches: WatchRegistry;
+    /** BOOKMARK period of watches that ask (default 10 s) */ bookmarkMs?: number;
+  },
+): void {
   const errors = { "4xx": ErrorBodyRef, "5xx": ErrorBodyRef };
   const list = Type.Unsafe({ $ref: "EventList#" });
   const summary =
@@ -58,6 +72,9 @@ export function registerEventRoutes(app: FastifyInstance, deps: { store: Store; 
         registry: deps.watches,
         what: "Event",
         resourceVersion: q.resourceVersion,
+        ...(q.allowWatchBookmarks === "1" || q.allowWatchBookmarks === "true"
+          ? { bookmarkMs: deps.bookmarkMs ?? DEFAULT_WATCH_BOOKMARK_MS }
+          : {}),
         list: listEvents,
         watch: (from, h) =>
           deps.store.watch<Event>(eventsPrefix(ns), from, {

@@ -9,10 +9,14 @@ import { ErrorBodyRef } from "./schemas";
 const Status = Type.Object({ status: Type.String() });
 
 export function registerHealthRoutes(app: FastifyInstance, store: Store): void {
-  app.get("/healthz", { schema: { tags: ["health"], response: { 200: Status } } }, async () => ({ status: "ok" }));
+  app.get(
+    "/healthz",
+    { schema: { tags: ["health"], operationId: "getHealth", response: { 200: Status } } },
+    async () => ({ status: "ok" }),
+  );
   app.get(
     "/readyz",
-    { schema: { tags: ["health"], response: { 200: Status, 503: ErrorBodyRef } } },
+    { schema: { tags: ["health"], operationId: "getReadiness", response: { 200: Status, 503: ErrorBodyRef } } },
     async (req, reply) => {
       try {
         await store.ping();

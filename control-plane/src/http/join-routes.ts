@@ -39,7 +39,14 @@ export interface JoinRouteOptions {
 export function registerJoinRoutes(app: FastifyInstance, o: JoinRouteOptions): void {
   app.post<{ Body: Static<typeof TokenRequest> }>(
     "/v1/join-tokens",
-    { schema: { tags: ["join"], body: TokenRequest, response: { 201: TokenResponse, 400: ErrorBodyRef } } },
+    {
+      schema: {
+        tags: ["join"],
+        operationId: "createJoinToken",
+        body: TokenRequest,
+        response: { 201: TokenResponse, 400: ErrorBodyRef },
+      },
+    },
     async (req, reply) => {
       let ttlMs = 3_600_000;
       if (req.body.ttl !== undefined) {
@@ -63,6 +70,7 @@ export function registerJoinRoutes(app: FastifyInstance, o: JoinRouteOptions): v
     {
       schema: {
         tags: ["join"],
+        operationId: "joinNode",
         security: [],
         body: JoinRequest,
         response: { 200: JoinResponse, 400: ErrorBodyRef, 401: ErrorBodyRef, 409: ErrorBodyRef },

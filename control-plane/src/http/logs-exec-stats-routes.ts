@@ -23,6 +23,7 @@ import { endError, type SubStream, type SubStreamHandlers, type SubStreamRequest
 import type { RouteContext } from "./resource-routes";
 import { errorResponse } from "./errors";
 import { ErrorBodyRef } from "./schemas";
+import { LogText, ref } from "./response-schemas";
 
 /** What these routes need from the agent gateway. */
 export interface AgentStreams {
@@ -101,12 +102,14 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: RouteContext,
     {
       schema: {
         tags: ["instances"],
+        operationId: "getInstanceLogs",
         summary:
           "The instance's log (stdout and stderr), as chunked text/plain; follow=1 streams what is appended; " +
           "previous=1: the log kept from the instance of this name that ran before it on its node",
         params: InstanceParams,
         querystring: LogsQuery,
-        response: errors,
+        produces: ["text/plain"],
+        response: { 200: LogText, ...errors },
       },
     },
     async (req: FastifyRequest, reply: FastifyReply) => {
@@ -131,9 +134,10 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: RouteContext,
     {
       schema: {
         tags: ["instances"],
+        operationId: "getInstanceStats",
         summary: "Resource usage of a running instance (cpu, memory current and peak, pids, OOM kills)",
         params: InstanceParams,
-        response: errors,
+        response: { 200: ref("InstanceStats"), ...errors },
       },
     },
     async (req: FastifyRequest) => {
@@ -150,9 +154,10 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: RouteContext,
     {
       schema: {
         tags: ["instances"],
+        operationId: "getStats",
         summary: "Resource usage of every running instance, asked of every node's agent (grove top)",
         querystring: Type.Object({ namespace: Type.Optional(NameParam) }),
-        response: errors,
+        response: { 200: ref("StatsList"), ...errors },
       },
     },
     async (req: FastifyRequest): Promise<StatsList> => {
@@ -186,6 +191,7 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: RouteContext,
       websocket: true,
       schema: {
         tags: ["instances"],
+        operationId: "execInstance",
         summary:
           "Run a command in the running instance over a WebSocket (binary frames: channel byte + payload; " +
           "0 stdin, 1 stdout, 2 stderr, 3 resize JSON, 4 exit JSON, 5 close stdin)",

@@ -17,7 +17,8 @@ import type { HostPortRange } from "../scheduler";
 import type { Admission } from "../namespaces/admission";
 import { collectionPrefix, isKind, type Repository, type ResourceOf } from "../resources/repository";
 import { decodeContinue, encodeContinue } from "./continue-token";
-import { streamWatch, type WatchRegistry } from "./watch-stream";
+import { DEFAULT_WATCH_BOOKMARK_MS, streamWatch, type WatchRegistry } from "./watch-stream";
+import { matchesLabels, parseLabelSelector } from "./label-selector";
 import { ErrorBodyRef, listRef, resourceRef } from "./schemas";
 
 export interface RouteContext {
@@ -29,6 +30,8 @@ export interface RouteContext {
   dynamicHostPorts?: HostPortRange;
   /** Writes users' objects through namespace admission (policy, quota); straight to the repository without. */
   admission?: Admission;
+  /** How long a watch that asked for bookmarks may stay silent before it gets one (default 10 s). */
+  watchBookmarkMs?: number;
 }
 
 export interface ResourceRouteOptions<K extends Kind> {
@@ -53,6 +56,8 @@ interface CollectionQuery {
   resourceVersion?: string;
   limit?: string;
   continue?: string;
+  labelSelector?: string;
+  allowWatchBookmarks?: string;
 }
 
 const NameParam = Type.String({ pattern: NAME_PATTERN, maxLength: 63 });
@@ -100,18 +105,36 @@ export function registerResourceRoutes<K extends Kind>(
     continue: Type.Optional(
       Type.String({ minLength: 1, description: "the metadata.continue of the previous page (same revision)" }),
     ),
+    labelSelector: Type.Optional(
+      Type.String({
+        description:
+          "only objects whose labels match: comma-separated k=v, k==v, k!=v, k (set), !k (not set); " +
+          "a watch sends an object that stops matching as DELETED",
+      }),
+    ),
+    allowWatchBookmarks: Type.Optional(
+      Type.String({
+        enum: ["1", "true", "0", "false"],
+        description: "with watch: a BOOKMARK line (metadata.resourceVersion only) whenever the stream was idle a while",
+      }),
+    ),
   });
 
   const listOrWatch = async (req: FastifyRequest, reply: FastifyReply) => {
     const ns = (req.params as Params).namespace;
     const q = req.query as CollectionQuery;
+    const selector = q.labelSelector !== undefined ? parseLabelSelector(q.labelSelector) : [];
+    const match = (o: ResourceOf<K>) => matchesLabels(selector, o.metadata.labels);
     if (q.watch === "1" || q.watch === "true") {
+      const bookmarks = q.allowWatchBookmarks === "1" || q.allowWatchBookmarks === "true";
       await streamWatch(reply, {
         repo: ctx.repo,
         registry: ctx.watches,
         kind,
         namespace: ns,
         resourceVersion: q.resourceVersion,
+        ...(selector.length > 0 ? { match } : {}),
+        ...(bookmarks ? { bookmarkMs: ctx.watchBookmarkMs ?? DEFAULT_WATCH_BOOKMARK_MS } : {}),
       });
       return reply;
     }
@@ -122,14 +145,24 @@ export function registerResourceRoutes<K extends Kind>(
         apiVersion: API_VERSION,
         kind: `${kind}List`,
         metadata: { resourceVersion: list.resourceVersion },
-        items: await decorate(list.items as ResourceOf<K>[]),
+        items: await decorate((list.items as ResourceOf<K>[]).filter(match)),
       };
     }
-    return listPage(req, ns, q);
+    return listPage(req, ns, q, selector.length > 0 ? match : undefined);
   };
 
-  /** ?limit= and ?continue=: one page, every page of a list at the first page's revision. */
-  const listPage = async (req: FastifyRequest, ns: string | undefined, q: CollectionQuery) => {
+  /**
+   * ?limit= and ?continue=: one page, every page of a list at the first page's revision.
+   * A label selector filters each page after it is read, so a page may hold fewer than limit
+   * items while metadata.continue says there are more (remainingItemCount is left out then: it
+   * would count what the selector drops).
+   */
+  const listPage = async (
+    req: FastifyRequest,
+    ns: string | undefined,
+    q: CollectionQuery,
+    match: ((o: ResourceOf<K>) => boolean) | undefined,
+  ) => {
     const prefix = collectionPrefix(kind, ns);
     if (q.continue !== undefined && q.resourceVersion !== undefined) {
       throw new GroveError("BadRequest", "continue and resourceVersion cannot be used together: the token has one", [
@@ -161,13 +194,13 @@ export function registerResourceRoutes<K extends Kind>(
     };
     if (page.nextKey !== undefined) {
       metadata.continue = encodeContinue(prefix, { revision: page.resourceVersion, startKey: page.nextKey });
-      metadata.remainingItemCount = page.remaining;
+      if (!match) metadata.remainingItemCount = page.remaining;
     }
     return {
       apiVersion: API_VERSION,
       kind: `${kind}List`,
       metadata,
-      items: await decorate(page.items as ResourceOf<K>[]),
+      items: await decorate(match ? (page.items as ResourceOf<K>[]).filter(match) : (page.items as ResourceOf<K>[])),
     };
   };
   const listSchema = (params?: TSchema) => ({

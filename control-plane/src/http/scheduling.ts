@@ -6,6 +6,7 @@ import { appNetworkProblems, GroveError, type App, type FieldError, type Instanc
 import { capacityOf, parseShape, planApply } from "../scheduling/plan";
 import { ErrorBodyRef, resourceRef } from "./schemas";
 import type { RouteContext } from "./resource-routes";
+import { ref } from "./response-schemas";
 
 export function registerSchedulingRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get<{ Querystring: { shape?: string } }>(
@@ -13,13 +14,14 @@ export function registerSchedulingRoutes(app: FastifyInstance, ctx: RouteContext
     {
       schema: {
         tags: ["scheduling"],
+        operationId: "getCapacity",
         summary: "Free capacity per node and cluster-wide; with ?shape=, how many more instances of it fit",
         querystring: {
           type: "object",
           properties: { shape: { type: "string", description: "cpu=500m,memory=1Gi[,pids=N][,disk=Q]" } },
           additionalProperties: false,
         },
-        response: { 400: ErrorBodyRef },
+        response: { 200: ref("CapacityReport"), 400: ErrorBodyRef },
       },
     },
     async (req) => {
@@ -34,6 +36,7 @@ export function registerSchedulingRoutes(app: FastifyInstance, ctx: RouteContext
     {
       schema: {
         tags: ["scheduling"],
+        operationId: "planApply",
         summary: "Dry-run apply: where each new or changed instance would go; nothing is written",
         body: {
           type: "object",
@@ -41,7 +44,7 @@ export function registerSchedulingRoutes(app: FastifyInstance, ctx: RouteContext
           properties: { items: { type: "array", items: resourceRef("App"), maxItems: 1000 } },
           additionalProperties: false,
         },
-        response: { 400: ErrorBodyRef },
+        response: { 200: ref("PlanResult"), 400: ErrorBodyRef },
       },
     },
     async (req) => {

@@ -6,7 +6,7 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import websocket from "@fastify/websocket";
 import type { Logger } from "pino";
-import { API_VERSION, type HostPortPolicy } from "@grove/api";
+import { API_VERSION, EXEC_SUBPROTOCOL, type HostPortPolicy } from "@grove/api";
 import type { Repository } from "../resources/repository";
 import type { HostPortRange } from "../scheduler";
 import type { Store } from "../store/store";
@@ -31,6 +31,8 @@ import { registerTaskRoutes } from "./tasks";
 import { registerPeerStreamRoute, type LocalStreams } from "../replicas/peer-streams";
 import type { RouteContext } from "./resource-routes";
 import { addSharedSchemas } from "./schemas";
+import { addResponseSchemas } from "./response-schemas";
+import { installCors, registerFrontendRoutes } from "./frontend-routes";
 import { WatchRegistry } from "./watch-stream";
 import { installNamespaces } from "../namespaces/setup";
 import { installHttpTelemetry } from "../observability/http-telemetry";
@@ -65,6 +67,10 @@ export interface HttpServerOptions {
   observability?: MetricsRouteOptions;
   /** More routes (the join routes: join-routes.ts). */
   routes?: Array<(app: FastifyInstance) => void>;
+  /** Origins (e.g. "https://paas.example.com") whose pages may call the API: CORS; none by default. */
+  corsOrigins?: readonly string[];
+  /** How long a watch that asked for bookmarks (?allowWatchBookmarks=1) stays silent at most (default 10 s). */
+  watchBookmarkMs?: number;
 }
 
 export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
@@ -84,12 +90,21 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   // grove exec (1 MiB frames at most). Registered before the auth hook: its own
   // onRequest hook must see an upgrade first, so that a refused one (401) has
   // its socket closed after the answer.
-  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+  await app.register(websocket, {
+    options: {
+      maxPayload: 1024 * 1024,
+      // A browser offers the token as a second subprotocol (authorize.ts reads it); only this one is echoed.
+      handleProtocols: (offered: Set<string>) => (offered.has(EXEC_SUBPROTOCOL) ? EXEC_SUBPROTOCOL : false),
+    },
+  });
+  // Before the authorization hook, so that preflights are answered and refusals carry CORS headers.
+  await installCors(app, opts.corsOrigins ?? []);
   if (!opts.adminToken) throw new Error("the HTTP API needs a non-empty admin token");
   const tokens = opts.tokens ?? new TokenService(opts.store, opts.adminToken);
   installAuthorization(app, tokens, opts.audit, opts.limits);
   addSharedSchemas(app);
   addEventSchemas(app);
+  addResponseSchemas(app);
 
   await app.register(swagger, {
     openapi: {
@@ -118,9 +133,11 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
     watches,
     ...(opts.hostPorts ? { hostPorts: opts.hostPorts } : {}),
     ...(opts.dynamicHostPorts ? { dynamicHostPorts: opts.dynamicHostPorts } : {}),
+    ...(opts.watchBookmarkMs !== undefined ? { watchBookmarkMs: opts.watchBookmarkMs } : {}),
   };
   ctx.admission = installNamespaces(app, opts.store, opts.repo);
   registerHealthRoutes(app, opts.store);
+  await registerFrontendRoutes(app);
   registerAppRoutes(app, ctx);
   registerInstanceRoutes(app, ctx);
   registerNodeRoutes(app, ctx);
@@ -128,7 +145,11 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   registerEndpointRoutes(app, ctx);
   registerRolloutRoutes(app, ctx);
   registerSchedulingRoutes(app, ctx);
-  registerEventRoutes(app, { store: opts.store, watches });
+  registerEventRoutes(app, {
+    store: opts.store,
+    watches,
+    ...(opts.watchBookmarkMs !== undefined ? { bookmarkMs: opts.watchBookmarkMs } : {}),
+  });
   if (opts.agents) registerOperationRoutes(app, ctx, opts.agents);
   if (opts.peerStreams) registerPeerStreamRoute(app, opts.peerStreams);
   registerTokenRoutes(app, tokens);

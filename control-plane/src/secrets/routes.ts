@@ -7,6 +7,7 @@ import { API_VERSION, GroveError, NAME_PATTERN, Secret } from "@grove/api";
 import { identityOf } from "../auth/authorize";
 import { mayReadSecretValues } from "../auth/policy";
 import { ErrorBodyRef } from "../http/schemas";
+import { ref } from "../http/response-schemas";
 import type { SecretService } from "./secret-store";
 
 const NameParam = Type.String({ pattern: NAME_PATTERN, maxLength: 63 });
@@ -35,12 +36,27 @@ export function registerSecretRoutes(app: FastifyInstance, secrets: SecretServic
   };
   app.get(
     "/v1/namespaces/:namespace/secrets",
-    { schema: { tags, summary: "List Secrets (names and keys, never values)", params: NsParams, response: errors } },
+    {
+      schema: {
+        tags,
+        operationId: "listSecrets",
+        summary: "List Secrets (names and keys, never values)",
+        params: NsParams,
+        response: { 200: ref("SecretList"), ...errors },
+      },
+    },
     async (req) => list((req.params as P).namespace),
   );
   app.get(
     "/v1/secrets",
-    { schema: { tags, summary: "List Secrets of every namespace (names and keys)", response: errors } },
+    {
+      schema: {
+        tags,
+        operationId: "listSecretsAllNamespaces",
+        summary: "List Secrets of every namespace (names and keys)",
+        response: { 200: ref("SecretList"), ...errors },
+      },
+    },
     async () => list(undefined),
   );
   app.get(
@@ -48,6 +64,7 @@ export function registerSecretRoutes(app: FastifyInstance, secrets: SecretServic
     {
       schema: {
         tags,
+        operationId: "getSecret",
         summary: "Get a Secret: its keys, and its values (data) for roles that may read them",
         params: ObjParams,
         response: { 200: SecretRef, ...errors },
@@ -81,7 +98,14 @@ export function registerSecretRoutes(app: FastifyInstance, secrets: SecretServic
   app.post(
     "/v1/namespaces/:namespace/secrets",
     {
-      schema: { tags, summary: "Create a Secret (values encrypted at rest)", params: NsParams, body: SecretRef },
+      schema: {
+        tags,
+        operationId: "createSecret",
+        summary: "Create a Secret (values encrypted at rest)",
+        params: NsParams,
+        body: SecretRef,
+        response: { 201: SecretRef, ...errors },
+      },
     },
     async (req, reply) => reply.code(201).send((await write(true)(req)).view),
   );
@@ -90,9 +114,11 @@ export function registerSecretRoutes(app: FastifyInstance, secrets: SecretServic
     {
       schema: {
         tags,
+        operationId: "applySecret",
         summary: "Create or replace a Secret (values encrypted at rest)",
         params: ObjParams,
         body: SecretRef,
+        response: { 200: SecretRef, 201: SecretRef, ...errors },
       },
     },
     async (req, reply) => {
@@ -105,7 +131,15 @@ export function registerSecretRoutes(app: FastifyInstance, secrets: SecretServic
   );
   app.delete(
     "/v1/namespaces/:namespace/secrets/:name",
-    { schema: { tags, summary: "Delete a Secret", params: ObjParams, response: errors } },
+    {
+      schema: {
+        tags,
+        operationId: "deleteSecret",
+        summary: "Delete a Secret",
+        params: ObjParams,
+        response: { 200: SecretRef, ...errors },
+      },
+    },
     async (req) => {
       const p = req.params as P;
       return secrets.view(await secrets.delete(p.namespace, p.name!), false);
