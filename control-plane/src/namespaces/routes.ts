@@ -13,6 +13,16 @@ const NameParam = Type.String({ pattern: NAME_PATTERN, maxLength: 63 });
 const Params = Type.Object({ namespace: NameParam });
 const NamespaceRef = Type.Unsafe({ $ref: "Namespace#" });
 const errors = { "4xx": ErrorBodyRef, "5xx": ErrorBodyRef };
+// Open: the answer's serializer keeps fields a newer server adds.
+const NamespaceList = Type.Object(
+  {
+    apiVersion: Type.String(),
+    kind: Type.Literal("NamespaceList"),
+    metadata: Type.Object({ resourceVersion: Type.String() }, { additionalProperties: true }),
+    items: Type.Array(NamespaceRef),
+  },
+  { additionalProperties: true },
+);
 const tags = ["namespaces"];
 const EXEC_ROUTE = "/v1/namespaces/:namespace/instances/:name/exec";
 
@@ -25,7 +35,8 @@ export function registerNamespaceRoutes(app: FastifyInstance, namespaces: Namesp
       schema: {
         tags,
         summary: "List Namespace objects with their quota usage (a namespaced role: its own namespace's only)",
-        response: errors,
+        operationId: "listNamespaces",
+        response: { 200: NamespaceList, ...errors },
       },
     },
     async (req) => {
@@ -46,6 +57,7 @@ export function registerNamespaceRoutes(app: FastifyInstance, namespaces: Namesp
       schema: {
         tags,
         summary: "Get a Namespace: its policy, quota (status.hard) and usage (status.used)",
+        operationId: "readNamespace",
         params: Params,
         response: { 200: NamespaceRef, ...errors },
       },
@@ -73,6 +85,7 @@ export function registerNamespaceRoutes(app: FastifyInstance, namespaces: Namesp
       schema: {
         tags,
         summary: `Create a Namespace (policy ${DEFAULT_POLICY_LEVEL} unless given)`,
+        operationId: "createNamespace",
         body: NamespaceRef,
         response: { 201: NamespaceRef, ...errors },
       },
@@ -85,6 +98,7 @@ export function registerNamespaceRoutes(app: FastifyInstance, namespaces: Namesp
       schema: {
         tags,
         summary: "Create or replace a Namespace's spec (policy, quota, hostPortRange) and labels",
+        operationId: "replaceNamespace",
         params: Params,
         body: NamespaceRef,
         response: { 200: NamespaceRef, 201: NamespaceRef, ...errors },
@@ -106,7 +120,8 @@ export function registerNamespaceRoutes(app: FastifyInstance, namespaces: Namesp
         summary: "Delete a Namespace: 409 while it holds objects, unless ?cascade=true (deletes them too)",
         params: Params,
         querystring: Type.Object({ cascade: Type.Optional(Type.String({ enum: ["1", "true", "0", "false"] })) }),
-        response: errors,
+        operationId: "deleteNamespace",
+        response: { 200: NamespaceRef, ...errors },
       },
     },
     async (req) => {
