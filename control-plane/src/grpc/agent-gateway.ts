@@ -31,6 +31,7 @@ import type { ClusterIdentity } from "../cluster/cluster-id";
 import type { NodeRegistration } from "../nodes/registration";
 import type { PresenceOptions, Session, Stream } from "./agent-session";
 import { applyReport, desiredFor, keepLogsFor, nodeInfoOf } from "./agent-messages";
+import { movedAway } from "../nodes/presence";
 import { SubStreamMux, statsOver, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "./sub-streams";
 import { literalEnv, type EnvResolver } from "../secrets/env-resolver";
 import {
@@ -67,6 +68,8 @@ export class AgentGateway {
   private lastSweep: number | undefined;
   private sweeping = false;
   private closing = false;
+  /** When (monotonic) this replica last vouched for its streams (-Infinity: not yet). */
+  private replicaBeatAt = Number.NEGATIVE_INFINITY;
   /** Desired sets carry the cluster id; unset (tests): sets go out without one. */
   private cluster: ClusterIdentity | undefined;
   private env: EnvResolver = literalEnv;
@@ -139,6 +142,8 @@ export class AgentGateway {
     }
     this.sessions.clear();
     this.disconnected.clear();
+    // Our nodes age from now on in the leader's eyes unless their agents register elsewhere.
+    await this.nodes.endReplica(1_000);
     const server = this.server;
     if (!server) return;
     await new Promise<void>((resolve) => {
@@ -326,7 +331,6 @@ export class AgentGateway {
       beatAt: this.clock(),
       beatWall: now,
       presenceRev,
-      presenceAt: this.clock(),
       lost: false,
     };
     this.sessions.set(name, session);
@@ -352,8 +356,10 @@ export class AgentGateway {
 
   /**
    * Runs every few hundred ms: marks sessions silent for longer than the
-   * grace lost, and refreshes the presence keys of the others (at most every
-   * presenceRefreshMs, and only when the agent was heard since).
+   * grace lost and, every presenceRefreshMs, vouches for all the others in
+   * one write (the replica presence key, nodes/presence.ts) after dropping
+   * those whose presence key moved elsewhere. No per-node write while
+   * nothing changes.
    */
   private async sweep(): Promise<void> {
     if (this.sweeping || this.closing) return;
@@ -367,8 +373,10 @@ export class AgentGateway {
       this.lastSweep = now;
       if (gap > 2 * this.sweepIntervalMs + 1_000) {
         this.logger.warn({ pausedMs: Math.round(gap) }, "this replica was paused; restarting the agents' grace");
-        for (const s of [...this.sessions.values(), ...this.disconnected.values()])
+        for (const s of [...this.sessions.values(), ...this.disconnected.values()]) {
           s.heardAt = Math.max(s.heardAt, now);
+          s.beatAt = Math.max(s.beatAt, now);
+        }
         return;
       }
       for (const s of [...this.disconnected.values()]) {
@@ -381,37 +389,49 @@ export class AgentGateway {
           false,
         );
       }
+      // Heartbeats proper may stop while other messages (log output) still flow: past
+      // the stale time (what the leader's fallback allows) the node is not vouched for.
+      const beatStaleMs = Math.max(this.graceMs, 3 * this.presenceRefreshMs);
       for (const s of [...this.sessions.values()]) {
         if (s.lost) continue;
         const now = this.clock();
         const silent = now - s.heardAt;
-        if (silent > this.graceMs) {
-          this.logger.warn({ node: s.node, silentMs: Math.round(silent) }, "agent stopped heartbeating");
+        const noBeat = now - s.beatAt;
+        if (silent > this.graceMs || noBeat > beatStaleMs) {
+          const quiet = silent > this.graceMs ? silent : noBeat;
+          this.logger.warn({ node: s.node, silentMs: Math.round(quiet) }, "agent stopped heartbeating");
           await this.lose(
             s,
             NodeReadyReason.AgentNotHeartbeating,
-            `no heartbeat from the agent for ${(silent / 1000).toFixed(1)}s`,
+            `no heartbeat from the agent for ${(quiet / 1000).toFixed(1)}s`,
           );
-          continue;
-        }
-        // Heartbeats proper, so the key also shows that they are not stuck behind a flood of log output.
-        if (now - s.presenceAt < this.presenceRefreshMs || s.beatAt <= s.presenceAt) continue;
-        try {
-          const rev = await this.nodes.refreshPresence(s.node, s.presenceRev, s.beatWall);
-          if (rev !== undefined) {
-            s.presenceRev = rev;
-            s.presenceAt = now;
-          } else if (this.sessions.get(s.node) === s) {
-            // Someone else marked the node lost or took its stream: this stream is stale.
-            this.logger.warn({ node: s.node }, "node presence moved away from this replica; closing the stream");
-            this.dropSession(s, "the node's presence was taken over");
-          }
-        } catch (err) {
-          this.logger.warn({ err, node: s.node }, "could not refresh node presence; will retry");
         }
       }
+      await this.nodes.retryUnreachable();
+      if (now - this.replicaBeatAt >= this.presenceRefreshMs) await this.beatReplica(now);
     } finally {
       this.sweeping = false;
+    }
+  }
+
+  /**
+   * Drops the streams whose presence key someone else moved (another replica
+   * took the node, or it was marked lost), then vouches for the rest in one
+   * write. A failure is retried at the next sweep; while it fails, the
+   * leader's fallback sees our beat stand still, as it should.
+   */
+  private async beatReplica(now: number): Promise<void> {
+    try {
+      const live = [...this.sessions.values()].filter((x) => !x.lost);
+      for (const s of movedAway(live, await this.nodes.presenceRevisions())) {
+        if (this.sessions.get(s.node) !== s) continue;
+        this.logger.warn({ node: s.node }, "node presence moved away from this replica; closing the stream");
+        this.dropSession(s, "the node's presence was taken over");
+      }
+      await this.nodes.beatReplica(this.sessions.size);
+      this.replicaBeatAt = now;
+    } catch (err) {
+      this.logger.warn({ err }, "could not refresh this replica's presence; will retry");
     }
   }
 
@@ -432,13 +452,8 @@ export class AgentGateway {
     if (s.lost) return;
     this.dropSession(s, message, closeStream);
     if (this.closing) return;
-    try {
-      const marked = await this.nodes.markUnreachable(s.node, s.presenceRev, reason, message, s.heardWall);
-      if (marked) this.logger.warn({ node: s.node, reason, message }, "node not ready");
-    } catch (err) {
-      // The leader's presence check marks it when its presence key goes stale.
-      this.logger.warn({ err, node: s.node }, "could not mark the node lost; the leader will");
-    }
+    const marked = await this.nodes.markUnreachable(s.node, s.presenceRev, reason, message, s.heardWall);
+    if (marked) this.logger.warn({ node: s.node, reason, message }, "node not ready");
   }
 
   private async onStatus(node: string, report: InstanceStatus__Output, fresh = false): Promise<void> {
