@@ -476,8 +476,9 @@ export class AgentGateway {
       }
       return;
     }
-    const desired = desiredFor(node, this.instances.list(), this.env);
-    const keepLogs = keepLogsFor(node, this.instances.list());
+    const mine = this.nodes.instancesOf(node);
+    const desired = desiredFor(node, mine, this.env);
+    const keepLogs = keepLogsFor(node, mine);
     const fingerprint = JSON.stringify([desired, keepLogs]);
     if (!force && fingerprint === session.lastSent) return;
     session.lastSent = fingerprint;

@@ -25,6 +25,7 @@ import { markNodeUnknown, readyCondition, withReady, type Heartbeat } from "../c
 import { addressesInside, formatCidr, parseCidr, type Cidr } from "../network/subnets";
 import { claimSubnet } from "../network/subnet-claims";
 import { newReplicaId, removeReplicaBeat, writeReplicaBeat } from "./presence";
+import { InstancesByNode } from "./instances-by-node";
 
 /** Cluster networking handed to agents at registration. */
 export interface ClusterNetworkOptions {
@@ -113,6 +114,9 @@ export class NodeRegistration {
     { presenceRev: string; reason: string; message: string; lastHeard: Date }
   >();
 
+  /** The instances cache by node: a node's own instances without a scan of all of them. */
+  private readonly byNode: InstancesByNode;
+
   constructor(
     private readonly store: Store,
     private readonly repo: Repository,
@@ -120,6 +124,7 @@ export class NodeRegistration {
     private readonly logger: Logger,
     private readonly network: ClusterNetworkOptions = {},
   ) {
+    this.byNode = new InstancesByNode(instances);
     this.clusterCidr = parseCidr(network.clusterCidr ?? DEFAULT_CLUSTER_CIDR, "cluster CIDR");
     this.nodeSubnetPrefix = network.nodeSubnetPrefix ?? 24;
     if (this.nodeSubnetPrefix < this.clusterCidr.prefix || this.nodeSubnetPrefix > 30) {
@@ -137,6 +142,11 @@ export class NodeRegistration {
   /** This replica's HTTP URL, written into presence keys. */
   setServerId(id: string): void {
     this.serverId = id;
+  }
+
+  /** The instances bound to or recorded on the node (from the cache). */
+  instancesOf(node: string): Instance[] {
+    return this.byNode.of(node);
   }
 
   /** The address a registered node publishes its host ports on. */
@@ -322,7 +332,7 @@ export class NodeRegistration {
    * is replaced (or its replacement kept) instead of being started again.
    */
   async markLost(node: string, reported: ReadonlySet<string>): Promise<void> {
-    for (const inst of this.instances.list()) {
+    for (const inst of this.byNode.of(node)) {
       if (inst.spec.nodeName !== node || inst.status?.state !== "Unknown" || reported.has(inst.metadata.uid ?? "")) {
         continue;
       }
@@ -357,7 +367,7 @@ export class NodeRegistration {
    * while the stream was down, or not sent because the agent shut down).
    */
   async markReleased(node: string, reported: ReadonlySet<string>): Promise<void> {
-    for (const inst of this.instances.list()) {
+    for (const inst of this.byNode.of(node)) {
       if (inst.spec.nodeName !== node || !isFinished(inst) || inst.status?.releasedAt) continue;
       if (reported.has(inst.metadata.uid ?? "")) continue;
       try {
