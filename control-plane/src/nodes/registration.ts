@@ -108,6 +108,8 @@ export class NodeRegistration {
   private serverId = "";
   /** This replica process's id in presence keys: its replica beat vouches for them (nodes/presence.ts). */
   readonly replicaId = newReplicaId();
+  /** Subnets recorded on Node objects when this process first looked (recordedSubnets). */
+  private recorded: Promise<{ node: string; subnet: string }[]> | undefined;
   /** Nodes given up whose Ready=Unknown the store refused to take yet. */
   private readonly unreachable = new Map<
     string,
@@ -221,14 +223,32 @@ export class NodeRegistration {
 
   /** The node's subnet: claimed in etcd, safe across replicas (network/subnet-claims.ts). */
   private async allocateSubnetFor(name: string, existing: Node | undefined): Promise<string> {
-    const nodes = (await this.repo.list("Node")).items;
+    const recorded = existing?.status?.subnet;
+    // Only a node without a recorded subnet needs the others' (Nodes from before claims).
+    const legacy = recorded ? [] : await this.recordedSubnets();
     return claimSubnet(this.store, {
       node: name,
       cluster: this.clusterCidr,
       prefix: this.nodeSubnetPrefix,
-      ...(existing?.status?.subnet ? { recorded: existing.status.subnet } : {}),
-      nodeSubnets: nodes.flatMap((n) => (n.status?.subnet && n.metadata.name !== name ? [n.status.subnet] : [])),
+      ...(recorded ? { recorded } : {}),
+      nodeSubnets: legacy.flatMap((n) => (n.node !== name ? [n.subnet] : [])),
     });
+  }
+
+  /**
+   * The subnets Node objects recorded, read once per process: every node
+   * registered since has a claim, which claimSubnet reads anyway. Listing
+   * every Node at each registration made joining 5,000 nodes quadratic.
+   */
+  private recordedSubnets(): Promise<{ node: string; subnet: string }[]> {
+    this.recorded ??= this.repo.list("Node").then(
+      (r) => r.items.flatMap((n) => (n.status?.subnet ? [{ node: n.metadata.name, subnet: n.status.subnet }] : [])),
+      (err: unknown) => {
+        this.recorded = undefined;
+        throw err;
+      },
+    );
+    return this.recorded;
   }
 
   private beat(heard: Date): Heartbeat {
