@@ -18,8 +18,12 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: RouteContext): voi
     create: false,
     apply: true,
     decorate: async (nodes) => {
+      // One node (a get): its own key, not every node's (thousands of them).
+      const one = nodes.length === 1 ? nodes[0]!.metadata.name : undefined;
       const [beats, replicas] = await Promise.all([
-        ctx.repo.store.list<Heartbeat>(Keys.heartbeat("")),
+        one !== undefined
+          ? ctx.repo.store.get<Heartbeat>(Keys.heartbeat(one)).then((kv) => ({ items: kv ? [kv] : [] }))
+          : ctx.repo.store.list<Heartbeat>(Keys.heartbeat("")),
         listReplicaBeats(ctx.repo.store),
       ]);
       const last = new Map(
