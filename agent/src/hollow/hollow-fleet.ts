@@ -44,6 +44,9 @@ export interface HollowFleetOptions {
   logger?: Logger;
 }
 
+/** Joins a hollow node tries before the fleet gives up. */
+const JOIN_ATTEMPTS = 5;
+
 /** One hollow node: the real agent pieces over a HollowRuntime. */
 export class HollowNode {
   readonly runtime = new HollowRuntime();
@@ -77,18 +80,7 @@ export class HollowNode {
   /** Joins (once per state directory), starts the reconciler and dials the control plane. */
   async start(): Promise<void> {
     fs.mkdirSync(this.stateDir, { recursive: true });
-    const credentials =
-      loadNodeCredentials(this.stateDir) ??
-      (await join(
-        this.stateDir,
-        {
-          server: this.opts.server,
-          caHash: this.opts.caHash,
-          token: await this.opts.joinToken(this.name),
-          nodeName: this.name,
-        },
-        this.key,
-      ));
+    const credentials = loadNodeCredentials(this.stateDir) ?? (await this.joinWithRetries());
     const others = (this.opts.otherAddresses ?? []).filter((a) => a !== credentials.grpcAddress);
     const guard = new DesiredStateGuard({ stateDir: this.stateDir });
     await this.reconciler.start();
@@ -103,6 +95,25 @@ export class HollowNode {
       nodeInfo: () => this.nodeInfo(),
     });
     this.connection.start();
+  }
+
+  /**
+   * Joins with a fresh token, again after a refusal the server may get over
+   * (a busy store answers 503): a real agent is restarted by its service
+   * manager instead. Gives up after JOIN_ATTEMPTS.
+   */
+  private async joinWithRetries() {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const token = await this.opts.joinToken(this.name);
+        const o = { server: this.opts.server, caHash: this.opts.caHash, token, nodeName: this.name };
+        return await join(this.stateDir, o, this.key);
+      } catch (err) {
+        if (attempt >= JOIN_ATTEMPTS) throw err;
+        this.log.warn({ err, attempt }, "hollow node could not join; trying again");
+        await new Promise((r) => setTimeout(r, 1_000 * attempt));
+      }
+    }
   }
 
   stop(): void {
