@@ -19,8 +19,7 @@ import { Keys } from "../store/store";
 import { Repository } from "../resources/repository";
 import { Informer } from "./informer";
 import { AppController } from "./app-controller";
-import { NodeLifecycleController, REPLICA_BEAT_FORGET_MS, markNodeUnknown } from "./node-lifecycle";
-import { replicaPresenceKey, writeReplicaBeat } from "../nodes/presence";
+import { NodeLifecycleController, markNodeUnknown } from "./node-lifecycle";
 
 const logger = pino({ level: "silent" });
 
@@ -122,48 +121,6 @@ describe("NodeLifecycleController", () => {
     const n1 = await repo.get("Node", undefined, "n1");
     expect(n1.status?.conditions?.[0]).toMatchObject({ reason: "NodePresenceLost" });
     expect(await store.get(Keys.heartbeat("n1"))).toBeUndefined();
-  });
-
-  it("keeps nodes Ready on their replica's beat alone, one write for all, and loses them when it stops", async () => {
-    await repo.create(node("n1"));
-    await repo.create(node("n2"));
-    await repo.create(node("n3"));
-    // Written once, at registration: n1 and n2 are held by replica r1, n3 by r2.
-    for (const [n, replica] of [
-      ["n1", "r1"],
-      ["n2", "r1"],
-      ["n3", "r2"],
-    ] as const) {
-      await store.txn([], [{ type: "put", key: Keys.heartbeat(n), value: { time: "x", server: "s", replica } }]);
-    }
-    const beat = (replica: string) => writeReplicaBeat(store, replica, { time: new Date().toISOString(), streams: 2 });
-    await beat("r1");
-    await beat("r2");
-    await tick();
-    await lc.checkPresence();
-    for (let s = 1; s <= 40; s++) {
-      now += 1_000;
-      if (s % 5 === 0) await beat("r1"); // r1 lives on; r2 died after its first beat
-      await lc.checkPresence();
-      if (s === 15) expect(readyStatus(await repo.get("Node", undefined, "n3"))).toBe("True");
-    }
-    expect(readyStatus(await repo.get("Node", undefined, "n1"))).toBe("True");
-    expect(readyStatus(await repo.get("Node", undefined, "n2"))).toBe("True");
-    expect(readyStatus(await repo.get("Node", undefined, "n3"))).toBe("Unknown");
-    expect((await repo.get("Node", undefined, "n3")).status?.conditions?.[0]).toMatchObject({
-      reason: "NodePresenceLost",
-    });
-    expect(await store.get(Keys.heartbeat("n3"))).toBeUndefined();
-    expect(await store.get(Keys.heartbeat("n1"))).toBeDefined();
-    // The dead replica's own key is forgotten once it has stood still for long.
-    expect(await store.get(replicaPresenceKey("r2"))).toBeDefined();
-    for (let t = 0; t <= REPLICA_BEAT_FORGET_MS; t += 1_000) {
-      now += 1_000;
-      if (t % 5_000 === 0) await beat("r1");
-      await lc.checkPresence();
-    }
-    expect(await store.get(replicaPresenceKey("r2"))).toBeUndefined();
-    expect(await store.get(replicaPresenceKey("r1"))).toBeDefined();
   });
 
   it("does not count time it could not look (paused, or the store down) as time the key stood still", async () => {
