@@ -21,9 +21,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import { GroveClient, type App } from "@grove/api";
-import { createStore } from "@grove/control-plane";
-import { etcdClientTls, startServer, tempDir, type ServerProcess } from "../src/harness/processes";
-import { embeddedEtcdEndpoint, etcdCounters } from "../src/harness/etcd-metrics";
+import { startServer, tempDir } from "../src/harness/processes";
+import { embeddedEtcdEndpoint, etcdCounters, writesByPrefix } from "../src/harness/etcd-metrics";
 import type { HollowFleetConfig } from "./lib-hollow-fleet";
 import { summarize } from "./lib-stats";
 import type { BenchReport } from "./run";
@@ -110,34 +109,6 @@ async function until(what: string, fn: () => Promise<boolean>, timeoutMs: number
       throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
-}
-
-/**
- * Counts the writes under /grove/ by kind of key (the first two path parts,
- * e.g. /grove/instances) while it runs: what the steady writes are.
- */
-async function writesByPrefix(server: ServerProcess, endpoint: string) {
-  const store = createStore([endpoint], { tls: etcdClientTls(server) });
-  const counts = new Map<string, number>();
-  const from = (BigInt((await store.list("/grove/cluster")).revision) + 1n).toString();
-  const watch = await store.watch<unknown>("/grove/", from, {
-    onEvent: (ev) => {
-      const prefix = ev.key.split("/").slice(0, 3).join("/");
-      counts.set(prefix, (counts.get(prefix) ?? 0) + 1);
-    },
-  });
-  return {
-    stop: async () => {
-      await watch.close();
-      await store.close();
-      const presence = (counts.get("/grove/heartbeats") ?? 0) + (counts.get("/grove/replica-presence") ?? 0);
-      const text = [...counts]
-        .sort((a, b) => b[1] - a[1])
-        .map(([k, n]) => `${k} ${n}`)
-        .join(", ");
-      return { text, presence };
-    },
-  };
 }
 
 async function runningInstances(client: GroveClient): Promise<number> {

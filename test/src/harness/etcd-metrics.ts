@@ -2,6 +2,7 @@
 // grove-server's etcd client certificate): what the hollow benchmark and the
 // hollow-agents test count etcd writes with.
 import * as https from "node:https";
+import { createStore } from "@grove/control-plane";
 import { etcdClientTls, type ServerProcess } from "./processes";
 
 /** The counters kept (monotonic totals since etcd started). */
@@ -50,4 +51,32 @@ export async function etcdCounters(endpoint: string, server: ServerProcess): Pro
 export function writesBetween(a: Map<string, number>, b: Map<string, number>): number {
   const d = (m: string) => (b.get(m) ?? 0) - (a.get(m) ?? 0);
   return d("etcd_mvcc_put_total") + d("etcd_mvcc_delete_total");
+}
+
+/**
+ * Counts the writes under /grove/ by kind of key (the first two path parts,
+ * e.g. /grove/instances) while it runs: what the steady writes are.
+ */
+export async function writesByPrefix(server: ServerProcess, endpoint: string) {
+  const store = createStore([endpoint], { tls: etcdClientTls(server) });
+  const counts = new Map<string, number>();
+  const from = (BigInt((await store.list("/grove/cluster")).revision) + 1n).toString();
+  const watch = await store.watch<unknown>("/grove/", from, {
+    onEvent: (ev) => {
+      const prefix = ev.key.split("/").slice(0, 3).join("/");
+      counts.set(prefix, (counts.get(prefix) ?? 0) + 1);
+    },
+  });
+  return {
+    stop: async () => {
+      await watch.close();
+      await store.close();
+      const presence = (counts.get("/grove/heartbeats") ?? 0) + (counts.get("/grove/replica-presence") ?? 0);
+      const text = [...counts]
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, n]) => `${k} ${n}`)
+        .join(", ");
+      return { text, presence, events: counts.get("/grove/events") ?? 0 };
+    },
+  };
 }
