@@ -28,3 +28,5 @@ export { main, parseArgs, type AgentConfig } from "./main";
 export * from "./runtime";
 export * as images from "./images";
 export * from "./network";
+export { HollowFleet, HollowNode, type HollowFleetOptions } from "./hollow/hollow-fleet";
+export { HollowRuntime } from "./hollow/hollow-runtime";

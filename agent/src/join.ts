@@ -187,13 +187,35 @@ function post<T>(url: URL, caPem: string, body: unknown): Promise<T> {
   });
 }
 
-/** Joins once: a fresh key, a request for it, the signed certificate saved in the state directory. */
-export async function join(stateDir: string, o: JoinOptions): Promise<NodeCredentials> {
-  const caPem = await fetchPinnedCa(o.server, o.caHash);
+/** An RSA key pair in PEM (pkcs8 private, spki public). */
+export interface NodeKeyPair {
+  keyPem: string;
+  publicKeyPem: string;
+}
+
+/** A fresh 2048-bit RSA key for a node certificate. */
+export function newNodeKey(): NodeKeyPair {
   const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const keyPem = privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  return {
+    keyPem: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+    publicKeyPem: publicKey.export({ type: "spki", format: "pem" }).toString(),
+  };
+}
+
+/**
+ * Joins once: a fresh key (or `key`: hollow agents share one, as a key costs
+ * half a second to make), a request for it, the signed certificate saved in
+ * the state directory.
+ */
+export async function join(
+  stateDir: string,
+  o: JoinOptions,
+  key: NodeKeyPair = newNodeKey(),
+): Promise<NodeCredentials> {
+  const caPem = await fetchPinnedCa(o.server, o.caHash);
+  const keyPem = key.keyPem;
   const csr = forge.pki.createCertificationRequest();
-  csr.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: "spki", format: "pem" }).toString());
+  csr.publicKey = forge.pki.publicKeyFromPem(key.publicKeyPem);
   csr.setSubject([{ name: "commonName", value: o.nodeName }]);
   csr.sign(forge.pki.privateKeyFromPem(keyPem), forge.md.sha256.create());
   const url = parseServerUrl(o.server);

@@ -5,14 +5,16 @@
 // stream times the silence between messages with its own monotonic clock and,
 // past the grace, writes Ready=Unknown itself (agent-gateway.ts). So that
 // presence costs etcd little, that replica writes the node's presence key
-// (Keys.heartbeat) only when the stream registers and then every
-// PRESENCE_REFRESH_MS, not on every heartbeat; the key names the replica, for
-// logs / exec / stats.
+// (Keys.heartbeat) only when the stream registers (and deletes it when the
+// node is lost); what shows it still holds the stream is its own replica key,
+// rewritten every PRESENCE_REFRESH_MS for all its nodes at once
+// (nodes/presence.ts). The presence key names the replica, for logs / exec / stats.
 //
 // This controller, on the leader, adds what a replica cannot do for itself:
 //  - the fallback for a replica that died holding streams: a Ready node whose
-//    presence key has not changed for PRESENCE_STALE_MS, by the leader's own
-//    monotonic clock since it last saw the key change, goes Unknown;
+//    presence key and holder's replica key have not changed for
+//    PRESENCE_STALE_MS, by the leader's own monotonic clock since it last saw
+//    one change, goes Unknown;
 //  - suspect instances (Diego's model): every unfinished instance bound to a
 //    node that is not Ready becomes state Unknown at once, so it is neither
 //    counted as running nor routed to, and the App controller places a
@@ -38,18 +40,15 @@ import { WorkQueue } from "@grove/common";
 export const NODE_GRACE_MS = 5_000;
 /** How often agents heartbeat (sent to them at registration). */
 export const HEARTBEAT_INTERVAL_MS = 1_000;
-/** How often the replica holding a stream rewrites the node's presence key. */
+/** How often a replica rewrites its replica presence key (nodes/presence.ts), vouching for the streams it holds. */
 export const PRESENCE_REFRESH_MS = 5_000;
-/** A presence key unchanged this long means no live replica holds the node's stream. */
+/** A node's presence key and its holder's replica key unchanged this long: no live replica holds the stream. */
 export const PRESENCE_STALE_MS = 3 * PRESENCE_REFRESH_MS;
+/** A replica key unchanged this long belongs to a replica that is gone: the leader removes it. */
+export const REPLICA_BEAT_FORGET_MS = 10 * PRESENCE_STALE_MS;
 
-/** The value of a node's presence key (Keys.heartbeat). */
-export interface Heartbeat {
-  /** When the holding replica last heard from the agent (its wall clock; for people, never compared). */
-  time: string;
-  /** The grove-server replica (its HTTP URL) holding the node's agent stream. */
-  server?: string;
-}
+export type { Heartbeat } from "../nodes/presence";
+import { REPLICA_PRESENCE_PREFIX, listReplicaBeats, presenceToken, type Heartbeat } from "../nodes/presence";
 
 export type ReadyStatus = NodeCondition["status"];
 
@@ -131,8 +130,14 @@ export class NodeLifecycleController {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private readonly queue: WorkQueue;
-  /** Per node: the presence key revision last seen ("0": absent) and when, by our monotonic clock, it was first seen. */
-  private readonly seen = new Map<string, { modRevision: string; since: number }>();
+  /**
+   * Per node: its presence token last seen (presenceToken: the presence key's
+   * revision and its holder's beat revision) with the presence key's own
+   * revision (the fence), and when, by our monotonic clock, it was first seen.
+   */
+  private readonly seen = new Map<string, { token: string; modRevision: string; since: number }>();
+  /** Per replica key: its revision last seen and when (monotonic), to forget replicas long gone. */
+  private readonly replicasSeen = new Map<string, { modRevision: string; since: number }>();
   /** When (monotonic) the presence keys were last read. */
   private lastCheck: number | undefined;
   private readonly presenceStaleMs: number;
@@ -177,27 +182,38 @@ export class NodeLifecycleController {
     this.running = true;
     try {
       let beats;
+      let replicas;
       try {
-        beats = await this.store.list<Heartbeat>(Keys.heartbeat(""));
+        // Two ranges, however many nodes: their presence keys and the replicas' beats.
+        [beats, replicas] = await Promise.all([
+          this.store.list<Heartbeat>(Keys.heartbeat("")),
+          listReplicaBeats(this.store),
+        ]);
       } catch (err) {
         // Time we could not look is not time the keys stood still: start again when the store answers.
         this.seen.clear();
+        this.replicasSeen.clear();
         throw err;
       }
-      const revs = new Map<string, string>();
-      for (const kv of beats.items) revs.set(kv.key.slice(Keys.heartbeat("").length), kv.modRevision);
+      const presence = new Map<string, (typeof beats.items)[number]>();
+      for (const kv of beats.items) presence.set(kv.key.slice(Keys.heartbeat("").length), kv);
       const now = this.clock();
       // Nor is time this process was not running (SIGSTOP, a long pause): the replicas
       // may have refreshed the keys meanwhile only for us to see the last value.
       const gap = this.lastCheck === undefined ? 0 : now - this.lastCheck;
       this.lastCheck = now;
-      if (gap > 2 * this.intervalMs + 1_000) this.seen.clear();
+      if (gap > 2 * this.intervalMs + 1_000) {
+        this.seen.clear();
+        this.replicasSeen.clear();
+      }
       for (const node of this.nodes.list()) {
         const name = node.metadata.name;
-        const rev = revs.get(name) ?? "0";
+        const kv = presence.get(name);
+        const rev = kv?.modRevision ?? "0";
+        const token = presenceToken(kv, replicas);
         const prev = this.seen.get(name);
-        if (!prev || prev.modRevision !== rev) {
-          this.seen.set(name, { modRevision: rev, since: now });
+        if (!prev || prev.token !== token) {
+          this.seen.set(name, { token, modRevision: rev, since: now });
           continue;
         }
         if (!nodeIsReady(node) || now - prev.since <= this.presenceStaleMs) continue;
@@ -212,12 +228,36 @@ export class NodeLifecycleController {
           this.logger.warn({ node: name, reason: message }, "node not ready");
         }
       }
+      await this.forgetGoneReplicas(replicas, now);
       for (const name of [...this.seen.keys()]) if (!this.nodes.get(name)) this.seen.delete(name);
     } catch (err) {
       this.logger.warn({ err }, "node presence check failed; will retry");
     } finally {
       this.running = false;
     }
+  }
+
+  /**
+   * Removes the keys of replicas that stopped beating long ago (killed, never
+   * shut down cleanly), compared against the revision seen, so a replica
+   * that came back meanwhile keeps its key.
+   */
+  private async forgetGoneReplicas(replicas: ReadonlyMap<string, { modRevision: string }>, now: number) {
+    for (const [id, kv] of replicas) {
+      const prev = this.replicasSeen.get(id);
+      if (!prev || prev.modRevision !== kv.modRevision) {
+        this.replicasSeen.set(id, { modRevision: kv.modRevision, since: now });
+        continue;
+      }
+      if (now - prev.since <= REPLICA_BEAT_FORGET_MS) continue;
+      await this.store.txn(
+        [{ key: REPLICA_PRESENCE_PREFIX + id, modRevision: kv.modRevision }],
+        [{ type: "delete", key: REPLICA_PRESENCE_PREFIX + id }],
+      );
+      this.replicasSeen.delete(id);
+      this.logger.info({ replica: id }, "forgot the presence key of a replica gone for long");
+    }
+    for (const id of [...this.replicasSeen.keys()]) if (!replicas.has(id)) this.replicasSeen.delete(id);
   }
 
   /** Marks the unfinished instances of a node that is not Ready Unknown. */

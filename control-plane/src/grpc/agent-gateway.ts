@@ -32,6 +32,7 @@ import type { NodeRegistration } from "../nodes/registration";
 import type { PresenceOptions, Session, Stream } from "./agent-session";
 import { applyReport, desiredMessage, nodeInfoOf, SUSPECT_STORE_NOT_SENT } from "./agent-messages";
 import { desiredSetTraceContext } from "../observability/trace-handoffs";
+import { movedAway } from "../nodes/presence";
 import { SubStreamMux, statsOver, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "./sub-streams";
 import { literalEnv, type EnvResolver } from "../secrets/env-resolver";
 import { expiredProblem, ReloadableServerCredentials, renewOnStream, revokedProblem } from "./agent-certificates";
@@ -70,6 +71,8 @@ export class AgentGateway {
   private sweeping = false;
   private streamCount = 0;
   private closing = false;
+  /** When (monotonic) this replica last vouched for its streams (-Infinity: not yet). */
+  private replicaBeatAt = Number.NEGATIVE_INFINITY;
   /** Desired sets carry the cluster id; unset (tests): sets go out without one. */
   private cluster: ClusterIdentity | undefined;
   private env: EnvResolver = literalEnv;
@@ -154,6 +157,8 @@ export class AgentGateway {
     }
     this.sessions.clear();
     this.disconnected.clear();
+    // Our nodes age from now on in the leader's eyes unless their agents register elsewhere.
+    await this.nodes.endReplica(1_000);
     const server = this.server;
     if (!server) return;
     await new Promise<void>((resolve) => {
@@ -349,7 +354,6 @@ export class AgentGateway {
       beatAt: this.clock(),
       beatWall: now,
       presenceRev,
-      presenceAt: this.clock(),
       lost: false,
       ...(id ? { identity: { ...id } } : {}),
     };
@@ -376,8 +380,10 @@ export class AgentGateway {
 
   /**
    * Runs every few hundred ms: marks sessions silent for longer than the
-   * grace lost, and refreshes the presence keys of the others (at most every
-   * presenceRefreshMs, and only when the agent was heard since).
+   * grace lost and, every presenceRefreshMs, vouches for all the others in
+   * one write (the replica presence key, nodes/presence.ts) after dropping
+   * those whose presence key moved elsewhere. No per-node write while
+   * nothing changes.
    */
   private async sweep(): Promise<void> {
     if (this.sweeping || this.closing) return;
@@ -391,8 +397,10 @@ export class AgentGateway {
       this.lastSweep = now;
       if (gap > 2 * this.sweepIntervalMs + 1_000) {
         this.logger.warn({ pausedMs: Math.round(gap) }, "this replica was paused; restarting the agents' grace");
-        for (const s of [...this.sessions.values(), ...this.disconnected.values()])
+        for (const s of [...this.sessions.values(), ...this.disconnected.values()]) {
           s.heardAt = Math.max(s.heardAt, now);
+          s.beatAt = Math.max(s.beatAt, now);
+        }
         return;
       }
       for (const s of [...this.disconnected.values()]) {
@@ -406,6 +414,9 @@ export class AgentGateway {
         );
       }
       this.limits.prune();
+      // Heartbeats proper may stop while other messages (log output) still flow: past
+      // the stale time (what the leader's fallback allows) the node is not vouched for.
+      const beatStaleMs = Math.max(this.graceMs, 3 * this.presenceRefreshMs);
       for (const s of [...this.sessions.values()]) {
         // The handshake checked the certificate when the stream opened; it may have expired since.
         const expired = s.lost ? undefined : expiredProblem(s.identity);
@@ -413,33 +424,42 @@ export class AgentGateway {
         if (s.lost) continue;
         const now = this.clock();
         const silent = now - s.heardAt;
-        if (silent > this.graceMs) {
-          this.logger.warn({ node: s.node, silentMs: Math.round(silent) }, "agent stopped heartbeating");
+        const noBeat = now - s.beatAt;
+        if (silent > this.graceMs || noBeat > beatStaleMs) {
+          const quiet = silent > this.graceMs ? silent : noBeat;
+          this.logger.warn({ node: s.node, silentMs: Math.round(quiet) }, "agent stopped heartbeating");
           await this.lose(
             s,
             NodeReadyReason.AgentNotHeartbeating,
-            `no heartbeat from the agent for ${(silent / 1000).toFixed(1)}s`,
+            `no heartbeat from the agent for ${(quiet / 1000).toFixed(1)}s`,
           );
-          continue;
-        }
-        // Heartbeats proper, so the key also shows that they are not stuck behind a flood of log output.
-        if (now - s.presenceAt < this.presenceRefreshMs || s.beatAt <= s.presenceAt) continue;
-        try {
-          const rev = await this.nodes.refreshPresence(s.node, s.presenceRev, s.beatWall);
-          if (rev !== undefined) {
-            s.presenceRev = rev;
-            s.presenceAt = now;
-          } else if (this.sessions.get(s.node) === s) {
-            // Someone else marked the node lost or took its stream: this stream is stale.
-            this.logger.warn({ node: s.node }, "node presence moved away from this replica; closing the stream");
-            this.dropSession(s, "the node's presence was taken over");
-          }
-        } catch (err) {
-          this.logger.warn({ err, node: s.node }, "could not refresh node presence; will retry");
         }
       }
+      await this.nodes.retryUnreachable();
+      if (now - this.replicaBeatAt >= this.presenceRefreshMs) await this.beatReplica(now);
     } finally {
       this.sweeping = false;
+    }
+  }
+
+  /**
+   * Drops the streams whose presence key someone else moved (another replica
+   * took the node, or it was marked lost), then vouches for the rest in one
+   * write. A failure is retried at the next sweep; while it fails, the
+   * leader's fallback sees our beat stand still, as it should.
+   */
+  private async beatReplica(now: number): Promise<void> {
+    try {
+      const live = [...this.sessions.values()].filter((x) => !x.lost);
+      for (const s of movedAway(live, await this.nodes.presenceRevisions())) {
+        if (this.sessions.get(s.node) !== s) continue;
+        this.logger.warn({ node: s.node }, "node presence moved away from this replica; closing the stream");
+        this.dropSession(s, "the node's presence was taken over");
+      }
+      await this.nodes.beatReplica(this.sessions.size);
+      this.replicaBeatAt = now;
+    } catch (err) {
+      this.logger.warn({ err }, "could not refresh this replica's presence; will retry");
     }
   }
 
@@ -460,13 +480,8 @@ export class AgentGateway {
     if (s.lost) return;
     this.dropSession(s, message, closeStream);
     if (this.closing) return;
-    try {
-      const marked = await this.nodes.markUnreachable(s.node, s.presenceRev, reason, message, s.heardWall);
-      if (marked) this.logger.warn({ node: s.node, reason, message }, "node not ready");
-    } catch (err) {
-      // The leader's presence check marks it when its presence key goes stale.
-      this.logger.warn({ err, node: s.node }, "could not mark the node lost; the leader will");
-    }
+    const marked = await this.nodes.markUnreachable(s.node, s.presenceRev, reason, message, s.heardWall);
+    if (marked) this.logger.warn({ node: s.node, reason, message }, "node not ready");
   }
 
   private async onStatus(node: string, report: InstanceStatus__Output, fresh = false): Promise<void> {
@@ -483,7 +498,7 @@ export class AgentGateway {
       if (force) this.logger.error({ node, holds: cluster.holds }, SUSPECT_STORE_NOT_SENT);
       return;
     }
-    const { fingerprint, desired } = desiredMessage(node, this.instances.list(), this.env, {
+    const { fingerprint, desired } = desiredMessage(node, this.nodes.instancesOf(node), this.env, {
       revision: this.instances.revision,
       clusterId: cluster?.id ?? "",
       leaderEpoch: this.leaderEpoch(),

@@ -29,9 +29,8 @@ export interface Session {
   /** The last heartbeat message itself (monotonic, wall clock): what the presence key shows. */
   beatAt: number;
   beatWall: Date;
-  /** Our last write of the node's presence key: its mod revision (the fence) and when (monotonic). */
+  /** Our write of the node's presence key at registration: its mod revision (the fence of giving the node up). */
   presenceRev: string;
-  presenceAt: number;
   /** Set once the session is given up, so it is marked lost only once. */
   lost: boolean;
   /** The node certificate the stream holds (its serial and expiry follow renewals on the stream); none without TLS. */

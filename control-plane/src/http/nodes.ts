@@ -3,11 +3,12 @@
 //
 // A node's last heartbeat is not written into the Node on every beat (that
 // would bump the revision scheduling transactions compare): the replica
-// holding the agent's stream keeps it in the node's presence key, refreshed
-// every few seconds, and reads fill it in here.
+// holding the agent's stream vouches for all its nodes every few seconds in
+// its replica presence key (nodes/presence.ts), and reads fill it in here.
 import type { FastifyInstance } from "fastify";
 import type { Node } from "@grove/api";
 import type { Heartbeat } from "../controllers/node-lifecycle";
+import { lastHeardTime, listReplicaBeats } from "../nodes/presence";
 import { Keys } from "../store/store";
 import { registerResourceRoutes, type RouteContext } from "./resource-routes";
 
@@ -17,8 +18,17 @@ export function registerNodeRoutes(app: FastifyInstance, ctx: RouteContext): voi
     create: false,
     apply: true,
     decorate: async (nodes) => {
-      const beats = await ctx.repo.store.list<Heartbeat>(Keys.heartbeat(""));
-      const last = new Map(beats.items.map((kv) => [kv.key.slice(Keys.heartbeat("").length), kv.value.time]));
+      // One node (a get): its own key, not every node's (thousands of them).
+      const one = nodes.length === 1 ? nodes[0]!.metadata.name : undefined;
+      const [beats, replicas] = await Promise.all([
+        one !== undefined
+          ? ctx.repo.store.get<Heartbeat>(Keys.heartbeat(one)).then((kv) => ({ items: kv ? [kv] : [] }))
+          : ctx.repo.store.list<Heartbeat>(Keys.heartbeat("")),
+        listReplicaBeats(ctx.repo.store),
+      ]);
+      const last = new Map(
+        beats.items.map((kv) => [kv.key.slice(Keys.heartbeat("").length), lastHeardTime(kv.value, replicas)]),
+      );
       return nodes.map((n) => withHeartbeat(n, last.get(n.metadata.name)));
     },
   });

@@ -36,3 +36,15 @@ describe("cluster subnets", () => {
     expect(() => parsePortRange("9-5", "--host-port-range")).toThrow(/--host-port-range/);
   });
 });
+
+describe("allocateSubnet at thousands of nodes", () => {
+  it("finds the one free /24 among 5,000 taken, given in any order", () => {
+    const cluster = parseCidr("10.0.0.0/8");
+    // Taken in shuffled order, with one hole near the end.
+    const taken = Array.from({ length: 5_001 }, (_, i) => ({ base: cluster.base + i * 256, prefix: 24 }))
+      .filter((_, i) => i !== 4_990)
+      .sort((a, b) => ((a.base * 7919) % 10007) - ((b.base * 7919) % 10007));
+    expect(formatCidr(allocateSubnet(cluster, 24, taken)!)).toBe("10.19.126.0/24");
+    expect(formatCidr(allocateSubnet(cluster, 24, [...taken, parseCidr("10.19.126.0/24")])!)).toBe("10.19.137.0/24");
+  });
+});

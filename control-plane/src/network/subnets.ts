@@ -62,12 +62,20 @@ export function contains(outer: Cidr, inner: Cidr): boolean {
 export function allocateSubnet(cluster: Cidr, subnetPrefix: number, taken: readonly Cidr[]): Cidr | undefined {
   if (subnetPrefix < cluster.prefix || subnetPrefix > 30) return undefined;
   const step = 2 ** (32 - subnetPrefix);
-  const count = cidrSize(cluster) / step;
-  for (let i = 0; i < count; i++) {
-    const candidate = { base: cluster.base + i * step, prefix: subnetPrefix };
-    if (!taken.some((t) => overlaps(t, candidate))) return candidate;
+  const end = cluster.base + cidrSize(cluster);
+  // The lowest aligned candidate clear of every taken range, in one sweep over
+  // them by base: checking each candidate against all of them was quadratic
+  // (5,000 nodes: 25 million overlap checks per registration).
+  const sorted = [...taken].sort((a, b) => a.base - b.base);
+  let candidate = cluster.base;
+  for (const t of sorted) {
+    if (candidate + step > end) return undefined;
+    const tEnd = t.base + cidrSize(t);
+    if (tEnd <= candidate) continue;
+    if (t.base >= candidate + step) break; // a gap before this one fits the candidate
+    candidate = cluster.base + Math.ceil((tEnd - cluster.base) / step) * step;
   }
-  return undefined;
+  return candidate + step <= end ? { base: candidate, prefix: subnetPrefix } : undefined;
 }
 
 /** The IPv4 addresses of `addresses` that lie inside `cidr`. */

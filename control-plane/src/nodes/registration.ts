@@ -24,6 +24,8 @@ import type { Informer } from "../controllers/informer";
 import { markNodeUnknown, readyCondition, withReady, type Heartbeat } from "../controllers/node-lifecycle";
 import { addressesInside, formatCidr, parseCidr, type Cidr } from "../network/subnets";
 import { claimSubnet } from "../network/subnet-claims";
+import { newReplicaId, removeReplicaBeat, writeReplicaBeat } from "./presence";
+import { InstancesByNode } from "./instances-by-node";
 
 /** Cluster networking handed to agents at registration. */
 export interface ClusterNetworkOptions {
@@ -104,6 +106,18 @@ export class NodeRegistration {
   private readonly nodeAddresses = new Map<string, string>();
   /** Written into presence keys, so other replicas can name the one holding a node's stream. */
   private serverId = "";
+  /** This replica process's id in presence keys: its replica beat vouches for them (nodes/presence.ts). */
+  readonly replicaId = newReplicaId();
+  /** Subnets recorded on Node objects when this process first looked (recordedSubnets). */
+  private recorded: Promise<{ node: string; subnet: string }[]> | undefined;
+  /** Nodes given up whose Ready=Unknown the store refused to take yet. */
+  private readonly unreachable = new Map<
+    string,
+    { presenceRev: string; reason: string; message: string; lastHeard: Date }
+  >();
+
+  /** The instances cache by node: a node's own instances without a scan of all of them. */
+  private readonly byNode: InstancesByNode;
 
   constructor(
     private readonly store: Store,
@@ -112,6 +126,7 @@ export class NodeRegistration {
     private readonly logger: Logger,
     private readonly network: ClusterNetworkOptions = {},
   ) {
+    this.byNode = new InstancesByNode(instances);
     this.clusterCidr = parseCidr(network.clusterCidr ?? DEFAULT_CLUSTER_CIDR, "cluster CIDR");
     this.nodeSubnetPrefix = network.nodeSubnetPrefix ?? 24;
     if (this.nodeSubnetPrefix < this.clusterCidr.prefix || this.nodeSubnetPrefix > 30) {
@@ -129,6 +144,11 @@ export class NodeRegistration {
   /** This replica's HTTP URL, written into presence keys. */
   setServerId(id: string): void {
     this.serverId = id;
+  }
+
+  /** The instances bound to or recorded on the node (from the cache). */
+  instancesOf(node: string): Instance[] {
+    return this.byNode.of(node);
   }
 
   /** The address a registered node publishes its host ports on. */
@@ -203,18 +223,40 @@ export class NodeRegistration {
 
   /** The node's subnet: claimed in etcd, safe across replicas (network/subnet-claims.ts). */
   private async allocateSubnetFor(name: string, existing: Node | undefined): Promise<string> {
-    const nodes = (await this.repo.list("Node")).items;
+    const recorded = existing?.status?.subnet;
+    // Only a node without a recorded subnet needs the others' (Nodes from before claims).
+    const legacy = recorded ? [] : await this.recordedSubnets();
     return claimSubnet(this.store, {
       node: name,
       cluster: this.clusterCidr,
       prefix: this.nodeSubnetPrefix,
-      ...(existing?.status?.subnet ? { recorded: existing.status.subnet } : {}),
-      nodeSubnets: nodes.flatMap((n) => (n.status?.subnet && n.metadata.name !== name ? [n.status.subnet] : [])),
+      ...(recorded ? { recorded } : {}),
+      nodeSubnets: legacy.flatMap((n) => (n.node !== name ? [n.subnet] : [])),
     });
   }
 
+  /**
+   * The subnets Node objects recorded, read once per process: every node
+   * registered since has a claim, which claimSubnet reads anyway. Listing
+   * every Node at each registration made joining 5,000 nodes quadratic.
+   */
+  private recordedSubnets(): Promise<{ node: string; subnet: string }[]> {
+    this.recorded ??= this.repo.list("Node").then(
+      (r) => r.items.flatMap((n) => (n.status?.subnet ? [{ node: n.metadata.name, subnet: n.status.subnet }] : [])),
+      (err: unknown) => {
+        this.recorded = undefined;
+        throw err;
+      },
+    );
+    return this.recorded;
+  }
+
   private beat(heard: Date): Heartbeat {
-    return { time: heard.toISOString(), ...(this.serverId ? { server: this.serverId } : {}) };
+    return {
+      time: heard.toISOString(),
+      ...(this.serverId ? { server: this.serverId } : {}),
+      replica: this.replicaId,
+    };
   }
 
   /** Writes the node's presence key (this replica holds its stream); returns its mod revision. */
@@ -224,14 +266,45 @@ export class NodeRegistration {
   }
 
   /**
-   * Rewrites the node's presence key if it is still at `revision` (ours);
-   * returns the new revision, or undefined when someone else marked the node
-   * lost or took its stream meanwhile.
+   * Vouches, in one write, for every stream this replica holds (the caller
+   * has just checked their silence): the replica presence key.
    */
-  async refreshPresence(node: string, revision: string, heard: Date): Promise<string | undefined> {
-    const key = Keys.heartbeat(node);
-    const r = await this.store.txn([{ key, modRevision: revision }], [{ type: "put", key, value: this.beat(heard) }]);
-    return r.succeeded ? r.revision : undefined;
+  async beatReplica(streams: number): Promise<void> {
+    await writeReplicaBeat(this.store, this.replicaId, {
+      time: new Date().toISOString(),
+      ...(this.serverId ? { server: this.serverId } : {}),
+      streams,
+    });
+  }
+
+  /**
+   * Removes this replica's presence key (clean shutdown); its nodes then age
+   * as if it had stopped. Waits at most `timeoutMs`: a store that does not
+   * answer must not hold up the shutdown.
+   */
+  async endReplica(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      removeReplicaBeat(this.store, this.replicaId).catch((err: unknown) =>
+        this.logger.warn({ err }, "could not remove the replica's presence"),
+      ),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * Every node's presence key revision (one range read), and the store
+   * revision they were read at: a stream whose key moved to another revision
+   * was taken over or given up elsewhere.
+   */
+  async presenceRevisions(): Promise<{ revisions: Map<string, string>; revision: string }> {
+    const prefix = Keys.heartbeat("");
+    const r = await this.store.list<Heartbeat>(prefix);
+    return {
+      revisions: new Map(r.items.map((kv) => [kv.key.slice(prefix.length), kv.modRevision])),
+      revision: r.revision,
+    };
   }
 
   /** The node's presence key: which replica holds its agent's stream, if any. */
@@ -241,10 +314,35 @@ export class NodeRegistration {
 
   /**
    * Marks the node Ready=Unknown, fenced by our presence revision so a
-   * registration elsewhere in the meantime wins (markNodeUnknown). Returns whether it wrote.
+   * registration elsewhere in the meantime wins (markNodeUnknown). Returns
+   * whether it wrote. When the store fails, the mark is kept for
+   * retryUnreachable: our replica beat goes on vouching for our other nodes,
+   * so the leader would not see this one go stale.
    */
-  markUnreachable(node: string, presenceRev: string, reason: string, message: string, lastHeard: Date) {
-    return markNodeUnknown(this.store, { node, modRevision: presenceRev }, reason, message, lastHeard);
+  async markUnreachable(
+    node: string,
+    presenceRev: string,
+    reason: string,
+    message: string,
+    lastHeard: Date,
+  ): Promise<boolean> {
+    try {
+      return await markNodeUnknown(this.store, { node, modRevision: presenceRev }, reason, message, lastHeard);
+    } catch (err) {
+      this.logger.warn({ err, node }, "could not mark the node lost; will retry");
+      this.unreachable.set(node, { presenceRev, reason, message, lastHeard });
+      return false;
+    }
+  }
+
+  /** Tries again the marks markUnreachable could not write. */
+  async retryUnreachable(): Promise<void> {
+    for (const [node, u] of [...this.unreachable]) {
+      this.unreachable.delete(node);
+      if (await this.markUnreachable(node, u.presenceRev, u.reason, u.message, u.lastHeard)) {
+        this.logger.warn({ node, reason: u.reason, message: u.message }, "node not ready");
+      }
+    }
   }
 
   /**
@@ -254,7 +352,7 @@ export class NodeRegistration {
    * is replaced (or its replacement kept) instead of being started again.
    */
   async markLost(node: string, reported: ReadonlySet<string>): Promise<void> {
-    for (const inst of this.instances.list()) {
+    for (const inst of this.byNode.of(node)) {
       if (inst.spec.nodeName !== node || inst.status?.state !== "Unknown" || reported.has(inst.metadata.uid ?? "")) {
         continue;
       }
@@ -289,7 +387,7 @@ export class NodeRegistration {
    * while the stream was down, or not sent because the agent shut down).
    */
   async markReleased(node: string, reported: ReadonlySet<string>): Promise<void> {
-    for (const inst of this.instances.list()) {
+    for (const inst of this.byNode.of(node)) {
       if (inst.spec.nodeName !== node || !isFinished(inst) || inst.status?.releasedAt) continue;
       if (reported.has(inst.metadata.uid ?? "")) continue;
       try {
