@@ -7,6 +7,7 @@ import { backupCommand, restoreCommand } from "./etcd/backup";
 import { rotateEncryptionKey } from "./secrets/rotate";
 import { DEFAULT_IDENTITY_LIMITS, parseIdentityLimits, type IdentityLimitOptions } from "./auth/limits";
 import { parseCidr, parsePortRange } from "./network/subnets";
+import { DEFAULT_LEADER_LEASE_TTL_SECONDS } from "./leader/election";
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges, parsePortList, type HostPortRange } from "@grove/api";
 
 function flagCheck<T>(flag: string, parse: (v: string, what: string) => T) {
@@ -147,6 +148,18 @@ export async function main(argv: string[]): Promise<void> {
       "audit log, one JSON line per mutation, session and refusal (default: DATA_DIR/audit.log)",
     )
     .option(
+      "--leader-lease-ttl <seconds>",
+      "the leader's etcd lease: how long a dead or paused leader blocks failover (whole seconds, 2-60)",
+      flagCheck("--leader-lease-ttl", (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 2 || n > 60) {
+          throw new InvalidArgumentError("--leader-lease-ttl takes whole seconds from 2 to 60");
+        }
+        return n;
+      }),
+      DEFAULT_LEADER_LEASE_TTL_SECONDS,
+    )
+    .option(
       "--assign-cluster-id",
       "give a store that holds objects but no cluster id a new one (after an upgrade from a Grove without cluster ids; " +
         "agents that applied sets of another cluster still refuse it)",
@@ -160,6 +173,7 @@ export async function main(argv: string[]): Promise<void> {
     etcdEndpoints?: string;
     etcdPort: number;
     etcdCompactionRetention: string;
+    leaderLeaseTtl: number;
     logLevel: string;
     clusterCidr: string;
     nodeSubnetPrefix: number;
@@ -208,6 +222,7 @@ export async function main(argv: string[]): Promise<void> {
         reserved: o.reservedHostPorts,
       },
       assignClusterId: o.assignClusterId === true,
+      leaderLeaseTtlSeconds: o.leaderLeaseTtl,
       events: { ttlSeconds: Math.ceil(o.eventTtl / 1000) },
       ...(o.encryptionKeyFile ? { encryptionKeyFile: o.encryptionKeyFile } : {}),
       ...(o.auditLog ? { auditLog: o.auditLog } : {}),
