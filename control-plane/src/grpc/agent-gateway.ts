@@ -96,6 +96,10 @@ export class AgentGateway {
       if (ev.type === "updated" && ev.old.spec.nodeName) nodes.add(ev.old.spec.nodeName);
       for (const n of nodes) this.pushDesired(n);
     });
+    // A stale cache sent nothing (pushDesired); fresh again, every node gets what changed.
+    instances.onFreshness((fresh) => {
+      if (fresh) this.resendAll();
+    });
   }
 
   /** Serve mutual TLS (call before listen): only agents holding a node certificate of the cluster CA get in. */
@@ -459,6 +463,14 @@ export class AgentGateway {
             "(lost or from an older Grove); check it is the right store, then restart grove-server with --assign-cluster-id",
         );
       }
+      return;
+    }
+    if (!this.instances.isFresh) {
+      // The cache may be behind etcd (cut off, or compacted meanwhile): a set
+      // from it could stop what the node should run. The agent keeps what it
+      // has; the set goes out once the cache is fresh (onFreshness above).
+      const log = force ? this.logger.warn.bind(this.logger) : this.logger.debug.bind(this.logger);
+      log({ node }, "not sending the node its desired set: this replica's instance cache is stale");
       return;
     }
     const desired = desiredFor(node, this.instances.list(), this.env);
