@@ -7,7 +7,8 @@
 // A cheap probe (a linearizable one-key read: it needs a quorum, as writes
 // do) runs every `intervalMs`, and at once when a real call fails to reach
 // etcd. Two failures in a row (a failed call and a failed probe, or two
-// probes) mark the store down; while it is down calls fail at once with
+// probes, the second one half a second after the first) mark the store down;
+// while it is down calls fail at once with
 // StoreUnavailable saying for how long and why, and the probe runs every
 // `downIntervalMs` so the first success marks it up again. One slow answer on
 // a loaded machine does not mark it down: it takes a second failure.
@@ -132,7 +133,9 @@ export class StoreHealth {
 
   private schedule(): void {
     if (this.stopped || this.probing || this.timer) return;
-    const ms = this.current.up ? (this.opts.intervalMs ?? 1000) : (this.opts.downIntervalMs ?? 500);
+    // Suspect (one failure) or down: probe at the faster pace.
+    const ms =
+      this.current.up && this.failures === 0 ? (this.opts.intervalMs ?? 1000) : (this.opts.downIntervalMs ?? 500);
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.runProbe();
