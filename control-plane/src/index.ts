@@ -7,7 +7,7 @@ export * as scheduler from "./scheduler";
 export { startControlPlane, type ControlPlane, type ControlPlaneOptions } from "./server";
 export { SchedulerController } from "./controllers/scheduler-controller";
 export { Informer } from "./controllers/informer";
-export { LeaderElection, currentLeader } from "./leader/election";
+export { LeaderElection, currentLeader, observeLeader, DEFAULT_LEADER_LEASE_TTL_SECONDS } from "./leader/election";
 export { NODE_GRACE_MS, PRESENCE_REFRESH_MS, HEARTBEAT_INTERVAL_MS } from "./controllers/node-lifecycle";
 export { FencedStore, fencedStoreFor, fenceCounters, isFencedOut, type LeaderFence } from "./store/fenced-store";
 export { createCa, caHash, issueKeyPair, NODE_ORGANIZATION, type KeyPair } from "./pki/ca";

@@ -10,6 +10,7 @@ import { DEFAULT_IDENTITY_LIMITS, parseIdentityLimits, type IdentityLimitOptions
 import { DEFAULT_AGENT_LIMITS, parseAgentLimits, type AgentLimitOptions } from "./grpc/agent-limits";
 import { parseCidr, parsePortRange } from "./network/subnets";
 import { parseCorsOrigins } from "./http/frontend-routes";
+import { DEFAULT_LEADER_LEASE_TTL_SECONDS } from "./leader/election";
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges, parsePortList, type HostPortRange } from "@grove/api";
 
 function flagCheck<T>(flag: string, parse: (v: string, what: string) => T) {
@@ -183,6 +184,18 @@ export async function main(argv: string[]): Promise<void> {
       10_000,
     )
     .option(
+      "--leader-lease-ttl <seconds>",
+      "the leader's etcd lease: how long a dead or paused leader blocks failover (whole seconds, 2-60)",
+      flagCheck("--leader-lease-ttl", (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 2 || n > 60) {
+          throw new InvalidArgumentError("--leader-lease-ttl takes whole seconds from 2 to 60");
+        }
+        return n;
+      }),
+      DEFAULT_LEADER_LEASE_TTL_SECONDS,
+    )
+    .option(
       "--assign-cluster-id",
       "give a store that holds objects but no cluster id a new one (after an upgrade from a Grove without cluster ids; " +
         "agents that applied sets of another cluster still refuse it)",
@@ -196,6 +209,7 @@ export async function main(argv: string[]): Promise<void> {
     etcdEndpoints?: string;
     etcdPort: number;
     etcdCompactionRetention: string;
+    leaderLeaseTtl: number;
     logLevel: string;
     clusterCidr: string;
     nodeSubnetPrefix: number;
@@ -251,6 +265,7 @@ export async function main(argv: string[]): Promise<void> {
         reserved: o.reservedHostPorts,
       },
       assignClusterId: o.assignClusterId === true,
+      leaderLeaseTtlSeconds: o.leaderLeaseTtl,
       events: { ttlSeconds: Math.ceil(o.eventTtl / 1000) },
       ...(o.encryptionKeyFile ? { encryptionKeyFile: o.encryptionKeyFile } : {}),
       ...(o.auditLog ? { auditLog: o.auditLog } : {}),

@@ -74,6 +74,8 @@ export interface ControlPlaneOptions {
    * store is the right one). Without it such a store sends no desired sets.
    */
   assignClusterId?: boolean;
+  /** The leader's etcd lease TTL in seconds (default DEFAULT_LEADER_LEASE_TTL_SECONDS, 3). */
+  leaderLeaseTtlSeconds?: number;
   /** Event time-to-live and write limits (grove-server --event-ttl). */
   events?: Omit<EventRecorderOptions, "logger">;
   /** Key-encryption keys of Secrets (default <dataDir>/encryption-keys.json, created at first start). */
@@ -324,7 +326,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
     await Promise.all([apps.start(), instances.start(), nodes.start(), tasks.start(), leaderEpoch.start()]);
     const election = new LeaderElection(
-      { endpoints, logger: logger.child({ component: "leader" }), ...(etcdTls ? { tls: etcdTls } : {}) },
+      {
+        endpoints,
+        logger: logger.child({ component: "leader" }),
+        ...(opts.leaderLeaseTtlSeconds ? { ttlSeconds: opts.leaderLeaseTtlSeconds } : {}),
+        ...(etcdTls ? { tls: etcdTls } : {}),
+      },
       {
         onElected: startControllers,
         onLost: () => {

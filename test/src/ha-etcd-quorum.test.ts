@@ -74,6 +74,12 @@ chaosOnly("three-member etcd", () => {
     expect(read.status).toBe(503);
     expect(((await read.json()) as { code: string }).code).toBe("StoreUnavailable");
     process.stdout.write(`no quorum: the write failed with 503 after ${(tookMs / 1000).toFixed(2)} s\n`);
+    // Known down now (store/store-health.ts): every further request answers at once, not at the call deadline.
+    const again = performance.now();
+    const fast = await fetch(`${server.url}/v1/apps`, { headers: { authorization: `Bearer ${server.adminToken}` } });
+    expect(fast.status).toBe(503);
+    expect(fast.headers.get("retry-after")).toBe("1");
+    expect(performance.now() - again).toBeLessThan(1000);
 
     // Members back: everything acknowledged before is there.
     etcd.restart(1);

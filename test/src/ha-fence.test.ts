@@ -13,11 +13,12 @@ import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as readline from "node:readline";
-import { createStore, type EtcdStore } from "@grove/control-plane";
+import { DEFAULT_LEADER_LEASE_TTL_SECONDS, createStore, type EtcdStore } from "@grove/control-plane";
 import { REPO_ROOT, tempDir, waitFor } from "./harness/processes";
 import { EtcdCluster } from "./harness/etcd-cluster";
 
-const TTL_S = 5;
+// The lease grove-server uses by default (leader/election.ts).
+const TTL_S = DEFAULT_LEADER_LEASE_TTL_SECONDS;
 const PROBE = path.join(REPO_ROOT, "test/dist/src/harness/fence-probe.js");
 
 interface ProbeEvent {

@@ -8,11 +8,18 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { GroveClient, type App, type Instance, type Node } from "@grove/api";
-import { EmbeddedEtcd, Keys, createStore, currentLeader, type EtcdStore } from "@grove/control-plane";
+import {
+  DEFAULT_LEADER_LEASE_TTL_SECONDS,
+  EmbeddedEtcd,
+  Keys,
+  createStore,
+  currentLeader,
+  type EtcdStore,
+} from "@grove/control-plane";
 import { startServer, tempDir, waitFor, type ServerProcess } from "./harness/processes";
 
 const GiB = 2 ** 30;
-const TTL_MS = 5000;
+const TTL_MS = DEFAULT_LEADER_LEASE_TTL_SECONDS * 1000;
 const NODES = ["a", "b", "c"].map((z) => `grove-${process.pid}-lf-${z}`);
 
 let dir: string;

@@ -40,6 +40,9 @@ export class Informer<T extends Meta> {
   private readonly handlers: InformerHandler<T>[] = [];
   private watch: Watch | undefined;
   private synced = false;
+  /** False while the cache may be behind the store (see isFresh). */
+  private fresh = true;
+  private readonly freshnessHandlers: Array<(fresh: boolean) => void> = [];
   /** The store revision the cache reflects: the list's, then each event's (it only grows). */
   private cacheRevision = 0n;
   /** waitFor callers, by object key. */
@@ -57,6 +60,34 @@ export class Informer<T extends Meta> {
 
   get hasSynced(): boolean {
     return this.synced;
+  }
+
+  /**
+   * False while the cache may be behind the store: etcd is known down, the
+   * watch's stream was lost, or a relist after an outage is pending. What a
+   * stale cache says must not go out as current (desired sets, placements).
+   */
+  get isFresh(): boolean {
+    return this.synced && this.fresh;
+  }
+
+  /** Called with false when the cache goes stale and true when it is fresh again. */
+  onFreshness(fn: (fresh: boolean) => void): void {
+    this.freshnessHandlers.push(fn);
+  }
+
+  private setFresh(fresh: boolean, reason?: string): void {
+    if (this.fresh === fresh) return;
+    this.fresh = fresh;
+    if (fresh) this.logger?.info({ prefix: this.prefix }, "informer cache is fresh again");
+    else this.logger?.warn({ prefix: this.prefix, reason }, "informer cache is stale: not serving it as current");
+    for (const fn of this.freshnessHandlers) {
+      try {
+        fn(fresh);
+      } catch (err) {
+        this.logger?.error({ err }, "informer freshness handler threw");
+      }
+    }
   }
 
   /**
@@ -148,12 +179,20 @@ export class Informer<T extends Meta> {
         }
       },
       onRelist: (items, revision) => {
-        this.logger?.info({ prefix: this.prefix }, "informer relisted after compaction");
+        this.logger?.info(
+          { prefix: this.prefix, revision },
+          "informer relisted (compaction, or etcd back after an outage)",
+        );
         this.advance(revision);
         this.replace(items);
         this.wake();
       },
-      onError: (err) => this.logger?.error({ err, prefix: this.prefix }, "informer watch stopped"),
+      onError: (err) => {
+        this.logger?.error({ err, prefix: this.prefix }, "informer watch stopped");
+        this.setFresh(false, `the watch stopped: ${err.message}`);
+      },
+      onStale: (reason) => this.setFresh(false, reason),
+      onFresh: () => this.setFresh(true),
     });
   }
 

@@ -92,6 +92,8 @@ export class SchedulerController {
 
   /** One pass: place every unbound, unfinished instance. Throws to retry. */
   async schedulePass(): Promise<void> {
+    // Placing on a cache that may be behind etcd books capacity that may be gone; wait (requeued with backoff).
+    if (!this.instances.isFresh || !this.nodes.isFresh) throw new Error("the informer caches are stale: not placing");
     const all = this.instances.list();
     const pending = all
       .filter((i) => !i.spec.nodeName && !isFinished(i))

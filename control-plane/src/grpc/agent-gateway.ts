@@ -105,6 +105,10 @@ export class AgentGateway {
       if (ev.type === "updated" && ev.old.spec.nodeName) nodes.add(ev.old.spec.nodeName);
       for (const n of nodes) this.pushDesired(n);
     });
+    // A stale cache sent nothing (pushDesired); fresh again, every node gets what changed.
+    instances.onFreshness((fresh) => {
+      if (fresh) this.resendAll();
+    });
   }
 
   /** Serve mutual TLS (call before listen): only agents holding a node certificate of the cluster CA get in. */
@@ -496,6 +500,14 @@ export class AgentGateway {
     if (cluster?.state === "suspect") {
       // Sending what this store holds could stop what the node runs for good.
       if (force) this.logger.error({ node, holds: cluster.holds }, SUSPECT_STORE_NOT_SENT);
+      return;
+    }
+    if (!this.instances.isFresh) {
+      // The cache may be behind etcd (cut off, or compacted meanwhile): a set
+      // from it could stop what the node should run. The agent keeps what it
+      // has; the set goes out once the cache is fresh (onFreshness above).
+      const log = force ? this.logger.warn.bind(this.logger) : this.logger.debug.bind(this.logger);
+      log({ node }, "not sending the node its desired set: this replica's instance cache is stale");
       return;
     }
     const { fingerprint, desired } = desiredMessage(node, this.nodes.instancesOf(node), this.env, {

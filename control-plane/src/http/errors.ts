@@ -49,6 +49,9 @@ function schemaDetails(errors: SchemaError[]): FieldError[] {
   return details;
 }
 
+/** Retry-After (seconds) of a 503 StoreUnavailable. */
+export const STORE_RETRY_AFTER_S = "1";
+
 /** The status and body an error answers with. */
 export function errorResponse(err: unknown): { status: number; body: ErrorBody } {
   if (err instanceof GroveError) {
@@ -74,6 +77,8 @@ export function installErrorHandling(app: FastifyInstance): void {
     const { status, body } = errorResponse(err);
     if (status >= 500) req.log.error({ err }, "request failed");
     else req.log.debug({ err }, "request rejected");
+    // The store's health is probed every 0.5 s while it is down (store/store-health.ts).
+    if (body.code === "StoreUnavailable") void reply.header("retry-after", STORE_RETRY_AFTER_S);
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((req, reply) =>

@@ -5,6 +5,7 @@ import { Type } from "@sinclair/typebox";
 import type { ErrorBody } from "@grove/api";
 import type { Store } from "../store/store";
 import { ErrorBodyRef } from "./schemas";
+import { STORE_RETRY_AFTER_S } from "./errors";
 
 const Status = Type.Object({ status: Type.String() });
 
@@ -27,7 +28,7 @@ export function registerHealthRoutes(app: FastifyInstance, store: Store): void {
           code: "StoreUnavailable",
           message: `the control plane's store is unreachable: ${err instanceof Error ? err.message : String(err)}`,
         };
-        return reply.code(503).send(body);
+        return reply.code(503).header("retry-after", STORE_RETRY_AFTER_S).send(body);
       }
     },
   );

@@ -4,6 +4,14 @@
 // agents. When the leader's lease is lost (its etcd session fails or the
 // process dies), another server's campaign wins after the lease TTL.
 //
+// The TTL is what a failover costs: a paused or dead leader's key stays
+// until etcd expires its lease, TTL after its last renewal (renewals go out
+// every TTL/3), and a standby's campaign is woken by that key's deletion.
+// Measured (test/bench/leader-failover.ts), the expiry was nearly all of a
+// failover (the new leader placed within 0.1-0.6 s of it), so the default
+// TTL is 3 s: failover in about 2-4 s, under the 5 s target on a loaded
+// machine, where 5 s gave 4.2-6.1 s.
+//
 // Fencing: the leader's campaign key and its create revision (the epoch) are
 // the LeaderFence its controllers' store view compares in every write
 // (store/fenced-store.ts). etcd3 reports a lost lease only after 2 x TTL by
@@ -17,6 +25,9 @@ import type { Logger } from "pino";
 import { Backoff } from "@grove/common";
 import type { LeaderFence } from "../store/fenced-store";
 
+/** The default lease TTL (seconds): see the header. */
+export const DEFAULT_LEADER_LEASE_TTL_SECONDS = 3;
+
 export interface LeaderCallbacks {
   /** Became leader: start the controllers; every write of theirs goes through `fence`. */
   onElected(fence: LeaderFence): void;
@@ -26,7 +37,7 @@ export interface LeaderCallbacks {
 
 export interface LeaderElectionOptions {
   endpoints: string[];
-  /** Lease TTL in seconds: how long a dead leader blocks the others. Default 5. */
+  /** Lease TTL in seconds: how long a dead leader blocks the others. Default 3 (DEFAULT_LEADER_LEASE_TTL_SECONDS). */
   ttlSeconds?: number;
   /** This server's identity as recorded in etcd. Default hostname:pid. */
   identity?: string;
@@ -71,8 +82,12 @@ export class LeaderElection {
       dialTimeout: 5000,
       ...(opts.tls ? { credentials: etcdCredentials(opts.tls) } : {}),
     });
-    this.ttlMs = (opts.ttlSeconds ?? 5) * 1000;
+    this.ttlMs = this.ttlSeconds * 1000;
     this.marginMs = opts.stepDownMarginMs ?? Math.max(500, this.ttlMs / 5);
+  }
+
+  private get ttlSeconds(): number {
+    return this.opts.ttlSeconds ?? DEFAULT_LEADER_LEASE_TTL_SECONDS;
   }
 
   get isLeader(): boolean {
@@ -110,7 +125,7 @@ export class LeaderElection {
 
   private campaignOnce(firstOutcome?: () => void): void {
     if (this.closed) return;
-    const election = this.client.election(this.opts.name ?? "grove-controllers", this.opts.ttlSeconds ?? 5);
+    const election = this.client.election(this.opts.name ?? "grove-controllers", this.ttlSeconds);
     // The grant is sent after this: counting the lease from now is on the safe side.
     this.renewedAt = performance.now();
     this.pendingSentAt = undefined;
@@ -208,5 +223,37 @@ export async function currentLeader(
     return await client.election(name).leader();
   } finally {
     client.close();
+  }
+}
+
+/**
+ * Follows the election: calls `onChange` with the leader's identity now and
+ * whenever another key leads (undefined: nobody). A leader whose key is
+ * deleted (lease expired or resigned) is replaced as soon as etcd's watch
+ * says so, so the calls time a failover from outside (the benchmark's
+ * breakdown). Resolves with a function that stops following.
+ */
+export async function observeLeader(
+  endpoints: string[],
+  onChange: (identity: string | undefined) => void,
+  opts: { name?: string; tls?: EtcdClientTls } = {},
+): Promise<() => Promise<void>> {
+  const client = new Etcd3({
+    hosts: endpoints,
+    dialTimeout: 5000,
+    ...(opts.tls ? { credentials: etcdCredentials(opts.tls) } : {}),
+  });
+  try {
+    const observer = await client.election(opts.name ?? "grove-controllers").observe();
+    onChange(observer.leader());
+    observer.on("change", (leader: string | undefined) => onChange(leader));
+    observer.on("error", () => onChange(undefined));
+    return async () => {
+      await observer.cancel().catch(() => undefined);
+      client.close();
+    };
+  } catch (err) {
+    client.close();
+    throw err;
   }
 }

@@ -7,6 +7,10 @@
 //   member down or leaderless goes to the next one (failoverPolicy); nothing
 //   else is retried: when etcd is gone or has no quorum the API answers 503
 //   (StoreUnavailable, with etcd's reason) within seconds instead of hanging.
+// - Health (store-health.ts): a cheap quorum read probes etcd every second and
+//   whenever a call fails to reach it; once it is known down, calls fail at
+//   once (StoreUnavailable, how long and why) instead of each waiting out its
+//   deadline, and watches hear that their caches are stale.
 // - Watches own their resume revision (see watch-resume.ts) and relist when
 //   etcd drops them (compaction).
 // - Lists are read in pages (range with a limit, continuing from the last key
@@ -31,9 +35,22 @@ import type {
   WatchHandlers,
 } from "./store";
 import { Keys, checkListPageOptions } from "./store";
-import { alreadyExists, conflict, isMessageTooLarge, mapEtcdError, notFound, storeUnavailable } from "./etcd-errors";
+import {
+  alreadyExists,
+  conflict,
+  isConnectivityError,
+  isMessageTooLarge,
+  mapEtcdError,
+  notFound,
+  storeUnavailable,
+} from "./etcd-errors";
 import { parseRevision } from "./watch-resume";
 import { EtcdWatch, decodeValue, type StoreLogger } from "./etcd-watch";
+import { StoreHealth } from "./store-health";
+import { failoverPolicy, runOncePolicy, shortConstantBackoff } from "./etcd-policies";
+
+// Kept here for importers from before the policies had their own file.
+export { isFailoverError } from "./etcd-policies";
 
 // Kept here for importers from before the watch had its own file.
 export { EtcdWatch, toStoreEvents, type EtcdWatchDeps, type StoreLogger, type WatcherLike } from "./etcd-watch";
@@ -63,6 +80,10 @@ export interface EtcdStoreOptions {
   maxReceiveMessageBytes?: number;
   /** How many times list() starts again when its revision is compacted mid-list. Default 5. */
   listRestarts?: number;
+  /** Health probe period while etcd answers (ms); 0: no probe, calls always wait for etcd. Default 1000. */
+  healthProbeIntervalMs?: number;
+  /** Deadline of one health probe (ms). Default 2000 (at most callTimeoutMs). */
+  healthProbeTimeoutMs?: number;
   logger?: StoreLogger;
   /** TLS to etcd: the CA to trust and this client's certificate (etcd's --client-cert-auth). */
   tls?: EtcdClientTls;
@@ -89,79 +110,6 @@ export const DEFAULT_LIST_PAGE_BYTES = 2 * 1024 * 1024;
 export const DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 const silentLogger: StoreLogger = { info() {}, warn() {}, error() {} };
-
-type FaultPolicy = NonNullable<NonNullable<IOptions["faultHandling"]>["global"]>;
-
-/**
- * A policy that runs the call once (per endpoint). etcd3's defaults retry
- * three times and open a per-host circuit breaker for 5 s after three
- * failures; we would rather fail fast (the caller decides) and talk to etcd
- * again the moment it is back.
- */
-function runOncePolicy(): FaultPolicy {
-  const noEvent = () => ({ dispose() {} });
-  const policy = {
-    onSuccess: noEvent,
-    onFailure: noEvent,
-    execute<T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> {
-      return Promise.resolve().then(() => fn({ signal: signal ?? new AbortController().signal }));
-    },
-  };
-  return policy as unknown as FaultPolicy;
-}
-
-/** Errors after which the same call goes to the next endpoint: that member was not reached or cannot serve. */
-export function isFailoverError(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const code = (err as { code?: unknown }).code;
-  if (code === 14 || err.name === "GRPCUnavailableError" || err.constructor.name === "GRPCUnavailableError")
-    return true;
-  return /ECONNREFUSED|ECONNRESET|EHOSTUNREACH|No connection established|etcdserver: (no leader|leader changed)/i.test(
-    err.message,
-  );
-}
-
-/**
- * Per-call failover: etcd3 hands each attempt of one call the next endpoint
- * of a shuffled list, so retrying a call whose member was down (connection
- * refused, UNAVAILABLE) or had no leader (cut off from the others) sends it
- * to another member at once, up to one attempt per endpoint. A deadline
- * exceeded is not retried: the call's time is spent, and the API should say
- * 503 rather than wait once more per member. Replaying a write is safe here:
- * every Grove write is a compare-and-swap (a replay after an unseen success
- * fails its compare) or an idempotent put.
- */
-function failoverPolicy(attempts: number): FaultPolicy {
-  const noEvent = () => ({ dispose() {} });
-  const policy = {
-    onSuccess: noEvent,
-    onFailure: noEvent,
-    async execute<T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> {
-      const ctx = { signal: signal ?? new AbortController().signal };
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await fn(ctx);
-        } catch (err) {
-          if (attempt >= attempts || !isFailoverError(err)) throw err;
-        }
-      }
-    },
-  };
-  return policy as unknown as FaultPolicy;
-}
-
-type WatchBackoff = NonNullable<NonNullable<IOptions["faultHandling"]>["watchBackoff"]>;
-
-/**
- * etcd3's own watch-stream reconnect delay. We drop etcd3 watchers on
- * disconnect and re-create them on our own backoff, so etcd3's timer only
- * finds an empty stream; keep it short (its default grows to 30 s and keeps
- * the process alive after close()).
- */
-function shortConstantBackoff(): WatchBackoff {
-  const backoff = { duration: 100, next: () => backoff };
-  return backoff as unknown as WatchBackoff;
-}
 
 const enc = (s: string) => Buffer.from(s, "utf8");
 
@@ -201,6 +149,8 @@ export class EtcdStore implements Store {
   private readonly log: StoreLogger;
   private readonly watches = new Set<EtcdWatch<unknown>>();
   private closed = false;
+  /** Whether etcd answers, probed (see the header); undefined with healthProbeIntervalMs 0. */
+  readonly health: StoreHealth | undefined;
 
   constructor(
     readonly endpoints: string[],
@@ -228,14 +178,55 @@ export class EtcdStore implements Store {
         watchBackoff: shortConstantBackoff(),
       },
     });
+    const probeEvery = opts.healthProbeIntervalMs ?? 1000;
+    if (probeEvery > 0) {
+      const deadlineMs = Math.min(opts.healthProbeTimeoutMs ?? 2000, this.callTimeoutMs);
+      this.health = new StoreHealth({
+        intervalMs: probeEvery,
+        logger: this.log,
+        // A linearizable read needs a quorum, as every write does.
+        probe: async () => {
+          await this.client.kv.range(
+            { key: enc(Keys.prefix), limit: 1, keys_only: true },
+            { deadline: new Date(Date.now() + deadlineMs) },
+          );
+        },
+        onChange: (up) => {
+          for (const w of this.watches) w.storeHealthChanged(up);
+        },
+      });
+      this.health.start();
+    }
+  }
+
+  /** Fails at once while etcd is known down (StoreUnavailable saying since when and why). */
+  private checkHealth(): void {
+    const st = this.health?.state;
+    if (!st || st.up) return;
+    const s = (this.health!.downForMs / 1000).toFixed(1);
+    throw storeUnavailable(
+      this.endpoints,
+      `known down for ${s} s (${st.reason}); answering at once until a probe reaches etcd again`,
+    );
+  }
+
+  /** Feeds a call's outcome to the health tracker. */
+  private observe(err?: unknown): void {
+    if (!this.health) return;
+    if (err === undefined) this.health.callSucceeded();
+    else if (isConnectivityError(err)) this.health.callFailed(err);
   }
 
   /** Runs one etcd call, mapping failures to GroveErrors. */
   private async call<R>(what: string, fn: () => Promise<R>): Promise<R> {
     if (this.closed) throw storeUnavailable(this.endpoints, "the store client is closed");
+    this.checkHealth();
     try {
-      return await fn();
+      const res = await fn();
+      this.observe();
+      return res;
     } catch (err) {
+      this.observe(err);
       const mapped = mapEtcdError(err, this.endpoints);
       if (mapped.code === "Internal") mapped.message = `${what}: ${mapped.message}`;
       throw mapped;
@@ -322,10 +313,14 @@ export class EtcdStore implements Store {
   /** One etcd range: [start, end) at `revision` (current when undefined), at most `limit` keys. */
   private async range(prefix: string, start: Buffer, end: Buffer, limit: number, revision: string | undefined) {
     if (this.closed) throw storeUnavailable(this.endpoints, "the store client is closed");
+    this.checkHealth();
     try {
-      return await this.client.kv.range({ key: start, range_end: end, limit, revision: revision ?? 0 });
+      const res = await this.client.kv.range({ key: start, range_end: end, limit, revision: revision ?? 0 });
+      this.observe();
+      return res;
     } catch (err) {
       if (isMessageTooLarge(err)) throw err;
+      this.observe(err);
       const mapped = mapEtcdError(err, this.endpoints);
       if (mapped.code === "Internal") mapped.message = `list ${prefix}: ${mapped.message}`;
       if (mapped.code === "Gone") mapped.message = `list ${prefix} at revision ${revision}: ${mapped.message}`;
@@ -392,6 +387,7 @@ export class EtcdStore implements Store {
 
   async watch<T>(prefix: string, fromRevision: string, handlers: WatchHandlers<T>): Promise<Watch> {
     if (this.closed) throw storeUnavailable(this.endpoints, "the store client is closed");
+    this.checkHealth();
     let from = fromRevision;
     if (parseRevision(fromRevision) === 0n) {
       // "From now": pin it to a concrete revision so the resume revision is ours from the start.
@@ -411,6 +407,7 @@ export class EtcdStore implements Store {
       backoffMaxMs: this.opts.watchBackoffMaxMs ?? 5000,
       relist: () => this.list<T>(prefix),
       onClosed: () => this.watches.delete(watch as EtcdWatch<unknown>),
+      healthy: () => this.health?.up ?? true,
     });
     this.watches.add(watch as EtcdWatch<unknown>);
     try {
@@ -433,6 +430,7 @@ export class EtcdStore implements Store {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.health?.stop();
     await Promise.all([...this.watches].map((w) => w.close()));
     this.closed = true;
     this.client.close();

@@ -54,6 +54,8 @@ export interface EtcdWatchDeps<T> {
   backoffMaxMs: number;
   relist(): Promise<ListResult<T>>;
   onClosed(): void;
+  /** Whether etcd is known to answer (store-health.ts); always true without a health tracker. */
+  healthy?(): boolean;
 }
 
 /**
@@ -61,6 +63,13 @@ export interface EtcdWatchDeps<T> {
  * on its own: on a disconnect the etcd3 watcher is dropped and a new one is
  * made from our resume revision after a backoff; when etcd cancels a watcher
  * (compaction) we relist and watch from the list revision + 1.
+ *
+ * Freshness: the watch is stale (onStale) while etcd is known down, while its
+ * stream is lost, and while a relist is pending. When etcd answers again
+ * after being down, the watch relists whatever its stream looks like (a
+ * stream through a cut connection can look alive and have missed events, and
+ * etcd may have compacted them away meanwhile) and is fresh (onFresh) once
+ * the new watcher after the list is connected.
  */
 export class EtcdWatch<T> implements Watch {
   private readonly tracker: ResumeTracker;
@@ -69,6 +78,12 @@ export class EtcdWatch<T> implements Watch {
   private readonly backoff: Backoff;
   private closed = false;
   private firstConnect: { resolve(): void; reject(err: Error): void } | undefined;
+  private fresh = true;
+  /** A relist is running; `relistAgain` asks for another after it (state changed meanwhile). */
+  private relisting = false;
+  private relistAgain = false;
+  /** Fresh only after a relist: set when etcd went down, cleared once a relist's watcher connected. */
+  private needsRelist = false;
 
   constructor(
     private readonly prefix: string,
@@ -119,6 +134,7 @@ export class EtcdWatch<T> implements Watch {
     watcher.on("connected", () => {
       if (!mine()) return;
       this.backoff.reset();
+      if (!this.needsRelist && !this.relisting && (this.deps.healthy?.() ?? true)) this.setFresh(true, "");
       const first = this.firstConnect;
       this.firstConnect = undefined;
       first?.resolve();
@@ -132,6 +148,7 @@ export class EtcdWatch<T> implements Watch {
         { prefix: this.prefix, resumeRevision: this.resumeRevision, err: err?.message },
         "etcd watch disconnected; re-watching from our resume revision",
       );
+      this.setFresh(false, `the watch stream was lost: ${err?.message ?? "disconnected"}`);
       this.drop(watcher, true);
       this.schedule(() => this.open());
     });
@@ -169,19 +186,64 @@ export class EtcdWatch<T> implements Watch {
     }
   }
 
+  /**
+   * The store's health changed (store-health.ts). Down: stale. Up again:
+   * relist, dropping the current watcher, since nothing says what it missed.
+   */
+  storeHealthChanged(up: boolean): void {
+    if (this.closed) return;
+    if (!up) {
+      this.needsRelist = true;
+      this.setFresh(false, "etcd is down");
+      return;
+    }
+    if (!this.needsRelist) return;
+    if (this.current) this.drop(this.current, true);
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    void this.relist();
+  }
+
+  private setFresh(fresh: boolean, reason: string): void {
+    if (this.fresh === fresh || this.closed) return;
+    this.fresh = fresh;
+    try {
+      if (fresh) this.handlers.onFresh?.();
+      else this.handlers.onStale?.(reason);
+    } catch (err) {
+      this.deps.log.error({ prefix: this.prefix, err: (err as Error).message }, "watch freshness handler threw");
+    }
+  }
+
   private async relist(): Promise<void> {
     if (this.closed) return;
+    if (this.relisting) {
+      this.relistAgain = true;
+      return;
+    }
+    this.relisting = true;
+    this.setFresh(false, "relisting");
     try {
       const list = await this.deps.relist();
       if (this.closed) return;
+      if (this.current) this.drop(this.current, true); // a watcher opened meanwhile would deliver twice
       this.tracker.relisted(list.revision);
       try {
         this.handlers.onRelist?.(list.items, list.revision);
       } catch (err) {
         this.deps.log.error({ prefix: this.prefix, err: (err as Error).message }, "watch relist handler threw");
       }
+      if (this.relistAgain) {
+        this.relistAgain = false;
+        this.relisting = false;
+        void this.relist();
+        return;
+      }
+      this.needsRelist = false;
+      this.relisting = false;
       this.open();
     } catch (err) {
+      this.relisting = false;
       if (isConnectivityError(err)) {
         this.schedule(() => void this.relist());
         return;

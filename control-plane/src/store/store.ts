@@ -80,6 +80,14 @@ export interface WatchHandlers<T> {
   onRelist?(items: KeyValue<T>[], revision: string): void;
   /** Called with an error the watch cannot recover from (it has stopped). */
   onError?(err: Error): void;
+  /**
+   * Called when what this watch delivered may be behind the store: etcd is
+   * known down, or the watch's stream was lost. A cache fed by it must not be
+   * served as current until onFresh.
+   */
+  onStale?(reason: string): void;
+  /** Called when the watch is caught up again (after a relist when etcd was down). */
+  onFresh?(): void;
 }
 
 export interface Watch {

@@ -63,6 +63,8 @@ export interface HostClusterOptions {
   agentArgs?: string[];
   /** Extra environment for every agent. */
   agentEnv?: NodeJS.ProcessEnv;
+  /** More control-plane replicas' gRPC addresses every agent is given (--server), from the bridge's address. */
+  moreServers?: (gateway: string) => string[];
 }
 
 /** An IPv4 /24 on the machine that no existing route covers, starting from a pid-based guess. */
@@ -163,7 +165,14 @@ export class HostCluster {
       netnsPath: `/run/netns/${host.netns}`,
       labels: { "grove.test/host": host.name },
       // oci: layouts a test builds live in the cluster's directory.
-      extraArgs: ["--address", host.address, "--oci-dir", this.dir, ...(this.opts.agentArgs ?? [])],
+      extraArgs: [
+        "--address",
+        host.address,
+        "--oci-dir",
+        this.dir,
+        ...(this.opts.agentArgs ?? []),
+        ...(this.opts.moreServers?.(this.gateway) ?? []).flatMap((a) => ["--server", a]),
+      ],
       env: { ...this.opts.agentEnv, ...env },
       ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     });

@@ -27,11 +27,11 @@ export function tlsCredentials(caPem: string, client?: KeyPair): grpc.ChannelCre
     : grpc.credentials.createSsl(Buffer.from(caPem));
 }
 
-/** Opens Connect with `creds`; nothing is sent until the test sends. */
-export function rawConnect(address: string, creds: grpc.ChannelCredentials): RawStream {
+/** Opens Connect with `creds`; nothing is sent until the test sends. The stream ends after `deadlineMs`. */
+export function rawConnect(address: string, creds: grpc.ChannelCredentials, deadlineMs = 30_000): RawStream {
   const proto = loadGroveProto();
   const client = new proto.grove.v1.AgentService(address, creds);
-  const call = client.Connect(new grpc.Metadata(), { deadline: Date.now() + 30_000 });
+  const call = client.Connect(new grpc.Metadata(), { deadline: Date.now() + deadlineMs });
   const received: ControlMessage__Output[] = [];
   call.on("data", (m: ControlMessage__Output) => received.push(m));
   const ended = new Promise<{ code: number; details: string }>((resolve) => {

@@ -1,0 +1,145 @@
+// Whether etcd answers, known before a caller waits for it. Without this, a
+// store with no quorum (members alive, none able to commit) makes every call
+// hang until its deadline (5 s): the API would answer 503 only then, each
+// request again, and a replica cut off from etcd would keep serving from
+// caches it cannot refresh.
+//
+// A cheap probe (a linearizable one-key read: it needs a quorum, as writes
+// do) runs every `intervalMs`, and at once when a real call fails to reach
+// etcd. Two failures in a row (a failed call and a failed probe, or two
+// probes, the second one half a second after the first) mark the store down;
+// while it is down calls fail at once with
+// StoreUnavailable saying for how long and why, and the probe runs every
+// `downIntervalMs` so the first success marks it up again. One slow answer on
+// a loaded machine does not mark it down: it takes a second failure.
+import { performance } from "node:perf_hooks";
+import type { StoreLogger } from "./etcd-watch";
+
+export interface StoreHealthOptions {
+  /** Resolves when etcd answers (with a quorum); rejects otherwise. */
+  probe(): Promise<void>;
+  /** Probe period while up (ms). Default 1000. */
+  intervalMs?: number;
+  /** Probe period while down (ms). Default 500. */
+  downIntervalMs?: number;
+  /** Failures in a row that mark the store down. Default 2. */
+  failuresToDown?: number;
+  logger?: StoreLogger;
+  /** Called on every change: true when etcd answers again, false when it went down. */
+  onChange?(up: boolean): void;
+}
+
+export type StoreState = { up: true } | { up: false; sinceMs: number; reason: string };
+
+export class StoreHealth {
+  private current: StoreState = { up: true };
+  private failures = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private probing: Promise<void> | undefined;
+  private stopped = true;
+  private readonly listeners: Array<(up: boolean) => void> = [];
+
+  constructor(private readonly opts: StoreHealthOptions) {
+    if (opts.onChange) this.listeners.push(opts.onChange);
+  }
+
+  get state(): StoreState {
+    return this.current;
+  }
+
+  get up(): boolean {
+    return this.current.up;
+  }
+
+  /** How long the store has been known down (ms), 0 while up. */
+  get downForMs(): number {
+    return this.current.up ? 0 : performance.now() - this.current.sinceMs;
+  }
+
+  onChange(fn: (up: boolean) => void): void {
+    this.listeners.push(fn);
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.schedule();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** A real call could not reach etcd: one failure, and a probe now to confirm it. */
+  callFailed(err: unknown): void {
+    this.failed(err);
+    this.probeSoon();
+  }
+
+  /** A real call was answered: etcd is there. */
+  callSucceeded(): void {
+    this.succeeded();
+  }
+
+  private failed(err: unknown): void {
+    this.failures++;
+    const reason = err instanceof Error ? err.message : String(err);
+    if (this.current.up && this.failures >= (this.opts.failuresToDown ?? 2)) {
+      this.current = { up: false, sinceMs: performance.now(), reason };
+      this.opts.logger?.warn({ reason }, "etcd is down: answering StoreUnavailable at once until it answers again");
+      this.notify(false);
+    } else if (!this.current.up) {
+      this.current = { ...this.current, reason };
+    }
+  }
+
+  private succeeded(): void {
+    this.failures = 0;
+    if (this.current.up) return;
+    const downMs = Math.round(this.downForMs);
+    this.current = { up: true };
+    this.opts.logger?.info({ downMs }, "etcd answers again");
+    this.notify(true);
+  }
+
+  private notify(up: boolean): void {
+    for (const fn of this.listeners) {
+      try {
+        fn(up);
+      } catch (err) {
+        this.opts.logger?.error({ err: (err as Error).message }, "store health listener threw");
+      }
+    }
+  }
+
+  private probeSoon(): void {
+    if (this.stopped || this.probing) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    void this.runProbe();
+  }
+
+  private async runProbe(): Promise<void> {
+    this.probing = this.opts.probe().then(
+      () => this.succeeded(),
+      (err: unknown) => this.failed(err),
+    );
+    await this.probing;
+    this.probing = undefined;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.stopped || this.probing || this.timer) return;
+    // Suspect (one failure) or down: probe at the faster pace.
+    const ms =
+      this.current.up && this.failures === 0 ? (this.opts.intervalMs ?? 1000) : (this.opts.downIntervalMs ?? 500);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.runProbe();
+    }, ms);
+    this.timer.unref();
+  }
+}
