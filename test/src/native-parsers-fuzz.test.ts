@@ -21,7 +21,7 @@ import fc from "fast-check";
 
 const REPO = path.resolve(__dirname, "../..");
 const BUILD = path.join(REPO, "agent", "native", "fuzz", "build.sh");
-const FUZZ_MS = Number(process.env.GROVE_FUZZ_SECONDS ?? "24") * 1000;
+const FUZZ_MS = Number(process.env.GROVE_FUZZ_SECONDS ?? "12") * 1000;
 /** json.c's nesting limit (value() in json.c): deeper input is refused on purpose. */
 const MAX_DEPTH = 64;
 /** grove-runtime's MAX_TOKENS (oci.c). */

@@ -11,7 +11,7 @@
 // disconnect is a real one for gRPC; writes go
 // through a second client straight to etcd, so each write's revision is known
 // and the model (the expected events) is exact. Bounded in time: fast-check
-// stops starting new runs after GROVE_PROPERTY_SECONDS (default 30 s).
+// stops starting new runs after GROVE_PROPERTY_SECONDS (default 15 s; 120 s in npm run test:chaos).
 
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
@@ -23,7 +23,7 @@ import fc from "fast-check";
 import { EmbeddedEtcd, createStore, type EtcdStore, type KeyValue, type StoreEvent } from "@grove/control-plane";
 
 const execFileAsync = promisify(execFile);
-const SECONDS = Number(process.env.GROVE_PROPERTY_SECONDS ?? 30);
+const SECONDS = Number(process.env.GROVE_PROPERTY_SECONDS ?? 15);
 jest.setTimeout((SECONDS + 90) * 1000);
 
 interface Val {
