@@ -70,7 +70,8 @@ describe("TLS on every listener; nothing answers without credentials", () => {
     const openapi = (await (await fetch(`${server.url}/openapi.json`)).json()) as {
       paths: Record<string, Record<string, unknown>>;
     };
-    const publicPaths = new Set(["/healthz", "/readyz", "/v1/join"]);
+    // /version is public (front ends read it before signing in): checked below to say nothing but versions.
+    const publicPaths = new Set(["/healthz", "/readyz", "/v1/join", "/version"]);
     const before = await revision();
     const calls: string[] = [];
     for (const [template, methods] of Object.entries(openapi.paths)) {
@@ -105,8 +106,10 @@ describe("TLS on every listener; nothing answers without credentials", () => {
       body: JSON.stringify({ token: "abcdef.0123456789abcdef0123456789abcdef", nodeName: "x", csr: "-" }),
     });
     expect(join.status).toBe(401);
-    // Liveness carries no data.
+    // Liveness carries no data; /version only the versions.
     expect(await (await fetch(`${server.url}/healthz`)).json()).toEqual({ status: "ok" });
+    const version = (await (await fetch(`${server.url}/version`)).json()) as Record<string, unknown>;
+    expect(Object.keys(version).sort()).toEqual(["apiVersion", "node", "version"]);
     expect(await revision()).toBe(before);
   });
 

@@ -16,7 +16,7 @@ class FakeClient {
   readonly calls: string[] = [];
   /** Answer ?labelSelector= with 400, as a server that validates its query might. */
   refuseSelector = false;
-  version: unknown = { version: "9.9.9", gitCommit: "abc1234", apiVersions: ["grove/v1"] };
+  version: unknown = { version: "9.9.9", apiVersion: "grove/v1", node: "20.19.0" };
 
   async list(kind: Kind, options: { namespace?: string; labelSelector?: string }) {
     this.calls.push(`list ${kind} ${options.namespace}${options.labelSelector ? ` ${options.labelSelector}` : ""}`);
@@ -100,7 +100,7 @@ describe("grove CLI essentials", () => {
       expect(await grove("version")).toBe(0);
       expect(out).toEqual([
         `Client Version: ${clientVersion()} (node ${process.versions.node})`,
-        "Server Version: 9.9.9 (commit abc1234, API grove/v1)",
+        "Server Version: 9.9.9 (API grove/v1, node 20.19.0)",
       ]);
       expect(client.calls).toEqual(["GET /version"]);
     });

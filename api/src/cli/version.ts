@@ -1,5 +1,5 @@
 // `grove version`: this CLI's version and, when a control plane is configured and reachable,
-// the server's (GET /version: {version, gitCommit, apiVersions}). A server too old to serve
+// the server's (GET /version: {version, apiVersion, node}). A server too old to serve
 // /version (404) is said so, not treated as an error.
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -10,8 +10,10 @@ import { connect, type CliDeps } from "./deps";
 
 export interface ServerVersion {
   version: string;
-  gitCommit?: string;
-  apiVersions?: string[];
+  /** The API version it serves (grove/v1). */
+  apiVersion?: string;
+  /** The Node.js version grove-server runs on. */
+  node?: string;
 }
 
 /** The @grove/api package's version (api/package.json, two folders above src/cli and dist/cli). */
@@ -62,8 +64,8 @@ export function registerVersionCommand(program: Command, deps: CliDeps): void {
         deps.out(`Client Version: ${client.version} (node ${client.node})`);
         if (server) {
           const extra = [
-            server.gitCommit ? `commit ${server.gitCommit}` : undefined,
-            server.apiVersions?.length ? `API ${server.apiVersions.join(", ")}` : undefined,
+            server.apiVersion ? `API ${server.apiVersion}` : undefined,
+            server.node ? `node ${server.node}` : undefined,
           ].filter((x) => x !== undefined);
           deps.out(`Server Version: ${server.version}${extra.length ? ` (${extra.join(", ")})` : ""}`);
         } else if (serverNote) deps.out(`Server Version: ${serverNote}`);
