@@ -78,9 +78,21 @@ function live<T extends Obj>(path: string, render: () => void): LiveCollection<T
   return c;
 }
 
-/** Runs f at most once per interval (capacity and endpoints are plain GETs refreshed on change). */
+/**
+ * Whether the view that called this is still shown. Its plain GETs (capacity,
+ * endpoints) can answer after the user moved to another view, and must not
+ * draw over it (seen: the Apps page redrawn over an instance page).
+ */
+function viewOpen(): () => boolean {
+  let open = true;
+  cleanup.push(() => (open = false));
+  return () => open;
+}
+
+/** Runs f at most once per interval (capacity and endpoints are plain GETs refreshed on change); the view's end cancels it. */
 function throttle(f: () => void, ms: number): () => void {
   let timer: number | undefined;
+  cleanup.push(() => window.clearTimeout(timer));
   return () => {
     if (timer !== undefined) return;
     timer = window.setTimeout(() => {
@@ -107,6 +119,7 @@ function signInView(message?: string): void {
 }
 
 function overview(): void {
+  const open = viewOpen();
   const nodes = live<NodeObj>("/v1/nodes", () => draw());
   const instances = live<InstanceObj>("/v1/instances", () => refresh());
   let capacity: Capacity | undefined;
@@ -119,6 +132,7 @@ function overview(): void {
     })().catch((e: Error) => (status.textContent = e.message));
   }, 500);
   const draw = () => {
+    if (!open()) return;
     const byNode = new Map(capacity?.nodes.map((n) => [n.name, n]) ?? []);
     const rows = [...nodes.items.values()].map((n) => {
       const c = byNode.get(n.metadata.name);
@@ -174,6 +188,7 @@ function overview(): void {
 }
 
 function apps(): void {
+  const open = viewOpen();
   const appList = live<AppObj>("/v1/apps", () => draw());
   const instances = live<InstanceObj>("/v1/instances", () => {
     draw();
@@ -196,6 +211,7 @@ function apps(): void {
     ).then(draw);
   }, 1000);
   const draw = () => {
+    if (!open()) return;
     const sections = [...appList.items.values()].map((a) => {
       const key = `${a.metadata.namespace}/${a.metadata.name}`;
       const mine = [...instances.items.values()]
