@@ -27,3 +27,4 @@ export * from "./events";
 export * from "./env-source";
 export * from "./secrets";
 export * from "./namespace-schema";
+export * from "./label-selector";
