@@ -70,6 +70,18 @@ function etcdctl(...args: string[]): string {
   });
 }
 
+/** Whether every thread of pid is stopped (state T in /proc/PID/task/TID/stat). */
+function stoppedThreads(pid: number): boolean {
+  const tasks = fs.readdirSync(`/proc/${pid}/task`);
+  return tasks.every((t) => {
+    try {
+      return /^\d+ \(.*\) [tT] /.test(fs.readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8"));
+    } catch {
+      return true; // the thread is gone
+    }
+  });
+}
+
 test("embedded etcd listens on the loopback port it reports and logs under the data dir", async () => {
   expect(etcd.endpoints[0]).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   expect(etcd.pid).toBeGreaterThan(0);
@@ -228,6 +240,10 @@ test("store calls fail fast with StoreUnavailable and write nothing while etcd d
     const ready = new Promise<void>((resolve) => etcd.once("ready", () => resolve()));
     process.kill(pid, "SIGSTOP");
     try {
+      // SIGSTOP is delivered asynchronously: wait until the kernel shows every
+      // thread of etcd stopped before asking it anything (in one CI run a get
+      // sent at once was still answered).
+      await until(() => stoppedThreads(pid), 5000, "etcd's threads to be stopped");
       const t0 = performance.now();
       const err = await store.get(`${prefix}k0`).then(
         () => new Error("get resolved while etcd was frozen"),
