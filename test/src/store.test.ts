@@ -70,6 +70,18 @@ function etcdctl(...args: string[]): string {
   });
 }
 
+/** Runs fn, again while the store answers StoreUnavailable (at most 5 s): for calls right after etcd came back. */
+async function whenAnswering<R>(fn: () => Promise<R>): Promise<R> {
+  for (let tries = 0; ; tries++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof GroveError && err.code === "StoreUnavailable") || tries >= 50) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 /** Whether every thread of pid is stopped (state T in /proc/PID/task/TID/stat). */
 function stoppedThreads(pid: number): boolean {
   const tasks = fs.readdirSync(`/proc/${pid}/task`);
@@ -266,21 +278,13 @@ test("store calls fail fast with StoreUnavailable and write nothing while etcd d
     expect(etcd.restarts).toBe(restartsBefore + 1);
     expect(etcd.pid).not.toBe(pid);
     await etcd.waitReady(10000);
-    // The write that failed while etcd was frozen was not applied.
-    expect(await store.get(`${prefix}while-down`)).toBeUndefined();
+    // The write that failed while etcd was frozen was not applied. (The store
+    // answers once its health probe has reached the restarted etcd: until
+    // then calls fail at once with StoreUnavailable.)
+    expect(await whenAnswering(() => store.get(`${prefix}while-down`))).toBeUndefined();
 
     // Writes after the restart arrive exactly once; nothing before is replayed.
-    for (let i = 4; i <= 6; i++) {
-      for (let tries = 0; ; tries++) {
-        try {
-          await store.create<Obj>(`${prefix}k${i}`, { n: i });
-          break;
-        } catch (err) {
-          if (!(err instanceof GroveError && err.code === "StoreUnavailable") || tries > 50) throw err;
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-    }
+    for (let i = 4; i <= 6; i++) await whenAnswering(() => store.create<Obj>(`${prefix}k${i}`, { n: i }));
     await until(() => events.length >= 7, 20000, "events after the restart");
     await new Promise((r) => setTimeout(r, 500));
     expect(events.map((e) => e.key)).toEqual([0, 1, 2, 3, 4, 5, 6].map((i) => `${prefix}k${i}`));
