@@ -24,6 +24,13 @@ import { etcdCredentials, type EtcdClientTls } from "../store/etcd-store";
 import type { Logger } from "pino";
 import { Backoff } from "@grove/common";
 import type { LeaderFence } from "../store/fenced-store";
+import { failoverPolicy, runOncePolicy } from "../store/etcd-policies";
+import { resetWatchStream, watchStreamAnswers } from "../store/etcd-watch-stream";
+
+/** Unary calls' deadline on the election's client (a grant or txn must not hang a campaign). */
+const CALL_TIMEOUT_MS = 5000;
+/** While campaigning and not leading, how often the watch stream is checked (etcd-watch-stream.ts). */
+const WATCH_CHECK_EVERY_MS = 5000;
 
 /** The default lease TTL (seconds): see the header. */
 export const DEFAULT_LEADER_LEASE_TTL_SECONDS = 3;
@@ -61,6 +68,7 @@ export class LeaderElection {
   private closed = false;
   private retry: NodeJS.Timeout | undefined;
   private deadlineCheck: NodeJS.Timeout | undefined;
+  private watchCheck: NodeJS.Timeout | undefined;
   /** performance.now() of the oldest keepalive (or grant) whose answer renewed the lease last. */
   private renewedAt = 0;
   /** performance.now() of the oldest keepalive sent since the last answer. */
@@ -79,8 +87,17 @@ export class LeaderElection {
     this.identity = opts.identity ?? `${os.hostname()}:${process.pid}`;
     this.client = new Etcd3({
       hosts: opts.endpoints,
-      dialTimeout: 5000,
+      dialTimeout: CALL_TIMEOUT_MS,
       ...(opts.tls ? { credentials: etcdCredentials(opts.tls) } : {}),
+      // As the store's client (etcd-store.ts): unary calls get a deadline,
+      // keepalive pings find a dead connection, failover per call.
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + CALL_TIMEOUT_MS) }),
+      grpcOptions: {
+        "grpc.keepalive_time_ms": 10_000,
+        "grpc.keepalive_timeout_ms": 5_000,
+        "grpc.keepalive_permit_without_calls": 0,
+      },
+      faultHandling: { global: failoverPolicy(opts.endpoints.length), host: () => runOncePolicy() },
     });
     this.ttlMs = this.ttlSeconds * 1000;
     this.marginMs = opts.stepDownMarginMs ?? Math.max(500, this.ttlMs / 5);
@@ -120,7 +137,24 @@ export class LeaderElection {
 
   /** Starts campaigning; resolves once this server is the leader or the first campaign failed. */
   start(): Promise<void> {
+    this.watchCheck ??= setInterval(() => void this.checkWatchStream(), WATCH_CHECK_EVERY_MS);
+    this.watchCheck.unref?.();
     return new Promise((resolve) => this.campaignOnce(resolve));
+  }
+
+  /**
+   * A campaign waits for the keys ahead of it to be deleted through a watch.
+   * If the client's watch stream stopped answering (etcd-watch-stream.ts),
+   * that wait would never end and no server would lead: check the stream
+   * while waiting, and open a new one when etcd does not confirm a watcher.
+   */
+  private async checkWatchStream(): Promise<void> {
+    if (this.closed || this.leading || !this.campaign) return;
+    if (await watchStreamAnswers(this.client, `election-watch-check/${this.identity}`, CALL_TIMEOUT_MS)) return;
+    if (this.closed || this.leading) return;
+    if (resetWatchStream(this.client, "etcd did not confirm a watcher while campaigning", CALL_TIMEOUT_MS)) {
+      this.opts.logger?.warn({}, "the election's watch stream did not answer: opened a new one");
+    }
   }
 
   private campaignOnce(firstOutcome?: () => void): void {
@@ -200,6 +234,7 @@ export class LeaderElection {
   async close(): Promise<void> {
     this.closed = true;
     if (this.retry) clearTimeout(this.retry);
+    if (this.watchCheck) clearInterval(this.watchCheck);
     this.lose();
     const c = this.campaign;
     this.campaign = undefined;

@@ -46,6 +46,7 @@ import {
 } from "./etcd-errors";
 import { parseRevision } from "./watch-resume";
 import { EtcdWatch, decodeValue, type StoreLogger } from "./etcd-watch";
+import { resetWatchStream } from "./etcd-watch-stream";
 import { StoreHealth } from "./store-health";
 import { failoverPolicy, runOncePolicy, shortConstantBackoff } from "./etcd-policies";
 
@@ -408,6 +409,10 @@ export class EtcdStore implements Store {
       relist: () => this.list<T>(prefix),
       onClosed: () => this.watches.delete(watch as EtcdWatch<unknown>),
       healthy: () => this.health?.up ?? true,
+      resetStream: (reason) => {
+        if (resetWatchStream(this.client, reason, this.callTimeoutMs))
+          this.log.warn({ reason }, "etcd watch stream reset");
+      },
     });
     this.watches.add(watch as EtcdWatch<unknown>);
     try {

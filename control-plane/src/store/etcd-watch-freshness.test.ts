@@ -114,3 +114,36 @@ test("etcd up again without having been down: nothing to relist", async () => {
   expect(h.seen).toEqual([]);
   await h.watch.close();
 });
+
+test("a watcher etcd never confirms while etcd answers: stale, the stream is reset, fresh once the new watcher is", async () => {
+  const h = await start();
+  const resets: string[] = [];
+  (h.watch as unknown as { deps: EtcdWatchDeps<unknown> }).deps.resetStream = (reason) => {
+    resets.push(reason);
+    // As etcd3 does on a reset: every watcher of the stream is told it was disconnected.
+    h.watchers.at(-1)!.emit("disconnected", new Error("watch stream reset"));
+  };
+  // The stream is lost; the re-watch is sent but etcd never confirms it.
+  h.watchers[0]!.emit("disconnected", new Error("14 UNAVAILABLE"));
+  await waitFor(() => h.watchers.length === 2, "the re-watch");
+  await waitFor(() => resets.length === 1, "the stream reset after connectTimeoutMs", 3000);
+  expect(resets[0]).toBe("etcd did not confirm the watch on /p/ within 1000 ms");
+  await waitFor(() => h.watchers.length === 3, "a watcher on the new stream");
+  h.watchers[2]!.emit("connected", {});
+  expect(h.seen.at(-1)).toBe("fresh");
+  await h.watch.close();
+});
+
+test("while etcd is known down an unconfirmed watcher waits: no reset", async () => {
+  const h = await start();
+  let resets = 0;
+  (h.watch as unknown as { deps: EtcdWatchDeps<unknown> }).deps.resetStream = () => resets++;
+  h.setHealthy(false);
+  h.watchers[0]!.emit("disconnected", new Error("14 UNAVAILABLE"));
+  await waitFor(() => h.watchers.length === 2, "the re-watch");
+  await new Promise((r) => setTimeout(r, 2500));
+  expect(resets).toBe(0);
+  h.setHealthy(true);
+  await waitFor(() => resets === 1, "the reset once etcd answers", 3000);
+  await h.watch.close();
+});

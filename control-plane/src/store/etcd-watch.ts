@@ -56,6 +56,12 @@ export interface EtcdWatchDeps<T> {
   onClosed(): void;
   /** Whether etcd is known to answer (store-health.ts); always true without a health tracker. */
   healthy?(): boolean;
+  /**
+   * Ends the client's shared watch stream so a new one is opened
+   * (etcd-watch-stream.ts); called when etcd answers but does not confirm a
+   * watcher within connectTimeoutMs. Without it the watcher is re-opened.
+   */
+  resetStream?(reason: string): void;
 }
 
 /**
@@ -75,6 +81,8 @@ export class EtcdWatch<T> implements Watch {
   private readonly tracker: ResumeTracker;
   private current: WatcherLike | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Fires when etcd has not confirmed the current watcher in time (see confirmLater). */
+  private confirmTimer: NodeJS.Timeout | undefined;
   private readonly backoff: Backoff;
   private closed = false;
   private firstConnect: { resolve(): void; reject(err: Error): void } | undefined;
@@ -131,8 +139,11 @@ export class EtcdWatch<T> implements Watch {
     const watcher = this.deps.openWatcher(this.tracker.watchStartRevision);
     this.current = watcher;
     const mine = () => this.current === watcher && !this.closed;
+    this.confirmLater(watcher);
     watcher.on("connected", () => {
       if (!mine()) return;
+      clearTimeout(this.confirmTimer);
+      this.confirmTimer = undefined;
       this.backoff.reset();
       if (!this.needsRelist && !this.relisting && (this.deps.healthy?.() ?? true)) this.setFresh(true, "");
       const first = this.firstConnect;
@@ -164,6 +175,39 @@ export class EtcdWatch<T> implements Watch {
       this.drop(watcher, false); // etcd3 already removed it from its stream
       void this.relist();
     });
+  }
+
+  /**
+   * A watcher etcd does not confirm within connectTimeoutMs while etcd answers
+   * other calls sits on a stream that no longer answers: end that stream (or,
+   * without resetStream, re-open the watcher). While etcd is known down the
+   * wait simply starts over.
+   */
+  private confirmLater(watcher: WatcherLike): void {
+    clearTimeout(this.confirmTimer);
+    this.confirmTimer = setTimeout(() => {
+      this.confirmTimer = undefined;
+      if (this.current !== watcher || this.closed) return;
+      if (!(this.deps.healthy?.() ?? true)) {
+        this.confirmLater(watcher);
+        return;
+      }
+      const reason = `etcd did not confirm the watch on ${this.prefix} within ${this.deps.connectTimeoutMs} ms`;
+      this.deps.log.warn(
+        { prefix: this.prefix, resumeRevision: this.resumeRevision },
+        `${reason}; opening a new watch stream`,
+      );
+      this.setFresh(false, reason);
+      if (this.deps.resetStream) {
+        // etcd3 reports "disconnected" to every watcher of the stream: the handler above re-opens this one.
+        this.deps.resetStream(reason);
+        this.confirmLater(watcher);
+        return;
+      }
+      this.drop(watcher, true);
+      this.schedule(() => this.open());
+    }, this.deps.connectTimeoutMs);
+    this.confirmTimer.unref?.();
   }
 
   private deliver(res: IWatchResponse): void {
@@ -287,6 +331,7 @@ export class EtcdWatch<T> implements Watch {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.confirmTimer);
     this.deps.onClosed();
     const watcher = this.current;
     this.current = undefined;
