@@ -56,14 +56,23 @@ need_commands() { # package:command ...
   [ "${#missing[@]}" -eq 0 ] || die "missing Debian packages: ${missing[*]} (apt-get install ${missing[*]})"
 }
 
+# True when DIR already holds this release, intact: the same SHA256SUMS and
+# every file matching it.
+holds_release() { # DIR
+  [ -f "$1/SHA256SUMS" ] && cmp -s "$RELEASE/SHA256SUMS" "$1/SHA256SUMS" &&
+    (cd "$1" && sha256sum --quiet --strict -c SHA256SUMS >/dev/null 2>&1)
+}
+
 # Copies this release to /opt/grove/VERSION (unless it is already there) and
-# points current at it, keeping the release it replaces as previous.
+# points current at it, keeping the release it replaces as previous. An intact
+# copy of the same release is kept as it is: the other service on the machine
+# (the server beside an agent) may be running from it.
 install_release() {
   local version="$1" opt dest
   opt="$(at /opt/grove)"
   dest="$opt/$version"
   mkdir -p "$opt"
-  if [ "$(readlink -f "$RELEASE")" != "$(readlink -f "$dest" 2>/dev/null || true)" ]; then
+  if [ "$(readlink -f "$RELEASE")" != "$(readlink -f "$dest" 2>/dev/null || true)" ] && ! holds_release "$dest"; then
     rm -rf "$dest.tmp"
     cp -a "$RELEASE" "$dest.tmp"
     rm -rf "$dest"
