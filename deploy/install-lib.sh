@@ -16,8 +16,46 @@ START=1
 PURGE=0
 EXTRA=()
 
+ROLLBACK_TO=""
+FLAG_WORDS=0
+
 say() { printf '==> %s\n' "$*"; }
 die() { printf '%s: %s\n' "$PROG" "$*" >&2; exit 1; }
+
+# The command line, COMMAND [FLAGS...] [-- DAEMON FLAGS...]: sets cmd and the
+# flags both scripts take (--root, --no-start, --purge, rollback's VERSION,
+# EXTRA after --); every other flag goes to the script's own
+# script_flag FLAG [VALUE...], which sets FLAG_WORDS to the words it used and
+# returns 1 for a flag it does not know.
+parse_command_line() {
+  cmd="${1:-}"
+  [ $# -gt 0 ] && shift
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --root) set_root "${2:-}"; shift 2 ;;
+      --no-start) START=0; shift ;;
+      --purge) PURGE=1; shift ;;
+      --) shift; EXTRA=("$@"); break ;;
+      -*) script_flag "$@" || die "unknown flag \"$1\" (see the top of $0)"; shift "$FLAG_WORDS" ;;
+      *) [ "$cmd" = rollback ] && [ -z "$ROLLBACK_TO" ] || die "unexpected argument \"$1\""; ROLLBACK_TO="$1"; shift ;;
+    esac
+  done
+}
+
+# For script_flag: VAR=VALUE of "FLAG VALUE", or the flag named when the value is missing.
+take() { # VAR WHAT FLAG [VALUE]
+  [ -n "${4:-}" ] || die "$3 needs $2"
+  printf -v "$1" '%s' "$4"
+  FLAG_WORDS=2
+}
+
+# For script_flag: VALUE appended to the array VAR (a flag given more than once).
+take_more() { # VAR WHAT FLAG [VALUE]
+  local -n list="$1"
+  local value
+  take value "$2" "$3" "${4:-}"
+  list+=("$value")
+}
 
 # The path $1 on the target machine (under --root).
 at() { if [ "$ROOT" = / ]; then printf '%s' "$1"; else printf '%s%s' "$ROOT" "$1"; fi; }
