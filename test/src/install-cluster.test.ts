@@ -48,7 +48,7 @@ describe("install path in CI: one packed release, three hosts joined with tokens
     hosts.create(["h1", "h2", "h3"]);
     release = (await packRelease(path.join(dir, "release"), VERSION)).release;
     phases.phase("network, pack, checksum and unpack");
-  }, 120_000);
+  }, 180_000);
 
   afterAll(async () => {
     try {
