@@ -38,28 +38,21 @@ LABELS=()
 ADDRESSES=()
 BUSYBOX=0
 ROOTFS_DIR=""
-ROLLBACK_TO=""
 
-cmd="${1:-}"
-[ $# -gt 0 ] && shift
-while [ $# -gt 0 ]; do
+script_flag() { # FLAG [VALUE...]: this script's own flags (parse_command_line)
   case "$1" in
-    --server) SERVER="${2:?--server needs https://HOST:PORT}"; shift 2 ;;
-    --join) JOIN="${2:?--join needs a token (grove token create)}"; shift 2 ;;
-    --ca-hash) CA_HASH="${2:?--ca-hash needs sha256:HEX}"; shift 2 ;;
-    --node-name) NODE_NAME="${2:?--node-name needs a name}"; shift 2 ;;
-    --label) LABELS+=("${2:?--label needs KEY=VALUE}"); shift 2 ;;
-    --address) ADDRESSES+=("${2:?--address needs an IP}"); shift 2 ;;
-    --busybox-rootfs) BUSYBOX=1; shift ;;
-    --rootfs-dir) ROOTFS_DIR="${2:?--rootfs-dir needs a directory}"; shift 2 ;;
-    --root) set_root "${2:-}"; shift 2 ;;
-    --no-start) START=0; shift ;;
-    --purge) PURGE=1; shift ;;
-    --) shift; EXTRA=("$@"); break ;;
-    -*) die "unknown flag \"$1\" (see the top of $0)" ;;
-    *) [ "$cmd" = rollback ] && [ -z "$ROLLBACK_TO" ] || die "unexpected argument \"$1\""; ROLLBACK_TO="$1"; shift ;;
+    --server) take SERVER https://HOST:PORT "$@" ;;
+    --join) take JOIN "a token (grove token create)" "$@" ;;
+    --ca-hash) take CA_HASH sha256:HEX "$@" ;;
+    --node-name) take NODE_NAME "a name" "$@" ;;
+    --label) take_more LABELS KEY=VALUE "$@" ;;
+    --address) take_more ADDRESSES "an IP" "$@" ;;
+    --busybox-rootfs) BUSYBOX=1; FLAG_WORDS=1 ;;
+    --rootfs-dir) take ROOTFS_DIR "a directory" "$@" ;;
+    *) return 1 ;;
   esac
-done
+}
+parse_command_line "$@"
 [ "$(id -u)" = 0 ] || die "run as root: the agent makes cgroups and namespaces"
 
 write_agent_unit() {

@@ -16,8 +16,46 @@ START=1
 PURGE=0
 EXTRA=()
 
+ROLLBACK_TO=""
+FLAG_WORDS=0
+
 say() { printf '==> %s\n' "$*"; }
 die() { printf '%s: %s\n' "$PROG" "$*" >&2; exit 1; }
+
+# The command line, COMMAND [FLAGS...] [-- DAEMON FLAGS...]: sets cmd and the
+# flags both scripts take (--root, --no-start, --purge, rollback's VERSION,
+# EXTRA after --); every other flag goes to the script's own
+# script_flag FLAG [VALUE...], which sets FLAG_WORDS to the words it used and
+# returns 1 for a flag it does not know.
+parse_command_line() {
+  cmd="${1:-}"
+  [ $# -gt 0 ] && shift
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --root) set_root "${2:-}"; shift 2 ;;
+      --no-start) START=0; shift ;;
+      --purge) PURGE=1; shift ;;
+      --) shift; EXTRA=("$@"); break ;;
+      -*) script_flag "$@" || die "unknown flag \"$1\" (see the top of $0)"; shift "$FLAG_WORDS" ;;
+      *) [ "$cmd" = rollback ] && [ -z "$ROLLBACK_TO" ] || die "unexpected argument \"$1\""; ROLLBACK_TO="$1"; shift ;;
+    esac
+  done
+}
+
+# For script_flag: VAR=VALUE of "FLAG VALUE", or the flag named when the value is missing.
+take() { # VAR WHAT FLAG [VALUE]
+  [ -n "${4:-}" ] || die "$3 needs $2"
+  printf -v "$1" '%s' "$4"
+  FLAG_WORDS=2
+}
+
+# For script_flag: VALUE appended to the array VAR (a flag given more than once).
+take_more() { # VAR WHAT FLAG [VALUE]
+  local -n list="$1"
+  local value
+  take value "$2" "$3" "${4:-}"
+  list+=("$value")
+}
 
 # The path $1 on the target machine (under --root).
 at() { if [ "$ROOT" = / ]; then printf '%s' "$1"; else printf '%s%s' "$ROOT" "$1"; fi; }
@@ -56,14 +94,23 @@ need_commands() { # package:command ...
   [ "${#missing[@]}" -eq 0 ] || die "missing Debian packages: ${missing[*]} (apt-get install ${missing[*]})"
 }
 
+# True when DIR already holds this release, intact: the same SHA256SUMS and
+# every file matching it.
+holds_release() { # DIR
+  [ -f "$1/SHA256SUMS" ] && cmp -s "$RELEASE/SHA256SUMS" "$1/SHA256SUMS" &&
+    (cd "$1" && sha256sum --quiet --strict -c SHA256SUMS >/dev/null 2>&1)
+}
+
 # Copies this release to /opt/grove/VERSION (unless it is already there) and
-# points current at it, keeping the release it replaces as previous.
+# points current at it, keeping the release it replaces as previous. An intact
+# copy of the same release is kept as it is: the other service on the machine
+# (the server beside an agent) may be running from it.
 install_release() {
   local version="$1" opt dest
   opt="$(at /opt/grove)"
   dest="$opt/$version"
   mkdir -p "$opt"
-  if [ "$(readlink -f "$RELEASE")" != "$(readlink -f "$dest" 2>/dev/null || true)" ]; then
+  if [ "$(readlink -f "$RELEASE")" != "$(readlink -f "$dest" 2>/dev/null || true)" ] && ! holds_release "$dest"; then
     rm -rf "$dest.tmp"
     cp -a "$RELEASE" "$dest.tmp"
     rm -rf "$dest"

@@ -27,24 +27,17 @@ LISTEN=0.0.0.0:7480
 GRPC_LISTEN=0.0.0.0:7481
 SANS=()
 USER_NAME=grove
-ROLLBACK_TO=""
 
-cmd="${1:-}"
-[ $# -gt 0 ] && shift
-while [ $# -gt 0 ]; do
+script_flag() { # FLAG [VALUE...]: this script's own flags (parse_command_line)
   case "$1" in
-    --listen) LISTEN="${2:?--listen needs HOST:PORT}"; shift 2 ;;
-    --grpc-listen) GRPC_LISTEN="${2:?--grpc-listen needs HOST:PORT}"; shift 2 ;;
-    --tls-san) SANS+=("${2:?--tls-san needs a name}"); shift 2 ;;
-    --user) USER_NAME="${2:?--user needs a name}"; shift 2 ;;
-    --root) set_root "${2:-}"; shift 2 ;;
-    --no-start) START=0; shift ;;
-    --purge) PURGE=1; shift ;;
-    --) shift; EXTRA=("$@"); break ;;
-    -*) die "unknown flag \"$1\" (see the top of $0)" ;;
-    *) [ "$cmd" = rollback ] && [ -z "$ROLLBACK_TO" ] || die "unexpected argument \"$1\""; ROLLBACK_TO="$1"; shift ;;
+    --listen) take LISTEN HOST:PORT "$@" ;;
+    --grpc-listen) take GRPC_LISTEN HOST:PORT "$@" ;;
+    --tls-san) take_more SANS "a name" "$@" ;;
+    --user) take USER_NAME "a name" "$@" ;;
+    *) return 1 ;;
   esac
-done
+}
+parse_command_line "$@"
 [ "$(id -u)" = 0 ] || die "run as root"
 
 write_server_unit() {

@@ -148,6 +148,9 @@ describe("install scripts: units, flags, upgrade and rollback under --root", () 
       [["--server", "https://cp1:7480", "--join", "t", "--ca-hash", "sha256:12"], /--ca-hash: expected sha256/],
       [["--server", "https://cp1:7480", "--ca-hash", HASH], /--join TOKEN is required/],
       [["--server", "https://cp1:7480", "--join", "t", "--ca-hash", HASH, "--label", "a=b c"], /flag value "a=b c"/],
+      [["--server", "https://cp1:7480", "--join", "t", "--ca-hash", HASH, "--label"], /--label needs KEY=VALUE/],
+      [["--server", "https://cp1:7480", "--frob", "x"], /unknown flag "--frob"/],
+      [["--server", "https://cp1:7480", "stray"], /unexpected argument "stray"/],
     ];
     for (const [i, [args, message]] of cases.entries()) {
       const root = path.join(dir, `root-bad-${i}`);

@@ -13,101 +13,32 @@
 // building a root filesystem take minutes on a machine shared with other
 // builds (phases below, GROVE_TEST_VERBOSE prints them): this runs in the
 // chaos suite (`npm run test:chaos`, GROVE_CHAOS=1) and is skipped in `npm test`.
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { promisify } from "node:util";
-import { NativeRuntime } from "@grove/agent";
 import { GroveClient, type App, type Instance, type Node } from "@grove/api";
-import { Cleanup, cgroupGone, linkGone, netnsGone } from "./harness/cleanup";
-import { sh } from "./harness/hosts";
-import { REPO_ROOT, tempDir, waitFor } from "./harness/processes";
-import { startUnit, readUnit, type RunningUnit } from "./harness/systemd-unit";
+import { cgroupGone } from "./harness/cleanup";
+import {
+  InstallHosts,
+  Phases,
+  UNIT_DIR,
+  agentUp,
+  alive,
+  mountsUnder,
+  packRelease,
+  parseLine,
+  run,
+  serverUp,
+  userExists,
+  type InstHost,
+} from "./harness/install-hosts";
+import { tempDir, waitFor } from "./harness/processes";
+import { readUnit } from "./harness/systemd-unit";
 import { trustServerCa } from "./harness/tls";
 
-const execAsync = promisify(execFile);
 const ID = String(process.pid);
 const VERSIONS = ["0.1.0-inst.1", "0.1.0-inst.2"] as const;
 const USER = `grove-i${ID}`;
-const UNIT_DIR = "etc/systemd/system";
-
-interface InstHost {
-  name: string;
-  netns: string;
-  veth: string;
-  address: string;
-  /** The host's --root: its /opt, /etc and /var. */
-  root: string;
-  cgroupParent: string;
-  unit?: RunningUnit;
-}
-
-function freeSubnet(seed: number): string {
-  const routes = sh("ip", ["-4", "route", "show", "table", "all"]);
-  for (let k = 0; k < 4096; k++) {
-    const n = (seed + k) % 4096;
-    const prefix = `172.${16 + (n % 16)}.${Math.floor(n / 16) % 256}`;
-    if (!routes.includes(`${prefix}.`)) return prefix;
-  }
-  throw new Error("no free 172.16.0.0/12 /24 for the install test's bridge");
-}
-
-async function run(cmd: string, args: string[], netns?: string): Promise<{ stdout: string; stderr: string }> {
-  const argv = netns ? ["nsenter", `--net=/run/netns/${netns}`, "--", cmd, ...args] : [cmd, ...args];
-  try {
-    return await execAsync(argv[0]!, argv.slice(1), { timeout: 120_000 });
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${argv.join(" ")} failed: ${e.message}\n${e.stdout ?? ""}${e.stderr ?? ""}`);
-  }
-}
-
-function parseLine(line: string): Record<string, unknown> | undefined {
-  try {
-    return JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-}
-const serverUp = (l: string) => parseLine(l)?.msg === "grove-server is up";
-const agentUp = (l: string) => parseLine(l)?.msg === "registered with the control plane";
-
-function mountsUnder(dir: string): string[] {
-  return fs
-    .readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .map((l) =>
-      (l.split(" ")[4] ?? "").replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))),
-    )
-    .filter((p) => p === dir || p.startsWith(dir + "/"));
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function userExists(name: string): boolean {
-  try {
-    execFileSync("id", ["-u", name], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Phase timings (monotonic), printed with GROVE_TEST_VERBOSE: where the test's time goes. */
-const timings: [string, number][] = [];
-let mark = performance.now();
-function phase(name: string): void {
-  const now = performance.now();
-  timings.push([name, Math.round(now - mark)]);
-  mark = now;
-}
 
 const chaosOnly = process.env.GROVE_CHAOS === "1" ? describe : describe.skip;
 
@@ -115,86 +46,33 @@ chaosOnly(
   "install (GROVE_CHAOS=1, npm run test:chaos): packed release, install scripts and systemd units on three hosts",
   () => {
     let dir: string;
-    let bridge: string;
-    let prefix: string;
-    const hosts: InstHost[] = [];
+    let net: InstallHosts;
     let tarballs: string[] = [];
+    const phases = new Phases("install test");
+    const phase = (name: string) => phases.phase(name);
 
     beforeAll(async () => {
       dir = tempDir(`grove-inst-${ID}`);
-      // grove-server runs as an unprivileged user: it must reach its data dir below.
-      fs.chmodSync(dir, 0o755);
-      // Both releases at once, while the network is made.
-      const packing = VERSIONS.map((v) =>
-        run("bash", [path.join(REPO_ROOT, "deploy", "pack.sh"), "--out", path.join(dir, "release"), "--version", v]),
+      net = new InstallHosts(dir);
+      net.create(["s", "a1", "a2"]);
+      // Both releases at once, each checked and unpacked as an operator does.
+      tarballs = (await Promise.all(VERSIONS.map((v) => packRelease(path.join(dir, "release"), v)))).map(
+        (r) => r.tarball,
       );
-      bridge = `gvib${ID}`.slice(0, 15);
-      prefix = freeSubnet(Number(ID) + 2048);
-      sh("ip", ["link", "add", bridge, "type", "bridge"]);
-      sh("ip", ["addr", "add", `${prefix}.1/24`, "dev", bridge]);
-      sh("ip", ["link", "set", bridge, "up"]);
-      ["s", "a1", "a2"].forEach((name, i) => {
-        const h: InstHost = {
-          name,
-          netns: `grove-${ID}-inst-${name}`,
-          veth: `gvi${ID}${name}`.slice(0, 15),
-          address: `${prefix}.${10 + i}`,
-          root: path.join(dir, `host-${name}`),
-          cgroupParent: `grove-inst-${ID}-${name}`,
-        };
-        hosts.push(h);
-        const peer = `gvj${ID}${name}`.slice(0, 15);
-        sh("ip", ["netns", "add", h.netns]);
-        sh("ip", ["link", "add", h.veth, "type", "veth", "peer", "name", peer]);
-        sh("ip", ["link", "set", peer, "netns", h.netns]);
-        sh("ip", ["-n", h.netns, "link", "set", peer, "name", "eth0"]);
-        sh("ip", ["-n", h.netns, "addr", "add", `${h.address}/24`, "dev", "eth0"]);
-        sh("ip", ["-n", h.netns, "link", "set", "eth0", "up"]);
-        sh("ip", ["-n", h.netns, "link", "set", "lo", "up"]);
-        sh("ip", ["link", "set", h.veth, "master", bridge, "up"]);
-      });
-      tarballs = (await Promise.all(packing)).map((r) => r.stdout.trim());
-      phase("network and two packs");
-      // What an operator copies to a machine and unpacks there.
-      await Promise.all(
-        tarballs.map(async (t) => {
-          await run("sh", ["-c", `cd "${path.dirname(t)}" && sha256sum -c "${path.basename(t)}.sha256"`]);
-          await run("tar", ["-xzf", t, "-C", path.join(dir, "release")]);
-        }),
-      );
-      phase("checksums and unpacking");
+      phase("network, two packs, checksums and unpacking");
     });
 
     afterAll(async () => {
-      if (process.env.GROVE_TEST_VERBOSE)
-        process.stderr.write(`install test phases (ms): ${JSON.stringify(timings)}\n`);
-      const c = new Cleanup(`install test ${ID}`);
-      for (const h of hosts) await c.step(`stop the service on ${h.name}`, () => h.unit?.stop(20_000));
-      for (const h of hosts) {
-        await c.step(
-          `remove the containers and cgroup parent of ${h.name}`,
-          async () => {
-            const rt = new NativeRuntime({ cgroupParent: h.cgroupParent });
-            await rt.cleanupStale();
-            await rt.removeParentCgroup();
-          },
-          () => cgroupGone(h.cgroupParent),
-        );
+      try {
+        await net?.destroy([USER], phases);
+      } finally {
+        phases.print();
       }
-      if (dir) for (const m of mountsUnder(dir).reverse()) await c.command("umount", ["-l", m]);
-      for (const h of hosts) {
-        await c.command("ip", ["netns", "del", h.netns], () => netnsGone(h.netns));
-        await c.command("ip", ["link", "del", h.veth], () => linkGone(h.veth));
-      }
-      if (bridge) await c.command("ip", ["link", "del", bridge], () => linkGone(bridge));
-      if (userExists(USER)) await c.command("userdel", [USER]);
-      if (dir) await c.step(`remove ${dir}`, () => fs.rmSync(dir, { recursive: true, force: true }));
-      c.finish();
     });
 
     const release = (v: string) => path.join(dir, "release", `grove-${v}`);
-    const host = (name: string) => hosts.find((h) => h.name === name)!;
-    const unitFile = (h: InstHost, name: string) => path.join(h.root, UNIT_DIR, `${name}.service`);
+    const host = (name: string) => net.host(name);
+    const unitFile = (h: InstHost, name: string) => net.unitFile(h, name);
 
     test("a release whose files do not match SHA256SUMS is refused and nothing is installed", async () => {
       const bad = path.join(dir, "bad");
@@ -236,10 +114,10 @@ chaosOnly(
       expect(su.get("CapabilityBoundingSet")).toEqual([""]);
       expect(fs.statSync(path.join(s.root, "etc/grove/grove-server.env")).mode & 0o777).toBe(0o600);
       phase("install-server.sh install");
-      s.unit = await startUnit(serverUnit, s.netns, serverUp, 60_000);
+      const server = await net.start(s, "grove-server", serverUp);
       phase("grove-server up");
-      const up = parseLine(s.unit.output.find(serverUp)!) as { caFile: string; caHash: string };
-      expect(fs.readFileSync(`/proc/${s.unit.pid}/status`, "utf8")).toMatch(
+      const up = parseLine(server.output.find(serverUp)!) as { caFile: string; caHash: string };
+      expect(fs.readFileSync(`/proc/${server.pid}/status`, "utf8")).toMatch(
         new RegExp(`^Uid:\\s+${execFileSync("id", ["-u", USER]).toString().trim()}\\s`, "m"),
       );
       const url = `https://${s.address}:7480`;
@@ -279,7 +157,7 @@ chaosOnly(
           expect((await run("systemd-analyze", ["verify", "--man=no", unit])).stderr).toBe("");
           const au = readUnit(unit).service;
           expect([au.get("KillMode"), au.get("Restart"), au.get("User")]).toEqual([["process"], ["always"], undefined]);
-          h.unit = await startUnit(unit, h.netns, agentUp, 60_000);
+          await net.start(h, "grove-agent", agentUp);
         }),
       );
       phase("two agents installed, joined and registered");
@@ -326,12 +204,12 @@ chaosOnly(
       ]);
       expect(fs.readFileSync(path.join(a1.root, "etc/grove/grove-agent.env"), "utf8")).not.toMatch(/GROVE_AGENT_JOIN/);
       const restart = async (h: InstHost, version: string) => {
-        await h.unit!.stop();
-        h.unit = await startUnit(unitFile(h, "grove-agent"), h.netns, agentUp, 60_000);
+        await net.stop(h, "grove-agent");
+        await net.start(h, "grove-agent", agentUp);
         await waitFor(`inst-${h.name} reporting agent ${version}`, async () => (await agentVersion(h)) === version);
       };
       await restart(a1, v2);
-      expect(a1.unit!.argv[0]).toBe(path.join(opt, "current/bin/grove-agent"));
+      expect(a1.units.get("grove-agent")!.argv[0]).toBe(path.join(opt, "current/bin/grove-agent"));
       expect(fs.realpathSync(path.join(opt, "current"))).toBe(path.join(opt, v2));
       phase("upgrade and restart");
       let after = await running();
@@ -348,8 +226,7 @@ chaosOnly(
 
       // Uninstall a2 (systemctl stop first, as the script does on a real host):
       // its containers, cgroups and runtime state go; its state directory stays.
-      await a2.unit!.stop();
-      a2.unit = undefined;
+      await net.stop(a2, "grove-agent");
       expect(alive(a2Pid)).toBe(true);
       const a2Script = path.join(a2.root, "opt/grove/current/deploy/install-agent.sh");
       await run(a2Script, ["uninstall", "--root", a2.root], a2.netns);
@@ -365,8 +242,7 @@ chaosOnly(
       phase("uninstall an agent");
 
       // The server, with --purge: data and the system user go too.
-      await s.unit.stop();
-      s.unit = undefined;
+      await net.stop(s, "grove-server");
       await run(path.join(s.root, "opt/grove/current/deploy/install-server.sh"), [
         "uninstall",
         "--purge",
