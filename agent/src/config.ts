@@ -73,7 +73,7 @@ export interface AgentConfig {
    * runtimeClass name -> OCI runtime executable (--runtime-handler NAME=PATH),
    * on top of the ones found on the host (defaultRuntimeHandlers).
    */
-  runtimeHandlers: Record<string, string>;
+  runtimeHandlers?: Record<string, string>;
 }
 
 /** How long shutdown waits for containers to stop before giving up on them. */
@@ -260,7 +260,7 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
     labels: opts.label,
     addresses: opts.address,
     cgroupParent: opts.cgroupParent,
-    runtimeHandlers: opts.runtimeHandler,
+    ...(Object.keys(opts.runtimeHandler).length > 0 ? { runtimeHandlers: opts.runtimeHandler } : {}),
     ...(opts.stopContainersOnExit === true ? { stopContainersOnExit: true } : {}),
     ...(opts.joinNewCluster === true ? { joinNewCluster: true } : {}),
     logLevel: opts.logLevel,

@@ -65,7 +65,7 @@ export async function main(argv: readonly string[]): Promise<void> {
 async function run(config: AgentConfig, log: Logger): Promise<void> {
   const runtime = new NativeRuntime({
     cgroupParent: config.cgroupParent,
-    handlers: { ...defaultRuntimeHandlers(), ...config.runtimeHandlers },
+    handlers: { ...defaultRuntimeHandlers(), ...(config.runtimeHandlers ?? {}) },
     // Fault injection for the agent-restart test (a kill in the middle of a start).
     pauseInStartMs: Number(process.env.GROVE_AGENT_PAUSE_IN_START_MS ?? 0) || 0,
   });
