@@ -79,6 +79,7 @@
         "<(SHARED_INTERMEDIATE_DIR)/seccomp_profile.c",
         "src/shim_protocol.c",
         "src/exec.c",
+        "src/shim_runtime.c",
         "src/shim.c"
       ],
       "include_dirs": ["src"],

@@ -24,6 +24,7 @@ import {
   type NodePortRule,
 } from "./network";
 import { DEFAULT_USERNS_RANGE, parseUsernsRange, type UsernsPoolOptions } from "./reconcile/userns-pool";
+import { parseRuntimeHandler } from "./runtime/runtime-handlers";
 
 export interface AgentConfig {
   /** The image store (default <stateDir>/images). */
@@ -68,6 +69,11 @@ export interface AgentConfig {
   nodePortsAllowed: NodePortRule[];
   /** Accept the next desired set even when it comes from another cluster (once; see DesiredStateGuard). */
   joinNewCluster?: boolean;
+  /**
+   * runtimeClass name -> OCI runtime executable (--runtime-handler NAME=PATH),
+   * on top of the ones found on the host (defaultRuntimeHandlers).
+   */
+  runtimeHandlers?: Record<string, string>;
 }
 
 /** How long shutdown waits for containers to stop before giving up on them. */
@@ -123,6 +129,13 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       [] as string[],
     )
     .option("--cgroup-parent <name>", "parent cgroup of every container", "grove")
+    .option(
+      "--runtime-handler <name=path>",
+      "an OCI runtime Apps may name in spec.runtimeClass (repeatable), e.g. runsc=/usr/local/bin/runsc; " +
+        "runc, crun and grove-runtime are found by themselves (docs/runtime.md)",
+      collectRuntimeHandler,
+      {} as Record<string, string>,
+    )
     .option(
       "--stop-containers-on-exit",
       "stop every container when the agent is asked to exit (default: they keep running and are adopted on the next start)",
@@ -182,6 +195,7 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
       label: Record<string, string>;
       address: string[];
       cgroupParent: string;
+      runtimeHandler: Record<string, string>;
       logLevel: string;
       stopContainersOnExit?: boolean;
       joinNewCluster?: boolean;
@@ -246,6 +260,7 @@ export function parseArgs(argv: readonly string[], options: ParseArgsOptions = {
     labels: opts.label,
     addresses: opts.address,
     cgroupParent: opts.cgroupParent,
+    ...(Object.keys(opts.runtimeHandler).length > 0 ? { runtimeHandlers: opts.runtimeHandler } : {}),
     ...(opts.stopContainersOnExit === true ? { stopContainersOnExit: true } : {}),
     ...(opts.joinNewCluster === true ? { joinNewCluster: true } : {}),
     logLevel: opts.logLevel,
@@ -308,6 +323,15 @@ function collectLabel(value: string, labels: Record<string, string>): Record<str
   const eq = value.indexOf("=");
   if (eq <= 0) throw new InvalidArgumentError("expected key=value");
   return { ...labels, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+function collectRuntimeHandler(value: string, handlers: Record<string, string>): Record<string, string> {
+  try {
+    const [name, file] = parseRuntimeHandler(value);
+    return { ...handlers, [name]: file };
+  } catch (error) {
+    throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
+  }
 }
 
 function collectAddress(value: string, addresses: string[]): string[] {

@@ -102,6 +102,23 @@ describe("parseArgs", () => {
     expect(past.errors.join("")).toMatch(/run past the last id/);
   });
 
+  it("takes repeatable --runtime-handler NAME=PATH and refuses a bad one naming the flag", () => {
+    const { config } = parse([
+      "--server",
+      "cp:1",
+      "--token",
+      "t",
+      "--runtime-handler",
+      "sh=/bin/sh",
+      "--runtime-handler",
+      "runsc=/bin/true",
+    ]);
+    expect(config?.runtimeHandlers).toEqual({ sh: "/bin/sh", runsc: "/bin/true" });
+    const bad = parse(["--server", "cp:1", "--token", "t", "--runtime-handler", "x=/etc/passwd"]);
+    expect(bad.error).toBeInstanceOf(CommanderError);
+    expect(bad.errors.join("")).toMatch(/--runtime-handler x: \/etc\/passwd is not an executable file/);
+  });
+
   it("takes the network mode, a conflist and plugin directories, and refuses an unknown mode", () => {
     const { config } = parse([
       "--server",

@@ -14,7 +14,7 @@ import { agentVersion, readHostFacts, toNodeInfo } from "./host";
 import { Reconciler } from "./reconcile/reconciler";
 import { ImageService, loadImageConfig, TemplateRoots } from "./images";
 import { imageCommand } from "./images/cli";
-import { NativeRuntime } from "./runtime";
+import { defaultRuntimeHandlers, NativeRuntime } from "./runtime";
 import { NetworkManager } from "./network";
 import { SubStreamServer } from "./streams/sub-streams";
 import { UsernsPool } from "./reconcile/userns-pool";
@@ -65,6 +65,7 @@ export async function main(argv: readonly string[]): Promise<void> {
 async function run(config: AgentConfig, log: Logger): Promise<void> {
   const runtime = new NativeRuntime({
     cgroupParent: config.cgroupParent,
+    handlers: { ...defaultRuntimeHandlers(), ...(config.runtimeHandlers ?? {}) },
     // Fault injection for the agent-restart test (a kill in the middle of a start).
     pauseInStartMs: Number(process.env.GROVE_AGENT_PAUSE_IN_START_MS ?? 0) || 0,
   });
@@ -123,6 +124,7 @@ async function run(config: AgentConfig, log: Logger): Promise<void> {
     runtime,
     rootfsDir: config.rootfsDir,
     stateDir: config.stateDir,
+    nodeName: config.nodeName,
     userns: new UsernsPool(config.usernsRange),
     logger: log.child({ component: "reconciler" }),
     onStatus: (status) => {

@@ -125,6 +125,8 @@ export function instanceTemplate(app: App): Omit<InstanceSpec, "index" | "restar
     ...(s.ports?.length ? { ports: s.ports.map((p) => ({ ...p, protocol: p.protocol ?? "tcp" })) } : {}),
     ...(s.egress?.length ? { egress: s.egress.map((r) => ({ ...r })) } : {}),
     ...(s.security !== undefined ? { security: structuredClone(s.security) } : {}),
+    // Only when given, so that Apps without it keep their template hash.
+    ...(s.runtimeClass !== undefined ? { runtimeClass: s.runtimeClass } : {}),
     ...(s.image ? { image: s.image } : {}),
     ...(s.imagePullSecret ? { imagePullSecret: s.imagePullSecret } : {}),
     ...(s.entrypoint?.length ? { entrypoint: [...s.entrypoint] } : {}),

@@ -56,6 +56,8 @@ export const InstanceReason = {
   InvalidUid: "InvalidUid",
   /** Failed: the runtime could not start the container. */
   StartFailed: "StartFailed",
+  /** Failed: its spec.runtimeClass names no runtime handler on its node (the message names both). */
+  UnknownRuntimeClass: "UnknownRuntimeClass",
   /** OOMKilled: the kernel's OOM killer ended it. */
   OOMKilled: "OOMKilled",
   /** Exited with code 0. */

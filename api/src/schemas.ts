@@ -226,6 +226,14 @@ export const SecuritySpec = Type.Object(
 );
 export type SecuritySpec = Static<typeof SecuritySpec>;
 
+/** A runtime handler of the agents (docs/runtime.md, "Runtime handlers"): a DNS label, like Kubernetes' RuntimeClass. */
+export const RuntimeClassName = Type.String({
+  pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+  maxLength: 63,
+  description:
+    "the agents' OCI runtime handler that runs the instances (runc, crun, grove-runtime or one an operator configured); unset or native: the agent's own runtime",
+});
+
 /** How changes to an App reach its running instances (docs/api.md, "Updates"). */
 export const ResourcesUpdatePolicy = Type.Union([Type.Literal("InPlace"), Type.Literal("Replace")], {
   description:
@@ -307,6 +315,7 @@ export const AppSpec = Type.Object(
     ports: Type.Optional(Type.Array(PortSpec, { maxItems: 32 })),
     egress: Type.Optional(Type.Array(EgressRule, { maxItems: 64 })),
     security: Type.Optional(SecuritySpec),
+    runtimeClass: Type.Optional(RuntimeClassName),
     updatePolicy: Type.Optional(UpdatePolicy),
     /** How a template change reaches the instances: Rolling (default) or Recreate (docs/api.md, "Updates"). */
     update: Type.Optional(UpdateSpec),
@@ -403,6 +412,7 @@ export const InstanceSpec = Type.Object(
     ports: Type.Optional(Type.Array(PortSpec)),
     egress: Type.Optional(Type.Array(EgressRule)),
     security: Type.Optional(SecuritySpec),
+    runtimeClass: Type.Optional(RuntimeClassName),
     /** The App's spec.disconnect.stopAfter, which the agent enforces. */
     disconnect: Type.Optional(Type.Object({ stopAfter: Type.Optional(Duration) }, { additionalProperties: false })),
     /** The App's health checks, which the agent runs. */

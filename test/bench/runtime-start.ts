@@ -15,7 +15,11 @@
 //                namespaces and an exec, the least a start can cost here;
 //   and, for reference, (5) cli-node: bin/grove-runtime-node.js, the same
 //   command line in TypeScript (a Node start-up per command), and (6) the
-//   shim path with Grove's default seccomp filter, as the agent runs Apps.
+//   shim path with Grove's default seccomp filter, as the agent runs Apps,
+//   and (7) the same through the runc runtime handler (runtimeClass: runc:
+//   grove-shim drives `runc create/start/delete` on a bundle the runtime
+//   writes, docs/runtime.md "Runtime handlers"); handler_runc_vs_native_ratio
+//   is (7) over (6).
 // Same limits everywhere (cpu 500m, memory 64Mi, pids 64), same namespaces.
 // Seccomp: runc's generated spec has no filter, and neither do the shim (H),
 // cli (2) and cli-node (5) runs; the bench addon (1) installs Grove's default
@@ -91,7 +95,11 @@ export async function run(): Promise<BenchReport> {
   const native = loadNativeBinding();
   const bench = loadBenchBinding();
   const mode = native.detectCgroupMode("/sys/fs/cgroup");
-  const rt = new NativeRuntime({ cgroupParent: parent, stateDir: path.join(tmp, "rt-state") });
+  const rt = new NativeRuntime({
+    cgroupParent: parent,
+    stateDir: path.join(tmp, "rt-state"),
+    handlers: { runc: "/usr/sbin/runc" },
+  });
   const resources = { cpuMillis: 500, memoryBytes: 64 * 2 ** 20, pids: 64 };
 
   execFileSync("runc", ["spec"], { cwd: bundle });
@@ -139,7 +147,11 @@ export async function run(): Promise<BenchReport> {
     if (exit.exitCode !== 0) throw new Error(`addon container exited ${exit.exitCode}`);
     return ms(t);
   };
-  const shimOnce = async (id: string, seccomp: "unconfined" | "default" = "unconfined"): Promise<number> => {
+  const shimOnce = async (
+    id: string,
+    seccomp: "unconfined" | "default" = "unconfined",
+    runtimeClass?: string,
+  ): Promise<number> => {
     const t = process.hrtime.bigint();
     const h = await rt.start({
       id,
@@ -150,6 +162,7 @@ export async function run(): Promise<BenchReport> {
       resources,
       logPath: path.join(tmp, "shim.log"),
       seccomp,
+      ...(runtimeClass !== undefined ? { runtimeClass } : {}),
     });
     const exit = await h.exited;
     await rt.remove(id);
@@ -220,6 +233,7 @@ export async function run(): Promise<BenchReport> {
     cliNode: [] as number[],
     floor: [] as number[],
     shimSeccomp: [] as number[],
+    handlerRunc: [] as number[],
   };
   let shimRss: number[] = [];
   let agentRssMiB = NaN;
@@ -236,6 +250,7 @@ export async function run(): Promise<BenchReport> {
       const c = cliOnce(id);
       const f = floorOnce();
       const sd = await shimOnce(`d${id}`, "default");
+      const hr = await shimOnce(`h${id}`, "default", "runc");
       // The Node command line is slow; a quarter of the samples are plenty.
       if (i >= WARMUP && samples.cliNode.length < Math.ceil(SAMPLES / 4)) samples.cliNode.push(cliNodeOnce(`n${id}`));
       if (i >= WARMUP) {
@@ -245,6 +260,7 @@ export async function run(): Promise<BenchReport> {
         samples.runc.push(r);
         samples.floor.push(f);
         samples.shimSeccomp.push(sd);
+        samples.handlerRunc.push(hr);
       }
     }
 
@@ -297,6 +313,7 @@ export async function run(): Promise<BenchReport> {
   const cn = summarize(samples.cliNode);
   const fl = summarize(samples.floor);
   const sd = summarize(samples.shimSeccomp);
+  const hr = summarize(samples.handlerRunc);
   const shimRssKiB = shimRss.reduce((x, y) => x + y, 0) / Math.max(1, shimRss.length);
   const row = (name: string, x: typeof a) => ({
     name,
@@ -318,6 +335,7 @@ export async function run(): Promise<BenchReport> {
       row("(4) floor: unshare --pid --mount --fork /bin/true", fl),
       row("(5) grove-runtime-node run", cn),
       row("(6) grove-shim with Grove's default seccomp filter", sd),
+      row("(7) (6) through the runc runtime handler", hr),
       { name: "grove-shim RSS per container (KiB)", p50_ms: shimRssKiB },
       { name: `grove-agent RSS, ${AGENT_CONTAINERS} containers (MiB)`, p50_ms: agentRssMiB },
     ],
@@ -332,6 +350,8 @@ export async function run(): Promise<BenchReport> {
       runc_stderr_lines: [...runcStderr.values()].reduce((x, y) => x + y, 0),
       runc_stderr: JSON.stringify(Object.fromEntries(runcStderr)),
       shim_default_seccomp_median_ms: sd.p50,
+      handler_runc_median_ms: hr.p50,
+      handler_runc_vs_native_ratio: hr.p50 / sd.p50,
       addon_median_ms: a.p50,
       addon_p99_ms: a.p99,
       cli_median_ms: c.p50,

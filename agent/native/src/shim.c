@@ -41,6 +41,7 @@
 #include "exec.h"
 #include "shim.h"
 #include "shim_protocol.h"
+#include "shim_runtime.h"
 #include "util.h"
 
 #define MAX_CLIENTS 32
@@ -100,6 +101,7 @@ struct client
 };
 
 static struct config cfg;
+static grove_shim_runtime_t handler; /* a runtime handler instance (shim_runtime.c); path NULL: native */
 static struct client clients[MAX_CLIENTS];
 static grove_cgroup_t cgroup;
 static grove_container_t container;
@@ -163,6 +165,8 @@ shim_key (const char *key, char *val, grove_error_t *err)
                { GROVE_KEY_CGROUP_ROOT, &cfg.cg_root },
                { GROVE_KEY_CGROUP_PARENT, &cfg.cg_parent },
                { GROVE_KEY_NETNS, &cfg.netns } };
+  if (grove_shim_runtime_key (&handler, key, val))
+    return 0;
   for (size_t k = 0; k < sizeof (text) / sizeof (text[0]); k++)
     if (strcmp (key, text[k].key) == 0)
       {
@@ -622,7 +626,7 @@ container_config (grove_container_config_t *cc, int stdio_fd)
 /* Starts the container with its output on pipe_w (and, for OCI create, its
  * init held until "start"); 1 (reported on fd 4) when it failed. */
 static int
-start_container (int pipe_w)
+start_container (int pipe_w, int pipe_r)
 {
   grove_error_t err;
   grove_container_config_t cc;
@@ -636,7 +640,8 @@ start_container (int pipe_w)
       cc.hold_fd = hold_fds[0];
       hold_w = hold_fds[1];
     }
-  if (grove_container_start (&cc, &container, &err) < 0)
+  if (handler.path != NULL ? grove_shim_runtime_start (&handler, cfg.id, pipe_w, pipe_r, &container, &err) < 0
+                           : grove_container_start (&cc, &container, &err) < 0)
     return start_failed (err.errnum, err.msg);
   close (pipe_w);
   if (cc.hold_fd > 0)
@@ -801,9 +806,11 @@ main (int argc, char **argv)
       snprintf (msg, sizeof (msg), "open log %s: %s", cfg.log, strerror (saved));
       return start_failed (saved, msg);
     }
-  if (start_container (pipe_fds[1]) != 0)
+  if (start_container (pipe_fds[1], pipe_fds[0]) != 0)
     return 1;
   serve (sig_fd, &listen_fd, pipe_fds[0]);
+  if (handler.path != NULL)
+    grove_shim_runtime_delete (&handler, cfg.id);
   finish (listen_fd);
   return 0;
 }

@@ -56,6 +56,11 @@
 #define GROVE_KEY_USERNS_IDMAP "userns_idmap" /* "1": show the rootfs through an idmapped mount */
 #define GROVE_KEY_HOLD "hold"                 /* "1": OCI create, the init waits for "start" */
 
+/* grove-shim of a runtime handler instance only (shim_runtime.c). */
+#define GROVE_KEY_RUNTIME "runtime"           /* the OCI runtime's executable */
+#define GROVE_KEY_BUNDLE "bundle"             /* the bundle directory the agent wrote (config.json) */
+#define GROVE_KEY_RUNTIME_ROOT "runtime_root" /* the runtime's --root (its state directory) */
+
 /* grove-shim exec only. */
 #define GROVE_KEY_PID "pid" /* host pid of the container's init */
 #define GROVE_KEY_TTY "tty" /* "1": a new terminal of the container */

@@ -65,6 +65,7 @@ export function containerSpecOf(
     logPath: path.join(dirs.logDir, `${spec.uid}.log`),
   };
   if (spec.workingDir) containerSpec.workingDir = spec.workingDir;
+  if (spec.runtimeClass) containerSpec.runtimeClass = spec.runtimeClass;
   const sec = spec.security;
   if (sec) {
     if (sec.user) containerSpec.user = sec.user;

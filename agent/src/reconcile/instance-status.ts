@@ -8,6 +8,8 @@ export const StatusReason = {
   InvalidRootfs: "InvalidRootfs",
   InvalidUid: "InvalidUid",
   StartFailed: "StartFailed",
+  /** The instance's runtimeClass names no runtime handler of this agent. */
+  UnknownRuntimeClass: "UnknownRuntimeClass",
   OOMKilled: "OOMKilled",
   Completed: "Completed",
   Error: "Error",

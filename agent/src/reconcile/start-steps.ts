@@ -16,9 +16,11 @@
 // A step that fails throws a StartFailure naming the status reason; the
 // instance then ends FAILED with it and what is held is released.
 import * as fs from "node:fs/promises";
+import * as os from "node:os";
 import * as path from "node:path";
 import type { InstanceSpec__Output } from "@grove/proto";
 import type { ContainerHandle, ContainerSpec } from "../runtime/types";
+import { RuntimeError } from "../runtime/errors";
 import type { InstanceNetwork } from "../network/manager";
 import { hostsFile, resolvConfFor, writeEtcFiles } from "../network/etc-files";
 import { HostPortRefusedError } from "../network/host-ports";
@@ -264,6 +266,10 @@ function container(core: ReconcilerCore): PrepareStep<StartContext> {
         ctx.handle = await core.runtime.start(containerSpec);
       } catch (error) {
         core.log.warn({ uid: spec.uid, err: error }, "instance failed to start");
+        if (error instanceof RuntimeError && error.code === "UNKNOWN_RUNTIME_CLASS") {
+          const node = core.options.nodeName ?? os.hostname();
+          throw new StartFailure(StatusReason.UnknownRuntimeClass, `${error.message} on node ${node}`);
+        }
         throw new StartFailure(StatusReason.StartFailed, errorMessage(error));
       }
     },

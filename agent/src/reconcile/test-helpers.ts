@@ -30,6 +30,7 @@ export function spec(uid: string, overrides: Partial<InstanceSpec__Output> = {})
     startupCheck: null,
     livenessCheck: null,
     readinessCheck: null,
+    runtimeClass: "",
     ...overrides,
   };
 }

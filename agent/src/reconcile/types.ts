@@ -58,6 +58,8 @@ export interface ReconcilerOptions {
    */
   onReleased?: (status: InstanceStatus) => void;
   logger?: Logger;
+  /** This node's name, for messages that name it (default: the host name). */
+  nodeName?: string;
   /** Distinct uids synced at the same time (default 16). */
   concurrency?: number;
   /** Backoff of a failing sync: first delay, doubling up to the max (default 200 ms .. 30 s). */

@@ -9,7 +9,8 @@ export type RuntimeErrorCode =
   | "CONTAINER_NOT_RUNNING" // exec in a container that has exited (or is frozen)
   | "NATIVE_NOT_BUILT" // the addon's .node file is missing
   | "START_FAILED" // the kernel or the exec refused (message says why)
-  | "CGROUP_FAILED"; // creating, signalling or removing cgroups failed
+  | "CGROUP_FAILED" // creating, signalling or removing cgroups failed
+  | "UNKNOWN_RUNTIME_CLASS"; // spec.runtimeClass names no handler of this runtime
 
 export class RuntimeError extends Error {
   override readonly name = "RuntimeError";

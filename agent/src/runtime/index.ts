@@ -35,3 +35,11 @@ export {
   type SpecRecord,
 } from "./shim-protocol";
 export { FakeRuntime, type FakeCall, type FakeContainer, type FakeRuntimeOptions } from "./fake";
+export {
+  defaultRuntimeHandlers,
+  parseRuntimeHandler,
+  GROVE_RUNTIME_PATH,
+  RUNTIME_CLASS_PATTERN,
+  type RuntimeHandlers,
+} from "./runtime-handlers";
+export { ociConfig, writeBundle } from "./oci-bundle";

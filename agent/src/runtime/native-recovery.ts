@@ -10,6 +10,7 @@ import type { NativeBinding } from "./native-binding";
 import { exitFromRecord, readRecord, shimCall, type CgroupRef, type ShimStateAnswer } from "./shim-protocol";
 import type { ContainerExit, ContainerHandle, RecoveredContainer } from "./types";
 import { CONTAINER_ID_PATTERN } from "./validate";
+import { removeHandlerCgroups } from "./runtime-handlers";
 
 const SIGKILL = 9;
 
@@ -106,6 +107,7 @@ async function discard(h: RecoveryHost, id: string): Promise<void> {
     try {
       await h.native.killCgroup(mode, root, parent, id, SIGKILL);
       await h.native.removeCgroup(mode, root, parent, id);
+      await removeHandlerCgroups(h.cgroup, id);
     } catch {
       // cleanupStale() retries cgroups
     }

@@ -46,6 +46,8 @@ import {
 } from "./shim-protocol";
 import { shimConfig } from "./spec-to-shim";
 import { loadContainer, recoverAll, type RecoveryHost } from "./native-recovery";
+import { removeHandlerCgroups, shimHandler, type RuntimeHandlers } from "./runtime-handlers";
+import { writeBundle } from "./oci-bundle";
 
 export { shimRequest } from "./shim-protocol";
 
@@ -78,6 +80,8 @@ export interface NativeRuntimeOptions {
    * a container it never recorded).
    */
   pauseInStartMs?: number;
+  /** runtimeClass name -> OCI runtime executable (runtime-handlers.ts); none by default. */
+  handlers?: RuntimeHandlers;
 }
 
 interface Entry {
@@ -101,6 +105,7 @@ export class NativeRuntime implements ContainerRuntime {
   readonly shimPath: string;
   private readonly logMaxBytes: number;
   private readonly pauseInStartMs: number;
+  readonly handlers: RuntimeHandlers;
   private readonly native: NativeBinding;
   private readonly containers = new Map<string, Entry>();
   /** Ids between validation and the end of start(), so a concurrent start of the same id fails. */
@@ -121,6 +126,7 @@ export class NativeRuntime implements ContainerRuntime {
     this.shimPath = opts.shimPath ?? SHIM_PATH;
     this.logMaxBytes = opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
     this.pauseInStartMs = opts.pauseInStartMs ?? 0;
+    this.handlers = { ...(opts.handlers ?? {}) };
     this.cgroupMode = opts.cgroupMode ?? this.native.detectCgroupMode(this.cgroupRoot);
     this.host = {
       stateDir: this.stateDir,
@@ -206,6 +212,7 @@ export class NativeRuntime implements ContainerRuntime {
       cgroup: { mode: this.cgroupMode, root: this.cgroupRoot, parent: this.cgroupParent },
       logMaxBytes: this.logMaxBytes,
       hold,
+      handler: shimHandler(this.handlers, spec, this.containerDir(spec.id), hold),
     });
     this.starting.add(spec.id);
     try {
@@ -229,6 +236,7 @@ export class NativeRuntime implements ContainerRuntime {
       await fs.promises.rm(dir, { recursive: true, force: true });
       await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
       await writeRecord(dir, "spec.json", { spec, createdAtMs: Date.now() });
+      if (config.handler) await writeBundle(config.handler.bundle, spec, this.host.cgroup);
       started = await this.native.startShim(this.shimPath, id, encodeShimConfig(config).flat());
     } catch (err) {
       await this.removeCgroupQuietly(id);
@@ -462,6 +470,7 @@ export class NativeRuntime implements ContainerRuntime {
       } catch (err) {
         throw wrapNative(err, "CGROUP_FAILED");
       }
+      await removeHandlerCgroups(this.host.cgroup, id);
       await fs.promises.rm(this.containerDir(id), { recursive: true, force: true });
     }
     return stale;
@@ -480,6 +489,7 @@ export class NativeRuntime implements ContainerRuntime {
     } catch (err) {
       throw wrapNative(err, "CGROUP_FAILED");
     }
+    await removeHandlerCgroups(this.host.cgroup);
     try {
       await fs.promises.rmdir(this.stateDir);
     } catch {

@@ -32,6 +32,7 @@ const config: ShimConfig = {
     idmapRootfs: true,
   },
   hold: true,
+  handler: { runtime: "/usr/sbin/runc", bundle: "/run/grove/web-1/bundle", root: "/run/grove/web-1/runtime" },
   process: {
     caps: "1234",
     seccomp: "unconfined",

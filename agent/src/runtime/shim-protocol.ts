@@ -52,6 +52,10 @@ export const WIRE_KEYS = {
   gidMap: "gid_map",
   idmapRootfs: "userns_idmap",
   hold: "hold",
+  // grove-shim of a runtime handler instance only (shim_runtime.c)
+  runtime: "runtime",
+  bundle: "bundle",
+  runtimeRoot: "runtime_root",
   // grove-shim exec only
   pid: "pid",
   tty: "tty",
@@ -119,7 +123,19 @@ export interface ShimConfig {
   userNamespace: ShimUserNamespace | null;
   /** OCI create: the init waits before execve until the shim is asked to "start". */
   hold: boolean;
+  /** A runtime handler instance: the OCI runtime grove-shim drives instead of the core. */
+  handler?: ShimHandler | null;
   process: ProcessConfig;
+}
+
+/** What grove-shim needs to run a container through an OCI runtime's command line. */
+export interface ShimHandler {
+  /** The runtime's executable. */
+  runtime: string;
+  /** The bundle directory (config.json). */
+  bundle: string;
+  /** The runtime's --root. */
+  root: string;
 }
 
 /** The exec helper's configuration (`grove-shim exec`, agent/native/src/exec.c). */
@@ -213,6 +229,10 @@ const SHIM: Table<ShimConfig> = {
     }),
   ),
   hold: flag(K.hold),
+  handler: (v) =>
+    v === undefined || v === null
+      ? []
+      : record<ShimHandler>({ runtime: text(K.runtime), bundle: text(K.bundle), root: text(K.runtimeRoot) })(v),
   process: record(PROCESS),
 };
 

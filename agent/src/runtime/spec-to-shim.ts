@@ -3,7 +3,7 @@
 // capability names to a mask, rlimit names to numbers (RLIMIT_NOFILE
 // defaults to defaultNofile()), the user to ids read from the rootfs.
 import { RuntimeError } from "./errors";
-import type { CgroupRef, ProcessConfig, ShimConfig } from "./shim-protocol";
+import type { CgroupRef, ProcessConfig, ShimConfig, ShimHandler } from "./shim-protocol";
 import { capabilityMask, capabilitySet, defaultNofile, RLIMITS, resolveUser, rlimitNumber } from "./security";
 import type { ContainerSpec } from "./types";
 
@@ -48,6 +48,8 @@ export interface ShimPlacement {
   logMaxBytes: number;
   /** OCI create: hold the init before execve until startCreated(). */
   hold: boolean;
+  /** A runtime handler instance (runtime-handlers.ts); null: the native path. */
+  handler?: ShimHandler | null;
 }
 
 /** grove-shim's configuration for a validated spec. */
@@ -75,6 +77,7 @@ export function shimConfig(spec: ContainerSpec, at: ShimPlacement): ShimConfig {
         ? null
         : { uidMap: userns.uidMap, gidMap: userns.gidMap, idmapRootfs: userns.idmapRootfs !== false },
     hold: at.hold,
+    handler: at.handler ?? null,
     process: { ...processSecurity(spec), args: spec.command, env: envList(spec.env) },
   };
 }

@@ -83,6 +83,14 @@ export interface ContainerSpec {
    * /proc/self/cgroup shows "/".
    */
   hostCgroupNamespace?: boolean;
+  /**
+   * Run the container through the OCI runtime this name maps to in the
+   * runtime's handlers (NativeRuntimeOptions.handlers; e.g. "runc"): the
+   * agent writes a bundle and grove-shim drives the runtime's command line.
+   * Unset: the native path. A name without a handler fails the start with
+   * UNKNOWN_RUNTIME_CLASS.
+   */
+  runtimeClass?: string;
 }
 
 /** Container ids [containerId, containerId + size) are host ids [hostId, hostId + size). */

@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { constants as osConstants } from "node:os";
 
 import { RuntimeError } from "./errors";
+import { RUNTIME_CLASS_PATTERN } from "./runtime-handlers";
 import type { ContainerSpec } from "./types";
 
 export const CONTAINER_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -61,6 +62,13 @@ export function validateSpec(spec: ContainerSpec, opts: ValidateOptions): void {
       invalid(`usersFrom ${JSON.stringify(spec.usersFrom)} must be an absolute path`);
     }
     noNul("usersFrom", spec.usersFrom);
+  }
+
+  if (
+    spec.runtimeClass !== undefined &&
+    (typeof spec.runtimeClass !== "string" || !RUNTIME_CLASS_PATTERN.test(spec.runtimeClass))
+  ) {
+    invalid(`runtimeClass ${JSON.stringify(spec.runtimeClass)} must match ${RUNTIME_CLASS_PATTERN}`);
   }
 
   if (!Array.isArray(spec.command) || spec.command.length === 0) invalid("command must be a non-empty array");

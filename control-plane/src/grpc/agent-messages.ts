@@ -102,6 +102,7 @@ function specOf(i: Instance, env: Record<string, string>): InstanceSpec {
           },
         }
       : {}),
+    ...(i.spec.runtimeClass !== undefined ? { runtimeClass: i.spec.runtimeClass } : {}),
     ...checksFor(i),
     ...(i.spec.image
       ? { image: i.spec.image, imagePullSecret: i.spec.imagePullSecret ?? "", entrypoint: i.spec.entrypoint ?? [] }

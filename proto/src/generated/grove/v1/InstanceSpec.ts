@@ -29,6 +29,7 @@ export interface InstanceSpec {
   'startupCheck'?: (_grove_v1_HealthCheck | null);
   'livenessCheck'?: (_grove_v1_HealthCheck | null);
   'readinessCheck'?: (_grove_v1_HealthCheck | null);
+  'runtimeClass'?: (string);
 }
 
 export interface InstanceSpec__Output {
@@ -53,4 +54,5 @@ export interface InstanceSpec__Output {
   'startupCheck': (_grove_v1_HealthCheck__Output | null);
   'livenessCheck': (_grove_v1_HealthCheck__Output | null);
   'readinessCheck': (_grove_v1_HealthCheck__Output | null);
+  'runtimeClass': (string);
 }

@@ -1,0 +1,172 @@
+// Runtime handlers end to end (docs/runtime.md, "Runtime handlers"): on one
+// harness host (its own network namespace, CNI networking), an App with
+// `runtimeClass: runc` runs through Debian's runc, driven by grove-shim from
+// the bundle the agent writes, next to an App on the native path. For both:
+// logs, exec, stats, the CNI network namespace, and an agent killed with
+// SIGKILL and started again adopting the container and reporting its exit.
+// An unknown class fails naming the class and the node; a malformed one is
+// refused by the API naming the field.
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { GroveClient, type App, type Instance } from "@grove/api";
+import { HostCluster, type Host } from "./harness/hosts";
+import { runCli, waitFor } from "./harness/processes";
+
+const RUNC = "/usr/sbin/runc";
+
+function app(name: string, runtimeClass?: string): App {
+  return {
+    apiVersion: "grove/v1",
+    kind: "App",
+    metadata: { name, namespace: "default" },
+    spec: {
+      rootfs: "busybox",
+      command: ["/bin/sh", "-c", `echo hello from ${name}; exec sleep 100000`],
+      instances: 1,
+      stopGracePeriodSeconds: 1,
+      ...(runtimeClass !== undefined ? { runtimeClass } : {}),
+    },
+  };
+}
+
+interface Seen {
+  uid: string;
+  pid: number;
+  ip: string;
+  startedAt: string;
+}
+
+/** The Running instance of an App with its pid and IP (pid differing from `not`, when given). */
+async function running(client: GroveClient, name: string, not?: number): Promise<Seen> {
+  return waitFor(
+    `${name}-0 to run${not !== undefined ? ` with a pid other than ${not}` : ""}`,
+    async () => {
+      const i: Instance = await client.get("Instance", `${name}-0`, "default").catch(() => undefined as never);
+      const s = i?.status;
+      if (s?.state !== "Running" || !s.pid || !s.ip || s.pid === not) return undefined;
+      return { uid: i.metadata.uid ?? "", pid: s.pid, ip: s.ip, startedAt: s.startedAt ?? "" };
+    },
+    90_000,
+  );
+}
+
+/** runc's view of a container the agent started through it (its --root is in the container's state directory). */
+function runcState(host: Host, uid: string): { status: string; pid: number } | undefined {
+  const root = path.join("/run/grove", host.cgroupParent, uid, "runtime");
+  if (!fs.existsSync(root)) return undefined;
+  return JSON.parse(execFileSync(RUNC, ["--root", root, "state", uid], { encoding: "utf8" })) as {
+    status: string;
+    pid: number;
+  };
+}
+
+function parentOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+}
+
+function comm(pid: number): string {
+  return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+}
+
+describe("runtime handlers: an App under runtimeClass runc next to the native path", () => {
+  let cluster: HostCluster;
+  let client: GroveClient;
+  let host: Host;
+  let env: NodeJS.ProcessEnv;
+  const seen = new Map<string, Seen>();
+
+  beforeAll(async () => {
+    cluster = await HostCluster.start({ hosts: 1 });
+    client = new GroveClient({ server: cluster.server!.url, token: cluster.server!.adminToken });
+    host = cluster.host("h1");
+    env = { GROVE_SERVER: cluster.server!.url, GROVE_TOKEN: cluster.server!.adminToken, HOME: cluster.dir };
+    await client.apply(app("viarunc", "runc"));
+    await client.apply(app("native"));
+    for (const name of ["viarunc", "native"]) seen.set(name, await running(client, name));
+  }, 180_000);
+
+  afterAll(async () => {
+    await cluster?.destroy();
+  }, 120_000);
+
+  it("starts the runc instance through runc, with grove-shim as the container's parent", () => {
+    const r = seen.get("viarunc")!;
+    expect(runcState(host, r.uid)).toMatchObject({ status: "running", pid: r.pid });
+    expect(comm(parentOf(r.pid))).toBe("grove-shim");
+    // The native instance never touched runc, and has the same kind of parent.
+    const n = seen.get("native")!;
+    expect(runcState(host, n.uid)).toBeUndefined();
+    expect(comm(parentOf(n.pid))).toBe("grove-shim");
+  });
+
+  it.each(["viarunc", "native"])("%s: logs, exec in the CNI network namespace, stats", async (name) => {
+    const s = seen.get(name)!;
+    await waitFor(`${name}'s log line`, async () => {
+      const r = await runCli(["logs", `${name}/0`], env);
+      return r.stdout.includes(`hello from ${name}\n`);
+    });
+    // exec joins the container's namespaces: its network one is the CNI one holding the instance's IP.
+    const ex = await runCli(
+      ["exec", `${name}/0`, "--", "sh", "-c", "cat /proc/net/fib_trie; echo exit-with 7; exit 7"],
+      env,
+    );
+    expect({ code: ex.code, ip: ex.stdout.includes(`|-- ${s.ip}\n`) }).toEqual({ code: 7, ip: true });
+    const stats = await client.instanceStats(`${name}-0`, "default");
+    expect(stats.pids).toBeGreaterThanOrEqual(1);
+    expect(stats.memoryBytes).toBeGreaterThan(0);
+    expect(stats.cpuUsageNs).toBeGreaterThan(0);
+  });
+
+  it("an agent killed with SIGKILL and started again adopts both containers and reports their exits", async () => {
+    await host.agent!.kill9();
+    for (const s of seen.values()) process.kill(s.pid, 0); // outlived the agent
+    await cluster.startAgent(host);
+    for (const name of ["viarunc", "native"]) {
+      const s = seen.get(name)!;
+      const again = await running(client, name);
+      expect(again).toEqual(s); // adopted, not restarted
+      const ex = await runCli(["exec", `${name}/0`, "--", "echo", "still-here"], env);
+      expect(ex).toMatchObject({ code: 0, stdout: "still-here\n" });
+      expect((await client.instanceStats(`${name}-0`, "default")).pids).toBeGreaterThanOrEqual(1);
+    }
+    // The exit of an adopted container reaches the control plane (its shim reports it): it is replaced.
+    const r = seen.get("viarunc")!;
+    process.kill(r.pid, "SIGKILL");
+    const next = await running(client, "viarunc", r.pid);
+    expect(runcState(host, next.uid)).toMatchObject({ status: "running", pid: next.pid });
+    // Its shim ran runc delete and the agent removed the container: no runc state, no cgroup left in any hierarchy.
+    await waitFor("the ended container's runc state and cgroups to go", async () =>
+      runcState(host, r.uid) === undefined &&
+      fs
+        .readdirSync("/sys/fs/cgroup")
+        .every((h) => !fs.existsSync(path.join("/sys/fs/cgroup", h, host.cgroupParent, r.uid)))
+        ? true
+        : undefined,
+    );
+  });
+
+  it("an unknown runtimeClass fails naming the class and the node; a malformed one is refused naming the field", async () => {
+    await client.apply(app("nohandler", "no-such-runtime"));
+    const failed = await waitFor(
+      "nohandler-0 to fail",
+      async () => {
+        const i = await client.get("Instance", "nohandler-0", "default").catch(() => undefined);
+        return i?.status?.reason === "UnknownRuntimeClass" ? i.status : undefined;
+      },
+      60_000,
+    );
+    expect(failed.message).toContain("runtimeClass no-such-runtime has no handler here");
+    expect(failed.message).toContain(`on node ${host.name}`);
+    await client.delete("App", "nohandler", "default");
+
+    const bad = (await client.apply(app("badclass", "Not_A_Label")).catch((e: unknown) => e)) as {
+      code?: string;
+      details?: Array<{ path: string; message: string }>;
+    };
+    expect(bad.code).toBe("ValidationFailed");
+    expect(bad.details?.find((d) => d.path === "/spec/runtimeClass")?.message).toMatch(/pattern/);
+    await expect(client.get("App", "badclass", "default")).rejects.toMatchObject({ code: "NotFound" });
+  });
+});
