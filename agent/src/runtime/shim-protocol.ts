@@ -52,6 +52,11 @@ export const WIRE_KEYS = {
   gidMap: "gid_map",
   idmapRootfs: "userns_idmap",
   hold: "hold",
+  // grove-shim, written by the static grove-runtime only (OCI bundles; no ShimConfig field)
+  oomScoreAdj: "oom_score_adj",
+  umask: "umask",
+  noNewPrivs: "no_new_privs",
+  sysctl: "sysctl",
   // grove-shim exec only
   pid: "pid",
   tty: "tty",
