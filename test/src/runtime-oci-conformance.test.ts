@@ -419,7 +419,7 @@ describe("grove-runtime vs runc on the same bundle", () => {
     expect(hostNet.code).toBe(0); // runc shares the host's
   });
 
-  it("mounts: bind read-only and read-write as runc; tmpfs refused naming the mount", () => {
+  it("mounts: bind read-only and read-write, tmpfs with options as runc; other types refused naming the mount", () => {
     const share = path.join(tmp, "share");
     const out = expectSame((c) => {
       c.mounts.push({ destination: "/data", type: "bind", source: share, options: ["rbind", "ro"] });
@@ -431,14 +431,20 @@ describe("grove-runtime vs runc on the same bundle", () => {
     }, "echo $$ >> /data/written && echo wrote");
     expect(rw).toBe("wrote\n");
     expect(fs.readFileSync(path.join(share, "written"), "utf8")).toBe("1\n1\n");
-    const tmpfs = expectRefused(
-      (c) => {
-        c.mounts.push({ destination: "/scratch", type: "tmpfs", source: "tmpfs", options: ["size=1m", "mode=1777"] });
-      },
-      "config.json mounts[7]: mounting /scratch (type tmpfs) is not supported",
-      "grep ' /scratch ' /proc/self/mounts | cut -d' ' -f3",
+    // tmpfs with its options (flags and the filesystem's own), read-only too.
+    const tmpfs = expectSame((c) => {
+      const scratch = ["nosuid", "nodev", "size=1m", "mode=750"];
+      c.mounts.push({ destination: "/scratch", type: "tmpfs", source: "tmpfs", options: scratch });
+      c.mounts.push({ destination: "/frozen", type: "tmpfs", source: "tmpfs", options: ["ro", "noexec"] });
+    }, "grep -E ' /(scratch|frozen) ' /proc/self/mounts; stat -c %a /scratch; echo x > /scratch/f && echo wrote; " + "(echo x > /frozen/f) 2>/dev/null || echo read-only");
+    expect(tmpfs).toBe(
+      "tmpfs /scratch tmpfs rw,nosuid,nodev,relatime,size=1024k,mode=750 0 0\n" +
+        "tmpfs /frozen tmpfs ro,noexec,relatime 0 0\n750\nwrote\nread-only\n",
     );
-    expect(tmpfs.out).toBe("tmpfs\n");
+    expectRefused(
+      (c) => c.mounts.push({ destination: "/q", type: "mqueue", source: "mqueue" }),
+      "config.json mounts[7]: mounting /q (type mqueue) is not supported",
+    );
     expectRefused((c) => {
       c.mounts.push({ destination: "/data", type: "bind", source: share, options: ["rbind", "nosuid"] });
     }, "config.json mounts[7].options[1]: nosuid is not supported on a bind mount");
@@ -726,8 +732,8 @@ describe("the TypeScript grove-runtime on the same bundles", () => {
         "config.json linux.devices[0]: creating /dev/fuse is not supported",
       ],
       [
-        (c) => c.mounts.push({ destination: "/scratch", type: "tmpfs", source: "tmpfs" }),
-        "config.json mounts[7]: mounting /scratch (type tmpfs) is not supported",
+        (c) => c.mounts.push({ destination: "/scratch", type: "mqueue", source: "mqueue" }),
+        "config.json mounts[7]: mounting /scratch (type mqueue) is not supported",
       ],
       [
         (c) => (c.linux.namespaces = c.linux.namespaces.filter((n) => n.type !== "pid")),
@@ -761,6 +767,10 @@ describe("the TypeScript grove-runtime on the same bundles", () => {
       [(c) => (c.process.user = { uid: 0, gid: 0, umask: 18 }), "config.json process.user.umask: is applied by"],
       [(c) => (c.linux.sysctl = { "net.ipv4.ip_forward": "1" }), "config.json linux.sysctl: is applied by"],
       [(c) => (c.process.noNewPrivileges = false), "config.json process.noNewPrivileges: is applied by"],
+      [
+        (c) => c.mounts.push({ destination: "/s", type: "tmpfs", source: "tmpfs" }),
+        "config.json mounts: is applied by",
+      ],
     ];
     for (const [edit, message] of staticOnly) {
       writeConfig(edit);

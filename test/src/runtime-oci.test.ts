@@ -150,7 +150,7 @@ describe.each(IMPLEMENTATIONS)("grove-runtime (OCI command line), %s", (name, co
 
   it("refuses what it cannot honour, naming the field, and leaves nothing", () => {
     writeConfig((c) => {
-      c.mounts = [{ destination: "/data", type: "tmpfs", source: "tmpfs", options: ["size=1m"] }];
+      c.mounts = [{ destination: "/data", type: "overlay", source: "overlay", options: ["lowerdir=/a"] }];
     });
     const r = grove("create", "--bundle", bundle, "bad");
     expect(r.code).toBe(1);

@@ -304,6 +304,27 @@ child_open_beneath (struct child_args *a, int root_fd, const char *rel, const ch
   return fd;
 }
 
+/* A new filesystem (tmpfs) on directory `name` of parent (made when
+ * missing; never a symlink), through its O_PATH fd as the bind mounts. */
+static void
+child_fs_mount (struct child_args *a, const grove_mount_t *m, int parent, const char *name)
+{
+  char dst_path[64];
+  struct stat st;
+  int target;
+  if (mkdirat (parent, name, 0755) < 0 && errno != EEXIST)
+    child_fail (a, errno, "create mount destination", m->destination);
+  target = openat (parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (target < 0 || fstat (target, &st) < 0)
+    child_fail (a, errno, "open mount destination", m->destination);
+  if (!S_ISDIR (st.st_mode))
+    child_fail (a, ENOTDIR, "mount destination is not a directory:", m->destination);
+  fd_path (dst_path, sizeof (dst_path), target);
+  if (mount (m->source, dst_path, m->fstype, m->flags, m->data) < 0)
+    child_fail (a, errno, "mount a new filesystem on", m->destination);
+  close (target);
+}
+
 /* Before pivot_root: bind-mounts each source onto its destination resolved
  * inside the rootfs, through /proc/self/fd/N of O_PATH fds so that no path is
  * resolved twice. (The source is opened here: a bind mount's source must be in
@@ -341,6 +362,12 @@ child_bind_mounts (struct child_args *a)
       dir[dlen] = '\0';
       dest = a->mounts[i].destination;
       parent = child_open_beneath (a, root_fd, dir, dest);
+      if (a->mounts[i].fstype != NULL)
+        {
+          child_fs_mount (a, &a->mounts[i], parent, name);
+          close (parent);
+          continue;
+        }
       target = openat (parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
       if (target < 0 && errno == ENOENT)
         {
@@ -669,6 +696,8 @@ child_enter_rootfs (struct child_args *a, int rootfs_tree)
       close (root);
       for (size_t i = 0; i < a->nmounts; i++)
         {
+          if (a->mounts[i].fstype != NULL)
+            continue;
           a->mount_src_fd[i] = open (a->mounts[i].source, O_PATH | O_CLOEXEC);
           if (a->mount_src_fd[i] < 0)
             child_fail (a, errno, "open mount source", a->mounts[i].source);
@@ -981,6 +1010,12 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
     {
       const grove_mount_t *m = &cfg->mounts[i];
       struct stat st;
+      if (m->fstype != NULL)
+        {
+          if (m->source == NULL || m->destination == NULL || m->destination[0] != '/')
+            return grove_error_set (err, EINVAL, "mount %zu: a source and an absolute destination are required", i);
+          continue;
+        }
       if (m->source == NULL || m->source[0] != '/' || m->destination == NULL || m->destination[0] != '/')
         return grove_error_set (err, EINVAL, "mount %zu: source and destination must be absolute paths", i);
       if (stat (m->source, &st) < 0)

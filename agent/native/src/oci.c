@@ -291,6 +291,13 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
       grove_config_put (mem, GROVE_KEY_MOUNT_SRC, b.mounts[k].source);
       grove_config_put (mem, GROVE_KEY_MOUNT_DST, b.mounts[k].destination);
       grove_config_put (mem, GROVE_KEY_MOUNT_RO, b.mounts[k].readonly ? "1" : "0");
+      if (b.mounts[k].fstype != NULL)
+        {
+          grove_config_put (mem, GROVE_KEY_MOUNT_TYPE, b.mounts[k].fstype);
+          snprintf (num, sizeof (num), "%lu", b.mounts[k].flags);
+          grove_config_put (mem, GROVE_KEY_MOUNT_FLAGS, num);
+          grove_config_put (mem, GROVE_KEY_MOUNT_DATA, b.mounts[k].data != NULL ? b.mounts[k].data : "");
+        }
     }
   if (b.cc.oom_score_adj_set)
     {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 
 #include "util.h"
@@ -345,7 +346,60 @@ read_root (const struct reader *r, const char *id, grove_error_t *err)
   return 0;
 }
 
-/* One entry of mounts: a bind mount (kept), one Grove makes itself (skipped), or refused. */
+/* A tmpfs: its options as mount(2) flags and the filesystem's data
+ * (size=, mode=, uid=, gid=, nr_inodes=, ...; the kernel judges those). */
+static int
+read_tmpfs_mount (const struct reader *r, int k, int opts, char **dst, grove_error_t *err)
+{
+  static const struct
+  {
+    const char *name;
+    unsigned long set, clear;
+  } flags[] = { { "ro", MS_RDONLY, 0 },       { "rw", 0, MS_RDONLY },         { "nosuid", MS_NOSUID, 0 },
+                { "suid", 0, MS_NOSUID },     { "nodev", MS_NODEV, 0 },       { "dev", 0, MS_NODEV },
+                { "noexec", MS_NOEXEC, 0 },   { "exec", 0, MS_NOEXEC },       { "sync", MS_SYNCHRONOUS, 0 },
+                { "async", 0, MS_SYNCHRONOUS }, { "noatime", MS_NOATIME, 0 }, { "nodiratime", MS_NODIRATIME, 0 },
+                { "relatime", MS_RELATIME, 0 }, { "strictatime", MS_STRICTATIME, 0 } };
+  grove_oci_bundle_t *b = r->b;
+  grove_mount_t m = { .fstype = "tmpfs" };
+  FILE *data;
+  char *text = NULL;
+  size_t len = 0;
+  if (b->cc.nmounts == GROVE_MAX_MOUNTS)
+    REFUSE ("config.json mounts: at most %d mounts", GROVE_MAX_MOUNTS);
+  if ((data = open_memstream (&text, &len)) == NULL)
+    return grove_error_set (err, errno, "config.json mounts[%d]", k);
+  for (int o = 0; opts >= 0 && o < r->t[opts].size; o++)
+    {
+      cleanup_free char *opt = grove_json_str (r->s, r->t, grove_json_at (r->t, opts, o));
+      size_t f = 0;
+      while (opt != NULL && f < N_OF (flags) && strcmp (flags[f].name, opt) != 0)
+        f++;
+      if (opt == NULL || strchr (opt, ',') != NULL)
+        {
+          fclose (data);
+          free (text);
+          REFUSE ("config.json mounts[%d].options[%d]: must be a string without a comma", k, o);
+        }
+      if (f < N_OF (flags))
+        m.flags = (m.flags & ~flags[f].clear) | flags[f].set;
+      else
+        fprintf (data, "%s%s", ftell (data) > 0 ? "," : "", opt);
+    }
+  fclose (data);
+  m.source = strdup ("tmpfs");
+  m.destination = *dst;
+  m.data = text;
+  m.readonly = (m.flags & MS_RDONLY) != 0;
+  *dst = NULL; /* the mount owns it */
+  b->mounts[b->cc.nmounts++] = m;
+  if (m.source == NULL || m.data == NULL)
+    return grove_error_set (err, ENOMEM, "config.json mounts[%d]", k);
+  static_only (b, "mounts");
+  return 0;
+}
+
+/* One entry of mounts: a bind mount (kept), a tmpfs, one Grove makes itself (skipped), or refused. */
 static int
 read_mount (const struct reader *r, int k, grove_error_t *err)
 {
@@ -367,9 +421,11 @@ read_mount (const struct reader *r, int k, grove_error_t *err)
     }
   if (dst == NULL || dst[0] != '/')
     REFUSE ("config.json mounts[%d].destination: must be an absolute path", k);
+  if (!bind && type != NULL && strcmp (type, "tmpfs") == 0)
+    return read_tmpfs_mount (r, k, opts, &dst, err);
   if (!bind)
-    REFUSE ("config.json mounts[%d]: mounting %s (type %s) is not supported: grove-runtime makes bind mounts and "
-            "its own /proc, /dev, /sys",
+    REFUSE ("config.json mounts[%d]: mounting %s (type %s) is not supported: grove-runtime makes bind and tmpfs "
+            "mounts and its own /proc, /dev, /sys",
             k, dst, type != NULL ? type : "none");
   for (int o = 0; opts >= 0 && o < r->t[opts].size; o++)
     {
@@ -388,7 +444,7 @@ read_mount (const struct reader *r, int k, grove_error_t *err)
     REFUSE ("config.json mounts: at most %d bind mounts", GROVE_MAX_MOUNTS);
   if ((abs = in_bundle (r, src)) == NULL)
     return grove_error_set (err, ENOMEM, "config.json mounts[%d]", k);
-  b->mounts[b->cc.nmounts++] = (grove_mount_t){ abs, dst, ro };
+  b->mounts[b->cc.nmounts++] = (grove_mount_t){ .source = abs, .destination = dst, .readonly = ro };
   dst = NULL; /* the mount owns it */
   return 0;
 }
@@ -786,6 +842,7 @@ grove_oci_bundle_free (grove_oci_bundle_t *b)
     {
       free ((char *) b->mounts[i].source);
       free ((char *) b->mounts[i].destination);
+      free ((char *) b->mounts[i].data);
     }
   memset (b, 0, sizeof (*b));
 }

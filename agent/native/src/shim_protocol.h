@@ -62,6 +62,9 @@
 #define GROVE_KEY_UMASK "umask"                 /* octal */
 #define GROVE_KEY_NO_NEW_PRIVS "no_new_privs"   /* "0": leave it unset */
 #define GROVE_KEY_SYSCTL "sysctl"               /* "name=value", one per sysctl */
+#define GROVE_KEY_MOUNT_TYPE "mount_type"       /* after mount_src: a new filesystem of this type (tmpfs) */
+#define GROVE_KEY_MOUNT_FLAGS "mount_flags"     /* its MS_* flags, decimal */
+#define GROVE_KEY_MOUNT_DATA "mount_data"       /* its options (size=1m,mode=1777) */
 
 /* grove-shim exec only. */
 #define GROVE_KEY_PID "pid" /* host pid of the container's init */

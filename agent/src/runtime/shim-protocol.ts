@@ -57,6 +57,9 @@ export const WIRE_KEYS = {
   umask: "umask",
   noNewPrivs: "no_new_privs",
   sysctl: "sysctl",
+  mountType: "mount_type",
+  mountFlags: "mount_flags",
+  mountData: "mount_data",
   // grove-shim exec only
   pid: "pid",
   tty: "tty",
