@@ -312,38 +312,34 @@ describe("grove-runtime vs runc on the same bundle", () => {
       c.process.capabilities = { bounding: three, effective: three, permitted: three };
       c.process.user = { uid: 1000, gid: 1000 };
     }, caps);
-    // Sets that differ from each other: the core gives one set; refused.
-    expectRefused((c) => {
+    // Sets that differ from each other, inheritable filled: applied as given, as runc
+    // (more in runtime-oci-spec.test.ts).
+    expectSame((c) => {
       c.process.capabilities = { bounding: three, effective: ["CAP_CHOWN"], permitted: three };
-    }, "config.json process.capabilities.effective: must equal bounding");
-    expectRefused((c) => {
+    }, caps);
+    expectSame((c) => {
       c.process.capabilities = { bounding: three, effective: three, permitted: three, inheritable: ["CAP_CHOWN"] };
-    }, "config.json process.capabilities.inheritable: must be empty");
+    }, caps);
     expectRefused((c) => {
       c.process.capabilities = { bounding: ["CAP_NO_SUCH"] };
     }, "config.json process.capabilities.bounding[0]: unknown capability CAP_NO_SUCH");
   });
 
-  it("noNewPrivileges: true as runc; false is a documented difference (Grove always sets it)", () => {
+  it("noNewPrivileges: true and false (or absent) as runc", () => {
     expect(expectSame((c) => (c.process.noNewPrivileges = true), "grep NoNewPrivs /proc/self/status")).toBe(
       "NoNewPrivs:\t1\n",
     );
-    writeConfig((c) => {
-      c.process.args = ["/bin/sh", "-c", "grep NoNewPrivs /proc/self/status"];
-      c.process.noNewPrivileges = false;
-    });
-    const both = runBoth();
-    expect(both.runc.out).toBe("NoNewPrivs:\t0\n");
-    expect(both.grove.out).toBe("NoNewPrivs:\t1\n");
+    expect(expectSame((c) => (c.process.noNewPrivileges = false), "grep NoNewPrivs /proc/self/status")).toBe(
+      "NoNewPrivs:\t0\n",
+    );
+    expect(expectSame((c) => delete c.process.noNewPrivileges, "grep NoNewPrivs /proc/self/status")).toBe(
+      "NoNewPrivs:\t0\n",
+    );
   });
 
-  it("hostname; fields grove-runtime does not honour are refused by name", () => {
+  it("hostname; spec fields grove-runtime does not honour are refused by name", () => {
     expect(expectSame(() => undefined, "hostname")).toBe("conformance\n");
     expectRefused((c) => (c.domainname = "example.org"), "config.json domainname: is not supported by grove-runtime");
-    expectRefused(
-      (c) => (c.process.oomScoreAdj = 100),
-      "config.json process.oomScoreAdj: is not supported by grove-runtime",
-    );
     expectRefused(
       (c) => (c.hooks = { prestart: [{ path: "/bin/true" }] }),
       "config.json hooks: is not supported by grove-runtime",
@@ -351,10 +347,6 @@ describe("grove-runtime vs runc on the same bundle", () => {
     expectRefused(
       (c) => (c.linux.rootfsPropagation = "private"),
       "config.json linux.rootfsPropagation: is not supported by grove-runtime",
-    );
-    expectRefused(
-      (c) => (c.process.user = { uid: 0, gid: 0, umask: 18 }),
-      "config.json process.user.umask: is not supported by grove-runtime",
     );
   });
 
@@ -427,7 +419,7 @@ describe("grove-runtime vs runc on the same bundle", () => {
     expect(hostNet.code).toBe(0); // runc shares the host's
   });
 
-  it("mounts: bind read-only and read-write as runc; tmpfs refused naming the mount", () => {
+  it("mounts: bind read-only and read-write, tmpfs with options as runc; other types refused naming the mount", () => {
     const share = path.join(tmp, "share");
     const out = expectSame((c) => {
       c.mounts.push({ destination: "/data", type: "bind", source: share, options: ["rbind", "ro"] });
@@ -439,14 +431,20 @@ describe("grove-runtime vs runc on the same bundle", () => {
     }, "echo $$ >> /data/written && echo wrote");
     expect(rw).toBe("wrote\n");
     expect(fs.readFileSync(path.join(share, "written"), "utf8")).toBe("1\n1\n");
-    const tmpfs = expectRefused(
-      (c) => {
-        c.mounts.push({ destination: "/scratch", type: "tmpfs", source: "tmpfs", options: ["size=1m", "mode=1777"] });
-      },
-      "config.json mounts[7]: mounting /scratch (type tmpfs) is not supported",
-      "grep ' /scratch ' /proc/self/mounts | cut -d' ' -f3",
+    // tmpfs with its options (flags and the filesystem's own), read-only too.
+    const tmpfs = expectSame((c) => {
+      const scratch = ["nosuid", "nodev", "size=1m", "mode=750"];
+      c.mounts.push({ destination: "/scratch", type: "tmpfs", source: "tmpfs", options: scratch });
+      c.mounts.push({ destination: "/frozen", type: "tmpfs", source: "tmpfs", options: ["ro", "noexec"] });
+    }, "grep -E ' /(scratch|frozen) ' /proc/self/mounts; stat -c %a /scratch; echo x > /scratch/f && echo wrote; " + "(echo x > /frozen/f) 2>/dev/null || echo read-only");
+    expect(tmpfs).toBe(
+      "tmpfs /scratch tmpfs rw,nosuid,nodev,relatime,size=1024k,mode=750 0 0\n" +
+        "tmpfs /frozen tmpfs ro,noexec,relatime 0 0\n750\nwrote\nread-only\n",
     );
-    expect(tmpfs.out).toBe("tmpfs\n");
+    expectRefused(
+      (c) => c.mounts.push({ destination: "/q", type: "mqueue", source: "mqueue" }),
+      "config.json mounts[7]: mounting /q (type mqueue) is not supported",
+    );
     expectRefused((c) => {
       c.mounts.push({ destination: "/data", type: "bind", source: share, options: ["rbind", "nosuid"] });
     }, "config.json mounts[7].options[1]: nosuid is not supported on a bind mount");
@@ -523,13 +521,18 @@ describe("grove-runtime vs runc on the same bundle", () => {
     );
   });
 
-  it("linux.sysctl: refused clearly (runc sets it)", () => {
-    const r = expectRefused(
-      (c) => (c.linux.sysctl = { "net.ipv4.ip_forward": "1" }),
-      "config.json linux.sysctl: setting sysctls is not supported by grove-runtime",
-      "cat /proc/sys/net/ipv4/ip_forward",
-    );
-    expect(r.out).toBe("1\n");
+  it("linux.sysctl: those of the container's namespaces as runc; the host's refused by both", () => {
+    expect(
+      expectSame(
+        (c) => (c.linux.sysctl = { "net.ipv4.ip_forward": "1", "kernel.shmmni": "2048", "fs.mqueue.msg_max": "20" }),
+        "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni /proc/sys/fs/mqueue/msg_max",
+      ),
+    ).toBe("1\n2048\n20\n");
+    writeConfig((c) => (c.linux.sysctl = { "vm.swappiness": "10" }));
+    const both = runBoth();
+    expect(both.runc.code).not.toBe(0);
+    expect(both.grove.code).toBe(1);
+    expect(both.grove.err).toContain("config.json linux.sysctl.vm.swappiness: is not a sysctl of the container's");
   });
 
   it("seccomp: a bundle profile is refused (runc applies it); Grove's filter by annotation", () => {
@@ -720,7 +723,7 @@ describe("the TypeScript grove-runtime on the same bundles", () => {
 
   it("refuses the fields the C grove-runtime refuses, with the same messages", () => {
     const refusals: [(c: Config) => void, string][] = [
-      [(c) => (c.linux.sysctl = { "net.ipv4.ip_forward": "1" }), "config.json linux.sysctl: setting sysctls"],
+      [(c) => (c.linux.sysctl = { "vm.swappiness": "10" }), "config.json linux.sysctl.vm.swappiness: is not a sysctl"],
       [(c) => (c.linux.seccomp = { defaultAction: "SCMP_ACT_ALLOW" }), "config.json linux.seccomp: a bundle's own"],
       [(c) => c.linux.maskedPaths.push("/proc/cpuinfo"), "config.json linux.maskedPaths[10]: /proc/cpuinfo is not"],
       [(c) => c.linux.readonlyPaths.push("/proc/loadavg"), "config.json linux.readonlyPaths[5]: /proc/loadavg"],
@@ -729,23 +732,17 @@ describe("the TypeScript grove-runtime on the same bundles", () => {
         "config.json linux.devices[0]: creating /dev/fuse is not supported",
       ],
       [
-        (c) => c.mounts.push({ destination: "/scratch", type: "tmpfs", source: "tmpfs" }),
-        "config.json mounts[7]: mounting /scratch (type tmpfs) is not supported",
-      ],
-      [
-        (c) => (c.process.capabilities = { bounding: ["CAP_CHOWN"], effective: [] }),
-        "config.json process.capabilities.effective: must equal bounding",
-      ],
-      [
-        (c) => (c.process.capabilities = { bounding: ["CAP_KILL"], inheritable: ["CAP_KILL"] }),
-        "config.json process.capabilities.inheritable: must be empty",
+        (c) => c.mounts.push({ destination: "/scratch", type: "mqueue", source: "mqueue" }),
+        "config.json mounts[7]: mounting /scratch (type mqueue) is not supported",
       ],
       [
         (c) => (c.linux.namespaces = c.linux.namespaces.filter((n) => n.type !== "pid")),
         "config.json linux.namespaces: has no pid namespace",
       ],
-      [(c) => (c.hooks = {}), "config.json hooks: is not supported by grove-runtime"],
-      [(c) => (c.process.oomScoreAdj = 1), "config.json process.oomScoreAdj: is not supported by grove-runtime"],
+      [
+        (c) => (c.hooks = { prestart: [{ path: "/bin/true" }] }),
+        "config.json hooks: is not supported by grove-runtime",
+      ],
       [
         (c) => (c.linux.resources.memory = { limit: 1 << 26, swap: 1 << 27 }),
         "config.json linux.resources.memory.swap: is not supported by grove-runtime",
@@ -755,6 +752,32 @@ describe("the TypeScript grove-runtime on the same bundles", () => {
     const devices = node("create", "--bundle", bundle, ids().g);
     expect(devices.code).toBe(1);
     expect(devices.err).toContain("config.json linux.resources.devices[1]: the TypeScript grove-runtime applies");
+    // What the C grove-runtime applies and the TypeScript one does not: capability sets that
+    // differ, oomScoreAdj, umask, sysctls, noNewPrivileges false.
+    const staticOnly: [(c: Config) => void, string][] = [
+      [
+        (c) => (c.process.capabilities = { bounding: ["CAP_CHOWN"], effective: [] }),
+        "config.json process.capabilities.effective: must equal bounding",
+      ],
+      [
+        (c) => (c.process.capabilities = { bounding: ["CAP_KILL"], inheritable: ["CAP_KILL"] }),
+        "config.json process.capabilities.inheritable: must be",
+      ],
+      [(c) => (c.process.oomScoreAdj = 1), "config.json process.oomScoreAdj: is applied by the static grove-runtime"],
+      [(c) => (c.process.user = { uid: 0, gid: 0, umask: 18 }), "config.json process.user.umask: is applied by"],
+      [(c) => (c.linux.sysctl = { "net.ipv4.ip_forward": "1" }), "config.json linux.sysctl: is applied by"],
+      [(c) => (c.process.noNewPrivileges = false), "config.json process.noNewPrivileges: is applied by"],
+      [
+        (c) => c.mounts.push({ destination: "/s", type: "tmpfs", source: "tmpfs" }),
+        "config.json mounts: is applied by",
+      ],
+    ];
+    for (const [edit, message] of staticOnly) {
+      writeConfig(edit);
+      const r = node("create", "--bundle", bundle, ids().g);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(message);
+    }
     for (const [edit, message] of refusals) {
       writeConfig(edit);
       const { g } = ids();

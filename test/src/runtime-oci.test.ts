@@ -21,12 +21,24 @@ let root: string;
 let bundle: string;
 let base: Record<string, unknown> & { process: Record<string, unknown> };
 
+/** stdio to files (name.out, name.err): the C program's `create` gives the container its
+ * stdio, which a pipe would then wait on. */
 function grove(...args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(cli[0]!, [...cli.slice(1), "--root", root, "--cgroup-parent", PARENT, ...args], {
-    encoding: "utf8",
-    timeout: 60_000,
-  });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+  return groveTo("cmd", ...args);
+}
+
+function groveTo(name: string, ...args: string[]): { code: number; out: string; err: string } {
+  const files = [path.join(tmp, `${name}.out`), path.join(tmp, `${name}.err`)];
+  const fds = files.map((f) => fs.openSync(f, "w"));
+  try {
+    const r = spawnSync(cli[0]!, [...cli.slice(1), "--root", root, "--cgroup-parent", PARENT, ...args], {
+      stdio: ["ignore", fds[0]!, fds[1]!],
+      timeout: 60_000,
+    });
+    return { code: r.status ?? -1, out: fs.readFileSync(files[0]!, "utf8"), err: fs.readFileSync(files[1]!, "utf8") };
+  } finally {
+    fds.forEach((fd) => fs.closeSync(fd));
+  }
 }
 
 function writeConfig(over: (c: typeof base) => void): void {
@@ -72,10 +84,14 @@ afterAll(() => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-describe.each(IMPLEMENTATIONS)("grove-runtime (OCI command line), %s", (_name, command) => {
+describe.each(IMPLEMENTATIONS)("grove-runtime (OCI command line), %s", (name, command) => {
   beforeAll(() => {
     cli = command;
   });
+  /** The container's output: create's stdout (the C program passes its stdio through), or
+   * the log in its state directory (the TypeScript one). */
+  const output = (): string =>
+    fs.readFileSync(name === "C" ? path.join(tmp, "create.out") : path.join(root, "life", "output.log"), "utf8");
 
   it("create, state, start, kill, delete: separate processes, state on disk", async () => {
     writeConfig((c) => {
@@ -86,17 +102,17 @@ describe.each(IMPLEMENTATIONS)("grove-runtime (OCI command line), %s", (_name, c
       ];
     });
     const pidFile = path.join(tmp, "pid");
-    expect(grove("create", "--bundle", bundle, "--pid-file", pidFile, "life")).toMatchObject({ code: 0 });
+    expect(groveTo("create", "create", "--bundle", bundle, "--pid-file", pidFile, "life")).toMatchObject({ code: 0 });
     const created = state("life");
     expect(created).toMatchObject({ id: "life", status: "created", bundle });
     expect(Number(fs.readFileSync(pidFile, "utf8"))).toBe(created.pid);
     // Created: namespaces set up, the command not run yet.
     expect(fs.readlinkSync(`/proc/${created.pid}/ns/pid`)).not.toBe(fs.readlinkSync("/proc/self/ns/pid"));
-    expect(fs.readFileSync(path.join(root, "life", "output.log"), "utf8")).toBe("");
+    expect(output()).toBe("");
 
     expect(grove("start", "life")).toMatchObject({ code: 0 });
     expect(state("life")).toMatchObject({ status: "running", pid: created.pid });
-    await waitFor(() => fs.readFileSync(path.join(root, "life", "output.log"), "utf8").includes("started"));
+    await waitFor(() => output().includes("started"));
     expect(grove("start", "life").code).not.toBe(0);
 
     const refused = grove("delete", "life");
@@ -106,7 +122,7 @@ describe.each(IMPLEMENTATIONS)("grove-runtime (OCI command line), %s", (_name, c
     expect(grove("kill", "life", "TERM")).toMatchObject({ code: 0 });
     await waitFor(() => state("life").status === "stopped");
     expect(state("life").pid).toBe(0);
-    expect(fs.readFileSync(path.join(root, "life", "output.log"), "utf8")).toContain("got-term");
+    expect(output()).toContain("got-term");
     expect(JSON.parse(fs.readFileSync(path.join(root, "life", "exit"), "utf8"))).toMatchObject({ exitCode: 7 });
 
     expect(grove("delete", "life")).toMatchObject({ code: 0 });
@@ -134,7 +150,7 @@ describe.each(IMPLEMENTATIONS)("grove-runtime (OCI command line), %s", (_name, c
 
   it("refuses what it cannot honour, naming the field, and leaves nothing", () => {
     writeConfig((c) => {
-      c.mounts = [{ destination: "/data", type: "tmpfs", source: "tmpfs", options: ["size=1m"] }];
+      c.mounts = [{ destination: "/data", type: "overlay", source: "overlay", options: ["lowerdir=/a"] }];
     });
     const r = grove("create", "--bundle", bundle, "bad");
     expect(r.code).toBe(1);

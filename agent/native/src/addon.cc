@@ -275,6 +275,12 @@ Napi::Object OciProcess(Napi::Env env, const grove_oci_bundle_t &b) {
     groups.Set(i, Napi::Number::New(env, b.groups[i]));
   o.Set("additionalGids", groups);
   o.Set("caps", b.cc.caps_set ? Napi::Value(Napi::String::New(env, std::to_string(b.cc.caps))) : env.Null());
+  Napi::Object given = Napi::Object::New(env);
+  const char *const given_names[] = {"effective", "permitted", "inheritable"};
+  for (size_t i = 0; i < 3; i++)
+    given.Set(given_names[i], b.cap_given[i] >= 0 ? Napi::Value(Napi::String::New(env, std::to_string(b.cap_given[i])))
+                                                  : env.Null());
+  o.Set("capsGiven", given);
   o.Set("seccomp", Napi::String::New(env, b.cc.seccomp_unconfined ? "unconfined" : "default"));
   Napi::Array rlimits = Napi::Array::New(env, b.nrlimits);
   for (size_t i = 0; i < b.nrlimits; i++) {
@@ -345,6 +351,10 @@ Napi::Value ReadOciBundle(const Napi::CallbackInfo &info) {
   }
   o.Set("resources", OciResources(env, *b));
   o.Set("annotations", Napi::String::New(env, b->annotations));
+  Napi::Array static_only = Napi::Array::New(env, b->nstatic_only);
+  for (size_t i = 0; i < b->nstatic_only; i++)
+    static_only.Set(i, Napi::String::New(env, b->static_only[i]));
+  o.Set("staticOnly", static_only);
   grove_oci_bundle_free(b.get());
   return o;
 }

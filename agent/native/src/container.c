@@ -98,6 +98,13 @@ struct child_args
   const char *sys_path;
   char *pts_path, *ptmx_path, *shm_path, *mqueue_path;
   uint64_t caps;
+  int oom_score_adj_set, oom_score_adj, umask_set, no_new_privs_off;
+  mode_t umask;
+  char *sysctl_paths[GROVE_MAX_SYSCTLS]; /* /proc/sys/... of each sysctl, prepared by the parent */
+  const char *sysctl_values[GROVE_MAX_SYSCTLS];
+  size_t nsysctls;
+  int caps_sets; /* see grove_container_config_t */
+  uint64_t caps_effective, caps_permitted, caps_inheritable, caps_ambient;
   struct sock_fprog seccomp; /* len 0: unconfined */
   uid_t uid;
   gid_t gid;
@@ -154,7 +161,7 @@ child_fail (struct child_args *a, int errnum, const char *what, const char *path
     do
       n = write (a->err_fd, &ce, sizeof (ce));
     while (n < 0 && errno == EINTR);
-  if (a->hold_fd >= 0)
+  if (a->err_fd < 0)
     {
       /* After create, nobody reads the error pipe any more: say it on stderr. */
       n = write (2, ce.msg, strlen (ce.msg));
@@ -297,6 +304,27 @@ child_open_beneath (struct child_args *a, int root_fd, const char *rel, const ch
   return fd;
 }
 
+/* A new filesystem (tmpfs) on directory `name` of parent (made when
+ * missing; never a symlink), through its O_PATH fd as the bind mounts. */
+static void
+child_fs_mount (struct child_args *a, const grove_mount_t *m, int parent, const char *name)
+{
+  char dst_path[64];
+  struct stat st;
+  int target;
+  if (mkdirat (parent, name, 0755) < 0 && errno != EEXIST)
+    child_fail (a, errno, "create mount destination", m->destination);
+  target = openat (parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (target < 0 || fstat (target, &st) < 0)
+    child_fail (a, errno, "open mount destination", m->destination);
+  if (!S_ISDIR (st.st_mode))
+    child_fail (a, ENOTDIR, "mount destination is not a directory:", m->destination);
+  fd_path (dst_path, sizeof (dst_path), target);
+  if (mount (m->source, dst_path, m->fstype, m->flags, m->data) < 0)
+    child_fail (a, errno, "mount a new filesystem on", m->destination);
+  close (target);
+}
+
 /* Before pivot_root: bind-mounts each source onto its destination resolved
  * inside the rootfs, through /proc/self/fd/N of O_PATH fds so that no path is
  * resolved twice. (The source is opened here: a bind mount's source must be in
@@ -334,6 +362,12 @@ child_bind_mounts (struct child_args *a)
       dir[dlen] = '\0';
       dest = a->mounts[i].destination;
       parent = child_open_beneath (a, root_fd, dir, dest);
+      if (a->mounts[i].fstype != NULL)
+        {
+          child_fs_mount (a, &a->mounts[i], parent, name);
+          close (parent);
+          continue;
+        }
       target = openat (parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
       if (target < 0 && errno == ENOENT)
         {
@@ -478,6 +512,25 @@ child_drop_privileges (struct child_args *a)
   struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
   struct __user_cap_data_struct data[2];
 
+  if (a->oom_score_adj_set)
+    {
+      /* While still privileged: lowering it needs CAP_SYS_RESOURCE. */
+      char num[16];
+      int fd = open ("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC), v = a->oom_score_adj, n = 0;
+      unsigned u = (unsigned) (v < 0 ? -v : v);
+      char digits[12];
+      int d = 0;
+      do
+        digits[d++] = (char) ('0' + u % 10);
+      while ((u /= 10) > 0);
+      if (v < 0)
+        num[n++] = '-';
+      while (d > 0)
+        num[n++] = digits[--d];
+      if (fd < 0 || write (fd, num, (size_t) n) != n)
+        child_fail (a, errno, "write", "/proc/self/oom_score_adj");
+      close (fd);
+    }
   for (size_t i = 0; i < a->nrlimits; i++)
     {
       struct rlimit rl = { (rlim_t) a->rlimits[i].soft, (rlim_t) a->rlimits[i].hard };
@@ -494,18 +547,38 @@ child_drop_privileges (struct child_args *a)
     child_fail (a, errno, "setgroups", NULL);
   if (setresgid (a->gid, a->gid, a->gid) < 0)
     child_fail (a, errno, "setgid", NULL);
+  /* Explicit sets survive the change of user (as runc), to be set below. */
+  if (a->caps_sets && prctl (PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+    child_fail (a, errno, "keep capabilities", NULL);
   if (setresuid (a->uid, a->uid, a->uid) < 0)
     child_fail (a, errno, "setuid", NULL);
-  /* Root keeps exactly its set; any other user has none (as with Docker). */
   memset (data, 0, sizeof (data));
-  if (a->uid == 0)
+  if (a->caps_sets)
     {
+      data[0].effective = (uint32_t) a->caps_effective;
+      data[1].effective = (uint32_t) (a->caps_effective >> 32);
+      data[0].permitted = (uint32_t) a->caps_permitted;
+      data[1].permitted = (uint32_t) (a->caps_permitted >> 32);
+      data[0].inheritable = (uint32_t) a->caps_inheritable;
+      data[1].inheritable = (uint32_t) (a->caps_inheritable >> 32);
+    }
+  else if (a->uid == 0)
+    {
+      /* Root keeps exactly its set; any other user has none (as with Docker). */
       data[0].effective = data[0].permitted = (uint32_t) a->caps;
       data[1].effective = data[1].permitted = (uint32_t) (a->caps >> 32);
     }
   if (syscall (SYS_capset, &hdr, data) < 0)
     child_fail (a, errno, "capset", NULL);
-  if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+  /* An ambient capability must be permitted and inheritable: one that is not
+   * stays out (EPERM), as with runc, whose `runc spec` lists ambient ones
+   * with an empty inheritable set. */
+  for (int cap = 0; a->caps_sets && cap < 64; cap++)
+    if ((a->caps_ambient & (1ULL << cap)) && prctl (PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0
+        && errno != EPERM && errno != EINVAL)
+      child_fail (a, errno, "raise an ambient capability", NULL);
+  /* Without it a seccomp filter needs CAP_SYS_ADMIN: kept whenever there is one. */
+  if ((!a->no_new_privs_off || a->seccomp.len > 0) && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     child_fail (a, errno, "no_new_privs", NULL);
 }
 
@@ -623,6 +696,8 @@ child_enter_rootfs (struct child_args *a, int rootfs_tree)
       close (root);
       for (size_t i = 0; i < a->nmounts; i++)
         {
+          if (a->mounts[i].fstype != NULL)
+            continue;
           a->mount_src_fd[i] = open (a->mounts[i].source, O_PATH | O_CLOEXEC);
           if (a->mount_src_fd[i] < 0)
             child_fail (a, errno, "open mount source", a->mounts[i].source);
@@ -660,6 +735,21 @@ child_mount_proc_sys (struct child_args *a)
     }
 }
 
+/* The bundle's sysctls, into the container's own namespaces' files (the
+ * reader let through namespaced ones only), before /proc/sys turns read-only. */
+static void
+child_sysctls (struct child_args *a)
+{
+  for (size_t i = 0; i < a->nsysctls; i++)
+    {
+      int fd = open (a->sysctl_paths[i], O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+      size_t len = strlen (a->sysctl_values[i]);
+      if (fd < 0 || write (fd, a->sysctl_values[i], len) != (ssize_t) len)
+        child_fail (a, errno, "set sysctl", a->sysctl_paths[i]);
+      close (fd);
+    }
+}
+
 /* Into the rootfs for good: pivot_root, then the hostname, lo, masked paths
  * and the read-only root. */
 static void
@@ -681,7 +771,7 @@ child_pivot (struct child_args *a)
   /* A joined namespace is configured by whoever created it. */
   if (a->netns_fd < 0 && !a->netns_joined)
     child_loopback_up (a);
-
+  child_sysctls (a);
   child_mask_paths (a);
   if (a->readonly_rootfs && mount (NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0)
     child_fail (a, errno, "remount the root read-only", NULL);
@@ -724,6 +814,29 @@ child_stdio_and_cwd (struct child_args *a)
     child_fail (a, EPERM, "working directory escapes the root:", a->cwd);
 }
 
+/* OCI create: the command must be one execve can run, or create fails
+ * (runtime-spec: an error, not a container that stops at start). As execvp
+ * and runc: the first candidate that is a regular file we may execute. */
+static void
+child_check_exec (struct child_args *a)
+{
+  int first_errno = ENOENT;
+  for (char **c = a->candidates; *c != NULL; c++)
+    {
+      struct stat st;
+      if (stat (*c, &st) == 0)
+        {
+          if (S_ISREG (st.st_mode) && access (*c, X_OK) == 0)
+            return;
+          if (!S_ISREG (st.st_mode))
+            errno = EACCES;
+        }
+      if (errno != ENOENT && errno != ENOTDIR)
+        first_errno = errno;
+    }
+  child_fail (a, first_errno, "exec", a->argv0);
+}
+
 /* OCI create: everything is set up; run the command on start. Tell the
  * parent we are ready by closing the error pipe with nothing written. */
 static void
@@ -731,6 +844,7 @@ child_hold (struct child_args *a)
 {
   char go;
   ssize_t r;
+  child_check_exec (a);
   close (a->err_fd);
   a->err_fd = -1;
   do
@@ -760,6 +874,8 @@ child_main (void *arg)
     child_fail (a, errno, "install the seccomp filter", NULL);
   if (a->hold_fd >= 0)
     child_hold (a);
+  if (a->umask_set)
+    umask (a->umask);
   for (char **c = a->candidates; *c != NULL; c++)
     {
       execve (*c, a->argv, a->envp);
@@ -792,6 +908,8 @@ prepared_free (struct prepared *p)
   free (p->a.shm_path);
   free (p->a.mqueue_path);
   free (p->a.seccomp.filter);
+  for (size_t i = 0; i < p->a.nsysctls; i++)
+    free (p->a.sysctl_paths[i]);
   for (size_t i = 0; i < N_DEV; i++)
     free (p->a.dev_targets[i]);
   for (size_t i = 0; i < N_LINKS; i++)
@@ -819,6 +937,29 @@ exec_candidates (const grove_container_config_t *cfg, char ***out, grove_error_t
   return *out != NULL ? 0 : grove_error_set (err, ENOMEM, "exec %s", cfg->argv[0]);
 }
 
+/* Each "name=value" as the file under /proc/sys the init writes (dots are
+ * slashes: net.ipv4.ip_forward) and its value. */
+static int
+prepare_sysctls (const grove_container_config_t *cfg, struct child_args *a, grove_error_t *err)
+{
+  if (cfg->nsysctls > GROVE_MAX_SYSCTLS)
+    return grove_error_set (err, EINVAL, "%zu sysctls, at most %d", cfg->nsysctls, GROVE_MAX_SYSCTLS);
+  for (size_t i = 0; i < cfg->nsysctls; i++)
+    {
+      const char *eq = strchr (cfg->sysctls[i], '=');
+      if (eq == NULL || eq == cfg->sysctls[i] || memchr (cfg->sysctls[i], '/', (size_t) (eq - cfg->sysctls[i])) != NULL)
+        return grove_error_set (err, EINVAL, "sysctl %s is not NAME=VALUE", cfg->sysctls[i]);
+      if (grove_asprintf (&a->sysctl_paths[i], err, "/proc/sys/%.*s", (int) (eq - cfg->sysctls[i]), cfg->sysctls[i]) < 0)
+        return -1;
+      for (char *c = a->sysctl_paths[i] + 10; *c != '\0'; c++)
+        if (*c == '.')
+          *c = '/';
+      a->sysctl_values[i] = eq + 1;
+      a->nsysctls = i + 1;
+    }
+  return 0;
+}
+
 static int
 prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t *err)
 {
@@ -838,6 +979,18 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
     p->a.mount_src_fd[i] = -1;
   p->a.sys_path = p->sys_path;
   p->a.caps = cfg->caps_set ? cfg->caps : GROVE_DEFAULT_CAPS;
+  p->a.caps_sets = cfg->caps_set && cfg->caps_sets;
+  p->a.oom_score_adj_set = cfg->oom_score_adj_set;
+  p->a.oom_score_adj = cfg->oom_score_adj;
+  p->a.umask_set = cfg->umask_set;
+  p->a.umask = cfg->umask;
+  p->a.no_new_privs_off = cfg->no_new_privs_off;
+  if (prepare_sysctls (cfg, &p->a, err) < 0)
+    return -1;
+  p->a.caps_effective = cfg->caps_effective;
+  p->a.caps_permitted = cfg->caps_permitted;
+  p->a.caps_inheritable = cfg->caps_inheritable;
+  p->a.caps_ambient = cfg->caps_ambient;
   /* Capability-conditional rules of the profile follow the bounding set (as Docker). */
   if (!cfg->seccomp_unconfined && grove_seccomp_default (p->a.caps, &p->a.seccomp) < 0)
     return grove_error_set (err, errno, "the default seccomp filter%s",
@@ -857,6 +1010,12 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
     {
       const grove_mount_t *m = &cfg->mounts[i];
       struct stat st;
+      if (m->fstype != NULL)
+        {
+          if (m->source == NULL || m->destination == NULL || m->destination[0] != '/')
+            return grove_error_set (err, EINVAL, "mount %zu: a source and an absolute destination are required", i);
+          continue;
+        }
       if (m->source == NULL || m->source[0] != '/' || m->destination == NULL || m->destination[0] != '/')
         return grove_error_set (err, EINVAL, "mount %zu: source and destination must be absolute paths", i);
       if (stat (m->source, &st) < 0)
@@ -1053,9 +1212,10 @@ open_stdio (const grove_container_config_t *cfg, int *null_fd, int *log_fd, int 
 {
   if (cfg->inherit_stdio)
     {
-      *null_fd = fcntl (0, F_DUPFD_CLOEXEC, 3);
-      *log_fd = fcntl (1, F_DUPFD_CLOEXEC, 3);
-      *err_out_fd = fcntl (2, F_DUPFD_CLOEXEC, 3);
+      const int *fd = cfg->inherit_fds;
+      *null_fd = fcntl (fd != NULL ? fd[0] : 0, F_DUPFD_CLOEXEC, 3);
+      *log_fd = fcntl (fd != NULL ? fd[1] : 1, F_DUPFD_CLOEXEC, 3);
+      *err_out_fd = fcntl (fd != NULL ? fd[2] : 2, F_DUPFD_CLOEXEC, 3);
       if (*null_fd < 0 || *log_fd < 0 || *err_out_fd < 0)
         return grove_error_set (err, errno, "dup stdio");
       return 0;

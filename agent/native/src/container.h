@@ -24,8 +24,15 @@ typedef struct grove_mount_s
   const char *source;      /* absolute host path, an existing regular file or directory */
   const char *destination; /* absolute path inside the container; no symlink may lead out of the rootfs */
   int readonly;
+  /* NULL: a bind mount of source. Else a new filesystem of this type (tmpfs,
+   * OCI bundles) on a directory made at destination; source is the device
+   * name the kernel shows, flags and data what mount(2) takes. */
+  const char *fstype;
+  unsigned long flags;
+  const char *data;
 } grove_mount_t;
 #define GROVE_MAX_MOUNTS 16
+#define GROVE_MAX_SYSCTLS 32
 
 /* One line of a user namespace's uid_map or gid_map: container ids
  * [container_id, container_id + size) are host ids [host_id, host_id + size). */
@@ -55,6 +62,12 @@ typedef struct grove_container_config_s
   /* Security settings; all-zero means the defaults (Docker's). */
   int caps_set;           /* 0: Docker's 14 default capabilities; 1: exactly `caps` */
   uint64_t caps;          /* bit n = capability n, for bounding, permitted and effective (root) */
+  /* 1 (an OCI bundle's process.capabilities): `caps` is the bounding set and
+   * these four are applied as given, kept across the change of user; execve
+   * then transforms them as the kernel does (root: permitted and effective
+   * become bounding | inheritable; another user keeps the ambient set). */
+  int caps_sets;
+  uint64_t caps_effective, caps_permitted, caps_inheritable, caps_ambient;
   int seccomp_unconfined; /* 0: the default filter (see seccomp.c); 1: none */
   uid_t uid;
   gid_t gid;
@@ -83,6 +96,17 @@ typedef struct grove_container_config_s
   /* 1: the container's stdin, stdout and stderr are the caller's fds 0, 1 and 2
    * (OCI `run` without a terminal); log_path and stdio_fd are then unused. */
   int inherit_stdio;
+  /* With inherit_stdio: these three descriptors instead of 0, 1 and 2 (the
+   * shim keeps OCI create's caller's stdio aside for the container). */
+  const int *inherit_fds;
+  /* OCI process and linux settings (grove-runtime). */
+  int oom_score_adj_set;  /* 1: write oom_score_adj (-1000..1000) before the command runs */
+  int oom_score_adj;
+  int umask_set;          /* 1: umask before execve */
+  mode_t umask;
+  int no_new_privs_off;   /* 1: leave no_new_privs unset (process.noNewPrivileges false, no filter) */
+  const char *const *sysctls; /* "name=value", namespaced ones, written into /proc/sys before it turns read-only */
+  size_t nsysctls;
   /* 0: a private cgroup namespace, rooted at the container's cgroups (its
    * /proc/self/cgroup shows "/"); 1: the caller's (an OCI bundle without a
    * cgroup namespace). */

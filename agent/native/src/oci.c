@@ -273,7 +273,7 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   grove_config_put (mem, GROVE_KEY_CGROUP_MODE, cg.mode == GROVE_CGROUP_V2 ? "v2" : "v1");
   grove_config_put (mem, GROVE_KEY_CGROUP_ROOT, cg.root);
   grove_config_put (mem, GROVE_KEY_CGROUP_PARENT, cg.parent);
-  grove_config_put (mem, GROVE_KEY_HOLD, "1");
+  grove_config_put (mem, GROVE_KEY_HOLD, "stdio"); /* the caller's stdio is the container's */
   if (b.netns != NULL)
     grove_config_put (mem, GROVE_KEY_NETNS, b.netns);
   if (b.cc.readonly_rootfs)
@@ -291,7 +291,28 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
       grove_config_put (mem, GROVE_KEY_MOUNT_SRC, b.mounts[k].source);
       grove_config_put (mem, GROVE_KEY_MOUNT_DST, b.mounts[k].destination);
       grove_config_put (mem, GROVE_KEY_MOUNT_RO, b.mounts[k].readonly ? "1" : "0");
+      if (b.mounts[k].fstype != NULL)
+        {
+          grove_config_put (mem, GROVE_KEY_MOUNT_TYPE, b.mounts[k].fstype);
+          snprintf (num, sizeof (num), "%lu", b.mounts[k].flags);
+          grove_config_put (mem, GROVE_KEY_MOUNT_FLAGS, num);
+          grove_config_put (mem, GROVE_KEY_MOUNT_DATA, b.mounts[k].data != NULL ? b.mounts[k].data : "");
+        }
     }
+  if (b.cc.oom_score_adj_set)
+    {
+      snprintf (num, sizeof (num), "%d", b.cc.oom_score_adj);
+      grove_config_put (mem, GROVE_KEY_OOM_SCORE_ADJ, num);
+    }
+  if (b.cc.umask_set)
+    {
+      snprintf (num, sizeof (num), "%o", (unsigned) b.cc.umask);
+      grove_config_put (mem, GROVE_KEY_UMASK, num);
+    }
+  if (b.cc.no_new_privs_off)
+    grove_config_put (mem, GROVE_KEY_NO_NEW_PRIVS, "0");
+  for (size_t k = 0; k < b.cc.nsysctls; k++)
+    grove_config_put (mem, GROVE_KEY_SYSCTL, b.cc.sysctls[k]);
   grove_process_config_write (mem, &b.cc);
   fclose (mem);
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 
 #include "util.h"
@@ -45,17 +46,21 @@ static const char *const grove_readonly[]
 static const char *const grove_devices[]
     = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty" };
 
-/* The fields grove-runtime honours, per object; any other key is refused by name. */
-static const char *const top_keys[]
-    = { "ociVersion", "process", "root", "hostname", "mounts", "annotations", "linux" };
-static const char *const proc_keys[]
-    = { "terminal", "user", "args", "env", "cwd", "capabilities", "rlimits", "noNewPrivileges" };
-static const char *const user_keys[] = { "uid", "gid", "additionalGids" };
-static const char *const linux_keys[] = { "namespaces",  "uidMappings",   "gidMappings", "resources", "cgroupsPath",
-                                          "maskedPaths", "readonlyPaths", "devices",     "sysctl",    "seccomp" };
-static const char *const res_keys[] = { "memory", "cpu", "pids", "devices" };
-static const char *const cpu_keys[] = { "quota", "period", "shares" };
-static const char *const limit_keys[] = { "limit" };
+/* Fields of runtime-spec that grove-runtime does not honour yet, per object:
+ * refused by name when set (not null or empty), never ignored. Any key not
+ * in the spec is ignored, as runtime-spec requires ("runtimes MUST ignore
+ * unknown properties"); so are other platforms' objects (windows, solaris,
+ * vm, zos) and Windows-only fields (process.commandLine, user.username). */
+static const char *const top_unhonoured[] = { "hooks", "domainname" };
+static const char *const proc_unhonoured[]
+    = { "apparmorProfile", "selinuxLabel", "ioPriority", "scheduler", "execCPUAffinity" };
+static const char *const linux_unhonoured[]
+    = { "timeOffsets", "rootfsPropagation", "mountLabel", "intelRdt", "personality", "memoryPolicy" };
+static const char *const res_unhonoured[] = { "blockIO", "hugepageLimits", "network", "rdma", "unified" };
+static const char *const cpu_unhonoured[] = { "burst", "realtimeRuntime", "realtimePeriod", "cpus", "mems", "idle" };
+static const char *const memory_unhonoured[]
+    = { "reservation", "swap", "kernel", "kernelTCP", "swappiness", "disableOOMKiller", "useHierarchy",
+        "checkBeforeUpdate" };
 
 /* One reading: the text, its tokens, the bundle's directory and the result. */
 struct reader
@@ -88,10 +93,11 @@ is_thermal_throttle (const char *p)
   return d > 0 && strcmp (p + n + d, "/thermal_throttle") == 0;
 }
 
-/* Refuses every key of object obj (at field) that is not in allowed. */
+/* Refuses each key of `unhonoured` that object obj (at field) sets to
+ * something other than null, "", [] or {}; other keys are not looked at. */
 static int
-only_keys (const struct reader *r, int obj, const char *field, const char *const *allowed, size_t n,
-           grove_error_t *err)
+refuse_unhonoured (const struct reader *r, int obj, const char *field, const char *const *unhonoured, size_t n,
+                   grove_error_t *err)
 {
   int j;
   if (obj < 0 || r->t[obj].type != GROVE_J_OBJ)
@@ -100,8 +106,11 @@ only_keys (const struct reader *r, int obj, const char *field, const char *const
   for (int k = 0; k < r->t[obj].size; k++)
     {
       cleanup_free char *key = grove_json_str (r->s, r->t, j);
-      if (!in_list (allowed, n, key))
-        REFUSE ("config.json %s%s: is not supported by grove-runtime", field, key != NULL ? key : "?");
+      const grove_jtok_t *v = &r->t[j + 1];
+      int empty = v->type == GROVE_J_NULL || (v->type == GROVE_J_STR && v->end == v->start)
+                  || ((v->type == GROVE_J_ARR || v->type == GROVE_J_OBJ) && v->size == 0);
+      if (in_list (unhonoured, n, key) && !empty)
+        REFUSE ("config.json %s%s: is not supported by grove-runtime", field, key);
       j = r->t[j + 1].next;
     }
   return 0;
@@ -142,32 +151,33 @@ cap_mask (const struct reader *r, int caps, const char *set, long long *mask, gr
   return 0;
 }
 
-/* The core gives one set as bounding, permitted and effective, and leaves
- * inheritable (hence ambient) empty: a config asking for other sets is
- * refused rather than run with different capabilities. */
+/* All five sets, applied as given (the core keeps them across the change of
+ * user; execve then transforms them as the kernel does, as under runc). A
+ * set the config leaves out is empty; without bounding, effective stands in. */
 static int
 read_capabilities (const struct reader *r, int proc, grove_error_t *err)
 {
+  grove_container_config_t *cc = &r->b->cc;
   long long bnd, eff, prm, inh, amb;
   int v = get (r, proc, "capabilities");
-  if (v < 0)
+  if (v < 0 || r->t[v].type == GROVE_J_NULL)
     return 0;
   if (cap_mask (r, v, "bounding", &bnd, err) < 0 || cap_mask (r, v, "effective", &eff, err) < 0
       || cap_mask (r, v, "permitted", &prm, err) < 0 || cap_mask (r, v, "inheritable", &inh, err) < 0
-      /* ambient: raised only from inheritable: empty, as with runc */
       || cap_mask (r, v, "ambient", &amb, err) < 0)
     return -1;
+  r->b->cap_given[0] = eff;
+  r->b->cap_given[1] = prm;
+  r->b->cap_given[2] = inh;
   if (bnd < 0)
     bnd = eff;
-  if (eff >= 0 && eff != bnd)
-    REFUSE ("config.json process.capabilities.effective: must equal bounding (grove-runtime gives one set)");
-  if (prm >= 0 && prm != bnd)
-    REFUSE ("config.json process.capabilities.permitted: must equal bounding (grove-runtime gives one set)");
-  if (inh > 0)
-    REFUSE ("config.json process.capabilities.inheritable: must be empty (grove-runtime gives no inheritable "
-            "capabilities)");
-  r->b->cc.caps_set = bnd >= 0;
-  r->b->cc.caps = bnd >= 0 ? (uint64_t) bnd : 0;
+  cc->caps_set = 1;
+  cc->caps_sets = 1;
+  cc->caps = bnd >= 0 ? (uint64_t) bnd : 0;
+  cc->caps_effective = eff >= 0 ? (uint64_t) eff : 0;
+  cc->caps_permitted = prm >= 0 ? (uint64_t) prm : 0;
+  cc->caps_inheritable = inh >= 0 ? (uint64_t) inh : 0;
+  cc->caps_ambient = amb >= 0 ? (uint64_t) amb : 0;
   return 0;
 }
 
@@ -233,6 +243,44 @@ read_user (const struct reader *r, int proc, grove_error_t *err)
   return 0;
 }
 
+static void
+static_only (grove_oci_bundle_t *b, const char *field)
+{
+  if (b->nstatic_only < N_OF (b->static_only))
+    b->static_only[b->nstatic_only++] = field;
+}
+
+/* oomScoreAdj, user.umask, noNewPrivileges. */
+static int
+read_process_extras (const struct reader *r, int proc, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  int v = get (r, proc, "oomScoreAdj");
+  long long n;
+  if (v >= 0 && r->t[v].type != GROVE_J_NULL)
+    {
+      if (grove_json_num (r->s, r->t, v, &n) < 0 || n < -1000 || n > 1000)
+        REFUSE ("config.json process.oomScoreAdj: must be an integer from -1000 to 1000");
+      b->cc.oom_score_adj_set = 1;
+      b->cc.oom_score_adj = (int) n;
+      static_only (b, "process.oomScoreAdj");
+    }
+  v = get (r, get (r, proc, "user"), "umask");
+  if (v >= 0 && r->t[v].type != GROVE_J_NULL)
+    {
+      if (grove_json_num (r->s, r->t, v, &n) < 0 || n < 0 || n > 0777)
+        REFUSE ("config.json process.user.umask: must be an integer from 0 to 0777 (511)");
+      b->cc.umask_set = 1;
+      b->cc.umask = (mode_t) n;
+      static_only (b, "process.user.umask");
+    }
+  /* runtime-spec: absent is false. */
+  b->cc.no_new_privs_off = !grove_json_true (r->s, r->t, get (r, proc, "noNewPrivileges"));
+  if (b->cc.no_new_privs_off)
+    static_only (b, "process.noNewPrivileges");
+  return 0;
+}
+
 /* args, env, cwd, user, capabilities, rlimits. */
 static int
 read_process (const struct reader *r, grove_error_t *err)
@@ -241,8 +289,7 @@ read_process (const struct reader *r, grove_error_t *err)
   int proc = get (r, 0, "process"), v;
   if (proc < 0)
     REFUSE ("config.json process: is required");
-  if (only_keys (r, proc, "process.", proc_keys, N_OF (proc_keys), err) < 0
-      || only_keys (r, get (r, proc, "user"), "process.user.", user_keys, N_OF (user_keys), err) < 0)
+  if (refuse_unhonoured (r, proc, "process.", proc_unhonoured, N_OF (proc_unhonoured), err) < 0)
     return -1;
   if (grove_json_true (r->s, r->t, get (r, proc, "terminal")))
     REFUSE ("config.json process.terminal: a terminal is not supported; set it to false");
@@ -261,7 +308,8 @@ read_process (const struct reader *r, grove_error_t *err)
         || strchr (b->envp[k], '=') == NULL)
       REFUSE ("config.json process.env[%d]: is not KEY=value", k);
   b->cwd = grove_json_str (r->s, r->t, get (r, proc, "cwd"));
-  if (read_user (r, proc, err) < 0 || read_capabilities (r, proc, err) < 0 || read_rlimits (r, proc, err) < 0)
+  if (read_user (r, proc, err) < 0 || read_capabilities (r, proc, err) < 0 || read_rlimits (r, proc, err) < 0
+      || read_process_extras (r, proc, err) < 0)
     return -1;
   return 0;
 }
@@ -298,7 +346,60 @@ read_root (const struct reader *r, const char *id, grove_error_t *err)
   return 0;
 }
 
-/* One entry of mounts: a bind mount (kept), one Grove makes itself (skipped), or refused. */
+/* A tmpfs: its options as mount(2) flags and the filesystem's data
+ * (size=, mode=, uid=, gid=, nr_inodes=, ...; the kernel judges those). */
+static int
+read_tmpfs_mount (const struct reader *r, int k, int opts, char **dst, grove_error_t *err)
+{
+  static const struct
+  {
+    const char *name;
+    unsigned long set, clear;
+  } flags[] = { { "ro", MS_RDONLY, 0 },       { "rw", 0, MS_RDONLY },         { "nosuid", MS_NOSUID, 0 },
+                { "suid", 0, MS_NOSUID },     { "nodev", MS_NODEV, 0 },       { "dev", 0, MS_NODEV },
+                { "noexec", MS_NOEXEC, 0 },   { "exec", 0, MS_NOEXEC },       { "sync", MS_SYNCHRONOUS, 0 },
+                { "async", 0, MS_SYNCHRONOUS }, { "noatime", MS_NOATIME, 0 }, { "nodiratime", MS_NODIRATIME, 0 },
+                { "relatime", MS_RELATIME, 0 }, { "strictatime", MS_STRICTATIME, 0 } };
+  grove_oci_bundle_t *b = r->b;
+  grove_mount_t m = { .fstype = "tmpfs" };
+  FILE *data;
+  char *text = NULL;
+  size_t len = 0;
+  if (b->cc.nmounts == GROVE_MAX_MOUNTS)
+    REFUSE ("config.json mounts: at most %d mounts", GROVE_MAX_MOUNTS);
+  if ((data = open_memstream (&text, &len)) == NULL)
+    return grove_error_set (err, errno, "config.json mounts[%d]", k);
+  for (int o = 0; opts >= 0 && o < r->t[opts].size; o++)
+    {
+      cleanup_free char *opt = grove_json_str (r->s, r->t, grove_json_at (r->t, opts, o));
+      size_t f = 0;
+      while (opt != NULL && f < N_OF (flags) && strcmp (flags[f].name, opt) != 0)
+        f++;
+      if (opt == NULL || strchr (opt, ',') != NULL)
+        {
+          fclose (data);
+          free (text);
+          REFUSE ("config.json mounts[%d].options[%d]: must be a string without a comma", k, o);
+        }
+      if (f < N_OF (flags))
+        m.flags = (m.flags & ~flags[f].clear) | flags[f].set;
+      else
+        fprintf (data, "%s%s", ftell (data) > 0 ? "," : "", opt);
+    }
+  fclose (data);
+  m.source = strdup ("tmpfs");
+  m.destination = *dst;
+  m.data = text;
+  m.readonly = (m.flags & MS_RDONLY) != 0;
+  *dst = NULL; /* the mount owns it */
+  b->mounts[b->cc.nmounts++] = m;
+  if (m.source == NULL || m.data == NULL)
+    return grove_error_set (err, ENOMEM, "config.json mounts[%d]", k);
+  static_only (b, "mounts");
+  return 0;
+}
+
+/* One entry of mounts: a bind mount (kept), a tmpfs, one Grove makes itself (skipped), or refused. */
 static int
 read_mount (const struct reader *r, int k, grove_error_t *err)
 {
@@ -320,9 +421,11 @@ read_mount (const struct reader *r, int k, grove_error_t *err)
     }
   if (dst == NULL || dst[0] != '/')
     REFUSE ("config.json mounts[%d].destination: must be an absolute path", k);
+  if (!bind && type != NULL && strcmp (type, "tmpfs") == 0)
+    return read_tmpfs_mount (r, k, opts, &dst, err);
   if (!bind)
-    REFUSE ("config.json mounts[%d]: mounting %s (type %s) is not supported: grove-runtime makes bind mounts and "
-            "its own /proc, /dev, /sys",
+    REFUSE ("config.json mounts[%d]: mounting %s (type %s) is not supported: grove-runtime makes bind and tmpfs "
+            "mounts and its own /proc, /dev, /sys",
             k, dst, type != NULL ? type : "none");
   for (int o = 0; opts >= 0 && o < r->t[opts].size; o++)
     {
@@ -341,7 +444,7 @@ read_mount (const struct reader *r, int k, grove_error_t *err)
     REFUSE ("config.json mounts: at most %d bind mounts", GROVE_MAX_MOUNTS);
   if ((abs = in_bundle (r, src)) == NULL)
     return grove_error_set (err, ENOMEM, "config.json mounts[%d]", k);
-  b->mounts[b->cc.nmounts++] = (grove_mount_t){ abs, dst, ro };
+  b->mounts[b->cc.nmounts++] = (grove_mount_t){ .source = abs, .destination = dst, .readonly = ro };
   dst = NULL; /* the mount owns it */
   return 0;
 }
@@ -371,13 +474,51 @@ read_id_maps (const struct reader *r, int linux_, const char *field, grove_id_ma
   return 0;
 }
 
-/* sysctl, seccomp, maskedPaths, readonlyPaths, devices: only what Grove does anyway. */
+/* linux.sysctl: those of the container's own namespaces only (as runc):
+ * ipc (kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*), uts
+ * (kernel.hostname, kernel.domainname) and network (net.*); the rest are the
+ * host's, refused. */
+static int
+read_sysctls (const struct reader *r, int linux_, grove_error_t *err)
+{
+  static const char *const prefixes[] = { "kernel.shm", "kernel.msg", "fs.mqueue.", "net." };
+  static const char *const names[] = { "kernel.sem", "kernel.hostname", "kernel.domainname" };
+  grove_oci_bundle_t *b = r->b;
+  int v = get (r, linux_, "sysctl"), j;
+  if (v < 0 || r->t[v].type != GROVE_J_OBJ)
+    return 0;
+  if (r->t[v].size > GROVE_MAX_SYSCTLS)
+    REFUSE ("config.json linux.sysctl: at most %d", GROVE_MAX_SYSCTLS);
+  j = v + 1;
+  for (int k = 0; k < r->t[v].size; k++, j = r->t[j + 1].next)
+    {
+      cleanup_free char *name = grove_json_str (r->s, r->t, j);
+      cleanup_free char *value = grove_json_str (r->s, r->t, j + 1);
+      int ok = name != NULL && in_list (names, N_OF (names), name);
+      for (size_t p = 0; name != NULL && p < N_OF (prefixes); p++)
+        ok |= strncmp (name, prefixes[p], strlen (prefixes[p])) == 0;
+      if (!ok || strpbrk (name, "/=") != NULL || strstr (name, "..") != NULL)
+        REFUSE ("config.json linux.sysctl.%s: is not a sysctl of the container's namespaces (ipc: kernel.shm*, "
+                "kernel.msg*, kernel.sem, fs.mqueue.*; uts: kernel.hostname, kernel.domainname; network: net.*)",
+                name != NULL ? name : "?");
+      if (value == NULL)
+        REFUSE ("config.json linux.sysctl.%s: must be a string", name);
+      if (asprintf (&b->sysctl_text[k], "%s=%s", name, value) < 0)
+        return grove_error_set (err, ENOMEM, "config.json linux.sysctl");
+      b->cc.nsysctls = (size_t) k + 1;
+    }
+  b->cc.sysctls = (const char *const *) b->sysctl_text;
+  static_only (b, "linux.sysctl");
+  return 0;
+}
+
+/* seccomp, maskedPaths, readonlyPaths, devices: only what Grove does anyway. */
 static int
 read_fixed_lists (const struct reader *r, int linux_, grove_error_t *err)
 {
-  int v = get (r, linux_, "sysctl");
-  if (v >= 0 && r->t[v].size > 0)
-    REFUSE ("config.json linux.sysctl: setting sysctls is not supported by grove-runtime");
+  int v;
+  if (read_sysctls (r, linux_, err) < 0)
+    return -1;
   if (get (r, linux_, "seccomp") >= 0)
     REFUSE ("config.json linux.seccomp: a bundle's own seccomp profile is not supported; without linux.seccomp "
             "grove-runtime applies Grove's default filter when the annotation org.grove.seccomp is \"default\", none "
@@ -537,10 +678,11 @@ read_resources (const struct reader *r, int linux_, grove_error_t *err)
   grove_oci_bundle_t *b = r->b;
   int res = get (r, linux_, "resources");
   long long num;
-  if (only_keys (r, res, "linux.resources.", res_keys, N_OF (res_keys), err) < 0
-      || only_keys (r, get (r, res, "memory"), "linux.resources.memory.", limit_keys, N_OF (limit_keys), err) < 0
-      || only_keys (r, get (r, res, "pids"), "linux.resources.pids.", limit_keys, N_OF (limit_keys), err) < 0
-      || only_keys (r, get (r, res, "cpu"), "linux.resources.cpu.", cpu_keys, N_OF (cpu_keys), err) < 0)
+  if (refuse_unhonoured (r, res, "linux.resources.", res_unhonoured, N_OF (res_unhonoured), err) < 0
+      || refuse_unhonoured (r, get (r, res, "memory"), "linux.resources.memory.", memory_unhonoured,
+                            N_OF (memory_unhonoured), err) < 0
+      || refuse_unhonoured (r, get (r, res, "cpu"), "linux.resources.cpu.", cpu_unhonoured, N_OF (cpu_unhonoured), err)
+             < 0)
     return -1;
   b->res.memory_bytes = grove_json_num (r->s, r->t, get (r, get (r, res, "memory"), "limit"), &num) == 0 ? num : 0;
   b->res.pids = grove_json_num (r->s, r->t, get (r, get (r, res, "pids"), "limit"), &num) == 0 ? num : 0;
@@ -656,6 +798,7 @@ grove_oci_bundle_load (grove_oci_bundle_t *b, const char *bundle, const char *id
   int linux_, mounts;
   size_t len = 0;
   memset (b, 0, sizeof (*b));
+  b->cap_given[0] = b->cap_given[1] = b->cap_given[2] = -1;
   snprintf (file, sizeof (file), "%s/config.json", bundle);
   b->text = read_text (file, &len);
   if (b->text == NULL)
@@ -663,9 +806,9 @@ grove_oci_bundle_load (grove_oci_bundle_t *b, const char *bundle, const char *id
   r.s = b->text;
   if (grove_json_parse (r.s, len, b->toks, GROVE_OCI_MAX_TOKENS) < 0 || b->toks[0].type != GROVE_J_OBJ)
     REFUSE ("%s: invalid JSON", file);
-  /* Every field grove-runtime does not honour is refused, naming it (hooks,
-   * process.apparmorProfile, oomScoreAdj, linux.rootfsPropagation, ...). */
-  if (only_keys (&r, 0, "", top_keys, N_OF (top_keys), err) < 0 || read_process (&r, err) < 0
+  /* Every spec field grove-runtime does not honour is refused, naming it
+   * (hooks, process.oomScoreAdj, linux.rootfsPropagation, ...); unknown ones are ignored. */
+  if (refuse_unhonoured (&r, 0, "", top_unhonoured, N_OF (top_unhonoured), err) < 0 || read_process (&r, err) < 0
       || read_root (&r, id, err) < 0)
     return -1;
   mounts = get (&r, 0, "mounts");
@@ -673,7 +816,7 @@ grove_oci_bundle_load (grove_oci_bundle_t *b, const char *bundle, const char *id
     if (read_mount (&r, k, err) < 0)
       return -1;
   linux_ = get (&r, 0, "linux");
-  if (only_keys (&r, linux_, "linux.", linux_keys, N_OF (linux_keys), err) < 0
+  if (refuse_unhonoured (&r, linux_, "linux.", linux_unhonoured, N_OF (linux_unhonoured), err) < 0
       || read_fixed_lists (&r, linux_, err) < 0 || read_namespaces (&r, linux_, err) < 0
       || read_resources (&r, linux_, err) < 0)
     return -1;
@@ -689,6 +832,8 @@ grove_oci_bundle_free (grove_oci_bundle_t *b)
   free (b->hostname);
   free (b->netns);
   free (b->annotations);
+  for (size_t i = 0; i < N_OF (b->sysctl_text); i++)
+    free (b->sysctl_text[i]);
   for (size_t i = 0; i < N_OF (b->argv); i++)
     free (b->argv[i]);
   for (size_t i = 0; i < N_OF (b->envp); i++)
@@ -697,6 +842,7 @@ grove_oci_bundle_free (grove_oci_bundle_t *b)
     {
       free ((char *) b->mounts[i].source);
       free ((char *) b->mounts[i].destination);
+      free ((char *) b->mounts[i].data);
     }
   memset (b, 0, sizeof (*b));
 }

@@ -3,7 +3,8 @@
  * it returns; the addon hands it to the TypeScript command line
  * (readOciBundle, agent/src/oci/config.ts), which runs it through
  * NativeRuntime. What Grove cannot honour is refused naming the field
- * ("config.json linux.sysctl: ..."), never ignored silently; what Grove
+ * ("config.json linux.sysctl: ..."), never ignored silently; properties the
+ * runtime-spec does not define are ignored, as it requires; what Grove
  * always does (its masked and read-only paths, its /proc, /dev, /sys) is
  * accepted when the config asks for the same. */
 #ifndef GROVE_OCI_CONFIG_H
@@ -44,6 +45,15 @@ typedef struct grove_oci_bundle_s
   char dev_text[GROVE_OCI_MAX_DEVICE_RULES][64];
   grove_mount_t mounts[GROVE_MAX_MOUNTS];
   char *annotations; /* the config's annotations object as JSON text ("{}" when none) */
+  /* process.capabilities' effective, permitted and inheritable masks as the
+   * config gave them, -1 when absent (the TypeScript command line gives one
+   * set and refuses others; cc has the sets grove-runtime applies). */
+  long long cap_given[3];
+  char *sysctl_text[GROVE_MAX_SYSCTLS]; /* "name=value" */
+  /* Fields set in the config that the static grove-runtime applies and the
+   * TypeScript command line does not ("process.oomScoreAdj", ...): it refuses them. */
+  const char *static_only[8];
+  size_t nstatic_only;
   grove_container_config_t cc; /* points into the above; cgroup, log and stdio are the caller's */
 } grove_oci_bundle_t;
 

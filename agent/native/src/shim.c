@@ -54,6 +54,11 @@ struct config
   long long log_max;
   grove_process_config_t proc; /* caps, seccomp, uid, gid, group, rlimit, arg, env */
   int hold;
+  int hold_stdio; /* the container gets the shim's fds 0-2 as they were given (stdio_fds) */
+  int oom_score_adj_set, oom_score_adj, umask_set, no_new_privs_off;
+  mode_t umask;
+  const char *sysctls[GROVE_MAX_SYSCTLS];
+  size_t nsysctls;
   int readonly_rootfs;
   int host_cgroupns;
   grove_mount_t mounts[GROVE_MAX_MOUNTS];
@@ -114,6 +119,7 @@ static int exited;
 static grove_exit_t exit_status;
 static long long started_ms, finished_ms;
 static int hold_w = -1; /* OCI create: write end the init waits on until "start" */
+static int stdio_fds[3] = { -1, -1, -1 }; /* hold_stdio: the caller's stdio, kept aside by detach */
 static char sock_path[sizeof (((struct sockaddr_un *) 0)->sun_path)];
 static int listening; /* sock_path is ours: removed when the start fails */
 
@@ -147,6 +153,36 @@ write_record (const char *name, const char *text)
 }
 
 
+/* The keys only grove-runtime writes: oom_score_adj, umask, sysctl. */
+static int
+oci_key (const char *key, char *val, grove_error_t *err)
+{
+  char *end;
+  long n;
+  if (strcmp (key, GROVE_KEY_SYSCTL) == 0)
+    {
+      if (cfg.nsysctls >= GROVE_MAX_SYSCTLS)
+        return grove_error_set (err, EINVAL, "shim config: more than %d sysctl keys", GROVE_MAX_SYSCTLS);
+      cfg.sysctls[cfg.nsysctls++] = val;
+      return 0;
+    }
+  errno = 0;
+  n = strtol (val, &end, key[0] == 'u' ? 8 : 10);
+  if (errno != 0 || end == val || *end != '\0' || (key[0] == 'u' ? n < 0 || n > 0777 : n < -1000 || n > 1000))
+    return grove_error_set (err, EINVAL, "shim config: %s %s is out of range", key, val);
+  if (key[0] == 'u')
+    {
+      cfg.umask_set = 1;
+      cfg.umask = (mode_t) n;
+    }
+  else
+    {
+      cfg.oom_score_adj_set = 1;
+      cfg.oom_score_adj = (int) n;
+    }
+  return 0;
+}
+
 /* The keys only the container's start has (the process keys are shared). */
 static int
 shim_key (const char *key, char *val, grove_error_t *err)
@@ -176,7 +212,12 @@ shim_key (const char *key, char *val, grove_error_t *err)
   if (strcmp (key, GROVE_KEY_LOG_MAX) == 0)
     cfg.log_max = atoll (val);
   else if (strcmp (key, GROVE_KEY_HOLD) == 0)
-    cfg.hold = strcmp (val, "1") == 0;
+    {
+      /* "stdio": OCI create through grove-runtime, which passes its caller's
+       * stdin, stdout and stderr to the container (the runtime does not own them). */
+      cfg.hold = strcmp (val, "1") == 0 || strcmp (val, "stdio") == 0;
+      cfg.hold_stdio = strcmp (val, "stdio") == 0;
+    }
   else if (strcmp (key, GROVE_KEY_READONLY_ROOTFS) == 0)
     cfg.readonly_rootfs = strcmp (val, "1") == 0;
   else if (strcmp (key, GROVE_KEY_CGROUPNS) == 0)
@@ -192,12 +233,23 @@ shim_key (const char *key, char *val, grove_error_t *err)
     cfg.mounts[cfg.nmounts - 1].destination = val;
   else if (strcmp (key, GROVE_KEY_MOUNT_RO) == 0 && cfg.nmounts > 0)
     cfg.mounts[cfg.nmounts - 1].readonly = strcmp (val, "1") == 0;
+  else if (strcmp (key, GROVE_KEY_MOUNT_TYPE) == 0 && cfg.nmounts > 0)
+    cfg.mounts[cfg.nmounts - 1].fstype = val;
+  else if (strcmp (key, GROVE_KEY_MOUNT_FLAGS) == 0 && cfg.nmounts > 0)
+    cfg.mounts[cfg.nmounts - 1].flags = strtoul (val, NULL, 10);
+  else if (strcmp (key, GROVE_KEY_MOUNT_DATA) == 0 && cfg.nmounts > 0)
+    cfg.mounts[cfg.nmounts - 1].data = val;
   else if (strcmp (key, GROVE_KEY_UID_MAP) == 0)
     return parse_id_map (key, val, cfg.uid_maps, &cfg.nuid_maps, err);
   else if (strcmp (key, GROVE_KEY_GID_MAP) == 0)
     return parse_id_map (key, val, cfg.gid_maps, &cfg.ngid_maps, err);
   else if (strcmp (key, GROVE_KEY_USERNS_IDMAP) == 0)
     cfg.userns_idmap = strcmp (val, "1") == 0;
+  else if (strcmp (key, GROVE_KEY_NO_NEW_PRIVS) == 0)
+    cfg.no_new_privs_off = strcmp (val, "0") == 0;
+  else if (strcmp (key, GROVE_KEY_OOM_SCORE_ADJ) == 0 || strcmp (key, GROVE_KEY_UMASK) == 0
+           || strcmp (key, GROVE_KEY_SYSCTL) == 0)
+    return oci_key (key, val, err);
   else
     return grove_error_set (err, EINVAL, "shim config: unknown or repeated key %s", key);
   return 0;
@@ -568,6 +620,9 @@ detach (void)
     {
       /* "/" always exists */
     }
+  for (int k = 0; cfg.hold_stdio && k < 3; k++)
+    if ((stdio_fds[k] = fcntl (k, F_DUPFD_CLOEXEC, 5)) < 0)
+      return -1;
   null_fd = open ("/dev/null", O_RDWR | O_CLOEXEC);
   if (null_fd >= 0)
     {
@@ -612,6 +667,15 @@ container_config (grove_container_config_t *cc, int stdio_fd)
   cc->cgroup = &cgroup;
   cc->netns_path = cfg.netns;
   cc->stdio_fd = stdio_fd;
+  cc->inherit_stdio = cfg.hold_stdio;
+  cc->oom_score_adj_set = cfg.oom_score_adj_set;
+  cc->oom_score_adj = cfg.oom_score_adj;
+  cc->umask_set = cfg.umask_set;
+  cc->umask = cfg.umask;
+  cc->no_new_privs_off = cfg.no_new_privs_off;
+  cc->sysctls = cfg.sysctls;
+  cc->nsysctls = cfg.nsysctls;
+  cc->inherit_fds = stdio_fds;
   cc->readonly_rootfs = cfg.readonly_rootfs;
   cc->host_cgroupns = cfg.host_cgroupns;
   cc->mounts = cfg.mounts;
@@ -644,6 +708,9 @@ start_container (int pipe_w, int pipe_r)
                            : grove_container_start (&cc, &container, &err) < 0)
     return start_failed (err.errnum, err.msg);
   close (pipe_w);
+  for (int k = 0; k < 3; k++)
+    if (stdio_fds[k] >= 0)
+      close (stdio_fds[k]); /* the container's now: the shim holds none of them open */
   if (cc.hold_fd > 0)
     close (cc.hold_fd);
   started_ms = now_ms ();

@@ -42,6 +42,30 @@ parse_rlimit (char *val, grove_rlimit_t *r)
   return ok ? 0 : -1;
 }
 
+/* "MASK", or "BOUNDING:EFFECTIVE:PERMITTED:INHERITABLE:AMBIENT", each a decimal mask. */
+static int
+parse_caps (char *val, grove_process_config_t *p)
+{
+  uint64_t *set[5] = { &p->caps, &p->caps_effective, &p->caps_permitted, &p->caps_inheritable, &p->caps_ambient };
+  char *part = val;
+  int n = 0, ok = 1;
+  p->caps_sets = strchr (val, ':') != NULL;
+  for (; ok && n < 5; n++)
+    {
+      char *colon = strchr (part, ':');
+      if (colon != NULL)
+        *colon = '\0';
+      ok = grove_parse_u64 (part, UINT64_MAX, set[n]) == 0;
+      if (colon != NULL)
+        *colon = ':';
+      if (colon == NULL)
+        break;
+      part = colon + 1;
+    }
+  /* One part, or exactly five. */
+  return ok && (n == 0 || n == 4) ? 0 : -1;
+}
+
 int
 grove_process_config_key (grove_process_config_t *p, const char *key, char *val, const char *what,
                           grove_error_t *err)
@@ -58,8 +82,8 @@ grove_process_config_key (grove_process_config_t *p, const char *key, char *val,
     }
   if (strcmp (key, GROVE_KEY_CAPS) == 0)
     {
-      if (grove_parse_u64 (val, UINT64_MAX, &p->caps) < 0)
-        return grove_error_set (err, EINVAL, "%s config: caps %s is not a decimal mask", what, val);
+      if (parse_caps (val, p) < 0)
+        return grove_error_set (err, EINVAL, "%s config: caps %s is not a decimal mask or five of them", what, val);
       p->caps_set = 1;
       return 1;
     }
@@ -113,6 +137,11 @@ grove_process_config_apply (const grove_process_config_t *p, grove_container_con
   cc->envp = p->envp;
   cc->caps_set = p->caps_set;
   cc->caps = p->caps;
+  cc->caps_sets = p->caps_sets;
+  cc->caps_effective = p->caps_effective;
+  cc->caps_permitted = p->caps_permitted;
+  cc->caps_inheritable = p->caps_inheritable;
+  cc->caps_ambient = p->caps_ambient;
   cc->seccomp_unconfined = p->seccomp_unconfined;
   cc->uid = p->uid;
   cc->gid = p->gid;
@@ -135,7 +164,14 @@ void
 grove_process_config_write (FILE *out, const grove_container_config_t *cc)
 {
   char num[64];
-  if (cc->caps_set)
+  if (cc->caps_set && cc->caps_sets)
+    {
+      char sets[120];
+      snprintf (sets, sizeof (sets), "%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":%" PRIu64, cc->caps,
+                cc->caps_effective, cc->caps_permitted, cc->caps_inheritable, cc->caps_ambient);
+      grove_config_put (out, GROVE_KEY_CAPS, sets);
+    }
+  else if (cc->caps_set)
     {
       snprintf (num, sizeof (num), "%" PRIu64, cc->caps);
       grove_config_put (out, GROVE_KEY_CAPS, num);

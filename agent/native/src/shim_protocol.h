@@ -30,7 +30,8 @@
 #define GROVE_KEY_CGROUP_PARENT "cgroup_parent" /* parent cgroup of the runtime's containers */
 
 /* The process keys, shared (grove_process_config_t). */
-#define GROVE_KEY_CAPS "caps"       /* decimal u64 mask; absent: Docker's defaults */
+#define GROVE_KEY_CAPS "caps"       /* decimal u64 mask (bounding = permitted = effective); or the five sets \
+                                       "BOUNDING:EFFECTIVE:PERMITTED:INHERITABLE:AMBIENT" (OCI); absent: Docker's */
 #define GROVE_KEY_SECCOMP "seccomp" /* "default" | "unconfined" */
 #define GROVE_KEY_UID "uid"
 #define GROVE_KEY_GID "gid"
@@ -54,7 +55,16 @@
 #define GROVE_KEY_UID_MAP "uid_map"                 /* "CONTAINER:HOST:SIZE", one per line */
 #define GROVE_KEY_GID_MAP "gid_map"
 #define GROVE_KEY_USERNS_IDMAP "userns_idmap" /* "1": show the rootfs through an idmapped mount */
-#define GROVE_KEY_HOLD "hold"                 /* "1": OCI create, the init waits for "start" */
+#define GROVE_KEY_HOLD "hold" /* "1": OCI create, the init waits for "start"; "stdio": and gets the shim's fds 0-2 */
+
+/* grove-shim, written by grove-runtime only (OCI bundles; not in the agent's ShimConfig). */
+#define GROVE_KEY_OOM_SCORE_ADJ "oom_score_adj" /* -1000..1000 */
+#define GROVE_KEY_UMASK "umask"                 /* octal */
+#define GROVE_KEY_NO_NEW_PRIVS "no_new_privs"   /* "0": leave it unset */
+#define GROVE_KEY_SYSCTL "sysctl"               /* "name=value", one per sysctl */
+#define GROVE_KEY_MOUNT_TYPE "mount_type"       /* after mount_src: a new filesystem of this type (tmpfs) */
+#define GROVE_KEY_MOUNT_FLAGS "mount_flags"     /* its MS_* flags, decimal */
+#define GROVE_KEY_MOUNT_DATA "mount_data"       /* its options (size=1m,mode=1777) */
 
 /* grove-shim of a runtime handler instance only (shim_runtime.c). */
 #define GROVE_KEY_RUNTIME "runtime"           /* the OCI runtime's executable */
@@ -79,6 +89,8 @@ typedef struct grove_process_config_s
   size_t argc, envc;
   int caps_set; /* 0: Docker's default capabilities */
   uint64_t caps;
+  int caps_sets; /* the five-set form: caps is the bounding set */
+  uint64_t caps_effective, caps_permitted, caps_inheritable, caps_ambient;
   int seccomp_unconfined;
   uid_t uid;
   gid_t gid;
@@ -107,7 +119,7 @@ int grove_parse_u64 (const char *val, uint64_t max, uint64_t *out);
 /* Writes "key\0value\0". */
 void grove_config_put (FILE *out, const char *key, const char *val);
 
-/* Writes the process keys of cc (caps only when caps_set). */
+/* Writes the process keys of cc (caps only when caps_set; five sets when caps_sets). */
 void grove_process_config_write (FILE *out, const grove_container_config_t *cc);
 
 #endif

@@ -3,8 +3,9 @@
 // static grove-runtime uses (agent/native/src/oci_config.c, reached through
 // the addon's readOciBundle): the same fields are refused there with the same
 // messages. What is left here is the translation into a ContainerSpec and the
-// two things this command line does not do that the C one does (device rules
-// beyond deny-all, a CFS period other than 100 ms).
+// things this command line does not do that the C one does (device rules beyond
+// deny-all, a CFS period other than 100 ms, capability sets that differ, and
+// the fields the reader lists in staticOnly: oomScoreAdj, umask, sysctls, ...).
 import * as path from "node:path";
 
 import type { OciBundle } from "../runtime/native-binding";
@@ -75,7 +76,23 @@ export function bundleToSpec(b: OciBundle, id: string, logPath: string): Contain
     rlimits: proc.rlimits.map((r) => ({ type: RLIMIT_NAMES.get(r.resource) ?? "", soft: r.soft, hard: r.hard })),
     annotations: { "grove.oci.annotations": b.annotations },
   };
-  // The core gives one set as bounding, permitted and effective (the front end refused others).
+  const only = b.staticOnly[0];
+  if (only !== undefined) fail(only, "is applied by the static grove-runtime only (agent/bin/grove-runtime)");
+  // NativeRuntime gives one set as bounding, permitted and effective and no inheritable set;
+  // the static grove-runtime applies all five.
+  const given = proc.capsGiven;
+  for (const set of ["effective", "permitted"] as const) {
+    const mask = given[set];
+    if (mask !== null && mask !== proc.caps) {
+      fail(`process.capabilities.${set}`, "must equal bounding (the TypeScript grove-runtime gives one set)");
+    }
+  }
+  if (given.inheritable !== null && given.inheritable !== "0") {
+    fail(
+      "process.capabilities.inheritable",
+      "must be empty (the TypeScript grove-runtime gives no inheritable capabilities)",
+    );
+  }
   if (proc.caps !== null) spec.capabilities = { drop: ["ALL"], add: capabilityNames(proc.caps) };
   if (b.readonlyRootfs) spec.readonlyRootfs = true;
   if (b.mounts.length > 0) spec.mounts = b.mounts.map((m) => ({ ...m, source: path.resolve(m.source) }));

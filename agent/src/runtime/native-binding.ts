@@ -82,6 +82,9 @@ export interface OciBundle {
   };
   /** config.json's annotations object as JSON text ("{}" when none). */
   annotations: string;
+  /** Fields the config sets that the static grove-runtime applies and NativeRuntime does not
+   * ("process.oomScoreAdj", "linux.sysctl", ...). */
+  staticOnly: string[];
 }
 
 export interface OciProcess {
@@ -92,8 +95,11 @@ export interface OciProcess {
   uid: number;
   gid: number;
   additionalGids: number[];
-  /** Capability mask (decimal); null: none asked for (Docker's defaults). */
+  /** Capability mask (decimal), the bounding set; null: none asked for (Docker's defaults). */
   caps: string | null;
+  /** The other sets as config.json gave them (decimal masks), null when absent. grove-runtime
+   * applies all five; the TypeScript command line gives one set and refuses others. */
+  capsGiven: { effective: string | null; permitted: string | null; inheritable: string | null };
   /** "default" when the annotation org.grove.seccomp says so. */
   seccomp: "default" | "unconfined";
   /** resource is an RLIMIT_* number. */

@@ -56,6 +56,14 @@ export const WIRE_KEYS = {
   runtime: "runtime",
   bundle: "bundle",
   runtimeRoot: "runtime_root",
+  // grove-shim, written by the static grove-runtime only (OCI bundles; no ShimConfig field)
+  oomScoreAdj: "oom_score_adj",
+  umask: "umask",
+  noNewPrivs: "no_new_privs",
+  sysctl: "sysctl",
+  mountType: "mount_type",
+  mountFlags: "mount_flags",
+  mountData: "mount_data",
   // grove-shim exec only
   pid: "pid",
   tty: "tty",
