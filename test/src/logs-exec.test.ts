@@ -336,12 +336,16 @@ describe("grove logs, exec and top over the agent's Connect stream", () => {
     // beside them on the stream, nor the replica's presence beat that Node reads show as
     // lastHeartbeatTime), so had they stalled that long the node would have gone Unknown meanwhile
     // (the next test shows that rule).
-    const floodMs = BEAT_STALE_MS + 3_000;
+    const floodMs = BEAT_STALE_MS + 5_000;
     const seen = new Set<string>();
     let bytes = 0;
     const cli = spawn(process.execPath, [BIN.cli, "logs", "flood/0", "-f"], { env: { ...process.env, ...env } });
+    // Listened for at once: a stream that broke mid-flood ends the CLI before the finally below.
+    const exited = new Promise((r) => cli.on("exit", r));
     cli.stdout.on("data", (d: Buffer) => (bytes += d.length));
     try {
+      // Timed from the first output, not from the CLI's start (a second or two on a busy machine).
+      await waitFor("the flood's first output", async () => bytes > 0, 30_000);
       const started = performance.now();
       while (performance.now() - started < floodMs) {
         const ready = await readyOf();
@@ -350,7 +354,7 @@ describe("grove logs, exec and top over the agent's Connect stream", () => {
       }
     } finally {
       cli.kill("SIGINT");
-      await new Promise((r) => cli.on("exit", r));
+      await exited;
       await client.delete("App", "flood", "default");
     }
     process.stderr.write(`logs -f flood: ${bytes} bytes in ${floodMs / 1000} s; Ready: ${[...seen].join("; ")}\n`);
