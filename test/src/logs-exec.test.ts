@@ -7,10 +7,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import WebSocket from "ws";
 import { ExecChannel, GroveClient, execFrame, type App } from "@grove/api";
-import { createStore } from "@grove/control-plane";
+import { PRESENCE_REFRESH_MS } from "@grove/control-plane";
 import {
   BIN,
-  etcdClientTls,
+  createJoinToken,
+  isReady,
   REPO_ROOT,
   runCli,
   startAgent,
@@ -20,8 +21,15 @@ import {
   type ServerProcess,
   type Started,
 } from "./harness/processes";
+import { joinOverApi, rawConnect, registerMessage, tlsCredentials } from "./harness/raw-agent";
 
 const NODE = "it-logs-node";
+/**
+ * The agent gateway marks a node Unknown when its agent's own heartbeats stop for this long,
+ * even while other messages (log output) keep its stream busy: max(node grace 5 s, three
+ * presence refreshes) (control-plane/src/grpc/agent-gateway.ts, sweep).
+ */
+const BEAT_STALE_MS = Math.max(5_000, 3 * PRESENCE_REFRESH_MS);
 const CGROUP_PARENT = `grove-logs-${process.pid}`;
 
 function app(name: string, script: string, spec: Partial<App["spec"]> = {}): App {
@@ -321,47 +329,83 @@ describe("grove logs, exec and top over the agent's Connect stream", () => {
       ),
     );
     await running("flood-0");
-    const up = server.output
-      .map((l) => {
-        try {
-          return JSON.parse(l) as { msg?: string; endpoints?: string[] };
-        } catch {
-          return {};
-        }
-      })
-      .find((l) => l.msg === "embedded etcd is up");
-    const store = createStore(up!.endpoints!, { tls: etcdClientTls(server) });
+    const readyOf = async () => (await client.get("Node", NODE)).status?.conditions?.find((c) => c.type === "Ready");
+    const before = await readyOf();
+    expect(before?.status).toBe("True");
+    // Longer than BEAT_STALE_MS: the gateway times the agent's own heartbeats (not the log output
+    // beside them on the stream, nor the replica's presence beat that Node reads show as
+    // lastHeartbeatTime), so had they stalled that long the node would have gone Unknown meanwhile
+    // (the next test shows that rule).
+    const floodMs = BEAT_STALE_MS + 5_000;
+    const seen = new Set<string>();
+    let bytes = 0;
+    const cli = spawn(process.execPath, [BIN.cli, "logs", "flood/0", "-f"], { env: { ...process.env, ...env } });
+    // Listened for at once: a stream that broke mid-flood ends the CLI before the finally below.
+    const exited = new Promise((r) => cli.on("exit", r));
+    cli.stdout.on("data", (d: Buffer) => (bytes += d.length));
     try {
-      const beats: number[] = [];
-      let bytes = 0;
-      const cli = spawn(process.execPath, [BIN.cli, "logs", "flood/0", "-f"], { env: { ...process.env, ...env } });
-      cli.stdout.on("data", (d: Buffer) => (bytes += d.length));
-      const started = Date.now();
-      while (Date.now() - started < 13_000) {
-        // Presence keys are written on change only; the replica holding the stream vouches for
-        // its agents every 5 s, and Node reads show that as lastHeartbeatTime.
-        const t = Date.parse((await client.get("Node", NODE)).status?.lastHeartbeatTime ?? "");
-        if (beats[beats.length - 1] !== t) beats.push(t);
+      // Timed from the first output, not from the CLI's start (a second or two on a busy machine).
+      await waitFor("the flood's first output", async () => bytes > 0, 30_000);
+      const started = performance.now();
+      while (performance.now() - started < floodMs) {
+        const ready = await readyOf();
+        seen.add(`${ready?.status} ${ready?.reason} since ${ready?.lastTransitionTime}`);
         await new Promise((r) => setTimeout(r, 250));
       }
-      cli.kill("SIGINT");
-      await new Promise((r) => cli.on("exit", r));
-      process.stderr.write(
-        `logs -f flood: ${bytes} bytes in 13 s; heartbeat gaps ${JSON.stringify(beats.slice(1).map((t, i) => t - beats[i]!))} ms\n`,
-      );
-      // A lot went through the stream meanwhile...
-      expect(bytes).toBeGreaterThan(2 * 1024 * 1024);
-      // ...and heartbeats (every 5 s) kept arriving on the same stream.
-      expect(beats.length).toBeGreaterThanOrEqual(3);
-      const gaps = beats.slice(1).map((t, i) => t - beats[i]!);
-      expect(Math.max(...gaps)).toBeLessThan(8_000);
-      const node = await client.get("Node", NODE);
-      expect(node.status?.conditions?.find((c) => c.type === "Ready")?.status).toBe("True");
     } finally {
-      await store.close();
+      cli.kill("SIGINT");
+      await exited;
       await client.delete("App", "flood", "default");
     }
-  }, 60_000);
+    process.stderr.write(`logs -f flood: ${bytes} bytes in ${floodMs / 1000} s; Ready: ${[...seen].join("; ")}\n`);
+    // A lot went through the stream meanwhile...
+    expect(bytes).toBeGreaterThan(2 * 1024 * 1024);
+    // ...and the node was Ready throughout, without a transition.
+    expect([...seen]).toEqual([`True ${before?.reason} since ${before?.lastTransitionTime}`]);
+  }, 90_000);
+
+  it(`a stream that carries output but no heartbeat for ${BEAT_STALE_MS / 1000} s: the node goes Unknown (AgentNotHeartbeating)`, async () => {
+    // A hand-driven agent (its own join token and certificate) whose stream is never silent:
+    // output of a sub-stream nobody opened every 250 ms (the gateway drops it), never a heartbeat.
+    const name = "it-logs-mute";
+    const joined = await joinOverApi(server.url, server.caPem, await createJoinToken(server, name), name);
+    expect(joined.status).toBe(200);
+    const stream = rawConnect(server.grpcAddress, tlsCredentials(server.caPem, joined.pair!), 120_000);
+    let chatter: NodeJS.Timeout | undefined;
+    try {
+      stream.send(registerMessage(name));
+      await waitFor(`${name} registered`, async () => stream.received.some((m) => m.registered));
+      const t0 = performance.now();
+      chatter = setInterval(
+        () => stream.send({ streamOutput: { streamId: 4242, fd: 1, data: Buffer.from("x\n") } }),
+        250,
+      );
+      expect(isReady(await client.get("Node", name))).toBe(true);
+      const node = await waitFor(
+        `${name} not Ready`,
+        async () => {
+          const n = await client.get("Node", name);
+          return isReady(n) ? undefined : n;
+        },
+        BEAT_STALE_MS + 30_000,
+      );
+      const afterMs = performance.now() - t0;
+      process.stderr.write(
+        `no heartbeats, output flowing: ${name} not Ready ${(afterMs / 1000).toFixed(1)} s after registering\n`,
+      );
+      // Not at the 5 s silence grace (the stream was never silent), but once the beats were stale.
+      expect(afterMs).toBeGreaterThanOrEqual(BEAT_STALE_MS - 1_000);
+      expect(node.status?.conditions?.find((c) => c.type === "Ready")).toMatchObject({
+        status: "Unknown",
+        reason: "AgentNotHeartbeating",
+        message: expect.stringMatching(/^no heartbeat from the agent for \d+\.\ds$/),
+      });
+    } finally {
+      if (chatter) clearInterval(chatter);
+      stream.close();
+      await client.delete("Node", name).catch(() => undefined);
+    }
+  }, 120_000);
 
   it("the agent killed mid-stream: logs -f and exec end with an error promptly", async () => {
     const logs = spawnCli(["logs", "ticker/0", "-f"], env);

@@ -11,9 +11,21 @@ import { GroveClient, type App, type Instance } from "@grove/api";
 import { HostCluster } from "./harness/hosts";
 import { isReady as nodeReady, runCli, waitFor } from "./harness/processes";
 
-const DEADLINE_S = 25;
+/**
+ * The progress deadline of the rollback test: what it waits out, so it is short; long enough that
+ * the bad version's surge instance is seen running (not ready) first, which takes a few seconds.
+ */
+const DEADLINE_S = 15;
+/** The canary test's deadline, never reached: a canary instance slow to start on a busy machine must not roll back. */
+const CANARY_DEADLINE_S = 25;
 
-function webApp(name: string, version: string, update: App["spec"]["update"] = {}, instances = 2): App {
+function webApp(
+  name: string,
+  version: string,
+  update: App["spec"]["update"] = {},
+  instances = 2,
+  deadlineS = DEADLINE_S,
+): App {
   // The readiness file exists unless the version is "bad".
   const script =
     'mkdir -p /tmp/www; [ "$VERSION" = bad ] || echo "$VERSION" > /tmp/www/ready.html; exec httpd -f -p 8080 -h /tmp/www';
@@ -30,7 +42,7 @@ function webApp(name: string, version: string, update: App["spec"]["update"] = {
       resources: { cpu: "50m", memory: "16Mi", pids: 16 },
       ports: [{ name: "http", containerPort: 8080 }],
       checks: { readiness: { http: { path: "/ready.html", port: "http" }, periodSeconds: 1, failureThreshold: 1 } },
-      update: { progressDeadlineSeconds: DEADLINE_S, ...update },
+      update: { progressDeadlineSeconds: deadlineS, ...update },
     },
   };
 }
@@ -138,10 +150,10 @@ describe("rollouts: revisions, automatic rollback, canary", () => {
   }, 300_000);
 
   it("a canary pauses with N new instances, promote finishes it, undo returns to the revision before", async () => {
-    await client.apply(webApp("cn", "v1", { canary: 1 }, 3));
+    await client.apply(webApp("cn", "v1", { canary: 1 }, 3, CANARY_DEADLINE_S));
     await reaches("cn", "Complete");
 
-    await client.apply(webApp("cn", "v2", { canary: 1 }, 3));
+    await client.apply(webApp("cn", "v2", { canary: 1 }, 3, CANARY_DEADLINE_S));
     await reaches("cn", "CanaryPaused");
     // It stays there: exactly one new instance, the other two old ones running.
     await new Promise((r) => setTimeout(r, 3_000));
