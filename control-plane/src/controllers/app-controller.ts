@@ -11,9 +11,8 @@
 // with this controller's monotonic clock from when it saw the instance end, never a node's.
 //
 // Instances on a node that stopped answering are Unknown (node-lifecycle.ts).
-// Each one gets a replacement at once (after the App's
-// spec.disconnect.replaceAfter): a new instance with the same index under
-// its own name, labelled with the uid it replaces (REPLACES_LABEL), so the
+// Each one gets a replacement at once (after the App's spec.disconnect.replaceAfter):
+// a new instance with the same index under its own name, labelled with the uid it replaces (REPLACES_LABEL), so the
 // original stays recorded while its node is away. When the node comes back,
 // an original whose replacement (or a later one in the chain) is Running is
 // superseded: it gets the terminal state Exited, reason Superseded, which
@@ -77,6 +76,7 @@ import { syncInTrace } from "../observability/trace-handoffs";
 import { RolloutTracker, rolloutOriginal, type IndexSlot } from "./rollout";
 import { rollOut, type RolloutDeps } from "./rollout-step";
 import { RevisionStore } from "./revisions";
+import { firstPassOrder } from "./resync-order";
 
 /** How long a superseded original, or one that ended while its node was away, stays listed. */
 export const RETIRED_RETENTION_MS = 10 * 60_000;
@@ -196,9 +196,9 @@ export class AppController {
     return now - first;
   }
 
-  /** Enqueues every known App (after the informers synced). */
+  /** Enqueues every known App (after the informers synced), those with work waiting first (resync-order.ts). */
   resyncAll(): void {
-    for (const a of this.apps.list()) this.queue.add(objectKey(a));
+    for (const k of firstPassOrder(this.apps.list(), this.instances.list())) this.queue.add(k);
     // Revisions of Apps deleted while no leader ran: their sync deletes them.
     this.revisions.appKeys().then(
       (keys) => keys.forEach((k) => this.queue.add(k)),
