@@ -40,9 +40,8 @@
 // over-commit a node. A growth that does not fit replaces that instance
 // instead, and the scheduler places the replacement.
 //
-// The rules this controller applies to instances (finished, should-replace,
-// crash-loop backoff, template hashes, a new instance) are @grove/api's
-// (instance-rules.ts), shared with the scheduler, `apply --plan` and grove-sim.
+// The rules this controller applies to instances (finished, should-replace, crash-loop backoff,
+// template hashes, a new instance) are @grove/api's (instance-rules.ts), shared with the scheduler, `apply --plan`, grove-sim.
 import type { Logger } from "pino";
 import {
   BACKOFF_RESET_MS,
@@ -76,7 +75,7 @@ import { syncInTrace } from "../observability/trace-handoffs";
 import { RolloutTracker, rolloutOriginal, type IndexSlot } from "./rollout";
 import { rollOut, type RolloutDeps } from "./rollout-step";
 import { RevisionStore } from "./revisions";
-import { firstPassOrder } from "./resync-order";
+import { APP_SYNC_CONCURRENCY, firstPassOrder } from "./resync-order";
 
 /** How long a superseded original, or one that ended while its node was away, stays listed. */
 export const RETIRED_RETENTION_MS = 10 * 60_000;
@@ -143,7 +142,8 @@ export class AppController {
     };
     this.retiredRetentionMs = opts.retiredRetentionMs ?? RETIRED_RETENTION_MS;
     this.backoffResetMs = opts.backoffResetMs ?? BACKOFF_RESET_MS;
-    this.queue = new WorkQueue({ name: "app-controller", sync: syncInTrace("apps", (k) => this.sync(k)), logger });
+    const sync = syncInTrace("apps", (k) => this.sync(k));
+    this.queue = new WorkQueue({ name: "app-controller", sync, logger, concurrency: APP_SYNC_CONCURRENCY });
     apps.on((ev) => this.queue.add(objectKey(ev.object)));
     instances.on((ev) => {
       if (ev.object.spec.task !== undefined) return; // a Task's attempt (task-controller.ts)

@@ -6,7 +6,8 @@
 // key order, an App created while no leader ran waited behind every settled
 // App: the failover's "first committed placement" came that much later. The
 // pass now starts with the Apps that have work waiting, then the rest; every
-// App is still synced, and every write is still fenced (ordering only).
+// App is still synced, and every write is still fenced (ordering only), up
+// to APP_SYNC_CONCURRENCY Apps at a time.
 //
 // Work waiting, from the informers alone (no store read):
 // - its spec changed since the last status a leader wrote (generation);
@@ -18,6 +19,17 @@
 //   the same name).
 import { isFinished, shouldReplace, type App, type Instance } from "@grove/api";
 import { objectKey } from "./informer";
+
+/**
+ * Apps synced at once (distinct Apps; one App is never synced twice at once).
+ * A sync that has work waiting is a few sequential etcd round trips (the
+ * instance, its revision record, the App's status), 0.2-0.5 s on a loaded
+ * machine, and a failover finds several such Apps (those created while no
+ * leader ran): in parallel, the last of them does not wait for the others.
+ * Syncs of different Apps write different keys; the one write they can share,
+ * a node's allocation (a resize in place), is guarded by the node's revision.
+ */
+export const APP_SYNC_CONCURRENCY = 4;
 
 /** Whether an instance holds its index: it runs (or is on its way), or ended for good. */
 function holdsIndex(inst: Instance): boolean {
