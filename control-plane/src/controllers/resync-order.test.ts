@@ -1,5 +1,11 @@
 // A new leader's first pass: Apps with work waiting before settled ones.
-import { newInstance, type App, type Instance } from "@grove/api";
+import { pino } from "pino";
+import { newInstance, type App, type Instance, type Node } from "@grove/api";
+import { MemoryStore } from "../store/memory-store";
+import { Keys } from "../store/store";
+import { Repository } from "../resources/repository";
+import { AppController } from "./app-controller";
+import { Informer } from "./informer";
 import { firstPassOrder, hasWorkWaiting } from "./resync-order";
 
 function app(name: string, instances = 1, generation = 1, observed: number | undefined = generation): App {
@@ -76,5 +82,61 @@ describe("firstPassOrder", () => {
       "default/batch",
       "default/other",
     ]);
+  });
+});
+
+describe("AppController.resyncAll (a new leader's first pass)", () => {
+  it("syncs the App created while no leader ran before the settled ones", async () => {
+    const logger = pino({ level: "silent" });
+    const store = new MemoryStore();
+    const repo = new Repository(store);
+    const apps = new Informer<App>(store, Keys.collection("apps"), logger);
+    const instances = new Informer<Instance>(store, Keys.collection("instances"), logger);
+    const nodes = new Informer<Node>(store, Keys.collection("nodes"), logger);
+    await Promise.all([apps.start(), instances.start(), nodes.start()]);
+    const controllers: AppController[] = [];
+    const lead = () => {
+      const c = new AppController(repo, apps, instances, nodes, logger);
+      controllers.push(c);
+      return c;
+    };
+    try {
+      // The former leader made every App's instance and wrote its status.
+      const former = lead();
+      for (let k = 0; k < 10; k++) await repo.create(app(`a${k}`, 1, 1, undefined));
+      former.resyncAll();
+      for (let i = 0; i < 20; i++) {
+        await new Promise((r) => setTimeout(r, 5));
+        await former.idle();
+      }
+      expect(instances.list()).toHaveLength(10);
+      former.stop();
+      // No leader: an App is created, last in every order but this one.
+      await repo.create(app("late", 1, 1, undefined));
+      await new Promise((r) => setTimeout(r, 20)); // the informer's event
+      expect(apps.list().at(-1)?.metadata.name).toBe("late");
+
+      const next = lead();
+      const synced: string[] = [];
+      const sync = next.sync.bind(next);
+      jest.spyOn(next, "sync").mockImplementation((key) => {
+        synced.push(key);
+        return sync(key);
+      });
+      next.resyncAll();
+      expect(synced[0]).toBe("default/late");
+      await next.idle();
+      // Every App is still synced (some again, after the events of their own writes).
+      expect([...new Set(synced)].sort()).toEqual(
+        apps
+          .list()
+          .map((a) => `default/${a.metadata.name}`)
+          .sort(),
+      );
+    } finally {
+      for (const c of controllers) c.stop();
+      await Promise.all([apps.stop(), instances.stop(), nodes.stop()]);
+      await store.close();
+    }
   });
 });
