@@ -10,10 +10,14 @@
 //    committed placement); SIGCONT, and a write carrying the old leader's
 //    fence (its election key at its epoch: the compare every controller
 //    write carries) is tried in etcd. Each trial also records where the time
-//    went (wall clock, every process on this machine): stop -> the old key
-//    gone (lease expiry, etcd's expiry tick) -> new leader's "elected" log
-//    line -> the App controller's instance created -> scheduler's binding ->
-//    the benchmark seeing it.
+//    went (wall clock, every process on this machine): stop -> the trial's
+//    App written (it is there before the election unless the API was slow)
+//    -> the old key gone (lease expiry, etcd's expiry tick; seen by this
+//    process's own election observer, which can lag the new leader's log
+//    line under load: a negative or missing lease_gone_to_elected) -> new
+//    leader's "elected" log line -> the App controller's instance created
+//    (the sync's start: its first pass, resync-order.ts) -> scheduler's
+//    binding -> the benchmark seeing it.
 // 2. Agent failover (GROVE_BENCH_AGENT_FAILOVER_TRIALS, default 5): kill -9
 //    the replica holding the most agents' streams, time until all of them
 //    registered with another replica (killReplicaAndTimeAgents), restart it.
@@ -68,6 +72,8 @@ function electedOf(s: ServerProcess): { epoch: string; key: string; time: number
 
 /** Where one leader failover's time went (ms from the SIGSTOP, wall clock). */
 interface Breakdown {
+  /** The trial's App written (through a replica that runs): before the election, or the new leader finds it late. */
+  appCreated: number;
   keyGone: number;
   elected: number;
   created: number;
@@ -76,6 +82,7 @@ interface Breakdown {
 }
 
 const PHASES: Array<[string, (b: Breakdown) => number]> = [
+  ["stop_to_app_created", (b) => b.appCreated],
   ["stop_to_lease_gone", (b) => b.keyGone],
   ["lease_gone_to_elected", (b) => b.elected - b.keyGone],
   ["elected_to_instance_created", (b) => b.created - b.elected],
@@ -207,7 +214,9 @@ export async function run(): Promise<BenchReport> {
         const seen = await waitFor(`${name} placed by the new leader`, async () => boundSeen.get(name), 60_000);
         failoverMs.push(seen.mono - t0);
         const newLeader = replicas.find((s) => s !== leader && (electedOf(s)?.time ?? 0) >= wall0);
+        const trialApp = await store.get<App>(Keys.object("apps", NS, name));
         const b: Breakdown = {
+          appCreated: Date.parse(trialApp?.value.metadata.creationTimestamp ?? "") - wall0,
           keyGone: (keyGoneAt ?? NaN) - wall0,
           elected: (newLeader ? electedOf(newLeader)!.time : NaN) - wall0,
           created: Date.parse(seen.inst.metadata.creationTimestamp ?? "") - wall0,

@@ -4,15 +4,25 @@
 // whose records were lost while they ran are found from the host (their
 // cgroup and their grove-shim). Runs over the RecoveryHost the runtime hands it.
 import * as fs from "node:fs";
+import type * as net from "node:net";
 import * as path from "node:path";
 
 import type { NativeBinding } from "./native-binding";
-import { exitFromRecord, readRecord, shimCall, type CgroupRef, type ShimStateAnswer } from "./shim-protocol";
+import {
+  exitFromRecord,
+  readRecord,
+  shimCall,
+  waitForExit,
+  type CgroupRef,
+  type ShimStateAnswer,
+} from "./shim-protocol";
 import type { ContainerExit, ContainerHandle, RecoveredContainer } from "./types";
 import { CONTAINER_ID_PATTERN } from "./validate";
 import { removeHandlerCgroups } from "./runtime-handlers";
 
 const SIGKILL = 9;
+/** How long killAndAwaitShim waits for a shim that does not answer (stopped, or stuck). */
+const SHIM_FINISH_TIMEOUT_MS = 10_000;
 
 /** What recovery may see and do of a NativeRuntime. */
 export interface RecoveryHost {
@@ -105,7 +115,7 @@ async function discard(h: RecoveryHost, id: string): Promise<void> {
   const { mode, root, parent } = h.cgroup;
   if (CONTAINER_ID_PATTERN.test(id)) {
     try {
-      await h.native.killCgroup(mode, root, parent, id, SIGKILL);
+      await killAndAwaitShim(h, id);
       await h.native.removeCgroup(mode, root, parent, id);
       await removeHandlerCgroups(h.cgroup, id);
     } catch {
@@ -113,6 +123,35 @@ async function discard(h: RecoveryHost, id: string): Promise<void> {
     }
   }
   await fs.promises.rm(h.containerDir(id), { recursive: true, force: true });
+}
+
+/**
+ * SIGKILLs a container's cgroup and resolves once its shim is done with the
+ * container's directory. The shim lives outside the cgroup and outlives its
+ * init: it reaps it, then writes `exit` into the directory (tmp + rename) and
+ * only then answers "wait" and unlinks its socket. A directory removed before
+ * that gets the record written into it while rm walks it, and rm fails with
+ * ENOTEMPTY (every HostCluster clean-up that found running containers did, and
+ * cleanupStale stopped there, leaving the containers after it running). The
+ * "wait" asked before the kill is answered after the record; a shim that is
+ * gone (no socket, or nobody listening) writes nothing more. A shim that does
+ * not answer within SHIM_FINISH_TIMEOUT_MS (stopped) is not waited for.
+ */
+export async function killAndAwaitShim(h: RecoveryHost, id: string): Promise<void> {
+  const { mode, root, parent } = h.cgroup;
+  let sock: net.Socket | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const finished = new Promise<void>((resolve) => {
+    sock = waitForExit(h.socketPath(id), () => resolve());
+    timer = setTimeout(resolve, SHIM_FINISH_TIMEOUT_MS);
+  });
+  try {
+    await h.native.killCgroup(mode, root, parent, id, SIGKILL);
+    await finished;
+  } finally {
+    clearTimeout(timer);
+    sock?.destroy();
+  }
 }
 
 /**

@@ -45,7 +45,7 @@ import {
   type ShimStateAnswer,
 } from "./shim-protocol";
 import { shimConfig } from "./spec-to-shim";
-import { loadContainer, recoverAll, type RecoveryHost } from "./native-recovery";
+import { killAndAwaitShim, loadContainer, recoverAll, type RecoveryHost } from "./native-recovery";
 import { removeHandlerCgroups, shimHandler, type RuntimeHandlers } from "./runtime-handlers";
 import { writeBundle } from "./oci-bundle";
 
@@ -465,7 +465,8 @@ export class NativeRuntime implements ContainerRuntime {
     const stale = ids.filter((id) => !this.containers.has(id) && !this.starting.has(id)).sort();
     for (const id of stale) {
       try {
-        await this.native.killCgroup(this.cgroupMode, this.cgroupRoot, this.cgroupParent, id, SIGKILL);
+        // The shim writes its exit record into the directory after the kill: remove it only then.
+        await killAndAwaitShim(this.host, id);
         await this.native.removeCgroup(this.cgroupMode, this.cgroupRoot, this.cgroupParent, id);
       } catch (err) {
         throw wrapNative(err, "CGROUP_FAILED");

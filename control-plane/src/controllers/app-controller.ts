@@ -11,9 +11,8 @@
 // with this controller's monotonic clock from when it saw the instance end, never a node's.
 //
 // Instances on a node that stopped answering are Unknown (node-lifecycle.ts).
-// Each one gets a replacement at once (after the App's
-// spec.disconnect.replaceAfter): a new instance with the same index under
-// its own name, labelled with the uid it replaces (REPLACES_LABEL), so the
+// Each one gets a replacement at once (after the App's spec.disconnect.replaceAfter):
+// a new instance with the same index under its own name, labelled with the uid it replaces (REPLACES_LABEL), so the
 // original stays recorded while its node is away. When the node comes back,
 // an original whose replacement (or a later one in the chain) is Running is
 // superseded: it gets the terminal state Exited, reason Superseded, which
@@ -41,9 +40,8 @@
 // over-commit a node. A growth that does not fit replaces that instance
 // instead, and the scheduler places the replacement.
 //
-// The rules this controller applies to instances (finished, should-replace,
-// crash-loop backoff, template hashes, a new instance) are @grove/api's
-// (instance-rules.ts), shared with the scheduler, `apply --plan` and grove-sim.
+// The rules this controller applies to instances (finished, should-replace, crash-loop backoff,
+// template hashes, a new instance) are @grove/api's (instance-rules.ts), shared with the scheduler, `apply --plan`, grove-sim.
 import type { Logger } from "pino";
 import {
   BACKOFF_RESET_MS,
@@ -77,6 +75,7 @@ import { syncInTrace } from "../observability/trace-handoffs";
 import { RolloutTracker, rolloutOriginal, type IndexSlot } from "./rollout";
 import { rollOut, type RolloutDeps } from "./rollout-step";
 import { RevisionStore } from "./revisions";
+import { APP_SYNC_CONCURRENCY, firstPassOrder } from "./resync-order";
 
 /** How long a superseded original, or one that ended while its node was away, stays listed. */
 export const RETIRED_RETENTION_MS = 10 * 60_000;
@@ -143,7 +142,8 @@ export class AppController {
     };
     this.retiredRetentionMs = opts.retiredRetentionMs ?? RETIRED_RETENTION_MS;
     this.backoffResetMs = opts.backoffResetMs ?? BACKOFF_RESET_MS;
-    this.queue = new WorkQueue({ name: "app-controller", sync: syncInTrace("apps", (k) => this.sync(k)), logger });
+    const sync = syncInTrace("apps", (k) => this.sync(k));
+    this.queue = new WorkQueue({ name: "app-controller", sync, logger, concurrency: APP_SYNC_CONCURRENCY });
     apps.on((ev) => this.queue.add(objectKey(ev.object)));
     instances.on((ev) => {
       if (ev.object.spec.task !== undefined) return; // a Task's attempt (task-controller.ts)
@@ -196,9 +196,9 @@ export class AppController {
     return now - first;
   }
 
-  /** Enqueues every known App (after the informers synced). */
+  /** Enqueues every known App (after the informers synced), those with work waiting first (resync-order.ts). */
   resyncAll(): void {
-    for (const a of this.apps.list()) this.queue.add(objectKey(a));
+    for (const k of firstPassOrder(this.apps.list(), this.instances.list())) this.queue.add(k);
     // Revisions of Apps deleted while no leader ran: their sync deletes them.
     this.revisions.appKeys().then(
       (keys) => keys.forEach((k) => this.queue.add(k)),

@@ -250,17 +250,8 @@ export class HostCluster {
    */
   async killHost(host: Host): Promise<void> {
     await host.agent?.kill9();
-    const rt = new NativeRuntime({ cgroupParent: host.cgroupParent });
-    // A shim may still be writing its container's exit file as we remove its directory.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await rt.cleanupStale();
-        return;
-      } catch (err) {
-        if (attempt >= 5) throw err;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
+    // cleanupStale waits for each shim's exit record before removing the container's directory.
+    await new NativeRuntime({ cgroupParent: host.cgroupParent }).cleanupStale();
   }
 
   /**
