@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import * as path from "node:path";
 import { GroveClient, type App, type Namespace } from "@grove/api";
-import { runCli, startServer, tempDir, type ServerProcess } from "./harness/processes";
+import { runCli, startServer, tempDir, waitFor, type ServerProcess } from "./harness/processes";
 
 let dir: string;
 let server: ServerProcess;
@@ -292,6 +292,68 @@ describe("admission policy", () => {
     } finally {
       await admin.delete("App", "sh", "ns-restricted");
     }
+  });
+});
+
+describe("quotas enforced by the scheduler", () => {
+  // No agent: every instance stays Pending. Without the scheduler's own check
+  // each would say Unschedulable (no node fits) whatever its namespace's quota.
+  const instancesOf = async (ns: string, appName: string) =>
+    (await admin.list("Instance", { namespace: ns })).items.filter(
+      (i) => i.spec.app === appName && !["Exited", "Failed", "Succeeded"].includes(i.status?.state ?? ""),
+    );
+  const reasons = async (ns: string, appName: string) =>
+    (await instancesOf(ns, appName)).map((i) => `${i.status?.reason}: ${i.status?.message ?? ""}`).sort();
+
+  test("after the quota is lowered, instances beyond it stay Pending with the quota named", async () => {
+    const spec = { policy: "privileged" as const, quota: { instances: 3 } };
+    expect((await call(server.adminToken, "POST", "/v1/namespaces", namespace("ns-low", spec))).status).toBe(201);
+    expect((await putApp(server.adminToken, app("ns-low", "low", { instances: 3 }))).status).toBe(201);
+    await waitFor("3 instances looked at by the scheduler", async () => {
+      const r = await reasons("ns-low", "low");
+      return r.length === 3 && r.every((x) => x.startsWith("Unschedulable"));
+    });
+    const lowered = namespace("ns-low", { ...spec, quota: { instances: 1 } });
+    expect((await call(server.adminToken, "PUT", "/v1/namespaces/ns-low", lowered)).status).toBe(200);
+    const r = await waitFor("2 instances held by the quota", async () => {
+      const now = await reasons("ns-low", "low");
+      return now.filter((x) => x.startsWith("QuotaExceeded")).length === 2 ? now : undefined;
+    });
+    expect(r[0]).toMatch(
+      /^QuotaExceeded: low-\d would exceed the quota of namespace ns-low: quota instances exceeded: requested 1, used 1 by the rest of the namespace, limit 1$/,
+    );
+    expect(r[2]).toMatch(/^Unschedulable/);
+  });
+
+  test("rollout undo to a template with more ports than the quota has room for stays Pending", async () => {
+    const spec = { policy: "privileged" as const, quota: { hostPorts: 2 } };
+    expect((await call(server.adminToken, "POST", "/v1/namespaces", namespace("ns-undo", spec))).status).toBe(201);
+    const two = [
+      { name: "a", containerPort: 80 },
+      { name: "b", containerPort: 81 },
+    ];
+    expect((await putApp(server.adminToken, app("ns-undo", "u", { ports: two }))).status).toBe(201);
+    // v2 publishes nothing, which frees the namespace's host ports for w.
+    expect((await putApp(server.adminToken, app("ns-undo", "u", { ports: [], env: { V: "2" } }))).status).toBe(200);
+    await waitFor("u's revision 2", async () => {
+      const h = await call(server.adminToken, "GET", "/v1/namespaces/ns-undo/apps/u/revisions");
+      return (h.body.items as unknown[] | undefined)?.length === 2;
+    });
+    expect((await putApp(server.adminToken, app("ns-undo", "w", { ports: [two[0]!] }))).status).toBe(201);
+    await waitFor("w looked at by the scheduler", async () =>
+      (await reasons("ns-undo", "w"))[0]?.startsWith("Unschedulable"),
+    );
+    const undo = await call(server.adminToken, "POST", "/v1/namespaces/ns-undo/apps/u/rollout/undo", {});
+    expect(undo.status).toBe(200);
+    const r = await waitFor("u's instance held by the quota", async () => {
+      const now = await instancesOf("ns-undo", "u");
+      const back = now.filter((i) => (i.spec.ports?.length ?? 0) === 2);
+      return back.length === 1 && back[0]!.status?.reason === "QuotaExceeded" ? back[0] : undefined;
+    });
+    expect(r.status?.message).toMatch(
+      /quota hostPorts exceeded: requested 2, used 1 by the rest of the namespace, limit 2/,
+    );
+    expect(await reasons("ns-undo", "w")).toEqual([expect.stringMatching(/^Unschedulable/)]);
   });
 });
 
