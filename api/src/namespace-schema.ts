@@ -54,6 +54,15 @@ export const NamespaceSpec = Type.Object(
         },
       ),
     ),
+    pullSecrets: Type.Optional(
+      Type.Array(Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$", maxLength: 253 }), {
+        maxItems: 64,
+        uniqueItems: true,
+        description:
+          "the agents' pull secrets (image config pullSecrets) this namespace owns: only its Apps and Tasks may " +
+          "name them in imagePullSecret, and no other Namespace may list them",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

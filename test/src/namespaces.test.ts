@@ -357,6 +357,43 @@ describe("quotas enforced by the scheduler", () => {
   });
 });
 
+describe("image pull secrets belong to namespaces", () => {
+  const pulling = (ns: string, name: string, secret: string) =>
+    app(ns, name, { rootfs: undefined, image: "127.0.0.1:5000/team/web:1", imagePullSecret: secret } as never);
+
+  test("an App names only its namespace's pull secrets; a secret has one owner; refusals name the field", async () => {
+    const ns = (name: string, pullSecrets?: string[]) =>
+      namespace(name, { policy: "baseline", ...(pullSecrets ? { pullSecrets } : {}) });
+    expect((await call(server.adminToken, "POST", "/v1/namespaces", ns("ns-pull-a", ["reg-a"]))).status).toBe(201);
+    expect((await call(server.adminToken, "POST", "/v1/namespaces", ns("ns-pull-b"))).status).toBe(201);
+    expect((await putApp(server.adminToken, pulling("ns-pull-a", "web", "reg-a"))).status).toBe(201);
+
+    const other = await putApp(server.adminToken, pulling("ns-pull-b", "web", "reg-a"));
+    expect(other.status).toBe(422);
+    expect(other.body).toMatchObject({
+      code: "AdmissionDenied",
+      details: [
+        { path: "/spec/imagePullSecret", message: expect.stringMatching(/does not belong to namespace ns-pull-b/) },
+      ],
+    });
+    // A namespace without an object may not name a secret a Namespace owns either.
+    const implicit = await putApp(server.adminToken, pulling("ns-pull-none", "web", "reg-a"));
+    expect(implicit.status).toBe(422);
+    expect(implicit.body.details).toEqual([
+      { path: "/spec/imagePullSecret", message: "pull secret reg-a belongs to namespace ns-pull-a" },
+    ]);
+    for (const where of ["ns-pull-b", "ns-pull-none"]) {
+      expect((await call(server.adminToken, "GET", `/v1/namespaces/${where}/apps/web`)).status).toBe(404);
+    }
+    // Another Namespace cannot claim it.
+    const claim = await call(server.adminToken, "PUT", "/v1/namespaces/ns-pull-b", ns("ns-pull-b", ["reg-a"]));
+    expect(claim.status).toBe(400);
+    expect(claim.body.details).toEqual([{ path: "/spec/pullSecrets/0", message: "belongs to namespace ns-pull-a" }]);
+    // A secret no Namespace owns stays usable where there is no object (as before).
+    expect((await putApp(server.adminToken, pulling("ns-pull-none", "web", "reg-free"))).status).toBe(201);
+  });
+});
+
 describe("deleting a Namespace", () => {
   test("refuses while it holds objects, naming them; ?cascade=true deletes them and its tokens", async () => {
     const r = await call(server.adminToken, "POST", "/v1/namespaces", namespace("ns-gone", { policy: "baseline" }));

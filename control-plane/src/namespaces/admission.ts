@@ -22,7 +22,13 @@ import {
   type WriteGuard,
 } from "../resources/repository";
 import type { KeyValue } from "../store/store";
-import { admissionKey, namespaceKey, type NamespaceService, type StoredNamespace } from "./namespace-service";
+import {
+  admissionKey,
+  namespaceKey,
+  pullSecretOwner,
+  type NamespaceService,
+  type StoredNamespace,
+} from "./namespace-service";
 import { NO_USAGE, addUsage, appUsage, hardOf, namespaceUsage, quotaProblems, taskUsage } from "./usage";
 
 /** What the HTTP routes call instead of the Repository for objects users write. */
@@ -57,12 +63,37 @@ export class NamespaceAdmission implements Admission {
     return this.repo.apply(obj, this.guard());
   }
 
+  /**
+   * An App or Task may name only a pull secret its namespace owns (the
+   * Namespace's spec.pullSecrets); in a namespace without an object, none
+   * that a Namespace owns. The credentials stay in the agents' image config:
+   * this keeps team-b from pulling with team-a's.
+   */
+  private async checkPullSecret(
+    ns: string,
+    nsKv: KeyValue<StoredNamespace> | undefined,
+    obj: ResourceOf<Kind>,
+  ): Promise<void> {
+    const secret = (obj.spec as { imagePullSecret?: unknown }).imagePullSecret;
+    if (typeof secret !== "string") return;
+    if (nsKv?.value.spec?.pullSecrets?.includes(secret)) return;
+    const owner = nsKv ? undefined : await pullSecretOwner(this.namespaces.store, secret);
+    if (!nsKv && owner === undefined) return;
+    const why = owner
+      ? `pull secret ${secret} belongs to namespace ${owner}`
+      : `pull secret ${secret} does not belong to namespace ${ns} (its Namespace's spec.pullSecrets)`;
+    throw new GroveError("AdmissionDenied", `${obj.kind} ${ns}/${obj.metadata.name}: ${why}`, [
+      { path: "/spec/imagePullSecret", message: why },
+    ]);
+  }
+
   /** Reads the Namespace and the usage afresh on every try (the repository calls it per attempt). */
   private guard(): WriteGuard {
     return async (current, next) => {
       const ns = next.metadata.namespace ?? DEFAULT_NAMESPACE;
       const nsKey = namespaceKey(ns);
       const nsKv = await this.namespaces.get(ns);
+      await this.checkPullSecret(ns, nsKv, next);
       // An implicit namespace: no policy, no quota, but it must still have no object when we commit.
       if (!nsKv) return { compares: [{ key: nsKey, modRevision: "0" }], ops: [] };
       checkPolicy(nsKv, next);
