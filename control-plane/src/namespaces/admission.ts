@@ -41,7 +41,32 @@ const ADMITTED = new Set(["App", "Task"]);
 /** A create that keeps losing races on the admission key gives up after this many tries (409). */
 const CREATE_TRIES = 50;
 
+/** The release of the namespace lock a write holds (NamespaceAdmission's guard). */
+interface Held {
+  release?: () => void;
+}
+
+/** One holder at a time per key, first come first served; in this process only. */
+class KeyedLock {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async lock(key: string): Promise<() => void> {
+    const before = this.tails.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const tail = before.then(() => mine);
+    this.tails.set(key, tail);
+    await before;
+    return () => {
+      release();
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    };
+  }
+}
+
 export class NamespaceAdmission implements Admission {
+  private readonly serial = new KeyedLock();
+
   constructor(
     private readonly repo: Repository,
     private readonly namespaces: NamespaceService,
@@ -49,18 +74,28 @@ export class NamespaceAdmission implements Admission {
 
   async create<T extends ResourceOf<Kind>>(obj: T): Promise<T> {
     if (!ADMITTED.has(obj.kind)) return this.repo.create(obj);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.repo.create(obj, this.guard());
-      } catch (err) {
-        if (!(err instanceof GuardConflict) || attempt >= CREATE_TRIES) throw err;
+    const held: Held = {};
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.repo.create(obj, this.guard(held));
+        } catch (err) {
+          if (!(err instanceof GuardConflict) || attempt >= CREATE_TRIES) throw err;
+        }
       }
+    } finally {
+      held.release?.();
     }
   }
 
-  apply<T extends ResourceOf<Kind>>(obj: T): Promise<{ object: T; result: ApplyResult }> {
+  async apply<T extends ResourceOf<Kind>>(obj: T): Promise<{ object: T; result: ApplyResult }> {
     if (!ADMITTED.has(obj.kind)) return this.repo.apply(obj);
-    return this.repo.apply(obj, this.guard());
+    const held: Held = {};
+    try {
+      return await this.repo.apply(obj, this.guard(held));
+    } finally {
+      held.release?.();
+    }
   }
 
   /**
@@ -88,7 +123,7 @@ export class NamespaceAdmission implements Admission {
   }
 
   /** Reads the Namespace and the usage afresh on every try (the repository calls it per attempt). */
-  private guard(): WriteGuard {
+  private guard(held: Held): WriteGuard {
     return async (current, next) => {
       const ns = next.metadata.namespace ?? DEFAULT_NAMESPACE;
       const nsKey = namespaceKey(ns);
@@ -108,6 +143,11 @@ export class NamespaceAdmission implements Admission {
       if (current?.kind === "App" && next.kind === "App" && !grows(appUsage(current as App), appUsage(next as App))) {
         return nsOnly;
       }
+      // Quota-checked writes of one namespace queue in this replica rather than race on its
+      // admission key: losers had read the usage for nothing, again and again (4 parallel creators
+      // in a namespace with a quota: ~5x fewer creations per second than without one). The etcd
+      // compare below still decides between replicas. Kept (held) until the write is done.
+      held.release ??= await this.serial.lock(ns);
       // The admission key before the usage: any quota-checked write committed after this read fails our compare.
       const lock = await this.namespaces.store.get(admissionKey(ns));
 
