@@ -193,7 +193,10 @@ function failures(r: CannonResult): number {
 
 export async function run(): Promise<BenchReport> {
   const dataDir = tempDir("grove-bench-api-load");
-  const server = await startServer({ dataDir });
+  const server = await startServer({ dataDir }).catch((err: unknown) => {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  });
   try {
     const client = new GroveClient({ server: server.url, token: server.adminToken, caPem: server.caPem });
     const headers = { authorization: `Bearer ${server.adminToken}`, "content-type": "application/json" };
