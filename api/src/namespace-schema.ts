@@ -54,6 +54,15 @@ export const NamespaceSpec = Type.Object(
         },
       ),
     ),
+    pullSecrets: Type.Optional(
+      Type.Array(Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$", maxLength: 253 }), {
+        maxItems: 64,
+        uniqueItems: true,
+        description:
+          "the agents' pull secrets (image config pullSecrets) this namespace owns: only its Apps and Tasks may " +
+          "name them in imagePullSecret, and no other Namespace may list them",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -96,8 +105,12 @@ export interface PolicyProblem {
   message: string;
 }
 
-/** Docker's default capabilities: baseline allows adding only these back. */
-const DEFAULT_CAPABILITIES = new Set([
+/**
+ * Docker's default capability set (moby/oci/caps/defaults.go): what a
+ * container keeps unless it drops them (the agent's runtime/security.ts), and
+ * what the baseline policy allows adding back.
+ */
+export const DEFAULT_CAPABILITIES: readonly string[] = [
   "CHOWN",
   "DAC_OVERRIDE",
   "FSETID",
@@ -112,7 +125,8 @@ const DEFAULT_CAPABILITIES = new Set([
   "SYS_CHROOT",
   "KILL",
   "AUDIT_WRITE",
-]);
+];
+const DEFAULT_CAPABILITY_SET: ReadonlySet<string> = new Set(DEFAULT_CAPABILITIES);
 
 interface WorkloadSpec {
   image?: unknown;
@@ -141,7 +155,7 @@ export function policyProblems(
   const add = Array.isArray(s.security?.capabilities?.add) ? (s.security.capabilities.add as unknown[]) : [];
   add.forEach((c, i) => {
     const name = String(c).replace(/^CAP_/, "");
-    const ok = level === "restricted" ? name === "NET_BIND_SERVICE" : DEFAULT_CAPABILITIES.has(name);
+    const ok = level === "restricted" ? name === "NET_BIND_SERVICE" : DEFAULT_CAPABILITY_SET.has(name);
     if (!ok) {
       const allowed = level === "restricted" ? "only NET_BIND_SERVICE" : "only Docker's default capabilities";
       out.push({ pointer: `/spec/security/capabilities/add/${i}`, message: `${String(c)} ${why} (${allowed})` });

@@ -24,6 +24,12 @@ export const InstanceReason = {
    * status.explain its counts. Retried whenever nodes or instances change.
    */
   Unschedulable: "Unschedulable",
+  /**
+   * Pending, not placed: its namespace's quota has no room for it (a rolling
+   * update's surge, a rollout undo, a quota lowered). The message names each
+   * quota and the amounts. Placed as soon as there is room.
+   */
+  QuotaExceeded: "QuotaExceeded",
   /** Pending, bound to a node by the scheduler; its agent has not reported it yet. */
   Scheduled: "Scheduled",
   /**

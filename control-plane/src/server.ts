@@ -13,6 +13,7 @@ import { Keys, type Store } from "./store/store";
 import { Repository } from "./resources/repository";
 import { buildHttpServer } from "./http/server";
 import { Informer } from "./controllers/informer";
+import type { StoredNamespace } from "./namespaces/namespace-service";
 import { AppController } from "./controllers/app-controller";
 import { TaskController } from "./controllers/task-controller";
 import { DEFAULT_HOST_PORT_RANGE, SchedulerController } from "./controllers/scheduler-controller";
@@ -225,6 +226,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const instances = new Informer<Instance>(store, Keys.collection("instances"), logger);
     const nodes = new Informer<Node>(store, Keys.collection("nodes"), logger);
     const tasks = new Informer<Task>(store, Keys.collection("tasks"), logger);
+    // Namespace objects: their quotas, enforced by the scheduler too (scheduling/quota-gate.ts).
+    const namespaceObjects = new Informer<StoredNamespace>(store, Keys.collection("namespaces"), logger);
     metrics.setSources({ instances: () => instances.list(), nodes: () => nodes.list() });
     const events = new EventRecorder(store, { ...opts.events, logger: logger.child({ component: "events" }) });
     cleanups.push(async () => events.stop());
@@ -253,6 +256,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         1,
         opts.hostPortRange,
         metrics,
+        namespaceObjects,
       );
       const lifecycle = new NodeLifecycleController(
         fenced,
@@ -322,9 +326,20 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       controllers?.stop();
       controllers = undefined;
     });
-    cleanups.push(() => Promise.all([apps.stop(), instances.stop(), nodes.stop(), tasks.stop()]).then(() => undefined));
+    cleanups.push(() =>
+      Promise.all([apps.stop(), instances.stop(), nodes.stop(), tasks.stop(), namespaceObjects.stop()]).then(
+        () => undefined,
+      ),
+    );
 
-    await Promise.all([apps.start(), instances.start(), nodes.start(), tasks.start(), leaderEpoch.start()]);
+    await Promise.all([
+      apps.start(),
+      instances.start(),
+      nodes.start(),
+      tasks.start(),
+      namespaceObjects.start(),
+      leaderEpoch.start(),
+    ]);
     const election = new LeaderElection(
       {
         endpoints,

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import * as path from "node:path";
 import { GroveClient, type App, type Namespace } from "@grove/api";
-import { runCli, startServer, tempDir, type ServerProcess } from "./harness/processes";
+import { runCli, startServer, tempDir, waitFor, type ServerProcess } from "./harness/processes";
 
 let dir: string;
 let server: ServerProcess;
@@ -292,6 +292,105 @@ describe("admission policy", () => {
     } finally {
       await admin.delete("App", "sh", "ns-restricted");
     }
+  });
+});
+
+describe("quotas enforced by the scheduler", () => {
+  // No agent: every instance stays Pending. Without the scheduler's own check
+  // each would say Unschedulable (no node fits) whatever its namespace's quota.
+  const instancesOf = async (ns: string, appName: string) =>
+    (await admin.list("Instance", { namespace: ns })).items.filter(
+      (i) => i.spec.app === appName && !["Exited", "Failed", "Succeeded"].includes(i.status?.state ?? ""),
+    );
+  const reasons = async (ns: string, appName: string) =>
+    (await instancesOf(ns, appName)).map((i) => `${i.status?.reason}: ${i.status?.message ?? ""}`).sort();
+
+  test("after the quota is lowered, instances beyond it stay Pending with the quota named", async () => {
+    const spec = { policy: "privileged" as const, quota: { instances: 3 } };
+    expect((await call(server.adminToken, "POST", "/v1/namespaces", namespace("ns-low", spec))).status).toBe(201);
+    expect((await putApp(server.adminToken, app("ns-low", "low", { instances: 3 }))).status).toBe(201);
+    await waitFor("3 instances looked at by the scheduler", async () => {
+      const r = await reasons("ns-low", "low");
+      return r.length === 3 && r.every((x) => x.startsWith("Unschedulable"));
+    });
+    const lowered = namespace("ns-low", { ...spec, quota: { instances: 1 } });
+    expect((await call(server.adminToken, "PUT", "/v1/namespaces/ns-low", lowered)).status).toBe(200);
+    const r = await waitFor("2 instances held by the quota", async () => {
+      const now = await reasons("ns-low", "low");
+      return now.filter((x) => x.startsWith("QuotaExceeded")).length === 2 ? now : undefined;
+    });
+    expect(r[0]).toMatch(
+      /^QuotaExceeded: low-\d would exceed the quota of namespace ns-low: quota instances exceeded: requested 1, used 1 by the rest of the namespace, limit 1$/,
+    );
+    expect(r[2]).toMatch(/^Unschedulable/);
+  });
+
+  test("rollout undo to a template with more ports than the quota has room for stays Pending", async () => {
+    const spec = { policy: "privileged" as const, quota: { hostPorts: 2 } };
+    expect((await call(server.adminToken, "POST", "/v1/namespaces", namespace("ns-undo", spec))).status).toBe(201);
+    const two = [
+      { name: "a", containerPort: 80 },
+      { name: "b", containerPort: 81 },
+    ];
+    expect((await putApp(server.adminToken, app("ns-undo", "u", { ports: two }))).status).toBe(201);
+    // v2 publishes nothing, which frees the namespace's host ports for w.
+    expect((await putApp(server.adminToken, app("ns-undo", "u", { ports: [], env: { V: "2" } }))).status).toBe(200);
+    await waitFor("u's revision 2", async () => {
+      const h = await call(server.adminToken, "GET", "/v1/namespaces/ns-undo/apps/u/revisions");
+      return (h.body.items as unknown[] | undefined)?.length === 2;
+    });
+    expect((await putApp(server.adminToken, app("ns-undo", "w", { ports: [two[0]!] }))).status).toBe(201);
+    await waitFor("w looked at by the scheduler", async () =>
+      (await reasons("ns-undo", "w"))[0]?.startsWith("Unschedulable"),
+    );
+    const undo = await call(server.adminToken, "POST", "/v1/namespaces/ns-undo/apps/u/rollout/undo", {});
+    expect(undo.status).toBe(200);
+    const r = await waitFor("u's instance held by the quota", async () => {
+      const now = await instancesOf("ns-undo", "u");
+      const back = now.filter((i) => (i.spec.ports?.length ?? 0) === 2);
+      return back.length === 1 && back[0]!.status?.reason === "QuotaExceeded" ? back[0] : undefined;
+    });
+    expect(r.status?.message).toMatch(
+      /quota hostPorts exceeded: requested 2, used 1 by the rest of the namespace, limit 2/,
+    );
+    expect(await reasons("ns-undo", "w")).toEqual([expect.stringMatching(/^Unschedulable/)]);
+  });
+});
+
+describe("image pull secrets belong to namespaces", () => {
+  const pulling = (ns: string, name: string, secret: string) =>
+    app(ns, name, { rootfs: undefined, image: "127.0.0.1:5000/team/web:1", imagePullSecret: secret } as never);
+
+  test("an App names only its namespace's pull secrets; a secret has one owner; refusals name the field", async () => {
+    const ns = (name: string, pullSecrets?: string[]) =>
+      namespace(name, { policy: "baseline", ...(pullSecrets ? { pullSecrets } : {}) });
+    expect((await call(server.adminToken, "POST", "/v1/namespaces", ns("ns-pull-a", ["reg-a"]))).status).toBe(201);
+    expect((await call(server.adminToken, "POST", "/v1/namespaces", ns("ns-pull-b"))).status).toBe(201);
+    expect((await putApp(server.adminToken, pulling("ns-pull-a", "web", "reg-a"))).status).toBe(201);
+
+    const other = await putApp(server.adminToken, pulling("ns-pull-b", "web", "reg-a"));
+    expect(other.status).toBe(422);
+    expect(other.body).toMatchObject({
+      code: "AdmissionDenied",
+      details: [
+        { path: "/spec/imagePullSecret", message: expect.stringMatching(/does not belong to namespace ns-pull-b/) },
+      ],
+    });
+    // A namespace without an object may not name a secret a Namespace owns either.
+    const implicit = await putApp(server.adminToken, pulling("ns-pull-none", "web", "reg-a"));
+    expect(implicit.status).toBe(422);
+    expect(implicit.body.details).toEqual([
+      { path: "/spec/imagePullSecret", message: "pull secret reg-a belongs to namespace ns-pull-a" },
+    ]);
+    for (const where of ["ns-pull-b", "ns-pull-none"]) {
+      expect((await call(server.adminToken, "GET", `/v1/namespaces/${where}/apps/web`)).status).toBe(404);
+    }
+    // Another Namespace cannot claim it.
+    const claim = await call(server.adminToken, "PUT", "/v1/namespaces/ns-pull-b", ns("ns-pull-b", ["reg-a"]));
+    expect(claim.status).toBe(400);
+    expect(claim.body.details).toEqual([{ path: "/spec/pullSecrets/0", message: "belongs to namespace ns-pull-a" }]);
+    // A secret no Namespace owns stays usable where there is no object (as before).
+    expect((await putApp(server.adminToken, pulling("ns-pull-none", "web", "reg-free"))).status).toBe(201);
   });
 });
 

@@ -5,6 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
+import { DEFAULT_CAPABILITIES } from "@grove/api";
 import { RuntimeError } from "./errors";
 
 /** Linux capability numbers (linux/capability.h). */
@@ -52,23 +53,9 @@ export const CAPABILITIES: Readonly<Record<string, number>> = {
   CHECKPOINT_RESTORE: 40,
 };
 
-/** Docker's default capability set (moby/oci/caps/defaults.go). */
-export const DEFAULT_CAPABILITIES: readonly string[] = [
-  "CHOWN",
-  "DAC_OVERRIDE",
-  "FSETID",
-  "FOWNER",
-  "MKNOD",
-  "NET_RAW",
-  "SETGID",
-  "SETUID",
-  "SETFCAP",
-  "SETPCAP",
-  "NET_BIND_SERVICE",
-  "SYS_CHROOT",
-  "KILL",
-  "AUDIT_WRITE",
-];
+// Docker's default capability set: one list, @grove/api's, which the namespace
+// policy checks against too (re-exported: the agent's own modules import it from here).
+export { DEFAULT_CAPABILITIES };
 
 export const RLIMITS: Readonly<Record<string, number>> = {
   RLIMIT_CPU: 0,

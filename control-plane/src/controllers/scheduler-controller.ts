@@ -4,7 +4,9 @@
 // transactions (chunked below etcd's --max-txn-ops, see scheduling/commit.ts) guarded by
 // the revisions of the nodes (and instances) they used, so two
 // passes can never book the same capacity twice. Instances that fit nowhere
-// stay Pending with the reason ("memory: insufficient on 1 of 1 nodes").
+// stay Pending with the reason ("memory: insufficient on 1 of 1 nodes");
+// instances their namespace's quota has no room for are not placed at all
+// (scheduling/quota-gate.ts) and stay Pending with reason QuotaExceeded.
 import type { Logger } from "pino";
 import { InstanceReason, isFinished, type Instance, type Node, type Resources } from "@grove/api";
 import { Keys, type Store, type TxnCompare, type TxnOp } from "../store/store";
@@ -25,6 +27,9 @@ import { allocations, nodeViews, requestExtras, usedHostPorts } from "../schedul
 import { commitChunked, PlacementRaceError, preemptionOps } from "../scheduling/commit";
 import type { PortRange } from "../network/subnets";
 import { placementSpanAttributes, type SchedulerMetrics } from "../observability/scheduler-telemetry";
+import { QuotaGate, type QuotaOf } from "../scheduling/quota-gate";
+import { hardOf } from "../namespaces/usage";
+import type { StoredNamespace } from "../namespaces/namespace-service";
 
 /** Host ports handed out when an App's port names none (configurable on grove-server). */
 export const DEFAULT_HOST_PORT_RANGE: PortRange = DEFAULT_DYNAMIC_HOST_PORTS;
@@ -59,10 +64,13 @@ export class SchedulerController {
     private readonly seed = 1,
     private readonly hostPortRange: PortRange = DEFAULT_HOST_PORT_RANGE,
     private readonly metrics?: SchedulerMetrics,
+    /** Namespace objects, for their quotas (none: no quota is enforced here). */
+    private readonly namespaces?: Informer<StoredNamespace>,
   ) {
     this.queue = new WorkQueue({ name: "scheduler", sync: () => this.timedPass(), logger, baseDelayMs: 100 });
     // Any change may make room or need placing; one pass handles them all.
     nodes.on(() => this.queue.add(PASS_KEY));
+    namespaces?.on(() => this.queue.add(PASS_KEY));
     instances.on((ev) => {
       const i = ev.object;
       if (ev.type === "deleted" || !i.spec.nodeName || isFinished(i)) this.queue.add(PASS_KEY);
@@ -93,11 +101,22 @@ export class SchedulerController {
   /** One pass: place every unbound, unfinished instance. Throws to retry. */
   async schedulePass(): Promise<void> {
     // Placing on a cache that may be behind etcd books capacity that may be gone; wait (requeued with backoff).
-    if (!this.instances.isFresh || !this.nodes.isFresh) throw new Error("the informer caches are stale: not placing");
+    if (!this.instances.isFresh || !this.nodes.isFresh || this.namespaces?.isFresh === false) {
+      throw new Error("the informer caches are stale: not placing");
+    }
     const all = this.instances.list();
-    const pending = all
+    const waiting = all
       .filter((i) => !i.spec.nodeName && !isFinished(i))
       .sort((a, b) => (a.metadata.creationTimestamp ?? "").localeCompare(b.metadata.creationTimestamp ?? ""));
+    // Quotas first: what its namespace has no room for is not placed (and books no node).
+    const gate = new QuotaGate(all, this.quotas());
+    const overQuota: Array<{ inst: Instance; message: string }> = [];
+    const pending = waiting.filter((i) => {
+      const message = gate.admit(i);
+      if (message !== undefined) overQuota.push({ inst: i, message });
+      return message === undefined;
+    });
+    await this.recordOverQuota(overQuota);
     const nodes = this.nodes.list();
     const used = allocations(all);
     const ports = usedHostPorts(all);
@@ -246,6 +265,32 @@ export class SchedulerController {
       if (!r.succeeded) throw new Error("instance changed while recording why it is unschedulable; retrying");
       this.metrics?.placements.inc({ result: "unschedulable" });
       this.logger.info({ instance: objectKey(inst), reason }, "instance unschedulable");
+    }
+  }
+
+  /** Quotas by namespace, of the Namespace objects that set one. */
+  private quotas(): Map<string, QuotaOf> {
+    const out = new Map<string, QuotaOf>();
+    for (const ns of this.namespaces?.list() ?? []) {
+      const hard = hardOf(ns.spec?.quota);
+      if (Object.keys(hard).length > 0) out.set(ns.metadata.name, { hard });
+    }
+    return out;
+  }
+
+  /** Pending, reason QuotaExceeded, the quota named in the message (written once per new message). */
+  private async recordOverQuota(held: Array<{ inst: Instance; message: string }>): Promise<void> {
+    for (const { inst, message } of held) {
+      const st = inst.status;
+      if (st?.reason === InstanceReason.QuotaExceeded && st.message === message) continue;
+      const key = Keys.object("instances", inst.metadata.namespace, inst.metadata.name);
+      const next: Instance = { ...inst, status: { state: "Pending", reason: InstanceReason.QuotaExceeded, message } };
+      const r = await this.store.txn(
+        [{ key, modRevision: inst.metadata.resourceVersion ?? "0" }],
+        [{ type: "put", key, value: stored(next) }],
+      );
+      if (!r.succeeded) throw new Error("instance changed while recording that it exceeds its quota; retrying");
+      this.logger.info({ instance: objectKey(inst), message }, "instance exceeds its namespace's quota");
     }
   }
 

@@ -20,6 +20,13 @@ export function admissionKey(name: string): string {
   return Keys.object("namespace-admission", undefined, name);
 }
 
+/** The Namespace that lists `secret` in spec.pullSecrets (other than `except`), if any. */
+export async function pullSecretOwner(store: Store, secret: string, except?: string): Promise<string | undefined> {
+  const all = await store.list<StoredNamespace>(Keys.collection("namespaces"));
+  return all.items.find((kv) => kv.value.metadata.name !== except && kv.value.spec?.pullSecrets?.includes(secret))
+    ?.value.metadata.name;
+}
+
 /** What a namespace holds, by store collection, for deletion. */
 const CONTENTS = ["apps", "tasks", "instances", "secrets", "tokens"] as const;
 
@@ -74,6 +81,15 @@ export class NamespaceService {
       ]);
     }
     const name = obj.metadata.name;
+    // A pull secret belongs to one namespace (two Namespaces written at once may both pass: cluster-admins only).
+    for (const [i, secret] of (obj.spec?.pullSecrets ?? []).entries()) {
+      const owner = await pullSecretOwner(this.store, secret, name);
+      if (owner !== undefined) {
+        throw new GroveError("ValidationFailed", `pull secret ${secret} belongs to namespace ${owner}`, [
+          { path: `/spec/pullSecrets/${i}`, message: `belongs to namespace ${owner}` },
+        ]);
+      }
+    }
     const key = namespaceKey(name);
     const current = await this.get(name);
     const expected = obj.metadata.resourceVersion;
