@@ -6,6 +6,7 @@
 // server agree on what a level allows.
 import { Type, type Static } from "@sinclair/typebox";
 import { API_VERSION, BYTES_PATTERN, CPU_PATTERN, ObjectMeta } from "./schemas";
+import { DEFAULT_CAPABILITIES } from "@grove/common";
 
 export const POLICY_LEVELS = ["restricted", "baseline", "privileged"] as const;
 export type PolicyLevel = (typeof POLICY_LEVELS)[number];
@@ -105,27 +106,7 @@ export interface PolicyProblem {
   message: string;
 }
 
-/**
- * Docker's default capability set (moby/oci/caps/defaults.go): what a
- * container keeps unless it drops them (the agent's runtime/security.ts), and
- * what the baseline policy allows adding back.
- */
-export const DEFAULT_CAPABILITIES: readonly string[] = [
-  "CHOWN",
-  "DAC_OVERRIDE",
-  "FSETID",
-  "FOWNER",
-  "MKNOD",
-  "NET_RAW",
-  "SETGID",
-  "SETUID",
-  "SETFCAP",
-  "SETPCAP",
-  "NET_BIND_SERVICE",
-  "SYS_CHROOT",
-  "KILL",
-  "AUDIT_WRITE",
-];
+export { DEFAULT_CAPABILITIES };
 const DEFAULT_CAPABILITY_SET: ReadonlySet<string> = new Set(DEFAULT_CAPABILITIES);
 
 interface WorkloadSpec {

@@ -7,3 +7,4 @@ export * from "./resources";
 export * from "./work-queue";
 export * from "./tracing";
 export * from "./trace-links";
+export * from "./capabilities";

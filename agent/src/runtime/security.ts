@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { DEFAULT_CAPABILITIES } from "@grove/api";
+import { DEFAULT_CAPABILITIES } from "@grove/common";
 import { RuntimeError } from "./errors";
 
 /** Linux capability numbers (linux/capability.h). */
