@@ -4,7 +4,14 @@
 // from the same docker-registry on 127.0.0.1, in one run, alternating which
 // goes first, each into a fresh directory after a `sync`. Also the time to
 // start a container (/bin/true) from the already pulled image, overlay mount
-// included, against the same start from a plain rootfs directory.
+// included, against the same start from a plain rootfs directory. CPU
+// seconds (user + system; the anchor's through /usr/bin/time, children
+// included) are reported beside wall time, and one more untimed pull per side
+// under strace counts fsync-like calls: whether each side makes the blobs it
+// downloaded durable (lib-image-fsync.ts). containerd's `ctr image pull` is not
+// an anchor here: Debian's containerd package is not installed on the
+// development machine and its pull runs in a daemon this benchmark would have
+// to start and configure (docs/images.md).
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
@@ -15,6 +22,7 @@ import { NativeRuntime, images } from "@grove/agent";
 import { addRawLayer, busyboxLayout, push, startRegistry, unmountUnder, type TarEntry } from "../src/harness/registry";
 import type { BenchReport } from "./run";
 import { summarize } from "./lib-stats";
+import { syncCalls } from "./lib-image-fsync";
 
 const exec = promisify(execFile);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
@@ -72,6 +80,7 @@ export async function run(): Promise<BenchReport> {
   const fromImage: number[] = [];
   const fromDir: number[] = [];
   let image: images.ImageRecord | undefined;
+  const syncs = { grove: NaN, skopeo: NaN, umoci: NaN };
   try {
     await push(layout, "bench", registry.address, "bench/image:1");
     const ref = `${registry.address}/bench/image:1`;
@@ -136,6 +145,22 @@ export async function run(): Promise<BenchReport> {
       fs.rmSync(oci, { recursive: true, force: true });
       fs.rmSync(bundle, { recursive: true, force: true });
     }
+
+    // Durability: one more pull per side, untimed, under strace.
+    const traceFile = path.join(tmp, "strace.txt");
+    syncs.grove = await syncCalls(
+      [process.execPath, path.join(__dirname, "lib-image-fsync.js"), path.join(tmp, "grove-store-fsync"), ref],
+      traceFile,
+    );
+    syncs.skopeo = await syncCalls(
+      ["skopeo", "copy", "-q", "--src-tls-verify=false", `docker://${ref}`, `oci:${path.join(tmp, "oci-fsync")}:bench`],
+      traceFile,
+    );
+    syncs.umoci = await syncCalls(
+      ["umoci", "unpack", "--image", `${path.join(tmp, "oci-fsync")}:bench`, path.join(tmp, "bundle-fsync")],
+      traceFile,
+    );
+    fs.rmSync(path.join(tmp, "grove-store-fsync"), { recursive: true, force: true });
 
     // Start /bin/true from the pulled image (overlay mount + start + exit +
     // remove + unmount) and from a rootfs directory (start + exit + remove).
@@ -210,6 +235,15 @@ export async function run(): Promise<BenchReport> {
       grove_cpu_s: summarize(groveCpu).p50,
       skopeo_umoci_cpu_s: summarize(anchorCpu).p50,
       cpu_ratio: summarize(groveCpu).p50 / summarize(anchorCpu).p50,
+      // Wall and CPU side by side: the wall ratio alone hides a side that waits less or works more.
+      wall_ratio: g.p50 / s.p50,
+      grove_fsync_calls: syncs.grove,
+      skopeo_fsync_calls: syncs.skopeo,
+      umoci_fsync_calls: syncs.umoci,
+      grove_makes_blobs_durable: syncs.grove > 0 ? "yes" : "no",
+      anchor_makes_blobs_durable: syncs.skopeo > 0 ? "yes" : "no",
+      anchor_unpack_makes_files_durable: syncs.umoci > 0 ? "yes" : "no",
+      ctr_anchor: "not run: containerd is not installed here, and ctr pulls through a containerd daemon",
       grove_samples_s: groveMs.map((ms) => (ms / 1000).toFixed(2)).join(" "),
       skopeo_umoci_samples_s: anchorMs.map((ms) => (ms / 1000).toFixed(2)).join(" "),
       skopeo_version: skopeoVersion,

@@ -89,10 +89,10 @@ export async function run(): Promise<BenchReport> {
     const bestCompaction = Math.min(...figures.map((f) => f.compaction.mean));
     for (const f of figures) {
       const p = slug(f.profile);
-      results[`${p}_open_lb1_ratio_${mix}_heldout_mean`] = r4(f.open.mean);
-      results[`${p}_open_lb1_ratio_${mix}_heldout_p90`] = r4(f.open.p90);
-      results[`${p}_compaction_lb1_ratio_${mix}_heldout_mean`] = r4(f.compaction.mean);
-      results[`${p}_compaction_lb1_ratio_${mix}_heldout_p90`] = r4(f.compaction.p90);
+      results[`${p}_open_lb1_ratio_${slug(mix)}_heldout_mean`] = r4(f.open.mean);
+      results[`${p}_open_lb1_ratio_${slug(mix)}_heldout_p90`] = r4(f.open.p90);
+      results[`${p}_compaction_lb1_ratio_${slug(mix)}_heldout_mean`] = r4(f.compaction.mean);
+      results[`${p}_compaction_lb1_ratio_${slug(mix)}_heldout_p90`] = r4(f.compaction.p90);
       rows.push({
         name: `held-out ${mix}: ${f.profile}`,
         mix,
@@ -107,8 +107,10 @@ export async function run(): Promise<BenchReport> {
       });
     }
     const def = figures.find((f) => f.profile === "default")!;
-    results[`default_open_vs_best_${mix}_heldout_pct`] = r4((def.open.mean / bestOpen - 1) * 100);
-    results[`default_compaction_vs_best_${mix}_heldout_pct`] = r4((def.compaction.mean / bestCompaction - 1) * 100);
+    results[`default_open_vs_best_${slug(mix)}_heldout_pct`] = r4((def.open.mean / bestOpen - 1) * 100);
+    results[`default_compaction_vs_best_${slug(mix)}_heldout_pct`] = r4(
+      (def.compaction.mean / bestCompaction - 1) * 100,
+    );
     // The issue's names: the compaction p90 / LB1 (as default_profile_lb1_ratio_<mix> on seed 1), here over the held-out seeds.
     results[`default_profile_lb1_ratio_${slug(mix)}_heldout_mean`] = r4(def.compaction.mean);
     results[`default_profile_lb1_ratio_${slug(mix)}_heldout_p90`] = r4(def.compaction.p90);

@@ -54,7 +54,7 @@ const DENSITY_COUNT = Number(process.env.BENCH_DENSITY_COUNT ?? 1500);
 /** kube-scheduler's CI threshold for SchedulingBasic at 5000 nodes (performance-config.yaml), and the older one. */
 const K8S_CI_FLOOR = 680;
 const K8S_CI_FLOOR_OLD = 270;
-/** BENCH_ONLY=memory|etcd|e2e|raw|density|heldout runs one part (density includes the held-out seeds; etcd both e2e and raw). */
+/** BENCH_ONLY=memory|etcd|e2e|raw|density|seed1|heldout runs one part (density: seed 1 and the held-out seeds; etcd: e2e and raw). */
 const ONLY = process.env.BENCH_ONLY;
 const part = (name: string) =>
   ONLY === undefined || ONLY === name || (ONLY === "etcd" && (name === "e2e" || name === "raw"));
@@ -235,7 +235,8 @@ export async function run(): Promise<BenchReport> {
     });
   }
 
-  for (const gen of part("density") ? (["azure", "borg"] as const) : []) {
+  // BENCH_ONLY=seed1: this part alone, without the held-out seeds.
+  for (const gen of part("density") || ONLY === "seed1" ? (["azure", "borg"] as const) : []) {
     const w = generate(gen, { count: DENSITY_COUNT, seed: 1 });
     const node = defaultNodeFor(gen);
     const need = Math.ceil(
