@@ -179,7 +179,7 @@ export async function endToEnd(o: E2eOptions): Promise<E2eResult> {
     await until(
       `${o.nodes} hollow nodes registered`,
       () => fleet.last().registered === o.nodes || fleet.proc.exitCode !== null,
-      Math.max(120_000, o.nodes * 600),
+      Math.max(600_000, o.nodes * 600),
       () => JSON.stringify(fleet.last()),
     );
     if (fleet.proc.exitCode !== null) throw new Error(`the hollow fleet exited: ${JSON.stringify(fleet.last())}`);
