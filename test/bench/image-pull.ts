@@ -8,10 +8,9 @@
 // seconds (user + system; the anchor's through /usr/bin/time, children
 // included) are reported beside wall time, and one more untimed pull per side
 // under strace counts fsync-like calls: whether each side makes the blobs it
-// downloaded durable (lib-image-fsync.ts). containerd's `ctr image pull` is not
-// an anchor here: Debian's containerd package is not installed on the
-// development machine and its pull runs in a daemon this benchmark would have
-// to start and configure (docs/images.md).
+// downloaded durable (lib-image-fsync.ts). When Debian's containerd is
+// installed, `ctr image pull` into a fresh daemon of the benchmark's own is a
+// second anchor in every round (lib-image-ctr.ts).
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
@@ -23,6 +22,7 @@ import { addRawLayer, busyboxLayout, push, startRegistry, unmountUnder, type Tar
 import type { BenchReport } from "./run";
 import { summarize } from "./lib-stats";
 import { syncCalls } from "./lib-image-fsync";
+import { ctrAvailable, ctrPull, ctrSyncCalls } from "./lib-image-ctr";
 
 const exec = promisify(execFile);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
@@ -77,6 +77,10 @@ export async function run(): Promise<BenchReport> {
       .map(Number)
       .reduce((a, b) => a + b, 0);
   const anchorMs: number[] = [];
+  const ctrMs: number[] = [];
+  const ctrCpu: number[] = [];
+  const withCtr = ctrAvailable();
+  let ctrSyncs = NaN;
   const fromImage: number[] = [];
   const fromDir: number[] = [];
   let image: images.ImageRecord | undefined;
@@ -140,6 +144,11 @@ export async function run(): Promise<BenchReport> {
         await anchor();
         await grove();
       }
+      if (withCtr) {
+        const c = await ctrPull(path.join(tmp, `bench13-ctrd-${round}`), ref, cpuFile);
+        ctrMs.push(c.ms);
+        ctrCpu.push(c.cpuS);
+      }
       if (lastStore) fs.rmSync(lastStore, { recursive: true, force: true });
       lastStore = store;
       fs.rmSync(oci, { recursive: true, force: true });
@@ -161,6 +170,7 @@ export async function run(): Promise<BenchReport> {
       traceFile,
     );
     fs.rmSync(path.join(tmp, "grove-store-fsync"), { recursive: true, force: true });
+    if (withCtr) ctrSyncs = await ctrSyncCalls(path.join(tmp, "bench13-ctrd-fsync"), ref, traceFile);
 
     // Start /bin/true from the pulled image (overlay mount + start + exit +
     // remove + unmount) and from a rootfs directory (start + exit + remove).
@@ -219,6 +229,20 @@ export async function run(): Promise<BenchReport> {
         p50_ms: summarize(groveCpu).p50,
         mean_ms: summarize(anchorCpu).p50,
       },
+      ...(withCtr
+        ? [
+            {
+              name: "ctr image pull (containerd, overlayfs)",
+              p50_ms: summarize(ctrMs).p50,
+              mean_ms: summarize(ctrMs).mean,
+            },
+            {
+              name: "cpu seconds ctr+containerd (p50)",
+              p50_ms: summarize(ctrCpu).p50,
+              mean_ms: summarize(ctrCpu).mean,
+            },
+          ]
+        : []),
       { name: "start from pulled image (overlay)", p50_ms: fi.p50, mean_ms: fi.mean },
       { name: "start from rootfs directory", p50_ms: fd.p50, mean_ms: fd.mean },
     ],
@@ -243,7 +267,18 @@ export async function run(): Promise<BenchReport> {
       grove_makes_blobs_durable: syncs.grove > 0 ? "yes" : "no",
       anchor_makes_blobs_durable: syncs.skopeo > 0 ? "yes" : "no",
       anchor_unpack_makes_files_durable: syncs.umoci > 0 ? "yes" : "no",
-      ctr_anchor: "not run: containerd is not installed here, and ctr pulls through a containerd daemon",
+      ...(withCtr
+        ? {
+            ctr_pull_s: summarize(ctrMs).p50 / 1000,
+            ctr_cpu_s: summarize(ctrCpu).p50,
+            grove_vs_ctr_wall_ratio: g.p50 / summarize(ctrMs).p50,
+            grove_vs_ctr_cpu_ratio: summarize(groveCpu).p50 / summarize(ctrCpu).p50,
+            ctr_fsync_calls: ctrSyncs,
+            ctr_makes_blobs_durable: ctrSyncs > 0 ? "yes" : "no",
+            ctr_samples_s: ctrMs.map((ms) => (ms / 1000).toFixed(2)).join(" "),
+            ctr_version: (await exec("ctr", ["--version"])).stdout.trim(),
+          }
+        : { ctr_anchor: "not run: Debian's containerd (ctr, containerd) is not installed" }),
       grove_samples_s: groveMs.map((ms) => (ms / 1000).toFixed(2)).join(" "),
       skopeo_umoci_samples_s: anchorMs.map((ms) => (ms / 1000).toFixed(2)).join(" "),
       skopeo_version: skopeoVersion,
