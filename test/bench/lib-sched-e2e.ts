@@ -186,7 +186,18 @@ export async function endToEnd(o: E2eOptions): Promise<E2eResult> {
     const nodesRegisteredS = (performance.now() - t0) / 1000;
     // Ready as the scheduler sees it: every node object says so.
     for (const deadline = performance.now() + 120_000; ;) {
-      const nodes = (await client.list("Node")).items;
+      // A list of 11 000 instances can outlast etcd's deadline on a loaded machine (StoreUnavailable): try again.
+      const retry = async <T>(fn: () => Promise<T>): Promise<T> => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await fn();
+          } catch (err) {
+            if (attempt >= 5) throw err;
+            await new Promise((r) => setTimeout(r, 2000 * attempt));
+          }
+        }
+      };
+      const nodes = (await retry(() => client.list("Node"))).items;
       const ready = nodes.filter((n) => n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
       if (ready.length === o.nodes) break;
       if (performance.now() > deadline) throw new Error(`${ready.length} of ${o.nodes} nodes Ready after 120 s`);
@@ -242,11 +253,22 @@ export async function endToEnd(o: E2eOptions): Promise<E2eResult> {
     const log = fromLog(server.output.slice(logFrom));
 
     // The check reads what the API serves now, not the watch's copy.
-    const nodes = (await client.list("Node")).items;
+    // A list of 11 000 instances can outlast etcd's deadline on a loaded machine (StoreUnavailable): try again.
+    const retry = async <T>(fn: () => Promise<T>): Promise<T> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await fn();
+        } catch (err) {
+          if (attempt >= 5) throw err;
+          await new Promise((r) => setTimeout(r, 2000 * attempt));
+        }
+      }
+    };
+    const nodes = (await retry(() => client.list("Node"))).items;
     const capacity = new Map<string, Partial<Resources>>(
       nodes.map((n) => [n.metadata.name, n.status?.allocatable ?? {}]),
     );
-    const instances = (await client.list("Instance", { namespace: "default" })).items;
+    const instances = (await retry(() => client.list("Instance", { namespace: "default" }))).items;
     const check = checkCapacity(
       capacity,
       instances
