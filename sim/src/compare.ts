@@ -1,6 +1,7 @@
 // Runs every profile over the same cluster and workload: the event-driven run
 // and the compaction, side by side.
-import { profileByName, PROFILE_NAMES, type PlacementSpec, type Sampling } from "@grove/control-plane/scheduler";
+import { PROFILE_NAMES, type PlacementSpec, type Sampling } from "@grove/control-plane/scheduler";
+import { simProfileByName } from "./k8s-binpack";
 import { compact, peakSet, type CompactionResult } from "./compaction";
 import { run, type RunResult } from "./engine";
 import type { ClusterSpec } from "./cluster";
@@ -40,7 +41,7 @@ export function compare(o: CompareOptions): Comparison {
   const node = o.cluster.pools[0]!.node;
   const peak = seeds > 0 ? peakSet(o.workload, node) : [];
   const policies = names.map((name): PolicyResult => {
-    const profile = profileByName(name, o.sampling);
+    const profile = simProfileByName(name, o.sampling);
     const r = run({
       cluster: o.cluster,
       workload: o.workload,

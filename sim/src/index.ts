@@ -8,3 +8,4 @@ export * from "./compare";
 export * from "./mixes";
 export * from "./heldout";
 export * from "./sweep";
+export * from "./k8s-binpack";

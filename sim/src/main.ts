@@ -9,6 +9,7 @@ import { homogeneous, parseClusterFile, type ClusterSpec } from "./cluster";
 import { compare } from "./compare";
 import { openClusterSize } from "./engine";
 import { fromCluster } from "./from-cluster";
+import { SIM_PROFILE_NAMES } from "./k8s-binpack";
 import { charts, html, table, toJson } from "./report";
 import { readTrace } from "./trace";
 import { defaultNodeFor, generate, GENERATORS, type GeneratorName, type Workload } from "./workload";
@@ -74,7 +75,11 @@ export async function main(argv: string[]): Promise<void> {
     .option("--app-size <n>", "instances per App", int, 1)
     .option("--zones <n>", "label the nodes with zone=z0..z(n-1)", int, 0)
     .option("--spread <maxSkew>", "spread every App over the zones with this max skew", int)
-    .option("--profiles <list>", `comma-separated (${PROFILE_NAMES.join(", ")})`, PROFILE_NAMES.join(","))
+    .option(
+      "--profiles <list>",
+      `comma-separated (${SIM_PROFILE_NAMES.join(", ")}; k8s-binpack: kube-scheduler's bin-packing scores)`,
+      PROFILE_NAMES.join(","),
+    )
     .option(
       "--sampling <mode>",
       "candidate sampling: profile (each profile's own), off, log2, or a percentage",
@@ -89,8 +94,8 @@ export async function main(argv: string[]): Promise<void> {
   try {
     const profiles = o.profiles.split(",").map((p) => p.trim());
     for (const p of profiles) {
-      if (!PROFILE_NAMES.includes(p))
-        throw new Error(`--profiles: unknown profile "${p}" (known: ${PROFILE_NAMES.join(", ")})`);
+      if (!SIM_PROFILE_NAMES.includes(p))
+        throw new Error(`--profiles: unknown profile "${p}" (known: ${SIM_PROFILE_NAMES.join(", ")})`);
     }
     let sampling: Sampling | "off" | undefined;
     if (o.sampling === "off") sampling = "off";

@@ -10,9 +10,9 @@ const GI = 2 ** 30;
 
 export type { Departure, WorkItem, Workload } from "./types";
 
-export const GENERATORS = ["azure", "borg", "k8s", "mixed", "shapes", "memheavy", "churn"] as const;
+export const GENERATORS = ["azure", "azure-vm", "borg", "k8s", "mixed", "shapes", "memheavy", "churn"] as const;
 /** The generators with one shape per instance (shapeOf); the others are job mixes (mixes.ts). */
-export type ShapeGenerator = "azure" | "borg" | "k8s" | "mixed";
+export type ShapeGenerator = "azure" | "azure-vm" | "borg" | "k8s" | "mixed";
 export type GeneratorName = (typeof GENERATORS)[number];
 
 export interface GeneratorOptions {
@@ -70,6 +70,98 @@ function azure(rng: Rng): Resources {
 }
 
 /**
+ * Azure VM sizes as they are sold (issue 18: real VMs are not drawn
+ * independently per dimension): [cores, GiB] of the sizes per family, each
+ * family at its own memory per core. The number of cores follows the same
+ * 2019 marginal as `azure` (0-2 58 %, 4 23 %, 8 12 %, 16-24 6 %, 32 1 %);
+ * the family, and with it the memory, is drawn for that number of cores:
+ * general purpose (Dv3/Dsv3, B-ms, 4 GiB per core) 40 %, the older A/Dv2
+ * sizes (about 3.5 GiB per core) 25 %, compute optimised (Fsv2/F, 2 GiB per
+ * core) 15 %, memory optimised (Ev3, D11-D15 v2, 7-8 GiB per core) 15 %,
+ * small burstable (A0, B1s, B1ls: under 1 GiB per core) 5 %; a family
+ * without a size of that many cores is left out of that draw and the others
+ * share its weight (20-core sizes stand in for 24 where a family has none).
+ */
+export const AZURE_VM_FAMILIES: ReadonlyArray<{
+  name: string;
+  weight: number;
+  sizes: ReadonlyArray<readonly [number, number]>;
+}> = [
+  {
+    name: "general (Dv3, B-ms)",
+    weight: 0.4,
+    sizes: [
+      [1, 4],
+      [2, 8],
+      [4, 16],
+      [8, 32],
+      [16, 64],
+      [24, 96],
+      [32, 128],
+    ],
+  },
+  {
+    name: "A / Dv2",
+    weight: 0.25,
+    sizes: [
+      [1, 3.5],
+      [2, 7],
+      [4, 14],
+      [8, 28],
+      [16, 56],
+      [20, 140],
+    ],
+  },
+  {
+    name: "compute (F, Fsv2)",
+    weight: 0.15,
+    sizes: [
+      [1, 2],
+      [2, 4],
+      [4, 8],
+      [8, 16],
+      [16, 32],
+      [24, 48],
+      [32, 64],
+    ],
+  },
+  {
+    name: "memory (Ev3, D11-15 v2)",
+    weight: 0.15,
+    sizes: [
+      [1, 8],
+      [2, 16],
+      [4, 32],
+      [8, 64],
+      [16, 128],
+      [20, 160],
+      [32, 256],
+    ],
+  },
+  { name: "small burstable (A0, B1s, B1ls)", weight: 0.05, sizes: [[1, 0.75]] },
+];
+
+function azureVm(rng: Rng): Resources {
+  const cores = pick(rng, [
+    [0.58, () => oneOf(rng, [1, 2])],
+    [0.23, () => 4],
+    [0.12, () => 8],
+    [0.06, () => oneOf(rng, [16, 24])],
+    [0.01, () => 32],
+  ] as const)();
+  const offers = AZURE_VM_FAMILIES.map((f) => {
+    const size = f.sizes.find(([c]) => c === cores) ?? (cores === 24 ? f.sizes.find(([c]) => c === 20) : undefined);
+    return [f.weight, size] as const;
+  }).filter((o): o is readonly [number, readonly [number, number]] => o[1] !== undefined);
+  const total = offers.reduce((sum, [w]) => sum + w, 0);
+  const [c, gib] = pick(
+    rng,
+    offers.map(([w, size]) => [w / total, size] as const),
+  );
+  return { cpuMillis: c * 1000, memoryBytes: Math.round(gib * GI), pids: 1024 };
+}
+
+/**
  * Borg-like container tasks: continuous sizes ("no sweet spots"), 20% under
  * 0.1 core; memory log-uniform, loosely tied to cpu.
  */
@@ -96,6 +188,8 @@ export function shapeOf(name: ShapeGenerator, rng: Rng): Resources {
   switch (name) {
     case "azure":
       return azure(rng);
+    case "azure-vm":
+      return azureVm(rng);
     case "borg":
       return borg(rng);
     case "k8s":
@@ -109,6 +203,7 @@ export function shapeOf(name: ShapeGenerator, rng: Rng): Resources {
 export function defaultNodeFor(name: GeneratorName): Resources {
   switch (name) {
     case "azure":
+    case "azure-vm":
       return { cpuMillis: 64_000, memoryBytes: 256 * GI, pids: 1_000_000 };
     case "borg":
       return { cpuMillis: 16_000, memoryBytes: 64 * GI, pids: 1_000_000 };

@@ -4,7 +4,13 @@
 // from the same docker-registry on 127.0.0.1, in one run, alternating which
 // goes first, each into a fresh directory after a `sync`. Also the time to
 // start a container (/bin/true) from the already pulled image, overlay mount
-// included, against the same start from a plain rootfs directory.
+// included, against the same start from a plain rootfs directory. CPU
+// seconds (user + system; the anchor's through /usr/bin/time, children
+// included) are reported beside wall time, and one more untimed pull per side
+// under strace counts fsync-like calls: whether each side makes the blobs it
+// downloaded durable (lib-image-fsync.ts). When Debian's containerd is
+// installed, `ctr image pull` into a fresh daemon of the benchmark's own is a
+// second anchor in every round (lib-image-ctr.ts).
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
@@ -15,6 +21,8 @@ import { NativeRuntime, images } from "@grove/agent";
 import { addRawLayer, busyboxLayout, push, startRegistry, unmountUnder, type TarEntry } from "../src/harness/registry";
 import type { BenchReport } from "./run";
 import { summarize } from "./lib-stats";
+import { syncCalls } from "./lib-image-fsync";
+import { ctrAvailable, ctrPull, ctrSyncCalls } from "./lib-image-ctr";
 
 const exec = promisify(execFile);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
@@ -69,9 +77,14 @@ export async function run(): Promise<BenchReport> {
       .map(Number)
       .reduce((a, b) => a + b, 0);
   const anchorMs: number[] = [];
+  const ctrMs: number[] = [];
+  const ctrCpu: number[] = [];
+  const withCtr = ctrAvailable();
+  let ctrSyncs = NaN;
   const fromImage: number[] = [];
   const fromDir: number[] = [];
   let image: images.ImageRecord | undefined;
+  const syncs = { grove: NaN, skopeo: NaN, umoci: NaN };
   try {
     await push(layout, "bench", registry.address, "bench/image:1");
     const ref = `${registry.address}/bench/image:1`;
@@ -131,11 +144,33 @@ export async function run(): Promise<BenchReport> {
         await anchor();
         await grove();
       }
+      if (withCtr) {
+        const c = await ctrPull(path.join(tmp, `bench13-ctrd-${round}`), ref, cpuFile);
+        ctrMs.push(c.ms);
+        ctrCpu.push(c.cpuS);
+      }
       if (lastStore) fs.rmSync(lastStore, { recursive: true, force: true });
       lastStore = store;
       fs.rmSync(oci, { recursive: true, force: true });
       fs.rmSync(bundle, { recursive: true, force: true });
     }
+
+    // Durability: one more pull per side, untimed, under strace.
+    const traceFile = path.join(tmp, "strace.txt");
+    syncs.grove = await syncCalls(
+      [process.execPath, path.join(__dirname, "lib-image-fsync.js"), path.join(tmp, "grove-store-fsync"), ref],
+      traceFile,
+    );
+    syncs.skopeo = await syncCalls(
+      ["skopeo", "copy", "-q", "--src-tls-verify=false", `docker://${ref}`, `oci:${path.join(tmp, "oci-fsync")}:bench`],
+      traceFile,
+    );
+    syncs.umoci = await syncCalls(
+      ["umoci", "unpack", "--image", `${path.join(tmp, "oci-fsync")}:bench`, path.join(tmp, "bundle-fsync")],
+      traceFile,
+    );
+    fs.rmSync(path.join(tmp, "grove-store-fsync"), { recursive: true, force: true });
+    if (withCtr) ctrSyncs = await ctrSyncCalls(path.join(tmp, "bench13-ctrd-fsync"), ref, traceFile);
 
     // Start /bin/true from the pulled image (overlay mount + start + exit +
     // remove + unmount) and from a rootfs directory (start + exit + remove).
@@ -194,6 +229,20 @@ export async function run(): Promise<BenchReport> {
         p50_ms: summarize(groveCpu).p50,
         mean_ms: summarize(anchorCpu).p50,
       },
+      ...(withCtr
+        ? [
+            {
+              name: "ctr image pull (containerd, overlayfs)",
+              p50_ms: summarize(ctrMs).p50,
+              mean_ms: summarize(ctrMs).mean,
+            },
+            {
+              name: "cpu seconds ctr+containerd (p50)",
+              p50_ms: summarize(ctrCpu).p50,
+              mean_ms: summarize(ctrCpu).mean,
+            },
+          ]
+        : []),
       { name: "start from pulled image (overlay)", p50_ms: fi.p50, mean_ms: fi.mean },
       { name: "start from rootfs directory", p50_ms: fd.p50, mean_ms: fd.mean },
     ],
@@ -210,6 +259,26 @@ export async function run(): Promise<BenchReport> {
       grove_cpu_s: summarize(groveCpu).p50,
       skopeo_umoci_cpu_s: summarize(anchorCpu).p50,
       cpu_ratio: summarize(groveCpu).p50 / summarize(anchorCpu).p50,
+      // Wall and CPU side by side: the wall ratio alone hides a side that waits less or works more.
+      wall_ratio: g.p50 / s.p50,
+      grove_fsync_calls: syncs.grove,
+      skopeo_fsync_calls: syncs.skopeo,
+      umoci_fsync_calls: syncs.umoci,
+      grove_makes_blobs_durable: syncs.grove > 0 ? "yes" : "no",
+      anchor_makes_blobs_durable: syncs.skopeo > 0 ? "yes" : "no",
+      anchor_unpack_makes_files_durable: syncs.umoci > 0 ? "yes" : "no",
+      ...(withCtr
+        ? {
+            ctr_pull_s: summarize(ctrMs).p50 / 1000,
+            ctr_cpu_s: summarize(ctrCpu).p50,
+            grove_vs_ctr_wall_ratio: g.p50 / summarize(ctrMs).p50,
+            grove_vs_ctr_cpu_ratio: summarize(groveCpu).p50 / summarize(ctrCpu).p50,
+            ctr_fsync_calls: ctrSyncs,
+            ctr_makes_blobs_durable: ctrSyncs > 0 ? "yes" : "no",
+            ctr_samples_s: ctrMs.map((ms) => (ms / 1000).toFixed(2)).join(" "),
+            ctr_version: (await exec("ctr", ["--version"])).stdout.trim(),
+          }
+        : { ctr_anchor: "not run: Debian's containerd (ctr, containerd) is not installed" }),
       grove_samples_s: groveMs.map((ms) => (ms / 1000).toFixed(2)).join(" "),
       skopeo_umoci_samples_s: anchorMs.map((ms) => (ms / 1000).toFixed(2)).join(" "),
       skopeo_version: skopeoVersion,

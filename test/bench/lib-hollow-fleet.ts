@@ -23,6 +23,8 @@ export interface HollowFleetConfig {
   /** How often to print a status line (default 1000 ms). */
   reportEveryMs?: number;
   startConcurrency?: number;
+  /** What each node offers (the fleet's default otherwise); the scheduler benchmark's SchedulingBasic nodes. */
+  capacity?: { cpuMillis: number; memoryBytes: number; pids: number };
 }
 
 function say(line: Record<string, unknown>): void {
@@ -42,6 +44,7 @@ async function main(): Promise<void> {
     ...(config.namePrefix ? { namePrefix: config.namePrefix } : {}),
     ...(config.otherAddresses ? { otherAddresses: config.otherAddresses } : {}),
     ...(config.startConcurrency ? { startConcurrency: config.startConcurrency } : {}),
+    ...(config.capacity ? { capacity: config.capacity } : {}),
   });
   const report = (hollow: string) =>
     say({
