@@ -48,7 +48,10 @@ import { parseRevision } from "./watch-resume";
 import { EtcdWatch, decodeValue, type StoreLogger } from "./etcd-watch";
 import { resetWatchStream } from "./etcd-watch-stream";
 import { StoreHealth } from "./store-health";
-import { failoverPolicy, runOncePolicy, shortConstantBackoff } from "./etcd-policies";
+import { failoverPolicy, isFailoverError, runOncePolicy, shortConstantBackoff } from "./etcd-policies";
+
+/** Pause between a health probe's attempts while the connection is re-made (ms). */
+const PROBE_RETRY_MS = 100;
 
 // Kept here for importers from before the policies had their own file.
 export { isFailoverError } from "./etcd-policies";
@@ -186,11 +189,24 @@ export class EtcdStore implements Store {
         intervalMs: probeEvery,
         logger: this.log,
         // A linearizable read needs a quorum, as every write does.
+        // A connection being re-made (after a keepalive timeout, or an
+        // endpoint's restart) answers UNAVAILABLE at once: try again within
+        // the probe's deadline, so only etcd out of reach for that long fails it.
         probe: async () => {
-          await this.client.kv.range(
-            { key: enc(Keys.prefix), limit: 1, keys_only: true },
-            { deadline: new Date(Date.now() + deadlineMs) },
-          );
+          const until = performance.now() + deadlineMs;
+          for (;;) {
+            const left = until - performance.now();
+            try {
+              await this.client.kv.range(
+                { key: enc(Keys.prefix), limit: 1, keys_only: true },
+                { deadline: new Date(Date.now() + Math.max(left, 1)) },
+              );
+              return;
+            } catch (err) {
+              if (!isFailoverError(err) || left < PROBE_RETRY_MS * 2) throw err;
+              await new Promise((r) => setTimeout(r, PROBE_RETRY_MS));
+            }
+          }
         },
         onChange: (up) => {
           for (const w of this.watches) w.storeHealthChanged(up);

@@ -77,3 +77,37 @@ test("a failed call probes at once and, with the probe failing too, marks the st
     h.stop();
   }
 });
+
+test("calls failing in or right after a pause of this process only ask for a probe; the probe decides", async () => {
+  const p = scriptedProbe();
+  const h = new StoreHealth({
+    probe: p.probe,
+    intervalMs: 60_000,
+    downIntervalMs: 60_000,
+    pauseMs: 300,
+    pauseGraceMs: 1000,
+  });
+  h.start();
+  try {
+    await new Promise((r) => setTimeout(r, 150)); // the pause monitor has ticked
+    // The event loop blocked for 600 ms: deadlines and keepalive timeouts ran out meanwhile.
+    const until = performance.now() + 600;
+    while (performance.now() < until) {
+      /* a synchronous step */
+    }
+    h.callFailed(new Error("4 DEADLINE_EXCEEDED: Deadline exceeded after 11.720s"));
+    h.callFailed(new Error("14 UNAVAILABLE: Connection dropped"));
+    expect(h.up).toBe(true);
+    expect(p.calls).toBe(1);
+    await p.answer(true);
+    expect(h.up).toBe(true);
+    // Past the grace, two failed calls in a row are etcd's again.
+    await new Promise((r) => setTimeout(r, 1100));
+    h.callFailed(new Error("14 UNAVAILABLE"));
+    h.callFailed(new Error("14 UNAVAILABLE"));
+    expect(h.up).toBe(false);
+    await p.answer(false);
+  } finally {
+    h.stop();
+  }
+});

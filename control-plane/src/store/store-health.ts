@@ -12,6 +12,13 @@
 // StoreUnavailable saying for how long and why, and the probe runs every
 // `downIntervalMs` so the first success marks it up again. One slow answer on
 // a loaded machine does not mark it down: it takes a second failure.
+//
+// Our own pauses are not etcd's failures: when this process's event loop was
+// blocked (a long synchronous step at start-up on a starved machine was seen
+// to block it for 12 s), call deadlines and gRPC keepalive timeouts expire
+// during the pause and fail calls etcd would have answered. A real call that
+// fails in or right after such a pause only asks for a probe; the probe
+// decides.
 import { performance } from "node:perf_hooks";
 import type { StoreLogger } from "./etcd-watch";
 
@@ -27,7 +34,14 @@ export interface StoreHealthOptions {
   logger?: StoreLogger;
   /** Called on every change: true when etcd answers again, false when it went down. */
   onChange?(up: boolean): void;
+  /** An event-loop gap at least this long is a pause of ours (ms). Default 1000. */
+  pauseMs?: number;
+  /** How long after a pause a failed call is not counted (ms). Default 5000 (a call's deadline). */
+  pauseGraceMs?: number;
 }
+
+/** The event loop's tick used to see pauses (ms). */
+const TICK_MS = 100;
 
 export type StoreState = { up: true } | { up: false; sinceMs: number; reason: string };
 
@@ -37,6 +51,10 @@ export class StoreHealth {
   private timer: NodeJS.Timeout | undefined;
   private probing: Promise<void> | undefined;
   private stopped = true;
+  /** performance.now() of the pause monitor's last tick, and of the end of the last pause seen. */
+  private lastTick = performance.now();
+  private lastPauseEnd = -Infinity;
+  private monitor: NodeJS.Timeout | undefined;
   private readonly listeners: Array<(up: boolean) => void> = [];
 
   constructor(private readonly opts: StoreHealthOptions) {
@@ -63,19 +81,33 @@ export class StoreHealth {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    this.lastTick = performance.now();
+    this.monitor = setInterval(() => this.tick(), TICK_MS);
+    this.monitor.unref();
     this.schedule();
   }
 
   stop(): void {
     this.stopped = true;
+    clearInterval(this.monitor);
+    this.monitor = undefined;
     clearTimeout(this.timer);
     this.timer = undefined;
   }
 
   /** A real call could not reach etcd: one failure, and a probe now to confirm it. */
   callFailed(err: unknown): void {
-    this.failed(err);
+    this.tick();
+    // Failed in or right after a pause of ours: its deadline or keepalive may have run out while we were stopped.
+    if (performance.now() - this.lastPauseEnd >= (this.opts.pauseGraceMs ?? 5000)) this.failed(err);
     this.probeSoon();
+  }
+
+  /** Notes a pause when the event loop did not run for pauseMs (also called when a call fails, before the monitor's tick). */
+  private tick(): void {
+    const now = performance.now();
+    if (this.monitor && now - this.lastTick >= (this.opts.pauseMs ?? 1000)) this.lastPauseEnd = now;
+    this.lastTick = now;
   }
 
   /** A real call was answered: etcd is there. */
