@@ -226,7 +226,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const nodes = new Informer<Node>(store, Keys.collection("nodes"), logger);
     const tasks = new Informer<Task>(store, Keys.collection("tasks"), logger);
     metrics.setSources({ instances: () => instances.list(), nodes: () => nodes.list() });
-    const events = new EventRecorder(store, { ...opts.events, logger: logger.child({ component: "events" }) });
+    const events = new EventRecorder(store, {
+      ...opts.events,
+      logger: logger.child({ component: "events" }),
+      onDrop: (reason) => metrics.eventsDropped.inc({ reason }),
+    });
     cleanups.push(async () => events.stop());
     const eventWatcher = new EventWatcher(events, apps, instances, nodes);
 
