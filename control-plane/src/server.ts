@@ -371,6 +371,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       ...(opts.frontend?.watchBookmarkMs !== undefined ? { watchBookmarkMs: opts.frontend.watchBookmarkMs } : {}),
       ...(tenancy.audit ? { audit: tenancy.audit } : {}),
       observability: { metrics, metricsToken, nodeNames: () => nodes.list().map((n) => n.metadata.name) },
+      listCaches: { App: apps, Instance: instances, Node: nodes, Task: tasks },
       // The chain carries the CA, so a joining agent can check it against its --ca-hash.
       https: { certPem: pki.server.certPem + pki.ca.certPem, keyPem: pki.server.keyPem },
       routes: [(app) => registerJoinRoutes(app, { join, caPem: pki.ca.certPem, caHash: pki.caHash, grpcPort })],
