@@ -5,10 +5,15 @@
 // credential. The new pair is saved crash-safely and handed to the gRPC
 // channel, which presents it on every connection from then on; the open
 // stream carries on. Failures are retried until the certificate expires.
-import { createPrivateKey, generateKeyPairSync, X509Certificate } from "node:crypto";
-import forge from "node-forge";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import type { Logger } from "pino";
-import { certificateNode, saveRenewedCertificate, type NodeCertificateProvider } from "./join";
+import {
+  certificateNode,
+  certificateRequest,
+  newNodeKey,
+  saveRenewedCertificate,
+  type NodeCertificateProvider,
+} from "./join";
 
 /** When a certificate is due for renewal (ms since the epoch): at `fraction` of its lifetime. */
 export function renewalDue(certPem: string, fraction: number): number {
@@ -19,13 +24,8 @@ export function renewalDue(certPem: string, fraction: number): number {
 
 /** A fresh RSA key and a certificate request for it (the server sets the name; the CN is informative). */
 export function newCertificateRequest(commonName: string): { csrPem: string; keyPem: string } {
-  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const keyPem = privateKey.export({ type: "pkcs8", format: "pem" }).toString();
-  const csr = forge.pki.createCertificationRequest();
-  csr.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: "spki", format: "pem" }).toString());
-  csr.setSubject([{ name: "commonName", value: commonName }]);
-  csr.sign(forge.pki.privateKeyFromPem(keyPem), forge.md.sha256.create());
-  return { csrPem: forge.pki.certificationRequestToPem(csr), keyPem };
+  const key = newNodeKey();
+  return { csrPem: certificateRequest(commonName, key), keyPem: key.keyPem };
 }
 
 export interface CertificateRenewerOptions {

@@ -229,7 +229,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     // Namespace objects: their quotas, enforced by the scheduler too (scheduling/quota-gate.ts).
     const namespaceObjects = new Informer<StoredNamespace>(store, Keys.collection("namespaces"), logger);
     metrics.setSources({ instances: () => instances.list(), nodes: () => nodes.list() });
-    const events = new EventRecorder(store, { ...opts.events, logger: logger.child({ component: "events" }) });
+    const events = new EventRecorder(store, {
+      ...opts.events,
+      logger: logger.child({ component: "events" }),
+      onDrop: (reason) => metrics.eventsDropped.inc({ reason }),
+    });
     cleanups.push(async () => events.stop());
     const eventWatcher = new EventWatcher(events, apps, instances, nodes);
 
@@ -382,6 +386,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       ...(opts.frontend?.watchBookmarkMs !== undefined ? { watchBookmarkMs: opts.frontend.watchBookmarkMs } : {}),
       ...(tenancy.audit ? { audit: tenancy.audit } : {}),
       observability: { metrics, metricsToken, nodeNames: () => nodes.list().map((n) => n.metadata.name) },
+      listCaches: { App: apps, Instance: instances, Node: nodes, Task: tasks },
       // The chain carries the CA, so a joining agent can check it against its --ca-hash.
       https: { certPem: pki.server.certPem + pki.ca.certPem, keyPem: pki.server.keyPem },
       routes: [(app) => registerJoinRoutes(app, { join, caPem: pki.ca.certPem, caHash: pki.caHash, grpcPort })],

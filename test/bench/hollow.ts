@@ -9,7 +9,9 @@
 // measures the steady state over a window: grove-server's CPU (utime+stime
 // from /proc) and RSS, and etcd's own write counters from its /metrics
 // endpoint (etcd_mvcc_put_total + etcd_mvcc_delete_total; raft proposals
-// beside them). Last, the p99 of listing every instance through the API.
+// beside them). Last, the p99 of listing every instance through the API:
+// from etcd in pages of 500 (the api client's list), and in one request from
+// grove-server's informer cache (?resourceVersion=0).
 //
 // Size: GROVE_BENCH_HOLLOW_NODES (default 5000) and
 // GROVE_BENCH_HOLLOW_INSTANCES (default 10 per node). Targets (issue 18):
@@ -210,6 +212,27 @@ export async function run(): Promise<BenchReport> {
       if (list.items.length < INSTANCES) throw new Error(`listed ${list.items.length} of ${INSTANCES} instances`);
     }
     const lists = summarize(listMs);
+    // The same list in one request from grove-server's informer cache (?resourceVersion=0, docs/api.md).
+    // A 503 (etcd unreachable for a moment on a loaded machine: the cache is then not fresh and the
+    // list falls back to etcd) is counted and asked again after its Retry-After, up to 10 times.
+    const cachedMs: number[] = [];
+    let cachedUnavailable = 0;
+    while (cachedMs.length < LIST_SAMPLES) {
+      const s = performance.now();
+      const res = await fetch(`${server.url}/v1/namespaces/default/instances?resourceVersion=0`, {
+        headers: { authorization: `Bearer ${server.adminToken}` },
+      });
+      const list = (await res.json()) as { items?: unknown[]; message?: string };
+      if (res.status === 503 && ++cachedUnavailable <= 10) {
+        await new Promise((r) => setTimeout(r, 1000));
+        continue;
+      }
+      cachedMs.push(performance.now() - s);
+      const n = list.items?.length ?? 0;
+      if (n < INSTANCES)
+        throw new Error(`listed ${n} of ${INSTANCES} instances from the cache (HTTP ${res.status}: ${list.message})`);
+    }
+    const cachedLists = summarize(cachedMs);
     const fleetLast = fleet.last();
 
     const results = {
@@ -232,6 +255,9 @@ export async function run(): Promise<BenchReport> {
       etcd_cpu_cores_steady: k0 && k1 ? (k1.cpuS - k0.cpuS) / windowS : NaN,
       api_list_instances_p50_ms: lists.p50,
       api_list_instances_p99_ms: lists.p99,
+      api_list_instances_cached_p50_ms: cachedLists.p50,
+      api_list_instances_cached_p99_ms: cachedLists.p99,
+      api_list_instances_cached_503s: cachedUnavailable,
       hollow_fleet_rss_mib: fleetLast.rssMiB ?? NaN,
       steady_window_s: windowS,
       target_cp_rss_mib: 2048,

@@ -73,6 +73,7 @@ import { monotonicNow, type MonotonicClock } from "./node-lifecycle";
 import { WorkQueue } from "@grove/common";
 import { syncInTrace } from "../observability/trace-handoffs";
 import { RolloutTracker, rolloutOriginal, type IndexSlot } from "./rollout";
+import { instancesByApp, instancesOnNode, type CacheIndex } from "./cache-index";
 import { rollOut, type RolloutDeps } from "./rollout-step";
 import { RevisionStore } from "./revisions";
 import { APP_SYNC_CONCURRENCY, firstPassOrder } from "./resync-order";
@@ -116,6 +117,8 @@ export class AppController {
   private readonly rollout: RolloutTracker;
   private readonly revisions: RevisionStore;
   private readonly stepDeps: Omit<RolloutDeps, "retryAfter">;
+  private readonly byApp: CacheIndex<Instance>;
+  private readonly onNode: CacheIndex<Instance>;
 
   constructor(
     private readonly repo: Repository,
@@ -128,6 +131,8 @@ export class AppController {
     opts: AppControllerOptions = {},
   ) {
     this.monotonic = clock.monotonic ?? monotonicNow;
+    this.byApp = instancesByApp(instances);
+    this.onNode = instancesOnNode(instances);
     this.rollout = new RolloutTracker(this.monotonic);
     this.revisions = new RevisionStore(repo.store, () => clock.now());
     this.writes = new AppWrites(repo, instances, nodes, logger, () => clock.now());
@@ -158,8 +163,8 @@ export class AppController {
       const drainChanged =
         ev.type !== "updated" || (ev.old.spec.drain === undefined) !== (ev.object.spec.drain === undefined);
       if (ev.type === "updated" && nodeIsReady(ev.old) === nodeIsReady(ev.object) && !drainChanged) return;
-      for (const i of this.instances.list()) {
-        if (i.spec.nodeName === ev.object.metadata.name && (drainChanged || i.status?.state === "Unknown")) {
+      for (const i of this.onNode.of(ev.object.metadata.name)) {
+        if (i.spec.task === undefined && (drainChanged || i.status?.state === "Unknown")) {
           this.queue.add(`${i.metadata.namespace ?? "default"}/${i.spec.app}`);
         }
       }
@@ -214,17 +219,11 @@ export class AppController {
     return this.queue.idle();
   }
 
-  private instancesOf(ns: string, appName: string): Instance[] {
-    // A Task's attempts carry the Task's name in spec.app; they are the Task controller's.
-    return this.instances
-      .list()
-      .filter((i) => (i.metadata.namespace ?? "default") === ns && i.spec.app === appName && i.spec.task === undefined);
-  }
-
   async sync(key: string): Promise<void> {
     const [ns, name] = key.split("/") as [string, string];
     const app = this.apps.get(key);
-    const owned = this.instancesOf(ns, name);
+    // A Task's attempts carry the Task's name in spec.app; they are the Task controller's (not indexed here).
+    const owned = this.byApp.of(key);
 
     if (!app) {
       // The App is gone: its instances go too (agents stop them when they
@@ -338,7 +337,7 @@ export class AppController {
     const retryAfter = (ms: number) => this.queue.addAfter(key, ms);
     const progress = await rollOut({ ...this.stepDeps, retryAfter }, key, app, slots, now);
     // Undefined: it rolled the App back, and that write carried the status.
-    if (progress) await this.writes.updateAppStatus(app, this.instancesOf(ns, name), progress);
+    if (progress) await this.writes.updateAppStatus(app, this.byApp.of(key), progress);
   }
 
   /** Whether an instance is available (ready for minReadyMs), looking again when it will be. */

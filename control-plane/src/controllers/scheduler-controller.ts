@@ -23,7 +23,8 @@ import {
 } from "../scheduler";
 import { Informer, objectKey } from "./informer";
 import { sameLimits, traceLinks, withSpan, WorkQueue, type Span } from "@grove/common";
-import { allocations, nodeViews, requestExtras, usedHostPorts } from "../scheduler/snapshot";
+import { nodeViewsFrom, requestExtras, type BoundInstances } from "../scheduler/snapshot";
+import { SnapshotCache } from "../scheduling/snapshot-cache";
 import { commitChunked, PlacementRaceError, preemptionOps } from "../scheduling/commit";
 import type { PortRange } from "../network/subnets";
 import { placementSpanAttributes, type SchedulerMetrics } from "../observability/scheduler-telemetry";
@@ -55,6 +56,8 @@ export class SchedulerController {
   private passes = 0;
   /** Lost races in a row, retried quickly up to MAX_QUICK_RACE_RETRIES. */
   private races = 0;
+  /** The snapshot a pass plans on, kept from the instances' events (not summed from the whole cache). */
+  private readonly snapshot: SnapshotCache;
 
   constructor(
     private readonly store: Store,
@@ -68,6 +71,7 @@ export class SchedulerController {
     private readonly namespaces?: Informer<StoredNamespace>,
   ) {
     this.queue = new WorkQueue({ name: "scheduler", sync: () => this.timedPass(), logger, baseDelayMs: 100 });
+    this.snapshot = new SnapshotCache(instances);
     // Any change may make room or need placing; one pass handles them all.
     nodes.on(() => this.queue.add(PASS_KEY));
     namespaces?.on(() => this.queue.add(PASS_KEY));
@@ -104,22 +108,23 @@ export class SchedulerController {
     if (!this.instances.isFresh || !this.nodes.isFresh || this.namespaces?.isFresh === false) {
       throw new Error("the informer caches are stale: not placing");
     }
-    const all = this.instances.list();
-    const waiting = all
-      .filter((i) => !i.spec.nodeName && !isFinished(i))
-      .sort((a, b) => (a.metadata.creationTimestamp ?? "").localeCompare(b.metadata.creationTimestamp ?? ""));
+    const waiting = this.snapshot.pending();
     // Quotas first: what its namespace has no room for is not placed (and books no node).
-    const gate = new QuotaGate(all, this.quotas());
-    const overQuota: Array<{ inst: Instance; message: string }> = [];
-    const pending = waiting.filter((i) => {
-      const message = gate.admit(i);
-      if (message !== undefined) overQuota.push({ inst: i, message });
-      return message === undefined;
-    });
-    await this.recordOverQuota(overQuota);
+    // Only namespaces with a quota need the whole cache (their bound instances count).
+    const quotas = this.quotas();
+    let pending = waiting;
+    if (quotas.size > 0) {
+      const gate = new QuotaGate(this.instances.list(), quotas);
+      const overQuota: Array<{ inst: Instance; message: string }> = [];
+      pending = waiting.filter((i) => {
+        const message = gate.admit(i);
+        if (message !== undefined) overQuota.push({ inst: i, message });
+        return message === undefined;
+      });
+      await this.recordOverQuota(overQuota);
+    }
     const nodes = this.nodes.list();
-    const used = allocations(all);
-    const ports = usedHostPorts(all);
+    const { used, ports, bound } = this.snapshot.views();
     if (pending.length === 0) {
       await this.refreshAllocated(nodes, used);
       return;
@@ -128,7 +133,7 @@ export class SchedulerController {
     const parent = traceLinks.takeAny(
       pending.map((i) => Keys.object("instances", i.metadata.namespace, i.metadata.name)),
     );
-    return withSpan("scheduler pass", (span) => this.placePending(all, pending, nodes, used, ports, span), {
+    return withSpan("scheduler pass", (span) => this.placePending(pending, nodes, used, ports, bound, span), {
       childOnly: true,
       ...(parent ? { parent } : {}),
       attributes: { "grove.instances.pending": pending.length, "grove.nodes": nodes.length },
@@ -136,14 +141,14 @@ export class SchedulerController {
   }
 
   private async placePending(
-    all: Instance[],
     pending: Instance[],
     nodes: Node[],
     used: Map<string, Resources>,
-    ports: ReturnType<typeof usedHostPorts>,
+    ports: Map<string, Set<number>>,
+    bound: BoundInstances,
     span: Span | undefined,
   ): Promise<void> {
-    const views = nodeViews(nodes, all, used, ports);
+    const views = nodeViewsFrom(nodes, used, ports, bound);
     const reqs: PlacementRequest[] = pending.map((i) => ({
       id: objectKey(i),
       app: i.spec.app,

@@ -27,6 +27,7 @@ import {
 import { WorkQueue } from "@grove/common";
 import type { Repository } from "../resources/repository";
 import { Informer, objectKey } from "./informer";
+import { attemptsByTask, instancesOnNode, type CacheIndex } from "./cache-index";
 import { monotonicNow, type MonotonicClock } from "./node-lifecycle";
 import { decideTask, sameTaskStatus } from "./task-decisions";
 import { syncInTrace } from "../observability/trace-handoffs";
@@ -44,6 +45,8 @@ export class TaskController {
   /** When (monotonic) this controller first saw an attempt (by uid) ended, or a Task (by uid) done. */
   private readonly endedAt = new Map<string, number>();
   private readonly doneAt = new Map<string, number>();
+  private readonly byTask: CacheIndex<Instance>;
+  private readonly onNode: CacheIndex<Instance>;
 
   constructor(
     private readonly repo: Repository,
@@ -55,6 +58,8 @@ export class TaskController {
     private readonly clock: TaskClock = { now: () => Date.now() },
   ) {
     this.monotonic = clock.monotonic ?? monotonicNow;
+    this.byTask = attemptsByTask(instances);
+    this.onNode = instancesOnNode(instances);
     this.queue = new WorkQueue({ name: "task-controller", sync: syncInTrace("tasks", (k) => this.sync(k)), logger });
     tasks.on((ev) => {
       if (ev.type === "deleted") this.doneAt.delete(ev.object.metadata.uid ?? "");
@@ -69,8 +74,8 @@ export class TaskController {
     // An attempt whose node is deleted will never end by itself.
     nodes.on((ev) => {
       if (ev.type !== "deleted") return;
-      for (const i of this.instances.list()) {
-        if (i.spec.task !== undefined && i.spec.nodeName === ev.object.metadata.name) {
+      for (const i of this.onNode.of(ev.object.metadata.name)) {
+        if (i.spec.task !== undefined) {
           this.queue.add(`${i.metadata.namespace ?? "default"}/${i.spec.task}`);
         }
       }
@@ -91,7 +96,7 @@ export class TaskController {
   }
 
   private attemptsOf(ns: string, task: string): Instance[] {
-    return this.instances.list().filter((i) => i.spec.task === task && (i.metadata.namespace ?? "default") === ns);
+    return this.byTask.of(`${ns}/${task}`);
   }
 
   /** Monotonic time since `uid` was first seen in a state (recording now when first). */

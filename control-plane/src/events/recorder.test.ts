@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Event } from "@grove/api";
+import { pino } from "pino";
 import { MemoryStore } from "../store/memory-store";
 import { EventRecorder, eventsPrefix, type EventInput } from "./recorder";
 
@@ -93,6 +94,41 @@ describe("EventRecorder", () => {
     // Repeats of a waiting Event still count.
     recorder.recordEvent(crash("web-5"));
     expect(recorder.pendingCount).toBeLessThanOrEqual(10);
+  });
+
+  it("counts every dropped Event (hook and total) and logs the burst's count once there is room", async () => {
+    const lines: Array<{ msg: string; dropped?: number }> = [];
+    const logger = pino({ level: "warn" }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    const reasons: string[] = [];
+    recorder = new EventRecorder(store, {
+      writesPerSecond: 1000,
+      burst: 1000,
+      maxPending: 10,
+      logger,
+      onDrop: (r) => reasons.push(r),
+    });
+    for (let i = 0; i < 50; i++) recorder.recordEvent(crash(`web-${i}`));
+    // 10 wait (the first may already be on its way to the store, making room for one more).
+    const dropped = recorder.dropped.queue_full;
+    expect(dropped).toBeGreaterThanOrEqual(39);
+    expect(reasons).toEqual(Array(dropped).fill("queue_full"));
+    await recorder.flush();
+    // Every Event is either stored or counted.
+    expect((await events(store)).length + dropped).toBe(50);
+    const summary = lines.find((l) => l.msg === "events were dropped while too many waited");
+    expect(summary?.dropped).toBe(dropped);
+    // One warning when the burst began, one with its count: not one per drop.
+    expect(lines.filter((l) => l.msg.includes("dropp"))).toHaveLength(2);
+  });
+
+  it("counts an Event whose write failed as dropped", async () => {
+    const reasons: string[] = [];
+    recorder = new EventRecorder(store, { onDrop: (r) => reasons.push(r) });
+    await store.close();
+    recorder.recordEvent(crash("web-0"));
+    await recorder.flush();
+    expect(recorder.dropped.write_failed).toBe(1);
+    expect(reasons).toEqual(["write_failed"]);
   });
 
   it("attaches every Event to a lease of the TTL: it is gone once the lease expires", async () => {

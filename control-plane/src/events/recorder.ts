@@ -7,9 +7,11 @@
 //   memory (count added up, the latest message kept).
 // - Bounded writes. One token bucket over all Events (`writesPerSecond`
 //   after a `burst`), one write per Event key at most every `perKeyIntervalMs`,
-//   and at most `maxPending` distinct Events waiting (more are dropped and
-//   counted in the log): a crash loop or a flapping check cannot flood etcd,
-//   whatever its rate. Writes go out in the order the Events first waited,
+//   and at most `maxPending` distinct Events waiting (more are dropped): a
+//   crash loop or a flapping check cannot flood etcd, whatever its rate.
+//   Drops are counted, never silent: `dropped` and the `onDrop` hook (the
+//   metric grove_events_dropped_total{reason}), a warning at the first drop
+//   of a burst and one with the burst's count once the queue has room again. Writes go out in the order the Events first waited,
 //   so a watcher sees them in the order they happened.
 // - Time-to-live. Every write attaches the key to an etcd lease of the TTL
 //   (grove-server --event-ttl), so Events expire with no clean-up and a
@@ -58,7 +60,12 @@ export interface EventRecorderOptions {
   now?: () => number;
   wallClock?: () => Date;
   logger?: Logger;
+  /** Called for every Event dropped: the queue was full, or its write failed. */
+  onDrop?: (reason: EventDropReason) => void;
 }
+
+/** Why an Event was not written: more than maxPending waited, or the store refused its write. */
+export type EventDropReason = "queue_full" | "write_failed";
 
 export const DEFAULT_EVENT_TTL_SECONDS = 3600;
 export const MAX_EVENT_MESSAGE = 1024;
@@ -105,7 +112,11 @@ export class EventRecorder {
   private timer: NodeJS.Timeout | undefined;
   /** A token already taken for the head of the queue (it waited for the bucket). */
   private tokenHeld = false;
-  private dropped = 0;
+  /** Events dropped since the start, by reason. */
+  readonly dropped: Record<EventDropReason, number> = { queue_full: 0, write_failed: 0 };
+  /** Dropped for a full queue since the queue last had room (the burst's count, logged when it ends). */
+  private burstDropped = 0;
+  private readonly onDrop: ((reason: EventDropReason) => void) | undefined;
   private stopped = false;
   private idle: Array<() => void> = [];
   /** Store writes made (for tests and the log). */
@@ -123,6 +134,16 @@ export class EventRecorder {
     this.wallClock = opts.wallClock ?? (() => new Date());
     this.bucket = new BucketRateLimiter(opts.writesPerSecond ?? 10, opts.burst ?? 50, this.now);
     this.log = opts.logger;
+    this.onDrop = opts.onDrop;
+  }
+
+  private drop(reason: EventDropReason): void {
+    this.dropped[reason]++;
+    try {
+      this.onDrop?.(reason);
+    } catch (err) {
+      this.log?.error({ err }, "event drop hook threw");
+    }
   }
 
   /** Records one occurrence. Never throws; the write happens later (see the file comment). */
@@ -140,12 +161,29 @@ export class EventRecorder {
       waiting.input = { ...input, message };
     } else {
       if (this.pending.size >= this.maxPending) {
-        if (this.dropped++ === 0) this.log?.warn({ maxPending: this.maxPending }, "too many events waiting; dropping");
+        this.drop("queue_full");
+        if (this.burstDropped++ === 0) {
+          this.log?.warn(
+            { maxPending: this.maxPending },
+            "too many events waiting; dropping new ones until there is room",
+          );
+        }
         return;
       }
+      this.endBurst();
       this.pending.set(key, { key, namespace, name, input: { ...input, message }, count: 1, first: at, last: at });
     }
     this.pump();
+  }
+
+  /** The queue has room again after drops: says how many the burst lost. */
+  private endBurst(): void {
+    if (this.burstDropped === 0) return;
+    this.log?.warn(
+      { dropped: this.burstDropped, droppedTotal: this.dropped.queue_full, maxPending: this.maxPending },
+      "events were dropped while too many waited",
+    );
+    this.burstDropped = 0;
   }
 
   /** Resolves once nothing waits to be written (tests). */
@@ -171,7 +209,10 @@ export class EventRecorder {
     this.pumping = true;
     void this.drain().finally(() => {
       this.pumping = false;
-      if (this.pending.size === 0 && !this.timer) for (const done of this.idle.splice(0)) done();
+      if (this.pending.size === 0 && !this.timer) {
+        this.endBurst();
+        for (const done of this.idle.splice(0)) done();
+      }
     });
   }
 
@@ -202,7 +243,8 @@ export class EventRecorder {
       try {
         await this.write(p);
       } catch (err) {
-        this.log?.warn({ err, event: p.name, reason: p.input.reason }, "could not record an event");
+        this.drop("write_failed");
+        this.log?.warn({ err, event: p.name, reason: p.input.reason }, "could not record an event; dropped");
       }
     }
   }

@@ -32,6 +32,33 @@ export interface RouteContext {
   admission?: Admission;
   /** How long a watch that asked for bookmarks may stay silent before it gets one (default 10 s). */
   watchBookmarkMs?: number;
+  /** The replica's informer caches, by kind: `?resourceVersion=0` lists are served from them while fresh. */
+  listCaches?: Partial<Record<Kind, ListCache>>;
+}
+
+/** What a list may be served from instead of etcd (an Informer). */
+export interface ListCache {
+  readonly isFresh: boolean;
+  readonly revision: string;
+  list(): Array<{ metadata: { name: string; namespace?: string } }>;
+}
+
+/**
+ * A whole list from the replica's cache, for `?resourceVersion=0` ("any
+ * revision", as Kubernetes reads it): in the store's key order, at the
+ * revision the cache reflects. Undefined while the cache may be behind etcd.
+ */
+function listFromCache(cache: ListCache | undefined, namespace: string | undefined) {
+  if (!cache?.isFresh) return undefined;
+  const key = (o: { metadata: { name: string; namespace?: string } }) =>
+    o.metadata.namespace !== undefined ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;
+  const items = cache
+    .list()
+    .filter((o) => namespace === undefined || o.metadata.namespace === namespace)
+    .map((o) => ({ key: key(o), o }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    .map((e) => e.o);
+  return { items, resourceVersion: cache.revision };
 }
 
 export interface ResourceRouteOptions<K extends Kind> {
@@ -139,8 +166,10 @@ export function registerResourceRoutes<K extends Kind>(
       return reply;
     }
     if (q.limit === undefined && q.continue === undefined) {
-      // The whole collection; the store still reads it in pages at one revision.
-      const list = await ctx.repo.list(kind, ns);
+      // The whole collection: from etcd (read in pages at one revision), or
+      // with ?resourceVersion=0 from this replica's cache while it is fresh.
+      const cached = q.resourceVersion === "0" ? listFromCache(ctx.listCaches?.[kind], ns) : undefined;
+      const list = cached ?? (await ctx.repo.list(kind, ns));
       return {
         apiVersion: API_VERSION,
         kind: `${kind}List`,

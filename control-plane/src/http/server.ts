@@ -71,6 +71,8 @@ export interface HttpServerOptions {
   corsOrigins?: readonly string[];
   /** How long a watch that asked for bookmarks (?allowWatchBookmarks=1) stays silent at most (default 10 s). */
   watchBookmarkMs?: number;
+  /** Informer caches that `?resourceVersion=0` lists are served from (resource-routes.ts, listFromCache). */
+  listCaches?: RouteContext["listCaches"];
 }
 
 export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
@@ -134,6 +136,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
     ...(opts.hostPorts ? { hostPorts: opts.hostPorts } : {}),
     ...(opts.dynamicHostPorts ? { dynamicHostPorts: opts.dynamicHostPorts } : {}),
     ...(opts.watchBookmarkMs !== undefined ? { watchBookmarkMs: opts.watchBookmarkMs } : {}),
+    ...(opts.listCaches ? { listCaches: opts.listCaches } : {}),
   };
   ctx.admission = installNamespaces(app, opts.store, opts.repo);
   registerHealthRoutes(app, opts.store);

@@ -50,6 +50,12 @@ export class ControlPlaneMetrics {
     labelNames: ["collection"] as const,
     registers: [this.registry],
   });
+  readonly eventsDropped = new Counter({
+    name: "grove_events_dropped_total",
+    help: "Events not written: queue_full (more than the recorder's cap waited, in a burst), write_failed (the store refused the write)",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
   readonly leader = new Gauge({
     name: "grove_leader",
     help: "1 while this replica is the elected leader (runs the controllers and the scheduler), else 0",

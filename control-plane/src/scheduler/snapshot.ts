@@ -103,7 +103,16 @@ export function nodeViews(
   used: ReadonlyMap<string, Resources> = allocations(instances),
   ports: ReadonlyMap<string, Set<number>> = usedHostPorts(instances),
 ): NodeView[] {
-  const bound = boundInstances(instances);
+  return nodeViewsFrom(nodes, used, ports, boundInstances(instances));
+}
+
+/** nodeViews from the per-node sums already made (the scheduler's SnapshotCache keeps them). */
+export function nodeViewsFrom(
+  nodes: readonly Node[],
+  used: ReadonlyMap<string, Resources>,
+  ports: ReadonlyMap<string, Set<number>>,
+  bound: BoundInstances,
+): NodeView[] {
   return nodes.map((n) => ({
     name: n.metadata.name,
     ready: nodeIsReady(n),

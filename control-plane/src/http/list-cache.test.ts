@@ -1,0 +1,100 @@
+// Whole lists from the replica's informer cache: ?resourceVersion=0 ("any
+// revision") is answered from the cache while it is fresh, in the store's key
+// order and at the revision the cache reflects; without it, or while the cache
+// may be behind etcd, the list is read from the store as before.
+import type { FastifyInstance } from "fastify";
+import { API_VERSION, type App, type List } from "@grove/api";
+import { Informer } from "../controllers/informer";
+import { Repository } from "../resources/repository";
+import { MemoryStore } from "../store/memory-store";
+import { Keys } from "../store/store";
+import { buildHttpServer } from "./server";
+
+// See server.test.ts: @fastify/static's content-disposition is an ES module Jest cannot load.
+jest.mock("content-disposition", () => ({ create: (name: string) => `attachment; filename="${name}"` }));
+
+const TOKEN = "s3cret-token";
+
+function app(name: string, namespace = "default"): App {
+  return {
+    apiVersion: API_VERSION,
+    kind: "App",
+    metadata: { name, namespace },
+    spec: { rootfs: "busybox", command: ["sleep", "1000"], instances: 0 },
+  };
+}
+
+describe("lists from the informer cache", () => {
+  let store: MemoryStore;
+  let repo: Repository;
+  let informer: Informer<App>;
+  let server: FastifyInstance;
+  let base: string;
+  /** While true the cache passes for stale (the informer's own staleness needs etcd to go away). */
+  let stale = false;
+
+  beforeEach(async () => {
+    store = new MemoryStore();
+    repo = new Repository(store);
+    // Created in an order unlike the key order, across two namespaces.
+    for (const [n, ns] of [
+      ["zeta", "default"],
+      ["alpha", "default"],
+      ["mid", "other"],
+      ["beta", "default"],
+    ] as const)
+      await repo.create(app(n, ns));
+    informer = new Informer<App>(store, Keys.collection("apps"));
+    await informer.start();
+    stale = false;
+    const cache = {
+      get isFresh() {
+        return !stale && informer.isFresh;
+      },
+      get revision() {
+        return informer.revision;
+      },
+      list: () => informer.list(),
+    };
+    server = await buildHttpServer({ repo, store, adminToken: TOKEN, listCaches: { App: cache } });
+    base = await server.listen({ host: "127.0.0.1", port: 0 });
+  });
+  afterEach(async () => {
+    await server.close();
+    await informer.stop();
+    await store.close();
+  });
+
+  async function list(url: string): Promise<List<App>> {
+    const res = await fetch(base + url, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.status).toBe(200);
+    return (await res.json()) as List<App>;
+  }
+
+  it("answers ?resourceVersion=0 with what the store answers, in its order, across and within namespaces", async () => {
+    for (const url of ["/v1/apps", "/v1/namespaces/default/apps", "/v1/namespaces/other/apps"]) {
+      const fromStore = await list(url);
+      const fromCache = await list(`${url}?resourceVersion=0`);
+      expect(fromCache.items).toEqual(fromStore.items);
+      expect(fromCache.metadata.resourceVersion).toBe(informer.revision);
+    }
+  });
+
+  it("serves the cache, not the store: a write the cache never saw is not in the answer", async () => {
+    await informer.stop(); // the cache no longer follows the store (and still passes for fresh)
+    await repo.create(app("gamma"));
+    const cached = await list("/v1/namespaces/default/apps?resourceVersion=0");
+    const direct = await list("/v1/namespaces/default/apps");
+    expect(direct.items.map((a) => a.metadata.name)).toContain("gamma");
+    expect(cached.items.map((a) => a.metadata.name)).not.toContain("gamma");
+    expect(BigInt(cached.metadata.resourceVersion!)).toBeLessThan(BigInt(direct.metadata.resourceVersion!));
+  });
+
+  it("reads the store while the cache may be behind etcd", async () => {
+    await informer.stop(); // the cache no longer follows the store
+    await repo.create(app("gamma"));
+    stale = true;
+    const answer = await list("/v1/namespaces/default/apps?resourceVersion=0");
+    expect(answer.items.map((a) => a.metadata.name)).toContain("gamma");
+  });
+});
