@@ -350,6 +350,26 @@ describe("ControlPlaneConnection", () => {
     expect(connection.withoutContactMs()).toBe(4_970);
   });
 
+  it("counts time without contact from Registered when no heartbeat was answered yet (a cut right after registering)", async () => {
+    let now = 0;
+    server.onRegister = (s) => {
+      s.call.write({ registered: { nodeName: "n1", heartbeatIntervalMs: 30 } });
+      // Then nothing: the link went away before the first heartbeat's answer; the stream stays open.
+    };
+    connection = new ControlPlaneConnection({
+      address: `127.0.0.1:${server.port}`,
+      token: "s3cret",
+      nodeInfo: () => node,
+      reconciler: sink,
+      monotonicNow: () => now,
+    });
+    connection.start();
+    await waitFor("registered", () => connection!.registered);
+    now += 5_000;
+    // Before: 0 for as long as the stream stayed open, so spec.disconnect.stopAfter waited for its teardown.
+    expect(connection.withoutContactMs()).toBe(4_970);
+  });
+
   it("reconnects after the control plane ends the stream and registers again with current statuses", async () => {
     const conn = connect();
     const first = await waitFor("a stream", () => server.streams[0]);

@@ -97,8 +97,6 @@ type Session = {
   call: grpc.ClientDuplexStream<AgentMessage, ControlMessage__Output>;
   heartbeat?: NodeJS.Timeout;
   registered: boolean;
-  /** The control plane has answered a heartbeat on this stream (older ones never do). */
-  acked: boolean;
   ended: boolean;
   /** Called once when the session ends (pending sub-stream writes give up). */
   onEnd: Set<() => void>;
@@ -181,13 +179,14 @@ export class ControlPlaneConnection {
 
   /**
    * How long the node has been without contact with the control plane, in
-   * ms: the time since its last message beyond one heartbeat interval (the
-   * gap between two answers). 0 while a stream is up to a control plane that
-   * does not answer heartbeats (there the stream itself is the contact).
+   * ms: the time since its last message (an answered heartbeat, Registered,
+   * a desired set, ...) beyond one heartbeat interval (the gap between two
+   * answers). A stream that is up is not contact by itself: a link cut right
+   * after registering, before the first heartbeat was answered, must count
+   * (it once delayed spec.disconnect.stopAfter by the ~20 s until the stream
+   * was torn down).
    */
   withoutContactMs(): number {
-    const s = this.session;
-    if (s && s.registered && !s.ended && !s.acked) return 0;
     return Math.max(0, this.monotonicNow() - this.lastHeardMs - this.heartbeatIntervalMs);
   }
 
@@ -261,7 +260,6 @@ export class ControlPlaneConnection {
       address,
       call,
       registered: false,
-      acked: false,
       ended: false,
       onEnd: new Set(),
     };
@@ -290,9 +288,9 @@ export class ControlPlaneConnection {
   private onMessage(session: Session, message: ControlMessage__Output): void {
     if (session.ended) return;
     this.lastHeardMs = this.monotonicNow();
-    if (message.heartbeatAck) {
-      session.acked = true;
-    } else if (message.certificateIssued) {
+    // A heartbeat's answer carries nothing else: hearing it (lastHeardMs) is the point.
+    if (message.heartbeatAck) return;
+    if (message.certificateIssued) {
       const { certificate, error } = message.certificateIssued;
       if (certificate) session.renewal?.resolve(certificate);
       else session.renewal?.reject(new Error(`renewal refused: ${error || "no certificate"}`));
