@@ -3,7 +3,7 @@
     {
       "target_name": "grove-seccomp-compile",
       "type": "executable",
-      "sources": ["seccomp/compile.c", "src/json.c"],
+      "sources": ["seccomp/compile.c", "seccomp/profile.c", "src/json.c"],
       "defines": ["_GNU_SOURCE"],
       "cflags": ["-Wall", "-Wextra", "-O2"],
       "cflags_c": ["-std=gnu11"],
@@ -89,9 +89,17 @@
       "ldflags": ["-static"]
     },
     {
+      "target_name": "grove-profile-compiler",
+      "type": "static_library",
+      "sources": ["seccomp/profile.c"],
+      "defines": ["_GNU_SOURCE"],
+      "cflags": ["-Wall", "-Wextra", "-Os"],
+      "cflags_c": ["-std=gnu11"]
+    },
+    {
       "target_name": "grove-runtime",
       "type": "executable",
-      "dependencies": ["grove-seccomp-profile"],
+      "dependencies": ["grove-seccomp-profile", "grove-profile-compiler"],
       "sources": [
         "src/error.c",
         "src/util.c",
@@ -103,13 +111,16 @@
         "src/shim_spawn.c",
         "src/shim_protocol.c",
         "src/oci_config.c",
+        "src/oci_seccomp.c",
+        "src/oci_reaped.c",
         "src/oci.c"
       ],
       "include_dirs": ["src"],
       "defines": ["_GNU_SOURCE"],
       "cflags": ["-Wall", "-Wextra", "-Wno-format-truncation", "-Os"],
       "cflags_c": ["-std=gnu11"],
-      "ldflags": ["-static"]
+      "ldflags": ["-static"],
+      "libraries": ["-lseccomp"]
     }
   ]
 }

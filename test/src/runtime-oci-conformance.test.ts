@@ -535,17 +535,16 @@ describe("grove-runtime vs runc on the same bundle", () => {
     expect(both.grove.err).toContain("config.json linux.sysctl.vm.swappiness: is not a sysctl of the container's");
   });
 
-  it("seccomp: a bundle profile is refused (runc applies it); Grove's filter by annotation", () => {
-    const r = expectRefused(
+  it("seccomp: a bundle profile is applied as by runc (more in runtime-oci-spec); Grove's filter by annotation", () => {
+    const out = expectSame(
       (c) =>
         (c.linux.seccomp = {
           defaultAction: "SCMP_ACT_ALLOW",
           syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO" }],
         }),
-      "config.json linux.seccomp: a bundle's own seccomp profile is not supported",
       "mkdir /tmp/d 2>&1; grep '^Seccomp:' /proc/self/status",
     );
-    expect(r.out).toBe("mkdir: can't create directory '/tmp/d': Operation not permitted\nSeccomp:\t2\n");
+    expect(out).toBe("mkdir: can't create directory '/tmp/d': Operation not permitted\nSeccomp:\t2\n");
     // No linux.seccomp: no filter in either.
     expect(expectSame(() => undefined, "grep '^Seccomp:' /proc/self/status")).toBe("Seccomp:\t0\n");
     writeConfig((c) => {
@@ -724,7 +723,6 @@ describe("the TypeScript grove-runtime on the same bundles", () => {
   it("refuses the fields the C grove-runtime refuses, with the same messages", () => {
     const refusals: [(c: Config) => void, string][] = [
       [(c) => (c.linux.sysctl = { "vm.swappiness": "10" }), "config.json linux.sysctl.vm.swappiness: is not a sysctl"],
-      [(c) => (c.linux.seccomp = { defaultAction: "SCMP_ACT_ALLOW" }), "config.json linux.seccomp: a bundle's own"],
       [(c) => c.linux.maskedPaths.push("/proc/cpuinfo"), "config.json linux.maskedPaths[10]: /proc/cpuinfo is not"],
       [(c) => c.linux.readonlyPaths.push("/proc/loadavg"), "config.json linux.readonlyPaths[5]: /proc/loadavg"],
       [
@@ -742,10 +740,6 @@ describe("the TypeScript grove-runtime on the same bundles", () => {
       [
         (c) => (c.hooks = { prestart: [{ path: "/bin/true" }] }),
         "config.json hooks: is not supported by grove-runtime",
-      ],
-      [
-        (c) => (c.linux.resources.memory = { limit: 1 << 26, swap: 1 << 27 }),
-        "config.json linux.resources.memory.swap: is not supported by grove-runtime",
       ],
     ];
     writeConfig((c) => c.linux.resources.devices!.push({ allow: true, type: "c", major: 10, minor: 229 }));
@@ -767,6 +761,11 @@ describe("the TypeScript grove-runtime on the same bundles", () => {
       [(c) => (c.process.user = { uid: 0, gid: 0, umask: 18 }), "config.json process.user.umask: is applied by"],
       [(c) => (c.linux.sysctl = { "net.ipv4.ip_forward": "1" }), "config.json linux.sysctl: is applied by"],
       [(c) => (c.process.noNewPrivileges = false), "config.json process.noNewPrivileges: is applied by"],
+      [(c) => (c.linux.seccomp = { defaultAction: "SCMP_ACT_ALLOW" }), "config.json linux.seccomp: is applied by"],
+      [
+        (c) => (c.linux.resources.memory = { limit: 1 << 26, swap: 1 << 27 }),
+        "config.json linux.resources.memory.swap: is applied by",
+      ],
       [
         (c) => c.mounts.push({ destination: "/s", type: "tmpfs", source: "tmpfs" }),
         "config.json mounts: is applied by",

@@ -1,7 +1,8 @@
 // runtime-spec features of grove-runtime beside runc (the neighbour of
 // runtime-oci-conformance.test.ts, which holds the first cases): unknown
-// properties, all five capability sets, oomScoreAdj and umask, and the command line's create (stdio
-// passed through, --pid-file, a process that cannot be executed). Each case
+// properties, all five capability sets, oomScoreAdj and umask, the command line's create (stdio
+// passed through, --pid-file, a process that cannot be executed), a bundle's own seccomp
+// profile and memory.swap. Each case
 // runs ONE config.json through Debian's runc and the static grove-runtime and
 // compares what they report and what a process inside sees.
 import { execFileSync, spawnSync } from "node:child_process";
@@ -241,5 +242,128 @@ describe("grove-runtime vs runc: runtime-spec features", () => {
     }
     const state = path.join(tmp, "grove-state");
     expect(fs.existsSync(state) ? fs.readdirSync(state) : []).toEqual([]);
+  });
+});
+
+/** Reads a created container's cgroup file on the host (runc: its cgroupsPath; grove: --cgroup-parent/id). */
+function cgroupFile(runtime: "runc" | "grove", id: string, cgroupsPath: string, v1: string, v2: string): string {
+  const v2Host = fs.existsSync("/sys/fs/cgroup/cgroup.controllers");
+  const rel = runtime === "runc" ? cgroupsPath : `/${TAG}/${id}`;
+  const file = v2Host ? path.join("/sys/fs/cgroup", rel, v2) : path.join("/sys/fs/cgroup/memory", rel, v1);
+  return fs.readFileSync(file, "utf8").trim();
+}
+
+/** create, start, wait until stopped: what the container wrote to create's stdout and stderr. */
+async function createAndStart(runtime: "runc" | "grove"): Promise<{ out: string; err: string }> {
+  const id = `${TAG}-${runtime}-${++seq}`;
+  created.push({ runtime, id });
+  const name = `seccomp-create-${runtime}`;
+  expect(cli(runtime, ["create", "--bundle", bundle, id], name)).toMatchObject({ code: 0 });
+  expect(cli(runtime, ["start", id])).toMatchObject({ code: 0 });
+  await waitFor(() => stateOf(runtime, id).status === "stopped");
+  // The output is written by the container after create returned: wait for its last line.
+  await waitFor(() => fs.readFileSync(path.join(tmp, `${name}.out`), "utf8").includes("Seccomp"));
+  const r = {
+    out: fs.readFileSync(path.join(tmp, `${name}.out`), "utf8"),
+    err: fs.readFileSync(path.join(tmp, `${name}.err`), "utf8"),
+  };
+  expect(cli(runtime, ["delete", id])).toMatchObject({ code: 0 });
+  return r;
+}
+
+describe("grove-runtime vs runc: a bundle's seccomp profile and memory.swap", () => {
+  const arch = process.arch === "x64" ? "SCMP_ARCH_X86_64" : "SCMP_ARCH_AARCH64";
+  // A deny-list profile: mkdir with mode 0700 gets EPERM (an argument condition), chmod
+  // EACCES (errnoRet), everything else is allowed.
+  const profile = {
+    defaultAction: "SCMP_ACT_ALLOW",
+    architectures: [arch],
+    syscalls: [
+      { names: ["mkdir"], action: "SCMP_ACT_ERRNO", args: [{ index: 1, value: 0o700, op: "SCMP_CMP_EQ" }] },
+      { names: ["mkdirat"], action: "SCMP_ACT_ERRNO", args: [{ index: 2, value: 0o700, op: "SCMP_CMP_EQ" }] },
+      { names: ["chmod", "fchmodat"], action: "SCMP_ACT_ERRNO", errnoRet: 13 },
+    ],
+  };
+  // The rootfs is shared by the runs: the probe leaves nothing behind. mktemp -d makes its
+  // directory with mode 0700 (refused), mkdir with 0777.
+  const probe =
+    "rm -rf /tmp/sc; mkdir /tmp/sc; echo mkdir=$?; mktemp -d /tmp/sc/XXXXXX >/dev/null 2>&1; echo mktemp=$?; " +
+    "touch /tmp/sc/f; chmod 600 /tmp/sc/f; echo chmod=$?; rm -rf /tmp/sc; grep Seccomp: /proc/self/status";
+
+  it("linux.seccomp: errno and errnoRet for a syscall, an argument condition; run and create/start", async () => {
+    const out = expectSame((c) => (c.linux.seccomp = profile), probe);
+    expect(out).toBe("mkdir=0\nmktemp=1\nchmod=1\nSeccomp:\t2\n");
+    // Through create/start (grove-runtime's own monitor gets the program from create).
+    writeConfig((c) => {
+      c.process.args = ["/bin/sh", "-c", probe];
+      c.linux.seccomp = profile;
+    });
+    const r = await createAndStart("runc");
+    const g = await createAndStart("grove");
+    expect(g).toEqual(r);
+    expect(g).toEqual({
+      out: "mkdir=0\nmktemp=1\nchmod=1\nSeccomp:\t2\n",
+      err: "chmod: /tmp/sc/f: Permission denied\n",
+    });
+  });
+
+  it("linux.seccomp: what Grove's filter cannot express is refused naming the field, nothing is left", () => {
+    for (const [edit, message] of [
+      [
+        (p: Record<string, unknown>) => ((p.syscalls as { action: string }[])[2]!.action = "SCMP_ACT_NOTIFY"),
+        "config.json linux.seccomp.syscalls[2].action: SCMP_ACT_NOTIFY is not supported",
+      ],
+      [
+        (p: Record<string, unknown>) =>
+          (p.architectures = [arch, arch === "SCMP_ARCH_X86_64" ? "SCMP_ARCH_X86" : "SCMP_ARCH_ARM"]),
+        "config.json linux.seccomp.architectures[1]: SCMP_ARCH_",
+      ],
+      [
+        (p: Record<string, unknown>) =>
+          ((p.syscalls as { args?: { value: number }[] }[])[0]!.args![0]!.value = 2 ** 33),
+        "config.json linux.seccomp.syscalls[0].args[0].value: 8589934592 does not fit in 32 bits",
+      ],
+    ] as const) {
+      const p = JSON.parse(JSON.stringify(profile)) as Record<string, unknown>;
+      edit(p);
+      writeConfig((c) => {
+        c.process.args = ["/bin/true"];
+        c.linux.seccomp = p;
+      });
+      const g = run("grove");
+      expect(g.code).not.toBe(0);
+      expect(g.err).toContain(message);
+      const id = `${TAG}-grove-${++seq}`;
+      expect(cli("grove", ["create", "--bundle", bundle, id]).err).toContain(message);
+    }
+    const state = path.join(tmp, "grove-state");
+    expect(fs.existsSync(state) ? fs.readdirSync(state) : []).toEqual([]);
+  });
+
+  it("linux.resources.memory.swap: the same memory+swap limit as runc (-1 unlimited), refused below the limit", () => {
+    const limit = 64 * 1024 * 1024;
+    for (const swap of [2 * limit, -1]) {
+      const seen: Record<string, string> = {};
+      for (const runtime of ["runc", "grove"] as const) {
+        let cgroupsPath = "";
+        writeConfig((c) => {
+          c.process.args = ["/bin/true"];
+          c.linux.resources.memory = { limit, swap };
+          cgroupsPath = c.linux.cgroupsPath as string;
+        });
+        const id = `${TAG}-${runtime}-${++seq}`;
+        created.push({ runtime, id });
+        expect(cli(runtime, ["create", "--bundle", bundle, id])).toMatchObject({ code: 0 });
+        seen[runtime] = cgroupFile(runtime, id, cgroupsPath, "memory.memsw.limit_in_bytes", "memory.swap.max");
+        expect(cli(runtime, ["delete", "--force", id])).toMatchObject({ code: 0 });
+      }
+      expect(seen.grove).toBe(seen.runc);
+      // v1: memory + swap; v2: swap alone (swap - limit), "max" for -1.
+      const v2 = fs.existsSync("/sys/fs/cgroup/cgroup.controllers");
+      const want = swap === -1 ? (v2 ? "max" : "9223372036854771712") : String(v2 ? swap - limit : swap);
+      expect(seen.grove).toBe(want);
+    }
+    writeConfig((c) => (c.linux.resources.memory = { limit, swap: limit / 2 }));
+    expect(run("grove").err).toContain("config.json linux.resources.memory.swap: 33554432 is below memory.limit");
   });
 });

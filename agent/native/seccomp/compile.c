@@ -26,28 +26,23 @@
  * a caller cannot get past `family != 40` with 0x100000028. Values above
  * 0xffffffff are refused.
  *
+ * The compiler itself is profile.c (shared with grove-runtime, which compiles
+ * a bundle's linux.seccomp with it); this file is the build's front end.
+ *
  * Errors name the field: "default.json: syscalls[3].args[0].op: ...". */
 #include <errno.h>
-#include <linux/audit.h>
 #include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <seccomp.h>
 #include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "../src/json.h"
+#include "profile.h"
 
 #define MAX_TOKENS 65536
-#define MAX_INSNS 4096
-#define MAX_RULES 4096
-#define MAX_NR 4096
-#define MAX_CONDS 6
-#define MAX_GATES 4
 
 static const char *profile_path;
 
@@ -63,568 +58,13 @@ die (const char *fmt, ...)
   exit (1);
 }
 
-/* ---- the native architecture ---------------------------------------------- */
-
-#if defined(__x86_64__)
-#define NATIVE_AUDIT_ARCH AUDIT_ARCH_X86_64
-#define NATIVE_SCMP "SCMP_ARCH_X86_64"
-#define NATIVE_DOCKER "amd64" /* includes.arches / excludes.arches spelling */
-#define X32_SYSCALL_BIT 0x40000000u
-#elif defined(__aarch64__)
-#define NATIVE_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#define NATIVE_SCMP "SCMP_ARCH_AARCH64"
-#define NATIVE_DOCKER "arm64"
-#else
-/* No filter for this architecture: an empty program, and containers must run
- * seccomp: unconfined (grove_seccomp_default fails with ENOSYS). */
-#define NATIVE_NONE 1
-#define NATIVE_AUDIT_ARCH 0
-#define NATIVE_SCMP "none"
-#define NATIVE_DOCKER "none"
-#endif
-
-/* Offset of the low 32 bits of seccomp_data.args[i] (both are little-endian). */
-#define ARG_LO(i) ((unsigned) (offsetof (struct seccomp_data, args) + 8 * (i)))
-
-/* ---- the profile ------------------------------------------------------------ */
-
-enum op
-{
-  OP_EQ,
-  OP_NE,
-  OP_LT,
-  OP_LE,
-  OP_GT,
-  OP_GE,
-  OP_MASKED_EQ,
-};
-
-struct cond
-{
-  unsigned index;
-  enum op op;
-  uint32_t value, value_two;
-};
-
-struct gate
-{
-  int cap;
-  int want; /* 1: the rule needs the cap (includes); 0: it needs its absence (excludes) */
-};
-
-struct rule
-{
-  int src;     /* index in syscalls[] */
-  uint32_t ret; /* SECCOMP_RET_* | data */
-  struct cond conds[MAX_CONDS];
-  int nconds;
-  struct gate gates[MAX_GATES];
-  int ngates;
-};
-
-/* Rules per syscall number, in profile order. */
-struct sys
-{
-  int *rules; /* indexes into rules[] */
-  int nrules;
-};
-
-static struct rule rules[MAX_RULES];
-static int nrules;
-static struct sys syscalls[MAX_NR];
-static uint32_t default_ret;
-static int max_nr = -1;
-
-static const char *s;
-static grove_jtok_t *t;
-
-static char *
-str_at (int i, const char *field)
-{
-  char *v = grove_json_str (s, t, i);
-  if (v == NULL)
-    die ("%s: must be a string", field);
-  return v;
-}
-
 static void
-only_keys (int obj, const char *field, const char *const *keys, size_t nkeys)
+warn (const char *msg)
 {
-  if (obj < 0)
-    return;
-  if (t[obj].type != GROVE_J_OBJ)
-    die ("%s: must be an object", field);
-  for (int m = 0, k = obj + 1; m < t[obj].size; m++, k = t[k + 1].next)
-    {
-      char *key = grove_json_str (s, t, k);
-      int known = 0;
-      for (size_t i = 0; i < nkeys; i++)
-        known |= key != NULL && strcmp (key, keys[i]) == 0;
-      if (!known)
-        die ("%s%s: is not supported by Grove's profile compiler", field, key != NULL ? key : "?");
-      free (key);
-    }
+  fprintf (stderr, "grove-seccomp-compile: %s\n", msg);
 }
 
-static uint32_t
-u32_at (int i, const char *field)
-{
-  long long v;
-  if (i < 0 || grove_json_num (s, t, i, &v) < 0)
-    die ("%s: must be an integer", field);
-  if (v < 0 || v > 0xffffffffLL)
-    die ("%s: %lld does not fit in 32 bits (arguments are compared on their low 32 bits)", field, v);
-  return (uint32_t) v;
-}
-
-/* An action (tok) with its errnoRet (errno_tok, or -1 for errno_default). */
-static uint32_t
-action_at (int tok, const char *field, int errno_tok, const char *errno_field, uint32_t errno_default)
-{
-  char *a = str_at (tok, field);
-  uint32_t ret;
-  if (strcmp (a, "SCMP_ACT_ALLOW") == 0)
-    ret = SECCOMP_RET_ALLOW;
-  else if (strcmp (a, "SCMP_ACT_ERRNO") == 0)
-    {
-      uint32_t e = errno_tok >= 0 ? u32_at (errno_tok, errno_field) : errno_default;
-      if (e == 0 || e > 4095)
-        die ("%s: errno %u, must be 1 to 4095", errno_tok >= 0 ? errno_field : field, e);
-      ret = SECCOMP_RET_ERRNO | e;
-    }
-  else if (strcmp (a, "SCMP_ACT_KILL_PROCESS") == 0)
-    ret = SECCOMP_RET_KILL_PROCESS;
-  else if (strcmp (a, "SCMP_ACT_KILL") == 0 || strcmp (a, "SCMP_ACT_KILL_THREAD") == 0)
-    ret = SECCOMP_RET_KILL_THREAD;
-  else if (strcmp (a, "SCMP_ACT_LOG") == 0)
-    ret = SECCOMP_RET_LOG;
-  else
-    die ("%s: %s is not supported (SCMP_ACT_ALLOW, _ERRNO, _KILL_PROCESS, _KILL_THREAD, _LOG)", field, a);
-  free (a);
-  return ret;
-}
-
-static const char *const cap_names[] = {
-  "CAP_CHOWN",           "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",          "CAP_FSETID",
-  "CAP_KILL",            "CAP_SETGID",       "CAP_SETUID",          "CAP_SETPCAP",         "CAP_LINUX_IMMUTABLE",
-  "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",      "CAP_NET_RAW",         "CAP_IPC_LOCK",
-  "CAP_IPC_OWNER",       "CAP_SYS_MODULE",   "CAP_SYS_RAWIO",       "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",
-  "CAP_SYS_PACCT",       "CAP_SYS_ADMIN",    "CAP_SYS_BOOT",        "CAP_SYS_NICE",        "CAP_SYS_RESOURCE",
-  "CAP_SYS_TIME",        "CAP_SYS_TTY_CONFIG", "CAP_MKNOD",         "CAP_LEASE",           "CAP_AUDIT_WRITE",
-  "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",      "CAP_MAC_OVERRIDE",    "CAP_MAC_ADMIN",       "CAP_SYSLOG",
-  "CAP_WAKE_ALARM",      "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",     "CAP_PERFMON",         "CAP_BPF",
-  "CAP_CHECKPOINT_RESTORE",
-};
-
-/* Whether the native arch is in a Docker "arches" list. */
-static int
-arch_listed (int arr, const char *field)
-{
-  int found = 0;
-  if (t[arr].type != GROVE_J_ARR)
-    die ("%s: must be an array", field);
-  for (int k = 0; k < t[arr].size; k++)
-    {
-      char *a = str_at (grove_json_at (t, arr, k), field);
-      found |= strcmp (a, NATIVE_DOCKER) == 0;
-      free (a);
-    }
-  return found;
-}
-
-/* includes / excludes: arches decided here, caps become gates. 0: the rule is
- * not for this architecture. */
-static int
-conditions (int obj, const char *field, int want, struct rule *r)
-{
-  static const char *const keys[] = { "caps", "arches" };
-  char sub[160];
-  int caps, arches;
-  if (obj < 0)
-    return 1;
-  only_keys (obj, field, keys, 2);
-  arches = grove_json_get (s, t, obj, "arches");
-  snprintf (sub, sizeof (sub), "%sarches", field);
-  if (arches >= 0 && t[arches].size > 0 && arch_listed (arches, sub) != want)
-    return 0;
-  caps = grove_json_get (s, t, obj, "caps");
-  snprintf (sub, sizeof (sub), "%scaps", field);
-  if (caps >= 0 && t[caps].type != GROVE_J_ARR)
-    die ("%s: must be an array", sub);
-  for (int k = 0; caps >= 0 && k < t[caps].size; k++)
-    {
-      char *c = str_at (grove_json_at (t, caps, k), sub);
-      int n = -1;
-      for (size_t i = 0; i < sizeof (cap_names) / sizeof (cap_names[0]); i++)
-        if (strcmp (c, cap_names[i]) == 0)
-          n = (int) i;
-      if (n < 0)
-        die ("%s[%d]: unknown capability %s", sub, k, c);
-      if (r->ngates >= MAX_GATES)
-        die ("%s: more than %d capabilities in one rule", sub, MAX_GATES);
-      r->gates[r->ngates++] = (struct gate){ n, want };
-      free (c);
-    }
-  return 1;
-}
-
-static void
-read_args (int arr, int src, struct rule *r)
-{
-  static const char *const keys[] = { "index", "value", "valueTwo", "op" };
-  char field[160];
-  if (arr < 0)
-    return;
-  if (t[arr].type != GROVE_J_ARR)
-    die ("syscalls[%d].args: must be an array", src);
-  if (t[arr].size > MAX_CONDS)
-    die ("syscalls[%d].args: more than %d conditions", src, MAX_CONDS);
-  for (int k = 0; k < t[arr].size; k++)
-    {
-      int a = grove_json_at (t, arr, k), vt;
-      struct cond *c = &r->conds[r->nconds++];
-      char *op;
-      snprintf (field, sizeof (field), "syscalls[%d].args[%d].", src, k);
-      only_keys (a, field, keys, 4);
-      snprintf (field, sizeof (field), "syscalls[%d].args[%d].index", src, k);
-      c->index = u32_at (grove_json_get (s, t, a, "index"), field);
-      if (c->index > 5)
-        die ("%s: %u, a syscall has arguments 0 to 5", field, c->index);
-      snprintf (field, sizeof (field), "syscalls[%d].args[%d].value", src, k);
-      c->value = u32_at (grove_json_get (s, t, a, "value"), field);
-      vt = grove_json_get (s, t, a, "valueTwo");
-      snprintf (field, sizeof (field), "syscalls[%d].args[%d].valueTwo", src, k);
-      c->value_two = vt >= 0 ? u32_at (vt, field) : 0;
-      snprintf (field, sizeof (field), "syscalls[%d].args[%d].op", src, k);
-      op = str_at (grove_json_get (s, t, a, "op"), field);
-      if (strcmp (op, "SCMP_CMP_EQ") == 0)
-        c->op = OP_EQ;
-      else if (strcmp (op, "SCMP_CMP_NE") == 0)
-        c->op = OP_NE;
-      else if (strcmp (op, "SCMP_CMP_LT") == 0)
-        c->op = OP_LT;
-      else if (strcmp (op, "SCMP_CMP_LE") == 0)
-        c->op = OP_LE;
-      else if (strcmp (op, "SCMP_CMP_GT") == 0)
-        c->op = OP_GT;
-      else if (strcmp (op, "SCMP_CMP_GE") == 0)
-        c->op = OP_GE;
-      else if (strcmp (op, "SCMP_CMP_MASKED_EQ") == 0)
-        c->op = OP_MASKED_EQ; /* Docker: (arg & value) == valueTwo */
-      else
-        die ("%s: unknown operator %s", field, op);
-      free (op);
-    }
-}
-
-static void
-add_rule_to (int nr, int ri)
-{
-  struct sys *sc = &syscalls[nr];
-  int *grown = realloc (sc->rules, sizeof (int) * (size_t) (sc->nrules + 1));
-  if (grown == NULL)
-    die ("out of memory");
-  sc->rules = grown;
-  sc->rules[sc->nrules++] = ri;
-}
-
-static void
-read_profile (void)
-{
-  static const char *const top_keys[] = { "comment", "defaultAction", "defaultErrnoRet", "archMap", "syscalls" };
-  static const char *const rule_keys[] = { "comment", "names", "name", "action", "errnoRet", "args", "includes",
-                                           "excludes" };
-  static const char *const arch_keys[] = { "architecture", "subArchitectures" };
-  int root = 0, arch_map, list, def_errno, native_listed = 0;
-  uint32_t errno_default = EPERM;
-
-  only_keys (root, "", top_keys, sizeof (top_keys) / sizeof (top_keys[0]));
-  def_errno = grove_json_get (s, t, root, "defaultErrnoRet");
-  if (def_errno >= 0)
-    errno_default = u32_at (def_errno, "defaultErrnoRet");
-  default_ret = action_at (grove_json_get (s, t, root, "defaultAction"), "defaultAction", -1, NULL, errno_default);
-
-  /* Only the native architecture is let through; the others are killed
-   * (a 32-bit or x32 process would see other syscall numbers). */
-  arch_map = grove_json_get (s, t, root, "archMap");
-  if (arch_map < 0 || t[arch_map].type != GROVE_J_ARR)
-    die ("archMap: must be an array");
-  for (int k = 0; k < t[arch_map].size; k++)
-    {
-      int a = grove_json_at (t, arch_map, k), sub;
-      char field[64];
-      char *name;
-      snprintf (field, sizeof (field), "archMap[%d].", k);
-      only_keys (a, field, arch_keys, 2);
-      snprintf (field, sizeof (field), "archMap[%d].architecture", k);
-      name = str_at (grove_json_get (s, t, a, "architecture"), field);
-      sub = grove_json_get (s, t, a, "subArchitectures");
-      if (sub >= 0 && t[sub].type == GROVE_J_ARR && t[sub].size > 0)
-        die ("archMap[%d].subArchitectures: not supported; Grove's filter lets the native architecture through "
-             "and kills the others (x32 gets EPERM)",
-             k);
-      native_listed |= strcmp (name, NATIVE_SCMP) == 0;
-      free (name);
-    }
-  if (!native_listed)
-    die ("archMap: does not list %s, the architecture of this build", NATIVE_SCMP);
-
-  list = grove_json_get (s, t, root, "syscalls");
-  if (list < 0 || t[list].type != GROVE_J_ARR)
-    die ("syscalls: must be an array");
-  for (int k = 0; k < t[list].size; k++)
-    {
-      int o = grove_json_at (t, list, k), names, one, ri;
-      char field[96];
-      struct rule *r;
-
-      snprintf (field, sizeof (field), "syscalls[%d].", k);
-      only_keys (o, field, rule_keys, sizeof (rule_keys) / sizeof (rule_keys[0]));
-      if (nrules >= MAX_RULES)
-        die ("syscalls: more than %d rules", MAX_RULES);
-      ri = nrules;
-      r = &rules[ri];
-      memset (r, 0, sizeof (*r));
-      r->src = k;
-      {
-        char efield[96];
-        snprintf (field, sizeof (field), "syscalls[%d].action", k);
-        snprintf (efield, sizeof (efield), "syscalls[%d].errnoRet", k);
-        r->ret = action_at (grove_json_get (s, t, o, "action"), field, grove_json_get (s, t, o, "errnoRet"), efield,
-                            errno_default);
-      }
-      read_args (grove_json_get (s, t, o, "args"), k, r);
-      snprintf (field, sizeof (field), "syscalls[%d].includes.", k);
-      if (!conditions (grove_json_get (s, t, o, "includes"), field, 1, r))
-        continue;
-      snprintf (field, sizeof (field), "syscalls[%d].excludes.", k);
-      if (!conditions (grove_json_get (s, t, o, "excludes"), field, 0, r))
-        continue;
-      nrules++;
-
-      names = grove_json_get (s, t, o, "names");
-      one = grove_json_get (s, t, o, "name");
-      if (names < 0 && one < 0)
-        die ("syscalls[%d]: has neither names nor name", k);
-      for (int j = 0; j < (names >= 0 ? t[names].size : 0) + (one >= 0 ? 1 : 0); j++)
-        {
-          int tok = names >= 0 && j < t[names].size ? grove_json_at (t, names, j) : one;
-          char *name;
-          int nr;
-          snprintf (field, sizeof (field), "syscalls[%d].names[%d]", k, j);
-          name = str_at (tok, field);
-          nr = seccomp_syscall_resolve_name_arch (SCMP_ARCH_NATIVE, name);
-          if (nr == __NR_SCMP_ERROR)
-            fprintf (stderr, "grove-seccomp-compile: %s: %s: %s is unknown to libseccomp; skipped\n", profile_path,
-                     field, name);
-          else if (nr >= 0) /* negative: a syscall of other architectures only */
-            {
-              if (nr >= MAX_NR)
-                die ("%s: %s is syscall %d, more than this compiler handles", field, name, nr);
-              if (nr > max_nr)
-                max_nr = nr;
-              /* The same syscall twice in one rule adds nothing. */
-              if (syscalls[nr].nrules == 0 || syscalls[nr].rules[syscalls[nr].nrules - 1] != ri)
-                add_rule_to (nr, ri);
-            }
-          free (name);
-        }
-    }
-  if (max_nr < 0)
-    die ("syscalls: names no syscall of this architecture");
-}
-
-/* ---- code generation ------------------------------------------------------ */
-
-static struct sock_filter insns[MAX_INSNS];
-static int ninsns;
-static const char *notes[MAX_INSNS]; /* a comment per instruction for the generated file */
-
-struct gate_out
-{
-  int insn, cap, want, skip;
-};
-static struct gate_out gates_out[MAX_INSNS];
-static int ngates_out;
-
-static int
-emit (uint16_t code, uint8_t jt, uint8_t jf, uint32_t k, const char *note)
-{
-  if (ninsns >= MAX_INSNS)
-    die ("the program would exceed %d instructions", MAX_INSNS);
-  insns[ninsns] = (struct sock_filter){ code, jt, jf, k };
-  notes[ninsns] = note;
-  return ninsns++;
-}
-
-static uint8_t
-near (int from, int to)
-{
-  int d = to - from - 1;
-  if (d < 0 || d > 255)
-    die ("internal error: jump of %d instructions", d);
-  return (uint8_t) d;
-}
-
-/* The actions of a syscall as a leaf: -1 when it needs its own block, else the
- * one return value every call of it gets. */
-static int64_t
-simple_ret (int nr)
-{
-  const struct sys *sc = &syscalls[nr];
-  if (sc->nrules == 0)
-    return default_ret;
-  {
-    const struct rule *r = &rules[sc->rules[0]];
-    if (r->nconds == 0 && r->ngates == 0)
-      return r->ret; /* the first rule always holds: the later ones never run */
-  }
-  return -1;
-}
-
-/* One syscall's rules, in order; the first that holds returns its action. */
-static void
-emit_block (int nr)
-{
-  const struct sys *sc = &syscalls[nr];
-  for (int i = 0; i < sc->nrules; i++)
-    {
-      const struct rule *r = &rules[sc->rules[i]];
-      int fixups[MAX_CONDS * 2 + MAX_GATES], nfix = 0, end;
-      int gate_idx[MAX_GATES];
-
-      for (int g = 0; g < r->ngates; g++)
-        {
-          gate_idx[g] = emit (BPF_JMP | BPF_JA, 0, 0, 0, "capability gate (set per container)");
-          gates_out[ngates_out++] = (struct gate_out){ gate_idx[g], r->gates[g].cap, r->gates[g].want, 0 };
-        }
-      for (int c = 0; c < r->nconds; c++)
-        {
-          const struct cond *cd = &r->conds[c];
-          int j;
-          emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO (cd->index), "load argument (low 32 bits)");
-          switch (cd->op)
-            {
-            case OP_EQ: /* jt: go on, jf: rule fails */
-              j = emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, cd->value, "==");
-              fixups[nfix++] = -(j + 1); /* jf */
-              break;
-            case OP_NE:
-              j = emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, cd->value, "!=");
-              fixups[nfix++] = j + 1; /* jt */
-              break;
-            case OP_GT:
-              j = emit (BPF_JMP | BPF_JGT | BPF_K, 0, 0, cd->value, ">");
-              fixups[nfix++] = -(j + 1);
-              break;
-            case OP_GE:
-              j = emit (BPF_JMP | BPF_JGE | BPF_K, 0, 0, cd->value, ">=");
-              fixups[nfix++] = -(j + 1);
-              break;
-            case OP_LT:
-              j = emit (BPF_JMP | BPF_JGE | BPF_K, 0, 0, cd->value, "<");
-              fixups[nfix++] = j + 1;
-              break;
-            case OP_LE:
-              j = emit (BPF_JMP | BPF_JGT | BPF_K, 0, 0, cd->value, "<=");
-              fixups[nfix++] = j + 1;
-              break;
-            case OP_MASKED_EQ:
-              emit (BPF_ALU | BPF_AND | BPF_K, 0, 0, cd->value, "& mask");
-              j = emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, cd->value_two, "== (masked)");
-              fixups[nfix++] = -(j + 1);
-              break;
-            }
-        }
-      emit (BPF_RET | BPF_K, 0, 0, r->ret, "the rule's action");
-      end = ninsns; /* the next rule, or the default */
-      for (int f = 0; f < nfix; f++)
-        {
-          int at = fixups[f] > 0 ? fixups[f] - 1 : -fixups[f] - 1;
-          if (fixups[f] > 0)
-            insns[at].jt = near (at, end);
-          else
-            insns[at].jf = near (at, end);
-        }
-      for (int g = 0; g < r->ngates; g++)
-        for (int o = 0; o < ngates_out; o++)
-          if (gates_out[o].insn == gate_idx[g])
-            gates_out[o].skip = end - gate_idx[g] - 1;
-      if (r->nconds == 0 && r->ngates == 0)
-        return; /* always holds */
-    }
-  emit (BPF_RET | BPF_K, 0, 0, default_ret, "no rule held: the default");
-}
-
-/* Ranges of syscall numbers [lo, hi] with one leaf each. */
-struct range
-{
-  int lo, hi;
-  int64_t ret; /* -1: the block of syscall lo (then lo == hi) */
-};
-static struct range ranges[MAX_NR];
-static int nranges;
-
-static void
-build_ranges (void)
-{
-  for (int nr = 0; nr <= max_nr; nr++)
-    {
-      int64_t r = simple_ret (nr);
-      if (r >= 0 && nranges > 0 && ranges[nranges - 1].ret == r && ranges[nranges - 1].hi == nr - 1)
-        ranges[nranges - 1].hi = nr;
-      else
-        ranges[nranges++] = (struct range){ nr, nr, r };
-    }
-}
-
-/* A balanced binary search: nr >= ranges[mid].lo ? right : left. The right
- * subtree is reached through a BPF_JA (32-bit offset), so no conditional jump
- * ever spans more than one instruction. */
-static void
-emit_tree (int a, int b)
-{
-  if (a == b)
-    {
-      if (ranges[a].ret >= 0)
-        emit (BPF_RET | BPF_K, 0, 0, (uint32_t) ranges[a].ret, "leaf");
-      else
-        emit_block (ranges[a].lo);
-      return;
-    }
-  {
-    int mid = (a + b + 1) / 2, ja;
-    emit (BPF_JMP | BPF_JGE | BPF_K, 0, 1, (uint32_t) ranges[mid].lo, "nr >= ?");
-    ja = emit (BPF_JMP | BPF_JA, 0, 0, 0, "to the upper half");
-    emit_tree (a, mid - 1);
-    insns[ja].k = (uint32_t) (ninsns - ja - 1);
-    emit_tree (mid, b);
-  }
-}
-
-static void
-compile (void)
-{
-  emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, offsetof (struct seccomp_data, arch), "load arch");
-  emit (BPF_JMP | BPF_JEQ | BPF_K, 1, 0, NATIVE_AUDIT_ARCH, "native?");
-  emit (BPF_RET | BPF_K, 0, 0, SECCOMP_RET_KILL_PROCESS, "another architecture: kill");
-  emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, offsetof (struct seccomp_data, nr), "load nr");
-#ifdef X32_SYSCALL_BIT
-  emit (BPF_JMP | BPF_JSET | BPF_K, 0, 1, X32_SYSCALL_BIT, "x32?");
-  emit (BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | EPERM, "x32: EPERM");
-#endif
-  emit (BPF_JMP | BPF_JGT | BPF_K, 0, 1, (uint32_t) max_nr, "newer than every syscall the profile names?");
-  emit (BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | ENOSYS, "ENOSYS");
-  build_ranges ();
-  emit_tree (0, nranges - 1);
-}
-
-static const char *
-cap_name (int cap)
-{
-  return cap_names[cap];
-}
-
+static grove_profile_program_t prog;
 static void
 write_out (const char *out_path)
 {
@@ -635,31 +75,31 @@ write_out (const char *out_path)
   if (f == NULL)
     die ("cannot write %s", tmp);
   fprintf (f, "/* Generated at build time by agent/native/seccomp/compile.c from %s: do not edit.\n", profile_path);
-  fprintf (f, " * %d rules, syscalls 0..%d, %d ranges, %d instructions, %d capability gates. */\n", nrules, max_nr,
-           nranges, ninsns, ngates_out);
+  fprintf (f, " * %d rules, syscalls 0..%d, %d ranges, %d instructions, %d capability gates. */\n", prog.nrules,
+           prog.max_nr, prog.nranges, prog.ninsns, prog.ngates);
   fprintf (f, "#include \"seccomp.h\"\n\n");
   fprintf (f, "const struct sock_filter grove_seccomp_insns[] = {\n");
-  for (int i = 0; i < ninsns; i++)
+  for (int i = 0; i < prog.ninsns; i++)
     {
       const char *name = NULL;
       /* Name the syscall a leaf or block compares against, where there is one. */
-      if (BPF_CLASS (insns[i].code) == BPF_JMP && BPF_OP (insns[i].code) == BPF_JGE && i > 0
-          && strcmp (notes[i], "nr >= ?") == 0)
-        name = seccomp_syscall_resolve_num_arch (SCMP_ARCH_NATIVE, (int) insns[i].k);
-      fprintf (f, "  { 0x%02x, %u, %u, 0x%08x }, /* %4d %s%s%s */\n", insns[i].code, insns[i].jt, insns[i].jf,
-               insns[i].k, i, notes[i], name != NULL ? " " : "", name != NULL ? name : "");
+      if (BPF_CLASS (prog.insns[i].code) == BPF_JMP && BPF_OP (prog.insns[i].code) == BPF_JGE && i > 0
+          && strcmp (prog.notes[i], "nr >= ?") == 0)
+        name = seccomp_syscall_resolve_num_arch (SCMP_ARCH_NATIVE, (int) prog.insns[i].k);
+      fprintf (f, "  { 0x%02x, %u, %u, 0x%08x }, /* %4d %s%s%s */\n", prog.insns[i].code, prog.insns[i].jt, prog.insns[i].jf,
+               prog.insns[i].k, i, prog.notes[i], name != NULL ? " " : "", name != NULL ? name : "");
       free ((char *) name);
     }
-  if (ninsns == 0)
+  if (prog.ninsns == 0)
     fprintf (f, "  { 0, 0, 0, 0 },\n");
-  fprintf (f, "};\nconst unsigned grove_seccomp_ninsns = %d;\n\n", ninsns);
+  fprintf (f, "};\nconst unsigned grove_seccomp_ninsns = %d;\n\n", prog.ninsns);
   fprintf (f, "const struct grove_seccomp_gate grove_seccomp_gates[] = {\n");
-  for (int g = 0; g < ngates_out; g++)
-    fprintf (f, "  { %d, %d, %d, %d }, /* %s %s */\n", gates_out[g].insn, gates_out[g].cap, gates_out[g].want,
-             gates_out[g].skip, gates_out[g].want ? "with" : "without", cap_name (gates_out[g].cap));
-  if (ngates_out == 0)
+  for (int g = 0; g < prog.ngates; g++)
+    fprintf (f, "  { %d, %d, %d, %d }, /* %s %s */\n", prog.gates[g].insn, prog.gates[g].cap, prog.gates[g].want,
+             prog.gates[g].skip, prog.gates[g].want ? "with" : "without", grove_profile_cap_name (prog.gates[g].cap));
+  if (prog.ngates == 0)
     fprintf (f, "  { -1, 0, 0, 0 },\n");
-  fprintf (f, "};\nconst unsigned grove_seccomp_ngates = %d;\n", ngates_out);
+  fprintf (f, "};\nconst unsigned grove_seccomp_ngates = %d;\n", prog.ngates);
   if (fclose (f) != 0 || rename (tmp, out_path) != 0)
     die ("cannot write %s", out_path);
 }
@@ -678,7 +118,7 @@ main (int argc, char **argv)
       return 2;
     }
   profile_path = argv[1];
-#ifdef NATIVE_NONE
+#if !defined(__x86_64__) && !defined(__aarch64__)
   fprintf (stderr, "grove-seccomp-compile: no seccomp filter for this architecture (x86_64 and aarch64 only)\n");
   write_out (argv[2]);
   return 0;
@@ -687,17 +127,21 @@ main (int argc, char **argv)
   if (f == NULL || fstat (fileno (f), &st) < 0)
     die ("cannot open: %s", strerror (errno));
   buf = malloc ((size_t) st.st_size + 1);
-  t = calloc (MAX_TOKENS, sizeof (*t));
+  grove_jtok_t *t = calloc (MAX_TOKENS, sizeof (*t));
+  char msg[1024], prefix[4200];
   if (buf == NULL || t == NULL || fread (buf, 1, (size_t) st.st_size, f) != (size_t) st.st_size)
     die ("cannot read");
   fclose (f);
   buf[st.st_size] = '\0';
-  s = buf;
-  n = grove_json_parse (s, (size_t) st.st_size, t, MAX_TOKENS);
+  n = grove_json_parse (buf, (size_t) st.st_size, t, MAX_TOKENS);
   if (n < 0 || t[0].type != GROVE_J_OBJ)
     die ("not a JSON object");
-  read_profile ();
-  compile ();
+  snprintf (prefix, sizeof (prefix), "%s: ", profile_path);
+  if (grove_profile_compile (buf, t, 0, GROVE_PROFILE_DOCKER, prefix, warn, &prog, msg, sizeof (msg)) < 0)
+    {
+      fprintf (stderr, "grove-seccomp-compile: %s\n", msg);
+      return 1;
+    }
   write_out (argv[2]);
   return 0;
 }

@@ -109,7 +109,7 @@ grove_resources_t ResourcesArg(const Napi::CallbackInfo &info, size_t i) {
   if (info.Length() <= i || !info[i].IsObject())
     throw Napi::TypeError::New(info.Env(), "resources must be an object");
   Napi::Object o = info[i].As<Napi::Object>();
-  return grove_resources_t{IntegerProp(o, "cpuMillis"), IntegerProp(o, "memoryBytes"), IntegerProp(o, "pids"), nullptr, 0, 0, 0};
+  return grove_resources_t{IntegerProp(o, "cpuMillis"), IntegerProp(o, "memoryBytes"), IntegerProp(o, "pids"), nullptr, 0, 0, 0, 0};
 }
 
 Napi::Value SetupCgroup(const Napi::CallbackInfo &info) {

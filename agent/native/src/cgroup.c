@@ -261,6 +261,17 @@ v1_devices_in_place (const char *dir)
   return lines == N_ELEMENTS (v1_device_allow);
 }
 
+/* v1 memory.memsw.limit_in_bytes: the memory limit (no swap), OCI's swap
+ * (memory + swap) as given, or -1 (unlimited). */
+static void
+memsw_value (const grove_resources_t *res, char *out, size_t cap)
+{
+  snprintf (out, cap, "%" PRId64,
+            res->memory_swap_bytes > 0 ? res->memory_swap_bytes
+            : res->memory_swap_bytes < 0 ? -1
+                                         : res->memory_bytes);
+}
+
 static int
 v1_setup (const grove_cgroup_t *cg, const grove_resources_t *res, grove_error_t *err)
 {
@@ -301,17 +312,19 @@ v1_setup (const grove_cgroup_t *cg, const grove_resources_t *res, grove_error_t 
 
   if (res->memory_bytes > 0)
     {
+      char memsw[32];
+      memsw_value (res, memsw, sizeof (memsw));
       snprintf (value, sizeof (value), "%" PRId64, res->memory_bytes);
       /* memsw (memory + swap) exists only with swap accounting; same value = no swap.
        * The kernel keeps memsw >= memory: raising a live limit (an update) takes
        * memsw first, lowering takes memory first. */
       if (write_in (memory, "memory.limit_in_bytes", value, err) < 0)
         {
-          if (err->errnum != EINVAL || write_in_if_exists (memory, "memory.memsw.limit_in_bytes", value, err) < 0
+          if (err->errnum != EINVAL || write_in_if_exists (memory, "memory.memsw.limit_in_bytes", memsw, err) < 0
               || write_in (memory, "memory.limit_in_bytes", value, err) < 0)
             return -1;
         }
-      if (write_in_if_exists (memory, "memory.memsw.limit_in_bytes", value, err) < 0)
+      if (write_in_if_exists (memory, "memory.memsw.limit_in_bytes", memsw, err) < 0)
         return -1;
     }
   if (res->cpu_millis > 0)
@@ -682,8 +695,13 @@ v2_setup (const grove_cgroup_t *cg, const grove_resources_t *res, grove_error_t 
       snprintf (value, sizeof (value), "%" PRId64, res->memory_bytes);
       if (write_in (dir, "memory.max", value, err) < 0)
         return -1;
-      /* Absent when the kernel has no swap accounting. */
-      if (write_in_if_exists (dir, "memory.swap.max", "0", err) < 0)
+      /* Absent when the kernel has no swap accounting. runc's conversion:
+       * OCI's swap is memory + swap, swap.max the swap alone. */
+      if (res->memory_swap_bytes > 0)
+        snprintf (value, sizeof (value), "%" PRId64, res->memory_swap_bytes - res->memory_bytes);
+      else
+        snprintf (value, sizeof (value), "%s", res->memory_swap_bytes < 0 ? "max" : "0");
+      if (write_in_if_exists (dir, "memory.swap.max", value, err) < 0)
         return -1;
     }
   if (res->cpu_millis > 0)

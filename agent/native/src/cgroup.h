@@ -49,6 +49,10 @@ typedef struct grove_resources_s
   /* > 0: the CFS quota and period as given (OCI linux.resources.cpu) instead
    * of cpu_millis over a 100 ms period; cpu_millis must still be > 0. */
   int64_t cpu_quota_us, cpu_period_us;
+  /* With a memory limit: 0, no swap (v1 memsw = the limit, v2 memory.swap.max
+   * 0); > 0, memory + swap as OCI linux.resources.memory.swap gives it (v1
+   * memsw, v2 swap.max = this - the limit, as runc); -1, unlimited swap. */
+  int64_t memory_swap_bytes;
 } grove_resources_t;
 
 struct grove_cgroup_ops

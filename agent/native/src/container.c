@@ -992,7 +992,12 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
   p->a.caps_inheritable = cfg->caps_inheritable;
   p->a.caps_ambient = cfg->caps_ambient;
   /* Capability-conditional rules of the profile follow the bounding set (as Docker). */
-  if (!cfg->seccomp_unconfined && grove_seccomp_default (p->a.caps, &p->a.seccomp) < 0)
+  if (cfg->seccomp_bpf != NULL)
+    {
+      if (grove_seccomp_from_hex (cfg->seccomp_bpf, &p->a.seccomp) < 0)
+        return grove_error_set (err, errno, "the bundle's seccomp filter");
+    }
+  else if (!cfg->seccomp_unconfined && grove_seccomp_default (p->a.caps, &p->a.seccomp) < 0)
     return grove_error_set (err, errno, "the default seccomp filter%s",
                             errno == ENOSYS ? " (none for this architecture: run unconfined)" : "");
   p->a.uid = cfg->uid;

@@ -723,8 +723,13 @@ exec_prepare (char **argv, int ns_fds[N_NS], char ***candidates, struct sock_fpr
   if (*candidates == NULL)
     return status_error (ENOMEM, "exec: out of memory"), 1;
   /* The init's filter: the same program, the same capability gates. */
-  if (!cfg.proc.seccomp_unconfined
-      && grove_seccomp_default (cfg.proc.caps_set ? cfg.proc.caps : GROVE_DEFAULT_CAPS, filter) < 0)
+  if (cfg.proc.seccomp_bpf != NULL)
+    {
+      if (grove_seccomp_from_hex (cfg.proc.seccomp_bpf, filter) < 0)
+        return status_error (errno, "exec: the seccomp filter"), 1;
+    }
+  else if (!cfg.proc.seccomp_unconfined
+           && grove_seccomp_default (cfg.proc.caps_set ? cfg.proc.caps : GROVE_DEFAULT_CAPS, filter) < 0)
     return status_error (errno, "exec: the default seccomp filter"), 1;
   signal (SIGINT, SIG_IGN);
   signal (SIGHUP, SIG_IGN);

@@ -32,6 +32,8 @@
 #include "container.h"
 #include "json.h"
 #include "oci_config.h"
+#include "oci_reaped.h"
+#include "oci_seccomp.h"
 #include "shim_protocol.h"
 #include "shim_spawn.h"
 #include "util.h"
@@ -72,7 +74,7 @@ static void
 load_bundle (grove_oci_bundle_t *b, const char *bundle, const char *id)
 {
   grove_error_t err;
-  if (grove_oci_bundle_load (b, bundle, id, &err) < 0)
+  if (grove_oci_bundle_load (b, bundle, id, &err) < 0 || grove_oci_seccomp (b, &err) < 0)
     die (1, "%s", err.msg);
 }
 
@@ -220,6 +222,29 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
   return ex.exit_code;
 }
 
+/* create for a caller that reaps the init itself (oci_reaped.c): no grove-shim. */
+static int
+create_reaped (grove_oci_bundle_t *b, grove_cgroup_t *cg, const char *pid_file, const char *id)
+{
+  char dir[PATH_MAX];
+  grove_error_t err;
+  pid_t pid;
+  FILE *f;
+  snprintf (dir, sizeof (dir), "%s/%s", root_dir, id);
+  grove_oci_reaped_cgroup (b, cgroup_parent, id, cg);
+  if (grove_oci_reaped_create (b, cg, dir, &pid, &err) < 0)
+    {
+      remove_dir (id);
+      die (1, "%s", err.msg);
+    }
+  if (pid_file != NULL && (f = fopen (pid_file, "we")) != NULL)
+    {
+      fprintf (f, "%d", (int) pid);
+      fclose (f);
+    }
+  return 0;
+}
+
 static int
 cmd_create (const char *bundle, const char *pid_file, const char *id)
 {
@@ -261,6 +286,8 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   put_json_string (f, b.annotations);
   fprintf (f, "}},\"createdAtMs\":%lld}\n", (long long) time (NULL) * 1000);
   fclose (f);
+  if (grove_oci_reaped_wanted (&b))
+    return create_reaped (&b, &cg, pid_file, id);
 
   mem = open_memstream (&cfg, &cfg_len);
   grove_config_put (mem, GROVE_KEY_ID, id);
@@ -341,6 +368,19 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   return 0;
 }
 
+/* The state of a container created for a reaping caller (0: not one). */
+static pid_t reaped_pid;
+static char reaped_parent[65], reaped_name[65];
+static int
+reaped_state (const char *id, char *status, size_t cap, grove_cgroup_t *cg)
+{
+  char dir[PATH_MAX];
+  grove_cgroup_t ignored;
+  snprintf (dir, sizeof (dir), "%s/%s", root_dir, id);
+  return grove_oci_reaped_state (dir, status, cap, &reaped_pid, cg != NULL ? cg : &ignored, reaped_parent,
+                                 reaped_name, sizeof (reaped_name));
+}
+
 static int
 cmd_state (const char *id)
 {
@@ -366,6 +406,11 @@ cmd_state (const char *id)
       json_field (ans, "status", status, sizeof (status));
       if (strcmp (status, "stopped") != 0)
         json_field (ans, "pid", pid, sizeof (pid));
+    }
+  else if (reaped_state (id, status, sizeof (status), NULL))
+    {
+      if (strcmp (status, "stopped") != 0)
+        snprintf (pid, sizeof (pid), "%d", (int) reaped_pid);
     }
   else
     {
@@ -429,7 +474,8 @@ main (int argc, char **argv)
   const char *bundle = NULL, *pid_file = NULL, *cmd = NULL;
   const char *pos[3] = { NULL, NULL, NULL };
   int npos = 0, force = 0;
-  char cwd[PATH_MAX], ans[1024];
+  char cwd[PATH_MAX], ans[1024], dir[PATH_MAX], status[32];
+  grove_error_t err;
 
   for (int i = 1; i < argc; i++)
     {
@@ -473,6 +519,19 @@ main (int argc, char **argv)
     return cmd_create (bundle, pid_file, pos[0]);
   if (strcmp (cmd, "state") == 0)
     return cmd_state (pos[0]);
+  snprintf (dir, sizeof (dir), "%s/%s", root_dir, pos[0]);
+  if (strcmp (cmd, "start") == 0 && reaped_state (pos[0], status, sizeof (status), NULL))
+    {
+      if (grove_oci_reaped_start (dir, pos[0], &err) < 0)
+        die (1, "%s", err.msg);
+      return 0;
+    }
+  if (strcmp (cmd, "kill") == 0 && reaped_state (pos[0], status, sizeof (status), NULL))
+    {
+      if (grove_oci_reaped_kill (dir, pos[0], signal_number (pos[1] != NULL ? pos[1] : "TERM"), &err) < 0)
+        die (1, "%s", err.msg);
+      return 0;
+    }
   if (strcmp (cmd, "start") == 0)
     {
       if (shim_ask (pos[0], "start", ans, sizeof (ans)) < 0)
@@ -491,11 +550,13 @@ main (int argc, char **argv)
     }
   if (strcmp (cmd, "delete") == 0)
     {
-      grove_cgroup_t cg;
-      grove_error_t err;
-      char status[32] = "";
+      grove_cgroup_t cg, reaped_cg;
       char file[PATH_MAX];
       int live = shim_ask (pos[0], "state", ans, sizeof (ans)) == 0;
+      int reaped = !live && reaped_state (pos[0], status, sizeof (status), &reaped_cg);
+      if (!reaped)
+        status[0] = '\0';
+      live |= reaped;
       snprintf (file, sizeof (file), "%s/%s/spec.json", root_dir, pos[0]);
       if (!live && access (file, F_OK) != 0)
         {
@@ -503,9 +564,14 @@ main (int argc, char **argv)
             return 0;
           die (1, "container %s does not exist", pos[0]);
         }
-      if (live)
+      if (live && !reaped)
         json_field (ans, "status", status, sizeof (status));
       cgroup_of (&cg, pos[0]);
+      if (reaped)
+        {
+          cg.parent = reaped_cg.parent;
+          cg.id = reaped_cg.id;
+        }
       if (live && strcmp (status, "stopped") != 0)
         {
           int killed = 0;

@@ -59,7 +59,7 @@ static const char *const linux_unhonoured[]
 static const char *const res_unhonoured[] = { "blockIO", "hugepageLimits", "network", "rdma", "unified" };
 static const char *const cpu_unhonoured[] = { "burst", "realtimeRuntime", "realtimePeriod", "cpus", "mems", "idle" };
 static const char *const memory_unhonoured[]
-    = { "reservation", "swap", "kernel", "kernelTCP", "swappiness", "disableOOMKiller", "useHierarchy",
+    = { "reservation", "kernel", "kernelTCP", "swappiness", "disableOOMKiller", "useHierarchy",
         "checkBeforeUpdate" };
 
 /* One reading: the text, its tokens, the bundle's directory and the result. */
@@ -512,17 +512,22 @@ read_sysctls (const struct reader *r, int linux_, grove_error_t *err)
   return 0;
 }
 
-/* seccomp, maskedPaths, readonlyPaths, devices: only what Grove does anyway. */
+/* seccomp (compiled by the static grove-runtime, oci_seccomp.c); maskedPaths,
+ * readonlyPaths, devices: only what Grove does anyway. */
 static int
 read_fixed_lists (const struct reader *r, int linux_, grove_error_t *err)
 {
   int v;
   if (read_sysctls (r, linux_, err) < 0)
     return -1;
-  if (get (r, linux_, "seccomp") >= 0)
-    REFUSE ("config.json linux.seccomp: a bundle's own seccomp profile is not supported; without linux.seccomp "
-            "grove-runtime applies Grove's default filter when the annotation org.grove.seccomp is \"default\", none "
-            "otherwise");
+  v = get (r, linux_, "seccomp");
+  if (v >= 0 && r->t[v].type != GROVE_J_NULL)
+    {
+      if (r->t[v].type != GROVE_J_OBJ)
+        REFUSE ("config.json linux.seccomp: must be an object");
+      r->b->seccomp_tok = v;
+      static_only (r->b, "linux.seccomp");
+    }
   for (int pass = 0; pass < 2; pass++)
     {
       const char *field = pass == 0 ? "maskedPaths" : "readonlyPaths";
@@ -672,6 +677,29 @@ read_device_rules (const struct reader *r, int res, grove_error_t *err)
   return 0;
 }
 
+/* linux.resources.memory.swap: memory + swap (runc's meaning), -1 for
+ * unlimited; it needs a memory limit and may not be below it (as runc). */
+static int
+read_swap (const struct reader *r, int memory, grove_error_t *err)
+{
+  int v = get (r, memory, "swap");
+  long long num;
+  if (v < 0 || r->t[v].type == GROVE_J_NULL)
+    return 0;
+  if (grove_json_num (r->s, r->t, v, &num) < 0)
+    REFUSE ("config.json linux.resources.memory.swap: must be an integer");
+  if (num == 0)
+    return 0; /* runc: unset */
+  if (num != -1 && r->b->res.memory_bytes <= 0)
+    REFUSE ("config.json linux.resources.memory.swap: needs linux.resources.memory.limit");
+  if (num < -1 || (num > 0 && num < r->b->res.memory_bytes))
+    REFUSE ("config.json linux.resources.memory.swap: %lld is below memory.limit %lld (swap is memory + swap)", num,
+            (long long) r->b->res.memory_bytes);
+  r->b->res.memory_swap_bytes = num;
+  static_only (r->b, "linux.resources.memory.swap");
+  return 0;
+}
+
 static int
 read_resources (const struct reader *r, int linux_, grove_error_t *err)
 {
@@ -685,6 +713,8 @@ read_resources (const struct reader *r, int linux_, grove_error_t *err)
              < 0)
     return -1;
   b->res.memory_bytes = grove_json_num (r->s, r->t, get (r, get (r, res, "memory"), "limit"), &num) == 0 ? num : 0;
+  if (read_swap (r, get (r, res, "memory"), err) < 0)
+    return -1;
   b->res.pids = grove_json_num (r->s, r->t, get (r, get (r, res, "pids"), "limit"), &num) == 0 ? num : 0;
   if (read_cpu (r, res, err) < 0 || read_device_rules (r, res, err) < 0)
     return -1;

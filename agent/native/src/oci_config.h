@@ -45,6 +45,9 @@ typedef struct grove_oci_bundle_s
   char dev_text[GROVE_OCI_MAX_DEVICE_RULES][64];
   grove_mount_t mounts[GROVE_MAX_MOUNTS];
   char *annotations; /* the config's annotations object as JSON text ("{}" when none) */
+  /* The token of linux.seccomp (an object), 0 when there is none: the static
+   * grove-runtime compiles it (oci_seccomp.c) into cc.seccomp_bpf. */
+  int seccomp_tok;
   /* process.capabilities' effective, permitted and inheritable masks as the
    * config gave them, -1 when absent (the TypeScript command line gives one
    * set and refuses others; cc has the sets grove-runtime applies). */

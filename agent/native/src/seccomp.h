@@ -31,6 +31,16 @@ extern const unsigned grove_seccomp_ngates;
  * build's architecture has no filter (not x86_64 or aarch64). */
 int grove_seccomp_default (uint64_t caps, struct sock_fprog *prog);
 
+/* A program carried as text (an OCI bundle's own profile, compiled by
+ * grove-runtime): 16 hex digits per instruction, code (4) jt (2) jf (2) k (8).
+ * grove_seccomp_hex_check: 0 when hex is such a program of 1 to 4096
+ * instructions. grove_seccomp_from_hex: a malloc'd copy (free prog->filter);
+ * -1 with errno EINVAL or ENOMEM. grove_seccomp_to_hex: the text of a program
+ * (malloc'd, NULL on ENOMEM). */
+int grove_seccomp_hex_check (const char *hex);
+int grove_seccomp_from_hex (const char *hex, struct sock_fprog *prog);
+char *grove_seccomp_to_hex (const struct sock_filter *insns, unsigned n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,6 +2,7 @@
  * grove-shim and the exec helper, one writer for grove-runtime (see
  * shim_protocol.h). */
 #include "shim_protocol.h"
+#include "seccomp.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -89,9 +90,19 @@ grove_process_config_key (grove_process_config_t *p, const char *key, char *val,
     }
   if (strcmp (key, GROVE_KEY_SECCOMP) == 0)
     {
+      if (strncmp (val, "bpf:", 4) == 0)
+        {
+          if (grove_seccomp_hex_check (val + 4) < 0)
+            return grove_error_set (err, EINVAL, "%s config: seccomp bpf: is not a program in hex", what);
+          p->seccomp_bpf = val + 4;
+          p->seccomp_unconfined = 0;
+          return 1;
+        }
       if (strcmp (val, "default") != 0 && strcmp (val, "unconfined") != 0)
-        return grove_error_set (err, EINVAL, "%s config: seccomp %s is not default or unconfined", what, val);
+        return grove_error_set (err, EINVAL, "%s config: seccomp %s is not default, unconfined or bpf:PROGRAM",
+                                what, val);
       p->seccomp_unconfined = val[0] == 'u';
+      p->seccomp_bpf = NULL;
       return 1;
     }
   if (strcmp (key, GROVE_KEY_UID) == 0 || strcmp (key, GROVE_KEY_GID) == 0 || strcmp (key, GROVE_KEY_GROUP) == 0)
@@ -143,6 +154,7 @@ grove_process_config_apply (const grove_process_config_t *p, grove_container_con
   cc->caps_inheritable = p->caps_inheritable;
   cc->caps_ambient = p->caps_ambient;
   cc->seccomp_unconfined = p->seccomp_unconfined;
+  cc->seccomp_bpf = p->seccomp_bpf;
   cc->uid = p->uid;
   cc->gid = p->gid;
   cc->groups = p->groups;
@@ -176,7 +188,15 @@ grove_process_config_write (FILE *out, const grove_container_config_t *cc)
       snprintf (num, sizeof (num), "%" PRIu64, cc->caps);
       grove_config_put (out, GROVE_KEY_CAPS, num);
     }
-  grove_config_put (out, GROVE_KEY_SECCOMP, cc->seccomp_unconfined ? "unconfined" : "default");
+  if (cc->seccomp_bpf != NULL)
+    {
+      fputs (GROVE_KEY_SECCOMP, out);
+      fputc (0, out);
+      fprintf (out, "bpf:%s", cc->seccomp_bpf);
+      fputc (0, out);
+    }
+  else
+    grove_config_put (out, GROVE_KEY_SECCOMP, cc->seccomp_unconfined ? "unconfined" : "default");
   snprintf (num, sizeof (num), "%u", (unsigned) cc->uid);
   grove_config_put (out, GROVE_KEY_UID, num);
   snprintf (num, sizeof (num), "%u", (unsigned) cc->gid);

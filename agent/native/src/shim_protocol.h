@@ -32,7 +32,7 @@
 /* The process keys, shared (grove_process_config_t). */
 #define GROVE_KEY_CAPS "caps"       /* decimal u64 mask (bounding = permitted = effective); or the five sets \
                                        "BOUNDING:EFFECTIVE:PERMITTED:INHERITABLE:AMBIENT" (OCI); absent: Docker's */
-#define GROVE_KEY_SECCOMP "seccomp" /* "default" | "unconfined" */
+#define GROVE_KEY_SECCOMP "seccomp" /* "default" | "unconfined" | "bpf:" and a program (grove_seccomp_from_hex) */
 #define GROVE_KEY_UID "uid"
 #define GROVE_KEY_GID "gid"
 #define GROVE_KEY_GROUP "group"   /* one per supplementary gid */
@@ -92,6 +92,7 @@ typedef struct grove_process_config_s
   int caps_sets; /* the five-set form: caps is the bounding set */
   uint64_t caps_effective, caps_permitted, caps_inheritable, caps_ambient;
   int seccomp_unconfined;
+  const char *seccomp_bpf; /* "bpf:" value: the program's hex, or NULL */
   uid_t uid;
   gid_t gid;
   gid_t groups[GROVE_MAX_GROUPS];

@@ -169,8 +169,10 @@ grove_shim_runtime_start (const grove_shim_runtime_t *rt, const char *id, int st
       goto fail;
     }
   c->pid = (pid_t) pid;
-  /* A runtime that keeps its own monitor as the init's parent (grove-runtime
-   * today) would leave the shim unable to reap it: refused, not half run. */
+  /* A runtime that keeps its own monitor as the init's parent would leave the
+   * shim unable to reap it: refused, not half run. (grove-runtime keeps none
+   * when the bundle's annotation org.grove.runtime.reaper is "caller", which
+   * the agent writes.) */
   if (parent_of (c->pid) != (long) getpid ())
     {
       grove_error_set (err, ECHILD,

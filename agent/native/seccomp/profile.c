@@ -1,0 +1,725 @@
+/* Grove's seccomp profile compiler: a profile in Docker's format (the
+ * default, seccomp/default.json, compiled by the build's compile.c) or an OCI
+ * bundle's linux.seccomp (compiled by grove-runtime when a container is
+ * created) into one classic BPF program for this build's architecture.
+ * libseccomp only turns syscall names into this architecture's numbers; the
+ * program is Grove's (see compile.c for its shape).
+ *
+ * The two formats differ in the envelope: Docker's has archMap and per-rule
+ * includes/excludes (capabilities become gates set per container, see
+ * seccomp.c); OCI's has architectures, flags and listenerPath, an errnoRet
+ * per rule defaulting to EPERM, and ignores properties it does not define
+ * (runtime-spec). The rules and the program are the same. What the program
+ * cannot express is refused naming the field: SCMP_ACT_TRACE and _NOTIFY (a
+ * tracer or a listener), flags, other architectures' ABIs, argument values
+ * above 32 bits. */
+#include "profile.h"
+
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/seccomp.h>
+#include <seccomp.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_RULES 4096
+#define MAX_NR 4096
+#define MAX_INSNS GROVE_PROFILE_MAX_INSNS
+#define MAX_CONDS 6
+#define MAX_GATES 4
+
+static grove_profile_format_t format;
+static const char *prefix; /* the message prefix: "default.json: ", "config.json linux.seccomp." */
+static char *errbuf;
+static size_t errcap;
+static jmp_buf fail;
+
+__attribute__ ((noreturn, format (printf, 1, 2))) static void
+die (const char *fmt, ...)
+{
+  va_list ap;
+  int n = snprintf (errbuf, errcap, "%s", prefix);
+  va_start (ap, fmt);
+  if (n >= 0 && (size_t) n < errcap)
+    vsnprintf (errbuf + n, errcap - (size_t) n, fmt, ap);
+  va_end (ap);
+  longjmp (fail, 1);
+}
+
+/* ---- the native architecture ---------------------------------------------- */
+
+#if defined(__x86_64__)
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_X86_64
+#define NATIVE_SCMP "SCMP_ARCH_X86_64"
+#define NATIVE_DOCKER "amd64" /* includes.arches / excludes.arches spelling */
+#define X32_SYSCALL_BIT 0x40000000u
+#elif defined(__aarch64__)
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#define NATIVE_SCMP "SCMP_ARCH_AARCH64"
+#define NATIVE_DOCKER "arm64"
+#else
+/* No filter for this architecture: an empty program, and containers must run
+ * seccomp: unconfined (grove_seccomp_default fails with ENOSYS). */
+#define NATIVE_NONE 1
+#define NATIVE_AUDIT_ARCH 0
+#define NATIVE_SCMP "none"
+#define NATIVE_DOCKER "none"
+#endif
+
+/* Offset of the low 32 bits of seccomp_data.args[i] (both are little-endian). */
+#define ARG_LO(i) ((unsigned) (offsetof (struct seccomp_data, args) + 8 * (i)))
+
+/* ---- the profile ------------------------------------------------------------ */
+
+enum op
+{
+  OP_EQ,
+  OP_NE,
+  OP_LT,
+  OP_LE,
+  OP_GT,
+  OP_GE,
+  OP_MASKED_EQ,
+};
+
+struct cond
+{
+  unsigned index;
+  enum op op;
+  uint32_t value, value_two;
+};
+
+struct gate
+{
+  int cap;
+  int want; /* 1: the rule needs the cap (includes); 0: it needs its absence (excludes) */
+};
+
+struct rule
+{
+  int src;     /* index in syscalls[] */
+  uint32_t ret; /* SECCOMP_RET_* | data */
+  struct cond conds[MAX_CONDS];
+  int nconds;
+  struct gate gates[MAX_GATES];
+  int ngates;
+};
+
+/* Rules per syscall number, in profile order. */
+struct sys
+{
+  int *rules; /* indexes into rules[] */
+  int nrules;
+};
+
+static struct rule rules[MAX_RULES];
+static int nrules;
+static struct sys syscalls[MAX_NR];
+static uint32_t default_ret;
+static int max_nr = -1;
+
+static const char *s;
+static grove_jtok_t *t;
+static void (*warn_fn) (const char *msg);
+
+static char *
+str_at (int i, const char *field)
+{
+  char *v = grove_json_str (s, t, i);
+  if (v == NULL)
+    die ("%s: must be a string", field);
+  return v;
+}
+
+static void
+only_keys (int obj, const char *field, const char *const *keys, size_t nkeys)
+{
+  if (obj < 0)
+    return;
+  if (t[obj].type != GROVE_J_OBJ)
+    die ("%s: must be an object", field);
+  if (format == GROVE_PROFILE_OCI)
+    return; /* runtime-spec: properties it does not define are ignored */
+  for (int m = 0, k = obj + 1; m < t[obj].size; m++, k = t[k + 1].next)
+    {
+      char *key = grove_json_str (s, t, k);
+      int known = 0;
+      for (size_t i = 0; i < nkeys; i++)
+        known |= key != NULL && strcmp (key, keys[i]) == 0;
+      if (!known)
+        die ("%s%s: is not supported by Grove's profile compiler", field, key != NULL ? key : "?");
+      free (key);
+    }
+}
+
+static uint32_t
+u32_at (int i, const char *field)
+{
+  long long v;
+  if (i < 0 || grove_json_num (s, t, i, &v) < 0)
+    die ("%s: must be an integer", field);
+  if (v < 0 || v > 0xffffffffLL)
+    die ("%s: %lld does not fit in 32 bits (arguments are compared on their low 32 bits)", field, v);
+  return (uint32_t) v;
+}
+
+/* An action (tok) with its errnoRet (errno_tok, or -1 for errno_default). */
+static uint32_t
+action_at (int tok, const char *field, int errno_tok, const char *errno_field, uint32_t errno_default)
+{
+  char *a = str_at (tok, field);
+  uint32_t ret;
+  if (strcmp (a, "SCMP_ACT_ALLOW") == 0)
+    ret = SECCOMP_RET_ALLOW;
+  else if (strcmp (a, "SCMP_ACT_ERRNO") == 0)
+    {
+      uint32_t e = errno_tok >= 0 ? u32_at (errno_tok, errno_field) : errno_default;
+      if (e == 0 || e > 4095)
+        die ("%s: errno %u, must be 1 to 4095", errno_tok >= 0 ? errno_field : field, e);
+      ret = SECCOMP_RET_ERRNO | e;
+    }
+  else if (strcmp (a, "SCMP_ACT_KILL_PROCESS") == 0)
+    ret = SECCOMP_RET_KILL_PROCESS;
+  else if (strcmp (a, "SCMP_ACT_KILL") == 0 || strcmp (a, "SCMP_ACT_KILL_THREAD") == 0)
+    ret = SECCOMP_RET_KILL_THREAD;
+  else if (strcmp (a, "SCMP_ACT_LOG") == 0)
+    ret = SECCOMP_RET_LOG;
+  else if (strcmp (a, "SCMP_ACT_TRAP") == 0)
+    ret = SECCOMP_RET_TRAP;
+  else if (strcmp (a, "SCMP_ACT_TRACE") == 0 || strcmp (a, "SCMP_ACT_NOTIFY") == 0)
+    die ("%s: %s is not supported: it needs a %s, which Grove does not run", field, a,
+         a[9] == 'T' ? "tracer (ptrace)" : "seccomp listener (user notification)");
+  else
+    die ("%s: %s is not supported (SCMP_ACT_ALLOW, _ERRNO, _KILL_PROCESS, _KILL_THREAD, _TRAP, _LOG)", field, a);
+  free (a);
+  return ret;
+}
+
+static const char *const cap_names[] = {
+  "CAP_CHOWN",           "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",          "CAP_FSETID",
+  "CAP_KILL",            "CAP_SETGID",       "CAP_SETUID",          "CAP_SETPCAP",         "CAP_LINUX_IMMUTABLE",
+  "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",      "CAP_NET_RAW",         "CAP_IPC_LOCK",
+  "CAP_IPC_OWNER",       "CAP_SYS_MODULE",   "CAP_SYS_RAWIO",       "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",
+  "CAP_SYS_PACCT",       "CAP_SYS_ADMIN",    "CAP_SYS_BOOT",        "CAP_SYS_NICE",        "CAP_SYS_RESOURCE",
+  "CAP_SYS_TIME",        "CAP_SYS_TTY_CONFIG", "CAP_MKNOD",         "CAP_LEASE",           "CAP_AUDIT_WRITE",
+  "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",      "CAP_MAC_OVERRIDE",    "CAP_MAC_ADMIN",       "CAP_SYSLOG",
+  "CAP_WAKE_ALARM",      "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",     "CAP_PERFMON",         "CAP_BPF",
+  "CAP_CHECKPOINT_RESTORE",
+};
+
+/* Whether the native arch is in a Docker "arches" list. */
+static int
+arch_listed (int arr, const char *field)
+{
+  int found = 0;
+  if (t[arr].type != GROVE_J_ARR)
+    die ("%s: must be an array", field);
+  for (int k = 0; k < t[arr].size; k++)
+    {
+      char *a = str_at (grove_json_at (t, arr, k), field);
+      found |= strcmp (a, NATIVE_DOCKER) == 0;
+      free (a);
+    }
+  return found;
+}
+
+/* includes / excludes: arches decided here, caps become gates. 0: the rule is
+ * not for this architecture. */
+static int
+conditions (int obj, const char *field, int want, struct rule *r)
+{
+  static const char *const keys[] = { "caps", "arches" };
+  char sub[160];
+  int caps, arches;
+  if (obj < 0)
+    return 1;
+  only_keys (obj, field, keys, 2);
+  arches = grove_json_get (s, t, obj, "arches");
+  snprintf (sub, sizeof (sub), "%sarches", field);
+  if (arches >= 0 && t[arches].size > 0 && arch_listed (arches, sub) != want)
+    return 0;
+  caps = grove_json_get (s, t, obj, "caps");
+  snprintf (sub, sizeof (sub), "%scaps", field);
+  if (caps >= 0 && t[caps].type != GROVE_J_ARR)
+    die ("%s: must be an array", sub);
+  for (int k = 0; caps >= 0 && k < t[caps].size; k++)
+    {
+      char *c = str_at (grove_json_at (t, caps, k), sub);
+      int n = -1;
+      for (size_t i = 0; i < sizeof (cap_names) / sizeof (cap_names[0]); i++)
+        if (strcmp (c, cap_names[i]) == 0)
+          n = (int) i;
+      if (n < 0)
+        die ("%s[%d]: unknown capability %s", sub, k, c);
+      if (r->ngates >= MAX_GATES)
+        die ("%s: more than %d capabilities in one rule", sub, MAX_GATES);
+      r->gates[r->ngates++] = (struct gate){ n, want };
+      free (c);
+    }
+  return 1;
+}
+
+static void
+read_args (int arr, int src, struct rule *r)
+{
+  static const char *const keys[] = { "index", "value", "valueTwo", "op" };
+  char field[160];
+  if (arr < 0)
+    return;
+  if (t[arr].type != GROVE_J_ARR)
+    die ("syscalls[%d].args: must be an array", src);
+  if (t[arr].size > MAX_CONDS)
+    die ("syscalls[%d].args: more than %d conditions", src, MAX_CONDS);
+  for (int k = 0; k < t[arr].size; k++)
+    {
+      int a = grove_json_at (t, arr, k), vt;
+      struct cond *c = &r->conds[r->nconds++];
+      char *op;
+      snprintf (field, sizeof (field), "syscalls[%d].args[%d].", src, k);
+      only_keys (a, field, keys, 4);
+      snprintf (field, sizeof (field), "syscalls[%d].args[%d].index", src, k);
+      c->index = u32_at (grove_json_get (s, t, a, "index"), field);
+      if (c->index > 5)
+        die ("%s: %u, a syscall has arguments 0 to 5", field, c->index);
+      snprintf (field, sizeof (field), "syscalls[%d].args[%d].value", src, k);
+      c->value = u32_at (grove_json_get (s, t, a, "value"), field);
+      vt = grove_json_get (s, t, a, "valueTwo");
+      snprintf (field, sizeof (field), "syscalls[%d].args[%d].valueTwo", src, k);
+      c->value_two = vt >= 0 ? u32_at (vt, field) : 0;
+      snprintf (field, sizeof (field), "syscalls[%d].args[%d].op", src, k);
+      op = str_at (grove_json_get (s, t, a, "op"), field);
+      if (strcmp (op, "SCMP_CMP_EQ") == 0)
+        c->op = OP_EQ;
+      else if (strcmp (op, "SCMP_CMP_NE") == 0)
+        c->op = OP_NE;
+      else if (strcmp (op, "SCMP_CMP_LT") == 0)
+        c->op = OP_LT;
+      else if (strcmp (op, "SCMP_CMP_LE") == 0)
+        c->op = OP_LE;
+      else if (strcmp (op, "SCMP_CMP_GT") == 0)
+        c->op = OP_GT;
+      else if (strcmp (op, "SCMP_CMP_GE") == 0)
+        c->op = OP_GE;
+      else if (strcmp (op, "SCMP_CMP_MASKED_EQ") == 0)
+        c->op = OP_MASKED_EQ; /* Docker: (arg & value) == valueTwo */
+      else
+        die ("%s: unknown operator %s", field, op);
+      free (op);
+    }
+}
+
+static void
+add_rule_to (int nr, int ri)
+{
+  struct sys *sc = &syscalls[nr];
+  int *grown = realloc (sc->rules, sizeof (int) * (size_t) (sc->nrules + 1));
+  if (grown == NULL)
+    die ("out of memory");
+  sc->rules = grown;
+  sc->rules[sc->nrules++] = ri;
+}
+
+/* OCI: architectures lists SCMP_ARCH_* names. The native one is let
+ * through; an ABI this kernel can also run (x86 and x32 on x86_64, arm on
+ * aarch64) is refused, since Grove's filter kills it (x32: EPERM) rather than
+ * applying the rules; other architectures never reach this kernel. */
+static void
+oci_envelope (int root)
+{
+#if defined(__x86_64__)
+  static const char *const compat[] = { "SCMP_ARCH_X86", "SCMP_ARCH_X32" };
+#elif defined(__aarch64__)
+  static const char *const compat[] = { "SCMP_ARCH_ARM" };
+#else
+  static const char *const compat[] = { "none" };
+#endif
+  int arches = grove_json_get (s, t, root, "architectures"), v;
+  if (arches >= 0 && t[arches].type != GROVE_J_NULL)
+    {
+      if (t[arches].type != GROVE_J_ARR)
+        die ("architectures: must be an array");
+      for (int k = 0; k < t[arches].size; k++)
+        {
+          char field[64];
+          char *a;
+          snprintf (field, sizeof (field), "architectures[%d]", k);
+          a = str_at (grove_json_at (t, arches, k), field);
+          for (size_t i = 0; i < sizeof (compat) / sizeof (compat[0]); i++)
+            if (strcmp (a, compat[i]) == 0)
+              die ("%s: %s is not supported: Grove's filter lets only %s through (other ABIs are killed, x32 gets "
+                   "EPERM)",
+                   field, a, NATIVE_SCMP);
+          free (a);
+        }
+    }
+  v = grove_json_get (s, t, root, "flags");
+  if (v >= 0 && t[v].type == GROVE_J_ARR && t[v].size > 0)
+    die ("flags: is not supported (the filter is installed without flags)");
+  v = grove_json_get (s, t, root, "listenerPath");
+  if (v >= 0 && t[v].type == GROVE_J_STR && t[v].end > t[v].start)
+    die ("listenerPath: is not supported (no SCMP_ACT_NOTIFY listener)");
+}
+
+/* Docker: archMap must list the native architecture, without subArchitectures. */
+static void
+docker_envelope (int root)
+{
+  static const char *const arch_keys[] = { "architecture", "subArchitectures" };
+  int arch_map, native_listed = 0;
+  /* Only the native architecture is let through; the others are killed
+   * (a 32-bit or x32 process would see other syscall numbers). */
+  arch_map = grove_json_get (s, t, root, "archMap");
+  if (arch_map < 0 || t[arch_map].type != GROVE_J_ARR)
+    die ("archMap: must be an array");
+  for (int k = 0; k < t[arch_map].size; k++)
+    {
+      int a = grove_json_at (t, arch_map, k), sub;
+      char field[64];
+      char *name;
+      snprintf (field, sizeof (field), "archMap[%d].", k);
+      only_keys (a, field, arch_keys, 2);
+      snprintf (field, sizeof (field), "archMap[%d].architecture", k);
+      name = str_at (grove_json_get (s, t, a, "architecture"), field);
+      sub = grove_json_get (s, t, a, "subArchitectures");
+      if (sub >= 0 && t[sub].type == GROVE_J_ARR && t[sub].size > 0)
+        die ("archMap[%d].subArchitectures: not supported; Grove's filter lets the native architecture through "
+             "and kills the others (x32 gets EPERM)",
+             k);
+      native_listed |= strcmp (name, NATIVE_SCMP) == 0;
+      free (name);
+    }
+  if (!native_listed)
+    die ("archMap: does not list %s, the architecture of this build", NATIVE_SCMP);
+}
+
+static void
+read_profile (int root)
+{
+  static const char *const top_keys[] = { "comment", "defaultAction", "defaultErrnoRet", "archMap", "syscalls" };
+  static const char *const rule_keys[] = { "comment", "names", "name", "action", "errnoRet", "args", "includes",
+                                           "excludes" };
+  int list, def_errno;
+  uint32_t errno_default = EPERM, rule_errno_default;
+
+  only_keys (root, "", top_keys, sizeof (top_keys) / sizeof (top_keys[0]));
+  def_errno = grove_json_get (s, t, root, "defaultErrnoRet");
+  if (def_errno >= 0 && t[def_errno].type != GROVE_J_NULL)
+    errno_default = u32_at (def_errno, "defaultErrnoRet");
+  default_ret = action_at (grove_json_get (s, t, root, "defaultAction"), "defaultAction", -1, NULL, errno_default);
+  /* Docker's defaultErrnoRet is every ERRNO's default; runtime-spec's is the
+   * default action's only, a rule's errnoRet defaulting to EPERM. */
+  rule_errno_default = format == GROVE_PROFILE_OCI ? EPERM : errno_default;
+  if (format == GROVE_PROFILE_OCI)
+    oci_envelope (root);
+  else
+    docker_envelope (root);
+
+  list = grove_json_get (s, t, root, "syscalls");
+  if (format == GROVE_PROFILE_OCI && (list < 0 || t[list].type == GROVE_J_NULL))
+    return; /* only the default action */
+  if (list < 0 || t[list].type != GROVE_J_ARR)
+    die ("syscalls: must be an array");
+  for (int k = 0; k < t[list].size; k++)
+    {
+      int o = grove_json_at (t, list, k), names, one, ri;
+      char field[96];
+      struct rule *r;
+
+      snprintf (field, sizeof (field), "syscalls[%d].", k);
+      only_keys (o, field, rule_keys, sizeof (rule_keys) / sizeof (rule_keys[0]));
+      if (nrules >= MAX_RULES)
+        die ("syscalls: more than %d rules", MAX_RULES);
+      ri = nrules;
+      r = &rules[ri];
+      memset (r, 0, sizeof (*r));
+      r->src = k;
+      {
+        char efield[96];
+        snprintf (field, sizeof (field), "syscalls[%d].action", k);
+        snprintf (efield, sizeof (efield), "syscalls[%d].errnoRet", k);
+        r->ret = action_at (grove_json_get (s, t, o, "action"), field, grove_json_get (s, t, o, "errnoRet"), efield,
+                            rule_errno_default);
+      }
+      read_args (grove_json_get (s, t, o, "args"), k, r);
+      snprintf (field, sizeof (field), "syscalls[%d].includes.", k);
+      if (format == GROVE_PROFILE_DOCKER && !conditions (grove_json_get (s, t, o, "includes"), field, 1, r))
+        continue;
+      snprintf (field, sizeof (field), "syscalls[%d].excludes.", k);
+      if (format == GROVE_PROFILE_DOCKER && !conditions (grove_json_get (s, t, o, "excludes"), field, 0, r))
+        continue;
+      nrules++;
+
+      names = grove_json_get (s, t, o, "names");
+      one = grove_json_get (s, t, o, "name");
+      if (names < 0 && one < 0)
+        die ("syscalls[%d]: has neither names nor name", k);
+      for (int j = 0; j < (names >= 0 ? t[names].size : 0) + (one >= 0 ? 1 : 0); j++)
+        {
+          int tok = names >= 0 && j < t[names].size ? grove_json_at (t, names, j) : one;
+          char *name;
+          int nr;
+          snprintf (field, sizeof (field), "syscalls[%d].names[%d]", k, j);
+          name = str_at (tok, field);
+          nr = seccomp_syscall_resolve_name_arch (SCMP_ARCH_NATIVE, name);
+          if (nr == __NR_SCMP_ERROR && warn_fn != NULL)
+            {
+              char msg[512];
+              snprintf (msg, sizeof (msg), "%s%s: %s is unknown to libseccomp; skipped", prefix, field, name);
+              warn_fn (msg);
+            }
+          else if (nr >= 0) /* negative: a syscall of other architectures only */
+            {
+              if (nr >= MAX_NR)
+                die ("%s: %s is syscall %d, more than this compiler handles", field, name, nr);
+              if (nr > max_nr)
+                max_nr = nr;
+              /* The same syscall twice in one rule adds nothing. */
+              if (syscalls[nr].nrules == 0 || syscalls[nr].rules[syscalls[nr].nrules - 1] != ri)
+                add_rule_to (nr, ri);
+            }
+          free (name);
+        }
+    }
+  if (max_nr < 0 && format == GROVE_PROFILE_DOCKER)
+    die ("syscalls: names no syscall of this architecture");
+}
+
+/* ---- code generation ------------------------------------------------------ */
+
+static struct sock_filter insns[MAX_INSNS];
+static int ninsns;
+static const char *notes[MAX_INSNS]; /* a comment per instruction for the generated file */
+
+struct gate_out
+{
+  int insn, cap, want, skip;
+};
+static struct gate_out gates_out[MAX_INSNS];
+static int ngates_out;
+
+static int
+emit (uint16_t code, uint8_t jt, uint8_t jf, uint32_t k, const char *note)
+{
+  if (ninsns >= MAX_INSNS)
+    die ("the program would exceed %d instructions", MAX_INSNS);
+  insns[ninsns] = (struct sock_filter){ code, jt, jf, k };
+  notes[ninsns] = note;
+  return ninsns++;
+}
+
+static uint8_t
+near (int from, int to)
+{
+  int d = to - from - 1;
+  if (d < 0 || d > 255)
+    die ("internal error: jump of %d instructions", d);
+  return (uint8_t) d;
+}
+
+/* The actions of a syscall as a leaf: -1 when it needs its own block, else the
+ * one return value every call of it gets. */
+static int64_t
+simple_ret (int nr)
+{
+  const struct sys *sc = &syscalls[nr];
+  if (sc->nrules == 0)
+    return default_ret;
+  {
+    const struct rule *r = &rules[sc->rules[0]];
+    if (r->nconds == 0 && r->ngates == 0)
+      return r->ret; /* the first rule always holds: the later ones never run */
+  }
+  return -1;
+}
+
+/* One syscall's rules, in order; the first that holds returns its action. */
+static void
+emit_block (int nr)
+{
+  const struct sys *sc = &syscalls[nr];
+  for (int i = 0; i < sc->nrules; i++)
+    {
+      const struct rule *r = &rules[sc->rules[i]];
+      int fixups[MAX_CONDS * 2 + MAX_GATES], nfix = 0, end;
+      int gate_idx[MAX_GATES];
+
+      for (int g = 0; g < r->ngates; g++)
+        {
+          gate_idx[g] = emit (BPF_JMP | BPF_JA, 0, 0, 0, "capability gate (set per container)");
+          gates_out[ngates_out++] = (struct gate_out){ gate_idx[g], r->gates[g].cap, r->gates[g].want, 0 };
+        }
+      for (int c = 0; c < r->nconds; c++)
+        {
+          const struct cond *cd = &r->conds[c];
+          int j;
+          emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO (cd->index), "load argument (low 32 bits)");
+          switch (cd->op)
+            {
+            case OP_EQ: /* jt: go on, jf: rule fails */
+              j = emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, cd->value, "==");
+              fixups[nfix++] = -(j + 1); /* jf */
+              break;
+            case OP_NE:
+              j = emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, cd->value, "!=");
+              fixups[nfix++] = j + 1; /* jt */
+              break;
+            case OP_GT:
+              j = emit (BPF_JMP | BPF_JGT | BPF_K, 0, 0, cd->value, ">");
+              fixups[nfix++] = -(j + 1);
+              break;
+            case OP_GE:
+              j = emit (BPF_JMP | BPF_JGE | BPF_K, 0, 0, cd->value, ">=");
+              fixups[nfix++] = -(j + 1);
+              break;
+            case OP_LT:
+              j = emit (BPF_JMP | BPF_JGE | BPF_K, 0, 0, cd->value, "<");
+              fixups[nfix++] = j + 1;
+              break;
+            case OP_LE:
+              j = emit (BPF_JMP | BPF_JGT | BPF_K, 0, 0, cd->value, "<=");
+              fixups[nfix++] = j + 1;
+              break;
+            case OP_MASKED_EQ:
+              emit (BPF_ALU | BPF_AND | BPF_K, 0, 0, cd->value, "& mask");
+              j = emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, cd->value_two, "== (masked)");
+              fixups[nfix++] = -(j + 1);
+              break;
+            }
+        }
+      emit (BPF_RET | BPF_K, 0, 0, r->ret, "the rule's action");
+      end = ninsns; /* the next rule, or the default */
+      for (int f = 0; f < nfix; f++)
+        {
+          int at = fixups[f] > 0 ? fixups[f] - 1 : -fixups[f] - 1;
+          if (fixups[f] > 0)
+            insns[at].jt = near (at, end);
+          else
+            insns[at].jf = near (at, end);
+        }
+      for (int g = 0; g < r->ngates; g++)
+        for (int o = 0; o < ngates_out; o++)
+          if (gates_out[o].insn == gate_idx[g])
+            gates_out[o].skip = end - gate_idx[g] - 1;
+      if (r->nconds == 0 && r->ngates == 0)
+        return; /* always holds */
+    }
+  emit (BPF_RET | BPF_K, 0, 0, default_ret, "no rule held: the default");
+}
+
+/* Ranges of syscall numbers [lo, hi] with one leaf each. */
+struct range
+{
+  int lo, hi;
+  int64_t ret; /* -1: the block of syscall lo (then lo == hi) */
+};
+static struct range ranges[MAX_NR];
+static int nranges;
+
+static void
+build_ranges (void)
+{
+  for (int nr = 0; nr <= max_nr; nr++)
+    {
+      int64_t r = simple_ret (nr);
+      if (r >= 0 && nranges > 0 && ranges[nranges - 1].ret == r && ranges[nranges - 1].hi == nr - 1)
+        ranges[nranges - 1].hi = nr;
+      else
+        ranges[nranges++] = (struct range){ nr, nr, r };
+    }
+}
+
+/* A balanced binary search: nr >= ranges[mid].lo ? right : left. The right
+ * subtree is reached through a BPF_JA (32-bit offset), so no conditional jump
+ * ever spans more than one instruction. */
+static void
+emit_tree (int a, int b)
+{
+  if (a == b)
+    {
+      if (ranges[a].ret >= 0)
+        emit (BPF_RET | BPF_K, 0, 0, (uint32_t) ranges[a].ret, "leaf");
+      else
+        emit_block (ranges[a].lo);
+      return;
+    }
+  {
+    int mid = (a + b + 1) / 2, ja;
+    emit (BPF_JMP | BPF_JGE | BPF_K, 0, 1, (uint32_t) ranges[mid].lo, "nr >= ?");
+    ja = emit (BPF_JMP | BPF_JA, 0, 0, 0, "to the upper half");
+    emit_tree (a, mid - 1);
+    insns[ja].k = (uint32_t) (ninsns - ja - 1);
+    emit_tree (mid, b);
+  }
+}
+
+static void
+compile (void)
+{
+  emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, offsetof (struct seccomp_data, arch), "load arch");
+  emit (BPF_JMP | BPF_JEQ | BPF_K, 1, 0, NATIVE_AUDIT_ARCH, "native?");
+  emit (BPF_RET | BPF_K, 0, 0, SECCOMP_RET_KILL_PROCESS, "another architecture: kill");
+  emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, offsetof (struct seccomp_data, nr), "load nr");
+#ifdef X32_SYSCALL_BIT
+  emit (BPF_JMP | BPF_JSET | BPF_K, 0, 1, X32_SYSCALL_BIT, "x32?");
+  emit (BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | EPERM, "x32: EPERM");
+#endif
+  if (max_nr < 0)
+    {
+      emit (BPF_RET | BPF_K, 0, 0, default_ret, "no rules: the default");
+      return;
+    }
+  /* Past every named syscall: ENOSYS for an allow-list (a newer libc falls
+   * back), the default action for a profile whose default lets calls through. */
+  emit (BPF_JMP | BPF_JGT | BPF_K, 0, 1, (uint32_t) max_nr, "newer than every syscall the profile names?");
+  if ((default_ret & SECCOMP_RET_ACTION_FULL) == SECCOMP_RET_ALLOW
+      || (default_ret & SECCOMP_RET_ACTION_FULL) == SECCOMP_RET_LOG)
+    emit (BPF_RET | BPF_K, 0, 0, default_ret, "the default");
+  else
+    emit (BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | ENOSYS, "ENOSYS");
+  build_ranges ();
+  emit_tree (0, nranges - 1);
+}
+
+const char *
+grove_profile_cap_name (int n)
+{
+  return n >= 0 && (size_t) n < sizeof (cap_names) / sizeof (cap_names[0]) ? cap_names[n] : NULL;
+}
+
+int
+grove_profile_compile (const char *text, grove_jtok_t *toks, int root, grove_profile_format_t fmt, const char *pfx,
+                       void (*warn) (const char *msg), grove_profile_program_t *out, char *ebuf, size_t ecap)
+{
+  for (int nr = 0; nr < MAX_NR; nr++)
+    {
+      free (syscalls[nr].rules);
+      syscalls[nr].rules = NULL;
+      syscalls[nr].nrules = 0;
+    }
+  nrules = ninsns = ngates_out = nranges = 0;
+  max_nr = -1;
+  s = text;
+  t = toks;
+  format = fmt;
+  prefix = pfx;
+  warn_fn = warn;
+  errbuf = ebuf;
+  errcap = ecap;
+  if (setjmp (fail) != 0)
+    return -1;
+#ifdef NATIVE_NONE
+  die ("no seccomp filter for this architecture (x86_64 and aarch64 only)");
+#endif
+  if (root < 0 || t[root].type != GROVE_J_OBJ)
+    die ("must be an object");
+  read_profile (root);
+  compile ();
+  *out = (grove_profile_program_t){ insns, ninsns, notes, (const grove_profile_gate_t *) gates_out, ngates_out,
+                                    nrules, max_nr, nranges };
+  return 0;
+}
+
