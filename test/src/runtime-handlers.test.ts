@@ -1,9 +1,11 @@
 // Runtime handlers end to end (docs/runtime.md, "Runtime handlers"): on one
 // harness host (its own network namespace, CNI networking), an App with
-// `runtimeClass: runc` runs through Debian's runc, driven by grove-shim from
-// the bundle the agent writes, next to an App on the native path. For both:
-// logs, exec, stats, the CNI network namespace, and an agent killed with
-// SIGKILL and started again adopting the container and reporting its exit.
+// `runtimeClass: runc` runs through Debian's runc and one with
+// `runtimeClass: grove-runtime` through Grove's own OCI runtime, each driven
+// by grove-shim from the bundle the agent writes, next to an App on the
+// native path. For all three: logs, exec, stats, the CNI network namespace,
+// the seccomp filter, and an agent killed with SIGKILL and started again
+// adopting the container and reporting its exit.
 // An unknown class fails naming the class and the node; a malformed one is
 // refused by the API naming the field.
 import { execFileSync } from "node:child_process";
@@ -14,6 +16,13 @@ import { HostCluster, type Host } from "./harness/hosts";
 import { runCli, waitFor } from "./harness/processes";
 
 const RUNC = "/usr/sbin/runc";
+const GROVE_RUNTIME = path.resolve(__dirname, "../../agent/native/build/Release/grove-runtime");
+/** App name -> its runtimeClass and that runtime's executable. */
+const HANDLERS: Record<string, { runtimeClass: string; binary: string }> = {
+  viarunc: { runtimeClass: "runc", binary: RUNC },
+  viagrove: { runtimeClass: "grove-runtime", binary: GROVE_RUNTIME },
+};
+const APPS = ["viarunc", "viagrove", "native"];
 
 function app(name: string, runtimeClass?: string): App {
   return {
@@ -51,11 +60,11 @@ async function running(client: GroveClient, name: string, not?: number): Promise
   );
 }
 
-/** runc's view of a container the agent started through it (its --root is in the container's state directory). */
-function runcState(host: Host, uid: string): { status: string; pid: number } | undefined {
+/** The runtime's view of a container the agent started through it (its --root is in the container's state directory). */
+function runtimeState(host: Host, uid: string, binary: string): { status: string; pid: number } | undefined {
   const root = path.join("/run/grove", host.cgroupParent, uid, "runtime");
-  if (!fs.existsSync(root)) return undefined;
-  return JSON.parse(execFileSync(RUNC, ["--root", root, "state", uid], { encoding: "utf8" })) as {
+  if (!fs.existsSync(root) || fs.readdirSync(root).length === 0) return undefined;
+  return JSON.parse(execFileSync(binary, ["--root", root, "state", uid], { encoding: "utf8" })) as {
     status: string;
     pid: number;
   };
@@ -70,7 +79,7 @@ function comm(pid: number): string {
   return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim();
 }
 
-describe("runtime handlers: an App under runtimeClass runc next to the native path", () => {
+describe("runtime handlers: Apps under runtimeClass runc and grove-runtime next to the native path", () => {
   let cluster: HostCluster;
   let client: GroveClient;
   let host: Host;
@@ -82,26 +91,28 @@ describe("runtime handlers: an App under runtimeClass runc next to the native pa
     client = new GroveClient({ server: cluster.server!.url, token: cluster.server!.adminToken });
     host = cluster.host("h1");
     env = { GROVE_SERVER: cluster.server!.url, GROVE_TOKEN: cluster.server!.adminToken, HOME: cluster.dir };
-    await client.apply(app("viarunc", "runc"));
+    for (const [name, h] of Object.entries(HANDLERS)) await client.apply(app(name, h.runtimeClass));
     await client.apply(app("native"));
-    for (const name of ["viarunc", "native"]) seen.set(name, await running(client, name));
+    for (const name of APPS) seen.set(name, await running(client, name));
   }, 180_000);
 
   afterAll(async () => {
     await cluster?.destroy();
   }, 120_000);
 
-  it("starts the runc instance through runc, with grove-shim as the container's parent", () => {
-    const r = seen.get("viarunc")!;
-    expect(runcState(host, r.uid)).toMatchObject({ status: "running", pid: r.pid });
+  it.each(Object.keys(HANDLERS))("starts %s through its runtime, with grove-shim as the container's parent", (name) => {
+    const r = seen.get(name)!;
+    expect(runtimeState(host, r.uid, HANDLERS[name]!.binary)).toMatchObject({ status: "running", pid: r.pid });
     expect(comm(parentOf(r.pid))).toBe("grove-shim");
-    // The native instance never touched runc, and has the same kind of parent.
+  });
+
+  it("the native instance never touched a runtime, and has the same kind of parent", () => {
     const n = seen.get("native")!;
-    expect(runcState(host, n.uid)).toBeUndefined();
+    for (const h of Object.values(HANDLERS)) expect(runtimeState(host, n.uid, h.binary)).toBeUndefined();
     expect(comm(parentOf(n.pid))).toBe("grove-shim");
   });
 
-  it.each(["viarunc", "native"])("%s: logs, exec in the CNI network namespace, stats", async (name) => {
+  it.each(APPS)("%s: logs, exec in the CNI network namespace, stats, Grove's default seccomp filter", async (name) => {
     const s = seen.get(name)!;
     await waitFor(`${name}'s log line`, async () => {
       const r = await runCli(["logs", `${name}/0`], env);
@@ -113,6 +124,12 @@ describe("runtime handlers: an App under runtimeClass runc next to the native pa
       env,
     );
     expect({ code: ex.code, ip: ex.stdout.includes(`|-- ${s.ip}\n`) }).toEqual({ code: 7, ip: true });
+    // The init runs under a seccomp filter (the bundle's profile for a handler: Grove's default
+    // one), and Docker's profile refuses unshare(CLONE_NEWUSER) without CAP_SYS_ADMIN.
+    const status = fs.readFileSync(`/proc/${s.pid}/status`, "utf8");
+    expect(status).toMatch(/^Seccomp:\s+2$/m);
+    const un = await runCli(["exec", `${name}/0`, "--", "unshare", "-U", "true"], env);
+    expect(un.code).not.toBe(0);
     const stats = await client.instanceStats(`${name}-0`, "default");
     expect(stats.pids).toBeGreaterThanOrEqual(1);
     expect(stats.memoryBytes).toBeGreaterThan(0);
@@ -123,7 +140,7 @@ describe("runtime handlers: an App under runtimeClass runc next to the native pa
     await host.agent!.kill9();
     for (const s of seen.values()) process.kill(s.pid, 0); // outlived the agent
     await cluster.startAgent(host);
-    for (const name of ["viarunc", "native"]) {
+    for (const name of APPS) {
       const s = seen.get(name)!;
       const again = await running(client, name);
       expect(again).toEqual(s); // adopted, not restarted
@@ -132,19 +149,22 @@ describe("runtime handlers: an App under runtimeClass runc next to the native pa
       expect((await client.instanceStats(`${name}-0`, "default")).pids).toBeGreaterThanOrEqual(1);
     }
     // The exit of an adopted container reaches the control plane (its shim reports it): it is replaced.
-    const r = seen.get("viarunc")!;
-    process.kill(r.pid, "SIGKILL");
-    const next = await running(client, "viarunc", r.pid);
-    expect(runcState(host, next.uid)).toMatchObject({ status: "running", pid: next.pid });
-    // Its shim ran runc delete and the agent removed the container: no runc state, no cgroup left in any hierarchy.
-    await waitFor("the ended container's runc state and cgroups to go", async () =>
-      runcState(host, r.uid) === undefined &&
-      fs
-        .readdirSync("/sys/fs/cgroup")
-        .every((h) => !fs.existsSync(path.join("/sys/fs/cgroup", h, host.cgroupParent, r.uid)))
-        ? true
-        : undefined,
-    );
+    for (const [name, h] of Object.entries(HANDLERS)) {
+      const r = seen.get(name)!;
+      process.kill(r.pid, "SIGKILL");
+      const next = await running(client, name, r.pid);
+      expect(runtimeState(host, next.uid, h.binary)).toMatchObject({ status: "running", pid: next.pid });
+      // Its shim ran the runtime's delete and the agent removed the container: no runtime state, no cgroup
+      // left in any hierarchy.
+      await waitFor(`${name}'s ended container's runtime state and cgroups to go`, async () =>
+        runtimeState(host, r.uid, h.binary) === undefined &&
+        fs
+          .readdirSync("/sys/fs/cgroup")
+          .every((c) => !fs.existsSync(path.join("/sys/fs/cgroup", c, host.cgroupParent, r.uid)))
+          ? true
+          : undefined,
+      );
+    }
   });
 
   it("an unknown runtimeClass fails naming the class and the node; a malformed one is refused naming the field", async () => {

@@ -60,6 +60,7 @@ describe("ociConfig", () => {
       root: unknown;
       mounts: { destination: string; options: string[] }[];
       linux: { cgroupsPath: string; namespaces: unknown[]; resources: Record<string, unknown> };
+      annotations: Record<string, string>;
     };
     expect(c.process.user).toEqual({ uid: 1000, gid: 1000, additionalGids: [2000] });
     expect(c.root).toEqual({ path: rootfs, readonly: true });
@@ -91,6 +92,8 @@ describe("ociConfig", () => {
       pids: { limit: 32 },
       devices: [{ allow: false, access: "rwm" }],
     });
+    // grove-shim reaps the init itself: grove-runtime keeps no monitor of its own.
+    expect(c.annotations["org.grove.runtime.reaper"]).toBe("caller");
   });
 
   it("resolves Grove's seccomp profile for the container's capabilities; none when unconfined", () => {

@@ -35,6 +35,9 @@ const MASKED_PATHS = [
 ];
 const READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
+/** Tells grove-runtime that its caller reaps the container's init (native/src/oci_reaped.h). */
+export const REAPER_ANNOTATION = "org.grove.runtime.reaper";
+
 /** The CFS period the native path uses (cgroup.c CFS_PERIOD_US). */
 const CFS_PERIOD_US = 100_000;
 
@@ -186,7 +189,9 @@ export function ociConfig(spec: ContainerSpec, at: BundlePlacement): Record<stri
       readonlyPaths: READONLY_PATHS,
       ...(spec.seccomp === "unconfined" ? {} : { seccomp: ociSeccomp(caps) }),
     },
-    annotations: spec.annotations ?? {},
+    // The shim reaps the init itself (it is a child subreaper): grove-runtime then keeps no
+    // monitor of its own (runc and crun never do, and ignore the annotation).
+    annotations: { ...(spec.annotations ?? {}), [REAPER_ANNOTATION]: "caller" },
   };
 }
 
