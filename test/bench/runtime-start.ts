@@ -19,7 +19,9 @@
 //   and (7) the same through the runc runtime handler (runtimeClass: runc:
 //   grove-shim drives `runc create/start/delete` on a bundle the runtime
 //   writes, docs/runtime.md "Runtime handlers"); handler_runc_vs_native_ratio
-//   is (7) over (6).
+//   is (7) over (6); and (8) the same through the grove-runtime handler
+//   (runtimeClass: grove-runtime, the static C program, which leaves the
+//   init to the shim), handler_grove_runtime_vs_native_ratio (8) over (6).
 // Same limits everywhere (cpu 500m, memory 64Mi, pids 64), same namespaces.
 // Seccomp: runc's generated spec has no filter, and neither do the shim (H),
 // cli (2) and cli-node (5) runs; the bench addon (1) installs Grove's default
@@ -34,7 +36,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { GroveClient, type App } from "@grove/api";
-import { NativeRuntime, loadNativeBinding } from "@grove/agent";
+import { GROVE_RUNTIME_PATH, NativeRuntime, loadNativeBinding } from "@grove/agent";
 import { loadBenchBinding, type BenchExit } from "./lib-bench-native";
 import type { BenchReport } from "./run";
 import { summarize } from "./lib-stats";
@@ -98,7 +100,7 @@ export async function run(): Promise<BenchReport> {
   const rt = new NativeRuntime({
     cgroupParent: parent,
     stateDir: path.join(tmp, "rt-state"),
-    handlers: { runc: "/usr/sbin/runc" },
+    handlers: { runc: "/usr/sbin/runc", "grove-runtime": GROVE_RUNTIME_PATH },
   });
   const resources = { cpuMillis: 500, memoryBytes: 64 * 2 ** 20, pids: 64 };
 
@@ -234,6 +236,7 @@ export async function run(): Promise<BenchReport> {
     floor: [] as number[],
     shimSeccomp: [] as number[],
     handlerRunc: [] as number[],
+    handlerGrove: [] as number[],
   };
   let shimRss: number[] = [];
   let agentRssMiB = NaN;
@@ -251,6 +254,7 @@ export async function run(): Promise<BenchReport> {
       const f = floorOnce();
       const sd = await shimOnce(`d${id}`, "default");
       const hr = await shimOnce(`h${id}`, "default", "runc");
+      const hg = await shimOnce(`g${id}`, "default", "grove-runtime");
       // The Node command line is slow; a quarter of the samples are plenty.
       if (i >= WARMUP && samples.cliNode.length < Math.ceil(SAMPLES / 4)) samples.cliNode.push(cliNodeOnce(`n${id}`));
       if (i >= WARMUP) {
@@ -261,6 +265,7 @@ export async function run(): Promise<BenchReport> {
         samples.floor.push(f);
         samples.shimSeccomp.push(sd);
         samples.handlerRunc.push(hr);
+        samples.handlerGrove.push(hg);
       }
     }
 
@@ -314,6 +319,7 @@ export async function run(): Promise<BenchReport> {
   const fl = summarize(samples.floor);
   const sd = summarize(samples.shimSeccomp);
   const hr = summarize(samples.handlerRunc);
+  const hg = summarize(samples.handlerGrove);
   const shimRssKiB = shimRss.reduce((x, y) => x + y, 0) / Math.max(1, shimRss.length);
   const row = (name: string, x: typeof a) => ({
     name,
@@ -336,6 +342,7 @@ export async function run(): Promise<BenchReport> {
       row("(5) grove-runtime-node run", cn),
       row("(6) grove-shim with Grove's default seccomp filter", sd),
       row("(7) (6) through the runc runtime handler", hr),
+      row("(8) (6) through the grove-runtime runtime handler", hg),
       { name: "grove-shim RSS per container (KiB)", p50_ms: shimRssKiB },
       { name: `grove-agent RSS, ${AGENT_CONTAINERS} containers (MiB)`, p50_ms: agentRssMiB },
     ],
@@ -352,6 +359,8 @@ export async function run(): Promise<BenchReport> {
       shim_default_seccomp_median_ms: sd.p50,
       handler_runc_median_ms: hr.p50,
       handler_runc_vs_native_ratio: hr.p50 / sd.p50,
+      handler_grove_runtime_median_ms: hg.p50,
+      handler_grove_runtime_vs_native_ratio: hg.p50 / sd.p50,
       addon_median_ms: a.p50,
       addon_p99_ms: a.p99,
       cli_median_ms: c.p50,

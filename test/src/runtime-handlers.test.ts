@@ -149,9 +149,10 @@ describe("runtime handlers: Apps under runtimeClass runc and grove-runtime next 
       expect((await client.instanceStats(`${name}-0`, "default")).pids).toBeGreaterThanOrEqual(1);
     }
     // The exit of an adopted container reaches the control plane (its shim reports it): it is replaced.
+    // Both at once: their replacements start side by side.
+    for (const name of Object.keys(HANDLERS)) process.kill(seen.get(name)!.pid, "SIGKILL");
     for (const [name, h] of Object.entries(HANDLERS)) {
       const r = seen.get(name)!;
-      process.kill(r.pid, "SIGKILL");
       const next = await running(client, name, r.pid);
       expect(runtimeState(host, next.uid, h.binary)).toMatchObject({ status: "running", pid: next.pid });
       // Its shim ran the runtime's delete and the agent removed the container: no runtime state, no cgroup
