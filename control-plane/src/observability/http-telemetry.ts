@@ -31,6 +31,8 @@ export function installHttpTelemetry(app: FastifyInstance, metrics: ControlPlane
   });
   app.addHook("onResponse", async (req, reply) => {
     const code = reply.statusCode;
+    // Fastify's own per-request lines are off (http/server.ts): one line at debug level instead.
+    req.log.debug({ method: req.method, url: req.url, statusCode: code, ms: reply.elapsedTime }, "request completed");
     metrics?.httpDuration.observe(
       { route: req.routeOptions.url ?? "unmatched", method: req.method, code: String(code) },
       reply.elapsedTime / 1000,
