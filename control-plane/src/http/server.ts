@@ -88,10 +88,10 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   const app = Fastify({
     ...(opts.https ? { https: { cert: opts.https.certPem, key: opts.https.keyPem } } : {}),
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
-    // Fastify's two info lines per request ("incoming request", "request completed") cost more
-    // than a list read from etcd under load (api-load: ~5% of the server's CPU in pino's writes,
-    // and every line goes through the log pipe). Requests are measured by the latency histogram
-    // and traced by spans (observability/http-telemetry.ts), which logs them at debug level.
+    // Fastify's two info lines per request ("incoming request", "request completed") were ~5% of
+    // the server's CPU under api-load (pino's writes; every line also goes through the log pipe).
+    // observability/http-telemetry.ts logs one instead (its completion only at debug level, or
+    // at info when refused or failed); the latency histogram and spans measure every request.
     disableRequestLogging: true,
     ajv: {
       // Reject what does not match instead of quietly fixing it: no type

@@ -12,6 +12,9 @@ const spans = new WeakMap<FastifyRequest, Span>();
 
 export function installHttpTelemetry(app: FastifyInstance, metrics: ControlPlaneMetrics | undefined): void {
   app.addHook("onRequest", async (req) => {
+    // One info line per request (fastify's own two are off: http/server.ts), at its start: a watch or
+    // a log follow is seen while it lasts.
+    req.log.info({ req: { method: req.method, url: req.url } }, "incoming request");
     const route = req.routeOptions.url ?? "unmatched";
     const span = startSpan(
       `${req.method} ${route}`,
@@ -31,8 +34,10 @@ export function installHttpTelemetry(app: FastifyInstance, metrics: ControlPlane
   });
   app.addHook("onResponse", async (req, reply) => {
     const code = reply.statusCode;
-    // Fastify's own per-request lines are off (http/server.ts): one line at debug level instead.
-    req.log.debug({ method: req.method, url: req.url, statusCode: code, ms: reply.elapsedTime }, "request completed");
+    // Its completion is news when refused or failed; otherwise the histogram above says enough.
+    const done = { res: { statusCode: code }, responseTime: reply.elapsedTime };
+    if (code >= 400) req.log.info(done, "request completed");
+    else req.log.debug(done, "request completed");
     metrics?.httpDuration.observe(
       { route: req.routeOptions.url ?? "unmatched", method: req.method, code: String(code) },
       reply.elapsedTime / 1000,
