@@ -5,7 +5,10 @@
 // front end on the same host would not: the figures are pessimistic):
 //
 // - reads: 25 connections listing the tenant's Apps (`GET .../apps`, the
-//   page a dashboard polls) and getting one App in turn;
+//   page a dashboard polls) and getting one App in turn, with
+//   ?resourceVersion=0 (any revision: served from the replica's informer
+//   cache, as a polling dashboard or a Kubernetes informer's list asks);
+//   GROVE_BENCH_API_LOAD_READS=store asks without (linearizable, from etcd);
 // - applies: 25 connections, each applying its own App (`PUT .../apps/NAME`)
 //   with a label that changes every time, so each apply is a real etcd write
 //   through admission (not "unchanged"; it grows no quota, so it takes no
@@ -22,7 +25,10 @@
 // second, errors (connection errors, timeouts and non-2xx answers of all
 // three runs), rss_growth_pct (grove-server's resident set at the end against
 // after a warm-up of GROVE_BENCH_API_LOAD_WARMUP_SECONDS, default 5, of the
-// same traffic).
+// same traffic; both right after a full GC forced through the server's
+// inspector, which it is started with: lib-inspector.ts), the load
+// generator's own CPU, and with GROVE_BENCH_API_LOAD_CPU_PROFILE=FILE a CPU
+// profile of grove-server over the measured run (.cpuprofile).
 // Targets: apply p99 <= 50 ms, get p99 <= 20 ms, no errors, RSS growth < 10%.
 import * as fs from "node:fs";
 import * as os from "node:os";

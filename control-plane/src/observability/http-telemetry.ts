@@ -14,7 +14,7 @@ export function installHttpTelemetry(app: FastifyInstance, metrics: ControlPlane
   app.addHook("onRequest", async (req) => {
     // One info line per request (fastify's own two are off: http/server.ts), at its start: a watch or
     // a log follow is seen while it lasts.
-    req.log.info({ req: { method: req.method, url: req.url } }, "incoming request");
+    req.log.info({ req: { method: req.method, url: req.url, remoteAddress: req.ip } }, "incoming request");
     const route = req.routeOptions.url ?? "unmatched";
     const span = startSpan(
       `${req.method} ${route}`,
