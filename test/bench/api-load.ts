@@ -5,7 +5,10 @@
 // front end on the same host would not: the figures are pessimistic):
 //
 // - reads: 25 connections listing the tenant's Apps (`GET .../apps`, the
-//   page a dashboard polls) and getting one App in turn;
+//   page a dashboard polls) and getting one App in turn, with
+//   ?resourceVersion=0 (any revision: served from the replica's informer
+//   cache, as a polling dashboard or a Kubernetes informer's list asks);
+//   GROVE_BENCH_API_LOAD_READS=store asks without (linearizable, from etcd);
 // - applies: 25 connections, each applying its own App (`PUT .../apps/NAME`)
 //   with a label that changes every time, so each apply is a real etcd write
 //   through admission (not "unchanged"; it grows no quota, so it takes no
@@ -22,7 +25,10 @@
 // second, errors (connection errors, timeouts and non-2xx answers of all
 // three runs), rss_growth_pct (grove-server's resident set at the end against
 // after a warm-up of GROVE_BENCH_API_LOAD_WARMUP_SECONDS, default 5, of the
-// same traffic).
+// same traffic; both right after a full GC forced through the server's
+// inspector, which it is started with: lib-inspector.ts), the load
+// generator's own CPU, and with GROVE_BENCH_API_LOAD_CPU_PROFILE=FILE a CPU
+// profile of grove-server over the measured run (.cpuprofile).
 // Targets: apply p99 <= 50 ms, get p99 <= 20 ms, no errors, RSS growth < 10%.
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -30,6 +36,7 @@ import { performance } from "node:perf_hooks";
 import { GroveClient } from "@grove/api";
 import { startServer, tempDir } from "../src/harness/processes";
 import type { BenchReport } from "./run";
+import { INSPECT_OPTION, Inspector } from "./lib-inspector";
 
 const SECONDS = Number(process.env.GROVE_BENCH_API_LOAD_SECONDS ?? 30);
 const WARMUP_SECONDS = Number(process.env.GROVE_BENCH_API_LOAD_WARMUP_SECONDS ?? 5);
@@ -39,6 +46,15 @@ const CREATIONS_PER_SECOND = 20;
 const NS = "bench-load";
 const NS_NEW = "bench-new";
 const TARGETS = { apply_p99_ms: 50, get_p99_ms: 20, rss_growth_pct: 10 };
+/**
+ * How the readers read: "cache" (default) asks for ?resourceVersion=0 (any revision, as a polling
+ * dashboard or a Kubernetes informer's list does), answered from the replica's informer cache;
+ * "store" asks without, a linearizable read from etcd.
+ */
+const READS = process.env.GROVE_BENCH_API_LOAD_READS ?? "cache";
+const READ_QUERY = READS === "store" ? "" : "?resourceVersion=0";
+/** Where to write a CPU profile of grove-server over the measured run (none without). */
+const CPU_PROFILE = process.env.GROVE_BENCH_API_LOAD_CPU_PROFILE;
 
 // autocannon ships no types; the part of its API used here.
 interface CannonRequest {
@@ -142,8 +158,8 @@ async function traffic(
       ...common,
       connections: READ_CONNECTIONS,
       requests: [
-        { method: "GET", path: `/v1/namespaces/${NS}/apps` },
-        { method: "GET", path: `/v1/namespaces/${NS}/apps/load-0` },
+        { method: "GET", path: `/v1/namespaces/${NS}/apps${READ_QUERY}` },
+        { method: "GET", path: `/v1/namespaces/${NS}/apps/load-0${READ_QUERY}` },
       ],
     }),
     fire({
@@ -193,11 +209,15 @@ function failures(r: CannonResult): number {
 
 export async function run(): Promise<BenchReport> {
   const dataDir = tempDir("grove-bench-api-load");
-  const server = await startServer({ dataDir }).catch((err: unknown) => {
+  // The inspector lets the benchmark force full GCs around the run (RSS) and profile it.
+  const nodeOptions = `${process.env.NODE_OPTIONS ?? ""} ${INSPECT_OPTION}`.trim();
+  const server = await startServer({ dataDir, env: { NODE_OPTIONS: nodeOptions } }).catch((err: unknown) => {
     fs.rmSync(dataDir, { recursive: true, force: true });
     throw err;
   });
+  let inspector: Inspector | undefined;
   try {
+    inspector = await Inspector.attach(server.output);
     const client = new GroveClient({ server: server.url, token: server.adminToken, caPem: server.caPem });
     const headers = { authorization: `Bearer ${server.adminToken}`, "content-type": "application/json" };
     // startServer made this process trust the server's CA.
@@ -209,14 +229,28 @@ export async function run(): Promise<BenchReport> {
     for (let i = 0; i < APPLY_CONNECTIONS; i++) await put(`/v1/namespaces/${NS}/apps/load-${i}`, app(NS, `load-${i}`));
 
     const warm = await traffic(server.url, headers, server.caPem, WARMUP_SECONDS, "w");
+    // Resident sets after a full GC on both sides, so the growth is what the run kept, not when V8 last collected.
+    await inspector.collectGarbage();
     const rssBefore = rssBytes(server.pid);
+    const heapBefore = await inspector.heapUsed();
     const etcd = etcdPid(server.pid);
-    const cpu0 = { server: cpuSeconds(server.pid), etcd: cpuSeconds(etcd) };
+    const logLines0 = server.output.length;
+    if (CPU_PROFILE) await inspector.startCpuProfile();
+    const cpu0 = { server: cpuSeconds(server.pid), etcd: cpuSeconds(etcd), loadgen: process.cpuUsage() };
     const t0 = performance.now();
     const main = await traffic(server.url, headers, server.caPem, SECONDS, "m");
     const wallS = (performance.now() - t0) / 1000;
+    const loadgen = process.cpuUsage(cpu0.loadgen);
+    const cpu = {
+      server: cpuSeconds(server.pid) - cpu0.server,
+      etcd: cpuSeconds(etcd) - cpu0.etcd,
+      loadgen: (loadgen.user + loadgen.system) / 1e6,
+    };
+    if (CPU_PROFILE) await inspector.stopCpuProfile(CPU_PROFILE);
+    const rssAfterNoGc = rssBytes(server.pid);
+    await inspector.collectGarbage();
     const rssAfter = rssBytes(server.pid);
-    const cpu = { server: cpuSeconds(server.pid) - cpu0.server, etcd: cpuSeconds(etcd) - cpu0.etcd };
+    const heapAfter = await inspector.heapUsed();
     const requests = main.reads.requests.total + main.applies.requests.total + main.creates.requests.total;
 
     const apps = (await client.list("App", { namespace: NS_NEW })).items.length;
@@ -226,6 +260,7 @@ export async function run(): Promise<BenchReport> {
         .map(([c, s]) => `${c}:${s.count}`)
         .join(" ");
     const results = {
+      reads: READS,
       seconds: SECONDS,
       wall_s: Number(wallS.toFixed(1)),
       connections: READ_CONNECTIONS + APPLY_CONNECTIONS,
@@ -247,9 +282,15 @@ export async function run(): Promise<BenchReport> {
       etcd_cpu_ms_per_request: Number(((cpu.etcd * 1000) / requests).toFixed(3)),
       server_cpu_cores: Number((cpu.server / wallS).toFixed(2)),
       etcd_cpu_cores: Number((cpu.etcd / wallS).toFixed(2)),
+      // The load generator (autocannon, this process) shares the machine: what it took.
+      loadgen_cpu_cores: Number((cpu.loadgen / wallS).toFixed(2)),
+      server_log_lines: server.output.length - logLines0,
       rss_before_mib: Number((rssBefore / 2 ** 20).toFixed(1)),
       rss_after_mib: Number((rssAfter / 2 ** 20).toFixed(1)),
       rss_growth_pct: Number((((rssAfter - rssBefore) / rssBefore) * 100).toFixed(1)),
+      heap_before_mib: Number((heapBefore / 2 ** 20).toFixed(1)),
+      heap_after_mib: Number((heapAfter / 2 ** 20).toFixed(1)),
+      rss_after_no_gc_mib: Number((rssAfterNoGc / 2 ** 20).toFixed(1)),
       loadavg_1m: Number(os.loadavg()[0]!.toFixed(1)),
       target_apply_p99_ms: TARGETS.apply_p99_ms,
       target_get_p99_ms: TARGETS.get_p99_ms,
@@ -294,6 +335,7 @@ export async function run(): Promise<BenchReport> {
       results,
     };
   } finally {
+    inspector?.close();
     await server.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }

@@ -55,6 +55,7 @@ describe("lists from the informer cache", () => {
         return informer.revision;
       },
       list: () => informer.list(),
+      get: (key: string) => informer.get(key),
     };
     server = await buildHttpServer({ repo, store, adminToken: TOKEN, listCaches: { App: cache } });
     base = await server.listen({ host: "127.0.0.1", port: 0 });
@@ -96,5 +97,45 @@ describe("lists from the informer cache", () => {
     stale = true;
     const answer = await list("/v1/namespaces/default/apps?resourceVersion=0");
     expect(answer.items.map((a) => a.metadata.name)).toContain("gamma");
+  });
+
+  async function get(url: string): Promise<App> {
+    const res = await fetch(base + url, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.status).toBe(200);
+    return (await res.json()) as App;
+  }
+
+  it("answers a get with ?resourceVersion=0 from the cache, and one without from the store", async () => {
+    await informer.stop(); // the cache no longer follows the store (and still passes for fresh)
+    const before = await get("/v1/namespaces/default/apps/alpha");
+    await repo.apply({ ...app("alpha"), metadata: { name: "alpha", namespace: "default", labels: { v: "2" } } });
+    expect(await get("/v1/namespaces/default/apps/alpha?resourceVersion=0")).toEqual(before);
+    const direct = await get("/v1/namespaces/default/apps/alpha");
+    expect(direct.metadata.labels).toEqual({ v: "2" });
+  });
+
+  it("serves ?resourceVersion=N from the cache only once it has reached N; etcd answers before (read-your-writes)", async () => {
+    await informer.stop();
+    const written = await repo.apply<App>({
+      ...app("alpha"),
+      metadata: { name: "alpha", namespace: "default", labels: { v: "2" } },
+    });
+    const rv = written.object.metadata.resourceVersion!;
+    const one = await get(`/v1/namespaces/default/apps/alpha?resourceVersion=${rv}`);
+    expect(one.metadata.labels).toEqual({ v: "2" });
+    const all = await list(`/v1/namespaces/default/apps?resourceVersion=${rv}`);
+    expect(all.items.find((a) => a.metadata.name === "alpha")?.metadata.labels).toEqual({ v: "2" });
+    // An object the cache does not hold is read from etcd, not answered 404.
+    await repo.create(app("gamma"));
+    expect((await get("/v1/namespaces/default/apps/gamma?resourceVersion=0")).metadata.name).toBe("gamma");
+  });
+
+  it("serves ?resourceVersion=N from the cache when it is that far", async () => {
+    const cachedRevision = informer.revision;
+    await informer.stop();
+    await repo.create(app("gamma"));
+    const all = await list(`/v1/namespaces/default/apps?resourceVersion=${cachedRevision}`);
+    expect(all.metadata.resourceVersion).toBe(cachedRevision);
+    expect(all.items.map((a) => a.metadata.name)).not.toContain("gamma");
   });
 });

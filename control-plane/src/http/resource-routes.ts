@@ -41,15 +41,21 @@ export interface ListCache {
   readonly isFresh: boolean;
   readonly revision: string;
   list(): Array<{ metadata: { name: string; namespace?: string } }>;
+  /** One object by "ns/name" (or "name"): GETs with ?resourceVersion= are served from it when present. */
+  get?(key: string): { metadata: { name: string; namespace?: string; resourceVersion?: string } } | undefined;
+  /** Resolves once the cache shows `key` at `revision` or later, or deleted since (or after `timeoutMs`). */
+  waitFor?(key: string, revision: string, timeoutMs?: number): Promise<void>;
 }
 
 /**
  * A whole list from the replica's cache, for `?resourceVersion=0` ("any
- * revision", as Kubernetes reads it): in the store's key order, at the
- * revision the cache reflects. Undefined while the cache may be behind etcd.
+ * revision", as Kubernetes reads it) or `?resourceVersion=N` (not older than
+ * N: the cache has reached N): in the store's key order, at the revision the
+ * cache reflects. Undefined while the cache may be behind etcd or has not
+ * reached N (the list is then read from etcd, which is always at N or later).
  */
-function listFromCache(cache: ListCache | undefined, namespace: string | undefined) {
-  if (!cache?.isFresh) return undefined;
+function listFromCache(cache: ListCache | undefined, namespace: string | undefined, atLeast: string) {
+  if (!cache?.isFresh || BigInt(cache.revision) < BigInt(atLeast)) return undefined;
   const key = (o: { metadata: { name: string; namespace?: string } }) =>
     o.metadata.namespace !== undefined ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;
   const items = cache
@@ -89,6 +95,22 @@ interface CollectionQuery {
 
 const NameParam = Type.String({ pattern: NAME_PATTERN, maxLength: 63 });
 const Revision = Type.String({ pattern: "^[0-9]+$", description: "a store revision (decimal)" });
+
+/**
+ * One object from the replica's cache for `?resourceVersion=N` on a get: the
+ * object as the cache shows it when that is revision N or later, or when the
+ * whole cache has reached N (N=0: any revision). Undefined (read etcd) while
+ * the cache may be behind etcd, has not reached N, or does not hold the object
+ * (a miss is answered by etcd, never a 404 from the cache).
+ */
+function getFromCache(cache: ListCache | undefined, key: string, atLeast: string) {
+  if (!cache?.isFresh || !cache.get) return undefined;
+  const obj = cache.get(key);
+  if (!obj) return undefined;
+  const want = BigInt(atLeast);
+  if (BigInt(cache.revision) >= want || BigInt(obj.metadata.resourceVersion ?? "0") >= want) return obj;
+  return undefined;
+}
 
 /** URLs of a kind: the collection in one namespace, across namespaces, and one object. */
 export function resourceUrls(kind: Kind): { collection: string; all: string; object: string } {
@@ -167,8 +189,9 @@ export function registerResourceRoutes<K extends Kind>(
     }
     if (q.limit === undefined && q.continue === undefined) {
       // The whole collection: from etcd (read in pages at one revision), or
-      // with ?resourceVersion=0 from this replica's cache while it is fresh.
-      const cached = q.resourceVersion === "0" ? listFromCache(ctx.listCaches?.[kind], ns) : undefined;
+      // with ?resourceVersion= from this replica's cache while it is fresh and that far.
+      const cached =
+        q.resourceVersion !== undefined ? listFromCache(ctx.listCaches?.[kind], ns, q.resourceVersion) : undefined;
       const list = cached ?? (await ctx.repo.list(kind, ns));
       return {
         apiVersion: API_VERSION,
@@ -252,14 +275,21 @@ export function registerResourceRoutes<K extends Kind>(
       schema: {
         tags,
         operationId: `get${kind}`,
-        summary: `Get one ${kind}`,
+        summary:
+          `Get one ${kind}; with ?resourceVersion=N it may come from the replica's cache ` +
+          "at revision N or later (0: any), e.g. the resourceVersion the caller's last write answered",
         params: objParams,
+        querystring: Type.Object({ resourceVersion: Type.Optional(Revision) }),
         response: { 200: resourceRef(kind), ...errors },
       },
     },
     async (req) => {
       const p = req.params as Params;
-      const [obj] = await decorate([(await ctx.repo.get(kind, p.namespace, p.name!)) as ResourceOf<K>]);
+      const q = req.query as { resourceVersion?: string };
+      const key = p.namespace !== undefined ? `${p.namespace}/${p.name!}` : p.name!;
+      const cached =
+        q.resourceVersion !== undefined ? getFromCache(ctx.listCaches?.[kind], key, q.resourceVersion) : undefined;
+      const [obj] = await decorate([(cached ?? (await ctx.repo.get(kind, p.namespace, p.name!))) as ResourceOf<K>]);
       return obj;
     },
   );

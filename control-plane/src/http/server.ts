@@ -6,7 +6,7 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import websocket from "@fastify/websocket";
 import type { Logger } from "pino";
-import { API_VERSION, EXEC_SUBPROTOCOL, type HostPortPolicy } from "@grove/api";
+import { API_VERSION, EXEC_SUBPROTOCOL, type App, type HostPortPolicy, type Task } from "@grove/api";
 import type { Repository } from "../resources/repository";
 import type { HostPortRange } from "../scheduler";
 import type { Store } from "../store/store";
@@ -29,7 +29,8 @@ import { registerSchedulingRoutes } from "./scheduling";
 import { registerRolloutRoutes } from "./rollout-routes";
 import { registerTaskRoutes } from "./tasks";
 import { registerPeerStreamRoute, type LocalStreams } from "../replicas/peer-streams";
-import type { RouteContext } from "./resource-routes";
+import type { ListCache, RouteContext } from "./resource-routes";
+import type { WorkloadCache, WorkloadCaches } from "../namespaces/workload-source";
 import { addSharedSchemas } from "./schemas";
 import { addResponseSchemas } from "./response-schemas";
 import { installCors, registerFrontendRoutes } from "./frontend-routes";
@@ -75,10 +76,23 @@ export interface HttpServerOptions {
   listCaches?: RouteContext["listCaches"];
 }
 
+/** The App and Task informers among the list caches, for quota checks (namespaces/workload-source.ts). */
+function workloadCaches(caches: RouteContext["listCaches"]): WorkloadCaches {
+  const usable = <T>(c: ListCache | undefined) => (c?.waitFor ? (c as unknown as WorkloadCache<T>) : undefined);
+  const apps = usable<App>(caches?.App);
+  const tasks = usable<Task>(caches?.Task);
+  return { ...(apps ? { App: apps } : {}), ...(tasks ? { Task: tasks } : {}) };
+}
+
 export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(opts.https ? { https: { cert: opts.https.certPem, key: opts.https.keyPem } } : {}),
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
+    // Fastify's two info lines per request ("incoming request", "request completed") were ~5% of
+    // the server's CPU under api-load (pino's writes; every line also goes through the log pipe).
+    // observability/http-telemetry.ts logs one instead (its completion only at debug level, or
+    // at info when refused or failed); the latency histogram and spans measure every request.
+    disableRequestLogging: true,
     ajv: {
       // Reject what does not match instead of quietly fixing it: no type
       // coercion, no removal of unknown fields, and every problem at once.
@@ -138,7 +152,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
     ...(opts.watchBookmarkMs !== undefined ? { watchBookmarkMs: opts.watchBookmarkMs } : {}),
     ...(opts.listCaches ? { listCaches: opts.listCaches } : {}),
   };
-  ctx.admission = installNamespaces(app, opts.store, opts.repo);
+  ctx.admission = installNamespaces(app, opts.store, opts.repo, workloadCaches(opts.listCaches));
   registerHealthRoutes(app, opts.store);
   await registerFrontendRoutes(app);
   registerAppRoutes(app, ctx);

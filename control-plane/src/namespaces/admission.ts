@@ -30,6 +30,13 @@ import {
   type StoredNamespace,
 } from "./namespace-service";
 import { NO_USAGE, addUsage, appUsage, hardOf, namespaceUsage, quotaProblems, taskUsage } from "./usage";
+import {
+  WorkloadSource,
+  nextRecord,
+  type AdmissionRecord,
+  type WorkloadCaches,
+  type Workloads,
+} from "./workload-source";
 
 /** What the HTTP routes call instead of the Repository for objects users write. */
 export interface Admission {
@@ -66,11 +73,16 @@ class KeyedLock {
 
 export class NamespaceAdmission implements Admission {
   private readonly serial = new KeyedLock();
+  private readonly workloads: WorkloadSource;
 
   constructor(
     private readonly repo: Repository,
     private readonly namespaces: NamespaceService,
-  ) {}
+    /** This replica's App and Task informers: quota checks read them instead of etcd when they can. */
+    caches: WorkloadCaches = {},
+  ) {
+    this.workloads = new WorkloadSource(repo, caches);
+  }
 
   async create<T extends ResourceOf<Kind>>(obj: T): Promise<T> {
     if (!ADMITTED.has(obj.kind)) return this.repo.create(obj);
@@ -149,17 +161,13 @@ export class NamespaceAdmission implements Admission {
       // compare below still decides between replicas. Kept (held) until the write is done.
       held.release ??= await this.serial.lock(ns);
       // The admission key before the usage: any quota-checked write committed after this read fails our compare.
-      const lock = await this.namespaces.store.get(admissionKey(ns));
+      const lock = await this.namespaces.store.get<AdmissionRecord>(admissionKey(ns));
 
-      const [apps, tasks] = await Promise.all([this.repo.list("App", ns), this.repo.list("Task", ns)]);
-      const others = (o: { kind: string; metadata: { name: string } }) =>
-        !(o.kind === next.kind && o.metadata.name === next.metadata.name);
-      const before = namespaceUsage(apps.items.filter(others), tasks.items.filter(others));
-      const byName = new Map(apps.items.map((a) => [a.metadata.name, a]));
-      const share = (o: ResourceOf<Kind> | undefined): NamespaceUsage =>
-        o === undefined ? NO_USAGE : o.kind === "App" ? appUsage(o as App) : taskUsage(o as Task, byName);
-      const request = share(next);
-      const problems = quotaProblems(before, request, share(current), hard);
+      // From this replica's caches when they hold every write the check must count (workload-source.ts);
+      // a refusal read from them is checked again against etcd, as they may still count what went away.
+      let checked = assess(await this.workloads.read(ns, lock, nsKv.modRevision));
+      if (checked.problems.length > 0 && checked.cached) checked = assess(await this.workloads.fromStore(ns));
+      const { before, request, problems } = checked;
       if (problems.length > 0) {
         throw new GroveError(
           "QuotaExceeded",
@@ -171,8 +179,19 @@ export class NamespaceAdmission implements Admission {
           { key: nsKey, modRevision: nsKv.modRevision },
           { key: admissionKey(ns), modRevision: lock?.modRevision ?? "0" },
         ],
-        ops: [{ type: "put", key: admissionKey(ns), value: { used: addUsage(before, request) } }],
+        ops: [{ type: "put", key: admissionKey(ns), value: nextRecord(lock, addUsage(before, request), next) }],
       };
+
+      function assess(w: Workloads) {
+        const others = (o: { kind: string; metadata: { name: string } }) =>
+          !(o.kind === next.kind && o.metadata.name === next.metadata.name);
+        const before = namespaceUsage(w.apps.filter(others), w.tasks.filter(others));
+        const byName = new Map(w.apps.map((a) => [a.metadata.name, a]));
+        const share = (o: ResourceOf<Kind> | undefined): NamespaceUsage =>
+          o === undefined ? NO_USAGE : o.kind === "App" ? appUsage(o as App) : taskUsage(o as Task, byName);
+        const request = share(next);
+        return { before, request, problems: quotaProblems(before, request, share(current), hard), cached: w.cached };
+      }
     };
   }
 }

@@ -6,9 +6,15 @@ import type { Store } from "../store/store";
 import { NamespaceAdmission, type Admission } from "./admission";
 import { NamespaceService } from "./namespace-service";
 import { registerNamespaceRoutes } from "./routes";
+import type { WorkloadCaches } from "./workload-source";
 
-export function installNamespaces(app: FastifyInstance, store: Store, repo: Repository): Admission {
+export function installNamespaces(
+  app: FastifyInstance,
+  store: Store,
+  repo: Repository,
+  caches?: WorkloadCaches,
+): Admission {
   const namespaces = new NamespaceService(store, repo);
   registerNamespaceRoutes(app, namespaces, repo);
-  return new NamespaceAdmission(repo, namespaces);
+  return new NamespaceAdmission(repo, namespaces, caches);
 }

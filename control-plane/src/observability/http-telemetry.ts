@@ -12,6 +12,11 @@ const spans = new WeakMap<FastifyRequest, Span>();
 
 export function installHttpTelemetry(app: FastifyInstance, metrics: ControlPlaneMetrics | undefined): void {
   app.addHook("onRequest", async (req) => {
+    // One info line per request (fastify's own two are off: http/server.ts), at its start: a watch or
+    // a log follow is seen while it lasts. Reading req.ip here also makes node keep the peer's address
+    // (net.Socket caches it on first read): an exec's audit record, written once its socket has
+    // closed, still names its source (tenancy.test.ts "audit").
+    req.log.info({ req: { method: req.method, url: req.url, remoteAddress: req.ip } }, "incoming request");
     const route = req.routeOptions.url ?? "unmatched";
     const span = startSpan(
       `${req.method} ${route}`,
@@ -31,6 +36,10 @@ export function installHttpTelemetry(app: FastifyInstance, metrics: ControlPlane
   });
   app.addHook("onResponse", async (req, reply) => {
     const code = reply.statusCode;
+    // Its completion is news when refused or failed; otherwise the histogram above says enough.
+    const done = { res: { statusCode: code }, responseTime: reply.elapsedTime };
+    if (code >= 400) req.log.info(done, "request completed");
+    else req.log.debug(done, "request completed");
     metrics?.httpDuration.observe(
       { route: req.routeOptions.url ?? "unmatched", method: req.method, code: String(code) },
       reply.elapsedTime / 1000,
