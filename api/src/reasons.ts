@@ -82,6 +82,8 @@ export const InstanceReason = {
   PullingImage: "PullingImage",
   /** Failed: the image could not be pulled, verified, unpacked or mounted. */
   ImagePullFailed: "ImagePullFailed",
+  /** Failed: the image is cached from a pull with other credentials and the registry refuses this instance's. */
+  ImagePullUnauthorized: "ImagePullUnauthorized",
   /** Running: new limits were applied in place. */
   Resized: "Resized",
   /** Running: the runtime or kernel refused new limits; it runs on with the old ones. */

@@ -18,6 +18,7 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -62,9 +63,16 @@ static const char *const readonly_paths[] = { "/proc/bus", "/proc/fs", "/proc/ir
 
 #define CHILD_STACK_SIZE (256 * 1024)
 
-/* The devices every container gets, bind-mounted from the host. */
+/* The devices every container gets. Without a user namespace they are made
+ * with mknod in the container's own /dev (runc's numbers and mode): the
+ * container's root keeps CAP_CHOWN and CAP_FOWNER over host root's inodes,
+ * so a bind-mounted host node could be chmod'ed or chown'ed on the host.
+ * In a user namespace mknod is refused and host nodes are bind-mounted: its
+ * root may not change an inode owned by an unmapped host uid. */
 static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
+static const unsigned dev_numbers[][2] = { { 1, 3 }, { 1, 5 }, { 1, 7 }, { 1, 8 }, { 1, 9 }, { 5, 0 } };
 #define N_DEV (sizeof (dev_nodes) / sizeof (dev_nodes[0]))
+#define DEV_MODE 0666
 
 static const char *const dev_links[][2] = {
   { "/proc/self/fd", "fd" },
@@ -88,7 +96,7 @@ struct child_args
   int sync_fd; /* read end: one byte once the parent placed us in the cgroups */
   int err_fd;  /* write end, O_CLOEXEC: EOF at the parent means exec succeeded */
   int log_fd;    /* stdout, and stderr unless err_out_fd > 0 */
-  int null_fd;   /* stdin */
+  int null_fd;   /* stdin; -1: the container's /dev/null */
   int err_out_fd;
   int netns_fd; /* -1: a new network namespace (CLONE_NEWNET); else setns into it */
   int netns_joined; /* the parent joined a network namespace for us (user namespace) */
@@ -191,26 +199,42 @@ child_prepare_dir (struct child_args *a, const char *path, int mode)
     child_fail (a, errno, "mkdir", path);
 }
 
+/* Device node i of dev_nodes at its target in the container's fresh /dev
+ * tmpfs (see dev_nodes for why mknod, or a host bind in a user namespace). */
+static void
+child_make_dev_node (struct child_args *a, size_t i)
+{
+  char host[64];
+  size_t pos;
+  int fd;
+
+  if (!a->userns)
+    {
+      /* Root-owned, mode exactly DEV_MODE whatever the umask. */
+      if (mknod (a->dev_targets[i], S_IFCHR | DEV_MODE, makedev (dev_numbers[i][0], dev_numbers[i][1])) < 0
+          || fchmodat (AT_FDCWD, a->dev_targets[i], DEV_MODE, 0) < 0)
+        child_fail (a, errno, "mknod", a->dev_targets[i]);
+      return;
+    }
+  pos = safe_append (host, 0, sizeof (host), "/dev/");
+  safe_append (host, pos, sizeof (host), dev_nodes[i]);
+  fd = open (a->dev_targets[i], O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0666);
+  if (fd < 0)
+    child_fail (a, errno, "create", a->dev_targets[i]);
+  close (fd);
+  if (mount (host, a->dev_targets[i], NULL, MS_BIND, NULL) < 0)
+    child_fail (a, errno, "bind-mount device on", a->dev_targets[i]);
+}
+
 static void
 child_setup_dev (struct child_args *a)
 {
   child_prepare_dir (a, a->dev_path, 0755);
+  /* Not MS_NODEV: the nodes made here must open. */
   if (mount ("tmpfs", a->dev_path, "tmpfs", MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, "mode=755,size=65536k") < 0)
     child_fail (a, errno, "mount tmpfs on", a->dev_path);
   for (size_t i = 0; i < N_DEV; i++)
-    {
-      char host[64];
-      size_t pos = safe_append (host, 0, sizeof (host), "/dev/");
-      int fd;
-
-      safe_append (host, pos, sizeof (host), dev_nodes[i]);
-      fd = open (a->dev_targets[i], O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0666);
-      if (fd < 0)
-        child_fail (a, errno, "create", a->dev_targets[i]);
-      close (fd);
-      if (mount (host, a->dev_targets[i], NULL, MS_BIND, NULL) < 0)
-        child_fail (a, errno, "bind-mount device on", a->dev_targets[i]);
-    }
+    child_make_dev_node (a, i);
   for (size_t i = 0; i < N_LINKS; i++)
     if (symlink (dev_links[i][0], a->link_paths[i]) < 0)
       child_fail (a, errno, "symlink", a->link_paths[i]);
@@ -777,6 +801,29 @@ child_pivot (struct child_args *a)
     child_fail (a, errno, "remount the root read-only", NULL);
 }
 
+/* A caller's stdio (OCI run and create, `< /dev/null`, a shim) may be the
+ * host's /dev/null: its root could fchmod that through /proc/self/fd/N.
+ * Each such descriptor is replaced by the container's own /dev/null, as
+ * runc's reOpenDevNull does. After pivot_root, so "/dev/null" is ours. */
+static void
+child_reopen_dev_null (struct child_args *a)
+{
+  struct stat ours, st;
+  int fd;
+  if (stat ("/dev/null", &ours) < 0 || !S_ISCHR (ours.st_mode))
+    child_fail (a, errno != 0 ? errno : ENODEV, "stat", "/dev/null");
+  for (int k = 0; k < 3; k++)
+    {
+      if (fstat (k, &st) < 0 || !S_ISCHR (st.st_mode) || st.st_rdev != ours.st_rdev
+          || (st.st_dev == ours.st_dev && st.st_ino == ours.st_ino))
+        continue;
+      fd = open ("/dev/null", O_RDWR | O_NOCTTY | O_CLOEXEC);
+      if (fd < 0 || dup2 (fd, k) < 0)
+        child_fail (a, errno, "reopen /dev/null as stdio", NULL);
+      close (fd);
+    }
+}
+
 /* stdio, then every other descriptor closed (the shim's socket and pipes,
  * Node's epoll, eventfds...) but the O_CLOEXEC error pipe, which execve
  * closes, and the hold fd; before the chdir, so /proc/self/fd/N can only
@@ -787,8 +834,14 @@ child_stdio_and_cwd (struct child_args *a)
   int keep[2] = { a->err_fd, a->hold_fd };
   unsigned from = 3;
   char cwd_buf[4096];
-  if (dup2 (a->null_fd, 0) < 0 || dup2 (a->log_fd, 1) < 0 || dup2 (a->err_out_fd > 0 ? a->err_out_fd : a->log_fd, 2) < 0)
+  int in = a->null_fd;
+  /* No stdin given: the container's own /dev/null, never the host's (whose
+   * inode its root could fchmod through /proc/self/fd/0). */
+  if (in < 0 && (in = open ("/dev/null", O_RDONLY | O_NOCTTY | O_CLOEXEC)) < 0)
+    child_fail (a, errno, "open", "/dev/null");
+  if (dup2 (in, 0) < 0 || dup2 (a->log_fd, 1) < 0 || dup2 (a->err_out_fd > 0 ? a->err_out_fd : a->log_fd, 2) < 0)
     child_fail (a, errno, "dup2 stdio", NULL);
+  child_reopen_dev_null (a);
   if (keep[1] >= 0 && keep[1] < keep[0])
     {
       keep[1] = a->err_fd;
@@ -1210,8 +1263,9 @@ reap (pid_t pid)
     ;
 }
 
-/* The init's stdin, stdout and stderr: the caller's (OCI run), or /dev/null
- * and the log (a file, or the shim's pipe). */
+/* The init's stdin, stdout and stderr: the caller's (OCI run), or the
+ * container's /dev/null (opened by the init) and the log (a file, or the
+ * shim's pipe). */
 static int
 open_stdio (const grove_container_config_t *cfg, int *null_fd, int *log_fd, int *err_out_fd, grove_error_t *err)
 {
@@ -1231,9 +1285,7 @@ open_stdio (const grove_container_config_t *cfg, int *null_fd, int *log_fd, int 
     *log_fd = open (cfg->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
   if (*log_fd < 0)
     return grove_error_set (err, errno, "open log %s", cfg->log_path);
-  *null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (*null_fd < 0)
-    return grove_error_set (err, errno, "open /dev/null");
+  *null_fd = -1; /* the init opens its own /dev/null (child_stdio_and_cwd) */
   return 0;
 }
 

@@ -70,7 +70,12 @@ export async function imageCommand(args: readonly string[], io: ImageCliIo = def
         if (opts.name) {
           const ref = parseReference(opts.name);
           if (ref.kind !== "registry") throw new ImageConfigError(`--name: ${opts.name} is not a registry reference`);
-          const alias: ImageRecord = { ...image, reference: formatReference(ref) };
+          // The operator put it there: any namespace may start it (pull-auth.ts).
+          const alias: ImageRecord = {
+            ...image,
+            reference: formatReference(ref),
+            pullAuth: { anyone: true, identities: [] },
+          };
           await s.store.putImage(alias);
           io.out(`recorded as ${alias.reference}\n`);
         }

@@ -6,6 +6,7 @@ export type ImageErrorCode =
   | "INVALID_REFERENCE" // the image reference does not parse
   | "NOT_FOUND" // 404 for the manifest or a blob
   | "UNAUTHORIZED" // 401/403, or the token server refused the credentials
+  | "CACHED_IMAGE_UNAUTHORIZED" // cached from a pull with other credentials; the registry refuses this start's
   | "REGISTRY_ERROR" // any other non-success answer, or the connection failed
   | "DIGEST_MISMATCH" // content does not hash to the digest (or diff_id) it was asked for
   | "NO_MATCHING_PLATFORM" // an index without a manifest for this node's os/architecture

@@ -30,6 +30,8 @@ import {
   type PullProgress,
 } from "./types";
 import { unpackBlob } from "./layer-unpack";
+import { authorizeCached, pullIdentity, pulledBy } from "./pull-auth";
+import { SharedLock, mapLimit } from "./concurrency";
 import { isMountPoint, stderrOf, unmountRetrying } from "./mount-points";
 
 const run = promisify(execFile);
@@ -84,7 +86,23 @@ export class ImageService {
   pull(reference: string, opts: PullOptions = {}): Promise<ImageRecord> {
     const ref = parseReference(reference);
     const canonical = formatReference(ref);
-    return this.lock.shared(() => this.store.once(`pull:${canonical}`, () => this.pullLocked(ref, canonical, opts)));
+    return this.lock.shared(() => this.pullAuthorized(ref, canonical, opts));
+  }
+
+  /**
+   * A pull shared by concurrent starts with the same credentials (a start
+   * without any cannot fail another's pull, nor ride on it), then each
+   * start's own right to the image from the cache (pull-auth.ts).
+   */
+  private async pullAuthorized(ref: ImageReference, canonical: string, opts: PullOptions): Promise<ImageRecord> {
+    if (ref.kind !== "registry")
+      return this.store.once(`pull:${canonical}`, () => this.pullLocked(ref, canonical, opts));
+    const creds = this.credentialsFor(ref.registry, opts.pullSecret);
+    const identity = pullIdentity(ref.registry, opts.pullSecret, creds);
+    const image = await this.store.once(`pull:${canonical}:${identity}`, () => this.pullLocked(ref, canonical, opts));
+    const deps = { client: this.client, store: this.store, retryDelayMs: this.options.retryDelayMs };
+    await authorizeCached(deps, image, ref, opts.pullSecret, creds);
+    return image;
   }
 
   /** pull() then mountRootfs() under one lock, so gc() cannot come between them. */
@@ -96,7 +114,7 @@ export class ImageService {
     const ref = parseReference(reference);
     const canonical = formatReference(ref);
     return this.lock.shared(async () => {
-      const image = await this.store.once(`pull:${canonical}`, () => this.pullLocked(ref, canonical, opts));
+      const image = await this.pullAuthorized(ref, canonical, opts);
       return { rootfs: await this.mountLocked(id, image), image };
     });
   }
@@ -127,16 +145,11 @@ export class ImageService {
       // Like Kubernetes' IfNotPresent for digests and non-latest tags.
       if (existing && (ref.digest !== undefined || ref.tag !== "latest")) return existing;
     }
+    const creds = ref.kind === "registry" ? this.credentialsFor(ref.registry, opts.pullSecret) : undefined;
     const source: ImageSource =
       ref.kind === "oci"
         ? await LayoutSource.open(this.store, ref, this.options.ociDir ?? DEFAULT_OCI_DIR)
-        : new RegistrySource(
-            this.client,
-            this.store,
-            ref,
-            this.credentialsFor(ref.registry, opts.pullSecret),
-            this.options.retryDelayMs,
-          );
+        : new RegistrySource(this.client, this.store, ref, creds, this.options.retryDelayMs);
     try {
       const wanted = ref.kind === "oci" ? (ref.tag ?? "") : (ref.digest ?? ref.tag!);
       let fetched = await source.fetchManifest(wanted);
@@ -233,6 +246,7 @@ export class ImageService {
         config: config.config ?? {},
         size: progress.bytesTotal,
         pulledAt: new Date().toISOString(),
+        ...(ref.kind === "registry" ? { pullAuth: pulledBy(pullIdentity(ref.registry, opts.pullSecret, creds)) } : {}),
       };
       await this.store.putImage(record);
       return record;
@@ -441,59 +455,4 @@ function parseJson<T>(body: Buffer, what: string): T {
   if (typeof value !== "object" || value === null || Array.isArray(value))
     throw new ImageError("INVALID_IMAGE", `${what} is not a JSON object`);
   return value as T;
-}
-
-async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: unknown;
-  const worker = async () => {
-    while (next < items.length && failed === undefined) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (err) {
-        failed ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed !== undefined) throw failed;
-}
-
-/** Many shared holders or one exclusive holder; waiting exclusives block new shared ones. */
-class SharedLock {
-  private sharedCount = 0;
-  private exclusiveHeld = false;
-  private waiting: (() => void)[] = [];
-  private exclusiveWaiting = 0;
-
-  async shared<T>(fn: () => Promise<T>): Promise<T> {
-    while (this.exclusiveHeld || this.exclusiveWaiting > 0) await new Promise<void>((r) => this.waiting.push(r));
-    this.sharedCount++;
-    try {
-      return await fn();
-    } finally {
-      this.sharedCount--;
-      this.wake();
-    }
-  }
-
-  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    this.exclusiveWaiting++;
-    while (this.exclusiveHeld || this.sharedCount > 0) await new Promise<void>((r) => this.waiting.push(r));
-    this.exclusiveWaiting--;
-    this.exclusiveHeld = true;
-    try {
-      return await fn();
-    } finally {
-      this.exclusiveHeld = false;
-      this.wake();
-    }
-  }
-
-  private wake(): void {
-    const w = this.waiting;
-    this.waiting = [];
-    for (const r of w) r();
-  }
 }

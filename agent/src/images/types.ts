@@ -82,6 +82,14 @@ export interface ImageRecord {
   /** Sum of the layers' compressed sizes. */
   size: number;
   pulledAt: string;
+  /** Who may start it from the cache (pull-auth.ts); absent on older records: every start re-checks once. */
+  pullAuth?: PullAuth;
+}
+
+/** Credential identities (hashes, pull-auth.ts) that pulled or re-checked an image; anyone: pulled without any. */
+export interface PullAuth {
+  anyone?: boolean;
+  identities: string[];
 }
 
 export interface PullProgress {

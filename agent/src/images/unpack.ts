@@ -235,11 +235,18 @@ class LayerUnpacker {
     }
   }
 
-  /** Restores directory times last (creating entries inside changed them). */
+  /**
+   * Restores directory times last (creating entries inside changed them).
+   * Only for directories still known to be real ones: a later entry may have
+   * replaced one, or a parent, with a symlink (clear() forgets it and all
+   * below), and utimes through it would set the times of whatever it names
+   * outside the snapshot. lutimes also never follows the last component.
+   */
   async finish(): Promise<void> {
     for (const { rel, mtime } of this.dirTimes.reverse()) {
+      if (!this.dirs.has(rel)) continue;
       try {
-        fs.utimesSync(path.join(this.root, rel), mtime, mtime);
+        fs.lutimesSync(path.join(this.root, rel), mtime, mtime);
       } catch {
         /* removed by a later entry */
       }

@@ -25,6 +25,8 @@ export const StatusReason = {
   PullingImage: "PullingImage",
   /** The image could not be pulled, verified, unpacked or mounted; the message says why. */
   ImagePullFailed: "ImagePullFailed",
+  /** The image is in the node's cache from another pull secret's pull, and the registry refuses this instance's credentials. */
+  ImagePullUnauthorized: "ImagePullUnauthorized",
   /** A running instance got new limits in place (state RUNNING). */
   Resized: "Resized",
   /** The runtime or kernel refused new limits; the instance runs on with the old ones (state RUNNING). */

@@ -24,6 +24,7 @@ import { RuntimeError } from "../runtime/errors";
 import type { InstanceNetwork } from "../network/manager";
 import { hostsFile, resolvConfFor, writeEtcFiles } from "../network/etc-files";
 import { HostPortRefusedError } from "../network/host-ports";
+import { isImageError } from "../images/errors";
 import { mergeRunConfig } from "../images/run-config";
 import type { PullProgress } from "../images/types";
 import type { UsernsPool, UsernsRange } from "./userns-pool";
@@ -120,7 +121,10 @@ function imageRoot(core: ReconcilerCore): PrepareStep<StartContext> {
         ctx.ownRoot = true;
       } catch (error) {
         core.log.warn({ uid: spec.uid, image: spec.image, err: error }, "image pull failed");
-        throw new StartFailure(StatusReason.ImagePullFailed, `${spec.image}: ${errorMessage(error)}`);
+        const reason = isImageError(error, "CACHED_IMAGE_UNAUTHORIZED")
+          ? StatusReason.ImagePullUnauthorized
+          : StatusReason.ImagePullFailed;
+        throw new StartFailure(reason, `${spec.image}: ${errorMessage(error)}`);
       }
     },
     async release(ctx) {
