@@ -243,6 +243,12 @@ export class SchedulerController {
         return;
       }
       this.races = 0;
+      // Instances that changed under the pass were left out alone; the next pass places them.
+      placed -= r.conflicted.length;
+      if (r.conflicted.length > 0) {
+        this.logger.debug({ conflicted: r.conflicted.length }, "bindings dropped: their instance changed");
+        this.queue.add(PASS_KEY);
+      }
       this.metrics?.placements.inc({ result: "placed" }, placed);
       this.metrics?.placements.inc(
         { result: "preempted" },
