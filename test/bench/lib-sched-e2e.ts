@@ -251,6 +251,10 @@ export async function endToEnd(o: E2eOptions): Promise<E2eResult> {
     const seconds = (performance.now() - t1) / 1000;
     const serverCpuS = cpuSeconds(server.pid) - c0;
     const log = fromLog(server.output.slice(logFrom));
+    // BENCH_E2E_SERVER_LOG=FILE keeps grove-server's log of the measured part (where the time went).
+    if (process.env.BENCH_E2E_SERVER_LOG) {
+      fs.writeFileSync(process.env.BENCH_E2E_SERVER_LOG, server.output.slice(logFrom).join("\n"));
+    }
 
     // The check reads what the API serves now, not the watch's copy.
     // A list of 11 000 instances can outlast etcd's deadline on a loaded machine (StoreUnavailable): try again.

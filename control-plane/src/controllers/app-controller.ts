@@ -51,7 +51,6 @@ import {
   ROLLOUT_LABEL,
   isFinished,
   isReady,
-  newInstance,
   nextCrashLoops,
   nodeIsReady,
   parseDurationMs,
@@ -266,10 +265,12 @@ export class AppController {
     const params = updateParams(app.spec);
     const rolling = params.strategy === "Rolling";
     const slots: IndexSlot[] = [];
+    // Missing indexes are created together, in a few transactions (app-writes.ts).
+    const missing = Array.from({ length: want }, (_, index) => index).filter((index) => !byIndex.has(index));
+    await this.writes.createMissing(app, missing, now);
     for (let index = 0; index < want; index++) {
       const group = byIndex.get(index);
       if (!group) {
-        await this.repo.create(newInstance(app, index, 0, now));
         slots.push({ index, new: { available: false } });
         continue;
       }

@@ -22,6 +22,7 @@ import {
 } from "@grove/api";
 import type { Repository } from "../resources/repository";
 import { resizeWrite } from "../scheduling/resize";
+import { Keys, type TxnCompare, type TxnOp } from "../store/store";
 import { Informer, objectKey } from "./informer";
 
 /** A rolling update's progress, for the App's status (rollOut in rollout-step.ts). */
@@ -34,6 +35,14 @@ export interface RolloutStatus {
   state: RolloutState;
 }
 
+/**
+ * Instances created per etcd transaction: below etcd's --max-txn-ops (128;
+ * the leader fence adds a compare) and, with CREATE_BATCH_BYTES, well below
+ * its 1.5 MiB request limit.
+ */
+export const CREATE_BATCH_MAX = 100;
+const CREATE_BATCH_BYTES = 512 * 1024;
+
 export class AppWrites {
   constructor(
     private readonly repo: Repository,
@@ -42,6 +51,47 @@ export class AppWrites {
     private readonly logger: Logger,
     private readonly now: () => number,
   ) {}
+
+  /**
+   * Creates an App's missing indexes in a few transactions (one per
+   * CREATE_BATCH_MAX instances) instead of one write each: the scheduler then
+   * finds them pending together and binds them in one pass. Each key is
+   * guarded by "does not exist yet" and each transaction by the leader fence
+   * (the repository's store is the fenced view), so a batch is all or nothing
+   * and a replica that stopped leading writes none. Waits until the informer
+   * has seen the last batch: the next sync must not create them again.
+   */
+  async createMissing(app: App, indexes: readonly number[], now: number): Promise<void> {
+    let compares: TxnCompare[] = [];
+    let ops: TxnOp<Instance>[] = [];
+    let bytes = 0;
+    let last: { key: string; revision: string } | undefined;
+    const flush = async () => {
+      if (ops.length === 0) return;
+      const r = await this.repo.store.txn(compares, ops);
+      if (!r.succeeded) {
+        throw new GroveError("Conflict", `${objectKey(app)}: an instance it creates exists already; retrying`);
+      }
+      const lastOp = ops[ops.length - 1]!;
+      if (lastOp.type === "put") last = { key: objectKey(lastOp.value), revision: r.revision };
+      this.logger.info({ app: objectKey(app), created: ops.length }, "created instances");
+      compares = [];
+      ops = [];
+      bytes = 0;
+    };
+    for (const index of indexes) {
+      const inst = newInstance(app, index, 0, now);
+      inst.metadata.generation = 1; // as Repository.create sets it
+      const key = Keys.object("instances", inst.metadata.namespace, inst.metadata.name);
+      const size = JSON.stringify(inst).length;
+      if (ops.length >= CREATE_BATCH_MAX || (ops.length > 0 && bytes + size > CREATE_BATCH_BYTES)) await flush();
+      compares.push({ key, modRevision: "0" });
+      ops.push({ type: "put", key, value: inst });
+      bytes += size;
+    }
+    await flush();
+    if (last) await this.instances.waitFor(last.key, last.revision);
+  }
 
   /** A new instance of `orig`'s index under its own name, standing in for `orig` (REPLACES_LABEL). */
   async createReplacement(app: App, orig: Instance, now: number, why: string): Promise<void> {

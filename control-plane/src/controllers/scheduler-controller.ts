@@ -243,6 +243,12 @@ export class SchedulerController {
         return;
       }
       this.races = 0;
+      // Instances that changed under the pass were left out alone; the next pass places them.
+      placed -= r.conflicted.length;
+      if (r.conflicted.length > 0) {
+        this.logger.debug({ conflicted: r.conflicted.length }, "bindings dropped: their instance changed");
+        this.queue.add(PASS_KEY);
+      }
       this.metrics?.placements.inc({ result: "placed" }, placed);
       this.metrics?.placements.inc(
         { result: "preempted" },
@@ -251,8 +257,18 @@ export class SchedulerController {
       if (placed > 0) this.logger.info({ placed, transactions: r.transactions }, "placed instances");
       // The next pass plans on the informers: let both see this one first (they
       // are separate watches), or it would place the same instances again.
+      const waitStart = performance.now();
       if (r.lastNode !== undefined) await this.nodes.waitFor(r.lastNode, r.revision);
+      const nodesMs = performance.now() - waitStart;
       if (r.lastInstance !== undefined) await this.instances.waitFor(r.lastInstance, r.revision);
+      const waitedMs = performance.now() - waitStart;
+      // A slow watch holds every next pass back: say so (the bench's gaps between passes).
+      if (waitedMs > 1000) {
+        this.logger.info(
+          { nodesMs: Math.round(nodesMs), instancesMs: Math.round(waitedMs - nodesMs), revision: r.revision },
+          "waited long for the informers to show this pass's bindings",
+        );
+      }
     }
 
     for (const { inst, reason, explain } of unplaced) {

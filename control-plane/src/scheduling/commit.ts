@@ -4,10 +4,16 @@
 // and instances the pass planned on, so two passes (or a pass and a resize)
 // can never book the same capacity twice.
 import { InstanceReason, type Instance } from "@grove/api";
+import type { Resources } from "@grove/api";
 import { Keys, type Store, type TxnCompare, type TxnOp } from "../store/store";
+import { addResources, zeroResources } from "../scheduler";
+import { lowerAllocated, staleKeys, withoutStaleBindings } from "./commit-conflicts";
 
 /** etcd's default --max-txn-ops is 128; stay below it. */
 export const MAX_TXN_OPS = 120;
+
+/** How often one transaction is sent again without the bindings whose instance changed under the pass. */
+const MAX_CONFLICT_RETRIES = 3;
 
 /**
  * The write that evicts a preempted instance: it ends as Failed with reason
@@ -76,6 +82,8 @@ export interface CommitResult {
   lastNode?: string;
   /** An instance (namespace/name) the last transaction wrote. */
   lastInstance?: string;
+  /** Keys of the instances whose binding was dropped: they changed under the pass (the next one places them). */
+  conflicted: string[];
 }
 
 /**
@@ -86,8 +94,14 @@ export interface CommitResult {
  * most MAX_TXN_OPS operations. A node split over several transactions is
  * guarded by the revision its previous transaction produced. Up to
  * `concurrency` transactions run at once. A transaction that fails its guards
- * makes the call throw once the ones in flight ended; those that succeeded
- * stay committed (each is consistent on its own) and the caller retries.
+ * only because some of its instances changed under the pass is sent again
+ * without those bindings (commit-conflicts.ts; they are returned in
+ * `conflicted`, for the next pass). Any other failed guard (a node changed,
+ * a preemption's victim) makes the call throw PlacementRaceError once the
+ * ones in flight ended; those that succeeded stay committed (each is
+ * consistent on its own) and the caller plans again. A store that fences
+ * (FencedStore) throws its own error when the leader fence failed: then
+ * nothing more is written.
  */
 export async function commitChunked(
   store: Store,
@@ -153,6 +167,8 @@ export async function commitChunked(
   const lastFor = new Map<string, number>(); // node key -> index of the last txn writing it
   let best = { revision: 0n, lastNode: undefined as string | undefined, lastInstance: undefined as string | undefined };
   let failed: Error | undefined;
+  const conflicted: string[] = [];
+  const freed = new Map<string, Resources>(); // node key -> what its dropped bindings no longer book
   const inFlight = new Set<Promise<void>>();
   for (let i = 0; i < txns.length; i++) {
     const t = txns[i]!;
@@ -163,8 +179,24 @@ export async function commitChunked(
     const run = (async () => {
       await Promise.all(deps.map((d) => done[d]));
       if (failed) return;
-      const cmp = t.compares.map((c) => (written.has(c.key) ? { key: c.key, modRevision: written.get(c.key)! } : c));
-      const r = await store.txn(cmp, t.ops);
+      // A node whose earlier transaction dropped bindings books less in this one too.
+      let cur = {
+        compares: t.compares,
+        ops: t.ops.map((op) => (freed.has(op.key) && op.type === "put" ? lowerOp(op, freed.get(op.key)!) : op)),
+      };
+      let r = { succeeded: false, revision: "0" };
+      for (let attempt = 0; ; attempt++) {
+        const cmp = cur.compares.map((c) =>
+          written.has(c.key) ? { key: c.key, modRevision: written.get(c.key)! } : c,
+        );
+        r = await store.txn(cmp, cur.ops);
+        if (r.succeeded || attempt >= MAX_CONFLICT_RETRIES) break;
+        const split = withoutStaleBindings({ compares: cmp, ops: cur.ops }, await staleKeys(store, cmp));
+        if (!split || split.dropped.length === 0) break;
+        conflicted.push(...split.dropped);
+        for (const [k, by] of split.freed) freed.set(k, addResources(freed.get(k) ?? zeroResources(), by));
+        cur = split.writes;
+      }
       if (!r.succeeded) {
         failed ??= new PlacementRaceError();
         return;
@@ -172,8 +204,8 @@ export async function commitChunked(
       for (const k of t.nodes) written.set(k, r.revision);
       const rev = BigInt(r.revision);
       if (rev > best.revision) {
-        const v = t.ops.find((op) => op.type === "put" && (op.value as { kind?: string }).kind === "Node");
-        const inst = t.ops.find((op) => op.type === "put" && (op.value as { kind?: string }).kind === "Instance");
+        const v = cur.ops.find((op) => op.type === "put" && (op.value as { kind?: string }).kind === "Node");
+        const inst = cur.ops.find((op) => op.type === "put" && (op.value as { kind?: string }).kind === "Instance");
         const im = inst
           ? (inst as { value: { metadata: { name: string; namespace?: string } } }).value.metadata
           : undefined;
@@ -194,8 +226,14 @@ export async function commitChunked(
   if (failed) throw failed;
   return {
     transactions: txns.length,
+    conflicted,
     revision: best.revision.toString(),
     ...(best.lastNode !== undefined ? { lastNode: best.lastNode } : {}),
     ...(best.lastInstance !== undefined ? { lastInstance: best.lastInstance } : {}),
   };
+}
+
+/** A node update lowered by what dropped bindings would have booked on it (all of them so far). */
+function lowerOp(op: TxnOp<unknown> & { type: "put" }, by: Resources): TxnOp<unknown> {
+  return { ...op, value: lowerAllocated(op.value, by) };
 }
