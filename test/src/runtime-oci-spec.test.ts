@@ -243,3 +243,163 @@ describe("grove-runtime vs runc: runtime-spec features", () => {
     expect(fs.existsSync(state) ? fs.readdirSync(state) : []).toEqual([]);
   });
 });
+
+describe("grove-runtime vs runc: hooks", () => {
+  const KINDS = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] as const;
+  interface Seen {
+    hook: string;
+    id: string;
+    status: string;
+    pid?: number;
+    env: string;
+    arg: string;
+  }
+
+  /** A hook appending "NAME ARG ENV STATE" to log (startContainer's path and log are the container's). */
+  function hook(name: string, log: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return {
+      path: "/bin/sh",
+      args: ["sh", "-c", `s=$(cat); echo "${name} $1 $X $s" >> ${log}`, "sh", `arg-${name}`],
+      env: [`X=env-${name}`],
+      ...extra,
+    };
+  }
+
+  function hooksConfig(logDir: string, edit: (hooks: Record<string, unknown[]>) => void = () => {}): void {
+    writeConfig((c) => {
+      c.process.args = ["/bin/true"];
+      c.mounts.push({ destination: "/hooklog", type: "bind", source: logDir, options: ["rbind", "rw"] });
+      const hooks: Record<string, unknown[]> = {};
+      for (const k of KINDS) hooks[k] = [hook(k, k === "startContainer" ? "/hooklog/log" : `${logDir}/log`)];
+      edit(hooks);
+      c.hooks = hooks;
+    });
+  }
+
+  function seen(logDir: string): Seen[] {
+    const file = path.join(logDir, "log");
+    if (!fs.existsSync(file)) return [];
+    return fs
+      .readFileSync(file, "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => {
+        const [hookName, arg, env, ...json] = line.split(" ");
+        const st = JSON.parse(json.join(" ")) as { id: string; status: string; pid?: number };
+        return { hook: hookName!, arg: arg!, env: env!, id: st.id, status: st.status, pid: st.pid };
+      });
+  }
+
+  function logDirFor(runtime: string): string {
+    const dir = path.join(tmp, `hooks-${runtime}-${++seq}`);
+    fs.mkdirSync(dir);
+    return dir;
+  }
+
+  it("every kind runs once, in the lifecycle's order, with the state on stdin, its args and env", async () => {
+    const runs: Record<string, Seen[]> = {};
+    for (const runtime of ["runc", "grove"] as const) {
+      const logDir = logDirFor(runtime);
+      hooksConfig(logDir);
+      const id = `${TAG}-${runtime}-${++seq}`;
+      created.push({ runtime, id });
+      expect(cli(runtime, ["create", "--bundle", bundle, id])).toMatchObject({ code: 0 });
+      const pid = stateOf(runtime, id).pid;
+      expect(cli(runtime, ["start", id])).toMatchObject({ code: 0 });
+      await waitFor(() => stateOf(runtime, id).status === "stopped");
+      await waitFor(() => seen(logDir).length >= 5);
+      expect(cli(runtime, ["delete", id])).toMatchObject({ code: 0 });
+      const all = seen(logDir);
+      for (const s of all) {
+        expect(s.id).toBe(id);
+        expect([s.arg, s.env]).toEqual([`arg-${s.hook}`, `env-${s.hook}`]);
+      }
+      // pid: the init's on the host for the runtime's hooks, 1 for those run inside the container.
+      expect(all.filter((s) => s.hook === "prestart" || s.hook === "createRuntime").map((s) => s.pid)).toEqual([
+        pid,
+        pid,
+      ]);
+      expect(all.filter((s) => s.hook.endsWith("Container")).map((s) => s.pid)).toEqual([1, 1]);
+      runs[runtime] = all.map(({ hook: h, status }) => ({ hook: h, status }) as Seen);
+    }
+    const order = (r: Seen[]): string[] => r.map((s) => s.hook);
+    for (const r of Object.values(runs)) {
+      // startContainer and poststart race (one in the container, one in `start`): their order is free.
+      expect(order(r).slice(0, 3)).toEqual(["prestart", "createRuntime", "createContainer"]);
+      expect(new Set(order(r).slice(3, 5))).toEqual(new Set(["startContainer", "poststart"]));
+      expect(order(r)[5]).toBe("poststop");
+      expect(r).toHaveLength(6);
+    }
+    // Same states, but poststart's: runc reads "created" before the init has run, grove says "running".
+    const byHook = (r: Seen[]) =>
+      Object.fromEntries(r.filter((s) => s.hook !== "poststart").map((s) => [s.hook, s.status]));
+    expect(byHook(runs.grove!)).toEqual(byHook(runs.runc!));
+    expect(byHook(runs.grove!)).toEqual({
+      prestart: "creating",
+      createRuntime: "creating",
+      createContainer: "creating",
+      startContainer: "created",
+      poststop: "stopped",
+    });
+    expect(runs.grove!.find((s) => s.hook === "poststart")!.status).toBe("running");
+  });
+
+  it("a hook that fails or runs past its timeout fails create, then poststop runs and nothing is left", () => {
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      ["exit 3", { path: "/bin/sh", args: ["sh", "-c", "exit 3"] }, /hook|exit status 3/],
+      ["sleep 30", { path: "/bin/sh", args: ["sh", "-c", "exec sleep 30"], timeout: 1 }, /timeout/],
+    ];
+    for (const [what, failing, reason] of cases) {
+      for (const runtime of ["runc", "grove"] as const) {
+        const logDir = logDirFor(runtime);
+        hooksConfig(logDir, (h) => h.createRuntime!.unshift(failing));
+        const id = `${TAG}-${runtime}-${++seq}`;
+        created.push({ runtime, id });
+        const t0 = performance.now();
+        const c = cli(runtime, ["create", "--bundle", bundle, id]);
+        if (runtime === "grove") expect(performance.now() - t0).toBeLessThan(what === "sleep 30" ? 10_000 : 5_000);
+        expect(c.code).not.toBe(0);
+        expect(c.err).toMatch(reason);
+        expect(cli(runtime, ["state", id]).code).not.toBe(0);
+        expect(seen(logDir).map((s) => s.hook)).toEqual(["prestart", "poststop"]);
+      }
+    }
+    const state = path.join(tmp, "grove-state");
+    expect(fs.existsSync(state) ? fs.readdirSync(state) : []).toEqual([]);
+  });
+});
+
+describe("grove-runtime vs runc: devices", () => {
+  it("linux.devices are made with their type, numbers, mode and owner; the device rules decide what opens", () => {
+    const devices = [
+      { path: "/dev/fuse", type: "c", major: 10, minor: 229, fileMode: 0o666, uid: 5, gid: 6 },
+      { path: "/dev/oci/loop0", type: "b", major: 7, minor: 0, fileMode: 0o600, uid: 0, gid: 0 },
+      { path: "/dev/oci/fifo", type: "p", fileMode: 0o620, uid: 1000, gid: 1000 },
+    ];
+    const probe =
+      "for d in /dev/fuse /dev/oci/loop0 /dev/oci/fifo; do stat -c '%n %F %t:%T %a %u:%g' $d; done; " +
+      "exec 3<>/dev/fuse && echo opened";
+    const allowed = expectSame((c) => {
+      c.linux.devices = devices;
+      c.linux.resources.devices = [
+        { allow: false, access: "rwm" },
+        { allow: true, type: "c", major: 10, minor: 229, access: "rw" },
+      ];
+    }, probe);
+    expect(allowed).toBe(
+      [
+        "/dev/fuse character special file a:e5 666 5:6",
+        "/dev/oci/loop0 block special file 7:0 600 0:0",
+        "/dev/oci/fifo fifo 0:0 620 1000:1000",
+        "opened",
+        "",
+      ].join("\n"),
+    );
+    // runc's spec denies every device but its defaults: /dev/fuse is there and may not be opened.
+    const denied = expectSame((c) => {
+      c.linux.devices = devices;
+      c.linux.resources.devices = [{ allow: false, access: "rwm" }];
+    }, "(exec 3<>/dev/fuse) 2>&1; echo status $?");
+    expect(denied).toMatch(/can't create \/dev\/fuse: Operation not permitted\nstatus 1\n$/);
+  });
+});

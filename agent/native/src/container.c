@@ -18,6 +18,7 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@
 #include <linux/seccomp.h>
 #include <sys/resource.h>
 
+#include "hooks.h"
 #include "seccomp.h"
 #include "util.h"
 
@@ -74,7 +76,9 @@ static const char *const dev_links[][2] = {
 };
 #define N_LINKS (sizeof (dev_links) / sizeof (dev_links[0]))
 
-/* What the child reports on the error pipe before it _exits. */
+/* What the child reports on the error pipe before it _exits; errnum
+ * GROVE_CHILD_ASK_HOOKS instead asks the parent to run its OCI hooks. */
+#define GROVE_CHILD_ASK_HOOKS (-1)
 struct child_error
 {
   int errnum;
@@ -127,6 +131,14 @@ struct child_args
   const char *cwd;
   const char *argv0;
   char **candidates; /* NULL-terminated list of paths to try for argv[0] */
+  /* OCI hooks: the init asks the parent for prestart and createRuntime
+   * (hooks_parent) and runs createContainer and startContainer itself with
+   * these states (its pid, as it sees it, is 1). */
+  const grove_device_t *devices; /* linux.devices: made after pivot_root */
+  size_t ndevices;
+  const grove_hooks_t *hooks;
+  int hooks_parent;
+  char *hook_state_creating, *hook_state_created;
   char *const *argv;
   char *const *envp;
 };
@@ -169,6 +181,15 @@ child_fail (struct child_args *a, int errnum, const char *what, const char *path
     }
   (void) n;
   _exit (127);
+}
+
+/* A hook failed: the error names it (ETIMEDOUT: it ran past its timeout). */
+__attribute__ ((noreturn)) static void
+child_hook_fail (struct child_args *a, const grove_hook_failure_t *f)
+{
+  char text[512];
+  grove_hook_failure_text (f, text, sizeof (text));
+  child_fail (a, f->errnum == ETIMEDOUT ? 0 : f->errnum, text, NULL);
 }
 
 /* /proc and /dev must be real directories: a symlink could point the mount
@@ -655,7 +676,8 @@ child_wait_for_parent (struct child_args *a)
     while (n < 0 && errno == EINTR);
   if (n != 1)
     _exit (126); /* the parent gave up (it could not set up the cgroups) */
-  close (a->sync_fd);
+  if (!a->hooks_parent)
+    close (a->sync_fd);
   return rootfs_tree;
 }
 
@@ -750,6 +772,38 @@ child_sysctls (struct child_args *a)
     }
 }
 
+/* linux.devices: each node (its parent directories made 0755), owner and
+ * mode as given; inside the new root already, so no path can lead out. A
+ * path that exists is kept. The device cgroup decides what may be opened. */
+static void
+child_make_devices (struct child_args *a)
+{
+  for (size_t i = 0; i < a->ndevices; i++)
+    {
+      const grove_device_t *d = &a->devices[i];
+      char dir[4096];
+      size_t len = safe_append (dir, 0, sizeof (dir), d->path);
+      if (len + 1 >= sizeof (dir))
+        child_fail (a, ENAMETOOLONG, "device", d->path);
+      for (size_t k = 1; k < len; k++)
+        if (dir[k] == '/')
+          {
+            dir[k] = '\0';
+            if (mkdir (dir, 0755) < 0 && errno != EEXIST)
+              child_fail (a, errno, "mkdir for device", d->path);
+            dir[k] = '/';
+          }
+      if (mknod (d->path, d->mode, makedev (d->major, d->minor)) < 0)
+        {
+          if (errno == EEXIST)
+            continue;
+          child_fail (a, errno, "mknod", d->path);
+        }
+      if (lchown (d->path, d->uid, d->gid) < 0 || chmod (d->path, d->mode & 07777) < 0)
+        child_fail (a, errno, "set the owner and mode of device", d->path);
+    }
+}
+
 /* Into the rootfs for good: pivot_root, then the hostname, lo, masked paths
  * and the read-only root. */
 static void
@@ -771,6 +825,7 @@ child_pivot (struct child_args *a)
   /* A joined namespace is configured by whoever created it. */
   if (a->netns_fd < 0 && !a->netns_joined)
     child_loopback_up (a);
+  child_make_devices (a);
   child_sysctls (a);
   child_mask_paths (a);
   if (a->readonly_rootfs && mount (NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0)
@@ -855,6 +910,45 @@ child_hold (struct child_args *a)
   close (a->hold_fd);
 }
 
+/* OCI hooks around the create: the parent's prestart and createRuntime (it
+ * is asked on the error pipe and answers on the sync channel), then
+ * createContainer here, in the container's namespaces before pivot_root. */
+static void
+child_create_hooks (struct child_args *a)
+{
+  grove_hook_failure_t f;
+  if (a->hooks == NULL)
+    return;
+  if (a->hooks_parent)
+    {
+      struct child_error ask;
+      char go;
+      ssize_t n;
+      memset (&ask, 0, sizeof (ask));
+      ask.errnum = GROVE_CHILD_ASK_HOOKS;
+      do
+        n = write (a->err_fd, &ask, sizeof (ask));
+      while (n < 0 && errno == EINTR);
+      do
+        n = read (a->sync_fd, &go, 1);
+      while (n < 0 && errno == EINTR);
+      if (n != 1)
+        _exit (126); /* a hook failed: the parent kills us */
+      close (a->sync_fd);
+    }
+  if (grove_hooks_run_raw (a->hooks, GROVE_HOOK_CREATE_CONTAINER, a->hook_state_creating, &f) < 0)
+    child_hook_fail (a, &f);
+}
+
+/* startContainer: inside the container, as its process, just before execve. */
+static void
+child_start_hooks (struct child_args *a)
+{
+  grove_hook_failure_t f;
+  if (a->hooks != NULL && grove_hooks_run_raw (a->hooks, GROVE_HOOK_START_CONTAINER, a->hook_state_created, &f) < 0)
+    child_hook_fail (a, &f);
+}
+
 static int
 child_main (void *arg)
 {
@@ -866,6 +960,7 @@ child_main (void *arg)
   child_mount_proc_sys (a);
   child_setup_dev (a);
   child_bind_mounts (a);
+  child_create_hooks (a);
   child_pivot (a);
   child_stdio_and_cwd (a);
   child_drop_privileges (a);
@@ -874,6 +969,7 @@ child_main (void *arg)
     child_fail (a, errno, "install the seccomp filter", NULL);
   if (a->hold_fd >= 0)
     child_hold (a);
+  child_start_hooks (a);
   if (a->umask_set)
     umask (a->umask);
   for (char **c = a->candidates; *c != NULL; c++)
@@ -908,6 +1004,8 @@ prepared_free (struct prepared *p)
   free (p->a.shm_path);
   free (p->a.mqueue_path);
   free (p->a.seccomp.filter);
+  free (p->a.hook_state_creating);
+  free (p->a.hook_state_created);
   for (size_t i = 0; i < p->a.nsysctls; i++)
     free (p->a.sysctl_paths[i]);
   for (size_t i = 0; i < N_DEV; i++)
@@ -957,6 +1055,24 @@ prepare_sysctls (const grove_container_config_t *cfg, struct child_args *a, grov
       a->sysctl_values[i] = eq + 1;
       a->nsysctls = i + 1;
     }
+  return 0;
+}
+
+/* The states the init hands its hooks, made here (it may not malloc). */
+static int
+prepare_hooks (const grove_container_config_t *cfg, struct child_args *a, grove_error_t *err)
+{
+  char state[8192];
+  if (cfg->hooks == NULL)
+    return 0;
+  a->hooks = cfg->hooks;
+  a->hooks_parent = grove_hooks_has (cfg->hooks, GROVE_HOOK_PRESTART)
+                    || grove_hooks_has (cfg->hooks, GROVE_HOOK_CREATE_RUNTIME);
+  if (grove_hooks_state (cfg->hooks, "creating", 1, state, sizeof (state)) < 0
+      || (a->hook_state_creating = strdup (state)) == NULL
+      || grove_hooks_state (cfg->hooks, "created", 1, state, sizeof (state)) < 0
+      || (a->hook_state_created = strdup (state)) == NULL)
+    return grove_error_set (err, ENOMEM, "hooks: the state (annotations too large?)");
   return 0;
 }
 
@@ -1043,7 +1159,11 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
   p->a.candidates = p->candidates;
   p->a.argv = cfg->argv;
   p->a.envp = cfg->envp;
-  return 0;
+  if (cfg->ndevices > GROVE_MAX_DEVICES)
+    return grove_error_set (err, EINVAL, "%zu devices, at most %d", cfg->ndevices, GROVE_MAX_DEVICES);
+  p->a.devices = cfg->devices;
+  p->a.ndevices = cfg->ndevices;
+  return prepare_hooks (cfg, &p->a, err);
 }
 
 /* ---- user namespaces (parent side) ------------------------------------- */
@@ -1311,15 +1431,25 @@ release_init (const grove_container_config_t *cfg, pid_t pid, int userns, int sy
     while (n < 0 && errno == EINTR);
   if (n != 1)
     return grove_error_set (err, errno, "release container init %d", (int) pid);
-  do
-    n = read (err_fd, &ce, sizeof (ce));
-  while (n < 0 && errno == EINTR);
-  if (n > 0)
+  for (;;)
     {
-      ce.msg[sizeof (ce.msg) - 1] = '\0';
-      return grove_error_set (err, ce.errnum, "%s", ce.msg);
+      do
+        n = read (err_fd, &ce, sizeof (ce));
+      while (n < 0 && errno == EINTR);
+      if (n <= 0)
+        return 0;
+      if (ce.errnum != GROVE_CHILD_ASK_HOOKS)
+        break;
+      /* The init's namespaces exist, its mounts are made: the hooks the
+       * runtime's namespaces run, then the init goes on. */
+      if (grove_hooks_run (cfg->hooks, GROVE_HOOK_PRESTART, "creating", pid, err) < 0
+          || grove_hooks_run (cfg->hooks, GROVE_HOOK_CREATE_RUNTIME, "creating", pid, err) < 0)
+        return -1;
+      if (write (sync_fd, "x", 1) != 1)
+        return grove_error_set (err, errno, "resume container init %d after its hooks", (int) pid);
     }
-  return 0;
+  ce.msg[sizeof (ce.msg) - 1] = '\0';
+  return grove_error_set (err, ce.errnum, "%s", ce.msg);
 }
 
 int

@@ -30,6 +30,7 @@
 
 #include "cgroup.h"
 #include "container.h"
+#include "hooks.h"
 #include "json.h"
 #include "oci_config.h"
 #include "shim_protocol.h"
@@ -173,10 +174,49 @@ put_json_string (FILE *f, const char *s)
   fputc ('"', f);
 }
 
+/* The bundle's hooks as the runtime core takes them (the blob moves into h); 0: none. */
+static int
+bundle_hooks (grove_oci_bundle_t *b, grove_hooks_t *h)
+{
+  grove_error_t err;
+  char *blob = b->hooks_blob;
+  if (blob == NULL)
+    return 0;
+  b->hooks_blob = NULL;
+  if (grove_hooks_parse (h, blob, b->hooks_len, &err) < 0)
+    die (1, "%s", err.msg);
+  return 1;
+}
+
+/* The hooks create kept in the container's state directory; 0: none. */
+static int
+saved_hooks (const char *id, grove_hooks_t *h)
+{
+  char file[PATH_MAX];
+  grove_error_t err;
+  snprintf (file, sizeof (file), "%s/%s/hooks", root_dir, id);
+  if (access (file, F_OK) != 0)
+    return 0;
+  if (grove_hooks_load (h, file, &err) < 0)
+    die (1, "%s", err.msg);
+  return 1;
+}
+
+/* poststart and poststop: one that fails is a warning and the lifecycle goes
+ * on (runtime-spec, "Lifecycle"). */
+static void
+post_hooks (const grove_hooks_t *h, grove_hook_kind_t kind, const char *status, pid_t pid)
+{
+  grove_error_t err;
+  if (grove_hooks_run (h, kind, status, pid, &err) < 0)
+    fprintf (stderr, "grove-runtime: warning: %s\n", err.msg);
+}
+
 static int
 cmd_run (const char *bundle, const char *pid_file, const char *id)
 {
   static grove_oci_bundle_t b;
+  static grove_hooks_t hooks;
   grove_cgroup_t cg;
   grove_error_t err;
   grove_container_t c;
@@ -184,6 +224,8 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
   const struct grove_cgroup_ops *ops;
 
   load_bundle (&b, bundle, id);
+  if (bundle_hooks (&b, &hooks))
+    b.cc.hooks = &hooks;
   cgroup_of (&cg, id);
   ops = grove_cgroup_ops_for (cg.mode);
   b.cc.cgroup = &cg;
@@ -195,8 +237,10 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
     {
       grove_error_t ignored;
       ops->remove (&cg, &ignored);
+      post_hooks (&hooks, GROVE_HOOK_POSTSTOP, "stopped", 0);
       die (1, "%s", err.msg);
     }
+  post_hooks (&hooks, GROVE_HOOK_POSTSTART, "running", c.pid);
   if (pid_file != NULL)
     {
       FILE *f = fopen (pid_file, "we");
@@ -217,6 +261,7 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
     parent.id = NULL;
     ops->remove (&parent, &ignored); /* fails while other containers use it: fine */
   }
+  post_hooks (&hooks, GROVE_HOOK_POSTSTOP, "stopped", 0);
   return ex.exit_code;
 }
 
@@ -224,7 +269,8 @@ static int
 cmd_create (const char *bundle, const char *pid_file, const char *id)
 {
   static grove_oci_bundle_t b;
-  static char self[PATH_MAX], shim[PATH_MAX], dir[PATH_MAX], file[PATH_MAX + 16];
+  static grove_hooks_t hooks;
+  static char self[PATH_MAX], shim[PATH_MAX], dir[PATH_MAX], file[PATH_MAX + 16], hooks_file[PATH_MAX + 16];
   grove_cgroup_t cg;
   grove_error_t err;
   struct grove_shim_report rep;
@@ -261,6 +307,18 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   put_json_string (f, b.annotations);
   fprintf (f, "}},\"createdAtMs\":%lld}\n", (long long) time (NULL) * 1000);
   fclose (f);
+  if (b.hooks_blob != NULL)
+    {
+      /* For the shim (prestart..startContainer), start and delete. */
+      snprintf (hooks_file, sizeof (hooks_file), "%s/hooks", dir);
+      f = fopen (hooks_file, "we");
+      if (f == NULL || fwrite (b.hooks_blob, 1, b.hooks_len, f) != b.hooks_len || fclose (f) != 0)
+        {
+          remove_dir (id);
+          die (1, "%s: %s", hooks_file, strerror (errno));
+        }
+      bundle_hooks (&b, &hooks);
+    }
 
   mem = open_memstream (&cfg, &cfg_len);
   grove_config_put (mem, GROVE_KEY_ID, id);
@@ -313,6 +371,16 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
     grove_config_put (mem, GROVE_KEY_NO_NEW_PRIVS, "0");
   for (size_t k = 0; k < b.cc.nsysctls; k++)
     grove_config_put (mem, GROVE_KEY_SYSCTL, b.cc.sysctls[k]);
+  for (size_t k = 0; k < b.cc.ndevices; k++)
+    {
+      static char dev[PATH_MAX + 64];
+      const grove_device_t *d = &b.devices[k];
+      snprintf (dev, sizeof (dev), "%o:%u:%u:%u:%u:%s", (unsigned) d->mode, d->major, d->minor, (unsigned) d->uid,
+                (unsigned) d->gid, d->path);
+      grove_config_put (mem, GROVE_KEY_DEVICE, dev);
+    }
+  if (hooks.blob != NULL)
+    grove_config_put (mem, GROVE_KEY_HOOKS, hooks_file);
   grove_process_config_write (mem, &b.cc);
   fclose (mem);
 
@@ -326,6 +394,8 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
       grove_error_t ignored;
       ops->remove (&cg, &ignored);
       remove_dir (id);
+      /* A failed create goes on to delete's poststop (runtime-spec, as runc). */
+      post_hooks (&hooks, GROVE_HOOK_POSTSTOP, "stopped", 0);
       die (1, "%s", err.msg);
     }
   free (cfg);
@@ -430,6 +500,7 @@ main (int argc, char **argv)
   const char *pos[3] = { NULL, NULL, NULL };
   int npos = 0, force = 0;
   char cwd[PATH_MAX], ans[1024];
+  static grove_hooks_t hooks; /* start's and delete's (poststart, poststop) */
 
   for (int i = 1; i < argc; i++)
     {
@@ -479,6 +550,13 @@ main (int argc, char **argv)
         die (1, "container %s does not exist or has stopped", pos[0]);
       if (strstr (ans, "\"started\":true") == NULL)
         die (1, "container %s is not in the created state", pos[0]);
+      if (saved_hooks (pos[0], &hooks))
+        {
+          char pid[32] = "0";
+          if (shim_ask (pos[0], "state", ans, sizeof (ans)) == 0)
+            json_field (ans, "pid", pid, sizeof (pid));
+          post_hooks (&hooks, GROVE_HOOK_POSTSTART, "running", (pid_t) atoi (pid));
+        }
       return 0;
     }
   if (strcmp (cmd, "kill") == 0)
@@ -506,6 +584,7 @@ main (int argc, char **argv)
       if (live)
         json_field (ans, "status", status, sizeof (status));
       cgroup_of (&cg, pos[0]);
+      saved_hooks (pos[0], &hooks);
       if (live && strcmp (status, "stopped") != 0)
         {
           int killed = 0;
@@ -524,6 +603,7 @@ main (int argc, char **argv)
       cg.id = NULL;
       grove_cgroup_ops_for (cg.mode)->remove (&cg, &err);
       remove_dir (pos[0]);
+      post_hooks (&hooks, GROVE_HOOK_POSTSTOP, "stopped", 0);
       return 0;
     }
   die (2, "unknown command %s", cmd);

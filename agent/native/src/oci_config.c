@@ -12,7 +12,9 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
+#include "hooks.h"
 #include "util.h"
 
 #define N_OF(a) (sizeof (a) / sizeof ((a)[0]))
@@ -51,7 +53,7 @@ static const char *const grove_devices[]
  * in the spec is ignored, as runtime-spec requires ("runtimes MUST ignore
  * unknown properties"); so are other platforms' objects (windows, solaris,
  * vm, zos) and Windows-only fields (process.commandLine, user.username). */
-static const char *const top_unhonoured[] = { "hooks", "domainname" };
+static const char *const top_unhonoured[] = { "domainname" };
 static const char *const proc_unhonoured[]
     = { "apparmorProfile", "selinuxLabel", "ioPriority", "scheduler", "execCPUAffinity" };
 static const char *const linux_unhonoured[]
@@ -512,7 +514,57 @@ read_sysctls (const struct reader *r, int linux_, grove_error_t *err)
   return 0;
 }
 
-/* seccomp, maskedPaths, readonlyPaths, devices: only what Grove does anyway. */
+/* linux.devices: [{path, type (c, b, u, p), major, minor, fileMode, uid, gid}],
+ * made by the init (child_make_devices); the ones Grove's /dev has anyway
+ * are left to it. */
+static int
+read_devices (const struct reader *r, int linux_, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  int v = get (r, linux_, "devices");
+  for (int k = 0; v >= 0 && k < r->t[v].size; k++)
+    {
+      int d = grove_json_at (r->t, v, k);
+      cleanup_free char *p = grove_json_str (r->s, r->t, get (r, d, "path"));
+      cleanup_free char *type = grove_json_str (r->s, r->t, get (r, d, "type"));
+      long long major = 0, minor = 0, mode = 0666, uid = 0, gid = 0;
+      grove_device_t *dev = &b->devices[b->cc.ndevices];
+      if (p == NULL || p[0] != '/' || strstr (p, "/../") != NULL)
+        REFUSE ("config.json linux.devices[%d].path: must be an absolute path without ..", k);
+      if (in_list (grove_devices, N_OF (grove_devices), p))
+        continue;
+      if (type == NULL || strlen (type) != 1 || strchr ("cbup", type[0]) == NULL)
+        REFUSE ("config.json linux.devices[%d].type: must be c, b, u or p", k);
+      if (type[0] != 'p'
+          && (grove_json_num (r->s, r->t, get (r, d, "major"), &major) < 0
+              || grove_json_num (r->s, r->t, get (r, d, "minor"), &minor) < 0 || major < 0 || minor < 0
+              || major > 0xfff || minor > 0xfffff))
+        REFUSE ("config.json linux.devices[%d]: major and minor numbers are required (c, b, u)", k);
+      if ((get (r, d, "fileMode") >= 0 && r->t[get (r, d, "fileMode")].type != GROVE_J_NULL
+           && (grove_json_num (r->s, r->t, get (r, d, "fileMode"), &mode) < 0 || mode < 0 || mode > 07777))
+          || (get (r, d, "uid") >= 0 && (grove_json_num (r->s, r->t, get (r, d, "uid"), &uid) < 0 || uid < 0))
+          || (get (r, d, "gid") >= 0 && (grove_json_num (r->s, r->t, get (r, d, "gid"), &gid) < 0 || gid < 0)))
+        REFUSE ("config.json linux.devices[%d]: fileMode (0 to 07777), uid and gid must be numbers", k);
+      if (b->userns)
+        REFUSE ("config.json linux.devices[%d]: device nodes cannot be made in a user namespace (mknod)", k);
+      if (b->cc.ndevices == GROVE_MAX_DEVICES)
+        REFUSE ("config.json linux.devices: at most %d", GROVE_MAX_DEVICES);
+      *dev = (grove_device_t){ .path = p,
+                               .mode = (mode_t) mode | (type[0] == 'b' ? S_IFBLK : type[0] == 'p' ? S_IFIFO : S_IFCHR),
+                               .major = (unsigned) major,
+                               .minor = (unsigned) minor,
+                               .uid = (uid_t) uid,
+                               .gid = (gid_t) gid };
+      p = NULL; /* the device owns it */
+      b->cc.ndevices++;
+    }
+  if (b->cc.ndevices > 0)
+    static_only (b, "linux.devices");
+  b->cc.devices = b->devices;
+  return 0;
+}
+
+/* seccomp, maskedPaths, readonlyPaths: only what Grove does anyway. */
 static int
 read_fixed_lists (const struct reader *r, int linux_, grove_error_t *err)
 {
@@ -535,15 +587,6 @@ read_fixed_lists (const struct reader *r, int linux_, grove_error_t *err)
             REFUSE ("config.json linux.%s[%d]: %s is not one of the paths Grove %s (it always %s its fixed list)", field,
                     k, p != NULL ? p : "?", pass == 0 ? "masks" : "makes read-only", pass == 0 ? "masks" : "protects");
         }
-    }
-  v = get (r, linux_, "devices");
-  for (int k = 0; v >= 0 && k < r->t[v].size; k++)
-    {
-      cleanup_free char *p = grove_json_str (r->s, r->t, get (r, grove_json_at (r->t, v, k), "path"));
-      if (!in_list (grove_devices, N_OF (grove_devices), p))
-        REFUSE ("config.json linux.devices[%d]: creating %s is not supported (Grove's /dev has null, zero, full, "
-                "random, urandom, tty, ptmx, pts, shm, mqueue)",
-                k, p != NULL ? p : "?");
     }
   return 0;
 }
@@ -790,6 +833,108 @@ finish (const struct reader *r, grove_error_t *err)
   return 0;
 }
 
+/* ---- hooks ------------------------------------------------------------------ */
+
+static void
+blob_put (FILE *f, const char *key, const char *val)
+{
+  fwrite (key, 1, strlen (key) + 1, f);
+  fwrite (val, 1, strlen (val) + 1, f);
+}
+
+/* A list of strings (hooks.KIND[i].args or env) into the blob under key. */
+static int
+read_hook_strings (const struct reader *r, int hook, const char *name, const char *key, FILE *f, const char *field,
+                   grove_error_t *err)
+{
+  int v = get (r, hook, name);
+  if (v < 0 || r->t[v].type == GROVE_J_NULL)
+    return 0;
+  if (r->t[v].type != GROVE_J_ARR)
+    REFUSE ("config.json %s.%s: must be an array of strings", field, name);
+  for (int k = 0; k < r->t[v].size; k++)
+    {
+      cleanup_free char *s = grove_json_str (r->s, r->t, grove_json_at (r->t, v, k));
+      if (s == NULL)
+        REFUSE ("config.json %s.%s: must be an array of strings", field, name);
+      blob_put (f, key, s);
+    }
+  return 0;
+}
+
+/* One hook: path (absolute), args, env, timeout (> 0). */
+static int
+read_hook (const struct reader *r, int hook, const char *kind, int k, FILE *f, grove_error_t *err)
+{
+  char field[64], num[32];
+  long long timeout;
+  int v = get (r, hook, "timeout");
+  cleanup_free char *path = grove_json_str (r->s, r->t, get (r, hook, "path"));
+  snprintf (field, sizeof (field), "hooks.%s[%d]", kind, k);
+  if (r->t[hook].type != GROVE_J_OBJ || path == NULL || path[0] != '/')
+    REFUSE ("config.json %s.path: must be an absolute path", field);
+  blob_put (f, GROVE_HOOKS_KEY_HOOK, kind);
+  blob_put (f, GROVE_HOOKS_KEY_PATH, path);
+  if (read_hook_strings (r, hook, "args", GROVE_HOOKS_KEY_ARG, f, field, err) < 0
+      || read_hook_strings (r, hook, "env", GROVE_HOOKS_KEY_ENV, f, field, err) < 0)
+    return -1;
+  if (v >= 0 && r->t[v].type != GROVE_J_NULL)
+    {
+      if (grove_json_num (r->s, r->t, v, &timeout) < 0 || timeout <= 0 || timeout > 86400)
+        REFUSE ("config.json %s.timeout: must be a number of seconds greater than zero", field);
+      snprintf (num, sizeof (num), "%lld", timeout);
+      blob_put (f, GROVE_HOOKS_KEY_TIMEOUT, num);
+    }
+  return 0;
+}
+
+/* hooks: the blob grove-runtime runs them from (hooks.h), with the id, the
+ * bundle and the annotations their state needs; none: no blob. */
+static int
+read_hooks (const struct reader *r, const char *id, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  int hooks = get (r, 0, "hooks"), any = 0, rc = 0;
+  FILE *f;
+  if (hooks < 0 || r->t[hooks].type == GROVE_J_NULL)
+    return 0;
+  if (r->t[hooks].type != GROVE_J_OBJ)
+    REFUSE ("config.json hooks: must be an object");
+  f = open_memstream (&b->hooks_blob, &b->hooks_len);
+  if (f == NULL)
+    return grove_error_set (err, errno, "config.json hooks");
+  blob_put (f, GROVE_HOOKS_KEY_ID, id);
+  blob_put (f, GROVE_HOOKS_KEY_BUNDLE, r->bundle);
+  blob_put (f, GROVE_HOOKS_KEY_ANNOTATIONS, b->annotations);
+  /* Unknown kinds are properties the spec does not define: ignored. */
+  for (int kind = 0; rc == 0 && kind < GROVE_HOOK_KINDS; kind++)
+    {
+      const char *name = grove_hook_kind_names[kind];
+      int list = get (r, hooks, name);
+      if (list < 0 || r->t[list].type == GROVE_J_NULL)
+        continue;
+      if (r->t[list].type != GROVE_J_ARR)
+        {
+          rc = grove_error_set (err, 0, "config.json hooks.%s: must be an array", name);
+          break;
+        }
+      for (int k = 0; rc == 0 && k < r->t[list].size; k++, any = 1)
+        rc = read_hook (r, grove_json_at (r->t, list, k), name, k, f, err);
+    }
+  fclose (f);
+  if (rc == 0 && any)
+    static_only (b, "hooks");
+  if (rc < 0 || !any)
+    {
+      free (b->hooks_blob);
+  for (size_t i = 0; i < b->cc.ndevices; i++)
+    free ((char *) b->devices[i].path);
+      b->hooks_blob = NULL;
+      b->hooks_len = 0;
+    }
+  return rc;
+}
+
 int
 grove_oci_bundle_load (grove_oci_bundle_t *b, const char *bundle, const char *id, grove_error_t *err)
 {
@@ -818,9 +963,10 @@ grove_oci_bundle_load (grove_oci_bundle_t *b, const char *bundle, const char *id
   linux_ = get (&r, 0, "linux");
   if (refuse_unhonoured (&r, linux_, "linux.", linux_unhonoured, N_OF (linux_unhonoured), err) < 0
       || read_fixed_lists (&r, linux_, err) < 0 || read_namespaces (&r, linux_, err) < 0
+      || read_devices (&r, linux_, err) < 0
       || read_resources (&r, linux_, err) < 0)
     return -1;
-  return finish (&r, err);
+  return finish (&r, err) < 0 ? -1 : read_hooks (&r, id, err);
 }
 
 void
@@ -832,6 +978,9 @@ grove_oci_bundle_free (grove_oci_bundle_t *b)
   free (b->hostname);
   free (b->netns);
   free (b->annotations);
+  free (b->hooks_blob);
+  for (size_t i = 0; i < b->cc.ndevices; i++)
+    free ((char *) b->devices[i].path);
   for (size_t i = 0; i < N_OF (b->sysctl_text); i++)
     free (b->sysctl_text[i]);
   for (size_t i = 0; i < N_OF (b->argv); i++)

@@ -44,6 +44,9 @@ typedef struct grove_oci_bundle_s
   grove_device_rule_t dev_rules[GROVE_OCI_MAX_DEVICE_RULES];
   char dev_text[GROVE_OCI_MAX_DEVICE_RULES][64];
   grove_mount_t mounts[GROVE_MAX_MOUNTS];
+  grove_device_t devices[GROVE_MAX_DEVICES]; /* linux.devices besides Grove's own */
+  char *hooks_blob; /* hooks (hooks.h's blob, with id, bundle and annotations); NULL: none */
+  size_t hooks_len;
   char *annotations; /* the config's annotations object as JSON text ("{}" when none) */
   /* process.capabilities' effective, permitted and inheritable masks as the
    * config gave them, -1 when absent (the TypeScript command line gives one

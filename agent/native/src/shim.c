@@ -39,6 +39,7 @@
 #include "cgroup.h"
 #include "container.h"
 #include "exec.h"
+#include "hooks.h"
 #include "shim.h"
 #include "shim_protocol.h"
 #include "shim_runtime.h"
@@ -106,6 +107,25 @@ struct client
 };
 
 static struct config cfg;
+/* OCI hooks (grove-runtime create): their blob's file, read before the start. */
+static const char *hooks_path;
+static grove_hooks_t hooks;
+/* OCI linux.devices (grove-runtime create): "MODE:MAJOR:MINOR:UID:GID:PATH". */
+static grove_device_t devices[GROVE_MAX_DEVICES];
+static size_t ndevices;
+
+static int
+device_key (char *val, grove_error_t *err)
+{
+  unsigned mode, major, minor, uid, gid;
+  int n = 0;
+  if (ndevices == GROVE_MAX_DEVICES)
+    return grove_error_set (err, EINVAL, "shim config: more than %d devices", GROVE_MAX_DEVICES);
+  if (sscanf (val, "%o:%u:%u:%u:%u:%n", &mode, &major, &minor, &uid, &gid, &n) != 5 || n == 0 || val[n] != '/')
+    return grove_error_set (err, EINVAL, "shim config: device %s is not MODE:MAJOR:MINOR:UID:GID:PATH", val);
+  devices[ndevices++] = (grove_device_t){ val + n, (mode_t) mode, major, minor, (uid_t) uid, (gid_t) gid };
+  return 0;
+}
 static grove_shim_runtime_t handler; /* a runtime handler instance (shim_runtime.c); path NULL: native */
 static struct client clients[MAX_CLIENTS];
 static grove_cgroup_t cgroup;
@@ -250,6 +270,10 @@ shim_key (const char *key, char *val, grove_error_t *err)
   else if (strcmp (key, GROVE_KEY_OOM_SCORE_ADJ) == 0 || strcmp (key, GROVE_KEY_UMASK) == 0
            || strcmp (key, GROVE_KEY_SYSCTL) == 0)
     return oci_key (key, val, err);
+  else if (strcmp (key, GROVE_KEY_HOOKS) == 0)
+    hooks_path = val;
+  else if (strcmp (key, GROVE_KEY_DEVICE) == 0)
+    return device_key (val, err);
   else
     return grove_error_set (err, EINVAL, "shim config: unknown or repeated key %s", key);
   return 0;
@@ -696,6 +720,11 @@ start_container (int pipe_w, int pipe_r)
   grove_container_config_t cc;
   memset (&err, 0, sizeof (err));
   container_config (&cc, pipe_w);
+  if (hooks_path != NULL && grove_hooks_load (&hooks, hooks_path, &err) < 0)
+    return start_failed (err.errnum, err.msg);
+  cc.hooks = hooks_path != NULL ? &hooks : NULL;
+  cc.devices = devices;
+  cc.ndevices = ndevices;
   if (cfg.hold)
     {
       int hold_fds[2];

@@ -65,6 +65,8 @@
 #define GROVE_KEY_MOUNT_TYPE "mount_type"       /* after mount_src: a new filesystem of this type (tmpfs) */
 #define GROVE_KEY_MOUNT_FLAGS "mount_flags"     /* its MS_* flags, decimal */
 #define GROVE_KEY_MOUNT_DATA "mount_data"       /* its options (size=1m,mode=1777) */
+#define GROVE_KEY_HOOKS "hooks"                 /* file of the OCI hooks (hooks.h's blob) */
+#define GROVE_KEY_DEVICE "device" /* "MODE:MAJOR:MINOR:UID:GID:PATH", MODE octal with S_IFCHR/S_IFBLK/S_IFIFO */
 
 /* grove-shim of a runtime handler instance only (shim_runtime.c). */
 #define GROVE_KEY_RUNTIME "runtime"           /* the OCI runtime's executable */

@@ -64,6 +64,8 @@ export const WIRE_KEYS = {
   mountType: "mount_type",
   mountFlags: "mount_flags",
   mountData: "mount_data",
+  hooks: "hooks",
+  device: "device",
   // grove-shim exec only
   pid: "pid",
   tty: "tty",
