@@ -107,6 +107,7 @@
         "src/shim_spawn.c",
         "src/shim_protocol.c",
         "src/oci_config.c",
+        "src/oci_cgroup.c",
         "src/oci.c"
       ],
       "include_dirs": ["src"],

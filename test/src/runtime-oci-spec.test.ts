@@ -403,3 +403,86 @@ describe("grove-runtime vs runc: devices", () => {
     expect(denied).toMatch(/can't create \/dev\/fuse: Operation not permitted\nstatus 1\n$/);
   });
 });
+
+describe("grove-runtime vs runc: linux.cgroupsPath", () => {
+  const TOP = `${TAG}-cg`;
+  const controllers = (): string[] =>
+    fs.readdirSync("/sys/fs/cgroup").filter((c) => fs.existsSync(path.join("/sys/fs/cgroup", c, "cgroup.procs")));
+  /** The container's memory and pids cgroups as the host sees them, and its memory limit there. */
+  function cgroupsOf(pid: number): { lines: string[]; limit: string } {
+    const lines = fs
+      .readFileSync(`/proc/${pid}/cgroup`, "utf8")
+      .split("\n")
+      // v1 (hybrid): the memory and pids hierarchies (runc also uses the unified one there, Grove not); v2: the one.
+      .filter((l) => (fs.existsSync("/sys/fs/cgroup/memory") ? /:(memory|pids):/ : /^0::/).test(l))
+      .map((l) => l.replace(/^\d+:/, ""));
+    const mem = lines.find((l) => l.startsWith("memory:"));
+    const file = mem
+      ? path.join("/sys/fs/cgroup/memory", mem.slice("memory:".length), "memory.limit_in_bytes")
+      : path.join("/sys/fs/cgroup", lines.find((l) => l.startsWith(":"))!.slice(1), "memory.max");
+    return { lines, limit: fs.readFileSync(file, "utf8").trim() };
+  }
+
+  afterAll(() => {
+    // Both runtimes leave the cgroups above the container's (they are the caller's).
+    for (const c of controllers()) {
+      for (const dir of [path.join(TOP, "a"), TOP]) {
+        const p = path.join("/sys/fs/cgroup", c, dir);
+        if (fs.existsSync(p)) fs.rmdirSync(p);
+      }
+    }
+  });
+
+  it("an absolute path, three levels deep: the container's cgroup is there, with its limits, and goes at delete", () => {
+    const seen: Record<string, unknown> = {};
+    for (const runtime of ["runc", "grove"] as const) {
+      const cgPath = `/${TOP}/a/c-${runtime}`;
+      writeConfig((c) => {
+        c.process.args = ["/bin/sleep", "30"];
+        c.linux.cgroupsPath = cgPath;
+        c.linux.resources.memory = { limit: 48 * 1024 * 1024 };
+      });
+      const id = `${TAG}-${runtime}-${++seq}`;
+      created.push({ runtime, id });
+      expect(cli(runtime, ["create", "--bundle", bundle, id])).toMatchObject({ code: 0 });
+      const { lines, limit } = cgroupsOf(stateOf(runtime, id).pid);
+      seen[runtime] = { lines: lines.map((l) => l.replace(`c-${runtime}`, "c-X")), limit };
+      expect(cli(runtime, ["delete", "--force", id])).toMatchObject({ code: 0 });
+      for (const c of controllers()) expect(fs.existsSync(path.join("/sys/fs/cgroup", c, cgPath))).toBe(false);
+    }
+    expect(seen.grove).toEqual(seen.runc);
+    expect((seen.grove as { lines: string[] }).lines).toContain(
+      fs.existsSync("/sys/fs/cgroup/memory") ? `memory:/${TOP}/a/c-X` : `:/${TOP}/a/c-X`,
+    );
+    expect((seen.grove as { limit: string }).limit).toBe(String(48 * 1024 * 1024));
+  });
+
+  it("a relative path: as runc (under our own cgroup), or refused where v1 gives us different cgroups per controller", () => {
+    const own = fs
+      .readFileSync("/proc/self/cgroup", "utf8")
+      .split("\n")
+      .filter((l) => /:(memory|cpu|pids|devices|freezer|cpuacct)(,|:)/.test(l.replace(/^\d+/, "")))
+      .map((l) => l.split(":")[2]);
+    const uniform = new Set(own).size <= 1;
+    writeConfig((c) => {
+      c.process.args = ["/bin/true"];
+      c.linux.cgroupsPath = `${TOP}-rel/c`;
+    });
+    const id = `${TAG}-grove-${++seq}`;
+    created.push({ runtime: "grove", id });
+    const g = cli("grove", ["create", "--bundle", bundle, id]);
+    if (!uniform) {
+      expect(g.code).toBe(1);
+      expect(g.err).toContain("config.json linux.cgroupsPath: a relative path on this cgroup v1 host");
+      return;
+    }
+    expect(g.code).toBe(0);
+    const mine = cgroupsOf(stateOf("grove", id).pid).lines;
+    expect(cli("grove", ["delete", "--force", id])).toMatchObject({ code: 0 });
+    const rid = `${TAG}-runc-${++seq}`;
+    created.push({ runtime: "runc", id: rid });
+    expect(cli("runc", ["create", "--bundle", bundle, rid])).toMatchObject({ code: 0 });
+    expect(cgroupsOf(stateOf("runc", rid).pid).lines).toEqual(mine);
+    expect(cli("runc", ["delete", "--force", rid])).toMatchObject({ code: 0 });
+  });
+});

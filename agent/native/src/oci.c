@@ -32,6 +32,7 @@
 #include "container.h"
 #include "hooks.h"
 #include "json.h"
+#include "oci_cgroup.h"
 #include "oci_config.h"
 #include "shim_protocol.h"
 #include "shim_spawn.h"
@@ -77,14 +78,50 @@ load_bundle (grove_oci_bundle_t *b, const char *bundle, const char *id)
     die (1, "%s", err.msg);
 }
 
+/* The container's cgroup when its config had linux.cgroupsPath (create and
+ * run resolve it; later commands read it back from <root>/<id>/cgroup). */
+static grove_oci_cgroup_t given_cgroup;
+static int cgroup_given;
+
+/* <--cgroup-parent>/<id>, or where linux.cgroupsPath put it. */
 static void
 cgroup_of (grove_cgroup_t *cg, const char *id)
 {
   grove_error_t err;
   grove_cgroup_mode_t mode;
+  char file[PATH_MAX];
+  FILE *f;
   if (grove_cgroup_detect ("/sys/fs/cgroup", &mode, &err) < 0)
     die (1, "%s", err.msg);
   *cg = (grove_cgroup_t){ mode, "/sys/fs/cgroup", cgroup_parent, id };
+  snprintf (file, sizeof (file), "%s/%s/cgroup", root_dir, id);
+  if (!cgroup_given && (f = fopen (file, "re")) != NULL)
+    {
+      cgroup_given = fscanf (f, "%4095[^\n]\n%255[^\n]", given_cgroup.parent, given_cgroup.name) == 2;
+      if (!cgroup_given && fscanf (f, "%255[^\n]", given_cgroup.name) == 1)
+        cgroup_given = 1; /* right under the root: an empty parent line */
+      fclose (f);
+    }
+  if (cgroup_given)
+    {
+      cg->parent = given_cgroup.parent;
+      cg->id = given_cgroup.name;
+    }
+}
+
+/* linux.cgroupsPath: resolved, the cgroups above it made, cg pointed at it. */
+static void
+cgroup_from_config (grove_cgroup_t *cg, const char *cgroups_path)
+{
+  grove_error_t err;
+  if (cgroups_path == NULL)
+    return;
+  if (grove_oci_cgroup_resolve (cg->root, cg->mode, cgroups_path, &given_cgroup, &err) < 0
+      || grove_oci_cgroup_make_ancestors (cg->root, cg->mode, &given_cgroup, &err) < 0)
+    die (1, "%s", err.msg);
+  cgroup_given = 1;
+  cg->parent = given_cgroup.parent;
+  cg->id = given_cgroup.name;
 }
 
 /* One request line to the container's shim; the answer line in buf. -1: no live shim. */
@@ -227,6 +264,7 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
   if (bundle_hooks (&b, &hooks))
     b.cc.hooks = &hooks;
   cgroup_of (&cg, id);
+  cgroup_from_config (&cg, b.cgroups_path);
   ops = grove_cgroup_ops_for (cg.mode);
   b.cc.cgroup = &cg;
   b.cc.log_path = "/dev/null";
@@ -259,7 +297,8 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
     grove_cgroup_t parent = cg;
     grove_error_t ignored;
     parent.id = NULL;
-    ops->remove (&parent, &ignored); /* fails while other containers use it: fine */
+    if (!cgroup_given) /* a cgroupsPath's parents are not ours */
+      ops->remove (&parent, &ignored); /* fails while other containers use it: fine */
   }
   post_hooks (&hooks, GROVE_HOOK_POSTSTOP, "stopped", 0);
   return ex.exit_code;
@@ -282,11 +321,12 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   ssize_t n;
 
   load_bundle (&b, bundle, id);
-  cgroup_of (&cg, id);
-  ops = grove_cgroup_ops_for (cg.mode);
   snprintf (dir, sizeof (dir), "%s/%s", root_dir, id);
   if (access (dir, F_OK) == 0)
     die (1, "container %s already exists", id);
+  cgroup_of (&cg, id);
+  cgroup_from_config (&cg, b.cgroups_path);
+  ops = grove_cgroup_ops_for (cg.mode);
   n = readlink ("/proc/self/exe", self, sizeof (self) - 1);
   if (n < 0)
     die (1, "readlink /proc/self/exe: %s", strerror (errno));
@@ -307,6 +347,17 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   put_json_string (f, b.annotations);
   fprintf (f, "}},\"createdAtMs\":%lld}\n", (long long) time (NULL) * 1000);
   fclose (f);
+  if (cgroup_given)
+    {
+      /* For state, kill and delete. */
+      snprintf (file, sizeof (file), "%s/cgroup", dir);
+      f = fopen (file, "we");
+      if (f == NULL || fprintf (f, "%s\n%s\n", cg.parent, cg.id) < 0 || fclose (f) != 0)
+        {
+          remove_dir (id);
+          die (1, "%s: %s", file, strerror (errno));
+        }
+    }
   if (b.hooks_blob != NULL)
     {
       /* For the shim (prestart..startContainer), start and delete. */
@@ -331,6 +382,8 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   grove_config_put (mem, GROVE_KEY_CGROUP_MODE, cg.mode == GROVE_CGROUP_V2 ? "v2" : "v1");
   grove_config_put (mem, GROVE_KEY_CGROUP_ROOT, cg.root);
   grove_config_put (mem, GROVE_KEY_CGROUP_PARENT, cg.parent);
+  if (strcmp (cg.id, id) != 0)
+    grove_config_put (mem, GROVE_KEY_CGROUP_NAME, cg.id);
   grove_config_put (mem, GROVE_KEY_HOLD, "stdio"); /* the caller's stdio is the container's */
   if (b.netns != NULL)
     grove_config_put (mem, GROVE_KEY_NETNS, b.netns);
@@ -601,7 +654,8 @@ main (int argc, char **argv)
       if (grove_cgroup_ops_for (cg.mode)->remove (&cg, &err) < 0)
         die (1, "%s", err.msg);
       cg.id = NULL;
-      grove_cgroup_ops_for (cg.mode)->remove (&cg, &err);
+      if (!cgroup_given) /* a cgroupsPath's parents are not ours */
+        grove_cgroup_ops_for (cg.mode)->remove (&cg, &err);
       remove_dir (pos[0]);
       post_hooks (&hooks, GROVE_HOOK_POSTSTOP, "stopped", 0);
       return 0;

@@ -564,6 +564,34 @@ read_devices (const struct reader *r, int linux_, grove_error_t *err)
   return 0;
 }
 
+/* linux.cgroupsPath: kept as given (grove-runtime resolves it against the
+ * cgroup root or its own cgroup); "" and null are absent. No ".." part, no
+ * empty part but a leading "/". */
+static int
+read_cgroups_path (const struct reader *r, int linux_, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  char *p = grove_json_str (r->s, r->t, get (r, linux_, "cgroupsPath"));
+  if (p == NULL || p[0] == '\0')
+    {
+      free (p);
+      return 0;
+    }
+  b->cgroups_path = p;
+  for (const char *c = p[0] == '/' ? p + 1 : p; *c != '\0';)
+    {
+      size_t n = strcspn (c, "/");
+      if (n == 0 || (n == 2 && strncmp (c, "..", 2) == 0) || (n == 1 && c[0] == '.'))
+        REFUSE ("config.json linux.cgroupsPath: %s has an empty, . or .. part", p);
+      c += n;
+      if (*c == '/')
+        c++;
+    }
+  if (strlen (p) < 2 && p[0] == '/')
+    REFUSE ("config.json linux.cgroupsPath: / is the root cgroup, not a container's");
+  return 0;
+}
+
 /* seccomp, maskedPaths, readonlyPaths: only what Grove does anyway. */
 static int
 read_fixed_lists (const struct reader *r, int linux_, grove_error_t *err)
@@ -927,8 +955,6 @@ read_hooks (const struct reader *r, const char *id, grove_error_t *err)
   if (rc < 0 || !any)
     {
       free (b->hooks_blob);
-  for (size_t i = 0; i < b->cc.ndevices; i++)
-    free ((char *) b->devices[i].path);
       b->hooks_blob = NULL;
       b->hooks_len = 0;
     }
@@ -963,7 +989,7 @@ grove_oci_bundle_load (grove_oci_bundle_t *b, const char *bundle, const char *id
   linux_ = get (&r, 0, "linux");
   if (refuse_unhonoured (&r, linux_, "linux.", linux_unhonoured, N_OF (linux_unhonoured), err) < 0
       || read_fixed_lists (&r, linux_, err) < 0 || read_namespaces (&r, linux_, err) < 0
-      || read_devices (&r, linux_, err) < 0
+      || read_devices (&r, linux_, err) < 0 || read_cgroups_path (&r, linux_, err) < 0
       || read_resources (&r, linux_, err) < 0)
     return -1;
   return finish (&r, err) < 0 ? -1 : read_hooks (&r, id, err);
@@ -979,6 +1005,7 @@ grove_oci_bundle_free (grove_oci_bundle_t *b)
   free (b->netns);
   free (b->annotations);
   free (b->hooks_blob);
+  free (b->cgroups_path);
   for (size_t i = 0; i < b->cc.ndevices; i++)
     free ((char *) b->devices[i].path);
   for (size_t i = 0; i < N_OF (b->sysctl_text); i++)

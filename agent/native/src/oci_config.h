@@ -45,6 +45,7 @@ typedef struct grove_oci_bundle_s
   char dev_text[GROVE_OCI_MAX_DEVICE_RULES][64];
   grove_mount_t mounts[GROVE_MAX_MOUNTS];
   grove_device_t devices[GROVE_MAX_DEVICES]; /* linux.devices besides Grove's own */
+  char *cgroups_path; /* linux.cgroupsPath as given; NULL: none (grove-runtime: <--cgroup-parent>/<id>) */
   char *hooks_blob; /* hooks (hooks.h's blob, with id, bundle and annotations); NULL: none */
   size_t hooks_len;
   char *annotations; /* the config's annotations object as JSON text ("{}" when none) */

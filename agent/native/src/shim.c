@@ -110,6 +110,8 @@ static struct config cfg;
 /* OCI hooks (grove-runtime create): their blob's file, read before the start. */
 static const char *hooks_path;
 static grove_hooks_t hooks;
+/* OCI linux.cgroupsPath (grove-runtime create): the container's cgroup's name when not its id. */
+static const char *cgroup_name;
 /* OCI linux.devices (grove-runtime create): "MODE:MAJOR:MINOR:UID:GID:PATH". */
 static grove_device_t devices[GROVE_MAX_DEVICES];
 static size_t ndevices;
@@ -220,6 +222,7 @@ shim_key (const char *key, char *val, grove_error_t *err)
                { GROVE_KEY_CGROUP_MODE, &cfg.cg_mode },
                { GROVE_KEY_CGROUP_ROOT, &cfg.cg_root },
                { GROVE_KEY_CGROUP_PARENT, &cfg.cg_parent },
+               { GROVE_KEY_CGROUP_NAME, &cgroup_name },
                { GROVE_KEY_NETNS, &cfg.netns } };
   if (grove_shim_runtime_key (&handler, key, val))
     return 0;
@@ -681,7 +684,7 @@ container_config (grove_container_config_t *cc, int stdio_fd)
   cgroup.mode = strcmp (cfg.cg_mode, "v2") == 0 ? GROVE_CGROUP_V2 : GROVE_CGROUP_V1;
   cgroup.root = cfg.cg_root;
   cgroup.parent = cfg.cg_parent;
-  cgroup.id = cfg.id;
+  cgroup.id = cgroup_name != NULL ? cgroup_name : cfg.id;
   memset (cc, 0, sizeof (*cc));
   grove_process_config_apply (&cfg.proc, cc);
   cc->rootfs = cfg.rootfs;

@@ -28,6 +28,7 @@
 #define GROVE_KEY_CGROUP_MODE "cgroup_mode"     /* "v1" | "v2" */
 #define GROVE_KEY_CGROUP_ROOT "cgroup_root"     /* where cgroupfs is mounted */
 #define GROVE_KEY_CGROUP_PARENT "cgroup_parent" /* parent cgroup of the runtime's containers */
+#define GROVE_KEY_CGROUP_NAME "cgroup_name"     /* the container's cgroup under it when not its id (OCI cgroupsPath) */
 
 /* The process keys, shared (grove_process_config_t). */
 #define GROVE_KEY_CAPS "caps"       /* decimal u64 mask (bounding = permitted = effective); or the five sets \

@@ -66,6 +66,7 @@ export const WIRE_KEYS = {
   mountData: "mount_data",
   hooks: "hooks",
   device: "device",
+  cgroupName: "cgroup_name",
   // grove-shim exec only
   pid: "pid",
   tty: "tty",
