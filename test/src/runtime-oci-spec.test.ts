@@ -486,3 +486,36 @@ describe("grove-runtime vs runc: linux.cgroupsPath", () => {
     expect(cli("runc", ["delete", "--force", rid])).toMatchObject({ code: 0 });
   });
 });
+
+describe("grove-runtime vs runc: mounts and paths", () => {
+  it("other filesystem types with their options: mqueue, devpts, sysfs, tmpfs", () => {
+    const out = expectSame((c) => {
+      c.mounts.push(
+        { destination: "/mq", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
+        {
+          destination: "/pts2",
+          type: "devpts",
+          source: "devpts",
+          options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+        },
+        { destination: "/sys2", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+        { destination: "/scratch", type: "tmpfs", source: "scratch", options: ["rprivate", "size=64k"] },
+      );
+    }, "grep -E ' /(mq|pts2|sys2|scratch) ' /proc/self/mounts");
+    expect(out.split("\n")).toEqual([
+      "mqueue /mq mqueue rw,nosuid,nodev,noexec,relatime 0 0",
+      expect.stringMatching(/^devpts \/pts2 devpts rw,nosuid,noexec,relatime,.*mode=620,ptmxmode=666 0 0$/),
+      "sysfs /sys2 sysfs ro,nosuid,nodev,noexec,relatime 0 0",
+      expect.stringMatching(/^scratch \/scratch tmpfs rw,relatime,size=64k/),
+      "",
+    ]);
+  });
+
+  it("linux.maskedPaths and readonlyPaths beyond Grove's lists: a file, a directory, read-only", () => {
+    const out = expectSame((c) => {
+      c.linux.maskedPaths = [...(c.linux.maskedPaths as string[]), "/proc/cpuinfo", "/etc"];
+      c.linux.readonlyPaths = [...(c.linux.readonlyPaths as string[]), "/tmp"];
+    }, "wc -c < /proc/cpuinfo; ls -A /etc | wc -l; touch /tmp/x 2>/dev/null || echo tmp=read-only; grep -c . /proc/self/mounts >/dev/null");
+    expect(out).toBe("0\n0\ntmp=read-only\n");
+  });
+});

@@ -136,6 +136,10 @@ struct child_args
    * these states (its pid, as it sees it, is 1). */
   const grove_device_t *devices; /* linux.devices: made after pivot_root */
   size_t ndevices;
+  const char *const *masked_paths; /* the bundle's, beyond Grove's lists */
+  size_t nmasked_paths;
+  const char *const *readonly_paths;
+  size_t nreadonly_paths;
   const grove_hooks_t *hooks;
   int hooks_parent;
   char *hook_state_creating, *hook_state_created;
@@ -772,6 +776,25 @@ child_sysctls (struct child_args *a)
     }
 }
 
+/* The bundle's own masked and read-only paths (OCI linux.maskedPaths,
+ * readonlyPaths), after Grove's: the same treatment, a missing path skipped. */
+static void
+child_mask_extra (struct child_args *a)
+{
+  struct stat st;
+  for (size_t i = 0; i < a->nmasked_paths; i++)
+    child_mask (a, a->masked_paths[i]);
+  for (size_t i = 0; i < a->nreadonly_paths; i++)
+    {
+      const char *p = a->readonly_paths[i];
+      if (lstat (p, &st) < 0)
+        continue;
+      if (mount (p, p, NULL, MS_BIND | MS_REC, NULL) < 0
+          || mount (NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        child_fail (a, errno, "make read-only", p);
+    }
+}
+
 /* linux.devices: each node (its parent directories made 0755), owner and
  * mode as given; inside the new root already, so no path can lead out. A
  * path that exists is kept. The device cgroup decides what may be opened. */
@@ -828,6 +851,7 @@ child_pivot (struct child_args *a)
   child_make_devices (a);
   child_sysctls (a);
   child_mask_paths (a);
+  child_mask_extra (a);
   if (a->readonly_rootfs && mount (NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0)
     child_fail (a, errno, "remount the root read-only", NULL);
 }
@@ -1163,6 +1187,10 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
     return grove_error_set (err, EINVAL, "%zu devices, at most %d", cfg->ndevices, GROVE_MAX_DEVICES);
   p->a.devices = cfg->devices;
   p->a.ndevices = cfg->ndevices;
+  p->a.masked_paths = cfg->masked_paths;
+  p->a.nmasked_paths = cfg->nmasked_paths;
+  p->a.readonly_paths = cfg->readonly_paths;
+  p->a.nreadonly_paths = cfg->nreadonly_paths;
   return prepare_hooks (cfg, &p->a, err);
 }
 

@@ -44,6 +44,7 @@ typedef struct grove_device_s
   gid_t gid;
 } grove_device_t;
 #define GROVE_MAX_DEVICES 64
+#define GROVE_MAX_EXTRA_PATHS 64
 
 /* One line of a user namespace's uid_map or gid_map: container ids
  * [container_id, container_id + size) are host ids [host_id, host_id + size). */
@@ -130,6 +131,12 @@ typedef struct grove_container_config_s
    * read-only; an existing path is kept (as runc). Not with a user namespace. */
   const grove_device_t *devices;
   size_t ndevices;
+  /* OCI linux.maskedPaths and readonlyPaths beyond Grove's own lists (which
+   * always apply): masked and made read-only after them, inside the root. */
+  const char *const *masked_paths;
+  size_t nmasked_paths;
+  const char *const *readonly_paths;
+  size_t nreadonly_paths;
 } grove_container_config_t;
 
 typedef struct grove_container_s

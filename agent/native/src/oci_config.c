@@ -348,10 +348,13 @@ read_root (const struct reader *r, const char *id, grove_error_t *err)
   return 0;
 }
 
-/* A tmpfs: its options as mount(2) flags and the filesystem's data
- * (size=, mode=, uid=, gid=, nr_inodes=, ...; the kernel judges those). */
+/* A new filesystem (tmpfs, mqueue, devpts, sysfs, proc, ... any type the
+ * kernel has): its options as mount(2) flags and the filesystem's data
+ * (size=, mode=, newinstance, ...; the kernel judges those); the source is
+ * the config's, else the type. */
 static int
-read_tmpfs_mount (const struct reader *r, int k, int opts, char **dst, grove_error_t *err)
+read_fs_mount (const struct reader *r, int k, int opts, const char *type, const char *src, char **dst,
+               grove_error_t *err)
 {
   static const struct
   {
@@ -361,9 +364,12 @@ read_tmpfs_mount (const struct reader *r, int k, int opts, char **dst, grove_err
                 { "suid", 0, MS_NOSUID },     { "nodev", MS_NODEV, 0 },       { "dev", 0, MS_NODEV },
                 { "noexec", MS_NOEXEC, 0 },   { "exec", 0, MS_NOEXEC },       { "sync", MS_SYNCHRONOUS, 0 },
                 { "async", 0, MS_SYNCHRONOUS }, { "noatime", MS_NOATIME, 0 }, { "nodiratime", MS_NODIRATIME, 0 },
-                { "relatime", MS_RELATIME, 0 }, { "strictatime", MS_STRICTATIME, 0 } };
+                { "relatime", MS_RELATIME, 0 }, { "strictatime", MS_STRICTATIME, 0 },
+                /* The container's mounts are private already. */
+                { "private", 0, 0 },          { "rprivate", 0, 0 } };
+  static const char *const propagation[] = { "shared", "rshared", "slave", "rslave", "unbindable", "runbindable" };
   grove_oci_bundle_t *b = r->b;
-  grove_mount_t m = { .fstype = "tmpfs" };
+  grove_mount_t m = { .fstype = NULL };
   FILE *data;
   char *text = NULL;
   size_t len = 0;
@@ -383,19 +389,28 @@ read_tmpfs_mount (const struct reader *r, int k, int opts, char **dst, grove_err
           free (text);
           REFUSE ("config.json mounts[%d].options[%d]: must be a string without a comma", k, o);
         }
+      if (in_list (propagation, N_OF (propagation), opt))
+        {
+          fclose (data);
+          free (text);
+          REFUSE ("config.json mounts[%d].options[%d]: propagation %s is not supported (the container's mounts are "
+                  "private)",
+                  k, o, opt);
+        }
       if (f < N_OF (flags))
         m.flags = (m.flags & ~flags[f].clear) | flags[f].set;
       else
         fprintf (data, "%s%s", ftell (data) > 0 ? "," : "", opt);
     }
   fclose (data);
-  m.source = strdup ("tmpfs");
+  m.fstype = strdup (type);
+  m.source = strdup (src != NULL && src[0] != '\0' ? src : type);
   m.destination = *dst;
   m.data = text;
   m.readonly = (m.flags & MS_RDONLY) != 0;
   *dst = NULL; /* the mount owns it */
   b->mounts[b->cc.nmounts++] = m;
-  if (m.source == NULL || m.data == NULL)
+  if (m.source == NULL || m.data == NULL || m.fstype == NULL)
     return grove_error_set (err, ENOMEM, "config.json mounts[%d]", k);
   static_only (b, "mounts");
   return 0;
@@ -423,12 +438,10 @@ read_mount (const struct reader *r, int k, grove_error_t *err)
     }
   if (dst == NULL || dst[0] != '/')
     REFUSE ("config.json mounts[%d].destination: must be an absolute path", k);
-  if (!bind && type != NULL && strcmp (type, "tmpfs") == 0)
-    return read_tmpfs_mount (r, k, opts, &dst, err);
+  if (!bind && type != NULL && type[0] != '\0' && strcmp (type, "none") != 0)
+    return read_fs_mount (r, k, opts, type, src, &dst, err);
   if (!bind)
-    REFUSE ("config.json mounts[%d]: mounting %s (type %s) is not supported: grove-runtime makes bind and tmpfs "
-            "mounts and its own /proc, /dev, /sys",
-            k, dst, type != NULL ? type : "none");
+    REFUSE ("config.json mounts[%d]: %s has no type and no bind option", k, dst);
   for (int o = 0; opts >= 0 && o < r->t[opts].size; o++)
     {
       cleanup_free char *opt = grove_json_str (r->s, r->t, grove_json_at (r->t, opts, o));
@@ -592,10 +605,11 @@ read_cgroups_path (const struct reader *r, int linux_, grove_error_t *err)
   return 0;
 }
 
-/* seccomp, maskedPaths, readonlyPaths: only what Grove does anyway. */
+/* seccomp (refused), maskedPaths, readonlyPaths (Grove's and the bundle's). */
 static int
 read_fixed_lists (const struct reader *r, int linux_, grove_error_t *err)
 {
+  grove_oci_bundle_t *b = r->b;
   int v;
   if (read_sysctls (r, linux_, err) < 0)
     return -1;
@@ -609,11 +623,27 @@ read_fixed_lists (const struct reader *r, int linux_, grove_error_t *err)
       v = get (r, linux_, field);
       for (int k = 0; v >= 0 && k < r->t[v].size; k++)
         {
-          cleanup_free char *p = grove_json_str (r->s, r->t, grove_json_at (r->t, v, k));
-          if (pass == 0 ? !in_list (grove_masked, N_OF (grove_masked), p) && !is_thermal_throttle (p)
-                        : !in_list (grove_readonly, N_OF (grove_readonly), p))
-            REFUSE ("config.json linux.%s[%d]: %s is not one of the paths Grove %s (it always %s its fixed list)", field,
-                    k, p != NULL ? p : "?", pass == 0 ? "masks" : "makes read-only", pass == 0 ? "masks" : "protects");
+          char *p = grove_json_str (r->s, r->t, grove_json_at (r->t, v, k));
+          size_t *n = pass == 0 ? &b->cc.nmasked_paths : &b->cc.nreadonly_paths;
+          if (p == NULL || p[0] != '/')
+            {
+              free (p);
+              REFUSE ("config.json linux.%s[%d]: must be an absolute path", field, k);
+            }
+          /* Grove's own lists always apply; the rest are the bundle's. */
+          if (pass == 0 ? in_list (grove_masked, N_OF (grove_masked), p) || is_thermal_throttle (p)
+                        : in_list (grove_readonly, N_OF (grove_readonly), p))
+            {
+              free (p);
+              continue;
+            }
+          if (*n == GROVE_MAX_EXTRA_PATHS)
+            {
+              free (p);
+              REFUSE ("config.json linux.%s: at most %d besides Grove's own", field, GROVE_MAX_EXTRA_PATHS);
+            }
+          (pass == 0 ? b->masked : b->readonly)[(*n)++] = p;
+          static_only (b, pass == 0 ? "linux.maskedPaths" : "linux.readonlyPaths");
         }
     }
   return 0;
@@ -858,6 +888,8 @@ finish (const struct reader *r, grove_error_t *err)
   b->cc.rlimits = b->rlimits;
   b->cc.nrlimits = b->nrlimits;
   b->cc.stdio_fd = -1;
+  b->cc.masked_paths = (const char *const *) b->masked;
+  b->cc.readonly_paths = (const char *const *) b->readonly;
   return 0;
 }
 
@@ -1006,6 +1038,10 @@ grove_oci_bundle_free (grove_oci_bundle_t *b)
   free (b->annotations);
   free (b->hooks_blob);
   free (b->cgroups_path);
+  for (size_t i = 0; i < b->cc.nmasked_paths; i++)
+    free (b->masked[i]);
+  for (size_t i = 0; i < b->cc.nreadonly_paths; i++)
+    free (b->readonly[i]);
   for (size_t i = 0; i < b->cc.ndevices; i++)
     free ((char *) b->devices[i].path);
   for (size_t i = 0; i < N_OF (b->sysctl_text); i++)
@@ -1019,6 +1055,7 @@ grove_oci_bundle_free (grove_oci_bundle_t *b)
       free ((char *) b->mounts[i].source);
       free ((char *) b->mounts[i].destination);
       free ((char *) b->mounts[i].data);
+      free ((char *) b->mounts[i].fstype);
     }
   memset (b, 0, sizeof (*b));
 }

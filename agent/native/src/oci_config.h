@@ -45,6 +45,7 @@ typedef struct grove_oci_bundle_s
   char dev_text[GROVE_OCI_MAX_DEVICE_RULES][64];
   grove_mount_t mounts[GROVE_MAX_MOUNTS];
   grove_device_t devices[GROVE_MAX_DEVICES]; /* linux.devices besides Grove's own */
+  char *masked[GROVE_MAX_EXTRA_PATHS], *readonly[GROVE_MAX_EXTRA_PATHS]; /* beyond Grove's lists */
   char *cgroups_path; /* linux.cgroupsPath as given; NULL: none (grove-runtime: <--cgroup-parent>/<id>) */
   char *hooks_blob; /* hooks (hooks.h's blob, with id, bundle and annotations); NULL: none */
   size_t hooks_len;
@@ -56,7 +57,7 @@ typedef struct grove_oci_bundle_s
   char *sysctl_text[GROVE_MAX_SYSCTLS]; /* "name=value" */
   /* Fields set in the config that the static grove-runtime applies and the
    * TypeScript command line does not ("process.oomScoreAdj", ...): it refuses them. */
-  const char *static_only[8];
+  const char *static_only[12];
   size_t nstatic_only;
   grove_container_config_t cc; /* points into the above; cgroup, log and stdio are the caller's */
 } grove_oci_bundle_t;

@@ -115,6 +115,20 @@ static const char *cgroup_name;
 /* OCI linux.devices (grove-runtime create): "MODE:MAJOR:MINOR:UID:GID:PATH". */
 static grove_device_t devices[GROVE_MAX_DEVICES];
 static size_t ndevices;
+/* OCI linux.maskedPaths and readonlyPaths beyond Grove's lists. */
+static const char *masked_paths[GROVE_MAX_EXTRA_PATHS], *readonly_paths[GROVE_MAX_EXTRA_PATHS];
+static size_t nmasked_paths, nreadonly_paths;
+
+static int
+extra_path_key (const char *key, const char *val, grove_error_t *err)
+{
+  int masked = strcmp (key, GROVE_KEY_MASKED_PATH) == 0;
+  size_t *n = masked ? &nmasked_paths : &nreadonly_paths;
+  if (*n == GROVE_MAX_EXTRA_PATHS)
+    return grove_error_set (err, EINVAL, "shim config: more than %d %s keys", GROVE_MAX_EXTRA_PATHS, key);
+  (masked ? masked_paths : readonly_paths)[(*n)++] = val;
+  return 0;
+}
 
 static int
 device_key (char *val, grove_error_t *err)
@@ -277,6 +291,8 @@ shim_key (const char *key, char *val, grove_error_t *err)
     hooks_path = val;
   else if (strcmp (key, GROVE_KEY_DEVICE) == 0)
     return device_key (val, err);
+  else if (strcmp (key, GROVE_KEY_MASKED_PATH) == 0 || strcmp (key, GROVE_KEY_READONLY_PATH) == 0)
+    return extra_path_key (key, val, err);
   else
     return grove_error_set (err, EINVAL, "shim config: unknown or repeated key %s", key);
   return 0;
@@ -728,6 +744,10 @@ start_container (int pipe_w, int pipe_r)
   cc.hooks = hooks_path != NULL ? &hooks : NULL;
   cc.devices = devices;
   cc.ndevices = ndevices;
+  cc.masked_paths = masked_paths;
+  cc.nmasked_paths = nmasked_paths;
+  cc.readonly_paths = readonly_paths;
+  cc.nreadonly_paths = nreadonly_paths;
   if (cfg.hold)
     {
       int hold_fds[2];

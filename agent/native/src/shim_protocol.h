@@ -67,6 +67,8 @@
 #define GROVE_KEY_MOUNT_FLAGS "mount_flags"     /* its MS_* flags, decimal */
 #define GROVE_KEY_MOUNT_DATA "mount_data"       /* its options (size=1m,mode=1777) */
 #define GROVE_KEY_HOOKS "hooks"                 /* file of the OCI hooks (hooks.h's blob) */
+#define GROVE_KEY_MASKED_PATH "masked_path"     /* one per path masked beyond Grove's list */
+#define GROVE_KEY_READONLY_PATH "readonly_path" /* one per path made read-only beyond Grove's list */
 #define GROVE_KEY_DEVICE "device" /* "MODE:MAJOR:MINOR:UID:GID:PATH", MODE octal with S_IFCHR/S_IFBLK/S_IFIFO */
 
 /* grove-shim of a runtime handler instance only (shim_runtime.c). */

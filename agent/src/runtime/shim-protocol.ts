@@ -66,6 +66,8 @@ export const WIRE_KEYS = {
   mountData: "mount_data",
   hooks: "hooks",
   device: "device",
+  maskedPath: "masked_path",
+  readonlyPath: "readonly_path",
   cgroupName: "cgroup_name",
   // grove-shim exec only
   pid: "pid",
