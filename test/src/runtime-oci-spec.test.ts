@@ -4,7 +4,7 @@
 // passed through, --pid-file, a process that cannot be executed). Each case
 // runs ONE config.json through Debian's runc and the static grove-runtime and
 // compares what they report and what a process inside sees.
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -517,5 +517,55 @@ describe("grove-runtime vs runc: mounts and paths", () => {
       c.linux.readonlyPaths = [...(c.linux.readonlyPaths as string[]), "/tmp"];
     }, "wc -c < /proc/cpuinfo; ls -A /etc | wc -l; touch /tmp/x 2>/dev/null || echo tmp=read-only; grep -c . /proc/self/mounts >/dev/null");
     expect(out).toBe("0\n0\ntmp=read-only\n");
+  });
+});
+
+describe("grove-runtime vs runc: uts and ipc namespaces", () => {
+  const probe = "for n in uts ipc; do readlink /proc/self/ns/$n; done; hostname";
+  const without = (c: Config): void => {
+    c.linux.namespaces = (c.linux.namespaces as { type: string }[]).filter((n) => n.type !== "uts" && n.type !== "ipc");
+    c.hostname = "";
+  };
+  const ns = (pid: number | string): string =>
+    ["uts", "ipc"].map((n) => fs.readlinkSync(`/proc/${pid}/ns/${n}`)).join("\n") + "\n";
+
+  it("not listed: the runtime's own (and its hostname is left alone)", () => {
+    expect(expectSame(without, probe)).toBe(ns("self") + os.hostname() + "\n");
+    expect(os.hostname()).not.toBe("runc");
+  });
+
+  it("joined by path, with the namespace's hostname; a hostname of the bundle's own needs a new uts namespace", async () => {
+    const holder = spawn("unshare", ["--uts", "--ipc", "sh", "-c", `hostname ${TAG}-uts && exec sleep 60`], {
+      stdio: "ignore",
+    });
+    try {
+      const pid = holder.pid!;
+      await waitFor(() => fs.existsSync(`/proc/${pid}/ns/uts`) && ns(pid) !== ns("self"));
+      await waitFor(
+        () =>
+          spawnSync("nsenter", ["-t", String(pid), "-u", "hostname"])
+            .stdout.toString()
+            .trim() === `${TAG}-uts`,
+      );
+      const join = (c: Config): void => {
+        without(c);
+        (c.linux.namespaces as { type: string; path?: string }[]).push(
+          { type: "uts", path: `/proc/${pid}/ns/uts` },
+          { type: "ipc", path: `/proc/${pid}/ns/ipc` },
+        );
+      };
+      expect(expectSame(join, probe)).toBe(ns(pid) + `${TAG}-uts\n`);
+      writeConfig((c) => {
+        join(c);
+        c.hostname = "mine";
+      });
+      const id = `${TAG}-grove-${++seq}`;
+      const g = cli("grove", ["run", "--bundle", bundle, id]);
+      expect(g.code).toBe(1);
+      expect(g.err).toContain("config.json hostname: needs a uts namespace of the container's own");
+    } finally {
+      holder.kill("SIGKILL");
+    }
+    expect(os.hostname()).not.toBe(`${TAG}-uts`);
   });
 });

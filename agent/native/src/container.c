@@ -140,6 +140,7 @@ struct child_args
   size_t nmasked_paths;
   const char *const *readonly_paths;
   size_t nreadonly_paths;
+  int uts_ns_fd, ipc_ns_fd; /* -1: the new ones clone() made; else joined first */
   const grove_hooks_t *hooks;
   int hooks_parent;
   char *hook_state_creating, *hook_state_created;
@@ -843,7 +844,7 @@ child_pivot (struct child_args *a)
   if (chdir ("/") < 0)
     child_fail (a, errno, "chdir", "/");
 
-  if (sethostname (a->hostname, strlen (a->hostname)) < 0)
+  if (a->hostname[0] != '\0' && sethostname (a->hostname, strlen (a->hostname)) < 0)
     child_fail (a, errno, "sethostname", a->hostname);
   /* A joined namespace is configured by whoever created it. */
   if (a->netns_fd < 0 && !a->netns_joined)
@@ -934,6 +935,18 @@ child_hold (struct child_args *a)
   close (a->hold_fd);
 }
 
+/* OCI linux.namespaces with a path (or absent: the runtime's): the uts and
+ * ipc namespaces joined before anything uses them (clone() made new ones,
+ * which go with this). */
+static void
+child_join_namespaces (struct child_args *a)
+{
+  if (a->uts_ns_fd >= 0 && setns (a->uts_ns_fd, CLONE_NEWUTS) < 0)
+    child_fail (a, errno, "join the uts namespace", NULL);
+  if (a->ipc_ns_fd >= 0 && setns (a->ipc_ns_fd, CLONE_NEWIPC) < 0)
+    child_fail (a, errno, "join the ipc namespace", NULL);
+}
+
 /* OCI hooks around the create: the parent's prestart and createRuntime (it
  * is asked on the error pipe and answers on the sync channel), then
  * createContainer here, in the container's namespaces before pivot_root. */
@@ -980,6 +993,7 @@ child_main (void *arg)
   int exec_errno = ENOENT;
 
   child_reset_signals ();
+  child_join_namespaces (a);
   child_enter_rootfs (a, child_wait_for_parent (a));
   child_mount_proc_sys (a);
   child_setup_dev (a);
@@ -1028,6 +1042,8 @@ prepared_free (struct prepared *p)
   free (p->a.shm_path);
   free (p->a.mqueue_path);
   free (p->a.seccomp.filter);
+  grove_closep (&p->a.uts_ns_fd);
+  grove_closep (&p->a.ipc_ns_fd);
   free (p->a.hook_state_creating);
   free (p->a.hook_state_created);
   for (size_t i = 0; i < p->a.nsysctls; i++)
@@ -1079,6 +1095,21 @@ prepare_sysctls (const grove_container_config_t *cfg, struct child_args *a, grov
       a->sysctl_values[i] = eq + 1;
       a->nsysctls = i + 1;
     }
+  return 0;
+}
+
+/* A namespace file to join (checked to be one); -1 for none. */
+static int
+open_ns (const char *path, int *fd, grove_error_t *err)
+{
+  struct statfs sfs;
+  if (path == NULL)
+    return 0;
+  *fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (*fd < 0)
+    return grove_error_set (err, errno, "open namespace %s", path);
+  if (fstatfs (*fd, &sfs) < 0 || sfs.f_type != NSFS_MAGIC)
+    return grove_error_set (err, EINVAL, "%s is not a namespace file (nsfs)", path);
   return 0;
 }
 
@@ -1187,6 +1218,8 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
     return grove_error_set (err, EINVAL, "%zu devices, at most %d", cfg->ndevices, GROVE_MAX_DEVICES);
   p->a.devices = cfg->devices;
   p->a.ndevices = cfg->ndevices;
+  if (open_ns (cfg->uts_ns_path, &p->a.uts_ns_fd, err) < 0 || open_ns (cfg->ipc_ns_path, &p->a.ipc_ns_fd, err) < 0)
+    return -1;
   p->a.masked_paths = cfg->masked_paths;
   p->a.nmasked_paths = cfg->nmasked_paths;
   p->a.readonly_paths = cfg->readonly_paths;
@@ -1496,6 +1529,7 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   int pidfd;
 
   memset (&p, 0, sizeof (p));
+  p.a.uts_ns_fd = p.a.ipc_ns_fd = -1;
   if (cfg->argv == NULL || cfg->argv[0] == NULL || cfg->argv[0][0] == '\0')
     return grove_error_set (err, EINVAL, "start: empty command");
   if (prepare (cfg, &p, err) < 0)

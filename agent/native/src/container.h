@@ -137,6 +137,12 @@ typedef struct grove_container_config_s
   size_t nmasked_paths;
   const char *const *readonly_paths;
   size_t nreadonly_paths;
+  /* OCI linux.namespaces: NULL, a new uts / ipc namespace; else the one this
+   * namespace file is (another container's, or /proc/self/ns/X: the
+   * runtime's own when the bundle lists none). With a joined uts namespace
+   * an empty hostname leaves the name alone. Not with a user namespace. */
+  const char *uts_ns_path;
+  const char *ipc_ns_path;
 } grove_container_config_t;
 
 typedef struct grove_container_s

@@ -424,6 +424,10 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
     grove_config_put (mem, GROVE_KEY_NO_NEW_PRIVS, "0");
   for (size_t k = 0; k < b.cc.nsysctls; k++)
     grove_config_put (mem, GROVE_KEY_SYSCTL, b.cc.sysctls[k]);
+  if (b.cc.uts_ns_path != NULL)
+    grove_config_put (mem, GROVE_KEY_UTS_NS, b.cc.uts_ns_path);
+  if (b.cc.ipc_ns_path != NULL)
+    grove_config_put (mem, GROVE_KEY_IPC_NS, b.cc.ipc_ns_path);
   for (size_t k = 0; k < b.cc.nmasked_paths; k++)
     grove_config_put (mem, GROVE_KEY_MASKED_PATH, b.masked[k]);
   for (size_t k = 0; k < b.cc.nreadonly_paths; k++)

@@ -649,12 +649,40 @@ read_fixed_lists (const struct reader *r, int linux_, grove_error_t *err)
   return 0;
 }
 
+/* uts and ipc: joined by path, or, when the bundle lists none, the
+ * runtime's own (runtime-spec); a hostname needs a uts namespace of the
+ * container's own (as runc). */
+static int
+read_shared_namespaces (const struct reader *r, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  cleanup_free char *hostname = grove_json_str (r->s, r->t, get (r, 0, "hostname"));
+  if (!b->uts_listed && (b->uts_ns = strdup ("/proc/self/ns/uts")) == NULL)
+    return grove_error_set (err, ENOMEM, "config.json linux.namespaces");
+  if (!b->ipc_listed && (b->ipc_ns = strdup ("/proc/self/ns/ipc")) == NULL)
+    return grove_error_set (err, ENOMEM, "config.json linux.namespaces");
+  if ((b->uts_ns != NULL || b->ipc_ns != NULL) && b->userns)
+    REFUSE ("config.json linux.namespaces: joining a uts or ipc namespace (or sharing the runtime's) with a user "
+            "namespace is not supported");
+  if (b->uts_ns != NULL)
+    {
+      if (hostname != NULL && hostname[0] != '\0')
+        REFUSE ("config.json hostname: needs a uts namespace of the container's own (linux.namespaces)");
+      b->hostname[0] = '\0'; /* leave the joined namespace's name alone */
+    }
+  b->cc.uts_ns_path = b->uts_ns;
+  b->cc.ipc_ns_path = b->ipc_ns;
+  if (b->uts_ns != NULL || b->ipc_ns != NULL)
+    static_only (b, "linux.namespaces");
+  return 0;
+}
+
 /* linux.namespaces: the five Grove always makes, user and cgroup on request,
  * a path for the network one only; then the user namespace's mappings. */
 static int
 read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
 {
-  static const char *const required[] = { "pid", "network", "ipc", "uts", "mount" };
+  static const char *const required[] = { "pid", "network", "mount" };
   static const char *const supported[] = { "pid", "mount", "uts", "ipc", "network", "user", "cgroup" };
   grove_oci_bundle_t *b = r->b;
   int ns = get (r, linux_, "namespaces"), cgroupns = 0;
@@ -668,7 +696,7 @@ read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
         }
       if (!found)
         REFUSE ("config.json linux.namespaces: has no %s namespace; grove-runtime always gives a container its own "
-                "pid, ipc, uts and mount namespaces and a new or joined network namespace",
+                "pid and mount namespaces and a new or joined network namespace",
                 required[q]);
     }
   for (int k = 0; ns >= 0 && k < r->t[ns].size; k++)
@@ -680,6 +708,18 @@ read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
         REFUSE ("config.json linux.namespaces[%d].type: %s namespaces are not supported", k, type ? type : "?");
       b->userns |= strcmp (type, "user") == 0;
       cgroupns |= strcmp (type, "cgroup") == 0;
+      if (strcmp (type, "uts") == 0 || strcmp (type, "ipc") == 0)
+        {
+          char **slot = type[0] == 'u' ? &b->uts_ns : &b->ipc_ns;
+          (type[0] == 'u' ? &b->uts_listed : &b->ipc_listed)[0] = 1;
+          if (path != NULL && path[0] != '\0')
+            {
+              free (*slot);
+              *slot = path; /* joined; without a path a new one */
+              path = NULL;
+            }
+          continue;
+        }
       if (path == NULL || path[0] == '\0')
         continue;
       if (strcmp (type, "network") != 0)
@@ -688,6 +728,8 @@ read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
       b->netns = path;
       path = NULL;
     }
+  if (read_shared_namespaces (r, err) < 0)
+    return -1;
   /* runtime-spec: a namespace the bundle does not list is the runtime's. */
   b->cc.host_cgroupns = !cgroupns;
   if (!b->userns)
@@ -1038,6 +1080,8 @@ grove_oci_bundle_free (grove_oci_bundle_t *b)
   free (b->annotations);
   free (b->hooks_blob);
   free (b->cgroups_path);
+  free (b->uts_ns);
+  free (b->ipc_ns);
   for (size_t i = 0; i < b->cc.nmasked_paths; i++)
     free (b->masked[i]);
   for (size_t i = 0; i < b->cc.nreadonly_paths; i++)

@@ -112,6 +112,8 @@ static const char *hooks_path;
 static grove_hooks_t hooks;
 /* OCI linux.cgroupsPath (grove-runtime create): the container's cgroup's name when not its id. */
 static const char *cgroup_name;
+/* OCI linux.namespaces (grove-runtime create): uts and ipc namespaces to join. */
+static const char *uts_ns_path, *ipc_ns_path;
 /* OCI linux.devices (grove-runtime create): "MODE:MAJOR:MINOR:UID:GID:PATH". */
 static grove_device_t devices[GROVE_MAX_DEVICES];
 static size_t ndevices;
@@ -237,6 +239,8 @@ shim_key (const char *key, char *val, grove_error_t *err)
                { GROVE_KEY_CGROUP_ROOT, &cfg.cg_root },
                { GROVE_KEY_CGROUP_PARENT, &cfg.cg_parent },
                { GROVE_KEY_CGROUP_NAME, &cgroup_name },
+               { GROVE_KEY_UTS_NS, &uts_ns_path },
+               { GROVE_KEY_IPC_NS, &ipc_ns_path },
                { GROVE_KEY_NETNS, &cfg.netns } };
   if (grove_shim_runtime_key (&handler, key, val))
     return 0;
@@ -744,6 +748,8 @@ start_container (int pipe_w, int pipe_r)
   cc.hooks = hooks_path != NULL ? &hooks : NULL;
   cc.devices = devices;
   cc.ndevices = ndevices;
+  cc.uts_ns_path = uts_ns_path;
+  cc.ipc_ns_path = ipc_ns_path;
   cc.masked_paths = masked_paths;
   cc.nmasked_paths = nmasked_paths;
   cc.readonly_paths = readonly_paths;

@@ -69,6 +69,8 @@
 #define GROVE_KEY_HOOKS "hooks"                 /* file of the OCI hooks (hooks.h's blob) */
 #define GROVE_KEY_MASKED_PATH "masked_path"     /* one per path masked beyond Grove's list */
 #define GROVE_KEY_READONLY_PATH "readonly_path" /* one per path made read-only beyond Grove's list */
+#define GROVE_KEY_UTS_NS "uts_ns" /* join this uts namespace instead of a new one */
+#define GROVE_KEY_IPC_NS "ipc_ns" /* join this ipc namespace instead of a new one */
 #define GROVE_KEY_DEVICE "device" /* "MODE:MAJOR:MINOR:UID:GID:PATH", MODE octal with S_IFCHR/S_IFBLK/S_IFIFO */
 
 /* grove-shim of a runtime handler instance only (shim_runtime.c). */

@@ -67,7 +67,7 @@ describe("the shim protocol", () => {
       WIRE_KEYS.device,
       WIRE_KEYS.cgroupName,
     );
-    execOnly.push(WIRE_KEYS.maskedPath, WIRE_KEYS.readonlyPath);
+    execOnly.push(WIRE_KEYS.maskedPath, WIRE_KEYS.readonlyPath, WIRE_KEYS.utsNs, WIRE_KEYS.ipcNs);
     expect([...keys].sort()).toEqual(
       Object.values(WIRE_KEYS)
         .filter((k) => !execOnly.includes(k as never))

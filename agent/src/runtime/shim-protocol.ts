@@ -66,6 +66,8 @@ export const WIRE_KEYS = {
   mountData: "mount_data",
   hooks: "hooks",
   device: "device",
+  utsNs: "uts_ns",
+  ipcNs: "ipc_ns",
   maskedPath: "masked_path",
   readonlyPath: "readonly_path",
   cgroupName: "cgroup_name",
