@@ -304,6 +304,75 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
   return ex.exit_code;
 }
 
+/* The shim keys only grove-runtime writes (OCI process and linux settings). */
+static void
+put_oci_keys (FILE *mem, const grove_oci_bundle_t *b)
+{
+  char num[64];
+  if (b->cc.oom_score_adj_set)
+    {
+      snprintf (num, sizeof (num), "%d", b->cc.oom_score_adj);
+      grove_config_put (mem, GROVE_KEY_OOM_SCORE_ADJ, num);
+    }
+  if (b->cc.umask_set)
+    {
+      snprintf (num, sizeof (num), "%o", (unsigned) b->cc.umask);
+      grove_config_put (mem, GROVE_KEY_UMASK, num);
+    }
+  if (b->cc.no_new_privs_off)
+    grove_config_put (mem, GROVE_KEY_NO_NEW_PRIVS, "0");
+  for (size_t k = 0; k < b->cc.nsysctls; k++)
+    grove_config_put (mem, GROVE_KEY_SYSCTL, b->cc.sysctls[k]);
+  if (b->cc.uts_ns_path != NULL)
+    grove_config_put (mem, GROVE_KEY_UTS_NS, b->cc.uts_ns_path);
+  if (b->cc.ipc_ns_path != NULL)
+    grove_config_put (mem, GROVE_KEY_IPC_NS, b->cc.ipc_ns_path);
+  for (size_t k = 0; k < b->cc.nmasked_paths; k++)
+    grove_config_put (mem, GROVE_KEY_MASKED_PATH, b->masked[k]);
+  for (size_t k = 0; k < b->cc.nreadonly_paths; k++)
+    grove_config_put (mem, GROVE_KEY_READONLY_PATH, b->readonly[k]);
+  for (size_t k = 0; k < b->cc.ndevices; k++)
+    {
+      static char dev[PATH_MAX + 64];
+      const grove_device_t *d = &b->devices[k];
+      snprintf (dev, sizeof (dev), "%o:%u:%u:%u:%u:%s", (unsigned) d->mode, d->major, d->minor, (unsigned) d->uid,
+                (unsigned) d->gid, d->path);
+      grove_config_put (mem, GROVE_KEY_DEVICE, dev);
+    }
+}
+
+/* The container's state directory besides spec.json: where its cgroup is
+ * (cgroupsPath: for state, kill and delete) and its hooks (for the shim,
+ * start and delete). */
+static void
+write_state_extras (const grove_oci_bundle_t *b, const grove_cgroup_t *cg, const char *id, const char *dir,
+                    char *hooks_file, size_t cap)
+{
+  char file[PATH_MAX + 16];
+  FILE *f;
+  hooks_file[0] = '\0';
+  if (cgroup_given)
+    {
+      snprintf (file, sizeof (file), "%s/cgroup", dir);
+      f = fopen (file, "we");
+      if (f == NULL || fprintf (f, "%s\n%s\n", cg->parent, cg->id) < 0 || fclose (f) != 0)
+        {
+          remove_dir (id);
+          die (1, "%s: %s", file, strerror (errno));
+        }
+    }
+  if (b->hooks_blob != NULL)
+    {
+      snprintf (hooks_file, cap, "%s/hooks", dir);
+      f = fopen (hooks_file, "we");
+      if (f == NULL || fwrite (b->hooks_blob, 1, b->hooks_len, f) != b->hooks_len || fclose (f) != 0)
+        {
+          remove_dir (id);
+          die (1, "%s: %s", hooks_file, strerror (errno));
+        }
+    }
+}
+
 static int
 cmd_create (const char *bundle, const char *pid_file, const char *id)
 {
@@ -347,29 +416,8 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   put_json_string (f, b.annotations);
   fprintf (f, "}},\"createdAtMs\":%lld}\n", (long long) time (NULL) * 1000);
   fclose (f);
-  if (cgroup_given)
-    {
-      /* For state, kill and delete. */
-      snprintf (file, sizeof (file), "%s/cgroup", dir);
-      f = fopen (file, "we");
-      if (f == NULL || fprintf (f, "%s\n%s\n", cg.parent, cg.id) < 0 || fclose (f) != 0)
-        {
-          remove_dir (id);
-          die (1, "%s: %s", file, strerror (errno));
-        }
-    }
-  if (b.hooks_blob != NULL)
-    {
-      /* For the shim (prestart..startContainer), start and delete. */
-      snprintf (hooks_file, sizeof (hooks_file), "%s/hooks", dir);
-      f = fopen (hooks_file, "we");
-      if (f == NULL || fwrite (b.hooks_blob, 1, b.hooks_len, f) != b.hooks_len || fclose (f) != 0)
-        {
-          remove_dir (id);
-          die (1, "%s: %s", hooks_file, strerror (errno));
-        }
-      bundle_hooks (&b, &hooks);
-    }
+  write_state_extras (&b, &cg, id, dir, hooks_file, sizeof (hooks_file));
+  bundle_hooks (&b, &hooks);
 
   mem = open_memstream (&cfg, &cfg_len);
   grove_config_put (mem, GROVE_KEY_ID, id);
@@ -410,36 +458,7 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
           grove_config_put (mem, GROVE_KEY_MOUNT_DATA, b.mounts[k].data != NULL ? b.mounts[k].data : "");
         }
     }
-  if (b.cc.oom_score_adj_set)
-    {
-      snprintf (num, sizeof (num), "%d", b.cc.oom_score_adj);
-      grove_config_put (mem, GROVE_KEY_OOM_SCORE_ADJ, num);
-    }
-  if (b.cc.umask_set)
-    {
-      snprintf (num, sizeof (num), "%o", (unsigned) b.cc.umask);
-      grove_config_put (mem, GROVE_KEY_UMASK, num);
-    }
-  if (b.cc.no_new_privs_off)
-    grove_config_put (mem, GROVE_KEY_NO_NEW_PRIVS, "0");
-  for (size_t k = 0; k < b.cc.nsysctls; k++)
-    grove_config_put (mem, GROVE_KEY_SYSCTL, b.cc.sysctls[k]);
-  if (b.cc.uts_ns_path != NULL)
-    grove_config_put (mem, GROVE_KEY_UTS_NS, b.cc.uts_ns_path);
-  if (b.cc.ipc_ns_path != NULL)
-    grove_config_put (mem, GROVE_KEY_IPC_NS, b.cc.ipc_ns_path);
-  for (size_t k = 0; k < b.cc.nmasked_paths; k++)
-    grove_config_put (mem, GROVE_KEY_MASKED_PATH, b.masked[k]);
-  for (size_t k = 0; k < b.cc.nreadonly_paths; k++)
-    grove_config_put (mem, GROVE_KEY_READONLY_PATH, b.readonly[k]);
-  for (size_t k = 0; k < b.cc.ndevices; k++)
-    {
-      static char dev[PATH_MAX + 64];
-      const grove_device_t *d = &b.devices[k];
-      snprintf (dev, sizeof (dev), "%o:%u:%u:%u:%u:%s", (unsigned) d->mode, d->major, d->minor, (unsigned) d->uid,
-                (unsigned) d->gid, d->path);
-      grove_config_put (mem, GROVE_KEY_DEVICE, dev);
-    }
+  put_oci_keys (mem, &b);
   if (hooks.blob != NULL)
     grove_config_put (mem, GROVE_KEY_HOOKS, hooks_file);
   grove_process_config_write (mem, &b.cc);
