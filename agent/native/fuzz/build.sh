@@ -18,4 +18,4 @@ exec "${CC:-cc}" -std=gnu11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
   -Wall -Wextra -Wno-format-truncation -Wno-unused-function -I "$src" \
   -o "$out" \
   "$here/parsers.c" "$here/oci-config.c" "$here/shim-config.c" "$here/exec-config.c" \
-  "$src/error.c" "$src/util.c" "$src/json.c" "$src/cgroup.c" "$src/container.c" "$src/seccomp.c" "$src/shim_spawn.c" "$src/shim_runtime.c" "$src/shim_protocol.c" "$src/oci_config.c" "$profile"
+  "$src/error.c" "$src/util.c" "$src/json.c" "$src/cgroup.c" "$src/container.c" "$src/hooks.c" "$src/seccomp.c" "$src/shim_spawn.c" "$src/shim_runtime.c" "$src/shim_protocol.c" "$src/oci_config.c" "$profile"

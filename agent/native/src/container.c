@@ -29,6 +29,7 @@
 #include <linux/seccomp.h>
 #include <sys/resource.h>
 
+#include "hooks.h"
 #include "seccomp.h"
 #include "util.h"
 
@@ -82,7 +83,9 @@ static const char *const dev_links[][2] = {
 };
 #define N_LINKS (sizeof (dev_links) / sizeof (dev_links[0]))
 
-/* What the child reports on the error pipe before it _exits. */
+/* What the child reports on the error pipe before it _exits; errnum
+ * GROVE_CHILD_ASK_HOOKS instead asks the parent to run its OCI hooks. */
+#define GROVE_CHILD_ASK_HOOKS (-1)
 struct child_error
 {
   int errnum;
@@ -135,6 +138,19 @@ struct child_args
   const char *cwd;
   const char *argv0;
   char **candidates; /* NULL-terminated list of paths to try for argv[0] */
+  /* OCI hooks: the init asks the parent for prestart and createRuntime
+   * (hooks_parent) and runs createContainer and startContainer itself with
+   * these states (its pid, as it sees it, is 1). */
+  const grove_device_t *devices; /* linux.devices: made after pivot_root */
+  size_t ndevices;
+  const char *const *masked_paths; /* the bundle's, beyond Grove's lists */
+  size_t nmasked_paths;
+  const char *const *readonly_paths;
+  size_t nreadonly_paths;
+  int uts_ns_fd, ipc_ns_fd; /* -1: the new ones clone() made; else joined first */
+  const grove_hooks_t *hooks;
+  int hooks_parent;
+  char *hook_state_creating, *hook_state_created;
   char *const *argv;
   char *const *envp;
 };
@@ -177,6 +193,15 @@ child_fail (struct child_args *a, int errnum, const char *what, const char *path
     }
   (void) n;
   _exit (127);
+}
+
+/* A hook failed: the error names it (ETIMEDOUT: it ran past its timeout). */
+__attribute__ ((noreturn)) static void
+child_hook_fail (struct child_args *a, const grove_hook_failure_t *f)
+{
+  char text[512];
+  grove_hook_failure_text (f, text, sizeof (text));
+  child_fail (a, f->errnum == ETIMEDOUT ? 0 : f->errnum, text, NULL);
 }
 
 /* /proc and /dev must be real directories: a symlink could point the mount
@@ -679,7 +704,8 @@ child_wait_for_parent (struct child_args *a)
     while (n < 0 && errno == EINTR);
   if (n != 1)
     _exit (126); /* the parent gave up (it could not set up the cgroups) */
-  close (a->sync_fd);
+  if (!a->hooks_parent)
+    close (a->sync_fd);
   return rootfs_tree;
 }
 
@@ -774,6 +800,57 @@ child_sysctls (struct child_args *a)
     }
 }
 
+/* The bundle's own masked and read-only paths (OCI linux.maskedPaths,
+ * readonlyPaths), after Grove's: the same treatment, a missing path skipped. */
+static void
+child_mask_extra (struct child_args *a)
+{
+  struct stat st;
+  for (size_t i = 0; i < a->nmasked_paths; i++)
+    child_mask (a, a->masked_paths[i]);
+  for (size_t i = 0; i < a->nreadonly_paths; i++)
+    {
+      const char *p = a->readonly_paths[i];
+      if (lstat (p, &st) < 0)
+        continue;
+      if (mount (p, p, NULL, MS_BIND | MS_REC, NULL) < 0
+          || mount (NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        child_fail (a, errno, "make read-only", p);
+    }
+}
+
+/* linux.devices: each node (its parent directories made 0755), owner and
+ * mode as given; inside the new root already, so no path can lead out. A
+ * path that exists is kept. The device cgroup decides what may be opened. */
+static void
+child_make_devices (struct child_args *a)
+{
+  for (size_t i = 0; i < a->ndevices; i++)
+    {
+      const grove_device_t *d = &a->devices[i];
+      char dir[4096];
+      size_t len = safe_append (dir, 0, sizeof (dir), d->path);
+      if (len + 1 >= sizeof (dir))
+        child_fail (a, ENAMETOOLONG, "device", d->path);
+      for (size_t k = 1; k < len; k++)
+        if (dir[k] == '/')
+          {
+            dir[k] = '\0';
+            if (mkdir (dir, 0755) < 0 && errno != EEXIST)
+              child_fail (a, errno, "mkdir for device", d->path);
+            dir[k] = '/';
+          }
+      if (mknod (d->path, d->mode, makedev (d->major, d->minor)) < 0)
+        {
+          if (errno == EEXIST)
+            continue;
+          child_fail (a, errno, "mknod", d->path);
+        }
+      if (lchown (d->path, d->uid, d->gid) < 0 || chmod (d->path, d->mode & 07777) < 0)
+        child_fail (a, errno, "set the owner and mode of device", d->path);
+    }
+}
+
 /* Into the rootfs for good: pivot_root, then the hostname, lo, masked paths
  * and the read-only root. */
 static void
@@ -790,13 +867,15 @@ child_pivot (struct child_args *a)
   if (chdir ("/") < 0)
     child_fail (a, errno, "chdir", "/");
 
-  if (sethostname (a->hostname, strlen (a->hostname)) < 0)
+  if (a->hostname[0] != '\0' && sethostname (a->hostname, strlen (a->hostname)) < 0)
     child_fail (a, errno, "sethostname", a->hostname);
   /* A joined namespace is configured by whoever created it. */
   if (a->netns_fd < 0 && !a->netns_joined)
     child_loopback_up (a);
+  child_make_devices (a);
   child_sysctls (a);
   child_mask_paths (a);
+  child_mask_extra (a);
   if (a->readonly_rootfs && mount (NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0)
     child_fail (a, errno, "remount the root read-only", NULL);
 }
@@ -908,6 +987,57 @@ child_hold (struct child_args *a)
   close (a->hold_fd);
 }
 
+/* OCI linux.namespaces with a path (or absent: the runtime's): the uts and
+ * ipc namespaces joined before anything uses them (clone() made new ones,
+ * which go with this). */
+static void
+child_join_namespaces (struct child_args *a)
+{
+  if (a->uts_ns_fd >= 0 && setns (a->uts_ns_fd, CLONE_NEWUTS) < 0)
+    child_fail (a, errno, "join the uts namespace", NULL);
+  if (a->ipc_ns_fd >= 0 && setns (a->ipc_ns_fd, CLONE_NEWIPC) < 0)
+    child_fail (a, errno, "join the ipc namespace", NULL);
+}
+
+/* OCI hooks around the create: the parent's prestart and createRuntime (it
+ * is asked on the error pipe and answers on the sync channel), then
+ * createContainer here, in the container's namespaces before pivot_root. */
+static void
+child_create_hooks (struct child_args *a)
+{
+  grove_hook_failure_t f;
+  if (a->hooks == NULL)
+    return;
+  if (a->hooks_parent)
+    {
+      struct child_error ask;
+      char go;
+      ssize_t n;
+      memset (&ask, 0, sizeof (ask));
+      ask.errnum = GROVE_CHILD_ASK_HOOKS;
+      do
+        n = write (a->err_fd, &ask, sizeof (ask));
+      while (n < 0 && errno == EINTR);
+      do
+        n = read (a->sync_fd, &go, 1);
+      while (n < 0 && errno == EINTR);
+      if (n != 1)
+        _exit (126); /* a hook failed: the parent kills us */
+      close (a->sync_fd);
+    }
+  if (grove_hooks_run_raw (a->hooks, GROVE_HOOK_CREATE_CONTAINER, a->hook_state_creating, &f) < 0)
+    child_hook_fail (a, &f);
+}
+
+/* startContainer: inside the container, as its process, just before execve. */
+static void
+child_start_hooks (struct child_args *a)
+{
+  grove_hook_failure_t f;
+  if (a->hooks != NULL && grove_hooks_run_raw (a->hooks, GROVE_HOOK_START_CONTAINER, a->hook_state_created, &f) < 0)
+    child_hook_fail (a, &f);
+}
+
 static int
 child_main (void *arg)
 {
@@ -915,10 +1045,12 @@ child_main (void *arg)
   int exec_errno = ENOENT;
 
   child_reset_signals ();
+  child_join_namespaces (a);
   child_enter_rootfs (a, child_wait_for_parent (a));
   child_mount_proc_sys (a);
   child_setup_dev (a);
   child_bind_mounts (a);
+  child_create_hooks (a);
   child_pivot (a);
   child_stdio_and_cwd (a);
   child_drop_privileges (a);
@@ -927,6 +1059,7 @@ child_main (void *arg)
     child_fail (a, errno, "install the seccomp filter", NULL);
   if (a->hold_fd >= 0)
     child_hold (a);
+  child_start_hooks (a);
   if (a->umask_set)
     umask (a->umask);
   for (char **c = a->candidates; *c != NULL; c++)
@@ -961,6 +1094,10 @@ prepared_free (struct prepared *p)
   free (p->a.shm_path);
   free (p->a.mqueue_path);
   free (p->a.seccomp.filter);
+  grove_closep (&p->a.uts_ns_fd);
+  grove_closep (&p->a.ipc_ns_fd);
+  free (p->a.hook_state_creating);
+  free (p->a.hook_state_created);
   for (size_t i = 0; i < p->a.nsysctls; i++)
     free (p->a.sysctl_paths[i]);
   for (size_t i = 0; i < N_DEV; i++)
@@ -1010,6 +1147,39 @@ prepare_sysctls (const grove_container_config_t *cfg, struct child_args *a, grov
       a->sysctl_values[i] = eq + 1;
       a->nsysctls = i + 1;
     }
+  return 0;
+}
+
+/* A namespace file to join (checked to be one); -1 for none. */
+static int
+open_ns (const char *path, int *fd, grove_error_t *err)
+{
+  struct statfs sfs;
+  if (path == NULL)
+    return 0;
+  *fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (*fd < 0)
+    return grove_error_set (err, errno, "open namespace %s", path);
+  if (fstatfs (*fd, &sfs) < 0 || sfs.f_type != NSFS_MAGIC)
+    return grove_error_set (err, EINVAL, "%s is not a namespace file (nsfs)", path);
+  return 0;
+}
+
+/* The states the init hands its hooks, made here (it may not malloc). */
+static int
+prepare_hooks (const grove_container_config_t *cfg, struct child_args *a, grove_error_t *err)
+{
+  char state[8192];
+  if (cfg->hooks == NULL)
+    return 0;
+  a->hooks = cfg->hooks;
+  a->hooks_parent = grove_hooks_has (cfg->hooks, GROVE_HOOK_PRESTART)
+                    || grove_hooks_has (cfg->hooks, GROVE_HOOK_CREATE_RUNTIME);
+  if (grove_hooks_state (cfg->hooks, "creating", 1, state, sizeof (state)) < 0
+      || (a->hook_state_creating = strdup (state)) == NULL
+      || grove_hooks_state (cfg->hooks, "created", 1, state, sizeof (state)) < 0
+      || (a->hook_state_created = strdup (state)) == NULL)
+    return grove_error_set (err, ENOMEM, "hooks: the state (annotations too large?)");
   return 0;
 }
 
@@ -1101,7 +1271,17 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
   p->a.candidates = p->candidates;
   p->a.argv = cfg->argv;
   p->a.envp = cfg->envp;
-  return 0;
+  if (cfg->ndevices > GROVE_MAX_DEVICES)
+    return grove_error_set (err, EINVAL, "%zu devices, at most %d", cfg->ndevices, GROVE_MAX_DEVICES);
+  p->a.devices = cfg->devices;
+  p->a.ndevices = cfg->ndevices;
+  if (open_ns (cfg->uts_ns_path, &p->a.uts_ns_fd, err) < 0 || open_ns (cfg->ipc_ns_path, &p->a.ipc_ns_fd, err) < 0)
+    return -1;
+  p->a.masked_paths = cfg->masked_paths;
+  p->a.nmasked_paths = cfg->nmasked_paths;
+  p->a.readonly_paths = cfg->readonly_paths;
+  p->a.nreadonly_paths = cfg->nreadonly_paths;
+  return prepare_hooks (cfg, &p->a, err);
 }
 
 /* ---- user namespaces (parent side) ------------------------------------- */
@@ -1368,15 +1548,25 @@ release_init (const grove_container_config_t *cfg, pid_t pid, int userns, int sy
     while (n < 0 && errno == EINTR);
   if (n != 1)
     return grove_error_set (err, errno, "release container init %d", (int) pid);
-  do
-    n = read (err_fd, &ce, sizeof (ce));
-  while (n < 0 && errno == EINTR);
-  if (n > 0)
+  for (;;)
     {
-      ce.msg[sizeof (ce.msg) - 1] = '\0';
-      return grove_error_set (err, ce.errnum, "%s", ce.msg);
+      do
+        n = read (err_fd, &ce, sizeof (ce));
+      while (n < 0 && errno == EINTR);
+      if (n <= 0)
+        return 0;
+      if (ce.errnum != GROVE_CHILD_ASK_HOOKS)
+        break;
+      /* The init's namespaces exist, its mounts are made: the hooks the
+       * runtime's namespaces run, then the init goes on. */
+      if (grove_hooks_run (cfg->hooks, GROVE_HOOK_PRESTART, "creating", pid, err) < 0
+          || grove_hooks_run (cfg->hooks, GROVE_HOOK_CREATE_RUNTIME, "creating", pid, err) < 0)
+        return -1;
+      if (write (sync_fd, "x", 1) != 1)
+        return grove_error_set (err, errno, "resume container init %d after its hooks", (int) pid);
     }
-  return 0;
+  ce.msg[sizeof (ce.msg) - 1] = '\0';
+  return grove_error_set (err, ce.errnum, "%s", ce.msg);
 }
 
 int
@@ -1395,6 +1585,7 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   int pidfd;
 
   memset (&p, 0, sizeof (p));
+  p.a.uts_ns_fd = p.a.ipc_ns_fd = -1;
   if (cfg->argv == NULL || cfg->argv[0] == NULL || cfg->argv[0][0] == '\0')
     return grove_error_set (err, EINVAL, "start: empty command");
   if (prepare (cfg, &p, err) < 0)

@@ -34,6 +34,18 @@ typedef struct grove_mount_s
 #define GROVE_MAX_MOUNTS 16
 #define GROVE_MAX_SYSCTLS 32
 
+/* A device node an OCI bundle lists (linux.devices), made in the container. */
+typedef struct grove_device_s
+{
+  const char *path; /* absolute, inside the container */
+  mode_t mode;      /* S_IFCHR, S_IFBLK or S_IFIFO | permission bits */
+  unsigned major, minor;
+  uid_t uid;
+  gid_t gid;
+} grove_device_t;
+#define GROVE_MAX_DEVICES 64
+#define GROVE_MAX_EXTRA_PATHS 64
+
 /* One line of a user namespace's uid_map or gid_map: container ids
  * [container_id, container_id + size) are host ids [host_id, host_id + size). */
 typedef struct grove_id_map_s
@@ -112,6 +124,26 @@ typedef struct grove_container_config_s
    * /proc/self/cgroup shows "/"); 1: the caller's (an OCI bundle without a
    * cgroup namespace). */
   int host_cgroupns;
+  /* OCI hooks (hooks.h), NULL: none. This runs prestart and createRuntime
+   * (here, once the init's namespaces exist), createContainer (in the init,
+   * before pivot_root) and startContainer (in the init, before execve). */
+  const struct grove_hooks_s *hooks;
+  /* Device nodes to make (mknod) once in the rootfs, before it may turn
+   * read-only; an existing path is kept (as runc). Not with a user namespace. */
+  const grove_device_t *devices;
+  size_t ndevices;
+  /* OCI linux.maskedPaths and readonlyPaths beyond Grove's own lists (which
+   * always apply): masked and made read-only after them, inside the root. */
+  const char *const *masked_paths;
+  size_t nmasked_paths;
+  const char *const *readonly_paths;
+  size_t nreadonly_paths;
+  /* OCI linux.namespaces: NULL, a new uts / ipc namespace; else the one this
+   * namespace file is (another container's, or /proc/self/ns/X: the
+   * runtime's own when the bundle lists none). With a joined uts namespace
+   * an empty hostname leaves the name alone. Not with a user namespace. */
+  const char *uts_ns_path;
+  const char *ipc_ns_path;
 } grove_container_config_t;
 
 typedef struct grove_container_s

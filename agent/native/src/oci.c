@@ -30,7 +30,9 @@
 
 #include "cgroup.h"
 #include "container.h"
+#include "hooks.h"
 #include "json.h"
+#include "oci_cgroup.h"
 #include "oci_config.h"
 #include "oci_reaped.h"
 #include "oci_seccomp.h"
@@ -78,14 +80,50 @@ load_bundle (grove_oci_bundle_t *b, const char *bundle, const char *id)
     die (1, "%s", err.msg);
 }
 
+/* The container's cgroup when its config had linux.cgroupsPath (create and
+ * run resolve it; later commands read it back from <root>/<id>/cgroup). */
+static grove_oci_cgroup_t given_cgroup;
+static int cgroup_given;
+
+/* <--cgroup-parent>/<id>, or where linux.cgroupsPath put it. */
 static void
 cgroup_of (grove_cgroup_t *cg, const char *id)
 {
   grove_error_t err;
   grove_cgroup_mode_t mode;
+  char file[PATH_MAX];
+  FILE *f;
   if (grove_cgroup_detect ("/sys/fs/cgroup", &mode, &err) < 0)
     die (1, "%s", err.msg);
   *cg = (grove_cgroup_t){ mode, "/sys/fs/cgroup", cgroup_parent, id };
+  snprintf (file, sizeof (file), "%s/%s/cgroup", root_dir, id);
+  if (!cgroup_given && (f = fopen (file, "re")) != NULL)
+    {
+      cgroup_given = fscanf (f, "%4095[^\n]\n%255[^\n]", given_cgroup.parent, given_cgroup.name) == 2;
+      if (!cgroup_given && fscanf (f, "%255[^\n]", given_cgroup.name) == 1)
+        cgroup_given = 1; /* right under the root: an empty parent line */
+      fclose (f);
+    }
+  if (cgroup_given)
+    {
+      cg->parent = given_cgroup.parent;
+      cg->id = given_cgroup.name;
+    }
+}
+
+/* linux.cgroupsPath: resolved, the cgroups above it made, cg pointed at it. */
+static void
+cgroup_from_config (grove_cgroup_t *cg, const char *cgroups_path)
+{
+  grove_error_t err;
+  if (cgroups_path == NULL)
+    return;
+  if (grove_oci_cgroup_resolve (cg->root, cg->mode, cgroups_path, &given_cgroup, &err) < 0
+      || grove_oci_cgroup_make_ancestors (cg->root, cg->mode, &given_cgroup, &err) < 0)
+    die (1, "%s", err.msg);
+  cgroup_given = 1;
+  cg->parent = given_cgroup.parent;
+  cg->id = given_cgroup.name;
 }
 
 /* One request line to the container's shim; the answer line in buf. -1: no live shim. */
@@ -175,10 +213,49 @@ put_json_string (FILE *f, const char *s)
   fputc ('"', f);
 }
 
+/* The bundle's hooks as the runtime core takes them (the blob moves into h); 0: none. */
+static int
+bundle_hooks (grove_oci_bundle_t *b, grove_hooks_t *h)
+{
+  grove_error_t err;
+  char *blob = b->hooks_blob;
+  if (blob == NULL)
+    return 0;
+  b->hooks_blob = NULL;
+  if (grove_hooks_parse (h, blob, b->hooks_len, &err) < 0)
+    die (1, "%s", err.msg);
+  return 1;
+}
+
+/* The hooks create kept in the container's state directory; 0: none. */
+static int
+saved_hooks (const char *id, grove_hooks_t *h)
+{
+  char file[PATH_MAX];
+  grove_error_t err;
+  snprintf (file, sizeof (file), "%s/%s/hooks", root_dir, id);
+  if (access (file, F_OK) != 0)
+    return 0;
+  if (grove_hooks_load (h, file, &err) < 0)
+    die (1, "%s", err.msg);
+  return 1;
+}
+
+/* poststart and poststop: one that fails is a warning and the lifecycle goes
+ * on (runtime-spec, "Lifecycle"). */
+static void
+post_hooks (const grove_hooks_t *h, grove_hook_kind_t kind, const char *status, pid_t pid)
+{
+  grove_error_t err;
+  if (grove_hooks_run (h, kind, status, pid, &err) < 0)
+    fprintf (stderr, "grove-runtime: warning: %s\n", err.msg);
+}
+
 static int
 cmd_run (const char *bundle, const char *pid_file, const char *id)
 {
   static grove_oci_bundle_t b;
+  static grove_hooks_t hooks;
   grove_cgroup_t cg;
   grove_error_t err;
   grove_container_t c;
@@ -186,7 +263,10 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
   const struct grove_cgroup_ops *ops;
 
   load_bundle (&b, bundle, id);
+  if (bundle_hooks (&b, &hooks))
+    b.cc.hooks = &hooks;
   cgroup_of (&cg, id);
+  cgroup_from_config (&cg, b.cgroups_path);
   ops = grove_cgroup_ops_for (cg.mode);
   b.cc.cgroup = &cg;
   b.cc.log_path = "/dev/null";
@@ -197,8 +277,10 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
     {
       grove_error_t ignored;
       ops->remove (&cg, &ignored);
+      post_hooks (&hooks, GROVE_HOOK_POSTSTOP, "stopped", 0);
       die (1, "%s", err.msg);
     }
+  post_hooks (&hooks, GROVE_HOOK_POSTSTART, "running", c.pid);
   if (pid_file != NULL)
     {
       FILE *f = fopen (pid_file, "we");
@@ -217,8 +299,10 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
     grove_cgroup_t parent = cg;
     grove_error_t ignored;
     parent.id = NULL;
-    ops->remove (&parent, &ignored); /* fails while other containers use it: fine */
+    if (!cgroup_given) /* a cgroupsPath's parents are not ours */
+      ops->remove (&parent, &ignored); /* fails while other containers use it: fine */
   }
+  post_hooks (&hooks, GROVE_HOOK_POSTSTOP, "stopped", 0);
   return ex.exit_code;
 }
 
@@ -245,11 +329,81 @@ create_reaped (grove_oci_bundle_t *b, grove_cgroup_t *cg, const char *pid_file, 
   return 0;
 }
 
+/* The shim keys only grove-runtime writes (OCI process and linux settings). */
+static void
+put_oci_keys (FILE *mem, const grove_oci_bundle_t *b)
+{
+  char num[64];
+  if (b->cc.oom_score_adj_set)
+    {
+      snprintf (num, sizeof (num), "%d", b->cc.oom_score_adj);
+      grove_config_put (mem, GROVE_KEY_OOM_SCORE_ADJ, num);
+    }
+  if (b->cc.umask_set)
+    {
+      snprintf (num, sizeof (num), "%o", (unsigned) b->cc.umask);
+      grove_config_put (mem, GROVE_KEY_UMASK, num);
+    }
+  if (b->cc.no_new_privs_off)
+    grove_config_put (mem, GROVE_KEY_NO_NEW_PRIVS, "0");
+  for (size_t k = 0; k < b->cc.nsysctls; k++)
+    grove_config_put (mem, GROVE_KEY_SYSCTL, b->cc.sysctls[k]);
+  if (b->cc.uts_ns_path != NULL)
+    grove_config_put (mem, GROVE_KEY_UTS_NS, b->cc.uts_ns_path);
+  if (b->cc.ipc_ns_path != NULL)
+    grove_config_put (mem, GROVE_KEY_IPC_NS, b->cc.ipc_ns_path);
+  for (size_t k = 0; k < b->cc.nmasked_paths; k++)
+    grove_config_put (mem, GROVE_KEY_MASKED_PATH, b->masked[k]);
+  for (size_t k = 0; k < b->cc.nreadonly_paths; k++)
+    grove_config_put (mem, GROVE_KEY_READONLY_PATH, b->readonly[k]);
+  for (size_t k = 0; k < b->cc.ndevices; k++)
+    {
+      static char dev[PATH_MAX + 64];
+      const grove_device_t *d = &b->devices[k];
+      snprintf (dev, sizeof (dev), "%o:%u:%u:%u:%u:%s", (unsigned) d->mode, d->major, d->minor, (unsigned) d->uid,
+                (unsigned) d->gid, d->path);
+      grove_config_put (mem, GROVE_KEY_DEVICE, dev);
+    }
+}
+
+/* The container's state directory besides spec.json: where its cgroup is
+ * (cgroupsPath: for state, kill and delete) and its hooks (for the shim,
+ * start and delete). */
+static void
+write_state_extras (const grove_oci_bundle_t *b, const grove_cgroup_t *cg, const char *id, const char *dir,
+                    char *hooks_file, size_t cap)
+{
+  char file[PATH_MAX + 16];
+  FILE *f;
+  hooks_file[0] = '\0';
+  if (cgroup_given)
+    {
+      snprintf (file, sizeof (file), "%s/cgroup", dir);
+      f = fopen (file, "we");
+      if (f == NULL || fprintf (f, "%s\n%s\n", cg->parent, cg->id) < 0 || fclose (f) != 0)
+        {
+          remove_dir (id);
+          die (1, "%s: %s", file, strerror (errno));
+        }
+    }
+  if (b->hooks_blob != NULL)
+    {
+      snprintf (hooks_file, cap, "%s/hooks", dir);
+      f = fopen (hooks_file, "we");
+      if (f == NULL || fwrite (b->hooks_blob, 1, b->hooks_len, f) != b->hooks_len || fclose (f) != 0)
+        {
+          remove_dir (id);
+          die (1, "%s: %s", hooks_file, strerror (errno));
+        }
+    }
+}
+
 static int
 cmd_create (const char *bundle, const char *pid_file, const char *id)
 {
   static grove_oci_bundle_t b;
-  static char self[PATH_MAX], shim[PATH_MAX], dir[PATH_MAX], file[PATH_MAX + 16];
+  static grove_hooks_t hooks;
+  static char self[PATH_MAX], shim[PATH_MAX], dir[PATH_MAX], file[PATH_MAX + 16], hooks_file[PATH_MAX + 16];
   grove_cgroup_t cg;
   grove_error_t err;
   struct grove_shim_report rep;
@@ -261,11 +415,12 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   ssize_t n;
 
   load_bundle (&b, bundle, id);
-  cgroup_of (&cg, id);
-  ops = grove_cgroup_ops_for (cg.mode);
   snprintf (dir, sizeof (dir), "%s/%s", root_dir, id);
   if (access (dir, F_OK) == 0)
     die (1, "container %s already exists", id);
+  cgroup_of (&cg, id);
+  cgroup_from_config (&cg, b.cgroups_path);
+  ops = grove_cgroup_ops_for (cg.mode);
   n = readlink ("/proc/self/exe", self, sizeof (self) - 1);
   if (n < 0)
     die (1, "readlink /proc/self/exe: %s", strerror (errno));
@@ -287,7 +442,16 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   fprintf (f, "}},\"createdAtMs\":%lld}\n", (long long) time (NULL) * 1000);
   fclose (f);
   if (grove_oci_reaped_wanted (&b))
-    return create_reaped (&b, &cg, pid_file, id);
+    {
+      if (b.hooks_blob != NULL)
+        {
+          remove_dir (id);
+          die (1, "config.json hooks: not run for a caller that reaps the init (annotation org.grove.runtime.reaper)");
+        }
+      return create_reaped (&b, &cg, pid_file, id);
+    }
+  write_state_extras (&b, &cg, id, dir, hooks_file, sizeof (hooks_file));
+  bundle_hooks (&b, &hooks);
 
   mem = open_memstream (&cfg, &cfg_len);
   grove_config_put (mem, GROVE_KEY_ID, id);
@@ -300,6 +464,8 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   grove_config_put (mem, GROVE_KEY_CGROUP_MODE, cg.mode == GROVE_CGROUP_V2 ? "v2" : "v1");
   grove_config_put (mem, GROVE_KEY_CGROUP_ROOT, cg.root);
   grove_config_put (mem, GROVE_KEY_CGROUP_PARENT, cg.parent);
+  if (strcmp (cg.id, id) != 0)
+    grove_config_put (mem, GROVE_KEY_CGROUP_NAME, cg.id);
   grove_config_put (mem, GROVE_KEY_HOLD, "stdio"); /* the caller's stdio is the container's */
   if (b.netns != NULL)
     grove_config_put (mem, GROVE_KEY_NETNS, b.netns);
@@ -326,20 +492,9 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
           grove_config_put (mem, GROVE_KEY_MOUNT_DATA, b.mounts[k].data != NULL ? b.mounts[k].data : "");
         }
     }
-  if (b.cc.oom_score_adj_set)
-    {
-      snprintf (num, sizeof (num), "%d", b.cc.oom_score_adj);
-      grove_config_put (mem, GROVE_KEY_OOM_SCORE_ADJ, num);
-    }
-  if (b.cc.umask_set)
-    {
-      snprintf (num, sizeof (num), "%o", (unsigned) b.cc.umask);
-      grove_config_put (mem, GROVE_KEY_UMASK, num);
-    }
-  if (b.cc.no_new_privs_off)
-    grove_config_put (mem, GROVE_KEY_NO_NEW_PRIVS, "0");
-  for (size_t k = 0; k < b.cc.nsysctls; k++)
-    grove_config_put (mem, GROVE_KEY_SYSCTL, b.cc.sysctls[k]);
+  put_oci_keys (mem, &b);
+  if (hooks.blob != NULL)
+    grove_config_put (mem, GROVE_KEY_HOOKS, hooks_file);
   grove_process_config_write (mem, &b.cc);
   fclose (mem);
 
@@ -353,6 +508,8 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
       grove_error_t ignored;
       ops->remove (&cg, &ignored);
       remove_dir (id);
+      /* A failed create goes on to delete's poststop (runtime-spec, as runc). */
+      post_hooks (&hooks, GROVE_HOOK_POSTSTOP, "stopped", 0);
       die (1, "%s", err.msg);
     }
   free (cfg);
@@ -476,6 +633,7 @@ main (int argc, char **argv)
   int npos = 0, force = 0;
   char cwd[PATH_MAX], ans[1024], dir[PATH_MAX], status[32];
   grove_error_t err;
+  static grove_hooks_t hooks; /* start's and delete's (poststart, poststop) */
 
   for (int i = 1; i < argc; i++)
     {
@@ -538,6 +696,13 @@ main (int argc, char **argv)
         die (1, "container %s does not exist or has stopped", pos[0]);
       if (strstr (ans, "\"started\":true") == NULL)
         die (1, "container %s is not in the created state", pos[0]);
+      if (saved_hooks (pos[0], &hooks))
+        {
+          char pid[32] = "0";
+          if (shim_ask (pos[0], "state", ans, sizeof (ans)) == 0)
+            json_field (ans, "pid", pid, sizeof (pid));
+          post_hooks (&hooks, GROVE_HOOK_POSTSTART, "running", (pid_t) atoi (pid));
+        }
       return 0;
     }
   if (strcmp (cmd, "kill") == 0)
@@ -572,6 +737,7 @@ main (int argc, char **argv)
           cg.parent = reaped_cg.parent;
           cg.id = reaped_cg.id;
         }
+      saved_hooks (pos[0], &hooks);
       if (live && strcmp (status, "stopped") != 0)
         {
           int killed = 0;
@@ -588,8 +754,10 @@ main (int argc, char **argv)
       if (grove_cgroup_ops_for (cg.mode)->remove (&cg, &err) < 0)
         die (1, "%s", err.msg);
       cg.id = NULL;
-      grove_cgroup_ops_for (cg.mode)->remove (&cg, &err);
+      if (!cgroup_given) /* a cgroupsPath's parents are not ours */
+        grove_cgroup_ops_for (cg.mode)->remove (&cg, &err);
       remove_dir (pos[0]);
+      post_hooks (&hooks, GROVE_HOOK_POSTSTOP, "stopped", 0);
       return 0;
     }
   die (2, "unknown command %s", cmd);

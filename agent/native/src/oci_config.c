@@ -12,7 +12,9 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
+#include "hooks.h"
 #include "util.h"
 
 #define N_OF(a) (sizeof (a) / sizeof ((a)[0]))
@@ -51,7 +53,7 @@ static const char *const grove_devices[]
  * in the spec is ignored, as runtime-spec requires ("runtimes MUST ignore
  * unknown properties"); so are other platforms' objects (windows, solaris,
  * vm, zos) and Windows-only fields (process.commandLine, user.username). */
-static const char *const top_unhonoured[] = { "hooks", "domainname" };
+static const char *const top_unhonoured[] = { "domainname" };
 static const char *const proc_unhonoured[]
     = { "apparmorProfile", "selinuxLabel", "ioPriority", "scheduler", "execCPUAffinity" };
 static const char *const linux_unhonoured[]
@@ -346,10 +348,13 @@ read_root (const struct reader *r, const char *id, grove_error_t *err)
   return 0;
 }
 
-/* A tmpfs: its options as mount(2) flags and the filesystem's data
- * (size=, mode=, uid=, gid=, nr_inodes=, ...; the kernel judges those). */
+/* A new filesystem (tmpfs, mqueue, devpts, sysfs, proc, ... any type the
+ * kernel has): its options as mount(2) flags and the filesystem's data
+ * (size=, mode=, newinstance, ...; the kernel judges those); the source is
+ * the config's, else the type. */
 static int
-read_tmpfs_mount (const struct reader *r, int k, int opts, char **dst, grove_error_t *err)
+read_fs_mount (const struct reader *r, int k, int opts, const char *type, const char *src, char **dst,
+               grove_error_t *err)
 {
   static const struct
   {
@@ -359,9 +364,12 @@ read_tmpfs_mount (const struct reader *r, int k, int opts, char **dst, grove_err
                 { "suid", 0, MS_NOSUID },     { "nodev", MS_NODEV, 0 },       { "dev", 0, MS_NODEV },
                 { "noexec", MS_NOEXEC, 0 },   { "exec", 0, MS_NOEXEC },       { "sync", MS_SYNCHRONOUS, 0 },
                 { "async", 0, MS_SYNCHRONOUS }, { "noatime", MS_NOATIME, 0 }, { "nodiratime", MS_NODIRATIME, 0 },
-                { "relatime", MS_RELATIME, 0 }, { "strictatime", MS_STRICTATIME, 0 } };
+                { "relatime", MS_RELATIME, 0 }, { "strictatime", MS_STRICTATIME, 0 },
+                /* The container's mounts are private already. */
+                { "private", 0, 0 },          { "rprivate", 0, 0 } };
+  static const char *const propagation[] = { "shared", "rshared", "slave", "rslave", "unbindable", "runbindable" };
   grove_oci_bundle_t *b = r->b;
-  grove_mount_t m = { .fstype = "tmpfs" };
+  grove_mount_t m = { .fstype = NULL };
   FILE *data;
   char *text = NULL;
   size_t len = 0;
@@ -381,19 +389,28 @@ read_tmpfs_mount (const struct reader *r, int k, int opts, char **dst, grove_err
           free (text);
           REFUSE ("config.json mounts[%d].options[%d]: must be a string without a comma", k, o);
         }
+      if (in_list (propagation, N_OF (propagation), opt))
+        {
+          fclose (data);
+          free (text);
+          REFUSE ("config.json mounts[%d].options[%d]: propagation %s is not supported (the container's mounts are "
+                  "private)",
+                  k, o, opt);
+        }
       if (f < N_OF (flags))
         m.flags = (m.flags & ~flags[f].clear) | flags[f].set;
       else
         fprintf (data, "%s%s", ftell (data) > 0 ? "," : "", opt);
     }
   fclose (data);
-  m.source = strdup ("tmpfs");
+  m.fstype = strdup (type);
+  m.source = strdup (src != NULL && src[0] != '\0' ? src : type);
   m.destination = *dst;
   m.data = text;
   m.readonly = (m.flags & MS_RDONLY) != 0;
   *dst = NULL; /* the mount owns it */
   b->mounts[b->cc.nmounts++] = m;
-  if (m.source == NULL || m.data == NULL)
+  if (m.source == NULL || m.data == NULL || m.fstype == NULL)
     return grove_error_set (err, ENOMEM, "config.json mounts[%d]", k);
   static_only (b, "mounts");
   return 0;
@@ -421,12 +438,10 @@ read_mount (const struct reader *r, int k, grove_error_t *err)
     }
   if (dst == NULL || dst[0] != '/')
     REFUSE ("config.json mounts[%d].destination: must be an absolute path", k);
-  if (!bind && type != NULL && strcmp (type, "tmpfs") == 0)
-    return read_tmpfs_mount (r, k, opts, &dst, err);
+  if (!bind && type != NULL && type[0] != '\0' && strcmp (type, "none") != 0)
+    return read_fs_mount (r, k, opts, type, src, &dst, err);
   if (!bind)
-    REFUSE ("config.json mounts[%d]: mounting %s (type %s) is not supported: grove-runtime makes bind and tmpfs "
-            "mounts and its own /proc, /dev, /sys",
-            k, dst, type != NULL ? type : "none");
+    REFUSE ("config.json mounts[%d]: %s has no type and no bind option", k, dst);
   for (int o = 0; opts >= 0 && o < r->t[opts].size; o++)
     {
       cleanup_free char *opt = grove_json_str (r->s, r->t, grove_json_at (r->t, opts, o));
@@ -512,11 +527,90 @@ read_sysctls (const struct reader *r, int linux_, grove_error_t *err)
   return 0;
 }
 
+/* linux.devices: [{path, type (c, b, u, p), major, minor, fileMode, uid, gid}],
+ * made by the init (child_make_devices); the ones Grove's /dev has anyway
+ * are left to it. */
+static int
+read_devices (const struct reader *r, int linux_, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  int v = get (r, linux_, "devices");
+  for (int k = 0; v >= 0 && k < r->t[v].size; k++)
+    {
+      int d = grove_json_at (r->t, v, k);
+      cleanup_free char *p = grove_json_str (r->s, r->t, get (r, d, "path"));
+      cleanup_free char *type = grove_json_str (r->s, r->t, get (r, d, "type"));
+      long long major = 0, minor = 0, mode = 0666, uid = 0, gid = 0;
+      grove_device_t *dev = &b->devices[b->cc.ndevices];
+      if (p == NULL || p[0] != '/' || strstr (p, "/../") != NULL)
+        REFUSE ("config.json linux.devices[%d].path: must be an absolute path without ..", k);
+      if (in_list (grove_devices, N_OF (grove_devices), p))
+        continue;
+      if (type == NULL || strlen (type) != 1 || strchr ("cbup", type[0]) == NULL)
+        REFUSE ("config.json linux.devices[%d].type: must be c, b, u or p", k);
+      if (type[0] != 'p'
+          && (grove_json_num (r->s, r->t, get (r, d, "major"), &major) < 0
+              || grove_json_num (r->s, r->t, get (r, d, "minor"), &minor) < 0 || major < 0 || minor < 0
+              || major > 0xfff || minor > 0xfffff))
+        REFUSE ("config.json linux.devices[%d]: major and minor numbers are required (c, b, u)", k);
+      if ((get (r, d, "fileMode") >= 0 && r->t[get (r, d, "fileMode")].type != GROVE_J_NULL
+           && (grove_json_num (r->s, r->t, get (r, d, "fileMode"), &mode) < 0 || mode < 0 || mode > 07777))
+          || (get (r, d, "uid") >= 0 && (grove_json_num (r->s, r->t, get (r, d, "uid"), &uid) < 0 || uid < 0))
+          || (get (r, d, "gid") >= 0 && (grove_json_num (r->s, r->t, get (r, d, "gid"), &gid) < 0 || gid < 0)))
+        REFUSE ("config.json linux.devices[%d]: fileMode (0 to 07777), uid and gid must be numbers", k);
+      if (b->userns)
+        REFUSE ("config.json linux.devices[%d]: device nodes cannot be made in a user namespace (mknod)", k);
+      if (b->cc.ndevices == GROVE_MAX_DEVICES)
+        REFUSE ("config.json linux.devices: at most %d", GROVE_MAX_DEVICES);
+      *dev = (grove_device_t){ .path = p,
+                               .mode = (mode_t) mode | (type[0] == 'b' ? S_IFBLK : type[0] == 'p' ? S_IFIFO : S_IFCHR),
+                               .major = (unsigned) major,
+                               .minor = (unsigned) minor,
+                               .uid = (uid_t) uid,
+                               .gid = (gid_t) gid };
+      p = NULL; /* the device owns it */
+      b->cc.ndevices++;
+    }
+  if (b->cc.ndevices > 0)
+    static_only (b, "linux.devices");
+  b->cc.devices = b->devices;
+  return 0;
+}
+
+/* linux.cgroupsPath: kept as given (grove-runtime resolves it against the
+ * cgroup root or its own cgroup); "" and null are absent. No ".." part, no
+ * empty part but a leading "/". */
+static int
+read_cgroups_path (const struct reader *r, int linux_, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  char *p = grove_json_str (r->s, r->t, get (r, linux_, "cgroupsPath"));
+  if (p == NULL || p[0] == '\0')
+    {
+      free (p);
+      return 0;
+    }
+  b->cgroups_path = p;
+  for (const char *c = p[0] == '/' ? p + 1 : p; *c != '\0';)
+    {
+      size_t n = strcspn (c, "/");
+      if (n == 0 || (n == 2 && strncmp (c, "..", 2) == 0) || (n == 1 && c[0] == '.'))
+        REFUSE ("config.json linux.cgroupsPath: %s has an empty, . or .. part", p);
+      c += n;
+      if (*c == '/')
+        c++;
+    }
+  if (strlen (p) < 2 && p[0] == '/')
+    REFUSE ("config.json linux.cgroupsPath: / is the root cgroup, not a container's");
+  return 0;
+}
+
 /* seccomp (compiled by the static grove-runtime, oci_seccomp.c); maskedPaths,
- * readonlyPaths, devices: only what Grove does anyway. */
+ * readonlyPaths (Grove's and the bundle's). */
 static int
 read_fixed_lists (const struct reader *r, int linux_, grove_error_t *err)
 {
+  grove_oci_bundle_t *b = r->b;
   int v;
   if (read_sysctls (r, linux_, err) < 0)
     return -1;
@@ -534,22 +628,57 @@ read_fixed_lists (const struct reader *r, int linux_, grove_error_t *err)
       v = get (r, linux_, field);
       for (int k = 0; v >= 0 && k < r->t[v].size; k++)
         {
-          cleanup_free char *p = grove_json_str (r->s, r->t, grove_json_at (r->t, v, k));
-          if (pass == 0 ? !in_list (grove_masked, N_OF (grove_masked), p) && !is_thermal_throttle (p)
-                        : !in_list (grove_readonly, N_OF (grove_readonly), p))
-            REFUSE ("config.json linux.%s[%d]: %s is not one of the paths Grove %s (it always %s its fixed list)", field,
-                    k, p != NULL ? p : "?", pass == 0 ? "masks" : "makes read-only", pass == 0 ? "masks" : "protects");
+          char *p = grove_json_str (r->s, r->t, grove_json_at (r->t, v, k));
+          size_t *n = pass == 0 ? &b->cc.nmasked_paths : &b->cc.nreadonly_paths;
+          if (p == NULL || p[0] != '/')
+            {
+              free (p);
+              REFUSE ("config.json linux.%s[%d]: must be an absolute path", field, k);
+            }
+          /* Grove's own lists always apply; the rest are the bundle's. */
+          if (pass == 0 ? in_list (grove_masked, N_OF (grove_masked), p) || is_thermal_throttle (p)
+                        : in_list (grove_readonly, N_OF (grove_readonly), p))
+            {
+              free (p);
+              continue;
+            }
+          if (*n == GROVE_MAX_EXTRA_PATHS)
+            {
+              free (p);
+              REFUSE ("config.json linux.%s: at most %d besides Grove's own", field, GROVE_MAX_EXTRA_PATHS);
+            }
+          (pass == 0 ? b->masked : b->readonly)[(*n)++] = p;
+          static_only (b, pass == 0 ? "linux.maskedPaths" : "linux.readonlyPaths");
         }
     }
-  v = get (r, linux_, "devices");
-  for (int k = 0; v >= 0 && k < r->t[v].size; k++)
+  return 0;
+}
+
+/* uts and ipc: joined by path, or, when the bundle lists none, the
+ * runtime's own (runtime-spec); a hostname needs a uts namespace of the
+ * container's own (as runc). */
+static int
+read_shared_namespaces (const struct reader *r, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  cleanup_free char *hostname = grove_json_str (r->s, r->t, get (r, 0, "hostname"));
+  if (!b->uts_listed && (b->uts_ns = strdup ("/proc/self/ns/uts")) == NULL)
+    return grove_error_set (err, ENOMEM, "config.json linux.namespaces");
+  if (!b->ipc_listed && (b->ipc_ns = strdup ("/proc/self/ns/ipc")) == NULL)
+    return grove_error_set (err, ENOMEM, "config.json linux.namespaces");
+  if ((b->uts_ns != NULL || b->ipc_ns != NULL) && b->userns)
+    REFUSE ("config.json linux.namespaces: joining a uts or ipc namespace (or sharing the runtime's) with a user "
+            "namespace is not supported");
+  if (b->uts_ns != NULL)
     {
-      cleanup_free char *p = grove_json_str (r->s, r->t, get (r, grove_json_at (r->t, v, k), "path"));
-      if (!in_list (grove_devices, N_OF (grove_devices), p))
-        REFUSE ("config.json linux.devices[%d]: creating %s is not supported (Grove's /dev has null, zero, full, "
-                "random, urandom, tty, ptmx, pts, shm, mqueue)",
-                k, p != NULL ? p : "?");
+      if (hostname != NULL && hostname[0] != '\0')
+        REFUSE ("config.json hostname: needs a uts namespace of the container's own (linux.namespaces)");
+      b->hostname[0] = '\0'; /* leave the joined namespace's name alone */
     }
+  b->cc.uts_ns_path = b->uts_ns;
+  b->cc.ipc_ns_path = b->ipc_ns;
+  if (b->uts_ns != NULL || b->ipc_ns != NULL)
+    static_only (b, "linux.namespaces");
   return 0;
 }
 
@@ -558,7 +687,7 @@ read_fixed_lists (const struct reader *r, int linux_, grove_error_t *err)
 static int
 read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
 {
-  static const char *const required[] = { "pid", "network", "ipc", "uts", "mount" };
+  static const char *const required[] = { "pid", "network", "mount" };
   static const char *const supported[] = { "pid", "mount", "uts", "ipc", "network", "user", "cgroup" };
   grove_oci_bundle_t *b = r->b;
   int ns = get (r, linux_, "namespaces"), cgroupns = 0;
@@ -572,7 +701,7 @@ read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
         }
       if (!found)
         REFUSE ("config.json linux.namespaces: has no %s namespace; grove-runtime always gives a container its own "
-                "pid, ipc, uts and mount namespaces and a new or joined network namespace",
+                "pid and mount namespaces and a new or joined network namespace",
                 required[q]);
     }
   for (int k = 0; ns >= 0 && k < r->t[ns].size; k++)
@@ -584,6 +713,18 @@ read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
         REFUSE ("config.json linux.namespaces[%d].type: %s namespaces are not supported", k, type ? type : "?");
       b->userns |= strcmp (type, "user") == 0;
       cgroupns |= strcmp (type, "cgroup") == 0;
+      if (strcmp (type, "uts") == 0 || strcmp (type, "ipc") == 0)
+        {
+          char **slot = type[0] == 'u' ? &b->uts_ns : &b->ipc_ns;
+          (type[0] == 'u' ? &b->uts_listed : &b->ipc_listed)[0] = 1;
+          if (path != NULL && path[0] != '\0')
+            {
+              free (*slot);
+              *slot = path; /* joined; without a path a new one */
+              path = NULL;
+            }
+          continue;
+        }
       if (path == NULL || path[0] == '\0')
         continue;
       if (strcmp (type, "network") != 0)
@@ -592,6 +733,8 @@ read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
       b->netns = path;
       path = NULL;
     }
+  if (read_shared_namespaces (r, err) < 0)
+    return -1;
   /* runtime-spec: a namespace the bundle does not list is the runtime's. */
   b->cc.host_cgroupns = !cgroupns;
   if (!b->userns)
@@ -817,7 +960,109 @@ finish (const struct reader *r, grove_error_t *err)
   b->cc.rlimits = b->rlimits;
   b->cc.nrlimits = b->nrlimits;
   b->cc.stdio_fd = -1;
+  b->cc.masked_paths = (const char *const *) b->masked;
+  b->cc.readonly_paths = (const char *const *) b->readonly;
   return 0;
+}
+
+/* ---- hooks ------------------------------------------------------------------ */
+
+static void
+blob_put (FILE *f, const char *key, const char *val)
+{
+  fwrite (key, 1, strlen (key) + 1, f);
+  fwrite (val, 1, strlen (val) + 1, f);
+}
+
+/* A list of strings (hooks.KIND[i].args or env) into the blob under key. */
+static int
+read_hook_strings (const struct reader *r, int hook, const char *name, const char *key, FILE *f, const char *field,
+                   grove_error_t *err)
+{
+  int v = get (r, hook, name);
+  if (v < 0 || r->t[v].type == GROVE_J_NULL)
+    return 0;
+  if (r->t[v].type != GROVE_J_ARR)
+    REFUSE ("config.json %s.%s: must be an array of strings", field, name);
+  for (int k = 0; k < r->t[v].size; k++)
+    {
+      cleanup_free char *s = grove_json_str (r->s, r->t, grove_json_at (r->t, v, k));
+      if (s == NULL)
+        REFUSE ("config.json %s.%s: must be an array of strings", field, name);
+      blob_put (f, key, s);
+    }
+  return 0;
+}
+
+/* One hook: path (absolute), args, env, timeout (> 0). */
+static int
+read_hook (const struct reader *r, int hook, const char *kind, int k, FILE *f, grove_error_t *err)
+{
+  char field[64], num[32];
+  long long timeout;
+  int v = get (r, hook, "timeout");
+  cleanup_free char *path = grove_json_str (r->s, r->t, get (r, hook, "path"));
+  snprintf (field, sizeof (field), "hooks.%s[%d]", kind, k);
+  if (r->t[hook].type != GROVE_J_OBJ || path == NULL || path[0] != '/')
+    REFUSE ("config.json %s.path: must be an absolute path", field);
+  blob_put (f, GROVE_HOOKS_KEY_HOOK, kind);
+  blob_put (f, GROVE_HOOKS_KEY_PATH, path);
+  if (read_hook_strings (r, hook, "args", GROVE_HOOKS_KEY_ARG, f, field, err) < 0
+      || read_hook_strings (r, hook, "env", GROVE_HOOKS_KEY_ENV, f, field, err) < 0)
+    return -1;
+  if (v >= 0 && r->t[v].type != GROVE_J_NULL)
+    {
+      if (grove_json_num (r->s, r->t, v, &timeout) < 0 || timeout <= 0 || timeout > 86400)
+        REFUSE ("config.json %s.timeout: must be a number of seconds greater than zero", field);
+      snprintf (num, sizeof (num), "%lld", timeout);
+      blob_put (f, GROVE_HOOKS_KEY_TIMEOUT, num);
+    }
+  return 0;
+}
+
+/* hooks: the blob grove-runtime runs them from (hooks.h), with the id, the
+ * bundle and the annotations their state needs; none: no blob. */
+static int
+read_hooks (const struct reader *r, const char *id, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  int hooks = get (r, 0, "hooks"), any = 0, rc = 0;
+  FILE *f;
+  if (hooks < 0 || r->t[hooks].type == GROVE_J_NULL)
+    return 0;
+  if (r->t[hooks].type != GROVE_J_OBJ)
+    REFUSE ("config.json hooks: must be an object");
+  f = open_memstream (&b->hooks_blob, &b->hooks_len);
+  if (f == NULL)
+    return grove_error_set (err, errno, "config.json hooks");
+  blob_put (f, GROVE_HOOKS_KEY_ID, id);
+  blob_put (f, GROVE_HOOKS_KEY_BUNDLE, r->bundle);
+  blob_put (f, GROVE_HOOKS_KEY_ANNOTATIONS, b->annotations);
+  /* Unknown kinds are properties the spec does not define: ignored. */
+  for (int kind = 0; rc == 0 && kind < GROVE_HOOK_KINDS; kind++)
+    {
+      const char *name = grove_hook_kind_names[kind];
+      int list = get (r, hooks, name);
+      if (list < 0 || r->t[list].type == GROVE_J_NULL)
+        continue;
+      if (r->t[list].type != GROVE_J_ARR)
+        {
+          rc = grove_error_set (err, 0, "config.json hooks.%s: must be an array", name);
+          break;
+        }
+      for (int k = 0; rc == 0 && k < r->t[list].size; k++, any = 1)
+        rc = read_hook (r, grove_json_at (r->t, list, k), name, k, f, err);
+    }
+  fclose (f);
+  if (rc == 0 && any)
+    static_only (b, "hooks");
+  if (rc < 0 || !any)
+    {
+      free (b->hooks_blob);
+      b->hooks_blob = NULL;
+      b->hooks_len = 0;
+    }
+  return rc;
 }
 
 int
@@ -848,9 +1093,10 @@ grove_oci_bundle_load (grove_oci_bundle_t *b, const char *bundle, const char *id
   linux_ = get (&r, 0, "linux");
   if (refuse_unhonoured (&r, linux_, "linux.", linux_unhonoured, N_OF (linux_unhonoured), err) < 0
       || read_fixed_lists (&r, linux_, err) < 0 || read_namespaces (&r, linux_, err) < 0
+      || read_devices (&r, linux_, err) < 0 || read_cgroups_path (&r, linux_, err) < 0
       || read_resources (&r, linux_, err) < 0)
     return -1;
-  return finish (&r, err);
+  return finish (&r, err) < 0 ? -1 : read_hooks (&r, id, err);
 }
 
 void
@@ -862,6 +1108,16 @@ grove_oci_bundle_free (grove_oci_bundle_t *b)
   free (b->hostname);
   free (b->netns);
   free (b->annotations);
+  free (b->hooks_blob);
+  free (b->cgroups_path);
+  free (b->uts_ns);
+  free (b->ipc_ns);
+  for (size_t i = 0; i < b->cc.nmasked_paths; i++)
+    free (b->masked[i]);
+  for (size_t i = 0; i < b->cc.nreadonly_paths; i++)
+    free (b->readonly[i]);
+  for (size_t i = 0; i < b->cc.ndevices; i++)
+    free ((char *) b->devices[i].path);
   for (size_t i = 0; i < N_OF (b->sysctl_text); i++)
     free (b->sysctl_text[i]);
   for (size_t i = 0; i < N_OF (b->argv); i++)
@@ -873,6 +1129,7 @@ grove_oci_bundle_free (grove_oci_bundle_t *b)
       free ((char *) b->mounts[i].source);
       free ((char *) b->mounts[i].destination);
       free ((char *) b->mounts[i].data);
+      free ((char *) b->mounts[i].fstype);
     }
   memset (b, 0, sizeof (*b));
 }

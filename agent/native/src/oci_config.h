@@ -44,6 +44,13 @@ typedef struct grove_oci_bundle_s
   grove_device_rule_t dev_rules[GROVE_OCI_MAX_DEVICE_RULES];
   char dev_text[GROVE_OCI_MAX_DEVICE_RULES][64];
   grove_mount_t mounts[GROVE_MAX_MOUNTS];
+  grove_device_t devices[GROVE_MAX_DEVICES]; /* linux.devices besides Grove's own */
+  char *masked[GROVE_MAX_EXTRA_PATHS], *readonly[GROVE_MAX_EXTRA_PATHS]; /* beyond Grove's lists */
+  char *uts_ns, *ipc_ns;  /* joined (a path, or /proc/self/ns/X when not listed); NULL: new */
+  int uts_listed, ipc_listed;
+  char *cgroups_path; /* linux.cgroupsPath as given; NULL: none (grove-runtime: <--cgroup-parent>/<id>) */
+  char *hooks_blob; /* hooks (hooks.h's blob, with id, bundle and annotations); NULL: none */
+  size_t hooks_len;
   char *annotations; /* the config's annotations object as JSON text ("{}" when none) */
   /* The token of linux.seccomp (an object), 0 when there is none: the static
    * grove-runtime compiles it (oci_seccomp.c) into cc.seccomp_bpf. */
@@ -55,7 +62,7 @@ typedef struct grove_oci_bundle_s
   char *sysctl_text[GROVE_MAX_SYSCTLS]; /* "name=value" */
   /* Fields set in the config that the static grove-runtime applies and the
    * TypeScript command line does not ("process.oomScoreAdj", ...): it refuses them. */
-  const char *static_only[8];
+  const char *static_only[16];
   size_t nstatic_only;
   grove_container_config_t cc; /* points into the above; cgroup, log and stdio are the caller's */
 } grove_oci_bundle_t;

@@ -39,6 +39,7 @@
 #include "cgroup.h"
 #include "container.h"
 #include "exec.h"
+#include "hooks.h"
 #include "shim.h"
 #include "shim_protocol.h"
 #include "shim_runtime.h"
@@ -106,6 +107,43 @@ struct client
 };
 
 static struct config cfg;
+/* OCI hooks (grove-runtime create): their blob's file, read before the start. */
+static const char *hooks_path;
+static grove_hooks_t hooks;
+/* OCI linux.cgroupsPath (grove-runtime create): the container's cgroup's name when not its id. */
+static const char *cgroup_name;
+/* OCI linux.namespaces (grove-runtime create): uts and ipc namespaces to join. */
+static const char *uts_ns_path, *ipc_ns_path;
+/* OCI linux.devices (grove-runtime create): "MODE:MAJOR:MINOR:UID:GID:PATH". */
+static grove_device_t devices[GROVE_MAX_DEVICES];
+static size_t ndevices;
+/* OCI linux.maskedPaths and readonlyPaths beyond Grove's lists. */
+static const char *masked_paths[GROVE_MAX_EXTRA_PATHS], *readonly_paths[GROVE_MAX_EXTRA_PATHS];
+static size_t nmasked_paths, nreadonly_paths;
+
+static int
+extra_path_key (const char *key, const char *val, grove_error_t *err)
+{
+  int masked = strcmp (key, GROVE_KEY_MASKED_PATH) == 0;
+  size_t *n = masked ? &nmasked_paths : &nreadonly_paths;
+  if (*n == GROVE_MAX_EXTRA_PATHS)
+    return grove_error_set (err, EINVAL, "shim config: more than %d %s keys", GROVE_MAX_EXTRA_PATHS, key);
+  (masked ? masked_paths : readonly_paths)[(*n)++] = val;
+  return 0;
+}
+
+static int
+device_key (char *val, grove_error_t *err)
+{
+  unsigned mode, major, minor, uid, gid;
+  int n = 0;
+  if (ndevices == GROVE_MAX_DEVICES)
+    return grove_error_set (err, EINVAL, "shim config: more than %d devices", GROVE_MAX_DEVICES);
+  if (sscanf (val, "%o:%u:%u:%u:%u:%n", &mode, &major, &minor, &uid, &gid, &n) != 5 || n == 0 || val[n] != '/')
+    return grove_error_set (err, EINVAL, "shim config: device %s is not MODE:MAJOR:MINOR:UID:GID:PATH", val);
+  devices[ndevices++] = (grove_device_t){ val + n, (mode_t) mode, major, minor, (uid_t) uid, (gid_t) gid };
+  return 0;
+}
 static grove_shim_runtime_t handler; /* a runtime handler instance (shim_runtime.c); path NULL: native */
 static struct client clients[MAX_CLIENTS];
 static grove_cgroup_t cgroup;
@@ -200,6 +238,9 @@ shim_key (const char *key, char *val, grove_error_t *err)
                { GROVE_KEY_CGROUP_MODE, &cfg.cg_mode },
                { GROVE_KEY_CGROUP_ROOT, &cfg.cg_root },
                { GROVE_KEY_CGROUP_PARENT, &cfg.cg_parent },
+               { GROVE_KEY_CGROUP_NAME, &cgroup_name },
+               { GROVE_KEY_UTS_NS, &uts_ns_path },
+               { GROVE_KEY_IPC_NS, &ipc_ns_path },
                { GROVE_KEY_NETNS, &cfg.netns } };
   if (grove_shim_runtime_key (&handler, key, val))
     return 0;
@@ -250,6 +291,12 @@ shim_key (const char *key, char *val, grove_error_t *err)
   else if (strcmp (key, GROVE_KEY_OOM_SCORE_ADJ) == 0 || strcmp (key, GROVE_KEY_UMASK) == 0
            || strcmp (key, GROVE_KEY_SYSCTL) == 0)
     return oci_key (key, val, err);
+  else if (strcmp (key, GROVE_KEY_HOOKS) == 0)
+    hooks_path = val;
+  else if (strcmp (key, GROVE_KEY_DEVICE) == 0)
+    return device_key (val, err);
+  else if (strcmp (key, GROVE_KEY_MASKED_PATH) == 0 || strcmp (key, GROVE_KEY_READONLY_PATH) == 0)
+    return extra_path_key (key, val, err);
   else
     return grove_error_set (err, EINVAL, "shim config: unknown or repeated key %s", key);
   return 0;
@@ -657,7 +704,7 @@ container_config (grove_container_config_t *cc, int stdio_fd)
   cgroup.mode = strcmp (cfg.cg_mode, "v2") == 0 ? GROVE_CGROUP_V2 : GROVE_CGROUP_V1;
   cgroup.root = cfg.cg_root;
   cgroup.parent = cfg.cg_parent;
-  cgroup.id = cfg.id;
+  cgroup.id = cgroup_name != NULL ? cgroup_name : cfg.id;
   memset (cc, 0, sizeof (*cc));
   grove_process_config_apply (&cfg.proc, cc);
   cc->rootfs = cfg.rootfs;
@@ -696,6 +743,17 @@ start_container (int pipe_w, int pipe_r)
   grove_container_config_t cc;
   memset (&err, 0, sizeof (err));
   container_config (&cc, pipe_w);
+  if (hooks_path != NULL && grove_hooks_load (&hooks, hooks_path, &err) < 0)
+    return start_failed (err.errnum, err.msg);
+  cc.hooks = hooks_path != NULL ? &hooks : NULL;
+  cc.devices = devices;
+  cc.ndevices = ndevices;
+  cc.uts_ns_path = uts_ns_path;
+  cc.ipc_ns_path = ipc_ns_path;
+  cc.masked_paths = masked_paths;
+  cc.nmasked_paths = nmasked_paths;
+  cc.readonly_paths = readonly_paths;
+  cc.nreadonly_paths = nreadonly_paths;
   if (cfg.hold)
     {
       int hold_fds[2];

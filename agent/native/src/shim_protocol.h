@@ -28,6 +28,7 @@
 #define GROVE_KEY_CGROUP_MODE "cgroup_mode"     /* "v1" | "v2" */
 #define GROVE_KEY_CGROUP_ROOT "cgroup_root"     /* where cgroupfs is mounted */
 #define GROVE_KEY_CGROUP_PARENT "cgroup_parent" /* parent cgroup of the runtime's containers */
+#define GROVE_KEY_CGROUP_NAME "cgroup_name"     /* the container's cgroup under it when not its id (OCI cgroupsPath) */
 
 /* The process keys, shared (grove_process_config_t). */
 #define GROVE_KEY_CAPS "caps"       /* decimal u64 mask (bounding = permitted = effective); or the five sets \
@@ -65,6 +66,12 @@
 #define GROVE_KEY_MOUNT_TYPE "mount_type"       /* after mount_src: a new filesystem of this type (tmpfs) */
 #define GROVE_KEY_MOUNT_FLAGS "mount_flags"     /* its MS_* flags, decimal */
 #define GROVE_KEY_MOUNT_DATA "mount_data"       /* its options (size=1m,mode=1777) */
+#define GROVE_KEY_HOOKS "hooks"                 /* file of the OCI hooks (hooks.h's blob) */
+#define GROVE_KEY_MASKED_PATH "masked_path"     /* one per path masked beyond Grove's list */
+#define GROVE_KEY_READONLY_PATH "readonly_path" /* one per path made read-only beyond Grove's list */
+#define GROVE_KEY_UTS_NS "uts_ns" /* join this uts namespace instead of a new one */
+#define GROVE_KEY_IPC_NS "ipc_ns" /* join this ipc namespace instead of a new one */
+#define GROVE_KEY_DEVICE "device" /* "MODE:MAJOR:MINOR:UID:GID:PATH", MODE octal with S_IFCHR/S_IFBLK/S_IFIFO */
 
 /* grove-shim of a runtime handler instance only (shim_runtime.c). */
 #define GROVE_KEY_RUNTIME "runtime"           /* the OCI runtime's executable */

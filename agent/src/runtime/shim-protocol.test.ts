@@ -59,7 +59,15 @@ describe("the shim protocol", () => {
     const execOnly: string[] = [WIRE_KEYS.pid, WIRE_KEYS.tty, WIRE_KEYS.cols, WIRE_KEYS.rows];
     // Written by the static grove-runtime (oci.c) only.
     execOnly.push(WIRE_KEYS.oomScoreAdj, WIRE_KEYS.umask, WIRE_KEYS.noNewPrivs, WIRE_KEYS.sysctl);
-    execOnly.push(WIRE_KEYS.mountType, WIRE_KEYS.mountFlags, WIRE_KEYS.mountData);
+    execOnly.push(
+      WIRE_KEYS.mountType,
+      WIRE_KEYS.mountFlags,
+      WIRE_KEYS.mountData,
+      WIRE_KEYS.hooks,
+      WIRE_KEYS.device,
+      WIRE_KEYS.cgroupName,
+    );
+    execOnly.push(WIRE_KEYS.maskedPath, WIRE_KEYS.readonlyPath, WIRE_KEYS.utsNs, WIRE_KEYS.ipcNs);
     expect([...keys].sort()).toEqual(
       Object.values(WIRE_KEYS)
         .filter((k) => !execOnly.includes(k as never))

@@ -64,6 +64,13 @@ export const WIRE_KEYS = {
   mountType: "mount_type",
   mountFlags: "mount_flags",
   mountData: "mount_data",
+  hooks: "hooks",
+  device: "device",
+  utsNs: "uts_ns",
+  ipcNs: "ipc_ns",
+  maskedPath: "masked_path",
+  readonlyPath: "readonly_path",
+  cgroupName: "cgroup_name",
   // grove-shim exec only
   pid: "pid",
   tty: "tty",
