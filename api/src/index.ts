@@ -10,6 +10,7 @@ export * from "./errors";
 export * from "./quantity";
 export * from "./defaults";
 export * from "./manifest";
+export * from "./manifest-text";
 export * from "./client";
 export * from "./config";
 export * from "./app-source";

@@ -13,6 +13,14 @@ import { parseBytes, parseCpuMillis } from "./quantity";
 import { appSourceProblems } from "./app-source";
 import { appCheckProblems } from "./checks";
 import { updateProblems } from "./update";
+import { appNetworkProblems } from "./network-checks";
+import {
+  decodeManifestBytes,
+  MANIFEST_YAML_OPTIONS,
+  yamlDepthProblem,
+  yamlDocumentProblems,
+  yamlDocumentValue,
+} from "./manifest-text";
 
 /** One thing wrong with a manifest, positioned in its source file. */
 export interface ManifestProblem {
@@ -148,13 +156,19 @@ export function loadManifests(targets: string | readonly string[], options: Mani
       throw err;
     }
     for (const file of files) {
-      let text: string;
+      let bytes: Buffer;
       try {
-        text = fs.readFileSync(file, "utf8");
+        bytes = fs.readFileSync(file);
       } catch (err) {
         problems.push({ file, message: `cannot read: ${describeFsError(err)}` });
         continue;
       }
+      const decoded = decodeManifestBytes(bytes);
+      if ("problem" in decoded) {
+        problems.push({ file, ...decoded.problem });
+        continue;
+      }
+      const text = decoded.text;
       const result = parseManifestText(text, file, options);
       objects.push(...result.objects);
       problems.push(...result.problems);
@@ -171,20 +185,22 @@ export function parseManifestText(
   options: ManifestOptions = {},
 ): { objects: ManifestObject[]; problems: ManifestProblem[] } {
   const accept = options.acceptKinds ?? DEFAULT_ACCEPT;
-  const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const objects: ManifestObject[] = [];
   const problems: ManifestProblem[] = [];
+  // Checked before parsing: the parser recurses per level of nesting.
+  const tooDeep = yamlDepthProblem(text);
+  if (tooDeep) return { objects, problems: [{ file, ...tooDeep }] };
+  const lineCounter = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter, ...MANIFEST_YAML_OPTIONS });
   const at = (offset: number | undefined): { line?: number; col?: number } =>
     offset === undefined ? {} : lineCounter.linePos(offset);
 
   // parseAllDocuments returns an EmptyStream (no documents) for an empty file.
   const documents = Array.isArray(docs) ? docs : [];
   documents.forEach((doc, documentIndex) => {
-    if (doc.errors.length > 0) {
-      for (const e of doc.errors) {
-        problems.push({ file, ...at(e.pos[0]), message: syntaxMessage(e.message) });
-      }
+    const syntax = yamlDocumentProblems(doc, lineCounter);
+    if (syntax.length > 0) {
+      problems.push(...syntax.map((p) => ({ file, ...p })));
       return;
     }
     const root = doc.contents;
@@ -199,7 +215,12 @@ export function parseManifestText(
       });
       return;
     }
-    const value: unknown = doc.toJS();
+    const read = yamlDocumentValue(doc, lineCounter);
+    if ("problem" in read) {
+      problems.push({ file, ...read.problem });
+      return;
+    }
+    const value = read.value;
     const locate = (pointer: string, keyOnly = false) => at(offsetOf(root, pointerSegments(pointer), keyOnly));
     const docProblems = validateDocument(value as Record<string, unknown>, accept).map((p) => ({
       file,
@@ -217,11 +238,6 @@ export function parseManifestText(
     problems.push({ file, message: "no YAML documents found" });
   }
   return { objects, problems };
-}
-
-function syntaxMessage(raw: string): string {
-  const first = raw.split("\n")[0] ?? raw;
-  return first.replace(/ at line \d+, column \d+:?$/, "").trim();
 }
 
 export interface FieldProblem {
@@ -280,7 +296,13 @@ export function validateDocument(
   }
   problems.push(...quantityProblems(value));
   if (k === "App")
-    problems.push(...appSourceProblems(value.spec), ...appCheckProblems(value.spec), ...updateProblems(value.spec));
+    problems.push(
+      ...appSourceProblems(value.spec),
+      ...appCheckProblems(value.spec),
+      ...updateProblems(value.spec),
+      // Without the server's host port policy (its configuration): the rest of the network checks.
+      ...appNetworkProblems(value.spec),
+    );
   if (k === "Task") problems.push(...taskProblems(value));
   return problems;
 }

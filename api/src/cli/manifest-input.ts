@@ -8,15 +8,16 @@ import {
   type ManifestObject,
   type ManifestProblem,
 } from "../manifest";
+import { decodeManifestBytes } from "../manifest-text";
 import type { CliDeps } from "./deps";
 import { UsageError } from "./kinds";
 
 export const STDIN_NAME = "<stdin>";
 
-async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer));
-  return Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks);
 }
 
 export async function loadManifestInput(paths: readonly string[], deps: CliDeps): Promise<ManifestObject[]> {
@@ -26,8 +27,12 @@ export async function loadManifestInput(paths: readonly string[], deps: CliDeps)
   for (const p of paths) {
     if (p === "-") {
       if (!deps.stdin) throw new UsageError("-f -: this command has no standard input");
-      const text = await readAll(deps.stdin);
-      const result = parseManifestText(text, STDIN_NAME);
+      const decoded = decodeManifestBytes(await readAll(deps.stdin));
+      if ("problem" in decoded) {
+        problems.push({ file: STDIN_NAME, ...decoded.problem });
+        continue;
+      }
+      const result = parseManifestText(decoded.text, STDIN_NAME);
       if (result.objects.length === 0 && result.problems.length === 0) {
         problems.push({ file: STDIN_NAME, message: "no manifests: standard input was empty" });
       }

@@ -21,6 +21,7 @@ import type { IdentityLimits } from "../auth/limits";
 import { registerSecretRoutes } from "../secrets/routes";
 import type { SecretService } from "../secrets/secret-store";
 import { installErrorHandling } from "./errors";
+import { installManifestBodyParsers } from "./manifest-bodies";
 import { registerHealthRoutes } from "./health";
 import { registerInstanceRoutes } from "./instances";
 import { registerNodeRoutes } from "./nodes";
@@ -101,6 +102,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   }) as unknown as FastifyInstance;
 
   installErrorHandling(app);
+  installManifestBodyParsers(app);
   // First: its onRequest hook starts the request's span before authorization, and its onRoute hook wraps every handler.
   installHttpTelemetry(app, opts.observability?.metrics);
   // grove exec (1 MiB frames at most). Registered before the auth hook: its own

@@ -1,0 +1,116 @@
+// Request bodies as manifests: JSON (every client) and YAML (application/yaml,
+// the bytes of a manifest file as they are). Both are read with the CLI's rules
+// (api/src/manifest-text.ts), so what `grove apply -f` refuses the API refuses
+// too: bytes that are not UTF-8, duplicate keys (JSON.parse would keep the last
+// one quietly), nesting deeper than a manifest needs, odd YAML tags and alias
+// bombs. Each refusal is 400 BadRequest with the line and column in details.
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { LineCounter, parseAllDocuments } from "yaml";
+import {
+  decodeManifestBytes,
+  GroveError,
+  MANIFEST_YAML_OPTIONS,
+  MAX_MANIFEST_DEPTH,
+  positionOf,
+  yamlDepthProblem,
+  yamlDocumentProblems,
+  yamlDocumentValue,
+  type TextProblem,
+} from "@grove/api";
+
+export const YAML_CONTENT_TYPES = ["application/yaml", "application/x-yaml", "text/yaml"];
+
+function refuse(kind: "JSON" | "YAML", p: TextProblem): GroveError {
+  return new GroveError("BadRequest", `invalid ${kind} body at line ${p.line}, column ${p.col}: ${p.message}`, [
+    { path: "", line: p.line, col: p.col, message: p.message },
+  ]);
+}
+
+/**
+ * Duplicate keys and nesting depth of a JSON text, which JSON.parse does not
+ * report. A scan without recursion; syntax errors are left to JSON.parse.
+ */
+export function jsonStructureProblem(text: string): TextProblem | undefined {
+  const frames: Array<{ keys?: Set<string>; expectKey: boolean }> = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      const start = i;
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+      const top = frames[frames.length - 1];
+      if (top?.keys && top.expectKey) {
+        let key: string;
+        try {
+          key = JSON.parse(text.slice(start, i + 1)) as string;
+        } catch {
+          return undefined; // JSON.parse names the bad string
+        }
+        if (top.keys.has(key)) return { ...positionOf(text, start), message: `duplicate key ${JSON.stringify(key)}` };
+        top.keys.add(key);
+        top.expectKey = false;
+      }
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (frames.length >= MAX_MANIFEST_DEPTH) {
+        return { ...positionOf(text, i), message: `nested more than ${MAX_MANIFEST_DEPTH} levels deep` };
+      }
+      frames.push(c === 0x7b ? { keys: new Set(), expectKey: true } : { expectKey: false });
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      frames.pop();
+    } else if (c === 0x2c /* , */) {
+      const top = frames[frames.length - 1];
+      if (top?.keys) top.expectKey = true;
+    }
+  }
+  return undefined;
+}
+
+/** Replaces the JSON body parser and adds the YAML one (application/yaml: exactly one document). */
+export function installManifestBodyParsers(app: FastifyInstance): void {
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (req, body, done) => {
+    const decoded = decodeManifestBytes(body as Buffer);
+    if ("problem" in decoded) return done(refuse("JSON", decoded.problem), undefined);
+    const structure = jsonStructureProblem(decoded.text);
+    if (structure) return done(refuse("JSON", structure), undefined);
+    parseJson(req as FastifyRequest, decoded.text, (err, value) => {
+      if (!err) return done(null, value);
+      // "... in JSON at position 52": the same line and column as the other refusals.
+      const at = /position (\d+)/.exec(err.message);
+      if (!at) return done(err, undefined);
+      const pos = positionOf(decoded.text, Number(at[1]));
+      done(refuse("JSON", { ...pos, message: err.message.replace(/ in JSON at position \d+.*$/s, "") }), undefined);
+    });
+  });
+  app.addContentTypeParser(YAML_CONTENT_TYPES, { parseAs: "buffer" }, (_req, body, done) => {
+    try {
+      done(null, parseYamlBody(body as Buffer));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+}
+
+/** One YAML document's value; throws a 400 GroveError naming the line. */
+export function parseYamlBody(bytes: Buffer): unknown {
+  const decoded = decodeManifestBytes(bytes);
+  if ("problem" in decoded) throw refuse("YAML", decoded.problem);
+  const text = decoded.text;
+  const tooDeep = yamlDepthProblem(text);
+  if (tooDeep) throw refuse("YAML", tooDeep);
+  const lineCounter = new LineCounter();
+  const parsed = parseAllDocuments(text, { lineCounter, ...MANIFEST_YAML_OPTIONS });
+  const docs = Array.isArray(parsed) ? parsed : [];
+  if (docs.length !== 1) {
+    const message = `a body holds exactly one YAML document, this one ${docs.length}`;
+    throw refuse(
+      "YAML",
+      docs[1] ? { ...lineCounter.linePos(docs[1].range[0]), message } : { line: 1, col: 1, message },
+    );
+  }
+  const doc = docs[0]!;
+  const problems = yamlDocumentProblems(doc, lineCounter);
+  if (problems.length > 0) throw refuse("YAML", problems[0]!);
+  const read = yamlDocumentValue(doc, lineCounter);
+  if ("problem" in read) throw refuse("YAML", read.problem);
+  return read.value;
+}
