@@ -32,6 +32,21 @@ describe("claimSubnet", () => {
     expect((await store.list(SUBNET_CLAIMS)).items).toHaveLength(2);
   });
 
+  it("gives a node registering again its recorded, claimed subnet with one read and no list", async () => {
+    const store = new MemoryStore();
+    const mine = await claimSubnet(store, req("a"));
+    await claimSubnet(store, req("b"));
+    const list = jest.spyOn(store, "list");
+    expect(await claimSubnet(store, req("a", { recorded: mine }))).toBe(mine);
+    expect(list).not.toHaveBeenCalled();
+    // Recorded but claimed by another node: the full path, which keeps the recorded one as before.
+    const other = (await store.list<{ node: string }>(SUBNET_CLAIMS)).items.find((c) => c.value?.node === "b")!;
+    const theirs = other.key.slice(SUBNET_CLAIMS.length).replace(/-(\d+)$/, "/$1");
+    list.mockClear();
+    expect(await claimSubnet(store, req("c", { recorded: theirs }))).toBe(theirs);
+    expect(list).toHaveBeenCalled();
+  });
+
   it("claims the subnet a Node already records, and skips subnets other Nodes record", async () => {
     const store = new MemoryStore();
     expect(await claimSubnet(store, req("old", { recorded: "10.244.7.0/24" }))).toBe("10.244.7.0/24");
