@@ -20,6 +20,7 @@
 // 0.1 core and 220 MB per node (we only state it; it does not run here).
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import { GroveClient, type App } from "@grove/api";
@@ -124,7 +125,15 @@ export async function run(): Promise<BenchReport> {
   const server = await startServer({
     dataDir: path.join(dir, "server"),
     extraArgs: ["--cluster-cidr", "10.0.0.0/8", "--node-subnet-prefix", "24"],
+    // e.g. "--cpu-prof --cpu-prof-dir=/tmp/x" or "--heapsnapshot-signal=SIGUSR2" to profile the server alone.
+    ...(process.env.GROVE_BENCH_HOLLOW_SERVER_NODE_OPTIONS
+      ? { env: { NODE_OPTIONS: process.env.GROVE_BENCH_HOLLOW_SERVER_NODE_OPTIONS } }
+      : {}),
   });
+  const load = { start: os.loadavg()[0]!, max: os.loadavg()[0]! };
+  const loadTimer = setInterval(() => (load.max = Math.max(load.max, os.loadavg()[0]!)), 5000);
+  const phase = (what: string) =>
+    process.stderr.write(`hollow: ${what} at ${new Date().toISOString()} (load ${os.loadavg()[0]!.toFixed(1)})\n`);
   const client = new GroveClient({
     server: server.url,
     token: server.adminToken,
@@ -147,13 +156,15 @@ export async function run(): Promise<BenchReport> {
     await until(
       `${NODES} hollow nodes registered`,
       () => Promise.resolve(fleet.last().registered === NODES || fleet.proc.exitCode !== null),
-      Math.max(120_000, NODES * 400),
+      // 1 s per node: on the shared machine (load average about 20) 1,000 nodes took more than 400 s.
+      Math.max(120_000, NODES * 1000),
       1000,
     ).catch((err: Error) => {
       throw new Error(`${err.message} (fleet: ${fleet.lines.slice(-2).join(" | ")})`);
     });
     if (fleet.proc.exitCode !== null) throw new Error(`the hollow fleet exited: ${fleet.lines.slice(-3).join(" | ")}`);
     const registerS = (performance.now() - t0) / 1000;
+    phase(`${NODES} nodes registered in ${registerS.toFixed(0)} s`);
     await until(
       "every hollow node Ready",
       async () =>
@@ -176,16 +187,24 @@ export async function run(): Promise<BenchReport> {
       }),
     );
     const createdS = (performance.now() - t1) / 1000;
+    phase(`${apps.length} Apps applied in ${createdS.toFixed(0)} s`);
     let running = 0;
+    let polls = 0;
     await until(
       `${INSTANCES} instances Running`,
-      async () => (running = await runningInstances(client)) >= INSTANCES,
+      async () => {
+        running = await runningInstances(client);
+        if (++polls % 15 === 0) phase(`${running} Running, fleet ${JSON.stringify(fleet.last())}`);
+        return running >= INSTANCES;
+      },
       Math.max(300_000, INSTANCES * 60),
       2000,
     ).catch((err: Error) => {
       throw new Error(`${err.message} (${running} running, fleet ${JSON.stringify(fleet.last())})`);
     });
     const allRunningS = (performance.now() - t1) / 1000;
+    phase(`${INSTANCES} instances Running after ${allRunningS.toFixed(0)} s`);
+    const loadAtRunning = os.loadavg()[0]!;
 
     // 3. Steady state: let status writes finish, then a quiet window.
     await new Promise((r) => setTimeout(r, 15_000));
@@ -259,7 +278,14 @@ export async function run(): Promise<BenchReport> {
       api_list_instances_cached_p99_ms: cachedLists.p99,
       api_list_instances_cached_503s: cachedUnavailable,
       hollow_fleet_rss_mib: fleetLast.rssMiB ?? NaN,
+      hollow_join_retries: fleetLast.joinRetries ?? NaN,
       steady_window_s: windowS,
+      // The machine is shared: its 1-minute load average when the run started, when every instance
+      // ran, at the end, and the highest seen (every 5 s).
+      loadavg_1m_start: load.start,
+      loadavg_1m_all_running: loadAtRunning,
+      loadavg_1m_end: os.loadavg()[0]!,
+      loadavg_1m_max: load.max,
       target_cp_rss_mib: 2048,
       target_cp_cpu_cores_steady: 0.5,
       target_etcd_writes_per_s_steady: 200,
@@ -278,7 +304,12 @@ export async function run(): Promise<BenchReport> {
       ],
       results,
     };
+  } catch (err) {
+    // What the server said last is the best clue to what stopped a run of many minutes.
+    process.stderr.write(`grove-server's last log lines:\n${server.output.slice(-60).join("\n")}\n`);
+    throw err;
   } finally {
+    clearInterval(loadTimer);
     if (fleet.proc.exitCode === null) {
       fleet.proc.kill("SIGTERM");
       await new Promise((r) => {

@@ -52,6 +52,7 @@ async function main(): Promise<void> {
       nodes: fleet.nodes.length,
       registered: fleet.registered(),
       running: fleet.running(),
+      joinRetries: fleet.joinRetries(),
       rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
     });
   const timer = setInterval(() => report("status"), config.reportEveryMs ?? 1000);

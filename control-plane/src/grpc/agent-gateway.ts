@@ -37,6 +37,7 @@ import { SubStreamMux, statsOver, type SubStream, type SubStreamHandlers, type S
 import { literalEnv, type EnvResolver } from "../secrets/env-resolver";
 import { expiredProblem, ReloadableServerCredentials, renewOnStream, revokedProblem } from "./agent-certificates";
 import { admitStream, AgentLimits, throttle } from "./agent-limits";
+import { RegistrationGate } from "./registration-gate";
 import {
   authenticateStream,
   alreadyRegistered,
@@ -81,6 +82,8 @@ export class AgentGateway {
   private credentials: ReloadableServerCredentials | undefined;
   /** Per-node rates and open streams (grpc/agent-limits.ts). */
   limits = new AgentLimits();
+  /** Registrations in flight at once (grpc/registration-gate.ts): no storm of them against the store. */
+  registrations = new RegistrationGate();
 
   constructor(
     /** The service that records what agents report (nodes/registration.ts). */
@@ -268,6 +271,7 @@ export class AgentGateway {
     const release = admitStream(this.limits, limitKey, call);
     if (!release) return;
     let session: Session | undefined;
+    let ended = false;
     let chain = Promise.resolve();
     // Sub-stream output is routed at once, not behind the store writes of the chain.
     const mux = new SubStreamMux("(unregistered)", (m) => call.write(m));
@@ -289,7 +293,12 @@ export class AgentGateway {
           if (msg.register) {
             // One registration per stream: a stream is one node, from its first message to its end.
             if (session) throw alreadyRegistered();
-            session = await this.onRegister(call, msg.register, mux, identity);
+            const reg = msg.register;
+            session = await this.registrations.run(
+              () => !ended,
+              () => this.onRegister(call, reg, mux, identity),
+            );
+            if (ended && session) detach(session); // it ended while registering
           } else if (!session) throw new GroveError("BadRequest", "the first message on the stream must be register");
           else if (msg.heartbeat) {
             // Heard: the agent measures its time without contact from these (spec.disconnect.stopAfter).
@@ -308,14 +317,17 @@ export class AgentGateway {
         }
       });
     });
+    const detach = (s: Session) => {
+      if (this.sessions.get(s.node)?.stream !== call) return;
+      this.logger.info({ node: s.node }, "agent disconnected");
+      this.sessions.delete(s.node);
+      this.disconnected.set(s.node, s);
+    };
     const done = () => {
+      ended = true;
       release();
       mux.closeAll(`the agent of node ${session?.node ?? "(unregistered)"} disconnected`);
-      if (session && this.sessions.get(session.node)?.stream === call) {
-        this.logger.info({ node: session.node }, "agent disconnected");
-        this.sessions.delete(session.node);
-        this.disconnected.set(session.node, session);
-      }
+      if (session) detach(session);
     };
     call.on("end", () => {
       done();

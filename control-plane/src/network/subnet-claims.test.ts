@@ -1,5 +1,5 @@
 import { MemoryStore } from "../store/memory-store";
-import { SUBNET_CLAIMS, claimSubnet, subnetClaimKey } from "./subnet-claims";
+import { SUBNET_CLAIMS, SubnetClaimCache, claimSubnet, subnetClaimKey } from "./subnet-claims";
 import { parseCidr } from "./subnets";
 
 const cluster = parseCidr("10.244.0.0/16");
@@ -30,6 +30,42 @@ describe("claimSubnet", () => {
     await claimSubnet(store, req("b"));
     expect(await claimSubnet(store, req("a"))).toBe(first);
     expect((await store.list(SUBNET_CLAIMS)).items).toHaveLength(2);
+  });
+
+  it("gives a node registering again its recorded, claimed subnet with one read and no list", async () => {
+    const store = new MemoryStore();
+    const mine = await claimSubnet(store, req("a"));
+    await claimSubnet(store, req("b"));
+    const list = jest.spyOn(store, "list");
+    expect(await claimSubnet(store, req("a", { recorded: mine }))).toBe(mine);
+    expect(list).not.toHaveBeenCalled();
+    // Recorded but claimed by another node: the full path, which keeps the recorded one as before.
+    const other = (await store.list<{ node: string }>(SUBNET_CLAIMS)).items.find((c) => c.value?.node === "b")!;
+    const theirs = other.key.slice(SUBNET_CLAIMS.length).replace(/-(\d+)$/, "/$1");
+    list.mockClear();
+    expect(await claimSubnet(store, req("c", { recorded: theirs }))).toBe(theirs);
+    expect(list).toHaveBeenCalled();
+  });
+
+  it("with a replica's cache, lists once for many new nodes and still never hands out a taken subnet", async () => {
+    const store = new MemoryStore();
+    const cache = new SubnetClaimCache(60_000);
+    const list = jest.spyOn(store, "list");
+    const mine: string[] = [];
+    for (let i = 0; i < 20; i++) mine.push(await claimSubnet(store, req(`n${i}`), cache));
+    expect(list).toHaveBeenCalledTimes(1);
+    expect(new Set(mine).size).toBe(20);
+    // Another replica (its own cache) claims the next free subnet behind this cache's back: this
+    // replica's create fails, it lists afresh and takes the one after.
+    const other = await claimSubnet(store, req("elsewhere"), new SubnetClaimCache(60_000));
+    const next = await claimSubnet(store, req("n20"), cache);
+    expect(next).not.toBe(other);
+    const claims = (await store.list<{ node: string }>(SUBNET_CLAIMS)).items;
+    expect(new Set(claims.map((c) => c.key)).size).toBe(22);
+    expect(claims.find((c) => c.key === subnetClaimKey(next))?.value).toEqual({ node: "n20" });
+    // Concurrent registrations sharing one cache still get distinct subnets.
+    const together = await Promise.all(Array.from({ length: 8 }, (_, i) => claimSubnet(store, req(`c${i}`), cache)));
+    expect(new Set([...together, ...mine, other, next]).size).toBe(30);
   });
 
   it("claims the subnet a Node already records, and skips subnets other Nodes record", async () => {

@@ -23,7 +23,7 @@ import { Keys, type Store } from "../store/store";
 import type { Informer } from "../controllers/informer";
 import { markNodeUnknown, readyCondition, withReady, type Heartbeat } from "../controllers/node-lifecycle";
 import { addressesInside, formatCidr, parseCidr, type Cidr } from "../network/subnets";
-import { claimSubnet } from "../network/subnet-claims";
+import { claimSubnet, SubnetClaimCache } from "../network/subnet-claims";
 import { newReplicaId, removeReplicaBeat, writeReplicaBeat } from "./presence";
 import { InstancesByNode } from "./instances-by-node";
 
@@ -108,6 +108,8 @@ export class NodeRegistration {
   private serverId = "";
   /** This replica process's id in presence keys: its replica beat vouches for them (nodes/presence.ts). */
   readonly replicaId = newReplicaId();
+  /** The subnet claims as last listed, so that a new node's registration does not list them all. */
+  private readonly claims = new SubnetClaimCache();
   /** Subnets recorded on Node objects when this process first looked (recordedSubnets). */
   private recorded: Promise<{ node: string; subnet: string }[]> | undefined;
   /** Nodes given up whose Ready=Unknown the store refused to take yet. */
@@ -226,13 +228,17 @@ export class NodeRegistration {
     const recorded = existing?.status?.subnet;
     // Only a node without a recorded subnet needs the others' (Nodes from before claims).
     const legacy = recorded ? [] : await this.recordedSubnets();
-    return claimSubnet(this.store, {
-      node: name,
-      cluster: this.clusterCidr,
-      prefix: this.nodeSubnetPrefix,
-      ...(recorded ? { recorded } : {}),
-      nodeSubnets: legacy.flatMap((n) => (n.node !== name ? [n.subnet] : [])),
-    });
+    return claimSubnet(
+      this.store,
+      {
+        node: name,
+        cluster: this.clusterCidr,
+        prefix: this.nodeSubnetPrefix,
+        ...(recorded ? { recorded } : {}),
+        nodeSubnets: legacy.flatMap((n) => (n.node !== name ? [n.subnet] : [])),
+      },
+      this.claims,
+    );
   }
 
   /**
