@@ -3,7 +3,6 @@
 // built workspace. Each is stopped by the PID we got when we started it.
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as readline from "node:readline";
 import type { GroveClient, Node } from "@grove/api";
@@ -23,9 +22,7 @@ export const BIN = {
   cli: path.join(REPO_ROOT, "api", "bin", "grove.js"),
 };
 
-export function tempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
-}
+export { tempDir } from "./run-id";
 
 export interface Started {
   proc: ChildProcess;
