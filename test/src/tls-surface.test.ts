@@ -25,9 +25,10 @@ import {
   type ServerProcess,
 } from "./harness/processes";
 import { agentServiceMethods, rawConnect, registerMessage, tlsCredentials } from "./harness/raw-agent";
+import { RUN_TAG } from "./harness/run-id";
 
 const run = promisify(execFile);
-const CGROUP_PARENT = `grove-it-tls-${process.pid}`;
+const CGROUP_PARENT = `grove-it-tls-${RUN_TAG}`;
 /** The one background writer of a server without agents (REPLICA_PRESENCE_PREFIX, control-plane/src/nodes/presence.ts). */
 const REPLICA_BEAT = /^\/grove\/replica-presence\/[^/]+$/;
 
