@@ -24,9 +24,10 @@ import {
   type ServerProcess,
   type Started,
 } from "./harness/processes";
+import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-agent-shutdown";
-const CGROUP_PARENT = `grove-it-as-${process.pid}`;
+const CGROUP_PARENT = `grove-it-as-${RUN_TAG}`;
 const V1 = fs.existsSync("/sys/fs/cgroup/memory/cgroup.procs");
 const GRACE_S = 3;
 

@@ -31,8 +31,9 @@ import {
 } from "./harness/processes";
 import { joinOverApi, rawConnect, registerMessage, tlsCredentials, type RawStream } from "./harness/raw-agent";
 import type { KeyPair } from "@grove/control-plane";
+import { RUN_TAG } from "./harness/run-id";
 
-const CGROUP_PARENT = `grove-it-certs-${process.pid}`;
+const CGROUP_PARENT = `grove-it-certs-${RUN_TAG}`;
 const VALIDITY_S = 12;
 
 /** The serial of the certificate a TLS listener presents now (a new connection). */

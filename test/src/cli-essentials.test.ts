@@ -1,6 +1,7 @@
 // The CLI's kubectl-style essentials against a real grove-server and agent (one of each,
 // shared by the tests): apply -f - with --wait (following the real watch stream), diff,
-// -o jsonpath / -o name, -l, a context with a token file, and grove version.
+// -o jsonpath / -o name, -l, a context with a token file, and grove version. Each test applies
+// the Apps it reads and afterEach removes them, so any test runs alone and in any order.
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -66,10 +67,45 @@ describe("CLI essentials", () => {
     await waitFor("a Ready node", async () => (await client.list("Node")).items.some((n) => isReady(n)), 60_000);
   }, 180_000);
 
-  afterAll(async () => {
-    for (const name of ["cli-web", "cli-idle", "cli-bad"]) {
-      await client?.delete("App", name, "default").catch(() => undefined);
+  const APPS = ["cli-web", "cli-idle", "cli-bad"];
+  /** Applies Apps through the CLI, as the first test does (so diff compares like with like). */
+  const applyApps = async (...manifests: string[]) => {
+    for (const m of manifests) {
+      const r = await grove(["apply", "-f", "-"], m);
+      expect([r.code, r.stderr]).toEqual([0, ""]);
     }
+  };
+  const webManifest = () => manifest("cli-web", 1, { tier: "cli" });
+  const idleManifest = () => manifest("cli-idle", 0);
+  /** cli-web's instance runs and the App's status says so (no status write is still to come). */
+  const webRunning = () =>
+    waitFor("cli-web-0 to be Running and the App's status to count it", async () => {
+      const items = (await client.list("Instance", { namespace: "default" })).items;
+      const st = (await client.get("App", "cli-web", "default")).status;
+      return (
+        items.some((i) => i.spec.app === "cli-web" && i.status?.state === "Running") &&
+        st?.running === 1 &&
+        st.ready === 1 &&
+        st.available === 1
+      );
+    });
+
+  afterEach(async () => {
+    for (const name of APPS) await client.delete("App", name, "default").catch(() => undefined);
+    await waitFor(
+      "the test's Apps and their instances to be gone",
+      async () => {
+        const apps = (await client.list("App", { namespace: "default" })).items;
+        const instances = (await client.list("Instance", { namespace: "default" })).items;
+        return (
+          !apps.some((a) => APPS.includes(a.metadata.name)) && !instances.some((i) => APPS.includes(i.spec.app ?? ""))
+        );
+      },
+      60_000,
+    );
+  }, 90_000);
+
+  afterAll(async () => {
     await cluster?.destroy();
     fs.rmSync(dir, { recursive: true, force: true });
   }, 120_000);
@@ -106,12 +142,8 @@ describe("CLI essentials", () => {
   }, 30_000);
 
   it("diff exits 0 for what is applied and 1, with the change, for what is not, writing nothing", async () => {
-    await client.apply({
-      apiVersion: "grove/v1",
-      kind: "App",
-      metadata: { name: "cli-idle", namespace: "default" },
-      spec: { rootfs: "busybox", command: ["/bin/sh", "-c", "exec sleep 100000"], instances: 0 },
-    });
+    await applyApps(webManifest());
+    await webRunning();
     const same = await grove(["diff", "-f", "-"], manifest("cli-web", 1, { tier: "cli" }));
     expect([same.code, same.stdout, same.stderr]).toEqual([0, "", ""]);
     const before = await client.get("App", "cli-web", "default");
@@ -126,6 +158,8 @@ describe("CLI essentials", () => {
   }, 30_000);
 
   it("-o jsonpath, -o name and -l select and print what the server holds", async () => {
+    await applyApps(webManifest(), idleManifest());
+    await webRunning();
     const names = await grove(["get", "apps", "-o", "jsonpath={.items[*].metadata.name}"]);
     expect(names.code).toBe(0);
     expect(names.stdout.trim().split(" ").sort()).toEqual(["cli-idle", "cli-web"]);
@@ -155,6 +189,7 @@ describe("CLI essentials", () => {
       noEnv,
     );
     expect(set.code).toBe(0);
+    await applyApps(webManifest());
     const got = await grove(["get", "app", "cli-web", "-o", "name"], "", noEnv);
     expect([got.code, got.stdout, got.stderr]).toEqual([0, "app/cli-web\n", ""]);
     const v = await grove(["version"], "", noEnv);

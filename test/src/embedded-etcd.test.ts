@@ -4,9 +4,9 @@
 import * as fs from "node:fs";
 import * as http from "node:http";
 import type * as net from "node:net";
-import * as os from "node:os";
 import * as path from "node:path";
 import { EmbeddedEtcd } from "@grove/control-plane";
+import { tempDir } from "./harness/run-id";
 
 const STUBBORN_ETCD = `#!/usr/bin/env node
 const http = require("node:http");
@@ -27,7 +27,7 @@ function alive(pid: number): boolean {
 let dir: string;
 let bin: string;
 beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "embedded-etcd-test-"));
+  dir = tempDir("embedded-etcd-test");
   bin = path.join(dir, "fake-etcd");
   fs.writeFileSync(bin, STUBBORN_ETCD, { mode: 0o755 });
 });

@@ -1,7 +1,8 @@
 "use strict";
 const fs = require("node:fs");
-const { snapshot, SNAPSHOT_FILE } = require("./leaks");
+const { snapshot, snapshotFile } = require("./leaks");
 const { staleBuilds } = require("./build-fresh");
+const { runId } = require("./run-id");
 
 module.exports = async () => {
   const stale = staleBuilds();
@@ -11,5 +12,8 @@ module.exports = async () => {
         "run `npm run build` first (or `npm run test:integration`, which builds)",
     );
   }
-  fs.writeFileSync(SNAPSHOT_FILE, JSON.stringify(snapshot()));
+  // One run id for every worker (they start after this and inherit the
+  // environment) and every process the tests start: names on the host carry it.
+  runId();
+  fs.writeFileSync(snapshotFile(), JSON.stringify(snapshot()));
 };

@@ -16,6 +16,10 @@ import * as readline from "node:readline";
 import { DEFAULT_LEADER_LEASE_TTL_SECONDS, createStore, type EtcdStore } from "@grove/control-plane";
 import { REPO_ROOT, tempDir, waitFor } from "./harness/processes";
 import { EtcdCluster } from "./harness/etcd-cluster";
+import { RUN_TAG } from "./harness/run-id";
+
+// The cut rules carry the run id, so the leak check sees one left behind (leaks.js).
+const TAGGED = ["-m", "comment", "--comment", `grove-test-${RUN_TAG}`];
 
 // The lease grove-server uses by default (leader/election.ts).
 const TTL_S = DEFAULT_LEADER_LEASE_TTL_SECONDS;
@@ -92,7 +96,7 @@ beforeAll(async () => {
 });
 
 afterEach(() => {
-  for (const rule of cutRules.splice(0)) execFileSync("iptables", ["-D", ...rule]);
+  for (const rule of cutRules.splice(0)) execFileSync("iptables", ["-w", "-D", ...rule]);
   for (const p of probes) p.kill();
   probes = [];
 });
@@ -105,7 +109,7 @@ afterAll(async () => {
 
 /** A leader (started first, elected) and two standbys, in one election of their own. */
 async function leaderAndStandbys(leaderEndpoints: string[]): Promise<Probe[]> {
-  const name = `grove-it-${process.pid}-${++election}`;
+  const name = `grove-it-${RUN_TAG}-${++election}`;
   const leader = new Probe(leaderEndpoints, name);
   probes.push(leader);
   await leader.wait("elected", 20_000);
@@ -165,11 +169,11 @@ test("leader cut from etcd only: it stops acting before its lease could expire a
   // Only connections to the second client port: the leader's. Everyone else keeps talking to etcd.
   const port = String(etcd.cutPort);
   const rules = [
-    ["INPUT", "-i", "lo", "-p", "tcp", "--dport", port, "-j", "DROP"],
-    ["OUTPUT", "-o", "lo", "-p", "tcp", "--sport", port, "-j", "DROP"],
+    ["INPUT", "-i", "lo", "-p", "tcp", "--dport", port, ...TAGGED, "-j", "DROP"],
+    ["OUTPUT", "-o", "lo", "-p", "tcp", "--sport", port, ...TAGGED, "-j", "DROP"],
   ];
   for (const rule of rules) {
-    execFileSync("iptables", ["-I", ...rule]);
+    execFileSync("iptables", ["-w", "-I", ...rule]);
     cutRules.push(rule);
   }
   const cutAt = performance.now();

@@ -17,10 +17,11 @@ import {
   type EtcdStore,
 } from "@grove/control-plane";
 import { startServer, tempDir, waitFor, type ServerProcess } from "./harness/processes";
+import { RUN_TAG } from "./harness/run-id";
 
 const GiB = 2 ** 30;
 const TTL_MS = DEFAULT_LEADER_LEASE_TTL_SECONDS * 1000;
-const NODES = ["a", "b", "c"].map((z) => `grove-${process.pid}-lf-${z}`);
+const NODES = ["a", "b", "c"].map((z) => `grove-${RUN_TAG}-lf-${z}`);
 
 let dir: string;
 let etcd: EmbeddedEtcd;

@@ -22,8 +22,12 @@ import { Keys, createStore, type EtcdStore } from "@grove/control-plane";
 import { createJoinToken, startServer, tempDir, waitFor, type ServerProcess } from "./harness/processes";
 import { EtcdCluster } from "./harness/etcd-cluster";
 import { joinOverApi, rawConnect, registerMessage, tlsCredentials, type RawStream } from "./harness/raw-agent";
+import { RUN_TAG } from "./harness/run-id";
 
-const NODE = `grove-${process.pid}-hs`;
+// The cut rules carry the run id, so the leak check sees one left behind (leaks.js).
+const TAGGED = ["-m", "comment", "--comment", `grove-test-${RUN_TAG}`];
+
+const NODE = `grove-${RUN_TAG}-hs`;
 
 let dir: string;
 let etcd: EtcdCluster;
@@ -55,8 +59,8 @@ afterAll(async () => {
 function cut(): void {
   const port = String(etcd.cutPort);
   for (const rule of [
-    ["INPUT", "-i", "lo", "-p", "tcp", "--dport", port, "-j", "DROP"],
-    ["OUTPUT", "-o", "lo", "-p", "tcp", "--sport", port, "-j", "DROP"],
+    ["INPUT", "-i", "lo", "-p", "tcp", "--dport", port, ...TAGGED, "-j", "DROP"],
+    ["OUTPUT", "-o", "lo", "-p", "tcp", "--sport", port, ...TAGGED, "-j", "DROP"],
   ]) {
     execFileSync("iptables", ["-w", "-I", ...rule]);
     cutRules.push(rule);

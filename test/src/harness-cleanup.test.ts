@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { Cleanup, linkGone } from "./harness/cleanup";
 import { HostCluster } from "./harness/hosts";
 import { GiveUp, tempDir, waitFor } from "./harness/processes";
+import { RUN_TAG } from "./harness/run-id";
 
 let dir = "";
 afterAll(() => {
@@ -15,7 +16,7 @@ afterAll(() => {
 });
 
 test("Cleanup runs every step, then throws one AggregateError naming each failure", async () => {
-  dir = tempDir(`grove-cleanup-${process.pid}`);
+  dir = tempDir(`grove-cleanup-${RUN_TAG}`);
   fs.writeFileSync(path.join(dir, "left"), "");
   const c = new Cleanup("a test fixture");
   const ran: string[] = [];
@@ -24,7 +25,7 @@ test("Cleanup runs every step, then throws one AggregateError naming each failur
     throw new Error("the first step broke");
   });
   // Deleting a link that is not there, and saying so: not a failure.
-  await c.command("ip", ["link", "del", `gvc${process.pid}`.slice(0, 15)], () => linkGone(`gvc${process.pid}`));
+  await c.command("ip", ["link", "del", `gvc${RUN_TAG}`.slice(0, 15)], () => linkGone(`gvc${RUN_TAG}`));
   // Failing to delete something that is still there: a failure, with the command's message.
   await c.command("rmdir", [dir], () => !fs.existsSync(dir));
   await c.step("last", () => void ran.push("last"));
@@ -47,7 +48,7 @@ test("Cleanup runs every step, then throws one AggregateError naming each failur
 });
 
 test("HostCluster.destroy() reports a failed step and still removes everything else", async () => {
-  const cluster = await HostCluster.start({ hosts: 1, id: `${process.pid}c` });
+  const cluster = await HostCluster.start({ hosts: 1, id: `${RUN_TAG}c` });
   const host = cluster.hosts[0]!;
   const agent = host.agent!;
   // The agent's stop fails (after really stopping it, so nothing is left running).
@@ -56,7 +57,9 @@ test("HostCluster.destroy() reports a failed step and still removes everything e
     throw new Error("could not stop the agent");
   };
   await expect(cluster.destroy()).rejects.toThrow(
-    /HostCluster \d+c: 1 clean-up step\(s\) failed:\n {2}stop the agent of h1: could not stop the agent$/,
+    new RegExp(
+      `^HostCluster ${RUN_TAG}c: 1 clean-up step\\(s\\) failed:\n {2}stop the agent of h1: could not stop the agent$`,
+    ),
   );
   expect(linkGone(cluster.bridge)).toBe(true);
   expect(linkGone(host.veth)).toBe(true);

@@ -13,6 +13,7 @@ import { HollowFleet } from "@grove/agent";
 import { PRESENCE_REFRESH_MS } from "@grove/control-plane";
 import { createJoinToken, isReady, startServer, tempDir, waitFor, type ServerProcess } from "./harness/processes";
 import { embeddedEtcdEndpoint, etcdCounters, writesBetween, writesByPrefix } from "./harness/etcd-metrics";
+import { RUN_TAG } from "./harness/run-id";
 
 const NODES = 30;
 
@@ -30,7 +31,7 @@ describe("hollow agents", () => {
       server: server.url,
       caHash: server.caHash,
       stateRoot: path.join(dir, "fleet"),
-      namePrefix: `hollow-it${process.pid}-`,
+      namePrefix: `hollow-it${RUN_TAG}-`,
       joinToken: (node) => createJoinToken(server, node),
     });
     await fleet.grow(NODES);
@@ -65,7 +66,7 @@ describe("hollow agents", () => {
     });
     // Bound to hollow nodes (bin-packed: several per node), each "started" by its node's runtime.
     const items = (await client.list("Instance", { namespace: "default" })).items;
-    expect(items.every((i) => i.spec.nodeName?.startsWith(`hollow-it${process.pid}-`))).toBe(true);
+    expect(items.every((i) => i.spec.nodeName?.startsWith(`hollow-it${RUN_TAG}-`))).toBe(true);
     expect(fleet.running()).toBe(2 * NODES);
   }, 120_000);
 

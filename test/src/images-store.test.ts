@@ -35,6 +35,7 @@ import {
   unmountUnder,
   zeroTar,
 } from "./harness/registry";
+import { RUN_TAG } from "./harness/run-id";
 
 const run = promisify(execFile);
 jest.setTimeout(180_000);
@@ -76,7 +77,7 @@ describe("image store: safety, resume, verification, GC, import", () => {
   let registry: Registry;
   let service: images.ImageService;
   let storeRoot: string;
-  const PID = process.pid;
+  const PID = RUN_TAG;
 
   beforeAll(async () => {
     dir = tempDir(`grove-imgstore-${PID}`);

@@ -45,9 +45,10 @@ import {
   unmountUnder,
   zeroTar,
 } from "./harness/registry";
+import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "img-node-1";
-const CGROUP_PARENT = `grove-img-${process.pid}`;
+const CGROUP_PARENT = `grove-img-${RUN_TAG}`;
 jest.setTimeout(240_000);
 
 describe("images: an App names an OCI image; the agent pulls, unpacks and runs it on an overlay root", () => {
@@ -64,7 +65,7 @@ describe("images: an App names an OCI image; the agent pulls, unpacks and runs i
   let imagesDir: string;
 
   beforeAll(async () => {
-    dir = tempDir(`grove-img-${process.pid}`);
+    dir = tempDir(`grove-img-${RUN_TAG}`);
     layout = path.join(dir, "layout");
     // Layer 1: busybox. Layer 2 (umoci's diff): adds /data/old.txt and
     // /data/sub/y.txt, deletes /bin/ps (a bin/.wh.ps whiteout). Layer 3

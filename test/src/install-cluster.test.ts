@@ -30,8 +30,9 @@ import {
 import { tempDir, waitFor } from "./harness/processes";
 import { readUnit } from "./harness/systemd-unit";
 import { trustServerCa } from "./harness/tls";
+import { RUN_TAG } from "./harness/run-id";
 
-const ID = String(process.pid);
+const ID = RUN_TAG;
 const VERSION = "0.1.0-ci";
 const USER = `grove-c${ID}`;
 const HELLO = "hello from an installed grove";

@@ -35,8 +35,9 @@ import {
 import { tempDir, waitFor } from "./harness/processes";
 import { readUnit } from "./harness/systemd-unit";
 import { trustServerCa } from "./harness/tls";
+import { RUN_TAG } from "./harness/run-id";
 
-const ID = String(process.pid);
+const ID = RUN_TAG;
 const VERSIONS = ["0.1.0-inst.1", "0.1.0-inst.2"] as const;
 const USER = `grove-i${ID}`;
 

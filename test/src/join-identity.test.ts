@@ -23,8 +23,9 @@ import {
 } from "./harness/processes";
 import { joinOverApi, rawConnect, registerMessage, tlsCredentials } from "./harness/raw-agent";
 import type { KeyPair } from "@grove/control-plane";
+import { RUN_TAG } from "./harness/run-id";
 
-const CGROUP_PARENT = `grove-it-join-${process.pid}`;
+const CGROUP_PARENT = `grove-it-join-${RUN_TAG}`;
 
 describe("join tokens and node identity", () => {
   let dir: string;

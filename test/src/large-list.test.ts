@@ -19,6 +19,7 @@ import {
   type TxnOp,
 } from "@grove/control-plane";
 import { runCli, startServer, tempDir, type ServerProcess } from "./harness/processes";
+import { RUN_TAG } from "./harness/run-id";
 
 const N = 20_000;
 const NS = "big";
@@ -100,7 +101,7 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
 }
 
 beforeAll(async () => {
-  dir = tempDir(`large-list-${process.pid}`);
+  dir = tempDir(`large-list-${RUN_TAG}`);
   etcd = new EmbeddedEtcd({ dataDir: path.join(dir, "etcd"), port: 0, stopTimeoutMs: 5000 });
   await etcd.start();
   store = createStore(etcd.endpoints, { callTimeoutMs: 10_000, maxReceiveMessageBytes: GRPC_DEFAULT_MAX, logger });
@@ -242,7 +243,7 @@ describe("through grove-server", () => {
     // This test holds the controllers' lease, so the server stays a standby:
     // its App controller would otherwise delete instances that no App owns.
     standby = new LeaderElection(
-      { endpoints: etcd.endpoints, identity: `large-list-test-${process.pid}` },
+      { endpoints: etcd.endpoints, identity: `large-list-test-${RUN_TAG}` },
       {
         onElected() {},
         onLost() {},

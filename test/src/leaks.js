@@ -8,6 +8,7 @@
 "use strict";
 const fs = require("node:fs");
 const path = require("node:path");
+const { runId, RUN_ID_ENV } = require("./run-id");
 
 // Every cgroup hierarchy on the machine: each v1 controller mount (memory,
 // cpu, pids, cpuacct, devices, freezer, …) and the v2 root or unified mount.
@@ -69,13 +70,14 @@ function netns() {
   }
 }
 
-// Tests name what they create on the host after the jest process
-// (grove-it-<pid>, grove-test-<pid>, …). In CI every grove* resource counts;
-// on a developer machine only this run's, so that two runs side by side do not
-// accuse each other.
+// Tests name what they create on the host after the run id
+// (grove-it-<run>w<worker>, grove-test-<run>w<worker>, …; run-id.js). In CI
+// every grove* resource counts; on a developer machine only this run's, from
+// every worker, so that two runs side by side do not accuse each other.
 function mine(list) {
   if (process.env.CI) return list;
-  return list.filter((x) => x.includes(String(process.pid)));
+  const id = runId();
+  return list.filter((x) => x.includes(id));
 }
 
 function run(cmd, args) {
@@ -139,7 +141,23 @@ function groveProcesses() {
       /(grove-server|grove-agent|grove-shim|grove-runtime|control-plane\/dist\/main|agent\/dist\/main)/.test(cmdline);
     const testDaemon =
       /^(\S*\/)?(etcd|registry|docker-registry)\s/.test(cmdline) && /\/(tmp|run)\/\S*grove/.test(cmdline);
-    if (grove || testDaemon) out.push(`${pid} ${cmdline.slice(0, 160)}`);
+    if (!grove && !testDaemon) continue;
+    // Which run started it: the run id every process a test starts inherits
+    // (a shim's command line is only its container id); "-" when unreadable.
+    let run = "-";
+    try {
+      const env = fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+      run = env.find((e) => e.startsWith(`${RUN_ID_ENV}=`))?.slice(RUN_ID_ENV.length + 1) ?? "-";
+    } catch {
+      /* exited meanwhile */
+    }
+    let exe = "";
+    try {
+      exe = fs.readlinkSync(`/proc/${pid}/exe`);
+    } catch {
+      /* exited meanwhile, or a kernel thread */
+    }
+    out.push(`${pid} run=${run} ${exe} ${cmdline.slice(0, 160)}`);
   }
   return out.sort();
 }
@@ -156,9 +174,10 @@ function stateDirs() {
     }
   }
   const tmp = require("node:os").tmpdir();
+  const id = runId();
   try {
     for (const e of fs.readdirSync(tmp))
-      if (/^(grove|store-test|embedded-etcd-test|large-list)/.test(e) && !e.startsWith("grove-leaks-"))
+      if ((/^(grove|store-|embedded-etcd-test|large-list)/.test(e) || e.includes(id)) && !e.startsWith("grove-leaks-"))
         out.push(path.join(tmp, e));
   } catch {
     /* no tmp */
@@ -166,12 +185,19 @@ function stateDirs() {
   return out.sort();
 }
 
-// Processes are told apart per checkout outside CI: every helper process a
-// test starts runs a binary from this repository's dist/ or build/.
+// Processes are told apart by the run id in their environment (or in their
+// command line: data directories carry it); one that carries no run id at
+// all (a binary that clears its environment) counts when it runs from this
+// checkout.
 function mineProcesses(list) {
   if (process.env.CI) return list;
+  const id = runId();
   const repo = path.resolve(__dirname, "../..");
-  return list.filter((x) => x.includes(String(process.pid)) || x.includes(`${repo}/`));
+  return list.filter((x) => {
+    const run = /^\d+ run=(\S+) /.exec(x)?.[1];
+    if (run === id || x.includes(id)) return true;
+    return run === "-" && x.includes(`${repo}/`);
+  });
 }
 
 function snapshot() {
@@ -202,8 +228,9 @@ function diff(before, after) {
   return problems;
 }
 
-module.exports = {
-  snapshot,
-  diff,
-  SNAPSHOT_FILE: path.join(require("node:os").tmpdir(), `grove-leaks-${process.pid}.json`),
-};
+/** Where the global setup keeps the snapshot for the teardown (one per run). */
+function snapshotFile() {
+  return path.join(require("node:os").tmpdir(), `grove-leaks-${runId()}.json`);
+}
+
+module.exports = { snapshot, diff, snapshotFile };

@@ -18,9 +18,10 @@ import {
   type ServerProcess,
   type Started,
 } from "./harness/processes";
+import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-live-update";
-const CGROUP_PARENT = `grove-it-lu-${process.pid}`;
+const CGROUP_PARENT = `grove-it-lu-${RUN_TAG}`;
 const V1 = fs.existsSync("/sys/fs/cgroup/memory/cgroup.procs");
 const MiB = 2 ** 20;
 

@@ -22,6 +22,7 @@ import {
   type Started,
 } from "./harness/processes";
 import { joinOverApi, rawConnect, registerMessage, tlsCredentials } from "./harness/raw-agent";
+import { RUN_TAG, runSlot } from "./harness/run-id";
 
 const NODE = "it-logs-node";
 /**
@@ -30,7 +31,7 @@ const NODE = "it-logs-node";
  * presence refreshes) (control-plane/src/grpc/agent-gateway.ts, sweep).
  */
 const BEAT_STALE_MS = Math.max(5_000, 3 * PRESENCE_REFRESH_MS);
-const CGROUP_PARENT = `grove-logs-${process.pid}`;
+const CGROUP_PARENT = `grove-logs-${RUN_TAG}`;
 
 function app(name: string, script: string, spec: Partial<App["spec"]> = {}): App {
   return {
@@ -261,7 +262,7 @@ describe("grove logs, exec and top over the agent's Connect stream", () => {
 
   it("closing the exec WebSocket kills the process in the container", async () => {
     // A sleep whose argument nothing else on the machine uses.
-    const marker = `7${process.pid}`;
+    const marker = `7${runSlot(1_000_000_000)}`;
     const r = await wsExec(`command=sleep&command=${marker}`, async (ws) => {
       await waitFor("the exec'd process", async () => procsWith(marker).length > 0, 10_000);
       ws.close();

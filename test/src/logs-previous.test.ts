@@ -16,9 +16,10 @@ import {
   type ServerProcess,
   type Started,
 } from "./harness/processes";
+import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-logs-prev-node";
-const CGROUP_PARENT = `grove-logs-prev-${process.pid}`;
+const CGROUP_PARENT = `grove-logs-prev-${RUN_TAG}`;
 
 function app(name: string, script: string, spec: Partial<App["spec"]> = {}): App {
   return {

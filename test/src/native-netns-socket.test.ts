@@ -8,13 +8,13 @@
 import { spawn, spawnSync, execFileSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
-import * as os from "node:os";
 import * as path from "node:path";
 import { loadNativeBinding } from "@grove/agent";
+import { RUN_TAG, tempDir } from "./harness/run-id";
 
 const REPO = path.resolve(__dirname, "../..");
 const BUILD = path.join(REPO, "agent", "native", "fuzz", "build-netns-socket.sh");
-const NETNS = `grove-nsock-${process.pid}`;
+const NETNS = `grove-nsock-${RUN_TAG}`;
 const NETNS_PATH = `/run/netns/${NETNS}`;
 
 let tmp: string;
@@ -23,7 +23,7 @@ let server: ChildProcess | undefined;
 let port = 0;
 
 beforeAll(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), `grove-netns-socket-${process.pid}-`));
+  tmp = tempDir("grove-netns-socket");
   execFileSync("ip", ["netns", "add", NETNS]);
   execFileSync("ip", ["-n", NETNS, "link", "set", "lo", "up"]);
   // A server on the namespace's loopback only.

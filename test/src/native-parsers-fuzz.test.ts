@@ -15,9 +15,9 @@
 // `npm run test:fuzz` runs them for five minutes.
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import fc from "fast-check";
+import { tempDir } from "./harness/run-id";
 
 const REPO = path.resolve(__dirname, "../..");
 const BUILD = path.join(REPO, "agent", "native", "fuzz", "build.sh");
@@ -415,7 +415,7 @@ let tmp: string;
 let parsers: Parsers;
 
 beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), `grove-parsers-fuzz-${process.pid}-`));
+  tmp = tempDir("grove-parsers-fuzz");
   const bin = path.join(tmp, "grove-parsers-fuzz");
   const built = spawnSync(BUILD, [bin], { encoding: "utf8", timeout: 280_000 });
   if (built.status !== 0) throw new Error(`${BUILD} failed (${built.status ?? built.signal}):\n${built.stderr}`);

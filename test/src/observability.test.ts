@@ -19,9 +19,10 @@ import {
   type ServerProcess,
   type Started,
 } from "./harness/processes";
+import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "obs-node-1";
-const CGROUP_PARENT = `grove-obs-${process.pid}`;
+const CGROUP_PARENT = `grove-obs-${RUN_TAG}`;
 
 interface OtlpSpan {
   traceId: string;

@@ -22,6 +22,7 @@ import {
   type ServerProcess,
   type Started,
 } from "./harness/processes";
+import { RUN_TAG } from "./harness/run-id";
 
 const NODES = ["it-replica-a", "it-replica-b"];
 
@@ -69,7 +70,7 @@ describe("three grove-server replicas", () => {
           nodeName: name,
           stateDir: path.join(dir, `agent-${name}`),
           rootfsDir: path.join(dir, "rootfs"),
-          cgroupParent: `grove-replicas-${name}-${process.pid}`,
+          cgroupParent: `grove-replicas-${name}-${RUN_TAG}`,
           extraArgs: ["--server", b.grpcAddress, "--server", c.grpcAddress],
           stopContainersOnExit: true,
         }),

@@ -21,9 +21,10 @@ import {
   type ServerProcess,
   type Started,
 } from "./harness/processes";
+import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-rootfs-iso";
-const CGROUP_PARENT = `grove-it-${process.pid}-iso`;
+const CGROUP_PARENT = `grove-it-${RUN_TAG}-iso`;
 const MAKE_ROOTFS = path.join(REPO_ROOT, "deploy", "make-rootfs.sh");
 
 /** A digest of a whole tree: every entry's path, type, mode, owner, size, link target and content. */

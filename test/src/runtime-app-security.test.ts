@@ -15,11 +15,12 @@ import {
   type ServerProcess,
   type Started,
 } from "./harness/processes";
+import { RUN_TAG, runSlot } from "./harness/run-id";
 
 const NODE = "it-sec-1";
-const CGROUP_PARENT = `grove-it-${process.pid}-sec`;
+const CGROUP_PARENT = `grove-it-${RUN_TAG}-sec`;
 /** This agent's user namespace pool: 4 ranges of 65536 ids of its own (ids < 2^32). */
-const USERNS_BASE = 400_000_000 + (process.pid % 10_000) * 4 * 65536;
+const USERNS_BASE = 400_000_000 + runSlot(10_000) * 4 * 65536;
 
 function app(name: string, spec: Partial<App["spec"]> = {}): App {
   return {

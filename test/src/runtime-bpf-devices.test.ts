@@ -4,15 +4,15 @@
 // with the program attached may use the container devices and nothing else.
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 
 import { loadNativeBinding } from "@grove/agent";
+import { RUN_TAG, tempDir } from "./harness/run-id";
 
 const CGROUP2 = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"].find(
   (d) => fs.existsSync(d) && loadNativeBinding().detectCgroupMode(d) === "v2",
 );
-const CG = CGROUP2 && path.join(CGROUP2, `grove-bpf-${process.pid}`);
+const CG = CGROUP2 && path.join(CGROUP2, `grove-bpf-${RUN_TAG}`);
 const REPO = path.resolve(__dirname, "../..");
 
 /** Node child: joins the cgroup (when given), opens each node, prints {name: "ok" | errno code}. */
@@ -57,7 +57,7 @@ function probe(tmp: string, cg: string | undefined): Record<string, string> {
   let tmp: string;
 
   beforeAll(() => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-bpf-"));
+    tmp = tempDir("grove-bpf");
     // Device nodes outside /dev: kmsg (1:11), mem (1:1), a loop block device (7:0), a pts (136:9).
     for (const [name, type, major, minor] of [
       ["kmsg", "c", "1", "11"],
@@ -148,12 +148,12 @@ function probe(tmp: string, cg: string | undefined): Record<string, string> {
 
 // Here the rules go to the v1 devices cgroup; on a v2 host into the device program.
 describe("grove-runtime linux.resources.devices", () => {
-  const PARENT = `grove-bpf-oci-${process.pid}`;
+  const PARENT = `grove-bpf-oci-${RUN_TAG}`;
   let tmp: string;
   let bundle: string;
 
   beforeAll(() => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-bpf-oci-"));
+    tmp = tempDir("grove-bpf-oci");
     bundle = path.join(tmp, "bundle");
     fs.mkdirSync(bundle);
     execFileSync(path.join(REPO, "deploy/make-rootfs.sh"), [path.join(bundle, "rootfs")], { stdio: "pipe" });
@@ -190,7 +190,7 @@ describe("grove-runtime linux.resources.devices", () => {
     fs.writeFileSync(path.join(bundle, "config.json"), JSON.stringify(config));
     const r = spawnSync(
       path.join(REPO, "agent", "bin", "grove-runtime"),
-      ["--root", path.join(tmp, "state"), "--cgroup-parent", PARENT, "run", "--bundle", bundle, `devs-${process.pid}`],
+      ["--root", path.join(tmp, "state"), "--cgroup-parent", PARENT, "run", "--bundle", bundle, `devs-${RUN_TAG}`],
       { encoding: "utf8", timeout: 60_000 },
     );
     if (r.status !== 0) throw new Error(`grove-runtime run: ${r.status} ${r.stderr} ${r.stdout}`);

@@ -4,7 +4,6 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 
 import {
@@ -16,10 +15,11 @@ import {
   type ExecOptions,
   type ExecProcess,
 } from "@grove/agent";
+import { RUN_TAG, runSlot, tempDir } from "./harness/run-id";
 
 const MiB = 1024 * 1024;
 const REPO = path.resolve(__dirname, "../..");
-const PARENT = `grove-exec-${process.pid}`;
+const PARENT = `grove-exec-${RUN_TAG}`;
 const DOCKER_CAPS = "00000000a80425fb";
 const NAMESPACES = ["mnt", "pid", "net", "uts", "ipc"];
 
@@ -140,7 +140,7 @@ function helperProcesses(): number[] {
 
 beforeAll(() => {
   loadNativeBinding();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-exec-"));
+  tmp = tempDir("grove-exec");
   fs.chmodSync(tmp, 0o755); // a user-namespaced container's root is an unprivileged host uid
   rootfs = path.join(tmp, "rootfs");
   stateDir = path.join(tmp, "state");
@@ -231,7 +231,7 @@ describe("exec joins the container", () => {
   });
 
   it("joins the user namespace of a user-namespaced container (container root is an unprivileged host uid)", async () => {
-    const hostBase = 300_000_000 + ((process.pid + 25_000) % 50_000) * 65536;
+    const hostBase = 300_000_000 + runSlot(50_000, 25_000) * 65536;
     const map = [{ containerId: 0, hostId: hostBase, size: 65536 }];
     const h = await sleeper({ userNamespace: { uidMap: map, gidMap: map } });
     const p = await rt.exec(h.id, {

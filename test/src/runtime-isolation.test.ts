@@ -6,8 +6,9 @@ import * as path from "node:path";
 
 import { NativeRuntime, SHIM_PATH, loadNativeBinding } from "@grove/agent";
 import { RuntimeFixture } from "./harness/runtime-fixture";
+import { RUN_TAG } from "./harness/run-id";
 
-const PARENT = `grove-iso-${process.pid}`;
+const PARENT = `grove-iso-${RUN_TAG}`;
 const DOCKER_CAPS = "00000000a80425fb";
 
 const fx = new RuntimeFixture({ cgroupParent: PARENT, name: "grove-iso", idPrefix: "c", users: true });

@@ -5,8 +5,9 @@ import * as path from "node:path";
 
 import { NativeRuntime } from "@grove/agent";
 import { RuntimeFixture } from "./harness/runtime-fixture";
+import { RUN_TAG } from "./harness/run-id";
 
-const PARENT = `grove-mnt-${process.pid}`;
+const PARENT = `grove-mnt-${RUN_TAG}`;
 
 const fx = new RuntimeFixture({ cgroupParent: PARENT, name: "grove-mnt", idPrefix: "m" });
 const { spec, run } = fx;
@@ -23,11 +24,11 @@ afterAll(() => fx.tearDown());
 describe("ContainerSpec.mounts", () => {
   it("bind-mounts a host file; the container reads it, and writes to it when it is not read-only", async () => {
     const src = path.join(tmp, "greeting");
-    fs.writeFileSync(src, `hello from ${process.pid}\n`);
+    fs.writeFileSync(src, `hello from ${RUN_TAG}\n`);
     const { code, out } = await run("cat /etc/greeting && echo changed > /etc/greeting && echo wrote", {
       mounts: [{ source: src, destination: "/etc/greeting" }],
     });
-    expect(out).toContain(`hello from ${process.pid}`);
+    expect(out).toContain(`hello from ${RUN_TAG}`);
     expect(out).toContain("wrote");
     expect(code).toBe(0);
     // The write went to the host file; the destination created in the rootfs stays empty.
@@ -69,12 +70,12 @@ describe("ContainerSpec.mounts", () => {
   it("refuses a destination through a symlink leading out of the rootfs; nothing on the host changes", async () => {
     const evil = path.join(rootfs, "etc/evil");
     fs.symlinkSync("/etc", evil);
-    const target = `/etc/grove-mnt-${process.pid}`; // what an escape would create on the host
+    const target = `/etc/grove-mnt-${RUN_TAG}`; // what an escape would create on the host
     const src = path.join(tmp, "payload");
     fs.writeFileSync(src, "payload\n");
     const hostsBefore = fs.readFileSync("/etc/hosts", "utf8");
     try {
-      const s = spec("echo RAN", { mounts: [{ source: src, destination: `/etc/evil/grove-mnt-${process.pid}` }] });
+      const s = spec("echo RAN", { mounts: [{ source: src, destination: `/etc/evil/grove-mnt-${RUN_TAG}` }] });
       await expect(rt.start(s)).rejects.toThrow(/mount destination leads out of the rootfs.*\/etc\/evil/);
       const s2 = spec("echo RAN", { mounts: [{ source: src, destination: "/etc/evil/hosts" }] });
       await expect(rt.start(s2)).rejects.toThrow(/mount destination leads out of the rootfs.*\/etc\/evil\/hosts/);

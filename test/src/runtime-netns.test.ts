@@ -2,15 +2,15 @@
 // the way the networking layer hands it one it has wired up.
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 
 import { NativeRuntime, loadNativeBinding, type ContainerSpec } from "@grove/agent";
+import { RUN_TAG, tempDir } from "./harness/run-id";
 
 const MiB = 1024 * 1024;
 const REPO = path.resolve(__dirname, "../..");
-const PARENT = `grove-netns-${process.pid}`;
-const NETNS = `grove-${process.pid}-x`;
+const PARENT = `grove-netns-${RUN_TAG}`;
+const NETNS = `grove-${RUN_TAG}-x`;
 const NETNS_PATH = `/run/netns/${NETNS}`;
 
 let tmp: string;
@@ -32,7 +32,7 @@ function spec(id: string, script: string, over: Partial<ContainerSpec> = {}): Co
 
 beforeAll(() => {
   loadNativeBinding();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-netns-"));
+  tmp = tempDir("grove-netns");
   rootfs = path.join(tmp, "rootfs");
   execFileSync(path.join(REPO, "deploy/make-rootfs.sh"), [rootfs], { stdio: "pipe" });
   rt = new NativeRuntime({ cgroupParent: PARENT });

@@ -13,10 +13,11 @@ import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from "node:chil
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { RUN_TAG, tempDir } from "./harness/run-id";
 
 const REPO = path.resolve(__dirname, "../..");
 const GROVE = path.join(REPO, "agent", "bin", "grove-runtime");
-const TAG = `grove-conf-${process.pid}`;
+const TAG = `grove-conf-${RUN_TAG}`;
 const RUNC_CGROUP = `${TAG}-runc`; // runc's cgroupsPath parent
 const NETNS = TAG;
 
@@ -169,7 +170,7 @@ async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
 }
 
 beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-conf-"));
+  tmp = tempDir("grove-conf");
   bundle = path.join(tmp, "bundle");
   groveRoot = path.join(tmp, "grove-state");
   runcRoot = path.join(tmp, "runc-state");

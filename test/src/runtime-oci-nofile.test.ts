@@ -6,15 +6,15 @@
 // hard one, so a `grove-runtime run` from Node gave the container e.g. 524288).
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
+import { RUN_TAG, tempDir } from "./harness/run-id";
 
 const REPO = path.resolve(__dirname, "../..");
 const IMPLEMENTATIONS: [string, string[]][] = [
   ["C", [path.join(REPO, "agent", "bin", "grove-runtime")]],
   ["TypeScript", [process.execPath, path.join(REPO, "agent", "bin", "grove-runtime-node.js")]],
 ];
-const PARENT = `grove-nofile-${process.pid}`;
+const PARENT = `grove-nofile-${RUN_TAG}`;
 
 let tmp: string;
 let bundle: string;
@@ -26,7 +26,7 @@ function ownHardNofile(): number {
 }
 
 beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), `grove-nofile-${process.pid}-`));
+  tmp = tempDir("grove-nofile");
   bundle = path.join(tmp, "bundle");
   fs.mkdirSync(bundle);
   execFileSync(path.join(REPO, "deploy/make-rootfs.sh"), [path.join(bundle, "rootfs")], { stdio: "pipe" });

@@ -7,12 +7,12 @@
 // compares what they report and what a process inside sees.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
+import { RUN_TAG, tempDir } from "./harness/run-id";
 
 const REPO = path.resolve(__dirname, "../..");
 const GROVE = path.join(REPO, "agent", "bin", "grove-runtime");
-const TAG = `grove-spec-${process.pid}`;
+const TAG = `grove-spec-${RUN_TAG}`;
 const RUNC_CGROUP = `${TAG}-runc`;
 
 type Config = Record<string, unknown> & {
@@ -94,7 +94,7 @@ function stateOf(runtime: "runc" | "grove", id: string): { status: string; pid: 
 }
 
 beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-spec-"));
+  tmp = tempDir("grove-spec");
   bundle = path.join(tmp, "bundle");
   fs.mkdirSync(bundle);
   execFileSync(path.join(REPO, "deploy/make-rootfs.sh"), [path.join(bundle, "rootfs")], { stdio: "pipe" });

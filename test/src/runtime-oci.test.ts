@@ -5,8 +5,8 @@
 // TypeScript one over NativeRuntime (bin/grove-runtime-node.js).
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
+import { RUN_TAG, tempDir } from "./harness/run-id";
 
 const REPO = path.resolve(__dirname, "../..");
 const IMPLEMENTATIONS: [string, string[]][] = [
@@ -14,7 +14,7 @@ const IMPLEMENTATIONS: [string, string[]][] = [
   ["TypeScript", [process.execPath, path.join(REPO, "agent", "bin", "grove-runtime-node.js")]],
 ];
 let cli: string[] = [];
-const PARENT = `grove-oci-${process.pid}`;
+const PARENT = `grove-oci-${RUN_TAG}`;
 
 let tmp: string;
 let root: string;
@@ -62,7 +62,7 @@ async function waitFor(cond: () => boolean, ms = 20_000): Promise<void> {
 }
 
 beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-oci-"));
+  tmp = tempDir("grove-oci");
   root = path.join(tmp, "state");
   bundle = path.join(tmp, "bundle");
   fs.mkdirSync(bundle);
@@ -139,7 +139,7 @@ describe.each(IMPLEMENTATIONS)("grove-runtime (OCI command line), %s", (name, co
       ];
     });
     const g = grove("run", "--bundle", bundle, "runme");
-    const r = spawnSync("runc", ["run", "--bundle", bundle, `grove-oci-${process.pid}-runc`], { encoding: "utf8" });
+    const r = spawnSync("runc", ["run", "--bundle", bundle, `grove-oci-${RUN_TAG}-runc`], { encoding: "utf8" });
     expect(g.code).toBe(5);
     expect(r.status).toBe(5);
     expect(g.out).toBe(r.stdout);

@@ -18,9 +18,10 @@ import {
   type ServerProcess,
   type Started,
 } from "./harness/processes";
+import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-restart-1";
-const CGROUP_PARENT = `grove-it-${process.pid}-rs`;
+const CGROUP_PARENT = `grove-it-${RUN_TAG}-rs`;
 const SHIM_STATE = `/run/grove/${CGROUP_PARENT}`;
 const V1 = fs.existsSync("/sys/fs/cgroup/memory/cgroup.procs");
 const RESTARTS = 10;

@@ -9,8 +9,9 @@ import * as path from "node:path";
 
 import type { ContainerSpec, ExecProcess } from "@grove/agent";
 import { RuntimeFixture } from "./harness/runtime-fixture";
+import { RUN_TAG } from "./harness/run-id";
 
-const PARENT = `grove-seccomp-${process.pid}`;
+const PARENT = `grove-seccomp-${RUN_TAG}`;
 const PROBE_SRC = path.join(__dirname, "harness", "seccomp-probe.c");
 
 const fx = new RuntimeFixture({ cgroupParent: PARENT, name: "grove-seccomp", idPrefix: "s" });

@@ -3,14 +3,14 @@
 // nobody listened, and a container whose shim was killed cleaned up.
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 
 import { NativeRuntime, loadNativeBinding, type ContainerSpec } from "@grove/agent";
+import { RUN_TAG, tempDir } from "./harness/run-id";
 
 const MiB = 1024 * 1024;
 const REPO = path.resolve(__dirname, "../..");
-const PARENT = `grove-shim-${process.pid}`;
+const PARENT = `grove-shim-${RUN_TAG}`;
 
 let tmp: string;
 let rootfs: string;
@@ -68,7 +68,7 @@ function commsIn(id: string): string[] {
 
 beforeAll(() => {
   loadNativeBinding();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-shim-"));
+  tmp = tempDir("grove-shim");
   rootfs = path.join(tmp, "rootfs");
   stateDir = path.join(tmp, "state");
   execFileSync(path.join(REPO, "deploy/make-rootfs.sh"), [rootfs], { stdio: "pipe" });

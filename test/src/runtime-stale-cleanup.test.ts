@@ -9,14 +9,14 @@
 // leader-failover benchmark's clean-up failures under /run/grove/<parent>).
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 
 import { NativeRuntime, loadNativeBinding, type ContainerSpec } from "@grove/agent";
+import { RUN_TAG, tempDir } from "./harness/run-id";
 
 const REPO = path.resolve(__dirname, "../..");
-const PARENT = `grove-stale-${process.pid}`;
+const PARENT = `grove-stale-${RUN_TAG}`;
 // Without waiting for the shims, some shim's exit record lands mid-rm in about half the runs of 12.
 const CONTAINERS = 12;
 
@@ -26,7 +26,7 @@ let rootfs: string;
 beforeAll(() => {
   if (process.getuid?.() !== 0) throw new Error("runtime integration tests need root");
   loadNativeBinding();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-stale-"));
+  tmp = tempDir("grove-stale");
   rootfs = path.join(tmp, "rootfs");
   execFileSync(path.join(REPO, "deploy/make-rootfs.sh"), [rootfs], { stdio: "pipe" });
 });

@@ -7,13 +7,14 @@ import * as path from "node:path";
 
 import { NativeRuntime, type UserNamespace } from "@grove/agent";
 import { RuntimeFixture } from "./harness/runtime-fixture";
+import { RUN_TAG, runSlot } from "./harness/run-id";
 
 const MiB = 1024 * 1024;
 const REPO = path.resolve(__dirname, "../..");
-const PARENT = `grove-userns-${process.pid}`;
-const NETNS = `grove-userns-${process.pid}`;
+const PARENT = `grove-userns-${RUN_TAG}`;
+const NETNS = `grove-userns-${RUN_TAG}`;
 /** A 65536-wide host range of its own for this jest process (ids < 2^32). */
-const HOST_BASE = 300_000_000 + (process.pid % 50_000) * 65536;
+const HOST_BASE = 300_000_000 + runSlot(50_000) * 65536;
 const USERNS: UserNamespace = {
   uidMap: [{ containerId: 0, hostId: HOST_BASE, size: 65536 }],
   gidMap: [{ containerId: 0, hostId: HOST_BASE, size: 65536 }],

@@ -3,15 +3,15 @@
 // and removed by it; the parent cgroup is unique to this process.
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 
 import { NativeRuntime, loadNativeBinding, type ContainerHandle, type ContainerSpec } from "@grove/agent";
+import { RUN_TAG, tempDir } from "./harness/run-id";
 
 const MiB = 1024 * 1024;
 const REPO = path.resolve(__dirname, "../..");
 const CGROUP_ROOT = "/sys/fs/cgroup";
-const PARENT = `grove-test-${process.pid}`;
+const PARENT = `grove-test-${RUN_TAG}`;
 const V1_CONTROLLERS = ["memory", "cpu", "pids", "cpuacct"];
 
 let tmp: string;
@@ -63,7 +63,7 @@ async function waitFor(cond: () => boolean, ms: number): Promise<void> {
 beforeAll(() => {
   if (process.getuid?.() !== 0) throw new Error("runtime integration tests need root");
   loadNativeBinding(); // a clear "run npm run build:native" error instead of a cascade
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "grove-runtime-"));
+  tmp = tempDir("grove-runtime");
   rootfs = path.join(tmp, "rootfs");
   execFileSync(path.join(REPO, "deploy/make-rootfs.sh"), [rootfs], { stdio: "pipe" });
   rt = new NativeRuntime({ cgroupParent: PARENT });
@@ -280,7 +280,7 @@ describe("cgroup setup in isolation", () => {
   it("v2 against a fake cgroupfs tree: enables controllers and writes the v2 files", async () => {
     // This kernel offers no v2 memory controller (hybrid), so the v2 driver is
     // checked against a tree with the control files pre-created.
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), "grove-fake-cgroup2-"));
+    const root = tempDir("grove-fake-cgroup2");
     try {
       const parent = path.join(root, "grove");
       const dir = path.join(parent, "c2");

@@ -11,9 +11,10 @@ import * as path from "node:path";
 import { GroveClient, type Instance, type Node } from "@grove/api";
 import { EmbeddedEtcd, Keys, createStore, currentLeader, type EtcdStore } from "@grove/control-plane";
 import { REPO_ROOT, runCli, startServer, tempDir, waitFor, type ServerProcess } from "./harness/processes";
+import { RUN_TAG } from "./harness/run-id";
 
 const GiB = 2 ** 30;
-const PID = process.pid;
+const PID = RUN_TAG;
 const ZONES = ["a", "b", "c"];
 const nodeName = (z: string) => `grove-${PID}-sim-${z}`;
 

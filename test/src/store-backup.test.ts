@@ -24,6 +24,7 @@ import {
   type ServerProcess,
   type Started,
 } from "./harness/processes";
+import { RUN_TAG } from "./harness/run-id";
 
 const app = (name: string): App => ({
   apiVersion: "grove/v1",
@@ -92,7 +93,7 @@ describe("backup and restore", () => {
           nodeName: "it-backup-node",
           stateDir: path.join(dir, "agent"),
           rootfsDir: path.join(dir, "rootfs"),
-          cgroupParent: `grove-backup-${process.pid}`,
+          cgroupParent: `grove-backup-${RUN_TAG}`,
         });
         let client = new GroveClient({ server: server.url, token: server.adminToken });
         for (const name of ["one", "two"]) await client.apply(app(name));

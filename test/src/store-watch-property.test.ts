@@ -16,11 +16,10 @@
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
-import * as os from "node:os";
-import * as path from "node:path";
 import { promisify } from "node:util";
 import fc from "fast-check";
 import { EmbeddedEtcd, createStore, type EtcdStore, type KeyValue, type StoreEvent } from "@grove/control-plane";
+import { tempDir } from "./harness/run-id";
 
 const execFileAsync = promisify(execFile);
 const SECONDS = Number(process.env.GROVE_PROPERTY_SECONDS ?? 15);
@@ -128,7 +127,7 @@ let run = 0;
 let compactedTo = 0n;
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), `store-watch-property-${process.pid}-`));
+  dir = tempDir("store-watch-property");
   etcd = new EmbeddedEtcd({ dataDir: dir, port: 0, stopTimeoutMs: 5000, autoCompactionRetention: "0" });
   await etcd.start();
   writer = createStore(etcd.endpoints, { callTimeoutMs: 5000 });

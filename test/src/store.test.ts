@@ -4,10 +4,10 @@
 
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { GroveError } from "@grove/api";
 import { EmbeddedEtcd, createStore, type EtcdStore, type KeyValue, type StoreEvent } from "@grove/control-plane";
+import { tempDir } from "./harness/run-id";
 
 interface Obj {
   n: number;
@@ -21,7 +21,7 @@ const warnings: string[] = [];
 const logger = { info() {}, error() {}, warn: (_obj: object, msg?: string) => void warnings.push(msg ?? "") };
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "store-test-"));
+  dir = tempDir("store-test");
   etcd = new EmbeddedEtcd({ dataDir: dir, port: 0, restartBackoffBaseMs: 100, stopTimeoutMs: 5000 });
   await etcd.start();
   store = createStore(etcd.endpoints, {
@@ -329,7 +329,7 @@ test("a watch from a compacted revision relists the current items and continues"
 });
 
 test("with etcd stopped, every call rejects with StoreUnavailable within a few seconds", async () => {
-  const dir2 = fs.mkdtempSync(path.join(os.tmpdir(), "store-test-down-"));
+  const dir2 = tempDir("store-test-down");
   const etcd2 = new EmbeddedEtcd({ dataDir: dir2, port: 0 });
   try {
     await etcd2.start();

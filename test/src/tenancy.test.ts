@@ -21,9 +21,10 @@ import {
   type ServerProcess,
   type Started,
 } from "./harness/processes";
+import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-tenancy-1";
-const CGROUP_PARENT = `grove-it-tenancy-${process.pid}`;
+const CGROUP_PARENT = `grove-it-tenancy-${RUN_TAG}`;
 const WATCH_LIMIT = 3;
 const SECRET_VALUE = `s3cr3t-${randomBytes(12).toString("hex")}`;
 

@@ -23,11 +23,13 @@ import {
   waitFor,
   waitNodeReady,
   type ServerProcess,
+  type Started,
 } from "./harness/processes";
 import { agentServiceMethods, rawConnect, registerMessage, tlsCredentials } from "./harness/raw-agent";
+import { RUN_TAG } from "./harness/run-id";
 
 const run = promisify(execFile);
-const CGROUP_PARENT = `grove-it-tls-${process.pid}`;
+const CGROUP_PARENT = `grove-it-tls-${RUN_TAG}`;
 /** The one background writer of a server without agents (REPLICA_PRESENCE_PREFIX, control-plane/src/nodes/presence.ts). */
 const REPLICA_BEAT = /^\/grove\/replica-presence\/[^/]+$/;
 
@@ -78,12 +80,14 @@ describe("TLS on every listener; nothing answers without credentials", () => {
       writes: async () => {
         try {
           const end = BigInt(await revision());
+          // Up to `end`: the replica's beat may land after etcd was asked and reach the watch too.
+          const seenUpToEnd = () => [...revisions].filter((r) => BigInt(r) <= end).length;
           await waitFor(
             `the watch to see revisions ${start + 1n}..${end}`,
-            async () => revisions.size >= Number(end - start),
+            async () => seenUpToEnd() >= Number(end - start),
             10_000,
           );
-          expect(revisions.size).toBe(Number(end - start));
+          expect(seenUpToEnd()).toBe(Number(end - start));
           return keys.filter((k) => !REPLICA_BEAT.test(k.split(" ")[1]!));
         } finally {
           await watch.close();
@@ -236,25 +240,30 @@ describe("TLS on every listener; nothing answers without credentials", () => {
   });
 
   it("an agent given the wrong CA hash refuses the server and spends no token; the right hash joins", async () => {
-    fs.mkdirSync(path.join(dir, "rootfs"), { recursive: true });
-    const opts = {
-      server,
-      nodeName: "pinned",
-      stateDir: path.join(dir, "agent"),
-      rootfsDir: path.join(dir, "rootfs"),
-      cgroupParent: CGROUP_PARENT,
-    };
-    const wrong = `sha256:${"0".repeat(64)}`;
-    await expect(startAgent({ ...opts, extraArgs: ["--ca-hash", wrong] })).rejects.toThrow(
-      new RegExp(`does not present a CA with hash ${wrong}`),
-    );
-    expect(fs.existsSync(path.join(dir, "agent", "pki", "node.crt"))).toBe(false);
-    const agent = await startAgent(opts);
+    // A server of its own: the node this test registers, and what the server writes after the
+    // agent stops, must not reach the server the other tests check for no writes (in any order).
+    const own = await startServer({ dataDir: path.join(dir, "server-pinned") });
+    let agent: Started | undefined;
     try {
-      await waitNodeReady(new GroveClient({ server: server.url, token: server.adminToken }), "pinned");
+      fs.mkdirSync(path.join(dir, "rootfs"), { recursive: true });
+      const opts = {
+        server: own,
+        nodeName: "pinned",
+        stateDir: path.join(dir, "agent"),
+        rootfsDir: path.join(dir, "rootfs"),
+        cgroupParent: CGROUP_PARENT,
+      };
+      const wrong = `sha256:${"0".repeat(64)}`;
+      await expect(startAgent({ ...opts, extraArgs: ["--ca-hash", wrong] })).rejects.toThrow(
+        new RegExp(`does not present a CA with hash ${wrong}`),
+      );
+      expect(fs.existsSync(path.join(dir, "agent", "pki", "node.crt"))).toBe(false);
+      agent = await startAgent(opts);
+      await waitNodeReady(new GroveClient({ server: own.url, token: own.adminToken }), "pinned");
       expect(fs.statSync(path.join(dir, "agent", "pki", "node.key")).mode & 0o777).toBe(0o600);
     } finally {
-      await agent.stop();
+      await agent?.stop();
+      await own.stop();
     }
   });
 });

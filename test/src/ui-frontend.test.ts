@@ -24,6 +24,7 @@ import {
   type ServerProcess,
   type Started,
 } from "./harness/processes";
+import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-ui-node";
 const CHROMIUM = process.env.GROVE_CHROMIUM ?? "/usr/bin/chromium";
@@ -61,7 +62,7 @@ describe("front ends: a generated client and the dashboard at /ui in chromium", 
       nodeName: NODE,
       stateDir: path.join(dir, "agent"),
       rootfsDir: path.join(dir, "rootfs"),
-      cgroupParent: `grove-ui-${process.pid}`,
+      cgroupParent: `grove-ui-${RUN_TAG}`,
     });
   }, 180_000);
 

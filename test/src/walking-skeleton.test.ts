@@ -17,9 +17,10 @@ import {
   type ServerProcess,
   type Started,
 } from "./harness/processes";
+import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-node-1";
-const CGROUP_PARENT = `grove-it-${process.pid}`;
+const CGROUP_PARENT = `grove-it-${RUN_TAG}`;
 const V1 = fs.existsSync("/sys/fs/cgroup/memory/cgroup.procs");
 
 function cgroupDir(controller: string, id: string): string {

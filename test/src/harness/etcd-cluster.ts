@@ -13,6 +13,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { createCa, issueKeyPair } from "@grove/control-plane";
 import { waitFor } from "./processes";
+import { RUN_TAG } from "./run-id";
 
 /** Files and PEMs of the client side of a TLS etcd: grove-server's --etcd-cafile/--etcd-certfile/--etcd-keyfile. */
 export interface EtcdClientFiles {
@@ -58,7 +59,7 @@ export class EtcdCluster {
   ) {}
 
   static async start(dir: string, size: number, opts: { cutPort?: boolean; tls?: boolean } = {}): Promise<EtcdCluster> {
-    const c = new EtcdCluster(dir, `grove-${process.pid}-${path.basename(dir)}`);
+    const c = new EtcdCluster(dir, `grove-${RUN_TAG}-${path.basename(dir)}`);
     if (opts.tls) c.makePki();
     for (let i = 0; i < size; i++) {
       c.members.push({ name: `m${i}`, clientPort: await freePort(), peerPort: await freePort() });

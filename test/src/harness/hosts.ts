@@ -1,5 +1,5 @@
 // A cluster of agent hosts on one machine: every host is a network namespace
-// (grove-<pid>-hN) joined to a bridge in the machine's namespace by a veth
+// (grove-<run tag>-hN) joined to a bridge in the machine's namespace by a veth
 // pair, with its own address, state directory and cgroup parent. The control
 // plane (and its etcd) runs on the machine; agents dial it on the bridge
 // address. Tests can stop a host's agent, cut its link and slow it. destroy()
@@ -22,6 +22,7 @@ import {
   type Started,
 } from "./processes";
 import { Cleanup, cgroupGone, linkGone, netnsGone } from "./cleanup";
+import { RUN_TAG } from "./run-id";
 
 const execAsync = promisify(execFile);
 
@@ -55,7 +56,7 @@ export interface Host {
 
 export interface HostClusterOptions {
   hosts: number;
-  /** Prefix of everything the cluster names; must be unique per run (default: the jest pid). */
+  /** Prefix of everything the cluster names; must be unique per run and worker (default: the run tag, run-id.ts). */
   id?: string;
   /** Extra grove-server flags (e.g. --egress-default allow). */
   serverArgs?: string[];
@@ -67,8 +68,10 @@ export interface HostClusterOptions {
   moreServers?: (gateway: string) => string[];
 }
 
-/** An IPv4 /24 on the machine that no existing route covers, starting from a pid-based guess. */
-function freeBridgeSubnet(seed: number): string {
+/** An IPv4 /24 on the machine that no existing route covers, starting from a guess made from the cluster's id. */
+function freeBridgeSubnet(id: string): string {
+  let seed = 0;
+  for (const c of id) seed = (seed * 31 + c.charCodeAt(0)) % 4096;
   const routes = sh("ip", ["-4", "route", "show", "table", "all"]);
   for (let k = 0; k < 4096; k++) {
     const n = (seed + k) % 4096;
@@ -90,10 +93,10 @@ export class HostCluster {
   private readonly id: string;
 
   private constructor(private readonly opts: HostClusterOptions) {
-    this.id = opts.id ?? String(process.pid);
+    this.id = opts.id ?? RUN_TAG;
     this.dir = tempDir(`grove-net-${this.id}`);
     this.bridge = `gvb${this.id}`.slice(0, 15);
-    this.prefix = freeBridgeSubnet(Number(this.id.replace(/\D/g, "")) || 0);
+    this.prefix = freeBridgeSubnet(this.id);
     this.gateway = `${this.prefix}.1`;
     this.rootfsDir = path.join(this.dir, "rootfs");
   }

@@ -12,6 +12,7 @@ import { NativeRuntime } from "@grove/agent";
 import { Cleanup, cgroupGone, linkGone, netnsGone } from "./cleanup";
 import { sh } from "./hosts";
 import { REPO_ROOT } from "./processes";
+import { RUN_TAG, runSlot } from "./run-id";
 import { startUnit, type RunningUnit } from "./systemd-unit";
 
 const execAsync = promisify(execFile);
@@ -141,10 +142,10 @@ export class InstallHosts {
    * the same on either file system.
    */
   create(names: string[]): InstHost[] {
-    const id = String(process.pid);
+    const id = RUN_TAG;
     sh("mount", ["-t", "tmpfs", "-o", "size=2g,mode=0755", `grove-inst-${id}`, this.dir]);
     this.bridge = `gvib${id}`.slice(0, 15);
-    const prefix = freeSubnet(Number(id) + 2048);
+    const prefix = freeSubnet(runSlot(2048) + 2048);
     sh("ip", ["link", "add", this.bridge, "type", "bridge"]);
     sh("ip", ["addr", "add", `${prefix}.1/24`, "dev", this.bridge]);
     sh("ip", ["link", "set", this.bridge, "up"]);
@@ -202,7 +203,7 @@ export class InstallHosts {
    * bridge, `users` and `dir`; throws one error naming what it could not remove.
    */
   async destroy(users: string[], phases?: Phases): Promise<void> {
-    const c = new Cleanup(`install hosts ${process.pid}`);
+    const c = new Cleanup(`install hosts ${RUN_TAG}`);
     await Promise.all(this.hosts.map((h) => c.step(`stop the agent on ${h.name}`, () => this.stop(h, "grove-agent"))));
     phases?.phase("agents stopped");
     for (const h of this.hosts) await c.step(`stop the server on ${h.name}`, () => this.stop(h, "grove-server"));

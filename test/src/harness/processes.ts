@@ -3,7 +3,6 @@
 // built workspace. Each is stopped by the PID we got when we started it.
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as readline from "node:readline";
 import type { GroveClient, Node } from "@grove/api";
@@ -23,9 +22,7 @@ export const BIN = {
   cli: path.join(REPO_ROOT, "api", "bin", "grove.js"),
 };
 
-export function tempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
-}
+export { tempDir } from "./run-id";
 
 export interface Started {
   proc: ChildProcess;
@@ -144,11 +141,22 @@ export async function startServer(opts: {
     args.push("--etcd-endpoints", opts.etcdEndpoints.join(","), "--ca-cert", ca.certFile, "--ca-key", ca.keyFile);
   }
   args.push(...(opts.extraArgs ?? []));
-  const s = await startNode(BIN.server, args, (l) => parseJsonLine(l)?.msg === "grove-server is up", {
-    name: "grove-server",
-    timeoutMs: 60_000,
-    ...(opts.env ? { env: opts.env } : {}),
-  });
+  let s: Started & { readyLine: string };
+  try {
+    s = await startNode(BIN.server, args, (l) => parseJsonLine(l)?.msg === "grove-server is up", {
+      name: "grove-server",
+      timeoutMs: 60_000,
+      ...(opts.env ? { env: opts.env } : {}),
+    });
+  } catch (err) {
+    await reapEmbeddedEtcd(opts.dataDir); // a server stopped before it was up may have started its etcd
+    throw err;
+  }
+  const stopServer = s.stop;
+  s.stop = async (timeoutMs?: number) => {
+    await stopServer(timeoutMs);
+    await reapEmbeddedEtcd(opts.dataDir);
+  };
   const up = parseJsonLine(s.readyLine) as { http: string; grpc: string; caFile: string; caHash: string };
   let caPem: string;
   try {
@@ -168,6 +176,50 @@ export async function startServer(opts: {
     caPem,
     caHash: up.caHash,
   };
+}
+
+/** The process is gone or a zombie (dead; whoever reaps orphans here may take its time). */
+function exitedPid(pid: number): boolean {
+  try {
+    return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Kills the embedded etcd a grove-server under `dataDir` left behind. The
+ * server stops its etcd on SIGTERM, but a server the harness had to SIGKILL
+ * (it did not stop within the timeout: a loaded machine) leaves it running
+ * with no parent; on an installed node systemd kills the unit's cgroup, here
+ * nobody would (the leak check found such an etcd after a run). Found by its
+ * --data-dir under the server's; it runs nowhere else once the server is gone.
+ */
+async function reapEmbeddedEtcd(dataDir: string): Promise<void> {
+  const under = path.resolve(dataDir) + "/";
+  const left: number[] = [];
+  for (const pid of fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      if (!/(^|\/)etcd$/.test(argv[0] ?? "")) continue;
+      if (argv.some((a) => a.startsWith("--data-dir=") && (a.slice(11) + "/").startsWith(under)))
+        left.push(Number(pid));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  for (const pid of left) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  await waitFor(
+    `the embedded etcd of ${dataDir} (pids ${left.join(", ")}) to exit`,
+    async () => left.every(exitedPid),
+    10_000,
+  );
 }
 
 /**

@@ -4,17 +4,16 @@
 // removes what is left and deletes the directory.
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 
 import { NativeRuntime, loadNativeBinding, type ContainerSpec } from "@grove/agent";
 import { Cleanup, cgroupGone } from "./cleanup";
-import { REPO_ROOT } from "./processes";
+import { REPO_ROOT, tempDir } from "./processes";
 
 const MiB = 1024 * 1024;
 
 export interface RuntimeFixtureOptions {
-  /** Cgroup parent of the runtime (name it with the jest pid). */
+  /** Cgroup parent of the runtime (name it with the run tag, run-id.ts). */
   cgroupParent: string;
   /** Prefix of the temporary directory and of container ids. */
   name: string;
@@ -39,7 +38,7 @@ export class RuntimeFixture {
 
   setUp(): { tmp: string; rootfs: string; rt: NativeRuntime } {
     loadNativeBinding();
-    this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${this.o.name}-${process.pid}-`));
+    this.tmp = tempDir(this.o.name);
     if (this.o.tmpMode !== undefined) fs.chmodSync(this.tmp, this.o.tmpMode);
     this.rootfs = path.join(this.tmp, "rootfs");
     execFileSync(path.join(REPO_ROOT, "deploy/make-rootfs.sh"), [this.rootfs], { stdio: "pipe" });
