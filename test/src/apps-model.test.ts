@@ -23,9 +23,10 @@ import {
   type ServerProcess,
   type Started,
 } from "./harness/processes";
+import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-apps-model";
-const CGROUP_PARENT = `grove-it-am-${process.pid}`;
+const CGROUP_PARENT = `grove-it-am-${RUN_TAG}`;
 const RUNS = Number(process.env.GROVE_FUZZ_RUNS ?? 3);
 const MAX_COMMANDS = process.env.GROVE_FUZZ_RUNS ? 3 * RUNS : 8;
 const NAMES = ["m1", "m2", "m3"];

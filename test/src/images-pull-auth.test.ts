@@ -28,9 +28,10 @@ import {
   type Registry,
   type TokenServer,
 } from "./harness/registry";
+import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "pullauth-node-1";
-const CGROUP_PARENT = `grove-pullauth-${process.pid}`;
+const CGROUP_PARENT = `grove-pullauth-${RUN_TAG}`;
 jest.setTimeout(240_000);
 
 let dir: string;
@@ -43,7 +44,7 @@ let client: GroveClient;
 let image: string;
 
 beforeAll(async () => {
-  dir = tempDir(`grove-pullauth-${process.pid}`);
+  dir = tempDir("grove-pullauth");
   const layout = path.join(dir, "layout");
   await busyboxLayout(layout, "app", dir);
   // Pushed to a registry without auth; served by one that wants tokens over the same storage.

@@ -15,8 +15,9 @@ import * as path from "node:path";
 import { NativeRuntime, defaultRuntimeHandlers, type ExecProcess } from "@grove/agent";
 import { RuntimeFixture } from "./harness/runtime-fixture";
 import { REPO_ROOT } from "./harness/processes";
+import { RUN_TAG, runSlot } from "./harness/run-id";
 
-const PARENT = `grove-hostdev-${process.pid}`;
+const PARENT = `grove-hostdev-${RUN_TAG}`;
 const NODES = ["null", "zero", "full", "random", "urandom", "tty"];
 /** What a standard host has; /dev/null is put back to this whatever it was. */
 const NULL_MODE = 0o20666;
@@ -122,7 +123,7 @@ describe("a root container without a user namespace cannot change the host's dev
   });
 
   it("in a user namespace, where the host's nodes are bound in, its root may not change them", async () => {
-    const base = 400_000_000 + (process.pid % 50_000) * 65536;
+    const base = 400_000_000 + runSlot(50_000, 7) * 65536;
     const map = [{ containerId: 0, hostId: base, size: 65536 }];
     const out = await hostUnchanged(async () => {
       const { out } = await fx.run(tamper("/dev/null", "/proc/interrupts", "/proc/self/fd/0"), {
@@ -176,7 +177,7 @@ describe("a root container without a user namespace cannot change the host's dev
     // stdin the host's /dev/null ("ignore"), as a shell's `< /dev/null` or grove-shim
     // give it: the container gets the caller's stdio, but never the host's /dev/null
     // (it reopens its own over it, as runc does).
-    const id = `hostdev-${process.pid}-${name}`;
+    const id = `hostdev-${RUN_TAG}-${name}`;
     try {
       const out = await hostUnchanged(async () => {
         const r = spawnSync(

@@ -7,6 +7,7 @@
 // compares what they report and what a process inside sees.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { RUN_TAG, tempDir } from "./harness/run-id";
 
