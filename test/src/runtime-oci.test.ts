@@ -150,12 +150,13 @@ describe.each(IMPLEMENTATIONS)("grove-runtime (OCI command line), %s", (name, co
 
   it("refuses what it cannot honour, naming the field, and leaves nothing", () => {
     writeConfig((c) => {
-      c.mounts = [{ destination: "/data", type: "overlay", source: "overlay", options: ["lowerdir=/a"] }];
+      // Shared propagation: the container's mounts are private (docs/runtime.md, differences).
+      c.mounts = [{ destination: "/data", type: "bind", source: "/tmp", options: ["rbind", "rshared"] }];
     });
     const r = grove("create", "--bundle", bundle, "bad");
     expect(r.code).toBe(1);
-    expect(r.err).toContain("config.json mounts[0]: mounting /data");
-    expect(r.err).toContain("is not supported");
+    expect(r.err).toContain("config.json mounts[0].options[1]: ");
+    expect(r.err).toContain("rshared is not supported");
     writeConfig((c) => {
       c.process.args = [];
     });
