@@ -105,8 +105,13 @@ describe("three grove-server replicas", () => {
   }, 90_000);
 
   it("serves logs, exec and stats through a replica that does not hold the node's stream", async () => {
-    const [holder, other] = servers as [ServerProcess, ServerProcess];
-    for (const n of NODES) expect(await holderOf(etcd, n)).toBe(holder.url);
+    // The agents start on servers[0]; in a random order the kill -9 test below may have run first
+    // and moved them to a survivor (servers[0] then stays dead): use whichever holds them.
+    const holders = await Promise.all(NODES.map((n) => holderOf(etcd, n)));
+    const holder = servers.find((s) => s.url === holders[0]) as ServerProcess;
+    for (const h of holders) expect(h).toBe(holder.url);
+    const alive = holder === servers[0] ? servers : servers.slice(1);
+    const other = alive.find((s) => s !== holder) as ServerProcess;
 
     await waitFor("the log line through B", async () => (await runCli(["logs", "hello/0"], envOf(other))).stdout);
     expect(await runCli(["logs", "hello/0"], envOf(other))).toMatchObject({ code: 0, stdout: "hello from the node\n" });
