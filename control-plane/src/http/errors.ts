@@ -1,6 +1,7 @@
 // Errors become HTTP answers here, once, at the edge: a GroveError answers with
 // its catalogued status and body; schema failures become ValidationFailed with
 // one detail per field; anything else is a logged 500 Internal.
+import type { IncomingMessage } from "node:http";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { GroveError, type ErrorBody, type FieldError } from "@grove/api";
 
@@ -71,9 +72,40 @@ export function errorResponse(err: unknown): { status: number; body: ErrorBody }
   return { status: 500, body: { code: "Internal", message: "internal error; the server log has the details" } };
 }
 
+/** What is read and thrown away of a refused body before the answer (see drainBody). */
+export const DRAIN_MAX_BYTES = 16 * 1024 * 1024;
+export const DRAIN_MAX_MS = 10_000;
+
+/**
+ * Reads and discards what is left of a refused request's body. Fastify refuses a body over the
+ * limit as soon as it knows (from Content-Length, or once the limit is passed) and closes the
+ * connection after its answer; a client still sending then meets a reset (EPIPE) and never reads
+ * the 413. Bounded: past DRAIN_MAX_BYTES or DRAIN_MAX_MS the answer goes anyway and the
+ * connection is closed under the sender.
+ */
+export function drainBody(raw: IncomingMessage, maxBytes = DRAIN_MAX_BYTES, maxMs = DRAIN_MAX_MS): Promise<void> {
+  if (raw.readableEnded || raw.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let read = 0;
+    const done = (): void => {
+      clearTimeout(timer);
+      raw.off("data", onData).off("end", done).off("error", done).off("close", done);
+      resolve();
+    };
+    const onData = (chunk: Buffer): void => {
+      read += chunk.length;
+      if (read > maxBytes) done();
+    };
+    const timer = setTimeout(done, maxMs);
+    raw.on("data", onData).on("end", done).on("error", done).on("close", done);
+    raw.resume();
+  });
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
   app.setSchemaErrorFormatter((errors, dataVar) => formatSchemaErrors(errors as SchemaError[], dataVar));
-  app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
+  app.setErrorHandler(async (err: unknown, req: FastifyRequest, reply: FastifyReply) => {
+    if ((err as Partial<FastifyError>).code === "FST_ERR_CTP_BODY_TOO_LARGE") await drainBody(req.raw);
     const { status, body } = errorResponse(err);
     if (status >= 500) req.log.error({ err }, "request failed");
     else req.log.debug({ err }, "request rejected");
