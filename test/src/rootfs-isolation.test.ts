@@ -288,7 +288,22 @@ describe("every instance of a rootfs directory has its own root", () => {
     expect(aside()).toHaveLength(1);
     expect(await exec("default", "planter/0", "readlink /etc; ls /bin/busybox")).toBe(`${fakeEtc}\n/bin/busybox\n`);
     await deleteApp("planter", "default");
-    // ...and goes at the next run once nothing mounts it.
+    // ...and goes at the next run once nothing mounts it. The agent reports the instance
+    // finished before it releases its root (reconciler: finish, then releaseHeld), so the
+    // Instance can leave the API while its overlay is still mounted: a full run once ran
+    // make-rootfs.sh in between, and the tree stayed aside, as it should while mounted.
+    await waitFor(
+      "no overlay mount naming the template as its lower layer",
+      async () =>
+        !fs
+          .readFileSync("/proc/self/mountinfo", "utf8")
+          .split("\n")
+          .some(
+            (l) =>
+              l.includes(" - overlay ") && (l.includes(`lowerdir=${template},`) || l.includes(`lowerdir=${template}:`)),
+          ),
+      30_000,
+    );
     execFileSync(MAKE_ROOTFS, [template]);
     expect(aside()).toEqual([]);
     expect(treeDigest(decoys)).toBe(decoysBefore);
