@@ -183,13 +183,15 @@ export function registerTaskCommands(program: Command, deps: CliDeps, connect: C
           if (!inst) break;
           if (n > 1) deps.err(`task/${name}: attempt ${n}`);
           await streamAttempt(deps, client, inst, namespace);
-          // The controller decides whether another attempt follows.
+          // The controller decides whether another attempt follows. A later attempt may
+          // already have run and ended the Task while this one's output was printed: its
+          // output is printed too (only a Task that made no further attempt ends the loop).
           let t = await client.get("Task", name, namespace);
           while (!isTaskDone(t.status?.phase) && (t.status?.attempts ?? 0) <= n) {
             await deps.sleep(POLL_MS);
             t = await client.get("Task", name, namespace);
           }
-          if (isTaskDone(t.status?.phase)) break;
+          if ((t.status?.attempts ?? 0) <= n) break;
         }
         const done = await client.get("Task", name, namespace);
         const st = done.status;
