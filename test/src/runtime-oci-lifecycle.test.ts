@@ -291,6 +291,55 @@ describe("grove-runtime vs runc: mounts and paths", () => {
     ]);
   });
 
+  it("in the listed order: a bind under /dev or /proc listed before them is covered, one listed after them is seen", () => {
+    const dir = path.join(tmp, `order-${nextSeq()}`);
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, "marker"), "from the host\n");
+    const file = path.join(tmp, `order-${nextSeq()}.txt`);
+    fs.writeFileSync(file, "42.00 1.00\n");
+    const out = expectSame((c) => {
+      c.mounts = [
+        { destination: "/dev/early", type: "bind", source: dir, options: ["rbind"] },
+        { destination: "/proc/loadavg", type: "bind", source: file, options: ["bind"] },
+        ...c.mounts, // runc spec's: /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys, /sys/fs/cgroup
+        { destination: "/dev/shm", type: "bind", source: dir, options: ["rbind"] },
+        { destination: "/proc/uptime", type: "bind", source: file, options: ["bind"] },
+      ];
+    }, "ls /dev/early 2>&1; cat /dev/shm/marker /proc/uptime; echo loadavg $(grep -c '^42.00 1.00$' /proc/loadavg)");
+    // Grove made its /proc, /dev and /sys first: /dev/early and the fake loadavg were seen, the /dev/shm bind dropped.
+    expect(out).toBe("ls: /dev/early: No such file or directory\nfrom the host\n42.00 1.00\nloadavg 0\n");
+  });
+
+  it("a mount that fails is named by its field: config.json mounts[N] (destination D), through run and create", () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      // Refused before the container starts (the source is looked at first) ...
+      [
+        { destination: "/gone", type: "bind", source: path.join(tmp, "no-such-source"), options: ["rbind"] },
+        /: mount source \S*no-such-source: No such file or directory$/,
+      ],
+      // ... and by the kernel, in the container's init.
+      [{ destination: "/scratch", type: "tmpfs", source: "tmpfs", options: ["size=nonsense"] }, /: Invalid argument$/],
+    ];
+    for (const [mount, reason] of cases) {
+      let index = -1;
+      writeConfig((c) => {
+        c.process.args = ["/bin/true"];
+        index = c.mounts.push(mount) - 1;
+      });
+      const field = `config.json mounts[${index}] (destination ${mount.destination as string}): `;
+      expect(cli("runc", ["run", "--bundle", bundle, `${TAG}-runc-${nextSeq()}`]).code).not.toBe(0);
+      for (const cmd of ["run", "create"]) {
+        const id = `${TAG}-grove-${nextSeq()}`;
+        created.push({ runtime: "grove", id });
+        const g = cli("grove", [cmd, "--bundle", bundle, id]);
+        expect(g.code).toBe(1);
+        expect(g.err.trim()).toMatch(reason);
+        expect(g.err).toContain(field);
+        expect(cli("grove", ["state", id]).code).not.toBe(0);
+      }
+    }
+  });
+
   it("linux.maskedPaths and readonlyPaths beyond Grove's lists: a file, a directory, read-only", () => {
     const out = expectSame((c) => {
       c.linux.maskedPaths = [...(c.linux.maskedPaths as string[]), "/proc/cpuinfo", "/etc"];

@@ -483,6 +483,10 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
       grove_config_put (mem, GROVE_KEY_MOUNT_SRC, b.mounts[k].source);
       grove_config_put (mem, GROVE_KEY_MOUNT_DST, b.mounts[k].destination);
       grove_config_put (mem, GROVE_KEY_MOUNT_RO, b.mounts[k].readonly ? "1" : "0");
+      if (b.mounts[k].field != NULL)
+        grove_config_put (mem, GROVE_KEY_MOUNT_FIELD, b.mounts[k].field);
+      if (b.mounts[k].own)
+        grove_config_put (mem, GROVE_KEY_MOUNT_OWN, "1");
       if (b.mounts[k].fstype != NULL)
         {
           grove_config_put (mem, GROVE_KEY_MOUNT_TYPE, b.mounts[k].fstype);
