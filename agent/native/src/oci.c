@@ -308,18 +308,25 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
 
 /* create for a caller that reaps the init itself (oci_reaped.c): no grove-shim.
  * cg is where cgroup_of and cgroup_from_config put it, recorded as for any
- * container (write_state_extras). */
+ * container (write_state_extras). The hooks run as with a shim, this process
+ * in the shim's place: prestart and createRuntime here, createContainer and
+ * startContainer in the init; poststart in start, poststop in delete or
+ * after a failed create. */
 static int
-create_reaped (grove_oci_bundle_t *b, const grove_cgroup_t *cg, const char *pid_file, const char *id)
+create_reaped (grove_oci_bundle_t *b, const grove_cgroup_t *cg, const grove_hooks_t *hooks, const char *pid_file,
+               const char *id)
 {
   char dir[PATH_MAX];
   grove_error_t err;
   pid_t pid;
   FILE *f;
   snprintf (dir, sizeof (dir), "%s/%s", root_dir, id);
+  if (hooks->blob != NULL)
+    b->cc.hooks = hooks;
   if (grove_oci_reaped_create (b, cg, dir, &pid, &err) < 0)
     {
       remove_dir (id);
+      post_hooks (hooks, GROVE_HOOK_POSTSTOP, "stopped", 0);
       die (1, "%s", err.msg);
     }
   if (pid_file != NULL && (f = fopen (pid_file, "we")) != NULL)
@@ -442,15 +449,10 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   put_json_string (f, b.annotations);
   fprintf (f, "}},\"createdAtMs\":%lld}\n", (long long) time (NULL) * 1000);
   fclose (f);
-  if (grove_oci_reaped_wanted (&b) && b.hooks_blob != NULL)
-    {
-      remove_dir (id);
-      die (1, "config.json hooks: not run for a caller that reaps the init (annotation org.grove.runtime.reaper)");
-    }
   write_state_extras (&b, &cg, id, dir, hooks_file, sizeof (hooks_file));
-  if (grove_oci_reaped_wanted (&b))
-    return create_reaped (&b, &cg, pid_file, id);
   bundle_hooks (&b, &hooks);
+  if (grove_oci_reaped_wanted (&b))
+    return create_reaped (&b, &cg, &hooks, pid_file, id);
 
   mem = open_memstream (&cfg, &cfg_len);
   grove_config_put (mem, GROVE_KEY_ID, id);
@@ -684,6 +686,8 @@ main (int argc, char **argv)
     {
       if (grove_oci_reaped_start (dir, pos[0], &err) < 0)
         die (1, "%s", err.msg);
+      if (saved_hooks (pos[0], &hooks))
+        post_hooks (&hooks, GROVE_HOOK_POSTSTART, "running", reaped_pid);
       return 0;
     }
   if (strcmp (cmd, "kill") == 0 && reaped_state (pos[0], status, sizeof (status)))
