@@ -325,6 +325,19 @@ describe("grove-runtime vs runc: mounts and paths", () => {
     }, "ls /dev/early 2>&1; cat /dev/shm/marker /proc/uptime; echo loadavg $(grep -c '^42.00 1.00$' /proc/loadavg)");
     // Grove made its /proc, /dev and /sys first: /dev/early and the fake loadavg were seen, the /dev/shm bind dropped.
     expect(out).toBe("ls: /dev/early: No such file or directory\nfrom the host\n42.00 1.00\nloadavg 0\n");
+    // The TypeScript command line makes them before the bundle's mounts: it refuses this order, naming the field.
+    const cli = path.resolve(__dirname, "../../agent/bin/grove-runtime-node.js");
+    const state = path.join(tmp, "node-state");
+    const ts = spawnSync(
+      process.execPath,
+      [cli, "--root", state, "--cgroup-parent", TAG, "create", "--bundle", bundle, `${TAG}-node-${nextSeq()}`],
+      { encoding: "utf8", timeout: 30_000 },
+    );
+    expect({ code: ts.status, err: ts.stderr }).toEqual({
+      code: 1,
+      err: expect.stringContaining("config.json mounts: is applied by the static grove-runtime only"),
+    });
+    expect(fs.existsSync(state) ? fs.readdirSync(state) : []).toEqual([]);
   });
 
   it("a mount that fails is named by its field: config.json mounts[N] (destination D), through run and create", () => {
