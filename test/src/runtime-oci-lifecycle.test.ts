@@ -1,6 +1,6 @@
 // runtime-spec features of grove-runtime beside runc, the lifecycle side: hooks,
-// linux.devices, linux.cgroupsPath, other mount types and the bundle's masked and
-// read-only paths, uts and ipc namespaces joined by path. Each case runs ONE
+// linux.devices, linux.cgroupsPath, other mount types, the mount order, the bundle's
+// masked and read-only paths, uts and ipc namespaces joined by path. Each case runs ONE
 // config.json through Debian's runc and the static grove-runtime and compares
 // what they report and what a process inside sees.
 import { spawn, spawnSync } from "node:child_process";
@@ -25,6 +25,12 @@ import {
 sideBySide("speclc");
 
 describe("grove-runtime vs runc: hooks", () => {
+  /** runc; grove-runtime with its own grove-shim; grove-runtime for a caller that reaps the init (the agent's handler). */
+  const VARIANTS = [
+    ["runc", false],
+    ["grove", false],
+    ["grove", true],
+  ] as const;
   const KINDS = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] as const;
   interface Seen {
     hook: string;
@@ -35,19 +41,27 @@ describe("grove-runtime vs runc: hooks", () => {
     arg: string;
   }
 
-  /** A hook appending "NAME ARG ENV STATE" to log (startContainer's path and log are the container's). */
+  /**
+   * A hook appending "NAME ARG ENV STATE" to log (startContainer's path and log are the container's), on one
+   * line: the state holds the config's annotations as written (writeConfig indents them).
+   */
   function hook(name: string, log: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
     return {
       path: "/bin/sh",
-      args: ["sh", "-c", `s=$(cat); echo "${name} $1 $X $s" >> ${log}`, "sh", `arg-${name}`],
+      args: ["sh", "-c", `s=$(tr -d '\\n'); echo "${name} $1 $X $s" >> ${log}`, "sh", `arg-${name}`],
       env: [`X=env-${name}`],
       ...extra,
     };
   }
 
-  function hooksConfig(logDir: string, edit: (hooks: Record<string, unknown[]>) => void = () => {}): void {
+  function hooksConfig(
+    logDir: string,
+    reaped: boolean,
+    edit: (hooks: Record<string, unknown[]>) => void = () => {},
+  ): void {
     writeConfig((c) => {
       c.process.args = ["/bin/true"];
+      if (reaped) c.annotations = { ...(c.annotations as object), "org.grove.runtime.reaper": "caller" };
       c.mounts.push({ destination: "/hooklog", type: "bind", source: logDir, options: ["rbind", "rw"] });
       const hooks: Record<string, unknown[]> = {};
       for (const k of KINDS) hooks[k] = [hook(k, k === "startContainer" ? "/hooklog/log" : `${logDir}/log`)];
@@ -78,9 +92,9 @@ describe("grove-runtime vs runc: hooks", () => {
 
   it("every kind runs once, in the lifecycle's order, with the state on stdin, its args and env", async () => {
     const runs: Record<string, Seen[]> = {};
-    for (const runtime of ["runc", "grove"] as const) {
+    for (const [runtime, reaped] of VARIANTS) {
       const logDir = logDirFor(runtime);
-      hooksConfig(logDir);
+      hooksConfig(logDir, reaped);
       const id = `${TAG}-${runtime}-${nextSeq()}`;
       created.push({ runtime, id });
       expect(cli(runtime, ["create", "--bundle", bundle, id])).toMatchObject({ code: 0 });
@@ -100,7 +114,7 @@ describe("grove-runtime vs runc: hooks", () => {
         pid,
       ]);
       expect(all.filter((s) => s.hook.endsWith("Container")).map((s) => s.pid)).toEqual([1, 1]);
-      runs[runtime] = all.map(({ hook: h, status }) => ({ hook: h, status }) as Seen);
+      runs[reaped ? "grove-reaped" : runtime] = all.map(({ hook: h, status }) => ({ hook: h, status }) as Seen);
     }
     const order = (r: Seen[]): string[] => r.map((s) => s.hook);
     for (const r of Object.values(runs)) {
@@ -114,6 +128,8 @@ describe("grove-runtime vs runc: hooks", () => {
     const byHook = (r: Seen[]) =>
       Object.fromEntries(r.filter((s) => s.hook !== "poststart").map((s) => [s.hook, s.status]));
     expect(byHook(runs.grove!)).toEqual(byHook(runs.runc!));
+    expect(byHook(runs["grove-reaped"]!)).toEqual(byHook(runs.runc!));
+    expect(Object.keys(runs)).toHaveLength(3);
     expect(byHook(runs.grove!)).toEqual({
       prestart: "creating",
       createRuntime: "creating",
@@ -122,6 +138,7 @@ describe("grove-runtime vs runc: hooks", () => {
       poststop: "stopped",
     });
     expect(runs.grove!.find((s) => s.hook === "poststart")!.status).toBe("running");
+    expect(runs["grove-reaped"]!.find((s) => s.hook === "poststart")!.status).toBe("running");
   });
 
   it("a hook that fails or runs past its timeout fails create, then poststop runs and nothing is left", () => {
@@ -130,9 +147,9 @@ describe("grove-runtime vs runc: hooks", () => {
       ["sleep 30", { path: "/bin/sh", args: ["sh", "-c", "exec sleep 30"], timeout: 1 }, /timeout/],
     ];
     for (const [what, failing, reason] of cases) {
-      for (const runtime of ["runc", "grove"] as const) {
+      for (const [runtime, reaped] of VARIANTS) {
         const logDir = logDirFor(runtime);
-        hooksConfig(logDir, (h) => h.createRuntime!.unshift(failing));
+        hooksConfig(logDir, reaped, (h) => h.createRuntime!.unshift(failing));
         const id = `${TAG}-${runtime}-${nextSeq()}`;
         created.push({ runtime, id });
         const t0 = performance.now();
@@ -289,6 +306,68 @@ describe("grove-runtime vs runc: mounts and paths", () => {
       expect.stringMatching(/^scratch \/scratch tmpfs rw,relatime,size=64k/),
       "",
     ]);
+  });
+
+  it("in the listed order: a bind under /dev or /proc listed before them is covered, one listed after them is seen", () => {
+    const dir = path.join(tmp, `order-${nextSeq()}`);
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, "marker"), "from the host\n");
+    const file = path.join(tmp, `order-${nextSeq()}.txt`);
+    fs.writeFileSync(file, "42.00 1.00\n");
+    const out = expectSame((c) => {
+      c.mounts = [
+        { destination: "/dev/early", type: "bind", source: dir, options: ["rbind"] },
+        { destination: "/proc/loadavg", type: "bind", source: file, options: ["bind"] },
+        ...c.mounts, // runc spec's: /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys, /sys/fs/cgroup
+        { destination: "/dev/shm", type: "bind", source: dir, options: ["rbind"] },
+        { destination: "/proc/uptime", type: "bind", source: file, options: ["bind"] },
+      ];
+    }, "ls /dev/early 2>&1; cat /dev/shm/marker /proc/uptime; echo loadavg $(grep -c '^42.00 1.00$' /proc/loadavg)");
+    // Grove made its /proc, /dev and /sys first: /dev/early and the fake loadavg were seen, the /dev/shm bind dropped.
+    expect(out).toBe("ls: /dev/early: No such file or directory\nfrom the host\n42.00 1.00\nloadavg 0\n");
+    // The TypeScript command line makes them before the bundle's mounts: it refuses this order, naming the field.
+    const cli = path.resolve(__dirname, "../../agent/bin/grove-runtime-node.js");
+    const state = path.join(tmp, "node-state");
+    const ts = spawnSync(
+      process.execPath,
+      [cli, "--root", state, "--cgroup-parent", TAG, "create", "--bundle", bundle, `${TAG}-node-${nextSeq()}`],
+      { encoding: "utf8", timeout: 30_000 },
+    );
+    expect({ code: ts.status, err: ts.stderr }).toEqual({
+      code: 1,
+      err: expect.stringContaining("config.json mounts: is applied by the static grove-runtime only"),
+    });
+    expect(fs.existsSync(state) ? fs.readdirSync(state) : []).toEqual([]);
+  });
+
+  it("a mount that fails is named by its field: config.json mounts[N] (destination D), through run and create", () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      // Refused before the container starts (the source is looked at first) ...
+      [
+        { destination: "/gone", type: "bind", source: path.join(tmp, "no-such-source"), options: ["rbind"] },
+        /: mount source \S*no-such-source: No such file or directory$/,
+      ],
+      // ... and by the kernel, in the container's init.
+      [{ destination: "/scratch", type: "tmpfs", source: "tmpfs", options: ["size=nonsense"] }, /: Invalid argument$/],
+    ];
+    for (const [mount, reason] of cases) {
+      let index = -1;
+      writeConfig((c) => {
+        c.process.args = ["/bin/true"];
+        index = c.mounts.push(mount) - 1;
+      });
+      const field = `config.json mounts[${index}] (destination ${mount.destination as string}): `;
+      expect(cli("runc", ["run", "--bundle", bundle, `${TAG}-runc-${nextSeq()}`]).code).not.toBe(0);
+      for (const cmd of ["run", "create"]) {
+        const id = `${TAG}-grove-${nextSeq()}`;
+        created.push({ runtime: "grove", id });
+        const g = cli("grove", [cmd, "--bundle", bundle, id]);
+        expect(g.code).toBe(1);
+        expect(g.err.trim()).toMatch(reason);
+        expect(g.err).toContain(field);
+        expect(cli("grove", ["state", id]).code).not.toBe(0);
+      }
+    }
   });
 
   it("linux.maskedPaths and readonlyPaths beyond Grove's lists: a file, a directory, read-only", () => {

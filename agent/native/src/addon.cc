@@ -330,13 +330,17 @@ Napi::Value ReadOciBundle(const Napi::CallbackInfo &info) {
   o.Set("readonlyRootfs", Napi::Boolean::New(env, b->cc.readonly_rootfs != 0));
   o.Set("hostname", Napi::String::New(env, b->hostname));
   o.Set("process", OciProcess(env, *b));
-  Napi::Array mounts = Napi::Array::New(env, b->cc.nmounts);
-  for (size_t i = 0; i < b->cc.nmounts; i++) {
+  // The bind mounts (other types are staticOnly); Grove's own /proc, /dev and
+  // /sys are made by the runtime core before them.
+  Napi::Array mounts = Napi::Array::New(env);
+  for (size_t i = 0, n = 0; i < b->cc.nmounts; i++) {
+    if (b->mounts[i].own)
+      continue;
     Napi::Object m = Napi::Object::New(env);
     m.Set("source", Napi::String::New(env, b->mounts[i].source));
     m.Set("destination", Napi::String::New(env, b->mounts[i].destination));
     m.Set("readonly", Napi::Boolean::New(env, b->mounts[i].readonly != 0));
-    mounts.Set(i, m);
+    mounts.Set(n++, m);
   }
   o.Set("mounts", mounts);
   o.Set("netnsPath", b->netns != nullptr ? Napi::Value(Napi::String::New(env, b->netns)) : env.Null());

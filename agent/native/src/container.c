@@ -64,6 +64,11 @@ static const char *const readonly_paths[] = { "/proc/bus", "/proc/fs", "/proc/ir
 
 #define CHILD_STACK_SIZE (256 * 1024)
 
+/* Grove's own filesystems a mount list may place (grove_mount_t.own). */
+#define OWN_PROC 1
+#define OWN_DEV 2
+#define OWN_SYS 4
+
 /* The devices every container gets. Without a user namespace they are made
  * with mknod in the container's own /dev (runc's numbers and mode): the
  * container's root keeps CAP_CHOWN and CAP_FOWNER over host root's inodes,
@@ -126,6 +131,9 @@ struct child_args
   int readonly_rootfs;
   const grove_mount_t *mounts;
   size_t nmounts;
+  char *mount_labels[GROVE_MAX_MOUNTS]; /* "config.json mounts[3] (destination /data)" */
+  long mount_at;  /* the mount being made, whose label starts an error; -1: none */
+  int own_listed; /* OWN_PROC | OWN_DEV | OWN_SYS: where the list places Grove's own */
   int mount_src_dir[GROVE_MAX_MOUNTS]; /* the source is a directory (as the parent saw it) */
   int mount_src_fd[GROVE_MAX_MOUNTS];  /* user namespace: opened before the init drops host root */
   const char *root_path; /* the rootfs as the steps after mounting it name it: rootfs, or "." (user namespace) */
@@ -175,6 +183,11 @@ child_fail (struct child_args *a, int errnum, const char *what, const char *path
 
   memset (&ce, 0, sizeof (ce));
   ce.errnum = errnum;
+  if (a->mount_at >= 0)
+    {
+      pos = safe_append (ce.msg, pos, sizeof (ce.msg), a->mount_labels[a->mount_at]);
+      pos = safe_append (ce.msg, pos, sizeof (ce.msg), ": ");
+    }
   pos = safe_append (ce.msg, pos, sizeof (ce.msg), what);
   if (path != NULL)
     {
@@ -374,114 +387,104 @@ child_fs_mount (struct child_args *a, const grove_mount_t *m, int parent, const 
   close (target);
 }
 
-/* Before pivot_root: bind-mounts each source onto its destination resolved
- * inside the rootfs, through /proc/self/fd/N of O_PATH fds so that no path is
- * resolved twice. (The source is opened here: a bind mount's source must be in
- * the caller's mount namespace.) */
+/* Mount i of the list (not one of Grove's own): a bind mount of its source
+ * onto its destination resolved inside the rootfs, through /proc/self/fd/N
+ * of O_PATH fds so that no path is resolved twice (the source is opened
+ * here: a bind mount's source must be in the caller's mount namespace), or
+ * a new filesystem there. */
 static void
-child_bind_mounts (struct child_args *a)
+child_mount_one (struct child_args *a, int root_fd, size_t i)
 {
-  int root_fd;
+  const char *dest = a->mounts[i].destination;
+  const char *slash = strrchr (dest, '/');
+  const char *name = slash != NULL ? slash + 1 : dest;
+  char dir[4096], src_path[64], dst_path[64];
+  size_t dlen = slash != NULL ? (size_t) (slash - dest) : 0;
+  int parent, target, source;
+  struct stat st;
 
-  if (a->nmounts == 0)
-    return;
-  root_fd = open (a->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (root_fd < 0)
-    child_fail (a, errno, "open rootfs", a->rootfs);
-  for (size_t i = 0; i < a->nmounts; i++)
+  if (*name == '\0' || strcmp (name, ".") == 0 || strcmp (name, "..") == 0)
+    child_fail (a, EINVAL, "mount destination must name a file:", dest);
+  if (dlen >= sizeof (dir))
+    child_fail (a, ENAMETOOLONG, "mount destination", dest);
+  while (dlen > 0 && *dest == '/')
     {
-      const char *dest = a->mounts[i].destination;
-      const char *slash = strrchr (dest, '/');
-      const char *name = slash != NULL ? slash + 1 : dest;
-      char dir[4096], src_path[64], dst_path[64];
-      size_t dlen = slash != NULL ? (size_t) (slash - dest) : 0;
-      int parent, target, source;
-      struct stat st;
-
-      if (*name == '\0' || strcmp (name, ".") == 0 || strcmp (name, "..") == 0)
-        child_fail (a, EINVAL, "mount destination must name a file:", dest);
-      if (dlen >= sizeof (dir))
-        child_fail (a, ENAMETOOLONG, "mount destination", dest);
-      while (dlen > 0 && *dest == '/')
+      dest++;
+      dlen--;
+    }
+  memcpy (dir, dest, dlen);
+  dir[dlen] = '\0';
+  dest = a->mounts[i].destination;
+  parent = child_open_beneath (a, root_fd, dir, dest);
+  if (a->mounts[i].fstype != NULL)
+    {
+      child_fs_mount (a, &a->mounts[i], parent, name);
+      close (parent);
+      return;
+    }
+  target = openat (parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (target < 0 && errno == ENOENT)
+    {
+      if (a->mount_src_dir[i])
         {
-          dest++;
-          dlen--;
+          if (mkdirat (parent, name, 0755) < 0 && errno != EEXIST)
+            child_fail (a, errno, "create mount destination", dest);
         }
-      memcpy (dir, dest, dlen);
-      dir[dlen] = '\0';
-      dest = a->mounts[i].destination;
-      parent = child_open_beneath (a, root_fd, dir, dest);
-      if (a->mounts[i].fstype != NULL)
+      else
         {
-          child_fs_mount (a, &a->mounts[i], parent, name);
-          close (parent);
-          continue;
+          int c = openat (parent, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0644);
+          if (c < 0 && errno != EEXIST)
+            child_fail (a, errno, "create mount destination", dest);
+          if (c >= 0)
+            close (c);
         }
       target = openat (parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-      if (target < 0 && errno == ENOENT)
-        {
-          if (a->mount_src_dir[i])
-            {
-              if (mkdirat (parent, name, 0755) < 0 && errno != EEXIST)
-                child_fail (a, errno, "create mount destination", dest);
-            }
-          else
-            {
-              int c = openat (parent, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0644);
-              if (c < 0 && errno != EEXIST)
-                child_fail (a, errno, "create mount destination", dest);
-              if (c >= 0)
-                close (c);
-            }
-          target = openat (parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-        }
-      if (target < 0)
-        child_fail (a, errno, "open mount destination", dest);
-      if (fstat (target, &st) < 0)
-        child_fail (a, errno, "fstat mount destination", dest);
-      if (S_ISLNK (st.st_mode))
-        child_fail (a, ELOOP, "mount destination is a symlink:", dest);
-      if (a->mount_src_dir[i] ? !S_ISDIR (st.st_mode) : !S_ISREG (st.st_mode))
-        child_fail (a, a->mount_src_dir[i] ? ENOTDIR : EINVAL,
-                    a->mount_src_dir[i] ? "mount destination is not a directory:"
-                                        : "mount destination is not a regular file:",
-                    dest);
-      source = a->mount_src_fd[i] >= 0 ? a->mount_src_fd[i] : open (a->mounts[i].source, O_PATH | O_CLOEXEC);
-      if (source < 0)
-        child_fail (a, errno, "open mount source", a->mounts[i].source);
-      if (fstat (source, &st) < 0)
-        child_fail (a, errno, "fstat mount source", a->mounts[i].source);
-      if (a->mount_src_dir[i] ? !S_ISDIR (st.st_mode) : !S_ISREG (st.st_mode))
-        child_fail (a, EINVAL, "mount source changed type:", a->mounts[i].source);
-      fd_path (src_path, sizeof (src_path), source);
-      fd_path (dst_path, sizeof (dst_path), target);
-      if (mount (src_path, dst_path, NULL, MS_BIND, NULL) < 0)
-        child_fail (a, errno, "bind-mount onto", dest);
-      close (source);
-      close (target);
-      if (a->mounts[i].readonly)
-        {
-          /* The fd above names what was mounted over: look the name up again
-           * to reach the new mount, keeping its nosuid/nodev/noexec. */
-          struct statvfs sv;
-          unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY;
-          target = openat (parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-          if (target < 0 || fstatvfs (target, &sv) < 0)
-            child_fail (a, errno, "open mount destination", dest);
-          if (sv.f_flag & ST_NOSUID)
-            flags |= MS_NOSUID;
-          if (sv.f_flag & ST_NODEV)
-            flags |= MS_NODEV;
-          if (sv.f_flag & ST_NOEXEC)
-            flags |= MS_NOEXEC;
-          fd_path (dst_path, sizeof (dst_path), target);
-          if (mount (NULL, dst_path, NULL, flags, NULL) < 0)
-            child_fail (a, errno, "remount read-only", dest);
-          close (target);
-        }
-      close (parent);
     }
-  close (root_fd);
+  if (target < 0)
+    child_fail (a, errno, "open mount destination", dest);
+  if (fstat (target, &st) < 0)
+    child_fail (a, errno, "fstat mount destination", dest);
+  if (S_ISLNK (st.st_mode))
+    child_fail (a, ELOOP, "mount destination is a symlink:", dest);
+  if (a->mount_src_dir[i] ? !S_ISDIR (st.st_mode) : !S_ISREG (st.st_mode))
+    child_fail (a, a->mount_src_dir[i] ? ENOTDIR : EINVAL,
+                a->mount_src_dir[i] ? "mount destination is not a directory:"
+                                    : "mount destination is not a regular file:",
+                dest);
+  source = a->mount_src_fd[i] >= 0 ? a->mount_src_fd[i] : open (a->mounts[i].source, O_PATH | O_CLOEXEC);
+  if (source < 0)
+    child_fail (a, errno, "open mount source", a->mounts[i].source);
+  if (fstat (source, &st) < 0)
+    child_fail (a, errno, "fstat mount source", a->mounts[i].source);
+  if (a->mount_src_dir[i] ? !S_ISDIR (st.st_mode) : !S_ISREG (st.st_mode))
+    child_fail (a, EINVAL, "mount source changed type:", a->mounts[i].source);
+  fd_path (src_path, sizeof (src_path), source);
+  fd_path (dst_path, sizeof (dst_path), target);
+  if (mount (src_path, dst_path, NULL, MS_BIND, NULL) < 0)
+    child_fail (a, errno, "bind-mount onto", dest);
+  close (source);
+  close (target);
+  if (a->mounts[i].readonly)
+    {
+      /* The fd above names what was mounted over: look the name up again
+       * to reach the new mount, keeping its nosuid/nodev/noexec. */
+      struct statvfs sv;
+      unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY;
+      target = openat (parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+      if (target < 0 || fstatvfs (target, &sv) < 0)
+        child_fail (a, errno, "open mount destination", dest);
+      if (sv.f_flag & ST_NOSUID)
+        flags |= MS_NOSUID;
+      if (sv.f_flag & ST_NODEV)
+        flags |= MS_NODEV;
+      if (sv.f_flag & ST_NOEXEC)
+        flags |= MS_NOEXEC;
+      fd_path (dst_path, sizeof (dst_path), target);
+      if (mount (NULL, dst_path, NULL, flags, NULL) < 0)
+        child_fail (a, errno, "remount read-only", dest);
+      close (target);
+    }
+  close (parent);
 }
 
 static void
@@ -746,20 +749,22 @@ child_enter_rootfs (struct child_args *a, int rootfs_tree)
       close (root);
       for (size_t i = 0; i < a->nmounts; i++)
         {
-          if (a->mounts[i].fstype != NULL)
+          if (a->mounts[i].fstype != NULL || a->mounts[i].own)
             continue;
+          a->mount_at = (long) i;
           a->mount_src_fd[i] = open (a->mounts[i].source, O_PATH | O_CLOEXEC);
           if (a->mount_src_fd[i] < 0)
             child_fail (a, errno, "open mount source", a->mounts[i].source);
         }
+      a->mount_at = -1;
       if (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0)
         child_fail (a, errno, "become root of the user namespace (is 0 mapped?)", NULL);
     }
 }
 
-/* /proc (checked to be a procfs) and /sys, read-only. */
+/* /proc, checked to be a procfs. */
 static void
-child_mount_proc_sys (struct child_args *a)
+child_mount_proc (struct child_args *a)
 {
   struct statfs sfs;
   child_prepare_dir (a, a->proc_path, 0555);
@@ -768,6 +773,12 @@ child_mount_proc_sys (struct child_args *a)
   /* Nothing is written under /proc unless it is a real procfs (CVE-2019-16884 and kin). */
   if (statfs (a->proc_path, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC)
     child_fail (a, EPERM, "not a procfs after mounting:", a->proc_path);
+}
+
+/* /sys, read-only. */
+static void
+child_mount_sys (struct child_args *a)
+{
   child_prepare_dir (a, a->sys_path, 0555);
   if (mount ("sysfs", a->sys_path, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     {
@@ -783,6 +794,52 @@ child_mount_proc_sys (struct child_args *a)
       if (mount_setattr (AT_FDCWD, a->sys_path, AT_RECURSIVE, &ro, sizeof (ro)) < 0)
         child_fail (a, errno, "make read-only", a->sys_path);
     }
+}
+
+/* Grove's own /proc, /dev or /sys at this point of the list (prepare checked
+ * that the destination is one of them). */
+static void
+child_own_mount (struct child_args *a, const char *destination)
+{
+  if (strcmp (destination, "/proc") == 0)
+    child_mount_proc (a);
+  else if (strcmp (destination, "/sys") == 0)
+    child_mount_sys (a);
+  else
+    child_setup_dev (a);
+}
+
+/* Every mount before pivot_root, in the order listed (as runc): what comes
+ * later covers what came before (a bind under /dev listed before /dev is
+ * hidden by it; one listed after it is seen). Grove's own /proc, /sys and
+ * /dev that the list does not place come first. Masked and read-only paths
+ * and linux.devices come after all of them (child_pivot); /dev's nodes are
+ * always made in the container's own tmpfs. */
+static void
+child_mounts (struct child_args *a)
+{
+  int root_fd;
+  if (!(a->own_listed & OWN_PROC))
+    child_mount_proc (a);
+  if (!(a->own_listed & OWN_SYS))
+    child_mount_sys (a);
+  if (!(a->own_listed & OWN_DEV))
+    child_setup_dev (a);
+  if (a->nmounts == 0)
+    return;
+  root_fd = open (a->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0)
+    child_fail (a, errno, "open rootfs", a->rootfs);
+  for (size_t i = 0; i < a->nmounts; i++)
+    {
+      a->mount_at = (long) i;
+      if (a->mounts[i].own)
+        child_own_mount (a, a->mounts[i].destination);
+      else
+        child_mount_one (a, root_fd, i);
+    }
+  a->mount_at = -1;
+  close (root_fd);
 }
 
 /* The bundle's sysctls, into the container's own namespaces' files (the
@@ -1047,9 +1104,7 @@ child_main (void *arg)
   child_reset_signals ();
   child_join_namespaces (a);
   child_enter_rootfs (a, child_wait_for_parent (a));
-  child_mount_proc_sys (a);
-  child_setup_dev (a);
-  child_bind_mounts (a);
+  child_mounts (a);
   child_create_hooks (a);
   child_pivot (a);
   child_stdio_and_cwd (a);
@@ -1104,6 +1159,8 @@ prepared_free (struct prepared *p)
     free (p->a.dev_targets[i]);
   for (size_t i = 0; i < N_LINKS; i++)
     free (p->a.link_paths[i]);
+  for (size_t i = 0; i < GROVE_MAX_MOUNTS; i++)
+    free (p->a.mount_labels[i]);
   if (p->candidates != NULL)
     for (char **c = p->candidates; *c != NULL; c++)
       free (*c);
@@ -1183,6 +1240,46 @@ prepare_hooks (const grove_container_config_t *cfg, struct child_args *a, grove_
   return 0;
 }
 
+/* Mount i checked, and the label its errors start with. */
+static int
+prepare_mount (const grove_container_config_t *cfg, size_t i, struct child_args *a, grove_error_t *err)
+{
+  static const char *const own[] = { "/proc", "/dev", "/sys" };
+  const grove_mount_t *m = &cfg->mounts[i];
+  const char *dst = m->destination != NULL ? m->destination : "?";
+  const char *label;
+  struct stat st;
+  if ((m->field != NULL ? grove_asprintf (&a->mount_labels[i], err, "%s (destination %s)", m->field, dst)
+                        : grove_asprintf (&a->mount_labels[i], err, "mount %zu (destination %s)", i, dst))
+      < 0)
+    return -1;
+  label = a->mount_labels[i];
+  if (m->own)
+    {
+      for (int k = 0; k < 3; k++)
+        if (strcmp (dst, own[k]) == 0)
+          {
+            a->own_listed |= k == 0 ? OWN_PROC : k == 1 ? OWN_DEV : OWN_SYS;
+            return 0;
+          }
+      return grove_error_set (err, EINVAL, "%s: Grove's own filesystems are /proc, /dev and /sys only", label);
+    }
+  if (m->fstype != NULL)
+    {
+      if (m->source == NULL || m->destination == NULL || m->destination[0] != '/')
+        return grove_error_set (err, EINVAL, "%s: a source and an absolute destination are required", label);
+      return 0;
+    }
+  if (m->source == NULL || m->source[0] != '/' || m->destination == NULL || m->destination[0] != '/')
+    return grove_error_set (err, EINVAL, "%s: source and destination must be absolute paths", label);
+  if (stat (m->source, &st) < 0)
+    return grove_error_set (err, errno, "%s: mount source %s", label, m->source);
+  if (!S_ISREG (st.st_mode) && !S_ISDIR (st.st_mode))
+    return grove_error_set (err, EINVAL, "%s: mount source %s is not a regular file or directory", label, m->source);
+  a->mount_src_dir[i] = S_ISDIR (st.st_mode);
+  return 0;
+}
+
 static int
 prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t *err)
 {
@@ -1198,6 +1295,7 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
       || grove_asprintf (&p->a.mqueue_path, err, "%s/dev/mqueue", base) < 0)
     return -1;
   p->a.root_path = base;
+  p->a.mount_at = -1;
   for (size_t i = 0; i < GROVE_MAX_MOUNTS; i++)
     p->a.mount_src_fd[i] = -1;
   p->a.sys_path = p->sys_path;
@@ -1235,23 +1333,8 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
   if (cfg->nmounts > GROVE_MAX_MOUNTS)
     return grove_error_set (err, EINVAL, "%zu mounts, at most %d", cfg->nmounts, GROVE_MAX_MOUNTS);
   for (size_t i = 0; i < cfg->nmounts; i++)
-    {
-      const grove_mount_t *m = &cfg->mounts[i];
-      struct stat st;
-      if (m->fstype != NULL)
-        {
-          if (m->source == NULL || m->destination == NULL || m->destination[0] != '/')
-            return grove_error_set (err, EINVAL, "mount %zu: a source and an absolute destination are required", i);
-          continue;
-        }
-      if (m->source == NULL || m->source[0] != '/' || m->destination == NULL || m->destination[0] != '/')
-        return grove_error_set (err, EINVAL, "mount %zu: source and destination must be absolute paths", i);
-      if (stat (m->source, &st) < 0)
-        return grove_error_set (err, errno, "mount source %s", m->source);
-      if (!S_ISREG (st.st_mode) && !S_ISDIR (st.st_mode))
-        return grove_error_set (err, EINVAL, "mount source %s is not a regular file or directory", m->source);
-      p->a.mount_src_dir[i] = S_ISDIR (st.st_mode);
-    }
+    if (prepare_mount (cfg, i, &p->a, err) < 0)
+      return -1;
   p->a.mounts = cfg->mounts;
   p->a.nmounts = cfg->nmounts;
   for (size_t i = 0; i < N_DEV; i++)

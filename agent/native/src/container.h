@@ -30,8 +30,15 @@ typedef struct grove_mount_s
   const char *fstype;
   unsigned long flags;
   const char *data;
+  /* 1: Grove's own filesystem for destination /proc, /dev (with its device
+   * nodes, pts, shm and mqueue) or /sys is made at this point of the list
+   * (an OCI bundle's mounts, made in the order listed); the fields above are
+   * unused. Those the list does not place are made before its first mount. */
+  int own;
+  /* What an error about this mount names ("config.json mounts[3]"); NULL: "mount N". */
+  const char *field;
 } grove_mount_t;
-#define GROVE_MAX_MOUNTS 16
+#define GROVE_MAX_MOUNTS 32
 #define GROVE_MAX_SYSCTLS 32
 
 /* A device node an OCI bundle lists (linux.devices), made in the container. */
@@ -89,7 +96,9 @@ typedef struct grove_container_config_s
   const grove_rlimit_t *rlimits;
   size_t nrlimits;
   int readonly_rootfs;    /* remount the root read-only after pivot_root */
-  const grove_mount_t *mounts; /* bind mounts, made before pivot_root (at most GROVE_MAX_MOUNTS) */
+  /* Made before pivot_root in this order (at most GROVE_MAX_MOUNTS); an error
+   * names the mount ("config.json mounts[3] (destination /data): ..."). */
+  const grove_mount_t *mounts;
   size_t nmounts;
   int hold_fd;            /* > 0: the init waits for one byte on this fd before execve (OCI create/start) */
   /* A user namespace (CLONE_NEWUSER) when nuid_maps > 0: every other namespace

@@ -306,19 +306,27 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
   return ex.exit_code;
 }
 
-/* create for a caller that reaps the init itself (oci_reaped.c): no grove-shim. */
+/* create for a caller that reaps the init itself (oci_reaped.c): no grove-shim.
+ * cg is where cgroup_of and cgroup_from_config put it, recorded as for any
+ * container (write_state_extras). The hooks run as with a shim, this process
+ * in the shim's place: prestart and createRuntime here, createContainer and
+ * startContainer in the init; poststart in start, poststop in delete or
+ * after a failed create. */
 static int
-create_reaped (grove_oci_bundle_t *b, grove_cgroup_t *cg, const char *pid_file, const char *id)
+create_reaped (grove_oci_bundle_t *b, const grove_cgroup_t *cg, const grove_hooks_t *hooks, const char *pid_file,
+               const char *id)
 {
   char dir[PATH_MAX];
   grove_error_t err;
   pid_t pid;
   FILE *f;
   snprintf (dir, sizeof (dir), "%s/%s", root_dir, id);
-  grove_oci_reaped_cgroup (b, cgroup_parent, id, cg);
+  if (hooks->blob != NULL)
+    b->cc.hooks = hooks;
   if (grove_oci_reaped_create (b, cg, dir, &pid, &err) < 0)
     {
       remove_dir (id);
+      post_hooks (hooks, GROVE_HOOK_POSTSTOP, "stopped", 0);
       die (1, "%s", err.msg);
     }
   if (pid_file != NULL && (f = fopen (pid_file, "we")) != NULL)
@@ -441,17 +449,10 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   put_json_string (f, b.annotations);
   fprintf (f, "}},\"createdAtMs\":%lld}\n", (long long) time (NULL) * 1000);
   fclose (f);
-  if (grove_oci_reaped_wanted (&b))
-    {
-      if (b.hooks_blob != NULL)
-        {
-          remove_dir (id);
-          die (1, "config.json hooks: not run for a caller that reaps the init (annotation org.grove.runtime.reaper)");
-        }
-      return create_reaped (&b, &cg, pid_file, id);
-    }
   write_state_extras (&b, &cg, id, dir, hooks_file, sizeof (hooks_file));
   bundle_hooks (&b, &hooks);
+  if (grove_oci_reaped_wanted (&b))
+    return create_reaped (&b, &cg, &hooks, pid_file, id);
 
   mem = open_memstream (&cfg, &cfg_len);
   grove_config_put (mem, GROVE_KEY_ID, id);
@@ -484,6 +485,10 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
       grove_config_put (mem, GROVE_KEY_MOUNT_SRC, b.mounts[k].source);
       grove_config_put (mem, GROVE_KEY_MOUNT_DST, b.mounts[k].destination);
       grove_config_put (mem, GROVE_KEY_MOUNT_RO, b.mounts[k].readonly ? "1" : "0");
+      if (b.mounts[k].field != NULL)
+        grove_config_put (mem, GROVE_KEY_MOUNT_FIELD, b.mounts[k].field);
+      if (b.mounts[k].own)
+        grove_config_put (mem, GROVE_KEY_MOUNT_OWN, "1");
       if (b.mounts[k].fstype != NULL)
         {
           grove_config_put (mem, GROVE_KEY_MOUNT_TYPE, b.mounts[k].fstype);
@@ -525,17 +530,16 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   return 0;
 }
 
-/* The state of a container created for a reaping caller (0: not one). */
+/* The state of a container created for a reaping caller (0: not one);
+ * reaped_parent and reaped_name: the cgroup an older record holds, else "". */
 static pid_t reaped_pid;
 static char reaped_parent[65], reaped_name[65];
 static int
-reaped_state (const char *id, char *status, size_t cap, grove_cgroup_t *cg)
+reaped_state (const char *id, char *status, size_t cap)
 {
   char dir[PATH_MAX];
-  grove_cgroup_t ignored;
   snprintf (dir, sizeof (dir), "%s/%s", root_dir, id);
-  return grove_oci_reaped_state (dir, status, cap, &reaped_pid, cg != NULL ? cg : &ignored, reaped_parent,
-                                 reaped_name, sizeof (reaped_name));
+  return grove_oci_reaped_state (dir, status, cap, &reaped_pid, reaped_parent, reaped_name, sizeof (reaped_name));
 }
 
 static int
@@ -564,7 +568,7 @@ cmd_state (const char *id)
       if (strcmp (status, "stopped") != 0)
         json_field (ans, "pid", pid, sizeof (pid));
     }
-  else if (reaped_state (id, status, sizeof (status), NULL))
+  else if (reaped_state (id, status, sizeof (status)))
     {
       if (strcmp (status, "stopped") != 0)
         snprintf (pid, sizeof (pid), "%d", (int) reaped_pid);
@@ -678,13 +682,15 @@ main (int argc, char **argv)
   if (strcmp (cmd, "state") == 0)
     return cmd_state (pos[0]);
   snprintf (dir, sizeof (dir), "%s/%s", root_dir, pos[0]);
-  if (strcmp (cmd, "start") == 0 && reaped_state (pos[0], status, sizeof (status), NULL))
+  if (strcmp (cmd, "start") == 0 && reaped_state (pos[0], status, sizeof (status)))
     {
       if (grove_oci_reaped_start (dir, pos[0], &err) < 0)
         die (1, "%s", err.msg);
+      if (saved_hooks (pos[0], &hooks))
+        post_hooks (&hooks, GROVE_HOOK_POSTSTART, "running", reaped_pid);
       return 0;
     }
-  if (strcmp (cmd, "kill") == 0 && reaped_state (pos[0], status, sizeof (status), NULL))
+  if (strcmp (cmd, "kill") == 0 && reaped_state (pos[0], status, sizeof (status)))
     {
       if (grove_oci_reaped_kill (dir, pos[0], signal_number (pos[1] != NULL ? pos[1] : "TERM"), &err) < 0)
         die (1, "%s", err.msg);
@@ -715,10 +721,10 @@ main (int argc, char **argv)
     }
   if (strcmp (cmd, "delete") == 0)
     {
-      grove_cgroup_t cg, reaped_cg;
+      grove_cgroup_t cg;
       char file[PATH_MAX];
       int live = shim_ask (pos[0], "state", ans, sizeof (ans)) == 0;
-      int reaped = !live && reaped_state (pos[0], status, sizeof (status), &reaped_cg);
+      int reaped = !live && reaped_state (pos[0], status, sizeof (status));
       if (!reaped)
         status[0] = '\0';
       live |= reaped;
@@ -732,10 +738,11 @@ main (int argc, char **argv)
       if (live && !reaped)
         json_field (ans, "status", status, sizeof (status));
       cgroup_of (&cg, pos[0]);
-      if (reaped)
+      if (reaped && reaped_name[0] != '\0' && !cgroup_given)
         {
-          cg.parent = reaped_cg.parent;
-          cg.id = reaped_cg.id;
+          /* Created by a grove-runtime that kept the cgroup in its record only. */
+          cg.parent = reaped_parent;
+          cg.id = reaped_name;
         }
       saved_hooks (pos[0], &hooks);
       if (live && strcmp (status, "stopped") != 0)

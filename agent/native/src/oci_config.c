@@ -33,8 +33,16 @@ static const char *const rlimit_names[]
     = { "RLIMIT_CPU",     "RLIMIT_FSIZE", "RLIMIT_DATA",  "RLIMIT_STACK",      "RLIMIT_CORE",     "RLIMIT_RSS",
         "RLIMIT_NPROC",   "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS",     "RLIMIT_LOCKS",    "RLIMIT_SIGPENDING",
         "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME" };
-static const char *const builtin_mounts[]
-    = { "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup" };
+/* Grove's own /proc, /dev and /sys: made where the config lists them,
+ * whatever the type it gives (Grove's are a procfs, a tmpfs with the
+ * container's own device nodes and a read-only sysfs). The filesystems of
+ * builtin_mounts come with /dev (pts, shm, mqueue) or are not mounted
+ * (/sys/fs/cgroup): an entry of that type there is skipped; another (a bind
+ * over /dev/shm) is mounted in its place in the list. */
+static const char *const own_mounts[] = { "/proc", "/dev", "/sys" };
+static const char *const builtin_mounts[][2] = {
+  { "/dev/pts", "devpts" }, { "/dev/shm", "tmpfs" }, { "/dev/mqueue", "mqueue" }, { "/sys/fs/cgroup", "cgroup" }
+};
 
 /* What Grove's core always does (container.c): its masked and read-only
  * paths, the device nodes of its /dev. A bundle may ask for these (runc
@@ -248,6 +256,9 @@ read_user (const struct reader *r, int proc, grove_error_t *err)
 static void
 static_only (grove_oci_bundle_t *b, const char *field)
 {
+  for (size_t i = 0; i < b->nstatic_only; i++)
+    if (strcmp (b->static_only[i], field) == 0)
+      return;
   if (b->nstatic_only < N_OF (b->static_only))
     b->static_only[b->nstatic_only++] = field;
 }
@@ -348,6 +359,50 @@ read_root (const struct reader *r, const char *id, grove_error_t *err)
   return 0;
 }
 
+/* m appended to the container's mounts (which own its strings, also when
+ * this refuses), named in errors as mounts[k]. */
+static int
+add_mount (grove_oci_bundle_t *b, const grove_mount_t *m, int k, grove_error_t *err)
+{
+  char *field = NULL;
+  if (b->cc.nmounts == GROVE_MAX_MOUNTS)
+    {
+      free ((char *) m->source);
+      free ((char *) m->destination);
+      free ((char *) m->data);
+      free ((char *) m->fstype);
+      REFUSE ("config.json mounts: at most %d mounts (with Grove's own /proc, /dev and /sys)", GROVE_MAX_MOUNTS);
+    }
+  b->mounts[b->cc.nmounts] = *m;
+  if (asprintf (&field, "config.json mounts[%d]", k) < 0)
+    field = NULL;
+  b->mounts[b->cc.nmounts++].field = field;
+  return field != NULL ? 0 : grove_error_set (err, ENOMEM, "config.json mounts[%d]", k);
+}
+
+/* /proc, /dev or /sys: Grove's own filesystem, made at this point of the
+ * list (the first time it is listed). The TypeScript command line makes them
+ * before the bundle's mounts, so a list that puts one after another mount
+ * is for the static grove-runtime only. */
+static int
+read_own_mount (grove_oci_bundle_t *b, int k, const char *dst, grove_error_t *err)
+{
+  grove_mount_t m = { .own = 1 };
+  for (size_t i = 0; i < b->cc.nmounts; i++)
+    if (b->mounts[i].own && strcmp (b->mounts[i].destination, dst) == 0)
+      return 0;
+  for (size_t i = 0; i < b->cc.nmounts; i++)
+    if (!b->mounts[i].own)
+      static_only (b, "mounts");
+  m.source = strdup (dst);
+  m.destination = strdup (dst);
+  if (add_mount (b, &m, k, err) < 0)
+    return -1;
+  if (m.source == NULL || m.destination == NULL)
+    return grove_error_set (err, ENOMEM, "config.json mounts[%d]", k);
+  return 0;
+}
+
 /* A new filesystem (tmpfs, mqueue, devpts, sysfs, proc, ... any type the
  * kernel has): its options as mount(2) flags and the filesystem's data
  * (size=, mode=, newinstance, ...; the kernel judges those); the source is
@@ -373,8 +428,6 @@ read_fs_mount (const struct reader *r, int k, int opts, const char *type, const 
   FILE *data;
   char *text = NULL;
   size_t len = 0;
-  if (b->cc.nmounts == GROVE_MAX_MOUNTS)
-    REFUSE ("config.json mounts: at most %d mounts", GROVE_MAX_MOUNTS);
   if ((data = open_memstream (&text, &len)) == NULL)
     return grove_error_set (err, errno, "config.json mounts[%d]", k);
   for (int o = 0; opts >= 0 && o < r->t[opts].size; o++)
@@ -409,14 +462,17 @@ read_fs_mount (const struct reader *r, int k, int opts, const char *type, const 
   m.data = text;
   m.readonly = (m.flags & MS_RDONLY) != 0;
   *dst = NULL; /* the mount owns it */
-  b->mounts[b->cc.nmounts++] = m;
+  if (add_mount (b, &m, k, err) < 0)
+    return -1;
   if (m.source == NULL || m.data == NULL || m.fstype == NULL)
     return grove_error_set (err, ENOMEM, "config.json mounts[%d]", k);
   static_only (b, "mounts");
   return 0;
 }
 
-/* One entry of mounts: a bind mount (kept), a tmpfs, one Grove makes itself (skipped), or refused. */
+/* One entry of mounts: a bind mount, a new filesystem, Grove's own /proc,
+ * /dev or /sys (made at this point), one that comes with them (skipped), or
+ * refused. */
 static int
 read_mount (const struct reader *r, int k, grove_error_t *err)
 {
@@ -427,15 +483,20 @@ read_mount (const struct reader *r, int k, grove_error_t *err)
   cleanup_free char *type = grove_json_str (r->s, r->t, get (r, m, "type"));
   cleanup_free char *src = grove_json_str (r->s, r->t, get (r, m, "source"));
   int bind = type != NULL && strcmp (type, "bind") == 0;
-  char *abs;
-  if (in_list (builtin_mounts, N_OF (builtin_mounts), dst))
-    return 0; /* Grove sets it up itself */
+  grove_mount_t bm = { .fstype = NULL };
+  if (in_list (own_mounts, N_OF (own_mounts), dst))
+    return read_own_mount (b, k, dst, err);
   for (int o = 0; opts >= 0 && o < r->t[opts].size; o++)
     {
       cleanup_free char *opt = grove_json_str (r->s, r->t, grove_json_at (r->t, opts, o));
       if (opt != NULL && (strcmp (opt, "bind") == 0 || strcmp (opt, "rbind") == 0))
         bind = 1;
     }
+  for (size_t i = 0; dst != NULL && !bind && i < N_OF (builtin_mounts); i++)
+    if (strcmp (dst, builtin_mounts[i][0]) == 0
+        && (type == NULL || type[0] == '\0' || strcmp (type, "none") == 0 || strcmp (type, builtin_mounts[i][1]) == 0
+            || (i == 3 && strcmp (type, "cgroup2") == 0)))
+      return 0; /* Grove sets it up itself */
   if (dst == NULL || dst[0] != '/')
     REFUSE ("config.json mounts[%d].destination: must be an absolute path", k);
   if (!bind && type != NULL && type[0] != '\0' && strcmp (type, "none") != 0)
@@ -455,12 +516,14 @@ read_mount (const struct reader *r, int k, grove_error_t *err)
     }
   if (src == NULL || src[0] == '\0')
     REFUSE ("config.json mounts[%d].source: is required for a bind mount", k);
-  if (b->cc.nmounts == GROVE_MAX_MOUNTS)
-    REFUSE ("config.json mounts: at most %d bind mounts", GROVE_MAX_MOUNTS);
-  if ((abs = in_bundle (r, src)) == NULL)
-    return grove_error_set (err, ENOMEM, "config.json mounts[%d]", k);
-  b->mounts[b->cc.nmounts++] = (grove_mount_t){ .source = abs, .destination = dst, .readonly = ro };
+  bm.source = in_bundle (r, src);
+  bm.destination = dst;
+  bm.readonly = ro;
   dst = NULL; /* the mount owns it */
+  if (add_mount (b, &bm, k, err) < 0)
+    return -1;
+  if (bm.source == NULL)
+    return grove_error_set (err, ENOMEM, "config.json mounts[%d]", k);
   return 0;
 }
 
@@ -1130,6 +1193,7 @@ grove_oci_bundle_free (grove_oci_bundle_t *b)
       free ((char *) b->mounts[i].destination);
       free ((char *) b->mounts[i].data);
       free ((char *) b->mounts[i].fstype);
+      free ((char *) b->mounts[i].field);
     }
   memset (b, 0, sizeof (*b));
 }

@@ -9,7 +9,8 @@
  * directory, and exits: the init is orphaned to the caller, as with runc.
  * start writes the FIFO, state and kill go by the recorded pid and its start
  * time (a recycled pid is not the container), delete removes the cgroup and
- * the directory. No exit status is kept (the caller has it), as with runc. */
+ * the directory. The cgroup is the one oci.c resolved (linux.cgroupsPath or
+ * <--cgroup-parent>/<id>) and recorded as for any container. No exit status is kept (the caller has it), as with runc. */
 #include "oci_reaped.h"
 
 #include <errno.h>
@@ -35,39 +36,6 @@ grove_oci_reaped_wanted (const grove_oci_bundle_t *b)
                                                     grove_json_get (b->text, b->toks, ann, GROVE_OCI_REAPER_ANNOTATION))
                                   : NULL;
   return v != NULL && strcmp (v, "caller") == 0;
-}
-
-static int
-cgroup_name_ok (const char *s, size_t n)
-{
-  if (n == 0 || n > 64 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-    return 0;
-  for (size_t i = 0; i < n; i++)
-    if (!(s[i] >= 'a' && s[i] <= 'z') && !(s[i] >= 'A' && s[i] <= 'Z') && !(s[i] >= '0' && s[i] <= '9')
-        && !strchr ("_.-", s[i]))
-      return 0;
-  return 1;
-}
-
-void
-grove_oci_reaped_cgroup (const grove_oci_bundle_t *b, const char *default_parent, const char *id, grove_cgroup_t *cg)
-{
-  static char parent[65], name[65];
-  int linux_ = grove_json_get (b->text, b->toks, 0, "linux");
-  cleanup_free char *path = linux_ >= 0 ? grove_json_str (b->text, b->toks,
-                                                          grove_json_get (b->text, b->toks, linux_, "cgroupsPath"))
-                                        : NULL;
-  const char *slash = path != NULL && path[0] == '/' ? strchr (path + 1, '/') : NULL;
-  cg->parent = default_parent;
-  cg->id = id;
-  if (slash != NULL && cgroup_name_ok (path + 1, (size_t) (slash - path - 1))
-      && cgroup_name_ok (slash + 1, strlen (slash + 1)))
-    {
-      snprintf (parent, sizeof (parent), "%.*s", (int) (slash - path - 1), path + 1);
-      snprintf (name, sizeof (name), "%s", slash + 1);
-      cg->parent = parent;
-      cg->id = name;
-    }
 }
 
 /* The start time of pid (/proc/PID/stat field 22), 0 when it is gone or a zombie. */
@@ -122,7 +90,9 @@ grove_oci_reaped_create (grove_oci_bundle_t *b, const grove_cgroup_t *cg, const 
     }
   close (hold);
   close (c.pidfd);
-  snprintf (rec, sizeof (rec), "%d %llu %s %s\n", (int) c.pid, start_time (c.pid), cg->parent, cg->id);
+  /* The cgroup is where oci.c records it for every container (the state
+   * directory's `cgroup` when linux.cgroupsPath named it, else the default). */
+  snprintf (rec, sizeof (rec), "%d %llu\n", (int) c.pid, start_time (c.pid));
   snprintf (file, sizeof (file), "%s/init", dir);
   f = fopen (file, "wxe");
   if (f == NULL || fputs (rec, f) < 0 || fclose (f) != 0)
@@ -138,8 +108,8 @@ grove_oci_reaped_create (grove_oci_bundle_t *b, const grove_cgroup_t *cg, const 
 }
 
 int
-grove_oci_reaped_state (const char *dir, char *status, size_t status_cap, pid_t *pid, grove_cgroup_t *cg,
-                        char *parent, char *name, size_t name_cap)
+grove_oci_reaped_state (const char *dir, char *status, size_t status_cap, pid_t *pid, char *parent, char *name,
+                        size_t name_cap)
 {
   char file[PATH_MAX], fmt[64], *text = NULL;
   grove_error_t ignored;
@@ -152,8 +122,6 @@ grove_oci_reaped_state (const char *dir, char *status, size_t status_cap, pid_t 
   parent[0] = name[0] = '\0';
   sscanf (text, fmt, &p, &t, parent, name);
   free (text);
-  cg->parent = parent;
-  cg->id = name;
   *pid = 0;
   snprintf (status, status_cap, "stopped");
   if (p > 1 && t != 0 && start_time (p) == t)
@@ -169,10 +137,9 @@ int
 grove_oci_reaped_start (const char *dir, const char *id, grove_error_t *err)
 {
   char fifo[PATH_MAX], status[16], parent[65], name[65];
-  grove_cgroup_t cg;
   pid_t pid;
   int fd;
-  if (!grove_oci_reaped_state (dir, status, sizeof (status), &pid, &cg, parent, name, sizeof (name))
+  if (!grove_oci_reaped_state (dir, status, sizeof (status), &pid, parent, name, sizeof (name))
       || strcmp (status, "created") != 0)
     return grove_error_set (err, 0, "container %s is not in the created state", id);
   snprintf (fifo, sizeof (fifo), "%s/exec.fifo", dir);
@@ -194,16 +161,15 @@ int
 grove_oci_reaped_kill (const char *dir, const char *id, int sig, grove_error_t *err)
 {
   char status[16], parent[65], name[65];
-  grove_cgroup_t cg;
   pid_t pid;
   int fd, rc;
-  if (!grove_oci_reaped_state (dir, status, sizeof (status), &pid, &cg, parent, name, sizeof (name)) || pid == 0)
+  if (!grove_oci_reaped_state (dir, status, sizeof (status), &pid, parent, name, sizeof (name)) || pid == 0)
     return grove_error_set (err, 0, "container %s is not running", id);
   fd = (int) syscall (SYS_pidfd_open, pid, 0);
   if (fd < 0)
     return grove_error_set (err, errno, "container %s is not running", id);
   /* Still the recorded process once the pidfd holds it (not a recycled pid). */
-  if (!grove_oci_reaped_state (dir, status, sizeof (status), &pid, &cg, parent, name, sizeof (name)) || pid == 0)
+  if (!grove_oci_reaped_state (dir, status, sizeof (status), &pid, parent, name, sizeof (name)) || pid == 0)
     {
       close (fd);
       return grove_error_set (err, 0, "container %s is not running", id);

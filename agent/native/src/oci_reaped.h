@@ -19,24 +19,21 @@
 /* Whether b asks for it (the annotation is "caller"). */
 int grove_oci_reaped_wanted (const grove_oci_bundle_t *b);
 
-/* The container's cgroup: linux.cgroupsPath when it is /PARENT/NAME (two
- * names of [A-Za-z0-9_.-]), else default_parent/id. The strings live in b or
- * are the arguments. */
-void grove_oci_reaped_cgroup (const grove_oci_bundle_t *b, const char *default_parent, const char *id,
-                              grove_cgroup_t *cg);
-
-/* Creates the container in dir (which exists and holds spec.json): its
- * cgroup set up, the init started with the caller's stdio and held on
- * dir/exec.fifo until start, dir/init recording "PID STARTTIME PARENT NAME".
- * On failure nothing of it is left but dir. */
+/* Creates the container in dir (which exists and holds spec.json) in cg
+ * (resolved by the caller: linux.cgroupsPath or its default): the cgroup set
+ * up, the init started with the caller's stdio and held on dir/exec.fifo
+ * until start, dir/init recording "PID STARTTIME". On failure nothing of it
+ * is left but dir. */
 int grove_oci_reaped_create (grove_oci_bundle_t *b, const grove_cgroup_t *cg, const char *dir, pid_t *pid,
                              grove_error_t *err);
 
 /* A container created this way (dir/init exists): 1 with its status
- * ("created", "running", "stopped"), pid (0 when stopped) and cgroup (parent
- * and name into the given buffers); 0 for any other container. */
-int grove_oci_reaped_state (const char *dir, char *status, size_t status_cap, pid_t *pid, grove_cgroup_t *cg,
-                            char *parent, char *name, size_t name_cap);
+ * ("created", "running", "stopped") and pid (0 when stopped); 0 for any other
+ * container. parent and name get the cgroup a record written before the
+ * cgroup went into the state directory's `cgroup` holds ("PID STARTTIME
+ * PARENT NAME"), else "". */
+int grove_oci_reaped_state (const char *dir, char *status, size_t status_cap, pid_t *pid, char *parent, char *name,
+                            size_t name_cap);
 
 /* start: releases the held init. kill: a signal to the init (through a pidfd
  * of the recorded process). -1 with err when it is not created / not running. */

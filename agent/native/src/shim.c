@@ -280,6 +280,10 @@ shim_key (const char *key, char *val, grove_error_t *err)
     cfg.mounts[cfg.nmounts - 1].flags = strtoul (val, NULL, 10);
   else if (strcmp (key, GROVE_KEY_MOUNT_DATA) == 0 && cfg.nmounts > 0)
     cfg.mounts[cfg.nmounts - 1].data = val;
+  else if (strcmp (key, GROVE_KEY_MOUNT_OWN) == 0 && cfg.nmounts > 0)
+    cfg.mounts[cfg.nmounts - 1].own = strcmp (val, "1") == 0;
+  else if (strcmp (key, GROVE_KEY_MOUNT_FIELD) == 0 && cfg.nmounts > 0)
+    cfg.mounts[cfg.nmounts - 1].field = val;
   else if (strcmp (key, GROVE_KEY_UID_MAP) == 0)
     return parse_id_map (key, val, cfg.uid_maps, &cfg.nuid_maps, err);
   else if (strcmp (key, GROVE_KEY_GID_MAP) == 0)

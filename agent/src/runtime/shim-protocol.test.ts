@@ -63,6 +63,8 @@ describe("the shim protocol", () => {
       WIRE_KEYS.mountType,
       WIRE_KEYS.mountFlags,
       WIRE_KEYS.mountData,
+      WIRE_KEYS.mountOwn,
+      WIRE_KEYS.mountField,
       WIRE_KEYS.hooks,
       WIRE_KEYS.device,
       WIRE_KEYS.cgroupName,

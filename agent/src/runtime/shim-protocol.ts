@@ -64,6 +64,8 @@ export const WIRE_KEYS = {
   mountType: "mount_type",
   mountFlags: "mount_flags",
   mountData: "mount_data",
+  mountOwn: "mount_own",
+  mountField: "mount_field",
   hooks: "hooks",
   device: "device",
   utsNs: "uts_ns",
