@@ -1,8 +1,6 @@
 "use strict";
 const fs = require("node:fs");
-const { snapshot, snapshotFile } = require("./leaks");
 const { staleBuilds } = require("./build-fresh");
-const { runId } = require("./run-id");
 
 module.exports = async () => {
   const stale = staleBuilds();
@@ -12,6 +10,10 @@ module.exports = async () => {
         "run `npm run build` first (or `npm run test:integration`, which builds)",
     );
   }
+  // Loaded once the build is known fresh: both use the compiled run-id module
+  // (test/src/harness/run-id.ts, the one place run ids are drawn).
+  const { runId } = require("../dist/src/harness/run-id");
+  const { snapshot, snapshotFile } = require("./leaks");
   // One run id for every worker (they start after this and inherit the
   // environment) and every process the tests start: names on the host carry it.
   runId();

@@ -43,27 +43,49 @@ describe("hollow agents", () => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it("register as Ready nodes, each with its own certificate, and run an App's instances", async () => {
-    await waitFor("every hollow node Ready", async () => {
+  const app: App = {
+    apiVersion: "grove/v1",
+    kind: "App",
+    metadata: { name: "hollow-app", namespace: "default" },
+    spec: {
+      rootfs: "busybox",
+      command: ["/bin/sleep", "infinity"],
+      instances: 2 * NODES,
+      resources: { cpu: "100m", memory: "16Mi", pids: 16 },
+    },
+  } as App;
+
+  /** Every hollow node registered and Ready (fleet.grow resolves before they are). */
+  const allReady = () =>
+    waitFor("every hollow node Ready", async () => {
       const nodes = (await client.list("Node")).items;
       return nodes.filter(isReady).length === NODES;
     });
-    const app: App = {
-      apiVersion: "grove/v1",
-      kind: "App",
-      metadata: { name: "hollow-app", namespace: "default" },
-      spec: {
-        rootfs: "busybox",
-        command: ["/bin/sleep", "infinity"],
-        instances: 2 * NODES,
-        resources: { cpu: "100m", memory: "16Mi", pids: 16 },
-      },
-    } as App;
+
+  /** The App applied and each of its instances Running. */
+  const runApp = async () => {
     await client.apply(app);
     await waitFor("every instance Running", async () => {
       const items = (await client.list("Instance", { namespace: "default" })).items;
       return items.length === 2 * NODES && items.every((i) => i.status?.state === "Running");
     });
+  };
+
+  // Each test applies the App itself; after it the App is deleted and its instances are gone
+  // from the store and from the fleet.
+  afterEach(async () => {
+    await client.delete("App", "hollow-app", "default").catch((err: unknown) => {
+      if ((err as { code?: string }).code !== "NotFound") throw err;
+    });
+    await waitFor(
+      "no instance left, in the store or on the fleet",
+      async () => (await client.list("Instance", { namespace: "default" })).items.length === 0 && fleet.running() === 0,
+    );
+  }, 60_000);
+
+  it("register as Ready nodes, each with its own certificate, and run an App's instances", async () => {
+    await allReady();
+    await runApp();
     // Bound to hollow nodes (bin-packed: several per node), each "started" by its node's runtime.
     const items = (await client.list("Instance", { namespace: "default" })).items;
     expect(items.every((i) => i.spec.nodeName?.startsWith(`hollow-it${RUN_TAG}-`))).toBe(true);
@@ -71,6 +93,10 @@ describe("hollow agents", () => {
   }, 120_000);
 
   it("costs etcd writes per replica, not per node, while nothing changes", async () => {
+    // Measured once every node has registered (each registration writes its presence key
+    // once) and the App runs on them.
+    await allReady();
+    await runApp();
     const etcd = embeddedEtcdEndpoint(server);
     // Events of the App's starts may still drain (the recorder writes at most 10/s): a watch
     // over the same window tells them apart from presence.
@@ -88,5 +114,5 @@ describe("hollow agents", () => {
     expect(writes - seen.events).toBeLessThan(NODES / 3);
     // ...and the nodes are still Ready on it.
     expect((await client.list("Node")).items.filter(isReady).length).toBe(NODES);
-  }, 60_000);
+  }, 120_000);
 });

@@ -32,7 +32,13 @@ describe("join tokens and node identity", () => {
   let server: ServerProcess;
   let agentB: Started;
   let client: GroveClient;
-  let nodeA: KeyPair | undefined;
+
+  /** Joins `node` with a fresh token bound to it: its key and certificate. */
+  async function joinAs(node: string): Promise<KeyPair> {
+    const joined = await joinOverApi(server.url, server.caPem, await createJoinToken(server, node), node);
+    expect(joined.status).toBe(200);
+    return joined.pair!;
+  }
 
   beforeAll(async () => {
     dir = tempDir("grove-it-join");
@@ -82,7 +88,7 @@ describe("join tokens and node identity", () => {
     const token = await createJoinToken(server, "node-a");
     const first = await joinOverApi(server.url, server.caPem, token, "node-a");
     expect(first.status).toBe(200);
-    nodeA = first.pair!;
+    const nodeA = first.pair!;
     const cert = new X509Certificate(nodeA.certPem);
     expect(cert.subject).toBe("CN=node-a\nO=grove:nodes");
     expect(cert.verify(new X509Certificate(server.caPem).publicKey)).toBe(true);
@@ -103,7 +109,7 @@ describe("join tokens and node identity", () => {
   });
 
   it("agent A cannot act for B, claim reserved labels or absurd capacity, or register twice", async () => {
-    expect(nodeA).toBeDefined();
+    const nodeA = await joinAs("node-a");
     const creds = tlsCredentials(server.caPem, nodeA);
     const nodeBefore = (await client.get("Node", "node-b")).metadata.resourceVersion;
     const instBefore = await client.get("Instance", "b-app-0", "default");
@@ -156,14 +162,19 @@ describe("join tokens and node identity", () => {
   });
 
   it("deleting a node revokes its certificate", async () => {
-    expect(nodeA).toBeDefined();
-    await waitFor("node-a to be registered", async () => client.get("Node", "node-a").catch(() => undefined));
-    await client.delete("Node", "node-a");
+    // A node of this test's own (no other test deletes or joins it), registered with its certificate.
+    const nodeR = await joinAs("node-r");
+    const s = rawConnect(server.grpcAddress, tlsCredentials(server.caPem, nodeR));
+    s.send(registerMessage("node-r"));
+    await waitFor("node-r's desired set", async () => s.received.some((m) => m.desired));
+    s.close();
+    expect(s.received.find((m) => m.registered)?.registered?.nodeName).toBe("node-r");
+    await client.delete("Node", "node-r");
     const code = await waitFor(
-      "node-a's certificate to be refused",
+      "node-r's certificate to be refused",
       async () => {
-        const s = rawConnect(server.grpcAddress, tlsCredentials(server.caPem, nodeA));
-        s.send(registerMessage("node-a"));
+        const s = rawConnect(server.grpcAddress, tlsCredentials(server.caPem, nodeR));
+        s.send(registerMessage("node-r"));
         const end = await s.ended;
         s.close();
         return end.code === grpc.status.UNAUTHENTICATED ? end.code : undefined;

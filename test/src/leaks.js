@@ -8,7 +8,8 @@
 "use strict";
 const fs = require("node:fs");
 const path = require("node:path");
-const { runId, RUN_ID_ENV } = require("./run-id");
+// The run id's one source, compiled (the global setup checks the build is fresh before it loads this file).
+const { runId, RUN_ID_ENV } = require("../dist/src/harness/run-id");
 
 // Every cgroup hierarchy on the machine: each v1 controller mount (memory,
 // cpu, pids, cpuacct, devices, freezer, …) and the v2 root or unified mount.
@@ -71,7 +72,7 @@ function netns() {
 }
 
 // Tests name what they create on the host after the run id
-// (grove-it-<run>w<worker>, grove-test-<run>w<worker>, …; run-id.js). In CI
+// (grove-it-<run>w<worker>, grove-test-<run>w<worker>, …; harness/run-id.ts). In CI
 // every grove* resource counts; on a developer machine only this run's, from
 // every worker, so that two runs side by side do not accuse each other.
 function mine(list) {

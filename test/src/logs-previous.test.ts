@@ -54,6 +54,21 @@ describe("grove logs --previous, --since, --timestamps", () => {
     env = { GROVE_SERVER: server.url, GROVE_TOKEN: server.adminToken, HOME: dir, GROVE_CONFIG: "" };
   }, 120_000);
 
+  // Each test applies its own App; after it, every App is deleted and the agent has moved their
+  // logs to previous/ (so a test after it sees no uid log but its own).
+  afterEach(async () => {
+    for (const a of (await client.list("App", { namespace: "default" })).items) {
+      await client.delete("App", a.metadata.name, "default");
+    }
+    await waitFor(
+      "no instance left and every uid log moved to previous/",
+      async () =>
+        (await client.list("Instance", { namespace: "default" })).items.length === 0 &&
+        !fs.readdirSync(logDir).some((f) => /\.log$/.test(f)),
+      60_000,
+    );
+  }, 90_000);
+
   afterAll(async () => {
     await agent?.stop(30_000);
     await server?.stop();
@@ -91,10 +106,11 @@ describe("grove logs --previous, --since, --timestamps", () => {
     );
     expect(runOf(now.stdout)).not.toBe(runOf(prev.stdout));
     // Bounded: the node keeps the current log and one previous log of crashy-0, not one per restart.
-    const kept = fs.readdirSync(path.join(logDir, "previous"));
+    // (previous/ also holds the logs of other tests' Apps, deleted before this one: other names.)
+    const kept = fs.readdirSync(path.join(logDir, "previous")).filter((f) => f.startsWith("default_crashy-0"));
     expect(kept).toContain("default_crashy-0.log");
     expect(kept).toContain("default_crashy-0.log.ts");
-    expect(kept.every((f) => /^default_crashy-0\.log(\.1|\.ts|\.ts\.1)?$/.test(f))).toBe(true);
+    expect(kept.filter((f) => !/^default_crashy-0\.log(\.1|\.ts|\.ts\.1)?$/.test(f))).toEqual([]);
     // Of the uid logs only the current instance's is left (it may itself have ended and moved meanwhile).
     const uidLogs = fs.readdirSync(logDir).filter((f) => /\.log$/.test(f));
     expect(uidLogs.length).toBeLessThanOrEqual(1);
@@ -102,7 +118,6 @@ describe("grove logs --previous, --since, --timestamps", () => {
 
     const none = await runCli(["logs", "nope-0", "--previous"], env);
     expect(none.code).toBe(1);
-    await client.delete("App", "crashy", "default");
   }, 240_000);
 
   it("--timestamps prefixes each line with when it arrived; --since leaves out older lines", async () => {
@@ -130,6 +145,5 @@ describe("grove logs --previous, --since, --timestamps", () => {
     const bad = await runCli(["logs", "stamped/0", "--since", "yesterday"], env);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/--since/);
-    await client.delete("App", "stamped", "default");
   }, 120_000);
 });

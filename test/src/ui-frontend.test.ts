@@ -13,7 +13,8 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { GroveClient } from "@grove/api";
 import {
   REPO_ROOT,
   runCli,
@@ -48,9 +49,47 @@ describe("front ends: a generated client and the dashboard at /ui in chromium", 
   let dir: string;
   let server: ServerProcess;
   let agent: Started;
-  let browser: Browser;
-  let page: Page;
-  const cspViolations: string[] = [];
+  let client: GroveClient;
+  let browser: Browser | undefined;
+  /** The browser context of the test running (each test opens its own page). */
+  let context: BrowserContext | undefined;
+  let cspViolations: string[] = [];
+
+  /** A new page in a context of its own (no session left by another test); CSP violations are collected. */
+  async function openPage(): Promise<Page> {
+    if (!fs.existsSync(CHROMIUM))
+      throw new Error(`${CHROMIUM} is missing: apt-get install chromium (deploy/setup.sh does)`);
+    // As root chromium needs --no-sandbox; the page is this test's own server.
+    browser ??= await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
+    // The cluster CA is the test's own: the browser is told to accept the server's certificate.
+    context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1200, height: 800 } });
+    const page = await context.newPage();
+    page.on("console", (m) => {
+      if (/Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text());
+    });
+    return page;
+  }
+
+  /** Signs in with the admin token on /ui and waits for the overview to show the node. */
+  async function signIn(page: Page): Promise<void> {
+    await page.goto(`${server.url}/ui/`);
+    await page.fill("#token", server.adminToken);
+    await page.click("#signin button");
+    await page.waitForSelector(`#nodes td:text-is("${NODE}")`, { timeout: 30_000 });
+  }
+
+  /** Applies uiticker with the CLI, as a user would. */
+  async function applyTicker(): Promise<void> {
+    const file = path.join(dir, "uiticker.yaml");
+    fs.writeFileSync(file, APP_YAML);
+    const applied = await runCli(["apply", "-f", file], {
+      GROVE_SERVER: server.url,
+      GROVE_TOKEN: server.adminToken,
+      HOME: dir,
+      GROVE_CONFIG: "",
+    });
+    expect(applied).toMatchObject({ code: 0 });
+  }
 
   beforeAll(async () => {
     dir = tempDir("grove-ui");
@@ -64,7 +103,27 @@ describe("front ends: a generated client and the dashboard at /ui in chromium", 
       rootfsDir: path.join(dir, "rootfs"),
       cgroupParent: `grove-ui-${RUN_TAG}`,
     });
+    client = new GroveClient({ server: server.url, token: server.adminToken });
   }, 180_000);
+
+  beforeEach(() => {
+    cspViolations = [];
+  });
+
+  // After each test: its page closed, every App deleted and its instances gone.
+  afterEach(async () => {
+    await context?.close();
+    context = undefined;
+    if (!client) return;
+    for (const a of (await client.list("App", { namespace: "default" })).items) {
+      await client.delete("App", a.metadata.name, "default");
+    }
+    await waitFor(
+      "every instance to be gone",
+      async () => (await client.list("Instance", { namespace: "default" })).items.length === 0,
+      60_000,
+    );
+  }, 90_000);
 
   afterAll(async () => {
     await browser?.close();
@@ -104,16 +163,7 @@ describe("front ends: a generated client and the dashboard at /ui in chromium", 
   }, 120_000);
 
   it("refuses a wrong token, then signs in and shows the node", async () => {
-    if (!fs.existsSync(CHROMIUM))
-      throw new Error(`${CHROMIUM} is missing: apt-get install chromium (deploy/setup.sh does)`);
-    // As root chromium needs --no-sandbox; the page is this test's own server.
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
-    // The cluster CA is the test's own: the browser is told to accept the server's certificate.
-    const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1200, height: 800 } });
-    page = await context.newPage();
-    page.on("console", (m) => {
-      if (/Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text());
-    });
+    const page = await openPage();
     await page.goto(`${server.url}/ui/`);
     await page.fill("#token", "not-the-token");
     await page.click("#signin button");
@@ -127,28 +177,29 @@ describe("front ends: a generated client and the dashboard at /ui in chromium", 
     expect(await page.evaluate('sessionStorage.getItem("grove.token")')).toBe(server.adminToken);
     await page.waitForSelector("#shapes tbody tr", { timeout: 20_000 });
     await page.screenshot({ path: path.join(ARTIFACTS, "ui-overview.png"), fullPage: true });
+    expect(cspViolations).toEqual([]);
   }, 90_000);
 
   it("shows an App applied from the CLI appear and turn Running, live", async () => {
+    const page = await openPage();
+    await signIn(page);
     await page.goto(`${server.url}/ui/#/apps`);
     await page.waitForSelector("main h2:text-is('Apps')");
-    const file = path.join(dir, "uiticker.yaml");
-    fs.writeFileSync(file, APP_YAML);
-    const applied = await runCli(["apply", "-f", file], {
-      GROVE_SERVER: server.url,
-      GROVE_TOKEN: server.adminToken,
-      HOME: dir,
-      GROVE_CONFIG: "",
-    });
-    expect(applied).toMatchObject({ code: 0 });
+    await applyTicker();
     // No reload: the watch brings the App in, then its instance's states.
     const section = '[data-app="default/uiticker"]';
     await page.waitForSelector(section, { timeout: 30_000 });
     await page.waitForSelector(`${section} .state-Running`, { timeout: 90_000 });
     await page.screenshot({ path: path.join(ARTIFACTS, "ui-apps.png"), fullPage: true });
+    expect(cspViolations).toEqual([]);
   }, 150_000);
 
   it("streams the instance's log lines and shows its events and placement", async () => {
+    await applyTicker();
+    const page = await openPage();
+    await signIn(page);
+    await page.goto(`${server.url}/ui/#/apps`);
+    await page.waitForSelector('[data-app="default/uiticker"] .state-Running', { timeout: 90_000 });
     await page.click('a[href="#/instance/default/uiticker-0"]');
     await page.waitForSelector("#log", { timeout: 10_000 });
     // The number of the last line in the page's log (0: none yet).
@@ -168,5 +219,5 @@ describe("front ends: a generated client and the dashboard at /ui in chromium", 
     await page.waitForSelector('#nodes .bar-label:text("100m /")', { timeout: 30_000 });
     await page.screenshot({ path: path.join(ARTIFACTS, "ui-overview-running.png"), fullPage: true });
     expect(cspViolations).toEqual([]);
-  }, 90_000);
+  }, 150_000);
 });

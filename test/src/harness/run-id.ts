@@ -2,10 +2,13 @@
 // on the host is named after, instead of a process id. Two jest workers are
 // two processes; naming by pid made the leak check (which outside CI counts
 // only this run's objects) blind to a worker's leaks, and a pid says nothing
-// about which run made an object. The global setup (test/src/run-id.js)
+// about which run made an object. The global setup (test/src/global-setup.js)
 // draws one id per jest run and exports it as GROVE_TEST_RUN_ID before any
 // worker starts; each worker adds its number, so two workers never share a
-// name. A bench or a script run outside jest draws its own id here.
+// name. A bench or a script run outside jest draws its own id here. This file
+// is the only place ids are drawn: the global setup and the leak check
+// (plain JavaScript, run by jest untransformed) require its compiled form,
+// test/dist/src/harness/run-id.js, after checking the build is fresh.
 //
 // Format: "r" and five base-36 characters (the tag adds "w" and the worker
 // number): letters and digits only, so it fits in interface names (15
@@ -20,7 +23,8 @@ import * as path from "node:path";
 export const RUN_ID_ENV = "GROVE_TEST_RUN_ID";
 const FORMAT = /^r[a-z0-9]{5}$/;
 
-function runId(): string {
+/** The run id from the environment (checked), or a new one put there. */
+export function runId(): string {
   const set = process.env[RUN_ID_ENV];
   if (set !== undefined) {
     if (!FORMAT.test(set)) throw new Error(`${RUN_ID_ENV}=${set}: expected "r" and five of [a-z0-9]`);
