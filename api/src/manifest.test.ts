@@ -158,6 +158,41 @@ describe("parseManifestText", () => {
   });
 });
 
+describe("strings and bounds (the server refuses the same)", () => {
+  it("names a NUL in a command entry at its line, and an unpaired surrogate in a label", () => {
+    const nul = HELLO.replace('"sleep 1000"', '"sleep\\0 1000"');
+    expect(problemsOf(nul)).toEqual([
+      expect.stringMatching(/^m\.yaml:8:25: spec\.command\[2\]: holds a NUL character \(U\+0000\) at character 5/),
+    ]);
+    const surrogate = HELLO.replace("  name: hello", '  name: hello\n  labels: {team: "a\\ud800"}');
+    expect(problemsOf(surrogate)).toEqual([
+      expect.stringMatching(/metadata\.labels\.team: holds an unpaired UTF-16 surrogate/),
+    ]);
+  });
+
+  it("counts lengths in characters as the server does: 200 characters beyond U+FFFF fit a 253-character label", () => {
+    const fits = HELLO.replace("  name: hello", `  name: hello\n  labels: {e: "${"\u{1F600}".repeat(200)}"}`);
+    expect(problemsOf(fits)).toEqual([]);
+    const over = HELLO.replace("  name: hello", `  name: hello\n  labels: {e: "${"\u{1F600}".repeat(254)}"}`);
+    expect(problemsOf(over)).toEqual([
+      expect.stringMatching(/metadata\.labels\.e: Expected string length less or equal to 253/),
+    ]);
+  });
+
+  it("bounds command entries, env sizes and quantities", () => {
+    const long = HELLO.replace('"sleep 1000"', `"${"x".repeat(32001)}"`);
+    expect(problemsOf(long)).toEqual([
+      expect.stringMatching(/spec\.command\[2\]: Expected string length less or equal to 32000/),
+    ]);
+    const cpu = HELLO.replace("cpu: 250m", `cpu: "${"0".repeat(40)}1"`);
+    expect(problemsOf(cpu)).toEqual([expect.stringMatching(/spec\.resources\.cpu: longer than 32 characters/)]);
+    const env = HELLO + "  env:\n" + Array.from({ length: 1025 }, (_, i) => `    V${i}: x\n`).join("");
+    expect(problemsOf(env)).toEqual([
+      expect.stringMatching(/spec\.env: Expected object to have no more than 1024 properties/),
+    ]);
+  });
+});
+
 describe("dottedPath", () => {
   it("renders pointers readably", () => {
     expect(dottedPath("/spec/instances")).toBe("spec.instances");

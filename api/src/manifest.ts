@@ -4,6 +4,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
+import { ValueErrorType } from "@sinclair/typebox/errors";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Node as YamlNode } from "yaml";
 import { API_VERSION, type App, type Node } from "./schemas";
 import { KINDS, SCHEMAS, type Kind } from "./resource-kinds";
@@ -11,6 +12,7 @@ import type { Task } from "./task-schema";
 import { taskProblems } from "./task-rules";
 import { parseBytes, parseCpuMillis } from "./quantity";
 import { appSourceProblems } from "./app-source";
+import { MAX_QUANTITY_LENGTH, stringProblems } from "./string-rules";
 import { appCheckProblems } from "./checks";
 import { updateProblems } from "./update";
 import { appNetworkProblems } from "./network-checks";
@@ -282,6 +284,9 @@ export function validateDocument(
   const problems: FieldProblem[] = [];
   const seen = new Set<string>();
   for (const e of checkerFor(k).Errors(value)) {
+    // The server's validator (Ajv) counts a string's length in Unicode characters, TypeBox in
+    // UTF-16 code units: count as the server does, so that both accept the same strings.
+    if (e.type === ValueErrorType.StringMaxLength && codePoints(e.value) <= (e.schema.maxLength as number)) continue;
     // TypeBox reports a missing property twice ("required", then the type); keep the first per path.
     if (seen.has(e.path)) continue;
     seen.add(e.path);
@@ -295,6 +300,8 @@ export function validateDocument(
     }
   }
   problems.push(...quantityProblems(value));
+  // Characters no process argument, environment variable or label can hold (the server's body parsers refuse them too).
+  problems.push(...stringProblems(value));
   if (k === "App")
     problems.push(
       ...appSourceProblems(value.spec),
@@ -305,6 +312,12 @@ export function validateDocument(
     );
   if (k === "Task") problems.push(...taskProblems(value));
   return problems;
+}
+
+function codePoints(v: unknown): number {
+  let n = 0;
+  for (const _ of String(v)) n++;
+  return n;
 }
 
 const QUANTITY_POINTERS = ["/spec/resources/cpu", "/spec/resources/memory"];
@@ -323,6 +336,10 @@ function quantityProblems(value: Record<string, unknown>): FieldProblem[] {
     const pointer = `/spec/resources/${field}`;
     if (typeof q !== "string" && typeof q !== "number") {
       problems.push({ pointer, message: `expected a quantity string or a number, got ${typeOf(q)}` });
+      return;
+    }
+    if (typeof q === "string" && codePoints(q) > MAX_QUANTITY_LENGTH) {
+      problems.push({ pointer, message: `longer than ${MAX_QUANTITY_LENGTH} characters` });
       return;
     }
     try {

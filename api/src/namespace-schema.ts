@@ -7,6 +7,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { API_VERSION, BYTES_PATTERN, CPU_PATTERN, ObjectMeta } from "./schemas";
 import { DEFAULT_CAPABILITIES } from "@grove/common";
+import { MAX_QUANTITY_LENGTH } from "./string-rules";
 
 export const POLICY_LEVELS = ["restricted", "baseline", "privileged"] as const;
 export type PolicyLevel = (typeof POLICY_LEVELS)[number];
@@ -16,14 +17,17 @@ export const DEFAULT_POLICY_LEVEL: PolicyLevel = "restricted";
 export const NamespaceQuota = Type.Object(
   {
     cpu: Type.Optional(
-      Type.Union([Type.String({ pattern: CPU_PATTERN }), Type.Number({ minimum: 0 })], {
+      Type.Union([Type.String({ pattern: CPU_PATTERN, maxLength: MAX_QUANTITY_LENGTH }), Type.Number({ minimum: 0 })], {
         description: "most CPU all instances of the namespace may ask for together",
       }),
     ),
     memory: Type.Optional(
-      Type.Union([Type.String({ pattern: BYTES_PATTERN }), Type.Integer({ minimum: 0 })], {
-        description: "most memory all instances of the namespace may ask for together",
-      }),
+      Type.Union(
+        [Type.String({ pattern: BYTES_PATTERN, maxLength: MAX_QUANTITY_LENGTH }), Type.Integer({ minimum: 0 })],
+        {
+          description: "most memory all instances of the namespace may ask for together",
+        },
+      ),
     ),
     instances: Type.Optional(Type.Integer({ minimum: 0, description: "most instances (Apps' and running Tasks')" })),
     hostPorts: Type.Optional(

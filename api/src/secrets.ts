@@ -2,6 +2,7 @@
 // of schemas.ts, which is over its size budget.
 import { Type, type Static } from "@sinclair/typebox";
 import { API_VERSION, ObjectMeta } from "./schemas";
+import { MAX_SECRET_KEYS } from "./string-rules";
 
 export const SECRET_KEY_PATTERN = "^[A-Za-z0-9._-]+$";
 
@@ -12,10 +13,12 @@ export const Secret = Type.Object(
     metadata: ObjectMeta,
     /** Key -> value. Absent when the caller may not read values (list, role view). */
     data: Type.Optional(
-      Type.Record(Type.String({ pattern: SECRET_KEY_PATTERN, maxLength: 253 }), Type.String({ maxLength: 65536 })),
+      Type.Record(Type.String({ pattern: SECRET_KEY_PATTERN, maxLength: 253 }), Type.String({ maxLength: 65536 }), {
+        maxProperties: MAX_SECRET_KEYS,
+      }),
     ),
     /** The keys, always shown (values only in data). */
-    keys: Type.Optional(Type.Array(Type.String())),
+    keys: Type.Optional(Type.Array(Type.String({ maxLength: 253 }), { maxItems: MAX_SECRET_KEYS })),
   },
   { additionalProperties: false, $id: "Secret" },
 );
