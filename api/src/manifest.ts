@@ -7,7 +7,9 @@ import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { ValueErrorType } from "@sinclair/typebox/errors";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Node as YamlNode } from "yaml";
 import { API_VERSION, type App, type Node } from "./schemas";
-import { KINDS, SCHEMAS, type Kind } from "./resource-kinds";
+import { KINDS, SCHEMAS } from "./resource-kinds";
+import { Secret } from "./secrets";
+import { Namespace, namespaceSpecProblems } from "./namespace-schema";
 import type { Task } from "./task-schema";
 import { taskProblems } from "./task-rules";
 import { parseBytes, parseCpuMillis } from "./quantity";
@@ -46,17 +48,21 @@ export interface ManifestObject<T = App | Node | Task> {
 
 export interface ManifestOptions {
   /** Kinds users may submit through this command; others are rejected. Default: App and Node. */
-  acceptKinds?: readonly Kind[];
+  acceptKinds?: readonly ManifestKind[];
 }
 
 const MANIFEST_EXTENSIONS = [".yaml", ".yml", ".json"];
-const DEFAULT_ACCEPT: readonly Kind[] = ["App", "Node", "Task"];
-const CHECKERS = new Map<Kind, TypeCheck<(typeof SCHEMAS)[Kind]>>();
+const DEFAULT_ACCEPT: readonly ManifestKind[] = ["App", "Node", "Task"];
+/** What a manifest may hold: the API's kinds, and Secrets and Namespaces (which have routes of their own). */
+export const MANIFEST_KINDS = [...KINDS, "Secret", "Namespace"] as const;
+export type ManifestKind = (typeof MANIFEST_KINDS)[number];
+const MANIFEST_SCHEMAS = { ...SCHEMAS, Secret, Namespace } as const;
+const CHECKERS = new Map<ManifestKind, TypeCheck<(typeof MANIFEST_SCHEMAS)[ManifestKind]>>();
 
-function checkerFor(kind: Kind): TypeCheck<(typeof SCHEMAS)[Kind]> {
+function checkerFor(kind: ManifestKind): TypeCheck<(typeof MANIFEST_SCHEMAS)[ManifestKind]> {
   let checker = CHECKERS.get(kind);
   if (!checker) {
-    checker = TypeCompiler.Compile(SCHEMAS[kind]);
+    checker = TypeCompiler.Compile(MANIFEST_SCHEMAS[kind]);
     CHECKERS.set(kind, checker);
   }
   return checker;
@@ -252,7 +258,7 @@ export interface FieldProblem {
 /** The schema and quantity checks of one parsed document. Pure: exported for the server-side tests too. */
 export function validateDocument(
   value: Record<string, unknown>,
-  accept: readonly Kind[] = DEFAULT_ACCEPT,
+  accept: readonly ManifestKind[] = DEFAULT_ACCEPT,
 ): FieldProblem[] {
   const { apiVersion, kind } = value;
   if (apiVersion === undefined) {
@@ -267,12 +273,13 @@ export function validateDocument(
     ];
   }
   if (kind === undefined) {
-    return [{ pointer: "/kind", message: `required (known kinds: ${KINDS.join(", ")})` }];
+    return [{ pointer: "/kind", message: `required (known kinds: ${MANIFEST_KINDS.join(", ")})` }];
   }
-  if (typeof kind !== "string" || !(KINDS as readonly string[]).includes(kind)) {
-    return [{ pointer: "/kind", message: `unknown kind ${JSON.stringify(kind)} (known kinds: ${KINDS.join(", ")})` }];
+  if (typeof kind !== "string" || !(MANIFEST_KINDS as readonly string[]).includes(kind)) {
+    const known = MANIFEST_KINDS.join(", ");
+    return [{ pointer: "/kind", message: `unknown kind ${JSON.stringify(kind)} (known kinds: ${known})` }];
   }
-  const k = kind as Kind;
+  const k = kind as ManifestKind;
   if (!accept.includes(k)) {
     const why =
       k === "Instance"
@@ -292,7 +299,10 @@ export function validateDocument(
     seen.add(e.path);
     if (isQuantityPointer(e.path)) continue; // explained below, with the quantity parser's words
     if (e.message === "Unexpected property") {
-      problems.push({ pointer: e.path, message: "unknown field", atKey: true });
+      // A map's key (env, labels, Secret data) that its pattern does not admit; else a field no schema has.
+      const keyPattern = Object.keys((e.schema.patternProperties as object | undefined) ?? {})[0];
+      const message = keyPattern && keyPattern !== "^(.*)$" ? `key must match ${keyPattern}` : "unknown field";
+      problems.push({ pointer: e.path, message, atKey: true });
     } else if (e.message === "Expected required property") {
       problems.push({ pointer: e.path, message: "required field is missing" });
     } else {
@@ -311,6 +321,12 @@ export function validateDocument(
       ...appNetworkProblems(value.spec),
     );
   if (k === "Task") problems.push(...taskProblems(value));
+  if (k === "Namespace") {
+    problems.push(...namespaceSpecProblems(value.spec));
+    const ns = (value.metadata as { namespace?: unknown } | undefined)?.namespace;
+    if (ns !== undefined)
+      problems.push({ pointer: "/metadata/namespace", message: "must not be set: Namespace is cluster-scoped" });
+  }
   return problems;
 }
 

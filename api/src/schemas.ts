@@ -19,6 +19,7 @@ export const BYTES_PATTERN = "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|K|M|G|T)?$";
 export const Name = Type.String({ pattern: NAME_PATTERN, minLength: 1, maxLength: 63 });
 const LabelMap = Type.Record(Type.String({ minLength: 1, maxLength: 253 }), Type.String({ maxLength: 253 }), {
   maxProperties: L.MAX_LABELS,
+  additionalProperties: false,
 });
 
 export const ObjectMeta = Type.Object(
@@ -297,7 +298,11 @@ export function Argv(description: string) {
 /** An env map of variable names to `value` (a literal, or a Secret reference for Apps). */
 export function EnvMap<V extends TSchema>(value: V, description?: string) {
   const name = Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$", maxLength: L.MAX_KEY_LENGTH });
-  return Type.Record(name, value, { maxProperties: L.MAX_ENV_VARS, ...(description ? { description } : {}) });
+  return Type.Record(name, value, {
+    maxProperties: L.MAX_ENV_VARS,
+    additionalProperties: false,
+    ...(description ? { description } : {}),
+  });
 }
 export const WorkingDir = Type.String({ pattern: "^/", maxLength: L.MAX_PATH_LENGTH });
 

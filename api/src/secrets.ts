@@ -15,6 +15,7 @@ export const Secret = Type.Object(
     data: Type.Optional(
       Type.Record(Type.String({ pattern: SECRET_KEY_PATTERN, maxLength: 253 }), Type.String({ maxLength: 65536 }), {
         maxProperties: MAX_SECRET_KEYS,
+        additionalProperties: false,
       }),
     ),
     /** The keys, always shown (values only in data). */
