@@ -30,10 +30,22 @@ export type Role = (typeof ROLES)[number];
 export const VERBS = ["get", "list", "watch", "create", "update", "delete", "exec", "logs", "stats"] as const;
 export type Verb = (typeof VERBS)[number];
 
+/** Further namespaces one token may be bound to (besides its home namespace). */
+export const MAX_TOKEN_NAMESPACES = 16;
+
 export const TokenRequest = Type.Object(
   {
     name: Type.String({ pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", minLength: 1, maxLength: 63 }),
     role: Type.Union(ROLES.map((r) => Type.Literal(r))),
+    namespaces: Type.Optional(
+      Type.Array(Type.String({ pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", minLength: 1, maxLength: 63 }), {
+        minItems: 1,
+        maxItems: MAX_TOKEN_NAMESPACES,
+        uniqueItems: true,
+        description:
+          "further namespaces the role holds in, besides the one the token is created in (its home); the caller must be allowed to create tokens in each",
+      }),
+    ),
   },
   { additionalProperties: false, $id: "TokenRequest" },
 );
@@ -44,6 +56,8 @@ export const TokenInfo = Type.Object(
   {
     name: Type.String(),
     namespace: Type.Optional(Type.String()),
+    /** The further namespaces its role holds in (besides namespace, its home). */
+    namespaces: Type.Optional(Type.Array(Type.String())),
     role: Type.String(),
     createdAt: Type.String(),
     token: Type.Optional(Type.String({ description: "only in the answer to the creation; not stored" })),
