@@ -219,3 +219,36 @@ test("no request crosses a tenant boundary, and each role gets what the model sa
   // The property wrote something (else the state check above proved nothing).
   expect(writes).toBeGreaterThan(0);
 });
+
+test("a token is bound to a further namespace only by who may create tokens there, and holds there only", async () => {
+  const as = (name: string) => tenants.find((t) => t.name === name)!.token;
+  const call = async (token: string, method: string, url: string, body?: unknown) => {
+    const res = await fetch(server.url + url, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return { status: res.status, body: (await res.json()) as { token?: string; details?: unknown } };
+  };
+  const request = { name: "bind-b", role: "namespace-admin", namespaces: ["ns-model-b"] };
+  // A namespace-admin of ns-model-a alone: 403 naming the further namespace, and no token made.
+  const refused = await call(as("ns-a-admin"), "POST", "/v1/namespaces/ns-model-a/tokens", request);
+  expect([refused.status, refused.body.details]).toEqual([
+    403,
+    [{ path: "/namespaces/0", message: expect.any(String) }],
+  ]);
+  const listed = await admin.call<{ items: Array<{ name: string }> }>("GET", "/v1/namespaces/ns-model-a/tokens");
+  expect(listed.items.map((t) => t.name)).not.toContain("bind-b");
+  // A namespace-admin of both: made, and it holds in both and nowhere else.
+  const made = await call(as("ns-ab-admin"), "POST", "/v1/namespaces/ns-model-a/tokens", request);
+  expect(made.status).toBe(201);
+  try {
+    const token = made.body.token!;
+    expect((await call(token, "GET", "/v1/namespaces/ns-model-b/apps")).status).toBe(200);
+    expect((await call(token, "GET", "/v1/namespaces/ns-model-a/secrets")).status).toBe(200);
+    expect((await call(token, "GET", "/v1/namespaces/ns-model-c/apps")).status).toBe(403);
+    expect((await call(token, "GET", "/v1/apps")).status).toBe(403);
+  } finally {
+    await admin.call("DELETE", "/v1/namespaces/ns-model-a/tokens/bind-b");
+  }
+});
