@@ -4,9 +4,13 @@
 // rules JSON Schema cannot express (one kind per check, named ports the App
 // has, an ascending status range) live here, apart from schemas.ts.
 import { Type, type Static } from "@sinclair/typebox";
+import { MAX_ARG_LENGTH, MAX_ARGS } from "./string-rules";
 
 const PortRef = Type.Union(
-  [Type.Integer({ minimum: 1, maximum: 65535 }), Type.String({ pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" })],
+  [
+    Type.Integer({ minimum: 1, maximum: 65535 }),
+    Type.String({ pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", maxLength: 15 }),
+  ],
   { description: "a containerPort number, or the name of one of the App's ports" },
 );
 
@@ -29,7 +33,13 @@ export const TcpCheck = Type.Object({ port: PortRef }, { additionalProperties: f
 export type TcpCheck = Static<typeof TcpCheck>;
 
 export const ExecCheck = Type.Object(
-  { command: Type.Array(Type.String(), { minItems: 1, description: "argv run in the instance; exit 0 passes" }) },
+  {
+    command: Type.Array(Type.String({ maxLength: MAX_ARG_LENGTH }), {
+      minItems: 1,
+      maxItems: MAX_ARGS,
+      description: "argv run in the instance; exit 0 passes",
+    }),
+  },
   { additionalProperties: false },
 );
 export type ExecCheck = Static<typeof ExecCheck>;

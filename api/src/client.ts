@@ -273,9 +273,10 @@ export class GroveClient {
   }
 
   /** Creates an API token bound to a role (in a namespace, or cluster-admin without one); the answer shows it once. */
-  async createToken(name: string, role: Role, namespace?: string): Promise<TokenInfo> {
+  async createToken(name: string, role: Role, namespace?: string, namespaces?: string[]): Promise<TokenInfo> {
     const p = namespace ? `/v1/namespaces/${encodeURIComponent(namespace)}/tokens` : "/v1/tokens";
-    return (await this.request("POST", p, { name, role })).body as TokenInfo;
+    const body = { name, role, ...(namespaces?.length ? { namespaces } : {}) };
+    return (await this.request("POST", p, body)).body as TokenInfo;
   }
 
   /** A single-use join token for an agent (grove token create). */

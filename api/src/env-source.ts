@@ -2,6 +2,7 @@
 // the App's namespace. Only the reference is stored in Apps and Instances; the
 // control plane resolves it when it sends the instance to its node's agent.
 import { Type, type Static } from "@sinclair/typebox";
+import { MAX_ARG_LENGTH } from "./string-rules";
 
 export const SecretKeyRef = Type.Object(
   {
@@ -18,7 +19,7 @@ export const EnvFromSecret = Type.Object(
 );
 export type EnvFromSecret = Static<typeof EnvFromSecret>;
 
-export const EnvValue = Type.Union([Type.String(), EnvFromSecret]);
+export const EnvValue = Type.Union([Type.String({ maxLength: MAX_ARG_LENGTH }), EnvFromSecret]);
 export type EnvValue = Static<typeof EnvValue>;
 
 /** The Secret reference of an env value, or undefined for a literal. */

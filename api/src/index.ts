@@ -29,3 +29,4 @@ export * from "./env-source";
 export * from "./secrets";
 export * from "./namespace-schema";
 export * from "./label-selector";
+export * from "./string-rules";

@@ -104,7 +104,9 @@ describe("parseManifestText", () => {
 
   it("names the known kinds for an unknown kind", () => {
     const text = HELLO.replace("kind: App", "kind: Foo");
-    expect(problemsOf(text)).toEqual(['m.yaml:2:7: kind: unknown kind "Foo" (known kinds: App, Instance, Node, Task)']);
+    expect(problemsOf(text)).toEqual([
+      'm.yaml:2:7: kind: unknown kind "Foo" (known kinds: App, Instance, Node, Task, Secret, Namespace)',
+    ]);
   });
 
   it("names the supported apiVersion", () => {
@@ -158,6 +160,69 @@ describe("parseManifestText", () => {
   });
 });
 
+describe("strings and bounds (the server refuses the same)", () => {
+  it("names a NUL in a command entry at its line, and an unpaired surrogate in a label", () => {
+    const nul = HELLO.replace('"sleep 1000"', '"sleep\\0 1000"');
+    expect(problemsOf(nul)).toEqual([
+      expect.stringMatching(/^m\.yaml:8:25: spec\.command\[2\]: holds a NUL character \(U\+0000\) at character 5/),
+    ]);
+    const surrogate = HELLO.replace("  name: hello", '  name: hello\n  labels: {team: "a\\ud800"}');
+    expect(problemsOf(surrogate)).toEqual([
+      expect.stringMatching(/metadata\.labels\.team: holds an unpaired UTF-16 surrogate/),
+    ]);
+  });
+
+  it("counts lengths in characters as the server does: 200 characters beyond U+FFFF fit a 253-character label", () => {
+    const fits = HELLO.replace("  name: hello", `  name: hello\n  labels: {e: "${"\u{1F600}".repeat(200)}"}`);
+    expect(problemsOf(fits)).toEqual([]);
+    const over = HELLO.replace("  name: hello", `  name: hello\n  labels: {e: "${"\u{1F600}".repeat(254)}"}`);
+    expect(problemsOf(over)).toEqual([
+      expect.stringMatching(/metadata\.labels\.e: Expected string length less or equal to 253/),
+    ]);
+  });
+
+  it("bounds command entries, env sizes and quantities", () => {
+    const long = HELLO.replace('"sleep 1000"', `"${"x".repeat(32001)}"`);
+    expect(problemsOf(long)).toEqual([
+      expect.stringMatching(/spec\.command\[2\]: Expected string length less or equal to 32000/),
+    ]);
+    const cpu = HELLO.replace("cpu: 250m", `cpu: "${"0".repeat(40)}1"`);
+    expect(problemsOf(cpu)).toEqual([expect.stringMatching(/spec\.resources\.cpu: longer than 32 characters/)]);
+    const env = HELLO + "  env:\n" + Array.from({ length: 1025 }, (_, i) => `    V${i}: x\n`).join("");
+    expect(problemsOf(env)).toEqual([
+      expect.stringMatching(/spec\.env: Expected object to have no more than 1024 properties/),
+    ]);
+  });
+});
+
+describe("Secrets and Namespaces (as the server checks them)", () => {
+  const accept = { acceptKinds: ["Secret", "Namespace"] as const };
+  const problems = (text: string) =>
+    parseManifestText(text, "t.yaml", { ...accept, acceptKinds: [...accept.acceptKinds] }).problems.map(formatProblem);
+  it("a Namespace: quotas the parser refuses, a descending host port range, a namespace of its own; cpu 0 is a quota", () => {
+    const ns = (spec: string, meta = "") =>
+      `apiVersion: grove/v1\nkind: Namespace\nmetadata: {name: team-a${meta}}\nspec: ${spec}\n`;
+    expect(problems(ns("{quota: {cpu: 0, memory: 0}}"))).toEqual([]);
+    expect(problems(ns("{hostPortRange: {first: 20100, last: 20000}}"))).toEqual([
+      "t.yaml:4:31: spec.hostPortRange.first: must be at most last (20000)",
+    ]);
+    expect(problems(ns("{policy: baseline}", ", namespace: x"))).toEqual([
+      "t.yaml:3:37: metadata.namespace: must not be set: Namespace is cluster-scoped",
+    ]);
+  });
+  it("a Secret: keys its pattern does not admit, values with NUL, and not by default", () => {
+    const secret = (data: string) => `apiVersion: grove/v1\nkind: Secret\nmetadata: {name: db}\ndata: ${data}\n`;
+    expect(problems(secret("{password: hunter2}"))).toEqual([]);
+    expect(problems(secret("{pass word: x}"))).toEqual([
+      't.yaml:4:8: data["pass word"]: key must match ^[A-Za-z0-9._-]+$',
+    ]);
+    expect(problems(secret('{password: "a\\0"}'))).toEqual([expect.stringMatching(/data\.password: holds a NUL/)]);
+    expect(parseManifestText(secret("{a: b}"), "t.yaml").problems.map(formatProblem)).toEqual([
+      "t.yaml:2:7: kind: kind Secret cannot be submitted: this command accepts App, Node, Task",
+    ]);
+  });
+});
+
 describe("dottedPath", () => {
   it("renders pointers readably", () => {
     expect(dottedPath("/spec/instances")).toBe("spec.instances");
@@ -195,7 +260,9 @@ describe("loadManifests", () => {
     expect(caught).toBeInstanceOf(ManifestError);
     const lines = (caught as ManifestError).lines();
     expect(lines).toHaveLength(2);
-    expect(lines[0]).toBe(`${file}:14:7: kind: unknown kind "Foo" (known kinds: App, Instance, Node, Task)`);
+    expect(lines[0]).toBe(
+      `${file}:14:7: kind: unknown kind "Foo" (known kinds: App, Instance, Node, Task, Secret, Namespace)`,
+    );
     expect(lines[1]).toMatch(/z\.yaml:6:11: spec\.rootfs: Expected string to match/);
   });
 

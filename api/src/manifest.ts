@@ -4,13 +4,17 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
+import { ValueErrorType } from "@sinclair/typebox/errors";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Node as YamlNode } from "yaml";
 import { API_VERSION, type App, type Node } from "./schemas";
-import { KINDS, SCHEMAS, type Kind } from "./resource-kinds";
+import { KINDS, SCHEMAS } from "./resource-kinds";
+import { Secret } from "./secrets";
+import { Namespace, namespaceSpecProblems } from "./namespace-schema";
 import type { Task } from "./task-schema";
 import { taskProblems } from "./task-rules";
 import { parseBytes, parseCpuMillis } from "./quantity";
 import { appSourceProblems } from "./app-source";
+import { MAX_QUANTITY_LENGTH, stringProblems } from "./string-rules";
 import { appCheckProblems } from "./checks";
 import { updateProblems } from "./update";
 import { appNetworkProblems } from "./network-checks";
@@ -44,17 +48,21 @@ export interface ManifestObject<T = App | Node | Task> {
 
 export interface ManifestOptions {
   /** Kinds users may submit through this command; others are rejected. Default: App and Node. */
-  acceptKinds?: readonly Kind[];
+  acceptKinds?: readonly ManifestKind[];
 }
 
 const MANIFEST_EXTENSIONS = [".yaml", ".yml", ".json"];
-const DEFAULT_ACCEPT: readonly Kind[] = ["App", "Node", "Task"];
-const CHECKERS = new Map<Kind, TypeCheck<(typeof SCHEMAS)[Kind]>>();
+const DEFAULT_ACCEPT: readonly ManifestKind[] = ["App", "Node", "Task"];
+/** What a manifest may hold: the API's kinds, and Secrets and Namespaces (which have routes of their own). */
+export const MANIFEST_KINDS = [...KINDS, "Secret", "Namespace"] as const;
+export type ManifestKind = (typeof MANIFEST_KINDS)[number];
+const MANIFEST_SCHEMAS = { ...SCHEMAS, Secret, Namespace } as const;
+const CHECKERS = new Map<ManifestKind, TypeCheck<(typeof MANIFEST_SCHEMAS)[ManifestKind]>>();
 
-function checkerFor(kind: Kind): TypeCheck<(typeof SCHEMAS)[Kind]> {
+function checkerFor(kind: ManifestKind): TypeCheck<(typeof MANIFEST_SCHEMAS)[ManifestKind]> {
   let checker = CHECKERS.get(kind);
   if (!checker) {
-    checker = TypeCompiler.Compile(SCHEMAS[kind]);
+    checker = TypeCompiler.Compile(MANIFEST_SCHEMAS[kind]);
     CHECKERS.set(kind, checker);
   }
   return checker;
@@ -250,7 +258,7 @@ export interface FieldProblem {
 /** The schema and quantity checks of one parsed document. Pure: exported for the server-side tests too. */
 export function validateDocument(
   value: Record<string, unknown>,
-  accept: readonly Kind[] = DEFAULT_ACCEPT,
+  accept: readonly ManifestKind[] = DEFAULT_ACCEPT,
 ): FieldProblem[] {
   const { apiVersion, kind } = value;
   if (apiVersion === undefined) {
@@ -265,12 +273,13 @@ export function validateDocument(
     ];
   }
   if (kind === undefined) {
-    return [{ pointer: "/kind", message: `required (known kinds: ${KINDS.join(", ")})` }];
+    return [{ pointer: "/kind", message: `required (known kinds: ${MANIFEST_KINDS.join(", ")})` }];
   }
-  if (typeof kind !== "string" || !(KINDS as readonly string[]).includes(kind)) {
-    return [{ pointer: "/kind", message: `unknown kind ${JSON.stringify(kind)} (known kinds: ${KINDS.join(", ")})` }];
+  if (typeof kind !== "string" || !(MANIFEST_KINDS as readonly string[]).includes(kind)) {
+    const known = MANIFEST_KINDS.join(", ");
+    return [{ pointer: "/kind", message: `unknown kind ${JSON.stringify(kind)} (known kinds: ${known})` }];
   }
-  const k = kind as Kind;
+  const k = kind as ManifestKind;
   if (!accept.includes(k)) {
     const why =
       k === "Instance"
@@ -282,12 +291,18 @@ export function validateDocument(
   const problems: FieldProblem[] = [];
   const seen = new Set<string>();
   for (const e of checkerFor(k).Errors(value)) {
+    // The server's validator (Ajv) counts a string's length in Unicode characters, TypeBox in
+    // UTF-16 code units: count as the server does, so that both accept the same strings.
+    if (e.type === ValueErrorType.StringMaxLength && codePoints(e.value) <= (e.schema.maxLength as number)) continue;
     // TypeBox reports a missing property twice ("required", then the type); keep the first per path.
     if (seen.has(e.path)) continue;
     seen.add(e.path);
     if (isQuantityPointer(e.path)) continue; // explained below, with the quantity parser's words
     if (e.message === "Unexpected property") {
-      problems.push({ pointer: e.path, message: "unknown field", atKey: true });
+      // A map's key (env, labels, Secret data) that its pattern does not admit; else a field no schema has.
+      const keyPattern = Object.keys((e.schema.patternProperties as object | undefined) ?? {})[0];
+      const message = keyPattern && keyPattern !== "^(.*)$" ? `key must match ${keyPattern}` : "unknown field";
+      problems.push({ pointer: e.path, message, atKey: true });
     } else if (e.message === "Expected required property") {
       problems.push({ pointer: e.path, message: "required field is missing" });
     } else {
@@ -295,6 +310,8 @@ export function validateDocument(
     }
   }
   problems.push(...quantityProblems(value));
+  // Characters no process argument, environment variable or label can hold (the server's body parsers refuse them too).
+  problems.push(...stringProblems(value));
   if (k === "App")
     problems.push(
       ...appSourceProblems(value.spec),
@@ -304,7 +321,19 @@ export function validateDocument(
       ...appNetworkProblems(value.spec),
     );
   if (k === "Task") problems.push(...taskProblems(value));
+  if (k === "Namespace") {
+    problems.push(...namespaceSpecProblems(value.spec));
+    const ns = (value.metadata as { namespace?: unknown } | undefined)?.namespace;
+    if (ns !== undefined)
+      problems.push({ pointer: "/metadata/namespace", message: "must not be set: Namespace is cluster-scoped" });
+  }
   return problems;
+}
+
+function codePoints(v: unknown): number {
+  let n = 0;
+  for (const _ of String(v)) n++;
+  return n;
 }
 
 const QUANTITY_POINTERS = ["/spec/resources/cpu", "/spec/resources/memory"];
@@ -323,6 +352,10 @@ function quantityProblems(value: Record<string, unknown>): FieldProblem[] {
     const pointer = `/spec/resources/${field}`;
     if (typeof q !== "string" && typeof q !== "number") {
       problems.push({ pointer, message: `expected a quantity string or a number, got ${typeOf(q)}` });
+      return;
+    }
+    if (typeof q === "string" && codePoints(q) > MAX_QUANTITY_LENGTH) {
+      problems.push({ pointer, message: `longer than ${MAX_QUANTITY_LENGTH} characters` });
       return;
     }
     try {

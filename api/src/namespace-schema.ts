@@ -7,6 +7,8 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { API_VERSION, BYTES_PATTERN, CPU_PATTERN, ObjectMeta } from "./schemas";
 import { DEFAULT_CAPABILITIES } from "@grove/common";
+import { MAX_QUANTITY_LENGTH } from "./string-rules";
+import { parseBytes, parseCpuMillis } from "./quantity";
 
 export const POLICY_LEVELS = ["restricted", "baseline", "privileged"] as const;
 export type PolicyLevel = (typeof POLICY_LEVELS)[number];
@@ -16,14 +18,17 @@ export const DEFAULT_POLICY_LEVEL: PolicyLevel = "restricted";
 export const NamespaceQuota = Type.Object(
   {
     cpu: Type.Optional(
-      Type.Union([Type.String({ pattern: CPU_PATTERN }), Type.Number({ minimum: 0 })], {
+      Type.Union([Type.String({ pattern: CPU_PATTERN, maxLength: MAX_QUANTITY_LENGTH }), Type.Number({ minimum: 0 })], {
         description: "most CPU all instances of the namespace may ask for together",
       }),
     ),
     memory: Type.Optional(
-      Type.Union([Type.String({ pattern: BYTES_PATTERN }), Type.Integer({ minimum: 0 })], {
-        description: "most memory all instances of the namespace may ask for together",
-      }),
+      Type.Union(
+        [Type.String({ pattern: BYTES_PATTERN, maxLength: MAX_QUANTITY_LENGTH }), Type.Integer({ minimum: 0 })],
+        {
+          description: "most memory all instances of the namespace may ask for together",
+        },
+      ),
     ),
     instances: Type.Optional(Type.Integer({ minimum: 0, description: "most instances (Apps' and running Tasks')" })),
     hostPorts: Type.Optional(
@@ -169,5 +174,41 @@ export function policyProblems(
       });
     }
   });
+  return out;
+}
+
+/** A quota's cpu in millicores; 0 (as a number too) is a quota: nothing may ask for cpu. Throws on what the parser refuses. */
+export function quotaCpuMillis(q: string | number): number {
+  return q === 0 ? 0 : parseCpuMillis(q);
+}
+
+/**
+ * What a Namespace's spec breaks beyond its schema: quota quantities the
+ * parsers refuse, a host port range that descends. The CLI (`grove apply -f`)
+ * and grove-server check the same; whether a pull secret belongs to another
+ * Namespace only the server can tell.
+ */
+export function namespaceSpecProblems(spec: unknown): PolicyProblem[] {
+  if (typeof spec !== "object" || spec === null) return [];
+  const s = spec as { quota?: Record<string, unknown>; hostPortRange?: { first?: unknown; last?: unknown } };
+  const out: PolicyProblem[] = [];
+  const quota = typeof s.quota === "object" && s.quota !== null ? s.quota : {};
+  for (const [field, parse] of [
+    ["cpu", quotaCpuMillis],
+    ["memory", parseBytes],
+  ] as const) {
+    const q = quota[field];
+    if (typeof q !== "string" && typeof q !== "number") continue; // the schema names it
+    try {
+      parse(q);
+    } catch (err) {
+      out.push({ pointer: `/spec/quota/${field}`, message: (err as Error).message });
+    }
+  }
+  const r = s.hostPortRange;
+  if (typeof r === "object" && r !== null && typeof r.first === "number" && typeof r.last === "number") {
+    if (r.first > r.last)
+      out.push({ pointer: "/spec/hostPortRange/first", message: `must be at most last (${r.last})` });
+  }
   return out;
 }

@@ -4,6 +4,7 @@ import { EnvValue } from "./env-source";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { CheckResult, HealthChecks } from "./checks";
 import { AppCondition, RolloutState, UpdateSpec } from "./update";
+import * as L from "./string-rules";
 
 export const API_VERSION = "grove/v1";
 // The kinds (KINDS, SCHEMAS, pluralOf, ...) are listed in resource-kinds.ts.
@@ -16,17 +17,22 @@ export const CPU_PATTERN = "^([0-9]+m|[0-9]+(\\.[0-9]{1,3})?)$";
 export const BYTES_PATTERN = "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|K|M|G|T)?$";
 
 export const Name = Type.String({ pattern: NAME_PATTERN, minLength: 1, maxLength: 63 });
-const LabelMap = Type.Record(Type.String({ minLength: 1, maxLength: 253 }), Type.String({ maxLength: 253 }));
+const LabelMap = Type.Record(Type.String({ minLength: 1, maxLength: 253 }), Type.String({ maxLength: 253 }), {
+  maxProperties: L.MAX_LABELS,
+  additionalProperties: false,
+});
 
 export const ObjectMeta = Type.Object(
   {
     name: Name,
     namespace: Type.Optional(Name),
     labels: Type.Optional(LabelMap),
-    uid: Type.Optional(Type.String()),
-    resourceVersion: Type.Optional(Type.String({ description: "etcd mod revision of the object" })),
+    uid: Type.Optional(Type.String({ maxLength: L.MAX_META_FIELD_LENGTH })),
+    resourceVersion: Type.Optional(
+      Type.String({ maxLength: L.MAX_META_FIELD_LENGTH, description: "etcd mod revision of the object" }),
+    ),
     generation: Type.Optional(Type.Integer()),
-    creationTimestamp: Type.Optional(Type.String()),
+    creationTimestamp: Type.Optional(Type.String({ maxLength: L.MAX_META_FIELD_LENGTH })),
   },
   { additionalProperties: false },
 );
@@ -36,20 +42,29 @@ export type ObjectMeta = Static<typeof ObjectMeta>;
 export const ResourceRequest = Type.Object(
   {
     cpu: Type.Optional(
-      Type.Union([Type.String({ pattern: CPU_PATTERN }), Type.Number({ exclusiveMinimum: 0 })], {
-        description: 'CPU: "250m" (millicores) or cores ("0.5", 2)',
-      }),
+      Type.Union(
+        [Type.String({ pattern: CPU_PATTERN, maxLength: L.MAX_QUANTITY_LENGTH }), Type.Number({ exclusiveMinimum: 0 })],
+        {
+          description: 'CPU: "250m" (millicores) or cores ("0.5", 2)',
+        },
+      ),
     ),
     memory: Type.Optional(
-      Type.Union([Type.String({ pattern: BYTES_PATTERN }), Type.Integer({ minimum: 1 })], {
-        description: 'memory limit: "64Mi", "1Gi" or bytes',
-      }),
+      Type.Union(
+        [Type.String({ pattern: BYTES_PATTERN, maxLength: L.MAX_QUANTITY_LENGTH }), Type.Integer({ minimum: 1 })],
+        {
+          description: 'memory limit: "64Mi", "1Gi" or bytes',
+        },
+      ),
     ),
     pids: Type.Optional(Type.Integer({ minimum: 1, maximum: 4194304, description: "most processes and threads" })),
     disk: Type.Optional(
-      Type.Union([Type.String({ pattern: BYTES_PATTERN }), Type.Integer({ minimum: 1 })], {
-        description: 'disk space the instance needs on its node: "1Gi" or bytes (scheduled, not enforced)',
-      }),
+      Type.Union(
+        [Type.String({ pattern: BYTES_PATTERN, maxLength: L.MAX_QUANTITY_LENGTH }), Type.Integer({ minimum: 1 })],
+        {
+          description: 'disk space the instance needs on its node: "1Gi" or bytes (scheduled, not enforced)',
+        },
+      ),
     ),
   },
   { additionalProperties: false },
@@ -89,14 +104,18 @@ export const LabelConstraint = Type.Object(
 );
 export const TaintEffect = Type.Union([Type.Literal("NoSchedule"), Type.Literal("PreferNoSchedule")]);
 export const Taint = Type.Object(
-  { key: Type.String({ minLength: 1, maxLength: 253 }), value: Type.Optional(Type.String()), effect: TaintEffect },
+  {
+    key: Type.String({ minLength: 1, maxLength: 253 }),
+    value: Type.Optional(Type.String({ maxLength: 253 })),
+    effect: TaintEffect,
+  },
   { additionalProperties: false },
 );
 export const Toleration = Type.Object(
   {
     key: Type.String({ minLength: 1, maxLength: 253 }),
     op: Type.Optional(Type.Union([Type.Literal("="), Type.Literal("exists")])),
-    value: Type.Optional(Type.String()),
+    value: Type.Optional(Type.String({ maxLength: 253 })),
     effect: Type.Optional(TaintEffect),
   },
   { additionalProperties: false },
@@ -202,6 +221,7 @@ export const SecuritySpec = Type.Object(
     user: Type.Optional(
       Type.String({
         pattern: "^[^:\\s]+(:[^:\\s]+)?$",
+        maxLength: L.MAX_USER_LENGTH,
         description: "user[:group], names from the root filesystem's /etc/passwd and /etc/group, or numbers",
       }),
     ),
@@ -271,6 +291,21 @@ export const DisconnectPolicy = Type.Object(
 );
 export type DisconnectPolicy = Static<typeof DisconnectPolicy>;
 
+/** A process's argv (command, entrypoint, an exec check): bounded as execve bounds it (string-rules.ts). */
+export function Argv(description: string) {
+  return Type.Array(Type.String({ maxLength: L.MAX_ARG_LENGTH }), { minItems: 1, maxItems: L.MAX_ARGS, description });
+}
+/** An env map of variable names to `value` (a literal, or a Secret reference for Apps). */
+export function EnvMap<V extends TSchema>(value: V, description?: string) {
+  const name = Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$", maxLength: L.MAX_KEY_LENGTH });
+  return Type.Record(name, value, {
+    maxProperties: L.MAX_ENV_VARS,
+    additionalProperties: false,
+    ...(description ? { description } : {}),
+  });
+}
+export const WorkingDir = Type.String({ pattern: "^/", maxLength: L.MAX_PATH_LENGTH });
+
 export const AppSpec = Type.Object(
   {
     rootfs: Type.Optional(
@@ -295,17 +330,12 @@ export const AppSpec = Type.Object(
         description: "name of a pull secret in the agents' image config (credentials stay on the nodes)",
       }),
     ),
-    entrypoint: Type.Optional(
-      Type.Array(Type.String(), { minItems: 1, description: "with an image: replaces its Entrypoint (and its Cmd)" }),
-    ),
+    entrypoint: Type.Optional(Argv("with an image: replaces its Entrypoint (and its Cmd)")),
     command: Type.Optional(
-      Type.Array(Type.String(), {
-        minItems: 1,
-        description: "argv of the process; with an image: replaces its Cmd (appended to its Entrypoint), optional",
-      }),
+      Argv("argv of the process; with an image: replaces its Cmd (appended to its Entrypoint), optional"),
     ),
-    env: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }), EnvValue)),
-    workingDir: Type.Optional(Type.String({ pattern: "^/" })),
+    env: Type.Optional(EnvMap(EnvValue)),
+    workingDir: Type.Optional(WorkingDir),
     instances: Type.Integer({ minimum: 0, maximum: 10000 }),
     resources: Type.Optional(ResourceRequest),
     restartPolicy: Type.Optional(RestartPolicy),

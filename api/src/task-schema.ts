@@ -3,7 +3,19 @@
 // Task controller creates one after the other, placed by the scheduler and
 // run by agents like an App's; the rules are in task-rules.ts.
 import { Type, type Static } from "@sinclair/typebox";
-import { EgressRule, NAME_PATTERN, Placement, Priority, ResourceRequest, SecuritySpec, resource } from "./schemas";
+import {
+  Argv,
+  EgressRule,
+  EnvMap,
+  NAME_PATTERN,
+  Placement,
+  Priority,
+  ResourceRequest,
+  SecuritySpec,
+  WorkingDir,
+  resource,
+} from "./schemas";
+import { MAX_ARG_LENGTH } from "./string-rules";
 
 /** How many times a failed Task is run again at most. */
 export const MAX_TASK_RETRIES = 100;
@@ -31,21 +43,10 @@ export const TaskSpec = Type.Object(
       Type.String({ minLength: 1, maxLength: 1024, description: "OCI image the agent pulls instead of a rootfs" }),
     ),
     imagePullSecret: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$", maxLength: 253 })),
-    entrypoint: Type.Optional(
-      Type.Array(Type.String(), { minItems: 1, description: "with an image: replaces its Entrypoint" }),
-    ),
-    command: Type.Optional(
-      Type.Array(Type.String(), {
-        minItems: 1,
-        description: "argv of the process; required with rootfs and with fromApp",
-      }),
-    ),
-    env: Type.Optional(
-      Type.Record(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }), Type.String(), {
-        description: "with fromApp: merged over the App's env",
-      }),
-    ),
-    workingDir: Type.Optional(Type.String({ pattern: "^/" })),
+    entrypoint: Type.Optional(Argv("with an image: replaces its Entrypoint")),
+    command: Type.Optional(Argv("argv of the process; required with rootfs and with fromApp")),
+    env: Type.Optional(EnvMap(Type.String({ maxLength: MAX_ARG_LENGTH }), "with fromApp: merged over the App's env")),
+    workingDir: Type.Optional(WorkingDir),
     resources: Type.Optional(ResourceRequest),
     stopGracePeriodSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
     placement: Type.Optional(Placement),

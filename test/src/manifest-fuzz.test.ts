@@ -1,27 +1,35 @@
 // Manifest fuzzing against a real grove-server and its embedded etcd (issue 16):
-// valid manifests drawn from the schemas round-trip; mutated ones (wrong types,
-// missing and unknown fields, out-of-range numbers, huge strings, deep nesting,
+// valid manifests (Apps, Tasks, Secrets, Namespaces) drawn from the schemas round-trip
+// (a Secret's values answered by a get only, in no log line or etcd value); mutated ones
+// (wrong types, missing and unknown fields, out-of-range numbers, strings, lists and maps
+// over their bounds, NUL and unpaired surrogates, deep nesting,
 // duplicate keys, odd tags, alias bombs, bad UTF-8, huge scalars), sent as JSON
 // and as YAML, get a structured 4xx naming the field or line, quickly, write
 // nothing, and leave the server answering; and the CLI's reading of the same
 // bytes (`grove apply -f`: loadManifests) agrees with the server's. fast-check
 // prints the seed and the shrunk counterexample of a failure; the ones found so
 // far are kept below as plain cases. GROVE_FUZZ_RUNS=N runs every property N times.
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import fc from "fast-check";
 import { parse, stringify } from "yaml";
-import { API_VERSION, loadManifests, ManifestError, NAME_PATTERN, validateDocument } from "@grove/api";
-import { etcdctlTlsArgs, startServer, tempDir, waitFor, type ServerProcess } from "./harness/processes";
-import { anyEditedApp, asJson, asYaml, mutatedBody, validApp, validTask, type Body } from "./fuzz/manifest-arbitraries";
+import { API_VERSION, NAME_PATTERN, validateDocument } from "@grove/api";
+import { startServer, tempDir, waitFor, type ServerProcess } from "./harness/processes";
+import {
+  anyEdited,
+  anyEditedApp,
+  asJson,
+  asYaml,
+  mutatedBody,
+  validApp,
+  validTask,
+  type Body,
+} from "./fuzz/manifest-arbitraries";
+import { mutatedTenantBody, validNamespace, validSecret } from "./fuzz/tenant-arbitraries";
+import { fuzzHarness, REQUEST_LIMIT_MS } from "./fuzz/fuzz-server";
 
 const runs = (n: number) => Number(process.env.GROVE_FUZZ_RUNS ?? n);
-/** One refused request may take this long at most (a loaded 2-core machine; a hang is minutes). */
-const REQUEST_LIMIT_MS = 10_000;
-/** /healthz right after a refusal answers within this. */
-const HEALTH_LIMIT_MS = 5_000;
 
 let dir: string;
 let server: ServerProcess;
@@ -47,103 +55,16 @@ afterAll(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-interface Answer {
-  status: number;
-  body: { code?: string; message?: string; details?: Array<{ path: string; line?: number; message: string }> };
-  ms: number;
-}
-
-async function send(method: string, url: string, body?: Body): Promise<Answer> {
-  const t0 = performance.now();
-  const res = await fetch(server.url + url, {
-    method,
-    headers: {
-      authorization: `Bearer ${server.adminToken}`,
-      ...(body ? { "content-type": body.contentType } : {}),
-    },
-    body: body?.bytes,
-    signal: AbortSignal.timeout(REQUEST_LIMIT_MS),
-  });
-  const text = await res.text();
-  let parsed: Answer["body"] = {};
-  try {
-    parsed = JSON.parse(text) as Answer["body"];
-  } catch {
-    parsed = { message: `not JSON: ${text.slice(0, 200)}` };
-  }
-  return { status: res.status, body: parsed, ms: performance.now() - t0 };
-}
-
-/**
- * What the server writes by itself whatever the requests: the replica's beat (every few
- * seconds) and, on a loaded machine whose pauses outlast the leader's session, a re-election.
- */
-const OWN_KEYS = ["/grove/replica-presence/", "/grove/leader@", "election/grove-controllers/"];
-
-/** The keys etcd holds that were written after `revision` (for failure messages). */
-function keysWrittenAfter(revision: string): string[] {
-  const out = execFileSync(
-    "etcdctl",
-    [...etcdctlTlsArgs(server), "--endpoints", etcdEndpoint, "get", "", "--from-key", "--write-out=json"],
-    { env: { ...process.env, ETCDCTL_API: "3" }, maxBuffer: 64 * 1024 * 1024 },
-  ).toString();
-  const kvs = (JSON.parse(out) as { kvs?: Array<{ key: string; mod_revision: number }> }).kvs ?? [];
-  return kvs
-    .filter((kv) => kv.mod_revision > Number(revision))
-    .map((kv) => `${Buffer.from(kv.key, "base64").toString()}@${kv.mod_revision}`);
-}
-
-/** etcd's current revision, as a list answers it. */
-async function revision(): Promise<string> {
-  const a = await send("GET", "/v1/nodes?limit=1");
-  return (a.body as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
-}
-
-async function healthyQuickly(): Promise<number> {
-  const t0 = performance.now();
-  const res = await fetch(server.url + "/healthz", { signal: AbortSignal.timeout(HEALTH_LIMIT_MS) });
-  expect(res.status).toBe(200);
-  return performance.now() - t0;
-}
-
-/** What `grove apply -f FILE` makes of the bytes: the objects, or the problems it prints. */
-function cliReads(body: Body): { ok: true; objects: unknown[] } | { ok: false; problems: string[] } {
-  const file = path.join(dir, `cli-input${body.contentType === "application/json" ? ".json" : ".yaml"}`);
-  fs.writeFileSync(file, body.bytes);
-  try {
-    return { ok: true, objects: loadManifests(file).map((o) => o.object) };
-  } catch (err) {
-    if (!(err instanceof ManifestError)) throw err; // anything else is a CLI crash
-    return { ok: false, problems: err.lines() };
-  }
-}
-
-/** A refusal the way docs/api.md promises it: a catalogued code, and the field or the line. */
-function expectStructuredRefusal(what: string, a: Answer): void {
-  const where = (a.body.details ?? []).filter((d) => d.path !== "" || d.line !== undefined);
-  const ok =
-    a.status >= 400 &&
-    a.status < 500 &&
-    typeof a.body.code === "string" &&
-    typeof a.body.message === "string" &&
-    // 413: the body is over the limit as a whole; there is no field to name.
-    (a.status === 413 || where.length > 0);
-  expect({ what, ok, status: a.status, body: a.body }).toEqual({ what, ok: true, status: a.status, body: a.body });
-}
-
-async function expectRefusedWithoutWrite(body: Body, url = "/v1/namespaces/fuzz-bad/apps"): Promise<Answer> {
-  const before = await revision();
-  const a = await send("POST", url, body);
-  expectStructuredRefusal(body.what, a);
-  expect(a.ms).toBeLessThan(REQUEST_LIMIT_MS);
-  await healthyQuickly();
-  // The revision moves only by the server's own keys (OWN_KEYS).
-  const after = await revision();
-  const written =
-    after === before ? [] : keysWrittenAfter(before).filter((k) => !OWN_KEYS.some((own) => k.startsWith(own)));
-  expect({ what: body.what, written }).toEqual({ what: body.what, written: [] });
-  return a;
-}
+const {
+  send,
+  keysWrittenAfter,
+  revision,
+  healthyQuickly,
+  cliReads,
+  expectStructuredRefusal,
+  expectRefusedWithoutWrite,
+  etcdValues,
+} = fuzzHarness(() => ({ server, etcdEndpoint, dir }));
 
 describe("mutated manifests", () => {
   beforeAll(async () => {
@@ -181,6 +102,21 @@ describe("mutated manifests", () => {
       { numRuns: runs(40) },
     );
     console.log(`manifest fuzz: slowest refusal ${Math.round(slowest)} ms`);
+  }, 300_000);
+
+  test("Secrets and Namespaces: mutated ones get a structured 4xx and write nothing, and the CLI refuses them too", async () => {
+    await fc.assert(
+      fc.asyncProperty(mutatedTenantBody, async (body) => {
+        const secret = body.what.startsWith("Secret");
+        const a = await expectRefusedWithoutWrite(body, secret ? "/v1/namespaces/fuzz-bad/secrets" : "/v1/namespaces");
+        if (a.status !== 413)
+          expect({ what: body.what, cli: cliReads(body, [secret ? "Secret" : "Namespace"]).ok }).toEqual({
+            what: body.what,
+            cli: false,
+          });
+      }),
+      { numRuns: runs(40) },
+    );
   }, 300_000);
 
   // Counterexamples the fuzzer found, kept as plain cases (each failed before its fix).
@@ -228,6 +164,21 @@ describe("mutated manifests", () => {
       what: "100,000 levels of [ (the CLI's parser overflowed its stack, 3.5 s and thousands of problems)",
       contentType: "application/yaml",
       bytes: Buffer.from(appYaml.replace("busybox", "[".repeat(100_000) + "]".repeat(100_000))),
+    },
+    {
+      what: "a NUL in a command entry (stored, and no execve can pass it)",
+      contentType: "application/json",
+      bytes: Buffer.from(JSON.stringify({ ...app, spec: { ...app.spec, command: ["sh", "-c", "echo a\u0000b"] } })),
+    },
+    {
+      what: "an unpaired surrogate in an env value (stored; it reached the node as U+FFFD)",
+      contentType: "application/json",
+      bytes: Buffer.from(JSON.stringify({ ...app, spec: { ...app.spec, env: { A: "@@" } } }).replace("@@", "\\udc00")),
+    },
+    {
+      what: "an env name the pattern does not admit (the schema's map let any key through)",
+      contentType: "application/yaml",
+      bytes: Buffer.from(stringify({ ...app, spec: { ...app.spec, env: { "A=B": "x" } } })),
     },
   ];
   for (const body of found) {
@@ -306,6 +257,82 @@ describe("valid manifests", () => {
   }, 300_000);
 });
 
+describe("valid Secrets and Namespaces", () => {
+  test("a Secret round-trips; only a get answers its values, and they are in no log line or etcd value", async () => {
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(validSecret, fc.boolean(), async (obj, yaml) => {
+        fc.pre(validateDocument(obj as Record<string, unknown>, ["Secret"]).length === 0);
+        // A value no other text holds, to look for in the log and in etcd.
+        const marker = `plaintext-${process.pid}-${++n}-${Math.random().toString(36).slice(2)}`;
+        const data = { ...((obj.data ?? {}) as Record<string, string>), zmarker: marker };
+        const name = (obj.metadata as { name: string }).name;
+        const url = `/v1/namespaces/fuzz-rt/secrets/${name}`;
+        const put = await send("PUT", url, (yaml ? asYaml : asJson)("valid", { ...obj, data }));
+        const keys = Object.keys(data).sort();
+        expect({ status: put.status < 300, body: put.body }).toEqual({
+          status: true,
+          body: expect.objectContaining({ keys }),
+        });
+        expect(put.body).not.toHaveProperty("data");
+        const got = (await send("GET", url)).body as unknown as { data?: unknown; keys?: string[] };
+        expect({ data: got.data, keys: got.keys }).toEqual({ data, keys });
+        const list = (await send("GET", "/v1/namespaces/fuzz-rt/secrets")).body as unknown as {
+          items: Array<Record<string, unknown>>;
+        };
+        expect(list.items.filter((i) => "data" in i)).toEqual([]);
+        const deleted = await send("DELETE", url);
+        expect(deleted.body).not.toHaveProperty("data");
+        expect(server.output.filter((l) => l.includes(marker))).toEqual([]);
+        expect(etcdValues().includes(marker)).toBe(false);
+      }),
+      { numRuns: runs(25) },
+    );
+  }, 300_000);
+
+  test("a Namespace round-trips (its spec with the default policy filled in)", async () => {
+    await fc.assert(
+      fc.asyncProperty(validNamespace, fc.boolean(), async (obj, yaml) => {
+        fc.pre(validateDocument(obj as Record<string, unknown>, ["Namespace"]).length === 0);
+        const meta = obj.metadata as { name: string; labels?: Record<string, string> };
+        const url = `/v1/namespaces/${meta.name}`;
+        try {
+          const put = await send("PUT", url, (yaml ? asYaml : asJson)("valid", obj));
+          expect({ status: put.status, body: put.body }).toEqual({
+            status: put.status < 300 ? put.status : 200,
+            body: put.body,
+          });
+          const got = (await send("GET", url)).body as unknown as { metadata: { labels?: unknown }; spec: unknown };
+          expect(got.spec).toEqual({ policy: "restricted", ...((obj.spec ?? {}) as object) });
+          expect(got.metadata.labels ?? {}).toEqual(meta.labels ?? {});
+        } finally {
+          await send("DELETE", url);
+        }
+      }),
+      { numRuns: runs(25) },
+    );
+  }, 300_000);
+
+  test("found: a Namespace quota of cpu 0 as a number (the quota parser threw: 500 Internal)", async () => {
+    const ns = {
+      apiVersion: API_VERSION,
+      kind: "Namespace",
+      metadata: { name: "fz-cpu0" },
+      spec: { quota: { cpu: 0 } },
+    };
+    try {
+      const put = await send("PUT", "/v1/namespaces/fz-cpu0", asJson("cpu 0", ns));
+      expect([put.status, put.body]).toEqual([
+        201,
+        expect.objectContaining({ status: expect.objectContaining({ hard: { cpuMillis: 0 } }) }),
+      ]);
+      expect(cliReads(asJson("cpu 0", ns), ["Namespace"]).ok).toBe(true);
+    } finally {
+      await send("DELETE", "/v1/namespaces/fz-cpu0");
+    }
+  });
+});
+
 describe("the CLI and the server", () => {
   /** The name and namespace the bytes seem to give (read leniently), for the URL. */
   function target(body: Body): { ns: string; name: string } {
@@ -341,6 +368,40 @@ describe("the CLI and the server", () => {
       { numRuns: runs(40) },
     );
     // Both verdicts occurred (else agreement proved little).
+    expect(accepted).toBeGreaterThan(0);
+  }, 300_000);
+
+  test("agree on what is valid for the same bytes: Secrets and Namespaces", async () => {
+    const secret = fc.oneof(
+      validSecret.chain((s) => fc.constantFrom(asJson("valid Secret", s), asYaml("valid Secret", s))),
+      anyEdited(validSecret),
+    );
+    const namespace = fc.oneof(
+      validNamespace.chain((s) => fc.constantFrom(asJson("valid Namespace", s), asYaml("valid Namespace", s))),
+      anyEdited(validNamespace),
+    );
+    const any = fc.oneof(
+      secret.map((b) => ["Secret", b] as const),
+      namespace.map((b) => ["Namespace", b] as const),
+      mutatedTenantBody.map((b) => [b.what.startsWith("Secret") ? "Secret" : "Namespace", b] as const),
+    );
+    let accepted = 0;
+    await fc.assert(
+      fc.asyncProperty(any, async ([kind, body]) => {
+        const cli = cliReads(body, [kind]);
+        const { ns, name } = target(body);
+        const url = kind === "Secret" ? `/v1/namespaces/${ns}/secrets/${name}` : `/v1/namespaces/${name}`;
+        const a = await send("PUT", url, body);
+        if (a.status < 300) {
+          accepted++;
+          await send("DELETE", url);
+        }
+        expect(a.status).toBeLessThan(500);
+        const why = cli.ok ? a.body : cli.problems;
+        expect({ what: body.what, cli: cli.ok, why }).toEqual({ what: body.what, cli: a.status < 300, why });
+      }),
+      { numRuns: runs(40) },
+    );
     expect(accepted).toBeGreaterThan(0);
   }, 300_000);
 

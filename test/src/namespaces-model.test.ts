@@ -1,5 +1,6 @@
 // A model test of the tenant boundary on a real grove-server: fast-check picks
 // sequences of (token, route, namespace) and each answer is compared with a
+// (tokens bound to one namespace, and to two)
 // small hand-written model of the roles (not the server's policy table). A
 // request outside the token's namespace, or on a cluster-scoped route, must
 // be 403; inside, what the role allows must not be 403 and what it does not
@@ -40,8 +41,10 @@ interface Route {
   url: (ns: string, name: string) => string;
   body?: (ns: string, name: string, writer: string) => unknown;
   cluster?: boolean;
-  /** A list every role may read: only the caller's namespace may be in it. */
+  /** A list every role may read: only the caller's namespaces may be in it. */
   ownList?: boolean;
+  /** Further namespaces the request binds a new token to: the caller's role must allow it in each. */
+  also?: string[];
 }
 
 const app = (ns: string, name: string, writer: string) => ({
@@ -82,6 +85,15 @@ const ROUTES: Route[] = [
     url: (ns) => `/v1/namespaces/${ns}/tokens`,
     body: (_ns, n) => ({ name: `t-${n}`, role: "view" }),
   },
+  // A token bound to a further namespace: only who may create tokens there too may make it.
+  {
+    verb: "create",
+    resource: "tokens",
+    method: "POST",
+    url: (ns) => `/v1/namespaces/${ns}/tokens`,
+    body: (_ns, n) => ({ name: `tb-${n}`, role: "view", namespaces: ["ns-model-b"] }),
+    also: ["ns-model-b"],
+  },
   { verb: "list", resource: "events", method: "GET", url: (ns) => `/v1/namespaces/${ns}/events` },
   { verb: "get", resource: "namespaces", method: "GET", url: (ns) => `/v1/namespaces/${ns}` },
   // Allowed to every role, but the answer holds only the caller's own Namespace (checked below).
@@ -107,7 +119,8 @@ const NAMESPACES = ["ns-model-a", "ns-model-b", "ns-model-c"];
 interface Tenant {
   name: string;
   role: Role;
-  namespace: string;
+  /** Its token's home namespace and the further ones it is bound to. */
+  namespaces: string[];
   token: string;
 }
 const tenants: Tenant[] = [];
@@ -126,13 +139,18 @@ beforeAll(async () => {
     metadata: { name: "ns-model-a" },
     spec: { policy: "privileged" },
   });
-  for (const [name, role, namespace] of [
+  // ns-ab-*: tokens bound to two namespaces (home ns-model-a, and ns-model-b).
+  for (const [name, role, ...namespaces] of [
     ["ns-a-admin", "namespace-admin", "ns-model-a"],
     ["ns-a-edit", "edit", "ns-model-a"],
     ["ns-a-view", "view", "ns-model-a"],
     ["ns-b-edit", "edit", "ns-model-b"],
+    ["ns-ab-admin", "namespace-admin", "ns-model-a", "ns-model-b"],
+    ["ns-ab-view", "view", "ns-model-a", "ns-model-b"],
   ] as const) {
-    tenants.push({ name, role, namespace, token: (await admin.createToken(name, role, namespace)).token! });
+    const [home, ...further] = namespaces;
+    const token = (await admin.createToken(name, role, home, further)).token!;
+    tenants.push({ name, role, namespaces: [...namespaces], token });
   }
 }, 120_000);
 
@@ -166,11 +184,12 @@ test("no request crosses a tenant boundary, and each role gets what the model sa
           const names = (JSON.parse(text) as { items: Array<{ metadata: { name: string } }> }).items.map(
             (n) => n.metadata.name,
           );
-          expect({ who: t.name, names }).toEqual({ who: t.name, names: names.filter((n) => n === t.namespace) });
+          expect({ who: t.name, names }).toEqual({ who: t.name, names: names.filter((n) => t.namespaces.includes(n)) });
           continue;
         }
-        const allowed = !r.cluster && s.ns === t.namespace && (MODEL[t.role][r.resource] ?? []).includes(r.verb);
-        const what = `${t.name} (${t.role} in ${t.namespace}) ${r.method} ${r.url(s.ns, s.name)}`;
+        const may = (ns: string) => t.namespaces.includes(ns) && (MODEL[t.role][r.resource] ?? []).includes(r.verb);
+        const allowed = !r.cluster && may(s.ns) && (r.also ?? []).every(may);
+        const what = `${t.name} (${t.role} in ${t.namespaces.join(", ")}) ${r.method} ${r.url(s.ns, s.name)}`;
         expect({ what, status: allowed ? res.status !== 403 && res.status < 500 : res.status }).toEqual({
           what,
           status: allowed ? true : 403,
@@ -182,7 +201,7 @@ test("no request crosses a tenant boundary, and each role gets what the model sa
   );
 
   // Whatever the answers said: every stored object was written by a tenant of its own namespace.
-  const writersOf = (ns: string) => new Set(tenants.filter((t) => t.namespace === ns).map((t) => t.name));
+  const writersOf = (ns: string) => new Set(tenants.filter((t) => t.namespaces.includes(ns)).map((t) => t.name));
   let writes = 0;
   for (const ns of NAMESPACES) {
     const apps = (await admin.list("App", { namespace: ns })).items;
@@ -199,4 +218,37 @@ test("no request crosses a tenant boundary, and each role gets what the model sa
   }
   // The property wrote something (else the state check above proved nothing).
   expect(writes).toBeGreaterThan(0);
+});
+
+test("a token is bound to a further namespace only by who may create tokens there, and holds there only", async () => {
+  const as = (name: string) => tenants.find((t) => t.name === name)!.token;
+  const call = async (token: string, method: string, url: string, body?: unknown) => {
+    const res = await fetch(server.url + url, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return { status: res.status, body: (await res.json()) as { token?: string; details?: unknown } };
+  };
+  const request = { name: "bind-b", role: "namespace-admin", namespaces: ["ns-model-b"] };
+  // A namespace-admin of ns-model-a alone: 403 naming the further namespace, and no token made.
+  const refused = await call(as("ns-a-admin"), "POST", "/v1/namespaces/ns-model-a/tokens", request);
+  expect([refused.status, refused.body.details]).toEqual([
+    403,
+    [{ path: "/namespaces/0", message: expect.any(String) }],
+  ]);
+  const listed = await admin.call<{ items: Array<{ name: string }> }>("GET", "/v1/namespaces/ns-model-a/tokens");
+  expect(listed.items.map((t) => t.name)).not.toContain("bind-b");
+  // A namespace-admin of both: made, and it holds in both and nowhere else.
+  const made = await call(as("ns-ab-admin"), "POST", "/v1/namespaces/ns-model-a/tokens", request);
+  expect(made.status).toBe(201);
+  try {
+    const token = made.body.token!;
+    expect((await call(token, "GET", "/v1/namespaces/ns-model-b/apps")).status).toBe(200);
+    expect((await call(token, "GET", "/v1/namespaces/ns-model-a/secrets")).status).toBe(200);
+    expect((await call(token, "GET", "/v1/namespaces/ns-model-c/apps")).status).toBe(403);
+    expect((await call(token, "GET", "/v1/apps")).status).toBe(403);
+  } finally {
+    await admin.call("DELETE", "/v1/namespaces/ns-model-a/tokens/bind-b");
+  }
 });

@@ -11,7 +11,11 @@ export function registerCreateCommands(program: Command, deps: CliDeps): void {
     .description("create an API token bound to a role; it is printed once and cannot be shown again")
     .argument("<name>", "the token's name (DNS label)")
     .requiredOption("--role <role>", `one of ${ROLES.join(", ")}`)
-    .action(async (name: string, opts: { role: string }, cmd: Command) => {
+    .option(
+      "--also-namespace <ns...>",
+      "further namespaces the role holds in, besides -n/--namespace (you must be allowed to create tokens in each)",
+    )
+    .action(async (name: string, opts: { role: string; alsoNamespace?: string[] }, cmd: Command) => {
       if (!(ROLES as readonly string[]).includes(opts.role)) {
         throw new UsageError(`--role: give one of ${ROLES.join(", ")}, not "${opts.role}"`);
       }
@@ -19,10 +23,13 @@ export function registerCreateCommands(program: Command, deps: CliDeps): void {
       if (!client.createToken) throw new UsageError("this client cannot create tokens");
       // cluster-admin tokens belong to no namespace; the others to -n/--namespace (or the default one).
       const ns = opts.role === "cluster-admin" ? undefined : config.namespace;
-      const t = await client.createToken(name, opts.role as Role, ns);
-      deps.err(
-        `token ${t.name} (${t.role}${t.namespace ? ` in namespace ${t.namespace}` : ""}): store it now, it is not shown again`,
-      );
+      if (ns === undefined && opts.alsoNamespace?.length) {
+        throw new UsageError("--also-namespace: a cluster-admin token holds in every namespace");
+      }
+      const t = await client.createToken(name, opts.role as Role, ns, opts.alsoNamespace);
+      const bound = [t.namespace, ...(t.namespaces ?? [])].filter((n) => n !== undefined);
+      const where = bound.length === 0 ? "" : ` in namespace${bound.length > 1 ? "s" : ""} ${bound.join(", ")}`;
+      deps.err(`token ${t.name} (${t.role}${where}): store it now, it is not shown again`);
       deps.out(t.token ?? "");
     });
 }

@@ -46,8 +46,15 @@ class FakeClient {
     return { object, created };
   }
 
-  async call(method: string, p: string) {
+  readonly objects = new Map<string, unknown>();
+
+  async call(method: string, p: string, body?: unknown) {
     this.calls.push(`${method} ${p}`);
+    if (p.startsWith("/v1/namespaces/")) {
+      if (method === "PUT") this.objects.set(p, body);
+      if (!this.objects.has(p)) throw new GroveError("NotFound", `${p} not found`);
+      return this.objects.get(p);
+    }
     if (this.version === undefined) throw new GroveError("NotFound", "Route GET:/version not found");
     return this.version;
   }
@@ -175,6 +182,32 @@ describe("grove CLI essentials", () => {
       stdin = WEB;
       expect(await grove("apply", "-f", "-")).toBe(0);
       expect(out).toEqual(["app/web created"]);
+    });
+
+    it("applies Namespaces and Secrets to their own routes, validated first, printing no value", async () => {
+      const manifests =
+        "apiVersion: grove/v1\nkind: Namespace\nmetadata: {name: team-a}\nspec: {policy: baseline}\n---\n" +
+        "apiVersion: grove/v1\nkind: Secret\nmetadata: {name: db, namespace: team-a}\ndata: {password: hunter2}\n";
+      stdin = manifests;
+      expect(await grove("apply", "-f", "-")).toBe(0);
+      expect(out).toEqual(["namespace/team-a created", "secret/db created"]);
+      expect(client.calls).toEqual([
+        "GET /v1/namespaces/team-a",
+        "PUT /v1/namespaces/team-a",
+        "GET /v1/namespaces/team-a/secrets/db",
+        "PUT /v1/namespaces/team-a/secrets/db",
+      ]);
+      expect(client.objects.get("/v1/namespaces/team-a/secrets/db")).toMatchObject({ data: { password: "hunter2" } });
+      stdin = manifests;
+      expect(await grove("apply", "-f", "-")).toBe(0);
+      expect(out.slice(2)).toEqual(["namespace/team-a configured", "secret/db configured"]);
+      client.calls.length = 0;
+      stdin = manifests.replace("hunter2", '"hunter\\0002"');
+      expect(await grove("apply", "-f", "-")).toBe(1);
+      expect(err).toEqual([
+        expect.stringMatching(/^error: invalid manifest: <stdin>:9:18: data\.password: holds a NUL/),
+      ]);
+      expect(client.calls).toEqual([]);
     });
 
     it("names <stdin> and the line of a problem, and sends nothing", async () => {

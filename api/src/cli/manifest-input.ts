@@ -6,6 +6,7 @@ import {
   ManifestError,
   parseManifestText,
   type ManifestObject,
+  type ManifestOptions,
   type ManifestProblem,
 } from "../manifest";
 import { decodeManifestBytes } from "../manifest-text";
@@ -20,7 +21,11 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-export async function loadManifestInput(paths: readonly string[], deps: CliDeps): Promise<ManifestObject[]> {
+export async function loadManifestInput(
+  paths: readonly string[],
+  deps: CliDeps,
+  options: ManifestOptions = {},
+): Promise<ManifestObject[]> {
   if (paths.filter((p) => p === "-").length > 1) throw new UsageError("-f -: standard input can be read only once");
   const objects: ManifestObject[] = [];
   const problems: ManifestProblem[] = [];
@@ -32,7 +37,7 @@ export async function loadManifestInput(paths: readonly string[], deps: CliDeps)
         problems.push({ file: STDIN_NAME, ...decoded.problem });
         continue;
       }
-      const result = parseManifestText(decoded.text, STDIN_NAME);
+      const result = parseManifestText(decoded.text, STDIN_NAME, options);
       if (result.objects.length === 0 && result.problems.length === 0) {
         problems.push({ file: STDIN_NAME, message: "no manifests: standard input was empty" });
       }
@@ -41,7 +46,7 @@ export async function loadManifestInput(paths: readonly string[], deps: CliDeps)
       continue;
     }
     try {
-      objects.push(...loadManifests(p));
+      objects.push(...loadManifests(p, options));
     } catch (err) {
       if (!(err instanceof ManifestError)) throw err;
       problems.push(...err.problems);

@@ -36,6 +36,7 @@ import {
   type Output,
 } from "./render/output";
 import { loadManifestInput } from "./manifest-input";
+import { APPLY_KINDS, applyTenantObject, isTenantObject } from "./apply-tenant";
 import { listSelected, type Selection } from "./list-selected";
 import { registerConfigCommands } from "./config-commands";
 import { registerVersionCommand } from "./version";
@@ -149,7 +150,7 @@ export function buildProgram(deps: CliDeps): Command {
     .action(async (opts: { filename: string[]; wait?: boolean; timeout: string; plan?: boolean }, cmd: Command) => {
       const timeoutMs = parseDuration(opts.timeout);
       // Validate every document before anything is sent.
-      const manifests = await loadManifestInput(opts.filename, deps);
+      const manifests = await loadManifestInput(opts.filename, deps, { acceptKinds: APPLY_KINDS });
       const { config, client } = connect(cmd, deps);
       if (opts.plan) {
         if (!client.plan) throw new Error("this client cannot plan");
@@ -168,6 +169,10 @@ export function buildProgram(deps: CliDeps): Command {
       }
       const applied: App[] = [];
       for (const { object } of manifests) {
+        if (isTenantObject(object)) {
+          await applyTenantObject(client, object, config.namespace, deps);
+          continue;
+        }
         const wanted = forSubmission(object, config.namespace);
         const kind = wanted.kind as Kind;
         const ref = refOf(kind, wanted.metadata.name);

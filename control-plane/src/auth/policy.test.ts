@@ -73,3 +73,28 @@ test("namespaced roles stay in their namespace and within their verbs", () => {
   expect(denial(view, "get", "apps", "team-a")).toBeUndefined();
   expect(denial({ name: "admin", role: "cluster-admin" }, "update", "nodes", undefined)).toBeUndefined();
 });
+
+test("a token bound to several namespaces holds its role in each of them and nowhere else", () => {
+  const edit = { name: "ab", role: "edit" as const, namespace: "team-a", namespaces: ["team-b"] };
+  expect(denial(edit, "create", "apps", "team-a")).toBeUndefined();
+  expect(denial(edit, "delete", "secrets", "team-b")).toBeUndefined();
+  expect(denial(edit, "get", "apps", "team-c")).toMatch(
+    /\(role edit in namespaces team-a, team-b\) may not get apps in namespace team-c/,
+  );
+  expect(denial(edit, "list", "apps", undefined)).toMatch(/whole cluster/);
+  expect(denial(edit, "create", "tokens", "team-b")).toBeDefined();
+});
+
+test("TokenService: further namespaces are stored, shown and part of the identity; none for a cluster-admin token", async () => {
+  const tokens = new TokenService(new MemoryStore(), "t");
+  const t = await tokens.create("ab", "view", "team-a", ["team-b", "team-a"]);
+  expect(t).toMatchObject({ name: "ab", namespace: "team-a", namespaces: ["team-b"], role: "view" });
+  expect(await tokens.identify(t.token!)).toEqual({
+    name: "ab",
+    role: "view",
+    namespace: "team-a",
+    namespaces: ["team-b"],
+  });
+  expect((await tokens.list("team-a"))[0]).toEqual({ ...t, token: undefined, createdAt: t.createdAt });
+  await expect(tokens.create("c", "cluster-admin", undefined, ["team-b"])).rejects.toThrow(/give no namespaces/);
+});

@@ -167,8 +167,15 @@ export interface Identity {
   /** "admin" for the bootstrap token, else the token's name. */
   name: string;
   role: Role;
-  /** The namespace a namespaced role is bound to; none for cluster-admin. */
+  /** The namespace a namespaced role is bound to (its token's home); none for cluster-admin. */
   namespace?: string;
+  /** Further namespaces the role holds in (a token bound to several namespaces). */
+  namespaces?: readonly string[];
+}
+
+/** Every namespace a namespaced identity's role holds in: its home first. */
+export function boundNamespaces(who: Identity): string[] {
+  return who.namespace === undefined ? [] : [who.namespace, ...(who.namespaces ?? [])];
 }
 
 /** undefined when allowed; else why not (the 403's message). */
@@ -180,8 +187,10 @@ export function denial(
 ): string | undefined {
   if (who.role === "cluster-admin") return undefined;
   const where = namespace === undefined ? "the whole cluster" : `namespace ${namespace}`;
-  const refused = `${who.name} (role ${who.role} in namespace ${who.namespace}) may not ${verb} ${resource} in ${where}`;
-  if (namespace === undefined || namespace !== who.namespace) return refused;
+  const bound = boundNamespaces(who);
+  const inWhat = bound.length === 1 ? `namespace ${bound[0]}` : `namespaces ${bound.join(", ")}`;
+  const refused = `${who.name} (role ${who.role} in ${inWhat}) may not ${verb} ${resource} in ${where}`;
+  if (namespace === undefined || !bound.includes(namespace)) return refused;
   const verbs = NAMESPACE_ROLES[who.role][resource] ?? [];
   return verbs.includes(verb) ? undefined : refused;
 }

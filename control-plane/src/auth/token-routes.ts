@@ -2,7 +2,9 @@
 // once, in the answer to its creation; lists show names and roles.
 import type { FastifyInstance } from "fastify";
 import { Type } from "@sinclair/typebox";
-import { API_VERSION, NAME_PATTERN, TokenRequest } from "@grove/api";
+import { API_VERSION, GroveError, NAME_PATTERN, TokenRequest } from "@grove/api";
+import { identityOf } from "./authorize";
+import { denial } from "./policy";
 import { ErrorBodyRef } from "../http/schemas";
 import { ref } from "../http/response-schemas";
 import type { TokenService } from "./tokens";
@@ -45,7 +47,14 @@ export function registerTokenRoutes(app: FastifyInstance, tokens: TokenService):
     },
     async (req, reply) => {
       const b = req.body as TokenRequest;
-      return reply.code(201).send(await tokens.create(b.name, b.role, (req.params as { namespace: string }).namespace));
+      const home = (req.params as { namespace: string }).namespace;
+      // The hook checked the home namespace; a token bound to further ones needs the same right in each.
+      const who = identityOf(req);
+      for (const [i, ns] of (b.namespaces ?? []).entries()) {
+        const why = denial(who, "create", "tokens", ns);
+        if (why) throw new GroveError("Forbidden", why, [{ path: `/namespaces/${i}`, message: why }]);
+      }
+      return reply.code(201).send(await tokens.create(b.name, b.role, home, b.namespaces));
     },
   );
   app.delete(
@@ -89,7 +98,7 @@ export function registerTokenRoutes(app: FastifyInstance, tokens: TokenService):
     },
     async (req, reply) => {
       const b = req.body as TokenRequest;
-      return reply.code(201).send(await tokens.create(b.name, b.role, undefined));
+      return reply.code(201).send(await tokens.create(b.name, b.role, undefined, b.namespaces));
     },
   );
   app.delete(

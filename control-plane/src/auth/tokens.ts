@@ -18,6 +18,8 @@ const MISS_REFRESH_MS = 500;
 export interface StoredToken {
   name: string;
   namespace?: string;
+  /** Further namespaces the role holds in (besides namespace, where the token is stored). */
+  namespaces?: string[];
   role: Role;
   sha256: string;
   createdAt: string;
@@ -28,7 +30,13 @@ function hashOf(token: string): string {
 }
 
 export function infoOf(t: StoredToken): TokenInfo {
-  return { name: t.name, ...(t.namespace ? { namespace: t.namespace } : {}), role: t.role, createdAt: t.createdAt };
+  return {
+    name: t.name,
+    ...(t.namespace ? { namespace: t.namespace } : {}),
+    ...(t.namespaces?.length ? { namespaces: t.namespaces } : {}),
+    role: t.role,
+    createdAt: t.createdAt,
+  };
 }
 
 export class TokenService {
@@ -43,7 +51,13 @@ export class TokenService {
   ) {}
 
   /** Creates a token; the answer carries the token itself, the only time it is shown. */
-  async create(name: string, role: Role, namespace: string | undefined): Promise<TokenInfo> {
+  async create(name: string, role: Role, namespace: string | undefined, further: string[] = []): Promise<TokenInfo> {
+    if (namespace === undefined && further.length > 0) {
+      throw new GroveError("BadRequest", "a cluster-admin token holds in every namespace: give no namespaces", [
+        { path: "/namespaces", message: "must not be set for a cluster-admin token" },
+      ]);
+    }
+    const namespaces = further.filter((n) => n !== namespace);
     if ((role === "cluster-admin") !== (namespace === undefined)) {
       throw new GroveError(
         "BadRequest",
@@ -62,6 +76,7 @@ export class TokenService {
     const stored: StoredToken = {
       name,
       ...(namespace ? { namespace } : {}),
+      ...(namespaces.length > 0 ? { namespaces } : {}),
       role,
       sha256: hashOf(token),
       createdAt: new Date().toISOString(),
@@ -103,7 +118,12 @@ export class TokenService {
         const r = await this.store.list<StoredToken>(Keys.collection("tokens"));
         const next = new Map<string, Identity>();
         for (const { value: t } of r.items) {
-          next.set(t.sha256, { name: t.name, role: t.role, ...(t.namespace ? { namespace: t.namespace } : {}) });
+          next.set(t.sha256, {
+            name: t.name,
+            role: t.role,
+            ...(t.namespace ? { namespace: t.namespace } : {}),
+            ...(t.namespaces?.length ? { namespaces: t.namespaces } : {}),
+          });
         }
         this.byHash = next;
         this.loadedAt = performance.now();

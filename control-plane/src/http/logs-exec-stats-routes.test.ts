@@ -226,6 +226,12 @@ describe("logs and exec routes", () => {
 
     await expect(client.exec("hello-1", "default", { command: ["true"] })).rejects.toMatchObject({ code: "Conflict" });
     await expect(client.exec("nope-0", "default", { command: ["true"] })).rejects.toMatchObject({ code: "NotFound" });
+    // A NUL cannot reach execve: refused before the upgrade, nothing asked of the agent.
+    const opened = agent.sent.filter((m) => m.streamOpen).length;
+    await expect(client.exec("hello-0", "default", { command: ["echo", "a\u0000b"] })).rejects.toMatchObject({
+      code: "ValidationFailed",
+    });
+    expect(agent.sent.filter((m) => m.streamOpen).length).toBe(opened);
     const noToken = new WebSocket(
       `${base.replace("http", "ws")}/v1/namespaces/default/instances/hello-0/exec?command=true`,
     );

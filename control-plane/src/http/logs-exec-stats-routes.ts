@@ -17,6 +17,10 @@ import {
   type Instance,
   type InstanceStats,
   type StatsList,
+  MAX_ARG_LENGTH,
+  MAX_ARGS,
+  MAX_PATH_LENGTH,
+  MAX_USER_LENGTH,
 } from "@grove/api";
 import type { ContainerStats__Output, LogsOptions } from "@grove/proto";
 import { endError, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "../grpc/sub-streams";
@@ -34,6 +38,8 @@ export interface AgentStreams {
 const NameParam = Type.String({ pattern: NAME_PATTERN, maxLength: 63 });
 const InstanceParams = Type.Object({ namespace: NameParam, name: NameParam });
 const Flag = Type.String({ enum: ["1", "true", "0", "false"] });
+/** An exec argument (and user, workingDir): bounded as a command entry, and no NUL (execve cannot pass one). */
+const ExecArg = { maxLength: MAX_ARG_LENGTH, pattern: "^[^\\u0000]*$" };
 const errors = { "4xx": ErrorBodyRef, "5xx": ErrorBodyRef };
 
 function on(flag: string | undefined): boolean {
@@ -197,12 +203,15 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: RouteContext,
           "0 stdin, 1 stdout, 2 stderr, 3 resize JSON, 4 exit JSON, 5 close stdin)",
         params: InstanceParams,
         querystring: Type.Object({
-          command: Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String(), { minItems: 1 })]),
+          command: Type.Union([
+            Type.String({ minLength: 1, ...ExecArg }),
+            Type.Array(Type.String(ExecArg), { minItems: 1, maxItems: MAX_ARGS }),
+          ]),
           tty: Type.Optional(Flag),
           cols: Type.Optional(Type.String({ pattern: "^[0-9]+$" })),
           rows: Type.Optional(Type.String({ pattern: "^[0-9]+$" })),
-          user: Type.Optional(Type.String()),
-          workingDir: Type.Optional(Type.String()),
+          user: Type.Optional(Type.String({ ...ExecArg, maxLength: MAX_USER_LENGTH })),
+          workingDir: Type.Optional(Type.String({ ...ExecArg, maxLength: MAX_PATH_LENGTH })),
         }),
         response: errors,
       },

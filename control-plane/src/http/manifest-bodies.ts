@@ -4,6 +4,9 @@
 // too: bytes that are not UTF-8, duplicate keys (JSON.parse would keep the last
 // one quietly), nesting deeper than a manifest needs, odd YAML tags and alias
 // bombs. Each refusal is 400 BadRequest with the line and column in details.
+// A parsed body whose strings hold what no process argument, environment
+// variable or label can (NUL, unpaired surrogates; control characters in
+// labels) is 400 ValidationFailed naming each field (api/src/string-rules.ts).
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { LineCounter, parseAllDocuments } from "yaml";
 import {
@@ -12,6 +15,7 @@ import {
   MANIFEST_YAML_OPTIONS,
   MAX_MANIFEST_DEPTH,
   positionOf,
+  stringProblems,
   yamlDepthProblem,
   yamlDocumentProblems,
   yamlDocumentValue,
@@ -24,6 +28,14 @@ function refuse(kind: "JSON" | "YAML", p: TextProblem): GroveError {
   return new GroveError("BadRequest", `invalid ${kind} body at line ${p.line}, column ${p.col}: ${p.message}`, [
     { path: "", line: p.line, col: p.col, message: p.message },
   ]);
+}
+
+/** The parsed body, or a ValidationFailed naming each string it may not hold. */
+export function checkBodyStrings(value: unknown): unknown {
+  const problems = stringProblems(value);
+  if (problems.length === 0) return value;
+  const details = problems.map((p) => ({ path: p.pointer, message: p.message }));
+  throw new GroveError("ValidationFailed", details.map((d) => `${d.path}: ${d.message}`).join("; "), details);
 }
 
 /**
@@ -73,7 +85,13 @@ export function installManifestBodyParsers(app: FastifyInstance): void {
     const structure = jsonStructureProblem(decoded.text);
     if (structure) return done(refuse("JSON", structure), undefined);
     parseJson(req as FastifyRequest, decoded.text, (err, value) => {
-      if (!err) return done(null, value);
+      if (!err) {
+        try {
+          return done(null, checkBodyStrings(value));
+        } catch (refused) {
+          return done(refused as Error, undefined);
+        }
+      }
       // "... in JSON at position 52": the same line and column as the other refusals.
       const at = /position (\d+)/.exec(err.message);
       if (!at) return done(err, undefined);
@@ -83,7 +101,7 @@ export function installManifestBodyParsers(app: FastifyInstance): void {
   });
   app.addContentTypeParser(YAML_CONTENT_TYPES, { parseAs: "buffer" }, (_req, body, done) => {
     try {
-      done(null, parseYamlBody(body as Buffer));
+      done(null, checkBodyStrings(parseYamlBody(body as Buffer)));
     } catch (err) {
       done(err as Error, undefined);
     }

@@ -3,7 +3,14 @@
 // object is implicit and keeps the behaviour it had before (no quota, no
 // policy). status.used is computed on every read, never stored.
 import { randomUUID } from "node:crypto";
-import { API_VERSION, DEFAULT_POLICY_LEVEL, GroveError, type Namespace, type NamespaceUsage } from "@grove/api";
+import {
+  API_VERSION,
+  DEFAULT_POLICY_LEVEL,
+  GroveError,
+  namespaceSpecProblems,
+  type Namespace,
+  type NamespaceUsage,
+} from "@grove/api";
 import type { Repository } from "../resources/repository";
 import { Keys, type KeyValue, type Store } from "../store/store";
 import { hardOf, namespaceUsage } from "./usage";
@@ -73,12 +80,10 @@ export class NamespaceService {
    * a given metadata.resourceVersion must be the stored one.
    */
   async apply(obj: Namespace, createOnly: boolean): Promise<{ object: Namespace; created: boolean }> {
-    hardOf(obj.spec?.quota); // throws on quantities the pattern admits but the parser does not
-    const r = obj.spec?.hostPortRange;
-    if (r && r.first > r.last) {
-      throw new GroveError("ValidationFailed", `hostPortRange: first ${r.first} is above last ${r.last}`, [
-        { path: "/spec/hostPortRange/first", message: `must be at most last (${r.last})` },
-      ]);
+    // Quantities the pattern admits but the parser does not, a descending host port range: as `grove apply -f` checks.
+    const problems = namespaceSpecProblems(obj.spec).map((p) => ({ path: p.pointer, message: p.message }));
+    if (problems.length > 0) {
+      throw new GroveError("ValidationFailed", problems.map((p) => `${p.path}: ${p.message}`).join("; "), problems);
     }
     const name = obj.metadata.name;
     // A pull secret belongs to one namespace (two Namespaces written at once may both pass: cluster-admins only).

@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { API_VERSION, DEFAULT_POLICY_LEVEL, GroveError, NAME_PATTERN, Namespace } from "@grove/api";
 import { identityOf } from "../auth/authorize";
+import { boundNamespaces } from "../auth/policy";
 import { ErrorBodyRef } from "../http/schemas";
 import type { Repository } from "../resources/repository";
 import type { NamespaceService } from "./namespace-service";
@@ -42,7 +43,8 @@ export function registerNamespaceRoutes(app: FastifyInstance, namespaces: Namesp
     async (req) => {
       const who = identityOf(req);
       // A tenant's list holds its own Namespace (if it has an object) and nothing else.
-      const r = await namespaces.list((name) => who.role === "cluster-admin" || name === who.namespace);
+      const bound = boundNamespaces(who);
+      const r = await namespaces.list((name) => who.role === "cluster-admin" || bound.includes(name));
       return {
         apiVersion: API_VERSION,
         kind: "NamespaceList",

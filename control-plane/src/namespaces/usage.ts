@@ -8,7 +8,7 @@
 import {
   normalizeResources,
   parseBytes,
-  parseCpuMillis,
+  quotaCpuMillis,
   type App,
   type NamespaceQuota,
   type NamespaceUsage,
@@ -60,7 +60,7 @@ export function namespaceUsage(apps: readonly App[], tasks: readonly Task[]): Na
 export function hardOf(quota: NamespaceQuota | undefined): Hard {
   if (!quota) return {};
   return {
-    ...(quota.cpu !== undefined ? { cpuMillis: parseCpuMillis(quota.cpu) } : {}),
+    ...(quota.cpu !== undefined ? { cpuMillis: quotaCpuMillis(quota.cpu) } : {}),
     ...(quota.memory !== undefined ? { memoryBytes: parseBytes(quota.memory) } : {}),
     ...(quota.instances !== undefined ? { instances: quota.instances } : {}),
     ...(quota.hostPorts !== undefined ? { hostPorts: quota.hostPorts } : {}),

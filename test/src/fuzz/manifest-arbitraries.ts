@@ -5,9 +5,19 @@
 // alias bombs, bytes that are not UTF-8). Used by test/src/manifest-fuzz.test.ts.
 import fc from "fast-check";
 import { stringify } from "yaml";
-import { App, AppSpec, NAME_PATTERN, Task } from "@grove/api";
+import {
+  App,
+  AppSpec,
+  MAX_ARG_LENGTH,
+  MAX_ARGS,
+  MAX_ENV_VARS,
+  MAX_LABELS,
+  NAME_PATTERN,
+  stringProblems,
+  Task,
+} from "@grove/api";
 
-type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 interface JsonSchema {
   const?: unknown;
   anyOf?: JsonSchema[];
@@ -80,8 +90,48 @@ export function fromSchema(s: JsonSchema): fc.Arbitrary<Json> {
   }
 }
 
+function pointerPath(pointer: string): string[] {
+  return pointer
+    .slice(1)
+    .split("/")
+    .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
+}
+
+/**
+ * The value with every string the API refuses for its characters (string-rules.ts: NUL, unpaired
+ * surrogates, control characters in labels) made acceptable: those characters removed. Valid
+ * manifests are drawn with it; the refused characters are the mutations' business.
+ */
+export function acceptableStrings(value: Json): Json {
+  const v = structuredClone(value);
+  for (let round = 0; round < 50; round++) {
+    const problems = stringProblems(v);
+    if (problems.length === 0) return v;
+    for (const p of problems) {
+      const path = pointerPath(p.pointer);
+      const last = path.pop()!;
+      let parent = v as Record<string, Json>;
+      for (const seg of path) parent = parent[seg] as Record<string, Json>;
+      const clean = (s: string) =>
+        s
+          .replace(/\u0000/g, "")
+          .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "")
+          .replace(/[\u0000-\u001f\u007f-\u009f]/g, /control character/.test(p.message) ? "" : "$&");
+      if (p.message.startsWith("key ")) {
+        const child = parent[last]!;
+        delete parent[last];
+        const key = clean(last).slice(0, 200) || "k";
+        parent[key] = child;
+      } else {
+        parent[last] = clean(parent[last] as string);
+      }
+    }
+  }
+  throw new Error(`acceptableStrings: still refused: ${JSON.stringify(stringProblems(v))}`);
+}
+
 const specField = (name: string) => fromSchema(schema(AppSpec).properties![name]!);
-const meta = fc.record(
+export const meta = fc.record(
   {
     name: fromSchema({ type: "string", pattern: NAME_PATTERN, maxLength: 20, minLength: 1 }),
     labels: fromSchema(schema(App).properties!.metadata!.properties!.labels!),
@@ -115,12 +165,15 @@ export const validApp: fc.Arbitrary<Record<string, Json>> = fc
       { requiredKeys: ["command", "instances"] },
     ),
   })
-  .map(({ meta, spec }) => ({
-    apiVersion: "grove/v1",
-    kind: "App",
-    metadata: meta as Json,
-    spec: { rootfs: "busybox", ...(spec as Record<string, Json>) },
-  }));
+  .map(
+    ({ meta, spec }) =>
+      acceptableStrings({
+        apiVersion: "grove/v1",
+        kind: "App",
+        metadata: meta as Json,
+        spec: { rootfs: "busybox", ...(spec as Record<string, Json>) },
+      }) as Record<string, Json>,
+  );
 
 const taskSpecField = (name: string) => fromSchema(schema(Task).properties!.spec!.properties![name]!);
 export const validTask: fc.Arbitrary<Record<string, Json>> = fc
@@ -139,12 +192,15 @@ export const validTask: fc.Arbitrary<Record<string, Json>> = fc
       { requiredKeys: ["command"] },
     ),
   })
-  .map(({ meta, spec }) => ({
-    apiVersion: "grove/v1",
-    kind: "Task",
-    metadata: meta as Json,
-    spec: { rootfs: "busybox", ...(spec as Record<string, Json>) },
-  }));
+  .map(
+    ({ meta, spec }) =>
+      acceptableStrings({
+        apiVersion: "grove/v1",
+        kind: "Task",
+        metadata: meta as Json,
+        spec: { rootfs: "busybox", ...(spec as Record<string, Json>) },
+      }) as Record<string, Json>,
+  );
 
 /** A body on the wire: its bytes, how it is labelled, and what was done to it (for failure messages). */
 export interface Body {
@@ -164,7 +220,7 @@ export const asYaml = (what: string, v: unknown): Body => ({
   bytes: Buffer.from(stringify(v, { lineWidth: 0 })),
 });
 
-function setAt(obj: Record<string, Json>, path: string[], value: Json | undefined): Record<string, Json> {
+export function setAt(obj: Record<string, Json>, path: string[], value: Json | undefined): Record<string, Json> {
   const copy = structuredClone(obj);
   let node = copy as Record<string, Json>;
   for (const seg of path.slice(0, -1)) {
@@ -229,6 +285,22 @@ const WRONG_VALUES: Array<fc.Arbitrary<[string[], Json | undefined]>> = [
   fc.integer({ min: 64, max: 4096 }).map((n) => [["metadata", "name"], "a".repeat(n)]),
   fc.integer({ min: 254, max: 300_000 }).map((n) => [["metadata", "labels", "k"], "v".repeat(n)]),
   fc.integer({ min: 1_100_000, max: 2_000_000 }).map((n) => [["spec", "command"], ["x".repeat(n)]]),
+  // Over the bounds (docs/api.md, "Limits"), within the 1 MiB body.
+  fc.integer({ min: MAX_ARG_LENGTH + 1, max: 200_000 }).map((n) => [
+    ["spec", "command"],
+    ["sh", "x".repeat(n)],
+  ]),
+  fc.integer({ min: MAX_ARG_LENGTH + 1, max: 200_000 }).map((n) => [["spec", "env", "BIG"], "x".repeat(n)]),
+  fc.integer({ min: MAX_ARGS + 1, max: 3000 }).map((n) => [["spec", "command"], Array<Json>(n).fill("x")]),
+  fc
+    .integer({ min: MAX_ENV_VARS + 1, max: 3000 })
+    .map((n) => [["spec", "env"], Object.fromEntries(Array.from({ length: n }, (_, i) => [`V${i}`, ""]))]),
+  fc
+    .integer({ min: MAX_LABELS + 1, max: 1000 })
+    .map((n) => [["metadata", "labels"], Object.fromEntries(Array.from({ length: n }, (_, i) => [`l${i}`, ""]))]),
+  fc.integer({ min: 254, max: 5000 }).map((n) => [["metadata", "labels"], { ["k".repeat(n)]: "v" }]),
+  fc.integer({ min: 4096, max: 100_000 }).map((n) => [["spec", "workingDir"], "/" + "d".repeat(n)]),
+  fc.integer({ min: 33, max: 10_000 }).map((n) => [["spec", "resources", "memory"], "1".repeat(n)]),
   // Deep nesting anywhere.
   fc
     .tuple(
@@ -255,9 +327,41 @@ const ODD_TAGS = [
   "!<tag:example.com,2000:x> y",
 ];
 
+/**
+ * [JSON pointer segments, a string with a character no process argument, environment variable or
+ * label can hold] (string-rules.ts): a branch of mutatedBody of its own, so every run of 40 meets some.
+ */
+const CHARACTER_VALUES: Array<fc.Arbitrary<[string[], Json | undefined]>> = [
+  fc
+    .tuple(fc.string({ maxLength: 8 }), fc.string({ maxLength: 8 }), fc.constantFrom("\u0000", "\ud800", "\udfff"))
+    .chain(([a, b, bad]) =>
+      fc.constantFrom<[string[], Json]>(
+        [
+          ["spec", "command"],
+          ["sh", a + bad + b],
+        ],
+        [["spec", "env", "A"], a + bad + b],
+        [["spec", "workingDir"], "/" + a + bad + b],
+        [["metadata", "labels", "team"], a + bad + b],
+        [["metadata", "labels", a + bad + b], "v"],
+        [["spec", "env"], { [`A${bad}`]: "v" }],
+      ),
+    ),
+  fc
+    .tuple(
+      fc.integer({ min: 1, max: 0x1f }),
+      fc.constantFrom(["metadata", "labels", "k"], ["spec", "placement", "nodeSelector", "zone"]),
+    )
+    .map(([c, p]) => [[...p], `a${String.fromCharCode(c)}b`]),
+];
+
 /** A valid App changed so that no reading of the schemas accepts it, as JSON or YAML. */
 export const mutatedBody: fc.Arbitrary<Body> = fc.oneof(
   fc.tuple(validApp, fc.oneof(...WRONG_VALUES), fc.boolean()).map(([app, [p, v], yaml]) => {
+    const what = `${p.join(".")} := ${JSON.stringify(v)?.slice(0, 60)}`;
+    return (yaml ? asYaml : asJson)(what, setAt(app, p, v));
+  }),
+  fc.tuple(validApp, fc.oneof(...CHARACTER_VALUES), fc.boolean()).map(([app, [p, v], yaml]) => {
     const what = `${p.join(".")} := ${JSON.stringify(v)?.slice(0, 60)}`;
     return (yaml ? asYaml : asJson)(what, setAt(app, p, v));
   }),
@@ -348,12 +452,15 @@ function pathsOf(v: Json, prefix: string[] = []): string[][] {
   return prefix.length > 0 ? [prefix, ...children] : children;
 }
 
-/** A valid App with one value anywhere in it replaced by any JSON value, or removed: valid or not. */
-export const anyEditedApp: fc.Arbitrary<Body> = fc
-  .tuple(validApp, fc.nat(), fc.option(fc.jsonValue({ maxDepth: 2 }) as fc.Arbitrary<Json>), fc.boolean())
-  .map(([app, pick, value, yaml]) => {
-    const paths = pathsOf(app);
-    const p = paths[pick % paths.length]!;
-    const what = `${p.join(".")} := ${value === null ? "(removed)" : JSON.stringify(value)}`;
-    return (yaml ? asYaml : asJson)(what, setAt(app, p, value === null ? undefined : value));
-  });
+/** A valid object of `valid` with one value anywhere in it replaced by any JSON value, or removed: valid or not. */
+export function anyEdited(valid: fc.Arbitrary<Record<string, Json>>): fc.Arbitrary<Body> {
+  return fc
+    .tuple(valid, fc.nat(), fc.option(fc.jsonValue({ maxDepth: 2 }) as fc.Arbitrary<Json>), fc.boolean())
+    .map(([obj, pick, value, yaml]) => {
+      const paths = pathsOf(obj);
+      const p = paths[pick % paths.length]!;
+      const what = `${String(obj.kind)} ${p.join(".")} := ${value === null ? "(removed)" : JSON.stringify(value)}`;
+      return (yaml ? asYaml : asJson)(what, setAt(obj, p, value === null ? undefined : value));
+    });
+}
+export const anyEditedApp: fc.Arbitrary<Body> = anyEdited(validApp);
