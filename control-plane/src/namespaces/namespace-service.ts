@@ -132,8 +132,10 @@ export class NamespaceService {
     const held = await Promise.all(
       CONTENTS.map(async (c) => ({ c, items: (await this.store.list(Keys.collection(c, name))).items })),
     );
+    const boundHere = await this.tokensBoundAsFurther(name);
     if (!cascade) {
       const left = held.filter((h) => h.items.length > 0).map((h) => `${h.items.length} ${h.c}`);
+      if (boundHere.length > 0) left.push(`${boundHere.length} tokens of other namespaces bound to it`);
       if (left.length > 0) {
         throw new GroveError(
           "Conflict",
@@ -145,11 +147,44 @@ export class NamespaceService {
       for (const h of held.filter((x) => x.c !== "instances")) {
         for (const item of h.items) await this.store.delete(item.key).catch(ignoreNotFound);
       }
+      // A namespace is a name: one made again later under it must not be reachable by a
+      // token that was bound to this one, so the name leaves every such token.
+      for (const t of boundHere) await this.unbind(t, name);
     }
     await this.store.delete(admissionKey(name)).catch(ignoreNotFound);
     await this.store.delete(kv.key, kv.modRevision);
     return this.view(kv, used);
   }
+
+  /** Tokens whose home is another namespace and that are bound to `name` as a further one. */
+  private async tokensBoundAsFurther(name: string): Promise<KeyValue<TokenBinding>[]> {
+    const all = await this.store.list<TokenBinding>(Keys.collection("tokens"));
+    return all.items.filter((t) => t.value.namespace !== name && (t.value.namespaces ?? []).includes(name));
+  }
+
+  /** Removes `name` from a token's further namespaces (read again on a concurrent change). */
+  private async unbind(t: KeyValue<TokenBinding>, name: string): Promise<void> {
+    let cur: KeyValue<TokenBinding> | undefined = t;
+    for (let attempt = 0; cur && (cur.value.namespaces ?? []).includes(name); attempt++) {
+      const rest = (cur.value.namespaces ?? []).filter((n) => n !== name);
+      const { namespaces: _drop, ...base } = cur.value;
+      const next: TokenBinding = rest.length > 0 ? { ...base, namespaces: rest } : base;
+      try {
+        await this.store.update(cur.key, next, cur.modRevision);
+        return;
+      } catch (err) {
+        if (!(err instanceof GroveError && (err.code === "Conflict" || err.code === "NotFound")) || attempt >= 5)
+          throw err;
+        cur = await this.store.get<TokenBinding>(cur.key);
+      }
+    }
+  }
+}
+
+/** The part of a stored token a Namespace's deletion reads (auth/tokens.ts: StoredToken). */
+interface TokenBinding {
+  namespace?: string;
+  namespaces?: string[];
 }
 
 function ignoreNotFound(err: unknown): void {
