@@ -79,13 +79,17 @@ export const alignedFit: Scorer = {
     const cap = node.allocatable;
     const dc = share(req.resources.cpuMillis, cap.cpuMillis);
     const dm = share(req.resources.memoryBytes, cap.memoryBytes);
-    const held = Math.atan2(share(a.memoryBytes, cap.memoryBytes), share(a.cpuMillis, cap.cpuMillis));
-    if (Math.abs(held - Math.atan2(dm, dc)) >= ALIGNED_ANGLE) return h;
     // The same request on this node were it empty, and how much fuller this node ends up.
     const ce = 1 - dc;
     const me = 1 - dm;
     const fuller = (ce * ce + me * me - c * c - m * m) / 2;
-    return Math.max(h, balancedH(ce, me) * ALIGNED_EMPTY_NODE_FACTOR + 1e-9 + ALIGNED_FILL_WEIGHT * fuller);
+    const lifted = balancedH(ce, me) * ALIGNED_EMPTY_NODE_FACTOR + 1e-9 + ALIGNED_FILL_WEIGHT * fuller;
+    // Aligned or not, the score is h when the lift does not exceed it: the angles (two atan2,
+    // most of a used node's cost) are needed only when it does.
+    if (lifted <= h) return h;
+    const held = Math.atan2(share(a.memoryBytes, cap.memoryBytes), share(a.cpuMillis, cap.cpuMillis));
+    if (Math.abs(held - Math.atan2(dm, dc)) >= ALIGNED_ANGLE) return h;
+    return Math.max(h, lifted);
   },
 };
 
