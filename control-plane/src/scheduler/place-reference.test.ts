@@ -7,7 +7,7 @@ import { PROFILE_NAMES, profileByName, K8S_SAMPLING, LOG2_SAMPLING } from "./pro
 import { breakTie, TIE_EPSILON } from "./rank";
 import { mulberry32 } from "./rng";
 import { WorkingSet } from "./working-set";
-import type { NodeView, PlacementRequest, Profile, Rng, Taint } from "./types";
+import type { NodeView, PlacementRequest, PlacementSpec, Profile, Rng, Taint } from "./types";
 
 // place()'s scan is tuned for speed (fused loops, conditions checked inline,
 // nodes equal to the one before reusing its answer). These tests hold it to
@@ -129,11 +129,11 @@ const reqArb = fc.record({
   hostPorts: fc.option(fc.constantFrom([8080], [9090]), { nil: undefined, freq: 4 }),
   placement: fc.option(
     fc.oneof(
-      fc.constant({ nodeSelector: { zone: "a" } }),
-      fc.constant({ constraints: [{ key: "zone", op: "exists" as const }] }),
-      fc.constant({ tolerations: [{ key: "dedicated", op: "exists" as const }] }),
-      fc.constant({ antiAffinity: true }),
-      fc.constant({ spread: { topologyKey: "zone", maxSkew: 1 } }),
+      fc.constant<PlacementSpec>({ nodeSelector: { zone: "a" } }),
+      fc.constant<PlacementSpec>({ constraints: [{ key: "zone", op: "exists" }] }),
+      fc.constant<PlacementSpec>({ tolerations: [{ key: "dedicated", op: "exists" }] }),
+      fc.constant<PlacementSpec>({ antiAffinity: true }),
+      fc.constant<PlacementSpec>({ spread: { topologyKey: "zone", maxSkew: 1 } }),
     ),
     { nil: undefined, freq: 2 },
   ),
