@@ -89,6 +89,8 @@ const nodeArb = fc.record({
   taints: fc.option(fc.array(taintArb, { maxLength: 2 }), { nil: undefined }),
   ports: fc.option(fc.constantFrom([8080], [9090], [8080, 9090]), { nil: undefined }),
   repeat: fc.integer({ min: 1, max: 6 }),
+  /** Only the first node of the run has the taints (equal amounts, different conditions). */
+  taintFirstOnly: fc.boolean(),
   /** Share one allocatable object with the node before (as snapshots of one shape may). */
   sameObjects: fc.boolean(),
 });
@@ -108,7 +110,7 @@ function buildNodes(specs: NodeSpec[]): NodeView[] {
         allocatable: s.sameObjects && last ? last.allocatable : allocatable,
         allocated: s.sameObjects && last ? last.allocated : res(s.usedCpu, s.usedMemory, 0),
         labels: (s.zone ? { zone: s.zone } : {}) as Record<string, string>,
-        ...(s.taints ? { taints: s.taints } : {}),
+        ...(s.taints && (r === 0 || !s.taintFirstOnly) ? { taints: s.taints } : {}),
         ...(s.ports ? { usedHostPorts: new Set<number>(s.ports) } : {}),
         appCounts: new Map<string, number>(i % 3 === 0 ? [["ns/web", 1]] : []),
         instances: [],

@@ -145,15 +145,19 @@ function filterAndScore(
   for (; k < n && found < toFind; k++) {
     const i = start + k < n ? start + k : start + k - n;
     const node = nodes[i]!;
-    if (!meets(mask, r, node)) {
+    let met = reuseMask === 0;
+    if (meets(mask, r, node)) {
+      // The scorers' conditions are often among the chain's (untainted): then they are met too.
+      met ||= (reuseMask & ~mask) === 0 || meets(reuseMask, r, node);
+    } else {
       // The conditions are sufficient, not necessary: the filters decide.
       const f = chain.firstFailure(req, node, ctx, reasons);
       if (f >= 0) {
         perFilter[f]!++;
         continue;
       }
+      met ||= meets(reuseMask, r, node);
     }
-    const met = reuseMask === 0 || meets(reuseMask, r, node);
     let t: number;
     if (met && last !== undefined && sameAmounts(node, last)) {
       t = lastTotal;
