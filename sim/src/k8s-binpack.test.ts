@@ -96,3 +96,41 @@ describe("azure-vm: Azure's VM sizes, cpu and memory drawn together", () => {
     expect(perCore.size).toBeLessThanOrEqual(8);
   });
 });
+
+test("declaring that k8s-binpack reads only resources changes no placement (runs of equal nodes, random fill)", () => {
+  // The same profile without the declaration: every node scored by the scorer itself.
+  const undeclared = {
+    ...K8S_BINPACK_PROFILE,
+    scorers: K8S_BINPACK_PROFILE.scorers.map(({ reads: _reads, ...s }) => s),
+  };
+  const gen = mulberry32(4242);
+  const caps = [
+    { cpu: 4000, mem: 32 * GI },
+    { cpu: 16_000, mem: 64 * GI },
+  ];
+  const nodes: NodeView[] = Array.from({ length: 300 }, (_, i) => {
+    const empty = gen.next() < 0.7;
+    const cpu = empty ? 0 : Math.floor(gen.next() * 4) * 500;
+    const mem = empty ? 0 : Math.floor(gen.next() * 4) * 2 * GI;
+    return node(`n-${i}`, cpu, mem, caps[Math.floor(i / 50) % 2]);
+  });
+  const placedA = nodes.map((n) => ({ ...n }));
+  const placedB = nodes.map((n) => ({ ...n }));
+  const rngA = mulberry32(9);
+  const rngB = mulberry32(9);
+  for (let k = 0; k < 400; k++) {
+    const r = req(100 * (1 + Math.floor(gen.next() * 8)), (256 + Math.floor(gen.next() * 8) * 256) * MI);
+    const a = place(r, placedA, K8S_BINPACK_PROFILE, rngA);
+    const b = place(r, placedB, undeclared, rngB);
+    expect(a).toEqual(b);
+    for (const nodesOf of [placedA, placedB]) {
+      const n = nodesOf.find((x) => x.name === a.nodeName);
+      if (n)
+        n.allocated = {
+          ...n.allocated,
+          cpuMillis: n.allocated.cpuMillis + r.resources.cpuMillis,
+          memoryBytes: n.allocated.memoryBytes + r.resources.memoryBytes,
+        };
+    }
+  }
+});

@@ -91,6 +91,7 @@ export const k8sBinpackScorer: Scorer = {
   name: "k8s-binpack",
   weight: 1,
   scope: "node",
+  reads: "resources",
   score: (req, node) => k8sBinpackTotal(req, node) / K8S_TOTAL_MAX,
 };
 

@@ -36,6 +36,14 @@ export class FilterChain {
     this.undeclared = Int32Array.from(undeclared);
   }
 
+  /**
+   * The declared conditions when every filter of the chain declares one, else 0: a node that
+   * meets them passes the whole chain (place()'s fused scan checks them inline).
+   */
+  get inlineMask(): number {
+    return this.undeclared.length === 0 ? this.mask : 0;
+  }
+
   /** The chain of the profile's filters that apply to this request (one per profile and set of filters). */
   static of(profile: Profile, req: PlacementRequest): FilterChain {
     const filters = profile.filters;

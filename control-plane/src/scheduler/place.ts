@@ -16,7 +16,8 @@ import { describeRejections, feasibleToFind, FilterChain, placementContext, reje
 import { assignHostPorts } from "./ports";
 import { withoutIds, preempt } from "./preempt";
 import { defaultProfile, DEFAULT_PROFILE } from "./profiles";
-import { breakTie, rankingOf, scoresOf, TIE_EPSILON, totalsOf } from "./rank";
+import { meets } from "./conditions";
+import { breakTie, nodeTotal, rankingOf, sameAmounts, scoresOf, TIE_EPSILON, totalsOf, type Ranking } from "./rank";
 import type { ShapeIndex } from "./shape-index";
 import type {
   FilterReason,
@@ -83,11 +84,93 @@ function scan(
   const ranking = rankingOf(profile);
   const perFilter = new Int32Array(chain.filters.length);
   const reasons = new Map<FilterReason, number>();
-  const { found, considered } = chain.filter(req, nodes, ctx, start, toFind, feasible, perFilter, reasons);
-  // Scored in a second loop: two small hot loops optimise better than one.
-  const top = totalsOf(req, nodes, feasible, found, ranking, ctx, totals);
-  for (let k = 0; k < found; k++) if (totals[k]! >= top - TIE_EPSILON) tied.push(feasible[k]!);
+  let found: number;
+  let considered: number;
+  let top: number;
+  const mask = chain.inlineMask;
+  if (mask !== 0 && ranking.reuse) {
+    ({ found, considered, top } = filterAndScore(
+      req,
+      nodes,
+      chain,
+      ranking,
+      ctx,
+      mask,
+      toFind,
+      start,
+      perFilter,
+      reasons,
+    ));
+  } else {
+    ({ found, considered } = chain.filter(req, nodes, ctx, start, toFind, feasible, perFilter, reasons));
+    // Scored in a second loop: two small hot loops optimise better than one.
+    top = totalsOf(req, nodes, feasible, found, ranking, ctx, totals);
+  }
+  const threshold = top - TIE_EPSILON;
+  for (let k = 0; k < found; k++) if (totals[k]! >= threshold) tied.push(feasible[k]!);
   return { considered, perFilter, reasons, top };
+}
+
+/**
+ * chain.filter() and totalsOf() in one pass over the nodes, for the common
+ * case: every filter declares its condition (`mask`, checked inline) and the
+ * ranking may reuse the total of a node of equal amounts (Ranking.reuse).
+ * Each node is then read once, and a run of equal nodes (a cluster of one
+ * machine shape, every empty node) costs little more than the conditions.
+ * Fills feasibleBuffer and totalsBuffer as the two loops do.
+ */
+function filterAndScore(
+  req: PlacementRequest,
+  nodes: readonly NodeView[],
+  chain: FilterChain,
+  ranking: Ranking,
+  ctx: PlacementContext,
+  mask: number,
+  toFind: number,
+  start: number,
+  perFilter: Int32Array,
+  reasons: Map<FilterReason, number>,
+): { found: number; considered: number; top: number } {
+  const n = nodes.length;
+  const r = req.resources;
+  const feasible = feasibleBuffer;
+  const totals = totalsBuffer;
+  const reuseMask = ranking.reuseMask;
+  // The last node scored that met every scorer's condition, and its total.
+  let last: NodeView | undefined;
+  let lastTotal = 0;
+  let top = -Infinity;
+  let found = 0;
+  let k = 0;
+  for (; k < n && found < toFind; k++) {
+    const i = start + k < n ? start + k : start + k - n;
+    const node = nodes[i]!;
+    let met = reuseMask === 0;
+    if (meets(mask, r, node)) {
+      // The scorers' conditions are often among the chain's (untainted): then they are met too.
+      met ||= (reuseMask & ~mask) === 0 || meets(reuseMask, r, node);
+    } else {
+      // The conditions are sufficient, not necessary: the filters decide.
+      const f = chain.firstFailure(req, node, ctx, reasons);
+      if (f >= 0) {
+        perFilter[f]!++;
+        continue;
+      }
+      met ||= meets(reuseMask, r, node);
+    }
+    let t: number;
+    if (met && last !== undefined && sameAmounts(node, last)) {
+      t = lastTotal;
+    } else {
+      t = nodeTotal(req, node, ranking, ctx);
+      last = met ? node : undefined;
+      lastTotal = t;
+    }
+    feasible[found] = i;
+    totals[found++] = t;
+    if (t > top) top = t;
+  }
+  return { found, considered: k, top };
 }
 
 /** Places one request on the nodes (which are not modified). */

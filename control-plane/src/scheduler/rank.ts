@@ -46,6 +46,13 @@ export interface Ranking {
   /** Per scorer: its constantWhen condition as CONDITION_BITS (0: none) and score. */
   readonly constantMask: Int32Array;
   readonly constantScore: Float64Array;
+  /**
+   * Whether a node's total can be reused for a node of equal amounts (sameAmounts): every
+   * scorer reads only resources (Scorer.reads) or is a constant where the node meets its
+   * condition; both nodes must then meet `reuseMask`, every scorer's constantWhen condition.
+   */
+  readonly reuse: boolean;
+  readonly reuseMask: number;
 }
 
 const rankings = new WeakMap<Profile, Ranking>();
@@ -63,6 +70,8 @@ export function rankingOf(profile: Profile): Ranking {
     totalWeight,
     constantMask: Int32Array.from(scorers, (s) => (s.constantWhen ? CONDITION_BITS[s.constantWhen.condition] : 0)),
     constantScore: Float64Array.from(scorers, (s) => s.constantWhen?.score ?? 0),
+    reuse: scorers.every((s) => s.reads === "resources" || s.constantWhen !== undefined),
+    reuseMask: scorers.reduce((m, s) => m | (s.constantWhen ? CONDITION_BITS[s.constantWhen.condition] : 0), 0),
   };
   rankings.set(profile, r);
   return r;
@@ -85,9 +94,32 @@ export function nodeTotal(req: PlacementRequest, node: NodeView, ranking: Rankin
   return weighted / totalWeight;
 }
 
+/** Whether two nodes have equal allocatable and allocated amounts (what Scorer.reads "resources" reads). */
+export function sameAmounts(a: NodeView, b: NodeView): boolean {
+  const x = a.allocated;
+  const y = b.allocated;
+  const p = a.allocatable;
+  const q = b.allocatable;
+  return (
+    (x === y ||
+      (x.cpuMillis === y.cpuMillis &&
+        x.memoryBytes === y.memoryBytes &&
+        x.pids === y.pids &&
+        x.diskBytes === y.diskBytes)) &&
+    (p === q ||
+      (p.cpuMillis === q.cpuMillis &&
+        p.memoryBytes === q.memoryBytes &&
+        p.pids === q.pids &&
+        p.diskBytes === q.diskBytes))
+  );
+}
+
 /**
  * nodeTotal() of the nodes at `indices[0..count)` into `totals`, in one
- * loop (the scan's hot loop); returns the best.
+ * loop (the scan's hot loop); returns the best. When the ranking allows
+ * (Ranking.reuse), a node of the same amounts as the last one scored gets
+ * its total without asking the scorers again: a cluster of one machine shape
+ * has long runs of such nodes (every empty one).
  */
 export function totalsOf(
   req: PlacementRequest,
@@ -99,8 +131,30 @@ export function totalsOf(
   totals: Float64Array,
 ): number {
   let top = -Infinity;
+  if (!ranking.reuse) {
+    for (let k = 0; k < count; k++) {
+      const t = nodeTotal(req, nodes[indices[k]!]!, ranking, ctx);
+      totals[k] = t;
+      if (t > top) top = t;
+    }
+    return top;
+  }
+  const mask = ranking.reuseMask;
+  const r = req.resources;
+  // The last node scored that met every condition, and its total.
+  let last: NodeView | undefined;
+  let lastTotal = 0;
   for (let k = 0; k < count; k++) {
-    const t = nodeTotal(req, nodes[indices[k]!]!, ranking, ctx);
+    const node = nodes[indices[k]!]!;
+    const met = mask === 0 || meets(mask, r, node);
+    let t: number;
+    if (met && last !== undefined && sameAmounts(node, last)) {
+      t = lastTotal;
+    } else {
+      t = nodeTotal(req, node, ranking, ctx);
+      last = met ? node : undefined;
+      lastTotal = t;
+    }
     totals[k] = t;
     if (t > top) top = t;
   }

@@ -122,3 +122,66 @@ describe("aligned fit and balanced allocation", () => {
     expect(alignedFit.score(r, lopsided)).toBeGreaterThan(alignedFit.score(r, node(0, 0)));
   });
 });
+
+/** Aligned fit as first written (issue 19): both angles computed on every used node. */
+function alignedFitAsWritten(req: PlacementRequest, node: NodeView): number {
+  const share = (used: number, capacity: number) => {
+    if (capacity <= 0) return 0;
+    const u = used / capacity;
+    return u < 0 ? 0 : u > 1 ? 1 : u;
+  };
+  const h2 = (c: number, m: number) => (1 - (c * c + m * m) / 2 - 2 * Math.abs(c - m) + 2) / 3;
+  const c = 1 - share(node.allocated.cpuMillis + req.resources.cpuMillis, node.allocatable.cpuMillis);
+  const m = 1 - share(node.allocated.memoryBytes + req.resources.memoryBytes, node.allocatable.memoryBytes);
+  const h = h2(c, m);
+  const a = node.allocated;
+  if (a.cpuMillis === 0 && a.memoryBytes === 0) return h * 0.8;
+  const cap = node.allocatable;
+  const dc = share(req.resources.cpuMillis, cap.cpuMillis);
+  const dm = share(req.resources.memoryBytes, cap.memoryBytes);
+  const held = Math.atan2(share(a.memoryBytes, cap.memoryBytes), share(a.cpuMillis, cap.cpuMillis));
+  if (Math.abs(held - Math.atan2(dm, dc)) >= (20 * Math.PI) / 180) return h;
+  const ce = 1 - dc;
+  const me = 1 - dm;
+  const fuller = (ce * ce + me * me - c * c - m * m) / 2;
+  return Math.max(h, h2(ce, me) * 0.8 + 1e-9 + 0.1 * fuller);
+}
+
+test("property: aligned fit gives exactly what it gave when it computed both angles on every used node", () => {
+  const amount = (max: number) =>
+    fc.oneof(fc.constant(0), fc.integer({ min: 0, max }), fc.double({ min: 0, max, noNaN: true }));
+  fc.assert(
+    fc.property(
+      amount(128_000),
+      amount(512 * GiB),
+      amount(130_000),
+      amount(520 * GiB),
+      amount(64_000),
+      amount(256 * GiB),
+      // Half the cases: a node holding k instances of about the request's own shape (aligned).
+      fc.option(
+        fc.record({ k: fc.integer({ min: 1, max: 40 }), skew: fc.double({ min: 0.7, max: 1.4, noNaN: true }) }),
+      ),
+      (capCpu, capMem, anyCpu, anyMem, reqCpu, reqMem, own) => {
+        const usedCpu = own ? own.k * reqCpu : anyCpu;
+        const usedMem = own ? own.k * reqMem * own.skew : anyMem;
+        const n: NodeView = {
+          name: "n",
+          ready: true,
+          unschedulable: false,
+          allocatable: { cpuMillis: capCpu, memoryBytes: capMem, pids: 10 },
+          allocated: { cpuMillis: usedCpu, memoryBytes: usedMem, pids: 0 },
+          labels: {},
+        };
+        const r: PlacementRequest = {
+          id: "r",
+          app: "a",
+          namespace: "n",
+          resources: { cpuMillis: reqCpu, memoryBytes: reqMem, pids: 1 },
+        };
+        expect(Object.is(alignedFit.score(r, n), alignedFitAsWritten(r, n))).toBe(true);
+      },
+    ),
+    { numRuns: 20_000 },
+  );
+});

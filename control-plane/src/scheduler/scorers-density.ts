@@ -29,27 +29,33 @@ export const balancedAllocation: Scorer = {
   name: "balanced-allocation",
   scope: "node",
   weight: 1,
+  reads: "resources",
   score: (req, node) => {
     return 1 - Math.abs(cpuAfter(req, node) - memoryAfter(req, node)) / 2;
   },
 };
 
+// The constants are module-local and exported by another name: inside this
+// module an exported const is a property read of `exports` on every use
+// (CommonJS output), which the scorer's hot path paid per node.
+const W = 2;
+const EMPTY = 0.8;
+const ANGLE = (20 * Math.PI) / 180;
 /** Weight of the imbalance penalty in alignedFit (balanced fit's BALANCE_WEIGHT). */
-export const ALIGNED_BALANCE_WEIGHT = 2;
+export const ALIGNED_BALANCE_WEIGHT = W;
 /** alignedFit's factor for a node with nothing on it (balanced fit's EMPTY_NODE_FACTOR). */
-export const ALIGNED_EMPTY_NODE_FACTOR = 0.8;
+export const ALIGNED_EMPTY_NODE_FACTOR = EMPTY;
 /**
  * A node is aligned with a request when the angle between the request's
  * cpu:memory direction and the node's allocated one (as shares of the node)
  * is below this. Chosen on the tuning seeds only (docs/scheduling.md).
  */
-export const ALIGNED_ANGLE = (20 * Math.PI) / 180;
+export const ALIGNED_ANGLE = ANGLE;
 /** How much fuller aligned nodes rank above each other (and above an empty node). */
 const ALIGNED_FILL_WEIGHT = 0.1;
 
 /** Balanced fit's h for free shares c, m after placement. */
 function balancedH(c: number, m: number): number {
-  const W = ALIGNED_BALANCE_WEIGHT;
   return (1 - (c * c + m * m) / 2 - W * Math.abs(c - m) + W) / (1 + W);
 }
 
@@ -70,22 +76,27 @@ export const alignedFit: Scorer = {
   name: "aligned-fit",
   scope: "node",
   weight: 1,
+  reads: "resources",
   score: (req, node) => {
     const c = 1 - cpuAfter(req, node);
     const m = 1 - memoryAfter(req, node);
     const h = balancedH(c, m);
     const a = node.allocated;
-    if (a.cpuMillis === 0 && a.memoryBytes === 0) return h * ALIGNED_EMPTY_NODE_FACTOR;
+    if (a.cpuMillis === 0 && a.memoryBytes === 0) return h * EMPTY;
     const cap = node.allocatable;
     const dc = share(req.resources.cpuMillis, cap.cpuMillis);
     const dm = share(req.resources.memoryBytes, cap.memoryBytes);
-    const held = Math.atan2(share(a.memoryBytes, cap.memoryBytes), share(a.cpuMillis, cap.cpuMillis));
-    if (Math.abs(held - Math.atan2(dm, dc)) >= ALIGNED_ANGLE) return h;
     // The same request on this node were it empty, and how much fuller this node ends up.
     const ce = 1 - dc;
     const me = 1 - dm;
     const fuller = (ce * ce + me * me - c * c - m * m) / 2;
-    return Math.max(h, balancedH(ce, me) * ALIGNED_EMPTY_NODE_FACTOR + 1e-9 + ALIGNED_FILL_WEIGHT * fuller);
+    const lifted = balancedH(ce, me) * EMPTY + 1e-9 + ALIGNED_FILL_WEIGHT * fuller;
+    // Aligned or not, the score is h when the lift does not exceed it: the angles (two atan2,
+    // most of a used node's cost) are needed only when it does.
+    if (lifted <= h) return h;
+    const held = Math.atan2(share(a.memoryBytes, cap.memoryBytes), share(a.cpuMillis, cap.cpuMillis));
+    if (Math.abs(held - Math.atan2(dm, dc)) >= ANGLE) return h;
+    return Math.max(h, lifted);
   },
 };
 

@@ -47,6 +47,7 @@ export const mostAllocated: Scorer = {
   name: "most-allocated",
   weight: 1,
   scope: "node",
+  reads: "resources",
   score: (req, node) => (cpuAfter(req, node) + memoryAfter(req, node)) / 2,
 };
 /** The walking skeleton's name for MostAllocated. */
@@ -57,6 +58,7 @@ export const leastAllocated: Scorer = {
   name: "least-allocated",
   weight: 1,
   scope: "node",
+  reads: "resources",
   score: (req, node) => 1 - (cpuAfter(req, node) + memoryAfter(req, node)) / 2,
 };
 /** The walking skeleton's name for LeastAllocated. */
@@ -69,6 +71,7 @@ export const nomadBestFit: Scorer = {
   name: "nomad-bestfit",
   weight: 1,
   scope: "node",
+  reads: "resources",
   score: (req, node) => {
     const freeCpu = 1 - cpuAfter(req, node);
     const freeMem = 1 - memoryAfter(req, node);
@@ -84,6 +87,7 @@ export const dotProduct: Scorer = {
   name: "dot-product",
   weight: 1,
   scope: "node",
+  reads: "resources",
   score: (req, node) =>
     (demandShare(req, node, "cpuMillis") * freeShare(node, "cpuMillis") +
       demandShare(req, node, "memoryBytes") * freeShare(node, "memoryBytes")) /
@@ -96,6 +100,7 @@ export const l2Norm: Scorer = {
   name: "l2-norm",
   weight: 1,
   scope: "node",
+  reads: "resources",
   score: (req, node) => {
     const c = 1 - cpuAfter(req, node);
     const m = 1 - memoryAfter(req, node);
@@ -133,10 +138,13 @@ export const preferNoSchedule: Scorer = {
   score: (req, node) => (node.taints && untolerated(req, node, "PreferNoSchedule").length > 0 ? 0 : 1),
 };
 
+// Module-local, exported by another name (as in scorers-density.ts: a use of an exported const is a read of `exports`).
+const W = 2;
+const EMPTY = 0.8;
 /** Weight of the imbalance penalty in balancedFit. */
-export const BALANCE_WEIGHT = 2;
+export const BALANCE_WEIGHT = W;
 /** balancedFit's factor for a node with nothing on it. */
-export const EMPTY_NODE_FACTOR = 0.8;
+export const EMPTY_NODE_FACTOR = EMPTY;
 
 // Grove's default ("balanced fit"), chosen with the simulator (docs/scheduling.md):
 // L2-norm best fit minus a penalty for leaving cpu and memory unevenly free
@@ -148,11 +156,12 @@ export const balancedFit: Scorer = {
   name: "balanced-fit",
   weight: 1,
   scope: "node",
+  reads: "resources",
   score: (req, node) => {
     const c = 1 - cpuAfter(req, node);
     const m = 1 - memoryAfter(req, node);
-    const h = (1 - (c * c + m * m) / 2 - BALANCE_WEIGHT * Math.abs(c - m) + BALANCE_WEIGHT) / (1 + BALANCE_WEIGHT);
-    return node.allocated.cpuMillis === 0 && node.allocated.memoryBytes === 0 ? h * EMPTY_NODE_FACTOR : h;
+    const h = (1 - (c * c + m * m) / 2 - W * Math.abs(c - m) + W) / (1 + W);
+    return node.allocated.cpuMillis === 0 && node.allocated.memoryBytes === 0 ? h * EMPTY : h;
   },
 };
 

@@ -15,7 +15,8 @@
 // random clusters.
 import type { FilterChain } from "./feasibility";
 import { appKeyOf } from "./filters";
-import { nodeTotal, rankingOf, type Ranking } from "./rank";
+import { meets } from "./conditions";
+import { nodeTotal, rankingOf, sameAmounts, type Ranking } from "./rank";
 import type { Filter, NodeView, PlacementContext, PlacementRequest, Profile } from "./types";
 
 const profileIds = new WeakMap<Profile, number>();
@@ -79,12 +80,33 @@ export class ShapeIndex {
   /** Evaluates every node from scratch. */
   build(req: PlacementRequest, nodes: readonly NodeView[], ctx: PlacementContext): void {
     this.rejectCounts.fill(0);
-    const { tree, size } = this;
+    const { tree, size, ranking, chain } = this;
+    const r = req.resources;
+    // As place()'s fused scan: the chain's conditions inline when they are the whole chain, and
+    // a node of the same amounts as the last one scored gets its total (Ranking.reuse).
+    const mask = chain.inlineMask;
+    const reuse = ranking.reuse;
+    const reuseMask = ranking.reuseMask;
+    let last: NodeView | undefined;
+    let lastTotal = 0;
     for (let i = 0; i < this.n; i++) {
-      const f = this.chain.firstFailure(req, nodes[i]!, ctx);
+      const node = nodes[i]!;
+      const f = mask !== 0 && meets(mask, r, node) ? -1 : chain.firstFailure(req, node, ctx);
       this.reject[i] = f;
-      if (f >= 0) this.rejectCounts[f]!++;
-      tree[size + i] = f >= 0 ? -Infinity : nodeTotal(req, nodes[i]!, this.ranking, ctx);
+      if (f >= 0) {
+        this.rejectCounts[f]!++;
+        tree[size + i] = -Infinity;
+        continue;
+      }
+      const met = reuse && (reuseMask === 0 || meets(reuseMask, r, node));
+      if (met && last !== undefined && sameAmounts(node, last)) {
+        tree[size + i] = lastTotal;
+      } else {
+        const t = nodeTotal(req, node, ranking, ctx);
+        tree[size + i] = t;
+        last = met ? node : undefined;
+        lastTotal = t;
+      }
     }
     for (let k = size - 1; k >= 1; k--) {
       const a = tree[2 * k]!;

@@ -41,6 +41,9 @@ export class WorkingSet implements ShapeCache {
   private readonly shapes = new Map<string, ShapeIndex>();
   /** Shapes seen once (an index is built on the second request of a shape). */
   private readonly sightings = new Set<string>();
+  /** Per node: the replay of the change log that last evaluated it (lookup). */
+  private readonly stamps: Int32Array;
+  private replays = 0;
 
   constructor(nodes: readonly NodeView[]) {
     // One object shape for every node keeps the hot loop's property reads monomorphic.
@@ -57,6 +60,7 @@ export class WorkingSet implements ShapeCache {
       instances: n.instances,
     }));
     this.nodes.forEach((n, i) => this.index.set(n.name, i));
+    this.stamps = new Int32Array(this.nodes.length);
   }
 
   /**
@@ -92,8 +96,14 @@ export class WorkingSet implements ShapeCache {
       if (shape.seen < this.logBase || end - shape.seen > n / 2) {
         shape.build(req, nodes, ctx);
       } else {
+        // A node that changed several times (packing fills one node after the other) is evaluated
+        // once, in its current state: update() reads nothing else, so once is the same as each time.
+        const stamp = ++this.replays;
+        const stamps = this.stamps;
         for (let p = shape.seen; p < end; p++) {
           const i = this.log[p - this.logBase]!;
+          if (stamps[i] === stamp) continue;
+          stamps[i] = stamp;
           shape.update(i, req, nodes[i]!, ctx);
         }
       }
