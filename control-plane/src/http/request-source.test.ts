@@ -22,6 +22,9 @@ jest.mock("content-disposition", () => ({ create: (name: string) => `attachment;
 
 const TOKEN = "s3cret-token";
 
+// Building the server (swagger and all) takes seconds on a loaded machine; nothing here measures time.
+jest.setTimeout(30_000);
+
 let dir: string;
 let audit: AuditLog;
 let lines: Record<string, unknown>[];
