@@ -10,7 +10,6 @@
 // - two Nodes from before claims that recorded one subnet (what the old in-process allocator did
 //   across replicas), registering at once through the two replicas: they end with two subnets.
 import * as fs from "node:fs";
-import * as path from "node:path";
 import fc from "fast-check";
 import {
   Keys,
@@ -29,7 +28,7 @@ import {
 } from "@grove/control-plane";
 import type { KeyPair } from "@grove/control-plane";
 import { GroveClient, type Node } from "@grove/api";
-import { createJoinToken, startServer, tempDir, waitFor, type ServerProcess } from "./harness/processes";
+import { createJoinToken, startReplicas, tempDir, waitFor, type ServerProcess } from "./harness/processes";
 import { EtcdCluster } from "./harness/etcd-cluster";
 import { joinOverApi, rawConnect, registerMessage, tlsCredentials } from "./harness/raw-agent";
 import { RUN_TAG } from "./harness/run-id";
@@ -43,16 +42,7 @@ beforeAll(async () => {
   dir = tempDir("grove-it-subnet-claims");
   etcd = await EtcdCluster.start(dir, 1);
   stores = [0, 1, 2].map(() => createStore(etcd.endpoints));
-  for (const n of ["s1", "s2"]) {
-    const d = path.join(dir, n);
-    fs.mkdirSync(d);
-    // Every replica of a cluster shares its tokens.
-    if (servers[0]) {
-      for (const t of ["admin-token", "agent-token"])
-        fs.copyFileSync(path.join(servers[0].dataDir, t), path.join(d, t));
-    }
-    servers.push(await startServer({ dataDir: d, etcdEndpoints: etcd.endpoints }));
-  }
+  await startReplicas(dir, ["s1", "s2"], etcd.endpoints, servers);
 }, 180_000);
 
 afterAll(async () => {
