@@ -3,6 +3,19 @@ export { EtcdStore, createStore } from "./store/etcd-store";
 export { MemoryStore } from "./store/memory-store";
 export { EmbeddedEtcd } from "./etcd/embedded-etcd";
 export { Repository } from "./resources/repository";
+export {
+  claimSubnet,
+  listClaims,
+  nodeClaimKey,
+  subnetClaimKey,
+  subnetOfKey,
+  NODE_CLAIMS,
+  SUBNET_CLAIMS,
+  SubnetClaimCache,
+  type ClaimsSource,
+  type ClaimsView,
+} from "./network/subnet-claims";
+export { parseCidr } from "./network/subnets";
 export * as scheduler from "./scheduler";
 export { startControlPlane, type ControlPlane, type ControlPlaneOptions } from "./server";
 export { SchedulerController } from "./controllers/scheduler-controller";

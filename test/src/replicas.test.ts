@@ -16,7 +16,7 @@ import {
   isReady,
   runCli,
   startAgent,
-  startServer,
+  startReplicas,
   tempDir,
   waitFor,
   type ServerProcess,
@@ -52,16 +52,7 @@ describe("three grove-server replicas", () => {
     execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
     etcd = new EmbeddedEtcd({ dataDir: path.join(dir, "etcd"), port: 0, stopTimeoutMs: 5000 });
     await etcd.start();
-    for (const n of ["s1", "s2", "s3"]) {
-      const d = path.join(dir, n);
-      fs.mkdirSync(d);
-      // Every replica of a cluster shares its tokens.
-      if (servers[0]) {
-        for (const t of ["admin-token", "agent-token"])
-          fs.copyFileSync(path.join(servers[0].dataDir, t), path.join(d, t));
-      }
-      servers.push(await startServer({ dataDir: d, etcdEndpoints: etcd.endpoints }));
-    }
+    await startReplicas(dir, ["s1", "s2", "s3"], etcd.endpoints, servers);
     const [a, b, c] = servers as [ServerProcess, ServerProcess, ServerProcess];
     for (const name of NODES) {
       agents.push(

@@ -134,6 +134,16 @@ function sessionOf(verb: Verb, q: { follow?: string }): Session | undefined {
   return undefined;
 }
 
+/**
+ * The peer's address as the audit names it: the socket's (no proxy is trusted, so never what an
+ * X-Forwarded-For header claims), an IPv4 client of a dual-stack listener ("::ffff:10.0.0.5")
+ * as the IPv4 address it is.
+ */
+function clientAddress(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  return mapped ? mapped[1]! : ip;
+}
+
 function record(audit: AuditLog, req: FastifyRequest, d: Decision, code: number): void {
   if (d.audited) return;
   d.audited = true;
@@ -150,7 +160,7 @@ function record(audit: AuditLog, req: FastifyRequest, d: Decision, code: number)
     ...(namespace ? { namespace } : {}),
     ...(params.name ? { name: params.name } : {}),
     code,
-    source: req.ip,
+    source: clientAddress(req.ip),
     ...(d.reason ? { reason: d.reason } : {}),
   });
 }

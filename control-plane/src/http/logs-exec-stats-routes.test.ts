@@ -1,7 +1,11 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import type { FastifyInstance } from "fastify";
 import WebSocket from "ws";
 import { API_VERSION, ExecChannel, execFrame, GroveClient, GroveError, type Instance } from "@grove/api";
 import type { ControlMessage } from "@grove/proto";
+import { AuditLog, type AuditRecord } from "../auth/audit";
 import { Repository } from "../resources/repository";
 import { MemoryStore } from "../store/memory-store";
 import { SubStreamMux, type SubStreamHandlers, type SubStreamRequest } from "../grpc/sub-streams";
@@ -250,5 +254,41 @@ describe("logs and exec routes", () => {
     agent.mux.closeAll();
     await expect(second.exited).rejects.toMatchObject({ code: "NodeUnavailable" });
     expect(execFrame(ExecChannel.Resize, "{}")[0]).toBe(3);
+  });
+});
+
+describe("the audit of an exec session", () => {
+  it("names the client's address, though the record is written once its socket has closed", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "grove-exec-audit-"));
+    const audit = new AuditLog({ file: path.join(dir, "audit.log") });
+    const store = new MemoryStore();
+    const repo = new Repository(store);
+    await repo.create(instance("hello-0", "Running", "n1"));
+    const agent = new FakeAgent();
+    agent.onOpen = (id) => agent.output(id, 0, "");
+    const server = await buildHttpServer({ repo, store, adminToken: TOKEN, agents: agent, audit });
+    try {
+      await server.listen({ host: "::1", port: 0 });
+      const port = (server.server.address() as { port: number }).port;
+      const client = new GroveClient({ server: `http://[::1]:${port}`, token: TOKEN });
+      const session = await client.exec("hello-0", "default", { command: ["true"] });
+      await waitFor(() => agent.sent.some((m) => m.streamOpen), "the exec's StreamOpen");
+      agent.end(agent.sent.find((m) => m.streamOpen)!.streamOpen!.streamId!);
+      await session.exited;
+      const records = () =>
+        fs
+          .readFileSync(path.join(dir, "audit.log"), "utf8")
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as AuditRecord);
+      await waitFor(() => records().some((r) => r.code === 101), "the exec's audit record");
+      expect(records().find((r) => r.code === 101)).toMatchObject({ verb: "exec", source: "::1" });
+    } finally {
+      const closing = server.close();
+      server.server.closeAllConnections();
+      await closing;
+      audit.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

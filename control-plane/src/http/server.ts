@@ -1,7 +1,7 @@
 // The HTTP API of the control plane: /v1 resources, health, OpenAPI and docs.
 // A thin adapter over the Repository; errors are mapped to statuses in one
 // place (errors.ts).
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyInstance } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import websocket from "@fastify/websocket";
@@ -93,7 +93,8 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
     // the server's CPU under api-load (pino's writes; every line also goes through the log pipe).
     // observability/http-telemetry.ts logs one instead (its completion only at debug level, or
     // at info when refused or failed); the latency histogram and spans measure every request.
-    disableRequestLogging: true,
+    // (The top-level disableRequestLogging option is deprecated: warning FSTDEP023.)
+    logController: new LogController({ disableRequestLogging: true }),
     ajv: {
       // Reject what does not match instead of quietly fixing it: no type
       // coercion, no removal of unknown fields, and every problem at once.

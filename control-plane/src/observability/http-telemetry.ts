@@ -13,15 +13,18 @@ const spans = new WeakMap<FastifyRequest, Span>();
 export function installHttpTelemetry(app: FastifyInstance, metrics: ControlPlaneMetrics | undefined): void {
   app.addHook("onRequest", async (req) => {
     // One info line per request (fastify's own two are off: http/server.ts), at its start: a watch or
-    // a log follow is seen while it lasts. Reading req.ip here also makes node keep the peer's address
-    // (net.Socket caches it on first read): an exec's audit record, written once its socket has
-    // closed, still names its source (tenancy.test.ts "audit").
-    req.log.info({ req: { method: req.method, url: req.url, remoteAddress: req.ip } }, "incoming request");
+    // a log follow is seen while it lasts. The request itself, for fastify's req serializer (method,
+    // url, host, remoteAddress, remotePort): a plain object lost its remoteAddress there.
+    req.log.info({ req }, "incoming request");
+    // Read at every level: node then keeps the peer's address (net.Socket caches it on first read),
+    // so an exec's audit record, written once its socket has closed, still names its source
+    // (tenancy.test.ts "audit").
+    const client = req.ip;
     const route = req.routeOptions.url ?? "unmatched";
     const span = startSpan(
       `${req.method} ${route}`,
       extractTraceContext(req.headers),
-      { "http.request.method": req.method, "http.route": route },
+      { "http.request.method": req.method, "http.route": route, "client.address": client },
       SpanKind.SERVER,
     );
     if (span) spans.set(req, span);

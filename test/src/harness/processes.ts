@@ -178,6 +178,28 @@ export async function startServer(opts: {
   };
 }
 
+/**
+ * Replicas of one cluster on `etcdEndpoints`, one under dir/NAME each, sharing the first one's
+ * tokens (as every replica of a cluster does). Each is pushed onto `into` once up, so the caller's
+ * clean-up stops those started before one that failed.
+ */
+export async function startReplicas(
+  dir: string,
+  names: readonly string[],
+  etcdEndpoints: string[],
+  into: ServerProcess[],
+): Promise<void> {
+  for (const n of names) {
+    const d = path.join(dir, n);
+    fs.mkdirSync(d);
+    const first = into[0];
+    if (first) {
+      for (const t of ["admin-token", "agent-token"]) fs.copyFileSync(path.join(first.dataDir, t), path.join(d, t));
+    }
+    into.push(await startServer({ dataDir: d, etcdEndpoints }));
+  }
+}
+
 /** The process is gone or a zombie (dead; whoever reaps orphans here may take its time). */
 function exitedPid(pid: number): boolean {
   try {
