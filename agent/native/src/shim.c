@@ -62,6 +62,7 @@ struct config
   size_t nsysctls;
   int readonly_rootfs;
   int host_cgroupns;
+  unsigned long rootfs_propagation;
   grove_mount_t mounts[GROVE_MAX_MOUNTS];
   size_t nmounts;
   grove_id_map_t uid_maps[GROVE_MAX_ID_MAPS], gid_maps[GROVE_MAX_ID_MAPS];
@@ -284,6 +285,15 @@ shim_key (const char *key, char *val, grove_error_t *err)
     cfg.mounts[cfg.nmounts - 1].own = strcmp (val, "1") == 0;
   else if (strcmp (key, GROVE_KEY_MOUNT_FIELD) == 0 && cfg.nmounts > 0)
     cfg.mounts[cfg.nmounts - 1].field = val;
+  else if (strcmp (key, GROVE_KEY_MOUNT_PROPAGATION) == 0 && cfg.nmounts > 0)
+    {
+      grove_mount_t *m = &cfg.mounts[cfg.nmounts - 1];
+      if (m->npropagation == GROVE_MAX_PROPAGATION)
+        return grove_error_set (err, EINVAL, "shim config: more than %d %s", GROVE_MAX_PROPAGATION, key);
+      m->propagation[m->npropagation++] = strtoul (val, NULL, 10);
+    }
+  else if (strcmp (key, GROVE_KEY_ROOTFS_PROPAGATION) == 0)
+    cfg.rootfs_propagation = strtoul (val, NULL, 10);
   else if (strcmp (key, GROVE_KEY_UID_MAP) == 0)
     return parse_id_map (key, val, cfg.uid_maps, &cfg.nuid_maps, err);
   else if (strcmp (key, GROVE_KEY_GID_MAP) == 0)
@@ -729,6 +739,7 @@ container_config (grove_container_config_t *cc, int stdio_fd)
   cc->inherit_fds = stdio_fds;
   cc->readonly_rootfs = cfg.readonly_rootfs;
   cc->host_cgroupns = cfg.host_cgroupns;
+  cc->rootfs_propagation = cfg.rootfs_propagation;
   cc->mounts = cfg.mounts;
   cc->nmounts = cfg.nmounts;
   cc->uid_maps = cfg.uid_maps;

@@ -68,6 +68,8 @@
 #define GROVE_KEY_MOUNT_DATA "mount_data"       /* its options (size=1m,mode=1777) */
 #define GROVE_KEY_MOUNT_OWN "mount_own"         /* after mount_src: "1", Grove's own /proc, /dev or /sys made here */
 #define GROVE_KEY_MOUNT_FIELD "mount_field"     /* after mount_src: what its errors name (config.json mounts[3]) */
+#define GROVE_KEY_MOUNT_PROPAGATION "mount_propagation" /* after mount_src: MS_* propagation flags, decimal, one per change */
+#define GROVE_KEY_ROOTFS_PROPAGATION "rootfs_propagation" /* linux.rootfsPropagation's MS_* flags, decimal */
 #define GROVE_KEY_HOOKS "hooks"                 /* file of the OCI hooks (hooks.h's blob) */
 #define GROVE_KEY_MASKED_PATH "masked_path"     /* one per path masked beyond Grove's list */
 #define GROVE_KEY_READONLY_PATH "readonly_path" /* one per path made read-only beyond Grove's list */

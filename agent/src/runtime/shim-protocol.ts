@@ -66,6 +66,8 @@ export const WIRE_KEYS = {
   mountData: "mount_data",
   mountOwn: "mount_own",
   mountField: "mount_field",
+  mountPropagation: "mount_propagation",
+  rootfsPropagation: "rootfs_propagation",
   hooks: "hooks",
   device: "device",
   utsNs: "uts_ns",
