@@ -156,6 +156,7 @@ struct child_args
   const char *const *readonly_paths;
   size_t nreadonly_paths;
   int uts_ns_fd, ipc_ns_fd; /* -1: the new ones clone() made; else joined first */
+  int pid_ns_fd, mnt_ns_fd, cgroup_ns_fd; /* -1: new ones; else joined (see the config) */
   /* linux.rootfsPropagation (0: every mount private); with it, the mount
    * that holds the rootfs (its path, as the caller's namespace has it) and
    * whether it is shared there. */
@@ -748,8 +749,9 @@ child_enter_rootfs (struct child_args *a, int rootfs_tree)
 {
   /* In our cgroups now: a cgroup namespace rooted there, so /proc/self/cgroup
    * and mountinfo show "/" instead of the host's cgroup paths. */
-  if (a->cgroupns && unshare (CLONE_NEWCGROUP) < 0)
-    child_fail (a, errno, "unshare the cgroup namespace", NULL);
+  if (a->cgroup_ns_fd >= 0 ? setns (a->cgroup_ns_fd, CLONE_NEWCGROUP) < 0
+                           : a->cgroupns && unshare (CLONE_NEWCGROUP) < 0)
+    child_fail (a, errno, a->cgroup_ns_fd >= 0 ? "join the cgroup namespace" : "unshare the cgroup namespace", NULL);
   /* Join the given network namespace before anything network-related. */
   if (a->netns_fd >= 0 && !a->netns_joined && setns (a->netns_fd, CLONE_NEWNET) < 0)
     child_fail (a, errno, "setns into network namespace", NULL);
@@ -1108,6 +1110,9 @@ child_join_namespaces (struct child_args *a)
     child_fail (a, errno, "join the uts namespace", NULL);
   if (a->ipc_ns_fd >= 0 && setns (a->ipc_ns_fd, CLONE_NEWIPC) < 0)
     child_fail (a, errno, "join the ipc namespace", NULL);
+  /* Before any mount: they are all made in the joined namespace (as runc). */
+  if (a->mnt_ns_fd >= 0 && setns (a->mnt_ns_fd, CLONE_NEWNS) < 0)
+    child_fail (a, errno, "join the mount namespace", NULL);
 }
 
 /* OCI hooks around the create: the parent's prestart and createRuntime (it
@@ -1206,6 +1211,9 @@ prepared_free (struct prepared *p)
   free (p->a.seccomp.filter);
   grove_closep (&p->a.uts_ns_fd);
   grove_closep (&p->a.ipc_ns_fd);
+  grove_closep (&p->a.pid_ns_fd);
+  grove_closep (&p->a.mnt_ns_fd);
+  grove_closep (&p->a.cgroup_ns_fd);
   free (p->a.hook_state_creating);
   free (p->a.hook_state_created);
   for (size_t i = 0; i < p->a.nsysctls; i++)
@@ -1452,7 +1460,9 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
     return grove_error_set (err, EINVAL, "%zu devices, at most %d", cfg->ndevices, GROVE_MAX_DEVICES);
   p->a.devices = cfg->devices;
   p->a.ndevices = cfg->ndevices;
-  if (open_ns (cfg->uts_ns_path, &p->a.uts_ns_fd, err) < 0 || open_ns (cfg->ipc_ns_path, &p->a.ipc_ns_fd, err) < 0)
+  if (open_ns (cfg->uts_ns_path, &p->a.uts_ns_fd, err) < 0 || open_ns (cfg->ipc_ns_path, &p->a.ipc_ns_fd, err) < 0
+      || open_ns (cfg->pid_ns_path, &p->a.pid_ns_fd, err) < 0 || open_ns (cfg->mnt_ns_path, &p->a.mnt_ns_fd, err) < 0
+      || open_ns (cfg->cgroup_ns_path, &p->a.cgroup_ns_fd, err) < 0)
     return -1;
   p->a.masked_paths = cfg->masked_paths;
   p->a.nmasked_paths = cfg->nmasked_paths;
@@ -1668,9 +1678,10 @@ open_netns (const grove_container_config_t *cfg, int *netns_fd, grove_error_t *e
 
 /* clone()s the init into its new namespaces, with every signal blocked (no
  * Node handler may run in the child before it resets them); this thread is
- * back in orig_netns (>= 0: it joined the container's for the clone). */
+ * back in orig_netns (>= 0: it joined the container's for the clone), and
+ * its children's pid namespace back to orig_pidns (>= 0: the joined one). */
 static pid_t
-clone_init (struct child_args *a, int orig_netns, grove_error_t *err)
+clone_init (struct child_args *a, int orig_netns, int orig_pidns, grove_error_t *err)
 {
   void *stack;
   sigset_t all, old;
@@ -1681,15 +1692,23 @@ clone_init (struct child_args *a, int orig_netns, grove_error_t *err)
     return grove_error_set (err, errno, "mmap child stack");
   sigfillset (&all);
   pthread_sigmask (SIG_SETMASK, &all, &old);
+  if (orig_pidns >= 0 && setns (a->pid_ns_fd, CLONE_NEWPID) < 0)
+    {
+      saved = errno;
+      pthread_sigmask (SIG_SETMASK, &old, NULL);
+      munmap (stack, CHILD_STACK_SIZE);
+      return grove_error_set (err, saved, "join the pid namespace");
+    }
   pid = clone (child_main, (char *) stack + CHILD_STACK_SIZE,
-               CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (a->netns_fd < 0 ? CLONE_NEWNET : 0)
-                   | (a->userns ? CLONE_NEWUSER : 0) | SIGCHLD,
+               (a->pid_ns_fd < 0 ? CLONE_NEWPID : 0) | (a->mnt_ns_fd < 0 ? CLONE_NEWNS : 0) | CLONE_NEWUTS
+                   | CLONE_NEWIPC | (a->netns_fd < 0 ? CLONE_NEWNET : 0) | (a->userns ? CLONE_NEWUSER : 0) | SIGCHLD,
                a);
   saved = errno;
-  if (orig_netns >= 0 && setns (orig_netns, CLONE_NEWNET) < 0)
+  if ((orig_netns >= 0 && setns (orig_netns, CLONE_NEWNET) < 0)
+      || (orig_pidns >= 0 && setns (orig_pidns, CLONE_NEWPID) < 0))
     {
       /* Should not happen (we came from there); never stay in the container's. */
-      fprintf (stderr, "grove: cannot return to the original network namespace: %s\n", strerror (errno));
+      fprintf (stderr, "grove: cannot return to the original network or pid namespace: %s\n", strerror (errno));
       abort ();
     }
   pthread_sigmask (SIG_SETMASK, &old, NULL);
@@ -1760,12 +1779,13 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   cleanup_close int err_out_fd = -1;
   cleanup_close int netns_fd = -1;
   cleanup_close int orig_netns = -1;
+  cleanup_close int orig_pidns = -1;
   int userns;
   pid_t pid;
   int pidfd;
 
   memset (&p, 0, sizeof (p));
-  p.a.uts_ns_fd = p.a.ipc_ns_fd = -1;
+  p.a.uts_ns_fd = p.a.ipc_ns_fd = p.a.pid_ns_fd = p.a.mnt_ns_fd = p.a.cgroup_ns_fd = -1;
   if (cfg->argv == NULL || cfg->argv[0] == NULL || cfg->argv[0][0] == '\0')
     return grove_error_set (err, EINVAL, "start: empty command");
   if (prepare (cfg, &p, err) < 0)
@@ -1802,7 +1822,15 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
         return grove_error_set (err, errno, "join network namespace %s", cfg->netns_path);
       p.a.netns_joined = 1;
     }
-  pid = clone_init (&p.a, orig_netns, err);
+  if (p.a.pid_ns_fd >= 0)
+    {
+      /* A pid namespace is joined for the children of this thread: the
+       * init is born in it (as runc), then this thread comes back. */
+      orig_pidns = open ("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC);
+      if (orig_pidns < 0)
+        return grove_error_set (err, errno, "open /proc/thread-self/ns/pid");
+    }
+  pid = clone_init (&p.a, orig_netns, orig_pidns, err);
   if (pid < 0)
     return -1;
   grove_closep (&sync_pipe[0]);

@@ -160,6 +160,15 @@ typedef struct grove_container_config_s
    * an empty hostname leaves the name alone. Not with a user namespace. */
   const char *uts_ns_path;
   const char *ipc_ns_path;
+  /* OCI linux.namespaces with a path: NULL, a new pid / mount / cgroup
+   * namespace; else the one this namespace file is, joined as runc joins
+   * it: pid by the parent before clone() (the init is born in it, not its
+   * pid 1), mount by the init first (its mounts are then made in that
+   * namespace), cgroup by the init once it is in its cgroups (in place of a
+   * new one). Not with a user namespace. */
+  const char *pid_ns_path;
+  const char *mnt_ns_path;
+  const char *cgroup_ns_path;
   /* OCI linux.rootfsPropagation: the propagation the mount namespace's
    * mounts get before the rootfs is mounted (MS_SHARED, MS_SLAVE, MS_PRIVATE
    * or MS_UNBINDABLE, | MS_REC); the mount that holds the rootfs is then

@@ -360,6 +360,12 @@ put_oci_keys (FILE *mem, const grove_oci_bundle_t *b)
     grove_config_put (mem, GROVE_KEY_UTS_NS, b->cc.uts_ns_path);
   if (b->cc.ipc_ns_path != NULL)
     grove_config_put (mem, GROVE_KEY_IPC_NS, b->cc.ipc_ns_path);
+  if (b->cc.pid_ns_path != NULL)
+    grove_config_put (mem, GROVE_KEY_PID_NS, b->cc.pid_ns_path);
+  if (b->cc.mnt_ns_path != NULL)
+    grove_config_put (mem, GROVE_KEY_MNT_NS, b->cc.mnt_ns_path);
+  if (b->cc.cgroup_ns_path != NULL)
+    grove_config_put (mem, GROVE_KEY_CGROUP_NS, b->cc.cgroup_ns_path);
   if (b->cc.rootfs_propagation != 0)
     {
       snprintf (num, sizeof (num), "%lu", b->cc.rootfs_propagation);

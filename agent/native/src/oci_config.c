@@ -863,12 +863,28 @@ read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
         }
       if (path == NULL || path[0] == '\0')
         continue;
+      if (strcmp (type, "user") == 0)
+        REFUSE ("config.json linux.namespaces[%d].path: joining a user namespace is not supported", k);
       if (strcmp (type, "network") != 0)
-        REFUSE ("config.json linux.namespaces[%d].path: joining a %s namespace is not supported", k, type);
+        {
+          /* pid, mount or cgroup: joined as runc joins them (container.h). */
+          char **slot = type[0] == 'p' ? &b->pid_ns : type[0] == 'm' ? &b->mnt_ns : &b->cgroup_ns;
+          free (*slot);
+          *slot = path;
+          path = NULL;
+          static_only (b, "linux.namespaces");
+          continue;
+        }
       free (b->netns);
       b->netns = path;
       path = NULL;
     }
+  if ((b->pid_ns != NULL || b->mnt_ns != NULL || b->cgroup_ns != NULL) && b->userns)
+    REFUSE ("config.json linux.namespaces: joining a pid, mount or cgroup namespace with a user namespace is not "
+            "supported");
+  b->cc.pid_ns_path = b->pid_ns;
+  b->cc.mnt_ns_path = b->mnt_ns;
+  b->cc.cgroup_ns_path = b->cgroup_ns;
   if (read_shared_namespaces (r, err) < 0)
     return -1;
   /* runtime-spec: a namespace the bundle does not list is the runtime's. */
@@ -1249,6 +1265,9 @@ grove_oci_bundle_free (grove_oci_bundle_t *b)
   free (b->cgroups_path);
   free (b->uts_ns);
   free (b->ipc_ns);
+  free (b->pid_ns);
+  free (b->mnt_ns);
+  free (b->cgroup_ns);
   for (size_t i = 0; i < b->cc.nmasked_paths; i++)
     free (b->masked[i]);
   for (size_t i = 0; i < b->cc.nreadonly_paths; i++)

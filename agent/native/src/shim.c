@@ -114,7 +114,7 @@ static grove_hooks_t hooks;
 /* OCI linux.cgroupsPath (grove-runtime create): the container's cgroup's name when not its id. */
 static const char *cgroup_name;
 /* OCI linux.namespaces (grove-runtime create): uts and ipc namespaces to join. */
-static const char *uts_ns_path, *ipc_ns_path;
+static const char *uts_ns_path, *ipc_ns_path, *pid_ns_path, *mnt_ns_path, *cgroup_ns_path;
 /* OCI linux.devices (grove-runtime create): "MODE:MAJOR:MINOR:UID:GID:PATH". */
 static grove_device_t devices[GROVE_MAX_DEVICES];
 static size_t ndevices;
@@ -242,6 +242,9 @@ shim_key (const char *key, char *val, grove_error_t *err)
                { GROVE_KEY_CGROUP_NAME, &cgroup_name },
                { GROVE_KEY_UTS_NS, &uts_ns_path },
                { GROVE_KEY_IPC_NS, &ipc_ns_path },
+               { GROVE_KEY_PID_NS, &pid_ns_path },
+               { GROVE_KEY_MNT_NS, &mnt_ns_path },
+               { GROVE_KEY_CGROUP_NS, &cgroup_ns_path },
                { GROVE_KEY_NETNS, &cfg.netns } };
   if (grove_shim_runtime_key (&handler, key, val))
     return 0;
@@ -765,6 +768,9 @@ start_container (int pipe_w, int pipe_r)
   cc.ndevices = ndevices;
   cc.uts_ns_path = uts_ns_path;
   cc.ipc_ns_path = ipc_ns_path;
+  cc.pid_ns_path = pid_ns_path;
+  cc.mnt_ns_path = mnt_ns_path;
+  cc.cgroup_ns_path = cgroup_ns_path;
   cc.masked_paths = masked_paths;
   cc.nmasked_paths = nmasked_paths;
   cc.readonly_paths = readonly_paths;

@@ -75,6 +75,9 @@
 #define GROVE_KEY_READONLY_PATH "readonly_path" /* one per path made read-only beyond Grove's list */
 #define GROVE_KEY_UTS_NS "uts_ns" /* join this uts namespace instead of a new one */
 #define GROVE_KEY_IPC_NS "ipc_ns" /* join this ipc namespace instead of a new one */
+#define GROVE_KEY_PID_NS "pid_ns" /* join this pid namespace instead of a new one */
+#define GROVE_KEY_MNT_NS "mnt_ns" /* join this mount namespace instead of a new one */
+#define GROVE_KEY_CGROUP_NS "cgroup_ns" /* join this cgroup namespace instead of a new one */
 #define GROVE_KEY_DEVICE "device" /* "MODE:MAJOR:MINOR:UID:GID:PATH", MODE octal with S_IFCHR/S_IFBLK/S_IFIFO */
 
 /* grove-shim of a runtime handler instance only (shim_runtime.c). */
