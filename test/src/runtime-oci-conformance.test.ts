@@ -342,8 +342,8 @@ describe("grove-runtime vs runc on the same bundle", () => {
     expect(expectSame(() => undefined, "hostname")).toBe("conformance\n");
     expectRefused((c) => (c.domainname = "example.org"), "config.json domainname: is not supported by grove-runtime");
     expectRefused(
-      (c) => (c.linux.rootfsPropagation = "private"),
-      "config.json linux.rootfsPropagation: is not supported by grove-runtime",
+      (c) => (c.linux.personality = { domain: "LINUX32" }),
+      "config.json linux.personality: is not supported by grove-runtime",
     );
   });
 
@@ -750,6 +750,11 @@ describe("the TypeScript grove-runtime on the same bundles", () => {
         "config.json mounts: is applied by",
       ],
       [(c) => (c.hooks = { prestart: [{ path: "/bin/true" }] }), "config.json hooks: is applied by"],
+      [(c) => (c.linux.rootfsPropagation = "rslave"), "config.json linux.rootfsPropagation: is applied by"],
+      [
+        (c) => c.mounts.push({ destination: "/b", type: "bind", source: "/tmp", options: ["rbind", "rslave"] }),
+        "config.json mounts: is applied by",
+      ],
       [(c) => c.linux.maskedPaths.push("/proc/cpuinfo"), "config.json linux.maskedPaths: is applied by"],
       [(c) => c.linux.readonlyPaths.push("/proc/loadavg"), "config.json linux.readonlyPaths: is applied by"],
       [

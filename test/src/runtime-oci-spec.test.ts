@@ -2,9 +2,10 @@
 // runtime-oci-conformance.test.ts, which holds the first cases): unknown
 // properties, all five capability sets, oomScoreAdj and umask, the command line's create (stdio
 // passed through, --pid-file, a process that cannot be executed), a bundle's own seccomp
-// profile and memory.swap. Each case
+// profile, memory.swap and mount propagation. Each case
 // runs ONE config.json through Debian's runc and the static grove-runtime and
 // compares what they report and what a process inside sees.
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
@@ -269,5 +270,161 @@ describe("grove-runtime vs runc: a bundle's seccomp profile and memory.swap", ()
     }
     writeConfig((c) => (c.linux.resources.memory = { limit, swap: limit / 2 }));
     expect(run("grove").err).toContain("config.json linux.resources.memory.swap: 33554432 is below memory.limit");
+  });
+});
+
+/** mountinfo's optional fields of the container's /p-* and /t-* mounts, one line each:
+ * the host's peer group (the test's shared tmpfs) as "host", others as "n". */
+const PROPAGATION_PROBE = "sed -E 's/ - .*//' /proc/self/mountinfo | cut -d' ' -f5,7- | grep -E '^/(p|t)-'";
+function propagationSeen(out: string, hostGroup: string): string[] {
+  return out
+    .trim()
+    .split("\n")
+    .map((l) =>
+      l
+        .trim()
+        .replace(new RegExp(`:${hostGroup}\\b`, "g"), ":host")
+        .replace(/:\d+/g, ":n"),
+    );
+}
+
+describe("grove-runtime vs runc: mount propagation", () => {
+  // A tmpfs of the host's, shared (this machine's own mounts are private), bound into the
+  // container in several ways; the options apply after the mount in the listed order.
+  let src = "";
+  let hostGroup = "";
+  const mountsOf = (c: { mounts: Record<string, unknown>[] }): void => {
+    const bind = (dst: string, ...opts: string[]): Record<string, unknown> => ({
+      destination: dst,
+      type: "bind",
+      source: src,
+      options: ["rbind", ...opts],
+    });
+    c.mounts.push(
+      bind("/p-shared", "rshared"),
+      bind("/p-slave", "rslave"),
+      bind("/p-private", "rprivate"),
+      bind("/p-default"),
+      bind("/p-slave-then-shared", "rslave", "rshared"),
+      bind("/p-shared-then-private", "rshared", "rprivate"),
+      { destination: "/t-unbindable", type: "tmpfs", source: "tmpfs", options: ["nosuid", "runbindable"] },
+      { destination: "/t-shared", type: "tmpfs", source: "tmpfs", options: ["shared"] },
+    );
+  };
+  const hostMounts = (): string[] =>
+    fs
+      .readFileSync("/proc/self/mountinfo", "utf8")
+      .split("\n")
+      .filter((l) => l.includes(tmp));
+
+  beforeAll(() => {
+    src = path.join(tmp, "propagation-src");
+    fs.mkdirSync(src);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", `${TAG}-src`, src]);
+    execFileSync("mount", ["--make-shared", src]);
+    fs.mkdirSync(path.join(src, "sub"));
+    const line = hostMounts().find((l) => l.split(" ")[4] === src) ?? "";
+    hostGroup = /shared:(\d+)/.exec(line)?.[1] ?? "";
+    expect(hostGroup).not.toBe("");
+  });
+  afterAll(() => {
+    for (const dir of [path.join(src, "sub"), src]) {
+      if (src !== "" && hostMounts().some((l) => l.split(" ")[4] === dir)) execFileSync("umount", [dir]);
+    }
+  });
+
+  it("options shared, slave, private, unbindable (r forms) and rootfsPropagation as runc; a host mount reaches slaves, not private ones", async () => {
+    const probe =
+      `${PROPAGATION_PROBE}; cat /p-slave/sub/mark /p-shared/sub/mark /p-default/sub/mark; ` +
+      "cat /p-private/sub/mark /p-shared-then-private/sub/mark 2>/dev/null | wc -l";
+    // Both created (their mounts made), then a tmpfs mounted on the host under the source
+    // before they start: propagation carries it into the container's slaves and peers.
+    const ids = { runc: `${TAG}-runc-${nextSeq()}`, grove: `${TAG}-grove-${nextSeq()}` };
+    for (const runtime of ["runc", "grove"] as const) {
+      writeConfig((c) => {
+        mountsOf(c);
+        c.linux.rootfsPropagation = "rslave";
+        c.process.args = ["/bin/sh", "-c", probe];
+      }); // a cgroupsPath of its own: both exist at once
+      created.push({ runtime, id: ids[runtime] });
+      const r = cli(runtime, ["create", "--bundle", bundle, ids[runtime]], `propagation-${runtime}`);
+      expect(r).toMatchObject({ code: 0 });
+    }
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", `${TAG}-sub`, path.join(src, "sub")]);
+    fs.writeFileSync(path.join(src, "sub", "mark"), "from the host\n");
+    const seen: Record<string, string[]> = {};
+    for (const runtime of ["runc", "grove"] as const) {
+      expect(cli(runtime, ["start", ids[runtime]])).toMatchObject({ code: 0 });
+      await waitFor(() => stateOf(runtime, ids[runtime]).status === "stopped");
+      const out = path.join(tmp, `propagation-${runtime}.out`);
+      await waitFor(() => /^\d+$/m.test(fs.readFileSync(out, "utf8")));
+      seen[runtime] = propagationSeen(fs.readFileSync(out, "utf8"), hostGroup);
+      expect(fs.readFileSync(path.join(tmp, `propagation-${runtime}.err`), "utf8")).toBe("");
+      expect(cli(runtime, ["delete", ids[runtime]])).toMatchObject({ code: 0 });
+    }
+    execFileSync("umount", [path.join(src, "sub")]);
+    expect(seen.grove).toEqual(seen.runc);
+    expect(seen.grove).toEqual([
+      "/p-shared shared:n master:host",
+      "/p-slave master:host",
+      "/p-private",
+      "/p-default master:host",
+      "/p-slave-then-shared shared:n master:host",
+      "/p-shared-then-private",
+      "/t-unbindable unbindable",
+      "/t-shared shared:n",
+      // The host's new mount, propagated to the peer and the slaves (into a private: no).
+      "/p-slave-then-shared/sub shared:n master:n",
+      "/p-slave/sub master:n",
+      "/p-default/sub master:n",
+      "/p-shared/sub shared:n master:n",
+      "from the host",
+      "from the host",
+      "from the host",
+      "0",
+    ]);
+  });
+
+  it("rootfsPropagation shared and private; absent: runc's rslave, Grove's private (a documented difference); the host gains no mount", () => {
+    const before = hostMounts();
+    const runBoth = (rootfsPropagation: string | undefined): { runc: string[]; grove: string[] } => {
+      writeConfig((c) => {
+        mountsOf(c);
+        if (rootfsPropagation !== undefined) c.linux.rootfsPropagation = rootfsPropagation;
+        c.process.args = ["/bin/sh", "-c", PROPAGATION_PROBE];
+      });
+      const r = run("runc");
+      const g = run("grove");
+      expect([r.code, r.err, g.code, g.err]).toEqual([0, "", 0, ""]);
+      return { runc: propagationSeen(r.out, hostGroup), grove: propagationSeen(g.out, hostGroup) };
+    };
+    const rshared = runBoth("rshared");
+    expect(rshared.grove).toEqual(rshared.runc);
+    expect(rshared.grove.slice(0, 4)).toEqual([
+      "/p-shared shared:host",
+      "/p-slave master:host",
+      "/p-private",
+      "/p-default shared:host",
+    ]);
+    const rprivate = runBoth("rprivate");
+    expect(rprivate.grove).toEqual(rprivate.runc);
+    expect(rprivate.grove.slice(0, 4)).toEqual(["/p-shared shared:n", "/p-slave", "/p-private", "/p-default"]);
+    const absent = runBoth(undefined);
+    expect(absent.grove).toEqual(rprivate.grove);
+    expect(absent.runc.slice(0, 4)).toEqual([
+      "/p-shared shared:n master:host",
+      "/p-slave master:host",
+      "/p-private",
+      "/p-default master:host",
+    ]);
+    // What the containers mounted did not propagate out (rshared made the host's copy a peer).
+    expect(hostMounts()).toEqual(before);
+    // A value that is no propagation: refused naming the field (runc refuses it too).
+    writeConfig((c) => (c.linux.rootfsPropagation = "sideways"));
+    expect(run("runc").code).not.toBe(0);
+    expect(run("grove")).toMatchObject({
+      code: 1,
+      err: expect.stringContaining("config.json linux.rootfsPropagation: must be shared, slave, private or unbindable"),
+    });
   });
 });

@@ -84,7 +84,7 @@ protected:
     if (!netnsPath.empty())
       cfg.netns_path = netnsPath.c_str();
     std::vector<grove_mount_t> mountv;
-    for (auto &m : mounts) mountv.push_back(grove_mount_t{m.source.c_str(), m.destination.c_str(), m.readonly ? 1 : 0, nullptr, 0, nullptr, 0, nullptr});
+    for (auto &m : mounts) mountv.push_back(grove_mount_t{m.source.c_str(), m.destination.c_str(), m.readonly ? 1 : 0, nullptr, 0, nullptr, 0, nullptr, {}, 0});
     cfg.mounts = mountv.data();
     cfg.nmounts = mountv.size();
     std::memset(&err_, 0, sizeof(err_));

@@ -156,6 +156,13 @@ struct child_args
   const char *const *readonly_paths;
   size_t nreadonly_paths;
   int uts_ns_fd, ipc_ns_fd; /* -1: the new ones clone() made; else joined first */
+  int pid_ns_fd, mnt_ns_fd, cgroup_ns_fd; /* -1: new ones; else joined (see the config) */
+  /* linux.rootfsPropagation (0: every mount private); with it, the mount
+   * that holds the rootfs (its path, as the caller's namespace has it) and
+   * whether it is shared there. */
+  unsigned long rootfs_propagation;
+  char *rootfs_mount;
+  int rootfs_mount_shared;
   const grove_hooks_t *hooks;
   int hooks_parent;
   char *hook_state_creating, *hook_state_created;
@@ -366,6 +373,26 @@ child_open_beneath (struct child_args *a, int root_fd, const char *rel, const ch
   return fd;
 }
 
+/* The propagation changes of mount m, in the listed order, on what is now
+ * mounted at `name` of parent (looked up again: a fd opened before the
+ * mount names what it covers). */
+static void
+child_propagate (struct child_args *a, const grove_mount_t *m, int parent, const char *name)
+{
+  char path[64];
+  int target;
+  if (m->npropagation == 0)
+    return;
+  target = openat (parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (target < 0)
+    child_fail (a, errno, "open mount destination", m->destination);
+  fd_path (path, sizeof (path), target);
+  for (size_t k = 0; k < m->npropagation; k++)
+    if (mount (NULL, path, NULL, m->propagation[k], NULL) < 0)
+      child_fail (a, errno, "set the propagation of", m->destination);
+  close (target);
+}
+
 /* A new filesystem (tmpfs) on directory `name` of parent (made when
  * missing; never a symlink), through its O_PATH fd as the bind mounts. */
 static void
@@ -419,6 +446,7 @@ child_mount_one (struct child_args *a, int root_fd, size_t i)
   if (a->mounts[i].fstype != NULL)
     {
       child_fs_mount (a, &a->mounts[i], parent, name);
+      child_propagate (a, &a->mounts[i], parent, name);
       close (parent);
       return;
     }
@@ -484,6 +512,7 @@ child_mount_one (struct child_args *a, int root_fd, size_t i)
         child_fail (a, errno, "remount read-only", dest);
       close (target);
     }
+  child_propagate (a, &a->mounts[i], parent, name);
   close (parent);
 }
 
@@ -720,14 +749,26 @@ child_enter_rootfs (struct child_args *a, int rootfs_tree)
 {
   /* In our cgroups now: a cgroup namespace rooted there, so /proc/self/cgroup
    * and mountinfo show "/" instead of the host's cgroup paths. */
-  if (a->cgroupns && unshare (CLONE_NEWCGROUP) < 0)
-    child_fail (a, errno, "unshare the cgroup namespace", NULL);
+  if (a->cgroup_ns_fd >= 0 ? setns (a->cgroup_ns_fd, CLONE_NEWCGROUP) < 0
+                           : a->cgroupns && unshare (CLONE_NEWCGROUP) < 0)
+    child_fail (a, errno, a->cgroup_ns_fd >= 0 ? "join the cgroup namespace" : "unshare the cgroup namespace", NULL);
   /* Join the given network namespace before anything network-related. */
   if (a->netns_fd >= 0 && !a->netns_joined && setns (a->netns_fd, CLONE_NEWNET) < 0)
     child_fail (a, errno, "setns into network namespace", NULL);
 
-  if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-    child_fail (a, errno, "make rprivate", "/");
+  if (mount (NULL, "/", NULL, a->rootfs_propagation != 0 ? a->rootfs_propagation : MS_REC | MS_PRIVATE, NULL) < 0)
+    child_fail (a, errno, "set the propagation (linux.rootfsPropagation) of", "/");
+  if (a->rootfs_propagation != 0)
+    {
+      /* The mount holding the rootfs, private if it is shared now (it is
+       * when the flag made it so, or left it as the caller's namespace has
+       * it): pivot_root refuses a shared parent, and the rootfs's bind
+       * mount must not propagate out (as runc). */
+      int reached = (a->rootfs_propagation & MS_REC) || strcmp (a->rootfs_mount, "/") == 0;
+      if ((reached ? (a->rootfs_propagation & MS_SHARED) != 0 : a->rootfs_mount_shared)
+          && mount (NULL, a->rootfs_mount, NULL, MS_PRIVATE, NULL) < 0)
+        child_fail (a, errno, "make private the mount holding the rootfs:", a->rootfs_mount);
+    }
   if (rootfs_tree >= 0)
     {
       if (move_mount (rootfs_tree, "", AT_FDCWD, a->rootfs, MOVE_MOUNT_F_EMPTY_PATH) < 0)
@@ -799,14 +840,20 @@ child_mount_sys (struct child_args *a)
 /* Grove's own /proc, /dev or /sys at this point of the list (prepare checked
  * that the destination is one of them). */
 static void
-child_own_mount (struct child_args *a, const char *destination)
+child_own_mount (struct child_args *a, const grove_mount_t *m)
 {
-  if (strcmp (destination, "/proc") == 0)
+  const char *path;
+  if (strcmp (m->destination, "/proc") == 0)
     child_mount_proc (a);
-  else if (strcmp (destination, "/sys") == 0)
+  else if (strcmp (m->destination, "/sys") == 0)
     child_mount_sys (a);
   else
     child_setup_dev (a);
+  path = strcmp (m->destination, "/proc") == 0 ? a->proc_path : strcmp (m->destination, "/sys") == 0 ? a->sys_path
+                                                                                                      : a->dev_path;
+  for (size_t k = 0; k < m->npropagation; k++)
+    if (mount (NULL, path, NULL, m->propagation[k], NULL) < 0)
+      child_fail (a, errno, "set the propagation of", m->destination);
 }
 
 /* Every mount before pivot_root, in the order listed (as runc): what comes
@@ -834,7 +881,7 @@ child_mounts (struct child_args *a)
     {
       a->mount_at = (long) i;
       if (a->mounts[i].own)
-        child_own_mount (a, a->mounts[i].destination);
+        child_own_mount (a, &a->mounts[i]);
       else
         child_mount_one (a, root_fd, i);
     }
@@ -913,12 +960,21 @@ child_make_devices (struct child_args *a)
 static void
 child_pivot (struct child_args *a)
 {
+  int old_root = open ("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (old_root < 0)
+    child_fail (a, errno, "open the old root", NULL);
   if (chdir (a->root_path) < 0)
     child_fail (a, errno, "chdir", a->rootfs);
   /* pivot_root(".", ".") stacks the old root under the new one; detaching "."
    * then drops it without needing a put_old directory (as runc does). */
   if (syscall (SYS_pivot_root, ".", ".") < 0)
     child_fail (a, errno, "pivot_root", a->rootfs);
+  /* From the old root's own directory (mount(2) does not step onto what
+   * covers ".", umount2 does), made a slave before it goes, so that
+   * detaching it cannot propagate to the caller's mounts. */
+  if (fchdir (old_root) < 0 || mount (NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+    child_fail (a, errno, "make the old root a slave", NULL);
+  close (old_root);
   if (umount2 (".", MNT_DETACH) < 0)
     child_fail (a, errno, "detach old root of", a->rootfs);
   if (chdir ("/") < 0)
@@ -1054,6 +1110,9 @@ child_join_namespaces (struct child_args *a)
     child_fail (a, errno, "join the uts namespace", NULL);
   if (a->ipc_ns_fd >= 0 && setns (a->ipc_ns_fd, CLONE_NEWIPC) < 0)
     child_fail (a, errno, "join the ipc namespace", NULL);
+  /* Before any mount: they are all made in the joined namespace (as runc). */
+  if (a->mnt_ns_fd >= 0 && setns (a->mnt_ns_fd, CLONE_NEWNS) < 0)
+    child_fail (a, errno, "join the mount namespace", NULL);
 }
 
 /* OCI hooks around the create: the parent's prestart and createRuntime (it
@@ -1148,9 +1207,13 @@ prepared_free (struct prepared *p)
   free (p->a.ptmx_path);
   free (p->a.shm_path);
   free (p->a.mqueue_path);
+  free (p->a.rootfs_mount);
   free (p->a.seccomp.filter);
   grove_closep (&p->a.uts_ns_fd);
   grove_closep (&p->a.ipc_ns_fd);
+  grove_closep (&p->a.pid_ns_fd);
+  grove_closep (&p->a.mnt_ns_fd);
+  grove_closep (&p->a.cgroup_ns_fd);
   free (p->a.hook_state_creating);
   free (p->a.hook_state_created);
   for (size_t i = 0; i < p->a.nsysctls; i++)
@@ -1280,6 +1343,45 @@ prepare_mount (const grove_container_config_t *cfg, size_t i, struct child_args 
   return 0;
 }
 
+/* For linux.rootfsPropagation: the mount point of the mount that holds the
+ * rootfs (its real path walked up to a mount root) and whether it is shared
+ * here (a shared:N field in its mountinfo line). */
+static int
+rootfs_mount (const char *rootfs, struct child_args *a, grove_error_t *err)
+{
+  struct statx sx;
+  char *line = NULL;
+  size_t cap = 0;
+  FILE *info;
+  if ((a->rootfs_mount = realpath (rootfs, NULL)) == NULL)
+    return grove_error_set (err, errno, "rootfs %s", rootfs);
+  for (;;)
+    {
+      char *slash;
+      if (statx (AT_FDCWD, a->rootfs_mount, 0, STATX_MNT_ID, &sx) < 0)
+        return grove_error_set (err, errno, "statx %s", a->rootfs_mount);
+      if ((sx.stx_attributes & STATX_ATTR_MOUNT_ROOT) || strcmp (a->rootfs_mount, "/") == 0)
+        break;
+      slash = strrchr (a->rootfs_mount, '/');
+      slash[slash == a->rootfs_mount ? 1 : 0] = '\0';
+    }
+  if ((info = fopen ("/proc/self/mountinfo", "re")) == NULL)
+    return grove_error_set (err, errno, "/proc/self/mountinfo");
+  while (getline (&line, &cap, info) > 0)
+    {
+      unsigned long long id;
+      const char *dash = strstr (line, " - "), *shared = strstr (line, " shared:");
+      if (sscanf (line, "%llu", &id) == 1 && id == sx.stx_mnt_id)
+        {
+          a->rootfs_mount_shared = shared != NULL && (dash == NULL || shared < dash);
+          break;
+        }
+    }
+  free (line);
+  fclose (info);
+  return 0;
+}
+
 static int
 prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t *err)
 {
@@ -1358,12 +1460,17 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
     return grove_error_set (err, EINVAL, "%zu devices, at most %d", cfg->ndevices, GROVE_MAX_DEVICES);
   p->a.devices = cfg->devices;
   p->a.ndevices = cfg->ndevices;
-  if (open_ns (cfg->uts_ns_path, &p->a.uts_ns_fd, err) < 0 || open_ns (cfg->ipc_ns_path, &p->a.ipc_ns_fd, err) < 0)
+  if (open_ns (cfg->uts_ns_path, &p->a.uts_ns_fd, err) < 0 || open_ns (cfg->ipc_ns_path, &p->a.ipc_ns_fd, err) < 0
+      || open_ns (cfg->pid_ns_path, &p->a.pid_ns_fd, err) < 0 || open_ns (cfg->mnt_ns_path, &p->a.mnt_ns_fd, err) < 0
+      || open_ns (cfg->cgroup_ns_path, &p->a.cgroup_ns_fd, err) < 0)
     return -1;
   p->a.masked_paths = cfg->masked_paths;
   p->a.nmasked_paths = cfg->nmasked_paths;
   p->a.readonly_paths = cfg->readonly_paths;
   p->a.nreadonly_paths = cfg->nreadonly_paths;
+  p->a.rootfs_propagation = cfg->rootfs_propagation;
+  if (cfg->rootfs_propagation != 0 && rootfs_mount (cfg->rootfs, &p->a, err) < 0)
+    return -1;
   return prepare_hooks (cfg, &p->a, err);
 }
 
@@ -1571,9 +1678,10 @@ open_netns (const grove_container_config_t *cfg, int *netns_fd, grove_error_t *e
 
 /* clone()s the init into its new namespaces, with every signal blocked (no
  * Node handler may run in the child before it resets them); this thread is
- * back in orig_netns (>= 0: it joined the container's for the clone). */
+ * back in orig_netns (>= 0: it joined the container's for the clone), and
+ * its children's pid namespace back to orig_pidns (>= 0: the joined one). */
 static pid_t
-clone_init (struct child_args *a, int orig_netns, grove_error_t *err)
+clone_init (struct child_args *a, int orig_netns, int orig_pidns, grove_error_t *err)
 {
   void *stack;
   sigset_t all, old;
@@ -1584,15 +1692,23 @@ clone_init (struct child_args *a, int orig_netns, grove_error_t *err)
     return grove_error_set (err, errno, "mmap child stack");
   sigfillset (&all);
   pthread_sigmask (SIG_SETMASK, &all, &old);
+  if (orig_pidns >= 0 && setns (a->pid_ns_fd, CLONE_NEWPID) < 0)
+    {
+      saved = errno;
+      pthread_sigmask (SIG_SETMASK, &old, NULL);
+      munmap (stack, CHILD_STACK_SIZE);
+      return grove_error_set (err, saved, "join the pid namespace");
+    }
   pid = clone (child_main, (char *) stack + CHILD_STACK_SIZE,
-               CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (a->netns_fd < 0 ? CLONE_NEWNET : 0)
-                   | (a->userns ? CLONE_NEWUSER : 0) | SIGCHLD,
+               (a->pid_ns_fd < 0 ? CLONE_NEWPID : 0) | (a->mnt_ns_fd < 0 ? CLONE_NEWNS : 0) | CLONE_NEWUTS
+                   | CLONE_NEWIPC | (a->netns_fd < 0 ? CLONE_NEWNET : 0) | (a->userns ? CLONE_NEWUSER : 0) | SIGCHLD,
                a);
   saved = errno;
-  if (orig_netns >= 0 && setns (orig_netns, CLONE_NEWNET) < 0)
+  if ((orig_netns >= 0 && setns (orig_netns, CLONE_NEWNET) < 0)
+      || (orig_pidns >= 0 && setns (orig_pidns, CLONE_NEWPID) < 0))
     {
       /* Should not happen (we came from there); never stay in the container's. */
-      fprintf (stderr, "grove: cannot return to the original network namespace: %s\n", strerror (errno));
+      fprintf (stderr, "grove: cannot return to the original network or pid namespace: %s\n", strerror (errno));
       abort ();
     }
   pthread_sigmask (SIG_SETMASK, &old, NULL);
@@ -1663,12 +1779,13 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   cleanup_close int err_out_fd = -1;
   cleanup_close int netns_fd = -1;
   cleanup_close int orig_netns = -1;
+  cleanup_close int orig_pidns = -1;
   int userns;
   pid_t pid;
   int pidfd;
 
   memset (&p, 0, sizeof (p));
-  p.a.uts_ns_fd = p.a.ipc_ns_fd = -1;
+  p.a.uts_ns_fd = p.a.ipc_ns_fd = p.a.pid_ns_fd = p.a.mnt_ns_fd = p.a.cgroup_ns_fd = -1;
   if (cfg->argv == NULL || cfg->argv[0] == NULL || cfg->argv[0][0] == '\0')
     return grove_error_set (err, EINVAL, "start: empty command");
   if (prepare (cfg, &p, err) < 0)
@@ -1705,7 +1822,15 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
         return grove_error_set (err, errno, "join network namespace %s", cfg->netns_path);
       p.a.netns_joined = 1;
     }
-  pid = clone_init (&p.a, orig_netns, err);
+  if (p.a.pid_ns_fd >= 0)
+    {
+      /* A pid namespace is joined for the children of this thread: the
+       * init is born in it (as runc), then this thread comes back. */
+      orig_pidns = open ("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC);
+      if (orig_pidns < 0)
+        return grove_error_set (err, errno, "open /proc/thread-self/ns/pid");
+    }
+  pid = clone_init (&p.a, orig_netns, orig_pidns, err);
   if (pid < 0)
     return -1;
   grove_closep (&sync_pipe[0]);

@@ -18,6 +18,8 @@ typedef struct grove_rlimit_s
   uint64_t soft, hard;
 } grove_rlimit_t;
 
+#define GROVE_MAX_PROPAGATION 8
+
 /* A bind mount of a host file (or directory) onto a path inside the container. */
 typedef struct grove_mount_s
 {
@@ -37,6 +39,11 @@ typedef struct grove_mount_s
   int own;
   /* What an error about this mount names ("config.json mounts[3]"); NULL: "mount N". */
   const char *field;
+  /* Propagation changes made on the mount once it is made, in this order
+   * (an OCI bundle's options: MS_SHARED, MS_SLAVE, MS_PRIVATE or
+   * MS_UNBINDABLE, with MS_REC for the r forms). Also for Grove's own. */
+  unsigned long propagation[GROVE_MAX_PROPAGATION];
+  size_t npropagation;
 } grove_mount_t;
 #define GROVE_MAX_MOUNTS 32
 #define GROVE_MAX_SYSCTLS 32
@@ -153,6 +160,22 @@ typedef struct grove_container_config_s
    * an empty hostname leaves the name alone. Not with a user namespace. */
   const char *uts_ns_path;
   const char *ipc_ns_path;
+  /* OCI linux.namespaces with a path: NULL, a new pid / mount / cgroup
+   * namespace; else the one this namespace file is, joined as runc joins
+   * it: pid by the parent before clone() (the init is born in it, not its
+   * pid 1), mount by the init first (its mounts are then made in that
+   * namespace), cgroup by the init once it is in its cgroups (in place of a
+   * new one). Not with a user namespace. */
+  const char *pid_ns_path;
+  const char *mnt_ns_path;
+  const char *cgroup_ns_path;
+  /* OCI linux.rootfsPropagation: the propagation the mount namespace's
+   * mounts get before the rootfs is mounted (MS_SHARED, MS_SLAVE, MS_PRIVATE
+   * or MS_UNBINDABLE, | MS_REC); the mount that holds the rootfs is then
+   * made private when it is shared (pivot_root needs it, and the rootfs's
+   * bind mount must not propagate out), as runc. 0: MS_REC | MS_PRIVATE,
+   * every mount private (Grove's default; runc's is MS_REC | MS_SLAVE). */
+  unsigned long rootfs_propagation;
 } grove_container_config_t;
 
 typedef struct grove_container_s

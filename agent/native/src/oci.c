@@ -360,6 +360,17 @@ put_oci_keys (FILE *mem, const grove_oci_bundle_t *b)
     grove_config_put (mem, GROVE_KEY_UTS_NS, b->cc.uts_ns_path);
   if (b->cc.ipc_ns_path != NULL)
     grove_config_put (mem, GROVE_KEY_IPC_NS, b->cc.ipc_ns_path);
+  if (b->cc.pid_ns_path != NULL)
+    grove_config_put (mem, GROVE_KEY_PID_NS, b->cc.pid_ns_path);
+  if (b->cc.mnt_ns_path != NULL)
+    grove_config_put (mem, GROVE_KEY_MNT_NS, b->cc.mnt_ns_path);
+  if (b->cc.cgroup_ns_path != NULL)
+    grove_config_put (mem, GROVE_KEY_CGROUP_NS, b->cc.cgroup_ns_path);
+  if (b->cc.rootfs_propagation != 0)
+    {
+      snprintf (num, sizeof (num), "%lu", b->cc.rootfs_propagation);
+      grove_config_put (mem, GROVE_KEY_ROOTFS_PROPAGATION, num);
+    }
   for (size_t k = 0; k < b->cc.nmasked_paths; k++)
     grove_config_put (mem, GROVE_KEY_MASKED_PATH, b->masked[k]);
   for (size_t k = 0; k < b->cc.nreadonly_paths; k++)
@@ -489,6 +500,11 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
         grove_config_put (mem, GROVE_KEY_MOUNT_FIELD, b.mounts[k].field);
       if (b.mounts[k].own)
         grove_config_put (mem, GROVE_KEY_MOUNT_OWN, "1");
+      for (size_t q = 0; q < b.mounts[k].npropagation; q++)
+        {
+          snprintf (num, sizeof (num), "%lu", b.mounts[k].propagation[q]);
+          grove_config_put (mem, GROVE_KEY_MOUNT_PROPAGATION, num);
+        }
       if (b.mounts[k].fstype != NULL)
         {
           grove_config_put (mem, GROVE_KEY_MOUNT_TYPE, b.mounts[k].fstype);

@@ -65,7 +65,7 @@ static const char *const top_unhonoured[] = { "domainname" };
 static const char *const proc_unhonoured[]
     = { "apparmorProfile", "selinuxLabel", "ioPriority", "scheduler", "execCPUAffinity" };
 static const char *const linux_unhonoured[]
-    = { "timeOffsets", "rootfsPropagation", "mountLabel", "intelRdt", "personality", "memoryPolicy" };
+    = { "timeOffsets", "mountLabel", "intelRdt", "personality", "memoryPolicy" };
 static const char *const res_unhonoured[] = { "blockIO", "hugepageLimits", "network", "rdma", "unified" };
 static const char *const cpu_unhonoured[] = { "burst", "realtimeRuntime", "realtimePeriod", "cpus", "mems", "idle" };
 static const char *const memory_unhonoured[]
@@ -263,6 +263,43 @@ static_only (grove_oci_bundle_t *b, const char *field)
     b->static_only[b->nstatic_only++] = field;
 }
 
+/* The propagation names of mounts[].options and linux.rootfsPropagation
+ * (runc's): mount(2) flags, 0 when name is none of them. */
+static unsigned long
+propagation_of (const char *name)
+{
+  static const struct
+  {
+    const char *name;
+    unsigned long flags;
+  } names[] = { { "shared", MS_SHARED },         { "rshared", MS_SHARED | MS_REC },
+                { "slave", MS_SLAVE },           { "rslave", MS_SLAVE | MS_REC },
+                { "private", MS_PRIVATE },       { "rprivate", MS_PRIVATE | MS_REC },
+                { "unbindable", MS_UNBINDABLE }, { "runbindable", MS_UNBINDABLE | MS_REC } };
+  for (size_t i = 0; name != NULL && i < N_OF (names); i++)
+    if (strcmp (names[i].name, name) == 0)
+      return names[i].flags;
+  return 0;
+}
+
+/* Option o of mounts[k] appended to m's propagation changes when it is one
+ * (1); 0 when it is another option. A change other than to private is for
+ * the static grove-runtime only (the TypeScript command line makes every
+ * mount private). */
+static int
+add_propagation (grove_oci_bundle_t *b, grove_mount_t *m, int k, int o, const char *opt, grove_error_t *err)
+{
+  unsigned long f = propagation_of (opt);
+  if (f == 0)
+    return 0;
+  if (m->npropagation == GROVE_MAX_PROPAGATION)
+    REFUSE ("config.json mounts[%d].options[%d]: at most %d propagation options", k, o, GROVE_MAX_PROPAGATION);
+  m->propagation[m->npropagation++] = f;
+  if ((f & ~MS_REC) != MS_PRIVATE)
+    static_only (b, "mounts");
+  return 1;
+}
+
 /* oomScoreAdj, user.umask, noNewPrivileges. */
 static int
 read_process_extras (const struct reader *r, int proc, grove_error_t *err)
@@ -385,12 +422,20 @@ add_mount (grove_oci_bundle_t *b, const grove_mount_t *m, int k, grove_error_t *
  * before the bundle's mounts, so a list that puts one after another mount
  * is for the static grove-runtime only. */
 static int
-read_own_mount (grove_oci_bundle_t *b, int k, const char *dst, grove_error_t *err)
+read_own_mount (const struct reader *r, int k, int opts, const char *dst, grove_error_t *err)
 {
+  grove_oci_bundle_t *b = r->b;
   grove_mount_t m = { .own = 1 };
   for (size_t i = 0; i < b->cc.nmounts; i++)
     if (b->mounts[i].own && strcmp (b->mounts[i].destination, dst) == 0)
       return 0;
+  /* Its other options are Grove's own; propagation ones apply. */
+  for (int o = 0; opts >= 0 && o < r->t[opts].size; o++)
+    {
+      cleanup_free char *opt = grove_json_str (r->s, r->t, grove_json_at (r->t, opts, o));
+      if (add_propagation (b, &m, k, o, opt, err) < 0)
+        return -1;
+    }
   for (size_t i = 0; i < b->cc.nmounts; i++)
     if (!b->mounts[i].own)
       static_only (b, "mounts");
@@ -419,10 +464,7 @@ read_fs_mount (const struct reader *r, int k, int opts, const char *type, const 
                 { "suid", 0, MS_NOSUID },     { "nodev", MS_NODEV, 0 },       { "dev", 0, MS_NODEV },
                 { "noexec", MS_NOEXEC, 0 },   { "exec", 0, MS_NOEXEC },       { "sync", MS_SYNCHRONOUS, 0 },
                 { "async", 0, MS_SYNCHRONOUS }, { "noatime", MS_NOATIME, 0 }, { "nodiratime", MS_NODIRATIME, 0 },
-                { "relatime", MS_RELATIME, 0 }, { "strictatime", MS_STRICTATIME, 0 },
-                /* The container's mounts are private already. */
-                { "private", 0, 0 },          { "rprivate", 0, 0 } };
-  static const char *const propagation[] = { "shared", "rshared", "slave", "rslave", "unbindable", "runbindable" };
+                { "relatime", MS_RELATIME, 0 }, { "strictatime", MS_STRICTATIME, 0 } };
   grove_oci_bundle_t *b = r->b;
   grove_mount_t m = { .fstype = NULL };
   FILE *data;
@@ -442,13 +484,16 @@ read_fs_mount (const struct reader *r, int k, int opts, const char *type, const 
           free (text);
           REFUSE ("config.json mounts[%d].options[%d]: must be a string without a comma", k, o);
         }
-      if (in_list (propagation, N_OF (propagation), opt))
+      switch (add_propagation (b, &m, k, o, opt, err))
         {
+        case -1:
           fclose (data);
           free (text);
-          REFUSE ("config.json mounts[%d].options[%d]: propagation %s is not supported (the container's mounts are "
-                  "private)",
-                  k, o, opt);
+          return -1;
+        case 1:
+          continue; /* made after the mount, in the listed order */
+        default:
+          break;
         }
       if (f < N_OF (flags))
         m.flags = (m.flags & ~flags[f].clear) | flags[f].set;
@@ -476,7 +521,7 @@ read_fs_mount (const struct reader *r, int k, int opts, const char *type, const 
 static int
 read_mount (const struct reader *r, int k, grove_error_t *err)
 {
-  static const char *const ok[] = { "bind", "rbind", "ro", "rw", "private", "rprivate" };
+  static const char *const ok[] = { "bind", "rbind", "ro", "rw" };
   grove_oci_bundle_t *b = r->b;
   int m = grove_json_at (r->t, get (r, 0, "mounts"), k), opts = get (r, m, "options"), ro = 0;
   cleanup_free char *dst = grove_json_str (r->s, r->t, get (r, m, "destination"));
@@ -485,7 +530,7 @@ read_mount (const struct reader *r, int k, grove_error_t *err)
   int bind = type != NULL && strcmp (type, "bind") == 0;
   grove_mount_t bm = { .fstype = NULL };
   if (in_list (own_mounts, N_OF (own_mounts), dst))
-    return read_own_mount (b, k, dst, err);
+    return read_own_mount (r, k, opts, dst, err);
   for (int o = 0; opts >= 0 && o < r->t[opts].size; o++)
     {
       cleanup_free char *opt = grove_json_str (r->s, r->t, grove_json_at (r->t, opts, o));
@@ -506,9 +551,15 @@ read_mount (const struct reader *r, int k, grove_error_t *err)
   for (int o = 0; opts >= 0 && o < r->t[opts].size; o++)
     {
       cleanup_free char *opt = grove_json_str (r->s, r->t, grove_json_at (r->t, opts, o));
+      int pr = add_propagation (b, &bm, k, o, opt, err);
+      if (pr < 0)
+        return -1;
+      if (pr > 0)
+        continue;
       if (!in_list (ok, N_OF (ok), opt))
-        REFUSE ("config.json mounts[%d].options[%d]: %s is not supported on a bind mount (bind, rbind, ro, rw)", k, o,
-                opt != NULL ? opt : "?");
+        REFUSE ("config.json mounts[%d].options[%d]: %s is not supported on a bind mount (bind, rbind, ro, rw and "
+                "propagation)",
+                k, o, opt != NULL ? opt : "?");
       if (strcmp (opt, "ro") == 0)
         ro = 1;
       else if (strcmp (opt, "rw") == 0)
@@ -745,6 +796,28 @@ read_shared_namespaces (const struct reader *r, grove_error_t *err)
   return 0;
 }
 
+/* linux.rootfsPropagation: one of the propagation names (runc takes the r
+ * forms too); "" or null is the default. */
+static int
+read_rootfs_propagation (const struct reader *r, int linux_, grove_error_t *err)
+{
+  int v = get (r, linux_, "rootfsPropagation");
+  cleanup_free char *name = NULL;
+  unsigned long f;
+  if (v < 0 || r->t[v].type == GROVE_J_NULL)
+    return 0;
+  name = grove_json_str (r->s, r->t, v);
+  if (name != NULL && name[0] == '\0')
+    return 0;
+  if ((f = propagation_of (name)) == 0)
+    REFUSE ("config.json linux.rootfsPropagation: must be shared, slave, private or unbindable (or rshared, rslave, "
+            "rprivate, runbindable)");
+  r->b->cc.rootfs_propagation = f;
+  if (f != (MS_PRIVATE | MS_REC))
+    static_only (r->b, "linux.rootfsPropagation");
+  return 0;
+}
+
 /* linux.namespaces: the five Grove always makes, user and cgroup on request,
  * a path for the network one only; then the user namespace's mappings. */
 static int
@@ -790,12 +863,28 @@ read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
         }
       if (path == NULL || path[0] == '\0')
         continue;
+      if (strcmp (type, "user") == 0)
+        REFUSE ("config.json linux.namespaces[%d].path: joining a user namespace is not supported", k);
       if (strcmp (type, "network") != 0)
-        REFUSE ("config.json linux.namespaces[%d].path: joining a %s namespace is not supported", k, type);
+        {
+          /* pid, mount or cgroup: joined as runc joins them (container.h). */
+          char **slot = type[0] == 'p' ? &b->pid_ns : type[0] == 'm' ? &b->mnt_ns : &b->cgroup_ns;
+          free (*slot);
+          *slot = path;
+          path = NULL;
+          static_only (b, "linux.namespaces");
+          continue;
+        }
       free (b->netns);
       b->netns = path;
       path = NULL;
     }
+  if ((b->pid_ns != NULL || b->mnt_ns != NULL || b->cgroup_ns != NULL) && b->userns)
+    REFUSE ("config.json linux.namespaces: joining a pid, mount or cgroup namespace with a user namespace is not "
+            "supported");
+  b->cc.pid_ns_path = b->pid_ns;
+  b->cc.mnt_ns_path = b->mnt_ns;
+  b->cc.cgroup_ns_path = b->cgroup_ns;
   if (read_shared_namespaces (r, err) < 0)
     return -1;
   /* runtime-spec: a namespace the bundle does not list is the runtime's. */
@@ -1145,7 +1234,7 @@ grove_oci_bundle_load (grove_oci_bundle_t *b, const char *bundle, const char *id
   if (grove_json_parse (r.s, len, b->toks, GROVE_OCI_MAX_TOKENS) < 0 || b->toks[0].type != GROVE_J_OBJ)
     REFUSE ("%s: invalid JSON", file);
   /* Every spec field grove-runtime does not honour is refused, naming it
-   * (hooks, process.oomScoreAdj, linux.rootfsPropagation, ...); unknown ones are ignored. */
+   * (domainname, linux.intelRdt, ...); unknown ones are ignored. */
   if (refuse_unhonoured (&r, 0, "", top_unhonoured, N_OF (top_unhonoured), err) < 0 || read_process (&r, err) < 0
       || read_root (&r, id, err) < 0)
     return -1;
@@ -1155,7 +1244,8 @@ grove_oci_bundle_load (grove_oci_bundle_t *b, const char *bundle, const char *id
       return -1;
   linux_ = get (&r, 0, "linux");
   if (refuse_unhonoured (&r, linux_, "linux.", linux_unhonoured, N_OF (linux_unhonoured), err) < 0
-      || read_fixed_lists (&r, linux_, err) < 0 || read_namespaces (&r, linux_, err) < 0
+      || read_fixed_lists (&r, linux_, err) < 0 || read_rootfs_propagation (&r, linux_, err) < 0
+      || read_namespaces (&r, linux_, err) < 0
       || read_devices (&r, linux_, err) < 0 || read_cgroups_path (&r, linux_, err) < 0
       || read_resources (&r, linux_, err) < 0)
     return -1;
@@ -1175,6 +1265,9 @@ grove_oci_bundle_free (grove_oci_bundle_t *b)
   free (b->cgroups_path);
   free (b->uts_ns);
   free (b->ipc_ns);
+  free (b->pid_ns);
+  free (b->mnt_ns);
+  free (b->cgroup_ns);
   for (size_t i = 0; i < b->cc.nmasked_paths; i++)
     free (b->masked[i]);
   for (size_t i = 0; i < b->cc.nreadonly_paths; i++)

@@ -47,6 +47,7 @@ typedef struct grove_oci_bundle_s
   grove_device_t devices[GROVE_MAX_DEVICES]; /* linux.devices besides Grove's own */
   char *masked[GROVE_MAX_EXTRA_PATHS], *readonly[GROVE_MAX_EXTRA_PATHS]; /* beyond Grove's lists */
   char *uts_ns, *ipc_ns;  /* joined (a path, or /proc/self/ns/X when not listed); NULL: new */
+  char *pid_ns, *mnt_ns, *cgroup_ns; /* joined by path; NULL: new (cgroup: or the runtime's) */
   int uts_listed, ipc_listed;
   char *cgroups_path; /* linux.cgroupsPath as given; NULL: none (grove-runtime: <--cgroup-parent>/<id>) */
   char *hooks_blob; /* hooks (hooks.h's blob, with id, bundle and annotations); NULL: none */

@@ -62,6 +62,7 @@ struct config
   size_t nsysctls;
   int readonly_rootfs;
   int host_cgroupns;
+  unsigned long rootfs_propagation;
   grove_mount_t mounts[GROVE_MAX_MOUNTS];
   size_t nmounts;
   grove_id_map_t uid_maps[GROVE_MAX_ID_MAPS], gid_maps[GROVE_MAX_ID_MAPS];
@@ -113,7 +114,7 @@ static grove_hooks_t hooks;
 /* OCI linux.cgroupsPath (grove-runtime create): the container's cgroup's name when not its id. */
 static const char *cgroup_name;
 /* OCI linux.namespaces (grove-runtime create): uts and ipc namespaces to join. */
-static const char *uts_ns_path, *ipc_ns_path;
+static const char *uts_ns_path, *ipc_ns_path, *pid_ns_path, *mnt_ns_path, *cgroup_ns_path;
 /* OCI linux.devices (grove-runtime create): "MODE:MAJOR:MINOR:UID:GID:PATH". */
 static grove_device_t devices[GROVE_MAX_DEVICES];
 static size_t ndevices;
@@ -241,6 +242,9 @@ shim_key (const char *key, char *val, grove_error_t *err)
                { GROVE_KEY_CGROUP_NAME, &cgroup_name },
                { GROVE_KEY_UTS_NS, &uts_ns_path },
                { GROVE_KEY_IPC_NS, &ipc_ns_path },
+               { GROVE_KEY_PID_NS, &pid_ns_path },
+               { GROVE_KEY_MNT_NS, &mnt_ns_path },
+               { GROVE_KEY_CGROUP_NS, &cgroup_ns_path },
                { GROVE_KEY_NETNS, &cfg.netns } };
   if (grove_shim_runtime_key (&handler, key, val))
     return 0;
@@ -284,6 +288,15 @@ shim_key (const char *key, char *val, grove_error_t *err)
     cfg.mounts[cfg.nmounts - 1].own = strcmp (val, "1") == 0;
   else if (strcmp (key, GROVE_KEY_MOUNT_FIELD) == 0 && cfg.nmounts > 0)
     cfg.mounts[cfg.nmounts - 1].field = val;
+  else if (strcmp (key, GROVE_KEY_MOUNT_PROPAGATION) == 0 && cfg.nmounts > 0)
+    {
+      grove_mount_t *m = &cfg.mounts[cfg.nmounts - 1];
+      if (m->npropagation == GROVE_MAX_PROPAGATION)
+        return grove_error_set (err, EINVAL, "shim config: more than %d %s", GROVE_MAX_PROPAGATION, key);
+      m->propagation[m->npropagation++] = strtoul (val, NULL, 10);
+    }
+  else if (strcmp (key, GROVE_KEY_ROOTFS_PROPAGATION) == 0)
+    cfg.rootfs_propagation = strtoul (val, NULL, 10);
   else if (strcmp (key, GROVE_KEY_UID_MAP) == 0)
     return parse_id_map (key, val, cfg.uid_maps, &cfg.nuid_maps, err);
   else if (strcmp (key, GROVE_KEY_GID_MAP) == 0)
@@ -729,6 +742,7 @@ container_config (grove_container_config_t *cc, int stdio_fd)
   cc->inherit_fds = stdio_fds;
   cc->readonly_rootfs = cfg.readonly_rootfs;
   cc->host_cgroupns = cfg.host_cgroupns;
+  cc->rootfs_propagation = cfg.rootfs_propagation;
   cc->mounts = cfg.mounts;
   cc->nmounts = cfg.nmounts;
   cc->uid_maps = cfg.uid_maps;
@@ -754,6 +768,9 @@ start_container (int pipe_w, int pipe_r)
   cc.ndevices = ndevices;
   cc.uts_ns_path = uts_ns_path;
   cc.ipc_ns_path = ipc_ns_path;
+  cc.pid_ns_path = pid_ns_path;
+  cc.mnt_ns_path = mnt_ns_path;
+  cc.cgroup_ns_path = cgroup_ns_path;
   cc.masked_paths = masked_paths;
   cc.nmasked_paths = nmasked_paths;
   cc.readonly_paths = readonly_paths;

@@ -68,11 +68,16 @@
 #define GROVE_KEY_MOUNT_DATA "mount_data"       /* its options (size=1m,mode=1777) */
 #define GROVE_KEY_MOUNT_OWN "mount_own"         /* after mount_src: "1", Grove's own /proc, /dev or /sys made here */
 #define GROVE_KEY_MOUNT_FIELD "mount_field"     /* after mount_src: what its errors name (config.json mounts[3]) */
+#define GROVE_KEY_MOUNT_PROPAGATION "mount_propagation" /* after mount_src: MS_* propagation flags, decimal, one per change */
+#define GROVE_KEY_ROOTFS_PROPAGATION "rootfs_propagation" /* linux.rootfsPropagation's MS_* flags, decimal */
 #define GROVE_KEY_HOOKS "hooks"                 /* file of the OCI hooks (hooks.h's blob) */
 #define GROVE_KEY_MASKED_PATH "masked_path"     /* one per path masked beyond Grove's list */
 #define GROVE_KEY_READONLY_PATH "readonly_path" /* one per path made read-only beyond Grove's list */
 #define GROVE_KEY_UTS_NS "uts_ns" /* join this uts namespace instead of a new one */
 #define GROVE_KEY_IPC_NS "ipc_ns" /* join this ipc namespace instead of a new one */
+#define GROVE_KEY_PID_NS "pid_ns" /* join this pid namespace instead of a new one */
+#define GROVE_KEY_MNT_NS "mnt_ns" /* join this mount namespace instead of a new one */
+#define GROVE_KEY_CGROUP_NS "cgroup_ns" /* join this cgroup namespace instead of a new one */
 #define GROVE_KEY_DEVICE "device" /* "MODE:MAJOR:MINOR:UID:GID:PATH", MODE octal with S_IFCHR/S_IFBLK/S_IFIFO */
 
 /* grove-shim of a runtime handler instance only (shim_runtime.c). */
