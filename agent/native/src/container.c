@@ -1676,6 +1676,20 @@ open_netns (const grove_container_config_t *cfg, int *netns_fd, grove_error_t *e
   return 0;
 }
 
+/* This thread back in the network and pid namespaces it came from (after it
+ * joined a container's for a clone()): never left in the container's. */
+static void
+return_home (int orig_netns, int orig_pidns)
+{
+  if ((orig_netns >= 0 && setns (orig_netns, CLONE_NEWNET) < 0)
+      || (orig_pidns >= 0 && setns (orig_pidns, CLONE_NEWPID) < 0))
+    {
+      /* Should not happen (we came from there); never stay in the container's. */
+      fprintf (stderr, "grove: cannot return to the original network or pid namespace: %s\n", strerror (errno));
+      abort ();
+    }
+}
+
 /* clone()s the init into its new namespaces, with every signal blocked (no
  * Node handler may run in the child before it resets them); this thread is
  * back in orig_netns (>= 0: it joined the container's for the clone), and
@@ -1689,12 +1703,17 @@ clone_init (struct child_args *a, int orig_netns, int orig_pidns, grove_error_t 
   int saved;
   stack = mmap (NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED)
-    return grove_error_set (err, errno, "mmap child stack");
+    {
+      saved = errno;
+      return_home (orig_netns, -1);
+      return grove_error_set (err, saved, "mmap child stack");
+    }
   sigfillset (&all);
   pthread_sigmask (SIG_SETMASK, &all, &old);
   if (orig_pidns >= 0 && setns (a->pid_ns_fd, CLONE_NEWPID) < 0)
     {
       saved = errno;
+      return_home (orig_netns, -1);
       pthread_sigmask (SIG_SETMASK, &old, NULL);
       munmap (stack, CHILD_STACK_SIZE);
       return grove_error_set (err, saved, "join the pid namespace");
@@ -1704,13 +1723,7 @@ clone_init (struct child_args *a, int orig_netns, int orig_pidns, grove_error_t 
                    | CLONE_NEWIPC | (a->netns_fd < 0 ? CLONE_NEWNET : 0) | (a->userns ? CLONE_NEWUSER : 0) | SIGCHLD,
                a);
   saved = errno;
-  if ((orig_netns >= 0 && setns (orig_netns, CLONE_NEWNET) < 0)
-      || (orig_pidns >= 0 && setns (orig_pidns, CLONE_NEWPID) < 0))
-    {
-      /* Should not happen (we came from there); never stay in the container's. */
-      fprintf (stderr, "grove: cannot return to the original network or pid namespace: %s\n", strerror (errno));
-      abort ();
-    }
+  return_home (orig_netns, orig_pidns);
   pthread_sigmask (SIG_SETMASK, &old, NULL);
   /* The child has its own copy of the address space (no CLONE_VM). */
   munmap (stack, CHILD_STACK_SIZE);
@@ -1828,7 +1841,11 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
        * init is born in it (as runc), then this thread comes back. */
       orig_pidns = open ("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC);
       if (orig_pidns < 0)
-        return grove_error_set (err, errno, "open /proc/thread-self/ns/pid");
+        {
+          int saved = errno;
+          return_home (orig_netns, -1);
+          return grove_error_set (err, saved, "open /proc/thread-self/ns/pid");
+        }
     }
   pid = clone_init (&p.a, orig_netns, orig_pidns, err);
   if (pid < 0)
