@@ -480,6 +480,13 @@ read_profile (int root)
         r->ret = action_at (grove_json_get (s, t, o, "action"), field, grove_json_get (s, t, o, "errnoRet"), efield,
                             rule_errno_default);
       }
+      /* A string or a number here named no syscall, and the rule was kept
+       * silently without any: a deny rule of the bundle's not applied.
+       * Checked before includes/excludes may skip the rule (for another
+       * architecture), so a malformed rule is refused on every one. */
+      names = grove_json_get (s, t, o, "names");
+      if (names >= 0 && t[names].type != GROVE_J_ARR && t[names].type != GROVE_J_NULL)
+        die ("syscalls[%d].names: must be an array of syscall names", k);
       read_args (grove_json_get (s, t, o, "args"), k, r);
       snprintf (field, sizeof (field), "syscalls[%d].includes.", k);
       if (format == GROVE_PROFILE_DOCKER && !conditions (grove_json_get (s, t, o, "includes"), field, 1, r))
@@ -489,14 +496,9 @@ read_profile (int root)
         continue;
       nrules++;
 
-      names = grove_json_get (s, t, o, "names");
       one = grove_json_get (s, t, o, "name");
       if (names < 0 && one < 0)
         die ("syscalls[%d]: has neither names nor name", k);
-      /* A string or a number here named no syscall, and the rule was kept
-       * silently without any: a deny rule of the bundle's not applied. */
-      if (names >= 0 && t[names].type != GROVE_J_ARR && t[names].type != GROVE_J_NULL)
-        die ("syscalls[%d].names: must be an array of syscall names", k);
       for (int j = 0; j < (names >= 0 ? t[names].size : 0) + (one >= 0 ? 1 : 0); j++)
         {
           int tok = names >= 0 && j < t[names].size ? grove_json_at (t, names, j) : one;
