@@ -13,8 +13,17 @@
  *      through grove_json_get / at / str / num / true.       -> "j N"
  *   J  the same, and the value re-serialised from the tokens as canonical
  *      JSON (so the test can compare it with JSON.parse's). -> "J N JSON"
- *   o  the OCI front end's config.json reader (grove_oci_bundle_load), after
- *      the j checks.                        -> "o N CODE MESSAGE"
+ *   o  the OCI front end's config.json reader (grove_oci_bundle_load) and
+ *      grove-runtime's seccomp step (grove_oci_seccomp), after the j
+ *      checks; INSNS is the bundle's own seccomp program's length (0: none).
+ *                                           -> "o N CODE INSNS MESSAGE"
+ *   s  an OCI linux.seccomp object through the profile compiler, its program
+ *      checked and run (seccomp-profile.c).
+ *   d  the same for a profile in Docker's format, as the build compiles
+ *      default.json; DEFAULT is 1 when the program is the build's.
+ *            -> "s CODE INSNS RULES MAX_NR GATES WARNINGS DEFAULT MESSAGE"
+ *
+ * After an o, s or d record nothing may have leaked (LeakSanitizer).
  *   c  a key/value config blob: grove_config_next over it, then grove-shim's
  *      and the exec helper's parse_config.          -> "c PAIRS SHIM EXEC"
  *
@@ -31,12 +40,19 @@
 #include "../src/util.h"
 #include "fuzz.h"
 
-/* Leaks are not checked: grove-runtime is a short-lived command line that
- * frees nothing on its way to exit, and a die() path leaves its locals. */
+#include <sanitizer/lsan_interface.h>
+
+/* sanitizer/allocator_interface.h's (GCC does not ship that header). */
+size_t __sanitizer_get_current_allocated_bytes (void);
+
+#define broken grove_fuzz_broken
+
+/* Leaks are checked after each OCI config and seccomp profile (check_leaks);
+ * the other parsers' callers exit right after them. */
 const char *
 __asan_default_options (void)
 {
-  return "detect_leaks=0:abort_on_error=1:allocator_may_return_null=1";
+  return "detect_leaks=1:abort_on_error=1:allocator_may_return_null=1";
 }
 
 const char *
@@ -47,8 +63,8 @@ __ubsan_default_options (void)
 
 #define OCI_TOKENS 8192 /* GROVE_OCI_MAX_TOKENS (oci_config.h) */
 
-__attribute__ ((noreturn, format (printf, 1, 2))) static void
-broken (const char *fmt, ...)
+void
+grove_fuzz_broken (const char *fmt, ...)
 {
   va_list ap;
   fputs ("grove-parsers-fuzz: invariant broken: ", stderr);
@@ -291,6 +307,22 @@ check_config (char *buf, size_t len)
   return more < 0 ? -1 : pairs;
 }
 
+/* Bytes allocated when the record's parsing started. */
+static size_t allocated_before;
+
+/* A leak in the record aborts, with LeakSanitizer's report. LeakSanitizer's
+ * check (every block nothing points to any more) takes milliseconds, so it
+ * runs only when the bytes allocated differ from before the record: the
+ * parsers free what they allocate (profile.c its rules too, the bundle
+ * reader everything in grove_oci_bundle_free), and a block kept on purpose
+ * (the answer buffer growing, a libc cache) passes the full check. */
+static void
+check_leaks (void)
+{
+  if (__sanitizer_get_current_allocated_bytes () != allocated_before && __lsan_do_recoverable_leak_check () != 0)
+    broken ("memory leaked (LeakSanitizer's report above)");
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 static int
@@ -342,6 +374,7 @@ main (void)
       buf = malloc (len > 0 ? len : 1);
       if (buf == NULL || read_full (buf, len) != 1)
         return 1;
+      allocated_before = __sanitizer_get_current_allocated_bytes ();
       switch (head[0])
         {
         case 'j':
@@ -362,7 +395,7 @@ main (void)
         case 'o':
           {
             char msg[1024];
-            int code, n;
+            int code, n, ninsns;
             FILE *f;
             if (dir == NULL)
               {
@@ -373,13 +406,32 @@ main (void)
             f = fopen (config, "we");
             if (f == NULL || fwrite (buf, 1, len, f) != len || fclose (f) != 0)
               return 1;
-            code = grove_fuzz_oci_config (dir, msg, sizeof (msg));
+            code = grove_fuzz_oci_config (dir, msg, sizeof (msg), &ninsns);
             for (char *c = msg; *c; c++)
               if (*c == '\n')
                 *c = ' ';
-            snprintf (line, sizeof (line), "o %d %d ", n, code);
+            snprintf (line, sizeof (line), "o %d %d %d ", n, code, ninsns);
             puts_ (&o, line);
             puts_ (&o, msg);
+            check_leaks ();
+            break;
+          }
+        case 's':
+        case 'd':
+          {
+            grove_fuzz_seccomp_t r;
+            int code = grove_fuzz_seccomp_profile (buf, len, head[0] == 'd', &r);
+            if (code < 0 && strncmp (r.msg, head[0] == 'd' ? "default.json: " : "config.json linux.seccomp.", 14) != 0
+                && strcmp (r.msg, "invalid JSON") != 0)
+              broken ("a refusal that does not name the field: %s", r.msg);
+            for (char *c = r.msg; *c; c++)
+              if (*c == '\n')
+                *c = ' ';
+            snprintf (line, sizeof (line), "%c %d %d %d %d %d %d %d ", head[0], code, r.ninsns, r.nrules, r.max_nr,
+                      r.ngates, r.warnings, r.is_default);
+            puts_ (&o, line);
+            puts_ (&o, r.msg);
+            check_leaks ();
             break;
           }
         case 'c':

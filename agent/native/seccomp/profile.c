@@ -38,6 +38,14 @@ static char *errbuf;
 static size_t errcap;
 static jmp_buf fail;
 
+/* The strings read from the profile that are not freed yet (at most one or
+ * two at a time): die() frees them after writing its message, which may
+ * name them, so a refused profile leaks nothing (grove-runtime exits, but
+ * the compiler runs once per profile in the fuzzer and may in a long-lived
+ * process). */
+static char *held[8];
+static int nheld;
+
 __attribute__ ((noreturn, format (printf, 1, 2))) static void
 die (const char *fmt, ...)
 {
@@ -47,7 +55,35 @@ die (const char *fmt, ...)
   if (n >= 0 && (size_t) n < errcap)
     vsnprintf (errbuf + n, errcap - (size_t) n, fmt, ap);
   va_end (ap);
+  while (nheld > 0)
+    free (held[--nheld]);
   longjmp (fail, 1);
+}
+
+/* v (a malloc'd string or NULL), freed by release() or die(). */
+static char *
+hold (char *v)
+{
+  if (v == NULL)
+    return NULL;
+  if (nheld >= (int) (sizeof (held) / sizeof (held[0])))
+    {
+      free (v);
+      die ("internal error: more than %d strings held", nheld);
+    }
+  return held[nheld++] = v;
+}
+
+static void
+release (char *v)
+{
+  for (int i = nheld - 1; i >= 0; i--)
+    if (held[i] == v)
+      {
+        held[i] = held[--nheld];
+        break;
+      }
+  free (v);
 }
 
 /* ---- the native architecture ---------------------------------------------- */
@@ -129,7 +165,7 @@ static void (*warn_fn) (const char *msg);
 static char *
 str_at (int i, const char *field)
 {
-  char *v = grove_json_str (s, t, i);
+  char *v = hold (grove_json_str (s, t, i));
   if (v == NULL)
     die ("%s: must be a string", field);
   return v;
@@ -146,13 +182,13 @@ only_keys (int obj, const char *field, const char *const *keys, size_t nkeys)
     return; /* runtime-spec: properties it does not define are ignored */
   for (int m = 0, k = obj + 1; m < t[obj].size; m++, k = t[k + 1].next)
     {
-      char *key = grove_json_str (s, t, k);
+      char *key = hold (grove_json_str (s, t, k));
       int known = 0;
       for (size_t i = 0; i < nkeys; i++)
         known |= key != NULL && strcmp (key, keys[i]) == 0;
       if (!known)
         die ("%s%s: is not supported by Grove's profile compiler", field, key != NULL ? key : "?");
-      free (key);
+      release (key);
     }
 }
 
@@ -195,7 +231,7 @@ action_at (int tok, const char *field, int errno_tok, const char *errno_field, u
          a[9] == 'T' ? "tracer (ptrace)" : "seccomp listener (user notification)");
   else
     die ("%s: %s is not supported (SCMP_ACT_ALLOW, _ERRNO, _KILL_PROCESS, _KILL_THREAD, _TRAP, _LOG)", field, a);
-  free (a);
+  release (a);
   return ret;
 }
 
@@ -222,7 +258,7 @@ arch_listed (int arr, const char *field)
     {
       char *a = str_at (grove_json_at (t, arr, k), field);
       found |= strcmp (a, NATIVE_DOCKER) == 0;
-      free (a);
+      release (a);
     }
   return found;
 }
@@ -258,7 +294,7 @@ conditions (int obj, const char *field, int want, struct rule *r)
       if (r->ngates >= MAX_GATES)
         die ("%s: more than %d capabilities in one rule", sub, MAX_GATES);
       r->gates[r->ngates++] = (struct gate){ n, want };
-      free (c);
+      release (c);
     }
   return 1;
 }
@@ -308,7 +344,7 @@ read_args (int arr, int src, struct rule *r)
         c->op = OP_MASKED_EQ; /* Docker: (arg & value) == valueTwo */
       else
         die ("%s: unknown operator %s", field, op);
-      free (op);
+      release (op);
     }
 }
 
@@ -353,7 +389,7 @@ oci_envelope (int root)
               die ("%s: %s is not supported: Grove's filter lets only %s through (other ABIs are killed, x32 gets "
                    "EPERM)",
                    field, a, NATIVE_SCMP);
-          free (a);
+          release (a);
         }
     }
   v = grove_json_get (s, t, root, "flags");
@@ -390,7 +426,7 @@ docker_envelope (int root)
              "and kills the others (x32 gets EPERM)",
              k);
       native_listed |= strcmp (name, NATIVE_SCMP) == 0;
-      free (name);
+      release (name);
     }
   if (!native_listed)
     die ("archMap: does not list %s, the architecture of this build", NATIVE_SCMP);
@@ -444,6 +480,13 @@ read_profile (int root)
         r->ret = action_at (grove_json_get (s, t, o, "action"), field, grove_json_get (s, t, o, "errnoRet"), efield,
                             rule_errno_default);
       }
+      /* A string or a number here named no syscall, and the rule was kept
+       * silently without any: a deny rule of the bundle's not applied.
+       * Checked before includes/excludes may skip the rule (for another
+       * architecture), so a malformed rule is refused on every one. */
+      names = grove_json_get (s, t, o, "names");
+      if (names >= 0 && t[names].type != GROVE_J_ARR && t[names].type != GROVE_J_NULL)
+        die ("syscalls[%d].names: must be an array of syscall names", k);
       read_args (grove_json_get (s, t, o, "args"), k, r);
       snprintf (field, sizeof (field), "syscalls[%d].includes.", k);
       if (format == GROVE_PROFILE_DOCKER && !conditions (grove_json_get (s, t, o, "includes"), field, 1, r))
@@ -453,7 +496,6 @@ read_profile (int root)
         continue;
       nrules++;
 
-      names = grove_json_get (s, t, o, "names");
       one = grove_json_get (s, t, o, "name");
       if (names < 0 && one < 0)
         die ("syscalls[%d]: has neither names nor name", k);
@@ -481,7 +523,7 @@ read_profile (int root)
               if (syscalls[nr].nrules == 0 || syscalls[nr].rules[syscalls[nr].nrules - 1] != ri)
                 add_rule_to (nr, ri);
             }
-          free (name);
+          release (name);
         }
     }
   if (max_nr < 0 && format == GROVE_PROFILE_DOCKER)
@@ -690,9 +732,10 @@ grove_profile_cap_name (int n)
   return n >= 0 && (size_t) n < sizeof (cap_names) / sizeof (cap_names[0]) ? cap_names[n] : NULL;
 }
 
-int
-grove_profile_compile (const char *text, grove_jtok_t *toks, int root, grove_profile_format_t fmt, const char *pfx,
-                       void (*warn) (const char *msg), grove_profile_program_t *out, char *ebuf, size_t ecap)
+/* The rules per syscall are only needed while compiling: freed after each
+ * compilation, so nothing of it stays allocated between calls. */
+static void
+free_rules (void)
 {
   for (int nr = 0; nr < MAX_NR; nr++)
     {
@@ -700,6 +743,13 @@ grove_profile_compile (const char *text, grove_jtok_t *toks, int root, grove_pro
       syscalls[nr].rules = NULL;
       syscalls[nr].nrules = 0;
     }
+}
+
+int
+grove_profile_compile (const char *text, grove_jtok_t *toks, int root, grove_profile_format_t fmt, const char *pfx,
+                       void (*warn) (const char *msg), grove_profile_program_t *out, char *ebuf, size_t ecap)
+{
+  free_rules ();
   nrules = ninsns = ngates_out = nranges = 0;
   max_nr = -1;
   s = text;
@@ -710,7 +760,10 @@ grove_profile_compile (const char *text, grove_jtok_t *toks, int root, grove_pro
   errbuf = ebuf;
   errcap = ecap;
   if (setjmp (fail) != 0)
-    return -1;
+    {
+      free_rules ();
+      return -1;
+    }
 #ifdef NATIVE_NONE
   die ("no seccomp filter for this architecture (x86_64 and aarch64 only)");
 #endif
@@ -718,6 +771,7 @@ grove_profile_compile (const char *text, grove_jtok_t *toks, int root, grove_pro
     die ("must be an object");
   read_profile (root);
   compile ();
+  free_rules ();
   *out = (grove_profile_program_t){ insns, ninsns, notes, (const grove_profile_gate_t *) gates_out, ngates_out,
                                     nrules, max_nr, nranges };
   return 0;

@@ -1268,6 +1268,7 @@ grove_oci_bundle_free (grove_oci_bundle_t *b)
   free (b->pid_ns);
   free (b->mnt_ns);
   free (b->cgroup_ns);
+  free ((char *) b->cc.seccomp_bpf); /* set by oci_seccomp.c (grove-runtime) */
   for (size_t i = 0; i < b->cc.nmasked_paths; i++)
     free (b->masked[i]);
   for (size_t i = 0; i < b->cc.nreadonly_paths; i++)

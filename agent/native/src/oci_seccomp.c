@@ -29,7 +29,7 @@ grove_oci_seccomp (grove_oci_bundle_t *b, grove_error_t *err)
   hex = grove_seccomp_to_hex (prog.insns, (unsigned) prog.ninsns);
   if (hex == NULL)
     return grove_error_set (err, ENOMEM, "config.json linux.seccomp");
-  /* Lives as long as grove-runtime's one command. */
+  /* The bundle's: grove_oci_bundle_free frees it. */
   b->cc.seccomp_bpf = hex;
   return 0;
 }
