@@ -25,7 +25,7 @@ import type { Logger } from "pino";
 import { Backoff } from "@grove/common";
 import type { LeaderFence } from "../store/fenced-store";
 import { failoverPolicy, runOncePolicy } from "../store/etcd-policies";
-import { resetWatchStream, watchStreamAnswers } from "../store/etcd-watch-stream";
+import { hardenWatchManager, resetWatchStream, watchStreamAnswers } from "../store/etcd-watch-stream";
 
 /** Unary calls' deadline on the election's client (a grant or txn must not hang a campaign). */
 const CALL_TIMEOUT_MS = 5000;
@@ -99,6 +99,12 @@ export class LeaderElection {
       },
       faultHandling: { global: failoverPolicy(opts.endpoints.length), host: () => runOncePolicy() },
     });
+    hardenWatchManager(this.client, (message) =>
+      this.opts.logger?.warn(
+        { err: message },
+        "the election's watch stream answered for a watcher it no longer has: reset",
+      ),
+    );
     this.ttlMs = this.ttlSeconds * 1000;
     this.marginMs = opts.stepDownMarginMs ?? Math.max(500, this.ttlMs / 5);
   }

@@ -46,7 +46,7 @@ import {
 } from "./etcd-errors";
 import { parseRevision } from "./watch-resume";
 import { EtcdWatch, decodeValue, type StoreLogger } from "./etcd-watch";
-import { resetWatchStream } from "./etcd-watch-stream";
+import { hardenWatchManager, resetWatchStream } from "./etcd-watch-stream";
 import { StoreHealth } from "./store-health";
 import { failoverPolicy, isFailoverError, runOncePolicy, shortConstantBackoff } from "./etcd-policies";
 
@@ -182,6 +182,12 @@ export class EtcdStore implements Store {
         watchBackoff: shortConstantBackoff(),
       },
     });
+    hardenWatchManager(this.client, (message) =>
+      this.log.warn(
+        { err: message },
+        "etcd answered for a watcher the client no longer has: ignored, watch stream reset",
+      ),
+    );
     const probeEvery = opts.healthProbeIntervalMs ?? 1000;
     if (probeEvery > 0) {
       const deadlineMs = Math.min(opts.healthProbeTimeoutMs ?? 2000, this.callTimeoutMs);
