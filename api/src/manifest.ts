@@ -14,7 +14,7 @@ import type { Task } from "./task-schema";
 import { taskProblems } from "./task-rules";
 import { parseBytes, parseCpuMillis } from "./quantity";
 import { appSourceProblems } from "./app-source";
-import { MAX_QUANTITY_LENGTH, stringProblems } from "./string-rules";
+import { codePoints, MAX_QUANTITY_LENGTH, stringProblems } from "./string-rules";
 import { appCheckProblems } from "./checks";
 import { updateProblems } from "./update";
 import { appNetworkProblems } from "./network-checks";
@@ -293,7 +293,8 @@ export function validateDocument(
   for (const e of checkerFor(k).Errors(value)) {
     // The server's validator (Ajv) counts a string's length in Unicode characters, TypeBox in
     // UTF-16 code units: count as the server does, so that both accept the same strings.
-    if (e.type === ValueErrorType.StringMaxLength && codePoints(e.value) <= (e.schema.maxLength as number)) continue;
+    if (e.type === ValueErrorType.StringMaxLength && codePoints(String(e.value)) <= (e.schema.maxLength as number))
+      continue;
     // TypeBox reports a missing property twice ("required", then the type); keep the first per path.
     if (seen.has(e.path)) continue;
     seen.add(e.path);
@@ -328,12 +329,6 @@ export function validateDocument(
       problems.push({ pointer: "/metadata/namespace", message: "must not be set: Namespace is cluster-scoped" });
   }
   return problems;
-}
-
-function codePoints(v: unknown): number {
-  let n = 0;
-  for (const _ of String(v)) n++;
-  return n;
 }
 
 const QUANTITY_POINTERS = ["/spec/resources/cpu", "/spec/resources/memory"];

@@ -62,7 +62,8 @@ function hex(code: number): string {
   return "U+" + code.toString(16).toUpperCase().padStart(4, "0");
 }
 
-function codePoints(s: string): number {
+/** A string's length in Unicode characters (code points), as Ajv and docs/api.md count it. */
+export function codePoints(s: string): number {
   let n = 0;
   for (const _ of s) n++;
   return n;

@@ -21,10 +21,10 @@
 import { performance } from "node:perf_hooks";
 import { GroveError } from "@grove/api";
 import type { KeyValue, Store, TxnCompare, TxnOp } from "../store/store";
+import { allocateSubnet, formatCidr, parseCidr, type Cidr } from "./subnets";
 
 /** What claiming needs of the Store. */
 export type ClaimStore = Pick<Store, "get" | "list" | "txn">;
-import { allocateSubnet, formatCidr, parseCidr, type Cidr } from "./subnets";
 
 export const SUBNET_CLAIMS = "/grove/subnets/";
 export const NODE_CLAIMS = "/grove/subnet-nodes/";
