@@ -77,4 +77,29 @@ describe("NamespaceService.delete and tokens bound to several namespaces", () =>
       namespaces: ["team-d"],
     });
   });
+
+  it("a token changed while the deletion unbinds it is read again: the change is kept and the name still leaves it", async () => {
+    const t = await tokens.create("deployer", "namespace-admin", "team-c", ["team-a", "team-d"]);
+    const update = store.update.bind(store);
+    let raced = 0;
+    // Another writer adds team-e to the token between the deletion's read and its write.
+    store.update = async <T>(key: string, value: T, rev: string): Promise<string> => {
+      if (raced === 0 && key.includes("/tokens/")) {
+        raced++;
+        const cur = (await store.get<{ namespaces?: string[] }>(key))!;
+        await update(key, { ...cur.value, namespaces: [...(cur.value.namespaces ?? []), "team-e"] }, cur.modRevision);
+      }
+      return update(key, value, rev);
+    };
+    await service.delete("team-a", true);
+    expect(raced).toBe(1);
+    store.update = update;
+    tokens = new TokenService(store, "admin-token-for-the-test");
+    expect(await tokens.identify(t.token!)).toEqual({
+      name: "deployer",
+      role: "namespace-admin",
+      namespace: "team-c",
+      namespaces: ["team-d", "team-e"],
+    });
+  });
 });
