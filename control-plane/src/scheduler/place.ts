@@ -17,7 +17,7 @@ import { assignHostPorts } from "./ports";
 import { withoutIds, preempt } from "./preempt";
 import { defaultProfile, DEFAULT_PROFILE } from "./profiles";
 import { meets } from "./conditions";
-import { breakTie, nodeTotal, rankingOf, sameAmounts, scoresOf, TIE_EPSILON, totalsOf, type Ranking } from "./rank";
+import { breakTie, rankingOf, ReusedTotal, scoresOf, TIE_EPSILON, totalsOf, type Ranking } from "./rank";
 import type { ShapeIndex } from "./shape-index";
 import type {
   FilterReason,
@@ -136,9 +136,7 @@ function filterAndScore(
   const feasible = feasibleBuffer;
   const totals = totalsBuffer;
   const reuseMask = ranking.reuseMask;
-  // The last node scored that met every scorer's condition, and its total.
-  let last: NodeView | undefined;
-  let lastTotal = 0;
+  const memo = new ReusedTotal(req, ranking, ctx);
   let top = -Infinity;
   let found = 0;
   let k = 0;
@@ -158,14 +156,7 @@ function filterAndScore(
       }
       met ||= meets(reuseMask, r, node);
     }
-    let t: number;
-    if (met && last !== undefined && sameAmounts(node, last)) {
-      t = lastTotal;
-    } else {
-      t = nodeTotal(req, node, ranking, ctx);
-      last = met ? node : undefined;
-      lastTotal = t;
-    }
+    const t = memo.total(node, met);
     feasible[found] = i;
     totals[found++] = t;
     if (t > top) top = t;

@@ -141,24 +141,37 @@ export function totalsOf(
   }
   const mask = ranking.reuseMask;
   const r = req.resources;
-  // The last node scored that met every condition, and its total.
-  let last: NodeView | undefined;
-  let lastTotal = 0;
+  const memo = new ReusedTotal(req, ranking, ctx);
   for (let k = 0; k < count; k++) {
     const node = nodes[indices[k]!]!;
-    const met = mask === 0 || meets(mask, r, node);
-    let t: number;
-    if (met && last !== undefined && sameAmounts(node, last)) {
-      t = lastTotal;
-    } else {
-      t = nodeTotal(req, node, ranking, ctx);
-      last = met ? node : undefined;
-      lastTotal = t;
-    }
+    const t = memo.total(node, mask === 0 || meets(mask, r, node));
     totals[k] = t;
     if (t > top) top = t;
   }
   return top;
+}
+
+/**
+ * The reuse step of a scan (Ranking.reuse): the last node scored that met
+ * every scorer's condition (`met`), and its total, which a node of the same
+ * amounts that meets them too gets without asking the scorers again.
+ */
+export class ReusedTotal {
+  private last: NodeView | undefined;
+  private lastTotal = 0;
+  constructor(
+    private readonly req: PlacementRequest,
+    private readonly ranking: Ranking,
+    private readonly ctx: PlacementContext,
+  ) {}
+
+  total(node: NodeView, met: boolean): number {
+    if (met && this.last !== undefined && sameAmounts(node, this.last)) return this.lastTotal;
+    const t = nodeTotal(this.req, node, this.ranking, this.ctx);
+    this.last = met ? node : undefined;
+    this.lastTotal = t;
+    return t;
+  }
 }
 
 /**
