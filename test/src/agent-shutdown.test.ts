@@ -10,20 +10,11 @@
 // once (it used to wait for the periodic resync, 30 s later).
 // Real etcd (embedded in grove-server), real grove-server and grove-agent
 // processes, the real addon on this kernel.
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { GroveClient, type App } from "@grove/api";
-import {
-  REPO_ROOT,
-  startAgent,
-  startServer,
-  tempDir,
-  waitFor,
-  waitNodeReady,
-  type ServerProcess,
-  type Started,
-} from "./harness/processes";
+import { waitFor, waitNodeReady, type ServerProcess, type Started } from "./harness/processes";
+import { startMachine, type TestMachine } from "./harness/machine";
 import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-agent-shutdown";
@@ -59,26 +50,23 @@ const app: App = {
 
 describe("agent shutdown while an instance is being stopped", () => {
   let dir: string;
+  let m: TestMachine;
   let server: ServerProcess;
   let agent: Started | undefined;
   let client: GroveClient;
 
   const boot = (): Promise<Started> =>
-    startAgent({
-      server,
+    m.startAgent({
       nodeName: NODE,
-      stateDir: path.join(dir, "agent"),
-      rootfsDir: path.join(dir, "rootfs"),
       cgroupParent: CGROUP_PARENT,
       stopContainersOnExit: false,
     });
 
   beforeAll(async () => {
-    dir = tempDir("grove-it-as");
-    execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
-    server = await startServer({ dataDir: path.join(dir, "server") });
+    m = await startMachine("grove-it-as");
+    ({ dir, server } = m);
     agent = await boot();
-    client = new GroveClient({ server: server.url, token: server.adminToken });
+    client = m.client;
     await waitNodeReady(client, NODE);
   });
 

@@ -8,21 +8,11 @@
 // runs in its own namespace, so no run waits for the previous one's cleanup.
 // fast-check prints the seed and the shrunk command list of a failure.
 // GROVE_FUZZ_RUNS=N runs N sequences (and up to 3N commands each).
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as path from "node:path";
 import fc from "fast-check";
 import { GroveClient, GroveError, type App, type Instance } from "@grove/api";
-import {
-  REPO_ROOT,
-  startAgent,
-  startServer,
-  tempDir,
-  waitFor,
-  waitNodeReady,
-  type ServerProcess,
-  type Started,
-} from "./harness/processes";
+import { waitFor, waitNodeReady, type ServerProcess, type Started } from "./harness/processes";
+import { startMachine, type TestMachine } from "./harness/machine";
 import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-apps-model";
@@ -34,26 +24,23 @@ const NAMES = ["m1", "m2", "m3"];
 const CONVERGE_MS = 90_000;
 
 let dir: string;
+let m: TestMachine;
 let server: ServerProcess;
 let agent: Started | undefined;
 let client: GroveClient;
 
 const bootAgent = (): Promise<Started> =>
-  startAgent({
-    server,
+  m.startAgent({
     nodeName: NODE,
-    stateDir: path.join(dir, "agent"),
-    rootfsDir: path.join(dir, "rootfs"),
     cgroupParent: CGROUP_PARENT,
     // Stopping the agent at the end stops its containers; a kill -9 leaves them to the next agent.
     stopContainersOnExit: true,
   });
 
 beforeAll(async () => {
-  dir = tempDir("grove-it-apps-model");
-  execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
-  server = await startServer({ dataDir: path.join(dir, "server") });
-  client = new GroveClient({ server: server.url, token: server.adminToken });
+  m = await startMachine("grove-it-apps-model");
+  ({ dir, server } = m);
+  client = m.client;
   agent = await bootAgent();
   await waitNodeReady(client, NODE);
 }, 180_000);

@@ -10,25 +10,14 @@
 //     more than its share of streams;
 //   - `grove delete node` ends a real agent's open stream at once; it cannot
 //     register again and the node does not come back.
-import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { GroveClient } from "@grove/api";
-import {
-  createJoinToken,
-  REPO_ROOT,
-  runCli,
-  startAgent,
-  startServer,
-  tempDir,
-  waitFor,
-  waitNodeReady,
-  type ServerProcess,
-  type Started,
-} from "./harness/processes";
+import { createJoinToken, runCli, waitFor, waitNodeReady, type ServerProcess, type Started } from "./harness/processes";
+import { startMachine, type TestMachine } from "./harness/machine";
 import { joinOverApi, rawConnect, registerMessage, tlsCredentials, type RawStream } from "./harness/raw-agent";
 import type { KeyPair } from "@grove/control-plane";
 import { RUN_TAG } from "./harness/run-id";
@@ -58,6 +47,7 @@ const story = (server: Started, agent: Started) =>
 
 describe("node certificates over time, revocation and per-node limits", () => {
   let dir: string;
+  let m: TestMachine;
   let server: ServerProcess;
   let agent: Started;
   let client: GroveClient;
@@ -65,10 +55,7 @@ describe("node certificates over time, revocation and per-node limits", () => {
   let grpcSerial0: string;
 
   beforeAll(async () => {
-    dir = tempDir("grove-it-certs");
-    execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
-    server = await startServer({
-      dataDir: path.join(dir, "server"),
+    m = await startMachine("grove-it-certs", {
       extraArgs: [
         "--node-cert-validity",
         `${VALIDITY_S}s`,
@@ -78,14 +65,13 @@ describe("node certificates over time, revocation and per-node limits", () => {
         "reports=5,streams=3",
       ],
     });
+    ({ dir, server } = m);
     httpsSerial0 = await servedSerial(new URL(server.url).host, "http/1.1");
     grpcSerial0 = await servedSerial(server.grpcAddress, "h2");
-    client = new GroveClient({ server: server.url, token: server.adminToken });
-    agent = await startAgent({
-      server,
+    client = m.client;
+    agent = await m.startAgent({
       nodeName: "node-r",
       stateDir: path.join(dir, "agent-r"),
-      rootfsDir: path.join(dir, "rootfs"),
       cgroupParent: CGROUP_PARENT,
     });
     await waitNodeReady(client, "node-r", 60_000);
@@ -206,11 +192,9 @@ describe("node certificates over time, revocation and per-node limits", () => {
 
   it("`grove delete node` ends the agent's open stream at once; it is refused from then on", async () => {
     const stateDir = path.join(dir, "agent-d");
-    const doomed = await startAgent({
-      server,
+    const doomed = await m.startAgent({
       nodeName: "node-d",
       stateDir,
-      rootfsDir: path.join(dir, "rootfs"),
       cgroupParent: `${CGROUP_PARENT}-d`,
     });
     try {

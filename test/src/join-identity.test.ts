@@ -4,23 +4,13 @@
 // register as B, report B's instances, claim reserved labels or absurd
 // capacity, register twice on one stream, or see B's instances, and B's keys
 // keep their revisions. Deleting a node revokes its certificate.
-import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { GroveClient, type App } from "@grove/api";
-import {
-  createJoinToken,
-  REPO_ROOT,
-  startAgent,
-  startServer,
-  tempDir,
-  waitFor,
-  waitNodeReady,
-  type ServerProcess,
-  type Started,
-} from "./harness/processes";
+import { createJoinToken, waitFor, waitNodeReady, type ServerProcess, type Started } from "./harness/processes";
+import { startMachine, type TestMachine } from "./harness/machine";
 import { joinOverApi, rawConnect, registerMessage, tlsCredentials } from "./harness/raw-agent";
 import type { KeyPair } from "@grove/control-plane";
 import { RUN_TAG } from "./harness/run-id";
@@ -29,6 +19,7 @@ const CGROUP_PARENT = `grove-it-join-${RUN_TAG}`;
 
 describe("join tokens and node identity", () => {
   let dir: string;
+  let m: TestMachine;
   let server: ServerProcess;
   let agentB: Started;
   let client: GroveClient;
@@ -41,15 +32,12 @@ describe("join tokens and node identity", () => {
   }
 
   beforeAll(async () => {
-    dir = tempDir("grove-it-join");
-    execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
-    server = await startServer({ dataDir: path.join(dir, "server") });
-    client = new GroveClient({ server: server.url, token: server.adminToken });
-    agentB = await startAgent({
-      server,
+    m = await startMachine("grove-it-join");
+    ({ dir, server } = m);
+    client = m.client;
+    agentB = await m.startAgent({
       nodeName: "node-b",
       stateDir: path.join(dir, "agent-b"),
-      rootfsDir: path.join(dir, "rootfs"),
       cgroupParent: CGROUP_PARENT,
     });
     await waitNodeReady(client, "node-b", 90_000);

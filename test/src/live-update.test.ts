@@ -3,21 +3,11 @@
 // and grove-agent processes, the real native addon on this kernel. The
 // container's process and limits are checked from the host's /proc and
 // cgroupfs; the applied limits through the API and `grove describe`.
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { GroveClient, type App, type Instance } from "@grove/api";
-import {
-  REPO_ROOT,
-  runCli,
-  startAgent,
-  startServer,
-  tempDir,
-  waitFor,
-  waitNodeReady,
-  type ServerProcess,
-  type Started,
-} from "./harness/processes";
+import { runCli, waitFor, waitNodeReady, type ServerProcess, type Started } from "./harness/processes";
+import { startMachine, type TestMachine } from "./harness/machine";
 import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-live-update";
@@ -69,17 +59,15 @@ function app(
 
 describe("live update: an App's resources change without restarting its instances", () => {
   let dir: string;
+  let m: TestMachine;
   let server: ServerProcess;
   let agent: Started | undefined;
   let client: GroveClient;
   let env: NodeJS.ProcessEnv;
 
   async function boot(): Promise<Started> {
-    return startAgent({
-      server,
+    return m.startAgent({
       nodeName: NODE,
-      stateDir: path.join(dir, "agent"),
-      rootfsDir: path.join(dir, "rootfs"),
       cgroupParent: CGROUP_PARENT,
       // The restart step kills the agent: its containers must outlive it.
       stopContainersOnExit: false,
@@ -87,12 +75,11 @@ describe("live update: an App's resources change without restarting its instance
   }
 
   beforeAll(async () => {
-    dir = tempDir("grove-it-lu");
-    execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
-    server = await startServer({ dataDir: path.join(dir, "server") });
+    m = await startMachine("grove-it-lu");
+    ({ dir, server } = m);
     agent = await boot();
-    client = new GroveClient({ server: server.url, token: server.adminToken });
-    env = { GROVE_SERVER: server.url, GROVE_TOKEN: server.adminToken, HOME: dir, GROVE_CONFIG: "" };
+    client = m.client;
+    env = m.env;
     await waitNodeReady(client, NODE);
   });
 

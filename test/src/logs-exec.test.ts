@@ -2,7 +2,7 @@
 // grove-server), grove-server, grove-agent with the native runtime on this
 // kernel. Everything travels CLI -> HTTP API -> control plane -> the agent's
 // Connect stream; the node opens no port.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import WebSocket from "ws";
@@ -14,13 +14,11 @@ import {
   isReady,
   REPO_ROOT,
   runCli,
-  startAgent,
-  startServer,
-  tempDir,
   waitFor,
   type ServerProcess,
   type Started,
 } from "./harness/processes";
+import { startMachine, type TestMachine } from "./harness/machine";
 import { joinOverApi, rawConnect, registerMessage, tlsCredentials } from "./harness/raw-agent";
 import { RUN_TAG, runSlot } from "./harness/run-id";
 
@@ -92,6 +90,7 @@ interface WsResult {
 
 describe("grove logs, exec and top over the agent's Connect stream", () => {
   let dir: string;
+  let m: TestMachine;
   let server: ServerProcess;
   let agent: Started;
   let client: GroveClient;
@@ -100,11 +99,8 @@ describe("grove logs, exec and top over the agent's Connect stream", () => {
   const uids = new Map<string, string>();
 
   const startTheAgent = () =>
-    startAgent({
-      server,
+    m.startAgent({
       nodeName: NODE,
-      stateDir: path.join(dir, "agent"),
-      rootfsDir: path.join(dir, "rootfs"),
       cgroupParent: CGROUP_PARENT,
     });
 
@@ -121,13 +117,12 @@ describe("grove logs, exec and top over the agent's Connect stream", () => {
   }
 
   beforeAll(async () => {
-    dir = tempDir("grove-logs");
-    execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
-    server = await startServer({ dataDir: path.join(dir, "server") });
+    m = await startMachine("grove-logs");
+    ({ dir, server } = m);
     agent = await startTheAgent();
     logDir = path.join(dir, "agent", "logs");
-    client = new GroveClient({ server: server.url, token: server.adminToken });
-    env = { GROVE_SERVER: server.url, GROVE_TOKEN: server.adminToken, HOME: dir, GROVE_CONFIG: "" };
+    client = m.client;
+    env = m.env;
     await client.apply(app("hello", "for i in 1 2 3 4 5; do echo line $i; done; exec sleep 100000"));
     await client.apply(app("ticker", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"));
     await running("hello-0");

@@ -2,20 +2,11 @@
 // grove-server, grove-agent with the native runtime; grove-shim records when
 // each part of the log arrived (<log>.ts) and the agent keeps the log of an
 // instance that ended as the previous log of its name.
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { GroveClient, type App } from "@grove/api";
-import {
-  REPO_ROOT,
-  runCli,
-  startAgent,
-  startServer,
-  tempDir,
-  waitFor,
-  type ServerProcess,
-  type Started,
-} from "./harness/processes";
+import { runCli, waitFor, type ServerProcess, type Started } from "./harness/processes";
+import { startMachine, type TestMachine } from "./harness/machine";
 import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-logs-prev-node";
@@ -32,6 +23,7 @@ function app(name: string, script: string, spec: Partial<App["spec"]> = {}): App
 
 describe("grove logs --previous, --since, --timestamps", () => {
   let dir: string;
+  let m: TestMachine;
   let server: ServerProcess;
   let agent: Started;
   let client: GroveClient;
@@ -39,19 +31,15 @@ describe("grove logs --previous, --since, --timestamps", () => {
   let logDir: string;
 
   beforeAll(async () => {
-    dir = tempDir("grove-logs-prev");
-    execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
-    server = await startServer({ dataDir: path.join(dir, "server") });
-    agent = await startAgent({
-      server,
+    m = await startMachine("grove-logs-prev");
+    ({ dir, server } = m);
+    agent = await m.startAgent({
       nodeName: NODE,
-      stateDir: path.join(dir, "agent"),
-      rootfsDir: path.join(dir, "rootfs"),
       cgroupParent: CGROUP_PARENT,
     });
     logDir = path.join(dir, "agent", "logs");
-    client = new GroveClient({ server: server.url, token: server.adminToken });
-    env = { GROVE_SERVER: server.url, GROVE_TOKEN: server.adminToken, HOME: dir, GROVE_CONFIG: "" };
+    client = m.client;
+    env = m.env;
   }, 120_000);
 
   // Each test applies its own App; after it, every App is deleted and the agent has moved their

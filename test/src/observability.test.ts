@@ -2,23 +2,14 @@
 // and grove-agent exporting OTLP/HTTP to a receiver in this test (a plain
 // http server on 127.0.0.1 decoding the JSON export), one `grove apply`, and
 // both /metrics outputs checked by promtool.
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { GroveClient } from "@grove/api";
-import {
-  REPO_ROOT,
-  runCli,
-  startAgent,
-  startServer,
-  tempDir,
-  waitFor,
-  waitNodeReady,
-  type ServerProcess,
-  type Started,
-} from "./harness/processes";
+import { runCli, waitFor, waitNodeReady, type ServerProcess, type Started } from "./harness/processes";
+import { startMachine, type TestMachine } from "./harness/machine";
 import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "obs-node-1";
@@ -88,6 +79,7 @@ function promtool(text: string): { status: number | null; out: string } {
 
 describe("observability: one apply is one trace across grove-server and grove-agent; metrics pass promtool", () => {
   let dir: string;
+  let m: TestMachine;
   let server: ServerProcess;
   let agent: Started;
   let client: GroveClient;
@@ -100,21 +92,12 @@ describe("observability: one apply is one trace across grove-server and grove-ag
   };
 
   beforeAll(async () => {
-    dir = tempDir("grove-obs");
     receiver = await otlpReceiver();
     // Standard OTEL_* configuration; a short batch delay so spans arrive within the test.
     const otel = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: "100" };
-    execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
-    server = await startServer({ dataDir: path.join(dir, "server"), env: otel });
-    agent = await startAgent({
-      server,
-      nodeName: NODE,
-      stateDir: path.join(dir, "agent"),
-      rootfsDir: path.join(dir, "rootfs"),
-      cgroupParent: CGROUP_PARENT,
-      env: otel,
-    });
-    client = new GroveClient({ server: server.url, token: server.adminToken });
+    m = await startMachine("grove-obs", { env: otel });
+    ({ dir, server, client } = m);
+    agent = await m.startAgent({ nodeName: NODE, cgroupParent: CGROUP_PARENT, env: otel });
     metricsToken = fs.readFileSync(path.join(dir, "server", "metrics-token"), "utf8").trim();
     await waitNodeReady(client, NODE);
   });

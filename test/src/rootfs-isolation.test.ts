@@ -10,17 +10,8 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { GroveClient, type App, type Instance } from "@grove/api";
-import {
-  REPO_ROOT,
-  runCli,
-  startAgent,
-  startServer,
-  tempDir,
-  waitFor,
-  waitNodeReady,
-  type ServerProcess,
-  type Started,
-} from "./harness/processes";
+import { REPO_ROOT, runCli, waitFor, waitNodeReady, type ServerProcess, type Started } from "./harness/processes";
+import { startMachine, type TestMachine } from "./harness/machine";
 import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-rootfs-iso";
@@ -67,6 +58,7 @@ function modeAndCtime(p: string): string {
 
 describe("every instance of a rootfs directory has its own root", () => {
   let dir: string;
+  let m: TestMachine;
   let template: string;
   let stateDir: string;
   let pristine: string;
@@ -76,25 +68,16 @@ describe("every instance of a rootfs directory has its own root", () => {
   let env: NodeJS.ProcessEnv;
 
   function launchAgent(): Promise<Started> {
-    return startAgent({
-      server,
-      nodeName: NODE,
-      stateDir,
-      rootfsDir: path.join(dir, "rootfs"),
-      cgroupParent: CGROUP_PARENT,
-    });
+    return m.startAgent({ nodeName: NODE, cgroupParent: CGROUP_PARENT });
   }
 
   beforeAll(async () => {
-    dir = tempDir("grove-it-iso");
+    m = await startMachine("grove-it-iso");
+    ({ dir, server, client, env } = m);
     template = path.join(dir, "rootfs", "busybox");
     stateDir = path.join(dir, "agent");
-    execFileSync(MAKE_ROOTFS, [template]);
     pristine = treeDigest(template);
-    server = await startServer({ dataDir: path.join(dir, "server") });
     agent = await launchAgent();
-    client = new GroveClient({ server: server.url, token: server.adminToken });
-    env = { GROVE_SERVER: server.url, GROVE_TOKEN: server.adminToken, HOME: dir, GROVE_CONFIG: "" };
     await waitNodeReady(client, NODE);
   }, 120_000);
 

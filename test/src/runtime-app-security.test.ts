@@ -1,20 +1,11 @@
 // An App's security settings (user, capabilities, seccomp, read-only root)
 // travel API -> control plane -> agent -> runtime, and the container's
 // process shows them (read from the host's /proc). Real server, etcd, agent.
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { GroveClient, type App, type Instance } from "@grove/api";
-import {
-  REPO_ROOT,
-  startAgent,
-  startServer,
-  tempDir,
-  waitFor,
-  waitNodeReady,
-  type ServerProcess,
-  type Started,
-} from "./harness/processes";
+import { waitFor, waitNodeReady, type ServerProcess, type Started } from "./harness/processes";
+import { startMachine, type TestMachine } from "./harness/machine";
 import { RUN_TAG, runSlot } from "./harness/run-id";
 
 const NODE = "it-sec-1";
@@ -48,25 +39,22 @@ function status(pid: number): Record<string, string> {
 
 describe("App security settings reach the container", () => {
   let dir: string;
+  let m: TestMachine;
   let server: ServerProcess;
   let agent: Started;
   let client: GroveClient;
 
   beforeAll(async () => {
-    dir = tempDir("grove-it-sec");
-    execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
-    server = await startServer({ dataDir: path.join(dir, "server") });
+    m = await startMachine("grove-it-sec");
+    ({ dir, server } = m);
     agent = await launchAgent();
-    client = new GroveClient({ server: server.url, token: server.adminToken });
+    client = m.client;
     await waitNodeReady(client, NODE);
   });
 
   function launchAgent(): Promise<Started> {
-    return startAgent({
-      server,
+    return m.startAgent({
       nodeName: NODE,
-      stateDir: path.join(dir, "agent"),
-      rootfsDir: path.join(dir, "rootfs"),
       cgroupParent: CGROUP_PARENT,
       extraArgs: ["--userns-range", `${USERNS_BASE}:65536x4`],
     });

@@ -4,20 +4,11 @@
 // its grove-shim, so the same PIDs keep running, the control plane sees no
 // restart, an exit that happened while the agent was down is reported with
 // its code, and nothing is left behind.
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { GroveClient, type App, type Instance } from "@grove/api";
-import {
-  REPO_ROOT,
-  startAgent,
-  startServer,
-  tempDir,
-  waitFor,
-  waitNodeReady,
-  type ServerProcess,
-  type Started,
-} from "./harness/processes";
+import { waitFor, waitNodeReady, type ServerProcess, type Started } from "./harness/processes";
+import { startMachine, type TestMachine } from "./harness/machine";
 import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-restart-1";
@@ -77,17 +68,15 @@ function alive(pid: number): boolean {
 
 describe("containers outlive the agent", () => {
   let dir: string;
+  let m: TestMachine;
   let server: ServerProcess;
   let agent: Started | undefined;
   let client: GroveClient;
   const allUids = new Set<string>();
 
   async function boot(env: NodeJS.ProcessEnv = {}): Promise<Started> {
-    return startAgent({
-      server,
+    return m.startAgent({
       nodeName: NODE,
-      stateDir: path.join(dir, "agent"),
-      rootfsDir: path.join(dir, "rootfs"),
       cgroupParent: CGROUP_PARENT,
       stopContainersOnExit: false,
       env,
@@ -102,10 +91,9 @@ describe("containers outlive the agent", () => {
   }
 
   beforeAll(async () => {
-    dir = tempDir("grove-it-rs");
-    execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
-    server = await startServer({ dataDir: path.join(dir, "server") });
-    client = new GroveClient({ server: server.url, token: server.adminToken });
+    m = await startMachine("grove-it-rs");
+    ({ dir, server } = m);
+    client = m.client;
     agent = await boot();
     await waitNodeReady(client, NODE);
   });

@@ -10,17 +10,14 @@ import * as path from "node:path";
 import { GroveClient, type App, type Instance } from "@grove/api";
 import {
   BIN,
-  REPO_ROOT,
   etcdctlTlsArgs,
   runCli,
-  startAgent,
-  startServer,
-  tempDir,
   waitFor,
   waitNodeReady,
   type ServerProcess,
   type Started,
 } from "./harness/processes";
+import { startMachine, type TestMachine } from "./harness/machine";
 import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-tenancy-1";
@@ -49,6 +46,7 @@ interface Answer {
 }
 
 let dir: string;
+let m: TestMachine;
 let server: ServerProcess;
 let agent: Started;
 let admin: GroveClient;
@@ -105,12 +103,10 @@ async function running(ns: string, appName: string): Promise<Instance> {
 }
 
 beforeAll(async () => {
-  dir = tempDir("grove-it-tenancy");
-  execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
-  server = await startServer({
-    dataDir: path.join(dir, "server"),
+  m = await startMachine("grove-it-tenancy", {
     extraArgs: ["--identity-limits", `watches=${WATCH_LIMIT}`],
   });
+  ({ dir, server } = m);
   const up = server.output
     .map((l) => {
       try {
@@ -121,18 +117,15 @@ beforeAll(async () => {
     })
     .find((l) => l.msg === "embedded etcd is up");
   etcdEndpoint = up!.endpoints![0]!;
-  agent = await startAgent({
-    server,
+  agent = await m.startAgent({
     nodeName: NODE,
-    stateDir: path.join(dir, "agent"),
-    rootfsDir: path.join(dir, "rootfs"),
     cgroupParent: CGROUP_PARENT,
   });
   admin = new GroveClient({ server: server.url, token: server.adminToken });
   await waitNodeReady(admin, NODE);
 
   // Tokens: one through the CLI (shown once on stdout), the others through the API.
-  const env = { GROVE_SERVER: server.url, GROVE_TOKEN: server.adminToken, HOME: dir, GROVE_CONFIG: "" };
+  const env = m.env;
   const cli = await runCli(["create", "token", "alice", "--namespace", "team-a", "--role", "edit"], env);
   expect(cli).toMatchObject({ code: 0 });
   tokens.edit = cli.stdout.trim();

@@ -15,16 +15,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { GroveClient } from "@grove/api";
-import {
-  REPO_ROOT,
-  runCli,
-  startAgent,
-  startServer,
-  tempDir,
-  waitFor,
-  type ServerProcess,
-  type Started,
-} from "./harness/processes";
+import { REPO_ROOT, runCli, waitFor, type ServerProcess, type Started } from "./harness/processes";
+import { startMachine, type TestMachine } from "./harness/machine";
 import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-ui-node";
@@ -47,6 +39,7 @@ const node = (args: string[], env: NodeJS.ProcessEnv = {}) =>
 
 describe("front ends: a generated client and the dashboard at /ui in chromium", () => {
   let dir: string;
+  let m: TestMachine;
   let server: ServerProcess;
   let agent: Started;
   let client: GroveClient;
@@ -92,18 +85,14 @@ describe("front ends: a generated client and the dashboard at /ui in chromium", 
   }
 
   beforeAll(async () => {
-    dir = tempDir("grove-ui");
+    m = await startMachine("grove-ui");
+    ({ dir, server } = m);
     fs.mkdirSync(ARTIFACTS, { recursive: true });
-    execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
-    server = await startServer({ dataDir: path.join(dir, "server") });
-    agent = await startAgent({
-      server,
+    agent = await m.startAgent({
       nodeName: NODE,
-      stateDir: path.join(dir, "agent"),
-      rootfsDir: path.join(dir, "rootfs"),
       cgroupParent: `grove-ui-${RUN_TAG}`,
     });
-    client = new GroveClient({ server: server.url, token: server.adminToken });
+    client = m.client;
   }, 180_000);
 
   beforeEach(() => {

@@ -1,22 +1,12 @@
 // End to end on real components: a real etcd (embedded in grove-server), the
 // real grove-server and grove-agent processes, the real native addon on this
 // kernel. The App's process is checked from the host's /proc and cgroupfs.
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { GroveClient, type App, type Instance } from "@grove/api";
 import { NODE_GRACE_MS, PRESENCE_REFRESH_MS } from "@grove/control-plane";
-import {
-  REPO_ROOT,
-  runCli,
-  startAgent,
-  startServer,
-  tempDir,
-  waitFor,
-  waitNodeReady,
-  type ServerProcess,
-  type Started,
-} from "./harness/processes";
+import { REPO_ROOT, runCli, waitFor, waitNodeReady, type ServerProcess, type Started } from "./harness/processes";
+import { startMachine, type TestMachine } from "./harness/machine";
 import { RUN_TAG } from "./harness/run-id";
 
 const NODE = "it-node-1";
@@ -46,24 +36,21 @@ function pidsOf(procs: string): number[] {
 
 describe("walking skeleton: grove apply runs a limited, isolated process on an agent node", () => {
   let dir: string;
+  let m: TestMachine;
   let server: ServerProcess;
   let agent: Started;
   let client: GroveClient;
   let env: NodeJS.ProcessEnv;
 
   beforeAll(async () => {
-    dir = tempDir("grove-it");
-    execFileSync(path.join(REPO_ROOT, "deploy", "make-rootfs.sh"), [path.join(dir, "rootfs", "busybox")]);
-    server = await startServer({ dataDir: path.join(dir, "server") });
-    agent = await startAgent({
-      server,
+    m = await startMachine("grove-it");
+    ({ dir, server } = m);
+    agent = await m.startAgent({
       nodeName: NODE,
-      stateDir: path.join(dir, "agent"),
-      rootfsDir: path.join(dir, "rootfs"),
       cgroupParent: CGROUP_PARENT,
     });
-    client = new GroveClient({ server: server.url, token: server.adminToken });
-    env = { GROVE_SERVER: server.url, GROVE_TOKEN: server.adminToken, HOME: dir, GROVE_CONFIG: "" };
+    client = m.client;
+    env = m.env;
     await waitNodeReady(client, NODE);
   });
 

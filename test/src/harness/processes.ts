@@ -116,7 +116,7 @@ function parseJsonLine(line: string): Record<string, unknown> | undefined {
   }
 }
 
-export async function startServer(opts: {
+export interface ServerOptions {
   dataDir: string;
   etcdEndpoints?: string[];
   /** HOST:PORT for agents (default 127.0.0.1:0). */
@@ -124,7 +124,9 @@ export async function startServer(opts: {
   extraArgs?: string[];
   /** Extra environment (OTEL_* in the observability test). */
   env?: NodeJS.ProcessEnv;
-}): Promise<ServerProcess> {
+}
+
+export async function startServer(opts: ServerOptions): Promise<ServerProcess> {
   const args = [
     "--data-dir",
     opts.dataDir,
