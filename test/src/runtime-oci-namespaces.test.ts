@@ -157,9 +157,9 @@ function newUserns(c: Config): void {
   c.linux.gidMappings = MAP;
 }
 
-/** A user namespace (container root = host 100000) and a pid namespace it owns, held by a forked sleep. */
-async function userHolder(): Promise<number> {
-  const h = spawn("unshare", ["--user", "--pid", "--fork", "sleep", "60"], { stdio: "ignore" });
+/** A user namespace (container root = host 100000) and a pid namespace (and more) it owns, held by a forked sleep. */
+async function userHolder(...more: string[]): Promise<number> {
+  const h = spawn("unshare", ["--user", "--pid", ...more, "--fork", "sleep", "60"], { stdio: "ignore" });
   holders.push(h);
   // The maps, written by host root (this test) before the fork's child looks.
   await waitFor(
@@ -203,6 +203,28 @@ describe("grove-runtime vs runc: user namespaces joined by path, and with other 
     expect(expectSame(edit, probe)).toBe(want);
     expect(await createAndStart("runc", edit, probe)).toBe(want);
     expect(await createAndStart("grove", edit, probe)).toBe(want);
+  });
+
+  it("every namespace joined by path with the user namespace owning them (one holder per runtime: its root moves)", async () => {
+    const NS = { user: "user", pid: "pid", mount: "mnt", uts: "uts", ipc: "ipc", network: "net", cgroup: "cgroup" };
+    const probe = `for n in ${Object.values(NS).join(" ")}; do readlink /proc/self/ns/$n; done; cat /proc/1/comm; echo end`;
+    const seen: Record<string, string> = {};
+    for (const runtime of ["runc", "grove"] as const) {
+      const pid = await userHolder("--mount", "--uts", "--ipc", "--net", "--cgroup");
+      writeConfig((c) => {
+        for (const [type, file] of Object.entries(NS)) joined(type, `/proc/${pid}/ns/${file}`)(c);
+        c.linux.uidMappings = MAP;
+        c.linux.gidMappings = MAP;
+        delete c.hostname; // a joined uts namespace keeps its name (both refuse one)
+        c.process.args = ["/bin/sh", "-c", probe];
+      });
+      const r = run(runtime);
+      expect(r).toMatchObject({ code: 0, err: "" });
+      const want = Object.values(NS).map((file) => fs.readlinkSync(`/proc/${pid}/ns/${file}`));
+      expect(r.out).toBe([...want, "sleep", "end", ""].join("\n"));
+      seen[runtime] = r.out.split("\n").slice(Object.keys(NS).length).join("\n");
+    }
+    expect(seen.grove).toBe(seen.runc);
   });
 
   it("a new user namespace with the runtime's uts and ipc namespaces (not listed): joined before it is made", () => {
