@@ -113,6 +113,17 @@ function ociUserns(): Record<string, unknown> {
   return c;
 }
 
+/** User and pid namespaces joined by path, a new time namespace with its offsets, a device in the user namespace. */
+function ociJoined(): Record<string, unknown> {
+  const c = ociUserns() as { linux: Record<string, unknown> & { namespaces: { type: string; path?: string }[] } };
+  c.linux.namespaces = c.linux.namespaces
+    .filter((n) => n.type !== "user" && n.type !== "pid")
+    .concat([{ type: "user", path: "/proc/1/ns/user" }, { type: "pid", path: "/proc/1/ns/pid" }, { type: "time" }]);
+  c.linux.timeOffsets = { boottime: { secs: 3600, nanosecs: 5 }, monotonic: { secs: -20, nanosecs: 0 } };
+  c.linux.devices = [{ path: "/dev/kmsg", type: "c", major: 1, minor: 11 }];
+  return c;
+}
+
 /** A spec.json as NativeRuntime writes it and grove-runtime state reads it. */
 function specSample(): Record<string, unknown> {
   return {
@@ -322,6 +333,7 @@ describe("grove-runtime's config.json reader on malformed input", () => {
   it("accepts the samples (runc spec, with and without a user namespace)", async () => {
     expect(await oci(ociSample())).toEqual({ tokens: expect.any(Number) as number, code: 0, message: "" });
     expect((await oci(ociUserns())).code).toBe(0);
+    expect(await oci(ociJoined())).toMatchObject({ code: 0, message: "" });
   });
 
   it("refuses invalid JSON, a non-object and more than 8192 tokens, naming the file", async () => {
@@ -429,7 +441,7 @@ describe("fuzzing the C parsers under ASan and UBSan", () => {
   it(
     "mutated config.json and spec.json samples: no crash, JSON.parse's verdict, refusals name config.json",
     async () => {
-      const samples = [ociSample(), ociUserns(), specSample()].map((s, i) =>
+      const samples = [ociSample(), ociUserns(), specSample(), ociJoined()].map((s, i) =>
         Buffer.from(i === 2 ? JSON.stringify(s) : JSON.stringify(s, null, i === 0 ? "\t" : undefined), "utf8"),
       );
       const input = fc

@@ -63,6 +63,9 @@ static const char *const readonly_paths[] = { "/proc/bus", "/proc/fs", "/proc/ir
 #endif
 
 #define CHILD_STACK_SIZE (256 * 1024)
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
 
 /* Grove's own filesystems a mount list may place (grove_mount_t.own). */
 #define OWN_PROC 1
@@ -108,7 +111,7 @@ struct child_args
   int err_out_fd;
   int netns_fd; /* -1: a new network namespace (CLONE_NEWNET); else setns into it */
   int netns_joined; /* the parent joined a network namespace for us (user namespace) */
-  int userns;       /* in a new user namespace: become its root once the parent wrote the maps */
+  int userns;       /* in a new or joined user namespace: become its root once the parent wrote any maps */
   int cgroupns;     /* unshare a cgroup namespace once the parent placed us in the cgroups */
   const char *rootfs;
   const char *sys_path;
@@ -157,6 +160,16 @@ struct child_args
   size_t nreadonly_paths;
   int uts_ns_fd, ipc_ns_fd; /* -1: the new ones clone() made; else joined first */
   int pid_ns_fd, mnt_ns_fd, cgroup_ns_fd; /* -1: new ones; else joined (see the config) */
+  int user_ns_fd, time_ns_fd;             /* joined by the join stage; -1: none */
+  int time_ns_new;                        /* the join stage makes a time namespace with these offsets */
+  const char *const *time_offsets;
+  size_t ntime_offsets;
+  int dev_src_fd[GROVE_MAX_DEVICES]; /* user namespace: the host's node of devices[i], opened as host root */
+  int staged;           /* started by a join stage (join_stage) */
+  int ipc_foreign;      /* the join stage joined an ipc namespace before a user namespace was made or joined */
+  int stage_fd;         /* the join stage's: where the init's pid goes */
+  int err_read_fd;      /* the parent's end of the error pipe (the stage's error) */
+  char *stack_top;      /* the init's stack, for the join stage's clone() */
   /* linux.rootfsPropagation (0: every mount private); with it, the mount
    * that holds the rootfs (its path, as the caller's namespace has it) and
    * whether it is shared there. */
@@ -296,7 +309,10 @@ child_setup_dev (struct child_args *a)
     child_fail (a, errno, "mount tmpfs on", a->shm_path);
   if (mkdir (a->mqueue_path, 0755) < 0)
     child_fail (a, errno, "mkdir", a->mqueue_path);
-  if (mount ("mqueue", a->mqueue_path, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+  /* A user namespace may not mount mqueue for an ipc namespace it does not
+   * own (joined, or the runtime's): /dev/mqueue is then left empty. */
+  if (mount ("mqueue", a->mqueue_path, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0
+      && !(errno == EPERM && a->ipc_foreign))
     child_fail (a, errno, "mount mqueue on", a->mqueue_path);
 }
 
@@ -798,6 +814,22 @@ child_enter_rootfs (struct child_args *a, int rootfs_tree)
             child_fail (a, errno, "open mount source", a->mounts[i].source);
         }
       a->mount_at = -1;
+      for (size_t i = 0; i < a->ndevices; i++)
+        {
+          /* A detached bind of the host's node: after pivot_root the old
+           * root, and the host's /dev with it, is gone. */
+          struct stat st;
+          int fd = open (a->devices[i].path, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+          if (fd < 0)
+            child_fail (a, errno, "open the host's device node (linux.devices in a user namespace)",
+                        a->devices[i].path);
+          if (fstat (fd, &st) < 0 || (st.st_mode & S_IFMT) != (a->devices[i].mode & S_IFMT))
+            child_fail (a, EINVAL, "the host's node is not of the type linux.devices gives:", a->devices[i].path);
+          a->dev_src_fd[i] = (int) open_tree (fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+          if (a->dev_src_fd[i] < 0)
+            child_fail (a, errno, "bind the host's device node", a->devices[i].path);
+          close (fd);
+        }
       if (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0)
         child_fail (a, errno, "become root of the user namespace (is 0 mapped?)", NULL);
     }
@@ -923,6 +955,21 @@ child_mask_extra (struct child_args *a)
     }
 }
 
+/* linux.devices in a user namespace, where mknod is refused: the host's node
+ * at the same path (opened as host root, child_enter_rootfs) bind-mounted on
+ * a file made there, as runc does; its owner and mode are the host's. */
+static void
+child_bind_device (struct child_args *a, size_t i)
+{
+  const char *path = a->devices[i].path;
+  /* An empty file to bind onto; whatever is there already is covered (never opened). */
+  if (mknod (path, S_IFREG, 0) < 0 && errno != EEXIST)
+    child_fail (a, errno, "create the bind target of device", path);
+  if (move_mount (a->dev_src_fd[i], "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+    child_fail (a, errno, "bind-mount the host's device node on", path);
+  close (a->dev_src_fd[i]);
+}
+
 /* linux.devices: each node (its parent directories made 0755), owner and
  * mode as given; inside the new root already, so no path can lead out. A
  * path that exists is kept. The device cgroup decides what may be opened. */
@@ -944,6 +991,11 @@ child_make_devices (struct child_args *a)
               child_fail (a, errno, "mkdir for device", d->path);
             dir[k] = '/';
           }
+      if (a->userns)
+        {
+          child_bind_device (a, i);
+          continue;
+        }
       if (mknod (d->path, d->mode, makedev (d->major, d->minor)) < 0)
         {
           if (errno == EEXIST)
@@ -1214,6 +1266,8 @@ prepared_free (struct prepared *p)
   grove_closep (&p->a.pid_ns_fd);
   grove_closep (&p->a.mnt_ns_fd);
   grove_closep (&p->a.cgroup_ns_fd);
+  grove_closep (&p->a.user_ns_fd);
+  grove_closep (&p->a.time_ns_fd);
   free (p->a.hook_state_creating);
   free (p->a.hook_state_created);
   for (size_t i = 0; i < p->a.nsysctls; i++)
@@ -1387,7 +1441,7 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
 {
   /* With a user namespace the init works from inside the rootfs ("."): the
    * mapped root may not be allowed to search the directories above it. */
-  const char *base = cfg->nuid_maps > 0 || cfg->ngid_maps > 0 ? "." : cfg->rootfs;
+  const char *base = cfg->nuid_maps > 0 || cfg->ngid_maps > 0 || cfg->user_ns_path != NULL ? "." : cfg->rootfs;
   if (grove_asprintf (&p->proc_path, err, "%s/proc", base) < 0
       || grove_asprintf (&p->dev_path, err, "%s/dev", base) < 0
       || grove_asprintf (&p->sys_path, err, "%s/sys", base) < 0
@@ -1462,8 +1516,17 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
   p->a.ndevices = cfg->ndevices;
   if (open_ns (cfg->uts_ns_path, &p->a.uts_ns_fd, err) < 0 || open_ns (cfg->ipc_ns_path, &p->a.ipc_ns_fd, err) < 0
       || open_ns (cfg->pid_ns_path, &p->a.pid_ns_fd, err) < 0 || open_ns (cfg->mnt_ns_path, &p->a.mnt_ns_fd, err) < 0
-      || open_ns (cfg->cgroup_ns_path, &p->a.cgroup_ns_fd, err) < 0)
+      || open_ns (cfg->cgroup_ns_path, &p->a.cgroup_ns_fd, err) < 0
+      || open_ns (cfg->user_ns_path, &p->a.user_ns_fd, err) < 0
+      || open_ns (cfg->time_ns_path, &p->a.time_ns_fd, err) < 0)
     return -1;
+  if (cfg->ntime_offsets > 2 || (cfg->ntime_offsets > 0 && !cfg->time_ns_new))
+    return grove_error_set (err, EINVAL, "time offsets need a new time namespace (at most 2)");
+  p->a.time_ns_new = cfg->time_ns_new;
+  p->a.time_offsets = cfg->time_offsets;
+  p->a.ntime_offsets = cfg->ntime_offsets;
+  for (size_t i = 0; i < GROVE_MAX_DEVICES; i++)
+    p->a.dev_src_fd[i] = -1;
   p->a.masked_paths = cfg->masked_paths;
   p->a.nmasked_paths = cfg->nmasked_paths;
   p->a.readonly_paths = cfg->readonly_paths;
@@ -1690,6 +1753,119 @@ return_home (int orig_netns, int orig_pidns)
     }
 }
 
+/* The join stage (see grove_container_config_t.user_ns_path): a process of
+ * its own (single-threaded, its own fs: setns into a user, mount or time
+ * namespace needs both), still with host root's privileges. It joins the
+ * namespaces given by path, the user namespace first (as the kernel wants
+ * and runc's nsexec does: then it holds every capability there, and so over
+ * the namespaces that user namespace owns), makes the time namespace, and
+ * clone()s the init as a child of the runtime (CLONE_PARENT) into the new
+ * namespaces, which the joined user namespace, or a new one, then owns. It
+ * writes the init's pid to a->stage_fd and ends; an error goes down the
+ * error pipe as the init's would. */
+static int
+join_stage (void *arg)
+{
+  struct child_args *a = arg;
+  int offsets = -1;
+  pid_t pid;
+  int flags = (a->pid_ns_fd < 0 ? CLONE_NEWPID : 0) | (a->mnt_ns_fd < 0 ? CLONE_NEWNS : 0)
+              | (a->uts_ns_fd < 0 ? CLONE_NEWUTS : 0) | (a->ipc_ns_fd < 0 ? CLONE_NEWIPC : 0)
+              | (a->netns_fd < 0 ? CLONE_NEWNET : 0) | (a->userns && a->user_ns_fd < 0 ? CLONE_NEWUSER : 0)
+              | CLONE_PARENT | SIGCHLD;
+  const struct
+  {
+    int *fd;
+    int type;
+    const char *what;
+  } joins[] = { { &a->user_ns_fd, CLONE_NEWUSER, "join the user namespace" },
+                { &a->ipc_ns_fd, CLONE_NEWIPC, "join the ipc namespace" },
+                { &a->uts_ns_fd, CLONE_NEWUTS, "join the uts namespace" },
+                { &a->netns_fd, CLONE_NEWNET, "setns into network namespace" },
+                { &a->pid_ns_fd, CLONE_NEWPID, "join the pid namespace" },
+                { &a->cgroup_ns_fd, CLONE_NEWCGROUP, "join the cgroup namespace" },
+                { &a->time_ns_fd, CLONE_NEWTIME, "join the time namespace" },
+                { &a->mnt_ns_fd, CLONE_NEWNS, "join the mount namespace" } };
+
+  /* Before the mount namespace changes (it may have no /proc). */
+  if (a->time_ns_new && (offsets = open ("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC)) < 0)
+    child_fail (a, errno, "open /proc/self/timens_offsets", NULL);
+  for (size_t k = 0; k < sizeof (joins) / sizeof (joins[0]); k++)
+    {
+      if (*joins[k].fd < 0)
+        continue;
+      if (setns (*joins[k].fd, joins[k].type) < 0)
+        child_fail (a, errno, joins[k].what, NULL);
+      if (joins[k].type == CLONE_NEWNET)
+        a->netns_joined = 1; /* the init keeps netns_fd: a joined one is not configured */
+      else
+        *joins[k].fd = -1; /* the init's copy: nothing left to join */
+      if (joins[k].type == CLONE_NEWCGROUP)
+        a->cgroupns = 0;
+      if (joins[k].type == CLONE_NEWIPC)
+        a->ipc_foreign = a->userns;
+    }
+  if (a->time_ns_new)
+    {
+      if (unshare (CLONE_NEWTIME) < 0)
+        child_fail (a, errno, "unshare the time namespace", NULL);
+      for (size_t k = 0; k < a->ntime_offsets; k++)
+        if (write (offsets, a->time_offsets[k], strlen (a->time_offsets[k])) < 0)
+          child_fail (a, errno, "write linux.timeOffsets to /proc/self/timens_offsets:", a->time_offsets[k]);
+      close (offsets);
+    }
+  pid = clone (child_main, a->stack_top, flags, a);
+  if (pid < 0)
+    child_fail (a, errno, "clone the container's init", NULL);
+  if (write (a->stage_fd, &pid, sizeof (pid)) != (ssize_t) sizeof (pid))
+    _exit (1);
+  _exit (0);
+}
+
+/* The init started by a join stage: its pid, or -1 with the stage's error. */
+static pid_t
+run_join_stage (struct child_args *a, void *stack, grove_error_t *err)
+{
+  int report[2];
+  pid_t stage, pid = -1;
+  ssize_t n;
+  if (pipe2 (report, O_CLOEXEC) < 0)
+    return grove_error_set (err, errno, "pipe2");
+  a->stage_fd = report[1];
+  a->stack_top = (char *) stack + CHILD_STACK_SIZE;
+  /* The stage runs on the upper half of the init's stack; the init gets its own copy of it. */
+  stage = clone (join_stage, (char *) stack + CHILD_STACK_SIZE / 2, SIGCHLD, a);
+  a->stage_fd = -1;
+  close (report[1]);
+  if (stage < 0)
+    {
+      int saved = errno;
+      close (report[0]);
+      return grove_error_set (err, saved, "clone the namespace join stage");
+    }
+  do
+    n = read (report[0], &pid, sizeof (pid));
+  while (n < 0 && errno == EINTR);
+  close (report[0]);
+  while (waitpid (stage, NULL, 0) < 0 && errno == EINTR)
+    ;
+  if (n != (ssize_t) sizeof (pid))
+    {
+      /* It failed before the clone: its error is on the error pipe (written
+       * before it ended), or nothing is. */
+      struct child_error ce;
+      fcntl (a->err_read_fd, F_SETFL, O_NONBLOCK);
+      do
+        n = read (a->err_read_fd, &ce, sizeof (ce));
+      while (n < 0 && errno == EINTR);
+      if (n != (ssize_t) sizeof (ce))
+        return grove_error_set (err, EIO, "the namespace join stage ended without a word");
+      ce.msg[sizeof (ce.msg) - 1] = '\0';
+      return grove_error_set (err, ce.errnum, "%s", ce.msg);
+    }
+  return pid;
+}
+
 /* clone()s the init into its new namespaces, with every signal blocked (no
  * Node handler may run in the child before it resets them); this thread is
  * back in orig_netns (>= 0: it joined the container's for the clone), and
@@ -1710,6 +1886,13 @@ clone_init (struct child_args *a, int orig_netns, int orig_pidns, grove_error_t 
     }
   sigfillset (&all);
   pthread_sigmask (SIG_SETMASK, &all, &old);
+  if (a->staged)
+    {
+      pid = run_join_stage (a, stack, err);
+      pthread_sigmask (SIG_SETMASK, &old, NULL);
+      munmap (stack, CHILD_STACK_SIZE);
+      return pid;
+    }
   if (orig_pidns >= 0 && setns (a->pid_ns_fd, CLONE_NEWPID) < 0)
     {
       saved = errno;
@@ -1747,7 +1930,7 @@ release_init (const grove_container_config_t *cfg, pid_t pid, int userns, int sy
   /* Into the cgroups before the child runs a single step of its own. */
   if (grove_cgroup_ops_for (cfg->cgroup->mode)->enter (cfg->cgroup, pid, err) < 0)
     return -1;
-  if (userns
+  if (userns && cfg->user_ns_path == NULL
       && (write_id_map (pid, "uid_map", cfg->uid_maps, cfg->nuid_maps, err) < 0
           || write_id_map (pid, "gid_map", cfg->gid_maps, cfg->ngid_maps, err) < 0
           || (cfg->userns_idmap_rootfs && prepare_userns_rootfs (cfg, pid, &rootfs_tree, err) < 0)))
@@ -1799,12 +1982,15 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
 
   memset (&p, 0, sizeof (p));
   p.a.uts_ns_fd = p.a.ipc_ns_fd = p.a.pid_ns_fd = p.a.mnt_ns_fd = p.a.cgroup_ns_fd = -1;
+  p.a.user_ns_fd = p.a.time_ns_fd = p.a.stage_fd = -1;
   if (cfg->argv == NULL || cfg->argv[0] == NULL || cfg->argv[0][0] == '\0')
     return grove_error_set (err, EINVAL, "start: empty command");
   if (prepare (cfg, &p, err) < 0)
     return -1;
-  userns = cfg->nuid_maps > 0 || cfg->ngid_maps > 0;
-  if (userns
+  userns = cfg->nuid_maps > 0 || cfg->ngid_maps > 0 || cfg->user_ns_path != NULL;
+  if (cfg->user_ns_path != NULL && (cfg->nuid_maps > 0 || cfg->ngid_maps > 0))
+    return grove_error_set (err, EINVAL, "a joined user namespace has its maps already");
+  if ((cfg->nuid_maps > 0 || cfg->ngid_maps > 0)
       && (check_id_maps ("uid_map", cfg->uid_maps, cfg->nuid_maps, err) < 0
           || check_id_maps ("gid_map", cfg->gid_maps, cfg->ngid_maps, err) < 0))
     return -1;
@@ -1823,7 +2009,14 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   p.a.err_out_fd = err_out_fd;
   p.a.netns_fd = netns_fd;
   p.a.userns = userns;
-  if (userns && netns_fd >= 0)
+  p.a.err_read_fd = err_pipe[0];
+  /* A joined user namespace, a new one with namespaces joined by path, or a
+   * time namespace: a join stage does the joins and clones the init. */
+  p.a.staged = p.a.user_ns_fd >= 0 || p.a.time_ns_fd >= 0 || p.a.time_ns_new
+               || (userns
+                   && (p.a.uts_ns_fd >= 0 || p.a.ipc_ns_fd >= 0 || p.a.pid_ns_fd >= 0 || p.a.mnt_ns_fd >= 0
+                       || p.a.cgroup_ns_fd >= 0));
+  if (userns && netns_fd >= 0 && !p.a.staged)
     {
       /* Joining a namespace of the host's user namespace takes the host's
        * privileges, which the child, in its own user namespace, lacks: this
@@ -1835,7 +2028,7 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
         return grove_error_set (err, errno, "join network namespace %s", cfg->netns_path);
       p.a.netns_joined = 1;
     }
-  if (p.a.pid_ns_fd >= 0)
+  if (p.a.pid_ns_fd >= 0 && !p.a.staged)
     {
       /* A pid namespace is joined for the children of this thread: the
        * init is born in it (as runc), then this thread comes back. */

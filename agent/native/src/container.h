@@ -145,7 +145,9 @@ typedef struct grove_container_config_s
    * before pivot_root) and startContainer (in the init, before execve). */
   const struct grove_hooks_s *hooks;
   /* Device nodes to make (mknod) once in the rootfs, before it may turn
-   * read-only; an existing path is kept (as runc). Not with a user namespace. */
+   * read-only; an existing path is kept (as runc). In a user namespace, where
+   * mknod is refused, the host's node at the same path is bind-mounted there
+   * (as runc). */
   const grove_device_t *devices;
   size_t ndevices;
   /* OCI linux.maskedPaths and readonlyPaths beyond Grove's own lists (which
@@ -157,7 +159,7 @@ typedef struct grove_container_config_s
   /* OCI linux.namespaces: NULL, a new uts / ipc namespace; else the one this
    * namespace file is (another container's, or /proc/self/ns/X: the
    * runtime's own when the bundle lists none). With a joined uts namespace
-   * an empty hostname leaves the name alone. Not with a user namespace. */
+   * an empty hostname leaves the name alone. */
   const char *uts_ns_path;
   const char *ipc_ns_path;
   /* OCI linux.namespaces with a path: NULL, a new pid / mount / cgroup
@@ -165,10 +167,25 @@ typedef struct grove_container_config_s
    * it: pid by the parent before clone() (the init is born in it, not its
    * pid 1), mount by the init first (its mounts are then made in that
    * namespace), cgroup by the init once it is in its cgroups (in place of a
-   * new one). Not with a user namespace. */
+   * new one). With a user namespace (new or joined) the join stage joins
+   * them all (see user_ns_path). */
   const char *pid_ns_path;
   const char *mnt_ns_path;
   const char *cgroup_ns_path;
+  /* OCI linux.namespaces user with a path: the user namespace this file is,
+   * joined first (the kernel's order: then every other namespace it owns can
+   * be joined or made), with no maps to write (nuid_maps and ngid_maps 0).
+   * A joined user namespace, or a new one together with namespaces joined
+   * by path, or a time namespace, is made by a join stage (a forked process
+   * on the host's side): it joins the paths, user first, then clone()s the
+   * init with CLONE_PARENT into the new ones, as runc's nsexec does. */
+  const char *user_ns_path;
+  /* OCI time namespace: time_ns_path joins one; time_ns_new makes one with
+   * these lines of /proc/self/timens_offsets ("monotonic 5 0"). */
+  const char *time_ns_path;
+  int time_ns_new;
+  const char *const *time_offsets;
+  size_t ntime_offsets;
   /* OCI linux.rootfsPropagation: the propagation the mount namespace's
    * mounts get before the rootfs is mounted (MS_SHARED, MS_SLAVE, MS_PRIVATE
    * or MS_UNBINDABLE, | MS_REC); the mount that holds the rootfs is then

@@ -366,6 +366,12 @@ put_oci_keys (FILE *mem, const grove_oci_bundle_t *b)
     grove_config_put (mem, GROVE_KEY_MNT_NS, b->cc.mnt_ns_path);
   if (b->cc.cgroup_ns_path != NULL)
     grove_config_put (mem, GROVE_KEY_CGROUP_NS, b->cc.cgroup_ns_path);
+  if (b->cc.user_ns_path != NULL)
+    grove_config_put (mem, GROVE_KEY_USER_NS, b->cc.user_ns_path);
+  if (b->cc.time_ns_path != NULL || b->cc.time_ns_new)
+    grove_config_put (mem, GROVE_KEY_TIME_NS, b->cc.time_ns_new ? "new" : b->cc.time_ns_path);
+  for (size_t k = 0; k < b->cc.ntime_offsets; k++)
+    grove_config_put (mem, GROVE_KEY_TIME_OFFSET, b->cc.time_offsets[k]);
   if (b->cc.rootfs_propagation != 0)
     {
       snprintf (num, sizeof (num), "%lu", b->cc.rootfs_propagation);

@@ -65,7 +65,7 @@ static const char *const top_unhonoured[] = { "domainname" };
 static const char *const proc_unhonoured[]
     = { "apparmorProfile", "selinuxLabel", "ioPriority", "scheduler", "execCPUAffinity" };
 static const char *const linux_unhonoured[]
-    = { "timeOffsets", "mountLabel", "intelRdt", "personality", "memoryPolicy" };
+    = { "mountLabel", "intelRdt", "personality", "memoryPolicy" };
 static const char *const res_unhonoured[] = { "blockIO", "hugepageLimits", "network", "rdma", "unified" };
 static const char *const cpu_unhonoured[] = { "burst", "realtimeRuntime", "realtimePeriod", "cpus", "mems", "idle" };
 static const char *const memory_unhonoured[]
@@ -672,8 +672,6 @@ read_devices (const struct reader *r, int linux_, grove_error_t *err)
           || (get (r, d, "uid") >= 0 && (grove_json_num (r->s, r->t, get (r, d, "uid"), &uid) < 0 || uid < 0))
           || (get (r, d, "gid") >= 0 && (grove_json_num (r->s, r->t, get (r, d, "gid"), &gid) < 0 || gid < 0)))
         REFUSE ("config.json linux.devices[%d]: fileMode (0 to 07777), uid and gid must be numbers", k);
-      if (b->userns)
-        REFUSE ("config.json linux.devices[%d]: device nodes cannot be made in a user namespace (mknod)", k);
       if (b->cc.ndevices == GROVE_MAX_DEVICES)
         REFUSE ("config.json linux.devices: at most %d", GROVE_MAX_DEVICES);
       *dev = (grove_device_t){ .path = p,
@@ -780,9 +778,6 @@ read_shared_namespaces (const struct reader *r, grove_error_t *err)
     return grove_error_set (err, ENOMEM, "config.json linux.namespaces");
   if (!b->ipc_listed && (b->ipc_ns = strdup ("/proc/self/ns/ipc")) == NULL)
     return grove_error_set (err, ENOMEM, "config.json linux.namespaces");
-  if ((b->uts_ns != NULL || b->ipc_ns != NULL) && b->userns)
-    REFUSE ("config.json linux.namespaces: joining a uts or ipc namespace (or sharing the runtime's) with a user "
-            "namespace is not supported");
   if (b->uts_ns != NULL)
     {
       if (hostname != NULL && hostname[0] != '\0')
@@ -818,13 +813,53 @@ read_rootfs_propagation (const struct reader *r, int linux_, grove_error_t *err)
   return 0;
 }
 
-/* linux.namespaces: the five Grove always makes, user and cgroup on request,
- * a path for the network one only; then the user namespace's mappings. */
+/* linux.timeOffsets: {"monotonic" | "boottime": {secs, nanosecs}}, for a
+ * new time namespace only (the kernel takes offsets before a process enters
+ * it); written as lines of /proc/self/timens_offsets. */
+static int
+read_time_offsets (const struct reader *r, int linux_, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  int v = get (r, linux_, "timeOffsets"), key;
+  if (v < 0 || r->t[v].type == GROVE_J_NULL || (r->t[v].type == GROVE_J_OBJ && r->t[v].size == 0))
+    return 0;
+  if (r->t[v].type != GROVE_J_OBJ)
+    REFUSE ("config.json linux.timeOffsets: must be an object");
+  if (!b->cc.time_ns_new)
+    REFUSE ("config.json linux.timeOffsets: needs a new time namespace (type time without a path) in "
+            "linux.namespaces");
+  key = v + 1;
+  for (int k = 0; k < r->t[v].size; k++, key = r->t[key + 1].next)
+    {
+      int val = key + 1;
+      cleanup_free char *clock = grove_json_str (r->s, r->t, key);
+      long long secs = 0, nsecs = 0;
+      if (clock == NULL || (strcmp (clock, "monotonic") != 0 && strcmp (clock, "boottime") != 0))
+        REFUSE ("config.json linux.timeOffsets.%s: only monotonic and boottime have offsets", clock ? clock : "?");
+      if (r->t[val].type != GROVE_J_OBJ
+          || (get (r, val, "secs") >= 0 && grove_json_num (r->s, r->t, get (r, val, "secs"), &secs) < 0)
+          || (get (r, val, "nanosecs") >= 0 && grove_json_num (r->s, r->t, get (r, val, "nanosecs"), &nsecs) < 0)
+          || nsecs < 0 || nsecs > 999999999 || secs < -(1LL << 40) || secs > (1LL << 40))
+        REFUSE ("config.json linux.timeOffsets.%s: secs and nanosecs (0 to 999999999) must be numbers", clock);
+      snprintf (b->time_offsets[b->cc.ntime_offsets], sizeof (b->time_offsets[0]), "%s %lld %lld", clock, secs,
+                nsecs);
+      b->time_offset_ptrs[b->cc.ntime_offsets] = b->time_offsets[b->cc.ntime_offsets];
+      if (++b->cc.ntime_offsets == 2)
+        break; /* there are two clocks */
+    }
+  b->cc.time_offsets = b->time_offset_ptrs;
+  static_only (b, "linux.timeOffsets");
+  return 0;
+}
+
+/* linux.namespaces: the five Grove always makes, user, cgroup and time on
+ * request, each but uts and ipc new or joined by path (uts and ipc: the
+ * runtime's when not listed); then the user namespace's mappings. */
 static int
 read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
 {
   static const char *const required[] = { "pid", "network", "mount" };
-  static const char *const supported[] = { "pid", "mount", "uts", "ipc", "network", "user", "cgroup" };
+  static const char *const supported[] = { "pid", "mount", "uts", "ipc", "network", "user", "cgroup", "time" };
   grove_oci_bundle_t *b = r->b;
   int ns = get (r, linux_, "namespaces"), cgroupns = 0;
   for (size_t q = 0; q < N_OF (required); q++)
@@ -849,6 +884,7 @@ read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
         REFUSE ("config.json linux.namespaces[%d].type: %s namespaces are not supported", k, type ? type : "?");
       b->userns |= strcmp (type, "user") == 0;
       cgroupns |= strcmp (type, "cgroup") == 0;
+      b->timens |= strcmp (type, "time") == 0;
       if (strcmp (type, "uts") == 0 || strcmp (type, "ipc") == 0)
         {
           char **slot = type[0] == 'u' ? &b->uts_ns : &b->ipc_ns;
@@ -863,12 +899,15 @@ read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
         }
       if (path == NULL || path[0] == '\0')
         continue;
-      if (strcmp (type, "user") == 0)
-        REFUSE ("config.json linux.namespaces[%d].path: joining a user namespace is not supported", k);
       if (strcmp (type, "network") != 0)
         {
-          /* pid, mount or cgroup: joined as runc joins them (container.h). */
-          char **slot = type[0] == 'p' ? &b->pid_ns : type[0] == 'm' ? &b->mnt_ns : &b->cgroup_ns;
+          /* pid, mount, cgroup, user or time: joined as runc joins them
+           * (container.h; the user namespace first). */
+          char **slot = type[0] == 'p'   ? &b->pid_ns
+                        : type[0] == 'm' ? &b->mnt_ns
+                        : type[0] == 'c' ? &b->cgroup_ns
+                        : type[0] == 'u' ? &b->user_ns
+                                         : &b->time_ns;
           free (*slot);
           *slot = path;
           path = NULL;
@@ -879,13 +918,15 @@ read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
       b->netns = path;
       path = NULL;
     }
-  if ((b->pid_ns != NULL || b->mnt_ns != NULL || b->cgroup_ns != NULL) && b->userns)
-    REFUSE ("config.json linux.namespaces: joining a pid, mount or cgroup namespace with a user namespace is not "
-            "supported");
   b->cc.pid_ns_path = b->pid_ns;
   b->cc.mnt_ns_path = b->mnt_ns;
   b->cc.cgroup_ns_path = b->cgroup_ns;
-  if (read_shared_namespaces (r, err) < 0)
+  b->cc.user_ns_path = b->user_ns;
+  b->cc.time_ns_path = b->time_ns;
+  b->cc.time_ns_new = b->timens && b->time_ns == NULL;
+  if (b->cc.time_ns_new)
+    static_only (b, "linux.namespaces");
+  if (read_shared_namespaces (r, err) < 0 || read_time_offsets (r, linux_, err) < 0)
     return -1;
   /* runtime-spec: a namespace the bundle does not list is the runtime's. */
   b->cc.host_cgroupns = !cgroupns;
@@ -893,6 +934,16 @@ read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
     {
       if (get (r, linux_, "uidMappings") >= 0 || get (r, linux_, "gidMappings") >= 0)
         REFUSE ("config.json linux.uidMappings: needs a user namespace in linux.namespaces");
+      return 0;
+    }
+  /* A joined user namespace has its maps: any given (runc wants them) are
+   * checked as given but not written. */
+  if (b->user_ns != NULL)
+    {
+      if (read_id_maps (r, linux_, "uidMappings", b->uid_maps, &b->cc.nuid_maps, err) < 0
+          || read_id_maps (r, linux_, "gidMappings", b->gid_maps, &b->cc.ngid_maps, err) < 0)
+        return -1;
+      b->cc.nuid_maps = b->cc.ngid_maps = 0;
       return 0;
     }
   /* The bundle's owner prepared the rootfs for the mapping (runtime-spec):
@@ -1268,6 +1319,8 @@ grove_oci_bundle_free (grove_oci_bundle_t *b)
   free (b->pid_ns);
   free (b->mnt_ns);
   free (b->cgroup_ns);
+  free (b->user_ns);
+  free (b->time_ns);
   free ((char *) b->cc.seccomp_bpf); /* set by oci_seccomp.c (grove-runtime) */
   for (size_t i = 0; i < b->cc.nmasked_paths; i++)
     free (b->masked[i]);

@@ -48,6 +48,10 @@ typedef struct grove_oci_bundle_s
   char *masked[GROVE_MAX_EXTRA_PATHS], *readonly[GROVE_MAX_EXTRA_PATHS]; /* beyond Grove's lists */
   char *uts_ns, *ipc_ns;  /* joined (a path, or /proc/self/ns/X when not listed); NULL: new */
   char *pid_ns, *mnt_ns, *cgroup_ns; /* joined by path; NULL: new (cgroup: or the runtime's) */
+  char *user_ns, *time_ns;           /* joined by path; NULL: new (when listed) */
+  int timens;                        /* linux.namespaces lists time */
+  char time_offsets[2][64];          /* linux.timeOffsets as timens_offsets lines */
+  const char *time_offset_ptrs[2];
   int uts_listed, ipc_listed;
   char *cgroups_path; /* linux.cgroupsPath as given; NULL: none (grove-runtime: <--cgroup-parent>/<id>) */
   char *hooks_blob; /* hooks (hooks.h's blob, with id, bundle and annotations); NULL: none */

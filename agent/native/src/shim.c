@@ -114,7 +114,9 @@ static grove_hooks_t hooks;
 /* OCI linux.cgroupsPath (grove-runtime create): the container's cgroup's name when not its id. */
 static const char *cgroup_name;
 /* OCI linux.namespaces (grove-runtime create): uts and ipc namespaces to join. */
-static const char *uts_ns_path, *ipc_ns_path, *pid_ns_path, *mnt_ns_path, *cgroup_ns_path;
+static const char *uts_ns_path, *ipc_ns_path, *pid_ns_path, *mnt_ns_path, *cgroup_ns_path, *user_ns_path, *time_ns;
+static const char *time_offsets[2];
+static size_t ntime_offsets;
 /* OCI linux.devices (grove-runtime create): "MODE:MAJOR:MINOR:UID:GID:PATH". */
 static grove_device_t devices[GROVE_MAX_DEVICES];
 static size_t ndevices;
@@ -245,6 +247,8 @@ shim_key (const char *key, char *val, grove_error_t *err)
                { GROVE_KEY_PID_NS, &pid_ns_path },
                { GROVE_KEY_MNT_NS, &mnt_ns_path },
                { GROVE_KEY_CGROUP_NS, &cgroup_ns_path },
+               { GROVE_KEY_USER_NS, &user_ns_path },
+               { GROVE_KEY_TIME_NS, &time_ns },
                { GROVE_KEY_NETNS, &cfg.netns } };
   if (grove_shim_runtime_key (&handler, key, val))
     return 0;
@@ -312,6 +316,12 @@ shim_key (const char *key, char *val, grove_error_t *err)
     hooks_path = val;
   else if (strcmp (key, GROVE_KEY_DEVICE) == 0)
     return device_key (val, err);
+  else if (strcmp (key, GROVE_KEY_TIME_OFFSET) == 0)
+    {
+      if (ntime_offsets == sizeof (time_offsets) / sizeof (time_offsets[0]))
+        return grove_error_set (err, EINVAL, "shim config: at most 2 %s", key);
+      time_offsets[ntime_offsets++] = val;
+    }
   else if (strcmp (key, GROVE_KEY_MASKED_PATH) == 0 || strcmp (key, GROVE_KEY_READONLY_PATH) == 0)
     return extra_path_key (key, val, err);
   else
@@ -771,6 +781,11 @@ start_container (int pipe_w, int pipe_r)
   cc.pid_ns_path = pid_ns_path;
   cc.mnt_ns_path = mnt_ns_path;
   cc.cgroup_ns_path = cgroup_ns_path;
+  cc.user_ns_path = user_ns_path;
+  cc.time_ns_new = time_ns != NULL && strcmp (time_ns, "new") == 0;
+  cc.time_ns_path = cc.time_ns_new ? NULL : time_ns;
+  cc.time_offsets = time_offsets;
+  cc.ntime_offsets = ntime_offsets;
   cc.masked_paths = masked_paths;
   cc.nmasked_paths = nmasked_paths;
   cc.readonly_paths = readonly_paths;

@@ -78,6 +78,9 @@
 #define GROVE_KEY_PID_NS "pid_ns" /* join this pid namespace instead of a new one */
 #define GROVE_KEY_MNT_NS "mnt_ns" /* join this mount namespace instead of a new one */
 #define GROVE_KEY_CGROUP_NS "cgroup_ns" /* join this cgroup namespace instead of a new one */
+#define GROVE_KEY_USER_NS "user_ns" /* join this user namespace (first) instead of a new one */
+#define GROVE_KEY_TIME_NS "time_ns" /* "new", or join this time namespace */
+#define GROVE_KEY_TIME_OFFSET "time_offset" /* "monotonic|boottime SECS NANOSECS", one per clock, with time_ns new */
 #define GROVE_KEY_DEVICE "device" /* "MODE:MAJOR:MINOR:UID:GID:PATH", MODE octal with S_IFCHR/S_IFBLK/S_IFIFO */
 
 /* grove-shim of a runtime handler instance only (shim_runtime.c). */
