@@ -17,7 +17,8 @@
  * (x86 and x32 on x86_64, arm on aarch64): the rules are then compiled again
  * with that ABI's numbers, in a section of the program of its own, as
  * libseccomp does for runc (x86's socketcall and ipc multiplexers included).
- * An ABI not listed is killed (x32: EPERM). */
+ * An ABI not listed is killed, as by runc (x32 in Docker's format, the
+ * default filter: EPERM). */
 #include "profile.h"
 
 #include <errno.h>
@@ -813,9 +814,9 @@ emit_section (int abi)
   emit_tree (0, nranges - 1);
 }
 
-/* The native section first (the same program as before for a profile that
- * lists no other ABI); a listed ABI's section is reached by a BPF_JA where
- * the unlisted one is killed (x32: gets EPERM). */
+/* The native section first; a listed ABI's section is reached by a BPF_JA
+ * where the unlisted one is killed (an x32 call gets EPERM from Docker's
+ * format: the default filter's program is unchanged). */
 static void
 compile (void)
 {
@@ -831,6 +832,8 @@ compile (void)
   emit (BPF_JMP | BPF_JSET | BPF_K, 0, 1, X32_SYSCALL_BIT, "x32?");
   if (abi_listed[ABI_X32])
     to_x32 = emit (BPF_JMP | BPF_JA, 0, 0, 0, "x32: to its section");
+  else if (format == GROVE_PROFILE_OCI) /* as libseccomp's bad-architecture action under runc */
+    emit (BPF_RET | BPF_K, 0, 0, SECCOMP_RET_KILL_PROCESS, "x32, not listed: kill");
   else
     emit (BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | EPERM, "x32: EPERM");
 #endif

@@ -38,7 +38,7 @@ typedef struct
   /* The sections of the native architecture's other ABIs (an OCI profile's
    * architectures): the highest syscall number named for x86 (arm on
    * aarch64) and for x32 (without its bit); -1 when none, -2 when the ABI is
-   * not listed (its calls are killed; x32's get EPERM). */
+   * not listed (its calls are killed; x32's get EPERM in Docker's format). */
   int compat_max_nr, x32_max_nr;
 } grove_profile_program_t;
 
