@@ -11,7 +11,7 @@
 // only instructions the compiler emits, every jump inside and forward, a
 // return at the end, every syscall number run through it (also through the
 // sections of the other ABIs a profile lists), another architecture killed, an
-// ABI not listed killed (x32: EPERM), one answer past the profile's highest
+// ABI not listed killed (x32 in Docker's format: EPERM), one answer past the highest
 // syscall in each section, and the same program back from its hex text. A refusal must name
 // its field ("config.json linux.seccomp.syscalls[0].action: ...").
 //
