@@ -8,7 +8,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # prometheus: its promtool checks both /metrics outputs in test/src/observability.test.ts;
 # zsh: the completion test runs the zsh script in a real zsh; chromium: the dashboard's browser test.
-PACKAGES=(etcd-server etcd-client busybox-static iproute2 iptables make g++ python3 docker-registry skopeo umoci apache2-utils attr zstd openssl containernetworking-plugins util-linux time runc libseccomp-dev prometheus zsh chromium fonts-dejavu-core)
+PACKAGES=(etcd-server etcd-client busybox-static iproute2 iptables make g++ python3 docker-registry skopeo umoci apache2-utils attr zstd openssl containernetworking-plugins util-linux time runc crun libseccomp-dev prometheus zsh chromium fonts-dejavu-core)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

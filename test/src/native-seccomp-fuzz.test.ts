@@ -9,9 +9,10 @@
 // refusal path too). Besides the sanitizers it checks each program it gets
 // back without trusting the compiler (agent/native/fuzz/seccomp-profile.c):
 // only instructions the compiler emits, every jump inside and forward, a
-// return at the end, every syscall number run through it, a foreign
-// architecture killed and x32 refused, one answer past the profile's highest
-// syscall, and the same program back from its hex text. A refusal must name
+// return at the end, every syscall number run through it (also through the
+// sections of the other ABIs a profile lists), another architecture killed, an
+// ABI not listed killed (x32 in Docker's format: EPERM), one answer past the highest
+// syscall in each section, and the same program back from its hex text. A refusal must name
 // its field ("config.json linux.seccomp.syscalls[0].action: ...").
 //
 // Bounded: a quarter of GROVE_FUZZ_SECONDS (default 12, so 3 s) more than
@@ -20,6 +21,7 @@ import * as fs from "node:fs";
 import fc from "fast-check";
 import { buildParsers, fuzz, FUZZ_MS, HUGE, mutated, Parsers } from "./fuzz/native-parsers";
 import {
+  ALL_ABIS,
   bundle,
   COMPAT,
   defaultText,
@@ -110,6 +112,24 @@ describe("the seccomp profile compiler on valid profiles", () => {
     expect(await load(bundle(null))).toEqual({ code: 0, insns: 0, message: "" });
     expect(await load(bundle(ociFromDefault(DOCKER_CAPS)))).toMatchObject({ code: 0, message: "" });
   });
+
+  it("compiles the rules again for each other ABI a profile lists (x86, x32; arm on aarch64)", async () => {
+    // Only the native section: the same program as without architectures.
+    const native = await compile("s", { ...denyList(), architectures: [NATIVE] });
+    expect(await compile("s", { ...denyList(), architectures: undefined })).toEqual(native);
+    let last = native.insns;
+    for (let n = 2; n <= ALL_ABIS.length; n++) {
+      const r = await compile("s", { ...denyList(), architectures: ALL_ABIS.slice(0, n) });
+      expect(r).toMatchObject({ code: 0, maxNr: native.maxNr, message: "" });
+      expect(r.insns).toBeGreaterThan(last); // a section more (the harness ran every number through it)
+      last = r.insns;
+    }
+    // An architecture this kernel never runs adds nothing.
+    expect(await compile("s", { ...denyList(), architectures: [NATIVE, "SCMP_ARCH_MIPS"] })).toEqual(native);
+    const all = await compile("s", { ...ociFromDefault(DOCKER_CAPS), architectures: ALL_ABIS });
+    expect(all).toMatchObject({ code: 0, message: "" });
+    expect(all.insns).toBeLessThan(4096);
+  });
 });
 
 describe("the seccomp profile compiler refuses what it cannot express, naming the field", () => {
@@ -131,9 +151,9 @@ describe("the seccomp profile compiler refuses what it cannot express, naming th
     ["flags", { defaultAction: "SCMP_ACT_ALLOW", flags: ["SECCOMP_FILTER_FLAG_LOG"] }, /flags: is not supported/],
     ["a listenerPath", { defaultAction: "SCMP_ACT_ALLOW", listenerPath: "/run/l" }, /listenerPath: is not supported/],
     [
-      "a compat ABI",
-      { defaultAction: "SCMP_ACT_ALLOW", architectures: [NATIVE, COMPAT] },
-      /architectures\[1\]: SCMP_ARCH_\w+ is not supported/,
+      "an architecture that is not a string",
+      { defaultAction: "SCMP_ACT_ALLOW", architectures: [NATIVE, COMPAT, 5] },
+      /architectures\[2\]: must be a string/,
     ],
     ["errnoRet 0", rule({ errnoRet: 0 }), /syscalls\[0\]\.errnoRet: errno 0, must be 1 to 4095/],
     ["errnoRet 4096", rule({ errnoRet: 4096 }), /syscalls\[0\]\.errnoRet: errno 4096/],
@@ -183,7 +203,7 @@ describe("bugs the fuzzer found in the seccomp compiler stay fixed", () => {
         defaultAction: "SCMP_ACT_ALLOW",
         syscalls: [{ names: ["read"], action: "SCMP_ACT_ALLOW", args: [{ index: 0, value: 1, op: "SCMP_CMP_XX" }] }],
       },
-      { defaultAction: "SCMP_ACT_ALLOW", architectures: [COMPAT] },
+      { defaultAction: "SCMP_ACT_ALLOW", architectures: [COMPAT, 5] },
     ]) {
       expect((await compile("s", p)).code).toBe(-1);
     }
@@ -325,7 +345,7 @@ function profiles(bad: boolean) {
         {
           defaultAction: action,
           defaultErrnoRet: num,
-          architectures: fc.array(often(fc.constantFrom(NATIVE, "SCMP_ARCH_MIPS"), fc.constantFrom(COMPAT, 1)), {
+          architectures: fc.array(often(fc.constantFrom(NATIVE, "SCMP_ARCH_MIPS", ...ALL_ABIS), fc.constant(1)), {
             maxLength: 3,
           }),
           flags: often(fc.constant([]), fc.constant(["SECCOMP_FILTER_FLAG_LOG"])),

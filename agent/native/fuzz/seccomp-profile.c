@@ -21,6 +21,12 @@
 
 #define MAX_TOKENS 65536 /* compile.c's */
 
+#if defined(__x86_64__)
+#define NATIVE_AUDIT_ARCH_FOR_CHECK AUDIT_ARCH_X86_64
+#else
+#define NATIVE_AUDIT_ARCH_FOR_CHECK AUDIT_ARCH_AARCH64
+#endif
+
 static int warnings;
 
 static void
@@ -105,36 +111,60 @@ run (const struct sock_filter *f, const struct seccomp_data *d)
     }
 }
 
-/* Every syscall number up to two past the profile's highest, with three sets
- * of arguments; the calls past the highest all get one answer. */
+/* One ABI's section: every syscall number (base + nr) up to two past its
+ * highest, with three sets of arguments; the calls past the highest all get
+ * one answer. */
 static void
-check_runs (const grove_profile_program_t *prog)
+check_section (const grove_profile_program_t *prog, uint32_t arch, uint32_t base, int max_nr, const char *abi)
 {
   struct seccomp_data d;
   uint32_t past;
   memset (&d, 0, sizeof (d));
-#if defined(__x86_64__)
-  d.arch = AUDIT_ARCH_I386;
-  if (run (prog->insns, &d) != SECCOMP_RET_KILL_PROCESS)
-    grove_fuzz_broken ("a foreign architecture's call is not killed");
-  d.arch = AUDIT_ARCH_X86_64;
-  d.nr = 0x40000000 | 1;
-  if (run (prog->insns, &d) != (SECCOMP_RET_ERRNO | EPERM))
-    grove_fuzz_broken ("an x32 call does not get EPERM");
-#endif
-  d.nr = prog->max_nr + 1;
+  d.arch = arch;
+  d.nr = (int) (base + (uint32_t) (max_nr + 1));
   past = run (prog->insns, &d);
-  for (int nr = 0; nr <= prog->max_nr + 2; nr++)
+  for (int nr = 0; nr <= max_nr + 2; nr++)
     for (int args = 0; args < 3; args++)
       {
         uint32_t r;
-        d.nr = nr;
+        d.nr = (int) (base + (uint32_t) nr);
         for (int i = 0; i < 6; i++)
           d.args[i] = args == 0 ? 0 : args == 1 ? 0xffffffffu : (uint64_t) nr * 0x10001u + (unsigned) i;
         r = run (prog->insns, &d);
-        if (nr > prog->max_nr && r != past)
-          grove_fuzz_broken ("syscalls past the profile's %d get 0x%x and 0x%x", prog->max_nr, past, r);
+        if (nr > max_nr && r != past)
+          grove_fuzz_broken ("%s syscalls past the profile's %d get 0x%x and 0x%x", abi, max_nr, past, r);
       }
+}
+
+/* The native section, and the other ABIs': killed (x32 in Docker's format:
+ * EPERM) unless listed, then run as the native one. Another architecture is
+ * killed. */
+static void
+check_runs (const grove_profile_program_t *prog, int docker)
+{
+  struct seccomp_data d;
+  memset (&d, 0, sizeof (d));
+#if defined(__x86_64__)
+  d.arch = AUDIT_ARCH_MIPS;
+  if (run (prog->insns, &d) != SECCOMP_RET_KILL_PROCESS)
+    grove_fuzz_broken ("a foreign architecture's call is not killed");
+  d.arch = AUDIT_ARCH_I386;
+  if (prog->compat_max_nr == -2 && run (prog->insns, &d) != SECCOMP_RET_KILL_PROCESS)
+    grove_fuzz_broken ("an x86 call is not killed though x86 is not listed");
+  if (prog->compat_max_nr != -2)
+    check_section (prog, AUDIT_ARCH_I386, 0, prog->compat_max_nr, "x86");
+  d.arch = AUDIT_ARCH_X86_64;
+  d.nr = 0x40000000 | 1;
+  if (prog->x32_max_nr == -2 && run (prog->insns, &d) != (docker ? SECCOMP_RET_ERRNO | EPERM : SECCOMP_RET_KILL_PROCESS))
+    grove_fuzz_broken ("an x32 call is not %s though x32 is not listed", docker ? "refused with EPERM" : "killed");
+  if (prog->x32_max_nr != -2)
+    check_section (prog, AUDIT_ARCH_X86_64, 0x40000000u, prog->x32_max_nr, "x32");
+#else
+  (void) docker;
+  if (prog->compat_max_nr != -2)
+    check_section (prog, AUDIT_ARCH_ARM, 0, prog->compat_max_nr, "arm");
+#endif
+  check_section (prog, NATIVE_AUDIT_ARCH_FOR_CHECK, 0, prog->max_nr, "native");
 }
 
 int
@@ -168,7 +198,7 @@ grove_fuzz_seccomp_profile (const char *s, size_t len, int docker, grove_fuzz_se
       return -1;
     }
   check_program (prog.insns, prog.ninsns);
-  check_runs (&prog);
+  check_runs (&prog, docker);
   hex = grove_seccomp_to_hex (prog.insns, (unsigned) prog.ninsns);
   if (hex == NULL || grove_seccomp_hex_check (hex) < 0 || grove_seccomp_from_hex (hex, &back) < 0)
     grove_fuzz_broken ("the program of %d instructions does not come back from its hex", prog.ninsns);

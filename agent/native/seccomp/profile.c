@@ -11,8 +11,14 @@
  * per rule defaulting to EPERM, and ignores properties it does not define
  * (runtime-spec). The rules and the program are the same. What the program
  * cannot express is refused naming the field: SCMP_ACT_TRACE and _NOTIFY (a
- * tracer or a listener), flags, other architectures' ABIs, argument values
- * above 32 bits. */
+ * tracer or a listener), flags, argument values above 32 bits.
+ *
+ * An OCI profile's architectures may list the other ABIs this kernel runs
+ * (x86 and x32 on x86_64, arm on aarch64): the rules are then compiled again
+ * with that ABI's numbers, in a section of the program of its own, as
+ * libseccomp does for runc (x86's socketcall and ipc multiplexers included).
+ * An ABI not listed is killed, as by runc (x32 in Docker's format, the
+ * default filter: EPERM). */
 #include "profile.h"
 
 #include <errno.h>
@@ -106,6 +112,52 @@ release (char *v)
 #define NATIVE_DOCKER "none"
 #endif
 
+/* The ABIs a program has a section for: the native one always, the others
+ * when an OCI profile lists them. x32 is x86_64's audit arch with
+ * X32_SYSCALL_BIT in the number (libseccomp answers x32 numbers with it). */
+enum
+{
+  ABI_NATIVE,
+  ABI_COMPAT, /* x86 on x86_64, arm on aarch64 */
+  ABI_X32,
+  NABI
+};
+static const struct abi
+{
+  const char *name; /* NULL: none on this architecture */
+  uint32_t scmp, audit, base;
+} abis[NABI] = {
+#if defined(__x86_64__)
+  { NATIVE_SCMP, SCMP_ARCH_X86_64, AUDIT_ARCH_X86_64, 0 },
+  { "SCMP_ARCH_X86", SCMP_ARCH_X86, AUDIT_ARCH_I386, 0 },
+  { "SCMP_ARCH_X32", SCMP_ARCH_X32, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT },
+#elif defined(__aarch64__)
+  { NATIVE_SCMP, SCMP_ARCH_AARCH64, AUDIT_ARCH_AARCH64, 0 },
+  { "SCMP_ARCH_ARM", SCMP_ARCH_ARM, AUDIT_ARCH_ARM, 0 },
+  { NULL, 0, 0, 0 },
+#else
+  { NATIVE_SCMP, 0, 0, 0 },
+  { NULL, 0, 0, 0 },
+  { NULL, 0, 0, 0 },
+#endif
+};
+
+#if defined(__x86_64__)
+/* x86 (i386) reaches the socket and SysV IPC calls two ways: directly
+ * (Linux 4.3 and 5.1 added those numbers) and through socketcall(call,
+ * args) and ipc(call, ...). libseccomp names them with pseudo numbers
+ * (-100 - call, -200 - call); a rule on one applies to the direct number,
+ * with its conditions, and to the multiplexer with argument 0 == call only
+ * (socketcall's arguments are in memory, the filter cannot read them), as
+ * libseccomp adds it for runc. Index: the call; 0: no direct number. */
+#define X86_SOCKETCALL 102
+#define X86_IPC 117
+static const int x86_socket_direct[21] = { 0,   359, 361, 362, 363, 0,   367, 368, 360, 0,  0,
+                                           369, 371, 373, 366, 365, 370, 372, 364, 337, 345 };
+static const int x86_ipc_direct[25] = { 0, 0, 393, 394, 0, 0, 0, 0, 0, 0, 0, 400, 401, 399, 402, 0,
+                                        0, 0, 0,   0,   0, 397, 398, 395, 396 };
+#endif
+
 /* Offset of the low 32 bits of seccomp_data.args[i] (both are little-endian). */
 #define ARG_LO(i) ((unsigned) (offsetof (struct seccomp_data, args) + 8 * (i)))
 
@@ -154,9 +206,16 @@ struct sys
 
 static struct rule rules[MAX_RULES];
 static int nrules;
-static struct sys syscalls[MAX_NR];
-static uint32_t default_ret;
+/* Per ABI: the rules of each syscall number (less the ABI's base) and the
+ * highest number named (-1: none); abi_listed[] says which are compiled.
+ * syscalls and max_nr are the section being generated. */
+static struct sys tables[NABI][MAX_NR];
+static int max_nrs[NABI];
+static int abi_listed[NABI];
+static struct sys *syscalls = tables[ABI_NATIVE];
 static int max_nr = -1;
+static uint32_t nr_base;
+static uint32_t default_ret;
 
 static const char *s;
 static grove_jtok_t *t;
@@ -349,9 +408,9 @@ read_args (int arr, int src, struct rule *r)
 }
 
 static void
-add_rule_to (int nr, int ri)
+add_rule_to (int abi, int nr, int ri)
 {
-  struct sys *sc = &syscalls[nr];
+  struct sys *sc = &tables[abi][nr];
   int *grown = realloc (sc->rules, sizeof (int) * (size_t) (sc->nrules + 1));
   if (grown == NULL)
     die ("out of memory");
@@ -359,20 +418,60 @@ add_rule_to (int nr, int ri)
   sc->rules[sc->nrules++] = ri;
 }
 
-/* OCI: architectures lists SCMP_ARCH_* names. The native one is let
- * through; an ABI this kernel can also run (x86 and x32 on x86_64, arm on
- * aarch64) is refused, since Grove's filter kills it (x32: EPERM) rather than
- * applying the rules; other architectures never reach this kernel. */
+/* Rule ri on syscall number nr of an ABI (less its base). */
+static void
+add_nr (int abi, int nr, int ri, const char *field, const char *name)
+{
+  struct sys *sc;
+  if (nr < 0 || nr >= MAX_NR)
+    die ("%s: %s is syscall %d of %s, more than this compiler handles", field, name, nr, abis[abi].name);
+  if (nr > max_nrs[abi])
+    max_nrs[abi] = nr;
+  sc = &tables[abi][nr];
+  /* The same syscall twice in one rule adds nothing. */
+  if (sc->nrules == 0 || sc->rules[sc->nrules - 1] != ri)
+    add_rule_to (abi, nr, ri);
+}
+
+/* A syscall name of rule ri in an ABI's section: its number there (a name
+ * this ABI does not have adds nothing). */
+static void
+add_name (int abi, int ri, const char *field, const char *name)
+{
+  int nr = seccomp_syscall_resolve_name_arch (abis[abi].scmp, name);
+#if defined(__x86_64__)
+  /* x86's socket and IPC calls: the direct number with the rule's
+   * conditions, and the multiplexer with argument 0 == call instead of
+   * them (a rule of its own, right after ri in effect). */
+  if (abi == ABI_COMPAT && ((nr <= -101 && nr >= -120) || (nr <= -201 && nr >= -224)))
+    {
+      int call = nr >= -120 ? -100 - nr : -200 - nr;
+      int direct = nr >= -120 ? x86_socket_direct[call] : x86_ipc_direct[call];
+      struct rule *m;
+      if (direct > 0)
+        add_nr (abi, direct, ri, field, name);
+      if (nrules >= MAX_RULES)
+        die ("syscalls: more than %d rules", MAX_RULES);
+      m = &rules[nrules];
+      *m = rules[ri];
+      m->nconds = 1;
+      m->conds[0] = (struct cond){ 0, OP_EQ, (uint32_t) call, 0 };
+      add_nr (abi, nr >= -120 ? X86_SOCKETCALL : X86_IPC, nrules++, field, name);
+      return;
+    }
+#endif
+  if (nr < 0)
+    return; /* a syscall of other architectures only, or unknown */
+  add_nr (abi, nr - (int) abis[abi].base, ri, field, name);
+}
+
+/* OCI: architectures lists SCMP_ARCH_* names. The native one is always
+ * compiled; an ABI this kernel can also run (x86 and x32 on x86_64, arm on
+ * aarch64) gets the rules with its own numbers when listed; other
+ * architectures never reach this kernel. */
 static void
 oci_envelope (int root)
 {
-#if defined(__x86_64__)
-  static const char *const compat[] = { "SCMP_ARCH_X86", "SCMP_ARCH_X32" };
-#elif defined(__aarch64__)
-  static const char *const compat[] = { "SCMP_ARCH_ARM" };
-#else
-  static const char *const compat[] = { "none" };
-#endif
   int arches = grove_json_get (s, t, root, "architectures"), v;
   if (arches >= 0 && t[arches].type != GROVE_J_NULL)
     {
@@ -384,11 +483,9 @@ oci_envelope (int root)
           char *a;
           snprintf (field, sizeof (field), "architectures[%d]", k);
           a = str_at (grove_json_at (t, arches, k), field);
-          for (size_t i = 0; i < sizeof (compat) / sizeof (compat[0]); i++)
-            if (strcmp (a, compat[i]) == 0)
-              die ("%s: %s is not supported: Grove's filter lets only %s through (other ABIs are killed, x32 gets "
-                   "EPERM)",
-                   field, a, NATIVE_SCMP);
+          for (int i = ABI_COMPAT; i < NABI; i++)
+            if (abis[i].name != NULL && strcmp (a, abis[i].name) == 0)
+              abi_listed[i] = 1;
           release (a);
         }
     }
@@ -513,20 +610,13 @@ read_profile (int root)
               snprintf (msg, sizeof (msg), "%s%s: %s is unknown to libseccomp; skipped", prefix, field, name);
               warn_fn (msg);
             }
-          else if (nr >= 0) /* negative: a syscall of other architectures only */
-            {
-              if (nr >= MAX_NR)
-                die ("%s: %s is syscall %d, more than this compiler handles", field, name, nr);
-              if (nr > max_nr)
-                max_nr = nr;
-              /* The same syscall twice in one rule adds nothing. */
-              if (syscalls[nr].nrules == 0 || syscalls[nr].rules[syscalls[nr].nrules - 1] != ri)
-                add_rule_to (nr, ri);
-            }
+          for (int abi = ABI_NATIVE; abi < NABI; abi++)
+            if (abi == ABI_NATIVE || abi_listed[abi])
+              add_name (abi, ri, field, name);
           release (name);
         }
     }
-  if (max_nr < 0 && format == GROVE_PROFILE_DOCKER)
+  if (max_nrs[ABI_NATIVE] < 0 && format == GROVE_PROFILE_DOCKER)
     die ("syscalls: names no syscall of this architecture");
 }
 
@@ -690,7 +780,7 @@ emit_tree (int a, int b)
     }
   {
     int mid = (a + b + 1) / 2, ja;
-    emit (BPF_JMP | BPF_JGE | BPF_K, 0, 1, (uint32_t) ranges[mid].lo, "nr >= ?");
+    emit (BPF_JMP | BPF_JGE | BPF_K, 0, 1, nr_base + (uint32_t) ranges[mid].lo, "nr >= ?");
     ja = emit (BPF_JMP | BPF_JA, 0, 0, 0, "to the upper half");
     emit_tree (a, mid - 1);
     insns[ja].k = (uint32_t) (ninsns - ja - 1);
@@ -698,17 +788,15 @@ emit_tree (int a, int b)
   }
 }
 
+/* One ABI's section, its number in the accumulator: the search over its
+ * syscall numbers. */
 static void
-compile (void)
+emit_section (int abi)
 {
-  emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, offsetof (struct seccomp_data, arch), "load arch");
-  emit (BPF_JMP | BPF_JEQ | BPF_K, 1, 0, NATIVE_AUDIT_ARCH, "native?");
-  emit (BPF_RET | BPF_K, 0, 0, SECCOMP_RET_KILL_PROCESS, "another architecture: kill");
-  emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, offsetof (struct seccomp_data, nr), "load nr");
-#ifdef X32_SYSCALL_BIT
-  emit (BPF_JMP | BPF_JSET | BPF_K, 0, 1, X32_SYSCALL_BIT, "x32?");
-  emit (BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | EPERM, "x32: EPERM");
-#endif
+  syscalls = tables[abi];
+  max_nr = max_nrs[abi];
+  nr_base = abis[abi].base;
+  nranges = 0;
   if (max_nr < 0)
     {
       emit (BPF_RET | BPF_K, 0, 0, default_ret, "no rules: the default");
@@ -716,7 +804,7 @@ compile (void)
     }
   /* Past every named syscall: ENOSYS for an allow-list (a newer libc falls
    * back), the default action for a profile whose default lets calls through. */
-  emit (BPF_JMP | BPF_JGT | BPF_K, 0, 1, (uint32_t) max_nr, "newer than every syscall the profile names?");
+  emit (BPF_JMP | BPF_JGT | BPF_K, 0, 1, nr_base + (uint32_t) max_nr, "newer than every syscall the profile names?");
   if ((default_ret & SECCOMP_RET_ACTION_FULL) == SECCOMP_RET_ALLOW
       || (default_ret & SECCOMP_RET_ACTION_FULL) == SECCOMP_RET_LOG)
     emit (BPF_RET | BPF_K, 0, 0, default_ret, "the default");
@@ -724,6 +812,49 @@ compile (void)
     emit (BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | ENOSYS, "ENOSYS");
   build_ranges ();
   emit_tree (0, nranges - 1);
+}
+
+/* The native section first; a listed ABI's section is reached by a BPF_JA
+ * where the unlisted one is killed (an x32 call gets EPERM from Docker's
+ * format: the default filter's program is unchanged). */
+static void
+compile (void)
+{
+  int to_compat = -1, to_x32 = -1, native_nranges;
+  emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, offsetof (struct seccomp_data, arch), "load arch");
+  emit (BPF_JMP | BPF_JEQ | BPF_K, 1, 0, NATIVE_AUDIT_ARCH, "native?");
+  if (abi_listed[ABI_COMPAT])
+    to_compat = emit (BPF_JMP | BPF_JA, 0, 0, 0, "another architecture: to the compat ABI's section");
+  else
+    emit (BPF_RET | BPF_K, 0, 0, SECCOMP_RET_KILL_PROCESS, "another architecture: kill");
+  emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, offsetof (struct seccomp_data, nr), "load nr");
+#ifdef X32_SYSCALL_BIT
+  emit (BPF_JMP | BPF_JSET | BPF_K, 0, 1, X32_SYSCALL_BIT, "x32?");
+  if (abi_listed[ABI_X32])
+    to_x32 = emit (BPF_JMP | BPF_JA, 0, 0, 0, "x32: to its section");
+  else if (format == GROVE_PROFILE_OCI) /* as libseccomp's bad-architecture action under runc */
+    emit (BPF_RET | BPF_K, 0, 0, SECCOMP_RET_KILL_PROCESS, "x32, not listed: kill");
+  else
+    emit (BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | EPERM, "x32: EPERM");
+#endif
+  emit_section (ABI_NATIVE);
+  native_nranges = nranges;
+  if (to_compat >= 0)
+    {
+      insns[to_compat].k = (uint32_t) (ninsns - to_compat - 1);
+      emit (BPF_JMP | BPF_JEQ | BPF_K, 1, 0, abis[ABI_COMPAT].audit, "the compat ABI?");
+      emit (BPF_RET | BPF_K, 0, 0, SECCOMP_RET_KILL_PROCESS, "another architecture: kill");
+      emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, offsetof (struct seccomp_data, nr), "load nr");
+      emit_section (ABI_COMPAT);
+    }
+  if (to_x32 >= 0)
+    {
+      insns[to_x32].k = (uint32_t) (ninsns - to_x32 - 1);
+      emit_section (ABI_X32); /* the number (with the x32 bit) is still loaded */
+    }
+  /* What the result reports: the native section's. */
+  max_nr = max_nrs[ABI_NATIVE];
+  nranges = native_nranges;
 }
 
 const char *
@@ -737,12 +868,13 @@ grove_profile_cap_name (int n)
 static void
 free_rules (void)
 {
-  for (int nr = 0; nr < MAX_NR; nr++)
-    {
-      free (syscalls[nr].rules);
-      syscalls[nr].rules = NULL;
-      syscalls[nr].nrules = 0;
-    }
+  for (int abi = 0; abi < NABI; abi++)
+    for (int nr = 0; nr < MAX_NR; nr++)
+      {
+        free (tables[abi][nr].rules);
+        tables[abi][nr].rules = NULL;
+        tables[abi][nr].nrules = 0;
+      }
 }
 
 int
@@ -751,6 +883,11 @@ grove_profile_compile (const char *text, grove_jtok_t *toks, int root, grove_pro
 {
   free_rules ();
   nrules = ninsns = ngates_out = nranges = 0;
+  for (int abi = 0; abi < NABI; abi++)
+    {
+      max_nrs[abi] = -1;
+      abi_listed[abi] = 0;
+    }
   max_nr = -1;
   s = text;
   t = toks;
@@ -773,7 +910,9 @@ grove_profile_compile (const char *text, grove_jtok_t *toks, int root, grove_pro
   compile ();
   free_rules ();
   *out = (grove_profile_program_t){ insns, ninsns, notes, (const grove_profile_gate_t *) gates_out, ngates_out,
-                                    nrules, max_nr, nranges };
+                                    nrules, max_nr, nranges,
+                                    abi_listed[ABI_COMPAT] ? max_nrs[ABI_COMPAT] : -2,
+                                    abi_listed[ABI_X32] ? max_nrs[ABI_X32] : -2 };
   return 0;
 }
 

@@ -35,6 +35,11 @@ typedef struct
   const grove_profile_gate_t *gates;
   int ngates;
   int nrules, max_nr, nranges;
+  /* The sections of the native architecture's other ABIs (an OCI profile's
+   * architectures): the highest syscall number named for x86 (arm on
+   * aarch64) and for x32 (without its bit); -1 when none, -2 when the ABI is
+   * not listed (its calls are killed; x32's get EPERM in Docker's format). */
+  int compat_max_nr, x32_max_nr;
 } grove_profile_program_t;
 
 /* Compiles the profile object at token root of s/t. prefix starts every

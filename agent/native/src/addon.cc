@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <functional>
 #include <memory>
@@ -340,6 +341,7 @@ Napi::Value ReadOciBundle(const Napi::CallbackInfo &info) {
     m.Set("source", Napi::String::New(env, b->mounts[i].source));
     m.Set("destination", Napi::String::New(env, b->mounts[i].destination));
     m.Set("readonly", Napi::Boolean::New(env, b->mounts[i].readonly != 0));
+    m.Set("recursive", Napi::Boolean::New(env, (b->mounts[i].flags & MS_REC) != 0));
     mounts.Set(n++, m);
   }
   o.Set("mounts", mounts);

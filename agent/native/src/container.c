@@ -504,7 +504,7 @@ child_mount_one (struct child_args *a, int root_fd, size_t i)
     child_fail (a, EINVAL, "mount source changed type:", a->mounts[i].source);
   fd_path (src_path, sizeof (src_path), source);
   fd_path (dst_path, sizeof (dst_path), target);
-  if (mount (src_path, dst_path, NULL, MS_BIND, NULL) < 0)
+  if (mount (src_path, dst_path, NULL, MS_BIND | (a->mounts[i].flags & MS_REC), NULL) < 0)
     child_fail (a, errno, "bind-mount onto", dest);
   close (source);
   close (target);

@@ -26,9 +26,10 @@ typedef struct grove_mount_s
   const char *source;      /* absolute host path, an existing regular file or directory */
   const char *destination; /* absolute path inside the container; no symlink may lead out of the rootfs */
   int readonly;
-  /* NULL: a bind mount of source. Else a new filesystem of this type (tmpfs,
-   * OCI bundles) on a directory made at destination; source is the device
-   * name the kernel shows, flags and data what mount(2) takes. */
+  /* NULL: a bind mount of source (flags: MS_REC for a recursive one, with
+   * the source's submounts; an OCI bundle's rbind). Else a new filesystem of
+   * this type (tmpfs, OCI bundles) on a directory made at destination; source
+   * is the device name the kernel shows, flags and data what mount(2) takes. */
   const char *fstype;
   unsigned long flags;
   const char *data;

@@ -515,6 +515,42 @@ read_fs_mount (const struct reader *r, int k, int opts, const char *type, const 
   return 0;
 }
 
+/* An absolute mount destination cleaned in place as runc's CleanPath
+ * (Go's filepath.Clean of it): repeated slashes, "." components and a
+ * trailing slash dropped, ".." taking off the component before it and
+ * staying at "/" (lexically: it cannot climb out of the rootfs; symlinks are
+ * still followed only inside it, by the init). So "/dev/", "/./dev" and
+ * "//proc" are Grove's own /dev and /proc, and "/../x" is "/x", as with
+ * runc. */
+static void
+clean_destination (char *p)
+{
+  size_t out = 0, in = 0;
+  while (p[in] != '\0')
+    {
+      size_t len;
+      while (p[in] == '/')
+        in++;
+      for (len = 0; p[in + len] != '\0' && p[in + len] != '/'; len++)
+        ;
+      if (len == 0 || (len == 1 && p[in] == '.'))
+        ;
+      else if (len == 2 && p[in] == '.' && p[in + 1] == '.')
+        while (out > 0 && p[--out] != '/')
+          ;
+      else
+        {
+          p[out++] = '/';
+          memmove (p + out, p + in, len);
+          out += len;
+        }
+      in += len;
+    }
+  if (out == 0)
+    p[out++] = '/';
+  p[out] = '\0';
+}
+
 /* One entry of mounts: a bind mount, a new filesystem, Grove's own /proc,
  * /dev or /sys (made at this point), one that comes with them (skipped), or
  * refused. */
@@ -529,6 +565,8 @@ read_mount (const struct reader *r, int k, grove_error_t *err)
   cleanup_free char *src = grove_json_str (r->s, r->t, get (r, m, "source"));
   int bind = type != NULL && strcmp (type, "bind") == 0;
   grove_mount_t bm = { .fstype = NULL };
+  if (dst != NULL && dst[0] == '/')
+    clean_destination (dst);
   if (in_list (own_mounts, N_OF (own_mounts), dst))
     return read_own_mount (r, k, opts, dst, err);
   for (int o = 0; opts >= 0 && o < r->t[opts].size; o++)
@@ -536,6 +574,10 @@ read_mount (const struct reader *r, int k, grove_error_t *err)
       cleanup_free char *opt = grove_json_str (r->s, r->t, grove_json_at (r->t, opts, o));
       if (opt != NULL && (strcmp (opt, "bind") == 0 || strcmp (opt, "rbind") == 0))
         bind = 1;
+      /* rbind: the source's submounts come along (MS_REC), as runc; bind
+       * alone binds the source's own mount only. */
+      if (opt != NULL && strcmp (opt, "rbind") == 0)
+        bm.flags = MS_REC;
     }
   for (size_t i = 0; dst != NULL && !bind && i < N_OF (builtin_mounts); i++)
     if (strcmp (dst, builtin_mounts[i][0]) == 0

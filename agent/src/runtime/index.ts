@@ -36,6 +36,8 @@ export {
 } from "./shim-protocol";
 export { FakeRuntime, type FakeCall, type FakeContainer, type FakeRuntimeOptions } from "./fake";
 export {
+  CRUN_HYBRID_PATH,
+  CRUN_PATH,
   defaultRuntimeHandlers,
   parseRuntimeHandler,
   GROVE_RUNTIME_PATH,

@@ -63,7 +63,7 @@ export interface OciBundle {
   hostname: string;
   process: OciProcess;
   /** Bind mounts (those Grove makes itself, /proc, /dev, /sys, ..., left out); sources absolute. */
-  mounts: { source: string; destination: string; readonly: boolean }[];
+  mounts: { source: string; destination: string; readonly: boolean; recursive: boolean }[];
   /** A network namespace to join. */
   netnsPath: string | null;
   /** The bundle lists no cgroup namespace: the container stays in the runtime's. */

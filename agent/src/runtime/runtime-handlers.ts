@@ -18,17 +18,29 @@ export const RUNTIME_CLASS_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /** The built grove-runtime (agent/native). */
 export const GROVE_RUNTIME_PATH = path.resolve(__dirname, "../../native/build/Release/grove-runtime");
 
+/** Debian's crun. */
+export const CRUN_PATH = "/usr/bin/crun";
+
+/**
+ * agent/bin/crun-hybrid: crun run in a mount namespace of its own without
+ * the unified (v2) hierarchy of a cgroup v1 host, since crun 1.8.1 refuses a
+ * host whose unified hierarchy holds controllers ("cgroups in hybrid mode not
+ * supported, drop all controllers from cgroupv2").
+ */
+export const CRUN_HYBRID_PATH = path.resolve(__dirname, "../../bin/crun-hybrid");
+
 /**
  * The handlers an agent has without configuration: `runc` (Debian's
- * /usr/sbin/runc), `crun` where /usr/bin/crun exists and the host has pure
- * cgroup v2 (crun's cgroup v1 support is partial), and `grove-runtime`
- * (ours), each only when its executable is there.
+ * /usr/sbin/runc), `crun` where /usr/bin/crun exists (itself on a pure
+ * cgroup v2 host, else through crun-hybrid, which shows it the v1
+ * hierarchies only), and `grove-runtime` (ours), each only when its
+ * executable is there.
  */
 export function defaultRuntimeHandlers(cgroupRoot = "/sys/fs/cgroup"): Record<string, string> {
   const pureV2 = fs.existsSync(path.join(cgroupRoot, "cgroup.controllers"));
   const candidates: [string, string, boolean][] = [
     ["runc", "/usr/sbin/runc", true],
-    ["crun", "/usr/bin/crun", pureV2],
+    ["crun", pureV2 ? CRUN_PATH : CRUN_HYBRID_PATH, isExecutable(CRUN_PATH)],
     ["grove-runtime", GROVE_RUNTIME_PATH, true],
   ];
   return Object.fromEntries(

@@ -23,7 +23,7 @@ const config: ShimConfig = {
   dir: "/run/grove/web-1",
   cgroup: { mode: "v2", root: "/sys/fs/cgroup", parent: "grove" },
   netnsPath: "/run/netns/n",
-  mounts: [{ source: "/a", destination: "/b", readonly: true }],
+  mounts: [{ source: "/a", destination: "/b", readonly: true, recursive: true }],
   readonlyRootfs: true,
   hostCgroupNamespace: true,
   userNamespace: {
@@ -61,7 +61,6 @@ describe("the shim protocol", () => {
     execOnly.push(WIRE_KEYS.oomScoreAdj, WIRE_KEYS.umask, WIRE_KEYS.noNewPrivs, WIRE_KEYS.sysctl);
     execOnly.push(
       WIRE_KEYS.mountType,
-      WIRE_KEYS.mountFlags,
       WIRE_KEYS.mountData,
       WIRE_KEYS.mountOwn,
       WIRE_KEYS.mountField,
@@ -84,6 +83,7 @@ describe("the shim protocol", () => {
       ["mount_dst", "/b"],
       ["mount_ro", "1"],
     ]);
+    expect(pairs[m + 3]).toEqual(["mount_flags", "16384"]); // a recursive bind: MS_REC
     expect(pairs).toContainEqual(["cgroupns", "host"]);
     expect(pairs).toContainEqual(["rlimit", "7:10:20"]);
     expect(pairs).toContainEqual(["uid_map", "0:100000:65536"]);

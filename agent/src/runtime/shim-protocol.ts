@@ -122,7 +122,12 @@ export interface ShimMount {
   source: string;
   destination: string;
   readonly: boolean;
+  /** With the source's submounts (MS_REC): an OCI bundle's rbind. */
+  recursive: boolean;
 }
+
+/** mount(2)'s MS_REC, the one flag a bind mount's mount_flags carries. */
+const MS_REC = 0x4000;
 
 export interface ShimUserNamespace {
   uidMap: IdMapping[];
@@ -238,11 +243,13 @@ const SHIM: Table<ShimConfig> = {
   dir: text(K.dir),
   cgroup: record(CGROUP),
   netnsPath: optional(text(K.netnsPath)),
-  // "mount_src" starts a mount; its "mount_dst" and "mount_ro" follow it.
+  // "mount_src" starts a mount; its "mount_dst" and "mount_ro" follow it
+  // (and "mount_flags" with MS_REC for a recursive bind).
   mounts: each((m) => [
     [K.mountSource, m.source],
     [K.mountDestination, m.destination],
     [K.mountReadonly, m.readonly ? "1" : "0"],
+    ...flag(K.mountFlags, String(MS_REC))(m.recursive),
   ]),
   readonlyRootfs: flag(K.readonlyRootfs),
   hostCgroupNamespace: flag(K.hostCgroupNamespace, "host"),

@@ -69,6 +69,7 @@ export function shimConfig(spec: ContainerSpec, at: ShimPlacement): ShimConfig {
       source: m.source,
       destination: m.destination,
       readonly: m.readonly === true,
+      recursive: m.recursive === true,
     })),
     readonlyRootfs: spec.readonlyRootfs === true,
     hostCgroupNamespace: spec.hostCgroupNamespace === true,

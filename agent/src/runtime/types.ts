@@ -117,6 +117,8 @@ export interface ContainerMount {
   destination: string;
   /** Remount it read-only. */
   readonly?: boolean;
+  /** Bind the source's submounts too (MS_REC; an OCI bundle's rbind). Default false. */
+  recursive?: boolean;
 }
 
 /** A container's resource usage, as its cgroups count it. -1: not available. */

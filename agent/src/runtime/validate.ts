@@ -172,7 +172,7 @@ function validateMounts(mounts: unknown, opts: ValidateOptions): void {
   (mounts as unknown[]).forEach((m, i) => {
     const what = `mounts[${i}]`;
     if (m === null || typeof m !== "object") invalid(`${what} must be an object`);
-    const { source, destination, readonly } = m as Record<string, unknown>;
+    const { source, destination, readonly, recursive } = m as Record<string, unknown>;
     if (typeof source !== "string" || !path.isAbsolute(source)) {
       invalid(`${what}.source ${JSON.stringify(source)} must be an absolute path`);
     }
@@ -187,6 +187,7 @@ function validateMounts(mounts: unknown, opts: ValidateOptions): void {
       invalid(`${what}.destination ${JSON.stringify(destination)} must not have "." or ".." components`);
     }
     if (readonly !== undefined && typeof readonly !== "boolean") invalid(`${what}.readonly must be a boolean`);
+    if (recursive !== undefined && typeof recursive !== "boolean") invalid(`${what}.recursive must be a boolean`);
     if (opts.checkFilesystem) {
       let st: fs.Stats;
       try {

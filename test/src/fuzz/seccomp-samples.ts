@@ -8,6 +8,8 @@ export const DEFAULT_JSON = path.resolve(__dirname, "../../../agent/native/secco
 export const NATIVE = process.arch === "arm64" ? "SCMP_ARCH_AARCH64" : "SCMP_ARCH_X86_64";
 export const NATIVE_DOCKER = process.arch === "arm64" ? "arm64" : "amd64";
 export const COMPAT = process.arch === "arm64" ? "SCMP_ARCH_ARM" : "SCMP_ARCH_X86";
+/** The native architecture's other ABIs, as generators list them (x86_64: x86 and x32). */
+export const ALL_ABIS = process.arch === "arm64" ? [NATIVE, COMPAT] : [NATIVE, COMPAT, "SCMP_ARCH_X32"];
 
 export type Profile = Record<string, unknown>;
 export type Rule = {
@@ -106,6 +108,9 @@ export const samples = (): { kind: "s" | "d"; text: string }[] => [
   { kind: "s", text: JSON.stringify(ociFromDefault(["CAP_SYS_ADMIN", ...DOCKER_CAPS]), null, 2) },
   { kind: "s", text: JSON.stringify(denyList()) },
   { kind: "s", text: '{"defaultAction":"SCMP_ACT_KILL_PROCESS","syscalls":null}' },
+  // As generators write them: every ABI of the architecture, each compiled with its own numbers.
+  { kind: "s", text: JSON.stringify({ ...ociFromDefault(DOCKER_CAPS), architectures: ALL_ABIS }) },
+  { kind: "s", text: JSON.stringify({ ...denyList(), architectures: ALL_ABIS }) },
 ];
 
 /** A small bundle config.json (runc spec's shape) with a linux.seccomp. */
