@@ -113,6 +113,19 @@ describe("Assumed: committed writes before the watch shows them", () => {
     expect(pendingNames()).toEqual([]);
   });
 
+  test("one transaction's writes share a revision: the first one's event does not roll back the others", () => {
+    const { source, assumed, web0, web1, cpuOn, pendingNames } = setup();
+    assumed.assume(bound(web0, "a"), "11");
+    assumed.assume(bound(web1, "a"), "11");
+    source.put(bound(web0, "a"), "11"); // web-1's event at 11 is still to come
+    expect(assumed.size).toBe(1);
+    expect(cpuOn("a")).toBe(1000);
+    expect(pendingNames()).toEqual([]);
+    source.put(bound(web1, "a"), "11");
+    expect(assumed.size).toBe(0);
+    expect(cpuOn("a")).toBe(1000);
+  });
+
   test("the deletion of an assumed instance removes it from the node it was assumed on", () => {
     const { source, assumed, web0, cpuOn } = setup();
     assumed.assume(bound(web0, "a"), "11");
@@ -126,7 +139,7 @@ describe("Assumed: committed writes before the watch shows them", () => {
     const { source, assumed, web0, cpuOn } = setup();
     source.put(bound(web0, "a"), "11");
     source.put({ ...bound(web0, "a"), status: { state: "Running" } }, "12");
-    assumed.assume(bound(web0, "a"), "11");
+    assumed.assume(bound(web0, "a"), "11"); // the informer is past 11
     expect(assumed.size).toBe(0);
     expect(assumed.get("default/web-0")?.status?.state).toBe("Running");
     expect(cpuOn("a")).toBe(500);

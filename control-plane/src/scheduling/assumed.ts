@@ -65,7 +65,9 @@ export class Assumed<T extends Meta> {
    */
   assume(obj: T, revision: string): void {
     const rev = BigInt(revision);
-    if (BigInt(this.source.revision) >= rev) return;
+    // Past it: the informer shows this write or what came after. (At it, the
+    // revision's other events may still be on their way: assume.)
+    if (BigInt(this.source.revision) > rev) return;
     const key = objectKey(obj);
     const prior = this.assumed.get(key);
     if (prior && prior.revision >= rev) return;
@@ -100,11 +102,14 @@ export class Assumed<T extends Meta> {
         ev.type === "deleted" ? { type: "deleted", object: a.obj } : { type: "updated", object: ev.object, old: a.obj },
       );
     }
-    // Others the watch has passed without an event of theirs (a relist): the informer's object stands.
-    if (this.assumed.size === 0 || reached < this.lowest) return;
+    // Others the watch has passed without an event of theirs (a relist): the
+    // informer's object stands. Only below `reached`: one transaction's writes
+    // share a revision and arrive one event at a time, so at `reached` the
+    // others of that revision may be still to come.
+    if (this.assumed.size === 0 || reached <= this.lowest) return;
     let lowest: bigint | undefined;
     for (const [k, other] of this.assumed) {
-      if (other.revision <= reached) this.forget(k);
+      if (other.revision < reached) this.forget(k);
       else if (lowest === undefined || other.revision < lowest) lowest = other.revision;
     }
     this.lowest = lowest ?? 0n;
