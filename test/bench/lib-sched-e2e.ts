@@ -12,6 +12,7 @@
 // measurement runs: that load on grove-server is part of the figure.
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import { GroveClient, isFinished, type App, type Instance, type Resources } from "@grove/api";
@@ -27,6 +28,8 @@ export interface E2eOptions {
   init: number;
   measured: number;
   node: { cpuMillis: number; memoryBytes: number; pids: number };
+  /** false: grove-server's scheduler waits for its watches after each pass (GROVE_SCHEDULER_ASSUME=off), as before assumptions. */
+  assume?: boolean;
 }
 
 export interface E2eResult {
@@ -36,6 +39,10 @@ export interface E2eResult {
   check: CapacityCheck;
   /** grove-server's CPU seconds (user + system) over the measured part. */
   serverCpuS: number;
+  /** The hollow fleet's CPU seconds over the measured part (its agents' status reports). */
+  fleetCpuS: number;
+  /** The machine's 1-minute load average at the end of the measured part (it is shared). */
+  loadAvg1: number;
   /** From grove-server's log over the measured part: scheduler passes that placed, the longest gap between two, warnings. */
   passes: number;
   longestGapS: number;
@@ -148,6 +155,7 @@ export async function endToEnd(o: E2eOptions): Promise<E2eResult> {
     startServer({
       dataDir: path.join(dir, `server-${attempt}`),
       extraArgs: ["--cluster-cidr", "10.0.0.0/8", "--node-subnet-prefix", "24"],
+      ...(o.assume === false ? { env: { GROVE_SCHEDULER_ASSUME: "off" } } : {}),
     });
   const server = await start(1)
     .catch(() => start(2))
@@ -238,6 +246,7 @@ export async function endToEnd(o: E2eOptions): Promise<E2eResult> {
     );
 
     const c0 = cpuSeconds(server.pid);
+    const f0 = cpuSeconds(fleet.proc.pid!);
     const logFrom = server.output.length;
     const t1 = performance.now();
     await applyAll(apps("bench13-measured", o.measured));
@@ -250,6 +259,8 @@ export async function endToEnd(o: E2eOptions): Promise<E2eResult> {
     );
     const seconds = (performance.now() - t1) / 1000;
     const serverCpuS = cpuSeconds(server.pid) - c0;
+    const fleetCpuS = cpuSeconds(fleet.proc.pid!) - f0;
+    const loadAvg1 = os.loadavg()[0]!;
     const log = fromLog(server.output.slice(logFrom));
     // BENCH_E2E_SERVER_LOG=FILE keeps grove-server's log of the measured part (where the time went).
     if (process.env.BENCH_E2E_SERVER_LOG) {
@@ -279,7 +290,16 @@ export async function endToEnd(o: E2eOptions): Promise<E2eResult> {
         .filter((i) => i.spec.nodeName && !isFinished(i))
         .map((i) => ({ node: i.spec.nodeName!, resources: i.spec.resources })),
     );
-    return { perSecond: o.measured / seconds, seconds, nodesRegisteredS, check, serverCpuS, ...log };
+    return {
+      perSecond: o.measured / seconds,
+      seconds,
+      nodesRegisteredS,
+      check,
+      serverCpuS,
+      fleetCpuS,
+      loadAvg1,
+      ...log,
+    };
   } finally {
     watch?.close();
     await stopFleet(fleet.proc);

@@ -37,7 +37,7 @@ import {
 } from "@grove/control-plane/scheduler";
 import { compare, defaultNodeFor, generate, homogeneous, SIM_PROFILE_NAMES } from "@grove/sim";
 import { checkResults } from "./lib-sched-check";
-import { endToEnd } from "./lib-sched-e2e";
+import { endToEnd, type E2eResult } from "./lib-sched-e2e";
 import { throughEtcd } from "./lib-sched-etcd";
 import type { BenchReport, BenchRow } from "./run";
 import { run as heldout } from "./scheduler-density";
@@ -52,6 +52,8 @@ const E2E_NODES = Number(process.env.BENCH_E2E_NODES ?? NODES);
 /** Pods of the end-to-end run (default: the others'), so one run can use fewer hollow nodes there. */
 const E2E_INIT = Number(process.env.BENCH_E2E_INIT ?? INIT);
 const E2E_PODS = Number(process.env.BENCH_E2E_PODS ?? MEASURED);
+/** BENCH_E2E_COMPARE=N: N rounds of the end-to-end part, the scheduler waiting for its watches and assuming, alternating. */
+const E2E_COMPARE = Number(process.env.BENCH_E2E_COMPARE ?? 0);
 const SEEDS = Number(process.env.BENCH_SEEDS ?? 11);
 const DENSITY_COUNT = Number(process.env.BENCH_DENSITY_COUNT ?? 1500);
 /** kube-scheduler's CI threshold for SchedulingBasic at 5000 nodes (performance-config.yaml), and the older one. */
@@ -212,7 +214,50 @@ export async function run(): Promise<BenchReport> {
   }
 
   if (part("e2e")) {
-    const e = await endToEnd({ nodes: E2E_NODES, init: E2E_INIT, measured: E2E_PODS, node: NODE_RES });
+    const e2e = (assume: boolean) =>
+      endToEnd({ nodes: E2E_NODES, init: E2E_INIT, measured: E2E_PODS, node: NODE_RES, assume });
+    let e: E2eResult;
+    if (E2E_COMPARE > 0) {
+      // Before and after in one run: the scheduler waiting for its watches
+      // after each pass (GROVE_SCHEDULER_ASSUME=off) and assuming its
+      // bindings, alternating, so the machine's other load falls on both.
+      const runs: Array<{ assume: boolean; r: E2eResult }> = [];
+      for (let round = 0; round < E2E_COMPARE; round++) {
+        for (const assume of [false, true]) {
+          const r = await e2e(assume);
+          runs.push({ assume, r });
+          const mode = assume ? "assumed" : "waiting";
+          const k = `etcd_e2e_compare_${mode}_round${round + 1}`;
+          results[`${k}_placements_per_s`] = Math.round(r.perSecond);
+          results[`${k}_placements_per_server_cpu_s`] = Math.round(E2E_PODS / Math.max(r.serverCpuS, 1e-6));
+          results[`${k}_load_average_1m`] = Number(r.loadAvg1.toFixed(1));
+          rows.push({
+            name: `end to end, round ${round + 1}, scheduler ${mode === "waiting" ? "waits for its watches" : "assumes its bindings"}`,
+            "placements/s": Math.round(r.perSecond),
+            "per server CPU s": Math.round(E2E_PODS / Math.max(r.serverCpuS, 1e-6)),
+            passes: r.passes,
+            "load 1m": r.loadAvg1.toFixed(1),
+            "over-committed": r.check.overcommittedNodes,
+          });
+        }
+      }
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+      for (const assume of [false, true]) {
+        const mine = runs.filter((x) => x.assume === assume).map((x) => x.r);
+        const mode = assume ? "assumed" : "waiting";
+        results[`etcd_e2e_compare_${mode}_placements_per_s_median`] = Math.round(median(mine.map((r) => r.perSecond)));
+        results[`etcd_e2e_compare_${mode}_placements_per_server_cpu_s_median`] = Math.round(
+          median(mine.map((r) => E2E_PODS / Math.max(r.serverCpuS, 1e-6))),
+        );
+        for (const r of mine) {
+          if (r.check.overcommittedNodes > 0) throw new Error(`end to end (${mode}): a node is over-committed`);
+        }
+      }
+      // The headline is the assumed round with the median rate (lower median).
+      const assumed = runs.filter((x) => x.assume).map((x) => x.r);
+      const m = median(assumed.map((r) => r.perSecond));
+      e = assumed.find((r) => r.perSecond === m)!;
+    } else e = await e2e(true);
     results.etcd_e2e_pods_initial = E2E_INIT;
     results.etcd_e2e_pods_measured = E2E_PODS;
     results.etcd_e2e_placements_per_s = Math.round(e.perSecond);
@@ -220,6 +265,9 @@ export async function run(): Promise<BenchReport> {
     results.etcd_e2e_seconds = Number(e.seconds.toFixed(2));
     results.etcd_e2e_nodes_registered_s = Number(e.nodesRegisteredS.toFixed(1));
     results.etcd_e2e_server_cpu_s = Number(e.serverCpuS.toFixed(2));
+    results.etcd_e2e_placements_per_server_cpu_s = Math.round(E2E_PODS / Math.max(e.serverCpuS, 1e-6));
+    results.etcd_e2e_fleet_cpu_s = Number(e.fleetCpuS.toFixed(2));
+    results.etcd_e2e_load_average_1m = Number(e.loadAvg1.toFixed(1));
     results.etcd_e2e_scheduler_passes = e.passes;
     results.etcd_e2e_longest_gap_between_passes_s = Number(e.longestGapS.toFixed(2));
     results.etcd_e2e_server_warnings = e.warnings;

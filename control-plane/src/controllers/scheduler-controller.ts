@@ -7,6 +7,9 @@
 // stay Pending with the reason ("memory: insufficient on 1 of 1 nodes");
 // instances their namespace's quota has no room for are not placed at all
 // (scheduling/quota-gate.ts) and stay Pending with reason QuotaExceeded.
+// Each transaction that succeeds is assumed (scheduling/assumed.ts): the next
+// pass plans on the informers with this one's writes laid over them, at the
+// revisions etcd gave them, instead of waiting for the watches to bring them.
 import type { Logger } from "pino";
 import { InstanceReason, isFinished, type Instance, type Node, type Resources } from "@grove/api";
 import { Keys, type Store, type TxnCompare, type TxnOp } from "../store/store";
@@ -20,11 +23,13 @@ import {
   withHostPorts,
   zeroResources as zero,
   type PlacementRequest,
+  type PlacementResult,
 } from "../scheduler";
 import { Informer, objectKey } from "./informer";
 import { sameLimits, traceLinks, withSpan, WorkQueue, type Span } from "@grove/common";
 import { nodeViewsFrom, requestExtras, type BoundInstances } from "../scheduler/snapshot";
 import { SnapshotCache } from "../scheduling/snapshot-cache";
+import { Assumed } from "../scheduling/assumed";
 import { commitChunked, PlacementRaceError, preemptionOps } from "../scheduling/commit";
 import type { PortRange } from "../network/subnets";
 import { placementSpanAttributes, type SchedulerMetrics } from "../observability/scheduler-telemetry";
@@ -47,6 +52,15 @@ function stored<T extends { metadata: { resourceVersion?: string } }>(obj: T): T
   return { ...obj, metadata } as T;
 }
 
+/**
+ * GROVE_SCHEDULER_ASSUME=off: wait for the watches to show each pass's
+ * bindings before the next pass, as before assumptions (for comparing the two
+ * in the scheduler bench; docs/scheduling.md).
+ */
+export function assumeFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.GROVE_SCHEDULER_ASSUME !== "off";
+}
+
 /** Lost placement races retried at once (after RACE_RETRY_MS) before the queue's backoff applies. */
 const MAX_QUICK_RACE_RETRIES = 5;
 const RACE_RETRY_MS = 20;
@@ -58,6 +72,9 @@ export class SchedulerController {
   private races = 0;
   /** The snapshot a pass plans on, kept from the instances' events (not summed from the whole cache). */
   private readonly snapshot: SnapshotCache;
+  /** The informers with this scheduler's committed writes laid over them until their watches confirm them. */
+  private readonly assumedNodes: Assumed<Node>;
+  private readonly assumedInstances: Assumed<Instance>;
 
   constructor(
     private readonly store: Store,
@@ -69,9 +86,13 @@ export class SchedulerController {
     private readonly metrics?: SchedulerMetrics,
     /** Namespace objects, for their quotas (none: no quota is enforced here). */
     private readonly namespaces?: Informer<StoredNamespace>,
+    /** Assume committed writes (false: wait for the watches after each pass). */
+    private readonly assume = assumeFromEnv(),
   ) {
     this.queue = new WorkQueue({ name: "scheduler", sync: () => this.timedPass(), logger, baseDelayMs: 100 });
-    this.snapshot = new SnapshotCache(instances);
+    this.assumedNodes = new Assumed(nodes);
+    this.assumedInstances = new Assumed(instances);
+    this.snapshot = new SnapshotCache(this.assumedInstances);
     // Any change may make room or need placing; one pass handles them all.
     nodes.on(() => this.queue.add(PASS_KEY));
     namespaces?.on(() => this.queue.add(PASS_KEY));
@@ -114,7 +135,7 @@ export class SchedulerController {
     const quotas = this.quotas();
     let pending = waiting;
     if (quotas.size > 0) {
-      const gate = new QuotaGate(this.instances.list(), quotas);
+      const gate = new QuotaGate(this.assumedInstances.list(), quotas);
       const overQuota: Array<{ inst: Instance; message: string }> = [];
       pending = waiting.filter((i) => {
         const message = gate.admit(i);
@@ -123,7 +144,7 @@ export class SchedulerController {
       });
       await this.recordOverQuota(overQuota);
     }
-    const nodes = this.nodes.list();
+    const nodes = this.assumedNodes.list();
     const { used, ports, bound } = this.snapshot.views();
     if (pending.length === 0) {
       await this.refreshAllocated(nodes, used);
@@ -171,7 +192,7 @@ export class SchedulerController {
       if (!sameResources(n.status?.allocated, want)) touchedNodes.set(n.metadata.name, want);
     }
     let placed = 0;
-    const unplaced: Array<{ inst: Instance; reason: string; explain: (typeof results)[number]["explain"] }> = [];
+    const unplaced: Array<{ inst: Instance; reason: string; explain: PlacementResult["explain"] }> = [];
 
     pending.forEach((inst, k) => {
       const res = results[k];
@@ -208,14 +229,14 @@ export class SchedulerController {
       });
       // Preempted instances on the node end in the same transaction as the binding.
       if (res.victims?.length) {
-        const ev = preemptionOps(res.victims, (id) => this.instances.get(id), objectKey(inst), now);
+        const ev = preemptionOps(res.victims, (id) => this.assumedInstances.get(id), objectKey(inst), now);
         compares.push(...ev.compares);
         ops.push(...ev.ops);
       }
     });
 
     for (const [name, allocated] of touchedNodes) {
-      const node = this.nodes.get(name);
+      const node = this.assumedNodes.get(name);
       if (!node) continue;
       compares.push({ key: Keys.object("nodes", undefined, name), modRevision: node.metadata.resourceVersion ?? "0" });
       ops.push({
@@ -231,7 +252,9 @@ export class SchedulerController {
       // retried with backoff.
       let r: Awaited<ReturnType<typeof commitChunked>>;
       try {
-        r = await commitChunked(this.store, compares, ops);
+        r = await commitChunked(this.store, compares, ops, undefined, undefined, (rev, written) =>
+          this.assumeWrites(rev, written),
+        );
       } catch (err) {
         // A lost race is expected (the informers were a little behind etcd, or
         // a resize wrote a node): plan again shortly on fresher informers,
@@ -255,8 +278,11 @@ export class SchedulerController {
         results.reduce((n, r) => n + (r?.victims?.length ?? 0), 0),
       );
       if (placed > 0) this.logger.info({ placed, transactions: r.transactions }, "placed instances");
-      // The next pass plans on the informers: let both see this one first (they
-      // are separate watches), or it would place the same instances again.
+      // The next pass plans on the informers with this pass's writes assumed.
+      // Without assumptions (or when bindings were dropped: their instances
+      // changed, and the next pass should see how), let both watches show
+      // this pass first, or it would place the same instances again.
+      if (this.assume && r.conflicted.length === 0) return this.recordUnplaced(unplaced);
       const waitStart = performance.now();
       if (r.lastNode !== undefined) await this.nodes.waitFor(r.lastNode, r.revision);
       const nodesMs = performance.now() - waitStart;
@@ -270,7 +296,24 @@ export class SchedulerController {
         );
       }
     }
+    await this.recordUnplaced(unplaced);
+  }
 
+  /** A transaction of this scheduler succeeded at `revision`: its node and instance writes show until the watches do. */
+  private assumeWrites(revision: string, written: readonly TxnOp<unknown>[]): void {
+    if (!this.assume) return;
+    for (const op of written) {
+      if (op.type !== "put") continue;
+      const v = op.value as { kind?: string };
+      if (v.kind === "Node") this.assumedNodes.assume(op.value as Node, revision);
+      else if (v.kind === "Instance") this.assumedInstances.assume(op.value as Instance, revision);
+    }
+  }
+
+  /** Why the instances that fit nowhere stay Pending (written once per new reason). */
+  private async recordUnplaced(
+    unplaced: Array<{ inst: Instance; reason: string; explain: PlacementResult["explain"] }>,
+  ): Promise<void> {
     for (const { inst, reason, explain } of unplaced) {
       const st = inst.status;
       if (st?.reason === InstanceReason.Unschedulable && st.message === reason) continue; // nothing new to say
@@ -326,6 +369,7 @@ export class SchedulerController {
         [{ type: "put", key, value: stored({ ...node, status: { ...node.status, allocated: want } }) }],
       );
       if (!r.succeeded) throw new Error(`node ${node.metadata.name} changed while updating its allocation; retrying`);
+      if (this.assume) this.assumedNodes.assume({ ...node, status: { ...node.status, allocated: want } }, r.revision);
     }
   }
 }

@@ -101,7 +101,11 @@ export interface CommitResult {
  * ones in flight ended; those that succeeded stay committed (each is
  * consistent on its own) and the caller plans again. A store that fences
  * (FencedStore) throws its own error when the leader fence failed: then
- * nothing more is written.
+ * nothing more is written. `onCommitted` is told each transaction that
+ * succeeded, as soon as it did, with the revision etcd gave it and the writes
+ * it made (as sent: without dropped bindings, node allocations lowered), even
+ * when the call throws afterwards: the scheduler assumes them
+ * (scheduling/assumed.ts).
  */
 export async function commitChunked(
   store: Store,
@@ -109,6 +113,7 @@ export async function commitChunked(
   ops: readonly TxnOp<unknown>[],
   maxOps = MAX_TXN_OPS,
   concurrency = 4,
+  onCommitted?: (revision: string, ops: readonly TxnOp<unknown>[]) => void,
 ): Promise<CommitResult> {
   if (compares.length !== ops.length) throw new Error("commitChunked: one compare per op expected");
   const groups = new Map<string, Group>();
@@ -202,6 +207,7 @@ export async function commitChunked(
         return;
       }
       for (const k of t.nodes) written.set(k, r.revision);
+      onCommitted?.(r.revision, cur.ops);
       const rev = BigInt(r.revision);
       if (rev > best.revision) {
         const v = cur.ops.find((op) => op.type === "put" && (op.value as { kind?: string }).kind === "Node");
