@@ -21,6 +21,7 @@ export * from "./duration";
 export * from "./reasons";
 export * from "./instance-rules";
 export * from "./node-rules";
+export * from "./host-port-holds";
 export * from "./update";
 export * from "./revisions";
 export * from "./rollout-client";

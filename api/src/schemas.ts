@@ -558,6 +558,23 @@ export const NodeSpec = Type.Object(
 );
 export type NodeSpec = Static<typeof NodeSpec>;
 
+/**
+ * Host ports of an instance that was deleted or overwritten (scale down, an App
+ * deleted, Recreate, a restart in place) while its container may still run on
+ * the node with its ports' DNAT rules: not handed out again until its agent
+ * reports it gone (control-plane/src/resources/host-port-holds.ts).
+ */
+export const HeldHostPorts = Type.Object({
+  /** The gone instance's uid: its agent's report names it. */
+  uid: Type.String(),
+  /** "namespace/name" of the gone instance (for people). */
+  instance: Type.String(),
+  ports: Type.Array(Type.Integer()),
+  /** When the hold was written. */
+  since: Type.Optional(Type.String()),
+});
+export type HeldHostPorts = Static<typeof HeldHostPorts>;
+
 export const NodeStatus = Type.Object({
   capacity: Type.Optional(Resources),
   allocatable: Type.Optional(Resources),
@@ -570,6 +587,8 @@ export const NodeStatus = Type.Object({
   cgroupMode: Type.Optional(Type.String()),
   /** The node's instance subnet, allocated from the cluster CIDR. */
   subnet: Type.Optional(Type.String()),
+  /** Host ports still held for instances gone from the API until the agent reports them released. */
+  heldHostPorts: Type.Optional(Type.Array(HeldHostPorts)),
 });
 export type NodeStatus = Static<typeof NodeStatus>;
 

@@ -66,7 +66,9 @@ describe("networking across hosts in network namespaces", () => {
   }, 120_000);
 
   // Every test starts from a cluster with no Apps, whatever ran before it (jest --randomize) and
-  // whether it passed: no test counts another's instances, addresses or host ports.
+  // whether it passed: no test counts another's instances, addresses or host ports. An instance
+  // leaves the API at once; its container may still serve on its node's host port until its agent
+  // tears it down (the Node holds the port until then: status.heldHostPorts).
   beforeEach(async () => {
     const apps = (await client.list("App", { namespace: "default" })).items;
     for (const a of apps) await client.delete("App", a.metadata.name, "default").catch(() => undefined);
@@ -75,7 +77,19 @@ describe("networking across hosts in network namespaces", () => {
       async () => (await client.list("Instance", { namespace: "default" })).items.length === 0,
       60_000,
     );
-  }, 90_000);
+    await waitFor(
+      "no node to hold the host ports of earlier tests' instances",
+      async () => (await client.list("Node")).items.every((n) => (n.status?.heldHostPorts ?? []).length === 0),
+      60_000,
+    );
+    for (const h of cluster.hosts) {
+      await waitFor(
+        `${h.name} to have no addresses of earlier tests' instances`,
+        async () => (await leases(h)).length === 0,
+        60_000,
+      );
+    }
+  }, 330_000);
 
   async function running(app: string, count: number): Promise<Instance[]> {
     return waitFor(
@@ -139,14 +153,19 @@ describe("networking across hosts in network namespaces", () => {
       expect((await get(`http://${e.ports[0]!.address}/`)).trim()).toBe(`hello from ${e.instance}`);
     }
 
-    // The harness can cut a host's link and slow it; the published address follows.
+    // The harness can cut a host's link and slow it; the published address follows. Restored
+    // whatever happens: the tests after this one need h1.
     const h1 = cluster.host("h1");
-    cluster.setLink(h1, false);
-    await expect(get(`http://${h1.address}:${WEB_PORT}/`, 1_500)).rejects.toThrow();
-    cluster.setLink(h1, true);
-    cluster.slow(h1, { rateKbit: 512 });
-    await waitFor("h1 to answer again (rate-limited)", () => get(`http://${h1.address}:${WEB_PORT}/`, 5_000));
-    cluster.unslow(h1);
+    try {
+      cluster.setLink(h1, false);
+      await expect(get(`http://${h1.address}:${WEB_PORT}/`, 1_500)).rejects.toThrow();
+      cluster.setLink(h1, true);
+      cluster.slow(h1, { rateKbit: 512 });
+      await waitFor("h1 to answer again (rate-limited)", () => get(`http://${h1.address}:${WEB_PORT}/`, 5_000));
+    } finally {
+      cluster.setLink(h1, true);
+      cluster.unslow(h1);
+    }
 
     // The CLI prints the same list.
     const cli = await runCli(["get", "endpoints", "web", "-o", "json"], {
@@ -328,9 +347,8 @@ describe("networking across hosts in network namespaces", () => {
 
   it("leaks nothing when an agent is killed with SIGKILL between CNI ADD and the container start", async () => {
     const h1 = cluster.host("h1");
-    // The counts below are of this App's attempts alone: no network of an earlier test's instance
-    // may still be on h1 (its agent removes them after the instances are gone).
-    await waitFor("h1 to have no addresses left by earlier tests", async () => (await leases(h1)).length === 0, 60_000);
+    // The counts below are of this App's attempts alone: beforeEach waited until no network of an
+    // earlier test's instance was left on h1.
     await h1.agent!.stop();
     await cluster.startAgent(h1, { GROVE_AGENT_PAUSE_AFTER_NETWORK_MS: "120000" });
     let pausing = true;

@@ -29,7 +29,7 @@ import {
 } from "../controllers/node-lifecycle";
 import type { ClusterIdentity } from "../cluster/cluster-id";
 import type { NodeRegistration } from "../nodes/registration";
-import type { PresenceOptions, Session, Stream } from "./agent-session";
+import { goneWithPorts, uidsWithPorts, type PresenceOptions, type Session, type Stream } from "./agent-session";
 import { applyReport, desiredMessage, nodeInfoOf, SUSPECT_STORE_NOT_SENT } from "./agent-messages";
 import { desiredSetTraceContext } from "../observability/trace-handoffs";
 import { movedAway } from "../nodes/presence";
@@ -103,6 +103,8 @@ export class AgentGateway {
       );
     }
     instances.on((ev) => {
+      const gone = goneWithPorts(ev);
+      if (gone) this.releaseIfNeverHad(gone.node, gone.uid);
       const nodes = new Set<string>();
       if (ev.object.spec.nodeName) nodes.add(ev.object.spec.nodeName);
       if (ev.type === "updated" && ev.old.spec.nodeName) nodes.add(ev.old.spec.nodeName);
@@ -364,6 +366,7 @@ export class AgentGateway {
       node: name,
       stream: call,
       lastSent: "",
+      hadPorts: new Set(reg.instances.map((st) => st.uid)),
       mux,
       heardAt: this.clock(),
       heardWall: now,
@@ -390,6 +393,7 @@ export class AgentGateway {
     const reported = new Set(reg.instances.map((st) => st.uid));
     await this.nodes.markLost(name, reported);
     await this.nodes.markReleased(name, reported);
+    await this.nodes.releaseHeldPorts(name, (uid) => !reported.has(uid), "its agent registered without it");
     this.pushDesired(name, true);
     return session;
   }
@@ -502,7 +506,20 @@ export class AgentGateway {
 
   private async onStatus(node: string, report: InstanceStatus__Output, fresh = false): Promise<void> {
     const address = this.nodes.addressOf(node);
-    await this.nodes.recordStatus(node, report, (cur) => applyReport(cur, report, address), fresh);
+    const gone = await this.nodes.recordStatus(node, report, (cur) => applyReport(cur, report, address), fresh);
+    if (gone && report.released)
+      await this.nodes.releaseHeldPorts(node, (u) => u === report.uid, "its agent reported it gone");
+  }
+
+  /** A gone instance whose agent never had it (never sent it): its Node need not hold its host ports. */
+  private releaseIfNeverHad(node: string, uid: string): void {
+    const s = this.sessions.get(node);
+    if (!s || s.lost || s.hadPorts.delete(uid)) return; // the agent reports it released (or registers without it)
+    this.nodes
+      .releaseHeldPorts(node, (u) => u === uid, "its agent never had it")
+      .catch((err: unknown) =>
+        this.logger.warn({ err, node, uid }, "could not release the host ports of a gone instance"),
+      );
   }
 
   private pushDesired(node: string, force = false): void {
@@ -529,6 +546,7 @@ export class AgentGateway {
     });
     if (!force && fingerprint === session.lastSent) return;
     session.lastSent = fingerprint;
+    for (const uid of uidsWithPorts(desired)) session.hadPorts.add(uid);
     // Part of the trace that bound (or changed) one of these instances, when traced.
     session.stream.write({
       desired: { ...desired, traceContext: desiredSetTraceContext(node, desired.instances ?? []) },

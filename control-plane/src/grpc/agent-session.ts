@@ -5,6 +5,7 @@ import type { AgentMessage__Output, ControlMessage } from "@grove/proto";
 import type { MonotonicClock } from "../controllers/node-lifecycle";
 import type { SubStreamMux } from "./sub-streams";
 import type { AgentIdentity } from "./agent-identity";
+import { hostPortsHeldBy, type Instance } from "@grove/api";
 
 /** How the gateway times its agents (grove-server --node-grace, --heartbeat-interval). */
 export interface PresenceOptions {
@@ -21,6 +22,12 @@ export interface Session {
   node: string;
   stream: Stream;
   lastSent: string;
+  /**
+   * Uids of instances with host ports this agent has had in this session (in
+   * its Register or a set sent since): it reports each released once gone.
+   * One it never had releases the ports its Node holds for it at once.
+   */
+  hadPorts: Set<string>;
   /** logs / exec / stats sub-streams on this Connect stream. */
   mux: SubStreamMux;
   /** When we last heard anything on the stream: monotonic, and the wall clock for people. */
@@ -35,4 +42,26 @@ export interface Session {
   lost: boolean;
   /** The node certificate the stream holds (its serial and expiry follow renewals on the stream); none without TLS. */
   identity?: AgentIdentity;
+}
+
+/**
+ * The node and uid of an instance with host ports that an informer event
+ * shows leaving the API (deleted, or overwritten by a new uid under its name).
+ */
+export function goneWithPorts(
+  ev: { type: "deleted"; object: Instance } | { type: "updated"; object: Instance; old: Instance } | { type: "added" },
+): { node: string; uid: string } | undefined {
+  if (ev.type === "added") return undefined;
+  const gone = ev.type === "deleted" ? ev.object : ev.old;
+  if (ev.type === "updated" && ev.object.metadata.uid === gone.metadata.uid) return undefined;
+  const node = gone.spec.nodeName;
+  const uid = gone.metadata.uid;
+  return node && uid && hostPortsHeldBy(gone).length > 0 ? { node, uid } : undefined;
+}
+
+/** Uids of the instances in a desired set that publish host ports. */
+export function uidsWithPorts(set: {
+  instances?: Array<{ uid?: string; ports?: Array<{ hostPort?: number }> }>;
+}): string[] {
+  return (set.instances ?? []).flatMap((i) => (i.uid && i.ports?.some((p) => (p.hostPort ?? 0) > 0) ? [i.uid] : []));
 }

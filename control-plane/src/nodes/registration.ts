@@ -17,6 +17,7 @@ import {
   type Node,
   type NodeCondition,
   type Resources,
+  withoutHeldHostPorts,
 } from "@grove/api";
 import type { Repository } from "../resources/repository";
 import { Keys, type Store } from "../store/store";
@@ -409,6 +410,28 @@ export class NodeRegistration {
     }
   }
 
+  /**
+   * Drops the node's holds on the host ports of gone instances
+   * (status.heldHostPorts) whose uid `release` picks: its agent reported it
+   * released, registered again without it, or never had it.
+   */
+  async releaseHeldPorts(node: string, release: (uid: string) => boolean, why: string): Promise<void> {
+    let dropped: string[] = [];
+    try {
+      await this.repo.updateStatus("Node", { metadata: { name: node } }, (n) => {
+        const cur = n as Node;
+        dropped = (cur.status?.heldHostPorts ?? []).filter((h) => release(h.uid)).map((h) => h.instance);
+        const next = withoutHeldHostPorts(cur, release);
+        if (!next) return false;
+        cur.status = next;
+      });
+    } catch (err) {
+      notFoundIsUndefined(err); // a deleted node holds nothing
+    }
+    if (dropped.length > 0)
+      this.logger.info({ node, instances: dropped, why }, "host ports of gone instances released");
+  }
+
   /** An agent's conditions (e.g. DesiredStateRefused) onto its Node. */
   async recordConditions(name: string, reports: readonly AgentCondition[]): Promise<void> {
     const node = await this.repo.get("Node", undefined, name);
@@ -434,28 +457,33 @@ export class NodeRegistration {
    * Reports on instances gone, replaced or bound elsewhere are dropped.
    * `fresh` (at registration) applies it to the stored instance even when
    * the cache shows nothing to change: the leader may have marked it Unknown
-   * just before, and the cache may not show that yet.
+   * just before, and the cache may not show that yet. Returns true when the
+   * instance is gone or replaced.
    */
   async recordStatus(
     node: string,
     ref: { uid: string; namespace: string; name: string },
     fold: (cur: Instance) => InstanceStatus | undefined,
     fresh = false,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const inst = this.instances.get(`${ref.namespace}/${ref.name}`);
-    if (!inst || inst.metadata.uid !== ref.uid || inst.spec.nodeName !== node) return; // gone or replaced
-    if (!fresh && !fold(inst)) return;
+    if (!inst || inst.metadata.uid !== ref.uid || inst.spec.nodeName !== node) return true; // gone or replaced
+    if (!fresh && !fold(inst)) return false;
+    let gone = false;
     try {
       // Only the name: updateStatus then reads the stored object.
       const target = fresh ? { metadata: { name: inst.metadata.name, namespace: inst.metadata.namespace } } : inst;
       await this.repo.updateStatus("Instance", target, (i) => {
         const cur = i as Instance;
-        if (cur.metadata.uid !== ref.uid) return;
+        gone = cur.metadata.uid !== ref.uid;
+        if (gone) return;
         const next = fold(cur);
         if (next) cur.status = next;
       });
     } catch (err) {
       notFoundIsUndefined(err);
+      gone = true;
     }
+    return gone;
   }
 }

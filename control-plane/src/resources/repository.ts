@@ -23,6 +23,7 @@ import {
   type WatchEvent,
 } from "@grove/api";
 import { Keys, type KeyValue, type Store, type TxnCompare, type TxnOp, type Watch } from "../store/store";
+import { writeHoldingPorts } from "./host-port-holds";
 
 export interface ResourceTypes {
   App: App;
@@ -256,7 +257,13 @@ export class Repository {
         `replace of ${describe(kind, namespace, name)} needs metadata.resourceVersion`,
       );
     }
-    return this.write(kind, this.newObject(kind, obj), expected);
+    const next = this.newObject(kind, obj);
+    // An overwritten instance may still run on its node: its host ports stay held there.
+    const current = kind === "Instance" ? await this.get(kind, namespace, name) : undefined;
+    if (current) checkVersion(kind, current, expected);
+    const op = { type: "put" as const, key: storeKey(kind, namespace, name), value: next };
+    const rev = current && (await writeHoldingPorts(this.store, current as Instance, op, this.now()));
+    return rev ? withVersion(next, rev) : this.write(kind, next, expected);
   }
 
   /**
@@ -305,7 +312,10 @@ export class Repository {
       const current = await this.get(kind, namespace, name);
       if (resourceVersion !== undefined) checkVersion(kind, current, resourceVersion);
       try {
-        await this.store.delete(key, current.metadata.resourceVersion);
+        // An instance's host ports stay held on its node until its agent reports it gone.
+        const op = { type: "delete" as const, key };
+        const held = kind === "Instance" && (await writeHoldingPorts(this.store, current as Instance, op, this.now()));
+        if (!held) await this.store.delete(key, current.metadata.resourceVersion);
         return current;
       } catch (err) {
         if (resourceVersion !== undefined || !isRetryable(err) || attempt >= this.retries) throw err;

@@ -2,9 +2,18 @@
 // the stored Nodes and Instances. Pure (no I/O, no clock), so the scheduler
 // loop, `apply --plan`, `get capacity` and a resize in place all see the
 // cluster the same way: a node's allocation is the sum of its bound,
-// unfinished instances (isFinished, @grove/api), its used host ports theirs
-// and those of finished instances its agent has not released yet.
-import { isFinished, nodeIsReady, type Instance, type Node, type Resources } from "@grove/api";
+// unfinished instances (isFinished, @grove/api), its used host ports theirs,
+// those of finished instances its agent has not released yet, and those the
+// Node holds for deleted or overwritten instances (status.heldHostPorts).
+import {
+  holdsHostPorts as holdsHostPortsRule,
+  isFinished,
+  nodeHeldHostPorts,
+  nodeIsReady,
+  type Instance,
+  type Node,
+  type Resources,
+} from "@grove/api";
 import { addResources, zeroResources } from "./index";
 import type { NodeView, PlacedInstance, PlacementRequest, Taint } from "./types";
 
@@ -69,11 +78,10 @@ export function allocations(instances: readonly Instance[]): Map<string, Resourc
  * (status.releasedAt). An instance the control plane marks stopped (a rolling
  * update's old one, a superseded or drained one) still runs its stop grace
  * with its ports' DNAT rules in place; a new instance given one of its ports
- * then would get the old process's traffic.
+ * then would get the old process's traffic. Once deleted or overwritten, its
+ * node holds them (Node.status.heldHostPorts, @grove/api host-port-holds.ts).
  */
-export function holdsHostPorts(inst: Instance): boolean {
-  return !!inst.spec.nodeName && (!isFinished(inst) || !inst.status?.releasedAt);
-}
+export const holdsHostPorts = holdsHostPortsRule;
 
 /** Host ports in use on every node: those of the instances that hold them (holdsHostPorts). */
 export function usedHostPorts(instances: readonly Instance[]): Map<string, Set<number>> {
@@ -121,6 +129,12 @@ export function nodeViewsFrom(
     allocated: used.get(n.metadata.name) ?? zeroResources(),
     labels: n.metadata.labels ?? {},
     ...nodeExtras(n, bound),
-    usedHostPorts: ports.get(n.metadata.name) ?? new Set<number>(),
+    usedHostPorts: withHeld(ports.get(n.metadata.name), nodeHeldHostPorts(n)),
   }));
+}
+
+/** A node's used host ports with those it holds for gone instances (a new set: `used` may be shared). */
+function withHeld(used: Set<number> | undefined, held: readonly number[]): Set<number> {
+  if (held.length === 0) return used ?? new Set<number>();
+  return new Set([...(used ?? []), ...held]);
 }
