@@ -84,7 +84,6 @@ describe("runtime handlers: Apps under runtimeClass runc and grove-runtime next 
   let client: GroveClient;
   let host: Host;
   let env: NodeJS.ProcessEnv;
-  const seen = new Map<string, Seen>();
 
   beforeAll(async () => {
     cluster = await HostCluster.start({ hosts: 1 });
@@ -93,27 +92,32 @@ describe("runtime handlers: Apps under runtimeClass runc and grove-runtime next 
     env = { GROVE_SERVER: cluster.server!.url, GROVE_TOKEN: cluster.server!.adminToken, HOME: cluster.dir };
     for (const [name, h] of Object.entries(HANDLERS)) await client.apply(app(name, h.runtimeClass));
     await client.apply(app("native"));
-    for (const name of APPS) seen.set(name, await running(client, name));
+    for (const name of APPS) await running(client, name);
   }, 180_000);
 
   afterAll(async () => {
     await cluster?.destroy();
   }, 120_000);
 
-  it.each(Object.keys(HANDLERS))("starts %s through its runtime, with grove-shim as the container's parent", (name) => {
-    const r = seen.get(name)!;
-    expect(runtimeState(host, r.uid, HANDLERS[name]!.binary)).toMatchObject({ status: "running", pid: r.pid });
-    expect(comm(parentOf(r.pid))).toBe("grove-shim");
-  });
+  // Each test reads the instances as they are now: the SIGKILL test replaces the handlers' containers
+  // (new uid, pid and IP), and the tests run in any order.
+  it.each(Object.keys(HANDLERS))(
+    "starts %s through its runtime, with grove-shim as the container's parent",
+    async (name) => {
+      const r = await running(client, name);
+      expect(runtimeState(host, r.uid, HANDLERS[name]!.binary)).toMatchObject({ status: "running", pid: r.pid });
+      expect(comm(parentOf(r.pid))).toBe("grove-shim");
+    },
+  );
 
-  it("the native instance never touched a runtime, and has the same kind of parent", () => {
-    const n = seen.get("native")!;
+  it("the native instance never touched a runtime, and has the same kind of parent", async () => {
+    const n = await running(client, "native");
     for (const h of Object.values(HANDLERS)) expect(runtimeState(host, n.uid, h.binary)).toBeUndefined();
     expect(comm(parentOf(n.pid))).toBe("grove-shim");
   });
 
   it.each(APPS)("%s: logs, exec in the CNI network namespace, stats, Grove's default seccomp filter", async (name) => {
-    const s = seen.get(name)!;
+    const s = await running(client, name);
     await waitFor(`${name}'s log line`, async () => {
       const r = await runCli(["logs", `${name}/0`], env);
       return r.stdout.includes(`hello from ${name}\n`);
@@ -137,6 +141,8 @@ describe("runtime handlers: Apps under runtimeClass runc and grove-runtime next 
   });
 
   it("an agent killed with SIGKILL and started again adopts both containers and reports their exits", async () => {
+    const seen = new Map<string, Seen>();
+    for (const name of APPS) seen.set(name, await running(client, name));
     await host.agent!.kill9();
     for (const s of seen.values()) process.kill(s.pid, 0); // outlived the agent
     await cluster.startAgent(host);

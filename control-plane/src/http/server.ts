@@ -35,6 +35,7 @@ import type { WorkloadCache, WorkloadCaches } from "../namespaces/workload-sourc
 import { addSharedSchemas } from "./schemas";
 import { addResponseSchemas } from "./response-schemas";
 import { installCors, registerFrontendRoutes } from "./frontend-routes";
+import { installGracefulClose } from "./graceful-close";
 import { WatchRegistry } from "./watch-stream";
 import { installNamespaces } from "../namespaces/setup";
 import { installHttpTelemetry } from "../observability/http-telemetry";
@@ -75,6 +76,8 @@ export interface HttpServerOptions {
   watchBookmarkMs?: number;
   /** Informer caches that `?resourceVersion=0` lists are served from (resource-routes.ts, listFromCache). */
   listCaches?: RouteContext["listCaches"];
+  /** How long close() lets requests in flight finish before it drops them (graceful-close.ts; default 10 s). */
+  shutdownDrainMs?: number;
 }
 
 /** The App and Task informers among the list caches, for quota checks (namespaces/workload-source.ts). */
@@ -179,5 +182,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
 
   // Open watch streams would hold close() until every client left.
   app.addHook("preClose", async () => watches.closeAll());
+  // Nor may a connection that sends nothing (or half a request): close() drops it.
+  installGracefulClose(app, opts.shutdownDrainMs);
   return app;
 }
