@@ -8,10 +8,10 @@
 // container gone, so the new instance is not placed on that port before: a
 // request to the published address while the new instance is listed Running
 // never reaches the old process, and the new one starts once the old is gone.
-import * as http from "node:http";
 import { GroveClient, type App, type Instance } from "@grove/api";
 import { HostCluster } from "./harness/hosts";
 import { waitFor } from "./harness/processes";
+import { httpGet } from "./harness/probes";
 
 const PORT = 18090;
 
@@ -32,19 +32,6 @@ function app(name: string): App {
       ports: [{ name: "http", containerPort: 8080, hostPort: PORT }],
     },
   };
-}
-
-function get(address: string): Promise<string> {
-  const [host, port] = address.split(":");
-  return new Promise((resolve) => {
-    const req = http.get({ host, port: Number(port), path: "/", timeout: 2000, agent: false }, (res) => {
-      let body = "";
-      res.on("data", (c: Buffer) => (body += c.toString()));
-      res.on("end", () => resolve(res.statusCode === 200 ? body.trim() : `err status ${res.statusCode}`));
-    });
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", (e) => resolve(`err ${e.message}`));
-  });
 }
 
 describe("host ports of a deleted App on one node", () => {
@@ -71,7 +58,9 @@ describe("host ports of a deleted App on one node", () => {
       `hold-old to answer on ${address}`,
       async () => {
         const i = await instanceOf("hold-old");
-        return i?.status?.state === "Running" && (await get(address)) === i.metadata.name ? i : undefined;
+        return i?.status?.state === "Running" && (await httpGet(address, 2000)) === `ok ${i.metadata.name}`
+          ? i
+          : undefined;
       },
       120_000,
     );
@@ -94,9 +83,9 @@ describe("host ports of a deleted App on one node", () => {
         }
         if (inst?.status?.state !== "Running") return undefined;
         seen.requests++;
-        const answer = await get(address);
-        if (answer === old.metadata.name) seen.misrouted.push(answer);
-        return answer === inst.metadata.name ? inst : undefined;
+        const answer = await httpGet(address, 2000);
+        if (answer === `ok ${old.metadata.name}`) seen.misrouted.push(answer);
+        return answer === `ok ${inst.metadata.name}` ? inst : undefined;
       },
       60_000,
     );

@@ -11,10 +11,10 @@
 // ("$VERSION $(hostname)"), so a request misrouted to an old process is
 // seen; and each new instance must have been placed after any old one with
 // its port was released.
-import * as http from "node:http";
 import { GroveClient, type App, type Endpoints, type Instance } from "@grove/api";
 import { HostCluster } from "./harness/hosts";
 import { waitFor } from "./harness/processes";
+import { httpGet } from "./harness/probes";
 
 const INSTANCES = 3;
 const REQUEST_GAP_MS = 40;
@@ -38,19 +38,6 @@ function webApp(version: string): App {
       checks: { readiness: { tcp: { port: "http" }, periodSeconds: 1 } },
     },
   };
-}
-
-function get(address: string): Promise<string> {
-  const [host, port] = address.split(":");
-  return new Promise((resolve) => {
-    const req = http.get({ host, port: Number(port), path: "/", timeout: 3000, agent: false }, (res) => {
-      let body = "";
-      res.on("data", (c: Buffer) => (body += c.toString()));
-      res.on("end", () => resolve(res.statusCode === 200 ? `ok ${body.trim()}` : `err status ${res.statusCode}`));
-    });
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", (e) => resolve(`err ${e.message}`));
-  });
 }
 
 describe("rolling update with a dynamic host port on one node", () => {
@@ -94,7 +81,7 @@ describe("rolling update with a dynamic host port on one node", () => {
         if (targets.length > 0) {
           const { instance, address } = targets[next++ % targets.length]!;
           t.requests++;
-          const answer = await get(address);
+          const answer = await httpGet(address, 3000);
           const [, version, servedBy] = answer.split(" ");
           if (answer.startsWith("ok ")) t.served[version!] = (t.served[version!] ?? 0) + 1;
           if (answer.startsWith("ok ") && servedBy !== instance) t.misrouted++;

@@ -13,10 +13,11 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { GroveClient, type App, type Instance } from "@grove/api";
+import { GroveClient, type App } from "@grove/api";
 import { CRUN_HYBRID_PATH, CRUN_PATH, defaultRuntimeHandlers } from "@grove/agent";
 import { HostCluster, type Host } from "./harness/hosts";
 import { runCli, waitFor } from "./harness/processes";
+import { runningInstance, type SeenInstance } from "./harness/probes";
 
 const NAME = "viacrun";
 
@@ -35,26 +36,6 @@ function app(): App {
   };
 }
 
-interface Seen {
-  uid: string;
-  pid: number;
-  ip: string;
-  startedAt: string;
-}
-
-async function running(client: GroveClient, not?: number): Promise<Seen> {
-  return waitFor(
-    `${NAME}-0 to run${not !== undefined ? ` with a pid other than ${not}` : ""}`,
-    async () => {
-      const i: Instance = await client.get("Instance", `${NAME}-0`, "default").catch(() => undefined as never);
-      const s = i?.status;
-      if (s?.state !== "Running" || !s.pid || !s.ip || s.pid === not) return undefined;
-      return { uid: i.metadata.uid ?? "", pid: s.pid, ip: s.ip, startedAt: s.startedAt ?? "" };
-    },
-    90_000,
-  );
-}
-
 describe("runtime handler crun: an App under runtimeClass crun", () => {
   const handlers = defaultRuntimeHandlers();
   const pureV2 = fs.existsSync("/sys/fs/cgroup/cgroup.controllers");
@@ -62,7 +43,7 @@ describe("runtime handler crun: an App under runtimeClass crun", () => {
   let client: GroveClient;
   let host: Host;
   let env: NodeJS.ProcessEnv;
-  let seen: Seen;
+  let seen: SeenInstance;
 
   /** crun's view of a container (its --root is in the container's state directory), through the handler. */
   function crunState(uid: string): { status: string; pid: number } | undefined {
@@ -80,7 +61,7 @@ describe("runtime handler crun: an App under runtimeClass crun", () => {
     host = cluster.host("h1");
     env = { GROVE_SERVER: cluster.server!.url, GROVE_TOKEN: cluster.server!.adminToken, HOME: cluster.dir };
     await client.apply(app());
-    seen = await running(client);
+    seen = await runningInstance(client, NAME);
   }, 180_000);
 
   afterAll(async () => {
@@ -155,13 +136,13 @@ describe("runtime handler crun: an App under runtimeClass crun", () => {
     await host.agent!.kill9();
     process.kill(seen.pid, 0); // outlived the agent
     await cluster.startAgent(host);
-    expect(await running(client)).toEqual(seen); // adopted, not restarted
+    expect(await runningInstance(client, NAME)).toEqual(seen); // adopted, not restarted
     const ex = await runCli(["exec", `${NAME}/0`, "--", "echo", "still-here"], env);
     expect(ex).toMatchObject({ code: 0, stdout: "still-here\n" });
     expect((await client.instanceStats(`${NAME}-0`, "default")).pids).toBeGreaterThanOrEqual(1);
     // The adopted container's exit reaches the control plane through its shim: it is replaced.
     process.kill(seen.pid, "SIGKILL");
-    const next = await running(client, seen.pid);
+    const next = await runningInstance(client, NAME, seen.pid);
     expect(crunState(next.uid)).toMatchObject({ status: "running", pid: next.pid });
     // The shim ran crun's delete and the agent removed the container: no crun state, no cgroup
     // left in any hierarchy.

@@ -11,9 +11,10 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { GroveClient, type App, type Instance } from "@grove/api";
+import { GroveClient, type App } from "@grove/api";
 import { HostCluster, type Host } from "./harness/hosts";
 import { runCli, waitFor } from "./harness/processes";
+import { runningInstance, type SeenInstance } from "./harness/probes";
 
 const RUNC = "/usr/sbin/runc";
 const GROVE_RUNTIME = path.resolve(__dirname, "../../agent/native/build/Release/grove-runtime");
@@ -37,27 +38,6 @@ function app(name: string, runtimeClass?: string): App {
       ...(runtimeClass !== undefined ? { runtimeClass } : {}),
     },
   };
-}
-
-interface Seen {
-  uid: string;
-  pid: number;
-  ip: string;
-  startedAt: string;
-}
-
-/** The Running instance of an App with its pid and IP (pid differing from `not`, when given). */
-async function running(client: GroveClient, name: string, not?: number): Promise<Seen> {
-  return waitFor(
-    `${name}-0 to run${not !== undefined ? ` with a pid other than ${not}` : ""}`,
-    async () => {
-      const i: Instance = await client.get("Instance", `${name}-0`, "default").catch(() => undefined as never);
-      const s = i?.status;
-      if (s?.state !== "Running" || !s.pid || !s.ip || s.pid === not) return undefined;
-      return { uid: i.metadata.uid ?? "", pid: s.pid, ip: s.ip, startedAt: s.startedAt ?? "" };
-    },
-    90_000,
-  );
 }
 
 /** The runtime's view of a container the agent started through it (its --root is in the container's state directory). */
@@ -92,7 +72,7 @@ describe("runtime handlers: Apps under runtimeClass runc and grove-runtime next 
     env = { GROVE_SERVER: cluster.server!.url, GROVE_TOKEN: cluster.server!.adminToken, HOME: cluster.dir };
     for (const [name, h] of Object.entries(HANDLERS)) await client.apply(app(name, h.runtimeClass));
     await client.apply(app("native"));
-    for (const name of APPS) await running(client, name);
+    for (const name of APPS) await runningInstance(client, name);
   }, 180_000);
 
   afterAll(async () => {
@@ -104,20 +84,20 @@ describe("runtime handlers: Apps under runtimeClass runc and grove-runtime next 
   it.each(Object.keys(HANDLERS))(
     "starts %s through its runtime, with grove-shim as the container's parent",
     async (name) => {
-      const r = await running(client, name);
+      const r = await runningInstance(client, name);
       expect(runtimeState(host, r.uid, HANDLERS[name]!.binary)).toMatchObject({ status: "running", pid: r.pid });
       expect(comm(parentOf(r.pid))).toBe("grove-shim");
     },
   );
 
   it("the native instance never touched a runtime, and has the same kind of parent", async () => {
-    const n = await running(client, "native");
+    const n = await runningInstance(client, "native");
     for (const h of Object.values(HANDLERS)) expect(runtimeState(host, n.uid, h.binary)).toBeUndefined();
     expect(comm(parentOf(n.pid))).toBe("grove-shim");
   });
 
   it.each(APPS)("%s: logs, exec in the CNI network namespace, stats, Grove's default seccomp filter", async (name) => {
-    const s = await running(client, name);
+    const s = await runningInstance(client, name);
     await waitFor(`${name}'s log line`, async () => {
       const r = await runCli(["logs", `${name}/0`], env);
       return r.stdout.includes(`hello from ${name}\n`);
@@ -141,14 +121,14 @@ describe("runtime handlers: Apps under runtimeClass runc and grove-runtime next 
   });
 
   it("an agent killed with SIGKILL and started again adopts both containers and reports their exits", async () => {
-    const seen = new Map<string, Seen>();
-    for (const name of APPS) seen.set(name, await running(client, name));
+    const seen = new Map<string, SeenInstance>();
+    for (const name of APPS) seen.set(name, await runningInstance(client, name));
     await host.agent!.kill9();
     for (const s of seen.values()) process.kill(s.pid, 0); // outlived the agent
     await cluster.startAgent(host);
     for (const name of APPS) {
       const s = seen.get(name)!;
-      const again = await running(client, name);
+      const again = await runningInstance(client, name);
       expect(again).toEqual(s); // adopted, not restarted
       const ex = await runCli(["exec", `${name}/0`, "--", "echo", "still-here"], env);
       expect(ex).toMatchObject({ code: 0, stdout: "still-here\n" });
@@ -159,7 +139,7 @@ describe("runtime handlers: Apps under runtimeClass runc and grove-runtime next 
     for (const name of Object.keys(HANDLERS)) process.kill(seen.get(name)!.pid, "SIGKILL");
     for (const [name, h] of Object.entries(HANDLERS)) {
       const r = seen.get(name)!;
-      const next = await running(client, name, r.pid);
+      const next = await runningInstance(client, name, r.pid);
       expect(runtimeState(host, next.uid, h.binary)).toMatchObject({ status: "running", pid: next.pid });
       // Its shim ran the runtime's delete and the agent removed the container: no runtime state, no cgroup
       // left in any hierarchy.
