@@ -17,7 +17,7 @@ import { GroveClient, type App } from "@grove/api";
 import { CRUN_HYBRID_PATH, CRUN_PATH, defaultRuntimeHandlers } from "@grove/agent";
 import { HostCluster, type Host } from "./harness/hosts";
 import { runCli, waitFor } from "./harness/processes";
-import { runningInstance, type SeenInstance } from "./harness/probes";
+import { runningInstance } from "./harness/probes";
 
 const NAME = "viacrun";
 
@@ -43,7 +43,6 @@ describe("runtime handler crun: an App under runtimeClass crun", () => {
   let client: GroveClient;
   let host: Host;
   let env: NodeJS.ProcessEnv;
-  let seen: SeenInstance;
 
   /** crun's view of a container (its --root is in the container's state directory), through the handler. */
   function crunState(uid: string): { status: string; pid: number } | undefined {
@@ -61,14 +60,15 @@ describe("runtime handler crun: an App under runtimeClass crun", () => {
     host = cluster.host("h1");
     env = { GROVE_SERVER: cluster.server!.url, GROVE_TOKEN: cluster.server!.adminToken, HOME: cluster.dir };
     await client.apply(app());
-    seen = await runningInstance(client, NAME);
+    await runningInstance(client, NAME);
   }, 180_000);
 
   afterAll(async () => {
     await cluster?.destroy();
   }, 120_000);
 
-  it("the agent's default handlers map crun (through crun-hybrid on a cgroup v1 host), which crun alone refuses here", () => {
+  // Each test reads the instance when it starts: the SIGKILL test replaces it (new uid, pid and IP).
+  it("the agent's default handlers map crun (through crun-hybrid on a cgroup v1 host), which crun alone refuses here", async () => {
     expect(handlers.crun).toBe(pureV2 ? CRUN_PATH : CRUN_HYBRID_PATH);
     if (pureV2) return;
     // Why the wrapper: crun itself refuses the host while its unified hierarchy holds controllers.
@@ -79,6 +79,7 @@ describe("runtime handler crun: an App under runtimeClass crun", () => {
     // hides an empty hierarchy then.)
     if (controllers === "") return;
     // The agent's bundle of the running instance, in a cgroup of its own, run by crun itself.
+    const seen = await runningInstance(client, NAME);
     const config = JSON.parse(
       fs.readFileSync(path.join("/run/grove", host.cgroupParent, seen.uid, "bundle", "config.json"), "utf8"),
     ) as { process: { args: string[] }; linux: { cgroupsPath: string } };
@@ -102,7 +103,8 @@ describe("runtime handler crun: an App under runtimeClass crun", () => {
     });
   });
 
-  it("starts it through crun, with grove-shim as the container's parent and its cgroup where the native path puts it", () => {
+  it("starts it through crun, with grove-shim as the container's parent and its cgroup where the native path puts it", async () => {
+    const seen = await runningInstance(client, NAME);
     expect(crunState(seen.uid)).toMatchObject({ status: "running", pid: seen.pid });
     const stat = fs.readFileSync(`/proc/${seen.pid}/stat`, "utf8");
     const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
@@ -114,6 +116,7 @@ describe("runtime handler crun: an App under runtimeClass crun", () => {
   });
 
   it("logs, exec in the CNI network namespace, Grove's default seccomp filter, stats", async () => {
+    const seen = await runningInstance(client, NAME);
     await waitFor(`${NAME}'s log line`, async () => {
       const r = await runCli(["logs", `${NAME}/0`], env);
       return r.stdout.includes(`hello from ${NAME}\n`);
@@ -133,6 +136,7 @@ describe("runtime handler crun: an App under runtimeClass crun", () => {
   });
 
   it("an agent killed with SIGKILL and started again adopts the container and reports its exit", async () => {
+    const seen = await runningInstance(client, NAME);
     await host.agent!.kill9();
     process.kill(seen.pid, 0); // outlived the agent
     await cluster.startAgent(host);
