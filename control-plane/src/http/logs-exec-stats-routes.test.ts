@@ -3,7 +3,16 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { FastifyInstance } from "fastify";
 import WebSocket from "ws";
-import { API_VERSION, ExecChannel, execFrame, GroveClient, GroveError, type Instance } from "@grove/api";
+import {
+  API_VERSION,
+  EXEC_SUBPROTOCOL,
+  EXEC_TOKEN_PROTOCOL_PREFIX,
+  ExecChannel,
+  execFrame,
+  GroveClient,
+  GroveError,
+  type Instance,
+} from "@grove/api";
 import type { ControlMessage } from "@grove/proto";
 import { AuditLog, type AuditRecord } from "../auth/audit";
 import { Repository } from "../resources/repository";
@@ -290,5 +299,89 @@ describe("the audit of an exec session", () => {
       audit.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+// Shutdown with an exec session open (http/graceful-close.ts): the session's WebSocket is work in
+// flight, so close() waits for it to end, for shutdownDrainMs at most, and then drops it.
+describe("closing the server with an exec session open", () => {
+  let server: FastifyInstance | undefined;
+  let agent: FakeAgent;
+  let port = 0;
+
+  async function start(shutdownDrainMs?: number): Promise<void> {
+    const store = new MemoryStore();
+    const repo = new Repository(store);
+    await repo.create(instance("hello-0", "Running", "n1"));
+    agent = new FakeAgent();
+    agent.onOpen = (id) => agent.output(id, 0, "");
+    server = await buildHttpServer({ repo, store, adminToken: TOKEN, agents: agent, shutdownDrainMs });
+    await server.listen({ host: "127.0.0.1", port: 0 });
+    port = (server.server.address() as { port: number }).port;
+  }
+
+  afterEach(async () => {
+    if (!server) return;
+    const closing = server.close();
+    server.server.closeAllConnections();
+    await closing;
+    server = undefined;
+  });
+
+  /** How long server.close() took; a close that waits past ms fails here. */
+  async function closeTook(ms: number): Promise<number> {
+    const t0 = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`server.close() did not finish within ${ms} ms`)), ms);
+    });
+    try {
+      await Promise.race([server!.close(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+    server = undefined;
+    return performance.now() - t0;
+  }
+
+  it("ends a session whose client answers the close at once, well before the drain time", async () => {
+    await start();
+    const client = new GroveClient({ server: `http://127.0.0.1:${port}`, token: TOKEN });
+    const session = await client.exec("hello-0", "default", { command: ["sleep", "9"] });
+    await waitFor(() => agent.sent.some((m) => m.streamOpen), "the exec's StreamOpen");
+    const id = agent.sent.find((m) => m.streamOpen)!.streamOpen!.streamId!;
+    const ended = session.exited.then(
+      () => "exited",
+      () => "ended",
+    );
+    // The default drain is 10 s; a client that answers the close frame is not waited for that long.
+    expect(await closeTook(5_000)).toBeLessThan(5_000);
+    expect(await ended).toBe("ended");
+    // The agent was told to end the stream: nothing stays open on the node.
+    await waitFor(() => agent.sent.some((m) => m.streamCancel?.streamId === id), "the StreamCancel to the agent");
+  });
+
+  it("waits for a client that never answers the close frame for the drain time, then drops it", async () => {
+    await start(300);
+    const protocol = `${EXEC_TOKEN_PROTOCOL_PREFIX}${Buffer.from(TOKEN).toString("base64url")}`;
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/namespaces/default/instances/hello-0/exec?command=sh`, [
+      EXEC_SUBPROTOCOL,
+      protocol,
+    ]);
+    ws.on("error", () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      ws.once("open", () => resolve());
+      ws.once("unexpected-response", (_req, res) => reject(new Error(`exec answered ${res.statusCode}`)));
+    });
+    await waitFor(() => agent.sent.some((m) => m.streamOpen), "the exec's StreamOpen");
+    // The client stops reading: it never sees the server's close frame, so never answers it.
+    ws.pause();
+    const socketClosed = new Promise<void>((resolve) => ws.once("close", () => resolve()));
+    const took = await closeTook(5_000);
+    // Red if the upgraded connection were not counted as in flight (dropped at once), or if close()
+    // waited for ws's own close timeout (30 s) instead of the drain.
+    expect(took).toBeGreaterThanOrEqual(250);
+    ws.resume();
+    await socketClosed;
   });
 });
