@@ -72,7 +72,7 @@ describe("agent state loss: rebuilt from the host and the desired set", () => {
 
   beforeAll(async () => {
     cluster = await HostCluster.start({ hosts: 1 });
-    client = new GroveClient({ server: cluster.server!.url, token: cluster.server!.adminToken });
+    client = cluster.adminClient();
     host = cluster.host("h1");
     await waitNodeReady(client, host.name, 60_000);
   }, 180_000);

@@ -44,7 +44,7 @@ describe("events", () => {
 
   beforeAll(async () => {
     cluster = await HostCluster.start({ hosts: 1, serverArgs: ["--event-ttl", `${TTL_S}s`] });
-    client = new GroveClient({ server: cluster.server!.url, token: cluster.server!.adminToken });
+    client = cluster.adminClient();
     env = { GROVE_SERVER: cluster.server!.url, GROVE_TOKEN: cluster.server!.adminToken, GROVE_CONFIG: "" };
     await waitFor("a Ready node", async () => (await client.list("Node")).items.some((n) => nodeReady(n)), 60_000);
     const watch = await client.watchEvents({ namespace: "default" });

@@ -40,7 +40,7 @@ describe("host ports of a deleted App on one node", () => {
 
   beforeAll(async () => {
     cluster = await HostCluster.start({ hosts: 1 });
-    client = new GroveClient({ server: cluster.server!.url, token: cluster.server!.adminToken });
+    client = cluster.adminClient();
     await cluster.waitAllReady(client);
   }, 180_000);
 

@@ -93,7 +93,7 @@ describe("instances cannot reach the node's own services", () => {
       serverArgs: ["--egress-default", "deny", "--allowed-host-ports", "10000-40000"],
       agentArgs: ["--node-ports-allowed", `tcp/${NODE_DNS}-${NODE_LOOPBACK_ONLY}`],
     });
-    client = new GroveClient({ server: cluster.server!.url, token: cluster.server!.adminToken });
+    client = cluster.adminClient();
     h1 = cluster.host("h1");
     await waitFor("a Ready node with a subnet", async () => {
       const [n] = (await client.list("Node")).items;

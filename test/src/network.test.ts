@@ -50,7 +50,7 @@ describe("networking across hosts in network namespaces", () => {
 
   beforeAll(async () => {
     cluster = await HostCluster.start({ hosts: 3, serverArgs: ["--egress-default", "deny"] });
-    client = new GroveClient({ server: cluster.server!.url, token: cluster.server!.adminToken });
+    client = cluster.adminClient();
     await waitFor(
       "three Ready nodes with subnets",
       async () => {

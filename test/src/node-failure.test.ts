@@ -44,7 +44,7 @@ describe("node failure: suspect, replace before removal, reconcile on return", (
 
   beforeAll(async () => {
     cluster = await HostCluster.start({ hosts: 3 });
-    client = new GroveClient({ server: cluster.server!.url, token: cluster.server!.adminToken });
+    client = cluster.adminClient();
     await cluster.waitAllReady(client);
   }, 180_000);
 

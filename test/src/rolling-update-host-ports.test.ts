@@ -46,7 +46,7 @@ describe("rolling update with a dynamic host port on one node", () => {
 
   beforeAll(async () => {
     cluster = await HostCluster.start({ hosts: 1 });
-    client = new GroveClient({ server: cluster.server!.url, token: cluster.server!.adminToken });
+    client = cluster.adminClient();
     await cluster.waitAllReady(client);
   }, 180_000);
 

@@ -59,7 +59,7 @@ describe("rolling update: new instances available before old ones stop", () => {
 
   beforeAll(async () => {
     cluster = await HostCluster.start({ hosts: 3 });
-    client = new GroveClient({ server: cluster.server!.url, token: cluster.server!.adminToken });
+    client = cluster.adminClient();
     const nodes = await waitFor(
       "three Ready nodes with subnets",
       async () => {

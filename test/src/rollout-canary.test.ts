@@ -54,7 +54,7 @@ describe("rollouts: revisions, automatic rollback, canary", () => {
 
   beforeAll(async () => {
     cluster = await HostCluster.start({ hosts: 1 });
-    client = new GroveClient({ server: cluster.server!.url, token: cluster.server!.adminToken });
+    client = cluster.adminClient();
     env = { GROVE_SERVER: cluster.server!.url, GROVE_TOKEN: cluster.server!.adminToken, GROVE_CONFIG: "" };
     await waitFor("a Ready node", async () => (await client.list("Node")).items.some((n) => nodeReady(n)), 60_000);
   }, 180_000);

@@ -56,7 +56,7 @@ describe("runtime handler crun: an App under runtimeClass crun", () => {
 
   beforeAll(async () => {
     cluster = await HostCluster.start({ hosts: 1 });
-    client = new GroveClient({ server: cluster.server!.url, token: cluster.server!.adminToken });
+    client = cluster.adminClient();
     host = cluster.host("h1");
     env = { GROVE_SERVER: cluster.server!.url, GROVE_TOKEN: cluster.server!.adminToken, HOME: cluster.dir };
     await client.apply(app());

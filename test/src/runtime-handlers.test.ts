@@ -67,7 +67,7 @@ describe("runtime handlers: Apps under runtimeClass runc and grove-runtime next 
 
   beforeAll(async () => {
     cluster = await HostCluster.start({ hosts: 1 });
-    client = new GroveClient({ server: cluster.server!.url, token: cluster.server!.adminToken });
+    client = cluster.adminClient();
     host = cluster.host("h1");
     env = { GROVE_SERVER: cluster.server!.url, GROVE_TOKEN: cluster.server!.adminToken, HOME: cluster.dir };
     for (const [name, h] of Object.entries(HANDLERS)) await client.apply(app(name, h.runtimeClass));

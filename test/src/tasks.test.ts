@@ -34,7 +34,7 @@ describe("Tasks: run to completion with retries, logs kept until the TTL", () =>
 
   beforeAll(async () => {
     cluster = await HostCluster.start({ hosts: 2 });
-    client = new GroveClient({ server: cluster.server!.url, token: cluster.server!.adminToken });
+    client = cluster.adminClient();
     env = {
       GROVE_SERVER: cluster.server!.url,
       GROVE_TOKEN: cluster.server!.adminToken,

@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { NativeRuntime } from "@grove/agent";
-import type { GroveClient } from "@grove/api";
+import { GroveClient } from "@grove/api";
 import {
   REPO_ROOT,
   isReady,
@@ -233,6 +233,12 @@ export class HostCluster {
     } catch {
       return 0;
     }
+  }
+
+  /** A client of the cluster's API with the admin token. */
+  adminClient(): GroveClient {
+    if (!this.server) throw new Error("the cluster's grove-server is not running");
+    return new GroveClient({ server: this.server.url, token: this.server.adminToken });
   }
 
   /** Waits until every host's node is registered and Ready. */
