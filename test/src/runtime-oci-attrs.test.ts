@@ -119,6 +119,15 @@ describe("grove-runtime vs runc: process attributes (runc 1.1.5 predates all but
       (c) => (c.domainname = "d".repeat(65)),
       "config.json domainname: must be a string of at most 64 bytes",
     );
+    // Without a uts namespace of its own the container shares the runtime's (the host's): refused,
+    // as the hostname is (runc 1.1.5 runs it, leaving the name alone: it ignores the field).
+    const host = fs.readFileSync("/proc/sys/kernel/domainname", "utf8");
+    onlyGroveRefuses((c) => {
+      c.domainname = "host.example";
+      c.hostname = "";
+      c.linux.namespaces = (c.linux.namespaces as { type: string }[]).filter((n) => n.type !== "uts");
+    }, "config.json domainname: needs a uts namespace of the container's own (linux.namespaces)");
+    expect(fs.readFileSync("/proc/sys/kernel/domainname", "utf8")).toBe(host);
   });
 
   it("linux.personality: LINUX32 makes uname -m i686; LINUX as runc", () => {

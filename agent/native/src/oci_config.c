@@ -1096,6 +1096,8 @@ read_resources (const struct reader *r, int linux_, grove_error_t *err)
     return -1;
   if (extra != NULL)
     static_only (b, extra);
+  if (b->attrs.domainname_set && b->uts_ns != NULL) /* never the runtime's own (the host's) name */
+    REFUSE ("config.json domainname: needs a uts namespace of the container's own (linux.namespaces)");
   if (GROVE_OCI_ATTRS_ANY (&b->attrs))
     b->cc.attrs = &b->attrs;
   b->res.memory_bytes = grove_json_num (r->s, r->t, get (r, get (r, res, "memory"), "limit"), &num) == 0 ? num : 0;
