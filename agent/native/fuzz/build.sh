@@ -18,4 +18,4 @@ exec "${CC:-cc}" -std=gnu11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
   -Wall -Wextra -Wno-format-truncation -Wno-unused-function -iquote "$src" \
   -o "$out" \
   "$here/parsers.c" "$here/oci-config.c" "$here/shim-config.c" "$here/exec-config.c" "$here/seccomp-profile.c" \
-  "$src/error.c" "$src/util.c" "$src/json.c" "$src/cgroup.c" "$src/container.c" "$src/hooks.c" "$src/seccomp.c" "$src/shim_spawn.c" "$src/shim_runtime.c" "$src/shim_protocol.c" "$src/oci_config.c" "$src/oci_seccomp.c" "$here/../seccomp/profile.c" "$profile" -lseccomp
+  "$src/error.c" "$src/util.c" "$src/json.c" "$src/cgroup.c" "$src/container.c" "$src/oci_attrs.c" "$src/hooks.c" "$src/seccomp.c" "$src/shim_spawn.c" "$src/shim_runtime.c" "$src/shim_protocol.c" "$src/oci_config.c" "$src/oci_resources.c" "$src/oci_seccomp.c" "$here/../seccomp/profile.c" "$profile" -lseccomp

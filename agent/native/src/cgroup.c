@@ -27,6 +27,8 @@
  * optional list for the others: a host may lose it after containers ran. */
 static const char *const v1_required[] = { "memory", "cpu", "pids" };
 static const char *const v1_optional[] = { "cpuacct", "devices", "freezer" };
+const char *const grove_cgroup_v1_extra[GROVE_CGROUP_V1_NEXTRA]
+    = { "cpuset", "blkio", "hugetlb", "net_cls", "net_prio", "rdma" };
 
 /* The devices a container may use: the minimal /dev, and mknod of anything
  * (as Docker); reading or writing other devices is refused. v1 writes it to the
@@ -366,6 +368,15 @@ v1_enter (const grove_cgroup_t *cg, pid_t pid, grove_error_t *err)
           || cgroup_path (&dir, base, cg, 1, err) < 0 || write_in (dir, "cgroup.procs", value, err) < 0)
         return -1;
     }
+  for (size_t i = 0; i < GROVE_CGROUP_V1_NEXTRA; i++)
+    {
+      cleanup_free char *base = NULL;
+      cleanup_free char *dir = NULL;
+      if ((cg->v1_join & (1u << i))
+          && (grove_asprintf (&base, err, "%s/%s", cg->root, grove_cgroup_v1_extra[i]) < 0
+              || cgroup_path (&dir, base, cg, 1, err) < 0 || write_in (dir, "cgroup.procs", value, err) < 0))
+        return -1;
+    }
   return 0;
 }
 
@@ -396,6 +407,20 @@ v1_remove (const grove_cgroup_t *cg, grove_error_t *err)
       grove_error_t one = { 0 };
 
       if (grove_asprintf (&base, err, "%s/%s", cg->root, controller) < 0 || cgroup_path (&dir, base, cg, 1, err) < 0)
+        return -1;
+      if (grove_rmdir (dir, ret < 0 ? &one : err) < 0)
+        ret = -1;
+    }
+  /* An OCI bundle's extra hierarchies (grove-runtime): missing is fine. */
+  for (size_t i = 0; i < GROVE_CGROUP_V1_NEXTRA; i++)
+    {
+      cleanup_free char *base = NULL;
+      cleanup_free char *dir = NULL;
+      grove_error_t one = { 0 };
+      if (!v1_controller_mounted (cg->root, grove_cgroup_v1_extra[i]))
+        continue;
+      if (grove_asprintf (&base, err, "%s/%s", cg->root, grove_cgroup_v1_extra[i]) < 0
+          || cgroup_path (&dir, base, cg, 1, err) < 0)
         return -1;
       if (grove_rmdir (dir, ret < 0 ? &one : err) < 0)
         ret = -1;

@@ -26,7 +26,16 @@ typedef struct grove_cgroup_s
   const char *root;   /* "/sys/fs/cgroup", or a fake tree in tests */
   const char *parent; /* "grove" */
   const char *id;     /* container id; NULL means the parent cgroup itself */
+  /* v1: GROVE_CGROUP_V1_* bits, hierarchies the container also joins (its
+   * cgroups there made by grove-runtime, oci_resources.c); remove always
+   * tries them. */
+  unsigned v1_join;
 } grove_cgroup_t;
+
+/* The v1 hierarchies beyond the driver's own that an OCI bundle's
+ * linux.resources may need; bit k names grove_cgroup_v1_extra[k]. */
+#define GROVE_CGROUP_V1_NEXTRA 6
+extern const char *const grove_cgroup_v1_extra[GROVE_CGROUP_V1_NEXTRA];
 
 /* A device rule in the v1 devices.allow syntax, "c 1:3 rwm" (type a, c or b;
  * "*" for any major or minor; access of r, w, m), allowing or denying. */

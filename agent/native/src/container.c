@@ -30,6 +30,7 @@
 #include <sys/resource.h>
 
 #include "hooks.h"
+#include "oci_attrs.h"
 #include "seccomp.h"
 #include "util.h"
 
@@ -119,6 +120,7 @@ struct child_args
   uint64_t caps;
   int oom_score_adj_set, oom_score_adj, umask_set, no_new_privs_off;
   mode_t umask;
+  const grove_oci_attrs_t *attrs; /* NULL: none */
   char *sysctl_paths[GROVE_MAX_SYSCTLS]; /* /proc/sys/... of each sysctl, prepared by the parent */
   const char *sysctl_values[GROVE_MAX_SYSCTLS];
   size_t nsysctls;
@@ -627,6 +629,12 @@ child_drop_privileges (struct child_args *a)
       if (fd < 0 || write (fd, num, (size_t) n) != n)
         child_fail (a, errno, "write", "/proc/self/oom_score_adj");
       close (fd);
+    }
+  if (a->attrs != NULL)
+    {
+      const char *what = NULL;
+      if (grove_oci_attrs_apply (a->attrs, &what) < 0)
+        child_fail (a, errno, what, NULL);
     }
   for (size_t i = 0; i < a->nrlimits; i++)
     {
@@ -1461,6 +1469,7 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
   p->a.oom_score_adj = cfg->oom_score_adj;
   p->a.umask_set = cfg->umask_set;
   p->a.umask = cfg->umask;
+  p->a.attrs = cfg->attrs;
   p->a.no_new_privs_off = cfg->no_new_privs_off;
   if (prepare_sysctls (cfg, &p->a, err) < 0)
     return -1;

@@ -194,6 +194,9 @@ typedef struct grove_container_config_s
    * bind mount must not propagate out), as runc. 0: MS_REC | MS_PRIVATE,
    * every mount private (Grove's default; runc's is MS_REC | MS_SLAVE). */
   unsigned long rootfs_propagation;
+  /* OCI domainname, linux.personality, process.ioPriority and scheduler
+   * (oci_attrs.h), applied by the init before its change of user; NULL: none. */
+  const struct grove_oci_attrs_s *attrs;
 } grove_container_config_t;
 
 typedef struct grove_container_s

@@ -95,7 +95,7 @@ cgroup_of (grove_cgroup_t *cg, const char *id)
   FILE *f;
   if (grove_cgroup_detect ("/sys/fs/cgroup", &mode, &err) < 0)
     die (1, "%s", err.msg);
-  *cg = (grove_cgroup_t){ mode, "/sys/fs/cgroup", cgroup_parent, id };
+  *cg = (grove_cgroup_t){ mode, "/sys/fs/cgroup", cgroup_parent, id, 0 };
   snprintf (file, sizeof (file), "%s/%s/cgroup", root_dir, id);
   if (!cgroup_given && (f = fopen (file, "re")) != NULL)
     {
@@ -268,11 +268,18 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
   cgroup_of (&cg, id);
   cgroup_from_config (&cg, b.cgroups_path);
   ops = grove_cgroup_ops_for (cg.mode);
+  cg.v1_join = b.xres.v1_join;
   b.cc.cgroup = &cg;
   b.cc.log_path = "/dev/null";
   b.cc.inherit_stdio = 1; /* the container's stdin, stdout and stderr are ours (as runc run) */
   if (ops->setup (&cg, &b.res, &err) < 0)
     die (1, "%s", err.msg);
+  if (grove_oci_xres_apply (&cg, &b.xres, &err) < 0)
+    {
+      grove_error_t ignored;
+      ops->remove (&cg, &ignored);
+      die (1, "%s", err.msg);
+    }
   if (grove_container_start (&b.cc, &c, &err) < 0)
     {
       grove_error_t ignored;
@@ -356,6 +363,12 @@ put_oci_keys (FILE *mem, const grove_oci_bundle_t *b)
     grove_config_put (mem, GROVE_KEY_NO_NEW_PRIVS, "0");
   for (size_t k = 0; k < b->cc.nsysctls; k++)
     grove_config_put (mem, GROVE_KEY_SYSCTL, b->cc.sysctls[k]);
+  grove_oci_attrs_put (mem, GROVE_KEY_PROC_ATTR, &b->attrs);
+  if (b->xres.v1_join != 0)
+    {
+      snprintf (num, sizeof (num), "%u", b->xres.v1_join);
+      grove_config_put (mem, GROVE_KEY_CGROUP_V1_JOIN, num);
+    }
   if (b->cc.uts_ns_path != NULL)
     grove_config_put (mem, GROVE_KEY_UTS_NS, b->cc.uts_ns_path);
   if (b->cc.ipc_ns_path != NULL)
@@ -445,6 +458,7 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
     die (1, "container %s already exists", id);
   cgroup_of (&cg, id);
   cgroup_from_config (&cg, b.cgroups_path);
+  cg.v1_join = b.xres.v1_join;
   ops = grove_cgroup_ops_for (cg.mode);
   n = readlink ("/proc/self/exe", self, sizeof (self) - 1);
   if (n < 0)
@@ -532,6 +546,13 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
 
   if (ops->setup (&cg, &b.res, &err) < 0)
     {
+      remove_dir (id);
+      die (1, "%s", err.msg);
+    }
+  if (grove_oci_xres_apply (&cg, &b.xres, &err) < 0)
+    {
+      grove_error_t ignored;
+      ops->remove (&cg, &ignored);
       remove_dir (id);
       die (1, "%s", err.msg);
     }

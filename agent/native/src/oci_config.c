@@ -61,16 +61,11 @@ static const char *const grove_devices[]
  * in the spec is ignored, as runtime-spec requires ("runtimes MUST ignore
  * unknown properties"); so are other platforms' objects (windows, solaris,
  * vm, zos) and Windows-only fields (process.commandLine, user.username). */
-static const char *const top_unhonoured[] = { "domainname" };
-static const char *const proc_unhonoured[]
-    = { "apparmorProfile", "selinuxLabel", "ioPriority", "scheduler", "execCPUAffinity" };
-static const char *const linux_unhonoured[]
-    = { "mountLabel", "intelRdt", "personality", "memoryPolicy" };
-static const char *const res_unhonoured[] = { "blockIO", "hugepageLimits", "network", "rdma", "unified" };
-static const char *const cpu_unhonoured[] = { "burst", "realtimeRuntime", "realtimePeriod", "cpus", "mems", "idle" };
-static const char *const memory_unhonoured[]
-    = { "reservation", "kernel", "kernelTCP", "swappiness", "disableOOMKiller", "useHierarchy",
-        "checkBeforeUpdate" };
+/* (domainname, personality, ioPriority, scheduler, the labels and the other
+ * linux.resources: oci_resources.c.) */
+static const char *const proc_unhonoured[] = { "execCPUAffinity" };
+static const char *const linux_unhonoured[] = { "memoryPolicy" };
+static const char *const memory_unhonoured[] = { "useHierarchy", "checkBeforeUpdate" };
 
 /* One reading: the text, its tokens, the bundle's directory and the result. */
 struct reader
@@ -1094,12 +1089,17 @@ read_resources (const struct reader *r, int linux_, grove_error_t *err)
   grove_oci_bundle_t *b = r->b;
   int res = get (r, linux_, "resources");
   long long num;
-  if (refuse_unhonoured (r, res, "linux.resources.", res_unhonoured, N_OF (res_unhonoured), err) < 0
-      || refuse_unhonoured (r, get (r, res, "memory"), "linux.resources.memory.", memory_unhonoured,
-                            N_OF (memory_unhonoured), err) < 0
-      || refuse_unhonoured (r, get (r, res, "cpu"), "linux.resources.cpu.", cpu_unhonoured, N_OF (cpu_unhonoured), err)
-             < 0)
+  const char *extra = NULL;
+  if (refuse_unhonoured (r, get (r, res, "memory"), "linux.resources.memory.", memory_unhonoured,
+                         N_OF (memory_unhonoured), err) < 0
+      || grove_oci_extras_read (r->s, r->t, &b->attrs, &b->xres, &extra, err) < 0)
     return -1;
+  if (extra != NULL)
+    static_only (b, extra);
+  if (b->attrs.domainname_set && b->uts_ns != NULL) /* never the runtime's own (the host's) name */
+    REFUSE ("config.json domainname: needs a uts namespace of the container's own (linux.namespaces)");
+  if (GROVE_OCI_ATTRS_ANY (&b->attrs))
+    b->cc.attrs = &b->attrs;
   b->res.memory_bytes = grove_json_num (r->s, r->t, get (r, get (r, res, "memory"), "limit"), &num) == 0 ? num : 0;
   if (read_swap (r, get (r, res, "memory"), err) < 0)
     return -1;
@@ -1327,9 +1327,8 @@ grove_oci_bundle_load (grove_oci_bundle_t *b, const char *bundle, const char *id
   if (grove_json_parse (r.s, len, b->toks, GROVE_OCI_MAX_TOKENS) < 0 || b->toks[0].type != GROVE_J_OBJ)
     REFUSE ("%s: invalid JSON", file);
   /* Every spec field grove-runtime does not honour is refused, naming it
-   * (domainname, linux.intelRdt, ...); unknown ones are ignored. */
-  if (refuse_unhonoured (&r, 0, "", top_unhonoured, N_OF (top_unhonoured), err) < 0 || read_process (&r, err) < 0
-      || read_root (&r, id, err) < 0)
+   * (process.execCPUAffinity, ...); unknown ones are ignored. */
+  if (read_process (&r, err) < 0 || read_root (&r, id, err) < 0)
     return -1;
   mounts = get (&r, 0, "mounts");
   for (int k = 0; mounts >= 0 && k < b->toks[mounts].size; k++)

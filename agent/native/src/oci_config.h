@@ -17,6 +17,7 @@
 #include "container.h"
 #include "error.h"
 #include "json.h"
+#include "oci_resources.h"
 
 #define GROVE_OCI_MAX_TOKENS 8192
 #define GROVE_OCI_MAX_LIST 1024
@@ -69,6 +70,11 @@ typedef struct grove_oci_bundle_s
    * TypeScript command line does not ("process.oomScoreAdj", ...): it refuses them. */
   const char *static_only[16];
   size_t nstatic_only;
+  /* domainname, personality, ioPriority, scheduler (cc.attrs points here
+   * when one is set) and the linux.resources written besides the driver's
+   * (oci_resources.h: grove-runtime writes them after the driver's setup). */
+  grove_oci_attrs_t attrs;
+  grove_oci_xres_t xres;
   grove_container_config_t cc; /* points into the above; cgroup, log and stdio are the caller's */
 } grove_oci_bundle_t;
 

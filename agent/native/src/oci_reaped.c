@@ -73,9 +73,11 @@ grove_oci_reaped_create (grove_oci_bundle_t *b, const grove_cgroup_t *cg, const 
   hold = open (fifo, O_RDWR | O_CLOEXEC);
   if (hold < 0)
     return grove_error_set (err, errno, "open %s", fifo);
-  if (ops->setup (cg, &b->res, err) < 0)
+  if (ops->setup (cg, &b->res, err) < 0 || grove_oci_xres_apply (cg, &b->xres, err) < 0)
     {
+      grove_error_t ignored_too;
       close (hold);
+      ops->remove (cg, &ignored_too);
       return -1;
     }
   b->cc.cgroup = cg;

@@ -40,6 +40,7 @@
 #include "container.h"
 #include "exec.h"
 #include "hooks.h"
+#include "oci_attrs.h"
 #include "shim.h"
 #include "shim_protocol.h"
 #include "shim_runtime.h"
@@ -113,6 +114,9 @@ static const char *hooks_path;
 static grove_hooks_t hooks;
 /* OCI linux.cgroupsPath (grove-runtime create): the container's cgroup's name when not its id. */
 static const char *cgroup_name;
+/* OCI process attributes and extra v1 hierarchies (grove-runtime create). */
+static grove_oci_attrs_t proc_attrs;
+static unsigned cgroup_v1_join;
 /* OCI linux.namespaces (grove-runtime create): uts and ipc namespaces to join. */
 static const char *uts_ns_path, *ipc_ns_path, *pid_ns_path, *mnt_ns_path, *cgroup_ns_path, *user_ns_path, *time_ns;
 static const char *time_offsets[2];
@@ -324,6 +328,10 @@ shim_key (const char *key, char *val, grove_error_t *err)
     }
   else if (strcmp (key, GROVE_KEY_MASKED_PATH) == 0 || strcmp (key, GROVE_KEY_READONLY_PATH) == 0)
     return extra_path_key (key, val, err);
+  else if (strcmp (key, GROVE_KEY_PROC_ATTR) == 0)
+    return grove_oci_attrs_key (&proc_attrs, val, err);
+  else if (strcmp (key, GROVE_KEY_CGROUP_V1_JOIN) == 0)
+    cgroup_v1_join = (unsigned) strtoul (val, NULL, 10);
   else
     return grove_error_set (err, EINVAL, "shim config: unknown or repeated key %s", key);
   return 0;
@@ -732,6 +740,7 @@ container_config (grove_container_config_t *cc, int stdio_fd)
   cgroup.root = cfg.cg_root;
   cgroup.parent = cfg.cg_parent;
   cgroup.id = cgroup_name != NULL ? cgroup_name : cfg.id;
+  cgroup.v1_join = cgroup_v1_join;
   memset (cc, 0, sizeof (*cc));
   grove_process_config_apply (&cfg.proc, cc);
   cc->rootfs = cfg.rootfs;
@@ -747,6 +756,7 @@ container_config (grove_container_config_t *cc, int stdio_fd)
   cc->umask_set = cfg.umask_set;
   cc->umask = cfg.umask;
   cc->no_new_privs_off = cfg.no_new_privs_off;
+  cc->attrs = GROVE_OCI_ATTRS_ANY (&proc_attrs) ? &proc_attrs : NULL;
   cc->sysctls = cfg.sysctls;
   cc->nsysctls = cfg.nsysctls;
   cc->inherit_fds = stdio_fds;

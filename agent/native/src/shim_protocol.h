@@ -82,6 +82,8 @@
 #define GROVE_KEY_TIME_NS "time_ns" /* "new", or join this time namespace */
 #define GROVE_KEY_TIME_OFFSET "time_offset" /* "monotonic|boottime SECS NANOSECS", one per clock, with time_ns new */
 #define GROVE_KEY_DEVICE "device" /* "MODE:MAJOR:MINOR:UID:GID:PATH", MODE octal with S_IFCHR/S_IFBLK/S_IFIFO */
+#define GROVE_KEY_PROC_ATTR "proc_attr" /* one per OCI process attribute (oci_attrs.h): "domainname:NAME", ... */
+#define GROVE_KEY_CGROUP_V1_JOIN "cgroup_v1_join" /* grove_cgroup_t.v1_join, decimal: extra v1 hierarchies joined */
 
 /* grove-shim of a runtime handler instance only (shim_runtime.c). */
 #define GROVE_KEY_RUNTIME "runtime"           /* the OCI runtime's executable */

@@ -81,6 +81,8 @@ export const WIRE_KEYS = {
   maskedPath: "masked_path",
   readonlyPath: "readonly_path",
   cgroupName: "cgroup_name",
+  procAttr: "proc_attr",
+  cgroupV1Join: "cgroup_v1_join",
   // grove-shim exec only
   pid: "pid",
   tty: "tty",
