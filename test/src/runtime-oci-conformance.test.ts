@@ -340,10 +340,10 @@ describe("grove-runtime vs runc on the same bundle", () => {
 
   it("hostname; spec fields grove-runtime does not honour are refused by name", () => {
     expect(expectSame(() => undefined, "hostname")).toBe("conformance\n");
-    expectRefused((c) => (c.domainname = "example.org"), "config.json domainname: is not supported by grove-runtime");
+    // (domainname and linux.personality are applied now: runtime-oci-attrs.test.ts.)
     expectRefused(
-      (c) => (c.linux.personality = { domain: "LINUX32" }),
-      "config.json linux.personality: is not supported by grove-runtime",
+      (c) => (c.process.execCPUAffinity = { initial: "0" }),
+      "config.json process.execCPUAffinity: is not supported by grove-runtime",
     );
   });
 
@@ -505,14 +505,11 @@ describe("grove-runtime vs runc on the same bundle", () => {
     expect(seen(stateOf(grove("state", g)).pid)).toEqual(runcSeen);
     expect(runc("delete", "--force", r).code).toBe(0);
     expect(grove("delete", "--force", g).code).toBe(0);
-    // What the cgroup core does not set: refused by name.
+    // What grove-runtime does not set: refused by name (reservation, blockIO and the other
+    // further resources: runtime-oci-attrs.test.ts).
     expectRefused(
-      (c) => (c.linux.resources.memory = { limit: 64 * 1024 * 1024, reservation: 32 * 1024 * 1024 }),
-      "config.json linux.resources.memory.reservation: is not supported by grove-runtime",
-    );
-    expectRefused(
-      (c) => (c.linux.resources.blockIO = { weight: 500 }),
-      "config.json linux.resources.blockIO: is not supported by grove-runtime",
+      (c) => (c.linux.resources.memory = { limit: 64 * 1024 * 1024, useHierarchy: false }),
+      "config.json linux.resources.memory.useHierarchy: is not supported by grove-runtime",
     );
   });
 
