@@ -472,6 +472,29 @@ child_remount_bind (struct child_args *a, int parent, const char *name, unsigned
   close (target);
 }
 
+/* An OCI bind's recursive attributes ("SET:CLEAR", container.h), as runc:
+ * mount_setattr(AT_RECURSIVE) on the mount at `name` of parent. */
+static void
+child_rec_attrs (struct child_args *a, int parent, const char *name, const char *data, const char *dest)
+{
+  struct mount_attr attr;
+  const char *p = data;
+  int target;
+  if (data == NULL || data[0] == '\0')
+    return;
+  memset (&attr, 0, sizeof (attr));
+  while (*p >= '0' && *p <= '9')
+    attr.attr_set = attr.attr_set * 10 + (unsigned) (*p++ - '0');
+  if (*p == ':')
+    p++;
+  while (*p >= '0' && *p <= '9')
+    attr.attr_clr = attr.attr_clr * 10 + (unsigned) (*p++ - '0');
+  target = openat (parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (target < 0 || mount_setattr (target, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof (attr)) < 0)
+    child_fail (a, errno, "set the recursive mount attributes of", dest);
+  close (target);
+}
+
 /* The cgroup of hierarchy h that /proc/self/cgroup names (the init is in
  * its cgroups by now), as a host path under h's mount point, into buf. */
 static void
@@ -663,7 +686,10 @@ child_mount_one (struct child_args *a, int root_fd, size_t i)
   close (source);
   close (target);
   if (a->mounts[i].flags & MS_BIND)
-    child_remount_bind (a, parent, name, a->mounts[i].flags, dest);
+    {
+      child_remount_bind (a, parent, name, a->mounts[i].flags, dest);
+      child_rec_attrs (a, parent, name, a->mounts[i].data, dest);
+    }
   else if (a->mounts[i].readonly)
     {
       /* The fd above names what was mounted over: look the name up again

@@ -472,6 +472,40 @@ static const struct
                     { "silent", MS_SILENT, 0 },      { "loud", 0, MS_SILENT },
                     { "defaults", 0, 0 } };
 
+/* runc's recursive bind options: mount_setattr(AT_RECURSIVE) attributes
+ * set or cleared once the bind is made. */
+static const struct
+{
+  const char *name;
+  unsigned long long set, clear;
+} rec_attrs[] = { { "rro", MOUNT_ATTR_RDONLY, 0 },           { "rrw", 0, MOUNT_ATTR_RDONLY },
+                  { "rnosuid", MOUNT_ATTR_NOSUID, 0 },       { "rsuid", 0, MOUNT_ATTR_NOSUID },
+                  { "rnodev", MOUNT_ATTR_NODEV, 0 },         { "rdev", 0, MOUNT_ATTR_NODEV },
+                  { "rnoexec", MOUNT_ATTR_NOEXEC, 0 },       { "rexec", 0, MOUNT_ATTR_NOEXEC },
+                  { "rnodiratime", MOUNT_ATTR_NODIRATIME, 0 }, { "rdiratime", 0, MOUNT_ATTR_NODIRATIME },
+                  { "rrelatime", MOUNT_ATTR_RELATIME, 0 },   { "rnorelatime", 0, MOUNT_ATTR_RELATIME },
+                  { "rnoatime", MOUNT_ATTR_NOATIME, 0 },     { "ratime", 0, MOUNT_ATTR_NOATIME },
+                  { "rstrictatime", MOUNT_ATTR_STRICTATIME, 0 }, { "rnostrictatime", 0, MOUNT_ATTR_STRICTATIME },
+                  { "rnosymfollow", MOUNT_ATTR_NOSYMFOLLOW, 0 }, { "rsymfollow", 0, MOUNT_ATTR_NOSYMFOLLOW } };
+
+/* opt into *set and *clr when it is one of rec_attrs (1), else 0. Setting
+ * an access-time mode clears the others (mount_setattr(2) wants
+ * MOUNT_ATTR__ATIME in attr_clr for it), as runc. */
+static int
+add_rec_attr (const char *opt, unsigned long long *set, unsigned long long *clr)
+{
+  for (size_t f = 0; opt != NULL && f < N_OF (rec_attrs); f++)
+    if (strcmp (rec_attrs[f].name, opt) == 0)
+      {
+        *set |= rec_attrs[f].set;
+        *clr |= rec_attrs[f].clear;
+        if (rec_attrs[f].clear == 0 && (rec_attrs[f].set & MOUNT_ATTR__ATIME) == rec_attrs[f].set)
+          *clr |= MOUNT_ATTR__ATIME;
+        return 1;
+      }
+  return 0;
+}
+
 /* The index of opt in mount_flags, N_OF (mount_flags) when it is none. */
 static size_t
 mount_flag_of (const char *opt)
@@ -590,6 +624,7 @@ read_mount (const struct reader *r, int k, grove_error_t *err)
   cleanup_free char *src = grove_json_str (r->s, r->t, get (r, m, "source"));
   int bind = type != NULL && strcmp (type, "bind") == 0;
   grove_mount_t bm = { .fstype = NULL };
+  unsigned long long rec_set = 0, rec_clr = 0;
   if (dst != NULL && dst[0] == '/')
     clean_destination (dst);
   if (in_list (own_mounts, N_OF (own_mounts), dst))
@@ -621,7 +656,8 @@ read_mount (const struct reader *r, int k, grove_error_t *err)
       size_t f;
       if (pr < 0)
         return -1;
-      if (pr > 0 || (opt != NULL && (strcmp (opt, "bind") == 0 || strcmp (opt, "rbind") == 0)))
+      if (pr > 0 || (opt != NULL && (strcmp (opt, "bind") == 0 || strcmp (opt, "rbind") == 0))
+          || add_rec_attr (opt, &rec_set, &rec_clr))
         continue;
       /* Flags as runc applies them: the bind, then a remount with them. An
        * option runc would pass as data (which a bind ignores) is refused: a
@@ -636,8 +672,11 @@ read_mount (const struct reader *r, int k, grove_error_t *err)
   /* MS_BIND: runc's way (container.h); the TypeScript command line knows
    * rbind and ro only. */
   bm.flags |= MS_BIND;
-  if ((bm.flags & ~(MS_BIND | MS_REC | MS_RDONLY)) != 0)
+  if ((bm.flags & ~(MS_BIND | MS_REC | MS_RDONLY)) != 0 || rec_set != 0 || rec_clr != 0)
     static_only (b, "mounts");
+  /* A bind's data: its recursive attributes, "SET:CLEAR" (container.h). */
+  if ((rec_set != 0 || rec_clr != 0) && asprintf ((char **) &bm.data, "%llu:%llu", rec_set, rec_clr) < 0)
+    return grove_error_set (err, ENOMEM, "config.json mounts[%d]", k);
   if (src == NULL || src[0] == '\0')
     REFUSE ("config.json mounts[%d].source: is required for a bind mount", k);
   bm.source = in_bundle (r, src);
