@@ -703,8 +703,8 @@ describe("the TypeScript grove-runtime on the same bundles", () => {
     const refusals: [(c: Config) => void, string][] = [
       [(c) => (c.linux.sysctl = { "vm.swappiness": "10" }), "config.json linux.sysctl.vm.swappiness: is not a sysctl"],
       [
-        (c) => (c.linux.namespaces = c.linux.namespaces.filter((n) => n.type !== "pid")),
-        "config.json linux.namespaces: has no pid namespace",
+        (c) => (c.linux.namespaces = c.linux.namespaces.filter((n) => n.type !== "mount")),
+        "config.json linux.namespaces: has no mount namespace",
       ],
     ];
     writeConfig((c) => c.linux.resources.devices!.push({ allow: true, type: "c", major: 10, minor: 229 }));
@@ -736,6 +736,10 @@ describe("the TypeScript grove-runtime on the same bundles", () => {
         "config.json mounts: is applied by",
       ],
       [(c) => (c.hooks = { prestart: [{ path: "/bin/true" }] }), "config.json hooks: is applied by"],
+      [
+        (c) => (c.linux.namespaces = c.linux.namespaces.filter((n) => n.type !== "pid")),
+        "config.json linux.namespaces: is applied by",
+      ],
       [(c) => (c.linux.rootfsPropagation = "rslave"), "config.json linux.rootfsPropagation: is applied by"],
       [
         (c) => c.mounts.push({ destination: "/b", type: "bind", source: "/tmp", options: ["rbind", "rslave"] }),
