@@ -190,6 +190,7 @@ struct child_args
   struct cgroup_hier *cg_hier;
   size_t ncg_hier;
   int cg_unified;
+  int cg_ns; /* in a cgroup namespace, new or joined (the join stage may have joined it) */
   const grove_hooks_t *hooks;
   int hooks_parent;
   char *hook_state_creating, *hook_state_created;
@@ -564,7 +565,7 @@ child_cgroup_mount (struct child_args *a, const grove_mount_t *m, int parent, co
       if ((target = openat (dir, base, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
         child_fail (a, errno, "open the cgroup directory", base);
       fd_path (dst_path, sizeof (dst_path), target);
-      if (a->cgroupns || a->cgroup_ns_fd >= 0)
+      if (a->cg_ns)
         {
           int systemd = strcmp (base, "systemd") == 0; /* runc's names: the directory's */
           if (mount (systemd ? "systemd" : "cgroup", dst_path, "cgroup",
@@ -1601,6 +1602,7 @@ prepare_cgroup_mounts (const grove_container_config_t *cfg, struct child_args *a
     wanted |= cfg->mounts[i].fstype != NULL && strcmp (cfg->mounts[i].fstype, "cgroup") == 0;
   if (!wanted)
     return 0;
+  a->cg_ns = !cfg->host_cgroupns || cfg->cgroup_ns_path != NULL;
   if (statfs ("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == 0x63677270 /* CGROUP2_SUPER_MAGIC */)
     {
       a->cg_unified = 1;
