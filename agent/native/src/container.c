@@ -1622,7 +1622,8 @@ prepare_cgroup_mounts (const grove_container_config_t *cfg, struct child_args *a
           || strrchr (point, '/') == NULL)
         continue;
       /* The controllers (and name=): the superblock's options but rw/ro and the flags. */
-      for (char *o = strtok (super, ","); o != NULL; o = strtok (NULL, ","))
+      char *save = NULL;
+      for (char *o = strtok_r (super, ",", &save); o != NULL; o = strtok_r (NULL, ",", &save))
         if (strcmp (o, "rw") != 0 && strcmp (o, "ro") != 0 && strcmp (o, "xattr") != 0
             && strcmp (o, "noprefix") != 0 && strcmp (o, "clone_children") != 0 && strcmp (o, "cpuset_v2_mode") != 0
             && strncmp (o, "release_agent=", 14) != 0)
