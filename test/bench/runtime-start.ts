@@ -26,9 +26,9 @@
 // Seccomp: runc's generated spec has no filter, and neither do the shim (H),
 // cli (2) and cli-node (5) runs; the bench addon (1) installs Grove's default
 // filter (its config leaves seccomp_unconfined at 0), and (6) does on purpose.
-// What differs between the sides is printed with the results: Grove mounts no
-// /sys/fs/cgroup in the container and keeps no state file per container; runc
-// does both.
+// What differs between the sides is printed with the results: runc and
+// grove-runtime run (2) mount runc spec's /sys/fs/cgroup in the container, the
+// other Grove rows do not; runc keeps a state file per container.
 // Then: the RSS of one grove-shim per running container, and the RSS of a real
 // grove-agent (with a real grove-server) running an App of 100 instances.
 import { execFileSync, spawnSync } from "node:child_process";
@@ -331,8 +331,8 @@ export async function run(): Promise<BenchReport> {
   return {
     title:
       `create cgroup+namespaces, exec /bin/true, wait, clean up; ${SAMPLES} samples each after ${WARMUP} warm-up, ` +
-      `interleaved; vs ${runcVersion}. Differences: runc mounts /sys/fs/cgroup and writes a state file per container, ` +
-      `Grove does neither; the addon row (1) and row (6) install Grove's seccomp filter, the others none`,
+      `interleaved; vs ${runcVersion}. Differences: runc and (2) mount /sys/fs/cgroup, the other Grove rows do not; ` +
+      `runc writes a state file per container; the addon row (1) and row (6) install Grove's seccomp filter, the others none`,
     rows: [
       row("(H) NativeRuntime via grove-shim (the agent's path)", s),
       row("(1) addon, warm node (Grove's default seccomp filter)", a),

@@ -150,13 +150,13 @@ describe.each(IMPLEMENTATIONS)("grove-runtime (OCI command line), %s", (name, co
 
   it("refuses what it cannot honour, naming the field, and leaves nothing", () => {
     writeConfig((c) => {
-      // A flag other than ro/rw on a bind mount (docs/runtime.md, differences).
-      c.mounts = [{ destination: "/data", type: "bind", source: "/tmp", options: ["rbind", "nosuid"] }];
+      // An option that is no mount flag on a bind mount (docs/runtime.md, differences).
+      c.mounts = [{ destination: "/data", type: "bind", source: "/tmp", options: ["rbind", "nosiud"] }];
     });
     const r = grove("create", "--bundle", bundle, "bad");
     expect(r.code).toBe(1);
     expect(r.err).toContain("config.json mounts[0].options[1]: ");
-    expect(r.err).toContain("nosuid is not supported on a bind mount");
+    expect(r.err).toContain("nosiud is not an option of a bind mount");
     writeConfig((c) => {
       c.process.args = [];
     });

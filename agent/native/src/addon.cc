@@ -335,7 +335,7 @@ Napi::Value ReadOciBundle(const Napi::CallbackInfo &info) {
   // /sys are made by the runtime core before them.
   Napi::Array mounts = Napi::Array::New(env);
   for (size_t i = 0, n = 0; i < b->cc.nmounts; i++) {
-    if (b->mounts[i].own)
+    if (b->mounts[i].own || b->mounts[i].fstype != nullptr) // a cgroup mount: not made by this path
       continue;
     Napi::Object m = Napi::Object::New(env);
     m.Set("source", Napi::String::New(env, b->mounts[i].source));

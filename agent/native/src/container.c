@@ -101,6 +101,15 @@ struct child_error
   char msg[1000];
 };
 
+/* A cgroup v1 hierarchy of the host: where it is mounted, the cgroup at its
+ * root and its controllers as /proc/self/cgroup names them ("cpu,cpuacct",
+ * "name=systemd"). */
+struct cgroup_hier
+{
+  char *mountpoint, *root, *controllers;
+};
+#define MAX_CGROUP_HIERS 16
+
 /* Everything the child needs, prepared before clone(): between clone and
  * execve the child only makes system calls (no malloc, no stdio, no locks). */
 struct child_args
@@ -178,6 +187,12 @@ struct child_args
   unsigned long rootfs_propagation;
   char *rootfs_mount;
   int rootfs_mount_shared;
+  /* A bundle's cgroup mount (as runc): the host's v1 hierarchies (one per
+   * set of controllers), or cgroup v2 at /sys/fs/cgroup (cg_unified). */
+  struct cgroup_hier *cg_hier;
+  size_t ncg_hier;
+  int cg_unified;
+  int cg_ns; /* in a cgroup namespace, new or joined (the join stage may have joined it) */
   const grove_hooks_t *hooks;
   int hooks_parent;
   char *hook_state_creating, *hook_state_created;
@@ -432,6 +447,159 @@ child_fs_mount (struct child_args *a, const grove_mount_t *m, int parent, const 
   close (target);
 }
 
+/* An OCI bind mount's remount, as runc 1.1.5's: when flags has more than
+ * MS_BIND, MS_REC and MS_REMOUNT, the mount at `name` of parent is remounted
+ * with exactly them (a locked flag the remount would clear, in a user
+ * namespace, fails as it does with runc); when that fails and the mount is
+ * read-only (its source is), once more with MS_RDONLY. Only the top mount of
+ * an rbind changes. */
+static void
+child_remount_bind (struct child_args *a, int parent, const char *name, unsigned long flags, const char *dest)
+{
+  char path[64];
+  struct statvfs sv;
+  int target;
+  if ((flags & ~(MS_BIND | MS_REC | MS_REMOUNT)) == 0)
+    return;
+  target = openat (parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (target < 0)
+    child_fail (a, errno, "open mount destination", dest);
+  fd_path (path, sizeof (path), target);
+  if (mount (NULL, path, NULL, flags | MS_REMOUNT, NULL) < 0)
+    {
+      int saved = errno;
+      if (fstatvfs (target, &sv) < 0 || !(sv.f_flag & ST_RDONLY)
+          || mount (NULL, path, NULL, flags | MS_REMOUNT | MS_RDONLY, NULL) < 0)
+        child_fail (a, saved, "remount with the mount's options", dest);
+    }
+  close (target);
+}
+
+/* An OCI bind's recursive attributes ("SET:CLEAR", container.h), as runc:
+ * mount_setattr(AT_RECURSIVE) on the mount at `name` of parent. */
+static void
+child_rec_attrs (struct child_args *a, int parent, const char *name, const char *data, const char *dest)
+{
+  struct mount_attr attr;
+  const char *p = data;
+  int target;
+  if (data == NULL || data[0] == '\0')
+    return;
+  memset (&attr, 0, sizeof (attr));
+  while (*p >= '0' && *p <= '9')
+    attr.attr_set = attr.attr_set * 10 + (unsigned) (*p++ - '0');
+  if (*p == ':')
+    p++;
+  while (*p >= '0' && *p <= '9')
+    attr.attr_clr = attr.attr_clr * 10 + (unsigned) (*p++ - '0');
+  target = openat (parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (target < 0 || mount_setattr (target, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof (attr)) < 0)
+    child_fail (a, errno, "set the recursive mount attributes of", dest);
+  close (target);
+}
+
+/* The cgroup of hierarchy h that /proc/self/cgroup names (the init is in
+ * its cgroups by now), as a host path under h's mount point, into buf. */
+static void
+child_cgroup_source (struct child_args *a, const struct cgroup_hier *h, char *buf, size_t cap)
+{
+  static char text[8192];
+  size_t len = 0, clen = strlen (h->controllers), rlen = strlen (h->root);
+  ssize_t n;
+  int fd = open ("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    child_fail (a, errno, "open", "/proc/self/cgroup");
+  while (len + 1 < sizeof (text) && (n = read (fd, text + len, sizeof (text) - 1 - len)) > 0)
+    len += (size_t) n;
+  close (fd);
+  text[len] = '\0';
+  for (char *line = text; line != NULL && *line != '\0'; line = strchr (line, '\n') ? strchr (line, '\n') + 1 : NULL)
+    {
+      char *ctl = strchr (line, ':'), *path, *end;
+      if (ctl == NULL || (path = strchr (++ctl, ':')) == NULL || (size_t) (path - ctl) != clen
+          || memcmp (ctl, h->controllers, clen) != 0)
+        continue;
+      path++;
+      if ((end = strchr (path, '\n')) != NULL)
+        *end = '\0';
+      /* Below the hierarchy's root as the host mounted it. */
+      if (strcmp (h->root, "/") != 0 && strncmp (path, h->root, rlen) == 0)
+        path += rlen;
+      safe_append (buf, safe_append (buf, 0, cap, h->mountpoint), cap, path);
+      return;
+    }
+  child_fail (a, ENOENT, "no cgroup of the hierarchy in /proc/self/cgroup:", h->mountpoint);
+}
+
+/* A mount of type cgroup, as runc 1.1.5 makes it: on cgroup v2 a cgroup2
+ * filesystem; on v1 a tmpfs (nosuid, nodev, noexec, mode=755) with each
+ * hierarchy of the host under its name, either the container's cgroup bound
+ * and remounted with the mount's flags or, with a cgroup namespace, a new
+ * mount of the hierarchy (nosuid, nodev, noexec, ro from the flags); a
+ * hierarchy of several controllers gets a symlink per controller. */
+static void
+child_cgroup_mount (struct child_args *a, const grove_mount_t *m, int parent, const char *name)
+{
+  grove_mount_t fs = *m;
+  char src[4096], dst_path[64];
+  int dir;
+  fs.fstype = a->cg_unified ? "cgroup2" : "tmpfs";
+  if (!a->cg_unified)
+    {
+      fs.source = "tmpfs";
+      fs.flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+      fs.data = "mode=755";
+    }
+  child_fs_mount (a, &fs, parent, name);
+  child_propagate (a, m, parent, name);
+  if (a->cg_unified)
+    return;
+  dir = openat (parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir < 0)
+    child_fail (a, errno, "open mount destination", m->destination);
+  for (size_t i = 0; i < a->ncg_hier; i++)
+    {
+      const struct cgroup_hier *h = &a->cg_hier[i];
+      const char *base = strrchr (h->mountpoint, '/') + 1;
+      int target;
+      if (mkdirat (dir, base, 0755) < 0 && errno != EEXIST)
+        child_fail (a, errno, "create the cgroup directory", base);
+      if ((target = openat (dir, base, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
+        child_fail (a, errno, "open the cgroup directory", base);
+      fd_path (dst_path, sizeof (dst_path), target);
+      if (a->cg_ns)
+        {
+          int systemd = strcmp (base, "systemd") == 0; /* runc's names: the directory's */
+          if (mount (systemd ? "systemd" : "cgroup", dst_path, "cgroup",
+                     MS_NOSUID | MS_NODEV | MS_NOEXEC | (m->flags & MS_RDONLY), systemd ? "name=systemd" : base)
+              < 0)
+            child_fail (a, errno, "mount the cgroup hierarchy", base);
+        }
+      else
+        {
+          child_cgroup_source (a, h, src, sizeof (src));
+          if (mount (src, dst_path, NULL, MS_BIND | MS_REC | m->flags, NULL) < 0)
+            child_fail (a, errno, "bind-mount the container's cgroup", src);
+          child_remount_bind (a, dir, base, MS_BIND | MS_REC | m->flags, m->destination);
+        }
+      close (target);
+      child_propagate (a, m, dir, base);
+      for (const char *c = strchr (base, ',') != NULL ? base : NULL; c != NULL;
+           c = strchr (c, ',') != NULL ? strchr (c, ',') + 1 : NULL)
+        {
+          char link[256];
+          size_t n = strcspn (c, ",");
+          if (n >= sizeof (link))
+            continue;
+          memcpy (link, c, n);
+          link[n] = '\0';
+          if (symlinkat (base, dir, link) < 0 && errno != EEXIST)
+            child_fail (a, errno, "symlink the cgroup controller", link);
+        }
+    }
+  close (dir);
+}
+
 /* Mount i of the list (not one of Grove's own): a bind mount of its source
  * onto its destination resolved inside the rootfs, through /proc/self/fd/N
  * of O_PATH fds so that no path is resolved twice (the source is opened
@@ -461,6 +629,12 @@ child_mount_one (struct child_args *a, int root_fd, size_t i)
   dir[dlen] = '\0';
   dest = a->mounts[i].destination;
   parent = child_open_beneath (a, root_fd, dir, dest);
+  if (a->mounts[i].fstype != NULL && strcmp (a->mounts[i].fstype, "cgroup") == 0)
+    {
+      child_cgroup_mount (a, &a->mounts[i], parent, name);
+      close (parent);
+      return;
+    }
   if (a->mounts[i].fstype != NULL)
     {
       child_fs_mount (a, &a->mounts[i], parent, name);
@@ -506,11 +680,20 @@ child_mount_one (struct child_args *a, int root_fd, size_t i)
     child_fail (a, EINVAL, "mount source changed type:", a->mounts[i].source);
   fd_path (src_path, sizeof (src_path), source);
   fd_path (dst_path, sizeof (dst_path), target);
-  if (mount (src_path, dst_path, NULL, MS_BIND | (a->mounts[i].flags & MS_REC), NULL) < 0)
+  /* MS_BIND in flags: an OCI bundle's, mounted with them all and remounted
+   * with them as runc does (child_remount_bind); else Grove's own. */
+  if (mount (src_path, dst_path, NULL,
+             (a->mounts[i].flags & MS_BIND) ? a->mounts[i].flags : MS_BIND | (a->mounts[i].flags & MS_REC), NULL)
+      < 0)
     child_fail (a, errno, "bind-mount onto", dest);
   close (source);
   close (target);
-  if (a->mounts[i].readonly)
+  if (a->mounts[i].flags & MS_BIND)
+    {
+      child_remount_bind (a, parent, name, a->mounts[i].flags, dest);
+      child_rec_attrs (a, parent, name, a->mounts[i].data, dest);
+    }
+  else if (a->mounts[i].readonly)
     {
       /* The fd above names what was mounted over: look the name up again
        * to reach the new mount, keeping its nosuid/nodev/noexec. */
@@ -1269,6 +1452,13 @@ prepared_free (struct prepared *p)
   free (p->a.mqueue_path);
   free (p->a.rootfs_mount);
   free (p->a.seccomp.filter);
+  for (size_t i = 0; p->a.cg_hier != NULL && i < p->a.ncg_hier; i++)
+    {
+      free (p->a.cg_hier[i].mountpoint);
+      free (p->a.cg_hier[i].root);
+      free (p->a.cg_hier[i].controllers);
+    }
+  free (p->a.cg_hier);
   grove_closep (&p->a.uts_ns_fd);
   grove_closep (&p->a.ipc_ns_fd);
   grove_closep (&p->a.pid_ns_fd);
@@ -1403,6 +1593,63 @@ prepare_mount (const grove_container_config_t *cfg, size_t i, struct child_args 
     return grove_error_set (err, EINVAL, "%s: mount source %s is not a regular file or directory", label, m->source);
   a->mount_src_dir[i] = S_ISDIR (st.st_mode);
   return 0;
+}
+
+/* For a cgroup mount of the bundle's (child_cgroup_mount): whether
+ * /sys/fs/cgroup is cgroup v2, else the host's v1 hierarchies from
+ * mountinfo (the first mount of each set of controllers, as runc). */
+static int
+prepare_cgroup_mounts (const grove_container_config_t *cfg, struct child_args *a, grove_error_t *err)
+{
+  struct statfs sfs;
+  char *line = NULL;
+  size_t cap = 0;
+  int wanted = 0;
+  FILE *f;
+  for (size_t i = 0; i < cfg->nmounts; i++)
+    wanted |= cfg->mounts[i].fstype != NULL && strcmp (cfg->mounts[i].fstype, "cgroup") == 0;
+  if (!wanted)
+    return 0;
+  a->cg_ns = !cfg->host_cgroupns || cfg->cgroup_ns_path != NULL;
+  if (statfs ("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == 0x63677270 /* CGROUP2_SUPER_MAGIC */)
+    {
+      a->cg_unified = 1;
+      return 0;
+    }
+  if ((f = fopen ("/proc/self/mountinfo", "re")) == NULL)
+    return grove_error_set (err, errno, "/proc/self/mountinfo");
+  a->cg_hier = calloc (MAX_CGROUP_HIERS, sizeof (*a->cg_hier));
+  while (a->cg_hier != NULL && a->ncg_hier < MAX_CGROUP_HIERS && getline (&line, &cap, f) > 0)
+    {
+      /* id parent dev root mountpoint options [optional...] - type source superoptions */
+      char root[4096], point[4096], type[64], super[1024], ctl[1024] = "";
+      const char *dash = strstr (line, " - ");
+      int dup = 0;
+      if (dash == NULL || sscanf (line, "%*s %*s %*s %4095s %4095s", root, point) != 2
+          || sscanf (dash, " - %63s %*s %1023s", type, super) != 2 || strcmp (type, "cgroup") != 0
+          || strrchr (point, '/') == NULL)
+        continue;
+      /* The controllers (and name=): the superblock's options but rw/ro and the flags. */
+      char *save = NULL;
+      for (char *o = strtok_r (super, ",", &save); o != NULL; o = strtok_r (NULL, ",", &save))
+        if (strcmp (o, "rw") != 0 && strcmp (o, "ro") != 0 && strcmp (o, "xattr") != 0
+            && strcmp (o, "noprefix") != 0 && strcmp (o, "clone_children") != 0 && strcmp (o, "cpuset_v2_mode") != 0
+            && strncmp (o, "release_agent=", 14) != 0)
+          snprintf (ctl + strlen (ctl), sizeof (ctl) - strlen (ctl), "%s%s", ctl[0] ? "," : "", o);
+      for (size_t k = 0; k < a->ncg_hier; k++)
+        dup |= strcmp (a->cg_hier[k].controllers, ctl) == 0;
+      if (dup)
+        continue;
+      a->cg_hier[a->ncg_hier] = (struct cgroup_hier){ strdup (point), strdup (root), strdup (ctl) };
+      if (a->cg_hier[a->ncg_hier++].controllers == NULL)
+        break;
+    }
+  free (line);
+  fclose (f);
+  wanted = a->cg_hier != NULL; /* prepared_free frees what was made */
+  for (size_t k = 0; wanted && k < a->ncg_hier; k++)
+    wanted = a->cg_hier[k].mountpoint != NULL && a->cg_hier[k].root != NULL && a->cg_hier[k].controllers != NULL;
+  return wanted ? 0 : grove_error_set (err, ENOMEM, "the cgroup hierarchies");
 }
 
 /* For linux.rootfsPropagation: the mount point of the mount that holds the
@@ -1541,7 +1788,8 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
   p->a.readonly_paths = cfg->readonly_paths;
   p->a.nreadonly_paths = cfg->nreadonly_paths;
   p->a.rootfs_propagation = cfg->rootfs_propagation;
-  if (cfg->rootfs_propagation != 0 && rootfs_mount (cfg->rootfs, &p->a, err) < 0)
+  if ((cfg->rootfs_propagation != 0 && rootfs_mount (cfg->rootfs, &p->a, err) < 0)
+      || prepare_cgroup_mounts (cfg, &p->a, err) < 0)
     return -1;
   return prepare_hooks (cfg, &p->a, err);
 }

@@ -32,6 +32,8 @@ typedef struct grove_mount_s
    * is the device name the kernel shows, flags and data what mount(2) takes. */
   const char *fstype;
   unsigned long flags;
+  /* A new filesystem's data; an OCI bind's (MS_BIND in flags) recursive
+   * attributes as "SET:CLEAR" (MOUNT_ATTR_*, mount_setattr AT_RECURSIVE), or NULL. */
   const char *data;
   /* 1: Grove's own filesystem for destination /proc, /dev (with its device
    * nodes, pts, shm and mqueue) or /sys is made at this point of the list

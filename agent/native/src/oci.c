@@ -532,10 +532,12 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
           grove_config_put (mem, GROVE_KEY_MOUNT_FLAGS, num);
           grove_config_put (mem, GROVE_KEY_MOUNT_DATA, b.mounts[k].data != NULL ? b.mounts[k].data : "");
         }
-      else if (b.mounts[k].flags != 0) /* a bind's MS_REC (rbind) */
+      else if (b.mounts[k].flags != 0) /* a bind's MS_REC (rbind); a bundle's: MS_BIND and its flags */
         {
           snprintf (num, sizeof (num), "%lu", b.mounts[k].flags);
           grove_config_put (mem, GROVE_KEY_MOUNT_FLAGS, num);
+          if (b.mounts[k].data != NULL) /* its recursive attributes */
+            grove_config_put (mem, GROVE_KEY_MOUNT_DATA, b.mounts[k].data);
         }
     }
   put_oci_keys (mem, &b);

@@ -36,12 +36,13 @@ static const char *const rlimit_names[]
 /* Grove's own /proc, /dev and /sys: made where the config lists them,
  * whatever the type it gives (Grove's are a procfs, a tmpfs with the
  * container's own device nodes and a read-only sysfs). The filesystems of
- * builtin_mounts come with /dev (pts, shm, mqueue) or are not mounted
- * (/sys/fs/cgroup): an entry of that type there is skipped; another (a bind
- * over /dev/shm) is mounted in its place in the list. */
+ * builtin_mounts come with /dev (pts, shm, mqueue): an entry of that type
+ * there is skipped; another (a bind over /dev/shm) is mounted in its place in
+ * the list. /sys/fs/cgroup without a type is skipped too; of type cgroup it
+ * is mounted as runc mounts it (container.c: the container's hierarchies). */
 static const char *const own_mounts[] = { "/proc", "/dev", "/sys" };
 static const char *const builtin_mounts[][2] = {
-  { "/dev/pts", "devpts" }, { "/dev/shm", "tmpfs" }, { "/dev/mqueue", "mqueue" }, { "/sys/fs/cgroup", "cgroup" }
+  { "/dev/pts", "devpts" }, { "/dev/shm", "tmpfs" }, { "/dev/mqueue", "mqueue" }, { "/sys/fs/cgroup", "" }
 };
 
 /* What Grove's core always does (container.c): its masked and read-only
@@ -443,6 +444,73 @@ read_own_mount (const struct reader *r, int k, int opts, const char *dst, grove_
   return 0;
 }
 
+/* The mount(2) flags of mounts[].options, runc's names: set or cleared
+ * in the listed order. */
+static const struct
+{
+  const char *name;
+  unsigned long set, clear;
+} mount_flags[] = { { "ro", MS_RDONLY, 0 },          { "rw", 0, MS_RDONLY },
+                    { "nosuid", MS_NOSUID, 0 },      { "suid", 0, MS_NOSUID },
+                    { "nodev", MS_NODEV, 0 },        { "dev", 0, MS_NODEV },
+                    { "noexec", MS_NOEXEC, 0 },      { "exec", 0, MS_NOEXEC },
+                    { "sync", MS_SYNCHRONOUS, 0 },   { "async", 0, MS_SYNCHRONOUS },
+                    { "dirsync", MS_DIRSYNC, 0 },    { "remount", MS_REMOUNT, 0 },
+                    { "noatime", MS_NOATIME, 0 },    { "atime", 0, MS_NOATIME },
+                    { "nodiratime", MS_NODIRATIME, 0 }, { "diratime", 0, MS_NODIRATIME },
+                    { "relatime", MS_RELATIME, 0 },  { "norelatime", 0, MS_RELATIME },
+                    { "strictatime", MS_STRICTATIME, 0 }, { "nostrictatime", 0, MS_STRICTATIME },
+                    { "mand", MS_MANDLOCK, 0 },      { "nomand", 0, MS_MANDLOCK },
+                    { "iversion", MS_I_VERSION, 0 }, { "noiversion", 0, MS_I_VERSION },
+                    { "lazytime", MS_LAZYTIME, 0 },  { "nolazytime", 0, MS_LAZYTIME },
+                    { "acl", MS_POSIXACL, 0 },       { "noacl", 0, MS_POSIXACL },
+                    { "silent", MS_SILENT, 0 },      { "loud", 0, MS_SILENT },
+                    { "defaults", 0, 0 } };
+
+/* runc's recursive bind options: mount_setattr(AT_RECURSIVE) attributes
+ * set or cleared once the bind is made. */
+static const struct
+{
+  const char *name;
+  unsigned long long set, clear;
+} rec_attrs[] = { { "rro", MOUNT_ATTR_RDONLY, 0 },           { "rrw", 0, MOUNT_ATTR_RDONLY },
+                  { "rnosuid", MOUNT_ATTR_NOSUID, 0 },       { "rsuid", 0, MOUNT_ATTR_NOSUID },
+                  { "rnodev", MOUNT_ATTR_NODEV, 0 },         { "rdev", 0, MOUNT_ATTR_NODEV },
+                  { "rnoexec", MOUNT_ATTR_NOEXEC, 0 },       { "rexec", 0, MOUNT_ATTR_NOEXEC },
+                  { "rnodiratime", MOUNT_ATTR_NODIRATIME, 0 }, { "rdiratime", 0, MOUNT_ATTR_NODIRATIME },
+                  { "rrelatime", MOUNT_ATTR_RELATIME, 0 },   { "rnorelatime", 0, MOUNT_ATTR_RELATIME },
+                  { "rnoatime", MOUNT_ATTR_NOATIME, 0 },     { "ratime", 0, MOUNT_ATTR_NOATIME },
+                  { "rstrictatime", MOUNT_ATTR_STRICTATIME, 0 }, { "rnostrictatime", 0, MOUNT_ATTR_STRICTATIME },
+                  { "rnosymfollow", MOUNT_ATTR_NOSYMFOLLOW, 0 }, { "rsymfollow", 0, MOUNT_ATTR_NOSYMFOLLOW } };
+
+/* opt into *set and *clr when it is one of rec_attrs (1), else 0. Setting
+ * an access-time mode clears the others (mount_setattr(2) wants
+ * MOUNT_ATTR__ATIME in attr_clr for it), as runc. */
+static int
+add_rec_attr (const char *opt, unsigned long long *set, unsigned long long *clr)
+{
+  for (size_t f = 0; opt != NULL && f < N_OF (rec_attrs); f++)
+    if (strcmp (rec_attrs[f].name, opt) == 0)
+      {
+        *set |= rec_attrs[f].set;
+        *clr |= rec_attrs[f].clear;
+        if (rec_attrs[f].clear == 0 && (rec_attrs[f].set & MOUNT_ATTR__ATIME) == rec_attrs[f].set)
+          *clr |= MOUNT_ATTR__ATIME;
+        return 1;
+      }
+  return 0;
+}
+
+/* The index of opt in mount_flags, N_OF (mount_flags) when it is none. */
+static size_t
+mount_flag_of (const char *opt)
+{
+  size_t f = 0;
+  while (opt != NULL && f < N_OF (mount_flags) && strcmp (mount_flags[f].name, opt) != 0)
+    f++;
+  return f;
+}
+
 /* A new filesystem (tmpfs, mqueue, devpts, sysfs, proc, ... any type the
  * kernel has): its options as mount(2) flags and the filesystem's data
  * (size=, mode=, newinstance, ...; the kernel judges those); the source is
@@ -451,15 +519,6 @@ static int
 read_fs_mount (const struct reader *r, int k, int opts, const char *type, const char *src, char **dst,
                grove_error_t *err)
 {
-  static const struct
-  {
-    const char *name;
-    unsigned long set, clear;
-  } flags[] = { { "ro", MS_RDONLY, 0 },       { "rw", 0, MS_RDONLY },         { "nosuid", MS_NOSUID, 0 },
-                { "suid", 0, MS_NOSUID },     { "nodev", MS_NODEV, 0 },       { "dev", 0, MS_NODEV },
-                { "noexec", MS_NOEXEC, 0 },   { "exec", 0, MS_NOEXEC },       { "sync", MS_SYNCHRONOUS, 0 },
-                { "async", 0, MS_SYNCHRONOUS }, { "noatime", MS_NOATIME, 0 }, { "nodiratime", MS_NODIRATIME, 0 },
-                { "relatime", MS_RELATIME, 0 }, { "strictatime", MS_STRICTATIME, 0 } };
   grove_oci_bundle_t *b = r->b;
   grove_mount_t m = { .fstype = NULL };
   FILE *data;
@@ -470,9 +529,7 @@ read_fs_mount (const struct reader *r, int k, int opts, const char *type, const 
   for (int o = 0; opts >= 0 && o < r->t[opts].size; o++)
     {
       cleanup_free char *opt = grove_json_str (r->s, r->t, grove_json_at (r->t, opts, o));
-      size_t f = 0;
-      while (opt != NULL && f < N_OF (flags) && strcmp (flags[f].name, opt) != 0)
-        f++;
+      size_t f = mount_flag_of (opt);
       if (opt == NULL || strchr (opt, ',') != NULL)
         {
           fclose (data);
@@ -490,8 +547,8 @@ read_fs_mount (const struct reader *r, int k, int opts, const char *type, const 
         default:
           break;
         }
-      if (f < N_OF (flags))
-        m.flags = (m.flags & ~flags[f].clear) | flags[f].set;
+      if (f < N_OF (mount_flags))
+        m.flags = (m.flags & ~mount_flags[f].clear) | mount_flags[f].set;
       else
         fprintf (data, "%s%s", ftell (data) > 0 ? "," : "", opt);
     }
@@ -506,7 +563,10 @@ read_fs_mount (const struct reader *r, int k, int opts, const char *type, const 
     return -1;
   if (m.source == NULL || m.data == NULL || m.fstype == NULL)
     return grove_error_set (err, ENOMEM, "config.json mounts[%d]", k);
-  static_only (b, "mounts");
+  /* The TypeScript command line leaves out a cgroup mount (runc spec's
+   * /sys/fs/cgroup), as before it was mounted; other types it refuses. */
+  if (strcmp (type, "cgroup") != 0)
+    static_only (b, "mounts");
   return 0;
 }
 
@@ -552,14 +612,14 @@ clean_destination (char *p)
 static int
 read_mount (const struct reader *r, int k, grove_error_t *err)
 {
-  static const char *const ok[] = { "bind", "rbind", "ro", "rw" };
   grove_oci_bundle_t *b = r->b;
-  int m = grove_json_at (r->t, get (r, 0, "mounts"), k), opts = get (r, m, "options"), ro = 0;
+  int m = grove_json_at (r->t, get (r, 0, "mounts"), k), opts = get (r, m, "options");
   cleanup_free char *dst = grove_json_str (r->s, r->t, get (r, m, "destination"));
   cleanup_free char *type = grove_json_str (r->s, r->t, get (r, m, "type"));
   cleanup_free char *src = grove_json_str (r->s, r->t, get (r, m, "source"));
   int bind = type != NULL && strcmp (type, "bind") == 0;
   grove_mount_t bm = { .fstype = NULL };
+  unsigned long long rec_set = 0, rec_clr = 0;
   if (dst != NULL && dst[0] == '/')
     clean_destination (dst);
   if (in_list (own_mounts, N_OF (own_mounts), dst))
@@ -576,8 +636,7 @@ read_mount (const struct reader *r, int k, grove_error_t *err)
     }
   for (size_t i = 0; dst != NULL && !bind && i < N_OF (builtin_mounts); i++)
     if (strcmp (dst, builtin_mounts[i][0]) == 0
-        && (type == NULL || type[0] == '\0' || strcmp (type, "none") == 0 || strcmp (type, builtin_mounts[i][1]) == 0
-            || (i == 3 && strcmp (type, "cgroup2") == 0)))
+        && (type == NULL || type[0] == '\0' || strcmp (type, "none") == 0 || strcmp (type, builtin_mounts[i][1]) == 0))
       return 0; /* Grove sets it up itself */
   if (dst == NULL || dst[0] != '/')
     REFUSE ("config.json mounts[%d].destination: must be an absolute path", k);
@@ -589,24 +648,35 @@ read_mount (const struct reader *r, int k, grove_error_t *err)
     {
       cleanup_free char *opt = grove_json_str (r->s, r->t, grove_json_at (r->t, opts, o));
       int pr = add_propagation (b, &bm, k, o, opt, err);
+      size_t f;
       if (pr < 0)
         return -1;
-      if (pr > 0)
+      if (pr > 0 || (opt != NULL && (strcmp (opt, "bind") == 0 || strcmp (opt, "rbind") == 0))
+          || add_rec_attr (opt, &rec_set, &rec_clr))
         continue;
-      if (!in_list (ok, N_OF (ok), opt))
-        REFUSE ("config.json mounts[%d].options[%d]: %s is not supported on a bind mount (bind, rbind, ro, rw and "
-                "propagation)",
+      /* Flags as runc applies them: the bind, then a remount with them. An
+       * option runc would pass as data (which a bind ignores) is refused: a
+       * misspelt nosuid must not vanish. */
+      f = mount_flag_of (opt);
+      if (f == N_OF (mount_flags))
+        REFUSE ("config.json mounts[%d].options[%d]: %s is not an option of a bind mount (bind, rbind, mount flags "
+                "such as ro, nosuid, nodev, noexec, relatime, and propagation)",
                 k, o, opt != NULL ? opt : "?");
-      if (strcmp (opt, "ro") == 0)
-        ro = 1;
-      else if (strcmp (opt, "rw") == 0)
-        ro = 0;
+      bm.flags = (bm.flags & ~mount_flags[f].clear) | mount_flags[f].set;
     }
+  /* MS_BIND: runc's way (container.h); the TypeScript command line knows
+   * rbind and ro only. */
+  bm.flags |= MS_BIND;
+  if ((bm.flags & ~(MS_BIND | MS_REC | MS_RDONLY)) != 0 || rec_set != 0 || rec_clr != 0)
+    static_only (b, "mounts");
+  /* A bind's data: its recursive attributes, "SET:CLEAR" (container.h). */
+  if ((rec_set != 0 || rec_clr != 0) && asprintf ((char **) &bm.data, "%llu:%llu", rec_set, rec_clr) < 0)
+    return grove_error_set (err, ENOMEM, "config.json mounts[%d]", k);
   if (src == NULL || src[0] == '\0')
     REFUSE ("config.json mounts[%d].source: is required for a bind mount", k);
   bm.source = in_bundle (r, src);
   bm.destination = dst;
-  bm.readonly = ro;
+  bm.readonly = (bm.flags & MS_RDONLY) != 0;
   dst = NULL; /* the mount owns it */
   if (add_mount (b, &bm, k, err) < 0)
     return -1;
@@ -829,13 +899,15 @@ read_shared_namespaces (const struct reader *r, grove_error_t *err)
 }
 
 /* linux.rootfsPropagation: one of the propagation names (runc takes the r
- * forms too); "" or null is the default. */
+ * forms too); absent, "" or null: runc's default, rslave (the TypeScript
+ * command line keeps every mount private: it is not static-only). */
 static int
 read_rootfs_propagation (const struct reader *r, int linux_, grove_error_t *err)
 {
   int v = get (r, linux_, "rootfsPropagation");
   cleanup_free char *name = NULL;
   unsigned long f;
+  r->b->cc.rootfs_propagation = MS_SLAVE | MS_REC;
   if (v < 0 || r->t[v].type == GROVE_J_NULL)
     return 0;
   name = grove_json_str (r->s, r->t, v);
@@ -889,29 +961,78 @@ read_time_offsets (const struct reader *r, int linux_, grove_error_t *err)
   return 0;
 }
 
+/* The namespaces linux.namespaces leaves out are the runtime's
+ * (runtime-spec), as runc: pid and network joined by path (/proc/self/ns/X,
+ * the caller's own), uts and ipc in read_shared_namespaces. Not the mount
+ * namespace: runc 1.1.5 then makes the container's mounts in the host's
+ * namespace and leaves them there after the container exits. */
+static int
+host_namespaces (const struct reader *r, int ns, grove_error_t *err)
+{
+  static const char *const types[] = { "mount", "pid", "network" };
+  grove_oci_bundle_t *b = r->b;
+  for (size_t q = 0; q < N_OF (types); q++)
+    {
+      int found = 0;
+      for (int k = 0; ns >= 0 && k < r->t[ns].size; k++)
+        {
+          cleanup_free char *type = grove_json_str (r->s, r->t, get (r, grove_json_at (r->t, ns, k), "type"));
+          found |= type != NULL && strcmp (type, types[q]) == 0;
+        }
+      if (found)
+        continue;
+      if (q == 0)
+        REFUSE ("config.json linux.namespaces: has no mount namespace; grove-runtime does not make a container's "
+                "mounts in the host's mount namespace (they would stay there after it exits)");
+      if (q == 1)
+        {
+          if ((b->pid_ns = strdup ("/proc/self/ns/pid")) == NULL)
+            return grove_error_set (err, ENOMEM, "config.json linux.namespaces");
+          static_only (b, "linux.namespaces");
+        }
+      else if ((b->netns = strdup ("/proc/self/ns/net")) == NULL)
+        return grove_error_set (err, ENOMEM, "config.json linux.namespaces");
+      else
+        b->host_net = 1;
+    }
+  return 0;
+}
+
+/* Each sysctl in a namespace of the container's own (as runc): not the
+ * host's network, ipc or uts namespace (the bundle does not list it). */
+static int
+check_sysctl_namespaces (const grove_oci_bundle_t *b, grove_error_t *err)
+{
+  static const char *const ipc[] = { "kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue." };
+  for (size_t k = 0; k < b->cc.nsysctls; k++)
+    {
+      const char *name = b->sysctl_text[k];
+      int in_ipc = 0;
+      for (size_t p = 0; p < N_OF (ipc); p++)
+        in_ipc |= strncmp (name, ipc[p], strlen (ipc[p])) == 0;
+      if (b->host_net && strncmp (name, "net.", 4) == 0)
+        REFUSE ("config.json linux.sysctl.%.*s: is not allowed in the host's network namespace (linux.namespaces has "
+                "no network)",
+                (int) strcspn (name, "="), name);
+      if ((in_ipc && !b->ipc_listed) || (strncmp (name, "kernel.", 7) == 0 && !in_ipc && !b->uts_listed))
+        REFUSE ("config.json linux.sysctl.%.*s: is not allowed in the host's %s namespace (linux.namespaces has "
+                "none)",
+                (int) strcspn (name, "="), name, in_ipc ? "ipc" : "uts");
+    }
+  return 0;
+}
+
 /* linux.namespaces: the five Grove always makes, user, cgroup and time on
  * request, each but uts and ipc new or joined by path (uts and ipc: the
  * runtime's when not listed); then the user namespace's mappings. */
 static int
 read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
 {
-  static const char *const required[] = { "pid", "network", "mount" };
   static const char *const supported[] = { "pid", "mount", "uts", "ipc", "network", "user", "cgroup", "time" };
   grove_oci_bundle_t *b = r->b;
   int ns = get (r, linux_, "namespaces"), cgroupns = 0;
-  for (size_t q = 0; q < N_OF (required); q++)
-    {
-      int found = 0;
-      for (int k = 0; ns >= 0 && k < r->t[ns].size; k++)
-        {
-          cleanup_free char *type = grove_json_str (r->s, r->t, get (r, grove_json_at (r->t, ns, k), "type"));
-          found |= type != NULL && strcmp (type, required[q]) == 0;
-        }
-      if (!found)
-        REFUSE ("config.json linux.namespaces: has no %s namespace; grove-runtime always gives a container its own "
-                "pid and mount namespaces and a new or joined network namespace",
-                required[q]);
-    }
+  if (host_namespaces (r, ns, err) < 0)
+    return -1;
   for (int k = 0; ns >= 0 && k < r->t[ns].size; k++)
     {
       int e = grove_json_at (r->t, ns, k);
@@ -963,7 +1084,8 @@ read_namespaces (const struct reader *r, int linux_, grove_error_t *err)
   b->cc.time_ns_new = b->timens && b->time_ns == NULL;
   if (b->cc.time_ns_new)
     static_only (b, "linux.namespaces");
-  if (read_shared_namespaces (r, err) < 0 || read_time_offsets (r, linux_, err) < 0)
+  if (read_shared_namespaces (r, err) < 0 || read_time_offsets (r, linux_, err) < 0
+      || check_sysctl_namespaces (b, err) < 0)
     return -1;
   /* runtime-spec: a namespace the bundle does not list is the runtime's. */
   b->cc.host_cgroupns = !cgroupns;

@@ -54,6 +54,7 @@ typedef struct grove_oci_bundle_s
   char time_offsets[2][64];          /* linux.timeOffsets as timens_offsets lines */
   const char *time_offset_ptrs[2];
   int uts_listed, ipc_listed;
+  int host_net; /* linux.namespaces has no network: the runtime's (netns is /proc/self/ns/net) */
   char *cgroups_path; /* linux.cgroupsPath as given; NULL: none (grove-runtime: <--cgroup-parent>/<id>) */
   char *hooks_blob; /* hooks (hooks.h's blob, with id, bundle and annotations); NULL: none */
   size_t hooks_len;

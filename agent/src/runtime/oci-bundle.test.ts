@@ -46,7 +46,10 @@ describe("ociConfig", () => {
         user: "app",
         netnsPath: "/run/netns/inst",
         readonlyRootfs: true,
-        mounts: [{ source: "/etc/hosts", destination: "/etc/hosts", readonly: true }],
+        mounts: [
+          { source: "/srv", destination: "/srv", recursive: true },
+          { source: "/etc/hosts", destination: "/etc/hosts", readonly: true },
+        ],
         capabilities: { add: ["NET_ADMIN"], drop: ["MKNOD"] },
       }),
       AT,
@@ -59,7 +62,12 @@ describe("ociConfig", () => {
       };
       root: unknown;
       mounts: { destination: string; options: string[] }[];
-      linux: { cgroupsPath: string; namespaces: unknown[]; resources: Record<string, unknown> };
+      linux: {
+        cgroupsPath: string;
+        namespaces: unknown[];
+        resources: Record<string, unknown>;
+        rootfsPropagation?: string;
+      };
       annotations: Record<string, string>;
     };
     expect(c.process.user).toEqual({ uid: 1000, gid: 1000, additionalGids: [2000] });
@@ -76,7 +84,12 @@ describe("ociConfig", () => {
       undefined,
     ]);
     expect(c.process.rlimits.map((r) => r.type)).toEqual(["RLIMIT_NOFILE"]);
-    expect(c.mounts.at(-1)).toMatchObject({ destination: "/etc/hosts", options: ["rbind", "rprivate", "ro"] });
+    // Not recursive unless the spec says so (the native path's bind), private as the native path's mounts.
+    expect(c.mounts.slice(-2)).toMatchObject([
+      { destination: "/srv", options: ["rbind", "rprivate", "rw"] },
+      { destination: "/etc/hosts", options: ["bind", "rprivate", "ro"] },
+    ]);
+    expect(c.linux.rootfsPropagation).toBe("rprivate");
     expect(c.linux.cgroupsPath).toBe("/grove/web-1");
     expect(c.linux.namespaces).toEqual([
       { type: "pid" },

@@ -164,11 +164,13 @@ export function ociConfig(spec: ContainerSpec, at: BundlePlacement): Record<stri
       },
       { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
       { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+      // As the native path binds them: the source's submounts only with `recursive`
+      // (a read-only rbind leaves its submounts writable), every mount private.
       ...(spec.mounts ?? []).map((m) => ({
         destination: m.destination,
         type: "bind",
         source: m.source,
-        options: ["rbind", "rprivate", m.readonly === true ? "ro" : "rw"],
+        options: [m.recursive === true ? "rbind" : "bind", "rprivate", m.readonly === true ? "ro" : "rw"],
       })),
     ],
     linux: {
@@ -184,6 +186,8 @@ export function ociConfig(spec: ContainerSpec, at: BundlePlacement): Record<stri
         pids: { limit: pids },
       },
       namespaces,
+      // The native path's (runc's default is rslave): no host mount reaches the container.
+      rootfsPropagation: "rprivate",
       ...(userns !== undefined ? { uidMappings: idMaps(userns.uidMap), gidMappings: idMaps(userns.gidMap) } : {}),
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,
