@@ -188,8 +188,8 @@ describe("grove-runtime vs runc: runc spec's cgroup mount at /sys/fs/cgroup", ()
     expect([r.code, r.err, g.code, g.err]).toEqual([0, "", 0, ""]);
     const view = cgroupView(r.out);
     expect(cgroupView(g.out)).toEqual(view);
-    // Where the roots differ, so does /proc/self/cgroup: the v1 hierarchies Grove's cgroup driver
-    // does not join (a documented difference), the same mount otherwise.
+    // The container has a cgroup of its own in every v1 hierarchy (cpuset, blkio and name=systemd
+    // too), as under runc: none of its /proc/self/cgroup lines is the root's.
     const v1Roots = (out: string): string[] =>
       out
         .split("--\n")[0]!
@@ -206,6 +206,12 @@ describe("grove-runtime vs runc: runc spec's cgroup mount at /sys/fs/cgroup", ()
         .sort();
     const differ = (a: string[], b: string[]): number => a.filter((x, i) => x !== b[i]).length;
     expect(differ(v1Roots(r.out), v1Roots(g.out))).toBe(differ(v1Cgroups(r.out), v1Cgroups(g.out)));
+    const atRoot = (out: string): string[] =>
+      v1Cgroups(out)
+        .filter((l) => l.endsWith(":/"))
+        .map((l) => l.split(":")[1]!);
+    expect(atRoot(r.out)).toEqual([]);
+    expect(atRoot(g.out)).toEqual([]);
     if (!v1) return; // on cgroup v2 both mount a cgroup2 filesystem
     expect(view[0]).toBe("/ /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - tmpfs tmpfs rw,mode=755");
     expect(view.slice(1, hierarchies + 1)).toEqual(

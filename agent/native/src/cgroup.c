@@ -28,7 +28,7 @@
 static const char *const v1_required[] = { "memory", "cpu", "pids" };
 static const char *const v1_optional[] = { "cpuacct", "devices", "freezer" };
 const char *const grove_cgroup_v1_extra[GROVE_CGROUP_V1_NEXTRA]
-    = { "cpuset", "blkio", "hugetlb", "net_cls", "net_prio", "rdma" };
+    = { "cpuset", "blkio", "hugetlb", "net_cls", "net_prio", "rdma", "perf_event", "systemd" };
 
 /* The devices a container may use: the minimal /dev, and mknod of anything
  * (as Docker); reading or writing other devices is refused. v1 writes it to the
@@ -213,6 +213,16 @@ v1_controller_mounted (const char *root, const char *controller)
   struct stat st;
   snprintf (path, sizeof (path), "%s/%s", root, controller);
   return stat (path, &st) == 0 && S_ISDIR (st.st_mode);
+}
+
+unsigned
+grove_cgroup_v1_extras_mounted (const char *root)
+{
+  unsigned bits = 0;
+  for (size_t i = 0; i < GROVE_CGROUP_V1_NEXTRA; i++)
+    if (v1_controller_mounted (root, grove_cgroup_v1_extra[i]))
+      bits |= 1u << i;
+  return bits;
 }
 
 static int

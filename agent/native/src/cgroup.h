@@ -33,9 +33,13 @@ typedef struct grove_cgroup_s
 } grove_cgroup_t;
 
 /* The v1 hierarchies beyond the driver's own that an OCI bundle's
- * linux.resources may need; bit k names grove_cgroup_v1_extra[k]. */
-#define GROVE_CGROUP_V1_NEXTRA 6
+ * linux.resources may need, or that grove-runtime joins as runc joins every
+ * hierarchy; bit k names grove_cgroup_v1_extra[k]. */
+#define GROVE_CGROUP_V1_NEXTRA 8
 extern const char *const grove_cgroup_v1_extra[GROVE_CGROUP_V1_NEXTRA];
+
+/* The GROVE_CGROUP_V1_* bits of the extra hierarchies mounted under root. */
+unsigned grove_cgroup_v1_extras_mounted (const char *root);
 
 /* A device rule in the v1 devices.allow syntax, "c 1:3 rwm" (type a, c or b;
  * "*" for any major or minor; access of r, w, m), allowing or denying. */

@@ -85,6 +85,18 @@ load_bundle (grove_oci_bundle_t *b, const char *bundle, const char *id)
 static grove_oci_cgroup_t given_cgroup;
 static int cgroup_given;
 
+/* On cgroup v1 the container joins every hierarchy the host mounts, as runc
+ * does (its cgroup under runc spec's /sys/fs/cgroup mount, and
+ * /proc/self/cgroup, are then the same): the driver's own, and the others
+ * (cpuset, blkio, name=systemd, ...) as extra hierarchies. */
+static void
+join_every_hierarchy (grove_oci_bundle_t *b, grove_cgroup_t *cg)
+{
+  if (cg->mode == GROVE_CGROUP_V1)
+    b->xres.v1_join |= grove_cgroup_v1_extras_mounted (cg->root);
+  cg->v1_join = b->xres.v1_join;
+}
+
 /* <--cgroup-parent>/<id>, or where linux.cgroupsPath put it. */
 static void
 cgroup_of (grove_cgroup_t *cg, const char *id)
@@ -268,7 +280,7 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
   cgroup_of (&cg, id);
   cgroup_from_config (&cg, b.cgroups_path);
   ops = grove_cgroup_ops_for (cg.mode);
-  cg.v1_join = b.xres.v1_join;
+  join_every_hierarchy (&b, &cg);
   b.cc.cgroup = &cg;
   b.cc.log_path = "/dev/null";
   b.cc.inherit_stdio = 1; /* the container's stdin, stdout and stderr are ours (as runc run) */
@@ -458,7 +470,7 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
     die (1, "container %s already exists", id);
   cgroup_of (&cg, id);
   cgroup_from_config (&cg, b.cgroups_path);
-  cg.v1_join = b.xres.v1_join;
+  join_every_hierarchy (&b, &cg);
   ops = grove_cgroup_ops_for (cg.mode);
   n = readlink ("/proc/self/exe", self, sizeof (self) - 1);
   if (n < 0)
