@@ -1,7 +1,8 @@
 // runtime-spec fields of grove-runtime beside runc that were refused as "not supported"
 // (docs/runtime.md, "Differences that remain"): domainname, linux.personality,
-// process.ioPriority and scheduler; the linux.resources the cgroup driver did not write
-// (memory.reservation, swappiness, disableOOMKiller, kernel, kernelTCP; cpu.cpus, mems,
+// process.ioPriority, scheduler, execCPUAffinity and linux.memoryPolicy; the linux.resources
+// the cgroup driver did not write (memory.reservation, swappiness, disableOOMKiller, kernel,
+// kernelTCP, useHierarchy, checkBeforeUpdate; cpu.cpus, mems,
 // realtime*, burst, idle; blockIO; hugepageLimits, network, rdma, unified); and the labels
 // this host cannot apply (apparmorProfile, selinuxLabel, mountLabel, intelRdt). Each case
 // runs ONE config.json through Debian's runc 1.1.5 and the static grove-runtime and compares
@@ -175,11 +176,57 @@ describe("grove-runtime vs runc: process attributes (runc 1.1.5 predates all but
     );
   });
 
-  it("process.execCPUAffinity (runtime-spec 1.2, exec only; runc 1.1.5 does not know it) stays refused", () => {
-    onlyGroveRefuses(
-      (c) => (c.process.execCPUAffinity = { initial: "0", final: "1" }),
-      "config.json process.execCPUAffinity: is not supported by grove-runtime",
-    );
+  it("process.execCPUAffinity (runtime-spec 1.2: for exec, not the init): ignored as runc 1.1.5; a bad list refused", () => {
+    const own = fs.readFileSync("/proc/self/status", "utf8").match(/^Cpus_allowed_list:.*$/m)![0];
+    const probe = "grep Cpus_allowed_list /proc/self/status";
+    expect(expectSame((c) => (c.process.execCPUAffinity = { initial: "0", final: "1" }), probe)).toBe(`${own}\n`);
+    for (const [key, list] of [
+      ["initial", "0-"],
+      ["final", "3-1"],
+      ["final", 1],
+    ] as const)
+      onlyGroveRefuses(
+        (c) => (c.process.execCPUAffinity = { [key]: list }),
+        `config.json process.execCPUAffinity.${key}: must be a list of CPUs such as 0-3,7`,
+      );
+  });
+
+  it("linux.memoryPolicy (runtime-spec 1.3; runc 1.1.5 ignores it): set_mempolicy in the init, as numa_maps shows", () => {
+    const policy = (out: string): string => /^\S+ (.+?) file=/.exec(out)?.[1] ?? out;
+    const probe = "head -n 1 /proc/self/numa_maps";
+    const cases = [
+      [{ mode: "MPOL_BIND", nodes: "0" }, "bind:0"],
+      [{ mode: "MPOL_INTERLEAVE", nodes: "0" }, "interleave:0"],
+      [{ mode: "MPOL_WEIGHTED_INTERLEAVE", nodes: "0" }, "weighted interleave:0"],
+      [{ mode: "MPOL_PREFERRED", nodes: "0", flags: ["MPOL_F_RELATIVE_NODES"] }, "prefer=relative:0"],
+      [{ mode: "MPOL_PREFERRED_MANY", nodes: "0" }, "prefer (many):0"],
+      [
+        { mode: "MPOL_BIND", nodes: "0", flags: ["MPOL_F_STATIC_NODES", "MPOL_F_NUMA_BALANCING"] },
+        "bind=static|balancing:0",
+      ],
+      [{ mode: "MPOL_LOCAL" }, "local"],
+      [{ mode: "MPOL_DEFAULT", nodes: "" }, "default"],
+    ] as const;
+    for (const [memoryPolicy, seen] of cases) {
+      const { runc, grove } = both((c) => (c.linux.memoryPolicy = memoryPolicy), probe);
+      expect({ memoryPolicy, runc: policy(runc.out), grove: policy(grove.out) }).toEqual({
+        memoryPolicy,
+        runc: "default",
+        grove: seen,
+      });
+    }
+    const refusals = [
+      [{ mode: "MPOL_NONE" }, "linux.memoryPolicy.mode: must be one of MPOL_DEFAULT, MPOL_PREFERRED"],
+      [{ mode: "MPOL_BIND", nodes: "0-" }, "linux.memoryPolicy.nodes: must be a list of NUMA nodes below 1024"],
+      [{ mode: "MPOL_BIND" }, "linux.memoryPolicy.nodes: MPOL_BIND needs nodes"],
+      [{ mode: "MPOL_LOCAL", nodes: "0" }, "linux.memoryPolicy.nodes: MPOL_LOCAL takes no nodes"],
+      [{ mode: "MPOL_BIND", nodes: "0", flags: ["MPOL_F_X"] }, "linux.memoryPolicy.flags[0]: unknown flag MPOL_F_X"],
+      // This host has one NUMA node (0): the kernel refuses node 1, in the init.
+      [{ mode: "MPOL_BIND", nodes: "1" }, "linux.memoryPolicy: set_mempolicy: Invalid argument"],
+    ] as const;
+    expect(fs.existsSync("/sys/devices/system/node/node1")).toBe(false);
+    for (const [memoryPolicy, says] of refusals)
+      onlyGroveRefuses((c) => (c.linux.memoryPolicy = memoryPolicy), `config.json ${says}`);
   });
 
   it("through create, with grove-shim and for a caller that reaps the init, as through run", async () => {
@@ -188,13 +235,14 @@ describe("grove-runtime vs runc: process attributes (runc 1.1.5 predates all but
         c.process.args = [
           "/bin/sh",
           "-c",
-          "cat /proc/sys/kernel/domainname; uname -m; ionice -p $$; cut -d' ' -f19,41 /proc/self/stat; grep Cpus_allowed_list /proc/self/status",
+          "cat /proc/sys/kernel/domainname; uname -m; ionice -p $$; cut -d' ' -f19,41 /proc/self/stat; grep Cpus_allowed_list /proc/self/status; head -n 1 /proc/self/numa_maps | cut -d' ' -f2",
         ];
         c.domainname = "shim.example";
         c.linux.personality = { domain: "LINUX32" };
         c.process.ioPriority = { class: "IOPRIO_CLASS_BE", priority: 4 };
         c.process.scheduler = { policy: "SCHED_BATCH", nice: 3 };
         c.linux.resources.cpu = { cpus: "0" };
+        c.linux.memoryPolicy = { mode: "MPOL_INTERLEAVE", nodes: "0" };
         if (reaped) c.annotations = { "org.grove.runtime.reaper": "caller" };
       });
       const id = `${TAG}-grove-${nextSeq()}`;
@@ -206,10 +254,10 @@ describe("grove-runtime vs runc: process attributes (runc 1.1.5 predates all but
       expect(readIn(pid, "cpuset", ["cpuset.cpus"])).toEqual(["0"]);
       expect(cli("grove", ["start", id])).toMatchObject({ code: 0 });
       await waitFor(() => stateOf("grove", id).status === "stopped");
-      await waitFor(() => fs.readFileSync(out, "utf8").split("\n").length > 5);
+      await waitFor(() => fs.readFileSync(out, "utf8").split("\n").length > 6);
       expect({ reaped, out: fs.readFileSync(out, "utf8") }).toEqual({
         reaped,
-        out: "shim.example\ni686\nbest-effort: prio 4\n3 3\nCpus_allowed_list:\t0\n",
+        out: "shim.example\ni686\nbest-effort: prio 4\n3 3\nCpus_allowed_list:\t0\ninterleave:0\n",
       });
       expect(cli("grove", ["delete", id])).toMatchObject({ code: 0 });
     }
@@ -250,6 +298,24 @@ describe("grove-runtime vs runc: linux.resources on this cgroup v1 host", () => 
       (c) => (c.linux.resources.memory = { swappiness: 101 }),
       "swappiness",
       "config.json linux.resources.memory.swappiness: must be an integer from 0 to 100",
+    );
+  });
+
+  it("memory.useHierarchy written (this kernel refuses false; runc ignores it), checkBeforeUpdate for update only, as runc", () => {
+    const memory = { limit: 64 << 20, useHierarchy: true, checkBeforeUpdate: true };
+    const seen = createdBoth(
+      (c) => (c.linux.resources.memory = memory),
+      (pid) => readIn(pid, "memory", ["memory.use_hierarchy", "memory.limit_in_bytes"]),
+    );
+    expect(seen).toEqual({ runc: ["1", String(64 << 20)], grove: ["1", String(64 << 20)] });
+    onlyGroveRefuses(
+      (c) => (c.linux.resources.memory = { useHierarchy: false }),
+      "config.json linux.resources.memory.useHierarchy: this kernel's memory cgroups are always hierarchical",
+    );
+    bothRefuse(
+      (c) => (c.linux.resources.memory = { checkBeforeUpdate: "yes" }),
+      "cannot unmarshal string into Go struct field LinuxMemory.linux.resources.memory.checkBeforeUpdate of type bool",
+      "config.json linux.resources.memory.checkBeforeUpdate: must be a boolean",
     );
   });
 
@@ -378,6 +444,7 @@ describe("the TypeScript command line", () => {
     const cases: [(c: Config) => void, string][] = [
       [(c) => (c.domainname = "example.org"), "config.json domainname: is applied by the static grove-runtime only"],
       [(c) => (c.process.scheduler = { policy: "SCHED_BATCH" }), "config.json process.scheduler: is applied by"],
+      [(c) => (c.linux.memoryPolicy = { mode: "MPOL_LOCAL" }), "config.json linux.memoryPolicy: is applied by"],
       [
         (c) => (c.linux.resources.memory = { limit: 1 << 26, reservation: 1 << 25 }),
         "config.json linux.resources.memory.reservation: is applied by",

@@ -338,13 +338,10 @@ describe("grove-runtime vs runc on the same bundle", () => {
     );
   });
 
-  it("hostname; spec fields grove-runtime does not honour are refused by name", () => {
+  it("hostname", () => {
+    // (domainname, linux.personality and the other process attributes grove-runtime refused
+    // before: runtime-oci-attrs.test.ts.)
     expect(expectSame(() => undefined, "hostname")).toBe("conformance\n");
-    // (domainname and linux.personality are applied now: runtime-oci-attrs.test.ts.)
-    expectRefused(
-      (c) => (c.process.execCPUAffinity = { initial: "0" }),
-      "config.json process.execCPUAffinity: is not supported by grove-runtime",
-    );
   });
 
   it("namespaces: new pid/mount/uts/ipc/net, or a network namespace by path", async () => {
@@ -491,12 +488,7 @@ describe("grove-runtime vs runc on the same bundle", () => {
     expect(seen(stateOf(grove("state", g)).pid)).toEqual(runcSeen);
     expect(runc("delete", "--force", r).code).toBe(0);
     expect(grove("delete", "--force", g).code).toBe(0);
-    // What grove-runtime does not set: refused by name (reservation, blockIO and the other
-    // further resources: runtime-oci-attrs.test.ts).
-    expectRefused(
-      (c) => (c.linux.resources.memory = { limit: 64 * 1024 * 1024, useHierarchy: false }),
-      "config.json linux.resources.memory.useHierarchy: is not supported by grove-runtime",
-    );
+    // (reservation, blockIO and the other further resources: runtime-oci-attrs.test.ts.)
   });
 
   it("linux.sysctl: those of the container's namespaces as runc; the host's refused by both", () => {

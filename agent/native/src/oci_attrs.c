@@ -26,6 +26,34 @@ struct grove_sched_attr
 };
 
 int
+grove_oci_list_parse (const char *list, unsigned long *mask, size_t nbits)
+{
+  const size_t word = 8 * sizeof (unsigned long);
+  const char *p = list;
+  if (mask != NULL)
+    memset (mask, 0, (nbits + word - 1) / word * sizeof (unsigned long));
+  while (*p != '\0')
+    {
+      unsigned long long lo = 0, hi;
+      if (*p < '0' || *p > '9')
+        return -1;
+      for (; *p >= '0' && *p <= '9' && lo < nbits; p++)
+        lo = lo * 10 + (unsigned) (*p - '0');
+      hi = lo;
+      if (*p == '-' && p[1] >= '0' && p[1] <= '9')
+        for (hi = 0, p++; *p >= '0' && *p <= '9' && hi < nbits; p++)
+          hi = hi * 10 + (unsigned) (*p - '0');
+      if (hi >= nbits || lo > hi || (*p != ',' && *p != '\0') || (*p == ',' && p[1] == '\0'))
+        return -1;
+      for (unsigned long long n = lo; mask != NULL && n <= hi; n++)
+        mask[n / word] |= 1UL << (n % word);
+      if (*p == ',')
+        p++;
+    }
+  return 0;
+}
+
+int
 grove_oci_attrs_apply (const grove_oci_attrs_t *a, const char **what)
 {
   if (a->domainname_set && setdomainname (a->domainname, strlen (a->domainname)) < 0)
@@ -53,6 +81,16 @@ grove_oci_attrs_apply (const grove_oci_attrs_t *a, const char **what)
           return -1;
         }
     }
+  /* The policy is the task's, kept across execve; an empty mask: none
+   * (MPOL_DEFAULT, MPOL_LOCAL, MPOL_PREFERRED for local allocation). */
+  if (a->mempolicy_set
+      && syscall (SYS_set_mempolicy, a->mempolicy_mode, a->mempolicy_nodes[0] != '\0' ? a->mempolicy_mask : NULL,
+                  a->mempolicy_nodes[0] != '\0' ? GROVE_OCI_MAX_NUMA_NODES + 1 : 0)
+             < 0)
+    {
+      *what = "config.json linux.memoryPolicy: set_mempolicy";
+      return -1;
+    }
   return 0;
 }
 
@@ -62,10 +100,10 @@ grove_oci_attrs_put (FILE *out, const char *key, const grove_oci_attrs_t *a)
   char *v = NULL;
   size_t n = 0;
   FILE *m;
-  for (int k = 0; k < 4; k++)
+  for (int k = 0; k < 5; k++)
     {
       if ((k == 0 && !a->domainname_set) || (k == 1 && !a->personality_set) || (k == 2 && !a->ioprio_set)
-          || (k == 3 && !a->sched_set) || (m = open_memstream (&v, &n)) == NULL)
+          || (k == 3 && !a->sched_set) || (k == 4 && !a->mempolicy_set) || (m = open_memstream (&v, &n)) == NULL)
         continue;
       if (k == 0)
         fprintf (m, "domainname:%s", a->domainname);
@@ -73,6 +111,8 @@ grove_oci_attrs_put (FILE *out, const char *key, const grove_oci_attrs_t *a)
         fprintf (m, "personality:%lu", a->personality);
       else if (k == 2)
         fprintf (m, "ioprio:%d", a->ioprio);
+      else if (k == 4)
+        fprintf (m, "mempolicy:%d:%s", a->mempolicy_mode, a->mempolicy_nodes);
       else
         fprintf (m, "sched:%" PRIu32 ":%" PRIu64 ":%" PRId32 ":%" PRIu32 ":%" PRIu64 ":%" PRIu64 ":%" PRIu64,
                  a->sched_policy, a->sched_flags, a->sched_nice, a->sched_priority, a->sched_runtime,
@@ -104,5 +144,13 @@ grove_oci_attrs_key (grove_oci_attrs_t *a, const char *val, grove_error_t *err)
           == 7
       && val[used] == '\0')
     return a->sched_set = 1, 0;
+  used = 0;
+  if (sscanf (val, "mempolicy:%d:%n", &a->mempolicy_mode, &used) == 1 && used > 0
+      && strlen (val + used) < sizeof (a->mempolicy_nodes)
+      && grove_oci_list_parse (val + used, a->mempolicy_mask, GROVE_OCI_MAX_NUMA_NODES) == 0)
+    {
+      strcpy (a->mempolicy_nodes, val + used);
+      return a->mempolicy_set = 1, 0;
+    }
   return grove_error_set (err, EINVAL, "shim config: proc_attr %s is malformed", val);
 }

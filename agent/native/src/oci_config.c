@@ -57,16 +57,12 @@ static const char *const grove_readonly[]
 static const char *const grove_devices[]
     = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty" };
 
-/* Fields of runtime-spec that grove-runtime does not honour yet, per object:
- * refused by name when set (not null or empty), never ignored. Any key not
- * in the spec is ignored, as runtime-spec requires ("runtimes MUST ignore
- * unknown properties"); so are other platforms' objects (windows, solaris,
- * vm, zos) and Windows-only fields (process.commandLine, user.username). */
-/* (domainname, personality, ioPriority, scheduler, the labels and the other
- * linux.resources: oci_resources.c.) */
-static const char *const proc_unhonoured[] = { "execCPUAffinity" };
-static const char *const linux_unhonoured[] = { "memoryPolicy" };
-static const char *const memory_unhonoured[] = { "useHierarchy", "checkBeforeUpdate" };
+/* Any key not in runtime-spec is ignored, as it requires ("runtimes MUST
+ * ignore unknown properties"); so are other platforms' objects (windows,
+ * solaris, vm, zos) and Windows-only fields (process.commandLine,
+ * user.username). (domainname, personality, ioPriority, scheduler,
+ * memoryPolicy, execCPUAffinity, the labels and the other linux.resources:
+ * oci_resources.c.) */
 
 /* One reading: the text, its tokens, the bundle's directory and the result. */
 struct reader
@@ -97,29 +93,6 @@ is_thermal_throttle (const char *p)
   while (p[n + d] >= '0' && p[n + d] <= '9')
     d++;
   return d > 0 && strcmp (p + n + d, "/thermal_throttle") == 0;
-}
-
-/* Refuses each key of `unhonoured` that object obj (at field) sets to
- * something other than null, "", [] or {}; other keys are not looked at. */
-static int
-refuse_unhonoured (const struct reader *r, int obj, const char *field, const char *const *unhonoured, size_t n,
-                   grove_error_t *err)
-{
-  int j;
-  if (obj < 0 || r->t[obj].type != GROVE_J_OBJ)
-    return 0;
-  j = obj + 1;
-  for (int k = 0; k < r->t[obj].size; k++)
-    {
-      cleanup_free char *key = grove_json_str (r->s, r->t, j);
-      const grove_jtok_t *v = &r->t[j + 1];
-      int empty = v->type == GROVE_J_NULL || (v->type == GROVE_J_STR && v->end == v->start)
-                  || ((v->type == GROVE_J_ARR || v->type == GROVE_J_OBJ) && v->size == 0);
-      if (in_list (unhonoured, n, key) && !empty)
-        REFUSE ("config.json %s%s: is not supported by grove-runtime", field, key);
-      j = r->t[j + 1].next;
-    }
-  return 0;
 }
 
 /* The value of key in obj (-1 when absent). */
@@ -335,8 +308,6 @@ read_process (const struct reader *r, grove_error_t *err)
   int proc = get (r, 0, "process"), v;
   if (proc < 0)
     REFUSE ("config.json process: is required");
-  if (refuse_unhonoured (r, proc, "process.", proc_unhonoured, N_OF (proc_unhonoured), err) < 0)
-    return -1;
   if (grove_json_true (r->s, r->t, get (r, proc, "terminal")))
     REFUSE ("config.json process.terminal: a terminal is not supported; set it to false");
   v = get (r, proc, "args");
@@ -1212,9 +1183,7 @@ read_resources (const struct reader *r, int linux_, grove_error_t *err)
   int res = get (r, linux_, "resources");
   long long num;
   const char *extra = NULL;
-  if (refuse_unhonoured (r, get (r, res, "memory"), "linux.resources.memory.", memory_unhonoured,
-                         N_OF (memory_unhonoured), err) < 0
-      || grove_oci_extras_read (r->s, r->t, &b->attrs, &b->xres, &extra, err) < 0)
+  if (grove_oci_extras_read (r->s, r->t, &b->attrs, &b->xres, &extra, err) < 0)
     return -1;
   if (extra != NULL)
     static_only (b, extra);
@@ -1448,8 +1417,6 @@ grove_oci_bundle_load (grove_oci_bundle_t *b, const char *bundle, const char *id
   r.s = b->text;
   if (grove_json_parse (r.s, len, b->toks, GROVE_OCI_MAX_TOKENS) < 0 || b->toks[0].type != GROVE_J_OBJ)
     REFUSE ("%s: invalid JSON", file);
-  /* Every spec field grove-runtime does not honour is refused, naming it
-   * (process.execCPUAffinity, ...); unknown ones are ignored. */
   if (read_process (&r, err) < 0 || read_root (&r, id, err) < 0)
     return -1;
   mounts = get (&r, 0, "mounts");
@@ -1457,8 +1424,7 @@ grove_oci_bundle_load (grove_oci_bundle_t *b, const char *bundle, const char *id
     if (read_mount (&r, k, err) < 0)
       return -1;
   linux_ = get (&r, 0, "linux");
-  if (refuse_unhonoured (&r, linux_, "linux.", linux_unhonoured, N_OF (linux_unhonoured), err) < 0
-      || read_fixed_lists (&r, linux_, err) < 0 || read_rootfs_propagation (&r, linux_, err) < 0
+  if (read_fixed_lists (&r, linux_, err) < 0 || read_rootfs_propagation (&r, linux_, err) < 0
       || read_namespaces (&r, linux_, err) < 0
       || read_devices (&r, linux_, err) < 0 || read_cgroups_path (&r, linux_, err) < 0
       || read_resources (&r, linux_, err) < 0)

@@ -208,6 +208,81 @@ read_labels (const struct rd *r, int proc, int linux_, grove_error_t *err)
   return 0;
 }
 
+/* linux.memoryPolicy (runtime-spec 1.3): set_mempolicy's mode, flags and node mask. */
+static int
+read_mempolicy (const struct rd *r, int linux_, grove_oci_attrs_t *a, grove_error_t *err)
+{
+  /* The kernel's numbers, in its order. */
+  static const char *const modes[] = { "MPOL_DEFAULT",    "MPOL_PREFERRED",      "MPOL_BIND",
+                                       "MPOL_INTERLEAVE", "MPOL_LOCAL",          "MPOL_PREFERRED_MANY",
+                                       "MPOL_WEIGHTED_INTERLEAVE" };
+  static const char *const flags[] = { "MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES" };
+  int v = get (r, linux_, "memoryPolicy"), f, n = get (r, v, "nodes");
+  cleanup_free char *mode = NULL;
+  cleanup_free char *nodes = NULL;
+  size_t m = 0;
+  if (v < 0 || r->t[v].type == GROVE_J_NULL)
+    return 0;
+  if (r->t[v].type != GROVE_J_OBJ)
+    REFUSE ("config.json linux.memoryPolicy: must be an object (mode, nodes, flags)");
+  mode = grove_json_str (r->s, r->t, get (r, v, "mode"));
+  while (mode != NULL && m < N_OF (modes) && strcmp (modes[m], mode) != 0)
+    m++;
+  if (mode == NULL || m == N_OF (modes))
+    REFUSE ("config.json linux.memoryPolicy.mode: must be one of MPOL_DEFAULT, MPOL_PREFERRED, MPOL_BIND, "
+            "MPOL_INTERLEAVE, MPOL_LOCAL, MPOL_PREFERRED_MANY, MPOL_WEIGHTED_INTERLEAVE");
+  nodes = n >= 0 && r->t[n].type != GROVE_J_NULL ? grove_json_str (r->s, r->t, n) : strdup ("");
+  if (nodes == NULL || strlen (nodes) >= sizeof (a->mempolicy_nodes)
+      || grove_oci_list_parse (nodes, a->mempolicy_mask, GROVE_OCI_MAX_NUMA_NODES) < 0)
+    REFUSE ("config.json linux.memoryPolicy.nodes: must be a list of NUMA nodes below %d such as 0-3,7",
+            GROVE_OCI_MAX_NUMA_NODES);
+  /* set_mempolicy(2): MPOL_DEFAULT and MPOL_LOCAL take no nodes; MPOL_PREFERRED without nodes is local. */
+  if ((m == 0 || m == 4) != (nodes[0] == '\0') && m != 1)
+    REFUSE ("config.json linux.memoryPolicy.nodes: %s %s", mode, m == 0 || m == 4 ? "takes no nodes" : "needs nodes");
+  a->mempolicy_mode = (int) m;
+  f = get (r, v, "flags");
+  if (f >= 0 && r->t[f].type != GROVE_J_NULL && r->t[f].type != GROVE_J_ARR)
+    REFUSE ("config.json linux.memoryPolicy.flags: must be an array of flag names");
+  for (int k = 0; f >= 0 && r->t[f].type == GROVE_J_ARR && k < r->t[f].size; k++)
+    {
+      cleanup_free char *name = grove_json_str (r->s, r->t, grove_json_at (r->t, f, k));
+      size_t i = 0;
+      while (name != NULL && i < N_OF (flags) && strcmp (flags[i], name) != 0)
+        i++;
+      if (name == NULL || i == N_OF (flags))
+        REFUSE ("config.json linux.memoryPolicy.flags[%d]: unknown flag %s", k, name != NULL ? name : "?");
+      a->mempolicy_mode |= 1 << (13 + i); /* MPOL_F_NUMA_BALANCING 1 << 13, RELATIVE 14, STATIC 15 */
+    }
+  if ((a->mempolicy_mode & (3 << 14)) == (3 << 14))
+    REFUSE ("config.json linux.memoryPolicy.flags: MPOL_F_RELATIVE_NODES and MPOL_F_STATIC_NODES exclude each other");
+  strcpy (a->mempolicy_nodes, nodes);
+  a->mempolicy_set = 1;
+  seen (r, "linux.memoryPolicy");
+  return 0;
+}
+
+/* process.execCPUAffinity (runtime-spec 1.2) is for exec, which grove-runtime
+ * does not have ("not applicable to the container's init process"): its
+ * shape checked, then ignored, as runc 1.1.5 ignores it. */
+static int
+read_exec_affinity (const struct rd *r, int proc, grove_error_t *err)
+{
+  static const char *const keys[] = { "initial", "final" };
+  int v = get (r, proc, "execCPUAffinity");
+  if (v < 0 || r->t[v].type == GROVE_J_NULL)
+    return 0;
+  if (r->t[v].type != GROVE_J_OBJ)
+    REFUSE ("config.json process.execCPUAffinity: must be an object (initial, final)");
+  for (size_t k = 0; k < N_OF (keys); k++)
+    {
+      int l = get (r, v, keys[k]);
+      cleanup_free char *list = grove_json_str (r->s, r->t, l);
+      if (l >= 0 && r->t[l].type != GROVE_J_NULL && (list == NULL || grove_oci_list_parse (list, NULL, 8192) < 0))
+        REFUSE ("config.json process.execCPUAffinity.%s: must be a list of CPUs such as 0-3,7", keys[k]);
+    }
+  return 0;
+}
+
 static int
 read_attrs (const struct rd *r, grove_oci_attrs_t *a, grove_error_t *err)
 {
@@ -222,7 +297,8 @@ read_attrs (const struct rd *r, grove_oci_attrs_t *a, grove_error_t *err)
       seen (r, "domainname");
     }
   if (read_personality (r, linux_, a, err) < 0 || read_ioprio (r, proc, a, err) < 0
-      || read_scheduler (r, proc, a, err) < 0 || read_labels (r, proc, linux_, err) < 0)
+      || read_scheduler (r, proc, a, err) < 0 || read_mempolicy (r, linux_, a, err) < 0
+      || read_exec_affinity (r, proc, err) < 0 || read_labels (r, proc, linux_, err) < 0)
     return -1;
   return 0;
 }
@@ -272,11 +348,34 @@ add_num (const struct rd *r, int obj, const char *key, const char *prefix, const
   return add (r, controller, file, field, err, "%lld", n);
 }
 
+/* A member that must be a boolean when set: 1 true, 0 false, -1 absent or null. */
+static int
+bool_of (const struct rd *r, int obj, const char *key, const char *field, grove_error_t *err)
+{
+  int v = get (r, obj, key);
+  if (v < 0 || r->t[v].type == GROVE_J_NULL)
+    return -1;
+  if (r->t[v].type != GROVE_J_BOOL)
+    return grove_error_set (err, 0, "config.json %s%s: must be a boolean", field, key), -2;
+  return grove_json_true (r->s, r->t, v);
+}
+
 static int
 read_memory (const struct rd *r, int mem, grove_error_t *err)
 {
   const char *p = "linux.resources.memory.";
   int v = get (r, mem, "disableOOMKiller");
+  /* checkBeforeUpdate is for update, which grove-runtime does not have: checked, ignored. */
+  int hier = bool_of (r, mem, "useHierarchy", p, err), check = bool_of (r, mem, "checkBeforeUpdate", p, err);
+  if (hier == -2 || check == -2)
+    return -1;
+  /* Written as asked; a kernel that keeps every memory cgroup hierarchical refuses 0 (EINVAL). */
+  if (hier >= 0
+      && add (r, "memory", "memory.use_hierarchy", "linux.resources.memory.useHierarchy", err, "%d", hier) < 0)
+    return -1;
+  if (hier >= 0)
+    r->x->w[r->x->n - 1].einval = "this kernel's memory cgroups are always hierarchical (memory.use_hierarchy "
+                                  "refuses 0; runc 1.1.5 ignores the field)";
   if (add_num (r, mem, "reservation", p, "memory", "memory.soft_limit_in_bytes", -1, INT64_MAX, err) < 0
       || add_num (r, mem, "swappiness", p, "memory", "memory.swappiness", 0, 100, err) < 0
       || add_num (r, mem, "kernelTCP", p, "memory", "memory.kmem.tcp.limit_in_bytes", -1, INT64_MAX, err) < 0
@@ -517,7 +616,7 @@ apply_one (const grove_cgroup_t *cg, const grove_oci_cg_write_t *w, grove_error_
     }
   snprintf (path, sizeof (path), "%s/%s", dir, file);
   if (grove_write_file (path, w->value, &why) < 0)
-    REFUSE ("config.json %s: %s", w->field, why.msg);
+    REFUSE ("config.json %s: %s", w->field, w->einval != NULL && why.errnum == EINVAL ? w->einval : why.msg);
   if (w->verify && (grove_read_file (path, &back, &why) < 0 || strtoll (back, NULL, 10) != strtoll (w->value, NULL, 10)))
     REFUSE ("config.json %s: this kernel does not limit it (%s keeps %lld; runc 1.1.5 ignores the field with a warning)",
             w->field, file, back != NULL ? strtoll (back, NULL, 10) : -1LL);

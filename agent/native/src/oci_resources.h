@@ -1,8 +1,11 @@
 /* config.json fields beyond the runtime core's container configuration, for
  * grove-runtime: the process attributes of oci_attrs.h (domainname,
- * linux.personality, process.ioPriority, process.scheduler), the
- * linux.resources the cgroup driver does not write (memory.reservation,
- * swappiness, disableOOMKiller, kernel, kernelTCP; cpu.cpus, mems,
+ * linux.personality, process.ioPriority, process.scheduler,
+ * linux.memoryPolicy), the fields for exec and update, which grove-runtime
+ * does not have (process.execCPUAffinity, memory.checkBeforeUpdate: their
+ * shape checked, then ignored), the linux.resources the cgroup driver does
+ * not write (memory.reservation, swappiness, disableOOMKiller, kernel,
+ * kernelTCP, useHierarchy; cpu.cpus, mems,
  * realtimeRuntime, realtimePeriod, burst, idle; blockIO; hugepageLimits;
  * network; rdma; unified), and the security labels this host cannot apply
  * (process.apparmorProfile, selinuxLabel, linux.mountLabel, linux.intelRdt),
@@ -31,6 +34,7 @@ typedef struct grove_oci_cg_write_s
   char value[128];
   char field[96]; /* what an error names: "linux.resources.memory.reservation" */
   int verify;     /* read it back: a kernel that keeps another value does not honour it */
+  const char *einval; /* what the kernel's EINVAL means (a host limit); NULL: its message */
 } grove_oci_cg_write_t;
 
 typedef struct grove_oci_xres_s
