@@ -94,6 +94,9 @@ static const char *const dev_links[][2] = {
 /* What the child reports on the error pipe before it _exits; errnum
  * GROVE_CHILD_ASK_HOOKS instead asks the parent to run its OCI hooks. */
 #define GROVE_CHILD_ASK_HOOKS (-1)
+/* errnum GROVE_CHILD_LISTENER: the seccomp notify fd follows on the sync
+ * socket, for the parent to send to linux.seccomp.listenerPath. */
+#define GROVE_CHILD_LISTENER (-2)
 struct child_error
 {
   int errnum;
@@ -125,6 +128,8 @@ struct child_args
   int caps_sets; /* see grove_container_config_t */
   uint64_t caps_effective, caps_permitted, caps_inheritable, caps_ambient;
   struct sock_fprog seccomp; /* len 0: unconfined */
+  unsigned seccomp_flags;    /* SECCOMP_FILTER_FLAG_*: installed with seccomp(2) */
+  int seccomp_listener;      /* SCMP_ACT_NOTIFY: the notify fd goes to the parent */
   uid_t uid;
   gid_t gid;
   const gid_t *groups;
@@ -752,7 +757,7 @@ child_wait_for_parent (struct child_args *a)
     while (n < 0 && errno == EINTR);
   if (n != 1)
     _exit (126); /* the parent gave up (it could not set up the cgroups) */
-  if (!a->hooks_parent)
+  if (!a->hooks_parent && !a->seccomp_listener)
     close (a->sync_fd);
   return rootfs_tree;
 }
@@ -1075,7 +1080,8 @@ child_reopen_dev_null (struct child_args *a)
 static void
 child_stdio_and_cwd (struct child_args *a)
 {
-  int keep[2] = { a->err_fd, a->hold_fd };
+  /* The sync socket too while the seccomp notify fd has to go through it. */
+  int keep[3] = { a->err_fd, a->hold_fd, a->seccomp_listener ? a->sync_fd : -1 };
   unsigned from = 3;
   char cwd_buf[4096];
   int in = a->null_fd;
@@ -1086,12 +1092,14 @@ child_stdio_and_cwd (struct child_args *a)
   if (dup2 (in, 0) < 0 || dup2 (a->log_fd, 1) < 0 || dup2 (a->err_out_fd > 0 ? a->err_out_fd : a->log_fd, 2) < 0)
     child_fail (a, errno, "dup2 stdio", NULL);
   child_reopen_dev_null (a);
-  if (keep[1] >= 0 && keep[1] < keep[0])
-    {
-      keep[1] = a->err_fd;
-      keep[0] = a->hold_fd;
-    }
-  for (int k = 0; k < 2; k++)
+  for (int i = 1; i < 3; i++) /* ascending */
+    for (int j = i; j > 0 && keep[j] < keep[j - 1]; j--)
+      {
+        int x = keep[j];
+        keep[j] = keep[j - 1];
+        keep[j - 1] = x;
+      }
+  for (int k = 0; k < 3; k++)
     {
       if (keep[k] < 0)
         continue;
@@ -1191,7 +1199,8 @@ child_create_hooks (struct child_args *a)
       while (n < 0 && errno == EINTR);
       if (n != 1)
         _exit (126); /* a hook failed: the parent kills us */
-      close (a->sync_fd);
+      if (!a->seccomp_listener)
+        close (a->sync_fd);
     }
   if (grove_hooks_run_raw (a->hooks, GROVE_HOOK_CREATE_CONTAINER, a->hook_state_creating, &f) < 0)
     child_hook_fail (a, &f);
@@ -1204,6 +1213,38 @@ child_start_hooks (struct child_args *a)
   grove_hook_failure_t f;
   if (a->hooks != NULL && grove_hooks_run_raw (a->hooks, GROVE_HOOK_START_CONTAINER, a->hook_state_created, &f) < 0)
     child_hook_fail (a, &f);
+}
+
+static ssize_t send_sync (int sock, int fd);
+
+/* The bundle's filter (or Grove's): with flags or a listener through
+ * seccomp(2), the notify fd then handed to the parent on the sync socket
+ * (it sends it to the listener, as runc's parent does). */
+static void
+child_seccomp (struct child_args *a)
+{
+  struct child_error ask;
+  unsigned flags = a->seccomp_flags | (a->seccomp_listener ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0);
+  long fd;
+  if (a->seccomp.len == 0)
+    return;
+  if (flags == 0)
+    {
+      if (prctl (PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &a->seccomp, 0, 0) < 0)
+        child_fail (a, errno, "install the seccomp filter", NULL);
+      return;
+    }
+  fd = syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &a->seccomp);
+  if (fd < 0)
+    child_fail (a, errno, "install the seccomp filter (with its flags)", NULL);
+  if (!a->seccomp_listener)
+    return;
+  memset (&ask, 0, sizeof (ask));
+  ask.errnum = GROVE_CHILD_LISTENER;
+  if (write (a->err_fd, &ask, sizeof (ask)) != (ssize_t) sizeof (ask) || send_sync (a->sync_fd, (int) fd) != 1)
+    _exit (126); /* the parent is gone */
+  close ((int) fd);
+  close (a->sync_fd);
 }
 
 static int
@@ -1221,8 +1262,7 @@ child_main (void *arg)
   child_stdio_and_cwd (a);
   child_drop_privileges (a);
   /* Last: the filter also applies to what we would still call. */
-  if (a->seccomp.len > 0 && prctl (PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &a->seccomp, 0, 0) < 0)
-    child_fail (a, errno, "install the seccomp filter", NULL);
+  child_seccomp (a);
   if (a->hold_fd >= 0)
     child_hold (a);
   child_start_hooks (a);
@@ -1473,6 +1513,8 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
     {
       if (grove_seccomp_from_hex (cfg->seccomp_bpf, &p->a.seccomp) < 0)
         return grove_error_set (err, errno, "the bundle's seccomp filter");
+      p->a.seccomp_flags = cfg->seccomp_flags;
+      p->a.seccomp_listener = cfg->hooks != NULL && cfg->hooks->listener != NULL;
     }
   else if (!cfg->seccomp_unconfined && grove_seccomp_default (p->a.caps, &p->a.seccomp) < 0)
     return grove_error_set (err, errno, "the default seccomp filter%s",
@@ -1921,6 +1963,30 @@ clone_init (struct child_args *a, int orig_netns, int orig_pidns, grove_error_t 
  * byte; the init's error, if it reports one before execve. -1 leaves the
  * init to the caller (killed and reaped). */
 static int
+send_listener (const grove_container_config_t *cfg, pid_t pid, int sync_fd, grove_error_t *err)
+{
+  char byte, cbuf[CMSG_SPACE (sizeof (int))];
+  struct iovec iov = { &byte, 1 };
+  struct msghdr msg;
+  struct cmsghdr *cm;
+  cleanup_close int fd = -1;
+  ssize_t n;
+  memset (&msg, 0, sizeof (msg));
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof (cbuf);
+  do
+    n = recvmsg (sync_fd, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  cm = n == 1 ? CMSG_FIRSTHDR (&msg) : NULL;
+  if (cm == NULL || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+    return grove_error_set (err, errno, "receive the seccomp notify fd of container init %d", (int) pid);
+  memcpy (&fd, CMSG_DATA (cm), sizeof (int));
+  return grove_hooks_send_listener (cfg->hooks, pid, fd, err);
+}
+
+static int
 release_init (const grove_container_config_t *cfg, pid_t pid, int userns, int sync_fd, int err_fd,
               grove_error_t *err)
 {
@@ -1950,6 +2016,12 @@ release_init (const grove_container_config_t *cfg, pid_t pid, int userns, int sy
       while (n < 0 && errno == EINTR);
       if (n <= 0)
         return 0;
+      if (ce.errnum == GROVE_CHILD_LISTENER)
+        {
+          if (send_listener (cfg, pid, sync_fd, err) < 0)
+            return -1;
+          continue;
+        }
       if (ce.errnum != GROVE_CHILD_ASK_HOOKS)
         break;
       /* The init's namespaces exist, its mounts are made: the hooks the
@@ -1997,7 +2069,8 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   if (open_stdio (cfg, &null_fd, &log_fd, &err_out_fd, err) < 0 || open_netns (cfg, &netns_fd, err) < 0)
     return -1;
   /* With a user namespace the release byte may carry the idmapped rootfs: a socket. */
-  if (userns ? socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_pipe) < 0 : pipe2 (sync_pipe, O_CLOEXEC) < 0)
+  if (userns || p.a.seccomp_listener ? socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_pipe) < 0
+                                     : pipe2 (sync_pipe, O_CLOEXEC) < 0)
     return grove_error_set (err, errno, "sync channel");
   if (pipe2 (err_pipe, O_CLOEXEC) < 0)
     return grove_error_set (err, errno, "pipe2");

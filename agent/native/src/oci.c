@@ -76,7 +76,7 @@ static void
 load_bundle (grove_oci_bundle_t *b, const char *bundle, const char *id)
 {
   grove_error_t err;
-  if (grove_oci_bundle_load (b, bundle, id, &err) < 0 || grove_oci_seccomp (b, &err) < 0)
+  if (grove_oci_bundle_load (b, bundle, id, &err) < 0 || grove_oci_seccomp (b, bundle, id, &err) < 0)
     die (1, "%s", err.msg);
 }
 
