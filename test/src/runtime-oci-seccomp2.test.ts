@@ -319,3 +319,119 @@ describe("grove-runtime vs runc: SCMP_ACT_NOTIFY and listenerPath", () => {
     },
   );
 });
+
+describe("grove-runtime vs runc: `run` has a state; startContainer and poststart hooks that fail", () => {
+  const GROVE = path.resolve(__dirname, "../../agent/bin/grove-runtime");
+  // A failed case may leave a container whose `run` is gone: its process, by the pid file (before the cgroups go).
+  afterAll(() => {
+    for (const f of fs.readdirSync(tmp).filter((n) => n.endsWith(".pid"))) {
+      const pid = Number(fs.readFileSync(path.join(tmp, f), "utf8"));
+      if (pid > 1 && fs.existsSync(`/proc/${pid}`)) process.kill(pid, "SIGKILL");
+    }
+  });
+  /** `run` in the background (it is the container's parent until it ends), stdio to files. */
+  function runAsync(runtime: "runc" | "grove", id: string): { done: Promise<number>; out: string } {
+    const out = path.join(tmp, `bg-${id}.out`);
+    const fd = fs.openSync(out, "w");
+    const args = ["run", "--bundle", bundle, "--pid-file", path.join(tmp, `${id}.pid`), id];
+    const child =
+      runtime === "runc"
+        ? spawn("runc", ["--root", path.join(tmp, "runc-state"), ...args], { stdio: ["ignore", fd, fd] })
+        : spawn(GROVE, ["--root", path.join(tmp, "grove-state"), "--cgroup-parent", TAG, ...args], {
+            stdio: ["ignore", fd, fd],
+          });
+    fs.closeSync(fd);
+    agents.push(child); // killed in afterAll if a failure leaves it
+    return { done: new Promise((res) => child.on("exit", (code) => res(code ?? -1))), out };
+  }
+
+  it("during `run`: state says running (pid: --pid-file's), kill and delete work, a second run of the id is refused; gone after", async () => {
+    const seen: Record<string, unknown> = {};
+    for (const runtime of ["runc", "grove"] as const) {
+      writeConfig((c) => {
+        c.process.args = ["/bin/sh", "-c", 'trap "echo got-usr1" USR1; while true; do sleep 0.05; done'];
+      });
+      const id = `${TAG}-${runtime}-${nextSeq()}`;
+      const bg = runAsync(runtime, id);
+      const pidFile = path.join(tmp, `${id}.pid`);
+      await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8") !== "");
+      const st = stateOf(runtime, id);
+      expect([runtime, st.status, st.pid]).toEqual([runtime, "running", Number(fs.readFileSync(pidFile, "utf8"))]);
+      const again = cli(runtime, ["run", "--bundle", bundle, id]);
+      expect([runtime, again.code, again.err]).toEqual([runtime, 1, expect.stringMatching(/already exists/)]);
+      expect(cli(runtime, ["kill", id, "USR1"])).toMatchObject({ code: 0 });
+      await waitFor(() => fs.readFileSync(bg.out, "utf8").includes("got-usr1"));
+      expect(cli(runtime, ["delete", id]).code).toBe(1); // running: --force needed
+      expect(cli(runtime, ["delete", "--force", id])).toMatchObject({ code: 0 });
+      const code = await bg.done;
+      seen[runtime] = { code, out: fs.readFileSync(bg.out, "utf8"), state: cli(runtime, ["state", id]).code };
+    }
+    expect(seen.grove).toEqual(seen.runc);
+    expect(seen.grove).toEqual({ code: 137, out: "got-usr1\n", state: 1 });
+    // A run that ends by itself leaves no state either.
+    writeConfig((c) => (c.process.args = ["/bin/true"]));
+    const id = `${TAG}-grove-${nextSeq()}`;
+    expect(cli("grove", ["run", "--bundle", bundle, id])).toMatchObject({ code: 0 });
+    expect(cli("grove", ["state", id]).err).toContain(`container ${id} does not exist`);
+    const state = path.join(tmp, "grove-state");
+    expect(fs.existsSync(state) ? fs.readdirSync(state) : []).toEqual([]);
+  });
+
+  const failing = (kind: string) => ({
+    [kind]: [{ path: "/bin/sh", args: ["sh", "-c", `cat > /dev/null; echo ${kind}-failed >&2; exit 3`] }],
+  });
+
+  it("a startContainer hook that fails after create: start succeeds for both, the process never runs, the error on its stderr", async () => {
+    for (const runtime of ["runc", "grove"] as const) {
+      writeConfig((c) => {
+        c.process.args = ["/bin/sh", "-c", "echo process-ran"];
+        c.hooks = failing("startContainer");
+      });
+      const id = `${TAG}-${runtime}-${nextSeq()}`;
+      created.push({ runtime, id });
+      const name = `start-hook-${runtime}`;
+      expect(cli(runtime, ["create", "--bundle", bundle, id], name)).toMatchObject({ code: 0 });
+      expect([runtime, cli(runtime, ["start", id]).code]).toEqual([runtime, 0]);
+      await waitFor(() => stateOf(runtime, id).status === "stopped");
+      // The container's stdout and stderr are create's: the hook's and the runtime's words land there.
+      const both = () => ["out", "err"].map((f) => fs.readFileSync(path.join(tmp, `${name}.${f}`), "utf8")).join("");
+      await waitFor(() => both().includes("exit status 3"));
+      expect([runtime, both()]).toEqual([runtime, expect.stringContaining("startContainer-failed")]);
+      expect(both()).not.toContain("process-ran");
+      expect(cli(runtime, ["delete", id])).toMatchObject({ code: 0 });
+    }
+  });
+
+  it("poststart: its state and a failing one (runc 1.1.5 runs it in create, whose failure then fails create)", () => {
+    const states: Record<string, Record<string, unknown>> = {};
+    for (const runtime of ["runc", "grove"] as const) {
+      const log = path.join(tmp, `poststart-${runtime}.json`);
+      writeConfig((c) => {
+        c.process.args = ["/bin/sh", "-c", "sleep 30"];
+        c.hooks = { poststart: [{ path: "/bin/sh", args: ["sh", "-c", `cat > ${log}`] }] };
+      });
+      const id = `${TAG}-${runtime}-${nextSeq()}`;
+      created.push({ runtime, id });
+      expect(cli(runtime, ["create", "--bundle", bundle, id])).toMatchObject({ code: 0 });
+      expect(cli(runtime, ["start", id])).toMatchObject({ code: 0 });
+      states[runtime] = JSON.parse(fs.readFileSync(log, "utf8")) as Record<string, unknown>;
+      expect(cli(runtime, ["delete", "--force", id])).toMatchObject({ code: 0 });
+    }
+    // runtime-spec: poststart runs after the process has started: grove-runtime says running.
+    expect(states.runc).toMatchObject({ status: "created" });
+    expect(states.grove).toMatchObject({ status: "running", pid: states.grove!.pid });
+
+    writeConfig((c) => {
+      c.process.args = ["/bin/sh", "-c", "echo process-ran"];
+      c.hooks = failing("poststart");
+    });
+    const r = run("runc");
+    expect([r.code, r.err]).toEqual([1, expect.stringContaining("poststart-failed")]);
+    // runtime-spec: "the runtime MUST log a warning" and the lifecycle goes on.
+    expect(run("grove")).toEqual({
+      code: 0,
+      out: "process-ran\n",
+      err: "poststart-failed\ngrove-runtime: warning: hook poststart[0] /bin/sh: exit status 3\n",
+    });
+  });
+});

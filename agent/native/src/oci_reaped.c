@@ -108,6 +108,19 @@ grove_oci_reaped_create (grove_oci_bundle_t *b, const grove_cgroup_t *cg, const 
 }
 
 int
+grove_oci_reaped_record (const char *dir, pid_t pid, grove_error_t *err)
+{
+  char file[PATH_MAX], rec[256];
+  FILE *f;
+  snprintf (rec, sizeof (rec), "%d %llu\n", (int) pid, start_time (pid));
+  snprintf (file, sizeof (file), "%s/init", dir);
+  f = fopen (file, "wxe");
+  if (f == NULL || fputs (rec, f) < 0 || fclose (f) != 0)
+    return grove_error_set (err, errno, "%s", file);
+  return 0;
+}
+
+int
 grove_oci_reaped_state (const char *dir, char *status, size_t status_cap, pid_t *pid, char *parent, char *name,
                         size_t name_cap)
 {
