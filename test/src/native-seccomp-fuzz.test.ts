@@ -141,7 +141,7 @@ describe("the seccomp profile compiler on the OCI fields runc 1.1 has too", () =
       listenerMetadata: "m",
       syscalls: [
         { names: ["read"], action: "SCMP_ACT_TRACE", errnoRet: 7 },
-        { names: ["write"], action: "SCMP_ACT_NOTIFY" },
+        { names: ["mkdir"], action: "SCMP_ACT_NOTIFY" },
         { names: ["getpid"], action: "SCMP_ACT_LOG" },
         ...["EQ", "NE", "LT", "LE", "GT", "GE"].map((op) => ({
           names: ["getppid"],
@@ -166,6 +166,7 @@ describe("the seccomp profile compiler refuses what it cannot express, naming th
     syscalls: [{ names: ["read"], action: "SCMP_ACT_ERRNO", ...over }],
   });
   const arg = (a: Record<string, unknown>) => rule({ args: [{ index: 0, value: 1, op: "SCMP_CMP_EQ", ...a }] });
+  const notify = (o: Record<string, unknown>) => ({ ...rule({ action: "SCMP_ACT_NOTIFY" }), listenerPath: "/l", ...o });
   const cases: [string, unknown, RegExp][] = [
     ["not an object", [], /^config\.json linux\.seccomp\.must be an object/],
     ["no defaultAction", { syscalls: [] }, /defaultAction: must be a string/],
@@ -176,15 +177,12 @@ describe("the seccomp profile compiler refuses what it cannot express, naming th
     ],
     ["NOTIFY without a listenerPath", rule({ action: "SCMP_ACT_NOTIFY" }), /listenerPath: is required with SCMP/],
     [
-      "a relative listenerPath",
-      { ...rule({ action: "SCMP_ACT_NOTIFY" }), listenerPath: "run/l" },
-      /listenerPath: must be an absolute path/,
+      "NOTIFY for write",
+      notify({ syscalls: [{ names: ["write"], action: "SCMP_ACT_NOTIFY" }] }),
+      /names\[0\]: SCMP_ACT_NOTIFY cannot be used for write/,
     ],
-    [
-      "a listenerMetadata that is not a string",
-      { ...rule({ action: "SCMP_ACT_NOTIFY" }), listenerPath: "/run/l", listenerMetadata: 5 },
-      /listenerMetadata: must be a string/,
-    ],
+    ["a relative listenerPath", notify({ listenerPath: "run/l" }), /listenerPath: must be an absolute path/],
+    ["a listenerMetadata that is no string", notify({ listenerMetadata: 5 }), /listenerMetadata: must be a string/],
     ["a trace errnoRet past 16 bits", rule({ action: "SCMP_ACT_TRACE", errnoRet: 65536 }), /errnoRet: 65536/],
     ["an unknown action", rule({ action: "SCMP_ACT_FOO" }), /syscalls\[0\]\.action: SCMP_ACT_FOO is not supported/],
     [

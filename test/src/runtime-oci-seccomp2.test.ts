@@ -293,7 +293,7 @@ describe("grove-runtime vs runc: SCMP_ACT_NOTIFY and listenerPath", () => {
   );
 
   (x64 ? it : it.skip)(
-    "refused by both: NOTIFY without listenerPath, as the default action; a listener that is not there",
+    "refused by both: NOTIFY without listenerPath, as the default action, for write; a listener that is not there",
     () => {
       const base = { defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["getppid"], action: "SCMP_ACT_NOTIFY" }] };
       for (const [profile, runcMsg, groveMsg] of [
@@ -302,6 +302,21 @@ describe("grove-runtime vs runc: SCMP_ACT_NOTIFY and listenerPath", () => {
           { defaultAction: "SCMP_ACT_NOTIFY", listenerPath: "/x" },
           "SCMP_ACT_NOTIFY cannot be used as default action",
           "config.json linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action",
+        ],
+        [
+          { ...base, listenerPath: "/x", syscalls: [{ names: ["write"], action: "SCMP_ACT_NOTIFY" }] },
+          "SCMP_ACT_NOTIFY cannot be used for the write syscall",
+          "config.json linux.seccomp.syscalls[0].names[0]: SCMP_ACT_NOTIFY cannot be used for write",
+        ],
+        [
+          // sendmsg notified: no call the runtime needs waits on the listener (it is reached, and absent).
+          {
+            ...base,
+            listenerPath: path.join(tmp, "nobody.sock"),
+            syscalls: [{ names: ["sendmsg"], action: "SCMP_ACT_NOTIFY" }],
+          },
+          "connect",
+          `linux.seccomp.listenerPath: connect to ${path.join(tmp, "nobody.sock")}: No such file or directory`,
         ],
         [
           { ...base, listenerPath: path.join(tmp, "nobody.sock") },

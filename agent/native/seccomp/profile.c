@@ -673,6 +673,10 @@ read_profile (int root)
           int nr;
           snprintf (field, sizeof (field), "syscalls[%d].names[%d]", k, j);
           name = str_at (tok, field);
+          if (r->ret == SECCOMP_RET_USER_NOTIF && strcmp (name, "write") == 0)
+            die ("%s: SCMP_ACT_NOTIFY cannot be used for write (the init writes to its parent before the listener "
+                 "has the fd; runc refuses it too)",
+                 field);
           nr = seccomp_syscall_resolve_name_arch (SCMP_ARCH_NATIVE, name);
           if (nr == __NR_SCMP_ERROR && warn_fn != NULL)
             {

@@ -94,8 +94,9 @@ static const char *const dev_links[][2] = {
 /* What the child reports on the error pipe before it _exits; errnum
  * GROVE_CHILD_ASK_HOOKS instead asks the parent to run its OCI hooks. */
 #define GROVE_CHILD_ASK_HOOKS (-1)
-/* errnum GROVE_CHILD_LISTENER: the seccomp notify fd follows on the sync
- * socket, for the parent to send to linux.seccomp.listenerPath. */
+/* errnum GROVE_CHILD_LISTENER: the init's seccomp notify fd is the int at
+ * msg; the parent takes a copy (pidfd_getfd), sends it to
+ * linux.seccomp.listenerPath and answers on the sync channel. */
 #define GROVE_CHILD_LISTENER (-2)
 struct child_error
 {
@@ -1080,7 +1081,7 @@ child_reopen_dev_null (struct child_args *a)
 static void
 child_stdio_and_cwd (struct child_args *a)
 {
-  /* The sync socket too while the seccomp notify fd has to go through it. */
+  /* The sync channel too when the parent answers on it once the listener has the notify fd. */
   int keep[3] = { a->err_fd, a->hold_fd, a->seccomp_listener ? a->sync_fd : -1 };
   unsigned from = 3;
   char cwd_buf[4096];
@@ -1215,15 +1216,17 @@ child_start_hooks (struct child_args *a)
     child_hook_fail (a, &f);
 }
 
-static ssize_t send_sync (int sock, int fd);
-
 /* The bundle's filter (or Grove's): with flags or a listener through
- * seccomp(2), the notify fd then handed to the parent on the sync socket
- * (it sends it to the listener, as runc's parent does). */
+ * seccomp(2). The parent sends the notify fd to the listener, as runc's
+ * does: the init only writes its number on the error pipe and waits for the
+ * parent's byte (write, read and close are the calls it makes under the
+ * filter; a profile may not notify write, as runc refuses). */
 static void
 child_seccomp (struct child_args *a)
 {
   struct child_error ask;
+  char go;
+  ssize_t n;
   unsigned flags = a->seccomp_flags | (a->seccomp_listener ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0);
   long fd;
   if (a->seccomp.len == 0)
@@ -1241,8 +1244,14 @@ child_seccomp (struct child_args *a)
     return;
   memset (&ask, 0, sizeof (ask));
   ask.errnum = GROVE_CHILD_LISTENER;
-  if (write (a->err_fd, &ask, sizeof (ask)) != (ssize_t) sizeof (ask) || send_sync (a->sync_fd, (int) fd) != 1)
+  memcpy (ask.msg, &(int){ (int) fd }, sizeof (int));
+  if (write (a->err_fd, &ask, sizeof (ask)) != (ssize_t) sizeof (ask))
     _exit (126); /* the parent is gone */
+  do
+    n = read (a->sync_fd, &go, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1)
+    _exit (126); /* the parent could not reach the listener: it kills us */
   close ((int) fd);
   close (a->sync_fd);
 }
@@ -1962,32 +1971,23 @@ clone_init (struct child_args *a, int orig_netns, int orig_pidns, grove_error_t 
  * its cgroups, its id maps (and idmapped rootfs) written, then the release
  * byte; the init's error, if it reports one before execve. -1 leaves the
  * init to the caller (killed and reaped). */
+/* The init's notify fd (number fdnum in it) to linux.seccomp.listenerPath, then the init goes on. */
 static int
-send_listener (const grove_container_config_t *cfg, pid_t pid, int sync_fd, grove_error_t *err)
+send_listener (const grove_container_config_t *cfg, pid_t pid, int pidfd, int sync_fd, int fdnum,
+               grove_error_t *err)
 {
-  char byte, cbuf[CMSG_SPACE (sizeof (int))];
-  struct iovec iov = { &byte, 1 };
-  struct msghdr msg;
-  struct cmsghdr *cm;
-  cleanup_close int fd = -1;
-  ssize_t n;
-  memset (&msg, 0, sizeof (msg));
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf;
-  msg.msg_controllen = sizeof (cbuf);
-  do
-    n = recvmsg (sync_fd, &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  cm = n == 1 ? CMSG_FIRSTHDR (&msg) : NULL;
-  if (cm == NULL || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-    return grove_error_set (err, errno, "receive the seccomp notify fd of container init %d", (int) pid);
-  memcpy (&fd, CMSG_DATA (cm), sizeof (int));
-  return grove_hooks_send_listener (cfg->hooks, pid, fd, err);
+  cleanup_close int fd = (int) syscall (SYS_pidfd_getfd, pidfd, fdnum, 0); /* O_CLOEXEC */
+  if (fd < 0)
+    return grove_error_set (err, errno, "take the seccomp notify fd of container init %d", (int) pid);
+  if (grove_hooks_send_listener (cfg->hooks, pid, fd, err) < 0)
+    return -1;
+  if (write (sync_fd, "x", 1) != 1)
+    return grove_error_set (err, errno, "resume container init %d after its seccomp listener", (int) pid);
+  return 0;
 }
 
 static int
-release_init (const grove_container_config_t *cfg, pid_t pid, int userns, int sync_fd, int err_fd,
+release_init (const grove_container_config_t *cfg, pid_t pid, int pidfd, int userns, int sync_fd, int err_fd,
               grove_error_t *err)
 {
   cleanup_close int rootfs_tree = -1;
@@ -2018,7 +2018,9 @@ release_init (const grove_container_config_t *cfg, pid_t pid, int userns, int sy
         return 0;
       if (ce.errnum == GROVE_CHILD_LISTENER)
         {
-          if (send_listener (cfg, pid, sync_fd, err) < 0)
+          int fdnum;
+          memcpy (&fdnum, ce.msg, sizeof (int));
+          if (send_listener (cfg, pid, pidfd, sync_fd, fdnum, err) < 0)
             return -1;
           continue;
         }
@@ -2069,8 +2071,7 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
   if (open_stdio (cfg, &null_fd, &log_fd, &err_out_fd, err) < 0 || open_netns (cfg, &netns_fd, err) < 0)
     return -1;
   /* With a user namespace the release byte may carry the idmapped rootfs: a socket. */
-  if (userns || p.a.seccomp_listener ? socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_pipe) < 0
-                                     : pipe2 (sync_pipe, O_CLOEXEC) < 0)
+  if (userns ? socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_pipe) < 0 : pipe2 (sync_pipe, O_CLOEXEC) < 0)
     return grove_error_set (err, errno, "sync channel");
   if (pipe2 (err_pipe, O_CLOEXEC) < 0)
     return grove_error_set (err, errno, "pipe2");
@@ -2126,7 +2127,7 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
     grove_error_set (err, errno, "pidfd_open %d", (int) pid);
   else
     fcntl (pidfd, F_SETFD, FD_CLOEXEC);
-  if (pidfd < 0 || release_init (cfg, pid, userns, sync_pipe[1], err_pipe[0], err) < 0)
+  if (pidfd < 0 || release_init (cfg, pid, pidfd, userns, sync_pipe[1], err_pipe[0], err) < 0)
     {
       /* The one way out for an init that will not run. */
       kill (pid, SIGKILL);
