@@ -132,24 +132,65 @@ describe("the seccomp profile compiler on valid profiles", () => {
   });
 });
 
+describe("the seccomp profile compiler on the OCI fields runc 1.1 has too", () => {
+  it("compiles SCMP_ACT_TRACE, _NOTIFY with a listener, _LOG, flags and 64-bit argument values", async () => {
+    const p = {
+      defaultAction: "SCMP_ACT_ALLOW",
+      flags: ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+      listenerPath: "/run/l",
+      listenerMetadata: "m",
+      syscalls: [
+        { names: ["read"], action: "SCMP_ACT_TRACE", errnoRet: 7 },
+        { names: ["mkdir"], action: "SCMP_ACT_NOTIFY" },
+        { names: ["getpid"], action: "SCMP_ACT_LOG" },
+        ...["EQ", "NE", "LT", "LE", "GT", "GE"].map((op) => ({
+          names: ["getppid"],
+          action: "SCMP_ACT_ERRNO",
+          args: [{ index: 1, value: 2 ** 40 + 5, op: `SCMP_CMP_${op}` }],
+        })),
+      ],
+    };
+    const text = JSON.stringify(p).replace(
+      '"names":["getpid"]',
+      '"names":["getpid"],"args":[{"index":0,"value":18446744073709551615,"valueTwo":4294967296,"op":"SCMP_CMP_MASKED_EQ"}]',
+    );
+    const r = await compile("s", text);
+    expect(r).toMatchObject({ code: 0, rules: 9, message: "" });
+    expect(await load(bundle(p))).toMatchObject({ code: 0, message: "" });
+  });
+});
+
 describe("the seccomp profile compiler refuses what it cannot express, naming the field", () => {
   const rule = (over: Record<string, unknown>) => ({
     defaultAction: "SCMP_ACT_ALLOW",
     syscalls: [{ names: ["read"], action: "SCMP_ACT_ERRNO", ...over }],
   });
   const arg = (a: Record<string, unknown>) => rule({ args: [{ index: 0, value: 1, op: "SCMP_CMP_EQ", ...a }] });
+  const notify = (o: Record<string, unknown>) => ({ ...rule({ action: "SCMP_ACT_NOTIFY" }), listenerPath: "/l", ...o });
   const cases: [string, unknown, RegExp][] = [
     ["not an object", [], /^config\.json linux\.seccomp\.must be an object/],
     ["no defaultAction", { syscalls: [] }, /defaultAction: must be a string/],
     [
-      "SCMP_ACT_TRACE",
-      { defaultAction: "SCMP_ACT_TRACE" },
-      /defaultAction: SCMP_ACT_TRACE is not supported: it needs a tracer/,
+      "SCMP_ACT_NOTIFY as the default action",
+      { defaultAction: "SCMP_ACT_NOTIFY", listenerPath: "/run/l" },
+      /defaultAction: SCMP_ACT_NOTIFY cannot be the default action/,
     ],
-    ["SCMP_ACT_NOTIFY", rule({ action: "SCMP_ACT_NOTIFY" }), /syscalls\[0\]\.action: SCMP_ACT_NOTIFY is not supported/],
+    ["NOTIFY without a listenerPath", rule({ action: "SCMP_ACT_NOTIFY" }), /listenerPath: is required with SCMP/],
+    [
+      "NOTIFY for write",
+      notify({ syscalls: [{ names: ["write"], action: "SCMP_ACT_NOTIFY" }] }),
+      /names\[0\]: SCMP_ACT_NOTIFY cannot be used for write/,
+    ],
+    ["a relative listenerPath", notify({ listenerPath: "run/l" }), /listenerPath: must be an absolute path/],
+    ["a listenerMetadata that is no string", notify({ listenerMetadata: 5 }), /listenerMetadata: must be a string/],
+    ["a trace errnoRet past 16 bits", rule({ action: "SCMP_ACT_TRACE", errnoRet: 65536 }), /errnoRet: 65536/],
     ["an unknown action", rule({ action: "SCMP_ACT_FOO" }), /syscalls\[0\]\.action: SCMP_ACT_FOO is not supported/],
-    ["flags", { defaultAction: "SCMP_ACT_ALLOW", flags: ["SECCOMP_FILTER_FLAG_LOG"] }, /flags: is not supported/],
-    ["a listenerPath", { defaultAction: "SCMP_ACT_ALLOW", listenerPath: "/run/l" }, /listenerPath: is not supported/],
+    [
+      "an unknown flag",
+      { defaultAction: "SCMP_ACT_ALLOW", flags: ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_X"] },
+      /flags\[1\]: SECCOMP_FILTER_FLAG_X is not supported/,
+    ],
+    ["flags that are not a list", { defaultAction: "SCMP_ACT_ALLOW", flags: "x" }, /flags: must be an array/],
     [
       "an architecture that is not a string",
       { defaultAction: "SCMP_ACT_ALLOW", architectures: [NATIVE, COMPAT, 5] },
@@ -157,8 +198,12 @@ describe("the seccomp profile compiler refuses what it cannot express, naming th
     ],
     ["errnoRet 0", rule({ errnoRet: 0 }), /syscalls\[0\]\.errnoRet: errno 0, must be 1 to 4095/],
     ["errnoRet 4096", rule({ errnoRet: 4096 }), /syscalls\[0\]\.errnoRet: errno 4096/],
-    ["a value above 32 bits", arg({ value: 2 ** 32 }), /args\[0\]\.value: 4294967296 does not fit in 32 bits/],
-    ["a negative value", arg({ value: -1 }), /args\[0\]\.value: -1 does not fit/],
+    [
+      "a value above 64 bits",
+      '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":18446744073709551616,"op":"SCMP_CMP_EQ"}]}]}',
+      /args\[0\]\.value: 18446744073709551616 is not an integer from 0 to 18446744073709551615/,
+    ],
+    ["a negative value", arg({ value: -1 }), /args\[0\]\.value: -1 is not an integer/],
     ["argument 6", arg({ index: 6 }), /args\[0\]\.index: 6, a syscall has arguments 0 to 5/],
     ["an unknown operator", arg({ op: "SCMP_CMP_XX" }), /args\[0\]\.op: unknown operator SCMP_CMP_XX/],
     [
@@ -261,7 +306,12 @@ const ACTIONS = [
   "SCMP_ACT_KILL_THREAD",
   "SCMP_ACT_LOG",
   "SCMP_ACT_TRAP",
+  "SCMP_ACT_TRACE",
+  "SCMP_ACT_NOTIFY",
 ];
+const FLAGS = ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"];
+/** A 64-bit value as JSON digits (beyond 2 ** 53, which a JavaScript number cannot hold). */
+const BIG = "__big__";
 const OPS = [
   "SCMP_CMP_EQ",
   "SCMP_CMP_NE",
@@ -303,16 +353,19 @@ function profiles(bad: boolean) {
     fc.oneof(fc.integer({ min: 0, max: 8 }), fc.integer({ min: 0, max: 0xffffffff }), fc.constantFrom(1, 38, 4095)),
     fc.oneof(fc.constantFrom(-1, 4096, 2 ** 32, 2 ** 53, 0.5, ...HUGE.map(Number)), fc.string(), fc.constant(null)),
   );
-  const action = often(
-    fc.constantFrom(...ACTIONS),
-    fc.oneof(fc.constantFrom("SCMP_ACT_TRACE", "SCMP_ACT_NOTIFY"), fc.string(), fc.integer()),
+  const action = often(fc.constantFrom(...ACTIONS), fc.oneof(fc.string(), fc.integer()));
+  // Argument values: all 64 bits (as digits in the JSON text), past them with `bad`.
+  const value = fc.oneof(
+    num,
+    fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }).map((v) => `${BIG}${v}`),
+    ...(bad ? [fc.constant(`${BIG}18446744073709551616`)] : []),
   );
   const sysName = often(fc.constantFrom(...NAMES), fc.oneof(fc.string(), fc.integer(), fc.constant(null)));
   const condition = fc.record(
     {
       index: often(fc.integer({ min: 0, max: 5 }), num),
-      value: num,
-      valueTwo: num,
+      value,
+      valueTwo: value,
       op: often(fc.constantFrom(...OPS), fc.string()),
     },
     { requiredKeys: ["index", "value", "op"] },
@@ -351,8 +404,12 @@ function profiles(bad: boolean) {
           architectures: fc.array(often(fc.constantFrom(NATIVE, "SCMP_ARCH_MIPS", ...ALL_ABIS), fc.constant(1)), {
             maxLength: 3,
           }),
-          flags: often(fc.constant([]), fc.constant(["SECCOMP_FILTER_FLAG_LOG"])),
-          listenerPath: fc.constantFrom("", "/run/l"),
+          flags: often(
+            fc.subarray(FLAGS),
+            fc.oneof(fc.constant(["SECCOMP_FILTER_FLAG_NEW_LISTENER"]), fc.string(), fc.array(fc.integer())),
+          ),
+          listenerPath: often(fc.constantFrom("", "/run/l", "/run/l", "/run/l"), fc.oneof(fc.string(), fc.integer())),
+          listenerMetadata: often(fc.string(), fc.integer()),
           archMap: often(
             fc.constant([{ architecture: NATIVE, subArchitectures: [] }]),
             fc.constant([{ architecture: 1 }]),
@@ -363,8 +420,10 @@ function profiles(bad: boolean) {
       ),
     )
     .map(([kind, p]) => {
-      if (kind === "d") for (const k of ["architectures", "flags", "listenerPath"]) delete (p as Profile)[k];
-      return [kind, Buffer.from(JSON.stringify(p), "utf8"), p as Profile] as const;
+      if (kind === "d")
+        for (const k of ["architectures", "flags", "listenerPath", "listenerMetadata"]) delete (p as Profile)[k];
+      const text = JSON.stringify(p).replace(new RegExp(`"${BIG}(\\d+)"`, "g"), "$1");
+      return [kind, Buffer.from(text, "utf8"), p as Profile] as const;
     });
 }
 const profile = fc.oneof(profiles(true), profiles(false));

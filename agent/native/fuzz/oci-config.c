@@ -18,7 +18,7 @@ grove_fuzz_oci_config (const char *dir, char *msg, size_t cap, int *ninsns)
 {
   grove_error_t err;
   grove_oci_bundle_t *b = &grove_fuzz_bundle;
-  int code = grove_oci_bundle_load (b, dir, "fuzz", &err) < 0 || grove_oci_seccomp (b, &err) < 0 ? 1 : 0;
+  int code = grove_oci_bundle_load (b, dir, "fuzz", &err) < 0 || grove_oci_seccomp (b, dir, "fuzz", &err) < 0 ? 1 : 0;
   snprintf (msg, cap, "%s", code != 0 ? err.msg : "");
   *ninsns = b->cc.seccomp_bpf != NULL ? (int) (strlen (b->cc.seccomp_bpf) / 16) : 0;
   grove_oci_bundle_free (b);

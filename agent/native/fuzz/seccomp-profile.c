@@ -3,7 +3,8 @@
  * build on default.json (Docker's format), and the program it answers
  * checked without trusting the compiler: every instruction one the
  * compiler may emit, every jump inside the program and forward, the last
- * instruction a return; run for every syscall number, the foreign
+ * instruction a return; run for every syscall number (with 64-bit
+ * arguments too), the foreign
  * architecture and x32; and the same program back from its hex text
  * (grove_seccomp_to_hex / _from_hex, how grove-runtime hands it on). */
 #include <errno.h>
@@ -124,12 +125,16 @@ check_section (const grove_profile_program_t *prog, uint32_t arch, uint32_t base
   d.nr = (int) (base + (uint32_t) (max_nr + 1));
   past = run (prog->insns, &d);
   for (int nr = 0; nr <= max_nr + 2; nr++)
-    for (int args = 0; args < 3; args++)
+    for (int args = 0; args < 4; args++)
       {
         uint32_t r;
         d.nr = (int) (base + (uint32_t) nr);
+        /* The last set has high halves (64-bit values). */
         for (int i = 0; i < 6; i++)
-          d.args[i] = args == 0 ? 0 : args == 1 ? 0xffffffffu : (uint64_t) nr * 0x10001u + (unsigned) i;
+          d.args[i] = args == 0   ? 0
+                      : args == 1 ? 0xffffffffu
+                      : args == 2 ? (uint64_t) nr * 0x10001u + (unsigned) i
+                                  : (uint64_t) (nr + i) << 32 | 5u;
         r = run (prog->insns, &d);
         if (nr > max_nr && r != past)
           grove_fuzz_broken ("%s syscalls past the profile's %d get 0x%x and 0x%x", abi, max_nr, past, r);

@@ -9,9 +9,15 @@
  * includes/excludes (capabilities become gates set per container, see
  * seccomp.c); OCI's has architectures, flags and listenerPath, an errnoRet
  * per rule defaulting to EPERM, and ignores properties it does not define
- * (runtime-spec). The rules and the program are the same. What the program
- * cannot express is refused naming the field: SCMP_ACT_TRACE and _NOTIFY (a
- * tracer or a listener), flags, argument values above 32 bits.
+ * (runtime-spec). The rules and the program are the same, bar arguments: an
+ * OCI profile's are compared on all 64 bits as libseccomp compares them for
+ * runc (both 32-bit halves, the high one first; GT/GE/LT/LE as unsigned
+ * 64-bit numbers, MASKED_EQ on each half), Docker's format (Grove's
+ * default.json) on the low 32 bits, which the kernel reads an int from. SCMP_ACT_TRACE is SECCOMP_RET_TRACE with errnoRet
+ * (EPERM) as its data (no tracer: the kernel fails the call with ENOSYS);
+ * SCMP_ACT_NOTIFY is SECCOMP_RET_USER_NOTIF, for the listener at the
+ * profile's listenerPath (grove-runtime hands it the notify fd); flags
+ * become the filter's SECCOMP_FILTER_FLAG_* (out->flags).
  *
  * An OCI profile's architectures may list the other ABIs this kernel runs
  * (x86 and x32 on x86_64, arm on aarch64): the rules are then compiled again
@@ -158,8 +164,9 @@ static const int x86_ipc_direct[25] = { 0, 0, 393, 394, 0, 0, 0, 0, 0, 0, 0, 400
                                         0, 0, 0,   0,   0, 397, 398, 395, 396 };
 #endif
 
-/* Offset of the low 32 bits of seccomp_data.args[i] (both are little-endian). */
+/* Offset of the low and high 32 bits of seccomp_data.args[i] (both are little-endian). */
 #define ARG_LO(i) ((unsigned) (offsetof (struct seccomp_data, args) + 8 * (i)))
+#define ARG_HI(i) (ARG_LO (i) + 4)
 
 /* ---- the profile ------------------------------------------------------------ */
 
@@ -178,7 +185,7 @@ struct cond
 {
   unsigned index;
   enum op op;
-  uint32_t value, value_two;
+  uint64_t value, value_two;
 };
 
 struct gate
@@ -216,6 +223,9 @@ static struct sys *syscalls = tables[ABI_NATIVE];
 static int max_nr = -1;
 static uint32_t nr_base;
 static uint32_t default_ret;
+static unsigned filter_flags; /* SECCOMP_FILTER_FLAG_* (OCI flags) */
+static int has_notify;        /* an action is SCMP_ACT_NOTIFY */
+static int listener_tok, listener_metadata_tok;
 
 static const char *s;
 static grove_jtok_t *t;
@@ -258,8 +268,30 @@ u32_at (int i, const char *field)
   if (i < 0 || grove_json_num (s, t, i, &v) < 0)
     die ("%s: must be an integer", field);
   if (v < 0 || v > 0xffffffffLL)
-    die ("%s: %lld does not fit in 32 bits (arguments are compared on their low 32 bits)", field, v);
+    die ("%s: %lld does not fit in 32 bits", field, v);
   return (uint32_t) v;
+}
+
+/* An argument's value: an unsigned 64-bit integer (runtime-spec: uint64). */
+static uint64_t
+u64_at (int i, const char *field)
+{
+  char buf[32];
+  char *end;
+  size_t l;
+  unsigned long long v;
+  if (i < 0 || t[i].type != GROVE_J_NUM)
+    die ("%s: must be an integer", field);
+  l = (size_t) (t[i].end - t[i].start);
+  if (l == 0 || l >= sizeof (buf))
+    die ("%s: must be an integer from 0 to 18446744073709551615", field);
+  memcpy (buf, s + t[i].start, l);
+  buf[l] = '\0';
+  errno = 0;
+  v = strtoull (buf, &end, 10);
+  if (buf[0] == '-' || *end != '\0' || errno == ERANGE)
+    die ("%s: %s is not an integer from 0 to 18446744073709551615", field, buf);
+  return (uint64_t) v;
 }
 
 /* An action (tok) with its errnoRet (errno_tok, or -1 for errno_default). */
@@ -285,11 +317,26 @@ action_at (int tok, const char *field, int errno_tok, const char *errno_field, u
     ret = SECCOMP_RET_LOG;
   else if (strcmp (a, "SCMP_ACT_TRAP") == 0)
     ret = SECCOMP_RET_TRAP;
-  else if (strcmp (a, "SCMP_ACT_TRACE") == 0 || strcmp (a, "SCMP_ACT_NOTIFY") == 0)
-    die ("%s: %s is not supported: it needs a %s, which Grove does not run", field, a,
-         a[9] == 'T' ? "tracer (ptrace)" : "seccomp listener (user notification)");
+  else if (strcmp (a, "SCMP_ACT_TRACE") == 0 && format == GROVE_PROFILE_OCI)
+    {
+      /* The tracer's data: errnoRet, else EPERM (as runc); without a tracer the call fails with ENOSYS. */
+      uint32_t e = errno_tok >= 0 ? u32_at (errno_tok, errno_field) : errno_default;
+      if (e > 0xffff)
+        die ("%s: %u, must be 0 to 65535 (the tracer's data)", errno_field, e);
+      ret = SECCOMP_RET_TRACE | e;
+    }
+  else if (strcmp (a, "SCMP_ACT_NOTIFY") == 0 && format == GROVE_PROFILE_OCI)
+    {
+      if (errno_field == NULL)
+        die ("%s: SCMP_ACT_NOTIFY cannot be the default action (the runtime's own calls would wait on the "
+             "listener)",
+             field);
+      ret = SECCOMP_RET_USER_NOTIF;
+      has_notify = 1;
+    }
   else
-    die ("%s: %s is not supported (SCMP_ACT_ALLOW, _ERRNO, _KILL_PROCESS, _KILL_THREAD, _TRAP, _LOG)", field, a);
+    die ("%s: %s is not supported (SCMP_ACT_ALLOW, _ERRNO, _KILL_PROCESS, _KILL_THREAD, _TRAP, _LOG%s)", field, a,
+         format == GROVE_PROFILE_OCI ? ", _TRACE, _NOTIFY" : "");
   release (a);
   return ret;
 }
@@ -381,10 +428,12 @@ read_args (int arr, int src, struct rule *r)
       if (c->index > 5)
         die ("%s: %u, a syscall has arguments 0 to 5", field, c->index);
       snprintf (field, sizeof (field), "syscalls[%d].args[%d].value", src, k);
-      c->value = u32_at (grove_json_get (s, t, a, "value"), field);
+      /* Docker's format (Grove's default.json): 32-bit values, compared on the low half (below). */
+      c->value = format == GROVE_PROFILE_OCI ? u64_at (grove_json_get (s, t, a, "value"), field)
+                                             : u32_at (grove_json_get (s, t, a, "value"), field);
       vt = grove_json_get (s, t, a, "valueTwo");
       snprintf (field, sizeof (field), "syscalls[%d].args[%d].valueTwo", src, k);
-      c->value_two = vt >= 0 ? u32_at (vt, field) : 0;
+      c->value_two = vt < 0 ? 0 : format == GROVE_PROFILE_OCI ? u64_at (vt, field) : u32_at (vt, field);
       snprintf (field, sizeof (field), "syscalls[%d].args[%d].op", src, k);
       op = str_at (grove_json_get (s, t, a, "op"), field);
       if (strcmp (op, "SCMP_CMP_EQ") == 0)
@@ -490,11 +539,32 @@ oci_envelope (int root)
         }
     }
   v = grove_json_get (s, t, root, "flags");
-  if (v >= 0 && t[v].type == GROVE_J_ARR && t[v].size > 0)
-    die ("flags: is not supported (the filter is installed without flags)");
+  if (v >= 0 && t[v].type != GROVE_J_NULL && t[v].type != GROVE_J_ARR)
+    die ("flags: must be an array");
+  for (int k = 0; v >= 0 && t[v].type == GROVE_J_ARR && k < t[v].size; k++)
+    {
+      char field[64];
+      char *f;
+      snprintf (field, sizeof (field), "flags[%d]", k);
+      f = str_at (grove_json_at (t, v, k), field);
+      if (strcmp (f, "SECCOMP_FILTER_FLAG_LOG") == 0)
+        filter_flags |= SECCOMP_FILTER_FLAG_LOG;
+      else if (strcmp (f, "SECCOMP_FILTER_FLAG_SPEC_ALLOW") == 0)
+        filter_flags |= SECCOMP_FILTER_FLAG_SPEC_ALLOW;
+      else if (strcmp (f, "SECCOMP_FILTER_FLAG_TSYNC") != 0) /* the init has one thread: TSYNC changes nothing */
+        die ("%s: %s is not supported (SECCOMP_FILTER_FLAG_TSYNC, _LOG, _SPEC_ALLOW)", field, f);
+      release (f);
+    }
   v = grove_json_get (s, t, root, "listenerPath");
-  if (v >= 0 && t[v].type == GROVE_J_STR && t[v].end > t[v].start)
-    die ("listenerPath: is not supported (no SCMP_ACT_NOTIFY listener)");
+  if (v >= 0 && t[v].type != GROVE_J_NULL && t[v].type != GROVE_J_STR)
+    die ("listenerPath: must be a string");
+  listener_tok = v >= 0 && t[v].type == GROVE_J_STR && t[v].end > t[v].start ? v : -1;
+  if (listener_tok >= 0 && s[t[v].start] != '/')
+    die ("listenerPath: must be an absolute path");
+  v = grove_json_get (s, t, root, "listenerMetadata");
+  if (v >= 0 && t[v].type != GROVE_J_NULL && t[v].type != GROVE_J_STR)
+    die ("listenerMetadata: must be a string");
+  listener_metadata_tok = v >= 0 && t[v].type == GROVE_J_STR ? v : -1;
 }
 
 /* Docker: archMap must list the native architecture, without subArchitectures. */
@@ -603,6 +673,10 @@ read_profile (int root)
           int nr;
           snprintf (field, sizeof (field), "syscalls[%d].names[%d]", k, j);
           name = str_at (tok, field);
+          if (r->ret == SECCOMP_RET_USER_NOTIF && strcmp (name, "write") == 0)
+            die ("%s: SCMP_ACT_NOTIFY cannot be used for write (the init writes to its parent before the listener "
+                 "has the fd; runc refuses it too)",
+                 field);
           nr = seccomp_syscall_resolve_name_arch (SCMP_ARCH_NATIVE, name);
           if (nr == __NR_SCMP_ERROR && warn_fn != NULL)
             {
@@ -618,6 +692,8 @@ read_profile (int root)
     }
   if (max_nrs[ABI_NATIVE] < 0 && format == GROVE_PROFILE_DOCKER)
     die ("syscalls: names no syscall of this architecture");
+  if (has_notify && listener_tok < 0)
+    die ("listenerPath: is required with SCMP_ACT_NOTIFY (the listener gets the notify fd)");
 }
 
 /* ---- code generation ------------------------------------------------------ */
@@ -668,6 +744,112 @@ simple_ret (int nr)
   return -1;
 }
 
+/* A jump of a condition to the next rule (the condition fails): fixed up
+ * once the rule's end is known. jt: its true branch, else its false one. */
+static void
+to_next_rule (int at, int jt, int *fixups, int *nfix)
+{
+  fixups[(*nfix)++] = jt ? at + 1 : -(at + 1);
+}
+
+/* Grove's default filter (Docker's format): the low 32 bits only. The kernel
+ * reads the int arguments the profile's rules are about (socket's family,
+ * personality's persona, clone's flags) from them, so high bits set by the
+ * caller cannot slip a call past a rule, as they do past a 64-bit compare. */
+static void
+emit_cond_low (const struct cond *cd, int *fixups, int *nfix)
+{
+  uint32_t v = (uint32_t) cd->value;
+  emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO (cd->index), "load argument (low 32 bits)");
+  switch (cd->op)
+    {
+    case OP_EQ: /* jt: go on, jf: rule fails */
+      to_next_rule (emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, v, "=="), 0, fixups, nfix);
+      break;
+    case OP_NE:
+      to_next_rule (emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, v, "!="), 1, fixups, nfix);
+      break;
+    case OP_GT:
+      to_next_rule (emit (BPF_JMP | BPF_JGT | BPF_K, 0, 0, v, ">"), 0, fixups, nfix);
+      break;
+    case OP_GE:
+      to_next_rule (emit (BPF_JMP | BPF_JGE | BPF_K, 0, 0, v, ">="), 0, fixups, nfix);
+      break;
+    case OP_LT:
+      to_next_rule (emit (BPF_JMP | BPF_JGE | BPF_K, 0, 0, v, "<"), 1, fixups, nfix);
+      break;
+    case OP_LE:
+      to_next_rule (emit (BPF_JMP | BPF_JGT | BPF_K, 0, 0, v, "<="), 1, fixups, nfix);
+      break;
+    case OP_MASKED_EQ:
+      emit (BPF_ALU | BPF_AND | BPF_K, 0, 0, v, "& mask");
+      to_next_rule (emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, (uint32_t) cd->value_two, "== (masked)"), 0, fixups, nfix);
+      break;
+    }
+}
+
+/* An OCI profile's condition on a 64-bit argument, as libseccomp compares it for runc: the high
+ * half first, then the low one. Falls through to what follows when it holds. */
+static void
+emit_cond (const struct cond *cd, int *fixups, int *nfix)
+{
+  uint32_t hi = (uint32_t) (cd->value >> 32), lo = (uint32_t) cd->value;
+  unsigned i = cd->index;
+  int j;
+  if (format == GROVE_PROFILE_DOCKER)
+    {
+      emit_cond_low (cd, fixups, nfix);
+      return;
+    }
+  switch (cd->op)
+    {
+    case OP_EQ: /* hi == && lo == */
+      emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_HI (i), "load argument (high 32 bits)");
+      to_next_rule (emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, hi, "== (high)"), 0, fixups, nfix);
+      emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO (i), "load argument (low 32 bits)");
+      to_next_rule (emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, lo, "=="), 0, fixups, nfix);
+      break;
+    case OP_NE: /* hi != || lo != */
+      emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_HI (i), "load argument (high 32 bits)");
+      emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 2, hi, "!= (high): holds");
+      emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO (i), "load argument (low 32 bits)");
+      to_next_rule (emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, lo, "!="), 1, fixups, nfix);
+      break;
+    case OP_GT: /* hi > || (hi == && lo >) */
+    case OP_GE:
+      emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_HI (i), "load argument (high 32 bits)");
+      emit (BPF_JMP | BPF_JGT | BPF_K, 3, 0, hi, "> (high): holds");
+      to_next_rule (emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, hi, "== (high), else fails"), 0, fixups, nfix);
+      emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO (i), "load argument (low 32 bits)");
+      j = emit (BPF_JMP | (cd->op == OP_GT ? BPF_JGT : BPF_JGE) | BPF_K, 0, 0, lo, cd->op == OP_GT ? ">" : ">=");
+      to_next_rule (j, 0, fixups, nfix);
+      break;
+    case OP_LT: /* hi < || (hi == && lo <) */
+    case OP_LE:
+      emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_HI (i), "load argument (high 32 bits)");
+      emit (BPF_JMP | BPF_JGE | BPF_K, 0, 3, hi, "< (high): holds");
+      to_next_rule (emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, hi, "== (high), else fails"), 0, fixups, nfix);
+      emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO (i), "load argument (low 32 bits)");
+      j = emit (BPF_JMP | (cd->op == OP_LT ? BPF_JGE : BPF_JGT) | BPF_K, 0, 0, lo, cd->op == OP_LT ? "<" : "<=");
+      to_next_rule (j, 1, fixups, nfix);
+      break;
+    case OP_MASKED_EQ: /* (arg & value) == valueTwo, on each half */
+      {
+        uint32_t mhi = hi, mlo = lo, dhi = (uint32_t) (cd->value_two >> 32), dlo = (uint32_t) cd->value_two;
+        if (mhi != 0 || dhi != 0) /* else the high half always holds */
+          {
+            emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_HI (i), "load argument (high 32 bits)");
+            emit (BPF_ALU | BPF_AND | BPF_K, 0, 0, mhi, "& mask (high)");
+            to_next_rule (emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, dhi, "== (masked, high)"), 0, fixups, nfix);
+          }
+        emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO (i), "load argument (low 32 bits)");
+        emit (BPF_ALU | BPF_AND | BPF_K, 0, 0, mlo, "& mask");
+        to_next_rule (emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, dlo, "== (masked)"), 0, fixups, nfix);
+      }
+      break;
+    }
+}
+
 /* One syscall's rules, in order; the first that holds returns its action. */
 static void
 emit_block (int nr)
@@ -676,7 +858,7 @@ emit_block (int nr)
   for (int i = 0; i < sc->nrules; i++)
     {
       const struct rule *r = &rules[sc->rules[i]];
-      int fixups[MAX_CONDS * 2 + MAX_GATES], nfix = 0, end;
+      int fixups[MAX_CONDS * 3 + MAX_GATES], nfix = 0, end;
       int gate_idx[MAX_GATES];
 
       for (int g = 0; g < r->ngates; g++)
@@ -685,43 +867,7 @@ emit_block (int nr)
           gates_out[ngates_out++] = (struct gate_out){ gate_idx[g], r->gates[g].cap, r->gates[g].want, 0 };
         }
       for (int c = 0; c < r->nconds; c++)
-        {
-          const struct cond *cd = &r->conds[c];
-          int j;
-          emit (BPF_LD | BPF_W | BPF_ABS, 0, 0, ARG_LO (cd->index), "load argument (low 32 bits)");
-          switch (cd->op)
-            {
-            case OP_EQ: /* jt: go on, jf: rule fails */
-              j = emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, cd->value, "==");
-              fixups[nfix++] = -(j + 1); /* jf */
-              break;
-            case OP_NE:
-              j = emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, cd->value, "!=");
-              fixups[nfix++] = j + 1; /* jt */
-              break;
-            case OP_GT:
-              j = emit (BPF_JMP | BPF_JGT | BPF_K, 0, 0, cd->value, ">");
-              fixups[nfix++] = -(j + 1);
-              break;
-            case OP_GE:
-              j = emit (BPF_JMP | BPF_JGE | BPF_K, 0, 0, cd->value, ">=");
-              fixups[nfix++] = -(j + 1);
-              break;
-            case OP_LT:
-              j = emit (BPF_JMP | BPF_JGE | BPF_K, 0, 0, cd->value, "<");
-              fixups[nfix++] = j + 1;
-              break;
-            case OP_LE:
-              j = emit (BPF_JMP | BPF_JGT | BPF_K, 0, 0, cd->value, "<=");
-              fixups[nfix++] = j + 1;
-              break;
-            case OP_MASKED_EQ:
-              emit (BPF_ALU | BPF_AND | BPF_K, 0, 0, cd->value, "& mask");
-              j = emit (BPF_JMP | BPF_JEQ | BPF_K, 0, 0, cd->value_two, "== (masked)");
-              fixups[nfix++] = -(j + 1);
-              break;
-            }
-        }
+        emit_cond (&r->conds[c], fixups, &nfix);
       emit (BPF_RET | BPF_K, 0, 0, r->ret, "the rule's action");
       end = ninsns; /* the next rule, or the default */
       for (int f = 0; f < nfix; f++)
@@ -889,6 +1035,9 @@ grove_profile_compile (const char *text, grove_jtok_t *toks, int root, grove_pro
       abi_listed[abi] = 0;
     }
   max_nr = -1;
+  filter_flags = 0;
+  has_notify = 0;
+  listener_tok = listener_metadata_tok = -1;
   s = text;
   t = toks;
   format = fmt;
@@ -912,7 +1061,11 @@ grove_profile_compile (const char *text, grove_jtok_t *toks, int root, grove_pro
   *out = (grove_profile_program_t){ insns, ninsns, notes, (const grove_profile_gate_t *) gates_out, ngates_out,
                                     nrules, max_nr, nranges,
                                     abi_listed[ABI_COMPAT] ? max_nrs[ABI_COMPAT] : -2,
-                                    abi_listed[ABI_X32] ? max_nrs[ABI_X32] : -2 };
+                                    abi_listed[ABI_X32] ? max_nrs[ABI_X32] : -2,
+                                    filter_flags,
+                                    has_notify,
+                                    has_notify ? listener_tok : -1,
+                                    has_notify ? listener_metadata_tok : -1 };
   return 0;
 }
 

@@ -40,6 +40,11 @@ typedef struct
    * aarch64) and for x32 (without its bit); -1 when none, -2 when the ABI is
    * not listed (its calls are killed; x32's get EPERM in Docker's format). */
   int compat_max_nr, x32_max_nr;
+  /* OCI: the flags' SECCOMP_FILTER_FLAG_*; whether an action is
+   * SCMP_ACT_NOTIFY, then the tokens of listenerPath (a string) and
+   * listenerMetadata (-1: none). */
+  unsigned flags;
+  int notify, listener_tok, listener_metadata_tok;
 } grove_profile_program_t;
 
 /* Compiles the profile object at token root of s/t. prefix starts every

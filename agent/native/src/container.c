@@ -95,6 +95,10 @@ static const char *const dev_links[][2] = {
 /* What the child reports on the error pipe before it _exits; errnum
  * GROVE_CHILD_ASK_HOOKS instead asks the parent to run its OCI hooks. */
 #define GROVE_CHILD_ASK_HOOKS (-1)
+/* errnum GROVE_CHILD_LISTENER: the init's seccomp notify fd is the int at
+ * msg; the parent takes a copy (pidfd_getfd), sends it to
+ * linux.seccomp.listenerPath and answers on the sync channel. */
+#define GROVE_CHILD_LISTENER (-2)
 struct child_error
 {
   int errnum;
@@ -136,6 +140,8 @@ struct child_args
   int caps_sets; /* see grove_container_config_t */
   uint64_t caps_effective, caps_permitted, caps_inheritable, caps_ambient;
   struct sock_fprog seccomp; /* len 0: unconfined */
+  unsigned seccomp_flags;    /* SECCOMP_FILTER_FLAG_*: installed with seccomp(2) */
+  int seccomp_listener;      /* SCMP_ACT_NOTIFY: the notify fd goes to the parent */
   uid_t uid;
   gid_t gid;
   const gid_t *groups;
@@ -943,7 +949,7 @@ child_wait_for_parent (struct child_args *a)
     while (n < 0 && errno == EINTR);
   if (n != 1)
     _exit (126); /* the parent gave up (it could not set up the cgroups) */
-  if (!a->hooks_parent)
+  if (!a->hooks_parent && !a->seccomp_listener)
     close (a->sync_fd);
   return rootfs_tree;
 }
@@ -1266,7 +1272,8 @@ child_reopen_dev_null (struct child_args *a)
 static void
 child_stdio_and_cwd (struct child_args *a)
 {
-  int keep[2] = { a->err_fd, a->hold_fd };
+  /* The sync channel too when the parent answers on it once the listener has the notify fd. */
+  int keep[3] = { a->err_fd, a->hold_fd, a->seccomp_listener ? a->sync_fd : -1 };
   unsigned from = 3;
   char cwd_buf[4096];
   int in = a->null_fd;
@@ -1277,12 +1284,14 @@ child_stdio_and_cwd (struct child_args *a)
   if (dup2 (in, 0) < 0 || dup2 (a->log_fd, 1) < 0 || dup2 (a->err_out_fd > 0 ? a->err_out_fd : a->log_fd, 2) < 0)
     child_fail (a, errno, "dup2 stdio", NULL);
   child_reopen_dev_null (a);
-  if (keep[1] >= 0 && keep[1] < keep[0])
-    {
-      keep[1] = a->err_fd;
-      keep[0] = a->hold_fd;
-    }
-  for (int k = 0; k < 2; k++)
+  for (int i = 1; i < 3; i++) /* ascending */
+    for (int j = i; j > 0 && keep[j] < keep[j - 1]; j--)
+      {
+        int x = keep[j];
+        keep[j] = keep[j - 1];
+        keep[j - 1] = x;
+      }
+  for (int k = 0; k < 3; k++)
     {
       if (keep[k] < 0)
         continue;
@@ -1382,7 +1391,8 @@ child_create_hooks (struct child_args *a)
       while (n < 0 && errno == EINTR);
       if (n != 1)
         _exit (126); /* a hook failed: the parent kills us */
-      close (a->sync_fd);
+      if (!a->seccomp_listener)
+        close (a->sync_fd);
     }
   if (grove_hooks_run_raw (a->hooks, GROVE_HOOK_CREATE_CONTAINER, a->hook_state_creating, &f) < 0)
     child_hook_fail (a, &f);
@@ -1395,6 +1405,46 @@ child_start_hooks (struct child_args *a)
   grove_hook_failure_t f;
   if (a->hooks != NULL && grove_hooks_run_raw (a->hooks, GROVE_HOOK_START_CONTAINER, a->hook_state_created, &f) < 0)
     child_hook_fail (a, &f);
+}
+
+/* The bundle's filter (or Grove's): with flags or a listener through
+ * seccomp(2). The parent sends the notify fd to the listener, as runc's
+ * does: the init only writes its number on the error pipe and waits for the
+ * parent's byte (write, read and close are the calls it makes under the
+ * filter; a profile may not notify write, as runc refuses). */
+static void
+child_seccomp (struct child_args *a)
+{
+  struct child_error ask;
+  char go;
+  ssize_t n;
+  unsigned flags = a->seccomp_flags | (a->seccomp_listener ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0);
+  long fd;
+  if (a->seccomp.len == 0)
+    return;
+  if (flags == 0)
+    {
+      if (prctl (PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &a->seccomp, 0, 0) < 0)
+        child_fail (a, errno, "install the seccomp filter", NULL);
+      return;
+    }
+  fd = syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &a->seccomp);
+  if (fd < 0)
+    child_fail (a, errno, "install the seccomp filter (with its flags)", NULL);
+  if (!a->seccomp_listener)
+    return;
+  memset (&ask, 0, sizeof (ask));
+  ask.errnum = GROVE_CHILD_LISTENER;
+  memcpy (ask.msg, &(int){ (int) fd }, sizeof (int));
+  if (write (a->err_fd, &ask, sizeof (ask)) != (ssize_t) sizeof (ask))
+    _exit (126); /* the parent is gone */
+  do
+    n = read (a->sync_fd, &go, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1)
+    _exit (126); /* the parent could not reach the listener: it kills us */
+  close ((int) fd);
+  close (a->sync_fd);
 }
 
 static int
@@ -1412,8 +1462,7 @@ child_main (void *arg)
   child_stdio_and_cwd (a);
   child_drop_privileges (a);
   /* Last: the filter also applies to what we would still call. */
-  if (a->seccomp.len > 0 && prctl (PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &a->seccomp, 0, 0) < 0)
-    child_fail (a, errno, "install the seccomp filter", NULL);
+  child_seccomp (a);
   if (a->hold_fd >= 0)
     child_hold (a);
   child_start_hooks (a);
@@ -1729,6 +1778,8 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
     {
       if (grove_seccomp_from_hex (cfg->seccomp_bpf, &p->a.seccomp) < 0)
         return grove_error_set (err, errno, "the bundle's seccomp filter");
+      p->a.seccomp_flags = cfg->seccomp_flags;
+      p->a.seccomp_listener = cfg->hooks != NULL && cfg->hooks->listener != NULL;
     }
   else if (!cfg->seccomp_unconfined && grove_seccomp_default (p->a.caps, &p->a.seccomp) < 0)
     return grove_error_set (err, errno, "the default seccomp filter%s",
@@ -2177,8 +2228,23 @@ clone_init (struct child_args *a, int orig_netns, int orig_pidns, grove_error_t 
  * its cgroups, its id maps (and idmapped rootfs) written, then the release
  * byte; the init's error, if it reports one before execve. -1 leaves the
  * init to the caller (killed and reaped). */
+/* The init's notify fd (number fdnum in it) to linux.seccomp.listenerPath, then the init goes on. */
 static int
-release_init (const grove_container_config_t *cfg, pid_t pid, int userns, int sync_fd, int err_fd,
+send_listener (const grove_container_config_t *cfg, pid_t pid, int pidfd, int sync_fd, int fdnum,
+               grove_error_t *err)
+{
+  cleanup_close int fd = (int) syscall (SYS_pidfd_getfd, pidfd, fdnum, 0); /* O_CLOEXEC */
+  if (fd < 0)
+    return grove_error_set (err, errno, "take the seccomp notify fd of container init %d", (int) pid);
+  if (grove_hooks_send_listener (cfg->hooks, pid, fd, err) < 0)
+    return -1;
+  if (write (sync_fd, "x", 1) != 1)
+    return grove_error_set (err, errno, "resume container init %d after its seccomp listener", (int) pid);
+  return 0;
+}
+
+static int
+release_init (const grove_container_config_t *cfg, pid_t pid, int pidfd, int userns, int sync_fd, int err_fd,
               grove_error_t *err)
 {
   cleanup_close int rootfs_tree = -1;
@@ -2207,6 +2273,14 @@ release_init (const grove_container_config_t *cfg, pid_t pid, int userns, int sy
       while (n < 0 && errno == EINTR);
       if (n <= 0)
         return 0;
+      if (ce.errnum == GROVE_CHILD_LISTENER)
+        {
+          int fdnum;
+          memcpy (&fdnum, ce.msg, sizeof (int));
+          if (send_listener (cfg, pid, pidfd, sync_fd, fdnum, err) < 0)
+            return -1;
+          continue;
+        }
       if (ce.errnum != GROVE_CHILD_ASK_HOOKS)
         break;
       /* The init's namespaces exist, its mounts are made: the hooks the
@@ -2310,7 +2384,7 @@ grove_container_start (const grove_container_config_t *cfg, grove_container_t *o
     grove_error_set (err, errno, "pidfd_open %d", (int) pid);
   else
     fcntl (pidfd, F_SETFD, FD_CLOEXEC);
-  if (pidfd < 0 || release_init (cfg, pid, userns, sync_pipe[1], err_pipe[0], err) < 0)
+  if (pidfd < 0 || release_init (cfg, pid, pidfd, userns, sync_pipe[1], err_pipe[0], err) < 0)
     {
       /* The one way out for an init that will not run. */
       kill (pid, SIGKILL);

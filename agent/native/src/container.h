@@ -99,6 +99,7 @@ typedef struct grove_container_config_s
   uint64_t caps_effective, caps_permitted, caps_inheritable, caps_ambient;
   int seccomp_unconfined; /* 0: the default filter (see seccomp.c); 1: none */
   const char *seccomp_bpf; /* non-NULL: this program instead (an OCI bundle's profile, grove_seccomp_from_hex) */
+  unsigned seccomp_flags;  /* SECCOMP_FILTER_FLAG_* of an OCI profile (0: installed with prctl) */
   uid_t uid;
   gid_t gid;
   const gid_t *groups;    /* supplementary groups */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -82,6 +83,10 @@ grove_hooks_parse (grove_hooks_t *h, char *blob, size_t len, grove_error_t *err)
         h->bundle = val;
       else if (strcmp (key, GROVE_HOOKS_KEY_ANNOTATIONS) == 0)
         h->annotations = val;
+      else if (strcmp (key, GROVE_HOOKS_KEY_LISTENER) == 0)
+        h->listener = val;
+      else if (strcmp (key, GROVE_HOOKS_KEY_LISTENER_METADATA) == 0)
+        h->listener_metadata = val;
       else if (strcmp (key, GROVE_HOOKS_KEY_HOOK) == 0)
         {
           size_t k = 0;
@@ -211,6 +216,56 @@ grove_hooks_state (const grove_hooks_t *h, const char *status, pid_t pid, char *
   n = snprintf (buf + (pos < cap ? pos : cap), pos < cap ? cap - pos : 0, ",\"annotations\":%s}", h->annotations);
   pos += (size_t) n;
   return pos < cap ? (int) pos : -1;
+}
+
+int
+grove_hooks_send_listener (const grove_hooks_t *h, pid_t pid, int notify_fd, grove_error_t *err)
+{
+  static char msg[16384];
+  char state[8192];
+  size_t pos;
+  int n;
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  union
+  {
+    struct cmsghdr c;
+    char buf[CMSG_SPACE (sizeof (int))];
+  } ctl;
+  struct iovec iov;
+  struct msghdr m;
+  struct cmsghdr *c;
+  cleanup_close int sock = -1;
+  if (grove_hooks_state (h, "creating", pid, state, sizeof (state)) < 0)
+    return grove_error_set (err, E2BIG, "linux.seccomp.listenerPath: the state (annotations) is too large");
+  n = snprintf (msg, sizeof (msg), "{\"ociVersion\":\"1.0.2\",\"fds\":[\"seccompFd\"],\"pid\":%d,\"metadata\":",
+                (int) pid);
+  pos = put_json_string (msg, (size_t) n, sizeof (msg), h->listener_metadata != NULL ? h->listener_metadata : "");
+  n = snprintf (msg + (pos < sizeof (msg) ? pos : sizeof (msg)), pos < sizeof (msg) ? sizeof (msg) - pos : 0,
+                ",\"state\":%s}", state);
+  pos += (size_t) n;
+  if (pos >= sizeof (msg))
+    return grove_error_set (err, E2BIG, "linux.seccomp.listenerMetadata: too large");
+  if (strlen (h->listener) >= sizeof (addr.sun_path))
+    return grove_error_set (err, ENAMETOOLONG, "linux.seccomp.listenerPath %s", h->listener);
+  strcpy (addr.sun_path, h->listener);
+  sock = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (sock < 0 || connect (sock, (struct sockaddr *) &addr, sizeof (addr)) < 0)
+    return grove_error_set (err, errno, "linux.seccomp.listenerPath: connect to %s", h->listener);
+  memset (&m, 0, sizeof (m));
+  memset (&ctl, 0, sizeof (ctl));
+  iov = (struct iovec){ msg, pos };
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = ctl.buf;
+  m.msg_controllen = sizeof (ctl.buf);
+  c = CMSG_FIRSTHDR (&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN (sizeof (int));
+  memcpy (CMSG_DATA (c), &notify_fd, sizeof (int));
+  if (sendmsg (sock, &m, MSG_NOSIGNAL) != (ssize_t) pos)
+    return grove_error_set (err, errno, "linux.seccomp.listenerPath: send the notify fd to %s", h->listener);
+  return 0;
 }
 
 /* ---- the runner: system calls only --------------------------------------- */

@@ -58,12 +58,17 @@ typedef struct grove_hook_s
 #define GROVE_HOOKS_KEY_ARG "arg"
 #define GROVE_HOOKS_KEY_ENV "env"
 #define GROVE_HOOKS_KEY_TIMEOUT "timeout" /* seconds, > 0 */
+/* linux.seccomp with SCMP_ACT_NOTIFY: where the notify fd goes (oci_seccomp.c
+ * adds them, with id, bundle and annotations for the state it is sent with). */
+#define GROVE_HOOKS_KEY_LISTENER "seccomp_listener"
+#define GROVE_HOOKS_KEY_LISTENER_METADATA "seccomp_listener_metadata"
 
 typedef struct grove_hooks_s
 {
   char *blob; /* owned; every string below points into it */
   size_t len;
   const char *id, *bundle, *annotations;
+  const char *listener, *listener_metadata; /* NULL: no seccomp listener */
   grove_hook_t hooks[GROVE_MAX_HOOKS]; /* in config order within each kind */
   size_t n;
   char *strings[GROVE_MAX_HOOK_STRINGS]; /* the argv and envp arrays */
@@ -102,6 +107,12 @@ int grove_hooks_run_raw (const grove_hooks_t *h, grove_hook_kind_t kind, const c
 /* "hook createRuntime[1] /usr/bin/x: exit status 3" (or "timed out after 2 s",
  * "killed by signal 9", the errno text); async-signal-safe. */
 void grove_hook_failure_text (const grove_hook_failure_t *f, char *buf, size_t cap);
+
+/* linux.seccomp.listenerPath: connects to h->listener and sends the
+ * container process state (runtime-spec config-linux.md "The Container
+ * Process State": ociVersion, fds ["seccompFd"], pid, metadata, and the
+ * state, status "creating") with the notify fd as SCM_RIGHTS, in one message. */
+int grove_hooks_send_listener (const grove_hooks_t *h, pid_t pid, int notify_fd, grove_error_t *err);
 
 /* Builds the state, runs the hooks of kind, and says which one failed in err. */
 int grove_hooks_run (const grove_hooks_t *h, grove_hook_kind_t kind, const char *status, pid_t pid, grove_error_t *err);

@@ -8,8 +8,10 @@
  *     kill ID [SIGNAL] | delete [--force] ID | run [--bundle DIR] [--pid-file FILE] ID
  *
  * run starts the container directly (this process is the parent, its
- * stdout/stderr are the container's); create goes through grove-shim (found
- * next to this executable), which holds the init before execve until start. */
+ * stdout/stderr are the container's; its state directory records the init
+ * as oci_reaped.c's, so state, kill and delete reach it); create goes
+ * through grove-shim (found next to this executable), which holds the init
+ * before execve until start. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -76,7 +78,7 @@ static void
 load_bundle (grove_oci_bundle_t *b, const char *bundle, const char *id)
 {
   grove_error_t err;
-  if (grove_oci_bundle_load (b, bundle, id, &err) < 0 || grove_oci_seccomp (b, &err) < 0)
+  if (grove_oci_bundle_load (b, bundle, id, &err) < 0 || grove_oci_seccomp (b, bundle, id, &err) < 0)
     die (1, "%s", err.msg);
 }
 
@@ -263,11 +265,20 @@ post_hooks (const grove_hooks_t *h, grove_hook_kind_t kind, const char *status, 
     fprintf (stderr, "grove-runtime: warning: %s\n", err.msg);
 }
 
+static void write_spec_json (const char *dir, const char *id, const char *bundle, const grove_oci_bundle_t *b);
+static void write_state_extras (const grove_oci_bundle_t *b, const grove_cgroup_t *cg, const char *id,
+                                const char *dir, char *hooks_file, size_t cap);
+
+/* run: this process is the init's parent; the container has a state
+ * directory as create's, its init recorded as a reaping caller's
+ * (oci_reaped.c), so state says running and kill and delete work while run
+ * waits; removed when it ends (unless delete removed it). */
 static int
 cmd_run (const char *bundle, const char *pid_file, const char *id)
 {
   static grove_oci_bundle_t b;
   static grove_hooks_t hooks;
+  static char dir[PATH_MAX], hooks_file[PATH_MAX + 16];
   grove_cgroup_t cg;
   grove_error_t err;
   grove_container_t c;
@@ -275,27 +286,42 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
   const struct grove_cgroup_ops *ops;
 
   load_bundle (&b, bundle, id);
-  if (bundle_hooks (&b, &hooks))
-    b.cc.hooks = &hooks;
+  snprintf (dir, sizeof (dir), "%s/%s", root_dir, id);
+  if (access (dir, F_OK) == 0)
+    die (1, "container %s already exists", id);
   cgroup_of (&cg, id);
   cgroup_from_config (&cg, b.cgroups_path);
   ops = grove_cgroup_ops_for (cg.mode);
   join_every_hierarchy (&b, &cg);
+  mkdir (root_dir, 0700);
+  if (mkdir (dir, 0700) < 0)
+    die (1, "mkdir %s: %s", dir, strerror (errno));
+  write_spec_json (dir, id, bundle, &b);
+  write_state_extras (&b, &cg, id, dir, hooks_file, sizeof (hooks_file));
+  if (bundle_hooks (&b, &hooks))
+    b.cc.hooks = &hooks;
   b.cc.cgroup = &cg;
   b.cc.log_path = "/dev/null";
   b.cc.inherit_stdio = 1; /* the container's stdin, stdout and stderr are ours (as runc run) */
   if (ops->setup (&cg, &b.res, &err) < 0)
-    die (1, "%s", err.msg);
+    {
+      remove_dir (id);
+      die (1, "%s", err.msg);
+    }
   if (grove_oci_xres_apply (&cg, &b.xres, &err) < 0)
     {
       grove_error_t ignored;
       ops->remove (&cg, &ignored);
+      remove_dir (id);
       die (1, "%s", err.msg);
     }
-  if (grove_container_start (&b.cc, &c, &err) < 0)
+  if (grove_container_start (&b.cc, &c, &err) < 0 || grove_oci_reaped_record (dir, c.pid, &err) < 0)
     {
       grove_error_t ignored;
+      int killed;
+      ops->kill (&cg, SIGKILL, &killed, &ignored);
       ops->remove (&cg, &ignored);
+      remove_dir (id);
       post_hooks (&hooks, GROVE_HOOK_POSTSTOP, "stopped", 0);
       die (1, "%s", err.msg);
     }
@@ -312,6 +338,9 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
   if (grove_container_wait (c.pid, &cg, &ex, &err) < 0)
     die (1, "%s", err.msg);
   close (c.pidfd);
+  if (access (dir, F_OK) != 0)
+    return ex.exit_code; /* deleted while it ran: delete removed the cgroup and ran poststop */
+  remove_dir (id);
   if (ops->remove (&cg, &err) < 0)
     die (1, "%s", err.msg);
   {
@@ -416,6 +445,27 @@ put_oci_keys (FILE *mem, const grove_oci_bundle_t *b)
     }
 }
 
+/* <dir>/spec.json: the fields bin/grove-runtime.js, NativeRuntime.load() and state read back. */
+static void
+write_spec_json (const char *dir, const char *id, const char *bundle, const grove_oci_bundle_t *b)
+{
+  char file[PATH_MAX + 16];
+  FILE *f;
+  snprintf (file, sizeof (file), "%s/spec.json", dir);
+  f = fopen (file, "we");
+  if (f == NULL)
+    {
+      remove_dir (id);
+      die (1, "%s: %s", file, strerror (errno));
+    }
+  fprintf (f, "{\"spec\":{\"id\":\"%s\",\"annotations\":{\"grove.oci.bundle\":", id);
+  put_json_string (f, bundle);
+  fputs (",\"grove.oci.annotations\":", f);
+  put_json_string (f, b->annotations);
+  fprintf (f, "}},\"createdAtMs\":%lld}\n", (long long) time (NULL) * 1000);
+  fclose (f);
+}
+
 /* The container's state directory besides spec.json: where its cgroup is
  * (cgroupsPath: for state, kill and delete) and its hooks (for the shim,
  * start and delete). */
@@ -481,17 +531,7 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   mkdir (root_dir, 0700);
   if (mkdir (dir, 0700) < 0)
     die (1, "mkdir %s: %s", dir, strerror (errno));
-  snprintf (file, sizeof (file), "%s/spec.json", dir);
-  f = fopen (file, "we");
-  if (f == NULL)
-    die (1, "%s: %s", file, strerror (errno));
-  /* The fields bin/grove-runtime.js and NativeRuntime.load() read back. */
-  fprintf (f, "{\"spec\":{\"id\":\"%s\",\"annotations\":{\"grove.oci.bundle\":", id);
-  put_json_string (f, bundle);
-  fputs (",\"grove.oci.annotations\":", f);
-  put_json_string (f, b.annotations);
-  fprintf (f, "}},\"createdAtMs\":%lld}\n", (long long) time (NULL) * 1000);
-  fclose (f);
+  write_spec_json (dir, id, bundle, &b);
   write_state_extras (&b, &cg, id, dir, hooks_file, sizeof (hooks_file));
   bundle_hooks (&b, &hooks);
   if (grove_oci_reaped_wanted (&b))

@@ -61,10 +61,9 @@ grove_oci_reaped_create (grove_oci_bundle_t *b, const grove_cgroup_t *cg, const 
                          grove_error_t *err)
 {
   const struct grove_cgroup_ops *ops = grove_cgroup_ops_for (cg->mode);
-  char fifo[PATH_MAX], file[PATH_MAX], rec[256];
+  char fifo[PATH_MAX];
   grove_container_t c;
   grove_error_t ignored;
-  FILE *f;
   int hold;
   snprintf (fifo, sizeof (fifo), "%s/exec.fifo", dir);
   if (mkfifo (fifo, 0600) < 0)
@@ -94,18 +93,27 @@ grove_oci_reaped_create (grove_oci_bundle_t *b, const grove_cgroup_t *cg, const 
   close (c.pidfd);
   /* The cgroup is where oci.c records it for every container (the state
    * directory's `cgroup` when linux.cgroupsPath named it, else the default). */
-  snprintf (rec, sizeof (rec), "%d %llu\n", (int) c.pid, start_time (c.pid));
-  snprintf (file, sizeof (file), "%s/init", dir);
-  f = fopen (file, "wxe");
-  if (f == NULL || fputs (rec, f) < 0 || fclose (f) != 0)
+  if (grove_oci_reaped_record (dir, c.pid, err) < 0)
     {
-      grove_error_set (err, errno, "%s", file);
       int killed;
       ops->kill (cg, SIGKILL, &killed, &ignored);
       ops->remove (cg, &ignored);
       return -1;
     }
   *pid = c.pid;
+  return 0;
+}
+
+int
+grove_oci_reaped_record (const char *dir, pid_t pid, grove_error_t *err)
+{
+  char file[PATH_MAX], rec[256];
+  FILE *f;
+  snprintf (rec, sizeof (rec), "%d %llu\n", (int) pid, start_time (pid));
+  snprintf (file, sizeof (file), "%s/init", dir);
+  f = fopen (file, "wxe");
+  if (f == NULL || fputs (rec, f) < 0 || fclose (f) != 0)
+    return grove_error_set (err, errno, "%s", file);
   return 0;
 }
 

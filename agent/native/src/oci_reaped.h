@@ -38,6 +38,10 @@ int grove_oci_reaped_state (const char *dir, char *status, size_t status_cap, pi
 /* start: releases the held init. kill: a signal to the init (through a pidfd
  * of the recorded process). -1 with err when it is not created / not running. */
 int grove_oci_reaped_start (const char *dir, const char *id, grove_error_t *err);
+/* Records pid (and its start time) as the init of the container in dir, as
+ * create does: state, kill and delete then find it (grove-runtime run's
+ * container, whose parent is run). */
+int grove_oci_reaped_record (const char *dir, pid_t pid, grove_error_t *err);
 int grove_oci_reaped_kill (const char *dir, const char *id, int sig, grove_error_t *err);
 
 #endif

@@ -105,6 +105,13 @@ grove_process_config_key (grove_process_config_t *p, const char *key, char *val,
       p->seccomp_bpf = NULL;
       return 1;
     }
+  if (strcmp (key, GROVE_KEY_SECCOMP_FLAGS) == 0)
+    {
+      if (grove_parse_u64 (val, 0xffff, &n) < 0)
+        return grove_error_set (err, EINVAL, "%s config: seccomp_flags %s is not a decimal mask", what, val);
+      p->seccomp_flags = (unsigned) n;
+      return 1;
+    }
   if (strcmp (key, GROVE_KEY_UID) == 0 || strcmp (key, GROVE_KEY_GID) == 0 || strcmp (key, GROVE_KEY_GROUP) == 0)
     {
       if (grove_parse_u64 (val, 0xfffffffeU, &n) < 0)
@@ -155,6 +162,7 @@ grove_process_config_apply (const grove_process_config_t *p, grove_container_con
   cc->caps_ambient = p->caps_ambient;
   cc->seccomp_unconfined = p->seccomp_unconfined;
   cc->seccomp_bpf = p->seccomp_bpf;
+  cc->seccomp_flags = p->seccomp_flags;
   cc->uid = p->uid;
   cc->gid = p->gid;
   cc->groups = p->groups;
@@ -194,6 +202,11 @@ grove_process_config_write (FILE *out, const grove_container_config_t *cc)
       fputc (0, out);
       fprintf (out, "bpf:%s", cc->seccomp_bpf);
       fputc (0, out);
+      if (cc->seccomp_flags != 0)
+        {
+          snprintf (num, sizeof (num), "%u", cc->seccomp_flags);
+          grove_config_put (out, GROVE_KEY_SECCOMP_FLAGS, num);
+        }
     }
   else
     grove_config_put (out, GROVE_KEY_SECCOMP, cc->seccomp_unconfined ? "unconfined" : "default");

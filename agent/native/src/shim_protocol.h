@@ -34,6 +34,7 @@
 #define GROVE_KEY_CAPS "caps"       /* decimal u64 mask (bounding = permitted = effective); or the five sets \
                                        "BOUNDING:EFFECTIVE:PERMITTED:INHERITABLE:AMBIENT" (OCI); absent: Docker's */
 #define GROVE_KEY_SECCOMP "seccomp" /* "default" | "unconfined" | "bpf:" and a program (grove_seccomp_from_hex) */
+#define GROVE_KEY_SECCOMP_FLAGS "seccomp_flags" /* decimal SECCOMP_FILTER_FLAG_* for the "bpf:" program */
 #define GROVE_KEY_UID "uid"
 #define GROVE_KEY_GID "gid"
 #define GROVE_KEY_GROUP "group"   /* one per supplementary gid */
@@ -112,6 +113,7 @@ typedef struct grove_process_config_s
   uint64_t caps_effective, caps_permitted, caps_inheritable, caps_ambient;
   int seccomp_unconfined;
   const char *seccomp_bpf; /* "bpf:" value: the program's hex, or NULL */
+  unsigned seccomp_flags;
   uid_t uid;
   gid_t gid;
   gid_t groups[GROVE_MAX_GROUPS];

@@ -78,6 +78,7 @@ export const WIRE_KEYS = {
   userNs: "user_ns",
   timeNs: "time_ns",
   timeOffset: "time_offset",
+  seccompFlags: "seccomp_flags",
   maskedPath: "masked_path",
   readonlyPath: "readonly_path",
   cgroupName: "cgroup_name",
