@@ -7,6 +7,7 @@
 // docs/runtime.md "Conformance".
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as path from "node:path";
 import {
   bundle,
@@ -16,6 +17,7 @@ import {
   sideBySide,
   stateOf,
   TAG,
+  tmp,
   waitFor,
   writeConfig,
 } from "./harness/oci-side-by-side";
@@ -42,6 +44,23 @@ function cgroupsIn(text: string): Map<string, string> {
     out.set(controllers === "" ? "unified" : controllers.replace(/^name=/, ""), cg);
   }
   return out;
+}
+
+/** One request to a grove-runtime container's grove-shim, its answer (grove-shim's "stats": the cgroup's counters). */
+function askShim(id: string, request: string): Promise<Record<string, number>> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(path.join(tmp, "grove-state", id, "shim.sock"));
+    let got = "";
+    sock.on("error", reject);
+    sock.on("connect", () => sock.write(`${request}\n`));
+    sock.on("data", (d) => {
+      got += d.toString();
+      if (got.includes("\n")) {
+        sock.destroy();
+        resolve(JSON.parse(got) as Record<string, number>);
+      }
+    });
+  });
 }
 
 /** The cgroups this process has in memory, pids and cpuset from now on (made for the file, named by the run tag). */
@@ -174,6 +193,13 @@ function rmdirSoon(dir: string): void {
       for (const runtime of ["runc", "grove"] as const) {
         const c = await started(runtime);
         seen[runtime] = c.seen;
+        if (runtime === "grove") {
+          // grove-shim reads its counters where the container is (memory under the memory prefix).
+          const stats = await askShim(c.id, "stats");
+          expect(stats).toMatchObject({ pids: 1, oomKills: 0 });
+          expect(stats.memoryBytes).toBeGreaterThan(0);
+          expect(stats.cpuUsageNs).toBeGreaterThan(0);
+        }
         expect(cli(runtime, ["delete", "--force", c.id], "delete", via)).toMatchObject({ code: 0 });
         expectGone(c.id);
       }
