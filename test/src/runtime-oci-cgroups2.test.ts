@@ -133,6 +133,19 @@ function rmdirSoon(dir: string): void {
     /** Where a container of cgroupsPath REL/id is in hierarchy h when runc puts it there. */
     const runcDir = (h: string, id: string): string => path.join(ROOT, h, own.get(h) ?? "/", REL, id);
 
+    /** runc; grove-runtime with its grove-shim; grove-runtime for a caller that reaps the init (no shim). */
+    const VARIANTS = ["runc", "grove", "grove-reaped"] as const;
+    type Variant = (typeof VARIANTS)[number];
+    const runtimeOf = (v: Variant): "runc" | "grove" => (v === "runc" ? "runc" : "grove");
+
+    /** The v1 lines of a /proc/PID/cgroup text, the container's id as ID. runc also joins the unified (v2)
+     * hierarchy of this hybrid host; Grove does not (as for an absolute path). */
+    const v1Lines = (text: string, id: string): string[] =>
+      text
+        .split("\n")
+        .filter((l) => l !== "" && !l.startsWith("0::"))
+        .map((l) => l.split(id).join("ID"));
+
     interface Seen {
       inside: string[];
       host: string[];
@@ -140,8 +153,9 @@ function rmdirSoon(dir: string): void {
     }
 
     /** create and start (through via), what it sees and where its limits are; the container is left running. */
-    async function started(runtime: "runc" | "grove"): Promise<{ id: string; pid: number; seen: Seen }> {
-      const id = `${TAG}-${runtime}-${nextSeq()}`;
+    async function started(variant: Variant): Promise<{ id: string; pid: number; seen: Seen }> {
+      const runtime = runtimeOf(variant);
+      const id = `${TAG}-${variant}-${nextSeq()}`;
       const out = `/seen-${id}`;
       writeConfig((c) => {
         c.process.args = [
@@ -154,6 +168,7 @@ function rmdirSoon(dir: string): void {
         c.linux.resources.memory = { limit: MEMORY_LIMIT };
         c.linux.resources.pids = { limit: 77 };
         c.linux.resources.cpu = { cpus: "0" };
+        if (variant === "grove-reaped") c.annotations = { "org.grove.runtime.reaper": "caller" };
       });
       created.push({ runtime, id });
       const create = cli(runtime, ["create", "--bundle", bundle, id], "create", via);
@@ -163,15 +178,9 @@ function rmdirSoon(dir: string): void {
       const file = path.join(bundle, "rootfs", out);
       await waitFor(() => fs.existsSync(file));
       const { pid } = stateOf(runtime, id);
-      // runc also joins the unified (v2) hierarchy of this hybrid host; Grove does not (not this row).
-      const v1Lines = (text: string): string[] =>
-        text
-          .split("\n")
-          .filter((l) => l !== "" && !l.startsWith("0::"))
-          .map((l) => l.split(id).join("ID"));
       const seen = {
-        inside: v1Lines(fs.readFileSync(file, "utf8")),
-        host: v1Lines(fs.readFileSync(`/proc/${pid}/cgroup`, "utf8")),
+        inside: v1Lines(fs.readFileSync(file, "utf8"), id),
+        host: v1Lines(fs.readFileSync(`/proc/${pid}/cgroup`, "utf8"), id),
         limits: [
           ["memory", "memory.limit_in_bytes"],
           ["pids", "pids.max"],
@@ -189,11 +198,12 @@ function rmdirSoon(dir: string): void {
     }
 
     it("the container's cgroups, its limits and what it sees are runc's; delete --force removes them all", async () => {
-      const seen: Partial<Record<"runc" | "grove", Seen>> = {};
-      for (const runtime of ["runc", "grove"] as const) {
-        const c = await started(runtime);
-        seen[runtime] = c.seen;
-        if (runtime === "grove") {
+      const seen: Partial<Record<Variant, Seen>> = {};
+      for (const variant of VARIANTS) {
+        const runtime = runtimeOf(variant);
+        const c = await started(variant);
+        seen[variant] = c.seen;
+        if (variant === "grove") {
           // grove-shim reads its counters where the container is (memory under the memory prefix).
           const stats = await askShim(c.id, "stats");
           expect(stats).toMatchObject({ pids: 1, oomKills: 0 });
@@ -204,6 +214,7 @@ function rmdirSoon(dir: string): void {
         expectGone(c.id);
       }
       expect(seen.grove).toEqual(seen.runc);
+      expect(seen["grove-reaped"]).toEqual(seen.runc);
       const s = seen.grove!;
       expect(s.limits).toEqual([String(MEMORY_LIMIT), "77", "0"]);
       // Inside (no cgroup namespace in runc spec's list) as on the host; under each hierarchy's own cgroup.
@@ -211,20 +222,42 @@ function rmdirSoon(dir: string): void {
       expect(s.inside.slice(-3)).toEqual(s.limits);
       for (const h of hierarchies()) {
         const name = h === "systemd" ? "name=systemd" : h;
-        expect(s.host.find((l) => l.split(":")[1] === name)).toMatch(
-          new RegExp(`:${path.join(own.get(h)!, REL, "ID").replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`),
-        );
+        expect([h, s.host.find((l) => l.split(":")[1] === name)?.split(":")[2]]).toEqual([
+          h,
+          path.join(own.get(h)!, REL, "ID"),
+        ]);
       }
     }, 60_000);
 
     it("after kill -9 of the init, delete removes every cgroup it made", async () => {
-      for (const runtime of ["runc", "grove"] as const) {
-        const c = await started(runtime);
+      for (const variant of VARIANTS) {
+        const runtime = runtimeOf(variant);
+        const c = await started(variant);
         process.kill(c.pid, "SIGKILL");
         await waitFor(() => stateOf(runtime, c.id).status === "stopped");
         expect(cli(runtime, ["delete", c.id], "delete", via)).toMatchObject({ code: 0 });
         expectGone(c.id);
       }
     }, 60_000);
+
+    it("run: the same cgroups and limit, and none of them left when it returns", () => {
+      const out: Record<string, string[]> = {};
+      for (const runtime of ["runc", "grove"] as const) {
+        const id = `${TAG}-${runtime}-${nextSeq()}`;
+        writeConfig((c) => {
+          c.process.args = ["/bin/sh", "-c", "cat /proc/self/cgroup /sys/fs/cgroup/memory/memory.limit_in_bytes"];
+          c.linux.cgroupsPath = `${REL}/${id}`;
+          c.linux.resources.memory = { limit: MEMORY_LIMIT };
+        });
+        const r = cli(runtime, ["run", "--bundle", bundle, id], "run", via);
+        expect(r).toMatchObject({ code: 0, err: "" });
+        out[runtime] = v1Lines(r.out, id);
+        expectGone(id);
+      }
+      expect(out.grove).toEqual(out.runc);
+      expect(out.grove).toContain(String(MEMORY_LIMIT));
+      const memory = out.grove!.find((l) => l.split(":")[1] === "memory");
+      expect(memory?.split(":")[2]).toBe(path.join(own.get("memory")!, REL, "ID"));
+    });
   },
 );
