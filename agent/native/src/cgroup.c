@@ -64,13 +64,38 @@ grove_cgroup_ops_for (grove_cgroup_mode_t mode)
   return mode == GROVE_CGROUP_V2 ? &grove_cgroup_v2_ops : &grove_cgroup_v1_ops;
 }
 
-/* <base>[/<parent>[/<id>]] */
+const char *
+grove_cgroup_v1_prefix (const grove_cgroup_t *cg, const char *controller)
+{
+  for (size_t i = 0; cg->mode == GROVE_CGROUP_V1 && i < cg->nv1_prefix; i++)
+    if (strcmp (cg->v1_prefix[i].controller, controller) == 0)
+      return cg->v1_prefix[i].prefix;
+  return "";
+}
+
+/* <base>[/<prefix>]/<parent>[/<id>]; the prefix of the hierarchy base is
+ * (<root>/<controller>) on v1. */
 static int
 cgroup_path (char **out, const char *base, const grove_cgroup_t *cg, int with_id, grove_error_t *err)
 {
+  size_t n = strlen (cg->root);
+  const char *pre = cg->nv1_prefix > 0 && strncmp (base, cg->root, n) == 0 && base[n] == '/'
+                        ? grove_cgroup_v1_prefix (cg, base + n + 1)
+                        : "";
   if (with_id && cg->id != NULL)
-    return grove_asprintf (out, err, "%s/%s/%s", base, cg->parent, cg->id);
-  return grove_asprintf (out, err, "%s/%s", base, cg->parent);
+    return grove_asprintf (out, err, "%s%s%s/%s/%s", base, *pre != '\0' ? "/" : "", pre, cg->parent, cg->id);
+  return grove_asprintf (out, err, "%s%s%s/%s", base, *pre != '\0' ? "/" : "", pre, cg->parent);
+}
+
+int
+grove_cgroup_dir (const grove_cgroup_t *cg, const char *controller, char **out, grove_error_t *err)
+{
+  cleanup_free char *base = NULL;
+  if (cg->mode == GROVE_CGROUP_V2)
+    return cgroup_path (out, cg->root, cg, 1, err);
+  if (grove_asprintf (&base, err, "%s/%s", cg->root, controller) < 0)
+    return -1;
+  return cgroup_path (out, base, cg, 1, err);
 }
 
 static int

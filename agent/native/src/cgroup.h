@@ -1,6 +1,7 @@
 /* cgroup drivers: one table of functions for v1 (and hybrid hosts, which use
  * the v1 controllers), one for the unified v2 hierarchy. A container's cgroup
- * is <root>/<parent>/<id> (v2) or <root>/<controller>/<parent>/<id> (v1). */
+ * is <root>/<parent>/<id> (v2) or <root>/<controller>/<parent>/<id> (v1; with
+ * grove-runtime's per-hierarchy prefix, <root>/<controller>/<prefix>/<parent>/<id>). */
 #ifndef GROVE_CGROUP_H
 #define GROVE_CGROUP_H
 
@@ -20,6 +21,14 @@ typedef enum
   GROVE_CGROUP_V2 = 2,
 } grove_cgroup_mode_t;
 
+/* grove-runtime, a relative linux.cgroupsPath on v1 (as runc): each hierarchy
+ * has a cgroup of its own to start from, the runtime's own there. */
+typedef struct grove_cgroup_prefix_s
+{
+  const char *controller; /* the hierarchy's directory under root: "memory", "systemd" */
+  const char *prefix;     /* "process_api/x" (no leading "/"); "" for the hierarchy's root */
+} grove_cgroup_prefix_t;
+
 typedef struct grove_cgroup_s
 {
   grove_cgroup_mode_t mode;
@@ -30,7 +39,17 @@ typedef struct grove_cgroup_s
    * cgroups there made by grove-runtime, oci_resources.c); remove always
    * tries them. */
   unsigned v1_join;
+  /* v1: the container's cgroup in a listed hierarchy is
+   * <root>/<controller>/<prefix>/<parent>/<id>; NULL (the agent's native path,
+   * absolute cgroupsPaths): no prefix anywhere. */
+  const grove_cgroup_prefix_t *v1_prefix;
+  size_t nv1_prefix;
 } grove_cgroup_t;
+
+/* The prefix of v1 hierarchy `controller` ("" when none). */
+const char *grove_cgroup_v1_prefix (const grove_cgroup_t *cg, const char *controller);
+/* The container's cgroup directory in `controller` (v1; ignored on v2), malloc'd. */
+int grove_cgroup_dir (const grove_cgroup_t *cg, const char *controller, char **out, grove_error_t *err);
 
 /* The v1 hierarchies beyond the driver's own that an OCI bundle's
  * linux.resources may need, or that grove-runtime joins as runc joins every

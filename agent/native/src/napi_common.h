@@ -76,7 +76,7 @@ struct CgroupRef {
   std::string root, parent, id;
   bool hasId;
   grove_cgroup_t View() const {
-    return grove_cgroup_t{mode, root.c_str(), parent.c_str(), hasId ? id.c_str() : nullptr, 0};
+    return grove_cgroup_t{mode, root.c_str(), parent.c_str(), hasId ? id.c_str() : nullptr, 0, nullptr, 0};
   }
   const grove_cgroup_ops *Ops() const { return grove_cgroup_ops_for(mode); }
 };

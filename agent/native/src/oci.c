@@ -99,30 +99,39 @@ join_every_hierarchy (grove_oci_bundle_t *b, grove_cgroup_t *cg)
   cg->v1_join = b->xres.v1_join;
 }
 
-/* <--cgroup-parent>/<id>, or where linux.cgroupsPath put it. */
+/* <--cgroup-parent>/<id>, or where linux.cgroupsPath put it: <root>/<id>/cgroup
+ * holds its parent, its name and (v1, a relative path) one line per
+ * hierarchy's prefix, "memory:/process_api/x". */
 static void
 cgroup_of (grove_cgroup_t *cg, const char *id)
 {
   grove_error_t err;
   grove_cgroup_mode_t mode;
   char file[PATH_MAX];
-  FILE *f;
+  char *text = NULL;
   if (grove_cgroup_detect ("/sys/fs/cgroup", &mode, &err) < 0)
     die (1, "%s", err.msg);
-  *cg = (grove_cgroup_t){ mode, "/sys/fs/cgroup", cgroup_parent, id, 0 };
+  *cg = (grove_cgroup_t){ mode, "/sys/fs/cgroup", cgroup_parent, id, 0, NULL, 0 };
   snprintf (file, sizeof (file), "%s/%s/cgroup", root_dir, id);
-  if (!cgroup_given && (f = fopen (file, "re")) != NULL)
+  if (!cgroup_given && grove_read_file (file, &text, &err) == 0)
     {
-      cgroup_given = fscanf (f, "%4095[^\n]\n%255[^\n]", given_cgroup.parent, given_cgroup.name) == 2;
-      if (!cgroup_given && fscanf (f, "%255[^\n]", given_cgroup.name) == 1)
-        cgroup_given = 1; /* right under the root: an empty parent line */
-      fclose (f);
+      char *line = text, *next;
+      for (int n = 0; line != NULL; n++, line = next)
+        {
+          next = strchr (line, '\n');
+          if (next != NULL)
+            *next++ = '\0';
+          if (n == 0)
+            snprintf (given_cgroup.parent, sizeof (given_cgroup.parent), "%s", line);
+          else if (n == 1)
+            cgroup_given = snprintf (given_cgroup.name, sizeof (given_cgroup.name), "%s", line) > 0;
+          else if (*line != '\0' && grove_oci_cgroup_add_prefix (&given_cgroup, line, &err) < 0)
+            die (1, "%s: %s", file, err.msg);
+        }
+      free (text);
     }
   if (cgroup_given)
-    {
-      cg->parent = given_cgroup.parent;
-      cg->id = given_cgroup.name;
-    }
+    grove_oci_cgroup_point (&given_cgroup, cg);
 }
 
 /* linux.cgroupsPath: resolved, the cgroups above it made, cg pointed at it. */
@@ -136,8 +145,7 @@ cgroup_from_config (grove_cgroup_t *cg, const char *cgroups_path)
       || grove_oci_cgroup_make_ancestors (cg->root, cg->mode, &given_cgroup, &err) < 0)
     die (1, "%s", err.msg);
   cgroup_given = 1;
-  cg->parent = given_cgroup.parent;
-  cg->id = given_cgroup.name;
+  grove_oci_cgroup_point (&given_cgroup, cg);
 }
 
 /* One request line to the container's shim; the answer line in buf. -1: no live shim. */
@@ -466,6 +474,23 @@ write_spec_json (const char *dir, const char *id, const char *bundle, const grov
   fclose (f);
 }
 
+/* Where the container's cgroup is, for the shim. */
+static void
+put_cgroup_keys (FILE *mem, const grove_cgroup_t *cg, const char *id)
+{
+  grove_config_put (mem, GROVE_KEY_CGROUP_MODE, cg->mode == GROVE_CGROUP_V2 ? "v2" : "v1");
+  grove_config_put (mem, GROVE_KEY_CGROUP_ROOT, cg->root);
+  grove_config_put (mem, GROVE_KEY_CGROUP_PARENT, cg->parent);
+  if (strcmp (cg->id, id) != 0)
+    grove_config_put (mem, GROVE_KEY_CGROUP_NAME, cg->id);
+  for (size_t k = 0; k < cg->nv1_prefix; k++)
+    {
+      static char line[PATH_MAX + 64];
+      snprintf (line, sizeof (line), "%s:/%s", cg->v1_prefix[k].controller, cg->v1_prefix[k].prefix);
+      grove_config_put (mem, GROVE_KEY_CGROUP_PREFIX, line);
+    }
+}
+
 /* The container's state directory besides spec.json: where its cgroup is
  * (cgroupsPath: for state, kill and delete) and its hooks (for the shim,
  * start and delete). */
@@ -480,7 +505,10 @@ write_state_extras (const grove_oci_bundle_t *b, const grove_cgroup_t *cg, const
     {
       snprintf (file, sizeof (file), "%s/cgroup", dir);
       f = fopen (file, "we");
-      if (f == NULL || fprintf (f, "%s\n%s\n", cg->parent, cg->id) < 0 || fclose (f) != 0)
+      int bad = f == NULL || fprintf (f, "%s\n%s\n", cg->parent, cg->id) < 0;
+      for (size_t k = 0; !bad && k < cg->nv1_prefix; k++)
+        bad = fprintf (f, "%s:/%s\n", cg->v1_prefix[k].controller, cg->v1_prefix[k].prefix) < 0;
+      if (f == NULL || bad || fclose (f) != 0)
         {
           remove_dir (id);
           die (1, "%s: %s", file, strerror (errno));
@@ -545,11 +573,7 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   snprintf (file, sizeof (file), "%s/output.log", dir);
   grove_config_put (mem, GROVE_KEY_LOG, file);
   grove_config_put (mem, GROVE_KEY_DIR, dir);
-  grove_config_put (mem, GROVE_KEY_CGROUP_MODE, cg.mode == GROVE_CGROUP_V2 ? "v2" : "v1");
-  grove_config_put (mem, GROVE_KEY_CGROUP_ROOT, cg.root);
-  grove_config_put (mem, GROVE_KEY_CGROUP_PARENT, cg.parent);
-  if (strcmp (cg.id, id) != 0)
-    grove_config_put (mem, GROVE_KEY_CGROUP_NAME, cg.id);
+  put_cgroup_keys (mem, &cg, id);
   grove_config_put (mem, GROVE_KEY_HOLD, "stdio"); /* the caller's stdio is the container's */
   if (b.netns != NULL)
     grove_config_put (mem, GROVE_KEY_NETNS, b.netns);

@@ -43,10 +43,50 @@ own_cgroup (const char *controller, char *out, size_t cap, grove_error_t *err)
                           controller != NULL ? controller : "v2");
 }
 
-/* Where a relative path starts: see oci_cgroup.h. */
-static int
-relative_base (const char *root, grove_cgroup_mode_t mode, char *base, size_t cap, grove_error_t *err)
+int
+grove_oci_cgroup_add_prefix (grove_oci_cgroup_t *oc, const char *line, grove_error_t *err)
 {
+  const char *colon = strchr (line, ':');
+  size_t k = oc->nprefix;
+  if (colon == NULL || colon == line || (size_t) (colon - line) >= sizeof (oc->controller[0]))
+    return grove_error_set (err, EINVAL, "cgroup prefix `%s`: not CONTROLLER:/PATH", line);
+  if (k == GROVE_OCI_CG_NHIER)
+    return grove_error_set (err, E2BIG, "cgroup prefix `%s`: more than %d hierarchies", line, GROVE_OCI_CG_NHIER);
+  snprintf (oc->controller[k], sizeof (oc->controller[k]), "%.*s", (int) (colon - line), line);
+  snprintf (oc->own[k], sizeof (oc->own[k]), "%s", colon + 1 + (colon[1] == '/'));
+  oc->prefix[k] = (grove_cgroup_prefix_t){ oc->controller[k], oc->own[k] };
+  oc->nprefix++;
+  return 0;
+}
+
+void
+grove_oci_cgroup_point (const grove_oci_cgroup_t *oc, grove_cgroup_t *cg)
+{
+  cg->parent = oc->parent;
+  cg->id = oc->name;
+  cg->v1_prefix = oc->nprefix > 0 ? oc->prefix : NULL;
+  cg->nv1_prefix = oc->nprefix;
+}
+
+/* The hierarchies a container joins on v1, the driver's and the extra ones:
+ * k-th name (NULL past the last). */
+static const char *
+v1_hierarchy (size_t k)
+{
+  if (k < N_OF (v1_controllers))
+    return v1_controllers[k];
+  k -= N_OF (v1_controllers);
+  return k < GROVE_CGROUP_V1_NEXTRA ? grove_cgroup_v1_extra[k] : NULL;
+}
+
+/* Where a relative path starts: on v2 the parent of our own cgroup (into
+ * base); on v1 our own cgroup in every hierarchy mounted (into out's
+ * prefixes), as runc 1.1.5 joins each hierarchy's own with the path. */
+static int
+relative_base (const char *root, grove_cgroup_mode_t mode, char *base, size_t cap, grove_oci_cgroup_t *out,
+               grove_error_t *err)
+{
+  base[0] = '\0';
   if (mode == GROVE_CGROUP_V2)
     {
       char *slash;
@@ -60,23 +100,21 @@ relative_base (const char *root, grove_cgroup_mode_t mode, char *base, size_t ca
         base[0] = '\0';
       return 0;
     }
-  const char *first = NULL;
-  base[0] = '\0';
-  for (size_t i = 0; i < N_OF (v1_controllers); i++)
+  out->nprefix = 0;
+  for (size_t k = 0; v1_hierarchy (k) != NULL; k++)
     {
-      char own[PATH_MAX], dir[PATH_MAX + 64];
+      const char *h = v1_hierarchy (k);
+      char own[PATH_MAX], dir[PATH_MAX + 64], line[PATH_MAX + 64];
       struct stat st;
-      snprintf (dir, sizeof (dir), "%s/%s", root, v1_controllers[i]);
-      if (stat (dir, &st) < 0 || own_cgroup (v1_controllers[i], own, sizeof (own), err) < 0)
+      snprintf (dir, sizeof (dir), "%s/%s", root, h);
+      /* name=systemd's directory is "systemd". A hierarchy we are not in
+       * (none on a sane host) starts at its root. */
+      if (stat (dir, &st) < 0
+          || own_cgroup (strcmp (h, "systemd") == 0 ? "name=systemd" : h, own, sizeof (own), err) < 0)
         continue;
-      if (first != NULL && strcmp (own, base) != 0)
-        return grove_error_set (err, 0,
-                                "config.json linux.cgroupsPath: a relative path on this cgroup v1 host, where "
-                                "grove-runtime's own cgroups differ per controller (%s /%s, %s /%s); give an "
-                                "absolute one",
-                                first, base, v1_controllers[i], own);
-      first = v1_controllers[i];
-      snprintf (base, cap, "%s", own);
+      snprintf (line, sizeof (line), "%s:/%s", h, own);
+      if (grove_oci_cgroup_add_prefix (out, line, err) < 0)
+        return -1;
     }
   return 0;
 }
@@ -87,11 +125,12 @@ grove_oci_cgroup_resolve (const char *root, grove_cgroup_mode_t mode, const char
 {
   char full[PATH_MAX], base[PATH_MAX];
   char *slash;
+  out->nprefix = 0;
   if (path[0] == '/')
     snprintf (full, sizeof (full), "%s", path + 1);
   else
     {
-      if (relative_base (root, mode, base, sizeof (base), err) < 0)
+      if (relative_base (root, mode, base, sizeof (base), out, err) < 0)
         return -1;
       if (snprintf (full, sizeof (full), "%s%s%s", base, base[0] != '\0' ? "/" : "", path) >= (int) sizeof (full))
         return grove_error_set (err, ENAMETOOLONG, "config.json linux.cgroupsPath");
@@ -142,9 +181,11 @@ grove_oci_cgroup_make_ancestors (const char *root, grove_cgroup_mode_t mode, con
     return make_under (root, cg->parent, 1, err);
   for (size_t i = 0; i < N_OF (v1_controllers); i++)
     {
-      char base[PATH_MAX];
+      char base[PATH_MAX * 2];
+      const grove_cgroup_t view = { .mode = mode, .v1_prefix = cg->prefix, .nv1_prefix = cg->nprefix };
+      const char *pre = grove_cgroup_v1_prefix (&view, v1_controllers[i]);
       struct stat st;
-      snprintf (base, sizeof (base), "%s/%s", root, v1_controllers[i]);
+      snprintf (base, sizeof (base), "%s/%s%s%s", root, v1_controllers[i], *pre != '\0' ? "/" : "", pre);
       if (stat (base, &st) == 0 && make_under (base, cg->parent, 0, err) < 0)
         return -1;
     }

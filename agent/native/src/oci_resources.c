@@ -539,7 +539,7 @@ grove_oci_extras_read (const char *s, const grove_jtok_t *t, grove_oci_attrs_t *
 
 /* ---- applying them ---------------------------------------------------------------- */
 
-/* <root>/<controller>/<parent>/<id>, each level made; a new cpuset cgroup
+/* <root>/<controller>[/<prefix>]/<parent>/<id>, each level made; a new cpuset cgroup
  * first takes its parent's cpus and mems (the kernel leaves them empty and
  * refuses tasks then), as runc fills them. */
 static int
@@ -547,7 +547,8 @@ make_v1_dirs (const grove_cgroup_t *cg, const char *controller, grove_error_t *e
 {
   char path[4096], parent[4096];
   const char *rel[2] = { cg->parent, cg->id };
-  size_t len = (size_t) snprintf (path, sizeof (path), "%s/%s", cg->root, controller);
+  const char *pre = grove_cgroup_v1_prefix (cg, controller);
+  size_t len = (size_t) snprintf (path, sizeof (path), "%s/%s%s%s", cg->root, controller, *pre ? "/" : "", pre);
   for (int part = 0; part < 2; part++)
     for (const char *c = rel[part]; c != NULL && *c != '\0';)
       {
@@ -596,7 +597,8 @@ pick_file (const char *dir, const char *files, char *out, size_t cap)
 static int
 apply_one (const grove_cgroup_t *cg, const grove_oci_cg_write_t *w, grove_error_t *err)
 {
-  char dir[4096], file[64], path[4200];
+  char file[64], path[4200];
+  cleanup_free char *dir = NULL;
   cleanup_free char *back = NULL;
   int v2 = cg->mode == GROVE_CGROUP_V2, unified = strcmp (w->controller, "unified") == 0;
   grove_error_t why;
@@ -606,7 +608,8 @@ apply_one (const grove_cgroup_t *cg, const grove_oci_cg_write_t *w, grove_error_
             w->field);
   if (v2 && !unified)
     REFUSE ("config.json %s: grove-runtime applies it on cgroup v1 hosts only", w->field);
-  snprintf (dir, sizeof (dir), "%s%s%s/%s/%s", cg->root, v2 ? "" : "/", v2 ? "" : w->controller, cg->parent, cg->id);
+  if (grove_cgroup_dir (cg, w->controller, &dir, err) < 0)
+    return -1;
   if (pick_file (dir, w->file, file, sizeof (file)) == NULL)
     {
       const char *bar = strchr (w->file, '|');

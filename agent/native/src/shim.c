@@ -117,6 +117,9 @@ static const char *cgroup_name;
 /* OCI process attributes and extra v1 hierarchies (grove-runtime create). */
 static grove_oci_attrs_t proc_attrs;
 static unsigned cgroup_v1_join;
+/* grove_cgroup_t.v1_prefix (a relative cgroupsPath on v1); the strings are the blob's. */
+static grove_cgroup_prefix_t cgroup_prefix[16];
+static size_t ncgroup_prefix;
 /* OCI linux.namespaces (grove-runtime create): uts and ipc namespaces to join. */
 static const char *uts_ns_path, *ipc_ns_path, *pid_ns_path, *mnt_ns_path, *cgroup_ns_path, *user_ns_path, *time_ns;
 static const char *time_offsets[2];
@@ -332,6 +335,14 @@ shim_key (const char *key, char *val, grove_error_t *err)
     return grove_oci_attrs_key (&proc_attrs, val, err);
   else if (strcmp (key, GROVE_KEY_CGROUP_V1_JOIN) == 0)
     cgroup_v1_join = (unsigned) strtoul (val, NULL, 10);
+  else if (strcmp (key, GROVE_KEY_CGROUP_PREFIX) == 0)
+    {
+      char *colon = strchr (val, ':');
+      if (colon == NULL || ncgroup_prefix == sizeof (cgroup_prefix) / sizeof (cgroup_prefix[0]))
+        return grove_error_set (err, EINVAL, "shim config: %s `%s`: not CONTROLLER:/PATH, or too many", key, val);
+      *colon = '\0';
+      cgroup_prefix[ncgroup_prefix++] = (grove_cgroup_prefix_t){ val, colon + 1 + (colon[1] == '/') };
+    }
   else
     return grove_error_set (err, EINVAL, "shim config: unknown or repeated key %s", key);
   return 0;
@@ -484,10 +495,11 @@ read_int (const char *controller, const char *file)
   char *text = NULL;
   grove_error_t ignored;
   int64_t v = -1;
-  if (cgroup.mode == GROVE_CGROUP_V1)
-    snprintf (path, sizeof (path), "%s/%s/%s/%s/%s", cgroup.root, controller, cgroup.parent, cgroup.id, file);
-  else
-    snprintf (path, sizeof (path), "%s/%s/%s/%s", cgroup.root, cgroup.parent, cgroup.id, file);
+  char *dir = NULL;
+  if (grove_cgroup_dir (&cgroup, controller, &dir, &ignored) < 0)
+    return -1;
+  snprintf (path, sizeof (path), "%s/%s", dir, file);
+  free (dir);
   if (grove_read_file (path, &text, &ignored) == 0)
     {
       char *p = text;
@@ -741,6 +753,8 @@ container_config (grove_container_config_t *cc, int stdio_fd)
   cgroup.parent = cfg.cg_parent;
   cgroup.id = cgroup_name != NULL ? cgroup_name : cfg.id;
   cgroup.v1_join = cgroup_v1_join;
+  cgroup.v1_prefix = ncgroup_prefix > 0 ? cgroup_prefix : NULL;
+  cgroup.nv1_prefix = ncgroup_prefix;
   memset (cc, 0, sizeof (*cc));
   grove_process_config_apply (&cfg.proc, cc);
   cc->rootfs = cfg.rootfs;

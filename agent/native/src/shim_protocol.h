@@ -85,6 +85,7 @@
 #define GROVE_KEY_DEVICE "device" /* "MODE:MAJOR:MINOR:UID:GID:PATH", MODE octal with S_IFCHR/S_IFBLK/S_IFIFO */
 #define GROVE_KEY_PROC_ATTR "proc_attr" /* one per OCI process attribute (oci_attrs.h): "domainname:NAME", ... */
 #define GROVE_KEY_CGROUP_V1_JOIN "cgroup_v1_join" /* grove_cgroup_t.v1_join, decimal: extra v1 hierarchies joined */
+#define GROVE_KEY_CGROUP_PREFIX "cgroup_prefix" /* v1 "CONTROLLER:/PATH", one per hierarchy: grove_cgroup_t.v1_prefix */
 
 /* grove-shim of a runtime handler instance only (shim_runtime.c). */
 #define GROVE_KEY_RUNTIME "runtime"           /* the OCI runtime's executable */

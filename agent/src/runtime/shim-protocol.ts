@@ -84,6 +84,7 @@ export const WIRE_KEYS = {
   cgroupName: "cgroup_name",
   procAttr: "proc_attr",
   cgroupV1Join: "cgroup_v1_join",
+  cgroupPrefix: "cgroup_prefix",
   // grove-shim exec only
   pid: "pid",
   tty: "tty",

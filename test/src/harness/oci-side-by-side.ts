@@ -35,8 +35,11 @@ export function nextSeq(): number {
 }
 export const created: { runtime: "runc" | "grove"; id: string }[] = [];
 
-/** stdio to files: a created container holds the caller's stdio (that is the point). */
-export function cli(runtime: "runc" | "grove", args: string[], name = "cmd"): Result {
+/**
+ * stdio to files: a created container holds the caller's stdio (that is the point). via: a command the runtime
+ * is run through (it execs its arguments), e.g. one that moves itself into other cgroups first.
+ */
+export function cli(runtime: "runc" | "grove", args: string[], name = "cmd", via: string[] = []): Result {
   const out = path.join(tmp, `${name}.out`);
   const err = path.join(tmp, `${name}.err`);
   const fds = [fs.openSync(out, "w"), fs.openSync(err, "w")];
@@ -45,7 +48,8 @@ export function cli(runtime: "runc" | "grove", args: string[], name = "cmd"): Re
       ? ["runc", ["--root", path.join(tmp, "runc-state"), ...args]]
       : [GROVE, ["--root", path.join(tmp, "grove-state"), "--cgroup-parent", TAG, ...args]];
   try {
-    const r = spawnSync(argv[0] as string, argv[1] as string[], {
+    const command = [...via, argv[0] as string, ...(argv[1] as string[])];
+    const r = spawnSync(command[0]!, command.slice(1), {
       stdio: ["ignore", fds[0]!, fds[1]!],
       timeout: 30_000,
     });
