@@ -138,12 +138,12 @@ function rmdirSoon(dir: string): void {
     type Variant = (typeof VARIANTS)[number];
     const runtimeOf = (v: Variant): "runc" | "grove" => (v === "runc" ? "runc" : "grove");
 
-    /** The v1 lines of a /proc/PID/cgroup text, the container's id as ID. runc also joins the unified (v2)
-     * hierarchy of this hybrid host; Grove does not (as for an absolute path). */
-    const v1Lines = (text: string, id: string): string[] =>
+    /** The lines of a /proc/PID/cgroup text, the container's id as ID: the v1 hierarchies and, on this
+     * hybrid host, the unified (v2) one ("0::"), which both runtimes join too. */
+    const cgroupLines = (text: string, id: string): string[] =>
       text
         .split("\n")
-        .filter((l) => l !== "" && !l.startsWith("0::"))
+        .filter((l) => l !== "")
         .map((l) => l.split(id).join("ID"));
 
     interface Seen {
@@ -179,8 +179,8 @@ function rmdirSoon(dir: string): void {
       await waitFor(() => fs.existsSync(file));
       const { pid } = stateOf(runtime, id);
       const seen = {
-        inside: v1Lines(fs.readFileSync(file, "utf8"), id),
-        host: v1Lines(fs.readFileSync(`/proc/${pid}/cgroup`, "utf8"), id),
+        inside: cgroupLines(fs.readFileSync(file, "utf8"), id),
+        host: cgroupLines(fs.readFileSync(`/proc/${pid}/cgroup`, "utf8"), id),
         limits: [
           ["memory", "memory.limit_in_bytes"],
           ["pids", "pids.max"],
@@ -251,7 +251,7 @@ function rmdirSoon(dir: string): void {
         });
         const r = cli(runtime, ["run", "--bundle", bundle, id], "run", via);
         expect(r).toMatchObject({ code: 0, err: "" });
-        out[runtime] = v1Lines(r.out, id);
+        out[runtime] = cgroupLines(r.out, id);
         expectGone(id);
       }
       expect(out.grove).toEqual(out.runc);

@@ -212,6 +212,13 @@ describe("grove-runtime vs runc: runc spec's cgroup mount at /sys/fs/cgroup", ()
         .map((l) => l.split(":")[1]!);
     expect(atRoot(r.out)).toEqual([]);
     expect(atRoot(g.out)).toEqual([]);
+    // On a hybrid host the unified (v2) hierarchy too ("0::", not mounted by either).
+    const unified = (out: string): string | undefined =>
+      out
+        .split("--\n")[1]!
+        .split("\n")
+        .find((l) => l.startsWith("0::"));
+    expect(unified(g.out) === "0::/").toBe(unified(r.out) === "0::/");
     if (!v1) return; // on cgroup v2 both mount a cgroup2 filesystem
     expect(view[0]).toBe("/ /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - tmpfs tmpfs rw,mode=755");
     expect(view.slice(1, hierarchies + 1)).toEqual(

@@ -28,7 +28,7 @@
 static const char *const v1_required[] = { "memory", "cpu", "pids" };
 static const char *const v1_optional[] = { "cpuacct", "devices", "freezer" };
 const char *const grove_cgroup_v1_extra[GROVE_CGROUP_V1_NEXTRA]
-    = { "cpuset", "blkio", "hugetlb", "net_cls", "net_prio", "rdma", "perf_event", "systemd" };
+    = { "cpuset", "blkio", "hugetlb", "net_cls", "net_prio", "rdma", "perf_event", "systemd", "unified" };
 
 /* The devices a container may use: the minimal /dev, and mknod of anything
  * (as Docker); reading or writing other devices is refused. v1 writes it to the

@@ -54,7 +54,7 @@ int grove_cgroup_dir (const grove_cgroup_t *cg, const char *controller, char **o
 /* The v1 hierarchies beyond the driver's own that an OCI bundle's
  * linux.resources may need, or that grove-runtime joins as runc joins every
  * hierarchy; bit k names grove_cgroup_v1_extra[k]. */
-#define GROVE_CGROUP_V1_NEXTRA 8
+#define GROVE_CGROUP_V1_NEXTRA 9
 extern const char *const grove_cgroup_v1_extra[GROVE_CGROUP_V1_NEXTRA];
 
 /* The GROVE_CGROUP_V1_* bits of the extra hierarchies mounted under root. */

@@ -107,10 +107,13 @@ relative_base (const char *root, grove_cgroup_mode_t mode, char *base, size_t ca
       char own[PATH_MAX], dir[PATH_MAX + 64], line[PATH_MAX + 64];
       struct stat st;
       snprintf (dir, sizeof (dir), "%s/%s", root, h);
-      /* name=systemd's directory is "systemd". A hierarchy we are not in
-       * (none on a sane host) starts at its root. */
+      /* name=systemd's directory is "systemd"; a hybrid host's unified (v2)
+       * hierarchy is the "0::" line. A hierarchy we are not in (none on a
+       * sane host) starts at its root. */
       if (stat (dir, &st) < 0
-          || own_cgroup (strcmp (h, "systemd") == 0 ? "name=systemd" : h, own, sizeof (own), err) < 0)
+          || own_cgroup (strcmp (h, "systemd") == 0 ? "name=systemd" : strcmp (h, "unified") == 0 ? NULL : h, own,
+                         sizeof (own), err)
+                 < 0)
         continue;
       snprintf (line, sizeof (line), "%s:/%s", h, own);
       if (grove_oci_cgroup_add_prefix (out, line, err) < 0)
