@@ -27,6 +27,7 @@ import { GroveClient, type App } from "@grove/api";
 import { startServer, tempDir } from "../src/harness/processes";
 import { embeddedEtcdEndpoint, etcdCounters, writesByPrefix } from "../src/harness/etcd-metrics";
 import type { HollowFleetConfig } from "./lib-hollow-fleet";
+import { INSPECT_OPTION, Inspector } from "./lib-inspector";
 import { summarize } from "./lib-stats";
 import type { BenchReport } from "./run";
 
@@ -34,6 +35,8 @@ const NODES = Number(process.env.GROVE_BENCH_HOLLOW_NODES ?? 5000);
 const INSTANCES = Number(process.env.GROVE_BENCH_HOLLOW_INSTANCES ?? NODES * 10);
 const PER_APP = 100;
 const STEADY_WINDOW_S = Number(process.env.GROVE_BENCH_HOLLOW_WINDOW_S ?? 30);
+/** A .cpuprofile of grove-server over the steady window (through its inspector); none without. */
+const PROFILE = process.env.GROVE_BENCH_HOLLOW_PROFILE;
 const LIST_SAMPLES = 20;
 const CLK_TCK = 100;
 
@@ -121,15 +124,17 @@ async function runningInstances(client: GroveClient): Promise<number> {
 
 export async function run(): Promise<BenchReport> {
   const dir = tempDir("hollow-bench");
+  const serverNodeOptions = [process.env.GROVE_BENCH_HOLLOW_SERVER_NODE_OPTIONS, PROFILE ? INSPECT_OPTION : undefined]
+    .filter(Boolean)
+    .join(" ");
   // A /24 per node needs more than the default /16 at thousands of nodes.
   const server = await startServer({
     dataDir: path.join(dir, "server"),
     extraArgs: ["--cluster-cidr", "10.0.0.0/8", "--node-subnet-prefix", "24"],
-    // e.g. "--cpu-prof --cpu-prof-dir=/tmp/x" or "--heapsnapshot-signal=SIGUSR2" to profile the server alone.
-    ...(process.env.GROVE_BENCH_HOLLOW_SERVER_NODE_OPTIONS
-      ? { env: { NODE_OPTIONS: process.env.GROVE_BENCH_HOLLOW_SERVER_NODE_OPTIONS } }
-      : {}),
+    // e.g. "--heapsnapshot-signal=SIGUSR2" (node refuses --cpu-prof in NODE_OPTIONS: PROFILE below).
+    ...(serverNodeOptions ? { env: { NODE_OPTIONS: serverNodeOptions } } : {}),
   });
+  const inspector = PROFILE ? await Inspector.attach(server.output) : undefined;
   const load = { start: os.loadavg()[0]!, max: os.loadavg()[0]! };
   const loadTimer = setInterval(() => (load.max = Math.max(load.max, os.loadavg()[0]!)), 5000);
   const phase = (what: string) =>
@@ -212,9 +217,15 @@ export async function run(): Promise<BenchReport> {
     const c0 = procUsage(server.pid);
     const k0 = etcdPid ? procUsage(etcdPid) : undefined;
     const traced = await writesByPrefix(server, etcdEndpoint);
+    await inspector?.startCpuProfile();
     const w0 = performance.now();
     await new Promise((r) => setTimeout(r, STEADY_WINDOW_S * 1000));
     const windowS = (performance.now() - w0) / 1000;
+    if (inspector && PROFILE) {
+      await inspector.stopCpuProfile(PROFILE);
+      inspector.close();
+      phase(`grove-server's CPU profile of the steady window (the profiler's own cost included) in ${PROFILE}`);
+    }
     const e1 = await etcdCounters(etcdEndpoint, server);
     const byPrefix = await traced.stop();
     const c1 = procUsage(server.pid);
