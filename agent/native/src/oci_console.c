@@ -71,6 +71,7 @@ grove_oci_console_relay (int master, int host)
     {
       raw = saved;
       cfmakeraw (&raw);
+      raw.c_oflag |= OPOST; /* as runc's (containerd/console's SetRaw): output still post-processed */
       restore = tcsetattr (host, TCSANOW, &raw) == 0;
     }
   sigemptyset (&mask);

@@ -17,8 +17,8 @@ int grove_oci_console_host (grove_error_t *err);
 int grove_oci_console_recv (int sock, grove_error_t *err);
 
 /* Relays stdin to master and master to stdout until the master reads EIO
- * (every holder of the slave has closed it), with host in raw mode (restored
- * after), ONLCR cleared on the pty (as runc's run) and the pty's size set
+ * (every holder of the slave has closed it), with host in raw mode but for
+ * OPOST (as runc's; restored after), ONLCR cleared on the pty (as runc's run) and the pty's size set
  * from host now and on SIGWINCH. Closes master. */
 void grove_oci_console_relay (int master, int host);
 
