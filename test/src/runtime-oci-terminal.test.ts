@@ -14,6 +14,7 @@ import * as path from "node:path";
 import {
   bundle,
   cli,
+  Config,
   created,
   nextSeq,
   sideBySide,
@@ -32,6 +33,7 @@ let receiverBin = "";
 const children: ChildProcess[] = [];
 
 beforeAll(() => {
+  fs.chmodSync(tmp, 0o755); // a user namespace's root reaches the rootfs (as in runtime-oci-namespaces)
   receiverBin = path.join(tmp, "console-receiver");
   execFileSync("cc", ["-O1", "-o", receiverBin, path.join(HARNESS, "console-receiver.c")], { stdio: "pipe" });
 });
@@ -89,12 +91,12 @@ const masters = (links: Map<number, string>) => [...links.values()].filter((l) =
 const SCRIPT = 'tty; stty size; printf "ready>"; read line; echo "got:$line"';
 
 /** create --console-socket, start, and what the receiver got. */
-async function createWithConsole(runtime: Runtime, annotations: Record<string, string> = {}) {
+async function createWithConsole(runtime: Runtime, edit: (c: Config) => void = () => {}) {
   writeConfig((c) => {
     c.process.terminal = true;
     c.process.consoleSize = { height: 31, width: 97 };
     c.process.args = ["/bin/sh", "-c", SCRIPT];
-    c.annotations = annotations;
+    edit(c);
   });
   const id = `${TAG}-${runtime}-${nextSeq()}`;
   const sock = path.join(tmp, `${id}.sock`);
@@ -141,11 +143,40 @@ describe("create --console-socket with process.terminal", () => {
   it("the same for grove-runtime's caller-reaps create (org.grove.runtime.reaper: caller; runc ignores it)", async () => {
     const seen: Record<string, unknown> = {};
     for (const runtime of RUNTIMES) {
-      seen[runtime] = await createWithConsole(runtime, { "org.grove.runtime.reaper": "caller" });
+      seen[runtime] = await createWithConsole(
+        runtime,
+        (c) => (c.annotations = { "org.grove.runtime.reaper": "caller" }),
+      );
     }
     expect(seen.grove).toEqual(seen.runc);
     expect(seen.grove).toEqual(EXPECTED);
   });
+
+  const MAP = [{ containerID: 0, hostID: 100000, size: 65536 }];
+  it.each([
+    ["", false],
+    [" in a new user namespace", true],
+  ])(
+    "as uid 1000%s: the terminal is the process's (its uid, devpts's tty group 5, 620), /dev/console is the pty (136:0)",
+    async (_what, userns) => {
+      const seen: Record<string, unknown> = {};
+      const probe = 'stat -c "%n %u %g %a %t:%T" "$(tty)" /dev/console; ' + SCRIPT;
+      for (const runtime of RUNTIMES) {
+        seen[runtime] = await createWithConsole(runtime, (c) => {
+          c.process.user = { uid: 1000, gid: 1000 };
+          c.process.args = ["/bin/sh", "-c", probe];
+          if (!userns) return;
+          (c.linux.namespaces as { type: string }[]).push({ type: "user" });
+          c.linux.uidMappings = MAP;
+          c.linux.gidMappings = MAP;
+        });
+      }
+      expect(seen.grove).toEqual(seen.runc);
+      expect((seen.grove as { log: string }).log).toBe(
+        "/dev/pts/0 1000 5 620 88:0\r\n/dev/console 1000 5 620 88:0\r\n" + EXPECTED.log,
+      );
+    },
+  );
 });
 
 describe("refusals, with nothing created", () => {
