@@ -91,7 +91,7 @@ const masters = (links: Map<number, string>) => [...links.values()].filter((l) =
 const SCRIPT = 'tty; stty size; printf "ready>"; read line; echo "got:$line"';
 
 /** create --console-socket, start, and what the receiver got. */
-async function createWithConsole(runtime: Runtime, edit: (c: Config) => void = () => {}) {
+async function createWithConsole(runtime: Runtime, edit: (c: Config) => void = () => {}, relativeSocket = false) {
   writeConfig((c) => {
     c.process.terminal = true;
     c.process.consoleSize = { height: 31, width: 97 };
@@ -105,7 +105,10 @@ async function createWithConsole(runtime: Runtime, edit: (c: Config) => void = (
   children.push(receiver);
   await waitFor(() => fs.existsSync(sock));
   created.push({ runtime, id });
-  const cr = cli(runtime, ["create", "--bundle", bundle, "--console-socket", sock, id], `create-${id}`);
+  // A relative path is the bundle's: runc dials it after its chdir there (grove-shim, which
+  // connects for grove-runtime, lives in "/").
+  const given = relativeSocket ? path.relative(bundle, sock) : sock;
+  const cr = cli(runtime, ["create", "--bundle", bundle, "--console-socket", given, id], `create-${id}`);
   expect([runtime, cr.code, cr.err]).toEqual([runtime, 0, ""]);
   const st = stateOf(runtime, id);
   expect([runtime, st.status]).toEqual([runtime, "created"]);
@@ -157,19 +160,23 @@ describe("create --console-socket with process.terminal", () => {
     ["", false],
     [" in a new user namespace", true],
   ])(
-    "as uid 1000%s: the terminal is the process's (its uid, devpts's tty group 5, 620), /dev/console is the pty (136:0)",
+    "as uid 1000%s (--console-socket relative to the bundle): the terminal is the process's (its uid, devpts's tty group 5, 620), /dev/console is the pty (136:0)",
     async (_what, userns) => {
       const seen: Record<string, unknown> = {};
       const probe = 'stat -c "%n %u %g %a %t:%T" "$(tty)" /dev/console; ' + SCRIPT;
       for (const runtime of RUNTIMES) {
-        seen[runtime] = await createWithConsole(runtime, (c) => {
-          c.process.user = { uid: 1000, gid: 1000 };
-          c.process.args = ["/bin/sh", "-c", probe];
-          if (!userns) return;
-          (c.linux.namespaces as { type: string }[]).push({ type: "user" });
-          c.linux.uidMappings = MAP;
-          c.linux.gidMappings = MAP;
-        });
+        seen[runtime] = await createWithConsole(
+          runtime,
+          (c) => {
+            c.process.user = { uid: 1000, gid: 1000 };
+            c.process.args = ["/bin/sh", "-c", probe];
+            if (!userns) return;
+            (c.linux.namespaces as { type: string }[]).push({ type: "user" });
+            c.linux.uidMappings = MAP;
+            c.linux.gidMappings = MAP;
+          },
+          true,
+        );
       }
       expect(seen.grove).toEqual(seen.runc);
       expect((seen.grove as { log: string }).log).toBe(

@@ -102,6 +102,20 @@ check_terminal (const grove_oci_bundle_t *b, int detach)
          detach ? "config.json process.terminal is false" : "run stays in the foreground");
 }
 
+/* A relative --console-socket is the bundle's (runc dials it after its
+ * chdir into the bundle); made absolute for the shim, whose directory is "/". */
+static void
+absolute_console_socket (const char *bundle)
+{
+  static char abs_socket[PATH_MAX];
+  if (console_socket == NULL || console_socket[0] == '/')
+    return;
+  if (bundle == NULL || strlen (bundle) + 1 + strlen (console_socket) >= sizeof (abs_socket))
+    die (1, "--console-socket %s: %s", console_socket, strerror (ENAMETOOLONG));
+  snprintf (abs_socket, sizeof (abs_socket), "%s/%s", bundle, console_socket);
+  console_socket = abs_socket;
+}
+
 /* The container's cgroup when its config had linux.cgroupsPath (create and
  * run resolve it; later commands read it back from <root>/<id>/cgroup). */
 static grove_oci_cgroup_t given_cgroup;
@@ -855,20 +869,11 @@ main (int argc, char **argv)
     die (2, "%s: container ID is required", cmd);
   if (!valid_id (pos[0]) || !valid_id (cgroup_parent))
     die (2, "container ID and cgroup parent must be 1..64 of [A-Za-z0-9_.-]");
-  if (console_socket != NULL && console_socket[0] != '/')
-    {
-      /* Connected from the shim, whose directory is "/": relative to ours. */
-      static char abs_socket[PATH_MAX];
-      if (getcwd (abs_socket, sizeof (abs_socket)) == NULL
-          || strlen (abs_socket) + 1 + strlen (console_socket) >= sizeof (abs_socket))
-        die (1, "--console-socket %s: %s", console_socket, strerror (errno != 0 ? errno : ENAMETOOLONG));
-      strcat (strcat (abs_socket, "/"), console_socket);
-      console_socket = abs_socket;
-    }
   if (bundle == NULL)
     bundle = getcwd (cwd, sizeof (cwd));
   else if (bundle[0] != '/' && realpath (bundle, cwd) != NULL)
     bundle = cwd;
+  absolute_console_socket (bundle);
 
   if (strcmp (cmd, "run") == 0)
     return cmd_run (bundle, pid_file, pos[0]);
