@@ -124,6 +124,7 @@
         "src/oci_seccomp.c",
         "src/oci_reaped.c",
         "src/oci_cgroup.c",
+        "src/oci_console.c",
         "src/oci.c"
       ],
       "include_dirs": ["src"],

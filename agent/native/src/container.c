@@ -158,6 +158,9 @@ struct child_args
   int mount_src_fd[GROVE_MAX_MOUNTS];  /* user namespace: opened before the init drops host root */
   const char *root_path; /* the rootfs as the steps after mounting it name it: rootfs, or "." (user namespace) */
   int hold_fd; /* -1, or the read end the init waits on before execve */
+  int console_fd; /* -1, or the console socket (see grove_container_config_t) */
+  int console;    /* the pty's slave is our stdio already */
+  unsigned short console_rows, console_cols;
   const char *proc_path;
   const char *dev_path;
   char *dev_targets[N_DEV];
@@ -1204,6 +1207,80 @@ child_make_devices (struct child_args *a)
     }
 }
 
+/* OCI terminal: true, as runc's setupConsole: once the rootfs is in place
+ * (pivot_root, devices) and before it is finalized (masks, read-only), a
+ * pty from the container's own devpts through /dev/ptmx (so the slave is
+ * /dev/pts/N inside), the slave bind-mounted on /dev/console, the size
+ * set, the master sent on the console socket (payload "/dev/ptmx", as
+ * runc's utils.SendFd sends the master's name) and every copy of it and of
+ * the socket closed; then a session of our own with the slave as its
+ * controlling terminal, and the slave as stdin, stdout and stderr, owned
+ * by the process's user (runc's fixStdioPermissions). */
+static void
+child_console (struct child_args *a)
+{
+  static const char name[] = "/dev/ptmx";
+  char path[32], digits[12], cbuf[CMSG_SPACE (sizeof (int))];
+  struct iovec iov = { (void *) name, sizeof (name) - 1 };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof (cbuf) };
+  struct cmsghdr *cm;
+  unsigned n = 0;
+  int unlock = 0, master, slave, fd, d = 0;
+  size_t pos;
+  ssize_t sent;
+  master = open ("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0)
+    child_fail (a, errno, "open the console's master", "/dev/ptmx");
+  if (ioctl (master, TIOCSPTLCK, &unlock) < 0 || ioctl (master, TIOCGPTN, &n) < 0)
+    child_fail (a, errno, "unlock the console's pty", NULL);
+  do
+    digits[d++] = (char) ('0' + n % 10);
+  while ((n /= 10) > 0);
+  pos = safe_append (path, 0, sizeof (path), "/dev/pts/");
+  while (d > 0 && pos + 1 < sizeof (path))
+    path[pos++] = digits[--d];
+  path[pos] = '\0';
+  slave = open (path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0)
+    child_fail (a, errno, "open the console", path);
+  if (a->console_rows > 0 && a->console_cols > 0)
+    {
+      struct winsize ws = { .ws_row = a->console_rows, .ws_col = a->console_cols };
+      if (ioctl (master, TIOCSWINSZ, &ws) < 0)
+        child_fail (a, errno, "set the console size", NULL);
+    }
+  fd = open ("/dev/console", O_CREAT | O_WRONLY | O_NOCTTY | O_CLOEXEC, 0666);
+  if (fd < 0 && errno != EEXIST)
+    child_fail (a, errno, "create", "/dev/console");
+  if (fd >= 0 && (fchmod (fd, 0666) < 0 || close (fd) < 0))
+    child_fail (a, errno, "chmod", "/dev/console");
+  if (mount (path, "/dev/console", NULL, MS_BIND, NULL) < 0)
+    child_fail (a, errno, "bind-mount the console on", "/dev/console");
+  cm = CMSG_FIRSTHDR (&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN (sizeof (int));
+  memcpy (CMSG_DATA (cm), &master, sizeof (int));
+  do
+    sent = sendmsg (a->console_fd, &msg, MSG_NOSIGNAL);
+  while (sent < 0 && errno == EINTR);
+  if (sent < 0)
+    child_fail (a, errno, "send the console's master to the console socket", NULL);
+  close (master);
+  close (a->console_fd);
+  a->console_fd = -1;
+  if (setsid () < 0)
+    child_fail (a, errno, "setsid", NULL);
+  if (ioctl (slave, TIOCSCTTY, 0) < 0)
+    child_fail (a, errno, "make the console the controlling terminal", NULL);
+  if (fchown (slave, a->uid, (gid_t) -1) < 0 && errno != EINVAL && errno != EPERM)
+    child_fail (a, errno, "chown the console", NULL);
+  if (dup2 (slave, 0) < 0 || dup2 (slave, 1) < 0 || dup2 (slave, 2) < 0)
+    child_fail (a, errno, "dup2 the console", NULL);
+  close (slave);
+  a->console = 1;
+}
+
 /* Into the rootfs for good: pivot_root, then the hostname, lo, masked paths
  * and the read-only root. */
 static void
@@ -1236,6 +1313,8 @@ child_pivot (struct child_args *a)
     child_loopback_up (a);
   child_make_devices (a);
   child_sysctls (a);
+  if (a->console_fd >= 0)
+    child_console (a);
   child_mask_paths (a);
   child_mask_extra (a);
   if (a->readonly_rootfs && mount (NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0)
@@ -1279,9 +1358,11 @@ child_stdio_and_cwd (struct child_args *a)
   int in = a->null_fd;
   /* No stdin given: the container's own /dev/null, never the host's (whose
    * inode its root could fchmod through /proc/self/fd/0). */
-  if (in < 0 && (in = open ("/dev/null", O_RDONLY | O_NOCTTY | O_CLOEXEC)) < 0)
+  if (!a->console && in < 0 && (in = open ("/dev/null", O_RDONLY | O_NOCTTY | O_CLOEXEC)) < 0)
     child_fail (a, errno, "open", "/dev/null");
-  if (dup2 (in, 0) < 0 || dup2 (a->log_fd, 1) < 0 || dup2 (a->err_out_fd > 0 ? a->err_out_fd : a->log_fd, 2) < 0)
+  if (!a->console
+      && (dup2 (in, 0) < 0 || dup2 (a->log_fd, 1) < 0
+          || dup2 (a->err_out_fd > 0 ? a->err_out_fd : a->log_fd, 2) < 0))
     child_fail (a, errno, "dup2 stdio", NULL);
   child_reopen_dev_null (a);
   for (int i = 1; i < 3; i++) /* ascending */
@@ -1793,6 +1874,9 @@ prepare (const grove_container_config_t *cfg, struct prepared *p, grove_error_t 
   p->a.readonly_rootfs = cfg->readonly_rootfs;
   p->a.cgroupns = !cfg->host_cgroupns;
   p->a.hold_fd = cfg->hold_fd > 0 ? cfg->hold_fd : -1;
+  p->a.console_fd = cfg->console_fd > 0 ? cfg->console_fd : -1;
+  p->a.console_rows = cfg->console_rows;
+  p->a.console_cols = cfg->console_cols;
   if (cfg->nmounts > GROVE_MAX_MOUNTS)
     return grove_error_set (err, EINVAL, "%zu mounts, at most %d", cfg->nmounts, GROVE_MAX_MOUNTS);
   for (size_t i = 0; i < cfg->nmounts; i++)

@@ -200,6 +200,15 @@ typedef struct grove_container_config_s
   /* OCI domainname, linux.personality, process.ioPriority and scheduler
    * (oci_attrs.h), applied by the init before its change of user; NULL: none. */
   const struct grove_oci_attrs_s *attrs;
+  /* > 0: a connected unix socket (OCI terminal: true, --console-socket). The
+   * init opens a pty from its own devpts once /dev/pts is mounted (the
+   * slave is /dev/pts/N inside), bind-mounts the slave on /dev/console,
+   * sets console_rows x console_cols (when both > 0), sends the master on
+   * this socket (SCM_RIGHTS, payload "/dev/ptmx", as runc) and closes its
+   * copies; the slave becomes its controlling terminal and stdio, owned by
+   * its user. The other stdio fields are then unused. */
+  int console_fd;
+  unsigned short console_rows, console_cols;
 } grove_container_config_t;
 
 typedef struct grove_container_s

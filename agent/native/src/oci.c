@@ -4,8 +4,11 @@
  * exit, output.log, shim.sock}; cgroups <parent>/<id>.
  *
  *   grove-runtime [--root DIR] [--cgroup-parent NAME] COMMAND
- *     create [--bundle DIR] [--pid-file FILE] ID | start ID | state ID
+ *     create [--bundle DIR] [--pid-file FILE] [--console-socket PATH] ID | start ID | state ID
  *     kill ID [SIGNAL] | delete [--force] ID | run [--bundle DIR] [--pid-file FILE] ID
+ *
+ * process.terminal: create sends the pty's master to --console-socket (the
+ * init sends it, as runc's); run relays it to its own terminal (oci_console.h).
  *
  * run starts the container directly (this process is the parent, its
  * stdout/stderr are the container's; its state directory records the init
@@ -36,6 +39,7 @@
 #include "json.h"
 #include "oci_cgroup.h"
 #include "oci_config.h"
+#include "oci_console.h"
 #include "oci_reaped.h"
 #include "oci_seccomp.h"
 #include "shim_protocol.h"
@@ -46,6 +50,7 @@
 
 static const char *root_dir = "/run/grove-runtime";
 static const char *cgroup_parent = "grove-runtime";
+static const char *console_socket; /* --console-socket, absolute */
 
 __attribute__ ((noreturn, format (printf, 2, 3))) static void
 die (int code, const char *fmt, ...)
@@ -80,6 +85,35 @@ load_bundle (grove_oci_bundle_t *b, const char *bundle, const char *id)
   grove_error_t err;
   if (grove_oci_bundle_load (b, bundle, id, &err) < 0 || grove_oci_seccomp (b, bundle, id, &err) < 0)
     die (1, "%s", err.msg);
+}
+
+/* process.terminal and --console-socket, checked as runc checks them
+ * before it creates anything: create (detached) with a terminal needs the
+ * socket; the socket needs a terminal and a detached runtime (create; run
+ * stays in the foreground). */
+static void
+check_terminal (const grove_oci_bundle_t *b, int detach)
+{
+  if (detach && b->terminal && console_socket == NULL)
+    die (1, "config.json process.terminal: cannot allocate tty if the runtime will detach without setting console "
+            "socket (--console-socket)");
+  if ((!detach || !b->terminal) && console_socket != NULL)
+    die (1, "--console-socket: cannot use console socket if the runtime will not detach or allocate tty (%s)",
+         detach ? "config.json process.terminal is false" : "run stays in the foreground");
+}
+
+/* A relative --console-socket is the bundle's (runc dials it after its
+ * chdir into the bundle); made absolute for the shim, whose directory is "/". */
+static void
+absolute_console_socket (const char *bundle)
+{
+  static char abs_socket[PATH_MAX];
+  if (console_socket == NULL || console_socket[0] == '/')
+    return;
+  if (bundle == NULL || strlen (bundle) + 1 + strlen (console_socket) >= sizeof (abs_socket))
+    die (1, "--console-socket %s: %s", console_socket, strerror (ENAMETOOLONG));
+  snprintf (abs_socket, sizeof (abs_socket), "%s/%s", bundle, console_socket);
+  console_socket = abs_socket;
 }
 
 /* The container's cgroup when its config had linux.cgroupsPath (create and
@@ -292,11 +326,19 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
   grove_container_t c;
   grove_exit_t ex;
   const struct grove_cgroup_ops *ops;
+  int host = -1, console[2] = { -1, -1 };
 
   load_bundle (&b, bundle, id);
+  check_terminal (&b, 0);
   snprintf (dir, sizeof (dir), "%s/%s", root_dir, id);
   if (access (dir, F_OK) == 0)
     die (1, "container %s already exists", id);
+  /* A terminal: the init sends its master here, relayed to the caller's terminal. */
+  if (b.terminal && ((host = grove_oci_console_host (&err)) < 0))
+    die (1, "%s", err.msg);
+  if (b.terminal && socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, console) < 0)
+    die (1, "process.terminal: socketpair: %s", strerror (errno));
+  b.cc.console_fd = console[1];
   cgroup_of (&cg, id);
   cgroup_from_config (&cg, b.cgroups_path);
   ops = grove_cgroup_ops_for (cg.mode);
@@ -343,6 +385,17 @@ cmd_run (const char *bundle, const char *pid_file, const char *id)
           fclose (f);
         }
     }
+  if (b.terminal)
+    {
+      int master;
+      close (console[1]);
+      master = grove_oci_console_recv (console[0], &err);
+      close (console[0]);
+      if (master >= 0)
+        grove_oci_console_relay (master, host);
+      else
+        fprintf (stderr, "grove-runtime: %s\n", err.msg);
+    }
   if (grove_container_wait (c.pid, &cg, &ex, &err) < 0)
     die (1, "%s", err.msg);
   close (c.pidfd);
@@ -379,7 +432,16 @@ create_reaped (grove_oci_bundle_t *b, const grove_cgroup_t *cg, const grove_hook
   snprintf (dir, sizeof (dir), "%s/%s", root_dir, id);
   if (hooks->blob != NULL)
     b->cc.hooks = hooks;
-  if (grove_oci_reaped_create (b, cg, dir, &pid, &err) < 0)
+  /* The init sends the master there during the create; no copy stays here. */
+  if (b->terminal && (b->cc.console_fd = grove_unix_connect (console_socket, &err)) < 0)
+    {
+      remove_dir (id);
+      die (1, "%s", err.msg);
+    }
+  int rc = grove_oci_reaped_create (b, cg, dir, &pid, &err);
+  if (b->cc.console_fd > 0)
+    close (b->cc.console_fd);
+  if (rc < 0)
     {
       remove_dir (id);
       post_hooks (hooks, GROVE_HOOK_POSTSTOP, "stopped", 0);
@@ -543,6 +605,7 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   ssize_t n;
 
   load_bundle (&b, bundle, id);
+  check_terminal (&b, 1);
   snprintf (dir, sizeof (dir), "%s/%s", root_dir, id);
   if (access (dir, F_OK) == 0)
     die (1, "container %s already exists", id);
@@ -575,6 +638,14 @@ cmd_create (const char *bundle, const char *pid_file, const char *id)
   grove_config_put (mem, GROVE_KEY_DIR, dir);
   put_cgroup_keys (mem, &cg, id);
   grove_config_put (mem, GROVE_KEY_HOLD, "stdio"); /* the caller's stdio is the container's */
+  if (b.terminal)
+    {
+      grove_config_put (mem, GROVE_KEY_CONSOLE_SOCKET, console_socket); /* its pty's instead */
+      snprintf (num, sizeof (num), "%u", (unsigned) b.cc.console_rows);
+      grove_config_put (mem, GROVE_KEY_ROWS, num);
+      snprintf (num, sizeof (num), "%u", (unsigned) b.cc.console_cols);
+      grove_config_put (mem, GROVE_KEY_COLS, num);
+    }
   if (b.netns != NULL)
     grove_config_put (mem, GROVE_KEY_NETNS, b.netns);
   if (b.cc.readonly_rootfs)
@@ -777,6 +848,8 @@ main (int argc, char **argv)
         bundle = VALUE ();
       else if (strcmp (a, "--pid-file") == 0)
         pid_file = VALUE ();
+      else if (strcmp (a, "--console-socket") == 0)
+        console_socket = VALUE ();
       else if (strcmp (a, "--log") == 0 || strcmp (a, "--log-format") == 0)
         (void) VALUE ();
       else if (strcmp (a, "--force") == 0 || strcmp (a, "-f") == 0)
@@ -800,6 +873,7 @@ main (int argc, char **argv)
     bundle = getcwd (cwd, sizeof (cwd));
   else if (bundle[0] != '/' && realpath (bundle, cwd) != NULL)
     bundle = cwd;
+  absolute_console_socket (bundle);
 
   if (strcmp (cmd, "run") == 0)
     return cmd_run (bundle, pid_file, pos[0]);

@@ -300,6 +300,34 @@ read_process_extras (const struct reader *r, int proc, grove_error_t *err)
   return 0;
 }
 
+/* process.terminal and consoleSize (height, width): the caller connects
+ * the console socket (grove-runtime's --console-socket, or run's own). */
+static int
+read_terminal (const struct reader *r, int proc, grove_error_t *err)
+{
+  grove_oci_bundle_t *b = r->b;
+  int size = get (r, proc, "consoleSize");
+  b->terminal = grove_json_true (r->s, r->t, get (r, proc, "terminal"));
+  if (b->terminal)
+    static_only (b, "process.terminal");
+  if (size >= 0)
+    {
+      static const char *const dims[2] = { "height", "width" };
+      long long n[2] = { 0, 0 };
+      if (r->t[size].type != GROVE_J_OBJ)
+        REFUSE ("config.json process.consoleSize: must be an object");
+      for (int k = 0; k < 2; k++)
+        {
+          int v = get (r, size, dims[k]);
+          if (v >= 0 && (grove_json_num (r->s, r->t, v, &n[k]) < 0 || n[k] < 0 || n[k] > 65535))
+            REFUSE ("config.json process.consoleSize.%s: must be an integer from 0 to 65535", dims[k]);
+        }
+      b->cc.console_rows = (unsigned short) n[0];
+      b->cc.console_cols = (unsigned short) n[1];
+    }
+  return 0;
+}
+
 /* args, env, cwd, user, capabilities, rlimits. */
 static int
 read_process (const struct reader *r, grove_error_t *err)
@@ -308,8 +336,8 @@ read_process (const struct reader *r, grove_error_t *err)
   int proc = get (r, 0, "process"), v;
   if (proc < 0)
     REFUSE ("config.json process: is required");
-  if (grove_json_true (r->s, r->t, get (r, proc, "terminal")))
-    REFUSE ("config.json process.terminal: a terminal is not supported; set it to false");
+  if (read_terminal (r, proc, err) < 0)
+    return -1;
   v = get (r, proc, "args");
   if (v < 0 || r->t[v].type != GROVE_J_ARR || r->t[v].size == 0 || r->t[v].size > GROVE_OCI_MAX_LIST)
     REFUSE ("config.json process.args: must be a non-empty array");

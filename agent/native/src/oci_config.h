@@ -59,6 +59,7 @@ typedef struct grove_oci_bundle_s
   char *hooks_blob; /* hooks (hooks.h's blob, with id, bundle and annotations); NULL: none */
   size_t hooks_len;
   char *annotations; /* the config's annotations object as JSON text ("{}" when none) */
+  int terminal;      /* process.terminal (cc.console_rows and console_cols: its consoleSize) */
   /* The token of linux.seccomp (an object), 0 when there is none: the static
    * grove-runtime compiles it (oci_seccomp.c) into cc.seccomp_bpf. */
   int seccomp_tok;

@@ -69,6 +69,8 @@ struct config
   grove_id_map_t uid_maps[GROVE_MAX_ID_MAPS], gid_maps[GROVE_MAX_ID_MAPS];
   size_t nuid_maps, ngid_maps;
   int userns_idmap;
+  const char *console_socket; /* OCI terminal: true (grove-runtime create --console-socket) */
+  unsigned short console_rows, console_cols;
 };
 
 /* "CONTAINER:HOST:SIZE" */
@@ -256,6 +258,7 @@ shim_key (const char *key, char *val, grove_error_t *err)
                { GROVE_KEY_CGROUP_NS, &cgroup_ns_path },
                { GROVE_KEY_USER_NS, &user_ns_path },
                { GROVE_KEY_TIME_NS, &time_ns },
+               { GROVE_KEY_CONSOLE_SOCKET, &cfg.console_socket },
                { GROVE_KEY_NETNS, &cfg.netns } };
   if (grove_shim_runtime_key (&handler, key, val))
     return 0;
@@ -274,6 +277,8 @@ shim_key (const char *key, char *val, grove_error_t *err)
       cfg.hold = strcmp (val, "1") == 0 || strcmp (val, "stdio") == 0;
       cfg.hold_stdio = strcmp (val, "stdio") == 0;
     }
+  else if (strcmp (key, GROVE_KEY_ROWS) == 0 || strcmp (key, GROVE_KEY_COLS) == 0)
+    *(key[0] == 'r' ? &cfg.console_rows : &cfg.console_cols) = (unsigned short) strtoul (val, NULL, 10);
   else if (strcmp (key, GROVE_KEY_READONLY_ROOTFS) == 0)
     cfg.readonly_rootfs = strcmp (val, "1") == 0;
   else if (strcmp (key, GROVE_KEY_CGROUPNS) == 0)
@@ -822,9 +827,17 @@ start_container (int pipe_w, int pipe_r)
       cc.hold_fd = hold_fds[0];
       hold_w = hold_fds[1];
     }
+  /* The init sends the pty's master there before the start returns; the
+   * shim keeps no copy of it, nor of the socket. */
+  if (cfg.console_socket != NULL && (cc.console_fd = grove_unix_connect (cfg.console_socket, &err)) < 0)
+    return start_failed (err.errnum, err.msg);
+  cc.console_rows = cfg.console_rows;
+  cc.console_cols = cfg.console_cols;
   if (handler.path != NULL ? grove_shim_runtime_start (&handler, cfg.id, pipe_w, pipe_r, &container, &err) < 0
                            : grove_container_start (&cc, &container, &err) < 0)
     return start_failed (err.errnum, err.msg);
+  if (cc.console_fd > 0)
+    close (cc.console_fd);
   close (pipe_w);
   for (int k = 0; k < 3; k++)
     if (stdio_fds[k] >= 0)

@@ -86,6 +86,7 @@
 #define GROVE_KEY_PROC_ATTR "proc_attr" /* one per OCI process attribute (oci_attrs.h): "domainname:NAME", ... */
 #define GROVE_KEY_CGROUP_V1_JOIN "cgroup_v1_join" /* grove_cgroup_t.v1_join, decimal: extra v1 hierarchies joined */
 #define GROVE_KEY_CGROUP_PREFIX "cgroup_prefix" /* v1 "CONTROLLER:/PATH", one per hierarchy: grove_cgroup_t.v1_prefix */
+#define GROVE_KEY_CONSOLE_SOCKET "console_socket" /* terminal: true, --console-socket; its size: rows, cols */
 
 /* grove-shim of a runtime handler instance only (shim_runtime.c). */
 #define GROVE_KEY_RUNTIME "runtime"           /* the OCI runtime's executable */
@@ -95,7 +96,7 @@
 /* grove-shim exec only. */
 #define GROVE_KEY_PID "pid" /* host pid of the container's init */
 #define GROVE_KEY_TTY "tty" /* "1": a new terminal of the container */
-#define GROVE_KEY_COLS "cols"
+#define GROVE_KEY_COLS "cols" /* also grove-shim's, with console_socket */
 #define GROVE_KEY_ROWS "rows"
 
 #define GROVE_MAX_ARGS 4096

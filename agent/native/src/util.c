@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -264,4 +266,24 @@ grove_exec_candidates (const char *cmd, char *const *envp)
       p = end + 1;
     }
   return list;
+}
+
+int
+grove_unix_connect (const char *path, grove_error_t *err)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  int fd;
+  if (strlen (path) >= sizeof (addr.sun_path))
+    return grove_error_set (err, ENAMETOOLONG, "console socket %s", path);
+  memcpy (addr.sun_path, path, strlen (path) + 1);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return grove_error_set (err, errno, "console socket %s", path);
+  if (connect (fd, (struct sockaddr *) &addr, sizeof (addr)) < 0)
+    {
+      int e = errno;
+      close (fd);
+      return grove_error_set (err, e, "connect to the console socket %s", path);
+    }
+  return fd;
 }

@@ -64,6 +64,10 @@ int grove_config_next (char *buf, size_t len, size_t *pos, char **key, char **va
  * NULL-terminated list of malloc'd strings; NULL when out of memory. */
 char **grove_exec_candidates (const char *cmd, char *const *envp);
 
+/* A SOCK_STREAM unix socket (O_CLOEXEC) connected to path (an OCI console
+ * socket); -1 with err naming it. */
+int grove_unix_connect (const char *path, grove_error_t *err);
+
 /* Writes all of buf to fd, retrying on EINTR and short writes; -1 with errno set on failure. */
 int grove_write_all (int fd, const char *buf, size_t len);
 

@@ -72,7 +72,7 @@ describe("the shim protocol", () => {
     execOnly.push(WIRE_KEYS.mountPropagation, WIRE_KEYS.rootfsPropagation);
     execOnly.push(WIRE_KEYS.pidNs, WIRE_KEYS.mntNs, WIRE_KEYS.cgroupNs);
     execOnly.push(WIRE_KEYS.userNs, WIRE_KEYS.timeNs, WIRE_KEYS.timeOffset, WIRE_KEYS.seccompFlags);
-    execOnly.push(WIRE_KEYS.procAttr, WIRE_KEYS.cgroupV1Join, WIRE_KEYS.cgroupPrefix);
+    execOnly.push(WIRE_KEYS.procAttr, WIRE_KEYS.cgroupV1Join, WIRE_KEYS.cgroupPrefix, WIRE_KEYS.consoleSocket);
     expect([...keys].sort()).toEqual(
       Object.values(WIRE_KEYS)
         .filter((k) => !execOnly.includes(k as never))

@@ -85,7 +85,8 @@ export const WIRE_KEYS = {
   procAttr: "proc_attr",
   cgroupV1Join: "cgroup_v1_join",
   cgroupPrefix: "cgroup_prefix",
-  // grove-shim exec only
+  consoleSocket: "console_socket",
+  // grove-shim exec only (rows and cols also grove-shim's, with console_socket)
   pid: "pid",
   tty: "tty",
   cols: "cols",
