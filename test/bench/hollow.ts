@@ -133,8 +133,17 @@ export async function run(): Promise<BenchReport> {
     extraArgs: ["--cluster-cidr", "10.0.0.0/8", "--node-subnet-prefix", "24"],
     // e.g. "--heapsnapshot-signal=SIGUSR2" (node refuses --cpu-prof in NODE_OPTIONS: PROFILE below).
     ...(serverNodeOptions ? { env: { NODE_OPTIONS: serverNodeOptions } } : {}),
+  }).catch((err: unknown) => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
   });
-  const inspector = PROFILE ? await Inspector.attach(server.output) : undefined;
+  const inspector = PROFILE
+    ? await Inspector.attach(server.output).catch(async (err: unknown) => {
+        await server.stop(30_000);
+        fs.rmSync(dir, { recursive: true, force: true });
+        throw err;
+      })
+    : undefined;
   const load = { start: os.loadavg()[0]!, max: os.loadavg()[0]! };
   const loadTimer = setInterval(() => (load.max = Math.max(load.max, os.loadavg()[0]!)), 5000);
   const phase = (what: string) =>
