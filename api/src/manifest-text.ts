@@ -7,7 +7,10 @@
 // become a problem with a line and column instead of a quietly changed value,
 // a stack overflow or seconds of a blocked event loop.
 import {
+  isPair,
+  isScalar,
   Lexer,
+  visit,
   type Document,
   type DocumentOptions,
   type LineCounter,
@@ -38,6 +41,22 @@ export const MANIFEST_YAML_OPTIONS: ParseOptions & DocumentOptions & SchemaOptio
   version: "1.2",
   resolveKnownTags: false,
 };
+
+/**
+ * Why a mapping key may not appear in a manifest, or undefined. `__proto__` (and a
+ * `prototype` under `constructor`) names an object's prototype in JavaScript: every
+ * assignment of such a key would change what an object inherits instead of
+ * holding the value, so the value would be lost quietly. Refused on every path
+ * (CLI, JSON and YAML bodies), as the JSON parser's prototype-poisoning guard
+ * refuses it, but naming the key and its line.
+ */
+export function forbiddenKeyProblem(key: string, parentKey: string | undefined): string | undefined {
+  if (key === "__proto__") return `key "__proto__" is not allowed (it names an object's prototype)`;
+  if (key === "prototype" && parentKey === "constructor") {
+    return `key "prototype" under "constructor" is not allowed (it names an object's prototype)`;
+  }
+  return undefined;
+}
 
 /** Line and column (1-based) of a character offset in `text`. */
 export function positionOf(text: string, offset: number): { line: number; col: number } {
@@ -133,6 +152,24 @@ export function yamlDocumentProblems(doc: Document, lineCounter: LineCounter): T
         : first;
     problems.push({ line, col, message });
   }
+  if (problems.length > 0) return problems;
+  visit(doc, {
+    Pair(_, pair, path) {
+      if (!isScalar(pair.key)) return;
+      // path ends with the map holding this pair, and before it the pair that map is the value of.
+      const parent = path[path.length - 2];
+      const parentKey = isPair(parent) ? parent.key : undefined;
+      const message = forbiddenKeyProblem(
+        String(pair.key.value),
+        isScalar(parentKey) ? String(parentKey.value) : undefined,
+      );
+      if (message) {
+        problems.push({ ...lineCounter.linePos(pair.key.range?.[0] ?? 0), message });
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
   return problems;
 }
 

@@ -180,6 +180,21 @@ describe("mutated manifests", () => {
       contentType: "application/yaml",
       bytes: Buffer.from(stringify({ ...app, spec: { ...app.spec, env: { "A=B": "x" } } })),
     },
+    {
+      what: 'a "__proto__" key in JSON (seed -461720223: "Body is not valid JSON", naming nothing; the CLI accepted it)',
+      contentType: "application/json",
+      bytes: Buffer.from(
+        JSON.stringify({ ...app, spec: { ...app.spec, placement: { nodeSelector: { zone: "a" } } } }).replace(
+          '"zone"',
+          '"__proto__"',
+        ),
+      ),
+    },
+    {
+      what: 'a "__proto__" env name in YAML (the CLI and the server accepted it: 201, stored)',
+      contentType: "application/yaml",
+      bytes: Buffer.from(appYaml + "  env:\n    __proto__: x\n"),
+    },
   ];
   for (const body of found) {
     test(`refused: ${body.what}`, async () => {

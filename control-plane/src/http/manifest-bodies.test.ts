@@ -35,3 +35,29 @@ describe("parseYamlBody", () => {
     expect(() => parseYamlBody(Buffer.from("a: 1\na: 2\n"))).toThrow(/line 2, column 1/);
   });
 });
+
+describe("keys naming a prototype", () => {
+  // Found by manifest-fuzz.test.ts (fast-check seed -461720223): Fastify's guard refused
+  // {"__proto__": ...} as "Body is not valid JSON", naming no key or line.
+  test("__proto__ in a JSON body is named with its line and column", () => {
+    expect(jsonStructureProblem('{"spec": {"env":\n  {"__proto__": "x"}}}')).toEqual({
+      line: 2,
+      col: 4,
+      message: 'key "__proto__" is not allowed (it names an object\'s prototype)',
+    });
+    expect(jsonStructureProblem('{"a": {"\\u005f_proto__": 1}}')?.message).toMatch(/__proto__/);
+  });
+  test("prototype under constructor, and only there", () => {
+    expect(jsonStructureProblem('{"a": 1, "constructor": {"b": 1, "prototype": {}}}')?.message).toMatch(
+      /"prototype" under "constructor"/,
+    );
+    expect(jsonStructureProblem('{"constructor": "x", "prototype": 1, "b": {"prototype": 2}}')).toBeUndefined();
+  });
+  test("the same keys in a YAML body are refused with their line", () => {
+    expect(() => parseYamlBody(Buffer.from("spec:\n  env:\n    __proto__: x\n"))).toThrow(
+      /line 3, column 5: key "__proto__" is not allowed/,
+    );
+    expect(() => parseYamlBody(Buffer.from("constructor:\n  prototype: 1\n"))).toThrow(/line 2, column 3/);
+    expect(parseYamlBody(Buffer.from("constructor: x\nprototype: 1\n"))).toEqual({ constructor: "x", prototype: 1 });
+  });
+});

@@ -11,6 +11,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { LineCounter, parseAllDocuments } from "yaml";
 import {
   decodeManifestBytes,
+  forbiddenKeyProblem,
   GroveError,
   MANIFEST_YAML_OPTIONS,
   MAX_MANIFEST_DEPTH,
@@ -39,11 +40,14 @@ export function checkBodyStrings(value: unknown): unknown {
 }
 
 /**
- * Duplicate keys and nesting depth of a JSON text, which JSON.parse does not
- * report. A scan without recursion; syntax errors are left to JSON.parse.
+ * Duplicate keys, keys naming a prototype (forbiddenKeyProblem) and nesting depth
+ * of a JSON text, which JSON.parse does not report (Fastify's guard refuses a
+ * `__proto__` key as "not valid JSON", naming nothing). A scan without
+ * recursion; syntax errors are left to JSON.parse.
  */
 export function jsonStructureProblem(text: string): TextProblem | undefined {
-  const frames: Array<{ keys?: Set<string>; expectKey: boolean }> = [];
+  // lastKey: the key most recently read in an object frame (the one a nested frame opens under).
+  const frames: Array<{ keys?: Set<string>; expectKey: boolean; lastKey?: string; parentKey?: string }> = [];
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22 /* " */) {
@@ -58,14 +62,18 @@ export function jsonStructureProblem(text: string): TextProblem | undefined {
           return undefined; // JSON.parse names the bad string
         }
         if (top.keys.has(key)) return { ...positionOf(text, start), message: `duplicate key ${JSON.stringify(key)}` };
+        const forbidden = forbiddenKeyProblem(key, top.parentKey);
+        if (forbidden) return { ...positionOf(text, start), message: forbidden };
         top.keys.add(key);
+        top.lastKey = key;
         top.expectKey = false;
       }
     } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
       if (frames.length >= MAX_MANIFEST_DEPTH) {
         return { ...positionOf(text, i), message: `nested more than ${MAX_MANIFEST_DEPTH} levels deep` };
       }
-      frames.push(c === 0x7b ? { keys: new Set(), expectKey: true } : { expectKey: false });
+      const parentKey = frames[frames.length - 1]?.lastKey;
+      frames.push(c === 0x7b ? { keys: new Set(), expectKey: true, parentKey } : { expectKey: false });
     } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
       frames.pop();
     } else if (c === 0x2c /* , */) {
