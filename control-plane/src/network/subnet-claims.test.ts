@@ -287,3 +287,26 @@ describe("claimSubnet, any interleaving, any view", () => {
     );
   });
 });
+
+describe("SubnetClaimCache", () => {
+  it("a burst of registrations through one replica's cache proposes distinct subnets: one list, no collisions", async () => {
+    const store = new MemoryStore();
+    let lists = 0;
+    let failedTxns = 0;
+    const counted: ClaimStore = {
+      get: (k) => store.get(k),
+      list: (p) => (lists++, store.list(p)),
+      txn: async (c, o) => {
+        const r = await store.txn(c, o);
+        if (!r.succeeded) failedTxns++;
+        return r;
+      },
+    } as ClaimStore;
+    const cache = new SubnetClaimCache(60_000);
+    const subnets = await Promise.all(Array.from({ length: 20 }, (_, i) => claimSubnet(counted, req(`n${i}`), cache)));
+    expect(new Set(subnets).size).toBe(20);
+    // Before: all 20 picked 10.244.0.0/24, 19 failed and listed again (and collided again).
+    expect({ lists, failedTxns }).toEqual({ lists: 1, failedTxns: 0 });
+    expect(cache.inFlight.size).toBe(0);
+  });
+});

@@ -69,6 +69,13 @@ export interface ClaimsSource {
   claims(store: ClaimStore, fresh: boolean): Promise<ClaimsView>;
   /** This replica just claimed `subnet` for `node`. */
   claimed(subnet: string, node: string): void;
+  /**
+   * The subnets this replica is claiming at this moment (its own registrations in flight), which
+   * a concurrent registration here proposes no other node: without it every registration of a
+   * burst picked the same lowest free subnet from the same view, all but one failed, and each of
+   * those listed every claim afresh (6 % of grove-server's main thread at 4,400 hollow nodes).
+   */
+  readonly inFlight?: Set<string>;
 }
 
 /** Lists the subnet keys. */
@@ -101,16 +108,28 @@ function named(view: ClaimsView, node: string): string[] {
 export class SubnetClaimCache implements ClaimsSource {
   private view: ClaimsView | undefined;
   private listedAt = Number.NEGATIVE_INFINITY;
+  readonly inFlight = new Set<string>();
+  private listing: Promise<ClaimsView> | undefined;
 
   constructor(private readonly maxAgeMs = 5_000) {}
 
   async claims(store: ClaimStore, fresh: boolean): Promise<ClaimsView> {
     if (!fresh && this.view && performance.now() - this.listedAt < this.maxAgeMs) return this.view;
+    // A burst of registrations with no view yet waits for one list, not one each.
+    if (!fresh && this.listing) return this.listing;
     const listedAt = performance.now();
-    const view = await listClaims(store);
-    this.view = view;
-    this.listedAt = listedAt;
-    return view;
+    const listing = listClaims(store);
+    this.listing = listing;
+    try {
+      const view = await listing;
+      if (listedAt >= this.listedAt) {
+        this.view = view;
+        this.listedAt = listedAt;
+      }
+      return view;
+    } finally {
+      if (this.listing === listing) this.listing = undefined;
+    }
   }
 
   claimed(subnet: string, node: string): void {
@@ -142,7 +161,8 @@ export async function claimSubnet(
       if (await adopt(store, req.node, legacy)) return claimedBy(cache, legacy.subnet, req.node);
       continue;
     }
-    const free = freeSubnet(req, view);
+    // Clear of this replica's claims in flight; when only those are left, one of them (it may fail).
+    const free = freeSubnet(req, view, cache.inFlight) ?? freeSubnet(req, view);
     if (!free) {
       if (attempt === 1) continue; // a stale view may be fuller than the store: list afresh first
       throw new GroveError(
@@ -150,7 +170,14 @@ export async function claimSubnet(
         `no free /${req.prefix} left in the cluster CIDR ${formatCidr(req.cluster)} for node ${req.node}`,
       );
     }
-    if (await tryClaim(store, free, req.node)) return claimedBy(cache, free, req.node);
+    cache.inFlight?.add(free);
+    let won: boolean;
+    try {
+      won = await tryClaim(store, free, req.node);
+    } finally {
+      cache.inFlight?.delete(free);
+    }
+    if (won) return claimedBy(cache, free, req.node);
     // Another replica claimed this subnet, or claimed one for this node, since our view: read again.
   }
   throw new GroveError(
@@ -225,10 +252,14 @@ async function adopt(
   return r.succeeded;
 }
 
-/** The subnet to try: the recorded one unless the view has it claimed, else the lowest free. */
-function freeSubnet(req: SubnetRequest, view: ClaimsView): string | undefined {
-  if (req.recorded && !view.bySubnet.has(req.recorded)) return req.recorded;
-  const taken = [...view.taken, ...req.nodeSubnets.map((s) => parseCidr(s))];
+/** The subnet to try: the recorded one unless the view has it claimed, else the lowest free; none of `busy`. */
+function freeSubnet(req: SubnetRequest, view: ClaimsView, busy?: ReadonlySet<string>): string | undefined {
+  if (req.recorded && !view.bySubnet.has(req.recorded) && !busy?.has(req.recorded)) return req.recorded;
+  const taken = [
+    ...view.taken,
+    ...req.nodeSubnets.map((s) => parseCidr(s)),
+    ...[...(busy ?? [])].map((s) => parseCidr(s)),
+  ];
   const free = allocateSubnet(req.cluster, req.prefix, taken);
   return free && formatCidr(free);
 }
