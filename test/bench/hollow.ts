@@ -37,6 +37,8 @@ const PER_APP = 100;
 const STEADY_WINDOW_S = Number(process.env.GROVE_BENCH_HOLLOW_WINDOW_S ?? 30);
 /** A .cpuprofile of grove-server over the steady window (through its inspector); none without. */
 const PROFILE = process.env.GROVE_BENCH_HOLLOW_PROFILE;
+/** More grove-server flags, split on spaces (e.g. "--heartbeat-interval 2s"), recorded as `server_args`. */
+const SERVER_ARGS = (process.env.GROVE_BENCH_HOLLOW_SERVER_ARGS ?? "").split(" ").filter(Boolean);
 const LIST_SAMPLES = 20;
 const CLK_TCK = 100;
 
@@ -130,7 +132,7 @@ export async function run(): Promise<BenchReport> {
   // A /24 per node needs more than the default /16 at thousands of nodes.
   const server = await startServer({
     dataDir: path.join(dir, "server"),
-    extraArgs: ["--cluster-cidr", "10.0.0.0/8", "--node-subnet-prefix", "24"],
+    extraArgs: ["--cluster-cidr", "10.0.0.0/8", "--node-subnet-prefix", "24", ...SERVER_ARGS],
     // e.g. "--heapsnapshot-signal=SIGUSR2" (node refuses --cpu-prof in NODE_OPTIONS: PROFILE below).
     ...(serverNodeOptions ? { env: { NODE_OPTIONS: serverNodeOptions } } : {}),
   }).catch((err: unknown) => {
@@ -225,6 +227,7 @@ export async function run(): Promise<BenchReport> {
     const e0 = await etcdCounters(etcdEndpoint, server);
     const c0 = procUsage(server.pid);
     const k0 = etcdPid ? procUsage(etcdPid) : undefined;
+    const f0 = procUsage(fleet.proc.pid!);
     const traced = await writesByPrefix(server, etcdEndpoint);
     await inspector?.startCpuProfile();
     const w0 = performance.now();
@@ -239,6 +242,7 @@ export async function run(): Promise<BenchReport> {
     const byPrefix = await traced.stop();
     const c1 = procUsage(server.pid);
     const k1 = etcdPid ? procUsage(etcdPid) : undefined;
+    const fleetCpuCores = (procUsage(fleet.proc.pid!).cpuS - f0.cpuS) / windowS;
     const delta = (m: string) => ((e1.get(m) ?? NaN) - (e0.get(m) ?? NaN)) / windowS;
     const writesPerS = delta("etcd_mvcc_put_total") + delta("etcd_mvcc_delete_total");
 
@@ -300,6 +304,9 @@ export async function run(): Promise<BenchReport> {
       hollow_fleet_rss_mib: fleetLast.rssMiB ?? NaN,
       hollow_join_retries: fleetLast.joinRetries ?? NaN,
       steady_window_s: windowS,
+      server_args: SERVER_ARGS.join(" "),
+      // The fleet process's CPU over the same window (its agents' beats and reports).
+      hollow_fleet_cpu_cores_steady: fleetCpuCores,
       // The machine is shared: its 1-minute load average when the run started, when every instance
       // ran, at the end, and the highest seen (every 5 s).
       loadavg_1m_start: load.start,
