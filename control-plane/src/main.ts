@@ -11,6 +11,7 @@ import { DEFAULT_AGENT_LIMITS, parseAgentLimits, type AgentLimitOptions } from "
 import { parseCidr, parsePortRange } from "./network/subnets";
 import { parseCorsOrigins } from "./http/frontend-routes";
 import { DEFAULT_LEADER_LEASE_TTL_SECONDS } from "./leader/election";
+import { HEARTBEAT_INTERVAL_MS } from "./controllers/node-lifecycle";
 import { DEFAULT_ALLOWED_HOST_PORTS, parseHostPortRanges, parsePortList, type HostPortRange } from "@grove/api";
 
 function flagCheck<T>(flag: string, parse: (v: string, what: string) => T) {
@@ -118,7 +119,7 @@ export async function main(argv: string[]): Promise<void> {
       "--heartbeat-interval <duration>",
       "how often agents heartbeat (at most half the node grace)",
       flagCheck("--heartbeat-interval", (v) => parseDurationMs(v)),
-      1_000,
+      HEARTBEAT_INTERVAL_MS,
     )
     .option("--ca-cert <file>", "the cluster CA certificate (PEM) to use instead of making one at first start")
     .option("--ca-key <file>", "the cluster CA's private key (PEM), with --ca-cert")
