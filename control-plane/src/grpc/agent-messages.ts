@@ -11,6 +11,7 @@ import {
   type InstanceState as ApiInstanceState,
   type InstanceStatus as ApiInstanceStatus,
 } from "@grove/api";
+import { isDeepStrictEqual } from "node:util";
 import { sameLimits } from "@grove/common";
 import type { DesiredInstances, InstanceSpec, InstanceStatus__Output, NodeInfo__Output } from "@grove/proto";
 import type { NodeRegistrationInfo } from "../nodes/registration";
@@ -134,6 +135,23 @@ export function desiredMessage(
   const desired = desiredFor(node, instances, env);
   const keepLogs = keepLogsFor(node, instances);
   return { fingerprint: JSON.stringify([desired, keepLogs]), desired: { instances: desired, ...header, keepLogs } };
+}
+
+/**
+ * Whether a change of an instance can change a desired set (desiredMessage):
+ * those read its spec, its identity, whether it finished and the node its
+ * status names (keepLogsFor), never the rest of its status. An agent's report
+ * (Starting, Running, a check result, pull progress) changes only that rest,
+ * so its event need not rebuild and fingerprint the node's whole set to find
+ * it unchanged. Secrets an env refers to are the resolver's (resendAll).
+ */
+export function desiredInputsChanged(old: Instance, next: Instance): boolean {
+  return (
+    old.metadata.uid !== next.metadata.uid ||
+    isFinished(old) !== isFinished(next) ||
+    old.status?.nodeName !== next.status?.nodeName ||
+    !isDeepStrictEqual(old.spec, next.spec)
+  );
 }
 
 export function keepLogsFor(node: string, instances: readonly Instance[]): string[] {
