@@ -44,6 +44,8 @@ import { literalEnv, type EnvResolver } from "../secrets/env-resolver";
 import { expiredProblem, ReloadableServerCredentials, renewOnStream, revokedProblem } from "./agent-certificates";
 import { admitStream, AgentLimits, throttle } from "./agent-limits";
 import { RegistrationGate } from "./registration-gate";
+import { StatusBatcher } from "./status-batch";
+import type { Store } from "../store/store";
 import {
   authenticateStream,
   alreadyRegistered,
@@ -212,6 +214,18 @@ export class AgentGateway {
   private leaderEpoch: () => string = () => "0";
   setLeaderEpoch(epoch: () => string): void {
     this.leaderEpoch = epoch;
+  }
+
+  /**
+   * Agents' status reports are written a batch at a time (status-batch.ts)
+   * to this store, the one node registration writes them to; unset (tests):
+   * one update per report.
+   */
+  private statusBatch: StatusBatcher | undefined;
+  batchStatusReports(store: Store): void {
+    this.statusBatch = new StatusBatcher(store, this.instances, (node, ref, fold) =>
+      this.nodes.recordStatus(node, ref, fold),
+    );
   }
 
   /** Resolves Secret references in env (secrets/env-resolver.ts); sets are sent again when Secrets change. */
@@ -520,7 +534,12 @@ export class AgentGateway {
 
   private async onStatus(node: string, report: InstanceStatus__Output, fresh = false): Promise<void> {
     const address = this.nodes.addressOf(node);
-    const gone = await this.nodes.recordStatus(node, report, (cur) => applyReport(cur, report, address), fresh);
+    const fold = (cur: Instance) => applyReport(cur, report, address);
+    // At registration (fresh) each on its own: it must apply to the stored instance (recordStatus).
+    const gone =
+      this.statusBatch && !fresh
+        ? await this.statusBatch.record(node, report, fold)
+        : await this.nodes.recordStatus(node, report, fold, fresh);
     if (gone && report.released)
       await this.nodes.releaseHeldPorts(node, (u) => u === report.uid, "its agent reported it gone");
   }

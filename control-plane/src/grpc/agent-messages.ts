@@ -11,12 +11,12 @@ import {
   type InstanceState as ApiInstanceState,
   type InstanceStatus as ApiInstanceStatus,
 } from "@grove/api";
-import { isDeepStrictEqual } from "node:util";
 import { sameLimits } from "@grove/common";
 import type { DesiredInstances, InstanceSpec, InstanceStatus__Output, NodeInfo__Output } from "@grove/proto";
 import type { NodeRegistrationInfo } from "../nodes/registration";
 import { literalEnv, type EnvResolver } from "../secrets/env-resolver";
 import { checksFor, lastCheckOf, readyOf } from "./check-messages";
+import { deepEqual } from "../resources/repository";
 
 /** An App's egress rule as the agent takes it ("8000-8999" -> 8000, 8999). */
 function egressOf(r: NonNullable<Instance["spec"]["egress"]>[number]) {
@@ -150,7 +150,7 @@ export function desiredInputsChanged(old: Instance, next: Instance): boolean {
     old.metadata.uid !== next.metadata.uid ||
     isFinished(old) !== isFinished(next) ||
     old.status?.nodeName !== next.status?.nodeName ||
-    !isDeepStrictEqual(old.spec, next.spec)
+    !deepEqual(old.spec, next.spec)
   );
 }
 
