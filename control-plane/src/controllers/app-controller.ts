@@ -60,6 +60,7 @@ import {
   restartBackoffMs,
   shouldReplace,
   templateChange,
+  templateHash,
   updateParams,
   type App,
   type Instance,
@@ -268,6 +269,8 @@ export class AppController {
     // Missing indexes are created together, in a few transactions (app-writes.ts).
     const missing = Array.from({ length: want }, (_, index) => index).filter((index) => !byIndex.has(index));
     await this.writes.createMissing(app, missing, now);
+    // Once per sync, not per instance (a sha256 of the template each).
+    const hash = templateHash(app);
     for (let index = 0; index < want; index++) {
       const group = byIndex.get(index);
       if (!group) {
@@ -282,7 +285,7 @@ export class AppController {
       }
       // The old-template instance a rolling update's surge `inst` stands next to.
       const orig = rolloutOriginal(inst, group);
-      if (orig && templateChange(orig, app) === "none") {
+      if (orig && templateChange(orig, app, hash) === "none") {
         // The template went back to the original's: the surge is not needed.
         await this.writes.deleteIgnoringMissing(inst);
         continue;
@@ -291,7 +294,7 @@ export class AppController {
         await this.writes.retire(orig, inst); // Recreate now: the old one goes at once
         continue;
       }
-      const change = templateChange(inst, app);
+      const change = templateChange(inst, app, hash);
       if (change === "resources" && resourcesUpdatePolicy(app) === "InPlace" && !isFinished(inst)) {
         // Only the resources changed: resize where it runs, if it fits there.
         const refused = await this.writes.resizeInPlace(inst, app);
