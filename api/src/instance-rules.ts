@@ -165,9 +165,14 @@ export function templateLabels(app: App): Record<string, string> {
  * resources, or more. An instance from before the config hash existed
  * counts as "other" when anything changed.
  */
-export function templateChange(inst: Instance, app: App): "none" | "resources" | "other" {
+export function templateChange(
+  inst: Instance,
+  app: App,
+  /** templateHash(app), when the caller compares many instances with one App. */
+  hash: string = templateHash(app),
+): "none" | "resources" | "other" {
   const labels = inst.metadata.labels ?? {};
-  if (labels[TEMPLATE_HASH_LABEL] === templateHash(app)) return "none";
+  if (labels[TEMPLATE_HASH_LABEL] === hash) return "none";
   const config = labels[CONFIG_HASH_LABEL];
   return config !== undefined && config === configHash(app) ? "resources" : "other";
 }

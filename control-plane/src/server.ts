@@ -300,6 +300,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const agentsLogger = logger.child({ component: "agents" });
     const registration = new NodeRegistration(store, repo, instances, agentsLogger, opts.network);
     const gateway = new AgentGateway(registration, instances, agentToken, agentsLogger, opts.presence);
+    gateway.batchStatusReports(store);
     gateway.setCluster(cluster);
     const leaderEpoch = new LeaderEpochWatch(store, logger.child({ component: "leader" }));
     gateway.setLeaderEpoch(() => leaderEpoch.current);

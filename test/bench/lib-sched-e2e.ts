@@ -19,6 +19,10 @@ import { GroveClient, isFinished, type App, type Instance, type Resources } from
 import { startServer, tempDir } from "../src/harness/processes";
 import type { HollowFleetConfig } from "./lib-hollow-fleet";
 import { checkCapacity, type CapacityCheck } from "./lib-sched-check";
+import { INSPECT_OPTION, Inspector } from "./lib-inspector";
+
+/** BENCH_E2E_PROFILE=FILE: a .cpuprofile of grove-server over the measured part (the profiler's cost included). */
+const PROFILE = process.env.BENCH_E2E_PROFILE;
 
 const PER_APP = 100;
 const CLK_TCK = 100;
@@ -155,7 +159,10 @@ export async function endToEnd(o: E2eOptions): Promise<E2eResult> {
     startServer({
       dataDir: path.join(dir, `server-${attempt}`),
       extraArgs: ["--cluster-cidr", "10.0.0.0/8", "--node-subnet-prefix", "24"],
-      ...(o.assume === false ? { env: { GROVE_SCHEDULER_ASSUME: "off" } } : {}),
+      env: {
+        ...(o.assume === false ? { GROVE_SCHEDULER_ASSUME: "off" } : {}),
+        ...(PROFILE ? { NODE_OPTIONS: INSPECT_OPTION } : {}),
+      },
     });
   const server = await start(1)
     .catch(() => start(2))
@@ -182,7 +189,9 @@ export async function endToEnd(o: E2eOptions): Promise<E2eResult> {
   });
   const seen = new Map<string, Instance>();
   let watch: Awaited<ReturnType<GroveClient["watch"]>> | undefined;
+  let inspector: Inspector | undefined;
   try {
+    if (PROFILE) inspector = await Inspector.attach(server.output);
     const t0 = performance.now();
     await until(
       `${o.nodes} hollow nodes registered`,
@@ -248,6 +257,7 @@ export async function endToEnd(o: E2eOptions): Promise<E2eResult> {
     const c0 = cpuSeconds(server.pid);
     const f0 = cpuSeconds(fleet.proc.pid!);
     const logFrom = server.output.length;
+    await inspector?.startCpuProfile();
     const t1 = performance.now();
     await applyAll(apps("bench13-measured", o.measured));
     const total = o.init + o.measured;
@@ -258,6 +268,7 @@ export async function endToEnd(o: E2eOptions): Promise<E2eResult> {
       () => `${bound()} bound`,
     );
     const seconds = (performance.now() - t1) / 1000;
+    if (inspector && PROFILE) await inspector.stopCpuProfile(PROFILE);
     const serverCpuS = cpuSeconds(server.pid) - c0;
     const fleetCpuS = cpuSeconds(fleet.proc.pid!) - f0;
     const loadAvg1 = os.loadavg()[0]!;
@@ -301,6 +312,7 @@ export async function endToEnd(o: E2eOptions): Promise<E2eResult> {
       ...log,
     };
   } finally {
+    inspector?.close();
     watch?.close();
     await stopFleet(fleet.proc);
     await server.stop(30_000);

@@ -1,10 +1,8 @@
-// The App controller: turns `spec.instances: N` into N Instance objects and
-// keeps that count. Handlers only enqueue the App's key; sync(key) reads the
-// App and its instances from the informers and converges, idempotently.
+// The App controller: turns `spec.instances: N` into N Instance objects and keeps that count. Handlers only
+// enqueue the App's key; sync(key) reads the App and its instances from the informers and converges, idempotently.
 //
-// An instance that ended is replaced (same name and index, a new uid,
-// spec.restarts + 1) when the App's restart policy says so, after a crash-loop
-// backoff of min(1 s * 2^restarts, 60 s) counted from when it finished.
+// An instance that ended is replaced (same name and index, a new uid, spec.restarts + 1) when the App's restart
+// policy says so, after a crash-loop backoff of min(1 s * 2^restarts, 60 s) counted from when it finished.
 //
 // The crash-loop backoff counts consecutive short runs (spec.crashLoops): an instance that ran
 // for BACKOFF_RESET_MS before it ended restarts after the base delay again. The wait is timed
@@ -60,6 +58,7 @@ import {
   restartBackoffMs,
   shouldReplace,
   templateChange,
+  templateHash,
   updateParams,
   type App,
   type Instance,
@@ -268,6 +267,7 @@ export class AppController {
     // Missing indexes are created together, in a few transactions (app-writes.ts).
     const missing = Array.from({ length: want }, (_, index) => index).filter((index) => !byIndex.has(index));
     await this.writes.createMissing(app, missing, now);
+    const hash = templateHash(app); // once per sync, not a sha256 per instance
     for (let index = 0; index < want; index++) {
       const group = byIndex.get(index);
       if (!group) {
@@ -282,7 +282,7 @@ export class AppController {
       }
       // The old-template instance a rolling update's surge `inst` stands next to.
       const orig = rolloutOriginal(inst, group);
-      if (orig && templateChange(orig, app) === "none") {
+      if (orig && templateChange(orig, app, hash) === "none") {
         // The template went back to the original's: the surge is not needed.
         await this.writes.deleteIgnoringMissing(inst);
         continue;
@@ -291,7 +291,7 @@ export class AppController {
         await this.writes.retire(orig, inst); // Recreate now: the old one goes at once
         continue;
       }
-      const change = templateChange(inst, app);
+      const change = templateChange(inst, app, hash);
       if (change === "resources" && resourcesUpdatePolicy(app) === "InPlace" && !isFinished(inst)) {
         // Only the resources changed: resize where it runs, if it fits there.
         const refused = await this.writes.resizeInPlace(inst, app);

@@ -150,4 +150,25 @@ describe("scheduler loop: assumed bindings", () => {
     expect(web1.spec.nodeName).toBeUndefined();
     expect(web1.status?.reason).toBe("Unschedulable");
   });
+
+  test("instances created in one transaction are placed in one pass, not the first alone", async () => {
+    await put(Keys.object("nodes", undefined, "a"), node("a", 64000));
+    await Promise.all([nodes.start(), instances.start()]);
+    scheduler = new SchedulerController(store, nodes, instances, logger, 1);
+    await scheduler.idle();
+    // As the App controller creates them: one transaction, one watch response of 30 events.
+    await store.txn(
+      [],
+      Array.from({ length: 30 }, (_, i) => ({
+        type: "put" as const,
+        key: Keys.object("instances", "default", `web-${i}`),
+        value: newInstance(app(30), i, 0, 0),
+      })),
+    );
+    const before = store.txns;
+    await scheduler.idle();
+    await instances.waitFor("default/web-29", store.revision.toString());
+    expect(instances.list().filter((i) => i.spec.nodeName === "a")).toHaveLength(30);
+    expect(store.txns - before).toBe(1); // one pass, one commit
+  });
 });

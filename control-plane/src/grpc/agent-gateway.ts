@@ -30,7 +30,13 @@ import {
 import type { ClusterIdentity } from "../cluster/cluster-id";
 import type { NodeRegistration } from "../nodes/registration";
 import { goneWithPorts, uidsWithPorts, type PresenceOptions, type Session, type Stream } from "./agent-session";
-import { applyReport, desiredMessage, nodeInfoOf, SUSPECT_STORE_NOT_SENT } from "./agent-messages";
+import {
+  applyReport,
+  desiredInputsChanged,
+  desiredMessage,
+  nodeInfoOf,
+  SUSPECT_STORE_NOT_SENT,
+} from "./agent-messages";
 import { desiredSetTraceContext } from "../observability/trace-handoffs";
 import { movedAway } from "../nodes/presence";
 import { SubStreamMux, statsOver, type SubStream, type SubStreamHandlers, type SubStreamRequest } from "./sub-streams";
@@ -38,6 +44,8 @@ import { literalEnv, type EnvResolver } from "../secrets/env-resolver";
 import { expiredProblem, ReloadableServerCredentials, renewOnStream, revokedProblem } from "./agent-certificates";
 import { admitStream, AgentLimits, throttle } from "./agent-limits";
 import { RegistrationGate } from "./registration-gate";
+import { StatusBatcher } from "./status-batch";
+import type { Store } from "../store/store";
 import {
   authenticateStream,
   alreadyRegistered,
@@ -72,6 +80,9 @@ export class AgentGateway {
   private sweeping = false;
   private streamCount = 0;
   private closing = false;
+  /** Nodes whose desired set is sent at the next flush (markDesired). */
+  private readonly dirtyDesired = new Set<string>();
+  private desiredFlush: NodeJS.Immediate | undefined;
   /** When (monotonic) this replica last vouched for its streams (-Infinity: not yet). */
   private replicaBeatAt = Number.NEGATIVE_INFINITY;
   /** Desired sets carry the cluster id; unset (tests): sets go out without one. */
@@ -105,10 +116,12 @@ export class AgentGateway {
     instances.on((ev) => {
       const gone = goneWithPorts(ev);
       if (gone) this.releaseIfNeverHad(gone.node, gone.uid);
+      // An agent's status report changes nothing its node is sent.
+      if (ev.type === "updated" && !desiredInputsChanged(ev.old, ev.object)) return;
       const nodes = new Set<string>();
       if (ev.object.spec.nodeName) nodes.add(ev.object.spec.nodeName);
       if (ev.type === "updated" && ev.old.spec.nodeName) nodes.add(ev.old.spec.nodeName);
-      for (const n of nodes) this.pushDesired(n);
+      for (const n of nodes) this.markDesired(n);
     });
     // A stale cache sent nothing (pushDesired); fresh again, every node gets what changed.
     instances.onFreshness((fresh) => {
@@ -160,6 +173,9 @@ export class AgentGateway {
     // and they re-register with a replica that is up (no burst of replacements).
     this.closing = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.desiredFlush) clearImmediate(this.desiredFlush);
+    this.desiredFlush = undefined;
+    this.dirtyDesired.clear();
     for (const s of this.sessions.values()) {
       s.mux.closeAll("the control plane is shutting down");
       s.stream.end();
@@ -198,6 +214,18 @@ export class AgentGateway {
   private leaderEpoch: () => string = () => "0";
   setLeaderEpoch(epoch: () => string): void {
     this.leaderEpoch = epoch;
+  }
+
+  /**
+   * Agents' status reports are written a batch at a time (status-batch.ts)
+   * to this store, the one node registration writes them to; unset (tests):
+   * one update per report.
+   */
+  private statusBatch: StatusBatcher | undefined;
+  batchStatusReports(store: Store): void {
+    this.statusBatch = new StatusBatcher(store, this.instances, (node, ref, fold) =>
+      this.nodes.recordStatus(node, ref, fold),
+    );
   }
 
   /** Resolves Secret references in env (secrets/env-resolver.ts); sets are sent again when Secrets change. */
@@ -506,7 +534,12 @@ export class AgentGateway {
 
   private async onStatus(node: string, report: InstanceStatus__Output, fresh = false): Promise<void> {
     const address = this.nodes.addressOf(node);
-    const gone = await this.nodes.recordStatus(node, report, (cur) => applyReport(cur, report, address), fresh);
+    const fold = (cur: Instance) => applyReport(cur, report, address);
+    // At registration (fresh) each on its own: it must apply to the stored instance (recordStatus).
+    const gone =
+      this.statusBatch && !fresh
+        ? await this.statusBatch.record(node, report, fold)
+        : await this.nodes.recordStatus(node, report, fold, fresh);
     if (gone && report.released)
       await this.nodes.releaseHeldPorts(node, (u) => u === report.uid, "its agent reported it gone");
   }
@@ -520,6 +553,29 @@ export class AgentGateway {
       .catch((err: unknown) =>
         this.logger.warn({ err, node, uid }, "could not release the host ports of a gone instance"),
       );
+  }
+
+  /**
+   * The node's set may have changed: it is sent once this turn of the event
+   * loop's watch events are in (setImmediate), not once per event. A pass
+   * that binds 40 instances to a node arrives as 40 events of one watch
+   * response; sending after each would build, fingerprint and serialise the
+   * growing set 40 times (docs/scheduling.md, "End to end: where the time
+   * went"). The set sent is the same one the last event would have sent.
+   */
+  private markDesired(node: string): void {
+    if (!this.sessions.has(node)) return;
+    this.dirtyDesired.add(node);
+    if (this.desiredFlush) return;
+    this.desiredFlush = setImmediate(() => this.flushDesired());
+  }
+
+  private flushDesired(): void {
+    this.desiredFlush = undefined;
+    const nodes = [...this.dirtyDesired];
+    this.dirtyDesired.clear();
+    if (this.closing) return;
+    for (const node of nodes) this.pushDesired(node);
   }
 
   private pushDesired(node: string, force = false): void {

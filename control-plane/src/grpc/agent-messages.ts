@@ -16,6 +16,7 @@ import type { DesiredInstances, InstanceSpec, InstanceStatus__Output, NodeInfo__
 import type { NodeRegistrationInfo } from "../nodes/registration";
 import { literalEnv, type EnvResolver } from "../secrets/env-resolver";
 import { checksFor, lastCheckOf, readyOf } from "./check-messages";
+import { deepEqual } from "../resources/repository";
 
 /** An App's egress rule as the agent takes it ("8000-8999" -> 8000, 8999). */
 function egressOf(r: NonNullable<Instance["spec"]["egress"]>[number]) {
@@ -134,6 +135,23 @@ export function desiredMessage(
   const desired = desiredFor(node, instances, env);
   const keepLogs = keepLogsFor(node, instances);
   return { fingerprint: JSON.stringify([desired, keepLogs]), desired: { instances: desired, ...header, keepLogs } };
+}
+
+/**
+ * Whether a change of an instance can change a desired set (desiredMessage):
+ * those read its spec, its identity, whether it finished and the node its
+ * status names (keepLogsFor), never the rest of its status. An agent's report
+ * (Starting, Running, a check result, pull progress) changes only that rest,
+ * so its event need not rebuild and fingerprint the node's whole set to find
+ * it unchanged. Secrets an env refers to are the resolver's (resendAll).
+ */
+export function desiredInputsChanged(old: Instance, next: Instance): boolean {
+  return (
+    old.metadata.uid !== next.metadata.uid ||
+    isFinished(old) !== isFinished(next) ||
+    old.status?.nodeName !== next.status?.nodeName ||
+    !deepEqual(old.spec, next.spec)
+  );
 }
 
 export function keepLogsFor(node: string, instances: readonly Instance[]): string[] {
