@@ -246,3 +246,17 @@ test("property: the same seed gives the same placements", () => {
     { numRuns: 200 },
   );
 });
+
+describe("WorkingSet shares equal amounts", () => {
+  test("nodes of equal amounts share one object; booking on one node changes only that node", () => {
+    const ws = new WorkingSet([node("a"), node("b"), node("c", { allocatable: res(8000, 8 * GiB, 1000) })]);
+    const [a, b, c] = ws.nodes;
+    expect(a!.allocatable).toBe(b!.allocatable);
+    expect(a!.allocated).toBe(b!.allocated);
+    expect(c!.allocatable).not.toBe(a!.allocatable);
+    ws.bind(req("x", res(500, GiB, 1)), "a");
+    expect(ws.get("a")!.allocated).toEqual(res(500, GiB, 1));
+    expect(ws.get("b")!.allocated).toEqual(res(0, 0, 0));
+    expect(ws.get("c")!.allocated).toEqual(res(0, 0, 0));
+  });
+});
