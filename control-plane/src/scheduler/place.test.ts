@@ -4,6 +4,7 @@ import { DEFAULT_PROFILE, defaultProfile, describeRejections, place } from "./pl
 import { largeFirstOrder, placeBatch } from "./batch";
 import { WorkingSet } from "./working-set";
 import { mulberry32 } from "./rng";
+import { breakTie, nameHash } from "./rank";
 import { binPack, spread } from "./scorers";
 import { DEFAULT_FILTERS } from "./filters";
 import type { NodeView, PlacementRequest, Profile } from "./types";
@@ -245,6 +246,25 @@ test("property: the same seed gives the same placements", () => {
     }),
     { numRuns: 200 },
   );
+});
+
+describe("breakTie without a working set's hashes", () => {
+  // The plain place() remembers the name hashes per nodes array (rank.ts hashesFor): a node
+  // replaced or renamed at an index must be hashed again, as if nothing were remembered.
+  test("a node replaced or renamed at an index is tied under its new name", () => {
+    const nodes: NodeView[] = Array.from({ length: 40 }, (_, i) => node(`n-${i}`));
+    const tied = nodes.map((_, i) => i);
+    const fresh = () => Uint32Array.from(nodes, (n) => nameHash(n.name));
+    const same = (seed: number) =>
+      expect(breakTie(tied, nodes, mulberry32(seed))).toBe(breakTie(tied, nodes, mulberry32(seed), fresh()));
+    for (let seed = 0; seed < 50; seed++) same(seed);
+    for (let k = 0; k < nodes.length; k += 3) nodes[k] = node(`other-${k}`);
+    for (let k = 1; k < nodes.length; k += 3) nodes[k]!.name = `renamed-${k}`;
+    for (let seed = 0; seed < 50; seed++) same(seed);
+    nodes.push(node("n-new"));
+    tied.push(nodes.length - 1);
+    for (let seed = 0; seed < 50; seed++) same(seed);
+  });
 });
 
 describe("WorkingSet shares equal amounts", () => {
