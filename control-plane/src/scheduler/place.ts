@@ -54,6 +54,8 @@ export interface ShapeCache {
 /** What a scan of the nodes found. */
 interface Scan {
   considered: number;
+  /** How many nodes tie for the best (at the start of `tied`). */
+  ties: number;
   /** Per applicable filter: nodes it rejected first. */
   perFilter: Int32Array;
   reasons: Map<FilterReason, number>;
@@ -61,14 +63,14 @@ interface Scan {
 }
 
 // Reused by every call (placement is synchronous and never re-entered).
-const tiedBuffer: number[] = [];
+let tiedBuffer = new Int32Array(1024);
 let totalsBuffer = new Float64Array(1024);
 let feasibleBuffer = new Int32Array(1024);
 
 /**
  * Runs the chain on the nodes from `start` on (wrapping), stopping once
  * `toFind` feasible nodes were found (candidate sampling), scores the
- * feasible ones and pushes the indices within TIE_EPSILON of the best to `tied`.
+ * feasible ones and writes the indices within TIE_EPSILON of the best to `tied`.
  */
 function scan(
   req: PlacementRequest,
@@ -78,20 +80,14 @@ function scan(
   ctx: PlacementContext,
   toFind: number,
   start: number,
-  tied: number[],
+  tied: Int32Array,
 ): Scan {
-  const n = nodes.length;
-  if (totalsBuffer.length < n) {
-    const size = Math.max(n, 2 * totalsBuffer.length);
-    totalsBuffer = new Float64Array(size);
-    feasibleBuffer = new Int32Array(size);
-  }
   const ranking = rankingOf(profile);
   const perFilter = new Int32Array(chain.filters.length);
   const reasons = new ReasonCounts();
   const mask = chain.inlineMask;
   if (mask !== 0 && ranking.reuse) {
-    const { considered, top } = filterAndScore(
+    const { considered, top, ties } = filterAndScore(
       req,
       nodes,
       chain,
@@ -104,7 +100,7 @@ function scan(
       reasons,
       tied,
     );
-    return { considered, perFilter, reasons: reasons.done(), top };
+    return { considered, ties, perFilter, reasons: reasons.done(), top };
   }
   const totals = totalsBuffer;
   const feasible = feasibleBuffer;
@@ -112,8 +108,9 @@ function scan(
   // Scored in a second loop: two small hot loops optimise better than one.
   const top = totalsOf(req, nodes, feasible, found, ranking, ctx, totals);
   const threshold = top - TIE_EPSILON;
-  for (let k = 0; k < found; k++) if (totals[k]! >= threshold) tied.push(feasible[k]!);
-  return { considered, perFilter, reasons: reasons.done(), top };
+  let ties = 0;
+  for (let k = 0; k < found; k++) if (totals[k]! >= threshold) tied[ties++] = feasible[k]!;
+  return { considered, ties, perFilter, reasons: reasons.done(), top };
 }
 
 /**
@@ -122,7 +119,7 @@ function scan(
  * (`mask`, checked inline) and the ranking may reuse the total of a node of
  * equal amounts (Ranking.reuse). Each node is then read once, and a run of
  * equal nodes (a cluster of one machine shape, every empty node) costs little
- * more than the conditions. Pushes to `tied` what scan()'s second loop
+ * more than the conditions. Writes to `tied` what scan()'s second loop
  * would: the feasible nodes whose total is within TIE_EPSILON of the best,
  * in the order they were looked at. The best only grows, so the threshold
  * (best - TIE_EPSILON) only rises: a node below it now stays below, and a
@@ -140,8 +137,8 @@ function filterAndScore(
   start: number,
   perFilter: Int32Array,
   reasons: ReasonCounts,
-  tied: number[],
-): { considered: number; top: number } {
+  tied: Int32Array,
+): { considered: number; top: number; ties: number } {
   const n = nodes.length;
   const r = req.resources;
   const tiedTotals = totalsBuffer;
@@ -153,6 +150,7 @@ function filterAndScore(
   let lastTotal = 0;
   let top = -Infinity;
   let threshold = -Infinity;
+  let ties = 0;
   let found = 0;
   let k = 0;
   for (; k < n && found < toFind; k++) {
@@ -185,22 +183,22 @@ function filterAndScore(
       top = t;
       threshold = t - TIE_EPSILON;
       if (below) {
-        tied.length = 0;
+        ties = 0;
       } else {
         let kept = 0;
-        for (let j = 0; j < tied.length; j++) {
+        for (let j = 0; j < ties; j++) {
           if (tiedTotals[j]! >= threshold) {
             tiedTotals[kept] = tiedTotals[j]!;
             tied[kept++] = tied[j]!;
           }
         }
-        tied.length = kept;
+        ties = kept;
       }
     }
-    tiedTotals[tied.length] = t;
-    tied.push(i);
+    tiedTotals[ties] = t;
+    tied[ties++] = i;
   }
-  return { considered: k, top };
+  return { considered: k, top, ties };
 }
 
 /** Places one request on the nodes (which are not modified). */
@@ -221,15 +219,21 @@ export function placeWith(
   const chain = FilterChain.of(profile, req);
   const ctx = placementContext(req, nodes);
   const toFind = feasibleToFind(profile.sampling, n);
+  if (tiedBuffer.length < n) {
+    const size = Math.max(n, 2 * tiedBuffer.length);
+    tiedBuffer = new Int32Array(size);
+    totalsBuffer = new Float64Array(size);
+    feasibleBuffer = new Int32Array(size);
+  }
   const tied = tiedBuffer;
-  tied.length = 0;
+  let ties: number;
   let top: number;
   let explain: PlacementExplain;
   // A sampled scan depends on where it starts; only a full one is cached.
   const index = cache && toFind === n ? cache.lookup(req, chain, profile, ctx) : undefined;
   if (index && index.best() > -Infinity) {
     top = index.best();
-    index.atLeast(top - TIE_EPSILON, tied);
+    ties = index.atLeast(top - TIE_EPSILON, tied);
     explain = { nodesConsidered: n, rejected: rejectedByName(chain.filters, index.rejectCounts) };
   } else {
     // (When the cache says nothing fits, the scan names the reasons.)
@@ -237,9 +241,10 @@ export function placeWith(
     const s = scan(req, nodes, chain, profile, ctx, toFind, start, tied);
     top = s.top;
     explain = { nodesConsidered: s.considered, rejected: rejectedByName(chain.filters, s.perFilter) };
-    if (tied.length === 0) return unfit(req, nodes, profile, ctx, explain, s.reasons);
+    ties = s.ties;
+    if (ties === 0) return unfit(req, nodes, profile, ctx, explain, s.reasons);
   }
-  const chosen = nodes[breakTie(tied, nodes, rng, cache?.nameHashes())]!;
+  const chosen = nodes[breakTie(tied, nodes, rng, cache?.nameHashes(), ties)]!;
   explain.scores = scoresOf(req, chosen, profile, ctx, top);
   explain.chosen = chosen.name;
   const hostPorts = assignHostPorts(req, chosen);

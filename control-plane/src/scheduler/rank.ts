@@ -184,7 +184,7 @@ const hashesOf = new WeakMap<readonly NodeView[], { names: Array<string | undefi
  * (a cluster where every empty node ties makes the tie-break hash thousands
  * of names): the hash is nameHash()'s.
  */
-function hashesFor(tied: readonly number[], nodes: readonly NodeView[]): Uint32Array {
+function hashesFor(tied: ArrayLike<number>, count: number, nodes: readonly NodeView[]): Uint32Array {
   let memo = hashesOf.get(nodes);
   if (memo === undefined || memo.hashes.length !== nodes.length) {
     memo = {
@@ -194,7 +194,7 @@ function hashesFor(tied: readonly number[], nodes: readonly NodeView[]): Uint32A
     hashesOf.set(nodes, memo);
   }
   const { names, hashes } = memo;
-  for (let t = 0; t < tied.length; t++) {
+  for (let t = 0; t < count; t++) {
     const i = tied[t]!;
     const name = nodes[i]!.name;
     if (names[i] !== name) {
@@ -212,14 +212,21 @@ function hashesFor(tied: readonly number[], nodes: readonly NodeView[]): Uint32A
  * tied node can win for some seed. The draw is taken only when there is a
  * tie. `hashes` are the nodes' name hashes by index when the caller keeps
  * them (the working set), else they are remembered per nodes array (hashesFor).
+ * `count`: how many of `tied` (from the start) tie.
  */
-export function breakTie(tied: readonly number[], nodes: readonly NodeView[], rng: Rng, hashes?: Uint32Array): number {
+export function breakTie(
+  tied: ArrayLike<number>,
+  nodes: readonly NodeView[],
+  rng: Rng,
+  hashes?: Uint32Array,
+  count = tied.length,
+): number {
   let best = tied[0]!;
-  if (tied.length === 1) return best;
+  if (count === 1) return best;
   const draw = tieDraw(rng);
-  const h = hashes ?? hashesFor(tied, nodes);
+  const h = hashes ?? hashesFor(tied, count, nodes);
   let bestKey = mixKey(h[best]!, draw);
-  for (let t = 1; t < tied.length; t++) {
+  for (let t = 1; t < count; t++) {
     const i = tied[t]!;
     const key = mixKey(h[i]!, draw);
     if (key < bestKey || (key === bestKey && nodes[i]!.name < nodes[best]!.name)) {
