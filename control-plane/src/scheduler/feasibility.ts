@@ -10,8 +10,9 @@ import type { Filter, FilterReason, NodeView, PlacementContext, PlacementRequest
 /**
  * A request's filter chain: the profile's filters that can reject a node
  * for it, in order. A node is rejected by the first one it fails. The
- * filters' declared conditions (passesWhen) are checked together first:
- * when a node meets them all, only the filters without one are asked.
+ * filters' declared conditions (passesWhen) are checked together first: a
+ * filter whose condition the node meets passes without being asked, so a
+ * node that meets them all is asked only about the filters without one.
  */
 /** Chains by profile, then by which of its filters apply (a bit per filter). */
 const chains = new WeakMap<Profile, Map<number, FilterChain>>();
