@@ -53,3 +53,18 @@ export function meets(mask: number, r: Resources, node: NodeView): boolean {
   if (mask === ALL_CONDITIONS) return meetsAll(r, node);
   return meetsMasked(mask, r, node);
 }
+
+/**
+ * The conditions in `mask` that a node does not meet, as bits: a filter whose
+ * declared condition is not among them passes without being asked.
+ */
+export function failedConditions(mask: number, r: Resources, node: NodeView): number {
+  let failed = 0;
+  if ((mask & 1) !== 0 && !node.ready) failed |= 1;
+  if ((mask & 2) !== 0 && node.unschedulable) failed |= 2;
+  if ((mask & 4) !== 0 && !(node.allocated.cpuMillis + r.cpuMillis <= node.allocatable.cpuMillis)) failed |= 4;
+  if ((mask & 8) !== 0 && !(node.allocated.memoryBytes + r.memoryBytes <= node.allocatable.memoryBytes)) failed |= 8;
+  if ((mask & 16) !== 0 && !(node.allocated.pids + r.pids <= node.allocatable.pids)) failed |= 16;
+  if ((mask & 32) !== 0 && !untainted(node)) failed |= 32;
+  return failed;
+}

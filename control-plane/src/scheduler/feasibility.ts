@@ -3,15 +3,16 @@
 // for the shape cache (which only remembers its answers, shape-index.ts) and
 // for preemption (which asks it about a node without its victims).
 
-import { CONDITION_BITS, meets } from "./conditions";
+import { CONDITION_BITS, failedConditions, meets } from "./conditions";
 import { appKeyOf, matchesSelector } from "./filters";
 import type { Filter, FilterReason, NodeView, PlacementContext, PlacementRequest, Profile, Sampling } from "./types";
 
 /**
  * A request's filter chain: the profile's filters that can reject a node
  * for it, in order. A node is rejected by the first one it fails. The
- * filters' declared conditions (passesWhen) are checked together first:
- * when a node meets them all, only the filters without one are asked.
+ * filters' declared conditions (passesWhen) are checked together first: a
+ * filter whose condition the node meets passes without being asked, so a
+ * node that meets them all is asked only about the filters without one.
  */
 /** Chains by profile, then by which of its filters apply (a bit per filter). */
 const chains = new WeakMap<Profile, Map<number, FilterChain>>();
@@ -19,21 +20,15 @@ const chains = new WeakMap<Profile, Map<number, FilterChain>>();
 export class FilterChain {
   /** The declared conditions, as bits. */
   private readonly mask: number;
-  /** Indices of every filter, in order. */
-  private readonly all: Int32Array;
-  /** Indices of the filters without a declared condition, in order. */
-  private readonly undeclared: Int32Array;
+  /** Per filter, in order: its declared condition's bit (0: none). */
+  private readonly bits: Int32Array;
+  /** Whether some filter declares no condition. */
+  private readonly undeclared: boolean;
 
   constructor(readonly filters: readonly Filter[]) {
-    let mask = 0;
-    const undeclared: number[] = [];
-    filters.forEach((f, i) => {
-      if (f.passesWhen) mask |= CONDITION_BITS[f.passesWhen];
-      else undeclared.push(i);
-    });
-    this.mask = mask;
-    this.all = Int32Array.from(filters, (_, i) => i);
-    this.undeclared = Int32Array.from(undeclared);
+    this.bits = Int32Array.from(filters, (f) => (f.passesWhen ? CONDITION_BITS[f.passesWhen] : 0));
+    this.mask = this.bits.reduce((m, b) => m | b, 0);
+    this.undeclared = this.bits.includes(0);
   }
 
   /**
@@ -41,7 +36,7 @@ export class FilterChain {
    * meets them passes the whole chain (place()'s fused scan checks them inline).
    */
   get inlineMask(): number {
-    return this.undeclared.length === 0 ? this.mask : 0;
+    return this.undeclared ? 0 : this.mask;
   }
 
   /** The chain of the profile's filters that apply to this request (one per profile and set of filters). */
@@ -62,23 +57,19 @@ export class FilterChain {
 
   /**
    * The index of the first filter that rejects the node, or -1 when it
-   * passes them all. With `reasons`, the rejection's reason is counted there
-   * (reasons are often shared constants, so the map stays small).
+   * passes them all. With `reasons`, the rejection's reason is counted there.
+   * A filter whose declared condition the node meets passes (the condition is
+   * sufficient) and is not asked.
    */
-  firstFailure(
-    req: PlacementRequest,
-    node: NodeView,
-    ctx: PlacementContext,
-    reasons?: Map<FilterReason, number>,
-  ): number {
-    // A node that meets every declared condition passes those filters: ask only the others.
-    const ask = this.mask !== 0 && meets(this.mask, req.resources, node) ? this.undeclared : this.all;
-    const filters = this.filters;
-    for (let k = 0; k < ask.length; k++) {
-      const f = ask[k]!;
+  firstFailure(req: PlacementRequest, node: NodeView, ctx: PlacementContext, reasons?: ReasonCounts): number {
+    const { filters, bits } = this;
+    const failed = this.mask === 0 ? 0 : failedConditions(this.mask, req.resources, node);
+    for (let f = 0; f < filters.length; f++) {
+      const b = bits[f]!;
+      if (b !== 0 && (failed & b) === 0) continue;
       const verdict = filters[f]!.check(req, node, ctx);
       if (!verdict.fit) {
-        if (reasons) reasons.set(verdict.reason, (reasons.get(verdict.reason) ?? 0) + 1);
+        reasons?.add(verdict.reason);
         return f;
       }
     }
@@ -99,7 +90,7 @@ export class FilterChain {
     toFind: number,
     feasible: Int32Array,
     perFilter: Int32Array,
-    reasons: Map<FilterReason, number>,
+    reasons: ReasonCounts,
   ): { found: number; considered: number } {
     const n = nodes.length;
     const { mask, undeclared } = this;
@@ -110,12 +101,46 @@ export class FilterChain {
       const i = start + k < n ? start + k : start + k - n;
       const node = nodes[i]!;
       // The common case, without a call: the node meets every declared condition and no other filter applies.
-      const f =
-        undeclared.length === 0 && mask !== 0 && meets(mask, r, node) ? -1 : this.firstFailure(req, node, ctx, reasons);
+      const f = !undeclared && mask !== 0 && meets(mask, r, node) ? -1 : this.firstFailure(req, node, ctx, reasons);
       if (f >= 0) perFilter[f]!++;
       else feasible[found++] = i;
     }
     return { found, considered: k };
+  }
+}
+
+/**
+ * Rejections per reason, in the order the reasons were first seen. Reasons are
+ * often shared constants and a scan meets them in runs (every full node: "cpu:
+ * insufficient"), so a run is counted before the map is touched.
+ */
+export class ReasonCounts {
+  private readonly counts = new Map<FilterReason, number>();
+  private last: FilterReason | undefined;
+  private run = 0;
+
+  add(reason: FilterReason): void {
+    if (reason === this.last) {
+      this.run++;
+      return;
+    }
+    this.flush();
+    this.last = reason;
+    this.run = 1;
+  }
+
+  /** The counts so far. */
+  done(): Map<FilterReason, number> {
+    this.flush();
+    return this.counts;
+  }
+
+  private flush(): void {
+    const last = this.last;
+    if (last === undefined) return;
+    this.counts.set(last, (this.counts.get(last) ?? 0) + this.run);
+    this.last = undefined;
+    this.run = 0;
   }
 }
 

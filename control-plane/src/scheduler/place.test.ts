@@ -4,6 +4,7 @@ import { DEFAULT_PROFILE, defaultProfile, describeRejections, place } from "./pl
 import { largeFirstOrder, placeBatch } from "./batch";
 import { WorkingSet } from "./working-set";
 import { mulberry32 } from "./rng";
+import { breakTie, nameHash } from "./rank";
 import { binPack, spread } from "./scorers";
 import { DEFAULT_FILTERS } from "./filters";
 import type { NodeView, PlacementRequest, Profile } from "./types";
@@ -245,4 +246,37 @@ test("property: the same seed gives the same placements", () => {
     }),
     { numRuns: 200 },
   );
+});
+
+describe("breakTie without a working set's hashes", () => {
+  // The plain place() remembers the name hashes per nodes array (rank.ts hashesFor): a node
+  // replaced or renamed at an index must be hashed again, as if nothing were remembered.
+  test("a node replaced or renamed at an index is tied under its new name", () => {
+    const nodes: NodeView[] = Array.from({ length: 40 }, (_, i) => node(`n-${i}`));
+    const tied = nodes.map((_, i) => i);
+    const fresh = () => Uint32Array.from(nodes, (n) => nameHash(n.name));
+    const same = (seed: number) =>
+      expect(breakTie(tied, nodes, mulberry32(seed))).toBe(breakTie(tied, nodes, mulberry32(seed), fresh()));
+    for (let seed = 0; seed < 50; seed++) same(seed);
+    for (let k = 0; k < nodes.length; k += 3) nodes[k] = node(`other-${k}`);
+    for (let k = 1; k < nodes.length; k += 3) nodes[k]!.name = `renamed-${k}`;
+    for (let seed = 0; seed < 50; seed++) same(seed);
+    nodes.push(node("n-new"));
+    tied.push(nodes.length - 1);
+    for (let seed = 0; seed < 50; seed++) same(seed);
+  });
+});
+
+describe("WorkingSet shares equal amounts", () => {
+  test("nodes of equal amounts share one object; booking on one node changes only that node", () => {
+    const ws = new WorkingSet([node("a"), node("b"), node("c", { allocatable: res(8000, 8 * GiB, 1000) })]);
+    const [a, b, c] = ws.nodes;
+    expect(a!.allocatable).toBe(b!.allocatable);
+    expect(a!.allocated).toBe(b!.allocated);
+    expect(c!.allocatable).not.toBe(a!.allocatable);
+    ws.bind(req("x", res(500, GiB, 1)), "a");
+    expect(ws.get("a")!.allocated).toEqual(res(500, GiB, 1));
+    expect(ws.get("b")!.allocated).toEqual(res(0, 0, 0));
+    expect(ws.get("c")!.allocated).toEqual(res(0, 0, 0));
+  });
 });

@@ -12,12 +12,19 @@
 // and rng draws are the same.
 
 import type { PlacementExplain } from "@grove/api";
-import { describeRejections, feasibleToFind, FilterChain, placementContext, rejectedByName } from "./feasibility";
+import {
+  describeRejections,
+  feasibleToFind,
+  FilterChain,
+  placementContext,
+  ReasonCounts,
+  rejectedByName,
+} from "./feasibility";
 import { assignHostPorts } from "./ports";
 import { withoutIds, preempt } from "./preempt";
 import { defaultProfile, DEFAULT_PROFILE } from "./profiles";
 import { meets } from "./conditions";
-import { breakTie, rankingOf, ReusedTotal, scoresOf, TIE_EPSILON, totalsOf, type Ranking } from "./rank";
+import { breakTie, nodeTotal, rankingOf, sameAmounts, scoresOf, TIE_EPSILON, totalsOf, type Ranking } from "./rank";
 import type { ShapeIndex } from "./shape-index";
 import type {
   FilterReason,
@@ -47,6 +54,8 @@ export interface ShapeCache {
 /** What a scan of the nodes found. */
 interface Scan {
   considered: number;
+  /** How many nodes tie for the best (at the start of `tied`). */
+  ties: number;
   /** Per applicable filter: nodes it rejected first. */
   perFilter: Int32Array;
   reasons: Map<FilterReason, number>;
@@ -54,14 +63,14 @@ interface Scan {
 }
 
 // Reused by every call (placement is synchronous and never re-entered).
-const tiedBuffer: number[] = [];
+let tiedBuffer = new Int32Array(1024);
 let totalsBuffer = new Float64Array(1024);
 let feasibleBuffer = new Int32Array(1024);
 
 /**
  * Runs the chain on the nodes from `start` on (wrapping), stopping once
  * `toFind` feasible nodes were found (candidate sampling), scores the
- * feasible ones and pushes the indices within TIE_EPSILON of the best to `tied`.
+ * feasible ones and writes the indices within TIE_EPSILON of the best to `tied`.
  */
 function scan(
   req: PlacementRequest,
@@ -71,25 +80,14 @@ function scan(
   ctx: PlacementContext,
   toFind: number,
   start: number,
-  tied: number[],
+  tied: Int32Array,
 ): Scan {
-  const n = nodes.length;
-  if (totalsBuffer.length < n) {
-    const size = Math.max(n, 2 * totalsBuffer.length);
-    totalsBuffer = new Float64Array(size);
-    feasibleBuffer = new Int32Array(size);
-  }
-  const totals = totalsBuffer;
-  const feasible = feasibleBuffer;
   const ranking = rankingOf(profile);
   const perFilter = new Int32Array(chain.filters.length);
-  const reasons = new Map<FilterReason, number>();
-  let found: number;
-  let considered: number;
-  let top: number;
+  const reasons = new ReasonCounts();
   const mask = chain.inlineMask;
   if (mask !== 0 && ranking.reuse) {
-    ({ found, considered, top } = filterAndScore(
+    const { considered, top, ties } = filterAndScore(
       req,
       nodes,
       chain,
@@ -100,24 +98,33 @@ function scan(
       start,
       perFilter,
       reasons,
-    ));
-  } else {
-    ({ found, considered } = chain.filter(req, nodes, ctx, start, toFind, feasible, perFilter, reasons));
-    // Scored in a second loop: two small hot loops optimise better than one.
-    top = totalsOf(req, nodes, feasible, found, ranking, ctx, totals);
+      tied,
+    );
+    return { considered, ties, perFilter, reasons: reasons.done(), top };
   }
+  const totals = totalsBuffer;
+  const feasible = feasibleBuffer;
+  const { found, considered } = chain.filter(req, nodes, ctx, start, toFind, feasible, perFilter, reasons);
+  // Scored in a second loop: two small hot loops optimise better than one.
+  const top = totalsOf(req, nodes, feasible, found, ranking, ctx, totals);
   const threshold = top - TIE_EPSILON;
-  for (let k = 0; k < found; k++) if (totals[k]! >= threshold) tied.push(feasible[k]!);
-  return { considered, perFilter, reasons, top };
+  let ties = 0;
+  for (let k = 0; k < found; k++) if (totals[k]! >= threshold) tied[ties++] = feasible[k]!;
+  return { considered, ties, perFilter, reasons: reasons.done(), top };
 }
 
 /**
- * chain.filter() and totalsOf() in one pass over the nodes, for the common
- * case: every filter declares its condition (`mask`, checked inline) and the
- * ranking may reuse the total of a node of equal amounts (Ranking.reuse).
- * Each node is then read once, and a run of equal nodes (a cluster of one
- * machine shape, every empty node) costs little more than the conditions.
- * Fills feasibleBuffer and totalsBuffer as the two loops do.
+ * chain.filter(), totalsOf() and the collection of the ties in one pass over
+ * the nodes, for the common case: every filter declares its condition
+ * (`mask`, checked inline) and the ranking may reuse the total of a node of
+ * equal amounts (Ranking.reuse). Each node is then read once, and a run of
+ * equal nodes (a cluster of one machine shape, every empty node) costs little
+ * more than the conditions. Writes to `tied` what scan()'s second loop
+ * would: the feasible nodes whose total is within TIE_EPSILON of the best,
+ * in the order they were looked at. The best only grows, so the threshold
+ * (best - TIE_EPSILON) only rises: a node below it now stays below, and a
+ * node kept is dropped again (with the totals kept beside the ties) when a
+ * better total raises it above its own.
  */
 function filterAndScore(
   req: PlacementRequest,
@@ -129,24 +136,29 @@ function filterAndScore(
   toFind: number,
   start: number,
   perFilter: Int32Array,
-  reasons: Map<FilterReason, number>,
-): { found: number; considered: number; top: number } {
+  reasons: ReasonCounts,
+  tied: Int32Array,
+): { considered: number; top: number; ties: number } {
   const n = nodes.length;
   const r = req.resources;
-  const feasible = feasibleBuffer;
-  const totals = totalsBuffer;
+  const tiedTotals = totalsBuffer;
   const reuseMask = ranking.reuseMask;
-  const memo = new ReusedTotal(req, ranking, ctx);
+  // The scorers' conditions are often among the chain's (untainted): then a node that passes meets them too.
+  const metWhenPassed = reuseMask === 0 || (reuseMask & ~mask) === 0;
+  // ReusedTotal, inline: the last node scored that met every scorer's condition, and its total.
+  let last: NodeView | undefined;
+  let lastTotal = 0;
   let top = -Infinity;
+  let threshold = -Infinity;
+  let ties = 0;
   let found = 0;
   let k = 0;
   for (; k < n && found < toFind; k++) {
     const i = start + k < n ? start + k : start + k - n;
     const node = nodes[i]!;
-    let met = reuseMask === 0;
+    let met: boolean;
     if (meets(mask, r, node)) {
-      // The scorers' conditions are often among the chain's (untainted): then they are met too.
-      met ||= (reuseMask & ~mask) === 0 || meets(reuseMask, r, node);
+      met = metWhenPassed || meets(reuseMask, r, node);
     } else {
       // The conditions are sufficient, not necessary: the filters decide.
       const f = chain.firstFailure(req, node, ctx, reasons);
@@ -154,14 +166,39 @@ function filterAndScore(
         perFilter[f]!++;
         continue;
       }
-      met ||= meets(reuseMask, r, node);
+      met = reuseMask === 0 || meets(reuseMask, r, node);
     }
-    const t = memo.total(node, met);
-    feasible[found] = i;
-    totals[found++] = t;
-    if (t > top) top = t;
+    found++;
+    let t: number;
+    if (met && last !== undefined && sameAmounts(node, last)) {
+      t = lastTotal;
+    } else {
+      t = nodeTotal(req, node, ranking, ctx);
+      last = met ? node : undefined;
+      lastTotal = t;
+    }
+    if (!(t >= threshold)) continue;
+    if (t > top) {
+      const below = top < t - TIE_EPSILON; // every node kept so far falls below the new threshold
+      top = t;
+      threshold = t - TIE_EPSILON;
+      if (below) {
+        ties = 0;
+      } else {
+        let kept = 0;
+        for (let j = 0; j < ties; j++) {
+          if (tiedTotals[j]! >= threshold) {
+            tiedTotals[kept] = tiedTotals[j]!;
+            tied[kept++] = tied[j]!;
+          }
+        }
+        ties = kept;
+      }
+    }
+    tiedTotals[ties] = t;
+    tied[ties++] = i;
   }
-  return { found, considered: k, top };
+  return { considered: k, top, ties };
 }
 
 /** Places one request on the nodes (which are not modified). */
@@ -182,15 +219,21 @@ export function placeWith(
   const chain = FilterChain.of(profile, req);
   const ctx = placementContext(req, nodes);
   const toFind = feasibleToFind(profile.sampling, n);
+  if (tiedBuffer.length < n) {
+    const size = Math.max(n, 2 * tiedBuffer.length);
+    tiedBuffer = new Int32Array(size);
+    totalsBuffer = new Float64Array(size);
+    feasibleBuffer = new Int32Array(size);
+  }
   const tied = tiedBuffer;
-  tied.length = 0;
+  let ties: number;
   let top: number;
   let explain: PlacementExplain;
   // A sampled scan depends on where it starts; only a full one is cached.
   const index = cache && toFind === n ? cache.lookup(req, chain, profile, ctx) : undefined;
   if (index && index.best() > -Infinity) {
     top = index.best();
-    index.atLeast(top - TIE_EPSILON, tied);
+    ties = index.atLeast(top - TIE_EPSILON, tied);
     explain = { nodesConsidered: n, rejected: rejectedByName(chain.filters, index.rejectCounts) };
   } else {
     // (When the cache says nothing fits, the scan names the reasons.)
@@ -198,9 +241,10 @@ export function placeWith(
     const s = scan(req, nodes, chain, profile, ctx, toFind, start, tied);
     top = s.top;
     explain = { nodesConsidered: s.considered, rejected: rejectedByName(chain.filters, s.perFilter) };
-    if (tied.length === 0) return unfit(req, nodes, profile, ctx, explain, s.reasons);
+    ties = s.ties;
+    if (ties === 0) return unfit(req, nodes, profile, ctx, explain, s.reasons);
   }
-  const chosen = nodes[breakTie(tied, nodes, rng, cache?.nameHashes())]!;
+  const chosen = nodes[breakTie(tied, nodes, rng, cache?.nameHashes(), ties)]!;
   explain.scores = scoresOf(req, chosen, profile, ctx, top);
   explain.chosen = chosen.name;
   const hostPorts = assignHostPorts(req, chosen);

@@ -174,22 +174,61 @@ export class ReusedTotal {
   }
 }
 
+/** Name hashes by node index, per nodes array that breakTie() was given without a working set's. */
+const hashesOf = new WeakMap<readonly NodeView[], { names: Array<string | undefined>; hashes: Uint32Array }>();
+
+/**
+ * The nodes' name hashes by index, for a caller that keeps none (the plain
+ * place()): remembered per array with the name each was computed from, so an
+ * index whose node was replaced or renamed is hashed again. Only a speed-up
+ * (a cluster where every empty node ties makes the tie-break hash thousands
+ * of names): the hash is nameHash()'s.
+ */
+function hashesFor(tied: ArrayLike<number>, count: number, nodes: readonly NodeView[]): Uint32Array {
+  let memo = hashesOf.get(nodes);
+  if (memo === undefined || memo.hashes.length !== nodes.length) {
+    memo = {
+      names: new Array<string | undefined>(nodes.length).fill(undefined),
+      hashes: new Uint32Array(nodes.length),
+    };
+    hashesOf.set(nodes, memo);
+  }
+  const { names, hashes } = memo;
+  for (let t = 0; t < count; t++) {
+    const i = tied[t]!;
+    const name = nodes[i]!.name;
+    if (names[i] !== name) {
+      names[i] = name;
+      hashes[i] = nameHash(name);
+    }
+  }
+  return hashes;
+}
+
 /**
  * Among tied nodes (indices into `nodes` whose total is within TIE_EPSILON of
  * the best), the one with the smallest key mixed from its name and one seeded
  * draw (then the smallest name): the input order does not matter and every
  * tied node can win for some seed. The draw is taken only when there is a
  * tie. `hashes` are the nodes' name hashes by index when the caller keeps
- * them (the working set), else nameHash() looks them up.
+ * them (the working set), else they are remembered per nodes array (hashesFor).
+ * `count`: how many of `tied` (from the start) tie.
  */
-export function breakTie(tied: readonly number[], nodes: readonly NodeView[], rng: Rng, hashes?: Uint32Array): number {
+export function breakTie(
+  tied: ArrayLike<number>,
+  nodes: readonly NodeView[],
+  rng: Rng,
+  hashes?: Uint32Array,
+  count = tied.length,
+): number {
   let best = tied[0]!;
-  if (tied.length === 1) return best;
+  if (count === 1) return best;
   const draw = tieDraw(rng);
-  let bestKey = mixKey(hashes ? hashes[best]! : nameHash(nodes[best]!.name), draw);
-  for (let t = 1; t < tied.length; t++) {
+  const h = hashes ?? hashesFor(tied, count, nodes);
+  let bestKey = mixKey(h[best]!, draw);
+  for (let t = 1; t < count; t++) {
     const i = tied[t]!;
-    const key = mixKey(hashes ? hashes[i]! : nameHash(nodes[i]!.name), draw);
+    const key = mixKey(h[i]!, draw);
     if (key < bestKey || (key === bestKey && nodes[i]!.name < nodes[best]!.name)) {
       best = i;
       bestKey = key;

@@ -139,20 +139,22 @@ export class ShapeIndex {
     return this.tree[1]!;
   }
 
-  /** Indices of the nodes whose total is at least `threshold`, ascending. */
-  atLeast(threshold: number, out: number[]): void {
+  /** Writes the indices of the nodes whose total is at least `threshold` to `out`, ascending; returns how many. */
+  atLeast(threshold: number, out: Int32Array): number {
     const { tree, size, stack } = this;
+    let count = 0;
     let sp = 0;
     stack[sp++] = 1;
     while (sp > 0) {
       const k = stack[--sp]!;
       if (tree[k]! < threshold) continue;
       if (k >= size) {
-        out.push(k - size);
+        out[count++] = k - size;
         continue;
       }
       stack[sp++] = 2 * k + 1;
       stack[sp++] = 2 * k; // left first: ascending
     }
+    return count;
   }
 }

@@ -9,6 +9,7 @@ import { withoutInstances } from "./preempt";
 import { nameHash } from "./rank";
 import { addResources } from "./resources";
 import { shapeKey, ShapeIndex } from "./shape-index";
+import type { Resources } from "@grove/api";
 import type {
   NodeView,
   PlacedInstance,
@@ -22,6 +23,36 @@ import type {
 /** Most shape indexes a working set keeps (about 2^19 node entries in all, 16..128). */
 function shapeCap(n: number): number {
   return Math.max(16, Math.min(128, Math.floor(2 ** 19 / Math.max(1, n))));
+}
+
+/**
+ * Shared copies of resource amounts: of() returns the same object for equal
+ * amounts (cpu, memory, pids and disk; the fields Resources has), for the first
+ * few distinct amounts it is given (a cluster's machine shapes, its empty
+ * nodes), else the amounts themselves. The objects are never changed in place
+ * (bind() and evict() replace a node's `allocated`), so sharing them is safe.
+ */
+class Amounts {
+  private readonly seen: Resources[] = [];
+  of(a: Resources): Resources {
+    const seen = this.seen;
+    for (let k = 0; k < seen.length; k++) {
+      const s = seen[k]!;
+      if (
+        s.cpuMillis === a.cpuMillis &&
+        s.memoryBytes === a.memoryBytes &&
+        s.pids === a.pids &&
+        s.diskBytes === a.diskBytes
+      ) {
+        return s;
+      }
+    }
+    if (seen.length >= 8) return a;
+    const copy: Resources = { cpuMillis: a.cpuMillis, memoryBytes: a.memoryBytes, pids: a.pids };
+    if (a.diskBytes !== undefined) copy.diskBytes = a.diskBytes;
+    seen.push(copy);
+    return copy;
+  }
 }
 
 /**
@@ -46,13 +77,17 @@ export class WorkingSet implements ShapeCache {
   private replays = 0;
 
   constructor(nodes: readonly NodeView[]) {
-    // One object shape for every node keeps the hot loop's property reads monomorphic.
+    // One object shape for every node keeps the hot loop's property reads monomorphic, and nodes
+    // of equal amounts share one object (Amounts): a scan then reads a node's amounts from a
+    // few objects that stay in the CPU's cache rather than from two of its own per node.
+    const allocatable = new Amounts();
+    const allocated = new Amounts();
     this.nodes = nodes.map((n) => ({
       name: n.name,
       ready: n.ready,
       unschedulable: n.unschedulable,
-      allocatable: n.allocatable,
-      allocated: n.allocated,
+      allocatable: allocatable.of(n.allocatable),
+      allocated: allocated.of(n.allocated),
       labels: n.labels,
       usedHostPorts: n.usedHostPorts,
       taints: n.taints,
