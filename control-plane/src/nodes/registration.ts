@@ -25,6 +25,7 @@ import type { Informer } from "../controllers/informer";
 import { markNodeUnknown, readyCondition, withReady, type Heartbeat } from "../controllers/node-lifecycle";
 import { addressesInside, formatCidr, parseCidr, type Cidr } from "../network/subnets";
 import { claimSubnet, SubnetClaimCache } from "../network/subnet-claims";
+import { zeroResources } from "../scheduler";
 import { newReplicaId, removeReplicaBeat, writeReplicaBeat } from "./presence";
 import { InstancesByNode } from "./instances-by-node";
 
@@ -202,12 +203,15 @@ export class NodeRegistration {
       lastHeartbeatTime: now.toISOString(),
     };
     if (!existing) {
+      // Nothing bound to a new node: its allocation is recorded as nothing now, not by a second
+      // write of the scheduler's (one more Node write and scheduler pass per joining node).
+      const allocated = this.byNode.of(name).some((i) => !isFinished(i)) ? {} : { allocated: zeroResources() };
       const node: Node = {
         apiVersion: API_VERSION,
         kind: "Node",
         metadata: { name, labels: { ...info.labels } },
         spec: {},
-        status: { ...status, conditions: withAgentConditions([ready], conditions, now) },
+        status: { ...status, ...allocated, conditions: withAgentConditions([ready], conditions, now) },
       };
       await this.repo.create(node);
     } else {
