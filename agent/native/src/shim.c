@@ -181,7 +181,13 @@ now_ms (void)
   return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Writes <dir>/<name> atomically (tmp + rename). */
+/* Writes <dir>/<name> atomically (tmp + rename): a reader (the agent, a
+ * restarted agent) sees the old record or the whole new one, whatever process
+ * dies when. Not fsynced: the records describe processes of this boot (the
+ * state directory is under /run, a tmpfs on a normal host), and a machine that
+ * loses power loses the container with them; an fsync here cost 0.5 to 3 ms
+ * of every start (state) and every exit (exit) on an ext4 /run, on the path
+ * the agent waits on. runc writes its state.json the same way. */
 static int
 write_record (const char *name, const char *text)
 {
@@ -192,7 +198,7 @@ write_record (const char *name, const char *text)
   fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0)
     return -1;
-  if (grove_write_all (fd, text, strlen (text)) < 0 || fsync (fd) < 0)
+  if (grove_write_all (fd, text, strlen (text)) < 0)
     {
       close (fd);
       unlink (tmp);

@@ -432,6 +432,17 @@ export interface Records {
   exit: ExitRecord;
 }
 
+/**
+ * writeRecord without the event loop: a start writes spec.json synchronously
+ * (three system calls on a file of a few hundred bytes), where the promise
+ * version costs a thread-pool round trip per call on the path a start waits on.
+ */
+export function writeRecordSync<N extends keyof Records>(dir: string, name: N, record: Records[N]): void {
+  const file = `${dir}/${name}`;
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(record) + "\n", { mode: 0o600 });
+  fs.renameSync(`${file}.tmp`, file);
+}
+
 /** Writes a record of <dir> atomically (tmp + rename: readers never see half of one). */
 export async function writeRecord<N extends keyof Records>(dir: string, name: N, record: Records[N]): Promise<void> {
   const file = `${dir}/${name}`;
