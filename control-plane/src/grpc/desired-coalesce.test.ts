@@ -11,26 +11,9 @@ import { MemoryStore } from "../store/memory-store";
 import { Keys } from "../store/store";
 import { AgentGateway } from "./agent-gateway";
 import { desiredInputsChanged } from "./agent-messages";
+import { boundInstance } from "./bound-instance.fixture";
 
-function inst(name: string, node: string): Instance {
-  return {
-    apiVersion: "grove/v1",
-    kind: "Instance",
-    metadata: { name, namespace: "default", uid: `uid-${name}` },
-    spec: {
-      app: "web",
-      appUid: "a1",
-      index: 0,
-      rootfs: "busybox",
-      command: ["sleep", "1000"],
-      resources: { cpuMillis: 100, memoryBytes: 2 ** 20, pids: 1 },
-      restartPolicy: "Always",
-      stopGracePeriodSeconds: 1,
-      restarts: 0,
-      nodeName: node,
-    },
-  } as Instance;
-}
+const inst = boundInstance;
 
 async function setup() {
   const store = new MemoryStore();

@@ -6,27 +6,9 @@ import { Informer } from "../controllers/informer";
 import { MemoryStore } from "../store/memory-store";
 import { Keys, type Store } from "../store/store";
 import { StatusBatcher, type RecordOne } from "./status-batch";
+import { boundInstance } from "./bound-instance.fixture";
 
-function inst(name: string, node: string): Instance {
-  return {
-    apiVersion: "grove/v1",
-    kind: "Instance",
-    metadata: { name, namespace: "default", uid: `uid-${name}` },
-    spec: {
-      app: "web",
-      appUid: "a1",
-      index: 0,
-      rootfs: "busybox",
-      command: ["sleep", "1000"],
-      resources: { cpuMillis: 100, memoryBytes: 2 ** 20, pids: 1 },
-      restartPolicy: "Always",
-      stopGracePeriodSeconds: 1,
-      restarts: 0,
-      nodeName: node,
-    },
-    status: { state: "Pending", reason: "Scheduled", nodeName: node },
-  } as Instance;
-}
+const inst = (name: string, node: string): Instance => boundInstance(name, node, true);
 
 const running = (cur: Instance): InstanceStatus => ({ ...cur.status, state: "Running", reason: "Running", pid: 7 });
 const ref = (i: Instance) => ({ uid: i.metadata.uid!, namespace: "default", name: i.metadata.name });
