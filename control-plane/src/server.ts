@@ -65,7 +65,7 @@ export interface ControlPlaneOptions {
   network?: ClusterNetworkOptions;
   /** Dynamic host ports (default 20000-29999). */
   hostPortRange?: PortRange;
-  /** Node grace and heartbeat interval (defaults 5 s and 1 s). */
+  /** Node grace and heartbeat interval (defaults 5 s and 2 s). */
   presence?: PresenceOptions;
   /** Which fixed host ports Apps may publish (default: 10000-32767, no privileged ports, none reserved beyond ours). */
   hostPorts?: HostPortPolicyOptions;
