@@ -139,6 +139,50 @@ export const meta = fc.record(
   { requiredKeys: ["name"] },
 );
 
+/**
+ * Egress rules that the semantic checks (api/src/network-checks.ts) accept too: the schema's
+ * patterns alone allow 966.1.2.3/40, host bits, descending port ranges and ports without tcp/udp.
+ */
+const validEgressRule: fc.Arbitrary<Json> = fc
+  .record({
+    addr: fc.nat(2 ** 32 - 1),
+    prefix: fc.integer({ min: 0, max: 32 }),
+    protocol: fc.option(fc.constantFrom("tcp", "udp", "icmp", "all"), { nil: undefined }),
+    ports: fc.option(fc.tuple(fc.integer({ min: 1, max: 65535 }), fc.nat(200)), { nil: undefined }),
+  })
+  .map(({ addr, prefix, protocol, ports }) => {
+    const net = prefix === 0 ? 0 : (addr & (~0 << (32 - prefix))) >>> 0;
+    const ip = [24, 16, 8, 0].map((s) => (net >>> s) & 255).join(".");
+    const rule: Record<string, Json> = { cidr: `${ip}/${prefix}` };
+    if (protocol) rule.protocol = protocol;
+    if (ports && (protocol === "tcp" || protocol === "udp")) {
+      const last = Math.min(65535, ports[0] + ports[1]);
+      rule.ports = last === ports[0] ? String(last) : `${ports[0]}-${last}`;
+    }
+    return rule;
+  });
+
+/**
+ * Resources that the server's quantity checks accept too: the schema allows "0m", 1e-90 cores
+ * and "0Mi", which round to nothing and are refused (control-plane/src/http/apps.ts).
+ */
+const validResources: fc.Arbitrary<Json> = fc.record(
+  {
+    cpu: fc.oneof(
+      fc.integer({ min: 1, max: 64_000 }).map((m) => `${m}m`),
+      fc.integer({ min: 1, max: 64_000 }).map((m) => m / 1000),
+      fc.integer({ min: 1, max: 64 }).map(String),
+    ),
+    memory: fc.oneof(
+      fc.integer({ min: 1, max: 2 ** 40 }),
+      fc.tuple(fc.integer({ min: 1, max: 4096 }), fc.constantFrom("Ki", "Mi", "Gi")).map(([n, u]) => `${n}${u}`),
+    ),
+    pids: fromSchema(schema(AppSpec).properties!.resources!.properties!.pids!),
+    disk: fromSchema(schema(AppSpec).properties!.resources!.properties!.disk!),
+  },
+  { requiredKeys: [] },
+) as fc.Arbitrary<Json>;
+
 /** Apps that use no Secret or agent-side config (those need objects beyond the manifest). */
 export const validApp: fc.Arbitrary<Record<string, Json>> = fc
   .record({
@@ -153,12 +197,12 @@ export const validApp: fc.Arbitrary<Record<string, Json>> = fc
         ),
         workingDir: specField("workingDir"),
         instances: fc.integer({ min: 0, max: 3 }), // more: the controller would write that many Instances
-        resources: specField("resources"),
+        resources: validResources,
         restartPolicy: specField("restartPolicy"),
         stopGracePeriodSeconds: specField("stopGracePeriodSeconds"),
         placement: specField("placement"),
         priority: specField("priority"),
-        egress: specField("egress"),
+        egress: fc.array(validEgressRule, { maxLength: 3 }),
         maxUnavailable: specField("maxUnavailable"),
         disconnect: specField("disconnect"),
       },
@@ -184,7 +228,7 @@ export const validTask: fc.Arbitrary<Record<string, Json>> = fc
         command: taskSpecField("command"),
         env: taskSpecField("env"),
         workingDir: taskSpecField("workingDir"),
-        resources: taskSpecField("resources"),
+        resources: validResources,
         priority: taskSpecField("priority"),
         retries: taskSpecField("retries"),
         ttlSecondsAfterFinished: taskSpecField("ttlSecondsAfterFinished"),
