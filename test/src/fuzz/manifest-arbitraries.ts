@@ -16,6 +16,7 @@ import {
   stringProblems,
   Task,
 } from "@grove/api";
+import { validEgressRule, validResources } from "./semantic-arbitraries";
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 interface JsonSchema {
@@ -138,50 +139,6 @@ export const meta = fc.record(
   },
   { requiredKeys: ["name"] },
 );
-
-/**
- * Egress rules that the semantic checks (api/src/network-checks.ts) accept too: the schema's
- * patterns alone allow 966.1.2.3/40, host bits, descending port ranges and ports without tcp/udp.
- */
-const validEgressRule: fc.Arbitrary<Json> = fc
-  .record({
-    addr: fc.nat(2 ** 32 - 1),
-    prefix: fc.integer({ min: 0, max: 32 }),
-    protocol: fc.option(fc.constantFrom("tcp", "udp", "icmp", "all"), { nil: undefined }),
-    ports: fc.option(fc.tuple(fc.integer({ min: 1, max: 65535 }), fc.nat(200)), { nil: undefined }),
-  })
-  .map(({ addr, prefix, protocol, ports }) => {
-    const net = prefix === 0 ? 0 : (addr & (~0 << (32 - prefix))) >>> 0;
-    const ip = [24, 16, 8, 0].map((s) => (net >>> s) & 255).join(".");
-    const rule: Record<string, Json> = { cidr: `${ip}/${prefix}` };
-    if (protocol) rule.protocol = protocol;
-    if (ports && (protocol === "tcp" || protocol === "udp")) {
-      const last = Math.min(65535, ports[0] + ports[1]);
-      rule.ports = last === ports[0] ? String(last) : `${ports[0]}-${last}`;
-    }
-    return rule;
-  });
-
-/**
- * Resources that the server's quantity checks accept too: the schema allows "0m", 1e-90 cores
- * and "0Mi", which round to nothing and are refused (control-plane/src/http/apps.ts).
- */
-const validResources: fc.Arbitrary<Json> = fc.record(
-  {
-    cpu: fc.oneof(
-      fc.integer({ min: 1, max: 64_000 }).map((m) => `${m}m`),
-      fc.integer({ min: 1, max: 64_000 }).map((m) => m / 1000),
-      fc.integer({ min: 1, max: 64 }).map(String),
-    ),
-    memory: fc.oneof(
-      fc.integer({ min: 1, max: 2 ** 40 }),
-      fc.tuple(fc.integer({ min: 1, max: 4096 }), fc.constantFrom("Ki", "Mi", "Gi")).map(([n, u]) => `${n}${u}`),
-    ),
-    pids: fromSchema(schema(AppSpec).properties!.resources!.properties!.pids!),
-    disk: fromSchema(schema(AppSpec).properties!.resources!.properties!.disk!),
-  },
-  { requiredKeys: [] },
-) as fc.Arbitrary<Json>;
 
 /** Apps that use no Secret or agent-side config (those need objects beyond the manifest). */
 export const validApp: fc.Arbitrary<Record<string, Json>> = fc
