@@ -12,6 +12,10 @@ import { buildHttpServer } from "./server";
 
 jest.mock("content-disposition", () => ({ create: (name: string) => `attachment; filename="${name}"` }));
 
+// Building the server (swagger and all) and a CA take seconds on a loaded machine; the time bounds
+// that matter are the close()s' own (closeWithin, within), not jest's 5 s.
+jest.setTimeout(30_000);
+
 const TOKEN = "close-test-token";
 
 const APPS = collectionPrefix("App");

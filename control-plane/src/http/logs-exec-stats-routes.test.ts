@@ -23,6 +23,10 @@ import { buildHttpServer } from "./server";
 
 jest.mock("content-disposition", () => ({ create: (name: string) => `attachment; filename="${name}"` }));
 
+// Building the server (swagger and all) takes seconds on a loaded machine, and a test here makes
+// many round trips; the time bounds that matter are the close()s' own (closeTook), not jest's 5 s.
+jest.setTimeout(30_000);
+
 const TOKEN = "ops-token";
 
 function instance(name: string, state: "Running" | "Pending", nodeName?: string): Instance {
