@@ -10,6 +10,7 @@ import { Repository } from "../resources/repository";
 import { NodeRegistration } from "../nodes/registration";
 import { Informer } from "./informer";
 import { SchedulerController } from "./scheduler-controller";
+import { AgentGateway } from "../grpc/agent-gateway";
 import { goneWithPorts, uidsWithPorts } from "../grpc/agent-session";
 
 const logger = pino({ level: "silent" });
@@ -200,6 +201,45 @@ describe("host ports of deleted and overwritten instances", () => {
     expect(
       uidsWithPorts({ instances: [{ uid: "p", ports: [{ hostPort: PORT }] }, { uid: "q", ports: [] }, { uid: "r" }] }),
     ).toEqual(["p"]);
+  });
+
+  it("the gateway drops at once the hold of a gone instance its agent never had; one it had waits for the agent", async () => {
+    const gateway = new AgentGateway(registration, instances, "token", logger);
+    const sessions = (gateway as unknown as { sessions: Map<string, unknown> }).sessions;
+    const connect = () => {
+      const session = {
+        node: "a",
+        lost: false,
+        lastSent: "",
+        hadPorts: new Set<string>(),
+        stream: { write: () => true },
+      };
+      sessions.set("a", session);
+      return session;
+    };
+    const held = async () => nodeHeldHostPorts(await repo.get("Node", undefined, "a"));
+    try {
+      // Its agent was sent it (the gateway's own desired set): the container may still answer on
+      // the port, so the hold stays until the agent reports it released.
+      const session = connect();
+      const had = await running();
+      await waitUntil(async () => session.hadPorts.has(had.metadata.uid!));
+      await repo.delete("Instance", "default", "web-0");
+      await waitUntil(async () => instances.get("default/web-0") === undefined);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await held()).toEqual([PORT]);
+      await registration.releaseHeldPorts("a", (uid) => uid === had.metadata.uid, "test");
+
+      // Bound while the node had no stream here, deleted before a set carried it: nothing holds the port.
+      sessions.delete("a");
+      const never = await running();
+      await waitUntil(async () => instances.get("default/web-0")?.metadata.uid === never.metadata.uid);
+      connect();
+      await repo.delete("Instance", "default", "web-0");
+      await waitUntil(async () => (await held()).length === 0);
+    } finally {
+      await gateway.close().catch(() => undefined);
+    }
   });
 });
 
