@@ -338,7 +338,8 @@ describe("the agent's bundle (oci-bundle.ts) under runc and grove-runtime: an Ap
   });
   afterAll(() => unmountAll(src));
 
-  it("a mount binds the source's own mount; recursive: true its submounts too", () => {
+  /** The output of `command` in the bundle the agent writes for an App with these mounts (the same under both). */
+  function appRuns(mounts: ContainerSpec["mounts"], command: string): string {
     const spec: ContainerSpec = {
       id: `${TAG}-app-${nextSeq()}`,
       rootfs: path.join(bundle, "rootfs"),
@@ -347,20 +348,41 @@ describe("the agent's bundle (oci-bundle.ts) under runc and grove-runtime: an Ap
       hostname: "app",
       resources: { cpuMillis: 500, memoryBytes: 64 << 20, pids: 64 },
       logPath: path.join(tmp, "app.log"),
-      mounts: [
-        { source: src, destination: "/vol", readonly: true },
-        { source: src, destination: "/rvol", recursive: true },
-      ],
+      mounts,
     };
     const v1 = fs.existsSync("/sys/fs/cgroup/memory/cgroup.procs");
     const config = ociConfig(spec, { mode: v1 ? "v1" : "v2", root: "/sys/fs/cgroup", parent: `${TAG}-runc` });
-    const out = expectSame((c) => {
+    return expectSame((c) => {
       const args = c.process.args;
       for (const k of Object.keys(c)) delete c[k];
       Object.assign(c, JSON.parse(JSON.stringify(config)) as Config);
       c.process.args = args;
       c.annotations = {}; // run is the init's parent here
-    }, "cat /vol/sub/mark 2>/dev/null || echo no submount; cat /rvol/sub/mark; touch /vol/x 2>/dev/null || echo read-only");
+    }, command);
+  }
+
+  it("a mount binds the source's own mount; recursive: true its submounts too", () => {
+    const out = appRuns(
+      [
+        { source: src, destination: "/vol", readonly: true },
+        { source: src, destination: "/rvol", recursive: true },
+      ],
+      "cat /vol/sub/mark 2>/dev/null || echo no submount; cat /rvol/sub/mark; touch /vol/x 2>/dev/null || echo read-only",
+    );
     expect(out).toBe("no submount\nfrom the host\nread-only\n");
+  });
+
+  it("a read-only mount keeps its source's nosuid, nodev and noexec (the runtime's remount cleared them)", () => {
+    const locked = path.join(tmp, "locked");
+    hostTmpfs(locked, "size=1m,nosuid,nodev,noexec");
+    try {
+      const out = appRuns(
+        [{ source: locked, destination: "/vol", readonly: true }],
+        "grep ' /vol ' /proc/self/mountinfo | cut -d' ' -f6 | tr , '\\n' | grep -x -e ro -e nosuid -e nodev -e noexec | sort",
+      );
+      expect(out).toBe("nodev\nnoexec\nnosuid\nro\n");
+    } finally {
+      unmountAll(locked);
+    }
   });
 });

@@ -3,6 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 
 import { RuntimeError } from "./errors";
+import { sourceMountFlags } from "./mount-flags";
 import { ociConfig, ociSeccomp } from "./oci-bundle";
 import { parseRuntimeHandler, shimHandler } from "./runtime-handlers";
 import type { ContainerSpec } from "./types";
@@ -87,7 +88,8 @@ describe("ociConfig", () => {
     // Not recursive unless the spec says so (the native path's bind), private as the native path's mounts.
     expect(c.mounts.slice(-2)).toMatchObject([
       { destination: "/srv", options: ["rbind", "rprivate", "rw"] },
-      { destination: "/etc/hosts", options: ["bind", "rprivate", "ro"] },
+      // and a read-only one names its source mount's nosuid/nodev/noexec (mount-flags.test.ts).
+      { destination: "/etc/hosts", options: ["bind", "rprivate", "ro", ...sourceMountFlags("/etc/hosts")] },
     ]);
     expect(c.linux.rootfsPropagation).toBe("rprivate");
     expect(c.linux.cgroupsPath).toBe("/grove/web-1");

@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 import { RuntimeError } from "./errors";
+import { sourceMountFlags } from "./mount-flags";
 import { capabilitySet, defaultNofile, RLIMITS, resolveUser } from "./security";
 import { envList } from "./spec-to-shim";
 import type { CgroupRef } from "./shim-protocol";
@@ -165,12 +166,18 @@ export function ociConfig(spec: ContainerSpec, at: BundlePlacement): Record<stri
       { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
       { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
       // As the native path binds them: the source's submounts only with `recursive`
-      // (a read-only rbind leaves its submounts writable), every mount private.
+      // (a read-only rbind leaves its submounts writable), every mount private; a read-only
+      // one keeps its source's nosuid/nodev/noexec (the runtime's remount clears what it is
+      // not told: mount-flags.ts).
       ...(spec.mounts ?? []).map((m) => ({
         destination: m.destination,
         type: "bind",
         source: m.source,
-        options: [m.recursive === true ? "rbind" : "bind", "rprivate", m.readonly === true ? "ro" : "rw"],
+        options: [
+          m.recursive === true ? "rbind" : "bind",
+          "rprivate",
+          ...(m.readonly === true ? ["ro", ...sourceMountFlags(m.source)] : ["rw"]),
+        ],
       })),
     ],
     linux: {
