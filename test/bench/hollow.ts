@@ -169,9 +169,14 @@ export async function run(): Promise<BenchReport> {
   try {
     // 1. Every hollow node joined, registered and Ready.
     const t0 = performance.now();
+    let registerPolls = 0;
     await until(
       `${NODES} hollow nodes registered`,
-      () => Promise.resolve(fleet.last().registered === NODES || fleet.proc.exitCode !== null),
+      () => {
+        // A line every 15 s: a 5,000-node join takes minutes, and said nothing before.
+        if (++registerPolls % 15 === 0) phase(`registering, fleet ${JSON.stringify(fleet.last())}`);
+        return Promise.resolve(fleet.last().registered === NODES || fleet.proc.exitCode !== null);
+      },
       // 1 s per node: on the shared machine (load average about 20) 1,000 nodes took more than 400 s.
       Math.max(120_000, NODES * 1000),
       1000,
