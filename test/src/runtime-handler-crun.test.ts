@@ -160,3 +160,42 @@ describe("runtime handler crun: an App under runtimeClass crun", () => {
     );
   });
 });
+
+describe("agent/bin/crun-hybrid", () => {
+  const unified = "/sys/fs/cgroup/unified";
+  const isMount = spawnSync("mountpoint", ["-q", unified]).status === 0;
+
+  it("runs crun; an unmount of the unified hierarchy that fails ends it with its own message", () => {
+    const ok = spawnSync(CRUN_HYBRID_PATH, ["--version"], { encoding: "utf8", timeout: 30_000 });
+    expect({ code: ok.status, out: ok.stdout.split("\n")[0] }).toEqual({
+      code: 0,
+      out: expect.stringMatching(/^crun version /) as string,
+    });
+    // An umount that fails (first on PATH: the script's own lookup): where the unified hierarchy
+    // is mounted, crun-hybrid says why instead of running crun (which would refuse the host);
+    // where it is not, there is nothing to unmount and crun runs.
+    const bin = fs.mkdtempSync("/tmp/grove-crun-hybrid-");
+    try {
+      fs.writeFileSync(path.join(bin, "umount"), "#!/bin/sh\necho 'umount: refused by the test' >&2\nexit 32\n", {
+        mode: 0o755,
+      });
+      const failed = spawnSync(CRUN_HYBRID_PATH, ["--version"], {
+        encoding: "utf8",
+        timeout: 30_000,
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? "/usr/bin:/bin"}` },
+      });
+      expect({ code: failed.status, err: failed.stderr }).toEqual(
+        isMount
+          ? {
+              code: 1,
+              err: expect.stringContaining(
+                `crun-hybrid: cannot unmount ${unified} in its own mount namespace`,
+              ) as string,
+            }
+          : { code: 0, err: "" },
+      );
+    } finally {
+      fs.rmSync(bin, { recursive: true, force: true });
+    }
+  });
+});
