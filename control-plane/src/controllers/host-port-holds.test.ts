@@ -2,18 +2,17 @@
 // (Node.status.heldHostPorts) until its agent reports it gone: a new instance
 // that wants the same port on that node waits, instead of having its traffic
 // answered by the old container while its DNAT rule is still in place.
-import { pino } from "pino";
 import { newInstance, nodeHeldHostPorts, type App, type Instance, type Node } from "@grove/api";
-import { MemoryStore } from "../store/memory-store";
+import type { MemoryStore } from "../store/memory-store";
 import { Keys } from "../store/store";
-import { Repository } from "../resources/repository";
-import { NodeRegistration } from "../nodes/registration";
-import { Informer } from "./informer";
-import { SchedulerController } from "./scheduler-controller";
+import type { Repository } from "../resources/repository";
+import type { NodeRegistration } from "../nodes/registration";
+import { controlLoop, silentLogger as logger, type ControlLoop } from "./control-loop.fixture";
+import type { Informer } from "./informer";
+import type { SchedulerController } from "./scheduler-controller";
 import { AgentGateway } from "../grpc/agent-gateway";
 import { goneWithPorts, uidsWithPorts } from "../grpc/agent-session";
 
-const logger = pino({ level: "silent" });
 const GiB = 2 ** 30;
 const PORT = 18080;
 
@@ -41,6 +40,7 @@ const app = (name: string): App => ({
 });
 
 describe("host ports of deleted and overwritten instances", () => {
+  let loop: ControlLoop;
   let store: MemoryStore;
   let repo: Repository;
   let nodes: Informer<Node>;
@@ -49,20 +49,10 @@ describe("host ports of deleted and overwritten instances", () => {
   let registration: NodeRegistration;
 
   beforeEach(async () => {
-    store = new MemoryStore();
-    repo = new Repository(store);
-    nodes = new Informer<Node>(store, Keys.collection("nodes"), logger);
-    instances = new Informer<Instance>(store, Keys.collection("instances"), logger);
-    await store.create(Keys.object("nodes", undefined, "a"), node);
-    await Promise.all([nodes.start(), instances.start()]);
-    scheduler = new SchedulerController(store, nodes, instances, logger);
-    registration = new NodeRegistration(store, repo, instances, logger);
+    loop = await controlLoop((s) => s.create(Keys.object("nodes", undefined, "a"), node));
+    ({ store, repo, nodes, instances, scheduler, registration } = loop);
   });
-  afterEach(async () => {
-    scheduler.stop();
-    await Promise.all([nodes.stop(), instances.stop()]);
-    await store.close();
-  });
+  afterEach(() => loop.stop());
 
   /** `web-0` bound to node a with the port and Running: its agent started it. */
   async function running(): Promise<Instance> {
