@@ -103,7 +103,8 @@ export class StatusBatcher {
         entry.resolve(false);
         continue;
       }
-      // A second report on one key in one batch goes on its own, after this batch.
+      // A second report on one key in one batch goes on its own at once (recordStatus reads the
+      // stored instance). A stream waits for each answer, so its node never sends two in one batch.
       if (keys.has(key) || inst.metadata.resourceVersion === undefined) {
         this.alone(entry);
         continue;
