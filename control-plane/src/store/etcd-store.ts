@@ -233,23 +233,24 @@ export class EtcdStore implements Store {
     );
   }
 
-  /** Feeds a call's outcome to the health tracker. */
-  private observe(err?: unknown): void {
+  /** Feeds a call's outcome to the health tracker (`startedMs`: when the call was sent). */
+  private observe(err?: unknown, startedMs?: number): void {
     if (!this.health) return;
     if (err === undefined) this.health.callSucceeded();
-    else if (isConnectivityError(err)) this.health.callFailed(err);
+    else if (isConnectivityError(err)) this.health.callFailed(err, startedMs);
   }
 
   /** Runs one etcd call, mapping failures to GroveErrors. */
   private async call<R>(what: string, fn: () => Promise<R>): Promise<R> {
     if (this.closed) throw storeUnavailable(this.endpoints, "the store client is closed");
     this.checkHealth();
+    const started = performance.now();
     try {
       const res = await fn();
       this.observe();
       return res;
     } catch (err) {
-      this.observe(err);
+      this.observe(err, started);
       const mapped = mapEtcdError(err, this.endpoints);
       if (mapped.code === "Internal") mapped.message = `${what}: ${mapped.message}`;
       throw mapped;
@@ -337,13 +338,14 @@ export class EtcdStore implements Store {
   private async range(prefix: string, start: Buffer, end: Buffer, limit: number, revision: string | undefined) {
     if (this.closed) throw storeUnavailable(this.endpoints, "the store client is closed");
     this.checkHealth();
+    const started = performance.now();
     try {
       const res = await this.client.kv.range({ key: start, range_end: end, limit, revision: revision ?? 0 });
       this.observe();
       return res;
     } catch (err) {
       if (isMessageTooLarge(err)) throw err;
-      this.observe(err);
+      this.observe(err, started);
       const mapped = mapEtcdError(err, this.endpoints);
       if (mapped.code === "Internal") mapped.message = `list ${prefix}: ${mapped.message}`;
       if (mapped.code === "Gone") mapped.message = `list ${prefix} at revision ${revision}: ${mapped.message}`;

@@ -111,3 +111,33 @@ test("calls failing in or right after a pause of this process only ask for a pro
     h.stop();
   }
 });
+
+test("calls sent before etcd came back only ask for a probe: their deadlines ran out over the outage that ended", async () => {
+  const p = scriptedProbe();
+  const h = new StoreHealth({ probe: p.probe, intervalMs: 60_000, downIntervalMs: 60_000 });
+  h.start();
+  try {
+    h.callFailed(new Error("4 DEADLINE_EXCEEDED"));
+    await p.answer(false);
+    expect(h.up).toBe(false);
+    const sentDuringOutage = performance.now();
+    await new Promise((r) => setTimeout(r, 5));
+    h.callSucceeded(); // etcd answers again
+    expect(h.up).toBe(true);
+    // Two calls sent during the outage fail only now (ha-store-health.test.ts saw this mark it down again).
+    h.callFailed(new Error("4 DEADLINE_EXCEEDED: Deadline exceeded after 5.003s"), sentDuringOutage);
+    h.callFailed(new Error("4 DEADLINE_EXCEEDED: Deadline exceeded after 5.004s"), sentDuringOutage);
+    expect(h.up).toBe(true);
+    expect(p.calls).toBe(2); // they asked for a probe, which decides
+    await p.answer(true);
+    expect(h.up).toBe(true);
+    // Calls sent after it came back count as before: two failures in a row are down.
+    const sentAfter = performance.now();
+    h.callFailed(new Error("14 UNAVAILABLE"), sentAfter);
+    h.callFailed(new Error("14 UNAVAILABLE"), sentAfter);
+    expect(h.up).toBe(false);
+    await p.answer(false);
+  } finally {
+    h.stop();
+  }
+});

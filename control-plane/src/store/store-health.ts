@@ -19,6 +19,13 @@
 // during the pause and fail calls etcd would have answered. A real call that
 // fails in or right after such a pause only asks for a probe; the probe
 // decides.
+//
+// Nor is a call that was sent before etcd was last seen to come back: its
+// deadline ran out over the outage that has ended. A replica cut off for a
+// few seconds has calls in flight whose deadlines expire only after the cut
+// ends, and two of them marked the store down again right after it came back
+// (a join answered 503 at once, test/src/ha-store-health.test.ts). Such a
+// failure only asks for a probe too.
 import { performance } from "node:perf_hooks";
 import type { StoreLogger } from "./etcd-watch";
 
@@ -54,6 +61,8 @@ export class StoreHealth {
   /** performance.now() of the pause monitor's last tick, and of the end of the last pause seen. */
   private lastTick = performance.now();
   private lastPauseEnd = -Infinity;
+  /** performance.now() when the store was last marked up again after being down. */
+  private upAgainAt = -Infinity;
   private monitor: NodeJS.Timeout | undefined;
   private readonly listeners: Array<(up: boolean) => void> = [];
 
@@ -95,11 +104,17 @@ export class StoreHealth {
     this.timer = undefined;
   }
 
-  /** A real call could not reach etcd: one failure, and a probe now to confirm it. */
-  callFailed(err: unknown): void {
+  /**
+   * A real call could not reach etcd: one failure, and a probe now to confirm it. `startedMs`
+   * (performance.now() when the call was sent): a call sent before etcd last came back counts
+   * for nothing, only the probe does.
+   */
+  callFailed(err: unknown, startedMs?: number): void {
     this.tick();
     // Failed in or right after a pause of ours: its deadline or keepalive may have run out while we were stopped.
-    if (performance.now() - this.lastPauseEnd >= (this.opts.pauseGraceMs ?? 5000)) this.failed(err);
+    const paused = performance.now() - this.lastPauseEnd < (this.opts.pauseGraceMs ?? 5000);
+    const sentBeforeBack = startedMs !== undefined && startedMs < this.upAgainAt;
+    if (!paused && !sentBeforeBack) this.failed(err);
     this.probeSoon();
   }
 
@@ -132,6 +147,7 @@ export class StoreHealth {
     if (this.current.up) return;
     const downMs = Math.round(this.downForMs);
     this.current = { up: true };
+    this.upAgainAt = performance.now();
     this.opts.logger?.info({ downMs }, "etcd answers again");
     this.notify(true);
   }
