@@ -88,6 +88,21 @@ describe("CniCaller", () => {
     expect(await caller.cachedContainers("net")).toEqual([{ containerId: "c1", ifName: "eth0" }]);
   });
 
+  it("runs ADDs one at a time until one has succeeded (the first ones create what plugins share)", async () => {
+    const failing = caller.add(list({ fail: "ADD" }), { ...rt, containerId: "f1" });
+    const first = [caller.add(list(), { ...rt, containerId: "a1" }), caller.add(list(), { ...rt, containerId: "a2" })];
+    await expect(failing).rejects.toThrow(CniError);
+    await Promise.all(first);
+    // Whole ADDs, one after the other (at once, three plugin chains interleaved): the failed one
+    // stopped at plugin two, and the next waited for it all the same.
+    expect(calls().map((x) => `${x.cmd} ${x.name}`)).toEqual([
+      "ADD one",
+      "ADD two",
+      ...["ADD one", "ADD two", "ADD three"],
+      ...["ADD one", "ADD two", "ADD three"],
+    ]);
+  });
+
   it("runs DEL in reverse order with the cached result and its port mappings, then drops the cache; again is fine", async () => {
     const result = await caller.add(list(), rt);
     fs.writeFileSync(log, "");

@@ -107,10 +107,28 @@ export interface CniCallerOptions {
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 export class CniCaller {
+  /** ADDs wait here, one at a time, until one has succeeded (see add). */
+  private firstAdds: Promise<unknown> = Promise.resolve();
+  private added = false;
+
   constructor(private readonly opts: CniCallerOptions) {}
 
-  /** ADD: every plugin in order; the final result is cached and returned. */
+  /**
+   * ADD: every plugin in order; the final result is cached and returned. Until one ADD has
+   * succeeded they run one at a time: the first ones on a node create what the plugins share
+   * (the firewall plugin checks for its chains, then creates them), and two at once failed with
+   * `iptables -N GROVE-ADMIN: File exists` (2 of 13 quickstarts started an instance that way).
+   */
   async add(list: CniNetworkList, rt: CniRuntimeConf): Promise<CniResult> {
+    if (this.added) return this.addNow(list, rt);
+    const run = this.firstAdds.then(() => this.addNow(list, rt));
+    this.firstAdds = run.catch(() => undefined);
+    const result = await run;
+    this.added = true;
+    return result;
+  }
+
+  private async addNow(list: CniNetworkList, rt: CniRuntimeConf): Promise<CniResult> {
     checkRuntimeConf(rt, true);
     let prev: CniResult | undefined;
     for (const plugin of list.plugins) {
