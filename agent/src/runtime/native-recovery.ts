@@ -81,14 +81,17 @@ export async function loadContainer(
     return undefined;
   }
   const annotations = record.spec.annotations ?? {};
-  const exitRecord = readRecord(dir, "exit");
+  let exitRecord = readRecord(dir, "exit");
   const stateRecord = readRecord(dir, "state");
   let live: ShimStateAnswer | undefined;
   if (exitRecord === undefined) {
     try {
       live = await shimCall(h.socketPath(id), { op: "state" }, 5_000);
     } catch {
+      // The shim writes the exit record before it stops answering: one that
+      // finished between the read above and this call has written it by now.
       live = undefined;
+      exitRecord = readRecord(dir, "exit");
     }
   }
   if (live !== undefined) {
