@@ -6,6 +6,8 @@ import { execFile } from "node:child_process";
 import * as fs from "node:fs/promises";
 import { promisify } from "node:util";
 
+import { unescapeMount } from "../mountinfo";
+
 const exec = promisify(execFile);
 
 /** Creates a persistent network namespace at `file` (which must not be mounted yet). */
@@ -34,10 +36,6 @@ export async function removeNetns(file: string): Promise<void> {
 export async function isMounted(file: string): Promise<boolean> {
   const info = await fs.readFile("/proc/self/mountinfo", "utf8");
   return info.split("\n").some((l) => unescapeMount(l.split(" ")[4] ?? "") === file);
-}
-
-function unescapeMount(p: string): string {
-  return p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
 
 function stderrOf(err: unknown): string {

@@ -7,6 +7,8 @@
 // names them with this.
 import * as fs from "node:fs";
 
+import { readMountinfoSync, unescapeMount } from "../mountinfo";
+
 export type SourceFlag = "nosuid" | "nodev" | "noexec";
 const FLAGS: readonly SourceFlag[] = ["nosuid", "nodev", "noexec"];
 
@@ -15,10 +17,6 @@ interface MountLine {
   parent: string;
   point: string;
   options: string[];
-}
-
-function unescapeMount(p: string): string {
-  return p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
 
 function parse(mountinfo: string): MountLine[] {
@@ -59,14 +57,15 @@ export function flagsOfMountAt(p: string, mountinfo: string): SourceFlag[] {
 
 /**
  * Which of nosuid, nodev and noexec the mount holding `source` has ([] when the source cannot
- * be resolved: the start then fails on it, naming it).
+ * be resolved: the start then fails on it, naming it). `mountinfo` gives the table: a bundle
+ * with several read-only volumes passes mountinfoOnce() so it is read once.
  */
-export function sourceMountFlags(source: string): SourceFlag[] {
+export function sourceMountFlags(source: string, mountinfo: () => string = readMountinfoSync): SourceFlag[] {
   let real: string;
   try {
     real = fs.realpathSync(source);
   } catch {
     return [];
   }
-  return flagsOfMountAt(real, fs.readFileSync("/proc/self/mountinfo", "utf8"));
+  return flagsOfMountAt(real, mountinfo());
 }

@@ -111,6 +111,22 @@ describe("ociConfig", () => {
     expect(c.annotations["org.grove.runtime.reaper"]).toBe("caller");
   });
 
+  it("reads the mount table once for all read-only volumes, and not at all without one", () => {
+    let reads = 0;
+    const table = (): string => {
+      reads++;
+      return fs.readFileSync("/proc/self/mountinfo", "utf8");
+    };
+    const ro = (source: string, destination: string) => ({ source, destination, readonly: true });
+    const c = ociConfig(spec({ mounts: [ro("/etc/hosts", "/a"), ro("/etc", "/b"), ro("/tmp", "/c")] }), AT, table);
+    expect(reads).toBe(1);
+    const options = (c.mounts as { destination: string; options: string[] }[]).find((m) => m.destination === "/c");
+    expect(options?.options).toEqual(["bind", "rprivate", "ro", ...sourceMountFlags("/tmp")]);
+    reads = 0;
+    ociConfig(spec({ mounts: [{ source: "/srv", destination: "/srv" }] }), AT, table);
+    expect(reads).toBe(0);
+  });
+
   it("resolves Grove's seccomp profile for the container's capabilities; none when unconfined", () => {
     const plain = allowed(ociSeccomp(["CAP_CHOWN"]));
     const admin = allowed(ociSeccomp(["CAP_SYS_ADMIN"]));

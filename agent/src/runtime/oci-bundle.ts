@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 import { RuntimeError } from "./errors";
+import { mountinfoOnce, readMountinfoSync } from "../mountinfo";
 import { sourceMountFlags } from "./mount-flags";
 import { capabilitySet, defaultNofile, RLIMITS, resolveUser } from "./security";
 import { envList } from "./spec-to-shim";
@@ -110,13 +111,19 @@ function hasSwapAccounting(at: BundlePlacement): boolean {
 }
 
 /** The OCI runtime configuration (config.json) of a validated spec. */
-export function ociConfig(spec: ContainerSpec, at: BundlePlacement): Record<string, unknown> {
+/** `readMountinfo`: the mount table's reader (read at most once, only for read-only volumes). */
+export function ociConfig(
+  spec: ContainerSpec,
+  at: BundlePlacement,
+  readMountinfo: () => string = readMountinfoSync,
+): Record<string, unknown> {
   const caps = capabilitySet(spec.capabilities?.add ?? [], spec.capabilities?.drop ?? []).map((c) =>
     c.startsWith("CAP_") ? c : `CAP_${c}`,
   );
   const user = resolveUser(spec.usersFrom ?? spec.rootfs, spec.user, spec.additionalGids ?? []);
   const { cpuMillis, memoryBytes, pids } = spec.resources;
   const userns = spec.userNamespace;
+  const mountinfo = mountinfoOnce(readMountinfo);
   const namespaces: { type: string; path?: string }[] = [
     { type: "pid" },
     { type: "ipc" },
@@ -176,7 +183,7 @@ export function ociConfig(spec: ContainerSpec, at: BundlePlacement): Record<stri
         options: [
           m.recursive === true ? "rbind" : "bind",
           "rprivate",
-          ...(m.readonly === true ? ["ro", ...sourceMountFlags(m.source)] : ["rw"]),
+          ...(m.readonly === true ? ["ro", ...sourceMountFlags(m.source, mountinfo)] : ["rw"]),
         ],
       })),
     ],
