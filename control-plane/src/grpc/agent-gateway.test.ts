@@ -4,29 +4,17 @@ import type { Instance } from "@grove/api";
 import type { InstanceStatus__Output } from "@grove/proto";
 import { withAgentConditions } from "../nodes/registration";
 import { applyReport } from "./agent-messages";
+import { instanceFixture } from "./bound-instance.fixture";
 
 const MiB = 2 ** 20;
 
-function instance(status: Instance["status"]): Instance {
-  return {
-    apiVersion: "grove/v1",
-    kind: "Instance",
-    metadata: { name: "web-0", namespace: "default", uid: "u1" },
-    spec: {
-      app: "web",
-      appUid: "a1",
-      index: 0,
-      rootfs: "busybox",
-      command: ["sleep", "1000"],
-      resources: { cpuMillis: 500, memoryBytes: 128 * MiB, pids: 64 },
-      restartPolicy: "Always",
-      stopGracePeriodSeconds: 1,
-      restarts: 0,
-      nodeName: "n1",
-    },
+const instance = (status: Instance["status"]): Instance =>
+  instanceFixture("web-0", {
+    node: "n1",
+    uid: "u1",
+    resources: { cpuMillis: 500, memoryBytes: 128 * MiB, pids: 64 },
     ...(status ? { status } : {}),
-  };
-}
+  });
 
 // Cast: fields other messages may add later are not needed here.
 function report(over: Partial<InstanceStatus__Output>): InstanceStatus__Output {

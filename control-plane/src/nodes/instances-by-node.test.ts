@@ -5,29 +5,13 @@ import { MemoryStore } from "../store/memory-store";
 import { Keys } from "../store/store";
 import { Repository } from "../resources/repository";
 import { Informer } from "../controllers/informer";
+import { instanceFixture } from "../grpc/bound-instance.fixture";
 import { InstancesByNode } from "./instances-by-node";
 
 const logger = pino({ level: "silent" });
 
-function inst(name: string, nodeName?: string): Instance {
-  return {
-    apiVersion: "grove/v1",
-    kind: "Instance",
-    metadata: { name, namespace: "default" },
-    spec: {
-      app: "web",
-      appUid: "a1",
-      index: 0,
-      rootfs: "busybox",
-      command: ["sleep", "1"],
-      resources: { cpuMillis: 100, memoryBytes: 2 ** 20, pids: 16 },
-      restartPolicy: "Always",
-      stopGracePeriodSeconds: 1,
-      restarts: 0,
-      ...(nodeName ? { nodeName } : {}),
-    },
-  } as Instance;
-}
+const inst = (name: string, node?: string): Instance =>
+  instanceFixture(name, { uid: null, ...(node !== undefined ? { node } : {}) });
 
 const names = (is: Instance[]) => is.map((i) => i.metadata.name).sort();
 const settle = () => new Promise((r) => setTimeout(r, 10));
