@@ -16,6 +16,7 @@ import {
 import type { HostPortRange } from "../scheduler";
 import type { Admission } from "../namespaces/admission";
 import { collectionPrefix, isKind, type Repository, type ResourceOf } from "../resources/repository";
+import { cachedListJson } from "./cached-list-json";
 import { decodeContinue, encodeContinue } from "./continue-token";
 import { DEFAULT_WATCH_BOOKMARK_MS, streamWatch, type WatchRegistry } from "./watch-stream";
 import { matchesLabels, parseLabelSelector } from "./label-selector";
@@ -192,6 +193,16 @@ export function registerResourceRoutes<K extends Kind>(
       // with ?resourceVersion= from this replica's cache while it is fresh and that far.
       const cached =
         q.resourceVersion !== undefined ? listFromCache(ctx.listCaches?.[kind], ns, q.resourceVersion) : undefined;
+      if (cached !== undefined && opts.decorate === undefined) {
+        const envelope = {
+          apiVersion: API_VERSION,
+          kind: `${kind}List`,
+          metadata: { resourceVersion: cached.resourceVersion },
+        };
+        const items = (cached.items as ResourceOf<K>[]).filter(match);
+        const json = cachedListJson(reply, kind, envelope, items);
+        if (json !== undefined) return reply.type("application/json; charset=utf-8").send(json);
+      }
       const list = cached ?? (await ctx.repo.list(kind, ns));
       return {
         apiVersion: API_VERSION,
