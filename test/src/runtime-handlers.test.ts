@@ -108,6 +108,14 @@ describe("runtime handlers: Apps under runtimeClass runc and grove-runtime next 
       env,
     );
     expect({ code: ex.code, ip: ex.stdout.includes(`|-- ${s.ip}\n`) }).toEqual({ code: 7, ip: true });
+    // ... and the init's cgroups, in every hierarchy (runc puts the init in blkio, cpuset, ...
+    // too): read by one process, through one cgroup namespace.
+    const cg = await runCli(
+      ["exec", `${name}/0`, "--", "sh", "-c", "cat /proc/1/cgroup; echo ---; cat /proc/self/cgroup"],
+      env,
+    );
+    const [init, self] = cg.stdout.split("---\n");
+    expect({ code: cg.code, self }).toEqual({ code: 0, self: init });
     // The init runs under a seccomp filter (the bundle's profile for a handler: Grove's default
     // one), and Docker's profile refuses unshare(CLONE_NEWUSER) without CAP_SYS_ADMIN.
     const status = fs.readFileSync(`/proc/${s.pid}/status`, "utf8");

@@ -19,7 +19,7 @@
  *           container's init (a pidfd, its /proc/<pid>/cgroup) and opens its
  *           namespaces; forks
  *   join    moves itself into the container's cgroups (every v1 hierarchy the
- *           runtime uses, or the v2 cgroup), setns()es into every namespace of
+ *           init is in at /<parent>/<id>, or the v2 cgroup), setns()es into every namespace of
  *           the init that differs from ours (ipc, uts, net, pid, cgroup, time,
  *           mnt, then user), clones the process as the helper's child
  *           (CLONE_PARENT) and exits
@@ -275,6 +275,55 @@ parse_config (char *buf, size_t len, grove_error_t *err)
 
 /* ---- the container's init ------------------------------------------------- */
 
+/* The extra v1 hierarchies (grove_cgroup_v1_extra, as bits) the init is in at
+ * /<parent>/<id>: a runtime handler's (runc puts it in every hierarchy) or the
+ * ones its bundle joined; join_main joins the same. */
+static unsigned init_v1_extras;
+
+static int
+controller_listed (const char *list, size_t len, const char *name)
+{
+  size_t n = strlen (name);
+  for (const char *p = list; p < list + len;)
+    {
+      const char *comma = memchr (p, ',', (size_t) (list + len - p));
+      size_t l = comma ? (size_t) (comma - p) : (size_t) (list + len - p);
+      if (l == n && memcmp (p, name, n) == 0)
+        return 1;
+      p += l + 1;
+    }
+  return 0;
+}
+
+/* text: /proc/<pid>/cgroup, lines "ID:CONTROLLERS:PATH"; at: "/<parent>/<id>". */
+static unsigned
+v1_extras_at (const char *text, const char *at)
+{
+  unsigned bits = 0;
+  for (const char *line = text; *line != '\0';)
+    {
+      const char *end = strchr (line, '\n');
+      size_t len = end ? (size_t) (end - line) : strlen (line);
+      const char *c1 = memchr (line, ':', len);
+      const char *c2 = c1 ? memchr (c1 + 1, ':', len - (size_t) (c1 + 1 - line)) : NULL;
+      if (c2 != NULL && (size_t) (line + len - (c2 + 1)) == strlen (at) && memcmp (c2 + 1, at, strlen (at)) == 0)
+        {
+          const char *list = c1 + 1;
+          size_t llen = (size_t) (c2 - list);
+          for (size_t i = 0; i < GROVE_CGROUP_V1_NEXTRA; i++)
+            {
+              const char *name = grove_cgroup_v1_extra[i];
+              if (strcmp (name, "unified") == 0 ? llen == 0
+                  : strcmp (name, "systemd") == 0 ? controller_listed (list, llen, "name=systemd")
+                                                   : controller_listed (list, llen, name))
+                bits |= 1u << i;
+            }
+        }
+      line += len + (end ? 1 : 0);
+    }
+  return bits;
+}
+
 /* Opens the init's namespaces that differ from ours (ns_fds[i] = -1 when the
  * same), after checking that pid is the container's init: it must be in the
  * container's cgroup and still alive (its pidfd) once everything is open. */
@@ -313,6 +362,11 @@ open_container (int ns_fds[N_NS], grove_error_t *err)
   if (!found)
     return grove_error_set (err, ESRCH, "container %s: pid %d is not its init (not in its cgroup)", cfg.id,
                             (int) cfg.pid);
+  if (strcmp (cfg.cg_mode, "v2") != 0)
+    {
+      want[strlen (want) - 1] = '\0';
+      init_v1_extras = v1_extras_at (text, want);
+    }
   for (size_t i = 0; i < N_NS; i++)
     {
       struct stat theirs, ours;
@@ -548,6 +602,7 @@ join_main (int ns_fds[N_NS], char **candidates, struct sock_fprog *filter)
   cg.root = cfg.cg_root;
   cg.parent = cfg.cg_parent;
   cg.id = cfg.id;
+  cg.v1_join = init_v1_extras;
   if (grove_cgroup_ops_for (cg.mode)->enter (&cg, getpid (), &err) < 0)
     stage_fail (0, "exec: join the cgroup of %s: %s", cfg.id, err.msg);
   for (size_t i = 0; i < N_NS; i++)
