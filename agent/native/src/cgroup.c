@@ -250,6 +250,41 @@ grove_cgroup_v1_extras_mounted (const char *root)
   return bits;
 }
 
+int
+grove_cgroup_of (const char *text, const char *controller, char *out, size_t cap)
+{
+  size_t want = controller != NULL ? strlen (controller) : 0;
+  for (const char *line = text; *line != '\0';)
+    {
+      const char *end = strchr (line, '\n');
+      const char *c1, *c2 = NULL;
+      int match = 0;
+      if (end == NULL)
+        end = line + strlen (line);
+      c1 = memchr (line, ':', (size_t) (end - line));
+      if (c1 != NULL)
+        c2 = memchr (c1 + 1, ':', (size_t) (end - c1 - 1));
+      if (c2 != NULL && controller == NULL)
+        match = c1 - line == 1 && line[0] == '0' && c2 == c1 + 1;
+      else if (c2 != NULL)
+        for (const char *p = c1 + 1; !match && p < c2;)
+          {
+            const char *q = memchr (p, ',', (size_t) (c2 - p));
+            if (q == NULL)
+              q = c2;
+            match = (size_t) (q - p) == want && memcmp (p, controller, want) == 0;
+            p = q + 1;
+          }
+      if (match)
+        {
+          snprintf (out, cap, "%.*s", (int) (end - c2 - 1), c2 + 1);
+          return 0;
+        }
+      line = *end != '\0' ? end + 1 : end;
+    }
+  return -1;
+}
+
 static int
 v1_mkdirs (const grove_cgroup_t *cg, const char *controller, char **out, grove_error_t *err)
 {

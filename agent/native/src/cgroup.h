@@ -60,6 +60,11 @@ extern const char *const grove_cgroup_v1_extra[GROVE_CGROUP_V1_NEXTRA];
 /* The GROVE_CGROUP_V1_* bits of the extra hierarchies mounted under root. */
 unsigned grove_cgroup_v1_extras_mounted (const char *root);
 
+/* From `text`, a /proc/<pid>/cgroup, the process's cgroup in the hierarchy of
+ * `controller` ("memory", "name=systemd"; NULL: the v2 one, "0::") into out,
+ * as written there (with its leading "/"). 0, or -1 when there is none. */
+int grove_cgroup_of (const char *text, const char *controller, char *out, size_t cap);
+
 /* A device rule in the v1 devices.allow syntax, "c 1:3 rwm" (type a, c or b;
  * "*" for any major or minor; access of r, w, m), allowing or denying. */
 typedef struct grove_device_rule_s

@@ -280,46 +280,20 @@ parse_config (char *buf, size_t len, grove_error_t *err)
  * ones its bundle joined; join_main joins the same. */
 static unsigned init_v1_extras;
 
-static int
-controller_listed (const char *list, size_t len, const char *name)
-{
-  size_t n = strlen (name);
-  for (const char *p = list; p < list + len;)
-    {
-      const char *comma = memchr (p, ',', (size_t) (list + len - p));
-      size_t l = comma ? (size_t) (comma - p) : (size_t) (list + len - p);
-      if (l == n && memcmp (p, name, n) == 0)
-        return 1;
-      p += l + 1;
-    }
-  return 0;
-}
-
-/* text: /proc/<pid>/cgroup, lines "ID:CONTROLLERS:PATH"; at: "/<parent>/<id>". */
+/* text: /proc/<pid>/cgroup; at: "/<parent>/<id>". */
 static unsigned
 v1_extras_at (const char *text, const char *at)
 {
   unsigned bits = 0;
-  for (const char *line = text; *line != '\0';)
+  char path[4096];
+  for (size_t i = 0; i < GROVE_CGROUP_V1_NEXTRA; i++)
     {
-      const char *end = strchr (line, '\n');
-      size_t len = end ? (size_t) (end - line) : strlen (line);
-      const char *c1 = memchr (line, ':', len);
-      const char *c2 = c1 ? memchr (c1 + 1, ':', len - (size_t) (c1 + 1 - line)) : NULL;
-      if (c2 != NULL && (size_t) (line + len - (c2 + 1)) == strlen (at) && memcmp (c2 + 1, at, strlen (at)) == 0)
-        {
-          const char *list = c1 + 1;
-          size_t llen = (size_t) (c2 - list);
-          for (size_t i = 0; i < GROVE_CGROUP_V1_NEXTRA; i++)
-            {
-              const char *name = grove_cgroup_v1_extra[i];
-              if (strcmp (name, "unified") == 0 ? llen == 0
-                  : strcmp (name, "systemd") == 0 ? controller_listed (list, llen, "name=systemd")
-                                                   : controller_listed (list, llen, name))
-                bits |= 1u << i;
-            }
-        }
-      line += len + (end ? 1 : 0);
+      const char *name = grove_cgroup_v1_extra[i];
+      const char *controller = strcmp (name, "unified") == 0   ? NULL
+                               : strcmp (name, "systemd") == 0 ? "name=systemd"
+                                                               : name;
+      if (grove_cgroup_of (text, controller, path, sizeof (path)) == 0 && strcmp (path, at) == 0)
+        bits |= 1u << i;
     }
   return bits;
 }

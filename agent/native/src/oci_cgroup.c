@@ -19,25 +19,13 @@ static int
 own_cgroup (const char *controller, char *out, size_t cap, grove_error_t *err)
 {
   cleanup_free char *text = NULL;
+  char path[4096];
   if (grove_read_file ("/proc/self/cgroup", &text, err) < 0)
     return -1;
-  for (char *line = strtok (text, "\n"); line != NULL; line = strtok (NULL, "\n"))
+  if (grove_cgroup_of (text, controller, path, sizeof (path)) == 0)
     {
-      char *c1 = strchr (line, ':'), *c2 = c1 != NULL ? strchr (c1 + 1, ':') : NULL;
-      int match = 0;
-      if (c2 == NULL)
-        continue;
-      *c2 = '\0';
-      if (controller == NULL)
-        match = strcmp (line, "0") == 0 && c1 + 1 == c2;
-      else
-        for (char *list = c1 + 1, *tok; !match && (tok = strsep (&list, ",")) != NULL;)
-          match = strcmp (tok, controller) == 0;
-      if (match)
-        {
-          snprintf (out, cap, "%s", c2 + 1 + (c2[1] == '/'));
-          return 0;
-        }
+      snprintf (out, cap, "%s", path + (path[0] == '/'));
+      return 0;
     }
   return grove_error_set (err, ENOENT, "linux.cgroupsPath: this process has no %s cgroup in /proc/self/cgroup",
                           controller != NULL ? controller : "v2");
