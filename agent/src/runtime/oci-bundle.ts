@@ -9,8 +9,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { RuntimeError } from "./errors";
 import { mountinfoOnce, readMountinfoSync } from "../mountinfo";
+import { RuntimeError } from "./errors";
 import { sourceMountFlags } from "./mount-flags";
 import { capabilitySet, defaultNofile, RLIMITS, resolveUser } from "./security";
 import { envList } from "./spec-to-shim";
@@ -110,8 +110,10 @@ function hasSwapAccounting(at: BundlePlacement): boolean {
   return at.mode === "v1" && fs.existsSync(path.join(at.root, "memory", "memory.memsw.limit_in_bytes"));
 }
 
-/** The OCI runtime configuration (config.json) of a validated spec. */
-/** `readMountinfo`: the mount table's reader (read at most once, only for read-only volumes). */
+/**
+ * The OCI runtime configuration (config.json) of a validated spec. `readMountinfo`: the mount
+ * table's reader (read at most once, only for read-only volumes).
+ */
 export function ociConfig(
   spec: ContainerSpec,
   at: BundlePlacement,

@@ -193,23 +193,18 @@ export function registerResourceRoutes<K extends Kind>(
       // with ?resourceVersion= from this replica's cache while it is fresh and that far.
       const cached =
         q.resourceVersion !== undefined ? listFromCache(ctx.listCaches?.[kind], ns, q.resourceVersion) : undefined;
-      if (cached !== undefined && opts.decorate === undefined) {
-        const envelope = {
-          apiVersion: API_VERSION,
-          kind: `${kind}List`,
-          metadata: { resourceVersion: cached.resourceVersion },
-        };
-        const items = (cached.items as ResourceOf<K>[]).filter(match);
-        const json = cachedListJson(reply, kind, envelope, items);
-        if (json !== undefined) return reply.type("application/json; charset=utf-8").send(json);
-      }
       const list = cached ?? (await ctx.repo.list(kind, ns));
-      return {
+      const head = {
         apiVersion: API_VERSION,
         kind: `${kind}List`,
         metadata: { resourceVersion: list.resourceVersion },
-        items: await decorate((list.items as ResourceOf<K>[]).filter(match)),
       };
+      const items = (list.items as ResourceOf<K>[]).filter(match);
+      if (cached !== undefined && opts.decorate === undefined) {
+        const json = cachedListJson(reply, kind, head, items);
+        if (json !== undefined) return reply.type("application/json; charset=utf-8").send(json);
+      }
+      return { ...head, items: await decorate(items) };
     }
     return listPage(req, ns, q, selector.length > 0 ? match : undefined);
   };
